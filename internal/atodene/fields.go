@@ -1,0 +1,203 @@
+package atodene
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FieldError says that one request element breaks ATODENE's field rules (API.md §3.1).
+// Field is the element's local name, the same name ATODENE reports as errorPoint.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// fieldKind is how a value must be shaped, beyond its length.
+type fieldKind int
+
+const (
+	kindText    fieldKind = iota // any printable text
+	kindKana                     // full-width katakana and spaces
+	kindZip                      // 123-4567 or 1234567
+	kindTel                      // digits and hyphens, 10 or 11 digits
+	kindEmail                    // local@domain
+	kindAmount                   // integer, 0..999999
+	kindPrice                    // integer, -999999..999999 (discount lines are negative)
+	kindCount                    // integer, 1..99999
+	kindDate                     // yyyy/MM/dd
+	kindOrderID                  // 1-20 of [A-Za-z0-9_-]
+	kindService                  // 2 (separate) or 3 (enclosed)
+	kindExpand1                  // empty, 00, 01 or 02
+	kindCarrier                  // two digits
+	kindSlipNo                   // 5-20 of digits and '-'
+	kindTxID                     // digits
+)
+
+type fieldRule struct {
+	max      int // in characters; 0 = no length rule beyond the kind's
+	required bool
+	kind     fieldKind
+}
+
+// fieldRules are the limits the public clients enforce (API.md §3.1, §3.3). The sandbox checks the
+// same table, so the client refuses locally what the service would refuse remotely.
+var fieldRules = map[string]fieldRule{
+	"shopOrderId":         {max: 20, required: true, kind: kindOrderID},
+	"shopOrderDate":       {max: 10, required: true, kind: kindDate},
+	"name":                {max: 21, required: true},
+	"kanaName":            {max: 25, required: true, kind: kindKana},
+	"zip":                 {max: 8, required: true, kind: kindZip},
+	"address":             {max: 55, required: true},
+	"companyName":         {max: 30},
+	"sectionName":         {max: 30},
+	"tel":                 {max: 15, required: true, kind: kindTel},
+	"email":               {max: 100, required: true, kind: kindEmail},
+	"billedAmount":        {max: 6, required: true, kind: kindAmount},
+	"expand1":             {max: 2, kind: kindExpand1},
+	"service":             {max: 2, required: true, kind: kindService},
+	"shipName":            {max: 21, required: true},
+	"shipKananame":        {max: 25, required: true, kind: kindKana},
+	"shipZip":             {max: 8, required: true, kind: kindZip},
+	"shipAddress":         {max: 55, required: true},
+	"shipCompanyName":     {max: 30},
+	"shipSectionName":     {max: 30},
+	"shipTel":             {max: 15, required: true, kind: kindTel},
+	"goods":               {max: 150, required: true},
+	"goodsPrice":          {max: 7, required: true, kind: kindPrice},
+	"goodsAmount":         {max: 5, required: true, kind: kindCount},
+	"httpHeader":          {max: 1000},
+	"deviceInfo":          {max: 1000},
+	"transactionId":       {max: 20, required: true, kind: kindTxID},
+	"deliveryCompanyCode": {max: 2, required: true, kind: kindCarrier},
+	"deliverySlipNo":      {max: 20, required: true, kind: kindSlipNo},
+	"invoiceDate":         {max: 10, kind: kindDate},
+}
+
+var (
+	zipPattern     = regexp.MustCompile(`^(?:[0-9]{3}-[0-9]{4}|[0-9]{7})$`)
+	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`)
+	slipPattern    = regexp.MustCompile(`^[0-9-]{5,20}$`)
+	digitsPattern  = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// CheckField reports whether value is acceptable for the request element named field, using the
+// rules of API.md §3.1 and §3.3. It returns a *FieldError naming the field, or nil. Fields it does
+// not know are accepted.
+func CheckField(field, value string) error {
+	rule, ok := fieldRules[field]
+	if !ok {
+		return nil
+	}
+	if reason := rule.check(value); reason != "" {
+		return &FieldError{Field: field, Reason: reason}
+	}
+	return nil
+}
+
+func (r fieldRule) check(v string) string {
+	if v == "" {
+		if r.required {
+			return "is required"
+		}
+		return ""
+	}
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8"
+	}
+	if n := utf8.RuneCountInString(v); r.max > 0 && n > r.max {
+		return fmt.Sprintf("is %d characters, more than the limit of %d", n, r.max)
+	}
+	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return "contains a control character"
+	}
+	return r.kind.check(v)
+}
+
+func (k fieldKind) check(v string) string {
+	switch k {
+	case kindKana:
+		if strings.IndexFunc(v, func(r rune) bool { return !isKana(r) }) >= 0 {
+			return "must be full-width katakana"
+		}
+	case kindZip:
+		if !zipPattern.MatchString(v) {
+			return "must be 7 digits, written 1234567 or 123-4567"
+		}
+	case kindTel:
+		if strings.Trim(v, "0123456789-") != "" {
+			return "must be digits and hyphens"
+		}
+		if d := len(strings.ReplaceAll(v, "-", "")); d < 10 || d > 11 {
+			return "must have 10 or 11 digits"
+		}
+	case kindEmail:
+		local, domain, ok := strings.Cut(v, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(v, " \u3000") || strings.Contains(domain, "@") {
+			return "is not an e-mail address"
+		}
+	case kindAmount:
+		return checkInt(v, 0, 999999)
+	case kindPrice:
+		return checkInt(v, -999999, 999999)
+	case kindCount:
+		return checkInt(v, 1, 99999)
+	case kindDate:
+		if _, err := time.Parse("2006/01/02", v); err != nil {
+			return "must be a date written yyyy/MM/dd"
+		}
+	case kindOrderID:
+		if !orderIDPattern.MatchString(v) {
+			return "must be 1-20 of A-Z, a-z, 0-9, '_' and '-'"
+		}
+	case kindService:
+		if v != ServiceSeparate && v != ServiceEnclosed {
+			return "must be 2 (separate) or 3 (enclosed)"
+		}
+	case kindExpand1:
+		if v != "00" && v != "01" && v != "02" {
+			return "must be 00, 01 or 02"
+		}
+	case kindCarrier:
+		if len(v) != 2 || !digitsPattern.MatchString(v) {
+			return "must be a two-digit carrier code"
+		}
+	case kindSlipNo:
+		if !slipPattern.MatchString(v) {
+			return "must be 5-20 of digits and '-'"
+		}
+	case kindTxID:
+		if !digitsPattern.MatchString(v) {
+			return "must be digits"
+		}
+	}
+	return ""
+}
+
+func checkInt(v string, lo, hi int64) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return "must be an integer"
+	}
+	if n < lo || n > hi {
+		return fmt.Sprintf("must be between %d and %d", lo, hi)
+	}
+	return ""
+}
+
+// isKana accepts full-width katakana (including the prolonged sound mark and middle dot) and spaces.
+func isKana(r rune) bool {
+	return (r >= '\u30A1' && r <= '\u30FC') || r == ' ' || r == '\u3000'
+}
+
+// Invoice delivery (the customer/service element).
+const (
+	ServiceSeparate = "2" // 別送: ATODENE mails the invoice
+	ServiceEnclosed = "3" // 同梱: the shop encloses it with the goods
+)
