@@ -1,0 +1,238 @@
+// Package atodene is a client for ATODENE's XML-over-HTTP merchant API (取引登録, 与信審査結果取得,
+// 出荷報告, 取引変更・取消, 請求書印字データ取得), as described in shared/atodene/API.md.
+//
+// Each operation takes a context and typed values, and returns typed results or one of the typed
+// errors of errors.go, which say what the caller may do next: retry safely (NotSentError), treat
+// the outcome as unknown (OutcomeUnknownError, StatusError, MalformedResponseError), act on the
+// provider's refusal (RejectedError), or fix the data (InvalidRequestError).
+//
+// The client retries on its own only where a retry cannot cause a second effect: read-only
+// operations (getauthori.do, getinvoicedata.do) on any transport failure, and every operation
+// when the request provably never reached the server. Credentials never appear in errors or logs.
+package atodene
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
+)
+
+// Operation names, as the path of each endpoint.
+const (
+	opRegister = "transaction.do"
+	opAuthori  = "getauthori.do"
+	opShipment = "shippingrequest.do"
+	opModify   = "modifytransaction.do"
+	opInvoice  = "getinvoicedata.do"
+)
+
+// Credentials identify a merchant (linkInfo). Their String method masks the password.
+type Credentials struct {
+	ShopCode     string // 加盟店コード
+	LinkID       string // 接続先特定ID; default "original00"
+	LinkPassword string // 連携パスワード
+}
+
+// String prints the credentials with the password masked.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{ShopCode:%s LinkID:%s LinkPassword:****}", c.ShopCode, c.LinkID)
+}
+
+// DefaultLinkID is the connection ID every known client sends.
+const DefaultLinkID = "original00"
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is the API root, e.g. https://www.manage.atodene.jp/api/. Required; it must not
+	// carry credentials.
+	BaseURL string
+	// Credentials are the merchant's linkInfo. ShopCode and LinkPassword are required.
+	Credentials Credentials
+	// HTTPClient sends the requests. Default: a new http.Client with no overall timeout (the
+	// per-attempt Timeout applies).
+	HTTPClient *http.Client
+	// Timeout bounds one attempt: sending the request and reading the answer. Default 30s.
+	Timeout time.Duration
+	// MaxResponseBytes limits the size of a response body. Default 1 MiB.
+	MaxResponseBytes int64
+	// MaxRetries is how many times a retry-safe failure is retried. Default 2; negative disables.
+	MaxRetries int
+	// RetryInterval is the first wait between attempts, doubling up to 2s. Default 200ms.
+	RetryInterval time.Duration
+	// Logger receives debug lines about retries. Default: no logging.
+	Logger *zap.Logger
+	// Observe, if set, is called after every attempt with the operation, its duration and its
+	// error (nil on success, a *RejectedError on NG), e.g. to record metrics.
+	Observe func(op string, d time.Duration, err error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Credentials.LinkID == "" {
+		c.Credentials.LinkID = DefaultLinkID
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 1 << 20
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 2
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("atodene: base URL %q is not an absolute http(s) URL", c.BaseURL)
+	}
+	if u.User != nil {
+		return fmt.Errorf("atodene: base URL must not carry credentials")
+	}
+	if c.Credentials.ShopCode == "" {
+		return fmt.Errorf("atodene: credentials: shop code is required")
+	}
+	if c.Credentials.LinkPassword == "" {
+		return fmt.Errorf("atodene: credentials: link password is required")
+	}
+	return nil
+}
+
+// Client calls ATODENE for one merchant. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base string
+}
+
+// New returns a client, or an error naming the configuration field at fault.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/") + "/"}, nil
+}
+
+func (c *Client) linkInfo() linkInfoXML {
+	return linkInfoXML{
+		ShopCode:     c.cfg.Credentials.ShopCode,
+		LinkID:       c.cfg.Credentials.LinkID,
+		LinkPassword: c.cfg.Credentials.LinkPassword,
+	}
+}
+
+// readOnly operations may be retried after any transport failure: repeating them changes nothing.
+// getinvoicedata.do fixes the payment deadline on its first call; later calls return the same data.
+func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
+
+// call sends one request document and returns the parsed answer. A result NG becomes a
+// *RejectedError. Retries follow the rules of the package comment; cancelling ctx stops them.
+func (c *Client) call(ctx context.Context, op string, req any) (*responseXML, error) {
+	body, err := encodeRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("atodene: %s: encoding request: %w", op, err)
+	}
+	var policy backoff.BackOff = &backoff.StopBackOff{}
+	if c.cfg.MaxRetries > 0 {
+		exp := backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(c.cfg.RetryInterval),
+			backoff.WithMaxInterval(2*time.Second),
+			backoff.WithMaxElapsedTime(0),
+		)
+		policy = backoff.WithMaxRetries(exp, uint64(c.cfg.MaxRetries))
+	}
+	attempt := 0
+	return backoff.RetryNotifyWithData(func() (*responseXML, error) {
+		attempt++
+		resp, err := c.attempt(ctx, op, body)
+		switch {
+		case err == nil:
+			return resp, nil
+		case ctx.Err() != nil, !IsRetrySafe(err) && !(readOnly(op) && OutcomeUnknown(err)):
+			return resp, backoff.Permanent(err)
+		}
+		return nil, err
+	}, backoff.WithContext(policy, ctx), func(err error, wait time.Duration) {
+		c.cfg.Logger.Debug("atodene: retrying", zap.String("op", op), zap.Int("attempt", attempt),
+			zap.Duration("wait", wait), zap.Error(err))
+	})
+}
+
+func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {
+	start := time.Now()
+	defer func() {
+		if c.cfg.Observe != nil {
+			c.cfg.Observe(op, time.Since(start), err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+
+	var written atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+op, bytes.NewReader(body))
+	if err != nil {
+		return nil, &NotSentError{Op: op, Err: err}
+	}
+	req.Header.Set("Content-Type", "application/xml; charset=UTF-8")
+	httpResp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		err = withoutURL(err)
+		if !written.Load() {
+			return nil, &NotSentError{Op: op, Err: err}
+		}
+		return nil, &OutcomeUnknownError{Op: op, Err: err}
+	}
+	defer httpResp.Body.Close()
+	if httpResp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(httpResp.Body, 64<<10)) // lets the connection be reused
+		return nil, &StatusError{Op: op, StatusCode: httpResp.StatusCode}
+	}
+	data, err := io.ReadAll(io.LimitReader(httpResp.Body, c.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, &OutcomeUnknownError{Op: op, Err: fmt.Errorf("reading response: %w", err)}
+	}
+	if int64(len(data)) > c.cfg.MaxResponseBytes {
+		return nil, &MalformedResponseError{Op: op, Reason: fmt.Sprintf("body larger than %d bytes", c.cfg.MaxResponseBytes)}
+	}
+	r, err := parseResponse(data)
+	if err != nil {
+		return nil, &MalformedResponseError{Op: op, Reason: err.Error()}
+	}
+	if !r.ok() {
+		return r, &RejectedError{Op: op, Errors: r.providerErrors()}
+	}
+	return r, nil
+}
+
+// withoutURL drops the *url.Error wrapper, whose message repeats the request URL.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

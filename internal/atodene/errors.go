@@ -1,0 +1,146 @@
+package atodene
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error codes that ATODENE (or the sandbox, for er000101) returns and callers act on.
+const (
+	CodeAlreadyCancelled  = "er000033" // the transaction is cancelled; a cancel of it counts as done
+	CodeAlreadyRegistered = "er000101" // the shopOrderId has a live transaction (sandbox code)
+)
+
+// Sentinel errors matched by errors.Is against a *RejectedError.
+var (
+	// ErrAlreadyCancelled matches a rejection carrying er000033.
+	ErrAlreadyCancelled = errors.New("atodene: transaction already cancelled (" + CodeAlreadyCancelled + ")")
+	// ErrAlreadyRegistered matches a rejection carrying er000101: the order is already registered.
+	ErrAlreadyRegistered = errors.New("atodene: order already registered (" + CodeAlreadyRegistered + ")")
+)
+
+// NotSentError means the request provably never reached ATODENE (it was not completely written):
+// nothing was processed, and sending it again is safe.
+type NotSentError struct {
+	Op  string
+	Err error
+}
+
+func (e *NotSentError) Error() string {
+	return fmt.Sprintf("atodene: %s: request not sent: %v", e.Op, e.Err)
+}
+func (e *NotSentError) Unwrap() error { return e.Err }
+
+// OutcomeUnknownError means the request was sent but no answer came back (a timeout or a broken
+// connection after the request was written). ATODENE may or may not have processed it.
+type OutcomeUnknownError struct {
+	Op  string
+	Err error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("atodene: %s: request sent, outcome unknown: %v", e.Op, e.Err)
+}
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// StatusError means ATODENE answered with an HTTP status other than 200. Business errors come as
+// 200 with result NG, so this is a server or gateway failure; whether the request was processed
+// is unknown.
+type StatusError struct {
+	Op         string
+	StatusCode int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("atodene: %s: HTTP status %d", e.Op, e.StatusCode)
+}
+
+// MalformedResponseError means the answer could not be read as a valid response for the operation
+// (not XML, wrong root, missing result, an NG without errors, a body over the size limit, an echo
+// that does not match). The request was sent, so its outcome is unknown.
+type MalformedResponseError struct {
+	Op     string
+	Reason string
+}
+
+func (e *MalformedResponseError) Error() string {
+	return fmt.Sprintf("atodene: %s: malformed response: %s", e.Op, e.Reason)
+}
+
+// ProviderError is one entry of a response's errors block.
+type ProviderError struct {
+	Point   string `json:"point"`   // errorPoint: the request element at fault
+	Code    string `json:"code"`    // errorCode
+	Message string `json:"message"` // errorMessage, Japanese text
+}
+
+// RejectedError means ATODENE processed the request and refused it (result NG). Errors holds every
+// error of the response, in order. Nothing changed on ATODENE's side; sending the same request again
+// would be refused again.
+type RejectedError struct {
+	Op     string
+	Errors []ProviderError
+}
+
+func (e *RejectedError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, pe := range e.Errors {
+		parts[i] = fmt.Sprintf("%s %s: %s", pe.Point, pe.Code, pe.Message)
+	}
+	return fmt.Sprintf("atodene: %s: rejected: %s", e.Op, strings.Join(parts, "; "))
+}
+
+// HasCode reports whether any error of the rejection carries code.
+func (e *RejectedError) HasCode(code string) bool {
+	for _, pe := range e.Errors {
+		if pe.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Is matches ErrAlreadyCancelled and ErrAlreadyRegistered by error code.
+func (e *RejectedError) Is(target error) bool {
+	switch target {
+	case ErrAlreadyCancelled:
+		return e.HasCode(CodeAlreadyCancelled)
+	case ErrAlreadyRegistered:
+		return e.HasCode(CodeAlreadyRegistered)
+	}
+	return false
+}
+
+// InvalidRequestError means the request broke ATODENE's field rules and was not sent. Fields lists
+// every problem, each naming its element.
+type InvalidRequestError struct {
+	Op     string
+	Fields []FieldError
+}
+
+func (e *InvalidRequestError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Error()
+	}
+	return fmt.Sprintf("atodene: %s: invalid request: %s", e.Op, strings.Join(parts, "; "))
+}
+
+// IsRetrySafe reports whether err proves the request never reached ATODENE, so that sending it
+// again cannot cause a second effect.
+func IsRetrySafe(err error) bool {
+	var ns *NotSentError
+	return errors.As(err, &ns)
+}
+
+// OutcomeUnknown reports whether err leaves open whether ATODENE processed the request: it was
+// sent, but no valid answer came back (no answer, an HTTP error status, or a malformed answer).
+func OutcomeUnknown(err error) bool {
+	var (
+		ou *OutcomeUnknownError
+		se *StatusError
+		me *MalformedResponseError
+	)
+	return errors.As(err, &ou) || errors.As(err, &se) || errors.As(err, &me)
+}
