@@ -1,0 +1,224 @@
+package atodene
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func sumDetails(lines []Detail) int64 {
+	var s int64
+	for _, l := range lines {
+		s += l.Price * l.Amount
+	}
+	return s
+}
+
+func TestBuildDetails(t *testing.T) {
+	items := func(n int) []Item {
+		out := make([]Item, n)
+		for i := range out {
+			out[i] = Item{Name: "item", UnitPrice: int64(100 + i), Quantity: int64(1 + i%3)}
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		order     Order
+		wantLines int
+		wantLast  Detail
+	}{
+		{"one item only", Order{Items: items(1), BilledAmount: 100}, 1, Detail{"item", 100, 1}},
+		{"shipping and fee", Order{Items: items(1), ShippingFee: 550, Fee: 205, BilledAmount: 855}, 3, Detail{LabelFee, 205, 1}},
+		{"discount", Order{Items: items(1), Discount: 30, BilledAmount: 70}, 2, Detail{LabelDiscount, -30, 1}},
+		{"balance without discount", Order{Items: items(1), BilledAmount: 120}, 2, Detail{LabelDiscount, 20, 1}},
+		{"twelve items stay", Order{Items: items(12), BilledAmount: sumDetails(BuildDetails(Order{Items: items(12)}))}, 12, Detail{"item", 111, 3}},
+		{"thirteen items roll up", Order{Items: items(13), ShippingFee: 1, Fee: 1, Discount: 1}, 0, Detail{}},
+		{"fifty items", Order{Items: items(50), ShippingFee: 500, Fee: 205, Discount: 300}, 0, Detail{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.order
+			if o.BilledAmount == 0 {
+				for _, it := range o.Items {
+					o.BilledAmount += it.UnitPrice * it.Quantity
+				}
+				o.BilledAmount += o.ShippingFee + o.Fee - o.Discount
+			}
+			lines := BuildDetails(o)
+			if got := sumDetails(lines); got != o.BilledAmount {
+				t.Errorf("Σ lines = %d, want billed amount %d", got, o.BilledAmount)
+			}
+			if len(lines) > 15 {
+				t.Errorf("%d lines, more than 15", len(lines))
+			}
+			if tt.wantLines > 0 {
+				if len(lines) != tt.wantLines {
+					t.Fatalf("%d lines, want %d: %v", len(lines), tt.wantLines, lines)
+				}
+				if last := lines[len(lines)-1]; last != tt.wantLast {
+					t.Errorf("last line %v, want %v", last, tt.wantLast)
+				}
+			}
+			if len(o.Items) > 12 {
+				if lines[11].Goods != LabelOtherItems || lines[11].Amount != 1 {
+					t.Errorf("line 12 = %v, want the %s roll-up", lines[11], LabelOtherItems)
+				}
+				if len(lines) != 15 {
+					t.Errorf("%d lines, want 12 products + shipping + fee + discount = 15", len(lines))
+				}
+			}
+		})
+	}
+}
+
+// FuzzBuildDetails proves the line builder's invariants for any order: Σ(price × amount) equals
+// the billed amount, at most 15 lines, at most 12 of them products.
+func FuzzBuildDetails(f *testing.F) {
+	f.Add(uint8(1), int64(1200), int64(2), int64(550), int64(205), int64(0), int64(0))
+	f.Add(uint8(30), int64(999), int64(7), int64(0), int64(0), int64(500), int64(13))
+	f.Add(uint8(13), int64(-50), int64(1), int64(10), int64(-5), int64(0), int64(-999))
+	f.Fuzz(func(t *testing.T, n uint8, price, qty, shipping, fee, discount, extra int64) {
+		const lim = 1 << 20 // keeps products of fuzzed values far from overflow
+		if n == 0 || abs(price) > lim || abs(qty) > lim || abs(shipping) > lim || abs(fee) > lim || abs(discount) > lim || abs(extra) > lim {
+			t.Skip()
+		}
+		o := Order{ShippingFee: shipping, Fee: fee, Discount: discount}
+		for i := range int64(n) {
+			it := Item{Name: "x", UnitPrice: price + i, Quantity: qty + i%5}
+			o.Items = append(o.Items, it)
+			o.BilledAmount += it.UnitPrice * it.Quantity
+		}
+		o.BilledAmount += shipping + fee - discount + extra
+		lines := BuildDetails(o)
+		if got := sumDetails(lines); got != o.BilledAmount {
+			t.Fatalf("Σ lines = %d, billed amount %d", got, o.BilledAmount)
+		}
+		if len(lines) > 15 {
+			t.Fatalf("%d lines", len(lines))
+		}
+		products := 0
+		for _, l := range lines {
+			if l.Goods != LabelShipping && l.Goods != LabelFee && l.Goods != LabelDiscount {
+				products++
+			}
+		}
+		if products > 12 || products > int(n) {
+			t.Fatalf("%d product lines for %d items", products, n)
+		}
+	})
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func TestOrderValidate(t *testing.T) {
+	mutate := func(f func(*Order)) Order { o := sampleOrder(); f(&o); return o }
+	tests := []struct {
+		name   string
+		order  Order
+		fields []string
+	}{
+		{"valid", sampleOrder(), nil},
+		{"everything wrong", mutate(func(o *Order) {
+			o.ShopOrderID = "bad id!"
+			o.Buyer = Person{Name: strings.Repeat("名", 22), NameKana: "かとう", Zip: "150-00011", Address: strings.Repeat("住", 56),
+				Company: strings.Repeat("社", 31), Phone: "03-1234-567X", Email: "no-at-sign"}
+			o.BilledAmount = 1000000
+			o.Service = "1"
+		}), []string{"shopOrderId", "name", "kanaName", "zip", "address", "companyName", "tel", "email", "billedAmount", "service",
+			"shipName", "shipKananame", "shipZip", "shipAddress", "shipCompanyName", "shipTel"}},
+		{"ship to checked separately", mutate(func(o *Order) { o.ShipTo = &Person{Name: "山田", NameKana: "ヤマダ", Zip: "1", Address: "大阪", Phone: "0612345678"} }),
+			[]string{"shipZip"}},
+		{"long goods name and zero quantity", mutate(func(o *Order) { o.Items[0].Name = strings.Repeat("茶", 151); o.Items[0].Quantity = 0 }),
+			[]string{"detail[1].goods", "detail[1].goodsAmount"}},
+		{"browser info over 1000", mutate(func(o *Order) { o.Browser.HTTPHeader = strings.Repeat("h", 1001) }), []string{"httpHeader"}},
+		{"control character", mutate(func(o *Order) { o.Buyer.Address = "東京都\x00渋谷区" }), []string{"address", "shipAddress"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.order.Validate()
+			if tt.fields == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var ie *InvalidRequestError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error = %v, want *InvalidRequestError", err)
+			}
+			var got []string
+			for _, f := range ie.Fields {
+				got = append(got, f.Field)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.fields, ",") {
+				t.Errorf("fields at fault:\n got %v\nwant %v\n(%v)", got, tt.fields, err)
+			}
+		})
+	}
+}
+
+func TestCheckField(t *testing.T) {
+	tests := []struct {
+		field, value string
+		ok           bool
+	}{
+		{"kanaName", "カトウ タロウ", true},
+		{"kanaName", "カトウ　タロウー", true},
+		{"kanaName", "ｶﾄｳ", false},
+		{"kanaName", "かとう", false},
+		{"kanaName", "Kato", false},
+		{"zip", "1500001", true},
+		{"zip", "150-0001", true},
+		{"zip", "150-001", false},
+		{"zip", "１５００００１", false},
+		{"tel", "0312345678", true},
+		{"tel", "090-1234-5678", true},
+		{"tel", "03-1234-56", false},
+		{"tel", "+81-3-1234-5678", false},
+		{"email", "a@b.jp", true},
+		{"email", "a b@c.jp", false},
+		{"email", "@c.jp", false},
+		{"email", strings.Repeat("a", 95) + "@b.jp", true},
+		{"email", strings.Repeat("a", 96) + "@b.jp", false},
+		{"billedAmount", "999999", true},
+		{"billedAmount", "1000000", false},
+		{"billedAmount", "-1", false},
+		{"billedAmount", "12.5", false},
+		{"goodsPrice", "-999999", true},
+		{"goodsPrice", "-1000000", false},
+		{"goodsAmount", "99999", true},
+		{"goodsAmount", "100000", false},
+		{"shopOrderDate", "2026/11/26", true},
+		{"shopOrderDate", "2026-11-26", false},
+		{"name", strings.Repeat("名", 21), true},
+		{"name", strings.Repeat("名", 22), false},
+		{"name", "", false},
+		{"companyName", "", true},
+		{"deliveryCompanyCode", "12", true},
+		{"deliveryCompanyCode", "1", false},
+		{"deliverySlipNo", "1234-5678-9012", true},
+		{"deliverySlipNo", "1234", false},
+		{"deliverySlipNo", "ABCDE", false},
+		{"transactionId", "12345678901", true},
+		{"transactionId", "12a", false},
+		{"expand1", "01", true},
+		{"expand1", "03", false},
+		{"unknownElement", "anything", true},
+	}
+	for _, tt := range tests {
+		err := CheckField(tt.field, tt.value)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckField(%q, %q) = %v, want ok=%v", tt.field, tt.value, err, tt.ok)
+		}
+		var fe *FieldError
+		if err != nil && (!errors.As(err, &fe) || fe.Field != tt.field) {
+			t.Errorf("CheckField(%q): error %v does not name the field", tt.field, err)
+		}
+	}
+}
