@@ -1,0 +1,201 @@
+// Package events is the event contract of DESIGN.md §4–§6: the CloudEvents envelope, the subjects,
+// the inbound payloads with their validation, and the outcome payloads. The worker and the
+// publisher share it, so an event the publisher accepts is one the worker accepts.
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Inbound event types.
+const (
+	TypeOrderCreated     = "order.created"
+	TypeOrderUpdated     = "order.updated"
+	TypeOrderCancelled   = "order.cancelled"
+	TypeTrackingEntered  = "order.tracking_entered"
+	TypeInvoiceRequested = "order.invoice_requested"
+)
+
+// Outcome event types.
+const (
+	TypeCreditOK        = "credit.ok"
+	TypeCreditNG        = "credit.ng"
+	TypeCreditPending   = "credit.pending"
+	TypeCreditCancelled = "credit.cancelled"
+	TypeCreditInvalid   = "credit.invalid"
+	TypeShipmentOK      = "shipment.ok"
+	TypeShipmentNG      = "shipment.ng"
+	TypeInvoiceOK       = "invoice.ok"
+	TypeInvoiceNG       = "invoice.ng"
+)
+
+// InboundTypes lists the inbound event types in contract order.
+var InboundTypes = []string{TypeOrderCreated, TypeOrderUpdated, TypeOrderCancelled, TypeTrackingEntered, TypeInvoiceRequested}
+
+// SpecVersion is the CloudEvents version of every event.
+const SpecVersion = "1.0"
+
+// ContentType is the NATS Content-Type of a structured-mode CloudEvent.
+const ContentType = "application/cloudevents+json"
+
+// WorkerSource is the source of every outcome event.
+const WorkerSource = "atodene-worker"
+
+var shopIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ValidShopID reports whether id is a valid shop ID ([A-Za-z0-9_-]{1,32}), safe as a subject token.
+func ValidShopID(id string) bool { return shopIDPattern.MatchString(id) }
+
+// Subject returns the subject of an event type for a shop: order.created → orders.created.<shop>,
+// credit.ok → credit.ok.<shop>.
+func Subject(eventType, shop string) string {
+	if rest, ok := strings.CutPrefix(eventType, "order."); ok {
+		return "orders." + rest + "." + shop
+	}
+	return eventType + "." + shop
+}
+
+// ParseSubject returns the event type and shop of a subject, or an error when the subject is not
+// one of the contract's.
+func ParseSubject(subject string) (eventType, shop string, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 3 || !ValidShopID(parts[2]) {
+		return "", "", fmt.Errorf("subject %q is not <kind>.<event>.<shop>", subject)
+	}
+	eventType = parts[0] + "." + parts[1]
+	if parts[0] == "orders" {
+		eventType = "order." + parts[1]
+	}
+	return eventType, parts[2], nil
+}
+
+// Envelope is a CloudEvents 1.0 structured-mode event. Data stays raw until the type is known.
+type Envelope struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Time            string          `json:"time,omitempty"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	CausationID     string          `json:"causationid,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Problem is one reason an event is invalid, naming the field (a JSON path such as buyer.zip).
+type Problem struct {
+	Field  string
+	Reason string
+}
+
+// InvalidError lists every problem of an invalid event.
+type InvalidError struct {
+	Problems []Problem
+}
+
+func (e *InvalidError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Reason
+	}
+	return "invalid event: " + strings.Join(parts, "; ")
+}
+
+// problems collects Problems; err returns nil when there are none.
+type problems []Problem
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &InvalidError{Problems: p}
+}
+
+// DecodeEnvelope parses body as a CloudEvent received on subject and checks the envelope: spec
+// version 1.0, id, source, a type that agrees with the subject, and an object in data. Failures
+// are an *InvalidError.
+func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return env, &InvalidError{Problems: []Problem{{Field: "body", Reason: jsonReason(err)}}}
+	}
+	var p problems
+	if env.SpecVersion != SpecVersion {
+		p.add("specversion", "must be %q, got %q", SpecVersion, clip(env.SpecVersion))
+	}
+	if env.ID == "" {
+		p.add("id", "is required")
+	}
+	if env.Source == "" {
+		p.add("source", "is required")
+	}
+	if env.Time != "" {
+		if _, err := time.Parse(time.RFC3339, env.Time); err != nil {
+			p.add("time", "must be RFC 3339")
+		}
+	}
+	if ct := env.DataContentType; ct != "" && !strings.HasPrefix(ct, "application/json") {
+		p.add("datacontenttype", "must be application/json, got %q", clip(ct))
+	}
+	if want, _, err := ParseSubject(subject); err != nil {
+		p.add("subject", "%v", err)
+	} else if env.Type != want {
+		p.add("type", "%q does not match subject %q", clip(env.Type), subject)
+	}
+	if d := bytes.TrimSpace(env.Data); len(d) == 0 || d[0] != '{' {
+		p.add("data", "must be a JSON object")
+	}
+	return env, p.err()
+}
+
+// decodeData unmarshals an event's data into v; unknown fields are ignored (forward compatibility).
+func decodeData(data json.RawMessage, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		field := "data"
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			field = te.Field
+		}
+		return &InvalidError{Problems: []Problem{{Field: field, Reason: jsonReason(err)}}}
+	}
+	return nil
+}
+
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("must be a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	return "is not valid JSON: " + err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64", "int", "int32":
+		return "integer"
+	case "string":
+		return "string"
+	case "struct", "map", "ptr":
+		return "object"
+	case "slice":
+		return "array"
+	}
+	return goKind
+}
+
+// clip shortens a value quoted in an error, so a huge or hostile field cannot flood logs.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
+}

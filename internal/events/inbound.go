@@ -1,0 +1,253 @@
+package events
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+)
+
+// Order is the data of order.created and order.updated (DESIGN.md §5).
+type Order struct {
+	ShopID          string  `json:"shop_id"`
+	OrderID         string  `json:"order_id"`
+	OrderedAt       string  `json:"ordered_at"`
+	Buyer           *Person `json:"buyer"`
+	ShipTo          *Person `json:"ship_to"`
+	Items           []Item  `json:"items"`
+	ShippingFee     int64   `json:"shipping_fee"`
+	Fee             int64   `json:"fee"`
+	Discount        int64   `json:"discount"`
+	BilledAmount    *int64  `json:"billed_amount"`
+	InvoiceDelivery string  `json:"invoice_delivery,omitempty"`
+	Browser         Browser `json:"browser"`
+}
+
+// Person is a buyer or a consignee.
+type Person struct {
+	Name       string `json:"name"`
+	NameKana   string `json:"name_kana"`
+	Zip        string `json:"zip"`
+	Address    string `json:"address"`
+	Phone      string `json:"phone"`
+	Email      string `json:"email,omitempty"`
+	Company    string `json:"company,omitempty"`
+	Department string `json:"department,omitempty"`
+}
+
+// Item is one product of an order.
+type Item struct {
+	Name      string `json:"name"`
+	UnitPrice int64  `json:"unit_price"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// Browser is the shopper's browser data, passed to ATODENE's fraud screening.
+type Browser struct {
+	HTTPHeader string `json:"http_header"`
+	DeviceInfo string `json:"device_info"`
+}
+
+// Invoice delivery values.
+const (
+	DeliverySeparate = "separate" // 別送
+	DeliveryEnclosed = "enclosed" // 同梱
+)
+
+// Cancel is the data of order.cancelled.
+type Cancel struct {
+	ShopID  string `json:"shop_id"`
+	OrderID string `json:"order_id"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Tracking is the data of order.tracking_entered.
+type Tracking struct {
+	ShopID         string `json:"shop_id"`
+	OrderID        string `json:"order_id"`
+	Carrier        string `json:"carrier"`
+	TrackingNumber string `json:"tracking_number"`
+	InvoiceDate    string `json:"invoice_date,omitempty"`
+}
+
+// InvoiceRequest is the data of order.invoice_requested.
+type InvoiceRequest struct {
+	ShopID  string `json:"shop_id"`
+	OrderID string `json:"order_id"`
+}
+
+// Carriers maps the carrier names of DESIGN.md §5 to ATODENE's codes.
+var Carriers = map[string]string{
+	"sagawa": "11", "yamato": "12", "nittsu": "13", "seino": "14", "japanpost_registered": "15",
+	"yupack": "16", "fukuyama": "18", "meitetsu": "21", "toll_express": "26", "ecohai": "27",
+	"tonami": "29", "seino_super_express": "30",
+}
+
+// CarrierCodes are ATODENE's carrier codes (API.md §6.1), accepted raw as well as by name.
+var CarrierCodes = map[string]bool{
+	"11": true, "12": true, "13": true, "14": true, "15": true, "16": true, "18": true, "20": true, "21": true,
+	"23": true, "26": true, "27": true, "28": true, "29": true, "30": true, "31": true, "32": true,
+}
+
+// CarrierCode returns ATODENE's code for a carrier name or raw code.
+func CarrierCode(carrier string) (string, bool) {
+	if code, ok := Carriers[carrier]; ok {
+		return code, true
+	}
+	return carrier, CarrierCodes[carrier]
+}
+
+var (
+	orderIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`)
+	trackingPattern = regexp.MustCompile(`^[0-9-]{5,20}$`)
+)
+
+// DecodeOrder decodes and validates order.created / order.updated data for the shop of the subject.
+func DecodeOrder(env Envelope, shop string) (Order, error) {
+	var o Order
+	if err := decodeData(env.Data, &o); err != nil {
+		return o, err
+	}
+	return o, o.Validate(shop)
+}
+
+// DecodeCancel decodes and validates order.cancelled data.
+func DecodeCancel(env Envelope, shop string) (Cancel, error) {
+	var c Cancel
+	if err := decodeData(env.Data, &c); err != nil {
+		return c, err
+	}
+	var p problems
+	p.ids(c.ShopID, c.OrderID, shop)
+	return c, p.err()
+}
+
+// DecodeTracking decodes and validates order.tracking_entered data.
+func DecodeTracking(env Envelope, shop string) (Tracking, error) {
+	var t Tracking
+	if err := decodeData(env.Data, &t); err != nil {
+		return t, err
+	}
+	var p problems
+	p.ids(t.ShopID, t.OrderID, shop)
+	if _, ok := CarrierCode(t.Carrier); !ok {
+		p.add("carrier", "must be a carrier name or an ATODENE two-digit carrier code, got %q", clip(t.Carrier))
+	}
+	if !trackingPattern.MatchString(t.TrackingNumber) {
+		p.add("tracking_number", "must be 5-20 of digits and '-'")
+	}
+	if t.InvoiceDate != "" {
+		if _, err := time.Parse(time.DateOnly, t.InvoiceDate); err != nil {
+			p.add("invoice_date", "must be a date written YYYY-MM-DD")
+		}
+	}
+	return t, p.err()
+}
+
+// DecodeInvoiceRequest decodes and validates order.invoice_requested data.
+func DecodeInvoiceRequest(env Envelope, shop string) (InvoiceRequest, error) {
+	var r InvoiceRequest
+	if err := decodeData(env.Data, &r); err != nil {
+		return r, err
+	}
+	var p problems
+	p.ids(r.ShopID, r.OrderID, shop)
+	return r, p.err()
+}
+
+// ids checks shop_id and order_id, and that shop_id names the shop of the subject.
+func (p *problems) ids(shopID, orderID, subjectShop string) {
+	switch {
+	case shopID == "":
+		p.add("shop_id", "is required")
+	case shopID != subjectShop:
+		p.add("shop_id", "%q does not match the subject's shop %q", clip(shopID), subjectShop)
+	}
+	if !orderIDPattern.MatchString(orderID) {
+		p.add("order_id", "must be 1-20 of A-Z, a-z, 0-9, '_' and '-'")
+	}
+}
+
+// personFields maps a person's JSON fields to the ATODENE elements whose rules they follow.
+var personFields = []struct{ json, element string }{
+	{"name", "name"}, {"name_kana", "kanaName"}, {"zip", "zip"}, {"address", "address"},
+	{"phone", "tel"}, {"email", "email"}, {"company", "companyName"}, {"department", "sectionName"},
+}
+
+func (p *problems) person(prefix string, x *Person, isBuyer bool) {
+	if x == nil {
+		p.add(prefix, "is required")
+		return
+	}
+	values := map[string]string{
+		"name": x.Name, "name_kana": x.NameKana, "zip": x.Zip, "address": x.Address,
+		"phone": x.Phone, "email": x.Email, "company": x.Company, "department": x.Department,
+	}
+	for _, f := range personFields {
+		if f.json == "email" && !isBuyer && x.Email == "" {
+			continue // a consignee needs no e-mail address
+		}
+		p.field(prefix+"."+f.json, f.element, values[f.json])
+	}
+}
+
+// field applies an ATODENE field rule to a JSON field, reporting it under the JSON name.
+func (p *problems) field(name, element, value string) {
+	var fe *atodene.FieldError
+	if err := atodene.CheckField(element, value); errors.As(err, &fe) {
+		p.add(name, "%s", fe.Reason)
+	}
+}
+
+// Validate checks every rule of DESIGN.md §5 for an order of the given shop.
+func (o Order) Validate(shop string) error {
+	var p problems
+	p.ids(o.ShopID, o.OrderID, shop)
+	if _, err := time.Parse(time.RFC3339, o.OrderedAt); err != nil {
+		p.add("ordered_at", "must be an RFC 3339 time")
+	}
+	p.person("buyer", o.Buyer, true)
+	if o.ShipTo != nil {
+		p.person("ship_to", o.ShipTo, false)
+	}
+	if len(o.Items) == 0 {
+		p.add("items", "must hold at least one item")
+	}
+	var sum int64
+	for i, it := range o.Items {
+		prefix := "items[" + strconv.Itoa(i) + "]"
+		p.field(prefix+".name", "goods", it.Name)
+		if it.UnitPrice < 0 || it.UnitPrice > 999999 {
+			p.add(prefix+".unit_price", "must be between 0 and 999999")
+		}
+		if it.Quantity < 1 || it.Quantity > 99999 {
+			p.add(prefix+".quantity", "must be between 1 and 99999")
+		}
+		sum += it.UnitPrice * it.Quantity
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{{"shipping_fee", o.ShippingFee}, {"fee", o.Fee}, {"discount", o.Discount}} {
+		if f.value < 0 || f.value > 999999 {
+			p.add(f.name, "must be between 0 and 999999")
+		}
+	}
+	switch {
+	case o.BilledAmount == nil:
+		p.add("billed_amount", "is required")
+	case *o.BilledAmount < 0 || *o.BilledAmount > 999999:
+		p.add("billed_amount", "must be between 0 and 999999")
+	case len(p) == 0 && *o.BilledAmount != sum+o.ShippingFee+o.Fee-o.Discount:
+		p.add("billed_amount", "%d does not equal items %d + shipping_fee %d + fee %d - discount %d",
+			*o.BilledAmount, sum, o.ShippingFee, o.Fee, o.Discount)
+	}
+	if d := o.InvoiceDelivery; d != "" && d != DeliverySeparate && d != DeliveryEnclosed {
+		p.add("invoice_delivery", "must be %q or %q", DeliverySeparate, DeliveryEnclosed)
+	}
+	p.field("browser.http_header", "httpHeader", o.Browser.HTTPHeader)
+	p.field("browser.device_info", "deviceInfo", o.Browser.DeviceInfo)
+	return p.err()
+}

@@ -1,0 +1,83 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+)
+
+// Credit is the data of the credit.* outcome events (DESIGN.md §6).
+type Credit struct {
+	ShopID        string                  `json:"shop_id"`
+	OrderID       string                  `json:"order_id"`
+	TransactionID string                  `json:"transaction_id"`
+	Result        string                  `json:"result"` // ok, ng, pending, cancelled, invalid
+	Review        string                  `json:"review"` // "" under review, "hold" on hold
+	Fee           int64                   `json:"fee"`
+	BilledAmount  int64                   `json:"billed_amount"`
+	Errors        []atodene.ProviderError `json:"errors"`
+	Reasons       []string                `json:"reasons"`
+	DecidedAt     string                  `json:"decided_at"`
+}
+
+// Shipment is the data of the shipment.* outcome events.
+type Shipment struct {
+	ShopID         string                  `json:"shop_id"`
+	OrderID        string                  `json:"order_id"`
+	TransactionID  string                  `json:"transaction_id"`
+	CarrierCode    string                  `json:"carrier_code"`
+	TrackingNumber string                  `json:"tracking_number"`
+	Report         string                  `json:"report"` // new, change, cancel
+	Errors         []atodene.ProviderError `json:"errors"`
+	ReportedAt     string                  `json:"reported_at"`
+}
+
+// Invoice is the data of the invoice.* outcome events.
+type Invoice struct {
+	ShopID        string                  `json:"shop_id"`
+	OrderID       string                  `json:"order_id"`
+	TransactionID string                  `json:"transaction_id"`
+	Invoice       *atodene.Invoice        `json:"invoice,omitempty"`
+	Errors        []atodene.ProviderError `json:"errors,omitempty"`
+}
+
+// NewOutcome wraps outcome data in a CloudEvent from the worker, caused by the inbound event
+// causationID. The caller chooses id (deterministic, so a retry repeats it).
+func NewOutcome(id, eventType, causationID string, at time.Time, data any) ([]byte, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Envelope{
+		SpecVersion:     SpecVersion,
+		ID:              id,
+		Source:          WorkerSource,
+		Type:            eventType,
+		Time:            at.Format(time.RFC3339),
+		DataContentType: "application/json",
+		CausationID:     causationID,
+		Data:            raw,
+	})
+}
+
+// MarshalJSON writes absent lists as [] rather than null, as the contract shows them.
+func (c Credit) MarshalJSON() ([]byte, error) {
+	type plain Credit
+	c.Errors, c.Reasons = nonNil(c.Errors), nonNil(c.Reasons)
+	return json.Marshal(plain(c))
+}
+
+// MarshalJSON writes absent errors as [].
+func (s Shipment) MarshalJSON() ([]byte, error) {
+	type plain Shipment
+	s.Errors = nonNil(s.Errors)
+	return json.Marshal(plain(s))
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
