@@ -1,0 +1,323 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// EnvPrefix starts the name of every setting's environment variable: the flag -nats-url is
+// also ATODENE_WORKER_NATS_URL.
+const EnvPrefix = "ATODENE_WORKER_"
+
+// Settings are the worker's connection and tuning settings. ParseSettings fills them from
+// flags and environment variables; the comment of each field gives its flag and default.
+type Settings struct {
+	// ShopsFile is the path of the shops file (-config). Default "shops.yaml".
+	ShopsFile string
+	// NATSURL lists the NATS servers, comma-separated nats:// or tls:// URLs (-nats-url).
+	// Default "": run an embedded NATS server.
+	NATSURL string
+	// NATSCredsFile is a NATS credentials file (-nats-creds). Default "": none.
+	NATSCredsFile string
+	// NATSCAFile is a PEM file of the CAs that sign the NATS servers' certificates (-nats-ca).
+	// Default "": the system's roots.
+	NATSCAFile string
+	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Default "": run
+	// an embedded Redis-protocol server.
+	RedisURL string
+	// HTTPAddr is where /metrics, /healthz and /readyz are served (-http-addr).
+	// Default "127.0.0.1:9090".
+	HTTPAddr string
+	// Concurrency is the most messages one worker handles at once (-concurrency). Default 256.
+	Concurrency int
+	// ProviderTimeout bounds one ATODENE call (-provider-timeout). Default 30s.
+	ProviderTimeout time.Duration
+	// AckWait is how long NATS waits for an ack before redelivering a message (-ack-wait). It
+	// must exceed ProviderTimeout, or a slow call would be redelivered while still running.
+	// Default 2m.
+	AckWait time.Duration
+	// MaxDeliveries is how many times a message is delivered before it is dead-lettered as
+	// exhausted (-max-deliveries). Default 10.
+	MaxDeliveries int
+	// PollFirstDelay is the wait before the first check of an order under review
+	// (-poll-first-delay). Default 1m.
+	PollFirstDelay time.Duration
+	// PollMaxInterval caps the exponential back-off between checks (-poll-max-interval).
+	// Default 30m.
+	PollMaxInterval time.Duration
+	// PollDeadline is how long an order may stay under review before it is dead-lettered with
+	// reason poll-deadline (-poll-deadline). Default 336h (14 days).
+	PollDeadline time.Duration
+	// LogLevel is the least severe level logged (-log-level). Default info.
+	LogLevel zapcore.Level
+	// ShutdownGrace is how long in-flight messages may take to finish at shutdown before they
+	// are handed back for redelivery (-shutdown-grace). Default 30s.
+	ShutdownGrace time.Duration
+	// DataDir holds the embedded servers' data (-data-dir). Default "./data".
+	DataDir string
+	// OrdersStream, ResultsStream and DLQStream name the JetStream streams (-orders-stream,
+	// -results-stream, -dlq-stream). Defaults "ORDERS", "RESULTS", "DLQ".
+	OrdersStream, ResultsStream, DLQStream string
+	// OrdersRetention, ResultsRetention and DLQRetention are the streams' maximum message ages
+	// (-orders-retention, -results-retention, -dlq-retention). Defaults 168h, 720h, 720h.
+	OrdersRetention, ResultsRetention, DLQRetention time.Duration
+	// DuplicateWindow is the ORDERS stream's window for dropping re-sent messages by
+	// Nats-Msg-Id (-duplicate-window). At least 2m. Default 2m.
+	DuplicateWindow time.Duration
+	// SkipStreamSetup leaves the streams and consumers as they are at start-up, for
+	// deployments whose administrators manage them (-skip-stream-setup). Default false: the
+	// worker creates or updates them.
+	SkipStreamSetup bool
+}
+
+// minDuplicateWindow is the least duplicate window the design allows for ORDERS.
+const minDuplicateWindow = 2 * time.Minute
+
+// DefaultSettings returns the settings with every default applied.
+func DefaultSettings() Settings { return Settings{}.withDefaults() }
+
+// withDefaults returns s with every zero field set to its default. SkipStreamSetup's zero
+// value is its default.
+func (s Settings) withDefaults() Settings {
+	setDefault(&s.ShopsFile, "shops.yaml")
+	setDefault(&s.HTTPAddr, "127.0.0.1:9090")
+	setDefault(&s.Concurrency, 256)
+	setDefault(&s.ProviderTimeout, 30*time.Second)
+	setDefault(&s.AckWait, 2*time.Minute)
+	setDefault(&s.MaxDeliveries, 10)
+	setDefault(&s.PollFirstDelay, time.Minute)
+	setDefault(&s.PollMaxInterval, 30*time.Minute)
+	setDefault(&s.PollDeadline, 14*24*time.Hour)
+	setDefault(&s.ShutdownGrace, 30*time.Second)
+	setDefault(&s.DataDir, "./data")
+	setDefault(&s.OrdersStream, "ORDERS")
+	setDefault(&s.ResultsStream, "RESULTS")
+	setDefault(&s.DLQStream, "DLQ")
+	setDefault(&s.OrdersRetention, 7*24*time.Hour)
+	setDefault(&s.ResultsRetention, 30*24*time.Hour)
+	setDefault(&s.DLQRetention, 30*24*time.Hour)
+	setDefault(&s.DuplicateWindow, minDuplicateWindow)
+	return s // LogLevel's zero value is info, its default
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// bind defines one flag per setting on fs, each defaulting to the current value in s.
+func (s *Settings) bind(fs *flag.FlagSet) {
+	fs.StringVar(&s.ShopsFile, "config", s.ShopsFile, "the shops `file`")
+	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS server `URLs`, comma-separated; empty runs an embedded server")
+	fs.StringVar(&s.NATSCredsFile, "nats-creds", s.NATSCredsFile, "NATS credentials `file`")
+	fs.StringVar(&s.NATSCAFile, "nats-ca", s.NATSCAFile, "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
+	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); empty runs an embedded server")
+	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "`address` for /metrics, /healthz and /readyz")
+	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker")
+	fs.DurationVar(&s.ProviderTimeout, "provider-timeout", s.ProviderTimeout, "timeout of one ATODENE call")
+	fs.DurationVar(&s.AckWait, "ack-wait", s.AckWait, "how long NATS waits for an ack before redelivering; must exceed -provider-timeout")
+	fs.IntVar(&s.MaxDeliveries, "max-deliveries", s.MaxDeliveries, "deliveries of a message before it is dead-lettered as exhausted")
+	fs.DurationVar(&s.PollFirstDelay, "poll-first-delay", s.PollFirstDelay, "wait before the first check of an order under review")
+	fs.DurationVar(&s.PollMaxInterval, "poll-max-interval", s.PollMaxInterval, "longest wait between checks of an order under review")
+	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
+	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
+	fs.DurationVar(&s.ShutdownGrace, "shutdown-grace", s.ShutdownGrace, "time in-flight messages get to finish at shutdown")
+	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "`directory` for the embedded servers' data")
+	fs.StringVar(&s.OrdersStream, "orders-stream", s.OrdersStream, "`name` of the stream of inbound events")
+	fs.StringVar(&s.ResultsStream, "results-stream", s.ResultsStream, "`name` of the stream of outcome events")
+	fs.StringVar(&s.DLQStream, "dlq-stream", s.DLQStream, "`name` of the dead-letter stream")
+	fs.DurationVar(&s.OrdersRetention, "orders-retention", s.OrdersRetention, "maximum age of inbound events")
+	fs.DurationVar(&s.ResultsRetention, "results-retention", s.ResultsRetention, "maximum age of outcome events")
+	fs.DurationVar(&s.DLQRetention, "dlq-retention", s.DLQRetention, "maximum age of dead letters")
+	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
+	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
+}
+
+// EnvName returns the environment variable of the setting whose flag is name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseSettings returns the settings given by args (flags, without the program name) and by
+// the environment as read by getenv (os.Getenv in production). A flag on the command line wins
+// over its environment variable, which wins over the default; an empty variable counts as
+// unset.
+//
+// With -h or -help it prints every setting, with its variable and default, to out and returns
+// flag.ErrHelp. A malformed flag is reported on out as well, with the usage. The error joins
+// every bad value, each naming its flag and variable.
+func ParseSettings(args []string, getenv func(string) string, out io.Writer) (Settings, error) {
+	s := DefaultSettings()
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(out)
+	s.bind(fs)
+	fs.Usage = func() { printUsage(fs) }
+	envErrs := map[string]error{}
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		f.Usage += " [$" + env + "]"
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErrs[f.Name] = fmt.Errorf("invalid value %q for %s: %w", v, env, err)
+				_ = f.Value.Set(f.DefValue) // a failed Set may leave a zero value behind
+			}
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return Settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return Settings{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) }) // the flag overrides a bad variable
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) { errs = append(errs, envErrs[f.Name]) }) // in flag order
+	if err := errors.Join(append(errs, s.validate())...); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+func printUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, `Usage:
+  worker [flags]               run the worker
+  worker config check [flags]  check the shops file and print it, secrets masked
+
+Every flag can also be given by the environment variable in brackets; the flag wins.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// validate returns every bad setting, joined, each naming its flag and variable.
+func (s Settings) validate() error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("-%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, args...)))
+	}
+	if s.ShopsFile == "" {
+		bad("config", "required")
+	}
+	s.validateServers(bad)
+	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
+		bad("http-addr", "%q: want host:port: %v", s.HTTPAddr, err)
+	}
+	if s.Concurrency < 1 {
+		bad("concurrency", "%d: must be at least 1", s.Concurrency)
+	}
+	if s.MaxDeliveries < 1 {
+		bad("max-deliveries", "%d: must be at least 1", s.MaxDeliveries)
+	}
+	s.validateDurations(bad)
+	if s.LogLevel < zapcore.DebugLevel || s.LogLevel > zapcore.ErrorLevel {
+		bad("log-level", "%s: want debug, info, warn or error", s.LogLevel)
+	}
+	s.validateStreams(bad)
+	return errors.Join(errs...)
+}
+
+type reportFunc func(flagName, format string, args ...any)
+
+func (s Settings) validateServers(bad reportFunc) {
+	if s.NATSURL == "" {
+		if s.NATSCredsFile != "" {
+			bad("nats-creds", "needs -nats-url: the embedded server takes no credentials")
+		}
+		if s.NATSCAFile != "" {
+			bad("nats-ca", "needs -nats-url: the embedded server does not use TLS")
+		}
+	}
+	for _, u := range strings.Split(s.NATSURL, ",") {
+		if s.NATSURL != "" {
+			checkURL(bad, "nats-url", strings.TrimSpace(u), "nats", "tls", "ws", "wss")
+		}
+	}
+	if s.RedisURL != "" {
+		checkURL(bad, "redis-url", s.RedisURL, "redis", "rediss")
+	}
+	if (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
+		bad("data-dir", "required for the embedded servers")
+	}
+}
+
+// checkURL reports raw unless it is a URL with one of schemes and a host. URLs may carry
+// passwords, so messages show them redacted.
+func checkURL(bad reportFunc, flagName, raw string, schemes ...string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		bad(flagName, "not a URL") // url.Error would quote the raw URL, password included
+		return
+	}
+	for _, sc := range schemes {
+		if u.Scheme == sc && u.Host != "" {
+			return
+		}
+	}
+	want := make([]string, len(schemes))
+	for i, sc := range schemes {
+		want[i] = sc + "://host:port"
+	}
+	bad(flagName, "%q: want %s", u.Redacted(), strings.Join(want, " or "))
+}
+
+func (s Settings) validateDurations(bad reportFunc) {
+	positive := []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"provider-timeout", s.ProviderTimeout}, {"ack-wait", s.AckWait},
+		{"poll-first-delay", s.PollFirstDelay}, {"poll-max-interval", s.PollMaxInterval},
+		{"poll-deadline", s.PollDeadline}, {"shutdown-grace", s.ShutdownGrace},
+		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
+		{"dlq-retention", s.DLQRetention},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.flag, "%v: must be positive", p.d)
+		}
+	}
+	if s.ProviderTimeout > 0 && s.AckWait <= s.ProviderTimeout {
+		bad("ack-wait", "%v must exceed -provider-timeout %v, or a slow call is redelivered while it runs", s.AckWait, s.ProviderTimeout)
+	}
+	if s.PollFirstDelay > 0 && s.PollMaxInterval < s.PollFirstDelay {
+		bad("poll-max-interval", "%v is less than -poll-first-delay %v", s.PollMaxInterval, s.PollFirstDelay)
+	}
+	if s.PollFirstDelay > 0 && s.PollDeadline <= s.PollFirstDelay {
+		bad("poll-deadline", "%v must exceed -poll-first-delay %v", s.PollDeadline, s.PollFirstDelay)
+	}
+	if s.DuplicateWindow < minDuplicateWindow {
+		bad("duplicate-window", "%v: must be at least %v", s.DuplicateWindow, minDuplicateWindow)
+	} else if s.OrdersRetention > 0 && s.DuplicateWindow > s.OrdersRetention {
+		bad("duplicate-window", "%v exceeds -orders-retention %v", s.DuplicateWindow, s.OrdersRetention)
+	}
+}
+
+func (s Settings) validateStreams(bad reportFunc) {
+	seen := map[string]string{}
+	for _, st := range []struct{ flag, name string }{
+		{"orders-stream", s.OrdersStream}, {"results-stream", s.ResultsStream}, {"dlq-stream", s.DLQStream},
+	} {
+		switch {
+		case st.name == "":
+			bad(st.flag, "required")
+		case strings.ContainsAny(st.name, " \t\r\n.*>/\\"):
+			bad(st.flag, "%q: a stream name cannot contain spaces, '.', '*', '>', '/' or '\\'", st.name)
+		case seen[st.name] != "":
+			bad(st.flag, "%q is also -%s", st.name, seen[st.name])
+		default:
+			seen[st.name] = st.flag
+		}
+	}
+}

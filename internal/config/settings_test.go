@@ -1,0 +1,196 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// getenv returns a getenv function over vars.
+func getenv(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestParseSettingsDefaults(t *testing.T) {
+	t.Parallel()
+	got, err := ParseSettings(nil, getenv(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("ParseSettings: %v", err)
+	}
+	want := Settings{
+		ShopsFile: "shops.yaml", HTTPAddr: "127.0.0.1:9090", Concurrency: 256,
+		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
+		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour,
+		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
+		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
+		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
+		DuplicateWindow: 2 * time.Minute,
+	}
+	if got != want {
+		t.Errorf("defaults =\n%+v\nwant\n%+v", got, want)
+	}
+	if DefaultSettings() != want {
+		t.Errorf("DefaultSettings() = %+v, want %+v", DefaultSettings(), want)
+	}
+	if err := want.validate(); err != nil {
+		t.Errorf("the defaults do not validate: %v", err)
+	}
+}
+
+func TestParseSettingsPrecedence(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"ATODENE_WORKER_CONCURRENCY":       "64",
+		"ATODENE_WORKER_NATS_URL":          "nats://env:4222",
+		"ATODENE_WORKER_LOG_LEVEL":         "debug",
+		"ATODENE_WORKER_SKIP_STREAM_SETUP": "true",
+		"ATODENE_WORKER_ACK_WAIT":          "5m",
+		"ATODENE_WORKER_REDIS_URL":         "", // empty counts as unset
+	}
+	args := []string{"-concurrency", "8", "-config=/etc/worker/shops.yaml", "-ack-wait=3m"}
+	got, err := ParseSettings(args, getenv(env), io.Discard)
+	if err != nil {
+		t.Fatalf("ParseSettings: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"flag over env", got.Concurrency, 8},
+		{"flag over env (duration)", got.AckWait, 3 * time.Minute},
+		{"flag over default", got.ShopsFile, "/etc/worker/shops.yaml"},
+		{"env over default", got.NATSURL, "nats://env:4222"},
+		{"env over default (level)", got.LogLevel, zapcore.DebugLevel},
+		{"env over default (bool)", got.SkipStreamSetup, true},
+		{"empty env is unset", got.RedisURL, ""},
+		{"default", got.MaxDeliveries, 10},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseSettingsFlagOverridesBadEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"ATODENE_WORKER_CONCURRENCY": "lots"}
+	got, err := ParseSettings([]string{"-concurrency=4"}, getenv(env), io.Discard)
+	if err != nil || got.Concurrency != 4 {
+		t.Fatalf("ParseSettings = %d, %v; want 4 and no error: the flag wins over the bad variable", got.Concurrency, err)
+	}
+}
+
+func TestParseSettingsBadValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // every problem, in order, each a part of its line
+	}{
+		{"empty config", []string{"-config="}, nil, []string{"-config (ATODENE_WORKER_CONFIG): required"}},
+		{"nats url without scheme", []string{"-nats-url=localhost:4222"}, nil, []string{
+			`-nats-url (ATODENE_WORKER_NATS_URL): "localhost:4222": want nats://host:port or tls://host:port or ws://host:port or wss://host:port`}},
+		{"one bad nats url of two", []string{"-nats-url=nats://a:4222, http://b:4222"}, nil, []string{`-nats-url (ATODENE_WORKER_NATS_URL): "http://b:4222"`}},
+		{"nats url password redacted", []string{"-nats-url=http://user:hunter2@a:4222"}, nil, []string{`"http://user:xxxxx@a:4222"`}},
+		{"creds without nats url", []string{"-nats-creds=w.creds", "-nats-ca=ca.pem"}, nil, []string{
+			"-nats-creds (ATODENE_WORKER_NATS_CREDS): needs -nats-url", "-nats-ca (ATODENE_WORKER_NATS_CA): needs -nats-url"}},
+		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): "localhost:6379": want redis://host:port or rediss://host:port`}},
+		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
+		{"data dir needed when embedded", []string{"-data-dir="}, nil, []string{"-data-dir (ATODENE_WORKER_DATA_DIR): required for the embedded servers"}},
+		{"data dir not needed with servers", []string{"-data-dir=", "-nats-url=nats://a:4222", "-redis-url=redis://b:6379/0"}, nil, nil},
+		{"http addr", []string{"-http-addr=9090"}, nil, []string{`-http-addr (ATODENE_WORKER_HTTP_ADDR): "9090": want host:port`}},
+		{"concurrency", []string{"-concurrency=0"}, nil, []string{"-concurrency (ATODENE_WORKER_CONCURRENCY): 0: must be at least 1"}},
+		{"max deliveries", []string{"-max-deliveries=-1"}, nil, []string{"-max-deliveries (ATODENE_WORKER_MAX_DELIVERIES): -1: must be at least 1"}},
+		{"ack wait not above provider timeout", []string{"-ack-wait=30s"}, nil, []string{
+			"-ack-wait (ATODENE_WORKER_ACK_WAIT): 30s must exceed -provider-timeout 30s"}},
+		{"zero provider timeout", []string{"-provider-timeout=0"}, nil, []string{"-provider-timeout (ATODENE_WORKER_PROVIDER_TIMEOUT): 0s: must be positive"}},
+		{"poll schedule", []string{"-poll-first-delay=10m", "-poll-max-interval=5m", "-poll-deadline=10m"}, nil, []string{
+			"-poll-max-interval (ATODENE_WORKER_POLL_MAX_INTERVAL): 5m0s is less than -poll-first-delay 10m0s",
+			"-poll-deadline (ATODENE_WORKER_POLL_DEADLINE): 10m0s must exceed -poll-first-delay 10m0s"}},
+		{"negative durations", []string{"-shutdown-grace=-1s", "-dlq-retention=0"}, nil, []string{
+			"-shutdown-grace (ATODENE_WORKER_SHUTDOWN_GRACE): -1s: must be positive",
+			"-dlq-retention (ATODENE_WORKER_DLQ_RETENTION): 0s: must be positive"}},
+		{"duplicate window too short", []string{"-duplicate-window=1m"}, nil, []string{"-duplicate-window (ATODENE_WORKER_DUPLICATE_WINDOW): 1m0s: must be at least 2m0s"}},
+		{"duplicate window beyond retention", []string{"-duplicate-window=2h", "-orders-retention=1h"}, nil, []string{
+			"-duplicate-window (ATODENE_WORKER_DUPLICATE_WINDOW): 2h0m0s exceeds -orders-retention 1h0m0s"}},
+		{"log level beyond error", []string{"-log-level=fatal"}, nil, []string{"-log-level (ATODENE_WORKER_LOG_LEVEL): fatal: want debug, info, warn or error"}},
+		{"stream names", []string{"-orders-stream=", "-results-stream=OUT.1", "-dlq-stream=RESULTS2", "-results-stream=RESULTS2"}, nil, []string{
+			"-orders-stream (ATODENE_WORKER_ORDERS_STREAM): required",
+			`-dlq-stream (ATODENE_WORKER_DLQ_STREAM): "RESULTS2" is also -results-stream`}},
+		{"stream name characters", []string{"-dlq-stream=dead letters"}, nil, []string{`-dlq-stream (ATODENE_WORKER_DLQ_STREAM): "dead letters": a stream name cannot contain`}},
+		{"bad env values", nil, map[string]string{"ATODENE_WORKER_ACK_WAIT": "two minutes", "ATODENE_WORKER_CONCURRENCY": "-3", "ATODENE_WORKER_LOG_LEVEL": "loud"}, []string{
+			`invalid value "two minutes" for ATODENE_WORKER_ACK_WAIT: parse error`, // in flag order
+			`invalid value "loud" for ATODENE_WORKER_LOG_LEVEL: unrecognized level: "loud"`,
+			"-concurrency (ATODENE_WORKER_CONCURRENCY): -3: must be at least 1"}},
+		{"unexpected argument", []string{"serve"}, nil, []string{`unexpected argument "serve"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseSettings(tt.args, getenv(tt.env), io.Discard)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("ParseSettings: %v", err)
+				}
+				return
+			}
+			checkProblems(t, err, tt.want)
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error quotes a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseSettingsHelp(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	_, err := ParseSettings([]string{"-h"}, getenv(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("ParseSettings(-h) = %v, want flag.ErrHelp", err)
+	}
+	// Every setting is listed with its variable; the defaults that are not zero values too.
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	s := DefaultSettings()
+	s.bind(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(out.String(), "-"+f.Name+" ") && !strings.Contains(out.String(), "-"+f.Name+"\n") {
+			t.Errorf("-h does not list -%s", f.Name)
+		}
+		if !strings.Contains(out.String(), "[$"+EnvName(f.Name)+"]") {
+			t.Errorf("-h does not name %s", EnvName(f.Name))
+		}
+	})
+	for _, def := range []string{`(default "shops.yaml")`, "(default 256)", "(default 336h0m0s)", `(default "127.0.0.1:9090")`, "info (the default)"} {
+		if !strings.Contains(out.String(), def) {
+			t.Errorf("-h does not show %s", def)
+		}
+	}
+}
+
+func TestParseSettingsUnknownFlag(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	_, err := ParseSettings([]string{"-concurency=5"}, getenv(nil), &out)
+	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined: -concurency") {
+		t.Fatalf("ParseSettings(-concurency) = %v, want an unknown-flag error", err)
+	}
+	if !strings.Contains(out.String(), "Usage:") {
+		t.Errorf("no usage printed for an unknown flag:\n%s", out.String())
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	t.Parallel()
+	if got := EnvName("poll-max-interval"); got != "ATODENE_WORKER_POLL_MAX_INTERVAL" {
+		t.Errorf("EnvName = %q", got)
+	}
+}
