@@ -1,0 +1,164 @@
+// Package orderstate keeps each order's credit state in Redis (DESIGN.md §7): the state machine,
+// what the worker needs to continue after a crash, per-order leases that serialize the handlers
+// of one order across replicas, and the records of events processed to completion.
+//
+// Every write is a compare-and-set on the state's version, done in one Lua script, so two
+// writers can never both win.
+package orderstate
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Status is where an order stands with ATODENE.
+type Status string
+
+// Statuses of the state machine of DESIGN.md §7.
+const (
+	StatusNone        Status = ""            // never registered
+	StatusRegistering Status = "registering" // intent written, registration under way
+	StatusOK          Status = "ok"
+	StatusNG          Status = "ng"
+	StatusPending     Status = "pending" // under review (審査中) or on hold (保留)
+	StatusInvalid     Status = "invalid" // ATODENE refused the request itself
+	StatusCancelled   Status = "cancelled"
+	StatusUnknown     Status = "unknown" // outcome unknown; an operator must look
+)
+
+// Live reports whether the order has a transaction that ATODENE still holds as live.
+func (s Status) Live() bool { return s == StatusOK || s == StatusPending }
+
+// Shipment is the shipment report of an order: queued while the credit is pending, reported
+// once it is OK.
+type Shipment struct {
+	CarrierCode    string `json:"carrier_code"`
+	TrackingNumber string `json:"tracking_number"`
+	InvoiceDate    string `json:"invoice_date,omitempty"`
+	Reported       bool   `json:"reported"`
+	Report         string `json:"report,omitempty"` // new or change, once reported
+}
+
+// State is one order's state. Version grows by one with every write.
+type State struct {
+	Version       int64     `json:"version"`
+	Status        Status    `json:"status"`
+	Review        string    `json:"review,omitempty"` // "" under review, "hold" on hold
+	TransactionID string    `json:"transaction_id,omitempty"`
+	Fee           int64     `json:"fee"`
+	BilledAmount  int64     `json:"billed_amount"`
+	Service       string    `json:"service,omitempty"`   // ATODENE's invoice delivery code
+	DataHash      string    `json:"data_hash,omitempty"` // of the request last sent, to spot identical data
+	Reasons       []string  `json:"reasons,omitempty"`
+	Errors        []Error   `json:"errors,omitempty"`
+	Shipment      *Shipment `json:"shipment,omitempty"`
+	// Outcome is the outcome event this version of the state calls for, and Published whether
+	// it is on the RESULTS stream yet. A worker that dies between the state write and the
+	// publish finds Published false and publishes again (with the same message ID).
+	Outcome   *Outcome  `json:"outcome,omitempty"`
+	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Error is a provider error kept with the state.
+type Error struct {
+	Point   string `json:"point"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Outcome is an outcome event the state calls for.
+type Outcome struct {
+	Type      string `json:"type"`
+	MsgID     string `json:"msg_id"`
+	CausedBy  string `json:"caused_by"`
+	Published bool   `json:"published"`
+}
+
+// ErrConflict means the state changed since it was read: read it again and decide again.
+var ErrConflict = errors.New("orderstate: state changed concurrently (version conflict)")
+
+// Store reads and writes order states, leases and event records in Redis.
+type Store struct {
+	rdb      redis.UniversalClient
+	prefix   string
+	eventTTL time.Duration
+}
+
+// New returns a store that keeps its keys under prefix (e.g. "atodene:"). eventTTL is how long
+// the record of a completed event is kept (it must exceed the longest redelivery horizon).
+func New(rdb redis.UniversalClient, prefix string, eventTTL time.Duration) *Store {
+	return &Store{rdb: rdb, prefix: prefix, eventTTL: eventTTL}
+}
+
+func (s *Store) stateKey(shop, order string) string { return s.prefix + "order:" + shop + ":" + order }
+func (s *Store) leaseKey(shop, order string) string { return s.prefix + "lease:" + shop + ":" + order }
+func (s *Store) eventKey(id string) string          { return s.prefix + "event:" + id }
+
+// Get returns an order's state; an order never seen has Version 0 and StatusNone.
+func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
+	raw, err := s.rdb.Get(ctx, s.stateKey(shop, order)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("orderstate: reading state of %s/%s: %w", shop, order, err)
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return State{}, fmt.Errorf("orderstate: decoding state of %s/%s: %w", shop, order, err)
+	}
+	return st, nil
+}
+
+//go:embed cas.lua
+var casSource string
+var casScript = redis.NewScript(casSource)
+
+// Put writes st as the next version of an order's state if the stored version is still
+// st.Version, and returns what was written (Version incremented, UpdatedAt set). A concurrent
+// change yields ErrConflict and writes nothing.
+func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.Time) (State, error) {
+	expect := st.Version
+	st.Version++
+	st.UpdatedAt = now.UTC()
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return State{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
+	}
+	ok, err := casScript.Run(ctx, s.rdb, []string{s.stateKey(shop, order)}, expect, raw).Bool()
+	if err != nil {
+		return State{}, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
+	}
+	if !ok {
+		return State{}, ErrConflict
+	}
+	return st, nil
+}
+
+// EventDone reports whether the event with this ID was processed to completion.
+func (s *Store) EventDone(ctx context.Context, id string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.eventKey(id)).Result()
+	if err != nil {
+		return false, fmt.Errorf("orderstate: reading event record %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// MarkEventDone records that the event was processed to completion. Call it only after the
+// event's effects are durable.
+func (s *Store) MarkEventDone(ctx context.Context, id string) error {
+	if err := s.rdb.Set(ctx, s.eventKey(id), 1, s.eventTTL).Err(); err != nil {
+		return fmt.Errorf("orderstate: recording event %s: %w", id, err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

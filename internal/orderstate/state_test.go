@@ -1,0 +1,149 @@
+package orderstate
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	return New(rdb, prefix, time.Hour)
+}
+
+func TestGetPut(t *testing.T) {
+	t.Parallel()
+	s, ctx, now := newStore(t), context.Background(), time.Now()
+	st, err := s.Get(ctx, "shop", "o1")
+	if err != nil || st.Version != 0 || st.Status != StatusNone {
+		t.Fatalf("new order: %+v, %v", st, err)
+	}
+	st.Status, st.TransactionID = StatusOK, "12345678901"
+	st.Outcome = &Outcome{Type: "credit.ok", MsgID: "m1"}
+	written, err := s.Put(ctx, "shop", "o1", st, now)
+	if err != nil || written.Version != 1 {
+		t.Fatalf("put: %+v, %v", written, err)
+	}
+	got, err := s.Get(ctx, "shop", "o1")
+	if err != nil || got.Version != 1 || got.Status != StatusOK || got.Outcome.MsgID != "m1" || got.TransactionID != "12345678901" {
+		t.Fatalf("read back: %+v, %v", got, err)
+	}
+	// A writer holding the old version loses.
+	if _, err := s.Put(ctx, "shop", "o1", st, now); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale put: %v, want ErrConflict", err)
+	}
+}
+
+func TestPutIsCompareAndSet(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	// 20 writers all read version 0 and try to write; exactly one may win.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Put(ctx, "shop", "race", State{Status: StatusPending}, time.Now()); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, ErrConflict) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d writers won, want 1", wins.Load())
+	}
+}
+
+func TestLease(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	l, err := s.AcquireLease(ctx, "shop", "o1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("second lease: %v, want ErrLeaseHeld", err)
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o2", time.Minute); err != nil {
+		t.Fatalf("another order's lease: %v", err)
+	}
+	if err := l.Extend(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); err != nil {
+		t.Fatalf("lease after release: %v", err)
+	}
+}
+
+func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	old, err := s.AcquireLease(ctx, "shop", "o1", 30*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond) // the holder "crashed"
+	fresh, err := s.AcquireLease(ctx, "shop", "o1", time.Minute)
+	if err != nil {
+		t.Fatalf("lease after expiry: %v", err)
+	}
+	if err := old.Extend(ctx, time.Minute); err == nil {
+		t.Error("the stale holder extended a lease it lost")
+	}
+	_ = old.Release(ctx)
+	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("the stale holder released the new holder's lease: %v", err)
+	}
+	_ = fresh.Release(ctx)
+}
+
+func TestEventRecords(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	if done, err := s.EventDone(ctx, "ev1"); err != nil || done {
+		t.Fatalf("unseen event: %v %v", done, err)
+	}
+	if err := s.MarkEventDone(ctx, "ev1"); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.EventDone(ctx, "ev1"); err != nil || !done {
+		t.Fatalf("recorded event: %v %v", done, err)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartPrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	s, ctx := New(rdb, "t:", time.Hour), context.Background()
+	if _, err := s.Put(ctx, "shop", "o1", State{Status: StatusOK}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	if _, err := s.Get(ctx, "shop", "o1"); err == nil {
+		t.Fatal("Get succeeded with Redis down")
+	}
+	if _, err := s.Put(ctx, "shop", "o1", State{Version: 1}, time.Now()); err == nil || errors.Is(err, ErrConflict) {
+		t.Fatalf("Put with Redis down: %v, want a connection error", err)
+	}
+	r.Start()
+	st, err := s.Get(ctx, "shop", "o1")
+	if err != nil || st.Status != StatusOK {
+		t.Fatalf("after restart: %+v %v (the state must survive)", st, err)
+	}
+}

@@ -1,0 +1,161 @@
+// Package testenv starts the real servers the tests run against: the machine's Redis (isolated
+// per test by a key prefix), private redis-server processes that a test may kill, and in-process
+// NATS JetStream servers from the nats-server module.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/go-redis/v9"
+)
+
+// SharedRedisAddr is the machine's Redis, shared with other users: never flush it.
+const SharedRedisAddr = "127.0.0.1:6379"
+
+// Redis returns a client of the shared Redis and a key prefix unique to the test; the test's
+// keys are deleted when it ends.
+func Redis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: SharedRedisAddr})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("testenv: Redis at %s is not reachable (start it, e.g. with .ci/run): %v", SharedRedisAddr, err)
+	}
+	prefix := "test:" + randomID() + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// PrivateRedis is a redis-server process of the test's own, which the test may stop and start.
+type PrivateRedis struct {
+	Addr string
+	dir  string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// StartPrivateRedis starts a redis-server on a free port, with append-only persistence in a
+// temporary directory so that a restart keeps the data. It is stopped when the test ends.
+func StartPrivateRedis(t testing.TB) *PrivateRedis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("testenv: redis-server is not installed: %v", err)
+	}
+	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), dir: t.TempDir(), t: t}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server on its address and waits until it answers.
+func (r *PrivateRedis) Start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
+		"--appendonly", "yes", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("testenv: starting redis-server: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL, like an outage) and waits for it to exit.
+func (r *PrivateRedis) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// NATS is an in-process NATS server with JetStream.
+type NATS struct {
+	Server *natsserver.Server
+	URL    string
+	opts   *natsserver.Options
+	t      testing.TB
+}
+
+// StartNATS starts an in-process NATS server with JetStream on a free port, storing under a
+// temporary directory. It is shut down when the test ends.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	opts := &natsserver.Options{
+		Host:      "127.0.0.1",
+		Port:      FreePort(t),
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoSigs:    true,
+		NoLog:     true,
+	}
+	n := &NATS{opts: opts, t: t}
+	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Start (re)starts the server with the same port and storage.
+func (n *NATS) Start() {
+	n.t.Helper()
+	s, err := natsserver.NewServer(n.opts)
+	if err != nil {
+		n.t.Fatalf("testenv: NATS server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		n.t.Fatalf("testenv: NATS server not ready in 10s")
+	}
+	n.Server, n.URL = s, s.ClientURL()
+}
+
+// Stop shuts the server down and waits for it.
+func (n *NATS) Stop() {
+	if n.Server != nil {
+		n.Server.Shutdown()
+		n.Server.WaitForShutdown()
+		n.Server = nil
+	}
+}
+
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randomID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + strconv.Itoa(os.Getpid())
+}
