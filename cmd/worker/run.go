@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"go.yaml.in/yaml/v3"
+)
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// run runs the command line args (without the program name), reading the environment of the
+// process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runEnv(ctx, args, os.LookupEnv, stdout, stderr)
+}
+
+// runEnv is run with the environment injected.
+func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		if args[0] == "config" && len(args) > 1 && args[1] == "check" {
+			return configCheck(args[2:], lookupEnv, stdout, stderr)
+		}
+		return usageError{fmt.Errorf("unknown command %q: want `worker [flags]` or `worker config check [flags]`", strings.Join(args, " "))}
+	}
+	settings, shops, err := loadConfig(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, settings, shops)
+}
+
+// loadConfig parses the settings, then loads the shops file they name. Help and bad settings
+// are usage errors; a bad shops file is not.
+func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config.Settings, *config.Shops, error) {
+	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
+	settings, err := config.ParseSettings(args, getenv, stderr)
+	if err != nil {
+		return config.Settings{}, nil, usageError{err}
+	}
+	shops, err := config.LoadShops(settings.ShopsFile, lookupEnv)
+	if err != nil {
+		return config.Settings{}, nil, err
+	}
+	return settings, shops, nil
+}
+
+// configCheck validates the settings and the shops file, and prints the shops as YAML with
+// defaults filled in and secrets masked.
+func configCheck(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	_, shops, err := loadConfig(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	n, noun := len(shops.All()), "shops"
+	if n == 1 {
+		noun = "shop"
+	}
+	fmt.Fprintf(stdout, "# %s: valid, %d %s; passwords masked\n", shops.File(), n, noun)
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(shops); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// serve runs the worker until ctx is cancelled, with the settings and shops already
+// validated. The processing loop is not part of this build, so for now serve says so.
+func serve(ctx context.Context, settings config.Settings, shops *config.Shops) error {
+	return errors.New("the configuration is valid, but the processing loop is not part of this build")
+}
+
+// exitCode prints err, if any, to stderr, one problem per line, and returns the exit status:
+// 0 for success and for -h, 2 for a usage error, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	for line := range strings.Lines(err.Error()) {
+		fmt.Fprintf(stderr, "worker: %s", strings.TrimSuffix(line, "\n")+"\n")
+	}
+	if errors.As(err, new(usageError)) {
+		fmt.Fprintln(stderr, "Run 'worker -h' for the list of settings.")
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	rakutenShop = `  - id: rakuten-01
+    atodene:
+      base_url: https://www.manage.atodene.jp/api/
+      shop_code: abc123456789
+      link_password: ${ATODENE_RAKUTEN01_PASSWORD}
+    fees:
+      mode: add
+      table:
+        - {min: 1, max: 999999, fee: 205}
+`
+	ownCartShop = `  - id: own-cart
+    atodene:
+      base_url: http://127.0.0.1:8089/api/
+      shop_code: own000000001
+      link_password_file: own-cart.password
+      invoice_delivery: enclosed
+`
+	shopsYAML = "shops:\n" + rakutenShop + ownCartShop
+)
+
+const wantPrinted = `shops:
+  - id: rakuten-01
+    atodene:
+      base_url: https://www.manage.atodene.jp/api/
+      shop_code: abc123456789
+      link_id: original00
+      link_password: '****' # from ${ATODENE_RAKUTEN01_PASSWORD}
+      invoice_delivery: separate
+    fees:
+      mode: add # 加算する
+      table:
+        - {min: 1, max: 999999, fee: 205}
+  - id: own-cart
+    atodene:
+      base_url: http://127.0.0.1:8089/api/
+      shop_code: own000000001
+      link_id: original00
+      link_password: '****' # from file own-cart.password
+      invoice_delivery: enclosed
+    fees:
+      mode: keep # 変更しない
+`
+
+// writeShops writes a shops file and the password file it refers to, and returns its path.
+func writeShops(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "own-cart.password"), []byte("fileSecret01\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "shops.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func lookup(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+var passwordEnv = map[string]string{"ATODENE_RAKUTEN01_PASSWORD": "envSecret01"}
+
+func TestConfigCheckValid(t *testing.T) {
+	t.Parallel()
+	path := writeShops(t, shopsYAML)
+	var stdout, stderr bytes.Buffer
+	err := runEnv(context.Background(), []string{"config", "check", "-config", path}, lookup(passwordEnv), &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 0 {
+		t.Fatalf("exit %d: %v\nstderr: %s", code, err, stderr.String())
+	}
+	want := "# " + path + ": valid, 2 shops; passwords masked\n" + wantPrinted
+	if stdout.String() != want {
+		t.Errorf("stdout =\n%s\nwant\n%s", stdout.String(), want)
+	}
+	for _, secret := range []string{"envSecret01", "fileSecret01"} {
+		if strings.Contains(stdout.String()+stderr.String(), secret) {
+			t.Errorf("the output shows the secret %q", secret)
+		}
+	}
+}
+
+func TestConfigCheckInvalid(t *testing.T) {
+	t.Parallel()
+	content := strings.Replace(shopsYAML, "max: 999999", "max: 0", 1)
+	content = strings.Replace(content, "invoice_delivery: enclosed", "invoice_delivery: parcel", 1)
+	path := writeShops(t, content)
+	var stdout, stderr bytes.Buffer
+	err := runEnv(context.Background(), []string{"config", "check", "-config=" + path}, lookup(nil), &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; err %v", code, err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing for an invalid file", stdout.String())
+	}
+	want := []string{
+		`worker: ` + path + `: shop "rakuten-01": atodene.link_password: environment variable ATODENE_RAKUTEN01_PASSWORD is not set (line 6)`,
+		`worker: ` + path + `: shop "rakuten-01": fees.table[1]: min 1 > max 0 (line 10)`,
+		`worker: ` + path + `: shop "own-cart": atodene.invoice_delivery: "parcel": want separate or enclosed (line 16)`,
+	}
+	if got := strings.TrimSuffix(stderr.String(), "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("stderr =\n%s\nwant\n%s", got, strings.Join(want, "\n"))
+	}
+}
+
+// TestRun drives run itself, with the process environment: the shop reads its password from a
+// file, so no variable is needed.
+func TestRun(t *testing.T) {
+	path := writeShops(t, "shops:\n"+ownCartShop)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // part of stdout
+		wantErr  string // part of stderr
+	}{
+		{"config check", []string{"config", "check", "-config", path}, 0, "valid, 1 shop;", ""},
+		{"help", []string{"-h"}, 0, "", "-poll-deadline duration"},
+		{"config check help", []string{"config", "check", "-help"}, 0, "", "[$ATODENE_WORKER_CONFIG]"},
+		{"no command", []string{"-config", path}, 1, "", "worker: the configuration is valid, but the processing loop is not part of this build"},
+		{"bad setting", []string{"-config", path, "-ack-wait=10s"}, 2, "", "worker: -ack-wait (ATODENE_WORKER_ACK_WAIT): 10s must exceed -provider-timeout 30s"},
+		{"unknown flag", []string{"-nats=nats://x"}, 2, "", "worker: flag provided but not defined: -nats\nRun 'worker -h'"},
+		{"unknown command", []string{"serve"}, 2, "", `worker: unknown command "serve"`},
+		{"config without check", []string{"config"}, 2, "", `worker: unknown command "config"`},
+		{"missing shops file", []string{"config", "check", "-config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "", "none.yaml: no such file or directory"},
+		{"extra argument", []string{"config", "check", "-config", path, "more.yaml"}, 2, "", `worker: unexpected argument "more.yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d; err: %v", code, tt.wantCode, err)
+			}
+			if !strings.Contains(stdout.String(), tt.wantOut) {
+				t.Errorf("stdout =\n%s\nwant it to contain %q", stdout.String(), tt.wantOut)
+			}
+			if !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("stderr =\n%s\nwant it to contain %q", stderr.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{flag.ErrHelp, 0},
+		{usageError{flag.ErrHelp}, 0},
+		{usageError{errors.New("bad flag")}, 2},
+		{errors.New("shops.yaml: bad"), 1},
+	}
+	for _, tt := range tests {
+		var stderr bytes.Buffer
+		if got := exitCode(tt.err, &stderr); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
