@@ -1,0 +1,86 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Shop is one merchant whose linkInfo the sandbox accepts.
+type Shop struct {
+	ShopCode     string // 加盟店コード
+	LinkID       string // 接続先特定ID
+	LinkPassword string // 連携パスワード
+}
+
+// DemoShop is the shop the sandbox accepts when Config.Shops is empty.
+var DemoShop = Shop{ShopCode: "demo00000001", LinkID: "original00", LinkPassword: "demopass01"}
+
+// Config configures a Server. The zero value is usable; each field states its default.
+type Config struct {
+	// Shops are the merchants whose linkInfo is accepted. Default: DemoShop only.
+	Shops []Shop
+
+	// ReviewDelay is how long a review (審査中) lasts before its manual result appears. Default 30s.
+	ReviewDelay time.Duration
+
+	// HoldDelay is how long a hold (保留) lasts before it turns NG. Default 60s.
+	HoldDelay time.Duration
+
+	// SlowDelay is added to every response about a buyer whose e-mail starts with "slow". Default 5s.
+	SlowDelay time.Duration
+
+	// Now is the clock that review progress is measured with. Reviews advance lazily from it rather
+	// than from timers, so tests move a fake clock instead of sleeping. Default time.Now.
+	Now func() time.Time
+
+	// Seed seeds the random source for faults and transaction IDs. Default 0: a seed from the clock.
+	Seed int64
+
+	// Logger gets one line per request, never with passwords or buyer data. Default zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if len(c.Shops) == 0 {
+		c.Shops = []Shop{DemoShop}
+	}
+	if c.ReviewDelay == 0 {
+		c.ReviewDelay = 30 * time.Second
+	}
+	if c.HoldDelay == 0 {
+		c.HoldDelay = 60 * time.Second
+	}
+	if c.SlowDelay == 0 {
+		c.SlowDelay = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano()
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.ReviewDelay < 0 || c.HoldDelay < 0 || c.SlowDelay < 0 {
+		return errors.New("sandbox: delays must not be negative")
+	}
+	seen := make(map[string]bool, len(c.Shops))
+	for i, s := range c.Shops {
+		if s.ShopCode == "" || s.LinkID == "" || s.LinkPassword == "" {
+			return fmt.Errorf("sandbox: shop %d: shopCode, linkId and linkPassword are all required", i+1)
+		}
+		if seen[s.ShopCode] {
+			return fmt.Errorf("sandbox: shop %q is configured twice", s.ShopCode)
+		}
+		seen[s.ShopCode] = true
+	}
+	return nil
+}

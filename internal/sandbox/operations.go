@@ -1,0 +1,269 @@
+package sandbox
+
+import (
+	"slices"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+)
+
+// Each operation decodes its request, authenticates it, then does all its reading and writing of
+// state under s.mu, so that a check (say, the duplicate rule) and the change it guards are atomic.
+// Errors about the addressed transaction (unknown, cancelled) are reported alone and before any
+// field error, so that er000033 reliably answers any call on a cancelled transaction.
+
+func ng(e apiError) outcome { return outcome{resp: ngResponse(e)} }
+
+// request is a decoded request document; every one starts with linkInfo.
+type request interface{ link() linkInfoXML }
+
+func (r *registerRequest) link() linkInfoXML { return r.LinkInfo }
+func (r *txRefRequest) link() linkInfoXML    { return r.LinkInfo }
+func (r *shipmentRequest) link() linkInfoXML { return r.LinkInfo }
+func (r *modifyRequest) link() linkInfoXML   { return r.LinkInfo }
+
+// begin decodes body into req and finds the shop it comes from. A non-nil error is the whole answer.
+func (s *Server) begin(body []byte, req request) (Shop, *apiError) {
+	if decodeRequest(body, req) != nil {
+		return Shop{}, &errRequest
+	}
+	return s.authenticate(req.link())
+}
+
+// about starts the outcome of a request addressed to t.
+func about(t *transaction) outcome {
+	if t == nil {
+		return outcome{}
+	}
+	return outcome{txID: t.id, slow: t.slow()}
+}
+
+// lookup finds the transaction a request names and counts the call on it. It returns the transaction
+// even when it is cancelled, with errCancelled, so that the call is still counted and logged.
+// s.mu must be held.
+func (s *Server) lookup(shop Shop, id, op string) (*transaction, *apiError) {
+	if e, ok := checkField("transactionId", id, 0); !ok {
+		return nil, &e
+	}
+	t := s.store.byID[id]
+	if t == nil || t.shopCode != shop.ShopCode {
+		return nil, &errUnknownTx
+	}
+	t.calls[op]++
+	if t.cancelled {
+		return t, &errCancelled
+	}
+	return t, nil
+}
+
+// register is transaction.do: validate, apply the duplicate rule, create and screen.
+func (s *Server) register(body []byte) outcome {
+	var req registerRequest
+	shop, beginErr := s.begin(body, &req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	errs := checkBrowser(req.BrowserInfo)
+	o, orderErrs := checkOrder(req.Customer, req.Ship, req.Details)
+	errs = append(errs, orderErrs...)
+	out := outcome{slow: profileOf(o.customer.Email) == profileSlow}
+	key := orderKey{shop.ShopCode, o.customer.ShopOrderID}
+	// Only a well-formed shopOrderId can be a duplicate or be counted in the order's history.
+	knownOrder := req.Customer != nil && !hasPoint(errs, "shopOrderId")
+	now := s.cfg.Now()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if knownOrder && s.store.hasLive(key, now) {
+		errs = append(errs, errDuplicate)
+	}
+	if len(errs) > 0 {
+		if knownOrder {
+			s.store.history(key).rejected++
+		}
+		out.resp = ngResponse(errs...)
+		return out
+	}
+	t := &transaction{
+		id: s.ids.newID(), shopCode: shop.ShopCode, shopOrderID: key.shopOrderID, registeredAt: now,
+		order: o, screening: s.screen(o.customer.Email, o.billed, now), calls: map[string]int{opRegister: 1},
+	}
+	s.store.add(t)
+	out.txID = t.id
+	out.resp = okResponse(&registerInfoXML{ShopOrderID: t.shopOrderID, TransactionID: t.id, AutoAuthoriresult: t.screening.auto})
+	return out
+}
+
+// getAuthori is getauthori.do: the screening result as of now.
+func (s *Server) getAuthori(body []byte) outcome {
+	var req txRefRequest
+	shop, beginErr := s.begin(body, &req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opAuthori)
+	out := about(t)
+	if lookupErr != nil {
+		out.resp = ngResponse(*lookupErr)
+		return out
+	}
+	info := &authoriInfoXML{TransactionID: t.id, AutoAuthoriresult: t.screening.auto}
+	info.ManualAuthoriresult, _ = t.screening.manual(now)
+	info.ManualReasons.Reason = t.screening.reasons(now)
+	out.resp = okResponse(info)
+	return out
+}
+
+// shipment is shippingrequest.do: report (1), change (2) or cancel (3) the shipment report.
+func (s *Server) shipment(body []byte) outcome {
+	var req shipmentRequest
+	shop, beginErr := s.begin(body, &req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	ti := req.TransactionInfo
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, lookupErr := s.lookup(shop, ti.TransactionID, opShipment)
+	out := about(t)
+	if lookupErr != nil {
+		out.resp = ngResponse(*lookupErr)
+		return out
+	}
+	next := shipment{deliveryType: ti.DeliveryType, companyCode: ti.DeliveryCompanyCode, slipNo: ti.DeliverySlipNo, invoiceDate: ti.InvoiceDate}
+	if errs := next.check(); len(errs) > 0 {
+		out.resp = ngResponse(errs...)
+		return out
+	}
+	if e := t.applyShipment(next, now); e != nil {
+		out.resp = ngResponse(*e)
+		return out
+	}
+	out.resp = okResponse(&txIDInfoXML{TransactionID: t.id})
+	return out
+}
+
+// carriers are the carrier codes of API.md §6.1.
+var carriers = []string{"11", "12", "13", "14", "15", "16", "18", "20", "21", "23", "26", "27", "28", "29", "30", "31", "32"}
+
+// check validates a shipment report. A cancel (3) may leave company and slip empty, as
+// EC-CUBE sends them (API.md §3.3).
+func (sh shipment) check() []apiError {
+	var errs []apiError
+	if !slices.Contains([]string{"1", "2", "3"}, sh.deliveryType) {
+		errs = append(errs, fieldError("deliveryType", sh.deliveryType, 0))
+	}
+	fields := []field{{"deliveryCompanyCode", sh.companyCode}, {"deliverySlipNo", sh.slipNo}, {"invoiceDate", sh.invoiceDate}}
+	if sh.deliveryType == "3" {
+		fields = slices.DeleteFunc(fields, func(f field) bool { return f.value == "" })
+	}
+	errs = append(errs, checkFields(fields, 0)...)
+	if sh.companyCode != "" && !hasPoint(errs, "deliveryCompanyCode") && !slices.Contains(carriers, sh.companyCode) {
+		errs = append(errs, errCarrier)
+	}
+	return errs
+}
+
+func (t *transaction) applyShipment(next shipment, now time.Time) *apiError {
+	switch next.deliveryType {
+	case "1":
+		if t.shipment != nil {
+			return &errShipped
+		}
+		if t.screening.decision(now) != resultOK {
+			return &errShipNotOK
+		}
+		t.shipment = &next
+	case "2":
+		if t.shipment == nil {
+			return &errNoShipment
+		}
+		t.shipment = &next
+	case "3":
+		if t.shipment == nil {
+			return &errNoShipment
+		}
+		t.shipment = nil
+	}
+	return nil
+}
+
+// modify is modifytransaction.do: cancel (updateTypeFlag 1) or change (2).
+func (s *Server) modify(body []byte) outcome {
+	var req modifyRequest
+	shop, beginErr := s.begin(body, &req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opModify)
+	out := about(t)
+	switch flag := req.TransactionInfo.UpdateTypeFlag; {
+	case lookupErr != nil:
+		out.resp = ngResponse(*lookupErr)
+	case flag == "1":
+		t.cancelled = true
+		out.resp = okResponse(&txIDInfoXML{TransactionID: t.id})
+	case flag == "2":
+		out.resp = s.change(t, &req, now)
+		out.slow = out.slow || t.slow()
+	default:
+		out.resp = ngResponse(fieldError("updateTypeFlag", flag, 0))
+	}
+	return out
+}
+
+// change replaces the order. It re-screens unless only the addresses changed; then it answers an
+// empty autoAuthoriresult and keeps the decision (API.md §3.4). A re-screen that comes back 審査中
+// starts a new review, so the review clock restarts. The transaction keeps the shopOrderId it was
+// registered with, since w2 sends a different (base) order ID in changes.
+func (s *Server) change(t *transaction, req *modifyRequest, now time.Time) *responseXML {
+	o, errs := checkOrder(req.Customer, req.Ship, req.Details)
+	if len(errs) > 0 {
+		return ngResponse(errs...)
+	}
+	info := &changeInfoXML{TransactionID: t.id}
+	if !t.order.addressOnlyChange(o) {
+		t.screening = s.screen(o.customer.Email, o.billed, now)
+		info.AutoAuthoriresult = t.screening.auto
+	}
+	t.order = o
+	return okResponse(info)
+}
+
+// invoice is getinvoicedata.do: print data for an enclosed invoice of an approved transaction.
+func (s *Server) invoice(body []byte) outcome {
+	var req txRefRequest
+	shop, beginErr := s.begin(body, &req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opInvoice)
+	out := about(t)
+	if lookupErr != nil {
+		out.resp = ngResponse(*lookupErr)
+		return out
+	}
+	var errs []apiError
+	if t.screening.decision(now) != resultOK {
+		errs = append(errs, errInvoiceNotOK)
+	}
+	if t.order.customer.Service != atodene.ServiceEnclosed {
+		errs = append(errs, errNotEnclosed)
+	}
+	if len(errs) > 0 {
+		out.resp = ngResponse(errs...)
+		return out
+	}
+	out.resp = &responseXML{Result: "OK", Invoice: s.invoiceInfo(t, now)}
+	return out
+}

@@ -1,0 +1,190 @@
+package sandbox
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// BasePath is where the five operations are served: the base URL is http://host:port/api/.
+const BasePath = "/api/"
+
+// maxBodyBytes bounds a request body; real requests are a few kilobytes.
+const maxBodyBytes = 1 << 20
+
+// Server is the ATODENE sandbox, an http.Handler. It is safe for concurrent use.
+type Server struct {
+	cfg       Config
+	log       *zap.Logger
+	mux       *http.ServeMux
+	rand      *lockedRand
+	closing   chan struct{}
+	closeOnce sync.Once
+
+	// mu guards everything below. One lock is enough: each operation is microseconds of work.
+	mu     sync.Mutex
+	store  *store
+	ids    *idGenerator
+	shops  map[string]Shop
+	faults Faults
+	stats  *Stats
+}
+
+// New returns a sandbox configured by cfg. It fails only when cfg is invalid: a negative delay, or a
+// shop that is incomplete or configured twice.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		mux:     http.NewServeMux(),
+		rand:    newLockedRand(cfg.Seed),
+		closing: make(chan struct{}),
+		store:   newStore(),
+		shops:   make(map[string]Shop, len(cfg.Shops)),
+		stats:   newStats(),
+	}
+	s.ids = newIDGenerator(s.rand)
+	for _, sh := range cfg.Shops {
+		s.shops[sh.ShopCode] = sh
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	ops := map[string]func([]byte) outcome{
+		opRegister: s.register,
+		opAuthori:  s.getAuthori,
+		opShipment: s.shipment,
+		opModify:   s.modify,
+		opInvoice:  s.invoice,
+	}
+	for name, op := range ops {
+		s.mux.Handle("POST "+BasePath+name+".do", s.operation(name, op))
+	}
+	s.mux.HandleFunc("GET /sandbox/transactions", s.listTransactions)
+	s.mux.HandleFunc("POST /sandbox/transactions/{id}/decision", s.decide)
+	s.mux.HandleFunc("GET /sandbox/stats", s.getStats)
+	s.mux.HandleFunc("GET /sandbox/faults", s.getFaults)
+	s.mux.HandleFunc("PUT /sandbox/faults", s.putFaults)
+	s.mux.HandleFunc("POST /sandbox/reset", s.reset)
+}
+
+// ServeHTTP serves the five operations under BasePath and the admin API under /sandbox/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close releases every handler held by a timeout fault or a delay, and makes later ones return at
+// once. The held requests are dropped without an answer. Call it before (or register it with
+// http.Server.RegisterOnShutdown for) http.Server.Shutdown, which otherwise waits for them forever.
+// The Server keeps serving after Close, without delays.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// outcome is an operation's answer before faults are applied.
+type outcome struct {
+	resp *responseXML
+	txID string // the transaction the request was about, for the log
+	slow bool   // the buyer asked for the slow delay
+}
+
+// operation wraps one of the five operations with fault injection, the slow delay, stats and logging.
+func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		s.mu.Lock()
+		faults := s.faults
+		s.mu.Unlock()
+		f, latency := faults.draw(s.rand)
+		if !s.sleep(r.Context(), latency) {
+			s.finish(name, 0, "", f, start, outcome{})
+			panic(http.ErrAbortHandler) // the client is gone or the server is closing
+		}
+		if f == faultError {
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+			s.finish(name, http.StatusInternalServerError, "", f, start, outcome{})
+			return
+		}
+		out := s.process(w, r, op)
+		if out.slow {
+			s.sleep(r.Context(), s.cfg.SlowDelay)
+		}
+		s.deliver(w, r, name, f, start, out)
+	})
+}
+
+func (s *Server) process(w http.ResponseWriter, r *http.Request, op func([]byte) outcome) outcome {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		return outcome{resp: ngResponse(errRequest)}
+	}
+	return op(body)
+}
+
+// deliver sends the answer, unless a fault says otherwise. A timeout fault holds the request, already
+// processed, until the client gives up or the server closes, then drops the connection without a
+// byte: the client cannot tell whether the request took effect, as with a real lost answer.
+func (s *Server) deliver(w http.ResponseWriter, r *http.Request, name string, f fault, start time.Time, out outcome) {
+	body := encodeResponse(out.resp)
+	if f == faultTimeout {
+		s.finish(name, 0, out.resp.Result, f, start, out)
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		panic(http.ErrAbortHandler)
+	}
+	if f == faultGarbage {
+		body = garble(body)
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(body); err != nil {
+		s.log.Debug("writing response", zap.String("operation", name), zap.Error(err))
+	}
+	s.finish(name, http.StatusOK, out.resp.Result, f, start, out)
+}
+
+// finish records stats and logs the request. status 0 means no answer was sent. Only identifiers and
+// codes are logged: never linkInfo, never buyer data.
+func (s *Server) finish(name string, status int, result string, f fault, start time.Time, out outcome) {
+	s.mu.Lock()
+	s.stats.record(name, status, result, f)
+	s.mu.Unlock()
+	fields := []zap.Field{
+		zap.String("operation", name),
+		zap.Int("status", status),
+		zap.Duration("duration", time.Since(start)),
+	}
+	if result != "" {
+		fields = append(fields, zap.String("result", result))
+	}
+	if out.txID != "" {
+		fields = append(fields, zap.String("transaction_id", out.txID))
+	}
+	if f != faultNone {
+		fields = append(fields, zap.String("fault", string(f)))
+	}
+	if out.resp != nil && out.resp.Errors != nil {
+		fields = append(fields, zap.Strings("errors", errorSummary(out.resp.Errors.Error)))
+	}
+	s.log.Info("request", fields...)
+}
+
+// errorSummary keeps errorPoint and errorCode, which name fields but carry none of their values.
+func errorSummary(errs []errorXML) []string {
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = e.Point + ":" + e.Code
+	}
+	return out
+}
