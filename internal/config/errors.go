@@ -111,8 +111,6 @@ func (p *problems) line(field string) int {
 func (p *problems) named(id string) {
 	p.shop = id
 	for _, err := range p.errs {
-		if fe, ok := err.(*FieldError); ok && fe.Index == p.index {
-			fe.Shop = id
-		}
+		err.(*FieldError).Shop = id // problems holds nothing else
 	}
 }

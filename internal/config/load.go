@@ -132,7 +132,11 @@ func (l *loader) fromEnv(p *problems, field string, n *yaml.Node) (Secret, strin
 		return Secret{}, ""
 	}
 	name, ok := envReference(n.Value)
-	if !ok {
+	switch {
+	case n.Value == "":
+		p.addf(field, "empty: want a ${ENV_VAR} reference")
+		return Secret{}, ""
+	case !ok:
 		p.addf(field, "plain-text passwords are not allowed: write ${ENV_VAR} and set that variable, or use link_password_file")
 		return Secret{}, ""
 	}
@@ -150,7 +154,10 @@ func (l *loader) fromEnv(p *problems, field string, n *yaml.Node) (Secret, strin
 func (l *loader) fromFile(p *problems, field string, n *yaml.Node) (Secret, string) {
 	path := scalar(p, field, n)
 	if path == "" {
-		return Secret{}, "" // scalar reported the bad node
+		if !p.broken[field] { // not already reported as a bad node
+			p.addf(field, "empty: want the path of a file holding the password")
+		}
+		return Secret{}, ""
 	}
 	full := path
 	if !filepath.IsAbs(full) {

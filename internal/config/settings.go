@@ -78,6 +78,36 @@ type Settings struct {
 	SkipStreamSetup bool
 }
 
+// Redacted returns s with the passwords of NATSURL and RedisURL replaced by "xxxxx", for
+// printing. An unparsable URL is replaced whole.
+func (s Settings) Redacted() Settings {
+	urls := strings.Split(s.NATSURL, ",")
+	for i, u := range urls {
+		urls[i] = redactURL(strings.TrimSpace(u))
+	}
+	s.NATSURL = strings.Join(urls, ",")
+	s.RedisURL = redactURL(s.RedisURL)
+	return s
+}
+
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "xxxxx"
+	}
+	return u.Redacted()
+}
+
+// Format prints the settings with every verb of package fmt, URL passwords redacted, so that
+// logging them cannot leak a password.
+func (s Settings) Format(f fmt.State, verb rune) {
+	type fields Settings // the same fields without the methods, to print them
+	fmt.Fprintf(f, fmt.FormatString(f, verb), fields(s.Redacted()))
+}
+
 // minDuplicateWindow is the least duplicate window the design allows for ORDERS.
 const minDuplicateWindow = 2 * time.Minute
 
@@ -154,14 +184,14 @@ func EnvName(flagName string) string {
 // unset.
 //
 // With -h or -help it prints every setting, with its variable and default, to out and returns
-// flag.ErrHelp. A malformed flag is reported on out as well, with the usage. The error joins
-// every bad value, each naming its flag and variable.
+// flag.ErrHelp; nothing else is printed. Otherwise the error is an unknown or malformed flag,
+// or every bad value joined, each naming its flag and variable.
 func ParseSettings(args []string, getenv func(string) string, out io.Writer) (Settings, error) {
 	s := DefaultSettings()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard) // errors are returned, not printed; only -h prints
+	fs.Usage = func() {}
 	s.bind(fs)
-	fs.Usage = func() { printUsage(fs) }
 	envErrs := map[string]error{}
 	fs.VisitAll(func(f *flag.Flag) {
 		env := EnvName(f.Name)
@@ -174,6 +204,10 @@ func ParseSettings(args []string, getenv func(string) string, out io.Writer) (Se
 		}
 	})
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(out)
+			printUsage(fs)
+		}
 		return Settings{}, err
 	}
 	if fs.NArg() > 0 {
@@ -239,8 +273,8 @@ func (s Settings) validateServers(bad reportFunc) {
 			bad("nats-ca", "needs -nats-url: the embedded server does not use TLS")
 		}
 	}
-	for _, u := range strings.Split(s.NATSURL, ",") {
-		if s.NATSURL != "" {
+	if s.NATSURL != "" {
+		for _, u := range strings.Split(s.NATSURL, ",") {
 			checkURL(bad, "nats-url", strings.TrimSpace(u), "nats", "tls", "ws", "wss")
 		}
 	}

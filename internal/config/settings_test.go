@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -183,8 +184,8 @@ func TestParseSettingsUnknownFlag(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined: -concurency") {
 		t.Fatalf("ParseSettings(-concurency) = %v, want an unknown-flag error", err)
 	}
-	if !strings.Contains(out.String(), "Usage:") {
-		t.Errorf("no usage printed for an unknown flag:\n%s", out.String())
+	if out.Len() != 0 {
+		t.Errorf("ParseSettings printed %q for an unknown flag; want the error returned only", out.String())
 	}
 }
 
@@ -192,5 +193,28 @@ func TestEnvName(t *testing.T) {
 	t.Parallel()
 	if got := EnvName("poll-max-interval"); got != "ATODENE_WORKER_POLL_MAX_INTERVAL" {
 		t.Errorf("EnvName = %q", got)
+	}
+}
+
+func TestSettingsRedacted(t *testing.T) {
+	t.Parallel()
+	s := DefaultSettings()
+	s.NATSURL = "nats://a:4222, nats://u:hunter2@b:4222"
+	s.RedisURL = "redis://:hunter2@r:6379/0"
+	r := s.Redacted()
+	if r.NATSURL != "nats://a:4222,nats://u:xxxxx@b:4222" || r.RedisURL != "redis://:xxxxx@r:6379/0" {
+		t.Errorf("Redacted() URLs = %q, %q", r.NATSURL, r.RedisURL)
+	}
+	if s.RedisURL != "redis://:hunter2@r:6379/0" {
+		t.Error("Redacted changed the original")
+	}
+	if (Settings{RedisURL: "redis://:pw@[::1"}).Redacted().RedisURL != "xxxxx" {
+		t.Error("an unparsable URL is not masked whole")
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(verb, s)
+		if strings.Contains(out, "hunter2") || !strings.Contains(out, "r:6379") {
+			t.Errorf("Sprintf(%q) = %s; want the URLs with passwords redacted", verb, out)
+		}
 	}
 }

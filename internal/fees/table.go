@@ -20,6 +20,7 @@ func (r Row) Unused() bool { return r == Row{} }
 
 func (r Row) contains(billed int64) bool { return r.Min <= billed && billed <= r.Max }
 
+// String prints the row as min–max → fee, the form error messages use.
 func (r Row) String() string { return fmt.Sprintf("%d–%d → %d", r.Min, r.Max, r.Fee) }
 
 // Table is a shop's fee table and the mode that applies it. The zero Table is invalid (it has
