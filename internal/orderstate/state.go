@@ -63,6 +63,12 @@ type State struct {
 	// publish finds Published false and publishes again (with the same message ID).
 	Outcome   *Outcome  `json:"outcome,omitempty"`
 	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
+	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
+	// stale (the order changed since) and is dropped. PollScheduled says the current one is
+	// stored in the schedule stream.
+	PollSeq       int  `json:"poll_seq,omitempty"`
+	PollAttempt   int  `json:"poll_attempt,omitempty"`
+	PollScheduled bool `json:"poll_scheduled,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

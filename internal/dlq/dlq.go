@@ -1,0 +1,94 @@
+// Package dlq writes dead letters (DESIGN.md §10): the original body byte for byte, on
+// dlq.<original subject>, with headers that say where it came from and why it failed.
+package dlq
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Header names of a dead letter.
+const (
+	HeaderOriginalSubject  = "Dlq-Original-Subject"
+	HeaderOriginalStream   = "Dlq-Original-Stream"
+	HeaderOriginalSequence = "Dlq-Original-Sequence"
+	HeaderReason           = "Dlq-Reason"
+	HeaderError            = "Dlq-Error"
+	HeaderAttempts         = "Dlq-Attempts"
+	HeaderFailedAt         = "Dlq-Failed-At"
+	HeaderReplayCount      = "Dlq-Replay-Count"
+)
+
+// SubjectPrefix is prepended to the original subject.
+const SubjectPrefix = "dlq."
+
+// maxErrorLen bounds Dlq-Error: an error quoting a huge field must not make a huge header.
+const maxErrorLen = 1024
+
+// Letter is one dead letter to write.
+type Letter struct {
+	Subject     string // the subject it was consumed from
+	Stream      string
+	Sequence    uint64
+	Body        []byte
+	Reason      string
+	Err         error
+	Attempts    int
+	ReplayCount string // the Dlq-Replay-Count the message carried, if any
+	FailedAt    time.Time
+}
+
+// Writer publishes dead letters to JetStream.
+type Writer struct {
+	js jetstream.JetStream
+}
+
+// NewWriter returns a writer publishing with js.
+func NewWriter(js jetstream.JetStream) *Writer { return &Writer{js: js} }
+
+// Write stores a dead letter and returns once the DLQ stream acknowledged it. The message ID is
+// derived from the original stream and sequence, so writing the same letter twice stores it once
+// within the duplicate window.
+func (w *Writer) Write(ctx context.Context, l Letter) error {
+	msg := nats.NewMsg(SubjectPrefix + l.Subject)
+	msg.Data = l.Body
+	errText := l.Err.Error()
+	if len(errText) > maxErrorLen {
+		errText = errText[:maxErrorLen] + "…"
+	}
+	msg.Header.Set(HeaderOriginalSubject, l.Subject)
+	msg.Header.Set(HeaderOriginalStream, l.Stream)
+	msg.Header.Set(HeaderOriginalSequence, strconv.FormatUint(l.Sequence, 10))
+	msg.Header.Set(HeaderReason, l.Reason)
+	msg.Header.Set(HeaderError, errText)
+	msg.Header.Set(HeaderAttempts, strconv.Itoa(l.Attempts))
+	msg.Header.Set(HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339))
+	if l.ReplayCount != "" {
+		msg.Header.Set(HeaderReplayCount, l.ReplayCount)
+	}
+	id := fmt.Sprintf("dlq:%s:%d", l.Stream, l.Sequence)
+	if l.ReplayCount != "" {
+		id += ":r" + l.ReplayCount
+	}
+	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("dlq: writing dead letter for %s seq %d: %w", l.Subject, l.Sequence, err)
+	}
+	return nil
+}
+
+// FromMsg builds the letter of a consumed message.
+func FromMsg(msg jetstream.Msg, reason string, cause error, now time.Time) Letter {
+	l := Letter{Subject: msg.Subject(), Body: msg.Data(), Reason: reason, Err: cause, FailedAt: now, Attempts: 1}
+	if md, err := msg.Metadata(); err == nil {
+		l.Stream, l.Sequence, l.Attempts = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
+	}
+	if h := msg.Headers(); h != nil {
+		l.ReplayCount = h.Get(HeaderReplayCount)
+	}
+	return l
+}

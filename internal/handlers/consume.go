@@ -1,0 +1,171 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored.
+type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error
+
+// ConsumerConfig configures Consume.
+type ConsumerConfig struct {
+	// Concurrency is how many messages are handled at once. Default 256.
+	Concurrency int
+	// AckWait is the consumer's ack wait; progress is signalled every AckWait/3 while a handler
+	// runs, so a slow provider call is never redelivered elsewhere. Required.
+	AckWait time.Duration
+	// MaxDeliver is the consumer's delivery limit: the last delivery of a failing message
+	// dead-letters it as exhausted instead of handing it back. Required.
+	MaxDeliver int
+	// Backoff is the redelivery delay after a transient failure at the given attempt.
+	// Default: 1s doubling to 1m.
+	Backoff func(attempt int) time.Duration
+	// Grace is how long in-flight handlers may finish after ctx is cancelled before they are
+	// cancelled and their messages handed back. Default 30s.
+	Grace time.Duration
+	// DeadLetter stores dead letters. Required.
+	DeadLetter DeadLetterFunc
+	// Logger logs acknowledgement failures. Default: no logging.
+	Logger *zap.Logger
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.Backoff == nil {
+		c.Backoff = func(attempt int) time.Duration {
+			return min(time.Second<<min(attempt-1, 6), time.Minute)
+		}
+	}
+	if c.Grace <= 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Consume pulls messages from cons and handles up to Concurrency of them at once until ctx is
+// cancelled. Then it stops fetching, lets in-flight handlers finish within the grace period,
+// hands back what is left (Nak) and returns.
+func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg ConsumerConfig) error {
+	cfg = cfg.withDefaults()
+	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.DeadLetter == nil {
+		return errors.New("handlers: Consume needs AckWait, MaxDeliver and DeadLetter")
+	}
+	// Handlers run under their own context, cancelled only when the grace period is over.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("handlers: starting to pull messages: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+
+	slots := make(chan struct{}, cfg.Concurrency)
+	var wg sync.WaitGroup
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				cfg.Logger.Error("pulling messages failed", zap.Error(err))
+			}
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			handleMsg(work, msg, h, cfg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Grace):
+		cancelWork()
+		<-done
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.New("handlers: message iterator stopped unexpectedly")
+}
+
+// handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a
+// permanent failure or the last attempt, Nak with a delay otherwise.
+func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerConfig) {
+	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1}
+	if md, err := msg.Metadata(); err == nil {
+		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
+	}
+	stopBeat := heartbeat(msg, cfg.AckWait/3)
+	err := h(ctx, m)
+	stopBeat()
+
+	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
+	if err == nil {
+		if err := msg.Ack(); err != nil {
+			log.Warn("ack failed; the message will be redelivered", zap.Error(err))
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		// Shutting down: hand the message back at once for another worker.
+		_ = msg.Nak()
+		return
+	}
+	reason, permanent := DeadLetterReason(err)
+	if !permanent && m.Attempt >= cfg.MaxDeliver {
+		reason, permanent = ReasonExhausted, true
+	}
+	if permanent {
+		if dlErr := cfg.DeadLetter(ctx, msg, reason, err); dlErr != nil {
+			log.Error("dead-lettering failed; the message will be redelivered", zap.Error(dlErr))
+			_ = msg.NakWithDelay(cfg.Backoff(m.Attempt))
+			return
+		}
+		if err := msg.Ack(); err != nil {
+			log.Warn("ack after dead letter failed", zap.Error(err))
+		}
+		return
+	}
+	delay, ok := RetryDelay(err)
+	if !ok {
+		delay = cfg.Backoff(m.Attempt)
+	}
+	_ = msg.NakWithDelay(delay)
+}
+
+// heartbeat tells the server the message is still being worked on, every interval, until stopped.
+func heartbeat(msg jetstream.Msg, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

@@ -1,0 +1,65 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Dead-letter reasons (DESIGN.md §10).
+const (
+	ReasonInvalid        = "invalid"
+	ReasonUnknownShop    = "unknown-shop"
+	ReasonOutcomeUnknown = "outcome-unknown"
+	ReasonPollDeadline   = "poll-deadline"
+	ReasonExhausted      = "exhausted"
+)
+
+// deadLetterError marks a failure that retrying cannot fix: the message goes to the dead-letter
+// stream with a reason.
+type deadLetterError struct {
+	reason string
+	err    error
+}
+
+func (e *deadLetterError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *deadLetterError) Unwrap() error { return e.err }
+
+// Permanent marks err as a failure that retrying cannot fix; the message is dead-lettered with
+// the reason (one of the Reason constants).
+func Permanent(reason string, err error) error {
+	return &deadLetterError{reason: reason, err: err}
+}
+
+// DeadLetterReason returns the dead-letter reason of a permanent error.
+func DeadLetterReason(err error) (string, bool) {
+	var dl *deadLetterError
+	if errors.As(err, &dl) {
+		return dl.reason, true
+	}
+	return "", false
+}
+
+// retryAfterError asks for the message to be delivered again after a delay.
+type retryAfterError struct {
+	delay time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string {
+	return fmt.Sprintf("retry after %s: %v", e.delay, e.err)
+}
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter asks for the message to be redelivered after d, e.g. when another handler holds the
+// order. It still counts as a delivery attempt.
+func RetryAfter(d time.Duration, err error) error { return &retryAfterError{delay: d, err: err} }
+
+// RetryDelay returns the delay requested by RetryAfter.
+func RetryDelay(err error) (time.Duration, bool) {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.delay, true
+	}
+	return 0, false
+}

@@ -1,0 +1,114 @@
+// Package handlers holds one handler per inbound event type and the machinery they share: typed
+// decoding, middleware (recover, logging, metrics, idempotency) and the mapping of handler
+// errors to acknowledgements and dead letters.
+//
+// A handler returns nil when the event is fully processed, an error made by Permanent to
+// dead-letter the message, one made by RetryAfter to have it redelivered after a delay, and any
+// other error for a transient failure that is retried with backoff until the delivery limit,
+// after which the message is dead-lettered as exhausted.
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+// Message is a delivered message as handlers see it: no NATS types.
+type Message struct {
+	Subject  string
+	Body     []byte
+	Stream   string
+	Sequence uint64
+	Attempt  int // delivery count, from 1
+	// Envelope is filled by the decoding adapter.
+	Envelope events.Envelope
+	// Shop is the shop token of the subject.
+	Shop string
+}
+
+// Handler processes one message.
+type Handler func(ctx context.Context, m *Message) error
+
+// Middleware wraps a Handler with a cross-cutting concern.
+type Middleware func(Handler) Handler
+
+// Chain applies middleware so that the first one listed runs outermost.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Event is a decoded, validated inbound event.
+type Event[T any] struct {
+	ID      string
+	Type    string
+	Shop    string
+	Attempt int
+	Data    T
+}
+
+// Decoder decodes and validates an event's data for the shop of its subject.
+type Decoder[T any] func(env events.Envelope, shop string) (T, error)
+
+// DecodeEnvelope is the decoding adapter's first half: it parses the CloudEvents envelope (the
+// type must agree with the subject) into m.Envelope and m.Shop. A bad envelope is permanent with
+// reason invalid.
+func DecodeEnvelope(next Handler) Handler {
+	return func(ctx context.Context, m *Message) error {
+		env, err := events.DecodeEnvelope(m.Subject, m.Body)
+		if err != nil {
+			return Permanent(ReasonInvalid, err)
+		}
+		_, shop, _ := events.ParseSubject(m.Subject)
+		m.Envelope, m.Shop = env, shop
+		return next(ctx, m)
+	}
+}
+
+// Typed adapts a typed handler, decoding the data of a message whose envelope DecodeEnvelope
+// already parsed; invalid data is permanent with reason invalid.
+func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Handler {
+	return func(ctx context.Context, m *Message) error {
+		data, err := decode(m.Envelope, m.Shop)
+		if err != nil {
+			return Permanent(ReasonInvalid, err)
+		}
+		return h(ctx, Event[T]{ID: m.Envelope.ID, Type: m.Envelope.Type, Shop: m.Shop, Attempt: m.Attempt, Data: data})
+	}
+}
+
+// Mux routes messages to handlers by event type. Registration happens once at start-up.
+type Mux struct {
+	handlers map[string]Handler
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{handlers: map[string]Handler{}} }
+
+// Handle registers h for an event type; registering a type twice panics.
+func (mux *Mux) Handle(eventType string, h Handler) {
+	if _, dup := mux.handlers[eventType]; dup {
+		panic(fmt.Sprintf("handlers: %s registered twice", eventType))
+	}
+	mux.handlers[eventType] = h
+}
+
+// Handler returns the Handler that dispatches by the subject's event type; a subject with no
+// handler is invalid input.
+func (mux *Mux) Handler() Handler {
+	return func(ctx context.Context, m *Message) error {
+		eventType, _, err := events.ParseSubject(m.Subject)
+		if err != nil {
+			return Permanent(ReasonInvalid, err)
+		}
+		h, ok := mux.handlers[eventType]
+		if !ok {
+			return Permanent(ReasonInvalid, fmt.Errorf("no handler for event type %q", eventType))
+		}
+		return h(ctx, m)
+	}
+}

@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Recover turns a panic into an error, so one bad message cannot crash the worker. The message
+// is retried and, if it keeps panicking, dead-lettered as exhausted.
+func Recover(log *zap.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("handler panicked", zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence),
+						zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+					err = fmt.Errorf("handler panicked: %v", r)
+				}
+			}()
+			return next(ctx, m)
+		}
+	}
+}
+
+// Outcome names how a handled message ended, for logs and metrics.
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if reason, ok := DeadLetterReason(err); ok {
+		return "dead-letter:" + reason
+	}
+	if _, ok := RetryDelay(err); ok {
+		return "retry-after"
+	}
+	return "retry"
+}
+
+// Logging writes one line per handled message: event id, type, shop, outcome, duration and
+// attempt. It never logs the body: it holds personal data.
+func Logging(log *zap.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			start := time.Now()
+			err := next(ctx, m)
+			fields := []zap.Field{
+				zap.String("event_id", m.Envelope.ID), zap.String("subject", m.Subject),
+				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop),
+				zap.String("outcome", Outcome(err)), zap.Duration("duration", time.Since(start)),
+				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
+			}
+			if err != nil {
+				fields = append(fields, zap.Error(err))
+				log.Warn("message handled", fields...)
+				return err
+			}
+			log.Info("message handled", fields...)
+			return nil
+		}
+	}
+}
+
+// Metrics holds the handler metrics.
+type Metrics struct {
+	Messages *prometheus.CounterVec
+	Duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the handler metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atodene_worker_messages_total",
+			Help: "Messages handled, by event type and outcome (ok, retry, retry-after, dead-letter:<reason>).",
+		}, []string{"type", "outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "atodene_worker_handler_seconds",
+			Help:    "Time to handle one message, by event type.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"type"}),
+	}
+	reg.MustRegister(m.Messages, m.Duration)
+	return m
+}
+
+// Middleware counts messages by type and outcome and observes handler latency.
+func (mt *Metrics) Middleware() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			start := time.Now()
+			err := next(ctx, m)
+			typ := m.Envelope.Type
+			if typ == "" {
+				typ = "undecoded"
+			}
+			mt.Messages.WithLabelValues(typ, Outcome(err)).Inc()
+			mt.Duration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+			return err
+		}
+	}
+}
+
+// EventLog records which events were processed to completion.
+type EventLog interface {
+	EventDone(ctx context.Context, id string) (bool, error)
+	MarkEventDone(ctx context.Context, id string) error
+}
+
+// Idempotency skips events already processed to completion, and records an event only after its
+// handler succeeded, that is after its effects are durable: a failed event is never marked seen.
+// It must run inside the decoding adapter (it needs the event id).
+func Idempotency(log EventLog) func(Handler) Handler {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			if m.Envelope.ID == "" {
+				return next(ctx, m)
+			}
+			done, err := log.EventDone(ctx, m.Envelope.ID)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+			if err := next(ctx, m); err != nil {
+				return err
+			}
+			return log.MarkEventDone(ctx, m.Envelope.ID)
+		}
+	}
+}

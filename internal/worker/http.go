@@ -1,0 +1,103 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+)
+
+type metrics struct {
+	calls       *prometheus.CounterVec
+	callSeconds *prometheus.HistogramVec
+	deadLetters *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atodene_worker_provider_calls_total",
+			Help: "ATODENE calls (attempts) by operation and result: ok, rejected, not-sent, outcome-unknown, http-error, malformed, invalid.",
+		}, []string{"op", "result"}),
+		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "atodene_worker_provider_call_seconds",
+			Help:    "ATODENE call latency by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"op"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atodene_worker_dead_letters_total",
+			Help: "Messages dead-lettered, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters)
+	return m
+}
+
+func (m *metrics) observeCall(op string, d time.Duration, err error) {
+	m.calls.WithLabelValues(op, callResult(err)).Inc()
+	m.callSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+func callResult(err error) string {
+	var (
+		re *atodene.RejectedError
+		se *atodene.StatusError
+		me *atodene.MalformedResponseError
+	)
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &re):
+		return "rejected"
+	case atodene.IsRetrySafe(err):
+		return "not-sent"
+	case errors.As(err, &se):
+		return "http-error"
+	case errors.As(err, &me):
+		return "malformed"
+	case atodene.OutcomeUnknown(err):
+		return "outcome-unknown"
+	}
+	return "invalid"
+}
+
+// health answers /healthz (the process runs) and /readyz (started, NATS connected, Redis answers).
+type health struct {
+	ready atomic.Bool
+	nc    *nats.Conn
+	redis interface{ Ping(context.Context) error }
+}
+
+func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }) *health {
+	return &health{nc: nc, redis: r}
+}
+
+func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	switch {
+	case !h.ready.Load():
+		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
+	case !h.nc.IsConnected():
+		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+	case h.redis.Ping(ctx) != nil:
+		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
+	default:
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+func httpHandler(reg *prometheus.Registry, h *health) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", h.readyz)
+	return mux
+}

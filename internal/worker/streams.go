@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+)
+
+// Names of the worker's internal stream and durable consumers.
+const (
+	PollStream       = "ATODENE_POLLS"
+	pollSubjectBase  = "atodene.poll."
+	ordersConsumer   = "atodene-worker"
+	pollConsumer     = "atodene-worker-polls"
+	pollDueFilter    = pollSubjectBase + "due.>"
+	pollStreamFilter = pollSubjectBase + ">"
+)
+
+// streamConfigs are the streams of DESIGN.md §3 with the configured names and retention.
+func streamConfigs(s config.Settings) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{Name: s.OrdersStream, Subjects: []string{"orders.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: s.OrdersRetention, Duplicates: s.DuplicateWindow, Storage: jetstream.FileStorage},
+		{Name: s.ResultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: s.ResultsRetention, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+		{Name: s.DLQStream, Subjects: []string{"dlq.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: s.DLQRetention, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
+		// by the server onto the due subject. Waiting schedules hold no consumer slot.
+		{Name: PollStream, Subjects: []string{pollStreamFilter}, Retention: jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1, AllowMsgSchedules: true, Storage: jetstream.FileStorage,
+			MaxAge: s.PollDeadline + 24*time.Hour},
+	}
+}
+
+// setup creates or updates the streams and durable consumers, idempotently.
+func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (orders, polls jetstream.Consumer, err error) {
+	if !s.SkipStreamSetup {
+		for _, sc := range streamConfigs(s) {
+			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+				return nil, nil, fmt.Errorf("creating or updating stream %s: %w", sc.Name, err)
+			}
+		}
+	}
+	consumer := func(stream, name, filter string) (jetstream.Consumer, error) {
+		cc := jetstream.ConsumerConfig{
+			Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, MaxAckPending: 4 * s.Concurrency,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		}
+		if s.SkipStreamSetup {
+			return js.Consumer(ctx, stream, name)
+		}
+		c, err := js.CreateOrUpdateConsumer(ctx, stream, cc)
+		if err != nil {
+			return nil, fmt.Errorf("creating or updating consumer %s on %s: %w", name, stream, err)
+		}
+		return c, nil
+	}
+	if orders, err = consumer(s.OrdersStream, ordersConsumer, "orders.>"); err != nil {
+		return nil, nil, err
+	}
+	if polls, err = consumer(PollStream, pollConsumer, pollDueFilter); err != nil {
+		return nil, nil, err
+	}
+	return orders, polls, nil
+}

@@ -1,0 +1,187 @@
+// Package worker assembles the running worker: JetStream streams and consumers, the Redis order
+// store, one ATODENE client per shop, the handlers with their middleware, the poll scheduler,
+// dead-lettering, and the HTTP endpoints for metrics and health.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// Deps are what the worker runs on.
+type Deps struct {
+	Settings config.Settings
+	Shops    *config.Shops
+	NATS     *nats.Conn
+	Redis    redis.UniversalClient
+	// KeyPrefix prefixes every Redis key. Default "atodene:".
+	KeyPrefix string
+	// HTTPClient calls ATODENE. Default: a client with keep-alive connections.
+	HTTPClient *http.Client
+	Logger     *zap.Logger
+	// Registry receives the metrics; /metrics serves it. Default: a new registry.
+	Registry *prometheus.Registry
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.KeyPrefix == "" {
+		d.KeyPrefix = "atodene:"
+	}
+	if d.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = max(64, d.Settings.Concurrency)
+		d.HTTPClient = &http.Client{Transport: t}
+	}
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
+
+// eventTTL is how long the record of a processed event is kept: longer than any redelivery or
+// replay of it is expected.
+const eventTTL = 30 * 24 * time.Hour
+
+// Run runs the worker until ctx is cancelled, then shuts down within the grace period: it stops
+// fetching, lets in-flight messages finish or hands them back, and returns nil.
+func Run(ctx context.Context, d Deps) error {
+	d = d.withDefaults()
+	s, log := d.Settings, d.Logger
+	js, err := jetstream.New(d.NATS)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	orders, pollC, err := setup(ctx, js, s)
+	if err != nil {
+		return err
+	}
+	m := newMetrics(d.Registry)
+	shops, err := buildShops(d, m)
+	if err != nil {
+		return err
+	}
+	credit := &handlers.Credit{
+		Store:    orderstate.New(d.Redis, d.KeyPrefix, eventTTL),
+		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
+		Outcomes: outcomes{js},
+		Polls:    polls{js},
+		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
+		LeaseTTL: s.AckWait,
+		Now:      d.Now,
+		Logger:   log,
+	}
+	mux := handlers.NewMux()
+	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeOrder, credit.OrderCreated))
+
+	hm := handlers.NewMetrics(d.Registry)
+	common := []handlers.Middleware{handlers.Recover(log), handlers.Logging(log), hm.Middleware()}
+	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope, handlers.Idempotency(credit.Store))...)
+	pollHandler := handlers.Chain(func(ctx context.Context, msg *handlers.Message) error {
+		req, err := decodePoll(msg)
+		if err != nil {
+			return handlers.Permanent(handlers.ReasonInvalid, err)
+		}
+		return credit.PollDue(ctx, req)
+	}, common...)
+
+	writer := dlq.NewWriter(js)
+	cc := handlers.ConsumerConfig{
+		Concurrency: s.Concurrency, AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, Grace: s.ShutdownGrace,
+		Logger: log,
+		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error {
+			m.deadLetters.WithLabelValues(reason).Inc()
+			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
+		},
+	}
+	health := newHealth(d.NATS, credit.Store)
+	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, c := range []struct {
+		cons jetstream.Consumer
+		h    handlers.Handler
+	}{{orders, orderHandler}, {pollC, pollHandler}} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("serving %s: %w", s.HTTPAddr, err)
+		}
+	}()
+	log.Info("worker started", zap.Int("shops", len(shops)), zap.String("http", s.HTTPAddr), zap.Int("concurrency", s.Concurrency))
+	health.ready.Store(true)
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errs:
+	}
+	health.ready.Store(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	log.Info("worker stopped")
+	return first
+}
+
+// buildShops makes one ATODENE client per configured shop.
+func buildShops(d Deps, m *metrics) (map[string]*handlers.Shop, error) {
+	out := map[string]*handlers.Shop{}
+	for _, sh := range d.Shops.All() {
+		client, err := atodene.New(atodene.Config{
+			BaseURL: sh.Atodene.BaseURL,
+			Credentials: atodene.Credentials{
+				ShopCode: sh.Atodene.ShopCode, LinkID: sh.Atodene.LinkID, LinkPassword: sh.Atodene.LinkPassword.Reveal(),
+			},
+			HTTPClient: d.HTTPClient,
+			Timeout:    d.Settings.ProviderTimeout,
+			Logger:     d.Logger,
+			Observe:    m.observeCall,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("shop %q: %w", sh.ID, err)
+		}
+		service := atodene.ServiceSeparate
+		if sh.Atodene.InvoiceDelivery == config.InvoiceEnclosed {
+			service = atodene.ServiceEnclosed
+		}
+		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service}
+	}
+	return out, nil
+}
