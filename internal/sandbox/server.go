@@ -97,9 +97,12 @@ type outcome struct {
 }
 
 // operation wraps one of the five operations with fault injection, the slow delay, stats and logging.
+// The body is read first: net/http notices a client hanging up only once the body has been read, and
+// a request abandoned during the added latency must not be processed.
 func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		s.mu.Lock()
 		faults := s.faults
 		s.mu.Unlock()
@@ -113,20 +116,15 @@ func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 			s.finish(name, http.StatusInternalServerError, "", f, start, outcome{})
 			return
 		}
-		out := s.process(w, r, op)
+		out := outcome{resp: ngResponse(errRequest)}
+		if readErr == nil {
+			out = op(body)
+		}
 		if out.slow {
 			s.sleep(r.Context(), s.cfg.SlowDelay)
 		}
 		s.deliver(w, r, name, f, start, out)
 	})
-}
-
-func (s *Server) process(w http.ResponseWriter, r *http.Request, op func([]byte) outcome) outcome {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		return outcome{resp: ngResponse(errRequest)}
-	}
-	return op(body)
 }
 
 // deliver sends the answer, unless a fault says otherwise. A timeout fault holds the request, already
