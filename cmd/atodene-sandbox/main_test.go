@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// lockedBuffer collects logs written from the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+const registerXML = `<?xml version="1.0" encoding="UTF-8"?>
+<request>
+  <linkInfo><shopCode>demo00000001</shopCode><linkId>original00</linkId><linkPassword>demopass01</linkPassword></linkInfo>
+  <browserInfo><httpHeader></httpHeader><deviceInfo/></browserInfo>
+  <customer><shopOrderId>M-1</shopOrderId><shopOrderDate>2026/11/26</shopOrderDate><name>加藤 太郎</name>
+    <kanaName>カトウ タロウ</kanaName><zip>150-0001</zip><address>東京都渋谷区神宮前1-1-1</address><companyName/>
+    <sectionName/><tel>03-1234-5678</tel><email>taro@example.jp</email><billedAmount>1000</billedAmount><expand1/>
+    <service>2</service></customer>
+  <ship><shipName>加藤 太郎</shipName><shipKananame>カトウ タロウ</shipKananame><shipZip>150-0001</shipZip>
+    <shipAddress>東京都渋谷区神宮前1-1-1</shipAddress><shipCompanyName/><shipSectionName/><shipTel>03-1234-5678</shipTel></ship>
+  <details><detail><goods>品</goods><goodsPrice>1000</goodsPrice><goodsAmount>1</goodsAmount><expand2/><expand3/><expand4/></detail></details>
+</request>`
+
+// TestRunServesAndShutsDownCleanly starts the command, registers an order, leaves a request held by
+// a timeout fault, and checks that a signal (ctx) still shuts the server down promptly.
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outR, outW := io.Pipe()
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-seed", "3"}, outW, logs) }()
+
+	banner := readBanner(t, outR)
+	base := regexp.MustCompile(`http://\S+/api/`).FindString(banner)
+	if base == "" || !strings.Contains(banner, "linkPassword=demopass01") {
+		t.Fatalf("banner lacks the base URL or the demo credentials:\n%s", banner)
+	}
+	res := post(t, base+"transaction.do", registerXML)
+	if !strings.Contains(res, "<result>OK</result>") {
+		t.Fatalf("registration: %s", res)
+	}
+
+	admin := strings.TrimSuffix(base, "/api/") + "/sandbox/"
+	put(t, admin+"faults", `{"timeout_rate": 1}`)
+	held := make(chan error, 1)
+	go func() {
+		res, err := http.Post(base+"getauthori.do", "application/xml", strings.NewReader("<request/>"))
+		if err == nil {
+			res.Body.Close()
+		}
+		held <- err
+	}()
+	waitForUnanswered(t, admin)
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return after the context was cancelled")
+	}
+	if err := <-held; err == nil {
+		t.Error("the held request got an answer")
+	}
+	for _, secret := range []string{"demopass01", "加藤", "taro@example.jp", "東京都", "03-1234-5678"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("logs contain %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), `"msg":"request"`) {
+		t.Errorf("no request logged:\n%s", logs)
+	}
+}
+
+func readBanner(t *testing.T, r io.Reader) string {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var b strings.Builder
+	for {
+		select {
+		case l := <-lines:
+			b.WriteString(l + "\n")
+			if strings.HasPrefix(l, "admin API") {
+				return b.String()
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no banner; got %q", b.String())
+		}
+	}
+}
+
+func post(t *testing.T, url, body string) string {
+	t.Helper()
+	res, err := http.Post(url, "application/xml", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func put(t *testing.T, url, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("PUT %s: HTTP %d", url, res.StatusCode)
+	}
+}
+
+func waitForUnanswered(t *testing.T, admin string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(admin + "stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st sandbox.Stats
+		err = json.NewDecoder(res.Body).Decode(&st)
+		res.Body.Close()
+		if err == nil && st.Unanswered == 1 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("the held request was not counted")
+}
+
+func TestParseFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "shops")
+	content := "# shops\n\nabc123456789:original00:pass:with:colons\n  def123456789:original00:pw2  \n"
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"-shop", "ghi123456789:eccubeid01:pw3", "-shops-file", file,
+		"-review-delay", "2s", "-hold-delay", "3s", "-slow-delay", "4ms", "-seed", "9", "-addr", ":0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sandbox.Shop{
+		{ShopCode: "ghi123456789", LinkID: "eccubeid01", LinkPassword: "pw3"},
+		{ShopCode: "abc123456789", LinkID: "original00", LinkPassword: "pass:with:colons"},
+		{ShopCode: "def123456789", LinkID: "original00", LinkPassword: "pw2"},
+	}
+	if len(o.cfg.Shops) != 3 || o.cfg.Shops[0] != want[0] || o.cfg.Shops[1] != want[1] || o.cfg.Shops[2] != want[2] {
+		t.Errorf("shops %+v", o.cfg.Shops)
+	}
+	if o.addr != ":0" || o.cfg.ReviewDelay != 2*time.Second || o.cfg.HoldDelay != 3*time.Second ||
+		o.cfg.SlowDelay != 4*time.Millisecond || o.cfg.Seed != 9 {
+		t.Errorf("options %+v", o)
+	}
+
+	d, err := parseFlags(nil, io.Discard)
+	if err != nil || d.addr != "127.0.0.1:8089" || d.cfg.ReviewDelay != 30*time.Second || d.cfg.HoldDelay != time.Minute ||
+		d.cfg.SlowDelay != 5*time.Second || len(d.cfg.Shops) != 0 {
+		t.Errorf("defaults %+v %v", d, err)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "shops")
+	if err := os.WriteFile(bad, []byte("ok123:original00:pw\nsecretline-without-colons\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-shop", "abc:original00"},
+		{"-shop", "abc::pw"},
+		{"-shops-file", bad},
+		{"-shops-file", filepath.Join(t.TempDir(), "missing")},
+		{"extra"},
+		{"-review-delay", "soon"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		if err == nil {
+			t.Errorf("%q accepted", args)
+			continue
+		}
+		if strings.Contains(err.Error(), "secretline") {
+			t.Errorf("error quotes a shop line, which holds a password: %v", err)
+		}
+	}
+	if _, err := parseFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	if err := run(context.Background(), []string{"-h"}, io.Discard, io.Discard); err != nil {
+		t.Errorf("run -h: %v", err)
+	}
+	if err := run(context.Background(), []string{"-shop", "a:b:c", "-shop", "a:b:c"}, io.Discard, io.Discard); err == nil {
+		t.Error("run accepted the same shop twice")
+	}
+}
