@@ -101,8 +101,8 @@ func (c *Credit) withOrder(ctx context.Context, shop, order string, fn func(orde
 		return err
 	}
 	next, err := fn(st)
-	if next.Version != st.Version || err != nil {
-		return err // fn wrote nothing new, or failed
+	if err != nil || next.Version == st.Version {
+		return err // fn failed, or wrote nothing new
 	}
 	_, err = c.settle(ctx, shop, order, next)
 	return err

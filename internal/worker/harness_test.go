@@ -1,0 +1,238 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// harness runs a worker against an in-process NATS server, the shared Redis (own key prefix) and
+// a sandbox, with a poll schedule of seconds.
+type harness struct {
+	t       *testing.T
+	nats    *testenv.NATS
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	sandbox *httptest.Server
+	sbURL   string
+	deps    Deps
+	stop    context.CancelFunc
+	done    chan error
+}
+
+func newHarness(t *testing.T, shopIDs ...string) *harness {
+	t.Helper()
+	if len(shopIDs) == 0 {
+		shopIDs = []string{"shop-a"}
+	}
+	h := &harness{t: t, nats: testenv.StartNATS(t)}
+	sb, err := sandbox.New(sandbox.Config{ReviewDelay: 1500 * time.Millisecond, HoldDelay: 1500 * time.Millisecond, SlowDelay: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sandbox = httptest.NewServer(sb)
+	t.Cleanup(h.sandbox.Close)
+	h.sbURL = h.sandbox.URL
+
+	var list []config.Shop
+	for _, id := range shopIDs {
+		list = append(list, config.Shop{ID: id, Atodene: config.Atodene{
+			BaseURL: h.sbURL + "/api/", ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
+			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: config.InvoiceSeparate,
+		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}})
+	}
+	shops, err := config.NewShops(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, prefix := testenv.Redis(t)
+	s := config.DefaultSettings()
+	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	s.PollFirstDelay, s.PollMaxInterval, s.PollDeadline = time.Second, 2*time.Second, time.Hour
+	s.AckWait, s.ProviderTimeout, s.MaxDeliveries = 10*time.Second, 2*time.Second, 5
+	s.ShutdownGrace = 5 * time.Second
+	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: zaptest.NewLogger(t)}
+	h.connect()
+	h.start()
+	t.Cleanup(h.shutdown)
+	return h
+}
+
+func (h *harness) connect() {
+	nc, err := nats.Connect(h.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	h.nc = nc
+	h.js, _ = jetstream.New(nc)
+	h.deps.NATS = nc
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- Run(ctx, h.deps) }()
+	// Ready once the streams exist.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := h.js.Stream(context.Background(), "ORDERS"); err == nil {
+			if _, err := h.js.Consumer(context.Background(), PollStream, pollConsumer); err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("worker did not set up its streams in 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) shutdown() {
+	if h.stop == nil {
+		return
+	}
+	h.stop()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("worker returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		h.t.Error("worker did not stop in 20s")
+	}
+	h.stop = nil
+}
+
+// orderData is a valid order.created payload for a buyer e-mail (which drives the sandbox).
+func orderData(shop, order, email string) map[string]any {
+	return map[string]any{
+		"shop_id": shop, "order_id": order, "ordered_at": "2026-11-26T10:14:03+09:00",
+		"buyer": map[string]any{"name": "加藤 太郎", "name_kana": "カトウ タロウ", "zip": "150-0001",
+			"address": "東京都渋谷区神宮前1-1-1", "phone": "03-1234-5678", "email": email},
+		"items":        []any{map[string]any{"name": "緑茶ティーバッグ 50包", "unit_price": 1200, "quantity": 2}},
+		"shipping_fee": 550, "fee": 0, "discount": 0, "billed_amount": 2950,
+	}
+}
+
+// publish sends an inbound event with the given id (also its Nats-Msg-Id).
+func (h *harness) publish(eventType, shop, id string, data any) {
+	h.t.Helper()
+	raw, _ := json.Marshal(data)
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: "test", Type: eventType,
+		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
+	h.publishRaw(events.Subject(eventType, shop), id, body)
+}
+
+func (h *harness) publishRaw(subject, msgID string, body []byte) {
+	h.t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if _, err := h.js.PublishMsg(context.Background(), msg, opts...); err != nil {
+		h.t.Fatalf("publishing to %s: %v", subject, err)
+	}
+}
+
+// outcome is a received outcome event.
+type outcome struct {
+	Subject string
+	MsgID   string
+	Env     events.Envelope
+	Credit  events.Credit
+}
+
+// results reads everything in RESULTS so far.
+func (h *harness) results() []outcome {
+	h.t.Helper()
+	return readAll(h.t, h.js, "RESULTS", func(m jetstream.Msg) outcome {
+		o := outcome{Subject: m.Subject(), MsgID: m.Headers().Get(nats.MsgIdHdr)}
+		if err := json.Unmarshal(m.Data(), &o.Env); err != nil {
+			h.t.Fatalf("outcome on %s is not a CloudEvent: %v", m.Subject(), err)
+		}
+		_ = json.Unmarshal(o.Env.Data, &o.Credit)
+		return o
+	})
+}
+
+// deadLetters reads everything in DLQ so far.
+func (h *harness) deadLetters() []jetstream.Msg {
+	return readAll(h.t, h.js, "DLQ", func(m jetstream.Msg) jetstream.Msg { return m })
+}
+
+func readAll[T any](t *testing.T, js jetstream.JetStream, stream string, conv func(jetstream.Msg) T) []T {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	for uint64(len(out)) < info.State.Msgs {
+		batch, err := c.Fetch(int(info.State.Msgs)-len(out), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			out = append(out, conv(m))
+		}
+		if batch.Error() != nil {
+			t.Fatal(batch.Error())
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sandboxTransactions returns the sandbox's view of an order's transactions.
+func (h *harness) sandboxTransactions(order string) []sandbox.TransactionView {
+	h.t.Helper()
+	resp, err := h.sandbox.Client().Get(h.sbURL + "/sandbox/transactions?shopOrderId=" + order)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []sandbox.TransactionView
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		h.t.Fatalf("sandbox transactions of %s: %v", order, err)
+	}
+	return out
+}
