@@ -85,8 +85,9 @@ func TestGetAuthoriAnswersEveryElement(t *testing.T) {
 	}
 }
 
+// TestSlowDelay is not parallel, so that the timing of the ordinary buyer's call is not disturbed by
+// the load of other tests.
 func TestSlowDelay(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t)
 	timed := func(f func()) time.Duration {
 		start := time.Now()

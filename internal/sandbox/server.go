@@ -108,12 +108,12 @@ func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 		s.mu.Unlock()
 		f, latency := faults.draw(s.rand)
 		if !s.sleep(r.Context(), latency) {
-			s.finish(name, 0, "", f, start, outcome{})
+			s.finish(name, 0, f, start, outcome{})
 			panic(http.ErrAbortHandler) // the client is gone or the server is closing
 		}
 		if f == faultError {
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
-			s.finish(name, http.StatusInternalServerError, "", f, start, outcome{})
+			s.finish(name, http.StatusInternalServerError, f, start, outcome{})
 			return
 		}
 		out := outcome{resp: ngResponse(errRequest)}
@@ -133,7 +133,7 @@ func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 func (s *Server) deliver(w http.ResponseWriter, r *http.Request, name string, f fault, start time.Time, out outcome) {
 	body := encodeResponse(out.resp)
 	if f == faultTimeout {
-		s.finish(name, 0, out.resp.Result, f, start, out)
+		s.finish(name, 0, f, start, out)
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
@@ -149,12 +149,16 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, name string, f 
 	if _, err := w.Write(body); err != nil {
 		s.log.Debug("writing response", zap.String("operation", name), zap.Error(err))
 	}
-	s.finish(name, http.StatusOK, out.resp.Result, f, start, out)
+	s.finish(name, http.StatusOK, f, start, out)
 }
 
 // finish records stats and logs the request. status 0 means no answer was sent. Only identifiers and
 // codes are logged: never linkInfo, never buyer data.
-func (s *Server) finish(name string, status int, result string, f fault, start time.Time, out outcome) {
+func (s *Server) finish(name string, status int, f fault, start time.Time, out outcome) {
+	var result string
+	if out.resp != nil {
+		result = out.resp.Result
+	}
 	s.mu.Lock()
 	s.stats.record(name, status, result, f)
 	s.mu.Unlock()
@@ -172,7 +176,7 @@ func (s *Server) finish(name string, status int, result string, f fault, start t
 	if f != faultNone {
 		fields = append(fields, zap.String("fault", string(f)))
 	}
-	if out.resp != nil && out.resp.Errors != nil {
+	if result == "NG" {
 		fields = append(fields, zap.Strings("errors", errorSummary(out.resp.Errors.Error)))
 	}
 	s.log.Info("request", fields...)
