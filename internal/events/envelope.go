@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"regexp"
 	"strings"
 	"time"
@@ -66,13 +67,24 @@ func Subject(eventType, shop string) string {
 func ParseSubject(subject string) (eventType, shop string, err error) {
 	parts := strings.Split(subject, ".")
 	if len(parts) != 3 || !ValidShopID(parts[2]) {
-		return "", "", fmt.Errorf("subject %q is not <kind>.<event>.<shop>", subject)
+		return "", "", fmt.Errorf("subject %q is not <kind>.<event>.<shop>", clip(subject))
 	}
 	eventType = parts[0] + "." + parts[1]
 	if parts[0] == "orders" {
 		eventType = "order." + parts[1]
 	}
+	if !knownTypes[eventType] || Subject(eventType, parts[2]) != subject {
+		return "", "", fmt.Errorf("subject %q is not the subject of a contract event type", clip(subject))
+	}
 	return eventType, parts[2], nil
+}
+
+// knownTypes holds every event type of the contract, inbound and outcome.
+var knownTypes = map[string]bool{
+	TypeOrderCreated: true, TypeOrderUpdated: true, TypeOrderCancelled: true, TypeTrackingEntered: true,
+	TypeInvoiceRequested: true, TypeCreditOK: true, TypeCreditNG: true, TypeCreditPending: true,
+	TypeCreditCancelled: true, TypeCreditInvalid: true, TypeShipmentOK: true, TypeShipmentNG: true,
+	TypeInvoiceOK: true, TypeInvoiceNG: true,
 }
 
 // Envelope is a CloudEvents 1.0 structured-mode event. Data stays raw until the type is known.
@@ -126,7 +138,12 @@ func (p problems) err() error {
 func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 	var env Envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return env, &InvalidError{Problems: []Problem{{Field: "body", Reason: jsonReason(err)}}}
+		field := "body"
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			field = te.Field // an attribute of the wrong JSON type, such as "specversion": 1.0
+		}
+		return env, &InvalidError{Problems: []Problem{{Field: field, Reason: jsonReason(err)}}}
 	}
 	var p problems
 	if env.SpecVersion != SpecVersion {
@@ -143,7 +160,7 @@ func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 			p.add("time", "must be RFC 3339")
 		}
 	}
-	if ct := env.DataContentType; ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if ct := env.DataContentType; ct != "" && !isJSONMediaType(ct) {
 		p.add("datacontenttype", "must be application/json, got %q", clip(ct))
 	}
 	if want, _, err := ParseSubject(subject); err != nil {
@@ -155,6 +172,12 @@ func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 		p.add("data", "must be a JSON object")
 	}
 	return env, p.err()
+}
+
+// isJSONMediaType reports whether ct is application/json, parameters (charset) allowed.
+func isJSONMediaType(ct string) bool {
+	mediaType, _, err := mime.ParseMediaType(ct)
+	return err == nil && mediaType == "application/json"
 }
 
 // decodeData unmarshals an event's data into v; unknown fields are ignored (forward compatibility).

@@ -1,9 +1,11 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
@@ -108,9 +110,39 @@ var (
 func DecodeOrder(env Envelope, shop string) (Order, error) {
 	var o Order
 	if err := decodeData(env.Data, &o); err != nil {
-		return o, err
+		return o, indexItemPath(env.Data, err)
 	}
 	return o, o.Validate(shop)
+}
+
+// indexItemPath puts the element's index into a type error inside items: encoding/json names
+// the field items.quantity, the contract's path is items[1].quantity. The first element that
+// does not decode is the one encoding/json reported, as it reports the earliest error.
+func indexItemPath(data json.RawMessage, err error) error {
+	var ie *InvalidError
+	if !errors.As(err, &ie) || len(ie.Problems) != 1 {
+		return err
+	}
+	var rest string // the path inside the element; "" when the element itself has the wrong type
+	switch field := ie.Problems[0].Field; {
+	case strings.HasPrefix(field, "items."):
+		rest = strings.TrimPrefix(field, "items")
+	case field != "items":
+		return err
+	}
+	var raw struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return err // items itself is not an array
+	}
+	for i, it := range raw.Items {
+		if json.Unmarshal(it, new(Item)) != nil {
+			ie.Problems[0].Field = "items[" + strconv.Itoa(i) + "]" + rest
+			break
+		}
+	}
+	return err
 }
 
 // DecodeCancel decodes and validates order.cancelled data.
