@@ -34,10 +34,10 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return usageError{fmt.Errorf("unknown command %q: want `worker [flags]` or `worker config check [flags]`", strings.Join(args, " "))}
 	}
 	settings, shops, err := loadConfig(args, lookupEnv, stderr)
-	if err != nil {
+	if err != nil && !(settings.Embedded && shopsFileMissing(err)) {
 		return err
 	}
-	return serve(ctx, settings, shops)
+	return serve(ctx, settings, shops, stdout)
 }
 
 // loadConfig parses the settings, then loads the shops file they name. Help and bad settings
@@ -50,7 +50,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 	}
 	shops, err := config.LoadShops(settings.ShopsFile, lookupEnv)
 	if err != nil {
-		return config.Settings{}, nil, err
+		return settings, nil, err
 	}
 	return settings, shops, nil
 }
@@ -73,12 +73,6 @@ func configCheck(args []string, lookupEnv func(string) (string, bool), stdout, s
 		return err
 	}
 	return enc.Close()
-}
-
-// serve runs the worker until ctx is cancelled, with the settings and shops already
-// validated. The processing loop is not part of this build, so for now serve says so.
-func serve(ctx context.Context, settings config.Settings, shops *config.Shops) error {
-	return errors.New("the configuration is valid, but the processing loop is not part of this build")
 }
 
 // exitCode prints err, if any, to stderr, one problem per line, and returns the exit status:

@@ -76,6 +76,10 @@ type Settings struct {
 	// deployments whose administrators manage them (-skip-stream-setup). Default false: the
 	// worker creates or updates them.
 	SkipStreamSetup bool
+	// Embedded runs the whole product in one process (-embedded): an in-process NATS server
+	// and Redis-protocol server where no URL is given, and the ATODENE sandbox with a demo shop
+	// when the shops file does not exist. Default false.
+	Embedded bool
 }
 
 // Redacted returns s with the passwords of NATSURL and RedisURL replaced by "xxxxx", for
@@ -170,6 +174,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.ResultsRetention, "results-retention", s.ResultsRetention, "maximum age of outcome events")
 	fs.DurationVar(&s.DLQRetention, "dlq-retention", s.DLQRetention, "maximum age of dead letters")
 	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
+	fs.BoolVar(&s.Embedded, "embedded", s.Embedded, "run NATS, Redis and the ATODENE sandbox in-process where none are given (a demo; the in-process Redis keeps nothing on disk)")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
 }
 
