@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 const (
@@ -131,7 +135,7 @@ func TestRun(t *testing.T) {
 		{"config check", []string{"config", "check", "-config", path}, 0, "valid, 1 shop;", ""},
 		{"help", []string{"-h"}, 0, "", "-poll-deadline duration"},
 		{"config check help", []string{"config", "check", "-help"}, 0, "", "[$ATODENE_WORKER_CONFIG]"},
-		{"no command", []string{"-config", path}, 1, "", "worker: the configuration is valid, but the processing loop is not part of this build"},
+		{"NATS unreachable", []string{"-config", path, "-nats-url", "nats://127.0.0.1:1"}, 1, "", "worker: connecting to NATS"},
 		{"bad setting", []string{"-config", path, "-ack-wait=10s"}, 2, "", "worker: -ack-wait (ATODENE_WORKER_ACK_WAIT): 10s must exceed -provider-timeout 30s"},
 		{"unknown flag", []string{"-nats=nats://x"}, 2, "", "worker: flag provided but not defined: -nats\nRun 'worker -h'"},
 		{"unknown command", []string{"serve"}, 2, "", `worker: unknown command "serve"`},
@@ -174,5 +178,81 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(tt.err, &stderr); got != tt.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestEmbedded runs the whole product in-process with no shops file, then stops it as SIGTERM
+// would (context cancelled): it must start, say where NATS listens, and exit 0.
+func TestEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-embedded", "-config", filepath.Join(dir, "none.yaml"), "-data-dir", dir, "-http-addr", addr}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "publish events to nats://") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not started in 20s; stdout:\n%s", stdout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitReady(t, "http://"+addr+"/readyz")
+	cancel()
+	select {
+	case err := <-done:
+		if code := exitCode(err, &stderr); code != 0 {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop in 20s after cancel")
+	}
+	for _, want := range []string{"embedded NATS", "embedded Redis-protocol server (in memory, not durable)", `shop "demo"`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready in 10s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
