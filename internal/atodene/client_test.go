@@ -62,16 +62,25 @@ func TestTransportErrors(t *testing.T) {
 		check        func(error) bool
 	}{
 		{"register 500 is not retried", []http.HandlerFunc{respondStatus(500)}, register, 1,
-			func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.StatusCode == 500 && OutcomeUnknown(err) }},
+			func(err error) bool {
+				var se *StatusError
+				return errors.As(err, &se) && se.StatusCode == 500 && OutcomeUnknown(err)
+			}},
 		{"register timeout is outcome unknown, not retried", []http.HandlerFunc{hang}, register, 1,
 			func(err error) bool {
 				var ou *OutcomeUnknownError
 				return errors.As(err, &ou) && errors.Is(err, context.DeadlineExceeded) && !IsRetrySafe(err)
 			}},
 		{"register garbage is malformed", []http.HandlerFunc{respondBody("<html>oops")}, register, 1,
-			func(err error) bool { var me *MalformedResponseError; return errors.As(err, &me) && OutcomeUnknown(err) }},
+			func(err error) bool {
+				var me *MalformedResponseError
+				return errors.As(err, &me) && OutcomeUnknown(err)
+			}},
 		{"register echo mismatch is malformed", []http.HandlerFunc{respondBody(`<response><result>OK</result><transactionInfo><shopOrderId>other</shopOrderId><transactionId>1</transactionId><autoAuthoriresult>OK</autoAuthoriresult></transactionInfo></response>`)}, register, 1,
-			func(err error) bool { var me *MalformedResponseError; return errors.As(err, &me) && strings.Contains(err.Error(), "shopOrderId") }},
+			func(err error) bool {
+				var me *MalformedResponseError
+				return errors.As(err, &me) && strings.Contains(err.Error(), "shopOrderId")
+			}},
 		{"register unknown auto result is malformed", []http.HandlerFunc{respondBody(`<response><result>OK</result><transactionInfo><shopOrderId>100000123</shopOrderId><transactionId>1</transactionId><autoAuthoriresult>MAYBE</autoAuthoriresult></transactionInfo></response>`)}, register, 1,
 			func(err error) bool { var me *MalformedResponseError; return errors.As(err, &me) }},
 		{"NG without errors is malformed", []http.HandlerFunc{respondBody(`<response><result>NG</result></response>`)}, cancel, 1,
@@ -89,7 +98,10 @@ func TestTransportErrors(t *testing.T) {
 		{"rejection is never retried", []http.HandlerFunc{respondFile("getauthori_cancelled.response.xml")}, authori, 1,
 			func(err error) bool { return errors.Is(err, ErrAlreadyCancelled) && !OutcomeUnknown(err) }},
 		{"body over the limit", []http.HandlerFunc{respondBody(`<response><result>OK</result>` + strings.Repeat(" ", 5000) + `</response>`)}, cancel, 1,
-			func(err error) bool { var me *MalformedResponseError; return errors.As(err, &me) && strings.Contains(me.Reason, "larger") }},
+			func(err error) bool {
+				var me *MalformedResponseError
+				return errors.As(err, &me) && strings.Contains(me.Reason, "larger")
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

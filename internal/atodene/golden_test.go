@@ -134,7 +134,7 @@ func TestGolden(t *testing.T) {
 		},
 		{
 			name: "getauthori", path: "/api/getauthori.do", response: "getauthori_cancelled.response.xml",
-			call: func(ctx context.Context, c *Client) (any, error) { return c.GetAuthori(ctx, "12345678902") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return c.GetAuthori(ctx, "12345678902") },
 			wantErr: &RejectedError{Op: "getauthori.do", Errors: []ProviderError{{Point: "transactionId", Code: "er000033", Message: "該当の取引はキャンセル済みです。"}}},
 		},
 		{
@@ -170,7 +170,7 @@ func TestGolden(t *testing.T) {
 		},
 		{
 			name: "modifytransaction_cancel", path: "/api/modifytransaction.do", response: "modifytransaction_cancelled.response.xml",
-			call: func(ctx context.Context, c *Client) (any, error) { return nil, c.Cancel(ctx, "12345678901") },
+			call:    func(ctx context.Context, c *Client) (any, error) { return nil, c.Cancel(ctx, "12345678901") },
 			wantErr: ErrAlreadyCancelled,
 		},
 		{

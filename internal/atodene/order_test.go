@@ -132,7 +132,9 @@ func TestOrderValidate(t *testing.T) {
 			o.Service = "1"
 		}), []string{"shopOrderId", "name", "kanaName", "zip", "address", "companyName", "tel", "email", "billedAmount", "service",
 			"shipName", "shipKananame", "shipZip", "shipAddress", "shipCompanyName", "shipTel"}},
-		{"ship to checked separately", mutate(func(o *Order) { o.ShipTo = &Person{Name: "山田", NameKana: "ヤマダ", Zip: "1", Address: "大阪", Phone: "0612345678"} }),
+		{"ship to checked separately", mutate(func(o *Order) {
+			o.ShipTo = &Person{Name: "山田", NameKana: "ヤマダ", Zip: "1", Address: "大阪", Phone: "0612345678"}
+		}),
 			[]string{"shipZip"}},
 		{"long goods name and zero quantity", mutate(func(o *Order) { o.Items[0].Name = strings.Repeat("茶", 151); o.Items[0].Quantity = 0 }),
 			[]string{"detail[1].goods", "detail[1].goodsAmount"}},

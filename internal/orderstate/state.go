@@ -66,10 +66,10 @@ type State struct {
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is
 	// stored in the schedule stream.
-	PollSeq       int  `json:"poll_seq,omitempty"`
-	PollAttempt   int  `json:"poll_attempt,omitempty"`
-	PollScheduled bool `json:"poll_scheduled,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	PollSeq       int       `json:"poll_seq,omitempty"`
+	PollAttempt   int       `json:"poll_attempt,omitempty"`
+	PollScheduled bool      `json:"poll_scheduled,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Error is a provider error kept with the state.

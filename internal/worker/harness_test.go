@@ -39,7 +39,7 @@ func newHarness(t *testing.T, shopIDs ...string) *harness {
 		shopIDs = []string{"shop-a"}
 	}
 	h := &harness{t: t, nats: testenv.StartNATS(t)}
-	sb, err := sandbox.New(sandbox.Config{ReviewDelay: 1500 * time.Millisecond, HoldDelay: 1500 * time.Millisecond, SlowDelay: 3 * time.Second})
+	sb, err := sandbox.New(sandbox.Config{ReviewDelay: 1500 * time.Millisecond, HoldDelay: 4 * time.Second, SlowDelay: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func newHarness(t *testing.T, shopIDs ...string) *harness {
 	rdb, prefix := testenv.Redis(t)
 	s := config.DefaultSettings()
 	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	s.PollFirstDelay, s.PollMaxInterval, s.PollDeadline = time.Second, 2*time.Second, time.Hour
+	s.PollFirstDelay, s.PollMaxInterval, s.PollDeadline = time.Second, time.Second, time.Hour
 	s.AckWait, s.ProviderTimeout, s.MaxDeliveries = 10*time.Second, 2*time.Second, 5
 	s.ShutdownGrace = 5 * time.Second
 	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: zaptest.NewLogger(t)}
