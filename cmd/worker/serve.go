@@ -84,7 +84,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return fmt.Errorf("connecting to Redis at %s: %w", ropts.Addr, err)
 	}
 	fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", natsURL, s.HTTPAddr)
-	return worker.Run(ctx, worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, Logger: log})
+	return worker.Run(ctx, worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log})
 }
 
 // demoShops is the demo shop: the sandbox's demo merchant with the common default fee table.

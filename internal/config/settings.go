@@ -33,6 +33,9 @@ type Settings struct {
 	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Default "": run
 	// an embedded Redis-protocol server.
 	RedisURL string
+	// RedisPrefix prefixes every Redis key of the worker (-redis-prefix), so that several
+	// deployments can share one Redis. Default "atodene:".
+	RedisPrefix string
 	// HTTPAddr is where /metrics, /healthz and /readyz are served (-http-addr).
 	// Default "127.0.0.1:9090".
 	HTTPAddr string
@@ -122,6 +125,7 @@ func DefaultSettings() Settings { return Settings{}.withDefaults() }
 // value is its default.
 func (s Settings) withDefaults() Settings {
 	setDefault(&s.ShopsFile, "shops.yaml")
+	setDefault(&s.RedisPrefix, "atodene:")
 	setDefault(&s.HTTPAddr, "127.0.0.1:9090")
 	setDefault(&s.Concurrency, 256)
 	setDefault(&s.ProviderTimeout, 30*time.Second)
@@ -156,6 +160,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.NATSCredsFile, "nats-creds", s.NATSCredsFile, "NATS credentials `file`")
 	fs.StringVar(&s.NATSCAFile, "nats-ca", s.NATSCAFile, "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
 	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); empty runs an embedded server")
+	fs.StringVar(&s.RedisPrefix, "redis-prefix", s.RedisPrefix, "`prefix` of every Redis key the worker writes")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "`address` for /metrics, /healthz and /readyz")
 	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker")
 	fs.DurationVar(&s.ProviderTimeout, "provider-timeout", s.ProviderTimeout, "timeout of one ATODENE call")

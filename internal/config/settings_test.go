@@ -25,7 +25,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		t.Fatalf("ParseSettings: %v", err)
 	}
 	want := Settings{
-		ShopsFile: "shops.yaml", HTTPAddr: "127.0.0.1:9090", Concurrency: 256,
+		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 256,
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
 		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
