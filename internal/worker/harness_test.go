@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -33,22 +36,35 @@ type harness struct {
 	done    chan error
 }
 
-func newHarness(t *testing.T, shopIDs ...string) *harness {
+// harnessOpts change the defaults of newHarness.
+type harnessOpts struct {
+	shops    []string               // default: shop-a
+	sandbox  sandbox.Config         // default: review 1.5s, hold 4s, slow 3s
+	settings func(*config.Settings) // applied last
+	redis    *redis.Client          // default: the shared Redis
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOpts{}) }
+
+func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	if len(shopIDs) == 0 {
-		shopIDs = []string{"shop-a"}
+	if len(o.shops) == 0 {
+		o.shops = []string{"shop-a"}
+	}
+	if o.sandbox.ReviewDelay == 0 {
+		o.sandbox.ReviewDelay, o.sandbox.HoldDelay, o.sandbox.SlowDelay = 1500*time.Millisecond, 4*time.Second, 3*time.Second
 	}
 	h := &harness{t: t, nats: testenv.StartNATS(t)}
-	sb, err := sandbox.New(sandbox.Config{ReviewDelay: 1500 * time.Millisecond, HoldDelay: 4 * time.Second, SlowDelay: 3 * time.Second})
+	sb, err := sandbox.New(o.sandbox)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.sandbox = httptest.NewServer(sb)
-	t.Cleanup(h.sandbox.Close)
+	t.Cleanup(func() { sb.Close(); h.sandbox.Close() })
 	h.sbURL = h.sandbox.URL
 
 	var list []config.Shop
-	for _, id := range shopIDs {
+	for _, id := range o.shops {
 		list = append(list, config.Shop{ID: id, Atodene: config.Atodene{
 			BaseURL: h.sbURL + "/api/", ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
 			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: config.InvoiceSeparate,
@@ -59,16 +75,36 @@ func newHarness(t *testing.T, shopIDs ...string) *harness {
 		t.Fatal(err)
 	}
 	rdb, prefix := testenv.Redis(t)
+	if o.redis != nil {
+		rdb = o.redis
+	}
 	s := config.DefaultSettings()
 	s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.PollFirstDelay, s.PollMaxInterval, s.PollDeadline = time.Second, time.Second, time.Hour
 	s.AckWait, s.ProviderTimeout, s.MaxDeliveries = 10*time.Second, 2*time.Second, 5
 	s.ShutdownGrace = 5 * time.Second
+	if o.settings != nil {
+		o.settings(&s)
+	}
 	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: zaptest.NewLogger(t)}
 	h.connect()
 	h.start()
 	t.Cleanup(h.shutdown)
 	return h
+}
+
+// setFaults sets the sandbox's fault injection.
+func (h *harness) setFaults(faults string) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, h.sbURL+"/sandbox/faults", strings.NewReader(faults))
+	resp, err := h.sandbox.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		h.t.Fatalf("setting faults %s: HTTP %d", faults, resp.StatusCode)
+	}
 }
 
 func (h *harness) connect() {

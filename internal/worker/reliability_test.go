@@ -1,0 +1,245 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// finalOutcomes counts, per order, the credit outcomes that end a credit check (ok, ng, invalid).
+func finalOutcomes(outs []outcome) map[string][]outcome {
+	m := map[string][]outcome{}
+	for _, o := range outs {
+		switch o.Env.Type {
+		case "credit.ok", "credit.ng", "credit.invalid":
+			m[o.Credit.ShopID+"/"+o.Credit.OrderID] = append(m[o.Credit.ShopID+"/"+o.Credit.OrderID], o)
+		}
+	}
+	return m
+}
+
+func deadLettersByReason(h *harness) map[string]int {
+	m := map[string]int{}
+	for _, d := range h.deadLetters() {
+		m[d.Headers().Get(dlq.HeaderReason)]++
+	}
+	return m
+}
+
+// TestOutcomeUnknownIsNotRegisteredTwice: ATODENE processes the registration but its answer never
+// comes; the retry must not register a second time but park the order as outcome-unknown.
+func TestOutcomeUnknownIsNotRegisteredTwice(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ProviderTimeout = 500 * time.Millisecond }})
+	h.setFaults(`{"timeout_rate": 1.0}`)
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "U-1", "taro@example.jp"))
+	waitFor(t, 5*time.Second, "the registration to reach the sandbox", func() bool { return len(h.sandboxTransactions("U-1")) == 1 })
+	h.setFaults(`{}`)
+	waitFor(t, 15*time.Second, "an outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 1 })
+	txs := h.sandboxTransactions("U-1")
+	if len(txs) != 1 || txs[0].Registrations != 1 {
+		t.Fatalf("sandbox: %+v, want exactly one registration", txs)
+	}
+	if outs := h.results(); len(outs) != 0 {
+		t.Errorf("%d outcomes published for an order whose outcome is unknown", len(outs))
+	}
+	// A later order.created for the same order must not register it either.
+	h.publish("order.created", "shop-a", "ev-2", orderData("shop-a", "U-1", "taro@example.jp"))
+	waitFor(t, 10*time.Second, "a second outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 2 })
+	if txs := h.sandboxTransactions("U-1"); txs[0].Registrations != 1 {
+		t.Fatalf("registered again: %+v", txs)
+	}
+}
+
+// TestProviderErrorsRetriedThenExhausted: HTTP 500s are retried; when they never stop, the message
+// ends as an exhausted dead letter and the next messages are still processed.
+func TestProviderErrorsRetriedThenExhausted(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.MaxDeliveries = 3 }})
+	h.setFaults(`{"error_rate": 1.0}`)
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "E-1", "taro@example.jp"))
+	waitFor(t, 20*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
+	d := h.deadLetters()[0]
+	if got := d.Headers().Get(dlq.HeaderAttempts); got != "3" {
+		t.Errorf("Dlq-Attempts = %s, want 3", got)
+	}
+	h.setFaults(`{}`)
+	h.publish("order.created", "shop-a", "ev-2", orderData("shop-a", "E-2", "taro@example.jp"))
+	waitFor(t, 10*time.Second, "the next order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/E-2"]) == 1 })
+}
+
+// TestTransientErrorsRecover: a few 500s are retried with backoff and end in one outcome.
+func TestTransientErrorsRecover(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.setFaults(`{"error_rate": 1.0}`)
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "T-1", "taro@example.jp"))
+	time.Sleep(1500 * time.Millisecond)
+	h.setFaults(`{}`)
+	waitFor(t, 15*time.Second, "the outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/T-1"]) == 1 })
+	if txs := h.sandboxTransactions("T-1"); len(txs) != 1 || txs[0].Registrations != 1 {
+		t.Fatalf("sandbox: %+v", txs)
+	}
+}
+
+// TestSlowProviderIsNotRedelivered: a call slower than AckWait is kept alive by progress
+// heartbeats, so the message is not redelivered to a second handler.
+func TestSlowProviderIsNotRedelivered(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) {
+		s.AckWait, s.ProviderTimeout = time.Second, 10*time.Second
+	}})
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "S-1", "slow@example.jp"))
+	waitFor(t, 15*time.Second, "the slow order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/S-1"]) == 1 })
+	c, err := h.js.Consumer(context.Background(), "ORDERS", ordersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+		t.Errorf("delivered %d times, %d redelivered; want 1 delivery", info.Delivered.Consumer, info.NumRedelivered)
+	}
+	if len(h.deadLetters()) != 0 {
+		t.Errorf("dead letters: %d", len(h.deadLetters()))
+	}
+}
+
+// TestPollDeadline: an order still under review at the deadline is dead-lettered.
+func TestPollDeadline(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.PollDeadline = 2 * time.Second }})
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "D-1", "hold@example.jp"))
+	waitFor(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
+	if d := h.deadLetters()[0]; !strings.HasPrefix(d.Subject(), "dlq.atodene.poll.due.shop-a.") || !strings.Contains(d.Headers().Get(dlq.HeaderError), "still under review") {
+		t.Errorf("dead letter %s: %v", d.Subject(), d.Headers())
+	}
+}
+
+// TestPollingSurvivesRestart: the worker stops while orders are under review; after a restart
+// the schedules still fire and the orders resolve.
+func TestPollingSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{sandbox: sandboxCfg(3 * time.Second)})
+	for i := range 5 {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("P-%d", i), "review-ok@example.jp"))
+	}
+	waitFor(t, 10*time.Second, "5 pending outcomes", func() bool { return len(h.results()) == 5 })
+	h.shutdown()
+	time.Sleep(time.Second)
+	h.start()
+	waitFor(t, 30*time.Second, "5 OK outcomes", func() bool { return len(finalOutcomes(h.results())) == 5 })
+	for order, outs := range finalOutcomes(h.results()) {
+		if len(outs) != 1 || outs[0].Env.Type != "credit.ok" {
+			t.Errorf("%s: %d final outcomes (%s)", order, len(outs), outs[0].Env.Type)
+		}
+	}
+}
+
+func sandboxCfg(review time.Duration) sandbox.Config {
+	return sandbox.Config{ReviewDelay: review, HoldDelay: 4 * time.Second, SlowDelay: 3 * time.Second}
+}
+
+// TestRedisOutage: Redis is down for a while; messages are retried, nothing is lost or doubled.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartPrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	h := newHarnessWith(t, harnessOpts{redis: rdb, settings: func(s *config.Settings) { s.MaxDeliveries = 100 }})
+	h.publish("order.created", "shop-a", "ev-0", orderData("shop-a", "R-0", "taro@example.jp"))
+	waitFor(t, 10*time.Second, "the first outcome", func() bool { return len(h.results()) == 1 })
+	r.Stop()
+	for i := 1; i <= 10; i++ {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("R-%d", i), "taro@example.jp"))
+	}
+	time.Sleep(2 * time.Second)
+	r.Start()
+	waitFor(t, 60*time.Second, "11 outcomes", func() bool { return len(finalOutcomes(h.results())) == 11 })
+	for order, outs := range finalOutcomes(h.results()) {
+		if len(outs) != 1 {
+			t.Errorf("%s: %d outcomes", order, len(outs))
+		}
+	}
+	if n := len(h.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+}
+
+// TestNATSRestart: the NATS server restarts (same storage) in the middle of a run.
+func TestNATSRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for i := range 20 {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("N-%d", i), "taro@example.jp"))
+	}
+	h.nats.Stop()
+	time.Sleep(500 * time.Millisecond)
+	h.nats.Start()
+	waitFor(t, 10*time.Second, "the client to reconnect", h.nc.IsConnected)
+	for i := 20; i < 40; i++ {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("N-%d", i), "taro@example.jp"))
+	}
+	waitFor(t, 60*time.Second, "40 outcomes", func() bool { return len(finalOutcomes(h.results())) == 40 })
+	for order, outs := range finalOutcomes(h.results()) {
+		if len(outs) != 1 {
+			t.Errorf("%s: %d outcomes", order, len(outs))
+		}
+		if txs := h.sandboxTransactions(strings.TrimPrefix(order, "shop-a/")); len(txs) != 1 || txs[0].Registrations != 1 {
+			t.Errorf("%s registered %+v", order, txs)
+		}
+	}
+}
+
+// TestManyOrdersWithDuplicates: 1,000 orders across 3 shops, each published twice more (the
+// same Nats-Msg-Id, and a fresh event id): one registration and one outcome per order.
+func TestManyOrdersWithDuplicates(t *testing.T) {
+	t.Parallel()
+	shops := []string{"shop-a", "shop-b", "shop-c"}
+	h := newHarnessWith(t, harnessOpts{shops: shops})
+	const n = 1000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				shop, order := shops[i%3], fmt.Sprintf("M-%04d", i)
+				data := orderData(shop, order, "taro@example.jp")
+				h.publish("order.created", shop, "ev-"+order, data)
+				h.publish("order.created", shop, "ev-"+order, data)
+				h.publish("order.created", shop, "ev2-"+order, data)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, 120*time.Second, "1000 outcomes", func() bool { return len(finalOutcomes(h.results())) == n })
+	time.Sleep(time.Second)
+	outs := h.results()
+	if len(outs) != n {
+		t.Errorf("%d outcomes for %d orders", len(outs), n)
+	}
+	for order, o := range finalOutcomes(outs) {
+		if len(o) != 1 || o[0].Credit.Fee != 205 || o[0].Credit.BilledAmount != 3155 {
+			t.Errorf("%s: %d outcomes, first %+v", order, len(o), o[0].Credit)
+		}
+	}
+	// Shops share the sandbox merchant, so every order ID is unique across shops.
+	for i := 0; i < n; i += 37 {
+		if txs := h.sandboxTransactions(fmt.Sprintf("M-%04d", i)); len(txs) != 1 || txs[0].Registrations != 1 {
+			t.Errorf("M-%04d: %+v", i, txs)
+		}
+	}
+}
