@@ -138,7 +138,12 @@ func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.
 	if err != nil {
 		return State{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
 	}
-	ok, err := casScript.Run(ctx, s.rdb, []string{s.stateKey(shop, order)}, expect, raw).Bool()
+	pending := "0"
+	if st.Status == StatusPending {
+		pending = "1"
+	}
+	keys := []string{s.stateKey(shop, order), s.prefix + "pending"}
+	ok, err := casScript.Run(ctx, s.rdb, keys, expect, raw, shop+":"+order, pending).Bool()
 	if err != nil {
 		return State{}, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
 	}
@@ -164,6 +169,15 @@ func (s *Store) MarkEventDone(ctx context.Context, id string) error {
 		return fmt.Errorf("orderstate: recording event %s: %w", id, err)
 	}
 	return nil
+}
+
+// PendingCount returns how many orders are under review, across all workers.
+func (s *Store) PendingCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.SCard(ctx, s.prefix+"pending").Result()
+	if err != nil {
+		return 0, fmt.Errorf("orderstate: counting orders under review: %w", err)
+	}
+	return n, nil
 }
 
 // Ping checks that Redis answers.

@@ -36,6 +36,21 @@ func TestGetPut(t *testing.T) {
 	if err != nil || got.Version != 1 || got.Status != StatusOK || got.Outcome.MsgID != "m1" || got.TransactionID != "12345678901" {
 		t.Fatalf("read back: %+v, %v", got, err)
 	}
+	st.Version, st.Status = 1, StatusPending
+	if _, err := s.Put(ctx, "shop", "o1", st, now); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PendingCount(ctx); err != nil || n != 1 {
+		t.Fatalf("pending count %d, %v; want 1", n, err)
+	}
+	st.Version, st.Status = 2, StatusOK
+	if _, err := s.Put(ctx, "shop", "o1", st, now); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.PendingCount(ctx); n != 0 {
+		t.Fatalf("pending count %d after the order was decided, want 0", n)
+	}
+	st.Version = 1
 	// A writer holding the old version loses.
 	if _, err := s.Put(ctx, "shop", "o1", st, now); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale put: %v, want ErrConflict", err)

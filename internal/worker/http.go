@@ -68,6 +68,25 @@ func callResult(err error) string {
 	return "invalid"
 }
 
+// pendingGauge reports the orders under review across all workers, read from Redis at scrape
+// time (one SCARD).
+func pendingGauge(store interface {
+	PendingCount(context.Context) (int64, error)
+}) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atodene_worker_orders_under_review",
+		Help: "Orders under review (審査中 or 保留) waiting for a decision, across all workers.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := store.PendingCount(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+}
+
 // health answers /healthz (the process runs) and /readyz (started, NATS connected, Redis answers).
 type health struct {
 	ready atomic.Bool

@@ -118,6 +118,7 @@ func Run(ctx context.Context, d Deps) error {
 			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
 		},
 	}
+	d.Registry.MustRegister(pendingGauge(credit.Store))
 	health := newHealth(d.NATS, credit.Store)
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 

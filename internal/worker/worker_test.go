@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +114,41 @@ func TestInvalidInputIsDeadLettered(t *testing.T) {
 	}
 	if errs := byReason["unknown-shop"]; len(errs) != 1 {
 		t.Errorf("unknown-shop dead letters: %q", errs)
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "H-1", "review-ok@example.jp"))
+	waitFor(t, 10*time.Second, "credit.pending", func() bool { return len(h.results()) == 1 })
+	base := "http://" + h.deps.Settings.HTTPAddr
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ok",
+		"/metrics": `atodene_worker_orders_under_review 1`,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want %q in:\n%.2000s", path, resp.StatusCode, want, body)
+		}
+	}
+	resp, _ := http.Get(base + "/metrics")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`atodene_worker_messages_total{outcome="ok",type="order.created"} 1`,
+		`atodene_worker_provider_calls_total{op="transaction.do",result="ok"} 1`,
+		`atodene_worker_handler_seconds_bucket`,
+		`atodene_worker_provider_call_seconds_bucket`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
