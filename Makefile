@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint fmt run sandbox fuzz
+.PHONY: test lint fmt run sandbox demo fuzz
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -15,8 +15,15 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# run starts the ATODENE sandbox with its demo shop.
-run: sandbox
+# run starts the whole product in one process: embedded NATS, Redis-protocol server and sandbox.
+run:
+	$(GO) run ./cmd/worker -embedded
+
+# demo runs the product embedded, publishes a batch that meets every sandbox rule, prints the outcomes.
+demo:
+	$(GO) run ./cmd/worker -embedded -demo -log-level warn
+
+# sandbox starts the ATODENE sandbox alone, with its demo shop.
 sandbox:
 	$(GO) run ./cmd/atodene-sandbox
 
@@ -25,3 +32,5 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzBuildDetails$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/fees -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzDecodeOrder$$' -fuzztime $(FUZZTIME)

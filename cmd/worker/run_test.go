@@ -256,3 +256,30 @@ func waitReady(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDemo runs the demo end to end: every sandbox rule meets its expected outcome.
+func TestDemo(t *testing.T) {
+	var stdout, stderr syncBuffer
+	err := run(context.Background(), []string{"-embedded", "-demo", "-config", filepath.Join(t.TempDir(), "none.yaml"),
+		"-data-dir", t.TempDir(), "-http-addr", freeAddr(t), "-log-level", "error"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{
+		"DEMO-OK", "credit.ok", "credit.pending → credit.ok", "credit.pending → credit.ng",
+		"credit.pending → credit.pending(hold) → credit.ng", "dead letter (invalid)", "60205",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

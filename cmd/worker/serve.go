@@ -57,8 +57,14 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		redisURL = "redis://" + r.Addr()
 		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
 	}
+	sbCfg := sandbox.Config{}
+	if s.Demo {
+		sbCfg = demoSandbox
+		s.PollFirstDelay, s.PollMaxInterval = time.Second, 2*time.Second
+	}
+	sbCfg.Logger = log.Named("sandbox")
 	if shops == nil {
-		sb, err := embedded.StartSandbox(sandbox.Config{Logger: log.Named("sandbox")}, log)
+		sb, err := embedded.StartSandbox(sbCfg, log)
 		if err != nil {
 			return err
 		}
@@ -84,7 +90,25 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return fmt.Errorf("connecting to Redis at %s: %w", ropts.Addr, err)
 	}
 	fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", natsURL, s.HTTPAddr)
-	return worker.Run(ctx, worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log})
+	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}
+	if !s.Demo {
+		return worker.Run(ctx, deps)
+	}
+	return withDemo(ctx, deps, natsURL, stdout)
+}
+
+// withDemo runs the worker while the demo batch goes through it, then stops it.
+func withDemo(ctx context.Context, deps worker.Deps, natsURL string, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, deps) }()
+	demoErr := runDemo(ctx, natsURL, stdout)
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	return demoErr
 }
 
 // demoShops is the demo shop: the sandbox's demo merchant with the common default fee table.

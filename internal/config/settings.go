@@ -83,6 +83,9 @@ type Settings struct {
 	// and Redis-protocol server where no URL is given, and the ATODENE sandbox with a demo shop
 	// when the shops file does not exist. Default false.
 	Embedded bool
+	// Demo, with Embedded, publishes a sample batch that meets every sandbox rule, prints a
+	// table of the outcomes and exits (-demo). Default false.
+	Demo bool
 }
 
 // Redacted returns s with the passwords of NATSURL and RedisURL replaced by "xxxxx", for
@@ -180,6 +183,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.DLQRetention, "dlq-retention", s.DLQRetention, "maximum age of dead letters")
 	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
 	fs.BoolVar(&s.Embedded, "embedded", s.Embedded, "run NATS, Redis and the ATODENE sandbox in-process where none are given (a demo; the in-process Redis keeps nothing on disk)")
+	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
 }
 
@@ -255,6 +259,9 @@ func (s Settings) validate() error {
 		bad("config", "required")
 	}
 	s.validateServers(bad)
+	if s.Demo && !s.Embedded {
+		bad("demo", "needs -embedded")
+	}
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		bad("http-addr", "%q: want host:port: %v", s.HTTPAddr, err)
 	}
