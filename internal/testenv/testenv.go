@@ -20,16 +20,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// SharedRedisAddr is the machine's Redis, shared with other users: never flush it.
+// SharedRedisAddr is the machine's Redis, shared with other users: never flush it. The
+// ATODENE_TEST_REDIS environment variable names another address.
 const SharedRedisAddr = "127.0.0.1:6379"
 
+func sharedRedisAddr() string {
+	if a := os.Getenv("ATODENE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return SharedRedisAddr
+}
+
 // Redis returns a client of the shared Redis and a key prefix unique to the test; the test's
-// keys are deleted when it ends.
+// keys are deleted when it ends. Where no Redis answers there, it fails the test with a message
+// saying how to start one.
 func Redis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: SharedRedisAddr})
+	addr := sharedRedisAddr()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("testenv: Redis at %s is not reachable (start it, e.g. with .ci/run): %v", SharedRedisAddr, err)
+		t.Fatalf("testenv: Redis at %s is not reachable: %v (start one: redis-server --daemonize yes --port 6379 --save '', or set ATODENE_TEST_REDIS)", addr, err)
 	}
 	prefix := "test:" + randomID() + ":"
 	t.Cleanup(func() {
@@ -42,6 +52,9 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	})
 	return rdb, prefix
 }
+
+// RedisAddr is the address of the shared test Redis.
+func RedisAddr() string { return sharedRedisAddr() }
 
 // PrivateRedis is a redis-server process of the test's own, which the test may stop and start.
 type PrivateRedis struct {
