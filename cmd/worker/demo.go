@@ -164,4 +164,3 @@ func demoStep(m jetstream.Msg) (*demoHistory, string, string) {
 	settled := env.Type != events.TypeCreditPending
 	return &demoHistory{settled: settled, fee: fmt.Sprint(c.Fee), billed: fmt.Sprint(c.BilledAmount)}, c.OrderID, step
 }
-
