@@ -68,7 +68,8 @@ type Config struct {
 	MaxResponseBytes int64
 	// MaxRetries is how many times a retry-safe failure is retried. Default 2; negative disables.
 	MaxRetries int
-	// RetryInterval is the first wait between attempts, doubling up to 2s. Default 200ms.
+	// RetryInterval is the first wait between attempts; later waits grow 1.5 times, capped at 2s,
+	// each randomised by ±50%. Default 200ms.
 	RetryInterval time.Duration
 	// Logger receives debug lines about retries. Default: no logging.
 	Logger *zap.Logger
@@ -163,9 +164,11 @@ func (c *Client) call(ctx context.Context, op string, req any) (*responseXML, er
 		policy = backoff.WithMaxRetries(exp, uint64(c.cfg.MaxRetries))
 	}
 	attempt := 0
-	return backoff.RetryNotifyWithData(func() (*responseXML, error) {
+	var last error // the last attempt's error, which carries the classification
+	resp, err := backoff.RetryNotifyWithData(func() (*responseXML, error) {
 		attempt++
 		resp, err := c.attempt(ctx, op, body)
+		last = err
 		switch {
 		case err == nil:
 			return resp, nil
@@ -177,6 +180,12 @@ func (c *Client) call(ctx context.Context, op string, req any) (*responseXML, er
 		c.cfg.Logger.Debug("atodene: retrying", zap.String("op", op), zap.Int("attempt", attempt),
 			zap.Duration("wait", wait), zap.Error(err))
 	})
+	if err != nil && last != nil && err != last {
+		// ctx ended while waiting to retry, and backoff returned the bare context error: keep the
+		// last attempt's typed error, which still says what happened to the request.
+		err = fmt.Errorf("%w (%w)", last, err)
+	}
+	return resp, err
 }
 
 func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {

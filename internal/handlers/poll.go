@@ -1,9 +1,16 @@
 package handlers
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 func newPollBackoff(p PollPolicy) *backoff.ExponentialBackOff {
@@ -28,4 +35,78 @@ func (p PollPolicy) withDefaults() PollPolicy {
 		p.Deadline = 14 * 24 * time.Hour
 	}
 	return p
+}
+
+// PollRequest is the body of a scheduled re-check of an order under review.
+type PollRequest struct {
+	Shop    string `json:"shop"`
+	OrderID string `json:"order_id"`
+	Seq     int    `json:"seq"`
+}
+
+// Polls schedules re-checks durably.
+type Polls interface {
+	Schedule(ctx context.Context, p PollRequest, at time.Time) error
+}
+
+// PollPolicy is the re-check schedule of orders under review (DESIGN.md §8).
+type PollPolicy struct {
+	First    time.Duration // first re-check after registration; default 1m
+	Max      time.Duration // longest interval; default 30m
+	Deadline time.Duration // give up and dead-letter after; default 14 days
+}
+
+// Delay returns the wait before re-check number attempt (0 for the first): First doubling up to
+// Max, with ±10% jitter so that orders registered together spread out.
+func (p PollPolicy) Delay(attempt int) time.Duration {
+	b := newPollBackoff(p.withDefaults())
+	d := b.NextBackOff()
+	for range attempt {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// PollDue handles a due re-check of an order under review: it asks ATODENE for the screening
+// result, publishes a change of state, and schedules the next re-check, or gives up at the
+// deadline.
+func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
+	shop, err := o.shop(p.Shop)
+	if err != nil {
+		return err
+	}
+	return o.withOrder(ctx, shop, p.OrderID, func(st orderstate.State) change {
+		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {
+			return keep() // decided, cancelled or changed since this poll was scheduled
+		}
+		if deadline := o.Poll.withDefaults().Deadline; o.Now().Sub(st.PollSince) > deadline {
+			return fail(Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
+		}
+		scr, err := shop.Provider.GetAuthori(ctx, st.TransactionID)
+		switch {
+		case errors.Is(err, atodene.ErrAlreadyCancelled):
+			return write(o.cancelled(st, p.Shop, p.OrderID, st.CausedBy))
+		case err != nil:
+			return fail(err)
+		}
+		return write(o.screened(st, p, scr))
+	})
+}
+
+// screened applies a screening result to a pending order's state.
+func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screening) orderstate.State {
+	switch d := scr.Decision(); d {
+	case atodene.DecisionOK, atodene.DecisionNG:
+		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
+		o.emitCredit(&st, p.Shop, p.OrderID, creditType(st.Status), st.CausedBy)
+		return st
+	case atodene.DecisionHold:
+		if st.Review != "hold" {
+			st.Review = "hold"
+			o.emitCredit(&st, p.Shop, p.OrderID, events.TypeCreditPending, st.CausedBy)
+		}
+	}
+	st.PollAttempt++
+	st.PollScheduled = false // settle schedules the next re-check
+	return st
 }

@@ -35,14 +35,15 @@ const (
 // Live reports whether the order has a transaction that ATODENE still holds as live.
 func (s Status) Live() bool { return s == StatusOK || s == StatusPending }
 
-// Shipment is the shipment report of an order: queued while the credit is pending, reported
-// once it is OK.
+// Shipment is the tracking number of an order and whether ATODENE holds it: queued while the
+// credit is pending (Reported false), reported once it is OK.
 type Shipment struct {
 	CarrierCode    string `json:"carrier_code"`
 	TrackingNumber string `json:"tracking_number"`
 	InvoiceDate    string `json:"invoice_date,omitempty"`
-	Reported       bool   `json:"reported"`
-	Report         string `json:"report,omitempty"` // new or change, once reported
+	Reported       bool   `json:"reported"`         // these values are reported to ATODENE
+	Filed          bool   `json:"filed,omitempty"`  // ATODENE holds a report: the next one is a change
+	Report         string `json:"report,omitempty"` // new or change: the last report sent
 }
 
 // State is one order's state. Version grows by one with every write.
@@ -58,10 +59,13 @@ type State struct {
 	Reasons       []string  `json:"reasons,omitempty"`
 	Errors        []Error   `json:"errors,omitempty"`
 	Shipment      *Shipment `json:"shipment,omitempty"`
-	// Outcome is the outcome event this version of the state calls for, and Published whether
-	// it is on the RESULTS stream yet. A worker that dies between the state write and the
-	// publish finds Published false and publishes again (with the same message ID).
-	Outcome   *Outcome  `json:"outcome,omitempty"`
+	// Outbox holds the outcome events this state calls for that are not yet on the RESULTS
+	// stream. A worker that dies between the state write and the publish leaves them here, and
+	// the next handler of the order publishes them (with the same message IDs) and clears them.
+	Outbox []Outcome `json:"outbox,omitempty"`
+	// CausedBy is the id of the inbound event that started the current credit check; outcomes
+	// of later polls name it as their cause.
+	CausedBy string `json:"caused_by,omitempty"`
 	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is
@@ -79,12 +83,11 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-// Outcome is an outcome event the state calls for.
+// Outcome is a rendered outcome event waiting to be published.
 type Outcome struct {
-	Type      string `json:"type"`
-	MsgID     string `json:"msg_id"`
-	CausedBy  string `json:"caused_by"`
-	Published bool   `json:"published"`
+	Subject string          `json:"subject"`
+	MsgID   string          `json:"msg_id"`
+	Body    json.RawMessage `json:"body"`
 }
 
 // ErrConflict means the state changed since it was read: read it again and decide again.

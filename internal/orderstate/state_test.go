@@ -27,13 +27,13 @@ func TestGetPut(t *testing.T) {
 		t.Fatalf("new order: %+v, %v", st, err)
 	}
 	st.Status, st.TransactionID = StatusOK, "12345678901"
-	st.Outcome = &Outcome{Type: "credit.ok", MsgID: "m1"}
+	st.Outbox = []Outcome{{Subject: "credit.ok.shop", MsgID: "m1", Body: []byte(`{"a":1}`)}}
 	written, err := s.Put(ctx, "shop", "o1", st, now)
 	if err != nil || written.Version != 1 {
 		t.Fatalf("put: %+v, %v", written, err)
 	}
 	got, err := s.Get(ctx, "shop", "o1")
-	if err != nil || got.Version != 1 || got.Status != StatusOK || got.Outcome.MsgID != "m1" || got.TransactionID != "12345678901" {
+	if err != nil || got.Version != 1 || got.Status != StatusOK || got.Outbox[0].MsgID != "m1" || string(got.Outbox[0].Body) != `{"a":1}` || got.TransactionID != "12345678901" {
 		t.Fatalf("read back: %+v, %v", got, err)
 	}
 	st.Version, st.Status = 1, StatusPending

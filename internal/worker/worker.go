@@ -76,7 +76,7 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	orders, pollC, err := setup(ctx, js, s)
+	ordersC, pollC, err := setup(ctx, js, s)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return err
 	}
-	credit := &handlers.Credit{
+	orders := &handlers.Orders{
 		Store:    orderstate.New(d.Redis, d.KeyPrefix, eventTTL),
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
@@ -96,17 +96,21 @@ func Run(ctx context.Context, d Deps) error {
 		Logger:   log,
 	}
 	mux := handlers.NewMux()
-	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeOrder, credit.OrderCreated))
+	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeOrder, orders.OrderCreated))
+	mux.Handle(events.TypeOrderUpdated, handlers.Typed(events.DecodeOrder, orders.OrderUpdated))
+	mux.Handle(events.TypeOrderCancelled, handlers.Typed(events.DecodeCancel, orders.OrderCancelled))
+	mux.Handle(events.TypeTrackingEntered, handlers.Typed(events.DecodeTracking, orders.TrackingEntered))
+	mux.Handle(events.TypeInvoiceRequested, handlers.Typed(events.DecodeInvoiceRequest, orders.InvoiceRequested))
 
 	hm := handlers.NewMetrics(d.Registry)
 	common := []handlers.Middleware{handlers.Recover(log), handlers.Logging(log), hm.Middleware()}
-	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope, handlers.Idempotency(credit.Store))...)
+	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope, handlers.Idempotency(orders.Store))...)
 	pollHandler := handlers.Chain(func(ctx context.Context, msg *handlers.Message) error {
 		req, err := decodePoll(msg)
 		if err != nil {
 			return handlers.Permanent(handlers.ReasonInvalid, err)
 		}
-		return credit.PollDue(ctx, req)
+		return orders.PollDue(ctx, req)
 	}, common...)
 
 	writer := dlq.NewWriter(js)
@@ -118,8 +122,8 @@ func Run(ctx context.Context, d Deps) error {
 			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
 		},
 	}
-	d.Registry.MustRegister(pendingGauge(credit.Store))
-	health := newHealth(d.NATS, credit.Store)
+	d.Registry.MustRegister(pendingGauge(orders.Store))
+	health := newHealth(d.NATS, orders.Store)
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
@@ -127,7 +131,7 @@ func Run(ctx context.Context, d Deps) error {
 	for _, c := range []struct {
 		cons jetstream.Consumer
 		h    handlers.Handler
-	}{{orders, orderHandler}, {pollC, pollHandler}} {
+	}{{ordersC, orderHandler}, {pollC, pollHandler}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
 	}

@@ -1,0 +1,49 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// InvoiceRequested handles order.invoice_requested (請求書ダウンロード): for an OK order whose
+// invoice is enclosed it fetches the print data and publishes invoice.ok; otherwise invoice.ng
+// says why.
+func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRequest]) error {
+	shop, err := o.shop(ev.Shop)
+	if err != nil {
+		return err
+	}
+	order := ev.Data.OrderID
+	return o.withOrder(ctx, shop, order, func(st orderstate.State) change {
+		var problem *atodene.ProviderError
+		switch {
+		case st.Status != orderstate.StatusOK:
+			problem = &atodene.ProviderError{Point: "credit", Message: "the credit of the order is " + statusWord(st.Status) + ", not ok"}
+		case st.Service != atodene.ServiceEnclosed:
+			problem = &atodene.ProviderError{Point: "invoice_delivery", Message: "the invoice of the order is mailed separately by ATODENE, not enclosed"}
+		}
+		data := events.Invoice{ShopID: shop.ID, OrderID: order, TransactionID: st.TransactionID}
+		if problem != nil {
+			data.Errors = []atodene.ProviderError{*problem}
+			o.emit(&st, shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
+			return write(st)
+		}
+		inv, err := shop.Provider.InvoiceData(ctx, st.TransactionID)
+		var rejected *atodene.RejectedError
+		switch {
+		case errors.As(err, &rejected):
+			data.Errors = rejected.Errors
+			o.emit(&st, shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
+		case err != nil:
+			return fail(err)
+		default:
+			data.Invoice = &inv
+			o.emit(&st, shop.ID, order, events.TypeInvoiceOK, ev.ID, data)
+		}
+		return write(st)
+	})
+}

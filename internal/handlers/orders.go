@@ -1,0 +1,205 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// Provider is what the handlers need of ATODENE; *atodene.Client implements it.
+type Provider interface {
+	Register(ctx context.Context, o atodene.Order) (atodene.Registration, error)
+	GetAuthori(ctx context.Context, transactionID string) (atodene.Screening, error)
+	Modify(ctx context.Context, transactionID string, o atodene.Order) (atodene.Change, error)
+	Cancel(ctx context.Context, transactionID string) error
+	ReportShipment(ctx context.Context, s atodene.Shipment) error
+	InvoiceData(ctx context.Context, transactionID string) (atodene.Invoice, error)
+}
+
+// Shop is one configured shop as the handlers use it.
+type Shop struct {
+	ID       string
+	Provider Provider
+	Fees     fees.Table
+	Service  string // default invoice delivery, atodene.ServiceSeparate or ServiceEnclosed
+}
+
+// Outcomes publishes outcome events and returns once the stream stored them.
+type Outcomes interface {
+	Publish(ctx context.Context, subject, msgID string, body []byte) error
+}
+
+// Orders handles the events of an order's life (DESIGN.md §5–§8): the credit check, its changes
+// and cancellation, polling under review, shipment reports and invoice data. The handlers of one
+// order are serialized across all workers by a lease; different orders run in parallel.
+type Orders struct {
+	Store    *orderstate.Store
+	Shops    func(id string) (*Shop, bool)
+	Outcomes Outcomes
+	Polls    Polls
+	Poll     PollPolicy
+	LeaseTTL time.Duration
+	Now      func() time.Time
+	Logger   *zap.Logger
+}
+
+// leaseRetry is how long a handler waits when another one holds the order.
+const leaseRetry = 500 * time.Millisecond
+
+// change is what a handler decided: the next state (nil: nothing to write) and the error to
+// return after writing it.
+type change struct {
+	next *orderstate.State
+	err  error
+}
+
+func keep() change                                    { return change{} }
+func write(st orderstate.State) change                { return change{next: &st} }
+func fail(err error) change                           { return change{err: err} }
+func writeThen(st orderstate.State, err error) change { return change{next: &st, err: err} }
+
+// withOrder runs fn holding the order's lease, with the order's current state, after finishing
+// what an earlier, interrupted handler left undone. It writes the state fn returns and then
+// settles it: schedules the poll, reports a queued shipment, publishes the outbox.
+func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, fn func(orderstate.State) change) error {
+	lease, err := o.Store.AcquireLease(ctx, shop.ID, order, o.LeaseTTL)
+	if errors.Is(err, orderstate.ErrLeaseHeld) {
+		return RetryAfter(leaseRetry, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+
+	st, err := o.Store.Get(ctx, shop.ID, order)
+	if err != nil {
+		return err
+	}
+	if st, err = o.settle(ctx, shop, order, st); err != nil {
+		return err
+	}
+	c := fn(st)
+	if c.next != nil {
+		next, err := o.Store.Put(ctx, shop.ID, order, *c.next, o.Now())
+		if err != nil {
+			return err
+		}
+		if _, err := o.settle(ctx, shop, order, next); err != nil {
+			return err
+		}
+	}
+	return c.err
+}
+
+// settle makes the state's promises durable: the poll of a pending order is scheduled, a queued
+// shipment of an OK order is reported, and the outbox is published. Repeating it is harmless: a
+// schedule replaces the earlier one, and outcome message IDs are deterministic.
+func (o *Orders) settle(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, error) {
+	dirty := false
+	if st.Status == orderstate.StatusPending && !st.PollScheduled {
+		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
+		if err := o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
+			return st, err
+		}
+		st.PollScheduled, dirty = true, true
+	}
+	if st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported {
+		next, err := o.reportShipment(ctx, shop, order, st, nil, st.CausedBy)
+		if err != nil {
+			return st, err
+		}
+		st, dirty = next, true
+	}
+	for _, out := range st.Outbox {
+		if err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body); err != nil {
+			return st, err
+		}
+		dirty = true
+	}
+	if !dirty {
+		return st, nil
+	}
+	st.Outbox = nil
+	return o.Store.Put(ctx, shop.ID, order, st, o.Now())
+}
+
+var jst = time.FixedZone("JST", 9*60*60)
+
+// emit renders an outcome event into the state's outbox. Its message ID is derived from the
+// order, the version of the state that records it and its type, so a retry of the same step
+// repeats it and a later decision gets a new one.
+func (o *Orders) emit(st *orderstate.State, shop, order, eventType, causedBy string, data any) {
+	msgID := fmt.Sprintf("%s:%s:%d:%s", shop, order, st.Version+1, eventType)
+	body, err := events.NewOutcome(msgID, eventType, causedBy, o.Now(), data)
+	if err != nil {
+		panic(fmt.Sprintf("handlers: encoding %s: %v", eventType, err)) // plain structs always encode
+	}
+	st.Outbox = append(st.Outbox, orderstate.Outcome{Subject: events.Subject(eventType, shop), MsgID: msgID, Body: body})
+}
+
+// emitCredit emits the credit.* event that st's status calls for.
+func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, causedBy string) {
+	data := events.Credit{
+		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
+		Result: eventType[len("credit."):], Review: st.Review,
+		Fee: st.Fee, BilledAmount: st.BilledAmount, Reasons: st.Reasons,
+		DecidedAt: o.Now().In(jst).Format(time.RFC3339),
+	}
+	for _, e := range st.Errors {
+		data.Errors = append(data.Errors, atodene.ProviderError(e))
+	}
+	o.emit(st, shop, order, eventType, causedBy, data)
+}
+
+func (o *Orders) shop(id string) (*Shop, error) {
+	shop, ok := o.Shops(id)
+	if !ok {
+		return nil, Permanent(ReasonUnknownShop, fmt.Errorf("shop %q is not configured", id))
+	}
+	return shop, nil
+}
+
+func decisionStatus(d atodene.Decision) orderstate.Status {
+	switch d {
+	case atodene.DecisionOK:
+		return orderstate.StatusOK
+	case atodene.DecisionNG:
+		return orderstate.StatusNG
+	}
+	return orderstate.StatusPending
+}
+
+func creditType(s orderstate.Status) string {
+	switch s {
+	case orderstate.StatusOK:
+		return events.TypeCreditOK
+	case orderstate.StatusNG:
+		return events.TypeCreditNG
+	case orderstate.StatusCancelled:
+		return events.TypeCreditCancelled
+	case orderstate.StatusInvalid:
+		return events.TypeCreditInvalid
+	}
+	return events.TypeCreditPending
+}
+
+// startPolling makes the next write schedule a fresh series of re-checks.
+func (o *Orders) startPolling(st *orderstate.State) {
+	st.PollSince, st.PollSeq, st.PollAttempt, st.PollScheduled = o.Now(), st.PollSeq+1, 0, false
+}
+
+func providerErrors(errs []atodene.ProviderError) []orderstate.Error {
+	out := make([]orderstate.Error, len(errs))
+	for i, e := range errs {
+		out[i] = orderstate.Error(e)
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// TrackingEntered handles order.tracking_entered (伝票番号同期). For an OK order the shipment is
+// reported (a later different carrier or number changes the report; the same values again are a
+// duplicate). For an order under review the tracking number is kept and reported as soon as the
+// credit turns OK. For an NG or cancelled order shipment.ng names the credit. An event that
+// arrives before its order.created is retried, and dead-lettered as exhausted if it never comes.
+func (o *Orders) TrackingEntered(ctx context.Context, ev Event[events.Tracking]) error {
+	shop, err := o.shop(ev.Shop)
+	if err != nil {
+		return err
+	}
+	order := ev.Data.OrderID
+	code, _ := events.CarrierCode(ev.Data.Carrier) // validated
+	wanted := orderstate.Shipment{CarrierCode: code, TrackingNumber: ev.Data.TrackingNumber, InvoiceDate: ev.Data.InvoiceDate}
+	return o.withOrder(ctx, shop, order, func(st orderstate.State) change {
+		switch st.Status {
+		case orderstate.StatusNone, orderstate.StatusRegistering:
+			return fail(fmt.Errorf("order %s: tracking number before its credit check (status %q)", order, st.Status))
+		case orderstate.StatusPending, orderstate.StatusOK:
+			if cur := st.Shipment; cur != nil && cur.CarrierCode == wanted.CarrierCode && cur.TrackingNumber == wanted.TrackingNumber && cur.InvoiceDate == wanted.InvoiceDate {
+				return keep() // the same values again
+			}
+			prev := st.Shipment
+			next := wanted
+			next.Filed = prev != nil && prev.Filed
+			st.Shipment = &next
+			if st.Status == orderstate.StatusOK {
+				var err error
+				if st, err = o.reportShipment(ctx, shop, order, st, prev, ev.ID); err != nil {
+					return fail(err)
+				}
+			}
+			return write(st)
+		}
+		o.emitShipment(&st, shop.ID, order, ev.ID, events.TypeShipmentNG, wanted, "new",
+			[]atodene.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order is %s, not ok", statusWord(st.Status))}})
+		return write(st)
+	})
+}
+
+func statusWord(s orderstate.Status) string {
+	if s == "" {
+		return "none"
+	}
+	return string(s)
+}
+
+// reportShipment sends the report st.Shipment calls for: new if ATODENE holds none, change if it
+// does. A new report refused as already reported (a crash between the report and its record) is
+// taken as done. A refused report restores prev, what ATODENE still holds. It emits shipment.ok
+// or shipment.ng into st.
+func (o *Orders) reportShipment(ctx context.Context, shop *Shop, order string, st orderstate.State, prev *orderstate.Shipment, causedBy string) (orderstate.State, error) {
+	sh := *st.Shipment
+	report, typ := "new", atodene.DeliveryNew
+	if sh.Filed {
+		report, typ = "change", atodene.DeliveryChange
+	}
+	var invoiceDate time.Time
+	if sh.InvoiceDate != "" {
+		invoiceDate, _ = time.ParseInLocation(time.DateOnly, sh.InvoiceDate, jst)
+	}
+	err := shop.Provider.ReportShipment(ctx, atodene.Shipment{Type: typ, TransactionID: st.TransactionID,
+		CarrierCode: sh.CarrierCode, SlipNo: sh.TrackingNumber, InvoiceDate: invoiceDate})
+	var rejected *atodene.RejectedError
+	switch {
+	case err == nil, typ == atodene.DeliveryNew && errors.As(err, &rejected) && onlyPoint(rejected, "deliveryType"):
+		sh.Reported, sh.Filed, sh.Report = true, true, report
+		st.Shipment = &sh
+		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentOK, sh, report, nil)
+	case errors.As(err, &rejected):
+		st.Shipment = prev
+		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentNG, sh, report, rejected.Errors)
+	default:
+		return st, err
+	}
+	return st, nil
+}
+
+func onlyPoint(r *atodene.RejectedError, point string) bool {
+	for _, e := range r.Errors {
+		if e.Point != point {
+			return false
+		}
+	}
+	return len(r.Errors) > 0
+}
+
+func (o *Orders) emitShipment(st *orderstate.State, shop, order, causedBy, eventType string, sh orderstate.Shipment, report string, errs []atodene.ProviderError) {
+	o.emit(st, shop, order, eventType, causedBy, events.Shipment{
+		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
+		CarrierCode: sh.CarrierCode, TrackingNumber: sh.TrackingNumber, Report: report,
+		Errors: errs, ReportedAt: o.Now().In(jst).Format(time.RFC3339),
+	})
+}
