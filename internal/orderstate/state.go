@@ -65,7 +65,7 @@ type State struct {
 	Outbox []Outcome `json:"outbox,omitempty"`
 	// CausedBy is the id of the inbound event that started the current credit check; outcomes
 	// of later polls name it as their cause.
-	CausedBy string `json:"caused_by,omitempty"`
+	CausedBy  string    `json:"caused_by,omitempty"`
 	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is
