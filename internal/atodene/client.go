@@ -180,7 +180,7 @@ func (c *Client) call(ctx context.Context, op string, req any) (*responseXML, er
 		c.cfg.Logger.Debug("atodene: retrying", zap.String("op", op), zap.Int("attempt", attempt),
 			zap.Duration("wait", wait), zap.Error(err))
 	})
-	if err != nil && last != nil && err != last {
+	if err != nil && last != nil && !errors.Is(err, last) {
 		// ctx ended while waiting to retry, and backoff returned the bare context error: keep the
 		// last attempt's typed error, which still says what happened to the request.
 		err = fmt.Errorf("%w (%w)", last, err)

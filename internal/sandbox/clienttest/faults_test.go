@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -50,6 +51,32 @@ func TestFaultHTTP500(t *testing.T) {
 	e.setFaults(sandbox.Faults{})
 	if reg := e.register(newOrder("F-1", "taro@example.jp", 3000)); reg.Auto != atodene.DecisionOK {
 		t.Errorf("Register after the faults: %+v", reg)
+	}
+}
+
+// TestContextEndsBetweenRetries checks that when the caller's context ends while the client waits to
+// retry, the error still carries the last attempt's classification (here an HTTP 500, outcome unknown)
+// as well as the context's error, and that no further attempt is made.
+func TestContextEndsBetweenRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	reg := e.register(newOrder("F-1", "taro@example.jp", 3000))
+	e.setFaults(sandbox.Faults{ErrorRate: 1})
+	client := e.newClient(func(c *atodene.Config) { c.RetryInterval = 2 * time.Second }) // first wait ≥ 1s
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+
+	start := time.Now()
+	_, err := client.GetAuthori(ctx, reg.TransactionID)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("GetAuthori returned after %v, want soon after the context's deadline", d)
+	}
+	var se *atodene.StatusError
+	if !errors.As(err, &se) || !atodene.OutcomeUnknown(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetAuthori: %T %v, want the *atodene.StatusError of the last attempt and the context's error", err, err)
+	}
+	if st := e.statsAfter("getauthori", 1); st.Operations["getauthori"].Calls != 1 {
+		t.Errorf("GetAuthori was called %d times, want 1", st.Operations["getauthori"].Calls)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -135,15 +136,13 @@ func (e *env) screening(txID string) atodene.Screening {
 // admin sends one admin API call and decodes its JSON answer into out (unless nil).
 func (e *env) admin(method, path string, body any, wantStatus int, out any) {
 	e.t.Helper()
-	var rd *bytes.Reader
+	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
 	}
 	req, err := http.NewRequestWithContext(e.t.Context(), method, e.url+path, rd)
 	if err != nil {
