@@ -122,16 +122,18 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- Run(ctx, h.deps) }()
-	// Ready once the streams exist.
+	// Ready once /readyz says so: streams, consumers and connections are up.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := h.js.Stream(context.Background(), "ORDERS"); err == nil {
-			if _, err := h.js.Consumer(context.Background(), PollStream, pollConsumer); err == nil {
+		resp, err := http.Get("http://" + h.deps.Settings.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatal("worker did not set up its streams in 10s")
+			h.t.Fatalf("worker not ready in 10s: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

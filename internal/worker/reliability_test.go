@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -241,5 +242,34 @@ func TestManyOrdersWithDuplicates(t *testing.T) {
 		if txs := h.sandboxTransactions(fmt.Sprintf("M-%04d", i)); len(txs) != 1 || txs[0].Registrations != 1 {
 			t.Errorf("M-%04d: %+v", i, txs)
 		}
+	}
+}
+
+// TestNeverAcknowledgedIsExhausted: a message whose every delivery goes unanswered (a handler
+// that hangs, a worker that crashes on it) still ends in the dead-letter stream, as exhausted,
+// through the server's max-deliveries advisory.
+func TestNeverAcknowledgedIsExhausted(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.MaxDeliveries, s.AckWait = 2, time.Second }})
+	h.shutdown() // a stand-in takes the deliveries and never answers
+	body := []byte(`{"specversion":"1.0","id":"hang-1","source":"t","type":"order.created","data":{}}`)
+	h.publishRaw("orders.created.shop-a", "hang-1", body)
+	c, err := h.js.Consumer(context.Background(), "ORDERS", ordersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // two deliveries, then the pull that finds the limit reached
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(1500*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range batch.Messages() {
+		}
+	}
+	h.start()
+	waitFor(t, 15*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
+	d := h.deadLetters()[0]
+	if string(d.Data()) != string(body) || d.Headers().Get(dlq.HeaderAttempts) != "2" || d.Subject() != "dlq.orders.created.shop-a" {
+		t.Errorf("dead letter %s %v %s", d.Subject(), d.Headers(), d.Data())
 	}
 }

@@ -37,12 +37,17 @@ func streamConfigs(s config.Settings) []jetstream.StreamConfig {
 	}
 }
 
+// consumers are the worker's durable consumers.
+type consumers struct {
+	orders, polls, advisories jetstream.Consumer
+}
+
 // setup creates or updates the streams and durable consumers, idempotently.
-func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (orders, polls jetstream.Consumer, err error) {
+func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs consumers, err error) {
 	if !s.SkipStreamSetup {
-		for _, sc := range streamConfigs(s) {
+		for _, sc := range append(streamConfigs(s), advisoryStreamConfig(s.OrdersStream)) {
 			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-				return nil, nil, fmt.Errorf("creating or updating stream %s: %w", sc.Name, err)
+				return cs, fmt.Errorf("creating or updating stream %s: %w", sc.Name, err)
 			}
 		}
 	}
@@ -61,11 +66,14 @@ func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (orde
 		}
 		return c, nil
 	}
-	if orders, err = consumer(s.OrdersStream, ordersConsumer, "orders.>"); err != nil {
-		return nil, nil, err
+	if cs.orders, err = consumer(s.OrdersStream, ordersConsumer, "orders.>"); err != nil {
+		return cs, err
 	}
-	if polls, err = consumer(PollStream, pollConsumer, pollDueFilter); err != nil {
-		return nil, nil, err
+	if cs.polls, err = consumer(PollStream, pollConsumer, pollDueFilter); err != nil {
+		return cs, err
 	}
-	return orders, polls, nil
+	if cs.advisories, err = consumer(AdvisoryStream, advisoryConsumer, ""); err != nil {
+		return cs, err
+	}
+	return cs, nil
 }

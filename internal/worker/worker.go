@@ -76,7 +76,7 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	ordersC, pollC, err := setup(ctx, js, s)
+	cs, err := setup(ctx, js, s)
 	if err != nil {
 		return err
 	}
@@ -127,11 +127,11 @@ func Run(ctx context.Context, d Deps) error {
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	for _, c := range []struct {
 		cons jetstream.Consumer
 		h    handlers.Handler
-	}{{ordersC, orderHandler}, {pollC, pollHandler}} {
+	}{{cs.orders, orderHandler}, {cs.polls, pollHandler}, {cs.advisories, handlers.Chain(exhaustedHandler(js, writer, d.Now), common...)}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
 	}
