@@ -65,4 +65,3 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 		})
 	}
 }
-
