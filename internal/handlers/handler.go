@@ -26,6 +26,8 @@ type Message struct {
 	Envelope events.Envelope
 	// Shop is the shop token of the subject.
 	Shop string
+	// Order is the order the message is about, for logs; empty when unknown.
+	Order string
 }
 
 // Handler processes one message.
@@ -64,7 +66,7 @@ func DecodeEnvelope(next Handler) Handler {
 			return Permanent(ReasonInvalid, err)
 		}
 		_, shop, _ := events.ParseSubject(m.Subject)
-		m.Envelope, m.Shop = env, shop
+		m.Envelope, m.Shop, m.Order = env, shop, events.OrderRef(env.Data)
 		return next(ctx, m)
 	}
 }

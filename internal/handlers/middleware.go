@@ -50,7 +50,7 @@ func Logging(log *zap.Logger) Middleware {
 			err := next(ctx, m)
 			fields := []zap.Field{
 				zap.String("event_id", m.Envelope.ID), zap.String("subject", m.Subject),
-				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop),
+				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop), zap.String("order", m.Order),
 				zap.String("outcome", Outcome(err)), zap.Duration("duration", time.Since(start)),
 				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
 			}

@@ -110,6 +110,7 @@ func Run(ctx context.Context, d Deps) error {
 		if err != nil {
 			return handlers.Permanent(handlers.ReasonInvalid, err)
 		}
+		msg.Envelope.Type, msg.Shop, msg.Order = "poll", req.Shop, req.OrderID
 		return orders.PollDue(ctx, req)
 	}, common...)
 
