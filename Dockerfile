@@ -1,0 +1,39 @@
+# One Dockerfile, two images:
+#   docker build --target worker  -t atodene-worker .   (the default target)
+#   docker build --target sandbox -t atodene-sandbox .
+# Both run on Alpine, whose busybox wget serves the healthchecks of docker-compose.yml, as a
+# non-root user. Nothing is fetched at run time.
+
+ARG GO_VERSION=1.26
+ARG ALPINE_VERSION=3.22
+
+FROM golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+ENV CGO_ENABLED=0
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+# -buildvcs=false: .git is not in the build context (.dockerignore), and the image has no git.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/atodene-sandbox
+
+FROM alpine:${ALPINE_VERSION} AS runtime
+# /var/lib/atodene is the working directory, so that the worker's embedded mode (no NATS or
+# Redis URL) can write its default -data-dir ./data there.
+RUN adduser -D -H -u 10001 atodene && install -d -o atodene -g atodene /var/lib/atodene
+WORKDIR /var/lib/atodene
+USER atodene
+
+FROM runtime AS sandbox
+COPY --from=build /out/atodene-sandbox /usr/local/bin/atodene-sandbox
+EXPOSE 8089
+ENTRYPOINT ["atodene-sandbox"]
+# The flag's default, 127.0.0.1:8089, is unreachable from outside the container.
+CMD ["-addr", "0.0.0.0:8089"]
+
+FROM runtime AS worker
+COPY --from=build /out/worker /usr/local/bin/worker
+# The setting's default, 127.0.0.1:9090, would hide /metrics, /healthz and /readyz.
+ENV ATODENE_WORKER_HTTP_ADDR=0.0.0.0:9090
+EXPOSE 9090
+ENTRYPOINT ["worker"]
