@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -42,6 +43,7 @@ type harnessOpts struct {
 	sandbox  sandbox.Config         // default: review 1.5s, hold 4s, slow 3s
 	settings func(*config.Settings) // applied last
 	redis    *redis.Client          // default: the shared Redis
+	logger   *zap.Logger            // default: the test's log
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOpts{}) }
@@ -86,7 +88,11 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	if o.settings != nil {
 		o.settings(&s)
 	}
-	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: zaptest.NewLogger(t)}
+	log := o.logger
+	if log == nil {
+		log = zaptest.NewLogger(t)
+	}
+	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: log}
 	h.connect()
 	h.start()
 	t.Cleanup(h.shutdown)
