@@ -273,3 +273,37 @@ func TestNeverAcknowledgedIsExhausted(t *testing.T) {
 		t.Errorf("dead letter %s %v %s", d.Subject(), d.Headers(), d.Data())
 	}
 }
+
+// TestTwoWorkersShareTheWork: two replicas on the same streams and Redis split the orders,
+// each order handled once, none registered twice; the orders under review resolve too.
+func TestTwoWorkersShareTheWork(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	second := h.deps
+	second.Settings.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, second) }()
+	t.Cleanup(func() { cancel(); <-done })
+	const n = 200
+	for i := range n {
+		email := "taro@example.jp"
+		if i%10 == 0 {
+			email = "review-ok@example.jp"
+		}
+		order := fmt.Sprintf("W-%03d", i)
+		h.publish("order.created", "shop-a", "ev-"+order, orderData("shop-a", order, email))
+		h.publish("order.created", "shop-a", "ev2-"+order, orderData("shop-a", order, email))
+	}
+	waitFor(t, 60*time.Second, "every order decided", func() bool { return len(finalOutcomes(h.results())) == n })
+	for order, outs := range finalOutcomes(h.results()) {
+		if len(outs) != 1 {
+			t.Errorf("%s: %d final outcomes", order, len(outs))
+		}
+	}
+	for i := 0; i < n; i += 7 {
+		if txs := h.sandboxTransactions(fmt.Sprintf("W-%03d", i)); len(txs) != 1 || txs[0].Registrations != 1 {
+			t.Errorf("W-%03d: %+v", i, txs)
+		}
+	}
+}
