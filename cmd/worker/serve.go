@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -103,7 +104,10 @@ func withDemo(ctx context.Context, deps worker.Deps, natsURL string, stdout io.W
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(ctx, deps) }()
-	demoErr := runDemo(ctx, natsURL, stdout)
+	demoErr := awaitReady(ctx, "http://"+deps.Settings.HTTPAddr+"/readyz", done)
+	if demoErr == nil {
+		demoErr = runDemo(ctx, natsURL, stdout)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		return err
@@ -162,3 +166,24 @@ func newLogger(level zapcore.Level) (*zap.Logger, error) {
 
 // shopsFileMissing reports whether err says the shops file does not exist.
 func shopsFileMissing(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// awaitReady waits until the worker answers ready, or fails if it stopped (leaving its error in
+// stopped for the caller).
+func awaitReady(ctx context.Context, url string, stopped chan error) error {
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-stopped:
+			stopped <- err
+			return fmt.Errorf("the worker stopped before it was ready: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
