@@ -79,6 +79,9 @@ type Settings struct {
 	// deployments whose administrators manage them (-skip-stream-setup). Default false: the
 	// worker creates or updates them.
 	SkipStreamSetup bool
+	// StreamReplicas is the replica count of the streams the worker creates or updates
+	// (-stream-replicas): 3 on a JetStream cluster. Default 1.
+	StreamReplicas int
 	// Embedded runs the whole product in one process (-embedded): an in-process NATS server
 	// and Redis-protocol server where no URL is given, and the ATODENE sandbox with a demo shop
 	// when the shops file does not exist. Default false.
@@ -129,6 +132,7 @@ func DefaultSettings() Settings { return Settings{}.withDefaults() }
 func (s Settings) withDefaults() Settings {
 	setDefault(&s.ShopsFile, "shops.yaml")
 	setDefault(&s.RedisPrefix, "atodene:")
+	setDefault(&s.StreamReplicas, 1)
 	setDefault(&s.HTTPAddr, "127.0.0.1:9090")
 	setDefault(&s.Concurrency, 256)
 	setDefault(&s.ProviderTimeout, 30*time.Second)
@@ -183,6 +187,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.DLQRetention, "dlq-retention", s.DLQRetention, "maximum age of dead letters")
 	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
 	fs.BoolVar(&s.Embedded, "embedded", s.Embedded, "run NATS, Redis and the ATODENE sandbox in-process where none are given (a demo; the in-process Redis keeps nothing on disk)")
+	fs.IntVar(&s.StreamReplicas, "stream-replicas", s.StreamReplicas, "replicas of the streams the worker creates or updates (3 on a cluster)")
 	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
 }
@@ -259,6 +264,9 @@ func (s Settings) validate() error {
 		bad("config", "required")
 	}
 	s.validateServers(bad)
+	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
+		bad("stream-replicas", "%d: want 1 to 5", s.StreamReplicas)
+	}
 	if s.Demo && !s.Embedded {
 		bad("demo", "needs -embedded")
 	}

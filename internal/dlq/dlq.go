@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +60,11 @@ func (w *Writer) Write(ctx context.Context, l Letter) error {
 	msg.Data = l.Body
 	errText := l.Err.Error()
 	if len(errText) > maxErrorLen {
-		errText = errText[:maxErrorLen] + "…"
+		cut := maxErrorLen
+		for cut > 0 && !utf8.RuneStart(errText[cut]) {
+			cut-- // never cut a character in two: the header would not be valid UTF-8
+		}
+		errText = errText[:cut] + "…"
 	}
 	msg.Header.Set(HeaderOriginalSubject, l.Subject)
 	msg.Header.Set(HeaderOriginalStream, l.Stream)

@@ -196,7 +196,9 @@ func decodeData(data json.RawMessage, v any) error {
 func jsonReason(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("must be a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+		// Only the kind of the value: the value itself may be personal data (a phone as a number).
+		kind, _, _ := strings.Cut(te.Value, " ")
+		return fmt.Sprintf("must be a JSON %s, got %s", jsonKind(te.Type.Kind().String()), kind)
 	}
 	return "is not valid JSON: " + err.Error()
 }

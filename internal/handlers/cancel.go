@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
-
-// registrationRetry is how long a cancel waits for a registration in progress to settle.
-const registrationRetry = 2 * time.Second
 
 // OrderCancelled handles order.cancelled (与信キャンセル): a live transaction is cancelled (an
 // er000033 answer counts as done), polling stops, and credit.cancelled is published. An order
@@ -32,7 +28,9 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 			return fail(Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s is in the unknown state: cancel it at ATODENE by hand", order)))
 		case orderstate.StatusRegistering:
 			// An earlier registration's outcome is not recorded yet; its redelivery will settle it.
-			return fail(RetryAfter(registrationRetry, fmt.Errorf("order %s: registration in progress", order)))
+			// It comes back after the ack wait; waiting half the lease lifetime (which exceeds the
+			// ack wait) between tries leaves room for it within the delivery limit.
+			return fail(RetryAfter(o.LeaseTTL/2, fmt.Errorf("order %s: registration in progress", order)))
 		case orderstate.StatusOK, orderstate.StatusPending:
 			if err := shop.Provider.Cancel(ctx, st.TransactionID); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
 				return fail(err)
@@ -48,9 +46,7 @@ func (o *Orders) cancelled(st orderstate.State, shop, order, causedBy string) or
 	st.Status, st.Review, st.Errors, st.Reasons = orderstate.StatusCancelled, "", nil, nil
 	st.PollSeq++ // a poll already scheduled finds another number and is dropped
 	st.PollScheduled = false
-	if st.Shipment != nil && !st.Shipment.Reported {
-		st.Shipment = nil
-	}
 	o.emitCredit(&st, shop, order, events.TypeCreditCancelled, causedBy)
+	o.dropQueuedShipment(&st, shop, order, causedBy)
 	return st
 }

@@ -27,6 +27,9 @@ type ConsumerConfig struct {
 	// Backoff is the redelivery delay after a transient failure at the given attempt.
 	// Default: 1s doubling to 1m.
 	Backoff func(attempt int) time.Duration
+	// HandlerTimeout bounds one handling of a message; a handler still running then is
+	// cancelled and the message retried. Default 0: no bound.
+	HandlerTimeout time.Duration
 	// Grace is how long in-flight handlers may finish after ctx is cancelled before they are
 	// cancelled and their messages handed back. Default 30s.
 	Grace time.Duration
@@ -75,6 +78,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 
 	slots := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
+fetch:
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -83,7 +87,14 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 			}
 			break
 		}
-		slots <- struct{}{}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			// Every slot is busy and we are shutting down: hand this one back now, so the grace
+			// period starts and the handlers holding the slots can be cancelled.
+			_ = msg.Nak()
+			break fetch
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
@@ -112,7 +123,12 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
-	err := h(ctx, m)
+	hctx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.HandlerTimeout > 0 {
+		hctx, cancel = context.WithTimeout(ctx, cfg.HandlerTimeout)
+	}
+	err := h(hctx, m)
+	cancel()
 	stopBeat()
 
 	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))

@@ -152,6 +152,7 @@ func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order
 		}
 	}
 	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
+	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
 	return write(st)
 }
 
@@ -181,5 +182,6 @@ func (o *Orders) modify(ctx context.Context, shop *Shop, ev Event[events.Order],
 		o.startPolling(&st)
 	}
 	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
+	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
 	return write(st)
 }

@@ -51,8 +51,28 @@ type Orders struct {
 	Logger   *zap.Logger
 }
 
-// leaseRetry is how long a handler waits when another one holds the order.
-const leaseRetry = 500 * time.Millisecond
+// lease takes the order's lease, waiting while another handler holds it. Waiting here, rather
+// than handing the message back, keeps a burst of events for one order from using up their
+// deliveries; the wait is bounded by the lease's lifetime (a crashed holder's lease expires).
+func (o *Orders) lease(ctx context.Context, shop, order string) (*orderstate.Lease, error) {
+	wait := 20 * time.Millisecond
+	deadline := o.Now().Add(o.LeaseTTL)
+	for {
+		lease, err := o.Store.AcquireLease(ctx, shop, order, o.LeaseTTL)
+		if !errors.Is(err, orderstate.ErrLeaseHeld) {
+			return lease, err
+		}
+		if o.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
 
 // change is what a handler decided: the next state (nil: nothing to write) and the error to
 // return after writing it.
@@ -70,10 +90,7 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // what an earlier, interrupted handler left undone. It writes the state fn returns and then
 // settles it: schedules the poll, reports a queued shipment, publishes the outbox.
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, fn func(orderstate.State) change) error {
-	lease, err := o.Store.AcquireLease(ctx, shop.ID, order, o.LeaseTTL)
-	if errors.Is(err, orderstate.ErrLeaseHeld) {
-		return RetryAfter(leaseRetry, err)
-	}
+	lease, err := o.lease(ctx, shop.ID, order)
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,7 @@ func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screen
 	case atodene.DecisionOK, atodene.DecisionNG:
 		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
 		o.emitCredit(&st, p.Shop, p.OrderID, creditType(st.Status), st.CausedBy)
+		o.dropQueuedShipment(&st, p.Shop, p.OrderID, st.CausedBy)
 		return st
 	case atodene.DecisionHold:
 		if st.Review != "hold" {

@@ -104,3 +104,15 @@ func (o *Orders) emitShipment(st *orderstate.State, shop, order, causedBy, event
 		Errors: errs, ReportedAt: o.Now().In(jst).Format(time.RFC3339),
 	})
 }
+
+// dropQueuedShipment ends a tracking number queued while the credit was under review, once the
+// credit ends NG or cancelled: it is never reported, and shipment.ng says why.
+func (o *Orders) dropQueuedShipment(st *orderstate.State, shop, order, causedBy string) {
+	if st.Shipment == nil || st.Shipment.Reported || st.Status.Live() {
+		return
+	}
+	sh := *st.Shipment
+	st.Shipment = nil
+	o.emitShipment(st, shop, order, causedBy, events.TypeShipmentNG, sh, "new",
+		[]atodene.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order ended %s; the queued shipment is not reported", statusWord(st.Status))}})
+}

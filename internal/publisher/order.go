@@ -43,9 +43,15 @@ func (a *App) order(ctx context.Context, args []string) error {
 		return fmt.Errorf("order %s of shop %s: the worker has no state for it", orderID, shop)
 	}
 	if *asJSON {
+		// Outcomes not yet published may hold personal data (invoice print data): count them only.
+		pending := len(st.Outbox)
+		st.Outbox = nil
 		enc := json.NewEncoder(a.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(struct {
+			orderstate.State
+			OutcomesToPublish int `json:"outcomes_to_publish"`
+		}{st, pending})
 	}
 	return printState(a, shop, orderID, st)
 }

@@ -30,7 +30,7 @@ func advisoryStreamConfig(ordersStream string) jetstream.StreamConfig {
 			maxDeliveriesTopic + "." + ordersStream + "." + ordersConsumer,
 			maxDeliveriesTopic + "." + PollStream + "." + pollConsumer,
 		},
-		Retention: jetstream.LimitsPolicy, MaxAge: 7 * 24 * time.Hour, Storage: jetstream.FileStorage,
+		MaxAge: 7 * 24 * time.Hour,
 	}
 }
 
@@ -43,7 +43,7 @@ type maxDeliveries struct {
 }
 
 // exhaustedHandler dead-letters the message an advisory names, with reason exhausted.
-func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Time) handlers.Handler {
+func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Time, counted func()) handlers.Handler {
 	return func(ctx context.Context, m *handlers.Message) error {
 		var adv maxDeliveries
 		if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {
@@ -57,11 +57,15 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 		if err != nil {
 			return fmt.Errorf("reading %s seq %d named by a max-deliveries advisory: %w", adv.Stream, adv.StreamSeq, err)
 		}
-		return w.Write(ctx, dlq.Letter{
+		err = w.Write(ctx, dlq.Letter{
 			Subject: orig.Subject, Stream: adv.Stream, Sequence: adv.StreamSeq, Body: orig.Data,
 			Reason: handlers.ReasonExhausted, Attempts: adv.Deliveries, FailedAt: now(),
 			Err:         fmt.Errorf("no delivery of %d was acknowledged in time (handler timed out or worker crashed)", adv.Deliveries),
 			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount),
 		})
+		if err == nil {
+			counted()
+		}
+		return err
 	}
 }

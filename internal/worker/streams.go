@@ -22,19 +22,24 @@ const (
 
 // streamConfigs are the streams of DESIGN.md §3 with the configured names and retention.
 func streamConfigs(s config.Settings) []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{
-		{Name: s.OrdersStream, Subjects: []string{"orders.>"}, Retention: jetstream.LimitsPolicy,
-			MaxAge: s.OrdersRetention, Duplicates: s.DuplicateWindow, Storage: jetstream.FileStorage},
-		{Name: s.ResultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Retention: jetstream.LimitsPolicy,
-			MaxAge: s.ResultsRetention, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
-		{Name: s.DLQStream, Subjects: []string{"dlq.>"}, Retention: jetstream.LimitsPolicy,
-			MaxAge: s.DLQRetention, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+	// A handler that dies after publishing an outcome but before recording it comes back after
+	// the ack wait and publishes again with the same message ID: the outcome streams' duplicate
+	// window must outlast that.
+	outDup := max(2*time.Minute, 3*s.AckWait)
+	configs := []jetstream.StreamConfig{
+		{Name: s.OrdersStream, Subjects: []string{"orders.>"}, MaxAge: s.OrdersRetention, Duplicates: s.DuplicateWindow},
+		{Name: s.ResultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, MaxAge: s.ResultsRetention, Duplicates: outDup},
+		{Name: s.DLQStream, Subjects: []string{"dlq.>"}, MaxAge: s.DLQRetention, Duplicates: outDup},
 		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
 		// by the server onto the due subject. Waiting schedules hold no consumer slot.
-		{Name: PollStream, Subjects: []string{pollStreamFilter}, Retention: jetstream.LimitsPolicy,
-			MaxMsgsPerSubject: 1, AllowMsgSchedules: true, Storage: jetstream.FileStorage,
+		{Name: PollStream, Subjects: []string{pollStreamFilter}, MaxMsgsPerSubject: 1, AllowMsgSchedules: true,
 			MaxAge: s.PollDeadline + 24*time.Hour},
+		advisoryStreamConfig(s.OrdersStream),
 	}
+	for i := range configs {
+		configs[i].Retention, configs[i].Storage, configs[i].Replicas = jetstream.LimitsPolicy, jetstream.FileStorage, s.StreamReplicas
+	}
+	return configs
 }
 
 // consumers are the worker's durable consumers.
@@ -45,7 +50,7 @@ type consumers struct {
 // setup creates or updates the streams and durable consumers, idempotently.
 func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs consumers, err error) {
 	if !s.SkipStreamSetup {
-		for _, sc := range append(streamConfigs(s), advisoryStreamConfig(s.OrdersStream)) {
+		for _, sc := range streamConfigs(s) {
 			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 				return cs, fmt.Errorf("creating or updating stream %s: %w", sc.Name, err)
 			}

@@ -91,7 +91,9 @@ func Run(ctx context.Context, d Deps) error {
 		Outcomes: outcomes{js},
 		Polls:    polls{js},
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
-		LeaseTTL: s.AckWait,
+		// The lease outlives the longest handling of a message, so two handlers of one order never
+		// overlap; a crashed holder's lease expires by itself.
+		LeaseTTL: handlerTimeout(s) + 30*time.Second,
 		Now:      d.Now,
 		Logger:   log,
 	}
@@ -117,7 +119,8 @@ func Run(ctx context.Context, d Deps) error {
 	writer := dlq.NewWriter(js)
 	cc := handlers.ConsumerConfig{
 		Concurrency: s.Concurrency, AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, Grace: s.ShutdownGrace,
-		Logger: log,
+		HandlerTimeout: handlerTimeout(s),
+		Logger:         log,
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error {
 			m.deadLetters.WithLabelValues(reason).Inc()
 			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
@@ -132,7 +135,7 @@ func Run(ctx context.Context, d Deps) error {
 	for _, c := range []struct {
 		cons jetstream.Consumer
 		h    handlers.Handler
-	}{{cs.orders, orderHandler}, {cs.polls, pollHandler}, {cs.advisories, handlers.Chain(exhaustedHandler(js, writer, d.Now), common...)}} {
+	}{{cs.orders, orderHandler}, {cs.polls, pollHandler}, {cs.advisories, handlers.Chain(exhaustedHandler(js, writer, d.Now, m.deadLetters.WithLabelValues(handlers.ReasonExhausted).Inc), common...)}} {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
 	}
@@ -190,4 +193,10 @@ func buildShops(d Deps, m *metrics) (map[string]*handlers.Shop, error) {
 		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service}
 	}
 	return out, nil
+}
+
+// handlerTimeout bounds one handling of a message: room for a lease wait and a provider call
+// with its retries, so that only a hung handler reaches it.
+func handlerTimeout(s config.Settings) time.Duration {
+	return 2*s.AckWait + 4*s.ProviderTimeout
 }
