@@ -15,7 +15,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # -buildvcs=false: .git is not in the build context (.dockerignore), and the image has no git.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/atodene-sandbox
+    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/atodene-sandbox ./cmd/publisher
 
 FROM alpine:${ALPINE_VERSION} AS runtime
 # /var/lib/atodene is the working directory, so that the worker's embedded mode (no NATS or
@@ -33,6 +33,8 @@ CMD ["-addr", "0.0.0.0:8089"]
 
 FROM runtime AS worker
 COPY --from=build /out/worker /usr/local/bin/worker
+# The operators' tool, for `docker compose exec worker publisher dlq ls` and the like.
+COPY --from=build /out/publisher /usr/local/bin/publisher
 # The setting's default, 127.0.0.1:9090, would hide /metrics, /healthz and /readyz.
 ENV ATODENE_WORKER_HTTP_ADDR=0.0.0.0:9090
 EXPOSE 9090
