@@ -1,0 +1,245 @@
+package publisher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+const (
+	// batchWindow bounds the asynchronous publishes of a batch that await their acknowledgement.
+	batchWindow = 256
+	// ackTimeout bounds the wait for one acknowledgement; after it the line counts as failed.
+	ackTimeout = 10 * time.Second
+)
+
+// inflight is a published line awaiting its acknowledgement.
+type inflight struct {
+	line   int
+	future jetstream.PubAckFuture
+}
+
+// batchRun counts a batch's lines and reports the rejected and failed ones.
+type batchRun struct {
+	a                                       *App
+	bar                                     *progress
+	published, duplicates, rejected, failed int
+	valid                                   int // dry run: lines that would be published
+}
+
+// report writes a line about one input line to Stderr, first clearing the progress bar's line.
+func (b *batchRun) report(line int, err error) {
+	if b.bar.on {
+		fmt.Fprint(b.a.Stderr, "\r\x1b[K")
+	}
+	problemLines(b.a.Stderr, fmt.Sprintf("line %d: ", line), err)
+}
+
+func (b *batchRun) reject(line int, err error) {
+	b.rejected++
+	b.report(line, err)
+	b.bar.add(1)
+}
+
+func (b *batchRun) fail(line int, err error) {
+	b.failed++
+	b.report(line, fmt.Errorf("publishing: %w", err))
+	b.bar.add(1)
+}
+
+// settle waits for a line's acknowledgement. It always comes, or fails after ackTimeout.
+func (b *batchRun) settle(p inflight) {
+	select {
+	case ack := <-p.future.Ok():
+		if ack.Duplicate {
+			b.duplicates++
+		} else {
+			b.published++
+		}
+		b.bar.add(1)
+	case err := <-p.future.Err():
+		b.fail(p.line, err)
+	}
+}
+
+// batch runs `batch`: publishes a JSON lines file, validating every line first.
+func (a *App) batch(ctx context.Context, args []string) error {
+	fs := a.flagSet("batch")
+	file := fs.String("file", "", "JSON lines `file` (- for stdin): one data object or one whole CloudEvent per line")
+	typ := fs.String("type", events.TypeOrderCreated, "event `type` of the lines that are data objects (and of whole events without a type)")
+	rate := fs.Float64("rate", 0, "events per `second`; 0 publishes as fast as the server acknowledges, with 256 awaiting acknowledgement")
+	source := fs.String("source", defaultSource, "CloudEvents `source` of events that have none")
+	dry := fs.Bool("dry-run", false, "validate every line; publish nothing")
+	a.setUsage(fs, "batch -file F.jsonl|- [-type T] [-rate N] [-source S]",
+		`Publishes one event per line: a whole CloudEvent (an object with specversion or data) or a data object
+of -type. Blank lines are skipped. Missing envelope attributes are filled in, and every line is validated
+as the worker validates it: a rejected line is reported as "line N: field: reason" and not published.
+The summary counts what the server stored, what it dropped as a duplicate (same id within its duplicate
+window) and what was rejected; the exit status is 1 when any line was rejected or failed.
+`)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() != 0:
+		return usagef("batch takes no arguments (got %q): give the file with -file", fs.Arg(0))
+	case *file == "":
+		return usagef("batch needs -file (- for stdin)")
+	case !isInbound(*typ):
+		return usagef("-type %q is not an inbound event type (%s)", *typ, strings.Join(events.InboundTypes, ", "))
+	case *rate < 0:
+		return usagef("-rate must not be negative")
+	}
+	in := a.Stdin
+	if *file != "-" {
+		f, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	total := 0
+	if a.Terminal && *file != "-" {
+		var err error
+		if total, err = countLines(*file); err != nil {
+			return err
+		}
+	}
+	b := &batchRun{a: a, bar: a.progress("publishing", total)}
+	b.bar.on = b.bar.on && total > 0 // stdin: the total is unknown
+
+	var js jetstream.JetStream
+	var maxPayload int64 = 1 << 20 // the server's default, for a dry run
+	if !*dry {
+		nc, _, err := a.connect()
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(ackTimeout)); err != nil {
+			return err
+		}
+		maxPayload = nc.MaxPayload()
+	}
+
+	lim := newLimiter(*rate)
+	rd := bufio.NewReader(in)
+	var pending []inflight
+	var stop error
+	line := 0
+	for stop == nil {
+		raw, readErr := rd.ReadBytes('\n')
+		line++
+		if raw = bytes.TrimSpace(raw); len(raw) > 0 {
+			pending = b.line(js, lim, pending, line, raw, fill{typ: *typ, source: *source, now: time.Now()}, maxPayload)
+		}
+		switch {
+		case errors.Is(readErr, io.EOF):
+			stop = io.EOF
+		case readErr != nil:
+			stop = fmt.Errorf("reading %s after line %d: %w", inputName(*file), line-1, readErr)
+		case ctx.Err() != nil:
+			stop = fmt.Errorf("interrupted after line %d: %w", line, context.Cause(ctx))
+		}
+	}
+	for _, p := range pending {
+		b.settle(p)
+	}
+	b.bar.finish()
+
+	if *dry {
+		fmt.Fprintf(a.Stdout, "valid %d, rejected %d (dry run: nothing published)\n", b.valid, b.rejected)
+	} else {
+		fmt.Fprintf(a.Stdout, "published %d, duplicates %d (reported by the server), rejected %d", b.published, b.duplicates, b.rejected)
+		if b.failed > 0 {
+			fmt.Fprintf(a.Stdout, ", failed %d", b.failed)
+		}
+		fmt.Fprintln(a.Stdout)
+	}
+	switch {
+	case !errors.Is(stop, io.EOF):
+		return stop
+	case b.rejected > 0 || b.failed > 0:
+		return fmt.Errorf("%d lines rejected, %d failed to publish", b.rejected, b.failed)
+	}
+	return nil
+}
+
+// line validates and publishes one non-blank line, keeping at most batchWindow publishes awaiting
+// their acknowledgement; it returns the publishes still awaiting theirs. js is nil in a dry run.
+func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight, line int, raw []byte, f fill, maxPayload int64) []inflight {
+	ev, err := wrap(raw, f)
+	if err != nil {
+		b.reject(line, err)
+		return pending
+	}
+	if int64(len(ev.body)) > maxPayload {
+		b.reject(line, &events.InvalidError{Problems: []events.Problem{{Field: "body",
+			Reason: fmt.Sprintf("is %d bytes, more than the server's maximum payload of %d", len(ev.body), maxPayload)}}})
+		return pending
+	}
+	if js == nil {
+		b.valid++
+		b.bar.add(1)
+		return pending
+	}
+	lim.wait()
+	future, err := js.PublishMsgAsync(ev.msg(), jetstream.WithMsgID(ev.id))
+	if err != nil {
+		b.fail(line, err)
+		return pending
+	}
+	pending = append(pending, inflight{line: line, future: future})
+	if len(pending) >= batchWindow {
+		b.settle(pending[0])
+		pending = pending[1:]
+	}
+	return pending
+}
+
+// countLines counts the non-blank lines of a file, for the progress bar.
+func countLines(name string) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, blank := 0, true
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := f.Read(buf)
+		for _, c := range buf[:k] {
+			switch c {
+			case '\n':
+				if !blank {
+					n++
+				}
+				blank = true
+			case ' ', '\t', '\r':
+			default:
+				blank = false
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if !blank {
+		n++
+	}
+	return n, nil
+}

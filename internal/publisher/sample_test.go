@@ -1,0 +1,204 @@
+package publisher
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+// sandboxRule classifies an order as the ATODENE sandbox decides it (DESIGN.md §11), with the
+// handling fee the worker may add.
+func sandboxRule(t *testing.T, o events.Order) rule {
+	t.Helper()
+	local, _, _ := strings.Cut(o.Buyer.Email, "@")
+	for _, r := range []rule{ruleNG, ruleReviewOK, ruleReviewNG, ruleHold, ruleSlow} {
+		if strings.HasPrefix(local, strings.TrimSuffix(rulePrefixes[r], "-")) {
+			return r
+		}
+	}
+	if *o.BilledAmount > 55000 {
+		return ruleOverLimit
+	}
+	return ruleOrdinary
+}
+
+// sampleOrders runs sample and decodes every line with the worker's validation.
+func sampleOrders(t *testing.T, args ...string) ([]events.Order, runResult) {
+	t.Helper()
+	r := runPublisher(t, "nats://127.0.0.1:1", "", false, append([]string{"sample"}, args...)...)
+	if r.err != nil {
+		t.Fatalf("sample %v: %v\n%s", args, r.err, r.stderr)
+	}
+	var out []events.Order
+	for i, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		o, err := events.DecodeOrder(events.Envelope{Data: json.RawMessage(line)}, "shop-1")
+		if err != nil {
+			t.Fatalf("line %d is not a valid order: %v\n%s", i+1, err, line)
+		}
+		out = append(out, o)
+	}
+	return out, r
+}
+
+func TestSampleOrdersAreValidAndCoverEveryRule(t *testing.T) {
+	t.Parallel()
+	orders, _ := sampleOrders(t, "-n", "2000", "-shop", "shop-1", "-seed", "42")
+	if len(orders) != 2000 {
+		t.Fatalf("%d orders, want 2000", len(orders))
+	}
+	counts := map[rule]int{}
+	ids := map[string]bool{}
+	var shipTo, enclosed, discount, fee, multi int
+	for _, o := range orders {
+		rl := sandboxRule(t, o)
+		counts[rl]++
+		billed := *o.BilledAmount
+		switch {
+		case rl == ruleOverLimit && billed > 999999-1000:
+			t.Errorf("order %s: billed %d leaves no room for a handling fee", o.OrderID, billed)
+		case rl != ruleOverLimit && billed > 50000:
+			t.Errorf("order %s (rule %d): billed %d, too close to the sandbox's limit", o.OrderID, rl, billed)
+		}
+		if ids[o.OrderID] {
+			t.Errorf("order ID %s twice", o.OrderID)
+		}
+		ids[o.OrderID] = true
+		if o.ShipTo != nil {
+			shipTo++
+		}
+		if o.InvoiceDelivery == events.DeliveryEnclosed {
+			enclosed++
+		}
+		if o.Discount > 0 {
+			discount++
+		}
+		if o.Fee > 0 {
+			fee++
+		}
+		if len(o.Items) > 1 {
+			multi++
+		}
+	}
+	want := map[rule]int{ruleOrdinary: 1440, ruleNG: 100, ruleReviewOK: 100, ruleReviewNG: 100, ruleHold: 100, ruleSlow: 60, ruleOverLimit: 100}
+	for rl, n := range want {
+		if counts[rl] != n {
+			t.Errorf("rule %d: %d orders, want %d (mix %v)", rl, counts[rl], n, counts)
+		}
+	}
+	for name, n := range map[string]int{"ship_to": shipTo, "enclosed": enclosed, "discount": discount, "fee": fee, "several items": multi} {
+		if n < 100 || n > 1900 {
+			t.Errorf("%d orders with %s, want some but not all", n, name)
+		}
+	}
+
+	// Any run's first seven orders cover every rule.
+	first := map[rule]bool{}
+	for _, o := range orders[:7] {
+		first[sandboxRule(t, o)] = true
+	}
+	if len(first) != 7 {
+		t.Errorf("the first 7 orders cover %d rules, want 7", len(first))
+	}
+}
+
+func TestSamplePersonsLookReal(t *testing.T) {
+	t.Parallel()
+	orders, _ := sampleOrders(t, "-n", "300", "-shop", "shop-1", "-seed", "3")
+	zip := regexp.MustCompile(`^\d{3}-\d{4}$`)
+	phone := regexp.MustCompile(`^0\d{1,3}-[1-9]\d{1,3}-\d{4}$`)
+	for _, o := range orders {
+		for _, p := range []*events.Person{o.Buyer, o.ShipTo} {
+			if p == nil {
+				continue
+			}
+			if !zip.MatchString(p.Zip) || !phone.MatchString(p.Phone) {
+				t.Errorf("order %s: zip %q, phone %q", o.OrderID, p.Zip, p.Phone)
+			}
+			if strings.Count(p.Name, " ") != 1 || strings.Count(p.NameKana, " ") != 1 {
+				t.Errorf("order %s: name %q, kana %q: want family and given names", o.OrderID, p.Name, p.NameKana)
+			}
+			if !strings.Contains(p.Address, "都") && !strings.Contains(p.Address, "道") && !strings.Contains(p.Address, "府") && !strings.Contains(p.Address, "県") {
+				t.Errorf("order %s: address %q has no prefecture", o.OrderID, p.Address)
+			}
+		}
+		// The kana is the reading of the name: the same family and given name as the table.
+		if !readsAs(o.Buyer.Name, o.Buyer.NameKana) {
+			t.Errorf("order %s: %q is not read %q", o.OrderID, o.Buyer.NameKana, o.Buyer.Name)
+		}
+	}
+}
+
+// readsAs reports whether kana is the sample tables' reading of fullName.
+func readsAs(fullName, kana string) bool {
+	f, g, _ := strings.Cut(fullName, " ")
+	fk, gk, _ := strings.Cut(kana, " ")
+	ok := func(table []name, kanji, reading string) bool {
+		for _, n := range table {
+			if n.kanji == kanji {
+				return n.kana == reading
+			}
+		}
+		return false
+	}
+	return ok(familyNames, f, fk) && ok(givenNames, g, gk)
+}
+
+func TestSampleIsDeterministic(t *testing.T) {
+	t.Parallel()
+	_, a := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "9")
+	_, b := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "9")
+	_, c := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "10")
+	if a.stdout != b.stdout {
+		t.Error("the same seed wrote different orders")
+	}
+	if a.stdout == c.stdout || a.stdout[:80] == c.stdout[:80] {
+		t.Error("different seeds wrote the same orders (or order IDs)")
+	}
+	// Order i does not depend on -n.
+	_, short := sampleOrders(t, "-n", "120", "-shop", "shop-1", "-seed", "9")
+	if !strings.HasPrefix(a.stdout, short.stdout) {
+		t.Error("-n 120 wrote other orders than the first 120 of -n 250")
+	}
+
+	// Without -seed, the seed is printed and repeats the run.
+	_, random := sampleOrders(t, "-n", "20", "-shop", "shop-1")
+	m := regexp.MustCompile(`-seed (\d+)`).FindStringSubmatch(random.stderr)
+	if m == nil {
+		t.Fatalf("no seed printed: %q", random.stderr)
+	}
+	if _, again := sampleOrders(t, "-n", "20", "-shop", "shop-1", "-seed", m[1]); again.stdout != random.stdout {
+		t.Error("the printed seed does not repeat the run")
+	}
+}
+
+func TestSampleUpdatedOrders(t *testing.T) {
+	t.Parallel()
+	created, _ := sampleOrders(t, "-n", "500", "-shop", "shop-1", "-seed", "5")
+	updated, _ := sampleOrders(t, "-n", "500", "-shop", "shop-1", "-seed", "5", "-type", "order.updated")
+	for i := range created {
+		c, u := created[i], updated[i]
+		if c.OrderID != u.OrderID || c.Buyer.Email != u.Buyer.Email {
+			t.Fatalf("line %d: updated order %s (%s) is not order %s (%s)", i+1, u.OrderID, u.Buyer.Email, c.OrderID, c.Buyer.Email)
+		}
+		if mustJSON(t, c) == mustJSON(t, u) {
+			t.Errorf("order %s unchanged", c.OrderID)
+		}
+		if sandboxRule(t, c) != sandboxRule(t, u) {
+			t.Errorf("order %s: the change moved it to another sandbox rule (billed %d → %d)", c.OrderID, *c.BilledAmount, *u.BilledAmount)
+		}
+	}
+}
+
+func TestSampleUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-n", "0"}, {"-shop", "a b"}, {"-type", "order.cancelled"}, {"-date", "26/11/2026"}, {"x"}} {
+		r := runPublisher(t, "nats://127.0.0.1:1", "", false, append([]string{"sample"}, args...)...)
+		if !errors.As(r.err, new(UsageError)) {
+			t.Errorf("sample %v: err = %v, want a usage error", args, r.err)
+		}
+	}
+}
