@@ -22,7 +22,8 @@ type deadLetterError struct {
 	err    error
 }
 
-func (e *deadLetterError) Error() string { return e.reason + ": " + e.err.Error() }
+// Error is the cause alone: the reason travels separately (Dlq-Reason, the outcome label).
+func (e *deadLetterError) Error() string { return e.err.Error() }
 func (e *deadLetterError) Unwrap() error { return e.err }
 
 // Permanent marks err as a failure that retrying cannot fix; the message is dead-lettered with
