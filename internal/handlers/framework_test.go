@@ -1,0 +1,744 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// envelope returns a CloudEvent body of the given type, id and data.
+func envelope(typ, id, data string) []byte {
+	return []byte(`{"specversion":"1.0","id":"` + id + `","source":"test","type":"` + typ +
+		`","time":"2026-11-26T10:15:00+09:00","datacontenttype":"application/json","data":` + data + `}`)
+}
+
+// Personal data of the buyer in orderBody: none of it may ever reach a log.
+var personalData = []string{"山田 花子", "ヤマダ ハナコ", "hanako.yamada@example.jp", "090-8765-4321",
+	"大阪府大阪市北区梅田9-9-9", "530-0001"}
+
+// orderBody is a valid order.created event for shop-a whose buyer is personalData.
+func orderBody(id string) []byte {
+	return envelope(events.TypeOrderCreated, id, `{
+		"shop_id": "shop-a", "order_id": "o-1", "ordered_at": "2026-11-26T10:14:03+09:00",
+		"buyer": {"name": "山田 花子", "name_kana": "ヤマダ ハナコ", "zip": "530-0001",
+			"address": "大阪府大阪市北区梅田9-9-9", "phone": "090-8765-4321", "email": "hanako.yamada@example.jp"},
+		"items": [{"name": "緑茶", "unit_price": 1200, "quantity": 2}],
+		"shipping_fee": 550, "fee": 0, "discount": 0, "billed_amount": 2950,
+		"browser": {"http_header": "", "device_info": ""}}`)
+}
+
+// cancelBody is a valid order.cancelled event for shop-a.
+func cancelBody(id string) []byte {
+	return envelope(events.TypeOrderCancelled, id, `{"shop_id":"shop-a","order_id":"o-1","reason":"buyer"}`)
+}
+
+func nop(context.Context, *handlers.Message) error { return nil }
+
+func TestChainRunsFirstMiddlewareOutermost(t *testing.T) {
+	t.Parallel()
+	var trace []string
+	mw := func(name string) handlers.Middleware {
+		return func(next handlers.Handler) handlers.Handler {
+			return func(ctx context.Context, m *handlers.Message) error {
+				trace = append(trace, name+">")
+				err := next(ctx, m)
+				trace = append(trace, "<"+name)
+				return err
+			}
+		}
+	}
+	h := handlers.Chain(func(context.Context, *handlers.Message) error {
+		trace = append(trace, "handler")
+		return nil
+	}, mw("a"), mw("b"), mw("c"))
+	if err := h(t.Context(), &handlers.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "a> b> c> handler <c <b <a"
+	if got := strings.Join(trace, " "); got != want {
+		t.Errorf("order %q, want %q", got, want)
+	}
+	if err := handlers.Chain(nop)(t.Context(), &handlers.Message{}); err != nil {
+		t.Errorf("Chain without middleware: %v", err)
+	}
+}
+
+func TestMuxDispatchesBySubjectEventType(t *testing.T) {
+	t.Parallel()
+	var got []string
+	record := func(name string) handlers.Handler {
+		return func(_ context.Context, m *handlers.Message) error {
+			got = append(got, name+" "+m.Subject)
+			return nil
+		}
+	}
+	mux := handlers.NewMux()
+	mux.Handle(events.TypeOrderCreated, record("created"))
+	mux.Handle(events.TypeOrderCancelled, record("cancelled"))
+	h := mux.Handler()
+
+	for _, tc := range []struct {
+		subject string
+		want    string // the handler that ran; empty: none, the message is invalid
+	}{
+		{"orders.created.shop-a", "created orders.created.shop-a"},
+		{"orders.cancelled.shop-b", "cancelled orders.cancelled.shop-b"},
+		{"orders.updated.shop-a", ""},   // a contract type with no handler
+		{"credit.ok.shop-a", ""},        // an outcome type
+		{"orders.created", ""},          // no shop
+		{"orders.created.bad shop", ""}, // not a shop ID
+		{"orders.unknown.shop-a", ""},   // not a contract type
+		{"", ""},
+	} {
+		t.Run(tc.subject, func(t *testing.T) {
+			got = nil
+			err := h(t.Context(), &handlers.Message{Subject: tc.subject})
+			if tc.want != "" {
+				if err != nil || len(got) != 1 || got[0] != tc.want {
+					t.Fatalf("err %v, ran %q, want %q", err, got, tc.want)
+				}
+				return
+			}
+			if len(got) != 0 {
+				t.Errorf("ran %q for an unroutable subject", got)
+			}
+			if reason, ok := handlers.DeadLetterReason(err); !ok || reason != handlers.ReasonInvalid {
+				t.Errorf("err %v: want a permanent error with reason invalid", err)
+			}
+		})
+	}
+}
+
+func TestMuxDuplicateRegistrationPanics(t *testing.T) {
+	t.Parallel()
+	mux := handlers.NewMux()
+	mux.Handle(events.TypeOrderCreated, nop)
+	defer func() {
+		r := recover()
+		if r == nil {
+			t.Fatal("registering order.created twice did not panic")
+		}
+		if !strings.Contains(fmt.Sprint(r), events.TypeOrderCreated) {
+			t.Errorf("panic %q does not name the type", r)
+		}
+	}()
+	mux.Handle(events.TypeOrderCreated, nop)
+}
+
+func TestDecodeEnvelopeRejectsBadEnvelopesNamingTheField(t *testing.T) {
+	t.Parallel()
+	good := `"specversion":"1.0","id":"e-1","source":"test"`
+	for _, tc := range []struct {
+		name, subject, body, field string
+	}{
+		{"not JSON", "orders.created.shop-a", `{"specversion":`, "body"},
+		{"not an object", "orders.created.shop-a", `[1,2]`, "body"},
+		{"wrong JSON type", "orders.created.shop-a", `{"specversion":1.0,"id":"e-1","source":"s","type":"order.created","data":{}}`, "specversion"},
+		{"spec version", "orders.created.shop-a", `{"specversion":"0.3","id":"e-1","source":"s","type":"order.created","data":{}}`, "specversion"},
+		{"no id", "orders.created.shop-a", `{"specversion":"1.0","source":"s","type":"order.created","data":{}}`, "id"},
+		{"no source", "orders.created.shop-a", `{"specversion":"1.0","id":"e-1","type":"order.created","data":{}}`, "source"},
+		{"bad time", "orders.created.shop-a", `{` + good + `,"type":"order.created","time":"yesterday","data":{}}`, "time"},
+		{"content type", "orders.created.shop-a", `{` + good + `,"type":"order.created","datacontenttype":"text/xml","data":{}}`, "datacontenttype"},
+		{"type contradicts subject", "orders.created.shop-a", `{` + good + `,"type":"order.cancelled","data":{}}`, "type"},
+		{"no type", "orders.created.shop-a", `{` + good + `,"data":{}}`, "type"},
+		{"subject not of the contract", "orders.created", `{` + good + `,"type":"order.created","data":{}}`, "subject"},
+		{"no data", "orders.created.shop-a", `{` + good + `,"type":"order.created"}`, "data"},
+		{"data not an object", "orders.created.shop-a", `{` + good + `,"type":"order.created","data":"x"}`, "data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			called := false
+			h := handlers.DecodeEnvelope(func(context.Context, *handlers.Message) error { called = true; return nil })
+			err := h(t.Context(), &handlers.Message{Subject: tc.subject, Body: []byte(tc.body)})
+			if called {
+				t.Fatal("the handler ran for a bad envelope")
+			}
+			if reason, ok := handlers.DeadLetterReason(err); !ok || reason != handlers.ReasonInvalid {
+				t.Fatalf("err %v: want a permanent error with reason invalid", err)
+			}
+			var inv *events.InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("err %v does not wrap an *events.InvalidError", err)
+			}
+			var fields []string
+			for _, p := range inv.Problems {
+				fields = append(fields, p.Field)
+			}
+			if !strings.Contains(strings.Join(fields, " "), tc.field) || !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("err %q (fields %v) does not name %s", err, fields, tc.field)
+			}
+		})
+	}
+}
+
+func TestTypedFillsEventFromTheEnvelope(t *testing.T) {
+	t.Parallel()
+	var got handlers.Event[events.Cancel]
+	h := handlers.Chain(handlers.Typed(events.DecodeCancel, func(_ context.Context, ev handlers.Event[events.Cancel]) error {
+		got = ev
+		return nil
+	}), handlers.DecodeEnvelope)
+	m := &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody("e-42"), Attempt: 3}
+	if err := h(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	want := handlers.Event[events.Cancel]{ID: "e-42", Type: events.TypeOrderCancelled, Shop: "shop-a", Attempt: 3,
+		Data: events.Cancel{ShopID: "shop-a", OrderID: "o-1", Reason: "buyer"}}
+	if got != want {
+		t.Errorf("event %+v, want %+v", got, want)
+	}
+	if m.Envelope.ID != "e-42" || m.Shop != "shop-a" {
+		t.Errorf("DecodeEnvelope left Envelope.ID %q, Shop %q", m.Envelope.ID, m.Shop)
+	}
+}
+
+func TestTypedInvalidDataIsPermanentInvalid(t *testing.T) {
+	t.Parallel()
+	called := false
+	h := handlers.Chain(handlers.Typed(events.DecodeCancel, func(context.Context, handlers.Event[events.Cancel]) error {
+		called = true
+		return nil
+	}), handlers.DecodeEnvelope)
+	for _, tc := range []struct{ name, data, field string }{
+		{"shop of another subject", `{"shop_id":"shop-b","order_id":"o-1"}`, "shop_id"},
+		{"bad order id", `{"shop_id":"shop-a","order_id":"o 1"}`, "order_id"},
+		{"wrong JSON type", `{"shop_id":"shop-a","order_id":12}`, "order_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a",
+				Body: envelope(events.TypeOrderCancelled, "e-1", tc.data)})
+			if reason, ok := handlers.DeadLetterReason(err); !ok || reason != handlers.ReasonInvalid {
+				t.Fatalf("err %v: want a permanent error with reason invalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("err %q does not name %s", err, tc.field)
+			}
+		})
+	}
+	if called {
+		t.Error("the typed handler ran on invalid data")
+	}
+
+	sentinel := errors.New("decoder says no")
+	h = handlers.Typed(func(events.Envelope, string) (int, error) { return 0, sentinel },
+		func(context.Context, handlers.Event[int]) error { return nil })
+	err := h(t.Context(), &handlers.Message{})
+	if reason, _ := handlers.DeadLetterReason(err); reason != handlers.ReasonInvalid || !errors.Is(err, sentinel) {
+		t.Errorf("err %v: want Permanent(invalid) wrapping the decoder's error", err)
+	}
+}
+
+// codedError is an error type to find with errors.As through the wrappers.
+type codedError struct{ code string }
+
+func (e *codedError) Error() string { return "code " + e.code }
+
+func TestErrorsWrapAndClassify(t *testing.T) {
+	t.Parallel()
+	cause := &codedError{code: "E01"}
+	for _, tc := range []struct {
+		name    string
+		err     error
+		reason  string // dead-letter reason; empty: not permanent
+		delay   time.Duration
+		outcome string
+	}{
+		{"nil", nil, "", 0, "ok"},
+		{"plain", cause, "", 0, "retry"},
+		{"permanent", handlers.Permanent(handlers.ReasonUnknownShop, cause), handlers.ReasonUnknownShop, 0, "dead-letter:unknown-shop"},
+		{"permanent wrapped", fmt.Errorf("registering: %w", handlers.Permanent(handlers.ReasonOutcomeUnknown, cause)),
+			handlers.ReasonOutcomeUnknown, 0, "dead-letter:outcome-unknown"},
+		{"retry after", handlers.RetryAfter(3*time.Second, cause), "", 3 * time.Second, "retry-after"},
+		{"retry after wrapped", fmt.Errorf("lease: %w", handlers.RetryAfter(time.Second, cause)), "", time.Second, "retry-after"},
+		{"joined", errors.Join(errors.New("other"), handlers.Permanent(handlers.ReasonPollDeadline, cause)),
+			handlers.ReasonPollDeadline, 0, "dead-letter:poll-deadline"},
+		{"every reason: invalid", handlers.Permanent(handlers.ReasonInvalid, cause), "invalid", 0, "dead-letter:invalid"},
+		{"every reason: exhausted", handlers.Permanent(handlers.ReasonExhausted, cause), "exhausted", 0, "dead-letter:exhausted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reason, permanent := handlers.DeadLetterReason(tc.err)
+			if permanent != (tc.reason != "") || reason != tc.reason {
+				t.Errorf("DeadLetterReason = %q, %v; want %q", reason, permanent, tc.reason)
+			}
+			delay, retry := handlers.RetryDelay(tc.err)
+			if retry != (tc.delay != 0) || delay != tc.delay {
+				t.Errorf("RetryDelay = %s, %v; want %s", delay, retry, tc.delay)
+			}
+			if got := handlers.Outcome(tc.err); got != tc.outcome {
+				t.Errorf("Outcome = %q, want %q", got, tc.outcome)
+			}
+			if tc.err == nil {
+				return
+			}
+			var ce *codedError
+			if !errors.Is(tc.err, cause) || !errors.As(tc.err, &ce) || ce.code != "E01" {
+				t.Errorf("errors.Is/As do not find the cause through %v", tc.err)
+			}
+			if !strings.Contains(tc.err.Error(), cause.Error()) {
+				t.Errorf("message %q hides the cause", tc.err)
+			}
+		})
+	}
+
+	// The classification survives the standard library's sentinel errors too.
+	err := handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("opening: %w", fs.ErrNotExist))
+	if !errors.Is(err, fs.ErrNotExist) || err.Error() != "opening: file does not exist" {
+		t.Errorf("Permanent: %q", err)
+	}
+	err = handlers.RetryAfter(1500*time.Millisecond, context.DeadlineExceeded)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1.5s") {
+		t.Errorf("RetryAfter: %q", err)
+	}
+}
+
+// logText returns everything a set of log entries says: messages and every field's value.
+func logText(entries []observer.LoggedEntry) string {
+	var b strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&b, "%s\n", e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&b, "%s=%v\n", k, v)
+		}
+	}
+	return b.String()
+}
+
+// assertNoPersonalData fails when the logs hold any of the body or the buyer's personal data.
+func assertNoPersonalData(t *testing.T, logs *observer.ObservedLogs, body []byte) {
+	t.Helper()
+	text := logText(logs.All())
+	if strings.Contains(text, string(body)) {
+		t.Error("the message body was logged")
+	}
+	for _, p := range personalData {
+		if strings.Contains(text, p) {
+			t.Errorf("personal data %q was logged:\n%s", p, text)
+		}
+	}
+}
+
+func TestRecoverTurnsAPanicIntoAnError(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	body := orderBody("e-panic")
+	h := handlers.Chain(func(_ context.Context, m *handlers.Message) error {
+		words := strings.Fields(string(m.Body))
+		return errors.New(words[len(words)+1]) // index out of range: panics
+	}, handlers.Recover(zap.New(core)))
+	err := h(t.Context(), &handlers.Message{Subject: "orders.created.shop-a", Sequence: 7, Body: body})
+	if err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("err %v, want an error saying the handler panicked", err)
+	}
+	if _, permanent := handlers.DeadLetterReason(err); permanent {
+		t.Errorf("a panic is dead-lettered at once (%v); it should be retried", err)
+	}
+	entries := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(entries) != 1 {
+		t.Fatalf("%d error lines, want 1: %v", len(entries), logs.All())
+	}
+	if f := entries[0].ContextMap(); f["subject"] != "orders.created.shop-a" || f["seq"] != uint64(7) {
+		t.Errorf("the panic line does not say which message: %v", f)
+	}
+	assertNoPersonalData(t, logs, body)
+
+	// A panic with a nil value or an error value is caught too.
+	for _, v := range []any{nil, errors.New("boom")} {
+		h := handlers.Recover(zap.NewNop())(func(context.Context, *handlers.Message) error { panic(v) })
+		if err := h(t.Context(), &handlers.Message{}); err == nil {
+			t.Errorf("panic(%v) returned nil", v)
+		}
+	}
+}
+
+func TestLoggingWritesOneLinePerMessageWithoutTheBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		handler func(context.Context, handlers.Event[events.Order]) error
+		level   zapcore.Level
+		outcome string
+		typ     string
+		id      string
+	}{
+		{"ok", orderBody("e-ok"), func(context.Context, handlers.Event[events.Order]) error { return nil },
+			zapcore.InfoLevel, "ok", events.TypeOrderCreated, "e-ok"},
+		{"transient", orderBody("e-tr"), func(context.Context, handlers.Event[events.Order]) error { return errors.New("connection refused") },
+			zapcore.WarnLevel, "retry", events.TypeOrderCreated, "e-tr"},
+		{"retry after", orderBody("e-ra"), func(context.Context, handlers.Event[events.Order]) error {
+			return handlers.RetryAfter(time.Second, errors.New("order leased"))
+		}, zapcore.WarnLevel, "retry-after", events.TypeOrderCreated, "e-ra"},
+		{"permanent", orderBody("e-pm"), func(context.Context, handlers.Event[events.Order]) error {
+			return handlers.Permanent(handlers.ReasonUnknownShop, errors.New("no shop shop-a"))
+		}, zapcore.WarnLevel, "dead-letter:unknown-shop", events.TypeOrderCreated, "e-pm"},
+		{"panic", orderBody("e-pa"), func(_ context.Context, ev handlers.Event[events.Order]) error {
+			return errors.New(ev.Data.Items[len(ev.Data.Items)].Name) // index out of range: panics
+		}, zapcore.WarnLevel, "retry", events.TypeOrderCreated, "e-pa"},
+		{"invalid data", bytesReplace(orderBody("e-iv"), `"zip": "530-0001"`, `"zip": "530-0001-大阪"`), nil,
+			zapcore.WarnLevel, "dead-letter:invalid", events.TypeOrderCreated, "e-iv"},
+		{"invalid email", bytesReplace(orderBody("e-em"), `"hanako.yamada@example.jp"`, `"hanako.yamada@example.jp 090-8765-4321"`), nil,
+			zapcore.WarnLevel, "dead-letter:invalid", events.TypeOrderCreated, "e-em"},
+		{"bad envelope", bytesReplace(orderBody("e-be"), `"specversion":"1.0"`, `"specversion":"0.3"`), nil,
+			zapcore.WarnLevel, "dead-letter:invalid", "", ""},
+		{"not JSON", []byte(`{"buyer":{"name":"山田 花子","email":"hanako.yamada@example.jp"`), nil,
+			zapcore.WarnLevel, "dead-letter:invalid", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			core, logs := observer.New(zapcore.DebugLevel)
+			log := zap.New(core)
+			typed := tc.handler
+			if typed == nil {
+				typed = func(context.Context, handlers.Event[events.Order]) error {
+					t.Error("the handler ran on invalid input")
+					return nil
+				}
+			}
+			h := handlers.Chain(handlers.Typed(events.DecodeOrder, typed),
+				handlers.Logging(log), handlers.Recover(log), handlers.DecodeEnvelope)
+			m := &handlers.Message{Subject: "orders.created.shop-a", Body: tc.body, Stream: "ORDERS", Sequence: 12, Attempt: 2}
+			err := h(t.Context(), m)
+			if (err == nil) != (tc.outcome == "ok") {
+				t.Errorf("err %v for outcome %s", err, tc.outcome)
+			}
+
+			lines := logs.FilterMessage("message handled").All()
+			if len(lines) != 1 {
+				t.Fatalf("%d lines for one message, want 1: %v", len(lines), logs.All())
+			}
+			line := lines[0]
+			if line.Level != tc.level {
+				t.Errorf("level %s, want %s", line.Level, tc.level)
+			}
+			f := line.ContextMap()
+			for k, want := range map[string]any{"event_id": tc.id, "type": tc.typ, "outcome": tc.outcome,
+				"attempt": int64(2), "subject": "orders.created.shop-a"} {
+				if f[k] != want {
+					t.Errorf("field %s = %#v, want %#v", k, f[k], want)
+				}
+			}
+			if tc.typ != "" && f["shop"] != "shop-a" {
+				t.Errorf("field shop = %#v, want shop-a", f["shop"])
+			}
+			if d, ok := f["duration"].(time.Duration); !ok || d < 0 {
+				t.Errorf("field duration = %#v", f["duration"])
+			}
+			assertNoPersonalData(t, logs, tc.body)
+		})
+	}
+}
+
+func bytesReplace(b []byte, old, new string) []byte {
+	s := string(b)
+	if !strings.Contains(s, old) {
+		panic("bytesReplace: " + old + " not found")
+	}
+	return []byte(strings.Replace(s, old, new, 1))
+}
+
+func TestMetricsCountByTypeAndOutcome(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	mt := handlers.NewMetrics(reg)
+	results := map[string]error{
+		"e-1": nil, "e-2": nil, "e-3": errors.New("timeout"),
+		"e-4": handlers.Permanent(handlers.ReasonUnknownShop, errors.New("no shop")),
+		"e-5": handlers.RetryAfter(time.Second, errors.New("leased")),
+	}
+	h := handlers.Chain(func(_ context.Context, m *handlers.Message) error { return results[m.Envelope.ID] },
+		mt.Middleware(), handlers.DecodeEnvelope)
+	for _, id := range []string{"e-1", "e-2", "e-3", "e-4", "e-5"} {
+		_ = h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(id)})
+	}
+	_ = h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: []byte("not json")})
+	_ = h(t.Context(), &handlers.Message{Subject: "orders.created.shop-a", Body: orderBody("e-6")})
+
+	families := gather(t, reg)
+	for _, tc := range []struct {
+		typ, outcome string
+		want         float64
+	}{
+		{"order.cancelled", "ok", 2},
+		{"order.cancelled", "retry", 1},
+		{"order.cancelled", "dead-letter:unknown-shop", 1},
+		{"order.cancelled", "retry-after", 1},
+		{"undecoded", "dead-letter:invalid", 1},
+		{"order.created", "ok", 1},
+	} {
+		m := series(families["atodene_worker_messages_total"], map[string]string{"type": tc.typ, "outcome": tc.outcome})
+		if got := m.GetCounter().GetValue(); got != tc.want {
+			t.Errorf("messages{type=%s,outcome=%s} = %v, want %v", tc.typ, tc.outcome, got, tc.want)
+		}
+	}
+	if n := len(families["atodene_worker_messages_total"].GetMetric()); n != 6 {
+		t.Errorf("%d message series, want 6", n)
+	}
+	latency := families["atodene_worker_handler_seconds"]
+	if n := len(latency.GetMetric()); n != 3 {
+		t.Errorf("%d latency series, want 3 (one per type)", n)
+	}
+	if got := series(latency, map[string]string{"type": "order.cancelled"}).GetHistogram().GetSampleCount(); got != 5 {
+		t.Errorf("order.cancelled latency observations = %d, want 5", got)
+	}
+}
+
+// gather returns the registry's metric families by name.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, mf := range mfs {
+		byName[mf.GetName()] = mf
+	}
+	return byName
+}
+
+// series returns the metric of a family with exactly these labels, or an empty one.
+func series(mf *dto.MetricFamily, labels map[string]string) *dto.Metric {
+	for _, m := range mf.GetMetric() {
+		got := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			got[lp.GetName()] = lp.GetValue()
+		}
+		if fmt.Sprint(got) == fmt.Sprint(labels) {
+			return m
+		}
+	}
+	return &dto.Metric{}
+}
+
+// fakeLog is an in-memory EventLog with injectable failures.
+type fakeLog struct {
+	mu      sync.Mutex
+	done    map[string]bool
+	readErr error
+	markErr error
+}
+
+func (l *fakeLog) EventDone(_ context.Context, id string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done[id], l.readErr
+}
+
+func (l *fakeLog) MarkEventDone(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.markErr != nil {
+		return l.markErr
+	}
+	if l.done == nil {
+		l.done = map[string]bool{}
+	}
+	l.done[id] = true
+	return nil
+}
+
+// down returns a client of a Redis that is not there: every call fails at once.
+func down(t *testing.T) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		MaxRetries: -1, DialTimeout: 200 * time.Millisecond, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+	type logs struct {
+		ok         handlers.EventLog // a working log
+		readFails  handlers.EventLog // EventDone fails
+		writeFails handlers.EventLog // EventDone answers, MarkEventDone fails
+	}
+	for _, impl := range []struct {
+		name string
+		new  func(t *testing.T) logs
+	}{
+		{"fake", func(*testing.T) logs {
+			return logs{&fakeLog{}, &fakeLog{readErr: errors.New("read failed")}, &fakeLog{markErr: errors.New("write failed")}}
+		}},
+		{"redis", func(t *testing.T) logs {
+			rdb, prefix := testenv.Redis(t)
+			return logs{ok: orderstate.New(rdb, prefix, time.Minute), readFails: orderstate.New(down(t), prefix, time.Minute),
+				writeFails: readOnly{orderstate.New(rdb, prefix, time.Minute), orderstate.New(down(t), prefix, time.Minute)}}
+		}},
+	} {
+		t.Run(impl.name, func(t *testing.T) {
+			t.Parallel()
+			l := impl.new(t)
+			msg := func(id string) *handlers.Message {
+				return &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(id)}
+			}
+			// run sends m through DecodeEnvelope and Idempotency to h, as the worker does.
+			run := func(log handlers.EventLog, m *handlers.Message, h handlers.Handler) error {
+				return handlers.Chain(h, handlers.DecodeEnvelope, handlers.Idempotency(log))(t.Context(), m)
+			}
+			done := func(id string) bool {
+				d, err := l.ok.EventDone(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+
+			t.Run("a done event skips the handler", func(t *testing.T) {
+				if err := l.ok.MarkEventDone(t.Context(), "ev-done"); err != nil {
+					t.Fatal(err)
+				}
+				err := run(l.ok, msg("ev-done"), func(context.Context, *handlers.Message) error {
+					t.Error("the handler ran for an event already done")
+					return nil
+				})
+				if err != nil {
+					t.Errorf("err %v, want nil (acked)", err)
+				}
+			})
+
+			t.Run("a success is recorded after the handler returns", func(t *testing.T) {
+				ran := false
+				err := run(l.ok, msg("ev-ok"), func(context.Context, *handlers.Message) error {
+					ran = true
+					if done("ev-ok") {
+						t.Error("the event was recorded before its handler finished")
+					}
+					return nil
+				})
+				if err != nil || !ran {
+					t.Fatalf("err %v, ran %v", err, ran)
+				}
+				if !done("ev-ok") {
+					t.Error("a successful event was not recorded")
+				}
+				_ = run(l.ok, msg("ev-ok"), func(context.Context, *handlers.Message) error {
+					t.Error("the redelivered event ran again")
+					return nil
+				})
+			})
+
+			t.Run("a failure is not recorded and runs again", func(t *testing.T) {
+				for _, fail := range []error{errors.New("timeout"), handlers.RetryAfter(time.Second, errors.New("leased")),
+					handlers.Permanent(handlers.ReasonInvalid, errors.New("bad"))} {
+					runs := 0
+					h := func(context.Context, *handlers.Message) error {
+						runs++
+						if runs == 1 {
+							return fail
+						}
+						return nil
+					}
+					id := "ev-fail-" + handlers.Outcome(fail)
+					if err := run(l.ok, msg(id), h); !errors.Is(err, fail) {
+						t.Fatalf("err %v, want %v", err, fail)
+					}
+					if done(id) {
+						t.Fatalf("a failed event (%v) was recorded as done", fail)
+					}
+					if err := run(l.ok, msg(id), h); err != nil || runs != 2 {
+						t.Fatalf("redelivery: err %v, runs %d; want the handler to run again", err, runs)
+					}
+					if !done(id) {
+						t.Error("the event was not recorded after it succeeded on redelivery")
+					}
+				}
+			})
+
+			t.Run("a failing EventDone is transient", func(t *testing.T) {
+				err := run(l.readFails, msg("ev-read"), func(context.Context, *handlers.Message) error {
+					t.Error("the handler ran although it is unknown whether the event was done")
+					return nil
+				})
+				if err == nil {
+					t.Fatal("err nil, want the read error")
+				}
+				if _, permanent := handlers.DeadLetterReason(err); permanent {
+					t.Errorf("err %v is permanent; an unreachable event log is transient", err)
+				}
+			})
+
+			t.Run("a failing MarkEventDone is transient", func(t *testing.T) {
+				err := run(l.writeFails, msg("ev-write"), nop)
+				if err == nil {
+					t.Fatal("err nil, want the write error")
+				}
+				if _, permanent := handlers.DeadLetterReason(err); permanent {
+					t.Errorf("err %v is permanent", err)
+				}
+			})
+		})
+	}
+
+	t.Run("an event without an ID passes through", func(t *testing.T) {
+		t.Parallel()
+		l := &fakeLog{readErr: errors.New("must not be called")}
+		ran := false
+		err := handlers.Idempotency(l)(func(context.Context, *handlers.Message) error { ran = true; return nil })(t.Context(), &handlers.Message{})
+		if err != nil || !ran || len(l.done) != 0 {
+			t.Errorf("err %v, ran %v, recorded %v", err, ran, l.done)
+		}
+	})
+}
+
+// readOnly reads from one event log and writes to another (one that is down).
+type readOnly struct{ read, write handlers.EventLog }
+
+func (r readOnly) EventDone(ctx context.Context, id string) (bool, error) {
+	return r.read.EventDone(ctx, id)
+}
+func (r readOnly) MarkEventDone(ctx context.Context, id string) error {
+	return r.write.MarkEventDone(ctx, id)
+}
+
+func TestPollPolicyDelay(t *testing.T) {
+	t.Parallel()
+	const m = time.Minute
+	for _, tc := range []struct {
+		name   string
+		policy handlers.PollPolicy
+		want   []time.Duration // by attempt, before jitter
+	}{
+		{"defaults", handlers.PollPolicy{}, []time.Duration{m, 2 * m, 4 * m, 8 * m, 16 * m, 30 * m, 30 * m, 30 * m}},
+		{"negative is default", handlers.PollPolicy{First: -1, Max: -1}, []time.Duration{m, 2 * m, 4 * m}},
+		{"custom", handlers.PollPolicy{First: 10 * time.Second, Max: 25 * time.Second},
+			[]time.Duration{10 * time.Second, 20 * time.Second, 25 * time.Second, 25 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for attempt, want := range tc.want {
+				lo, hi := want-want/10, want+want/10+time.Nanosecond
+				seen := map[time.Duration]bool{}
+				for range 200 {
+					d := tc.policy.Delay(attempt)
+					if d < lo || d > hi {
+						t.Fatalf("Delay(%d) = %s, want %s ±10%%", attempt, d, want)
+					}
+					seen[d] = true
+				}
+				if len(seen) < 10 {
+					t.Errorf("Delay(%d) took only %d values in 200 calls: no jitter", attempt, len(seen))
+				}
+			}
+			if d := tc.policy.Delay(1000); d > 33*m {
+				t.Errorf("Delay(1000) = %s: not capped", d)
+			}
+		})
+	}
+}
