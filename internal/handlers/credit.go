@@ -129,7 +129,7 @@ func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order
 	if st.Status != orderstate.StatusRegistering || st.DataHash != req.hash {
 		st = orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 			Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
-			Shipment: st.Shipment, PollSeq: st.PollSeq, CausedBy: ev.ID}
+			Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID}
 		var err error
 		if st, err = o.Store.Put(ctx, shop.ID, ev.Data.OrderID, st, o.Now()); err != nil {
 			return fail(err)
@@ -154,6 +154,16 @@ func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order
 	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
 	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
 	return write(st)
+}
+
+// requeued is the shipment a new registration starts with: the tracking number the order has,
+// queued, since the new transaction holds no report whatever the previous one held. It is
+// reported once the new credit is OK (a change would be refused: nothing is on file).
+func requeued(sh *orderstate.Shipment) *orderstate.Shipment {
+	if sh == nil {
+		return nil
+	}
+	return &orderstate.Shipment{CarrierCode: sh.CarrierCode, TrackingNumber: sh.TrackingNumber, InvoiceDate: sh.InvoiceDate}
 }
 
 // modify sends a change of a live transaction with the full new order. Sending the same change
