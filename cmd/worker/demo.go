@@ -101,7 +101,9 @@ type demoHistory struct {
 	settled     bool
 }
 
-// watchDemo follows RESULTS and DLQ until every demo order is settled or ctx ends.
+// watchDemo follows RESULTS and DLQ from their start (so an outcome published before it
+// subscribed is not missed; the run suffix tells this run's orders apart) until every demo order
+// is settled or ctx ends.
 func watchDemo(ctx context.Context, js jetstream.JetStream, run string) (map[string]*demoHistory, error) {
 	history := map[string]*demoHistory{}
 	for _, o := range demoBatch {
@@ -109,7 +111,7 @@ func watchDemo(ctx context.Context, js jetstream.JetStream, run string) (map[str
 	}
 	msgs := make(chan jetstream.Msg, 64)
 	for _, stream := range []string{"RESULTS", "DLQ"} {
-		c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+		c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
 		if err != nil {
 			return nil, fmt.Errorf("demo: following %s: %w", stream, err)
 		}

@@ -3,10 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
@@ -59,7 +59,7 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 
 // Consume pulls messages from cons and handles up to Concurrency of them at once until ctx is
 // cancelled. Then it stops fetching, lets in-flight handlers finish within the grace period,
-// hands back what is left (Nak) and returns.
+// hands back what is left (Nak) and returns nil.
 func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg ConsumerConfig) error {
 	cfg = cfg.withDefaults()
 	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.DeadLetter == nil {
@@ -69,37 +69,30 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency))
-	if err != nil {
-		return fmt.Errorf("handlers: starting to pull messages: %w", err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-
 	slots := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
-fetch:
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				cfg.Logger.Error("pulling messages failed", zap.Error(err))
-			}
+	for ctx.Err() == nil {
+		n := reserve(ctx, slots)
+		if n == 0 {
 			break
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			// Every slot is busy and we are shutting down: hand this one back now, so the grace
-			// period starts and the handlers holding the slots can be cancelled.
-			_ = msg.Nak()
-			break fetch
+		got, err := fetch(cons, n, func(msg jetstream.Msg) {
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				handleMsg(work, msg, h, cfg)
+			}()
+		})
+		for range n - got {
+			<-slots // give back the reservations the batch did not use
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			handleMsg(work, msg, h, cfg)
-		}()
+		if err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("pulling messages failed; retrying", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -109,10 +102,48 @@ fetch:
 		cancelWork()
 		<-done
 	}
-	if ctx.Err() != nil {
-		return nil
+	return nil
+}
+
+// fetchWait bounds one pull request; shutdown waits at most this long for it to end.
+const fetchWait = time.Second
+
+// reserve takes at least one free handling slot, waiting for it, and then every other free one;
+// it returns how many it took (0 when ctx ended). Messages are pulled only for reserved slots:
+// a message the server delivered is handled at once, with progress heartbeats, never left
+// waiting in a buffer where its ack wait would run out.
+func reserve(ctx context.Context, slots chan struct{}) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
 	}
-	return errors.New("handlers: message iterator stopped unexpectedly")
+	n := 1
+	for {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// fetch pulls up to n messages, passing each to handle as it arrives, and returns how many came.
+func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		handle(msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return got, err
+	}
+	return got, nil
 }
 
 // handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a

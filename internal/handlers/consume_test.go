@@ -441,8 +441,6 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 // a slot; they must not be redelivered meanwhile (they get no heartbeat while they wait).
 func TestConsumeQueuedMessagesAreNotRedelivered(t *testing.T) {
 	t.Parallel()
-	t.Skip("known bug: Consume prefetches PullMaxMessages(Concurrency) messages that get no heartbeat while every slot is busy, " +
-		"so they are redelivered after AckWait (handled twice, and their delivery budget spent without running)")
 	e := newJSEnv(t)
 	c := e.consumer(t, time.Second, 5)
 	e.publish(t, 3)
