@@ -58,7 +58,10 @@ func NewWriter(js jetstream.JetStream) *Writer { return &Writer{js: js} }
 func (w *Writer) Write(ctx context.Context, l Letter) error {
 	msg := nats.NewMsg(SubjectPrefix + l.Subject)
 	msg.Data = l.Body
-	errText := l.Err.Error()
+	errText := "(no error given)"
+	if l.Err != nil {
+		errText = l.Err.Error()
+	}
 	if len(errText) > maxErrorLen {
 		cut := maxErrorLen
 		for cut > 0 && !utf8.RuneStart(errText[cut]) {

@@ -180,7 +180,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 	}
 	if permanent {
 		if dlErr := cfg.DeadLetter(ctx, msg, reason, err); dlErr != nil {
-			log.Error("dead-lettering failed; the message will be redelivered", zap.Error(dlErr))
+			log.Error("dead-lettering failed; the message will be redelivered (after its last delivery, the max-deliveries advisory dead-letters it)", zap.Error(dlErr))
 			_ = msg.NakWithDelay(cfg.Backoff(m.Attempt))
 			return
 		}

@@ -105,7 +105,8 @@ func Run(ctx context.Context, d Deps) error {
 	mux.Handle(events.TypeInvoiceRequested, handlers.Typed(events.DecodeInvoiceRequest, orders.InvoiceRequested))
 
 	hm := handlers.NewMetrics(d.Registry)
-	common := []handlers.Middleware{handlers.Recover(log), handlers.Logging(log), hm.Middleware()}
+	// Recover innermost, so that a panicking message still gets its log line and metric.
+	common := []handlers.Middleware{handlers.Logging(log), hm.Middleware(), handlers.Recover(log)}
 	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope, handlers.Idempotency(orders.Store))...)
 	pollHandler := handlers.Chain(func(ctx context.Context, msg *handlers.Message) error {
 		req, err := decodePoll(msg)
