@@ -44,6 +44,7 @@ type harnessOpts struct {
 	settings func(*config.Settings) // applied last
 	redis    *redis.Client          // default: the shared Redis
 	logger   *zap.Logger            // default: the test's log
+	invoice  config.InvoiceDelivery // the shops' invoice delivery; default separate
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOpts{}) }
@@ -52,6 +53,9 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
 	if len(o.shops) == 0 {
 		o.shops = []string{"shop-a"}
+	}
+	if o.invoice == "" {
+		o.invoice = config.InvoiceSeparate
 	}
 	if o.sandbox.ReviewDelay == 0 {
 		o.sandbox.ReviewDelay, o.sandbox.HoldDelay, o.sandbox.SlowDelay = 1500*time.Millisecond, 4*time.Second, 3*time.Second
@@ -69,7 +73,7 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	for _, id := range o.shops {
 		list = append(list, config.Shop{ID: id, Atodene: config.Atodene{
 			BaseURL: h.sbURL + "/api/", ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
-			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: config.InvoiceSeparate,
+			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: o.invoice,
 		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}})
 	}
 	shops, err := config.NewShops(list)
