@@ -20,7 +20,7 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 		return err
 	}
 	order := ev.Data.OrderID
-	return o.withOrder(ctx, shop, order, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, order, inOrder(ev.Seq, func(st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusCancelled:
 			return keep()
@@ -37,7 +37,7 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 			}
 		}
 		return write(o.cancelled(st, shop.ID, order, ev.ID))
-	})
+	}))
 }
 
 // cancelled marks st cancelled, stops its polling, drops a queued shipment and emits

@@ -32,12 +32,12 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			return keep()
 		}
 		return o.registerIfNew(ctx, shop, ev, req, st)
-	})
+	}))
 }
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new
@@ -51,7 +51,7 @@ func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			if st.DataHash == req.hash {
 				return keep()
@@ -59,7 +59,7 @@ func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error
 			return o.modify(ctx, shop, ev, req, st)
 		}
 		return o.registerIfNew(ctx, shop, ev, req, st)
-	})
+	}))
 }
 
 // registerIfNew registers an order that has no live transaction, unless its data is what was

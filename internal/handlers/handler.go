@@ -50,7 +50,9 @@ type Event[T any] struct {
 	Type    string
 	Shop    string
 	Attempt int
-	Data    T
+	// Seq is the event's sequence in the inbound stream: the order in which the shop published it.
+	Seq  uint64
+	Data T
 }
 
 // Decoder decodes and validates an event's data for the shop of its subject.
@@ -79,7 +81,7 @@ func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Ha
 		if err != nil {
 			return Permanent(ReasonInvalid, err)
 		}
-		return h(ctx, Event[T]{ID: m.Envelope.ID, Type: m.Envelope.Type, Shop: m.Shop, Attempt: m.Attempt, Data: data})
+		return h(ctx, Event[T]{ID: m.Envelope.ID, Type: m.Envelope.Type, Shop: m.Shop, Attempt: m.Attempt, Seq: m.Sequence, Data: data})
 	}
 }
 

@@ -220,3 +220,19 @@ func providerErrors(errs []atodene.ProviderError) []orderstate.Error {
 	}
 	return out
 }
+
+// inOrder guards a handler of a credit event (created, updated, cancelled): an event older in the
+// stream than one already applied to the order changes nothing, and a change records the event's
+// sequence.
+func inOrder(seq uint64, fn func(orderstate.State) change) func(orderstate.State) change {
+	return func(st orderstate.State) change {
+		if seq != 0 && seq <= st.CreditSeq {
+			return keep()
+		}
+		c := fn(st)
+		if c.next != nil && seq > c.next.CreditSeq {
+			c.next.CreditSeq = seq
+		}
+		return c
+	}
+}

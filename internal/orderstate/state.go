@@ -65,7 +65,11 @@ type State struct {
 	Outbox []Outcome `json:"outbox,omitempty"`
 	// CausedBy is the id of the inbound event that started the current credit check; outcomes
 	// of later polls name it as their cause.
-	CausedBy  string    `json:"caused_by,omitempty"`
+	CausedBy string `json:"caused_by,omitempty"`
+	// CreditSeq is the inbound stream sequence of the last order.created, order.updated or
+	// order.cancelled applied: an older one handled later (workers run events in parallel) is
+	// stale and changes nothing, so the shop's last word stands.
+	CreditSeq uint64    `json:"credit_seq,omitempty"`
 	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is

@@ -680,8 +680,9 @@ func TestInvoice(t *testing.T) {
 	})
 }
 
-// An order.updated and an order.cancelled of the same ok order, published back to back, are
-// handled one after the other in either order; the outcomes always agree with ATODENE.
+// An order.updated and an order.cancelled of the same ok order, published back to back, may be
+// handled in either order; the shop's last word (the cancel) always stands: an update handled
+// after the later cancel is stale and changes nothing. The outcomes always agree with ATODENE.
 func TestUpdateRacingCancel(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -698,8 +699,12 @@ func TestUpdateRacingCancel(t *testing.T) {
 		h.publish("order.cancelled", "shop-a", "ev-x-"+order(i), orderRef("shop-a", order(i)))
 	}
 	for i := range n {
-		waitFor(t, 20*time.Second, order(i)+" to take both events", func() bool { return len(of(h.results(), order(i))) == 3 })
+		waitFor(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
+			mine := of(h.results(), order(i))
+			return len(mine) >= 2 && mine[len(mine)-1].Env.Type == "credit.cancelled"
+		})
 	}
+	h.waitSettled()
 	outs := h.results()
 	endings := map[string]int{}
 	for i := range n {
@@ -719,8 +724,8 @@ func TestUpdateRacingCancel(t *testing.T) {
 			if len(txs) != 1 || txs[0].State != "cancelled" || txs[0].BilledAmount != sentFor(3) || txs[0].TransactionID != last.Credit.TransactionID {
 				t.Errorf("%s: %s, but the sandbox holds %+v", order(i), got, txs)
 			}
-		case "credit.ok,credit.cancelled,credit.ok": // cancelled, then registered again with the new data
-			if len(txs) != 2 || txs[0].State != "cancelled" || txs[1].State != "active" || txs[1].TransactionID != last.Credit.TransactionID || last.Credit.BilledAmount != sentFor(3) {
+		case "credit.ok,credit.cancelled": // cancelled first; the older update came later and was stale
+			if len(txs) != 1 || txs[0].State != "cancelled" || txs[0].Calls["modifytransaction"] != 1 {
 				t.Errorf("%s: %s, but the sandbox holds %+v", order(i), got, txs)
 			}
 		default:
@@ -734,5 +739,36 @@ func TestUpdateRacingCancel(t *testing.T) {
 	h.waitSettled()
 	if got := len(h.results()); got != len(outs) {
 		t.Errorf("%d outcomes after the last one expected, want %d", got, len(outs))
+	}
+}
+
+// An order.created and an order.cancelled published back to back may be handled in either
+// order; the cancel, published last, always stands: ATODENE ends with no live transaction.
+func TestCancelRacingCreate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const n = 12
+	order := func(i int) string { return fmt.Sprintf("CC-%02d", i) }
+	for i := range n {
+		h.publish("order.created", "shop-a", "ev-c-"+order(i), orderData("shop-a", order(i), "taro@example.jp"))
+		h.publish("order.cancelled", "shop-a", "ev-x-"+order(i), orderRef("shop-a", order(i)))
+	}
+	for i := range n {
+		waitFor(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
+			mine := of(h.results(), order(i))
+			return len(mine) >= 1 && mine[len(mine)-1].Env.Type == "credit.cancelled"
+		})
+	}
+	h.waitSettled()
+	for i := range n {
+		mine := of(h.results(), order(i))
+		if last := mine[len(mine)-1]; last.Env.Type != "credit.cancelled" {
+			t.Errorf("%s: ends with %s", order(i), typesOf(mine))
+		}
+		for _, tx := range h.sandboxTransactions(order(i)) {
+			if tx.State == "active" && tx.Decision != "NG" {
+				t.Errorf("%s: a live transaction after the cancel: %+v", order(i), tx)
+			}
+		}
 	}
 }
