@@ -172,6 +172,38 @@ func (a *App) letters(ctx context.Context, js jetstream.JetStream, o *dlqOpts) (
 	}
 }
 
+// selection is the dead letters a command works on, with its open connection.
+type selection struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	opts    dlqOpts
+	letters []letter
+}
+
+// selectLetters parses a dead-letter command's flags (the filters, plus those extra binds),
+// connects, and reads the matching dead letters. The caller closes sel.nc.
+func (a *App) selectLetters(ctx context.Context, name string, args []string, extra func(*flag.FlagSet)) (*selection, error) {
+	sel := &selection{}
+	fs := a.flagSet(name)
+	sel.opts.bind(fs)
+	extra(fs)
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := sel.opts.filter.resolve(time.Now()); err != nil {
+		return nil, err
+	}
+	var err error
+	if sel.nc, sel.js, err = a.connect(); err != nil {
+		return nil, err
+	}
+	if sel.letters, err = a.letters(ctx, sel.js, &sel.opts); err != nil {
+		sel.nc.Close()
+		return nil, err
+	}
+	return sel, nil
+}
+
 func (a *App) dlq(ctx context.Context, args []string) error {
 	sub := map[string]func(context.Context, []string) error{
 		"ls": a.dlqList, "show": a.dlqShow, "replay": a.dlqReplay, "purge": a.dlqPurge,
@@ -191,25 +223,15 @@ func (a *App) dlq(ctx context.Context, args []string) error {
 }
 
 func (a *App) dlqList(ctx context.Context, args []string) error {
-	var o dlqOpts
-	fs := a.flagSet("dlq ls")
-	o.bind(fs)
-	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.filter.resolve(time.Now()); err != nil {
-		return err
-	}
-	nc, js, err := a.connect()
+	var asJSON *bool
+	sel, err := a.selectLetters(ctx, "dlq ls", args, func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, "print JSON lines instead of a table")
+	})
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ls, err := a.letters(ctx, js, &o)
-	if err != nil {
-		return err
-	}
+	defer sel.nc.Close()
+	ls := sel.letters
 	if *asJSON {
 		enc := json.NewEncoder(a.Stdout)
 		for _, l := range ls {
@@ -285,27 +307,21 @@ func (a *App) dlqShow(ctx context.Context, args []string) error {
 }
 
 func (a *App) dlqReplay(ctx context.Context, args []string) error {
-	var o dlqOpts
-	fs := a.flagSet("dlq replay")
-	o.bind(fs)
-	dry := fs.Bool("dry-run", false, "print what would be replayed, with counts, and change nothing")
-	rate := fs.Float64("rate", 0, "replays per `second` (0: as fast as acknowledgements come)")
-	maxReplays := fs.Int("max-replays", 3, "refuse dead letters already replayed this many `times`")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.filter.resolve(time.Now()); err != nil {
-		return err
-	}
-	nc, js, err := a.connect()
+	var (
+		dry        *bool
+		rate       *float64
+		maxReplays *int
+	)
+	sel, err := a.selectLetters(ctx, "dlq replay", args, func(fs *flag.FlagSet) {
+		dry = fs.Bool("dry-run", false, "print what would be replayed, with counts, and change nothing")
+		rate = fs.Float64("rate", 0, "replays per `second` (0: as fast as acknowledgements come)")
+		maxReplays = fs.Int("max-replays", 3, "refuse dead letters already replayed this many `times`")
+	})
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ls, err := a.letters(ctx, js, &o)
-	if err != nil {
-		return err
-	}
+	defer sel.nc.Close()
+	js, ls := sel.js, sel.letters
 	var ok, refused []letter
 	for _, l := range ls {
 		if l.ReplayCount >= *maxReplays {
@@ -318,7 +334,7 @@ func (a *App) dlqReplay(ctx context.Context, args []string) error {
 		a.printPlan(ok, refused, *maxReplays)
 		return nil
 	}
-	s, err := js.Stream(ctx, o.stream)
+	s, err := js.Stream(ctx, sel.opts.stream)
 	if err != nil {
 		return err
 	}
@@ -383,25 +399,15 @@ func (a *App) printPlan(ok, refused []letter, maxReplays int) {
 }
 
 func (a *App) dlqPurge(ctx context.Context, args []string) error {
-	var o dlqOpts
-	fs := a.flagSet("dlq purge")
-	o.bind(fs)
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.filter.resolve(time.Now()); err != nil {
-		return err
-	}
-	nc, js, err := a.connect()
+	var yes *bool
+	sel, err := a.selectLetters(ctx, "dlq purge", args, func(fs *flag.FlagSet) {
+		yes = fs.Bool("yes", false, "do not ask for confirmation")
+	})
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ls, err := a.letters(ctx, js, &o)
-	if err != nil {
-		return err
-	}
+	defer sel.nc.Close()
+	js, ls := sel.js, sel.letters
 	if len(ls) == 0 {
 		fmt.Fprintln(a.Stdout, "no dead letters match")
 		return nil
@@ -409,7 +415,7 @@ func (a *App) dlqPurge(ctx context.Context, args []string) error {
 	if !*yes && !a.confirm(fmt.Sprintf("delete %d dead letters for good? [y/N] ", len(ls))) {
 		return errors.New("purge not confirmed: nothing deleted")
 	}
-	s, err := js.Stream(ctx, o.stream)
+	s, err := js.Stream(ctx, sel.opts.stream)
 	if err != nil {
 		return err
 	}
