@@ -81,7 +81,7 @@ func FuzzBuildDetails(f *testing.F) {
 	f.Fuzz(func(t *testing.T, n uint8, price, qty, shipping, fee, discount, extra int64) {
 		const lim = 1 << 20 // keeps products of fuzzed values far from overflow
 		if n == 0 || abs(price) > lim || abs(qty) > lim || abs(shipping) > lim || abs(fee) > lim || abs(discount) > lim || abs(extra) > lim {
-			t.Skip()
+			return // outside the range where products cannot overflow
 		}
 		o := Order{ShippingFee: shipping, Fee: fee, Discount: discount}
 		for i := range int64(n) {
