@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
 )
 
 // DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored.
@@ -149,7 +151,7 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 // handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a
 // permanent failure or the last attempt, Nak with a delay otherwise.
 func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerConfig) {
-	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1}
+	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, Replayed: msg.Headers().Get(dlq.HeaderReplayCount) != ""}
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}

@@ -22,6 +22,8 @@ type Message struct {
 	Stream   string
 	Sequence uint64
 	Attempt  int // delivery count, from 1
+	// Replayed says an operator replayed the message from the dead-letter stream.
+	Replayed bool
 	// Envelope is filled by the decoding adapter.
 	Envelope events.Envelope
 	// Shop is the shop token of the subject.

@@ -42,6 +42,9 @@ type PollRequest struct {
 	Shop    string `json:"shop"`
 	OrderID string `json:"order_id"`
 	Seq     int    `json:"seq"`
+	// Replayed is set (not sent) when an operator replayed a poll-deadline dead letter: polling
+	// starts again with a fresh deadline.
+	Replayed bool `json:"-"`
 }
 
 // Polls schedules re-checks durably.
@@ -79,8 +82,8 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {
 			return keep() // decided, cancelled or changed since this poll was scheduled
 		}
-		if deadline := o.Poll.withDefaults().Deadline; o.Now().Sub(st.PollSince) > deadline {
-			return fail(Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
+		if p.Replayed {
+			st.PollSince = o.Now()
 		}
 		scr, err := shop.Provider.GetAuthori(ctx, st.TransactionID)
 		switch {
@@ -89,7 +92,15 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		case err != nil:
 			return fail(err)
 		}
-		return write(o.screened(st, p, scr))
+		next := o.screened(st, p, scr)
+		// The deadline is checked after asking, so an order decided at the last moment is not
+		// dead-lettered. Past it, no further re-check is scheduled; replaying the dead letter
+		// starts polling again.
+		if deadline := o.Poll.withDefaults().Deadline; next.Status == orderstate.StatusPending && o.Now().Sub(next.PollSince) > deadline {
+			next.PollScheduled = true
+			return writeThen(next, Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
+		}
+		return write(next)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
@@ -305,5 +306,38 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 		if txs := h.sandboxTransactions(fmt.Sprintf("W-%03d", i)); len(txs) != 1 || txs[0].Registrations != 1 {
 			t.Errorf("W-%03d: %+v", i, txs)
 		}
+	}
+}
+
+// TestPollDeadlineReplayResumesPolling: an operator replays a poll-deadline dead letter; polling
+// starts again with a fresh deadline and the order resolves. (Each replay buys a deadline's worth
+// of re-checks; on a loaded machine it may take a second replay.)
+func TestPollDeadlineReplayResumesPolling(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{sandbox: sandboxCfg(4 * time.Second), settings: func(s *config.Settings) { s.PollDeadline = 1500 * time.Millisecond }})
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "DR-1", "review-ok@example.jp"))
+	waitFor(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
+	decided := func() bool {
+		outs := finalOutcomes(h.results())["shop-a/DR-1"]
+		return len(outs) == 1 && outs[0].Env.Type == "credit.ok"
+	}
+	replayed := 0
+	for !decided() && replayed < 5 {
+		for _, d := range h.deadLetters()[replayed:] {
+			replay := nats.NewMsg(d.Headers().Get(dlq.HeaderOriginalSubject))
+			replay.Data = d.Data()
+			replay.Header.Set(dlq.HeaderReplayCount, fmt.Sprint(replayed+1))
+			if _, err := h.js.PublishMsg(context.Background(), replay); err != nil {
+				t.Fatal(err)
+			}
+			replayed++
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !decided() && len(h.deadLetters()) == replayed && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !decided() {
+		t.Fatalf("not decided after %d replays", replayed)
 	}
 }

@@ -114,6 +114,7 @@ func Run(ctx context.Context, d Deps) error {
 			return handlers.Permanent(handlers.ReasonInvalid, err)
 		}
 		msg.Envelope.Type, msg.Shop, msg.Order = "poll", req.Shop, req.OrderID
+		req.Replayed = msg.Replayed
 		return orders.PollDue(ctx, req)
 	}, common...)
 
