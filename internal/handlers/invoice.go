@@ -19,6 +19,10 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 	}
 	order := ev.Data.OrderID
 	return o.withOrder(ctx, shop, order, func(st orderstate.State) change {
+		if st.InvoiceEvent == ev.ID {
+			return keep() // answered already; a retry after the answer was written
+		}
+		st.InvoiceEvent = ev.ID
 		var problem *atodene.ProviderError
 		switch {
 		case st.Status != orderstate.StatusOK:

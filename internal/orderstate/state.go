@@ -69,8 +69,11 @@ type State struct {
 	// CreditSeq is the inbound stream sequence of the last order.created, order.updated or
 	// order.cancelled applied: an older one handled later (workers run events in parallel) is
 	// stale and changes nothing, so the shop's last word stands.
-	CreditSeq uint64    `json:"credit_seq,omitempty"`
-	PollSince time.Time `json:"poll_since,omitzero"` // when polling began
+	CreditSeq uint64 `json:"credit_seq,omitempty"`
+	// InvoiceEvent is the id of the last order.invoice_requested answered, so that a retry of it
+	// (after its answer was written but before it was acknowledged) answers nothing twice.
+	InvoiceEvent string    `json:"invoice_event,omitempty"`
+	PollSince    time.Time `json:"poll_since,omitzero"` // when polling began
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is
 	// stored in the schedule stream.
