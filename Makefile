@@ -34,3 +34,13 @@ fuzz:
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzBuildDetails$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/fees -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzDecodeOrder$$' -fuzztime $(FUZZTIME)
+
+# bench runs the full benchmark (docs/benchmarks.md) and writes its JSON to BENCH_JSON;
+# bench-quick runs small sizes in under two minutes.
+.PHONY: bench bench-quick
+BENCH_JSON ?= /tmp/atodene-bench.json
+bench:
+	$(GO) run ./cmd/bench -json $(BENCH_JSON)
+
+bench-quick:
+	$(GO) run ./cmd/bench -quick

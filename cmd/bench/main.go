@@ -1,0 +1,66 @@
+// Command bench measures the worker on this machine, on loopback, against a bare-bones
+// baseline: throughput, latency at fixed rates, a slow provider, orders under review at scale,
+// and dead-letter replay. It builds and starts a NATS server, the ATODENE sandbox and the workers
+// as separate processes, uses the machine's Redis under a key prefix of its own, prints the
+// machine, versions, settings and a table per measurement, and writes JSON with -json.
+//
+//	go run ./cmd/bench [-quick] [-json out.json] [-only throughput,latency] [-profile dir]
+//
+// docs/benchmarks.md has the results and how to read them. The subcommands baseline-worker and
+// profiled-worker are the processes the benchmark starts; they are not meant to be run by hand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/atodene-worker/atodene-worker/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "baseline-worker":
+			return bench.RunBaselineWorker(ctx, args[1:], stderr)
+		case "profiled-worker":
+			return bench.RunProfiledWorker(ctx, args[1:], stderr)
+		}
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := bench.Options{Out: stdout}
+	fs.BoolVar(&opts.Quick, "quick", false, "small sizes: the whole run takes under two minutes")
+	fs.StringVar(&opts.JSON, "json", "", "write the results as JSON to `file`")
+	only := fs.String("only", "", "comma-separated `scenarios` to run: "+strings.Join(bench.Scenarios, ", ")+" (default all)")
+	fs.StringVar(&opts.ProfileDir, "profile", "", "run the workers with pprof and store CPU and heap profiles in `dir`")
+	fs.StringVar(&opts.RedisURL, "redis-url", "redis://127.0.0.1:6379", "Redis `URL` (may be shared: the run only touches its own key prefix)")
+	fs.StringVar(&opts.WorkerLogLevel, "worker-log-level", "info", "the workers' -log-level `level`")
+	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary directory with the logs and JetStream stores")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *only != "" {
+		opts.Only = strings.Split(*only, ",")
+	}
+	return bench.Run(ctx, opts)
+}

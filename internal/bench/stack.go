@@ -1,0 +1,379 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// Names the worker uses, which the bench reads (DESIGN.md §3 and docs/architecture.md).
+const (
+	ordersStream   = "ORDERS"
+	resultsStream  = "RESULTS"
+	dlqStream      = "DLQ"
+	pollStream     = "ATODENE_POLLS"
+	ordersConsumer = "atodene-worker"
+	// benchShop is the shop every benchmark order belongs to; ghostShop is missing from the
+	// shops file until the replay scenario adds it.
+	benchShop = "bench"
+	ghostShop = "ghost"
+	// passwordEnv carries the sandbox's demo password to the workers: the shops file refers to it.
+	passwordEnv = "BENCH_ATODENE_PASSWORD"
+)
+
+// stack is one scenario's servers: a fresh NATS server with its own store, a fresh sandbox, and
+// the workers (or the baseline) under test, all with a Redis key prefix of the scenario's own.
+type stack struct {
+	r         *runner
+	name      string
+	dir       string
+	prefix    string
+	nats      *proc
+	natsURL   string
+	natsPprof string // host:port of the NATS server's pprof endpoint, when profiling
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	sandbox   *proc
+	sbURL     string // http://host:port
+	workers   []*worker
+}
+
+// worker is one worker (or baseline) process and its metrics address.
+type worker struct {
+	*proc
+	httpAddr  string // host:port of /metrics and /readyz
+	pprofAddr string // host:port of /debug/pprof of a profiled worker, else empty
+}
+
+// sandboxOpts configures the sandbox of a stack.
+type sandboxOpts struct {
+	reviewDelay time.Duration
+	latency     time.Duration
+}
+
+// newStack starts NATS and the sandbox for the scenario name.
+func (r *runner) newStack(ctx context.Context, name string, sb sandboxOpts) (*stack, error) {
+	s := &stack{r: r, name: name, dir: filepath.Join(r.dir, name), prefix: r.prefix + name + ":"}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := s.startNATS(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := s.startSandbox(ctx, sb); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stack) startNATS(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	args := []string{"-js", "-sd", filepath.Join(s.dir, "jetstream"), "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	if s.r.opts.ProfileDir != "" {
+		pp, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.natsPprof = fmt.Sprintf("127.0.0.1:%d", pp)
+		args = append(args, "--profile", strconv.Itoa(pp))
+	}
+	if s.nats, err = s.r.procs.start("nats-server", s.r.bins.nats, filepath.Join(s.dir, "nats.log"), nil, args...); err != nil {
+		return err
+	}
+	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		nc, err := nats.Connect(s.natsURL, nats.Name("atodene-bench"))
+		if err == nil {
+			s.nc = nc
+			break
+		}
+		if time.Now().After(deadline) || s.nats.exited() {
+			return fmt.Errorf("NATS server did not accept connections: %v (log: %s)", err, s.nats.log)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	s.js, err = jetstream.New(s.nc)
+	return err
+}
+
+func (s *stack) startSandbox(ctx context.Context, o sandboxOpts) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	review := o.reviewDelay
+	if review <= 0 {
+		review = 2 * time.Second
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s.sandbox, err = s.r.procs.start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
+		"-addr", addr, "-review-delay", review.String(), "-hold-delay", review.String(), "-seed", "1")
+	if err != nil {
+		return err
+	}
+	s.sbURL = "http://" + addr
+	if err := waitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox); err != nil {
+		return err
+	}
+	return s.setFaults(ctx, sandbox.Faults{LatencyMS: int(o.latency / time.Millisecond)})
+}
+
+// setFaults sets the sandbox's fault injection (PUT /sandbox/faults).
+func (s *stack) setFaults(ctx context.Context, f sandbox.Faults) error {
+	body, _ := json.Marshal(f)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.sbURL+"/sandbox/faults", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("setting sandbox faults: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("setting sandbox faults: %s: %s", resp.Status, msg)
+	}
+	return nil
+}
+
+// createStreams creates ORDERS and RESULTS as the worker does (docs/architecture.md), so that
+// orders can be published before any worker runs; the worker's own start-up then finds them
+// as it would have made them.
+func (s *stack) createStreams(ctx context.Context) error {
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: ordersStream, Subjects: []string{"orders.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: 7 * 24 * time.Hour, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+		{Name: resultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: 30 * 24 * time.Hour, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+	} {
+		if _, err := s.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("creating stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// workerOpts are the settings of the workers of a scenario.
+type workerOpts struct {
+	concurrency int
+	pollFirst   time.Duration
+	pollMax     time.Duration
+	ghostShop   bool // the shops file also has the ghost shop
+	extra       []string
+}
+
+// writeShops writes the shops file: the sandbox's demo merchant, its password by reference to an
+// environment variable, and the common default fee table.
+func (s *stack) writeShops(ghost bool) (string, error) {
+	var b strings.Builder
+	b.WriteString("shops:\n")
+	shops := []string{benchShop}
+	if ghost {
+		shops = append(shops, ghostShop)
+	}
+	for _, id := range shops {
+		fmt.Fprintf(&b, `  - id: %s
+    atodene:
+      base_url: %s/api/
+      shop_code: %s
+      link_id: %s
+      link_password: ${%s}
+    fees:
+      mode: add
+      table:
+        - {min: 1, max: 999999, fee: 205}
+`, id, s.sbURL, sandbox.DemoShop.ShopCode, sandbox.DemoShop.LinkID, passwordEnv)
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("shops-%d.yaml", len(shops)))
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// startWorkers starts n worker processes and waits until each is ready.
+func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
+	shops, err := s.writeShops(o.ghostShop)
+	if err != nil {
+		return err
+	}
+	for range n {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		args := []string{"-config", shops, "-nats-url", s.natsURL, "-redis-url", s.r.opts.RedisURL,
+			"-redis-prefix", s.prefix, "-http-addr", addr, "-log-level", s.r.opts.WorkerLogLevel,
+			"-poll-first-delay", durOr(o.pollFirst, 2*time.Second).String(),
+			"-poll-max-interval", durOr(o.pollMax, 2*time.Second).String()}
+		if o.concurrency > 0 {
+			args = append(args, "-concurrency", strconv.Itoa(o.concurrency))
+		}
+		args = append(args, o.extra...)
+		bin := s.r.bins.worker
+		name := fmt.Sprintf("worker-%d", len(s.workers)+1)
+		pprofAddr := ""
+		if s.r.opts.ProfileDir != "" {
+			pp, err := freePort()
+			if err != nil {
+				return err
+			}
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+			bin, args = s.r.bins.self, append([]string{"profiled-worker", "-pprof-addr", pprofAddr}, args...)
+		}
+		p, err := s.r.procs.start(name, bin, filepath.Join(s.dir, name+".log"),
+			[]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, args...)
+		if err != nil {
+			return err
+		}
+		s.workers = append(s.workers, &worker{proc: p, httpAddr: addr, pprofAddr: pprofAddr})
+	}
+	for _, w := range s.workers {
+		if err := waitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, w.proc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startBaseline starts the bare-bones baseline program (bench baseline-worker) and waits until
+// it consumes.
+func (s *stack) startBaseline(ctx context.Context, concurrency int) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := s.r.procs.start("baseline", s.r.bins.self, filepath.Join(s.dir, "baseline.log"), nil,
+		"baseline-worker", "-nats-url", s.natsURL, "-redis-url", s.r.opts.RedisURL, "-redis-prefix", s.prefix,
+		"-sandbox-url", s.sbURL, "-concurrency", strconv.Itoa(concurrency), "-http-addr", addr)
+	if err != nil {
+		return err
+	}
+	s.workers = append(s.workers, &worker{proc: p, httpAddr: addr})
+	return waitHTTP(ctx, "http://"+addr+"/readyz", 30*time.Second, p)
+}
+
+// stopWorkers stops the workers (SIGTERM, as in production) and forgets them.
+func (s *stack) stopWorkers() error {
+	var first error
+	for _, w := range s.workers {
+		if err := w.stop(40 * time.Second); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.workers = nil
+	return first
+}
+
+// close stops everything of the stack and deletes its Redis keys.
+func (s *stack) close() {
+	_ = s.stopWorkers()
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.sandbox != nil {
+		_ = s.sandbox.stop(10 * time.Second)
+	}
+	if s.nats != nil {
+		_ = s.nats.stop(10 * time.Second)
+	}
+	s.r.deleteKeys(s.prefix)
+}
+
+// consumerInfo returns the worker's ORDERS consumer's state.
+func (s *stack) consumerInfo(ctx context.Context, stream, name string) (*jetstream.ConsumerInfo, error) {
+	c, err := s.js.Consumer(ctx, stream, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+// waitHTTP polls url until it answers 200, the process exits, or timeout passes.
+func waitHTTP(ctx context.Context, url string, timeout time.Duration, p *proc) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if p.exited() {
+			return fmt.Errorf("%s exited before it was ready: %v (log: %s)%s", p.name, p.err, p.log, logTail(p.log, 5))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s (log: %s)%s", p.name, timeout, p.log, logTail(p.log, 5))
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// countLines counts the lines of a log file that start with prefix.
+func countLines(path, prefix string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for line := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(line, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// logTail returns the last n lines of a log file, indented, for error messages.
+func logTail(path string, n int) string {
+	raw, err := os.ReadFile(path)
+	if err != nil || len(raw) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	return "\n    " + strings.Join(lines, "\n    ")
+}
+
+func durOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	hundred := make([]int64, 100)
+	for i := range hundred {
+		hundred[i] = int64(i + 1) // 1..100
+	}
+	tests := []struct {
+		name   string
+		sorted []int64
+		p      float64
+		want   int64
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", []int64{7}, 99, 7},
+		{"median of odd", []int64{1, 2, 3, 4, 5}, 50, 3},
+		{"median of even is the lower middle", []int64{1, 2, 3, 4}, 50, 2},
+		{"p99 of 1..100", hundred, 99, 99},
+		{"p90 of 1..100", hundred, 90, 90},
+		{"p100 is the max", hundred, 100, 100},
+		{"tiny p is the min", hundred, 0.001, 1},
+		{"p99 of ten values is the max", []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 99, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("Percentile(%v, %v) = %v, want %v", tt.sorted, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := Summarize(ds)
+	want := Dist{N: 100, P50: 50, P90: 90, P99: 99, Max: 100, Mean: 50.5}
+	if got != want {
+		t.Errorf("Summarize = %+v, want %+v", got, want)
+	}
+	if got := Summarize(nil); got != (Dist{}) {
+		t.Errorf("Summarize(nil) = %+v, want zero", got)
+	}
+}
+
+func TestRateAndRatio(t *testing.T) {
+	t.Parallel()
+	if got := Rate(500, 250*time.Millisecond); got != 2000 {
+		t.Errorf("Rate = %v, want 2000", got)
+	}
+	if got := Rate(5, 0); got != 0 {
+		t.Errorf("Rate over no time = %v, want 0", got)
+	}
+	if got := Ratio(1, 4); got != 0.25 {
+		t.Errorf("Ratio = %v, want 0.25", got)
+	}
+	if got := Ratio(1, 0); got != 0 {
+		t.Errorf("Ratio by zero = %v, want 0", got)
+	}
+}
+
+func TestPollLateness(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	scheds := []schedEvent{
+		{at: sec(3), seen: sec(0.1)},  // published at registration
+		{at: sec(9), seen: sec(3.2)},  // published while handling re-check 1: 0.2 s late
+		{at: sec(21), seen: sec(9.5)}, // re-check 2: 0.5 s late
+	}
+	got := pollLateness(scheds, sec(21.05)) // re-check 3 decided the order
+	want := []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, 50 * time.Millisecond}
+	if len(got) != len(want) {
+		t.Fatalf("pollLateness = %v, want %v", got, want)
+	}
+	for i := range want {
+		if d := got[i] - want[i]; d > time.Microsecond || d < -time.Microsecond {
+			t.Errorf("re-check %d: late %v, want %v", i+1, got[i], want[i])
+		}
+	}
+	if got := pollLateness(scheds, time.Time{}); len(got) != 2 {
+		t.Errorf("without a final outcome: %d re-checks measured, want 2", len(got))
+	}
+}
+
+func TestFireLateness(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	scheds := []schedEvent{{at: t0.Add(3 * time.Second)}, {at: t0.Add(9 * time.Second)}}
+	dues := []time.Time{t0.Add(3*time.Second + 20*time.Millisecond), t0.Add(9*time.Second + 5*time.Millisecond), t0.Add(time.Second)}
+	got := fireLateness(scheds, dues)
+	want := []time.Duration{20 * time.Millisecond, 5 * time.Millisecond} // the due before any @at is left out
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("fireLateness = %v, want %v", got, want)
+	}
+}
+
+func TestLatencyOf(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	sent := map[string]time.Time{"A": t0, "B": t0.Add(time.Second)}
+	finals := map[string]outcome{
+		"A": {typ: "credit.ok", at: t0.Add(5 * time.Millisecond), tx: "tx-a"},
+		"B": {typ: "credit.ok", at: t0.Add(time.Second + 3*time.Millisecond), tx: "tx-b"},
+	}
+	sandbox := map[string]time.Duration{"tx-a": time.Millisecond, "tx-b": time.Millisecond}
+	got := latencyOf("worker", 2, sent, finals, sandbox)
+	if got.Orders != 2 || got.Total.Max != 5 || got.Added.Max != 4 || got.Added.P50 != 2 || got.Sandbox.P50 != 1 {
+		t.Errorf("latencyOf = %+v", got)
+	}
+	if got.Saturated {
+		t.Errorf("2 orders in 1.003 s at 2/s reported saturated (achieved %v)", got.Achieved)
+	}
+}
+
+func TestSaturated(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		offered, achieved, p50 float64
+		want                   bool
+	}{
+		{1000, 1000, 1.5, false},
+		{1000, 960, 3, false},
+		{1000, 900, 3, true},   // fell behind
+		{2000, 1942, 74, true}, // kept the pace only by queueing
+	} {
+		if got := saturated(tt.offered, tt.achieved, Dist{P50: tt.p50}); got != tt.want {
+			t.Errorf("saturated(%v, %v, p50 %v) = %v, want %v", tt.offered, tt.achieved, tt.p50, got, tt.want)
+		}
+	}
+}
