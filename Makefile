@@ -44,3 +44,12 @@ bench:
 
 bench-quick:
 	$(GO) run ./cmd/bench -quick
+
+# reliability runs the reliability suite at full size (docs/reliability.md); reliability-quick runs
+# every scenario at a reduced size in under five minutes, as CI does.
+.PHONY: reliability reliability-quick
+reliability:
+	$(GO) run ./cmd/reliability
+
+reliability-quick:
+	$(GO) run ./cmd/reliability -quick

@@ -1,0 +1,212 @@
+package reliability
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// ev makes an accepted event with one message at seq.
+func ev(key, typ, order string, seq uint64, want Want) *Event {
+	return &Event{Key: key, Type: typ, Shop: shopA, Order: order, Msgs: []Msg{{Seq: seq, MsgID: key}}, Want: want}
+}
+
+func out(seq uint64, typ, order, causation string) Outcome {
+	return Outcome{Seq: seq, MsgID: order + ":" + typ + ":" + causation, Type: typ, Shop: shopA, Order: order, Causation: causation}
+}
+
+func tx(order, state, decision string, at int) sandbox.TransactionView {
+	return sandbox.TransactionView{TransactionID: order + "-" + decision, ShopCode: "c", ShopOrderID: order, State: state,
+		Decision: decision, RegisteredAt: time.Unix(int64(at), 0)}
+}
+
+// lifecycle is a clean run of one order: created (review, then OK), a shipment and an invoice.
+func lifecycle() Observed {
+	tracking := ev("t1", events.TypeTrackingEntered, "A", 2, Want{Direct: []string{events.TypeShipmentOK}})
+	tracking.Tracking = "400000010001"
+	ship := out(3, events.TypeShipmentOK, "A", "c1")
+	ship.Tracking = "400000010001"
+	hold := out(2, events.TypeCreditPending, "A", "c1")
+	hold.Review, hold.MsgID = "hold", "A:credit.pending:hold"
+	return Observed{
+		Events: []*Event{
+			ev("c1", events.TypeOrderCreated, "A", 1, Want{Direct: []string{events.TypeCreditPending}, Final: events.TypeCreditOK}),
+			tracking,
+			ev("i1", events.TypeInvoiceRequested, "A", 3, Want{Direct: []string{events.TypeInvoiceOK}}),
+		},
+		Outcomes: []Outcome{
+			out(1, events.TypeCreditPending, "A", "c1"), hold, out(4, events.TypeCreditOK, "A", "c1"),
+			ship, out(5, events.TypeInvoiceOK, "A", "i1"),
+		},
+		Transactions: []sandbox.TransactionView{tx("A", "active", "OK", 1)},
+		Healthy:      true,
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(o *Observed)
+		pass   bool
+		want   string // a violation or note containing this, or "" for none
+		check  func(t *testing.T, v Verdict)
+	}{
+		{name: "clean lifecycle", change: func(*Observed) {}, pass: true,
+			check: func(t *testing.T, v Verdict) {
+				if v.Accepted != 3 || v.Events != 3 || v.Outcomes != 5 || v.Lost != 0 {
+					t.Errorf("verdict %+v", v)
+				}
+			}},
+		{name: "an event without outcome or dead letter is lost", change: func(o *Observed) {
+			o.Outcomes = o.Outcomes[:4]
+		}, want: "lost: order.invoice_requested A i1",
+			check: func(t *testing.T, v Verdict) {
+				if v.Lost != 1 {
+					t.Errorf("lost = %d, want 1", v.Lost)
+				}
+			}},
+		{name: "a credit check left pending is lost", change: func(o *Observed) {
+			o.Outcomes = o.Outcomes[:2]
+			o.Events = o.Events[:1]
+		}, want: "unresolved"},
+		{name: "a pending check ended by a later cancel is fine", change: func(o *Observed) {
+			o.Outcomes = append(o.Outcomes[:2], out(9, events.TypeCreditCancelled, "A", "x1"))
+			o.Events = append(o.Events[:1], ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+		}, pass: true},
+		{name: "the same Nats-Msg-Id twice", change: func(o *Observed) {
+			o.Outcomes = append(o.Outcomes, o.Outcomes[4])
+		}, want: "stored twice",
+			check: func(t *testing.T, v Verdict) {
+				if v.DupOutcomes == 0 {
+					t.Error("no duplicate counted")
+				}
+			}},
+		{name: "the same outcome under two ids", change: func(o *Observed) {
+			again := o.Outcomes[3]
+			again.MsgID, again.Seq = "other", 9
+			o.Outcomes = append(o.Outcomes, again)
+		}, want: "published twice with the same content"},
+		{name: "two decisions for one registration", change: func(o *Observed) {
+			o.Outcomes = append(o.Outcomes, out(9, events.TypeCreditNG, "A", "c1"))
+		}, want: "more than one decision"},
+		{name: "the wrong decision", change: func(o *Observed) {
+			o.Outcomes[2].Type = events.TypeCreditNG
+		}, want: "decided credit.ng, want credit.ok"},
+		{name: "the wrong kind of outcome", change: func(o *Observed) {
+			o.Events[2].Want.Direct = []string{events.TypeInvoiceNG}
+		}, want: "its outcome is invoice.ok, want invoice.ng"},
+		{name: "an outcome nobody asked for", change: func(o *Observed) {
+			o.Outcomes = append(o.Outcomes, out(9, events.TypeCreditOK, "A", "nobody"))
+		}, want: "orphan outcome"},
+		{name: "an outcome and a dead letter", change: func(o *Observed) {
+			o.DeadLetters = []DeadLetter{{Reason: "exhausted", OrigStream: "ORDERS", OrigSeq: 3, Event: "i1"}}
+		}, want: "outcome and dead letter"},
+		{name: "outcome-unknown where it may be", change: func(o *Observed) {
+			o.Events[0].Want.MayBeUnknown = true
+			o.Outcomes = o.Outcomes[3:]
+			o.DeadLetters = []DeadLetter{{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 1, Event: "c1"}}
+		}, pass: true, want: "1 outcome-unknown dead letters"},
+		{name: "outcome-unknown where it may not be", change: func(o *Observed) {
+			o.Outcomes = o.Outcomes[3:]
+			o.DeadLetters = []DeadLetter{{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 1}}
+		}, want: "wrong dead letter"},
+		{name: "a dead letter found by sequence", change: func(o *Observed) {
+			o.Events[0].Want.MayBeUnknown = true
+			o.Outcomes = o.Outcomes[3:]
+			o.DeadLetters = []DeadLetter{{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 1}}
+		}, pass: true},
+		{name: "a dead letter of no event", change: func(o *Observed) {
+			o.DeadLetters = []DeadLetter{{Subject: "dlq.atodene.poll.due.rel-a.QQ", Reason: "poll-deadline", OrigStream: "ATODENE_POLLS", OrigSeq: 1}}
+		}, want: "unexpected dead letter"},
+		{name: "the same message dead-lettered twice", change: func(o *Observed) {
+			o.Events[0].Want.MayBeUnknown = true
+			o.Outcomes = o.Outcomes[3:]
+			d := DeadLetter{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 1, Event: "c1"}
+			o.DeadLetters = []DeadLetter{d, d}
+		}, want: "dead-lettered twice"},
+		{name: "a registered twice while live", change: func(o *Observed) {
+			o.Transactions = []sandbox.TransactionView{tx("A", "active", "OK", 1), tx("A", "active", "審査中", 2)}
+		}, want: "registered twice while live",
+			check: func(t *testing.T, v Verdict) {
+				if v.DoubleReg != 1 {
+					t.Errorf("double = %d", v.DoubleReg)
+				}
+			}},
+		{name: "registered again after a lost NG answer", change: func(o *Observed) {
+			o.Transactions = []sandbox.TransactionView{tx("A", "active", "NG", 1), tx("A", "active", "OK", 2)}
+		}, pass: true, want: "1 orders registered again",
+			check: func(t *testing.T, v Verdict) {
+				if v.DoubleReg != 0 || v.Reregistered != 1 || v.Registrations != 2 {
+					t.Errorf("double %d, again %d, registrations %d", v.DoubleReg, v.Reregistered, v.Registrations)
+				}
+			}},
+		{name: "a cancel answered by a re-check", change: func(o *Observed) {
+			o.Events = append(o.Events[:1], ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+			o.Outcomes = append(o.Outcomes[:1], out(7, events.TypeCreditCancelled, "A", "c1"))
+		}, pass: true, want: "names the credit check's event"},
+		{name: "a bad message with the right reason", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("b1", events.TypeOrderCreated, "B", 7, Want{Reason: "invalid", Field: "buyer.zip", Corpus: "zip"}))
+			o.DeadLetters = []DeadLetter{{Reason: "invalid", Error: "invalid event: buyer.zip: must be 7 digits", OrigStream: "ORDERS", OrigSeq: 7, Event: "b1"}}
+		}, pass: true,
+			check: func(t *testing.T, v Verdict) {
+				if v.BadExpected != 1 || v.BadRight != 1 {
+					t.Errorf("bad %d/%d", v.BadRight, v.BadExpected)
+				}
+			}},
+		{name: "a bad message naming another field", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("b1", events.TypeOrderCreated, "B", 7, Want{Reason: "invalid", Field: "buyer.zip", Corpus: "zip"}))
+			o.DeadLetters = []DeadLetter{{Reason: "invalid", Error: "invalid event: buyer.phone: bad", OrigStream: "ORDERS", OrigSeq: 7, Event: "b1"}}
+		}, want: `want invalid naming "buyer.zip"`},
+		{name: "a bad message that succeeded", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("b1", events.TypeOrderCreated, "B", 7, Want{Reason: "invalid", Field: "buyer.name", Corpus: "utf8"}))
+			o.Outcomes = append(o.Outcomes, Outcome{Seq: 9, MsgID: "x", Type: events.TypeCreditOK, Shop: shopA, Order: "B", Causation: "b1"})
+		}, want: "not dead-lettered"},
+		{name: "personal data in a log", change: func(o *Observed) {
+			o.LogHits = []Hit{{File: "worker-1.log", Line: 3, Kind: "email", Excerpt: "taro@example.jp"}}
+		}, want: "worker-1.log:3: email"},
+		{name: "unhealthy at the end", change: func(o *Observed) {
+			o.Healthy, o.HealthDetail = false, "worker-1: /readyz 503"
+		}, want: "/readyz 503"},
+		{name: "a crash", change: func(o *Observed) { o.Crashes = 1 }, want: "exited 1 times"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			obs := lifecycle()
+			tt.change(&obs)
+			v := Check(obs)
+			if v.Pass() != tt.pass {
+				t.Errorf("pass = %v, want %v; violations:\n%s", v.Pass(), tt.pass, strings.Join(v.Violations, "\n"))
+			}
+			if tt.want != "" {
+				all := strings.Join(append(v.Violations, v.Notes...), "\n")
+				if !strings.Contains(all, tt.want) {
+					t.Errorf("no violation or note contains %q:\n%s", tt.want, all)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, v)
+			}
+		})
+	}
+}
+
+func TestCheckListsAtMostEightPerKind(t *testing.T) {
+	t.Parallel()
+	var obs Observed
+	obs.Healthy = true
+	for i := range 20 {
+		obs.Events = append(obs.Events, ev(string(rune('a'+i)), events.TypeOrderCancelled, "A", uint64(i+1), Want{}))
+	}
+	v := Check(obs)
+	if v.Lost != 20 {
+		t.Errorf("lost = %d, want 20", v.Lost)
+	}
+	if len(v.Violations) != maxListed+1 || !strings.Contains(v.Violations[maxListed], "12 more") {
+		t.Errorf("violations:\n%s", strings.Join(v.Violations, "\n"))
+	}
+}

@@ -1,0 +1,504 @@
+// Package reliability is the reliability suite (docs/reliability.md): it runs the real worker,
+// sandbox and nats-server binaries and Redis on loopback ports, drives a workload of orders
+// through their whole life while it injects a fault (worker kills, a NATS restart, the loss of
+// a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input), and
+// checks the promises of DESIGN.md §14 on what the scenario left behind.
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configures Run.
+type Options struct {
+	// Quick runs every scenario at a reduced size, for CI.
+	Quick bool
+	// Scenarios names the scenarios to run; empty runs all of them.
+	Scenarios []string
+	// Orders is the number of orders per scenario; 0 takes the scenario's size (full or quick).
+	Orders int
+	// Seed makes the workload and the fault schedule; 0 takes one from the clock.
+	Seed uint64
+	// RedisURL is the Redis the worker uses (except in the Redis outage scenario, which starts
+	// its own). Keys live under a prefix of the run's own and are deleted afterwards.
+	// Default redis://127.0.0.1:6379.
+	RedisURL string
+	// Dir holds the binaries, the servers' data and every log. Default: a new temporary
+	// directory, removed at the end unless Keep is set or a scenario failed.
+	Dir  string
+	Keep bool
+	// Parallel is how many scenarios run at once. Default 1.
+	Parallel int
+	// Progress gets a line now and then while a scenario runs. Default: nothing.
+	Progress io.Writer
+}
+
+// Result is one scenario's row of the table.
+type Result struct {
+	Scenario string
+	Orders   int
+	// Faults says what was injected.
+	Faults   string
+	Verdict  Verdict
+	Duration time.Duration
+	// Err is set when the scenario could not run to the end; its verdict is then incomplete.
+	Err error
+	// Dir holds the scenario's logs and data.
+	Dir string
+}
+
+// Pass reports whether the scenario ran and every invariant held.
+func (r Result) Pass() bool { return r.Err == nil && r.Verdict.Pass() }
+
+// ScenarioNames lists the scenarios in the order they run.
+func ScenarioNames() []string {
+	var out []string
+	for _, s := range scenarios() {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+type runner struct {
+	opts   Options
+	dir    string
+	prefix string
+	bins   binaries
+	procs  procs
+}
+
+// Run builds the binaries, runs the chosen scenarios and returns one result per scenario. An
+// error means the suite itself could not run (a build failed, a name is unknown); a broken
+// invariant is a failed Result, not an error. Cancelling ctx stops the scenarios running, kills
+// every process the suite started and returns what is done.
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	if opts.RedisURL == "" {
+		opts.RedisURL = "redis://127.0.0.1:6379"
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 1
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Seed == 0 {
+		opts.Seed = uint64(time.Now().UnixNano())
+	}
+	var chosen []scenario
+	for _, s := range scenarios() {
+		if len(opts.Scenarios) == 0 || slices.Contains(opts.Scenarios, s.name) {
+			chosen = append(chosen, s)
+		}
+	}
+	for _, name := range opts.Scenarios {
+		if !slices.Contains(ScenarioNames(), name) {
+			return nil, fmt.Errorf("unknown scenario %q (scenarios: %s)", name, strings.Join(ScenarioNames(), ", "))
+		}
+	}
+	r := &runner{opts: opts, prefix: "reliability:" + randomHex(4) + ":"}
+	removeDir := false
+	if opts.Dir == "" {
+		dir, err := os.MkdirTemp("", "atodene-reliability-")
+		if err != nil {
+			return nil, err
+		}
+		r.dir, removeDir = dir, !opts.Keep
+	} else {
+		r.dir = opts.Dir
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	defer r.procs.stopAll()
+	if err := r.checkRedis(ctx); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(opts.Progress, "building the worker, the sandbox and nats-server into %s\n", filepath.Join(r.dir, "bin"))
+	var err error
+	if r.bins, err = build(ctx, filepath.Join(r.dir, "bin")); err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(chosen))
+	sem := make(chan struct{}, opts.Parallel)
+	var wg sync.WaitGroup
+	for i, sc := range chosen {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Scenario: sc.name, Err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = r.runScenario(ctx, sc)
+		})
+	}
+	wg.Wait()
+	failed := false
+	for _, res := range results {
+		failed = failed || !res.Pass()
+	}
+	if removeDir && !failed {
+		_ = os.RemoveAll(r.dir)
+	}
+	return results, nil
+}
+
+func (r *runner) checkRedis(ctx context.Context) error {
+	ropts, err := redis.ParseURL(r.opts.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("the Redis at %s does not answer: %w", ropts.Addr, err)
+	}
+	return nil
+}
+
+// deleteKeys deletes the keys under prefix from the shared Redis.
+func (r *runner) deleteKeys(prefix string) {
+	ropts, err := redis.ParseURL(r.opts.RedisURL)
+	if err != nil {
+		return
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 500 {
+			rdb.Del(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		rdb.Del(ctx, batch...)
+	}
+}
+
+// orders is the scenario's size.
+func (r *runner) orders(sc scenario) int {
+	switch {
+	case r.opts.Orders > 0:
+		return r.opts.Orders
+	case r.opts.Quick:
+		return sc.quick
+	}
+	return sc.full
+}
+
+// run is one scenario while it runs.
+type run struct {
+	r     *runner
+	sc    scenario
+	s     *stack
+	d     *driver
+	total int
+	seed  uint64
+	// note is what inject says it did, for describe (written before inject returns).
+	note string
+}
+
+// waitStarted waits until a share of the scenario's orders has started.
+func (x *run) waitStarted(ctx context.Context, share float64) error {
+	for float64(x.d.started.Load()) < share*float64(x.total) {
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) runScenario(ctx context.Context, sc scenario) (res Result) {
+	start := time.Now()
+	res = Result{Scenario: sc.name, Orders: r.orders(sc)}
+	defer func() { res.Duration = time.Since(start) }()
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(r.opts.Progress, "[%s %5.1fs] %s\n", sc.name, time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	s, err := r.newStack(sc.name)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Dir = s.dir
+	defer s.close()
+	x := &run{r: r, sc: sc, s: s, total: res.Orders, seed: r.opts.Seed ^ hashString(sc.name)}
+	if res.Err = x.setup(ctx); res.Err != nil {
+		return res
+	}
+	progress("servers and worker ready; %d orders", res.Orders)
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	crashes := x.monitor(runCtx)
+	if err := x.d.watch(runCtx); err != nil {
+		res.Err = err
+		return res
+	}
+	injected := make(chan error, 1)
+	go func() {
+		var err error
+		if sc.inject != nil {
+			err = sc.inject(runCtx, x)
+		}
+		injected <- err
+	}()
+	deadline := 150 * time.Second
+	if !r.opts.Quick {
+		deadline = 15 * time.Minute
+	}
+	wctx, cancelWork := context.WithTimeout(runCtx, deadline)
+	defer cancelWork()
+	workErr := x.workload(wctx, progress)
+	if err := <-injected; err != nil && res.Err == nil {
+		res.Err = fmt.Errorf("injecting faults: %w", err)
+	}
+	if workErr != nil && res.Err == nil && !errors.Is(workErr, context.DeadlineExceeded) {
+		res.Err = fmt.Errorf("workload: %w", workErr)
+	}
+	progress("workload done (%d orders, %d messages); waiting for the worker to go quiet", x.d.finished.Load(), x.d.published.Load())
+	if err := x.quiesce(ctx); err != nil {
+		progress("%v", err)
+	}
+	if sc.after != nil {
+		if err := sc.after(ctx, x); err != nil && res.Err == nil {
+			res.Err = err
+		}
+	}
+	obs, err := x.observe(ctx)
+	if err != nil && res.Err == nil {
+		res.Err = fmt.Errorf("reading what the scenario left: %w", err)
+	}
+	obs.Crashes = int(crashes())
+	res.Verdict = Check(obs)
+	res.Faults = sc.describe(x)
+	progress("done: %s", passText(res.Pass()))
+	return res
+}
+
+func passText(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// setup starts the scenario's servers and its worker, and makes its driver.
+func (x *run) setup(ctx context.Context) error {
+	s, sc := x.s, x.sc
+	if err := s.startNATS(ctx, sc.nodes); err != nil {
+		return err
+	}
+	if sc.privateRedis {
+		if err := s.startPrivateRedis(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.startSandbox(ctx); err != nil {
+		return err
+	}
+	s.wopts.extra = sc.workerFlags
+	if _, err := s.startWorker(ctx); err != nil {
+		return err
+	}
+	tag := strings.ToUpper(randomHex(3))[:5]
+	x.d = newDriver(s, newGenerator(x.seed, tag, newPIIIndex()), tag)
+	x.d.dup = sc.dup
+	for _, pw := range s.secrets {
+		x.d.gen.pii.addLiteral(pw, "password")
+	}
+	if sc.before != nil {
+		return sc.before(ctx, x)
+	}
+	return nil
+}
+
+// monitor restarts a worker that exits without being told to, and counts such crashes.
+func (x *run) monitor(ctx context.Context) func() int64 {
+	var mu sync.Mutex
+	var crashes int64
+	go func() {
+		for ctx.Err() == nil {
+			for _, w := range x.s.workers {
+				if w.proc != nil && w.exited() && !w.stopping {
+					mu.Lock()
+					crashes++
+					mu.Unlock()
+					w.stopping = true
+					_ = x.s.restartWorker(ctx, w)
+				}
+			}
+			_ = sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}()
+	return func() int64 { mu.Lock(); defer mu.Unlock(); return crashes }
+}
+
+// workload starts the scenario's orders at a steady rate and waits until every order's script
+// has ended (or ctx ends).
+func (x *run) workload(ctx context.Context, progress func(string, ...any)) error {
+	plans := x.d.gen.plans(x.total)
+	rate := 25.0
+	if !x.r.opts.Quick {
+		rate = 60
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(plans)+1)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				progress("%d/%d orders started, %d finished, %d messages published", x.d.started.Load(), x.total, x.d.finished.Load(), x.d.published.Load())
+			}
+		}
+	}()
+	defer close(done)
+	for i, p := range plans {
+		if x.sc.corpus && i == len(plans)/3 {
+			wg.Go(func() {
+				if err := x.d.sendCorpus(ctx); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Go(func() {
+			if err := x.d.runOrder(ctx, p, i); err != nil && ctx.Err() == nil {
+				errs <- err
+			}
+		})
+		if err := sleepCtx(ctx, interval); err != nil {
+			break
+		}
+	}
+	wg.Wait()
+	x.d.late.Wait()
+	close(errs)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return <-errs
+}
+
+// quiesce waits until the worker has nothing left to do: no message pending or unacknowledged
+// on its consumers, no order under review, and RESULTS and DLQ unchanged for 3 seconds.
+func (x *run) quiesce(ctx context.Context) error {
+	limit := 120 * time.Second
+	if !x.r.opts.Quick {
+		limit = 5 * time.Minute
+	}
+	deadline := time.Now().Add(limit)
+	ropts, err := redis.ParseURL(x.s.redisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	var last string
+	stableSince := time.Now()
+	for time.Now().Before(deadline) {
+		state, busy := x.busy(ctx, rdb)
+		if state != last {
+			last, stableSince = state, time.Now()
+		}
+		if !busy && time.Since(stableSince) >= 3*time.Second {
+			return nil
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("the worker did not go quiet within %s (%s)", limit, last)
+}
+
+// busy describes the worker's backlog; busy is false when it has none.
+func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var parts []string
+	busy := false
+	for _, c := range []struct{ stream, name string }{
+		{"ORDERS", "atodene-worker"}, {"ATODENE_POLLS", "atodene-worker-polls"}, {"ATODENE_ADVISORIES", "atodene-worker-advisories"},
+	} {
+		cons, err := x.s.js.Consumer(cctx, c.stream, c.name)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", c.name, err), true
+		}
+		info, err := cons.Info(cctx)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", c.name, err), true
+		}
+		parts = append(parts, fmt.Sprintf("%s pending %d unacked %d", c.name, info.NumPending, info.NumAckPending))
+		busy = busy || info.NumPending > 0 || info.NumAckPending > 0
+	}
+	n, err := rdb.SCard(cctx, x.s.prefix+"pending").Result()
+	if err != nil {
+		return "redis: " + err.Error(), true
+	}
+	parts = append(parts, fmt.Sprintf("under review %d", n))
+	busy = busy || n > 0
+	for _, stream := range []string{"RESULTS", "DLQ"} {
+		st, err := x.s.js.Stream(cctx, stream)
+		if err != nil {
+			return stream + ": " + err.Error(), true
+		}
+		info, err := st.Info(cctx)
+		if err != nil {
+			return stream + ": " + err.Error(), true
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", stream, info.State.Msgs))
+	}
+	return strings.Join(parts, ", "), busy
+}
+
+// observe reads what the scenario left behind: the streams, the sandbox's transactions, the
+// logs, and the worker's health.
+func (x *run) observe(ctx context.Context) (Observed, error) {
+	obs := Observed{Events: x.d.ledger()}
+	obs.Healthy, obs.HealthDetail = x.s.ready()
+	var errs []error
+	outs, dead, err := x.d.collect(ctx)
+	errs = append(errs, err)
+	obs.Outcomes, obs.DeadLetters = outs, dead
+	errs = append(errs, x.s.sandboxJSON(ctx, "/sandbox/transactions", &obs.Transactions))
+	logs := []string{filepath.Join(x.s.dir, "sandbox.log")}
+	for _, w := range x.s.workers {
+		logs = append(logs, w.log)
+	}
+	for _, path := range logs {
+		f, err := os.Open(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		hits, err := x.d.gen.pii.scan(filepath.Base(path), f)
+		f.Close()
+		obs.LogHits = append(obs.LogHits, hits...)
+		errs = append(errs, err)
+	}
+	return obs, errors.Join(errs...)
+}
+
+// NewSeed returns a seed for Options.Seed from the clock.
+func NewSeed() uint64 { return uint64(time.Now().UnixNano()) >> 1 }

@@ -1,0 +1,208 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// scenario is one fault the suite injects while the workload runs.
+type scenario struct {
+	name  string
+	title string
+	// full and quick are the default numbers of orders.
+	full, quick int
+	// nodes is the number of NATS nodes: 1, or 3 for a JetStream cluster.
+	nodes        int
+	privateRedis bool
+	workerFlags  []string
+	dup          bool // publish every event three times
+	corpus       bool // publish the bad-input corpus among the orders
+	// before runs once the worker is ready, inject alongside the workload, after once the
+	// worker went quiet; describe says what was injected.
+	before   func(ctx context.Context, x *run) error
+	inject   func(ctx context.Context, x *run) error
+	after    func(ctx context.Context, x *run) error
+	describe func(x *run) string
+}
+
+func scenarios() []scenario {
+	return []scenario{
+		{name: "worker-kill", title: "the worker SIGKILLed at random moments and restarted", full: 5000, quick: 400, nodes: 1,
+			inject: injectKills, describe: func(x *run) string { return fmt.Sprintf("%d worker SIGKILLs", x.s.workers[0].killed) }},
+		{name: "nats-restart", title: "the NATS server stopped and started again on the same storage", full: 2000, quick: 300, nodes: 1,
+			inject: injectNATSRestart, describe: func(x *run) string { return "NATS stopped 5s, restarted" }},
+		{name: "nats-cluster", title: "a 3-node JetStream cluster, R3 streams; the streams' leader SIGKILLed", full: 2000, quick: 300, nodes: 3,
+			workerFlags: []string{"-stream-replicas", "3"}, inject: injectLeaderKill, describe: describeLeaderKill},
+		{name: "redis-outage", title: "a private redis-server SIGKILLed for 10 s and started again with its data", full: 2000, quick: 300, nodes: 1,
+			privateRedis: true, inject: injectRedisOutage, describe: func(x *run) string { return "Redis down 10s" }},
+		{name: "provider-faults", title: "the sandbox at 20% HTTP 500, 5% never answering, 5% malformed XML, latency with jitter", full: 2000, quick: 300, nodes: 1,
+			before: startProviderFaults, after: stopProviderFaults, describe: describeProviderFaults},
+		{name: "duplicates", title: "every event published three times, one copy with a fresh Nats-Msg-Id, some seconds late", full: 2000, quick: 300, nodes: 1,
+			dup: true, describe: describeDuplicates},
+		{name: "bad-input", title: fmt.Sprintf("a corpus of %d kinds of bad messages and %d odd but valid ones among the orders", badKinds(), len(corpus())-badKinds()),
+			full: 1000, quick: 200, nodes: 1, corpus: true,
+			// Few deliveries, so that a message that cannot even be dead-lettered shows up soon.
+			workerFlags: []string{"-max-deliveries", "3"},
+			describe:    func(x *run) string { return fmt.Sprintf("%d bad kinds, %d odd", badKinds(), len(corpus())-badKinds()) }},
+	}
+}
+
+func badKinds() int {
+	n := 0
+	for _, c := range corpus() {
+		if c.reason != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// injectKills SIGKILLs the worker at least three times (five at full size) at random moments
+// between 10% and 85% of the orders started, and restarts it each time.
+func injectKills(ctx context.Context, x *run) error {
+	n := 5
+	if x.r.opts.Quick {
+		n = 3
+	}
+	r := rand.New(rand.NewPCG(x.seed, 1))
+	at := make([]float64, n)
+	for i := range at {
+		at[i] = 0.1 + 0.75*(float64(i)+r.Float64())/float64(n) // one in each slice: spread, random
+	}
+	slices.Sort(at)
+	for _, share := range at {
+		if err := x.waitStarted(ctx, share); err != nil {
+			return err
+		}
+		if err := sleepCtx(ctx, time.Duration(r.IntN(1000))*time.Millisecond); err != nil {
+			return err
+		}
+		if err := x.s.killWorker(ctx, x.s.workers[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// injectNATSRestart stops the NATS server (SIGTERM) when 40% of the orders have started, and
+// starts it again on the same port and storage 5 seconds later.
+func injectNATSRestart(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	node := x.s.nodes[0]
+	if err := node.p.stop(30 * time.Second); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	return x.s.startNode(node)
+}
+
+// injectLeaderKill SIGKILLs the node that leads ORDERS when 40% of the orders have started, and
+// starts it again 10 seconds later.
+func injectLeaderKill(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	leaders := map[string][]string{}
+	for _, name := range []string{"ORDERS", "RESULTS", "DLQ", "ATODENE_POLLS", "ATODENE_ADVISORIES"} {
+		st, err := x.s.js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Config.Replicas != 3 || info.Cluster == nil {
+			return fmt.Errorf("stream %s has %d replicas, want 3", name, info.Config.Replicas)
+		}
+		leaders[info.Cluster.Leader] = append(leaders[info.Cluster.Leader], name)
+	}
+	var victim string
+	for node, streams := range leaders {
+		if slices.Contains(streams, "ORDERS") {
+			victim = node
+		}
+	}
+	for _, n := range x.s.nodes {
+		if n.name != victim {
+			continue
+		}
+		slices.Sort(leaders[victim])
+		x.note = fmt.Sprintf("leader %s (%s) SIGKILLed 10s", victim, strings.Join(leaders[victim], ", "))
+		n.p.kill()
+		if err := sleepCtx(ctx, 10*time.Second); err != nil {
+			return err
+		}
+		return x.s.startNode(n)
+	}
+	return fmt.Errorf("no node leads ORDERS (leaders: %v)", leaders)
+}
+
+func describeLeaderKill(x *run) string {
+	if x.note == "" {
+		return "no leader killed"
+	}
+	return x.note
+}
+
+// injectRedisOutage SIGKILLs the private redis-server when 30% of the orders have started and
+// starts it again, with its append-only file, 10 seconds later.
+func injectRedisOutage(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.3); err != nil {
+		return err
+	}
+	x.s.redis.kill()
+	if err := sleepCtx(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	return x.s.redis.start(ctx)
+}
+
+// providerFaults are the provider faults of the scenario: 20% HTTP 500, 5% answers that never
+// come, 5% malformed XML, and 40±40 ms of latency on every call.
+var providerFaults = sandbox.Faults{LatencyMS: 40, JitterMS: 40, ErrorRate: 0.20, TimeoutRate: 0.05, GarbageRate: 0.05}
+
+func startProviderFaults(ctx context.Context, x *run) error {
+	return x.s.setFaults(ctx, providerFaults)
+}
+
+// stopProviderFaults runs once the worker went quiet: the faults were on for the whole run.
+func stopProviderFaults(ctx context.Context, x *run) error {
+	return x.s.setFaults(ctx, sandbox.Faults{})
+}
+
+func describeProviderFaults(x *run) string {
+	var st sandbox.Stats
+	if err := x.s.sandboxJSON(context.Background(), "/sandbox/stats", &st); err != nil {
+		return "stats unavailable: " + err.Error()
+	}
+	counts := map[string]int{}
+	calls := 0
+	for _, op := range st.Operations {
+		calls += op.Calls
+		for f, n := range op.Faults {
+			counts[f] += n
+		}
+	}
+	return fmt.Sprintf("%d of %d calls: %d HTTP 500, %d hung, %d bad XML",
+		counts["error"]+counts["timeout"]+counts["garbage"], calls, counts["error"], counts["timeout"], counts["garbage"])
+}
+
+func describeDuplicates(x *run) string {
+	dropped := 0
+	for _, e := range x.d.ledger() {
+		dropped += e.Dropped
+	}
+	return fmt.Sprintf("%d copies: %d dropped by the stream, %d with a fresh Nats-Msg-Id",
+		dropped+int(x.d.lateCount.Load()), dropped, x.d.lateCount.Load())
+}

@@ -1,0 +1,423 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// maxPayload is the NATS servers' max_payload: 2 MiB, so that the corpus's 1 MiB body is
+// accepted (the server default, 1 MiB, refuses it before the worker sees it) and one body can be
+// made just under the limit.
+const maxPayload = 2 << 20
+
+// natsNode is one nats-server process: alone, or one node of a cluster.
+type natsNode struct {
+	name        string
+	port        int
+	clusterPort int
+	dir         string
+	conf        string
+	p           *proc
+}
+
+func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+// stack is one scenario's servers: NATS (one node or a three-node cluster) with its own store,
+// the sandbox, Redis (the shared one under a key prefix of the scenario's own, or a private
+// redis-server), and the worker.
+type stack struct {
+	r        *runner
+	name     string
+	dir      string
+	prefix   string
+	nodes    []*natsNode
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	sandbox  *proc
+	sbURL    string // http://host:port
+	redisURL string
+	redis    *privateRedis // nil: the shared Redis
+	workers  []*workerProc
+	wopts    workerOpts
+	secrets  []string // the shops' link passwords, which no log may contain
+}
+
+// workerProc is one worker and its restarts.
+type workerProc struct {
+	*proc
+	index    int
+	httpAddr string
+	log      string
+	starts   int
+	killed   int // SIGKILLs the suite sent
+	stopping bool
+}
+
+// workerOpts are a scenario's worker flags beyond the common ones.
+type workerOpts struct {
+	extra []string
+}
+
+// shop IDs of the suite: shopA adds the common fee and mails invoices, shopB keeps fees and
+// encloses invoices by default. ghostShop is in no shops file.
+const (
+	shopA     = "rel-a"
+	shopB     = "rel-b"
+	ghostShop = "rel-ghost"
+)
+
+// newStack makes the scenario's directory; servers are started by the start* methods.
+func (r *runner) newStack(name string) (*stack, error) {
+	s := &stack{r: r, name: name, dir: filepath.Join(r.dir, name), prefix: r.prefix + name + ":"}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, err
+	}
+	s.redisURL = r.opts.RedisURL
+	return s, nil
+}
+
+// startNATS starts n nats-server nodes (1, or 3 for a cluster with JetStream on every node) and
+// connects the suite's client to all of them.
+func (s *stack) startNATS(ctx context.Context, n int) error {
+	ports, err := freePorts(2 * n)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		node := &natsNode{name: fmt.Sprintf("n%d", i+1), port: ports[2*i], clusterPort: ports[2*i+1],
+			dir: filepath.Join(s.dir, fmt.Sprintf("nats-n%d", i+1))}
+		node.conf = filepath.Join(s.dir, fmt.Sprintf("nats-n%d.conf", i+1))
+		s.nodes = append(s.nodes, node)
+	}
+	for _, node := range s.nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nmax_payload: %d\n", node.name, node.port, maxPayload)
+		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", node.dir)
+		if n > 1 {
+			var routes []string
+			for _, other := range s.nodes {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", other.clusterPort))
+			}
+			fmt.Fprintf(&b, "cluster {\n  name: reliability\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n",
+				node.clusterPort, strings.Join(routes, ", "))
+		}
+		if err := os.WriteFile(node.conf, []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+	}
+	for _, node := range s.nodes {
+		if err := s.startNode(node); err != nil {
+			return err
+		}
+	}
+	opts := []nats.Option{nats.Name("atodene-reliability"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		nc, err := nats.Connect(s.natsURLs(), opts...)
+		if err == nil {
+			s.nc = nc
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("NATS did not accept connections: %v", err)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		return err
+	}
+	// A cluster is usable once JetStream has a meta leader.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := s.js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("JetStream not available: %v", err)
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// startNode (re)starts one NATS node with its configuration and storage, and waits until it
+// accepts connections.
+func (s *stack) startNode(node *natsNode) error {
+	p, err := s.r.procs.start("nats-"+node.name, s.r.bins.nats, filepath.Join(s.dir, "nats-"+node.name+".log"), nil, "-c", node.conf)
+	if err != nil {
+		return err
+	}
+	node.p = p
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		nc, err := nats.Connect(node.url(), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			return nil
+		}
+		if p.exited() || time.Now().After(deadline) {
+			return fmt.Errorf("NATS node %s did not start: %v%s", node.name, err, logTail(p.log, 5))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *stack) natsURLs() string {
+	urls := make([]string, len(s.nodes))
+	for i, n := range s.nodes {
+		urls[i] = n.url()
+	}
+	return strings.Join(urls, ",")
+}
+
+// startSandbox starts the ATODENE sandbox with two merchants (one per shop) whose passwords are
+// fresh for the run, and short review and hold delays.
+func (s *stack) startSandbox(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.secrets = []string{"relPw-" + randomHex(8), "relPw-" + randomHex(8)}
+	shopsFile := filepath.Join(s.dir, "sandbox-shops.txt")
+	lines := fmt.Sprintf("relshop00001:original00:%s\nrelshop00002:original00:%s\n", s.secrets[0], s.secrets[1])
+	if err := os.WriteFile(shopsFile, []byte(lines), 0o600); err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s.sandbox, err = s.r.procs.start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
+		"-addr", addr, "-shops-file", shopsFile, "-review-delay", "2s", "-hold-delay", "2s", "-slow-delay", "1500ms",
+		"-seed", strconv.FormatUint(s.r.opts.Seed|1, 10))
+	if err != nil {
+		return err
+	}
+	s.sbURL = "http://" + addr
+	return waitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox)
+}
+
+// setFaults sets the sandbox's fault injection (PUT /sandbox/faults).
+func (s *stack) setFaults(ctx context.Context, f sandbox.Faults) error {
+	body, _ := json.Marshal(f)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.sbURL+"/sandbox/faults", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("setting sandbox faults: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("setting sandbox faults: %s: %s", resp.Status, msg)
+	}
+	return nil
+}
+
+// sandboxJSON GETs an admin endpoint into v.
+func (s *stack) sandboxJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.sbURL+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// writeShops writes the worker's shops file.
+func (s *stack) writeShops() (string, error) {
+	yaml := fmt.Sprintf(`shops:
+  - id: %s
+    atodene:
+      base_url: %s/api/
+      shop_code: relshop00001
+      link_id: original00
+      link_password: ${REL_PASSWORD_A}
+      invoice_delivery: separate
+    fees:
+      mode: add
+      table:
+        - {min: 1, max: 999999, fee: 205}
+  - id: %s
+    atodene:
+      base_url: %s/api/
+      shop_code: relshop00002
+      link_id: original00
+      link_password: ${REL_PASSWORD_B}
+      invoice_delivery: enclosed
+    fees:
+      mode: keep
+      table:
+        - {min: 1, max: 999999, fee: 330}
+`, shopA, s.sbURL, shopB, s.sbURL)
+	path := filepath.Join(s.dir, "shops.yaml")
+	return path, os.WriteFile(path, []byte(yaml), 0o600)
+}
+
+// startWorker starts a new worker process (index len(workers)) and waits until it is ready.
+func (s *stack) startWorker(ctx context.Context) (*workerProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	w := &workerProc{index: len(s.workers), httpAddr: fmt.Sprintf("127.0.0.1:%d", port)}
+	w.log = filepath.Join(s.dir, fmt.Sprintf("worker-%d.log", w.index+1))
+	s.workers = append(s.workers, w)
+	return w, s.restartWorker(ctx, w)
+}
+
+// restartWorker starts w's process again with the same settings and waits until it is ready.
+func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
+	shops, err := s.writeShops()
+	if err != nil {
+		return err
+	}
+	args := []string{"-config", shops, "-nats-url", s.natsURLs(), "-redis-url", s.redisURL,
+		"-redis-prefix", s.prefix, "-http-addr", w.httpAddr, "-log-level", "info",
+		"-poll-first-delay", "1s", "-poll-max-interval", "2s", "-ack-wait", "5s", "-provider-timeout", "2s",
+		"-shutdown-grace", "10s", "-concurrency", "64"}
+	args = append(args, s.wopts.extra...)
+	env := []string{"REL_PASSWORD_A=" + s.secrets[0], "REL_PASSWORD_B=" + s.secrets[1]}
+	p, err := s.r.procs.start(fmt.Sprintf("worker-%d", w.index+1), s.r.bins.worker, w.log, env, args...)
+	if err != nil {
+		return err
+	}
+	w.proc, w.stopping = p, false
+	w.starts++
+	return waitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, p)
+}
+
+// killWorker SIGKILLs w and starts it again.
+func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
+	w.stopping = true
+	w.proc.kill()
+	w.killed++
+	return s.restartWorker(ctx, w)
+}
+
+// ready reports whether every worker is running and answers /readyz with 200.
+func (s *stack) ready() (bool, string) {
+	client := &http.Client{Timeout: 3 * time.Second}
+	for _, w := range s.workers {
+		if w.proc == nil || w.exited() {
+			return false, fmt.Sprintf("worker-%d is not running", w.index+1)
+		}
+		resp, err := client.Get("http://" + w.httpAddr + "/readyz")
+		if err != nil {
+			return false, fmt.Sprintf("worker-%d: %v", w.index+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Sprintf("worker-%d: /readyz %d %s", w.index+1, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+	}
+	return true, ""
+}
+
+// close stops everything of the stack and deletes its keys from the shared Redis.
+func (s *stack) close() {
+	for _, w := range s.workers {
+		if w.proc != nil {
+			_ = w.stop(15 * time.Second)
+		}
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.sandbox != nil {
+		_ = s.sandbox.stop(10 * time.Second)
+	}
+	for _, n := range s.nodes {
+		if n.p != nil {
+			_ = n.p.stop(10 * time.Second)
+		}
+	}
+	if s.redis != nil {
+		s.redis.stop()
+	} else {
+		s.r.deleteKeys(s.prefix)
+	}
+}
+
+// privateRedis is a redis-server of the scenario's own, with append-only persistence so that a
+// restart keeps the data.
+type privateRedis struct {
+	r    *runner
+	addr string
+	dir  string
+	p    *proc
+}
+
+func (s *stack) startPrivateRedis(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	pr := &privateRedis{r: s.r, addr: fmt.Sprintf("127.0.0.1:%d", port), dir: filepath.Join(s.dir, "redis")}
+	if err := os.MkdirAll(pr.dir, 0o755); err != nil {
+		return err
+	}
+	s.redis, s.redisURL = pr, "redis://"+pr.addr
+	return pr.start(ctx)
+}
+
+func (pr *privateRedis) start(ctx context.Context) error {
+	_, port, _ := strings.Cut(pr.addr, ":")
+	p, err := pr.r.procs.start("redis-server", "redis-server", filepath.Join(pr.dir, "..", "redis.log"), nil,
+		"--bind", "127.0.0.1", "--port", port, "--dir", pr.dir, "--appendonly", "yes", "--save", "")
+	if err != nil {
+		return err
+	}
+	pr.p = p
+	rdb := redis.NewClient(&redis.Options{Addr: pr.addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for rdb.Ping(ctx).Err() != nil {
+		if p.exited() || time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on %s did not answer%s", pr.addr, logTail(p.log, 5))
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kill stops the server as an outage does (SIGKILL). The append-only file keeps every write
+// the server acknowledged: the data is in the OS's page cache, which a killed process leaves.
+func (pr *privateRedis) kill() { pr.p.kill() }
+
+func (pr *privateRedis) stop() {
+	if pr.p != nil {
+		_ = pr.p.stop(10 * time.Second)
+	}
+}
