@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Inbound event types.
@@ -132,11 +133,16 @@ func (p problems) err() error {
 	return &InvalidError{Problems: p}
 }
 
-// DecodeEnvelope parses body as a CloudEvent received on subject and checks the envelope: spec
-// version 1.0, id, source, a type that agrees with the subject, and an object in data. Failures
-// are an *InvalidError.
+// DecodeEnvelope parses body as a CloudEvent received on subject and checks the envelope: UTF-8
+// throughout, spec version 1.0, id, source, a type that agrees with the subject, and an object in
+// data. Failures are an *InvalidError.
 func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 	var env Envelope
+	if !utf8.Valid(body) {
+		// encoding/json would replace every invalid byte with U+FFFD: a buyer's name or address
+		// would reach ATODENE altered, without anyone being told.
+		return env, &InvalidError{Problems: []Problem{{Field: "body", Reason: "is not valid UTF-8"}}}
+	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		field := "body"
 		var te *json.UnmarshalTypeError

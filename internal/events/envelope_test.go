@@ -246,6 +246,35 @@ func TestDecodeEnvelope(t *testing.T) {
 	}
 }
 
+// TestDecodeEnvelopeInvalidUTF8: a body with bytes that are not UTF-8 is invalid as a whole, wherever
+// they are; encoding/json alone would decode it, each bad byte turned into U+FFFD, and the order would
+// reach ATODENE with an altered name. (Found by the reliability suite's bad-input corpus.)
+func TestDecodeEnvelopeInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	subject := events.Subject(events.TypeOrderCreated, testShop)
+	for _, tt := range []struct {
+		name, field string
+	}{{"in the buyer's name", "data.buyer.name"}, {"in an attribute", "source"}, {"in an unknown field", "data.note"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := loadJSON(t, "order.created.json")
+			apply(t, m, []edit{{tt.field, "加藤 MARK"}})
+			body := []byte(strings.Replace(string(marshal(t, m)), "MARK", "\xff\xfe", 1))
+			_, err := events.DecodeEnvelope(subject, body)
+			checkProblems(t, err, []string{"body"})
+			if err == nil || !strings.Contains(err.Error(), "UTF-8") {
+				t.Errorf("error %v does not say UTF-8", err)
+			}
+		})
+	}
+	// U+FFFD itself, written as a character or escaped, is valid text.
+	m := loadJSON(t, "order.created.json")
+	apply(t, m, []edit{{"data.buyer.name", "加藤 \ufffd"}})
+	if _, err := events.DecodeEnvelope(subject, marshal(t, m)); err != nil {
+		t.Errorf("U+FFFD: %v", err)
+	}
+}
+
 // TestDecodeEnvelopeLarge feeds bodies of a mebibyte and more: a valid envelope still decodes,
 // hostile ones fail cleanly, and no error message quotes a huge value back.
 func TestDecodeEnvelopeLarge(t *testing.T) {
