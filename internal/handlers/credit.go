@@ -185,8 +185,28 @@ func (o *Orders) modify(ctx context.Context, shop *Shop, ev Event[events.Order],
 	}
 	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, req.order.Fee, req.order.BilledAmount, req.order.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
-	if ch.Auto != atodene.DecisionNone { // none: no new screening, the decision stands
+	if ch.Auto != atodene.DecisionNone {
 		st.Status, st.Review = decisionStatus(ch.Auto), ""
+	} else {
+		// None: no new screening, the decision that stands at ATODENE holds. That is not always the
+		// one the state records: when an earlier attempt of this change reached ATODENE and its
+		// answer was lost, ATODENE screened it then, and this identical retry is a change of
+		// nothing. So ask ATODENE which decision stands.
+		scr, err := shop.Provider.GetAuthori(ctx, st.TransactionID)
+		switch {
+		case errors.Is(err, atodene.ErrAlreadyCancelled):
+			return write(o.cancelled(st, shop.ID, ev.Data.OrderID, ev.ID))
+		case err != nil:
+			return fail(err) // retried: sending the same change again is harmless
+		}
+		switch d := scr.Decision(); d {
+		case atodene.DecisionOK, atodene.DecisionNG:
+			st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
+		case atodene.DecisionHold:
+			st.Status, st.Review = orderstate.StatusPending, "hold"
+		default:
+			st.Status, st.Review = orderstate.StatusPending, ""
+		}
 	}
 	if st.Status == orderstate.StatusPending {
 		o.startPolling(&st)

@@ -235,6 +235,31 @@ func TestUpdateRescreens(t *testing.T) {
 	checkOutcomes(t, h.outcomesOf("UP-ADDR"))
 }
 
+// A change whose answer is lost after ATODENE screened it is sent again; ATODENE answers the
+// identical retry with an empty autoAuthoriresult (nothing changed since), and the worker must ask
+// which decision stands rather than keep the one it had: here NG, not the earlier OK. (Found by
+// the reliability suite's provider-faults scenario.)
+func TestUpdateWhoseAnswerWasLost(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	data := orderData("shop-a", "UP-LOST", "taro@example.jp")
+	h.publish("order.created", "shop-a", "ev-c1", data)
+	h.waitOutcomes("UP-LOST", "credit.ok", 10*time.Second)
+
+	h.setFaults(`{"garbage_rate": 1.0}`)                                  // processed, answered with malformed XML
+	h.publish("order.updated", "shop-a", "ev-u1", withQuantity(data, 50)) // 60,755 yen: NG
+	waitFor(t, 10*time.Second, "the change to reach the sandbox", func() bool { return h.tx("UP-LOST").Decision == "NG" })
+	h.setFaults(`{}`)
+	ng := h.waitOutcomes("UP-LOST", "credit.ok,credit.ng", 15*time.Second)[1]
+	if c := ng.Credit; c.Result != "ng" || c.BilledAmount != sentFor(50) {
+		t.Errorf("after the retried change: %+v", c)
+	}
+	if tx := h.tx("UP-LOST"); tx.Decision != "NG" || tx.Calls["modifytransaction"] < 2 {
+		t.Errorf("sandbox: %+v (calls %s)", tx, calls(tx))
+	}
+	checkOutcomes(t, h.outcomesOf("UP-LOST"))
+}
+
 // ng → order.updated (new data) → registered again; identical data → nothing.
 func TestUpdateOfNGOrderRegistersAgain(t *testing.T) {
 	t.Parallel()
