@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -52,6 +53,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&opts.ProfileDir, "profile", "", "run the workers with pprof and store CPU and heap profiles in `dir`")
 	fs.StringVar(&opts.RedisURL, "redis-url", "redis://127.0.0.1:6379", "Redis `URL` (may be shared: the run only touches its own key prefix)")
 	fs.StringVar(&opts.WorkerLogLevel, "worker-log-level", "info", "the workers' -log-level `level`")
+	fs.Func("rates", "the latency scenario's offered `rates`, comma-separated orders/s (default 500,1000,2000 quick; 250 to 6000 full)", func(v string) error {
+		for f := range strings.SplitSeq(v, ",") {
+			rate, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || rate <= 0 {
+				return fmt.Errorf("%q is not a rate", f)
+			}
+			opts.Rates = append(opts.Rates, rate)
+		}
+		return nil
+	})
+	fs.Func("worker-env", "add `KEY=VALUE` to the workers' environment, e.g. GOGC=400 (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE")
+		}
+		opts.WorkerEnv = append(opts.WorkerEnv, v)
+		return nil
+	})
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary directory with the logs and JetStream stores")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -46,6 +46,10 @@ type Options struct {
 	RedisURL string
 	// WorkerLogLevel is the workers' -log-level. Default info, as in production: one line per message.
 	WorkerLogLevel string
+	// Rates, if set, replaces the latency scenario's offered rates (orders per second).
+	Rates []float64
+	// WorkerEnv is added to the workers' environment, e.g. GOGC=400 to compare runtime settings.
+	WorkerEnv []string
 	// Keep keeps the temporary directory (logs, JetStream stores) instead of deleting it.
 	Keep bool
 	// Out receives the report. Default os.Stdout.
@@ -70,6 +74,7 @@ type Settings struct {
 	PendingPollMax    string    `json:"pending_poll_max_interval"`
 	ReplayLetters     int       `json:"replay_letters"`
 	WorkerLogLevel    string    `json:"worker_log_level"`
+	WorkerEnv         []string  `json:"worker_env,omitempty"`
 	pendingPollFirst  time.Duration
 	pendingPollMax    time.Duration
 	pendingMinReview  time.Duration
@@ -163,6 +168,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	r := &runner{opts: opts, settings: settingsFor(opts), out: opts.Out}
 	r.report.Started = time.Now()
+	r.settings.WorkerEnv = opts.WorkerEnv
+	if len(opts.Rates) > 0 {
+		r.settings.LatencyRates = opts.Rates
+	}
 	r.report.Settings = r.settings
 
 	var id [3]byte
@@ -288,6 +297,9 @@ func (r *runner) printHeader() {
 	}
 	t.Add("built from", commit)
 	t.Add("worker", fmt.Sprintf("cmd/worker, -concurrency %d, -log-level %s (to a file)", s.Concurrency, s.WorkerLogLevel))
+	if len(r.opts.WorkerEnv) > 0 {
+		t.Add("worker environment", strings.Join(r.opts.WorkerEnv, " "))
+	}
 	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters",
 		thousands(int64(s.ThroughputOrders)), s.LatencyRates, s.LatencySeconds, thousands(int64(s.SlowOrders)), s.SlowLatencyMS,
 		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters))))
@@ -417,6 +429,34 @@ func (s *stack) cpu() cpuSample {
 	}
 	add("bench", os.Getpid())
 	return out
+}
+
+// window measures, between its start and end, the CPU the machine spent outside the stack:
+// other users' processes on this shared machine, in cores.
+type window struct {
+	s     *stack
+	start time.Time
+	busy  time.Duration
+	ours  cpuSample
+}
+
+func (s *stack) window() window {
+	busy, _ := machineBusy()
+	return window{s: s, start: time.Now(), busy: busy, ours: s.cpu()}
+}
+
+// otherCores is the average number of cores busy with processes other than the stack's (Redis
+// counts as the stack's) since the window began.
+func (w window) otherCores() float64 {
+	busy, err := machineBusy()
+	if err != nil {
+		return 0
+	}
+	ours := time.Duration(0)
+	for k, v := range w.s.cpu() {
+		ours += v - w.ours[k]
+	}
+	return max(0, (busy-w.busy-ours).Seconds()/time.Since(w.start).Seconds())
 }
 
 // perOrder is the CPU milliseconds per order of each part between two samples.

@@ -25,6 +25,14 @@ type LatencyResult struct {
 	Added   Dist `json:"added"`
 	// AddedP99VsBaseline is Added.P99 over the baseline's at the same rate.
 	AddedP99VsBaseline float64 `json:"added_p99_ratio_to_baseline,omitempty"`
+	// Retries is how many messages the worker handed back for a retry during the rate (from
+	// its metrics): each costs its order at least 500 ms.
+	Retries int `json:"retries"`
+	// RedisPing is the round trip of a PING to the (shared) Redis, every 5 ms during the rate:
+	// what the machine's Redis and scheduler did to every round trip meanwhile.
+	RedisPing Dist `json:"redis_ping"`
+	// OtherCores is the CPU other users of the machine took meanwhile, in cores.
+	OtherCores float64 `json:"other_cores"`
 }
 
 // latency publishes at fixed rates to a running worker (and to the baseline) and measures each
@@ -53,16 +61,19 @@ func (r *runner) latency(ctx context.Context) error {
 
 	t := Table{Title: "Latency (ms) from publish to final outcome, and what the consumer adds beyond the sandbox's own time",
 		Columns: []string{"consumer", "offered/s", "achieved/s", "orders", "total p50", "total p99", "sandbox p99",
-			"added p50", "added p90", "added p99", "added max", "p99 vs baseline"}}
+			"added p50", "added p90", "added p99", "added max", "p99 vs baseline", "retries", "redis ping p99", "max", "other load"}}
 	for _, l := range r.report.Latency {
 		achieved := num(l.Achieved)
 		if l.Saturated {
 			achieved += " (saturated)"
 		}
 		t.Add(l.Target, num(l.Offered), achieved, thousands(int64(l.Orders)), num(l.Total.P50), num(l.Total.P99), num(l.Sandbox.P99),
-			num(l.Added.P50), num(l.Added.P90), num(l.Added.P99), num(l.Added.Max), ratio(l.AddedP99VsBaseline))
+			num(l.Added.P50), num(l.Added.P90), num(l.Added.P99), num(l.Added.Max), ratio(l.AddedP99VsBaseline),
+			l.Retries, num(l.RedisPing.P99), num(l.RedisPing.Max), num(l.OtherCores))
 	}
 	t.Notes = []string{"target: worker-added p99 ≤ 10 ms at 1,000 orders/s",
+		"other load: cores busy with processes outside the benchmark meanwhile (other users of this machine)",
+		"redis ping: a PING to the shared Redis every 5 ms meanwhile; the worker makes 8 round trips per order, the baseline 1",
 		"saturated: under 95% of the offered rate completed, or median added latency over 50 ms (a queue formed);",
 		"its latency is queueing and grows with the run's length, so the sweep stops there"}
 	if err := t.Render(r.out); err != nil {
@@ -118,12 +129,18 @@ func (r *runner) latencySweep(ctx context.Context, target string) ([]LatencyResu
 	done := warm.n
 	for i, rate := range st.LatencyRates {
 		spec := orderSpec{shop: benchShop, prefix: fmt.Sprintf("L%d-", i), n: int(rate * st.LatencySeconds), email: emailOK}
+		retriesBefore := s.retries(ctx)
+		win := s.window()
+		stopPing := r.pingRedis(ctx)
 		sent, err := pub.publish(ctx, spec, rate)
 		if err != nil {
+			stopPing()
 			return out, err
 		}
 		done += spec.n
-		if err := col.wait(ctx, done, 30*time.Second); err != nil {
+		err = col.wait(ctx, done, 30*time.Second)
+		pings := stopPing()
+		if err != nil {
 			return out, err
 		}
 		sandboxTimes, err := sandboxDurations(filepath.Join(s.dir, "sandbox.log"))
@@ -131,6 +148,11 @@ func (r *runner) latencySweep(ctx context.Context, target string) ([]LatencyResu
 			return out, err
 		}
 		res := latencyOf(target, rate, sent, col.finalsOf(spec.prefix), sandboxTimes)
+		res.RedisPing = Summarize(pings)
+		res.OtherCores = win.otherCores()
+		if target == "worker" {
+			res.Retries = int(s.retries(ctx) - retriesBefore)
+		}
 		out = append(out, res)
 		if res.Saturated {
 			break
@@ -163,6 +185,31 @@ func latencyOf(target string, rate float64, sent map[string]time.Time, finals ma
 	res.Achieved = Rate(len(finals), lastDone.Sub(firstSent))
 	res.Saturated = saturated(rate, res.Achieved, res.Added)
 	return res
+}
+
+// pingRedis measures Redis round trips every 5 ms until the returned function is called, which
+// returns them.
+func (r *runner) pingRedis(ctx context.Context) func() []time.Duration {
+	ctx, cancel := context.WithCancel(ctx)
+	var out []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			start := time.Now()
+			if r.rdb.Ping(ctx).Err() == nil {
+				out = append(out, time.Since(start))
+			}
+		}
+	}()
+	return func() []time.Duration { cancel(); <-done; return out }
 }
 
 // saturated reports whether a consumer failed to keep up with an offered rate: it completed

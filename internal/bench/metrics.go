@@ -125,3 +125,9 @@ func fetchProfile(ctx context.Context, url, file string, seconds int) error {
 	}
 	return f.Close()
 }
+
+// retries is how many messages the stack's workers handed back for a retry so far.
+func (s *stack) retries(ctx context.Context) float64 {
+	return s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry"`) +
+		s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry-after"`)
+}

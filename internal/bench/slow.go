@@ -150,8 +150,7 @@ func (r *runner) slowRun(ctx context.Context, consumer string, concurrency int, 
 	}
 	res.Redelivered = max(0, int(ci.Delivered.Consumer)-n)
 	if consumer == "worker" {
-		res.Naks = int(s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry"`) +
-			s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry-after"`))
+		res.Naks = int(s.retries(ctx))
 	} else {
 		res.Naks = countLines(s.workers[0].log, "baseline: ")
 	}

@@ -241,8 +241,8 @@ func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
 			pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
 			bin, args = s.r.bins.self, append([]string{"profiled-worker", "-pprof-addr", pprofAddr}, args...)
 		}
-		p, err := s.r.procs.start(name, bin, filepath.Join(s.dir, name+".log"),
-			[]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, args...)
+		env := append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...)
+		p, err := s.r.procs.start(name, bin, filepath.Join(s.dir, name+".log"), env, args...)
 		if err != nil {
 			return err
 		}

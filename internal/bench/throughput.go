@@ -21,6 +21,8 @@ type ThroughputResult struct {
 	// CPUPerOrderMS is CPU milliseconds per order by part: worker (or baseline), nats, sandbox,
 	// redis (shared: includes other users), bench (publisher of the orders and outcome reader).
 	CPUPerOrderMS map[string]float64 `json:"cpu_ms_per_order"`
+	// OtherCores is the CPU other users of the machine took meanwhile, in cores.
+	OtherCores float64 `json:"other_cores"`
 }
 
 // throughput measures orders per second from a backlog to final outcomes: the baseline, one
@@ -54,15 +56,16 @@ func (r *runner) throughput(ctx context.Context) error {
 	r.report.Throughput = results
 
 	t := Table{Title: "Throughput (publish → final outcome)",
-		Columns: []string{"run", "processes", "orders", "seconds", "orders/s", "vs baseline", "CPU ms/order: consumer", "nats", "redis", "sandbox", "bench", "total"}}
+		Columns: []string{"run", "processes", "orders", "seconds", "orders/s", "vs baseline", "CPU ms/order: consumer", "nats", "redis", "sandbox", "bench", "total", "other load"}}
 	for _, res := range results {
 		c := res.CPUPerOrderMS
 		t.Add(res.Name, res.Processes, thousands(int64(res.Orders)), num(res.Seconds), num(res.OrdersPerSec), ratio(res.VsBaseline),
-			num(c["worker"]), num(c["nats"]), num(c["redis"]), num(c["sandbox"]), num(c["bench"]), num(c["total"]))
+			num(c["worker"]), num(c["nats"]), num(c["redis"]), num(c["sandbox"]), num(c["bench"]), num(c["total"]), num(res.OtherCores))
 	}
 	t.Notes = []string{
 		"targets: ≥ 5,000 orders/s with one worker, and ≥ 0.80 of the baseline",
 		fmt.Sprintf("CPU ms/order × orders/s = cores busy; this machine has %d", r.report.Machine.Cores),
+		"other load: cores busy with processes outside the benchmark meanwhile (other users of this machine)",
 	}
 	for _, res := range results {
 		if res.DuplicateOuts > 0 {
@@ -95,7 +98,7 @@ func (r *runner) throughputRun(ctx context.Context, name string, workers int, ba
 	if _, err := pub.publish(ctx, orderSpec{shop: benchShop, prefix: "T", n: n, email: emailOK}, 0); err != nil {
 		return res, err
 	}
-	before := s.cpu()
+	before, win := s.cpu(), s.window()
 	if baseline {
 		err = s.startBaseline(ctx, r.settings.Concurrency)
 	} else {
@@ -109,6 +112,7 @@ func (r *runner) throughputRun(ctx context.Context, name string, workers int, ba
 		return res, err
 	}
 	after := s.cpu()
+	res.OtherCores = win.otherCores()
 	<-profDone
 	first, last, got := span(col.finalsOf("T"))
 	res.Seconds = last.Sub(first).Seconds()
