@@ -32,7 +32,7 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, inOrder(ev.Seq, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			return keep()
 		}
@@ -51,7 +51,7 @@ func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, inOrder(ev.Seq, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			if st.DataHash == req.hash {
 				return keep()

@@ -89,7 +89,13 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // withOrder runs fn holding the order's lease, with the order's current state, after finishing
 // what an earlier, interrupted handler left undone. It writes the state fn returns and then
 // settles it: schedules the poll, reports a queued shipment, publishes the outbox.
-func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, fn func(orderstate.State) change) error {
+//
+// eventID is the inbound event being handled ("" for a poll). It is recorded as processed before
+// the lease is released, once fn succeeded and its effects are durable, and an event already
+// recorded changes nothing: a copy of an event that got past the idempotency check while another
+// delivery of it was still running waits here for the lease, and must not apply it a second time
+// after a later event of the order (a tracking number entered again after its correction).
+func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID string, fn func(orderstate.State) change) error {
 	lease, err := o.lease(ctx, shop.ID, order)
 	if err != nil {
 		return err
@@ -103,6 +109,11 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, fn fun
 	if st, err = o.settle(ctx, shop, order, st); err != nil {
 		return err
 	}
+	if eventID != "" {
+		if done, err := o.Store.EventDone(ctx, eventID); err != nil || done {
+			return err
+		}
+	}
 	c := fn(st)
 	if c.next != nil {
 		next, err := o.Store.Put(ctx, shop.ID, order, *c.next, o.Now())
@@ -112,6 +123,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, fn fun
 		if _, err := o.settle(ctx, shop, order, next); err != nil {
 			return err
 		}
+	}
+	if c.err == nil && eventID != "" {
+		return o.Store.MarkEventDone(ctx, eventID)
 	}
 	return c.err
 }

@@ -95,3 +95,55 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 		t.Errorf("published %v, %d invoice calls; want one of each", outs.ids, prov.calls["invoice"])
 	}
 }
+
+// TestCopyWaitingForTheLeaseChangesNothing: a copy of an event (a second delivery, or a re-sent
+// copy with another Nats-Msg-Id) passes the idempotency check while the first delivery still runs,
+// waits for the order's lease, and gets it only after a later event of the order was applied. It
+// must not apply the event again: here it would report the first tracking number to ATODENE again
+// after its correction, and publish shipment.ok twice. (Found by the reliability suite's
+// duplicates scenario.)
+func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	for _, order := range []string{"ok-1", "ng-1"} {
+		status := orderstate.StatusOK
+		if order == "ng-1" {
+			status = orderstate.StatusNG
+		}
+		if _, err := store.Put(ctx, "shop", order, orderstate.State{Status: status, TransactionID: "12345678901"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prov, outs := &fakeProvider{}, &flakyOutcomes{}
+	shop := &handlers.Shop{ID: "shop", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	track := func(id, order, number string) error {
+		return o.TrackingEntered(ctx, handlers.Event[events.Tracking]{ID: id, Shop: "shop",
+			Data: events.Tracking{ShopID: "shop", OrderID: order, Carrier: "yamato", TrackingNumber: number}})
+	}
+	// The first number, its correction, then the copy of the first.
+	for _, step := range []struct{ id, number string }{{"t-1", "111111111111"}, {"t-2", "222222222222"}, {"t-1", "111111111111"}} {
+		if err := track(step.id, "ok-1", step.number); err != nil {
+			t.Fatalf("%s: %v", step.id, err)
+		}
+	}
+	if prov.calls["shipment"] != 2 || len(outs.ids) != 2 {
+		t.Errorf("%d shipment reports, outcomes %v; want 2 of each (new, then change)", prov.calls["shipment"], outs.ids)
+	}
+	if st, _ := store.Get(ctx, "shop", "ok-1"); st.Shipment == nil || st.Shipment.TrackingNumber != "222222222222" {
+		t.Errorf("shipment held: %+v, want the corrected number", st.Shipment)
+	}
+	// An order whose credit is NG answers shipment.ng, once per event, not once per copy.
+	outs.ids = nil
+	for range 2 {
+		if err := track("t-3", "ng-1", "333333333333"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(outs.ids) != 1 {
+		t.Errorf("outcomes %v for one event sent twice, want one shipment.ng", outs.ids)
+	}
+}
