@@ -287,8 +287,10 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 	}
 	if decided == events.TypeCreditOK && p.Update {
 		o = d.gen.update(o)
+		// A change re-screens with the order's rule. If its answer is lost, the retry asks which
+		// decision stands, and a short review may have ended by then: the decision itself.
 		u, err := d.send(ctx, events.TypeOrderUpdated, p.Shop, p.OrderID, o,
-			Want{Direct: []string{rl.directCredit()}, Final: rl.finalCredit()}, "")
+			Want{Direct: []string{rl.directCredit(), rl.finalCredit()}, Final: rl.finalCredit()}, "")
 		if err != nil {
 			return err
 		}
