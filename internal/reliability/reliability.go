@@ -129,19 +129,23 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	if r.bins, err = build(ctx, filepath.Join(r.dir, "bin")); err != nil {
 		return nil, err
 	}
+	// Scenarios start in the table's order, Parallel at a time.
 	results := make([]Result, len(chosen))
-	sem := make(chan struct{}, opts.Parallel)
+	next := make(chan int, len(chosen))
+	for i := range chosen {
+		next <- i
+	}
+	close(next)
 	var wg sync.WaitGroup
-	for i, sc := range chosen {
+	for range min(opts.Parallel, len(chosen)) {
 		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = Result{Scenario: sc.name, Err: ctx.Err()}
-				return
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					results[i] = Result{Scenario: chosen[i].name, Err: err}
+					continue
+				}
+				results[i] = r.runScenario(ctx, chosen[i])
 			}
-			defer func() { <-sem }()
-			results[i] = r.runScenario(ctx, sc)
 		})
 	}
 	wg.Wait()
@@ -336,11 +340,10 @@ func (x *run) monitor(ctx context.Context) func() int64 {
 	go func() {
 		for ctx.Err() == nil {
 			for _, w := range x.s.workers {
-				if w.proc != nil && w.exited() && !w.stopping {
+				if w.crashed() {
 					mu.Lock()
 					crashes++
 					mu.Unlock()
-					w.stopping = true
 					_ = x.s.restartWorker(ctx, w)
 				}
 			}

@@ -34,7 +34,7 @@ type scenario struct {
 func scenarios() []scenario {
 	return []scenario{
 		{name: "worker-kill", title: "the worker SIGKILLed at random moments and restarted", full: 5000, quick: 400, nodes: 1,
-			inject: injectKills, describe: func(x *run) string { return fmt.Sprintf("%d worker SIGKILLs", x.s.workers[0].killed) }},
+			inject: injectKills, describe: func(x *run) string { return fmt.Sprintf("%d worker SIGKILLs", x.s.workers[0].kills()) }},
 		{name: "nats-restart", title: "the NATS server stopped and started again on the same storage", full: 2000, quick: 300, nodes: 1,
 			inject: injectNATSRestart, describe: func(x *run) string { return "NATS stopped 5s, restarted" }},
 		{name: "nats-cluster", title: "a 3-node JetStream cluster, R3 streams; the streams' leader SIGKILLed", full: 2000, quick: 300, nodes: 3,

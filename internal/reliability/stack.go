@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,15 +58,45 @@ type stack struct {
 	secrets  []string // the shops' link passwords, which no log may contain
 }
 
-// workerProc is one worker and its restarts.
+// workerProc is one worker and its restarts. The kill injector replaces its process while the
+// crash monitor watches it, hence the mutex.
 type workerProc struct {
-	*proc
 	index    int
 	httpAddr string
 	log      string
+
+	mu       sync.Mutex
+	p        *proc
 	starts   int
-	killed   int // SIGKILLs the suite sent
-	stopping bool
+	killed   int  // SIGKILLs the suite sent
+	stopping bool // the suite stops or kills it: its exit is no crash
+}
+
+// current returns the running process (nil before the first start) and whether the suite is
+// stopping it.
+func (w *workerProc) current() (*proc, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.p, w.stopping
+}
+
+// crashed reports whether the process exited without the suite stopping it, and if so marks it
+// as handled, so that one crash is counted once.
+func (w *workerProc) crashed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.p == nil || w.stopping || !w.p.exited() {
+		return false
+	}
+	w.stopping = true
+	return true
+}
+
+// kills returns the SIGKILLs sent so far.
+func (w *workerProc) kills() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.killed
 }
 
 // workerOpts are a scenario's worker flags beyond the common ones.
@@ -310,16 +341,21 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 	if err != nil {
 		return err
 	}
-	w.proc, w.stopping = p, false
+	w.mu.Lock()
+	w.p, w.stopping = p, false
 	w.starts++
+	w.mu.Unlock()
 	return waitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, p)
 }
 
 // killWorker SIGKILLs w and starts it again.
 func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
+	w.mu.Lock()
 	w.stopping = true
-	w.proc.kill()
 	w.killed++
+	p := w.p
+	w.mu.Unlock()
+	p.kill()
 	return s.restartWorker(ctx, w)
 }
 
@@ -327,7 +363,7 @@ func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
 func (s *stack) ready() (bool, string) {
 	client := &http.Client{Timeout: 3 * time.Second}
 	for _, w := range s.workers {
-		if w.proc == nil || w.exited() {
+		if p, _ := w.current(); p == nil || p.exited() {
 			return false, fmt.Sprintf("worker-%d is not running", w.index+1)
 		}
 		resp, err := client.Get("http://" + w.httpAddr + "/readyz")
@@ -346,8 +382,12 @@ func (s *stack) ready() (bool, string) {
 // close stops everything of the stack and deletes its keys from the shared Redis.
 func (s *stack) close() {
 	for _, w := range s.workers {
-		if w.proc != nil {
-			_ = w.stop(15 * time.Second)
+		w.mu.Lock()
+		p := w.p
+		w.stopping = true
+		w.mu.Unlock()
+		if p != nil {
+			_ = p.stop(15 * time.Second)
 		}
 	}
 	if s.nc != nil {
