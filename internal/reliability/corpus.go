@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
@@ -21,6 +23,9 @@ type badCase struct {
 	// outcome: else, the outcome type it must get.
 	reason, field string
 	outcome       string
+	// refused: the ORDERS stream must refuse it at publish time (too large to dead-letter with
+	// its body), so it is never accepted.
+	refused bool
 }
 
 // envelope/data helpers for the corpus.
@@ -156,7 +161,7 @@ func corpus() []badCase {
 			b := withData(env, data)
 			fill := maxPayload - 160 - len(b)
 			return []byte(strings.Replace(string(b), "FILL", strings.Repeat("x", fill+4), 1))
-		}, reason: invalid, field: "buyer.name"},
+		}, refused: true},
 		// The other inbound types.
 		{name: "cancel without order_id", subject: events.Subject(events.TypeOrderCancelled, shopA),
 			body: typed(events.TypeOrderCancelled, map[string]any{"shop_id": shopA}), reason: invalid, field: "order_id"},
@@ -248,6 +253,15 @@ func (d *driver) sendCorpus(ctx context.Context) error {
 			Want: Want{Reason: c.reason, Field: c.field, Corpus: c.name}}
 		if c.outcome != "" {
 			e.Want.Direct = []string{c.outcome}
+		}
+		if c.refused {
+			// Never accepted, so no outcome is owed: the stream must say no.
+			msg := nats.NewMsg(subject)
+			msg.Data = body
+			if _, err := d.s.js.PublishMsg(ctx, msg); err == nil {
+				return fmt.Errorf("corpus case %q: the stream accepted a message too large to dead-letter", c.name)
+			}
+			continue
 		}
 		d.register(e, body)
 		if err := d.publishRaw(ctx, e, subject, body, id); err != nil {

@@ -56,7 +56,7 @@ func scenarios() []scenario {
 func badKinds() int {
 	n := 0
 	for _, c := range corpus() {
-		if c.reason != "" {
+		if c.reason != "" || c.refused {
 			n++
 		}
 	}

@@ -69,8 +69,8 @@ func TestCorpus(t *testing.T) {
 			t.Errorf("case %q twice", c.name)
 		}
 		seen[c.name] = true
-		if (c.reason == "") == (c.outcome == "") {
-			t.Errorf("case %q: want exactly one of a dead-letter reason and an outcome", c.name)
+		if ends := btoi(c.reason != "") + btoi(c.outcome != "") + btoi(c.refused); ends != 1 {
+			t.Errorf("case %q: want exactly one of a dead-letter reason, an outcome and refused", c.name)
 		}
 		if c.reason != "" && c.field == "" {
 			t.Errorf("case %q: no field for Dlq-Error to name", c.name)
@@ -87,4 +87,11 @@ func TestCorpus(t *testing.T) {
 			t.Errorf("case %q: body of %d bytes does not fit max_payload %d with its headers", c.name, len(body), maxPayload)
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,11 +1,14 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 )
@@ -92,5 +95,30 @@ func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 		if o.Env.Type != "credit.ok" || !strings.HasPrefix(o.Credit.OrderID, "GOOD-") {
 			t.Errorf("unexpected outcome %s for %s", o.Env.Type, o.Credit.OrderID)
 		}
+	}
+}
+
+// TestOversizedEventIsRefusedAtPublish: a message too large to be dead-lettered with its body
+// (the body plus the dead-letter headers would pass the server's max_payload) is refused by the
+// ORDERS stream at publish time, so it is never accepted and then lost; one just within the limit
+// is accepted and dead-lettered byte for byte.
+func TestOversizedEventIsRefusedAtPublish(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	limit := int(maxInbound(h.nc.MaxPayload()))
+	body := func(size int) []byte {
+		head := `{"specversion":"1.0","id":"big-` + fmt.Sprint(size) + `","source":"t","type":"order.created","data":{"pad":"`
+		return []byte(head + strings.Repeat("x", size-len(head)-3) + `"}}`)
+	}
+	msg := nats.NewMsg("orders.created.shop-a")
+	msg.Data = body(limit + 1)
+	if _, err := h.js.PublishMsg(context.Background(), msg); err == nil {
+		t.Fatal("the stream accepted a message too large to dead-letter")
+	}
+	ok := body(limit - 200)
+	h.publishRaw("orders.created.shop-a", "big-ok", ok)
+	waitFor(t, 10*time.Second, "its dead letter", func() bool { return len(h.deadLetters()) == 1 })
+	if d := h.deadLetters()[0]; string(d.Data()) != string(ok) || d.Headers().Get(dlq.HeaderReason) != "invalid" {
+		t.Errorf("dead letter: %d bytes, reason %s", len(d.Data()), d.Headers().Get(dlq.HeaderReason))
 	}
 }

@@ -21,13 +21,23 @@ const (
 )
 
 // streamConfigs are the streams of DESIGN.md §3 with the configured names and retention.
-func streamConfigs(s config.Settings) []jetstream.StreamConfig {
+// maxInbound is the ORDERS stream's message size limit for a server whose max_payload is
+// maxPayload: room is kept for the dead-letter headers, so that every message the stream accepts
+// can also be dead-lettered with its body byte for byte. A larger one is refused at publish time,
+// so it is never accepted and then lost.
+func maxInbound(maxPayload int64) int32 {
+	const deadLetterHeadroom = 16 << 10 // Dlq-* headers; Dlq-Error is cut at 1 KiB
+	return int32(max(maxPayload-deadLetterHeadroom, 1024))
+}
+
+func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig {
 	// A handler that dies after publishing an outcome but before recording it comes back after
 	// the ack wait and publishes again with the same message ID: the outcome streams' duplicate
 	// window must outlast that.
 	outDup := max(2*time.Minute, 3*s.AckWait)
 	configs := []jetstream.StreamConfig{
-		{Name: s.OrdersStream, Subjects: []string{"orders.>"}, MaxAge: s.OrdersRetention, Duplicates: s.DuplicateWindow},
+		{Name: s.OrdersStream, Subjects: []string{"orders.>"}, MaxAge: s.OrdersRetention, Duplicates: s.DuplicateWindow,
+			MaxMsgSize: maxInbound(maxPayload)},
 		{Name: s.ResultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, MaxAge: s.ResultsRetention, Duplicates: outDup},
 		{Name: s.DLQStream, Subjects: []string{"dlq.>"}, MaxAge: s.DLQRetention, Duplicates: outDup},
 		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
@@ -50,7 +60,7 @@ type consumers struct {
 // setup creates or updates the streams and durable consumers, idempotently.
 func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs consumers, err error) {
 	if !s.SkipStreamSetup {
-		for _, sc := range streamConfigs(s) {
+		for _, sc := range streamConfigs(s, js.Conn().MaxPayload()) {
 			if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 				return cs, fmt.Errorf("creating or updating stream %s: %w", sc.Name, err)
 			}
