@@ -45,7 +45,8 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	token := orderToken(req.Shop, req.OrderID)
 	msg := nats.NewMsg(pollSubjectBase + "sched." + token)
 	msg.Data = body
-	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Truncate(time.Second).Add(time.Second).Format(time.RFC3339))
+	// Sub-second precision: rounding to whole seconds fired every re-check due in a second together.
+	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", pollSubjectBase+"due."+token)
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("scheduling the poll of %s/%s: %w", req.Shop, req.OrderID, err)
