@@ -27,6 +27,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 )
 
 // Options configure a run of the benchmark.
@@ -181,7 +183,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	defer func() {
-		r.procs.stopAll()
+		r.procs.StopAll()
 		if r.rdb != nil {
 			r.deleteKeys(r.prefix)
 			r.rdb.Close()
@@ -239,11 +241,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 // prepare builds the programs and connects to Redis.
 func (r *runner) prepare(ctx context.Context) error {
-	root, err := moduleRoot(ctx)
+	root, err := childproc.ModuleRoot(ctx)
 	if err != nil {
 		return err
 	}
-	b := builder{dir: filepath.Join(r.dir, "bin"), module: root}
+	binDir := filepath.Join(r.dir, "bin")
 	for _, x := range []struct {
 		dst       *string
 		name, pkg string
@@ -253,7 +255,7 @@ func (r *runner) prepare(ctx context.Context) error {
 		{&r.bins.sandbox, "atodene-sandbox", "./cmd/atodene-sandbox"},
 		{&r.bins.publisher, "publisher", "./cmd/publisher"},
 	} {
-		if *x.dst, err = b.build(ctx, x.name, x.pkg); err != nil {
+		if *x.dst, err = childproc.Build(ctx, root, binDir, x.name, x.pkg); err != nil {
 			return err
 		}
 	}
@@ -420,10 +422,10 @@ func (s *stack) cpu() cpuSample {
 		}
 	}
 	for _, w := range s.workers {
-		add("worker", w.pid())
+		add("worker", w.Pid())
 	}
-	add("nats", s.nats.pid())
-	add("sandbox", s.sandbox.pid())
+	add("nats", s.nats.Pid())
+	add("sandbox", s.sandbox.Pid())
 	if s.r.redisPID > 0 {
 		add("redis", s.r.redisPID)
 	}

@@ -164,7 +164,7 @@ func (r *runner) pending(ctx context.Context) error {
 		return err
 	}
 	defer dueCC.Stop()
-	res.WorkerRSSIdleMB, res.NATSRSSIdleMB = rssMB(w.pid()), rssMB(s.nats.pid())
+	res.WorkerRSSIdleMB, res.NATSRSSIdleMB = rssMB(w.Pid()), rssMB(s.nats.Pid())
 	redisBefore := r.redisUsedMB(ctx)
 
 	// Sample the pending set, memory and Redis while the run lasts.
@@ -221,10 +221,10 @@ func (r *runner) pending(ctx context.Context) error {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.Settled = int(col.nFinal.Load())
-	if st, err := procStatus(w.pid()); err == nil {
+	if st, err := procStatus(w.Pid()); err == nil {
 		res.WorkerRSSPeakMB = float64(st["VmHWM"]) / 1024
 	}
-	if st, err := procStatus(s.nats.pid()); err == nil {
+	if st, err := procStatus(s.nats.Pid()); err == nil {
 		res.NATSRSSPeakMB = float64(st["VmHWM"]) / 1024
 	}
 	res.RedisKeysMB = r.redisKeysMB(ctx, s.prefix, orderSpec{shop: benchShop, prefix: "P", n: n}.id(0), n) + float64(pendingSetBytes)/(1<<20)

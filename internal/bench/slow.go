@@ -152,7 +152,7 @@ func (r *runner) slowRun(ctx context.Context, consumer string, concurrency int, 
 	if consumer == "worker" {
 		res.Naks = int(s.retries(ctx))
 	} else {
-		res.Naks = countLines(s.workers[0].log, "baseline: ")
+		res.Naks = countLines(s.workers[0].Log(), "baseline: ")
 	}
 	res.AckTimeouts = max(0, res.Redelivered-res.Naks)
 	if consumer == "worker" {

@@ -1,12 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
@@ -82,20 +79,20 @@ func (r *runner) newStack(ctx context.Context, name string, sb sandboxOpts) (*st
 }
 
 func (s *stack) startNATS(ctx context.Context) error {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return err
 	}
 	args := []string{"-js", "-sd", filepath.Join(s.dir, "jetstream"), "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
 	if s.r.opts.ProfileDir != "" {
-		pp, err := freePort()
+		pp, err := childproc.FreePort()
 		if err != nil {
 			return err
 		}
 		s.natsPprof = fmt.Sprintf("127.0.0.1:%d", pp)
 		args = append(args, "--profile", strconv.Itoa(pp))
 	}
-	if s.nats, err = s.r.procs.start("nats-server", s.r.bins.nats, filepath.Join(s.dir, "nats.log"), nil, args...); err != nil {
+	if s.nats, err = s.r.procs.Start("nats-server", s.r.bins.nats, filepath.Join(s.dir, "nats.log"), nil, args...); err != nil {
 		return err
 	}
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
@@ -106,8 +103,8 @@ func (s *stack) startNATS(ctx context.Context) error {
 			s.nc = nc
 			break
 		}
-		if time.Now().After(deadline) || s.nats.exited() {
-			return fmt.Errorf("NATS server did not accept connections: %v (log: %s)", err, s.nats.log)
+		if time.Now().After(deadline) || s.nats.Exited() {
+			return fmt.Errorf("NATS server did not accept connections: %v (log: %s)", err, s.nats.Log())
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return err
@@ -118,7 +115,7 @@ func (s *stack) startNATS(ctx context.Context) error {
 }
 
 func (s *stack) startSandbox(ctx context.Context, o sandboxOpts) error {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -127,35 +124,21 @@ func (s *stack) startSandbox(ctx context.Context, o sandboxOpts) error {
 		review = 2 * time.Second
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s.sandbox, err = s.r.procs.start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
+	s.sandbox, err = s.r.procs.Start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
 		"-addr", addr, "-review-delay", review.String(), "-hold-delay", review.String(), "-seed", "1")
 	if err != nil {
 		return err
 	}
 	s.sbURL = "http://" + addr
-	if err := waitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox); err != nil {
+	if err := childproc.WaitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox); err != nil {
 		return err
 	}
 	return s.setFaults(ctx, sandbox.Faults{LatencyMS: int(o.latency / time.Millisecond)})
 }
 
-// setFaults sets the sandbox's fault injection (PUT /sandbox/faults).
+// setFaults sets the sandbox's fault injection.
 func (s *stack) setFaults(ctx context.Context, f sandbox.Faults) error {
-	body, _ := json.Marshal(f)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.sbURL+"/sandbox/faults", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("setting sandbox faults: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("setting sandbox faults: %s: %s", resp.Status, msg)
-	}
-	return nil
+	return sandbox.PutFaults(ctx, s.sbURL, f)
 }
 
 // createStreams creates ORDERS and RESULTS as the worker does (docs/architecture.md), so that
@@ -217,7 +200,7 @@ func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
 		return err
 	}
 	for range n {
-		port, err := freePort()
+		port, err := childproc.FreePort()
 		if err != nil {
 			return err
 		}
@@ -234,7 +217,7 @@ func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
 		name := fmt.Sprintf("worker-%d", len(s.workers)+1)
 		pprofAddr := ""
 		if s.r.opts.ProfileDir != "" {
-			pp, err := freePort()
+			pp, err := childproc.FreePort()
 			if err != nil {
 				return err
 			}
@@ -242,14 +225,14 @@ func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
 			bin, args = s.r.bins.self, append([]string{"profiled-worker", "-pprof-addr", pprofAddr}, args...)
 		}
 		env := append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...)
-		p, err := s.r.procs.start(name, bin, filepath.Join(s.dir, name+".log"), env, args...)
+		p, err := s.r.procs.Start(name, bin, filepath.Join(s.dir, name+".log"), env, args...)
 		if err != nil {
 			return err
 		}
 		s.workers = append(s.workers, &worker{proc: p, httpAddr: addr, pprofAddr: pprofAddr})
 	}
 	for _, w := range s.workers {
-		if err := waitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, w.proc); err != nil {
+		if err := childproc.WaitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, w.proc); err != nil {
 			return err
 		}
 	}
@@ -259,26 +242,26 @@ func (s *stack) startWorkers(ctx context.Context, n int, o workerOpts) error {
 // startBaseline starts the bare-bones baseline program (bench baseline-worker) and waits until
 // it consumes.
 func (s *stack) startBaseline(ctx context.Context, concurrency int) error {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := s.r.procs.start("baseline", s.r.bins.self, filepath.Join(s.dir, "baseline.log"), nil,
+	p, err := s.r.procs.Start("baseline", s.r.bins.self, filepath.Join(s.dir, "baseline.log"), nil,
 		"baseline-worker", "-nats-url", s.natsURL, "-redis-url", s.r.opts.RedisURL, "-redis-prefix", s.prefix,
 		"-sandbox-url", s.sbURL, "-concurrency", strconv.Itoa(concurrency), "-http-addr", addr)
 	if err != nil {
 		return err
 	}
 	s.workers = append(s.workers, &worker{proc: p, httpAddr: addr})
-	return waitHTTP(ctx, "http://"+addr+"/readyz", 30*time.Second, p)
+	return childproc.WaitHTTP(ctx, "http://"+addr+"/readyz", 30*time.Second, p)
 }
 
 // stopWorkers stops the workers (SIGTERM, as in production) and forgets them.
 func (s *stack) stopWorkers() error {
 	var first error
 	for _, w := range s.workers {
-		if err := w.stop(40 * time.Second); err != nil && first == nil {
+		if err := w.Stop(40 * time.Second); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -293,10 +276,10 @@ func (s *stack) close() {
 		s.nc.Close()
 	}
 	if s.sandbox != nil {
-		_ = s.sandbox.stop(10 * time.Second)
+		_ = s.sandbox.Stop(10 * time.Second)
 	}
 	if s.nats != nil {
-		_ = s.nats.stop(10 * time.Second)
+		_ = s.nats.Stop(10 * time.Second)
 	}
 	s.r.deleteKeys(s.prefix)
 }
@@ -310,27 +293,14 @@ func (s *stack) consumerInfo(ctx context.Context, stream, name string) (*jetstre
 	return c.Info(ctx)
 }
 
-// waitHTTP polls url until it answers 200, the process exits, or timeout passes.
-func waitHTTP(ctx context.Context, url string, timeout time.Duration, p *proc) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if p.exited() {
-			return fmt.Errorf("%s exited before it was ready: %v (log: %s)%s", p.name, p.err, p.log, logTail(p.log, 5))
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s (log: %s)%s", p.name, timeout, p.log, logTail(p.log, 5))
-		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -349,31 +319,9 @@ func countLines(path, prefix string) int {
 	return n
 }
 
-// logTail returns the last n lines of a log file, indented, for error messages.
-func logTail(path string, n int) string {
-	raw, err := os.ReadFile(path)
-	if err != nil || len(raw) == 0 {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
-	lines = lines[max(0, len(lines)-n):]
-	return "\n    " + strings.Join(lines, "\n    ")
-}
-
 func durOr(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
 	return def
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -120,7 +120,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 			return nil, err
 		}
 	}
-	defer r.procs.stopAll()
+	defer r.procs.StopAll()
 	if err := r.checkRedis(ctx); err != nil {
 		return nil, err
 	}

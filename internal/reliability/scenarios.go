@@ -97,7 +97,7 @@ func injectNATSRestart(ctx context.Context, x *run) error {
 		return err
 	}
 	node := x.s.nodes[0]
-	if err := node.p.stop(30 * time.Second); err != nil {
+	if err := node.p.Stop(30 * time.Second); err != nil {
 		return err
 	}
 	if err := sleepCtx(ctx, 5*time.Second); err != nil {
@@ -139,7 +139,7 @@ func injectLeaderKill(ctx context.Context, x *run) error {
 		}
 		slices.Sort(leaders[victim])
 		x.note = fmt.Sprintf("leader %s (%s) SIGKILLed 10s", victim, strings.Join(leaders[victim], ", "))
-		n.p.kill()
+		n.p.Kill()
 		if err := sleepCtx(ctx, 10*time.Second); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
@@ -85,7 +85,7 @@ func (w *workerProc) current() (*proc, bool) {
 func (w *workerProc) crashed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.p == nil || w.stopping || !w.p.exited() {
+	if w.p == nil || w.stopping || !w.p.Exited() {
 		return false
 	}
 	w.stopping = true
@@ -125,7 +125,7 @@ func (r *runner) newStack(name string) (*stack, error) {
 // startNATS starts n nats-server nodes (1, or 3 for a cluster with JetStream on every node) and
 // connects the suite's client to all of them.
 func (s *stack) startNATS(ctx context.Context, n int) error {
-	ports, err := freePorts(2 * n)
+	ports, err := childproc.FreePorts(2 * n)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (s *stack) startNATS(ctx context.Context, n int) error {
 // startNode (re)starts one NATS node with its configuration and storage, and waits until it
 // accepts connections.
 func (s *stack) startNode(node *natsNode) error {
-	p, err := s.r.procs.start("nats-"+node.name, s.r.bins.nats, filepath.Join(s.dir, "nats-"+node.name+".log"), nil, "-c", node.conf)
+	p, err := s.r.procs.Start("nats-"+node.name, s.r.bins.nats, filepath.Join(s.dir, "nats-"+node.name+".log"), nil, "-c", node.conf)
 	if err != nil {
 		return err
 	}
@@ -208,8 +208,8 @@ func (s *stack) startNode(node *natsNode) error {
 			nc.Close()
 			return nil
 		}
-		if p.exited() || time.Now().After(deadline) {
-			return fmt.Errorf("NATS node %s did not start: %v%s", node.name, err, logTail(p.log, 5))
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("NATS node %s did not start: %v%s", node.name, err, childproc.LogTail(p.Log(), 5))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -226,7 +226,7 @@ func (s *stack) natsURLs() string {
 // startSandbox starts the ATODENE sandbox with two merchants (one per shop) whose passwords are
 // fresh for the run, and short review and hold delays.
 func (s *stack) startSandbox(ctx context.Context) error {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -237,33 +237,19 @@ func (s *stack) startSandbox(ctx context.Context) error {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s.sandbox, err = s.r.procs.start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
+	s.sandbox, err = s.r.procs.Start("atodene-sandbox", s.r.bins.sandbox, filepath.Join(s.dir, "sandbox.log"), nil,
 		"-addr", addr, "-shops-file", shopsFile, "-review-delay", "2s", "-hold-delay", "2s", "-slow-delay", "1500ms",
 		"-seed", strconv.FormatUint(s.r.opts.Seed|1, 10))
 	if err != nil {
 		return err
 	}
 	s.sbURL = "http://" + addr
-	return waitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox)
+	return childproc.WaitHTTP(ctx, s.sbURL+"/sandbox/stats", 15*time.Second, s.sandbox)
 }
 
-// setFaults sets the sandbox's fault injection (PUT /sandbox/faults).
+// setFaults sets the sandbox's fault injection.
 func (s *stack) setFaults(ctx context.Context, f sandbox.Faults) error {
-	body, _ := json.Marshal(f)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.sbURL+"/sandbox/faults", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("setting sandbox faults: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("setting sandbox faults: %s: %s", resp.Status, msg)
-	}
-	return nil
+	return sandbox.PutFaults(ctx, s.sbURL, f)
 }
 
 // sandboxJSON GETs an admin endpoint into v.
@@ -315,7 +301,7 @@ func (s *stack) writeShops() (string, error) {
 
 // startWorker starts a new worker process (index len(workers)) and waits until it is ready.
 func (s *stack) startWorker(ctx context.Context) (*workerProc, error) {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +323,7 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 		"-shutdown-grace", "10s", "-concurrency", "64"}
 	args = append(args, s.wopts.extra...)
 	env := []string{"REL_PASSWORD_A=" + s.secrets[0], "REL_PASSWORD_B=" + s.secrets[1]}
-	p, err := s.r.procs.start(fmt.Sprintf("worker-%d", w.index+1), s.r.bins.worker, w.log, env, args...)
+	p, err := s.r.procs.Start(fmt.Sprintf("worker-%d", w.index+1), s.r.bins.worker, w.log, env, args...)
 	if err != nil {
 		return err
 	}
@@ -345,7 +331,7 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 	w.p, w.stopping = p, false
 	w.starts++
 	w.mu.Unlock()
-	return waitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, p)
+	return childproc.WaitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, p)
 }
 
 // killWorker SIGKILLs w and starts it again.
@@ -355,7 +341,7 @@ func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
 	w.killed++
 	p := w.p
 	w.mu.Unlock()
-	p.kill()
+	p.Kill()
 	return s.restartWorker(ctx, w)
 }
 
@@ -363,7 +349,7 @@ func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
 func (s *stack) ready() (bool, string) {
 	client := &http.Client{Timeout: 3 * time.Second}
 	for _, w := range s.workers {
-		if p, _ := w.current(); p == nil || p.exited() {
+		if p, _ := w.current(); p == nil || p.Exited() {
 			return false, fmt.Sprintf("worker-%d is not running", w.index+1)
 		}
 		resp, err := client.Get("http://" + w.httpAddr + "/readyz")
@@ -387,18 +373,18 @@ func (s *stack) close() {
 		w.stopping = true
 		w.mu.Unlock()
 		if p != nil {
-			_ = p.stop(15 * time.Second)
+			_ = p.Stop(15 * time.Second)
 		}
 	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
 	if s.sandbox != nil {
-		_ = s.sandbox.stop(10 * time.Second)
+		_ = s.sandbox.Stop(10 * time.Second)
 	}
 	for _, n := range s.nodes {
 		if n.p != nil {
-			_ = n.p.stop(10 * time.Second)
+			_ = n.p.Stop(10 * time.Second)
 		}
 	}
 	if s.redis != nil {
@@ -418,7 +404,7 @@ type privateRedis struct {
 }
 
 func (s *stack) startPrivateRedis(ctx context.Context) error {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -432,7 +418,7 @@ func (s *stack) startPrivateRedis(ctx context.Context) error {
 
 func (pr *privateRedis) start(ctx context.Context) error {
 	_, port, _ := strings.Cut(pr.addr, ":")
-	p, err := pr.r.procs.start("redis-server", "redis-server", filepath.Join(pr.dir, "..", "redis.log"), nil,
+	p, err := pr.r.procs.Start("redis-server", "redis-server", filepath.Join(pr.dir, "..", "redis.log"), nil,
 		"--bind", "127.0.0.1", "--port", port, "--dir", pr.dir, "--appendonly", "yes", "--save", "")
 	if err != nil {
 		return err
@@ -442,8 +428,8 @@ func (pr *privateRedis) start(ctx context.Context) error {
 	defer rdb.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for rdb.Ping(ctx).Err() != nil {
-		if p.exited() || time.Now().After(deadline) {
-			return fmt.Errorf("redis-server on %s did not answer%s", pr.addr, logTail(p.log, 5))
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on %s did not answer%s", pr.addr, childproc.LogTail(p.Log(), 5))
 		}
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return err
@@ -454,10 +440,10 @@ func (pr *privateRedis) start(ctx context.Context) error {
 
 // kill stops the server as an outage does (SIGKILL). The append-only file keeps every write
 // the server acknowledged: the data is in the OS's page cache, which a killed process leaves.
-func (pr *privateRedis) kill() { pr.p.kill() }
+func (pr *privateRedis) kill() { pr.p.Kill() }
 
 func (pr *privateRedis) stop() {
 	if pr.p != nil {
-		_ = pr.p.stop(10 * time.Second)
+		_ = pr.p.Stop(10 * time.Second)
 	}
 }
