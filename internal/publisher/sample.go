@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // sampleMaxOrders bounds -n, so that order IDs keep their shape.
@@ -176,8 +177,8 @@ func (s *sampler) order(i int) events.Order {
 	buyer, place, who := person(r)
 	buyer.Email = email(r, rl, who)
 	if r.IntN(100) < 8 {
-		buyer.Company = pick(r, companies)
-		buyer.Department = pick(r, departments)
+		buyer.Company = sampledata.Pick(r, sampledata.Companies)
+		buyer.Department = sampledata.Pick(r, sampledata.Departments)
 	}
 	o.Buyer = &buyer
 	if r.IntN(100) < 20 { // a gift, or a parcel to the office
@@ -185,15 +186,15 @@ func (s *sampler) order(i int) events.Order {
 		o.ShipTo, place = &to, toPlace
 	}
 	o.Items = items(r, rl)
-	subtotal := sum(o.Items)
+	subtotal := sampledata.Sum(o.Items)
 	if subtotal < 5000 {
-		o.ShippingFee = place.shipping
+		o.ShippingFee = place.Shipping
 	}
 	if r.IntN(100) < 10 {
 		o.Fee = 330 // the mall charged its deferred-payment fee already
 	}
 	if r.IntN(100) < 25 { // points or a coupon
-		o.Discount = min(pick(r, []int64{100, 300, 500, 1000, int64(1 + r.IntN(800))}), subtotal/2)
+		o.Discount = min(sampledata.Pick(r, []int64{100, 300, 500, 1000, int64(1 + r.IntN(800))}), subtotal/2)
 	}
 	switch x := r.IntN(100); {
 	case x < 15:
@@ -201,7 +202,7 @@ func (s *sampler) order(i int) events.Order {
 	case x < 75:
 		o.InvoiceDelivery = events.DeliverySeparate
 	}
-	bill(&o)
+	sampledata.Bill(&o)
 	return o
 }
 
@@ -220,93 +221,79 @@ func (s *sampler) update(o events.Order, i int) events.Order {
 	if len(o.Items) > 1 { // never the first: an order over the limit keeps its expensive item
 		changes = append(changes, func() { o.Items = o.Items[:len(o.Items)-1] })
 	}
-	if sum(o.Items)+o.ShippingFee+o.Fee-o.Discount-300 > screeningLimit || s.ruleOf(i) != ruleOverLimit {
-		changes = append(changes, func() { o.Discount = min(o.Discount+300, sum(o.Items)) })
+	if sampledata.Sum(o.Items)+o.ShippingFee+o.Fee-o.Discount-300 > screeningLimit || s.ruleOf(i) != ruleOverLimit {
+		changes = append(changes, func() { o.Discount = min(o.Discount+300, sampledata.Sum(o.Items)) })
 	}
 	changes = append(changes,
 		func() { to, _, _ := person(r); o.ShipTo = &to },
 		func() { b := *o.Buyer; b.Phone = mobile(r); o.Buyer = &b },
 	)
-	pick(r, changes)()
-	bill(&o)
+	sampledata.Pick(r, changes)()
+	sampledata.Bill(&o)
 	return o
 }
 
-// bill sets billed_amount from the invariant of DESIGN.md §5.
-func bill(o *events.Order) {
-	billed := sum(o.Items) + o.ShippingFee + o.Fee - o.Discount
-	o.BilledAmount = &billed
-}
-
-func sum(items []events.Item) int64 {
-	var t int64
-	for _, it := range items {
-		t += it.UnitPrice * it.Quantity
-	}
-	return t
-}
-
-// items picks 1-5 different products. Orders over the limit start with an expensive one; the others
+// items picks 1-5 different sampledata.Products. Orders over the limit start with an expensive one; the others
 // stay under ordinaryMaxSubtotal.
 func items(r *rand.Rand, rl rule) []events.Item {
-	count := pick(r, []int{1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5})
+	count := sampledata.Pick(r, []int{1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5})
 	var out []events.Item
 	var subtotal int64
 	if rl == ruleOverLimit {
-		p := pick(r, expensiveProducts)
-		out, subtotal = append(out, events.Item{Name: p.name, UnitPrice: p.price, Quantity: 1}), p.price
+		p := sampledata.Pick(r, sampledata.ExpensiveProducts)
+		out, subtotal = append(out, events.Item{Name: p.Name, UnitPrice: p.Price, Quantity: 1}), p.Price
 	}
-	for _, k := range r.Perm(len(products)) {
+	for _, k := range r.Perm(len(sampledata.Products)) {
 		if len(out) == count {
 			break
 		}
-		p := products[k]
-		qty := pick(r, []int64{1, 1, 1, 1, 1, 1, 1, 2, 2, 3})
+		p := sampledata.Products[k]
+		qty := sampledata.Pick(r, []int64{1, 1, 1, 1, 1, 1, 1, 2, 2, 3})
 		if rl != ruleOverLimit {
-			if subtotal+p.price*qty > ordinaryMaxSubtotal {
+			if subtotal+p.Price*qty > ordinaryMaxSubtotal {
 				qty = 1
 			}
-			if subtotal+p.price > ordinaryMaxSubtotal {
+			if subtotal+p.Price > ordinaryMaxSubtotal {
 				continue
 			}
 		}
-		out, subtotal = append(out, events.Item{Name: p.name, UnitPrice: p.price, Quantity: qty}), subtotal+p.price*qty
+		out, subtotal = append(out, events.Item{Name: p.Name, UnitPrice: p.Price, Quantity: qty}), subtotal+p.Price*qty
 	}
 	return out
 }
 
 // person makes a name with its reading, an address and a phone number; it returns the place and
 // the names too.
-func person(r *rand.Rand) (events.Person, place, [2]name) {
-	f, g, pl := pick(r, familyNames), pick(r, givenNames), pick(r, places)
-	addr := fmt.Sprintf("%s%s%s%d-%d-%d", pl.pref, pl.city, pl.town, 1+r.IntN(5), 1+r.IntN(30), 1+r.IntN(20))
+func person(r *rand.Rand) (events.Person, sampledata.Place, [2]sampledata.Name) {
+	f, g, pl := sampledata.Pick(r, sampledata.FamilyNames), sampledata.Pick(r, sampledata.GivenNames), sampledata.Pick(r, sampledata.Places)
+	addr := fmt.Sprintf("%s%s%s%d-%d-%d", pl.Pref, pl.City, pl.Town, 1+r.IntN(5), 1+r.IntN(30), 1+r.IntN(20))
 	if r.IntN(100) < 40 {
-		withRoom := fmt.Sprintf("%s %s %d%02d号室", addr, pick(r, buildings), 1+r.IntN(9), 1+r.IntN(8))
+		withRoom := fmt.Sprintf("%s %s %d%02d号室", addr, sampledata.Pick(r, sampledata.Buildings), 1+r.IntN(9), 1+r.IntN(8))
 		if utf8.RuneCountInString(withRoom) <= 55 {
 			addr = withRoom
 		}
 	}
 	return events.Person{
-		Name:     f.kanji + " " + g.kanji,
-		NameKana: f.kana + " " + g.kana,
-		Zip:      pl.zip,
+		Name:     f.Kanji + " " + g.Kanji,
+		NameKana: f.Kana + " " + g.Kana,
+		Zip:      pl.Zip,
 		Address:  addr,
 		Phone:    phone(r, pl),
-	}, pl, [2]name{f, g}
+	}, pl, [2]sampledata.Name{f, g}
 }
 
 // phone is a mobile number, or a land line in the place's area code.
-func phone(r *rand.Rand, pl place) string {
+func phone(r *rand.Rand, pl sampledata.Place) string {
 	if r.IntN(100) < 60 {
 		return mobile(r)
 	}
-	digits := 6 - len(pl.area) // area code and exchange have six digits together
+	digits := 6 - len(pl.Area) // area code and exchange have six digits together
 	low := pow10(digits - 1)   // exchanges do not start with 0
-	return fmt.Sprintf("%s-%d-%04d", pl.area, low+r.IntN(9*low), r.IntN(10000))
+	return fmt.Sprintf("%s-%d-%04d", pl.Area, low+r.IntN(9*low), r.IntN(10000))
 }
 
 func mobile(r *rand.Rand) string {
-	return fmt.Sprintf("%s-%d-%04d", pick(r, []string{"090", "080", "070"}), 1000+r.IntN(9000), r.IntN(10000))
+	return fmt.Sprintf("%s-%d-%04d", sampledata.Pick(r, []string{"090", "080", "070"}), 1000+r.IntN(9000), r.IntN(10000))
 }
 
 func pow10(n int) int {
@@ -318,116 +305,16 @@ func pow10(n int) int {
 }
 
 // email makes the buyer's address from their names, its local part starting with the rule's prefix.
-func email(r *rand.Rand, rl rule, who [2]name) string {
+func email(r *rand.Rand, rl rule, who [2]sampledata.Name) string {
 	f, g := who[0], who[1]
 	var local string
 	switch r.IntN(3) {
 	case 0:
-		local = g.romaji + "." + f.romaji
+		local = g.Romaji + "." + f.Romaji
 	case 1:
-		local = f.romaji + g.romaji[:1] + strconv.Itoa(10+r.IntN(90))
+		local = f.Romaji + g.Romaji[:1] + strconv.Itoa(10+r.IntN(90))
 	default:
-		local = g.romaji + "_" + strconv.Itoa(1970+r.IntN(40))
+		local = g.Romaji + "_" + strconv.Itoa(1970+r.IntN(40))
 	}
-	return rulePrefixes[rl] + local + "@" + pick(r, []string{"example.jp", "example.com", "example.ne.jp", "example.co.jp"})
-}
-
-func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
-
-type name struct{ kanji, kana, romaji string }
-
-var familyNames = []name{
-	{"佐藤", "サトウ", "sato"}, {"鈴木", "スズキ", "suzuki"}, {"高橋", "タカハシ", "takahashi"}, {"田中", "タナカ", "tanaka"},
-	{"伊藤", "イトウ", "ito"}, {"渡辺", "ワタナベ", "watanabe"}, {"山本", "ヤマモト", "yamamoto"}, {"中村", "ナカムラ", "nakamura"},
-	{"小林", "コバヤシ", "kobayashi"}, {"加藤", "カトウ", "kato"}, {"吉田", "ヨシダ", "yoshida"}, {"山田", "ヤマダ", "yamada"},
-	{"佐々木", "ササキ", "sasaki"}, {"山口", "ヤマグチ", "yamaguchi"}, {"松本", "マツモト", "matsumoto"}, {"井上", "イノウエ", "inoue"},
-	{"木村", "キムラ", "kimura"}, {"林", "ハヤシ", "hayashi"}, {"斎藤", "サイトウ", "saito"}, {"清水", "シミズ", "shimizu"},
-	{"山崎", "ヤマザキ", "yamazaki"}, {"森", "モリ", "mori"}, {"池田", "イケダ", "ikeda"}, {"橋本", "ハシモト", "hashimoto"},
-	{"阿部", "アベ", "abe"}, {"石川", "イシカワ", "ishikawa"}, {"山下", "ヤマシタ", "yamashita"}, {"中島", "ナカジマ", "nakajima"},
-	{"前田", "マエダ", "maeda"}, {"藤田", "フジタ", "fujita"}, {"小川", "オガワ", "ogawa"}, {"後藤", "ゴトウ", "goto"},
-	{"岡田", "オカダ", "okada"}, {"長谷川", "ハセガワ", "hasegawa"}, {"村上", "ムラカミ", "murakami"}, {"近藤", "コンドウ", "kondo"},
-	{"石井", "イシイ", "ishii"}, {"坂本", "サカモト", "sakamoto"}, {"遠藤", "エンドウ", "endo"}, {"青木", "アオキ", "aoki"},
-}
-
-var givenNames = []name{
-	{"太郎", "タロウ", "taro"}, {"花子", "ハナコ", "hanako"}, {"翔太", "ショウタ", "shota"}, {"陽菜", "ヒナ", "hina"},
-	{"大輔", "ダイスケ", "daisuke"}, {"美咲", "ミサキ", "misaki"}, {"健太", "ケンタ", "kenta"}, {"結衣", "ユイ", "yui"},
-	{"拓也", "タクヤ", "takuya"}, {"さくら", "サクラ", "sakura"}, {"蓮", "レン", "ren"}, {"葵", "アオイ", "aoi"},
-	{"悠斗", "ユウト", "yuto"}, {"陽子", "ヨウコ", "yoko"}, {"誠", "マコト", "makoto"}, {"直美", "ナオミ", "naomi"},
-	{"和也", "カズヤ", "kazuya"}, {"恵子", "ケイコ", "keiko"}, {"隆", "タカシ", "takashi"}, {"由美", "ユミ", "yumi"},
-	{"浩二", "コウジ", "koji"}, {"真由美", "マユミ", "mayumi"}, {"修", "オサム", "osamu"}, {"愛", "アイ", "ai"},
-	{"大翔", "ヒロト", "hiroto"}, {"芽依", "メイ", "mei"}, {"湊", "ミナト", "minato"}, {"凛", "リン", "rin"},
-	{"一郎", "イチロウ", "ichiro"}, {"智子", "トモコ", "tomoko"},
-}
-
-// place is a town with its postal code, telephone area code and the shop's shipping fee there.
-type place struct {
-	pref, city, town, zip, area string
-	shipping                    int64
-}
-
-var places = []place{
-	{"東京都", "渋谷区", "神宮前", "150-0001", "03", 550},
-	{"東京都", "新宿区", "西新宿", "160-0023", "03", 550},
-	{"東京都", "世田谷区", "三軒茶屋", "154-0024", "03", 550},
-	{"東京都", "杉並区", "阿佐谷南", "166-0004", "03", 550},
-	{"東京都", "練馬区", "豊玉北", "176-0012", "03", 550},
-	{"東京都", "品川区", "大崎", "141-0032", "03", 550},
-	{"神奈川県", "横浜市西区", "みなとみらい", "220-0012", "045", 550},
-	{"神奈川県", "川崎市中原区", "小杉町", "211-0063", "044", 550},
-	{"神奈川県", "藤沢市", "鵠沼海岸", "251-0037", "0466", 550},
-	{"埼玉県", "さいたま市大宮区", "桜木町", "330-0854", "048", 550},
-	{"千葉県", "千葉市中央区", "富士見", "260-0015", "043", 550},
-	{"千葉県", "船橋市", "本町", "273-0005", "047", 550},
-	{"長野県", "松本市", "中央", "390-0811", "0263", 660},
-	{"新潟県", "新潟市中央区", "万代", "950-0088", "025", 660},
-	{"石川県", "金沢市", "広坂", "920-0962", "076", 660},
-	{"静岡県", "静岡市葵区", "追手町", "420-0853", "054", 550},
-	{"愛知県", "名古屋市中村区", "名駅", "450-0002", "052", 550},
-	{"愛知県", "名古屋市中区", "栄", "460-0008", "052", 550},
-	{"京都府", "京都市下京区", "東塩小路町", "600-8216", "075", 660},
-	{"大阪府", "大阪市北区", "梅田", "530-0001", "06", 660},
-	{"大阪府", "大阪市中央区", "難波", "542-0076", "06", 660},
-	{"大阪府", "堺市堺区", "南瓦町", "590-0078", "072", 660},
-	{"兵庫県", "神戸市中央区", "三宮町", "650-0021", "078", 660},
-	{"岡山県", "岡山市北区", "駅元町", "700-0024", "086", 660},
-	{"広島県", "広島市中区", "紙屋町", "730-0031", "082", 660},
-	{"宮城県", "仙台市青葉区", "中央", "980-0021", "022", 660},
-	{"福岡県", "福岡市博多区", "博多駅前", "812-0011", "092", 770},
-	{"福岡県", "福岡市中央区", "天神", "810-0001", "092", 770},
-	{"熊本県", "熊本市中央区", "手取本町", "860-0806", "096", 770},
-	{"北海道", "札幌市中央区", "大通西", "060-0042", "011", 1100},
-	{"沖縄県", "那覇市", "久茂地", "900-0015", "098", 1320},
-}
-
-var buildings = []string{"パークハイツ", "グランメゾン", "コーポ若葉", "サンライズ", "メゾン桜", "レジデンス緑ヶ丘", "ハイム白樺"}
-
-var companies = []string{"株式会社さくら物産", "有限会社山田商店", "合同会社ミナト企画", "株式会社青葉システム", "東和工業株式会社"}
-
-var departments = []string{"総務部", "経理課", "営業部", "人事部", "情報システム課"}
-
-type product struct {
-	name  string
-	price int64
-}
-
-// products cost at most ordinaryMaxSubtotal each.
-var products = []product{
-	{"緑茶ティーバッグ 50包", 1200}, {"静岡県産 深蒸し茶 100g×3袋", 2700}, {"有機ほうじ茶 100g", 864},
-	{"魚沼産コシヒカリ 5kg", 3980}, {"北海道産 じゃがいも 5kg", 2480}, {"讃岐うどん 10人前", 1980},
-	{"博多明太子 300g", 3240}, {"信州りんごジュース 1L×6本", 3600}, {"鹿児島県産 黒豚しゃぶしゃぶセット", 5400},
-	{"京都 抹茶ロールケーキ", 2160}, {"天然水 2L×6本", 1080}, {"純米吟醸酒 720ml", 2640},
-	{"今治タオル フェイスタオル 3枚組", 2750}, {"南部鉄器 急須 0.6L", 6600}, {"有田焼 小皿 5枚セット", 4400},
-	{"備前焼 マグカップ", 3300}, {"国産ひのき まな板", 3520}, {"土鍋 8号", 4180},
-	{"真空断熱タンブラー 450ml", 2178}, {"綿100% パジャマ Mサイズ", 4980}, {"撥水 折りたたみ傘", 2970},
-	{"防災リュック 18点セット", 8800}, {"LEDデスクライト", 5480}, {"ワイヤレスイヤホン", 7980},
-	{"モバイルバッテリー 10000mAh", 3280}, {"電動歯ブラシ 替えブラシ 4本", 1650}, {"超音波式 加湿器", 6980},
-	{"羽毛布団 シングル", 19800}, {"ドリップコーヒー 30袋", 1580}, {"入浴剤 詰め合わせ 12包", 1320},
-}
-
-// expensiveProducts cost more than the sandbox's limit on their own.
-var expensiveProducts = []product{
-	{"ロボット掃除機", 59800}, {"4K液晶テレビ 43型", 64800}, {"ドラム式洗濯乾燥機", 168000},
-	{"一眼レフカメラ レンズキット", 84800}, {"電動アシスト自転車 26インチ", 98000}, {"ノートパソコン 14インチ", 128000},
-	{"冷蔵庫 300L", 89800}, {"マッサージチェア", 148000},
+	return rulePrefixes[rl] + local + "@" + sampledata.Pick(r, []string{"example.jp", "example.com", "example.ne.jp", "example.co.jp"})
 }

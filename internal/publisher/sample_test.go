@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // sandboxRule classifies an order as the ATODENE sandbox decides it (DESIGN.md §11), with the
@@ -136,15 +137,15 @@ func TestSamplePersonsLookReal(t *testing.T) {
 func readsAs(fullName, kana string) bool {
 	f, g, _ := strings.Cut(fullName, " ")
 	fk, gk, _ := strings.Cut(kana, " ")
-	ok := func(table []name, kanji, reading string) bool {
+	ok := func(table []sampledata.Name, kanji, reading string) bool {
 		for _, n := range table {
-			if n.kanji == kanji {
-				return n.kana == reading
+			if n.Kanji == kanji {
+				return n.Kana == reading
 			}
 		}
 		return false
 	}
-	return ok(familyNames, f, fk) && ok(givenNames, g, gk)
+	return ok(sampledata.FamilyNames, f, fk) && ok(sampledata.GivenNames, g, gk)
 }
 
 func TestSampleIsDeterministic(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // rule is the sandbox behaviour an order is made for (DESIGN.md §11), chosen by the buyer's
@@ -164,14 +165,14 @@ func (g *generator) order(p *plan) events.Order {
 		o.ShipTo = &to
 	}
 	o.Items = items(r, p.Rule == ruleOverLimit)
-	if sum(o.Items) < 5000 {
+	if sampledata.Sum(o.Items) < 5000 {
 		o.ShippingFee = 550
 	}
 	if r.IntN(100) < 10 {
 		o.Fee = 330
 	}
 	if r.IntN(100) < 25 {
-		o.Discount = min(300, sum(o.Items)/2)
+		o.Discount = min(300, sampledata.Sum(o.Items)/2)
 	}
 	if p.Shop == shopA {
 		o.InvoiceDelivery = events.DeliverySeparate
@@ -179,7 +180,7 @@ func (g *generator) order(p *plan) events.Order {
 			o.InvoiceDelivery = events.DeliveryEnclosed
 		}
 	}
-	bill(&o)
+	sampledata.Bill(&o)
 	return o
 }
 
@@ -190,9 +191,9 @@ func (g *generator) update(o events.Order) events.Order {
 	if o.Items[0].Quantity > 1 {
 		o.Items[0].Quantity--
 	} else {
-		o.Discount = min(o.Discount+100, sum(o.Items))
+		o.Discount = min(o.Discount+100, sampledata.Sum(o.Items))
 	}
-	bill(&o)
+	sampledata.Bill(&o)
 	return o
 }
 
@@ -207,27 +208,27 @@ func (g *generator) fix(p *plan, o events.Order) events.Order {
 	if p.Rule == ruleOverLimit {
 		o.Items = items(r, false)
 	}
-	bill(&o)
+	sampledata.Bill(&o)
 	return o
 }
 
 func (g *generator) person(r *mrand.Rand, orderID, emailPrefix string) events.Person {
-	f, gv, pl := pick(r, familyNames), pick(r, givenNames), pick(r, places)
-	local := fmt.Sprintf("%s%s.%s.%s", emailPrefix, gv.romaji, f.romaji, strings.ToLower(orderID))
+	f, gv, pl := sampledata.Pick(r, sampledata.FamilyNames), sampledata.Pick(r, sampledata.GivenNames), sampledata.Pick(r, sampledata.Places)
+	local := fmt.Sprintf("%s%s.%s.%s", emailPrefix, gv.Romaji, f.Romaji, strings.ToLower(orderID))
 	p := events.Person{
-		Name:     f.kanji + " " + gv.kanji,
-		NameKana: f.kana + " " + gv.kana,
-		Zip:      pl.zip,
-		Address:  fmt.Sprintf("%s%d-%d-%d", pl.addr, 1+r.IntN(5), 1+r.IntN(30), 1+r.IntN(20)),
+		Name:     f.Kanji + " " + gv.Kanji,
+		NameKana: f.Kana + " " + gv.Kana,
+		Zip:      pl.Zip,
+		Address:  fmt.Sprintf("%s%d-%d-%d", pl.Address(), 1+r.IntN(5), 1+r.IntN(30), 1+r.IntN(20)),
 		Phone:    mobile(r),
 		Email:    local + "@example.jp",
 	}
-	g.pii.addPerson(p, pl.addr)
+	g.pii.addPerson(p, pl.Address())
 	return p
 }
 
 func mobile(r *mrand.Rand) string {
-	return fmt.Sprintf("%s-%04d-%04d", pick(r, []string{"090", "080", "070"}), 1000+r.IntN(9000), r.IntN(10000))
+	return fmt.Sprintf("%s-%04d-%04d", sampledata.Pick(r, []string{"090", "080", "070"}), 1000+r.IntN(9000), r.IntN(10000))
 }
 
 // items picks 1-3 products, at most two of each: at most 39,600 yen, well under the sandbox's
@@ -235,31 +236,15 @@ func mobile(r *mrand.Rand) string {
 func items(r *mrand.Rand, overLimit bool) []events.Item {
 	var out []events.Item
 	if overLimit {
-		p := pick(r, expensiveProducts)
-		out = append(out, events.Item{Name: p.name, UnitPrice: p.price, Quantity: 1})
+		p := sampledata.Pick(r, sampledata.ExpensiveProducts)
+		out = append(out, events.Item{Name: p.Name, UnitPrice: p.Price, Quantity: 1})
 	}
 	for _, k := range r.Perm(len(products))[:1+r.IntN(3)] {
 		p := products[k]
-		out = append(out, events.Item{Name: p.name, UnitPrice: p.price, Quantity: int64(1 + r.IntN(2))})
+		out = append(out, events.Item{Name: p.Name, UnitPrice: p.Price, Quantity: int64(1 + r.IntN(2))})
 	}
 	return out
 }
-
-// bill sets billed_amount from the invariant of DESIGN.md §5.
-func bill(o *events.Order) {
-	billed := sum(o.Items) + o.ShippingFee + o.Fee - o.Discount
-	o.BilledAmount = &billed
-}
-
-func sum(items []events.Item) int64 {
-	var t int64
-	for _, it := range items {
-		t += it.UnitPrice * it.Quantity
-	}
-	return t
-}
-
-func pick[T any](r *mrand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 
 func hashString(s string) uint64 {
 	h := uint64(14695981039346656037)
@@ -275,43 +260,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-type name struct{ kanji, kana, romaji string }
-
-var familyNames = []name{
-	{"佐藤", "サトウ", "sato"}, {"鈴木", "スズキ", "suzuki"}, {"高橋", "タカハシ", "takahashi"}, {"田中", "タナカ", "tanaka"},
-	{"伊藤", "イトウ", "ito"}, {"渡辺", "ワタナベ", "watanabe"}, {"山本", "ヤマモト", "yamamoto"}, {"中村", "ナカムラ", "nakamura"},
-	{"小林", "コバヤシ", "kobayashi"}, {"加藤", "カトウ", "kato"}, {"吉田", "ヨシダ", "yoshida"}, {"山田", "ヤマダ", "yamada"},
-	{"佐々木", "ササキ", "sasaki"}, {"山口", "ヤマグチ", "yamaguchi"}, {"松本", "マツモト", "matsumoto"}, {"井上", "イノウエ", "inoue"},
-}
-
-var givenNames = []name{
-	{"太郎", "タロウ", "taro"}, {"花子", "ハナコ", "hanako"}, {"翔太", "ショウタ", "shota"}, {"陽菜", "ヒナ", "hina"},
-	{"大輔", "ダイスケ", "daisuke"}, {"美咲", "ミサキ", "misaki"}, {"健太", "ケンタ", "kenta"}, {"結衣", "ユイ", "yui"},
-	{"拓也", "タクヤ", "takuya"}, {"さくら", "サクラ", "sakura"}, {"誠", "マコト", "makoto"}, {"直美", "ナオミ", "naomi"},
-}
-
-type place struct{ zip, addr string }
-
-var places = []place{
-	{"150-0001", "東京都渋谷区神宮前"}, {"160-0023", "東京都新宿区西新宿"}, {"154-0024", "東京都世田谷区三軒茶屋"},
-	{"220-0012", "神奈川県横浜市西区みなとみらい"}, {"330-0854", "埼玉県さいたま市大宮区桜木町"}, {"260-0015", "千葉県千葉市中央区富士見"},
-	{"390-0811", "長野県松本市中央"}, {"920-0962", "石川県金沢市広坂"}, {"450-0002", "愛知県名古屋市中村区名駅"},
-	{"600-8216", "京都府京都市下京区東塩小路町"}, {"530-0001", "大阪府大阪市北区梅田"}, {"650-0021", "兵庫県神戸市中央区三宮町"},
-	{"730-0031", "広島県広島市中区紙屋町"}, {"980-0021", "宮城県仙台市青葉区中央"}, {"812-0011", "福岡県福岡市博多区博多駅前"},
-	{"060-0042", "北海道札幌市中央区大通西"}, {"900-0015", "沖縄県那覇市久茂地"},
-}
-
-type product struct {
-	name  string
-	price int64
-}
-
-var products = []product{
-	{"緑茶ティーバッグ 50包", 1200}, {"静岡県産 深蒸し茶 100g×3袋", 2700}, {"魚沼産コシヒカリ 5kg", 3980},
-	{"讃岐うどん 10人前", 1980}, {"博多明太子 300g", 3240}, {"信州りんごジュース 1L×6本", 3600},
-	{"今治タオル フェイスタオル 3枚組", 2750}, {"南部鉄器 急須 0.6L", 6600}, {"有田焼 小皿 5枚セット", 4400},
-	{"真空断熱タンブラー 450ml", 2178}, {"LEDデスクライト", 5480}, {"ドリップコーヒー 30袋", 1580},
-}
-
-// expensiveProducts cost more than the sandbox's 55,000 yen limit on their own.
-var expensiveProducts = []product{{"ロボット掃除機", 59800}, {"4K液晶テレビ 43型", 64800}, {"ノートパソコン 14インチ", 128000}}
+// products are the cheap ones: 1-3 of them, at most two of each, stay well under the sandbox's
+// 55,000 yen limit (at most 39,600 yen).
+var products = sampledata.ProductsUpTo(6600)
