@@ -79,26 +79,12 @@ func (r *runner) slowProvider(ctx context.Context) error {
 func (r *runner) slowRun(ctx context.Context, consumer string, concurrency int, lat time.Duration) (SlowResult, error) {
 	n := r.settings.SlowOrders
 	res := SlowResult{Consumer: consumer, Concurrency: concurrency, Orders: n, Ceiling: float64(concurrency) / lat.Seconds()}
-	s, err := r.newStack(ctx, "slow-"+consumer+"-"+strconv.Itoa(concurrency), sandboxOpts{latency: lat})
+	s, col, err := r.preloaded(ctx, "slow-"+consumer+"-"+strconv.Itoa(concurrency), sandboxOpts{latency: lat}, "S", n)
 	if err != nil {
 		return res, err
 	}
 	defer s.close()
-	if err := s.createStreams(ctx); err != nil {
-		return res, err
-	}
-	col, err := s.collect(ctx, false)
-	if err != nil {
-		return res, err
-	}
 	defer col.stop()
-	pub, err := newPublisher(s.nc)
-	if err != nil {
-		return res, err
-	}
-	if _, err := pub.publish(ctx, orderSpec{shop: benchShop, prefix: "S", n: n, email: emailOK}, 0); err != nil {
-		return res, err
-	}
 	durable := ordersConsumer
 	if consumer == "baseline" {
 		err = s.startBaseline(ctx, concurrency)

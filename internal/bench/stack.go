@@ -325,3 +325,36 @@ func durOr(d, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// preloaded starts a stack and publishes n ordinary orders (IDs prefixed by prefix) before any
+// worker runs, so that a run measures how fast a backlog drains. The caller stops the collector
+// and closes the stack.
+func (r *runner) preloaded(ctx context.Context, dir string, sb sandboxOpts, prefix string, n int) (*stack, *collector, error) {
+	s, err := r.newStack(ctx, dir, sb)
+	if err != nil {
+		return nil, nil, err
+	}
+	col, err := func() (*collector, error) {
+		if err := s.createStreams(ctx); err != nil {
+			return nil, err
+		}
+		col, err := s.collect(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := newPublisher(s.nc)
+		if err == nil {
+			_, err = pub.publish(ctx, orderSpec{shop: benchShop, prefix: prefix, n: n, email: emailOK}, 0)
+		}
+		if err != nil {
+			col.stop()
+			return nil, err
+		}
+		return col, nil
+	}()
+	if err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	return s, col, nil
+}

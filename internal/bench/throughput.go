@@ -78,26 +78,12 @@ func (r *runner) throughput(ctx context.Context) error {
 func (r *runner) throughputRun(ctx context.Context, name string, workers int, baseline bool, n int) (ThroughputResult, error) {
 	res := ThroughputResult{Name: name, Processes: workers, Orders: n}
 	dirName := "throughput-" + strings.NewReplacer(" ", "", "×", "x").Replace(name)
-	s, err := r.newStack(ctx, dirName, sandboxOpts{})
+	s, col, err := r.preloaded(ctx, dirName, sandboxOpts{}, "T", n)
 	if err != nil {
 		return res, err
 	}
 	defer s.close()
-	if err := s.createStreams(ctx); err != nil {
-		return res, err
-	}
-	col, err := s.collect(ctx, false)
-	if err != nil {
-		return res, err
-	}
 	defer col.stop()
-	pub, err := newPublisher(s.nc)
-	if err != nil {
-		return res, err
-	}
-	if _, err := pub.publish(ctx, orderSpec{shop: benchShop, prefix: "T", n: n, email: emailOK}, 0); err != nil {
-		return res, err
-	}
 	before, win := s.cpu(), s.window()
 	if baseline {
 		err = s.startBaseline(ctx, r.settings.Concurrency)
