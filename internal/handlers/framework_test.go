@@ -6,21 +6,17 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
-	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
 // envelope returns a CloudEvent body of the given type, id and data.
@@ -525,186 +521,6 @@ func series(mf *dto.MetricFamily, labels map[string]string) *dto.Metric {
 		}
 	}
 	return &dto.Metric{}
-}
-
-// fakeLog is an in-memory EventLog with injectable failures.
-type fakeLog struct {
-	mu      sync.Mutex
-	done    map[string]bool
-	readErr error
-	markErr error
-}
-
-func (l *fakeLog) EventDone(_ context.Context, id string) (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.done[id], l.readErr
-}
-
-func (l *fakeLog) MarkEventDone(_ context.Context, id string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.markErr != nil {
-		return l.markErr
-	}
-	if l.done == nil {
-		l.done = map[string]bool{}
-	}
-	l.done[id] = true
-	return nil
-}
-
-// down returns a client of a Redis that is not there: every call fails at once.
-func down(t *testing.T) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		MaxRetries: -1, DialTimeout: 200 * time.Millisecond, DialerRetries: 1})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
-func TestIdempotency(t *testing.T) {
-	t.Parallel()
-	type logs struct {
-		ok         handlers.EventLog // a working log
-		readFails  handlers.EventLog // EventDone fails
-		writeFails handlers.EventLog // EventDone answers, MarkEventDone fails
-	}
-	for _, impl := range []struct {
-		name string
-		new  func(t *testing.T) logs
-	}{
-		{"fake", func(*testing.T) logs {
-			return logs{&fakeLog{}, &fakeLog{readErr: errors.New("read failed")}, &fakeLog{markErr: errors.New("write failed")}}
-		}},
-		{"redis", func(t *testing.T) logs {
-			rdb, prefix := testenv.Redis(t)
-			return logs{ok: orderstate.New(rdb, prefix, time.Minute), readFails: orderstate.New(down(t), prefix, time.Minute),
-				writeFails: readOnly{orderstate.New(rdb, prefix, time.Minute), orderstate.New(down(t), prefix, time.Minute)}}
-		}},
-	} {
-		t.Run(impl.name, func(t *testing.T) {
-			t.Parallel()
-			l := impl.new(t)
-			msg := func(id string) *handlers.Message {
-				return &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(id)}
-			}
-			// run sends m through DecodeEnvelope and Idempotency to h, as the worker does.
-			run := func(log handlers.EventLog, m *handlers.Message, h handlers.Handler) error {
-				return handlers.Chain(h, handlers.DecodeEnvelope, handlers.Idempotency(log))(t.Context(), m)
-			}
-			done := func(id string) bool {
-				d, err := l.ok.EventDone(t.Context(), id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return d
-			}
-
-			t.Run("a done event skips the handler", func(t *testing.T) {
-				if err := l.ok.MarkEventDone(t.Context(), "ev-done"); err != nil {
-					t.Fatal(err)
-				}
-				err := run(l.ok, msg("ev-done"), func(context.Context, *handlers.Message) error {
-					t.Error("the handler ran for an event already done")
-					return nil
-				})
-				if err != nil {
-					t.Errorf("err %v, want nil (acked)", err)
-				}
-			})
-
-			t.Run("a success is recorded after the handler returns", func(t *testing.T) {
-				ran := false
-				err := run(l.ok, msg("ev-ok"), func(context.Context, *handlers.Message) error {
-					ran = true
-					if done("ev-ok") {
-						t.Error("the event was recorded before its handler finished")
-					}
-					return nil
-				})
-				if err != nil || !ran {
-					t.Fatalf("err %v, ran %v", err, ran)
-				}
-				if !done("ev-ok") {
-					t.Error("a successful event was not recorded")
-				}
-				_ = run(l.ok, msg("ev-ok"), func(context.Context, *handlers.Message) error {
-					t.Error("the redelivered event ran again")
-					return nil
-				})
-			})
-
-			t.Run("a failure is not recorded and runs again", func(t *testing.T) {
-				for _, fail := range []error{errors.New("timeout"), handlers.RetryAfter(time.Second, errors.New("leased")),
-					handlers.Permanent(handlers.ReasonInvalid, errors.New("bad"))} {
-					runs := 0
-					h := func(context.Context, *handlers.Message) error {
-						runs++
-						if runs == 1 {
-							return fail
-						}
-						return nil
-					}
-					id := "ev-fail-" + handlers.Outcome(fail)
-					if err := run(l.ok, msg(id), h); !errors.Is(err, fail) {
-						t.Fatalf("err %v, want %v", err, fail)
-					}
-					if done(id) {
-						t.Fatalf("a failed event (%v) was recorded as done", fail)
-					}
-					if err := run(l.ok, msg(id), h); err != nil || runs != 2 {
-						t.Fatalf("redelivery: err %v, runs %d; want the handler to run again", err, runs)
-					}
-					if !done(id) {
-						t.Error("the event was not recorded after it succeeded on redelivery")
-					}
-				}
-			})
-
-			t.Run("a failing EventDone is transient", func(t *testing.T) {
-				err := run(l.readFails, msg("ev-read"), func(context.Context, *handlers.Message) error {
-					t.Error("the handler ran although it is unknown whether the event was done")
-					return nil
-				})
-				if err == nil {
-					t.Fatal("err nil, want the read error")
-				}
-				if _, permanent := handlers.DeadLetterReason(err); permanent {
-					t.Errorf("err %v is permanent; an unreachable event log is transient", err)
-				}
-			})
-
-			t.Run("a failing MarkEventDone is transient", func(t *testing.T) {
-				err := run(l.writeFails, msg("ev-write"), nop)
-				if err == nil {
-					t.Fatal("err nil, want the write error")
-				}
-				if _, permanent := handlers.DeadLetterReason(err); permanent {
-					t.Errorf("err %v is permanent", err)
-				}
-			})
-		})
-	}
-
-	t.Run("an event without an ID passes through", func(t *testing.T) {
-		t.Parallel()
-		l := &fakeLog{readErr: errors.New("must not be called")}
-		ran := false
-		err := handlers.Idempotency(l)(func(context.Context, *handlers.Message) error { ran = true; return nil })(t.Context(), &handlers.Message{})
-		if err != nil || !ran || len(l.done) != 0 {
-			t.Errorf("err %v, ran %v, recorded %v", err, ran, l.done)
-		}
-	})
-}
-
-// readOnly reads from one event log and writes to another (one that is down).
-type readOnly struct{ read, write handlers.EventLog }
-
-func (r readOnly) EventDone(ctx context.Context, id string) (bool, error) {
-	return r.read.EventDone(ctx, id)
-}
-func (r readOnly) MarkEventDone(ctx context.Context, id string) error {
-	return r.write.MarkEventDone(ctx, id)
 }
 
 func TestPollPolicyDelay(t *testing.T) {

@@ -104,33 +104,3 @@ func (mt *Metrics) Middleware() Middleware {
 		}
 	}
 }
-
-// EventLog records which events were processed to completion.
-type EventLog interface {
-	EventDone(ctx context.Context, id string) (bool, error)
-	MarkEventDone(ctx context.Context, id string) error
-}
-
-// Idempotency skips events already processed to completion, and records an event only after its
-// handler succeeded, that is after its effects are durable: a failed event is never marked seen.
-// It must run inside the decoding adapter (it needs the event id).
-func Idempotency(log EventLog) func(Handler) Handler {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, m *Message) error {
-			if m.Envelope.ID == "" {
-				return next(ctx, m)
-			}
-			done, err := log.EventDone(ctx, m.Envelope.ID)
-			if err != nil {
-				return err
-			}
-			if done {
-				return nil
-			}
-			if err := next(ctx, m); err != nil {
-				return err
-			}
-			return log.MarkEventDone(ctx, m.Envelope.ID)
-		}
-	}
-}

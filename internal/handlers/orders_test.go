@@ -147,3 +147,54 @@ func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 		t.Errorf("outcomes %v for one event sent twice, want one shipment.ng", outs.ids)
 	}
 }
+
+// failingProvider fails invoice fetches while failing is set.
+type failingProvider struct {
+	fakeProvider
+	failing bool
+}
+
+func (f *failingProvider) InvoiceData(ctx context.Context, tx string) (atodene.Invoice, error) {
+	if f.failing {
+		f.count("invoice")
+		return atodene.Invoice{}, errors.New("ATODENE unavailable")
+	}
+	return f.fakeProvider.InvoiceData(ctx, tx)
+}
+
+// TestEventRecordedOnlyAfterSuccess: an event is recorded as processed only once its handler
+// succeeded, never before (so a failed delivery runs again), and a recorded event, delivered
+// again, changes nothing and calls nothing.
+func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "shop", "o1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	prov, outs := &failingProvider{failing: true}, &flakyOutcomes{}
+	shop := &handlers.Shop{ID: "shop", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	ev := handlers.Event[events.InvoiceRequest]{ID: "inv-1", Shop: "shop", Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
+	if err := o.InvoiceRequested(ctx, ev); err == nil {
+		t.Fatal("a failed fetch succeeded")
+	}
+	if done, _ := store.EventDone(ctx, "inv-1"); done {
+		t.Fatal("a failed event was recorded as processed")
+	}
+	prov.failing = false
+	if err := o.InvoiceRequested(ctx, ev); err != nil {
+		t.Fatalf("second delivery: %v", err)
+	}
+	if done, _ := store.EventDone(ctx, "inv-1"); !done {
+		t.Fatal("a processed event was not recorded")
+	}
+	if err := o.InvoiceRequested(ctx, ev); err != nil {
+		t.Fatalf("third delivery: %v", err)
+	}
+	if len(outs.ids) != 1 || prov.calls["invoice"] != 2 {
+		t.Errorf("published %v, %d invoice calls; want one outcome and two calls (the failed and the good one)", outs.ids, prov.calls["invoice"])
+	}
+}

@@ -107,7 +107,8 @@ func Run(ctx context.Context, d Deps) error {
 	hm := handlers.NewMetrics(d.Registry)
 	// Recover innermost, so that a panicking message still gets its log line and metric.
 	common := []handlers.Middleware{handlers.Logging(log), hm.Middleware(), handlers.Recover(log)}
-	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope, handlers.Idempotency(orders.Store))...)
+	// Idempotency lives in the handlers: an event is checked and recorded under its order's lease.
+	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope)...)
 	pollHandler := handlers.Chain(func(ctx context.Context, msg *handlers.Message) error {
 		req, err := decodePoll(msg)
 		if err != nil {
