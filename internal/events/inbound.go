@@ -106,17 +106,17 @@ var (
 	trackingPattern = regexp.MustCompile(`^[0-9-]{5,20}$`)
 )
 
-// OrderRef returns the order_id of event data when it is a valid order ID, for logs and tools;
-// otherwise "".
-func OrderRef(data json.RawMessage) string {
-	var ref struct {
-		OrderID string `json:"order_id"`
-	}
-	if json.Unmarshal(data, &ref) != nil || !orderIDPattern.MatchString(ref.OrderID) {
-		return ""
-	}
-	return ref.OrderID
-}
+// OrderRef returns the order an event is about, for logs.
+func (o Order) OrderRef() string { return o.OrderID }
+
+// OrderRef returns the order an event is about, for logs.
+func (c Cancel) OrderRef() string { return c.OrderID }
+
+// OrderRef returns the order an event is about, for logs.
+func (t Tracking) OrderRef() string { return t.OrderID }
+
+// OrderRef returns the order an event is about, for logs.
+func (r InvoiceRequest) OrderRef() string { return r.OrderID }
 
 // DecodeOrder decodes and validates order.created / order.updated data for the shop of the subject.
 func DecodeOrder(env Envelope, shop string) (Order, error) {

@@ -70,7 +70,7 @@ func DecodeEnvelope(next Handler) Handler {
 			return Permanent(ReasonInvalid, err)
 		}
 		_, shop, _ := events.ParseSubject(m.Subject)
-		m.Envelope, m.Shop, m.Order = env, shop, events.OrderRef(env.Data)
+		m.Envelope, m.Shop = env, shop
 		return next(ctx, m)
 	}
 }
@@ -82,6 +82,9 @@ func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Ha
 		data, err := decode(m.Envelope, m.Shop)
 		if err != nil {
 			return Permanent(ReasonInvalid, err)
+		}
+		if ref, ok := any(data).(interface{ OrderRef() string }); ok {
+			m.Order = ref.OrderRef() // for the log line; the data is decoded once
 		}
 		return h(ctx, Event[T]{ID: m.Envelope.ID, Type: m.Envelope.Type, Shop: m.Shop, Attempt: m.Attempt, Seq: m.Sequence, Data: data})
 	}
