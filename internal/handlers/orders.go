@@ -54,11 +54,11 @@ type Orders struct {
 // lease takes the order's lease, waiting while another handler holds it. Waiting here, rather
 // than handing the message back, keeps a burst of events for one order from using up their
 // deliveries; the wait is bounded by the lease's lifetime (a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order string) (*orderstate.Lease, error) {
+func (o *Orders) lease(ctx context.Context, shop, order, eventID string) (*orderstate.Lease, error) {
 	wait := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
-		lease, err := o.Store.AcquireLease(ctx, shop, order, o.LeaseTTL)
+		lease, err := o.Store.AcquireLease(ctx, shop, order, eventID, o.LeaseTTL)
 		if !errors.Is(err, orderstate.ErrLeaseHeld) {
 			return lease, err
 		}
@@ -95,71 +95,85 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // recorded changes nothing: a copy of an event that got past the idempotency check while another
 // delivery of it was still running waits here for the lease, and must not apply it a second time
 // after a later event of the order (a tracking number entered again after its correction).
+//
+// Taking the lease reads the state and the event record, and the last write records the event
+// and releases the lease: an order that calls ATODENE once costs four Redis round trips (lease,
+// intent, answer with its outbox, commit).
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID string, fn func(orderstate.State) change) error {
-	lease, err := o.lease(ctx, shop.ID, order)
+	lease, err := o.lease(ctx, shop.ID, order, eventID)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
-
-	st, err := o.Store.Get(ctx, shop.ID, order)
-	if err != nil {
-		return err
-	}
-	if st, err = o.settle(ctx, shop, order, st); err != nil {
-		return err
-	}
-	if eventID != "" {
-		if done, err := o.Store.EventDone(ctx, eventID); err != nil || done {
-			return err
+	committed := false
+	defer func() {
+		if !committed {
+			_ = lease.Release(context.WithoutCancel(ctx))
 		}
+	}()
+
+	st, err := o.settleAndPut(ctx, shop, order, lease.State)
+	if err != nil || lease.EventDone {
+		return err
 	}
 	c := fn(st)
+	var last *orderstate.State
 	if c.next != nil {
 		next, err := o.Store.Put(ctx, shop.ID, order, *c.next, o.Now())
 		if err != nil {
 			return err
 		}
-		if _, err := o.settle(ctx, shop, order, next); err != nil {
+		next, dirty, err := o.settle(ctx, shop, order, next)
+		if err != nil {
 			return err
 		}
+		if dirty {
+			last = &next
+		}
 	}
-	if c.err == nil && eventID != "" {
-		return o.Store.MarkEventDone(ctx, eventID)
+	if _, err := lease.Commit(ctx, last, c.err == nil, o.Now()); err != nil {
+		return err
 	}
+	committed = true
 	return c.err
 }
 
+// settleAndPut settles st and writes what settling changed.
+func (o *Orders) settleAndPut(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, error) {
+	next, dirty, err := o.settle(ctx, shop, order, st)
+	if err != nil || !dirty {
+		return st, err
+	}
+	return o.Store.Put(ctx, shop.ID, order, next, o.Now())
+}
+
 // settle makes the state's promises durable: the poll of a pending order is scheduled, a queued
-// shipment of an OK order is reported, and the outbox is published. Repeating it is harmless: a
-// schedule replaces the earlier one, and outcome message IDs are deterministic.
-func (o *Orders) settle(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, error) {
+// shipment of an OK order is reported, and the outbox is published. It returns the state with
+// these done, and whether that differs from st. Repeating it is harmless: a schedule replaces
+// the earlier one, and outcome message IDs are deterministic.
+func (o *Orders) settle(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, bool, error) {
 	dirty := false
 	if st.Status == orderstate.StatusPending && !st.PollScheduled {
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
 		if err := o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
-			return st, err
+			return st, false, err
 		}
 		st.PollScheduled, dirty = true, true
 	}
 	if st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported {
 		next, err := o.reportShipment(ctx, shop, order, st, nil, st.CausedBy)
 		if err != nil {
-			return st, err
+			return st, false, err
 		}
 		st, dirty = next, true
 	}
 	for _, out := range st.Outbox {
 		if err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body); err != nil {
-			return st, err
+			return st, false, err
 		}
 		dirty = true
 	}
-	if !dirty {
-		return st, nil
-	}
 	st.Outbox = nil
-	return o.Store.Put(ctx, shop.ID, order, st, o.Now())
+	return st, dirty, nil
 }
 
 var jst = time.FixedZone("JST", 9*60*60)

@@ -3,6 +3,7 @@ package orderstate
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,51 +15,66 @@ import (
 // ErrLeaseHeld means another handler holds the order's lease; try again shortly.
 var ErrLeaseHeld = errors.New("orderstate: order is being handled elsewhere (lease held)")
 
-// Lease is the exclusive right to handle one order until it expires or is released. The
-// holder extends it while work goes on, so a slow provider call does not let a second handler in;
-// a crashed holder's lease expires by itself.
+// Lease is the exclusive right to handle one order until it is released or expires. Its
+// lifetime must exceed the longest handler run, so that it never lapses under a live holder; a
+// crashed holder's lease expires by itself.
 type Lease struct {
-	store *Store
-	key   string
-	token string
+	store        *Store
+	shop, order  string
+	event, token string
+	// State is the order's state when the lease was taken.
+	State State
+	// EventDone reports that the event named when the lease was taken was already processed.
+	EventDone bool
 }
 
-var (
-	releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-	extendScript  = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-)
+//go:embed acquire.lua
+var acquireSource string
+var acquireScript = redis.NewScript(acquireSource)
 
-// AcquireLease takes the order's lease for ttl, or returns ErrLeaseHeld.
-func (s *Store) AcquireLease(ctx context.Context, shop, order string, ttl time.Duration) (*Lease, error) {
+var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// AcquireLease takes the order's lease for ttl, or returns ErrLeaseHeld. In the same round trip
+// it reads the order's state and, if eventID is not "", whether that event was processed.
+func (s *Store) AcquireLease(ctx context.Context, shop, order, eventID string, ttl time.Duration) (*Lease, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	l := &Lease{store: s, key: s.leaseKey(shop, order), token: hex.EncodeToString(b[:])}
-	ok, err := s.rdb.SetNX(ctx, l.key, l.token, ttl).Result()
+	l := &Lease{store: s, shop: shop, order: order, event: eventID, token: hex.EncodeToString(b[:])}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order)}
+	if eventID != "" {
+		keys = append(keys, s.eventKey(eventID))
+	}
+	res, err := acquireScript.Run(ctx, s.rdb, keys, l.token, ttl.Milliseconds()).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrLeaseHeld
+	}
 	if err != nil {
 		return nil, fmt.Errorf("orderstate: taking lease of %s/%s: %w", shop, order, err)
 	}
-	if !ok {
-		return nil, ErrLeaseHeld
+	raw, _ := res[0].(string)
+	if l.State, err = decode(shop, order, []byte(raw)); err != nil {
+		return nil, errors.Join(err, l.Release(ctx))
 	}
+	l.EventDone = res[1] == int64(1)
 	return l, nil
 }
 
-// Extend keeps the lease for ttl from now. It fails if the lease was lost (expired and taken).
-func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
-	n, err := extendScript.Run(ctx, l.store.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
-	if err != nil {
-		return fmt.Errorf("orderstate: extending lease %s: %w", l.key, err)
+// Commit ends the holder's work in one atomic step: it writes st (if not nil) as Put does,
+// records the lease's event as processed if done, and releases the lease. On ErrConflict nothing
+// is written or recorded, and the lease is released all the same.
+func (l *Lease) Commit(ctx context.Context, st *State, done bool, now time.Time) (State, error) {
+	event := ""
+	if done {
+		event = l.event
 	}
-	if n == 0 {
-		return fmt.Errorf("orderstate: lease %s was lost", l.key)
-	}
-	return nil
+	return l.store.write(ctx, l.shop, l.order, st, now, l.token, event)
 }
 
 // Release gives the lease up, if it is still held by this holder.
 func (l *Lease) Release(ctx context.Context) error {
-	if err := releaseScript.Run(ctx, l.store.rdb, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("orderstate: releasing lease %s: %w", l.key, err)
+	key := l.store.leaseKey(l.shop, l.order)
+	if err := releaseScript.Run(ctx, l.store.rdb, []string{key}, l.token).Err(); err != nil {
+		return fmt.Errorf("orderstate: releasing lease %s: %w", key, err)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@
 // of one order across replicas, and the records of events processed to completion.
 //
 // Every write is a compare-and-set on the state's version, done in one Lua script, so two
-// writers can never both win.
+// writers can never both win. A handler's first and last steps are one round trip each: taking
+// the lease reads the state and the event record with it, and the last write records the event
+// and releases the lease with it.
 package orderstate
 
 import (
@@ -126,41 +128,61 @@ func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("orderstate: reading state of %s/%s: %w", shop, order, err)
 	}
+	return decode(shop, order, raw)
+}
+
+func decode(shop, order string, raw []byte) (State, error) {
 	var st State
+	if len(raw) == 0 {
+		return st, nil
+	}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return State{}, fmt.Errorf("orderstate: decoding state of %s/%s: %w", shop, order, err)
 	}
 	return st, nil
 }
 
-//go:embed cas.lua
-var casSource string
-var casScript = redis.NewScript(casSource)
+//go:embed write.lua
+var writeSource string
+var writeScript = redis.NewScript(writeSource)
 
 // Put writes st as the next version of an order's state if the stored version is still
 // st.Version, and returns what was written (Version incremented, UpdatedAt set). A concurrent
 // change yields ErrConflict and writes nothing.
 func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.Time) (State, error) {
-	expect := st.Version
-	st.Version++
-	st.UpdatedAt = now.UTC()
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return State{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
+	return s.write(ctx, shop, order, &st, now, "", "")
+}
+
+// write runs write.lua: st (if not nil) as the next version, the record of eventID (if not ""),
+// and the release of the lease holding token (if not "").
+func (s *Store) write(ctx context.Context, shop, order string, st *State, now time.Time, token, eventID string) (State, error) {
+	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(eventID)}
+	args := []any{"", "", shop + ":" + order, "0", token, ""}
+	var next State
+	if st != nil {
+		next = *st
+		next.Version++
+		next.UpdatedAt = now.UTC()
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return State{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
+		}
+		args[0], args[1] = st.Version, raw
+		if next.Status == StatusPending {
+			args[3] = "1"
+		}
 	}
-	pending := "0"
-	if st.Status == StatusPending {
-		pending = "1"
+	if eventID != "" {
+		args[5] = s.eventTTL.Milliseconds()
 	}
-	keys := []string{s.stateKey(shop, order), s.prefix + "pending"}
-	ok, err := casScript.Run(ctx, s.rdb, keys, expect, raw, shop+":"+order, pending).Bool()
+	ok, err := writeScript.Run(ctx, s.rdb, keys, args...).Bool()
 	if err != nil {
 		return State{}, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
 	}
 	if !ok {
 		return State{}, ErrConflict
 	}
-	return st, nil
+	return next, nil
 }
 
 // EventDone reports whether the event with this ID was processed to completion.
@@ -170,15 +192,6 @@ func (s *Store) EventDone(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("orderstate: reading event record %s: %w", id, err)
 	}
 	return n == 1, nil
-}
-
-// MarkEventDone records that the event was processed to completion. Call it only after the
-// event's effects are durable.
-func (s *Store) MarkEventDone(ctx context.Context, id string) error {
-	if err := s.rdb.Set(ctx, s.eventKey(id), 1, s.eventTTL).Err(); err != nil {
-		return fmt.Errorf("orderstate: recording event %s: %w", id, err)
-	}
-	return nil
 }
 
 // PendingCount returns how many orders are under review, across all workers.

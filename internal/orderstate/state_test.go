@@ -83,23 +83,20 @@ func TestPutIsCompareAndSet(t *testing.T) {
 func TestLease(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	l, err := s.AcquireLease(ctx, "shop", "o1", time.Minute)
+	l, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("second lease: %v, want ErrLeaseHeld", err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o2", time.Minute); err != nil {
+	if _, err := s.AcquireLease(ctx, "shop", "o2", "", time.Minute); err != nil {
 		t.Fatalf("another order's lease: %v", err)
-	}
-	if err := l.Extend(ctx, time.Minute); err != nil {
-		t.Fatal(err)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); err != nil {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); err != nil {
 		t.Fatalf("lease after release: %v", err)
 	}
 }
@@ -107,36 +104,80 @@ func TestLease(t *testing.T) {
 func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	old, err := s.AcquireLease(ctx, "shop", "o1", 30*time.Millisecond)
+	old, err := s.AcquireLease(ctx, "shop", "o1", "", 30*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond) // the holder "crashed"
-	fresh, err := s.AcquireLease(ctx, "shop", "o1", time.Minute)
+	fresh, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute)
 	if err != nil {
 		t.Fatalf("lease after expiry: %v", err)
 	}
-	if err := old.Extend(ctx, time.Minute); err == nil {
-		t.Error("the stale holder extended a lease it lost")
-	}
 	_ = old.Release(ctx)
-	if _, err := s.AcquireLease(ctx, "shop", "o1", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+	if _, err := old.Commit(ctx, nil, true, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("the stale holder released the new holder's lease: %v", err)
 	}
 	_ = fresh.Release(ctx)
 }
 
-func TestEventRecords(t *testing.T) {
+// The lease brings the state and the event record with it, and Commit writes the state, records
+// the event and releases the lease together.
+func TestLeaseReadsAndCommits(t *testing.T) {
 	t.Parallel()
-	s, ctx := newStore(t), context.Background()
-	if done, err := s.EventDone(ctx, "ev1"); err != nil || done {
-		t.Fatalf("unseen event: %v %v", done, err)
+	s, ctx, now := newStore(t), context.Background(), time.Now()
+	l, err := s.AcquireLease(ctx, "shop", "o1", "ev1", time.Minute)
+	if err != nil || l.State.Version != 0 || l.EventDone {
+		t.Fatalf("first lease: %+v, %v", l, err)
 	}
-	if err := s.MarkEventDone(ctx, "ev1"); err != nil {
+	st, err := s.Put(ctx, "shop", "o1", State{Status: StatusRegistering}, now)
+	if err != nil {
 		t.Fatal(err)
 	}
+	st.Status = StatusPending
+	written, err := l.Commit(ctx, &st, true, now)
+	if err != nil || written.Version != 2 {
+		t.Fatalf("commit: %+v, %v", written, err)
+	}
+	if n, _ := s.PendingCount(ctx); n != 1 {
+		t.Fatalf("pending count %d after committing a pending state, want 1", n)
+	}
+	l, err = s.AcquireLease(ctx, "shop", "o1", "ev1", time.Minute) // the commit released it
+	if err != nil || l.State.Version != 2 || l.State.Status != StatusPending || !l.EventDone {
+		t.Fatalf("lease after commit: %+v, %v", l, err)
+	}
 	if done, err := s.EventDone(ctx, "ev1"); err != nil || !done {
-		t.Fatalf("recorded event: %v %v", done, err)
+		t.Fatalf("event record: %v %v", done, err)
+	}
+
+	// A commit that lost the compare-and-set records nothing and still releases the lease.
+	stale, err := s.AcquireLease(ctx, "shop", "o1", "ev2", time.Minute)
+	if !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("lease held by the previous acquire: %v", err)
+	}
+	_ = l.Release(ctx)
+	if stale, err = s.AcquireLease(ctx, "shop", "o1", "ev2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	old := st // version 1: stale
+	if _, err := stale.Commit(ctx, &old, true, now); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale commit: %v, want ErrConflict", err)
+	}
+	if done, _ := s.EventDone(ctx, "ev2"); done {
+		t.Error("a commit that lost its compare-and-set recorded its event")
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); err != nil {
+		t.Fatalf("a conflicting commit kept the lease: %v", err)
+	}
+	// A commit without a state (nothing changed) still records the event.
+	none, _ := s.AcquireLease(ctx, "shop", "o2", "ev3", time.Minute)
+	if _, err := none.Commit(ctx, nil, true, now); err != nil {
+		t.Fatal(err)
+	}
+	if done, _ := s.EventDone(ctx, "ev3"); !done {
+		t.Error("a commit without a state write did not record its event")
 	}
 }
 

@@ -1,0 +1,40 @@
+-- Writes an order's state as a compare-and-set on its version and, in the same atomic step,
+-- keeps the set of orders under review in step, records an event as processed and releases the
+-- order's lease. One script, so that the last write of a handler is one round trip.
+--
+-- KEYS[1] the state, KEYS[2] the set of orders under review, KEYS[3] the lease, KEYS[4] the
+-- event record.
+-- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
+-- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
+-- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
+-- (ms), or '' to record none.
+--
+-- Returns 1, or 0 if the stored version differs: then neither state nor event is written, and
+-- the lease is still released.
+local ok = 1
+if ARGV[1] ~= '' then
+  local cur = redis.call('GET', KEYS[1])
+  local version = 0
+  if cur then
+    -- The version is the first member of the document (Go encodes struct fields in order), so it
+    -- is read without decoding the rest, outbox and all.
+    version = tonumber(string.match(cur, '^{"version":(%d+)')) or -1
+  end
+  if version ~= tonumber(ARGV[1]) then
+    ok = 0
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+    if ARGV[4] == '1' then
+      redis.call('SADD', KEYS[2], ARGV[3])
+    else
+      redis.call('SREM', KEYS[2], ARGV[3])
+    end
+  end
+end
+if ok == 1 and ARGV[6] ~= '' then
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
+end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then
+  redis.call('DEL', KEYS[3])
+end
+return ok
