@@ -147,13 +147,9 @@ func (c *Client) linkInfo() linkInfoXML {
 // getinvoicedata.do fixes the payment deadline on its first call; later calls return the same data.
 func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
 
-// call sends one request document and returns the parsed answer. A result NG becomes a
+// call sends one request document (rendered by wire.go) and returns the parsed answer. A result NG becomes a
 // *RejectedError. Retries follow the rules of the package comment; cancelling ctx stops them.
-func (c *Client) call(ctx context.Context, op string, req any) (*responseXML, error) {
-	body, err := encodeRequest(req)
-	if err != nil {
-		return nil, fmt.Errorf("atodene: %s: encoding request: %w", op, err)
-	}
+func (c *Client) call(ctx context.Context, op string, body []byte) (*responseXML, error) {
 	var policy backoff.BackOff = &backoff.StopBackOff{}
 	if c.cfg.MaxRetries > 0 {
 		exp := backoff.NewExponentialBackOff(

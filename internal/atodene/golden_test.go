@@ -3,6 +3,7 @@ package atodene
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"io"
@@ -228,4 +229,18 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The hand-written request writer escapes text exactly as encoding/xml does.
+func FuzzAppendEscaped(f *testing.F) {
+	for _, s := range []string{"", "加藤 太郎", `<特選> "緑茶" & '煎茶'`, "a\tb\nc\rd", "\x00\x1f\x7f", "\xff\xfe", "\uFFFE\uFFFD\U0010FFFF", "\ufffd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want bytes.Buffer
+		_ = xml.EscapeText(&want, []byte(s))
+		if got := appendEscaped([]byte("x"), s); string(got) != "x"+want.String() {
+			t.Fatalf("appendEscaped(%q) = %q, xml.EscapeText gives %q", s, got[1:], want.String())
+		}
+	})
 }

@@ -35,13 +35,8 @@ func (c *Client) Register(ctx context.Context, o Order) (Registration, error) {
 	if err := o.Validate(); err != nil {
 		return Registration{}, err
 	}
-	req := registerRequestXML{
-		LinkInfo:    c.linkInfo(),
-		BrowserInfo: browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
-		Customer:    o.customerXML(),
-		Ship:        o.shipXML(),
-		Details:     o.detailsXML(),
-	}
+	req := registerRequest(c.linkInfo(), browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
+		o.customerXML(), o.shipXML(), o.detailsXML())
 	r, err := c.call(ctx, opRegister, req)
 	if err != nil {
 		return Registration{}, err
@@ -86,7 +81,7 @@ func (c *Client) GetAuthori(ctx context.Context, transactionID string) (Screenin
 	if err := checkTransactionID(opAuthori, transactionID); err != nil {
 		return Screening{}, err
 	}
-	r, err := c.call(ctx, opAuthori, txRefRequestXML{LinkInfo: c.linkInfo(), TransactionInfo: txRefXML{TransactionID: transactionID}})
+	r, err := c.call(ctx, opAuthori, txRefRequest(c.linkInfo(), transactionID))
 	if err != nil {
 		return Screening{}, err
 	}
@@ -131,10 +126,7 @@ type Shipment struct {
 // ReportShipment sends 出荷報告 (shippingrequest.do): a new report, a change of it or its cancel.
 // Only a request that never reached ATODENE is retried.
 func (c *Client) ReportShipment(ctx context.Context, s Shipment) error {
-	var req shipmentRequestXML
-	req.LinkInfo = c.linkInfo()
-	ti := &req.TransactionInfo
-	ti.DeliveryType, ti.TransactionID = string(s.Type), s.TransactionID
+	ti := shipmentXML{DeliveryType: string(s.Type), TransactionID: s.TransactionID}
 	if s.Type != DeliveryCancel {
 		ti.DeliveryCompanyCode, ti.DeliverySlipNo = s.CarrierCode, s.SlipNo
 		if !s.InvoiceDate.IsZero() {
@@ -153,7 +145,7 @@ func (c *Client) ReportShipment(ctx context.Context, s Shipment) error {
 	if err := fc.err(opShipment); err != nil {
 		return err
 	}
-	_, err := c.call(ctx, opShipment, req)
+	_, err := c.call(ctx, opShipment, shipmentRequest(c.linkInfo(), ti))
 	return err
 }
 
@@ -176,9 +168,11 @@ func (c *Client) Modify(ctx context.Context, transactionID string, o Order) (Cha
 	if err := checkTransactionID(opModify, transactionID); err != nil {
 		return Change{}, err
 	}
-	cust, ship, details := o.customerXML(), o.shipXML(), o.detailsXML()
-	req := modifyRequestXML{LinkInfo: c.linkInfo(), Customer: &cust, Ship: &ship, Details: &details}
-	req.TransactionInfo.UpdateTypeFlag, req.TransactionInfo.TransactionID = "2", transactionID
+	req := modifyRequest(c.linkInfo(), "2", transactionID, func(d *xmlDoc) {
+		o.customerXML().write(d)
+		o.shipXML().write(d)
+		o.detailsXML().write(d)
+	})
 	r, err := c.call(ctx, opModify, req)
 	if err != nil {
 		return Change{}, err
@@ -200,9 +194,7 @@ func (c *Client) Cancel(ctx context.Context, transactionID string) error {
 	if err := checkTransactionID(opModify, transactionID); err != nil {
 		return err
 	}
-	req := modifyRequestXML{LinkInfo: c.linkInfo()}
-	req.TransactionInfo.UpdateTypeFlag, req.TransactionInfo.TransactionID = "1", transactionID
-	_, err := c.call(ctx, opModify, req)
+	_, err := c.call(ctx, opModify, modifyRequest(c.linkInfo(), "1", transactionID, nil))
 	return err
 }
 
@@ -219,7 +211,7 @@ func (c *Client) InvoiceData(ctx context.Context, transactionID string) (Invoice
 	if err := checkTransactionID(opInvoice, transactionID); err != nil {
 		return Invoice{}, err
 	}
-	r, err := c.call(ctx, opInvoice, txRefRequestXML{LinkInfo: c.linkInfo(), TransactionInfo: txRefXML{TransactionID: transactionID}})
+	r, err := c.call(ctx, opInvoice, txRefRequest(c.linkInfo(), transactionID))
 	if err != nil {
 		return Invoice{}, err
 	}
