@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -81,14 +80,13 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return err
 	}
 	defer nc.Close()
-	ropts, err := redis.ParseURL(redisURL)
+	rdb, err := worker.NewRedis(redisURL)
 	if err != nil {
-		return fmt.Errorf("-redis-url: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("connecting to Redis at %s: %w", ropts.Addr, err)
+		return fmt.Errorf("connecting to Redis at %s: %w", rdb.Options().Addr, err)
 	}
 	fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", natsURL, s.HTTPAddr)
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}

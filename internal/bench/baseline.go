@@ -136,6 +136,7 @@ func RunBaselineWorker(ctx context.Context, args []string, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	ropts.Protocol = 2 // as the worker (worker.NewRedis)
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	t := http.DefaultTransport.(*http.Transport).Clone()

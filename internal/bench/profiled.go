@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -66,11 +65,10 @@ func RunProfiledWorker(ctx context.Context, args []string, stderr io.Writer) err
 		return fmt.Errorf("connecting to NATS: %w", err)
 	}
 	defer nc.Close()
-	ropts, err := redis.ParseURL(s.RedisURL)
+	rdb, err := atodeneworker.NewRedis(s.RedisURL)
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	return atodeneworker.Run(ctx, atodeneworker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log})
 }

@@ -20,7 +20,7 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 		return err
 	}
 	order := ev.Data.OrderID
-	return o.withOrder(ctx, shop, order, ev.ID, inOrder(ev.Seq, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, order, ev.ID, nil, inOrder(ev.Seq, func(st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusCancelled:
 			return keep()

@@ -32,7 +32,8 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, inOrder(ev.Seq, func(st orderstate.State) change {
+	first := intent(ev, req, orderstate.State{})
+	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, &first, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			return keep()
 		}
@@ -51,7 +52,8 @@ func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, inOrder(ev.Seq, func(st orderstate.State) change {
+	first := intent(ev, req, orderstate.State{})
+	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, &first, inOrder(ev.Seq, func(st orderstate.State) change {
 		if st.Status.Live() {
 			if st.DataHash == req.hash {
 				return keep()
@@ -127,11 +129,8 @@ func toPerson(p events.Person) atodene.Person {
 // already registered means an earlier call got through, which only an operator can sort out.
 func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order], req request, st orderstate.State) change {
 	if st.Status != orderstate.StatusRegistering || st.DataHash != req.hash {
-		st = orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
-			Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
-			Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID}
 		var err error
-		if st, err = o.Store.Put(ctx, shop.ID, ev.Data.OrderID, st, o.Now()); err != nil {
+		if st, err = o.Store.Put(ctx, shop.ID, ev.Data.OrderID, intent(ev, req, st), o.Now()); err != nil {
 			return fail(err)
 		}
 	}
@@ -154,6 +153,14 @@ func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order
 	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
 	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
 	return write(st)
+}
+
+// intent is the state that records a registration about to be sent, replacing st. A new order's
+// intent is written with its lease (withOrder's first), saving a round trip.
+func intent(ev Event[events.Order], req request, st orderstate.State) orderstate.State {
+	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
+		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
+		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID}
 }
 
 // requeued is the shipment a new registration starts with: the tracking number the order has,

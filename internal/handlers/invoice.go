@@ -18,7 +18,7 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 		return err
 	}
 	order := ev.Data.OrderID
-	return o.withOrder(ctx, shop, order, ev.ID, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, order, ev.ID, nil, func(st orderstate.State) change {
 		if st.InvoiceEvent == ev.ID {
 			return keep() // answered already; a retry after the answer was written
 		}

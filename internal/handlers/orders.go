@@ -54,11 +54,11 @@ type Orders struct {
 // lease takes the order's lease, waiting while another handler holds it. Waiting here, rather
 // than handing the message back, keeps a burst of events for one order from using up their
 // deliveries; the wait is bounded by the lease's lifetime (a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order, eventID string) (*orderstate.Lease, error) {
+func (o *Orders) lease(ctx context.Context, shop, order, eventID string, first *orderstate.State) (*orderstate.Lease, error) {
 	wait := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
-		lease, err := o.Store.AcquireLease(ctx, shop, order, eventID, o.LeaseTTL)
+		lease, err := o.Store.AcquireLease(ctx, shop, order, orderstate.Take{EventID: eventID, TTL: o.LeaseTTL, First: first, Now: o.Now()})
 		if !errors.Is(err, orderstate.ErrLeaseHeld) {
 			return lease, err
 		}
@@ -96,11 +96,12 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // delivery of it was still running waits here for the lease, and must not apply it a second time
 // after a later event of the order (a tracking number entered again after its correction).
 //
+// first, if not nil, is the state of an order seen for the first time, written with the lease.
 // Taking the lease reads the state and the event record, and the last write records the event
-// and releases the lease: an order that calls ATODENE once costs four Redis round trips (lease,
-// intent, answer with its outbox, commit).
-func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID string, fn func(orderstate.State) change) error {
-	lease, err := o.lease(ctx, shop.ID, order, eventID)
+// and releases the lease: a new order registered with ATODENE costs three Redis round trips
+// (lease with the intent, answer with its outbox, commit).
+func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID string, first *orderstate.State, fn func(orderstate.State) change) error {
+	lease, err := o.lease(ctx, shop.ID, order, eventID, first)
 	if err != nil {
 		return err
 	}

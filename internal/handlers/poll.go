@@ -78,7 +78,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, p.OrderID, "", func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, p.OrderID, "", nil, func(st orderstate.State) change {
 		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {
 			return keep() // decided, cancelled or changed since this poll was scheduled
 		}

@@ -24,7 +24,7 @@ func (o *Orders) TrackingEntered(ctx context.Context, ev Event[events.Tracking])
 	order := ev.Data.OrderID
 	code, _ := events.CarrierCode(ev.Data.Carrier) // validated
 	wanted := orderstate.Shipment{CarrierCode: code, TrackingNumber: ev.Data.TrackingNumber, InvoiceDate: ev.Data.InvoiceDate}
-	return o.withOrder(ctx, shop, order, ev.ID, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, order, ev.ID, nil, func(st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusNone, orderstate.StatusRegistering:
 			return fail(fmt.Errorf("order %s: tracking number before its credit check (status %q)", order, st.Status))

@@ -34,17 +34,41 @@ var acquireScript = redis.NewScript(acquireSource)
 
 var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
-// AcquireLease takes the order's lease for ttl, or returns ErrLeaseHeld. In the same round trip
-// it reads the order's state and, if eventID is not "", whether that event was processed.
-func (s *Store) AcquireLease(ctx context.Context, shop, order, eventID string, ttl time.Duration) (*Lease, error) {
+// Take says how to take a lease.
+type Take struct {
+	// EventID is the inbound event being handled, or "": the lease reports whether it was
+	// processed already (Lease.EventDone).
+	EventID string
+	// TTL is the lease's lifetime.
+	TTL time.Duration
+	// First, if not nil, is written as the order's first version when the order has no state and
+	// the event was not processed; Now is its time.
+	First *State
+	Now   time.Time
+}
+
+// AcquireLease takes the order's lease, or returns ErrLeaseHeld. In the same round trip it reads
+// the order's state and the event record, and writes t.First for a new order.
+func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*Lease, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	l := &Lease{store: s, shop: shop, order: order, event: eventID, token: hex.EncodeToString(b[:])}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order)}
-	if eventID != "" {
-		keys = append(keys, s.eventKey(eventID))
+	l := &Lease{store: s, shop: shop, order: order, event: t.EventID, token: hex.EncodeToString(b[:])}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventID)}
+	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0"}
+	if t.EventID != "" {
+		args[2] = "1"
 	}
-	res, err := acquireScript.Run(ctx, s.rdb, keys, l.token, ttl.Milliseconds()).Slice()
+	if t.First != nil {
+		first, err := encode(shop, order, *t.First, t.Now)
+		if err != nil {
+			return nil, err
+		}
+		args[3] = first.raw
+		if first.st.Status == StatusPending {
+			args[5] = "1"
+		}
+	}
+	res, err := acquireScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrLeaseHeld
 	}

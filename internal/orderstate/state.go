@@ -131,6 +131,22 @@ func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
 	return decode(shop, order, raw)
 }
 
+type encoded struct {
+	st  State
+	raw []byte
+}
+
+// encode renders st as the version after it, written at now.
+func encode(shop, order string, st State, now time.Time) (encoded, error) {
+	st.Version++
+	st.UpdatedAt = now.UTC()
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return encoded{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
+	}
+	return encoded{st, raw}, nil
+}
+
 func decode(shop, order string, raw []byte) (State, error) {
 	var st State
 	if len(raw) == 0 {
@@ -160,14 +176,12 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, now ti
 	args := []any{"", "", shop + ":" + order, "0", token, ""}
 	var next State
 	if st != nil {
-		next = *st
-		next.Version++
-		next.UpdatedAt = now.UTC()
-		raw, err := json.Marshal(next)
+		enc, err := encode(shop, order, *st, now)
 		if err != nil {
-			return State{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
+			return State{}, err
 		}
-		args[0], args[1] = st.Version, raw
+		next = enc.st
+		args[0], args[1] = st.Version, enc.raw
 		if next.Status == StatusPending {
 			args[3] = "1"
 		}

@@ -83,20 +83,20 @@ func TestPutIsCompareAndSet(t *testing.T) {
 func TestLease(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	l, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute)
+	l, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("second lease: %v, want ErrLeaseHeld", err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o2", "", time.Minute); err != nil {
+	if _, err := s.AcquireLease(ctx, "shop", "o2", Take{TTL: time.Minute}); err != nil {
 		t.Fatalf("another order's lease: %v", err)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); err != nil {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); err != nil {
 		t.Fatalf("lease after release: %v", err)
 	}
 }
@@ -104,12 +104,12 @@ func TestLease(t *testing.T) {
 func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	old, err := s.AcquireLease(ctx, "shop", "o1", "", 30*time.Millisecond)
+	old, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: 30 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond) // the holder "crashed"
-	fresh, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute)
+	fresh, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute})
 	if err != nil {
 		t.Fatalf("lease after expiry: %v", err)
 	}
@@ -117,7 +117,7 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 	if _, err := old.Commit(ctx, nil, true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("the stale holder released the new holder's lease: %v", err)
 	}
 	_ = fresh.Release(ctx)
@@ -128,7 +128,7 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 func TestLeaseReadsAndCommits(t *testing.T) {
 	t.Parallel()
 	s, ctx, now := newStore(t), context.Background(), time.Now()
-	l, err := s.AcquireLease(ctx, "shop", "o1", "ev1", time.Minute)
+	l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev1", TTL: time.Minute})
 	if err != nil || l.State.Version != 0 || l.EventDone {
 		t.Fatalf("first lease: %+v, %v", l, err)
 	}
@@ -144,7 +144,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	if n, _ := s.PendingCount(ctx); n != 1 {
 		t.Fatalf("pending count %d after committing a pending state, want 1", n)
 	}
-	l, err = s.AcquireLease(ctx, "shop", "o1", "ev1", time.Minute) // the commit released it
+	l, err = s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev1", TTL: time.Minute}) // the commit released it
 	if err != nil || l.State.Version != 2 || l.State.Status != StatusPending || !l.EventDone {
 		t.Fatalf("lease after commit: %+v, %v", l, err)
 	}
@@ -153,12 +153,12 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	}
 
 	// A commit that lost the compare-and-set records nothing and still releases the lease.
-	stale, err := s.AcquireLease(ctx, "shop", "o1", "ev2", time.Minute)
+	stale, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute})
 	if !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("lease held by the previous acquire: %v", err)
 	}
 	_ = l.Release(ctx)
-	if stale, err = s.AcquireLease(ctx, "shop", "o1", "ev2", time.Minute); err != nil {
+	if stale, err = s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	old := st // version 1: stale
@@ -168,11 +168,33 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	if done, _ := s.EventDone(ctx, "ev2"); done {
 		t.Error("a commit that lost its compare-and-set recorded its event")
 	}
-	if _, err := s.AcquireLease(ctx, "shop", "o1", "", time.Minute); err != nil {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); err != nil {
 		t.Fatalf("a conflicting commit kept the lease: %v", err)
 	}
+	// A new order's first state is written with its lease, unless its event was processed.
+	first := State{Status: StatusRegistering, DataHash: "h"}
+	l3, err := s.AcquireLease(ctx, "shop", "o3", Take{EventID: "ev4", TTL: time.Minute, First: &first, Now: now})
+	if err != nil || l3.State.Version != 1 || l3.State.DataHash != "h" {
+		t.Fatalf("lease of a new order with a first state: %+v, %v", l3.State, err)
+	}
+	if got, _ := s.Get(ctx, "shop", "o3"); got.Version != 1 || got.Status != StatusRegistering {
+		t.Fatalf("stored first state: %+v", got)
+	}
+	_ = l3.Release(ctx)
+	first.DataHash = "other"
+	l3, _ = s.AcquireLease(ctx, "shop", "o3", Take{TTL: time.Minute, First: &first, Now: now})
+	if l3.State.DataHash != "h" {
+		t.Fatalf("the first state replaced an existing one: %+v", l3.State)
+	}
+	_ = l3.Release(ctx)
+	l4, _ := s.AcquireLease(ctx, "shop", "o4", Take{EventID: "ev1", TTL: time.Minute, First: &first, Now: now})
+	if l4.State.Version != 0 || !l4.EventDone {
+		t.Fatalf("a processed event wrote a first state: %+v", l4)
+	}
+	_ = l4.Release(ctx)
+
 	// A commit without a state (nothing changed) still records the event.
-	none, _ := s.AcquireLease(ctx, "shop", "o2", "ev3", time.Minute)
+	none, _ := s.AcquireLease(ctx, "shop", "o2", Take{EventID: "ev3", TTL: time.Minute})
 	if _, err := none.Commit(ctx, nil, true, now); err != nil {
 		t.Fatal(err)
 	}
