@@ -140,7 +140,7 @@ func RunBaselineWorker(ctx context.Context, args []string, stderr io.Writer) err
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(64, *concurrency)
+	t.MaxIdleConnsPerHost, t.MaxIdleConns = max(64, *concurrency), 0 // as the worker
 	b := &baseline{js: js, rdb: rdb, prefix: *prefix, http: &http.Client{Transport: t, Timeout: 30 * time.Second},
 		url: strings.TrimSuffix(*sandboxURL, "/") + "/api/transaction.do"}
 

@@ -9,7 +9,9 @@
 -- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review.
 --
 -- Returns nil if another holder has the lease, else {state or '', 1 if the event was processed}.
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+-- A lease already held with this token is this holder's: the client resent the script after a
+-- lost reply.
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return nil
 end
 local done = 0

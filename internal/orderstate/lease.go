@@ -68,7 +68,7 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 			args[5] = "1"
 		}
 	}
-	res, err := acquireScript.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.batch.run(ctx, acquireScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrLeaseHeld
 	}
@@ -97,7 +97,7 @@ func (l *Lease) Commit(ctx context.Context, st *State, done bool, now time.Time)
 // Release gives the lease up, if it is still held by this holder.
 func (l *Lease) Release(ctx context.Context) error {
 	key := l.store.leaseKey(l.shop, l.order)
-	if err := releaseScript.Run(ctx, l.store.rdb, []string{key}, l.token).Err(); err != nil {
+	if err := l.store.batch.run(ctx, releaseScript, []string{key}, l.token).Err(); err != nil {
 		return fmt.Errorf("orderstate: releasing lease %s: %w", key, err)
 	}
 	return nil

@@ -105,6 +105,7 @@ var ErrConflict = errors.New("orderstate: state changed concurrently (version co
 // Store reads and writes order states, leases and event records in Redis.
 type Store struct {
 	rdb      redis.UniversalClient
+	batch    *batcher
 	prefix   string
 	eventTTL time.Duration
 }
@@ -112,7 +113,7 @@ type Store struct {
 // New returns a store that keeps its keys under prefix (e.g. "atodene:"). eventTTL is how long
 // the record of a completed event is kept (it must exceed the longest redelivery horizon).
 func New(rdb redis.UniversalClient, prefix string, eventTTL time.Duration) *Store {
-	return &Store{rdb: rdb, prefix: prefix, eventTTL: eventTTL}
+	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: prefix, eventTTL: eventTTL}
 }
 
 func (s *Store) stateKey(shop, order string) string { return s.prefix + "order:" + shop + ":" + order }
@@ -189,7 +190,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, now ti
 	if eventID != "" {
 		args[5] = s.eventTTL.Milliseconds()
 	}
-	ok, err := writeScript.Run(ctx, s.rdb, keys, args...).Bool()
+	ok, err := s.batch.run(ctx, writeScript, keys, args...).Bool()
 	if err != nil {
 		return State{}, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
 	}

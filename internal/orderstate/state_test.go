@@ -3,6 +3,7 @@ package orderstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,4 +225,44 @@ func TestRedisDown(t *testing.T) {
 	if err != nil || st.Status != StatusOK {
 		t.Fatalf("after restart: %+v %v (the state must survive)", st, err)
 	}
+}
+
+// Many handlers at once share pipelines; each gets its own reply, also after Redis lost its
+// scripts (a restart), which a pipeline learns from NOSCRIPT errors.
+func TestConcurrentCallsShareRoundTrips(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartPrivateRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	s, ctx := New(rdb, "t:", time.Hour), context.Background()
+	round := func(name string) {
+		var wg sync.WaitGroup
+		for i := range 200 {
+			wg.Go(func() {
+				order := fmt.Sprintf("%s-%d", name, i)
+				l, err := s.AcquireLease(ctx, "shop", order, Take{EventID: "ev-" + order, TTL: time.Minute, First: &State{Status: StatusRegistering}, Now: time.Now()})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if l.State.Version != 1 {
+					t.Errorf("%s: first state version %d, want 1", order, l.State.Version)
+				}
+				st := l.State
+				st.Status, st.TransactionID = StatusOK, order
+				if _, err := l.Commit(ctx, &st, true, time.Now()); err != nil {
+					t.Errorf("%s: commit: %v", order, err)
+				}
+				if got, err := s.Get(ctx, "shop", order); err != nil || got.TransactionID != order || got.Version != 2 {
+					t.Errorf("%s: stored %+v, %v", order, got, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	round("a")
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round("b")
 }
