@@ -45,11 +45,13 @@ type Invoice struct {
 // NewOutcome wraps outcome data in a CloudEvent from the worker, caused by the inbound event
 // causationID. The caller chooses id (deterministic, so a retry repeats it).
 func NewOutcome(id, eventType, causationID string, at time.Time, data any) ([]byte, error) {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, err
+	// Envelope with the data inline: marshalled once, where Envelope's json.RawMessage would be
+	// marshalled first and then scanned and compacted again.
+	type outcome struct {
+		Envelope
+		Data any `json:"data"`
 	}
-	return json.Marshal(Envelope{
+	return json.Marshal(outcome{Envelope: Envelope{
 		SpecVersion:     SpecVersion,
 		ID:              id,
 		Source:          WorkerSource,
@@ -57,8 +59,7 @@ func NewOutcome(id, eventType, causationID string, at time.Time, data any) ([]by
 		Time:            at.Format(time.RFC3339),
 		DataContentType: "application/json",
 		CausationID:     causationID,
-		Data:            raw,
-	})
+	}, Data: data})
 }
 
 // MarshalJSON writes absent lists as [] rather than null, as the contract shows them.
