@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzBuildDetails$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzAppendEscaped$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzFieldPatterns$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/fees -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzDecodeOrder$$' -fuzztime $(FUZZTIME)
 

@@ -2,7 +2,6 @@ package atodene
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -80,12 +79,35 @@ var fieldRules = map[string]fieldRule{
 	"invoiceDate":         {max: 10, kind: kindDate},
 }
 
-var (
-	zipPattern     = regexp.MustCompile(`^(?:[0-9]{3}-[0-9]{4}|[0-9]{7})$`)
-	orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`)
-	slipPattern    = regexp.MustCompile(`^[0-9-]{5,20}$`)
-	digitsPattern  = regexp.MustCompile(`^[0-9]+$`)
-)
+// The character classes of the patterns below, byte by byte: a byte of a multi-byte character
+// is in none of them. Loops rather than regular expressions, which took half of the checking
+// time of an order.
+func digit(b byte) bool { return '0' <= b && b <= '9' }
+func orderID(b byte) bool {
+	return digit(b) || 'A' <= b && b <= 'Z' || 'a' <= b && b <= 'z' || b == '_' || b == '-'
+}
+func slip(b byte) bool { return digit(b) || b == '-' }
+
+// all reports whether v has lo to hi bytes, all in class.
+func all(v string, lo, hi int, class func(byte) bool) bool {
+	if len(v) < lo || len(v) > hi {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if !class(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// zip matches 1234567 or 123-4567.
+func zip(v string) bool {
+	if len(v) == 8 {
+		return v[3] == '-' && all(v[:3], 3, 3, digit) && all(v[4:], 4, 4, digit)
+	}
+	return all(v, 7, 7, digit)
+}
 
 // CheckField reports whether value is acceptable for the request element named field, using the
 // rules of API.md §3.1 and §3.3. It returns a *FieldError naming the field, or nil. Fields it does
@@ -127,7 +149,7 @@ func (k fieldKind) check(v string) string {
 			return "must be full-width katakana"
 		}
 	case kindZip:
-		if !zipPattern.MatchString(v) {
+		if !zip(v) {
 			return "must be 7 digits, written 1234567 or 123-4567"
 		}
 	case kindTel:
@@ -153,7 +175,7 @@ func (k fieldKind) check(v string) string {
 			return "must be a date written yyyy/MM/dd"
 		}
 	case kindOrderID:
-		if !orderIDPattern.MatchString(v) {
+		if !all(v, 1, 20, orderID) {
 			return "must be 1-20 of A-Z, a-z, 0-9, '_' and '-'"
 		}
 	case kindService:
@@ -165,15 +187,15 @@ func (k fieldKind) check(v string) string {
 			return "must be 00, 01 or 02"
 		}
 	case kindCarrier:
-		if len(v) != 2 || !digitsPattern.MatchString(v) {
+		if !all(v, 2, 2, digit) {
 			return "must be a two-digit carrier code"
 		}
 	case kindSlipNo:
-		if !slipPattern.MatchString(v) {
+		if !all(v, 5, 20, slip) {
 			return "must be 5-20 of digits and '-'"
 		}
 	case kindTxID:
-		if !digitsPattern.MatchString(v) {
+		if !all(v, 1, len(v), digit) {
 			return "must be digits"
 		}
 	}

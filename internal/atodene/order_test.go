@@ -2,6 +2,7 @@ package atodene
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -223,4 +224,27 @@ func TestCheckField(t *testing.T) {
 			t.Errorf("CheckField(%q): error %v does not name the field", tt.field, err)
 		}
 	}
+}
+
+// The hand-written field patterns accept exactly what the regular expressions of API.md do.
+func FuzzFieldPatterns(f *testing.F) {
+	for _, s := range []string{"150-0001", "1500001", "150-00011", "15a0001", "１５０-0001", "A_b-9", "123456789012345678901", "12-3456", "0000"} {
+		f.Add(s)
+	}
+	patterns := []struct {
+		re    *regexp.Regexp
+		match func(string) bool
+	}{
+		{regexp.MustCompile(`^(?:[0-9]{3}-[0-9]{4}|[0-9]{7})$`), zip},
+		{regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`), func(v string) bool { return all(v, 1, 20, orderID) }},
+		{regexp.MustCompile(`^[0-9-]{5,20}$`), func(v string) bool { return all(v, 5, 20, slip) }},
+		{regexp.MustCompile(`^[0-9]{2}$`), func(v string) bool { return all(v, 2, 2, digit) }},
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for _, p := range patterns {
+			if want := p.re.MatchString(v); p.match(v) != want {
+				t.Fatalf("%q: %s matches %v, the hand-written check says %v", v, p.re, want, !want)
+			}
+		}
+	})
 }
