@@ -73,7 +73,7 @@ func (r *runner) latency(ctx context.Context) error {
 	}
 	t.Notes = []string{"target: worker-added p99 ≤ 10 ms at 1,000 orders/s",
 		"other load: cores busy with processes outside the benchmark meanwhile (other users of this machine)",
-		"redis ping: a PING to the shared Redis every 5 ms meanwhile; the worker makes 8 round trips per order, the baseline 1",
+		"redis ping: a PING to the shared Redis every 5 ms meanwhile; the worker makes 3 round trips per order (shared with other orders under load), the baseline 1",
 		"saturated: under 95% of the offered rate completed, or median added latency over 50 ms (a queue formed);",
 		"its latency is queueing and grows with the run's length, so the sweep stops there"}
 	if err := t.Render(r.out); err != nil {

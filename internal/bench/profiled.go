@@ -24,6 +24,7 @@ import (
 // bench profiled-worker -pprof-addr host:port <worker flags>. cmd/worker has no pprof endpoint,
 // so this is how -profile looks inside the worker; everything else is the same code.
 func RunProfiledWorker(ctx context.Context, args []string, stderr io.Writer) error {
+	atodeneworker.SetGCPercent(os.Getenv) // as cmd/worker
 	pprofAddr := ""
 	if len(args) >= 2 && args[0] == "-pprof-addr" {
 		pprofAddr, args = args[1], args[2:]

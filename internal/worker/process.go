@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"runtime/debug"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,4 +20,17 @@ func NewRedis(url string) (*redis.Client, error) {
 		opts.Protocol = 2
 	}
 	return redis.NewClient(opts), nil
+}
+
+// DefaultGCPercent is the worker's garbage-collection target unless GOGC is set. Its live heap
+// is small (about 10 MB handling 5,000 orders/s), so at Go's default of 100 it collected many
+// times a second, 13% of its CPU in the throughput benchmark; at 300 it handles about 5% more
+// orders per second for some 30 MB more memory.
+const DefaultGCPercent = 300
+
+// SetGCPercent applies DefaultGCPercent unless the environment sets GOGC.
+func SetGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
