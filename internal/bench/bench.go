@@ -29,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/childproc"
+	"github.com/atodene-worker/atodene-worker/internal/config"
 )
 
 // Options configure a run of the benchmark.
@@ -85,15 +86,15 @@ type Settings struct {
 
 func settingsFor(o Options) Settings {
 	if o.Quick {
-		return Settings{Mode: "quick", Concurrency: 256, ThroughputOrders: 8000,
+		return Settings{Mode: "quick", Concurrency: config.DefaultConcurrency, ThroughputOrders: 8000,
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
-			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, 1024},
+			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
 			ReplayLetters: 2000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
-	return Settings{Mode: "full", Concurrency: 256, ThroughputOrders: 40000,
+	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
-		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, 1024},
+		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 		PendingOrders: 100000, pendingPollFirst: 30 * time.Second, pendingPollMax: 60 * time.Second, pendingMinReview: 150 * time.Second,
 		ReplayLetters: 20000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
 }

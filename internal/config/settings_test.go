@@ -25,7 +25,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		t.Fatalf("ParseSettings: %v", err)
 	}
 	want := Settings{
-		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 256,
+		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 512,
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
 		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
@@ -170,7 +170,7 @@ func TestParseSettingsHelp(t *testing.T) {
 			t.Errorf("-h does not name %s", EnvName(f.Name))
 		}
 	})
-	for _, def := range []string{`(default "shops.yaml")`, "(default 256)", "(default 336h0m0s)", `(default "127.0.0.1:9090")`, "info (the default)"} {
+	for _, def := range []string{`(default "shops.yaml")`, "(default 512)", "(default 336h0m0s)", `(default "127.0.0.1:9090")`, "info (the default)"} {
 		if !strings.Contains(out.String(), def) {
 			t.Errorf("-h does not show %s", def)
 		}

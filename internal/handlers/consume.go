@@ -18,7 +18,7 @@ type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, reason string, 
 
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
-	// Concurrency is how many messages are handled at once. Default 256.
+	// Concurrency is how many messages are handled at once. Default 512.
 	Concurrency int
 	// AckWait is the consumer's ack wait; progress is signalled every AckWait/3 while a handler
 	// runs, so a slow provider call is never redelivered elsewhere. Required.
@@ -43,7 +43,7 @@ type ConsumerConfig struct {
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	if c.Concurrency <= 0 {
-		c.Concurrency = 256
+		c.Concurrency = 512
 	}
 	if c.Backoff == nil {
 		c.Backoff = func(attempt int) time.Duration {

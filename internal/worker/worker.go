@@ -49,7 +49,7 @@ func (d Deps) withDefaults() Deps {
 	if d.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		// Keep a connection for every handler that may call at once; the default total of 100
-		// closed and re-dialled connections all the time at the default concurrency of 256.
+		// closed and re-dialled connections all the time at a concurrency of 256.
 		t.MaxIdleConnsPerHost, t.MaxIdleConns = max(64, d.Settings.Concurrency), 0
 		d.HTTPClient = &http.Client{Transport: t}
 	}
