@@ -154,12 +154,12 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	}
 
 	// A commit that lost the compare-and-set records nothing and still releases the lease.
-	stale, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute})
-	if !errors.Is(err, ErrLeaseHeld) {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("lease held by the previous acquire: %v", err)
 	}
 	_ = l.Release(ctx)
-	if stale, err = s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute}); err != nil {
+	stale, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute})
+	if err != nil {
 		t.Fatal(err)
 	}
 	old := st // version 1: stale
