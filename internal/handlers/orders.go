@@ -131,10 +131,11 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID strin
 			last = &next
 		}
 	}
-	if _, err := lease.Commit(ctx, last, c.err == nil, o.Now()); err != nil {
+	_, err = lease.Commit(ctx, last, c.err == nil, o.Now())
+	committed = err == nil || errors.Is(err, orderstate.ErrConflict) // a conflict released it too
+	if err != nil {
 		return err
 	}
-	committed = true
 	return c.err
 }
 

@@ -3,6 +3,7 @@ package orderstate
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -36,9 +37,8 @@ func newBatcher(rdb redis.UniversalClient) *batcher {
 	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch)}
 }
 
-// run runs script and returns its reply. It waits for the reply even if ctx ends first (the
-// client's read and write timeouts bound the wait): a script that took a lease must not be
-// abandoned holding it.
+// run runs script and returns its reply. It waits for the reply even if ctx ends first
+// (pipelineTimeout bounds the wait): a script that took a lease must not be abandoned holding it.
 func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if err := ctx.Err(); err != nil {
 		cmd := redis.NewCmd(ctx)
@@ -53,7 +53,6 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 }
 
 func (b *batcher) loop() {
-	ctx := context.Background()
 	batch := make([]*call, 0, maxBatch)
 	for c := range b.calls {
 		batch = append(batch[:0], c)
@@ -66,21 +65,49 @@ func (b *batcher) loop() {
 				break collect
 			}
 		}
-		if len(batch) == 1 {
-			c.cmd = c.script.Run(ctx, b.rdb, c.keys, c.args...)
-			close(c.done)
-			continue
-		}
-		pipe := b.rdb.Pipeline()
-		for _, c := range batch {
-			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
-		_, _ = pipe.Exec(ctx) // each command carries its own error
-		for _, c := range batch {
-			if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") { // Redis restarted: Run loads the script
-				c.cmd = c.script.Run(ctx, b.rdb, c.keys, c.args...)
+		b.send(batch)
+		if missing := noScript(batch); len(missing) > 0 {
+			// Redis lost its scripts (a restart): load each once and send those calls again.
+			ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
+			for script := range missing {
+				_ = script.Load(ctx, b.rdb).Err() // a failure shows in the calls sent again
 			}
+			cancel()
+			var again []*call
+			for _, c := range batch {
+				if missing[c.script] {
+					again = append(again, c)
+				}
+			}
+			b.send(again)
+		}
+		for _, c := range batch {
 			close(c.done)
 		}
 	}
+}
+
+// pipelineTimeout bounds one pipeline, so that a Redis that stopped answering fails the calls
+// (their handlers retry) instead of holding every handler behind it.
+const pipelineTimeout = 10 * time.Second
+
+func (b *batcher) send(calls []*call) {
+	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
+	defer cancel()
+	pipe := b.rdb.Pipeline()
+	for _, c := range calls {
+		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+}
+
+// noScript returns the scripts Redis did not know.
+func noScript(calls []*call) map[*redis.Script]bool {
+	missing := map[*redis.Script]bool{}
+	for _, c := range calls {
+		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+			missing[c.script] = true
+		}
+	}
+	return missing
 }

@@ -73,11 +73,14 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 		return nil, ErrLeaseHeld
 	}
 	if err != nil {
-		return nil, fmt.Errorf("orderstate: taking lease of %s/%s: %w", shop, order, err)
+		// The script may have run and its reply been lost: give up the lease it may hold, or the
+		// order would wait for it to expire.
+		err = fmt.Errorf("orderstate: taking lease of %s/%s: %w", shop, order, err)
+		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
 	raw, _ := res[0].(string)
 	if l.State, err = decode(shop, order, []byte(raw)); err != nil {
-		return nil, errors.Join(err, l.Release(ctx))
+		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
 	l.EventDone = res[1] == int64(1)
 	return l, nil

@@ -51,6 +51,10 @@ func TestGetPut(t *testing.T) {
 	if n, _ := s.PendingCount(ctx); n != 0 {
 		t.Fatalf("pending count %d after the order was decided, want 0", n)
 	}
+	// The same write again (the client resending it after a lost reply) succeeds.
+	if _, err := s.Put(ctx, "shop", "o1", st, now); err != nil {
+		t.Fatalf("resent put: %v", err)
+	}
 	st.Version = 1
 	// A writer holding the old version loses.
 	if _, err := s.Put(ctx, "shop", "o1", st, now); !errors.Is(err, ErrConflict) {
@@ -163,7 +167,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st // version 1: stale
-	if _, err := stale.Commit(ctx, &old, true, now); !errors.Is(err, ErrConflict) {
+	if _, err := stale.Commit(ctx, &old, true, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale commit: %v, want ErrConflict", err)
 	}
 	if done, _ := s.EventDone(ctx, "ev2"); done {
@@ -265,4 +269,19 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	round("b")
+}
+
+// A lease whose state cannot be read is given up, not left to expire.
+func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	s, ctx := New(rdb, prefix, time.Hour), context.Background()
+	if err := rdb.Set(ctx, prefix+"order:shop:bad", "{not json", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.AcquireLease(ctx, "shop", "bad", Take{TTL: time.Minute}); err == nil || errors.Is(err, ErrLeaseHeld) {
+			t.Fatalf("lease of an unreadable state: %v, want a decoding error", err)
+		}
+	}
 }
