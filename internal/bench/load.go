@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
@@ -75,7 +76,7 @@ func (p *publisher) publish(ctx context.Context, spec orderSpec, rate float64) (
 		if rate > 0 {
 			at = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 			if wait := time.Until(at); wait > time.Millisecond {
-				if err := sleepCtx(ctx, wait); err != nil {
+				if err := childproc.Sleep(ctx, wait); err != nil {
 					return sent, err
 				}
 			}

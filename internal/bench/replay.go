@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 )
 
 // ReplayResult is the replay scenario.
@@ -113,7 +115,7 @@ func (s *stack) waitStreamMsgs(ctx context.Context, name string, n int, idle tim
 		if time.Since(lastProgress) > idle {
 			return fmt.Errorf("stream %s holds %d of %d messages; none for %s", name, last, n, idle)
 		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

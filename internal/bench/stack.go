@@ -106,7 +106,7 @@ func (s *stack) startNATS(ctx context.Context) error {
 		if time.Now().After(deadline) || s.nats.Exited() {
 			return fmt.Errorf("NATS server did not accept connections: %v (log: %s)", err, s.nats.Log())
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -291,17 +291,6 @@ func (s *stack) consumerInfo(ctx context.Context, stream, name string) (*jetstre
 		return nil, err
 	}
 	return c.Info(ctx)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // countLines counts the lines of a log file that start with prefix.

@@ -237,3 +237,15 @@ func LogTail(path string, n int) string {
 	lines = lines[max(0, len(lines)-n):]
 	return "\n    " + strings.Join(lines, "\n    ")
 }
+
+// Sleep waits for d or until ctx ends, whichever comes first, and returns ctx's error if it ended.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

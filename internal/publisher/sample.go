@@ -83,27 +83,14 @@ Order IDs are <prefix from the seed>-<number>, unique within a run.
 
 var jst = time.FixedZone("JST", 9*60*60)
 
-// rule is the sandbox behaviour an order is made for (DESIGN.md §11).
-type rule int
-
-const (
-	ruleOrdinary  rule = iota // auto OK
-	ruleNG                    // ng…: auto NG
-	ruleReviewOK              // review-ok…: 審査中, then OK
-	ruleReviewNG              // review-ng…: 審査中, then NG
-	ruleHold                  // hold…: 審査中, 保留, then NG
-	ruleSlow                  // slow…: like ordinary, slowly
-	ruleOverLimit             // an ordinary buyer billed over 55,000: NG
-)
-
-// rulePrefixes are the e-mail local part prefixes of the rules.
-var rulePrefixes = map[rule]string{ruleNG: "ng-", ruleReviewOK: "review-ok-", ruleReviewNG: "review-ng-", ruleHold: "hold-", ruleSlow: "slow-"}
+// rule is the sandbox behaviour an order is made for.
+type rule = sampledata.Rule
 
 // ruleMix is how many of every 100 orders follow each rule.
 var ruleMix = []struct {
 	rule  rule
 	count int
-}{{ruleOrdinary, 72}, {ruleNG, 5}, {ruleReviewOK, 5}, {ruleReviewNG, 5}, {ruleHold, 5}, {ruleSlow, 3}, {ruleOverLimit, 5}}
+}{{sampledata.Ordinary, 72}, {sampledata.NG, 5}, {sampledata.ReviewOK, 5}, {sampledata.ReviewNG, 5}, {sampledata.Hold, 5}, {sampledata.Slow, 3}, {sampledata.OverLimit, 5}}
 
 const (
 	// ordinaryMaxSubtotal keeps the orders that should pass under the sandbox's 55,000 yen limit,
@@ -221,7 +208,7 @@ func (s *sampler) update(o events.Order, i int) events.Order {
 	if len(o.Items) > 1 { // never the first: an order over the limit keeps its expensive item
 		changes = append(changes, func() { o.Items = o.Items[:len(o.Items)-1] })
 	}
-	if sampledata.Sum(o.Items)+o.ShippingFee+o.Fee-o.Discount-300 > screeningLimit || s.ruleOf(i) != ruleOverLimit {
+	if sampledata.Sum(o.Items)+o.ShippingFee+o.Fee-o.Discount-300 > screeningLimit || s.ruleOf(i) != sampledata.OverLimit {
 		changes = append(changes, func() { o.Discount = min(o.Discount+300, sampledata.Sum(o.Items)) })
 	}
 	changes = append(changes,
@@ -239,7 +226,7 @@ func items(r *rand.Rand, rl rule) []events.Item {
 	count := sampledata.Pick(r, []int{1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5})
 	var out []events.Item
 	var subtotal int64
-	if rl == ruleOverLimit {
+	if rl == sampledata.OverLimit {
 		p := sampledata.Pick(r, sampledata.ExpensiveProducts)
 		out, subtotal = append(out, events.Item{Name: p.Name, UnitPrice: p.Price, Quantity: 1}), p.Price
 	}
@@ -249,7 +236,7 @@ func items(r *rand.Rand, rl rule) []events.Item {
 		}
 		p := sampledata.Products[k]
 		qty := sampledata.Pick(r, []int64{1, 1, 1, 1, 1, 1, 1, 2, 2, 3})
-		if rl != ruleOverLimit {
+		if rl != sampledata.OverLimit {
 			if subtotal+p.Price*qty > ordinaryMaxSubtotal {
 				qty = 1
 			}
@@ -316,5 +303,5 @@ func email(r *rand.Rand, rl rule, who [2]sampledata.Name) string {
 	default:
 		local = g.Romaji + "_" + strconv.Itoa(1970+r.IntN(40))
 	}
-	return rulePrefixes[rl] + local + "@" + sampledata.Pick(r, []string{"example.jp", "example.com", "example.ne.jp", "example.co.jp"})
+	return rl.EmailPrefix() + local + "@" + sampledata.Pick(r, []string{"example.jp", "example.com", "example.ne.jp", "example.co.jp"})
 }

@@ -16,15 +16,15 @@ import (
 func sandboxRule(t *testing.T, o events.Order) rule {
 	t.Helper()
 	local, _, _ := strings.Cut(o.Buyer.Email, "@")
-	for _, r := range []rule{ruleNG, ruleReviewOK, ruleReviewNG, ruleHold, ruleSlow} {
-		if strings.HasPrefix(local, strings.TrimSuffix(rulePrefixes[r], "-")) {
+	for _, r := range []rule{sampledata.NG, sampledata.ReviewOK, sampledata.ReviewNG, sampledata.Hold, sampledata.Slow} {
+		if strings.HasPrefix(local, strings.TrimSuffix(r.EmailPrefix(), "-")) {
 			return r
 		}
 	}
 	if *o.BilledAmount > 55000 {
-		return ruleOverLimit
+		return sampledata.OverLimit
 	}
-	return ruleOrdinary
+	return sampledata.Ordinary
 }
 
 // sampleOrders runs sample and decodes every line with the worker's validation.
@@ -59,9 +59,9 @@ func TestSampleOrdersAreValidAndCoverEveryRule(t *testing.T) {
 		counts[rl]++
 		billed := *o.BilledAmount
 		switch {
-		case rl == ruleOverLimit && billed > 999999-1000:
+		case rl == sampledata.OverLimit && billed > 999999-1000:
 			t.Errorf("order %s: billed %d leaves no room for a handling fee", o.OrderID, billed)
-		case rl != ruleOverLimit && billed > 50000:
+		case rl != sampledata.OverLimit && billed > 50000:
 			t.Errorf("order %s (rule %d): billed %d, too close to the sandbox's limit", o.OrderID, rl, billed)
 		}
 		if ids[o.OrderID] {
@@ -84,7 +84,7 @@ func TestSampleOrdersAreValidAndCoverEveryRule(t *testing.T) {
 			multi++
 		}
 	}
-	want := map[rule]int{ruleOrdinary: 1440, ruleNG: 100, ruleReviewOK: 100, ruleReviewNG: 100, ruleHold: 100, ruleSlow: 60, ruleOverLimit: 100}
+	want := map[rule]int{sampledata.Ordinary: 1440, sampledata.NG: 100, sampledata.ReviewOK: 100, sampledata.ReviewNG: 100, sampledata.Hold: 100, sampledata.Slow: 60, sampledata.OverLimit: 100}
 	for rl, n := range want {
 		if counts[rl] != n {
 			t.Errorf("rule %d: %d orders, want %d (mix %v)", rl, counts[rl], n, counts)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // badCase is one kind of message in the bad-input corpus: what to publish, and how it must end.
@@ -223,7 +224,7 @@ func (d *driver) sendCorpus(ctx context.Context) error {
 		if c.name == "20-character order ID with _ and -" {
 			orderID = (d.tag + "-X_" + strings.Repeat("9", 20))[:20]
 		}
-		p := &plan{Shop: shopA, OrderID: orderID, Rule: ruleOrdinary}
+		p := &plan{Shop: shopA, OrderID: orderID, Rule: sampledata.Ordinary}
 		o := d.gen.order(p)
 		var data map[string]any
 		_ = json.Unmarshal(encode(o), &data)

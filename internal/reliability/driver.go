@@ -14,8 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // driver runs the workload of a scenario: it publishes each order's events one after the other,
@@ -119,7 +121,7 @@ func (d *driver) publishRaw(ctx context.Context, e *Event, subject string, body 
 			return ctx.Err()
 		}
 		retried = true
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := childproc.Sleep(ctx, wait); err != nil {
 			return err
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -228,7 +230,7 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 	d.started.Add(1)
 	defer d.finished.Add(1)
 	o := d.gen.order(p)
-	credit := Want{Direct: []string{p.Rule.directCredit()}, Final: p.Rule.finalCredit(), MayBeUnknown: true}
+	credit := Want{Direct: []string{directCredit(p.Rule)}, Final: finalCredit(p.Rule), MayBeUnknown: true}
 	created, err := d.send(ctx, events.TypeOrderCreated, p.Shop, p.OrderID, o, credit, "")
 	if err != nil {
 		return err
@@ -256,7 +258,7 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 		}
 		if p.TrackPending {
 			want := events.TypeShipmentOK
-			if p.Rule.finalCredit() != events.TypeCreditOK {
+			if finalCredit(p.Rule) != events.TypeCreditOK {
 				want = events.TypeShipmentNG
 			}
 			if queued, err = d.sendTracking(ctx, p, index, want); err != nil {
@@ -275,7 +277,7 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 	rl := p.Rule
 	if decided == events.TypeCreditNG && p.FixNG {
 		o = d.gen.fix(p, o)
-		rl = ruleOrdinary
+		rl = sampledata.Ordinary
 		u, err := d.send(ctx, events.TypeOrderUpdated, p.Shop, p.OrderID, o,
 			Want{Direct: []string{events.TypeCreditOK}, Final: events.TypeCreditOK, MayBeUnknown: true}, "")
 		if err != nil {
@@ -290,7 +292,7 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 		// A change re-screens with the order's rule. If its answer is lost, the retry asks which
 		// decision stands, and a short review may have ended by then: the decision itself.
 		u, err := d.send(ctx, events.TypeOrderUpdated, p.Shop, p.OrderID, o,
-			Want{Direct: []string{rl.directCredit(), rl.finalCredit()}, Final: rl.finalCredit()}, "")
+			Want{Direct: []string{directCredit(rl), finalCredit(rl)}, Final: finalCredit(rl)}, "")
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/childproc"
 )
@@ -39,15 +38,4 @@ func build(ctx context.Context, dir string) (binaries, error) {
 		}
 	}
 	return b, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

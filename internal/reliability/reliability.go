@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 )
 
 // Options configures Run.
@@ -221,7 +223,7 @@ type run struct {
 // waitStarted waits until a share of the scenario's orders has started.
 func (x *run) waitStarted(ctx context.Context, share float64) error {
 	for float64(x.d.started.Load()) < share*float64(x.total) {
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -347,7 +349,7 @@ func (x *run) monitor(ctx context.Context) func() int64 {
 					_ = x.s.restartWorker(ctx, w)
 				}
 			}
-			_ = sleepCtx(ctx, 200*time.Millisecond)
+			_ = childproc.Sleep(ctx, 200*time.Millisecond)
 		}
 	}()
 	return func() int64 { mu.Lock(); defer mu.Unlock(); return crashes }
@@ -391,7 +393,7 @@ func (x *run) workload(ctx context.Context, progress func(string, ...any)) error
 				errs <- err
 			}
 		})
-		if err := sleepCtx(ctx, interval); err != nil {
+		if err := childproc.Sleep(ctx, interval); err != nil {
 			break
 		}
 	}
@@ -428,7 +430,7 @@ func (x *run) quiesce(ctx context.Context) error {
 		if !busy && time.Since(stableSince) >= 3*time.Second {
 			return nil
 		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
 	}

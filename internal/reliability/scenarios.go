@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
@@ -80,7 +81,7 @@ func injectKills(ctx context.Context, x *run) error {
 		if err := x.waitStarted(ctx, share); err != nil {
 			return err
 		}
-		if err := sleepCtx(ctx, time.Duration(r.IntN(1000))*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, time.Duration(r.IntN(1000))*time.Millisecond); err != nil {
 			return err
 		}
 		if err := x.s.killWorker(ctx, x.s.workers[0]); err != nil {
@@ -100,7 +101,7 @@ func injectNATSRestart(ctx context.Context, x *run) error {
 	if err := node.p.Stop(30 * time.Second); err != nil {
 		return err
 	}
-	if err := sleepCtx(ctx, 5*time.Second); err != nil {
+	if err := childproc.Sleep(ctx, 5*time.Second); err != nil {
 		return err
 	}
 	return x.s.startNode(node)
@@ -140,7 +141,7 @@ func injectLeaderKill(ctx context.Context, x *run) error {
 		slices.Sort(leaders[victim])
 		x.note = fmt.Sprintf("leader %s (%s) SIGKILLed 10s", victim, strings.Join(leaders[victim], ", "))
 		n.p.Kill()
-		if err := sleepCtx(ctx, 10*time.Second); err != nil {
+		if err := childproc.Sleep(ctx, 10*time.Second); err != nil {
 			return err
 		}
 		return x.s.startNode(n)
@@ -162,7 +163,7 @@ func injectRedisOutage(ctx context.Context, x *run) error {
 		return err
 	}
 	x.s.redis.kill()
-	if err := sleepCtx(ctx, 10*time.Second); err != nil {
+	if err := childproc.Sleep(ctx, 10*time.Second); err != nil {
 		return err
 	}
 	return x.s.redis.start(ctx)

@@ -167,7 +167,7 @@ func (s *stack) startNATS(ctx context.Context, n int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("NATS did not accept connections: %v", err)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -187,7 +187,7 @@ func (s *stack) startNATS(ctx context.Context, n int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("JetStream not available: %v", err)
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -431,7 +431,7 @@ func (pr *privateRedis) start(ctx context.Context) error {
 		if p.Exited() || time.Now().After(deadline) {
 			return fmt.Errorf("redis-server on %s did not answer%s", pr.addr, childproc.LogTail(p.Log(), 5))
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := childproc.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -11,58 +11,27 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
-// rule is the sandbox behaviour an order is made for (DESIGN.md §11), chosen by the buyer's
-// e-mail address and the billed amount.
-type rule int
-
-const (
-	ruleOrdinary  rule = iota // auto OK
-	ruleNG                    // ng…: auto NG
-	ruleReviewOK              // review-ok…: 審査中, then OK
-	ruleReviewNG              // review-ng…: 審査中, then NG
-	ruleHold                  // hold…: 審査中, 保留, then NG
-	ruleSlow                  // slow…: OK, answered slowly
-	ruleOverLimit             // ordinary buyer billed over 55,000 yen: NG
-)
-
-var ruleNames = map[rule]string{ruleOrdinary: "ordinary", ruleNG: "ng", ruleReviewOK: "review-ok",
-	ruleReviewNG: "review-ng", ruleHold: "hold", ruleSlow: "slow", ruleOverLimit: "over-limit"}
-
-func (r rule) String() string { return ruleNames[r] }
-
-// emailPrefix is the local-part prefix that selects the rule in the sandbox.
-func (r rule) emailPrefix() string {
-	switch r {
-	case ruleNG:
-		return "ng-"
-	case ruleReviewOK:
-		return "review-ok-"
-	case ruleReviewNG:
-		return "review-ng-"
-	case ruleHold:
-		return "hold-"
-	case ruleSlow:
-		return "slow-"
-	}
-	return ""
-}
+// rule is the sandbox behaviour an order is made for.
+type rule = sampledata.Rule
 
 // underReview says whether registration answers 審査中.
-func (r rule) underReview() bool { return r == ruleReviewOK || r == ruleReviewNG || r == ruleHold }
+func underReview(r rule) bool {
+	return r == sampledata.ReviewOK || r == sampledata.ReviewNG || r == sampledata.Hold
+}
 
 // directCredit is the credit.* type registration answers with; finalCredit the decision it ends in.
-func (r rule) directCredit() string {
+func directCredit(r rule) string {
 	switch {
-	case r.underReview():
+	case underReview(r):
 		return events.TypeCreditPending
-	case r == ruleNG || r == ruleOverLimit:
+	case r == sampledata.NG || r == sampledata.OverLimit:
 		return events.TypeCreditNG
 	}
 	return events.TypeCreditOK
 }
 
-func (r rule) finalCredit() string {
-	if r == ruleReviewOK || r == ruleOrdinary || r == ruleSlow {
+func finalCredit(r rule) string {
+	if r == sampledata.ReviewOK || r == sampledata.Ordinary || r == sampledata.Slow {
 		return events.TypeCreditOK
 	}
 	return events.TypeCreditNG
@@ -72,7 +41,7 @@ func (r rule) finalCredit() string {
 var ruleMix = []struct {
 	rule  rule
 	count int
-}{{ruleOrdinary, 60}, {ruleNG, 8}, {ruleReviewOK, 8}, {ruleReviewNG, 6}, {ruleHold, 6}, {ruleSlow, 4}, {ruleOverLimit, 8}}
+}{{sampledata.Ordinary, 60}, {sampledata.NG, 8}, {sampledata.ReviewOK, 8}, {sampledata.ReviewNG, 6}, {sampledata.Hold, 6}, {sampledata.Slow, 4}, {sampledata.OverLimit, 8}}
 
 // plan is what the workload does with one order: the events it sends after seeing each outcome.
 type plan struct {
@@ -135,9 +104,9 @@ func (g *generator) plans(n int) []*plan {
 			p.Enclosed = true
 		}
 		pct := func(n int) bool { return r.IntN(100) < n }
-		p.CancelPending = rl.underReview() && pct(25)
-		p.TrackPending = rl.underReview() && !p.CancelPending && pct(35)
-		p.FixNG = rl.finalCredit() == events.TypeCreditNG && pct(40)
+		p.CancelPending = underReview(rl) && pct(25)
+		p.TrackPending = underReview(rl) && !p.CancelPending && pct(35)
+		p.FixNG = finalCredit(rl) == events.TypeCreditNG && pct(40)
 		p.Update = pct(20)
 		p.Cancel = pct(10)
 		if pct(90) {
@@ -157,14 +126,14 @@ func (g *generator) plans(n int) []*plan {
 func (g *generator) order(p *plan) events.Order {
 	r := g.rng(2, hashString(p.OrderID))
 	o := events.Order{ShopID: p.Shop, OrderID: p.OrderID, OrderedAt: "2026-11-26T10:14:03+09:00"}
-	buyer := g.person(r, p.OrderID, p.Rule.emailPrefix())
+	buyer := g.person(r, p.OrderID, p.Rule.EmailPrefix())
 	o.Buyer = &buyer
 	if r.IntN(100) < 20 {
 		to := g.person(r, p.OrderID+"s", "")
 		to.Email = ""
 		o.ShipTo = &to
 	}
-	o.Items = items(r, p.Rule == ruleOverLimit)
+	o.Items = items(r, p.Rule == sampledata.OverLimit)
 	if sampledata.Sum(o.Items) < 5000 {
 		o.ShippingFee = 550
 	}
@@ -202,10 +171,10 @@ func (g *generator) update(o events.Order) events.Order {
 func (g *generator) fix(p *plan, o events.Order) events.Order {
 	r := g.rng(3, hashString(p.OrderID))
 	b := *o.Buyer
-	b.Email = g.pii.addEmail(strings.TrimPrefix(b.Email, p.Rule.emailPrefix()))
+	b.Email = g.pii.addEmail(strings.TrimPrefix(b.Email, p.Rule.EmailPrefix()))
 	b.Phone = g.pii.addPhone(mobile(r))
 	o.Buyer = &b
-	if p.Rule == ruleOverLimit {
+	if p.Rule == sampledata.OverLimit {
 		o.Items = items(r, false)
 	}
 	sampledata.Bill(&o)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
 // TestGeneratedOrdersAreValid: every order, update and fix the workload sends passes the worker's
@@ -24,13 +25,13 @@ func TestGeneratedOrdersAreValid(t *testing.T) {
 		}
 		billed := *o.BilledAmount + 205
 		switch over := billed > 55000; {
-		case p.Rule == ruleOverLimit && !over, p.Rule != ruleOverLimit && over:
+		case p.Rule == sampledata.OverLimit && !over, p.Rule != sampledata.OverLimit && over:
 			t.Errorf("%s (%s) billed %d", p.OrderID, p.Rule, billed)
 		}
-		if !strings.HasPrefix(o.Buyer.Email, p.Rule.emailPrefix()) {
+		if !strings.HasPrefix(o.Buyer.Email, p.Rule.EmailPrefix()) {
 			t.Errorf("%s (%s): e-mail %s", p.OrderID, p.Rule, o.Buyer.Email)
 		}
-		if fixed := g.fix(p, o); *fixed.BilledAmount+205 > 55000 || fixed.Buyer.Email == o.Buyer.Email && p.Rule != ruleOrdinary && p.Rule != ruleOverLimit {
+		if fixed := g.fix(p, o); *fixed.BilledAmount+205 > 55000 || fixed.Buyer.Email == o.Buyer.Email && p.Rule != sampledata.Ordinary && p.Rule != sampledata.OverLimit {
 			t.Errorf("%s (%s): the fix is not an order the sandbox approves", p.OrderID, p.Rule)
 		}
 	}
@@ -75,7 +76,7 @@ func TestCorpus(t *testing.T) {
 		if c.reason != "" && c.field == "" {
 			t.Errorf("case %q: no field for Dlq-Error to name", c.name)
 		}
-		p := &plan{Shop: shopA, OrderID: "T0001-X001", Rule: ruleOrdinary}
+		p := &plan{Shop: shopA, OrderID: "T0001-X001", Rule: sampledata.Ordinary}
 		var data map[string]any
 		_ = json.Unmarshal(encode(g.order(p)), &data)
 		env := map[string]any{"specversion": "1.0", "id": "x", "source": "s", "type": events.TypeOrderCreated}
