@@ -30,6 +30,13 @@ type browserInfoXML struct {
 	HTTPHeader, DeviceInfo string
 }
 
+func (b browserInfoXML) write(d *xmlDoc) {
+	d.open("browserInfo")
+	d.leaf("httpHeader", b.HTTPHeader)
+	d.leaf("deviceInfo", b.DeviceInfo)
+	d.close("browserInfo")
+}
+
 type customerXML struct {
 	ShopOrderID, ShopOrderDate, Name, KanaName, Zip, Address, CompanyName, SectionName string
 	Tel, Email, BilledAmount, Expand1, Service                                         string
@@ -95,10 +102,7 @@ func (ds detailsXML) write(d *xmlDoc) {
 // registerRequest renders transaction.do.
 func registerRequest(link linkInfoXML, b browserInfoXML, c customerXML, s shipXML, ds detailsXML) []byte {
 	d := newRequest(link)
-	d.open("browserInfo")
-	d.leaf("httpHeader", b.HTTPHeader)
-	d.leaf("deviceInfo", b.DeviceInfo)
-	d.close("browserInfo")
+	b.write(d)
 	c.write(d)
 	s.write(d)
 	ds.write(d)

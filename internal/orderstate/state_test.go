@@ -285,3 +285,21 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// The lease script resent by the client after a lost reply finds the lease held with its own
+// token and answers as the first time did, so the holder is not locked out of its own order.
+func TestAcquireResentWithItsTokenSucceeds(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	keys := []string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey("")}
+	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0"}
+	for i := range 2 {
+		if err := s.batch.run(ctx, acquireScript, keys, args...).Err(); err != nil {
+			t.Fatalf("acquire %d with the same token: %v", i+1, err)
+		}
+	}
+	args[0] = "token-2"
+	if err := s.batch.run(ctx, acquireScript, keys, args...).Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("acquire with another token: %v, want the lease held (nil reply)", err)
+	}
+}

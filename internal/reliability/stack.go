@@ -254,19 +254,12 @@ func (s *stack) setFaults(ctx context.Context, f sandbox.Faults) error {
 
 // sandboxJSON GETs an admin endpoint into v.
 func (s *stack) sandboxJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.sbURL+path, nil)
+	body, err := childproc.Get(ctx, s.sbURL+path)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	defer body.Close()
+	return json.NewDecoder(body).Decode(v)
 }
 
 // writeShops writes the worker's shops file.
