@@ -31,7 +31,7 @@ const (
 	kindPrice                    // integer, -999999..999999 (discount lines are negative)
 	kindCount                    // integer, 1..99999
 	kindDate                     // yyyy/MM/dd
-	kindOrderID                  // 1-20 of [A-Za-z0-9_-]
+	kindOrderID                  // 1-50 of [A-Za-z0-9_-]
 	kindService                  // 2 (separate) or 3 (enclosed)
 	kindExpand1                  // empty, 00, 01 or 02
 	kindCarrier                  // two digits
@@ -48,7 +48,7 @@ type fieldRule struct {
 // fieldRules are the limits the public clients enforce (API.md §3.1, §3.3). The sandbox checks the
 // same table, so the client refuses locally what the service would refuse remotely.
 var fieldRules = map[string]fieldRule{
-	"shopOrderId":         {max: 20, required: true, kind: kindOrderID},
+	"shopOrderId":         {max: MaxShopOrderID, required: true, kind: kindOrderID},
 	"shopOrderDate":       {max: 10, required: true, kind: kindDate},
 	"name":                {max: 21, required: true},
 	"kanaName":            {max: 25, required: true, kind: kindKana},
@@ -78,6 +78,10 @@ var fieldRules = map[string]fieldRule{
 	"deliverySlipNo":      {max: 20, required: true, kind: kindSlipNo},
 	"invoiceDate":         {max: 10, kind: kindDate},
 }
+
+// MaxShopOrderID is the length of shopOrderId (API.md §3.1: w2 stores 50 characters, the invoice
+// prints 50, and mall order numbers are up to 50).
+const MaxShopOrderID = 50
 
 // The character classes of the patterns below, byte by byte: a byte of a multi-byte character
 // is in none of them. Loops rather than regular expressions, which took half of the checking
@@ -133,32 +137,30 @@ func (r fieldRule) check(v string) string {
 	if !utf8.ValidString(v) {
 		return "is not valid UTF-8"
 	}
-	if n := utf8.RuneCountInString(v); r.max > 0 && n > r.max {
-		return fmt.Sprintf("is %d characters, more than the limit of %d", n, r.max)
-	}
 	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 		return "contains a control character"
 	}
-	return r.kind.check(v)
+	// The form first: a value of the wrong form is told what is wrong with it, not that it is
+	// long (+1-415-555-0123-4567 is a number outside Japan, not a number of 20 characters).
+	if reason := r.kind.check(v); reason != "" {
+		return reason
+	}
+	if n := utf8.RuneCountInString(v); r.max > 0 && n > r.max {
+		return fmt.Sprintf("is %d characters, more than the limit of %d", n, r.max)
+	}
+	return ""
 }
 
 func (k fieldKind) check(v string) string {
 	switch k {
 	case kindKana:
-		if strings.IndexFunc(v, func(r rune) bool { return !isKana(r) }) >= 0 {
-			return "must be full-width katakana"
+		if i := strings.IndexFunc(v, func(r rune) bool { return !isKana(r) }); i >= 0 {
+			return "must be full-width katakana and spaces, but holds " + charClass(v[i:])
 		}
 	case kindZip:
-		if !zip(v) {
-			return "must be 7 digits, written 1234567 or 123-4567"
-		}
+		return checkZip(v)
 	case kindTel:
-		if strings.Trim(v, "0123456789-") != "" {
-			return "must be digits and hyphens"
-		}
-		if d := len(strings.ReplaceAll(v, "-", "")); d < 10 || d > 11 {
-			return "must have 10 or 11 digits"
-		}
+		return checkTel(v)
 	case kindEmail:
 		local, domain, ok := strings.Cut(v, "@")
 		if !ok || local == "" || domain == "" || strings.ContainsAny(v, " \u3000") || strings.Contains(domain, "@") {
@@ -175,8 +177,8 @@ func (k fieldKind) check(v string) string {
 			return "must be a date written yyyy/MM/dd"
 		}
 	case kindOrderID:
-		if !all(v, 1, 20, orderID) {
-			return "must be 1-20 of A-Z, a-z, 0-9, '_' and '-'"
+		if !all(v, 1, MaxShopOrderID, orderID) {
+			return "must be 1-50 of A-Z, a-z, 0-9, '_' and '-'"
 		}
 	case kindService:
 		if v != ServiceSeparate && v != ServiceEnclosed {
@@ -200,6 +202,79 @@ func (k fieldKind) check(v string) string {
 		}
 	}
 	return ""
+}
+
+// offending returns v from its first character that is not a digit or a hyphen, spaces aside
+// (they are a problem only when nothing else is).
+func offending(v string) string {
+	if i := strings.IndexFunc(v, func(r rune) bool { return !(r == '-' || r == ' ' || '0' <= r && r <= '9') }); i >= 0 {
+		return v[i:]
+	}
+	return v[strings.IndexFunc(v, func(r rune) bool { return r != '-' && (r < '0' || r > '9') }):]
+}
+
+// checkZip says what is wrong with the form of a postal code: 7 digits, written 1234567 or
+// 123-4567.
+func checkZip(v string) string {
+	const form = "must be a postal code of 7 digits, written 123-4567 or 1234567"
+	switch digits := countDigits(v); {
+	case strings.Trim(v, "0123456789-") != "":
+		return form + ", but holds " + charClass(offending(v))
+	case digits != 7:
+		return fmt.Sprintf("%s, but has %d digits", form, digits)
+	case !zip(v):
+		return form + ": the hyphen is misplaced"
+	}
+	return ""
+}
+
+// checkTel says what is wrong with the form of a phone number: a Japanese number of 10 or 11
+// digits, with or without hyphens (+81 numbers are made national before this check).
+func checkTel(v string) string {
+	switch digits := countDigits(v); {
+	case strings.HasPrefix(v, "+"):
+		return "must be a Japanese phone number, but has the country code of another country (ATODENE takes numbers in Japan only)"
+	case strings.Trim(v, "0123456789-") != "":
+		return "must be a phone number of digits and hyphens, but holds " + charClass(offending(v))
+	case digits < 10 || digits > 11:
+		return fmt.Sprintf("must be a phone number of 10 or 11 digits, but has %d", digits)
+	}
+	return ""
+}
+
+func countDigits(v string) int {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if digit(v[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// charClass names the kind of the first character of v, for an error message that must not
+// quote the value (it is personal data).
+func charClass(v string) string {
+	r, _ := utf8.DecodeRuneInString(v)
+	switch {
+	case unicode.Is(unicode.Han, r):
+		return "kanji"
+	case unicode.Is(unicode.Hiragana, r):
+		return "hiragana"
+	case r >= '\uFF61' && r <= '\uFF9F':
+		return "half-width katakana"
+	case unicode.Is(unicode.Katakana, r):
+		return fmt.Sprintf("a katakana sign not taken (%U)", r)
+	case r < utf8.RuneSelf && unicode.IsLetter(r):
+		return "Latin letters"
+	case unicode.IsLetter(r):
+		return "letters"
+	case unicode.IsDigit(r):
+		return "digits"
+	case unicode.IsSpace(r):
+		return "a space"
+	}
+	return fmt.Sprintf("a symbol or other character (%U)", r)
 }
 
 func checkInt(v string, lo, hi int64) string {

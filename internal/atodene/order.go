@@ -9,7 +9,7 @@ import (
 // Order is what a registration or a change sends: the buyer, where the goods go, the lines and
 // the amounts. Amounts are integer yen, tax included.
 type Order struct {
-	ShopOrderID  string    // the shop's order number (shopOrderId), 1-20 of [A-Za-z0-9_-]
+	ShopOrderID  string    // the shop's order number (shopOrderId), 1-50 of [A-Za-z0-9_-]
 	OrderedAt    time.Time // sent as the date in Japan (shopOrderDate)
 	Buyer        Person
 	ShipTo       *Person // nil ships to the buyer

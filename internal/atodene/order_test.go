@@ -236,7 +236,7 @@ func FuzzFieldPatterns(f *testing.F) {
 		match func(string) bool
 	}{
 		{regexp.MustCompile(`^(?:[0-9]{3}-[0-9]{4}|[0-9]{7})$`), zip},
-		{regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`), func(v string) bool { return all(v, 1, 20, orderID) }},
+		{regexp.MustCompile(`^[A-Za-z0-9_-]{1,50}$`), func(v string) bool { return all(v, 1, 50, orderID) }},
 		{regexp.MustCompile(`^[0-9-]{5,20}$`), func(v string) bool { return all(v, 5, 20, slip) }},
 		{regexp.MustCompile(`^[0-9]{2}$`), func(v string) bool { return all(v, 2, 2, digit) }},
 	}

@@ -66,12 +66,13 @@ func (l *loader) shop(p *problems, n *yaml.Node) Shop {
 	sh.ID = scalar(p, "id", m["id"])
 	p.named(sh.ID)
 	a := fields(p, "atodene", m["atodene"], "base_url", "shop_code", "link_id",
-		"link_password", "link_password_file", "invoice_delivery")
+		"link_password", "link_password_file", "invoice_delivery", "order_id_prefix")
 	sh.Atodene = Atodene{
 		BaseURL:         scalar(p, "atodene.base_url", a["base_url"]),
 		ShopCode:        scalar(p, "atodene.shop_code", a["shop_code"]),
 		LinkID:          orDefault(scalar(p, "atodene.link_id", a["link_id"]), DefaultLinkID),
 		InvoiceDelivery: InvoiceDelivery(orDefault(scalar(p, "atodene.invoice_delivery", a["invoice_delivery"]), string(InvoiceSeparate))),
+		OrderIDPrefix:   scalar(p, "atodene.order_id_prefix", a["order_id_prefix"]),
 	}
 	sh.Atodene.LinkPassword, sh.Atodene.LinkPasswordFrom = l.password(p, a)
 	sh.Fees = feeTable(p, m["fees"])

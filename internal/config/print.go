@@ -23,6 +23,7 @@ type (
 		LinkID          string     `yaml:"link_id"`
 		LinkPassword    *yaml.Node `yaml:"link_password"`
 		InvoiceDelivery string     `yaml:"invoice_delivery"`
+		OrderIDPrefix   string     `yaml:"order_id_prefix,omitempty"`
 	}
 	feesYAML struct {
 		Mode  *yaml.Node   `yaml:"mode"`
@@ -53,7 +54,7 @@ func (s *Shops) MarshalYAML() (any, error) {
 			ID: sh.ID,
 			Atodene: atodeneYAML{
 				BaseURL: a.BaseURL, ShopCode: a.ShopCode, LinkID: a.LinkID,
-				LinkPassword: pw, InvoiceDelivery: string(a.InvoiceDelivery),
+				LinkPassword: pw, InvoiceDelivery: string(a.InvoiceDelivery), OrderIDPrefix: a.OrderIDPrefix,
 			},
 			Fees: feesYAML{Mode: &yaml.Node{
 				Kind: yaml.ScalarNode, Value: string(sh.Fees.Mode), LineComment: sh.Fees.Mode.Label(),

@@ -60,6 +60,10 @@ type Settings struct {
 	// PollDeadline is how long an order may stay under review before it is dead-lettered with
 	// reason poll-deadline (-poll-deadline). Default 336h (14 days).
 	PollDeadline time.Duration
+	// ParkLimit is how long an event may wait for its order to get where it applies (a tracking
+	// number for an order not registered yet, a cancel during a registration) before it is
+	// dead-lettered with reason no-transaction (-park-limit). Default 168h (7 days).
+	ParkLimit time.Duration
 	// LogLevel is the least severe level logged (-log-level). Default info.
 	LogLevel zapcore.Level
 	// ShutdownGrace is how long in-flight messages may take to finish at shutdown before they
@@ -146,6 +150,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.PollFirstDelay, time.Minute)
 	setDefault(&s.PollMaxInterval, 30*time.Minute)
 	setDefault(&s.PollDeadline, 14*24*time.Hour)
+	setDefault(&s.ParkLimit, 7*24*time.Hour)
 	setDefault(&s.ShutdownGrace, 30*time.Second)
 	setDefault(&s.DataDir, "./data")
 	setDefault(&s.OrdersStream, "ORDERS")
@@ -181,6 +186,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.PollFirstDelay, "poll-first-delay", s.PollFirstDelay, "wait before the first check of an order under review")
 	fs.DurationVar(&s.PollMaxInterval, "poll-max-interval", s.PollMaxInterval, "longest wait between checks of an order under review")
 	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
+	fs.DurationVar(&s.ParkLimit, "park-limit", s.ParkLimit, "how long an event may wait for its order (a tracking number before the order) before it is dead-lettered")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
 	fs.DurationVar(&s.ShutdownGrace, "shutdown-grace", s.ShutdownGrace, "time in-flight messages get to finish at shutdown")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "`directory` for the embedded servers' data")
@@ -343,7 +349,7 @@ func (s Settings) validateDurations(bad reportFunc) {
 	}{
 		{"provider-timeout", s.ProviderTimeout}, {"ack-wait", s.AckWait},
 		{"poll-first-delay", s.PollFirstDelay}, {"poll-max-interval", s.PollMaxInterval},
-		{"poll-deadline", s.PollDeadline}, {"shutdown-grace", s.ShutdownGrace},
+		{"poll-deadline", s.PollDeadline}, {"park-limit", s.ParkLimit}, {"shutdown-grace", s.ShutdownGrace},
 		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
 		{"dlq-retention", s.DLQRetention},
 	}

@@ -27,7 +27,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 	want := Settings{
 		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 512,
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
-		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour,
+		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour, ParkLimit: 168 * time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,

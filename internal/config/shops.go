@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 )
 
@@ -51,6 +52,10 @@ type Atodene struct {
 	LinkPasswordFrom string
 	// InvoiceDelivery is the shop's default when an order does not say; default separate.
 	InvoiceDelivery InvoiceDelivery
+	// OrderIDPrefix is written before every order_id of the shop to make its shopOrderId, for
+	// shops that share one ATODENE account (the same ShopCode): 0–49 of [A-Za-z0-9_-], counted in
+	// shopOrderId's 50 characters (API.md §3.1). Default "": the order_id alone.
+	OrderIDPrefix string
 }
 
 // Shops is a validated list of shops, looked up by ID. It is read-only and safe for
@@ -86,6 +91,11 @@ func newShops(file string, list []Shop, probs []*problems, top *problems) (*Shop
 			p.checkf("id", "duplicate: shop #%d has the same id", j+1)
 		} else {
 			s.byID[sh.ID] = i
+			for _, other := range list[:i] {
+				if err := sharedAccount(sh, other); err != nil {
+					p.check("atodene.order_id_prefix", err)
+				}
+			}
 		}
 		errs = append(errs, p.errs...)
 	}
@@ -133,6 +143,9 @@ func validateShop(p *problems, sh Shop) {
 	if a.InvoiceDelivery != InvoiceSeparate && a.InvoiceDelivery != InvoiceEnclosed {
 		p.checkf("atodene.invoice_delivery", "%q: want separate or enclosed", a.InvoiceDelivery)
 	}
+	if err := checkPrefix(a.OrderIDPrefix); err != nil {
+		p.check("atodene.order_id_prefix", err)
+	}
 	for _, err := range unjoin(sh.Fees.Validate()) {
 		if re := (*fees.RowError)(nil); errors.As(err, &re) {
 			p.check(fmt.Sprintf("fees.table[%d]", re.Row), errors.New(re.Problem))
@@ -156,6 +169,35 @@ func checkShopID(id string) error {
 		}
 	}
 	return nil
+}
+
+// checkPrefix enforces 0–49 of [A-Za-z0-9_-]: what shopOrderId takes, leaving room for an order_id.
+func checkPrefix(prefix string) error {
+	if len(prefix) >= atodene.MaxShopOrderID {
+		return fmt.Errorf("%q is %d characters long; at most %d, so that an order_id still fits in shopOrderId's %d", prefix, len(prefix), atodene.MaxShopOrderID-1, atodene.MaxShopOrderID)
+	}
+	for _, c := range prefix {
+		if !isIDChar(c) {
+			return fmt.Errorf("%q: only letters A–Z a–z, digits, '_' and '-' are allowed", prefix)
+		}
+	}
+	return nil
+}
+
+// sharedAccount refuses two shops that share an ATODENE account (the same shop_code) unless
+// their order numbers cannot collide as shopOrderId: each needs an order_id_prefix, and neither
+// prefix may begin the other (with "R" and "R1", order "1A" of the first and "A" of the second
+// would both be sent as "R1A"; the empty prefix begins every other).
+func sharedAccount(sh, other Shop) error {
+	a, b := sh.Atodene, other.Atodene
+	if a.ShopCode == "" || a.ShopCode != b.ShopCode {
+		return nil
+	}
+	if !strings.HasPrefix(a.OrderIDPrefix, b.OrderIDPrefix) && !strings.HasPrefix(b.OrderIDPrefix, a.OrderIDPrefix) {
+		return nil
+	}
+	return fmt.Errorf("%q shares the ATODENE account %s (shop_code) with shop %q, whose prefix is %q: their order numbers can be sent as the same shopOrderId; give each shop a prefix that does not begin the other's",
+		a.OrderIDPrefix, a.ShopCode, other.ID, b.OrderIDPrefix)
 }
 
 func isIDChar(c rune) bool {

@@ -166,7 +166,7 @@ func TestLoadShopsErrors(t *testing.T) {
 		{"shops not a list", "shops: {id: a}\n", []string{"shops.yaml: shops: want a list, got a mapping (line 1)"}},
 		{"shop not a mapping", "shops:\n  - rakuten-01\n", []string{"shops.yaml: shop #1: want a mapping with id, atodene or fees, got a single value (line 2)"}},
 		{"typo in a field", edit("shop_code:", "shop_cod:"), []string{
-			`shops.yaml: shop "rakuten-01": atodene.shop_cod: unknown field (want one of base_url, shop_code, link_id, link_password, link_password_file or invoice_delivery) (line 5)`,
+			`shops.yaml: shop "rakuten-01": atodene.shop_cod: unknown field (want one of base_url, shop_code, link_id, link_password, link_password_file, invoice_delivery or order_id_prefix) (line 5)`,
 			`shops.yaml: shop "rakuten-01": atodene.shop_code: required (line 3)`}},
 		{"typo in a shop key", edit("    fees:", "    fee:"), []string{`shops.yaml: shop "rakuten-01": fee: unknown field (want one of id, atodene or fees) (line 7)`}},
 		{"key given twice", edit("      link_password:", "      link_id: a\n      link_id: b\n      link_password:"), []string{
@@ -193,7 +193,7 @@ func TestLoadShopsErrors(t *testing.T) {
 			`atodene.base_url: required (line 2)`, `atodene.shop_code: required (line 2)`,
 			`atodene.link_password: required: a ${ENV_VAR} reference, or link_password_file (line 2)`}},
 		{"atodene not a mapping", edit(atodeneLines, "    atodene: yes\n"), []string{
-			`shops.yaml: shop "rakuten-01": atodene: want a mapping with base_url, shop_code, link_id, link_password, link_password_file or invoice_delivery, got a single value (line 3)`}},
+			`shops.yaml: shop "rakuten-01": atodene: want a mapping with base_url, shop_code, link_id, link_password, link_password_file, invoice_delivery or order_id_prefix, got a single value (line 3)`}},
 		{"fees absent", edit(feesLines, ""), nil},
 		{"fees null", edit(feesLines, "    fees:\n"), nil},
 		{"fees mode missing", edit("      mode: add\n", ""), []string{`shops.yaml: shop "rakuten-01": fees.mode: required: keep, overwrite or add (line 7)`}},
@@ -267,12 +267,12 @@ func TestLoadShopsReportsEveryProblem(t *testing.T) {
   - id: yahoo 01
     atodene:
       base_url: www.example.jp
-      shop_code: abc123456789
+      shop_code: yah000000001
       link_password: plain-text-pw
   - id: amazon-01
     atodene:
       base_url: https://www.manage.atodene.jp/api/
-      shop_code: abc123456789
+      shop_code: amz000000001
       link_password_file: nowhere.txt
       invoice_delivery: mail
 `
@@ -429,5 +429,82 @@ func TestNewShops(t *testing.T) {
 	})
 	if _, err := NewShops(nil); err == nil || err.Error() != "shops: no shops listed" {
 		t.Errorf("NewShops(nil) = %v, want no shops listed", err)
+	}
+}
+
+// Shops that share an ATODENE account (one contract, several mall stores) need order_id_prefixes
+// that keep their order numbers apart as shopOrderId: two stores that both number an order
+// 100001 would otherwise meet ATODENE's "already registered" on a first attempt.
+func TestSharedAccountNeedsPrefixes(t *testing.T) {
+	t.Parallel()
+	shop := func(id, code, prefix string) Shop {
+		return Shop{ID: id, Atodene: Atodene{BaseURL: "https://www.manage.atodene.jp/api/", ShopCode: code, LinkID: DefaultLinkID,
+			LinkPassword: NewSecret("pw"), InvoiceDelivery: InvoiceSeparate, OrderIDPrefix: prefix}, Fees: fees.Table{Mode: fees.ModeKeep}}
+	}
+	tests := []struct {
+		name    string
+		shops   []Shop
+		problem string // "" when accepted
+	}{
+		{"own accounts, no prefixes", []Shop{shop("rakuten-01", "abc123456789", ""), shop("yahoo-01", "yah000000001", "")}, ""},
+		{"shared account, distinct prefixes", []Shop{shop("rakuten-01", "abc123456789", "R-"), shop("yahoo-01", "abc123456789", "Y-")}, ""},
+		{"shared account, no prefixes", []Shop{shop("rakuten-01", "abc123456789", ""), shop("yahoo-01", "abc123456789", "")},
+			`shop "yahoo-01": atodene.order_id_prefix: "" shares the ATODENE account abc123456789 (shop_code) with shop "rakuten-01", whose prefix is ""`},
+		{"shared account, one prefix", []Shop{shop("rakuten-01", "abc123456789", ""), shop("yahoo-01", "abc123456789", "Y-")},
+			`shop "yahoo-01": atodene.order_id_prefix: "Y-" shares the ATODENE account abc123456789 (shop_code) with shop "rakuten-01", whose prefix is ""`},
+		{"shared account, one prefix begins the other", []Shop{shop("a", "abc123456789", "R"), shop("b", "abc123456789", "R1")},
+			`shop "b": atodene.order_id_prefix: "R1" shares the ATODENE account abc123456789`},
+		{"shared account, same prefix", []Shop{shop("a", "abc123456789", "R-"), shop("b", "abc123456789", "R-")},
+			`shop "b": atodene.order_id_prefix: "R-" shares the ATODENE account abc123456789`},
+		{"prefix with a bad character", []Shop{shop("a", "abc123456789", "R/")},
+			`shop "a": atodene.order_id_prefix: "R/": only letters`},
+		{"prefix leaving no room", []Shop{shop("a", "abc123456789", strings.Repeat("R", 50))},
+			`shop "a": atodene.order_id_prefix: "RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR" is 50 characters long; at most 49`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := NewShops(tt.shops)
+			if tt.problem == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			checkProblems(t, err, []string{tt.problem})
+		})
+	}
+}
+
+// The prefix is read from the shops file and printed back by config check.
+func TestLoadShopsOrderIDPrefix(t *testing.T) {
+	t.Parallel()
+	content := `shops:
+  - id: rakuten-01
+    atodene:
+      base_url: https://www.manage.atodene.jp/api/
+      shop_code: abc123456789
+      link_password: ${PW}
+      order_id_prefix: R-
+  - id: yahoo-01
+    atodene:
+      base_url: https://www.manage.atodene.jp/api/
+      shop_code: abc123456789
+      link_password: ${PW}
+      order_id_prefix: Y-
+`
+	shops, err := loadString(t, content, map[string]string{"PW": "secret-pw1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh, _ := shops.Lookup("yahoo-01"); sh.Atodene.OrderIDPrefix != "Y-" {
+		t.Errorf("yahoo-01 prefix %q, want Y-", sh.Atodene.OrderIDPrefix)
+	}
+	out, err := yaml.Marshal(shops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "order_id_prefix: R-") {
+		t.Errorf("printed shops lack the prefix:\n%s", out)
 	}
 }

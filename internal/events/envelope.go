@@ -5,6 +5,9 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +101,51 @@ type Envelope struct {
 	DataContentType string          `json:"datacontenttype,omitempty"`
 	CausationID     string          `json:"causationid,omitempty"`
 	Data            json.RawMessage `json:"data"`
+}
+
+// EventKey is the identity of an event: CloudEvents makes source and id unique together, not id
+// alone (DESIGN.md §4), so two importers that both number their events 0001 send two events. It
+// is a fixed-length digest (32 hex digits) of the pair, safe in a Redis key whatever the two
+// hold.
+func EventKey(source, id string) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(source))) // "a"+"bc" and "ab"+"c" differ
+	h.Write(n[:])
+	h.Write([]byte(source))
+	h.Write([]byte(id))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// MsgID is the Nats-Msg-Id a publisher sets for an event (DESIGN.md §4): the id itself when it is
+// a UUID, unique whatever the source; otherwise "ce-" and EventKey(source, id), so that the same
+// id from two sources is two messages and a re-sent copy of one is dropped by the stream.
+func MsgID(source, id string) string {
+	if isUUID(id) {
+		return id
+	}
+	return "ce-" + EventKey(source, id)
+}
+
+// isUUID reports whether s is a UUID written in its canonical 8-4-4-4-12 hexadecimal form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Problem is one reason an event is invalid, naming the field (a JSON path such as buyer.zip).

@@ -7,8 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/width"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/normalize"
 )
 
 // Order is the data of order.created and order.updated (DESIGN.md §5).
@@ -25,6 +29,9 @@ type Order struct {
 	BilledAmount    *int64  `json:"billed_amount"`
 	InvoiceDelivery string  `json:"invoice_delivery,omitempty"`
 	Browser         Browser `json:"browser"`
+	// Normalized lists the values DecodeOrder put into ATODENE's form (DESIGN.md §5), with the
+	// form they are sent in. It is not part of the event.
+	Normalized []Normalized `json:"-"`
 }
 
 // Person is a buyer or a consignee.
@@ -102,9 +109,12 @@ func CarrierCode(carrier string) (string, bool) {
 }
 
 var (
-	orderIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,20}$`)
+	orderIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,50}$`)
 	trackingPattern = regexp.MustCompile(`^[0-9-]{5,20}$`)
 )
+
+// ValidOrderID reports whether id is a valid order ID: 1–50 of [A-Za-z0-9_-] (DESIGN.md §5).
+func ValidOrderID(id string) bool { return orderIDPattern.MatchString(id) }
 
 // OrderRef returns the order an event is about, for logs.
 func (o Order) OrderRef() string { return o.OrderID }
@@ -118,13 +128,60 @@ func (t Tracking) OrderRef() string { return t.OrderID }
 // OrderRef returns the order an event is about, for logs.
 func (r InvoiceRequest) OrderRef() string { return r.OrderID }
 
-// DecodeOrder decodes and validates order.created / order.updated data for the shop of the subject.
+// DecodeOrder decodes order.created / order.updated data for the shop of the subject, puts its
+// values into ATODENE's form where their meaning is unambiguous (Normalize), and validates it.
 func DecodeOrder(env Envelope, shop string) (Order, error) {
 	var o Order
 	if err := decodeData(env.Data, &o); err != nil {
 		return o, indexItemPath(env.Data, err)
 	}
+	o.Normalize()
 	return o, o.Validate(shop)
+}
+
+// Limits of the texts that are cut rather than refused (API.md §3.1, §9): item names are display
+// text on the invoice; browser data is screening input that EC-CUBE cuts to 1000 characters.
+const (
+	maxItemName   = 150
+	maxBrowserLen = 1000
+)
+
+// Normalize puts the order's values into the form ATODENE takes where their meaning is
+// unambiguous (DESIGN.md §5, package normalize): full-width digits and dashes, a leading 〒 and
+// +81 numbers in postal codes and phones, half-width katakana and hiragana in kana names, Unicode
+// NFC in text; item names over 150 characters and browser data over 1000 are cut. A buyer's
+// name, address or phone is never cut: Validate refuses them. Every value changed, browser data
+// aside, is listed in o.Normalized with the form it is sent in.
+func (o *Order) Normalize() {
+	var out []Normalized
+	set := func(field string, v *string, f func(string) string) {
+		if n := f(*v); n != *v {
+			*v = n
+			out = append(out, Normalized{Field: field, Value: n})
+		}
+	}
+	for _, p := range []struct {
+		prefix string
+		x      *Person
+	}{{"buyer.", o.Buyer}, {"ship_to.", o.ShipTo}} {
+		if p.x == nil {
+			continue
+		}
+		set(p.prefix+"name", &p.x.Name, normalize.Text)
+		set(p.prefix+"name_kana", &p.x.NameKana, normalize.Kana)
+		set(p.prefix+"zip", &p.x.Zip, normalize.Zip)
+		set(p.prefix+"address", &p.x.Address, normalize.Text)
+		set(p.prefix+"phone", &p.x.Phone, normalize.Phone)
+		set(p.prefix+"email", &p.x.Email, normalize.Email)
+		set(p.prefix+"company", &p.x.Company, normalize.Text)
+		set(p.prefix+"department", &p.x.Department, normalize.Text)
+	}
+	for i := range o.Items {
+		set("items["+strconv.Itoa(i)+"].name", &o.Items[i].Name, func(s string) string { return normalize.Cut(normalize.Text(s), maxItemName) })
+	}
+	o.Browser.HTTPHeader = normalize.Cut(o.Browser.HTTPHeader, maxBrowserLen)
+	o.Browser.DeviceInfo = normalize.Cut(o.Browser.DeviceInfo, maxBrowserLen)
+	o.Normalized = out
 }
 
 // indexItemPath puts the element's index into a type error inside items: encoding/json names
@@ -168,12 +225,17 @@ func DecodeCancel(env Envelope, shop string) (Cancel, error) {
 	return c, p.err()
 }
 
-// DecodeTracking decodes and validates order.tracking_entered data.
+// DecodeTracking decodes order.tracking_entered data, puts its values into the form ATODENE takes
+// where their meaning is unambiguous (full-width digits and dashes in the tracking number, a date
+// written YYYY/MM/DD, a carrier name in capitals), and validates it.
 func DecodeTracking(env Envelope, shop string) (Tracking, error) {
 	var t Tracking
 	if err := decodeData(env.Data, &t); err != nil {
 		return t, err
 	}
+	t.Carrier = strings.ToLower(normalize.Email(t.Carrier)) // width-folded and trimmed, as an address is
+	t.TrackingNumber = normalize.TrackingNumber(t.TrackingNumber)
+	t.InvoiceDate = normalize.Date(t.InvoiceDate)
 	var p problems
 	p.ids(t.ShopID, t.OrderID, shop)
 	if _, ok := CarrierCode(t.Carrier); !ok {
@@ -210,7 +272,7 @@ func (p *problems) ids(shopID, orderID, subjectShop string) {
 		p.add("shop_id", "%q does not match the subject's shop %q", clip(shopID), subjectShop)
 	}
 	if !orderIDPattern.MatchString(orderID) {
-		p.add("order_id", "must be 1-20 of A-Z, a-z, 0-9, '_' and '-'")
+		p.add("order_id", "must be 1-50 of A-Z, a-z, 0-9, '_' and '-'")
 	}
 }
 
@@ -294,4 +356,29 @@ func (o Order) Validate(shop string) error {
 	p.field("browser.http_header", "httpHeader", o.Browser.HTTPHeader)
 	p.field("browser.device_info", "deviceInfo", o.Browser.DeviceInfo)
 	return p.err()
+}
+
+// IsGift reports whether the parcel goes to someone else or somewhere else than the buyer:
+// ship_to is given and its name, postal code or address differs from the buyer's, beyond width
+// and spacing. Such a parcel never carries the invoice (API.md §9: the invoice is enclosed only
+// when the goods go to the buyer's own address; w2 never encloses it in a gift).
+func (o Order) IsGift() bool {
+	if o.ShipTo == nil || o.Buyer == nil {
+		return false
+	}
+	b, s := o.Buyer, o.ShipTo
+	return squeeze(b.Name, false) != squeeze(s.Name, false) || squeeze(b.Zip, true) != squeeze(s.Zip, true) ||
+		squeeze(b.Address, true) != squeeze(s.Address, true)
+}
+
+// squeeze is s width-folded, without spaces and, for a postal code or an address (dashes true),
+// without hyphen-like marks: "東京都渋谷区神宮前１－１－１" and "東京都渋谷区 神宮前1-1-1" are one
+// address, "150-0001" and "1500001" one postal code. Names keep their marks: "サトー" is not "サト".
+func squeeze(s string, dashes bool) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || dashes && (unicode.Is(unicode.Dash, r) || r == 'ー') {
+			return -1
+		}
+		return r
+	}, width.Fold.String(s))
 }

@@ -19,6 +19,17 @@ type Credit struct {
 	Errors        []atodene.ProviderError `json:"errors"`
 	Reasons       []string                `json:"reasons"`
 	DecidedAt     string                  `json:"decided_at"`
+	// Normalized lists the values of the order that the worker put into ATODENE's form before
+	// sending them (DESIGN.md §5), on the outcome of a registration or a change; left out when
+	// nothing was changed.
+	Normalized []Normalized `json:"normalized,omitempty"`
+}
+
+// Normalized is one value of an order sent to ATODENE in another form than received: full-width
+// digits made half-width, a cut item name, a gift's invoice mailed separately.
+type Normalized struct {
+	Field string `json:"field"` // the JSON path in the order's data, e.g. buyer.zip
+	Value string `json:"value"` // the value sent
 }
 
 // Shipment is the data of the shipment.* outcome events.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -13,37 +14,63 @@ import (
 // OrderCancelled handles order.cancelled (与信キャンセル): a live transaction is cancelled (an
 // er000033 answer counts as done), polling stops, and credit.cancelled is published. An order
 // without a live transaction is marked cancelled and credit.cancelled published without calling
-// ATODENE.
+// ATODENE. A cancel that arrives while the order's registration is under way waits for its
+// outcome, parked.
 func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
 		return err
 	}
-	order := ev.Data.OrderID
-	return o.withOrder(ctx, shop, order, ev.ID, nil, inOrder(ev.Seq, func(st orderstate.State) change {
-		switch st.Status {
-		case orderstate.StatusCancelled:
-			return keep()
-		case orderstate.StatusUnknown:
-			return fail(Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s is in the unknown state: cancel it at ATODENE by hand", order)))
-		case orderstate.StatusRegistering:
-			// An earlier registration's outcome is not recorded yet; its redelivery will settle it.
-			// It comes back after the ack wait; waiting half the lease lifetime (which exceeds the
-			// ack wait) between tries leaves room for it within the delivery limit.
-			return fail(RetryAfter(o.LeaseTTL/2, fmt.Errorf("order %s: registration in progress", order)))
-		case orderstate.StatusOK, orderstate.StatusPending:
-			if err := shop.Provider.Cancel(ctx, st.TransactionID); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
-				return fail(err)
-			}
-		}
-		return write(o.cancelled(st, shop.ID, order, ev.ID))
-	}))
+	return o.withOrder(ctx, shop, ev.Data.OrderID, o.cancelling(ev.Meta, ev.Data.OrderID, ""))
 }
 
-// cancelled marks st cancelled, stops its polling, drops a queued shipment and emits
-// credit.cancelled.
-func (o *Orders) cancelled(st orderstate.State, shop, order, causedBy string) orderstate.State {
+// cancelling is the decision of an event that ends the order's credit: order.cancelled, or
+// order.updated with nothing left to bill (why says so).
+func (o *Orders) cancelling(ev Meta, order, why string) decision {
+	did := "cancelled"
+	if why != "" {
+		did += ": " + why
+	}
+	return decision{ev: ev, credit: true, waits: waitsForRegistration, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+		switch st.Status {
+		case orderstate.StatusCancelled:
+			return keep("no change: cancelled already")
+		case orderstate.StatusUnknown:
+			return fail(Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s is in the unknown state: cancel it at ATODENE by hand", order)))
+		case orderstate.StatusOK, orderstate.StatusPending:
+			if err := r.shop.Provider.Cancel(ctx, st.TransactionID); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+				return fail(err)
+			}
+		default:
+			if why != "" { // an update to 0 of an order with no live transaction
+				if st.Status == orderstate.StatusNone {
+					return fail(Permanent(ReasonInvalid, fmt.Errorf("billed_amount: is 0 for order %s, which has no transaction: nothing to bill and nothing to cancel", order)))
+				}
+				return keep("no change: nothing to bill, and no live transaction to cancel")
+			}
+		}
+		at := ev.Time
+		if at.IsZero() {
+			at = o.Now()
+		}
+		return write(o.cancelled(st, r.shop.ID, order, ev.ID, at), did)
+	}}
+}
+
+// waitsForRegistration keeps an event that needs the outcome of a registration under way: an
+// earlier handler wrote the intent and its answer is not recorded yet.
+func waitsForRegistration(st orderstate.State) string {
+	if st.Status == orderstate.StatusRegistering {
+		return "the outcome of the order's registration"
+	}
+	return ""
+}
+
+// cancelled marks st cancelled at the time at, stops its polling, drops a queued shipment and
+// emits credit.cancelled.
+func (o *Orders) cancelled(st orderstate.State, shop, order, causedBy string, at time.Time) orderstate.State {
 	st.Status, st.Review, st.Errors, st.Reasons = orderstate.StatusCancelled, "", nil, nil
+	st.CancelledAt = at
 	st.PollSeq++ // a poll already scheduled finds another number and is dropped
 	st.PollScheduled = false
 	o.emitCredit(&st, shop, order, events.TypeCreditCancelled, causedBy)

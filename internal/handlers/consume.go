@@ -37,6 +37,9 @@ type ConsumerConfig struct {
 	Grace time.Duration
 	// DeadLetter stores dead letters. Required.
 	DeadLetter DeadLetterFunc
+	// DeadLettered, if set, is called after a dead letter was stored, with the message as the
+	// handlers saw it (its order, if known), e.g. to record it in the order's history.
+	DeadLettered func(ctx context.Context, m *Message, reason string, cause error)
 	// Logger logs acknowledgement failures. Default: no logging.
 	Logger *zap.Logger
 }
@@ -158,7 +161,8 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 // handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a
 // permanent failure or the last attempt, Nak with a delay otherwise.
 func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerConfig) {
-	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, Replayed: msg.Headers().Get(dlq.HeaderReplayCount) != ""}
+	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, ReplayCount: msg.Headers().Get(dlq.HeaderReplayCount)}
+	m.Replayed = m.ReplayCount != ""
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
@@ -192,6 +196,9 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 			log.Error("dead-lettering failed; the message will be redelivered (after its last delivery, the max-deliveries advisory dead-letters it)", zap.Error(dlErr))
 			_ = msg.NakWithDelay(cfg.Backoff(m.Attempt))
 			return
+		}
+		if cfg.DeadLettered != nil {
+			cfg.DeadLettered(ctx, m, reason, err)
 		}
 		if err := msg.Ack(); err != nil {
 			log.Warn("ack after dead letter failed", zap.Error(err))

@@ -14,77 +14,111 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// request is an order ready to send: the fee table applied, the provider's form built, and a hash
-// of it to recognise identical data.
+// request is an order ready to send: the fee table applied, the provider's form built, a hash
+// of it to recognise identical data, and the values sent in another form than received.
 type request struct {
-	order atodene.Order
-	hash  string
+	order      atodene.Order
+	hash       string
+	normalized []events.Normalized
 }
 
 // OrderCreated handles order.created: fee table, registration, outcome (DESIGN.md §7). A repeat
-// for an order that is OK or pending calls nothing and publishes nothing.
+// for an order that is OK or pending calls nothing and publishes nothing. An order with nothing
+// to bill (billed_amount 0) is invalid.
 func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
 		return err
 	}
-	req, err := prepare(shop, ev.Data)
+	d, err := o.created(shop, ev)
 	if err != nil {
 		return err
 	}
-	first := intent(ev, req, orderstate.State{})
-	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, &first, inOrder(ev.Seq, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, d)
+}
+
+func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
+	if *ev.Data.BilledAmount == 0 {
+		return decision{}, Permanent(ReasonInvalid, errors.New("billed_amount: is 0: a new order with nothing to bill is not registered"))
+	}
+	req, err := prepare(shop, ev.Data)
+	if err != nil {
+		return decision{}, err
+	}
+	first := intent(ev.Meta, req, orderstate.State{})
+	return decision{ev: ev.Meta, credit: true, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
-			return keep()
+			return keep("no change: the credit is " + string(st.Status) + " already")
 		}
-		return o.registerIfNew(ctx, shop, ev, req, st)
-	}))
+		return o.registerIfNew(ctx, r, ev, req, st)
+	}}, nil
 }
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new
-// order, for any other a fresh registration (再与信). Identical data calls nothing.
+// order, for any other a fresh registration (再与信). Identical data calls nothing. An update
+// that brings the billed amount to 0 cancels the live transaction (as w2 does, API.md §7).
 func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
 		return err
 	}
-	req, err := prepare(shop, ev.Data)
+	d, err := o.updated(shop, ev)
 	if err != nil {
 		return err
 	}
-	first := intent(ev, req, orderstate.State{})
-	return o.withOrder(ctx, shop, ev.Data.OrderID, ev.ID, &first, inOrder(ev.Seq, func(st orderstate.State) change {
+	return o.withOrder(ctx, shop, ev.Data.OrderID, d)
+}
+
+func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
+	if *ev.Data.BilledAmount == 0 {
+		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0"), nil
+	}
+	req, err := prepare(shop, ev.Data)
+	if err != nil {
+		return decision{}, err
+	}
+	first := intent(ev.Meta, req, orderstate.State{})
+	return decision{ev: ev.Meta, credit: true, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
 			if st.DataHash == req.hash {
-				return keep()
+				return keep("no change: same data")
 			}
-			return o.modify(ctx, shop, ev, req, st)
+			return o.modify(ctx, r, ev, req, st)
 		}
-		return o.registerIfNew(ctx, shop, ev, req, st)
-	}))
+		return o.registerIfNew(ctx, r, ev, req, st)
+	}}, nil
 }
 
 // registerIfNew registers an order that has no live transaction, unless its data is what was
-// already refused or cancelled (it would meet the same answer).
-func (o *Orders) registerIfNew(ctx context.Context, shop *Shop, ev Event[events.Order], req request, st orderstate.State) change {
+// already refused (it would meet the same answer). A cancelled order is registered again even
+// with the same data (与信を実行 after 与信キャンセル), unless the event is older than the cancel.
+func (o *Orders) registerIfNew(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	switch st.Status {
 	case orderstate.StatusUnknown:
 		return fail(Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s is in the unknown state: an earlier registration may exist at ATODENE", ev.Data.OrderID)))
-	case orderstate.StatusNG, orderstate.StatusCancelled, orderstate.StatusInvalid:
+	case orderstate.StatusCancelled:
+		if !ev.Time.IsZero() && ev.Time.Before(st.CancelledAt) {
+			return keep("no change: the event's time is before the order's cancel")
+		}
+	case orderstate.StatusNG, orderstate.StatusInvalid:
 		if st.DataHash == req.hash {
-			return keep()
+			return keep("no change: same data as the request ATODENE answered " + string(st.Status))
 		}
 	}
-	return o.register(ctx, shop, ev, req, st)
+	return o.register(ctx, r, ev, req, st)
 }
 
 // prepare applies the shop's fee table and builds the request; failures are invalid input.
 func prepare(shop *Shop, ev events.Order) (request, error) {
+	if n := len(shop.OrderIDPrefix) + len(ev.OrderID); n > atodene.MaxShopOrderID {
+		return request{}, Permanent(ReasonInvalid, fmt.Errorf("order_id: with the shop's order_id_prefix %q, shopOrderId would be %d characters, more than ATODENE's %d",
+			shop.OrderIDPrefix, n, atodene.MaxShopOrderID))
+	}
 	res, err := shop.Fees.Apply(ev.Fee, *ev.BilledAmount)
 	if err != nil {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: after the fee table: %w", err))
 	}
-	order := toProviderOrder(shop, ev, res.Fee, res.BilledAmount)
+	order, normalized := toProviderOrder(shop, ev, res.Fee, res.BilledAmount)
 	if err := order.Validate(); err != nil {
 		return request{}, Permanent(ReasonInvalid, err)
 	}
@@ -92,13 +126,15 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 	forHash.Browser = atodene.Browser{} // browser data changes between events of the same order
 	raw, _ := json.Marshal(forHash)
 	sum := sha256.Sum256(raw)
-	return request{order: order, hash: hex.EncodeToString(sum[:])}, nil
+	return request{order: order, hash: hex.EncodeToString(sum[:]), normalized: normalized}, nil
 }
 
-func toProviderOrder(shop *Shop, o events.Order, fee, billed int64) atodene.Order {
+// toProviderOrder builds what ATODENE is sent, and lists the values sent in another form than
+// received: those the decoder normalised and, for a gift, the invoice delivery.
+func toProviderOrder(shop *Shop, o events.Order, fee, billed int64) (atodene.Order, []events.Normalized) {
 	orderedAt, _ := time.Parse(time.RFC3339, o.OrderedAt) // validated already
 	out := atodene.Order{
-		ShopOrderID: o.OrderID, OrderedAt: orderedAt, Buyer: toPerson(*o.Buyer),
+		ShopOrderID: shop.OrderIDPrefix + o.OrderID, OrderedAt: orderedAt, Buyer: toPerson(*o.Buyer),
 		ShippingFee: o.ShippingFee, Fee: fee, Discount: o.Discount, BilledAmount: billed,
 		Service: shop.Service,
 		Browser: atodene.Browser{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
@@ -109,14 +145,21 @@ func toProviderOrder(shop *Shop, o events.Order, fee, billed int64) atodene.Orde
 	case events.DeliveryEnclosed:
 		out.Service = atodene.ServiceEnclosed
 	}
+	normalized := o.Normalized
 	if o.ShipTo != nil {
 		p := toPerson(*o.ShipTo)
 		out.ShipTo = &p
+		// An invoice is never enclosed in a parcel addressed to someone else: a gift's invoice is
+		// mailed to the buyer (DESIGN.md §5, API.md §9).
+		if out.Service == atodene.ServiceEnclosed && o.IsGift() {
+			out.Service = atodene.ServiceSeparate
+			normalized = append(normalized[:len(normalized):len(normalized)], events.Normalized{Field: "invoice_delivery", Value: events.DeliverySeparate})
+		}
 	}
 	for _, it := range o.Items {
 		out.Items = append(out.Items, atodene.Item{Name: it.Name, UnitPrice: it.UnitPrice, Quantity: it.Quantity})
 	}
-	return out
+	return out, normalized
 }
 
 func toPerson(p events.Person) atodene.Person {
@@ -126,22 +169,30 @@ func toPerson(p events.Person) atodene.Person {
 
 // register writes the intent, calls ATODENE and records the answer. A transient failure leaves
 // the intent in place: the retry sends the same shopOrderId again, and an answer that it is
-// already registered means an earlier call got through, which only an operator can sort out.
-func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order], req request, st orderstate.State) change {
+// already registered means an earlier call got through, which only an operator can sort out. The
+// same answer to the first attempt of an intent means another transaction holds the
+// shopOrderId: ATODENE refused this request, which credit.invalid says.
+func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
+	resent := st.Status == orderstate.StatusRegistering && !r.fresh
 	if st.Status != orderstate.StatusRegistering || st.DataHash != req.hash {
 		var err error
-		if st, err = o.Store.Put(ctx, shop.ID, ev.Data.OrderID, intent(ev, req, st), o.Now()); err != nil {
+		if st, err = o.Store.Put(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
 			return fail(err)
 		}
 	}
-	reg, err := shop.Provider.Register(ctx, req.order)
+	reg, err := r.shop.Provider.Register(ctx, req.order)
 	var rejected *atodene.RejectedError
+	did := "registered"
 	switch {
-	case errors.Is(err, atodene.ErrAlreadyRegistered):
+	case errors.Is(err, atodene.ErrAlreadyRegistered) && resent:
 		st.Status = orderstate.StatusUnknown
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE says it is already registered after an attempt whose outcome was unknown", ev.Data.OrderID)))
 	case errors.As(err, &rejected):
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)
+		did = "refused by ATODENE"
+		if errors.Is(err, atodene.ErrAlreadyRegistered) {
+			did = "refused by ATODENE: another live transaction holds the shopOrderId (first attempt)"
+		}
 	case err != nil:
 		return fail(err) // transient: retried with the intent kept
 	default:
@@ -150,17 +201,32 @@ func (o *Orders) register(ctx context.Context, shop *Shop, ev Event[events.Order
 			o.startPolling(&st)
 		}
 	}
-	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
-	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
-	return write(st)
+	o.emitCredit(&st, r.shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID, req.normalized...)
+	o.dropQueuedShipment(&st, r.shop.ID, ev.Data.OrderID, ev.ID)
+	return write(st, withNormalized(did, req.normalized))
+}
+
+// withNormalized adds the names of the fields sent in another form than received to what an
+// event did (the values are in the outcome; the history holds no personal data).
+func withNormalized(did string, normalized []events.Normalized) string {
+	for i, n := range normalized {
+		sep := ", "
+		if i == 0 {
+			sep = "; sent normalized: "
+		}
+		did += sep + n.Field
+	}
+	return did
 }
 
 // intent is the state that records a registration about to be sent, replacing st. A new order's
-// intent is written with its lease (withOrder's first), saving a round trip.
-func intent(ev Event[events.Order], req request, st orderstate.State) orderstate.State {
+// intent is written with its lease (decision.first), saving a round trip. What waits for the order
+// (parked events, a tracking number) carries over.
+func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
-		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID}
+		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq,
+		Parked: st.Parked, ParkDeadline: st.ParkDeadline}
 }
 
 // requeued is the shipment a new registration starts with: the tracking number the order has,
@@ -175,18 +241,19 @@ func requeued(sh *orderstate.Shipment) *orderstate.Shipment {
 
 // modify sends a change of a live transaction with the full new order. Sending the same change
 // twice is harmless (it is a full replacement), so no intent is needed.
-func (o *Orders) modify(ctx context.Context, shop *Shop, ev Event[events.Order], req request, st orderstate.State) change {
-	ch, err := shop.Provider.Modify(ctx, st.TransactionID, req.order)
+func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
+	order := ev.Data.OrderID
+	ch, err := r.shop.Provider.Modify(ctx, st.TransactionID, req.order)
 	var rejected *atodene.RejectedError
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
-		return write(o.cancelled(st, shop.ID, ev.Data.OrderID, ev.ID))
+		return write(o.cancelled(st, r.shop.ID, order, ev.ID, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
 	case errors.As(err, &rejected):
 		// The transaction stands with its earlier data; a corrected order.updated tries again.
 		st.Errors = providerErrors(rejected.Errors)
-		o.emitCredit(&st, shop.ID, ev.Data.OrderID, events.TypeCreditInvalid, ev.ID)
+		o.emitCredit(&st, r.shop.ID, order, events.TypeCreditInvalid, ev.ID, req.normalized...)
 		st.Errors = nil
-		return write(st)
+		return write(st, "change refused by ATODENE; the transaction stands as it was")
 	case err != nil:
 		return fail(err)
 	}
@@ -199,10 +266,10 @@ func (o *Orders) modify(ctx context.Context, shop *Shop, ev Event[events.Order],
 		// one the state records: when an earlier attempt of this change reached ATODENE and its
 		// answer was lost, ATODENE screened it then, and this identical retry is a change of
 		// nothing. So ask ATODENE which decision stands.
-		scr, err := shop.Provider.GetAuthori(ctx, st.TransactionID)
+		scr, err := r.shop.Provider.GetAuthori(ctx, st.TransactionID)
 		switch {
 		case errors.Is(err, atodene.ErrAlreadyCancelled):
-			return write(o.cancelled(st, shop.ID, ev.Data.OrderID, ev.ID))
+			return write(o.cancelled(st, r.shop.ID, order, ev.ID, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
 		case err != nil:
 			return fail(err) // retried: sending the same change again is harmless
 		}
@@ -218,7 +285,7 @@ func (o *Orders) modify(ctx context.Context, shop *Shop, ev Event[events.Order],
 	if st.Status == orderstate.StatusPending {
 		o.startPolling(&st)
 	}
-	o.emitCredit(&st, shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID)
-	o.dropQueuedShipment(&st, shop.ID, ev.Data.OrderID, ev.ID)
-	return write(st)
+	o.emitCredit(&st, r.shop.ID, order, creditType(st.Status), ev.ID, req.normalized...)
+	o.dropQueuedShipment(&st, r.shop.ID, order, ev.ID)
+	return write(st, withNormalized("changed", req.normalized))
 }

@@ -13,6 +13,9 @@ const (
 	ReasonOutcomeUnknown = "outcome-unknown"
 	ReasonPollDeadline   = "poll-deadline"
 	ReasonExhausted      = "exhausted"
+	// ReasonNoTransaction: the event needs a transaction the worker has no record of, and waited
+	// for it longer than the park limit (a tracking number for an order never registered).
+	ReasonNoTransaction = "no-transaction"
 )
 
 // deadLetterError marks a failure that retrying cannot fix: the message goes to the dead-letter

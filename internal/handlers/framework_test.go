@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -191,13 +192,19 @@ func TestTypedFillsEventFromTheEnvelope(t *testing.T) {
 		got = ev
 		return nil
 	}), handlers.DecodeEnvelope)
-	m := &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody("e-42"), Attempt: 3}
+	body := cancelBody("e-42")
+	m := &handlers.Message{Subject: "orders.cancelled.shop-a", Body: body, Attempt: 3}
 	if err := h(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	want := handlers.Event[events.Cancel]{ID: "e-42", Type: events.TypeOrderCancelled, Shop: "shop-a", Attempt: 3,
+	want := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "e-42", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Attempt: 3,
+		Subject: "orders.cancelled.shop-a", Body: body},
 		Data: events.Cancel{ShopID: "shop-a", OrderID: "o-1", Reason: "buyer"}}
-	if got != want {
+	if at, _ := time.Parse(time.RFC3339, "2026-11-26T10:15:00+09:00"); !got.Time.Equal(at) {
+		t.Errorf("event time %v, want %v", got.Time, at)
+	}
+	got.Time = time.Time{}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("event %+v, want %+v", got, want)
 	}
 	if m.Envelope.ID != "e-42" || m.Shop != "shop-a" {

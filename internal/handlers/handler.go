@@ -11,6 +11,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
@@ -22,8 +23,10 @@ type Message struct {
 	Stream   string
 	Sequence uint64
 	Attempt  int // delivery count, from 1
-	// Replayed says an operator replayed the message from the dead-letter stream.
-	Replayed bool
+	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
+	// its Dlq-Replay-Count header.
+	Replayed    bool
+	ReplayCount string
 	// Envelope is filled by the decoding adapter.
 	Envelope events.Envelope
 	// Shop is the shop token of the subject.
@@ -46,14 +49,30 @@ func Chain(h Handler, mws ...Middleware) Handler {
 	return h
 }
 
-// Event is a decoded, validated inbound event.
-type Event[T any] struct {
-	ID      string
-	Type    string
-	Shop    string
+// Meta is what a handler knows of an inbound event besides its data: its CloudEvents attributes
+// and the message it came in, kept so that an event that must wait can be parked as received.
+type Meta struct {
+	ID     string
+	Source string
+	Type   string
+	Shop   string
+	// Time is the event's CloudEvents time; zero when it has none.
+	Time    time.Time
 	Attempt int
 	// Seq is the event's sequence in the inbound stream: the order in which the shop published it.
-	Seq  uint64
+	Seq         uint64
+	Stream      string
+	Subject     string
+	Body        []byte
+	ReplayCount string
+}
+
+// Key is the event's identity, events.EventKey(Source, ID): source and id together (DESIGN.md §4).
+func (m Meta) Key() string { return events.EventKey(m.Source, m.ID) }
+
+// Event is a decoded, validated inbound event.
+type Event[T any] struct {
+	Meta
 	Data T
 }
 
@@ -80,14 +99,21 @@ func DecodeEnvelope(next Handler) Handler {
 func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Handler {
 	return func(ctx context.Context, m *Message) error {
 		data, err := decode(m.Envelope, m.Shop)
+		if ref, ok := any(data).(interface{ OrderRef() string }); ok && events.ValidOrderID(ref.OrderRef()) {
+			m.Order = ref.OrderRef() // for the log line and the history of a dead letter
+		}
 		if err != nil {
 			return Permanent(ReasonInvalid, err)
 		}
-		if ref, ok := any(data).(interface{ OrderRef() string }); ok {
-			m.Order = ref.OrderRef() // for the log line; the data is decoded once
-		}
-		return h(ctx, Event[T]{ID: m.Envelope.ID, Type: m.Envelope.Type, Shop: m.Shop, Attempt: m.Attempt, Seq: m.Sequence, Data: data})
+		return h(ctx, Event[T]{Meta: metaOf(m), Data: data})
 	}
+}
+
+// metaOf returns the Meta of a message whose envelope DecodeEnvelope parsed.
+func metaOf(m *Message) Meta {
+	at, _ := time.Parse(time.RFC3339, m.Envelope.Time) // validated; zero when absent
+	return Meta{ID: m.Envelope.ID, Source: m.Envelope.Source, Type: m.Envelope.Type, Shop: m.Shop, Time: at,
+		Attempt: m.Attempt, Seq: m.Sequence, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
 }
 
 // Mux routes messages to handlers by event type. Registration happens once at start-up.

@@ -18,11 +18,12 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 		return err
 	}
 	order := ev.Data.OrderID
-	return o.withOrder(ctx, shop, order, ev.ID, nil, func(st orderstate.State) change {
-		if st.InvoiceEvent == ev.ID {
-			return keep() // answered already; a retry after the answer was written
+	key := ev.Key()
+	return o.withOrder(ctx, shop, order, decision{ev: ev.Meta, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+		if st.InvoiceEvent == key {
+			return keep("no change: answered already") // a retry after the answer was written
 		}
-		st.InvoiceEvent = ev.ID
+		st.InvoiceEvent = key
 		var problem *atodene.ProviderError
 		switch {
 		case st.Status != orderstate.StatusOK:
@@ -30,24 +31,24 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 		case st.Service != atodene.ServiceEnclosed:
 			problem = &atodene.ProviderError{Point: "invoice_delivery", Message: "the invoice of the order is mailed separately by ATODENE, not enclosed"}
 		}
-		data := events.Invoice{ShopID: shop.ID, OrderID: order, TransactionID: st.TransactionID}
+		data := events.Invoice{ShopID: r.shop.ID, OrderID: order, TransactionID: st.TransactionID}
 		if problem != nil {
 			data.Errors = []atodene.ProviderError{*problem}
-			o.emit(&st, shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
-			return write(st)
+			o.emit(&st, r.shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
+			return write(st, "not fetched: "+problem.Message)
 		}
-		inv, err := shop.Provider.InvoiceData(ctx, st.TransactionID)
+		inv, err := r.shop.Provider.InvoiceData(ctx, st.TransactionID)
 		var rejected *atodene.RejectedError
 		switch {
 		case errors.As(err, &rejected):
 			data.Errors = rejected.Errors
-			o.emit(&st, shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
+			o.emit(&st, r.shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
+			return write(st, "invoice refused by ATODENE")
 		case err != nil:
 			return fail(err)
-		default:
-			data.Invoice = &inv
-			o.emit(&st, shop.ID, order, events.TypeInvoiceOK, ev.ID, data)
 		}
-		return write(st)
-	})
+		data.Invoice = &inv
+		o.emit(&st, r.shop.ID, order, events.TypeInvoiceOK, ev.ID, data)
+		return write(st, "invoice print data fetched")
+	}})
 }

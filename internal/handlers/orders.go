@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -30,6 +31,9 @@ type Shop struct {
 	Provider Provider
 	Fees     fees.Table
 	Service  string // default invoice delivery, atodene.ServiceSeparate or ServiceEnclosed
+	// OrderIDPrefix is written before each order_id to make its shopOrderId, for shops that share
+	// an ATODENE account; "" for none.
+	OrderIDPrefix string
 }
 
 // Outcomes publishes outcome events and returns once the stream stored them.
@@ -37,28 +41,50 @@ type Outcomes interface {
 	Publish(ctx context.Context, subject, msgID string, body []byte) error
 }
 
+// DeadLetters stores dead letters and returns once the stream stored them; *dlq.Writer
+// implements it.
+type DeadLetters interface {
+	Write(ctx context.Context, l dlq.Letter) error
+}
+
 // Orders handles the events of an order's life (DESIGN.md §5–§8): the credit check, its changes
 // and cancellation, polling under review, shipment reports and invoice data. The handlers of one
-// order are serialized across all workers by a lease; different orders run in parallel.
+// order are serialized across all workers by a lease; different orders run in parallel. Every
+// event handled is recorded in the order's history, with what it did.
 type Orders struct {
 	Store    *orderstate.Store
 	Shops    func(id string) (*Shop, bool)
 	Outcomes Outcomes
 	Polls    Polls
 	Poll     PollPolicy
-	LeaseTTL time.Duration
-	Now      func() time.Time
-	Logger   *zap.Logger
+	// DeadLetters stores the dead letters of parked events that waited too long.
+	DeadLetters DeadLetters
+	// ParkLimit is how long an event may wait for its order to get where it applies before it is
+	// dead-lettered (DESIGN.md §7). Default 7 days.
+	ParkLimit time.Duration
+	LeaseTTL  time.Duration
+	Now       func() time.Time
+	Logger    *zap.Logger
+}
+
+// DefaultParkLimit is how long a parked event waits by default.
+const DefaultParkLimit = 7 * 24 * time.Hour
+
+func (o *Orders) parkLimit() time.Duration {
+	if o.ParkLimit > 0 {
+		return o.ParkLimit
+	}
+	return DefaultParkLimit
 }
 
 // lease takes the order's lease, waiting while another handler holds it. Waiting here, rather
 // than handing the message back, keeps a burst of events for one order from using up their
 // deliveries; the wait is bounded by the lease's lifetime (a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order, eventID string, first *orderstate.State) (*orderstate.Lease, error) {
+func (o *Orders) lease(ctx context.Context, shop, order, eventKey string, first *orderstate.State) (*orderstate.Lease, error) {
 	wait := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
-		lease, err := o.Store.AcquireLease(ctx, shop, order, orderstate.Take{EventID: eventID, TTL: o.LeaseTTL, First: first, Now: o.Now()})
+		lease, err := o.Store.AcquireLease(ctx, shop, order, orderstate.Take{EventKey: eventKey, TTL: o.LeaseTTL, First: first, Now: o.Now()})
 		if !errors.Is(err, orderstate.ErrLeaseHeld) {
 			return lease, err
 		}
@@ -74,34 +100,54 @@ func (o *Orders) lease(ctx context.Context, shop, order, eventID string, first *
 	}
 }
 
-// change is what a handler decided: the next state (nil: nothing to write) and the error to
-// return after writing it.
+// decision is how one event changes its order.
+type decision struct {
+	ev Meta
+	// credit marks order.created, .updated and .cancelled: one older in the stream than the last
+	// applied to the order changes nothing, so that the shop's last word stands.
+	credit bool
+	// waits, if set, says what the order must get to before the event applies ("" when it
+	// applies now). An event that must wait is parked, never retried (DESIGN.md §7).
+	waits func(st orderstate.State) string
+	// apply decides, calling ATODENE as needed.
+	apply func(ctx context.Context, r *run, st orderstate.State) change
+	// first, if not nil, is the state of an order seen for the first time, written with the lease.
+	first *orderstate.State
+}
+
+// change is what a decision came to: the next state (nil: nothing to write), the error to
+// return after writing it, and what the event did, for the order's history ("" records nothing).
 type change struct {
 	next *orderstate.State
 	err  error
+	did  string
 }
 
-func keep() change                                    { return change{} }
-func write(st orderstate.State) change                { return change{next: &st} }
+func keep(did string) change                          { return change{did: did} }
+func write(st orderstate.State, did string) change    { return change{next: &st, did: did} }
 func fail(err error) change                           { return change{err: err} }
 func writeThen(st orderstate.State, err error) change { return change{next: &st, err: err} }
 
-// withOrder runs fn holding the order's lease, with the order's current state, after finishing
-// what an earlier, interrupted handler left undone. It writes the state fn returns and then
-// settles it: schedules the poll, reports a queued shipment, publishes the outbox.
+// withOrder applies d to the order holding the order's lease, after finishing what an earlier,
+// interrupted handler left undone. It writes the state d's decision returns, with the event's
+// history entry, and then settles it: applies parked events that can apply now, schedules the
+// poll, reports a queued shipment, publishes the outbox.
 //
-// eventID is the inbound event being handled ("" for a poll). It is recorded as processed before
-// the lease is released, once fn succeeded and its effects are durable, and an event already
-// recorded changes nothing: a copy of an event that got past the idempotency check while another
-// delivery of it was still running waits here for the lease, and must not apply it a second time
-// after a later event of the order (a tracking number entered again after its correction).
+// The event (d.ev) is recorded as processed before the lease is released, once the decision
+// succeeded and its effects are durable, and an event already recorded changes nothing: a copy
+// of an event that got past the idempotency check while another delivery of it was still running
+// waits here for the lease, and must not apply it a second time after a later event of the order
+// (a tracking number entered again after its correction).
 //
-// first, if not nil, is the state of an order seen for the first time, written with the lease.
 // Taking the lease reads the state and the event record, and the last write records the event
 // and releases the lease: a new order registered with ATODENE costs three Redis round trips
-// (lease with the intent, answer with its outbox, commit).
-func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID string, first *orderstate.State, fn func(orderstate.State) change) error {
-	lease, err := o.lease(ctx, shop.ID, order, eventID, first)
+// (lease with the intent, answer with its outbox and history entry, commit).
+func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d decision) error {
+	key := ""
+	if d.ev.ID != "" {
+		key = d.ev.Key()
+	}
+	lease, err := o.lease(ctx, shop.ID, order, key, d.first)
 	if err != nil {
 		return err
 	}
@@ -112,18 +158,31 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID strin
 		}
 	}()
 
-	st, err := o.settleAndPut(ctx, shop, order, lease.State)
-	if err != nil || lease.EventDone {
+	r := newRun(shop)
+	r.fresh = lease.Created
+	st, err := o.settleAndPut(ctx, r, order, lease.State)
+	if err != nil {
 		return err
 	}
-	c := fn(st)
+	var c change
+	if lease.EventDone {
+		c = keep("duplicate: processed already")
+	} else {
+		c = o.decide(ctx, r, order, d, st)
+	}
+	var entries []orderstate.Entry
+	if c.did != "" && c.err == nil {
+		entries = append(entries, o.entry(d.ev, c, r, st))
+	}
 	var last *orderstate.State
 	if c.next != nil {
+		c.next.History = append(c.next.History, entries...)
+		entries = nil
 		next, err := o.Store.Put(ctx, shop.ID, order, *c.next, o.Now())
 		if err != nil {
 			return err
 		}
-		next, dirty, err := o.settle(ctx, shop, order, next)
+		next, dirty, err := o.settle(ctx, r, order, next)
 		if err != nil {
 			return err
 		}
@@ -131,7 +190,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID strin
 			last = &next
 		}
 	}
-	_, err = lease.Commit(ctx, last, c.err == nil, o.Now())
+	_, err = lease.Commit(ctx, last, entries, c.err == nil && !lease.EventDone, o.Now())
 	committed = err == nil || errors.Is(err, orderstate.ErrConflict) // a conflict released it too
 	if err != nil {
 		return err
@@ -139,30 +198,78 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order, eventID strin
 	return c.err
 }
 
+// decide applies d to st: nothing for an event older than the order's last credit event, parking
+// for one that must wait, else d's own decision.
+func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, st orderstate.State) change {
+	if d.credit && d.ev.Seq != 0 && d.ev.Seq <= st.CreditSeq {
+		return keep("no change: older in the stream than the order's last credit event")
+	}
+	if d.waits != nil {
+		if waits := d.waits(st); waits != "" {
+			return o.park(st, order, d, waits)
+		}
+	}
+	c := d.apply(ctx, r, st)
+	if d.credit && c.next != nil && d.ev.Seq > c.next.CreditSeq {
+		c.next.CreditSeq = d.ev.Seq
+	}
+	return c
+}
+
+// entry is the history entry of an event that came to c.
+func (o *Orders) entry(ev Meta, c change, r *run, st orderstate.State) orderstate.Entry {
+	e := orderstate.Entry{At: o.Now().UTC(), Type: ev.Type, Source: ev.Source, ID: ev.ID, Did: c.did,
+		Calls: r.calls, Status: st.Status}
+	if c.next != nil {
+		e.Status = c.next.Status
+		for _, out := range c.next.Outbox {
+			e.Outcomes = append(e.Outcomes, out.Type())
+		}
+	}
+	r.calls = nil // the next entry of this run lists its own calls
+	return e
+}
+
 // settleAndPut settles st and writes what settling changed.
-func (o *Orders) settleAndPut(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, error) {
-	next, dirty, err := o.settle(ctx, shop, order, st)
+func (o *Orders) settleAndPut(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, error) {
+	next, dirty, err := o.settle(ctx, r, order, st)
 	if err != nil || !dirty {
 		return st, err
 	}
-	return o.Store.Put(ctx, shop.ID, order, next, o.Now())
+	return o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
 }
 
-// settle makes the state's promises durable: the poll of a pending order is scheduled, a queued
-// shipment of an OK order is reported, and the outbox is published. It returns the state with
-// these done, and whether that differs from st. Repeating it is harmless: a schedule replaces
-// the earlier one, and outcome message IDs are deterministic.
-func (o *Orders) settle(ctx context.Context, shop *Shop, order string, st orderstate.State) (orderstate.State, bool, error) {
+// settle makes the state's promises durable: parked events that can apply now are applied, the
+// deadline of those still waiting has its timer, the poll of a pending order is scheduled, a
+// queued shipment of an OK order is reported, and the outbox is published. It returns the state
+// with these done, and whether that differs from st. Repeating it is harmless: a schedule
+// replaces the earlier one, and outcome message IDs are deterministic.
+func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	dirty := false
+	if len(st.Parked) > 0 {
+		next, applied, err := o.applyParked(ctx, r, order, st)
+		if err != nil {
+			return st, false, err
+		}
+		st, dirty = next, applied
+	}
+	if deadline := o.parkDeadline(st); !deadline.Equal(st.ParkDeadline) {
+		if !deadline.IsZero() {
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, deadline); err != nil {
+				return st, false, err
+			}
+		}
+		st.ParkDeadline, dirty = deadline, true
+	}
 	if st.Status == orderstate.StatusPending && !st.PollScheduled {
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
-		if err := o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
+		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
 			return st, false, err
 		}
 		st.PollScheduled, dirty = true, true
 	}
 	if st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported {
-		next, err := o.reportShipment(ctx, shop, order, st, nil, st.CausedBy)
+		next, err := o.reportShipment(ctx, r.shop, order, st, nil, st.CausedBy)
 		if err != nil {
 			return st, false, err
 		}
@@ -192,13 +299,15 @@ func (o *Orders) emit(st *orderstate.State, shop, order, eventType, causedBy str
 	st.Outbox = append(st.Outbox, orderstate.Outcome{Subject: events.Subject(eventType, shop), MsgID: msgID, Body: body})
 }
 
-// emitCredit emits the credit.* event that st's status calls for.
-func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, causedBy string) {
+// emitCredit emits the credit.* event that st's status calls for. normalized lists the values
+// the worker put into ATODENE's form, for a registration or a change.
+func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, causedBy string, normalized ...events.Normalized) {
 	data := events.Credit{
 		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
 		Result: eventType[len("credit."):], Review: st.Review,
 		Fee: st.Fee, BilledAmount: st.BilledAmount, Reasons: st.Reasons,
-		DecidedAt: o.Now().In(jst).Format(time.RFC3339),
+		DecidedAt:  o.Now().In(jst).Format(time.RFC3339),
+		Normalized: normalized,
 	}
 	for _, e := range st.Errors {
 		data.Errors = append(data.Errors, atodene.ProviderError(e))
@@ -251,18 +360,9 @@ func providerErrors(errs []atodene.ProviderError) []orderstate.Error {
 	return out
 }
 
-// inOrder guards a handler of a credit event (created, updated, cancelled): an event older in the
-// stream than one already applied to the order changes nothing, and a change records the event's
-// sequence.
-func inOrder(seq uint64, fn func(orderstate.State) change) func(orderstate.State) change {
-	return func(st orderstate.State) change {
-		if seq != 0 && seq <= st.CreditSeq {
-			return keep()
-		}
-		c := fn(st)
-		if c.next != nil && seq > c.next.CreditSeq {
-			c.next.CreditSeq = seq
-		}
-		return c
+func statusWord(s orderstate.Status) string {
+	if s == "" {
+		return "none"
 	}
+	return string(s)
 }

@@ -84,7 +84,7 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 	shop := &handlers.Shop{ID: "shop", Provider: prov}
 	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
-	ev := handlers.Event[events.InvoiceRequest]{ID: "inv-1", Shop: "shop", Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
+	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("the first attempt succeeded although publishing failed")
 	}
@@ -121,7 +121,7 @@ func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
 	track := func(id, order, number string) error {
-		return o.TrackingEntered(ctx, handlers.Event[events.Tracking]{ID: id, Shop: "shop",
+		return o.TrackingEntered(ctx, handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Shop: "shop"},
 			Data: events.Tracking{ShopID: "shop", OrderID: order, Carrier: "yamato", TrackingNumber: number}})
 	}
 	// The first number, its correction, then the copy of the first.
@@ -177,18 +177,18 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	shop := &handlers.Shop{ID: "shop", Provider: prov}
 	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
-	ev := handlers.Event[events.InvoiceRequest]{ID: "inv-1", Shop: "shop", Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
+	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("a failed fetch succeeded")
 	}
-	if done, _ := store.EventDone(ctx, "inv-1"); done {
+	if done, _ := store.EventDone(ctx, ev.Key()); done {
 		t.Fatal("a failed event was recorded as processed")
 	}
 	prov.failing = false
 	if err := o.InvoiceRequested(ctx, ev); err != nil {
 		t.Fatalf("second delivery: %v", err)
 	}
-	if done, _ := store.EventDone(ctx, "inv-1"); !done {
+	if done, _ := store.EventDone(ctx, ev.Key()); !done {
 		t.Fatal("a processed event was not recorded")
 	}
 	if err := o.InvoiceRequested(ctx, ev); err != nil {

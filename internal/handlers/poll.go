@@ -37,11 +37,20 @@ func (p PollPolicy) withDefaults() PollPolicy {
 	return p
 }
 
-// PollRequest is the body of a scheduled re-check of an order under review.
+// Timer kinds of a PollRequest.
+const (
+	TimerPoll   = ""       // re-check an order under review
+	TimerParked = "parked" // dead-letter the parked events of an order that waited too long
+)
+
+// PollRequest is the body of a timer of an order: a scheduled re-check of an order under review,
+// or the deadline of its parked events (Kind TimerParked). An order has at most one timer of
+// each kind; a newer one replaces the older.
 type PollRequest struct {
 	Shop    string `json:"shop"`
 	OrderID string `json:"order_id"`
 	Seq     int    `json:"seq"`
+	Kind    string `json:"kind,omitempty"`
 	// Replayed is set (not sent) when an operator replayed a poll-deadline dead letter: polling
 	// starts again with a fresh deadline.
 	Replayed bool `json:"-"`
@@ -70,29 +79,32 @@ func (p PollPolicy) Delay(attempt int) time.Duration {
 	return d
 }
 
-// PollDue handles a due re-check of an order under review: it asks ATODENE for the screening
-// result, publishes a change of state, and schedules the next re-check, or gives up at the
-// deadline.
+// PollDue handles a due timer of an order. A re-check asks ATODENE for the screening result,
+// publishes a change of state, and schedules the next re-check, or gives up at the deadline. A
+// parked-event deadline dead-letters the events that waited too long.
 func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	shop, err := o.shop(p.Shop)
 	if err != nil {
 		return err
 	}
-	return o.withOrder(ctx, shop, p.OrderID, "", nil, func(st orderstate.State) change {
+	if p.Kind == TimerParked {
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
+	}
+	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {
-			return keep() // decided, cancelled or changed since this poll was scheduled
+			return keep("") // decided, cancelled or changed since this poll was scheduled
 		}
 		if p.Replayed {
 			st.PollSince = o.Now()
 		}
-		scr, err := shop.Provider.GetAuthori(ctx, st.TransactionID)
+		scr, err := r.shop.Provider.GetAuthori(ctx, st.TransactionID)
 		switch {
 		case errors.Is(err, atodene.ErrAlreadyCancelled):
-			return write(o.cancelled(st, p.Shop, p.OrderID, st.CausedBy))
+			return write(o.cancelled(st, p.Shop, p.OrderID, st.CausedBy, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
 		case err != nil:
 			return fail(err)
 		}
-		next := o.screened(st, p, scr)
+		next, did := o.screened(st, p, scr)
 		// The deadline is checked after asking, so an order decided at the last moment is not
 		// dead-lettered. Past it, no further re-check is scheduled; replaying the dead letter
 		// starts polling again.
@@ -100,25 +112,29 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 			next.PollScheduled = true
 			return writeThen(next, Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
 		}
-		return write(next)
-	})
+		return write(next, did)
+	}})
 }
 
-// screened applies a screening result to a pending order's state.
-func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screening) orderstate.State {
+// screened applies a screening result to a pending order's state, and says what changed ("" when
+// the review goes on as it was).
+func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screening) (orderstate.State, string) {
 	switch d := scr.Decision(); d {
 	case atodene.DecisionOK, atodene.DecisionNG:
 		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
 		o.emitCredit(&st, p.Shop, p.OrderID, creditType(st.Status), st.CausedBy)
 		o.dropQueuedShipment(&st, p.Shop, p.OrderID, st.CausedBy)
-		return st
+		return st, "decided: " + string(st.Status)
 	case atodene.DecisionHold:
 		if st.Review != "hold" {
 			st.Review = "hold"
 			o.emitCredit(&st, p.Shop, p.OrderID, events.TypeCreditPending, st.CausedBy)
+			st.PollAttempt++
+			st.PollScheduled = false
+			return st, "review on hold (保留)"
 		}
 	}
 	st.PollAttempt++
 	st.PollScheduled = false // settle schedules the next re-check
-	return st
+	return st, ""
 }

@@ -14,47 +14,55 @@ import (
 // TrackingEntered handles order.tracking_entered (伝票番号同期). For an OK order the shipment is
 // reported (a later different carrier or number changes the report; the same values again are a
 // duplicate). For an order under review the tracking number is kept and reported as soon as the
-// credit turns OK. For an NG or cancelled order shipment.ng names the credit. An event that
-// arrives before its order.created is retried, and dead-lettered as exhausted if it never comes.
+// credit turns OK. For an NG or cancelled order shipment.ng names the credit. An event for an
+// order not registered yet (not imported, or its registration under way) is parked until it is.
 func (o *Orders) TrackingEntered(ctx context.Context, ev Event[events.Tracking]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
 		return err
 	}
+	return o.withOrder(ctx, shop, ev.Data.OrderID, o.tracking(ev))
+}
+
+func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 	order := ev.Data.OrderID
 	code, _ := events.CarrierCode(ev.Data.Carrier) // validated
 	wanted := orderstate.Shipment{CarrierCode: code, TrackingNumber: ev.Data.TrackingNumber, InvoiceDate: ev.Data.InvoiceDate}
-	return o.withOrder(ctx, shop, order, ev.ID, nil, func(st orderstate.State) change {
+	waits := func(st orderstate.State) string {
 		switch st.Status {
-		case orderstate.StatusNone, orderstate.StatusRegistering:
-			return fail(fmt.Errorf("order %s: tracking number before its credit check (status %q)", order, st.Status))
+		case orderstate.StatusNone:
+			return "the order's credit check (the order is not registered yet)"
+		case orderstate.StatusRegistering:
+			return "the outcome of the order's registration"
+		}
+		return ""
+	}
+	return decision{ev: ev.Meta, waits: waits, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+		switch st.Status {
 		case orderstate.StatusPending, orderstate.StatusOK:
 			if cur := st.Shipment; cur != nil && cur.CarrierCode == wanted.CarrierCode && cur.TrackingNumber == wanted.TrackingNumber && cur.InvoiceDate == wanted.InvoiceDate {
-				return keep() // the same values again
+				return keep("no change: same carrier, tracking number and invoice date")
 			}
 			prev := st.Shipment
 			next := wanted
 			next.Filed = prev != nil && prev.Filed
 			st.Shipment = &next
-			if st.Status == orderstate.StatusOK {
-				var err error
-				if st, err = o.reportShipment(ctx, shop, order, st, prev, ev.ID); err != nil {
-					return fail(err)
-				}
+			if st.Status == orderstate.StatusPending {
+				return write(st, "queued: reported when the credit is OK")
 			}
-			return write(st)
+			var err error
+			if st, err = o.reportShipment(ctx, r.shop, order, st, prev, ev.ID); err != nil {
+				return fail(err)
+			}
+			if st.Outbox[len(st.Outbox)-1].Type() == events.TypeShipmentNG {
+				return write(st, "shipment refused by ATODENE")
+			}
+			return write(st, "shipment reported ("+st.Shipment.Report+")")
 		}
-		o.emitShipment(&st, shop.ID, order, ev.ID, events.TypeShipmentNG, wanted, "new",
+		o.emitShipment(&st, r.shop.ID, order, ev.ID, events.TypeShipmentNG, wanted, "new",
 			[]atodene.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order is %s, not ok", statusWord(st.Status))}})
-		return write(st)
-	})
-}
-
-func statusWord(s orderstate.Status) string {
-	if s == "" {
-		return "none"
-	}
-	return string(s)
+		return write(st, "not reported: the credit is "+statusWord(st.Status))
+	}}
 }
 
 // reportShipment sends the report st.Shipment calls for: new if ATODENE holds none, change if it

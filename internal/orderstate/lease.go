@@ -26,6 +26,8 @@ type Lease struct {
 	State State
 	// EventDone reports that the event named when the lease was taken was already processed.
 	EventDone bool
+	// Created reports that taking the lease wrote State (Take.First): no earlier handler saw it.
+	Created bool
 }
 
 //go:embed acquire.lua
@@ -36,9 +38,9 @@ var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] th
 
 // Take says how to take a lease.
 type Take struct {
-	// EventID is the inbound event being handled, or "": the lease reports whether it was
-	// processed already (Lease.EventDone).
-	EventID string
+	// EventKey is the identity of the inbound event being handled (events.EventKey), or "": the
+	// lease reports whether it was processed already (Lease.EventDone).
+	EventKey string
 	// TTL is the lease's lifetime.
 	TTL time.Duration
 	// First, if not nil, is written as the order's first version when the order has no state and
@@ -52,10 +54,10 @@ type Take struct {
 func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*Lease, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	l := &Lease{store: s, shop: shop, order: order, event: t.EventID, token: hex.EncodeToString(b[:])}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventID)}
+	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:])}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey)}
 	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0"}
-	if t.EventID != "" {
+	if t.EventKey != "" {
 		args[2] = "1"
 	}
 	if t.First != nil {
@@ -83,18 +85,20 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
 	l.EventDone = res[1] == int64(1)
+	l.Created = len(res) > 2 && res[2] == int64(1)
 	return l, nil
 }
 
 // Commit ends the holder's work in one atomic step: it writes st (if not nil) as Put does,
-// records the lease's event as processed if done, and releases the lease. On ErrConflict nothing
-// is written or recorded, and the lease is released all the same.
-func (l *Lease) Commit(ctx context.Context, st *State, done bool, now time.Time) (State, error) {
+// appends entries to the order's history, records the lease's event as processed if done, and
+// releases the lease. On ErrConflict nothing is written or recorded, and the lease is released
+// all the same.
+func (l *Lease) Commit(ctx context.Context, st *State, entries []Entry, done bool, now time.Time) (State, error) {
 	event := ""
 	if done {
 		event = l.event
 	}
-	return l.store.write(ctx, l.shop, l.order, st, now, l.token, event)
+	return l.store.write(ctx, l.shop, l.order, st, entries, now, l.token, event)
 }
 
 // Release gives the lease up, if it is still held by this holder.

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,10 +80,42 @@ type State struct {
 	// PollSeq numbers the poll schedules of the order; a due poll carrying another number is
 	// stale (the order changed since) and is dropped. PollScheduled says the current one is
 	// stored in the schedule stream.
-	PollSeq       int       `json:"poll_seq,omitempty"`
-	PollAttempt   int       `json:"poll_attempt,omitempty"`
-	PollScheduled bool      `json:"poll_scheduled,omitempty"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	PollSeq       int  `json:"poll_seq,omitempty"`
+	PollAttempt   int  `json:"poll_attempt,omitempty"`
+	PollScheduled bool `json:"poll_scheduled,omitempty"`
+	// CancelledAt is the time of the order.cancelled that cancelled the order: its CloudEvents
+	// time, or when it was handled if it had none. A later order.created or order.updated
+	// registers the order again unless its own time is earlier (an importer's late retry).
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	// Parked holds the events that wait for the order to get somewhere (a tracking number before
+	// the order is registered, a cancel while a registration is under way), in arrival order.
+	// They were acknowledged when parked; the handler that moves the order on applies them.
+	Parked []Parked `json:"parked,omitempty"`
+	// ParkDeadline is when the oldest parked event has waited too long: a timer is scheduled for
+	// it, and then that event is dead-lettered. Zero when nothing is parked.
+	ParkDeadline time.Time `json:"park_deadline,omitzero"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	// History holds entries to append to the order's history with this write, in the same atomic
+	// step. It is not part of the stored document; a write clears it.
+	History []Entry `json:"-"`
+}
+
+// Parked is an inbound event kept until its order gets where it can be applied: the message as
+// received (for applying it, and for its dead letter if it waits too long), where it came from
+// and what it waits for.
+type Parked struct {
+	Type        string    `json:"type"` // the event type, e.g. order.tracking_entered
+	Key         string    `json:"key"`  // the event's identity, events.EventKey(source, id)
+	ID          string    `json:"id"`   // the event's CloudEvents id and source
+	Source      string    `json:"source"`
+	Subject     string    `json:"subject"` // where it was consumed from
+	Stream      string    `json:"stream"`
+	Seq         uint64    `json:"seq"`
+	Attempt     int       `json:"attempt"`
+	ReplayCount string    `json:"replay_count,omitempty"`
+	Body        []byte    `json:"body"`  // byte for byte; it may hold personal data
+	Since       time.Time `json:"since"` // when it was parked
+	Waits       string    `json:"waits"` // what it waits for, in words
 }
 
 // Error is a provider error kept with the state.
@@ -97,6 +130,14 @@ type Outcome struct {
 	Subject string          `json:"subject"`
 	MsgID   string          `json:"msg_id"`
 	Body    json.RawMessage `json:"body"`
+}
+
+// Type is the outcome's event type, read off its subject (credit.ok.<shop> → credit.ok).
+func (o Outcome) Type() string {
+	if i := strings.LastIndexByte(o.Subject, '.'); i > 0 {
+		return o.Subject[:i]
+	}
+	return o.Subject
 }
 
 // ErrConflict means the state changed since it was read: read it again and decide again.
@@ -118,7 +159,10 @@ func New(rdb redis.UniversalClient, prefix string, eventTTL time.Duration) *Stor
 
 func (s *Store) stateKey(shop, order string) string { return s.prefix + "order:" + shop + ":" + order }
 func (s *Store) leaseKey(shop, order string) string { return s.prefix + "lease:" + shop + ":" + order }
-func (s *Store) eventKey(id string) string          { return s.prefix + "event:" + id }
+func (s *Store) eventKey(key string) string         { return s.prefix + "event:" + key }
+func (s *Store) historyKey(shop, order string) string {
+	return s.prefix + "history:" + shop + ":" + order
+}
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
@@ -164,19 +208,25 @@ var writeSource string
 var writeScript = redis.NewScript(writeSource)
 
 // Put writes st as the next version of an order's state if the stored version is still
-// st.Version, and returns what was written (Version incremented, UpdatedAt set). A concurrent
-// change yields ErrConflict and writes nothing.
+// st.Version, with st.History appended to the order's history, and returns what was written
+// (Version incremented, UpdatedAt set, History empty). A concurrent change yields ErrConflict and
+// writes nothing.
 func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.Time) (State, error) {
-	return s.write(ctx, shop, order, &st, now, "", "")
+	return s.write(ctx, shop, order, &st, nil, now, "", "")
 }
 
-// write runs write.lua: st (if not nil) as the next version, the record of eventID (if not ""),
-// and the release of the lease holding token (if not "").
-func (s *Store) write(ctx context.Context, shop, order string, st *State, now time.Time, token, eventID string) (State, error) {
-	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(eventID)}
-	args := []any{"", "", shop + ":" + order, "0", token, ""}
+// write runs write.lua: st (if not nil) as the next version with its history entries, the
+// entries of extra, the record of the event with identity eventKey (if not ""), and the release
+// of the lease holding token (if not "").
+func (s *Store) write(ctx context.Context, shop, order string, st *State, extra []Entry, now time.Time, token, eventKey string) (State, error) {
+	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(eventKey), s.historyKey(shop, order)}
+	args := make([]any, 7, 8+len(extra))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = "", "", shop+":"+order, "0", token, "", HistoryLimit
+	entries := extra
 	var next State
 	if st != nil {
+		entries = append(st.History, extra...)
+		st.History = nil
 		enc, err := encode(shop, order, *st, now)
 		if err != nil {
 			return State{}, err
@@ -187,8 +237,11 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, now ti
 			args[3] = "1"
 		}
 	}
-	if eventID != "" {
+	if eventKey != "" {
 		args[5] = s.eventTTL.Milliseconds()
+	}
+	for _, e := range entries {
+		args = append(args, e.encode())
 	}
 	ok, err := s.batch.run(ctx, writeScript, keys, args...).Bool()
 	if err != nil {
@@ -200,11 +253,12 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, now ti
 	return next, nil
 }
 
-// EventDone reports whether the event with this ID was processed to completion.
-func (s *Store) EventDone(ctx context.Context, id string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.eventKey(id)).Result()
+// EventDone reports whether the event with this identity (events.EventKey) was processed to
+// completion.
+func (s *Store) EventDone(ctx context.Context, key string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.eventKey(key)).Result()
 	if err != nil {
-		return false, fmt.Errorf("orderstate: reading event record %s: %w", id, err)
+		return false, fmt.Errorf("orderstate: reading event record %s: %w", key, err)
 	}
 	return n == 1, nil
 }

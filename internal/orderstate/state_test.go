@@ -119,7 +119,7 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 		t.Fatalf("lease after expiry: %v", err)
 	}
 	_ = old.Release(ctx)
-	if _, err := old.Commit(ctx, nil, true, time.Now()); err != nil {
+	if _, err := old.Commit(ctx, nil, nil, true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
@@ -133,7 +133,7 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 func TestLeaseReadsAndCommits(t *testing.T) {
 	t.Parallel()
 	s, ctx, now := newStore(t), context.Background(), time.Now()
-	l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev1", TTL: time.Minute})
+	l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev1", TTL: time.Minute})
 	if err != nil || l.State.Version != 0 || l.EventDone {
 		t.Fatalf("first lease: %+v, %v", l, err)
 	}
@@ -142,14 +142,14 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Status = StatusPending
-	written, err := l.Commit(ctx, &st, true, now)
+	written, err := l.Commit(ctx, &st, nil, true, now)
 	if err != nil || written.Version != 2 {
 		t.Fatalf("commit: %+v, %v", written, err)
 	}
 	if n, _ := s.PendingCount(ctx); n != 1 {
 		t.Fatalf("pending count %d after committing a pending state, want 1", n)
 	}
-	l, err = s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev1", TTL: time.Minute}) // the commit released it
+	l, err = s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev1", TTL: time.Minute}) // the commit released it
 	if err != nil || l.State.Version != 2 || l.State.Status != StatusPending || !l.EventDone {
 		t.Fatalf("lease after commit: %+v, %v", l, err)
 	}
@@ -158,16 +158,16 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	}
 
 	// A commit that lost the compare-and-set records nothing and still releases the lease.
-	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev2", TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
 		t.Fatalf("lease held by the previous acquire: %v", err)
 	}
 	_ = l.Release(ctx)
-	stale, err := s.AcquireLease(ctx, "shop", "o1", Take{EventID: "ev2", TTL: time.Minute})
+	stale, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev2", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := st // version 1: stale
-	if _, err := stale.Commit(ctx, &old, true, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
+	if _, err := stale.Commit(ctx, &old, nil, true, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale commit: %v, want ErrConflict", err)
 	}
 	if done, _ := s.EventDone(ctx, "ev2"); done {
@@ -178,7 +178,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	}
 	// A new order's first state is written with its lease, unless its event was processed.
 	first := State{Status: StatusRegistering, DataHash: "h"}
-	l3, err := s.AcquireLease(ctx, "shop", "o3", Take{EventID: "ev4", TTL: time.Minute, First: &first, Now: now})
+	l3, err := s.AcquireLease(ctx, "shop", "o3", Take{EventKey: "ev4", TTL: time.Minute, First: &first, Now: now})
 	if err != nil || l3.State.Version != 1 || l3.State.DataHash != "h" {
 		t.Fatalf("lease of a new order with a first state: %+v, %v", l3.State, err)
 	}
@@ -192,15 +192,15 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 		t.Fatalf("the first state replaced an existing one: %+v", l3.State)
 	}
 	_ = l3.Release(ctx)
-	l4, _ := s.AcquireLease(ctx, "shop", "o4", Take{EventID: "ev1", TTL: time.Minute, First: &first, Now: now})
+	l4, _ := s.AcquireLease(ctx, "shop", "o4", Take{EventKey: "ev1", TTL: time.Minute, First: &first, Now: now})
 	if l4.State.Version != 0 || !l4.EventDone {
 		t.Fatalf("a processed event wrote a first state: %+v", l4)
 	}
 	_ = l4.Release(ctx)
 
 	// A commit without a state (nothing changed) still records the event.
-	none, _ := s.AcquireLease(ctx, "shop", "o2", Take{EventID: "ev3", TTL: time.Minute})
-	if _, err := none.Commit(ctx, nil, true, now); err != nil {
+	none, _ := s.AcquireLease(ctx, "shop", "o2", Take{EventKey: "ev3", TTL: time.Minute})
+	if _, err := none.Commit(ctx, nil, nil, true, now); err != nil {
 		t.Fatal(err)
 	}
 	if done, _ := s.EventDone(ctx, "ev3"); !done {
@@ -244,7 +244,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 		for i := range 200 {
 			wg.Go(func() {
 				order := fmt.Sprintf("%s-%d", name, i)
-				l, err := s.AcquireLease(ctx, "shop", order, Take{EventID: "ev-" + order, TTL: time.Minute, First: &State{Status: StatusRegistering}, Now: time.Now()})
+				l, err := s.AcquireLease(ctx, "shop", order, Take{EventKey: "ev-" + order, TTL: time.Minute, First: &State{Status: StatusRegistering}, Now: time.Now()})
 				if err != nil {
 					t.Error(err)
 					return
@@ -254,7 +254,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 				}
 				st := l.State
 				st.Status, st.TransactionID = StatusOK, order
-				if _, err := l.Commit(ctx, &st, true, time.Now()); err != nil {
+				if _, err := l.Commit(ctx, &st, nil, true, time.Now()); err != nil {
 					t.Errorf("%s: commit: %v", order, err)
 				}
 				if got, err := s.Get(ctx, "shop", order); err != nil || got.TransactionID != order || got.Version != 2 {

@@ -1,17 +1,20 @@
 -- Writes an order's state as a compare-and-set on its version and, in the same atomic step,
--- keeps the set of orders under review in step, records an event as processed and releases the
--- order's lease. One script, so that the last write of a handler is one round trip.
+-- keeps the set of orders under review in step, appends to the order's history, records an event
+-- as processed and releases the order's lease. One script, so that the last write of a handler is
+-- one round trip.
 --
 -- KEYS[1] the state, KEYS[2] the set of orders under review, KEYS[3] the lease, KEYS[4] the
--- event record.
+-- event record, KEYS[5] the order's history.
 -- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
 -- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
--- (ms), or '' to record none.
+-- (ms), or '' to record none; ARGV[7] how many history entries to keep; ARGV[8...] the history
+-- entries to append (JSON).
 --
--- Returns 1, or 0 if the stored version differs: then neither state nor event is written, and
--- the lease is still released.
+-- Returns 1, or 0 if the stored version differs: then neither state, history nor event is
+-- written, and the lease is still released.
 local ok = 1
+local resent = false
 if ARGV[1] ~= '' then
   local cur = redis.call('GET', KEYS[1])
   local version = 0
@@ -22,7 +25,8 @@ if ARGV[1] ~= '' then
   end
   if cur == ARGV[2] then
     -- This very write is stored (its document holds a nanosecond timestamp): the client resent
-    -- the script after a lost reply. It succeeded; finish the rest.
+    -- the script after a lost reply. It succeeded, history included; finish the rest.
+    resent = true
   elseif version ~= tonumber(ARGV[1]) then
     ok = 0
   else
@@ -33,6 +37,14 @@ if ARGV[1] ~= '' then
       redis.call('SREM', KEYS[2], ARGV[3])
     end
   end
+elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
+  resent = true -- the event is recorded already: this commit was sent before
+end
+if ok == 1 and not resent and #ARGV > 7 then
+  for i = 8, #ARGV do
+    redis.call('RPUSH', KEYS[5], ARGV[i])
+  end
+  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
 end
 if ok == 1 and ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])

@@ -195,7 +195,7 @@ func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight
 		return pending
 	}
 	lim.wait()
-	future, err := js.PublishMsgAsync(ev.msg(), jetstream.WithMsgID(ev.id))
+	future, err := js.PublishMsgAsync(ev.msg(), jetstream.WithMsgID(ev.msgID))
 	if err != nil {
 		b.fail(line, err)
 		return pending

@@ -36,8 +36,9 @@ type opsEnv struct {
 func (e *opsEnv) startWorker(shopIDs ...string) {
 	var list []config.Shop
 	for _, id := range shopIDs {
+		// The shops share the sandbox's demo account, so each sends its order numbers behind a prefix.
 		list = append(list, config.Shop{ID: id, Atodene: config.Atodene{BaseURL: e.sbURL + "/api/",
-			ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
+			ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID, OrderIDPrefix: id + "-",
 			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: config.InvoiceSeparate},
 			Fees: fees.Table{Mode: fees.ModeKeep}})
 	}

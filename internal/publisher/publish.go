@@ -23,11 +23,13 @@ import (
 // defaultSource is the CloudEvents source of the events this tool publishes, unless -source says otherwise.
 const defaultSource = "publisher"
 
-// event is an inbound event ready to publish: its subject, its ID (also the Nats-Msg-Id) and its
-// body, a structured-mode CloudEvent that passed the worker's own validation.
+// event is an inbound event ready to publish: its subject, its ID, its Nats-Msg-Id (unique per
+// source and id, events.MsgID) and its body, a structured-mode CloudEvent that passed the
+// worker's own validation.
 type event struct {
 	subject string
 	id      string
+	msgID   string
 	body    []byte
 }
 
@@ -144,7 +146,8 @@ func check(obj map[string]json.RawMessage, body []byte) (event, []events.Problem
 		p = appendProblems(p, decodeData(typ, env, shop), nil)
 	}
 	id, _ := stringAttr(obj, "id")
-	return event{subject: events.Subject(typ, shop), id: id, body: body}, p
+	source, _ := stringAttr(obj, "source")
+	return event{subject: events.Subject(typ, shop), id: id, msgID: events.MsgID(source, id), body: body}, p
 }
 
 // decodeData runs the worker's decoder of the event type on the data.
@@ -308,7 +311,7 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	if max := nc.MaxPayload(); int64(len(ev.body)) > max {
 		return fmt.Errorf("event rejected: it is %d bytes, more than the server's maximum payload of %d: nothing published", len(ev.body), max)
 	}
-	ack, err := js.PublishMsg(ctx, ev.msg(), jetstream.WithMsgID(ev.id))
+	ack, err := js.PublishMsg(ctx, ev.msg(), jetstream.WithMsgID(ev.msgID))
 	if err != nil {
 		return fmt.Errorf("publishing %s to %s: %w", ev.id, ev.subject, err)
 	}

@@ -106,8 +106,8 @@ func checkStored(t *testing.T, m *jetstream.RawStreamMsg, subject string) events
 	if err != nil {
 		t.Fatalf("stored event does not decode: %v\n%s", err, m.Data)
 	}
-	if got := m.Header.Get(jetstream.MsgIDHeader); got != env.ID || got == "" {
-		t.Errorf("Nats-Msg-Id = %q, want the event id %q", got, env.ID)
+	if got := m.Header.Get(jetstream.MsgIDHeader); got != events.MsgID(env.Source, env.ID) || got == "" {
+		t.Errorf("Nats-Msg-Id = %q, want %q, from source %q and id %q", got, events.MsgID(env.Source, env.ID), env.Source, env.ID)
 	}
 	if got := m.Header.Get("Content-Type"); got != events.ContentType {
 		t.Errorf("Content-Type = %q", got)
@@ -367,4 +367,29 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Two importers that both number their events 0001 publish two events: CloudEvents makes source
+// and id unique together (DESIGN.md §4). The same source and id again is one event, dropped by
+// the stream's duplicate window.
+func TestPublishSameIDFromTwoSources(t *testing.T) {
+	t.Parallel()
+	url, s := ordersStream(t)
+	for _, source := range []string{"mall-importer/rakuten", "mall-importer/yahoo", "mall-importer/rakuten"} {
+		r := runPublisher(t, url, orderData("A-1"), false, "publish", "-type", "order.created", "-file", "-", "-id", "0001", "-source", source)
+		if r.err != nil {
+			t.Fatalf("publish from %s: %v\n%s", source, r.err, r.stderr)
+		}
+	}
+	msgs := storedMsgs(t, s)
+	if len(msgs) != 2 {
+		t.Fatalf("stored %d events, want 2 (one per source)", len(msgs))
+	}
+	sources := map[string]bool{}
+	for _, m := range msgs {
+		sources[checkStored(t, m, "orders.created.demo").Source] = true
+	}
+	if !sources["mall-importer/rakuten"] || !sources["mall-importer/yahoo"] {
+		t.Errorf("stored sources %v, want both importers", sources)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
@@ -61,6 +62,17 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 		o.sandbox.ReviewDelay, o.sandbox.HoldDelay, o.sandbox.SlowDelay = 1500*time.Millisecond, 4*time.Second, 3*time.Second
 	}
 	h := &harness{t: t, nats: testenv.StartNATS(t)}
+	// Each shop its own ATODENE account, as shops that share one need order_id_prefixes.
+	accounts := make([]sandbox.Shop, len(o.shops))
+	for i := range o.shops {
+		accounts[i] = sandbox.DemoShop
+		if i > 0 {
+			accounts[i].ShopCode = fmt.Sprintf("demo%08d", i+1)
+		}
+	}
+	if len(o.sandbox.Shops) == 0 {
+		o.sandbox.Shops = accounts
+	}
 	sb, err := sandbox.New(o.sandbox)
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +82,9 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	h.sbURL = h.sandbox.URL
 
 	var list []config.Shop
-	for _, id := range o.shops {
+	for i, id := range o.shops {
 		list = append(list, config.Shop{ID: id, Atodene: config.Atodene{
-			BaseURL: h.sbURL + "/api/", ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
+			BaseURL: h.sbURL + "/api/", ShopCode: accounts[i].ShopCode, LinkID: sandbox.DemoShop.LinkID,
 			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: o.invoice,
 		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}})
 	}
@@ -176,13 +188,67 @@ func orderData(shop, order, email string) map[string]any {
 	}
 }
 
-// publish sends an inbound event with the given id (also its Nats-Msg-Id).
+// publish sends an inbound event with the given id, from source "test", with the Nats-Msg-Id
+// publishers set (events.MsgID).
 func (h *harness) publish(eventType, shop, id string, data any) {
 	h.t.Helper()
+	h.publishFrom("test", eventType, shop, id, "2026-11-26T10:15:00+09:00", data)
+}
+
+// publishAt sends an inbound event whose CloudEvents time is at.
+func (h *harness) publishAt(eventType, shop, id, at string, data any) {
+	h.t.Helper()
+	h.publishFrom("test", eventType, shop, id, at, data)
+}
+
+// publishFrom sends an inbound event of a given source and time.
+func (h *harness) publishFrom(source, eventType, shop, id, at string, data any) {
+	h.t.Helper()
 	raw, _ := json.Marshal(data)
-	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: "test", Type: eventType,
-		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
-	h.publishRaw(events.Subject(eventType, shop), id, body)
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: source, Type: eventType,
+		Time: at, DataContentType: "application/json", Data: raw})
+	h.publishRaw(events.Subject(eventType, shop), events.MsgID(source, id), body)
+}
+
+// history returns an order's history as the worker recorded it.
+func (h *harness) history(order string) []orderstate.Entry {
+	h.t.Helper()
+	return h.historyOf("shop-a", order)
+}
+
+func (h *harness) historyOf(shop, order string) []orderstate.Entry {
+	h.t.Helper()
+	entries, err := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour).History(context.Background(), shop, order)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return entries
+}
+
+// historySays reports whether the order's history holds an entry of the event whose did starts
+// with did.
+func (h *harness) historySays(order, eventID, did string) bool {
+	h.t.Helper()
+	for _, e := range h.history(order) {
+		if e.ID == eventID && strings.HasPrefix(e.Did, did) {
+			return true
+		}
+	}
+	return false
+}
+
+// ordersMsg returns the inbound message at a sequence of ORDERS, as stored.
+func (h *harness) ordersMsg(seq uint64) *jetstream.RawStreamMsg {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), h.deps.Settings.OrdersStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m, err := s.GetMsg(context.Background(), seq)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m
 }
 
 func (h *harness) publishRaw(subject, msgID string, body []byte) {

@@ -34,7 +34,7 @@ func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 	}{
 		{"shop_id", set("shop_id", "other-shop")},
 		{"order_id", set("order_id", "bad id!")},
-		{"order_id", set("order_id", strings.Repeat("1", 21))},
+		{"order_id", set("order_id", strings.Repeat("1", 51))},
 		{"ordered_at", set("ordered_at", "yesterday")},
 		{"buyer", del("buyer")},
 		{"buyer.name", buyer("name", "")},

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -326,7 +327,9 @@ func TestUpdateOfPendingOrder(t *testing.T) {
 }
 
 // ok → order.cancelled → cancelled; again → nothing; an order never seen → cancelled without a
-// call; order.created after the cancel with new data → registered again.
+// call; order.created after the cancel whose time is before the cancel's (an importer's late
+// retry) → nothing; order.created after the cancel, even with the same data (与信を実行 after
+// 与信キャンセル, DESIGN.md §7) → registered again.
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -353,25 +356,35 @@ func TestCancel(t *testing.T) {
 
 	h.publish("order.cancelled", "shop-a", "ev-x2", orderRef("shop-a", "CX-1"))
 	h.publish("order.cancelled", "shop-a", "ev-n2", orderRef("shop-a", "CX-NEVER"))
-	h.publish("order.created", "shop-a", "ev-c2", data) // what was cancelled, again
+	h.publishAt("order.created", "shop-a", "ev-c2", "2026-11-26T10:14:59+09:00", data) // a retry from before the cancel
 	if got := typesOf(h.outcomesOf("CX-1")); got != "credit.ok,credit.cancelled" {
-		t.Errorf("outcomes of CX-1 after a second cancel and the old data: %s", got)
+		t.Errorf("outcomes of CX-1 after a second cancel and a late retry: %s", got)
 	}
 	if got := typesOf(h.outcomesOf("CX-NEVER")); got != "credit.cancelled" {
 		t.Errorf("outcomes of CX-NEVER after a second cancel: %s", got)
 	}
 	if tx := h.tx("CX-1"); tx.Calls["modifytransaction"] != 1 || tx.Registrations != 1 {
-		t.Errorf("the second cancel or the old data called ATODENE: %+v (calls %s)", tx, calls(tx))
+		t.Errorf("the second cancel or the late retry called ATODENE: %+v (calls %s)", tx, calls(tx))
+	}
+	if !h.historySays("CX-1", "ev-c2", "no change: the event's time is before the order's cancel") {
+		t.Errorf("the late retry left no trace in the history: %+v", h.history("CX-1"))
 	}
 
-	h.publish("order.created", "shop-a", "ev-c3", withQuantity(data, 3))
+	h.publishAt("order.created", "shop-a", "ev-c3", "2026-11-26T11:00:00+09:00", data) // 与信を実行, the same data
 	again := h.waitOutcomes("CX-1", "credit.ok,credit.cancelled,credit.ok", 10*time.Second)[2]
 	txs := h.sandboxTransactions("CX-1")
-	if len(txs) != 2 || txs[0].State != "cancelled" || txs[1].State != "active" || txs[1].Registrations != 2 || txs[1].BilledAmount != sentFor(3) {
+	if len(txs) != 2 || txs[0].State != "cancelled" || txs[1].State != "active" || txs[1].Registrations != 2 || txs[1].BilledAmount != sentFor(2) {
 		t.Fatalf("sandbox after the new registration: %+v", txs)
 	}
-	if again.Credit.TransactionID != txs[1].TransactionID || again.Credit.BilledAmount != sentFor(3) {
+	if again.Credit.TransactionID != txs[1].TransactionID || again.Credit.BilledAmount != sentFor(2) {
 		t.Errorf("credit.ok of the new registration: %+v, want transaction %s", again.Credit, txs[1].TransactionID)
+	}
+
+	h.publish("order.cancelled", "shop-a", "ev-x3", orderRef("shop-a", "CX-1"))
+	h.publishAt("order.updated", "shop-a", "ev-u4", "2026-11-26T12:00:00+09:00", withQuantity(data, 3)) // new data, after the cancel
+	h.waitOutcomes("CX-1", "credit.ok,credit.cancelled,credit.ok,credit.cancelled,credit.ok", 10*time.Second)
+	if txs := h.sandboxTransactions("CX-1"); len(txs) != 3 || txs[2].State != "active" || txs[2].BilledAmount != sentFor(3) {
+		t.Errorf("sandbox after the update of the cancelled order: %+v", txs)
 	}
 	checkOutcomes(t, h.outcomesOf("CX-1"))
 }
@@ -588,8 +601,8 @@ func TestTrackingOfNGOrCancelledOrder(t *testing.T) {
 	}
 }
 
-// none → order.tracking_entered → retried until the order is registered; never registered →
-// dead letter (exhausted).
+// none → order.tracking_entered → parked (acknowledged at once) until the order is registered;
+// never registered → dead letter no-transaction after the park limit, its body byte for byte.
 func TestTrackingBeforeOrder(t *testing.T) {
 	t.Parallel()
 	t.Run("order comes", func(t *testing.T) {
@@ -602,6 +615,10 @@ func TestTrackingBeforeOrder(t *testing.T) {
 		if s := shipmentOf(t, outs[1]); s.Report != "new" || s.TrackingNumber != "1234-5678-9012" || outs[1].Env.CausationID != "ev-t" {
 			t.Errorf("shipment.ok: %+v caused by %s", s, outs[1].Env.CausationID)
 		}
+		if !h.historySays("TB-1", "ev-t", "parked: waiting for the order's credit check") ||
+			!h.historySays("TB-1", "ev-t", "applied after waiting since") {
+			t.Errorf("history: %+v", h.history("TB-1"))
+		}
 		if tx := h.tx("TB-1"); tx.Calls["shippingrequest"] != 1 || tx.Shipment == nil {
 			t.Errorf("sandbox: %+v (calls %s)", tx, calls(tx))
 		}
@@ -611,13 +628,17 @@ func TestTrackingBeforeOrder(t *testing.T) {
 	})
 	t.Run("order never comes", func(t *testing.T) {
 		t.Parallel()
-		h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.MaxDeliveries = 3 }})
+		h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit = 2 * time.Second }})
 		h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "TB-NEVER", "yamato", "1234-5678-9012"))
-		waitFor(t, 20*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
-		h.waitSettled()
+		h.waitSettled() // acknowledged at once: parked, not handed back
+		waitFor(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
 		d := h.deadLetters()
-		if len(d) != 1 || d[0].Headers().Get(dlq.HeaderAttempts) != "3" || !strings.HasPrefix(d[0].Subject(), "dlq.orders.") {
-			t.Errorf("dead letters: %d, first on %s with %s attempts", len(d), d[0].Subject(), d[0].Headers().Get(dlq.HeaderAttempts))
+		if len(d) != 1 || d[0].Subject() != "dlq.orders.tracking_entered.shop-a" || !strings.Contains(d[0].Headers().Get(dlq.HeaderError), "waited 2s for the order's credit check") {
+			t.Errorf("dead letters: %d, first on %s: %s", len(d), d[0].Subject(), d[0].Headers().Get(dlq.HeaderError))
+		}
+		orig := h.ordersMsg(1)
+		if !bytes.Equal(d[0].Data(), orig.Data) {
+			t.Errorf("the dead letter's body differs from the event as published:\n%s\n%s", d[0].Data(), orig.Data)
 		}
 		if outs := h.results(); len(outs) != 0 {
 			t.Errorf("outcomes: %s", typesOf(outs))

@@ -43,15 +43,25 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 		return err
 	}
 	token := orderToken(req.Shop, req.OrderID)
+	if req.Kind != handlers.TimerPoll {
+		token += "." + req.Kind // a timer of its own: it must not replace the order's re-check
+	}
 	msg := nats.NewMsg(pollSubjectBase + "sched." + token)
 	msg.Data = body
 	// Sub-second precision: rounding to whole seconds fired every re-check due in a second together.
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", pollSubjectBase+"due."+token)
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("scheduling the poll of %s/%s: %w", req.Shop, req.OrderID, err)
+		return fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err)
 	}
 	return nil
+}
+
+func timerName(kind string) string {
+	if kind == handlers.TimerPoll {
+		return "poll"
+	}
+	return kind
 }
 
 // decodePoll reads a due poll message.

@@ -43,7 +43,7 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
 		// by the server onto the due subject. Waiting schedules hold no consumer slot.
 		{Name: PollStream, Subjects: []string{pollStreamFilter}, MaxMsgsPerSubject: 1, AllowMsgSchedules: true,
-			MaxAge: s.PollDeadline + 24*time.Hour},
+			MaxAge: max(s.PollDeadline, s.ParkLimit) + 24*time.Hour},
 		advisoryStreamConfig(s.OrdersStream),
 	}
 	for i := range configs {

@@ -87,12 +87,16 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return err
 	}
+	writer := dlq.NewWriter(js)
 	orders := &handlers.Orders{
 		Store:    orderstate.New(d.Redis, d.KeyPrefix, eventTTL),
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
 		Polls:    polls{js},
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
+		// Dead letters of parked events are counted like the consume loop's.
+		DeadLetters: countedLetters{writer, m.deadLetters},
+		ParkLimit:   s.ParkLimit,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
 		// overlap; a crashed holder's lease expires by itself.
 		LeaseTTL: handlerTimeout(s) + 30*time.Second,
@@ -117,11 +121,13 @@ func Run(ctx context.Context, d Deps) error {
 			return handlers.Permanent(handlers.ReasonInvalid, err)
 		}
 		msg.Envelope.Type, msg.Shop, msg.Order = "poll", req.Shop, req.OrderID
+		if req.Kind == handlers.TimerParked {
+			msg.Envelope.Type = "park-deadline"
+		}
 		req.Replayed = msg.Replayed
 		return orders.PollDue(ctx, req)
 	}, common...)
 
-	writer := dlq.NewWriter(js)
 	cc := handlers.ConsumerConfig{
 		Concurrency: s.Concurrency, AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, Grace: s.ShutdownGrace,
 		HandlerTimeout: handlerTimeout(s),
@@ -129,6 +135,9 @@ func Run(ctx context.Context, d Deps) error {
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error {
 			m.deadLetters.WithLabelValues(reason).Inc()
 			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
+		},
+		DeadLettered: func(ctx context.Context, msg *handlers.Message, reason string, cause error) {
+			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
 		},
 	}
 	d.Registry.MustRegister(pendingGauge(orders.Store))
@@ -195,9 +204,36 @@ func buildShops(d Deps, m *metrics) (map[string]*handlers.Shop, error) {
 		if sh.Atodene.InvoiceDelivery == config.InvoiceEnclosed {
 			service = atodene.ServiceEnclosed
 		}
-		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service}
+		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service, OrderIDPrefix: sh.Atodene.OrderIDPrefix}
 	}
 	return out, nil
+}
+
+// countedLetters writes dead letters and counts them by reason.
+type countedLetters struct {
+	w     *dlq.Writer
+	count *prometheus.CounterVec
+}
+
+func (c countedLetters) Write(ctx context.Context, l dlq.Letter) error {
+	c.count.WithLabelValues(l.Reason).Inc()
+	return c.w.Write(ctx, l)
+}
+
+// recordDeadLetter adds a dead letter to its order's history, when the message names an order:
+// the letter itself is the event's trace, so a failure here is logged, not retried.
+func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Logger, now time.Time, m *handlers.Message, reason string, cause error) {
+	if m.Shop == "" || m.Order == "" {
+		return
+	}
+	e := orderstate.Entry{At: now.UTC(), Type: m.Envelope.Type, Source: m.Envelope.Source, ID: m.Envelope.ID,
+		Did: "dead-lettered: " + reason + ": " + cause.Error(), Status: orderstate.Status("")}
+	if st, err := store.Get(ctx, m.Shop, m.Order); err == nil {
+		e.Status = st.Status
+	}
+	if err := store.AppendHistory(ctx, m.Shop, m.Order, e); err != nil {
+		log.Warn("recording a dead letter in its order's history failed", zap.String("shop", m.Shop), zap.String("order", m.Order), zap.Error(err))
+	}
 }
 
 // handlerTimeout bounds one handling of a message: room for a lease wait and a provider call

@@ -1,0 +1,178 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// Events that must wait for their order to get somewhere (a tracking number before the order is
+// registered, a cancel while its registration is under way) are parked in the order's state and
+// acknowledged at once, never handed back with a delay: a message handed back holds one of the
+// consumer's MaxAckPending slots while it waits, and enough of them stall every other order
+// (DESIGN.md §7, §8). The handler that moves the order on applies them, in arrival order, as part
+// of settling its state; one that waits longer than Orders.ParkLimit is dead-lettered with reason
+// no-transaction, its body byte for byte, by a timer of its order.
+
+// maxParkedBody bounds the message a parked event keeps in the order's state. The events that
+// park (tracking numbers, cancels) are a few hundred bytes.
+const maxParkedBody = 64 << 10
+
+// park keeps the event d in st until the order gets where it applies. An order keeps the latest
+// tracking number and the first cancel that wait: a later tracking number supersedes an earlier
+// one (it would correct it anyway), and a second cancel adds nothing.
+func (o *Orders) park(st orderstate.State, order string, d decision, waits string) change {
+	if len(d.ev.Body) > maxParkedBody {
+		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
+			order, waits, len(d.ev.Body), maxParkedBody)))
+	}
+	kind := parkKind(d.ev.Type)
+	kept := st.Parked[:0:0]
+	for _, p := range st.Parked {
+		switch {
+		case parkKind(p.Type) != kind:
+			kept = append(kept, p)
+		case kind == events.TypeTrackingEntered:
+			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
+				Did: "superseded while waiting: a later tracking number (event " + d.ev.ID + ") replaces it", Status: st.Status})
+		default:
+			return keep("no change: a cancel of the order is waiting already (event " + p.ID + ")")
+		}
+	}
+	st.Parked = append(kept, orderstate.Parked{
+		Type: d.ev.Type, Key: d.ev.Key(), ID: d.ev.ID, Source: d.ev.Source,
+		Subject: d.ev.Subject, Stream: d.ev.Stream, Seq: d.ev.Seq, Attempt: d.ev.Attempt, ReplayCount: d.ev.ReplayCount,
+		Body: d.ev.Body, Since: o.Now().UTC(), Waits: waits,
+	})
+	return write(st, "parked: waiting for "+waits)
+}
+
+// parkKind groups the event types that park: tracking numbers, and what cancels.
+func parkKind(eventType string) string {
+	if eventType == events.TypeTrackingEntered {
+		return eventType
+	}
+	return events.TypeOrderCancelled // order.cancelled, and order.updated to 0
+}
+
+// parkDeadline is when the oldest parked event of st has waited too long; zero if none waits.
+func (o *Orders) parkDeadline(st orderstate.State) time.Time {
+	var oldest time.Time
+	for _, p := range st.Parked {
+		if oldest.IsZero() || p.Since.Before(oldest) {
+			oldest = p.Since
+		}
+	}
+	if oldest.IsZero() {
+		return oldest
+	}
+	return oldest.Add(o.parkLimit())
+}
+
+// applyParked applies the parked events of st that can apply now, in the order they came, each
+// with its own history entry, and reports whether any did. An event whose decision is permanent
+// failure is dead-lettered; a transient failure leaves everything for the next try.
+func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
+	parked := st.Parked
+	var still []orderstate.Parked
+	applied := false
+	for _, p := range parked {
+		d, err := o.parkedDecision(r.shop, p)
+		if err == nil && d.waits != nil && d.waits(st) != "" {
+			still = append(still, p)
+			continue
+		}
+		var c change
+		if err != nil {
+			c = fail(err)
+		} else {
+			c = o.decide(ctx, r, order, d, st)
+		}
+		if reason, permanent := DeadLetterReason(c.err); permanent {
+			if err := o.deadLetterParked(ctx, p, reason, c.err); err != nil {
+				return st, false, err
+			}
+			c.did = "dead-lettered: " + reason + ": " + c.err.Error()
+		} else if c.err != nil {
+			return st, false, c.err
+		}
+		entry := o.entry(Meta{Type: p.Type, Source: p.Source, ID: p.ID}, c, r, st)
+		entry.Did = "applied after waiting since " + p.Since.Format(time.RFC3339) + ": " + c.did
+		if c.next != nil {
+			st = *c.next
+		}
+		st.History = append(st.History, entry)
+		applied = true
+	}
+	st.Parked = still
+	return st, applied, nil
+}
+
+// parkedDecision decodes a parked event again and returns its decision.
+func (o *Orders) parkedDecision(shop *Shop, p orderstate.Parked) (decision, error) {
+	env, err := events.DecodeEnvelope(p.Subject, p.Body)
+	if err != nil {
+		return decision{}, Permanent(ReasonInvalid, err)
+	}
+	at, _ := time.Parse(time.RFC3339, env.Time)
+	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq,
+		Stream: p.Stream, Subject: p.Subject, Body: p.Body, ReplayCount: p.ReplayCount}
+	switch env.Type {
+	case events.TypeTrackingEntered:
+		data, err := events.DecodeTracking(env, shop.ID)
+		if err != nil {
+			return decision{}, Permanent(ReasonInvalid, err)
+		}
+		return o.tracking(Event[events.Tracking]{Meta: meta, Data: data}), nil
+	case events.TypeOrderCancelled:
+		data, err := events.DecodeCancel(env, shop.ID)
+		if err != nil {
+			return decision{}, Permanent(ReasonInvalid, err)
+		}
+		return o.cancelling(meta, data.OrderID, ""), nil
+	case events.TypeOrderUpdated:
+		data, err := events.DecodeOrder(env, shop.ID)
+		if err != nil {
+			return decision{}, Permanent(ReasonInvalid, err)
+		}
+		return o.updated(shop, Event[events.Order]{Meta: meta, Data: data})
+	}
+	return decision{}, Permanent(ReasonInvalid, fmt.Errorf("a parked %s cannot be applied", env.Type))
+}
+
+// expireParked is the decision of an order's parked-event deadline: every parked event that has
+// waited longer than the limit is dead-lettered with reason no-transaction.
+func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
+	return func(ctx context.Context, r *run, st orderstate.State) change {
+		limit := o.parkLimit()
+		var still []orderstate.Parked
+		for _, p := range st.Parked {
+			if o.Now().Before(p.Since.Add(limit)) {
+				still = append(still, p)
+				continue
+			}
+			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, p.Waits)
+			if err := o.deadLetterParked(ctx, p, ReasonNoTransaction, cause); err != nil {
+				return fail(err)
+			}
+			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
+				Did: "dead-lettered: " + ReasonNoTransaction + ": " + cause.Error(), Status: st.Status})
+		}
+		if len(still) == len(st.Parked) {
+			return keep("") // a timer left from an earlier deadline
+		}
+		st.Parked = still
+		return write(st, "")
+	}
+}
+
+// deadLetterParked writes the dead letter of a parked event: its message as received, from where
+// it was received.
+func (o *Orders) deadLetterParked(ctx context.Context, p orderstate.Parked, reason string, cause error) error {
+	return o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
+		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, FailedAt: o.Now()})
+}

@@ -1,0 +1,39 @@
+package normalize
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Zip returns the postal code (郵便番号) s in the form ATODENE takes: 123-4567, or 1234567 when it
+// was written without a separator.
+//
+// The steps: full-width digits and dashes become ASCII; spaces (ASCII and U+3000) are trimmed;
+// a leading 〒 (U+3012) and the spaces after it are dropped; every dash-like character (see the
+// list at isDash: ‐ – — ― − ー － ｰ and others) becomes '-'. Then three digits, one separator ('-'
+// or a single space) and four digits are written 123-4567. Seven digits alone stay as they are:
+// ATODENE accepts both forms (API.md §3.1), and adding the hyphen would change the hash of orders
+// already sent. Anything else is returned after those steps, for the validator to refuse.
+//
+//	１５０－０００１   → 150-0001
+//	〒 １５０ー０００１ → 150-0001
+//	150−0001         → 150-0001 (U+2212)
+//	150 0001         → 150-0001
+//	1500001          → 1500001
+//	150-00001        → 150-00001 (refused by the validator)
+//
+// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.1, zip and shipZip.
+func Zip(s string) string {
+	if !utf8.ValidString(s) {
+		return s
+	}
+	t := trimSpace(fold(s))
+	for strings.HasPrefix(t, "〒") {
+		t = strings.TrimLeft(t[len("〒"):], " ")
+	}
+	t = mapDashes(t)
+	if len(t) == 8 && t[3] == ' ' && allDigits(t[:3]) && allDigits(t[4:]) {
+		return t[:3] + "-" + t[4:]
+	}
+	return t // 123-4567, 1234567, or a form the validator refuses
+}
