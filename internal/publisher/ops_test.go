@@ -212,6 +212,9 @@ func TestDeadLetterOperations(t *testing.T) {
 	if err != nil || !regexpLine(out, "credit", "ok") || strings.Contains(out, "加藤") {
 		t.Errorf("order show: %v\n%s", err, out)
 	}
+	if !regexpLine(out, "order.created", "registered", "transaction.do: OK", "credit.ok", "→ ok") {
+		t.Errorf("order show lacks the history of the registration:\n%s", out)
+	}
 	e.stop()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// order runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis. The
-// state holds no personal data, so all of it can be shown.
+// order runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis, and its
+// history: every event handled and what it did. Neither holds personal data, except the outcomes
+// waiting to be published and the bodies of parked events, which are counted, not shown.
 func (a *App) order(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "show" {
 		return usagef("want: order show [flags] SHOP ORDER")
@@ -35,28 +37,41 @@ func (a *App) order(ctx context.Context, args []string) error {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	shop, orderID := fs.Arg(0), fs.Arg(1)
-	st, err := orderstate.New(rdb, *prefix, 0).Get(ctx, shop, orderID)
+	store := orderstate.New(rdb, *prefix, 0)
+	st, err := store.Get(ctx, shop, orderID)
 	if err != nil {
 		return err
 	}
-	if st.Version == 0 {
+	history, err := store.History(ctx, shop, orderID)
+	if err != nil {
+		return err
+	}
+	if st.Version == 0 && len(history) == 0 {
 		return fmt.Errorf("order %s of shop %s: the worker has no state for it", orderID, shop)
 	}
+	// Outcomes not yet published may hold personal data (invoice print data), and so may the
+	// bodies of parked events: show neither.
+	pending := len(st.Outbox)
+	st.Outbox = nil
+	for i := range st.Parked {
+		st.Parked[i].Body = nil
+	}
 	if *asJSON {
-		// Outcomes not yet published may hold personal data (invoice print data): count them only.
-		pending := len(st.Outbox)
-		st.Outbox = nil
 		enc := json.NewEncoder(a.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			orderstate.State
-			OutcomesToPublish int `json:"outcomes_to_publish"`
-		}{st, pending})
+			OutcomesToPublish int                `json:"outcomes_to_publish"`
+			History           []orderstate.Entry `json:"history"`
+		}{st, pending, history})
 	}
-	return printState(a, shop, orderID, st)
+	if err := printState(a, shop, orderID, st, pending); err != nil {
+		return err
+	}
+	return printHistory(a, history)
 }
 
-func printState(a *App, shop, orderID string, st orderstate.State) error {
+func printState(a *App, shop, orderID string, st orderstate.State, pending int) error {
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("shop", shop)
@@ -85,8 +100,52 @@ func printState(a *App, shop, orderID string, st orderstate.State) error {
 	if st.Status == orderstate.StatusPending {
 		row("under review since", st.PollSince.Format(time.RFC3339))
 	}
-	row("outcomes to publish", len(st.Outbox))
+	for _, p := range st.Parked {
+		row("waiting", fmt.Sprintf("%s %s (source %s) since %s, for %s", p.Type, p.ID, p.Source, p.Since.Format(time.RFC3339), p.Waits))
+	}
+	if st.Status == orderstate.StatusCancelled && !st.CancelledAt.IsZero() {
+		row("cancelled at", st.CancelledAt.Format(time.RFC3339))
+	}
+	row("outcomes to publish", pending)
 	row("version", st.Version)
 	row("updated", st.UpdatedAt.Format(time.RFC3339))
 	return tw.Flush()
+}
+
+// printHistory prints the order's history, oldest first, one event a line: when, what, from
+// whom, what it did, ATODENE's answers and the outcomes.
+func printHistory(a *App, history []orderstate.Entry) error {
+	if len(history) == 0 {
+		return nil
+	}
+	fmt.Fprintf(a.Stdout, "\nhistory (oldest first, at most %d):\n", orderstate.HistoryLimit)
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	for _, e := range history {
+		event := e.Type
+		if e.ID != "" {
+			event += " " + e.ID
+		}
+		if e.Source != "" {
+			event += " from " + e.Source
+		}
+		if e.Operator != "" {
+			event += " by " + e.Operator
+		}
+		detail := e.Did
+		if len(e.Calls) > 0 {
+			detail += "; ATODENE: " + strings.Join(e.Calls, ", ")
+		}
+		if len(e.Outcomes) > 0 {
+			detail += "; published " + strings.Join(e.Outcomes, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t→ %s\n", e.At.Format(time.RFC3339), event, detail, statusName(e.Status))
+	}
+	return tw.Flush()
+}
+
+func statusName(s orderstate.Status) string {
+	if s == orderstate.StatusNone {
+		return "none"
+	}
+	return string(s)
 }

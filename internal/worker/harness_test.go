@@ -46,6 +46,8 @@ type harnessOpts struct {
 	redis    *redis.Client          // default: the shared Redis
 	logger   *zap.Logger            // default: the test's log
 	invoice  config.InvoiceDelivery // the shops' invoice delivery; default separate
+	// shopsEdit, if set, changes the shops before they are validated.
+	shopsEdit func([]config.Shop)
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOpts{}) }
@@ -87,6 +89,9 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 			BaseURL: h.sbURL + "/api/", ShopCode: accounts[i].ShopCode, LinkID: sandbox.DemoShop.LinkID,
 			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: o.invoice,
 		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}})
+	}
+	if o.shopsEdit != nil {
+		o.shopsEdit(list)
 	}
 	shops, err := config.NewShops(list)
 	if err != nil {
