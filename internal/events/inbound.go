@@ -139,6 +139,17 @@ func DecodeOrder(env Envelope, shop string) (Order, error) {
 	return o, o.Validate(shop)
 }
 
+// DecodeCreated decodes order.created data as DecodeOrder does, and refuses an order with nothing
+// to bill: billed_amount 0 is invalid for a new order (DESIGN.md §5), while an order.updated that
+// brings an order to 0 cancels its transaction.
+func DecodeCreated(env Envelope, shop string) (Order, error) {
+	o, err := DecodeOrder(env, shop)
+	if err == nil && *o.BilledAmount == 0 {
+		err = &InvalidError{Problems: []Problem{{Field: "billed_amount", Reason: "is 0: a new order with nothing to bill is not registered"}}}
+	}
+	return o, err
+}
+
 // Limits of the texts that are cut rather than refused (API.md §3.1, §9): item names are display
 // text on the invoice; browser data is screening input that EC-CUBE cuts to 1000 characters.
 const (

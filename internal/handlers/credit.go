@@ -22,9 +22,9 @@ type request struct {
 	normalized []events.Normalized
 }
 
-// OrderCreated handles order.created: fee table, registration, outcome (DESIGN.md §7). A repeat
-// for an order that is OK or pending calls nothing and publishes nothing. An order with nothing
-// to bill (billed_amount 0) is invalid.
+// OrderCreated handles order.created (decoded by events.DecodeCreated): fee table, registration,
+// outcome (DESIGN.md §7). A repeat for an order that is OK or pending calls nothing and publishes
+// nothing.
 func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
@@ -37,10 +37,8 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 	return o.withOrder(ctx, shop, ev.Data.OrderID, d)
 }
 
+// created is the decision of order.created data decoded by events.DecodeCreated.
 func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
-	if *ev.Data.BilledAmount == 0 {
-		return decision{}, Permanent(ReasonInvalid, errors.New("billed_amount: is 0: a new order with nothing to bill is not registered"))
-	}
 	req, err := prepare(shop, ev.Data)
 	if err != nil {
 		return decision{}, err

@@ -17,9 +17,13 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 	if err != nil {
 		return err
 	}
+	return o.withOrder(ctx, shop, ev.Data.OrderID, o.invoice(ev))
+}
+
+func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 	order := ev.Data.OrderID
 	key := ev.Key()
-	return o.withOrder(ctx, shop, order, decision{ev: ev.Meta, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.InvoiceEvent == key {
 			return keep("no change: answered already") // a retry after the answer was written
 		}
@@ -50,5 +54,5 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 		data.Invoice = &inv
 		o.emit(&st, r.shop.ID, order, events.TypeInvoiceOK, ev.ID, data)
 		return write(st, "invoice print data fetched")
-	}})
+	}}
 }

@@ -77,14 +77,25 @@ func (o *Orders) parkLimit() time.Duration {
 	return DefaultParkLimit
 }
 
-// lease takes the order's lease, waiting while another handler holds it. Waiting here, rather
-// than handing the message back, keeps a burst of events for one order from using up their
-// deliveries; the wait is bounded by the lease's lifetime (a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order, eventKey string, first *orderstate.State) (*orderstate.Lease, error) {
+// lease takes the order's lease for d. An event that finds it held is queued in the order's inbox
+// (orderstate.ErrQueued) for the holder to apply, so that a burst of events for one order holds
+// one handler, not one per event. Timers, which have no message to queue, and events the inbox
+// has no room for, wait for the lease instead (20 ms doubling to 1 s, at most the lease's lifetime:
+// a crashed holder's lease expires).
+func (o *Orders) lease(ctx context.Context, shop, order string, d decision) (*orderstate.Lease, error) {
+	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first}
+	if d.ev.ID != "" {
+		take.EventKey = d.ev.Key()
+		if d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
+			q := o.parked(d.ev, "the order's lease")
+			take.Queue = &q
+		}
+	}
 	wait := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
-		lease, err := o.Store.AcquireLease(ctx, shop, order, orderstate.Take{EventKey: eventKey, TTL: o.LeaseTTL, First: first, Now: o.Now()})
+		take.Now = o.Now()
+		lease, err := o.Store.AcquireLease(ctx, shop, order, take)
 		if !errors.Is(err, orderstate.ErrLeaseHeld) {
 			return lease, err
 		}
@@ -129,73 +140,161 @@ func fail(err error) change                           { return change{err: err} 
 func writeThen(st orderstate.State, err error) change { return change{next: &st, err: err} }
 
 // withOrder applies d to the order holding the order's lease, after finishing what an earlier,
-// interrupted handler left undone. It writes the state d's decision returns, with the event's
-// history entry, and then settles it: applies parked events that can apply now, schedules the
-// poll, reports a queued shipment, publishes the outbox.
+// interrupted handler left undone and applying, oldest first, the events queued in the order's
+// inbox while another handler held the lease; after d, it applies those queued meanwhile. Each
+// event is a step: its decision is written with its history entry, then settled (parked events
+// that can apply now are applied, the poll scheduled, a queued shipment reported, the outbox
+// published), then committed.
 //
-// The event (d.ev) is recorded as processed before the lease is released, once the decision
-// succeeded and its effects are durable, and an event already recorded changes nothing: a copy
-// of an event that got past the idempotency check while another delivery of it was still running
-// waits here for the lease, and must not apply it a second time after a later event of the order
-// (a tracking number entered again after its correction).
+// Every event is recorded as processed in its commit, once its decision succeeded and its effects
+// are durable, and an event already recorded changes nothing: a copy of an event that got past the
+// idempotency check while another delivery of it was still running must not apply it a second
+// time after a later event of the order (a tracking number entered again after its correction).
 //
 // Taking the lease reads the state and the event record, and the last write records the event
 // and releases the lease: a new order registered with ATODENE costs three Redis round trips
 // (lease with the intent, answer with its outbox and history entry, commit).
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d decision) error {
-	key := ""
-	if d.ev.ID != "" {
-		key = d.ev.Key()
+	lease, err := o.lease(ctx, shop.ID, order, d)
+	if errors.Is(err, orderstate.ErrQueued) {
+		// The holder applies it; if the holder dies first, this timer's handler does.
+		return o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(o.LeaseTTL))
 	}
-	lease, err := o.lease(ctx, shop.ID, order, key, d.first)
 	if err != nil {
 		return err
 	}
-	committed := false
+	held := true
 	defer func() {
-		if !committed {
+		if held {
 			_ = lease.Release(context.WithoutCancel(ctx))
 		}
 	}()
 
 	r := newRun(shop)
 	r.fresh = lease.Created
-	st, err := o.settleAndPut(ctx, r, order, lease.State)
-	if err != nil {
-		return err
+	st, own, ownDone := lease.State, error(nil), false
+	var next *orderstate.Parked
+	if lease.Drain {
+		if next, err = lease.Next(ctx); err != nil {
+			return err
+		}
 	}
-	var c change
-	if lease.EventDone {
-		c = keep("duplicate: processed already")
-	} else {
+	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
+	for {
+		var entry *orderstate.Parked
+		switch {
+		case next == nil && ownDone:
+			held = false // the last commit released the lease
+			return own
+		case next == nil:
+			st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil)
+			ownDone = true
+		case o.Now().After(budget):
+			// Another handler goes on with the rest at once.
+			err = o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now())
+			if err == nil && !ownDone {
+				err = fmt.Errorf("order %s: its inbox holds more than one handler applies; this event is retried", order)
+			}
+			return errors.Join(own, err)
+		default:
+			entry = next
+			st, next, err = o.applyInbox(ctx, r, order, lease, st, entry)
+		}
+		r.fresh = false
+		if err == nil {
+			continue
+		}
+		held = !errors.Is(err, orderstate.ErrConflict) // a conflict released it
+		if entry == nil || !ownDone || own != nil {
+			return err // this event is retried, and the inbox with it
+		}
+		// This event is done; the inbox entry that failed is retried by a timer's handler.
+		if o.Logger != nil {
+			o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
+		}
+		return o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(time.Second))
+	}
+}
+
+// step applies one event under the lease: it settles st, decides, writes the decision with the
+// event's history entry, settles again and commits. applied is the inbox entry the event came
+// from, nil for the message being handled; done says the event was processed already. It returns
+// the state after the event, the inbox's next entry when the lease is kept for it, and the
+// event's own error: a permanent failure for the consume loop to dead-letter, or a transient one
+// to retry (then the lease is released). An inbox entry's permanent failure is dead-lettered
+// here; its transient failure is err, and the entry stays first in the inbox. err is a failure of
+// the step itself.
+func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, done bool, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
+	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
+		return st, nil, nil, err
+	}
+	c := keep("duplicate: processed already")
+	if !done {
 		c = o.decide(ctx, r, order, d, st)
 	}
+	reason, permanent := DeadLetterReason(c.err)
 	var entries []orderstate.Entry
-	if c.did != "" && c.err == nil {
+	switch {
+	case c.err == nil:
+		if c.did != "" {
+			entries = append(entries, o.entry(d.ev, c, r, st))
+		}
+	case applied == nil:
+		// A transient failure is retried; a permanent one is recorded with its dead letter.
+	case permanent:
+		if err := o.deadLetterParked(ctx, *applied, reason, c.err); err != nil {
+			return st, nil, nil, err
+		}
+		c.did = "dead-lettered: " + reason + ": " + c.err.Error()
 		entries = append(entries, o.entry(d.ev, c, r, st))
+	default:
+		return st, nil, nil, c.err
 	}
+	cur = st
 	var last *orderstate.State
 	if c.next != nil {
 		c.next.History = append(c.next.History, entries...)
 		entries = nil
-		next, err := o.Store.Put(ctx, shop.ID, order, *c.next, o.Now())
-		if err != nil {
-			return err
+		if cur, err = o.Store.Put(ctx, r.shop.ID, order, *c.next, o.Now()); err != nil {
+			return st, nil, nil, err
 		}
-		next, dirty, err := o.settle(ctx, r, order, next)
+		settled, dirty, err := o.settle(ctx, r, order, cur)
 		if err != nil {
-			return err
+			return cur, nil, nil, err
 		}
 		if dirty {
-			last = &next
+			last = &settled
 		}
 	}
-	_, err = lease.Commit(ctx, last, entries, c.err == nil && !lease.EventDone, o.Now())
-	committed = err == nil || errors.Is(err, orderstate.ErrConflict) // a conflict released it too
+	// An event that failed is not recorded as processed: its dead letter can be replayed.
+	commit := orderstate.Commit{State: last, Entries: entries, Applied: applied, Done: !done && c.err == nil,
+		Release: c.err != nil && !permanent}
+	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
-		return err
+		return cur, nil, nil, err
 	}
-	return c.err
+	if last != nil {
+		cur = written
+	}
+	if applied != nil {
+		return cur, next, nil, nil
+	}
+	return cur, next, c.err, nil
+}
+
+// applyInbox applies an event that was queued in the order's inbox while another handler held the
+// lease, as if it were being handled now.
+func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *orderstate.Lease, st orderstate.State, p *orderstate.Parked) (orderstate.State, *orderstate.Parked, error) {
+	done, err := o.Store.EventDone(ctx, p.Key)
+	if err != nil {
+		return st, p, err
+	}
+	d, derr := o.storedDecision(r.shop, *p)
+	if derr != nil {
+		d = decision{ev: Meta{Type: p.Type, Source: p.Source, ID: p.ID}, apply: func(context.Context, *run, orderstate.State) change { return fail(derr) }}
+	}
+	cur, next, _, err := o.step(ctx, r, order, lease, d, st, done, p)
+	return cur, next, err
 }
 
 // decide applies d to st: nothing for an event older than the order's last credit event, parking
@@ -216,13 +315,14 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 	return c
 }
 
-// entry is the history entry of an event that came to c.
+// entry is the history entry of an event that came to c from st: the calls made since the last
+// entry of the run, and the outcomes it added to st's outbox.
 func (o *Orders) entry(ev Meta, c change, r *run, st orderstate.State) orderstate.Entry {
 	e := orderstate.Entry{At: o.Now().UTC(), Type: ev.Type, Source: ev.Source, ID: ev.ID, Did: c.did,
 		Calls: r.calls, Status: st.Status}
 	if c.next != nil {
 		e.Status = c.next.Status
-		for _, out := range c.next.Outbox {
+		for _, out := range c.next.Outbox[min(len(st.Outbox), len(c.next.Outbox)):] {
 			e.Outcomes = append(e.Outcomes, out.Type())
 		}
 	}

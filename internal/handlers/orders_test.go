@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,66 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	}
 	if len(outs.ids) != 1 || prov.calls["invoice"] != 2 {
 		t.Errorf("published %v, %d invoice calls; want one outcome and two calls (the failed and the good one)", outs.ids, prov.calls["invoice"])
+	}
+}
+
+// recordedPolls records the timers scheduled.
+type recordedPolls struct {
+	mu    sync.Mutex
+	timer []handlers.PollRequest
+}
+
+func (p *recordedPolls) Schedule(_ context.Context, r handlers.PollRequest, _ time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timer = append(p.timer, r)
+	return nil
+}
+
+// TestInboxOfACrashedHolderIsApplied: an event queued behind a handler that then dies (its lease
+// expires with the event still in the order's inbox) is applied by the inbox timer scheduled when
+// it was queued, once.
+func TestInboxOfACrashedHolderIsApplied(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "shop-a", "o-1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 300 * time.Millisecond
+	if _, err := store.AcquireLease(ctx, "shop-a", "o-1", orderstate.Take{TTL: ttl, Now: time.Now()}); err != nil {
+		t.Fatal(err) // the holder that dies
+	}
+	prov, polls := &fakeProvider{}, &recordedPolls{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: polls, LeaseTTL: ttl, Now: time.Now}
+	body := envelope(events.TypeTrackingEntered, "t-1", `{"shop_id":"shop-a","order_id":"o-1","carrier":"yamato","tracking_number":"1234-5678-9012"}`)
+	ev := handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: "t-1", Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a",
+		Subject: "orders.tracking_entered.shop-a", Stream: "ORDERS", Seq: 7, Attempt: 1, Body: body},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: "o-1", Carrier: "yamato", TrackingNumber: "1234-5678-9012"}}
+	if err := o.TrackingEntered(ctx, ev); err != nil {
+		t.Fatalf("queued event: %v", err)
+	}
+	if prov.calls["shipment"] != 0 || len(polls.timer) != 1 || polls.timer[0].Kind != handlers.TimerInbox {
+		t.Fatalf("after queueing: %d shipment calls, timers %+v; want none and one inbox timer", prov.calls["shipment"], polls.timer)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the holder's lease expires
+	if err := o.PollDue(ctx, polls.timer[0]); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	if err := o.PollDue(ctx, polls.timer[0]); err != nil {
+		t.Fatalf("inbox timer again: %v", err)
+	}
+	if prov.calls["shipment"] != 1 {
+		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
+	}
+	if done, _ := store.EventDone(ctx, ev.Key()); !done {
+		t.Error("the queued event is not recorded as processed")
+	}
+	entries, _ := store.History(ctx, "shop-a", "o-1")
+	if len(entries) != 1 || entries[0].ID != "t-1" || !strings.HasPrefix(entries[0].Did, "shipment reported") {
+		t.Errorf("history %+v", entries)
 	}
 }

@@ -43,12 +43,15 @@ func (o *Orders) park(st orderstate.State, order string, d decision, waits strin
 			return keep("no change: a cancel of the order is waiting already (event " + p.ID + ")")
 		}
 	}
-	st.Parked = append(kept, orderstate.Parked{
-		Type: d.ev.Type, Key: d.ev.Key(), ID: d.ev.ID, Source: d.ev.Source,
-		Subject: d.ev.Subject, Stream: d.ev.Stream, Seq: d.ev.Seq, Attempt: d.ev.Attempt, ReplayCount: d.ev.ReplayCount,
-		Body: d.ev.Body, Since: o.Now().UTC(), Waits: waits,
-	})
+	st.Parked = append(kept, o.parked(d.ev, waits))
 	return write(st, "parked: waiting for "+waits)
+}
+
+// parked is the event ev kept as received, waiting for what waits says.
+func (o *Orders) parked(ev Meta, waits string) orderstate.Parked {
+	return orderstate.Parked{Type: ev.Type, Key: ev.Key(), ID: ev.ID, Source: ev.Source,
+		Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Attempt: ev.Attempt, ReplayCount: ev.ReplayCount,
+		Body: ev.Body, Since: o.Now().UTC(), Waits: waits}
 }
 
 // parkKind groups the event types that park: tracking numbers, and what cancels.
@@ -81,7 +84,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 	var still []orderstate.Parked
 	applied := false
 	for _, p := range parked {
-		d, err := o.parkedDecision(r.shop, p)
+		d, err := o.storedDecision(r.shop, p)
 		if err == nil && d.waits != nil && d.waits(st) != "" {
 			still = append(still, p)
 			continue
@@ -112,8 +115,9 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 	return st, applied, nil
 }
 
-// parkedDecision decodes a parked event again and returns its decision.
-func (o *Orders) parkedDecision(shop *Shop, p orderstate.Parked) (decision, error) {
+// storedDecision decodes an event kept as received (parked, or queued in the inbox) and returns
+// its decision, as its handler would have made it.
+func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, error) {
 	env, err := events.DecodeEnvelope(p.Subject, p.Body)
 	if err != nil {
 		return decision{}, Permanent(ReasonInvalid, err)
@@ -121,27 +125,40 @@ func (o *Orders) parkedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 	at, _ := time.Parse(time.RFC3339, env.Time)
 	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq,
 		Stream: p.Stream, Subject: p.Subject, Body: p.Body, ReplayCount: p.ReplayCount}
+	invalid := func(err error) (decision, error) { return decision{}, Permanent(ReasonInvalid, err) }
 	switch env.Type {
-	case events.TypeTrackingEntered:
-		data, err := events.DecodeTracking(env, shop.ID)
+	case events.TypeOrderCreated:
+		data, err := events.DecodeCreated(env, shop.ID)
 		if err != nil {
-			return decision{}, Permanent(ReasonInvalid, err)
+			return invalid(err)
 		}
-		return o.tracking(Event[events.Tracking]{Meta: meta, Data: data}), nil
-	case events.TypeOrderCancelled:
-		data, err := events.DecodeCancel(env, shop.ID)
-		if err != nil {
-			return decision{}, Permanent(ReasonInvalid, err)
-		}
-		return o.cancelling(meta, data.OrderID, ""), nil
+		return o.created(shop, Event[events.Order]{Meta: meta, Data: data})
 	case events.TypeOrderUpdated:
 		data, err := events.DecodeOrder(env, shop.ID)
 		if err != nil {
-			return decision{}, Permanent(ReasonInvalid, err)
+			return invalid(err)
 		}
 		return o.updated(shop, Event[events.Order]{Meta: meta, Data: data})
+	case events.TypeOrderCancelled:
+		data, err := events.DecodeCancel(env, shop.ID)
+		if err != nil {
+			return invalid(err)
+		}
+		return o.cancelling(meta, data.OrderID, ""), nil
+	case events.TypeTrackingEntered:
+		data, err := events.DecodeTracking(env, shop.ID)
+		if err != nil {
+			return invalid(err)
+		}
+		return o.tracking(Event[events.Tracking]{Meta: meta, Data: data}), nil
+	case events.TypeInvoiceRequested:
+		data, err := events.DecodeInvoiceRequest(env, shop.ID)
+		if err != nil {
+			return invalid(err)
+		}
+		return o.invoice(Event[events.InvoiceRequest]{Meta: meta, Data: data}), nil
 	}
-	return decision{}, Permanent(ReasonInvalid, fmt.Errorf("a parked %s cannot be applied", env.Type))
+	return invalid(fmt.Errorf("a stored %s cannot be applied", env.Type))
 }
 
 // expireParked is the decision of an order's parked-event deadline: every parked event that has
@@ -170,9 +187,15 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 	}
 }
 
-// deadLetterParked writes the dead letter of a parked event: its message as received, from where
-// it was received.
+// deadLetterParked writes the dead letter of an event kept as received (parked, or queued in the
+// inbox): its message, from where it was received. The event was recorded as processed when it
+// was parked, so that copies of it were dropped; the record is removed once its letter is
+// stored, so that replaying the letter applies it.
 func (o *Orders) deadLetterParked(ctx context.Context, p orderstate.Parked, reason string, cause error) error {
-	return o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
+	err := o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
 		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, FailedAt: o.Now()})
+	if err != nil {
+		return err
+	}
+	return o.Store.ForgetEvent(ctx, p.Key)
 }

@@ -41,6 +41,7 @@ func (p PollPolicy) withDefaults() PollPolicy {
 const (
 	TimerPoll   = ""       // re-check an order under review
 	TimerParked = "parked" // dead-letter the parked events of an order that waited too long
+	TimerInbox  = "inbox"  // apply the order's inbox, when the handler that held its lease did not
 )
 
 // PollRequest is the body of a timer of an order: a scheduled re-check of an order under review,
@@ -87,8 +88,11 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	if err != nil {
 		return err
 	}
-	if p.Kind == TimerParked {
+	switch p.Kind {
+	case TimerParked:
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
+	case TimerInbox: // taking the lease applies the inbox
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
 	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {

@@ -1,19 +1,32 @@
 -- Takes an order's lease and reads what its holder needs first, in one round trip; for a new
 -- order it also writes the holder's first state (the intent of a registration), which would
--- otherwise take a round trip of its own.
+-- otherwise take a round trip of its own. An event that finds the lease held is queued in the
+-- order's inbox instead, for the holder to apply, so that a burst of events for one order holds
+-- no handler waiting.
 --
 -- KEYS[1] the lease, KEYS[2] the state, KEYS[3] the set of orders under review, KEYS[4] the record
--- of the event being handled.
+-- of the event being handled, KEYS[5] the order's inbox.
 -- ARGV[1] the lease token, ARGV[2] the lease's lifetime (ms), ARGV[3] '1' to check the event
 -- record; ARGV[4] the state to write if there is none and the event was not processed, or '';
--- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review.
+-- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review; ARGV[7] the
+-- event as an inbox entry, or '' to never queue it; ARGV[8] the most entries the inbox may hold.
 --
--- Returns nil if another holder has the lease, else {state or '', 1 if the event was processed,
--- 1 if the state returned was written just now}.
--- A lease already held with this token is this holder's: the client resent the script after a
--- lost reply.
+-- Returns nil if another holder has the lease and the event was not queued; else
+-- {state or '', 1 if the event was processed, 1 if the state returned was written just now, mode}
+-- where mode is 'queued' (another holder has the lease; the event is in the inbox), 'drain' (the
+-- lease is taken, and the inbox holds older events to apply first; the first state is not written)
+-- or '' (the lease is taken). A lease already held with this token is this holder's: the client
+-- resent the script after a lost reply.
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
+    redis.call('RPUSH', KEYS[5], ARGV[7])
+    return {'', 0, 0, 'queued'}
+  end
   return nil
+end
+local mode = ''
+if redis.call('LLEN', KEYS[5]) > 0 then
+  mode = 'drain'
 end
 local done = 0
 if ARGV[3] == '1' then
@@ -21,7 +34,7 @@ if ARGV[3] == '1' then
 end
 local st = redis.call('GET', KEYS[2])
 local created = 0
-if not st and done == 0 and ARGV[4] ~= '' then
+if not st and done == 0 and ARGV[4] ~= '' and mode == '' then
   st = ARGV[4]
   created = 1
   redis.call('SET', KEYS[2], st)
@@ -29,4 +42,4 @@ if not st and done == 0 and ARGV[4] ~= '' then
     redis.call('SADD', KEYS[3], ARGV[5])
   end
 end
-return {st or '', done, created}
+return {st or '', done, created, mode}

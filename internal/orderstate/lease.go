@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -18,17 +19,29 @@ var ErrLeaseHeld = errors.New("orderstate: order is being handled elsewhere (lea
 // Lease is the exclusive right to handle one order until it is released or expires. Its
 // lifetime must exceed the longest handler run, so that it never lapses under a live holder; a
 // crashed holder's lease expires by itself.
+//
+// An event that finds the lease held is queued in the order's inbox (Take.Queue) rather than
+// waiting: the holder applies the inbox before it lets the lease go (Commit returns its entries
+// one by one), so a burst of events for one order holds one handler, not one per event.
 type Lease struct {
 	store        *Store
 	shop, order  string
 	event, token string
+	ttl          time.Duration
 	// State is the order's state when the lease was taken.
 	State State
 	// EventDone reports that the event named when the lease was taken was already processed.
 	EventDone bool
 	// Created reports that taking the lease wrote State (Take.First): no earlier handler saw it.
 	Created bool
+	// Drain reports that the inbox held older events when the lease was taken: the holder applies
+	// them (Next) before its own event. The first state (Take.First) was not written.
+	Drain bool
 }
+
+// ErrQueued means another handler holds the order's lease and the event was queued in the
+// order's inbox: that handler applies it.
+var ErrQueued = errors.New("orderstate: queued in the order's inbox behind the handler holding its lease")
 
 //go:embed acquire.lua
 var acquireSource string
@@ -47,16 +60,32 @@ type Take struct {
 	// the event was not processed; Now is its time.
 	First *State
 	Now   time.Time
+	// Queue, if not nil, is the event as an inbox entry: queued when another handler holds the
+	// lease (ErrQueued), or behind the inbox's older events when it is not empty (Lease.Drain).
+	// Nil waits for nobody: ErrLeaseHeld.
+	Queue *Parked
 }
 
-// AcquireLease takes the order's lease, or returns ErrLeaseHeld. In the same round trip it reads
-// the order's state and the event record, and writes t.First for a new order.
+// MaxInbox is how many events an order's inbox holds; an event beyond it is not queued and its
+// handler waits for the lease.
+const MaxInbox = 1024
+
+// AcquireLease takes the order's lease, or returns ErrLeaseHeld, or ErrQueued when it queued
+// t.Queue in the order's inbox. In the same round trip it reads the order's state and the event
+// record, and writes t.First for a new order.
 func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*Lease, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:])}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey)}
-	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0"}
+	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order)}
+	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox}
+	if t.Queue != nil {
+		raw, err := json.Marshal(t.Queue)
+		if err != nil {
+			return nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", shop, order, err)
+		}
+		args[6] = raw
+	}
 	if t.EventKey != "" {
 		args[2] = "1"
 	}
@@ -80,25 +109,67 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 		err = fmt.Errorf("orderstate: taking lease of %s/%s: %w", shop, order, err)
 		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
+	mode, _ := res[3].(string)
+	if mode == "queued" {
+		return nil, ErrQueued
+	}
+	l.Drain = mode == "drain"
 	raw, _ := res[0].(string)
 	if l.State, err = decode(shop, order, []byte(raw)); err != nil {
 		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
 	l.EventDone = res[1] == int64(1)
-	l.Created = len(res) > 2 && res[2] == int64(1)
+	l.Created = res[2] == int64(1)
 	return l, nil
 }
 
-// Commit ends the holder's work in one atomic step: it writes st (if not nil) as Put does,
-// appends entries to the order's history, records the lease's event as processed if done, and
-// releases the lease. On ErrConflict nothing is written or recorded, and the lease is released
-// all the same.
-func (l *Lease) Commit(ctx context.Context, st *State, entries []Entry, done bool, now time.Time) (State, error) {
-	event := ""
-	if done {
-		event = l.event
+// Commit is the last write of one event under the lease.
+type Commit struct {
+	// State, if not nil, is written as Put writes it.
+	State *State
+	// Entries are appended to the order's history.
+	Entries []Entry
+	// Done records the event as processed: the lease's own event, or the inbox entry Applied.
+	Done bool
+	// Applied is the inbox entry this commit ends (from Next), removed from the inbox with it.
+	Applied *Parked
+	// Release lets the lease go even if the inbox is not empty (the event failed and is retried).
+	Release bool
+}
+
+// Commit ends one event's work in one atomic step: it writes c.State, appends c.Entries, records
+// the event, removes the inbox entry applied, and releases the lease, unless the inbox holds more:
+// then the lease is kept and its next entry returned, for the holder to apply and commit in turn.
+// On ErrConflict nothing is written or recorded, and the lease is released all the same.
+func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Parked, error) {
+	w := writeArgs{entries: c.Entries, token: l.token, keep: l.ttl}
+	if c.Release {
+		w.keep = 0
 	}
-	return l.store.write(ctx, l.shop, l.order, st, entries, now, l.token, event)
+	if c.Done {
+		w.eventKey = l.event
+	}
+	if c.Applied != nil {
+		w.pop = c.Applied.raw
+		w.eventKey = ""
+		if c.Done {
+			w.eventKey = c.Applied.Key
+		}
+	}
+	return l.store.write(ctx, l.shop, l.order, c.State, w, now)
+}
+
+// Next returns the inbox's first entry, or nil when it is empty, for a holder that took the lease
+// in Drain mode.
+func (l *Lease) Next(ctx context.Context) (*Parked, error) {
+	raw, err := l.store.rdb.LIndex(ctx, l.store.inboxKey(l.shop, l.order), 0).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", l.shop, l.order, err)
+	}
+	return decodeParked(l.shop, l.order, raw)
 }
 
 // Release gives the lease up, if it is still held by this holder.

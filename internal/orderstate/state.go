@@ -116,6 +116,18 @@ type Parked struct {
 	Body        []byte    `json:"body"`  // byte for byte; it may hold personal data
 	Since       time.Time `json:"since"` // when it was parked
 	Waits       string    `json:"waits"` // what it waits for, in words
+	// raw is the entry as the order's inbox holds it, when it came from there.
+	raw string
+}
+
+// decodeParked reads an inbox entry.
+func decodeParked(shop, order, raw string) (*Parked, error) {
+	var p Parked
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return nil, fmt.Errorf("orderstate: decoding the inbox of %s/%s: %w", shop, order, err)
+	}
+	p.raw = raw
+	return &p, nil
 }
 
 // Error is a provider error kept with the state.
@@ -163,6 +175,7 @@ func (s *Store) eventKey(key string) string         { return s.prefix + "event:"
 func (s *Store) historyKey(shop, order string) string {
 	return s.prefix + "history:" + shop + ":" + order
 }
+func (s *Store) inboxKey(shop, order string) string { return s.prefix + "inbox:" + shop + ":" + order }
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
@@ -212,24 +225,36 @@ var writeScript = redis.NewScript(writeSource)
 // (Version incremented, UpdatedAt set, History empty). A concurrent change yields ErrConflict and
 // writes nothing.
 func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.Time) (State, error) {
-	return s.write(ctx, shop, order, &st, nil, now, "", "")
+	next, _, err := s.write(ctx, shop, order, &st, writeArgs{}, now)
+	return next, err
 }
 
-// write runs write.lua: st (if not nil) as the next version with its history entries, the
-// entries of extra, the record of the event with identity eventKey (if not ""), and the release
-// of the lease holding token (if not "").
-func (s *Store) write(ctx context.Context, shop, order string, st *State, extra []Entry, now time.Time, token, eventKey string) (State, error) {
-	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(eventKey), s.historyKey(shop, order)}
-	args := make([]any, 7, 8+len(extra))
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6] = "", "", shop+":"+order, "0", token, "", HistoryLimit
-	entries := extra
+// writeArgs are what a write does besides the state: the history entries to append, the event to
+// record as processed, the inbox entry it applied, and the lease to release (or keep, for the
+// inbox).
+type writeArgs struct {
+	entries  []Entry
+	eventKey string
+	pop      string
+	token    string
+	keep     time.Duration // the lease's lifetime if kept for the inbox; 0 releases it in any case
+}
+
+// write runs write.lua: st (if not nil) as the next version with its history entries, and w.
+// It returns the state written and, when the lease is kept for it, the inbox's next entry.
+func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
+	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
+		s.historyKey(shop, order), s.inboxKey(shop, order)}
+	args := make([]any, 9, 10+len(w.entries))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, ""
+	entries := w.entries
 	var next State
 	if st != nil {
-		entries = append(st.History, extra...)
+		entries = append(st.History, w.entries...)
 		st.History = nil
 		enc, err := encode(shop, order, *st, now)
 		if err != nil {
-			return State{}, err
+			return State{}, nil, err
 		}
 		next = enc.st
 		args[0], args[1] = st.Version, enc.raw
@@ -237,20 +262,28 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, extra 
 			args[3] = "1"
 		}
 	}
-	if eventKey != "" {
+	if w.eventKey != "" {
 		args[5] = s.eventTTL.Milliseconds()
+	}
+	if w.keep > 0 {
+		args[8] = w.keep.Milliseconds()
 	}
 	for _, e := range entries {
 		args = append(args, e.encode())
 	}
-	ok, err := s.batch.run(ctx, writeScript, keys, args...).Bool()
+	res, err := s.batch.run(ctx, writeScript, keys, args...).Slice()
 	if err != nil {
-		return State{}, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
+		return State{}, nil, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
 	}
-	if !ok {
-		return State{}, ErrConflict
+	if res[0] != int64(1) {
+		return State{}, nil, ErrConflict
 	}
-	return next, nil
+	raw, _ := res[1].(string)
+	if raw == "" {
+		return next, nil, nil
+	}
+	p, err := decodeParked(shop, order, raw)
+	return next, p, err
 }
 
 // EventDone reports whether the event with this identity (events.EventKey) was processed to
@@ -261,6 +294,15 @@ func (s *Store) EventDone(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("orderstate: reading event record %s: %w", key, err)
 	}
 	return n == 1, nil
+}
+
+// ForgetEvent removes the record of an event processed (a parked event whose dead letter was
+// written), so that the event is applied if it comes again.
+func (s *Store) ForgetEvent(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, s.eventKey(key)).Err(); err != nil {
+		return fmt.Errorf("orderstate: removing event record %s: %w", key, err)
+	}
+	return nil
 }
 
 // PendingCount returns how many orders are under review, across all workers.

@@ -119,7 +119,7 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 		t.Fatalf("lease after expiry: %v", err)
 	}
 	_ = old.Release(ctx)
-	if _, err := old.Commit(ctx, nil, nil, true, time.Now()); err != nil {
+	if _, _, err := old.Commit(ctx, Commit{Done: true}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); !errors.Is(err, ErrLeaseHeld) {
@@ -142,7 +142,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Status = StatusPending
-	written, err := l.Commit(ctx, &st, nil, true, now)
+	written, _, err := l.Commit(ctx, Commit{State: &st, Done: true}, now)
 	if err != nil || written.Version != 2 {
 		t.Fatalf("commit: %+v, %v", written, err)
 	}
@@ -167,7 +167,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := st // version 1: stale
-	if _, err := stale.Commit(ctx, &old, nil, true, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
+	if _, _, err := stale.Commit(ctx, Commit{State: &old, Done: true}, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale commit: %v, want ErrConflict", err)
 	}
 	if done, _ := s.EventDone(ctx, "ev2"); done {
@@ -200,7 +200,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 
 	// A commit without a state (nothing changed) still records the event.
 	none, _ := s.AcquireLease(ctx, "shop", "o2", Take{EventKey: "ev3", TTL: time.Minute})
-	if _, err := none.Commit(ctx, nil, nil, true, now); err != nil {
+	if _, _, err := none.Commit(ctx, Commit{Done: true}, now); err != nil {
 		t.Fatal(err)
 	}
 	if done, _ := s.EventDone(ctx, "ev3"); !done {
@@ -254,7 +254,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 				}
 				st := l.State
 				st.Status, st.TransactionID = StatusOK, order
-				if _, err := l.Commit(ctx, &st, nil, true, time.Now()); err != nil {
+				if _, _, err := l.Commit(ctx, Commit{State: &st, Done: true}, time.Now()); err != nil {
 					t.Errorf("%s: commit: %v", order, err)
 				}
 				if got, err := s.Get(ctx, "shop", order); err != nil || got.TransactionID != order || got.Version != 2 {
@@ -291,8 +291,8 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 func TestAcquireResentWithItsTokenSucceeds(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	keys := []string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey("")}
-	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0"}
+	keys := []string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey(""), s.inboxKey("shop", "o1")}
+	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0", "", MaxInbox}
 	for i := range 2 {
 		if err := s.batch.run(ctx, acquireScript, keys, args...).Err(); err != nil {
 			t.Fatalf("acquire %d with the same token: %v", i+1, err)
@@ -301,5 +301,67 @@ func TestAcquireResentWithItsTokenSucceeds(t *testing.T) {
 	args[0] = "token-2"
 	if err := s.batch.run(ctx, acquireScript, keys, args...).Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("acquire with another token: %v, want the lease held (nil reply)", err)
+	}
+}
+
+// An event that finds the lease held is queued in the order's inbox; the holder's commit keeps
+// the lease and hands it the queued events one by one, oldest first, and lets it go once the
+// inbox is empty. A handler that takes the lease while the inbox holds events is told to apply
+// them first, and its first state is not written.
+func TestInboxQueuesBehindTheHolder(t *testing.T) {
+	t.Parallel()
+	s, ctx, now := newStore(t), context.Background(), time.Now()
+	entry := func(id string) *Parked {
+		return &Parked{Type: "order.tracking_entered", Key: "k-" + id, ID: id, Body: []byte(`{"id":"` + id + `"}`)}
+	}
+	holder, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "k-0", TTL: time.Minute, Queue: entry("0"), Now: now})
+	if err != nil || holder.Drain {
+		t.Fatalf("first take: %+v, %v", holder, err)
+	}
+	for _, id := range []string{"1", "2"} {
+		if _, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "k-" + id, TTL: time.Minute, Queue: entry(id), Now: now}); !errors.Is(err, ErrQueued) {
+			t.Fatalf("take of %s while held: %v, want ErrQueued", id, err)
+		}
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "k-t", TTL: time.Minute, Now: now}); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("take without a queue entry while held: %v, want ErrLeaseHeld", err)
+	}
+	_, next, err := holder.Commit(ctx, Commit{Done: true}, now)
+	if err != nil || next == nil || next.ID != "1" {
+		t.Fatalf("commit of the holder's event: next %+v, %v; want event 1", next, err)
+	}
+	_, next, err = holder.Commit(ctx, Commit{Done: true, Applied: next}, now)
+	if err != nil || next == nil || next.ID != "2" {
+		t.Fatalf("commit of event 1: next %+v, %v; want event 2", next, err)
+	}
+	// A commit that must release (its event failed) lets the lease go with event 2 still queued.
+	if _, next, err = holder.Commit(ctx, Commit{Release: true}, now); err != nil || next != nil {
+		t.Fatalf("releasing commit: next %+v, %v", next, err)
+	}
+	for _, id := range []string{"1"} {
+		if done, _ := s.EventDone(ctx, "k-"+id); !done {
+			t.Errorf("event %s applied from the inbox is not recorded", id)
+		}
+	}
+	first := State{Status: StatusRegistering}
+	l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "k-3", TTL: time.Minute, Queue: entry("3"), First: &first, Now: now})
+	if err != nil || !l.Drain {
+		t.Fatalf("take with a queued event: %+v, %v; want Drain", l, err)
+	}
+	if st, _ := s.Get(ctx, "shop", "o1"); st.Version != 0 {
+		t.Errorf("the first state was written in Drain mode: %+v", st)
+	}
+	p, err := l.Next(ctx)
+	if err != nil || p == nil || p.ID != "2" {
+		t.Fatalf("Next: %+v, %v; want event 2", p, err)
+	}
+	if _, next, err = l.Commit(ctx, Commit{Done: true, Applied: p}, now); err != nil || next != nil {
+		t.Fatalf("commit of the last queued event: next %+v, %v", next, err)
+	}
+	if _, next, err = l.Commit(ctx, Commit{Done: true}, now); err != nil || next != nil {
+		t.Fatalf("commit of the taker's own event: next %+v, %v", next, err)
+	}
+	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute, Now: now}); err != nil {
+		t.Fatalf("the lease was not released when the inbox emptied: %v", err)
 	}
 }

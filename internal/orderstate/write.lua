@@ -1,18 +1,22 @@
 -- Writes an order's state as a compare-and-set on its version and, in the same atomic step,
 -- keeps the set of orders under review in step, appends to the order's history, records an event
--- as processed and releases the order's lease. One script, so that the last write of a handler is
+-- as processed, removes the inbox entry it applied and releases the order's lease, unless the
+-- inbox holds more for the holder to apply. One script, so that the last write of a handler is
 -- one round trip.
 --
 -- KEYS[1] the state, KEYS[2] the set of orders under review, KEYS[3] the lease, KEYS[4] the
--- event record, KEYS[5] the order's history.
+-- event record, KEYS[5] the order's history, KEYS[6] the order's inbox.
 -- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
 -- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
--- (ms), or '' to record none; ARGV[7] how many history entries to keep; ARGV[8...] the history
+-- (ms), or '' to record none; ARGV[7] how many history entries to keep; ARGV[8] the inbox entry
+-- applied, removed if it is first in the inbox, or ''; ARGV[9] the lease's lifetime (ms) to keep
+-- it while the inbox is not empty, or '' to release it in any case; ARGV[10...] the history
 -- entries to append (JSON).
 --
--- Returns 1, or 0 if the stored version differs: then neither state, history nor event is
--- written, and the lease is still released.
+-- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
+-- recorded, and the lease is still released); next is the inbox's first entry when the lease is
+-- kept for it, else false.
 local ok = 1
 local resent = false
 if ARGV[1] ~= '' then
@@ -40,16 +44,29 @@ if ARGV[1] ~= '' then
 elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
-if ok == 1 and not resent and #ARGV > 7 then
-  for i = 8, #ARGV do
+if ok == 1 and not resent and #ARGV > 9 then
+  for i = 10, #ARGV do
     redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
+  if ARGV[1] ~= '' then
+    redis.call('PERSIST', KEYS[5]) -- the order has a state now: its history lasts as long
+  end
 end
 if ok == 1 and ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
 end
+if ok == 1 and ARGV[8] ~= '' and redis.call('LINDEX', KEYS[6], 0) == ARGV[8] then
+  redis.call('LPOP', KEYS[6])
+end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then
+  if ok == 1 and ARGV[9] ~= '' then
+    local next = redis.call('LINDEX', KEYS[6], 0)
+    if next then
+      redis.call('PEXPIRE', KEYS[3], ARGV[9])
+      return {ok, next}
+    end
+  end
   redis.call('DEL', KEYS[3])
 end
-return ok
+return {ok, false}

@@ -47,7 +47,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"dlq":     {"list, show, replay or purge dead letters (dlq -h)", (*App).dlq},
-		"order":   {"show an order's state as the worker holds it (order show SHOP ORDER)", (*App).order},
+		"order":   {"show an order's state and history as the worker holds them (order show SHOP ORDER)", (*App).order},
 		"publish": {"publish one inbound event from a file, stdin or flags (publish -h)", (*App).publish},
 		"batch":   {"publish a JSON lines file of events, validated line by line (batch -h)", (*App).batch},
 		"sample":  {"write realistic sample orders as JSON lines (sample -h)", (*App).sample},

@@ -84,7 +84,7 @@ func (a *App) batch(ctx context.Context, args []string) error {
 		`Publishes one event per line: a whole CloudEvent (an object with specversion or data) or a data object
 of -type. Blank lines are skipped. Missing envelope attributes are filled in, and every line is validated
 as the worker validates it: a rejected line is reported as "line N: field: reason" and not published.
-The summary counts what the server stored, what it dropped as a duplicate (same id within its duplicate
+The summary counts what the server stored, what it dropped as a duplicate (same source and id within its duplicate
 window) and what was rejected; the exit status is 1 when any line was rejected or failed.
 `)
 	if err := parse(fs, args); err != nil {

@@ -23,7 +23,7 @@ func (a *App) order(ctx context.Context, args []string) error {
 	fs := a.flagSet("order show")
 	redisURL := fs.String("redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
 	prefix := fs.String("redis-prefix", a.env("REDIS_PREFIX", "atodene:"), "the worker's Redis key `prefix` [$ATODENE_PUBLISHER_REDIS_PREFIX]")
-	asJSON := fs.Bool("json", false, "print the state as JSON")
+	asJSON := fs.Bool("json", false, "print the state and the history as JSON")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -65,7 +65,9 @@ func (a *App) order(ctx context.Context, args []string) error {
 			History           []orderstate.Entry `json:"history"`
 		}{st, pending, history})
 	}
-	if err := printState(a, shop, orderID, st, pending); err != nil {
+	if st.Version == 0 {
+		fmt.Fprintf(a.Stdout, "order %s of shop %s: no credit state (only events that changed nothing, or were dead-lettered)\n", orderID, shop)
+	} else if err := printState(a, shop, orderID, st, pending); err != nil {
 		return err
 	}
 	return printHistory(a, history)

@@ -154,7 +154,9 @@ func check(obj map[string]json.RawMessage, body []byte) (event, []events.Problem
 func decodeData(typ string, env events.Envelope, shop string) error {
 	var err error
 	switch typ {
-	case events.TypeOrderCreated, events.TypeOrderUpdated:
+	case events.TypeOrderCreated:
+		_, err = events.DecodeCreated(env, shop)
+	case events.TypeOrderUpdated:
 		_, err = events.DecodeOrder(env, shop)
 	case events.TypeOrderCancelled:
 		_, err = events.DecodeCancel(env, shop)
@@ -245,7 +247,7 @@ func (a *App) publish(ctx context.Context, args []string) error {
 	typ := fs.String("type", "", "event `type`: "+strings.Join(events.InboundTypes, ", ")+"; required for a data object or flags")
 	file := fs.String("file", "", "read the event from `file` (- for stdin): a whole CloudEvent or just its data object")
 	source := fs.String("source", defaultSource, "CloudEvents `source` when the event has none")
-	id := fs.String("id", "", "event `ID` when the event has none (default random); the same ID again is dropped by the server as a duplicate")
+	id := fs.String("id", "", "event `ID` when the event has none (default random); the same source and ID again is dropped as a duplicate")
 	dry := fs.Bool("dry-run", false, "validate and print the event; publish nothing")
 	shop := fs.String("shop", "", "shop `ID` (data.shop_id), without -file")
 	order := fs.String("order", "", "order `ID` (data.order_id), without -file")
@@ -254,7 +256,8 @@ func (a *App) publish(ctx context.Context, args []string) error {
 	tracking := fs.String("tracking", "", "tracking `number` (5-20 of digits and -), for order.tracking_entered")
 	invoiceDate := fs.String("invoice-date", "", "`date` (YYYY-MM-DD) the enclosed invoice is issued, for order.tracking_entered")
 	a.setUsage(fs, "publish [-type T] -file F|- [flags]\n       publisher publish -type T -shop S -order O [data flags]",
-		`Publishes one inbound event to its subject (orders.<event>.<shop>), with Nats-Msg-Id = the event's id.
+		`Publishes one inbound event to its subject (orders.<event>.<shop>), with a Nats-Msg-Id unique per source and
+id: the id itself when it is a UUID, else "ce-" and a digest of the two (events.MsgID).
 The event comes from a file or stdin, as a whole CloudEvent (an object with specversion or data) or as
 its data object alone (then -type is required); or, for order.cancelled, order.tracking_entered and
 order.invoice_requested, from flags. Missing envelope attributes are filled in. The event is validated

@@ -216,7 +216,7 @@ func TestPublishDataWithoutTypeIsUsageError(t *testing.T) {
 func TestPublishInvalidEventListsFields(t *testing.T) {
 	t.Parallel()
 	url, s := ordersStream(t)
-	bad := strings.NewReplacer(`"zip": "150-0001"`, `"zip": "15O-0001"`, `"name_kana": "カトウ タロウ"`, `"name_kana": "かとう たろう"`,
+	bad := strings.NewReplacer(`"zip": "150-0001"`, `"zip": "15O-0001"`, `"name_kana": "カトウ タロウ"`, `"name_kana": "加藤 太郎"`,
 		`"billed_amount": 2950`, `"billed_amount": 3000`).Replace(orderData("A-1"))
 	tests := []struct {
 		name, stdin string

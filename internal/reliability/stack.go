@@ -313,7 +313,7 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 	args := []string{"-config", shops, "-nats-url", s.natsURLs(), "-redis-url", s.redisURL,
 		"-redis-prefix", s.prefix, "-http-addr", w.httpAddr, "-log-level", "info",
 		"-poll-first-delay", "1s", "-poll-max-interval", "2s", "-ack-wait", "5s", "-provider-timeout", "2s",
-		"-shutdown-grace", "10s", "-concurrency", "64"}
+		"-shutdown-grace", "10s", "-concurrency", "64", "-park-limit", "5s"}
 	args = append(args, s.wopts.extra...)
 	env := []string{"REL_PASSWORD_A=" + s.secrets[0], "REL_PASSWORD_B=" + s.secrets[1]}
 	p, err := s.r.procs.Start(fmt.Sprintf("worker-%d", w.index+1), s.r.bins.worker, w.log, env, args...)

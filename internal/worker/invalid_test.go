@@ -14,7 +14,7 @@ import (
 )
 
 // TestEveryInvalidKindIsDeadLettered publishes one message of every kind of invalid input of
-// DESIGN.md §5 between valid orders: each ends as a dead letter with reason invalid and the
+// DESIGN.md §5 (what cannot be normalised) between valid orders: each ends as a dead letter with reason invalid and the
 // field named, the body kept byte for byte, and the valid orders are all processed.
 func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 	t.Parallel()
@@ -39,8 +39,8 @@ func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 		{"buyer", del("buyer")},
 		{"buyer.name", buyer("name", "")},
 		{"buyer.name", buyer("name", strings.Repeat("名", 22))},
-		{"buyer.name_kana", buyer("name_kana", "かとう")},
-		{"buyer.name_kana", buyer("name_kana", "ｶﾄｳ")},
+		{"buyer.name_kana", buyer("name_kana", "加藤")},
+		{"buyer.name_kana", buyer("name_kana", "Kato")},
 		{"buyer.zip", buyer("zip", "150-00")},
 		{"buyer.address", buyer("address", strings.Repeat("住", 56))},
 		{"buyer.phone", buyer("phone", "03-1234-ABCD")},
@@ -49,7 +49,7 @@ func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 		{"buyer.company", buyer("company", strings.Repeat("社", 31))},
 		{"ship_to.zip", set("ship_to", map[string]any{"name": "山田", "name_kana": "ヤマダ", "zip": "x", "address": "大阪", "phone": "0612345678"})},
 		{"items", set("items", []any{})},
-		{"items[0].name", item("name", strings.Repeat("茶", 151))},
+		{"items[0].name", item("name", "")},
 		{"items[0].quantity", item("quantity", 0)},
 		{"items[0].unit_price", item("unit_price", -5)},
 		{"discount", set("discount", -1)},

@@ -646,6 +646,14 @@ func TestTrackingBeforeOrder(t *testing.T) {
 		if txs := h.sandboxTransactions("TB-NEVER"); len(txs) != 0 {
 			t.Errorf("sandbox: %+v", txs)
 		}
+		// The order comes after all, and the operator replays the letter: the shipment is reported.
+		h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "TB-NEVER", "taro@example.jp"))
+		h.waitOutcomes("TB-NEVER", "credit.ok", 10*time.Second)
+		h.publishRaw(d[0].Headers().Get(dlq.HeaderOriginalSubject), "replay-1", d[0].Data())
+		outs := h.waitOutcomes("TB-NEVER", "credit.ok,shipment.ok", 10*time.Second)
+		if outs[1].Env.CausationID != "ev-t" {
+			t.Errorf("shipment.ok caused by %s, want the replayed ev-t", outs[1].Env.CausationID)
+		}
 	})
 }
 

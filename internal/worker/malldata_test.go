@@ -323,6 +323,7 @@ func TestEveryEventLeavesATrace(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-2", data) // re-sent for an OK order
 	h.publish("order.updated", "shop-a", "ev-3", data) // the same data
 	h.publish("order.tracking_entered", "shop-a", "ev-4", tracking("shop-a", "TR-1", "yamato", "1234-5678-9012"))
+	h.waitOutcomes("TR-1", "credit.ok,shipment.ok", 10*time.Second)
 	h.publish("order.tracking_entered", "shop-a", "ev-5", tracking("shop-a", "TR-1", "12", "１２３４－５６７８－９０１２")) // the same, full-width
 	bad := maps.Clone(data)
 	bad["billed_amount"] = 1 // does not add up
@@ -340,5 +341,56 @@ func TestEveryEventLeavesATrace(t *testing.T) {
 	}
 	if got := typesOf(h.outcomesOf("TR-1")); got != "credit.ok,shipment.ok" {
 		t.Errorf("outcomes %s", got)
+	}
+}
+
+// A burst of events for one order never holds the consumer: while a slow registration holds the
+// order's lease, 600 more events for it (more than the 512 handlers) are queued in its inbox and
+// acknowledged, so another order published after them is decided before the slow one; then the
+// holder applies the queued events, each once.
+func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{sandbox: sandbox.Config{ReviewDelay: time.Second, HoldDelay: time.Second, SlowDelay: 10 * time.Second},
+		settings: func(s *config.Settings) { s.ProviderTimeout, s.AckWait = 20*time.Second, 30*time.Second }})
+	const n = 600
+	data := orderData("shop-a", "BU-1", "slow@example.jp")
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	h.publish("order.created", "shop-a", "ev-0", data)
+	waitFor(t, 5*time.Second, "the slow registration to start", func() bool {
+		st, err := store.Get(context.Background(), "shop-a", "BU-1")
+		return err == nil && st.Status == orderstate.StatusRegistering
+	})
+	for i := 1; i <= n; i++ {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), data) // re-sent by an importer
+	}
+	h.publish("order.created", "shop-a", "ev-other", orderData("shop-a", "BU-OTHER", "taro@example.jp"))
+	h.waitOutcomes("BU-OTHER", "credit.ok", 30*time.Second)
+	if got := typesOf(of(h.results(), "BU-1")); got != "" {
+		t.Errorf("the other order was decided only after the slow one (%s): the burst held the consumer", got)
+	}
+	h.waitOutcomes("BU-1", "credit.ok", 30*time.Second)
+	waitFor(t, 60*time.Second, "every queued event applied", func() bool {
+		for i := 1; i <= n; i++ {
+			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
+				return false
+			}
+		}
+		return true
+	})
+	h.waitSettled()
+	if tx := h.tx("BU-1"); tx.Registrations != 1 || tx.Calls["transaction"] != 1 {
+		t.Errorf("sandbox: %+v (calls %s)", tx, calls(tx))
+	}
+	if got := typesOf(h.outcomesOf("BU-1")); got != "credit.ok" {
+		t.Errorf("outcomes of BU-1: %s", got)
+	}
+	entries := h.history("BU-1")
+	for _, e := range entries[1:] {
+		if e.Did != "no change: the credit is ok already" {
+			t.Errorf("history entry %+v", e)
+		}
+	}
+	if d := len(h.deadLetters()); d != 0 {
+		t.Errorf("%d dead letters", d)
 	}
 }

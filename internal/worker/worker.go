@@ -104,7 +104,7 @@ func Run(ctx context.Context, d Deps) error {
 		Logger:   log,
 	}
 	mux := handlers.NewMux()
-	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeOrder, orders.OrderCreated))
+	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeCreated, orders.OrderCreated))
 	mux.Handle(events.TypeOrderUpdated, handlers.Typed(events.DecodeOrder, orders.OrderUpdated))
 	mux.Handle(events.TypeOrderCancelled, handlers.Typed(events.DecodeCancel, orders.OrderCancelled))
 	mux.Handle(events.TypeTrackingEntered, handlers.Typed(events.DecodeTracking, orders.TrackingEntered))
@@ -222,16 +222,20 @@ func (c countedLetters) Write(ctx context.Context, l dlq.Letter) error {
 
 // recordDeadLetter adds a dead letter to its order's history, when the message names an order:
 // the letter itself is the event's trace, so a failure here is logged, not retried.
+//
+// A shop that is not configured gets no history; the history of an order the worker has no state
+// of (an invalid first event) lasts as long as event records do.
 func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Logger, now time.Time, m *handlers.Message, reason string, cause error) {
-	if m.Shop == "" || m.Order == "" {
+	if m.Shop == "" || m.Order == "" || reason == handlers.ReasonUnknownShop {
 		return
 	}
 	e := orderstate.Entry{At: now.UTC(), Type: m.Envelope.Type, Source: m.Envelope.Source, ID: m.Envelope.ID,
-		Did: "dead-lettered: " + reason + ": " + cause.Error(), Status: orderstate.Status("")}
-	if st, err := store.Get(ctx, m.Shop, m.Order); err == nil {
-		e.Status = st.Status
+		Did: "dead-lettered: " + reason + ": " + cause.Error()}
+	ttl := eventTTL
+	if st, err := store.Get(ctx, m.Shop, m.Order); err == nil && st.Version > 0 {
+		e.Status, ttl = st.Status, 0
 	}
-	if err := store.AppendHistory(ctx, m.Shop, m.Order, e); err != nil {
+	if err := store.AppendHistory(ctx, m.Shop, m.Order, e, ttl); err != nil {
 		log.Warn("recording a dead letter in its order's history failed", zap.String("shop", m.Shop), zap.String("order", m.Order), zap.Error(err))
 	}
 }
