@@ -373,6 +373,8 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		if err != nil {
 			return st, false, err
 		}
+		did := "reported the tracking number queued while the credit was not yet OK"
+		next.History = append(next.History, o.entry(Meta{Type: "queued shipment"}, change{next: &next, did: did}, r, st))
 		st, dirty = next, true
 	}
 	for _, out := range st.Outbox {
