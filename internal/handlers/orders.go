@@ -172,7 +172,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 
 	r := newRun(shop)
 	r.fresh = lease.Created
-	st, own, ownDone := lease.State, error(nil), false
+	st, own, ownDone, drained := lease.State, error(nil), false, false
 	var next *orderstate.Parked
 	if lease.Drain {
 		if next, err = lease.Next(ctx); err != nil {
@@ -187,7 +187,14 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			held = false // the last commit released the lease
 			return own
 		case next == nil:
-			st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil)
+			done := lease.EventDone
+			if drained && d.ev.ID != "" {
+				// A copy of this event may have been in the inbox, and applied just now.
+				if done, err = o.Store.EventDone(ctx, d.ev.Key()); err != nil {
+					return err
+				}
+			}
+			st, next, own, err = o.step(ctx, r, order, lease, d, st, done, nil)
 			ownDone = true
 		case o.Now().After(budget):
 			// Another handler goes on with the rest at once.
@@ -197,7 +204,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			}
 			return errors.Join(own, err)
 		default:
-			entry = next
+			entry, drained = next, true
 			st, next, err = o.applyInbox(ctx, r, order, lease, st, entry)
 		}
 		r.fresh = false

@@ -260,3 +260,45 @@ func TestInboxOfACrashedHolderIsApplied(t *testing.T) {
 		t.Errorf("history %+v", entries)
 	}
 }
+
+// TestCopyInTheInboxIsAppliedOnce: a delivery of an event is queued in the order's inbox, and a
+// second delivery of the same event takes the lease after the holder let it go: it applies the
+// inbox first, finds its own event done there, and changes nothing more.
+func TestCopyInTheInboxIsAppliedOnce(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "shop-a", "o-1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := store.AcquireLease(ctx, "shop-a", "o-1", orderstate.Take{TTL: time.Minute, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &fakeProvider{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: &recordedPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	body := envelope(events.TypeTrackingEntered, "t-1", `{"shop_id":"shop-a","order_id":"o-1","carrier":"yamato","tracking_number":"1234-5678-9012"}`)
+	ev := handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: "t-1", Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a",
+		Subject: "orders.tracking_entered.shop-a", Stream: "ORDERS", Seq: 7, Attempt: 1, Body: body},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: "o-1", Carrier: "yamato", TrackingNumber: "1234-5678-9012"}}
+	if err := o.TrackingEntered(ctx, ev); err != nil { // queued behind the holder
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil { // the holder ends without applying the inbox
+		t.Fatal(err)
+	}
+	ev.Attempt = 2
+	if err := o.TrackingEntered(ctx, ev); err != nil { // the redelivery applies the inbox, then itself
+		t.Fatal(err)
+	}
+	if prov.calls["shipment"] != 1 {
+		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
+	}
+	entries, _ := store.History(ctx, "shop-a", "o-1")
+	if len(entries) != 2 || !strings.HasPrefix(entries[0].Did, "shipment reported") || entries[1].Did != "duplicate: processed already" {
+		t.Errorf("history %+v", entries)
+	}
+}
