@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,26 +170,28 @@ type workerOpts struct {
 }
 
 // writeShops writes the shops file: the sandbox's demo merchant, its password by reference to an
-// environment variable, and the common default fee table.
+// environment variable, and the common default fee table. With the ghost shop, the two share the
+// demo account, so each sends its order numbers behind a prefix of its own.
 func (s *stack) writeShops(ghost bool) (string, error) {
 	var b strings.Builder
 	b.WriteString("shops:\n")
-	shops := []string{benchShop}
+	shops := map[string]string{benchShop: ""}
 	if ghost {
-		shops = append(shops, ghostShop)
+		shops = map[string]string{benchShop: "B-", ghostShop: "G-"}
 	}
-	for _, id := range shops {
+	for _, id := range slices.Sorted(maps.Keys(shops)) {
 		fmt.Fprintf(&b, `  - id: %s
     atodene:
       base_url: %s/api/
       shop_code: %s
       link_id: %s
       link_password: ${%s}
+      order_id_prefix: "%s"
     fees:
       mode: add
       table:
         - {min: 1, max: 999999, fee: 205}
-`, id, s.sbURL, sandbox.DemoShop.ShopCode, sandbox.DemoShop.LinkID, passwordEnv)
+`, id, s.sbURL, sandbox.DemoShop.ShopCode, sandbox.DemoShop.LinkID, passwordEnv, shops[id])
 	}
 	path := filepath.Join(s.dir, fmt.Sprintf("shops-%d.yaml", len(shops)))
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
