@@ -378,18 +378,24 @@ func (o Order) IsGift() bool {
 		return false
 	}
 	b, s := o.Buyer, o.ShipTo
-	return squeeze(b.Name, false) != squeeze(s.Name, false) || squeeze(b.Zip, true) != squeeze(s.Zip, true) ||
-		squeeze(b.Address, true) != squeeze(s.Address, true)
+	return textKey(b.Name, false) != textKey(s.Name, false) || zipKey(b.Zip) != zipKey(s.Zip) ||
+		textKey(b.Address, true) != textKey(s.Address, true)
 }
 
-// squeeze is s width-folded, without spaces and, for a postal code or an address (dashes true),
-// without hyphen-like marks: "東京都渋谷区神宮前１－１－１" and "東京都渋谷区 神宮前1-1-1" are one
-// address, "150-0001" and "1500001" one postal code. Names keep their marks: "サトー" is not "サト".
-func squeeze(s string, dashes bool) string {
+// textKey is s width-folded and without spaces and, for an address (dashes true), with every
+// hyphen-like mark written '-': "東京都渋谷区神宮前１－１－１" and "東京都渋谷区 神宮前1-1-1" are one
+// address, while "1-2-13" and "1-21-3" stay two. Names keep their marks: "サトー" is not "サト-".
+func textKey(s string, dashes bool) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || dashes && (unicode.Is(unicode.Dash, r) || r == 'ー') {
+		switch {
+		case unicode.IsSpace(r):
 			return -1
+		case dashes && (unicode.Is(unicode.Dash, r) || r == 'ー'):
+			return '-'
 		}
 		return r
 	}, width.Fold.String(s))
 }
+
+// zipKey is the digits of a postal code: "150-0001" and "1500001" are one code.
+func zipKey(zip string) string { return strings.ReplaceAll(normalize.Zip(zip), "-", "") }

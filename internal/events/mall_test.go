@@ -135,3 +135,31 @@ func flatten(t *testing.T, o events.Order) map[string]string {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// A parcel is a gift when it goes to someone else or somewhere else than the buyer: width and
+// spacing aside, but never by dropping what tells two addresses apart.
+func TestIsGift(t *testing.T) {
+	t.Parallel()
+	buyer := events.Person{Name: "加藤 太郎", Zip: "150-0001", Address: "東京都渋谷区神宮前1-2-13"}
+	tests := []struct {
+		name string
+		to   *events.Person
+		gift bool
+	}{
+		{"no ship_to", nil, false},
+		{"the buyer, written the same", &events.Person{Name: "加藤 太郎", Zip: "150-0001", Address: "東京都渋谷区神宮前1-2-13"}, false},
+		{"the buyer, in full width, without spaces and hyphens in the zip", &events.Person{Name: "加藤　太郎", Zip: "1500001", Address: "東京都渋谷区　神宮前１－２－１３"}, false},
+		{"the buyer, with another dash", &events.Person{Name: "加藤太郎", Zip: "１５０－０００１", Address: "東京都渋谷区神宮前1ー2ー13"}, false},
+		{"another block of the same street", &events.Person{Name: "加藤 太郎", Zip: "150-0001", Address: "東京都渋谷区神宮前1-21-3"}, true},
+		{"another person at the same address", &events.Person{Name: "加藤 花子", Zip: "150-0001", Address: "東京都渋谷区神宮前1-2-13"}, true},
+		{"another postal code", &events.Person{Name: "加藤 太郎", Zip: "150-0002", Address: "東京都渋谷区神宮前1-2-13"}, true},
+		{"the address written another way", &events.Person{Name: "加藤 太郎", Zip: "150-0001", Address: "東京都渋谷区神宮前1丁目2番13号"}, true},
+	}
+	for _, tt := range tests {
+		b := buyer
+		o := events.Order{Buyer: &b, ShipTo: tt.to}
+		if got := o.IsGift(); got != tt.gift {
+			t.Errorf("%s: IsGift() = %v, want %v", tt.name, got, tt.gift)
+		}
+	}
+}

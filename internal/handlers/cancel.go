@@ -25,7 +25,9 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 }
 
 // cancelling is the decision of an event that ends the order's credit: order.cancelled, or
-// order.updated with nothing left to bill (why says so).
+// order.updated with nothing left to bill (why says so), which is a cancel in every status (as w2
+// treats it, API.md §7): of an order not registered yet too, so that its order.created, handled
+// later, is older than the cancel and changes nothing.
 func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	did := "cancelled"
 	if why != "" {
@@ -40,13 +42,6 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 		case orderstate.StatusOK, orderstate.StatusPending:
 			if err := r.shop.Provider.Cancel(ctx, st.TransactionID); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
 				return fail(err)
-			}
-		default:
-			if why != "" { // an update to 0 of an order with no live transaction
-				if st.Status == orderstate.StatusNone {
-					return fail(Permanent(ReasonInvalid, fmt.Errorf("billed_amount: is 0 for order %s, which has no transaction: nothing to bill and nothing to cancel", order)))
-				}
-				return keep("no change: nothing to bill, and no live transaction to cancel")
 			}
 		}
 		at := ev.Time

@@ -211,7 +211,6 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		if err == nil {
 			continue
 		}
-		held = !errors.Is(err, orderstate.ErrConflict) // a conflict released it
 		if entry == nil || !ownDone || own != nil {
 			return err // this event is retried, and the inbox with it
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
@@ -300,5 +301,42 @@ func TestCopyInTheInboxIsAppliedOnce(t *testing.T) {
 	entries, _ := store.History(ctx, "shop-a", "o-1")
 	if len(entries) != 2 || !strings.HasPrefix(entries[0].Did, "shipment reported") || entries[1].Did != "duplicate: processed already" {
 		t.Errorf("history %+v", entries)
+	}
+}
+
+func testOrder(id string, billed int64) events.Order {
+	items := []events.Item{{Name: "緑茶", UnitPrice: billed, Quantity: 1}}
+	return events.Order{ShopID: "shop-a", OrderID: id, OrderedAt: "2026-11-26T10:14:03+09:00",
+		Buyer: &events.Person{Name: "加藤 太郎", NameKana: "カトウ タロウ", Zip: "150-0001", Address: "東京都渋谷区神宮前1-1-1",
+			Phone: "03-1234-5678", Email: "taro@example.jp"},
+		Items: items, BilledAmount: &billed}
+}
+
+// TestUpdateToZeroBeforeItsOrder: an order.updated that brings an order to 0 is a cancel, also
+// when it is handled before its order.created (the two ran in parallel): the order ends
+// cancelled, and the older order.created registers nothing.
+func TestUpdateToZeroBeforeItsOrder(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	prov := &fakeProvider{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: &recordedPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
+	upd := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "u-1", Source: "test", Type: events.TypeOrderUpdated, Shop: "shop-a", Seq: 2, Time: at.Add(time.Minute)},
+		Data: testOrder("Z-1", 0)}
+	if err := o.OrderUpdated(ctx, upd); err != nil {
+		t.Fatalf("update to 0: %v", err)
+	}
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c-1", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 1, Time: at},
+		Data: testOrder("Z-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err != nil {
+		t.Fatalf("created: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "Z-1")
+	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 0 {
+		t.Errorf("status %q after %d registrations, want cancelled and none", st.Status, prov.calls["register"])
 	}
 }

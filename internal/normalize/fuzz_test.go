@@ -78,7 +78,7 @@ func checkPhoneDigits(t *testing.T, s string) {
 		return
 	}
 	want := digits(before)
-	if strings.HasPrefix(before, "+") {
+	if strings.HasPrefix(before, "+") || strings.HasPrefix(before, "(+") {
 		want = "0" + strings.TrimPrefix(want[len("81"):], "0")
 	}
 	if digits(got) != want {

@@ -12,7 +12,8 @@ import (
 //
 // The steps: half-width katakana become full-width, with their voiced marks (ﾔﾏﾀﾞ → ヤマダ), and
 // full-width spaces become ASCII spaces; hiragana become katakana (ぁ–ゖ, ゝ and ゞ
-// become ァ–ヶ, ヽ and ヾ); a spacing voiced or semi-voiced mark (゛ U+309B, ゜ U+309C) written
+// become ァ–ヶ, ヽ and ヾ); a hyphen or dash right after a kana becomes the long vowel mark ー (in a
+// katakana name it can be nothing else); a spacing voiced or semi-voiced mark (゛ U+309B, ゜ U+309C) written
 // after a kana, or after a kana and the marks already on it, becomes the combining one (U+3099,
 // U+309A); the result is put in Unicode NFC, so that カ followed by a combining mark becomes ガ;
 // spaces are trimmed at both ends. Kanji, letters and digits are left for the validator to refuse
@@ -41,6 +42,8 @@ func Kana(s string) string {
 			afterKana = true
 		case (r == '゛' || r == '゜') && afterKana:
 			r += '\u3099' - '゛' // a combining mark: the kana is still the last starter
+		case isDash(r) && afterKana:
+			r = 'ー' // a hyphen or dash written for the long vowel (ｻﾄ-, サト－): the kana goes on
 		case norm.NFC.PropertiesString(t[i:]).CCC() == 0:
 			afterKana = isKana(r)
 		}

@@ -48,10 +48,15 @@ func Phone(s string) string {
 	if phoneForm(t) {
 		return t
 	}
-	intl := strings.HasPrefix(t, "+")
 	body := t
+	if rest, ok := strings.CutPrefix(t, "(+"); ok { // (+81)90-1234-5678: the country code in parentheses
+		if cc, national, ok := strings.Cut(rest, ")"); ok && cc == "81" {
+			body = "+81 " + national
+		}
+	}
+	intl := strings.HasPrefix(body, "+")
 	if intl {
-		body = t[1:]
+		body = body[1:]
 	}
 	var buf [8]string
 	groups, ok := digitGroups(buf[:0], body)

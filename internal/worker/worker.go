@@ -121,8 +121,11 @@ func Run(ctx context.Context, d Deps) error {
 			return handlers.Permanent(handlers.ReasonInvalid, err)
 		}
 		msg.Envelope.Type, msg.Shop, msg.Order = "poll", req.Shop, req.OrderID
-		if req.Kind == handlers.TimerParked {
+		switch req.Kind {
+		case handlers.TimerParked:
 			msg.Envelope.Type = "park-deadline"
+		case handlers.TimerInbox:
+			msg.Envelope.Type = "inbox"
 		}
 		req.Replayed = msg.Replayed
 		return orders.PollDue(ctx, req)
