@@ -23,6 +23,10 @@ const (
 	HeaderAttempts         = "Dlq-Attempts"
 	HeaderFailedAt         = "Dlq-Failed-At"
 	HeaderReplayCount      = "Dlq-Replay-Count"
+	// HeaderPublishedSequence is the sequence the event had in its stream when it was first
+	// published: the original sequence of a message, kept through its replays, so that a replayed
+	// event is as old as the event it replays when the worker orders an order's events.
+	HeaderPublishedSequence = "Dlq-Published-Sequence"
 )
 
 // SubjectPrefix is prepended to the original subject.
@@ -41,7 +45,10 @@ type Letter struct {
 	Err         error
 	Attempts    int
 	ReplayCount string // the Dlq-Replay-Count the message carried, if any
-	FailedAt    time.Time
+	// Published is the sequence the event had when it was first published (HeaderPublishedSequence);
+	// 0 for Sequence.
+	Published uint64
+	FailedAt  time.Time
 }
 
 // Writer publishes dead letters to JetStream.
@@ -79,6 +86,11 @@ func (w *Writer) Write(ctx context.Context, l Letter) error {
 	if l.ReplayCount != "" {
 		msg.Header.Set(HeaderReplayCount, l.ReplayCount)
 	}
+	published := l.Published
+	if published == 0 {
+		published = l.Sequence
+	}
+	msg.Header.Set(HeaderPublishedSequence, strconv.FormatUint(published, 10))
 	id := fmt.Sprintf("dlq:%s:%d", l.Stream, l.Sequence)
 	if l.ReplayCount != "" {
 		id += ":r" + l.ReplayCount
@@ -98,5 +110,19 @@ func FromMsg(msg jetstream.Msg, reason string, cause error, now time.Time) Lette
 	if h := msg.Headers(); h != nil {
 		l.ReplayCount = h.Get(HeaderReplayCount)
 	}
+	l.Published = Published(msg.Headers(), l.Sequence)
 	return l
+}
+
+// Published returns the sequence an event had when it was first published: for a replayed
+// message (one with Dlq-Replay-Count), the Dlq-Published-Sequence it carries; otherwise seq, the
+// message's own sequence.
+func Published(h nats.Header, seq uint64) uint64 {
+	if h == nil || h.Get(HeaderReplayCount) == "" {
+		return seq
+	}
+	if p, err := strconv.ParseUint(h.Get(HeaderPublishedSequence), 10, 64); err == nil && p > 0 {
+		return p
+	}
+	return seq
 }

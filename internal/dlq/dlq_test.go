@@ -64,14 +64,14 @@ func letters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 }
 
 var dlqHeaders = []string{dlq.HeaderOriginalSubject, dlq.HeaderOriginalStream, dlq.HeaderOriginalSequence,
-	dlq.HeaderReason, dlq.HeaderError, dlq.HeaderAttempts, dlq.HeaderFailedAt, dlq.HeaderReplayCount}
+	dlq.HeaderReason, dlq.HeaderError, dlq.HeaderAttempts, dlq.HeaderFailedAt, dlq.HeaderReplayCount, dlq.HeaderPublishedSequence}
 
 func TestHeaderNamesAreTheContract(t *testing.T) {
 	t.Parallel()
 	want := []string{"Dlq-Original-Subject", "Dlq-Original-Stream", "Dlq-Original-Sequence", "Dlq-Reason", "Dlq-Error",
-		"Dlq-Attempts", "Dlq-Failed-At", "Dlq-Replay-Count"}
+		"Dlq-Attempts", "Dlq-Failed-At", "Dlq-Replay-Count", "Dlq-Published-Sequence"}
 	if !slices.Equal(dlqHeaders, want) {
-		t.Errorf("header names %v, want %v (DESIGN.md §10)", dlqHeaders, want)
+		t.Errorf("header names %v, want %v (DESIGN.md §10, and Dlq-Published-Sequence of docs/operations-worker.md)", dlqHeaders, want)
 	}
 	if dlq.SubjectPrefix != "dlq." {
 		t.Errorf("SubjectPrefix %q", dlq.SubjectPrefix)
@@ -96,23 +96,23 @@ func TestWriterWritesTheLetter(t *testing.T) {
 			Attempts: 1, FailedAt: failedAt}, map[string]string{
 			"Dlq-Original-Subject": "orders.created.shop-a", "Dlq-Original-Stream": "ORDERS", "Dlq-Original-Sequence": "42",
 			"Dlq-Reason": "invalid", "Dlq-Error": "buyer.zip: must be 123-4567", "Dlq-Attempts": "1",
-			"Dlq-Failed-At": "2026-11-26T01:15:30Z"}},
+			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Published-Sequence": "42"}},
 		{"not UTF-8, replayed", dlq.Letter{Subject: "orders.updated.shop-b", Stream: "ORDERS", Sequence: 43,
 			Body: []byte{0xff, 0xfe, 0x00, '{', 0x80, '\r', '\n', 0xc3, 0x28}, Reason: "exhausted", Err: errors.New("ATODENE timed out"),
-			Attempts: 5, ReplayCount: "2", FailedAt: failedAt}, map[string]string{
+			Attempts: 5, ReplayCount: "2", Published: 7, FailedAt: failedAt}, map[string]string{
 			"Dlq-Original-Subject": "orders.updated.shop-b", "Dlq-Original-Stream": "ORDERS", "Dlq-Original-Sequence": "43",
 			"Dlq-Reason": "exhausted", "Dlq-Error": "ATODENE timed out", "Dlq-Attempts": "5",
-			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Replay-Count": "2"}},
+			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Replay-Count": "2", "Dlq-Published-Sequence": "7"}},
 		{"large body", dlq.Letter{Subject: "orders.created.shop-c", Stream: "ORDERS", Sequence: 44, Body: large,
 			Reason: "outcome-unknown", Err: errors.New("already registered"), Attempts: 3, FailedAt: failedAt.UTC()}, map[string]string{
 			"Dlq-Original-Subject": "orders.created.shop-c", "Dlq-Original-Stream": "ORDERS", "Dlq-Original-Sequence": "44",
 			"Dlq-Reason": "outcome-unknown", "Dlq-Error": "already registered", "Dlq-Attempts": "3",
-			"Dlq-Failed-At": "2026-11-26T01:15:30Z"}},
+			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Published-Sequence": "44"}},
 		{"empty body", dlq.Letter{Subject: "orders.cancelled.shop-a", Stream: "POLLS", Sequence: 1, Body: nil,
 			Reason: "poll-deadline", Err: errors.New("still under review"), Attempts: 1, FailedAt: failedAt}, map[string]string{
 			"Dlq-Original-Subject": "orders.cancelled.shop-a", "Dlq-Original-Stream": "POLLS", "Dlq-Original-Sequence": "1",
 			"Dlq-Reason": "poll-deadline", "Dlq-Error": "still under review", "Dlq-Attempts": "1",
-			"Dlq-Failed-At": "2026-11-26T01:15:30Z"}},
+			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Published-Sequence": "1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := w.Write(t.Context(), tc.letter); err != nil {

@@ -33,7 +33,7 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	if why != "" {
 		did += ": " + why
 	}
-	return decision{ev: ev, credit: true, waits: waitsForRegistration, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev, ordered: creditOrder, parkAs: parkCancel, waits: waitsForRegistration, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusCancelled:
 			return keep("no change: cancelled already")

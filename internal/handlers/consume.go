@@ -166,6 +166,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
+	m.Published = dlq.Published(msg.Headers(), m.Sequence)
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
 	hctx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.HandlerTimeout > 0 {

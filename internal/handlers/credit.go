@@ -44,7 +44,7 @@ func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
 		return decision{}, err
 	}
 	first := intent(ev.Meta, req, orderstate.State{})
-	return decision{ev: ev.Meta, credit: true, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, ordered: creditOrder, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
 			return keep("no change: the credit is " + string(st.Status) + " already")
 		}
@@ -76,7 +76,7 @@ func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 		return decision{}, err
 	}
 	first := intent(ev.Meta, req, orderstate.State{})
-	return decision{ev: ev.Meta, credit: true, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, ordered: creditOrder, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
 			if st.DataHash == req.hash {
 				return keep("no change: same data")
@@ -223,7 +223,7 @@ func withNormalized(did string, normalized []events.Normalized) string {
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
-		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq,
+		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, TrackingSeq: st.TrackingSeq,
 		Parked: st.Parked, ParkDeadline: st.ParkDeadline}
 }
 

@@ -22,7 +22,10 @@ type Message struct {
 	Body     []byte
 	Stream   string
 	Sequence uint64
-	Attempt  int // delivery count, from 1
+	// Published is the sequence the event had when it was first published: Sequence, or for a
+	// replayed dead letter the sequence of the event it replays (dlq.Published).
+	Published uint64
+	Attempt   int // delivery count, from 1
 	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
 	// its Dlq-Replay-Count header.
 	Replayed    bool
@@ -59,8 +62,11 @@ type Meta struct {
 	// Time is the event's CloudEvents time; zero when it has none.
 	Time    time.Time
 	Attempt int
-	// Seq is the event's sequence in the inbound stream: the order in which the shop published it.
+	// Seq is the message's sequence in the inbound stream; Published the sequence the event had
+	// when it was first published (Seq, but for a replayed dead letter): the order in which the
+	// shop published it.
 	Seq         uint64
+	Published   uint64
 	Stream      string
 	Subject     string
 	Body        []byte
@@ -113,7 +119,7 @@ func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Ha
 func metaOf(m *Message) Meta {
 	at, _ := time.Parse(time.RFC3339, m.Envelope.Time) // validated; zero when absent
 	return Meta{ID: m.Envelope.ID, Source: m.Envelope.Source, Type: m.Envelope.Type, Shop: m.Shop, Time: at,
-		Attempt: m.Attempt, Seq: m.Sequence, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
+		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
 }
 
 // Mux routes messages to handlers by event type. Registration happens once at start-up.

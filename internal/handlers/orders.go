@@ -62,9 +62,26 @@ type Orders struct {
 	// ParkLimit is how long an event may wait for its order to get where it applies before it is
 	// dead-lettered (DESIGN.md §7). Default 7 days.
 	ParkLimit time.Duration
-	LeaseTTL  time.Duration
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// MaxAttempts is how many times an event kept by the worker (queued in the order's inbox, or
+	// parked) is tried before a transient failure dead-letters it as exhausted, as the consumer's
+	// delivery limit does for a message. Default 10.
+	MaxAttempts int
+	LeaseTTL    time.Duration
+	Now         func() time.Time
+	Logger      *zap.Logger
+}
+
+// retryDelay is the wait before try number tries+1 of an event the worker keeps: 1 s doubling, at
+// most 1 min, as a message's redelivery backoff.
+func retryDelay(tries int) time.Duration {
+	return min(time.Second<<min(max(tries-1, 0), 6), time.Minute)
+}
+
+func (o *Orders) maxAttempts() int {
+	if o.MaxAttempts > 0 {
+		return o.MaxAttempts
+	}
+	return 10
 }
 
 // DefaultParkLimit is how long a parked event waits by default.
@@ -82,14 +99,10 @@ func (o *Orders) parkLimit() time.Duration {
 // one handler, not one per event. Timers, which have no message to queue, and events the inbox
 // has no room for, wait for the lease instead (20 ms doubling to 1 s, at most the lease's lifetime:
 // a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order string, d decision) (*orderstate.Lease, error) {
-	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first}
+func (o *Orders) lease(ctx context.Context, shop, order string, d decision, queue *orderstate.Parked) (*orderstate.Lease, error) {
+	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
 	if d.ev.ID != "" {
 		take.EventKey = d.ev.Key()
-		if d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
-			q := o.parked(d.ev, "the order's lease")
-			take.Queue = &q
-		}
 	}
 	wait := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
@@ -114,9 +127,10 @@ func (o *Orders) lease(ctx context.Context, shop, order string, d decision) (*or
 // decision is how one event changes its order.
 type decision struct {
 	ev Meta
-	// credit marks order.created, .updated and .cancelled: one older in the stream than the last
-	// applied to the order changes nothing, so that the shop's last word stands.
-	credit bool
+	// ordered, if set, is the state's record of the last event of its kind applied (credit
+	// events: created, updated, cancelled; tracking numbers): one published before it changes
+	// nothing, so that the shop's last word stands when events of one order run in parallel.
+	ordered *ordering
 	// waits, if set, says what the order must get to before the event applies ("" when it
 	// applies now). An event that must wait is parked, never retried (DESIGN.md §7).
 	waits func(st orderstate.State) string
@@ -124,6 +138,8 @@ type decision struct {
 	apply func(ctx context.Context, r *run, st orderstate.State) change
 	// first, if not nil, is the state of an order seen for the first time, written with the lease.
 	first *orderstate.State
+	// parkAs is the kind of a parked event, of which an order keeps one (parkTracking, parkCancel).
+	parkAs string
 }
 
 // change is what a decision came to: the next state (nil: nothing to write), the error to
@@ -155,10 +171,19 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // and releases the lease: a new order registered with ATODENE costs three Redis round trips
 // (lease with the intent, answer with its outbox and history entry, commit).
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d decision) error {
-	lease, err := o.lease(ctx, shop.ID, order, d)
-	if errors.Is(err, orderstate.ErrQueued) {
-		// The holder applies it; if the holder dies first, this timer's handler does.
-		return o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(o.LeaseTTL))
+	var queue *orderstate.Parked // the event as an inbox entry; nil for a timer or a message too large
+	if d.ev.ID != "" && d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
+		q := o.parked(d.ev, "the order's lease", "")
+		queue = &q
+	}
+	lease, err := o.lease(ctx, shop.ID, order, d, queue)
+	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
+		if qe.Length == 1 {
+			// The holder applies it; if the holder dies first, this timer's handler does. Later
+			// events find this timer set (and must not push a sooner retry's timer back).
+			return o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(o.LeaseTTL))
+		}
+		return nil
 	}
 	if err != nil {
 		return err
@@ -172,64 +197,82 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 
 	r := newRun(shop)
 	r.fresh = lease.Created
-	st, own, ownDone, drained := lease.State, error(nil), false, false
+	st, own := lease.State, error(nil)
 	var next *orderstate.Parked
-	if lease.Drain {
+	if lease.Drain && queue != nil {
+		// The event was put last in the inbox, behind older events of the order: it is applied
+		// in its turn, and its message is done with.
 		if next, err = lease.Next(ctx); err != nil {
 			return err
 		}
+	} else {
+		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil); err != nil {
+			return err
+		}
+		if _, permanent := DeadLetterReason(own); own != nil && !permanent {
+			if next == nil {
+				held = false // released: the message is retried, as any other
+				return own
+			}
+			if queue == nil {
+				// A timer's failure: it is retried; the events queued meanwhile go on at once.
+				return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now()))
+			}
+			// Events of the order were queued behind it: it is retried first, from the inbox, so
+			// that they never overtake it.
+			held = false
+			return o.retryLater(ctx, r, order, lease, nil, *queue, own)
+		}
 	}
 	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
-	for {
-		var entry *orderstate.Parked
+	for next != nil {
 		switch {
-		case next == nil && ownDone:
-			held = false // the last commit released the lease
-			return own
-		case next == nil:
-			done := lease.EventDone
-			if drained && d.ev.ID != "" {
-				// A copy of this event may have been in the inbox, and applied just now.
-				if done, err = o.Store.EventDone(ctx, d.ev.Key()); err != nil {
-					return err
-				}
-			}
-			st, next, own, err = o.step(ctx, r, order, lease, d, st, done, nil)
-			ownDone = true
+		case next.RetryAt.After(o.Now()):
+			// The first event waits for its retry, and the inbox with it.
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, next.RetryAt))
 		case o.Now().After(budget):
 			// Another handler goes on with the rest at once.
-			err = o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now())
-			if err == nil && !ownDone {
-				err = fmt.Errorf("order %s: its inbox holds more than one handler applies; this event is retried", order)
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now()))
+		}
+		var released bool
+		if st, next, released, err = o.applyInbox(ctx, r, order, lease, st, next); err != nil {
+			// Redis or NATS failed: the inbox is kept, and a timer's handler tries again.
+			if o.Logger != nil {
+				o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
 			}
-			return errors.Join(own, err)
-		default:
-			entry, drained = next, true
-			st, next, err = o.applyInbox(ctx, r, order, lease, st, entry)
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(time.Second)))
 		}
 		r.fresh = false
-		if err == nil {
-			continue
+		if released {
+			held = false
+			return own
 		}
-		if entry == nil || !ownDone || own != nil {
-			return err // this event is retried, and the inbox with it
-		}
-		// This event is done; the inbox entry that failed is retried by a timer's handler.
-		if o.Logger != nil {
-			o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
-		}
-		return o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(time.Second))
 	}
+	held = false // the last commit released the lease
+	return own
+}
+
+// retryLater ends a try of an event the worker keeps that failed transiently: the event is put
+// first in the order's inbox (in place of applied, the entry it came from, if any) with its try
+// counted, the lease is let go, and a timer applies the inbox at the retry's time. An event out of
+// tries is dead-lettered as exhausted instead, with its last error.
+func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
+	p.Tries++
+	p.LastError = cause.Error()
+	p.RetryAt = o.Now().Add(retryDelay(p.Tries)).UTC()
+	if _, _, err := lease.Commit(ctx, orderstate.Commit{Applied: applied, Retry: &p}, o.Now()); err != nil {
+		return err
+	}
+	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerInbox}, p.RetryAt)
 }
 
 // step applies one event under the lease: it settles st, decides, writes the decision with the
 // event's history entry, settles again and commits. applied is the inbox entry the event came
 // from, nil for the message being handled; done says the event was processed already. It returns
 // the state after the event, the inbox's next entry when the lease is kept for it, and the
-// event's own error: a permanent failure for the consume loop to dead-letter, or a transient one
-// to retry (then the lease is released). An inbox entry's permanent failure is dead-lettered
-// here; its transient failure is err, and the entry stays first in the inbox. err is a failure of
-// the step itself.
+// event's own error: a permanent failure (for the message, the consume loop dead-letters it; an
+// inbox entry's is dead-lettered here), or a transient one for the caller to retry (an inbox
+// entry's is returned before anything is committed). err is a failure of the step itself.
 func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, done bool, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
 	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
 		return st, nil, nil, err
@@ -246,7 +289,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 			entries = append(entries, o.entry(d.ev, c, r, st))
 		}
 	case applied == nil:
-		// A transient failure is retried; a permanent one is recorded with its dead letter.
+		// The caller retries a transient failure; a permanent one is recorded with its dead letter.
 	case permanent:
 		if err := o.deadLetterParked(ctx, *applied, reason, c.err); err != nil {
 			return st, nil, nil, err
@@ -254,7 +297,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		c.did = "dead-lettered: " + reason + ": " + c.err.Error()
 		entries = append(entries, o.entry(d.ev, c, r, st))
 	default:
-		return st, nil, nil, c.err
+		return st, nil, c.err, nil // the caller retries it, first in the inbox
 	}
 	cur = st
 	var last *orderstate.State
@@ -272,9 +315,10 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 			last = &settled
 		}
 	}
-	// An event that failed is not recorded as processed: its dead letter can be replayed.
-	commit := orderstate.Commit{State: last, Entries: entries, Applied: applied, Done: !done && c.err == nil,
-		Release: c.err != nil && !permanent}
+	// An event that failed is not recorded as processed: its dead letter can be replayed. The lease
+	// is kept while the inbox holds events, also after a transient failure: the caller retries
+	// the event ahead of them.
+	commit := orderstate.Commit{State: last, Entries: entries, Applied: applied, Done: !done && c.err == nil}
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
 		return cur, nil, nil, err
@@ -289,25 +333,66 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 }
 
 // applyInbox applies an event that was queued in the order's inbox while another handler held the
-// lease, as if it were being handled now.
-func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *orderstate.Lease, st orderstate.State, p *orderstate.Parked) (orderstate.State, *orderstate.Parked, error) {
+// lease, as if it were being handled now. It returns the state after it, the inbox's next entry
+// when the lease is kept for it, and whether the lease was let go: the event failed transiently and
+// is retried later, first in the inbox (or, out of tries, dead-lettered as exhausted). err is a
+// failure of Redis or NATS; the entry is then still first in the inbox.
+func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *orderstate.Lease, st orderstate.State, p *orderstate.Parked) (orderstate.State, *orderstate.Parked, bool, error) {
 	done, err := o.Store.EventDone(ctx, p.Key)
 	if err != nil {
-		return st, p, err
+		return st, nil, false, err
 	}
 	d, derr := o.storedDecision(r.shop, *p)
 	if derr != nil {
 		d = decision{ev: Meta{Type: p.Type, Source: p.Source, ID: p.ID}, apply: func(context.Context, *run, orderstate.State) change { return fail(derr) }}
 	}
-	cur, next, _, err := o.step(ctx, r, order, lease, d, st, done, p)
-	return cur, next, err
+	if p.Tries >= o.maxAttempts()-1 {
+		d.apply = exhaustedAfter(d.apply)
+	}
+	cur, next, result, err := o.step(ctx, r, order, lease, d, st, done, p)
+	if err != nil || result == nil {
+		return cur, next, false, err
+	}
+	return cur, nil, true, o.retryLater(ctx, r, order, lease, p, *p, result)
 }
 
-// decide applies d to st: nothing for an event older than the order's last credit event, parking
-// for one that must wait, else d's own decision.
+// exhaustedAfter makes the transient failure of an event's last try permanent, as the consumer
+// does with a message's last delivery.
+func exhaustedAfter(apply func(context.Context, *run, orderstate.State) change) func(context.Context, *run, orderstate.State) change {
+	return func(ctx context.Context, r *run, st orderstate.State) change {
+		c := apply(ctx, r, st)
+		if _, permanent := DeadLetterReason(c.err); c.err != nil && !permanent {
+			c.err = Permanent(ReasonExhausted, c.err)
+		}
+		return c
+	}
+}
+
+// ordering is a kind of event whose order of publication the state records.
+type ordering struct {
+	name string
+	seq  func(st *orderstate.State) *uint64
+}
+
+var (
+	creditOrder   = &ordering{"credit event", func(st *orderstate.State) *uint64 { return &st.CreditSeq }}
+	trackingOrder = &ordering{"tracking number", func(st *orderstate.State) *uint64 { return &st.TrackingSeq }}
+)
+
+// published is the sequence the event had when it was first published.
+func (m Meta) published() uint64 {
+	if m.Published != 0 {
+		return m.Published
+	}
+	return m.Seq
+}
+
+// decide applies d to st: nothing for an event published before the order's last event of its
+// kind, parking for one that must wait, else d's own decision.
 func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, st orderstate.State) change {
-	if d.credit && d.ev.Seq != 0 && d.ev.Seq <= st.CreditSeq {
-		return keep("no change: older in the stream than the order's last credit event")
+	seq := d.ev.published()
+	if d.ordered != nil && seq != 0 && seq <= *d.ordered.seq(&st) {
+		return keep("no change: older in the stream than the order's last " + d.ordered.name)
 	}
 	if d.waits != nil {
 		if waits := d.waits(st); waits != "" {
@@ -315,8 +400,8 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 		}
 	}
 	c := d.apply(ctx, r, st)
-	if d.credit && c.next != nil && d.ev.Seq > c.next.CreditSeq {
-		c.next.CreditSeq = d.ev.Seq
+	if d.ordered != nil && c.next != nil && seq > *d.ordered.seq(c.next) {
+		*d.ordered.seq(c.next) = seq
 	}
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -338,5 +339,237 @@ func TestUpdateToZeroBeforeItsOrder(t *testing.T) {
 	st, _ := store.Get(ctx, "shop-a", "Z-1")
 	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 0 {
 		t.Errorf("status %q after %d registrations, want cancelled and none", st.Status, prov.calls["register"])
+	}
+}
+
+// registerFails fails registrations (a transport failure: the outcome is unknown) while failing
+// is set, and otherwise answers as fakeProvider.
+type registerFails struct {
+	fakeProvider
+	failing bool
+}
+
+func (p *registerFails) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+	if p.failing {
+		p.count("register-failed")
+		return atodene.Registration{}, &atodene.StatusError{Op: "transaction.do", StatusCode: 503}
+	}
+	return p.fakeProvider.Register(ctx, o)
+}
+
+// TestReplayIsAsOldAsItsEvent: an order.created whose retries ran out is replayed from the
+// dead-letter stream after the shop cancelled the order (the cancel parked behind the unfinished
+// registration). The replay registers the order, and the cancel, published after the event the
+// replay repeats, is applied after it: the order ends cancelled (it ended ok when the replay's new
+// stream sequence made the cancel look older).
+func TestReplayIsAsOldAsItsEvent(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	prov := &registerFails{failing: true}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: &recordedPolls{}, DeadLetters: discardLetters{}, LeaseTTL: time.Minute, Now: time.Now}
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c-1", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 10, Time: at},
+		Data: testOrder("RP-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err == nil {
+		t.Fatal("the failing registration succeeded")
+	}
+	body := envelope(events.TypeOrderCancelled, "x-1", `{"shop_id":"shop-a","order_id":"RP-1"}`)
+	cancel := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "x-1", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a",
+		Seq: 11, Time: at.Add(time.Hour), Subject: "orders.cancelled.shop-a", Stream: "ORDERS", Attempt: 1, Body: body},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: "RP-1"}}
+	if err := o.OrderCancelled(ctx, cancel); err != nil {
+		t.Fatalf("cancel during the registration: %v", err)
+	}
+	prov.failing = false
+	replay := created
+	replay.Seq, replay.Published, replay.ReplayCount = 25, 10, "1"
+	if err := o.OrderCreated(ctx, replay); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "RP-1")
+	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 1 || prov.calls["cancel"] != 1 {
+		t.Errorf("status %q, %d registrations, %d cancels; want cancelled, 1 and 1", st.Status, prov.calls["register"], prov.calls["cancel"])
+	}
+}
+
+type discardLetters struct{}
+
+func (discardLetters) Write(context.Context, dlq.Letter) error { return nil }
+
+// TestOlderTrackingNumberDoesNotReplaceANewer: two tracking numbers of one order, a number and its
+// correction, handled in parallel: the correction (published second) is applied first, and the
+// first number, handled after it, changes nothing.
+func TestOlderTrackingNumberDoesNotReplaceANewer(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "shop-a", "o-1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	prov := &fakeProvider{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: &recordedPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	track := func(id string, seq uint64, number string) {
+		t.Helper()
+		ev := handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a", Seq: seq},
+			Data: events.Tracking{ShopID: "shop-a", OrderID: "o-1", Carrier: "yamato", TrackingNumber: number}}
+		if err := o.TrackingEntered(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	track("t-2", 6, "2222-2222-2222") // the correction
+	track("t-1", 5, "1111-1111-1111") // the first number, late
+	st, _ := store.Get(ctx, "shop-a", "o-1")
+	if st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" || prov.calls["shipment"] != 1 {
+		t.Errorf("shipment %+v after %d reports; want the correction, reported once", st.Shipment, prov.calls["shipment"])
+	}
+}
+
+// clock is a settable time for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// shipmentFails fails shipment reports with HTTP 503 while failing is set.
+type shipmentFails struct {
+	fakeProvider
+	failing bool
+}
+
+func (p *shipmentFails) ReportShipment(ctx context.Context, s atodene.Shipment) error {
+	if p.failing {
+		p.count("shipment-failed")
+		return &atodene.StatusError{Op: "shippingrequest.do", StatusCode: 503}
+	}
+	return p.fakeProvider.ReportShipment(ctx, s)
+}
+
+// recordedLetters records the dead letters written.
+type recordedLetters struct {
+	mu      sync.Mutex
+	letters []dlq.Letter
+}
+
+func (r *recordedLetters) Write(_ context.Context, l dlq.Letter) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.letters = append(r.letters, l)
+	return nil
+}
+
+func trackingEvent(id, order string, seq uint64, number string) handlers.Event[events.Tracking] {
+	body := envelope(events.TypeTrackingEntered, id, `{"shop_id":"shop-a","order_id":"`+order+`","carrier":"yamato","tracking_number":"`+number+`"}`)
+	return handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a",
+		Subject: "orders.tracking_entered.shop-a", Stream: "ORDERS", Seq: seq, Attempt: 1, Body: body},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: order, Carrier: "yamato", TrackingNumber: number}}
+}
+
+// TestInboxRetriesInOrderAndRunsOut: an event of the order's inbox that fails transiently stays
+// first in the inbox, is retried at its retry time by the inbox timer (a later event of the order
+// neither overtakes it nor is charged with its failure), and is dead-lettered as exhausted with its
+// body when its tries run out; then the inbox goes on.
+func TestInboxRetriesInOrderAndRunsOut(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	if _, err := store.Put(ctx, "shop-a", "o-1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: time.Now()}
+	const ttl = 300 * time.Millisecond
+	if _, err := store.AcquireLease(ctx, "shop-a", "o-1", orderstate.Take{TTL: ttl, Now: clk.Now()}); err != nil {
+		t.Fatal(err) // a holder that dies
+	}
+	prov, polls, letters := &shipmentFails{failing: true}, &recordedPolls{}, &recordedLetters{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: polls, DeadLetters: letters, MaxAttempts: 3, LeaseTTL: ttl, Now: clk.Now}
+	if err := o.TrackingEntered(ctx, trackingEvent("x", "o-1", 5, "1111-1111-1111")); err != nil {
+		t.Fatalf("queued: %v", err)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the holder's lease expires
+	timer := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerInbox}
+	if err := o.PollDue(ctx, timer); err != nil { // try 1 fails
+		t.Fatalf("inbox timer: %v", err)
+	}
+	// A later event of the order: it goes behind the failing one, and is not charged with it.
+	if err := o.TrackingEntered(ctx, trackingEvent("y", "o-1", 6, "2222-2222-2222")); err != nil {
+		t.Fatalf("a later event returned %v, the failure of another", err)
+	}
+	if prov.calls["shipment-failed"] != 1 {
+		t.Fatalf("%d tries before the retry time, want 1", prov.calls["shipment-failed"])
+	}
+	for range 2 { // tries 2 and 3: the last is out of tries
+		clk.add(time.Minute)
+		if err := o.PollDue(ctx, timer); err != nil {
+			t.Fatalf("inbox timer: %v", err)
+		}
+	}
+	if len(letters.letters) != 1 || letters.letters[0].Reason != handlers.ReasonExhausted || !strings.Contains(string(letters.letters[0].Body), `"id":"x"`) {
+		t.Fatalf("dead letters %+v, want x exhausted", letters.letters)
+	}
+	prov.failing = false
+	clk.add(time.Minute)
+	if err := o.PollDue(ctx, timer); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "o-1")
+	// x was tried 3 times; y, next in the inbox, once right after x's dead letter (ATODENE still
+	// failing), then reported.
+	if prov.calls["shipment-failed"] != 4 || prov.calls["shipment"] != 1 || st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" {
+		t.Errorf("%d failed tries, %d reports, shipment %+v; want 4, then y reported", prov.calls["shipment-failed"], prov.calls["shipment"], st.Shipment)
+	}
+}
+
+// TestParkedFailureDoesNotHoldTheOrder: a tracking number parked before its order fails to be
+// reported when the order is registered (ATODENE answers 503): the registration's credit.ok is
+// published all the same, and the tracking number stays parked and is reported on its retry.
+func TestParkedFailureDoesNotHoldTheOrder(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	ctx := context.Background()
+	clk := &clock{now: time.Now()}
+	prov, outs, polls := &shipmentFails{failing: true}, &flakyOutcomes{}, &recordedPolls{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: polls, DeadLetters: &recordedLetters{}, LeaseTTL: time.Minute, Now: clk.Now}
+	if err := o.TrackingEntered(ctx, trackingEvent("t", "P-1", 1, "1111-1111-1111")); err != nil {
+		t.Fatalf("parked: %v", err)
+	}
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 2},
+		Data: testOrder("P-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err != nil {
+		t.Fatalf("the registration failed with its parked tracking number: %v", err)
+	}
+	if len(outs.ids) != 1 || !strings.HasSuffix(outs.ids[0], ":credit.ok") {
+		t.Fatalf("published %v, want the credit.ok", outs.ids)
+	}
+	st, _ := store.Get(ctx, "shop-a", "P-1")
+	if len(st.Parked) != 1 || st.Parked[0].Tries != 1 {
+		t.Fatalf("parked %+v, want the tracking number after one try", st.Parked)
+	}
+	prov.failing = false
+	clk.add(time.Minute)
+	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "P-1", Kind: handlers.TimerInbox}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = store.Get(ctx, "shop-a", "P-1"); len(st.Parked) != 0 || st.Shipment == nil || !st.Shipment.Reported {
+		t.Errorf("after the retry: parked %+v, shipment %+v", st.Parked, st.Shipment)
 	}
 }

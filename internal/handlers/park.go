@@ -30,36 +30,33 @@ func (o *Orders) park(st orderstate.State, order string, d decision, waits strin
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
 			order, waits, len(d.ev.Body), maxParkedBody)))
 	}
-	kind := parkKind(d.ev.Type)
 	kept := st.Parked[:0:0]
 	for _, p := range st.Parked {
 		switch {
-		case parkKind(p.Type) != kind:
+		case p.Kind != d.parkAs:
 			kept = append(kept, p)
-		case kind == events.TypeTrackingEntered:
+		case d.parkAs == parkTracking:
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
 				Did: "superseded while waiting: a later tracking number (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		default:
 			return keep("no change: a cancel of the order is waiting already (event " + p.ID + ")")
 		}
 	}
-	st.Parked = append(kept, o.parked(d.ev, waits))
+	st.Parked = append(kept, o.parked(d.ev, waits, d.parkAs))
 	return write(st, "parked: waiting for "+waits)
 }
 
-// parked is the event ev kept as received, waiting for what waits says.
-func (o *Orders) parked(ev Meta, waits string) orderstate.Parked {
-	return orderstate.Parked{Type: ev.Type, Key: ev.Key(), ID: ev.ID, Source: ev.Source,
-		Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Attempt: ev.Attempt, ReplayCount: ev.ReplayCount,
-		Body: ev.Body, Since: o.Now().UTC(), Waits: waits}
-}
+// The kinds of events that park, of which an order keeps one each.
+const (
+	parkTracking = "tracking" // order.tracking_entered: the latest waits
+	parkCancel   = "cancel"   // order.cancelled, and order.updated to 0: the first waits
+)
 
-// parkKind groups the event types that park: tracking numbers, and what cancels.
-func parkKind(eventType string) string {
-	if eventType == events.TypeTrackingEntered {
-		return eventType
-	}
-	return events.TypeOrderCancelled // order.cancelled, and order.updated to 0
+// parked is the event ev kept as received, waiting for what waits says.
+func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
+	return orderstate.Parked{Type: ev.Type, Key: ev.Key(), ID: ev.ID, Source: ev.Source,
+		Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Published: ev.Published, Attempt: ev.Attempt, ReplayCount: ev.ReplayCount,
+		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
 // parkDeadline is when the oldest parked event of st has waited too long; zero if none waits.
@@ -77,15 +74,18 @@ func (o *Orders) parkDeadline(st orderstate.State) time.Time {
 }
 
 // applyParked applies the parked events of st that can apply now, in the order they came, each
-// with its own history entry, and reports whether any did. An event whose decision is permanent
-// failure is dead-lettered; a transient failure leaves everything for the next try.
+// with its own history entry, and reports whether st changed. An event whose decision is a
+// permanent failure is dead-lettered; one that fails transiently stays parked with its try counted
+// and is tried again at its retry time (by a timer of the order), and dead-lettered as exhausted
+// out of tries: it never holds up the settling of the state (an outcome waiting to be published).
 func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	parked := st.Parked
 	var still []orderstate.Parked
-	applied := false
+	var retryAt time.Time
+	changed := false
 	for _, p := range parked {
 		d, err := o.storedDecision(r.shop, p)
-		if err == nil && d.waits != nil && d.waits(st) != "" {
+		if err == nil && (p.RetryAt.After(o.Now()) || d.waits != nil && d.waits(st) != "") {
 			still = append(still, p)
 			continue
 		}
@@ -93,15 +93,27 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 		if err != nil {
 			c = fail(err)
 		} else {
+			if p.Tries >= o.maxAttempts()-1 {
+				d.apply = exhaustedAfter(d.apply)
+			}
 			c = o.decide(ctx, r, order, d, st)
 		}
-		if reason, permanent := DeadLetterReason(c.err); permanent {
+		changed = true
+		reason, permanent := DeadLetterReason(c.err)
+		switch {
+		case permanent:
 			if err := o.deadLetterParked(ctx, p, reason, c.err); err != nil {
 				return st, false, err
 			}
 			c.did = "dead-lettered: " + reason + ": " + c.err.Error()
-		} else if c.err != nil {
-			return st, false, c.err
+		case c.err != nil:
+			p.Tries++
+			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(p.Tries)).UTC()
+			still = append(still, p)
+			if retryAt.IsZero() || p.RetryAt.Before(retryAt) {
+				retryAt = p.RetryAt
+			}
+			continue
 		}
 		entry := o.entry(Meta{Type: p.Type, Source: p.Source, ID: p.ID}, c, r, st)
 		entry.Did = "applied after waiting since " + p.Since.Format(time.RFC3339) + ": " + c.did
@@ -109,10 +121,14 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			st = *c.next
 		}
 		st.History = append(st.History, entry)
-		applied = true
 	}
 	st.Parked = still
-	return st, applied, nil
+	if !retryAt.IsZero() {
+		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerInbox}, retryAt); err != nil {
+			return st, false, err
+		}
+	}
+	return st, changed, nil
 }
 
 // storedDecision decodes an event kept as received (parked, or queued in the inbox) and returns
@@ -123,7 +139,7 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 		return decision{}, Permanent(ReasonInvalid, err)
 	}
 	at, _ := time.Parse(time.RFC3339, env.Time)
-	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq,
+	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq, Published: p.Published,
 		Stream: p.Stream, Subject: p.Subject, Body: p.Body, ReplayCount: p.ReplayCount}
 	invalid := func(err error) (decision, error) { return decision{}, Permanent(ReasonInvalid, err) }
 	switch env.Type {
@@ -193,7 +209,7 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 // stored, so that replaying the letter applies it.
 func (o *Orders) deadLetterParked(ctx context.Context, p orderstate.Parked, reason string, cause error) error {
 	err := o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
-		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, FailedAt: o.Now()})
+		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, FailedAt: o.Now()})
 	if err != nil {
 		return err
 	}

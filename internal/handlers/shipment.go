@@ -37,7 +37,7 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 		}
 		return ""
 	}
-	return decision{ev: ev.Meta, waits: waits, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, ordered: trackingOrder, parkAs: parkTracking, waits: waits, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusPending, orderstate.StatusOK:
 			if cur := st.Shipment; cur != nil && cur.CarrierCode == wanted.CarrierCode && cur.TrackingNumber == wanted.TrackingNumber && cur.InvoiceDate == wanted.InvoiceDate {

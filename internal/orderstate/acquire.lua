@@ -11,22 +11,25 @@
 -- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review; ARGV[7] the
 -- event as an inbox entry, or '' to never queue it; ARGV[8] the most entries the inbox may hold.
 --
--- Returns nil if another holder has the lease and the event was not queued; else
--- {state or '', 1 if the event was processed, 1 if the state returned was written just now, mode}
--- where mode is 'queued' (another holder has the lease; the event is in the inbox), 'drain' (the
--- lease is taken, and the inbox holds older events to apply first; the first state is not written)
--- or '' (the lease is taken). A lease already held with this token is this holder's: the client
+-- Returns nil if another holder has the lease and the event was not queued; {'', the inbox's
+-- length, 0, 'queued'} if it was queued; else {state or '', 1 if the event was processed, 1 if the
+-- state returned was written just now, mode} where mode is 'drain' (the lease is taken, and the
+-- inbox holds older events: the event was put last in it when it was given as an entry; the
+-- first state is not written) or '' (the lease is taken). A lease already held with this token is this holder's: the client
 -- resent the script after a lost reply.
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
-    redis.call('RPUSH', KEYS[5], ARGV[7])
-    return {'', 0, 0, 'queued'}
+    local n = redis.call('RPUSH', KEYS[5], ARGV[7])
+    return {'', n, 0, 'queued'}
   end
   return nil
 end
 local mode = ''
 if redis.call('LLEN', KEYS[5]) > 0 then
   mode = 'drain'
+  if ARGV[7] ~= '' then
+    redis.call('RPUSH', KEYS[5], ARGV[7])
+  end
 end
 local done = 0
 if ARGV[3] == '1' then

@@ -34,14 +34,21 @@ type Lease struct {
 	EventDone bool
 	// Created reports that taking the lease wrote State (Take.First): no earlier handler saw it.
 	Created bool
-	// Drain reports that the inbox held older events when the lease was taken: the holder applies
-	// them (Next) before its own event. The first state (Take.First) was not written.
+	// Drain reports that the inbox held older events when the lease was taken: the event (if it
+	// was given as Take.Queue) was put last in the inbox, and the holder applies the inbox (Next).
+	// The first state (Take.First) was not written.
 	Drain bool
 }
 
 // ErrQueued means another handler holds the order's lease and the event was queued in the
-// order's inbox: that handler applies it.
+// order's inbox: that handler applies it. The error is a *QueuedError.
 var ErrQueued = errors.New("orderstate: queued in the order's inbox behind the handler holding its lease")
+
+// QueuedError is ErrQueued with the inbox's length after the event was queued.
+type QueuedError struct{ Length int64 }
+
+func (e *QueuedError) Error() string        { return ErrQueued.Error() }
+func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
 
 //go:embed acquire.lua
 var acquireSource string
@@ -111,7 +118,8 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 	}
 	mode, _ := res[3].(string)
 	if mode == "queued" {
-		return nil, ErrQueued
+		n, _ := res[1].(int64)
+		return nil, &QueuedError{Length: n}
 	}
 	l.Drain = mode == "drain"
 	raw, _ := res[0].(string)
@@ -133,8 +141,9 @@ type Commit struct {
 	Done bool
 	// Applied is the inbox entry this commit ends (from Next), removed from the inbox with it.
 	Applied *Parked
-	// Release lets the lease go even if the inbox is not empty (the event failed and is retried).
-	Release bool
+	// Retry, if not nil, is put first in the inbox, in place of Applied or in front of the others:
+	// an event that failed and is retried before those queued after it. The lease is let go.
+	Retry *Parked
 }
 
 // Commit ends one event's work in one atomic step: it writes c.State, appends c.Entries, records
@@ -143,8 +152,15 @@ type Commit struct {
 // On ErrConflict nothing is written or recorded, and the lease is released all the same.
 func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Parked, error) {
 	w := writeArgs{entries: c.Entries, token: l.token, keep: l.ttl}
-	if c.Release {
+	if c.Retry != nil {
 		w.keep = 0
+	}
+	if c.Retry != nil {
+		raw, err := json.Marshal(c.Retry)
+		if err != nil {
+			return State{}, nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", l.shop, l.order, err)
+		}
+		w.retry = string(raw)
 	}
 	if c.Done {
 		w.eventKey = l.event

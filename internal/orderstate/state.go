@@ -73,6 +73,9 @@ type State struct {
 	// order.cancelled applied: an older one handled later (workers run events in parallel) is
 	// stale and changes nothing, so the shop's last word stands.
 	CreditSeq uint64 `json:"credit_seq,omitempty"`
+	// TrackingSeq is the same for order.tracking_entered: a tracking number published before the
+	// one the order holds (handled later, in parallel) does not replace it.
+	TrackingSeq uint64 `json:"tracking_seq,omitempty"`
 	// InvoiceEvent is the id of the last order.invoice_requested answered, so that a retry of it
 	// (after its answer was written but before it was acknowledged) answers nothing twice.
 	InvoiceEvent string    `json:"invoice_event,omitempty"`
@@ -111,11 +114,20 @@ type Parked struct {
 	Subject     string    `json:"subject"` // where it was consumed from
 	Stream      string    `json:"stream"`
 	Seq         uint64    `json:"seq"`
+	Published   uint64    `json:"published,omitempty"` // the sequence it had when first published, if a replay
 	Attempt     int       `json:"attempt"`
 	ReplayCount string    `json:"replay_count,omitempty"`
 	Body        []byte    `json:"body"`  // byte for byte; it may hold personal data
 	Since       time.Time `json:"since"` // when it was parked
 	Waits       string    `json:"waits"` // what it waits for, in words
+	// Kind groups the parked events one order keeps one of: "tracking" (the latest waits), "cancel"
+	// (the first waits).
+	Kind string `json:"kind,omitempty"`
+	// Tries counts the attempts to apply it that failed transiently; RetryAt is when the next may
+	// run, LastError what the last failure was.
+	Tries     int       `json:"tries,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
 	// raw is the entry as the order's inbox holds it, when it came from there.
 	raw string
 }
@@ -238,6 +250,7 @@ type writeArgs struct {
 	pop      string
 	token    string
 	keep     time.Duration // the lease's lifetime if kept for the inbox; 0 releases it in any case
+	retry    string        // an entry to put first in the inbox
 }
 
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
@@ -245,8 +258,8 @@ type writeArgs struct {
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
 	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
 		s.historyKey(shop, order), s.inboxKey(shop, order)}
-	args := make([]any, 9, 10+len(w.entries))
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, ""
+	args := make([]any, 10, 11+len(w.entries))
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	entries := w.entries
 	var next State
 	if st != nil {

@@ -334,9 +334,11 @@ func TestInboxQueuesBehindTheHolder(t *testing.T) {
 	if err != nil || next == nil || next.ID != "2" {
 		t.Fatalf("commit of event 1: next %+v, %v; want event 2", next, err)
 	}
-	// A commit that must release (its event failed) lets the lease go with event 2 still queued.
-	if _, next, err = holder.Commit(ctx, Commit{Release: true}, now); err != nil || next != nil {
-		t.Fatalf("releasing commit: next %+v, %v", next, err)
+	// Event 2 fails: it is put back first with its try counted, and the lease is let go.
+	retried := *next
+	retried.Tries = 1
+	if _, next, err = holder.Commit(ctx, Commit{Applied: next, Retry: &retried}, now); err != nil || next != nil {
+		t.Fatalf("retrying commit: next %+v, %v", next, err)
 	}
 	for _, id := range []string{"1"} {
 		if done, _ := s.EventDone(ctx, "k-"+id); !done {
@@ -352,13 +354,13 @@ func TestInboxQueuesBehindTheHolder(t *testing.T) {
 		t.Errorf("the first state was written in Drain mode: %+v", st)
 	}
 	p, err := l.Next(ctx)
-	if err != nil || p == nil || p.ID != "2" {
-		t.Fatalf("Next: %+v, %v; want event 2", p, err)
+	if err != nil || p == nil || p.ID != "2" || p.Tries != 1 {
+		t.Fatalf("Next: %+v, %v; want event 2 after one try", p, err)
 	}
-	if _, next, err = l.Commit(ctx, Commit{Done: true, Applied: p}, now); err != nil || next != nil {
-		t.Fatalf("commit of the last queued event: next %+v, %v", next, err)
+	if _, next, err = l.Commit(ctx, Commit{Done: true, Applied: p}, now); err != nil || next == nil || next.ID != "3" {
+		t.Fatalf("commit of event 2: next %+v, %v; want the taker's own event 3, queued last", next, err)
 	}
-	if _, next, err = l.Commit(ctx, Commit{Done: true}, now); err != nil || next != nil {
+	if _, next, err = l.Commit(ctx, Commit{Done: true, Applied: next}, now); err != nil || next != nil {
 		t.Fatalf("commit of the taker's own event: next %+v, %v", next, err)
 	}
 	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute, Now: now}); err != nil {

@@ -11,8 +11,10 @@
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
 -- (ms), or '' to record none; ARGV[7] how many history entries to keep; ARGV[8] the inbox entry
 -- applied, removed if it is first in the inbox, or ''; ARGV[9] the lease's lifetime (ms) to keep
--- it while the inbox is not empty, or '' to release it in any case; ARGV[10...] the history
--- entries to append (JSON).
+-- it while the inbox is not empty, or '' to release it in any case; ARGV[10] an entry to put
+-- first in the inbox, in place of ARGV[8] if that is first, else in front of the others (an event
+-- to retry, before those queued after it), or ''; ARGV[11...] the history entries to append
+-- (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
 -- recorded, and the lease is still released); next is the inbox's first entry when the lease is
@@ -44,8 +46,8 @@ if ARGV[1] ~= '' then
 elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
-if ok == 1 and not resent and #ARGV > 9 then
-  for i = 10, #ARGV do
+if ok == 1 and not resent and #ARGV > 10 then
+  for i = 11, #ARGV do
     redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
@@ -56,8 +58,15 @@ end
 if ok == 1 and ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
 end
-if ok == 1 and ARGV[8] ~= '' and redis.call('LINDEX', KEYS[6], 0) == ARGV[8] then
-  redis.call('LPOP', KEYS[6])
+if ok == 1 then
+  local first = ARGV[8] ~= '' and redis.call('LINDEX', KEYS[6], 0) == ARGV[8]
+  if ARGV[10] ~= '' and first then
+    redis.call('LSET', KEYS[6], 0, ARGV[10])
+  elseif ARGV[10] ~= '' and ARGV[8] == '' then
+    redis.call('LPUSH', KEYS[6], ARGV[10])
+  elseif first then
+    redis.call('LPOP', KEYS[6])
+  end
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then
   if ok == 1 and ARGV[9] ~= '' then

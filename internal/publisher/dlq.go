@@ -31,6 +31,7 @@ type letter struct {
 	Attempts    string    `json:"attempts"`
 	FailedAt    time.Time `json:"failed_at"`
 	ReplayCount int       `json:"replay_count"`
+	Published   string    `json:"published_sequence,omitempty"`
 	Shop        string    `json:"shop"`
 	Order       string    `json:"order"`
 	body        []byte
@@ -42,6 +43,7 @@ func toLetter(seq uint64, h nats.Header, body []byte) letter {
 		Attempts: h.Get(dlq.HeaderAttempts), body: body}
 	l.FailedAt, _ = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt))
 	l.ReplayCount, _ = strconv.Atoi(h.Get(dlq.HeaderReplayCount))
+	l.Published = h.Get(dlq.HeaderPublishedSequence)
 	if parts := strings.Split(l.Subject, "."); len(parts) >= 3 {
 		l.Shop = parts[2]
 	}
@@ -364,6 +366,9 @@ func replay(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l l
 	msg.Data = l.body
 	count := strconv.Itoa(l.ReplayCount + 1)
 	msg.Header.Set(dlq.HeaderReplayCount, count)
+	if l.Published != "" {
+		msg.Header.Set(dlq.HeaderPublishedSequence, l.Published) // the replay is as old as the event
+	}
 	// The ID makes a repeated replay of the same dead letter (after a crash here) a duplicate.
 	id := fmt.Sprintf("replay:%s:%d:%s", s.CachedInfo().Config.Name, l.Seq, count)
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {

@@ -61,7 +61,7 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 			Subject: orig.Subject, Stream: adv.Stream, Sequence: adv.StreamSeq, Body: orig.Data,
 			Reason: handlers.ReasonExhausted, Attempts: adv.Deliveries, FailedAt: now(),
 			Err:         fmt.Errorf("no delivery of %d was acknowledged in time (handler timed out or worker crashed)", adv.Deliveries),
-			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount),
+			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount), Published: dlq.Published(orig.Header, adv.StreamSeq),
 		})
 		if err == nil {
 			counted()

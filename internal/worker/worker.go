@@ -97,6 +97,7 @@ func Run(ctx context.Context, d Deps) error {
 		// Dead letters of parked events are counted like the consume loop's.
 		DeadLetters: countedLetters{writer, m.deadLetters},
 		ParkLimit:   s.ParkLimit,
+		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
 		// overlap; a crashed holder's lease expires by itself.
 		LeaseTTL: handlerTimeout(s) + 30*time.Second,
