@@ -224,7 +224,7 @@ func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, TrackingSeq: st.TrackingSeq,
-		Parked: st.Parked, ParkDeadline: st.ParkDeadline}
+		Parked: st.Parked, ParkTimer: st.ParkTimer}
 }
 
 // requeued is the shipment a new registration starts with: the tracking number the order has,

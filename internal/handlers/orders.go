@@ -216,12 +216,14 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			}
 			if queue == nil {
 				// A timer's failure: it is retried; the events queued meanwhile go on at once.
-				return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now()))
+				return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))
 			}
 			// Events of the order were queued behind it: it is retried first, from the inbox, so
-			// that they never overtake it.
+			// that they never overtake it. Its deliveries so far count as tries.
 			held = false
-			return o.retryLater(ctx, r, order, lease, nil, *queue, own)
+			retry := *queue
+			retry.Tries = retry.Attempt - 1
+			return o.retryLater(ctx, r, order, lease, nil, retry, own)
 		}
 	}
 	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
@@ -229,10 +231,10 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		switch {
 		case next.RetryAt.After(o.Now()):
 			// The first event waits for its retry, and the inbox with it.
-			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, next.RetryAt))
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, next.RetryAt))
 		case o.Now().After(budget):
 			// Another handler goes on with the rest at once.
-			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now()))
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))
 		}
 		var released bool
 		if st, next, released, err = o.applyInbox(ctx, r, order, lease, st, next); err != nil {
@@ -240,7 +242,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			if o.Logger != nil {
 				o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
 			}
-			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerInbox}, o.Now().Add(time.Second)))
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now().Add(time.Second)))
 		}
 		r.fresh = false
 		if released {
@@ -252,10 +254,10 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	return own
 }
 
-// retryLater ends a try of an event the worker keeps that failed transiently: the event is put
-// first in the order's inbox (in place of applied, the entry it came from, if any) with its try
-// counted, the lease is let go, and a timer applies the inbox at the retry's time. An event out of
-// tries is dead-lettered as exhausted instead, with its last error.
+// retryLater ends a try of an event that failed transiently with events of its order queued behind
+// it: the event is put first in the order's inbox (in place of applied, the entry it came from, if
+// any) with its try counted, the lease is let go, and a timer applies the inbox at the retry's
+// time. (Its last try is made permanent before it fails: see exhaustedAfter.)
 func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
 	p.Tries++
 	p.LastError = cause.Error()
@@ -263,7 +265,7 @@ func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *or
 	if _, _, err := lease.Commit(ctx, orderstate.Commit{Applied: applied, Retry: &p}, o.Now()); err != nil {
 		return err
 	}
-	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerInbox}, p.RetryAt)
+	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerRetry}, p.RetryAt)
 }
 
 // step applies one event under the lease: it settles st, decides, writes the decision with the
@@ -444,13 +446,13 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		}
 		st, dirty = next, applied
 	}
-	if deadline := o.parkDeadline(st); !deadline.Equal(st.ParkDeadline) {
-		if !deadline.IsZero() {
-			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, deadline); err != nil {
+	if at := o.parkTimer(st); !at.Equal(st.ParkTimer) {
+		if !at.IsZero() {
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, at); err != nil {
 				return st, false, err
 			}
 		}
-		st.ParkDeadline, dirty = deadline, true
+		st.ParkTimer, dirty = at, true
 	}
 	if st.Status == orderstate.StatusPending && !st.PollScheduled {
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))

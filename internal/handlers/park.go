@@ -59,29 +59,28 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
-// parkDeadline is when the oldest parked event of st has waited too long; zero if none waits.
-func (o *Orders) parkDeadline(st orderstate.State) time.Time {
-	var oldest time.Time
+// parkTimer is when the parked events of st next need their order's timer: the earliest of a
+// retry and of the time the oldest has waited too long; zero if nothing is parked.
+func (o *Orders) parkTimer(st orderstate.State) time.Time {
+	var at time.Time
 	for _, p := range st.Parked {
-		if oldest.IsZero() || p.Since.Before(oldest) {
-			oldest = p.Since
+		for _, t := range []time.Time{p.Since.Add(o.parkLimit()), p.RetryAt} {
+			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+				at = t
+			}
 		}
 	}
-	if oldest.IsZero() {
-		return oldest
-	}
-	return oldest.Add(o.parkLimit())
+	return at
 }
 
 // applyParked applies the parked events of st that can apply now, in the order they came, each
 // with its own history entry, and reports whether st changed. An event whose decision is a
 // permanent failure is dead-lettered; one that fails transiently stays parked with its try counted
-// and is tried again at its retry time (by a timer of the order), and dead-lettered as exhausted
+// and is tried again at its retry time (by the order's parked-event timer), and dead-lettered as exhausted
 // out of tries: it never holds up the settling of the state (an outcome waiting to be published).
 func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	parked := st.Parked
 	var still []orderstate.Parked
-	var retryAt time.Time
 	changed := false
 	for _, p := range parked {
 		d, err := o.storedDecision(r.shop, p)
@@ -110,9 +109,6 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			p.Tries++
 			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(p.Tries)).UTC()
 			still = append(still, p)
-			if retryAt.IsZero() || p.RetryAt.Before(retryAt) {
-				retryAt = p.RetryAt
-			}
 			continue
 		}
 		entry := o.entry(Meta{Type: p.Type, Source: p.Source, ID: p.ID}, c, r, st)
@@ -122,12 +118,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 		}
 		st.History = append(st.History, entry)
 	}
-	st.Parked = still
-	if !retryAt.IsZero() {
-		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerInbox}, retryAt); err != nil {
-			return st, false, err
-		}
-	}
+	st.Parked = still // the settle step sets the order's parked-event timer for the retries
 	return st, changed, nil
 }
 

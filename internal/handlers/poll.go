@@ -42,6 +42,7 @@ const (
 	TimerPoll   = ""       // re-check an order under review
 	TimerParked = "parked" // dead-letter the parked events of an order that waited too long
 	TimerInbox  = "inbox"  // apply the order's inbox, when the handler that held its lease did not
+	TimerRetry  = "retry"  // retry the first event of the order's inbox, which failed transiently
 )
 
 // PollRequest is the body of a timer of an order: a scheduled re-check of an order under review,
@@ -91,7 +92,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	switch p.Kind {
 	case TimerParked:
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
-	case TimerInbox: // taking the lease applies the inbox
+	case TimerInbox, TimerRetry: // taking the lease applies the inbox
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
 	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, apply: func(ctx context.Context, r *run, st orderstate.State) change {

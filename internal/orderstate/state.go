@@ -94,9 +94,10 @@ type State struct {
 	// the order is registered, a cancel while a registration is under way), in arrival order.
 	// They were acknowledged when parked; the handler that moves the order on applies them.
 	Parked []Parked `json:"parked,omitempty"`
-	// ParkDeadline is when the oldest parked event has waited too long: a timer is scheduled for
-	// it, and then that event is dead-lettered. Zero when nothing is parked.
-	ParkDeadline time.Time `json:"park_deadline,omitzero"`
+	// ParkTimer is when the order's parked-event timer is set for: the earliest of a parked event's
+	// retry and of the time the oldest has waited too long (it is then dead-lettered). Zero when
+	// nothing is parked.
+	ParkTimer time.Time `json:"park_timer,omitzero"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	// History holds entries to append to the order's history with this write, in the same atomic
 	// step. It is not part of the stored document; a write clears it.

@@ -381,6 +381,7 @@ func TestCancel(t *testing.T) {
 	}
 
 	h.publish("order.cancelled", "shop-a", "ev-x3", orderRef("shop-a", "CX-1"))
+	h.waitOutcomes("CX-1", "credit.ok,credit.cancelled,credit.ok,credit.cancelled", 10*time.Second)
 	h.publishAt("order.updated", "shop-a", "ev-u4", "2026-11-26T12:00:00+09:00", withQuantity(data, 3)) // new data, after the cancel
 	h.waitOutcomes("CX-1", "credit.ok,credit.cancelled,credit.ok,credit.cancelled,credit.ok", 10*time.Second)
 	if txs := h.sandboxTransactions("CX-1"); len(txs) != 3 || txs[2].State != "active" || txs[2].BilledAmount != sentFor(3) {

@@ -125,7 +125,7 @@ func Run(ctx context.Context, d Deps) error {
 		switch req.Kind {
 		case handlers.TimerParked:
 			msg.Envelope.Type = "park-deadline"
-		case handlers.TimerInbox:
+		case handlers.TimerInbox, handlers.TimerRetry:
 			msg.Envelope.Type = "inbox"
 		}
 		req.Replayed = msg.Replayed
