@@ -98,7 +98,7 @@ type State struct {
 	// retry and of the time the oldest has waited too long (it is then dead-lettered). Zero when
 	// nothing is parked.
 	ParkTimer time.Time `json:"park_timer,omitzero"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// History holds entries to append to the order's history with this write, in the same atomic
 	// step. It is not part of the stored document; a write clears it.
 	History []Entry `json:"-"`
