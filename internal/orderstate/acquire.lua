@@ -9,13 +9,17 @@
 -- ARGV[1] the lease token, ARGV[2] the lease's lifetime (ms), ARGV[3] '1' to check the event
 -- record; ARGV[4] the state to write if there is none and the event was not processed, or '';
 -- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review; ARGV[7] the
--- event as an inbox entry, or '' to never queue it; ARGV[8] the most entries the inbox may hold.
+-- event as an inbox entry, or '' to never queue it; ARGV[8] the most entries the inbox may hold;
+-- ARGV[9] '1' if the caller has an entry it did not send (it is sent only when needed: most takes
+-- find the lease free and the inbox empty).
 --
--- Returns nil if another holder has the lease and the event was not queued; {'', the inbox's
--- length, 0, 'queued'} if it was queued; else {state or '', 1 if the event was processed, 1 if the
--- state returned was written just now, mode} where mode is 'drain' (the lease is taken, and the
--- inbox holds older events: the event was put last in it when it was given as an entry; the
--- first state is not written) or '' (the lease is taken). A lease already held with this token is this holder's: the client
+-- Returns nil if another holder has the lease and the event was not queued; {'', 0, 0, 'entry'}
+-- if the inbox holds events and the caller has an entry it did not send (the lease is not taken:
+-- call again with the entry, to be put behind them); {'', the inbox's length, 0, 'queued'} if it
+-- was queued; else {state or '', 1 if the event was processed, 1 if the state returned was written
+-- just now, mode} where mode is 'drain' (the lease is taken, and the inbox holds older events: the
+-- event was put last in it when it was given as an entry; the first state is not written) or ''
+-- (the lease is taken). A lease already held with this token is this holder's: the client
 -- resent the script after a lost reply.
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
@@ -26,6 +30,10 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('
 end
 local mode = ''
 if redis.call('LLEN', KEYS[5]) > 0 then
+  if ARGV[7] == '' and ARGV[9] == '1' then
+    redis.call('DEL', KEYS[1])
+    return {'', 0, 0, 'entry'}
+  end
   mode = 'drain'
   if ARGV[7] ~= '' then
     redis.call('RPUSH', KEYS[5], ARGV[7])

@@ -69,7 +69,8 @@ type Take struct {
 	Now   time.Time
 	// Queue, if not nil, is the event as an inbox entry: queued when another handler holds the
 	// lease (ErrQueued), or behind the inbox's older events when it is not empty (Lease.Drain).
-	// Nil waits for nobody: ErrLeaseHeld.
+	// It is sent only when needed: AcquireLease first tries without it, which finds the lease free
+	// and the inbox empty almost always. Nil waits for nobody: ErrLeaseHeld.
 	Queue *Parked
 }
 
@@ -81,12 +82,28 @@ const MaxInbox = 1024
 // t.Queue in the order's inbox. In the same round trip it reads the order's state and the event
 // record, and writes t.First for a new order.
 func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*Lease, error) {
+	l, err := s.acquire(ctx, shop, order, t, false)
+	if t.Queue != nil && (errors.Is(err, ErrLeaseHeld) || errors.Is(err, errNeedEntry)) {
+		return s.acquire(ctx, shop, order, t, true)
+	}
+	return l, err
+}
+
+// errNeedEntry means the inbox holds events and the event must be put behind them: call again
+// with its entry.
+var errNeedEntry = errors.New("orderstate: the inbox holds events")
+
+// acquire runs acquire.lua once, with t.Queue's entry if withEntry.
+func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEntry bool) (*Lease, error) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
 	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order)}
-	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox}
-	if t.Queue != nil {
+	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0"}
+	if t.Queue != nil && !withEntry {
+		args[8] = "1"
+	}
+	if t.Queue != nil && withEntry {
 		raw, err := json.Marshal(t.Queue)
 		if err != nil {
 			return nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", shop, order, err)
@@ -117,6 +134,9 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
 	}
 	mode, _ := res[3].(string)
+	if mode == "entry" {
+		return nil, errNeedEntry
+	}
 	if mode == "queued" {
 		n, _ := res[1].(int64)
 		return nil, &QueuedError{Length: n}

@@ -47,10 +47,13 @@ elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
 if ok == 1 and not resent and #ARGV > 10 then
+  local n = 0
   for i = 11, #ARGV do
-    redis.call('RPUSH', KEYS[5], ARGV[i])
+    n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
-  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
+  if n > tonumber(ARGV[7]) then
+    redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
+  end
   if ARGV[1] ~= '' then
     redis.call('PERSIST', KEYS[5]) -- the order has a state now: its history lasts as long
   end
