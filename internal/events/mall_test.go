@@ -110,28 +110,7 @@ func flatten(t *testing.T, o events.Order) map[string]string {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				p := k
-				if prefix != "" {
-					p = prefix + "." + k
-				}
-				walk(p, e)
-			}
-		case []any:
-			for i, e := range x {
-				walk(prefix+"["+itoa(i)+"]", e)
-			}
-		case string:
-			out[prefix] = x
-		}
-	}
-	walk("", v)
-	return out
+	return leaves(v)
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

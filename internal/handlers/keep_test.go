@@ -1,0 +1,379 @@
+package handlers_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// The tests in this file are about events the worker keeps: queued in an order's inbox while
+// another handler holds its lease, parked until the order gets somewhere, retried after a
+// transient failure; and about the order in which an order's events apply.
+
+// env is Orders for one shop, shop-a, over a store of the test's own (the shared Redis under a key
+// prefix of its own), with the outcomes, timers and dead letters it produces recorded.
+type env struct {
+	o       *handlers.Orders
+	store   *orderstate.Store
+	outs    *flakyOutcomes
+	polls   *recordedPolls
+	letters *recordedLetters
+	clock   *clock
+}
+
+// newEnv makes an env whose shop calls prov; its clock starts now and moves only when told.
+func newEnv(t *testing.T, prov handlers.Provider) *env {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	e := &env{store: orderstate.New(rdb, prefix, time.Hour), outs: &flakyOutcomes{}, polls: &recordedPolls{},
+		letters: &recordedLetters{}, clock: &clock{now: time.Now()}}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	e.o = &handlers.Orders{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, LeaseTTL: time.Minute, Now: e.clock.Now}
+	return e
+}
+
+// okOrder writes the state of an OK order o-1 of shop-a.
+func (e *env) okOrder(t *testing.T) {
+	t.Helper()
+	if _, err := e.store.Put(context.Background(), "shop-a", "o-1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadHolder takes the lease of o-1 for ttl, as a handler that then dies.
+func (e *env) deadHolder(t *testing.T, ttl time.Duration) *orderstate.Lease {
+	t.Helper()
+	l, err := e.store.AcquireLease(context.Background(), "shop-a", "o-1", orderstate.Take{TTL: ttl, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// recordedPolls records the timers scheduled.
+type recordedPolls struct {
+	mu    sync.Mutex
+	timer []handlers.PollRequest
+}
+
+func (p *recordedPolls) Schedule(_ context.Context, r handlers.PollRequest, _ time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timer = append(p.timer, r)
+	return nil
+}
+
+// TestInboxOfACrashedHolderIsApplied: an event queued behind a handler that then dies (its lease
+// expires with the event still in the order's inbox) is applied by the inbox timer scheduled when
+// it was queued, once.
+func TestInboxOfACrashedHolderIsApplied(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const ttl = 300 * time.Millisecond
+	e.o.LeaseTTL = ttl
+	e.okOrder(t)
+	e.deadHolder(t, ttl)
+	o, polls, store := e.o, e.polls, e.store
+	ev := trackingEvent("t-1", "o-1", 7, "1234-5678-9012")
+	if err := o.TrackingEntered(ctx, ev); err != nil {
+		t.Fatalf("queued event: %v", err)
+	}
+	if prov.calls["shipment"] != 0 || len(polls.timer) != 1 || polls.timer[0].Kind != handlers.TimerInbox {
+		t.Fatalf("after queueing: %d shipment calls, timers %+v; want none and one inbox timer", prov.calls["shipment"], polls.timer)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the holder's lease expires
+	if err := o.PollDue(ctx, polls.timer[0]); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	if err := o.PollDue(ctx, polls.timer[0]); err != nil {
+		t.Fatalf("inbox timer again: %v", err)
+	}
+	if prov.calls["shipment"] != 1 {
+		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
+	}
+	if done, _ := store.EventDone(ctx, ev.Key()); !done {
+		t.Error("the queued event is not recorded as processed")
+	}
+	entries, _ := store.History(ctx, "shop-a", "o-1")
+	if len(entries) != 1 || entries[0].ID != "t-1" || !strings.HasPrefix(entries[0].Did, "shipment reported") {
+		t.Errorf("history %+v", entries)
+	}
+}
+
+// TestCopyInTheInboxIsAppliedOnce: a delivery of an event is queued in the order's inbox, and a
+// second delivery of the same event takes the lease after the holder let it go: it applies the
+// inbox first, finds its own event done there, and changes nothing more.
+func TestCopyInTheInboxIsAppliedOnce(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	holder := e.deadHolder(t, time.Minute)
+	o, store := e.o, e.store
+	ev := trackingEvent("t-1", "o-1", 7, "1234-5678-9012")
+	if err := o.TrackingEntered(ctx, ev); err != nil { // queued behind the holder
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil { // the holder ends without applying the inbox
+		t.Fatal(err)
+	}
+	ev.Attempt = 2
+	if err := o.TrackingEntered(ctx, ev); err != nil { // the redelivery applies the inbox, then itself
+		t.Fatal(err)
+	}
+	if prov.calls["shipment"] != 1 {
+		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
+	}
+	entries, _ := store.History(ctx, "shop-a", "o-1")
+	if len(entries) != 2 || !strings.HasPrefix(entries[0].Did, "shipment reported") || entries[1].Did != "duplicate: processed already" {
+		t.Errorf("history %+v", entries)
+	}
+}
+
+func testOrder(id string, billed int64) events.Order {
+	items := []events.Item{{Name: "緑茶", UnitPrice: billed, Quantity: 1}}
+	return events.Order{ShopID: "shop-a", OrderID: id, OrderedAt: "2026-11-26T10:14:03+09:00",
+		Buyer: &events.Person{Name: "加藤 太郎", NameKana: "カトウ タロウ", Zip: "150-0001", Address: "東京都渋谷区神宮前1-1-1",
+			Phone: "03-1234-5678", Email: "taro@example.jp"},
+		Items: items, BilledAmount: &billed}
+}
+
+// TestUpdateToZeroBeforeItsOrder: an order.updated that brings an order to 0 is a cancel, also
+// when it is handled before its order.created (the two ran in parallel): the order ends
+// cancelled, and the older order.created registers nothing.
+func TestUpdateToZeroBeforeItsOrder(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	o, store := e.o, e.store
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
+	upd := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "u-1", Source: "test", Type: events.TypeOrderUpdated, Shop: "shop-a", Seq: 2, Time: at.Add(time.Minute)},
+		Data: testOrder("Z-1", 0)}
+	if err := o.OrderUpdated(ctx, upd); err != nil {
+		t.Fatalf("update to 0: %v", err)
+	}
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c-1", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 1, Time: at},
+		Data: testOrder("Z-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err != nil {
+		t.Fatalf("created: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "Z-1")
+	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 0 {
+		t.Errorf("status %q after %d registrations, want cancelled and none", st.Status, prov.calls["register"])
+	}
+}
+
+// registerFails fails registrations (a transport failure: the outcome is unknown) while failing
+// is set, and otherwise answers as fakeProvider.
+type registerFails struct {
+	fakeProvider
+	failing bool
+}
+
+func (p *registerFails) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+	if p.failing {
+		p.count("register-failed")
+		return atodene.Registration{}, &atodene.StatusError{Op: "transaction.do", StatusCode: 503}
+	}
+	return p.fakeProvider.Register(ctx, o)
+}
+
+// TestReplayIsAsOldAsItsEvent: an order.created whose retries ran out is replayed from the
+// dead-letter stream after the shop cancelled the order (the cancel parked behind the unfinished
+// registration). The replay registers the order, and the cancel, published after the event the
+// replay repeats, is applied after it: the order ends cancelled (it ended ok when the replay's new
+// stream sequence made the cancel look older).
+func TestReplayIsAsOldAsItsEvent(t *testing.T) {
+	t.Parallel()
+	prov := &registerFails{failing: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	o, store := e.o, e.store
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c-1", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 10, Time: at},
+		Data: testOrder("RP-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err == nil {
+		t.Fatal("the failing registration succeeded")
+	}
+	body := envelope(events.TypeOrderCancelled, "x-1", `{"shop_id":"shop-a","order_id":"RP-1"}`)
+	cancel := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "x-1", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a",
+		Seq: 11, Time: at.Add(time.Hour), Subject: "orders.cancelled.shop-a", Stream: "ORDERS", Attempt: 1, Body: body},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: "RP-1"}}
+	if err := o.OrderCancelled(ctx, cancel); err != nil {
+		t.Fatalf("cancel during the registration: %v", err)
+	}
+	prov.failing = false
+	replay := created
+	replay.Seq, replay.Published, replay.ReplayCount = 25, 10, "1"
+	if err := o.OrderCreated(ctx, replay); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "RP-1")
+	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 1 || prov.calls["cancel"] != 1 {
+		t.Errorf("status %q, %d registrations, %d cancels; want cancelled, 1 and 1", st.Status, prov.calls["register"], prov.calls["cancel"])
+	}
+}
+
+// TestOlderTrackingNumberDoesNotReplaceANewer: two tracking numbers of one order, a number and its
+// correction, handled in parallel: the correction (published second) is applied first, and the
+// first number, handled after it, changes nothing.
+func TestOlderTrackingNumberDoesNotReplaceANewer(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	o, store := e.o, e.store
+	track := func(id string, seq uint64, number string) {
+		t.Helper()
+		if err := o.TrackingEntered(ctx, trackingEvent(id, "o-1", seq, number)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	track("t-2", 6, "2222-2222-2222") // the correction
+	track("t-1", 5, "1111-1111-1111") // the first number, late
+	st, _ := store.Get(ctx, "shop-a", "o-1")
+	if st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" || prov.calls["shipment"] != 1 {
+		t.Errorf("shipment %+v after %d reports; want the correction, reported once", st.Shipment, prov.calls["shipment"])
+	}
+}
+
+// clock is a settable time for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// shipmentFails fails shipment reports with HTTP 503 while failing is set.
+type shipmentFails struct {
+	fakeProvider
+	failing bool
+}
+
+func (p *shipmentFails) ReportShipment(ctx context.Context, s atodene.Shipment) error {
+	if p.failing {
+		p.count("shipment-failed")
+		return &atodene.StatusError{Op: "shippingrequest.do", StatusCode: 503}
+	}
+	return p.fakeProvider.ReportShipment(ctx, s)
+}
+
+// recordedLetters records the dead letters written.
+type recordedLetters struct {
+	mu      sync.Mutex
+	letters []dlq.Letter
+}
+
+func (r *recordedLetters) Write(_ context.Context, l dlq.Letter) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.letters = append(r.letters, l)
+	return nil
+}
+
+func trackingEvent(id, order string, seq uint64, number string) handlers.Event[events.Tracking] {
+	body := envelope(events.TypeTrackingEntered, id, `{"shop_id":"shop-a","order_id":"`+order+`","carrier":"yamato","tracking_number":"`+number+`"}`)
+	return handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a",
+		Subject: "orders.tracking_entered.shop-a", Stream: "ORDERS", Seq: seq, Attempt: 1, Body: body},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: order, Carrier: "yamato", TrackingNumber: number}}
+}
+
+// TestInboxRetriesInOrderAndRunsOut: an event of the order's inbox that fails transiently stays
+// first in the inbox, is retried at its retry time by the inbox timer (a later event of the order
+// neither overtakes it nor is charged with its failure), and is dead-lettered as exhausted with its
+// body when its tries run out; then the inbox goes on.
+func TestInboxRetriesInOrderAndRunsOut(t *testing.T) {
+	t.Parallel()
+	prov := &shipmentFails{failing: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	const ttl = 300 * time.Millisecond
+	e.o.LeaseTTL, e.o.MaxAttempts = ttl, 3
+	e.okOrder(t)
+	e.deadHolder(t, ttl)
+	o, store, letters, clk := e.o, e.store, e.letters, e.clock
+	if err := o.TrackingEntered(ctx, trackingEvent("x", "o-1", 5, "1111-1111-1111")); err != nil {
+		t.Fatalf("queued: %v", err)
+	}
+	time.Sleep(ttl + 100*time.Millisecond) // the holder's lease expires
+	timer := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerInbox}
+	if err := o.PollDue(ctx, timer); err != nil { // try 1 fails
+		t.Fatalf("inbox timer: %v", err)
+	}
+	// A later event of the order: it goes behind the failing one, and is not charged with it.
+	if err := o.TrackingEntered(ctx, trackingEvent("y", "o-1", 6, "2222-2222-2222")); err != nil {
+		t.Fatalf("a later event returned %v, the failure of another", err)
+	}
+	if prov.calls["shipment-failed"] != 1 {
+		t.Fatalf("%d tries before the retry time, want 1", prov.calls["shipment-failed"])
+	}
+	for range 2 { // tries 2 and 3: the last is out of tries
+		clk.add(time.Minute)
+		if err := o.PollDue(ctx, timer); err != nil {
+			t.Fatalf("inbox timer: %v", err)
+		}
+	}
+	if len(letters.letters) != 1 || letters.letters[0].Reason != handlers.ReasonExhausted || !strings.Contains(string(letters.letters[0].Body), `"id":"x"`) {
+		t.Fatalf("dead letters %+v, want x exhausted", letters.letters)
+	}
+	prov.failing = false
+	clk.add(time.Minute)
+	if err := o.PollDue(ctx, timer); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	st, _ := store.Get(ctx, "shop-a", "o-1")
+	// x was tried 3 times; y, next in the inbox, once right after x's dead letter (ATODENE still
+	// failing), then reported.
+	if prov.calls["shipment-failed"] != 4 || prov.calls["shipment"] != 1 || st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" {
+		t.Errorf("%d failed tries, %d reports, shipment %+v; want 4, then y reported", prov.calls["shipment-failed"], prov.calls["shipment"], st.Shipment)
+	}
+}
+
+// TestParkedFailureDoesNotHoldTheOrder: a tracking number parked before its order fails to be
+// reported when the order is registered (ATODENE answers 503): the registration's credit.ok is
+// published all the same, and the tracking number stays parked and is reported on its retry.
+func TestParkedFailureDoesNotHoldTheOrder(t *testing.T) {
+	t.Parallel()
+	prov := &shipmentFails{failing: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	o, store, outs, clk := e.o, e.store, e.outs, e.clock
+	if err := o.TrackingEntered(ctx, trackingEvent("t", "P-1", 1, "1111-1111-1111")); err != nil {
+		t.Fatalf("parked: %v", err)
+	}
+	created := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "c", Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: 2},
+		Data: testOrder("P-1", 2950)}
+	if err := o.OrderCreated(ctx, created); err != nil {
+		t.Fatalf("the registration failed with its parked tracking number: %v", err)
+	}
+	if len(outs.ids) != 1 || !strings.HasSuffix(outs.ids[0], ":credit.ok") {
+		t.Fatalf("published %v, want the credit.ok", outs.ids)
+	}
+	st, _ := store.Get(ctx, "shop-a", "P-1")
+	if len(st.Parked) != 1 || st.Parked[0].Tries != 1 {
+		t.Fatalf("parked %+v, want the tracking number after one try", st.Parked)
+	}
+	prov.failing = false
+	clk.add(time.Minute)
+	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "P-1", Kind: handlers.TimerInbox}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = store.Get(ctx, "shop-a", "P-1"); len(st.Parked) != 0 || st.Shipment == nil || !st.Shipment.Reported {
+		t.Errorf("after the retry: parked %+v, shipment %+v", st.Parked, st.Shipment)
+	}
+}
