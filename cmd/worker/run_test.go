@@ -232,7 +232,7 @@ func TestEmbedded(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("did not stop in 20s after cancel")
 	}
-	for _, want := range []string{"embedded NATS", "embedded Redis-protocol server (in memory, not durable)", `shop "demo"`} {
+	for _, want := range []string{"embedded NATS", "embedded Redis-protocol server (in memory, not durable)", `shop "demo"`, "export ATODENE_PUBLISHER_NATS_URL=nats://"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}

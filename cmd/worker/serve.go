@@ -57,6 +57,10 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		redisURL = "redis://" + r.Addr()
 		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
 	}
+	if s.NATSURL == "" || s.RedisURL == "" {
+		// publisher's defaults are a NATS and a Redis on their standard ports, not these.
+		fmt.Fprintf(stdout, "for publisher: export ATODENE_PUBLISHER_NATS_URL=%s ATODENE_PUBLISHER_REDIS_URL=%s\n", natsURL, redisURL)
+	}
 	sbCfg := sandbox.Config{}
 	if s.Demo {
 		sbCfg = demoSandbox

@@ -18,7 +18,7 @@ import (
 // waiting to be published and the bodies of parked events, which are counted, not shown.
 func (a *App) order(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "show" {
-		return usagef("want: order show [flags] SHOP ORDER")
+		return usagef("want: order show [flags] SHOP ORDER (order show -h lists the flags)")
 	}
 	fs := a.flagSet("order show")
 	redisURL := fs.String("redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
@@ -30,7 +30,11 @@ func (a *App) order(ctx context.Context, args []string) error {
 	if fs.NArg() != 2 {
 		return usagef("order show needs SHOP and ORDER")
 	}
-	opts, err := redis.ParseURL(*redisURL)
+	url := *redisURL
+	if !strings.Contains(url, "://") {
+		url = "redis://" + url // host:port, as the worker's embedded mode prints it
+	}
+	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return usagef("-redis-url: %v", err)
 	}
