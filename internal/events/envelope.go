@@ -103,6 +103,14 @@ type Envelope struct {
 	Data            json.RawMessage `json:"data"`
 }
 
+// Limits of the identifiers of an event, which the worker stores (event records, parked events,
+// the history, outcomes' causationid) and logs: a UUID is 36 bytes, a URI-reference source rarely
+// over 100. Longer ones are invalid input.
+const (
+	MaxIDLen     = 256
+	MaxSourceLen = 512
+)
+
 // EventKey is the identity of an event: CloudEvents makes source and id unique together, not id
 // alone (DESIGN.md §4), so two importers that both number their events 0001 send two events. It
 // is a fixed-length digest (32 hex digits) of the pair, safe in a Redis key whatever the two
@@ -203,11 +211,17 @@ func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 	if env.SpecVersion != SpecVersion {
 		p.add("specversion", "must be %q, got %q", SpecVersion, clip(env.SpecVersion))
 	}
-	if env.ID == "" {
+	switch {
+	case env.ID == "":
 		p.add("id", "is required")
+	case len(env.ID) > MaxIDLen:
+		p.add("id", "is %d bytes, more than the limit of %d", len(env.ID), MaxIDLen)
 	}
-	if env.Source == "" {
+	switch {
+	case env.Source == "":
 		p.add("source", "is required")
+	case len(env.Source) > MaxSourceLen:
+		p.add("source", "is %d bytes, more than the limit of %d", len(env.Source), MaxSourceLen)
 	}
 	if env.Time != "" {
 		if _, err := time.Parse(time.RFC3339, env.Time); err != nil {

@@ -565,3 +565,20 @@ func TestPollPolicyDelay(t *testing.T) {
 		})
 	}
 }
+
+// An event id of a megabyte is invalid, and its log line quotes no more than a bounded part of it.
+func TestHugeIDIsInvalidAndLoggedCut(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	huge := strings.Repeat("x", 1<<20)
+	h := handlers.Chain(nop, handlers.Logging(zap.New(core)), handlers.DecodeEnvelope)
+	err := h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(huge)})
+	if reason, _ := handlers.DeadLetterReason(err); reason != handlers.ReasonInvalid || !strings.Contains(err.Error(), "id: is 1048576 bytes") {
+		t.Fatalf("err %v, want invalid naming id", err)
+	}
+	for _, e := range logs.All() {
+		if id, _ := e.ContextMap()["event_id"].(string); len(id) > 300 {
+			t.Errorf("logged an event_id of %d bytes", len(id))
+		}
+	}
+}

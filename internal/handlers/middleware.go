@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -49,7 +50,7 @@ func Logging(log *zap.Logger) Middleware {
 			start := time.Now()
 			err := next(ctx, m)
 			fields := []zap.Field{
-				zap.String("event_id", m.Envelope.ID), zap.String("subject", m.Subject),
+				zap.String("event_id", clip(m.Envelope.ID)), zap.String("subject", clip(m.Subject)),
 				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop), zap.String("order", m.Order),
 				zap.String("outcome", Outcome(err)), zap.Duration("duration", time.Since(start)),
 				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
@@ -103,4 +104,17 @@ func (mt *Metrics) Middleware() Middleware {
 			return err
 		}
 	}
+}
+
+// clip bounds a value logged from a message, which may be invalid and of any length.
+func clip(s string) string {
+	const limit = 256
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
