@@ -146,11 +146,11 @@ func (s *stack) collect(ctx context.Context, readTx bool) (*collector, error) {
 	return c, nil
 }
 
-// outcomeOrder reads the order of an outcome from its message ID, <shop>:<order>:<version>:<type>
-// (docs/architecture.md), without decoding the body.
+// outcomeOrder reads the order of an outcome from its message ID,
+// <shop>:<order>:<epoch>:<version>:<type> (docs/architecture.md), without decoding the body.
 func outcomeOrder(msgID string) (string, bool) {
 	parts := strings.Split(msgID, ":")
-	if len(parts) != 4 {
+	if len(parts) != 5 {
 		return "", false
 	}
 	return parts[1], true

@@ -107,7 +107,7 @@ atodene_worker_handler_seconds_count 4
 
 func TestOutcomeOrder(t *testing.T) {
 	t.Parallel()
-	if got, ok := outcomeOrder("bench:T0000012:3:credit.ok"); !ok || got != "T0000012" {
+	if got, ok := outcomeOrder("bench:T0000012:1a2b3c4d:3:credit.ok"); !ok || got != "T0000012" {
 		t.Errorf("outcomeOrder = %q, %v", got, ok)
 	}
 	if _, ok := outcomeOrder("dlq:ORDERS:12"); ok {

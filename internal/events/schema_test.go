@@ -319,7 +319,7 @@ func TestOutcomeSchemasAcceptOutcomes(t *testing.T) {
 	}
 	normalized := append(o.Normalized, events.Normalized{Field: "invoice_delivery", Value: events.DeliverySeparate})
 	at := time.Date(2026, 11, 26, 10, 15, 2, 0, time.FixedZone("JST", 9*60*60))
-	body, err := events.NewOutcome("demo:G-1:2:credit.ok", events.TypeCreditOK, "ev-1", at, events.Credit{
+	body, err := events.NewOutcome("demo:G-1:1a2b3c4d:2:credit.ok", events.TypeCreditOK, "ev-1", at, events.Credit{
 		ShopID: testShop, OrderID: "kitchen-goods-store-10000003", TransactionID: "12345678901", Result: "ok",
 		Fee: 205, BilledAmount: 3155, DecidedAt: at.Format(time.RFC3339), Normalized: normalized,
 	})

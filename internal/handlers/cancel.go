@@ -26,14 +26,14 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 
 // cancelling is the decision of an event that ends the order's credit: order.cancelled, or
 // order.updated with nothing left to bill (why says so), which is a cancel in every status (as w2
-// treats it, API.md §7): of an order not registered yet too, so that its order.created, handled
-// later, is older than the cancel and changes nothing.
+// treats it, API.md §7). One for an order the worker has no record of waits for the order (parked):
+// a credit.cancelled without a cancel at ATODENE would be made up.
 func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	did := "cancelled"
 	if why != "" {
 		did += ": " + why
 	}
-	return decision{ev: ev, ordered: creditOrder, parkAs: parkCancel, waits: waitsForRegistration, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev, ordered: creditOrder, parkAs: parkCancel, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusCancelled:
 			return keep("no change: cancelled already")
@@ -52,11 +52,17 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	}}
 }
 
-// waitsForRegistration keeps an event that needs the outcome of a registration under way: an
-// earlier handler wrote the intent and its answer is not recorded yet.
-func waitsForRegistration(st orderstate.State) string {
-	if st.Status == orderstate.StatusRegistering {
+// waitsForTransaction keeps an event that needs the order's transaction until the worker knows
+// it: the outcome of a registration under way (an earlier handler wrote the intent, and its answer
+// is not recorded yet), or the order itself when the worker has no record of it. The absence of a
+// state is no evidence that ATODENE holds no transaction (the order may not be imported yet, or its
+// state lost with Redis): the event waits, and goes to an operator if the order never comes.
+func waitsForTransaction(st orderstate.State) string {
+	switch st.Status {
+	case orderstate.StatusRegistering:
 		return "the outcome of the order's registration"
+	case orderstate.StatusNone:
+		return "the order's credit check (the worker has no record of the order)"
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -26,6 +27,10 @@ func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 	return decision{ev: ev.Meta, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.InvoiceEvent == key {
 			return keep("no change: answered already") // a retry after the answer was written
+		}
+		if st.Status == orderstate.StatusNone {
+			// No record is no evidence that ATODENE holds no transaction: an operator looks.
+			return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: the worker has no record of it (not registered here, or its state was lost), so no invoice data can be fetched", order)))
 		}
 		st.InvoiceEvent = key
 		var problem *atodene.ProviderError

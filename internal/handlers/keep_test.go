@@ -151,16 +151,20 @@ func testOrder(id string, billed int64) events.Order {
 }
 
 // TestUpdateToZeroBeforeItsOrder: an order.updated that brings an order to 0 is a cancel, also
-// when it is handled before its order.created (the two ran in parallel): the order ends
-// cancelled, and the older order.created registers nothing.
+// when it is handled before its order.created (the two ran in parallel): it waits for the order
+// (the worker has no record of it, which is no evidence that ATODENE has none), the order.created
+// registers it, and the cancel is applied then: the order ends cancelled at ATODENE too.
 func TestUpdateToZeroBeforeItsOrder(t *testing.T) {
 	t.Parallel()
 	prov := &fakeProvider{}
 	e, ctx := newEnv(t, prov), context.Background()
 	o, store := e.o, e.store
 	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.UTC)
-	upd := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "u-1", Source: "test", Type: events.TypeOrderUpdated, Shop: "shop-a", Seq: 2, Time: at.Add(time.Minute)},
-		Data: testOrder("Z-1", 0)}
+	body := envelope(events.TypeOrderUpdated, "u-1", `{"shop_id":"shop-a","order_id":"Z-1","ordered_at":"2026-11-26T10:14:03+09:00",
+		"buyer":{"name":"加藤 太郎","name_kana":"カトウ タロウ","zip":"150-0001","address":"東京都渋谷区神宮前1-1-1","phone":"03-1234-5678","email":"taro@example.jp"},
+		"items":[{"name":"緑茶","unit_price":0,"quantity":1}],"billed_amount":0}`)
+	upd := handlers.Event[events.Order]{Meta: handlers.Meta{ID: "u-1", Source: "test", Type: events.TypeOrderUpdated, Shop: "shop-a", Seq: 2, Time: at.Add(time.Minute),
+		Subject: "orders.updated.shop-a", Stream: "ORDERS", Attempt: 1, Body: body}, Data: testOrder("Z-1", 0)}
 	if err := o.OrderUpdated(ctx, upd); err != nil {
 		t.Fatalf("update to 0: %v", err)
 	}
@@ -170,8 +174,8 @@ func TestUpdateToZeroBeforeItsOrder(t *testing.T) {
 		t.Fatalf("created: %v", err)
 	}
 	st, _ := store.Get(ctx, "shop-a", "Z-1")
-	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 0 {
-		t.Errorf("status %q after %d registrations, want cancelled and none", st.Status, prov.calls["register"])
+	if st.Status != orderstate.StatusCancelled || prov.calls["register"] != 1 || prov.calls["cancel"] != 1 {
+		t.Errorf("status %q after %d registrations and %d cancels, want cancelled, 1 and 1", st.Status, prov.calls["register"], prov.calls["cancel"])
 	}
 }
 

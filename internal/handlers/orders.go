@@ -483,10 +483,14 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 var jst = time.FixedZone("JST", 9*60*60)
 
 // emit renders an outcome event into the state's outbox. Its message ID is derived from the
-// order, the version of the state that records it and its type, so a retry of the same step
-// repeats it and a later decision gets a new one.
+// order, the epoch and the version of the state that records it and its type, so a retry of the
+// same step repeats it, a later decision gets a new one, and so does a decision recorded in a state
+// written anew after the old one was lost (its version starts again, in another epoch).
 func (o *Orders) emit(st *orderstate.State, shop, order, eventType, causedBy string, data any) {
-	msgID := fmt.Sprintf("%s:%s:%d:%s", shop, order, st.Version+1, eventType)
+	if st.Epoch == "" {
+		st.Epoch = orderstate.NewEpoch()
+	}
+	msgID := fmt.Sprintf("%s:%s:%s:%d:%s", shop, order, st.Epoch, st.Version+1, eventType)
 	body, err := events.NewOutcome(msgID, eventType, causedBy, o.Now(), data)
 	if err != nil {
 		panic(fmt.Sprintf("handlers: encoding %s: %v", eventType, err)) // plain structs always encode

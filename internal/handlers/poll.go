@@ -96,9 +96,17 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
 	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, apply: func(ctx context.Context, r *run, st orderstate.State) change {
-		if st.Status != orderstate.StatusPending || st.PollSeq != p.Seq {
-			return keep("") // decided, cancelled or changed since this poll was scheduled
+		switch {
+		case st.Status == orderstate.StatusNone:
+			// The order's state is gone (lost with Redis): a re-check has nothing to apply its answer to.
+			return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: due for a re-check, but the worker has no record of it (its state was lost?)", p.OrderID)))
+		case st.Status != orderstate.StatusPending:
+			return keep("") // decided or cancelled since this poll was scheduled
 		}
+		// A poll of another series than the state's (the order changed since, or Redis lost the
+		// state's last writes) re-checks all the same: the order is under review, and the check
+		// schedules the state's own next one, so that no state is left waiting for a poll that
+		// will never come.
 		if p.Replayed {
 			st.PollSince = o.Now()
 		}

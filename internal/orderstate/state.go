@@ -10,7 +10,9 @@ package orderstate
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +53,12 @@ type Shipment struct {
 
 // State is one order's state. Version grows by one with every write.
 type State struct {
-	Version       int64     `json:"version"`
+	Version int64 `json:"version"`
+	// Epoch names this life of the order's state: a random value given by its first write. The
+	// version counts writes within it; a state lost with Redis and written anew starts at version 1
+	// again but in another epoch, so that what is derived from the version (outcome message IDs)
+	// never repeats for a different outcome.
+	Epoch         string    `json:"epoch,omitempty"`
 	Status        Status    `json:"status"`
 	Review        string    `json:"review,omitempty"` // "" under review, "hold" on hold
 	TransactionID string    `json:"transaction_id,omitempty"`
@@ -209,6 +216,9 @@ type encoded struct {
 
 // encode renders st as the version after it, written at now.
 func encode(shop, order string, st State, now time.Time) (encoded, error) {
+	if st.Epoch == "" {
+		st.Epoch = NewEpoch()
+	}
 	st.Version++
 	st.UpdatedAt = now.UTC()
 	raw, err := json.Marshal(st)
@@ -216,6 +226,13 @@ func encode(shop, order string, st State, now time.Time) (encoded, error) {
 		return encoded{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
 	}
 	return encoded{st, raw}, nil
+}
+
+// NewEpoch returns a random epoch for a state written for the first time: 8 hexadecimal digits.
+func NewEpoch() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func decode(shop, order string, raw []byte) (State, error) {

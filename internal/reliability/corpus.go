@@ -211,10 +211,11 @@ func corpus() []badCase {
 		{name: "browser header over 1000 characters (cut)", body: setData(func(d map[string]any) {
 			d["browser"] = map[string]any{"http_header": strings.Repeat("x", 1001), "device_info": ""}
 		}), outcome: events.TypeCreditOK},
+		// Events that need a transaction the worker has no record of: never a made-up outcome.
 		{name: "cancel of an order never seen", subject: events.Subject(events.TypeOrderCancelled, shopA),
-			body: typed(events.TypeOrderCancelled, map[string]any{"shop_id": shopA, "order_id": "ORDER"}), outcome: events.TypeCreditCancelled},
+			body: typed(events.TypeOrderCancelled, map[string]any{"shop_id": shopA, "order_id": "ORDER"}), reason: noTransaction, field: "waited"},
 		{name: "invoice request for an order never seen", subject: events.Subject(events.TypeInvoiceRequested, shopA),
-			body: typed(events.TypeInvoiceRequested, map[string]any{"shop_id": shopA, "order_id": "ORDER"}), outcome: events.TypeInvoiceNG},
+			body: typed(events.TypeInvoiceRequested, map[string]any{"shop_id": shopA, "order_id": "ORDER"}), reason: noTransaction, field: "no record"},
 		// Waits for an order that never comes: parked, then dead-lettered after -park-limit.
 		{name: "tracking number for an order never imported", subject: events.Subject(events.TypeTrackingEntered, shopA),
 			body:   typed(events.TypeTrackingEntered, map[string]any{"shop_id": shopA, "order_id": "ORDER", "carrier": "yamato", "tracking_number": "１２３４－５６７８－９０１２"}),

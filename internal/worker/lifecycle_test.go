@@ -326,8 +326,9 @@ func TestUpdateOfPendingOrder(t *testing.T) {
 	checkOutcomes(t, outs)
 }
 
-// ok → order.cancelled → cancelled; again → nothing; an order never seen → cancelled without a
-// call; order.created after the cancel whose time is before the cancel's (an importer's late
+// ok → order.cancelled → cancelled; again → nothing; an order the worker has no record of → the
+// cancel waits for it (parked), with no outcome and no call (a credit.cancelled would be made up:
+// ATODENE may hold its transaction); order.created after the cancel whose time is before the cancel's (an importer's late
 // retry) → nothing; order.created after the cancel, even with the same data (与信を実行 after
 // 与信キャンセル, DESIGN.md §7) → registered again.
 func TestCancel(t *testing.T) {
@@ -346,10 +347,9 @@ func TestCancel(t *testing.T) {
 	if tx := h.tx("CX-1"); tx.State != "cancelled" || tx.Calls["modifytransaction"] != 1 {
 		t.Errorf("sandbox after the cancel: %+v (calls %s)", tx, calls(tx))
 	}
-	never := h.waitOutcomes("CX-NEVER", "credit.cancelled", 10*time.Second)[0]
-	if never.Credit.TransactionID != "" {
-		t.Errorf("credit.cancelled of an order never seen names transaction %q", never.Credit.TransactionID)
-	}
+	waitFor(t, 10*time.Second, "the cancel of an order never seen to wait", func() bool {
+		return h.historySays("CX-NEVER", "ev-n1", "parked: waiting for the order's credit check (the worker has no record of the order)")
+	})
 	if txs := h.sandboxTransactions("CX-NEVER"); len(txs) != 0 {
 		t.Errorf("the sandbox heard of an order never seen: %+v", txs)
 	}
@@ -360,8 +360,11 @@ func TestCancel(t *testing.T) {
 	if got := typesOf(h.outcomesOf("CX-1")); got != "credit.ok,credit.cancelled" {
 		t.Errorf("outcomes of CX-1 after a second cancel and a late retry: %s", got)
 	}
-	if got := typesOf(h.outcomesOf("CX-NEVER")); got != "credit.cancelled" {
-		t.Errorf("outcomes of CX-NEVER after a second cancel: %s", got)
+	if got := typesOf(h.outcomesOf("CX-NEVER")); got != "" {
+		t.Errorf("outcomes of CX-NEVER: %s, want none", got)
+	}
+	if !h.historySays("CX-NEVER", "ev-n2", "no change: a cancel of the order is waiting already") {
+		t.Errorf("history of CX-NEVER: %+v", h.history("CX-NEVER"))
 	}
 	if tx := h.tx("CX-1"); tx.Calls["modifytransaction"] != 1 || tx.Registrations != 1 {
 		t.Errorf("the second cancel or the late retry called ATODENE: %+v (calls %s)", tx, calls(tx))

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -18,14 +19,53 @@ import (
 // outcomes publishes outcome events to RESULTS and waits for the stream's acknowledgement.
 type outcomes struct{ js jetstream.JetStream }
 
+// Publish publishes an outcome. A message ID that the stream already holds is a retry of the same
+// step, unless the outcome it holds is another: then the ID repeated for a different outcome (it
+// must not; see orderstate.State.Epoch), and the outcome would be lost as a duplicate, so that is
+// an error.
 func (o outcomes) Publish(ctx context.Context, subject, msgID string, body []byte) error {
 	msg := nats.NewMsg(subject)
 	msg.Data = body
 	msg.Header.Set("Content-Type", events.ContentType)
-	if _, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	if err != nil {
 		return fmt.Errorf("publishing %s: %w", subject, err)
 	}
+	if !ack.Duplicate {
+		return nil
+	}
+	s, err := o.js.Stream(ctx, ack.Stream) // rare: a retry of a step whose publish got through
+	if err != nil {
+		return fmt.Errorf("reading stream %s to compare outcome %s with its retry: %w", ack.Stream, msgID, err)
+	}
+	stored, err := s.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		return fmt.Errorf("reading outcome %s (%s seq %d) to compare with its retry: %w", msgID, ack.Stream, ack.Sequence, err)
+	}
+	if stored.Subject != subject || !sameOutcome(stored.Data, body) {
+		return fmt.Errorf("publishing %s: %s already holds another outcome under message ID %s (seq %d)", subject, ack.Stream, msgID, ack.Sequence)
+	}
 	return nil
+}
+
+// sameOutcome reports whether two outcome events say the same: equal but for when they were
+// rendered (the envelope's time, the data's decided_at or reported_at).
+func sameOutcome(a, b []byte) bool {
+	strip := func(raw []byte) (map[string]any, bool) {
+		var env map[string]any
+		if json.Unmarshal(raw, &env) != nil {
+			return nil, false
+		}
+		delete(env, "time")
+		if data, ok := env["data"].(map[string]any); ok {
+			delete(data, "decided_at")
+			delete(data, "reported_at")
+		}
+		return env, true
+	}
+	x, okA := strip(a)
+	y, okB := strip(b)
+	return okA && okB && reflect.DeepEqual(x, y)
 }
 
 // polls schedules re-checks as JetStream message schedules: a message on the order's schedule

@@ -1,0 +1,96 @@
+package worker
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+)
+
+// The tests in this file lose an order's state in Redis (a failover a second behind, a flush) and
+// check that the worker never makes up an outcome for a transaction it has no record of
+// (DESIGN.md §7, §10; issue 13, item 3).
+
+// loseState deletes an order's state, as Redis losing its last writes would.
+func (h *harness) loseState(order string) {
+	h.t.Helper()
+	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"order:shop-a:"+order).Err(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// A cancel for an order whose state was lost does not publish credit.cancelled without cancelling
+// at ATODENE: it waits for the order, and goes to an operator as no-transaction.
+func TestCancelOfALostStateGoesToAnOperator(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit = 2 * time.Second }})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-1", "taro@example.jp"))
+	h.waitOutcomes("LOST-1", "credit.ok", 10*time.Second)
+	h.loseState("LOST-1")
+	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "LOST-1"))
+	waitFor(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
+	if got := typesOf(h.outcomesOf("LOST-1")); got != "credit.ok" {
+		t.Errorf("outcomes %s, want only the credit.ok: a credit.cancelled would contradict ATODENE", got)
+	}
+	if tx := h.tx("LOST-1"); tx.State != "active" {
+		t.Errorf("sandbox: %+v", tx)
+	}
+}
+
+// A re-check of an order whose state was lost is dead-lettered no-transaction, not dropped as if
+// the order had been decided.
+func TestPollOfALostStateGoesToAnOperator(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-2", "review-ok@example.jp"))
+	h.waitOutcomes("LOST-2", "credit.pending", 10*time.Second)
+	h.loseState("LOST-2")
+	waitFor(t, 20*time.Second, "a no-transaction dead letter of the poll", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
+	d := h.deadLetters()[0]
+	if !strings.HasPrefix(d.Subject(), "dlq.atodene.poll.due.") || !strings.Contains(d.Headers().Get(dlq.HeaderError), "no record") {
+		t.Errorf("dead letter on %s: %s", d.Subject(), d.Headers().Get(dlq.HeaderError))
+	}
+}
+
+// An outcome of a state written anew after the old one was lost gets a message ID of its own:
+// with the version counter starting again, it used to repeat the old outcome's ID, and RESULTS
+// dropped the new outcome as a duplicate.
+func TestOutcomeIDsDoNotRepeatAfterALostState(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	data := orderData("shop-a", "LOST-3", "ng@example.jp")
+	h.publish("order.created", "shop-a", "ev-c1", data)
+	first := h.waitOutcomes("LOST-3", "credit.ng", 10*time.Second)[0]
+	h.loseState("LOST-3")
+	h.publish("order.created", "shop-a", "ev-c2", data) // an NG transaction is not live: registered again
+	outs := h.waitOutcomes("LOST-3", "credit.ng,credit.ng", 10*time.Second)
+	if outs[1].MsgID == first.MsgID {
+		t.Errorf("the second credit.ng repeats the message ID %s", first.MsgID)
+	}
+	checkOutcomes(t, outs)
+}
+
+// A message ID that RESULTS already holds for another outcome is an error, not a duplicate to
+// drop; the same outcome published again (a retry, rendered at another time) is a duplicate.
+func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	pub := outcomes{h.js}
+	ctx := context.Background()
+	render := func(result, at string) []byte {
+		return []byte(`{"specversion":"1.0","id":"shop-a:X:e1:2:credit.` + result + `","source":"atodene-worker","type":"credit.` + result +
+			`","time":"` + at + `","data":{"order_id":"X","result":"` + result + `","decided_at":"` + at + `"}}`)
+	}
+	if err := pub.Publish(ctx, "credit.ok.shop-a", "shop-a:X:e1:2", render("ok", "2026-11-26T10:15:00+09:00")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, "credit.ok.shop-a", "shop-a:X:e1:2", render("ok", "2026-11-26T10:16:00+09:00")); err != nil {
+		t.Errorf("the same outcome again, rendered later: %v", err)
+	}
+	if err := pub.Publish(ctx, "credit.ng.shop-a", "shop-a:X:e1:2", render("ng", "2026-11-26T10:16:00+09:00")); err == nil || !strings.Contains(err.Error(), "already holds another outcome") {
+		t.Errorf("another outcome under the same ID: %v, want an error", err)
+	}
+}
