@@ -8,8 +8,9 @@ import (
 
 // Error codes that ATODENE (or the sandbox, for er000101) returns and callers act on.
 const (
-	CodeAlreadyCancelled  = "er000033" // the transaction is cancelled; a cancel of it counts as done
-	CodeAlreadyRegistered = "er000101" // the shopOrderId has a live transaction (sandbox code)
+	CodeAlreadyCancelled   = "er000033" // the transaction is cancelled; a cancel of it counts as done
+	CodeAlreadyRegistered  = "er000101" // the shopOrderId has a live transaction (sandbox code)
+	CodeUnknownTransaction = "er000002" // no such transaction for the merchant (sandbox code)
 )
 
 // Sentinel errors matched by errors.Is against a *RejectedError.
@@ -18,7 +19,17 @@ var (
 	ErrAlreadyCancelled = errors.New("atodene: transaction already cancelled (" + CodeAlreadyCancelled + ")")
 	// ErrAlreadyRegistered matches a rejection carrying er000101: the order is already registered.
 	ErrAlreadyRegistered = errors.New("atodene: order already registered (" + CodeAlreadyRegistered + ")")
+	// ErrUnknownTransaction matches a rejection carrying er000002: ATODENE has no such transaction.
+	ErrUnknownTransaction = errors.New("atodene: no such transaction (" + CodeUnknownTransaction + ")")
+	// ErrAccountRefused matches a rejection of the merchant's account or of the request as a whole
+	// rather than of the order: an error on linkInfo, shopCode, linkId, linkPassword or request
+	// (API.md §5.2 counts these as the system side). No order of the merchant can succeed until it
+	// is fixed.
+	ErrAccountRefused = errors.New("atodene: the merchant's account or request was refused")
 )
+
+// accountPoints are the errorPoints that concern the merchant's account or the request as a whole.
+var accountPoints = map[string]bool{"linkInfo": true, "shopCode": true, "linkId": true, "linkPassword": true, "request": true}
 
 // NotSentError means the request provably never reached ATODENE (it was not completely written):
 // nothing was processed, and sending it again is safe.
@@ -101,13 +112,22 @@ func (e *RejectedError) HasCode(code string) bool {
 	return false
 }
 
-// Is matches ErrAlreadyCancelled and ErrAlreadyRegistered by error code.
+// Is matches ErrAlreadyCancelled, ErrAlreadyRegistered and ErrUnknownTransaction by error code,
+// and ErrAccountRefused by error point.
 func (e *RejectedError) Is(target error) bool {
 	switch target {
 	case ErrAlreadyCancelled:
 		return e.HasCode(CodeAlreadyCancelled)
 	case ErrAlreadyRegistered:
 		return e.HasCode(CodeAlreadyRegistered)
+	case ErrUnknownTransaction:
+		return e.HasCode(CodeUnknownTransaction)
+	case ErrAccountRefused:
+		for _, pe := range e.Errors {
+			if accountPoints[pe.Point] {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -16,6 +16,9 @@ const (
 	// ReasonNoTransaction: the event needs a transaction the worker has no record of, and waited
 	// for it longer than the park limit (a tracking number for an order never registered).
 	ReasonNoTransaction = "no-transaction"
+	// ReasonAccountRefused: ATODENE refused the merchant's account (its link password, shop code
+	// or link ID), not the order; replay the letter once the account is fixed.
+	ReasonAccountRefused = "account-refused"
 )
 
 // deadLetterError marks a failure that retrying cannot fix: the message goes to the dead-letter

@@ -66,9 +66,18 @@ type Orders struct {
 	// parked) is tried before a transient failure dead-letters it as exhausted, as the consumer's
 	// delivery limit does for a message. Default 10.
 	MaxAttempts int
-	LeaseTTL    time.Duration
-	Now         func() time.Time
-	Logger      *zap.Logger
+	// Refusals stops the calls of a shop whose ATODENE account is refused; its Snapshot says which.
+	Refusals Refusals
+	LeaseTTL time.Duration
+	Now      func() time.Time
+	Logger   *zap.Logger
+}
+
+func (o *Orders) logger() *zap.Logger {
+	if o.Logger == nil {
+		return zap.NewNop()
+	}
+	return o.Logger
 }
 
 // retryDelay is the wait before try number tries+1 of an event the worker keeps: 1 s doubling, at
@@ -195,7 +204,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		}
 	}()
 
-	r := newRun(shop)
+	r := o.newRun(shop)
 	r.fresh = lease.Created
 	st, own := lease.State, error(nil)
 	var next *orderstate.Parked
@@ -239,9 +248,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		var released bool
 		if st, next, released, err = o.applyInbox(ctx, r, order, lease, st, next); err != nil {
 			// Redis or NATS failed: the inbox is kept, and a timer's handler tries again.
-			if o.Logger != nil {
-				o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
-			}
+			o.logger().Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
 			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now().Add(time.Second)))
 		}
 		r.fresh = false
@@ -461,6 +468,13 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		}
 		st.PollScheduled, dirty = true, true
 	}
+	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
+	// held back by a report that fails (the account refused, ATODENE down).
+	published, err := o.publish(ctx, &st)
+	if err != nil {
+		return st, false, err
+	}
+	dirty = dirty || published
 	if st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported {
 		next, err := o.reportShipment(ctx, r.shop, order, st, nil, st.CausedBy)
 		if err != nil {
@@ -469,15 +483,24 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		did := "reported the tracking number queued while the credit was not yet OK"
 		next.History = append(next.History, o.entry(Meta{Type: "queued shipment"}, change{next: &next, did: did}, r, st))
 		st, dirty = next, true
-	}
-	for _, out := range st.Outbox {
-		if err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body); err != nil {
+		if _, err := o.publish(ctx, &st); err != nil {
 			return st, false, err
 		}
-		dirty = true
 	}
-	st.Outbox = nil
 	return st, dirty, nil
+}
+
+// publish publishes the outbox of st and empties it, saying whether it held anything. On error
+// the outbox is left as it was, to be published again (its message IDs make that harmless).
+func (o *Orders) publish(ctx context.Context, st *orderstate.State) (bool, error) {
+	for _, out := range st.Outbox {
+		if err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body); err != nil {
+			return false, err
+		}
+	}
+	held := len(st.Outbox) > 0
+	st.Outbox = nil
+	return held, nil
 }
 
 var jst = time.FixedZone("JST", 9*60*60)

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 )
 
 // run is one handling of an order under its lease: the shop, whose provider records every call
-// for the order's history, and whether taking the lease wrote the order's state just now.
+// for the order's history and is stopped while ATODENE refuses the shop's account, and whether
+// taking the lease wrote the order's state just now.
 type run struct {
 	shop  *Shop
 	calls []string
@@ -18,18 +22,46 @@ type run struct {
 	fresh bool
 }
 
-func newRun(shop *Shop) *run {
+func (o *Orders) newRun(shop *Shop) *run {
 	r := &run{}
 	recorded := *shop
-	recorded.Provider = recorder{p: shop.Provider, r: r}
+	recorded.Provider = recorder{p: shop.Provider, r: r, shop: shop.ID, refusals: &o.Refusals, now: o.Now, log: o.logger()}
 	r.shop = &recorded
 	return r
 }
 
-// recorder is a Provider that notes each call and its answer in its run.
+// recorder is a Provider that notes each call and its answer in its run, makes no call while the
+// shop's account is refused, and turns the answers that are no outcome of the order (the account
+// refused, an unknown transaction) into permanent failures.
 type recorder struct {
-	p Provider
-	r *run
+	p        Provider
+	r        *run
+	shop     string
+	refusals *Refusals
+	now      func() time.Time
+	log      *zap.Logger
+}
+
+// before returns an error instead of calling while the shop's calls are stopped.
+func (c recorder) before(op string) error {
+	err := c.refusals.check(c.shop, c.now())
+	if err != nil {
+		c.r.calls = append(c.r.calls, op+": not called (the account is refused)")
+	}
+	return err
+}
+
+// after notes the call and classifies its error.
+func (c recorder) after(op, answer string, err error) error {
+	c.note(op, answer, err)
+	switch stop, ended := c.refusals.record(c.shop, err, c.now()); {
+	case stop != nil:
+		c.log.Error("ATODENE refuses the shop's account: its calls are stopped", zap.String("shop", c.shop),
+			zap.String("errors", stop.Detail), zap.Time("retry_at", stop.RetryAt), zap.String("reason", ReasonAccountRefused))
+	case ended:
+		c.log.Info("ATODENE accepts the shop's account again: its calls resume", zap.String("shop", c.shop))
+	}
+	return refusal(c.shop, err)
 }
 
 func (c recorder) note(op, answer string, err error) {
@@ -48,45 +80,55 @@ func (c recorder) note(op, answer string, err error) {
 }
 
 func (c recorder) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+	if err := c.before("transaction.do"); err != nil {
+		return atodene.Registration{}, err
+	}
 	reg, err := c.p.Register(ctx, o)
-	c.note("transaction.do", string(reg.Auto), err)
-	return reg, err
+	return reg, c.after("transaction.do", string(reg.Auto), err)
 }
 
 func (c recorder) GetAuthori(ctx context.Context, transactionID string) (atodene.Screening, error) {
+	if err := c.before("getauthori.do"); err != nil {
+		return atodene.Screening{}, err
+	}
 	scr, err := c.p.GetAuthori(ctx, transactionID)
 	answer := string(scr.Decision())
 	if answer == "" {
 		answer = string(atodene.DecisionReview) // manual review not finished
 	}
-	c.note("getauthori.do", answer, err)
-	return scr, err
+	return scr, c.after("getauthori.do", answer, err)
 }
 
 func (c recorder) Modify(ctx context.Context, transactionID string, o atodene.Order) (atodene.Change, error) {
+	if err := c.before("modifytransaction.do change"); err != nil {
+		return atodene.Change{}, err
+	}
 	ch, err := c.p.Modify(ctx, transactionID, o)
 	answer := string(ch.Auto)
 	if answer == "" {
 		answer = "OK, not screened again"
 	}
-	c.note("modifytransaction.do change", answer, err)
-	return ch, err
+	return ch, c.after("modifytransaction.do change", answer, err)
 }
 
 func (c recorder) Cancel(ctx context.Context, transactionID string) error {
-	err := c.p.Cancel(ctx, transactionID)
-	c.note("modifytransaction.do cancel", "OK", err)
-	return err
+	if err := c.before("modifytransaction.do cancel"); err != nil {
+		return err
+	}
+	return c.after("modifytransaction.do cancel", "OK", c.p.Cancel(ctx, transactionID))
 }
 
 func (c recorder) ReportShipment(ctx context.Context, s atodene.Shipment) error {
-	err := c.p.ReportShipment(ctx, s)
-	c.note("shippingrequest.do", "OK", err)
-	return err
+	if err := c.before("shippingrequest.do"); err != nil {
+		return err
+	}
+	return c.after("shippingrequest.do", "OK", c.p.ReportShipment(ctx, s))
 }
 
 func (c recorder) InvoiceData(ctx context.Context, transactionID string) (atodene.Invoice, error) {
+	if err := c.before("getinvoicedata.do"); err != nil {
+		return atodene.Invoice{}, err
+	}
 	inv, err := c.p.InvoiceData(ctx, transactionID)
-	c.note("getinvoicedata.do", "OK", err)
-	return inv, err
+	return inv, c.after("getinvoicedata.do", "OK", err)
 }

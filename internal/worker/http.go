@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
 type metrics struct {
@@ -87,15 +89,18 @@ func pendingGauge(store interface {
 	})
 }
 
-// health answers /healthz (the process runs) and /readyz (started, NATS connected, Redis answers).
+// health answers /healthz (the process runs) and /readyz (started, NATS connected, Redis
+// answers). A ready worker's /readyz body also lists what works only in part (shops whose calls
+// are stopped), one line each: the worker is still of use for every other shop.
 type health struct {
-	ready atomic.Bool
-	nc    *nats.Conn
-	redis interface{ Ping(context.Context) error }
+	ready   atomic.Bool
+	nc      *nats.Conn
+	redis   interface{ Ping(context.Context) error }
+	details func() []string
 }
 
-func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }) *health {
-	return &health{nc: nc, redis: r}
+func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, details func() []string) *health {
+	return &health{nc: nc, redis: r, details: details}
 }
 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +114,38 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	case h.redis.Ping(ctx) != nil:
 		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
 	default:
-		_, _ = w.Write([]byte("ok\n"))
+		body := "ok\n"
+		for _, d := range h.details() {
+			body += d + "\n"
+		}
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// refusalDetails lists the shops whose calls to ATODENE are stopped, for /readyz.
+func refusalDetails(r *handlers.Refusals) func() []string {
+	return func() []string {
+		var out []string
+		for _, f := range r.Snapshot() {
+			out = append(out, fmt.Sprintf("shop %s: calls to ATODENE stopped since %s, next try %s: ATODENE refuses the account (%s); its events are dead-lettered as %s",
+				f.Shop, f.Since.UTC().Format(time.RFC3339), f.RetryAt.UTC().Format(time.RFC3339), f.Detail, handlers.ReasonAccountRefused))
+		}
+		return out
+	}
+}
+
+// refusalCollector exports, per shop whose calls are stopped, since when (Unix seconds).
+type refusalCollector struct{ r *handlers.Refusals }
+
+var refusedDesc = prometheus.NewDesc("atodene_worker_shop_calls_stopped_since_seconds",
+	"Shops whose calls to ATODENE are stopped because ATODENE refuses the merchant's account (link password, shop code): the Unix time of the first refusal. Absent while calls go through.",
+	[]string{"shop"}, nil)
+
+func (c refusalCollector) Describe(ch chan<- *prometheus.Desc) { ch <- refusedDesc }
+
+func (c refusalCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range c.r.Snapshot() {
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.GaugeValue, float64(f.Since.Unix()), f.Shop)
 	}
 }
 

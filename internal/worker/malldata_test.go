@@ -334,6 +334,20 @@ func TestEveryEventLeavesATrace(t *testing.T) {
 		"ev-4": "shipment reported (new)", "ev-5": "no change: same carrier, tracking number and invoice date",
 		"ev-6": "dead-lettered: invalid: invalid event: billed_amount",
 	}
+	// Settled is not enough: an event queued in the order's inbox is acknowledged before the
+	// lease's holder applies it.
+	traced := func() bool {
+		for id, did := range want {
+			if !h.historySays("TR-1", id, did) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !traced() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	for id, did := range want {
 		if !h.historySays("TR-1", id, did) {
 			t.Errorf("history has no %q for %s: %+v", did, id, h.history("TR-1"))

@@ -144,8 +144,8 @@ func Run(ctx context.Context, d Deps) error {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
 		},
 	}
-	d.Registry.MustRegister(pendingGauge(orders.Store))
-	health := newHealth(d.NATS, orders.Store)
+	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals})
+	health := newHealth(d.NATS, orders.Store, refusalDetails(&orders.Refusals))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup

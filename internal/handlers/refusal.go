@@ -1,0 +1,113 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+)
+
+// Refusals stops the calls to ATODENE for a shop whose merchant account ATODENE refuses (a wrong
+// or rotated link password, an unknown shop code): such a refusal is no order's outcome (DESIGN.md
+// §10). The event that met it, and every event of the shop that would call ATODENE while the stop
+// lasts, is dead-lettered with reason account-refused, to be replayed once the account is fixed.
+// The stop lasts 30 s, doubling with each refusal to 10 min; then one call tries again. It ends at
+// the first call ATODENE does not refuse that way, and with the process.
+//
+// The zero value is ready to use, and safe for concurrent use.
+type Refusals struct {
+	mu    sync.Mutex
+	shops map[string]*Refused
+}
+
+// Refused says why the calls of a shop are stopped.
+type Refused struct {
+	Shop    string
+	Detail  string    // ATODENE's errors, e.g. "linkPassword er000003"
+	Since   time.Time // the first refusal
+	RetryAt time.Time // when a call tries again
+	backoff time.Duration
+}
+
+const (
+	firstRefusalStop = 30 * time.Second
+	maxRefusalStop   = 10 * time.Minute
+)
+
+// check returns an account-refused error while the shop's calls are stopped, nil otherwise.
+func (r *Refusals) check(shop string, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.shops[shop]; ok && now.Before(f.RetryAt) {
+		return Permanent(ReasonAccountRefused, fmt.Errorf("calls to ATODENE for shop %s are stopped until %s: ATODENE refused its account (%s) since %s",
+			shop, f.RetryAt.UTC().Format(time.RFC3339), f.Detail, f.Since.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// record notes the answer of a call: a refusal of the account stops the shop's calls (longer at
+// each refusal), any other answer of ATODENE ends the stop. It returns the stop that a refusal
+// began or lengthened, and whether an answer ended one.
+func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused, ended bool) {
+	var rejected *atodene.RejectedError
+	refused := errors.As(err, &rejected) && errors.Is(err, atodene.ErrAccountRefused)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.shops[shop]
+	switch {
+	case refused && !ok:
+		if r.shops == nil {
+			r.shops = map[string]*Refused{}
+		}
+		f = &Refused{Shop: shop, Since: now, backoff: firstRefusalStop}
+		r.shops[shop] = f
+	case refused:
+		f.backoff = min(2*f.backoff, maxRefusalStop)
+	case ok && (err == nil || errors.As(err, &rejected)):
+		delete(r.shops, shop) // ATODENE answered, and not about the account
+		return nil, true
+	default:
+		return nil, false
+	}
+	f.Detail, f.RetryAt = points(rejected), now.Add(f.backoff)
+	copied := *f
+	return &copied, false
+}
+
+// Snapshot returns the shops whose calls are stopped, by shop ID.
+func (r *Refusals) Snapshot() []Refused {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Refused, 0, len(r.shops))
+	for _, f := range r.shops {
+		out = append(out, *f)
+	}
+	slices.SortFunc(out, func(a, b Refused) int { return strings.Compare(a.Shop, b.Shop) })
+	return out
+}
+
+func points(r *atodene.RejectedError) string {
+	parts := make([]string, len(r.Errors))
+	for i, e := range r.Errors {
+		parts[i] = e.Point + " " + e.Code
+	}
+	return strings.Join(parts, ", ")
+}
+
+// refusal turns an answer of ATODENE that no retry can change, and that is no outcome of the order,
+// into a permanent failure: a refusal of the merchant's account (account-refused), or of a
+// transaction ATODENE does not know (no-transaction). The cause is kept as text only, so that
+// callers do not take it for a refusal of the order.
+func refusal(shop string, err error) error {
+	switch {
+	case errors.Is(err, atodene.ErrAccountRefused):
+		return Permanent(ReasonAccountRefused, fmt.Errorf("ATODENE refused the account of shop %s, not the order: %s", shop, err.Error()))
+	case errors.Is(err, atodene.ErrUnknownTransaction):
+		return Permanent(ReasonNoTransaction, fmt.Errorf("ATODENE has no such transaction: %s", err.Error()))
+	}
+	return err
+}

@@ -1,0 +1,146 @@
+package handlers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// refusingProvider answers every call with the sandbox's refusal of a wrong link password while
+// refused is set, and otherwise as fakeProvider.
+type refusingProvider struct {
+	fakeProvider
+	refused bool
+}
+
+func (p *refusingProvider) refusal(op string) error {
+	p.count(op + "-refused")
+	return &atodene.RejectedError{Op: op, Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003", Message: "認証エラー"}}}
+}
+
+func (p *refusingProvider) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+	if p.refused {
+		return atodene.Registration{}, p.refusal("register")
+	}
+	return p.fakeProvider.Register(ctx, o)
+}
+
+func (p *refusingProvider) ReportShipment(ctx context.Context, s atodene.Shipment) error {
+	if p.refused {
+		return p.refusal("shipment")
+	}
+	return p.fakeProvider.ReportShipment(ctx, s)
+}
+
+func (p *refusingProvider) Cancel(ctx context.Context, tx string) error {
+	if p.refused {
+		return p.refusal("cancel")
+	}
+	return p.fakeProvider.Cancel(ctx, tx)
+}
+
+func createdEvent(id, order string, seq uint64) handlers.Event[events.Order] {
+	return handlers.Event[events.Order]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a", Seq: seq, Time: time.Now()},
+		Data: testOrder(order, 2950)}
+}
+
+func wantReason(t *testing.T, err error, want string) {
+	t.Helper()
+	if got, ok := handlers.DeadLetterReason(err); !ok || got != want {
+		t.Fatalf("error %v: dead-letter reason %q (permanent %v); want %q", err, got, ok, want)
+	}
+}
+
+// TestAccountRefusalIsNoOrderOutcome: with a rotated link password, ATODENE refuses the merchant,
+// not the order. The order gets no credit.invalid and no state of its own (it stays an intent to
+// register), the shop's calls stop (a tracking number gets no shipment.ng, and no call is made),
+// and the same order replayed after the fix registers.
+func TestAccountRefusalIsNoOrderOutcome(t *testing.T) {
+	t.Parallel()
+	prov := &refusingProvider{refused: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+
+	wantReason(t, e.o.OrderCreated(ctx, createdEvent("c-1", "RF-1", 10)), handlers.ReasonAccountRefused)
+	st, _ := e.store.Get(ctx, "shop-a", "RF-1")
+	if st.Status != orderstate.StatusRegistering || len(e.outs.ids) != 0 {
+		t.Fatalf("after the refusal: status %q, outcomes %v; want registering and none", st.Status, e.outs.ids)
+	}
+	stopped := e.o.Refusals.Snapshot()
+	if len(stopped) != 1 || stopped[0].Shop != "shop-a" || stopped[0].Detail != "linkPassword er000003" ||
+		!stopped[0].RetryAt.Equal(e.clock.Now().Add(30*time.Second)) {
+		t.Fatalf("stopped shops %+v; want shop-a, linkPassword er000003, retried in 30 s", stopped)
+	}
+
+	// While stopped, nothing calls ATODENE: another order, and a tracking number of an OK order.
+	wantReason(t, e.o.OrderCreated(ctx, createdEvent("c-2", "RF-2", 11)), handlers.ReasonAccountRefused)
+	wantReason(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", "o-1", 12, "1111-2222-3333")), handlers.ReasonAccountRefused)
+	if prov.calls["register-refused"] != 1 || prov.calls["shipment-refused"] != 0 || len(e.outs.ids) != 0 {
+		t.Fatalf("calls %v, outcomes %v; want one refused registration, no shipment report, no outcome", prov.calls, e.outs.ids)
+	}
+
+	// Past the stop, one call tries again; refused once more, the stop doubles.
+	e.clock.add(31 * time.Second)
+	wantReason(t, e.o.OrderCreated(ctx, createdEvent("c-2", "RF-2", 11)), handlers.ReasonAccountRefused)
+	if got := e.o.Refusals.Snapshot()[0].RetryAt; !got.Equal(e.clock.Now().Add(time.Minute)) || prov.calls["register-refused"] != 2 {
+		t.Fatalf("second stop until %v after %d refused calls; want 1 min from now, 2 calls", got, prov.calls["register-refused"])
+	}
+
+	// The password is fixed; the dead letters are replayed once the stop ends.
+	prov.refused = false
+	e.clock.add(61 * time.Second)
+	replay := createdEvent("c-1", "RF-1", 30)
+	replay.Published, replay.ReplayCount = 10, "1"
+	if err := e.o.OrderCreated(ctx, replay); err != nil {
+		t.Fatalf("replay after the fix: %v", err)
+	}
+	tracking := trackingEvent("t-1", "o-1", 31, "1111-2222-3333")
+	tracking.Published, tracking.ReplayCount = 12, "1"
+	if err := e.o.TrackingEntered(ctx, tracking); err != nil {
+		t.Fatalf("replayed tracking number: %v", err)
+	}
+	st, _ = e.store.Get(ctx, "shop-a", "RF-1")
+	if st.Status != orderstate.StatusOK || prov.calls["register"] != 1 || prov.calls["shipment"] != 1 || len(e.o.Refusals.Snapshot()) != 0 {
+		t.Errorf("after the replay: status %q, calls %v, stopped %v; want ok, registered and reported once, nothing stopped",
+			st.Status, prov.calls, e.o.Refusals.Snapshot())
+	}
+	for _, id := range e.outs.ids {
+		if strings.HasSuffix(id, events.TypeCreditInvalid) || strings.HasSuffix(id, events.TypeShipmentNG) {
+			t.Errorf("outcome %s: an account refusal is no outcome of an order", id)
+		}
+	}
+	if len(e.outs.ids) != 2 {
+		t.Errorf("outcomes %v; want credit.ok of RF-1 and shipment.ok of o-1", e.outs.ids)
+	}
+}
+
+// unknownTransaction answers a cancel with ATODENE's "no such transaction" (er000002).
+type unknownTransaction struct{ fakeProvider }
+
+func (p *unknownTransaction) Cancel(context.Context, string) error {
+	p.count("cancel")
+	return &atodene.RejectedError{Op: "modifytransaction.do", Errors: []atodene.ProviderError{{Point: "transactionId", Code: atodene.CodeUnknownTransaction}}}
+}
+
+// TestUnknownTransactionIsNotRetried: a cancel that ATODENE refuses because it knows no such
+// transaction cannot succeed by retrying: it is dead-lettered at once as no-transaction, the order
+// stays as it was, and no credit.cancelled is published.
+func TestUnknownTransactionIsNotRetried(t *testing.T) {
+	t.Parallel()
+	prov := &unknownTransaction{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	cancel := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "x-1", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: 5, Time: time.Now()},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: "o-1"}}
+	wantReason(t, e.o.OrderCancelled(ctx, cancel), handlers.ReasonNoTransaction)
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Status != orderstate.StatusOK || prov.calls["cancel"] != 1 || len(e.outs.ids) != 0 || len(e.o.Refusals.Snapshot()) != 0 {
+		t.Errorf("status %q, %d cancels, outcomes %v, stopped %v; want ok, 1, none, none", st.Status, prov.calls["cancel"], e.outs.ids, e.o.Refusals.Snapshot())
+	}
+}
