@@ -200,7 +200,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	held := true
 	defer func() {
 		if held {
-			_ = lease.Release(context.WithoutCancel(ctx))
+			_ = lease.ReleaseAfter(ctx)
 		}
 	}()
 

@@ -2,6 +2,7 @@ package orderstate
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -37,19 +38,33 @@ func newBatcher(rdb redis.UniversalClient) *batcher {
 	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch)}
 }
 
-// run runs script and returns its reply. It waits for the reply even if ctx ends first
-// (pipelineTimeout bounds the wait): a script that took a lease must not be abandoned holding it.
+// run runs script and returns its reply, or ctx's error once ctx ends. A call given up that way
+// may still run when its pipeline goes out: a lease it takes then expires by itself, and a write
+// it makes is found by the event's retry, as after any lost reply. (Waiting for the reply instead
+// held a shutdown for as long as a hung Redis took to fail every queued pipeline.)
 func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	if err := ctx.Err(); err != nil {
-		cmd := redis.NewCmd(ctx)
-		cmd.SetErr(err)
-		return cmd
+		return failed(ctx, err)
 	}
 	b.start.Do(func() { go b.loop() })
 	c := &call{script: script, keys: keys, args: args, done: make(chan struct{})}
-	b.calls <- c
-	<-c.done
-	return c.cmd
+	select {
+	case b.calls <- c:
+	case <-ctx.Done():
+		return failed(ctx, ctx.Err())
+	}
+	select {
+	case <-c.done:
+		return c.cmd
+	case <-ctx.Done():
+		return failed(ctx, fmt.Errorf("waiting for Redis: %w", ctx.Err()))
+	}
+}
+
+func failed(ctx context.Context, err error) *redis.Cmd {
+	cmd := redis.NewCmd(ctx)
+	cmd.SetErr(err)
+	return cmd
 }
 
 func (b *batcher) loop() {

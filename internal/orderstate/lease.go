@@ -131,7 +131,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 		// The script may have run and its reply been lost: give up the lease it may hold, or the
 		// order would wait for it to expire.
 		err = fmt.Errorf("orderstate: taking lease of %s/%s: %w", shop, order, err)
-		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
+		return nil, errors.Join(err, l.ReleaseAfter(ctx))
 	}
 	mode, _ := res[3].(string)
 	if mode == "entry" {
@@ -144,7 +144,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	l.Drain = mode == "drain"
 	raw, _ := res[0].(string)
 	if l.State, err = decode(shop, order, []byte(raw)); err != nil {
-		return nil, errors.Join(err, l.Release(context.WithoutCancel(ctx)))
+		return nil, errors.Join(err, l.ReleaseAfter(ctx))
 	}
 	l.EventDone = res[1] == int64(1)
 	l.Created = res[2] == int64(1)
@@ -206,6 +206,19 @@ func (l *Lease) Next(ctx context.Context) (*Parked, error) {
 		return nil, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", l.shop, l.order, err)
 	}
 	return decodeParked(l.shop, l.order, raw)
+}
+
+// releaseTimeout bounds the release of a lease after its handler's context ended: the release
+// is worth trying (the order's next event need not wait for the lease to expire), but not worth
+// holding a shutdown for while Redis does not answer.
+const releaseTimeout = 2 * time.Second
+
+// ReleaseAfter gives the lease up as Release does, also when ctx has ended (the handler timed out
+// or the worker is stopping), waiting for Redis at most releaseTimeout.
+func (l *Lease) ReleaseAfter(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	return l.Release(ctx)
 }
 
 // Release gives the lease up, if it is still held by this holder.

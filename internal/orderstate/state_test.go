@@ -30,9 +30,10 @@ func TestGetPut(t *testing.T) {
 	st.Status, st.TransactionID = StatusOK, "12345678901"
 	st.Outbox = []Outcome{{Subject: "credit.ok.shop", MsgID: "m1", Body: []byte(`{"a":1}`)}}
 	written, err := s.Put(ctx, "shop", "o1", st, now)
-	if err != nil || written.Version != 1 {
+	if err != nil || written.Version != 1 || len(written.Epoch) != 8 {
 		t.Fatalf("put: %+v, %v", written, err)
 	}
+	st.Epoch = written.Epoch // as a handler's state, read from the store, carries it
 	got, err := s.Get(ctx, "shop", "o1")
 	if err != nil || got.Version != 1 || got.Status != StatusOK || got.Outbox[0].MsgID != "m1" || string(got.Outbox[0].Body) != `{"a":1}` || got.TransactionID != "12345678901" {
 		t.Fatalf("read back: %+v, %v", got, err)

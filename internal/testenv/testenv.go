@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +95,20 @@ func (r *PrivateRedis) Start() {
 			r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pause freezes the server where it is (SIGSTOP), as a hung host: connections stay open and
+// nothing answers. Resume lets it go on.
+func (r *PrivateRedis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume undoes Pause (SIGCONT).
+func (r *PrivateRedis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *PrivateRedis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("testenv: signalling redis-server on %s: %v", r.Addr, err)
 	}
 }
 
