@@ -84,6 +84,12 @@ type Settings struct {
 	// deployments whose administrators manage them (-skip-stream-setup). Default false: the
 	// worker creates or updates them.
 	SkipStreamSetup bool
+	// StreamBytes is the JetStream file store the worker's streams reserve together
+	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 40%, DLQ 10%, ATODENE_POLLS 8% and
+	// ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
+	// makes the server refuse new input while the worker's own streams keep their room.
+	// Default 4 GiB.
+	StreamBytes ByteSize
 	// StreamReplicas is the replica count of the streams the worker creates or updates
 	// (-stream-replicas): 3 on a JetStream cluster. Default 1.
 	StreamReplicas int
@@ -160,6 +166,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.ResultsRetention, 30*24*time.Hour)
 	setDefault(&s.DLQRetention, 30*24*time.Hour)
 	setDefault(&s.DuplicateWindow, minDuplicateWindow)
+	setDefault(&s.StreamBytes, 4<<30)
 	return s // LogLevel's zero value is info, its default
 }
 
@@ -198,6 +205,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.DLQRetention, "dlq-retention", s.DLQRetention, "maximum age of dead letters")
 	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
 	fs.BoolVar(&s.Embedded, "embedded", s.Embedded, "run NATS, Redis and the ATODENE sandbox in-process where none are given (a demo; the in-process Redis keeps nothing on disk)")
+	fs.Var(&s.StreamBytes, "stream-bytes", "`size` of the JetStream store the worker's streams reserve together, e.g. 4GiB or 500MB")
 	fs.IntVar(&s.StreamReplicas, "stream-replicas", s.StreamReplicas, "replicas of the streams the worker creates or updates (3 on a cluster)")
 	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
@@ -295,6 +303,9 @@ func (s Settings) validate() error {
 		bad("log-level", "%s: want debug, info, warn or error", s.LogLevel)
 	}
 	s.validateStreams(bad)
+	if s.StreamBytes < minStreamBytes {
+		bad("stream-bytes", "%s: must be at least %s", s.StreamBytes, minStreamBytes)
+	}
 	return errors.Join(errs...)
 }
 

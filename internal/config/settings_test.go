@@ -31,7 +31,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
-		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1,
+		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
 	}
 	if got != want {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", got, want)

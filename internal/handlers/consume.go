@@ -42,6 +42,9 @@ type ConsumerConfig struct {
 	DeadLettered func(ctx context.Context, m *Message, reason string, cause error)
 	// Logger logs acknowledgement failures. Default: no logging.
 	Logger *zap.Logger
+	// Infra, if set, is told of the failures of Redis and JetStream that hold messages, and of
+	// the recoveries, for readiness.
+	Infra *Infra
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -159,7 +162,11 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 }
 
 // handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a
-// permanent failure or the last attempt, Nak with a delay otherwise.
+// permanent failure or the last attempt, Nak with a delay otherwise. A failure of Redis or
+// JetStream (IsInfrastructure), and a dead letter that cannot be written, are tried again in
+// place, the message kept with progress heartbeats, for as long as they last: a redelivery would
+// use up the message's deliveries for a fault that is not its own, and a message out of deliveries
+// whose dead letter cannot be written either would be lost.
 func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerConfig) {
 	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, ReplayCount: msg.Headers().Get(dlq.HeaderReplayCount)}
 	m.Replayed = m.ReplayCount != ""
@@ -167,50 +174,82 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
 	m.Published = dlq.Published(msg.Headers(), m.Sequence)
-	stopBeat := heartbeat(msg, cfg.AckWait/3)
-	hctx, cancel := ctx, context.CancelFunc(func() {})
-	if cfg.HandlerTimeout > 0 {
-		hctx, cancel = context.WithTimeout(ctx, cfg.HandlerTimeout)
-	}
-	err := h(hctx, m)
-	cancel()
-	stopBeat()
-
 	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
-	if err == nil {
-		if err := msg.Ack(); err != nil {
-			log.Warn("ack failed; the message will be redelivered", zap.Error(err))
+	stopBeat := heartbeat(msg, cfg.AckWait/3)
+	defer stopBeat() // stopped before the message is settled: no beat follows an ack
+	settle := func(settle func() error, what string) {
+		stopBeat()
+		if err := settle(); err != nil {
+			log.Warn(what+" failed; the server redelivers the message after its ack wait", zap.Error(err))
 		}
+	}
+
+	err := cfg.held(ctx, log, "handling the message", func() error { return runHandler(ctx, m, h, cfg) })
+	if err == nil {
+		settle(msg.Ack, "ack")
 		return
 	}
 	if ctx.Err() != nil {
-		// Shutting down: hand the message back at once for another worker.
-		_ = msg.Nak()
+		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
 		return
 	}
 	reason, permanent := DeadLetterReason(err)
 	if !permanent && m.Attempt >= cfg.MaxDeliver {
 		reason, permanent = ReasonExhausted, true
 	}
-	if permanent {
-		if dlErr := cfg.DeadLetter(ctx, msg, reason, err); dlErr != nil {
-			log.Error("dead-lettering failed; the message will be redelivered (after its last delivery, the max-deliveries advisory dead-letters it)", zap.Error(dlErr))
-			_ = msg.NakWithDelay(cfg.Backoff(m.Attempt))
-			return
+	if !permanent {
+		delay, ok := RetryDelay(err)
+		if !ok {
+			delay = cfg.Backoff(m.Attempt)
 		}
-		if cfg.DeadLettered != nil {
-			cfg.DeadLettered(ctx, m, reason, err)
-		}
-		if err := msg.Ack(); err != nil {
-			log.Warn("ack after dead letter failed", zap.Error(err))
-		}
+		settle(func() error { return msg.NakWithDelay(delay) }, "Nak")
 		return
 	}
-	delay, ok := RetryDelay(err)
-	if !ok {
-		delay = cfg.Backoff(m.Attempt)
+	write := func() error { return Infrastructure(cfg.DeadLetter(ctx, msg, reason, err)) }
+	if dlErr := cfg.held(ctx, log, "writing the dead letter", write); dlErr != nil {
+		settle(msg.Nak, "Nak") // shutting down before the dead letter could be written
+		return
 	}
-	_ = msg.NakWithDelay(delay)
+	if cfg.DeadLettered != nil {
+		cfg.DeadLettered(ctx, m, reason, err)
+	}
+	settle(msg.Ack, "ack after dead letter")
+}
+
+// runHandler runs h once, within the handler timeout.
+func runHandler(ctx context.Context, m *Message, h Handler, cfg ConsumerConfig) error {
+	if cfg.HandlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.HandlerTimeout)
+		defer cancel()
+	}
+	return h(ctx, m)
+}
+
+// held runs try until it succeeds or fails otherwise than by the infrastructure, waiting between
+// tries (1 s doubling to 30 s) while the message is kept; it gives up when ctx ends. Each failure
+// is logged and reported to cfg.Infra, and so is the recovery.
+func (cfg ConsumerConfig) held(ctx context.Context, log *zap.Logger, what string, try func() error) error {
+	err := try()
+	if err == nil || !IsInfrastructure(err) {
+		cfg.Infra.succeeded()
+		return err
+	}
+	cfg.Infra.hold(+1)
+	defer cfg.Infra.hold(-1)
+	for wait := time.Second; err != nil && IsInfrastructure(err); wait = min(2*wait, 30*time.Second) {
+		cfg.Infra.failed(err)
+		log.Warn(what+" failed: Redis or JetStream; the message is kept and tried again in place, not counted as a delivery",
+			zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		err = try()
+	}
+	cfg.Infra.succeeded()
+	return err
 }
 
 // heartbeat tells the server the message is still being worked on, every interval, until

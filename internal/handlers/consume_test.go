@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -599,34 +600,65 @@ func TestConsumeShutdown(t *testing.T) {
 	})
 }
 
-func TestConsumeDeadLetterFailureRedelivers(t *testing.T) {
+// TestConsumeDeadLetterFailureIsRetriedInPlace: a dead letter that cannot be written (the DLQ
+// stream refuses it) is written again, the message kept meanwhile: redelivering it would use up
+// its deliveries, and a message out of deliveries whose dead letter cannot be written is lost.
+func TestConsumeDeadLetterFailureIsRetriedInPlace(t *testing.T) {
 	t.Parallel()
 	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 5)
+	c := e.consumer(t, 5*time.Second, 1)
 	e.publish(t, 1)
 	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
 		return handlers.Permanent(handlers.ReasonInvalid, errors.New("bad zip"))
 	}}
-	dl := &deadLetters{fail: func(call int) bool { return call == 1 }}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 5, DeadLetter: dl.write,
-		Backoff: func(int) time.Duration { return 100 * time.Millisecond }})
-	eventually(t, 3*time.Second, func() bool { return len(dl.all()) == 2 }, "the second dead-letter attempt")
+	dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
+	infra := &handlers.Infra{}
+	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: dl.write, Infra: infra})
+	eventually(t, 2*time.Second, func() bool { return infra.Waiting() == 1 }, "the message to be kept")
+	if _, err, failing := infra.Failing(); !failing || !strings.Contains(err.Error(), "DLQ stream unavailable") {
+		t.Errorf("infra failing %v (%v); want the dead letter's failure", failing, err)
+	}
+	eventually(t, 6*time.Second, func() bool { return len(dl.all()) == 3 }, "the third dead-letter attempt")
 	settled(t, c)
-
-	var attempts []int
-	for _, d := range rec.deliveries() {
-		attempts = append(attempts, d.attempt)
-	}
-	if !slices.Equal(attempts, []int{1, 2}) {
-		t.Errorf("attempts %v, want [1 2]", attempts)
-	}
-	if d := rec.deliveries(); d[1].at.Sub(d[0].at) > 2*time.Second {
-		t.Errorf("redelivered after %s: the Nak did not carry the backoff", d[1].at.Sub(d[0].at))
+	if n := rec.count(); n != 1 {
+		t.Errorf("handled %d times, want once: the dead letter is what failed", n)
 	}
 	for i, l := range dl.all() {
-		if l.reason != handlers.ReasonInvalid || l.attempts != uint64(i+1) {
+		if l.reason != handlers.ReasonInvalid || l.attempts != 1 {
 			t.Errorf("dead letter %d: %+v", i, l)
 		}
+	}
+	if _, _, failing := infra.Failing(); failing || infra.Waiting() != 0 {
+		t.Errorf("after the dead letter was written: failing %v, %d waiting", failing, infra.Waiting())
+	}
+}
+
+// TestConsumeInfrastructureFailureUsesNoDelivery: a handler that fails because Redis or JetStream
+// does is tried again in place, with the same attempt number, more times than the consumer's
+// delivery limit: the message is neither redelivered nor dead-lettered as exhausted.
+func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
+	t.Parallel()
+	e := newJSEnv(t)
+	c := e.consumer(t, 5*time.Second, 2)
+	e.publish(t, 1)
+	var calls atomic.Int32
+	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
+		if calls.Add(1) <= 3 {
+			return handlers.Infrastructure(errors.New("nats: insufficient resources"))
+		}
+		return nil
+	}}
+	dl := &deadLetters{}
+	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write})
+	eventually(t, 12*time.Second, func() bool { return rec.count() == 4 }, "the fourth try")
+	settled(t, c)
+	for _, d := range rec.deliveries() {
+		if d.attempt != 1 {
+			t.Errorf("try with attempt %d, want every try on the first delivery", d.attempt)
+		}
+	}
+	if n := len(dl.all()); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
 	}
 }
 
@@ -653,30 +685,26 @@ func maxDeliveriesAdvisories(t *testing.T, e *jsEnv) <-chan uint64 {
 	return ch
 }
 
-// TestConsumeLastAttemptHandBackIsNotLost: when the last delivery cannot be settled (the dead
-// letter fails, or the worker shuts down), the server will not deliver the message again; it
-// must at least announce it in a max-deliveries advisory, which the worker dead-letters.
+// TestConsumeLastAttemptHandBackIsNotLost: the last delivery of a failing message is not lost when
+// its dead letter cannot be written at once (it is written again, the message kept), nor when the
+// worker shuts down (the server announces it in a max-deliveries advisory, which the worker
+// dead-letters).
 func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 	t.Parallel()
 
 	t.Run("dead letter fails on the last attempt", func(t *testing.T) {
 		t.Parallel()
 		e := newJSEnv(t)
-		adv := maxDeliveriesAdvisories(t, e)
 		c := e.consumer(t, 5*time.Second, 2)
 		e.publish(t, 1)
 		rec := &recorder{reply: func(context.Context, *handlers.Message) error { return errTransient }}
-		dl := &deadLetters{fail: func(int) bool { return true }}
+		dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
 		run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 			Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
-		select {
-		case seq := <-adv:
-			if seq != 1 {
-				t.Errorf("advisory for seq %d, want 1", seq)
-			}
-		case <-time.After(3 * time.Second):
-			t.Fatalf("the message is lost: its dead letter failed on the last attempt (%d deliveries, %d dead-letter calls) and no max-deliveries advisory came",
-				rec.count(), len(dl.all()))
+		eventually(t, 6*time.Second, func() bool { return len(dl.all()) == 3 }, "the exhausted dead letter, written on its third try")
+		settled(t, c)
+		if l := dl.all()[2]; l.reason != handlers.ReasonExhausted || rec.count() != 2 {
+			t.Errorf("dead letter %+v after %d deliveries; want exhausted after 2", l, rec.count())
 		}
 	})
 

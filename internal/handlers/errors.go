@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // Dead-letter reasons (DESIGN.md §10).
@@ -69,4 +71,27 @@ func RetryDelay(err error) (time.Duration, bool) {
 		return ra.delay, true
 	}
 	return 0, false
+}
+
+// infraError marks a failure of the worker's own servers.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
+
+// Infrastructure marks err as a failure of the worker's own servers (a JetStream publish refused,
+// its store full, NATS unreachable), not of the event nor of ATODENE. nil stays nil.
+func Infrastructure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &infraError{err}
+}
+
+// IsInfrastructure reports whether err is a failure of Redis (orderstate.ErrUnavailable) or of
+// JetStream (marked with Infrastructure). Such a failure never uses up a message's deliveries or
+// an event's tries: the message is kept and tried again for as long as it lasts.
+func IsInfrastructure(err error) bool {
+	var ie *infraError
+	return errors.As(err, &ie) || errors.Is(err, orderstate.ErrUnavailable)
 }

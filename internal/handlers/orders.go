@@ -80,6 +80,15 @@ func (o *Orders) logger() *zap.Logger {
 	return o.Logger
 }
 
+// tried is what a transient failure adds to an event's tries: none for a failure of Redis or
+// JetStream, which is no fault of the event's (IsInfrastructure).
+func tried(err error) int {
+	if IsInfrastructure(err) {
+		return 0
+	}
+	return 1
+}
+
 // retryDelay is the wait before try number tries+1 of an event the worker keeps: 1 s doubling, at
 // most 1 min, as a message's redelivery backoff.
 func retryDelay(tries int) time.Duration {
@@ -266,9 +275,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 // any) with its try counted, the lease is let go, and a timer applies the inbox at the retry's
 // time. (Its last try is made permanent before it fails: see exhaustedAfter.)
 func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
-	p.Tries++
+	p.Tries += tried(cause)
 	p.LastError = cause.Error()
-	p.RetryAt = o.Now().Add(retryDelay(p.Tries)).UTC()
+	p.RetryAt = o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
 	if _, _, err := lease.Commit(ctx, orderstate.Commit{Applied: applied, Retry: &p}, o.Now()); err != nil {
 		return err
 	}
@@ -370,7 +379,7 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 func exhaustedAfter(apply func(context.Context, *run, orderstate.State) change) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		c := apply(ctx, r, st)
-		if _, permanent := DeadLetterReason(c.err); c.err != nil && !permanent {
+		if _, permanent := DeadLetterReason(c.err); c.err != nil && !permanent && !IsInfrastructure(c.err) {
 			c.err = Permanent(ReasonExhausted, c.err)
 		}
 		return c

@@ -106,8 +106,8 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			}
 			c.did = "dead-lettered: " + reason + ": " + c.err.Error()
 		case c.err != nil:
-			p.Tries++
-			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(p.Tries)).UTC()
+			p.Tries += tried(c.err)
+			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
 			still = append(still, p)
 			continue
 		}

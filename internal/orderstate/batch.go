@@ -55,15 +55,19 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	}
 	select {
 	case <-c.done:
+		if err := c.cmd.Err(); err != nil {
+			c.cmd.SetErr(unavailable(err))
+		}
 		return c.cmd
 	case <-ctx.Done():
 		return failed(ctx, fmt.Errorf("waiting for Redis: %w", ctx.Err()))
 	}
 }
 
+// failed is a call that ended before Redis answered: Redis is unavailable as far as it knows.
 func failed(ctx context.Context, err error) *redis.Cmd {
 	cmd := redis.NewCmd(ctx)
-	cmd.SetErr(err)
+	cmd.SetErr(unavailable(err))
 	return cmd
 }
 

@@ -51,6 +51,7 @@ func clip(s string) string {
 // History returns an order's history, oldest first (at most HistoryLimit entries).
 func (s *Store) History(ctx context.Context, shop, order string) ([]Entry, error) {
 	raw, err := s.rdb.LRange(ctx, s.historyKey(shop, order), 0, -1).Result()
+	err = unavailable(err)
 	if err != nil {
 		return nil, fmt.Errorf("orderstate: reading history of %s/%s: %w", shop, order, err)
 	}
@@ -80,7 +81,7 @@ func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, 
 		}
 		return nil
 	})
-	if err != nil {
+	if err = unavailable(err); err != nil {
 		return fmt.Errorf("orderstate: appending to the history of %s/%s: %w", shop, order, err)
 	}
 	return nil

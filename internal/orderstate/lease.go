@@ -199,6 +199,7 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 // in Drain mode.
 func (l *Lease) Next(ctx context.Context) (*Parked, error) {
 	raw, err := l.store.rdb.LIndex(ctx, l.store.inboxKey(l.shop, l.order), 0).Result()
+	err = unavailable(err)
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

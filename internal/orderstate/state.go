@@ -200,6 +200,7 @@ func (s *Store) inboxKey(shop, order string) string { return s.prefix + "inbox:"
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
 	raw, err := s.rdb.Get(ctx, s.stateKey(shop, order)).Bytes()
+	err = unavailable(err)
 	if errors.Is(err, redis.Nil) {
 		return State{}, nil
 	}
@@ -321,6 +322,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 // completion.
 func (s *Store) EventDone(ctx context.Context, key string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.eventKey(key)).Result()
+	err = unavailable(err)
 	if err != nil {
 		return false, fmt.Errorf("orderstate: reading event record %s: %w", key, err)
 	}
@@ -330,7 +332,7 @@ func (s *Store) EventDone(ctx context.Context, key string) (bool, error) {
 // ForgetEvent removes the record of an event processed (a parked event whose dead letter was
 // written), so that the event is applied if it comes again.
 func (s *Store) ForgetEvent(ctx context.Context, key string) error {
-	if err := s.rdb.Del(ctx, s.eventKey(key)).Err(); err != nil {
+	if err := unavailable(s.rdb.Del(ctx, s.eventKey(key)).Err()); err != nil {
 		return fmt.Errorf("orderstate: removing event record %s: %w", key, err)
 	}
 	return nil

@@ -132,15 +132,20 @@ type NATS struct {
 
 // StartNATS starts an in-process NATS server with JetStream on a free port, storing under a
 // temporary directory. It is shut down when the test ends.
-func StartNATS(t testing.TB) *NATS {
+func StartNATS(t testing.TB) *NATS { t.Helper(); return StartNATSStore(t, 0) }
+
+// StartNATSStore is StartNATS with a JetStream file store of maxStore bytes (0: the server's
+// default, three quarters of the free disk).
+func StartNATSStore(t testing.TB, maxStore int64) *NATS {
 	t.Helper()
 	opts := &natsserver.Options{
-		Host:      "127.0.0.1",
-		Port:      FreePort(t),
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoSigs:    true,
-		NoLog:     true,
+		JetStreamMaxStore: maxStore,
+		Host:              "127.0.0.1",
+		Port:              FreePort(t),
+		JetStream:         true,
+		StoreDir:          t.TempDir(),
+		NoSigs:            true,
+		NoLog:             true,
 	}
 	n := &NATS{opts: opts, t: t}
 	n.Start()

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,12 +51,18 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 			return handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("max-deliveries advisory not understood: %v", err))
 		}
 		s, err := js.Stream(ctx, adv.Stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return handlers.Permanent(handlers.ReasonExhausted, fmt.Errorf("stream %s named by a max-deliveries advisory is gone (seq %d)", adv.Stream, adv.StreamSeq))
+		}
 		if err != nil {
-			return err
+			return handlers.Infrastructure(fmt.Errorf("reading stream %s named by a max-deliveries advisory: %w", adv.Stream, err))
 		}
 		orig, err := s.GetMsg(ctx, adv.StreamSeq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return handlers.Permanent(handlers.ReasonExhausted, fmt.Errorf("%s seq %d named by a max-deliveries advisory is gone", adv.Stream, adv.StreamSeq))
+		}
 		if err != nil {
-			return fmt.Errorf("reading %s seq %d named by a max-deliveries advisory: %w", adv.Stream, adv.StreamSeq, err)
+			return handlers.Infrastructure(fmt.Errorf("reading %s seq %d named by a max-deliveries advisory: %w", adv.Stream, adv.StreamSeq, err))
 		}
 		err = w.Write(ctx, dlq.Letter{
 			Subject: orig.Subject, Stream: adv.Stream, Sequence: adv.StreamSeq, Body: orig.Data,
@@ -66,6 +73,6 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 		if err == nil {
 			counted()
 		}
-		return err
+		return handlers.Infrastructure(err)
 	}
 }

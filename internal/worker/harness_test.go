@@ -40,12 +40,13 @@ type harness struct {
 
 // harnessOpts change the defaults of newHarness.
 type harnessOpts struct {
-	shops    []string               // default: shop-a
-	sandbox  sandbox.Config         // default: review 1.5s, hold 4s, slow 3s
-	settings func(*config.Settings) // applied last
-	redis    *redis.Client          // default: the shared Redis
-	logger   *zap.Logger            // default: the test's log
-	invoice  config.InvoiceDelivery // the shops' invoice delivery; default separate
+	shops     []string               // default: shop-a
+	sandbox   sandbox.Config         // default: review 1.5s, hold 4s, slow 3s
+	settings  func(*config.Settings) // applied last
+	redis     *redis.Client          // default: the shared Redis
+	logger    *zap.Logger            // default: the test's log
+	invoice   config.InvoiceDelivery // the shops' invoice delivery; default separate
+	natsStore int64                  // the JetStream store's size; default the server's
 	// shopsEdit, if set, changes the shops before they are validated.
 	shopsEdit func([]config.Shop)
 }
@@ -63,7 +64,7 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	if o.sandbox.ReviewDelay == 0 {
 		o.sandbox.ReviewDelay, o.sandbox.HoldDelay, o.sandbox.SlowDelay = 1500*time.Millisecond, 4*time.Second, 3*time.Second
 	}
-	h := &harness{t: t, nats: testenv.StartNATS(t)}
+	h := &harness{t: t, nats: testenv.StartNATSStore(t, o.natsStore)}
 	// Each shop its own ATODENE account, as shops that share one need order_id_prefixes.
 	accounts := make([]sandbox.Shop, len(o.shops))
 	for i := range o.shops {
@@ -158,6 +159,12 @@ func (h *harness) start() {
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
+		}
+		select {
+		case runErr := <-h.done:
+			h.stop = nil
+			h.t.Fatalf("the worker stopped while starting: %v", runErr)
+		default:
 		}
 		if time.Now().After(deadline) {
 			h.t.Fatalf("worker not ready in 10s: %v", err)

@@ -96,16 +96,18 @@ type health struct {
 	ready   atomic.Bool
 	nc      *nats.Conn
 	redis   interface{ Ping(context.Context) error }
+	infra   *handlers.Infra
 	details func() []string
 }
 
-func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, details func() []string) *health {
-	return &health{nc: nc, redis: r, details: details}
+func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra *handlers.Infra, details func() []string) *health {
+	return &health{nc: nc, redis: r, infra: infra, details: details}
 }
 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	failing := h.failing()
 	switch {
 	case !h.ready.Load():
 		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
@@ -113,6 +115,8 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
 	case h.redis.Ping(ctx) != nil:
 		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
+	case failing != "":
+		http.Error(w, failing, http.StatusServiceUnavailable)
 	default:
 		body := "ok\n"
 		for _, d := range h.details() {
@@ -120,6 +124,25 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		_, _ = w.Write([]byte(body))
 	}
+}
+
+// failing describes a failure of Redis or JetStream that keeps messages waiting (a full store
+// refusing the worker's writes, for instance), or returns "".
+func (h *health) failing() string {
+	since, err, failing := h.infra.Failing()
+	if !failing {
+		return ""
+	}
+	return fmt.Sprintf("not ready: writes to Redis or JetStream fail since %s, %d messages kept and retried: %v",
+		since.UTC().Format(time.RFC3339), h.infra.Waiting(), err)
+}
+
+// waitingGauge reports the messages kept waiting for Redis or JetStream.
+func waitingGauge(infra *handlers.Infra) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atodene_worker_messages_waiting_for_infrastructure",
+		Help: "Messages kept and retried in place because Redis or JetStream fails (a full store, an outage); such failures use up no delivery.",
+	}, func() float64 { return float64(infra.Waiting()) })
 }
 
 // refusalDetails lists the shops whose calls to ATODENE are stopped, for /readyz.

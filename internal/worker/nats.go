@@ -29,18 +29,18 @@ func (o outcomes) Publish(ctx context.Context, subject, msgID string, body []byt
 	msg.Header.Set("Content-Type", events.ContentType)
 	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 	if err != nil {
-		return fmt.Errorf("publishing %s: %w", subject, err)
+		return handlers.Infrastructure(fmt.Errorf("publishing %s: %w", subject, err))
 	}
 	if !ack.Duplicate {
 		return nil
 	}
 	s, err := o.js.Stream(ctx, ack.Stream) // rare: a retry of a step whose publish got through
 	if err != nil {
-		return fmt.Errorf("reading stream %s to compare outcome %s with its retry: %w", ack.Stream, msgID, err)
+		return handlers.Infrastructure(fmt.Errorf("reading stream %s to compare outcome %s with its retry: %w", ack.Stream, msgID, err))
 	}
 	stored, err := s.GetMsg(ctx, ack.Sequence)
 	if err != nil {
-		return fmt.Errorf("reading outcome %s (%s seq %d) to compare with its retry: %w", msgID, ack.Stream, ack.Sequence, err)
+		return handlers.Infrastructure(fmt.Errorf("reading outcome %s (%s seq %d) to compare with its retry: %w", msgID, ack.Stream, ack.Sequence, err))
 	}
 	if stored.Subject != subject || !sameOutcome(stored.Data, body) {
 		return fmt.Errorf("publishing %s: %s already holds another outcome under message ID %s (seq %d)", subject, ack.Stream, msgID, ack.Sequence)
@@ -92,7 +92,7 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", pollSubjectBase+"due."+token)
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err)
+		return handlers.Infrastructure(fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err))
 	}
 	return nil
 }

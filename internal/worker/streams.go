@@ -30,6 +30,9 @@ func maxInbound(maxPayload int64) int32 {
 	return int32(max(maxPayload-deadLetterHeadroom, 1024))
 }
 
+// streamShares are the percentages of -stream-bytes of the streams of streamConfigs, in order.
+var streamShares = []int64{40, 40, 10, 8, 2}
+
 func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig {
 	// A handler that dies after publishing an outcome but before recording it comes back after
 	// the ack wait and publishes again with the same message ID: the outcome streams' duplicate
@@ -47,7 +50,17 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		advisoryStreamConfig(s.OrdersStream),
 	}
 	for i := range configs {
-		configs[i].Retention, configs[i].Storage, configs[i].Replicas = jetstream.LimitsPolicy, jetstream.FileStorage, s.StreamReplicas
+		c := &configs[i]
+		c.Retention, c.Storage, c.Replicas = jetstream.LimitsPolicy, jetstream.FileStorage, s.StreamReplicas
+		// Each stream reserves its share of the store and, once it is full, refuses new messages
+		// rather than discarding old ones: a full ORDERS refuses input, while RESULTS, DLQ and
+		// the timers still have their room for the worker's own writes. The server allows no
+		// discard-new for message schedules: a full ATODENE_POLLS drops its oldest messages
+		// (mostly due polls already handled), and the timer reconciler re-creates a timer lost.
+		c.MaxBytes, c.Discard = int64(s.StreamBytes)*streamShares[i]/100, jetstream.DiscardNew
+		if c.AllowMsgSchedules {
+			c.Discard = jetstream.DiscardOld
+		}
 	}
 	return configs
 }

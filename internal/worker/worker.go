@@ -132,10 +132,12 @@ func Run(ctx context.Context, d Deps) error {
 		return orders.PollDue(ctx, req)
 	}, common...)
 
+	infra := &handlers.Infra{}
 	cc := handlers.ConsumerConfig{
 		Concurrency: s.Concurrency, AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, Grace: s.ShutdownGrace,
 		HandlerTimeout: handlerTimeout(s),
 		Logger:         log,
+		Infra:          infra,
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error {
 			m.deadLetters.WithLabelValues(reason).Inc()
 			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
@@ -144,8 +146,8 @@ func Run(ctx context.Context, d Deps) error {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
 		},
 	}
-	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals})
-	health := newHealth(d.NATS, orders.Store, refusalDetails(&orders.Refusals))
+	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals}, waitingGauge(infra))
+	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
@@ -221,7 +223,7 @@ type countedLetters struct {
 
 func (c countedLetters) Write(ctx context.Context, l dlq.Letter) error {
 	c.count.WithLabelValues(l.Reason).Inc()
-	return c.w.Write(ctx, l)
+	return handlers.Infrastructure(c.w.Write(ctx, l))
 }
 
 // recordDeadLetter adds a dead letter to its order's history, when the message names an order:
