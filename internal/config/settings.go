@@ -64,6 +64,10 @@ type Settings struct {
 	// number for an order not registered yet, a cancel during a registration) before it is
 	// dead-lettered with reason no-transaction (-park-limit). Default 168h (7 days).
 	ParkLimit time.Duration
+	// ReconcileInterval is how often the worker checks that its streams exist and that the timers
+	// the orders' states rely on are in JetStream, re-creating what a lost NATS store took
+	// (-reconcile-interval); a timer is looked for once it is that long overdue. Default 1m.
+	ReconcileInterval time.Duration
 	// LogLevel is the least severe level logged (-log-level). Default info.
 	LogLevel zapcore.Level
 	// ShutdownGrace is how long in-flight messages may take to finish at shutdown before they
@@ -158,6 +162,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.PollDeadline, 14*24*time.Hour)
 	setDefault(&s.ParkLimit, 7*24*time.Hour)
 	setDefault(&s.ShutdownGrace, 30*time.Second)
+	setDefault(&s.ReconcileInterval, time.Minute)
 	setDefault(&s.DataDir, "./data")
 	setDefault(&s.OrdersStream, "ORDERS")
 	setDefault(&s.ResultsStream, "RESULTS")
@@ -194,6 +199,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.PollMaxInterval, "poll-max-interval", s.PollMaxInterval, "longest wait between checks of an order under review")
 	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
 	fs.DurationVar(&s.ParkLimit, "park-limit", s.ParkLimit, "how long an event may wait for its order (a tracking number before the order) before it is dead-lettered")
+	fs.DurationVar(&s.ReconcileInterval, "reconcile-interval", s.ReconcileInterval, "how often lost streams and timers are looked for and re-created")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
 	fs.DurationVar(&s.ShutdownGrace, "shutdown-grace", s.ShutdownGrace, "time in-flight messages get to finish at shutdown")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "`directory` for the embedded servers' data")
@@ -361,6 +367,7 @@ func (s Settings) validateDurations(bad reportFunc) {
 		{"provider-timeout", s.ProviderTimeout}, {"ack-wait", s.AckWait},
 		{"poll-first-delay", s.PollFirstDelay}, {"poll-max-interval", s.PollMaxInterval},
 		{"poll-deadline", s.PollDeadline}, {"park-limit", s.ParkLimit}, {"shutdown-grace", s.ShutdownGrace},
+		{"reconcile-interval", s.ReconcileInterval},
 		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
 		{"dlq-retention", s.DLQRetention},
 	}

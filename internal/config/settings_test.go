@@ -32,6 +32,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
+		ReconcileInterval: time.Minute,
 	}
 	if got != want {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", got, want)

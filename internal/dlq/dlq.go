@@ -27,6 +27,10 @@ const (
 	// published: the original sequence of a message, kept through its replays, so that a replayed
 	// event is as old as the event it replays when the worker orders an order's events.
 	HeaderPublishedSequence = "Dlq-Published-Sequence"
+	// HeaderPublishedStreamCreated is when that stream was created (RFC 3339 with nanoseconds):
+	// a stream deleted and created again starts its sequences at 1 again, and its creation time
+	// tells its sequences from the old stream's. Absent when unknown (a poll's letter).
+	HeaderPublishedStreamCreated = "Dlq-Published-Stream-Created"
 )
 
 // SubjectPrefix is prepended to the original subject.
@@ -48,7 +52,10 @@ type Letter struct {
 	// Published is the sequence the event had when it was first published (HeaderPublishedSequence);
 	// 0 for Sequence.
 	Published uint64
-	FailedAt  time.Time
+	// PublishedCreated is when the stream the event was first published in was created (Unix
+	// ns; HeaderPublishedStreamCreated), 0 when unknown.
+	PublishedCreated int64
+	FailedAt         time.Time
 }
 
 // Writer publishes dead letters to JetStream.
@@ -91,6 +98,9 @@ func (w *Writer) Write(ctx context.Context, l Letter) error {
 		published = l.Sequence
 	}
 	msg.Header.Set(HeaderPublishedSequence, strconv.FormatUint(published, 10))
+	if l.PublishedCreated != 0 {
+		msg.Header.Set(HeaderPublishedStreamCreated, time.Unix(0, l.PublishedCreated).UTC().Format(time.RFC3339Nano))
+	}
 	id := fmt.Sprintf("dlq:%s:%d", l.Stream, l.Sequence)
 	if l.ReplayCount != "" {
 		id += ":r" + l.ReplayCount
@@ -101,8 +111,9 @@ func (w *Writer) Write(ctx context.Context, l Letter) error {
 	return nil
 }
 
-// FromMsg builds the letter of a consumed message.
-func FromMsg(msg jetstream.Msg, reason string, cause error, now time.Time) Letter {
+// FromMsg builds the letter of a consumed message from a stream created at created (Unix ns, 0
+// when unknown).
+func FromMsg(msg jetstream.Msg, created int64, reason string, cause error, now time.Time) Letter {
 	l := Letter{Subject: msg.Subject(), Body: msg.Data(), Reason: reason, Err: cause, FailedAt: now, Attempts: 1}
 	if md, err := msg.Metadata(); err == nil {
 		l.Stream, l.Sequence, l.Attempts = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
@@ -111,6 +122,7 @@ func FromMsg(msg jetstream.Msg, reason string, cause error, now time.Time) Lette
 		l.ReplayCount = h.Get(HeaderReplayCount)
 	}
 	l.Published = Published(msg.Headers(), l.Sequence)
+	l.PublishedCreated = PublishedCreated(msg.Headers(), created)
 	return l
 }
 
@@ -125,4 +137,19 @@ func Published(h nats.Header, seq uint64) uint64 {
 		return p
 	}
 	return seq
+}
+
+// PublishedCreated returns when the stream an event was first published in was created (Unix
+// ns): for a replayed message, the Dlq-Published-Stream-Created it carries (0 if none, for a
+// letter written before the header existed); otherwise created, the creation time of the stream
+// the message came from.
+func PublishedCreated(h nats.Header, created int64) int64 {
+	if h == nil || h.Get(HeaderReplayCount) == "" {
+		return created
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderPublishedStreamCreated))
+	if err != nil {
+		return 0
+	}
+	return t.UnixNano()
 }

@@ -64,14 +64,15 @@ func letters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 }
 
 var dlqHeaders = []string{dlq.HeaderOriginalSubject, dlq.HeaderOriginalStream, dlq.HeaderOriginalSequence,
-	dlq.HeaderReason, dlq.HeaderError, dlq.HeaderAttempts, dlq.HeaderFailedAt, dlq.HeaderReplayCount, dlq.HeaderPublishedSequence}
+	dlq.HeaderReason, dlq.HeaderError, dlq.HeaderAttempts, dlq.HeaderFailedAt, dlq.HeaderReplayCount, dlq.HeaderPublishedSequence,
+	dlq.HeaderPublishedStreamCreated}
 
 func TestHeaderNamesAreTheContract(t *testing.T) {
 	t.Parallel()
 	want := []string{"Dlq-Original-Subject", "Dlq-Original-Stream", "Dlq-Original-Sequence", "Dlq-Reason", "Dlq-Error",
-		"Dlq-Attempts", "Dlq-Failed-At", "Dlq-Replay-Count", "Dlq-Published-Sequence"}
+		"Dlq-Attempts", "Dlq-Failed-At", "Dlq-Replay-Count", "Dlq-Published-Sequence", "Dlq-Published-Stream-Created"}
 	if !slices.Equal(dlqHeaders, want) {
-		t.Errorf("header names %v, want %v (DESIGN.md §10, and Dlq-Published-Sequence of docs/operations-worker.md)", dlqHeaders, want)
+		t.Errorf("header names %v, want %v (DESIGN.md §10, and the Dlq-Published-* of docs/operations-worker.md)", dlqHeaders, want)
 	}
 	if dlq.SubjectPrefix != "dlq." {
 		t.Errorf("SubjectPrefix %q", dlq.SubjectPrefix)
@@ -99,10 +100,11 @@ func TestWriterWritesTheLetter(t *testing.T) {
 			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Published-Sequence": "42"}},
 		{"not UTF-8, replayed", dlq.Letter{Subject: "orders.updated.shop-b", Stream: "ORDERS", Sequence: 43,
 			Body: []byte{0xff, 0xfe, 0x00, '{', 0x80, '\r', '\n', 0xc3, 0x28}, Reason: "exhausted", Err: errors.New("ATODENE timed out"),
-			Attempts: 5, ReplayCount: "2", Published: 7, FailedAt: failedAt}, map[string]string{
+			Attempts: 5, ReplayCount: "2", Published: 7, PublishedCreated: failedAt.Add(-time.Hour).UnixNano(), FailedAt: failedAt}, map[string]string{
 			"Dlq-Original-Subject": "orders.updated.shop-b", "Dlq-Original-Stream": "ORDERS", "Dlq-Original-Sequence": "43",
 			"Dlq-Reason": "exhausted", "Dlq-Error": "ATODENE timed out", "Dlq-Attempts": "5",
-			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Replay-Count": "2", "Dlq-Published-Sequence": "7"}},
+			"Dlq-Failed-At": "2026-11-26T01:15:30Z", "Dlq-Replay-Count": "2", "Dlq-Published-Sequence": "7",
+			"Dlq-Published-Stream-Created": "2026-11-26T00:15:30.123456789Z"}},
 		{"large body", dlq.Letter{Subject: "orders.created.shop-c", Stream: "ORDERS", Sequence: 44, Body: large,
 			Reason: "outcome-unknown", Err: errors.New("already registered"), Attempts: 3, FailedAt: failedAt.UTC()}, map[string]string{
 			"Dlq-Original-Subject": "orders.created.shop-c", "Dlq-Original-Stream": "ORDERS", "Dlq-Original-Sequence": "44",
@@ -310,19 +312,21 @@ func TestFromMsgReadsAConsumedMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, dlq.FromMsg(m, "invalid", cause, now))
+		got = append(got, dlq.FromMsg(m, 1234, "invalid", cause, now))
 		_ = m.Ack()
 	}
 	slices.SortFunc(got, func(a, b dlq.Letter) int { return int(a.Sequence) - int(b.Sequence) })
 	for i, want := range []dlq.Letter{
-		{Subject: "orders.updated.shop-a", Stream: "ORDERS", Sequence: 1, Body: body, Reason: "invalid", Err: cause, Attempts: 2, FailedAt: now},
+		{Subject: "orders.updated.shop-a", Stream: "ORDERS", Sequence: 1, Body: body, Reason: "invalid", Err: cause, Attempts: 2, FailedAt: now,
+			Published: 1, PublishedCreated: 1234},
+		// A replay without Dlq-Published-*: its first stream is not known.
 		{Subject: "orders.updated.shop-a", Stream: "ORDERS", Sequence: 2, Body: body, Reason: "invalid", Err: cause, Attempts: 1,
-			ReplayCount: "3", FailedAt: now},
+			ReplayCount: "3", FailedAt: now, Published: 2},
 	} {
 		g := got[i]
 		if g.Subject != want.Subject || g.Stream != want.Stream || g.Sequence != want.Sequence || !bytes.Equal(g.Body, want.Body) ||
 			g.Reason != want.Reason || g.Err != want.Err || g.Attempts != want.Attempts || g.ReplayCount != want.ReplayCount ||
-			!g.FailedAt.Equal(want.FailedAt) {
+			!g.FailedAt.Equal(want.FailedAt) || g.Published != want.Published || g.PublishedCreated != want.PublishedCreated {
 			t.Errorf("letter %d = %+v, want %+v", i, g, want)
 		}
 	}

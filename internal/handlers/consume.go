@@ -13,8 +13,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 )
 
-// DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored.
-type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error
+// DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored; m is
+// the message as the handlers saw it.
+type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *Message, reason string, cause error) error
 
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
@@ -40,6 +41,14 @@ type ConsumerConfig struct {
 	// DeadLettered, if set, is called after a dead letter was stored, with the message as the
 	// handlers saw it (its order, if known), e.g. to record it in the order's history.
 	DeadLettered func(ctx context.Context, m *Message, reason string, cause error)
+	// StreamCreated is when the consumer's stream was created (Unix ns), given to each message
+	// (Message.StreamCreated): it tells the stream's sequences from those of a stream of the same
+	// name deleted earlier. 0 when unknown.
+	StreamCreated int64
+	// Rebind, if set, is called after a fetch failed. It returns the consumer to fetch from next
+	// and its stream's creation time: the same ones while they exist, or new ones when the stream
+	// or the consumer was deleted (and created again, by Rebind or by an administrator).
+	Rebind func(ctx context.Context) (jetstream.Consumer, int64, error)
 	// Logger logs acknowledgement failures. Default: no logging.
 	Logger *zap.Logger
 	// Infra, if set, is told of the failures of Redis and JetStream that hold messages, and of
@@ -81,27 +90,42 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 	// the first messages, stay grown (a new goroutine per message spent 8% of the CPU copying
 	// stacks as they grew).
 	slots := make(chan struct{}, cfg.Concurrency)
-	jobs := make(chan jetstream.Msg, cfg.Concurrency) // never full: a message is fetched for a free slot
+	jobs := make(chan job, cfg.Concurrency) // never full: a message is fetched for a free slot
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
 		wg.Go(func() {
-			for msg := range jobs {
-				handleMsg(work, msg, h, cfg)
+			for j := range jobs {
+				handleMsg(work, j.msg, j.created, h, cfg)
 				<-slots
 			}
 		})
 	}
+	created := cfg.StreamCreated
 	for ctx.Err() == nil {
 		n := reserve(ctx, slots)
 		if n == 0 {
 			break
 		}
-		got, err := fetch(cons, n, func(msg jetstream.Msg) { jobs <- msg })
+		// A message goes with the creation time of the stream it was fetched from: a rebind
+		// (below) changes it only between fetches.
+		got, err := fetch(cons, n, func(msg jetstream.Msg) { jobs <- job{msg, created} })
 		for range n - got {
 			<-slots // give back the reservations the batch did not use
 		}
 		if err != nil && ctx.Err() == nil {
 			cfg.Logger.Warn("pulling messages failed; retrying", zap.Error(err))
+			if cfg.Rebind != nil {
+				if c, cr, err := cfg.Rebind(ctx); err != nil {
+					if ctx.Err() == nil {
+						cfg.Logger.Warn("binding the consumer again failed; retrying", zap.Error(err))
+					}
+				} else {
+					if cr != created && created != 0 {
+						cfg.Logger.Warn("the stream was deleted and created again: fetching from its new consumer")
+					}
+					cons, created = c, cr
+				}
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -118,6 +142,12 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 		<-done
 	}
 	return nil
+}
+
+// job is a fetched message and the creation time of its stream.
+type job struct {
+	msg     jetstream.Msg
+	created int64
 }
 
 // fetchWait bounds one pull request; shutdown waits at most this long for it to end.
@@ -167,13 +197,14 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 // place, the message kept with progress heartbeats, for as long as they last: a redelivery would
 // use up the message's deliveries for a fault that is not its own, and a message out of deliveries
 // whose dead letter cannot be written either would be lost.
-func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerConfig) {
+func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler, cfg ConsumerConfig) {
 	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, ReplayCount: msg.Headers().Get(dlq.HeaderReplayCount)}
 	m.Replayed = m.ReplayCount != ""
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
 	m.Published = dlq.Published(msg.Headers(), m.Sequence)
+	m.StreamCreated, m.PublishedCreated = created, dlq.PublishedCreated(msg.Headers(), created)
 	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
 	defer stopBeat() // stopped before the message is settled: no beat follows an ack
@@ -205,7 +236,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, h Handler, cfg ConsumerCo
 		settle(func() error { return msg.NakWithDelay(delay) }, "Nak")
 		return
 	}
-	write := func() error { return Infrastructure(cfg.DeadLetter(ctx, msg, reason, err)) }
+	write := func() error { return Infrastructure(cfg.DeadLetter(ctx, msg, m, reason, err)) }
 	if dlErr := cfg.held(ctx, log, "writing the dead letter", write); dlErr != nil {
 		settle(msg.Nak, "Nak") // shutting down before the dead letter could be written
 		return

@@ -181,7 +181,7 @@ type deadLetters struct {
 	fail    func(call int) bool
 }
 
-func (d *deadLetters) write(_ context.Context, msg jetstream.Msg, reason string, cause error) error {
+func (d *deadLetters) write(_ context.Context, msg jetstream.Msg, _ *handlers.Message, reason string, cause error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := letter{subject: msg.Subject(), body: string(msg.Data()), reason: reason, cause: cause}

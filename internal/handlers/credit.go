@@ -223,7 +223,8 @@ func withNormalized(did string, normalized []events.Normalized) string {
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
-		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, TrackingSeq: st.TrackingSeq,
+		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
+		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
 		Parked: st.Parked, ParkTimer: st.ParkTimer}
 }
 

@@ -22,10 +22,18 @@ type Message struct {
 	Body     []byte
 	Stream   string
 	Sequence uint64
+	// StreamCreated is when Stream was created (Unix ns; ConsumerConfig.StreamCreated), 0 when
+	// unknown.
+	StreamCreated int64
 	// Published is the sequence the event had when it was first published: Sequence, or for a
 	// replayed dead letter the sequence of the event it replays (dlq.Published).
 	Published uint64
-	Attempt   int // delivery count, from 1
+	// PublishedCreated is when the stream it was first published in was created (Unix ns; 0 when
+	// unknown): the stream's own (ConsumerConfig.StreamCreated), or for a replay the one its dead
+	// letter names (dlq.PublishedCreated). It tells apart the sequences of a stream deleted and
+	// created again, which start at 1 again.
+	PublishedCreated int64
+	Attempt          int // delivery count, from 1
 	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
 	// its Dlq-Replay-Count header.
 	Replayed    bool
@@ -63,14 +71,15 @@ type Meta struct {
 	Time    time.Time
 	Attempt int
 	// Seq is the message's sequence in the inbound stream; Published the sequence the event had
-	// when it was first published (Seq, but for a replayed dead letter): the order in which the
-	// shop published it.
-	Seq         uint64
-	Published   uint64
-	Stream      string
-	Subject     string
-	Body        []byte
-	ReplayCount string
+	// when it was first published (Seq, but for a replayed dead letter), in the stream created at
+	// PublishedCreated (Unix ns, 0 when unknown): the order in which the shop published it.
+	Seq              uint64
+	Published        uint64
+	PublishedCreated int64
+	Stream           string
+	Subject          string
+	Body             []byte
+	ReplayCount      string
 }
 
 // Key is the event's identity, events.EventKey(Source, ID): source and id together (DESIGN.md §4).
@@ -119,7 +128,7 @@ func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Ha
 func metaOf(m *Message) Meta {
 	at, _ := time.Parse(time.RFC3339, m.Envelope.Time) // validated; zero when absent
 	return Meta{ID: m.Envelope.ID, Source: m.Envelope.Source, Type: m.Envelope.Type, Shop: m.Shop, Time: at,
-		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
+		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
 }
 
 // Mux routes messages to handlers by event type. Registration happens once at start-up.

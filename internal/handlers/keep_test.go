@@ -381,3 +381,36 @@ func TestParkedFailureDoesNotHoldTheOrder(t *testing.T) {
 		t.Errorf("after the retry: parked %+v, shipment %+v", st.Parked, st.Shipment)
 	}
 }
+
+// TestOrderAcrossARecreatedStream: ORDERS was deleted and created again after the order's tracking
+// number arrived at sequence 500. A correction published to the new stream, at sequence 3, is
+// newer and replaces it; a replay of an older letter of the old stream (sequence 499) is older
+// and changes nothing.
+func TestOrderAcrossARecreatedStream(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	old, recreated := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixNano(), time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC).UnixNano()
+	track := func(id string, seq uint64, created int64, number string, replayOf uint64) {
+		t.Helper()
+		ev := trackingEvent(id, "o-1", seq, number)
+		ev.Published, ev.PublishedCreated = seq, created
+		if replayOf != 0 {
+			ev.Published, ev.ReplayCount = replayOf, "1"
+		}
+		if err := e.o.TrackingEntered(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	track("t-1", 500, old, "1111-1111-1111", 0)
+	track("t-2", 3, recreated, "2222-2222-2222", 0)
+	track("t-0", 4, old, "0000-0000-0000", 499) // replayed into the new stream, first published in the old one
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" || prov.calls["shipment"] != 2 {
+		t.Errorf("shipment %+v after %d reports; want the correction of the new stream, 2 reports", st.Shipment, prov.calls["shipment"])
+	}
+	if st.TrackingSeq != 3 || st.TrackingCreated != recreated {
+		t.Errorf("tracking position %d of %d; want 3 of the new stream", st.TrackingSeq, st.TrackingCreated)
+	}
+}

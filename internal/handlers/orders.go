@@ -386,30 +386,62 @@ func exhaustedAfter(apply func(context.Context, *run, orderstate.State) change) 
 	}
 }
 
-// ordering is a kind of event whose order of publication the state records.
+// ordering is a kind of event whose order of publication the state records: the position of the
+// last one applied.
 type ordering struct {
 	name string
-	seq  func(st *orderstate.State) *uint64
+	pos  func(st *orderstate.State) (*int64, *uint64)
 }
 
 var (
-	creditOrder   = &ordering{"credit event", func(st *orderstate.State) *uint64 { return &st.CreditSeq }}
-	trackingOrder = &ordering{"tracking number", func(st *orderstate.State) *uint64 { return &st.TrackingSeq }}
+	creditOrder = &ordering{"credit event", func(st *orderstate.State) (*int64, *uint64) {
+		return &st.CreditCreated, &st.CreditSeq
+	}}
+	trackingOrder = &ordering{"tracking number", func(st *orderstate.State) (*int64, *uint64) {
+		return &st.TrackingCreated, &st.TrackingSeq
+	}}
 )
 
-// published is the sequence the event had when it was first published.
-func (m Meta) published() uint64 {
+// position is where an event was first published: the creation time of its stream (Unix ns, 0
+// when unknown) and its sequence there.
+type position struct {
+	created int64
+	seq     uint64
+}
+
+func (m Meta) position() position {
 	if m.Published != 0 {
-		return m.Published
+		return position{m.PublishedCreated, m.Published}
 	}
-	return m.Seq
+	return position{m.PublishedCreated, m.Seq}
+}
+
+// after reports whether p was published after q. Sequences compare within one stream; a stream
+// deleted and created again (a move, a lost store) starts them at 1 again, and its events are
+// newer than any of the old stream's, whatever their sequence. When either creation time is not
+// known (a state or dead letter written before they were kept), the sequences compare.
+func (p position) after(q position) bool {
+	if p.created != 0 && q.created != 0 && p.created != q.created {
+		return p.created > q.created
+	}
+	return p.seq > q.seq
+}
+
+func (d *ordering) get(st *orderstate.State) position {
+	created, seq := d.pos(st)
+	return position{*created, *seq}
+}
+
+func (d *ordering) set(st *orderstate.State, p position) {
+	created, seq := d.pos(st)
+	*created, *seq = p.created, p.seq
 }
 
 // decide applies d to st: nothing for an event published before the order's last event of its
 // kind, parking for one that must wait, else d's own decision.
 func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, st orderstate.State) change {
-	seq := d.ev.published()
-	if d.ordered != nil && seq != 0 && seq <= *d.ordered.seq(&st) {
+	pos := d.ev.position()
+	if d.ordered != nil && pos.seq != 0 && !pos.after(d.ordered.get(&st)) {
 		return keep("no change: older in the stream than the order's last " + d.ordered.name)
 	}
 	if d.waits != nil {
@@ -418,8 +450,8 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 		}
 	}
 	c := d.apply(ctx, r, st)
-	if d.ordered != nil && c.next != nil && seq > *d.ordered.seq(c.next) {
-		*d.ordered.seq(c.next) = seq
+	if d.ordered != nil && c.next != nil && pos.seq != 0 && pos.after(d.ordered.get(c.next)) {
+		d.ordered.set(c.next, pos)
 	}
 	return c
 }
@@ -475,7 +507,7 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
 			return st, false, err
 		}
-		st.PollScheduled, dirty = true, true
+		st.PollScheduled, st.PollAt, dirty = true, at, true
 	}
 	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
 	// held back by a report that fails (the account refused, ATODENE down).

@@ -55,7 +55,7 @@ const (
 // parked is the event ev kept as received, waiting for what waits says.
 func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 	return orderstate.Parked{Type: ev.Type, Key: ev.Key(), ID: ev.ID, Source: ev.Source,
-		Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Published: ev.Published, Attempt: ev.Attempt, ReplayCount: ev.ReplayCount,
+		Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Published: ev.Published, PublishedCreated: ev.PublishedCreated, Attempt: ev.Attempt, ReplayCount: ev.ReplayCount,
 		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
@@ -130,7 +130,7 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 		return decision{}, Permanent(ReasonInvalid, err)
 	}
 	at, _ := time.Parse(time.RFC3339, env.Time)
-	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq, Published: p.Published,
+	meta := Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop.ID, Time: at, Attempt: p.Attempt, Seq: p.Seq, Published: p.Published, PublishedCreated: p.PublishedCreated,
 		Stream: p.Stream, Subject: p.Subject, Body: p.Body, ReplayCount: p.ReplayCount}
 	invalid := func(err error) (decision, error) { return decision{}, Permanent(ReasonInvalid, err) }
 	switch env.Type {
@@ -200,7 +200,7 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 // stored, so that replaying the letter applies it.
 func (o *Orders) deadLetterParked(ctx context.Context, p orderstate.Parked, reason string, cause error) error {
 	err := o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
-		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, FailedAt: o.Now()})
+		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		// dead-lettered. Past it, no further re-check is scheduled; replaying the dead letter
 		// starts polling again.
 		if deadline := o.Poll.withDefaults().Deadline; next.Status == orderstate.StatusPending && o.Now().Sub(next.PollSince) > deadline {
-			next.PollScheduled = true
+			next.PollScheduled, next.PollAt = true, time.Time{} // no re-check is scheduled
 			return writeThen(next, Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
 		}
 		return write(next, did)

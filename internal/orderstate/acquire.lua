@@ -5,13 +5,14 @@
 -- no handler waiting.
 --
 -- KEYS[1] the lease, KEYS[2] the state, KEYS[3] the set of orders under review, KEYS[4] the record
--- of the event being handled, KEYS[5] the order's inbox.
+-- of the event being handled, KEYS[5] the order's inbox, KEYS[6] the timer index.
 -- ARGV[1] the lease token, ARGV[2] the lease's lifetime (ms), ARGV[3] '1' to check the event
 -- record; ARGV[4] the state to write if there is none and the event was not processed, or '';
 -- ARGV[5] the order's member of the set, ARGV[6] '1' if that state is under review; ARGV[7] the
 -- event as an inbox entry, or '' to never queue it; ARGV[8] the most entries the inbox may hold;
 -- ARGV[9] '1' if the caller has an entry it did not send (it is sent only when needed: most takes
--- find the lease free and the inbox empty).
+-- find the lease free and the inbox empty); ARGV[10] when the timer of a queued event is due (ms),
+-- indexed.
 --
 -- Returns nil if another holder has the lease and the event was not queued; {'', 0, 0, 'entry'}
 -- if the inbox holds events and the caller has an entry it did not send (the lease is not taken:
@@ -24,6 +25,7 @@
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
     local n = redis.call('RPUSH', KEYS[5], ARGV[7])
+    redis.call('ZADD', KEYS[6], 'LT', ARGV[10], ARGV[5])
     return {'', n, 0, 'queued'}
   end
   return nil

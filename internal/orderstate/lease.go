@@ -98,8 +98,9 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order)}
-	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0"}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order), s.timersKey()}
+	// A queued event's inbox timer is due when the lease expires.
+	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli()}
 	if t.Queue != nil && !withEntry {
 		args[8] = "1"
 	}
@@ -171,7 +172,7 @@ type Commit struct {
 // then the lease is kept and its next entry returned, for the holder to apply and commit in turn.
 // On ErrConflict nothing is written or recorded, and the lease is released all the same.
 func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Parked, error) {
-	w := writeArgs{entries: c.Entries, token: l.token, keep: l.ttl}
+	w := writeArgs{entries: c.Entries, token: l.token, keep: l.ttl, ttl: l.ttl}
 	if c.Retry != nil {
 		w.keep = 0
 	}
@@ -180,7 +181,7 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 		if err != nil {
 			return State{}, nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", l.shop, l.order, err)
 		}
-		w.retry = string(raw)
+		w.retry, w.retryAt = string(raw), c.Retry.RetryAt
 	}
 	if c.Done {
 		w.eventKey = l.event

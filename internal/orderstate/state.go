@@ -80,9 +80,14 @@ type State struct {
 	// order.cancelled applied: an older one handled later (workers run events in parallel) is
 	// stale and changes nothing, so the shop's last word stands.
 	CreditSeq uint64 `json:"credit_seq,omitempty"`
-	// TrackingSeq is the same for order.tracking_entered: a tracking number published before the
-	// one the order holds (handled later, in parallel) does not replace it.
-	TrackingSeq uint64 `json:"tracking_seq,omitempty"`
+	// CreditCreated is when the stream of CreditSeq was created (Unix ns, 0 when unknown): an
+	// event of a stream created later (the stream deleted and created again, its sequences
+	// starting at 1 again) is newer whatever its sequence.
+	CreditCreated int64 `json:"credit_created,omitempty"`
+	// TrackingSeq and TrackingCreated are the same for order.tracking_entered: a tracking number
+	// published before the one the order holds (handled later, in parallel) does not replace it.
+	TrackingSeq     uint64 `json:"tracking_seq,omitempty"`
+	TrackingCreated int64  `json:"tracking_created,omitempty"`
 	// InvoiceEvent is the id of the last order.invoice_requested answered, so that a retry of it
 	// (after its answer was written but before it was acknowledged) answers nothing twice.
 	InvoiceEvent string    `json:"invoice_event,omitempty"`
@@ -93,6 +98,8 @@ type State struct {
 	PollSeq       int  `json:"poll_seq,omitempty"`
 	PollAttempt   int  `json:"poll_attempt,omitempty"`
 	PollScheduled bool `json:"poll_scheduled,omitempty"`
+	// PollAt is when the scheduled re-check is due; zero when none is (past the poll deadline).
+	PollAt time.Time `json:"poll_at,omitzero"`
 	// CancelledAt is the time of the order.cancelled that cancelled the order: its CloudEvents
 	// time, or when it was handled if it had none. A later order.created or order.updated
 	// registers the order again unless its own time is earlier (an importer's late retry).
@@ -111,23 +118,37 @@ type State struct {
 	History []Entry `json:"-"`
 }
 
+// TimerDue returns when the earliest JetStream timer the state relies on is due: its scheduled
+// re-check, or its parked-event timer. ok is false when it relies on none.
+func (st State) TimerDue() (due time.Time, ok bool) {
+	if st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
+		due, ok = st.PollAt, true
+	}
+	if !st.ParkTimer.IsZero() && (!ok || st.ParkTimer.Before(due)) {
+		due, ok = st.ParkTimer, true
+	}
+	return due, ok
+}
+
 // Parked is an inbound event kept until its order gets where it can be applied: the message as
 // received (for applying it, and for its dead letter if it waits too long), where it came from
 // and what it waits for.
 type Parked struct {
-	Type        string    `json:"type"` // the event type, e.g. order.tracking_entered
-	Key         string    `json:"key"`  // the event's identity, events.EventKey(source, id)
-	ID          string    `json:"id"`   // the event's CloudEvents id and source
-	Source      string    `json:"source"`
-	Subject     string    `json:"subject"` // where it was consumed from
-	Stream      string    `json:"stream"`
-	Seq         uint64    `json:"seq"`
-	Published   uint64    `json:"published,omitempty"` // the sequence it had when first published, if a replay
-	Attempt     int       `json:"attempt"`
-	ReplayCount string    `json:"replay_count,omitempty"`
-	Body        []byte    `json:"body"`  // byte for byte; it may hold personal data
-	Since       time.Time `json:"since"` // when it was parked
-	Waits       string    `json:"waits"` // what it waits for, in words
+	Type      string `json:"type"` // the event type, e.g. order.tracking_entered
+	Key       string `json:"key"`  // the event's identity, events.EventKey(source, id)
+	ID        string `json:"id"`   // the event's CloudEvents id and source
+	Source    string `json:"source"`
+	Subject   string `json:"subject"` // where it was consumed from
+	Stream    string `json:"stream"`
+	Seq       uint64 `json:"seq"`
+	Published uint64 `json:"published,omitempty"` // the sequence it had when first published, if a replay
+	// PublishedCreated is when the stream it was first published in was created (Unix ns).
+	PublishedCreated int64     `json:"published_created,omitempty"`
+	Attempt          int       `json:"attempt"`
+	ReplayCount      string    `json:"replay_count,omitempty"`
+	Body             []byte    `json:"body"`  // byte for byte; it may hold personal data
+	Since            time.Time `json:"since"` // when it was parked
+	Waits            string    `json:"waits"` // what it waits for, in words
 	// Kind groups the parked events one order keeps one of: "tracking" (the latest waits), "cancel"
 	// (the first waits).
 	Kind string `json:"kind,omitempty"`
@@ -196,6 +217,7 @@ func (s *Store) historyKey(shop, order string) string {
 	return s.prefix + "history:" + shop + ":" + order
 }
 func (s *Store) inboxKey(shop, order string) string { return s.prefix + "inbox:" + shop + ":" + order }
+func (s *Store) timersKey() string                  { return s.prefix + "timers" }
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
@@ -270,15 +292,27 @@ type writeArgs struct {
 	token    string
 	keep     time.Duration // the lease's lifetime if kept for the inbox; 0 releases it in any case
 	retry    string        // an entry to put first in the inbox
+	retryAt  time.Time     // when that entry is retried
+	ttl      time.Duration // the lease's lifetime
+}
+
+// inboxDue is when the timer of the order's inbox is due after this write, if it holds events:
+// the retry of its first, or, when its holder keeps applying it, the lease's expiry.
+func (w writeArgs) inboxDue(now time.Time) time.Time {
+	if !w.retryAt.IsZero() {
+		return w.retryAt
+	}
+	return now.Add(w.ttl)
 }
 
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
 // It returns the state written and, when the lease is kept for it, the inbox's next entry.
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
 	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
-		s.historyKey(shop, order), s.inboxKey(shop, order)}
-	args := make([]any, 10, 11+len(w.entries))
+		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey()}
+	args := make([]any, 12, 13+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
+	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	entries := w.entries
 	var next State
 	if st != nil {
@@ -290,6 +324,9 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		}
 		next = enc.st
 		args[0], args[1] = st.Version, enc.raw
+		if due, ok := next.TimerDue(); ok {
+			args[10] = due.UnixMilli()
+		}
 		if next.Status == StatusPending {
 			args[3] = "1"
 		}

@@ -5,7 +5,8 @@
 -- one round trip.
 --
 -- KEYS[1] the state, KEYS[2] the set of orders under review, KEYS[3] the lease, KEYS[4] the
--- event record, KEYS[5] the order's history, KEYS[6] the order's inbox.
+-- event record, KEYS[5] the order's history, KEYS[6] the order's inbox, KEYS[7] the timer index
+-- (a sorted set of the orders that rely on a JetStream timer, by when it is due, in ms).
 -- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
 -- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
@@ -13,8 +14,9 @@
 -- applied, removed if it is first in the inbox, or ''; ARGV[9] the lease's lifetime (ms) to keep
 -- it while the inbox is not empty, or '' to release it in any case; ARGV[10] an entry to put
 -- first in the inbox, in place of ARGV[8] if that is first, else in front of the others (an event
--- to retry, before those queued after it), or ''; ARGV[11...] the history entries to append
--- (JSON).
+-- to retry, before those queued after it), or ''; ARGV[11] when the new state's earliest timer is
+-- due (ms), or '' if it relies on none; ARGV[12] when the inbox's timer is due (ms), indexed if
+-- the inbox is not empty after the write; ARGV[13...] the history entries to append (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
 -- recorded, and the lease is still released); next is the inbox's first entry when the lease is
@@ -42,13 +44,18 @@ if ARGV[1] ~= '' then
     else
       redis.call('SREM', KEYS[2], ARGV[3])
     end
+    if ARGV[11] ~= '' then
+      redis.call('ZADD', KEYS[7], ARGV[11], ARGV[3])
+    else
+      redis.call('ZREM', KEYS[7], ARGV[3])
+    end
   end
 elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
-if ok == 1 and not resent and #ARGV > 10 then
+if ok == 1 and not resent and #ARGV > 12 then
   local n = 0
-  for i = 11, #ARGV do
+  for i = 13, #ARGV do
     n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   if n > tonumber(ARGV[7]) then
@@ -69,6 +76,9 @@ if ok == 1 then
     redis.call('LPUSH', KEYS[6], ARGV[10])
   elseif first then
     redis.call('LPOP', KEYS[6])
+  end
+  if redis.call('LLEN', KEYS[6]) > 0 then
+    redis.call('ZADD', KEYS[7], 'LT', ARGV[12], ARGV[3])
   end
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then

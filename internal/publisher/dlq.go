@@ -32,9 +32,11 @@ type letter struct {
 	FailedAt    time.Time `json:"failed_at"`
 	ReplayCount int       `json:"replay_count"`
 	Published   string    `json:"published_sequence,omitempty"`
-	Shop        string    `json:"shop"`
-	Order       string    `json:"order"`
-	body        []byte
+	// PublishedCreated is when the stream of Published was created (Dlq-Published-Stream-Created).
+	PublishedCreated string `json:"published_stream_created,omitempty"`
+	Shop             string `json:"shop"`
+	Order            string `json:"order"`
+	body             []byte
 }
 
 func toLetter(seq uint64, h nats.Header, body []byte) letter {
@@ -44,6 +46,7 @@ func toLetter(seq uint64, h nats.Header, body []byte) letter {
 	l.FailedAt, _ = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt))
 	l.ReplayCount, _ = strconv.Atoi(h.Get(dlq.HeaderReplayCount))
 	l.Published = h.Get(dlq.HeaderPublishedSequence)
+	l.PublishedCreated = h.Get(dlq.HeaderPublishedStreamCreated)
 	if parts := strings.Split(l.Subject, "."); len(parts) >= 3 {
 		l.Shop = parts[2]
 	}
@@ -368,6 +371,9 @@ func replay(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l l
 	msg.Header.Set(dlq.HeaderReplayCount, count)
 	if l.Published != "" {
 		msg.Header.Set(dlq.HeaderPublishedSequence, l.Published) // the replay is as old as the event
+	}
+	if l.PublishedCreated != "" {
+		msg.Header.Set(dlq.HeaderPublishedStreamCreated, l.PublishedCreated)
 	}
 	// The ID makes a repeated replay of the same dead letter (after a crash here) a duplicate.
 	id := fmt.Sprintf("replay:%s:%d:%s", s.CachedInfo().Config.Name, l.Seq, count)

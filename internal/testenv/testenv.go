@@ -167,6 +167,17 @@ func (n *NATS) Start() {
 	n.Server, n.URL = s, s.ClientURL()
 }
 
+// Wipe stops the server, deletes its store (every stream and consumer, as a lost disk does) and
+// starts it again, empty, on the same port.
+func (n *NATS) Wipe() {
+	n.t.Helper()
+	n.Stop()
+	if err := os.RemoveAll(n.opts.StoreDir); err != nil {
+		n.t.Fatalf("testenv: deleting the NATS store: %v", err)
+	}
+	n.Start()
+}
+
 // Stop shuts the server down and waits for it.
 func (n *NATS) Stop() {
 	if n.Server != nil {

@@ -69,6 +69,7 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 			Reason: handlers.ReasonExhausted, Attempts: adv.Deliveries, FailedAt: now(),
 			Err:         fmt.Errorf("no delivery of %d was acknowledged in time (handler timed out or worker crashed)", adv.Deliveries),
 			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount), Published: dlq.Published(orig.Header, adv.StreamSeq),
+			PublishedCreated: dlq.PublishedCreated(orig.Header, s.CachedInfo().Created.UnixNano()),
 		})
 		if err == nil {
 			counted()

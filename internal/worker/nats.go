@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -77,15 +78,21 @@ func orderToken(shop, order string) string {
 	return shop + "." + base64.RawURLEncoding.EncodeToString([]byte(order))
 }
 
+// timerToken is the subject tokens of an order's timer of a kind.
+func timerToken(req handlers.PollRequest) string {
+	token := orderToken(req.Shop, req.OrderID)
+	if req.Kind != handlers.TimerPoll {
+		token += "." + req.Kind // a timer of its own: it must not replace the order's re-check
+	}
+	return token
+}
+
 func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.Time) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	token := orderToken(req.Shop, req.OrderID)
-	if req.Kind != handlers.TimerPoll {
-		token += "." + req.Kind // a timer of its own: it must not replace the order's re-check
-	}
+	token := timerToken(req)
 	msg := nats.NewMsg(pollSubjectBase + "sched." + token)
 	msg.Data = body
 	// Sub-second precision: rounding to whole seconds fired every re-check due in a second together.
@@ -95,6 +102,25 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 		return handlers.Infrastructure(fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err))
 	}
 	return nil
+}
+
+// Waiting reports whether an order's timer is in the timer stream: its schedule is stored, or it
+// fired after since and its due message is there (handled or not: a handled one rewrote the state
+// after it).
+func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since time.Time) (bool, error) {
+	st, err := p.js.Stream(ctx, PollStream)
+	if err != nil {
+		return false, fmt.Errorf("reading stream %s: %w", PollStream, err)
+	}
+	token := timerToken(req)
+	if _, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"sched."+token); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err == nil, err
+	}
+	due, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"due."+token)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return err == nil && due.Time.After(since), err
 }
 
 func timerName(kind string) string {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,9 +66,10 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 	return configs
 }
 
-// consumers are the worker's durable consumers.
+// consumers are the worker's durable consumers, and when the ORDERS stream was created (Unix ns).
 type consumers struct {
 	orders, polls, advisories jetstream.Consumer
+	ordersCreated             int64
 }
 
 // setup creates or updates the streams and durable consumers, idempotently.
@@ -103,5 +105,52 @@ func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs c
 	if cs.advisories, err = consumer(AdvisoryStream, advisoryConsumer, ""); err != nil {
 		return cs, err
 	}
-	return cs, nil
+	cs.ordersCreated, err = streamCreated(ctx, js, s.OrdersStream)
+	return cs, err
+}
+
+// streamCreated returns when a stream was created (Unix ns).
+func streamCreated(ctx context.Context, js jetstream.JetStream, name string) (int64, error) {
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("reading stream %s: %w", name, err)
+	}
+	return st.CachedInfo().Created.UnixNano(), nil
+}
+
+// rebind returns the Rebind of a durable consumer (handlers.ConsumerConfig): the consumer as it is,
+// or, when it or its stream is gone (deleted, created again, or the NATS store lost), the one
+// setup makes again (unless -skip-stream-setup: then an administrator must), with the creation
+// time of its stream.
+func rebind(js jetstream.JetStream, s config.Settings, stream, name string) func(context.Context) (jetstream.Consumer, int64, error) {
+	return func(ctx context.Context) (jetstream.Consumer, int64, error) {
+		c, err := js.Consumer(ctx, stream, name)
+		if (errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) && !s.SkipStreamSetup {
+			if _, err := setup(ctx, js, s); err != nil {
+				return nil, 0, err
+			}
+			c, err = js.Consumer(ctx, stream, name)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("binding consumer %s of stream %s: %w", name, stream, err)
+		}
+		created, err := streamCreated(ctx, js, stream)
+		return c, created, err
+	}
+}
+
+// ensureStreams creates the streams and consumers again (setup) if any is missing: a stream the
+// worker only writes to (RESULTS, DLQ) is not noticed by a consumer. It says whether it did.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, s config.Settings) (bool, error) {
+	for _, sc := range streamConfigs(s, js.Conn().MaxPayload()) {
+		_, err := js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) && !s.SkipStreamSetup {
+			_, err = setup(ctx, js, s)
+			return err == nil, err
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading stream %s: %w", sc.Name, err)
+		}
+	}
+	return false, nil
 }

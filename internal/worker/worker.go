@@ -138,9 +138,9 @@ func Run(ctx context.Context, d Deps) error {
 		HandlerTimeout: handlerTimeout(s),
 		Logger:         log,
 		Infra:          infra,
-		DeadLetter: func(ctx context.Context, msg jetstream.Msg, reason string, cause error) error {
+		DeadLetter: func(ctx context.Context, msg jetstream.Msg, seen *handlers.Message, reason string, cause error) error {
 			m.deadLetters.WithLabelValues(reason).Inc()
-			return writer.Write(ctx, dlq.FromMsg(msg, reason, cause, d.Now()))
+			return writer.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason, cause, d.Now()))
 		},
 		DeadLettered: func(ctx context.Context, msg *handlers.Message, reason string, cause error) {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
@@ -153,12 +153,23 @@ func Run(ctx context.Context, d Deps) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for _, c := range []struct {
-		cons jetstream.Consumer
-		h    handlers.Handler
-	}{{cs.orders, orderHandler}, {cs.polls, pollHandler}, {cs.advisories, handlers.Chain(exhaustedHandler(js, writer, d.Now, m.deadLetters.WithLabelValues(handlers.ReasonExhausted).Inc), common...)}} {
+		cons            jetstream.Consumer
+		created         int64
+		stream, durable string
+		h               handlers.Handler
+	}{
+		{cs.orders, cs.ordersCreated, s.OrdersStream, ordersConsumer, orderHandler},
+		{cs.polls, 0, PollStream, pollConsumer, pollHandler},
+		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, handlers.Chain(exhaustedHandler(js, writer, d.Now, m.deadLetters.WithLabelValues(handlers.ReasonExhausted).Inc), common...)},
+	} {
+		cc := cc
+		cc.StreamCreated, cc.Rebind = c.created, rebind(js, s, c.stream, c.durable)
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
 	}
+	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
+	wg.Add(1)
+	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, log) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

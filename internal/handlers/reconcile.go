@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// Reconciler re-creates the timers that orders' states rely on but that JetStream no longer holds:
+// a re-check of an order under review, the deadline of parked events, the timer of an inbox. A
+// JetStream store lost, or the timer stream deleted and created again, takes them all, while
+// Redis still says they are set; without them those orders would never move again. It looks
+// only at the orders whose earliest timer is overdue by more than Grace (the store's timer index),
+// asks JetStream whether each timer is still there (scheduled, or fired and not handled yet), and
+// schedules the missing ones. Several workers may run it: one claims each order.
+type Reconciler struct {
+	Store *orderstate.Store
+	Polls Polls
+	// Waiting reports whether a timer is in JetStream: scheduled, or fired after since (the
+	// state's last write) and not handled yet.
+	Waiting func(ctx context.Context, req PollRequest, since time.Time) (bool, error)
+	// Grace is how long past its time a timer may still be on its way (handlers busy, a worker
+	// restarting) before it is looked for. Default 1 min.
+	Grace  time.Duration
+	Now    func() time.Time
+	Logger *zap.Logger
+}
+
+// reconcileBatch bounds the orders read from the index at once.
+const reconcileBatch = 256
+
+// Once looks at every order whose timer is overdue and returns how many timers it scheduled
+// again. An error is Redis's or JetStream's; the next run tries again.
+func (r *Reconciler) Once(ctx context.Context) (int, error) {
+	grace := r.Grace
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	now := r.Now()
+	scheduled := 0
+	for {
+		overdue, err := r.Store.OverdueTimers(ctx, now.Add(-grace), reconcileBatch)
+		if err != nil {
+			return scheduled, err
+		}
+		for _, t := range overdue {
+			n, err := r.reconcile(ctx, t, now)
+			scheduled += n
+			if err != nil {
+				return scheduled, err
+			}
+		}
+		if len(overdue) < reconcileBatch {
+			return scheduled, nil
+		}
+	}
+}
+
+// reconcile schedules again the timers of one overdue order that JetStream lost. The order is
+// claimed first: its index entry moves to now, to be looked at again after the grace if its
+// timers still do not run; an order that relies on no timer any more leaves the index.
+func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time.Time) (int, error) {
+	st, err := r.Store.Get(ctx, t.Shop, t.Order)
+	if err != nil {
+		return 0, err
+	}
+	inbox, err := r.Store.InboxLen(ctx, t.Shop, t.Order)
+	if err != nil {
+		return 0, err
+	}
+	type timer struct {
+		req  PollRequest
+		at   time.Time
+		also string // another kind that does the same work
+	}
+	var needed []timer
+	base := PollRequest{Shop: t.Shop, OrderID: t.Order}
+	if st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
+		req := base
+		req.Seq = st.PollSeq
+		needed = append(needed, timer{req: req, at: later(now, st.PollAt)})
+	}
+	if !st.ParkTimer.IsZero() {
+		req := base
+		req.Kind = TimerParked
+		needed = append(needed, timer{req: req, at: later(now, st.ParkTimer)})
+	}
+	if inbox > 0 {
+		req := base
+		req.Kind = TimerInbox
+		needed = append(needed, timer{req: req, at: now, also: TimerRetry})
+	}
+	next := now
+	if len(needed) == 0 {
+		next = time.Time{}
+	}
+	if claimed, err := r.Store.ClaimTimer(ctx, t, next); err != nil || !claimed {
+		return 0, err
+	}
+	scheduled := 0
+	for _, tm := range needed {
+		waiting, err := r.Waiting(ctx, tm.req, st.UpdatedAt)
+		if err == nil && !waiting && tm.also != "" {
+			other := tm.req
+			other.Kind = tm.also
+			waiting, err = r.Waiting(ctx, other, st.UpdatedAt)
+		}
+		if err != nil {
+			return scheduled, fmt.Errorf("looking for the %s timer of %s/%s: %w", timerKind(tm.req.Kind), t.Shop, t.Order, err)
+		}
+		if waiting {
+			continue
+		}
+		if err := r.Polls.Schedule(ctx, tm.req, tm.at); err != nil {
+			return scheduled, err
+		}
+		scheduled++
+		r.Logger.Warn("a timer the order's state relies on was missing from JetStream; scheduled again",
+			zap.String("shop", t.Shop), zap.String("order", t.Order), zap.String("timer", timerKind(tm.req.Kind)),
+			zap.Time("was_due", t.Due), zap.Time("at", tm.at))
+	}
+	return scheduled, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func timerKind(kind string) string {
+	if kind == TimerPoll {
+		return "re-check"
+	}
+	return kind
+}

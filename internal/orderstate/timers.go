@@ -1,0 +1,76 @@
+package orderstate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The timer index: a sorted set (<prefix>timers) of the orders whose state relies on a timer in
+// JetStream (a scheduled re-check, a parked-event timer, an inbox timer), scored by when the
+// earliest is due (Unix ms). Every write of a state keeps it in step (write.lua, acquire.lua). A
+// timer that JetStream lost (its stream deleted and created again, its store wiped) leaves its
+// order in the index past its due time; the reconciler finds it there and schedules it again.
+
+// Timer is an order of the timer index.
+type Timer struct {
+	Shop, Order string
+	Due         time.Time // when its earliest timer was due
+	member      string
+	score       float64
+}
+
+// OverdueTimers returns at most limit orders of the index whose timer was due before before,
+// earliest first.
+func (s *Store) OverdueTimers(ctx context.Context, before time.Time, limit int64) ([]Timer, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.timersKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: limit}).Result()
+	if err = unavailable(err); err != nil {
+		return nil, fmt.Errorf("orderstate: reading the timer index: %w", err)
+	}
+	out := make([]Timer, 0, len(zs))
+	for _, z := range zs {
+		member, _ := z.Member.(string)
+		shop, order, _ := strings.Cut(member, ":") // shop IDs hold no ':'
+		out = append(out, Timer{Shop: shop, Order: order, Due: time.UnixMilli(int64(z.Score)), member: member, score: z.Score})
+	}
+	return out, nil
+}
+
+var claimScript = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1`)
+
+// ClaimTimer moves t in the index to next (or removes it, for a zero next) if no one moved it since
+// it was read, and says whether it did: of several workers looking at one overdue order, one acts.
+func (s *Store) ClaimTimer(ctx context.Context, t Timer, next time.Time) (bool, error) {
+	to := ""
+	if !next.IsZero() {
+		to = strconv.FormatInt(next.UnixMilli(), 10)
+	}
+	n, err := claimScript.Run(ctx, s.rdb, []string{s.timersKey()}, t.member, strconv.FormatFloat(t.score, 'f', -1, 64), to).Int()
+	if err = unavailable(err); err != nil {
+		return false, fmt.Errorf("orderstate: claiming the timer of %s/%s: %w", t.Shop, t.Order, err)
+	}
+	return n == 1, nil
+}
+
+// InboxLen returns how many events the order's inbox holds.
+func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error) {
+	n, err := s.rdb.LLen(ctx, s.inboxKey(shop, order)).Result()
+	if err = unavailable(err); err != nil {
+		return 0, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, err)
+	}
+	return n, nil
+}

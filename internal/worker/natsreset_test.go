@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+)
+
+// The tests in this file reset the worker's NATS state under its Redis state: ORDERS deleted and
+// created again (its sequences start at 1 again), and the whole NATS store lost (the timers with
+// it). The worker binds its consumers again by itself, orders events across the two streams, and
+// schedules again the timers the orders' states rely on.
+
+// TestOrdersRecreatedCancelsApply: ORDERS is deleted and created again (a rename, a move to an R3
+// stream) after 20 orders were registered. The cancels published to the new stream have sequences
+// no higher than their orders' creates had in the old one; they are newer all the same, and each
+// cancels its order at ATODENE (before, all were acknowledged as stale and nothing was cancelled).
+func TestOrdersRecreatedCancelsApply(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const n = 20
+	for i := range n {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-c%d", i), orderData("shop-a", fmt.Sprintf("RC-%02d", i), "taro@example.jp"))
+	}
+	waitFor(t, 20*time.Second, "20 decided orders", func() bool { return len(finalOutcomes(h.results())) == n })
+
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := h.js.DeleteStream(ctx, cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		h.publish("order.cancelled", "shop-a", fmt.Sprintf("ev-x%d", i), orderRef("shop-a", fmt.Sprintf("RC-%02d", i)))
+	}
+	for i := range n {
+		order := fmt.Sprintf("RC-%02d", i)
+		h.waitOutcomes(order, "credit.ok,credit.cancelled", 20*time.Second)
+		if tx := h.tx(order); tx.State != "cancelled" {
+			t.Errorf("%s at the sandbox: %+v", order, tx)
+		}
+	}
+}
+
+// TestNATSStoreLostTimersComeBack: the NATS store is lost while 10 orders are under review, their
+// re-checks scheduled in it; Redis still says they are scheduled. The worker makes its streams
+// and consumers again, its reconciler finds the re-checks overdue and missing and schedules them
+// again, and every order is decided (before, none ever was).
+func TestNATSStoreLostTimersComeBack(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{
+		sandbox:  sandbox.Config{ReviewDelay: 4 * time.Second, HoldDelay: 4 * time.Second, SlowDelay: 3 * time.Second},
+		settings: func(s *config.Settings) { s.ReconcileInterval = time.Second; s.PollFirstDelay = 2 * time.Second },
+	})
+	const n = 10
+	for i := range n {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("NL-%02d", i), "review-ok@example.jp"))
+	}
+	for i := range n {
+		h.waitOutcomes(fmt.Sprintf("NL-%02d", i), "credit.pending", 10*time.Second)
+	}
+	h.nats.Wipe()
+	waitFor(t, 30*time.Second, "every order decided", func() bool {
+		decided := 0
+		for _, outs := range finalOutcomes(h.results()) {
+			if len(outs) == 1 && outs[0].Env.Type == "credit.ok" {
+				decided++
+			}
+		}
+		return decided == n
+	})
+	for i := range n {
+		if tx := h.tx(fmt.Sprintf("NL-%02d", i)); tx.Registrations != 1 {
+			t.Errorf("NL-%02d registered %d times", i, tx.Registrations)
+		}
+	}
+}

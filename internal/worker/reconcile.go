@@ -1,0 +1,35 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+)
+
+// reconcile runs at start-up and then every -reconcile-interval until ctx ends: it creates missing
+// streams and consumers again (a NATS store lost, a stream deleted) and schedules again the
+// timers JetStream lost (handlers.Reconciler). Failures are logged and tried at the next run.
+func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, rec *handlers.Reconciler, log *zap.Logger) {
+	for {
+		if made, err := ensureStreams(ctx, js, s); err != nil {
+			log.Warn("checking the streams failed; retried at the next reconciliation", zap.Error(err))
+		} else if made {
+			log.Warn("a stream of the worker was missing (deleted, or the NATS store lost): streams and consumers created again")
+		}
+		if n, err := rec.Once(ctx); err != nil {
+			log.Warn("re-creating lost timers failed; retried at the next reconciliation", zap.Int("scheduled", n), zap.Error(err))
+		} else if n > 0 {
+			log.Warn("timers lost by JetStream scheduled again", zap.Int("timers", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.ReconcileInterval):
+		}
+	}
+}
