@@ -168,8 +168,10 @@ func toPerson(p events.Person) atodene.Person {
 // register writes the intent, calls ATODENE and records the answer. A transient failure leaves
 // the intent in place: the retry sends the same shopOrderId again, and an answer that it is
 // already registered means an earlier call got through, which only an operator can sort out. The
-// same answer to the first attempt of an intent means another transaction holds the
-// shopOrderId: ATODENE refused this request, which credit.invalid says.
+// same answer to the first attempt of an intent is as unknown: ATODENE holds a live transaction
+// for the shopOrderId that the worker has no record of (another system registered it, or Redis
+// lost the worker's record of registering it), and neither credit.invalid nor any other outcome
+// would be true of both.
 func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	resent := st.Status == orderstate.StatusRegistering && !r.fresh
 	if st.Status != orderstate.StatusRegistering || st.DataHash != req.hash {
@@ -185,12 +187,12 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 	case errors.Is(err, atodene.ErrAlreadyRegistered) && resent:
 		st.Status = orderstate.StatusUnknown
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE says it is already registered after an attempt whose outcome was unknown", ev.Data.OrderID)))
+	case errors.Is(err, atodene.ErrAlreadyRegistered):
+		st.Status = orderstate.StatusUnknown
+		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.order.ShopOrderID)))
 	case errors.As(err, &rejected):
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)
 		did = "refused by ATODENE"
-		if errors.Is(err, atodene.ErrAlreadyRegistered) {
-			did = "refused by ATODENE: another live transaction holds the shopOrderId (first attempt)"
-		}
 	case err != nil:
 		return fail(err) // transient: retried with the intent kept
 	default:
