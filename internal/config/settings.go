@@ -61,7 +61,8 @@ type Settings struct {
 	// reason poll-deadline (-poll-deadline). Default 336h (14 days).
 	PollDeadline time.Duration
 	// ParkLimit is how long an event may wait for its order to get where it applies (a tracking
-	// number for an order not registered yet, a cancel during a registration) before it is
+	// number, a cancel or an invoice request for an order not registered yet or during its
+	// registration) before it is
 	// dead-lettered with reason no-transaction (-park-limit). Default 168h (7 days).
 	ParkLimit time.Duration
 	// ReconcileInterval is how often the worker checks that its streams exist and that the timers

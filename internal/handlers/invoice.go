@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -12,7 +11,9 @@ import (
 
 // InvoiceRequested handles order.invoice_requested (請求書ダウンロード): for an OK order whose
 // invoice is enclosed it fetches the print data and publishes invoice.ok; otherwise invoice.ng
-// says why.
+// says why. A request for an order whose transaction the worker does not know yet (a registration
+// under way, or no record of the order) waits for it, parked; for an order under review, ATODENE
+// is asked first whether it decided since the last re-check (or since a state Redis lost).
 func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRequest]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
@@ -24,13 +25,20 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 	order := ev.Data.OrderID
 	key := ev.Key()
-	return decision{ev: ev.Meta, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, parkAs: parkInvoice, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.InvoiceEvent == key {
 			return keep("no change: answered already") // a retry after the answer was written
 		}
-		if st.Status == orderstate.StatusNone {
-			// No record is no evidence that ATODENE holds no transaction: an operator looks.
-			return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: the worker has no record of it (not registered here, or its state was lost), so no invoice data can be fetched", order)))
+		if st.Status == orderstate.StatusPending {
+			scr, err := r.shop.Provider.GetAuthori(ctx, st.TransactionID)
+			switch {
+			case errors.Is(err, atodene.ErrAlreadyCancelled):
+				st = o.cancelled(st, r.shop.ID, order, st.CausedBy, o.Now())
+			case err != nil:
+				return fail(err)
+			case scr.Decision() == atodene.DecisionOK || scr.Decision() == atodene.DecisionNG:
+				st, _ = o.screened(st, PollRequest{Shop: r.shop.ID, OrderID: order}, scr)
+			}
 		}
 		st.InvoiceEvent = key
 		var problem *atodene.ProviderError

@@ -414,3 +414,43 @@ func TestOrderAcrossARecreatedStream(t *testing.T) {
 		t.Errorf("tracking position %d of %d; want 3 of the new stream", st.TrackingSeq, st.TrackingCreated)
 	}
 }
+
+// TestInvoiceOfALaggingState: the state says the order is under review, but ATODENE decided it
+// OK since (the decision came after the last re-check, or Redis lost the write that recorded it).
+// An invoice request asks ATODENE first: credit.ok, then the invoice, rather than an invoice.ng
+// that contradicts ATODENE. A request during a registration waits for it, parked.
+func TestInvoiceOfALaggingState(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901",
+		Service: atodene.ServiceEnclosed, PollScheduled: true, PollAt: time.Now().Add(time.Minute)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	invoice := func(id, order string) error {
+		return e.o.InvoiceRequested(ctx, handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeInvoiceRequested, Shop: "shop-a",
+			Subject: "orders.invoice_requested.shop-a", Stream: "ORDERS", Seq: 9, Attempt: 1, Body: envelope(events.TypeInvoiceRequested, id, `{"shop_id":"shop-a","order_id":"`+order+`"}`)},
+			Data: events.InvoiceRequest{ShopID: "shop-a", OrderID: order}})
+	}
+	if err := invoice("i-1", "o-1"); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, id := range e.outs.ids {
+		types = append(types, id[strings.LastIndex(id, ":")+1:])
+	}
+	if strings.Join(types, ",") != "credit.ok,invoice.ok" || prov.calls["getauthori"] != 1 || prov.calls["invoice"] != 1 {
+		t.Errorf("outcomes %v after calls %v; want credit.ok then invoice.ok", types, prov.calls)
+	}
+
+	if _, err := e.store.Put(ctx, "shop-a", "o-2", orderstate.State{Status: orderstate.StatusRegistering}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := invoice("i-2", "o-2"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.Get(ctx, "shop-a", "o-2")
+	if len(st.Parked) != 1 || st.Parked[0].Kind != "invoice" || len(e.outs.ids) != 2 {
+		t.Errorf("parked %+v, outcomes %v; want the request parked, no outcome", st.Parked, e.outs.ids)
+	}
+}

@@ -39,7 +39,7 @@ func (o *Orders) park(st orderstate.State, order string, d decision, waits strin
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
 				Did: "superseded while waiting: a later tracking number (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		default:
-			return keep("no change: a cancel of the order is waiting already (event " + p.ID + ")")
+			return keep("no change: " + waitingAlready[p.Kind] + " of the order is waiting already (event " + p.ID + ")")
 		}
 	}
 	st.Parked = append(kept, o.parked(d.ev, waits, d.parkAs))
@@ -50,7 +50,11 @@ func (o *Orders) park(st orderstate.State, order string, d decision, waits strin
 const (
 	parkTracking = "tracking" // order.tracking_entered: the latest waits
 	parkCancel   = "cancel"   // order.cancelled, and order.updated to 0: the first waits
+	parkInvoice  = "invoice"  // order.invoice_requested: the first waits
 )
+
+// waitingAlready names the kinds of which the first waits, for the history of a later one.
+var waitingAlready = map[string]string{parkCancel: "a cancel", parkInvoice: "an invoice request"}
 
 // parked is the event ev kept as received, waiting for what waits says.
 func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
