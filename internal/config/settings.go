@@ -90,8 +90,8 @@ type Settings struct {
 	// worker creates or updates them.
 	SkipStreamSetup bool
 	// StreamBytes is the JetStream file store the worker's streams reserve together
-	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 40%, DLQ 10%, ATODENE_POLLS 8% and
-	// ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
+	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 40%, DLQ 10%, ATODENE_POLLS 6%,
+	// ATODENE_KEPT 2% and ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
 	// makes the server refuse new input while the worker's own streams keep their room.
 	// Default 4 GiB.
 	StreamBytes ByteSize

@@ -66,6 +66,9 @@ type Orders struct {
 	// parked) is tried before a transient failure dead-letters it as exhausted, as the consumer's
 	// delivery limit does for a message. Default 10.
 	MaxAttempts int
+	// Kept keeps a copy of each event acknowledged while only Redis holds it (see Kept); nil
+	// keeps none.
+	Kept Kept
 	// Refusals stops the calls of a shop whose ATODENE account is refused; its Snapshot says which.
 	Refusals Refusals
 	LeaseTTL time.Duration
@@ -196,6 +199,11 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	}
 	lease, err := o.lease(ctx, shop.ID, order, d, queue)
 	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
+		// Only Redis holds the event once its message is acknowledged. (Should this copy fail, the
+		// message comes again and is queued a second time: the second finds the first applied.)
+		if err := o.keepCopy(ctx, shop.ID, order, *queue); err != nil {
+			return err
+		}
 		if qe.Length == 1 {
 			// The holder applies it; if the holder dies first, this timer's handler does. Later
 			// events find this timer set (and must not push a sooner retry's timer back).
@@ -219,7 +227,10 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	var next *orderstate.Parked
 	if lease.Drain && queue != nil {
 		// The event was put last in the inbox, behind older events of the order: it is applied
-		// in its turn, and its message is done with.
+		// in its turn, and its message is done with (Redis alone holds it: see Kept).
+		if err := o.keepCopy(ctx, shop.ID, order, *queue); err != nil {
+			return err
+		}
 		if next, err = lease.Next(ctx); err != nil {
 			return err
 		}
@@ -309,7 +320,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	case applied == nil:
 		// The caller retries a transient failure; a permanent one is recorded with its dead letter.
 	case permanent:
-		if err := o.deadLetterParked(ctx, *applied, reason, c.err); err != nil {
+		if err := o.deadLetterParked(ctx, r.shop.ID, order, *applied, reason, c.err); err != nil {
 			return st, nil, nil, err
 		}
 		c.did = "dead-lettered: " + reason + ": " + c.err.Error()
@@ -446,7 +457,7 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 	}
 	if d.waits != nil {
 		if waits := d.waits(st); waits != "" {
-			return o.park(st, order, d, waits)
+			return o.park(ctx, r.shop.ID, order, d, st, waits)
 		}
 	}
 	c := d.apply(ctx, r, st)

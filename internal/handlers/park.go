@@ -24,8 +24,9 @@ const maxParkedBody = 64 << 10
 
 // park keeps the event d in st until the order gets where it applies. An order keeps the latest
 // tracking number and the first cancel that wait: a later tracking number supersedes an earlier
-// one (it would correct it anyway), and a second cancel adds nothing.
-func (o *Orders) park(st orderstate.State, order string, d decision, waits string) change {
+// one (it would correct it anyway), and a second cancel adds nothing. The event is copied to
+// Kept before it is written: once its message is acknowledged, Redis alone holds it.
+func (o *Orders) park(ctx context.Context, shop, order string, d decision, st orderstate.State, waits string) change {
 	if len(d.ev.Body) > maxParkedBody {
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
 			order, waits, len(d.ev.Body), maxParkedBody)))
@@ -42,7 +43,11 @@ func (o *Orders) park(st orderstate.State, order string, d decision, waits strin
 			return keep("no change: " + waitingAlready[p.Kind] + " of the order is waiting already (event " + p.ID + ")")
 		}
 	}
-	st.Parked = append(kept, o.parked(d.ev, waits, d.parkAs))
+	p := o.parked(d.ev, waits, d.parkAs)
+	if err := o.keepCopy(ctx, shop, order, p); err != nil {
+		return fail(err)
+	}
+	st.Parked = append(kept, p)
 	return write(st, "parked: waiting for "+waits)
 }
 
@@ -105,7 +110,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 		reason, permanent := DeadLetterReason(c.err)
 		switch {
 		case permanent:
-			if err := o.deadLetterParked(ctx, p, reason, c.err); err != nil {
+			if err := o.deadLetterParked(ctx, r.shop.ID, order, p, reason, c.err); err != nil {
 				return st, false, err
 			}
 			c.did = "dead-lettered: " + reason + ": " + c.err.Error()
@@ -184,7 +189,7 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 				continue
 			}
 			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, p.Waits)
-			if err := o.deadLetterParked(ctx, p, ReasonNoTransaction, cause); err != nil {
+			if err := o.deadLetterParked(ctx, r.shop.ID, order, p, ReasonNoTransaction, cause); err != nil {
 				return fail(err)
 			}
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
@@ -201,11 +206,14 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 // deadLetterParked writes the dead letter of an event kept as received (parked, or queued in the
 // inbox): its message, from where it was received. The event was recorded as processed when it
 // was parked, so that copies of it were dropped; the record is removed once its letter is
-// stored, so that replaying the letter applies it.
-func (o *Orders) deadLetterParked(ctx context.Context, p orderstate.Parked, reason string, cause error) error {
+// stored (and its kept copy dropped), so that replaying the letter applies it.
+func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p orderstate.Parked, reason string, cause error) error {
 	err := o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
 		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
+		return err
+	}
+	if err := o.dropCopy(ctx, shop, order, p.Key); err != nil {
 		return err
 	}
 	return o.Store.ForgetEvent(ctx, p.Key)

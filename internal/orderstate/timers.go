@@ -74,3 +74,21 @@ func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error)
 	}
 	return n, nil
 }
+
+// InboxHolds reports whether the order's inbox holds the event with this identity.
+func (s *Store) InboxHolds(ctx context.Context, shop, order, key string) (bool, error) {
+	raws, err := s.rdb.LRange(ctx, s.inboxKey(shop, order), 0, -1).Result()
+	if err = unavailable(err); err != nil {
+		return false, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, err)
+	}
+	for _, raw := range raws {
+		p, err := decodeParked(shop, order, raw)
+		if err != nil {
+			return false, err
+		}
+		if p.Key == key {
+			return true, nil
+		}
+	}
+	return false, nil
+}

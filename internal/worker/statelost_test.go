@@ -8,6 +8,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // The tests in this file lose an order's state in Redis (a failover a second behind, a flush) and
@@ -26,7 +27,7 @@ func (h *harness) loseState(order string) {
 // at ATODENE: it waits for the order, and goes to an operator as no-transaction.
 func TestCancelOfALostStateGoesToAnOperator(t *testing.T) {
 	t.Parallel()
-	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit = 2 * time.Second }})
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit, s.ReconcileInterval = 2*time.Second, time.Second }})
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-1", "taro@example.jp"))
 	h.waitOutcomes("LOST-1", "credit.ok", 10*time.Second)
 	h.loseState("LOST-1")
@@ -37,6 +38,14 @@ func TestCancelOfALostStateGoesToAnOperator(t *testing.T) {
 	}
 	if tx := h.tx("LOST-1"); tx.State != "active" {
 		t.Errorf("sandbox: %+v", tx)
+	}
+	// The parked cancel's copy goes with its dead letter: it must not come back from there.
+	if n := h.keptCopies(); n != 0 {
+		t.Errorf("ATODENE_KEPT holds %d copies after the dead letter", n)
+	}
+	time.Sleep(3 * time.Second) // reconciliations
+	if n := deadLettersByReason(h)["no-transaction"]; n != 1 {
+		t.Errorf("%d no-transaction dead letters, want 1", n)
 	}
 }
 
@@ -93,4 +102,75 @@ func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 	if err := pub.Publish(ctx, "credit.ng.shop-a", "shop-a:X:e1:2", render("ng", "2026-11-26T10:16:00+09:00")); err == nil || !strings.Contains(err.Error(), "already holds another outcome") {
 		t.Errorf("another outcome under the same ID: %v, want an error", err)
 	}
+}
+
+// loseRedis deletes every key of the test's prefix, as a flush of Redis would.
+func (h *harness) loseRedis() {
+	h.t.Helper()
+	ctx := context.Background()
+	keys, err := h.deps.Redis.Keys(ctx, h.deps.KeyPrefix+"*").Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		if err := h.deps.Redis.Del(ctx, keys...).Err(); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// keptCopies returns how many copies ATODENE_KEPT holds.
+func (h *harness) keptCopies() uint64 {
+	h.t.Helper()
+	st, err := h.js.Stream(context.Background(), KeptStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// A tracking number parked for an order not imported yet was acknowledged with only Redis holding
+// it: Redis flushed lost it, and the order's shipment was never reported. Its copy in ATODENE_KEPT
+// brings it back, and it is applied once the order comes.
+func TestParkedEventRedisLostComesBack(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
+	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-4", "yamato", "1234-5678-9012"))
+	waitFor(t, 10*time.Second, "the tracking number parked", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
+	if n := h.keptCopies(); n != 1 {
+		t.Fatalf("ATODENE_KEPT holds %d copies, want the parked event's", n)
+	}
+	h.loseRedis()
+	waitFor(t, 20*time.Second, "the tracking number parked again from its copy", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-4", "taro@example.jp"))
+	h.waitOutcomes("LOST-4", "credit.ok,shipment.ok", 20*time.Second)
+	waitFor(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
+	if tx := h.tx("LOST-4"); tx.Shipment == nil || tx.Shipment.DeliverySlipNo != "1234-5678-9012" {
+		t.Errorf("sandbox: no shipment reported: %+v", tx)
+	}
+}
+
+// An event queued in its order's inbox behind the handler holding the order's lease is
+// acknowledged with only Redis holding it: its copy brings it back when Redis loses it.
+func TestQueuedEventRedisLostComesBack(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-5", "taro@example.jp"))
+	h.waitOutcomes("LOST-5", "credit.ok", 10*time.Second)
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	if _, err := store.AcquireLease(context.Background(), "shop-a", "LOST-5", orderstate.Take{TTL: time.Minute, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "LOST-5"))
+	waitFor(t, 10*time.Second, "the cancel queued and kept", func() bool { return h.keptCopies() == 1 })
+	// Redis loses the inbox and the lease (a failover a second behind the queueing), not the state.
+	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"inbox:shop-a:LOST-5", h.deps.KeyPrefix+"lease:shop-a:LOST-5").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the cancel applied from its copy", func() bool { return h.tx("LOST-5").State == "cancelled" })
+	waitFor(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
 }

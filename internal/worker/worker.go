@@ -93,6 +93,7 @@ func Run(ctx context.Context, d Deps) error {
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
 		Polls:    polls{js},
+		Kept:     kept{js},
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
 		// Dead letters of parked events are counted like the consume loop's.
 		DeadLetters: countedLetters{writer, m.deadLetters},
@@ -169,7 +170,7 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
 	wg.Add(1)
-	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, log) }()
+	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, kept{js}, log) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,0 +1,186 @@
+package worker
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// The kept copies (handlers.Kept): one message per event, on atodene.kept.<shop>.<order>.<event
+// key> (the order ID base64url-encoded, the key the event's 32-hex identity), its body the event's
+// byte for byte, its headers where it came from.
+const (
+	KeptStream      = "ATODENE_KEPT"
+	keptSubjectBase = "atodene.kept."
+	// headerKeptSubject is the subject the event was consumed from, where it goes back to.
+	headerKeptSubject = "Atodene-Kept-Subject"
+)
+
+func keptStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: KeptStream, Subjects: []string{keptSubjectBase + ">"}, MaxMsgsPerSubject: 1}
+}
+
+type kept struct{ js jetstream.JetStream }
+
+func keptSubject(shop, order, key string) string {
+	return keptSubjectBase + orderToken(shop, order) + "." + key
+}
+
+// Keep stores the copy of p. Its headers make the copy, published again, a replay of the event as
+// it was first published (dlq.Published): its position among the order's events is kept.
+func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked) error {
+	msg := nats.NewMsg(keptSubject(shop, order, p.Key))
+	msg.Data = p.Body
+	msg.Header.Set(headerKeptSubject, p.Subject)
+	replays := p.ReplayCount
+	if replays == "" {
+		replays = "0"
+	}
+	published := p.Published
+	if published == 0 {
+		published = p.Seq
+	}
+	msg.Header.Set(dlq.HeaderReplayCount, replays)
+	msg.Header.Set(dlq.HeaderPublishedSequence, strconv.FormatUint(published, 10))
+	if p.PublishedCreated != 0 {
+		msg.Header.Set(dlq.HeaderPublishedStreamCreated, time.Unix(0, p.PublishedCreated).UTC().Format(time.RFC3339Nano))
+	}
+	if _, err := k.js.PublishMsg(ctx, msg); err != nil {
+		return handlers.Infrastructure(fmt.Errorf("keeping a copy of event %s of %s/%s in %s: %w", p.Key, shop, order, KeptStream, err))
+	}
+	return nil
+}
+
+// Drop removes the copy of an event.
+func (k kept) Drop(ctx context.Context, shop, order, key string) error {
+	stream, err := k.js.Stream(ctx, KeptStream)
+	if err == nil {
+		err = stream.Purge(ctx, jetstream.WithPurgeSubject(keptSubject(shop, order, key)))
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return handlers.Infrastructure(fmt.Errorf("dropping the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, err))
+	}
+	return nil
+}
+
+// reconcile goes through the copies older than grace: it drops those of events applied and
+// publishes again, to the subject they came from, those of events Redis lost (fate says which),
+// then drops them. It returns how many it published again.
+func (k kept) reconcile(ctx context.Context, fate func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error), grace time.Duration, now time.Time, log *zap.Logger) (int, error) {
+	stream, err := k.js.Stream(ctx, KeptStream)
+	if err != nil {
+		return 0, fmt.Errorf("reading stream %s: %w", KeptStream, err)
+	}
+	if stream.CachedInfo().State.Msgs == 0 {
+		return 0, nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("reading stream %s: %w", KeptStream, err)
+	}
+	restored := 0
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return restored, fmt.Errorf("reading stream %s: %w", KeptStream, err)
+		}
+		last := true
+		for msg := range batch.Messages() {
+			meta, err := msg.Metadata()
+			if err != nil {
+				return restored, err
+			}
+			last = meta.NumPending == 0
+			if now.Sub(meta.Timestamp) < grace {
+				continue // its event may be on its way into Redis
+			}
+			n, err := k.settle(ctx, stream, msg.Subject(), meta.Sequence.Stream, fate, log)
+			restored += n
+			if err != nil {
+				return restored, err
+			}
+		}
+		if err := batch.Error(); err != nil || last {
+			return restored, err
+		}
+	}
+}
+
+// settle drops or publishes again the copy at seq, on subject.
+func (k kept) settle(ctx context.Context, stream jetstream.Stream, subject string, seq uint64, fate func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error), log *zap.Logger) (int, error) {
+	shop, order, key, ok := parseKeptSubject(subject)
+	if !ok {
+		return 0, k.delete(ctx, stream, seq) // not a copy of this worker's: nothing to give it back to
+	}
+	f, err := fate(ctx, shop, order, key)
+	switch {
+	case err != nil:
+		return 0, err
+	case f == handlers.KeptHeld:
+		return 0, nil
+	case f == handlers.KeptLost:
+		if err := k.restore(ctx, stream, seq); err != nil {
+			return 0, err
+		}
+		log.Warn("an event Redis lost (parked or queued for its order) was published again from its copy",
+			zap.String("shop", shop), zap.String("order", order), zap.String("event_key", key))
+		return 1, k.delete(ctx, stream, seq)
+	}
+	return 0, k.delete(ctx, stream, seq)
+}
+
+// restore publishes the copy at seq to the subject its event came from. The message ID makes a
+// second try (after a crash before the copy was dropped) a duplicate.
+func (k kept) restore(ctx context.Context, stream jetstream.Stream, seq uint64) error {
+	raw, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // replaced by a newer copy, or dropped since it was read
+	}
+	if err != nil {
+		return fmt.Errorf("reading copy %d of %s: %w", seq, KeptStream, err)
+	}
+	msg := nats.NewMsg(raw.Header.Get(headerKeptSubject))
+	msg.Data = raw.Data
+	for _, h := range []string{dlq.HeaderReplayCount, dlq.HeaderPublishedSequence, dlq.HeaderPublishedStreamCreated} {
+		if v := raw.Header.Get(h); v != "" {
+			msg.Header.Set(h, v)
+		}
+	}
+	id := fmt.Sprintf("kept:%d:%s", seq, strings.TrimPrefix(raw.Subject, keptSubjectBase))
+	if _, err := k.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("publishing copy %d of %s again to %s: %w", seq, KeptStream, msg.Subject, err)
+	}
+	return nil
+}
+
+func (k kept) delete(ctx context.Context, stream jetstream.Stream, seq uint64) error {
+	if err := stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("dropping copy %d of %s: %w", seq, KeptStream, err)
+	}
+	return nil
+}
+
+// parseKeptSubject reads the shop, order ID and event key of a copy's subject.
+func parseKeptSubject(subject string) (shop, order, key string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(subject, keptSubjectBase), ".")
+	if len(parts) != 3 || !strings.HasPrefix(subject, keptSubjectBase) {
+		return "", "", "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", "", "", false
+	}
+	return parts[0], string(raw), parts[2], true
+}
