@@ -3,6 +3,8 @@ package handlers
 import (
 	"context"
 
+	"go.uber.org/zap"
+
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -38,6 +40,21 @@ func (o *Orders) dropCopy(ctx context.Context, shop, order, key string) error {
 		return nil
 	}
 	return o.Kept.Drop(ctx, shop, order, key)
+}
+
+// droppedFromInbox drops the copy of an inbox entry that was applied or dead-lettered, and whose
+// step is committed, unless the entry parked (its copy is the parked event's now). Copies are
+// dropped at once because a burst for one order queues many; one that fails to go is dropped by
+// the reconciler.
+func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, st orderstate.State) {
+	for _, p := range st.Parked {
+		if p.Key == key {
+			return
+		}
+	}
+	if err := o.dropCopy(ctx, shop, order, key); err != nil {
+		o.logger().Debug("dropping the copy of an applied event failed; the reconciler drops it", zap.Error(err))
+	}
 }
 
 // KeptFate is what becomes of a kept copy.

@@ -379,8 +379,12 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 		d.apply = exhaustedAfter(d.apply)
 	}
 	cur, next, result, err := o.step(ctx, r, order, lease, d, st, done, p)
-	if err != nil || result == nil {
+	if err != nil {
 		return cur, next, false, err
+	}
+	if result == nil {
+		o.droppedFromInbox(ctx, r.shop.ID, order, p.Key, cur)
+		return cur, next, false, nil
 	}
 	return cur, nil, true, o.retryLater(ctx, r, order, lease, p, *p, result)
 }

@@ -407,5 +407,8 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	}
 	if d := len(h.deadLetters()); d != 0 {
 		t.Errorf("%d dead letters", d)
+	}	// The queued events' copies (ATODENE_KEPT) go as each is applied, not a reconciliation later.
+	if n := h.keptCopies(); n != 0 {
+		t.Errorf("ATODENE_KEPT holds %d copies of events applied", n)
 	}
 }
