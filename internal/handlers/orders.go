@@ -117,20 +117,21 @@ func (o *Orders) parkLimit() time.Duration {
 
 // lease takes the order's lease for d. An event that finds it held is queued in the order's inbox
 // (orderstate.ErrQueued) for the holder to apply, so that a burst of events for one order holds
-// one handler, not one per event. Timers, which have no message to queue, and events the inbox
-// has no room for, wait for the lease instead (20 ms doubling to 1 s, at most the lease's lifetime:
-// a crashed holder's lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order string, d decision, queue *orderstate.Parked) (*orderstate.Lease, error) {
+// one handler, not one per event. An event the inbox has no room for (full, or the message too
+// large) returns ErrLeaseHeld when wait is false; otherwise, as timers do (an order has a few),
+// it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
+// lease expires).
+func (o *Orders) lease(ctx context.Context, shop, order string, d decision, queue *orderstate.Parked, wait bool) (*orderstate.Lease, error) {
 	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
 	if d.ev.ID != "" {
 		take.EventKey = d.ev.Key()
 	}
-	wait := 20 * time.Millisecond
+	pause := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
 		take.Now = o.Now()
 		lease, err := o.Store.AcquireLease(ctx, shop, order, take)
-		if !errors.Is(err, orderstate.ErrLeaseHeld) {
+		if !errors.Is(err, orderstate.ErrLeaseHeld) || !wait {
 			return lease, err
 		}
 		if o.Now().After(deadline) {
@@ -139,9 +140,9 @@ func (o *Orders) lease(ctx context.Context, shop, order string, d decision, queu
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
-		wait = min(2*wait, time.Second)
+		pause = min(2*pause, time.Second)
 	}
 }
 
@@ -197,7 +198,17 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		q := o.parked(d.ev, "the order's lease", "")
 		queue = &q
 	}
-	lease, err := o.lease(ctx, shop.ID, order, d, queue)
+	// An event never waits for the lease in a handler slot: a hot order's burst would take them
+	// all. One its inbox cannot take goes round instead: its copy in Kept, neither applied nor
+	// held in Redis, is published again by the reconciler (after -reconcile-interval), keeping
+	// its place among the order's events.
+	goRound := o.Kept != nil && d.ev.ID != "" && d.ev.Subject != ""
+	lease, err := o.lease(ctx, shop.ID, order, d, queue, !goRound)
+	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
+		o.logger().Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
+			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
+		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""))
+	}
 	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
 		// Only Redis holds the event once its message is acknowledged. (Should this copy fail, the
 		// message comes again and is queued a second time: the second finds the first applied.)

@@ -134,7 +134,8 @@ func (k kept) settle(ctx context.Context, stream jetstream.Stream, subject strin
 		if err := k.restore(ctx, stream, seq); err != nil {
 			return 0, err
 		}
-		log.Warn("an event Redis lost (parked or queued for its order) was published again from its copy",
+		// Redis lost it (parked, or queued for its order), or it went round a full inbox.
+		log.Warn("an event neither applied nor held in Redis was published again from its copy",
 			zap.String("shop", shop), zap.String("order", order), zap.String("event_key", key))
 		return 1, k.delete(ctx, stream, seq)
 	}

@@ -407,8 +407,65 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	}
 	if d := len(h.deadLetters()); d != 0 {
 		t.Errorf("%d dead letters", d)
-	}	// The queued events' copies (ATODENE_KEPT) go as each is applied, not a reconciliation later.
+	} // The queued events' copies (ATODENE_KEPT) go as each is applied, not a reconciliation later.
 	if n := h.keptCopies(); n != 0 {
 		t.Errorf("ATODENE_KEPT holds %d copies of events applied", n)
+	}
+}
+
+// An event that finds its order's inbox full does not wait for the lease in a handler slot (a
+// burst beyond the inbox would take them all again): it goes round through its copy in
+// ATODENE_KEPT and is applied, once, after a reconciliation.
+func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
+	const n = orderstate.MaxInbox + 76
+	data := orderData("shop-a", "BU-2", "taro@example.jp")
+	h.publish("order.created", "shop-a", "ev-0", data)
+	h.waitOutcomes("BU-2", "credit.ok", 10*time.Second)
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	leased := time.Now()
+	if _, err := store.AcquireLease(context.Background(), "shop-a", "BU-2", orderstate.Take{TTL: 15 * time.Second, Now: leased}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), data) // re-sent by an importer
+	}
+	h.publish("order.created", "shop-a", "ev-other", orderData("shop-a", "BU-OTHER2", "taro@example.jp"))
+	h.waitOutcomes("BU-OTHER2", "credit.ok", 10*time.Second)
+	waitFor(t, time.Until(leased.Add(15*time.Second)), "every message acknowledged while the lease is held", func() bool {
+		info, err := h.js.Consumer(context.Background(), h.deps.Settings.OrdersStream, ordersConsumer)
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(context.Background())
+		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
+	})
+	if c := h.keptCopies(); c <= orderstate.MaxInbox {
+		t.Errorf("ATODENE_KEPT holds %d copies, want the inbox's and those going round", c)
+	}
+	inbox, err := store.InboxLen(context.Background(), "shop-a", "BU-2")
+	if err != nil || inbox != orderstate.MaxInbox {
+		t.Errorf("inbox holds %d (%v), want it full", inbox, err)
+	}
+	time.Sleep(time.Until(leased.Add(15 * time.Second))) // the test's lease expires
+	h.publish("order.created", "shop-a", "ev-last", data)
+	waitFor(t, 60*time.Second, "every event applied", func() bool {
+		for i := 1; i <= n; i++ {
+			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, 20*time.Second, "every copy dropped", func() bool { return h.keptCopies() == 0 })
+	if tx := h.tx("BU-2"); tx.Registrations != 1 || tx.Calls["transaction"] != 1 {
+		t.Errorf("sandbox: %+v (calls %s)", tx, calls(tx))
+	}
+	if got := typesOf(h.outcomesOf("BU-2")); got != "credit.ok" {
+		t.Errorf("outcomes of BU-2: %s", got)
+	}
+	if d := len(h.deadLetters()); d != 0 {
+		t.Errorf("%d dead letters", d)
 	}
 }
