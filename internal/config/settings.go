@@ -90,8 +90,8 @@ type Settings struct {
 	// worker creates or updates them.
 	SkipStreamSetup bool
 	// StreamBytes is the JetStream file store the worker's streams reserve together
-	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 40%, DLQ 10%, ATODENE_POLLS 6%,
-	// ATODENE_KEPT 2% and ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
+	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 36%, DLQ 10%, ATODENE_POLLS 6%,
+	// ATODENE_KEPT 6% and ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
 	// makes the server refuse new input while the worker's own streams keep their room.
 	// Default 4 GiB.
 	StreamBytes ByteSize
@@ -139,6 +139,13 @@ func (s Settings) Format(f fmt.State, verb rune) {
 
 // minDuplicateWindow is the least duplicate window the design allows for ORDERS.
 const minDuplicateWindow = 2 * time.Minute
+
+// EventRecordTTL is how long the record of a processed event is kept in Redis: longer than any
+// redelivery, replay or wait of the event is expected.
+const EventRecordTTL = 30 * 24 * time.Hour
+
+// maxParkLimit keeps a parked event's record alive for as long as the event may wait, twice.
+const maxParkLimit = EventRecordTTL / 2
 
 // DefaultSettings returns the settings with every default applied.
 func DefaultSettings() Settings { return Settings{}.withDefaults() }
@@ -385,6 +392,9 @@ func (s Settings) validateDurations(bad reportFunc) {
 	}
 	if s.PollFirstDelay > 0 && s.PollDeadline <= s.PollFirstDelay {
 		bad("poll-deadline", "%v must exceed -poll-first-delay %v", s.PollDeadline, s.PollFirstDelay)
+	}
+	if s.ParkLimit > maxParkLimit {
+		bad("park-limit", "%v: must be at most %v: a parked event's record is kept %v, and an event Redis lost that parks again may wait twice the limit", s.ParkLimit, maxParkLimit, EventRecordTTL)
 	}
 	if s.DuplicateWindow < minDuplicateWindow {
 		bad("duplicate-window", "%v: must be at least %v", s.DuplicateWindow, minDuplicateWindow)

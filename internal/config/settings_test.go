@@ -114,6 +114,7 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"ack wait not above provider timeout", []string{"-ack-wait=30s"}, nil, []string{
 			"-ack-wait (ATODENE_WORKER_ACK_WAIT): 30s must exceed -provider-timeout 30s"}},
 		{"zero provider timeout", []string{"-provider-timeout=0"}, nil, []string{"-provider-timeout (ATODENE_WORKER_PROVIDER_TIMEOUT): 0s: must be positive"}},
+		{"park limit beyond the event records", []string{"-park-limit=400h"}, nil, []string{"-park-limit (ATODENE_WORKER_PARK_LIMIT): 400h0m0s: must be at most 360h0m0s"}},
 		{"poll schedule", []string{"-poll-first-delay=10m", "-poll-max-interval=5m", "-poll-deadline=10m"}, nil, []string{
 			"-poll-max-interval (ATODENE_WORKER_POLL_MAX_INTERVAL): 5m0s is less than -poll-first-delay 10m0s",
 			"-poll-deadline (ATODENE_WORKER_POLL_DEADLINE): 10m0s must exceed -poll-first-delay 10m0s"}},

@@ -19,18 +19,26 @@ import (
 // event.
 type Kept interface {
 	// Keep stores a copy of p, an event of the order as received, in place of an earlier copy of
-	// the same event. An error is an Infrastructure one: the event must not be acknowledged.
-	Keep(ctx context.Context, shop, order string, p orderstate.Parked) error
+	// the same event; why is KeptParked, KeptQueued or KeptGoingRound. An error is an
+	// Infrastructure one: the event must not be acknowledged.
+	Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error
 	// Drop removes the copy of the event with this identity (events.EventKey), if there is one.
 	Drop(ctx context.Context, shop, order, key string) error
 }
 
+// Why an event is copied.
+const (
+	KeptParked     = "parked"      // parked in its order's state
+	KeptQueued     = "queued"      // queued in its order's inbox
+	KeptGoingRound = "going-round" // neither: its order's inbox is full, or the message too large for it
+)
+
 // keepCopy stores a copy of p unless no Kept is configured (the handlers' own tests).
-func (o *Orders) keepCopy(ctx context.Context, shop, order string, p orderstate.Parked) error {
+func (o *Orders) keepCopy(ctx context.Context, shop, order string, p orderstate.Parked, why string) error {
 	if o.Kept == nil {
 		return nil
 	}
-	return o.Kept.Keep(ctx, shop, order, p)
+	return o.Kept.Keep(ctx, shop, order, p, why)
 }
 
 // dropCopy removes the copy of an event that leaves Redis without being applied (its dead letter
@@ -61,35 +69,36 @@ func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, 
 type KeptFate int
 
 const (
-	KeptHeld    KeptFate = iota // Redis holds the event (parked or queued): the copy stays
+	KeptHeld    KeptFate = iota // Redis holds the event (parked or queued), or its order is busy: the copy stays
 	KeptApplied                 // the event is recorded as processed: the copy is dropped
-	KeptLost                    // Redis lost the event: the copy is published again
+	KeptLost                    // neither (Redis lost it, or it went round a full inbox): the copy is published again
 )
 
-// KeptFate says what becomes of the copy of the event with this identity, kept for the order of
-// the shop. The inbox is read before the state: an event applied from the inbox and parked is
-// written into the state before it leaves the inbox, so it is seen in one or the other. The copy
-// must be older than the reconciler's grace: an event is copied just before Redis holds it.
-func (r *Reconciler) KeptFate(ctx context.Context, shop, order, key string) (KeptFate, error) {
-	queued, err := r.Store.InboxHolds(ctx, shop, order, key)
-	if err != nil || queued {
-		return KeptHeld, err
-	}
-	st, err := r.Store.Get(ctx, shop, order)
-	if err != nil {
-		return KeptHeld, err
-	}
-	for _, p := range st.Parked {
-		if p.Key == key {
+// KeptFates returns the fate of copies for one pass over them: what Redis holds of each order is
+// read once per pass. A copy must be older than the reconciler's grace: an event is copied just
+// before Redis holds it. An event of an order whose lease is held or whose inbox is full stays,
+// so that one that went round does not go round again at once.
+func (r *Reconciler) KeptFates() func(ctx context.Context, shop, order, key string) (KeptFate, error) {
+	held := map[[2]string]orderstate.Held{}
+	return func(ctx context.Context, shop, order, key string) (KeptFate, error) {
+		h, ok := held[[2]string{shop, order}]
+		if !ok {
+			var err error
+			if h, err = r.Store.HeldEvents(ctx, shop, order); err != nil {
+				return KeptHeld, err
+			}
+			held[[2]string{shop, order}] = h
+		}
+		if h.Keys[key] || h.Busy {
 			return KeptHeld, nil
 		}
+		done, err := r.Store.EventDone(ctx, key)
+		switch {
+		case err != nil:
+			return KeptHeld, err
+		case done:
+			return KeptApplied, nil
+		}
+		return KeptLost, nil
 	}
-	done, err := r.Store.EventDone(ctx, key)
-	switch {
-	case err != nil:
-		return KeptHeld, err
-	case done:
-		return KeptApplied, nil
-	}
-	return KeptLost, nil
 }

@@ -121,10 +121,9 @@ func (o *Orders) parkLimit() time.Duration {
 // large) returns ErrLeaseHeld when wait is false; otherwise, as timers do (an order has a few),
 // it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
 // lease expires).
-func (o *Orders) lease(ctx context.Context, shop, order string, d decision, queue *orderstate.Parked, wait bool) (*orderstate.Lease, error) {
-	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
-	if d.ev.ID != "" {
-		take.EventKey = d.ev.Key()
+func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take orderstate.Take, wait bool) (*orderstate.Lease, error) {
+	if ev.ID != "" {
+		take.EventKey = ev.Key()
 	}
 	pause := 20 * time.Millisecond
 	deadline := o.Now().Add(o.LeaseTTL)
@@ -203,18 +202,18 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	// held in Redis, is published again by the reconciler (after -reconcile-interval), keeping
 	// its place among the order's events.
 	goRound := o.Kept != nil && d.ev.ID != "" && d.ev.Subject != ""
-	lease, err := o.lease(ctx, shop.ID, order, d, queue, !goRound)
+	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
+	if queue != nil {
+		// Only Redis holds a queued event once its message is acknowledged: its copy comes first.
+		take.BeforeQueue = func() error { return o.keepCopy(ctx, shop.ID, order, *queue, KeptQueued) }
+	}
+	lease, err := o.lease(ctx, shop.ID, order, d.ev, take, !goRound)
 	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
 		o.logger().Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
 			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
-		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""))
+		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""), KeptGoingRound)
 	}
 	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
-		// Only Redis holds the event once its message is acknowledged. (Should this copy fail, the
-		// message comes again and is queued a second time: the second finds the first applied.)
-		if err := o.keepCopy(ctx, shop.ID, order, *queue); err != nil {
-			return err
-		}
 		if qe.Length == 1 {
 			// The holder applies it; if the holder dies first, this timer's handler does. Later
 			// events find this timer set (and must not push a sooner retry's timer back).
@@ -237,11 +236,8 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	st, own := lease.State, error(nil)
 	var next *orderstate.Parked
 	if lease.Drain && queue != nil {
-		// The event was put last in the inbox, behind older events of the order: it is applied
-		// in its turn, and its message is done with (Redis alone holds it: see Kept).
-		if err := o.keepCopy(ctx, shop.ID, order, *queue); err != nil {
-			return err
-		}
+		// The event was put last in the inbox (its copy kept first), behind older events of the
+		// order: it is applied in its turn, and its message is done with.
 		if next, err = lease.Next(ctx); err != nil {
 			return err
 		}
@@ -260,9 +256,12 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			}
 			// Events of the order were queued behind it: it is retried first, from the inbox, so
 			// that they never overtake it. Its deliveries so far count as tries.
-			held = false
 			retry := *queue
 			retry.Tries = retry.Attempt - 1
+			if err := o.keepCopy(ctx, shop.ID, order, retry, KeptQueued); err != nil {
+				return errors.Join(own, err) // its message is retried: Redis would hold it alone
+			}
+			held = false
 			return o.retryLater(ctx, r, order, lease, nil, retry, own)
 		}
 	}

@@ -44,7 +44,7 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 		}
 	}
 	p := o.parked(d.ev, waits, d.parkAs)
-	if err := o.keepCopy(ctx, shop, order, p); err != nil {
+	if err := o.keepCopy(ctx, shop, order, p, KeptParked); err != nil {
 		return fail(err)
 	}
 	st.Parked = append(kept, p)

@@ -72,6 +72,9 @@ type Take struct {
 	// It is sent only when needed: AcquireLease first tries without it, which finds the lease free
 	// and the inbox empty almost always. Nil waits for nobody: ErrLeaseHeld.
 	Queue *Parked
+	// BeforeQueue, if set, runs before Queue is sent (its error is returned, nothing queued): the
+	// caller keeps a copy of an event that Redis alone will hold once it is queued.
+	BeforeQueue func() error
 }
 
 // MaxInbox is how many events an order's inbox holds; an event beyond it is not queued and its
@@ -84,6 +87,11 @@ const MaxInbox = 1024
 func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*Lease, error) {
 	l, err := s.acquire(ctx, shop, order, t, false)
 	if t.Queue != nil && (errors.Is(err, ErrLeaseHeld) || errors.Is(err, errNeedEntry)) {
+		if t.BeforeQueue != nil {
+			if err := t.BeforeQueue(); err != nil {
+				return nil, err
+			}
+		}
 		return s.acquire(ctx, shop, order, t, true)
 	}
 	return l, err

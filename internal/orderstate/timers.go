@@ -2,6 +2,7 @@ package orderstate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -75,20 +76,43 @@ func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error)
 	return n, nil
 }
 
-// InboxHolds reports whether the order's inbox holds the event with this identity.
-func (s *Store) InboxHolds(ctx context.Context, shop, order, key string) (bool, error) {
-	raws, err := s.rdb.LRange(ctx, s.inboxKey(shop, order), 0, -1).Result()
-	if err = unavailable(err); err != nil {
-		return false, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, err)
+// Held is what Redis holds of an order's events that were acknowledged before they were applied.
+type Held struct {
+	// Keys are the identities (events.EventKey) of the events parked in the state or queued in
+	// the inbox.
+	Keys map[string]bool
+	// Busy says a handler holds the order's lease, or its inbox is full: an event of the order
+	// that went round would go round again.
+	Busy bool
+}
+
+// HeldEvents reads what Redis holds of the order's events. The inbox is read before the state:
+// an event applied from the inbox and parked is written into the state before it leaves the
+// inbox, so it is seen in one or the other.
+func (s *Store) HeldEvents(ctx context.Context, shop, order string) (Held, error) {
+	h := Held{Keys: map[string]bool{}}
+	pipe := s.rdb.Pipeline()
+	inbox := pipe.LRange(ctx, s.inboxKey(shop, order), 0, -1)
+	lease := pipe.Exists(ctx, s.leaseKey(shop, order))
+	if _, err := pipe.Exec(ctx); unavailable(err) != nil {
+		return h, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, unavailable(err))
 	}
-	for _, raw := range raws {
-		p, err := decodeParked(shop, order, raw)
-		if err != nil {
-			return false, err
+	for _, raw := range inbox.Val() {
+		var p struct {
+			Key string `json:"key"`
 		}
-		if p.Key == key {
-			return true, nil
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return h, fmt.Errorf("orderstate: decoding the inbox of %s/%s: %w", shop, order, err)
 		}
+		h.Keys[p.Key] = true
 	}
-	return false, nil
+	h.Busy = lease.Val() == 1 || len(inbox.Val()) >= MaxInbox
+	st, err := s.Get(ctx, shop, order)
+	if err != nil {
+		return h, err
+	}
+	for _, p := range st.Parked {
+		h.Keys[p.Key] = true
+	}
+	return h, nil
 }

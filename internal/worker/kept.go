@@ -26,13 +26,31 @@ const (
 	keptSubjectBase = "atodene.kept."
 	// headerKeptSubject is the subject the event was consumed from, where it goes back to.
 	headerKeptSubject = "Atodene-Kept-Subject"
+	// headerKeptWhy is why it was copied: handlers.KeptParked, KeptQueued or KeptGoingRound.
+	headerKeptWhy = "Atodene-Kept-Why"
 )
 
-func keptStreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{Name: KeptStream, Subjects: []string{keptSubjectBase + ">"}, MaxMsgsPerSubject: 1}
+// keptStreamConfig: a copy lives as long as its event may stay parked, and a day more; the copies
+// hold personal data (the events' bodies), as ORDERS and DLQ do.
+func keptStreamConfig(parkLimit time.Duration) jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: KeptStream, Subjects: []string{keptSubjectBase + ">"}, MaxMsgsPerSubject: 1,
+		MaxAge: parkLimit + 24*time.Hour}
 }
 
-type kept struct{ js jetstream.JetStream }
+type kept struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream // its API calls name the stream: it holds also once the stream is created again
+}
+
+// newKept binds the copies' stream; it fails when the stream does not exist (-skip-stream-setup,
+// and an administrator did not create it).
+func newKept(ctx context.Context, js jetstream.JetStream) (kept, error) {
+	stream, err := js.Stream(ctx, KeptStream)
+	if err != nil {
+		return kept{}, fmt.Errorf("binding stream %s: %w", KeptStream, err)
+	}
+	return kept{js: js, stream: stream}, nil
+}
 
 func keptSubject(shop, order, key string) string {
 	return keptSubjectBase + orderToken(shop, order) + "." + key
@@ -40,10 +58,11 @@ func keptSubject(shop, order, key string) string {
 
 // Keep stores the copy of p. Its headers make the copy, published again, a replay of the event as
 // it was first published (dlq.Published): its position among the order's events is kept.
-func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked) error {
+func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error {
 	msg := nats.NewMsg(keptSubject(shop, order, p.Key))
 	msg.Data = p.Body
 	msg.Header.Set(headerKeptSubject, p.Subject)
+	msg.Header.Set(headerKeptWhy, why)
 	replays := p.ReplayCount
 	if replays == "" {
 		replays = "0"
@@ -65,34 +84,32 @@ func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked)
 
 // Drop removes the copy of an event.
 func (k kept) Drop(ctx context.Context, shop, order, key string) error {
-	stream, err := k.js.Stream(ctx, KeptStream)
-	if err == nil {
-		err = stream.Purge(ctx, jetstream.WithPurgeSubject(keptSubject(shop, order, key)))
-	}
+	err := k.stream.Purge(ctx, jetstream.WithPurgeSubject(keptSubject(shop, order, key)))
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return handlers.Infrastructure(fmt.Errorf("dropping the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, err))
 	}
 	return nil
 }
 
-// reconcile goes through the copies older than grace: it drops those of events applied and
-// publishes again, to the subject they came from, those of events Redis lost (fate says which),
-// then drops them. It returns how many it published again.
-func (k kept) reconcile(ctx context.Context, fate func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error), grace time.Duration, now time.Time, log *zap.Logger) (int, error) {
-	stream, err := k.js.Stream(ctx, KeptStream)
-	if err != nil {
-		return 0, fmt.Errorf("reading stream %s: %w", KeptStream, err)
+// keptFate says what becomes of a copy (handlers.Reconciler.KeptFates).
+type keptFate = func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error)
+
+// reconcile goes through the copies older than grace, oldest first: it drops those of events
+// applied and publishes again, to the subject they came from, those of events neither applied
+// nor held in Redis (fate says which), then drops them. A copy that fails is logged and left for
+// the next pass; the pass ends when Redis or JetStream fails. It returns how many it published.
+func (k kept) reconcile(ctx context.Context, fate keptFate, grace time.Duration, now time.Time, log *zap.Logger) (int, error) {
+	info, err := k.stream.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return 0, err
 	}
-	if stream.CachedInfo().State.Msgs == 0 {
-		return 0, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	cons, err := k.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
 	if err != nil {
 		return 0, fmt.Errorf("reading stream %s: %w", KeptStream, err)
 	}
 	restored := 0
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(1024, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return restored, fmt.Errorf("reading stream %s: %w", KeptStream, err)
 		}
@@ -102,14 +119,17 @@ func (k kept) reconcile(ctx context.Context, fate func(ctx context.Context, shop
 			if err != nil {
 				return restored, err
 			}
-			last = meta.NumPending == 0
 			if now.Sub(meta.Timestamp) < grace {
-				continue // its event may be on its way into Redis
+				return restored, nil // this one's event may be on its way into Redis, and all after it
 			}
-			n, err := k.settle(ctx, stream, msg.Subject(), meta.Sequence.Stream, fate, log)
+			last = meta.NumPending == 0
+			n, err := k.settle(ctx, msg, meta.Sequence.Stream, fate, log)
 			restored += n
-			if err != nil {
+			if errors.Is(err, orderstate.ErrUnavailable) || ctx.Err() != nil {
 				return restored, err
+			}
+			if err != nil {
+				log.Warn("a kept copy of an event could not be settled; tried at the next reconciliation", zap.Uint64("seq", meta.Sequence.Stream), zap.Error(err))
 			}
 		}
 		if err := batch.Error(); err != nil || last {
@@ -118,11 +138,11 @@ func (k kept) reconcile(ctx context.Context, fate func(ctx context.Context, shop
 	}
 }
 
-// settle drops or publishes again the copy at seq, on subject.
-func (k kept) settle(ctx context.Context, stream jetstream.Stream, subject string, seq uint64, fate func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error), log *zap.Logger) (int, error) {
-	shop, order, key, ok := parseKeptSubject(subject)
+// settle drops or publishes again the copy msg, at seq.
+func (k kept) settle(ctx context.Context, msg jetstream.Msg, seq uint64, fate keptFate, log *zap.Logger) (int, error) {
+	shop, order, key, ok := parseKeptSubject(msg.Subject())
 	if !ok {
-		return 0, k.delete(ctx, stream, seq) // not a copy of this worker's: nothing to give it back to
+		return 0, k.delete(ctx, seq) // not a copy of this worker's: nothing to give it back to
 	}
 	f, err := fate(ctx, shop, order, key)
 	switch {
@@ -131,26 +151,31 @@ func (k kept) settle(ctx context.Context, stream jetstream.Stream, subject strin
 	case f == handlers.KeptHeld:
 		return 0, nil
 	case f == handlers.KeptLost:
-		if err := k.restore(ctx, stream, seq); err != nil {
+		published, err := k.restore(ctx, seq)
+		if err != nil || !published {
 			return 0, err
 		}
-		// Redis lost it (parked, or queued for its order), or it went round a full inbox.
-		log.Warn("an event neither applied nor held in Redis was published again from its copy",
-			zap.String("shop", shop), zap.String("order", order), zap.String("event_key", key))
-		return 1, k.delete(ctx, stream, seq)
+		fields := []zap.Field{zap.String("shop", shop), zap.String("order", order), zap.String("event_key", key)}
+		if msg.Headers().Get(headerKeptWhy) == handlers.KeptGoingRound {
+			log.Debug("an event that went round its order's full inbox was published again", fields...)
+		} else {
+			log.Warn("an event Redis lost (parked or queued for its order) was published again from its copy", fields...)
+		}
+		return 1, k.delete(ctx, seq)
 	}
-	return 0, k.delete(ctx, stream, seq)
+	return 0, k.delete(ctx, seq)
 }
 
-// restore publishes the copy at seq to the subject its event came from. The message ID makes a
-// second try (after a crash before the copy was dropped) a duplicate.
-func (k kept) restore(ctx context.Context, stream jetstream.Stream, seq uint64) error {
-	raw, err := stream.GetMsg(ctx, seq)
+// restore publishes the copy at seq to the subject its event came from, and says whether it did
+// (the copy may have been replaced or dropped since it was read). The message ID makes a second
+// try (after a crash before the copy was dropped) a duplicate.
+func (k kept) restore(ctx context.Context, seq uint64) (bool, error) {
+	raw, err := k.stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil // replaced by a newer copy, or dropped since it was read
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading copy %d of %s: %w", seq, KeptStream, err)
+		return false, fmt.Errorf("reading copy %d of %s: %w", seq, KeptStream, err)
 	}
 	msg := nats.NewMsg(raw.Header.Get(headerKeptSubject))
 	msg.Data = raw.Data
@@ -161,13 +186,13 @@ func (k kept) restore(ctx context.Context, stream jetstream.Stream, seq uint64) 
 	}
 	id := fmt.Sprintf("kept:%d:%s", seq, strings.TrimPrefix(raw.Subject, keptSubjectBase))
 	if _, err := k.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("publishing copy %d of %s again to %s: %w", seq, KeptStream, msg.Subject, err)
+		return false, fmt.Errorf("publishing copy %d of %s again to %s: %w", seq, KeptStream, msg.Subject, err)
 	}
-	return nil
+	return true, nil
 }
 
-func (k kept) delete(ctx context.Context, stream jetstream.Stream, seq uint64) error {
-	if err := stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+func (k kept) delete(ctx context.Context, seq uint64) error {
+	if err := k.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("dropping copy %d of %s: %w", seq, KeptStream, err)
 	}
 	return nil

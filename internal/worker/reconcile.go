@@ -27,7 +27,7 @@ func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, r
 		} else if n > 0 {
 			log.Warn("timers lost by JetStream scheduled again", zap.Int("timers", n))
 		}
-		if n, err := k.reconcile(ctx, rec.KeptFate, s.ReconcileInterval, rec.Now(), log); err != nil {
+		if n, err := k.reconcile(ctx, rec.KeptFates(), s.ReconcileInterval, rec.Now(), log); err != nil {
 			log.Warn("checking the kept copies of events failed; retried at the next reconciliation", zap.Int("published", n), zap.Error(err))
 		}
 		select {

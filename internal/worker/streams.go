@@ -32,7 +32,7 @@ func maxInbound(maxPayload int64) int32 {
 }
 
 // streamShares are the percentages of -stream-bytes of the streams of streamConfigs, in order.
-var streamShares = []int64{40, 40, 10, 6, 2, 2}
+var streamShares = []int64{40, 36, 10, 6, 6, 2}
 
 func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig {
 	// A handler that dies after publishing an outcome but before recording it comes back after
@@ -48,7 +48,7 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		// by the server onto the due subject. Waiting schedules hold no consumer slot.
 		{Name: PollStream, Subjects: []string{pollStreamFilter}, MaxMsgsPerSubject: 1, AllowMsgSchedules: true,
 			MaxAge: max(s.PollDeadline, s.ParkLimit) + 24*time.Hour},
-		keptStreamConfig(),
+		keptStreamConfig(s.ParkLimit),
 		advisoryStreamConfig(s.OrdersStream),
 	}
 	for i := range configs {

@@ -65,10 +65,6 @@ func (d Deps) withDefaults() Deps {
 	return d
 }
 
-// eventTTL is how long the record of a processed event is kept: longer than any redelivery or
-// replay of it is expected.
-const eventTTL = 30 * 24 * time.Hour
-
 // Run runs the worker until ctx is cancelled, then shuts down within the grace period: it stops
 // fetching, lets in-flight messages finish or hands them back, and returns nil.
 func Run(ctx context.Context, d Deps) error {
@@ -88,12 +84,16 @@ func Run(ctx context.Context, d Deps) error {
 		return err
 	}
 	writer := dlq.NewWriter(js)
+	copies, err := newKept(ctx, js)
+	if err != nil {
+		return err
+	}
 	orders := &handlers.Orders{
-		Store:    orderstate.New(d.Redis, d.KeyPrefix, eventTTL),
+		Store:    orderstate.New(d.Redis, d.KeyPrefix, config.EventRecordTTL),
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
 		Polls:    polls{js},
-		Kept:     kept{js},
+		Kept:     copies,
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
 		// Dead letters of parked events are counted like the consume loop's.
 		DeadLetters: countedLetters{writer, m.deadLetters},
@@ -170,7 +170,7 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
 	wg.Add(1)
-	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, kept{js}, log) }()
+	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, log) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -249,7 +249,7 @@ func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Log
 	}
 	e := orderstate.Entry{At: now.UTC(), Type: m.Envelope.Type, Source: m.Envelope.Source, ID: m.Envelope.ID,
 		Did: "dead-lettered: " + reason + ": " + cause.Error()}
-	ttl := eventTTL
+	ttl := config.EventRecordTTL
 	if st, err := store.Get(ctx, m.Shop, m.Order); err == nil && st.Version > 0 {
 		e.Status, ttl = st.Status, 0
 	}
