@@ -8,18 +8,19 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// An event the worker acknowledges while holding it only in Redis (parked in its order's state, or
-// queued in its order's inbox) would be lost with Redis's recent writes (a failover to a replica
-// behind, a restart from an older snapshot, a flush). So a copy of it is kept in JetStream first,
-// and the reconciler compares the copies with Redis: a copy of an event Redis still holds stays,
-// one of an event applied is dropped, and one of an event Redis lost goes back to its subject, to
-// be handled again as it was first published (DESIGN.md §14: an accepted event is never lost).
+// An event the worker acknowledges while holding it only in Redis (parked in its order's state,
+// queued in its order's inbox, or a tracking number waiting in the state for the credit) would be
+// lost with Redis's recent writes (a failover to a replica behind, a restart from an older
+// snapshot, a flush). So a copy of it is kept in JetStream first, and the reconciler compares the
+// copies with Redis: a copy of an event Redis still holds stays, one of an event applied is
+// dropped, and one of an event Redis lost goes back to its subject, to be handled again as it was
+// first published (DESIGN.md §14: an accepted event is never lost).
 
 // Kept keeps the copies; the worker's implementation is a JetStream stream with one message per
 // event.
 type Kept interface {
 	// Keep stores a copy of p, an event of the order as received, in place of an earlier copy of
-	// the same event; why is KeptParked, KeptQueued or KeptGoingRound. An error is an
+	// the same event; why is KeptParked, KeptQueued, KeptShipment or KeptGoingRound. An error is an
 	// Infrastructure one: the event must not be acknowledged.
 	Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error
 	// Drop removes the copy of the event with this identity (events.EventKey), if there is one.
@@ -30,7 +31,8 @@ type Kept interface {
 const (
 	KeptParked     = "parked"      // parked in its order's state
 	KeptQueued     = "queued"      // queued in its order's inbox
-	KeptGoingRound = "going-round" // neither: its order's inbox is full, or the message too large for it
+	KeptShipment   = "shipment"    // a tracking number kept in the state until the credit is OK
+	KeptGoingRound = "going-round" // none of these: its order's inbox is full, or the message too large for it
 )
 
 // keepCopy stores a copy of p unless no Kept is configured (the handlers' own tests).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -85,5 +86,15 @@ func TestEveryEventOnlyRedisHoldsHasACopy(t *testing.T) {
 	}
 	if why, ok := kept.has(p.Key()); !ok || why != handlers.KeptParked {
 		t.Errorf("p, parked for an order not registered: copy %q %v", why, ok)
+	}
+	if _, err := e.store.Put(ctx, "shop-a", "REV-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678902"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	q := trackingEvent("q", "REV-1", 8, "4444-4444-4444")
+	if err := e.o.TrackingEntered(ctx, q); err != nil {
+		t.Fatalf("q: %v", err)
+	}
+	if why, ok := kept.has(q.Key()); !ok || why != handlers.KeptShipment {
+		t.Errorf("q, a tracking number kept for an order under review: copy %q %v", why, ok)
 	}
 }

@@ -39,6 +39,11 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 			next.Filed = prev != nil && prev.Filed
 			st.Shipment = &next
 			if st.Status == orderstate.StatusPending {
+				// Only Redis holds the tracking number once the event is acknowledged.
+				next.Event = ev.Key()
+				if err := o.keepCopy(ctx, r.shop.ID, order, o.parked(ev.Meta, "the credit", ""), KeptShipment); err != nil {
+					return fail(err)
+				}
 				return write(st, "queued: reported when the credit is OK")
 			}
 			var err error

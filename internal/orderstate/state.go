@@ -49,6 +49,9 @@ type Shipment struct {
 	Reported       bool   `json:"reported"`         // these values are reported to ATODENE
 	Filed          bool   `json:"filed,omitempty"`  // ATODENE holds a report: the next one is a change
 	Report         string `json:"report,omitempty"` // new or change: the last report sent
+	// Event is the identity (events.EventKey) of the tracking event that queued these values
+	// while the order was under review: the event's kept copy stays while they wait.
+	Event string `json:"event,omitempty"`
 }
 
 // State is one order's state. Version grows by one with every write.

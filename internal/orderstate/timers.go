@@ -78,8 +78,8 @@ func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error)
 
 // Held is what Redis holds of an order's events that were acknowledged before they were applied.
 type Held struct {
-	// Keys are the identities (events.EventKey) of the events parked in the state or queued in
-	// the inbox.
+	// Keys are the identities (events.EventKey) of the events parked in the state, queued in the
+	// inbox, or whose tracking number waits in the state for the credit.
 	Keys map[string]bool
 	// Busy says a handler holds the order's lease, or its inbox is full: an event of the order
 	// that went round would go round again.
@@ -113,6 +113,9 @@ func (s *Store) HeldEvents(ctx context.Context, shop, order string) (Held, error
 	}
 	for _, p := range st.Parked {
 		h.Keys[p.Key] = true
+	}
+	if sh := st.Shipment; sh != nil && !sh.Reported && sh.Event != "" {
+		h.Keys[sh.Event] = true // a tracking number queued until the credit is OK
 	}
 	return h, nil
 }

@@ -174,3 +174,24 @@ func TestQueuedEventRedisLostComesBack(t *testing.T) {
 	waitFor(t, 30*time.Second, "the cancel applied from its copy", func() bool { return h.tx("LOST-5").State == "cancelled" })
 	waitFor(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
 }
+
+// A tracking number kept in the state of an order under review, to be reported when the credit
+// is OK, is lost with Redis like a parked event: its copy brings it back, and with the order's
+// state gone it goes to an operator (no-transaction), as the order's re-check does.
+func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit, s.ReconcileInterval = 2*time.Second, time.Second }})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-6", "review-ok@example.jp"))
+	h.waitOutcomes("LOST-6", "credit.pending", 10*time.Second)
+	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-6", "yamato", "1234-5678-9012"))
+	waitFor(t, 10*time.Second, "the tracking number queued", func() bool { return h.historySays("LOST-6", "ev-t", "queued") })
+	h.loseRedis()
+	waitFor(t, 30*time.Second, "the tracking event dead-lettered no-transaction", func() bool {
+		for _, d := range h.deadLetters() {
+			if d.Subject() == "dlq.orders.tracking_entered.shop-a" && d.Headers().Get(dlq.HeaderReason) == "no-transaction" {
+				return true
+			}
+		}
+		return false
+	})
+}
