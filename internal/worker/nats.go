@@ -105,8 +105,9 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 }
 
 // Waiting reports whether an order's timer is in the timer stream: its schedule is stored, or it
-// fired after since and its due message is there (handled or not: a handled one rewrote the state
-// after it).
+// fired after since (the state's last write) and its due message is not handled yet. A due
+// message handled after since while the state shows no write of it means Redis lost that write
+// (a rollback): the timer is not waiting, it is gone.
 func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since time.Time) (bool, error) {
 	st, err := p.js.Stream(ctx, PollStream)
 	if err != nil {
@@ -120,7 +121,18 @@ func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since time
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
-	return err == nil && due.Time.After(since), err
+	if err != nil || !due.Time.After(since) {
+		return false, err
+	}
+	cons, err := p.js.Consumer(ctx, PollStream, pollConsumer)
+	if err != nil {
+		return false, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
+	}
+	return info.AckFloor.Stream < due.Sequence, nil
 }
 
 func timerName(kind string) string {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -193,5 +195,36 @@ func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
 			}
 		}
 		return false
+	})
+}
+
+// Redis rolled back to a state under review after the re-check that decided the order: no
+// schedule is stored any more and the re-check's due message was handled, its write lost. The
+// reconciler takes that for a lost timer (not one on its way) and re-checks the order.
+func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
+	ctx, rdb, prefix := context.Background(), h.deps.Redis, h.deps.KeyPrefix
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-7", "review-ok@example.jp"))
+	h.waitOutcomes("LOST-7", "credit.pending", 10*time.Second)
+	state, err := rdb.Get(ctx, prefix+"order:shop-a:LOST-7").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := rdb.ZScore(ctx, prefix+"timers", "shop-a:LOST-7").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitOutcomes("LOST-7", "credit.pending,credit.ok", 10*time.Second)
+	// The rollback: the state, the set of orders under review and the timer index as they were.
+	if err := rdb.Set(ctx, prefix+"order:shop-a:LOST-7", state, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.SAdd(ctx, prefix+"pending", "shop-a:LOST-7")
+	rdb.ZAdd(ctx, prefix+"timers", redis.Z{Score: due, Member: "shop-a:LOST-7"})
+	store := orderstate.New(rdb, prefix, time.Hour)
+	waitFor(t, 20*time.Second, "the order checked again and OK", func() bool {
+		st, err := store.Get(ctx, "shop-a", "LOST-7")
+		return err == nil && st.Status == orderstate.StatusOK
 	})
 }
