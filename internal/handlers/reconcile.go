@@ -20,9 +20,9 @@ import (
 type Reconciler struct {
 	Store *orderstate.Store
 	Polls Polls
-	// Waiting reports whether a timer is in JetStream: scheduled, or fired after since (the
-	// state's last write) and not handled yet.
-	Waiting func(ctx context.Context, req PollRequest, since time.Time) (bool, error)
+	// Waiting reports whether a timer is in JetStream: scheduled for after stale, or fired after
+	// since (the state's last write) and not handled yet.
+	Waiting func(ctx context.Context, req PollRequest, since, stale time.Time) (bool, error)
 	// Grace is how long past its time a timer may still be on its way (handlers busy, a worker
 	// restarting) before it is looked for. Default 1 min.
 	Grace  time.Duration
@@ -36,10 +36,7 @@ const reconcileBatch = 256
 // Once looks at every order whose timer is overdue and returns how many timers it scheduled
 // again. An error is Redis's or JetStream's; the next run tries again.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
-	grace := r.Grace
-	if grace <= 0 {
-		grace = time.Minute
-	}
+	grace := r.grace()
 	now := r.Now()
 	scheduled := 0
 	for {
@@ -103,11 +100,11 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	scheduled := 0
 	for _, tm := range needed {
-		waiting, err := r.Waiting(ctx, tm.req, st.UpdatedAt)
+		waiting, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.grace()))
 		if err == nil && !waiting && tm.also != "" {
 			other := tm.req
 			other.Kind = tm.also
-			waiting, err = r.Waiting(ctx, other, st.UpdatedAt)
+			waiting, err = r.Waiting(ctx, other, st.UpdatedAt, now.Add(-r.grace()))
 		}
 		if err != nil {
 			return scheduled, fmt.Errorf("looking for the %s timer of %s/%s: %w", timerKind(tm.req.Kind), t.Shop, t.Order, err)
@@ -124,6 +121,13 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 			zap.Time("was_due", t.Due), zap.Time("at", tm.at))
 	}
 	return scheduled, nil
+}
+
+func (r *Reconciler) grace() time.Duration {
+	if r.Grace <= 0 {
+		return time.Minute
+	}
+	return r.Grace
 }
 
 func later(a, b time.Time) time.Time {

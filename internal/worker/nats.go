@@ -104,18 +104,25 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	return nil
 }
 
-// Waiting reports whether an order's timer is in the timer stream: its schedule is stored, or it
-// fired after since (the state's last write) and its due message is not handled yet. A due
+// Waiting reports whether an order's timer is in the timer stream: its schedule is stored, for
+// after stale, or it fired after since (the state's last write) and its due message is not
+// handled yet. A schedule stored for before stale is stuck, not waiting: the server did not
+// store the message it fired (the store full) and does not fire it again (nats-server 2.15 keeps
+// it "in flight" until a restart or a new schedule on its subject). A due
 // message handled after since while the state shows no write of it means Redis lost that write
 // (a rollback): the timer is not waiting, it is gone.
-func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since time.Time) (bool, error) {
+func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, stale time.Time) (bool, error) {
 	st, err := p.js.Stream(ctx, PollStream)
 	if err != nil {
 		return false, fmt.Errorf("reading stream %s: %w", PollStream, err)
 	}
 	token := timerToken(req)
-	if _, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"sched."+token); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return err == nil, err
+	if sched, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"sched."+token); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err != nil {
+			return false, err
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(sched.Header.Get("Nats-Schedule"), "@at "))
+		return err != nil || at.After(stale), nil
 	}
 	due, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"due."+token)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

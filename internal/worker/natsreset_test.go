@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
@@ -83,5 +84,25 @@ func TestNATSStoreLostTimersComeBack(t *testing.T) {
 		if tx := h.tx(fmt.Sprintf("NL-%02d", i)); tx.Registrations != 1 {
 			t.Errorf("NL-%02d registered %d times", i, tx.Registrations)
 		}
+	}
+}
+
+// A schedule stored for long before now is stuck, not waiting: nats-server does not fire a
+// schedule again whose fired message it could not store (a full store), so the reconciler must
+// schedule it anew. One stored for later is waiting.
+func TestStuckScheduleIsNotWaiting(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, p := context.Background(), polls{h.js}
+	req := handlers.PollRequest{Shop: "shop-a", OrderID: "STUCK-1", Seq: 1}
+	at := time.Now().Add(time.Hour)
+	if err := p.Schedule(ctx, req, at); err != nil {
+		t.Fatal(err)
+	}
+	if waiting, err := p.Waiting(ctx, req, time.Now(), time.Now()); err != nil || !waiting {
+		t.Errorf("a schedule due in an hour: waiting %v (%v), want true", waiting, err)
+	}
+	if waiting, err := p.Waiting(ctx, req, time.Now(), at.Add(time.Minute)); err != nil || waiting {
+		t.Errorf("a schedule due before the stale time: waiting %v (%v), want false", waiting, err)
 	}
 }
