@@ -56,6 +56,10 @@ type PollRequest struct {
 	// Replayed is set (not sent) when an operator replayed a poll-deadline dead letter: polling
 	// starts again with a fresh deadline.
 	Replayed bool `json:"-"`
+	// Behind marks a re-check scheduled again by the reconciler for a state that Redis rolled
+	// back past a re-check that decided the order: a decision it finds was published then, and is
+	// applied to the state without being published again.
+	Behind bool `json:"behind,omitempty"`
 }
 
 // Polls schedules re-checks durably.
@@ -113,11 +117,14 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		scr, err := r.shop.Provider.GetAuthori(ctx, st.TransactionID)
 		switch {
 		case errors.Is(err, atodene.ErrAlreadyCancelled):
-			return write(o.cancelled(st, p.Shop, p.OrderID, st.CausedBy, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
+			return write(behind(p, st, o.cancelled(st, p.Shop, p.OrderID, st.CausedBy, o.Now()), "cancelled: ATODENE holds the transaction as cancelled"))
 		case err != nil:
 			return fail(err)
 		}
 		next, did := o.screened(st, p, scr)
+		if next.Status != orderstate.StatusPending {
+			return write(behind(p, st, next, did))
+		}
 		// The deadline is checked after asking, so an order decided at the last moment is not
 		// dead-lettered. Past it, no further re-check is scheduled; replaying the dead letter
 		// starts polling again.
@@ -127,6 +134,16 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		}
 		return write(next, did)
 	}})
+}
+
+// behind drops the outcomes a re-check of a state Redis rolled back (p.Behind) added to next:
+// the re-check whose write was lost published them.
+func behind(p PollRequest, st, next orderstate.State, did string) (orderstate.State, string) {
+	if !p.Behind || len(next.Outbox) == len(st.Outbox) {
+		return next, did
+	}
+	next.Outbox = next.Outbox[:len(st.Outbox)]
+	return next, did + " (not published again: Redis lost the write of the re-check that published it)"
 }
 
 // screened applies a screening result to a pending order's state, and says what changed ("" when

@@ -20,15 +20,25 @@ import (
 type Reconciler struct {
 	Store *orderstate.Store
 	Polls Polls
-	// Waiting reports whether a timer is in JetStream: scheduled for after stale, or fired after
-	// since (the state's last write) and not handled yet.
-	Waiting func(ctx context.Context, req PollRequest, since, stale time.Time) (bool, error)
+	// Waiting says where a timer is in JetStream: TimerWaiting (scheduled for after stale, or
+	// fired after since, the state's last write, and not handled yet), TimerMissing, or
+	// TimerHandled (handled after since: Redis lost the write its handling made).
+	Waiting func(ctx context.Context, req PollRequest, since, stale time.Time) (TimerState, error)
 	// Grace is how long past its time a timer may still be on its way (handlers busy, a worker
 	// restarting) before it is looked for. Default 1 min.
 	Grace  time.Duration
 	Now    func() time.Time
 	Logger *zap.Logger
 }
+
+// TimerState is where a timer an order's state relies on is in JetStream.
+type TimerState int
+
+const (
+	TimerWaiting TimerState = iota // scheduled, or fired and not handled yet
+	TimerMissing                   // gone: the stream lost it, or the server will not fire it
+	TimerHandled                   // fired and handled after the state's last write: the state is behind
+)
 
 // reconcileBatch bounds the orders read from the index at once.
 const reconcileBatch = 256
@@ -100,18 +110,22 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	scheduled := 0
 	for _, tm := range needed {
-		waiting, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.grace()))
-		if err == nil && !waiting && tm.also != "" {
+		state, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.grace()))
+		if err == nil && state != TimerWaiting && tm.also != "" {
 			other := tm.req
 			other.Kind = tm.also
-			waiting, err = r.Waiting(ctx, other, st.UpdatedAt, now.Add(-r.grace()))
+			state, err = r.Waiting(ctx, other, st.UpdatedAt, now.Add(-r.grace()))
 		}
 		if err != nil {
 			return scheduled, fmt.Errorf("looking for the %s timer of %s/%s: %w", timerKind(tm.req.Kind), t.Shop, t.Order, err)
 		}
-		if waiting {
+		if state == TimerWaiting {
 			continue
 		}
+		// A re-check handled after the state's last write decided the order or scheduled the next
+		// one; with no next one stored, it decided it and published the decision: the re-check
+		// made again must not publish it twice.
+		tm.req.Behind = state == TimerHandled
 		if err := r.Polls.Schedule(ctx, tm.req, tm.at); err != nil {
 			return scheduled, err
 		}

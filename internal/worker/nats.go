@@ -111,35 +111,43 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 // it "in flight" until a restart or a new schedule on its subject). A due
 // message handled after since while the state shows no write of it means Redis lost that write
 // (a rollback): the timer is not waiting, it is gone.
-func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, stale time.Time) (bool, error) {
+func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, stale time.Time) (handlers.TimerState, error) {
 	st, err := p.js.Stream(ctx, PollStream)
 	if err != nil {
-		return false, fmt.Errorf("reading stream %s: %w", PollStream, err)
+		return 0, fmt.Errorf("reading stream %s: %w", PollStream, err)
 	}
 	token := timerToken(req)
 	if sched, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"sched."+token); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(sched.Header.Get("Nats-Schedule"), "@at "))
-		return err != nil || at.After(stale), nil
+		if err != nil || at.After(stale) {
+			return handlers.TimerWaiting, nil
+		}
+		return handlers.TimerMissing, nil
 	}
 	due, err := st.GetLastMsgForSubject(ctx, pollSubjectBase+"due."+token)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
-	}
-	if err != nil || !due.Time.After(since) {
-		return false, err
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return handlers.TimerMissing, nil
+	case err != nil:
+		return 0, err
+	case !due.Time.After(since):
+		return handlers.TimerMissing, nil
 	}
 	cons, err := p.js.Consumer(ctx, PollStream, pollConsumer)
 	if err != nil {
-		return false, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
+		return 0, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return false, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
+		return 0, fmt.Errorf("reading consumer %s: %w", pollConsumer, err)
 	}
-	return info.AckFloor.Stream < due.Sequence, nil
+	if info.AckFloor.Stream < due.Sequence {
+		return handlers.TimerWaiting, nil
+	}
+	return handlers.TimerHandled, nil
 }
 
 func timerName(kind string) string {

@@ -99,10 +99,10 @@ func TestStuckScheduleIsNotWaiting(t *testing.T) {
 	if err := p.Schedule(ctx, req, at); err != nil {
 		t.Fatal(err)
 	}
-	if waiting, err := p.Waiting(ctx, req, time.Now(), time.Now()); err != nil || !waiting {
-		t.Errorf("a schedule due in an hour: waiting %v (%v), want true", waiting, err)
+	if state, err := p.Waiting(ctx, req, time.Now(), time.Now()); err != nil || state != handlers.TimerWaiting {
+		t.Errorf("a schedule due in an hour: %v (%v), want waiting", state, err)
 	}
-	if waiting, err := p.Waiting(ctx, req, time.Now(), at.Add(time.Minute)); err != nil || waiting {
-		t.Errorf("a schedule due before the stale time: waiting %v (%v), want false", waiting, err)
+	if state, err := p.Waiting(ctx, req, time.Now(), at.Add(time.Minute)); err != nil || state != handlers.TimerMissing {
+		t.Errorf("a schedule due before the stale time: %v (%v), want missing", state, err)
 	}
 }

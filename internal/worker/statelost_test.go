@@ -200,7 +200,8 @@ func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
 
 // Redis rolled back to a state under review after the re-check that decided the order: no
 // schedule is stored any more and the re-check's due message was handled, its write lost. The
-// reconciler takes that for a lost timer (not one on its way) and re-checks the order.
+// reconciler takes that for a lost timer (not one on its way) and re-checks the order, which
+// takes the decision without publishing it a second time.
 func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
@@ -227,4 +228,7 @@ func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
 		st, err := store.Get(ctx, "shop-a", "LOST-7")
 		return err == nil && st.Status == orderstate.StatusOK
 	})
+	if got := typesOf(h.outcomesOf("LOST-7")); got != "credit.pending,credit.ok" {
+		t.Errorf("outcomes %s: the decision was published again", got)
+	}
 }
