@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
@@ -14,13 +15,21 @@ func ev(key, typ, order string, seq uint64, want Want) *Event {
 	return &Event{Key: key, Type: typ, Shop: shopA, Order: order, Msgs: []Msg{{Seq: seq, MsgID: key}}, Want: want}
 }
 
+// out makes an outcome naming the order's transaction that ends OK (tx).
 func out(seq uint64, typ, order, causation string) Outcome {
-	return Outcome{Seq: seq, MsgID: order + ":" + typ + ":" + causation, Type: typ, Shop: shopA, Order: order, Causation: causation}
+	return Outcome{Seq: seq, MsgID: order + ":" + typ + ":" + causation, Type: typ, Shop: shopA, Order: order, Causation: causation,
+		TxID: order + "-OK"}
 }
 
+// tx makes a sandbox transaction of shopA, its invoice enclosed; one decided OK holds the
+// lifecycle's shipment report.
 func tx(order, state, decision string, at int) sandbox.TransactionView {
-	return sandbox.TransactionView{TransactionID: order + "-" + decision, ShopCode: "c", ShopOrderID: order, State: state,
-		Decision: decision, RegisteredAt: time.Unix(int64(at), 0)}
+	t := sandbox.TransactionView{TransactionID: order + "-" + decision, ShopCode: codeA, ShopOrderID: order, State: state,
+		Decision: decision, Service: atodene.ServiceEnclosed, RegisteredAt: time.Unix(int64(at), 0)}
+	if decision == "OK" {
+		t.Shipment = &sandbox.ShipmentView{DeliveryType: "1", DeliveryCompanyCode: "12", DeliverySlipNo: "400000010001"}
+	}
+	return t
 }
 
 // lifecycle is a clean run of one order: created (review, then OK), a shipment and an invoice.
@@ -76,6 +85,7 @@ func TestCheck(t *testing.T) {
 		{name: "a pending check ended by a later cancel is fine", change: func(o *Observed) {
 			o.Outcomes = append(o.Outcomes[:2], out(9, events.TypeCreditCancelled, "A", "x1"))
 			o.Events = append(o.Events[:1], ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+			o.Transactions = []sandbox.TransactionView{tx("A", "cancelled", "OK", 1)}
 		}, pass: true},
 		{name: "the same Nats-Msg-Id twice", change: func(o *Observed) {
 			o.Outcomes = append(o.Outcomes, o.Outcomes[4])
@@ -147,6 +157,7 @@ func TestCheck(t *testing.T) {
 		{name: "a cancel answered by a re-check", change: func(o *Observed) {
 			o.Events = append(o.Events[:1], ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
 			o.Outcomes = append(o.Outcomes[:1], out(7, events.TypeCreditCancelled, "A", "c1"))
+			o.Transactions = []sandbox.TransactionView{tx("A", "cancelled", "OK", 1)}
 		}, pass: true, want: "names the credit check's event"},
 		{name: "a bad message with the right reason", change: func(o *Observed) {
 			o.Events = append(o.Events, ev("b1", events.TypeOrderCreated, "B", 7, Want{Reason: "invalid", Field: "buyer.zip", Corpus: "zip"}))
@@ -172,6 +183,93 @@ func TestCheck(t *testing.T) {
 			o.Healthy, o.HealthDetail = false, "worker-1: /readyz 503"
 		}, want: "/readyz 503"},
 		{name: "a crash", change: func(o *Observed) { o.Crashes = 1 }, want: "exited 1 times"},
+		{name: "a scenario's own finding", change: func(o *Observed) {
+			o.Findings = []Finding{{Kind: "slow shutdown", Text: "the worker exited 31s after SIGTERM"}}
+			o.Notes = []string{"measured"}
+		}, want: "slow shutdown: the worker exited 31s"},
+
+		// False outcomes: the outcomes against ATODENE's own state at the end.
+		{name: "cancelled while ATODENE holds it live", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+			o.Outcomes = append(o.Outcomes, out(9, events.TypeCreditCancelled, "A", "x1"))
+		}, want: "false outcome: credit.cancelled of rel-a/A (seq 9",
+			check: func(t *testing.T, v Verdict) {
+				if v.FalseOutcomes != 1 {
+					t.Errorf("false outcomes = %d, want 1", v.FalseOutcomes)
+				}
+			}},
+		{name: "a decision naming a transaction ATODENE does not hold", change: func(o *Observed) {
+			o.Outcomes[2].TxID = "99999999999"
+		}, want: "ATODENE holds no such transaction"},
+		{name: "a transaction of another order", change: func(o *Observed) {
+			o.Transactions[0].ShopOrderID = "B"
+		}, want: "ATODENE holds no such transaction"},
+		{name: "OK while ATODENE holds it cancelled", change: func(o *Observed) {
+			o.Transactions[0].State = "cancelled"
+		}, want: "ATODENE holds the transaction cancelled, decided OK"},
+		{name: "OK while ATODENE declined it", change: func(o *Observed) {
+			o.Transactions[0].Decision = "NG"
+		}, want: "decided NG"},
+		{name: "an amount ATODENE does not hold", change: func(o *Observed) {
+			o.Outcomes[2].Billed = 3155
+			o.Transactions[0].BilledAmount = 2950
+		}, want: "states billed amount 3155, but ATODENE holds 2950"},
+		{name: "a shipment ATODENE never got", change: func(o *Observed) {
+			o.Transactions[0].Shipment = nil
+		}, want: "ATODENE holds no shipment report"},
+		{name: "a shipment with a number ATODENE does not hold", change: func(o *Observed) {
+			o.Transactions[0].Shipment.DeliverySlipNo = "400000019999"
+		}, want: "ATODENE holds slip number 400000019999"},
+		{name: "a change that reached ATODENE without its answer, for an operator", change: func(o *Observed) {
+			o.Outcomes[2].Billed = 3155
+			o.Transactions[0].BilledAmount = 2950
+			o.Events = append(o.Events, ev("u1", events.TypeOrderUpdated, "A", 9, Want{Direct: []string{events.TypeCreditOK}, MayBeUnknown: true}))
+			o.DeadLetters = []DeadLetter{{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 9, Event: "u1"}}
+		}, pass: true, want: "1 orders whose last credit outcome ATODENE no longer agrees with"},
+		{name: "an invoice ATODENE mails itself", change: func(o *Observed) {
+			o.Transactions[0].Service = atodene.ServiceSeparate
+		}, want: `invoice service "2"`},
+		{name: "invoice.ng for credit ATODENE approved", change: func(o *Observed) {
+			o.Events[2].Want.Direct = []string{events.TypeInvoiceNG}
+			o.Outcomes[4].Type, o.Outcomes[4].Problem = events.TypeInvoiceNG, "credit"
+		}, want: "says the credit is not ok, but ATODENE holds the transaction active, decided OK"},
+		{name: "an invoice superseded by a later cancel", change: func(o *Observed) {
+			o.Transactions[0].State = "cancelled"
+			o.Outcomes = append(o.Outcomes, out(9, events.TypeCreditCancelled, "A", "x1"))
+			o.Events = append(o.Events, ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+		}, pass: true},
+
+		// The worker lost its state: dead letters for an operator instead of made-up outcomes.
+		{name: "no-transaction where the worker lost its state", change: func(o *Observed) {
+			o.Allowed = []string{"no-transaction"}
+			o.Events = append(o.Events, ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+			o.DeadLetters = []DeadLetter{{Reason: "no-transaction", OrigStream: "ORDERS", OrigSeq: 9, Event: "x1"}}
+		}, pass: true, want: "1 no-transaction dead letters (allowed"},
+		{name: "no-transaction elsewhere", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("x1", events.TypeOrderCancelled, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}}))
+			o.DeadLetters = []DeadLetter{{Reason: "no-transaction", OrigStream: "ORDERS", OrigSeq: 9, Event: "x1"}}
+		}, want: "wrong dead letter"},
+		{name: "a re-check of an order the worker forgot, handed to an operator", change: func(o *Observed) {
+			o.Allowed = []string{"no-transaction"}
+			o.Outcomes = o.Outcomes[:1]
+			o.Events = o.Events[:1]
+			o.DeadLetters = []DeadLetter{{Subject: "dlq.atodene.poll.due.rel-a.QQ", Reason: "no-transaction", OrigStream: "ATODENE_POLLS", OrigSeq: 1}}
+		}, pass: true, want: "1 credit checks left pending and handed to an operator"},
+		{name: "an outcome and a dead letter for an operator where the state was lost", change: func(o *Observed) {
+			o.Allowed = []string{"no-transaction"}
+			o.DeadLetters = []DeadLetter{{Reason: "no-transaction", OrigStream: "ORDERS", OrigSeq: 2, Event: "t1"}}
+		}, pass: true, want: "1 events have an outcome and a dead letter"},
+		{name: "a silent event its order's history records", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("s1", events.TypeOrderCreated, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}, Silent: true}))
+			o.Handled = map[string]bool{"s1": true}
+		}, pass: true, want: "1 events ended with no outcome"},
+		{name: "a silent event beyond its order's full history", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("s1", events.TypeOrderCreated, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}, Silent: true}))
+			o.HistoryFull = map[string]bool{shopA + "/A": true}
+		}, pass: true, want: "1 events ended with no outcome where their order's history no longer reaches"},
+		{name: "a silent event its order's history does not record", change: func(o *Observed) {
+			o.Events = append(o.Events, ev("s1", events.TypeOrderCreated, "A", 9, Want{Direct: []string{events.TypeCreditCancelled}, Silent: true}))
+		}, want: "lost: order.created A s1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

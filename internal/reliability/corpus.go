@@ -238,8 +238,16 @@ func typed(typ string, data map[string]any) func(env, _ map[string]any) []byte {
 // sendCorpus publishes every case of the corpus once, each about an order of its own, and
 // records how each must end.
 func (d *driver) sendCorpus(ctx context.Context) error {
-	for i, c := range corpus() {
-		orderID := fmt.Sprintf("%s-X%03d", d.tag, i+1)
+	_, err := d.sendCases(ctx, corpus(), "X")
+	return err
+}
+
+// sendCases publishes each case once, about an order of its own (<tag>-<letter><n>), records how
+// each must end, and returns the events accepted.
+func (d *driver) sendCases(ctx context.Context, cases []badCase, letter string) ([]*Event, error) {
+	var sent []*Event
+	for i, c := range cases {
+		orderID := fmt.Sprintf("%s-%s%03d", d.tag, letter, i+1)
 		switch c.name {
 		case "50-character order ID with _ and -":
 			orderID = (d.tag + "-X_" + strings.Repeat("9", 50))[:50]
@@ -271,8 +279,13 @@ func (d *driver) sendCorpus(ctx context.Context) error {
 			d.gen.pii.addLiteral(s, "name")
 		}
 		// Keyed by the CloudEvent id the case started from, so that an outcome that names it as its
-		// cause is attributed to it, even where the body lost it.
-		e := &Event{Key: id, Type: typ, Subject: subject, Shop: shop, Order: orderID,
+		// cause is attributed to it, even where the body lost it; or by the id the case gave it, if
+		// that is of a sensible length.
+		key := id
+		if given, ok := env["id"].(string); ok && len(given) <= 1024 {
+			key = given
+		}
+		e := &Event{Key: key, Type: typ, Subject: subject, Shop: shop, Order: orderID,
 			Want: Want{Reason: c.reason, Field: c.field, Corpus: c.name}}
 		if c.outcome != "" {
 			e.Want.Direct = []string{c.outcome}
@@ -282,14 +295,15 @@ func (d *driver) sendCorpus(ctx context.Context) error {
 			msg := nats.NewMsg(subject)
 			msg.Data = body
 			if _, err := d.s.js.PublishMsg(ctx, msg); err == nil {
-				return fmt.Errorf("corpus case %q: the stream accepted a message too large to dead-letter", c.name)
+				return sent, fmt.Errorf("corpus case %q: the stream accepted a message too large to dead-letter", c.name)
 			}
 			continue
 		}
-		d.register(e, body)
+		d.register(e, body, id)
 		if err := d.publishRaw(ctx, e, subject, body, id); err != nil {
-			return fmt.Errorf("corpus case %q: %w", c.name, err)
+			return sent, fmt.Errorf("corpus case %q: %w", c.name, err)
 		}
+		sent = append(sent, e)
 	}
-	return nil
+	return sent, nil
 }

@@ -43,6 +43,18 @@ type driver struct {
 	// order.created and order.updated events.
 	cancels map[string]string
 	credits map[string]bool
+	// sent holds what was published of each event (the first copy), so that it can be sent again
+	// after the stream that held it was lost.
+	sent map[string]sentMsg
+	// held names a dead-letter reason that does not end an event's script: the scenario replays
+	// such letters, and the script waits for the outcome of the replay (until release).
+	held string
+	// stopWatch stops following RESULTS and DLQ.
+	stopWatch context.CancelFunc
+	// gate is held for reading by every publish attempt until its result is recorded; a
+	// scenario about to lose a stream holds it for writing (closeGate), so that what the stream
+	// accepted is known exactly when it is lost.
+	gate sync.RWMutex
 
 	started   atomic.Int64 // orders whose script has begun
 	finished  atomic.Int64
@@ -50,6 +62,12 @@ type driver struct {
 	late      sync.WaitGroup // late copies still to publish
 	lateCount atomic.Int64
 	trackSeq  atomic.Int64
+}
+
+// sentMsg is the first copy of an event as published.
+type sentMsg struct {
+	subject, msgID string
+	body           []byte
 }
 
 // liveEvent is what the driver has seen of an event so far.
@@ -61,21 +79,23 @@ type liveEvent struct {
 
 func newDriver(s *stack, gen *generator, tag string) *driver {
 	return &driver{s: s, gen: gen, tag: tag, events: map[string]*Event{}, byBody: map[[32]byte]string{},
-		live: map[string]*liveEvent{}, byTracking: map[string]string{}, cancels: map[string]string{}, credits: map[string]bool{}}
+		live: map[string]*liveEvent{}, byTracking: map[string]string{}, cancels: map[string]string{}, credits: map[string]bool{},
+		sent: map[string]sentMsg{}}
 }
 
 // newEventID returns a fresh CloudEvent id.
 func newEventID() string { return randomHex(16) }
 
-// register adds an event to the ledger before it is published, so that its outcomes can be
-// attributed as soon as they appear.
-func (d *driver) register(e *Event, body []byte) {
+// register adds an event to the ledger before it is published (with msgID), so that its outcomes
+// can be attributed as soon as they appear.
+func (d *driver) register(e *Event, body []byte, msgID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.events[e.Key]; !ok {
 		d.events[e.Key] = e
 		d.order = append(d.order, e)
 		d.live[e.Key] = &liveEvent{ch: make(chan struct{})}
+		d.sent[e.Key] = sentMsg{subject: e.Subject, msgID: msgID, body: body}
 	}
 	d.byBody[sha256.Sum256(body)] = e.Key
 	if e.Tracking != "" {
@@ -99,6 +119,7 @@ func (d *driver) publishRaw(ctx context.Context, e *Event, subject string, body 
 	retried := false
 	wait := 100 * time.Millisecond
 	for {
+		d.gate.RLock()
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		ack, err := d.s.js.PublishMsg(pctx, msg, jetstream.WithMsgID(msgID))
 		cancel()
@@ -112,6 +133,9 @@ func (d *driver) publishRaw(ctx context.Context, e *Event, subject string, body 
 				e.Dropped++
 			}
 			d.mu.Unlock()
+		}
+		d.gate.RUnlock()
+		if err == nil {
 			return nil
 		}
 		if errors.Is(err, nats.ErrMaxPayload) {
@@ -137,21 +161,27 @@ func hasSeq(e *Event, seq uint64) bool {
 	return false
 }
 
-// send publishes an inbound event of the workload (in three copies when dup is set).
+// send publishes an inbound event of the workload (in three copies when dup is set), with a fresh
+// id and the time now.
 func (d *driver) send(ctx context.Context, typ, shop, order string, data any, want Want, tracking string) (*Event, error) {
+	return d.sendAt(ctx, time.Now(), typ, shop, order, data, want, tracking)
+}
+
+// sendAt is send with the event's CloudEvents time given.
+func (d *driver) sendAt(ctx context.Context, at time.Time, typ, shop, order string, data any, want Want, tracking string) (*Event, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return nil, err
 	}
 	id := newEventID()
-	body, err := json.Marshal(events.Envelope{SpecVersion: events.SpecVersion, ID: id, Source: "reliability/" + d.s.name,
-		Type: typ, Time: time.Now().Format(time.RFC3339), DataContentType: "application/json", Data: raw})
+	body, err := json.Marshal(events.Envelope{SpecVersion: events.SpecVersion, ID: id, Source: eventSource(d.s.name),
+		Type: typ, Time: at.Format(time.RFC3339), DataContentType: "application/json", Data: raw})
 	if err != nil {
 		return nil, err
 	}
 	subject := events.Subject(typ, shop)
 	e := &Event{Key: id, Type: typ, Subject: subject, Shop: shop, Order: order, Tracking: tracking, Want: want}
-	d.register(e, body)
+	d.register(e, body, id)
 	if err := d.publishRaw(ctx, e, subject, body, id); err != nil {
 		return e, err
 	}
@@ -192,6 +222,14 @@ func (d *driver) wait(ctx context.Context, e *Event, pred func(*liveEvent) bool)
 		case <-ch:
 		}
 	}
+}
+
+// answered reports whether the event has an outcome or a dead letter.
+func (d *driver) answered(e *Event) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.live[e.Key]
+	return l.dead || len(l.outs) > 0
 }
 
 // first waits for the event's own outcome or a dead letter.
@@ -358,10 +396,14 @@ func (d *driver) sendTracking(ctx context.Context, p *plan, index int, want stri
 	return d.send(ctx, events.TypeTrackingEntered, p.Shop, p.OrderID, data, Want{Direct: []string{want}}, number)
 }
 
-// watch follows RESULTS and DLQ from their start and feeds the live views until ctx ends. The
-// consumers are ordered consumers, which recreate themselves after a NATS restart or a new
-// stream leader and go on from the last message seen.
+// watch follows RESULTS and DLQ from their start and feeds the live views until ctx ends or
+// stopWatching. The consumers are ordered consumers, which recreate themselves after a NATS
+// restart or a new stream leader and go on from the last message seen.
 func (d *driver) watch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.stopWatch = cancel
+	d.mu.Unlock()
 	for _, w := range []struct {
 		stream string
 		fn     func(jetstream.Msg)
@@ -379,6 +421,16 @@ func (d *driver) watch(ctx context.Context) error {
 	return nil
 }
 
+// stopWatching stops following RESULTS and DLQ: before their streams are lost, since an ordered
+// consumer would go on from its last sequence on the new ones and miss their beginning.
+func (d *driver) stopWatching() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
+}
+
 func (d *driver) onOutcome(m jetstream.Msg) {
 	o, ok := parseOutcome(m)
 	if !ok {
@@ -386,6 +438,11 @@ func (d *driver) onOutcome(m jetstream.Msg) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.addOutcome(o)
+}
+
+// addOutcome feeds an outcome to the live views of the events it answers. d.mu must be held.
+func (d *driver) addOutcome(o Outcome) {
 	keys := []string{o.Causation}
 	if o.Tracking != "" {
 		keys = []string{d.byTracking[o.Shop+"/"+o.Order+"/"+o.Tracking]}
@@ -407,11 +464,103 @@ func (d *driver) onOutcome(m jetstream.Msg) {
 func (d *driver) onDeadLetter(m jetstream.Msg) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if l := d.live[d.byBody[sha256.Sum256(m.Data())]]; l != nil {
-		l.dead = true
-		close(l.ch)
-		l.ch = make(chan struct{})
+	d.addDeadLetter(m.Headers().Get(dlq.HeaderReason), d.byBody[sha256.Sum256(m.Data())], m.Subject())
+}
+
+// addDeadLetter ends the live view of the event a dead letter holds (key, "" for none). d.mu must
+// be held.
+func (d *driver) addDeadLetter(reason, key, subject string) {
+	if d.held != "" && reason == d.held {
+		return // to be replayed: its outcome comes later
 	}
+	if l := d.live[key]; l != nil {
+		d.end(l)
+		return
+	}
+	// A timer of the worker's (a re-check, a parked event's deadline): its order goes to an
+	// operator, so nothing more comes for the order's events that wait.
+	if order := timerOrder(subject); order != "" {
+		for _, e := range d.order {
+			if l := d.live[e.Key]; e.Shop+"/"+e.Order == order && !l.dead {
+				d.end(l)
+			}
+		}
+	}
+}
+
+// feed adds what RESULTS and DLQ held, read in full, to the live views: what the watcher may not
+// have delivered yet when the streams are about to be lost.
+func (d *driver) feed(read *streamsRead) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range read.outs {
+		d.addOutcome(o)
+	}
+	for _, x := range read.dead {
+		d.addDeadLetter(x.Reason, x.Event, x.Subject)
+	}
+}
+
+// closeGate waits for the publishes under way to be recorded and holds new ones until openGate:
+// while a scenario loses a stream, so that unanswered lists exactly what the stream held.
+func (d *driver) closeGate() { d.gate.Lock() }
+func (d *driver) openGate()  { d.gate.Unlock() }
+
+// end marks an event's live view as ended by a dead letter. d.mu must be held.
+func (d *driver) end(l *liveEvent) {
+	l.dead = true
+	close(l.ch)
+	l.ch = make(chan struct{})
+}
+
+// hold makes dead letters with the reason wait for their replay instead of ending their event's
+// script.
+func (d *driver) hold(reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = reason
+}
+
+// release ends the scripts still waiting for the replay of a held dead letter: the events
+// unanswered yet that have one in dead.
+func (d *driver) release(dead []DeadLetter) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held = ""
+	for _, x := range dead {
+		if l := d.live[x.Event]; l != nil && !l.dead && len(l.outs) == 0 {
+			d.end(l)
+		}
+	}
+}
+
+// unanswered returns the events a stream accepted that have neither an outcome nor a dead letter
+// yet: what a stream that was lost held unanswered (called with the gate closed).
+func (d *driver) unanswered() []*Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*Event
+	for _, e := range d.order {
+		if l := d.live[e.Key]; len(e.Msgs) > 0 && !l.dead && len(l.outs) == 0 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// resend publishes events again as their first copy was (same body, same Nats-Msg-Id): after the
+// stream that held them was lost, as an importer that reconciles with what it got back does. An
+// event the worker was handling gets a copy it must recognise by its id.
+func (d *driver) resend(ctx context.Context, evs []*Event) error {
+	for _, e := range evs {
+		d.mu.Lock()
+		m := d.sent[e.Key]
+		d.mu.Unlock()
+		if err := d.publishRaw(ctx, e, m.subject, m.body, m.msgID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseOutcome reads a RESULTS message.
@@ -428,11 +577,17 @@ func parseOutcome(m jetstream.Msg) (Outcome, bool) {
 		Billed   int64  `json:"billed_amount"`
 		Tracking string `json:"tracking_number"`
 		Report   string `json:"report"`
+		Errors   []struct {
+			Point string `json:"point"`
+		} `json:"errors"`
 	}
 	_ = json.Unmarshal(env.Data, &data)
 	o := Outcome{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Subject: m.Subject(), Type: env.Type, ID: env.ID,
 		Causation: env.CausationID, Shop: data.Shop, Order: data.Order, TxID: data.TxID, Review: data.Review,
 		Billed: data.Billed, Tracking: data.Tracking, Report: data.Report}
+	if len(data.Errors) > 0 {
+		o.Problem = data.Errors[0].Point
+	}
 	if md, err := m.Metadata(); err == nil {
 		o.Seq = md.Sequence.Stream
 	}
@@ -488,15 +643,25 @@ func (d *driver) collect(ctx context.Context) ([]Outcome, []DeadLetter, error) {
 		}
 		outs = append(outs, o)
 	}
+	dead, err := d.deadLetters(ctx, "")
+	return outs, dead, err
+}
+
+// deadLetters reads DLQ in full and returns its letters with the given reason (all of them for
+// ""), attributed to events by their body.
+func (d *driver) deadLetters(ctx context.Context, reason string) ([]DeadLetter, error) {
 	dl, err := readStream(ctx, d.s.js, "DLQ")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var dead []DeadLetter
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, m := range dl {
 		h := m.Headers()
+		if reason != "" && h.Get(dlq.HeaderReason) != reason {
+			continue
+		}
 		seq, _ := strconv.ParseUint(h.Get(dlq.HeaderOriginalSequence), 10, 64)
 		x := DeadLetter{Subject: m.Subject(), Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError),
 			OrigStream: h.Get(dlq.HeaderOriginalStream), OrigSeq: seq, Event: d.byBody[sha256.Sum256(m.Data())]}
@@ -505,7 +670,7 @@ func (d *driver) collect(ctx context.Context) ([]Outcome, []DeadLetter, error) {
 		}
 		dead = append(dead, x)
 	}
-	return outs, dead, nil
+	return dead, nil
 }
 
 // ledger returns the events published so far.
@@ -520,3 +685,6 @@ func (d *driver) ledger() []*Event {
 	}
 	return out
 }
+
+// eventSource is the CloudEvents source of a scenario's events.
+func eventSource(scenario string) string { return "reliability/" + scenario }

@@ -1,8 +1,11 @@
 // Package reliability is the reliability suite (docs/reliability.md): it runs the real worker,
 // sandbox and nats-server binaries and Redis on loopback ports, drives a workload of orders
 // through their whole life while it injects a fault (worker kills, a NATS restart, the loss of
-// a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input), and
-// checks the promises of DESIGN.md §14 on what the scenario left behind.
+// a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input; a full
+// JetStream store, a stream recreated, the NATS store or Redis's recent writes or all of them
+// lost, a merchant's password changed, a hot order, a shutdown with Redis frozen, huge
+// identifiers, an importer's late retry), and checks the promises of DESIGN.md §14 on what the
+// scenario left behind, and that no outcome contradicts ATODENE's own state.
 package reliability
 
 import (
@@ -17,9 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/childproc"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // Options configures Run.
@@ -32,8 +37,8 @@ type Options struct {
 	Orders int
 	// Seed makes the workload and the fault schedule; 0 takes one from the clock.
 	Seed uint64
-	// RedisURL is the Redis the worker uses (except in the Redis outage scenario, which starts
-	// its own). Keys live under a prefix of the run's own and are deleted afterwards.
+	// RedisURL is the Redis the worker uses (except in the scenarios that start a private
+	// redis-server). Keys live under a prefix of the run's own and are deleted afterwards.
 	// Default redis://127.0.0.1:6379.
 	RedisURL string
 	// Dir holds the binaries, the servers' data and every log. Default: a new temporary
@@ -208,6 +213,18 @@ func (r *runner) orders(sc scenario) int {
 	return sc.full
 }
 
+// limits are how long a scenario's workload may run, and how long the worker then has to go quiet.
+// At quick size they are about one and a half times what the slowest healthy scenarios take
+// (worker-kill and redis-frozen-shutdown run their workload in about 70 s, as they wait out the
+// leases a stopped worker held, and every worker goes quiet within seconds of its workload), so
+// that a scenario that leaves work undone fails within about 3 minutes instead of holding up CI.
+func (r *runner) limits() (workload, quiet time.Duration) {
+	if r.opts.Quick {
+		return 100 * time.Second, 90 * time.Second
+	}
+	return 15 * time.Minute, 5 * time.Minute
+}
+
 // run is one scenario while it runs.
 type run struct {
 	r     *runner
@@ -218,6 +235,36 @@ type run struct {
 	seed  uint64
 	// note is what inject says it did, for describe (written before inject returns).
 	note string
+	// findings and notes are what the scenario measured (see Observed).
+	mu       sync.Mutex
+	findings []Finding
+	notes    []string
+	// before holds RESULTS and DLQ as they were before a scenario wiped the NATS store.
+	before *streamsRead
+	// rotation changes a merchant's password at the sandbox (password-rotated).
+	rotation *rotation
+	// lateOrders are the orders of late-retry.
+	lateOrders []*lateOrder
+}
+
+// streamsRead is RESULTS and DLQ read in full.
+type streamsRead struct {
+	outs []Outcome
+	dead []DeadLetter
+}
+
+// find records a violation the scenario found by its own measure.
+func (x *run) find(kind, format string, args ...any) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.findings = append(x.findings, Finding{Kind: kind, Text: fmt.Sprintf(format, args...)})
+}
+
+// notef records an observation of the scenario that breaks nothing.
+func (x *run) notef(format string, args ...any) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.notes = append(x.notes, fmt.Sprintf(format, args...))
 }
 
 // waitStarted waits until a share of the scenario's orders has started.
@@ -265,11 +312,8 @@ func (r *runner) runScenario(ctx context.Context, sc scenario) (res Result) {
 		}
 		injected <- err
 	}()
-	deadline := 150 * time.Second
-	if !r.opts.Quick {
-		deadline = 15 * time.Minute
-	}
-	wctx, cancelWork := context.WithTimeout(runCtx, deadline)
+	workLimit, _ := r.limits()
+	wctx, cancelWork := context.WithTimeout(runCtx, workLimit)
 	defer cancelWork()
 	workErr := x.workload(wctx, progress)
 	if err := <-injected; err != nil && res.Err == nil {
@@ -281,6 +325,9 @@ func (r *runner) runScenario(ctx context.Context, sc scenario) (res Result) {
 	progress("workload done (%d orders, %d messages); waiting for the worker to go quiet", x.d.finished.Load(), x.d.published.Load())
 	if err := x.quiesce(ctx); err != nil {
 		progress("%v", err)
+		if ctx.Err() == nil {
+			x.find("not quiet", "%v", err)
+		}
 	}
 	if sc.after != nil {
 		if err := sc.after(ctx, x); err != nil && res.Err == nil {
@@ -308,6 +355,7 @@ func passText(ok bool) string {
 // setup starts the scenario's servers and its worker, and makes its driver.
 func (x *run) setup(ctx context.Context) error {
 	s, sc := x.s, x.sc
+	s.maxFileStore = sc.maxFileStore
 	if err := s.startNATS(ctx, sc.nodes); err != nil {
 		return err
 	}
@@ -319,7 +367,12 @@ func (x *run) setup(ctx context.Context) error {
 	if err := s.startSandbox(ctx); err != nil {
 		return err
 	}
-	s.wopts.extra = sc.workerFlags
+	if sc.prepare != nil {
+		if err := sc.prepare(ctx, x); err != nil {
+			return err
+		}
+	}
+	s.wopts.extra, s.wopts.env = sc.workerFlags, sc.workerEnv
 	if _, err := s.startWorker(ctx); err != nil {
 		return err
 	}
@@ -409,17 +462,12 @@ func (x *run) workload(ctx context.Context, progress func(string, ...any)) error
 // quiesce waits until the worker has nothing left to do: no message pending or unacknowledged
 // on its consumers, no order under review, and RESULTS and DLQ unchanged for 3 seconds.
 func (x *run) quiesce(ctx context.Context) error {
-	limit := 120 * time.Second
-	if !x.r.opts.Quick {
-		limit = 5 * time.Minute
-	}
+	_, limit := x.r.limits()
 	deadline := time.Now().Add(limit)
-	ropts, err := redis.ParseURL(x.s.redisURL)
+	rdb, err := x.s.redisClient()
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(ropts)
-	defer rdb.Close()
 	var last string
 	stableSince := time.Now()
 	for time.Now().Before(deadline) {
@@ -443,9 +491,7 @@ func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
 	defer cancel()
 	var parts []string
 	busy := false
-	for _, c := range []struct{ stream, name string }{
-		{"ORDERS", "atodene-worker"}, {"ATODENE_POLLS", "atodene-worker-polls"}, {"ATODENE_ADVISORIES", "atodene-worker-advisories"},
-	} {
+	for _, c := range workerConsumers {
 		cons, err := x.s.js.Consumer(cctx, c.stream, c.name)
 		if err != nil {
 			return fmt.Sprintf("%s: %v", c.name, err), true
@@ -463,6 +509,18 @@ func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
 	}
 	parts = append(parts, fmt.Sprintf("under review %d", n))
 	busy = busy || n > 0
+	waiting, err := x.eventsWaiting(cctx, rdb)
+	if err != nil {
+		return "redis: " + err.Error(), true
+	}
+	parts = append(parts, fmt.Sprintf("orders with events waiting %d", waiting))
+	busy = busy || waiting > 0
+	kept, err := x.keptUnprocessed(cctx, rdb)
+	if err != nil {
+		return "ATODENE_KEPT: " + err.Error(), true
+	}
+	parts = append(parts, fmt.Sprintf("kept copies of events not processed %d", kept))
+	busy = busy || kept > 0
 	for _, stream := range []string{"RESULTS", "DLQ"} {
 		st, err := x.s.js.Stream(cctx, stream)
 		if err != nil {
@@ -477,15 +535,71 @@ func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
 	return strings.Join(parts, ", "), busy
 }
 
+// eventsWaiting counts the orders with parked events or an inbox not applied yet: they wait for
+// their order, a deadline or a lease. Such orders are in the timer index.
+func (x *run) eventsWaiting(ctx context.Context, rdb *redis.Client) (int, error) {
+	members, err := rdb.ZRange(ctx, x.s.prefix+"timers", 0, -1).Result()
+	if err != nil {
+		return 0, err
+	}
+	store, n := orderstate.New(rdb, x.s.prefix, 0), 0
+	for _, m := range members {
+		shop, order, _ := strings.Cut(m, ":")
+		st, err := store.Get(ctx, shop, order)
+		if err != nil {
+			return 0, err
+		}
+		inbox, err := store.InboxLen(ctx, shop, order)
+		if err != nil {
+			return 0, err
+		}
+		if len(st.Parked) > 0 || inbox > 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// keptUnprocessed counts the copies in ATODENE_KEPT of events that Redis does not record as
+// processed: queued in an inbox, or lost with Redis, which the reconciler publishes again. (Copies
+// of events recorded wait for a reconciliation to drop them, which changes nothing.)
+func (x *run) keptUnprocessed(ctx context.Context, rdb *redis.Client) (int, error) {
+	st, err := x.s.js.Stream(ctx, "ATODENE_KEPT")
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("atodene.kept.>"))
+	if err != nil {
+		return 0, err
+	}
+	lost := 0
+	for subject := range info.State.Subjects {
+		key := subject[strings.LastIndexByte(subject, '.')+1:]
+		n, err := rdb.Exists(ctx, x.s.prefix+"event:"+key).Result()
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			lost++
+		}
+	}
+	return lost, nil
+}
+
 // observe reads what the scenario left behind: the streams, the sandbox's transactions, the
 // logs, and the worker's health.
 func (x *run) observe(ctx context.Context) (Observed, error) {
-	obs := Observed{Events: x.d.ledger()}
+	obs := Observed{Events: x.d.ledger(), Allowed: x.sc.allowed}
 	obs.Healthy, obs.HealthDetail = x.s.ready()
 	var errs []error
 	outs, dead, err := x.d.collect(ctx)
 	errs = append(errs, err)
-	obs.Outcomes, obs.DeadLetters = outs, dead
+	obs.Outcomes, obs.DeadLetters = x.withBefore(outs, dead)
+	obs.Handled, obs.HistoryFull, err = x.readHistories(ctx, obs.Events)
+	errs = append(errs, err)
+	x.mu.Lock()
+	obs.Findings, obs.Notes = slices.Clone(x.findings), slices.Clone(x.notes)
+	x.mu.Unlock()
 	errs = append(errs, x.s.sandboxJSON(ctx, "/sandbox/transactions", &obs.Transactions))
 	logs := []string{filepath.Join(x.s.dir, "sandbox.log")}
 	for _, w := range x.s.workers {
@@ -503,6 +617,22 @@ func (x *run) observe(ctx context.Context) (Observed, error) {
 		errs = append(errs, err)
 	}
 	return obs, errors.Join(errs...)
+}
+
+// withBefore puts what RESULTS and DLQ held before a wipe ahead of what they hold now, numbering
+// the new messages after the old ones, so that stream order stays the order of publication.
+func (x *run) withBefore(outs []Outcome, dead []DeadLetter) ([]Outcome, []DeadLetter) {
+	if x.before == nil {
+		return outs, dead
+	}
+	var last uint64
+	for _, o := range x.before.outs {
+		last = max(last, o.Seq)
+	}
+	for i := range outs {
+		outs[i].Seq += last
+	}
+	return append(slices.Clone(x.before.outs), outs...), append(slices.Clone(x.before.dead), dead...)
 }
 
 // NewSeed returns a seed for Options.Seed from the clock.

@@ -24,8 +24,17 @@ type scenario struct {
 	workerFlags  []string
 	dup          bool // publish every event three times
 	corpus       bool // publish the bad-input corpus among the orders
-	// before runs once the worker is ready, inject alongside the workload, after once the
-	// worker went quiet; describe says what was injected.
+	// workerEnv is the worker's environment beyond the common one: settings that a worker
+	// without them ignores, unlike flags.
+	workerEnv []string
+	// allowed lists the dead-letter reasons any workload event may end with (Observed.Allowed).
+	allowed []string
+	// maxFileStore limits the NATS nodes' JetStream file store (e.g. "256MiB"; "" for none).
+	maxFileStore string
+	// prepare runs once the servers are up, before the worker starts; before once the worker is
+	// ready, inject alongside the workload, after once the worker went quiet; describe says what
+	// was injected.
+	prepare  func(ctx context.Context, x *run) error
 	before   func(ctx context.Context, x *run) error
 	inject   func(ctx context.Context, x *run) error
 	after    func(ctx context.Context, x *run) error
@@ -39,7 +48,7 @@ func scenarios() []scenario {
 		{name: "nats-restart", title: "the NATS server stopped and started again on the same storage", full: 2000, quick: 300, nodes: 1,
 			inject: injectNATSRestart, describe: func(x *run) string { return "NATS stopped 5s, restarted" }},
 		{name: "nats-cluster", title: "a 3-node JetStream cluster, R3 streams; the streams' leader SIGKILLed", full: 2000, quick: 300, nodes: 3,
-			workerFlags: []string{"-stream-replicas", "3"}, inject: injectLeaderKill, describe: describeLeaderKill},
+			workerFlags: []string{"-stream-replicas", "3"}, inject: injectLeaderKill, describe: describeNote},
 		{name: "redis-outage", title: "a private redis-server SIGKILLed for 10 s and started again with its data", full: 2000, quick: 300, nodes: 1,
 			privateRedis: true, inject: injectRedisOutage, describe: func(x *run) string { return "Redis down 10s" }},
 		{name: "provider-faults", title: "the sandbox at 20% HTTP 500, 5% never answering, 5% malformed XML, latency with jitter", full: 2000, quick: 300, nodes: 1,
@@ -51,7 +60,37 @@ func scenarios() []scenario {
 			// Few deliveries, so that a message that cannot even be dead-lettered shows up soon.
 			workerFlags: []string{"-max-deliveries", "3"},
 			describe:    func(x *run) string { return fmt.Sprintf("%d bad kinds, %d odd", badKinds(), len(corpus())-badKinds()) }},
+		// Round 2 (issue 13): faults that break the state the worker keeps beside NATS and Redis.
+		{name: "store-full", title: "the JetStream store filled up mid-load until publishes fail, then freed", full: 2000, quick: 200, nodes: 1,
+			maxFileStore: storeLimit, workerEnv: []string{"ATODENE_WORKER_STREAM_BYTES=" + storeWorkerShare},
+			workerFlags: reconcileFlags, inject: injectStoreFull, describe: describeNote},
+		{name: "orders-recreated", title: "the ORDERS stream deleted and created again mid-load", full: 2000, quick: 200, nodes: 1,
+			inject: injectOrdersRecreated, describe: describeNote},
+		{name: "nats-wiped", title: "NATS stopped, its store deleted, started again empty", full: 2000, quick: 200, nodes: 1,
+			workerFlags: reconcileFlags, inject: injectNATSWiped, describe: describeNote},
+		{name: "redis-rollback", title: "a private redis-server SIGKILLed and started again from a snapshot taken 1 s before", full: 2000, quick: 200, nodes: 1,
+			privateRedis: true, allowed: stateLost, workerFlags: reconcileFlags, inject: injectRedisRollback, describe: func(x *run) string { return "Redis rolled back 1s" }},
+		{name: "redis-flushed", title: "the private redis-server flushed mid-load", full: 2000, quick: 200, nodes: 1,
+			privateRedis: true, allowed: stateLost, workerFlags: reconcileFlags, inject: injectRedisFlushed, describe: func(x *run) string { return "Redis flushed" }},
+		{name: "password-rotated", title: "a merchant's link password changed at ATODENE, the worker restarted with it, refusals replayed", full: 2000, quick: 200, nodes: 1,
+			prepare: prepareRotation, before: holdRefusals, inject: injectPasswordRotated, describe: describeNote},
+		{name: "hot-order", title: "a burst of events for one order while the other shop's orders must keep their latency", full: 1000, quick: 200, nodes: 1,
+			inject: injectHotOrder, describe: describeNote},
+		{name: "redis-frozen-shutdown", title: "the worker sent SIGTERM while its Redis is frozen (SIGSTOP)", full: 1000, quick: 200, nodes: 1,
+			privateRedis: true, inject: injectFrozenShutdown, describe: describeNote},
+		{name: "huge-ids", title: "events whose CloudEvents id (1 MiB) or source (10 KiB) is huge, among the orders", full: 1000, quick: 200, nodes: 1,
+			privateRedis: true, inject: injectHugeIDs, describe: describeNote},
+		{name: "late-retry", title: "an importer's late retry of order.created after the order's cancel, and orders created again after it", full: 1000, quick: 200, nodes: 1,
+			inject: injectLateRetries, after: checkLateOrders, describe: describeNote},
 	}
+}
+
+// describeNote is what the scenario's injector said it did.
+func describeNote(x *run) string {
+	if x.note == "" {
+		return "not injected"
+	}
+	return x.note
 }
 
 func badKinds() int {
@@ -114,7 +153,7 @@ func injectLeaderKill(ctx context.Context, x *run) error {
 		return err
 	}
 	leaders := map[string][]string{}
-	for _, name := range []string{"ORDERS", "RESULTS", "DLQ", "ATODENE_POLLS", "ATODENE_ADVISORIES"} {
+	for _, name := range []string{"ORDERS", "RESULTS", "DLQ", "ATODENE_POLLS", "ATODENE_KEPT", "ATODENE_ADVISORIES"} {
 		st, err := x.s.js.Stream(ctx, name)
 		if err != nil {
 			return err
@@ -147,13 +186,6 @@ func injectLeaderKill(ctx context.Context, x *run) error {
 		return x.s.startNode(n)
 	}
 	return fmt.Errorf("no node leads ORDERS (leaders: %v)", leaders)
-}
-
-func describeLeaderKill(x *run) string {
-	if x.note == "" {
-		return "no leader killed"
-	}
-	return x.note
 }
 
 // injectRedisOutage SIGKILLs the private redis-server when 30% of the orders have started and

@@ -56,6 +56,15 @@ type stack struct {
 	workers  []*workerProc
 	wopts    workerOpts
 	secrets  []string // the shops' link passwords, which no log may contain
+	// maxFileStore, when set, limits the JetStream file store of every node (max_file_store).
+	maxFileStore string
+	// baseURLA, when set, is the ATODENE base URL of shop rel-a instead of the sandbox's.
+	baseURLA string
+	// cleanup stops what a scenario started beside the servers, once the worker has stopped.
+	cleanup []func()
+
+	rdbMu sync.Mutex
+	rdb   *redis.Client // the suite's client of the worker's Redis (redisClient)
 }
 
 // workerProc is one worker and its restarts. The kill injector replaces its process while the
@@ -99,9 +108,10 @@ func (w *workerProc) kills() int {
 	return w.killed
 }
 
-// workerOpts are a scenario's worker flags beyond the common ones.
+// workerOpts are a scenario's worker flags beyond the common ones, and its environment.
 type workerOpts struct {
 	extra []string
+	env   []string
 }
 
 // shop IDs of the suite: shopA adds the common fee and mails invoices, shopB keeps fees and
@@ -138,7 +148,11 @@ func (s *stack) startNATS(ctx context.Context, n int) error {
 	for _, node := range s.nodes {
 		var b strings.Builder
 		fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nmax_payload: %d\n", node.name, node.port, maxPayload)
-		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", node.dir)
+		fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n", node.dir)
+		if s.maxFileStore != "" {
+			fmt.Fprintf(&b, "  max_file_store: %s\n", s.maxFileStore)
+		}
+		b.WriteString("}\n")
 		if n > 1 {
 			var routes []string
 			for _, other := range s.nodes {
@@ -232,7 +246,7 @@ func (s *stack) startSandbox(ctx context.Context) error {
 	}
 	s.secrets = []string{"relPw-" + randomHex(8), "relPw-" + randomHex(8)}
 	shopsFile := filepath.Join(s.dir, "sandbox-shops.txt")
-	lines := fmt.Sprintf("relshop00001:original00:%s\nrelshop00002:original00:%s\n", s.secrets[0], s.secrets[1])
+	lines := fmt.Sprintf("%s:original00:%s\n%s:original00:%s\n", codeA, s.secrets[0], codeB, s.secrets[1])
 	if err := os.WriteFile(shopsFile, []byte(lines), 0o600); err != nil {
 		return err
 	}
@@ -264,11 +278,15 @@ func (s *stack) sandboxJSON(ctx context.Context, path string, v any) error {
 
 // writeShops writes the worker's shops file.
 func (s *stack) writeShops() (string, error) {
+	baseA := s.sbURL
+	if s.baseURLA != "" {
+		baseA = s.baseURLA
+	}
 	yaml := fmt.Sprintf(`shops:
   - id: %s
     atodene:
       base_url: %s/api/
-      shop_code: relshop00001
+      shop_code: %s
       link_id: original00
       link_password: ${REL_PASSWORD_A}
       invoice_delivery: separate
@@ -279,7 +297,7 @@ func (s *stack) writeShops() (string, error) {
   - id: %s
     atodene:
       base_url: %s/api/
-      shop_code: relshop00002
+      shop_code: %s
       link_id: original00
       link_password: ${REL_PASSWORD_B}
       invoice_delivery: enclosed
@@ -287,7 +305,7 @@ func (s *stack) writeShops() (string, error) {
       mode: keep
       table:
         - {min: 1, max: 999999, fee: 330}
-`, shopA, s.sbURL, shopB, s.sbURL)
+`, shopA, baseA, codeA, shopB, s.sbURL, codeB)
 	path := filepath.Join(s.dir, "shops.yaml")
 	return path, os.WriteFile(path, []byte(yaml), 0o600)
 }
@@ -315,7 +333,7 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 		"-poll-first-delay", "1s", "-poll-max-interval", "2s", "-ack-wait", "5s", "-provider-timeout", "2s",
 		"-shutdown-grace", "10s", "-concurrency", "64", "-park-limit", "5s"}
 	args = append(args, s.wopts.extra...)
-	env := []string{"REL_PASSWORD_A=" + s.secrets[0], "REL_PASSWORD_B=" + s.secrets[1]}
+	env := append([]string{"REL_PASSWORD_A=" + s.secrets[0], "REL_PASSWORD_B=" + s.secrets[1]}, s.wopts.env...)
 	p, err := s.r.procs.Start(fmt.Sprintf("worker-%d", w.index+1), s.r.bins.worker, w.log, env, args...)
 	if err != nil {
 		return err
@@ -327,6 +345,22 @@ func (s *stack) restartWorker(ctx context.Context, w *workerProc) error {
 	return childproc.WaitHTTP(ctx, "http://"+w.httpAddr+"/readyz", 30*time.Second, p)
 }
 
+// redisClient returns the suite's client of the worker's Redis, made on first use (once the
+// scenario's Redis is chosen) and closed with the stack. It reconnects by itself after a restart
+// of a private Redis.
+func (s *stack) redisClient() (*redis.Client, error) {
+	s.rdbMu.Lock()
+	defer s.rdbMu.Unlock()
+	if s.rdb == nil {
+		ropts, err := redis.ParseURL(s.redisURL)
+		if err != nil {
+			return nil, err
+		}
+		s.rdb = redis.NewClient(ropts)
+	}
+	return s.rdb, nil
+}
+
 // killWorker SIGKILLs w and starts it again.
 func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
 	w.mu.Lock()
@@ -336,6 +370,19 @@ func (s *stack) killWorker(ctx context.Context, w *workerProc) error {
 	w.mu.Unlock()
 	p.Kill()
 	return s.restartWorker(ctx, w)
+}
+
+// stopWorker sends w SIGTERM and waits up to limit for it to exit, then kills it. It returns how
+// long the worker took and how it ended (nil: it exited 0 within limit). Start it again with
+// restartWorker.
+func (s *stack) stopWorker(w *workerProc, limit time.Duration) (time.Duration, error) {
+	w.mu.Lock()
+	w.stopping = true
+	p := w.p
+	w.mu.Unlock()
+	start := time.Now()
+	err := p.Stop(limit)
+	return time.Since(start), err
 }
 
 // ready reports whether every worker is running and answers /readyz with 200.
@@ -369,8 +416,14 @@ func (s *stack) close() {
 			_ = p.Stop(15 * time.Second)
 		}
 	}
+	for _, f := range s.cleanup {
+		f()
+	}
 	if s.nc != nil {
 		s.nc.Close()
+	}
+	if s.rdb != nil {
+		_ = s.rdb.Close()
 	}
 	if s.sandbox != nil {
 		_ = s.sandbox.Stop(10 * time.Second)
@@ -409,15 +462,19 @@ func (s *stack) startPrivateRedis(ctx context.Context) error {
 	return pr.start(ctx)
 }
 
-func (pr *privateRedis) start(ctx context.Context) error {
+func (pr *privateRedis) start(ctx context.Context) error { return pr.startWith(ctx, "yes") }
+
+// startWith starts the server with appendonly yes (it loads its append-only file) or no (it loads
+// its snapshot, dump.rdb).
+func (pr *privateRedis) startWith(ctx context.Context, appendonly string) error {
 	_, port, _ := strings.Cut(pr.addr, ":")
 	p, err := pr.r.procs.Start("redis-server", "redis-server", filepath.Join(pr.dir, "..", "redis.log"), nil,
-		"--bind", "127.0.0.1", "--port", port, "--dir", pr.dir, "--appendonly", "yes", "--save", "")
+		"--bind", "127.0.0.1", "--port", port, "--dir", pr.dir, "--appendonly", appendonly, "--save", "")
 	if err != nil {
 		return err
 	}
 	pr.p = p
-	rdb := redis.NewClient(&redis.Options{Addr: pr.addr})
+	rdb := pr.client()
 	defer rdb.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for rdb.Ping(ctx).Err() != nil {
@@ -429,6 +486,75 @@ func (pr *privateRedis) start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (pr *privateRedis) client() *redis.Client { return redis.NewClient(&redis.Options{Addr: pr.addr}) }
+
+// snapshot writes the data set as it is now (SAVE) and keeps a copy of the file: what a replica
+// or a backup behind the primary holds.
+func (pr *privateRedis) snapshot(ctx context.Context) (string, error) {
+	rdb := pr.client()
+	defer rdb.Close()
+	if err := rdb.Save(ctx).Err(); err != nil {
+		return "", fmt.Errorf("redis SAVE: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(pr.dir, "dump.rdb"))
+	if err != nil {
+		return "", err
+	}
+	snap := filepath.Join(pr.dir, "..", "redis-snapshot.rdb")
+	return snap, os.WriteFile(snap, raw, 0o600)
+}
+
+// restore starts the (stopped) server again from a snapshot alone: the append-only file, which
+// holds every later write, is removed first. The server loads the snapshot, then turns
+// append-only persistence on again.
+func (pr *privateRedis) restore(ctx context.Context, snap string) error {
+	raw, err := os.ReadFile(snap)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(pr.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(pr.dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(pr.dir, "dump.rdb"), raw, 0o600); err != nil {
+		return err
+	}
+	if err := pr.startWith(ctx, "no"); err != nil {
+		return err
+	}
+	rdb := pr.client()
+	defer rdb.Close()
+	return rdb.ConfigSet(ctx, "appendonly", "yes").Err()
+}
+
+// flush deletes every key (FLUSHALL): the whole state lost.
+func (pr *privateRedis) flush(ctx context.Context) error {
+	if strings.HasSuffix(pr.addr, ":6379") {
+		return fmt.Errorf("refusing to flush %s: the machine's shared Redis", pr.addr)
+	}
+	rdb := pr.client()
+	defer rdb.Close()
+	return rdb.FlushAll(ctx).Err()
+}
+
+// usedMemory is the server's used_memory (INFO memory), in bytes.
+func (pr *privateRedis) usedMemory(ctx context.Context) (int64, error) {
+	rdb := pr.client()
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis INFO memory has no used_memory")
 }
 
 // kill stops the server as an outage does (SIGKILL). The append-only file keeps every write

@@ -32,7 +32,7 @@ func deadLetterText(by map[string]int) string {
 // WriteTable prints one row per scenario, then what broke.
 func WriteTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tORDERS\tEVENTS\tFAULTS INJECTED\tOUTCOMES\tDEAD LETTERS\tBAD INPUT\tLOST\tDUP OUTCOMES\tDOUBLE REG\tLOG HITS\tHEALTHY\tTIME\tRESULT")
+	fmt.Fprintln(tw, "SCENARIO\tORDERS\tEVENTS\tFAULTS INJECTED\tOUTCOMES\tDEAD LETTERS\tBAD INPUT\tLOST\tDUP OUTCOMES\tDOUBLE REG\tFALSE OUTCOMES\tLOG HITS\tHEALTHY\tTIME\tRESULT")
 	for _, r := range results {
 		v := r.Verdict
 		events := fmt.Sprint(v.Accepted)
@@ -51,9 +51,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		if r.Err != nil {
 			result = "ERROR"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
 			r.Scenario, r.Orders, events, r.Faults, v.Outcomes, deadLetterText(v.DeadByReason), bad,
-			v.Lost, v.DupOutcomes, v.DoubleReg, v.LogHits, healthy, r.Duration.Round(time.Second), result)
+			v.Lost, v.DupOutcomes, v.DoubleReg, v.FalseOutcomes, v.LogHits, healthy, r.Duration.Round(time.Second), result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
