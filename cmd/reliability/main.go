@@ -31,7 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reliability", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var opts reliability.Options
-	fs.BoolVar(&opts.Quick, "quick", false, "run every scenario at a reduced size (for CI: under 5 minutes)")
+	fs.BoolVar(&opts.Quick, "quick", false, "run every scenario at a reduced size, with short time limits (for CI: about 5 minutes)")
 	scenarios := fs.String("scenario", "", "comma-separated `names` of the scenarios to run (default all: "+strings.Join(reliability.ScenarioNames(), ", ")+")")
 	fs.IntVar(&opts.Orders, "orders", 0, "orders per scenario (default: 5000 for worker-kill, 2000 or 1000 for the others; with -quick 200-400)")
 	fs.Uint64Var(&opts.Seed, "seed", 0, "seed of the workload and the fault schedule (default: from the clock, printed)")
