@@ -231,7 +231,7 @@ func (b *baseline) handle(ctx context.Context, msg jetstream.Msg) error {
 	if xmlElement(body, "autoAuthoriresult") != "OK" {
 		typ = "credit.ng"
 	}
-	msgID := shop + ":" + order + ":1:" + typ
+	msgID := shop + ":" + order + ":baseline:1:" + typ // the worker's form: <shop>:<order>:<epoch>:<version>:<type>
 	data := fmt.Sprintf(`{"shop_id":%q,"order_id":%q,"transaction_id":%q,"result":%q,"review":"","fee":205,"billed_amount":3155,"errors":[],"reasons":[],"decided_at":%q}`,
 		shop, order, xmlElement(body, "transactionId"), typ[len("credit."):], time.Now().Format(time.RFC3339))
 	out := nats.NewMsg(typ + "." + shop)
