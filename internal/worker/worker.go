@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -150,7 +151,16 @@ func Run(ctx context.Context, d Deps) error {
 	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals}, waitingGauge(infra))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
+	// Listen before anything starts: with the address taken, probes would reach another process
+	// while this one consumed.
+	ln, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on -http-addr %s: %w", s.HTTPAddr, err)
+	}
 
+	// The first component to fail stops the others.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for _, c := range []struct {
@@ -174,7 +184,7 @@ func Run(ctx context.Context, d Deps) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("serving %s: %w", s.HTTPAddr, err)
 		}
 	}()
@@ -186,6 +196,7 @@ func Run(ctx context.Context, d Deps) error {
 	case <-ctx.Done():
 	case first = <-errs:
 	}
+	stop()
 	health.ready.Store(false)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

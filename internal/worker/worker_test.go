@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -150,5 +151,21 @@ func TestMetricsAndHealth(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// An -http-addr already in use is a start-up error, before anything consumes: the worker used to
+// log "worker started" and consume with no /readyz or /metrics of its own until it was stopped.
+func TestHTTPAddressInUseIsAnError(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := Run(ctx, h.deps) // a second worker on the running one's -http-addr
+	if err == nil || !strings.Contains(err.Error(), "listening on -http-addr "+h.deps.Settings.HTTPAddr) {
+		t.Fatalf("Run = %v, want the listen error", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Run returned only when its context ended")
 	}
 }
