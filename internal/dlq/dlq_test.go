@@ -20,16 +20,7 @@ import (
 // configured as DESIGN.md §3 says.
 func newJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	srv := testenv.StartNATS(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.JetStream(t)
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: "ORDERS", Subjects: []string{"orders.>"}},
 		{Name: "DLQ", Subjects: []string{"dlq.>"}, Retention: jetstream.LimitsPolicy, Duplicates: 2 * time.Minute},

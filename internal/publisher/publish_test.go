@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -24,22 +23,13 @@ import (
 // duplicate window, as the worker creates it) and returns the server's URL and the stream.
 func ordersStream(t *testing.T) (string, jetstream.Stream) {
 	t.Helper()
-	srv := testenv.StartNATS(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, js := testenv.JetStream(t)
 	s, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"},
 		Duplicates: 2 * time.Minute, Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL, s
+	return url, s
 }
 
 type runResult struct {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -133,6 +135,23 @@ type NATS struct {
 // StartNATS starts an in-process NATS server with JetStream on a free port, storing under a
 // temporary directory. It is shut down when the test ends.
 func StartNATS(t testing.TB) *NATS { t.Helper(); return StartNATSStore(t, 0) }
+
+// JetStream starts a NATS server of the test's own (StartNATS) and returns its URL and a JetStream
+// client connected to it, closed when the test ends.
+func JetStream(t testing.TB) (string, jetstream.JetStream) {
+	t.Helper()
+	srv := StartNATS(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, js
+}
 
 // StartNATSStore is StartNATS with a JetStream file store of maxStore bytes (0: the server's
 // default, three quarters of the free disk).

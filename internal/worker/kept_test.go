@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -21,16 +19,7 @@ import (
 // copies younger than the grace are left alone.
 func TestKeptPassGoesOnPastAFailingCopy(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartNATS(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.JetStream(t)
 	ctx := context.Background()
 	if _, err := setup(ctx, js, config.DefaultSettings()); err != nil {
 		t.Fatal(err)
