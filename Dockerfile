@@ -15,11 +15,12 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # -buildvcs=false: .git is not in the build context (.dockerignore), and the image has no git.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/worker ./cmd/atodene-sandbox ./cmd/publisher
+    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/atodene-sandbox ./cmd/publisher && \
+    go build -trimpath -buildvcs=false -ldflags="-s -w" -tags noembedded -o /out/ ./cmd/worker
 
 FROM alpine:${ALPINE_VERSION} AS runtime
-# /var/lib/atodene is the working directory, so that the worker's embedded mode (no NATS or
-# Redis URL) can write its default -data-dir ./data there.
+# The worker is built with -tags noembedded: without the in-process servers, the sandbox and the
+# demo (-embedded), which a production worker has no use for.
 RUN adduser -D -H -u 10001 atodene && install -d -o atodene -g atodene /var/lib/atodene
 WORKDIR /var/lib/atodene
 USER atodene

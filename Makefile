@@ -6,10 +6,12 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 test:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -tags noembedded -run NoEmbedded ./cmd/worker
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags noembedded ./cmd/worker
 	$(GO) run $(STATICCHECK) ./...
 
 fmt:

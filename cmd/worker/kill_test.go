@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,10 +54,7 @@ func (w *workerProcess) signal(sig syscall.Signal) error {
 // and none is registered twice.
 func TestKilledAndStoppedWorker(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "worker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building the worker: %v\n%s", err, out)
-	}
+	bin := buildWorker(t)
 	ns := testenv.StartNATS(t)
 	_, prefix := testenv.Redis(t)
 	sb, err := sandbox.New(sandbox.Config{ReviewDelay: time.Second})
@@ -246,4 +244,60 @@ func waitCount(t *testing.T, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// built is the worker binary the tests build once.
+var built struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.bin != "" {
+		_ = os.RemoveAll(filepath.Dir(built.bin))
+	}
+	os.Exit(code)
+}
+
+// buildWorker builds the worker binary once for the package's tests and returns its path.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "worker-test-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.bin = filepath.Join(dir, "worker")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("building the worker: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// ready reports whether url answers 200.
+func ready(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// countSubject counts the messages of stream on subject.
+func countSubject(t *testing.T, js jetstream.JetStream, stream, subject string) int {
+	n := 0
+	for _, m := range readStream(t, js, stream) {
+		if m.Subject() == subject {
+			n++
+		}
+	}
+	return n
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -34,10 +35,18 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return usageError{fmt.Errorf("unknown command %q: want `worker [flags]` or `worker config check [flags]`", strings.Join(args, " "))}
 	}
 	settings, shops, err := loadConfig(args, lookupEnv, stderr)
-	if err != nil && !(settings.Embedded && shopsFileMissing(err)) {
+	if err != nil && !(settings.Embedded && shopsFileMissing(settings.ShopsFile)) {
 		return err
 	}
 	return serve(ctx, settings, shops, stdout)
+}
+
+// shopsFileMissing reports whether the shops file itself does not exist: -embedded then runs the
+// sandbox's demo shop. A file that exists is loaded and validated, whatever it refers to: a
+// missing password file is its error, not a reason to run the demo instead.
+func shopsFileMissing(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // loadConfig parses the settings, then loads the shops file they name. Help and bad settings

@@ -77,7 +77,11 @@ func lookup(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
-var passwordEnv = map[string]string{"ATODENE_RAKUTEN01_PASSWORD": "envSecret01"}
+// servers are the settings without defaults outside -embedded.
+var servers = map[string]string{"ATODENE_WORKER_NATS_URL": "nats://127.0.0.1:1", "ATODENE_WORKER_REDIS_URL": "redis://127.0.0.1:1"}
+
+var passwordEnv = map[string]string{"ATODENE_RAKUTEN01_PASSWORD": "envSecret01",
+	"ATODENE_WORKER_NATS_URL": servers["ATODENE_WORKER_NATS_URL"], "ATODENE_WORKER_REDIS_URL": servers["ATODENE_WORKER_REDIS_URL"]}
 
 func TestConfigCheckValid(t *testing.T) {
 	t.Parallel()
@@ -104,7 +108,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 	content = strings.Replace(content, "invoice_delivery: enclosed", "invoice_delivery: parcel", 1)
 	path := writeShops(t, content)
 	var stdout, stderr bytes.Buffer
-	err := runEnv(context.Background(), []string{"config", "check", "-config=" + path}, lookup(nil), &stdout, &stderr)
+	err := runEnv(context.Background(), []string{"config", "check", "-config=" + path}, lookup(servers), &stdout, &stderr)
 	if code := exitCode(err, &stderr); code != 1 {
 		t.Fatalf("exit %d, want 1; err %v", code, err)
 	}
@@ -125,6 +129,7 @@ func TestConfigCheckInvalid(t *testing.T) {
 // file, so no variable is needed.
 func TestRun(t *testing.T) {
 	path := writeShops(t, "shops:\n"+ownCartShop)
+	srv := []string{"-nats-url", "nats://127.0.0.1:1", "-redis-url", "redis://127.0.0.1:1"}
 	tests := []struct {
 		name     string
 		args     []string
@@ -132,16 +137,18 @@ func TestRun(t *testing.T) {
 		wantOut  string // part of stdout
 		wantErr  string // part of stderr
 	}{
-		{"config check", []string{"config", "check", "-config", path}, 0, "valid, 1 shop;", ""},
+		{"config check", append([]string{"config", "check", "-config", path}, srv...), 0, "valid, 1 shop;", ""},
+		{"no servers", []string{"-config", path}, 2, "", "worker: -nats-url (ATODENE_WORKER_NATS_URL): required (or -embedded, to run an in-process NATS server)\nworker: -redis-url (ATODENE_WORKER_REDIS_URL): required"},
+		{"config check without servers", []string{"config", "check", "-config", path}, 2, "", "worker: -nats-url (ATODENE_WORKER_NATS_URL): required"},
 		{"help", []string{"-h"}, 0, "", "-poll-deadline duration"},
 		{"config check help", []string{"config", "check", "-help"}, 0, "", "[$ATODENE_WORKER_CONFIG]"},
-		{"NATS unreachable", []string{"-config", path, "-nats-url", "nats://127.0.0.1:1"}, 1, "", "worker: connecting to NATS"},
+		{"NATS unreachable", append([]string{"-config", path}, srv...), 1, "", "worker: connecting to NATS"},
 		{"bad setting", []string{"-config", path, "-ack-wait=10s"}, 2, "", "worker: -ack-wait (ATODENE_WORKER_ACK_WAIT): 10s must exceed -provider-timeout 30s"},
 		{"unknown flag", []string{"-nats=nats://x"}, 2, "", "worker: flag provided but not defined: -nats\nRun 'worker -h'"},
 		{"unknown command", []string{"serve"}, 2, "", `worker: unknown command "serve"`},
 		{"config without check", []string{"config"}, 2, "", `worker: unknown command "config"`},
-		{"missing shops file", []string{"config", "check", "-config", filepath.Join(t.TempDir(), "none.yaml")}, 1, "", "none.yaml: no such file or directory"},
-		{"extra argument", []string{"config", "check", "-config", path, "more.yaml"}, 2, "", `worker: unexpected argument "more.yaml"`},
+		{"missing shops file", append([]string{"config", "check", "-config", filepath.Join(t.TempDir(), "none.yaml")}, srv...), 1, "", "none.yaml: no such file or directory"},
+		{"extra argument", append([]string{"config", "check", "-config", path}, append(srv, "more.yaml")...), 2, "", `worker: unexpected argument "more.yaml"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,46 +206,6 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestEmbedded runs the whole product in-process with no shops file, then stops it as SIGTERM
-// would (context cancelled): it must start, say where NATS listens, and exit 0.
-func TestEmbedded(t *testing.T) {
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-embedded", "-config", filepath.Join(dir, "none.yaml"), "-data-dir", dir, "-http-addr", addr}, &stdout, &stderr)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stdout.String(), "publish events to nats://") {
-		if time.Now().After(deadline) {
-			t.Fatalf("not started in 20s; stdout:\n%s", stdout.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	waitReady(t, "http://"+addr+"/readyz")
-	cancel()
-	select {
-	case err := <-done:
-		if code := exitCode(err, &stderr); code != 0 {
-			t.Fatalf("exit %d: %v", code, err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("did not stop in 20s after cancel")
-	}
-	for _, want := range []string{"embedded NATS", "embedded Redis-protocol server (in memory, not durable)", `shop "demo"`, "export ATODENE_PUBLISHER_NATS_URL=nats://"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
-		}
-	}
-}
-
 func waitReady(t *testing.T, url string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -254,24 +221,6 @@ func waitReady(t *testing.T, url string) {
 			t.Fatalf("%s not ready in 10s: %v", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// TestDemo runs the demo end to end: every sandbox rule meets its expected outcome.
-func TestDemo(t *testing.T) {
-	var stdout, stderr syncBuffer
-	err := run(context.Background(), []string{"-embedded", "-demo", "-config", filepath.Join(t.TempDir(), "none.yaml"),
-		"-data-dir", t.TempDir(), "-http-addr", freeAddr(t), "-log-level", "error"}, &stdout, &stderr)
-	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, stderr.String())
-	}
-	for _, want := range []string{
-		"DEMO-OK", "credit.ok", "credit.pending → credit.ok", "credit.pending → credit.ng",
-		"credit.pending → credit.pending(hold) → credit.ng", "dead letter (invalid)", "60205",
-	} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, stdout.String())
-		}
 	}
 }
 

@@ -23,15 +23,15 @@ type Settings struct {
 	// ShopsFile is the path of the shops file (-config). Default "shops.yaml".
 	ShopsFile string
 	// NATSURL lists the NATS servers, comma-separated nats:// or tls:// URLs (-nats-url).
-	// Default "": run an embedded NATS server.
+	// Required unless Embedded, which runs an in-process server when it is empty.
 	NATSURL string
 	// NATSCredsFile is a NATS credentials file (-nats-creds). Default "": none.
 	NATSCredsFile string
 	// NATSCAFile is a PEM file of the CAs that sign the NATS servers' certificates (-nats-ca).
 	// Default "": the system's roots.
 	NATSCAFile string
-	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Default "": run
-	// an embedded Redis-protocol server.
+	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Required unless
+	// Embedded, which runs an in-process Redis-protocol server when it is empty.
 	RedisURL string
 	// RedisPrefix prefixes every Redis key of the worker (-redis-prefix), so that several
 	// deployments can share one Redis. Default "atodene:".
@@ -100,8 +100,15 @@ type Settings struct {
 	StreamReplicas int
 	// Embedded runs the whole product in one process (-embedded): an in-process NATS server
 	// and Redis-protocol server where no URL is given, and the ATODENE sandbox with a demo shop
-	// when the shops file does not exist. Default false.
+	// when the shops file does not exist. The in-process Redis keeps nothing across restarts, so
+	// its JetStream store under DataDir lasts as long as the process. Default false.
 	Embedded bool
+	// EmbeddedNATSAddr and EmbeddedRedisAddr are where Embedded's in-process NATS and
+	// Redis-protocol servers listen (-embedded-nats-addr, -embedded-redis-addr), host:port.
+	// Defaults "127.0.0.1:14222" and "127.0.0.1:16379": stable, so that publisher's settings
+	// printed at start-up stay true across restarts, and beside the standard ports, which a
+	// machine's own NATS or Redis often holds.
+	EmbeddedNATSAddr, EmbeddedRedisAddr string
 	// Demo, with Embedded, publishes a sample batch that meets every sandbox rule, prints a
 	// table of the outcomes and exits (-demo). Default false.
 	Demo bool
@@ -172,6 +179,8 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.ShutdownGrace, 30*time.Second)
 	setDefault(&s.ReconcileInterval, time.Minute)
 	setDefault(&s.DataDir, "./data")
+	setDefault(&s.EmbeddedNATSAddr, "127.0.0.1:14222")
+	setDefault(&s.EmbeddedRedisAddr, "127.0.0.1:16379")
 	setDefault(&s.OrdersStream, "ORDERS")
 	setDefault(&s.ResultsStream, "RESULTS")
 	setDefault(&s.DLQStream, "DLQ")
@@ -193,13 +202,13 @@ func setDefault[T comparable](field *T, def T) {
 // bind defines one flag per setting on fs, each defaulting to the current value in s.
 func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.ShopsFile, "config", s.ShopsFile, "the shops `file`")
-	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS server `URLs`, comma-separated; empty runs an embedded server")
+	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS server `URLs`, comma-separated; required unless -embedded")
 	fs.StringVar(&s.NATSCredsFile, "nats-creds", s.NATSCredsFile, "NATS credentials `file`")
 	fs.StringVar(&s.NATSCAFile, "nats-ca", s.NATSCAFile, "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
-	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); empty runs an embedded server")
+	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); required unless -embedded")
 	fs.StringVar(&s.RedisPrefix, "redis-prefix", s.RedisPrefix, "`prefix` of every Redis key the worker writes")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "`address` for /metrics, /healthz and /readyz")
-	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker")
+	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker, all its consumers together")
 	fs.DurationVar(&s.ProviderTimeout, "provider-timeout", s.ProviderTimeout, "timeout of one ATODENE call")
 	fs.DurationVar(&s.AckWait, "ack-wait", s.AckWait, "how long NATS waits for an ack before redelivering; must exceed -provider-timeout")
 	fs.IntVar(&s.MaxDeliveries, "max-deliveries", s.MaxDeliveries, "deliveries of a message before it is dead-lettered as exhausted")
@@ -220,6 +229,8 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.DuplicateWindow, "duplicate-window", s.DuplicateWindow, "window in which a re-sent inbound event is dropped (at least 2m)")
 	fs.BoolVar(&s.Embedded, "embedded", s.Embedded, "run NATS, Redis and the ATODENE sandbox in-process where none are given (a demo; the in-process Redis keeps nothing on disk)")
 	fs.Var(&s.StreamBytes, "stream-bytes", "`size` of the JetStream store the worker's streams reserve together, e.g. 4GiB or 500MB")
+	fs.StringVar(&s.EmbeddedNATSAddr, "embedded-nats-addr", s.EmbeddedNATSAddr, "with -embedded: `address` of the in-process NATS server")
+	fs.StringVar(&s.EmbeddedRedisAddr, "embedded-redis-addr", s.EmbeddedRedisAddr, "with -embedded: `address` of the in-process Redis-protocol server")
 	fs.IntVar(&s.StreamReplicas, "stream-replicas", s.StreamReplicas, "replicas of the streams the worker creates or updates (3 on a cluster)")
 	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
@@ -326,6 +337,14 @@ func (s Settings) validate() error {
 type reportFunc func(flagName, format string, args ...any)
 
 func (s Settings) validateServers(bad reportFunc) {
+	// A production worker on in-process servers would report ready on state that a restart
+	// forgets, and replicas would stop sharing leases: only -embedded runs them.
+	if !s.Embedded && s.NATSURL == "" {
+		bad("nats-url", "required (or -embedded, to run an in-process NATS server)")
+	}
+	if !s.Embedded && s.RedisURL == "" {
+		bad("redis-url", "required (or -embedded, to run an in-process Redis-protocol server)")
+	}
 	if s.NATSURL == "" {
 		if s.NATSCredsFile != "" {
 			bad("nats-creds", "needs -nats-url: the embedded server takes no credentials")
@@ -342,8 +361,16 @@ func (s Settings) validateServers(bad reportFunc) {
 	if s.RedisURL != "" {
 		checkURL(bad, "redis-url", s.RedisURL, "redis", "rediss")
 	}
-	if (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
+	if s.Embedded && (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
 		bad("data-dir", "required for the embedded servers")
+	}
+	if s.Embedded && s.RedisURL == "" && s.NATSURL != "" {
+		bad("redis-url", "required with -nats-url: the in-process Redis forgets at exit the order states that the streams of -nats-url keep")
+	}
+	for _, a := range []struct{ flag, addr string }{{"embedded-nats-addr", s.EmbeddedNATSAddr}, {"embedded-redis-addr", s.EmbeddedRedisAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); s.Embedded && err != nil {
+			bad(a.flag, "%q: want host:port: %v", a.addr, err)
+		}
 	}
 }
 

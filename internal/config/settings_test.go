@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +19,22 @@ func getenv(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// servers are the two settings without a default outside -embedded.
+var servers = map[string]string{"ATODENE_WORKER_NATS_URL": "nats://n:4222", "ATODENE_WORKER_REDIS_URL": "redis://r:6379"}
+
 func TestParseSettingsDefaults(t *testing.T) {
 	t.Parallel()
-	got, err := ParseSettings(nil, getenv(nil), io.Discard)
+	got, err := ParseSettings(nil, getenv(servers), io.Discard)
 	if err != nil {
 		t.Fatalf("ParseSettings: %v", err)
 	}
 	want := Settings{
+		NATSURL: "nats://n:4222", RedisURL: "redis://r:6379",
 		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 512,
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
 		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour, ParkLimit: 168 * time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
+		EmbeddedNATSAddr: "127.0.0.1:14222", EmbeddedRedisAddr: "127.0.0.1:16379",
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
@@ -37,8 +43,8 @@ func TestParseSettingsDefaults(t *testing.T) {
 	if got != want {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", got, want)
 	}
-	if DefaultSettings() != want {
-		t.Errorf("DefaultSettings() = %+v, want %+v", DefaultSettings(), want)
+	if d := DefaultSettings(); d != (Settings{}.withDefaults()) || d.NATSURL != "" || d.ShopsFile != want.ShopsFile {
+		t.Errorf("DefaultSettings() = %+v, want the defaults above without servers", d)
 	}
 	if err := want.validate(); err != nil {
 		t.Errorf("the defaults do not validate: %v", err)
@@ -53,7 +59,8 @@ func TestParseSettingsPrecedence(t *testing.T) {
 		"ATODENE_WORKER_LOG_LEVEL":         "debug",
 		"ATODENE_WORKER_SKIP_STREAM_SETUP": "true",
 		"ATODENE_WORKER_ACK_WAIT":          "5m",
-		"ATODENE_WORKER_REDIS_URL":         "", // empty counts as unset
+		"ATODENE_WORKER_REDIS_URL":         "redis://env:6379",
+		"ATODENE_WORKER_NATS_CREDS":        "", // empty counts as unset
 	}
 	args := []string{"-concurrency", "8", "-config=/etc/worker/shops.yaml", "-ack-wait=3m"}
 	got, err := ParseSettings(args, getenv(env), io.Discard)
@@ -70,7 +77,7 @@ func TestParseSettingsPrecedence(t *testing.T) {
 		{"env over default", got.NATSURL, "nats://env:4222"},
 		{"env over default (level)", got.LogLevel, zapcore.DebugLevel},
 		{"env over default (bool)", got.SkipStreamSetup, true},
-		{"empty env is unset", got.RedisURL, ""},
+		{"empty env is unset", got.NATSCredsFile, ""},
 		{"default", got.MaxDeliveries, 10},
 	}
 	for _, c := range checks {
@@ -82,7 +89,8 @@ func TestParseSettingsPrecedence(t *testing.T) {
 
 func TestParseSettingsFlagOverridesBadEnv(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"ATODENE_WORKER_CONCURRENCY": "lots"}
+	env := maps.Clone(servers)
+	env["ATODENE_WORKER_CONCURRENCY"] = "lots"
 	got, err := ParseSettings([]string{"-concurrency=4"}, getenv(env), io.Discard)
 	if err != nil || got.Concurrency != 4 {
 		t.Fatalf("ParseSettings = %d, %v; want 4 and no error: the flag wins over the bad variable", got.Concurrency, err)
@@ -102,11 +110,21 @@ func TestParseSettingsBadValues(t *testing.T) {
 			`-nats-url (ATODENE_WORKER_NATS_URL): "localhost:4222": want nats://host:port or tls://host:port or ws://host:port or wss://host:port`}},
 		{"one bad nats url of two", []string{"-nats-url=nats://a:4222, http://b:4222"}, nil, []string{`-nats-url (ATODENE_WORKER_NATS_URL): "http://b:4222"`}},
 		{"nats url password redacted", []string{"-nats-url=http://user:hunter2@a:4222"}, nil, []string{`"http://user:xxxxx@a:4222"`}},
-		{"creds without nats url", []string{"-nats-creds=w.creds", "-nats-ca=ca.pem"}, nil, []string{
+		{"servers required", nil, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
+			"-nats-url (ATODENE_WORKER_NATS_URL): required (or -embedded",
+			"-redis-url (ATODENE_WORKER_REDIS_URL): required (or -embedded"}},
+		{"redis url required", nil, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): required"}},
+		{"embedded runs its own servers", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, nil},
+		{"creds without nats url", []string{"-embedded", "-nats-creds=w.creds", "-nats-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
 			"-nats-creds (ATODENE_WORKER_NATS_CREDS): needs -nats-url", "-nats-ca (ATODENE_WORKER_NATS_CA): needs -nats-url"}},
 		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): "localhost:6379": want redis://host:port or rediss://host:port`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
-		{"data dir needed when embedded", []string{"-data-dir="}, nil, []string{"-data-dir (ATODENE_WORKER_DATA_DIR): required for the embedded servers"}},
+		{"embedded redis with a nats url", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{
+			"-redis-url (ATODENE_WORKER_REDIS_URL): required with -nats-url: the in-process Redis forgets"}},
+		{"embedded addresses", []string{"-embedded", "-embedded-nats-addr=4222", "-embedded-redis-addr=:x:"}, nil, []string{
+			`-embedded-nats-addr (ATODENE_WORKER_EMBEDDED_NATS_ADDR): "4222": want host:port`,
+			`-embedded-redis-addr (ATODENE_WORKER_EMBEDDED_REDIS_ADDR): ":x:": want host:port`}},
+		{"data dir needed when embedded", []string{"-embedded", "-data-dir="}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{"-data-dir (ATODENE_WORKER_DATA_DIR): required for the embedded servers"}},
 		{"data dir not needed with servers", []string{"-data-dir=", "-nats-url=nats://a:4222", "-redis-url=redis://b:6379/0"}, nil, nil},
 		{"http addr", []string{"-http-addr=9090"}, nil, []string{`-http-addr (ATODENE_WORKER_HTTP_ADDR): "9090": want host:port`}},
 		{"concurrency", []string{"-concurrency=0"}, nil, []string{"-concurrency (ATODENE_WORKER_CONCURRENCY): 0: must be at least 1"}},
@@ -138,7 +156,9 @@ func TestParseSettingsBadValues(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := ParseSettings(tt.args, getenv(tt.env), io.Discard)
+			env := maps.Clone(servers)
+			maps.Copy(env, tt.env)
+			_, err := ParseSettings(tt.args, getenv(env), io.Discard)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("ParseSettings: %v", err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -23,14 +24,30 @@ import (
 // NATS is an in-process NATS server with JetStream.
 type NATS struct{ srv *natsserver.Server }
 
-// StartNATS starts NATS on 127.0.0.1:port (0 picks a free port), storing JetStream data under
-// dataDir/nats.
-func StartNATS(dataDir string, port int) (*NATS, error) {
+// StartNATS starts NATS on addr, a host:port (port 0 picks a free port), storing JetStream data
+// under dataDir/nats. The error says when the port is in use.
+func StartNATS(dataDir, addr string) (*NATS, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: port %q: %w", portText, err)
+	}
 	if port == 0 {
 		port = natsserver.RANDOM_PORT
 	}
+	// nats-server gives up on a port in use by logging and exiting the process: check first.
+	if port != natsserver.RANDOM_PORT {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS: %w", err)
+		}
+		l.Close()
+	}
 	srv, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "atodene-embedded", Host: "127.0.0.1", Port: port,
+		ServerName: "atodene-embedded", Host: host, Port: port,
 		JetStream: true, StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true,
 	})
 	if err != nil {
@@ -50,10 +67,11 @@ func (n *NATS) URL() string { return n.srv.ClientURL() }
 // Close shuts the server down.
 func (n *NATS) Close() { n.srv.Shutdown(); n.srv.WaitForShutdown() }
 
-// StartRedis starts an in-memory Redis-protocol server on a free port.
-func StartRedis() (*miniredis.Miniredis, error) {
+// StartRedis starts an in-memory Redis-protocol server on addr, a host:port (port 0 picks a
+// free port).
+func StartRedis(addr string) (*miniredis.Miniredis, error) {
 	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded Redis: %w", err)
 	}
 	return m, nil

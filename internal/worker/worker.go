@@ -41,6 +41,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// HTTPListener, if set, serves /metrics, /healthz and /readyz instead of listening on
+	// Settings.HTTPAddr. Run closes it.
+	HTTPListener net.Listener
 }
 
 func (d Deps) withDefaults() Deps {
@@ -153,9 +156,11 @@ func Run(ctx context.Context, d Deps) error {
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
 	// Listen before anything starts: with the address taken, probes would reach another process
 	// while this one consumed.
-	ln, err := net.Listen("tcp", s.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listening on -http-addr %s: %w", s.HTTPAddr, err)
+	ln := d.HTTPListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", s.HTTPAddr); err != nil {
+			return fmt.Errorf("listening on -http-addr %s: %w", s.HTTPAddr, err)
+		}
 	}
 
 	// The first component to fail stops the others.
@@ -188,7 +193,7 @@ func Run(ctx context.Context, d Deps) error {
 			errs <- fmt.Errorf("serving %s: %w", s.HTTPAddr, err)
 		}
 	}()
-	log.Info("worker started", zap.Int("shops", len(shops)), zap.String("http", s.HTTPAddr), zap.Int("concurrency", s.Concurrency))
+	log.Info("worker started", zap.Int("shops", len(shops)), zap.String("http", ln.Addr().String()), zap.Int("concurrency", s.Concurrency))
 	health.ready.Store(true)
 
 	var first error

@@ -1,0 +1,280 @@
+//go:build !noembedded
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/embedded"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/worker"
+)
+
+// DemoShopID is the shop the embedded mode configures when there is no shops file.
+const DemoShopID = "demo"
+
+// startEmbedded starts the in-process servers the settings ask for: NATS where -nats-url is
+// empty, the Redis-protocol server where -redis-url is empty, and the sandbox with its demo shop
+// where shops is nil (no shops file). It fills in s's URLs and returns the shops to use and a
+// stop function that shuts the servers down. It prints what it started, and the settings that
+// point publisher at it, to stdout.
+//
+// The in-process Redis keeps nothing across a restart, so its state and the JetStream store
+// under -data-dir are one unit: stop removes the store after a clean shutdown, and a store left
+// by a run that did not stop cleanly is refused (see openStore).
+func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger) (*config.Shops, func(), error) {
+	var closers []func()
+	stop := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (*config.Shops, func(), error) { stop(); return nil, nil, err }
+	if s.Demo {
+		dir, err := demoDirs(s)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, func() { _ = os.RemoveAll(dir) })
+	}
+	unlock, err := lockDataDir(s.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, unlock)
+	if s.NATSURL == "" {
+		if err := openStore(s); err != nil {
+			return fail(err)
+		}
+		if s.RedisURL == "" { // runs after NATS has stopped
+			closers = append(closers, func() { removeStore(s.DataDir, stdout) })
+		}
+		n, err := embedded.StartNATS(s.DataDir, s.EmbeddedNATSAddr)
+		if err != nil {
+			return fail(fmt.Errorf("-embedded-nats-addr %s: %w", s.EmbeddedNATSAddr, err))
+		}
+		closers = append(closers, n.Close)
+		s.NATSURL = n.URL()
+		fmt.Fprintf(stdout, "embedded NATS (JetStream in %s) listening on %s\n", s.DataDir, s.NATSURL)
+	}
+	if s.RedisURL == "" {
+		r, err := embedded.StartRedis(s.EmbeddedRedisAddr)
+		if err != nil {
+			return fail(fmt.Errorf("-embedded-redis-addr %s: %w", s.EmbeddedRedisAddr, err))
+		}
+		s.RedisURL = "redis://" + r.Addr()
+		closers = append(closers, r.Close, countForgotten(s.RedisURL, s.RedisPrefix, stdout))
+		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
+	}
+	if shops == nil {
+		var err error
+		if shops, closers, err = startSandbox(s, closers, stdout, log); err != nil {
+			return fail(err)
+		}
+	}
+	printPublisherSettings(stdout, *s)
+	return shops, stop, nil
+}
+
+// startSandbox serves the sandbox and returns its demo shop.
+func startSandbox(s *config.Settings, closers []func(), stdout io.Writer, log *zap.Logger) (*config.Shops, []func(), error) {
+	cfg := sandbox.Config{}
+	if s.Demo {
+		cfg = demoSandbox
+	}
+	cfg.Logger = log.Named("sandbox")
+	sb, err := embedded.StartSandbox(cfg, log)
+	if err != nil {
+		return nil, closers, err
+	}
+	closers = append(closers, sb.Close)
+	shops, err := demoShops(sb.BaseURL())
+	if err != nil {
+		return nil, closers, err
+	}
+	fmt.Fprintf(stdout, "embedded ATODENE sandbox on %s (admin API %s), shop %q\n", sb.BaseURL(), sb.AdminURL(), DemoShopID)
+	return shops, closers, nil
+}
+
+// demoDirs gives the demo a data directory of its own and free ports, so that it runs beside an
+// -embedded instance (which holds -data-dir and the default ports) and leaves nothing behind.
+// It returns the directory, which the caller removes.
+func demoDirs(s *config.Settings) (string, error) {
+	dir, err := os.MkdirTemp("", "atodene-demo-")
+	if err != nil {
+		return "", fmt.Errorf("demo: creating its data directory: %w", err)
+	}
+	s.DataDir, s.EmbeddedNATSAddr, s.EmbeddedRedisAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	s.PollFirstDelay, s.PollMaxInterval = time.Second, 2*time.Second
+	return dir, nil
+}
+
+// printPublisherSettings prints the environment that points publisher at this worker's servers:
+// publisher's defaults are a NATS and a Redis on their standard ports, not these.
+func printPublisherSettings(stdout io.Writer, s config.Settings) {
+	def := config.DefaultSettings()
+	line := "for publisher: export ATODENE_PUBLISHER_NATS_URL=" + s.Redacted().NATSURL +
+		" ATODENE_PUBLISHER_REDIS_URL=" + s.Redacted().RedisURL
+	if s.RedisPrefix != def.RedisPrefix {
+		line += " ATODENE_PUBLISHER_REDIS_PREFIX=" + s.RedisPrefix
+	}
+	for _, st := range []struct{ env, name, def string }{
+		{"ORDERS_STREAM", s.OrdersStream, def.OrdersStream},
+		{"RESULTS_STREAM", s.ResultsStream, def.ResultsStream},
+		{"DLQ_STREAM", s.DLQStream, def.DLQStream},
+	} {
+		if st.name != st.def {
+			line += " ATODENE_PUBLISHER_" + st.env + "=" + st.name
+		}
+	}
+	fmt.Fprintln(stdout, line)
+}
+
+// lockDataDir takes an exclusive lock on dir (created if needed) for as long as this process
+// runs, so that a second embedded worker, or the demo, cannot share its store. It returns the
+// function that releases the lock.
+func lockDataDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("-data-dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("-data-dir %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("-data-dir %s is in use by another embedded worker (process %s): stop it, or give this one another -data-dir", dir, holderPID(holder))
+		}
+		return nil, fmt.Errorf("-data-dir %s: locking %s: %w", dir, path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+func holderPID(b []byte) string {
+	if len(b) == 0 {
+		return "unknown"
+	}
+	return string(b[:len(b)-1])
+}
+
+// openStore refuses a JetStream store that a run with the in-process Redis left behind without
+// a clean stop (killed, or crashed): that run's order states died with it, and resuming its
+// streams would re-check, report and publish for orders the new state has never heard of, or
+// drop them. With -redis-url (a real Redis keeps the states) the store is resumed as it is.
+func openStore(s *config.Settings) error {
+	if s.RedisURL != "" {
+		return nil
+	}
+	store := filepath.Join(s.DataDir, "nats")
+	entries, err := os.ReadDir(store)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("-data-dir %s: %w", s.DataDir, err)
+	}
+	return fmt.Errorf("-data-dir %s holds the JetStream store of an embedded run that did not stop cleanly (killed or crashed); "+
+		"its order states were in the in-process Redis and are gone, so resuming its streams could lose orders without a word. "+
+		"Remove %s to start afresh, or give another -data-dir", s.DataDir, store)
+}
+
+// countForgotten returns the stop step that says how many orders under review the in-process
+// Redis at url forgets. It runs before that server is closed.
+func countForgotten(url, prefix string, stdout io.Writer) func() {
+	return func() {
+		rdb, err := worker.NewRedis(url)
+		if err != nil {
+			return
+		}
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := orderstate.New(rdb, prefix, config.EventRecordTTL).PendingCount(ctx)
+		if err == nil && n > 0 {
+			fmt.Fprintf(stdout, "embedded mode: %d orders were still under review; their states were in memory and are forgotten\n", n)
+		}
+	}
+}
+
+// removeStore removes the JetStream store under dataDir after a clean stop: the in-process Redis
+// has forgotten the states its streams go with (see openStore).
+func removeStore(dataDir string, stdout io.Writer) {
+	store := filepath.Join(dataDir, "nats")
+	if err := os.RemoveAll(store); err != nil {
+		fmt.Fprintf(stdout, "embedded mode: removing %s: %v; remove it before the next start\n", store, err)
+	}
+}
+
+// demoShops is the demo shop: the sandbox's demo merchant with the common default fee table.
+func demoShops(baseURL string) (*config.Shops, error) {
+	return config.NewShops([]config.Shop{{
+		ID: DemoShopID,
+		Atodene: config.Atodene{
+			BaseURL: baseURL, ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
+			LinkPassword: config.NewSecret(sandbox.DemoShop.LinkPassword), InvoiceDelivery: config.InvoiceSeparate,
+		},
+		Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}},
+	}})
+}
+
+// withDemo runs the worker while the demo batch goes through it, then stops it.
+func withDemo(ctx context.Context, deps worker.Deps, stdout io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo: listening for /readyz: %w", err)
+	}
+	deps.HTTPListener = ln
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, deps) }()
+	demoErr := awaitReady(ctx, "http://"+ln.Addr().String()+"/readyz", done)
+	if demoErr == nil {
+		demoErr = runDemo(ctx, deps.Settings.NATSURL, stdout)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	return demoErr
+}
+
+// awaitReady waits until the worker answers ready, or fails if it stopped (leaving its error in
+// stopped for the caller).
+func awaitReady(ctx context.Context, url string, stopped chan error) error {
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-stopped:
+			stopped <- err
+			return fmt.Errorf("the worker stopped before it was ready: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,205 @@
+//go:build !noembedded
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// embeddedWorker is the command line of an embedded worker with its own data directory and
+// free ports.
+type embeddedWorker struct {
+	args              []string
+	http, nats, redis string // the addresses it listens on
+}
+
+func newEmbeddedWorker(t *testing.T, dir string) embeddedWorker {
+	w := embeddedWorker{http: freeAddr(t), nats: freeAddr(t), redis: freeAddr(t)}
+	w.args = []string{"-embedded", "-config", filepath.Join(dir, "none.yaml"), "-data-dir", dir,
+		"-http-addr", w.http, "-embedded-nats-addr", w.nats, "-embedded-redis-addr", w.redis}
+	return w
+}
+
+func embeddedArgs(t *testing.T, dir string) []string { return newEmbeddedWorker(t, dir).args }
+
+// startInProcess runs the worker with args until the test ends, and returns once it prints
+// its "publish events" line.
+func startInProcess(t *testing.T, args []string) (*syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, &stdout, &stderr) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("did not stop in 20s after cancel")
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "publish events to nats://") {
+		select {
+		case err := <-done:
+			t.Fatalf("stopped before it started: %v\nstdout:\n%s", err, stdout.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not started in 20s; stdout:\n%s", stdout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &stdout, stop
+}
+
+// TestEmbedded runs the whole product in-process with no shops file, then stops it as SIGTERM
+// would (context cancelled): it must start, say where NATS listens, and exit 0.
+func TestEmbedded(t *testing.T) {
+	w := newEmbeddedWorker(t, t.TempDir())
+	stdout, stop := startInProcess(t, w.args)
+	waitReady(t, "http://"+w.http+"/readyz")
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for _, want := range []string{"embedded NATS", "embedded Redis-protocol server (in memory, not durable)", `shop "demo"`,
+		"for publisher: export ATODENE_PUBLISHER_NATS_URL=nats://" + w.nats + " ATODENE_PUBLISHER_REDIS_URL=redis://" + w.redis + "\n"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestEmbeddedBrokenShopsFile: a shops file that exists is loaded and validated with -embedded
+// too; its errors stop the start-up instead of running the demo shop.
+func TestEmbeddedBrokenShopsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shops.yaml")
+	content := strings.Replace(shopsYAML, "own-cart.password", "missing.password", 1)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append(embeddedArgs(t, dir), "-config", path)
+	var stdout, stderr bytes.Buffer
+	err := runEnv(context.Background(), args, lookup(passwordEnv), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "missing.password") {
+		t.Fatalf("err = %v, want the shops file's error about missing.password", err)
+	}
+	if strings.Contains(stdout.String(), "sandbox") {
+		t.Errorf("the demo sandbox started in place of the broken shops file:\n%s", stdout.String())
+	}
+}
+
+// TestEmbeddedDataDirLocked: a second embedded worker on the same data directory is refused,
+// naming the directory and the process that holds it.
+func TestEmbeddedDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := startInProcess(t, embeddedArgs(t, dir))
+	defer func() { _ = stop() }()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), embeddedArgs(t, dir), &stdout, &stderr)
+	want := fmt.Sprintf("-data-dir %s is in use by another embedded worker (process %d)", dir, os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("second worker on the same data directory: err = %v, want %q", err, want)
+	}
+}
+
+// TestEmbeddedRestart stops an embedded worker with orders under review, cleanly and with
+// SIGKILL, and starts it again: a clean stop says how many orders under review its in-memory
+// state forgets and leaves nothing to resume; a store left by a kill is refused, with how to
+// reset it, instead of forgetting those orders without a word.
+func TestEmbeddedRestart(t *testing.T) {
+	bin := buildWorker(t)
+	dir := t.TempDir()
+	w := newEmbeddedWorker(t, dir)
+	args, natsURL := w.args, "nats://"+w.nats
+	start := func() (*exec.Cmd, *syncBuffer) {
+		var out syncBuffer
+		cmd := exec.Command(bin, append(args, "-log-level", "warn")...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		waitCount(t, 30*time.Second, "the embedded worker ready", func() bool { return ready("http://" + w.http + "/readyz") })
+		return cmd, &out
+	}
+	underReview := func(prefix string, n int) {
+		nc, err := nats.Connect(natsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		for i := range n {
+			publishOrder(t, js, DemoShopID, fmt.Sprintf("%s-%d", prefix, i), "review-ok@example.jp")
+		}
+		waitCount(t, 20*time.Second, "orders under review", func() bool {
+			return countSubject(t, js, "RESULTS", "credit.pending."+DemoShopID) >= n
+		})
+	}
+
+	cmd, out := start()
+	underReview("CLEAN", 3)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, out.String())
+	}
+	if want := "embedded mode: 3 orders were still under review; their states were in memory and are forgotten"; !strings.Contains(out.String(), want) {
+		t.Errorf("a clean stop did not say what it forgets, %q:\n%s", want, out.String())
+	}
+
+	cmd, _ = start() // a clean restart starts afresh
+	underReview("KILLED", 2)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+
+	refused := exec.Command(bin, args...)
+	got, err := refused.CombinedOutput()
+	want := "holds the JetStream store of an embedded run that did not stop cleanly (killed or crashed)"
+	if err == nil || !strings.Contains(string(got), want) || !strings.Contains(string(got), "Remove "+filepath.Join(dir, "nats")) {
+		t.Fatalf("restart after SIGKILL: err %v, output:\n%s\nwant a refusal saying %q and how to reset", err, got, want)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "nats")); err != nil {
+		t.Fatal(err)
+	}
+	start() // the reset the refusal names
+}
+
+// TestDemo runs the demo end to end: every sandbox rule meets its expected outcome. It runs
+// beside an embedded worker on the default data directory and addresses of the test: the demo
+// takes a directory and ports of its own.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	args := embeddedArgs(t, dir)
+	_, stop := startInProcess(t, args)
+	defer func() { _ = stop() }()
+	var stdout, stderr syncBuffer
+	err := run(context.Background(), append(args, "-demo", "-log-level", "error"), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{
+		"DEMO-OK", "credit.ok", "credit.pending → credit.ok", "credit.pending → credit.ng",
+		"credit.pending → credit.pending(hold) → credit.ng", "dead letter (invalid)", "60205",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
