@@ -74,12 +74,18 @@ func (d Deps) withDefaults() Deps {
 func Run(ctx context.Context, d Deps) error {
 	d = d.withDefaults()
 	s, log := d.Settings, d.Logger
+	if err := checkServer(d.NATS); err != nil {
+		return err
+	}
 	js, err := jetstream.New(d.NATS)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	cs, err := setup(ctx, js, s)
 	if err != nil {
+		return err
+	}
+	if err := checkStoredFeatures(ctx, js); err != nil {
 		return err
 	}
 	m := newMetrics(d.Registry)
