@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
@@ -60,7 +61,9 @@ func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, er
 				log.Warn("NATS disconnected", zap.Error(err))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("server", nc.ConnectedUrlRedacted())) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", zap.String("server", redact.URLs(nc.ConnectedUrl())))
+		}),
 	}
 	if s.NATSCredsFile != "" {
 		opts = append(opts, nats.UserCredentials(s.NATSCredsFile))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 )
 
 // EnvPrefix starts the name of every setting's environment variable: the flag -nats-url is
@@ -114,27 +116,11 @@ type Settings struct {
 	Demo bool
 }
 
-// Redacted returns s with the passwords of NATSURL and RedisURL replaced by "xxxxx", for
-// printing. An unparsable URL is replaced whole.
+// Redacted returns s with the credentials of NATSURL and RedisURL (users, passwords, tokens)
+// replaced by "xxxxx", for printing (see redact.URLs).
 func (s Settings) Redacted() Settings {
-	urls := strings.Split(s.NATSURL, ",")
-	for i, u := range urls {
-		urls[i] = redactURL(strings.TrimSpace(u))
-	}
-	s.NATSURL = strings.Join(urls, ",")
-	s.RedisURL = redactURL(s.RedisURL)
+	s.NATSURL, s.RedisURL = redact.URLs(s.NATSURL), redact.URLs(s.RedisURL)
 	return s
-}
-
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "xxxxx"
-	}
-	return u.Redacted()
 }
 
 // Format prints the settings with every verb of package fmt, URL passwords redacted, so that
@@ -379,7 +365,7 @@ func (s Settings) validateServers(bad reportFunc) {
 func checkURL(bad reportFunc, flagName, raw string, schemes ...string) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		bad(flagName, "not a URL") // url.Error would quote the raw URL, password included
+		bad(flagName, "not a URL (the value is not quoted: it may hold a credential)") // url.Error would quote it
 		return
 	}
 	for _, sc := range schemes {
@@ -391,7 +377,12 @@ func checkURL(bad reportFunc, flagName, raw string, schemes ...string) {
 	for i, sc := range schemes {
 		want[i] = sc + "://host:port"
 	}
-	bad(flagName, "%q: want %s", u.Redacted(), strings.Join(want, " or "))
+	if shown := redact.URLs(raw); shown != redact.Mask {
+		bad(flagName, "%q: want %s", shown, strings.Join(want, " or "))
+		return
+	}
+	// Without a host, what a credential is cannot be told from the rest: the value is not quoted.
+	bad(flagName, "want %s (the value is not quoted: it may hold a credential)", strings.Join(want, " or "))
 }
 
 func (s Settings) validateDurations(bad reportFunc) {

@@ -107,9 +107,9 @@ func TestParseSettingsBadValues(t *testing.T) {
 	}{
 		{"empty config", []string{"-config="}, nil, []string{"-config (ATODENE_WORKER_CONFIG): required"}},
 		{"nats url without scheme", []string{"-nats-url=localhost:4222"}, nil, []string{
-			`-nats-url (ATODENE_WORKER_NATS_URL): "localhost:4222": want nats://host:port or tls://host:port or ws://host:port or wss://host:port`}},
+			`-nats-url (ATODENE_WORKER_NATS_URL): want nats://host:port or tls://host:port or ws://host:port or wss://host:port (the value is not quoted: it may hold a credential)`}},
 		{"one bad nats url of two", []string{"-nats-url=nats://a:4222, http://b:4222"}, nil, []string{`-nats-url (ATODENE_WORKER_NATS_URL): "http://b:4222"`}},
-		{"nats url password redacted", []string{"-nats-url=http://user:hunter2@a:4222"}, nil, []string{`"http://user:xxxxx@a:4222"`}},
+		{"nats url password redacted", []string{"-nats-url=http://user:hunter2@a:4222"}, nil, []string{`"http://xxxxx@a:4222"`}},
 		{"servers required", nil, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
 			"-nats-url (ATODENE_WORKER_NATS_URL): required (or -embedded",
 			"-redis-url (ATODENE_WORKER_REDIS_URL): required (or -embedded"}},
@@ -117,7 +117,7 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"embedded runs its own servers", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, nil},
 		{"creds without nats url", []string{"-embedded", "-nats-creds=w.creds", "-nats-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
 			"-nats-creds (ATODENE_WORKER_NATS_CREDS): needs -nats-url", "-nats-ca (ATODENE_WORKER_NATS_CA): needs -nats-url"}},
-		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): "localhost:6379": want redis://host:port or rediss://host:port`}},
+		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
 		{"embedded redis with a nats url", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{
 			"-redis-url (ATODENE_WORKER_REDIS_URL): required with -nats-url: the in-process Redis forgets"}},
@@ -224,7 +224,7 @@ func TestSettingsRedacted(t *testing.T) {
 	s.NATSURL = "nats://a:4222, nats://u:hunter2@b:4222"
 	s.RedisURL = "redis://:hunter2@r:6379/0"
 	r := s.Redacted()
-	if r.NATSURL != "nats://a:4222,nats://u:xxxxx@b:4222" || r.RedisURL != "redis://:xxxxx@r:6379/0" {
+	if r.NATSURL != "nats://a:4222,nats://xxxxx@b:4222" || r.RedisURL != "redis://xxxxx@r:6379/0" {
 		t.Errorf("Redacted() URLs = %q, %q", r.NATSURL, r.RedisURL)
 	}
 	if s.RedisURL != "redis://:hunter2@r:6379/0" {

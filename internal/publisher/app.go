@@ -10,10 +10,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 )
 
 // App is one run of the tool, with its input and outputs.
@@ -132,12 +133,5 @@ func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
 	return nc, js, nil
 }
 
-// redactURL hides passwords in server URLs printed in errors.
-func redactURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at >= 0 {
-		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-			return u[:scheme+3] + "xxxxx" + u[at:]
-		}
-	}
-	return u
-}
+// redactURL hides the credentials in server URLs printed in help and errors.
+func redactURL(u string) string { return redact.URLs(u) }

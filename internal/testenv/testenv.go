@@ -157,7 +157,20 @@ func JetStream(t testing.TB) (string, jetstream.JetStream) {
 // default, three quarters of the free disk).
 func StartNATSStore(t testing.TB, maxStore int64) *NATS {
 	t.Helper()
+	return startNATS(t, maxStore, "")
+}
+
+// StartNATSToken is StartNATS with a server that requires the token: clients connect to
+// nats://<token>@host:port.
+func StartNATSToken(t testing.TB, token string) *NATS {
+	t.Helper()
+	return startNATS(t, 0, token)
+}
+
+func startNATS(t testing.TB, maxStore int64, token string) *NATS {
+	t.Helper()
 	opts := &natsserver.Options{
+		Authorization:     token,
 		JetStreamMaxStore: maxStore,
 		Host:              "127.0.0.1",
 		Port:              FreePort(t),

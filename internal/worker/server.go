@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 )
 
 // minServer is the oldest nats-server the worker runs on: the timers of orders under review and
@@ -22,7 +24,7 @@ func checkServer(nc *nats.Conn) error {
 	v := nc.ConnectedServerVersion()
 	if !versionAtLeast(v, minServer) {
 		return fmt.Errorf("NATS server %s runs nats-server %s: the worker needs %d.%d or newer with JetStream (message schedules keep the re-checks of orders under review)",
-			nc.ConnectedUrlRedacted(), v, minServer[0], minServer[1])
+			redact.URLs(nc.ConnectedUrl()), v, minServer[0], minServer[1])
 	}
 	return nil
 }

@@ -1,0 +1,65 @@
+// Package redact hides the credentials in server URLs before they are printed: in banners, log
+// lines and error messages.
+package redact
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Mask replaces a credential.
+const Mask = "xxxxx"
+
+// URLs returns raw, one URL or a comma-separated list of them, with the user information of
+// each (a user and password, or a token written as the user: nats://s3cret@host) replaced by
+// Mask, and the values of query parameters that may carry one (password, token, secret, key,
+// auth, credentials...) too. A URL that does not parse, or has no host (its credentials would
+// not be where a URL keeps them: "user:pw@host:4222", "redis:/pw"), is replaced whole.
+func URLs(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	list := strings.Split(raw, ",")
+	for i, one := range list {
+		list[i] = redactOne(strings.TrimSpace(one))
+	}
+	return strings.Join(list, ",")
+}
+
+func redactOne(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Mask
+	}
+	if u.User != nil {
+		u.User = url.User(Mask)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if secretParam(k) {
+				q[k] = []string{Mask}
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	// Without a host, the credentials are not where a URL keeps them: "user:pw@host:4222"
+	// parses as the scheme "user" and an opaque part, "redis:/pw" as a path.
+	if u.Host == "" {
+		return Mask
+	}
+	return u.String()
+}
+
+func secretParam(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range []string{"pass", "pwd", "token", "secret", "key", "auth", "cred", "seed", "nkey", "jwt"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
