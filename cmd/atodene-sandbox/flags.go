@@ -18,14 +18,19 @@ type options struct {
 	cfg  sandbox.Config // without Logger
 }
 
-// parseFlags reads the command line. flag.ErrHelp means -h was given and usage was printed.
-func parseFlags(args []string, stderr io.Writer) (options, error) {
+// ShopsEnv holds shops as the shops file does, one code:linkid:password per line: passwords in the
+// environment (a secret of the container platform) rather than on the command line, which ps shows.
+const ShopsEnv = "ATODENE_SANDBOX_SHOPS"
+
+// parseFlags reads the command line, and the shops of ShopsEnv by getenv. flag.ErrHelp means -h
+// was given and usage was printed.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	var shopsFile string
 	fs := flag.NewFlagSet("atodene-sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8089", "listen address")
-	fs.Func("shop", "accepted shop as `code:linkid:password` (repeatable; default: the demo shop)", func(v string) error {
+	fs.Func("shop", "accepted shop as `code:linkid:password` (repeatable; default: the demo shop; visible in ps: prefer -shops-file or $"+ShopsEnv+")", func(v string) error {
 		shop, err := parseShop(v)
 		o.cfg.Shops = append(o.cfg.Shops, shop)
 		return err
@@ -43,6 +48,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if shopsFile != "" {
 		shops, err := readShopsFile(shopsFile)
+		if err != nil {
+			return o, err
+		}
+		o.cfg.Shops = append(o.cfg.Shops, shops...)
+	}
+	if v := getenv(ShopsEnv); v != "" {
+		shops, err := parseShopLines(strings.NewReader(v), "$"+ShopsEnv)
 		if err != nil {
 			return o, err
 		}
@@ -67,8 +79,14 @@ func readShopsFile(path string) ([]sandbox.Shop, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseShopLines(f, path)
+}
+
+// parseShopLines reads one code:linkid:password per line of r, skipping blank lines and # comments;
+// errors name where (name:line) without quoting the line.
+func parseShopLines(r io.Reader, path string) ([]sandbox.Shop, error) {
 	var shops []sandbox.Shop
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

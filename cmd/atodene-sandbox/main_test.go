@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := parseFlags([]string{"-shop", "ghi123456789:eccubeid01:pw3", "-shops-file", file,
-		"-review-delay", "2s", "-hold-delay", "3s", "-slow-delay", "4ms", "-seed", "9", "-addr", ":0"}, io.Discard)
+		"-review-delay", "2s", "-hold-delay", "3s", "-slow-delay", "4ms", "-seed", "9", "-addr", ":0"},
+		env(ShopsEnv, "# from the environment\njkl123456789:original00:env:pw4\n"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,8 +190,9 @@ func TestParseFlags(t *testing.T) {
 		{ShopCode: "ghi123456789", LinkID: "eccubeid01", LinkPassword: "pw3"},
 		{ShopCode: "abc123456789", LinkID: "original00", LinkPassword: "pass:with:colons"},
 		{ShopCode: "def123456789", LinkID: "original00", LinkPassword: "pw2"},
+		{ShopCode: "jkl123456789", LinkID: "original00", LinkPassword: "env:pw4"},
 	}
-	if len(o.cfg.Shops) != 3 || o.cfg.Shops[0] != want[0] || o.cfg.Shops[1] != want[1] || o.cfg.Shops[2] != want[2] {
+	if !slices.Equal(o.cfg.Shops, want) {
 		t.Errorf("shops %+v", o.cfg.Shops)
 	}
 	if o.addr != ":0" || o.cfg.ReviewDelay != 2*time.Second || o.cfg.HoldDelay != 3*time.Second ||
@@ -197,7 +200,7 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 
-	d, err := parseFlags(nil, io.Discard)
+	d, err := parseFlags(nil, env(), io.Discard)
 	if err != nil || d.addr != "127.0.0.1:8089" || d.cfg.ReviewDelay != 30*time.Second || d.cfg.HoldDelay != time.Minute ||
 		d.cfg.SlowDelay != 5*time.Second || len(d.cfg.Shops) != 0 {
 		t.Errorf("defaults %+v %v", d, err)
@@ -217,7 +220,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"extra"},
 		{"-review-delay", "soon"},
 	} {
-		_, err := parseFlags(args, io.Discard)
+		_, err := parseFlags(args, env(), io.Discard)
 		if err == nil {
 			t.Errorf("%q accepted", args)
 			continue
@@ -226,7 +229,10 @@ func TestParseFlagsErrors(t *testing.T) {
 			t.Errorf("error quotes a shop line, which holds a password: %v", err)
 		}
 	}
-	if _, err := parseFlags([]string{"-h"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if _, err := parseFlags(nil, env(ShopsEnv, "secretline-without-colons"), io.Discard); err == nil || strings.Contains(err.Error(), "secretline") {
+		t.Errorf("a bad line of $%s: %v, want an error that does not quote it", ShopsEnv, err)
+	}
+	if _, err := parseFlags([]string{"-h"}, env(), io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
 	if err := run(context.Background(), []string{"-h"}, io.Discard, io.Discard); err != nil {
@@ -234,5 +240,17 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-shop", "a:b:c", "-shop", "a:b:c"}, io.Discard, io.Discard); err == nil {
 		t.Error("run accepted the same shop twice")
+	}
+}
+
+// env returns a getenv of the given name, value pairs.
+func env(kv ...string) func(string) string {
+	return func(k string) string {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == k {
+				return kv[i+1]
+			}
+		}
+		return ""
 	}
 }

@@ -8,32 +8,36 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/atodene-worker/atodene-worker/internal/publisher"
+	"github.com/atodene-worker/atodene-worker/internal/redislog"
 )
 
 func main() {
+	redislog.Use(libraryLogger(os.Stderr)) // go-redis's logger is the process's: set once, before any client
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	info, _ := os.Stderr.Stat()
 	app := &publisher.App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
 		Terminal: info != nil && info.Mode()&os.ModeCharDevice != 0}
 	err := app.Run(ctx, os.Args[1:])
 	stop()
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(os.Stderr, err))
 }
 
-// exitCode prints err and returns 0 for success and help, 2 for usage errors, 1 for failures.
-func exitCode(err error) int {
+// exitCode prints err on stderr and returns 0 for success and help (printed on stdout), 2 for
+// usage errors, 1 for failures.
+func exitCode(stderr io.Writer, err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(publisher.UsageError)):
-		fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
+		fmt.Fprintf(stderr, "publisher: %v\n", err)
 		return 2
 	}
-	fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
+	fmt.Fprintf(stderr, "publisher: %v\n", err)
 	return 1
 }

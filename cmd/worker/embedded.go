@@ -21,6 +21,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
@@ -51,12 +52,12 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 		}
 		closers = append(closers, func() { _ = os.RemoveAll(dir) })
 	}
-	unlock, err := lockDataDir(s.DataDir)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, unlock)
 	if s.NATSURL == "" {
+		unlock, err := lockDataDir(s.DataDir)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, unlock)
 		if err := openStore(s); err != nil {
 			return fail(err)
 		}
@@ -126,20 +127,13 @@ func demoDirs(s *config.Settings) (string, error) {
 // printPublisherSettings prints the environment that points publisher at this worker's servers:
 // publisher's defaults are a NATS and a Redis on their standard ports, not these.
 func printPublisherSettings(stdout io.Writer, s config.Settings) {
-	def := config.DefaultSettings()
-	line := "for publisher: export ATODENE_PUBLISHER_NATS_URL=" + s.Redacted().NATSURL +
-		" ATODENE_PUBLISHER_REDIS_URL=" + s.Redacted().RedisURL
-	if s.RedisPrefix != def.RedisPrefix {
+	r := s.Redacted()
+	line := "for publisher: export ATODENE_PUBLISHER_NATS_URL=" + r.NATSURL + " ATODENE_PUBLISHER_REDIS_URL=" + r.RedisURL
+	if s.RedisPrefix != config.DefaultSettings().RedisPrefix {
 		line += " ATODENE_PUBLISHER_REDIS_PREFIX=" + s.RedisPrefix
 	}
-	for _, st := range []struct{ env, name, def string }{
-		{"ORDERS_STREAM", s.OrdersStream, def.OrdersStream},
-		{"RESULTS_STREAM", s.ResultsStream, def.ResultsStream},
-		{"DLQ_STREAM", s.DLQStream, def.DLQStream},
-	} {
-		if st.name != st.def {
-			line += " ATODENE_PUBLISHER_" + st.env + "=" + st.name
-		}
+	if s.DLQStream != config.DefaultSettings().DLQStream {
+		line += " (and dlq -stream " + s.DLQStream + ")"
 	}
 	fmt.Fprintln(stdout, line)
 }
@@ -201,7 +195,7 @@ func openStore(s *config.Settings) error {
 // Redis at url forgets. It runs before that server is closed.
 func countForgotten(url, prefix string, stdout io.Writer) func() {
 	return func() {
-		rdb, err := worker.NewRedis(url)
+		rdb, err := worker.NewRedis(url, transport.RedisFiles{})
 		if err != nil {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	pub "github.com/atodene-worker/atodene-worker/internal/publisher"
 )
 
 // embeddedWorker is the command line of an embedded worker with its own data directory and
@@ -202,4 +205,56 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout.String())
 		}
 	}
+}
+
+// TestPublisherReachesEmbeddedFromTheBanner: another terminal that sets only what the banner
+// prints reaches the embedded product with publisher: it publishes an order, and reads the order's
+// state and the dead letters.
+func TestPublisherReachesEmbeddedFromTheBanner(t *testing.T) {
+	dir := t.TempDir()
+	w := newEmbeddedWorker(t, dir)
+	stdout, stop := startInProcess(t, append(w.args, "-redis-prefix", "banner-test:", "-log-level", "warn"))
+	defer func() { _ = stop() }()
+	waitReady(t, "http://"+w.http+"/readyz")
+	env := map[string]string{}
+	for line := range strings.Lines(stdout.String()) {
+		if rest, ok := strings.CutPrefix(line, "for publisher: export "); ok {
+			for _, kv := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+		}
+	}
+	if env["ATODENE_PUBLISHER_REDIS_PREFIX"] != "banner-test:" {
+		t.Fatalf("the banner's settings %v lack the Redis prefix:\n%s", env, stdout.String())
+	}
+	publisher := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		app := &pub.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+		if err := app.Run(context.Background(), args); err != nil {
+			t.Fatalf("publisher %v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	publisher("publish", "-type", "order.created", "-file", writeOrder(t, dir))
+	waitCount(t, 20*time.Second, "the order's outcome", func() bool {
+		var out, errOut bytes.Buffer
+		app := &pub.App{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+		return app.Run(context.Background(), []string{"order", "show", DemoShopID, "BANNER-1"}) == nil &&
+			regexp.MustCompile(`(?m)^credit +ok$`).MatchString(out.String())
+	})
+	publisher("dlq", "ls")
+}
+
+// writeOrder writes the data of order BANNER-1 of the demo shop to a file and returns its path.
+func writeOrder(t *testing.T, dir string) string {
+	path := filepath.Join(dir, "order.json")
+	body := `{"shop_id":"demo","order_id":"BANNER-1","ordered_at":"2026-11-26T10:14:03+09:00",
+"buyer":{"name":"加藤 太郎","name_kana":"カトウ タロウ","zip":"150-0001","address":"東京都渋谷区神宮前1-1-1","phone":"03-1234-5678","email":"taro@example.jp"},
+"items":[{"name":"緑茶","unit_price":1200,"quantity":2}],"shipping_fee":550,"billed_amount":2950}`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

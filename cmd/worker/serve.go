@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
@@ -23,6 +25,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	defer routeLibraryLogs(log)()
 	if s.Embedded {
 		var stop func()
 		if shops, stop, err = startEmbedded(&s, shops, stdout, log); err != nil {
@@ -35,14 +38,11 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return err
 	}
 	defer nc.Close()
-	rdb, err := worker.NewRedis(s.RedisURL)
+	rdb, err := connectRedis(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("connecting to Redis at %s: %w", rdb.Options().Addr, err)
-	}
 	fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}
 	if !s.Demo {
@@ -64,18 +64,33 @@ func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, er
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("NATS reconnected", zap.String("server", redact.URLs(nc.ConnectedUrl())))
 		}),
+		natsErrors(log),
 	}
-	if s.NATSCredsFile != "" {
-		opts = append(opts, nats.UserCredentials(s.NATSCredsFile))
+	files, err := transport.NATSFiles{Creds: s.NATSCredsFile, Nkey: s.NATSNkeyFile, CA: s.NATSCAFile,
+		Cert: s.NATSCertFile, Key: s.NATSKeyFile}.Options()
+	if err != nil {
+		return nil, err
 	}
-	if s.NATSCAFile != "" {
-		opts = append(opts, nats.RootCAs(s.NATSCAFile))
-	}
+	opts = append(opts, files...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS: %w", err)
 	}
 	return nc, nil
+}
+
+// connectRedis returns a client of -redis-url, with the TLS files of -redis-ca, -redis-cert and
+// -redis-key, once Redis has answered a PING.
+func connectRedis(ctx context.Context, s config.Settings) (*redis.Client, error) {
+	rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{CA: s.RedisCAFile, Cert: s.RedisCertFile, Key: s.RedisKeyFile})
+	if err != nil {
+		return nil, err
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connecting to Redis at %s: %w", rdb.Options().Addr, err)
+	}
+	return rdb, nil
 }
 
 func newLogger(level zapcore.Level) (*zap.Logger, error) {

@@ -1,5 +1,5 @@
 // Package atodene is a client for ATODENE's XML-over-HTTP merchant API (取引登録, 与信審査結果取得,
-// 出荷報告, 取引変更・取消, 請求書印字データ取得), as described in shared/atodene/API.md.
+// 出荷報告, 取引変更・取消, 請求書印字データ取得), as described in docs/protocol.md.
 //
 // Each operation takes a context and typed values, and returns typed results or one of the typed
 // errors of errors.go, which say what the caller may do next: retry safely (NotSentError), treat

@@ -23,8 +23,9 @@ var (
 	ErrUnknownTransaction = errors.New("atodene: no such transaction (" + CodeUnknownTransaction + ")")
 	// ErrAccountRefused matches a rejection of the merchant's account or of the request as a whole
 	// rather than of the order: an error on linkInfo, shopCode, linkId, linkPassword or request
-	// (API.md §5.2 counts these as the system side). No order of the merchant can succeed until it
-	// is fixed.
+	// (the public clients count these as the merchant's side:
+	// docs/protocol.md#errorpoint-the-merchant-or-the-order). No order of the merchant can
+	// succeed until it is fixed.
 	ErrAccountRefused = errors.New("atodene: the merchant's account or request was refused")
 )
 

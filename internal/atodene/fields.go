@@ -9,7 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// FieldError says that one request element breaks ATODENE's field rules (API.md §3.1).
+// FieldError says that one request element breaks ATODENE's field rules
+// (docs/protocol.md#field-limits).
 // Field is the element's local name, the same name ATODENE reports as errorPoint.
 type FieldError struct {
 	Field  string
@@ -45,7 +46,8 @@ type fieldRule struct {
 	kind     fieldKind
 }
 
-// fieldRules are the limits the public clients enforce (API.md §3.1, §3.3). The sandbox checks the
+// fieldRules are the limits the public clients enforce (docs/protocol.md#field-limits and
+// docs/protocol.md#shippingrequestdo-shipment-report). The sandbox checks the
 // same table, so the client refuses locally what the service would refuse remotely.
 var fieldRules = map[string]fieldRule{
 	"shopOrderId":         {max: MaxShopOrderID, required: true, kind: kindOrderID},
@@ -79,8 +81,8 @@ var fieldRules = map[string]fieldRule{
 	"invoiceDate":         {max: 10, kind: kindDate},
 }
 
-// MaxShopOrderID is the length of shopOrderId (API.md §3.1: w2 stores 50 characters, the invoice
-// prints 50, and mall order numbers are up to 50).
+// MaxShopOrderID is the length of shopOrderId, which no source states (docs/protocol.md#field-limits:
+// w2 stores 50 characters, the invoice prints 50, and mall order numbers are up to 50).
 const MaxShopOrderID = 50
 
 // The character classes of the patterns below, byte by byte: a byte of a multi-byte character
@@ -114,7 +116,7 @@ func zip(v string) bool {
 }
 
 // CheckField reports whether value is acceptable for the request element named field, using the
-// rules of API.md §3.1 and §3.3. It returns a *FieldError naming the field, or nil. Fields it does
+// rules of docs/protocol.md#field-limits and docs/protocol.md#shippingrequestdo-shipment-report. It returns a *FieldError naming the field, or nil. Fields it does
 // not know are accepted.
 func CheckField(field, value string) error {
 	rule, ok := fieldRules[field]

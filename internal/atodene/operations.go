@@ -63,8 +63,9 @@ type Screening struct {
 	Reasons       []string // the manual review's reasons, verbatim
 }
 
-// Decision resolves a screening the way API.md §4.1 describes: the auto result when it is final,
-// otherwise the manual one; DecisionReview while the review is not finished.
+// Decision resolves a screening the way docs/protocol.md#screening-results describes: the auto
+// result when it is final, otherwise the manual one; DecisionReview while the review is not
+// finished.
 func (s Screening) Decision() Decision {
 	if s.Auto != DecisionReview {
 		return s.Auto
@@ -118,7 +119,7 @@ const (
 type Shipment struct {
 	Type          DeliveryType
 	TransactionID string
-	CarrierCode   string    // two digits, API.md §6.1; empty for a cancel
+	CarrierCode   string    // two digits, docs/protocol.md#carrier-codes; empty for a cancel
 	SlipNo        string    // the tracking number; empty for a cancel
 	InvoiceDate   time.Time // the date the enclosed invoice is issued; zero for none
 }
@@ -198,7 +199,7 @@ func (c *Client) Cancel(ctx context.Context, transactionID string) error {
 	return err
 }
 
-// Invoice is the print data of an enclosed invoice (API.md §8): every element of invoiceInfo as
+// Invoice is the print data of an enclosed invoice (docs/protocol.md#invoice-print-data): every element of invoiceInfo as
 // the display string ATODENE sent, and the detail lines.
 type Invoice struct {
 	Fields  map[string]string   `json:"fields"`

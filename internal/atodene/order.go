@@ -207,7 +207,8 @@ func (c *fieldChecker) err(op string) error {
 	return &InvalidRequestError{Op: op, Fields: c.errs}
 }
 
-// Validate checks an order against ATODENE's field rules (API.md §3.1) without sending anything.
+// Validate checks an order against ATODENE's field rules (docs/protocol.md#field-limits) without
+// sending anything.
 // It returns an *InvalidRequestError listing every field at fault, or nil.
 func (o Order) Validate() error {
 	var c fieldChecker

@@ -226,7 +226,8 @@ func TestCheckField(t *testing.T) {
 	}
 }
 
-// The hand-written field patterns accept exactly what the regular expressions of API.md do.
+// The hand-written field patterns accept exactly what the regular expressions of the forms of
+// docs/protocol.md#field-limits do.
 func FuzzFieldPatterns(f *testing.F) {
 	for _, s := range []string{"150-0001", "1500001", "150-00011", "15a0001", "１５０-0001", "A_b-9", "123456789012345678901", "12-3456", "0000"} {
 		f.Add(s)

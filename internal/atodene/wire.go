@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// The request documents. Each is written by hand, element by element in the order API.md §3
-// gives, rather than by encoding/xml's reflection, which cost as much CPU as the HTTP exchange
+// The request documents. Each is written by hand, element by element in the order
+// docs/protocol.md#operations gives, rather than by encoding/xml's reflection, which cost as much CPU as the HTTP exchange
 // itself; the golden files in testdata pin the bytes. Empty elements are written in the long
 // form <x></x>, which the service requires.
 

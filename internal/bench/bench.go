@@ -1,6 +1,6 @@
 // Package bench measures the worker on one machine, on loopback: throughput against a
 // bare-bones baseline, latency at fixed rates, a slow provider, many orders under review at
-// once, and dead-letter replay (issue 8). Every server runs as its own process: a NATS server
+// once, and dead-letter replay. Every server runs as its own process: a NATS server
 // built from the nats-server module, the ATODENE sandbox, the worker (cmd/worker) and the
 // baseline; Redis is the machine's, under a key prefix of the run's own.
 //

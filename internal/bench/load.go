@@ -17,7 +17,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
-// Buyer e-mails that pick the sandbox's decision (DESIGN.md §11).
+// Buyer e-mails that pick the sandbox's decision (docs/atodene.md#decisions).
 const (
 	emailOK     = "taro@example.jp"      // auto OK
 	emailReview = "review-ok@example.jp" // 審査中, then OK after the review delay

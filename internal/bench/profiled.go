@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 	atodeneworker "github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
@@ -66,7 +67,7 @@ func RunProfiledWorker(ctx context.Context, args []string, stderr io.Writer) err
 		return fmt.Errorf("connecting to NATS: %w", err)
 	}
 	defer nc.Close()
-	rdb, err := atodeneworker.NewRedis(s.RedisURL)
+	rdb, err := atodeneworker.NewRedis(s.RedisURL, transport.RedisFiles{CA: s.RedisCAFile, Cert: s.RedisCertFile, Key: s.RedisKeyFile})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
-// Names the worker uses, which the bench reads (DESIGN.md §3 and docs/architecture.md).
+// Names the worker uses, which the bench reads (docs/architecture.md#streams-subjects-and-consumers).
 const (
 	ordersStream   = "ORDERS"
 	resultsStream  = "RESULTS"

@@ -32,17 +32,31 @@ type Settings struct {
 	// NATSCAFile is a PEM file of the CAs that sign the NATS servers' certificates (-nats-ca).
 	// Default "": the system's roots.
 	NATSCAFile string
+	// NATSCertFile and NATSKeyFile are the PEM client certificate and its private key, for NATS
+	// servers that verify their clients' certificates (mutual TLS) (-nats-cert, -nats-key). Both
+	// or neither. Default "": none.
+	NATSCertFile, NATSKeyFile string
+	// NATSNkeyFile is a file holding a NATS user nkey seed, SU… (-nats-nkey), for servers that
+	// know the worker's user by its public nkey. Not with NATSCredsFile. Default "": none.
+	NATSNkeyFile string
 	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Required unless
 	// Embedded, which runs an in-process Redis-protocol server when it is empty.
 	RedisURL string
+	// RedisCAFile is a PEM file of the CAs that sign the Redis server's certificate (-redis-ca),
+	// with a rediss:// RedisURL. Default "": the system's roots.
+	RedisCAFile string
+	// RedisCertFile and RedisKeyFile are the PEM client certificate and its private key, for a
+	// Redis that verifies its clients' certificates (-redis-cert, -redis-key), with a rediss://
+	// RedisURL. Both or neither. Default "": none.
+	RedisCertFile, RedisKeyFile string
 	// RedisPrefix prefixes every Redis key of the worker (-redis-prefix), so that several
 	// deployments can share one Redis. Default "atodene:".
 	RedisPrefix string
 	// HTTPAddr is where /metrics, /healthz and /readyz are served (-http-addr).
 	// Default "127.0.0.1:9090".
 	HTTPAddr string
-	// Concurrency is the most messages one worker handles at once (-concurrency). Default
-	// DefaultConcurrency.
+	// Concurrency is the most messages one worker handles at once, its consumers together
+	// (-concurrency). Default DefaultConcurrency.
 	Concurrency int
 	// ProviderTimeout bounds one ATODENE call (-provider-timeout). Default 30s.
 	ProviderTimeout time.Duration
@@ -93,8 +107,9 @@ type Settings struct {
 	SkipStreamSetup bool
 	// StreamBytes is the JetStream file store the worker's streams reserve together
 	// (-stream-bytes), in bytes: ORDERS 40%, RESULTS 36%, DLQ 10%, ATODENE_POLLS 6%,
-	// ATODENE_KEPT 6% and ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full, so a backlog
-	// makes the server refuse new input while the worker's own streams keep their room.
+	// ATODENE_KEPT 6% and ATODENE_ADVISORIES 2%. Each refuses new messages once its share is full
+	// (but ATODENE_POLLS, whose message schedules allow nothing but dropping the oldest), so a
+	// backlog makes the server refuse new input while the worker's own streams keep their room.
 	// Default 4 GiB.
 	StreamBytes ByteSize
 	// StreamReplicas is the replica count of the streams the worker creates or updates
@@ -191,7 +206,13 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.NATSURL, "nats-url", s.NATSURL, "NATS server `URLs`, comma-separated; required unless -embedded")
 	fs.StringVar(&s.NATSCredsFile, "nats-creds", s.NATSCredsFile, "NATS credentials `file`")
 	fs.StringVar(&s.NATSCAFile, "nats-ca", s.NATSCAFile, "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
+	fs.StringVar(&s.NATSCertFile, "nats-cert", s.NATSCertFile, "PEM `file` of the client certificate for NATS TLS (mutual TLS); needs -nats-key")
+	fs.StringVar(&s.NATSKeyFile, "nats-key", s.NATSKeyFile, "PEM `file` of the private key of -nats-cert")
+	fs.StringVar(&s.NATSNkeyFile, "nats-nkey", s.NATSNkeyFile, "`file` holding the NATS user's nkey seed (SU…); not with -nats-creds")
 	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); required unless -embedded")
+	fs.StringVar(&s.RedisCAFile, "redis-ca", s.RedisCAFile, "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's")
+	fs.StringVar(&s.RedisCertFile, "redis-cert", s.RedisCertFile, "PEM `file` of the client certificate for Redis TLS (rediss://); needs -redis-key")
+	fs.StringVar(&s.RedisKeyFile, "redis-key", s.RedisKeyFile, "PEM `file` of the private key of -redis-cert")
 	fs.StringVar(&s.RedisPrefix, "redis-prefix", s.RedisPrefix, "`prefix` of every Redis key the worker writes")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "`address` for /metrics, /healthz and /readyz")
 	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker, all its consumers together")
@@ -338,7 +359,29 @@ func (s Settings) validateServers(bad reportFunc) {
 		if s.NATSCAFile != "" {
 			bad("nats-ca", "needs -nats-url: the embedded server does not use TLS")
 		}
+		if s.NATSNkeyFile != "" {
+			bad("nats-nkey", "needs -nats-url: the embedded server takes no credentials")
+		}
+		for _, f := range []struct{ flag, file string }{{"nats-cert", s.NATSCertFile}, {"nats-key", s.NATSKeyFile}} {
+			if f.file != "" {
+				bad(f.flag, "needs -nats-url: the embedded server does not use TLS")
+			}
+		}
 	}
+	if s.NATSNkeyFile != "" && s.NATSCredsFile != "" {
+		bad("nats-nkey", "not with -nats-creds, which holds an nkey seed already: give one of them")
+	}
+	checkKeyPair(bad, "nats", s.NATSCertFile, s.NATSKeyFile)
+	if s.RedisCAFile != "" || s.RedisCertFile != "" || s.RedisKeyFile != "" {
+		if u, err := url.Parse(s.RedisURL); err != nil || u.Scheme != "rediss" {
+			for _, f := range []struct{ flag, file string }{{"redis-ca", s.RedisCAFile}, {"redis-cert", s.RedisCertFile}, {"redis-key", s.RedisKeyFile}} {
+				if f.file != "" {
+					bad(f.flag, "needs a rediss:// -redis-url: the files are for TLS, which redis:// and the embedded server do not use")
+				}
+			}
+		}
+	}
+	checkKeyPair(bad, "redis", s.RedisCertFile, s.RedisKeyFile)
 	if s.NATSURL != "" {
 		for _, u := range strings.Split(s.NATSURL, ",") {
 			checkURL(bad, "nats-url", strings.TrimSpace(u), "nats", "tls", "ws", "wss")
@@ -357,6 +400,17 @@ func (s Settings) validateServers(bad reportFunc) {
 		if _, _, err := net.SplitHostPort(a.addr); s.Embedded && err != nil {
 			bad(a.flag, "%q: want host:port: %v", a.addr, err)
 		}
+	}
+}
+
+// checkKeyPair reports a client certificate without its key (-<server>-cert, -<server>-key), or
+// the other way round.
+func checkKeyPair(bad reportFunc, server, certFile, keyFile string) {
+	switch {
+	case certFile != "" && keyFile == "":
+		bad(server+"-cert", "needs -%s-key, the private key of the certificate", server)
+	case certFile == "" && keyFile != "":
+		bad(server+"-key", "needs -%s-cert, the client certificate of the key", server)
 	}
 }
 

@@ -117,6 +117,24 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"embedded runs its own servers", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, nil},
 		{"creds without nats url", []string{"-embedded", "-nats-creds=w.creds", "-nats-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
 			"-nats-creds (ATODENE_WORKER_NATS_CREDS): needs -nats-url", "-nats-ca (ATODENE_WORKER_NATS_CA): needs -nats-url"}},
+		{"tls and nkey files without nats url", []string{"-embedded", "-nats-nkey=w.nk", "-nats-cert=c.pem", "-nats-key=k.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
+			"-nats-nkey (ATODENE_WORKER_NATS_NKEY): needs -nats-url",
+			"-nats-cert (ATODENE_WORKER_NATS_CERT): needs -nats-url", "-nats-key (ATODENE_WORKER_NATS_KEY): needs -nats-url"}},
+		{"nkey and creds", []string{"-nats-nkey=w.nk", "-nats-creds=w.creds"}, nil, []string{"-nats-nkey (ATODENE_WORKER_NATS_NKEY): not with -nats-creds"}},
+		{"nats cert without key", []string{"-nats-cert=c.pem"}, nil, []string{"-nats-cert (ATODENE_WORKER_NATS_CERT): needs -nats-key"}},
+		{"nats key without cert", nil, map[string]string{"ATODENE_WORKER_NATS_KEY": "k.pem"}, []string{"-nats-key (ATODENE_WORKER_NATS_KEY): needs -nats-cert"}},
+		{"nats tls files", []string{"-nats-url=tls://a:4222", "-nats-ca=ca.pem", "-nats-cert=c.pem", "-nats-key=k.pem"}, nil, nil},
+		{"nats nkey", nil, map[string]string{"ATODENE_WORKER_NATS_NKEY": "w.nk"}, nil},
+		{"redis tls files without rediss", []string{"-redis-ca=ca.pem", "-redis-cert=c.pem", "-redis-key=k.pem"}, nil, []string{
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// -redis-url",
+			"-redis-cert (ATODENE_WORKER_REDIS_CERT): needs a rediss:// -redis-url",
+			"-redis-key (ATODENE_WORKER_REDIS_KEY): needs a rediss:// -redis-url"}},
+		{"redis tls files with the embedded redis", []string{"-embedded", "-redis-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// -redis-url"}},
+		{"redis cert without key", []string{"-redis-url=rediss://:hunter2@r:6380", "-redis-cert=c.pem"}, nil, []string{"-redis-cert (ATODENE_WORKER_REDIS_CERT): needs -redis-key"}},
+		{"redis key without cert", []string{"-redis-url=rediss://r:6380", "-redis-key=k.pem"}, nil, []string{"-redis-key (ATODENE_WORKER_REDIS_KEY): needs -redis-cert"}},
+		{"redis tls files", nil, map[string]string{"ATODENE_WORKER_REDIS_URL": "rediss://r:6380", "ATODENE_WORKER_REDIS_CA": "ca.pem",
+			"ATODENE_WORKER_REDIS_CERT": "c.pem", "ATODENE_WORKER_REDIS_KEY": "k.pem"}, nil},
 		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
 		{"embedded redis with a nats url", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{

@@ -54,7 +54,7 @@ type Atodene struct {
 	InvoiceDelivery InvoiceDelivery
 	// OrderIDPrefix is written before every order_id of the shop to make its shopOrderId, for
 	// shops that share one ATODENE account (the same ShopCode): 0–49 of [A-Za-z0-9_-], counted in
-	// shopOrderId's 50 characters (API.md §3.1). Default "": the order_id alone.
+	// shopOrderId's 50 characters (docs/protocol.md#field-limits). Default "": the order_id alone.
 	OrderIDPrefix string
 }
 

@@ -1,5 +1,5 @@
-// Package dlq writes dead letters (DESIGN.md §10): the original body byte for byte, on
-// dlq.<original subject>, with headers that say where it came from and why it failed.
+// Package dlq writes dead letters: the original body byte for byte, on dlq.<original subject>,
+// with headers that say where it came from and why it failed (docs/operations-worker.md#dead-letters).
 package dlq
 
 import (
@@ -70,6 +70,14 @@ func NewWriter(js jetstream.JetStream) *Writer { return &Writer{js: js} }
 // derived from the original stream and sequence, so writing the same letter twice stores it once
 // within the duplicate window.
 func (w *Writer) Write(ctx context.Context, l Letter) error {
+	_, err := w.WriteOnce(ctx, l)
+	return err
+}
+
+// WriteOnce is Write that also reports whether the stream stored the letter now: false when it
+// held the same letter already (written within the duplicate window by another path, or by an
+// earlier try whose acknowledgement was lost), so that a count of letters counts each once.
+func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err error) {
 	msg := nats.NewMsg(SubjectPrefix + l.Subject)
 	msg.Data = l.Body
 	errText := "(no error given)"
@@ -105,10 +113,11 @@ func (w *Writer) Write(ctx context.Context, l Letter) error {
 	if l.ReplayCount != "" {
 		id += ":r" + l.ReplayCount
 	}
-	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("dlq: writing dead letter for %s seq %d: %w", l.Subject, l.Sequence, err)
+	ack, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	if err != nil {
+		return false, fmt.Errorf("dlq: writing dead letter for %s seq %d: %w", l.Subject, l.Sequence, err)
 	}
-	return nil
+	return !ack.Duplicate, nil
 }
 
 // FromMsg builds the letter of a consumed message from a stream created at created (Unix ns, 0

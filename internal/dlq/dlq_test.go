@@ -17,7 +17,7 @@ import (
 )
 
 // newJetStream starts a JetStream server of the test's own with an ORDERS stream and a DLQ stream
-// configured as DESIGN.md §3 says.
+// configured as docs/architecture.md#streams-subjects-and-consumers says.
 func newJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	_, js := testenv.JetStream(t)
@@ -63,7 +63,7 @@ func TestHeaderNamesAreTheContract(t *testing.T) {
 	want := []string{"Dlq-Original-Subject", "Dlq-Original-Stream", "Dlq-Original-Sequence", "Dlq-Reason", "Dlq-Error",
 		"Dlq-Attempts", "Dlq-Failed-At", "Dlq-Replay-Count", "Dlq-Published-Sequence", "Dlq-Published-Stream-Created"}
 	if !slices.Equal(dlqHeaders, want) {
-		t.Errorf("header names %v, want %v (DESIGN.md §10, and the Dlq-Published-* of docs/operations-worker.md)", dlqHeaders, want)
+		t.Errorf("header names %v, want %v (docs/operations-worker.md#dead-letters)", dlqHeaders, want)
 	}
 	if dlq.SubjectPrefix != "dlq." {
 		t.Errorf("SubjectPrefix %q", dlq.SubjectPrefix)

@@ -1,4 +1,4 @@
-// Package events is the event contract of DESIGN.md §4–§6: the CloudEvents envelope, the subjects,
+// Package events is the event contract of docs/events.md: the CloudEvents envelope, the subjects,
 // the inbound payloads with their validation, and the outcome payloads. The worker and the
 // publisher share it, so an event the publisher accepts is one the worker accepts.
 package events
@@ -112,7 +112,7 @@ const (
 )
 
 // EventKey is the identity of an event: CloudEvents makes source and id unique together, not id
-// alone (DESIGN.md §4), so two importers that both number their events 0001 send two events. It
+// alone (docs/events.md#event-identity), so two importers that both number their events 0001 send two events. It
 // is a fixed-length digest (32 hex digits) of the pair, safe in a Redis key whatever the two
 // hold.
 func EventKey(source, id string) string {
@@ -125,9 +125,10 @@ func EventKey(source, id string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// MsgID is the Nats-Msg-Id a publisher sets for an event (DESIGN.md §4): the id itself when it is
-// a UUID, unique whatever the source; otherwise "ce-" and EventKey(source, id), so that the same
-// id from two sources is two messages and a re-sent copy of one is dropped by the stream.
+// MsgID is the Nats-Msg-Id a publisher sets for an event (docs/events.md#event-identity): the id
+// itself when it is a UUID, unique whatever the source; otherwise "ce-" and EventKey(source, id),
+// so that the same id from two sources is two messages and a re-sent copy of one is dropped by the
+// stream.
 func MsgID(source, id string) string {
 	if isUUID(id) {
 		return id

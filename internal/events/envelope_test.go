@@ -386,7 +386,7 @@ func TestSubject(t *testing.T) {
 			}
 		}
 		if len(events.InboundTypes) != 5 {
-			t.Errorf("InboundTypes = %q, want the five of DESIGN.md §4", events.InboundTypes)
+			t.Errorf("InboundTypes = %q, want the five of docs/events.md#subjects", events.InboundTypes)
 		}
 	})
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/normalize"
 )
 
-// Order is the data of order.created and order.updated (DESIGN.md §5).
+// Order is the data of order.created and order.updated
+// (docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate).
 type Order struct {
 	ShopID          string  `json:"shop_id"`
 	OrderID         string  `json:"order_id"`
@@ -29,7 +30,7 @@ type Order struct {
 	BilledAmount    *int64  `json:"billed_amount"`
 	InvoiceDelivery string  `json:"invoice_delivery,omitempty"`
 	Browser         Browser `json:"browser"`
-	// Normalized lists the values DecodeOrder put into ATODENE's form (DESIGN.md §5), with the
+	// Normalized lists the values DecodeOrder put into ATODENE's form (docs/events.md#normalisation), with the
 	// form they are sent in. It is not part of the event.
 	Normalized []Normalized `json:"-"`
 }
@@ -87,14 +88,16 @@ type InvoiceRequest struct {
 	OrderID string `json:"order_id"`
 }
 
-// Carriers maps the carrier names of DESIGN.md §5 to ATODENE's codes.
+// Carriers maps the carrier names of docs/events.md#ordertracking_entered-eventsdecodetracking to
+// ATODENE's codes.
 var Carriers = map[string]string{
 	"sagawa": "11", "yamato": "12", "nittsu": "13", "seino": "14", "japanpost_registered": "15",
 	"yupack": "16", "fukuyama": "18", "meitetsu": "21", "toll_express": "26", "ecohai": "27",
 	"tonami": "29", "seino_super_express": "30",
 }
 
-// CarrierCodes are ATODENE's carrier codes (API.md §6.1), accepted raw as well as by name.
+// CarrierCodes are ATODENE's carrier codes (docs/protocol.md#carrier-codes), accepted raw as well
+// as by name.
 var CarrierCodes = map[string]bool{
 	"11": true, "12": true, "13": true, "14": true, "15": true, "16": true, "18": true, "20": true, "21": true,
 	"23": true, "26": true, "27": true, "28": true, "29": true, "30": true, "31": true, "32": true,
@@ -113,7 +116,7 @@ var (
 	trackingPattern = regexp.MustCompile(`^[0-9-]{5,20}$`)
 )
 
-// ValidOrderID reports whether id is a valid order ID: 1–50 of [A-Za-z0-9_-] (DESIGN.md §5).
+// ValidOrderID reports whether id is a valid order ID: 1–50 of [A-Za-z0-9_-] (docs/events.md#inbound-payloads).
 func ValidOrderID(id string) bool { return orderIDPattern.MatchString(id) }
 
 // OrderRef returns the order an event is about, for logs.
@@ -140,8 +143,8 @@ func DecodeOrder(env Envelope, shop string) (Order, error) {
 }
 
 // DecodeCreated decodes order.created data as DecodeOrder does, and refuses an order with nothing
-// to bill: billed_amount 0 is invalid for a new order (DESIGN.md §5), while an order.updated that
-// brings an order to 0 cancels its transaction.
+// to bill: billed_amount 0 is invalid for a new order, while an order.updated that brings an order
+// to 0 cancels its transaction (docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate).
 func DecodeCreated(env Envelope, shop string) (Order, error) {
 	o, err := DecodeOrder(env, shop)
 	if err == nil && *o.BilledAmount == 0 {
@@ -150,15 +153,16 @@ func DecodeCreated(env Envelope, shop string) (Order, error) {
 	return o, err
 }
 
-// Limits of the texts that are cut rather than refused (API.md §3.1, §9): item names are display
-// text on the invoice; browser data is screening input that EC-CUBE cuts to 1000 characters.
+// Limits of the texts that are cut rather than refused (docs/protocol.md#field-limits): item names
+// are display text on the invoice; browser data is screening input that EC-CUBE cuts to 1000
+// characters.
 const (
 	maxItemName   = 150
 	maxBrowserLen = 1000
 )
 
 // Normalize puts the order's values into the form ATODENE takes where their meaning is
-// unambiguous (DESIGN.md §5, package normalize): full-width digits and dashes, a leading 〒 and
+// unambiguous (docs/events.md#normalisation, package normalize): full-width digits and dashes, a leading 〒 and
 // +81 numbers in postal codes and phones, half-width katakana and hiragana in kana names, Unicode
 // NFC in text; item names over 150 characters and browser data over 1000 are cut. A buyer's
 // name, address or phone is never cut: Validate refuses them. Every value changed, browser data
@@ -318,7 +322,7 @@ func (p *problems) field(name, element, value string) {
 	}
 }
 
-// Validate checks every rule of DESIGN.md §5 for an order of the given shop.
+// Validate checks every rule of docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate for an order of the given shop.
 func (o Order) Validate(shop string) error {
 	var p problems
 	p.ids(o.ShopID, o.OrderID, shop)
@@ -371,8 +375,9 @@ func (o Order) Validate(shop string) error {
 
 // IsGift reports whether the parcel goes to someone else or somewhere else than the buyer:
 // ship_to is given and its name, postal code or address differs from the buyer's, beyond width
-// and spacing. Such a parcel never carries the invoice (API.md §9: the invoice is enclosed only
-// when the goods go to the buyer's own address; w2 never encloses it in a gift).
+// and spacing. Such a parcel never carries the invoice (docs/protocol.md#business-rules: the
+// invoice is enclosed only when the goods go to the buyer's own address; w2 never encloses it in a
+// gift).
 func (o Order) IsGift() bool {
 	if o.ShipTo == nil || o.Buyer == nil {
 		return false

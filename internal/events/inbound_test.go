@@ -45,7 +45,8 @@ func decodeOrder(t testing.TB, edits ...edit) (events.Order, error) {
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
-// TestDecodeOrderDesignExample decodes the order.created example of DESIGN.md §5 as it is written.
+// TestDecodeOrderDesignExample decodes the order.created example of docs/events.md as it is
+// written (docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate).
 func TestDecodeOrderDesignExample(t *testing.T) {
 	t.Parallel()
 	body, err := os.ReadFile(filepath.Join("testdata", "order.created.json"))
@@ -375,7 +376,7 @@ func TestOrderValidate(t *testing.T) {
 
 var orderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,50}$`)
 
-// checkOrderInvariant checks what every accepted order satisfies (DESIGN.md §5).
+// checkOrderInvariant checks what every accepted order satisfies (docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate).
 func checkOrderInvariant(t testing.TB, o events.Order, shop string) {
 	t.Helper()
 	if o.ShopID != shop {
@@ -490,7 +491,7 @@ func TestDecodeTracking(t *testing.T) {
 
 func TestCarrierCode(t *testing.T) {
 	t.Parallel()
-	// DESIGN.md §5, the carrier table.
+	// The carrier table of docs/events.md#ordertracking_entered-eventsdecodetracking.
 	want := map[string]string{
 		"sagawa": "11", "yamato": "12", "nittsu": "13", "seino": "14", "japanpost_registered": "15", "yupack": "16",
 		"fukuyama": "18", "seino_super_express": "30", "tonami": "29", "ecohai": "27", "meitetsu": "21", "toll_express": "26",
@@ -504,7 +505,7 @@ func TestCarrierCode(t *testing.T) {
 		}
 	}
 	if len(events.CarrierCodes) != 17 {
-		t.Errorf("CarrierCodes has %d codes, want the 17 of API.md §6.1", len(events.CarrierCodes))
+		t.Errorf("CarrierCodes has %d codes, want the 17 of docs/protocol.md#carrier-codes", len(events.CarrierCodes))
 	}
 	for _, bad := range []string{"", "0", "00", "17", "19", "22", "24", "25", "33", "yamato ", "YAMATO"} {
 		if code, ok := events.CarrierCode(bad); ok {
@@ -609,7 +610,8 @@ func TestDecodeDataNotObject(t *testing.T) {
 
 // FuzzDecodeOrder feeds arbitrary subject suffixes and bodies to DecodeEnvelope and DecodeOrder:
 // they never panic, fail only with an *InvalidError naming fields, and whatever they accept
-// satisfies DESIGN.md §5 (a valid order_id, the subject's shop, billed_amount adding up).
+// satisfies docs/events.md#inbound-payloads (a valid order_id, the subject's shop, billed_amount
+// adding up).
 func FuzzDecodeOrder(f *testing.F) {
 	example, err := os.ReadFile(filepath.Join("testdata", "order.created.json"))
 	if err != nil {

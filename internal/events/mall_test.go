@@ -12,9 +12,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
-// mallCase is one real-shaped input of testdata/mall_orders.json: edits on the DESIGN.md §5
-// example, and either the values sent (after normalisation) or the problems, each a field and a
-// part of its reason.
+// mallCase is one real-shaped input of testdata/mall_orders.json: edits on the order.created
+// example of docs/events.md, and either the values sent (after normalisation) or the problems,
+// each a field and a part of its reason.
 type mallCase struct {
 	Name       string            `json:"name"`
 	Edits      [][2]any          `json:"edits"`

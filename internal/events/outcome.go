@@ -7,7 +7,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 )
 
-// Credit is the data of the credit.* outcome events (DESIGN.md §6).
+// Credit is the data of the credit.* outcome events (docs/events.md#credit-eventscredit).
 type Credit struct {
 	ShopID        string                  `json:"shop_id"`
 	OrderID       string                  `json:"order_id"`
@@ -20,7 +20,7 @@ type Credit struct {
 	Reasons       []string                `json:"reasons"`
 	DecidedAt     string                  `json:"decided_at"`
 	// Normalized lists the values of the order that the worker put into ATODENE's form before
-	// sending them (DESIGN.md §5), on the outcome of a registration or a change; left out when
+	// sending them (docs/events.md#normalisation), on the outcome of a registration or a change; left out when
 	// nothing was changed.
 	Normalized []Normalized `json:"normalized,omitempty"`
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden outcome files in testdata/")
+var update = flag.Bool("update", false, "rewrite the golden outcome files in testdata/, and copy docs/schemas/ into docs/events.md")
 
 var jst = time.FixedZone("JST", 9*60*60)
 
@@ -134,15 +134,15 @@ func TestOutcomeGolden(t *testing.T) {
 		file, id, eventType string
 		data                any
 	}{
-		{"credit.ok.golden.json", "credit-100000123-1-ok", events.TypeCreditOK, events.Credit{
+		{"credit.ok.golden.json", "rakuten-01:100000123:5f3a9c01:2:credit.ok", events.TypeCreditOK, events.Credit{
 			ShopID: testShop, OrderID: "100000123", TransactionID: "12345678901", Result: "ok",
 			Fee: 205, BilledAmount: 3155, DecidedAt: decided.Format(time.RFC3339),
 		}},
-		{"credit.ng.golden.json", "credit-100000124-2-ng", events.TypeCreditNG, events.Credit{
+		{"credit.ng.golden.json", "rakuten-01:100000124:0b1d2e3f:2:credit.ng", events.TypeCreditNG, events.Credit{
 			ShopID: testShop, OrderID: "100000124", TransactionID: "12345678902", Result: "ng",
 			Fee: 205, BilledAmount: 60205, Reasons: []string{"住所不備", "電話番号不備"}, DecidedAt: decided.Format(time.RFC3339),
 		}},
-		{"credit.invalid.golden.json", "credit-100000125-1-invalid", events.TypeCreditInvalid, events.Credit{
+		{"credit.invalid.golden.json", "rakuten-01:100000125:7c4e9a10:2:credit.invalid", events.TypeCreditInvalid, events.Credit{
 			ShopID: testShop, OrderID: "100000125", Result: "invalid", Fee: 205, BilledAmount: 3155,
 			Errors: []atodene.ProviderError{
 				{Point: "zip", Code: "er000004", Message: "郵便番号の形式が不正です"},
@@ -150,11 +150,11 @@ func TestOutcomeGolden(t *testing.T) {
 			},
 			DecidedAt: decided.Format(time.RFC3339),
 		}},
-		{"shipment.ok.golden.json", "shipment-100000123-3-ok", events.TypeShipmentOK, events.Shipment{
+		{"shipment.ok.golden.json", "rakuten-01:100000123:5f3a9c01:4:shipment.ok", events.TypeShipmentOK, events.Shipment{
 			ShopID: testShop, OrderID: "100000123", TransactionID: "12345678901", CarrierCode: "12",
 			TrackingNumber: "1234-5678-9012", Report: "new", ReportedAt: decided.Format(time.RFC3339),
 		}},
-		{"invoice.ok.golden.json", "invoice-100000123-4-ok", events.TypeInvoiceOK, events.Invoice{
+		{"invoice.ok.golden.json", "rakuten-01:100000123:5f3a9c01:6:invoice.ok", events.TypeInvoiceOK, events.Invoice{
 			ShopID: testShop, OrderID: "100000123", TransactionID: "12345678901",
 			Invoice: &atodene.Invoice{
 				Fields: map[string]string{

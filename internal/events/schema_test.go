@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,11 +18,13 @@ import (
 )
 
 // The JSON Schemas of docs/events.md describe what a publisher should send and what a consumer
-// receives. The tests in this file keep them true: every schema of the page compiles, the
-// documents the worker reads and writes pass them, and documents the worker refuses fail them.
+// receives. Each is a file of docs/schemas/, shown on the page as it is. The tests in this file keep
+// them true: the page shows every file as it is, every file compiles, the documents the worker
+// reads and writes pass them, and documents the worker refuses fail them.
 
 const (
 	eventsDoc   = "../../docs/events.md"
+	schemaDir   = "../../docs/schemas"
 	draft202012 = "https://json-schema.org/draft/2020-12/schema"
 )
 
@@ -89,47 +92,50 @@ func instance(t testing.TB, raw []byte) any {
 	return v
 }
 
-// schemas compiles every JSON Schema of docs/events.md (the ```json blocks that hold "$schema") as
-// Draft 2020-12, with format assertions on, and returns them by $id. It fails the test if there is
-// none, or if one does not compile.
+// schemaFiles returns the paths of the schema files of docs/schemas/, sorted.
+func schemaFiles(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(schemaDir, "*.schema.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schema files in %s: %v", schemaDir, err)
+	}
+	return files
+}
+
+// schemas compiles every JSON Schema of docs/schemas/ as Draft 2020-12, with format assertions on,
+// and returns them by $id. It fails the test if one does not compile.
 func schemas(t testing.TB) map[string]*jsonschema.Schema {
 	t.Helper()
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
 	var ids []string
-	for _, b := range jsonBlocks(t, eventsDoc) {
-		if !strings.Contains(b.text, `"$schema"`) {
-			continue
-		}
-		doc := instance(t, []byte(b.text))
+	for _, f := range schemaFiles(t) {
+		doc := instance(t, mustRead(t, f))
 		obj, _ := doc.(map[string]any)
 		id, _ := obj["$id"].(string)
 		if s, _ := obj["$schema"].(string); s != draft202012 {
-			t.Errorf("%s:%d: $schema %q, want %q", eventsDoc, b.line, s, draft202012)
+			t.Errorf("%s: $schema %q, want %q", f, s, draft202012)
 		}
 		if id == "" {
-			t.Errorf("%s:%d: a schema without $id", eventsDoc, b.line)
+			t.Errorf("%s: a schema without $id", f)
 			continue
 		}
 		if slices.Contains(ids, id) {
-			t.Errorf("%s:%d: a second schema with $id %s", eventsDoc, b.line, id)
+			t.Errorf("%s: a second schema with $id %s", f, id)
 			continue
 		}
 		if err := c.AddResource(id, doc); err != nil {
-			t.Errorf("%s:%d: %v", eventsDoc, b.line, err)
+			t.Errorf("%s: %v", f, err)
 			continue
 		}
 		ids = append(ids, id)
-	}
-	if len(ids) == 0 {
-		t.Fatalf("%s holds no JSON Schema", eventsDoc)
 	}
 	out := map[string]*jsonschema.Schema{}
 	for _, id := range ids {
 		sch, err := c.Compile(id)
 		if err != nil {
-			t.Errorf("%s: schema %s does not compile: %v", eventsDoc, id, err)
+			t.Errorf("schema %s does not compile: %v", id, err)
 			continue
 		}
 		out[id] = sch
@@ -140,12 +146,75 @@ func schemas(t testing.TB) map[string]*jsonschema.Schema {
 	return out
 }
 
+// schemaInclude is the line of docs/events.md that names the schema file shown in the ```json block
+// after it.
+var schemaInclude = regexp.MustCompile("^\\[`docs/schemas/([a-z-]+\\.schema\\.json)`\\]\\(schemas/([a-z-]+\\.schema\\.json)\\):$")
+
+// TestSchemaFilesAreOnThePage: docs/events.md shows every schema file, once, as the file holds it,
+// each after a line that links to the file, and shows no other schema. With -update, it copies the
+// files into the page's blocks instead.
+func TestSchemaFilesAreOnThePage(t *testing.T) {
+	page := string(mustRead(t, eventsDoc))
+	lines := strings.SplitAfter(page, "\n")
+	shown := map[string]int{}
+	var out strings.Builder
+	for i := 0; i < len(lines); i++ {
+		out.WriteString(lines[i])
+		m := schemaInclude.FindStringSubmatch(strings.TrimSuffix(lines[i], "\n"))
+		if m == nil {
+			if strings.TrimSpace(lines[i]) == "```json" && i+1 < len(lines) && strings.Contains(lines[i+1], `"$schema"`) {
+				t.Errorf("%s:%d: a schema that is not a file of docs/schemas/ (put it in a file and show it after a link to it)", eventsDoc, i+1)
+			}
+			continue
+		}
+		name := m[1]
+		if m[2] != name {
+			t.Errorf("%s:%d: the link names %s but points at %s", eventsDoc, i+1, name, m[2])
+		}
+		shown[name]++
+		if i+2 >= len(lines) || strings.TrimSpace(lines[i+1]) != "" || strings.TrimSpace(lines[i+2]) != "```json" {
+			t.Errorf("%s:%d: the link to %s is not followed by a blank line and a ```json block", eventsDoc, i+1, name)
+			continue
+		}
+		out.WriteString(lines[i+1] + lines[i+2])
+		end := i + 3
+		for end < len(lines) && strings.TrimSpace(lines[end]) != "```" {
+			end++
+		}
+		if end == len(lines) {
+			t.Fatalf("%s:%d: the block of %s is not closed", eventsDoc, i+3, name)
+		}
+		block := strings.Join(lines[i+3:end], "")
+		file, err := os.ReadFile(filepath.Join(schemaDir, name))
+		if err != nil {
+			t.Errorf("%s:%d: %v", eventsDoc, i+1, err)
+			file = []byte(block)
+		}
+		if block != string(file) && !*update {
+			t.Errorf("%s:%d: the block differs from docs/schemas/%s (run go test ./internal/events -run TestSchemaFilesAreOnThePage -update to copy the file here)", eventsDoc, i+3, name)
+		}
+		out.Write(file)
+		i = end - 1
+	}
+	for _, f := range schemaFiles(t) {
+		if n := shown[filepath.Base(f)]; n != 1 {
+			t.Errorf("%s shows %s %d times, want once", eventsDoc, filepath.Base(f), n)
+		}
+	}
+	if *update && out.String() != page {
+		if err := os.WriteFile(eventsDoc, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("copied the schema files into %s", eventsDoc)
+	}
+}
+
 // schema returns the schema with this $id, failing the test if the page has none.
 func schema(t testing.TB, all map[string]*jsonschema.Schema, id string) *jsonschema.Schema {
 	t.Helper()
 	sch, ok := all[id]
 	if !ok {
-		t.Fatalf("%s has no schema %s", eventsDoc, id)
+		t.Fatalf("%s holds no schema %s", schemaDir, id)
 	}
 	return sch
 }
@@ -277,6 +346,43 @@ func TestOrderSchemaAcceptsTheNormalForm(t *testing.T) {
 	}
 	if accepted == 0 || asReceived == 0 || asReceived == accepted {
 		t.Errorf("%d accepted cases, %d of them in normal form as received: the corpus no longer tests both kinds", accepted, asReceived)
+	}
+}
+
+// Every case of testdata/mall_orders.json that the worker refuses, the order schema refuses too,
+// at the field the worker names: a publisher that checks its documents against the schema is not
+// surprised by a dead letter for a rule the schema could have told it.
+func TestOrderSchemaRefusesTheRefusedMallOrders(t *testing.T) {
+	t.Parallel()
+	sch := schema(t, schemas(t), schemaOrder)
+	var cases []mallCase
+	if err := json.Unmarshal(mustRead(t, filepath.Join("testdata", "mall_orders.json")), &cases); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, c := range cases {
+		if c.Problems == nil {
+			continue
+		}
+		refused++
+		edits := make([]edit, len(c.Edits))
+		for i, e := range c.Edits {
+			edits[i] = edit{path: e[0].(string), value: e[1]}
+		}
+		received := dataOf(t, inbound(t, events.TypeOrderCreated, nil, edits))
+		err := sch.Validate(instance(t, received))
+		if err == nil {
+			t.Errorf("%s: accepted by the order schema, but the worker refuses it (%v)", c.Name, c.Problems)
+			continue
+		}
+		for field := range c.Problems {
+			if at := "'/" + strings.ReplaceAll(field, ".", "/") + "'"; !strings.Contains(err.Error(), at) {
+				t.Errorf("%s: the schema refuses it, but not at %s, where the worker does:\n%v", c.Name, at, err)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Error("testdata/mall_orders.json holds no refused case")
 	}
 }
 

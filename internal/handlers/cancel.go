@@ -26,7 +26,7 @@ func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) er
 
 // cancelling is the decision of an event that ends the order's credit: order.cancelled, or
 // order.updated with nothing left to bill (why says so), which is a cancel in every status (as w2
-// treats it, API.md §7). One for an order the worker has no record of waits for the order (parked):
+// treats it, docs/protocol.md#changes-and-cancels). One for an order the worker has no record of waits for the order (parked):
 // a credit.cancelled without a cancel at ATODENE would be made up.
 func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	did := "cancelled"

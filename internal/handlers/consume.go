@@ -19,7 +19,11 @@ type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *Message, rea
 
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
-	// Concurrency is how many messages are handled at once. Default 512.
+	// Share is the consumer's part of a budget of handling slots shared with other consumers
+	// (Budget.Share): the messages of all of them handled at once stay within the budget's size.
+	// Default nil: a budget of Concurrency slots of the consumer's own, closed when Consume returns.
+	Share *Share
+	// Concurrency is how many messages are handled at once when Share is nil. Default 512.
 	Concurrency int
 	// AckWait is the consumer's ack wait; progress is signalled every AckWait/3 while a handler
 	// runs, so a slow provider call is never redelivered elsewhere. Required.
@@ -74,9 +78,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	return c
 }
 
-// Consume pulls messages from cons and handles up to Concurrency of them at once until ctx is
-// cancelled. Then it stops fetching, lets in-flight handlers finish within the grace period,
-// hands back what is left (Nak) and returns nil.
+// Consume pulls messages from cons and handles as many of them at once as its share of a budget
+// allows (or Concurrency) until ctx is cancelled. Then it stops fetching, lets in-flight handlers
+// finish within the grace period, hands back what is left (Nak) and returns nil.
 func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg ConsumerConfig) error {
 	cfg = cfg.withDefaults()
 	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.DeadLetter == nil {
@@ -86,32 +90,40 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	// A fixed set of handling goroutines rather than one per message: their stacks, grown deep by
-	// the first messages, stay grown (a new goroutine per message spent 8% of the CPU copying
-	// stacks as they grew).
-	slots := make(chan struct{}, cfg.Concurrency)
-	jobs := make(chan job, cfg.Concurrency) // never full: a message is fetched for a free slot
-	var wg sync.WaitGroup
-	for range cfg.Concurrency {
-		wg.Go(func() {
-			for j := range jobs {
-				handleMsg(work, j.msg, j.created, h, cfg)
-				<-slots
-			}
-		})
+	share := cfg.Share
+	if share == nil {
+		budget := NewBudget(cfg.Concurrency)
+		defer budget.Close() // deferred first, so run last: after the in-flight handlers are waited for
+		share = budget.Share(0)
 	}
+	var inFlight sync.WaitGroup
 	created := cfg.StreamCreated
+	// want is how many slots to take for the next fetch: twice what the last one brought, so
+	// that an idle consumer, whose fetch waits fetchWait for messages that do not come, holds one
+	// slot of the shared budget meanwhile, not every free one, while a busy one doubles to what
+	// is free.
+	want := 1
 	for ctx.Err() == nil {
-		n := reserve(ctx, slots)
+		// Messages are pulled only for slots taken: a message the server delivered is handled at
+		// once, with progress heartbeats, never left waiting in a buffer where its ack wait would
+		// run out.
+		n := share.acquire(ctx, want)
 		if n == 0 {
 			break
 		}
 		// A message goes with the creation time of the stream it was fetched from: a rebind
 		// (below) changes it only between fetches.
-		got, err := fetch(cons, n, func(msg jetstream.Msg) { jobs <- job{msg, created} })
-		for range n - got {
-			<-slots // give back the reservations the batch did not use
-		}
+		msgCreated := created
+		got, err := fetch(cons, n, func(msg jetstream.Msg) {
+			inFlight.Add(1)
+			share.run(func() {
+				defer inFlight.Done()
+				defer share.release(1)
+				handleMsg(work, msg, msgCreated, h, cfg)
+			})
+		})
+		share.release(n - got) // the reservations the batch did not use
+		want = min(max(2*got, 1), share.b.size)
 		if err != nil && ctx.Err() == nil {
 			cfg.Logger.Warn("pulling messages failed; retrying", zap.Error(err))
 			if cfg.Rebind != nil {
@@ -132,9 +144,8 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 			}
 		}
 	}
-	close(jobs)
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { inFlight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(cfg.Grace):
@@ -144,35 +155,8 @@ func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg Consum
 	return nil
 }
 
-// job is a fetched message and the creation time of its stream.
-type job struct {
-	msg     jetstream.Msg
-	created int64
-}
-
 // fetchWait bounds one pull request; shutdown waits at most this long for it to end.
 const fetchWait = time.Second
-
-// reserve takes at least one free handling slot, waiting for it, and then every other free one;
-// it returns how many it took (0 when ctx ended). Messages are pulled only for reserved slots:
-// a message the server delivered is handled at once, with progress heartbeats, never left
-// waiting in a buffer where its ack wait would run out.
-func reserve(ctx context.Context, slots chan struct{}) int {
-	select {
-	case slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for {
-		select {
-		case slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
-}
 
 // fetch pulls up to n messages, passing each to handle as it arrives, and returns how many came.
 func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, error) {
@@ -203,6 +187,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler,
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
+	m.LastAttempt = m.Attempt >= cfg.MaxDeliver
 	m.Published = dlq.Published(msg.Headers(), m.Sequence)
 	m.StreamCreated, m.PublishedCreated = created, dlq.PublishedCreated(msg.Headers(), created)
 	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
@@ -224,10 +209,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler,
 		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
 		return
 	}
-	reason, permanent := DeadLetterReason(err)
-	if !permanent && m.Attempt >= cfg.MaxDeliver {
-		reason, permanent = ReasonExhausted, true
-	}
+	reason, permanent := deadLetterOf(err, m)
 	if !permanent {
 		delay, ok := RetryDelay(err)
 		if !ok {
@@ -245,6 +227,27 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler,
 		cfg.DeadLettered(ctx, m, reason, err)
 	}
 	settle(msg.Ack, "ack after dead letter")
+}
+
+// deadLetterOf says whether a handler's failure dead-letters m, and why: a permanent failure, or
+// on the last delivery any other failure but the infrastructure's, which is tried again in place.
+func deadLetterOf(err error, m *Message) (reason string, ok bool) {
+	if reason, ok := DeadLetterReason(err); ok {
+		return reason, true
+	}
+	if err != nil && m.LastAttempt && !IsInfrastructure(err) {
+		return ReasonExhausted, true
+	}
+	return "", false
+}
+
+// deliveryOutcome is Outcome for the log line of one handling of m: on its last delivery, a failure
+// that dead-letters it says dead-letter:exhausted, where Outcome (and the metrics) say retry.
+func deliveryOutcome(err error, m *Message) string {
+	if reason, ok := deadLetterOf(err, m); ok {
+		return "dead-letter:" + reason
+	}
+	return Outcome(err)
 }
 
 // runHandler runs h once, within the handler timeout.

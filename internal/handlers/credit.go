@@ -2,9 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,16 +11,22 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// request is an order ready to send: the fee table applied, the provider's form built, a hash
-// of it to recognise identical data, and the values sent in another form than received.
+// request is an order ready to send: the fee table applied, the provider's form built, its hash
+// to store (dataHash), and the values sent in another form than received.
 type request struct {
 	order      atodene.Order
 	hash       string
 	normalized []events.Normalized
 }
 
+// sameAs reports whether st records this request's data as the data last sent, whichever version
+// of the hash it holds (a state written before an upgrade holds an older one).
+func (r request) sameAs(st orderstate.State) bool {
+	return st.DataHash == r.hash || sameData(st.DataHash, r.order)
+}
+
 // OrderCreated handles order.created (decoded by events.DecodeCreated): fee table, registration,
-// outcome (DESIGN.md §7). A repeat for an order that is OK or pending calls nothing and publishes
+// outcome (docs/lifecycle.md#ordercreated). A repeat for an order that is OK or pending calls nothing and publishes
 // nothing.
 func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error {
 	shop, err := o.shop(ev.Shop)
@@ -54,7 +57,7 @@ func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new
 // order, for any other a fresh registration (再与信). Identical data calls nothing. An update
-// that brings the billed amount to 0 cancels the live transaction (as w2 does, API.md §7).
+// that brings the billed amount to 0 cancels the live transaction (as w2 does, docs/protocol.md#changes-and-cancels).
 func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error {
 	shop, err := o.shop(ev.Shop)
 	if err != nil {
@@ -78,7 +81,7 @@ func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	first := intent(ev.Meta, req, orderstate.State{})
 	return decision{ev: ev.Meta, ordered: creditOrder, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
-			if st.DataHash == req.hash {
+			if req.sameAs(st) {
 				return keep("no change: same data")
 			}
 			return o.modify(ctx, r, ev, req, st)
@@ -99,7 +102,7 @@ func (o *Orders) registerIfNew(ctx context.Context, r *run, ev Event[events.Orde
 			return keep("no change: the event's time is before the order's cancel")
 		}
 	case orderstate.StatusNG, orderstate.StatusInvalid:
-		if st.DataHash == req.hash {
+		if req.sameAs(st) {
 			return keep("no change: same data as the request ATODENE answered " + string(st.Status))
 		}
 	}
@@ -120,11 +123,7 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 	if err := order.Validate(); err != nil {
 		return request{}, Permanent(ReasonInvalid, err)
 	}
-	forHash := order
-	forHash.Browser = atodene.Browser{} // browser data changes between events of the same order
-	raw, _ := json.Marshal(forHash)
-	sum := sha256.Sum256(raw)
-	return request{order: order, hash: hex.EncodeToString(sum[:]), normalized: normalized}, nil
+	return request{order: order, hash: dataHash(order), normalized: normalized}, nil
 }
 
 // toProviderOrder builds what ATODENE is sent, and lists the values sent in another form than
@@ -148,7 +147,7 @@ func toProviderOrder(shop *Shop, o events.Order, fee, billed int64) (atodene.Ord
 		p := toPerson(*o.ShipTo)
 		out.ShipTo = &p
 		// An invoice is never enclosed in a parcel addressed to someone else: a gift's invoice is
-		// mailed to the buyer (DESIGN.md §5, API.md §9).
+		// mailed to the buyer (docs/protocol.md#business-rules).
 		if out.Service == atodene.ServiceEnclosed && o.IsGift() {
 			out.Service = atodene.ServiceSeparate
 			normalized = append(normalized[:len(normalized):len(normalized)], events.Normalized{Field: "invoice_delivery", Value: events.DeliverySeparate})
@@ -174,7 +173,7 @@ func toPerson(p events.Person) atodene.Person {
 // would be true of both.
 func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	resent := st.Status == orderstate.StatusRegistering && !r.fresh
-	if st.Status != orderstate.StatusRegistering || st.DataHash != req.hash {
+	if st.Status != orderstate.StatusRegistering || !req.sameAs(st) {
 		var err error
 		if st, err = o.Store.Put(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
 			return fail(err)

@@ -8,7 +8,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// Dead-letter reasons (DESIGN.md §10).
+// Dead-letter reasons (docs/events.md#dead-letters).
 const (
 	ReasonInvalid        = "invalid"
 	ReasonUnknownShop    = "unknown-shop"
@@ -22,6 +22,13 @@ const (
 	// or link ID), not the order; replay the letter once the account is fixed.
 	ReasonAccountRefused = "account-refused"
 )
+
+// Reasons returns every dead-letter reason above: the values Dlq-Reason can hold, which the
+// publisher's -reason filter accepts (a test there checks it against the constants).
+func Reasons() []string {
+	return []string{ReasonInvalid, ReasonUnknownShop, ReasonOutcomeUnknown, ReasonPollDeadline, ReasonExhausted,
+		ReasonNoTransaction, ReasonAccountRefused}
+}
 
 // deadLetterError marks a failure that retrying cannot fix: the message goes to the dead-letter
 // stream with a reason.
@@ -60,8 +67,10 @@ func (e *retryAfterError) Error() string {
 }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
-// RetryAfter asks for the message to be redelivered after d, e.g. when another handler holds the
-// order. It still counts as a delivery attempt.
+// RetryAfter asks for the message to be redelivered after d. It still counts as a delivery attempt,
+// and the message holds a MaxAckPending slot while it waits, so no handler uses it for a wait: an
+// event that finds its order's lease held is queued in the order's inbox, and one that waits for
+// another event is parked (docs/architecture.md#acknowledgements).
 func RetryAfter(d time.Duration, err error) error { return &retryAfterError{delay: d, err: err} }
 
 // RetryDelay returns the delay requested by RetryAfter.

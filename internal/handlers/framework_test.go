@@ -475,19 +475,19 @@ func TestMetricsCountByTypeAndOutcome(t *testing.T) {
 
 	families := gather(t, reg)
 	for _, tc := range []struct {
-		typ, outcome string
-		want         float64
+		typ, outcome, reason string
+		want                 float64
 	}{
-		{"order.cancelled", "ok", 2},
-		{"order.cancelled", "retry", 1},
-		{"order.cancelled", "dead-letter:unknown-shop", 1},
-		{"order.cancelled", "retry-after", 1},
-		{"undecoded", "dead-letter:invalid", 1},
-		{"order.created", "ok", 1},
+		{"order.cancelled", "ok", "", 2},
+		{"order.cancelled", "retry", "", 1},
+		{"order.cancelled", "dead-letter", "unknown-shop", 1},
+		{"order.cancelled", "retry-after", "", 1},
+		{"undecoded", "dead-letter", "invalid", 1},
+		{"order.created", "ok", "", 1},
 	} {
-		m := series(families["atodene_worker_messages_total"], map[string]string{"type": tc.typ, "outcome": tc.outcome})
+		m := series(families["atodene_worker_messages_total"], map[string]string{"type": tc.typ, "outcome": tc.outcome, "reason": tc.reason})
 		if got := m.GetCounter().GetValue(); got != tc.want {
-			t.Errorf("messages{type=%s,outcome=%s} = %v, want %v", tc.typ, tc.outcome, got, tc.want)
+			t.Errorf("messages{type=%s,outcome=%s,reason=%s} = %v, want %v", tc.typ, tc.outcome, tc.reason, got, tc.want)
 		}
 	}
 	if n := len(families["atodene_worker_messages_total"].GetMetric()); n != 6 {
@@ -499,6 +499,31 @@ func TestMetricsCountByTypeAndOutcome(t *testing.T) {
 	}
 	if got := series(latency, map[string]string{"type": "order.cancelled"}).GetHistogram().GetSampleCount(); got != 5 {
 		t.Errorf("order.cancelled latency observations = %d, want 5", got)
+	}
+}
+
+// TestMetricsStartWithEveryDeadLetterAtZero: the dead-letter series of every known reason exist
+// at zero from the start, for each type the worker handles, so that an alert on any increase fires
+// on the first dead letter after a restart (a series born at 1 shows no increase).
+func TestMetricsStartWithEveryDeadLetterAtZero(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	handlers.NewMetrics(reg, "order.created", "poll")
+	messages := gather(t, reg)["atodene_worker_messages_total"]
+	reasons := handlers.Reasons()
+	if len(reasons) != 7 {
+		t.Errorf("reasons %v, want the 7 of errors.go", reasons)
+	}
+	for _, typ := range []string{"order.created", "poll"} {
+		for _, reason := range reasons {
+			m := series(messages, map[string]string{"type": typ, "outcome": "dead-letter", "reason": reason})
+			if m.GetCounter() == nil || m.GetCounter().GetValue() != 0 {
+				t.Errorf("messages{type=%s,outcome=dead-letter,reason=%s}: %v, want a series at 0", typ, reason, m)
+			}
+		}
+	}
+	if n := len(messages.GetMetric()); n != 2*len(reasons) {
+		t.Errorf("%d series, want %d", n, 2*len(reasons))
 	}
 }
 

@@ -34,6 +34,10 @@ type Message struct {
 	// created again, which start at 1 again.
 	PublishedCreated int64
 	Attempt          int // delivery count, from 1
+	// LastAttempt says this is the consumer's last delivery (ConsumerConfig.MaxDeliver): a failure
+	// now dead-letters the message as exhausted instead of handing it back, unless it is the
+	// infrastructure's (tried again in place).
+	LastAttempt bool
 	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
 	// its Dlq-Replay-Count header.
 	Replayed    bool
@@ -82,7 +86,8 @@ type Meta struct {
 	ReplayCount      string
 }
 
-// Key is the event's identity, events.EventKey(Source, ID): source and id together (DESIGN.md §4).
+// Key is the event's identity, events.EventKey(Source, ID): source and id together
+// (docs/events.md#event-identity).
 func (m Meta) Key() string { return events.EventKey(m.Source, m.ID) }
 
 // Event is a decoded, validated inbound event.

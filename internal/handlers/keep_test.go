@@ -37,6 +37,7 @@ func newEnv(t *testing.T, prov handlers.Provider) *env {
 	rdb, prefix := testenv.Redis(t)
 	e := &env{store: orderstate.New(rdb, prefix, time.Hour), outs: &flakyOutcomes{}, polls: &recordedPolls{},
 		letters: &recordedLetters{}, clock: &clock{now: time.Now()}}
+	t.Cleanup(e.store.Close)
 	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
 	e.o = &handlers.Orders{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, LeaseTTL: time.Minute, Now: e.clock.Now}

@@ -14,7 +14,7 @@ import (
 // snapshot, a flush). So a copy of it is kept in JetStream first, and the reconciler compares the
 // copies with Redis: a copy of an event Redis still holds stays, one of an event applied is
 // dropped, and one of an event Redis lost goes back to its subject, to be handled again as it was
-// first published (DESIGN.md §14: an accepted event is never lost).
+// first published (docs/architecture.md#promises: an accepted event is never lost).
 
 // Kept keeps the copies; the worker's implementation is a JetStream stream with one message per
 // event.

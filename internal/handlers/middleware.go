@@ -28,18 +28,29 @@ func Recover(log *zap.Logger) Middleware {
 	}
 }
 
-// Outcome names how a handled message ended, for logs and metrics.
+// Outcome names how a handled message ended, for logs: ok, retry, retry-after, or
+// dead-letter:<reason>.
 func Outcome(err error) string {
+	outcome, reason := outcomeOf(err)
+	if reason != "" {
+		return outcome + ":" + reason
+	}
+	return outcome
+}
+
+// outcomeOf says how a handled message ended, as the metrics' outcome and reason labels: ok, retry
+// or retry-after with no reason, or dead-letter with the dead-letter reason.
+func outcomeOf(err error) (outcome, reason string) {
 	if err == nil {
-		return "ok"
+		return "ok", ""
 	}
 	if reason, ok := DeadLetterReason(err); ok {
-		return "dead-letter:" + reason
+		return "dead-letter", reason
 	}
 	if _, ok := RetryDelay(err); ok {
-		return "retry-after"
+		return "retry-after", ""
 	}
-	return "retry"
+	return "retry", ""
 }
 
 // Logging writes one line per handled message: event id, type, shop, outcome, duration and
@@ -52,7 +63,7 @@ func Logging(log *zap.Logger) Middleware {
 			fields := []zap.Field{
 				zap.String("event_id", clip(m.Envelope.ID)), zap.String("subject", clip(m.Subject)),
 				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop), zap.String("order", m.Order),
-				zap.String("outcome", Outcome(err)), zap.Duration("duration", time.Since(start)),
+				zap.String("outcome", deliveryOutcome(err, m)), zap.Duration("duration", time.Since(start)),
 				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
 			}
 			if err != nil {
@@ -72,13 +83,15 @@ type Metrics struct {
 	Duration *prometheus.HistogramVec
 }
 
-// NewMetrics registers the handler metrics with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the handler metrics with reg. For each of types (the message types the
+// worker handles) it creates the dead-letter series of every reason at zero, so that an alert on
+// any increase fires on the first dead letter after a restart too: a series born at 1 shows none.
+func NewMetrics(reg prometheus.Registerer, types ...string) *Metrics {
 	m := &Metrics{
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atodene_worker_messages_total",
-			Help: "Messages handled, by event type and outcome (ok, retry, retry-after, dead-letter:<reason>).",
-		}, []string{"type", "outcome"}),
+			Help: "Messages handled, by type, outcome (ok, retry, retry-after, dead-letter) and dead-letter reason (empty for the other outcomes).",
+		}, []string{"type", "outcome", "reason"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "atodene_worker_handler_seconds",
 			Help:    "Time to handle one message, by event type.",
@@ -86,6 +99,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 	}
 	reg.MustRegister(m.Messages, m.Duration)
+	for _, typ := range types {
+		for _, reason := range Reasons() {
+			m.Messages.WithLabelValues(typ, "dead-letter", reason)
+		}
+	}
 	return m
 }
 
@@ -99,7 +117,8 @@ func (mt *Metrics) Middleware() Middleware {
 			if typ == "" {
 				typ = "undecoded"
 			}
-			mt.Messages.WithLabelValues(typ, Outcome(err)).Inc()
+			outcome, reason := outcomeOf(err)
+			mt.Messages.WithLabelValues(typ, outcome, reason).Inc()
 			mt.Duration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
 			return err
 		}

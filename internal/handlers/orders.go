@@ -47,7 +47,7 @@ type DeadLetters interface {
 	Write(ctx context.Context, l dlq.Letter) error
 }
 
-// Orders handles the events of an order's life (DESIGN.md §5–§8): the credit check, its changes
+// Orders handles the events of an order's life (docs/lifecycle.md): the credit check, its changes
 // and cancellation, polling under review, shipment reports and invoice data. The handlers of one
 // order are serialized across all workers by a lease; different orders run in parallel. Every
 // event handled is recorded in the order's history, with what it did.
@@ -60,7 +60,7 @@ type Orders struct {
 	// DeadLetters stores the dead letters of parked events that waited too long.
 	DeadLetters DeadLetters
 	// ParkLimit is how long an event may wait for its order to get where it applies before it is
-	// dead-lettered (DESIGN.md §7). Default 7 days.
+	// dead-lettered (docs/lifecycle.md#parked-events). Default 7 days.
 	ParkLimit time.Duration
 	// MaxAttempts is how many times an event kept by the worker (queued in the order's inbox, or
 	// parked) is tried before a transient failure dead-letters it as exhausted, as the consumer's
@@ -153,7 +153,7 @@ type decision struct {
 	// nothing, so that the shop's last word stands when events of one order run in parallel.
 	ordered *ordering
 	// waits, if set, says what the order must get to before the event applies ("" when it
-	// applies now). An event that must wait is parked, never retried (DESIGN.md §7).
+	// applies now). An event that must wait is parked, never retried (docs/lifecycle.md#parked-events).
 	waits func(st orderstate.State) string
 	// apply decides, calling ATODENE as needed.
 	apply func(ctx context.Context, r *run, st orderstate.State) change

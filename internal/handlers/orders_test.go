@@ -76,6 +76,7 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
 	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
 	ctx := context.Background()
 	if _, err := store.Put(ctx, "shop", "o1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}, time.Now()); err != nil {
 		t.Fatal(err)
@@ -106,6 +107,7 @@ func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
 	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
 	ctx := context.Background()
 	for _, order := range []string{"ok-1", "ng-1"} {
 		status := orderstate.StatusOK
@@ -169,6 +171,7 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
 	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
 	ctx := context.Background()
 	if _, err := store.Put(ctx, "shop", "o1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}, time.Now()); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 // registered, a cancel while its registration is under way) are parked in the order's state and
 // acknowledged at once, never handed back with a delay: a message handed back holds one of the
 // consumer's MaxAckPending slots while it waits, and enough of them stall every other order
-// (DESIGN.md §7, §8). The handler that moves the order on applies them, in arrival order, as part
+// (docs/lifecycle.md#parked-events). The handler that moves the order on applies them, in arrival order, as part
 // of settling its state; one that waits longer than Orders.ParkLimit is dead-lettered with reason
 // no-transaction, its body byte for byte, by a timer of its order.
 

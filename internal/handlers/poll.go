@@ -23,7 +23,7 @@ func newPollBackoff(p PollPolicy) *backoff.ExponentialBackOff {
 	)
 }
 
-// withDefaults fills the DESIGN.md §8 defaults.
+// withDefaults fills the defaults of docs/configuration.md#settings.
 func (p PollPolicy) withDefaults() PollPolicy {
 	if p.First <= 0 {
 		p.First = time.Minute
@@ -67,7 +67,8 @@ type Polls interface {
 	Schedule(ctx context.Context, p PollRequest, at time.Time) error
 }
 
-// PollPolicy is the re-check schedule of orders under review (DESIGN.md §8).
+// PollPolicy is the re-check schedule of orders under review
+// (docs/architecture.md#polling-orders-under-review).
 type PollPolicy struct {
 	First    time.Duration // first re-check after registration; default 1m
 	Max      time.Duration // longest interval; default 30m

@@ -12,8 +12,8 @@ import (
 )
 
 // Refusals stops the calls to ATODENE for a shop whose merchant account ATODENE refuses (a wrong
-// or rotated link password, an unknown shop code): such a refusal is no order's outcome (DESIGN.md
-// §10). The event that met it, and every event of the shop that would call ATODENE while the stop
+// or rotated link password, an unknown shop code): such a refusal is no order's outcome
+// (docs/lifecycle.md#refusals-of-the-merchants-account). The event that met it, and every event of the shop that would call ATODENE while the stop
 // lasts, is dead-lettered with reason account-refused, to be replayed once the account is fixed.
 // The stop lasts 30 s, doubling with each refusal to 10 min; then one call tries again. It ends at
 // the first call ATODENE does not refuse that way, and with the process.

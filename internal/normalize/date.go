@@ -15,7 +15,7 @@ import "unicode/utf8"
 //	2026.11.27 → 2026-11-27
 //	2026/1/7   → 2026/1/7 (refused by the validator)
 //
-// Source: DESIGN.md §5 (2026-11-29); docs/events.md, order.tracking_entered.
+// Source: docs/events.md#normalisation; docs/events.md#ordertracking_entered-eventsdecodetracking.
 func Date(s string) string {
 	if !utf8.ValidString(s) {
 		return s

@@ -10,7 +10,7 @@ import "unicode/utf8"
 //	ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ → taro@example.jp
 //	 taro@example.jp　           → taro@example.jp
 //
-// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.1, email.
+// Source: docs/events.md#normalisation; the form is docs/protocol.md#field-limits, email.
 func Email(s string) string {
 	if !utf8.ValidString(s) {
 		return s

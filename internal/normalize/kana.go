@@ -26,7 +26,7 @@ import (
 //	ｳﾞｧｲｵﾘﾝ     → ヴァイオリン
 //	加藤         → 加藤 (refused by the validator)
 //
-// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.1, kanaName and shipKananame.
+// Source: docs/events.md#normalisation; the form is docs/protocol.md#field-limits, kanaName and shipKananame.
 func Kana(s string) string {
 	if kanaForm(s) || !utf8.ValidString(s) {
 		return s

@@ -1,5 +1,5 @@
 // Package normalize puts the values of real mall orders (Rakuten, Yahoo!, own carts) into the form
-// ATODENE takes, where their meaning is unambiguous (DESIGN.md §5, added 2026-11-29): full-width
+// ATODENE takes, where their meaning is unambiguous (docs/events.md#normalisation): full-width
 // digits and dashes in postal codes, phone and tracking numbers, a leading 〒, +81 phone numbers,
 // half-width katakana and hiragana in kana names, dates written with slashes or dots, and Unicode
 // NFC in free text.

@@ -39,7 +39,7 @@ import (
 // letters and other characters (03-1234-5678 ext. 12, 内線). Phone never adds or drops a digit
 // other than the country code and trunk prefix of a +81 number.
 //
-// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.1, tel and shipTel.
+// Source: docs/events.md#normalisation; the form is docs/protocol.md#field-limits, tel and shipTel.
 func Phone(s string) string {
 	if !utf8.ValidString(s) {
 		return s

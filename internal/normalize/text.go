@@ -23,7 +23,7 @@ import (
 //	神 (U+FA19) → 神 (U+FA19)
 //	東京都渋谷区　神宮前１－１－１ → unchanged
 //
-// Source: DESIGN.md §5 (2026-11-29): "Unicode NFC"; UAX #15 for the forms.
+// Source: docs/events.md#normalisation: "Unicode NFC"; UAX #15 for the forms.
 func Text(s string) string {
 	if !utf8.ValidString(s) {
 		return s
@@ -71,12 +71,12 @@ func indexCompatIdeograph(s string) int {
 // than n; "" when n ≤ 0. It never splits a UTF-8 sequence; a byte of invalid UTF-8 counts as one
 // character, as in utf8.RuneCountInString. It is for display and screening text that ATODENE's own
 // clients cut rather than refuse: item names over 150 characters, browser data over 1000. A buyer's
-// name, address or phone is never cut (DESIGN.md §5).
+// name, address or phone is never cut (docs/events.md#inbound-payloads).
 //
 // Cut counts code points, as the field rules of package atodene do: a character written with a
 // combining mark counts as two, so pass text through Text before cutting it.
 //
-// Source: DESIGN.md §5 (2026-11-29); the limits are API.md §3.1, goods, httpHeader and deviceInfo.
+// Source: docs/events.md#normalisation; the limits are docs/protocol.md#field-limits, goods, httpHeader and deviceInfo.
 func Cut(s string, n int) string {
 	if n <= 0 {
 		return ""

@@ -17,7 +17,7 @@ import (
 //	1234 5678 9012        → 1234-5678-9012
 //	1234 - 5678 - 9012    → 1234-5678-9012
 //
-// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.3, deliverySlipNo.
+// Source: docs/events.md#normalisation; the form is docs/protocol.md#shippingrequestdo-shipment-report, deliverySlipNo.
 func TrackingNumber(s string) string {
 	if !utf8.ValidString(s) {
 		return s

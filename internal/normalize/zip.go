@@ -12,7 +12,7 @@ import (
 // a leading 〒 (U+3012) and the spaces after it are dropped; every dash-like character (see the
 // list at isDash: ‐ – — ― − ー － ｰ and others) becomes '-'. Then three digits, one separator ('-'
 // or a single space) and four digits are written 123-4567. Seven digits alone stay as they are:
-// ATODENE accepts both forms (API.md §3.1), and adding the hyphen would change the hash of orders
+// ATODENE accepts both forms (docs/protocol.md#field-limits), and adding the hyphen would change the hash of orders
 // already sent. Anything else is returned after those steps, for the validator to refuse.
 //
 //	１５０－０００１   → 150-0001
@@ -22,7 +22,7 @@ import (
 //	1500001          → 1500001
 //	150-00001        → 150-00001 (refused by the validator)
 //
-// Source: DESIGN.md §5 (2026-11-29); the form is API.md §3.1, zip and shipZip.
+// Source: docs/events.md#normalisation; the form is docs/protocol.md#field-limits, zip and shipZip.
 func Zip(s string) string {
 	if !utf8.ValidString(s) {
 		return s

@@ -2,6 +2,7 @@ package orderstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,11 +17,14 @@ import (
 // one round trip per call. One pipeline at a time batched best: the benchmark's throughput with
 // two or four on the wire was 4% and 6% lower.
 //
-// Its goroutine starts with the first call and lives as long as the process.
+// Its goroutine starts with the first call and ends with the store's Close.
 type batcher struct {
-	rdb   redis.UniversalClient
-	calls chan *call
-	start sync.Once
+	rdb     redis.UniversalClient
+	calls   chan *call
+	start   sync.Once
+	quit    chan struct{} // closed by close: the loop sends what is queued and ends
+	stopped chan struct{} // closed when the loop ended, or by close if it never started
+	closing sync.Once
 }
 
 type call struct {
@@ -35,7 +39,35 @@ type call struct {
 const maxBatch = 128
 
 func newBatcher(rdb redis.UniversalClient) *batcher {
-	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch)}
+	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// ErrClosed is the error of a store's call made after its Close.
+var ErrClosed = errors.New("orderstate: the store is closed")
+
+// Close stops the store's batcher. The calls already queued still go out, as calls given up by
+// their handlers do (a write that lands is found by the event's retry, which then has less to
+// redo); those made later fail with ErrClosed. Close waits for that last send for at most
+// closeWait: against a Redis that stopped answering it ends with its timeout (pipelineTimeout) or
+// when the client is closed, which the client's owner does after Close, and a shutdown is not held
+// for it. Call it once the store's users have stopped; a second Close does nothing more.
+func (s *Store) Close() { s.batch.close() }
+
+// closeWait bounds how long Close waits for the last send.
+const closeWait = time.Second
+
+func (b *batcher) close() {
+	b.closing.Do(func() {
+		// A batcher never started has no loop to stop: mark it stopped, and start none after.
+		b.start.Do(func() { close(b.stopped) })
+		close(b.quit)
+	})
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-b.stopped:
+	case <-t.C:
+	}
 }
 
 // run runs script and returns its reply, or ctx's error once ctx ends. A call given up that way
@@ -46,22 +78,47 @@ func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, 
 	if err := ctx.Err(); err != nil {
 		return failed(ctx, err)
 	}
+	select {
+	case <-b.quit:
+		return closed(ctx)
+	default:
+	}
 	b.start.Do(func() { go b.loop() })
 	c := &call{script: script, keys: keys, args: args, done: make(chan struct{})}
 	select {
 	case b.calls <- c:
+	case <-b.quit:
+		return closed(ctx)
 	case <-ctx.Done():
 		return failed(ctx, ctx.Err())
 	}
-	select {
-	case <-c.done:
-		if err := c.cmd.Err(); err != nil {
+	reply := func() *redis.Cmd {
+		if err := c.cmd.Err(); err != nil && !errors.Is(err, ErrClosed) {
 			c.cmd.SetErr(unavailable(err))
 		}
 		return c.cmd
+	}
+	select {
+	case <-c.done:
+		return reply()
+	case <-b.stopped:
+		// The call was queued as the loop ended: the loop answered it, or never saw it.
+		select {
+		case <-c.done:
+			return reply()
+		default:
+			return closed(ctx)
+		}
 	case <-ctx.Done():
 		return failed(ctx, fmt.Errorf("waiting for Redis: %w", ctx.Err()))
 	}
+}
+
+// closed is a call made after the store's Close.
+func closed(ctx context.Context) *redis.Cmd {
+	cmd := redis.NewCmd(ctx)
+	cmd.SetErr(ErrClosed)
+	return cmd
 }
 
 // failed is a call that ended before Redis answered: Redis is unavailable as far as it knows.
@@ -72,8 +129,20 @@ func failed(ctx context.Context, err error) *redis.Cmd {
 }
 
 func (b *batcher) loop() {
+	defer close(b.stopped)
 	batch := make([]*call, 0, maxBatch)
-	for c := range b.calls {
+	for {
+		var c *call
+		select {
+		case c = <-b.calls:
+		case <-b.quit:
+			// Closed: send what is queued, then end. A call queued later finds the loop stopped.
+			select {
+			case c = <-b.calls:
+			default:
+				return
+			}
+		}
 		batch = append(batch[:0], c)
 	collect:
 		for len(batch) < maxBatch {

@@ -13,7 +13,7 @@ import (
 // HistoryLimit is how many entries an order's history keeps; older ones are dropped.
 const HistoryLimit = 100
 
-// Entry is one line of an order's history (DESIGN.md §7): an event handled and what it did. It
+// Entry is one line of an order's history (docs/lifecycle.md#the-history): an event handled and what it did. It
 // holds no personal data: identifiers, types, statuses and ATODENE's answers only.
 type Entry struct {
 	At       time.Time `json:"at"`

@@ -1,4 +1,5 @@
-// Package orderstate keeps each order's credit state in Redis (DESIGN.md §7): the state machine,
+// Package orderstate keeps each order's credit state in Redis (docs/lifecycle.md,
+// docs/architecture.md#order-state-in-redis): the state machine,
 // what the worker needs to continue after a crash, per-order leases that serialize the handlers
 // of one order across replicas, and the records of events processed to completion.
 //
@@ -25,7 +26,7 @@ import (
 // Status is where an order stands with ATODENE.
 type Status string
 
-// Statuses of the state machine of DESIGN.md §7.
+// Statuses of the state machine of docs/lifecycle.md#statuses.
 const (
 	StatusNone        Status = ""            // never registered
 	StatusRegistering Status = "registering" // intent written, registration under way
@@ -68,7 +69,7 @@ type State struct {
 	Fee           int64     `json:"fee"`
 	BilledAmount  int64     `json:"billed_amount"`
 	Service       string    `json:"service,omitempty"`   // ATODENE's invoice delivery code
-	DataHash      string    `json:"data_hash,omitempty"` // of the request last sent, to spot identical data
+	DataHash      string    `json:"data_hash,omitempty"` // of the request last sent, to spot identical data: "v1:<64 hex>", or <64 hex> from before hashes had a version (handlers compare each by its own computation)
 	Reasons       []string  `json:"reasons,omitempty"`
 	Errors        []Error   `json:"errors,omitempty"`
 	Shipment      *Shipment `json:"shipment,omitempty"`

@@ -17,7 +17,9 @@ import (
 func newStore(t *testing.T) *Store {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	return New(rdb, prefix, time.Hour)
+	s := New(rdb, prefix, time.Hour)
+	t.Cleanup(s.Close) // before the client's close, registered earlier and so run later
+	return s
 }
 
 func TestGetPut(t *testing.T) {
@@ -215,6 +217,7 @@ func TestRedisDown(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	s, ctx := New(rdb, "t:", time.Hour), context.Background()
+	defer s.Close()
 	if _, err := s.Put(ctx, "shop", "o1", State{Status: StatusOK}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +243,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	s, ctx := New(rdb, "t:", time.Hour), context.Background()
+	defer s.Close()
 	round := func(name string) {
 		var wg sync.WaitGroup
 		for i := range 200 {
@@ -277,6 +281,7 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
 	s, ctx := New(rdb, prefix, time.Hour), context.Background()
+	t.Cleanup(s.Close)
 	if err := rdb.Set(ctx, prefix+"order:shop:bad", "{not json", 0).Err(); err != nil {
 		t.Fatal(err)
 	}

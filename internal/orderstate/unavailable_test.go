@@ -20,6 +20,7 @@ func TestUnavailableRedisIsMarked(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	s := New(rdb, "t:", time.Hour)
+	t.Cleanup(s.Close)
 	if _, err := s.Put(ctx, "shop", "o1", State{Status: StatusOK}, time.Now()); err != nil {
 		t.Fatal(err)
 	}

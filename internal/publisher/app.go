@@ -5,6 +5,7 @@ package publisher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
 // App is one run of the tool, with its input and outputs.
@@ -27,7 +29,9 @@ type App struct {
 	// Terminal says whether Stderr is a terminal, where progress bars are drawn.
 	Terminal bool
 
-	natsURL, natsCreds string
+	natsURL string
+	// natsFiles are the files of -nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key.
+	natsFiles transport.NATSFiles
 }
 
 // UsageError is a mistake in the command line: exit status 2.
@@ -59,9 +63,14 @@ func commands() map[string]command {
 func (a *App) Run(ctx context.Context, args []string) error {
 	fs := a.flagSet("publisher")
 	fs.StringVar(&a.natsURL, "nats-url", a.env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server `URLs` [$ATODENE_PUBLISHER_NATS_URL]")
-	fs.StringVar(&a.natsCreds, "nats-creds", a.env("NATS_CREDS", ""), "NATS credentials `file` [$ATODENE_PUBLISHER_NATS_CREDS]")
+	fs.StringVar(&a.natsFiles.Creds, "nats-creds", a.env("NATS_CREDS", ""), "NATS credentials `file` [$ATODENE_PUBLISHER_NATS_CREDS]")
+	fs.StringVar(&a.natsFiles.Nkey, "nats-nkey", a.env("NATS_NKEY", ""), "`file` holding the NATS user's nkey seed (SU…); not with -nats-creds [$ATODENE_PUBLISHER_NATS_NKEY]")
+	fs.StringVar(&a.natsFiles.CA, "nats-ca", a.env("NATS_CA", ""), "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's [$ATODENE_PUBLISHER_NATS_CA]")
+	fs.StringVar(&a.natsFiles.Cert, "nats-cert", a.env("NATS_CERT", ""), "PEM `file` of the client certificate for NATS TLS (mutual TLS) [$ATODENE_PUBLISHER_NATS_CERT]")
+	fs.StringVar(&a.natsFiles.Key, "nats-key", a.env("NATS_KEY", ""), "PEM `file` of the private key of -nats-cert [$ATODENE_PUBLISHER_NATS_KEY]")
 	fs.Usage = func() {
-		fmt.Fprintf(a.Stderr, "Usage: publisher [flags] <command> [command flags]\n\nCommands:\n")
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: publisher [flags] <command> [command flags]\n\nCommands:\n")
 		cmds := commands()
 		names := make([]string, 0, len(cmds))
 		for n := range cmds {
@@ -69,15 +78,17 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(a.Stderr, "  %-8s %s\n", n, cmds[n].summary)
+			fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 		}
-		fmt.Fprintf(a.Stderr, "\nFlags:\n")
+		fmt.Fprintf(w, "\nFlags (also taken after a command that connects to NATS):\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	// The command's own flags follow its name, so these are parsed up to the name only.
+	if err := a.parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
+		fs.SetOutput(a.Stderr)
 		fs.Usage()
 		return usagef("no command given")
 	}
@@ -97,31 +108,95 @@ func (a *App) env(name, def string) string {
 	return def
 }
 
-// flagSet returns a flag set that reports errors instead of exiting, printing help to Stderr.
+// flagSet returns the flag set of a command: it reports errors instead of exiting, and its usage
+// names the command (setUsage gives it a synopsis and a description).
 func (a *App) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: publisher %s [flags]\n\nFlags:\n", name)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-// parse parses args, turning flag errors into usage errors (and -h into flag.ErrHelp).
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return UsageError{err}
+// parseFlags parses the flags at the start of args. Help (-h) is asked for, so its usage goes to
+// Stdout, where it can be paged, and is flag.ErrHelp (exit status 0). A mistake is a UsageError
+// naming the command, printed once by main: the flag package would print it and the whole usage
+// to the same writer.
+func (a *App) parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(a.Stdout)
+		fs.Usage()
+		return err
+	case err != nil:
+		return usagef("%s: %v (publisher %s -h lists the flags)", fs.Name(), err, fs.Name())
 	}
 	return nil
 }
 
-// connect opens a NATS connection and its JetStream context.
-func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name("atodene-publisher")}
-	if a.natsCreds != "" {
-		opts = append(opts, nats.UserCredentials(a.natsCreds))
+// parseArgs parses a command's flags wherever they are among its arguments, as in
+// `dlq show 3 -json`, and returns the arguments. "--" ends the flags: what follows is arguments.
+func (a *App) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := a.parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if parsed := len(args) - len(rest); parsed > 0 && args[parsed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	nc, err := nats.Connect(a.natsURL, opts...)
+}
+
+// isHelp reports whether arg asks for help, as the flag package understands it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// help prints the usage of a group of commands on Stdout and returns flag.ErrHelp (exit status 0).
+func (a *App) help(usage string) error {
+	fmt.Fprint(a.Stdout, usage)
+	return flag.ErrHelp
+}
+
+// bindConnection adds the connection flags of the tool (-nats-url, -nats-creds, -nats-nkey,
+// -nats-ca, -nats-cert, -nats-key) to a command that connects to NATS, so that they may also
+// follow the command's name; there they win over the ones before it.
+func (a *App) bindConnection(fs *flag.FlagSet) {
+	fs.StringVar(&a.natsURL, "nats-url", a.natsURL, "NATS server `URLs`, as before the command")
+	fs.StringVar(&a.natsFiles.Creds, "nats-creds", a.natsFiles.Creds, "NATS credentials `file`, as before the command")
+	fs.StringVar(&a.natsFiles.Nkey, "nats-nkey", a.natsFiles.Nkey, "NATS nkey seed `file`, as before the command")
+	fs.StringVar(&a.natsFiles.CA, "nats-ca", a.natsFiles.CA, "PEM `file` of the CAs trusted for NATS TLS, as before the command")
+	fs.StringVar(&a.natsFiles.Cert, "nats-cert", a.natsFiles.Cert, "PEM `file` of the NATS client certificate, as before the command")
+	fs.StringVar(&a.natsFiles.Key, "nats-key", a.natsFiles.Key, "PEM `file` of the NATS client key, as before the command")
+	fs.Lookup("nats-url").DefValue = redactURL(a.natsURL) // -h must not print a password
+}
+
+// connect opens a NATS connection and its JetStream context. A credentials, nkey or TLS file
+// that cannot be used is an error naming its flag and path; -nats-nkey with -nats-creds is a
+// UsageError.
+func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
+	if a.natsFiles.Nkey != "" && a.natsFiles.Creds != "" {
+		return nil, nil, usagef("-nats-nkey: not with -nats-creds, which holds an nkey seed already: give one of them")
+	}
+	files, err := a.natsFiles.Options()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(a.natsURL, append([]nats.Option{nats.Name("atodene-publisher")}, files...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(a.natsURL), err)
 	}
@@ -131,6 +206,24 @@ func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// printJSON writes v to Stdout as one line of JSON: the output of -json.
+func (a *App) printJSON(v any) error {
+	enc := json.NewEncoder(a.Stdout)
+	enc.SetEscapeHTML(false) // an error text keeps its < and &
+	return enc.Encode(v)
+}
+
+// where says which NATS server was asked, in an error that means the server has no such stream:
+// what a publisher sees when pointed at another server than the worker's (a machine's own NATS on
+// the standard port, say).
+func (a *App) where(err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("%w: on the NATS server %s; is it the worker's? Set -nats-url or ATODENE_PUBLISHER_NATS_URL (the worker prints it at start-up)",
+			err, redactURL(a.natsURL))
+	}
+	return err
 }
 
 // redactURL hides the credentials in server URLs printed in help and errors.

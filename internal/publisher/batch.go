@@ -35,6 +35,27 @@ type batchRun struct {
 	bar                                     *progress
 	published, duplicates, rejected, failed int
 	valid                                   int // dry run: lines that would be published
+	rejectedLines, failedLines              []int
+}
+
+// batchResult is what batch -json prints: the counts of the summary, and the numbers of the lines
+// rejected or failed (their problems are on stderr, one line each, as without -json).
+type batchResult struct {
+	DryRun        bool  `json:"dry_run"`
+	Published     int   `json:"published"`
+	Duplicates    int   `json:"duplicates"`
+	Valid         int   `json:"valid"` // dry run: lines that would be published
+	Rejected      int   `json:"rejected"`
+	Failed        int   `json:"failed"`
+	RejectedLines []int `json:"rejected_lines"`
+	FailedLines   []int `json:"failed_lines"`
+}
+
+func (b *batchRun) result(dry bool) batchResult {
+	return batchResult{DryRun: dry, Published: b.published, Duplicates: b.duplicates, Valid: b.valid,
+		Rejected: b.rejected, Failed: b.failed,
+		// Lists, even empty ones, so that a reader never meets null.
+		RejectedLines: append([]int{}, b.rejectedLines...), FailedLines: append([]int{}, b.failedLines...)}
 }
 
 // report writes a line about one input line to Stderr, first clearing the progress bar's line.
@@ -47,13 +68,15 @@ func (b *batchRun) report(line int, err error) {
 
 func (b *batchRun) reject(line int, err error) {
 	b.rejected++
+	b.rejectedLines = append(b.rejectedLines, line)
 	b.report(line, err)
 	b.bar.add(1)
 }
 
 func (b *batchRun) fail(line int, err error) {
 	b.failed++
-	b.report(line, fmt.Errorf("publishing: %w", err))
+	b.failedLines = append(b.failedLines, line)
+	b.report(line, b.a.where(fmt.Errorf("publishing: %w", err)))
 	b.bar.add(1)
 }
 
@@ -80,6 +103,8 @@ func (a *App) batch(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "events per `second`; 0 publishes as fast as the server acknowledges, with 256 awaiting acknowledgement")
 	source := fs.String("source", defaultSource, "CloudEvents `source` of events that have none")
 	dry := fs.Bool("dry-run", false, "validate every line; publish nothing")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object, with the numbers of the lines rejected or failed")
+	a.bindConnection(fs)
 	a.setUsage(fs, "batch -file F.jsonl|- [-type T] [-rate N] [-source S]",
 		`Publishes one event per line: a whole CloudEvent (an object with specversion or data) or a data object
 of -type. Blank lines are skipped. Missing envelope attributes are filled in, and every line is validated
@@ -87,12 +112,13 @@ as the worker validates it: a rejected line is reported as "line N: field: reaso
 The summary counts what the server stored, what it dropped as a duplicate (same source and id within its duplicate
 window) and what was rejected; the exit status is 1 when any line was rejected or failed.
 `)
-	if err := parse(fs, args); err != nil {
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	switch {
-	case fs.NArg() != 0:
-		return usagef("batch takes no arguments (got %q): give the file with -file", fs.Arg(0))
+	case len(rest) != 0:
+		return usagef("batch takes no arguments (got %q): give the file with -file", rest[0])
 	case *file == "":
 		return usagef("batch needs -file (- for stdin)")
 	case !isInbound(*typ):
@@ -111,13 +137,11 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 	}
 	total := 0
 	if a.Terminal && *file != "-" {
-		var err error
 		if total, err = countLines(*file); err != nil {
 			return err
 		}
 	}
-	b := &batchRun{a: a, bar: a.progress("publishing", total)}
-	b.bar.on = b.bar.on && total > 0 // stdin: the total is unknown
+	b := &batchRun{a: a, bar: a.progress("publishing", total)} // stdin: the total is unknown, 0, and no bar
 
 	var js jetstream.JetStream
 	var maxPayload int64 = 1 << 20 // the server's default, for a dry run
@@ -141,8 +165,8 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 	for stop == nil {
 		raw, readErr := rd.ReadBytes('\n')
 		line++
-		if raw = bytes.TrimSpace(raw); len(raw) > 0 {
-			pending = b.line(js, lim, pending, line, raw, fill{typ: *typ, source: *source, now: time.Now()}, maxPayload)
+		if !blank(raw) {
+			pending = b.line(js, lim, pending, line, bytes.TrimSpace(raw), fill{typ: *typ, source: *source, now: time.Now()}, maxPayload)
 		}
 		switch {
 		case errors.Is(readErr, io.EOF):
@@ -158,7 +182,11 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 	}
 	b.bar.finish()
 
-	if *dry {
+	if *asJSON {
+		if err := a.printJSON(b.result(*dry)); err != nil {
+			return err
+		}
+	} else if *dry {
 		fmt.Fprintf(a.Stdout, "valid %d, rejected %d (dry run: nothing published)\n", b.valid, b.rejected)
 	} else {
 		fmt.Fprintf(a.Stdout, "published %d, duplicates %d (reported by the server), rejected %d", b.published, b.duplicates, b.rejected)
@@ -208,38 +236,29 @@ func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight
 	return pending
 }
 
-// countLines counts the non-blank lines of a file, for the progress bar.
+// blank reports whether a line holds nothing to publish: batch skips it.
+func blank(line []byte) bool { return len(bytes.TrimSpace(line)) == 0 }
+
+// countLines counts the lines of a file that are not blank, for the progress bar. It reads them
+// as batch does: a line batch skips but the count took in would keep the bar short of its end.
 func countLines(name string) (int, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	n, blank := 0, true
-	buf := make([]byte, 64<<10)
+	rd := bufio.NewReader(f)
+	n := 0
 	for {
-		k, err := f.Read(buf)
-		for _, c := range buf[:k] {
-			switch c {
-			case '\n':
-				if !blank {
-					n++
-				}
-				blank = true
-			case ' ', '\t', '\r':
-			default:
-				blank = false
-			}
+		line, err := rd.ReadBytes('\n')
+		if !blank(line) {
+			n++
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			return n, nil
 		}
 		if err != nil {
 			return 0, err
 		}
 	}
-	if !blank {
-		n++
-	}
-	return n, nil
 }

@@ -197,8 +197,8 @@ func TestDeadLetterOperations(t *testing.T) {
 	var first letter
 	_ = json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &first)
 	// The letter of the replay names where the replay was, and keeps where the event was first.
-	if first.Published == "" || first.Published == first.OrigSeq {
-		t.Errorf("letter of a replay: published sequence %q, original sequence %q; want the first event's, not the replay's", first.Published, first.OrigSeq)
+	if first.Published == 0 || first.Published == first.OrigSeq {
+		t.Errorf("letter of a replay: published sequence %d, original sequence %d; want the first event's, not the replay's", first.Published, first.OrigSeq)
 	}
 	out, err = e.run("", "dlq", "show", fmt.Sprint(first.Seq))
 	if err != nil || !strings.Contains(out, "Dlq-Reason: invalid") || !strings.Contains(out, "Dlq-Replay-Count: 1") || !strings.Contains(out, `"billed_amount": 1`) {

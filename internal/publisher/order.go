@@ -11,37 +11,46 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
 // order runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis, and its
 // history: every event handled and what it did. Neither holds personal data, except the outcomes
 // waiting to be published and the bodies of parked events, which are counted, not shown.
 func (a *App) order(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "show" {
-		return usagef("want: order show [flags] SHOP ORDER (order show -h lists the flags)")
+	const synopsis = "order show [flags] SHOP ORDER"
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		return a.help("Usage: publisher " + synopsis + "   (publisher order show -h lists the flags)\n")
+	case len(args) == 0 || args[0] != "show":
+		return usagef("want: %s (order show -h lists the flags)", synopsis)
 	}
 	fs := a.flagSet("order show")
 	redisURL := fs.String("redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
+	var files transport.RedisFiles
+	fs.StringVar(&files.CA, "redis-ca", a.env("REDIS_CA", ""), "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's [$ATODENE_PUBLISHER_REDIS_CA]")
+	fs.StringVar(&files.Cert, "redis-cert", a.env("REDIS_CERT", ""), "PEM `file` of the client certificate for Redis TLS (rediss://) [$ATODENE_PUBLISHER_REDIS_CERT]")
+	fs.StringVar(&files.Key, "redis-key", a.env("REDIS_KEY", ""), "PEM `file` of the private key of -redis-cert [$ATODENE_PUBLISHER_REDIS_KEY]")
 	prefix := fs.String("redis-prefix", a.env("REDIS_PREFIX", "atodene:"), "the worker's Redis key `prefix` [$ATODENE_PUBLISHER_REDIS_PREFIX]")
 	asJSON := fs.Bool("json", false, "print the state and the history as JSON")
-	if err := parse(fs, args[1:]); err != nil {
+	a.setUsage(fs, synopsis, `Shows an order's state as the worker holds it in Redis, then its history: every event handled for
+the order, oldest first, with what it did. Personal data is left out.
+`)
+	rest, err := a.parseArgs(fs, args[1:])
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 2 {
-		return usagef("order show needs SHOP and ORDER")
+	if len(rest) != 2 {
+		return usagef("order show needs SHOP and ORDER (got %d arguments)", len(rest))
 	}
-	url := *redisURL
-	if !strings.Contains(url, "://") {
-		url = "redis://" + url // host:port, as the worker's embedded mode prints it
-	}
-	opts, err := redis.ParseURL(url)
+	rdb, err := connectRedis(*redisURL, files)
 	if err != nil {
-		return usagef("-redis-url: %v", err)
+		return err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	shop, orderID := fs.Arg(0), fs.Arg(1)
+	shop, orderID := rest[0], rest[1]
 	store := orderstate.New(rdb, *prefix, 0)
+	defer store.Close()
 	st, err := store.Get(ctx, shop, orderID)
 	if err != nil {
 		return err
@@ -75,6 +84,26 @@ func (a *App) order(ctx context.Context, args []string) error {
 		return err
 	}
 	return printHistory(a, history)
+}
+
+// connectRedis returns a client of the Redis at url (a redis:// or rediss:// URL, or host:port),
+// with the TLS files of a rediss:// URL. A URL that does not parse, or files without rediss://,
+// is a UsageError; a file that cannot be used is an error naming its flag and path.
+func connectRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
+	if !strings.Contains(url, "://") {
+		url = "redis://" + url // host:port, as the worker's embedded mode prints it
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, usagef("-redis-url: %v", err)
+	}
+	if opts.TLSConfig == nil && files != (transport.RedisFiles{}) {
+		return nil, usagef("-redis-ca, -redis-cert and -redis-key need a rediss:// -redis-url: redis:// does not use TLS")
+	}
+	if err := files.Apply(opts); err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
 }
 
 func printState(a *App, shop, orderID string, st orderstate.State, pending int) error {

@@ -15,11 +15,14 @@ type progress struct {
 	label string
 	total int
 	done  int
+	drawn int // the done count last drawn
 	last  time.Time
 }
 
+// progress returns the bar of total items; with nothing to count (0 items, or a total not known)
+// it draws nothing.
 func (a *App) progress(label string, total int) *progress {
-	return &progress{w: a.Stderr, on: a.Terminal, label: label, total: total}
+	return &progress{w: a.Stderr, on: a.Terminal && total > 0, label: label, total: total}
 }
 
 // add counts n more items done.
@@ -28,7 +31,12 @@ func (p *progress) add(n int) {
 	if !p.on || time.Since(p.last) < 100*time.Millisecond && p.done < p.total {
 		return
 	}
-	p.last = time.Now()
+	p.draw()
+}
+
+// draw draws the bar over the line it is on.
+func (p *progress) draw() {
+	p.last, p.drawn = time.Now(), p.done
 	const width = 30
 	filled := width
 	if p.total > 0 {
@@ -37,11 +45,16 @@ func (p *progress) add(n int) {
 	fmt.Fprintf(p.w, "\r%s [%s%s] %d/%d", p.label, strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.done, p.total)
 }
 
-// finish ends the bar's line.
+// finish draws the bar as the run ends, however soon after its last drawing (a run that stops
+// early shows where it stopped), and ends its line.
 func (p *progress) finish() {
-	if p.on {
-		fmt.Fprintln(p.w)
+	if !p.on {
+		return
 	}
+	if p.last.IsZero() || p.drawn != p.done {
+		p.draw()
+	}
+	fmt.Fprintln(p.w)
 }
 
 // limiter paces a loop at rate per second; zero or less means no limit.

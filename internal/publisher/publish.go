@@ -225,7 +225,7 @@ func problemLines(w io.Writer, prefix string, err error) {
 // setUsage makes fs print a synopsis and a description before its flags.
 func (a *App) setUsage(fs *flag.FlagSet, synopsis, description string) {
 	fs.Usage = func() {
-		fmt.Fprintf(a.Stderr, "Usage: publisher %s\n\n%s\nFlags:\n", synopsis, description)
+		fmt.Fprintf(fs.Output(), "Usage: publisher %s\n\n%s\nFlags:\n", synopsis, description)
 		fs.PrintDefaults()
 	}
 }
@@ -255,6 +255,8 @@ func (a *App) publish(ctx context.Context, args []string) error {
 	carrier := fs.String("carrier", "", "`carrier` name (yamato, sagawa, ...) or ATODENE code, for order.tracking_entered")
 	tracking := fs.String("tracking", "", "tracking `number` (5-20 of digits and -), for order.tracking_entered")
 	invoiceDate := fs.String("invoice-date", "", "`date` (YYYY-MM-DD) the enclosed invoice is issued, for order.tracking_entered")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object (with the event itself in a dry run)")
+	a.bindConnection(fs)
 	a.setUsage(fs, "publish [-type T] -file F|- [flags]\n       publisher publish -type T -shop S -order O [data flags]",
 		`Publishes one inbound event to its subject (orders.<event>.<shop>), with a Nats-Msg-Id unique per source and
 id: the id itself when it is a UUID, else "ce-" and a digest of the two (events.MsgID).
@@ -263,11 +265,12 @@ its data object alone (then -type is required); or, for order.cancelled, order.t
 order.invoice_requested, from flags. Missing envelope attributes are filled in. The event is validated
 as the worker validates it; a rejected event lists its problems and nothing is published.
 `)
-	if err := parse(fs, args); err != nil {
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usagef("publish takes no arguments (got %q): give the event with -file or flags", fs.Arg(0))
+	if len(rest) != 0 {
+		return usagef("publish takes no arguments (got %q): give the event with -file or flags", rest[0])
 	}
 	if *typ != "" && !isInbound(*typ) {
 		return usagef("-type %q is not an inbound event type (%s)", *typ, strings.Join(events.InboundTypes, ", "))
@@ -281,15 +284,11 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 				return usagef("-%s builds the event from flags: it cannot be used with -file", name)
 			}
 		}
-		var err error
 		if raw, err = a.readInput(*file); err != nil {
 			return fmt.Errorf("reading the event: %w", err)
 		}
-	} else {
-		var err error
-		if raw, err = dataFromFlags(*typ, set, *shop, *order, *reason, *carrier, *tracking, *invoiceDate); err != nil {
-			return err
-		}
+	} else if raw, err = dataFromFlags(*typ, set, *shop, *order, *reason, *carrier, *tracking, *invoiceDate); err != nil {
+		return err
 	}
 	ev, err := wrap(raw, fill{typ: *typ, strict: true, id: *id, source: *source, now: time.Now()})
 	if errors.Is(err, errNeedType) {
@@ -298,6 +297,11 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	if err != nil {
 		problemLines(a.Stderr, "", err)
 		return fmt.Errorf("event rejected: nothing published")
+	}
+	res := published{ID: ev.id, Subject: ev.subject, MsgID: ev.msgID, DryRun: *dry}
+	if *dry && *asJSON {
+		res.Event = ev.body
+		return a.printJSON(res)
 	}
 	if *dry {
 		fmt.Fprintf(a.Stdout, "subject %s, id %s (dry run: not published)\n", ev.subject, ev.id)
@@ -316,7 +320,11 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	}
 	ack, err := js.PublishMsg(ctx, ev.msg(), jetstream.WithMsgID(ev.msgID))
 	if err != nil {
-		return fmt.Errorf("publishing %s to %s: %w", ev.id, ev.subject, err)
+		return a.where(fmt.Errorf("publishing %s to %s: %w", ev.id, ev.subject, err))
+	}
+	if *asJSON {
+		res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
+		return a.printJSON(res)
 	}
 	if ack.Duplicate {
 		fmt.Fprintf(a.Stdout, "duplicate: stream %s already holds id %s (sequence %d); the server did not store it again\n", ack.Stream, ev.id, ack.Sequence)
@@ -324,6 +332,19 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	}
 	fmt.Fprintf(a.Stdout, "published %s to %s: stream %s, sequence %d\n", ev.id, ev.subject, ack.Stream, ack.Sequence)
 	return nil
+}
+
+// published is what publish -json prints: where the event went (for a duplicate, where the server
+// holds the first one), or in a dry run the event itself.
+type published struct {
+	ID        string          `json:"id"`
+	Subject   string          `json:"subject"`
+	MsgID     string          `json:"msg_id"`
+	Stream    string          `json:"stream,omitempty"`
+	Sequence  uint64          `json:"sequence,omitempty"`
+	Duplicate bool            `json:"duplicate"`
+	DryRun    bool            `json:"dry_run"`
+	Event     json.RawMessage `json:"event,omitempty"`
 }
 
 func inputName(file string) string {

@@ -308,14 +308,14 @@ func TestHelp(t *testing.T) {
 		if !errors.Is(r.err, flag.ErrHelp) {
 			t.Errorf("%s -h: err = %v, want flag.ErrHelp", cmd, r.err)
 		}
-		if !strings.HasPrefix(r.stderr, "Usage: publisher "+cmd) || !strings.Contains(r.stderr, "Flags:\n  -") {
-			t.Errorf("%s -h printed:\n%s", cmd, r.stderr)
+		if !strings.HasPrefix(r.stdout, "Usage: publisher "+cmd) || !strings.Contains(r.stdout, "Flags:\n  -") {
+			t.Errorf("%s -h printed:\n%s", cmd, r.stdout)
 		}
 	}
 	r := runPublisher(t, "nats://127.0.0.1:1", "", false, "-h")
-	for _, cmd := range []string{"publish", "batch", "sample"} {
-		if !strings.Contains(r.stderr, "  "+cmd+" ") {
-			t.Errorf("publisher -h does not list %s:\n%s", cmd, r.stderr)
+	for _, cmd := range []string{"publish", "batch", "sample", "dlq", "order"} {
+		if !strings.Contains(r.stdout, "  "+cmd+" ") {
+			t.Errorf("publisher -h does not list %s:\n%s", cmd, r.stdout)
 		}
 	}
 }
@@ -360,7 +360,7 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 // Two importers that both number their events 0001 publish two events: CloudEvents makes source
-// and id unique together (DESIGN.md §4). The same source and id again is one event, dropped by
+// and id unique together (docs/events.md#event-identity). The same source and id again is one event, dropped by
 // the stream's duplicate window.
 func TestPublishSameIDFromTwoSources(t *testing.T) {
 	t.Parallel()

@@ -21,7 +21,16 @@ import (
 // sampleMaxOrders bounds -n, so that order IDs keep their shape.
 const sampleMaxOrders = 10_000_000
 
-// sample runs `sample`: writes realistic orders, as data objects, one JSON line each.
+// sampleLine is one line of `sample`: a CloudEvent with its type and data, whose id, source and
+// time `batch` fills in. The type travels with the line, so that `batch` publishes updates as
+// updates without being told again.
+type sampleLine struct {
+	SpecVersion string `json:"specversion"`
+	Type        string `json:"type"`
+	Data        any    `json:"data"`
+}
+
+// sample runs `sample`: writes realistic orders, one CloudEvent per JSON line.
 func (a *App) sample(ctx context.Context, args []string) error {
 	fs := a.flagSet("sample")
 	n := fs.Int("n", 1000, "number of `orders`")
@@ -30,19 +39,21 @@ func (a *App) sample(ctx context.Context, args []string) error {
 	typ := fs.String("type", events.TypeOrderCreated, "`type` the orders are for: order.created, or order.updated for the orders of the same seed, each changed as orders change")
 	day := fs.String("date", "2026-11-26", "`day` the orders are placed on (YYYY-MM-DD, Japan time)")
 	a.setUsage(fs, "sample [-n N] [-shop S] [-seed S] [-type T] [-date D]",
-		`Writes N realistic orders to stdout as JSON lines (data objects, for publisher batch -type T).
+		`Writes N realistic orders to stdout as JSON lines, each a CloudEvent of type T with the order as its
+data, for publisher batch (which fills in id, source and time, and publishes each line as its type).
 Every order passes the worker's validation. The buyer's e-mail address selects the ATODENE sandbox's
 decision in a fixed mix per 100 orders: 72 ordinary (auto OK), 5 ng… (NG), 5 review-ok… (審査中, then OK),
 5 review-ng… (審査中, then NG), 5 hold… (保留, then NG), 3 slow… (OK, slowly) and 5 ordinary buyers
 billed over 55,000 yen (NG); the first 7 orders of every hundred cover every rule.
 Order IDs are <prefix from the seed>-<number>, unique within a run.
 `)
-	if err := parse(fs, args); err != nil {
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
 	switch {
-	case fs.NArg() != 0:
-		return usagef("sample takes no arguments (got %q)", fs.Arg(0))
+	case len(rest) != 0:
+		return usagef("sample takes no arguments (got %q)", rest[0])
 	case *n < 1 || *n > sampleMaxOrders:
 		return usagef("-n must be between 1 and %d", sampleMaxOrders)
 	case !events.ValidShopID(*shop):
@@ -74,7 +85,7 @@ Order IDs are <prefix from the seed>-<number>, unique within a run.
 		if *typ == events.TypeOrderUpdated {
 			o = s.update(o, i)
 		}
-		if err := enc.Encode(o); err != nil {
+		if err := enc.Encode(sampleLine{SpecVersion: "1.0", Type: *typ, Data: o}); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
-// sandboxRule classifies an order as the ATODENE sandbox decides it (DESIGN.md §11), with the
+// sandboxRule classifies an order as the ATODENE sandbox decides it (docs/atodene.md#decisions), with the
 // handling fee the worker may add.
 func sandboxRule(t *testing.T, o events.Order) rule {
 	t.Helper()
@@ -34,9 +34,19 @@ func sampleOrders(t *testing.T, args ...string) ([]events.Order, runResult) {
 	if r.err != nil {
 		t.Fatalf("sample %v: %v\n%s", args, r.err, r.stderr)
 	}
+	want := events.TypeOrderCreated
+	for i, a := range args {
+		if a == "-type" {
+			want = args[i+1]
+		}
+	}
 	var out []events.Order
 	for i, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
-		o, err := events.DecodeOrder(events.Envelope{Data: json.RawMessage(line)}, "shop-1")
+		var env events.Envelope
+		if err := json.Unmarshal([]byte(line), &env); err != nil || env.Type != want || env.SpecVersion != "1.0" {
+			t.Fatalf("line %d is not a CloudEvent of type %s (%v):\n%s", i+1, want, err, line)
+		}
+		o, err := events.DecodeOrder(env, "shop-1")
 		if err != nil {
 			t.Fatalf("line %d is not a valid order: %v\n%s", i+1, err, line)
 		}
@@ -150,13 +160,13 @@ func readsAs(fullName, kana string) bool {
 
 func TestSampleIsDeterministic(t *testing.T) {
 	t.Parallel()
-	_, a := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "9")
+	oa, a := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "9")
 	_, b := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "9")
-	_, c := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "10")
+	oc, c := sampleOrders(t, "-n", "250", "-shop", "shop-1", "-seed", "10")
 	if a.stdout != b.stdout {
 		t.Error("the same seed wrote different orders")
 	}
-	if a.stdout == c.stdout || a.stdout[:80] == c.stdout[:80] {
+	if a.stdout == c.stdout || oa[0].OrderID == oc[0].OrderID {
 		t.Error("different seeds wrote the same orders (or order IDs)")
 	}
 	// Order i does not depend on -n.
@@ -201,5 +211,34 @@ func TestSampleUsageErrors(t *testing.T) {
 		if !errors.As(r.err, new(UsageError)) {
 			t.Errorf("sample %v: err = %v, want a usage error", args, r.err)
 		}
+	}
+}
+
+// TestSampleTypeTravelsToBatch: the lines of `sample -type order.updated` are published by
+// `batch` as order.updated without -type being given again (they went out as order.created).
+func TestSampleTypeTravelsToBatch(t *testing.T) {
+	t.Parallel()
+	url, s := ordersStream(t)
+	for _, typ := range []string{events.TypeOrderCreated, events.TypeOrderUpdated} {
+		lines := runPublisher(t, url, "", false, "sample", "-n", "3", "-shop", "shop-1", "-seed", "3", "-type", typ)
+		if lines.err != nil {
+			t.Fatalf("sample: %v", lines.err)
+		}
+		if r := runPublisher(t, url, lines.stdout, false, "batch", "-file", "-"); r.err != nil {
+			t.Fatalf("batch: %v\n%s", r.err, r.stderr)
+		}
+	}
+	var got []string
+	for _, m := range storedMsgs(t, s) {
+		var env events.Envelope
+		if err := json.Unmarshal(m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Subject+" "+env.Type)
+	}
+	want := []string{"orders.created.shop-1 order.created", "orders.created.shop-1 order.created", "orders.created.shop-1 order.created",
+		"orders.updated.shop-1 order.updated", "orders.updated.shop-1 order.updated", "orders.updated.shop-1 order.updated"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("published:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -44,10 +44,10 @@ type Want struct {
 	Direct []string
 	Final  string
 	// MayBeUnknown allows the event to end as an outcome-unknown dead letter instead: the
-	// designed answer when a registration's answer was lost (DESIGN.md §7).
+	// designed answer when a registration's answer was lost (docs/architecture.md#idempotency-and-exactly-once-effect).
 	MayBeUnknown bool
 	// Silent allows the event to end with no outcome and no dead letter when its order's history
-	// records it (DESIGN.md §14: an entry that says why nothing else was needed), e.g. an
+	// records it (docs/architecture.md#promises: an entry that says why nothing else was needed), e.g. an
 	// importer's late retry of an order.created after the order's cancel.
 	Silent bool
 	// Corpus names the bad-input case the event is.
@@ -433,7 +433,7 @@ func (c *checker) notes() {
 	add(c.handed, "%d credit checks left pending and handed to an operator by a dead letter of their order (allowed: the worker lost its state)")
 	add(c.withOperator, "%d orders whose last credit outcome ATODENE no longer agrees with, after a later credit event of theirs was dead-lettered for an operator (a change that reached ATODENE without its answer; not a false outcome)")
 	if !c.allowed["outcome-unknown"] {
-		add(v.DeadByReason["outcome-unknown"], "%d outcome-unknown dead letters: a registration reached ATODENE but its answer was not recorded, and the retry found the order registered (DESIGN.md §7); each needs an operator")
+		add(v.DeadByReason["outcome-unknown"], "%d outcome-unknown dead letters: a registration reached ATODENE but its answer was not recorded, and the retry found the order registered (docs/architecture.md#idempotency-and-exactly-once-effect); each needs an operator")
 	}
 	v.Notes = append(v.Notes, c.obs.Notes...)
 }

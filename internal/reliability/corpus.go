@@ -201,7 +201,7 @@ func corpus() []badCase {
 		{name: "kana with ideographic space and ー", body: setData(func(d map[string]any) { buyer(d)["name_kana"] = "サトウ　ユーコ" }), outcome: events.TypeCreditOK},
 		{name: "50-character order ID with _ and -", body: nil, outcome: events.TypeCreditOK},
 		{name: "Rakuten-shaped 26-character order number", body: nil, outcome: events.TypeCreditOK},
-		// Real mall data that the worker normalises (DESIGN.md §5).
+		// Real mall data that the worker normalises (docs/events.md#normalisation).
 		{name: "kana in hiragana", body: setData(func(d map[string]any) { buyer(d)["name_kana"] = "さとう たろう" }), outcome: events.TypeCreditOK},
 		{name: "half-width kana", body: setData(func(d map[string]any) { buyer(d)["name_kana"] = "ｻﾄｳ ﾀﾛｳ" }), outcome: events.TypeCreditOK},
 		{name: "full-width zip with 〒 and an E.164 phone", body: setData(func(d map[string]any) {

@@ -362,7 +362,7 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 	}
 	if p.Invoice {
 		want := events.TypeInvoiceOK
-		if !p.Enclosed || o.IsGift() { // a gift's invoice is mailed, never enclosed (API.md §9)
+		if !p.Enclosed || o.IsGift() { // a gift's invoice is mailed, never enclosed (docs/protocol.md#business-rules)
 			want = events.TypeInvoiceNG
 		}
 		inv, err := d.send(ctx, events.TypeInvoiceRequested, p.Shop, p.OrderID, events.InvoiceRequest{ShopID: p.Shop, OrderID: p.OrderID},

@@ -16,7 +16,9 @@ func (x *run) history(ctx context.Context, shop, order string) ([]orderstate.Ent
 	if err != nil {
 		return nil, err
 	}
-	return orderstate.New(rdb, x.s.prefix, 0).History(ctx, shop, order)
+	store := orderstate.New(rdb, x.s.prefix, 0)
+	defer store.Close()
+	return store.History(ctx, shop, order)
 }
 
 // inHistory reports whether an order's history records the event with this CloudEvent id.
@@ -66,6 +68,7 @@ func (x *run) recorded(ctx context.Context, evs []*Event, handled map[string]boo
 		return err
 	}
 	store := orderstate.New(rdb, x.s.prefix, 0)
+	defer store.Close()
 	for _, e := range evs {
 		done, err := store.EventDone(ctx, events.EventKey(eventSource(x.s.name), e.Key))
 		if err != nil {

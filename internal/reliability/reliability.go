@@ -4,7 +4,7 @@
 // a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input; a full
 // JetStream store, a stream recreated, the NATS store or Redis's recent writes or all of them
 // lost, a merchant's password changed, a hot order, a shutdown with Redis frozen, huge
-// identifiers, an importer's late retry), and checks the promises of DESIGN.md §14 on what the
+// identifiers, an importer's late retry), and checks the promises of docs/architecture.md#promises on what the
 // scenario left behind, and that no outcome contradicts ATODENE's own state.
 package reliability
 
@@ -543,6 +543,7 @@ func (x *run) eventsWaiting(ctx context.Context, rdb *redis.Client) (int, error)
 		return 0, err
 	}
 	store, n := orderstate.New(rdb, x.s.prefix, 0), 0
+	defer store.Close()
 	for _, m := range members {
 		shop, order, _ := strings.Cut(m, ":")
 		st, err := store.Get(ctx, shop, order)

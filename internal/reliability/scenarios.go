@@ -62,7 +62,7 @@ func scenarios() []scenario {
 			// Few deliveries, so that a message that cannot even be dead-lettered shows up soon.
 			workerFlags: []string{"-max-deliveries", "3"},
 			describe:    func(x *run) string { return fmt.Sprintf("%d bad kinds, %d odd", badKinds(), len(corpus())-badKinds()) }},
-		// Round 2 (issue 13): faults that break the state the worker keeps beside NATS and Redis.
+		// The second round: faults that break the state the worker keeps beside NATS and Redis.
 		{name: "store-full", title: "the JetStream store filled up mid-load until publishes fail, then freed", full: 2000, quick: 200, nodes: 1,
 			maxFileStore: storeLimit, workerEnv: []string{"ATODENE_WORKER_STREAM_BYTES=" + storeWorkerShare},
 			workerFlags: reconcileFlags, inject: injectStoreFull, describe: describeNote},

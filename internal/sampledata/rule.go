@@ -1,6 +1,6 @@
 package sampledata
 
-// Rule is the sandbox behaviour an order is made for (DESIGN.md §11), chosen by the buyer's
+// Rule is the sandbox behaviour an order is made for (docs/atodene.md#decisions), chosen by the buyer's
 // e-mail address and the billed amount.
 type Rule int
 

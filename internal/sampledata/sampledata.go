@@ -137,7 +137,8 @@ func Sum(items []events.Item) int64 {
 	return t
 }
 
-// Bill sets billed_amount from the invariant of DESIGN.md §5.
+// Bill sets billed_amount from the order's invariant, Σ items + shipping_fee + fee − discount
+// (docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate).
 func Bill(o *events.Order) {
 	billed := Sum(o.Items) + o.ShippingFee + o.Fee - o.Discount
 	o.BilledAmount = &billed

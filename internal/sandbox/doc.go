@@ -1,6 +1,7 @@
-// Package sandbox emulates the ATODENE deferred-payment API (DESIGN.md §11, protocol in
-// atodene/API.md) as an http.Handler, for development, demos, tests and benchmarks. ATODENE itself is
-// discontinued; this is what the worker and downstream teams test against.
+// Package sandbox emulates the ATODENE deferred-payment API as an http.Handler, for development,
+// demos, tests and benchmarks (docs/atodene.md#part-2-the-sandbox-internalsandbox-cmdatodene-sandbox;
+// the protocol in docs/protocol.md). ATODENE itself is discontinued; this is what the worker and
+// downstream services test against.
 //
 // # Operations
 //

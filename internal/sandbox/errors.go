@@ -7,8 +7,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 )
 
-// The sandbox's error codes. The real service's codes are unknown apart from er000033 (API.md §5.1),
-// so these are invented, in the real format: "er" followed by 6 digits.
+// The sandbox's error codes. The real service's codes are unknown apart from er000033
+// (docs/protocol.md#error-codes), so these are invented, in the real format: "er" followed by 6
+// digits.
 const (
 	CodeFieldFormat    = "er000001" // a field is missing or breaks the field rules (atodene.CheckField)
 	CodeUnknownTx      = "er000002" // no such transactionId for this shop
@@ -24,7 +25,7 @@ const (
 	CodeShipNotOK      = "er000301" // shipment report for a transaction whose decision is not OK
 	CodeAlreadyShipped = "er000302" // a second deliveryType 1 for the same transaction
 	CodeNoShipment     = "er000303" // deliveryType 2 or 3 without a shipment report to change
-	CodeUnknownCarrier = "er000304" // deliveryCompanyCode not in API.md §6.1
+	CodeUnknownCarrier = "er000304" // deliveryCompanyCode not one of docs/protocol.md#carrier-codes
 )
 
 // ErrorCode describes one of the sandbox's error codes.
@@ -51,7 +52,7 @@ var ErrorCodes = []ErrorCode{
 	{CodeShipNotOK, "transactionId", "a shipment can be reported only once the decision is OK"},
 	{CodeAlreadyShipped, "deliveryType", "the shipment is already reported; send deliveryType 2 to change it"},
 	{CodeNoShipment, "deliveryType", "there is no shipment report to change or cancel"},
-	{CodeUnknownCarrier, "deliveryCompanyCode", "the carrier code is not in the list of API.md §6.1"},
+	{CodeUnknownCarrier, "deliveryCompanyCode", "the carrier code is not one of the 17 carriers (docs/protocol.md#carrier-codes)"},
 }
 
 // apiError is one errors/error element of an NG response.
@@ -62,7 +63,7 @@ type apiError struct {
 }
 
 // fieldLabels are the Japanese names used in error messages, as the real service's messages were
-// Japanese (API.md §2.2).
+// Japanese (docs/protocol.md#the-response-envelope).
 var fieldLabels = map[string]string{
 	"shopOrderId": "ご購入店受注番号", "shopOrderDate": "購入者注文日", "name": "氏名（漢字）",
 	"kanaName": "氏名（カナ）", "zip": "郵便番号", "address": "住所", "companyName": "会社名",

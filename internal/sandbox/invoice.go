@@ -12,10 +12,10 @@ import (
 // jst is Japan's time zone, in which invoice dates are printed.
 var jst = time.FixedZone("JST", 9*60*60)
 
-// paymentDays is the payment term printed on an invoice (API.md §9: 14 days).
+// paymentDays is the payment term printed on an invoice (docs/protocol.md#business-rules: 14 days).
 const paymentDays = 14
 
-// invoiceInfo builds the print data of API.md §8 for t, in the table's order. All values are display
+// invoiceInfo builds the print data of docs/protocol.md#invoice-print-data for t, in the table's order. All values are display
 // strings. Reserved fields (expand1–10, expand17–20) are present and empty, as a real invoice's would be.
 func (s *Server) invoiceInfo(t *transaction, now time.Time) *xmlNode {
 	c := t.order.customer

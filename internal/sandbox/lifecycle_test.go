@@ -266,7 +266,7 @@ func TestInvoice(t *testing.T) {
 	}
 }
 
-// invoiceElements are the element names of API.md §8.
+// invoiceElements are the element names of docs/protocol.md#invoice-print-data.
 var invoiceElements = strings.Fields(`zip address1 address2 companyName sectionName name siteNameTitle siteName
 	shopOrderIdTitle shopOrderId descriptionText1 descriptionText2 descriptionText3 descriptionText4 descriptionText5
 	billServiceName billServiceInfo1 billServiceInfo2 billServiceInfo3 billServiceInfo4 billState1

@@ -147,11 +147,11 @@ func (s *Server) shipment(body []byte) outcome {
 	return out
 }
 
-// carriers are the carrier codes of API.md §6.1.
+// carriers are the carrier codes of docs/protocol.md#carrier-codes.
 var carriers = []string{"11", "12", "13", "14", "15", "16", "18", "20", "21", "23", "26", "27", "28", "29", "30", "31", "32"}
 
 // check validates a shipment report. A cancel (3) may leave company and slip empty, as
-// EC-CUBE sends them (API.md §3.3).
+// EC-CUBE sends them (docs/protocol.md#shippingrequestdo-shipment-report).
 func (sh shipment) check() []apiError {
 	var errs []apiError
 	if !slices.Contains([]string{"1", "2", "3"}, sh.deliveryType) {
@@ -220,9 +220,10 @@ func (s *Server) modify(body []byte) outcome {
 }
 
 // change replaces the order. It re-screens unless only the addresses changed; then it answers an
-// empty autoAuthoriresult and keeps the decision (API.md §3.4). A re-screen that comes back 審査中
-// starts a new review, so the review clock restarts. The transaction keeps the shopOrderId it was
-// registered with, since w2 sends a different (base) order ID in changes.
+// empty autoAuthoriresult and keeps the decision (docs/protocol.md#modifytransactiondo-change-or-cancel).
+// A re-screen that comes back 審査中 starts a new review, so the review clock restarts. The
+// transaction keeps the shopOrderId it was registered with, since w2 sends a different (base) order
+// ID in changes.
 func (s *Server) change(t *transaction, req *modifyRequest, now time.Time) *responseXML {
 	o, errs := checkOrder(req.Customer, req.Ship, req.Details)
 	if len(errs) > 0 {

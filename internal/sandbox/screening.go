@@ -13,10 +13,11 @@ const (
 	resultHold   = "保留"
 )
 
-// screeningCeiling is the buyer limit of API.md §9: above it the default rule declines.
+// screeningCeiling is the buyer limit of docs/protocol.md#business-rules: above it the default
+// rule declines.
 const screeningCeiling = 55000
 
-// profile is the behaviour chosen by the local part of the buyer's e-mail (DESIGN.md §11).
+// profile is the behaviour chosen by the local part of the buyer's e-mail (docs/atodene.md#decisions).
 type profile int
 
 const (
@@ -95,7 +96,8 @@ func (s *Server) screen(email string, billed int64, now time.Time) screening {
 }
 
 // holdSteps puts a review on hold at from, and declines it once the hold delay has passed, because a
-// hold eventually turns NG (DESIGN.md §1).
+// hold is taken to end NG sooner or later (whether it does at ATODENE is not known:
+// docs/protocol.md#screening-results).
 func (s *Server) holdSteps(from time.Time) []step {
 	return []step{
 		{at: from, result: resultHold, reasons: reasonHold},

@@ -25,7 +25,8 @@ type order struct {
 }
 
 // addressOnlyChange reports whether next differs from o in nothing but the buyer's and the ship-to
-// address (zip and address), which the service accepted without a new screening (API.md §3.4).
+// address (zip and address), which the service is taken to accept without a new screening
+// (docs/protocol.md#modifytransactiondo-change-or-cancel).
 // shopOrderId is not compared: it does not identify the transaction in a change.
 func (o order) addressOnlyChange(next order) bool {
 	a, b := o, next

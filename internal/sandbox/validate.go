@@ -71,7 +71,7 @@ func checkBrowser(b *browserInfoXML) []apiError {
 }
 
 // checkOrder validates the customer, ship and details blocks of a registration or a change and
-// reports every failure together, as the service did (API.md §2.2).
+// reports every failure together, as the service did (docs/protocol.md#the-response-envelope).
 func checkOrder(c *customerXML, sh *shipXML, d *detailsXML) (order, []apiError) {
 	var errs []apiError
 	var o order
@@ -127,7 +127,7 @@ func checkDetails(rows []detailXML) []apiError {
 	return errs
 }
 
-// maxDetailRows is the line cap of API.md §3.1.
+// maxDetailRows is the line cap of docs/protocol.md#detail-lines.
 const maxDetailRows = 15
 
 // sumDetails is Σ(goodsPrice × goodsAmount); the rows have passed the field rules, so they parse.

@@ -7,7 +7,7 @@ import (
 	"io"
 )
 
-// The server side of the XML protocol (API.md §3). These structs are deliberately separate from the
+// The server side of the XML protocol (docs/protocol.md#operations). These structs are deliberately separate from the
 // client's: the sandbox is the other party, and sharing structs would hide a mismatch between the two.
 // Blocks are pointers so that an absent block can be told from an empty one. encoding/xml accepts both
 // <x></x> and <x/> when decoding and writes the long form when encoding.

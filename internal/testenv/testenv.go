@@ -169,16 +169,23 @@ func StartNATSToken(t testing.TB, token string) *NATS {
 
 func startNATS(t testing.TB, maxStore int64, token string) *NATS {
 	t.Helper()
+	return StartNATSWith(t, func(o *natsserver.Options) { o.Authorization, o.JetStreamMaxStore = token, maxStore })
+}
+
+// StartNATSWith is StartNATS with the server's options changed by configure before it starts:
+// TLS (see StartNATSTLS), users, authorization. Its URL is tls:// when the options set a TLS
+// configuration.
+func StartNATSWith(t testing.TB, configure func(*natsserver.Options)) *NATS {
+	t.Helper()
 	opts := &natsserver.Options{
-		Authorization:     token,
-		JetStreamMaxStore: maxStore,
-		Host:              "127.0.0.1",
-		Port:              FreePort(t),
-		JetStream:         true,
-		StoreDir:          t.TempDir(),
-		NoSigs:            true,
-		NoLog:             true,
+		Host:      "127.0.0.1",
+		Port:      FreePort(t),
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoSigs:    true,
+		NoLog:     true,
 	}
+	configure(opts)
 	n := &NATS{opts: opts, t: t}
 	n.Start()
 	t.Cleanup(n.Stop)

@@ -43,8 +43,9 @@ type maxDeliveries struct {
 	Deliveries int    `json:"deliveries"`
 }
 
-// exhaustedHandler dead-letters the message an advisory names, with reason exhausted.
-func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Time, counted func()) handlers.Handler {
+// exhaustedHandler dead-letters the message an advisory names, with reason exhausted, through w
+// (which counts it).
+func exhaustedHandler(js jetstream.JetStream, w handlers.DeadLetters, now func() time.Time) handlers.Handler {
 	return func(ctx context.Context, m *handlers.Message) error {
 		var adv maxDeliveries
 		if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {
@@ -64,16 +65,12 @@ func exhaustedHandler(js jetstream.JetStream, w *dlq.Writer, now func() time.Tim
 		if err != nil {
 			return handlers.Infrastructure(fmt.Errorf("reading %s seq %d named by a max-deliveries advisory: %w", adv.Stream, adv.StreamSeq, err))
 		}
-		err = w.Write(ctx, dlq.Letter{
+		return w.Write(ctx, dlq.Letter{
 			Subject: orig.Subject, Stream: adv.Stream, Sequence: adv.StreamSeq, Body: orig.Data,
 			Reason: handlers.ReasonExhausted, Attempts: adv.Deliveries, FailedAt: now(),
 			Err:         fmt.Errorf("no delivery of %d was acknowledged in time (handler timed out or worker crashed)", adv.Deliveries),
 			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount), Published: dlq.Published(orig.Header, adv.StreamSeq),
 			PublishedCreated: dlq.PublishedCreated(orig.Header, s.CachedInfo().Created.UnixNano()),
 		})
-		if err == nil {
-			counted()
-		}
-		return handlers.Infrastructure(err)
 	}
 }

@@ -231,7 +231,9 @@ func (h *harness) history(order string) []orderstate.Entry {
 
 func (h *harness) historyOf(shop, order string) []orderstate.Entry {
 	h.t.Helper()
-	entries, err := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour).History(context.Background(), shop, order)
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	defer store.Close()
+	entries, err := store.History(context.Background(), shop, order)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
@@ -22,11 +26,13 @@ type metrics struct {
 	deadLetters *prometheus.CounterVec
 }
 
+// newMetrics registers the worker's own metrics with reg, creating the dead-letter series of every
+// reason at zero: an alert on any increase then fires on the first dead letter after a restart.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atodene_worker_provider_calls_total",
-			Help: "ATODENE calls (attempts) by operation and result: ok, rejected, not-sent, outcome-unknown, http-error, malformed, invalid.",
+			Help: "ATODENE calls (attempts) by operation (transaction, getauthori, shippingrequest, modifytransaction, getinvoicedata) and result: ok, rejected, not-sent, outcome-unknown, http-error, malformed, invalid.",
 		}, []string{"op", "result"}),
 		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "atodene_worker_provider_call_seconds",
@@ -35,16 +41,68 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atodene_worker_dead_letters_total",
-			Help: "Messages dead-lettered, by reason.",
+			Help: "Dead letters stored, by reason; each counted once, whichever path wrote it.",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters)
+	for _, reason := range handlers.Reasons() {
+		m.deadLetters.WithLabelValues(reason)
+	}
 	return m
 }
 
+// observeCall counts one ATODENE attempt under its operation's name without the ".do" of its path
+// (transaction.do → transaction).
 func (m *metrics) observeCall(op string, d time.Duration, err error) {
+	op = strings.TrimSuffix(op, ".do")
 	m.calls.WithLabelValues(op, callResult(err)).Inc()
 	m.callSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// registerRuntime registers the Go runtime and process collectors and atodene_worker_build_info
+// with reg, leaving any that reg holds already.
+func registerRuntime(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// buildInfo is atodene_worker_build_info: 1, with the binary's module version, its VCS revision
+// ("-modified" appended when built from a changed tree; "unknown" when not recorded) and the Go
+// version, so that dashboards can tell which build runs where.
+func buildInfo() prometheus.Collector {
+	version, revision := "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && revision != "unknown" {
+			revision += "-modified"
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "atodene_worker_build_info",
+		Help:        "Always 1; the labels say which build of the worker runs: module version, VCS revision, Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return g
 }
 
 func callResult(err error) string {
@@ -71,22 +129,42 @@ func callResult(err error) string {
 }
 
 // pendingGauge reports the orders under review across all workers, read from Redis at scrape
-// time (one SCARD).
+// time (one SCARD, within 1 s). When Redis cannot be read the gauge has no sample, since any value
+// would be graphed and summed as a count, and atodene_worker_orders_under_review_read_errors_total
+// grows instead.
 func pendingGauge(store interface {
 	PendingCount(context.Context) (int64, error)
 }) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "atodene_worker_orders_under_review",
-		Help: "Orders under review (審査中 or 保留) waiting for a decision, across all workers.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		n, err := store.PendingCount(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	})
+	return &pendingCollector{store: store, errors: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "atodene_worker_orders_under_review_read_errors_total",
+		Help: "Scrapes whose read of the orders under review from Redis failed: atodene_worker_orders_under_review has no sample then.",
+	})}
+}
+
+type pendingCollector struct {
+	store interface {
+		PendingCount(context.Context) (int64, error)
+	}
+	errors prometheus.Counter
+}
+
+var pendingDesc = prometheus.NewDesc("atodene_worker_orders_under_review",
+	"Orders under review (審査中 or 保留) waiting for a decision, across all workers; no sample when Redis could not be read.", nil, nil)
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	c.errors.Describe(ch)
+}
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if n, err := c.store.PendingCount(ctx); err != nil {
+		c.errors.Inc()
+	} else {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n))
+	}
+	c.errors.Collect(ch) // after the read, so that this scrape shows its own failure
 }
 
 // health answers /healthz (the process runs) and /readyz (started, NATS connected, Redis

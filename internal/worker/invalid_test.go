@@ -14,7 +14,7 @@ import (
 )
 
 // TestEveryInvalidKindIsDeadLettered publishes one message of every kind of invalid input of
-// DESIGN.md §5 (what cannot be normalised) between valid orders: each ends as a dead letter with reason invalid and the
+// docs/events.md#inbound-payloads (what cannot be normalised) between valid orders: each ends as a dead letter with reason invalid and the
 // field named, the body kept byte for byte, and the valid orders are all processed.
 func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 	t.Parallel()

@@ -17,8 +17,8 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
-// The tests in this file walk every transition of the order state machine (DESIGN.md §7,
-// docs/lifecycle.md) through a real worker: events in on ORDERS, outcomes read back from
+// The tests in this file walk every transition of the order state machine (docs/lifecycle.md)
+// through a real worker: events in on ORDERS, outcomes read back from
 // RESULTS, and what ATODENE was asked read back from the sandbox's admin API.
 
 // Amounts of orderData with a given quantity of its one item (1200 yen), before and after the
@@ -330,7 +330,7 @@ func TestUpdateOfPendingOrder(t *testing.T) {
 // cancel waits for it (parked), with no outcome and no call (a credit.cancelled would be made up:
 // ATODENE may hold its transaction); order.created after the cancel whose time is before the cancel's (an importer's late
 // retry) → nothing; order.created after the cancel, even with the same data (与信を実行 after
-// 与信キャンセル, DESIGN.md §7) → registered again.
+// 与信キャンセル, docs/lifecycle.md#ordercreated) → registered again.
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

@@ -19,7 +19,7 @@ import (
 )
 
 // The tests in this file are the cases of real mall data and of the sequences operators produce
-// (DESIGN.md §4, §5, §7 as changed on 2026-11-29), through a real worker, JetStream, Redis and the
+// (docs/events.md#normalisation, docs/events.md#event-identity, docs/lifecycle.md), through a real worker, JetStream, Redis and the
 // sandbox.
 
 // Rakuten's and Yahoo!'s order numbers are registered as they are.
@@ -186,7 +186,8 @@ func TestBilledAmountZero(t *testing.T) {
 	}
 }
 
-// An enclosed invoice never goes into a parcel addressed to someone else (API.md §9): a gift is
+// An enclosed invoice never goes into a parcel addressed to someone else
+// (docs/protocol.md#business-rules): a gift is
 // registered with the invoice mailed separately, the outcome says so, and its print data is not
 // fetched.
 func TestGiftInvoiceIsMailed(t *testing.T) {
@@ -227,6 +228,7 @@ func TestCancelDuringRegistrationIsParked(t *testing.T) {
 	h.setFaults(`{"error_rate": 1.0}`) // HTTP 500, nothing processed: the registration is retried
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "CR-1", "taro@example.jp"))
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
 	waitFor(t, 10*time.Second, "the order to be registering", func() bool {
 		st, err := store.Get(context.Background(), "shop-a", "CR-1")
 		return err == nil && st.Status == orderstate.StatusRegistering
@@ -314,7 +316,7 @@ func (h *harness) sandboxStats() sandbox.Stats {
 }
 
 // Every event leaves a trace: an event that changes nothing is recorded in its order's history
-// with why (DESIGN.md §14), and so is an invalid one whose order is known.
+// with why (docs/architecture.md#promises), and so is an invalid one whose order is known.
 func TestEveryEventLeavesATrace(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -370,6 +372,7 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	const n = 600
 	data := orderData("shop-a", "BU-1", "slow@example.jp")
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
 	h.publish("order.created", "shop-a", "ev-0", data)
 	waitFor(t, 5*time.Second, "the slow registration to start", func() bool {
 		st, err := store.Get(context.Background(), "shop-a", "BU-1")
@@ -424,6 +427,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-0", data)
 	h.waitOutcomes("BU-2", "credit.ok", 10*time.Second)
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
 	leased := time.Now()
 	if _, err := store.AcquireLease(context.Background(), "shop-a", "BU-2", orderstate.Take{TTL: 15 * time.Second, Now: leased}); err != nil {
 		t.Fatal(err)

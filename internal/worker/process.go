@@ -5,16 +5,24 @@ import (
 	"runtime/debug"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// NewRedis returns a client for the Redis at url (redis://…), which honours the deadlines of the
-// contexts it is given. Unless the URL asks for a protocol, it speaks RESP2: the worker uses neither push notifications nor client-side caching, and with
+// NewRedis returns a client for the Redis at url (redis://…, or rediss://… for TLS), which honours
+// the deadlines of the contexts it is given. With a rediss:// URL, files gives the CAs trusted
+// for the server's certificate and the client certificate (see transport.RedisFiles.Apply);
+// without them, the system's roots and no client certificate. The error names the flag at fault:
+// -redis-url, or the file's. Unless the URL asks for a protocol, it speaks RESP2: the worker uses neither push notifications nor client-side caching, and with
 // RESP3 the client looks for pending push messages around every command (3% of the worker's CPU
 // in the throughput benchmark).
-func NewRedis(url string) (*redis.Client, error) {
+func NewRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	if err := files.Apply(opts); err != nil {
+		return nil, err
 	}
 	if opts.Protocol == 0 {
 		opts.Protocol = 2

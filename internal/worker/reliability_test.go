@@ -273,6 +273,11 @@ func TestNeverAcknowledgedIsExhausted(t *testing.T) {
 	if string(d.Data()) != string(body) || d.Headers().Get(dlq.HeaderAttempts) != "2" || d.Subject() != "dlq.orders.created.shop-a" {
 		t.Errorf("dead letter %s %v %s", d.Subject(), d.Headers(), d.Data())
 	}
+	// Counted as the letters of every other path are, once.
+	waitFor(t, 5*time.Second, "the exhausted letter counted", func() bool {
+		_, metrics := h.get("/metrics")
+		return strings.Contains(metrics, `atodene_worker_dead_letters_total{reason="exhausted"} 1`)
+	})
 }
 
 // TestTwoWorkersShareTheWork: two replicas on the same streams and Redis split the orders,

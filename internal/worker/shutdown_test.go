@@ -8,6 +8,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
 // TestShutdownWithRedisFrozen: the worker is told to stop while its Redis hangs (SIGSTOP, as a
@@ -18,7 +19,7 @@ import (
 func TestShutdownWithRedisFrozen(t *testing.T) {
 	t.Parallel()
 	r := testenv.StartPrivateRedis(t)
-	rdb, err := NewRedis("redis://" + r.Addr)
+	rdb, err := NewRedis("redis://"+r.Addr, transport.RedisFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 // The tests in this file lose an order's state in Redis (a failover a second behind, a flush) and
 // check that the worker never makes up an outcome for a transaction it has no record of
-// (DESIGN.md §7, §10; issue 13, item 3).
+// (docs/lifecycle.md#parked-events, docs/events.md#dead-letters).
 
 // loseState deletes an order's state, as Redis losing its last writes would.
 func (h *harness) loseState(order string) {
@@ -164,6 +164,7 @@ func TestQueuedEventRedisLostComesBack(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-5", "taro@example.jp"))
 	h.waitOutcomes("LOST-5", "credit.ok", 10*time.Second)
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
 	if _, err := store.AcquireLease(context.Background(), "shop-a", "LOST-5", orderstate.Take{TTL: time.Minute, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +225,7 @@ func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
 	rdb.SAdd(ctx, prefix+"pending", "shop-a:LOST-7")
 	rdb.ZAdd(ctx, prefix+"timers", redis.Z{Score: due, Member: "shop-a:LOST-7"})
 	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
 	waitFor(t, 20*time.Second, "the order checked again and OK", func() bool {
 		st, err := store.Get(ctx, "shop-a", "LOST-7")
 		return err == nil && st.Status == orderstate.StatusOK

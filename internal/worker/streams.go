@@ -21,7 +21,8 @@ const (
 	pollStreamFilter = pollSubjectBase + ">"
 )
 
-// streamConfigs are the streams of DESIGN.md §3 with the configured names and retention.
+// streamConfigs are the streams of docs/architecture.md#streams-subjects-and-consumers with the
+// configured names and retention.
 // maxInbound is the ORDERS stream's message size limit for a server whose max_payload is
 // maxPayload: room is kept for the dead-letter headers, so that every message the stream accepts
 // can also be dead-lettered with its body byte for byte. A larger one is refused at publish time,
@@ -83,6 +84,9 @@ func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs c
 		}
 	}
 	consumer := func(stream, name, filter string) (jetstream.Consumer, error) {
+		// A worker holds at most -concurrency messages of a consumer (the budget the three share,
+		// less what is guaranteed to the others), so MaxAckPending lets four replicas each hold
+		// their fill, with what waits a NAK delay.
 		cc := jetstream.ConsumerConfig{
 			Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
 			AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, MaxAckPending: 4 * s.Concurrency,

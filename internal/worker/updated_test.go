@@ -14,7 +14,7 @@ import (
 // real worker, JetStream, Redis and the sandbox.
 
 // An order.updated with the data of a cancelled order, sent after the cancel, registers the order
-// again (与信を実行 after 与信キャンセル, DESIGN §7) as order.created does: a new transaction, a
+// again (与信を実行 after 与信キャンセル, docs/lifecycle.md#orderupdated) as order.created does: a new transaction, a
 // credit.ok naming it, and the history says registered.
 func TestUpdateAfterCancelRegistersAgain(t *testing.T) {
 	t.Parallel()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"sync"
@@ -89,24 +90,31 @@ func Run(ctx context.Context, d Deps) error {
 		return err
 	}
 	m := newMetrics(d.Registry)
+	if err := registerRuntime(d.Registry); err != nil {
+		return err
+	}
 	shops, err := buildShops(d, m)
 	if err != nil {
 		return err
 	}
-	writer := dlq.NewWriter(js)
+	// Every dead letter is written and counted through letters, whatever the path.
+	letters := countedLetters{dlq.NewWriter(js), m.deadLetters}
 	copies, err := newKept(ctx, js)
 	if err != nil {
 		return err
 	}
+	// Closed when Run returns, after every goroutine that uses it has ended.
+	store := orderstate.New(d.Redis, d.KeyPrefix, config.EventRecordTTL)
+	defer store.Close()
 	orders := &handlers.Orders{
-		Store:    orderstate.New(d.Redis, d.KeyPrefix, config.EventRecordTTL),
+		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
 		Polls:    polls{js},
 		Kept:     copies,
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
-		// Dead letters of parked events are counted like the consume loop's.
-		DeadLetters: countedLetters{writer, m.deadLetters},
+		// Dead letters of parked events are written and counted like every other.
+		DeadLetters: letters,
 		ParkLimit:   s.ParkLimit,
 		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
@@ -122,7 +130,10 @@ func Run(ctx context.Context, d Deps) error {
 	mux.Handle(events.TypeTrackingEntered, handlers.Typed(events.DecodeTracking, orders.TrackingEntered))
 	mux.Handle(events.TypeInvoiceRequested, handlers.Typed(events.DecodeInvoiceRequest, orders.InvoiceRequested))
 
-	hm := handlers.NewMetrics(d.Registry)
+	// The types the metrics name messages by: the event types, and those of the timers and of
+	// what cannot be read (set below and by the middleware).
+	hm := handlers.NewMetrics(d.Registry, events.TypeOrderCreated, events.TypeOrderUpdated, events.TypeOrderCancelled,
+		events.TypeTrackingEntered, events.TypeInvoiceRequested, "poll", "park-deadline", "inbox", "undecoded")
 	// Recover innermost, so that a panicking message still gets its log line and metric.
 	common := []handlers.Middleware{handlers.Logging(log), hm.Middleware(), handlers.Recover(log)}
 	// Idempotency lives in the handlers: an event is checked and recorded under its order's lease.
@@ -150,8 +161,7 @@ func Run(ctx context.Context, d Deps) error {
 		Logger:         log,
 		Infra:          infra,
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, seen *handlers.Message, reason string, cause error) error {
-			m.deadLetters.WithLabelValues(reason).Inc()
-			return writer.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason, cause, d.Now()))
+			return letters.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason, cause, d.Now()))
 		},
 		DeadLettered: func(ctx context.Context, msg *handlers.Message, reason string, cause error) {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
@@ -159,7 +169,8 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals}, waitingGauge(infra))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
-	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: httpErrorLog(log)}
 	// Listen before anything starts: with the address taken, probes would reach another process
 	// while this one consumed.
 	ln := d.HTTPListener
@@ -174,18 +185,23 @@ func Run(ctx context.Context, d Deps) error {
 	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
+	// -concurrency is one budget for the three consumers; closed after they all returned (wg).
+	budget := handlers.NewBudget(s.Concurrency)
+	defer budget.Close()
 	for _, c := range []struct {
 		cons            jetstream.Consumer
 		created         int64
 		stream, durable string
+		guaranteed      int // slots of the budget (guaranteedSlots)
 		h               handlers.Handler
 	}{
-		{cs.orders, cs.ordersCreated, s.OrdersStream, ordersConsumer, orderHandler},
-		{cs.polls, 0, PollStream, pollConsumer, pollHandler},
-		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, handlers.Chain(exhaustedHandler(js, writer, d.Now, m.deadLetters.WithLabelValues(handlers.ReasonExhausted).Inc), common...)},
+		{cs.orders, cs.ordersCreated, s.OrdersStream, ordersConsumer, guaranteedSlots(s.Concurrency), orderHandler},
+		{cs.polls, 0, PollStream, pollConsumer, guaranteedSlots(s.Concurrency), pollHandler},
+		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, 1, handlers.Chain(exhaustedHandler(js, letters, d.Now), common...)},
 	} {
 		cc := cc
 		cc.StreamCreated, cc.Rebind = c.created, rebind(js, s, c.stream, c.durable)
+		cc.Share = budget.Share(c.guaranteed)
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
 	}
@@ -249,15 +265,27 @@ func buildShops(d Deps, m *metrics) (map[string]*handlers.Shop, error) {
 	return out, nil
 }
 
-// countedLetters writes dead letters and counts them by reason.
+// countedLetters writes dead letters and counts them by reason, in
+// atodene_worker_dead_letters_total. Every path that dead-letters writes through it (the consume
+// loops, parked events, max-deliveries advisories), so all count alike: a letter once the stream
+// stored it, and once only. A write that fails counts nothing (it is retried), and the same letter
+// written again counts nothing more (the handler of a message's last delivery and the advisory of
+// it; a retry of a write whose acknowledgement was lost, which leaves that letter uncounted).
+// A failed write is an infrastructure failure (handlers.Infrastructure).
 type countedLetters struct {
 	w     *dlq.Writer
 	count *prometheus.CounterVec
 }
 
 func (c countedLetters) Write(ctx context.Context, l dlq.Letter) error {
-	c.count.WithLabelValues(l.Reason).Inc()
-	return handlers.Infrastructure(c.w.Write(ctx, l))
+	stored, err := c.w.WriteOnce(ctx, l)
+	if err != nil {
+		return handlers.Infrastructure(err)
+	}
+	if stored {
+		c.count.WithLabelValues(l.Reason).Inc()
+	}
+	return nil
 }
 
 // recordDeadLetter adds a dead letter to its order's history, when the message names an order:
@@ -279,6 +307,23 @@ func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Log
 		log.Warn("recording a dead letter in its order's history failed", zap.String("shop", m.Shop), zap.String("order", m.Order), zap.Error(err))
 	}
 }
+
+// httpErrorLog is the HTTP server's log of what it cannot tell a client (an accept error, a TLS
+// handshake that failed): through the worker's logger, not the standard log package's plain text.
+func httpErrorLog(log *zap.Logger) *stdlog.Logger {
+	l, err := zap.NewStdLogAt(log.Named("http"), zap.WarnLevel)
+	if err != nil { // only for a level zap does not know
+		return zap.NewStdLog(log.Named("http"))
+	}
+	return l
+}
+
+// guaranteedSlots is the part of the -concurrency budget guaranteed to the orders consumer and to
+// the polls consumer each (the advisories consumer, which calls no provider, is guaranteed 1):
+// 1/64 of it, at least 1. The consumers take free slots in turn, so that a busy one shares with
+// the others; a guarantee matters when one consumer's handlers hang, and takes no more from the
+// other's peak than it must: 8 of 512.
+func guaranteedSlots(concurrency int) int { return max(concurrency/64, 1) }
 
 // handlerTimeout bounds one handling of a message: room for a lease wait and a provider call
 // with its retries, so that only a hung handler reaches it.

@@ -143,8 +143,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`atodene_worker_messages_total{outcome="ok",type="order.created"} 1`,
-		`atodene_worker_provider_calls_total{op="transaction.do",result="ok"} 1`,
+		`atodene_worker_messages_total{outcome="ok",reason="",type="order.created"} 1`,
+		`atodene_worker_provider_calls_total{op="transaction",result="ok"} 1`,
 		`atodene_worker_handler_seconds_bucket`,
 		`atodene_worker_provider_call_seconds_bucket`,
 	} {

@@ -8,7 +8,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 )
 
-// TestDecisionRules walks every decision rule of DESIGN.md §11 through Register and GetAuthori:
+// TestDecisionRules walks every decision rule of docs/atodene.md#decisions through Register and GetAuthori:
 // the decision right after registering, after the review delay, and after the hold delay too.
 func TestDecisionRules(t *testing.T) {
 	t.Parallel()

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/atodene-worker/atodene-worker/internal/publisher"
+)
+
+// TestHelpExitsZero: asking for help is no mistake, on any command; a mistake exits 2.
+func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0}, {[]string{"dlq", "-h"}, 0}, {[]string{"dlq", "show", "-h"}, 0}, {[]string{"order", "-h"}, 0},
+		{[]string{"order", "show", "-h"}, 0}, {[]string{"dlq", "show", "1", "-h"}, 0},
+		{[]string{}, 2}, {[]string{"dlq"}, 2}, {[]string{"order"}, 2}, {[]string{"dlq", "ls", "-nonsense"}, 2},
+	} {
+		var out, errOut bytes.Buffer
+		app := &publisher.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
+		err := app.Run(context.Background(), append([]string{"-nats-url", "nats://127.0.0.1:1"}, tc.args...))
+		if got := exitCode(&errOut, err); got != tc.code {
+			t.Errorf("publisher %v: exit status %d (%v), want %d", tc.args, got, err, tc.code)
+		}
+		if tc.code == 0 && !strings.HasPrefix(out.String(), "Usage: publisher") {
+			t.Errorf("publisher %v: help not on stdout:\n%s", tc.args, out.String())
+		}
+	}
+}
