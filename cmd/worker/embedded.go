@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -78,7 +80,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 			return fail(fmt.Errorf("-embedded-redis-addr %s: %w", s.EmbeddedRedisAddr, err))
 		}
 		s.RedisURL = "redis://" + r.Addr()
-		closers = append(closers, r.Close, countForgotten(s.RedisURL, s.RedisPrefix, stdout))
+		closers = append(closers, r.Close, countForgotten(*s, stdout))
 		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
 	}
 	if shops == nil {
@@ -87,7 +89,9 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 			return fail(err)
 		}
 	}
-	printPublisherSettings(stdout, *s)
+	if !s.Demo { // the demo's servers are gone when it ends
+		printPublisherSettings(stdout, *s)
+	}
 	return shops, stop, nil
 }
 
@@ -191,22 +195,39 @@ func openStore(s *config.Settings) error {
 		"Remove %s to start afresh, or give another -data-dir", s.DataDir, store)
 }
 
-// countForgotten returns the stop step that says how many orders under review the in-process
-// Redis at url forgets. It runs before that server is closed.
-func countForgotten(url, prefix string, stdout io.Writer) func() {
+// countForgotten returns the stop step that says what the stop forgets: the in-process Redis's
+// orders under review, and the events waiting for their order and the dead letters of the
+// JetStream store that goes with it. It runs while both servers are still up.
+func countForgotten(s config.Settings, stdout io.Writer) func() {
 	return func() {
-		rdb, err := worker.NewRedis(url, transport.RedisFiles{})
-		if err != nil {
-			return
-		}
-		defer rdb.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, err := orderstate.New(rdb, prefix, config.EventRecordTTL).PendingCount(ctx)
-		if err == nil && n > 0 {
-			fmt.Fprintf(stdout, "embedded mode: %d orders were still under review; their states were in memory and are forgotten\n", n)
+		var review, waiting, letters int64
+		if rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{}); err == nil {
+			store := orderstate.New(rdb, s.RedisPrefix, config.EventRecordTTL)
+			review, _ = store.PendingCount(ctx)
+			store.Close()
+			rdb.Close()
+		}
+		if nc, err := nats.Connect(s.NATSURL); err == nil {
+			js, _ := jetstream.New(nc)
+			waiting, letters = streamMsgs(ctx, js, worker.KeptStream), streamMsgs(ctx, js, s.DLQStream)
+			nc.Close()
+		}
+		if review+waiting+letters > 0 {
+			fmt.Fprintf(stdout, "embedded mode: forgotten with the in-memory state and %s: orders under review %d, events waiting for their order %d, dead letters %d\n",
+				filepath.Join(s.DataDir, "nats"), review, waiting, letters)
 		}
 	}
+}
+
+// streamMsgs returns how many messages a stream holds, 0 if it cannot be read.
+func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) int64 {
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0
+	}
+	return int64(st.CachedInfo().State.Msgs)
 }
 
 // removeStore removes the JetStream store under dataDir after a clean stop: the in-process Redis

@@ -157,13 +157,14 @@ func TestEmbeddedRestart(t *testing.T) {
 
 	cmd, out := start()
 	underReview("CLEAN", 3)
+	waitingAndDead(t, natsURL)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM: exit %v\n%s", err, out.String())
 	}
-	if want := "embedded mode: 3 orders were still under review; their states were in memory and are forgotten"; !strings.Contains(out.String(), want) {
+	if want := "embedded mode: forgotten with the in-memory state and " + filepath.Join(dir, "nats") + ": orders under review 3, events waiting for their order 1, dead letters 1"; !strings.Contains(out.String(), want) {
 		t.Errorf("a clean stop did not say what it forgets, %q:\n%s", want, out.String())
 	}
 
@@ -257,4 +258,23 @@ func writeOrder(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// waitingAndDead publishes a cancel for an order the worker has never seen (it waits for the
+// order) and an order of a shop it does not know (a dead letter), and waits until both are handled.
+func waitingAndDead(t *testing.T, natsURL string) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	cancel := `{"specversion":"1.0","id":"c-1","source":"test","type":"order.cancelled","data":{"shop_id":"demo","order_id":"NOPE-1","reason":"buyer"}}`
+	if _, err := js.Publish(context.Background(), "orders.cancelled.demo", []byte(cancel)); err != nil {
+		t.Fatal(err)
+	}
+	publishOrder(t, js, "nope", "NOPE-2", "taro@example.jp")
+	waitCount(t, 20*time.Second, "a waiting event and a dead letter", func() bool {
+		return len(readStream(t, js, "ATODENE_KEPT")) == 1 && len(readStream(t, js, "DLQ")) == 1
+	})
 }

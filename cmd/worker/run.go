@@ -35,6 +35,12 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		return usageError{fmt.Errorf("unknown command %q: want `worker [flags]` or `worker config check [flags]`", strings.Join(args, " "))}
 	}
 	settings, shops, err := loadConfig(args, lookupEnv, stderr)
+	if errors.As(err, new(usageError)) {
+		return err
+	}
+	if rerr := settings.RequireServers(); rerr != nil {
+		return usageError{rerr}
+	}
 	if err != nil && !(settings.Embedded && shopsFileMissing(settings.ShopsFile)) {
 		return err
 	}

@@ -43,7 +43,9 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return err
 	}
 	defer rdb.Close()
-	fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
+	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
+		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
+	}
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}
 	if !s.Demo {
 		return worker.Run(ctx, deps)

@@ -343,15 +343,26 @@ func (s Settings) validate() error {
 
 type reportFunc func(flagName, format string, args ...any)
 
-func (s Settings) validateServers(bad reportFunc) {
-	// A production worker on in-process servers would report ready on state that a restart
-	// forgets, and replicas would stop sharing leases: only -embedded runs them.
+// RequireServers returns a problem for each of -nats-url and -redis-url that is empty without
+// -embedded, each naming its flag and variable: a production worker on in-process servers would
+// report ready on state that a restart forgets, and its replicas would stop sharing leases, so only
+// -embedded runs them. ParseSettings does not check it, so that a check that connects to no server
+// (worker config check) runs without them; the worker checks it before it starts.
+func (s Settings) RequireServers() error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("-%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, args...)))
+	}
 	if !s.Embedded && s.NATSURL == "" {
 		bad("nats-url", "required (or -embedded, to run an in-process NATS server)")
 	}
 	if !s.Embedded && s.RedisURL == "" {
 		bad("redis-url", "required (or -embedded, to run an in-process Redis-protocol server)")
 	}
+	return errors.Join(errs...)
+}
+
+func (s Settings) validateServers(bad reportFunc) {
 	if s.NATSURL == "" {
 		if s.NATSCredsFile != "" {
 			bad("nats-creds", "needs -nats-url: the embedded server takes no credentials")

@@ -110,11 +110,7 @@ func TestParseSettingsBadValues(t *testing.T) {
 			`-nats-url (ATODENE_WORKER_NATS_URL): want nats://host:port or tls://host:port or ws://host:port or wss://host:port (the value is not quoted: it may hold a credential)`}},
 		{"one bad nats url of two", []string{"-nats-url=nats://a:4222, http://b:4222"}, nil, []string{`-nats-url (ATODENE_WORKER_NATS_URL): "http://b:4222"`}},
 		{"nats url password redacted", []string{"-nats-url=http://user:hunter2@a:4222"}, nil, []string{`"http://xxxxx@a:4222"`}},
-		{"servers required", nil, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
-			"-nats-url (ATODENE_WORKER_NATS_URL): required (or -embedded",
-			"-redis-url (ATODENE_WORKER_REDIS_URL): required (or -embedded"}},
-		{"redis url required", nil, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): required"}},
-		{"embedded runs its own servers", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, nil},
+		{"no servers to parse", nil, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, nil},
 		{"creds without nats url", []string{"-embedded", "-nats-creds=w.creds", "-nats-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
 			"-nats-creds (ATODENE_WORKER_NATS_CREDS): needs -nats-url", "-nats-ca (ATODENE_WORKER_NATS_CA): needs -nats-url"}},
 		{"tls and nkey files without nats url", []string{"-embedded", "-nats-nkey=w.nk", "-nats-cert=c.pem", "-nats-key=k.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{
@@ -256,5 +252,30 @@ func TestSettingsRedacted(t *testing.T) {
 		if strings.Contains(out, "hunter2") || !strings.Contains(out, "r:6379") {
 			t.Errorf("Sprintf(%q) = %s; want the URLs with passwords redacted", verb, out)
 		}
+	}
+}
+
+func TestRequireServers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		s    Settings
+		want []string
+	}{
+		{"none", Settings{}, []string{
+			"-nats-url (ATODENE_WORKER_NATS_URL): required (or -embedded, to run an in-process NATS server)",
+			"-redis-url (ATODENE_WORKER_REDIS_URL): required (or -embedded, to run an in-process Redis-protocol server)"}},
+		{"no redis", Settings{NATSURL: "nats://n:4222"}, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): required"}},
+		{"both", Settings{NATSURL: "nats://n:4222", RedisURL: "redis://r:6379"}, nil},
+		{"embedded", Settings{Embedded: true}, nil},
+	} {
+		err := tt.s.RequireServers()
+		if tt.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		checkProblems(t, err, tt.want)
 	}
 }
