@@ -174,35 +174,52 @@ func holderPID(b []byte) string {
 	return string(b[:len(b)-1])
 }
 
-// openStore refuses a JetStream store that a run with the in-process Redis left behind without
-// a clean stop (killed, or crashed): that run's order states died with it, and resuming its
-// streams would re-check, report and publish for orders the new state has never heard of, or
-// drop them. With -redis-url (a real Redis keeps the states) the store is resumed as it is.
+// volatileMark, a file beside the JetStream store, says that the store goes with the states of
+// the in-process Redis: a run with -redis-url keeps its states in that Redis and writes none.
+const volatileMark = "nats.in-memory-states"
+
+// openStore refuses a JetStream store whose order states are gone or elsewhere: one that a run
+// with the in-process Redis left behind without a clean stop (killed, or crashed), whose states
+// died with it, whatever Redis this run names; and one of a run with -redis-url, whose states are in
+// that Redis, when this run has none. Resuming either would re-check, report and publish for orders
+// the state has never heard of, or drop them. When this run's states are in memory, it marks the
+// store so (volatileMark).
 func openStore(s *config.Settings) error {
-	if s.RedisURL != "" {
-		return nil
-	}
-	store := filepath.Join(s.DataDir, "nats")
+	store, mark := filepath.Join(s.DataDir, "nats"), filepath.Join(s.DataDir, volatileMark)
 	entries, err := os.ReadDir(store)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("-data-dir %s: %w", s.DataDir, err)
 	}
-	return fmt.Errorf("-data-dir %s holds the JetStream store of an embedded run that did not stop cleanly (killed or crashed); "+
-		"its order states were in the in-process Redis and are gone, so resuming its streams could lose orders without a word. "+
-		"Remove %s to start afresh, or give another -data-dir", s.DataDir, store)
+	_, markErr := os.Stat(mark)
+	volatile := markErr == nil
+	switch {
+	case len(entries) > 0 && volatile:
+		return fmt.Errorf("-data-dir %s holds the JetStream store of an embedded run that did not stop cleanly (killed or crashed); "+
+			"its order states were in the in-process Redis and are gone, so resuming its streams could lose orders without a word. "+
+			"Remove %s to start afresh, or give another -data-dir", s.DataDir, store)
+	case len(entries) > 0 && s.RedisURL == "":
+		return fmt.Errorf("-data-dir %s holds the JetStream store of a run with -redis-url, whose order states are in that Redis: "+
+			"give the same -redis-url, or remove %s to start afresh", s.DataDir, store)
+	case s.RedisURL != "" && volatile: // an empty store left marked by a start that failed
+		if err := os.Remove(mark); err != nil {
+			return fmt.Errorf("-data-dir %s: %w", s.DataDir, err)
+		}
+	case s.RedisURL == "" && !volatile:
+		if err := os.WriteFile(mark, []byte("the JetStream store beside this file goes with order states kept in memory\n"), 0o600); err != nil {
+			return fmt.Errorf("-data-dir %s: %w", s.DataDir, err)
+		}
+	}
+	return nil
 }
 
 // countForgotten returns the stop step that says what the stop forgets: the in-process Redis's
-// orders under review, and the events waiting for their order and the dead letters of the
-// JetStream store that goes with it. It runs while both servers are still up.
+// orders under review, and the events not handled yet, those waiting for their order and the dead
+// letters of the JetStream store that goes with it. It runs while both servers are still up.
 func countForgotten(s config.Settings, stdout io.Writer) func() {
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var review, waiting, letters int64
+		var review, unhandled, waiting, letters int64
 		if rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{}); err == nil {
 			store := orderstate.New(rdb, s.RedisPrefix, config.EventRecordTTL)
 			review, _ = store.PendingCount(ctx)
@@ -212,11 +229,12 @@ func countForgotten(s config.Settings, stdout io.Writer) func() {
 		if nc, err := nats.Connect(s.NATSURL); err == nil {
 			js, _ := jetstream.New(nc)
 			waiting, letters = streamMsgs(ctx, js, worker.KeptStream), streamMsgs(ctx, js, s.DLQStream)
+			unhandled, _ = worker.Unhandled(ctx, js, s)
 			nc.Close()
 		}
-		if review+waiting+letters > 0 {
-			fmt.Fprintf(stdout, "embedded mode: forgotten with the in-memory state and %s: orders under review %d, events waiting for their order %d, dead letters %d\n",
-				filepath.Join(s.DataDir, "nats"), review, waiting, letters)
+		if review+unhandled+waiting+letters > 0 {
+			fmt.Fprintf(stdout, "embedded mode: forgotten with the in-memory state and %s: events not handled yet %d, orders under review %d, events waiting for their order %d, dead letters %d\n",
+				filepath.Join(s.DataDir, "nats"), unhandled, review, waiting, letters)
 		}
 	}
 }
@@ -236,7 +254,9 @@ func removeStore(dataDir string, stdout io.Writer) {
 	store := filepath.Join(dataDir, "nats")
 	if err := os.RemoveAll(store); err != nil {
 		fmt.Fprintf(stdout, "embedded mode: removing %s: %v; remove it before the next start\n", store, err)
+		return
 	}
+	_ = os.Remove(filepath.Join(dataDir, volatileMark))
 }
 
 // demoShops is the demo shop: the sandbox's demo merchant with the common default fee table.

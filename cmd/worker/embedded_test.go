@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	pub "github.com/atodene-worker/atodene-worker/internal/publisher"
 )
 
@@ -129,9 +130,9 @@ func TestEmbeddedRestart(t *testing.T) {
 	dir := t.TempDir()
 	w := newEmbeddedWorker(t, dir)
 	args, natsURL := w.args, "nats://"+w.nats
-	start := func() (*exec.Cmd, *syncBuffer) {
+	start := func(extra ...string) (*exec.Cmd, *syncBuffer) {
 		var out syncBuffer
-		cmd := exec.Command(bin, append(args, "-log-level", "warn")...)
+		cmd := exec.Command(bin, append(append(args, "-log-level", "warn"), extra...)...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -164,7 +165,7 @@ func TestEmbeddedRestart(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM: exit %v\n%s", err, out.String())
 	}
-	if want := "embedded mode: forgotten with the in-memory state and " + filepath.Join(dir, "nats") + ": orders under review 3, events waiting for their order 1, dead letters 1"; !strings.Contains(out.String(), want) {
+	if want := "embedded mode: forgotten with the in-memory state and " + filepath.Join(dir, "nats") + ": events not handled yet 0, orders under review 3, events waiting for their order 1, dead letters 1"; !strings.Contains(out.String(), want) {
 		t.Errorf("a clean stop did not say what it forgets, %q:\n%s", want, out.String())
 	}
 
@@ -182,7 +183,26 @@ func TestEmbeddedRestart(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "nats")); err != nil {
 		t.Fatal(err)
 	}
-	start() // the reset the refusal names
+	// The reset the refusal names; then a backlog that the stop leaves: 40 slow orders (5 s each
+	// at the sandbox) for 4 handling slots and a 1 s grace.
+	cmd, out = start("-concurrency", "4", "-shutdown-grace", "1s")
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	for i := range 40 {
+		publishOrder(t, js, DemoShopID, fmt.Sprintf("SLOW-%d", i), "slow@example.jp")
+	}
+	nc.Close()
+	time.Sleep(time.Second)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, out.String())
+	}
+	if m := regexp.MustCompile(`events not handled yet (\d+),`).FindStringSubmatch(out.String()); m == nil || m[1] == "0" {
+		t.Errorf("a clean stop with a backlog did not say how many events it forgets:\n%s", out.String())
+	}
 }
 
 // TestDemo runs the demo end to end: every sandbox rule meets its expected outcome. It runs
@@ -277,4 +297,41 @@ func waitingAndDead(t *testing.T, natsURL string) {
 	waitCount(t, 20*time.Second, "a waiting event and a dead letter", func() bool {
 		return len(readStream(t, js, "ATODENE_KEPT")) == 1 && len(readStream(t, js, "DLQ")) == 1
 	})
+}
+
+// TestOpenStore: a store is resumed only with the states it goes with.
+func TestOpenStore(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name           string
+		store, mark    bool   // a store with streams, the mark of in-memory states
+		redisURL, want string // want: part of the refusal, "" to resume
+	}{
+		{"fresh, in memory", false, false, "", ""},
+		{"fresh, real Redis", false, false, "redis://r:6379", ""},
+		{"killed, in memory", true, true, "", "did not stop cleanly"},
+		{"killed, in memory, now a real Redis", true, true, "redis://r:6379", "did not stop cleanly"},
+		{"real Redis, again", true, false, "redis://r:6379", ""},
+		{"real Redis, now in memory", true, false, "", "of a run with -redis-url"},
+		{"marked but empty, now a real Redis", false, true, "redis://r:6379", ""},
+	} {
+		dir := t.TempDir()
+		if tt.store {
+			if err := os.MkdirAll(filepath.Join(dir, "nats", "jetstream"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tt.mark {
+			if err := os.WriteFile(filepath.Join(dir, volatileMark), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := openStore(&config.Settings{DataDir: dir, RedisURL: tt.redisURL})
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, volatileMark)); tt.want == "" && (err == nil) != (tt.redisURL == "") {
+			t.Errorf("%s: the mark of in-memory states is there: %v, want %v", tt.name, err == nil, tt.redisURL == "")
+		}
+	}
 }

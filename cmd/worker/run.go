@@ -34,7 +34,7 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 		}
 		return usageError{fmt.Errorf("unknown command %q: want `worker [flags]` or `worker config check [flags]`", strings.Join(args, " "))}
 	}
-	settings, shops, err := loadConfig(args, lookupEnv, stderr)
+	settings, shops, err := loadConfig(args, lookupEnv, stdout)
 	if errors.As(err, new(usageError)) {
 		return err
 	}
@@ -55,11 +55,11 @@ func shopsFileMissing(path string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// loadConfig parses the settings, then loads the shops file they name. Help and bad settings
+// loadConfig parses the settings, then loads the shops file they name. Help (printed to help) and bad settings
 // are usage errors; a bad shops file is not.
-func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config.Settings, *config.Shops, error) {
+func loadConfig(args []string, lookupEnv func(string) (string, bool), help io.Writer) (config.Settings, *config.Shops, error) {
 	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
-	settings, err := config.ParseSettings(args, getenv, stderr)
+	settings, err := config.ParseSettings(args, getenv, help)
 	if err != nil {
 		return config.Settings{}, nil, usageError{err}
 	}
@@ -73,7 +73,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 // configCheck validates the settings and the shops file, and prints the shops as YAML with
 // defaults filled in and secrets masked.
 func configCheck(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	_, shops, err := loadConfig(args, lookupEnv, stderr)
+	_, shops, err := loadConfig(args, lookupEnv, stdout)
 	if err != nil {
 		return err
 	}

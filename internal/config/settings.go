@@ -158,6 +158,11 @@ const maxParkLimit = EventRecordTTL / 2
 // DefaultSettings returns the settings with every default applied.
 func DefaultSettings() Settings { return Settings{}.withDefaults() }
 
+// MinConcurrency is the least -concurrency: a slot kept for each of the three consumers (an idle
+// one holds its slot through a fetch that waits a second for messages) and one they share. Below
+// it, idle consumers took turns holding the only slots: at 1, each order waited up to 2 s.
+const MinConcurrency = 4
+
 // DefaultConcurrency bounds the calls to ATODENE in flight, and so the rate (Little's law): 512
 // handlers at once allow 2,560 orders/s with a provider that answers in 200 ms.
 const DefaultConcurrency = 512
@@ -321,11 +326,15 @@ func (s Settings) validate() error {
 	if s.Demo && !s.Embedded {
 		bad("demo", "needs -embedded")
 	}
+	if s.Demo && (s.NATSURL != "" || s.RedisURL != "") {
+		// It would join the durable consumers of those servers and handle their orders.
+		bad("demo", "runs on in-process servers of its own: it takes no -nats-url or -redis-url (given by flag or environment)")
+	}
 	if _, _, err := net.SplitHostPort(s.HTTPAddr); err != nil {
 		bad("http-addr", "%q: want host:port: %v", s.HTTPAddr, err)
 	}
-	if s.Concurrency < 1 {
-		bad("concurrency", "%d: must be at least 1", s.Concurrency)
+	if s.Concurrency < MinConcurrency {
+		bad("concurrency", "%d: must be at least %d: the orders, polls and advisories consumers each keep a slot, and one is shared", s.Concurrency, MinConcurrency)
 	}
 	if s.MaxDeliveries < 1 {
 		bad("max-deliveries", "%d: must be at least 1", s.MaxDeliveries)

@@ -133,6 +133,8 @@ func TestParseSettingsBadValues(t *testing.T) {
 			"ATODENE_WORKER_REDIS_CERT": "c.pem", "ATODENE_WORKER_REDIS_KEY": "k.pem"}, nil},
 		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
+		{"demo on real servers", []string{"-embedded", "-demo"}, nil, []string{
+			"-demo (ATODENE_WORKER_DEMO): runs on in-process servers of its own: it takes no -nats-url or -redis-url"}},
 		{"embedded redis with a nats url", []string{"-embedded"}, map[string]string{"ATODENE_WORKER_REDIS_URL": ""}, []string{
 			"-redis-url (ATODENE_WORKER_REDIS_URL): required with -nats-url: the in-process Redis forgets"}},
 		{"embedded addresses", []string{"-embedded", "-embedded-nats-addr=4222", "-embedded-redis-addr=:x:"}, nil, []string{
@@ -141,7 +143,8 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"data dir needed when embedded", []string{"-embedded", "-data-dir="}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{"-data-dir (ATODENE_WORKER_DATA_DIR): required for the embedded servers"}},
 		{"data dir not needed with servers", []string{"-data-dir=", "-nats-url=nats://a:4222", "-redis-url=redis://b:6379/0"}, nil, nil},
 		{"http addr", []string{"-http-addr=9090"}, nil, []string{`-http-addr (ATODENE_WORKER_HTTP_ADDR): "9090": want host:port`}},
-		{"concurrency", []string{"-concurrency=0"}, nil, []string{"-concurrency (ATODENE_WORKER_CONCURRENCY): 0: must be at least 1"}},
+		{"concurrency", []string{"-concurrency=0"}, nil, []string{"-concurrency (ATODENE_WORKER_CONCURRENCY): 0: must be at least 4"}},
+		{"concurrency below a slot per consumer", []string{"-concurrency=3"}, nil, []string{"-concurrency (ATODENE_WORKER_CONCURRENCY): 3: must be at least 4: the orders, polls and advisories consumers each keep a slot"}},
 		{"max deliveries", []string{"-max-deliveries=-1"}, nil, []string{"-max-deliveries (ATODENE_WORKER_MAX_DELIVERIES): -1: must be at least 1"}},
 		{"ack wait not above provider timeout", []string{"-ack-wait=30s"}, nil, []string{
 			"-ack-wait (ATODENE_WORKER_ACK_WAIT): 30s must exceed -provider-timeout 30s"}},
@@ -164,7 +167,7 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"bad env values", nil, map[string]string{"ATODENE_WORKER_ACK_WAIT": "two minutes", "ATODENE_WORKER_CONCURRENCY": "-3", "ATODENE_WORKER_LOG_LEVEL": "loud"}, []string{
 			`invalid value "two minutes" for ATODENE_WORKER_ACK_WAIT: parse error`, // in flag order
 			`invalid value "loud" for ATODENE_WORKER_LOG_LEVEL: unrecognized level: "loud"`,
-			"-concurrency (ATODENE_WORKER_CONCURRENCY): -3: must be at least 1"}},
+			"-concurrency (ATODENE_WORKER_CONCURRENCY): -3: must be at least 4"}},
 		{"unexpected argument", []string{"serve"}, nil, []string{`unexpected argument "serve"`}},
 	}
 	for _, tt := range tests {

@@ -42,12 +42,13 @@ func newBatcher(rdb redis.UniversalClient) *batcher {
 	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-// ErrClosed is the error of a store's call made after its Close.
+// ErrClosed is the error of a script call (a lease, a write) made after the store's Close. Plain
+// reads (Get, History, PendingCount) go to Redis directly and work for as long as the client does.
 var ErrClosed = errors.New("orderstate: the store is closed")
 
 // Close stops the store's batcher. The calls already queued still go out, as calls given up by
 // their handlers do (a write that lands is found by the event's retry, which then has less to
-// redo); those made later fail with ErrClosed. Close waits for that last send for at most
+// redo); script calls made later fail with ErrClosed. Close waits for that last send for at most
 // closeWait: against a Redis that stopped answering it ends with its timeout (pipelineTimeout) or
 // when the client is closed, which the client's owner does after Close, and a shutdown is not held
 // for it. Call it once the store's users have stopped; a second Close does nothing more.

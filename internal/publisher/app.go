@@ -63,6 +63,7 @@ func commands() map[string]command {
 func (a *App) Run(ctx context.Context, args []string) error {
 	fs := a.flagSet("publisher")
 	fs.StringVar(&a.natsURL, "nats-url", a.env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server `URLs` [$ATODENE_PUBLISHER_NATS_URL]")
+	fs.Lookup("nats-url").DefValue = redactURL(a.natsURL) // -h must not print a credential
 	fs.StringVar(&a.natsFiles.Creds, "nats-creds", a.env("NATS_CREDS", ""), "NATS credentials `file` [$ATODENE_PUBLISHER_NATS_CREDS]")
 	fs.StringVar(&a.natsFiles.Nkey, "nats-nkey", a.env("NATS_NKEY", ""), "`file` holding the NATS user's nkey seed (SU…); not with -nats-creds [$ATODENE_PUBLISHER_NATS_NKEY]")
 	fs.StringVar(&a.natsFiles.CA, "nats-ca", a.env("NATS_CA", ""), "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's [$ATODENE_PUBLISHER_NATS_CA]")
@@ -198,7 +199,7 @@ func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(a.natsURL, append([]nats.Option{nats.Name("atodene-publisher")}, files...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(a.natsURL), err)
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(a.natsURL), redact.Err("-nats-url", a.natsURL, err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

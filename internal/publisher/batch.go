@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -126,6 +127,10 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 	case *rate < 0:
 		return usagef("-rate must not be negative")
 	}
+	// A -type given on the command line must agree with the type a line carries: batch refuses to
+	// guess which of the two was meant.
+	typeGiven := false
+	fs.Visit(func(f *flag.Flag) { typeGiven = typeGiven || f.Name == "type" })
 	in := a.Stdin
 	if *file != "-" {
 		f, err := os.Open(*file)
@@ -166,7 +171,7 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 		raw, readErr := rd.ReadBytes('\n')
 		line++
 		if !blank(raw) {
-			pending = b.line(js, lim, pending, line, bytes.TrimSpace(raw), fill{typ: *typ, source: *source, now: time.Now()}, maxPayload)
+			pending = b.line(js, lim, pending, line, bytes.TrimSpace(raw), fill{typ: *typ, strict: typeGiven, source: *source, now: time.Now()}, maxPayload)
 		}
 		switch {
 		case errors.Is(readErr, io.EOF):

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
@@ -27,6 +28,7 @@ func (a *App) order(ctx context.Context, args []string) error {
 	}
 	fs := a.flagSet("order show")
 	redisURL := fs.String("redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
+	fs.Lookup("redis-url").DefValue = redactURL(*redisURL) // -h must not print a credential
 	var files transport.RedisFiles
 	fs.StringVar(&files.CA, "redis-ca", a.env("REDIS_CA", ""), "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's [$ATODENE_PUBLISHER_REDIS_CA]")
 	fs.StringVar(&files.Cert, "redis-cert", a.env("REDIS_CERT", ""), "PEM `file` of the client certificate for Redis TLS (rediss://) [$ATODENE_PUBLISHER_REDIS_CERT]")
@@ -95,7 +97,7 @@ func connectRedis(url string, files transport.RedisFiles) (*redis.Client, error)
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, usagef("-redis-url: %v", err)
+		return nil, usagef("-redis-url: %v", redact.Err("-redis-url", url, err))
 	}
 	if opts.TLSConfig == nil && files != (transport.RedisFiles{}) {
 		return nil, usagef("-redis-ca, -redis-cert and -redis-key need a rediss:// -redis-url: redis:// does not use TLS")

@@ -242,3 +242,18 @@ func TestSampleTypeTravelsToBatch(t *testing.T) {
 		t.Errorf("published:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestBatchTypeContradictingTheLines: a -type given on the command line that contradicts the type
+// a line carries rejects the line instead of picking one of the two.
+func TestBatchTypeContradictingTheLines(t *testing.T) {
+	t.Parallel()
+	url, s := ordersStream(t)
+	lines := runPublisher(t, url, "", false, "sample", "-n", "1", "-shop", "shop-1", "-seed", "3")
+	r := runPublisher(t, url, lines.stdout, false, "batch", "-file", "-", "-type", "order.updated")
+	if r.err == nil || !strings.Contains(r.stderr, `"order.created" contradicts -type order.updated`) {
+		t.Errorf("batch -type order.updated of order.created lines: err %v, stderr %q; want the line rejected", r.err, r.stderr)
+	}
+	if n := len(storedMsgs(t, s)); n != 0 {
+		t.Errorf("%d events published, want none", n)
+	}
+}

@@ -3,6 +3,8 @@
 package redact
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -52,6 +54,16 @@ func redactOne(raw string) string {
 		return Mask
 	}
 	return u.String()
+}
+
+// Err returns err, or, when err is about a URL that does not parse (a *url.Error, which quotes the
+// URL whole, credentials included), an error that names the URL redacted and what is wrong without
+// quoting it. what names the URL's setting, e.g. "-redis-url".
+func Err(what, rawURL string, err error) error {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: not a valid URL (the parser's message is left out: it quotes the URL, credentials included)", what, URLs(rawURL))
+	}
+	return err
 }
 
 func secretParam(name string) bool {

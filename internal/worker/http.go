@@ -191,6 +191,9 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
 	case !h.nc.IsConnected():
 		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+	case checkServer(h.nc) != nil:
+		// Reconnected to another server of the list, one without message schedules.
+		http.Error(w, "not ready: "+checkServer(h.nc).Error(), http.StatusServiceUnavailable)
 	case h.redis.Ping(ctx) != nil:
 		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
 	case failing != "":

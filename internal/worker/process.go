@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
@@ -19,7 +20,7 @@ import (
 func NewRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("-redis-url: %w", err)
+		return nil, fmt.Errorf("-redis-url: %w", redact.Err("-redis-url", url, err))
 	}
 	if err := files.Apply(opts); err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
@@ -123,3 +126,26 @@ func TestPollStreamWithoutSchedulesIsRefused(t *testing.T) {
 		t.Fatalf("Run: %v, want an error saying %q", err, want)
 	}
 }
+
+// TestReadyzRefusesAnOldServer: a worker that reconnected to an older server of its list (one
+// without message schedules) is not ready, and says why.
+func TestReadyzRefusesAnOldServer(t *testing.T) {
+	t.Parallel()
+	nc, err := nats.Connect(fakeOldServer(t, "2.9.25"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	h := newHealth(nc, answers{}, &handlers.Infra{}, func() []string { return nil })
+	h.ready.Store(true)
+	rec := httptest.NewRecorder()
+	h.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "runs nats-server 2.9.25") {
+		t.Fatalf("/readyz on nats-server 2.9.25: %d %q, want 503 naming the version", rec.Code, rec.Body.String())
+	}
+}
+
+// answers is a Redis that always answers.
+type answers struct{}
+
+func (answers) Ping(context.Context) error { return nil }

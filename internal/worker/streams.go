@@ -159,3 +159,14 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, s config.Setting
 	}
 	return false, nil
 }
+
+// Unhandled returns how many inbound events of the ORDERS stream the worker has not handled yet:
+// the pending and unacknowledged messages of its durable consumer.
+func Unhandled(ctx context.Context, js jetstream.JetStream, s config.Settings) (int64, error) {
+	c, err := js.Consumer(ctx, s.OrdersStream, ordersConsumer)
+	if err != nil {
+		return 0, fmt.Errorf("reading consumer %s of stream %s: %w", ordersConsumer, s.OrdersStream, err)
+	}
+	info := c.CachedInfo()
+	return int64(info.NumPending) + int64(info.NumAckPending), nil
+}
