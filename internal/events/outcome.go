@@ -3,22 +3,20 @@ package events
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/atodene-worker/atodene-worker/internal/atodene"
 )
 
 // Credit is the data of the credit.* outcome events (docs/events.md#credit-eventscredit).
 type Credit struct {
-	ShopID        string                  `json:"shop_id"`
-	OrderID       string                  `json:"order_id"`
-	TransactionID string                  `json:"transaction_id"`
-	Result        string                  `json:"result"` // ok, ng, pending, cancelled, invalid
-	Review        string                  `json:"review"` // "" under review, "hold" on hold
-	Fee           int64                   `json:"fee"`
-	BilledAmount  int64                   `json:"billed_amount"`
-	Errors        []atodene.ProviderError `json:"errors"`
-	Reasons       []string                `json:"reasons"`
-	DecidedAt     string                  `json:"decided_at"`
+	ShopID        string          `json:"shop_id"`
+	OrderID       string          `json:"order_id"`
+	TransactionID string          `json:"transaction_id"`
+	Result        string          `json:"result"` // ok, ng, pending, cancelled, invalid
+	Review        string          `json:"review"` // "" under review, "hold" on hold
+	Fee           int64           `json:"fee"`
+	BilledAmount  int64           `json:"billed_amount"`
+	Errors        []ProviderError `json:"errors"`
+	Reasons       []string        `json:"reasons"`
+	DecidedAt     string          `json:"decided_at"`
 	// Normalized lists the values of the order that the worker put into ATODENE's form before
 	// sending them (docs/events.md#normalisation), on the outcome of a registration or a change; left out when
 	// nothing was changed.
@@ -34,23 +32,41 @@ type Normalized struct {
 
 // Shipment is the data of the shipment.* outcome events.
 type Shipment struct {
-	ShopID         string                  `json:"shop_id"`
-	OrderID        string                  `json:"order_id"`
-	TransactionID  string                  `json:"transaction_id"`
-	CarrierCode    string                  `json:"carrier_code"`
-	TrackingNumber string                  `json:"tracking_number"`
-	Report         string                  `json:"report"` // new, change, cancel
-	Errors         []atodene.ProviderError `json:"errors"`
-	ReportedAt     string                  `json:"reported_at"`
+	ShopID         string          `json:"shop_id"`
+	OrderID        string          `json:"order_id"`
+	TransactionID  string          `json:"transaction_id"`
+	CarrierCode    string          `json:"carrier_code"`
+	TrackingNumber string          `json:"tracking_number"`
+	Report         string          `json:"report"` // new, change, cancel
+	Errors         []ProviderError `json:"errors"`
+	ReportedAt     string          `json:"reported_at"`
 }
 
 // Invoice is the data of the invoice.* outcome events.
 type Invoice struct {
-	ShopID        string                  `json:"shop_id"`
-	OrderID       string                  `json:"order_id"`
-	TransactionID string                  `json:"transaction_id"`
-	Invoice       *atodene.Invoice        `json:"invoice,omitempty"`
-	Errors        []atodene.ProviderError `json:"errors,omitempty"`
+	ShopID        string            `json:"shop_id"`
+	OrderID       string            `json:"order_id"`
+	TransactionID string            `json:"transaction_id"`
+	Invoice       *InvoicePrintData `json:"invoice,omitempty"`
+	Errors        []ProviderError   `json:"errors,omitempty"`
+}
+
+// ProviderError is one error of an outcome (docs/events.md#credit-eventscredit): an error ATODENE
+// returned, or one the worker reports in the same form (Point "credit", "invoice_delivery").
+// The handlers map the client's errors to it field by field, so the contract is defined here and
+// not by the client's struct tags.
+type ProviderError struct {
+	Point   string `json:"point"`   // the request element at fault (ATODENE's errorPoint)
+	Code    string `json:"code"`    // ATODENE's errorCode; "" for the worker's own errors
+	Message string `json:"message"` // ATODENE's errorMessage (Japanese text), or the worker's reason
+}
+
+// InvoicePrintData is the print data of an enclosed invoice, in invoice.ok
+// (docs/protocol.md#invoice-print-data): every element of ATODENE's invoiceInfo as the display
+// string it sent, keyed by element name, and the detail lines.
+type InvoicePrintData struct {
+	Fields  map[string]string   `json:"fields"`
+	Details []map[string]string `json:"details"`
 }
 
 // NewOutcome wraps outcome data in a CloudEvent from the worker, caused by the inbound event

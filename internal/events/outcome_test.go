@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
@@ -93,12 +92,12 @@ func TestOutcomeEmptyLists(t *testing.T) {
 	}{
 		{"credit", events.Credit{}, map[string]string{"errors": `[]`, "reasons": `[]`, "review": `""`, "fee": `0`}},
 		{"credit pointer", &events.Credit{}, map[string]string{"errors": `[]`, "reasons": `[]`}},
-		{"credit with lists", events.Credit{Reasons: []string{"住所不備"}, Errors: []atodene.ProviderError{{Point: "zip"}}},
+		{"credit with lists", events.Credit{Reasons: []string{"住所不備"}, Errors: []events.ProviderError{{Point: "zip"}}},
 			map[string]string{"errors": `[{"point":"zip","code":"","message":""}]`, "reasons": `["住所不備"]`}},
 		{"shipment", events.Shipment{}, map[string]string{"errors": `[]`, "report": `""`}},
 		{"shipment pointer", &events.Shipment{}, map[string]string{"errors": `[]`}},
-		{"invoice ok", events.Invoice{Invoice: &atodene.Invoice{}}, map[string]string{"errors": "", "invoice": `{"fields":null,"details":null}`}},
-		{"invoice ng", events.Invoice{Errors: []atodene.ProviderError{{Point: "transactionId", Code: "er000033"}}},
+		{"invoice ok", events.Invoice{Invoice: &events.InvoicePrintData{}}, map[string]string{"errors": "", "invoice": `{"fields":null,"details":null}`}},
+		{"invoice ng", events.Invoice{Errors: []events.ProviderError{{Point: "transactionId", Code: "er000033"}}},
 			map[string]string{"invoice": "", "errors": `[{"point":"transactionId","code":"er000033","message":""}]`}},
 	}
 	for _, tt := range tests {
@@ -144,7 +143,7 @@ func TestOutcomeGolden(t *testing.T) {
 		}},
 		{"credit.invalid.golden.json", "rakuten-01:100000125:7c4e9a10:2:credit.invalid", events.TypeCreditInvalid, events.Credit{
 			ShopID: testShop, OrderID: "100000125", Result: "invalid", Fee: 205, BilledAmount: 3155,
-			Errors: []atodene.ProviderError{
+			Errors: []events.ProviderError{
 				{Point: "zip", Code: "er000004", Message: "郵便番号の形式が不正です"},
 				{Point: "tel", Code: "er000005", Message: "電話番号の形式が不正です"},
 			},
@@ -156,7 +155,7 @@ func TestOutcomeGolden(t *testing.T) {
 		}},
 		{"invoice.ok.golden.json", "rakuten-01:100000123:5f3a9c01:6:invoice.ok", events.TypeInvoiceOK, events.Invoice{
 			ShopID: testShop, OrderID: "100000123", TransactionID: "12345678901",
-			Invoice: &atodene.Invoice{
+			Invoice: &events.InvoicePrintData{
 				Fields: map[string]string{
 					"zip": "150-0001", "address1": "東京都渋谷区神宮前1-1-1", "name": "加藤 太郎",
 					"billedAmount": "3,155円", "billedFeeTax": "内消費税：286円", "billDeadlineDate": "2026年12月11日",

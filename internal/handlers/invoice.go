@@ -41,16 +41,16 @@ func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 			}
 		}
 		st.InvoiceEvent = key
-		var problem *atodene.ProviderError
+		var problem *events.ProviderError
 		switch {
 		case st.Status != orderstate.StatusOK:
-			problem = &atodene.ProviderError{Point: "credit", Message: "the credit of the order is " + statusWord(st.Status) + ", not ok"}
+			problem = &events.ProviderError{Point: "credit", Message: "the credit of the order is " + statusWord(st.Status) + ", not ok"}
 		case st.Service != atodene.ServiceEnclosed:
-			problem = &atodene.ProviderError{Point: "invoice_delivery", Message: "the invoice of the order is mailed separately by ATODENE, not enclosed"}
+			problem = &events.ProviderError{Point: "invoice_delivery", Message: "the invoice of the order is mailed separately by ATODENE, not enclosed"}
 		}
 		data := events.Invoice{ShopID: r.shop.ID, OrderID: order, TransactionID: st.TransactionID}
 		if problem != nil {
-			data.Errors = []atodene.ProviderError{*problem}
+			data.Errors = []events.ProviderError{*problem}
 			o.emit(&st, r.shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
 			return write(st, "not fetched: "+problem.Message)
 		}
@@ -58,13 +58,13 @@ func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 		var rejected *atodene.RejectedError
 		switch {
 		case errors.As(err, &rejected):
-			data.Errors = rejected.Errors
+			data.Errors = outcomeErrors(rejected.Errors)
 			o.emit(&st, r.shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
 			return write(st, "invoice refused by ATODENE")
 		case err != nil:
 			return fail(err)
 		}
-		data.Invoice = &inv
+		data.Invoice = invoicePrintData(inv)
 		o.emit(&st, r.shop.ID, order, events.TypeInvoiceOK, ev.ID, data)
 		return write(st, "invoice print data fetched")
 	}}

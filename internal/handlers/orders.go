@@ -595,10 +595,8 @@ func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, caused
 		Result: eventType[len("credit."):], Review: st.Review,
 		Fee: st.Fee, BilledAmount: st.BilledAmount, Reasons: st.Reasons,
 		DecidedAt:  o.Now().In(jst).Format(time.RFC3339),
+		Errors:     recordedErrors(st.Errors),
 		Normalized: normalized,
-	}
-	for _, e := range st.Errors {
-		data.Errors = append(data.Errors, atodene.ProviderError(e))
 	}
 	o.emit(st, shop, order, eventType, causedBy, data)
 }

@@ -56,7 +56,7 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 			return write(st, "shipment reported ("+st.Shipment.Report+")")
 		}
 		o.emitShipment(&st, r.shop.ID, order, ev.ID, events.TypeShipmentNG, wanted, "new",
-			[]atodene.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order is %s, not ok", statusWord(st.Status))}})
+			[]events.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order is %s, not ok", statusWord(st.Status))}})
 		return write(st, "not reported: the credit is "+statusWord(st.Status))
 	}}
 }
@@ -85,7 +85,7 @@ func (o *Orders) reportShipment(ctx context.Context, shop *Shop, order string, s
 		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentOK, sh, report, nil)
 	case errors.As(err, &rejected):
 		st.Shipment = prev
-		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentNG, sh, report, rejected.Errors)
+		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentNG, sh, report, outcomeErrors(rejected.Errors))
 	default:
 		return st, err
 	}
@@ -101,7 +101,7 @@ func onlyPoint(r *atodene.RejectedError, point string) bool {
 	return len(r.Errors) > 0
 }
 
-func (o *Orders) emitShipment(st *orderstate.State, shop, order, causedBy, eventType string, sh orderstate.Shipment, report string, errs []atodene.ProviderError) {
+func (o *Orders) emitShipment(st *orderstate.State, shop, order, causedBy, eventType string, sh orderstate.Shipment, report string, errs []events.ProviderError) {
 	o.emit(st, shop, order, eventType, causedBy, events.Shipment{
 		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
 		CarrierCode: sh.CarrierCode, TrackingNumber: sh.TrackingNumber, Report: report,
@@ -118,5 +118,5 @@ func (o *Orders) dropQueuedShipment(st *orderstate.State, shop, order, causedBy 
 	sh := *st.Shipment
 	st.Shipment = nil
 	o.emitShipment(st, shop, order, causedBy, events.TypeShipmentNG, sh, "new",
-		[]atodene.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order ended %s; the queued shipment is not reported", statusWord(st.Status))}})
+		[]events.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order ended %s; the queued shipment is not reported", statusWord(st.Status))}})
 }

@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// fill sets every exported field of the value v points to, recursively, to a value that is not
+// zero: a field added to the type later is filled too.
+func fill(t *testing.T, v reflect.Value, name string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(name)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(7)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(t, v.Elem(), name)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(t, v.Index(0), name)
+	case reflect.Map:
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(t, k, name+"-key")
+		fill(t, e, name)
+		v.Set(reflect.MakeMap(v.Type()))
+		v.SetMapIndex(k, e)
+	case reflect.Struct:
+		for f := range v.Type().Fields() {
+			if f.IsExported() {
+				fill(t, v.FieldByIndex(f.Index), f.Name)
+			}
+		}
+	default:
+		t.Fatalf("fill: cannot fill %s of kind %s", name, v.Kind())
+	}
+}
+
+func filled[T any](t *testing.T) T {
+	t.Helper()
+	var v T
+	fill(t, reflect.ValueOf(&v).Elem(), reflect.TypeFor[T]().Name())
+	return v
+}
+
+// TestOutcomeMappingIsExplicit: the outcome JSON of a provider error and of invoice print data
+// holds the contract's fields, in the contract's order, whatever else the client's types carry.
+// Every field of atodene.ProviderError and atodene.Invoice is set (those added later too), and
+// nothing but the mapped fields reaches the JSON.
+func TestOutcomeMappingIsExplicit(t *testing.T) {
+	t.Parallel()
+	pe := filled[atodene.ProviderError](t)
+	for _, errs := range [][]events.ProviderError{
+		outcomeErrors([]atodene.ProviderError{pe}),
+		recordedErrors([]orderstate.Error{filled[orderstate.Error](t)}),
+	} {
+		got, err := json.Marshal(errs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `[{"point":"Point","code":"Code","message":"Message"}]`
+		if string(got) != want {
+			t.Errorf("errors = %s, want %s", got, want)
+		}
+	}
+
+	inv := filled[atodene.Invoice](t)
+	got, err := json.Marshal(invoicePrintData(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, _ := json.Marshal(inv.Fields)
+	details, _ := json.Marshal(inv.Details)
+	if want := `{"fields":` + string(fields) + `,"details":` + string(details) + `}`; string(got) != want {
+		t.Errorf("invoice = %s, want %s", got, want)
+	}
+
+	// nil stays nil, so that an invoice.ok leaves errors out and credit.* and shipment.* write [].
+	if outcomeErrors(nil) != nil || recordedErrors(nil) != nil {
+		t.Error("no errors mapped to a non-nil list")
+	}
+}
