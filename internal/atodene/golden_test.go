@@ -36,7 +36,21 @@ func sampleOrder() Order {
 	}
 }
 
-func newTestClient(t *testing.T, url string) *Client {
+// shipToManyItemsOrder is sampleOrder shipped to someone else, with 14 products (rolled up to 12
+// lines) and the invoice enclosed.
+func shipToManyItemsOrder() Order {
+	many := sampleOrder()
+	many.ShipTo = &Person{Name: "山田 花子", NameKana: "ヤマダ ハナコ", Zip: "5300001", Address: "大阪府大阪市北区梅田1-1", Company: "株式会社テスト", Department: "総務部", Phone: "0612345678"}
+	many.Items = nil
+	for i := range 14 {
+		many.Items = append(many.Items, Item{Name: "商品" + string(rune('A'+i)), UnitPrice: int64(100 * (i + 1)), Quantity: 1})
+	}
+	many.BilledAmount = 10500 + 550 + 205 - 100
+	many.Service = ServiceEnclosed
+	return many
+}
+
+func newTestClient(t testing.TB, url string) *Client {
 	t.Helper()
 	c, err := New(Config{
 		BaseURL:       url + "/api/",
@@ -68,7 +82,7 @@ func goldenServer(t *testing.T, response string) (*httptest.Server, *[]byte, *st
 	return srv, &body, &path
 }
 
-func checkGolden(t *testing.T, name string, got []byte) {
+func checkGolden(t testing.TB, name string, got []byte) {
 	t.Helper()
 	file := filepath.Join("testdata", name)
 	if *update {
@@ -86,15 +100,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 }
 
 func TestGolden(t *testing.T) {
-	order := sampleOrder()
-	many := sampleOrder()
-	many.ShipTo = &Person{Name: "山田 花子", NameKana: "ヤマダ ハナコ", Zip: "5300001", Address: "大阪府大阪市北区梅田1-1", Company: "株式会社テスト", Department: "総務部", Phone: "0612345678"}
-	many.Items = nil
-	for i := range 14 {
-		many.Items = append(many.Items, Item{Name: "商品" + string(rune('A'+i)), UnitPrice: int64(100 * (i + 1)), Quantity: 1})
-	}
-	many.BilledAmount = 10500 + 550 + 205 - 100
-	many.Service = ServiceEnclosed
+	order, many := sampleOrder(), shipToManyItemsOrder()
 
 	tests := []struct {
 		name     string // request golden file: testdata/<name>.request.xml

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -280,8 +283,36 @@ func TestNeverAcknowledgedIsExhausted(t *testing.T) {
 	})
 }
 
-// TestTwoWorkersShareTheWork: two replicas on the same streams and Redis split the orders,
-// each order handled once, none registered twice; the orders under review resolve too.
+// createdHandled returns how many order.created messages the worker serving addr has handled to
+// the end (outcome ok), read from its /metrics.
+func createdHandled(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range families["atodene_worker_messages_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		if labels["type"] == "order.created" && labels["outcome"] == "ok" {
+			n += int(m.GetCounter().GetValue())
+		}
+	}
+	return n
+}
+
+// TestTwoWorkersShareTheWork: two replicas on the same streams and Redis split the orders: each
+// handles some of the messages (read from each one's /metrics), each order is decided once, none
+// registered twice; the orders under review resolve too.
 func TestTwoWorkersShareTheWork(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -291,6 +322,16 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, second) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Both consume before the first order is published: a second worker still starting while the
+	// first drains the stream would have nothing to share.
+	waitFor(t, 10*time.Second, "the second worker ready", func() bool {
+		resp, err := http.Get("http://" + second.Settings.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	const n = 200
 	for i := range n {
 		email := "taro@example.jp"
@@ -311,6 +352,18 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 		if txs := h.sandboxTransactions(fmt.Sprintf("W-%03d", i)); len(txs) != 1 || txs[0].Registrations != 1 {
 			t.Errorf("W-%03d: %+v", i, txs)
 		}
+	}
+	// Every one of the 2n order.created messages is handled to the end by one worker or the other
+	// (a duplicate too: it ends ok), and each worker took a share of them. An outcome is published
+	// before its message is acked and counted, hence the wait.
+	var first, other int
+	waitFor(t, 30*time.Second, "every order.created message counted", func() bool {
+		first, other = createdHandled(t, h.deps.Settings.HTTPAddr), createdHandled(t, second.Settings.HTTPAddr)
+		return first+other >= 2*n
+	})
+	t.Logf("order.created messages handled: %d by the first worker, %d by the second", first, other)
+	if first == 0 || other == 0 {
+		t.Errorf("order.created messages handled: %d by the first worker, %d by the second; want a share for each", first, other)
 	}
 }
 
