@@ -39,7 +39,9 @@ const SubjectPrefix = "dlq."
 // maxErrorLen bounds Dlq-Error: an error quoting a huge field must not make a huge header.
 const maxErrorLen = 1024
 
-// Letter is one dead letter to write.
+// Letter is one dead letter to write. handlers.DeadLetter has the same fields, in the same order,
+// so that the worker converts one to the other (handlers do not import dlq): a field added here is
+// added there too, or the worker does not compile.
 type Letter struct {
 	Subject     string // the subject it was consumed from
 	Stream      string

@@ -17,11 +17,7 @@ import (
 // ATODENE. A cancel that arrives while the order's registration is under way waits for its
 // outcome, parked.
 func (o *Orders) OrderCancelled(ctx context.Context, ev Event[events.Cancel]) error {
-	shop, err := o.shop(ev.Shop)
-	if err != nil {
-		return err
-	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, o.cancelling(ev.Meta, ev.Data.OrderID, ""))
+	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, decided(o.cancelling(ev.Meta, ev.Data.OrderID, "")))
 }
 
 // cancelling is the decision of an event that ends the order's credit: order.cancelled, or

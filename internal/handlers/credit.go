@@ -29,51 +29,41 @@ func (r request) sameAs(st orderstate.State) bool {
 // outcome (docs/lifecycle.md#ordercreated). A repeat for an order that is OK or pending calls nothing and publishes
 // nothing.
 func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error {
-	shop, err := o.shop(ev.Shop)
-	if err != nil {
-		return err
-	}
-	d, err := o.created(shop, ev)
-	if err != nil {
-		return err
-	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, d)
+	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, func(shop *Shop) (decision, error) { return o.created(shop, ev) })
 }
 
-// created is the decision of order.created data decoded by events.DecodeCreated.
+// created is the decision of order.created data decoded by events.DecodeCreated: a repeat for a
+// live order changes nothing.
 func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
-	req, err := prepare(shop, ev.Data)
-	if err != nil {
-		return decision{}, err
-	}
-	first := intent(ev.Meta, req, orderstate.State{})
-	return decision{ev: ev.Meta, ordered: creditOrder, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
-		if st.Status.Live() {
-			return keep("no change: the credit is " + string(st.Status) + " already")
-		}
-		return o.registerIfNew(ctx, r, ev, req, st)
-	}}, nil
+	return o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
+		return keep("no change: the credit is " + string(st.Status) + " already")
+	})
 }
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new
 // order, for any other a fresh registration (再与信). Identical data calls nothing. An update
 // that brings the billed amount to 0 cancels the live transaction (as w2 does, docs/protocol.md#changes-and-cancels).
 func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error {
-	shop, err := o.shop(ev.Shop)
-	if err != nil {
-		return err
-	}
-	d, err := o.updated(shop, ev)
-	if err != nil {
-		return err
-	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, d)
+	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, func(shop *Shop) (decision, error) { return o.updated(shop, ev) })
 }
 
+// updated is the decision of order.updated: a live order with other data is changed at ATODENE.
 func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	if *ev.Data.BilledAmount == 0 {
 		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0"), nil
 	}
+	return o.crediting(shop, ev, func(ctx context.Context, r *run, req request, st orderstate.State) change {
+		if req.sameAs(st) {
+			return keep("no change: same data")
+		}
+		return o.modify(ctx, r, ev, req, st)
+	})
+}
+
+// crediting is the decision order.created and order.updated share: prepare the request, write its
+// intent first, and register an order without a live transaction. They differ only in what they
+// do to a live one, which live says.
+func (o *Orders) crediting(shop *Shop, ev Event[events.Order], live func(context.Context, *run, request, orderstate.State) change) (decision, error) {
 	req, err := prepare(shop, ev.Data)
 	if err != nil {
 		return decision{}, err
@@ -81,10 +71,7 @@ func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	first := intent(ev.Meta, req, orderstate.State{})
 	return decision{ev: ev.Meta, ordered: creditOrder, first: &first, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.Status.Live() {
-			if req.sameAs(st) {
-				return keep("no change: same data")
-			}
-			return o.modify(ctx, r, ev, req, st)
+			return live(ctx, r, req, st)
 		}
 		return o.registerIfNew(ctx, r, ev, req, st)
 	}}, nil

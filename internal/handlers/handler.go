@@ -1,6 +1,7 @@
 // Package handlers holds one handler per inbound event type and the machinery they share: typed
-// decoding, middleware (recover, logging, metrics, idempotency) and the mapping of handler
-// errors to acknowledgements and dead letters.
+// decoding, middleware (recover, logging, metrics, idempotency) and the classification of handler
+// errors that package consumer maps to acknowledgements and dead letters. It knows nothing of NATS:
+// consumer, the JetStream adapter, turns a delivered message into a Message.
 //
 // A handler returns nil when the event is fully processed, an error made by Permanent to
 // dead-letter the message, one made by RetryAfter to have it redelivered after a delay, and any
@@ -22,19 +23,19 @@ type Message struct {
 	Body     []byte
 	Stream   string
 	Sequence uint64
-	// StreamCreated is when Stream was created (Unix ns; ConsumerConfig.StreamCreated), 0 when
+	// StreamCreated is when Stream was created (Unix ns; consumer.Config.StreamCreated), 0 when
 	// unknown.
 	StreamCreated int64
 	// Published is the sequence the event had when it was first published: Sequence, or for a
 	// replayed dead letter the sequence of the event it replays (dlq.Published).
 	Published uint64
 	// PublishedCreated is when the stream it was first published in was created (Unix ns; 0 when
-	// unknown): the stream's own (ConsumerConfig.StreamCreated), or for a replay the one its dead
+	// unknown): the stream's own (consumer.Config.StreamCreated), or for a replay the one its dead
 	// letter names (dlq.PublishedCreated). It tells apart the sequences of a stream deleted and
 	// created again, which start at 1 again.
 	PublishedCreated int64
 	Attempt          int // delivery count, from 1
-	// LastAttempt says this is the consumer's last delivery (ConsumerConfig.MaxDeliver): a failure
+	// LastAttempt says this is the consumer's last delivery (consumer.Config.MaxDeliver): a failure
 	// now dead-letters the message as exhausted instead of handing it back, unless it is the
 	// infrastructure's (tried again in place).
 	LastAttempt bool

@@ -15,11 +15,7 @@ import (
 // under way, or no record of the order) waits for it, parked; for an order under review, ATODENE
 // is asked first whether it decided since the last re-check (or since a state Redis lost).
 func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRequest]) error {
-	shop, err := o.shop(ev.Shop)
-	if err != nil {
-		return err
-	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, o.invoice(ev))
+	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, decided(o.invoice(ev)))
 }
 
 func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {

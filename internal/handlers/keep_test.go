@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
-	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -283,10 +282,10 @@ func (p *shipmentFails) ReportShipment(ctx context.Context, s atodene.Shipment) 
 // recordedLetters records the dead letters written.
 type recordedLetters struct {
 	mu      sync.Mutex
-	letters []dlq.Letter
+	letters []handlers.DeadLetter
 }
 
-func (r *recordedLetters) Write(_ context.Context, l dlq.Letter) error {
+func (r *recordedLetters) Write(_ context.Context, l handlers.DeadLetter) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.letters = append(r.letters, l)

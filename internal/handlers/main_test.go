@@ -6,5 +6,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package's tests if any goroutine outlives them: the consume loops and the handling goroutines of their budget end when Consume returns and the budget is closed.
+// TestMain fails the package's tests if any goroutine outlives them: handlers leave nothing running
+// (the consume loops and their budget are package consumer's).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
-	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -41,10 +40,10 @@ type Outcomes interface {
 	Publish(ctx context.Context, subject, msgID string, body []byte) error
 }
 
-// DeadLetters stores dead letters and returns once the stream stored them; *dlq.Writer
-// implements it.
+// DeadLetters stores dead letters and returns once the stream stored them; the worker writes
+// them with a *dlq.Writer.
 type DeadLetters interface {
-	Write(ctx context.Context, l dlq.Letter) error
+	Write(ctx context.Context, l DeadLetter) error
 }
 
 // Orders handles the events of an order's life (docs/lifecycle.md): the credit check, its changes
@@ -607,6 +606,26 @@ func (o *Orders) shop(id string) (*Shop, error) {
 		return nil, Permanent(ReasonUnknownShop, fmt.Errorf("shop %q is not configured", id))
 	}
 	return shop, nil
+}
+
+// onOrder is the prologue every order-event handler shares: the subject's shop (an unknown one is
+// dead-lettered), the handler's decision, then withOrder. decide gets the shop because a
+// registration needs its fee table; its error (invalid input) is returned as it is.
+func (o *Orders) onOrder(ctx context.Context, shopID, order string, decide func(*Shop) (decision, error)) error {
+	shop, err := o.shop(shopID)
+	if err != nil {
+		return err
+	}
+	d, err := decide(shop)
+	if err != nil {
+		return err
+	}
+	return o.withOrder(ctx, shop, order, d)
+}
+
+// decided is onOrder's decide for an event whose decision does not depend on the shop.
+func decided(d decision) func(*Shop) (decision, error) {
+	return func(*Shop) (decision, error) { return d, nil }
 }
 
 func decisionStatus(d atodene.Decision) orderstate.Status {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -208,7 +207,7 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 // was parked, so that copies of it were dropped; the record is removed once its letter is
 // stored (and its kept copy dropped), so that replaying the letter applies it.
 func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p orderstate.Parked, reason string, cause error) error {
-	err := o.DeadLetters.Write(ctx, dlq.Letter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
+	err := o.DeadLetters.Write(ctx, DeadLetter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
 		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
 		return err

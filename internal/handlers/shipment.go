@@ -17,11 +17,7 @@ import (
 // credit turns OK. For an NG or cancelled order shipment.ng names the credit. An event for an
 // order not registered yet (not imported, or its registration under way) is parked until it is.
 func (o *Orders) TrackingEntered(ctx context.Context, ev Event[events.Tracking]) error {
-	shop, err := o.shop(ev.Shop)
-	if err != nil {
-		return err
-	}
-	return o.withOrder(ctx, shop, ev.Data.OrderID, o.tracking(ev))
+	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, decided(o.tracking(ev)))
 }
 
 func (o *Orders) tracking(ev Event[events.Tracking]) decision {

@@ -22,6 +22,16 @@ func (r *txRefRequest) link() linkInfoXML    { return r.LinkInfo }
 func (r *shipmentRequest) link() linkInfoXML { return r.LinkInfo }
 func (r *modifyRequest) link() linkInfoXML   { return r.LinkInfo }
 
+// txRequest is a request addressed to an existing transaction.
+type txRequest interface {
+	request
+	txID() string
+}
+
+func (r *txRefRequest) txID() string    { return r.TransactionInfo.TransactionID }
+func (r *shipmentRequest) txID() string { return r.TransactionInfo.TransactionID }
+func (r *modifyRequest) txID() string   { return r.TransactionInfo.TransactionID }
+
 // begin decodes body into req and finds the shop it comes from. A non-nil error is the whole answer.
 func (s *Server) begin(body []byte, req request) (Shop, *apiError) {
 	if decodeRequest(body, req) != nil {
@@ -54,6 +64,28 @@ func (s *Server) lookup(shop Shop, id, op string) (*transaction, *apiError) {
 		return t, &errCancelled
 	}
 	return t, nil
+}
+
+// onTransaction runs an operation on the transaction req names: begin, then under s.mu lookup
+// (counting the call as op) and apply, whose answer is the response. A failed begin or lookup is
+// the whole answer, before any field check of the operation (see the top of this file).
+func (s *Server) onTransaction(body []byte, req txRequest, op string, apply func(t *transaction, now time.Time) *responseXML) outcome {
+	shop, beginErr := s.begin(body, req)
+	if beginErr != nil {
+		return ng(*beginErr)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, lookupErr := s.lookup(shop, req.txID(), op)
+	out := about(t)
+	if lookupErr != nil {
+		out.resp = ngResponse(*lookupErr)
+		return out
+	}
+	out.resp = apply(t, now)
+	out.slow = out.slow || t.slow() // a change may bring a slow profile's email
+	return out
 }
 
 // register is transaction.do: validate, apply the duplicate rule, create and screen.
@@ -96,55 +128,28 @@ func (s *Server) register(body []byte) outcome {
 
 // getAuthori is getauthori.do: the screening result as of now.
 func (s *Server) getAuthori(body []byte) outcome {
-	var req txRefRequest
-	shop, beginErr := s.begin(body, &req)
-	if beginErr != nil {
-		return ng(*beginErr)
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opAuthori)
-	out := about(t)
-	if lookupErr != nil {
-		out.resp = ngResponse(*lookupErr)
-		return out
-	}
-	info := &authoriInfoXML{TransactionID: t.id, AutoAuthoriresult: t.screening.auto}
-	info.ManualAuthoriresult, _ = t.screening.manual(now)
-	info.ManualReasons.Reason = t.screening.reasons(now)
-	out.resp = okResponse(info)
-	return out
+	return s.onTransaction(body, &txRefRequest{}, opAuthori, func(t *transaction, now time.Time) *responseXML {
+		info := &authoriInfoXML{TransactionID: t.id, AutoAuthoriresult: t.screening.auto}
+		info.ManualAuthoriresult, _ = t.screening.manual(now)
+		info.ManualReasons.Reason = t.screening.reasons(now)
+		return okResponse(info)
+	})
 }
 
 // shipment is shippingrequest.do: report (1), change (2) or cancel (3) the shipment report.
 func (s *Server) shipment(body []byte) outcome {
 	var req shipmentRequest
-	shop, beginErr := s.begin(body, &req)
-	if beginErr != nil {
-		return ng(*beginErr)
-	}
-	ti := req.TransactionInfo
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, lookupErr := s.lookup(shop, ti.TransactionID, opShipment)
-	out := about(t)
-	if lookupErr != nil {
-		out.resp = ngResponse(*lookupErr)
-		return out
-	}
-	next := shipment{deliveryType: ti.DeliveryType, companyCode: ti.DeliveryCompanyCode, slipNo: ti.DeliverySlipNo, invoiceDate: ti.InvoiceDate}
-	if errs := next.check(); len(errs) > 0 {
-		out.resp = ngResponse(errs...)
-		return out
-	}
-	if e := t.applyShipment(next, now); e != nil {
-		out.resp = ngResponse(*e)
-		return out
-	}
-	out.resp = okResponse(&txIDInfoXML{TransactionID: t.id})
-	return out
+	return s.onTransaction(body, &req, opShipment, func(t *transaction, now time.Time) *responseXML {
+		ti := req.TransactionInfo
+		next := shipment{deliveryType: ti.DeliveryType, companyCode: ti.DeliveryCompanyCode, slipNo: ti.DeliverySlipNo, invoiceDate: ti.InvoiceDate}
+		if errs := next.check(); len(errs) > 0 {
+			return ngResponse(errs...)
+		}
+		if e := t.applyShipment(next, now); e != nil {
+			return ngResponse(*e)
+		}
+		return okResponse(&txIDInfoXML{TransactionID: t.id})
+	})
 }
 
 // carriers are the carrier codes of docs/protocol.md#carrier-codes.
@@ -195,28 +200,17 @@ func (t *transaction) applyShipment(next shipment, now time.Time) *apiError {
 // modify is modifytransaction.do: cancel (updateTypeFlag 1) or change (2).
 func (s *Server) modify(body []byte) outcome {
 	var req modifyRequest
-	shop, beginErr := s.begin(body, &req)
-	if beginErr != nil {
-		return ng(*beginErr)
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opModify)
-	out := about(t)
-	switch flag := req.TransactionInfo.UpdateTypeFlag; {
-	case lookupErr != nil:
-		out.resp = ngResponse(*lookupErr)
-	case flag == "1":
-		t.cancelled = true
-		out.resp = okResponse(&txIDInfoXML{TransactionID: t.id})
-	case flag == "2":
-		out.resp = s.change(t, &req, now)
-		out.slow = out.slow || t.slow()
-	default:
-		out.resp = ngResponse(fieldError("updateTypeFlag", flag, 0))
-	}
-	return out
+	return s.onTransaction(body, &req, opModify, func(t *transaction, now time.Time) *responseXML {
+		switch flag := req.TransactionInfo.UpdateTypeFlag; flag {
+		case "1":
+			t.cancelled = true
+			return okResponse(&txIDInfoXML{TransactionID: t.id})
+		case "2":
+			return s.change(t, &req, now)
+		default:
+			return ngResponse(fieldError("updateTypeFlag", flag, 0))
+		}
+	})
 }
 
 // change replaces the order. It re-screens unless only the addresses changed; then it answers an
@@ -240,31 +234,17 @@ func (s *Server) change(t *transaction, req *modifyRequest, now time.Time) *resp
 
 // invoice is getinvoicedata.do: print data for an enclosed invoice of an approved transaction.
 func (s *Server) invoice(body []byte) outcome {
-	var req txRefRequest
-	shop, beginErr := s.begin(body, &req)
-	if beginErr != nil {
-		return ng(*beginErr)
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, lookupErr := s.lookup(shop, req.TransactionInfo.TransactionID, opInvoice)
-	out := about(t)
-	if lookupErr != nil {
-		out.resp = ngResponse(*lookupErr)
-		return out
-	}
-	var errs []apiError
-	if t.screening.decision(now) != resultOK {
-		errs = append(errs, errInvoiceNotOK)
-	}
-	if t.order.customer.Service != atodene.ServiceEnclosed {
-		errs = append(errs, errNotEnclosed)
-	}
-	if len(errs) > 0 {
-		out.resp = ngResponse(errs...)
-		return out
-	}
-	out.resp = &responseXML{Result: "OK", Invoice: s.invoiceInfo(t, now)}
-	return out
+	return s.onTransaction(body, &txRefRequest{}, opInvoice, func(t *transaction, now time.Time) *responseXML {
+		var errs []apiError
+		if t.screening.decision(now) != resultOK {
+			errs = append(errs, errInvoiceNotOK)
+		}
+		if t.order.customer.Service != atodene.ServiceEnclosed {
+			errs = append(errs, errNotEnclosed)
+		}
+		if len(errs) > 0 {
+			return ngResponse(errs...)
+		}
+		return &responseXML{Result: "OK", Invoice: s.invoiceInfo(t, now)}
+	})
 }

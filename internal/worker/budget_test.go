@@ -20,12 +20,12 @@ func TestConcurrencyIsOneBudget(t *testing.T) {
 	var handling, loops int
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		switch {
-		case strings.Contains(g, "internal/handlers.Consume("):
+		case strings.Contains(g, "internal/consumer.Consume("):
 			loops++ // a consumer's fetch loop
 		case strings.Contains(g, "internal/worker.reconcile("), strings.Contains(g, "net/http."):
 			// the reconciler and the HTTP server, which may be calling into handlers
-		case strings.Contains(g, "internal/handlers."):
-			handling++
+		case strings.Contains(g, "internal/consumer."):
+			handling++ // a goroutine of the budget, idle or running a handler
 		}
 	}
 	if loops != 3 || handling != 8 {

@@ -45,7 +45,7 @@ type maxDeliveries struct {
 
 // exhaustedHandler dead-letters the message an advisory names, with reason exhausted, through w
 // (which counts it).
-func exhaustedHandler(js jetstream.JetStream, w handlers.DeadLetters, now func() time.Time) handlers.Handler {
+func exhaustedHandler(js jetstream.JetStream, w countedLetters, now func() time.Time) handlers.Handler {
 	return func(ctx context.Context, m *handlers.Message) error {
 		var adv maxDeliveries
 		if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
@@ -174,11 +175,11 @@ type health struct {
 	ready   atomic.Bool
 	nc      *nats.Conn
 	redis   interface{ Ping(context.Context) error }
-	infra   *handlers.Infra
+	infra   *consumer.Infra
 	details func() []string
 }
 
-func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra *handlers.Infra, details func() []string) *health {
+func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra *consumer.Infra, details func() []string) *health {
 	return &health{nc: nc, redis: r, infra: infra, details: details}
 }
 
@@ -219,7 +220,7 @@ func (h *health) failing() string {
 }
 
 // waitingGauge reports the messages kept waiting for Redis or JetStream.
-func waitingGauge(infra *handlers.Infra) prometheus.Collector {
+func waitingGauge(infra *consumer.Infra) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "atodene_worker_messages_waiting_for_infrastructure",
 		Help: "Messages kept and retried in place because Redis or JetStream fails (a full store, an outage); such failures use up no delivery.",

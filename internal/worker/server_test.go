@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
-	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
@@ -136,7 +136,7 @@ func TestReadyzRefusesAnOldServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	h := newHealth(nc, answers{}, &handlers.Infra{}, func() []string { return nil })
+	h := newHealth(nc, answers{}, &consumer.Infra{}, func() []string { return nil })
 	h.ready.Store(true)
 	rec := httptest.NewRecorder()
 	h.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

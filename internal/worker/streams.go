@@ -123,7 +123,7 @@ func streamCreated(ctx context.Context, js jetstream.JetStream, name string) (in
 	return st.CachedInfo().Created.UnixNano(), nil
 }
 
-// rebind returns the Rebind of a durable consumer (handlers.ConsumerConfig): the consumer as it is,
+// rebind returns the Rebind of a durable consumer (consumer.Config): the consumer as it is,
 // or, when it or its stream is gone (deleted, created again, or the NATS store lost), the one
 // setup makes again (unless -skip-stream-setup: then an administrator must), with the creation
 // time of its stream.

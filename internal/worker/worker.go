@@ -21,6 +21,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -114,7 +115,7 @@ func Run(ctx context.Context, d Deps) error {
 		Kept:     copies,
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
 		// Dead letters of parked events are written and counted like every other.
-		DeadLetters: letters,
+		DeadLetters: handlerLetters{letters},
 		ParkLimit:   s.ParkLimit,
 		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
@@ -154,8 +155,8 @@ func Run(ctx context.Context, d Deps) error {
 		return orders.PollDue(ctx, req)
 	}, common...)
 
-	infra := &handlers.Infra{}
-	cc := handlers.ConsumerConfig{
+	infra := &consumer.Infra{}
+	cc := consumer.Config{
 		Concurrency: s.Concurrency, AckWait: s.AckWait, MaxDeliver: s.MaxDeliveries, Grace: s.ShutdownGrace,
 		HandlerTimeout: handlerTimeout(s),
 		Logger:         log,
@@ -186,7 +187,7 @@ func Run(ctx context.Context, d Deps) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	// -concurrency is one budget for the three consumers; closed after they all returned (wg).
-	budget := handlers.NewBudget(s.Concurrency)
+	budget := consumer.NewBudget(s.Concurrency)
 	defer budget.Close()
 	for _, c := range []struct {
 		cons            jetstream.Consumer
@@ -203,7 +204,7 @@ func Run(ctx context.Context, d Deps) error {
 		cc.StreamCreated, cc.Rebind = c.created, rebind(js, s, c.stream, c.durable)
 		cc.Share = budget.Share(c.guaranteed)
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- handlers.Consume(ctx, c.cons, c.h, cc) }()
+		go func() { defer wg.Done(); errs <- consumer.Consume(ctx, c.cons, c.h, cc) }()
 	}
 	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
 	wg.Add(1)
@@ -286,6 +287,14 @@ func (c countedLetters) Write(ctx context.Context, l dlq.Letter) error {
 		c.count.WithLabelValues(l.Reason).Inc()
 	}
 	return nil
+}
+
+// handlerLetters writes the dead letters of the handlers (handlers.DeadLetters) through a
+// countedLetters: a handlers.DeadLetter has the fields of a dlq.Letter.
+type handlerLetters struct{ c countedLetters }
+
+func (h handlerLetters) Write(ctx context.Context, l handlers.DeadLetter) error {
+	return h.c.Write(ctx, dlq.Letter(l))
 }
 
 // recordDeadLetter adds a dead letter to its order's history, when the message names an order:

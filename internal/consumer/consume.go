@@ -1,4 +1,8 @@
-package handlers
+// Package consumer is the NATS JetStream adapter of the handlers: it pulls messages from durable
+// consumers within a shared budget of handling slots, runs each through a handlers.Handler with
+// progress heartbeats, and settles it by the handler's error: ack, dead letter then ack, or Nak
+// with a delay. Failures of Redis and JetStream are tried again in place (Infra).
+package consumer
 
 import (
 	"context"
@@ -11,14 +15,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
 // DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored; m is
 // the message as the handlers saw it.
-type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *Message, reason string, cause error) error
+type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *handlers.Message, reason string, cause error) error
 
-// ConsumerConfig configures Consume.
-type ConsumerConfig struct {
+// Config configures Consume.
+type Config struct {
 	// Share is the consumer's part of a budget of handling slots shared with other consumers
 	// (Budget.Share): the messages of all of them handled at once stay within the budget's size.
 	// Default nil: a budget of Concurrency slots of the consumer's own, closed when Consume returns.
@@ -44,9 +49,9 @@ type ConsumerConfig struct {
 	DeadLetter DeadLetterFunc
 	// DeadLettered, if set, is called after a dead letter was stored, with the message as the
 	// handlers saw it (its order, if known), e.g. to record it in the order's history.
-	DeadLettered func(ctx context.Context, m *Message, reason string, cause error)
+	DeadLettered func(ctx context.Context, m *handlers.Message, reason string, cause error)
 	// StreamCreated is when the consumer's stream was created (Unix ns), given to each message
-	// (Message.StreamCreated): it tells the stream's sequences from those of a stream of the same
+	// (handlers.Message.StreamCreated): it tells the stream's sequences from those of a stream of the same
 	// name deleted earlier. 0 when unknown.
 	StreamCreated int64
 	// Rebind, if set, is called after a fetch failed. It returns the consumer to fetch from next
@@ -60,7 +65,7 @@ type ConsumerConfig struct {
 	Infra *Infra
 }
 
-func (c ConsumerConfig) withDefaults() ConsumerConfig {
+func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 512
 	}
@@ -81,10 +86,10 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 // Consume pulls messages from cons and handles as many of them at once as its share of a budget
 // allows (or Concurrency) until ctx is cancelled. Then it stops fetching, lets in-flight handlers
 // finish within the grace period, hands back what is left (Nak) and returns nil.
-func Consume(ctx context.Context, cons jetstream.Consumer, h Handler, cfg ConsumerConfig) error {
+func Consume(ctx context.Context, cons jetstream.Consumer, h handlers.Handler, cfg Config) error {
 	cfg = cfg.withDefaults()
 	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.DeadLetter == nil {
-		return errors.New("handlers: Consume needs AckWait, MaxDeliver and DeadLetter")
+		return errors.New("consumer: Consume needs AckWait, MaxDeliver and DeadLetter")
 	}
 	// Handlers run under their own context, cancelled only when the grace period is over.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -181,8 +186,8 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 // place, the message kept with progress heartbeats, for as long as they last: a redelivery would
 // use up the message's deliveries for a fault that is not its own, and a message out of deliveries
 // whose dead letter cannot be written either would be lost.
-func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler, cfg ConsumerConfig) {
-	m := &Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, ReplayCount: msg.Headers().Get(dlq.HeaderReplayCount)}
+func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers.Handler, cfg Config) {
+	m := &handlers.Message{Subject: msg.Subject(), Body: msg.Data(), Attempt: 1, ReplayCount: msg.Headers().Get(dlq.HeaderReplayCount)}
 	m.Replayed = m.ReplayCount != ""
 	if md, err := msg.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
@@ -209,16 +214,16 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler,
 		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
 		return
 	}
-	reason, permanent := deadLetterOf(err, m)
+	reason, permanent := handlers.DeadLetterOf(err, m)
 	if !permanent {
-		delay, ok := RetryDelay(err)
+		delay, ok := handlers.RetryDelay(err)
 		if !ok {
 			delay = cfg.Backoff(m.Attempt)
 		}
 		settle(func() error { return msg.NakWithDelay(delay) }, "Nak")
 		return
 	}
-	write := func() error { return Infrastructure(cfg.DeadLetter(ctx, msg, m, reason, err)) }
+	write := func() error { return handlers.Infrastructure(cfg.DeadLetter(ctx, msg, m, reason, err)) }
 	if dlErr := cfg.held(ctx, log, "writing the dead letter", write); dlErr != nil {
 		settle(msg.Nak, "Nak") // shutting down before the dead letter could be written
 		return
@@ -229,29 +234,8 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h Handler,
 	settle(msg.Ack, "ack after dead letter")
 }
 
-// deadLetterOf says whether a handler's failure dead-letters m, and why: a permanent failure, or
-// on the last delivery any other failure but the infrastructure's, which is tried again in place.
-func deadLetterOf(err error, m *Message) (reason string, ok bool) {
-	if reason, ok := DeadLetterReason(err); ok {
-		return reason, true
-	}
-	if err != nil && m.LastAttempt && !IsInfrastructure(err) {
-		return ReasonExhausted, true
-	}
-	return "", false
-}
-
-// deliveryOutcome is Outcome for the log line of one handling of m: on its last delivery, a failure
-// that dead-letters it says dead-letter:exhausted, where Outcome (and the metrics) say retry.
-func deliveryOutcome(err error, m *Message) string {
-	if reason, ok := deadLetterOf(err, m); ok {
-		return "dead-letter:" + reason
-	}
-	return Outcome(err)
-}
-
 // runHandler runs h once, within the handler timeout.
-func runHandler(ctx context.Context, m *Message, h Handler, cfg ConsumerConfig) error {
+func runHandler(ctx context.Context, m *handlers.Message, h handlers.Handler, cfg Config) error {
 	if cfg.HandlerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.HandlerTimeout)
@@ -263,15 +247,15 @@ func runHandler(ctx context.Context, m *Message, h Handler, cfg ConsumerConfig) 
 // held runs try until it succeeds or fails otherwise than by the infrastructure, waiting between
 // tries (1 s doubling to 30 s) while the message is kept; it gives up when ctx ends. Each failure
 // is logged and reported to cfg.Infra, and so is the recovery.
-func (cfg ConsumerConfig) held(ctx context.Context, log *zap.Logger, what string, try func() error) error {
+func (cfg Config) held(ctx context.Context, log *zap.Logger, what string, try func() error) error {
 	err := try()
-	if err == nil || !IsInfrastructure(err) {
+	if err == nil || !handlers.IsInfrastructure(err) {
 		cfg.Infra.succeeded()
 		return err
 	}
 	cfg.Infra.hold(+1)
 	defer cfg.Infra.hold(-1)
-	for wait := time.Second; err != nil && IsInfrastructure(err); wait = min(2*wait, 30*time.Second) {
+	for wait := time.Second; err != nil && handlers.IsInfrastructure(err); wait = min(2*wait, 30*time.Second) {
 		cfg.Infra.failed(err)
 		log.Warn(what+" failed: Redis or JetStream; the message is kept and tried again in place, not counted as a delivery",
 			zap.Duration("retry_in", wait), zap.Error(err))

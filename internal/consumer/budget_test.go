@@ -1,4 +1,4 @@
-package handlers_test
+package consumer_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
@@ -53,7 +54,7 @@ func TestConsumersShareOneBudget(t *testing.T) {
 	a, b := e.filtered(t, "a", "orders.a"), e.filtered(t, "b", "orders.b")
 	e.publishTo(t, "orders.a", 6)
 	e.publishTo(t, "orders.b", 6)
-	budget := handlers.NewBudget(4)
+	budget := consumer.NewBudget(4)
 	t.Cleanup(budget.Close) // after the consumers' stop, registered later by run
 	var g gauge
 	gate := make(chan struct{})
@@ -67,7 +68,7 @@ func TestConsumersShareOneBudget(t *testing.T) {
 		return nil
 	}
 	for _, c := range []jetstream.Consumer{a, b} {
-		run(t, c, h, handlers.ConsumerConfig{Share: budget.Share(0), AckWait: 5 * time.Second, MaxDeliver: 3,
+		run(t, c, h, consumer.Config{Share: budget.Share(0), AckWait: 5 * time.Second, MaxDeliver: 3,
 			DeadLetter: (&deadLetters{}).write})
 	}
 	eventually(t, 5*time.Second, func() bool { return g.now.Load() == 4 }, "4 handlers running")
@@ -90,11 +91,11 @@ func TestStuckConsumerLeavesTheOthersTheirSlots(t *testing.T) {
 	e := newJSEnv(t)
 	orders, polls := e.filtered(t, "orders", "orders.created"), e.filtered(t, "polls", "orders.poll")
 	e.publishTo(t, "orders.created", 20)
-	budget := handlers.NewBudget(4)
+	budget := consumer.NewBudget(4)
 	t.Cleanup(budget.Close)
 	ordersShare, pollsShare := budget.Share(1), budget.Share(1)
 	var stuck gauge
-	cfg := handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 100 * time.Millisecond,
+	cfg := consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 100 * time.Millisecond,
 		DeadLetter: (&deadLetters{}).write}
 	cfg.Share = ordersShare
 	run(t, orders, func(ctx context.Context, _ *handlers.Message) error {
@@ -124,10 +125,10 @@ func TestSlowConsumerDoesNotStarveTheOthers(t *testing.T) {
 	e := newJSEnv(t)
 	orders, polls := e.filtered(t, "orders", "orders.created"), e.filtered(t, "polls", "orders.poll")
 	e.publishTo(t, "orders.created", 200)
-	budget := handlers.NewBudget(4)
+	budget := consumer.NewBudget(4)
 	t.Cleanup(budget.Close)
 	var slow gauge
-	cfg := handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 3, DeadLetter: (&deadLetters{}).write}
+	cfg := consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 3, DeadLetter: (&deadLetters{}).write}
 	cfg.Share = budget.Share(0)
 	run(t, orders, func(context.Context, *handlers.Message) error {
 		slow.enter()

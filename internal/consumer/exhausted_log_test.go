@@ -1,4 +1,4 @@
-package handlers_test
+package consumer_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
@@ -32,7 +33,7 @@ func TestExhaustedDeliveryLogsTheDeadLetter(t *testing.T) {
 		return errTransient
 	}, handlers.Logging(zap.New(core)))
 	dl := &deadLetters{}
-	run(t, c, h, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
+	run(t, c, h, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
 	eventually(t, 10*time.Second, func() bool { return len(dl.all()) == 1 }, "the dead letter")
 

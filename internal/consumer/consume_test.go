@@ -1,4 +1,4 @@
-package handlers_test
+package consumer_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
@@ -110,14 +111,14 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool, what stri
 
 // run starts Consume and returns a function that cancels it and returns its error. It fails the
 // test if Consume does not return within wait after the cancellation.
-func run(t *testing.T, c jetstream.Consumer, h handlers.Handler, cfg handlers.ConsumerConfig) (stop func(wait time.Duration) error) {
+func run(t *testing.T, c jetstream.Consumer, h handlers.Handler, cfg consumer.Config) (stop func(wait time.Duration) error) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = zaptest.NewLogger(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- handlers.Consume(ctx, c, h, cfg) }()
+	go func() { done <- consumer.Consume(ctx, c, h, cfg) }()
 	var once sync.Once
 	var err error
 	stop = func(wait time.Duration) error {
@@ -203,17 +204,19 @@ func (d *deadLetters) all() []letter {
 
 var errTransient = errors.New("ATODENE did not answer")
 
+func nop(context.Context, *handlers.Message) error { return nil }
+
 func TestConsumeNeedsItsSettings(t *testing.T) {
 	t.Parallel()
 	e := newJSEnv(t)
 	c := e.consumer(t, time.Second, 3)
 	dl := (&deadLetters{}).write
-	for _, cfg := range []handlers.ConsumerConfig{
+	for _, cfg := range []consumer.Config{
 		{MaxDeliver: 3, DeadLetter: dl},
 		{AckWait: time.Second, DeadLetter: dl},
 		{AckWait: time.Second, MaxDeliver: 3},
 	} {
-		if err := handlers.Consume(t.Context(), c, nop, cfg); err == nil {
+		if err := consumer.Consume(t.Context(), c, nop, cfg); err == nil {
 			t.Errorf("Consume(%+v) accepted an incomplete config", cfg)
 		}
 	}
@@ -233,7 +236,7 @@ func TestConsumeAcksSuccess(t *testing.T) {
 		return nil
 	}
 	dl := &deadLetters{}
-	stop := run(t, c, h, handlers.ConsumerConfig{AckWait: time.Second, MaxDeliver: 3, DeadLetter: dl.write})
+	stop := run(t, c, h, consumer.Config{AckWait: time.Second, MaxDeliver: 3, DeadLetter: dl.write})
 	settled(t, c)
 	time.Sleep(1300 * time.Millisecond) // past AckWait: an unacknowledged message would be back
 	if err := stop(5 * time.Second); err != nil {
@@ -271,7 +274,7 @@ func TestConsumePermanentIsDeadLetteredOnceThenAcked(t *testing.T) {
 		return fmt.Errorf("handling: %w", handlers.Permanent(handlers.ReasonUnknownShop, cause))
 	}}
 	dl := &deadLetters{}
-	stop := run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write,
+	stop := run(t, c, rec.handle, consumer.Config{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 	settled(t, c)
 	time.Sleep(1300 * time.Millisecond)
@@ -308,7 +311,7 @@ func TestConsumeRetryAfterRedeliversAfterTheDelay(t *testing.T) {
 		return nil
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 5, DeadLetter: dl.write,
+	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 5, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return time.Minute }}) // must not be used
 	eventually(t, 3*time.Second, func() bool { return rec.count() == 2 }, "the redelivery")
 	settled(t, c)
@@ -344,7 +347,7 @@ func TestConsumeTransientFailureBacksOffUntilExhausted(t *testing.T) {
 			dl := &deadLetters{}
 			var mu sync.Mutex
 			var backoffs []int
-			run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: maxDeliver, DeadLetter: dl.write,
+			run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: maxDeliver, DeadLetter: dl.write,
 				Backoff: func(attempt int) time.Duration {
 					mu.Lock()
 					defer mu.Unlock()
@@ -393,7 +396,7 @@ func TestConsumeSlowHandlerIsNotRedelivered(t *testing.T) {
 		}
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
+	run(t, c, rec.handle, consumer.Config{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
 	eventually(t, 10*time.Second, func() bool { return info(t, c).AckFloor.Stream == 1 }, "the ack")
 	time.Sleep(200 * time.Millisecond)
 	if n := rec.count(); n != 1 {
@@ -420,7 +423,7 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 		return fmt.Errorf("calling ATODENE: %w", ctx.Err())
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, HandlerTimeout: 200 * time.Millisecond,
+	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, HandlerTimeout: 200 * time.Millisecond,
 		DeadLetter: dl.write, Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 	eventually(t, 4*time.Second, func() bool { return len(dl.all()) == 1 }, "the dead letter")
 	settled(t, c)
@@ -450,7 +453,7 @@ func TestConsumeQueuedMessagesAreNotRedelivered(t *testing.T) {
 		return nil
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{Concurrency: 1, AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
+	run(t, c, rec.handle, consumer.Config{Concurrency: 1, AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
 	eventually(t, 8*time.Second, func() bool { return info(t, c).AckFloor.Stream == 3 }, "3 acks")
 	time.Sleep(200 * time.Millisecond)
 	for _, d := range rec.deliveries() {
@@ -482,7 +485,7 @@ func TestConsumeBoundsConcurrency(t *testing.T) {
 		return nil
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{Concurrency: 3, AckWait: 5 * time.Second, MaxDeliver: 3, DeadLetter: dl.write})
+	run(t, c, rec.handle, consumer.Config{Concurrency: 3, AckWait: 5 * time.Second, MaxDeliver: 3, DeadLetter: dl.write})
 	eventually(t, 5*time.Second, func() bool { return info(t, c).AckFloor.Stream == 20 }, "20 acks")
 
 	if m := most.Load(); m != 3 {
@@ -515,7 +518,7 @@ func TestConsumeShutdown(t *testing.T) {
 			ctxErr.Store(fmt.Sprint(ctx.Err()))
 			return nil
 		}}
-		stop := run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 3 * time.Second,
+		stop := run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 3 * time.Second,
 			DeadLetter: (&deadLetters{}).write})
 		<-started
 		begin := time.Now()
@@ -553,7 +556,7 @@ func TestConsumeShutdown(t *testing.T) {
 			return ctx.Err()
 		}}
 		dl := &deadLetters{}
-		cfg := handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond, DeadLetter: dl.write}
+		cfg := consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond, DeadLetter: dl.write}
 		stop := run(t, c, stuck.handle, cfg)
 		<-started
 		begin := time.Now()
@@ -589,7 +592,7 @@ func TestConsumeShutdown(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		}}
-		cfg := handlers.ConsumerConfig{Concurrency: 1, AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond,
+		cfg := consumer.Config{Concurrency: 1, AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond,
 			DeadLetter: (&deadLetters{}).write}
 		stop := run(t, c, stuck.handle, cfg)
 		<-started
@@ -612,8 +615,8 @@ func TestConsumeDeadLetterFailureIsRetriedInPlace(t *testing.T) {
 		return handlers.Permanent(handlers.ReasonInvalid, errors.New("bad zip"))
 	}}
 	dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
-	infra := &handlers.Infra{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: dl.write, Infra: infra})
+	infra := &consumer.Infra{}
+	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: dl.write, Infra: infra})
 	eventually(t, 2*time.Second, func() bool { return infra.Waiting() == 1 }, "the message to be kept")
 	if _, err, failing := infra.Failing(); !failing || !strings.Contains(err.Error(), "DLQ stream unavailable") {
 		t.Errorf("infra failing %v (%v); want the dead letter's failure", failing, err)
@@ -649,7 +652,7 @@ func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
 		return nil
 	}}
 	dl := &deadLetters{}
-	run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write})
+	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write})
 	eventually(t, 12*time.Second, func() bool { return rec.count() == 4 }, "the fourth try")
 	settled(t, c)
 	for _, d := range rec.deliveries() {
@@ -699,7 +702,7 @@ func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 		e.publish(t, 1)
 		rec := &recorder{reply: func(context.Context, *handlers.Message) error { return errTransient }}
 		dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
-		run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
+		run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 			Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 		eventually(t, 6*time.Second, func() bool { return len(dl.all()) == 3 }, "the exhausted dead letter, written on its third try")
 		settled(t, c)
@@ -720,13 +723,13 @@ func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		}}
-		stop := run(t, c, rec.handle, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 1, Grace: 100 * time.Millisecond,
+		stop := run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 1, Grace: 100 * time.Millisecond,
 			DeadLetter: (&deadLetters{}).write})
 		<-started
 		if err := stop(3 * time.Second); err != nil {
 			t.Fatal(err)
 		}
-		run(t, c, nop, handlers.ConsumerConfig{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: (&deadLetters{}).write}) // another worker pulls
+		run(t, c, nop, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: (&deadLetters{}).write}) // another worker pulls
 		select {
 		case <-adv:
 		case <-time.After(3 * time.Second):

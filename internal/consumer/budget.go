@@ -1,4 +1,4 @@
-package handlers
+package consumer
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type Budget struct {
 	waiting    []*waiter // in the order they began to wait
 }
 
-// Share is one consumer's part of a budget (ConsumerConfig.Share).
+// Share is one consumer's part of a budget (Config.Share).
 type Share struct {
 	b          *Budget
 	guaranteed int
