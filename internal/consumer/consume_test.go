@@ -35,20 +35,11 @@ type jsEnv struct {
 
 func newJSEnv(t *testing.T) *jsEnv {
 	t.Helper()
-	srv := testenv.StartNATS(t)
-	nc, err := nats.Connect(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.JetStream(t)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: testStream, Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	return &jsEnv{nc: nc, js: js}
+	return &jsEnv{nc: js.Conn(), js: js}
 }
 
 // consumer creates the durable consumer the test consumes from.

@@ -186,15 +186,15 @@ func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	failing := h.failing()
+	failing, server := h.failing(), checkServer(h.nc)
 	switch {
 	case !h.ready.Load():
 		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
 	case !h.nc.IsConnected():
 		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
-	case checkServer(h.nc) != nil:
+	case server != nil:
 		// Reconnected to another server of the list, one without message schedules.
-		http.Error(w, "not ready: "+checkServer(h.nc).Error(), http.StatusServiceUnavailable)
+		http.Error(w, "not ready: "+server.Error(), http.StatusServiceUnavailable)
 	case h.redis.Ping(ctx) != nil:
 		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
 	case failing != "":
