@@ -22,7 +22,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/atodene-worker/atodene-worker/internal/bench"
+	"github.com/atodene-worker/atodene-worker/internal/tools/bench"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/atodene-worker/atodene-worker/internal/reliability"
+	"github.com/atodene-worker/atodene-worker/internal/tools/reliability"
 )
 
 func main() {

@@ -1,10 +1,15 @@
 package atodene
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
+)
 
 // The hot paths of a registration that docs/benchmarks.md measures in the worker's profiles:
-// rendering the request document and checking the order against the field rules. Each runs on
-// the orders of the golden files, and first checks that it does what the golden test pins.
+// checking an order against the field rules while building the parts of its request, and
+// rendering the request document from them. Each runs on the orders of the golden files, and
+// first checks that it does what the golden test pins.
 
 // benchOrders are the orders of the register_ok and register_ship_to_many_items golden files.
 var benchOrders = []struct {
@@ -15,42 +20,68 @@ var benchOrders = []struct {
 	{"ship_to_14_items", "register_ship_to_many_items.request.xml", shipToManyItemsOrder},
 }
 
-// BenchmarkRegisterRequest renders transaction.do as Register does: the order's parts, then the
-// document written element by element.
-func BenchmarkRegisterRequest(b *testing.B) {
-	c := newTestClient(b, "http://127.0.0.1:1")
-	render := func(o Order) []byte {
-		return registerRequest(c.linkInfo(), browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
-			o.customerXML(), o.shipXML(), o.detailsXML())
-	}
+// renderRegister renders transaction.do from req as Register does, without checking it again.
+func renderRegister(c *Client, req Request) []byte {
+	return registerRequest(c.linkInfo(), req.browser, req.customer, req.ship, req.details)
+}
+
+// BenchmarkCheck checks an order against every field rule and builds the parts of its request:
+// what the handler does once per registration or change (Order.Check).
+func BenchmarkCheck(b *testing.B) {
 	for _, bo := range benchOrders {
 		b.Run(bo.name, func(b *testing.B) {
 			o := bo.order()
-			checkGolden(b, bo.golden, render(o))
-			if b.Failed() {
-				return
+			if _, err := o.Check(); err != nil {
+				b.Fatalf("the golden order is invalid: %v", err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				render(o)
+				if _, err := o.Check(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
 }
 
-// BenchmarkValidate checks an order against every field rule, as Register does before sending.
-func BenchmarkValidate(b *testing.B) {
+// BenchmarkRegisterRequest renders transaction.do from a checked request as Register does: the
+// document written element by element from the request's prebuilt parts.
+func BenchmarkRegisterRequest(b *testing.B) {
+	c := newTestClient(b, "http://127.0.0.1:1")
 	for _, bo := range benchOrders {
 		b.Run(bo.name, func(b *testing.B) {
-			o := bo.order()
-			if err := o.Validate(); err != nil {
-				b.Fatalf("the golden order is invalid: %v", err)
+			req := mustCheck(b, bo.order())
+			golden.Check(b, bo.golden, renderRegister(c, req))
+			if b.Failed() {
+				return
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := o.Validate(); err != nil {
+				renderRegister(c, req)
+			}
+		})
+	}
+}
+
+// BenchmarkRegistrationRequest is all the request work of one registration on the handler path,
+// short of HTTP: the order checked and its parts built once (Order.Check, in the handler), then
+// the document rendered from them (Register).
+func BenchmarkRegistrationRequest(b *testing.B) {
+	c := newTestClient(b, "http://127.0.0.1:1")
+	for _, bo := range benchOrders {
+		b.Run(bo.name, func(b *testing.B) {
+			o := bo.order()
+			golden.Check(b, bo.golden, renderRegister(c, mustCheck(b, o)))
+			if b.Failed() {
+				return
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				req, err := o.Check()
+				if err != nil {
 					b.Fatal(err)
 				}
+				renderRegister(c, req)
 			}
 		})
 	}

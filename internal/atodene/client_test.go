@@ -49,7 +49,8 @@ func hang(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestTransportErrors(t *testing.T) {
-	register := func(ctx context.Context, c *Client) error { _, err := c.Register(ctx, sampleOrder()); return err }
+	req := mustCheck(t, sampleOrder())
+	register := func(ctx context.Context, c *Client) error { _, err := c.Register(ctx, req); return err }
 	authori := func(ctx context.Context, c *Client) error { _, err := c.GetAuthori(ctx, "12345678902"); return err }
 	invoice := func(ctx context.Context, c *Client) error { _, err := c.InvoiceData(ctx, "12345678901"); return err }
 	cancel := func(ctx context.Context, c *Client) error { return c.Cancel(ctx, "12345678901") }
@@ -150,7 +151,7 @@ func TestNotSentIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Register(context.Background(), sampleOrder())
+	_, err = c.Register(context.Background(), mustCheck(t, sampleOrder()))
 	if !IsRetrySafe(err) || OutcomeUnknown(err) {
 		t.Fatalf("error = %v, want a NotSentError", err)
 	}
@@ -180,14 +181,9 @@ func TestInvalidRequestsAreNotSent(t *testing.T) {
 	srv, attempts := scriptedServer(t, respondFile("shippingrequest.response.xml"))
 	c := newTestClient(t, srv.URL)
 	ctx := context.Background()
-	bad := sampleOrder()
-	bad.Buyer.Zip = "x"
 	var ie *InvalidRequestError
-	if _, err := c.Register(ctx, bad); !errors.As(err, &ie) || ie.Fields[0].Field != "zip" {
-		t.Errorf("Register: %v", err)
-	}
-	if _, err := c.Modify(ctx, "12345678901", bad); !errors.As(err, &ie) || ie.Op != "modifytransaction.do" {
-		t.Errorf("Modify: %v", err)
+	if _, err := c.Modify(ctx, "TX-1", mustCheck(t, sampleOrder())); !errors.As(err, &ie) || ie.Op != "modifytransaction.do" || ie.Fields[0].Field != "transactionId" {
+		t.Errorf("Modify with a malformed transaction ID: %v", err)
 	}
 	if err := c.ReportShipment(ctx, Shipment{Type: DeliveryNew, TransactionID: "1", CarrierCode: "1", SlipNo: "12"}); !errors.As(err, &ie) || len(ie.Fields) != 2 {
 		t.Errorf("ReportShipment: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,9 +13,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden request files in testdata/")
+	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
+)
 
 func sampleOrder() Order {
 	return Order{
@@ -82,25 +81,18 @@ func goldenServer(t *testing.T, response string) (*httptest.Server, *[]byte, *st
 	return srv, &body, &path
 }
 
-func checkGolden(t testing.TB, name string, got []byte) {
+// mustCheck returns o checked, as the handlers pass it to Register and Modify.
+func mustCheck(t testing.TB, o Order) Request {
 	t.Helper()
-	file := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
+	req, err := o.Check()
 	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
+		t.Fatalf("the test order is invalid: %v", err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("request differs from %s:\n--- got\n%s\n--- want\n%s", file, got, want)
-	}
+	return req
 }
 
 func TestGolden(t *testing.T) {
-	order, many := sampleOrder(), shipToManyItemsOrder()
+	order, many := mustCheck(t, sampleOrder()), mustCheck(t, shipToManyItemsOrder())
 
 	tests := []struct {
 		name     string // request golden file: testdata/<name>.request.xml
@@ -211,7 +203,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tt.response, func(t *testing.T) {
 			srv, body, path := goldenServer(t, tt.response)
 			got, err := tt.call(context.Background(), newTestClient(t, srv.URL))
-			checkGolden(t, tt.name+".request.xml", *body)
+			golden.Check(t, tt.name+".request.xml", *body)
 			if *path != tt.path {
 				t.Errorf("path = %s, want %s", *path, tt.path)
 			}

@@ -27,17 +27,16 @@ type Registration struct {
 	Auto          Decision // OK, NG or 審査中
 }
 
-// Register sends 取引登録 (transaction.do) for o: it registers the transaction and returns the
-// automatic screening result. The order is checked first; a failure is an *InvalidRequestError and
-// nothing is sent. Only a request that never reached ATODENE is retried: after an
-// OutcomeUnknown error the order may be registered.
-func (c *Client) Register(ctx context.Context, o Order) (Registration, error) {
-	if err := o.Validate(); err != nil {
+// Register sends 取引登録 (transaction.do) for the order that Order.Check made req from: it
+// registers the transaction and returns the automatic screening result. req is sent as checked,
+// without checking it again; a zero Request is refused with ErrUncheckedRequest and nothing is
+// sent. Only a request that never reached ATODENE is retried: after an OutcomeUnknown error the
+// order may be registered.
+func (c *Client) Register(ctx context.Context, req Request) (Registration, error) {
+	if err := req.sendable(opRegister); err != nil {
 		return Registration{}, err
 	}
-	req := registerRequest(c.linkInfo(), browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
-		o.customerXML(), o.shipXML(), o.detailsXML())
-	r, err := c.call(ctx, opRegister, req)
+	r, err := c.call(ctx, opRegister, registerRequest(c.linkInfo(), req.browser, req.customer, req.ship, req.details))
 	if err != nil {
 		return Registration{}, err
 	}
@@ -45,7 +44,7 @@ func (c *Client) Register(ctx context.Context, o Order) (Registration, error) {
 	switch {
 	case ti == nil || strings.TrimSpace(ti.TransactionID) == "":
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "no transactionId"}
-	case strings.TrimSpace(ti.ShopOrderID) != o.ShopOrderID:
+	case strings.TrimSpace(ti.ShopOrderID) != req.customer.ShopOrderID:
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "shopOrderId echoed back differs from the one sent"}
 	}
 	auto, err := parseDecision(opRegister, ti.AutoAuthoriresult, DecisionOK, DecisionNG, DecisionReview)
@@ -159,22 +158,24 @@ type Change struct {
 }
 
 // Modify sends 取引変更 (modifytransaction.do, updateTypeFlag 2): a full replacement of the
-// transaction's buyer, consignee, lines and billed amount. The order is checked first, as for
-// Register. Only a request that never reached ATODENE is retried.
-func (c *Client) Modify(ctx context.Context, transactionID string, o Order) (Change, error) {
-	if err := o.Validate(); err != nil {
-		err.(*InvalidRequestError).Op = opModify
+// transaction's buyer, consignee, lines and billed amount, from the order that Order.Check made
+// req from. req is sent as checked, as for Register (a zero Request is refused with
+// ErrUncheckedRequest); transactionID is checked here, and a malformed one is an
+// *InvalidRequestError. Nothing is sent after either failure. Only a request that never reached
+// ATODENE is retried.
+func (c *Client) Modify(ctx context.Context, transactionID string, req Request) (Change, error) {
+	if err := req.sendable(opModify); err != nil {
 		return Change{}, err
 	}
 	if err := checkTransactionID(opModify, transactionID); err != nil {
 		return Change{}, err
 	}
-	req := modifyRequest(c.linkInfo(), "2", transactionID, func(d *xmlDoc) {
-		o.customerXML().write(d)
-		o.shipXML().write(d)
-		o.detailsXML().write(d)
+	body := modifyRequest(c.linkInfo(), "2", transactionID, func(d *xmlDoc) {
+		req.customer.write(d)
+		req.ship.write(d)
+		req.details.write(d)
 	})
-	r, err := c.call(ctx, opModify, req)
+	r, err := c.call(ctx, opModify, body)
 	if err != nil {
 		return Change{}, err
 	}

@@ -206,15 +206,3 @@ func (c *fieldChecker) err(op string) error {
 	}
 	return &InvalidRequestError{Op: op, Fields: c.errs}
 }
-
-// Validate checks an order against ATODENE's field rules (docs/protocol.md#field-limits) without
-// sending anything.
-// It returns an *InvalidRequestError listing every field at fault, or nil.
-func (o Order) Validate() error {
-	var c fieldChecker
-	c.customer(o.customerXML())
-	c.ship(o.shipXML())
-	c.details(o.detailsXML())
-	c.browser(browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo})
-	return c.err(opRegister)
-}

@@ -117,7 +117,7 @@ func abs(v int64) int64 {
 	return v
 }
 
-func TestOrderValidate(t *testing.T) {
+func TestOrderCheck(t *testing.T) {
 	mutate := func(f func(*Order)) Order { o := sampleOrder(); f(&o); return o }
 	tests := []struct {
 		name   string
@@ -144,7 +144,7 @@ func TestOrderValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.order.Validate()
+			_, err := tt.order.Check()
 			if tt.fields == nil {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -73,13 +74,7 @@ func TestShopsMarshalYAML(t *testing.T) {
 	if err := enc.Encode(shops); err != nil {
 		t.Fatalf("Encode: %v", err)
 	}
-	want, err := os.ReadFile("testdata/shops.golden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if buf.String() != string(want) {
-		t.Errorf("printed shops =\n%s\nwant (testdata/shops.golden)\n%s", buf.String(), want)
-	}
+	golden.Check(t, "shops.golden", buf.Bytes())
 	for _, secret := range []string{"envSecret01", "envSecret02", "fileSecret9"} {
 		if strings.Contains(buf.String(), secret) {
 			t.Errorf("printed shops contain the secret %q", secret)

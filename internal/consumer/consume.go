@@ -20,7 +20,7 @@ import (
 
 // DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored; m is
 // the message as the handlers saw it.
-type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *handlers.Message, reason string, cause error) error
+type DeadLetterFunc func(ctx context.Context, msg jetstream.Msg, m *handlers.Message, reason handlers.Reason, cause error) error
 
 // Config configures Consume.
 type Config struct {
@@ -28,7 +28,8 @@ type Config struct {
 	// (Budget.Share): the messages of all of them handled at once stay within the budget's size.
 	// Default nil: a budget of Concurrency slots of the consumer's own, closed when Consume returns.
 	Share *Share
-	// Concurrency is how many messages are handled at once when Share is nil. Default 512.
+	// Concurrency is how many messages are handled at once when Share is nil; required then
+	// (-concurrency: its default lives in internal/config).
 	Concurrency int
 	// AckWait is the consumer's ack wait; progress is signalled every AckWait/3 while a handler
 	// runs, so a slow provider call is never redelivered elsewhere. Required.
@@ -43,13 +44,13 @@ type Config struct {
 	// cancelled and the message retried. Default 0: no bound.
 	HandlerTimeout time.Duration
 	// Grace is how long in-flight handlers may finish after ctx is cancelled before they are
-	// cancelled and their messages handed back. Default 30s.
+	// cancelled and their messages handed back. Required (-shutdown-grace).
 	Grace time.Duration
 	// DeadLetter stores dead letters. Required.
 	DeadLetter DeadLetterFunc
 	// DeadLettered, if set, is called after a dead letter was stored, with the message as the
 	// handlers saw it (its order, if known), e.g. to record it in the order's history.
-	DeadLettered func(ctx context.Context, m *handlers.Message, reason string, cause error)
+	DeadLettered func(ctx context.Context, m *handlers.Message, reason handlers.Reason, cause error)
 	// StreamCreated is when the consumer's stream was created (Unix ns), given to each message
 	// (handlers.Message.StreamCreated): it tells the stream's sequences from those of a stream of the same
 	// name deleted earlier. 0 when unknown.
@@ -65,17 +66,12 @@ type Config struct {
 	Infra *Infra
 }
 
+// withDefaults fills what is no setting of the worker's: the redelivery backoff and the logger.
 func (c Config) withDefaults() Config {
-	if c.Concurrency <= 0 {
-		c.Concurrency = 512
-	}
 	if c.Backoff == nil {
 		c.Backoff = func(attempt int) time.Duration {
 			return min(time.Second<<min(attempt-1, 6), time.Minute)
 		}
-	}
-	if c.Grace <= 0 {
-		c.Grace = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -88,8 +84,8 @@ func (c Config) withDefaults() Config {
 // finish within the grace period, hands back what is left (Nak) and returns nil.
 func Consume(ctx context.Context, cons jetstream.Consumer, h handlers.Handler, cfg Config) error {
 	cfg = cfg.withDefaults()
-	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.DeadLetter == nil {
-		return errors.New("consumer: Consume needs AckWait, MaxDeliver and DeadLetter")
+	if cfg.AckWait <= 0 || cfg.MaxDeliver <= 0 || cfg.Grace <= 0 || cfg.DeadLetter == nil || (cfg.Share == nil && cfg.Concurrency <= 0) {
+		return errors.New("consumer: Consume needs AckWait, MaxDeliver, Grace, DeadLetter, and Share or Concurrency")
 	}
 	// Handlers run under their own context, cancelled only when the grace period is over.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))

@@ -194,6 +194,24 @@ func (p problems) err() error {
 // throughout, spec version 1.0, id, source, a type that agrees with the subject, and an object in
 // data. Failures are an *InvalidError.
 func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
+	env, _, err := DecodeEvent(subject, body)
+	return env, err
+}
+
+// DecodeEvent is DecodeEnvelope that also returns the shop token of the subject (valid when err is
+// nil): the subject is parsed once.
+func DecodeEvent(subject string, body []byte) (env Envelope, shop string, err error) {
+	want, shop, subjectErr := ParseSubject(subject)
+	env, err = decodeEnvelope(subject, want, subjectErr, body)
+	if err != nil {
+		return env, "", err
+	}
+	return env, shop, nil
+}
+
+// decodeEnvelope is DecodeEnvelope for a subject already parsed: want is its event type, or
+// subjectErr says why it has none.
+func decodeEnvelope(subject, want string, subjectErr error, body []byte) (Envelope, error) {
 	var env Envelope
 	if !utf8.Valid(body) {
 		// encoding/json would replace every invalid byte with U+FFFD: a buyer's name or address
@@ -232,8 +250,8 @@ func DecodeEnvelope(subject string, body []byte) (Envelope, error) {
 	if ct := env.DataContentType; ct != "" && !isJSONMediaType(ct) {
 		p.add("datacontenttype", "must be application/json, got %q", clip(ct))
 	}
-	if want, _, err := ParseSubject(subject); err != nil {
-		p.add("subject", "%v", err)
+	if subjectErr != nil {
+		p.add("subject", "%v", subjectErr)
 	} else if env.Type != want {
 		p.add("type", "%q does not match subject %q", clip(env.Type), subject)
 	}

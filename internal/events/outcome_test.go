@@ -1,10 +1,7 @@
 package events_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,9 +9,8 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden outcome files in testdata/, and copy docs/schemas/ into docs/events.md")
 
 var jst = time.FixedZone("JST", 9*60*60)
 
@@ -124,9 +120,12 @@ func TestOutcomeEmptyLists(t *testing.T) {
 }
 
 // TestOutcomeGolden compares whole outcome events, byte for byte, with testdata/*.golden.json.
-// go test -run TestOutcomeGolden -update rewrites them.
+// go test ./internal/events -run TestOutcomeGolden -update rewrites them.
 func TestOutcomeGolden(t *testing.T) {
-	t.Parallel()
+	// With -update it runs before the parallel tests, which read the files it writes.
+	if !golden.Updating() {
+		t.Parallel()
+	}
 	decided := time.Date(2026, 11, 26, 10, 15, 2, 0, jst)
 	const cause = "7f1c0a52-3c55-4c3e-9d49-1b1b6c1f0e21"
 	tests := []struct {
@@ -175,21 +174,10 @@ func TestOutcomeGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			file := filepath.Join("testdata", tt.file)
-			if *update {
-				if err := os.WriteFile(file, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("outcome differs from %s:\n--- got\n%s\n--- want\n%s", file, got, want)
-			}
+			golden.Check(t, tt.file, got)
 
 			// The golden file decodes back into the same data.
+			want := mustRead(t, filepath.Join("testdata", tt.file))
 			env, err := events.DecodeEnvelope(events.Subject(tt.eventType, testShop), want)
 			if err != nil {
 				t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
 )
 
 // The JSON Schemas of docs/events.md describe what a publisher should send and what a consumer
@@ -190,7 +191,7 @@ func TestSchemaFilesAreOnThePage(t *testing.T) {
 			t.Errorf("%s:%d: %v", eventsDoc, i+1, err)
 			file = []byte(block)
 		}
-		if block != string(file) && !*update {
+		if block != string(file) && !golden.Updating() {
 			t.Errorf("%s:%d: the block differs from docs/schemas/%s (run go test ./internal/events -run TestSchemaFilesAreOnThePage -update to copy the file here)", eventsDoc, i+3, name)
 		}
 		out.Write(file)
@@ -201,7 +202,7 @@ func TestSchemaFilesAreOnThePage(t *testing.T) {
 			t.Errorf("%s shows %s %d times, want once", eventsDoc, filepath.Base(f), n)
 		}
 	}
-	if *update && out.String() != page {
+	if golden.Updating() && out.String() != page {
 		if err := os.WriteFile(eventsDoc, []byte(out.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}

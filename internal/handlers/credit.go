@@ -11,10 +11,11 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// request is an order ready to send: the fee table applied, the provider's form built, its hash
+// request is an order ready to send: the fee table applied, the provider's form built and checked
+// against ATODENE's field rules (once: the client sends it without checking it again), its hash
 // to store (dataHash), and the values sent in another form than received.
 type request struct {
-	order      atodene.Order
+	checked    atodene.Request
 	hash       string
 	normalized []events.Normalized
 }
@@ -22,7 +23,7 @@ type request struct {
 // sameAs reports whether st records this request's data as the data last sent, whichever version
 // of the hash it holds (a state written before an upgrade holds an older one).
 func (r request) sameAs(st orderstate.State) bool {
-	return st.DataHash == r.hash || sameData(st.DataHash, r.order)
+	return st.DataHash == r.hash || sameData(st.DataHash, r.checked.Order())
 }
 
 // OrderCreated handles order.created (decoded by events.DecodeCreated): fee table, registration,
@@ -96,7 +97,8 @@ func (o *Orders) registerIfNew(ctx context.Context, r *run, ev Event[events.Orde
 	return o.register(ctx, r, ev, req, st)
 }
 
-// prepare applies the shop's fee table and builds the request; failures are invalid input.
+// prepare applies the shop's fee table and builds the request, checked against ATODENE's field
+// rules: the one check of the order on its way to Register or Modify. Failures are invalid input.
 func prepare(shop *Shop, ev events.Order) (request, error) {
 	if n := len(shop.OrderIDPrefix) + len(ev.OrderID); n > atodene.MaxShopOrderID {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("order_id: with the shop's order_id_prefix %q, shopOrderId would be %d characters, more than ATODENE's %d",
@@ -107,10 +109,11 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: after the fee table: %w", err))
 	}
 	order, normalized := toProviderOrder(shop, ev, res.Fee, res.BilledAmount)
-	if err := order.Validate(); err != nil {
+	checked, err := order.Check()
+	if err != nil {
 		return request{}, Permanent(ReasonInvalid, err)
 	}
-	return request{order: order, hash: dataHash(order), normalized: normalized}, nil
+	return request{checked: checked, hash: dataHash(order), normalized: normalized}, nil
 }
 
 // toProviderOrder builds what ATODENE is sent, and lists the values sent in another form than
@@ -166,7 +169,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 			return fail(err)
 		}
 	}
-	reg, err := r.shop.Provider.Register(ctx, req.order)
+	reg, err := r.shop.Provider.Register(ctx, req.checked)
 	var rejected *atodene.RejectedError
 	did := "registered"
 	switch {
@@ -175,7 +178,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE says it is already registered after an attempt whose outcome was unknown", ev.Data.OrderID)))
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		st.Status = orderstate.StatusUnknown
-		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.order.ShopOrderID)))
+		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.checked.Order().ShopOrderID)))
 	case errors.As(err, &rejected):
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)
 		did = "refused by ATODENE"
@@ -209,8 +212,9 @@ func withNormalized(did string, normalized []events.Normalized) string {
 // intent is written with its lease (decision.first), saving a round trip. What waits for the order
 // (parked events, a tracking number) carries over.
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
+	sent := req.checked.Order()
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
-		Fee: req.order.Fee, BilledAmount: req.order.BilledAmount, Service: req.order.Service,
+		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
 		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
 		Parked: st.Parked, ParkTimer: st.ParkTimer}
@@ -230,7 +234,7 @@ func requeued(sh *orderstate.Shipment) *orderstate.Shipment {
 // twice is harmless (it is a full replacement), so no intent is needed.
 func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	order := ev.Data.OrderID
-	ch, err := r.shop.Provider.Modify(ctx, st.TransactionID, req.order)
+	ch, err := r.shop.Provider.Modify(ctx, st.TransactionID, req.checked)
 	var rejected *atodene.RejectedError
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
@@ -244,7 +248,8 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	case err != nil:
 		return fail(err)
 	}
-	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, req.order.Fee, req.order.BilledAmount, req.order.Service
+	sent := req.checked.Order()
+	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, sent.Fee, sent.BilledAmount, sent.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
 	if ch.Auto != atodene.DecisionNone {
 		st.Status, st.Review = decisionStatus(ch.Auto), ""

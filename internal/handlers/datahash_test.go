@@ -65,7 +65,7 @@ func TestStoredRequestHashesOfEveryVersionCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := legacyDataHash(req.order); got != goldenHashLegacy {
+	if got := legacyDataHash(req.checked.Order()); got != goldenHashLegacy {
 		t.Errorf("legacy hash %s, want the golden %s (what workers stored before versions)", got, goldenHashLegacy)
 	}
 	changed := hashOrder()

@@ -25,21 +25,21 @@ type DeadLetter struct {
 
 // DeadLetterOf says whether a handler's failure dead-letters m, and why: a permanent failure, or
 // on the last delivery any other failure but the infrastructure's, which is tried again in place.
-func DeadLetterOf(err error, m *Message) (reason string, ok bool) {
+func DeadLetterOf(err error, m *Message) (reason Reason, ok bool) {
 	if reason, ok := DeadLetterReason(err); ok {
 		return reason, true
 	}
 	if err != nil && m.LastAttempt && !IsInfrastructure(err) {
 		return ReasonExhausted, true
 	}
-	return "", false
+	return Reason{}, false
 }
 
 // deliveryOutcome is Outcome for the log line of one handling of m: on its last delivery, a failure
 // that dead-letters it says dead-letter:exhausted, where Outcome (and the metrics) say retry.
 func deliveryOutcome(err error, m *Message) string {
 	if reason, ok := DeadLetterOf(err, m); ok {
-		return "dead-letter:" + reason
+		return "dead-letter:" + reason.String()
 	}
 	return Outcome(err)
 }

@@ -8,32 +8,43 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
-// Dead-letter reasons (docs/events.md#dead-letters).
-const (
-	ReasonInvalid        = "invalid"
-	ReasonUnknownShop    = "unknown-shop"
-	ReasonOutcomeUnknown = "outcome-unknown"
-	ReasonPollDeadline   = "poll-deadline"
-	ReasonExhausted      = "exhausted"
+// Reason is why a message was dead-lettered: one of the Reason values below and no other, the
+// values Dlq-Reason can hold (docs/events.md#dead-letters). The zero Reason is none.
+type Reason struct{ name string }
+
+// String is the reason as Dlq-Reason and the metrics' reason label write it.
+func (r Reason) String() string { return r.name }
+
+// The dead-letter reasons.
+var (
+	ReasonInvalid        = Reason{"invalid"}
+	ReasonUnknownShop    = Reason{"unknown-shop"}
+	ReasonOutcomeUnknown = Reason{"outcome-unknown"}
+	ReasonPollDeadline   = Reason{"poll-deadline"}
+	ReasonExhausted      = Reason{"exhausted"}
 	// ReasonNoTransaction: the event needs a transaction the worker has no record of, and waited
 	// for it longer than the park limit (a tracking number for an order never registered).
-	ReasonNoTransaction = "no-transaction"
+	ReasonNoTransaction = Reason{"no-transaction"}
 	// ReasonAccountRefused: ATODENE refused the merchant's account (its link password, shop code
 	// or link ID), not the order; replay the letter once the account is fixed.
-	ReasonAccountRefused = "account-refused"
+	ReasonAccountRefused = Reason{"account-refused"}
 )
 
-// Reasons returns every dead-letter reason above: the values Dlq-Reason can hold, which the
-// publisher's -reason filter accepts (a test there checks it against the constants).
+// Reasons returns every dead-letter reason, by name: the values Dlq-Reason can hold, which the
+// publisher's -reason filter accepts (a test there checks it against these).
 func Reasons() []string {
-	return []string{ReasonInvalid, ReasonUnknownShop, ReasonOutcomeUnknown, ReasonPollDeadline, ReasonExhausted,
-		ReasonNoTransaction, ReasonAccountRefused}
+	var names []string
+	for _, r := range []Reason{ReasonInvalid, ReasonUnknownShop, ReasonOutcomeUnknown, ReasonPollDeadline, ReasonExhausted,
+		ReasonNoTransaction, ReasonAccountRefused} {
+		names = append(names, r.name)
+	}
+	return names
 }
 
 // deadLetterError marks a failure that retrying cannot fix: the message goes to the dead-letter
 // stream with a reason.
 type deadLetterError struct {
-	reason string
+	reason Reason
 	err    error
 }
 
@@ -42,18 +53,18 @@ func (e *deadLetterError) Error() string { return e.err.Error() }
 func (e *deadLetterError) Unwrap() error { return e.err }
 
 // Permanent marks err as a failure that retrying cannot fix; the message is dead-lettered with
-// the reason (one of the Reason constants).
-func Permanent(reason string, err error) error {
+// the reason.
+func Permanent(reason Reason, err error) error {
 	return &deadLetterError{reason: reason, err: err}
 }
 
 // DeadLetterReason returns the dead-letter reason of a permanent error.
-func DeadLetterReason(err error) (string, bool) {
+func DeadLetterReason(err error) (Reason, bool) {
 	var dl *deadLetterError
 	if errors.As(err, &dl) {
 		return dl.reason, true
 	}
-	return "", false
+	return Reason{}, false
 }
 
 // retryAfterError asks for the message to be delivered again after a delay.

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
@@ -47,6 +48,17 @@ func cancelBody(id string) []byte {
 }
 
 func nop(context.Context, *handlers.Message) error { return nil }
+
+// serveTyped is what the worker runs for a typed handler: a Mux with its one route, decoding each
+// message once before mws.
+func serveTyped[T any](eventType string, decode handlers.EventDecoder[T], h func(context.Context, handlers.Event[T]) error, mws ...handlers.Middleware) handlers.Handler {
+	mux := handlers.NewMux()
+	mux.Handle(eventType, handlers.Typed(decode, h))
+	return handlers.Serve(mux.Decode, mux.Handler, mws...)
+}
+
+// anyData decodes no data: for tests of routing and middleware.
+func anyData(events.Envelope, string) (struct{}, error) { return struct{}{}, nil }
 
 func TestChainRunsFirstMiddlewareOutermost(t *testing.T) {
 	t.Parallel()
@@ -80,16 +92,16 @@ func TestChainRunsFirstMiddlewareOutermost(t *testing.T) {
 func TestMuxDispatchesBySubjectEventType(t *testing.T) {
 	t.Parallel()
 	var got []string
-	record := func(name string) handlers.Handler {
-		return func(_ context.Context, m *handlers.Message) error {
-			got = append(got, name+" "+m.Subject)
+	record := func(name string) handlers.Route {
+		return handlers.Typed(anyData, func(_ context.Context, ev handlers.Event[struct{}]) error {
+			got = append(got, name+" "+ev.Subject)
 			return nil
-		}
+		})
 	}
 	mux := handlers.NewMux()
 	mux.Handle(events.TypeOrderCreated, record("created"))
 	mux.Handle(events.TypeOrderCancelled, record("cancelled"))
-	h := mux.Handler()
+	h := handlers.Serve(mux.Decode, mux.Handler)
 
 	for _, tc := range []struct {
 		subject string
@@ -106,7 +118,12 @@ func TestMuxDispatchesBySubjectEventType(t *testing.T) {
 	} {
 		t.Run(tc.subject, func(t *testing.T) {
 			got = nil
-			err := h(t.Context(), &handlers.Message{Subject: tc.subject})
+			// An envelope of the subject's type, or of order.created where the subject has none.
+			typ, _, _ := events.ParseSubject(tc.subject)
+			if typ == "" {
+				typ = events.TypeOrderCreated
+			}
+			err := h(t.Context(), &handlers.Message{Subject: tc.subject, Body: envelope(typ, "e-1", `{}`)})
 			if tc.want != "" {
 				if err != nil || len(got) != 1 || got[0] != tc.want {
 					t.Fatalf("err %v, ran %q, want %q", err, got, tc.want)
@@ -126,7 +143,8 @@ func TestMuxDispatchesBySubjectEventType(t *testing.T) {
 func TestMuxDuplicateRegistrationPanics(t *testing.T) {
 	t.Parallel()
 	mux := handlers.NewMux()
-	mux.Handle(events.TypeOrderCreated, nop)
+	route := handlers.Typed(anyData, func(context.Context, handlers.Event[struct{}]) error { return nil })
+	mux.Handle(events.TypeOrderCreated, route)
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -136,10 +154,10 @@ func TestMuxDuplicateRegistrationPanics(t *testing.T) {
 			t.Errorf("panic %q does not name the type", r)
 		}
 	}()
-	mux.Handle(events.TypeOrderCreated, nop)
+	mux.Handle(events.TypeOrderCreated, route)
 }
 
-func TestDecodeEnvelopeRejectsBadEnvelopesNamingTheField(t *testing.T) {
+func TestDecodeRejectsBadEnvelopesNamingTheField(t *testing.T) {
 	t.Parallel()
 	good := `"specversion":"1.0","id":"e-1","source":"test"`
 	for _, tc := range []struct {
@@ -162,7 +180,7 @@ func TestDecodeEnvelopeRejectsBadEnvelopesNamingTheField(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			called := false
-			h := handlers.DecodeEnvelope(func(context.Context, *handlers.Message) error { called = true; return nil })
+			h := serveTyped(events.TypeOrderCreated, anyData, func(context.Context, handlers.Event[struct{}]) error { called = true; return nil })
 			err := h(t.Context(), &handlers.Message{Subject: tc.subject, Body: []byte(tc.body)})
 			if called {
 				t.Fatal("the handler ran for a bad envelope")
@@ -188,10 +206,10 @@ func TestDecodeEnvelopeRejectsBadEnvelopesNamingTheField(t *testing.T) {
 func TestTypedFillsEventFromTheEnvelope(t *testing.T) {
 	t.Parallel()
 	var got handlers.Event[events.Cancel]
-	h := handlers.Chain(handlers.Typed(events.DecodeCancel, func(_ context.Context, ev handlers.Event[events.Cancel]) error {
+	h := serveTyped(events.TypeOrderCancelled, events.DecodeCancel, func(_ context.Context, ev handlers.Event[events.Cancel]) error {
 		got = ev
 		return nil
-	}), handlers.DecodeEnvelope)
+	})
 	body := cancelBody("e-42")
 	m := &handlers.Message{Subject: "orders.cancelled.shop-a", Body: body, Attempt: 3}
 	if err := h(t.Context(), m); err != nil {
@@ -207,18 +225,18 @@ func TestTypedFillsEventFromTheEnvelope(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("event %+v, want %+v", got, want)
 	}
-	if m.Envelope.ID != "e-42" || m.Shop != "shop-a" {
-		t.Errorf("DecodeEnvelope left Envelope.ID %q, Shop %q", m.Envelope.ID, m.Shop)
+	if m.Head.Kind != events.TypeOrderCancelled || m.Head.Event.ID != "e-42" || m.Head.Shop != "shop-a" || m.Head.Order != "o-1" {
+		t.Errorf("decoding left Head %+v", m.Head)
 	}
 }
 
 func TestTypedInvalidDataIsPermanentInvalid(t *testing.T) {
 	t.Parallel()
 	called := false
-	h := handlers.Chain(handlers.Typed(events.DecodeCancel, func(context.Context, handlers.Event[events.Cancel]) error {
+	h := serveTyped(events.TypeOrderCancelled, events.DecodeCancel, func(context.Context, handlers.Event[events.Cancel]) error {
 		called = true
 		return nil
-	}), handlers.DecodeEnvelope)
+	})
 	for _, tc := range []struct{ name, data, field string }{
 		{"shop of another subject", `{"shop_id":"shop-b","order_id":"o-1"}`, "shop_id"},
 		{"bad order id", `{"shop_id":"shop-a","order_id":"o 1"}`, "order_id"},
@@ -240,9 +258,9 @@ func TestTypedInvalidDataIsPermanentInvalid(t *testing.T) {
 	}
 
 	sentinel := errors.New("decoder says no")
-	h = handlers.Typed(func(events.Envelope, string) (int, error) { return 0, sentinel },
+	h = serveTyped(events.TypeOrderCancelled, func(events.Envelope, string) (int, error) { return 0, sentinel },
 		func(context.Context, handlers.Event[int]) error { return nil })
-	err := h(t.Context(), &handlers.Message{})
+	err := h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody("e-1")})
 	if reason, _ := handlers.DeadLetterReason(err); reason != handlers.ReasonInvalid || !errors.Is(err, sentinel) {
 		t.Errorf("err %v: want Permanent(invalid) wrapping the decoder's error", err)
 	}
@@ -259,25 +277,25 @@ func TestErrorsWrapAndClassify(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		err     error
-		reason  string // dead-letter reason; empty: not permanent
+		reason  handlers.Reason // dead-letter reason; zero: not permanent
 		delay   time.Duration
 		outcome string
 	}{
-		{"nil", nil, "", 0, "ok"},
-		{"plain", cause, "", 0, "retry"},
+		{"nil", nil, handlers.Reason{}, 0, "ok"},
+		{"plain", cause, handlers.Reason{}, 0, "retry"},
 		{"permanent", handlers.Permanent(handlers.ReasonUnknownShop, cause), handlers.ReasonUnknownShop, 0, "dead-letter:unknown-shop"},
 		{"permanent wrapped", fmt.Errorf("registering: %w", handlers.Permanent(handlers.ReasonOutcomeUnknown, cause)),
 			handlers.ReasonOutcomeUnknown, 0, "dead-letter:outcome-unknown"},
-		{"retry after", handlers.RetryAfter(3*time.Second, cause), "", 3 * time.Second, "retry-after"},
-		{"retry after wrapped", fmt.Errorf("lease: %w", handlers.RetryAfter(time.Second, cause)), "", time.Second, "retry-after"},
+		{"retry after", handlers.RetryAfter(3*time.Second, cause), handlers.Reason{}, 3 * time.Second, "retry-after"},
+		{"retry after wrapped", fmt.Errorf("lease: %w", handlers.RetryAfter(time.Second, cause)), handlers.Reason{}, time.Second, "retry-after"},
 		{"joined", errors.Join(errors.New("other"), handlers.Permanent(handlers.ReasonPollDeadline, cause)),
 			handlers.ReasonPollDeadline, 0, "dead-letter:poll-deadline"},
-		{"every reason: invalid", handlers.Permanent(handlers.ReasonInvalid, cause), "invalid", 0, "dead-letter:invalid"},
-		{"every reason: exhausted", handlers.Permanent(handlers.ReasonExhausted, cause), "exhausted", 0, "dead-letter:exhausted"},
+		{"every reason: invalid", handlers.Permanent(handlers.ReasonInvalid, cause), handlers.ReasonInvalid, 0, "dead-letter:invalid"},
+		{"every reason: exhausted", handlers.Permanent(handlers.ReasonExhausted, cause), handlers.ReasonExhausted, 0, "dead-letter:exhausted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reason, permanent := handlers.DeadLetterReason(tc.err)
-			if permanent != (tc.reason != "") || reason != tc.reason {
+			if permanent != (tc.reason != handlers.Reason{}) || reason != tc.reason {
 				t.Errorf("DeadLetterReason = %q, %v; want %q", reason, permanent, tc.reason)
 			}
 			delay, retry := handlers.RetryDelay(tc.err)
@@ -414,8 +432,7 @@ func TestLoggingWritesOneLinePerMessageWithoutTheBody(t *testing.T) {
 					return nil
 				}
 			}
-			h := handlers.Chain(handlers.Typed(events.DecodeOrder, typed),
-				handlers.Logging(log), handlers.Recover(log), handlers.DecodeEnvelope)
+			h := serveTyped(events.TypeOrderCreated, events.DecodeOrder, typed, handlers.Logging(log), handlers.Recover(log))
 			m := &handlers.Message{Subject: "orders.created.shop-a", Body: tc.body, Stream: "ORDERS", Sequence: 12, Attempt: 2}
 			before := time.Now()
 			err := h(t.Context(), m)
@@ -471,8 +488,11 @@ func TestMetricsCountByTypeAndOutcome(t *testing.T) {
 		"e-4": handlers.Permanent(handlers.ReasonUnknownShop, errors.New("no shop")),
 		"e-5": handlers.RetryAfter(time.Second, errors.New("leased")),
 	}
-	h := handlers.Chain(func(_ context.Context, m *handlers.Message) error { return results[m.Envelope.ID] },
-		mt.Middleware(), handlers.DecodeEnvelope)
+	mux := handlers.NewMux()
+	result := handlers.Typed(anyData, func(_ context.Context, ev handlers.Event[struct{}]) error { return results[ev.ID] })
+	mux.Handle(events.TypeOrderCancelled, result)
+	mux.Handle(events.TypeOrderCreated, result)
+	h := handlers.Serve(mux.Decode, mux.Handler, mt.Middleware())
 	for _, id := range []string{"e-1", "e-2", "e-3", "e-4", "e-5"} {
 		_ = h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(id)})
 	}
@@ -564,13 +584,14 @@ func series(mf *dto.MetricFamily, labels map[string]string) *dto.Metric {
 func TestPollPolicyDelay(t *testing.T) {
 	t.Parallel()
 	const m = time.Minute
+	defaults := config.DefaultSettings()
 	for _, tc := range []struct {
 		name   string
 		policy handlers.PollPolicy
 		want   []time.Duration // by attempt, before jitter
 	}{
-		{"defaults", handlers.PollPolicy{}, []time.Duration{m, 2 * m, 4 * m, 8 * m, 16 * m, 30 * m, 30 * m, 30 * m}},
-		{"negative is default", handlers.PollPolicy{First: -1, Max: -1}, []time.Duration{m, 2 * m, 4 * m}},
+		{"the settings' defaults", handlers.PollPolicy{First: defaults.PollFirstDelay, Max: defaults.PollMaxInterval, Deadline: defaults.PollDeadline},
+			[]time.Duration{m, 2 * m, 4 * m, 8 * m, 16 * m, 30 * m, 30 * m, 30 * m}},
 		{"custom", handlers.PollPolicy{First: 10 * time.Second, Max: 25 * time.Second},
 			[]time.Duration{10 * time.Second, 20 * time.Second, 25 * time.Second, 25 * time.Second}},
 	} {
@@ -602,7 +623,7 @@ func TestHugeIDIsInvalidAndLoggedCut(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zapcore.DebugLevel)
 	huge := strings.Repeat("x", 1<<20)
-	h := handlers.Chain(nop, handlers.Logging(zap.New(core)), handlers.DecodeEnvelope)
+	h := serveTyped(events.TypeOrderCancelled, anyData, func(context.Context, handlers.Event[struct{}]) error { return nil }, handlers.Logging(zap.New(core)))
 	err := h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody(huge)})
 	if reason, _ := handlers.DeadLetterReason(err); reason != handlers.ReasonInvalid || !strings.Contains(err.Error(), "id: is 1048576 bytes") {
 		t.Fatalf("err %v, want invalid naming id", err)

@@ -43,12 +43,9 @@ type Message struct {
 	// its Dlq-Replay-Count header.
 	Replayed    bool
 	ReplayCount string
-	// Envelope is filled by the decoding adapter.
-	Envelope events.Envelope
-	// Shop is the shop token of the subject.
-	Shop string
-	// Order is the order the message is about, for logs; empty when unknown.
-	Order string
+	// Head is what decoding the message learned. Serve sets it once, before any middleware runs;
+	// middleware and handlers only read it.
+	Head Head
 }
 
 // Handler processes one message.
@@ -97,74 +94,124 @@ type Event[T any] struct {
 	Data T
 }
 
-// Decoder decodes and validates an event's data for the shop of its subject.
-type Decoder[T any] func(env events.Envelope, shop string) (T, error)
+// Head is what the worker learned of a message by decoding it, once: what logging, metrics, the
+// handler and a dead letter's history read.
+type Head struct {
+	// Kind is what the message is: an event type (order.created), a timer's kind (poll,
+	// park-deadline, inbox); "" when it could not be decoded.
+	Kind  string
+	Shop  string
+	Order string // the order it is about; "" when unknown
+	// Event is an inbound event's CloudEvents attributes and delivery; zero for a timer.
+	Event Meta
+	// Data is the decoded data, for the handler: an events type, or a PollRequest.
+	Data any
+	// Err is why decoding failed (made by Permanent, reason invalid); the handler is not called.
+	Err error
+}
 
-// DecodeEnvelope is the decoding adapter's first half: it parses the CloudEvents envelope (the
-// type must agree with the subject) into m.Envelope and m.Shop. A bad envelope is permanent with
-// reason invalid.
-func DecodeEnvelope(next Handler) Handler {
-	return func(ctx context.Context, m *Message) error {
-		env, err := events.DecodeEnvelope(m.Subject, m.Body)
-		if err != nil {
-			return Permanent(ReasonInvalid, err)
+// Decoder reads a message into its Head. It never fails the handling itself: a decoding
+// failure goes in Head.Err, with what was learned before it (kind, shop, order) for the logs.
+type Decoder func(m *Message) Head
+
+// Serve returns the Handler the consume loop runs for each message: decode it once into m.Head,
+// then h wrapped in mws, the first listed outermost. A message that did not decode ends with its
+// Head.Err, through the middleware (logged and counted) but not h. A panicking decoder is a
+// failure to retry, as a panicking handler is (Recover).
+func Serve(decode Decoder, h Handler, mws ...Middleware) Handler {
+	chain := Chain(func(ctx context.Context, m *Message) error {
+		if m.Head.Err != nil {
+			return m.Head.Err
 		}
-		_, shop, _ := events.ParseSubject(m.Subject)
-		m.Envelope, m.Shop = env, shop
-		return next(ctx, m)
+		return h(ctx, m)
+	}, mws...)
+	return func(ctx context.Context, m *Message) error {
+		m.Head = safeDecode(decode, m)
+		return chain(ctx, m)
 	}
 }
 
-// Typed adapts a typed handler, decoding the data of a message whose envelope DecodeEnvelope
-// already parsed; invalid data is permanent with reason invalid.
-func Typed[T any](decode Decoder[T], h func(context.Context, Event[T]) error) Handler {
-	return func(ctx context.Context, m *Message) error {
-		data, err := decode(m.Envelope, m.Shop)
-		if ref, ok := any(data).(interface{ OrderRef() string }); ok && events.ValidOrderID(ref.OrderRef()) {
-			m.Order = ref.OrderRef() // for the log line and the history of a dead letter
+func safeDecode(decode Decoder, m *Message) (h Head) {
+	defer func() {
+		if r := recover(); r != nil {
+			h = Head{Err: fmt.Errorf("decoding panicked: %v", r)}
 		}
-		if err != nil {
-			return Permanent(ReasonInvalid, err)
-		}
-		return h(ctx, Event[T]{Meta: metaOf(m), Data: data})
+	}()
+	return decode(m)
+}
+
+// EventDecoder decodes and validates an event's data for the shop of its subject.
+type EventDecoder[T any] func(env events.Envelope, shop string) (T, error)
+
+// Route is a typed event handler for a Mux: its data decoder and its handler.
+type Route struct {
+	decode func(env events.Envelope, shop string) (data any, order string, err error)
+	handle Handler
+}
+
+// Typed makes the Route of a typed handler: decode's failure is permanent with reason invalid.
+func Typed[T any](decode EventDecoder[T], h func(context.Context, Event[T]) error) Route {
+	return Route{
+		decode: func(env events.Envelope, shop string) (any, string, error) {
+			data, err := decode(env, shop)
+			order := ""
+			if ref, ok := any(data).(interface{ OrderRef() string }); ok && events.ValidOrderID(ref.OrderRef()) {
+				order = ref.OrderRef() // for the log line and the history of a dead letter
+			}
+			return data, order, err
+		},
+		handle: func(ctx context.Context, m *Message) error {
+			return h(ctx, Event[T]{Meta: m.Head.Event, Data: m.Head.Data.(T)})
+		},
 	}
 }
 
-// metaOf returns the Meta of a message whose envelope DecodeEnvelope parsed.
-func metaOf(m *Message) Meta {
-	at, _ := time.Parse(time.RFC3339, m.Envelope.Time) // validated; zero when absent
-	return Meta{ID: m.Envelope.ID, Source: m.Envelope.Source, Type: m.Envelope.Type, Shop: m.Shop, Time: at,
-		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
-}
-
-// Mux routes messages to handlers by event type. Registration happens once at start-up.
+// Mux routes events to handlers by event type. Registration happens once at start-up.
 type Mux struct {
-	handlers map[string]Handler
+	routes map[string]Route
 }
 
 // NewMux returns an empty Mux.
-func NewMux() *Mux { return &Mux{handlers: map[string]Handler{}} }
+func NewMux() *Mux { return &Mux{routes: map[string]Route{}} }
 
-// Handle registers h for an event type; registering a type twice panics.
-func (mux *Mux) Handle(eventType string, h Handler) {
-	if _, dup := mux.handlers[eventType]; dup {
+// Handle registers r for an event type; registering a type twice panics.
+func (mux *Mux) Handle(eventType string, r Route) {
+	if _, dup := mux.routes[eventType]; dup {
 		panic(fmt.Sprintf("handlers: %s registered twice", eventType))
 	}
-	mux.handlers[eventType] = h
+	mux.routes[eventType] = r
 }
 
-// Handler returns the Handler that dispatches by the subject's event type; a subject with no
-// handler is invalid input.
-func (mux *Mux) Handler() Handler {
-	return func(ctx context.Context, m *Message) error {
-		eventType, _, err := events.ParseSubject(m.Subject)
-		if err != nil {
-			return Permanent(ReasonInvalid, err)
-		}
-		h, ok := mux.handlers[eventType]
-		if !ok {
-			return Permanent(ReasonInvalid, fmt.Errorf("no handler for event type %q", eventType))
-		}
-		return h(ctx, m)
+// Decode is the Mux's Decoder: the subject, the CloudEvents envelope (its type must agree with
+// the subject) and the data of the event's type, each once. Any failure is permanent with reason
+// invalid: a subject or envelope that is not an event of the contract, a type with no handler,
+// data its route refuses.
+func (mux *Mux) Decode(m *Message) Head {
+	env, shop, err := events.DecodeEvent(m.Subject, m.Body)
+	if err != nil {
+		return Head{Err: Permanent(ReasonInvalid, err)}
 	}
+	h := Head{Kind: env.Type, Shop: shop, Event: metaOf(m, env, shop)}
+	r, ok := mux.routes[env.Type]
+	if !ok {
+		h.Err = Permanent(ReasonInvalid, fmt.Errorf("no handler for event type %q", env.Type))
+		return h
+	}
+	h.Data, h.Order, err = r.decode(env, shop)
+	if err != nil {
+		h.Err = Permanent(ReasonInvalid, err)
+	}
+	return h
+}
+
+// Handler is the Mux's Handler: the route of the event's type, with the data Decode decoded.
+func (mux *Mux) Handler(ctx context.Context, m *Message) error {
+	return mux.routes[m.Head.Kind].handle(ctx, m)
+}
+
+// metaOf returns the Meta of a message whose envelope decoded.
+func metaOf(m *Message, env events.Envelope, shop string) Meta {
+	at, _ := time.Parse(time.RFC3339, env.Time) // validated; zero when absent
+	return Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop, Time: at,
+		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
 }

@@ -38,8 +38,8 @@ func newEnv(t *testing.T, prov handlers.Provider) *env {
 		letters: &recordedLetters{}, clock: &clock{now: time.Now()}}
 	t.Cleanup(e.store.Close)
 	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
-	e.o = &handlers.Orders{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, LeaseTTL: time.Minute, Now: e.clock.Now}
+	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now})
 	return e
 }
 
@@ -186,12 +186,12 @@ type registerFails struct {
 	failing bool
 }
 
-func (p *registerFails) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+func (p *registerFails) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
 	if p.failing {
 		p.count("register-failed")
 		return atodene.Registration{}, &atodene.StatusError{Op: "transaction.do", StatusCode: 503}
 	}
-	return p.fakeProvider.Register(ctx, o)
+	return p.fakeProvider.Register(ctx, req)
 }
 
 // TestReplayIsAsOldAsItsEvent: an order.created whose retries ran out is replayed from the
@@ -333,7 +333,7 @@ func TestInboxRetriesInOrderAndRunsOut(t *testing.T) {
 			t.Fatalf("inbox timer: %v", err)
 		}
 	}
-	if len(letters.letters) != 1 || letters.letters[0].Reason != handlers.ReasonExhausted || !strings.Contains(string(letters.letters[0].Body), `"id":"x"`) {
+	if len(letters.letters) != 1 || letters.letters[0].Reason != handlers.ReasonExhausted.String() || !strings.Contains(string(letters.letters[0].Body), `"id":"x"`) {
 		t.Fatalf("dead letters %+v, want x exhausted", letters.letters)
 	}
 	prov.failing = false

@@ -63,7 +63,7 @@ func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, 
 		}
 	}
 	if err := o.dropCopy(ctx, shop, order, key); err != nil {
-		o.logger().Debug("dropping the copy of an applied event failed; the reconciler drops it", zap.Error(err))
+		o.Logger.Debug("dropping the copy of an applied event failed; the reconciler drops it", zap.Error(err))
 	}
 }
 

@@ -45,7 +45,7 @@ func outcomeOf(err error) (outcome, reason string) {
 		return "ok", ""
 	}
 	if reason, ok := DeadLetterReason(err); ok {
-		return "dead-letter", reason
+		return "dead-letter", reason.String()
 	}
 	if _, ok := RetryDelay(err); ok {
 		return "retry-after", ""
@@ -61,8 +61,8 @@ func Logging(log *zap.Logger) Middleware {
 			start := time.Now()
 			err := next(ctx, m)
 			fields := []zap.Field{
-				zap.String("event_id", clip(m.Envelope.ID)), zap.String("subject", clip(m.Subject)),
-				zap.String("type", m.Envelope.Type), zap.String("shop", m.Shop), zap.String("order", m.Order),
+				zap.String("event_id", clip(m.Head.Event.ID)), zap.String("subject", clip(m.Subject)),
+				zap.String("type", m.Head.Kind), zap.String("shop", m.Head.Shop), zap.String("order", m.Head.Order),
 				zap.String("outcome", deliveryOutcome(err, m)), zap.Duration("duration", time.Since(start)),
 				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
 			}
@@ -113,7 +113,7 @@ func (mt *Metrics) Middleware() Middleware {
 		return func(ctx context.Context, m *Message) error {
 			start := time.Now()
 			err := next(ctx, m)
-			typ := m.Envelope.Type
+			typ := m.Head.Kind
 			if typ == "" {
 				typ = "undecoded"
 			}

@@ -16,9 +16,9 @@ import (
 
 // Provider is what the handlers need of ATODENE; *atodene.Client implements it.
 type Provider interface {
-	Register(ctx context.Context, o atodene.Order) (atodene.Registration, error)
+	Register(ctx context.Context, req atodene.Request) (atodene.Registration, error)
 	GetAuthori(ctx context.Context, transactionID string) (atodene.Screening, error)
-	Modify(ctx context.Context, transactionID string, o atodene.Order) (atodene.Change, error)
+	Modify(ctx context.Context, transactionID string, req atodene.Request) (atodene.Change, error)
 	Cancel(ctx context.Context, transactionID string) error
 	ReportShipment(ctx context.Context, s atodene.Shipment) error
 	InvoiceData(ctx context.Context, transactionID string) (atodene.Invoice, error)
@@ -49,8 +49,16 @@ type DeadLetters interface {
 // Orders handles the events of an order's life (docs/lifecycle.md): the credit check, its changes
 // and cancellation, polling under review, shipment reports and invoice data. The handlers of one
 // order are serialized across all workers by a lease; different orders run in parallel. Every
-// event handled is recorded in the order's history, with what it did.
+// event handled is recorded in the order's history, with what it did. Make one with NewOrders.
 type Orders struct {
+	OrdersConfig
+	// Refusals stops the calls of a shop whose ATODENE account is refused; its Snapshot says which.
+	Refusals Refusals
+}
+
+// OrdersConfig is what Orders needs. Every field is required but Kept: the worker fills them from
+// its settings, whose defaults internal/config holds (docs/configuration.md#settings).
+type OrdersConfig struct {
 	Store    *orderstate.Store
 	Shops    func(id string) (*Shop, bool)
 	Outcomes Outcomes
@@ -59,27 +67,47 @@ type Orders struct {
 	// DeadLetters stores the dead letters of parked events that waited too long.
 	DeadLetters DeadLetters
 	// ParkLimit is how long an event may wait for its order to get where it applies before it is
-	// dead-lettered (docs/lifecycle.md#parked-events). Default 7 days.
+	// dead-lettered (docs/lifecycle.md#parked-events; -park-limit).
 	ParkLimit time.Duration
 	// MaxAttempts is how many times an event kept by the worker (queued in the order's inbox, or
 	// parked) is tried before a transient failure dead-letters it as exhausted, as the consumer's
-	// delivery limit does for a message. Default 10.
+	// delivery limit does for a message (-max-deliveries).
 	MaxAttempts int
 	// Kept keeps a copy of each event acknowledged while only Redis holds it (see Kept); nil
 	// keeps none.
 	Kept Kept
-	// Refusals stops the calls of a shop whose ATODENE account is refused; its Snapshot says which.
-	Refusals Refusals
+	// LeaseTTL is how long an order's lease lasts: longer than any one handling of a message.
 	LeaseTTL time.Duration
 	Now      func() time.Time
 	Logger   *zap.Logger
 }
 
-func (o *Orders) logger() *zap.Logger {
-	if o.Logger == nil {
-		return zap.NewNop()
+// NewOrders returns the Orders of cfg, or an error naming every field missing or out of range.
+func NewOrders(cfg OrdersConfig) (*Orders, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	return o.Logger
+	return &Orders{OrdersConfig: cfg}, nil
+}
+
+func (c OrdersConfig) validate() error {
+	var errs []error
+	for name, missing := range map[string]bool{
+		"Store": c.Store == nil, "Shops": c.Shops == nil, "Outcomes": c.Outcomes == nil, "Polls": c.Polls == nil,
+		"DeadLetters": c.DeadLetters == nil, "Now": c.Now == nil, "Logger": c.Logger == nil,
+	} {
+		if missing {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	if c.ParkLimit <= 0 || c.LeaseTTL <= 0 || c.MaxAttempts <= 0 {
+		errs = append(errs, fmt.Errorf("ParkLimit %s, LeaseTTL %s and MaxAttempts %d must be positive", c.ParkLimit, c.LeaseTTL, c.MaxAttempts))
+	}
+	errs = append(errs, c.Poll.validate())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("handlers.OrdersConfig: %w", err)
+	}
+	return nil
 }
 
 // tried is what a transient failure adds to an event's tries: none for a failure of Redis or
@@ -95,23 +123,6 @@ func tried(err error) int {
 // most 1 min, as a message's redelivery backoff.
 func retryDelay(tries int) time.Duration {
 	return min(time.Second<<min(max(tries-1, 0), 6), time.Minute)
-}
-
-func (o *Orders) maxAttempts() int {
-	if o.MaxAttempts > 0 {
-		return o.MaxAttempts
-	}
-	return 10
-}
-
-// DefaultParkLimit is how long a parked event waits by default.
-const DefaultParkLimit = 7 * 24 * time.Hour
-
-func (o *Orders) parkLimit() time.Duration {
-	if o.ParkLimit > 0 {
-		return o.ParkLimit
-	}
-	return DefaultParkLimit
 }
 
 // lease takes the order's lease for d. An event that finds it held is queued in the order's inbox
@@ -208,7 +219,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	}
 	lease, err := o.lease(ctx, shop.ID, order, d.ev, take, !goRound)
 	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
-		o.logger().Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
+		o.Logger.Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
 			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
 		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""), KeptGoingRound)
 	}
@@ -277,7 +288,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		var released bool
 		if st, next, released, err = o.applyInbox(ctx, r, order, lease, st, next); err != nil {
 			// Redis or NATS failed: the inbox is kept, and a timer's handler tries again.
-			o.logger().Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
+			o.Logger.Warn("applying an order's inbox failed; retried", zap.String("shop", shop.ID), zap.String("order", order), zap.Error(err))
 			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now().Add(time.Second)))
 		}
 		r.fresh = false
@@ -332,7 +343,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		if err := o.deadLetterParked(ctx, r.shop.ID, order, *applied, reason, c.err); err != nil {
 			return st, nil, nil, err
 		}
-		c.did = "dead-lettered: " + reason + ": " + c.err.Error()
+		c.did = "dead-lettered: " + reason.String() + ": " + c.err.Error()
 		entries = append(entries, o.entry(d.ev, c, r, st))
 	default:
 		return st, nil, c.err, nil // the caller retries it, first in the inbox
@@ -384,7 +395,7 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	if derr != nil {
 		d = decision{ev: Meta{Type: p.Type, Source: p.Source, ID: p.ID}, apply: func(context.Context, *run, orderstate.State) change { return fail(derr) }}
 	}
-	if p.Tries >= o.maxAttempts()-1 {
+	if p.Tries >= o.MaxAttempts-1 {
 		d.apply = exhaustedAfter(d.apply)
 	}
 	cur, next, result, err := o.step(ctx, r, order, lease, d, st, done, p)

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,9 +13,11 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"go.uber.org/zap"
 )
 
-// fakeProvider answers every call with success and counts the calls.
+// fakeProvider answers every call with success and counts the calls. Like the client, it refuses
+// a registration or change whose request Order.Check did not make.
 type fakeProvider struct {
 	mu    sync.Mutex
 	calls map[string]int
@@ -29,7 +32,10 @@ func (f *fakeProvider) count(op string) {
 	f.calls[op]++
 }
 
-func (f *fakeProvider) Register(context.Context, atodene.Order) (atodene.Registration, error) {
+func (f *fakeProvider) Register(_ context.Context, req atodene.Request) (atodene.Registration, error) {
+	if req.Order().ShopOrderID == "" {
+		return atodene.Registration{}, atodene.ErrUncheckedRequest
+	}
 	f.count("register")
 	return atodene.Registration{TransactionID: "12345678901", Auto: atodene.DecisionOK}, nil
 }
@@ -37,7 +43,10 @@ func (f *fakeProvider) GetAuthori(context.Context, string) (atodene.Screening, e
 	f.count("getauthori")
 	return atodene.Screening{Auto: atodene.DecisionOK}, nil
 }
-func (f *fakeProvider) Modify(context.Context, string, atodene.Order) (atodene.Change, error) {
+func (f *fakeProvider) Modify(_ context.Context, _ string, req atodene.Request) (atodene.Change, error) {
+	if req.Order().ShopOrderID == "" {
+		return atodene.Change{}, atodene.ErrUncheckedRequest
+	}
 	f.count("modify")
 	return atodene.Change{}, nil
 }
@@ -83,8 +92,8 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 	}
 	prov, outs := &fakeProvider{}, &flakyOutcomes{failures: 1}
 	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
 	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("the first attempt succeeded although publishing failed")
@@ -120,8 +129,8 @@ func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 	}
 	prov, outs := &fakeProvider{}, &flakyOutcomes{}
 	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
 	track := func(id, order, number string) error {
 		return o.TrackingEntered(ctx, handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Shop: "shop"},
 			Data: events.Tracking{ShopID: "shop", OrderID: order, Carrier: "yamato", TrackingNumber: number}})
@@ -178,8 +187,8 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	}
 	prov, outs := &failingProvider{failing: true}, &flakyOutcomes{}
 	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := &handlers.Orders{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, LeaseTTL: time.Minute, Now: time.Now}
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
 	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("a failed fetch succeeded")
@@ -199,5 +208,53 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	}
 	if len(outs.ids) != 1 || prov.calls["invoice"] != 2 {
 		t.Errorf("published %v, %d invoice calls; want one outcome and two calls (the failed and the good one)", outs.ids, prov.calls["invoice"])
+	}
+}
+
+// newOrders is handlers.NewOrders with the settings' defaults for what cfg leaves zero, a lease of
+// a minute, and dead letters and logs dropped.
+func newOrders(t testing.TB, cfg handlers.OrdersConfig) *handlers.Orders {
+	t.Helper()
+	if cfg.Poll == (handlers.PollPolicy{}) {
+		cfg.Poll = handlers.PollPolicy{First: time.Minute, Max: 30 * time.Minute, Deadline: 14 * 24 * time.Hour}
+	}
+	if cfg.DeadLetters == nil {
+		cfg.DeadLetters = &recordedLetters{}
+	}
+	if cfg.ParkLimit == 0 {
+		cfg.ParkLimit = 7 * 24 * time.Hour
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	o, err := handlers.NewOrders(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// NewOrders refuses a config with a setting left out, naming each: lower layers have no defaults
+// of their own, so a forgotten setting cannot quietly become one.
+func TestNewOrdersNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	_, err := handlers.NewOrders(handlers.OrdersConfig{Now: time.Now, MaxAttempts: 10})
+	if err == nil {
+		t.Fatal("NewOrders accepted an empty config")
+	}
+	for _, want := range []string{"Store is required", "Shops is required", "Outcomes is required", "Polls is required",
+		"DeadLetters is required", "Logger is required", "ParkLimit 0s", "PollPolicy: First 0s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "Now is required") {
+		t.Errorf("error %q names Now, which is set", err)
 	}
 }

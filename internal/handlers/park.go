@@ -72,7 +72,7 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 func (o *Orders) parkTimer(st orderstate.State) time.Time {
 	var at time.Time
 	for _, p := range st.Parked {
-		for _, t := range []time.Time{p.Since.Add(o.parkLimit()), p.RetryAt} {
+		for _, t := range []time.Time{p.Since.Add(o.ParkLimit), p.RetryAt} {
 			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
 				at = t
 			}
@@ -100,7 +100,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 		if err != nil {
 			c = fail(err)
 		} else {
-			if p.Tries >= o.maxAttempts()-1 {
+			if p.Tries >= o.MaxAttempts-1 {
 				d.apply = exhaustedAfter(d.apply)
 			}
 			c = o.decide(ctx, r, order, d, st)
@@ -112,7 +112,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			if err := o.deadLetterParked(ctx, r.shop.ID, order, p, reason, c.err); err != nil {
 				return st, false, err
 			}
-			c.did = "dead-lettered: " + reason + ": " + c.err.Error()
+			c.did = "dead-lettered: " + reason.String() + ": " + c.err.Error()
 		case c.err != nil:
 			p.Tries += tried(c.err)
 			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
@@ -180,7 +180,7 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 // waited longer than the limit is dead-lettered with reason no-transaction.
 func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
-		limit := o.parkLimit()
+		limit := o.ParkLimit
 		var still []orderstate.Parked
 		for _, p := range st.Parked {
 			if o.Now().Before(p.Since.Add(limit)) {
@@ -192,7 +192,7 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 				return fail(err)
 			}
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
-				Did: "dead-lettered: " + ReasonNoTransaction + ": " + cause.Error(), Status: st.Status})
+				Did: "dead-lettered: " + ReasonNoTransaction.String() + ": " + cause.Error(), Status: st.Status})
 		}
 		if len(still) == len(st.Parked) {
 			return keep("") // a timer left from an earlier deadline
@@ -206,9 +206,9 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 // inbox): its message, from where it was received. The event was recorded as processed when it
 // was parked, so that copies of it were dropped; the record is removed once its letter is
 // stored (and its kept copy dropped), so that replaying the letter applies it.
-func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p orderstate.Parked, reason string, cause error) error {
+func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p orderstate.Parked, reason Reason, cause error) error {
 	err := o.DeadLetters.Write(ctx, DeadLetter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
-		Reason: reason, Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
+		Reason: reason.String(), Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
 		return err
 	}

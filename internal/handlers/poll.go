@@ -23,18 +23,12 @@ func newPollBackoff(p PollPolicy) *backoff.ExponentialBackOff {
 	)
 }
 
-// withDefaults fills the defaults of docs/configuration.md#settings.
-func (p PollPolicy) withDefaults() PollPolicy {
-	if p.First <= 0 {
-		p.First = time.Minute
+// validate checks that every duration is positive.
+func (p PollPolicy) validate() error {
+	if p.First <= 0 || p.Max <= 0 || p.Deadline <= 0 {
+		return fmt.Errorf("PollPolicy: First %s, Max %s and Deadline %s must be positive", p.First, p.Max, p.Deadline)
 	}
-	if p.Max <= 0 {
-		p.Max = 30 * time.Minute
-	}
-	if p.Deadline <= 0 {
-		p.Deadline = 14 * 24 * time.Hour
-	}
-	return p
+	return nil
 }
 
 // Timer kinds of a PollRequest.
@@ -70,15 +64,15 @@ type Polls interface {
 // PollPolicy is the re-check schedule of orders under review
 // (docs/architecture.md#polling-orders-under-review).
 type PollPolicy struct {
-	First    time.Duration // first re-check after registration; default 1m
-	Max      time.Duration // longest interval; default 30m
-	Deadline time.Duration // give up and dead-letter after; default 14 days
+	First    time.Duration // first re-check after registration (-poll-first-delay)
+	Max      time.Duration // longest interval (-poll-max-interval)
+	Deadline time.Duration // give up and dead-letter after (-poll-deadline)
 }
 
 // Delay returns the wait before re-check number attempt (0 for the first): First doubling up to
 // Max, with ±10% jitter so that orders registered together spread out.
 func (p PollPolicy) Delay(attempt int) time.Duration {
-	b := newPollBackoff(p.withDefaults())
+	b := newPollBackoff(p)
 	d := b.NextBackOff()
 	for range attempt {
 		d = b.NextBackOff()
@@ -129,7 +123,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		// The deadline is checked after asking, so an order decided at the last moment is not
 		// dead-lettered. Past it, no further re-check is scheduled; replaying the dead letter
 		// starts polling again.
-		if deadline := o.Poll.withDefaults().Deadline; next.Status == orderstate.StatusPending && o.Now().Sub(next.PollSince) > deadline {
+		if deadline := o.Poll.Deadline; next.Status == orderstate.StatusPending && o.Now().Sub(next.PollSince) > deadline {
 			next.PollScheduled, next.PollAt = true, time.Time{} // no re-check is scheduled
 			return writeThen(next, Permanent(ReasonPollDeadline, fmt.Errorf("order %s still under review after %s", p.OrderID, deadline)))
 		}

@@ -25,7 +25,7 @@ type Reconciler struct {
 	// TimerHandled (handled after since: Redis lost the write its handling made).
 	Waiting func(ctx context.Context, req PollRequest, since, stale time.Time) (TimerState, error)
 	// Grace is how long past its time a timer may still be on its way (handlers busy, a worker
-	// restarting) before it is looked for. Default 1 min.
+	// restarting) before it is looked for (-reconcile-interval).
 	Grace  time.Duration
 	Now    func() time.Time
 	Logger *zap.Logger
@@ -46,7 +46,7 @@ const reconcileBatch = 256
 // Once looks at every order whose timer is overdue and returns how many timers it scheduled
 // again. An error is Redis's or JetStream's; the next run tries again.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
-	grace := r.grace()
+	grace := r.Grace
 	now := r.Now()
 	scheduled := 0
 	for {
@@ -110,11 +110,11 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	scheduled := 0
 	for _, tm := range needed {
-		state, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.grace()))
+		state, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.Grace))
 		if err == nil && state != TimerWaiting && tm.also != "" {
 			other := tm.req
 			other.Kind = tm.also
-			state, err = r.Waiting(ctx, other, st.UpdatedAt, now.Add(-r.grace()))
+			state, err = r.Waiting(ctx, other, st.UpdatedAt, now.Add(-r.Grace))
 		}
 		if err != nil {
 			return scheduled, fmt.Errorf("looking for the %s timer of %s/%s: %w", timerKind(tm.req.Kind), t.Shop, t.Order, err)
@@ -135,13 +135,6 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 			zap.Time("was_due", t.Due), zap.Time("at", tm.at))
 	}
 	return scheduled, nil
-}
-
-func (r *Reconciler) grace() time.Duration {
-	if r.Grace <= 0 {
-		return time.Minute
-	}
-	return r.Grace
 }
 
 func later(a, b time.Time) time.Time {

@@ -24,11 +24,11 @@ func (p *refusingProvider) refusal(op string) error {
 	return &atodene.RejectedError{Op: op, Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003", Message: "認証エラー"}}}
 }
 
-func (p *refusingProvider) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+func (p *refusingProvider) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
 	if p.refused {
 		return atodene.Registration{}, p.refusal("register")
 	}
-	return p.fakeProvider.Register(ctx, o)
+	return p.fakeProvider.Register(ctx, req)
 }
 
 func (p *refusingProvider) ReportShipment(ctx context.Context, s atodene.Shipment) error {
@@ -50,7 +50,7 @@ func createdEvent(id, order string, seq uint64) handlers.Event[events.Order] {
 		Data: testOrder(order, 2950)}
 }
 
-func wantReason(t *testing.T, err error, want string) {
+func wantReason(t *testing.T, err error, want handlers.Reason) {
 	t.Helper()
 	if got, ok := handlers.DeadLetterReason(err); !ok || got != want {
 		t.Fatalf("error %v: dead-letter reason %q (permanent %v); want %q", err, got, ok, want)

@@ -25,7 +25,7 @@ type run struct {
 func (o *Orders) newRun(shop *Shop) *run {
 	r := &run{}
 	recorded := *shop
-	recorded.Provider = recorder{p: shop.Provider, r: r, shop: shop.ID, refusals: &o.Refusals, now: o.Now, log: o.logger()}
+	recorded.Provider = recorder{p: shop.Provider, r: r, shop: shop.ID, refusals: &o.Refusals, now: o.Now, log: o.Logger}
 	r.shop = &recorded
 	return r
 }
@@ -57,7 +57,7 @@ func (c recorder) after(op, answer string, err error) error {
 	switch stop, ended := c.refusals.record(c.shop, err, c.now()); {
 	case stop != nil:
 		c.log.Error("ATODENE refuses the shop's account: its calls are stopped", zap.String("shop", c.shop),
-			zap.String("errors", stop.Detail), zap.Time("retry_at", stop.RetryAt), zap.String("reason", ReasonAccountRefused))
+			zap.String("errors", stop.Detail), zap.Time("retry_at", stop.RetryAt), zap.Stringer("reason", ReasonAccountRefused))
 	case ended:
 		c.log.Info("ATODENE accepts the shop's account again: its calls resume", zap.String("shop", c.shop))
 	}
@@ -79,11 +79,11 @@ func (c recorder) note(op, answer string, err error) {
 	c.r.calls = append(c.r.calls, op+": "+answer)
 }
 
-func (c recorder) Register(ctx context.Context, o atodene.Order) (atodene.Registration, error) {
+func (c recorder) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
 	if err := c.before("transaction.do"); err != nil {
 		return atodene.Registration{}, err
 	}
-	reg, err := c.p.Register(ctx, o)
+	reg, err := c.p.Register(ctx, req)
 	return reg, c.after("transaction.do", string(reg.Auto), err)
 }
 
@@ -99,11 +99,11 @@ func (c recorder) GetAuthori(ctx context.Context, transactionID string) (atodene
 	return scr, c.after("getauthori.do", answer, err)
 }
 
-func (c recorder) Modify(ctx context.Context, transactionID string, o atodene.Order) (atodene.Change, error) {
+func (c recorder) Modify(ctx context.Context, transactionID string, req atodene.Request) (atodene.Change, error) {
 	if err := c.before("modifytransaction.do change"); err != nil {
 		return atodene.Change{}, err
 	}
-	ch, err := c.p.Modify(ctx, transactionID, o)
+	ch, err := c.p.Modify(ctx, transactionID, req)
 	answer := string(ch.Auto)
 	if answer == "" {
 		answer = "OK, not screened again"

@@ -116,7 +116,9 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(60 * time.Millisecond) // the holder "crashed"
+	// The holder "crashed": its lease expires by Redis's own timer (PX), which only time passing
+	// on the server's side can show.
+	time.Sleep(60 * time.Millisecond)
 	fresh, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute})
 	if err != nil {
 		t.Fatalf("lease after expiry: %v", err)

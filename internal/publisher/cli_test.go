@@ -95,13 +95,13 @@ func TestHelpGoesToStdoutAndSucceeds(t *testing.T) {
 // after the command, so that `dlq show 3 -json` and `dlq ls -nats-url URL` do what they say.
 func TestFlagsAfterArguments(t *testing.T) {
 	t.Parallel()
-	url, _ := deadLetters(t, deadLetter(1, "shop-b", handlers.ReasonUnknownShop, 1, 0))
+	url, _ := deadLetters(t, deadLetter(1, "shop-b", handlers.ReasonUnknownShop.String(), 1, 0))
 	r := runPublisher(t, "nats://127.0.0.1:1", "", false, "dlq", "show", "1", "-json", "-nats-url", url)
 	if r.err != nil {
 		t.Fatalf("dlq show 1 -json -nats-url URL: %v\n%s", r.err, r.stderr)
 	}
 	var shown map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown["reason"] != handlers.ReasonUnknownShop {
+	if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || shown["reason"] != handlers.ReasonUnknownShop.String() {
 		t.Errorf("dlq show 1 -json: %v\n%s", err, r.stdout)
 	}
 	r = runPublisher(t, url, "", false, "dlq", "show", "--", "1")
@@ -167,7 +167,12 @@ func TestReasonsListsEveryReasonConstant(t *testing.T) {
 				if i >= len(vs.Values) {
 					break
 				}
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && strings.HasPrefix(name.Name, "Reason") && lit.Kind == token.STRING {
+				// var ReasonInvalid = Reason{"invalid"}
+				cl, ok := vs.Values[i].(*ast.CompositeLit)
+				if !ok || !strings.HasPrefix(name.Name, "Reason") || len(cl.Elts) != 1 {
+					continue
+				}
+				if lit, ok := cl.Elts[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 					v, _ := strconv.Unquote(lit.Value)
 					consts = append(consts, v)
 				}
@@ -187,7 +192,7 @@ func TestReasonsListsEveryReasonConstant(t *testing.T) {
 // refused is a failure (exit status 1), so that a script notices the letters left behind.
 func TestReplayOfNothingButRefusalsFails(t *testing.T) {
 	t.Parallel()
-	url, s := deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid, 1, 3), deadLetter(2, "demo", handlers.ReasonInvalid, 1, 5))
+	url, s := deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid.String(), 1, 3), deadLetter(2, "demo", handlers.ReasonInvalid.String(), 1, 5))
 	r := runPublisher(t, url, "", false, "dlq", "replay")
 	if r.err == nil || errors.As(r.err, new(UsageError)) || !strings.Contains(r.err.Error(), "-max-replays") {
 		t.Errorf("err = %v, want a failure that says how to replay them (-max-replays)", r.err)
@@ -205,7 +210,7 @@ func TestReplayOfNothingButRefusalsFails(t *testing.T) {
 		}
 	}
 	// Some replayed and some refused: the refusals are reported, and the run succeeds.
-	url, _ = deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid, 1, 3), deadLetter(2, "demo", handlers.ReasonInvalid, 1, 0))
+	url, _ = deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid.String(), 1, 3), deadLetter(2, "demo", handlers.ReasonInvalid.String(), 1, 0))
 	if r := runPublisher(t, url, "", false, "dlq", "replay"); r.err != nil || !strings.Contains(r.stdout, "replayed 1, refused 1") {
 		t.Errorf("replay of one of two: %v\n%s", r.err, r.stdout)
 	}
@@ -215,7 +220,7 @@ func TestReplayOfNothingButRefusalsFails(t *testing.T) {
 // always were.
 func TestDeadLetterJSONHasNumbers(t *testing.T) {
 	t.Parallel()
-	url, _ := deadLetters(t, deadLetter(7, "shop-b", handlers.ReasonExhausted, 10, 1))
+	url, _ := deadLetters(t, deadLetter(7, "shop-b", handlers.ReasonExhausted.String(), 10, 1))
 	r := runPublisher(t, url, "", false, "dlq", "ls", "-json")
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -238,8 +243,8 @@ func TestDeadLetterJSONHasNumbers(t *testing.T) {
 // numbers as numbers; messages for people stay on stderr.
 func TestJSONOnEveryCommandThatPrintsResults(t *testing.T) {
 	t.Parallel()
-	url, _ := deadLetters(t, deadLetter(1, "shop-b", handlers.ReasonUnknownShop, 1, 0), deadLetter(2, "demo", handlers.ReasonInvalid, 2, 0),
-		deadLetter(3, "demo", handlers.ReasonInvalid, 1, 3))
+	url, _ := deadLetters(t, deadLetter(1, "shop-b", handlers.ReasonUnknownShop.String(), 1, 0), deadLetter(2, "demo", handlers.ReasonInvalid.String(), 2, 0),
+		deadLetter(3, "demo", handlers.ReasonInvalid.String(), 1, 3))
 	lines := compact(t, orderData("J-1")) + "\n" + `{"shop_id":"demo"}` + "\n"
 	path := writeFile(t, "orders.jsonl", lines)
 	event := writeFile(t, "order.json", orderData("J-2"))
@@ -288,7 +293,7 @@ func TestJSONOnEveryCommandThatPrintsResults(t *testing.T) {
 // TestShowOfAMissingLetter says which letter is missing where, not the server's API error.
 func TestShowOfAMissingLetter(t *testing.T) {
 	t.Parallel()
-	url, _ := deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid, 1, 0))
+	url, _ := deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid.String(), 1, 0))
 	r := runPublisher(t, url, "", false, "dlq", "show", "99")
 	if r.err == nil || r.err.Error() != "no dead letter 99 in stream DLQ" {
 		t.Errorf("err = %v, want %q", r.err, "no dead letter 99 in stream DLQ")

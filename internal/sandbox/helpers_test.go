@@ -475,3 +475,16 @@ func decode(t *testing.T, body []byte) resp {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// serve sends body to an operation by calling srv in this goroutine, without a network, and decodes
+// the answer, which must be HTTP 200 XML. In a synctest bubble, time measured around it is the
+// sandbox's own delays on the bubble's clock.
+func serve(t *testing.T, srv *sandbox.Server, op, body string) resp {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, sandbox.BasePath+op+".do", strings.NewReader(body)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("%s: HTTP %d: %s", op, rec.Code, rec.Body)
+	}
+	return decode(t, rec.Body.Bytes())
+}

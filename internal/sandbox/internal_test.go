@@ -156,8 +156,19 @@ func TestFaultDraw(t *testing.T) {
 			t.Errorf("%q drawn %d times in 2000, want about %d", fl, got, want)
 		}
 	}
-	if _, d := (Faults{LatencyMS: 1, JitterMS: 50}).draw(a); d < 0 {
-		t.Errorf("negative latency %v", d)
+	// Jitter wider than the latency: about half the draws fall below zero and are clamped to it.
+	clamped := 0
+	for range 100 {
+		_, d := (Faults{LatencyMS: 1, JitterMS: 50}).draw(a)
+		if d < 0 {
+			t.Fatalf("negative latency %v", d)
+		}
+		if d == 0 {
+			clamped++
+		}
+	}
+	if clamped == 0 {
+		t.Error("no draw of 1±50ms came to zero: the clamp was not exercised")
 	}
 }
 

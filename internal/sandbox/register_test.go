@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -85,26 +86,40 @@ func TestGetAuthoriAnswersEveryElement(t *testing.T) {
 	}
 }
 
-// TestSlowDelay is not parallel, so that the timing of the ordinary buyer's call is not disturbed by
-// the load of other tests.
+// TestSlowDelay: every answer about a slow buyer waits SlowDelay, and no other does. The sandbox is
+// called in process inside a synctest bubble, so the delays are measured on the bubble's clock: exact,
+// whatever the load of the machine.
 func TestSlowDelay(t *testing.T) {
-	e := newEnv(t)
-	timed := func(f func()) time.Duration {
-		start := time.Now()
-		f()
-		return time.Since(start)
-	}
-	var slowID, fastID string
-	if d := timed(func() { slowID = e.registerOK(newOrder("S-1", "slow@example.jp"), "OK") }); d < slowDelay {
-		t.Errorf("slow registration took %v, want at least %v", d, slowDelay)
-	}
-	if d := timed(func() { e.authori(slowID) }); d < slowDelay {
-		t.Errorf("getauthori of a slow buyer took %v, want at least %v", d, slowDelay)
-	}
-	fastID = e.registerOK(newOrder("F-1", "taro@example.jp"), "OK")
-	if d := timed(func() { e.authori(fastID) }); d >= slowDelay {
-		t.Errorf("getauthori of an ordinary buyer took %v, want less than %v", d, slowDelay)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := sandbox.New(sandbox.Config{Seed: 1, SlowDelay: slowDelay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		e := &env{t: t, shop: sandbox.DemoShop} // for the request bodies
+		timed := func(op, body string) (resp, time.Duration) {
+			start := time.Now()
+			r := serve(t, srv, op, body)
+			return r, time.Since(start)
+		}
+		slow, d := timed("transaction", e.registerXML(newOrder("S-1", "slow@example.jp")))
+		wantOK(t, slow)
+		if d != slowDelay {
+			t.Errorf("slow registration took %v, want %v", d, slowDelay)
+		}
+		if _, d := timed("getauthori", e.authoriXML(slow.txID())); d != slowDelay {
+			t.Errorf("getauthori of a slow buyer took %v, want %v", d, slowDelay)
+		}
+		fast, d := timed("transaction", e.registerXML(newOrder("F-1", "taro@example.jp")))
+		wantOK(t, fast)
+		if d != 0 {
+			t.Errorf("registration of an ordinary buyer took %v, want no delay", d)
+		}
+		if _, d := timed("getauthori", e.authoriXML(fast.txID())); d != 0 {
+			t.Errorf("getauthori of an ordinary buyer took %v, want no delay", d)
+		}
+	})
 }
 
 func TestLinkInfoErrors(t *testing.T) {

@@ -43,14 +43,21 @@ type maxDeliveries struct {
 	Deliveries int    `json:"deliveries"`
 }
 
-// exhaustedHandler dead-letters the message an advisory names, with reason exhausted, through w
-// (which counts it).
+// decodeAdvisory reads a max-deliveries advisory. Its Head has no kind: the metrics count it as
+// undecoded, as they always have.
+func decodeAdvisory(m *handlers.Message) handlers.Head {
+	var adv maxDeliveries
+	if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {
+		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("max-deliveries advisory not understood: %v", err))}
+	}
+	return handlers.Head{Data: adv}
+}
+
+// exhaustedHandler dead-letters the message an advisory (decoded by decodeAdvisory) names, with
+// reason exhausted, through w (which counts it).
 func exhaustedHandler(js jetstream.JetStream, w countedLetters, now func() time.Time) handlers.Handler {
 	return func(ctx context.Context, m *handlers.Message) error {
-		var adv maxDeliveries
-		if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {
-			return handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("max-deliveries advisory not understood: %v", err))
-		}
+		adv := m.Head.Data.(maxDeliveries)
 		s, err := js.Stream(ctx, adv.Stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return handlers.Permanent(handlers.ReasonExhausted, fmt.Errorf("stream %s named by a max-deliveries advisory is gone (seq %d)", adv.Stream, adv.StreamSeq))
@@ -67,7 +74,7 @@ func exhaustedHandler(js jetstream.JetStream, w countedLetters, now func() time.
 		}
 		return w.Write(ctx, dlq.Letter{
 			Subject: orig.Subject, Stream: adv.Stream, Sequence: adv.StreamSeq, Body: orig.Data,
-			Reason: handlers.ReasonExhausted, Attempts: adv.Deliveries, FailedAt: now(),
+			Reason: handlers.ReasonExhausted.String(), Attempts: adv.Deliveries, FailedAt: now(),
 			Err:         fmt.Errorf("no delivery of %d was acknowledged in time (handler timed out or worker crashed)", adv.Deliveries),
 			ReplayCount: orig.Header.Get(dlq.HeaderReplayCount), Published: dlq.Published(orig.Header, adv.StreamSeq),
 			PublishedCreated: dlq.PublishedCreated(orig.Header, s.CachedInfo().Created.UnixNano()),

@@ -73,10 +73,14 @@ func TestShopOrderIDTakenElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.Register(context.Background(), atodene.Order{ShopOrderID: "TAKEN-1", OrderedAt: time.Now(),
+	taken, err := atodene.Order{ShopOrderID: "TAKEN-1", OrderedAt: time.Now(),
 		Buyer: atodene.Person{Name: "他 システム", NameKana: "ホカ システム", Zip: "150-0001", Address: "東京都", Phone: "03-1234-5678", Email: "other@example.jp"},
 		Items: []atodene.Item{{Name: "品", UnitPrice: 1000, Quantity: 1}},
-		Fee:   0, BilledAmount: 1000, Service: atodene.ServiceSeparate}); err != nil {
+		Fee:   0, BilledAmount: 1000, Service: atodene.ServiceSeparate}.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Register(context.Background(), taken); err != nil {
 		t.Fatal(err)
 	}
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "TAKEN-1", "taro@example.jp"))

@@ -201,7 +201,7 @@ func TestDeadLettersCountOncePerLetterStored(t *testing.T) {
 	m := newMetrics(reg)
 	w := countedLetters{dlq.NewWriter(js), m.deadLetters}
 	letter := dlq.Letter{Subject: "orders.created.shop-a", Stream: "ORDERS", Sequence: 7, Body: []byte("{}"),
-		Reason: handlers.ReasonExhausted, Err: errors.New("timed out"), Attempts: 5, FailedAt: time.Now()}
+		Reason: handlers.ReasonExhausted.String(), Err: errors.New("timed out"), Attempts: 5, FailedAt: time.Now()}
 	count := func() string {
 		for l := range strings.Lines(exposition(t, reg)) {
 			if strings.Contains(l, `reason="exhausted"`) {

@@ -157,14 +157,22 @@ func timerName(kind string) string {
 	return kind
 }
 
-// decodePoll reads a due poll message.
-func decodePoll(m *handlers.Message) (handlers.PollRequest, error) {
+// decodeTimer reads a due timer message (a poll, a parked event's deadline, an inbox): its Head
+// names the kind for logs and metrics (poll, park-deadline, inbox) and holds its PollRequest.
+func decodeTimer(m *handlers.Message) handlers.Head {
 	var req handlers.PollRequest
 	if !strings.HasPrefix(m.Subject, pollSubjectBase+"due.") {
-		return req, fmt.Errorf("subject %q is not a poll subject", m.Subject)
+		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("subject %q is not a poll subject", m.Subject))}
 	}
 	if err := json.Unmarshal(m.Body, &req); err != nil || req.Shop == "" || req.OrderID == "" {
-		return req, fmt.Errorf("poll message is not a poll request: %v", err)
+		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("poll message is not a poll request: %v", err))}
 	}
-	return req, nil
+	kind := "poll"
+	switch req.Kind {
+	case handlers.TimerParked:
+		kind = "park-deadline"
+	case handlers.TimerInbox, handlers.TimerRetry:
+		kind = "inbox"
+	}
+	return handlers.Head{Kind: kind, Shop: req.Shop, Order: req.OrderID, Data: req}
 }

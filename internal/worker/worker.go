@@ -107,7 +107,7 @@ func Run(ctx context.Context, d Deps) error {
 	// Closed when Run returns, after every goroutine that uses it has ended.
 	store := orderstate.New(d.Redis, d.KeyPrefix, config.EventRecordTTL)
 	defer store.Close()
-	orders := &handlers.Orders{
+	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js},
@@ -123,6 +123,9 @@ func Run(ctx context.Context, d Deps) error {
 		LeaseTTL: handlerTimeout(s) + 30*time.Second,
 		Now:      d.Now,
 		Logger:   log,
+	})
+	if err != nil {
+		return err
 	}
 	mux := handlers.NewMux()
 	mux.Handle(events.TypeOrderCreated, handlers.Typed(events.DecodeCreated, orders.OrderCreated))
@@ -138,19 +141,9 @@ func Run(ctx context.Context, d Deps) error {
 	// Recover innermost, so that a panicking message still gets its log line and metric.
 	common := []handlers.Middleware{handlers.Logging(log), hm.Middleware(), handlers.Recover(log)}
 	// Idempotency lives in the handlers: an event is checked and recorded under its order's lease.
-	orderHandler := handlers.Chain(mux.Handler(), append(common, handlers.DecodeEnvelope)...)
-	pollHandler := handlers.Chain(func(ctx context.Context, msg *handlers.Message) error {
-		req, err := decodePoll(msg)
-		if err != nil {
-			return handlers.Permanent(handlers.ReasonInvalid, err)
-		}
-		msg.Envelope.Type, msg.Shop, msg.Order = "poll", req.Shop, req.OrderID
-		switch req.Kind {
-		case handlers.TimerParked:
-			msg.Envelope.Type = "park-deadline"
-		case handlers.TimerInbox, handlers.TimerRetry:
-			msg.Envelope.Type = "inbox"
-		}
+	orderHandler := handlers.Serve(mux.Decode, mux.Handler, common...)
+	pollHandler := handlers.Serve(decodeTimer, func(ctx context.Context, msg *handlers.Message) error {
+		req := msg.Head.Data.(handlers.PollRequest)
 		req.Replayed = msg.Replayed
 		return orders.PollDue(ctx, req)
 	}, common...)
@@ -161,10 +154,10 @@ func Run(ctx context.Context, d Deps) error {
 		HandlerTimeout: handlerTimeout(s),
 		Logger:         log,
 		Infra:          infra,
-		DeadLetter: func(ctx context.Context, msg jetstream.Msg, seen *handlers.Message, reason string, cause error) error {
-			return letters.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason, cause, d.Now()))
+		DeadLetter: func(ctx context.Context, msg jetstream.Msg, seen *handlers.Message, reason handlers.Reason, cause error) error {
+			return letters.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason.String(), cause, d.Now()))
 		},
-		DeadLettered: func(ctx context.Context, msg *handlers.Message, reason string, cause error) {
+		DeadLettered: func(ctx context.Context, msg *handlers.Message, reason handlers.Reason, cause error) {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
 		},
 	}
@@ -198,7 +191,7 @@ func Run(ctx context.Context, d Deps) error {
 	}{
 		{cs.orders, cs.ordersCreated, s.OrdersStream, ordersConsumer, guaranteedSlots(s.Concurrency), orderHandler},
 		{cs.polls, 0, PollStream, pollConsumer, guaranteedSlots(s.Concurrency), pollHandler},
-		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, 1, handlers.Chain(exhaustedHandler(js, letters, d.Now), common...)},
+		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, 1, handlers.Serve(decodeAdvisory, exhaustedHandler(js, letters, d.Now), common...)},
 	} {
 		cc := cc
 		cc.StreamCreated, cc.Rebind = c.created, rebind(js, s, c.stream, c.durable)
@@ -302,18 +295,19 @@ func (h handlerLetters) Write(ctx context.Context, l handlers.DeadLetter) error 
 //
 // A shop that is not configured gets no history; the history of an order the worker has no state
 // of (an invalid first event) lasts as long as event records do.
-func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Logger, now time.Time, m *handlers.Message, reason string, cause error) {
-	if m.Shop == "" || m.Order == "" || reason == handlers.ReasonUnknownShop {
+func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Logger, now time.Time, m *handlers.Message, reason handlers.Reason, cause error) {
+	h := m.Head
+	if h.Shop == "" || h.Order == "" || reason == handlers.ReasonUnknownShop {
 		return
 	}
-	e := orderstate.Entry{At: now.UTC(), Type: m.Envelope.Type, Source: m.Envelope.Source, ID: m.Envelope.ID,
-		Did: "dead-lettered: " + reason + ": " + cause.Error()}
+	e := orderstate.Entry{At: now.UTC(), Type: h.Kind, Source: h.Event.Source, ID: h.Event.ID,
+		Did: "dead-lettered: " + reason.String() + ": " + cause.Error()}
 	ttl := config.EventRecordTTL
-	if st, err := store.Get(ctx, m.Shop, m.Order); err == nil && st.Version > 0 {
+	if st, err := store.Get(ctx, h.Shop, h.Order); err == nil && st.Version > 0 {
 		e.Status, ttl = st.Status, 0
 	}
-	if err := store.AppendHistory(ctx, m.Shop, m.Order, e, ttl); err != nil {
-		log.Warn("recording a dead letter in its order's history failed", zap.String("shop", m.Shop), zap.String("order", m.Order), zap.Error(err))
+	if err := store.AppendHistory(ctx, h.Shop, h.Order, e, ttl); err != nil {
+		log.Warn("recording a dead letter in its order's history failed", zap.String("shop", h.Shop), zap.String("order", h.Order), zap.Error(err))
 	}
 }
 

@@ -30,7 +30,7 @@ func TestConcurrentOrders(t *testing.T) {
 					errs <- err
 				}
 			}
-			_, err := e.client.Register(ctx, newOrder("SHARED", "taro@example.jp", 3000))
+			_, err := e.client.Register(ctx, request(newOrder("SHARED", "taro@example.jp", 3000)))
 			switch {
 			case err == nil:
 				sharedOK.Add(1)
@@ -90,7 +90,7 @@ func lifecycle(e *env, id string, n int) error {
 		want  atodene.Decision
 	}{{"taro@example.jp", atodene.DecisionOK}, {"ng@example.jp", atodene.DecisionNG}, {"review-ok@example.jp", atodene.DecisionReview}}
 	pick := emails[n%len(emails)]
-	reg, err := e.client.Register(ctx, newOrder(id, pick.email, 3000))
+	reg, err := e.client.Register(ctx, request(newOrder(id, pick.email, 3000)))
 	if err != nil {
 		return fmt.Errorf("%s: Register: %w", id, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
@@ -19,7 +20,7 @@ func TestFaultHTTP500(t *testing.T) {
 	reg := e.register(newOrder("F-0", "taro@example.jp", 3000))
 	e.setFaults(sandbox.Faults{ErrorRate: 1})
 
-	_, err := e.client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000))
+	_, err := e.client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
 	var se *atodene.StatusError
 	if !errors.As(err, &se) || se.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("Register: %T %v, want *atodene.StatusError 500", err, err)
@@ -55,29 +56,38 @@ func TestFaultHTTP500(t *testing.T) {
 }
 
 // TestContextEndsBetweenRetries checks that when the caller's context ends while the client waits to
-// retry, the error still carries the last attempt's classification (here an HTTP 500, outcome unknown)
-// as well as the context's error, and that no further attempt is made.
+// retry, the client returns then, not after the wait; that the error still carries the last attempt's
+// classification (here an HTTP 500, outcome unknown) as well as the context's error; and that no
+// further attempt is made. The client and the sandbox run in process in a synctest bubble, so the
+// time GetAuthori takes is measured on the bubble's clock: exact, whatever the load of the machine.
 func TestContextEndsBetweenRetries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	reg := e.register(newOrder("F-1", "taro@example.jp", 3000))
-	e.setFaults(sandbox.Faults{ErrorRate: 1})
-	client := e.newClient(func(c *atodene.Config) { c.RetryInterval = 2 * time.Second }) // first wait ≥ 1s
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
+	synctest.Test(t, func(t *testing.T) {
+		p := newInProcess(t, func(c *atodene.Config) { c.RetryInterval = 2 * time.Second }) // first wait ≥ 1s
+		reg, err := p.client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.admin(http.MethodPut, "/sandbox/faults", sandbox.Faults{ErrorRate: 1}, nil)
+		const deadline = 100 * time.Millisecond
+		ctx, cancel := context.WithTimeout(t.Context(), deadline)
+		defer cancel()
 
-	start := time.Now()
-	_, err := client.GetAuthori(ctx, reg.TransactionID)
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("GetAuthori returned after %v, want soon after the context's deadline", d)
-	}
-	var se *atodene.StatusError
-	if !errors.As(err, &se) || !atodene.OutcomeUnknown(err) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("GetAuthori: %T %v, want the *atodene.StatusError of the last attempt and the context's error", err, err)
-	}
-	if st := e.statsAfter("getauthori", 1); st.Operations["getauthori"].Calls != 1 {
-		t.Errorf("GetAuthori was called %d times, want 1", st.Operations["getauthori"].Calls)
-	}
+		start := time.Now()
+		_, err = p.client.GetAuthori(ctx, reg.TransactionID)
+		if d := time.Since(start); d != deadline {
+			t.Errorf("GetAuthori returned after %v, want at the context's deadline, %v", d, deadline)
+		}
+		var se *atodene.StatusError
+		if !errors.As(err, &se) || !atodene.OutcomeUnknown(err) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("GetAuthori: %T %v, want the *atodene.StatusError of the last attempt and the context's error", err, err)
+		}
+		var st sandbox.Stats
+		p.admin(http.MethodGet, "/sandbox/stats", nil, &st)
+		if n := st.Operations["getauthori"].Calls; n != 1 {
+			t.Errorf("GetAuthori was called %d times, want 1", n)
+		}
+	})
 }
 
 // TestFaultTimeout checks timeout_rate: the sandbox processes the registration and never answers;
@@ -92,7 +102,7 @@ func TestFaultTimeout(t *testing.T) {
 	e.setFaults(sandbox.Faults{TimeoutRate: 1})
 
 	start := time.Now()
-	_, err := client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000))
+	_, err := client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
 	if d := time.Since(start); d < timeout {
 		t.Errorf("Register gave up after %v, before its timeout %v", d, timeout)
 	}
@@ -118,7 +128,7 @@ func TestFaultTimeout(t *testing.T) {
 	}
 
 	e.setFaults(sandbox.Faults{})
-	_, err = client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000))
+	_, err = client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
 	if !errors.Is(err, atodene.ErrAlreadyRegistered) {
 		t.Fatalf("registering again after the timeout: %v, want ErrAlreadyRegistered", err)
 	}
@@ -135,7 +145,7 @@ func TestFaultGarbage(t *testing.T) {
 	e := newEnv(t)
 	e.setFaults(sandbox.Faults{GarbageRate: 1})
 
-	_, err := e.client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000))
+	_, err := e.client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
 	var me *atodene.MalformedResponseError
 	if !errors.As(err, &me) || !atodene.OutcomeUnknown(err) {
 		t.Fatalf("Register: %T %v, want an *atodene.MalformedResponseError", err, err)
@@ -159,7 +169,7 @@ func TestFaultGarbage(t *testing.T) {
 	}
 
 	e.setFaults(sandbox.Faults{})
-	if _, err := e.client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000)); !errors.Is(err, atodene.ErrAlreadyRegistered) {
+	if _, err := e.client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000))); !errors.Is(err, atodene.ErrAlreadyRegistered) {
 		t.Errorf("registering again: %v, want ErrAlreadyRegistered", err)
 	}
 }
@@ -201,7 +211,7 @@ func TestLatencyBeyondClientTimeout(t *testing.T) {
 	client := e.newClient(func(c *atodene.Config) { c.Timeout = 100 * time.Millisecond })
 	e.setFaults(sandbox.Faults{LatencyMS: 3000})
 
-	_, err := client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000))
+	_, err := client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000)))
 	var ou *atodene.OutcomeUnknownError
 	if !atodene.OutcomeUnknown(err) || !errors.As(err, &ou) {
 		t.Fatalf("Register: %T %v, want an *atodene.OutcomeUnknownError", err, err)
@@ -215,7 +225,7 @@ func TestLatencyBeyondClientTimeout(t *testing.T) {
 	}
 
 	e.setFaults(sandbox.Faults{})
-	if reg, err := client.Register(t.Context(), newOrder("F-1", "taro@example.jp", 3000)); err != nil || reg.Auto != atodene.DecisionOK {
+	if reg, err := client.Register(t.Context(), request(newOrder("F-1", "taro@example.jp", 3000))); err != nil || reg.Auto != atodene.DecisionOK {
 		t.Errorf("Register after the faults: %+v, %v", reg, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -113,10 +114,20 @@ func newOrder(shopOrderID, email string, billed int64) atodene.Order {
 	}
 }
 
+// request checks o as the worker's handlers do before they send it. The orders of these tests are
+// valid, so a failure is a mistake of the test: it panics, which works in any goroutine.
+func request(o atodene.Order) atodene.Request {
+	req, err := o.Check()
+	if err != nil {
+		panic(fmt.Sprintf("test order %s is invalid: %v", o.ShopOrderID, err))
+	}
+	return req
+}
+
 // register registers o, failing the test on any error.
 func (e *env) register(o atodene.Order) atodene.Registration {
 	e.t.Helper()
-	reg, err := e.client.Register(e.t.Context(), o)
+	reg, err := e.client.Register(e.t.Context(), request(o))
 	if err != nil {
 		e.t.Fatalf("registering %s: %v", o.ShopOrderID, err)
 	}

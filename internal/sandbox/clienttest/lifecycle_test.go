@@ -31,7 +31,10 @@ func TestCallsOnCancelledTransaction(t *testing.T) {
 		call func() error
 	}{
 		{"GetAuthori", func() error { _, err := e.client.GetAuthori(ctx, id); return err }},
-		{"Modify", func() error { _, err := e.client.Modify(ctx, id, newOrder("C-1", "taro@example.jp", 4000)); return err }},
+		{"Modify", func() error {
+			_, err := e.client.Modify(ctx, id, request(newOrder("C-1", "taro@example.jp", 4000)))
+			return err
+		}},
 		{"ReportShipment", func() error {
 			return e.client.ReportShipment(ctx, atodene.Shipment{Type: atodene.DeliveryNew, TransactionID: id, CarrierCode: "12", SlipNo: "1234-5678-9012"})
 		}},
@@ -156,7 +159,7 @@ func TestModify(t *testing.T) {
 			o := newOrder("M-1", "taro@example.jp", 3000)
 			reg := e.register(o)
 			tt.change(&o)
-			ch, err := e.client.Modify(t.Context(), reg.TransactionID, o)
+			ch, err := e.client.Modify(t.Context(), reg.TransactionID, request(o))
 			if err != nil {
 				t.Fatalf("Modify: %v", err)
 			}
@@ -181,7 +184,7 @@ func TestModify(t *testing.T) {
 		// BuildDetails balances any difference with a 割引等 line, so the sum always matches; the
 		// sandbox accepts the change and re-screens.
 		o.BilledAmount = 2000
-		ch, err := e.client.Modify(t.Context(), reg.TransactionID, o)
+		ch, err := e.client.Modify(t.Context(), reg.TransactionID, request(o))
 		if err != nil || ch.Auto != atodene.DecisionOK {
 			t.Fatalf("Modify = %+v, %v, want OK", ch, err)
 		}

@@ -30,7 +30,7 @@ func TestLinkInfoRejected(t *testing.T) {
 			tt.creds(&creds)
 			client := e.newClient(func(c *atodene.Config) { c.Credentials = creds })
 
-			_, err := client.Register(t.Context(), newOrder("L-1", "taro@example.jp", 3000))
+			_, err := client.Register(t.Context(), request(newOrder("L-1", "taro@example.jp", 3000)))
 			wantRejected(t, err, tt.point, sandbox.CodeAuth)
 			for _, secret := range []string{creds.LinkPassword, sandbox.DemoShop.LinkPassword} {
 				if strings.Contains(err.Error(), secret) {
@@ -88,7 +88,7 @@ func TestDuplicateRegistration(t *testing.T) {
 				tt.settle(e, first.TransactionID)
 			}
 
-			again, err := e.client.Register(t.Context(), newOrder("R-1", "taro@example.jp", 3000))
+			again, err := e.client.Register(t.Context(), request(newOrder("R-1", "taro@example.jp", 3000)))
 			if tt.duplicate {
 				if !errors.Is(err, atodene.ErrAlreadyRegistered) || errors.Is(err, atodene.ErrAlreadyCancelled) {
 					t.Fatalf("second registration: %v, want ErrAlreadyRegistered only", err)
@@ -119,22 +119,23 @@ func TestDuplicateRegistration(t *testing.T) {
 				t.Errorf("the new transaction is %+v, want active and OK", v[1])
 			}
 			// The new transaction is live: a third registration is a duplicate.
-			if _, err := e.client.Register(t.Context(), newOrder("R-1", "taro@example.jp", 3000)); !errors.Is(err, atodene.ErrAlreadyRegistered) {
+			if _, err := e.client.Register(t.Context(), request(newOrder("R-1", "taro@example.jp", 3000))); !errors.Is(err, atodene.ErrAlreadyRegistered) {
 				t.Errorf("third registration: %v, want ErrAlreadyRegistered", err)
 			}
 		})
 	}
 }
 
-// TestInvalidOrderIsNotSent checks that the client refuses an order that breaks the field rules with
-// an *InvalidRequestError naming the fields, before anything reaches the sandbox.
+// TestInvalidOrderIsNotSent checks that an order that breaks the field rules fails Order.Check with
+// an *InvalidRequestError naming the fields, and that the client sends nothing for the request
+// the failed check leaves (the zero Request) or for a malformed transaction ID.
 func TestInvalidOrderIsNotSent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	o := newOrder("I-1", "taro@example.jp", 3000)
 	o.Buyer.Zip = "150-00011"
 	o.Buyer.NameKana = "かとう たろう"
-	_, err := e.client.Register(t.Context(), o)
+	req, err := o.Check()
 	var inv *atodene.InvalidRequestError
 	if !errors.As(err, &inv) {
 		t.Fatalf("got %T %v, want *atodene.InvalidRequestError", err, err)
@@ -150,10 +151,12 @@ func TestInvalidOrderIsNotSent(t *testing.T) {
 		t.Errorf("an invalid request is classed as retry-safe or outcome unknown: %v", err)
 	}
 
+	if _, err := e.client.Register(t.Context(), req); !errors.Is(err, atodene.ErrUncheckedRequest) {
+		t.Errorf("Register of what the failed check returned: %v, want ErrUncheckedRequest", err)
+	}
 	reg := e.register(newOrder("I-2", "taro@example.jp", 3000))
-	_, err = e.client.Modify(t.Context(), reg.TransactionID, o)
-	if !errors.As(err, &inv) || inv.Op != "modifytransaction.do" {
-		t.Errorf("Modify with an invalid order: %v, want an *InvalidRequestError for modifytransaction.do", err)
+	if _, err := e.client.Modify(t.Context(), reg.TransactionID, req); !errors.Is(err, atodene.ErrUncheckedRequest) {
+		t.Errorf("Modify with what the failed check returned: %v, want ErrUncheckedRequest", err)
 	}
 	if _, err := e.client.GetAuthori(t.Context(), "TX-1"); !errors.As(err, &inv) {
 		t.Errorf("GetAuthori with a malformed transaction ID: %v, want an *InvalidRequestError", err)

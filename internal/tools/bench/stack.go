@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/tools/stack"
+)
+
+// Names the worker uses, which the bench reads (docs/architecture.md#streams-subjects-and-consumers).
+const (
+	ordersStream   = "ORDERS"
+	resultsStream  = "RESULTS"
+	dlqStream      = "DLQ"
+	pollStream     = "ATODENE_POLLS"
+	ordersConsumer = "atodene-worker"
+	// benchShop is the shop every benchmark order belongs to; ghostShop is missing from the
+	// shops file until the replay scenario adds it.
+	benchShop = "bench"
+	ghostShop = "ghost"
+	// passwordEnv carries the sandbox's demo password to the workers: the shops file refers to it.
+	passwordEnv = "BENCH_ATODENE_PASSWORD"
+)
+
+// benchStack is one scenario's servers (a fresh NATS server with its own store, a fresh sandbox,
+// and the workers or the baseline under test, all with a Redis key prefix of the scenario's own)
+// and the run that started them, whose settings the workers take.
+type benchStack struct {
+	*stack.Stack
+	r *runner
+}
+
+// sandboxOpts configures the sandbox of a stack.
+type sandboxOpts struct {
+	reviewDelay time.Duration // default 2 s
+	latency     time.Duration // added to every call
+}
+
+// newStack starts NATS and the sandbox for the scenario name; with -profile, NATS serves pprof.
+func (r *runner) newStack(ctx context.Context, name string, sb sandboxOpts) (*benchStack, error) {
+	s, err := r.host.Start(ctx, name, stack.Options{Pprof: r.opts.ProfileDir != "",
+		Sandbox: stack.SandboxOptions{ReviewDelay: sb.reviewDelay, Faults: sandbox.Faults{LatencyMS: int(sb.latency / time.Millisecond)}}})
+	if err != nil {
+		return nil, err
+	}
+	return &benchStack{Stack: s, r: r}, nil
+}
+
+// createStreams creates ORDERS and RESULTS as the worker does (docs/architecture.md), so that
+// orders can be published before any worker runs; the worker's own start-up then finds them
+// as it would have made them.
+func (s *benchStack) createStreams(ctx context.Context) error {
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: ordersStream, Subjects: []string{"orders.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: 7 * 24 * time.Hour, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+		{Name: resultsStream, Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Retention: jetstream.LimitsPolicy,
+			MaxAge: 30 * 24 * time.Hour, Duplicates: 2 * time.Minute, Storage: jetstream.FileStorage},
+	} {
+		if _, err := s.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("creating stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// workerOpts are the settings of the workers of a scenario.
+type workerOpts struct {
+	concurrency int
+	pollFirst   time.Duration // default 2 s
+	pollMax     time.Duration // default 2 s
+	ghostShop   bool          // the shops file also has the ghost shop
+}
+
+// writeShops writes the shops file: the sandbox's demo merchant, its password by reference to an
+// environment variable, and the common default fee table. With the ghost shop, the two share the
+// demo account, so each sends its order numbers behind a prefix of its own.
+func (s *benchStack) writeShops(ghost bool) (string, error) {
+	shop := func(id, prefix string) stack.Shop {
+		return stack.Shop{ID: id, ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID,
+			PasswordEnv: passwordEnv, OrderIDPrefix: prefix, FeeMode: "add", Fee: 205}
+	}
+	if ghost {
+		return s.WriteShops(shop(benchShop, "B-"), shop(ghostShop, "G-"))
+	}
+	return s.WriteShops(shop(benchShop, ""))
+}
+
+// startWorkers starts n worker processes and waits until each is ready. With -profile they run
+// as bench profiled-worker, which serves pprof.
+func (s *benchStack) startWorkers(ctx context.Context, n int, o workerOpts) error {
+	shops, err := s.writeShops(o.ghostShop)
+	if err != nil {
+		return err
+	}
+	wo := stack.WorkerOptions{Shops: shops, LogLevel: s.r.opts.WorkerLogLevel, PollFirst: o.pollFirst, PollMax: o.pollMax,
+		Concurrency: o.concurrency, Env: append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...)}
+	if s.r.opts.ProfileDir != "" {
+		wo.Launcher, wo.Pprof = []string{s.r.self, "profiled-worker"}, true
+	}
+	_, err = s.StartWorkers(ctx, n, wo)
+	return err
+}
+
+// startBaseline starts the bare-bones baseline program (bench baseline-worker) and waits until
+// it consumes.
+func (s *benchStack) startBaseline(ctx context.Context, concurrency int) error {
+	_, err := s.StartStandIn(ctx, "baseline", s.r.self, "baseline-worker", "-nats-url", s.NATSURL(),
+		"-redis-url", s.r.opts.RedisURL, "-redis-prefix", s.Prefix, "-sandbox-url", s.SandboxURL,
+		"-concurrency", strconv.Itoa(concurrency))
+	return err
+}
+
+// consumerInfo returns the state of a consumer of a stream.
+func (s *benchStack) consumerInfo(ctx context.Context, stream, name string) (*jetstream.ConsumerInfo, error) {
+	c, err := s.JS.Consumer(ctx, stream, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+// countLines counts the lines of a log file that start with prefix.
+func countLines(path, prefix string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for line := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(line, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// preloaded starts a stack and publishes n ordinary orders (IDs prefixed by prefix) before any
+// worker runs, so that a run measures how fast a backlog drains. The caller stops the collector
+// and closes the stack.
+func (r *runner) preloaded(ctx context.Context, dir string, sb sandboxOpts, prefix string, n int) (*benchStack, *collector, error) {
+	s, err := r.newStack(ctx, dir, sb)
+	if err != nil {
+		return nil, nil, err
+	}
+	col, err := func() (*collector, error) {
+		if err := s.createStreams(ctx); err != nil {
+			return nil, err
+		}
+		col, err := s.collect(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := newPublisher(s.NC)
+		if err == nil {
+			_, err = pub.publish(ctx, orderSpec{shop: benchShop, prefix: prefix, n: n, email: emailOK}, 0)
+		}
+		if err != nil {
+			col.stop()
+			return nil, err
+		}
+		return col, nil
+	}()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, col, nil
+}

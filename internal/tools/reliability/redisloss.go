@@ -1,0 +1,77 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/tools/childproc"
+)
+
+// Faults of Redis beyond an outage: recent writes lost, everything lost, a server that hangs.
+
+// stateLost are the dead-letter reasons any event may end with once the worker lost its state: an
+// event that needs a transaction the worker has no record of goes to an operator
+// (no-transaction), and a registration the worker no longer knows it made finds the order
+// registered at ATODENE (outcome-unknown).
+var stateLost = []string{"no-transaction", "outcome-unknown"}
+
+// injectRedisRollback takes a snapshot of the private Redis when 40% of the orders have started,
+// SIGKILLs the server a second later, and starts it again from the snapshot alone: the last
+// second of writes is lost, as with a replica promoted one second behind or appendfsync everysec
+// after a power cut.
+func injectRedisRollback(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	snap, err := x.s.RedisServer.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if err := childproc.Sleep(ctx, time.Second); err != nil {
+		return err
+	}
+	x.s.RedisServer.Kill()
+	return x.s.RedisServer.Restore(ctx, snap)
+}
+
+// injectRedisFlushed deletes every key of the private Redis (FLUSHALL) when 40% of the orders have
+// started.
+func injectRedisFlushed(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	return x.s.RedisServer.Flush(ctx)
+}
+
+// shutdownSlack is how much longer than its grace a worker may take to exit after SIGTERM.
+const shutdownSlack = 5 * time.Second
+
+// injectFrozenShutdown freezes the private Redis (SIGSTOP) when 40% of the orders have started,
+// sends the worker SIGTERM a second later and times its exit (it is SIGKILLed 30 s after its
+// grace), then lets Redis go on (SIGCONT) and starts the worker again.
+func injectFrozenShutdown(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	const grace = 10 * time.Second // the worker's -shutdown-grace (workerOptions)
+	if err := x.s.RedisServer.Proc().Pause(); err != nil {
+		return err
+	}
+	if err := childproc.Sleep(ctx, time.Second); err != nil {
+		return err
+	}
+	took, stopErr := x.s.Workers[0].Stop(grace + 30*time.Second)
+	if err := x.s.RedisServer.Proc().Resume(); err != nil {
+		return err
+	}
+	took = took.Round(100 * time.Millisecond)
+	x.note = fmt.Sprintf("Redis frozen; the worker exited %s after SIGTERM (grace %s)", took, grace)
+	switch {
+	case took > grace+shutdownSlack:
+		x.find("slow shutdown", "the worker took %s to exit after SIGTERM with Redis frozen: more than its grace (%s) and %s (%v)", took, grace, shutdownSlack, stopErr)
+	case stopErr != nil:
+		x.find("unclean shutdown", "the worker exited %s after SIGTERM with Redis frozen, but not cleanly: %v", took, stopErr)
+	}
+	return x.restartWorker(ctx, x.s.Workers[0])
+}
