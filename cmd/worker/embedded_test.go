@@ -207,14 +207,19 @@ func TestEmbeddedRestart(t *testing.T) {
 
 // TestDemo runs the demo end to end: every sandbox rule meets its expected outcome. It runs
 // beside an embedded worker on the default data directory and addresses of the test: the demo
-// takes a directory and ports of its own.
+// takes a directory and ports of its own. It reads no shops file: one that exists (here, one that
+// would not even load) leaves the demo to the sandbox's demo shop.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	args := embeddedArgs(t, dir)
 	_, stop := startInProcess(t, args)
 	defer func() { _ = stop() }()
+	shops := filepath.Join(dir, "shops.yaml")
+	if err := os.WriteFile(shops, []byte("shops: [not a shop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var stdout, stderr syncBuffer
-	err := run(context.Background(), append(args, "-demo", "-log-level", "error"), &stdout, &stderr)
+	err := run(context.Background(), append(args, "-demo", "-log-level", "error", "-config", shops), &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, stderr.String())
 	}

@@ -41,6 +41,11 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	if rerr := settings.RequireServers(); rerr != nil {
 		return usageError{rerr}
 	}
+	if settings.Demo {
+		// The demo publishes to the sandbox's demo shop: a shops file in the working directory
+		// (the default -config) would leave every demo order to an unknown shop.
+		return serve(ctx, settings, nil, stdout)
+	}
 	if err != nil && !(settings.Embedded && shopsFileMissing(settings.ShopsFile)) {
 		return err
 	}

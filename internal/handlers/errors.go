@@ -15,7 +15,8 @@ type Reason struct{ name string }
 // String is the reason as Dlq-Reason and the metrics' reason label write it.
 func (r Reason) String() string { return r.name }
 
-// The dead-letter reasons.
+// The dead-letter reasons. Read-only: they are variables only because a struct cannot be a
+// constant.
 var (
 	ReasonInvalid        = Reason{"invalid"}
 	ReasonUnknownShop    = Reason{"unknown-shop"}
@@ -53,8 +54,11 @@ func (e *deadLetterError) Error() string { return e.err.Error() }
 func (e *deadLetterError) Unwrap() error { return e.err }
 
 // Permanent marks err as a failure that retrying cannot fix; the message is dead-lettered with
-// the reason.
+// the reason. The zero Reason is no reason: it panics, a mistake of the caller.
 func Permanent(reason Reason, err error) error {
+	if reason == (Reason{}) {
+		panic("handlers: Permanent without a reason")
+	}
 	return &deadLetterError{reason: reason, err: err}
 }
 

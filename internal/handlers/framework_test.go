@@ -634,3 +634,52 @@ func TestHugeIDIsInvalidAndLoggedCut(t *testing.T) {
 		}
 	}
 }
+
+// A decoder that panics is caught by Recover as a handler that panics is: an error line with the
+// stack, a retry, and the log line and metric still name what was decoded before the panic.
+func TestDecoderPanicIsRecoveredAndLogged(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	reg := prometheus.NewRegistry()
+	mt := handlers.NewMetrics(reg)
+	panicky := func(events.Envelope, string) (struct{}, error) { panic("decoder bug") }
+	h := serveTyped(events.TypeOrderCancelled, panicky, func(context.Context, handlers.Event[struct{}]) error {
+		t.Error("the handler ran after its decoder panicked")
+		return nil
+	}, handlers.Logging(log), mt.Middleware(), handlers.Recover(log))
+	err := h(t.Context(), &handlers.Message{Subject: "orders.cancelled.shop-a", Body: cancelBody("e-dp")})
+	if err == nil || !strings.Contains(err.Error(), "decoder bug") {
+		t.Fatalf("err %v, want the panic as an error", err)
+	}
+	if _, permanent := handlers.DeadLetterReason(err); permanent {
+		t.Errorf("err %v is permanent: a panic is retried", err)
+	}
+	panics := logs.FilterMessage("handler panicked").All()
+	if len(panics) != 1 || panics[0].ContextMap()["stack"] == nil {
+		t.Errorf("panic lines %v, want one with its stack", panics)
+	}
+	handled := logs.FilterMessage("message handled").All()
+	if len(handled) != 1 {
+		t.Fatalf("%d handled lines, want 1", len(handled))
+	}
+	f := handled[0].ContextMap()
+	if f["type"] != events.TypeOrderCancelled || f["shop"] != "shop-a" || f["event_id"] != "e-dp" || f["outcome"] != "retry" {
+		t.Errorf("handled line %v, want the type, shop and event id decoded before the panic, outcome retry", f)
+	}
+	m := series(gather(t, reg)["atodene_worker_messages_total"], map[string]string{"type": events.TypeOrderCancelled, "outcome": "retry", "reason": ""})
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("messages{type=order.cancelled,outcome=retry} = %v, want 1", got)
+	}
+}
+
+// The zero Reason is no reason: Permanent refuses it, so no dead letter goes out without one.
+func TestPermanentNeedsAReason(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		if recover() == nil {
+			t.Error("Permanent(Reason{}, err) did not panic")
+		}
+	}()
+	_ = handlers.Permanent(handlers.Reason{}, errors.New("x"))
+}

@@ -94,8 +94,8 @@ type Event[T any] struct {
 	Data T
 }
 
-// Head is what the worker learned of a message by decoding it, once: what logging, metrics, the
-// handler and a dead letter's history read.
+// Head is what the worker learned of a message by decoding it, once per handling: what logging,
+// metrics, the handler and a dead letter's history read.
 type Head struct {
 	// Kind is what the message is: an event type (order.created), a timer's kind (poll,
 	// park-deadline, inbox); "" when it could not be decoded.
@@ -110,34 +110,24 @@ type Head struct {
 	Err error
 }
 
-// Decoder reads a message into its Head. It never fails the handling itself: a decoding
-// failure goes in Head.Err, with what was learned before it (kind, shop, order) for the logs.
-type Decoder func(m *Message) Head
+// Decoder reads a message into h, field by field as it learns them, so that a failure (in
+// h.Err) or a panic still leaves what was learned before it (kind, shop, order) for the logs.
+type Decoder func(m *Message, h *Head)
 
-// Serve returns the Handler the consume loop runs for each message: decode it once into m.Head,
-// then h wrapped in mws, the first listed outermost. A message that did not decode ends with its
-// Head.Err, through the middleware (logged and counted) but not h. A panicking decoder is a
-// failure to retry, as a panicking handler is (Recover).
+// Serve returns the Handler the consume loop runs for each message: mws, the first listed
+// outermost, around decoding the message into m.Head and then h. The middleware read the head
+// once the call returns (Logging and metrics do): it is written once, by the decoder, before h
+// runs, and nothing rewrites it. A message that did not decode ends with its Head.Err, logged and
+// counted, without reaching h; a panicking decoder is caught by Recover as a panicking handler is.
 func Serve(decode Decoder, h Handler, mws ...Middleware) Handler {
-	chain := Chain(func(ctx context.Context, m *Message) error {
+	return Chain(func(ctx context.Context, m *Message) error {
+		m.Head = Head{}
+		decode(m, &m.Head)
 		if m.Head.Err != nil {
 			return m.Head.Err
 		}
 		return h(ctx, m)
 	}, mws...)
-	return func(ctx context.Context, m *Message) error {
-		m.Head = safeDecode(decode, m)
-		return chain(ctx, m)
-	}
-}
-
-func safeDecode(decode Decoder, m *Message) (h Head) {
-	defer func() {
-		if r := recover(); r != nil {
-			h = Head{Err: fmt.Errorf("decoding panicked: %v", r)}
-		}
-	}()
-	return decode(m)
 }
 
 // EventDecoder decodes and validates an event's data for the shop of its subject.
@@ -186,22 +176,21 @@ func (mux *Mux) Handle(eventType string, r Route) {
 // the subject) and the data of the event's type, each once. Any failure is permanent with reason
 // invalid: a subject or envelope that is not an event of the contract, a type with no handler,
 // data its route refuses.
-func (mux *Mux) Decode(m *Message) Head {
+func (mux *Mux) Decode(m *Message, h *Head) {
 	env, shop, err := events.DecodeEvent(m.Subject, m.Body)
 	if err != nil {
-		return Head{Err: Permanent(ReasonInvalid, err)}
+		h.Err = Permanent(ReasonInvalid, err)
+		return
 	}
-	h := Head{Kind: env.Type, Shop: shop, Event: metaOf(m, env, shop)}
+	h.Kind, h.Shop, h.Event = env.Type, shop, metaOf(m, env, shop)
 	r, ok := mux.routes[env.Type]
 	if !ok {
 		h.Err = Permanent(ReasonInvalid, fmt.Errorf("no handler for event type %q", env.Type))
-		return h
+		return
 	}
-	h.Data, h.Order, err = r.decode(env, shop)
-	if err != nil {
+	if h.Data, h.Order, err = r.decode(env, shop); err != nil {
 		h.Err = Permanent(ReasonInvalid, err)
 	}
-	return h
 }
 
 // Handler is the Mux's Handler: the route of the event's type, with the data Decode decoded.

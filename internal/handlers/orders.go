@@ -92,12 +92,15 @@ func NewOrders(cfg OrdersConfig) (*Orders, error) {
 
 func (c OrdersConfig) validate() error {
 	var errs []error
-	for name, missing := range map[string]bool{
-		"Store": c.Store == nil, "Shops": c.Shops == nil, "Outcomes": c.Outcomes == nil, "Polls": c.Polls == nil,
-		"DeadLetters": c.DeadLetters == nil, "Now": c.Now == nil, "Logger": c.Logger == nil,
+	for _, f := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Store", c.Store == nil}, {"Shops", c.Shops == nil}, {"Outcomes", c.Outcomes == nil}, {"Polls", c.Polls == nil},
+		{"DeadLetters", c.DeadLetters == nil}, {"Now", c.Now == nil}, {"Logger", c.Logger == nil},
 	} {
-		if missing {
-			errs = append(errs, fmt.Errorf("%s is required", name))
+		if f.missing {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
 	}
 	if c.ParkLimit <= 0 || c.LeaseTTL <= 0 || c.MaxAttempts <= 0 {

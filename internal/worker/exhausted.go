@@ -45,12 +45,13 @@ type maxDeliveries struct {
 
 // decodeAdvisory reads a max-deliveries advisory. Its Head has no kind: the metrics count it as
 // undecoded, as they always have.
-func decodeAdvisory(m *handlers.Message) handlers.Head {
+func decodeAdvisory(m *handlers.Message, h *handlers.Head) {
 	var adv maxDeliveries
 	if err := json.Unmarshal(m.Body, &adv); err != nil || adv.Stream == "" || adv.StreamSeq == 0 {
-		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("max-deliveries advisory not understood: %v", err))}
+		h.Err = handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("max-deliveries advisory not understood: %v", err))
+		return
 	}
-	return handlers.Head{Data: adv}
+	h.Data = adv
 }
 
 // exhaustedHandler dead-letters the message an advisory (decoded by decodeAdvisory) names, with

@@ -159,20 +159,22 @@ func timerName(kind string) string {
 
 // decodeTimer reads a due timer message (a poll, a parked event's deadline, an inbox): its Head
 // names the kind for logs and metrics (poll, park-deadline, inbox) and holds its PollRequest.
-func decodeTimer(m *handlers.Message) handlers.Head {
+func decodeTimer(m *handlers.Message, h *handlers.Head) {
 	var req handlers.PollRequest
 	if !strings.HasPrefix(m.Subject, pollSubjectBase+"due.") {
-		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("subject %q is not a poll subject", m.Subject))}
+		h.Err = handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("subject %q is not a poll subject", m.Subject))
+		return
 	}
 	if err := json.Unmarshal(m.Body, &req); err != nil || req.Shop == "" || req.OrderID == "" {
-		return handlers.Head{Err: handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("poll message is not a poll request: %v", err))}
+		h.Err = handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("poll message is not a poll request: %v", err))
+		return
 	}
-	kind := "poll"
+	h.Kind = "poll"
 	switch req.Kind {
 	case handlers.TimerParked:
-		kind = "park-deadline"
+		h.Kind = "park-deadline"
 	case handlers.TimerInbox, handlers.TimerRetry:
-		kind = "inbox"
+		h.Kind = "inbox"
 	}
-	return handlers.Head{Kind: kind, Shop: req.Shop, Order: req.OrderID, Data: req}
+	h.Shop, h.Order, h.Data = req.Shop, req.OrderID, req
 }
