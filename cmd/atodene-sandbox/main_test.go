@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // lockedBuffer collects logs written from the server's goroutines.
@@ -156,8 +157,7 @@ func put(t *testing.T, url, body string) {
 
 func waitForUnanswered(t *testing.T, admin string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	wait.For(t, 5*time.Second, "the held request to be counted as unanswered", func() bool {
 		res, err := http.Get(admin + "stats")
 		if err != nil {
 			t.Fatal(err)
@@ -165,12 +165,8 @@ func waitForUnanswered(t *testing.T, admin string) {
 		var st sandbox.Stats
 		err = json.NewDecoder(res.Body).Decode(&st)
 		res.Body.Close()
-		if err == nil && st.Unanswered == 1 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("the held request was not counted")
+		return err == nil && st.Unanswered == 1
+	})
 }
 
 func TestParseFlags(t *testing.T) {

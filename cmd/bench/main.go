@@ -1,6 +1,6 @@
 // Command bench measures the worker on this machine, on loopback, against a bare-bones
 // baseline: throughput, latency at fixed rates, a slow provider, orders under review at scale,
-// and dead-letter replay. It builds and starts a NATS server, the ATODENE sandbox and the workers
+// dead-letter replay, and the order index with many orders (pages and counts). It builds and starts a NATS server, the ATODENE sandbox and the workers
 // as separate processes, uses the machine's Redis under a key prefix of its own, prints the
 // machine, versions, settings and a table per measurement, and writes JSON with -json.
 //

@@ -18,7 +18,10 @@ func TestHelpExitsZero(t *testing.T) {
 	}{
 		{[]string{"-h"}, 0}, {[]string{"dlq", "-h"}, 0}, {[]string{"dlq", "show", "-h"}, 0}, {[]string{"order", "-h"}, 0},
 		{[]string{"order", "show", "-h"}, 0}, {[]string{"dlq", "show", "1", "-h"}, 0},
+		{[]string{"order", "history", "-h"}, 0}, {[]string{"order", "rerun", "-h"}, 0}, {[]string{"results", "tail", "-h"}, 0},
+		{[]string{"invoice", "print", "-h"}, 0}, {[]string{"dlq", "edit", "-h"}, 0},
 		{[]string{}, 2}, {[]string{"dlq"}, 2}, {[]string{"order"}, 2}, {[]string{"dlq", "ls", "-nonsense"}, 2},
+		{[]string{"results"}, 2}, {[]string{"invoice"}, 2}, {[]string{"order", "rerun", "shop-1", "A-1"}, 2}, {[]string{"order", "nonsense"}, 2},
 	} {
 		var out, errOut bytes.Buffer
 		app := &publisher.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	pub "github.com/atodene-worker/atodene-worker/internal/publisher"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // embeddedWorker is the command line of an embedded worker with its own data directory and
@@ -55,17 +56,19 @@ func startInProcess(t *testing.T, args []string) (*syncBuffer, func() error) {
 			return fmt.Errorf("did not stop in 20s after cancel")
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stdout.String(), "publish events to nats://") {
+	started := wait.Until(20*time.Second, func() bool {
+		if strings.Contains(stdout.String(), "publish events to nats://") {
+			return true
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("stopped before it started: %v\nstdout:\n%s", err, stdout.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not started in 20s; stdout:\n%s", stdout.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	if !started {
+		t.Fatalf("not started in 20s; stdout:\n%s", stdout.String())
 	}
 	return &stdout, stop
 }
@@ -138,7 +141,7 @@ func TestEmbeddedRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		waitCount(t, 30*time.Second, "the embedded worker ready", func() bool { return ready("http://" + w.http + "/readyz") })
+		wait.For(t, 30*time.Second, "the embedded worker ready", func() bool { return ready("http://" + w.http + "/readyz") })
 		return cmd, &out
 	}
 	underReview := func(prefix string, n int) {
@@ -151,7 +154,7 @@ func TestEmbeddedRestart(t *testing.T) {
 		for i := range n {
 			publishOrder(t, js, DemoShopID, fmt.Sprintf("%s-%d", prefix, i), "review-ok@example.jp")
 		}
-		waitCount(t, 20*time.Second, "orders under review", func() bool {
+		wait.For(t, 20*time.Second, "orders under review", func() bool {
 			return countSubject(t, js, "RESULTS", "credit.pending."+DemoShopID) >= n
 		})
 	}
@@ -264,7 +267,7 @@ func TestPublisherReachesEmbeddedFromTheBanner(t *testing.T) {
 		return out.String()
 	}
 	publisher("publish", "-type", "order.created", "-file", writeOrder(t, dir))
-	waitCount(t, 20*time.Second, "the order's outcome", func() bool {
+	wait.For(t, 20*time.Second, "the order's outcome", func() bool {
 		var out, errOut bytes.Buffer
 		app := &pub.App{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
 		return app.Run(context.Background(), []string{"order", "show", DemoShopID, "BANNER-1"}) == nil &&
@@ -299,7 +302,7 @@ func waitingAndDead(t *testing.T, natsURL string) {
 		t.Fatal(err)
 	}
 	publishOrder(t, js, "nope", "NOPE-2", "taro@example.jp")
-	waitCount(t, 20*time.Second, "a waiting event and a dead letter", func() bool {
+	wait.For(t, 20*time.Second, "a waiting event and a dead letter", func() bool {
 		return len(readStream(t, js, "ATODENE_KEPT")) == 1 && len(readStream(t, js, "DLQ")) == 1
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // workerProcess runs the worker binary against the test's NATS, Redis and sandbox.
@@ -104,21 +105,18 @@ func TestKilledAndStoppedWorker(t *testing.T) {
 		}
 	}()
 	settled := func() int { f, d := finals(t, js); return len(f) + d }
-	waitCount(t, 30*time.Second, "60 settled orders", func() bool { return settled() >= 60 })
+	wait.For(t, 30*time.Second, "60 settled orders", func() bool { return settled() >= 60 })
 	_ = w.signal(syscall.SIGKILL)
 	w.start()
-	waitCount(t, 30*time.Second, "250 settled orders", func() bool { return settled() >= 250 })
+	wait.For(t, 30*time.Second, "250 settled orders", func() bool { return settled() >= 250 })
 	_ = w.signal(syscall.SIGKILL)
 	w.start()
-	waitCount(t, 30*time.Second, "400 settled orders", func() bool { return settled() >= 400 })
+	wait.For(t, 30*time.Second, "400 settled orders", func() bool { return settled() >= 400 })
 	if err := w.signal(syscall.SIGTERM); err != nil {
 		t.Errorf("SIGTERM: the worker exited with %v, want status 0", err)
 	}
 	w.start()
-	deadline := time.Now().Add(60 * time.Second)
-	for settled() < n && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.Until(60*time.Second, func() bool { return settled() >= n }) // the check below says what went wrong
 	if got := settled(); got < n {
 		logs, _ := os.ReadFile(logFile.Name())
 		lines := strings.Split(string(logs), "\n")
@@ -229,21 +227,10 @@ func readStream(t *testing.T, js jetstream.JetStream, name string) []jetstream.M
 }
 
 func waitStream(t *testing.T, js jetstream.JetStream, name string) {
-	waitCount(t, 20*time.Second, "stream "+name, func() bool {
+	wait.For(t, 20*time.Second, "stream "+name, func() bool {
 		_, err := js.Stream(context.Background(), name)
 		return err == nil
 	})
-}
-
-func waitCount(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // built is the worker binary the tests build once.

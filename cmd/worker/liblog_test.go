@@ -14,6 +14,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // TestRedisOutageLogsJSON runs the worker binary and stops its Redis: what the Redis client has to
@@ -48,15 +49,17 @@ func TestRedisOutageLogsJSON(t *testing.T) {
 
 	r.Stop()
 	// The readiness probe and the pending gauge ask Redis; go-redis reports its failed dials.
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(stderr.String(), "dial") && time.Now().Before(deadline) {
+	wait.Until(15*time.Second, func() bool { // the check of the log below says whether it came
+		if strings.Contains(stderr.String(), "dial") {
+			return true
+		}
 		for _, path := range []string{"/readyz", "/metrics"} {
 			if resp, err := http.Get("http://" + httpAddr + path); err == nil {
 				resp.Body.Close()
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return false
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

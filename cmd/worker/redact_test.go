@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The secrets of TestNoCredentialIsPrinted: a NATS token and a Redis password.
@@ -67,10 +68,10 @@ func TestNoCredentialIsPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitCount(t, 30*time.Second, "the worker started", func() bool { return strings.Contains(out.String(), "worker started") })
+	wait.For(t, 30*time.Second, "the worker started", func() bool { return strings.Contains(out.String(), "worker started") })
 	ns.Stop()
 	ns.Start()
-	waitCount(t, 30*time.Second, "NATS reconnected", func() bool { return strings.Contains(out.String(), "NATS reconnected") })
+	wait.For(t, 30*time.Second, "NATS reconnected", func() bool { return strings.Contains(out.String(), "NATS reconnected") })
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("SIGTERM: %v", err)

@@ -85,6 +85,11 @@ type Settings struct {
 	// the orders' states rely on are in JetStream, re-creating what a lost NATS store took
 	// (-reconcile-interval); a timer is looked for once it is that long overdue. Default 1m.
 	ReconcileInterval time.Duration
+	// Retention is how long an order is kept in Redis after it last changed (-retention): its state
+	// and history expire then, and it leaves the order index. At least 720h (the records of
+	// processed events) and each of -orders-retention, -dlq-retention and -poll-deadline, so that no
+	// event of the order can come again once its state is gone. Default 9600h (400 days).
+	Retention time.Duration
 	// LogLevel is the least severe level logged (-log-level). Default info.
 	LogLevel zapcore.Level
 	// ShutdownGrace is how long in-flight messages may take to finish at shutdown before they
@@ -152,6 +157,9 @@ const minDuplicateWindow = 2 * time.Minute
 // redelivery, replay or wait of the event is expected.
 const EventRecordTTL = 30 * 24 * time.Hour
 
+// DefaultRetention is how long an order is kept after its last write by default: 400 days.
+const DefaultRetention = 400 * 24 * time.Hour
+
 // maxParkLimit keeps a parked event's record alive for as long as the event may wait, twice.
 const maxParkLimit = EventRecordTTL / 2
 
@@ -184,6 +192,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.ParkLimit, 7*24*time.Hour)
 	setDefault(&s.ShutdownGrace, 30*time.Second)
 	setDefault(&s.ReconcileInterval, time.Minute)
+	setDefault(&s.Retention, DefaultRetention)
 	setDefault(&s.DataDir, "./data")
 	setDefault(&s.EmbeddedNATSAddr, "127.0.0.1:14222")
 	setDefault(&s.EmbeddedRedisAddr, "127.0.0.1:16379")
@@ -229,6 +238,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
 	fs.DurationVar(&s.ParkLimit, "park-limit", s.ParkLimit, "how long an event may wait for its order (a tracking number before the order) before it is dead-lettered")
 	fs.DurationVar(&s.ReconcileInterval, "reconcile-interval", s.ReconcileInterval, "how often lost streams and timers are looked for and re-created")
+	fs.DurationVar(&s.Retention, "retention", s.Retention, "how long an order's state, history and index entry are kept after the order last changed")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
 	fs.DurationVar(&s.ShutdownGrace, "shutdown-grace", s.ShutdownGrace, "time in-flight messages get to finish at shutdown")
 	fs.StringVar(&s.DataDir, "data-dir", s.DataDir, "`directory` for the embedded servers' data")
@@ -467,7 +477,7 @@ func (s Settings) validateDurations(bad reportFunc) {
 		{"provider-timeout", s.ProviderTimeout}, {"ack-wait", s.AckWait},
 		{"poll-first-delay", s.PollFirstDelay}, {"poll-max-interval", s.PollMaxInterval},
 		{"poll-deadline", s.PollDeadline}, {"park-limit", s.ParkLimit}, {"shutdown-grace", s.ShutdownGrace},
-		{"reconcile-interval", s.ReconcileInterval},
+		{"reconcile-interval", s.ReconcileInterval}, {"retention", s.Retention},
 		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
 		{"dlq-retention", s.DLQRetention},
 	}
@@ -488,10 +498,35 @@ func (s Settings) validateDurations(bad reportFunc) {
 	if s.ParkLimit > maxParkLimit {
 		bad("park-limit", "%v: must be at most %v: a parked event's record is kept %v, and an event Redis lost that parks again may wait twice the limit", s.ParkLimit, maxParkLimit, EventRecordTTL)
 	}
+	s.validateRetention(bad)
 	if s.DuplicateWindow < minDuplicateWindow {
 		bad("duplicate-window", "%v: must be at least %v", s.DuplicateWindow, minDuplicateWindow)
 	} else if s.OrdersRetention > 0 && s.DuplicateWindow > s.OrdersRetention {
 		bad("duplicate-window", "%v exceeds -orders-retention %v", s.DuplicateWindow, s.OrdersRetention)
+	}
+}
+
+// validateRetention checks that an order's state outlives whatever may bring one of its events
+// again: the record of a processed event, the inbound stream, a dead letter replayed, a re-check.
+// Without its state, the event would be handled as the first of a new order (a registration sent
+// twice).
+func (s Settings) validateRetention(bad reportFunc) {
+	if s.Retention <= 0 {
+		return // reported with the other durations
+	}
+	for _, least := range []struct {
+		what string
+		d    time.Duration
+	}{
+		{"the records of processed events are kept " + EventRecordTTL.String(), EventRecordTTL},
+		{"-orders-retention is " + s.OrdersRetention.String(), s.OrdersRetention},
+		{"-dlq-retention is " + s.DLQRetention.String(), s.DLQRetention},
+		{"-poll-deadline is " + s.PollDeadline.String(), s.PollDeadline},
+	} {
+		if s.Retention < least.d {
+			bad("retention", "%v: must be at least %v: %s, and an order's state must outlive any event of the order that may come again", s.Retention, least.d, least.what)
+			return
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
-		ReconcileInterval: time.Minute,
+		ReconcileInterval: time.Minute, Retention: 9600 * time.Hour,
 	}
 	if got != want {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", got, want)
@@ -150,6 +150,9 @@ func TestParseSettingsBadValues(t *testing.T) {
 			"-ack-wait (ATODENE_WORKER_ACK_WAIT): 30s must exceed -provider-timeout 30s"}},
 		{"zero provider timeout", []string{"-provider-timeout=0"}, nil, []string{"-provider-timeout (ATODENE_WORKER_PROVIDER_TIMEOUT): 0s: must be positive"}},
 		{"park limit beyond the event records", []string{"-park-limit=400h"}, nil, []string{"-park-limit (ATODENE_WORKER_PARK_LIMIT): 400h0m0s: must be at most 360h0m0s"}},
+		{"retention shorter than the event records", []string{"-retention=240h"}, nil, []string{"-retention (ATODENE_WORKER_RETENTION): 240h0m0s: must be at least 720h0m0s: the records of processed events are kept 720h0m0s"}},
+		{"retention shorter than the dead letters", nil, map[string]string{"ATODENE_WORKER_RETENTION": "800h", "ATODENE_WORKER_DLQ_RETENTION": "900h"}, []string{"-retention (ATODENE_WORKER_RETENTION): 800h0m0s: must be at least 900h0m0s: -dlq-retention is 900h0m0s"}},
+		{"retention not positive", []string{"-retention=0s"}, nil, []string{"-retention (ATODENE_WORKER_RETENTION): 0s: must be positive"}},
 		{"poll schedule", []string{"-poll-first-delay=10m", "-poll-max-interval=5m", "-poll-deadline=10m"}, nil, []string{
 			"-poll-max-interval (ATODENE_WORKER_POLL_MAX_INTERVAL): 5m0s is less than -poll-first-delay 10m0s",
 			"-poll-deadline (ATODENE_WORKER_POLL_DEADLINE): 10m0s must exceed -poll-first-delay 10m0s"}},

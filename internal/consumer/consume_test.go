@@ -19,6 +19,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 const (
@@ -68,6 +69,16 @@ func (e *jsEnv) publish(t *testing.T, n int) []string {
 	return bodies
 }
 
+// newConsumer starts a JetStream server of the test's own, publishes n messages to it (m-0 …
+// m-(n-1)) and creates the durable consumer the test consumes them from.
+func newConsumer(t *testing.T, ackWait time.Duration, maxDeliver, n int) jetstream.Consumer {
+	t.Helper()
+	e := newJSEnv(t)
+	c := e.consumer(t, ackWait, maxDeliver)
+	e.publish(t, n)
+	return c
+}
+
 // info returns the consumer's state.
 func info(t *testing.T, c jetstream.Consumer) *jetstream.ConsumerInfo {
 	t.Helper()
@@ -78,26 +89,24 @@ func info(t *testing.T, c jetstream.Consumer) *jetstream.ConsumerInfo {
 	return ci
 }
 
+// wantAckedOnce checks that the consumer has acknowledged the first n messages of the stream and
+// has none delivered again or waiting for an ack.
+func wantAckedOnce(t *testing.T, c jetstream.Consumer, n uint64) {
+	t.Helper()
+	if ci := info(t, c); ci.NumAckPending != 0 || ci.NumRedelivered != 0 || ci.AckFloor.Stream != n {
+		t.Errorf("ack pending %d, redelivered %d, ack floor %d; want 0, 0, %d", ci.NumAckPending, ci.NumRedelivered, ci.AckFloor.Stream, n)
+	}
+}
+
 // settled waits until the consumer has nothing pending nor unacknowledged.
 func settled(t *testing.T, c jetstream.Consumer) *jetstream.ConsumerInfo {
 	t.Helper()
 	var ci *jetstream.ConsumerInfo
-	eventually(t, 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, "the consumer to settle", func() bool {
 		ci = info(t, c)
 		return ci.NumAckPending == 0 && ci.NumPending == 0
-	}, "the consumer to settle")
+	})
 	return ci
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // run starts Consume and returns a function that cancels it and returns its error. It fails the
@@ -257,9 +266,7 @@ func TestConsumeAcksSuccess(t *testing.T) {
 			t.Errorf("message %d = %+v, want %+v", i, m, want)
 		}
 	}
-	if ci := info(t, c); ci.NumAckPending != 0 || ci.NumRedelivered != 0 || ci.AckFloor.Stream != 3 {
-		t.Errorf("ack pending %d, redelivered %d, ack floor %d; want 0, 0, 3", ci.NumAckPending, ci.NumRedelivered, ci.AckFloor.Stream)
-	}
+	wantAckedOnce(t, c, 3)
 	if n := len(dl.all()); n != 0 {
 		t.Errorf("%d dead letters", n)
 	}
@@ -267,9 +274,7 @@ func TestConsumeAcksSuccess(t *testing.T) {
 
 func TestConsumePermanentIsDeadLetteredOnceThenAcked(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, time.Second, 5)
-	e.publish(t, 1)
+	c := newConsumer(t, time.Second, 5, 1)
 	cause := errors.New("no such shop")
 	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
 		return fmt.Errorf("handling: %w", handlers.Permanent(handlers.ReasonUnknownShop, cause))
@@ -294,16 +299,12 @@ func TestConsumePermanentIsDeadLetteredOnceThenAcked(t *testing.T) {
 	if n := rec.count(); n != 1 {
 		t.Errorf("handled %d times, want 1", n)
 	}
-	if ci := info(t, c); ci.NumAckPending != 0 || ci.NumRedelivered != 0 {
-		t.Errorf("ack pending %d, redelivered %d; want 0, 0", ci.NumAckPending, ci.NumRedelivered)
-	}
+	wantAckedOnce(t, c, 1)
 }
 
 func TestConsumeRetryAfterRedeliversAfterTheDelay(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 5)
-	e.publish(t, 1)
+	c := newConsumer(t, 5*time.Second, 5, 1)
 	const delay = 400 * time.Millisecond
 	rec := &recorder{reply: func(_ context.Context, m *handlers.Message) error {
 		if m.Attempt == 1 {
@@ -314,7 +315,7 @@ func TestConsumeRetryAfterRedeliversAfterTheDelay(t *testing.T) {
 	dl := &deadLetters{}
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 5, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return time.Minute }}) // must not be used
-	eventually(t, 3*time.Second, func() bool { return rec.count() == 2 }, "the redelivery")
+	wait.For(t, 3*time.Second, "the redelivery", func() bool { return rec.count() == 2 })
 	settled(t, c)
 
 	d := rec.deliveries()
@@ -343,9 +344,7 @@ func TestConsumeTransientFailureBacksOffUntilExhausted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const maxDeliver = 4
-			e := newJSEnv(t)
-			c := e.consumer(t, 5*time.Second, maxDeliver)
-			e.publish(t, 1)
+			c := newConsumer(t, 5*time.Second, maxDeliver, 1)
 			rec := &recorder{reply: func(context.Context, *handlers.Message) error { return tc.reply }}
 			dl := &deadLetters{}
 			var mu sync.Mutex
@@ -357,7 +356,7 @@ func TestConsumeTransientFailureBacksOffUntilExhausted(t *testing.T) {
 					backoffs = append(backoffs, attempt)
 					return 100 * time.Millisecond
 				}})
-			eventually(t, 4*time.Second, func() bool { return len(dl.all()) > 0 }, "the dead letter")
+			wait.For(t, 4*time.Second, "the dead letter", func() bool { return len(dl.all()) > 0 })
 			settled(t, c)
 
 			d := rec.deliveries()
@@ -387,9 +386,7 @@ func TestConsumeTransientFailureBacksOffUntilExhausted(t *testing.T) {
 
 func TestConsumeSlowHandlerIsNotRedelivered(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, time.Second, 5)
-	e.publish(t, 1)
+	c := newConsumer(t, time.Second, 5, 1)
 	rec := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
 		select {
 		case <-time.After(2500 * time.Millisecond):
@@ -402,20 +399,16 @@ func TestConsumeSlowHandlerIsNotRedelivered(t *testing.T) {
 	run(t, c, rec.handle, consumer.Config{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
 	// A redelivery would come after 1s (AckWait) and be handled at once, in another slot, long
 	// before the first handler acks at 2.5s.
-	eventually(t, 10*time.Second, func() bool { return info(t, c).AckFloor.Stream == 1 }, "the ack")
+	wait.For(t, 10*time.Second, "the ack", func() bool { return info(t, c).AckFloor.Stream == 1 })
 	if n := rec.count(); n != 1 {
 		t.Errorf("a handler slower than AckWait ran %d times, want 1", n)
 	}
-	if ci := info(t, c); ci.NumRedelivered != 0 || ci.NumAckPending != 0 {
-		t.Errorf("redelivered %d, ack pending %d; want 0, 0", ci.NumRedelivered, ci.NumAckPending)
-	}
+	wantAckedOnce(t, c, 1)
 }
 
 func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 2)
-	e.publish(t, 1)
+	c := newConsumer(t, 5*time.Second, 2, 1)
 	var mu sync.Mutex
 	var ran []time.Duration
 	rec := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
@@ -429,7 +422,7 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 	dl := &deadLetters{}
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, HandlerTimeout: 200 * time.Millisecond,
 		DeadLetter: dl.write, Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
-	eventually(t, 4*time.Second, func() bool { return len(dl.all()) == 1 }, "the dead letter")
+	wait.For(t, 4*time.Second, "the dead letter", func() bool { return len(dl.all()) == 1 })
 	settled(t, c)
 
 	letters := dl.all()
@@ -451,16 +444,14 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 // a slot; they must not be redelivered meanwhile (they get no heartbeat while they wait).
 func TestConsumeQueuedMessagesAreNotRedelivered(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, time.Second, 5)
-	e.publish(t, 3)
+	c := newConsumer(t, time.Second, 5, 3)
 	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
 		time.Sleep(1500 * time.Millisecond)
 		return nil
 	}}
 	dl := &deadLetters{}
 	stop := run(t, c, rec.handle, consumer.Config{Concurrency: 1, AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write})
-	eventually(t, 8*time.Second, func() bool { return info(t, c).AckFloor.Stream == 3 }, "3 acks")
+	wait.For(t, 8*time.Second, "3 acks", func() bool { return info(t, c).AckFloor.Stream == 3 })
 	// Once Consume has returned, every message it fetched has been handled: a redelivery fetched
 	// beside the acked messages is counted below.
 	if err := stop(5 * time.Second); err != nil {
@@ -496,7 +487,7 @@ func TestConsumeBoundsConcurrency(t *testing.T) {
 	}}
 	dl := &deadLetters{}
 	run(t, c, rec.handle, consumer.Config{Concurrency: 3, AckWait: 5 * time.Second, MaxDeliver: 3, DeadLetter: dl.write})
-	eventually(t, 5*time.Second, func() bool { return info(t, c).AckFloor.Stream == 20 }, "20 acks")
+	wait.For(t, 5*time.Second, "20 acks", func() bool { return info(t, c).AckFloor.Stream == 20 })
 
 	if m := most.Load(); m != 3 {
 		t.Errorf("at most %d handlers ran at once, want exactly 3", m)
@@ -551,7 +542,7 @@ func TestConsumeShutdown(t *testing.T) {
 		if got := ctxErr.Load(); got != "<nil>" {
 			t.Errorf("the handler's context was cancelled during the grace period: %v", got)
 		}
-		eventually(t, 2*time.Second, func() bool { return info(t, c).AckFloor.Stream == 1 }, "the finished message's ack")
+		wait.For(t, 2*time.Second, "the finished message's ack", func() bool { return info(t, c).AckFloor.Stream == 1 })
 
 		// Consume fetches nothing more: a message published now waits for the next consumer. The
 		// sleep gives the server time to deliver it to a pull request Consume would have left
@@ -568,9 +559,7 @@ func TestConsumeShutdown(t *testing.T) {
 
 	t.Run("a handler still running after the grace period is cancelled and handed back", func(t *testing.T) {
 		t.Parallel()
-		e := newJSEnv(t)
-		c := e.consumer(t, 5*time.Second, 3)
-		e.publish(t, 1)
+		c := newConsumer(t, 5*time.Second, 3, 1)
 		started := make(chan struct{})
 		stuck := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
 			close(started)
@@ -595,7 +584,7 @@ func TestConsumeShutdown(t *testing.T) {
 		// fail) and finishes it.
 		next := &recorder{}
 		run(t, c, next.handle, cfg)
-		eventually(t, 3*time.Second, func() bool { return next.count() == 1 }, "the redelivery to a second Consume")
+		wait.For(t, 3*time.Second, "the redelivery to a second Consume", func() bool { return next.count() == 1 })
 		if d := next.deliveries()[0]; d.attempt != 2 || d.body != "m-0" {
 			t.Errorf("redelivery %+v, want m-0's second attempt", d)
 		}
@@ -607,22 +596,19 @@ func TestConsumeShutdown(t *testing.T) {
 
 	t.Run("a message waiting for a slot does not hold up the shutdown", func(t *testing.T) {
 		t.Parallel()
-		e := newJSEnv(t)
-		c := e.consumer(t, 5*time.Second, 3)
-		e.publish(t, 3)
+		c := newConsumer(t, 5*time.Second, 3, 3)
 		started := make(chan struct{}, 3)
 		stuck := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
 			started <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()
 		}}
-		budget := consumer.NewBudget(1)
-		t.Cleanup(budget.Close) // after the stop registered by run
+		budget := newBudget(t, 1)
 		cfg := consumer.Config{Share: budget.Share(0), AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond,
 			DeadLetter: (&deadLetters{}).write}
 		stop := run(t, c, stuck.handle, cfg)
 		<-started
-		eventually(t, 5*time.Second, func() bool { return budget.Waiters() == 1 }, "the loop to wait for the slot")
+		wait.For(t, 5*time.Second, "the loop to wait for the slot", func() bool { return budget.Waiters() == 1 })
 		if err := stop(3 * time.Second); err != nil {
 			t.Fatalf("Consume with every slot busy: %v", err)
 		}
@@ -634,20 +620,18 @@ func TestConsumeShutdown(t *testing.T) {
 // its deliveries, and a message out of deliveries whose dead letter cannot be written is lost.
 func TestConsumeDeadLetterFailureIsRetriedInPlace(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 1)
-	e.publish(t, 1)
+	c := newConsumer(t, 5*time.Second, 1, 1)
 	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
 		return handlers.Permanent(handlers.ReasonInvalid, errors.New("bad zip"))
 	}}
 	dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
 	infra := &consumer.Infra{}
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 1, DeadLetter: dl.write, Infra: infra})
-	eventually(t, 2*time.Second, func() bool { return infra.Waiting() == 1 }, "the message to be kept")
+	wait.For(t, 2*time.Second, "the message to be kept", func() bool { return infra.Waiting() == 1 })
 	if _, err, failing := infra.Failing(); !failing || !strings.Contains(err.Error(), "DLQ stream unavailable") {
 		t.Errorf("infra failing %v (%v); want the dead letter's failure", failing, err)
 	}
-	eventually(t, 6*time.Second, func() bool { return len(dl.all()) == 3 }, "the third dead-letter attempt")
+	wait.For(t, 6*time.Second, "the third dead-letter attempt", func() bool { return len(dl.all()) == 3 })
 	settled(t, c)
 	if n := rec.count(); n != 1 {
 		t.Errorf("handled %d times, want once: the dead letter is what failed", n)
@@ -667,9 +651,7 @@ func TestConsumeDeadLetterFailureIsRetriedInPlace(t *testing.T) {
 // delivery limit: the message is neither redelivered nor dead-lettered as exhausted.
 func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 2)
-	e.publish(t, 1)
+	c := newConsumer(t, 5*time.Second, 2, 1)
 	var calls atomic.Int32
 	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
 		if calls.Add(1) <= 3 {
@@ -679,7 +661,7 @@ func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
 	}}
 	dl := &deadLetters{}
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write})
-	eventually(t, 12*time.Second, func() bool { return rec.count() == 4 }, "the fourth try")
+	wait.For(t, 12*time.Second, "the fourth try", func() bool { return rec.count() == 4 })
 	settled(t, c)
 	for _, d := range rec.deliveries() {
 		if d.attempt != 1 {
@@ -723,14 +705,12 @@ func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 
 	t.Run("dead letter fails on the last attempt", func(t *testing.T) {
 		t.Parallel()
-		e := newJSEnv(t)
-		c := e.consumer(t, 5*time.Second, 2)
-		e.publish(t, 1)
+		c := newConsumer(t, 5*time.Second, 2, 1)
 		rec := &recorder{reply: func(context.Context, *handlers.Message) error { return errTransient }}
 		dl := &deadLetters{fail: func(call int) bool { return call <= 2 }}
 		run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 			Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
-		eventually(t, 6*time.Second, func() bool { return len(dl.all()) == 3 }, "the exhausted dead letter, written on its third try")
+		wait.For(t, 6*time.Second, "the exhausted dead letter, written on its third try", func() bool { return len(dl.all()) == 3 })
 		settled(t, c)
 		if l := dl.all()[2]; l.reason != handlers.ReasonExhausted || rec.count() != 2 {
 			t.Errorf("dead letter %+v after %d deliveries; want exhausted after 2", l, rec.count())

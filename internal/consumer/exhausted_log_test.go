@@ -13,6 +13,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // TestExhaustedDeliveryLogsTheDeadLetter: the log line of a message's last delivery, whose
@@ -21,9 +22,7 @@ import (
 // is tried again in place, not dead-lettered: its line says retry.
 func TestExhaustedDeliveryLogsTheDeadLetter(t *testing.T) {
 	t.Parallel()
-	e := newJSEnv(t)
-	c := e.consumer(t, 5*time.Second, 2)
-	e.publish(t, 1)
+	c := newConsumer(t, 5*time.Second, 2, 1)
 	core, logs := observer.New(zapcore.InfoLevel)
 	var calls atomic.Int32
 	h := handlers.Chain(func(context.Context, *handlers.Message) error {
@@ -35,7 +34,7 @@ func TestExhaustedDeliveryLogsTheDeadLetter(t *testing.T) {
 	dl := &deadLetters{}
 	run(t, c, h, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
-	eventually(t, 10*time.Second, func() bool { return len(dl.all()) == 1 }, "the dead letter")
+	wait.For(t, 10*time.Second, "the dead letter", func() bool { return len(dl.all()) == 1 })
 
 	var got []string
 	for _, l := range logs.FilterMessage("message handled").All() {

@@ -31,6 +31,9 @@ const (
 	// a stream deleted and created again starts its sequences at 1 again, and its creation time
 	// tells its sequences from the old stream's. Absent when unknown (a poll's letter).
 	HeaderPublishedStreamCreated = "Dlq-Published-Stream-Created"
+	// HeaderEditedFrom is set on an event that publisher dlq edit published in place of a dead
+	// letter: the letter's sequence in the dead-letter stream. The worker does not read it.
+	HeaderEditedFrom = "Dlq-Edited-From"
 )
 
 // SubjectPrefix is prepended to the original subject.

@@ -25,6 +25,10 @@ const (
 	TypeOrderCancelled   = "order.cancelled"
 	TypeTrackingEntered  = "order.tracking_entered"
 	TypeInvoiceRequested = "order.invoice_requested"
+	// Operator events (docs/events.md#operator-events), published by the operators' console and
+	// commands.
+	TypeRecheckRequested = "order.recheck_requested" // 与信結果確認
+	TypeResolveRequested = "order.resolve_requested"
 )
 
 // Outcome event types.
@@ -41,7 +45,8 @@ const (
 )
 
 // InboundTypes lists the inbound event types in contract order.
-var InboundTypes = []string{TypeOrderCreated, TypeOrderUpdated, TypeOrderCancelled, TypeTrackingEntered, TypeInvoiceRequested}
+var InboundTypes = []string{TypeOrderCreated, TypeOrderUpdated, TypeOrderCancelled, TypeTrackingEntered, TypeInvoiceRequested,
+	TypeRecheckRequested, TypeResolveRequested}
 
 // SpecVersion is the CloudEvents version of every event.
 const SpecVersion = "1.0"
@@ -86,9 +91,9 @@ func ParseSubject(subject string) (eventType, shop string, err error) {
 // knownTypes holds every event type of the contract, inbound and outcome.
 var knownTypes = map[string]bool{
 	TypeOrderCreated: true, TypeOrderUpdated: true, TypeOrderCancelled: true, TypeTrackingEntered: true,
-	TypeInvoiceRequested: true, TypeCreditOK: true, TypeCreditNG: true, TypeCreditPending: true,
-	TypeCreditCancelled: true, TypeCreditInvalid: true, TypeShipmentOK: true, TypeShipmentNG: true,
-	TypeInvoiceOK: true, TypeInvoiceNG: true,
+	TypeInvoiceRequested: true, TypeRecheckRequested: true, TypeResolveRequested: true,
+	TypeCreditOK: true, TypeCreditNG: true, TypeCreditPending: true, TypeCreditCancelled: true, TypeCreditInvalid: true,
+	TypeShipmentOK: true, TypeShipmentNG: true, TypeInvoiceOK: true, TypeInvoiceNG: true,
 }
 
 // Envelope is a CloudEvents 1.0 structured-mode event. Data stays raw until the type is known.

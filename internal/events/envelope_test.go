@@ -352,6 +352,8 @@ func TestSubject(t *testing.T) {
 		{events.TypeOrderCancelled, "orders.cancelled.rakuten-01"},
 		{events.TypeTrackingEntered, "orders.tracking_entered.rakuten-01"},
 		{events.TypeInvoiceRequested, "orders.invoice_requested.rakuten-01"},
+		{events.TypeRecheckRequested, "orders.recheck_requested.rakuten-01"},
+		{events.TypeResolveRequested, "orders.resolve_requested.rakuten-01"},
 		{events.TypeCreditOK, "credit.ok.rakuten-01"},
 		{events.TypeCreditNG, "credit.ng.rakuten-01"},
 		{events.TypeCreditPending, "credit.pending.rakuten-01"},
@@ -385,8 +387,8 @@ func TestSubject(t *testing.T) {
 				t.Errorf("inbound type %q has subject %q outside orders.>", typ, events.Subject(typ, testShop))
 			}
 		}
-		if len(events.InboundTypes) != 5 {
-			t.Errorf("InboundTypes = %q, want the five of docs/events.md#subjects", events.InboundTypes)
+		if len(events.InboundTypes) != 7 {
+			t.Errorf("InboundTypes = %q, want the seven of docs/events.md#subjects", events.InboundTypes)
 		}
 	})
 }

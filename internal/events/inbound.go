@@ -3,11 +3,13 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/width"
 
@@ -88,6 +90,29 @@ type InvoiceRequest struct {
 	OrderID string `json:"order_id"`
 }
 
+// RecheckRequest is the data of order.recheck_requested (与信結果確認): an operator asks for the
+// screening result of an order under review now, outside the re-check schedule.
+type RecheckRequest struct {
+	ShopID   string `json:"shop_id"`
+	OrderID  string `json:"order_id"`
+	Operator string `json:"operator"`
+}
+
+// ResolveRequest is the data of order.resolve_requested: an operator settles an order in the
+// unknown state, with the transaction ATODENE holds for it (TransactionID) or by saying ATODENE
+// holds none (NotRegistered). Exactly one of the two is given.
+type ResolveRequest struct {
+	ShopID        string `json:"shop_id"`
+	OrderID       string `json:"order_id"`
+	Operator      string `json:"operator"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	NotRegistered bool   `json:"not_registered,omitempty"`
+}
+
+// MaxOperatorLen is the limit of an operator event's operator, in characters: a staff identifier
+// (a login name), recorded in the order's history.
+const MaxOperatorLen = 64
+
 // Carriers maps the carrier names of docs/events.md#ordertracking_entered-eventsdecodetracking to
 // ATODENE's codes.
 var Carriers = map[string]string{
@@ -130,6 +155,18 @@ func (t Tracking) OrderRef() string { return t.OrderID }
 
 // OrderRef returns the order an event is about, for logs.
 func (r InvoiceRequest) OrderRef() string { return r.OrderID }
+
+// OrderRef returns the order an event is about, for logs.
+func (r RecheckRequest) OrderRef() string { return r.OrderID }
+
+// OrderRef returns the order an event is about, for logs.
+func (r ResolveRequest) OrderRef() string { return r.OrderID }
+
+// RequestedBy returns the operator who asked, for the order's history.
+func (r RecheckRequest) RequestedBy() string { return r.Operator }
+
+// RequestedBy returns the operator who asked, for the order's history.
+func (r ResolveRequest) RequestedBy() string { return r.Operator }
 
 // DecodeOrder decodes order.created / order.updated data for the shop of the subject, puts its
 // values into ATODENE's form where their meaning is unambiguous (Normalize), and validates it.
@@ -278,6 +315,54 @@ func DecodeInvoiceRequest(env Envelope, shop string) (InvoiceRequest, error) {
 	return r, p.err()
 }
 
+// DecodeRecheckRequest decodes and validates order.recheck_requested data.
+func DecodeRecheckRequest(env Envelope, shop string) (RecheckRequest, error) {
+	var r RecheckRequest
+	if err := decodeData(env.Data, &r); err != nil {
+		return r, err
+	}
+	var p problems
+	p.ids(r.ShopID, r.OrderID, shop)
+	p.operator(r.Operator)
+	return r, p.err()
+}
+
+// DecodeResolveRequest decodes order.resolve_requested data, puts transaction_id into ATODENE's
+// form (full-width digits made ASCII, spaces at the ends dropped), and validates it: exactly one of
+// transaction_id and not_registered (true) is given.
+func DecodeResolveRequest(env Envelope, shop string) (ResolveRequest, error) {
+	var r ResolveRequest
+	if err := decodeData(env.Data, &r); err != nil {
+		return r, err
+	}
+	r.TransactionID = normalize.Email(r.TransactionID) // width-folded and trimmed, as an address is
+	var p problems
+	p.ids(r.ShopID, r.OrderID, shop)
+	p.operator(r.Operator)
+	switch {
+	case r.TransactionID != "" && r.NotRegistered:
+		p.add("not_registered", "must not be true with a transaction_id: give one of the two")
+	case r.TransactionID != "":
+		p.field("transaction_id", "transactionId", r.TransactionID)
+	case !r.NotRegistered:
+		p.add("transaction_id", "is required, unless not_registered is true")
+	}
+	return r, p.err()
+}
+
+// operator checks the operator of an operator event: a staff identifier of 1 to MaxOperatorLen
+// characters without control characters (it is printed in the order's history).
+func (p *problems) operator(op string) {
+	switch n := utf8.RuneCountInString(op); {
+	case op == "":
+		p.add("operator", "is required")
+	case strings.IndexFunc(op, unicode.IsControl) >= 0:
+		p.add("operator", "contains a control character")
+	case n > MaxOperatorLen:
+		p.add("operator", "is %d characters, more than the limit of %d", n, MaxOperatorLen)
+	}
+}
+
 // ids checks shop_id and order_id, and that shop_id names the shop of the subject.
 func (p *problems) ids(shopID, orderID, subjectShop string) {
 	switch {
@@ -404,3 +489,26 @@ func textKey(s string, dashes bool) string {
 
 // zipKey is the digits of a postal code: "150-0001" and "1500001" are one code.
 func zipKey(zip string) string { return strings.ReplaceAll(normalize.Zip(zip), "-", "") }
+
+// DecodeData decodes and validates the data of an inbound event of the given type, with that
+// type's decoder (DecodeCreated, DecodeOrder, ...), for tools that take any inbound type. An
+// outcome type or an unknown one is an error.
+func DecodeData(eventType string, env Envelope, shop string) (any, error) {
+	switch eventType {
+	case TypeOrderCreated:
+		return DecodeCreated(env, shop)
+	case TypeOrderUpdated:
+		return DecodeOrder(env, shop)
+	case TypeOrderCancelled:
+		return DecodeCancel(env, shop)
+	case TypeTrackingEntered:
+		return DecodeTracking(env, shop)
+	case TypeInvoiceRequested:
+		return DecodeInvoiceRequest(env, shop)
+	case TypeRecheckRequested:
+		return DecodeRecheckRequest(env, shop)
+	case TypeResolveRequested:
+		return DecodeResolveRequest(env, shop)
+	}
+	return nil, fmt.Errorf("%q is not an inbound event type", eventType)
+}

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -588,6 +589,98 @@ func TestDecodeInvoiceRequest(t *testing.T) {
 	}
 }
 
+func TestDecodeRecheckRequest(t *testing.T) {
+	t.Parallel()
+	base := func() map[string]any {
+		return map[string]any{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka"}
+	}
+	tests := []struct {
+		name  string
+		edits []edit
+		want  []string
+	}{
+		{name: "valid"},
+		{name: "unknown fields ignored", edits: []edit{{"note", "buyer called"}}},
+		{name: "operator in Japanese", edits: []edit{{"operator", "田中"}}},
+		{name: "operator of 64", edits: []edit{{"operator", strings.Repeat("営", 64)}}},
+		{name: "operator of 65", edits: []edit{{"operator", strings.Repeat("o", 65)}}, want: []string{"operator"}},
+		{name: "operator missing", edits: []edit{{"operator", absent}}, want: []string{"operator"}},
+		{name: "operator empty", edits: []edit{{"operator", ""}}, want: []string{"operator"}},
+		{name: "operator null", edits: []edit{{"operator", nil}}, want: []string{"operator"}},
+		{name: "operator with a newline", edits: []edit{{"operator", "ops\nroot"}}, want: []string{"operator"}},
+		{name: "operator with an escape", edits: []edit{{"operator", "ops\u001b[31m"}}, want: []string{"operator"}},
+		{name: "operator with a C1 control", edits: []edit{{"operator", "ops\u0085"}}, want: []string{"operator"}},
+		{name: "operator a number", edits: []edit{{"operator", 7}}, want: []string{"operator"}},
+		{name: "shop_id of another shop", edits: []edit{{"shop_id", "yahoo-01"}}, want: []string{"shop_id"}},
+		{name: "order_id of 51", edits: []edit{{"order_id", strings.Repeat("7", 51)}}, want: []string{"order_id"}},
+		{name: "everything missing", edits: []edit{{"shop_id", absent}, {"order_id", absent}, {"operator", absent}}, want: []string{"shop_id", "order_id", "operator"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := inbound(t, events.TypeRecheckRequested, base(), tt.edits)
+			r, err := decode(t, events.TypeRecheckRequested, body, events.DecodeRecheckRequest)
+			checkProblems(t, err, tt.want)
+			if err == nil && (r.OrderID == "" || r.Operator == "" || r.RequestedBy() != r.Operator || r.OrderRef() != r.OrderID) {
+				t.Errorf("decoded %+v", r)
+			}
+		})
+	}
+}
+
+func TestDecodeResolveRequest(t *testing.T) {
+	t.Parallel()
+	base := func() map[string]any {
+		return map[string]any{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka"}
+	}
+	tests := []struct {
+		name  string
+		edits []edit
+		want  []string
+		check func(*testing.T, events.ResolveRequest)
+	}{
+		{name: "transaction", edits: []edit{{"transaction_id", "12345678901"}}, check: func(t *testing.T, r events.ResolveRequest) {
+			if r != (events.ResolveRequest{ShopID: testShop, OrderID: "100000123", Operator: "ops-tanaka", TransactionID: "12345678901"}) {
+				t.Errorf("decoded %+v", r)
+			}
+		}},
+		{name: "not registered", edits: []edit{{"not_registered", true}}, check: func(t *testing.T, r events.ResolveRequest) {
+			if !r.NotRegistered || r.TransactionID != "" {
+				t.Errorf("decoded %+v", r)
+			}
+		}},
+		{name: "transaction in full-width, spaced", edits: []edit{{"transaction_id", " １２３４５６７８９０１　"}}, check: func(t *testing.T, r events.ResolveRequest) {
+			if r.TransactionID != "12345678901" {
+				t.Errorf("transaction_id %q, want 12345678901", r.TransactionID)
+			}
+		}},
+		{name: "transaction with not_registered false", edits: []edit{{"transaction_id", "1"}, {"not_registered", false}}},
+		{name: "transaction of 20", edits: []edit{{"transaction_id", strings.Repeat("9", 20)}}},
+		{name: "transaction of 21", edits: []edit{{"transaction_id", strings.Repeat("9", 21)}}, want: []string{"transaction_id"}},
+		{name: "transaction with letters", edits: []edit{{"transaction_id", "TX-1"}}, want: []string{"transaction_id"}},
+		{name: "transaction a number", edits: []edit{{"transaction_id", 12345678901}}, want: []string{"transaction_id"}},
+		{name: "neither", want: []string{"transaction_id"}},
+		{name: "not_registered false alone", edits: []edit{{"not_registered", false}}, want: []string{"transaction_id"}},
+		{name: "empty transaction alone", edits: []edit{{"transaction_id", ""}}, want: []string{"transaction_id"}},
+		{name: "both", edits: []edit{{"transaction_id", "12345678901"}, {"not_registered", true}}, want: []string{"not_registered"}},
+		{name: "not_registered a string", edits: []edit{{"not_registered", "true"}}, want: []string{"not_registered"}},
+		{name: "operator missing", edits: []edit{{"not_registered", true}, {"operator", absent}}, want: []string{"operator"}},
+		{name: "operator of 65", edits: []edit{{"not_registered", true}, {"operator", strings.Repeat("o", 65)}}, want: []string{"operator"}},
+		{name: "order_id and operator wrong, no choice", edits: []edit{{"order_id", "a b"}, {"operator", ""}}, want: []string{"order_id", "operator", "transaction_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := inbound(t, events.TypeResolveRequested, base(), tt.edits)
+			r, err := decode(t, events.TypeResolveRequested, body, events.DecodeResolveRequest)
+			checkProblems(t, err, tt.want)
+			if err == nil && tt.check != nil {
+				tt.check(t, r)
+			}
+		})
+	}
+}
+
 // TestDecodeDataNotObject calls each data decoder directly with data that DecodeEnvelope would
 // refuse: the decoders fail cleanly too.
 func TestDecodeDataNotObject(t *testing.T) {
@@ -597,6 +690,8 @@ func TestDecodeDataNotObject(t *testing.T) {
 		"cancel":  func(e events.Envelope, s string) error { _, err := events.DecodeCancel(e, s); return err },
 		"track":   func(e events.Envelope, s string) error { _, err := events.DecodeTracking(e, s); return err },
 		"invoice": func(e events.Envelope, s string) error { _, err := events.DecodeInvoiceRequest(e, s); return err },
+		"recheck": func(e events.Envelope, s string) error { _, err := events.DecodeRecheckRequest(e, s); return err },
+		"resolve": func(e events.Envelope, s string) error { _, err := events.DecodeResolveRequest(e, s); return err },
 	}
 	for name, dec := range decoders {
 		for _, data := range []string{`[]`, `"x"`, `1`, `{`, ``} {
@@ -650,4 +745,21 @@ func FuzzDecodeOrder(f *testing.F) {
 		}
 		checkOrderInvariant(t, o, shop)
 	})
+}
+
+// DecodeData knows every inbound type: a tool validating any inbound event (publisher publish,
+// dlq edit) checks its data as the worker will.
+func TestDecodeDataKnowsEveryInboundType(t *testing.T) {
+	t.Parallel()
+	for _, typ := range events.InboundTypes {
+		env := events.Envelope{Type: typ, Data: []byte(`{}`)}
+		_, err := events.DecodeData(typ, env, "shop-a")
+		var inv *events.InvalidError
+		if !errors.As(err, &inv) {
+			t.Errorf("DecodeData(%s, {}) = %v, want the type's own *InvalidError", typ, err)
+		}
+	}
+	if _, err := events.DecodeData(events.TypeCreditOK, events.Envelope{Data: []byte(`{}`)}, "shop-a"); err == nil {
+		t.Error("DecodeData accepted an outcome type")
+	}
 }

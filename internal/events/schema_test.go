@@ -35,6 +35,8 @@ const (
 	schemaCancel         = "urn:atodene-worker:events:cancel"
 	schemaTracking       = "urn:atodene-worker:events:tracking"
 	schemaInvoiceRequest = "urn:atodene-worker:events:invoice-request"
+	schemaRecheckRequest = "urn:atodene-worker:events:recheck-request"
+	schemaResolveRequest = "urn:atodene-worker:events:resolve-request"
 	schemaCredit         = "urn:atodene-worker:events:credit"
 	schemaShipment       = "urn:atodene-worker:events:shipment"
 	schemaInvoice        = "urn:atodene-worker:events:invoice"
@@ -275,7 +277,8 @@ func leaves(v any) map[string]string {
 func TestSchemasCompile(t *testing.T) {
 	t.Parallel()
 	all := schemas(t)
-	for _, id := range []string{schemaOrder, schemaCancel, schemaTracking, schemaInvoiceRequest, schemaCredit, schemaShipment, schemaInvoice} {
+	for _, id := range []string{schemaOrder, schemaCancel, schemaTracking, schemaInvoiceRequest, schemaRecheckRequest, schemaResolveRequest,
+		schemaCredit, schemaShipment, schemaInvoice} {
 		schema(t, all, id)
 	}
 }
@@ -487,6 +490,33 @@ func TestInboundSchemasAcceptEvents(t *testing.T) {
 		}
 		checkValid(t, request, marshal(t, r))
 	}
+
+	recheck := schema(t, all, schemaRecheckRequest)
+	for _, op := range []string{"ops-tanaka", "田中", strings.Repeat("o", 64)} {
+		data := map[string]any{"shop_id": testShop, "order_id": "100000123", "operator": op}
+		r, err := decode(t, events.TypeRecheckRequested, inbound(t, events.TypeRecheckRequested, data, nil), events.DecodeRecheckRequest)
+		if err != nil {
+			t.Errorf("%v: refused: %v", data, err)
+			continue
+		}
+		checkValid(t, recheck, marshal(t, data))
+		checkValid(t, recheck, marshal(t, r))
+	}
+
+	resolve := schema(t, all, schemaResolveRequest)
+	for _, data := range []map[string]any{
+		{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka", "transaction_id": "12345678901"},
+		{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka", "not_registered": true},
+		{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka", "transaction_id": "12345678901", "not_registered": false},
+		{"shop_id": testShop, "order_id": "A1", "operator": "ops", "transaction_id": "１２３４５６７８９０１"},
+	} {
+		r, err := decode(t, events.TypeResolveRequested, inbound(t, events.TypeResolveRequested, data, nil), events.DecodeResolveRequest)
+		if err != nil {
+			t.Errorf("%v: refused: %v", data, err)
+			continue
+		}
+		checkValid(t, resolve, marshal(t, r))
+	}
 }
 
 // The examples of the page pass their schemas: the ```json blocks without "$schema", told apart
@@ -572,6 +602,52 @@ func TestSchemasRefuseWhatTheWorkerRefuses(t *testing.T) {
 	} {
 		checkProblems(t, tc.decode(t, inbound(t, tc.eventType, tc.data, nil)), []string{"order_id"})
 		checkInvalid(t, schema(t, all, tc.id), marshal(t, tc.data))
+	}
+
+	// The operator events: the operator's rules, and exactly one of transaction_id and
+	// not_registered.
+	recheck := func(t testing.TB, b []byte) error {
+		_, err := decode(t, events.TypeRecheckRequested, b, events.DecodeRecheckRequest)
+		return err
+	}
+	resolve := func(t testing.TB, b []byte) error {
+		_, err := decode(t, events.TypeResolveRequested, b, events.DecodeResolveRequest)
+		return err
+	}
+	ids := func(kv ...any) map[string]any {
+		data := map[string]any{"shop_id": testShop, "order_id": "100000123", "operator": "ops-tanaka"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == absent {
+				delete(data, kv[i].(string))
+				continue
+			}
+			data[kv[i].(string)] = kv[i+1]
+		}
+		return data
+	}
+	for _, tc := range []struct {
+		name      string
+		eventType string
+		id        string
+		data      map[string]any
+		decode    func(testing.TB, []byte) error
+		field     string
+	}{
+		{"recheck without operator", events.TypeRecheckRequested, schemaRecheckRequest, ids("operator", absent), recheck, "operator"},
+		{"recheck, operator empty", events.TypeRecheckRequested, schemaRecheckRequest, ids("operator", ""), recheck, "operator"},
+		{"recheck, operator of 65", events.TypeRecheckRequested, schemaRecheckRequest, ids("operator", strings.Repeat("o", 65)), recheck, "operator"},
+		{"recheck, operator with a tab", events.TypeRecheckRequested, schemaRecheckRequest, ids("operator", "ops\ttanaka"), recheck, "operator"},
+		{"resolve, neither", events.TypeResolveRequested, schemaResolveRequest, ids(), resolve, "transaction_id"},
+		{"resolve, both", events.TypeResolveRequested, schemaResolveRequest, ids("transaction_id", "12345678901", "not_registered", true), resolve, "not_registered"},
+		{"resolve, not_registered false alone", events.TypeResolveRequested, schemaResolveRequest, ids("not_registered", false), resolve, "transaction_id"},
+		{"resolve, transaction with letters", events.TypeResolveRequested, schemaResolveRequest, ids("transaction_id", "TX-1"), resolve, "transaction_id"},
+		{"resolve, transaction of 21", events.TypeResolveRequested, schemaResolveRequest, ids("transaction_id", strings.Repeat("1", 21)), resolve, "transaction_id"},
+		{"resolve without operator", events.TypeResolveRequested, schemaResolveRequest, ids("not_registered", true, "operator", absent), resolve, "operator"},
+	} {
+		checkProblems(t, tc.decode(t, inbound(t, tc.eventType, tc.data, nil)), []string{tc.field})
+		if err := schema(t, all, tc.id).Validate(instance(t, marshal(t, tc.data))); err == nil {
+			t.Errorf("%s: accepted by %s, but the worker refuses it", tc.name, tc.id)
+		}
 	}
 }
 

@@ -210,14 +210,15 @@ func withNormalized(did string, normalized []events.Normalized) string {
 
 // intent is the state that records a registration about to be sent, replacing st. A new order's
 // intent is written with its lease (decision.first), saving a round trip. What waits for the order
-// (parked events, a tracking number) carries over.
+// (parked events, a tracking number) carries over. It holds the order's ordered_at, which the order
+// index lists and sorts it by.
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	sent := req.checked.Order()
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
 		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
-		Parked: st.Parked, ParkTimer: st.ParkTimer}
+		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: sent.OrderedAt}
 }
 
 // requeued is the shipment a new registration starts with: the tracking number the order has,
@@ -265,14 +266,7 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 		case err != nil:
 			return fail(err) // retried: sending the same change again is harmless
 		}
-		switch d := scr.Decision(); d {
-		case atodene.DecisionOK, atodene.DecisionNG:
-			st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
-		case atodene.DecisionHold:
-			st.Status, st.Review = orderstate.StatusPending, "hold"
-		default:
-			st.Status, st.Review = orderstate.StatusPending, ""
-		}
+		standing(&st, scr)
 	}
 	if st.Status == orderstate.StatusPending {
 		o.startPolling(&st)

@@ -33,7 +33,7 @@ func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 			case err != nil:
 				return fail(err)
 			case scr.Decision() == atodene.DecisionOK || scr.Decision() == atodene.DecisionNG:
-				st, _ = o.screened(st, PollRequest{Shop: r.shop.ID, OrderID: order}, scr)
+				st, _ = o.screened(st, r.shop.ID, order, st.CausedBy, scr)
 			}
 		}
 		st.InvoiceEvent = key

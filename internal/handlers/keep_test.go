@@ -12,7 +12,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
 )
 
 // The tests in this file are about events the worker keeps: queued in an order's inbox while
@@ -27,16 +27,14 @@ type env struct {
 	outs    *flakyOutcomes
 	polls   *recordedPolls
 	letters *recordedLetters
-	clock   *clock
+	clock   *clock.Fake
 }
 
 // newEnv makes an env whose shop calls prov; its clock starts now and moves only when told.
 func newEnv(t *testing.T, prov handlers.Provider) *env {
 	t.Helper()
-	rdb, prefix := testenv.Redis(t)
-	e := &env{store: orderstate.New(rdb, prefix, time.Hour), outs: &flakyOutcomes{}, polls: &recordedPolls{},
-		letters: &recordedLetters{}, clock: &clock{now: time.Now()}}
-	t.Cleanup(e.store.Close)
+	e := &env{store: newStore(t), outs: &flakyOutcomes{}, polls: &recordedPolls{}, letters: &recordedLetters{},
+		clock: clock.NewFake(time.Now())}
 	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
 	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now})
@@ -252,19 +250,6 @@ func TestOlderTrackingNumberDoesNotReplaceANewer(t *testing.T) {
 	}
 }
 
-// clock is a settable time for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // shipmentFails fails shipment reports with HTTP 503 while failing is set.
 type shipmentFails struct {
 	fakeProvider
@@ -328,7 +313,7 @@ func TestInboxRetriesInOrderAndRunsOut(t *testing.T) {
 		t.Fatalf("%d tries before the retry time, want 1", prov.calls["shipment-failed"])
 	}
 	for range 2 { // tries 2 and 3: the last is out of tries
-		clk.add(time.Minute)
+		clk.Advance(time.Minute)
 		if err := o.PollDue(ctx, timer); err != nil {
 			t.Fatalf("inbox timer: %v", err)
 		}
@@ -337,7 +322,7 @@ func TestInboxRetriesInOrderAndRunsOut(t *testing.T) {
 		t.Fatalf("dead letters %+v, want x exhausted", letters.letters)
 	}
 	prov.failing = false
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	if err := o.PollDue(ctx, timer); err != nil {
 		t.Fatalf("inbox timer: %v", err)
 	}
@@ -373,7 +358,7 @@ func TestParkedFailureDoesNotHoldTheOrder(t *testing.T) {
 		t.Fatalf("parked %+v, want the tracking number after one try", st.Parked)
 	}
 	prov.failing = false
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "P-1", Kind: handlers.TimerInbox}); err != nil {
 		t.Fatal(err)
 	}

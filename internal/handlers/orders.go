@@ -174,6 +174,8 @@ type decision struct {
 	first *orderstate.State
 	// parkAs is the kind of a parked event, of which an order keeps one (parkTracking, parkCancel).
 	parkAs string
+	// operator is who asked, for an operator event: recorded in the event's history entry.
+	operator string
 }
 
 // change is what a decision came to: the next state (nil: nothing to write), the error to
@@ -338,7 +340,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	switch {
 	case c.err == nil:
 		if c.did != "" {
-			entries = append(entries, o.entry(d.ev, c, r, st))
+			entries = append(entries, o.entryOf(d, c, r, st))
 		}
 	case applied == nil:
 		// The caller retries a transient failure; a permanent one is recorded with its dead letter.
@@ -347,7 +349,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 			return st, nil, nil, err
 		}
 		c.did = "dead-lettered: " + reason.String() + ": " + c.err.Error()
-		entries = append(entries, o.entry(d.ev, c, r, st))
+		entries = append(entries, o.entryOf(d, c, r, st))
 	default:
 		return st, nil, c.err, nil // the caller retries it, first in the inbox
 	}
@@ -506,6 +508,14 @@ func (o *Orders) entry(ev Meta, c change, r *run, st orderstate.State) orderstat
 		}
 	}
 	r.calls = nil // the next entry of this run lists its own calls
+	return e
+}
+
+// entryOf is the history entry of the decision d, come to c from st: entry's, with the operator
+// who asked for an operator event.
+func (o *Orders) entryOf(d decision, c change, r *run, st orderstate.State) orderstate.Entry {
+	e := o.entry(d.ev, c, r, st)
+	e.Operator = d.operator
 	return e
 }
 

@@ -79,21 +79,42 @@ type noPolls struct{}
 
 func (noPolls) Schedule(context.Context, handlers.PollRequest, time.Time) error { return nil }
 
+// newStore is a store of the test's own: the shared Redis under a key prefix of its own.
+func newStore(t *testing.T) *orderstate.Store {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+	return store
+}
+
+// shopOrders is Orders for one shop, "shop", whose calls go to prov, over store, with outcomes
+// published to outs, timers dropped and the machine's clock.
+func shopOrders(t *testing.T, store *orderstate.Store, prov handlers.Provider, outs handlers.Outcomes) *handlers.Orders {
+	t.Helper()
+	shop := &handlers.Shop{ID: "shop", Provider: prov}
+	return newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
+}
+
+// putEnclosedOK writes the state of order o1 of shop: credit OK, the invoice enclosed in the parcel.
+func putEnclosedOK(t *testing.T, store *orderstate.Store) {
+	t.Helper()
+	st := orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}
+	if _, err := store.Put(context.Background(), "shop", "o1", st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRetryAfterUnpublishedOutcomeAnswersOnce: the answer to an invoice request is written but its
 // publish fails; the redelivered request publishes that answer and asks ATODENE nothing again.
 func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testenv.Redis(t)
-	store := orderstate.New(rdb, prefix, time.Hour)
-	t.Cleanup(store.Close)
-	ctx := context.Background()
-	if _, err := store.Put(ctx, "shop", "o1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t)
+	putEnclosedOK(t, store)
 	prov, outs := &fakeProvider{}, &flakyOutcomes{failures: 1}
-	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
+	o := shopOrders(t, store, prov, outs)
+	ctx := context.Background()
 	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("the first attempt succeeded although publishing failed")
@@ -114,9 +135,7 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 // duplicates scenario.)
 func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testenv.Redis(t)
-	store := orderstate.New(rdb, prefix, time.Hour)
-	t.Cleanup(store.Close)
+	store := newStore(t)
 	ctx := context.Background()
 	for _, order := range []string{"ok-1", "ng-1"} {
 		status := orderstate.StatusOK
@@ -128,9 +147,7 @@ func TestCopyWaitingForTheLeaseChangesNothing(t *testing.T) {
 		}
 	}
 	prov, outs := &fakeProvider{}, &flakyOutcomes{}
-	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
+	o := shopOrders(t, store, prov, outs)
 	track := func(id, order, number string) error {
 		return o.TrackingEntered(ctx, handlers.Event[events.Tracking]{Meta: handlers.Meta{ID: id, Shop: "shop"},
 			Data: events.Tracking{ShopID: "shop", OrderID: order, Carrier: "yamato", TrackingNumber: number}})
@@ -178,17 +195,11 @@ func (f *failingProvider) InvoiceData(ctx context.Context, tx string) (atodene.I
 // again, changes nothing and calls nothing.
 func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testenv.Redis(t)
-	store := orderstate.New(rdb, prefix, time.Hour)
-	t.Cleanup(store.Close)
-	ctx := context.Background()
-	if _, err := store.Put(ctx, "shop", "o1", orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t)
+	putEnclosedOK(t, store)
 	prov, outs := &failingProvider{failing: true}, &flakyOutcomes{}
-	shop := &handlers.Shop{ID: "shop", Provider: prov}
-	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: outs, Polls: noPolls{}, Now: time.Now})
+	o := shopOrders(t, store, prov, outs)
+	ctx := context.Background()
 	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("a failed fetch succeeded")

@@ -172,6 +172,18 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 			return invalid(err)
 		}
 		return o.invoice(Event[events.InvoiceRequest]{Meta: meta, Data: data}), nil
+	case events.TypeRecheckRequested:
+		data, err := events.DecodeRecheckRequest(env, shop.ID)
+		if err != nil {
+			return invalid(err)
+		}
+		return o.recheck(Event[events.RecheckRequest]{Meta: meta, Data: data}), nil
+	case events.TypeResolveRequested:
+		data, err := events.DecodeResolveRequest(env, shop.ID)
+		if err != nil {
+			return invalid(err)
+		}
+		return o.resolve(Event[events.ResolveRequest]{Meta: meta, Data: data}), nil
 	}
 	return invalid(fmt.Errorf("a stored %s cannot be applied", env.Type))
 }

@@ -116,7 +116,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		case err != nil:
 			return fail(err)
 		}
-		next, did := o.screened(st, p, scr)
+		next, did := o.screened(st, p.Shop, p.OrderID, st.CausedBy, scr)
 		if next.Status != orderstate.StatusPending {
 			return write(behind(p, st, next, did))
 		}
@@ -142,18 +142,19 @@ func behind(p PollRequest, st, next orderstate.State, did string) (orderstate.St
 }
 
 // screened applies a screening result to a pending order's state, and says what changed ("" when
-// the review goes on as it was).
-func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screening) (orderstate.State, string) {
+// the review goes on as it was). The outcomes it emits name causedBy as their cause: for a due
+// re-check, the event that started the credit check; for an operator's re-check, that request.
+func (o *Orders) screened(st orderstate.State, shop, order, causedBy string, scr atodene.Screening) (orderstate.State, string) {
 	switch d := scr.Decision(); d {
 	case atodene.DecisionOK, atodene.DecisionNG:
 		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
-		o.emitCredit(&st, p.Shop, p.OrderID, creditType(st.Status), st.CausedBy)
-		o.dropQueuedShipment(&st, p.Shop, p.OrderID, st.CausedBy)
+		o.emitCredit(&st, shop, order, creditType(st.Status), causedBy)
+		o.dropQueuedShipment(&st, shop, order, causedBy)
 		return st, "decided: " + string(st.Status)
 	case atodene.DecisionHold:
 		if st.Review != "hold" {
 			st.Review = "hold"
-			o.emitCredit(&st, p.Shop, p.OrderID, events.TypeCreditPending, st.CausedBy)
+			o.emitCredit(&st, shop, order, events.TypeCreditPending, causedBy)
 			st.PollAttempt++
 			st.PollScheduled = false
 			return st, "review on hold (保留)"
@@ -162,4 +163,17 @@ func (o *Orders) screened(st orderstate.State, p PollRequest, scr atodene.Screen
 	st.PollAttempt++
 	st.PollScheduled = false // settle schedules the next re-check
 	return st, ""
+}
+
+// standing sets st's status, review and reasons to the decision a screening holds: ok or ng (with
+// the manual review's reasons), or pending, under review or on hold.
+func standing(st *orderstate.State, scr atodene.Screening) {
+	switch d := scr.Decision(); d {
+	case atodene.DecisionOK, atodene.DecisionNG:
+		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
+	case atodene.DecisionHold:
+		st.Status, st.Review, st.Reasons = orderstate.StatusPending, "hold", nil
+	default:
+		st.Status, st.Review, st.Reasons = orderstate.StatusPending, "", nil
+	}
 }

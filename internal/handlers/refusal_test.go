@@ -86,7 +86,7 @@ func TestAccountRefusalIsNoOrderOutcome(t *testing.T) {
 	}
 
 	// Past the stop, one call tries again; refused once more, the stop doubles.
-	e.clock.add(31 * time.Second)
+	e.clock.Advance(31 * time.Second)
 	wantReason(t, e.o.OrderCreated(ctx, createdEvent("c-2", "RF-2", 11)), handlers.ReasonAccountRefused)
 	if got := e.o.Refusals.Snapshot()[0].RetryAt; !got.Equal(e.clock.Now().Add(time.Minute)) || prov.calls["register-refused"] != 2 {
 		t.Fatalf("second stop until %v after %d refused calls; want 1 min from now, 2 calls", got, prov.calls["register-refused"])
@@ -94,7 +94,7 @@ func TestAccountRefusalIsNoOrderOutcome(t *testing.T) {
 
 	// The password is fixed; the dead letters are replayed once the stop ends.
 	prov.refused = false
-	e.clock.add(61 * time.Second)
+	e.clock.Advance(61 * time.Second)
 	replay := createdEvent("c-1", "RF-1", 30)
 	replay.Published, replay.ReplayCount = 10, "1"
 	if err := e.o.OrderCreated(ctx, replay); err != nil {

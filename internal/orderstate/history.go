@@ -68,17 +68,17 @@ func (s *Store) History(ctx context.Context, shop, order string) ([]Entry, error
 
 // AppendHistory appends one entry to an order's history on its own, for an event that changed no
 // state (a dead letter written before the order's lease was taken). ttl, if not 0, bounds the life
-// of a history that has no order state with it; 0 makes it last (as a state write does).
+// of a history that has no order state with it; 0 makes it last as an order state does (the
+// store's retention, as a state write does).
 func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, ttl time.Duration) error {
 	key := s.historyKey(shop, order)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, key, e.encode())
 		p.LTrim(ctx, key, -HistoryLimit, -1)
-		if ttl > 0 {
-			p.PExpire(ctx, key, ttl)
-		} else {
-			p.Persist(ctx, key) // the order has a state: its history lasts as long
+		if ttl <= 0 {
+			ttl = s.retention // the order has a state: its history lasts as long
 		}
+		p.PExpire(ctx, key, ttl)
 		return nil
 	})
 	if err = unavailable(err); err != nil {

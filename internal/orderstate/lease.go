@@ -52,7 +52,7 @@ func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
 
 //go:embed acquire.lua
 var acquireSource string
-var acquireScript = redis.NewScript(acquireSource)
+var acquireScript = redis.NewScript(indexSource + acquireSource)
 
 var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
@@ -108,7 +108,8 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
 	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order), s.timersKey()}
 	// A queued event's inbox timer is due when the lease expires.
-	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli()}
+	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli(),
+		"", order, "", "", "", s.cutoff(t.Now)}
 	if t.Queue != nil && !withEntry {
 		args[8] = "1"
 	}
@@ -128,6 +129,8 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 			return nil, err
 		}
 		args[3] = first.raw
+		args[10], args[12], args[13], args[14] = s.ttl(first.st, t.Now), first.ix.changed, first.ix.ordered, first.ix.summary
+		keys = append(keys, s.indexKeys(shop)...) // where the first state is filed
 		if first.st.Status == StatusPending {
 			args[5] = "1"
 		}

@@ -1,12 +1,14 @@
 // Package orderstate keeps each order's credit state in Redis (docs/lifecycle.md,
 // docs/architecture.md#order-state-in-redis): the state machine,
 // what the worker needs to continue after a crash, per-order leases that serialize the handlers
-// of one order across replicas, and the records of events processed to completion.
+// of one order across replicas, the records of events processed to completion, and the order
+// index, which lists and counts each shop's orders by status and time (ListOrders, CountOrders).
 //
 // Every write is a compare-and-set on the state's version, done in one Lua script, so two
 // writers can never both win. A handler's first and last steps are one round trip each: taking
 // the lease reads the state and the event record with it, and the last write records the event
-// and releases the lease with it.
+// and releases the lease with it. The same scripts keep the order index in step, and set the state
+// to expire one retention after the order last changed in the index's eyes.
 package orderstate
 
 import (
@@ -58,6 +60,11 @@ type Shipment struct {
 // State is one order's state. Version grows by one with every write.
 type State struct {
 	Version int64 `json:"version"`
+	// Index is what the order index shows of this state, but for its time changed (its score by
+	// time ordered and its summary), set by the store as it writes the state. It is the second
+	// member of the document, so that write.lua reads it without decoding the rest: a write that
+	// leaves it as it was changes nothing the index shows, and writes nothing to the index.
+	Index string `json:"ix,omitempty"`
 	// Epoch names this life of the order's state: a random value given by its first write. The
 	// version counts writes within it; a state lost with Redis and written anew starts at version 1
 	// again but in another epoch, so that what is derived from the version (outcome message IDs)
@@ -116,7 +123,20 @@ type State struct {
 	// retry and of the time the oldest has waited too long (it is then dead-lettered). Zero when
 	// nothing is parked.
 	ParkTimer time.Time `json:"park_timer,omitzero"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// OrderedAt is when the shop took the order (its ordered_at), written with the intent of its
+	// registration; for an order known only by an event parked for it, or written before the field
+	// existed, the store sets the time of the write. The order index lists and sorts orders by it.
+	OrderedAt time.Time `json:"ordered_at,omitzero"`
+	// ChangedAt is when what the order index shows of the order last changed (Index): its credit
+	// status, review, shipment status, transaction ID, fee, billed amount or time ordered. Set by
+	// the store. The state expires one retention after it, and its index entry goes with it.
+	ChangedAt time.Time `json:"changed_at,omitzero"`
+	// ShipmentRefused says the last shipment outcome rendered for the order was shipment.ng: its
+	// latest tracking number was refused (by ATODENE, or by the worker for an order whose credit is
+	// not OK). The store sets it as it writes a state whose outbox holds a shipment outcome; a
+	// shipment.ok clears it. The order index files the order under ShipmentRefused by it.
+	ShipmentRefused bool      `json:"shipment_refused,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
 	// History holds entries to append to the order's history with this write, in the same atomic
 	// step. It is not part of the stored document; a write clears it.
 	History []Entry `json:"-"`
@@ -197,21 +217,65 @@ func (o Outcome) Type() string {
 	return o.Subject
 }
 
+// The shipment outcome types (events.TypeShipmentOK and TypeShipmentNG), which set
+// State.ShipmentRefused.
+const (
+	outcomeShipmentOK = "shipment.ok"
+	outcomeShipmentNG = "shipment.ng"
+)
+
 // ErrConflict means the state changed since it was read: read it again and decide again.
 var ErrConflict = errors.New("orderstate: state changed concurrently (version conflict)")
 
-// Store reads and writes order states, leases and event records in Redis.
+// Store reads and writes order states, leases and event records in Redis, and keeps the order
+// index (ListOrders, CountOrders) in step with the states.
 type Store struct {
-	rdb      redis.UniversalClient
-	batch    *batcher
-	prefix   string
-	eventTTL time.Duration
+	rdb       redis.UniversalClient
+	batch     *batcher
+	prefix    string
+	eventTTL  time.Duration
+	retention time.Duration
+	now       func() time.Time
+	// listBudget and gatherLimit are ListOrders' bounds (the constants; tests lower them).
+	listBudget, gatherLimit int
 }
 
-// New returns a store that keeps its keys under prefix (e.g. "atodene:"). eventTTL is how long
-// the record of a completed event is kept (it must exceed the longest redelivery horizon).
+// DefaultRetention is how long an order's state, history and index entry are kept after it last
+// changed when Config.Retention is not set: 400 days.
+const DefaultRetention = 400 * 24 * time.Hour
+
+// Config configures a Store.
+type Config struct {
+	// Prefix starts every key of the store (e.g. "atodene:"). Default "": none.
+	Prefix string
+	// EventTTL is how long the record of a completed event is kept (it must exceed the longest
+	// redelivery horizon). Default 0: a store that records no events (a reader's).
+	EventTTL time.Duration
+	// Retention is how long an order is kept after it last changed (State.ChangedAt): its state and
+	// history expire then, and its index entry is hidden from that moment and removed soon after
+	// (TrimIndex, and the writes of its shop). Default DefaultRetention.
+	Retention time.Duration
+	// Now is the store's clock, for the index's retention cutoff. Default time.Now.
+	Now func() time.Time
+}
+
+// NewStore returns a store on rdb configured by cfg.
+func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
+		listBudget: listBudget, gatherLimit: gatherLimit}
+}
+
+// New returns a store that keeps its keys under prefix (e.g. "atodene:"), with the default
+// retention. eventTTL is how long the record of a completed event is kept (it must exceed the
+// longest redelivery horizon).
 func New(rdb redis.UniversalClient, prefix string, eventTTL time.Duration) *Store {
-	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: prefix, eventTTL: eventTTL}
+	return NewStore(rdb, Config{Prefix: prefix, EventTTL: eventTTL})
 }
 
 func (s *Store) stateKey(shop, order string) string { return s.prefix + "order:" + shop + ":" + order }
@@ -239,6 +303,7 @@ func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
 type encoded struct {
 	st  State
 	raw []byte
+	ix  indexEntry // st's entry in the order index
 }
 
 // encode renders st as the version after it, written at now.
@@ -248,11 +313,29 @@ func encode(shop, order string, st State, now time.Time) (encoded, error) {
 	}
 	st.Version++
 	st.UpdatedAt = now.UTC()
+	for _, o := range st.Outbox {
+		switch o.Type() {
+		case outcomeShipmentOK:
+			st.ShipmentRefused = false
+		case outcomeShipmentNG:
+			st.ShipmentRefused = true
+		}
+	}
+	if st.OrderedAt.IsZero() {
+		st.OrderedAt = st.UpdatedAt
+	}
+	cell := indexCell(st)
+	ix := indexEntry{ordered: indexScore(cell, st.OrderedAt), summary: encodeSummary(st.Fee, st.BilledAmount, st.TransactionID)}
+	if marker := ix.ordered + "|" + ix.summary; marker != st.Index || st.ChangedAt.IsZero() {
+		// What the index shows changed: so did the order, now.
+		st.Index, st.ChangedAt = marker, st.UpdatedAt
+	}
+	ix.changed = indexScore(cell, st.ChangedAt)
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return encoded{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
 	}
-	return encoded{st, raw}, nil
+	return encoded{st, raw, ix}, nil
 }
 
 // NewEpoch returns a random epoch for a state written for the first time: 8 hexadecimal digits.
@@ -275,7 +358,11 @@ func decode(shop, order string, raw []byte) (State, error) {
 
 //go:embed write.lua
 var writeSource string
-var writeScript = redis.NewScript(writeSource)
+
+//go:embed index.lua
+var indexSource string
+
+var writeScript = redis.NewScript(indexSource + writeSource)
 
 // Put writes st as the next version of an order's state if the stored version is still
 // st.Version, with st.History appended to the order's history, and returns what was written
@@ -312,11 +399,12 @@ func (w writeArgs) inboxDue(now time.Time) time.Time {
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
 // It returns the state written and, when the lease is kept for it, the inbox's next entry.
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
-	keys := []string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
-		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey()}
-	args := make([]any, 12, 13+len(w.entries))
+	keys := append([]string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
+		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey()}, s.indexKeys(shop)...)
+	args := make([]any, 18, 19+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
+	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
 	entries := w.entries
 	var next State
 	if st != nil {
@@ -328,6 +416,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		}
 		next = enc.st
 		args[0], args[1] = st.Version, enc.raw
+		args[12], args[14], args[15], args[16] = s.ttl(next, now), enc.ix.changed, enc.ix.ordered, enc.ix.summary
 		if due, ok := next.TimerDue(); ok {
 			args[10] = due.UnixMilli()
 		}

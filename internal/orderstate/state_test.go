@@ -341,8 +341,9 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 func TestAcquireResentWithItsTokenSucceeds(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	keys := []string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey(""), s.inboxKey("shop", "o1")}
-	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0", "", MaxInbox}
+	keys := append([]string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey(""), s.inboxKey("shop", "o1"), s.timersKey()},
+		s.indexKeys("shop")...)
+	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0", "", MaxInbox, "0", "0", "", "o1", "", "", "", ""}
 	for i := range 2 {
 		if err := s.batch.run(ctx, acquireScript, keys, args...).Err(); err != nil {
 			t.Fatalf("acquire %d with the same token: %v", i+1, err)

@@ -4,9 +4,14 @@
 -- inbox holds more for the holder to apply. One script, so that the last write of a handler is
 -- one round trip.
 --
+-- Written with the state, in the same step: the order's entry in its shop's index (index.lua), and
+-- the expiry of the state and of its history, one retention after the order last changed in the
+-- index's eyes (State.ChangedAt).
+--
 -- KEYS[1] the state, KEYS[2] the set of orders under review, KEYS[3] the lease, KEYS[4] the
 -- event record, KEYS[5] the order's history, KEYS[6] the order's inbox, KEYS[7] the timer index
--- (a sorted set of the orders that rely on a JetStream timer, by when it is due, in ms).
+-- (a sorted set of the orders that rely on a JetStream timer, by when it is due, in ms), KEYS[8]
+-- to KEYS[11] the shop's index: by time changed, by time ordered, by id, the summaries.
 -- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
 -- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
@@ -16,11 +21,20 @@
 -- first in the inbox, in place of ARGV[8] if that is first, else in front of the others (an event
 -- to retry, before those queued after it), or ''; ARGV[11] when the new state's earliest timer is
 -- due (ms), or '' if it relies on none; ARGV[12] when the inbox's timer is due (ms), indexed if
--- the inbox is not empty after the write; ARGV[13...] the history entries to append (JSON).
+-- the inbox is not empty after the write; ARGV[13] how long the state and its history live (ms);
+-- ARGV[14] the order's id in the index; ARGV[15] and ARGV[16] its index scores by time changed
+-- and ordered (index_put); ARGV[17] its index summary; ARGV[18] the retention cutoff (ms) of the
+-- index's trim; ARGV[19...] the history entries to append (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
 -- recorded, and the lease is still released); next is the inbox's first entry when the lease is
 -- kept for it, else false.
+
+-- Redis does not undo a script that fails halfway: what the writes below need is checked first.
+if ARGV[1] ~= '' and not (tonumber(ARGV[13]) and tonumber(ARGV[15]) and tonumber(ARGV[16])
+    and (ARGV[18] == '' or tonumber(ARGV[18]))) then
+  return redis.error_reply('write.lua: malformed retention or index arguments')
+end
 local ok = 1
 local resent = false
 if ARGV[1] ~= '' then
@@ -38,7 +52,13 @@ if ARGV[1] ~= '' then
   elseif version ~= tonumber(ARGV[1]) then
     ok = 0
   else
-    redis.call('SET', KEYS[1], ARGV[2])
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[13])
+    -- The index is written when what it shows changed: the "ix" of the stored state (its second
+    -- member) against the new one's (State.Index). A write that changes nothing it shows (an
+    -- outbox published, a re-check still under review) touches no index key.
+    if not cur or string.match(cur, '^{"version":%d+,"ix":"([^"]*)"') ~= ARGV[16] .. '|' .. ARGV[17] then
+      index_put(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18])
+    end
     if ARGV[4] == '1' then
       redis.call('SADD', KEYS[2], ARGV[3])
     else
@@ -53,16 +73,16 @@ if ARGV[1] ~= '' then
 elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
-if ok == 1 and not resent and #ARGV > 12 then
+if ok == 1 and not resent and #ARGV > 18 then
   local n = 0
-  for i = 13, #ARGV do
+  for i = 19, #ARGV do
     n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   if n > tonumber(ARGV[7]) then
     redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
   end
   if ARGV[1] ~= '' then
-    redis.call('PERSIST', KEYS[5]) -- the order has a state now: its history lasts as long
+    redis.call('PEXPIRE', KEYS[5], ARGV[13]) -- the order has a state: its history lasts as long
   end
 end
 if ok == 1 and ARGV[6] ~= '' then

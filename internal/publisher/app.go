@@ -1,6 +1,7 @@
 // Package publisher is the command-line tool of importers and operators: publishing events (one,
-// a file, a batch, generated samples), looking after dead letters (list, show, replay, purge) and
-// looking up an order's state. Every command writes to injected writers, so tests drive it whole.
+// a file, a batch, generated samples), looking after dead letters (list, show, replay, edit,
+// purge), looking up an order's state and history, acting on an order (rerun, cancel), following
+// the outcomes and printing enclosed invoices. Every command writes to injected writers, so tests drive it whole.
 package publisher
 
 import (
@@ -51,8 +52,10 @@ type command struct {
 // commands lists every subcommand, in one place.
 func commands() map[string]command {
 	return map[string]command{
-		"dlq":     {"list, show, replay or purge dead letters (dlq -h)", (*App).dlq},
-		"order":   {"show an order's state and history as the worker holds them (order show SHOP ORDER)", (*App).order},
+		"dlq":     {"list, show, replay, edit or purge dead letters (dlq -h)", (*App).dlq},
+		"order":   {"list, count and export orders; an order's state and history; the operator's actions (order -h)", (*App).order},
+		"results": {"follow the outcome events as they are published (results tail -h)", (*App).results},
+		"invoice": {"print enclosed invoices from their print data (invoice print SHOP ORDER...)", (*App).invoice},
 		"publish": {"publish one inbound event from a file, stdin or flags (publish -h)", (*App).publish},
 		"batch":   {"publish a JSON lines file of events, validated line by line (batch -h)", (*App).batch},
 		"sample":  {"write realistic sample orders as JSON lines (sample -h)", (*App).sample},

@@ -67,7 +67,9 @@ func TestHelpGoesToStdoutAndSucceeds(t *testing.T) {
 		{"-h"}, {"-help"}, {"--help"},
 		{"publish", "-h"}, {"batch", "-h"}, {"sample", "--help"},
 		{"dlq", "-h"}, {"dlq", "ls", "-h"}, {"dlq", "show", "-h"}, {"dlq", "replay", "-h"}, {"dlq", "purge", "-h"},
-		{"order", "-h"}, {"order", "show", "-h"},
+		{"order", "-h"}, {"order", "show", "-h"}, {"order", "history", "-h"}, {"order", "rerun", "-h"}, {"order", "cancel", "-h"},
+		{"results", "-h"}, {"results", "tail", "-h"}, {"results", "watch", "-h"}, {"invoice", "-h"}, {"invoice", "print", "-h"},
+		{"dlq", "edit", "-h"}, {"dlq", "edit", "3", "-h"},
 		{"dlq", "show", "7", "-h"}, // after an argument
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

@@ -261,6 +261,7 @@ Commands:
   ls      list dead letters, as a table or JSON lines
   show    show one dead letter, its headers and its body (dlq show SEQ)
   replay  re-publish dead letters to their original subjects
+  edit    correct a dead letter's event in $EDITOR (or from a file) and publish it (dlq edit SEQ)
   purge   delete dead letters for good
 
 publisher dlq <command> -h lists the flags of a command.
@@ -268,18 +269,18 @@ publisher dlq <command> -h lists the flags of a command.
 
 func (a *App) dlq(ctx context.Context, args []string) error {
 	sub := map[string]func(context.Context, []string) error{
-		"ls": a.dlqList, "show": a.dlqShow, "replay": a.dlqReplay, "purge": a.dlqPurge,
+		"ls": a.dlqList, "show": a.dlqShow, "replay": a.dlqReplay, "edit": a.dlqEdit, "purge": a.dlqPurge,
 	}
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(a.Stderr, dlqUsage)
-		return usagef("dlq needs a command: ls, show, replay or purge")
+		return usagef("dlq needs a command: ls, show, replay, edit or purge")
 	case isHelp(args[0]):
 		return a.help(dlqUsage)
 	}
 	run, ok := sub[args[0]]
 	if !ok {
-		return usagef("unknown dlq command %q: want ls, show, replay or purge", args[0])
+		return usagef("unknown dlq command %q: want ls, show, replay, edit or purge", args[0])
 	}
 	return run(ctx, args[1:])
 }
@@ -357,16 +358,9 @@ buyer's personal data.
 		return err
 	}
 	defer nc.Close()
-	s, err := js.Stream(ctx, *stream)
+	_, m, err := a.deadLetter(ctx, js, *stream, seq)
 	if err != nil {
-		return a.where(fmt.Errorf("opening stream %s: %w", *stream, err))
-	}
-	m, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("no dead letter %d in stream %s", seq, *stream)
-	}
-	if err != nil {
-		return fmt.Errorf("reading dead letter %d of stream %s: %w", seq, *stream, err)
+		return err
 	}
 	if *asJSON {
 		return a.printJSON(showLetter(m))
@@ -514,6 +508,16 @@ func replay(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l l
 	}
 	msg := nats.NewMsg(l.Subject)
 	msg.Data = l.body
+	_, err := republish(ctx, js, s, l, msg, "replay")
+	return err
+}
+
+// republish publishes msg in place of the dead letter l (its replay, or its edit): with the
+// letter's replay count incremented and the position of the event it repeats (so that the worker
+// orders it as that event), under a message ID of its own (kind, the letter's stream, sequence and
+// count), so that a repeat after a crash here is a duplicate. It removes the letter from s only
+// once the publish is acknowledged.
+func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
 	count := strconv.Itoa(l.ReplayCount + 1)
 	msg.Header.Set(dlq.HeaderReplayCount, count)
 	if l.Published != 0 {
@@ -522,15 +526,15 @@ func replay(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l l
 	if l.PublishedCreated != "" {
 		msg.Header.Set(dlq.HeaderPublishedStreamCreated, l.PublishedCreated)
 	}
-	// The ID makes a repeated replay of the same dead letter (after a crash here) a duplicate.
-	id := fmt.Sprintf("replay:%s:%d:%s", s.CachedInfo().Config.Name, l.Seq, count)
-	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
-		return fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err)
+	id := fmt.Sprintf("%s:%s:%d:%s", kind, s.CachedInfo().Config.Name, l.Seq, count)
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	if err != nil {
+		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
 	}
 	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err)
+		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
 	}
-	return nil
+	return ack, nil
 }
 
 // printPlan prints what a replay would do, with counts per reason and subject.

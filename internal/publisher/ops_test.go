@@ -19,6 +19,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
@@ -31,6 +32,8 @@ type opsEnv struct {
 	sbURL  string
 	prefix string
 	stop   func()
+	// env adds to the tool's environment (EDITOR, say).
+	env map[string]string
 }
 
 func (e *opsEnv) startWorker(shopIDs ...string) {
@@ -57,18 +60,7 @@ func (e *opsEnv) startWorker(shopIDs ...string) {
 			e.t.Errorf("worker: %v", err)
 		}
 	}
-	e.waitFor("streams", func() bool { _, err := e.js.Stream(context.Background(), "DLQ"); return err == nil })
-}
-
-func (e *opsEnv) waitFor(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.For(e.t, 20*time.Second, "streams", func() bool { _, err := e.js.Stream(context.Background(), "DLQ"); return err == nil })
 }
 
 // run runs the tool and returns its output.
@@ -76,6 +68,9 @@ func (e *opsEnv) run(stdin string, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	app := &App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string {
+			if v, ok := e.env[k]; ok {
+				return v
+			}
 			return map[string]string{"ATODENE_PUBLISHER_NATS_URL": e.nats.URL, "ATODENE_PUBLISHER_REDIS_URL": "redis://" + testenv.RedisAddr(),
 				"ATODENE_PUBLISHER_REDIS_PREFIX": e.prefix}[k]
 		}}
@@ -144,7 +139,7 @@ func TestDeadLetterOperations(t *testing.T) {
 		bad["billed_amount"] = 1
 		e.publish("shop-a", fmt.Sprintf("bad-%d", i), bad)
 	}
-	e.waitFor("5 dead letters", func() bool { return e.count("DLQ") == 5 })
+	wait.For(e.t, 20*time.Second, "5 dead letters", func() bool { return e.count("DLQ") == 5 })
 
 	out, err := e.run("", "dlq", "ls")
 	if err != nil || !strings.Contains(out, "5 dead letters") || !strings.Contains(out, "unknown-shop") {
@@ -172,7 +167,7 @@ func TestDeadLetterOperations(t *testing.T) {
 	if err != nil || !strings.Contains(out, "replayed 3") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
-	e.waitFor("3 outcomes for shop-b", func() bool { return e.count("RESULTS") == 3 })
+	wait.For(e.t, 20*time.Second, "3 outcomes for shop-b", func() bool { return e.count("RESULTS") == 3 })
 	if e.count("DLQ") != 2 {
 		t.Errorf("%d dead letters left, want the 2 invalid ones", e.count("DLQ"))
 	}
@@ -185,7 +180,7 @@ func TestDeadLetterOperations(t *testing.T) {
 	if out, err = e.run("", "dlq", "replay", "-reason", "invalid"); err != nil {
 		t.Fatalf("replay invalid: %v\n%s", err, out)
 	}
-	e.waitFor("the invalid letters back", func() bool { return e.count("DLQ") == 2 })
+	wait.For(e.t, 20*time.Second, "the invalid letters back", func() bool { return e.count("DLQ") == 2 })
 	out, _ = e.run("", "dlq", "replay", "-max-replays", "1")
 	if !strings.Contains(out, "replayed 0, refused 2") {
 		t.Errorf("guard:\n%s", out)

@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,49 +11,116 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// order runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis, and its
-// history: every event handled and what it did. Neither holds personal data, except the outcomes
-// waiting to be published and the bodies of parked events, which are counted, not shown.
+// orderUsage is the usage of the order commands as a group.
+const orderUsage = `Usage: publisher order <command> [flags] SHOP ORDER
+
+Commands:
+  ls       a shop's orders from the order index, newest first, filtered and paged (-shop S)
+  counts   how many orders of a shop each credit status holds (-shop S)
+  export   a shop's credit results as CSV, every page, UTF-8 with a BOM or Shift_JIS (-shop S)
+  show     the order's state and history, as the worker holds them in Redis
+  history  the order's history: every event handled, as a table (times in JST) or JSON lines
+  rerun    与信を実行: re-send the order's latest received data as a new order.created (-operator NAME)
+  cancel   与信キャンセル: publish order.cancelled for the order (-operator NAME)
+  recheck  与信結果確認: publish order.recheck_requested for an order under review (-operator NAME)
+  resolve  settle an unknown order: publish order.resolve_requested (-operator NAME, -transaction-id ID or -not-registered)
+
+publisher order <command> -h lists the flags of a command.
+`
+
+// orderCommands names the order commands, in errors.
+const orderCommands = "ls, counts, export, show, history, rerun, cancel, recheck or resolve"
+
+// order runs the order commands: those that read the order's state and history from Redis, and
+// the operator's actions, which publish an event for it.
 func (a *App) order(ctx context.Context, args []string) error {
-	const synopsis = "order show [flags] SHOP ORDER"
-	switch {
-	case len(args) > 0 && isHelp(args[0]):
-		return a.help("Usage: publisher " + synopsis + "   (publisher order show -h lists the flags)\n")
-	case len(args) == 0 || args[0] != "show":
-		return usagef("want: %s (order show -h lists the flags)", synopsis)
+	sub := map[string]func(context.Context, []string) error{
+		"show": a.orderShow, "history": a.orderHistory, "rerun": a.orderRerun, "cancel": a.orderCancel,
+		"ls": a.orderList, "counts": a.orderCounts, "export": a.orderExport, "recheck": a.orderRecheck, "resolve": a.orderResolve,
 	}
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(a.Stderr, orderUsage)
+		return usagef("order needs a command: %s", orderCommands)
+	case isHelp(args[0]):
+		return a.help(orderUsage)
+	}
+	run, ok := sub[args[0]]
+	if !ok {
+		return usagef("unknown order command %q: want %s", args[0], orderCommands)
+	}
+	return run(ctx, args[1:])
+}
+
+// redisOpts are the flags of a command that reads the worker's Redis.
+type redisOpts struct {
+	url, prefix string
+	files       transport.RedisFiles
+}
+
+// bindRedis adds the Redis flags (-redis-url, -redis-ca, -redis-cert, -redis-key, -redis-prefix)
+// to fs.
+func (a *App) bindRedis(fs *flag.FlagSet) *redisOpts {
+	o := &redisOpts{}
+	fs.StringVar(&o.url, "redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
+	fs.Lookup("redis-url").DefValue = redactURL(o.url) // -h must not print a credential
+	fs.StringVar(&o.files.CA, "redis-ca", a.env("REDIS_CA", ""), "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's [$ATODENE_PUBLISHER_REDIS_CA]")
+	fs.StringVar(&o.files.Cert, "redis-cert", a.env("REDIS_CERT", ""), "PEM `file` of the client certificate for Redis TLS (rediss://) [$ATODENE_PUBLISHER_REDIS_CERT]")
+	fs.StringVar(&o.files.Key, "redis-key", a.env("REDIS_KEY", ""), "PEM `file` of the private key of -redis-cert [$ATODENE_PUBLISHER_REDIS_KEY]")
+	fs.StringVar(&o.prefix, "redis-prefix", a.env("REDIS_PREFIX", "atodene:"), "the worker's Redis key `prefix` [$ATODENE_PUBLISHER_REDIS_PREFIX]")
+	return o
+}
+
+// store opens the worker's order state store; close releases it and its client.
+func (o *redisOpts) store() (store *orderstate.Store, close func(), err error) {
+	rdb, err := connectRedis(o.url, o.files)
+	if err != nil {
+		return nil, nil, err
+	}
+	store = orderstate.New(rdb, o.prefix, 0)
+	return store, func() { store.Close(); rdb.Close() }, nil
+}
+
+// shopOrder checks the SHOP ORDER arguments of an order command.
+func shopOrder(name string, rest []string) (string, string, error) {
+	if len(rest) != 2 {
+		return "", "", usagef("%s needs SHOP and ORDER (got %d arguments)", name, len(rest))
+	}
+	if !events.ValidShopID(rest[0]) {
+		return "", "", usagef("%s: %q is not a shop ID (1-32 of A-Z, a-z, 0-9, _ and -)", name, rest[0])
+	}
+	return rest[0], rest[1], nil
+}
+
+// orderShow runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis, and
+// its history: every event handled and what it did. Neither holds personal data, except the
+// outcomes waiting to be published and the bodies of parked events, which are counted, not shown.
+func (a *App) orderShow(ctx context.Context, args []string) error {
 	fs := a.flagSet("order show")
-	redisURL := fs.String("redis-url", a.env("REDIS_URL", "redis://127.0.0.1:6379"), "Redis `URL` the worker uses [$ATODENE_PUBLISHER_REDIS_URL]")
-	fs.Lookup("redis-url").DefValue = redactURL(*redisURL) // -h must not print a credential
-	var files transport.RedisFiles
-	fs.StringVar(&files.CA, "redis-ca", a.env("REDIS_CA", ""), "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's [$ATODENE_PUBLISHER_REDIS_CA]")
-	fs.StringVar(&files.Cert, "redis-cert", a.env("REDIS_CERT", ""), "PEM `file` of the client certificate for Redis TLS (rediss://) [$ATODENE_PUBLISHER_REDIS_CERT]")
-	fs.StringVar(&files.Key, "redis-key", a.env("REDIS_KEY", ""), "PEM `file` of the private key of -redis-cert [$ATODENE_PUBLISHER_REDIS_KEY]")
-	prefix := fs.String("redis-prefix", a.env("REDIS_PREFIX", "atodene:"), "the worker's Redis key `prefix` [$ATODENE_PUBLISHER_REDIS_PREFIX]")
+	ro := a.bindRedis(fs)
 	asJSON := fs.Bool("json", false, "print the state and the history as JSON")
-	a.setUsage(fs, synopsis, `Shows an order's state as the worker holds it in Redis, then its history: every event handled for
+	a.setUsage(fs, "order show [flags] SHOP ORDER", `Shows an order's state as the worker holds it in Redis, then its history: every event handled for
 the order, oldest first, with what it did. Personal data is left out.
 `)
-	rest, err := a.parseArgs(fs, args[1:])
+	rest, err := a.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 2 {
-		return usagef("order show needs SHOP and ORDER (got %d arguments)", len(rest))
-	}
-	rdb, err := connectRedis(*redisURL, files)
+	shop, orderID, err := shopOrder("order show", rest)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	shop, orderID := rest[0], rest[1]
-	store := orderstate.New(rdb, *prefix, 0)
-	defer store.Close()
+	store, closeStore, err := ro.store()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	st, err := store.Get(ctx, shop, orderID)
 	if err != nil {
 		return err
@@ -62,7 +130,9 @@ the order, oldest first, with what it did. Personal data is left out.
 		return err
 	}
 	if st.Version == 0 && len(history) == 0 {
-		return fmt.Errorf("order %s of shop %s: the worker has no state for it", orderID, shop)
+		// Name the Redis asked: a publisher left on its default asks another Redis than the worker's.
+		return fmt.Errorf("order %s of shop %s: the worker has no state for it in the Redis at %s (key prefix %q); is it the worker's? Set -redis-url or ATODENE_PUBLISHER_REDIS_URL",
+			orderID, shop, redactURL(ro.url), ro.prefix)
 	}
 	// Outcomes not yet published may hold personal data (invoice print data), and so may the
 	// bodies of parked events: show neither.

@@ -152,19 +152,7 @@ func check(obj map[string]json.RawMessage, body []byte) (event, []events.Problem
 
 // decodeData runs the worker's decoder of the event type on the data.
 func decodeData(typ string, env events.Envelope, shop string) error {
-	var err error
-	switch typ {
-	case events.TypeOrderCreated:
-		_, err = events.DecodeCreated(env, shop)
-	case events.TypeOrderUpdated:
-		_, err = events.DecodeOrder(env, shop)
-	case events.TypeOrderCancelled:
-		_, err = events.DecodeCancel(env, shop)
-	case events.TypeTrackingEntered:
-		_, err = events.DecodeTracking(env, shop)
-	case events.TypeInvoiceRequested:
-		_, err = events.DecodeInvoiceRequest(env, shop)
-	}
+	_, err := events.DecodeData(typ, env, shop)
 	return err
 }
 

@@ -316,7 +316,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := runPublisher(t, "nats://127.0.0.1:1", "", false, "-h")
-	for _, cmd := range []string{"publish", "batch", "sample", "dlq", "order"} {
+	for _, cmd := range []string{"publish", "batch", "sample", "dlq", "order", "results", "invoice"} {
 		if !strings.Contains(r.stdout, "  "+cmd+" ") {
 			t.Errorf("publisher -h does not list %s:\n%s", cmd, r.stdout)
 		}

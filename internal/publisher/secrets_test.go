@@ -23,6 +23,13 @@ func TestNoCredentialIsPrinted(t *testing.T) {
 		{"dlq", "ls", "-nats-url", "nats://alice:S3CR%ETA@host:1"},
 		{"order", "show", "-redis-url", "redis://:S3CRETB@host:bad", "shop-1", "A-1"},
 		{"order", "show", "shop-1", "A-1"},
+		{"order", "history", "-h"}, {"order", "rerun", "-h"}, {"order", "cancel", "-h"}, {"results", "tail", "-h"}, {"invoice", "print", "-h"}, {"dlq", "edit", "-h"},
+		{"order", "history", "shop-1", "A-1"},
+		{"order", "rerun", "-operator", "alice", "shop-1", "A-1"},
+		{"order", "cancel", "-operator", "alice", "-redis-url", "redis://:S3CRETB@host:bad", "shop-1", "A-1"},
+		{"results", "tail", "-n", "1"},
+		{"invoice", "print", "shop-1", "A-1"},
+		{"dlq", "edit", "1", "-file", "-"},
 	} {
 		var out, errOut bytes.Buffer
 		a := &App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}

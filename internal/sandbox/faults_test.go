@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 func TestFaultError(t *testing.T) {
@@ -60,7 +61,7 @@ func TestCloseReleasesHeldRequests(t *testing.T) {
 		_, _, err := e.postRaw(http.DefaultClient, "getauthori", doc(linkXML(e.shop), txRef("12345678901")))
 		done <- err
 	}()
-	waitFor(t, func() bool { return e.stats().Unanswered == 1 })
+	wait.For(t, 5*time.Second, "the held request counted as unanswered", func() bool { return e.stats().Unanswered == 1 })
 	e.srv.Close()
 	select {
 	case err := <-done:
@@ -110,7 +111,7 @@ func TestFaultLatency(t *testing.T) {
 		t.Fatal("got an answer before the latency passed")
 	}
 	e.setFaults(sandbox.Faults{})
-	waitFor(t, func() bool { return e.stats().Unanswered == 1 })
+	wait.For(t, 5*time.Second, "the abandoned request counted as unanswered", func() bool { return e.stats().Unanswered == 1 })
 	if v := e.transactions("L-1"); len(v) != 0 {
 		t.Errorf("a request abandoned during latency was processed: %+v", v)
 	}
@@ -128,16 +129,5 @@ func TestFaultRates(t *testing.T) {
 	st := e.stats().Operations["getauthori"]
 	if got := st.Statuses["500"]; got < n/4 || got > 3*n/4 {
 		t.Errorf("%d of %d requests failed at error_rate 0.5", got, n)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

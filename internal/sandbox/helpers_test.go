@@ -11,30 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
 )
-
-// clock is a fake clock that tests move forward instead of sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	reviewDelay = 30 * time.Second
@@ -47,13 +29,13 @@ type env struct {
 	t     *testing.T
 	srv   *sandbox.Server
 	url   string
-	clock *clock
+	clock *clock.Fake // tests move it forward instead of sleeping
 	shop  sandbox.Shop
 }
 
 func newEnv(t *testing.T, mods ...func(*sandbox.Config)) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
 	cfg := sandbox.Config{Now: clk.Now, Seed: 1, ReviewDelay: reviewDelay, HoldDelay: holdDelay, SlowDelay: slowDelay}
 	for _, m := range mods {
 		m(&cfg)

@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // SharedRedisAddr is the machine's Redis, shared with other users: never flush it. The
@@ -91,12 +93,8 @@ func (r *PrivateRedis) Start() {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !wait.Until(10*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
+		r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // harness runs a worker against an in-process NATS server, the shared Redis (own key prefix) and
@@ -152,13 +153,13 @@ func (h *harness) start() {
 	h.stop, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- Run(ctx, h.deps) }()
 	// Ready once /readyz says so: streams, consumers and connections are up.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + h.deps.Settings.HTTPAddr + "/readyz")
-		if err == nil {
+	var err error
+	ready := wait.Until(10*time.Second, func() bool {
+		var resp *http.Response
+		if resp, err = http.Get("http://" + h.deps.Settings.HTTPAddr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		select {
@@ -167,10 +168,10 @@ func (h *harness) start() {
 			h.t.Fatalf("the worker stopped while starting: %v", runErr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("worker not ready in 10s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if !ready {
+		h.t.Fatalf("worker not ready in 10s: %v", err)
 	}
 }
 
@@ -340,18 +341,6 @@ func readAll[T any](t *testing.T, js jetstream.JetStream, stream string, conv fu
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // sandboxTransactions returns the sandbox's view of an order's transactions.

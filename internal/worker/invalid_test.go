@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // TestEveryInvalidKindIsDeadLettered publishes one message of every kind of invalid input of
@@ -72,7 +73,7 @@ func TestEveryInvalidKindIsDeadLettered(t *testing.T) {
 		h.publishRaw("orders.created.shop-a", fmt.Sprintf("bad-%02d", i), body)
 		h.publish("order.created", "shop-a", fmt.Sprintf("good-%02d", i), orderData("shop-a", fmt.Sprintf("GOOD-%02d", i), "taro@example.jp"))
 	}
-	waitFor(t, 30*time.Second, "every dead letter and outcome", func() bool {
+	wait.For(t, 30*time.Second, "every dead letter and outcome", func() bool {
 		return len(h.deadLetters()) == len(cases) && len(h.results()) == len(cases)
 	})
 	for _, m := range h.deadLetters() {
@@ -117,7 +118,7 @@ func TestOversizedEventIsRefusedAtPublish(t *testing.T) {
 	}
 	ok := body(limit - 200)
 	h.publishRaw("orders.created.shop-a", "big-ok", ok)
-	waitFor(t, 10*time.Second, "its dead letter", func() bool { return len(h.deadLetters()) == 1 })
+	wait.For(t, 10*time.Second, "its dead letter", func() bool { return len(h.deadLetters()) == 1 })
 	if d := h.deadLetters()[0]; string(d.Data()) != string(ok) || d.Headers().Get(dlq.HeaderReason) != "invalid" {
 		t.Errorf("dead letter: %d bytes, reason %s", len(d.Data()), d.Headers().Get(dlq.HeaderReason))
 	}

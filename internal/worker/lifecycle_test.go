@@ -15,6 +15,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The tests in this file walk every transition of the order state machine (docs/lifecycle.md)
@@ -105,7 +106,7 @@ func (h *harness) outcomesOf(order string) []outcome {
 func (h *harness) waitSettled() {
 	h.t.Helper()
 	ctx := context.Background()
-	waitFor(h.t, 20*time.Second, "the inbound events to be settled", func() bool {
+	wait.For(h.t, 20*time.Second, "the inbound events to be settled", func() bool {
 		c, err := h.js.Consumer(ctx, h.deps.Settings.OrdersStream, ordersConsumer)
 		if err != nil {
 			return false
@@ -120,7 +121,7 @@ func (h *harness) waitSettled() {
 func (h *harness) waitOutcomes(order, want string, timeout time.Duration) []outcome {
 	h.t.Helper()
 	var mine []outcome
-	waitFor(h.t, timeout, order+" outcomes "+want, func() bool {
+	wait.For(h.t, timeout, order+" outcomes "+want, func() bool {
 		mine = of(h.results(), order)
 		got := typesOf(mine)
 		if got != want && !strings.HasPrefix(want, got) {
@@ -249,7 +250,7 @@ func TestUpdateWhoseAnswerWasLost(t *testing.T) {
 
 	h.setFaults(`{"garbage_rate": 1.0}`)                                  // processed, answered with malformed XML
 	h.publish("order.updated", "shop-a", "ev-u1", withQuantity(data, 50)) // 60,755 yen: NG
-	waitFor(t, 10*time.Second, "the change to reach the sandbox", func() bool { return h.tx("UP-LOST").Decision == "NG" })
+	wait.For(t, 10*time.Second, "the change to reach the sandbox", func() bool { return h.tx("UP-LOST").Decision == "NG" })
 	h.setFaults(`{}`)
 	ng := h.waitOutcomes("UP-LOST", "credit.ok,credit.ng", 15*time.Second)[1]
 	if c := ng.Credit; c.Result != "ng" || c.BilledAmount != sentFor(50) {
@@ -347,7 +348,7 @@ func TestCancel(t *testing.T) {
 	if tx := h.tx("CX-1"); tx.State != "cancelled" || tx.Calls["modifytransaction"] != 1 {
 		t.Errorf("sandbox after the cancel: %+v (calls %s)", tx, calls(tx))
 	}
-	waitFor(t, 10*time.Second, "the cancel of an order never seen to wait", func() bool {
+	wait.For(t, 10*time.Second, "the cancel of an order never seen to wait", func() bool {
 		return h.historySays("CX-NEVER", "ev-n1", "parked: waiting for the order's credit check (the worker has no record of the order)")
 	})
 	if txs := h.sandboxTransactions("CX-NEVER"); len(txs) != 0 {
@@ -635,7 +636,7 @@ func TestTrackingBeforeOrder(t *testing.T) {
 		h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit = 2 * time.Second }})
 		h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "TB-NEVER", "yamato", "1234-5678-9012"))
 		h.waitSettled() // acknowledged at once: parked, not handed back
-		waitFor(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
+		wait.For(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
 		d := h.deadLetters()
 		if len(d) != 1 || d[0].Subject() != "dlq.orders.tracking_entered.shop-a" || !strings.Contains(d[0].Headers().Get(dlq.HeaderError), "waited 2s for the order's credit check") {
 			t.Errorf("dead letters: %d, first on %s: %s", len(d), d[0].Subject(), d[0].Headers().Get(dlq.HeaderError))
@@ -757,7 +758,7 @@ func TestUpdateRacingCancel(t *testing.T) {
 		h.publish("order.cancelled", "shop-a", "ev-x-"+order(i), orderRef("shop-a", order(i)))
 	}
 	for i := range n {
-		waitFor(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
+		wait.For(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
 			mine := of(h.results(), order(i))
 			return len(mine) >= 2 && mine[len(mine)-1].Env.Type == "credit.cancelled"
 		})
@@ -812,7 +813,7 @@ func TestCancelRacingCreate(t *testing.T) {
 		h.publish("order.cancelled", "shop-a", "ev-x-"+order(i), orderRef("shop-a", order(i)))
 	}
 	for i := range n {
-		waitFor(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
+		wait.For(t, 20*time.Second, order(i)+" to be cancelled", func() bool {
 			mine := of(h.results(), order(i))
 			return len(mine) >= 1 && mine[len(mine)-1].Env.Type == "credit.cancelled"
 		})

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // TestLogsHoldNoPersonalData runs orders through every path that logs (success, invalid input,
@@ -37,7 +38,7 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	h.publish("order.created", "shop-a", "garbage", data("L-GARBAGE"))
 	time.Sleep(1500 * time.Millisecond)
 	h.setFaults(`{}`)
-	waitFor(t, 20*time.Second, "the orders to settle", func() bool { return len(h.results()) >= 2 && len(h.deadLetters()) >= 1 })
+	wait.For(t, time.Minute, "the orders to settle", func() bool { return len(h.results()) >= 2 && len(h.deadLetters()) >= 1 })
 
 	if logs.Len() < 5 {
 		t.Fatalf("only %d log lines: the test proves nothing", logs.Len())

@@ -16,6 +16,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The tests in this file are the cases of real mall data and of the sequences operators produce
@@ -84,7 +85,7 @@ func TestShopOrderIDTakenElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "TAKEN-1", "taro@example.jp"))
-	waitFor(t, 10*time.Second, "an outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 1 })
+	wait.For(t, 10*time.Second, "an outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 1 })
 	if msg := h.deadLetters()[0].Headers().Get(dlq.HeaderError); !strings.Contains(msg, "no record of") {
 		t.Errorf("Dlq-Error %q does not say the worker has no record of the transaction", msg)
 	}
@@ -169,7 +170,7 @@ func TestBilledAmountZero(t *testing.T) {
 		return d
 	}
 	h.publish("order.created", "shop-a", "ev-z", free("Z-NEW"))
-	waitFor(t, 10*time.Second, "an invalid dead letter", func() bool { return deadLettersByReason(h)["invalid"] == 1 })
+	wait.For(t, 10*time.Second, "an invalid dead letter", func() bool { return deadLettersByReason(h)["invalid"] == 1 })
 	if d := h.deadLetters()[0]; !strings.Contains(d.Headers().Get(dlq.HeaderError), "billed_amount: is 0") {
 		t.Errorf("Dlq-Error %q, want it to name billed_amount", d.Headers().Get(dlq.HeaderError))
 	}
@@ -233,12 +234,12 @@ func TestCancelDuringRegistrationIsParked(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "CR-1", "taro@example.jp"))
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
 	t.Cleanup(store.Close)
-	waitFor(t, 10*time.Second, "the order to be registering", func() bool {
+	wait.For(t, 10*time.Second, "the order to be registering", func() bool {
 		st, err := store.Get(context.Background(), "shop-a", "CR-1")
 		return err == nil && st.Status == orderstate.StatusRegistering
 	})
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "CR-1"))
-	waitFor(t, 10*time.Second, "the cancel to be parked", func() bool { return h.historySays("CR-1", "ev-x", "parked") })
+	wait.For(t, 10*time.Second, "the cancel to be parked", func() bool { return h.historySays("CR-1", "ev-x", "parked") })
 	h.setFaults(`{}`)
 	outs := h.waitOutcomes("CR-1", "credit.ok,credit.cancelled", 20*time.Second)
 	if outs[1].Env.CausationID != "ev-x" {
@@ -280,7 +281,7 @@ func TestTrackingBeforeOrdersNeverStallsTheConsumer(t *testing.T) {
 	for i := range n {
 		h.publish("order.created", "shop-a", "ev-c-"+order(i), orderData("shop-a", order(i), "taro@example.jp"))
 	}
-	waitFor(t, 180*time.Second, "every parked shipment reported", func() bool {
+	wait.For(t, 180*time.Second, "every parked shipment reported", func() bool {
 		return countTypes(h.results())[events.TypeShipmentOK] == n
 	})
 	h.waitSettled()
@@ -351,10 +352,7 @@ func TestEveryEventLeavesATrace(t *testing.T) {
 		}
 		return true
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !traced() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Until(10*time.Second, traced) // the checks below say what is missing
 	for id, did := range want {
 		if !h.historySays("TR-1", id, did) {
 			t.Errorf("history has no %q for %s: %+v", did, id, h.history("TR-1"))
@@ -378,7 +376,7 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
 	t.Cleanup(store.Close)
 	h.publish("order.created", "shop-a", "ev-0", data)
-	waitFor(t, 5*time.Second, "the slow registration to start", func() bool {
+	wait.For(t, 5*time.Second, "the slow registration to start", func() bool {
 		st, err := store.Get(context.Background(), "shop-a", "BU-1")
 		return err == nil && st.Status == orderstate.StatusRegistering
 	})
@@ -391,7 +389,7 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 		t.Errorf("the other order was decided only after the slow one (%s): the burst held the consumer", got)
 	}
 	h.waitOutcomes("BU-1", "credit.ok", 30*time.Second)
-	waitFor(t, 60*time.Second, "every queued event applied", func() bool {
+	wait.For(t, 60*time.Second, "every queued event applied", func() bool {
 		for i := 1; i <= n; i++ {
 			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
 				return false
@@ -441,7 +439,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 	}
 	h.publish("order.created", "shop-a", "ev-other", orderData("shop-a", "BU-OTHER2", "taro@example.jp"))
 	h.waitOutcomes("BU-OTHER2", "credit.ok", 10*time.Second)
-	waitFor(t, time.Until(leased.Add(15*time.Second)), "every message acknowledged while the lease is held", func() bool {
+	wait.For(t, time.Until(leased.Add(15*time.Second)), "every message acknowledged while the lease is held", func() bool {
 		info, err := h.js.Consumer(context.Background(), h.deps.Settings.OrdersStream, ordersConsumer)
 		if err != nil {
 			return false
@@ -458,7 +456,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 	}
 	time.Sleep(time.Until(leased.Add(15 * time.Second))) // the test's lease expires
 	h.publish("order.created", "shop-a", "ev-last", data)
-	waitFor(t, 60*time.Second, "every event applied", func() bool {
+	wait.For(t, 60*time.Second, "every event applied", func() bool {
 		for i := 1; i <= n; i++ {
 			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
 				return false
@@ -466,7 +464,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 20*time.Second, "every copy dropped", func() bool { return h.keptCopies() == 0 })
+	wait.For(t, 20*time.Second, "every copy dropped", func() bool { return h.keptCopies() == 0 })
 	if tx := h.tx("BU-2"); tx.Registrations != 1 || tx.Calls["transaction"] != 1 {
 		t.Errorf("sandbox: %+v (calls %s)", tx, calls(tx))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // TestMetricsEndpoint: /metrics passes promlint; it carries the Go and process collectors and a
@@ -42,9 +43,9 @@ func TestMetricsEndpoint(t *testing.T) {
 
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "M-1", "taro@example.jp"))
 	h.publishRaw("orders.created.shop-a", "", []byte("{not json"))
-	waitFor(t, 10*time.Second, "the outcome and the dead letter", func() bool { return len(h.results()) == 1 && len(h.deadLetters()) == 1 })
+	wait.For(t, 10*time.Second, "the outcome and the dead letter", func() bool { return len(h.results()) == 1 && len(h.deadLetters()) == 1 })
 	var body string
-	waitFor(t, 5*time.Second, "the dead letter counted", func() bool {
+	wait.For(t, 5*time.Second, "the dead letter counted", func() bool {
 		_, body = h.get("/metrics")
 		return strings.Contains(body, `atodene_worker_dead_letters_total{reason="invalid"} 1`)
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The tests in this file reset the worker's NATS state under its Redis state: ORDERS deleted and
@@ -27,7 +28,7 @@ func TestOrdersRecreatedCancelsApply(t *testing.T) {
 	for i := range n {
 		h.publish("order.created", "shop-a", fmt.Sprintf("ev-c%d", i), orderData("shop-a", fmt.Sprintf("RC-%02d", i), "taro@example.jp"))
 	}
-	waitFor(t, 20*time.Second, "20 decided orders", func() bool { return len(finalOutcomes(h.results())) == n })
+	wait.For(t, 20*time.Second, "20 decided orders", func() bool { return len(finalOutcomes(h.results())) == n })
 
 	ctx := context.Background()
 	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
@@ -71,7 +72,7 @@ func TestNATSStoreLostTimersComeBack(t *testing.T) {
 		h.waitOutcomes(fmt.Sprintf("NL-%02d", i), "credit.pending", 10*time.Second)
 	}
 	h.nats.Wipe()
-	waitFor(t, 30*time.Second, "every order decided", func() bool {
+	wait.For(t, 30*time.Second, "every order decided", func() bool {
 		decided := 0
 		for _, outs := range finalOutcomes(h.results()) {
 			if len(outs) == 1 && outs[0].Env.Type == "credit.ok" {

@@ -9,13 +9,15 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // reconcile runs at start-up and then every -reconcile-interval until ctx ends: it creates missing
 // streams and consumers again (a NATS store lost, a stream deleted), schedules again the timers
-// JetStream lost (handlers.Reconciler), and publishes again the events Redis lost that were kept
-// only there (handlers.Kept). Failures are logged and tried at the next run.
-func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, rec *handlers.Reconciler, k kept, log *zap.Logger) {
+// JetStream lost (handlers.Reconciler), publishes again the events Redis lost that were kept
+// only there (handlers.Kept), and trims the order index of the orders past -retention (trim).
+// Failures are logged and tried at the next run.
+func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, rec *handlers.Reconciler, k kept, trim func(context.Context) (int, error), log *zap.Logger) {
 	for {
 		if made, err := ensureStreams(ctx, js, s); err != nil {
 			log.Warn("checking the streams failed; retried at the next reconciliation", zap.Error(err))
@@ -30,10 +32,41 @@ func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, r
 		if n, err := k.reconcile(ctx, rec.KeptFates(), s.ReconcileInterval, rec.Now(), log); err != nil {
 			log.Warn("checking the kept copies of events failed; retried at the next reconciliation", zap.Int("published", n), zap.Error(err))
 		}
+		if n, err := trim(ctx); err != nil {
+			log.Warn("trimming the order index failed; retried at the next reconciliation", zap.Int("removed", n), zap.Error(err))
+		} else if n > 0 {
+			log.Info("orders past -retention removed from the order index", zap.Int("orders", n))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(s.ReconcileInterval):
 		}
+	}
+}
+
+// trimBatch and trimMost bound the index entries one reconciliation removes per shop: a script
+// removes at most trimBatch (a few milliseconds of Redis's time), and the run goes on while it
+// finds as many, up to trimMost. The writes of a shop trim as they go; this catches the rest.
+const (
+	trimBatch = 500
+	trimMost  = 20000
+)
+
+// trimIndex returns the index trim of a reconciliation: each shop's orders past the retention,
+// which listings already hide, removed from its index.
+func trimIndex(store *orderstate.Store, shops []string) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		removed := 0
+		for _, shop := range shops {
+			for n := trimBatch; n == trimBatch && removed < trimMost; {
+				var err error
+				if n, err = store.TrimIndex(ctx, shop, trimBatch); err != nil {
+					return removed, err
+				}
+				removed += n
+			}
+		}
+		return removed, nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // get returns the status and body of a GET of the worker's HTTP path.
@@ -43,7 +44,7 @@ func TestRotatedPasswordStopsTheShopNotItsOrders(t *testing.T) {
 	}
 	h.publish("order.created", "shop-b", "ev-b", orderData("shop-b", "PW-B", "taro@example.jp"))
 	h.waitOutcomes("PW-B", "credit.ok", 10*time.Second)
-	waitFor(t, 20*time.Second, "account-refused dead letters", func() bool { return deadLettersByReason(h)["account-refused"] == n })
+	wait.For(t, 20*time.Second, "account-refused dead letters", func() bool { return deadLettersByReason(h)["account-refused"] == n })
 	if outs := h.results(); len(outs) != 1 {
 		t.Errorf("outcomes %s; want only shop-b's credit.ok", typesOf(outs))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // finalOutcomes counts, per order, the credit outcomes that end a credit check (ok, ng, invalid).
@@ -48,9 +49,9 @@ func TestOutcomeUnknownIsNotRegisteredTwice(t *testing.T) {
 	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ProviderTimeout = 500 * time.Millisecond }})
 	h.setFaults(`{"timeout_rate": 1.0}`)
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "U-1", "taro@example.jp"))
-	waitFor(t, 5*time.Second, "the registration to reach the sandbox", func() bool { return len(h.sandboxTransactions("U-1")) == 1 })
+	wait.For(t, 5*time.Second, "the registration to reach the sandbox", func() bool { return len(h.sandboxTransactions("U-1")) == 1 })
 	h.setFaults(`{}`)
-	waitFor(t, 15*time.Second, "an outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 1 })
+	wait.For(t, 15*time.Second, "an outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 1 })
 	txs := h.sandboxTransactions("U-1")
 	if len(txs) != 1 || txs[0].Registrations != 1 {
 		t.Fatalf("sandbox: %+v, want exactly one registration", txs)
@@ -60,7 +61,7 @@ func TestOutcomeUnknownIsNotRegisteredTwice(t *testing.T) {
 	}
 	// A later order.created for the same order must not register it either.
 	h.publish("order.created", "shop-a", "ev-2", orderData("shop-a", "U-1", "taro@example.jp"))
-	waitFor(t, 10*time.Second, "a second outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 2 })
+	wait.For(t, 10*time.Second, "a second outcome-unknown dead letter", func() bool { return deadLettersByReason(h)["outcome-unknown"] == 2 })
 	if txs := h.sandboxTransactions("U-1"); txs[0].Registrations != 1 {
 		t.Fatalf("registered again: %+v", txs)
 	}
@@ -73,14 +74,14 @@ func TestProviderErrorsRetriedThenExhausted(t *testing.T) {
 	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.MaxDeliveries = 3 }})
 	h.setFaults(`{"error_rate": 1.0}`)
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "E-1", "taro@example.jp"))
-	waitFor(t, 20*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
+	wait.For(t, 20*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
 	d := h.deadLetters()[0]
 	if got := d.Headers().Get(dlq.HeaderAttempts); got != "3" {
 		t.Errorf("Dlq-Attempts = %s, want 3", got)
 	}
 	h.setFaults(`{}`)
 	h.publish("order.created", "shop-a", "ev-2", orderData("shop-a", "E-2", "taro@example.jp"))
-	waitFor(t, 10*time.Second, "the next order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/E-2"]) == 1 })
+	wait.For(t, 10*time.Second, "the next order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/E-2"]) == 1 })
 }
 
 // TestTransientErrorsRecover: a few 500s are retried with backoff and end in one outcome.
@@ -91,7 +92,7 @@ func TestTransientErrorsRecover(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "T-1", "taro@example.jp"))
 	time.Sleep(1500 * time.Millisecond)
 	h.setFaults(`{}`)
-	waitFor(t, 15*time.Second, "the outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/T-1"]) == 1 })
+	wait.For(t, 15*time.Second, "the outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/T-1"]) == 1 })
 	if txs := h.sandboxTransactions("T-1"); len(txs) != 1 || txs[0].Registrations != 1 {
 		t.Fatalf("sandbox: %+v", txs)
 	}
@@ -105,7 +106,7 @@ func TestSlowProviderIsNotRedelivered(t *testing.T) {
 		s.AckWait, s.ProviderTimeout = time.Second, 10*time.Second
 	}})
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "S-1", "slow@example.jp"))
-	waitFor(t, 15*time.Second, "the slow order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/S-1"]) == 1 })
+	wait.For(t, 15*time.Second, "the slow order's outcome", func() bool { return len(finalOutcomes(h.results())["shop-a/S-1"]) == 1 })
 	c, err := h.js.Consumer(context.Background(), "ORDERS", ordersConsumer)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestPollDeadline(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.PollDeadline = 2 * time.Second }})
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "D-1", "hold@example.jp"))
-	waitFor(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
+	wait.For(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
 	if d := h.deadLetters()[0]; !strings.HasPrefix(d.Subject(), "dlq.atodene.poll.due.shop-a.") || !strings.Contains(d.Headers().Get(dlq.HeaderError), "still under review") {
 		t.Errorf("dead letter %s: %v", d.Subject(), d.Headers())
 	}
@@ -141,11 +142,11 @@ func TestPollingSurvivesRestart(t *testing.T) {
 	for i := range 5 {
 		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("P-%d", i), "review-ok@example.jp"))
 	}
-	waitFor(t, 10*time.Second, "5 pending outcomes", func() bool { return len(h.results()) == 5 })
+	wait.For(t, 10*time.Second, "5 pending outcomes", func() bool { return len(h.results()) == 5 })
 	h.shutdown()
 	time.Sleep(time.Second)
 	h.start()
-	waitFor(t, 30*time.Second, "5 OK outcomes", func() bool { return len(finalOutcomes(h.results())) == 5 })
+	wait.For(t, 30*time.Second, "5 OK outcomes", func() bool { return len(finalOutcomes(h.results())) == 5 })
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 || outs[0].Env.Type != "credit.ok" {
 			t.Errorf("%s: %d final outcomes (%s)", order, len(outs), outs[0].Env.Type)
@@ -165,14 +166,14 @@ func TestRedisOutage(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	h := newHarnessWith(t, harnessOpts{redis: rdb, settings: func(s *config.Settings) { s.MaxDeliveries = 100 }})
 	h.publish("order.created", "shop-a", "ev-0", orderData("shop-a", "R-0", "taro@example.jp"))
-	waitFor(t, 10*time.Second, "the first outcome", func() bool { return len(h.results()) == 1 })
+	wait.For(t, 10*time.Second, "the first outcome", func() bool { return len(h.results()) == 1 })
 	r.Stop()
 	for i := 1; i <= 10; i++ {
 		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("R-%d", i), "taro@example.jp"))
 	}
 	time.Sleep(2 * time.Second)
 	r.Start()
-	waitFor(t, 60*time.Second, "11 outcomes", func() bool { return len(finalOutcomes(h.results())) == 11 })
+	wait.For(t, 60*time.Second, "11 outcomes", func() bool { return len(finalOutcomes(h.results())) == 11 })
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 {
 			t.Errorf("%s: %d outcomes", order, len(outs))
@@ -193,11 +194,11 @@ func TestNATSRestart(t *testing.T) {
 	h.nats.Stop()
 	time.Sleep(500 * time.Millisecond)
 	h.nats.Start()
-	waitFor(t, 10*time.Second, "the client to reconnect", h.nc.IsConnected)
+	wait.For(t, 10*time.Second, "the client to reconnect", h.nc.IsConnected)
 	for i := 20; i < 40; i++ {
 		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("N-%d", i), "taro@example.jp"))
 	}
-	waitFor(t, 60*time.Second, "40 outcomes", func() bool { return len(finalOutcomes(h.results())) == 40 })
+	wait.For(t, 60*time.Second, "40 outcomes", func() bool { return len(finalOutcomes(h.results())) == 40 })
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 {
 			t.Errorf("%s: %d outcomes", order, len(outs))
@@ -230,7 +231,7 @@ func TestManyOrdersWithDuplicates(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, 120*time.Second, "1000 outcomes", func() bool { return len(finalOutcomes(h.results())) == n })
+	wait.For(t, 120*time.Second, "1000 outcomes", func() bool { return len(finalOutcomes(h.results())) == n })
 	time.Sleep(time.Second)
 	outs := h.results()
 	if len(outs) != n {
@@ -271,13 +272,13 @@ func TestNeverAcknowledgedIsExhausted(t *testing.T) {
 		}
 	}
 	h.start()
-	waitFor(t, 15*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
+	wait.For(t, 15*time.Second, "an exhausted dead letter", func() bool { return deadLettersByReason(h)["exhausted"] == 1 })
 	d := h.deadLetters()[0]
 	if string(d.Data()) != string(body) || d.Headers().Get(dlq.HeaderAttempts) != "2" || d.Subject() != "dlq.orders.created.shop-a" {
 		t.Errorf("dead letter %s %v %s", d.Subject(), d.Headers(), d.Data())
 	}
 	// Counted as the letters of every other path are, once.
-	waitFor(t, 5*time.Second, "the exhausted letter counted", func() bool {
+	wait.For(t, 5*time.Second, "the exhausted letter counted", func() bool {
 		_, metrics := h.get("/metrics")
 		return strings.Contains(metrics, `atodene_worker_dead_letters_total{reason="exhausted"} 1`)
 	})
@@ -324,7 +325,7 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	// Both consume before the first order is published: a second worker still starting while the
 	// first drains the stream would have nothing to share.
-	waitFor(t, 10*time.Second, "the second worker ready", func() bool {
+	wait.For(t, 10*time.Second, "the second worker ready", func() bool {
 		resp, err := http.Get("http://" + second.Settings.HTTPAddr + "/readyz")
 		if err != nil {
 			return false
@@ -342,7 +343,7 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 		h.publish("order.created", "shop-a", "ev-"+order, orderData("shop-a", order, email))
 		h.publish("order.created", "shop-a", "ev2-"+order, orderData("shop-a", order, email))
 	}
-	waitFor(t, 60*time.Second, "every order decided", func() bool { return len(finalOutcomes(h.results())) == n })
+	wait.For(t, 60*time.Second, "every order decided", func() bool { return len(finalOutcomes(h.results())) == n })
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 {
 			t.Errorf("%s: %d final outcomes", order, len(outs))
@@ -357,7 +358,7 @@ func TestTwoWorkersShareTheWork(t *testing.T) {
 	// (a duplicate too: it ends ok), and each worker took a share of them. An outcome is published
 	// before its message is acked and counted, hence the wait.
 	var first, other int
-	waitFor(t, 30*time.Second, "every order.created message counted", func() bool {
+	wait.For(t, 30*time.Second, "every order.created message counted", func() bool {
 		first, other = createdHandled(t, h.deps.Settings.HTTPAddr), createdHandled(t, second.Settings.HTTPAddr)
 		return first+other >= 2*n
 	})
@@ -374,7 +375,7 @@ func TestPollDeadlineReplayResumesPolling(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, harnessOpts{sandbox: sandboxCfg(4 * time.Second), settings: func(s *config.Settings) { s.PollDeadline = 1500 * time.Millisecond }})
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "DR-1", "review-ok@example.jp"))
-	waitFor(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
+	wait.For(t, 20*time.Second, "a poll-deadline dead letter", func() bool { return deadLettersByReason(h)["poll-deadline"] == 1 })
 	decided := func() bool {
 		outs := finalOutcomes(h.results())["shop-a/DR-1"]
 		return len(outs) == 1 && outs[0].Env.Type == "credit.ok"
@@ -390,10 +391,8 @@ func TestPollDeadlineReplayResumesPolling(t *testing.T) {
 			}
 			replayed++
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !decided() && len(h.deadLetters()) == replayed && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+		// Decided, or dead-lettered again (replayed on the next turn); the check below says which.
+		wait.Until(10*time.Second, func() bool { return decided() || len(h.deadLetters()) != replayed })
 	}
 	if !decided() {
 		t.Fatalf("not decided after %d replays", replayed)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // A shop's order_id_prefix counts in ATODENE's 50 characters of shopOrderId
@@ -23,12 +24,12 @@ func TestOrderIDPrefixCountsInShopOrderID(t *testing.T) {
 		t.Fatalf("test data: prefix + order_id is %d characters, want 53", len(prefix+long))
 	}
 	h.publish("order.created", "shop-a", "ev-long", orderData("shop-a", long, "taro@example.jp"))
-	waitFor(t, 10*time.Second, "an invalid dead letter", func() bool { return deadLettersByReason(h)["invalid"] == 1 })
+	wait.For(t, 10*time.Second, "an invalid dead letter", func() bool { return deadLettersByReason(h)["invalid"] == 1 })
 	const want = `order_id: with the shop's order_id_prefix "RAKUTEN-", shopOrderId would be 53 characters, more than ATODENE's 50`
 	if got := h.deadLetters()[0].Headers().Get(dlq.HeaderError); !strings.Contains(got, want) {
 		t.Errorf("Dlq-Error %q, want it to say %q", got, want)
 	}
-	waitFor(t, 10*time.Second, "the dead letter in the order's history", func() bool {
+	wait.For(t, 10*time.Second, "the dead letter in the order's history", func() bool {
 		return h.historySays(long, "ev-long", "dead-lettered: invalid: "+want)
 	})
 	for _, id := range []string{prefix + long, long} {

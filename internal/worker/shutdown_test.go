@@ -8,6 +8,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
@@ -34,7 +35,7 @@ func TestShutdownWithRedisFrozen(t *testing.T) {
 			h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("FZ-%03d", i), "taro@example.jp"))
 		}
 	}()
-	waitFor(t, 20*time.Second, "the first outcomes", func() bool { return len(h.results()) >= 20 })
+	wait.For(t, 20*time.Second, "the first outcomes", func() bool { return len(h.results()) >= 20 })
 	r.Pause()
 	time.Sleep(500 * time.Millisecond) // handlers are waiting for Redis now
 	if done := len(h.results()); done == n {
@@ -60,7 +61,7 @@ func TestShutdownWithRedisFrozen(t *testing.T) {
 	<-published
 	h.start()
 	restarted := time.Now()
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d decided orders", n), func() bool { return len(finalOutcomes(h.results())) == n })
+	wait.For(t, 120*time.Second, fmt.Sprintf("%d decided orders", n), func() bool { return len(finalOutcomes(h.results())) == n })
 	t.Logf("all decided %s after the restart", time.Since(restarted).Round(100*time.Millisecond))
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 {

@@ -11,6 +11,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The tests in this file lose an order's state in Redis (a failover a second behind, a flush) and
@@ -34,7 +35,7 @@ func TestCancelOfALostStateGoesToAnOperator(t *testing.T) {
 	h.waitOutcomes("LOST-1", "credit.ok", 10*time.Second)
 	h.loseState("LOST-1")
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "LOST-1"))
-	waitFor(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
+	wait.For(t, 20*time.Second, "a no-transaction dead letter", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
 	if got := typesOf(h.outcomesOf("LOST-1")); got != "credit.ok" {
 		t.Errorf("outcomes %s, want only the credit.ok: a credit.cancelled would contradict ATODENE", got)
 	}
@@ -59,7 +60,7 @@ func TestPollOfALostStateGoesToAnOperator(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-2", "review-ok@example.jp"))
 	h.waitOutcomes("LOST-2", "credit.pending", 10*time.Second)
 	h.loseState("LOST-2")
-	waitFor(t, 20*time.Second, "a no-transaction dead letter of the poll", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
+	wait.For(t, 20*time.Second, "a no-transaction dead letter of the poll", func() bool { return deadLettersByReason(h)["no-transaction"] == 1 })
 	d := h.deadLetters()[0]
 	if !strings.HasPrefix(d.Subject(), "dlq.atodene.poll.due.") || !strings.Contains(d.Headers().Get(dlq.HeaderError), "no record") {
 		t.Errorf("dead letter on %s: %s", d.Subject(), d.Headers().Get(dlq.HeaderError))
@@ -142,15 +143,15 @@ func TestParkedEventRedisLostComesBack(t *testing.T) {
 	t.Parallel()
 	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
 	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-4", "yamato", "1234-5678-9012"))
-	waitFor(t, 10*time.Second, "the tracking number parked", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
+	wait.For(t, 10*time.Second, "the tracking number parked", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
 	if n := h.keptCopies(); n != 1 {
 		t.Fatalf("ATODENE_KEPT holds %d copies, want the parked event's", n)
 	}
 	h.loseRedis()
-	waitFor(t, 20*time.Second, "the tracking number parked again from its copy", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
+	wait.For(t, 20*time.Second, "the tracking number parked again from its copy", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-4", "taro@example.jp"))
 	h.waitOutcomes("LOST-4", "credit.ok,shipment.ok", 20*time.Second)
-	waitFor(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
+	wait.For(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
 	if tx := h.tx("LOST-4"); tx.Shipment == nil || tx.Shipment.DeliverySlipNo != "1234-5678-9012" {
 		t.Errorf("sandbox: no shipment reported: %+v", tx)
 	}
@@ -169,13 +170,13 @@ func TestQueuedEventRedisLostComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "LOST-5"))
-	waitFor(t, 10*time.Second, "the cancel queued and kept", func() bool { return h.keptCopies() == 1 })
+	wait.For(t, 10*time.Second, "the cancel queued and kept", func() bool { return h.keptCopies() == 1 })
 	// Redis loses the inbox and the lease (a failover a second behind the queueing), not the state.
 	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"inbox:shop-a:LOST-5", h.deps.KeyPrefix+"lease:shop-a:LOST-5").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the cancel applied from its copy", func() bool { return h.tx("LOST-5").State == "cancelled" })
-	waitFor(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
+	wait.For(t, 30*time.Second, "the cancel applied from its copy", func() bool { return h.tx("LOST-5").State == "cancelled" })
+	wait.For(t, 20*time.Second, "the copy of the applied event dropped", func() bool { return h.keptCopies() == 0 })
 }
 
 // A tracking number kept in the state of an order under review, to be reported when the credit
@@ -187,9 +188,9 @@ func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-6", "review-ok@example.jp"))
 	h.waitOutcomes("LOST-6", "credit.pending", 10*time.Second)
 	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-6", "yamato", "1234-5678-9012"))
-	waitFor(t, 10*time.Second, "the tracking number queued", func() bool { return h.historySays("LOST-6", "ev-t", "queued") })
+	wait.For(t, 10*time.Second, "the tracking number queued", func() bool { return h.historySays("LOST-6", "ev-t", "queued") })
 	h.loseRedis()
-	waitFor(t, 30*time.Second, "the tracking event dead-lettered no-transaction", func() bool {
+	wait.For(t, 30*time.Second, "the tracking event dead-lettered no-transaction", func() bool {
 		for _, d := range h.deadLetters() {
 			if d.Subject() == "dlq.orders.tracking_entered.shop-a" && d.Headers().Get(dlq.HeaderReason) == "no-transaction" {
 				return true
@@ -226,7 +227,7 @@ func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
 	rdb.ZAdd(ctx, prefix+"timers", redis.Z{Score: due, Member: "shop-a:LOST-7"})
 	store := orderstate.New(rdb, prefix, time.Hour)
 	t.Cleanup(store.Close)
-	waitFor(t, 20*time.Second, "the order checked again and OK", func() bool {
+	wait.For(t, 20*time.Second, "the order checked again and OK", func() bool {
 		st, err := store.Get(ctx, "shop-a", "LOST-7")
 		return err == nil && st.Status == orderstate.StatusOK
 	})

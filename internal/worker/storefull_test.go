@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // fillStore fills the JetStream store with a stream of the test's own until the server refuses a
@@ -52,13 +53,13 @@ func TestStoreFullLosesNothing(t *testing.T) {
 	}
 	free := h.fillStore()
 	h.start()
-	waitFor(t, 20*time.Second, "registrations at the sandbox with the store full", func() bool { return len(h.sandboxTransactions("SF-000")) == 1 })
+	wait.For(t, 20*time.Second, "registrations at the sandbox with the store full", func() bool { return len(h.sandboxTransactions("SF-000")) == 1 })
 	time.Sleep(3 * time.Second) // several in-place retries, more than -max-deliveries
 	if code, body := h.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "writes to Redis or JetStream fail") {
 		t.Errorf("/readyz with the store full: %d %q", code, body)
 	}
 	free()
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d decided orders", n), func() bool { return len(finalOutcomes(h.results())) == n })
+	wait.For(t, 60*time.Second, fmt.Sprintf("%d decided orders", n), func() bool { return len(finalOutcomes(h.results())) == n })
 	for order, outs := range finalOutcomes(h.results()) {
 		if len(outs) != 1 {
 			t.Errorf("%s: %d outcomes", order, len(outs))

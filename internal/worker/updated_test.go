@@ -8,6 +8,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 // The tests in this file walk order.updated (docs/lifecycle.md#what-each-event-does) through a
@@ -60,7 +61,7 @@ func TestUpdateChangeIsInTheHistory(t *testing.T) {
 		t.Errorf("credit.ok of the change: %+v, want billed %d", changed.Credit, sentFor(3))
 	}
 	var entry *orderstate.Entry
-	waitFor(t, 10*time.Second, "the update in the history", func() bool {
+	wait.For(t, 10*time.Second, "the update in the history", func() bool {
 		for _, e := range h.history("UA-1") {
 			if e.ID == "ev-u" {
 				entry = &e

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	stdlog "log"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,7 +107,7 @@ func Run(ctx context.Context, d Deps) error {
 		return err
 	}
 	// Closed when Run returns, after every goroutine that uses it has ended.
-	store := orderstate.New(d.Redis, d.KeyPrefix, config.EventRecordTTL)
+	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now})
 	defer store.Close()
 	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,
@@ -133,11 +135,14 @@ func Run(ctx context.Context, d Deps) error {
 	mux.Handle(events.TypeOrderCancelled, handlers.Typed(events.DecodeCancel, orders.OrderCancelled))
 	mux.Handle(events.TypeTrackingEntered, handlers.Typed(events.DecodeTracking, orders.TrackingEntered))
 	mux.Handle(events.TypeInvoiceRequested, handlers.Typed(events.DecodeInvoiceRequest, orders.InvoiceRequested))
+	mux.Handle(events.TypeRecheckRequested, handlers.Typed(events.DecodeRecheckRequest, orders.RecheckRequested))
+	mux.Handle(events.TypeResolveRequested, handlers.Typed(events.DecodeResolveRequest, orders.ResolveRequested))
 
 	// The types the metrics name messages by: the event types, and those of the timers and of
 	// what cannot be read (set below and by the middleware).
 	hm := handlers.NewMetrics(d.Registry, events.TypeOrderCreated, events.TypeOrderUpdated, events.TypeOrderCancelled,
-		events.TypeTrackingEntered, events.TypeInvoiceRequested, "poll", "park-deadline", "inbox", "undecoded")
+		events.TypeTrackingEntered, events.TypeInvoiceRequested, events.TypeRecheckRequested, events.TypeResolveRequested,
+		"poll", "park-deadline", "inbox", "undecoded")
 	// Recover innermost, so that a panicking message still gets its log line and metric.
 	common := []handlers.Middleware{handlers.Logging(log), hm.Middleware(), handlers.Recover(log)}
 	// Idempotency lives in the handlers: an event is checked and recorded under its order's lease.
@@ -200,8 +205,9 @@ func Run(ctx context.Context, d Deps) error {
 		go func() { defer wg.Done(); errs <- consumer.Consume(ctx, c.cons, c.h, cc) }()
 	}
 	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
+	trim := trimIndex(store, slices.Collect(maps.Keys(shops)))
 	wg.Add(1)
-	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, log) }()
+	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, trim, log) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -302,6 +308,9 @@ func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Log
 	}
 	e := orderstate.Entry{At: now.UTC(), Type: h.Kind, Source: h.Event.Source, ID: h.Event.ID,
 		Did: "dead-lettered: " + reason.String() + ": " + cause.Error()}
+	if by, ok := h.Data.(interface{ RequestedBy() string }); ok && h.Err == nil {
+		e.Operator = by.RequestedBy() // an operator event's, validated (an invalid one's may hold anything)
+	}
 	ttl := config.EventRecordTTL
 	if st, err := store.Get(ctx, h.Shop, h.Order); err == nil && st.Version > 0 {
 		e.Status, ttl = st.Status, 0

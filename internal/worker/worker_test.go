@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 func creditTypes(outs []outcome, order string) []string {
@@ -28,7 +29,7 @@ func TestOrderCreatedOKWithFeeAndDuplicates(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-1", data)
 	h.publish("order.created", "shop-a", "ev-1", data) // same Nats-Msg-Id: dropped by the server
 	h.publish("order.created", "shop-a", "ev-2", data) // a fresh event id for the same order
-	waitFor(t, 10*time.Second, "credit.ok", func() bool { return len(h.results()) >= 1 })
+	wait.For(t, 10*time.Second, "credit.ok", func() bool { return len(h.results()) >= 1 })
 	time.Sleep(500 * time.Millisecond) // room for a wrong second outcome to show up
 
 	outs := h.results()
@@ -63,9 +64,9 @@ func TestPollingResolvesReviews(t *testing.T) {
 			return len(types) > 0 && strings.HasPrefix(types[len(types)-1], typ)
 		}
 	}
-	waitFor(t, 30*time.Second, "R-OK to turn OK", final("R-OK", "credit.ok"))
-	waitFor(t, 30*time.Second, "R-NG to turn NG", final("R-NG", "credit.ng"))
-	waitFor(t, 30*time.Second, "R-HOLD to turn NG", final("R-HOLD", "credit.ng"))
+	wait.For(t, 30*time.Second, "R-OK to turn OK", final("R-OK", "credit.ok"))
+	wait.For(t, 30*time.Second, "R-NG to turn NG", final("R-NG", "credit.ng"))
+	wait.For(t, 30*time.Second, "R-HOLD to turn NG", final("R-HOLD", "credit.ng"))
 	outs := h.results()
 	want := map[string]string{
 		"R-OK":   "credit.pending/,credit.ok/",
@@ -95,8 +96,8 @@ func TestInvalidInputIsDeadLettered(t *testing.T) {
 	h.publishRaw("orders.created.shop-a", "ev-typ", []byte(`{"specversion":"1.0","id":"ev-typ","source":"t","type":"order.updated","data":{}}`))
 	h.publish("order.created", "shop-a", "ev-good", orderData("shop-a", "GOOD-1", "taro@example.jp"))
 
-	waitFor(t, 10*time.Second, "the valid order's outcome", func() bool { return len(creditTypes(h.results(), "GOOD-1")) == 1 })
-	waitFor(t, 10*time.Second, "4 dead letters", func() bool { return len(h.deadLetters()) >= 4 })
+	wait.For(t, 10*time.Second, "the valid order's outcome", func() bool { return len(creditTypes(h.results(), "GOOD-1")) == 1 })
+	wait.For(t, 10*time.Second, "4 dead letters", func() bool { return len(h.deadLetters()) >= 4 })
 	byReason := map[string][]string{}
 	for _, m := range h.deadLetters() {
 		hd := m.Headers()
@@ -122,7 +123,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "H-1", "review-ok@example.jp"))
-	waitFor(t, 10*time.Second, "credit.pending", func() bool { return len(h.results()) == 1 })
+	wait.For(t, 10*time.Second, "credit.pending", func() bool { return len(h.results()) == 1 })
 	base := "http://" + h.deps.Settings.HTTPAddr
 	for path, want := range map[string]string{
 		"/healthz": "ok",

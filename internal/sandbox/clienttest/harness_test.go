@@ -13,12 +13,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
 const (
@@ -29,35 +30,17 @@ const (
 	maxRetries = 2
 )
 
-// fakeClock is the sandbox's clock; tests move it instead of sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is one sandbox behind a real HTTP server, and a client for its demo shop.
 type env struct {
 	t      *testing.T
 	url    string
-	clock  *fakeClock
+	clock  *clock.Fake // the sandbox's clock; tests move it instead of sleeping
 	client *atodene.Client
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	clk := &fakeClock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
 	sb, err := sandbox.New(sandbox.Config{
 		ReviewDelay: reviewDelay, HoldDelay: holdDelay, SlowDelay: slowDelay, Now: clk.Now, Seed: 1,
 	})
@@ -81,9 +64,17 @@ func demoCredentials() atodene.Credentials {
 // newClient builds a client for the demo shop; mod, if set, changes its configuration first.
 func (e *env) newClient(mod func(*atodene.Config)) *atodene.Client {
 	e.t.Helper()
+	return demoClient(e.t, e.url, nil, mod)
+}
+
+// demoClient builds a client for the demo shop of the sandbox at baseURL, sending through httpClient
+// (nil: the client's default); mod, if set, changes its configuration first.
+func demoClient(t *testing.T, baseURL string, httpClient *http.Client, mod func(*atodene.Config)) *atodene.Client {
+	t.Helper()
 	cfg := atodene.Config{
-		BaseURL:       e.url + sandbox.BasePath,
+		BaseURL:       baseURL + sandbox.BasePath,
 		Credentials:   demoCredentials(),
+		HTTPClient:    httpClient,
 		Timeout:       5 * time.Second,
 		MaxRetries:    maxRetries,
 		RetryInterval: time.Millisecond,
@@ -93,7 +84,7 @@ func (e *env) newClient(mod func(*atodene.Config)) *atodene.Client {
 	}
 	c, err := atodene.New(cfg)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return c
 }
@@ -144,18 +135,23 @@ func (e *env) screening(txID string) atodene.Screening {
 	return s
 }
 
+// jsonBody is the body of an admin API request: body in JSON, or none if body is nil.
+func jsonBody(t *testing.T, body any) io.Reader {
+	t.Helper()
+	if body == nil {
+		return http.NoBody
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b)
+}
+
 // admin sends one admin API call and decodes its JSON answer into out (unless nil).
 func (e *env) admin(method, path string, body any, wantStatus int, out any) {
 	e.t.Helper()
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(e.t.Context(), method, e.url+path, rd)
+	req, err := http.NewRequestWithContext(e.t.Context(), method, e.url+path, jsonBody(e.t, body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -215,7 +211,7 @@ func (e *env) stats() sandbox.Stats {
 func (e *env) statsAfter(op string, n int) sandbox.Stats {
 	e.t.Helper()
 	var st sandbox.Stats
-	waitFor(e.t, func() bool {
+	wait.For(e.t, 5*time.Second, fmt.Sprintf("%d calls of %s", n, op), func() bool {
 		st = e.stats()
 		return st.Operations[op].Calls >= n
 	})
@@ -226,18 +222,6 @@ func (e *env) statsAfter(op string, n int) sandbox.Stats {
 func (e *env) setFaults(f sandbox.Faults) {
 	e.t.Helper()
 	e.admin(http.MethodPut, "/sandbox/faults", f, http.StatusOK, nil)
-}
-
-// waitFor polls cond for up to 5 seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // wantRejected checks that err is a *atodene.RejectedError whose first error has point and code.

@@ -1,13 +1,10 @@
 package clienttest
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -42,21 +39,7 @@ func newInProcess(t *testing.T, mod func(*atodene.Config)) *inProcess {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Close)
-	cfg := atodene.Config{
-		BaseURL:       "http://sandbox.invalid" + sandbox.BasePath,
-		Credentials:   demoCredentials(),
-		HTTPClient:    &http.Client{Transport: handlerTransport{sb}},
-		Timeout:       5 * time.Second,
-		MaxRetries:    maxRetries,
-		RetryInterval: time.Millisecond,
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := atodene.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := demoClient(t, "http://sandbox.invalid", &http.Client{Transport: handlerTransport{sb}}, mod)
 	return &inProcess{t: t, sb: sb, client: c}
 }
 
@@ -64,16 +47,8 @@ func newInProcess(t *testing.T, mod func(*atodene.Config)) *inProcess {
 // has recorded every call it answered by then: no waiting, unlike env.statsAfter.
 func (p *inProcess) admin(method, path string, body, out any) {
 	p.t.Helper()
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
 	rec := httptest.NewRecorder()
-	p.sb.ServeHTTP(rec, httptest.NewRequest(method, path, rd))
+	p.sb.ServeHTTP(rec, httptest.NewRequest(method, path, jsonBody(p.t, body)))
 	if rec.Code != http.StatusOK {
 		p.t.Fatalf("%s %s: HTTP %d: %s", method, path, rec.Code, rec.Body)
 	}

@@ -1,6 +1,6 @@
 // Package bench measures the worker on one machine, on loopback: throughput against a
 // bare-bones baseline, latency at fixed rates, a slow provider, many orders under review at
-// once, and dead-letter replay. Every server runs as its own process: a NATS server
+// once, dead-letter replay, and the order index with many orders. Every server runs as its own process: a NATS server
 // built from the nats-server module, the ATODENE sandbox, the worker (cmd/worker) and the
 // baseline, started by package stack; Redis is the machine's, under a key prefix of the run's
 // own.
@@ -40,7 +40,8 @@ type Options struct {
 	Quick bool
 	// JSON is a file to write the results to; empty writes none.
 	JSON string
-	// Only lists the scenarios to run (throughput, latency, slow, pending, replay); empty runs all.
+	// Only lists the scenarios to run (throughput, latency, slow, pending, replay, index); empty
+	// runs all.
 	Only []string
 	// ProfileDir, if set, runs the workers with a pprof endpoint and stores CPU profiles of the
 	// worker and the NATS server (throughput, slow provider) and a heap profile of the worker
@@ -62,7 +63,7 @@ type Options struct {
 }
 
 // Scenarios are the scenario names, in the order they run.
-var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay"}
+var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index"}
 
 // Settings are the sizes of a run.
 type Settings struct {
@@ -78,6 +79,8 @@ type Settings struct {
 	PendingPollFirst  string    `json:"pending_poll_first_delay"`
 	PendingPollMax    string    `json:"pending_poll_max_interval"`
 	ReplayLetters     int       `json:"replay_letters"`
+	IndexOrders       int       `json:"index_orders"`
+	IndexCalls        int       `json:"index_calls_per_query"`
 	WorkerLogLevel    string    `json:"worker_log_level"`
 	WorkerEnv         []string  `json:"worker_env,omitempty"`
 	pendingPollFirst  time.Duration
@@ -92,13 +95,13 @@ func settingsFor(o Options) Settings {
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
 			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
-			ReplayLetters: 2000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
+			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
 	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
 		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 		PendingOrders: 100000, pendingPollFirst: 30 * time.Second, pendingPollMax: 60 * time.Second, pendingMinReview: 150 * time.Second,
-		ReplayLetters: 20000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
+		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
 }
 
 // Report is everything a run measured; -json writes it.
@@ -113,6 +116,7 @@ type Report struct {
 	Slow       []SlowResult       `json:"slow_provider,omitempty"`
 	Pending    *PendingResult     `json:"pending,omitempty"`
 	Replay     *ReplayResult      `json:"replay,omitempty"`
+	Index      *IndexResult       `json:"index,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
 }
 
@@ -216,7 +220,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		run  func(context.Context) error
 	}{
 		{"throughput", r.throughput}, {"latency", r.latency}, {"slow", r.slowProvider},
-		{"pending", r.pending}, {"replay", r.replay},
+		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index},
 	} {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, sc.name) {
 			continue
@@ -298,9 +302,9 @@ func (r *runner) printHeader() {
 	if len(r.opts.WorkerEnv) > 0 {
 		t.Add("worker environment", strings.Join(r.opts.WorkerEnv, " "))
 	}
-	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters",
+	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters; index %s orders",
 		thousands(int64(s.ThroughputOrders)), s.LatencyRates, s.LatencySeconds, thousands(int64(s.SlowOrders)), s.SlowLatencyMS,
-		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters))))
+		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters)), thousands(int64(s.IndexOrders))))
 	t.Add("everything", "on this machine, over loopback; each scenario has its own NATS server and sandbox")
 	_ = t.Render(r.out)
 }

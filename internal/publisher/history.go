@@ -1,0 +1,95 @@
+package publisher
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// jstTime prints t in Japan's time (jst, as sample dates its orders), to the second, as the tables show it.
+func jstTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(jst).Format("2006-01-02 15:04:05")
+}
+
+// historyLine is one entry of `order history -json`: the entry as the worker stores it, with the
+// order it belongs to.
+type historyLine struct {
+	Shop  string `json:"shop"`
+	Order string `json:"order"`
+	orderstate.Entry
+}
+
+// orderHistory runs `order history SHOP ORDER`: the order's history, oldest first.
+func (a *App) orderHistory(ctx context.Context, args []string) error {
+	fs := a.flagSet("order history")
+	ro := a.bindRedis(fs)
+	asJSON := fs.Bool("json", false, "print JSON lines, one entry a line, as the worker stores them (times in UTC, texts whole)")
+	a.setUsage(fs, "order history [flags] SHOP ORDER", fmt.Sprintf(`Prints the order's history as the worker keeps it in Redis (the last %d entries), oldest first: for
+every event handled, when (JST), its type, its source (and operator), what it did, the ATODENE calls
+made with their answers, the outcomes published, and the credit status after it (what it did is cut at
+100 characters; -json has it whole). No personal data.
+An order with no history is an error (exit status 1).
+`, orderstate.HistoryLimit))
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	shop, orderID, err := shopOrder("order history", rest)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := ro.store()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	history, err := store.History(ctx, shop, orderID)
+	if err != nil {
+		return err
+	}
+	if len(history) == 0 {
+		return fmt.Errorf("order %s of shop %s: no history: the worker has handled no event for it (or its history expired)", orderID, shop)
+	}
+	if *asJSON {
+		for _, e := range history {
+			if err := a.printJSON(historyLine{Shop: shop, Order: orderID, Entry: e}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (JST)\tTYPE\tSOURCE\tDID\tCALLS\tOUTCOMES\tSTATUS")
+	for _, e := range history {
+		source := orDash(e.Source)
+		if e.Operator != "" {
+			source += " (" + e.Operator + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", jstTime(e.At), e.Type, source, clipText(oneLine(e.Did), 100),
+			orDash(strings.Join(e.Calls, ", ")), orDash(strings.Join(e.Outcomes, ", ")), statusName(e.Status))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(a.Stdout, "%d entries (at most %d are kept)\n", len(history), orderstate.HistoryLimit)
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a text on its table row: tabs and line breaks would break the columns.
+func oneLine(s string) string {
+	return strings.NewReplacer("\t", " ", "\r", " ", "\n", " ").Replace(s)
+}

@@ -1,0 +1,201 @@
+package publisher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+// invoiceUsage is the usage of the invoice commands as a group.
+const invoiceUsage = `Usage: publisher invoice <command> [flags]
+
+Commands:
+  print   the enclosed-invoice print data of orders as a printable document (invoice print SHOP ORDER...)
+
+publisher invoice print -h lists the flags.
+`
+
+func (a *App) invoice(ctx context.Context, args []string) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(a.Stderr, invoiceUsage)
+		return usagef("invoice needs a command: print")
+	case isHelp(args[0]):
+		return a.help(invoiceUsage)
+	case args[0] == "print":
+		return a.invoicePrint(ctx, args[1:])
+	}
+	return usagef("unknown invoice command %q: want print", args[0])
+}
+
+// printedInvoice is the print data of one order's invoice, as the latest invoice.ok carried it.
+type printedInvoice struct {
+	Shop          string                   `json:"shop"`
+	Order         string                   `json:"order"`
+	TransactionID string                   `json:"transaction_id"`
+	Seq           uint64                   `json:"seq"`
+	Published     time.Time                `json:"published_at"`
+	EventID       string                   `json:"event_id"`
+	Invoice       *events.InvoicePrintData `json:"invoice"`
+}
+
+// invoicePrint runs `invoice print SHOP ORDER...`.
+func (a *App) invoicePrint(ctx context.Context, args []string) error {
+	fs := a.flagSet("invoice print")
+	stream := fs.String("stream", "RESULTS", "`name` of the outcome stream")
+	out := fs.String("o", "", "write the document to `file` (created with mode 0600: it holds the buyers' names and addresses) instead of standard output")
+	text := fs.Bool("text", false, "plain text, one invoice per page (form feeds), instead of HTML")
+	asJSON := fs.Bool("json", false, "print the print data as JSON lines, one invoice a line, instead of a document")
+	scan := fs.Int("scan", 20000, "read at most `N` invoice.ok outcomes of the shop, newest first, looking for the orders")
+	since := fs.String("since", "", "look no further back than `time` (RFC 3339, or a duration ago such as 720h); default: the whole stream")
+	a.bindConnection(fs)
+	a.setUsage(fs, "invoice print [flags] SHOP ORDER...", `Prints the enclosed-invoice (同梱) print data of the orders as a printable document: HTML for A4 paper,
+one invoice per page, every print element of ATODENE's getinvoicedata.do with its Japanese label; or
+plain text (-text) or JSON lines (-json). The print data is the one the latest invoice.ok of each order
+carried, found by reading the shop's invoice.ok outcomes in RESULTS from the newest back (-scan, -since).
+An order with none is reported on standard error, with the way to fetch it (publish
+order.invoice_requested), and the exit status is 1 after the others are printed.
+`)
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) < 2:
+		return usagef("invoice print needs SHOP and at least one ORDER (got %d arguments)", len(rest))
+	case !events.ValidShopID(rest[0]):
+		return usagef("invoice print: %q is not a shop ID (1-32 of A-Z, a-z, 0-9, _ and -)", rest[0])
+	case *text && *asJSON:
+		return usagef("-text and -json: give one of them")
+	case *scan < 1:
+		return usagef("-scan must be at least 1")
+	}
+	from, err := parseWhen(*since, time.Now())
+	if err != nil {
+		return usagef("-since: %v", err)
+	}
+	shop := rest[0]
+	var orders []string
+	for _, o := range rest[1:] {
+		if !slices.Contains(orders, o) {
+			orders = append(orders, o)
+		}
+	}
+	nc, js, err := a.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	s, err := js.Stream(ctx, *stream)
+	if err != nil {
+		return a.where(fmt.Errorf("opening stream %s: %w", *stream, err))
+	}
+	found, res, err := latestInvoices(ctx, s, shop, orders, from, *scan)
+	if err != nil {
+		return err
+	}
+	var printed []printedInvoice
+	var missing []string
+	for _, o := range orders {
+		if inv, ok := found[o]; ok {
+			printed = append(printed, inv)
+		} else {
+			missing = append(missing, o)
+		}
+	}
+	if len(printed) > 0 {
+		var doc bytes.Buffer
+		switch {
+		case *asJSON:
+			enc := json.NewEncoder(&doc)
+			enc.SetEscapeHTML(false)
+			for _, p := range printed {
+				if err := enc.Encode(p); err != nil {
+					return err
+				}
+			}
+		case *text:
+			writeInvoicesText(&doc, printed)
+		default:
+			if err := writeInvoicesHTML(&doc, printed); err != nil {
+				return err
+			}
+		}
+		if *out == "" {
+			if _, err := a.Stdout.Write(doc.Bytes()); err != nil {
+				return err
+			}
+		} else {
+			if err := os.WriteFile(*out, doc.Bytes(), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stderr, "wrote %d invoices to %s\n", len(printed), *out)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	where := fmt.Sprintf("the last %d invoice.ok outcomes of shop %s in %s", res.Read, shop, *stream)
+	if !res.Limited {
+		where = fmt.Sprintf("the %d invoice.ok outcomes of shop %s in %s", res.Read, shop, *stream)
+		if !from.IsZero() {
+			where += " since " + jstTime(from) + " JST"
+		}
+	}
+	for _, o := range missing {
+		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s\n",
+			o, where, shop, o)
+	}
+	if res.Limited {
+		fmt.Fprintf(a.Stderr, "(the search stopped at -scan %d; a larger -scan, or -since, looks further back)\n", *scan)
+	}
+	return fmt.Errorf("%d of %d orders have no invoice print data: %s", len(missing), len(orders), strings.Join(missing, ", "))
+}
+
+// latestInvoices finds the latest invoice.ok of each order in the outcome stream s: it reads the
+// shop's invoice.ok subject from the newest message back, no further than from (when not zero)
+// and at most scan messages, and stops once every order is found.
+func latestInvoices(ctx context.Context, s jetstream.Stream, shop string, orders []string, from time.Time, scan int) (map[string]printedInvoice, scanResult, error) {
+	filters := []string{events.Subject(events.TypeInvoiceOK, shop)}
+	found := map[string]printedInvoice{}
+	b := backScan{stream: s, filters: filters, limit: scan}
+	if !from.IsZero() {
+		first, err := firstSeqSince(ctx, s, filters, from)
+		if err != nil || first == 0 {
+			return found, scanResult{}, err
+		}
+		b.floor = first
+	}
+	window := map[string]printedInvoice{}
+	res, err := b.run(ctx, 0, func(m jetstream.Msg, seq uint64) error {
+		var env events.Envelope
+		var data events.Invoice
+		if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Data, &data) != nil || data.Invoice == nil {
+			return nil
+		}
+		if _, done := found[data.OrderID]; done || !slices.Contains(orders, data.OrderID) {
+			return nil
+		}
+		md, _ := m.Metadata()
+		// Within a window the messages come oldest first: a later one replaces an earlier.
+		window[data.OrderID] = printedInvoice{Shop: shop, Order: data.OrderID, TransactionID: data.TransactionID, Seq: seq,
+			Published: md.Timestamp, EventID: env.ID, Invoice: data.Invoice}
+		return nil
+	}, func() bool {
+		for o, inv := range window {
+			found[o] = inv
+		}
+		clear(window)
+		return len(found) == len(orders)
+	})
+	return found, res, err
+}

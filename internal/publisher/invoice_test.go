@@ -1,0 +1,205 @@
+package publisher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+// TestInvoiceLayoutIsTheProtocols: the document has every print element of the protocol's table
+// (docs/protocol.md#invoice-print-data), and no other.
+func TestInvoiceLayoutIsTheProtocols(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "The elements of `invoiceInfo`")
+	end := strings.Index(text[start:], "\n\n|")
+	if start < 0 || end < 0 {
+		t.Fatal("docs/protocol.md has no table of the elements of invoiceInfo")
+	}
+	table := text[start+end+2:]
+	table = table[:strings.Index(table, "\n\n")]
+	token := regexp.MustCompile("`([A-Za-z0-9]{3,})`(?:–`([A-Za-z]+)([0-9]+)`)?")
+	var want []string
+	for _, row := range strings.Split(table, "\n")[2:] {
+		for _, m := range token.FindAllStringSubmatch(row, -1) {
+			if m[2] == "" {
+				want = append(want, m[1])
+				continue
+			}
+			first := strings.TrimLeft(m[1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+			var from, to int
+			fmt.Sscan(first, &from)
+			fmt.Sscan(m[3], &to)
+			for i := from; i <= to; i++ {
+				want = append(want, fmt.Sprintf("%s%d", m[2], i))
+			}
+		}
+	}
+	var got []string
+	for _, g := range invoiceLayout {
+		for _, f := range g.Fields {
+			got = append(got, f.Name)
+		}
+	}
+	for _, f := range detailLayout {
+		got = append(got, f.Name)
+	}
+	got = append(got, "details", "detail")
+	slices.Sort(want)
+	slices.Sort(got)
+	want, got = slices.Compact(want), slices.Compact(got)
+	if len(want) < 90 || !slices.Equal(want, got) {
+		t.Errorf("the layout's elements differ from the protocol's:\nprotocol: %v\nlayout:   %v", want, got)
+	}
+}
+
+// printData is print data with every element of the layout, each holding its own name, and two
+// detail lines.
+func printData(billed string) *events.InvoicePrintData {
+	p := &events.InvoicePrintData{Fields: map[string]string{}}
+	for _, g := range invoiceLayout {
+		for _, f := range g.Fields {
+			p.Fields[f.Name] = "v-" + f.Name
+		}
+	}
+	p.Fields["name"] = "<加藤 & 太郎>"
+	p.Fields["billedAmount"] = billed
+	p.Fields["newElement"] = "an element the protocol does not list"
+	p.Details = []map[string]string{
+		{"goods": "緑茶ティーバッグ 50包", "goodsAmount": "2", "goodsPrice": "1,200", "goodsSubtotal": "2,400", "goodsExpand": ""},
+		{"goods": "送料", "goodsAmount": "1", "goodsPrice": "550", "goodsSubtotal": "550", "goodsExpand": ""},
+	}
+	return p
+}
+
+func invoiceOK(order, billed string) events.Invoice {
+	return events.Invoice{ShopID: "demo", OrderID: order, TransactionID: "T-" + order, Invoice: printData(billed)}
+}
+
+// TestInvoicePrint: the latest invoice.ok of each order, found reading back through more than one
+// window of the stream, as an HTML document of A4 pages with every element; an order without one
+// is reported, with what to do, and fails the run after the others are printed.
+func TestInvoicePrint(t *testing.T) {
+	t.Parallel()
+	url, js, _ := resultsStream(t)
+	outcomeOf(t, js, events.TypeInvoiceOK, "demo", "i-old", invoiceOK("A-1", "1000円"))
+	outcomeOf(t, js, events.TypeInvoiceOK, "demo", "i-b", invoiceOK("B-1", "2950円"))
+	for i := range 1500 { // other orders' outcomes, and other shops': more than one window back
+		if i%2 == 0 {
+			outcomeOf(t, js, events.TypeInvoiceOK, "demo", fmt.Sprintf("f-%d", i), events.Invoice{ShopID: "demo", OrderID: fmt.Sprintf("F-%d", i),
+				Invoice: &events.InvoicePrintData{Fields: map[string]string{"zip": "1"}}})
+		} else {
+			outcomeOf(t, js, events.TypeCreditOK, "other", fmt.Sprintf("c-%d", i), credit("other", "A-1", "ok"))
+		}
+	}
+	outcomeOf(t, js, events.TypeInvoiceOK, "demo", "i-new", invoiceOK("A-1", "3155円"))
+	outcomeOf(t, js, events.TypeInvoiceOK, "other", "i-other", events.Invoice{ShopID: "other", OrderID: "A-1", Invoice: printData("9円")})
+
+	path := filepath.Join(t.TempDir(), "invoices.html")
+	r := runPublisher(t, url, "", false, "invoice", "print", "-o", path, "demo", "A-1", "MISSING", "B-1")
+	if r.err == nil || errors.As(r.err, new(UsageError)) || r.err.Error() != "1 of 3 orders have no invoice print data: MISSING" {
+		t.Errorf("err = %v, want a failure for MISSING", r.err)
+	}
+	if !strings.Contains(r.stderr, "wrote 2 invoices to "+path) ||
+		!strings.Contains(r.stderr, "order MISSING: no invoice.ok among the 753 invoice.ok outcomes of shop demo in RESULTS; fetch the print data with: publisher publish -type order.invoice_requested -shop demo -order MISSING") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("the document: %v, mode %v; want 0600", err, info)
+	}
+	raw, _ := os.ReadFile(path)
+	doc := string(raw)
+	pages := strings.Split(doc, `<section class="invoice"`)[1:]
+	if len(pages) != 2 || !strings.Contains(pages[0], `data-order="A-1"`) || !strings.Contains(pages[1], `data-order="B-1"`) {
+		t.Fatalf("want the invoices of A-1 and B-1, in that order:\n%s", doc)
+	}
+	for _, want := range []string{"@page { size: A4;", "break-after: page", "page-break-after: always", `<html lang="ja">`, `<meta charset="utf-8">`} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+	if !strings.Contains(pages[0], ">3155円<") || strings.Contains(pages[0], "1000円") {
+		t.Errorf("A-1's invoice is not its latest print data")
+	}
+	for _, page := range pages {
+		for _, g := range invoiceLayout {
+			for _, f := range g.Fields {
+				if !strings.Contains(page, `data-field="`+f.Name+`"`) {
+					t.Errorf("the page lacks the element %s", f.Name)
+				}
+			}
+		}
+		for _, f := range detailLayout {
+			if strings.Count(page, `data-field="`+f.Name+`"`) != 2 {
+				t.Errorf("the page lacks the element %s of each detail line", f.Name)
+			}
+		}
+		if !strings.Contains(page, "&lt;加藤 &amp; 太郎&gt;") || strings.Contains(page, "<加藤") {
+			t.Errorf("the buyer's name is not escaped")
+		}
+		if !strings.Contains(page, "an element the protocol does not list") {
+			t.Errorf("an element the layout does not know is left out")
+		}
+	}
+
+	// Plain text: every label, a form feed between the invoices.
+	r = runPublisher(t, url, "", false, "invoice", "print", "-text", "demo", "A-1", "B-1")
+	if r.err != nil {
+		t.Fatalf("-text: %v\n%s", r.err, r.stderr)
+	}
+	if strings.Count(r.stdout, "\f") != 1 || !strings.HasPrefix(r.stdout, "請求書 1/2  shop demo  order A-1  お問合せ番号 T-A-1\n") {
+		t.Errorf("-text:\n%s", r.stdout)
+	}
+	for _, g := range invoiceLayout {
+		for _, f := range g.Fields {
+			if !regexpLine(r.stdout, f.Label, "v-"+f.Name) && f.Name != "name" && f.Name != "billedAmount" {
+				t.Errorf("-text lacks %s (%s)", f.Label, f.Name)
+			}
+		}
+	}
+	if !regexpLine(r.stdout, "請求金額", "3155円") || !regexpLine(r.stdout, "商品名", "緑茶ティーバッグ 50包") || !regexpLine(r.stdout, "newElement", "an element") {
+		t.Errorf("-text:\n%s", r.stdout)
+	}
+
+	// JSON lines, the print data as it was published.
+	r = runPublisher(t, url, "", false, "invoice", "print", "-json", "demo", "B-1")
+	var got printedInvoice
+	if r.err != nil || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Order != "B-1" || got.Seq != 2 || got.EventID != "i-b" ||
+		got.Invoice.Fields["billedAmount"] != "2950円" || len(got.Invoice.Details) != 2 {
+		t.Errorf("-json: %v\n%s", r.err, r.stdout)
+	}
+
+	// A bounded search says where it stopped.
+	r = runPublisher(t, url, "", false, "invoice", "print", "-scan", "10", "demo", "B-1")
+	if r.err == nil || !strings.Contains(r.stderr, "no invoice.ok among the last 10 invoice.ok outcomes of shop demo") || !strings.Contains(r.stderr, "-scan 10") || r.stdout != "" {
+		t.Errorf("-scan 10: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	r = runPublisher(t, url, "", false, "invoice", "print", "-since", "1s", "demo", "B-1")
+	if r.err == nil {
+		t.Errorf("-since 1s found an invoice older than that")
+	}
+}
+
+// TestInvoicePrintUsage: mistakes in the command line.
+func TestInvoicePrintUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"demo"}, {"de.mo", "A-1"}, {"-text", "-json", "demo", "A-1"}, {"-scan", "0", "demo", "A-1"}, {"-since", "x", "demo", "A-1"}} {
+		r := runPublisher(t, "nats://127.0.0.1:1", "", false, append([]string{"invoice", "print"}, args...)...)
+		if !errors.As(r.err, new(UsageError)) {
+			t.Errorf("invoice print %v: %v, want a usage error", args, r.err)
+		}
+	}
+}
