@@ -410,6 +410,9 @@ func latestData(ctx context.Context, s jetstream.Stream, st orderstate.State, hi
 		switch {
 		case err != nil:
 			return received{}, err
+		case scan == 0:
+			// Cut short: a later copy (a second edit) may lie beyond what was read.
+			return received{}, fmt.Errorf("the order's last credit event, sequence %d of stream %s, was dead-lettered; its replays and edits were looked for among %d messages after it and more remain: raise -scan", st.CreditSeq, name, read)
 		case found != nil:
 			return found.received, nil
 		case handled:

@@ -103,19 +103,22 @@ func (b backScan) run(ctx context.Context, before uint64, visit func(m jetstream
 	}
 	window := uint64(1024)
 	for hi > floor {
-		lo := floor
-		if hi-floor > window {
-			lo = hi - window
+		if res.Read >= b.limit {
+			res.Limited = true
+			return res, nil
 		}
-		_, err := readRange(ctx, b.stream, b.filters, lo, hi, func(m jetstream.Msg, seq uint64) (bool, error) {
-			if res.Read >= b.limit {
-				res.Limited = true
-				return true, nil
-			}
-			res.Read++
+		// A window of w sequences holds at most w messages: capped at what the limit leaves, it
+		// is always read whole, so a message kept from it is never older than one left unread.
+		w := min(window, uint64(b.limit-res.Read))
+		lo := floor
+		if hi-floor > w {
+			lo = hi - w
+		}
+		read, err := readRange(ctx, b.stream, b.filters, lo, hi, func(m jetstream.Msg, seq uint64) (bool, error) {
 			return false, visit(m, seq)
 		})
-		if err != nil || done() || res.Limited {
+		res.Read += read
+		if err != nil || done() {
 			return res, err
 		}
 		hi = lo
