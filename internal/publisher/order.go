@@ -62,6 +62,7 @@ func (a *App) order(ctx context.Context, args []string) error {
 type redisOpts struct {
 	url, prefix string
 	files       transport.RedisFiles
+	retention   string // the worker's -retention, as given
 }
 
 // bindRedis adds the Redis flags (-redis-url, -redis-ca, -redis-cert, -redis-key, -redis-prefix)
@@ -74,16 +75,21 @@ func (a *App) bindRedis(fs *flag.FlagSet) *redisOpts {
 	fs.StringVar(&o.files.Cert, "redis-cert", a.env("REDIS_CERT", ""), "PEM `file` of the client certificate for Redis TLS (rediss://) [$ATODENE_PUBLISHER_REDIS_CERT]")
 	fs.StringVar(&o.files.Key, "redis-key", a.env("REDIS_KEY", ""), "PEM `file` of the private key of -redis-cert [$ATODENE_PUBLISHER_REDIS_KEY]")
 	fs.StringVar(&o.prefix, "redis-prefix", a.env("REDIS_PREFIX", "atodene:"), "the worker's Redis key `prefix` [$ATODENE_PUBLISHER_REDIS_PREFIX]")
+	fs.StringVar(&o.retention, "retention", a.env("RETENTION", "9600h"), "the worker's -retention (a `duration`): orders unchanged for longer are left out of lists, counts and exports [$ATODENE_PUBLISHER_RETENTION]")
 	return o
 }
 
 // store opens the worker's order state store; close releases it and its client.
 func (o *redisOpts) store() (store *orderstate.Store, close func(), err error) {
+	retention, err := time.ParseDuration(o.retention)
+	if err != nil || retention <= 0 {
+		return nil, nil, usagef("-retention %q: want a positive duration such as 9600h, the worker's -retention", o.retention)
+	}
 	rdb, err := connectRedis(o.url, o.files)
 	if err != nil {
 		return nil, nil, err
 	}
-	store = orderstate.New(rdb, o.prefix, 0)
+	store = orderstate.NewStore(rdb, orderstate.Config{Prefix: o.prefix, Retention: retention})
 	return store, func() { store.Close(); rdb.Close() }, nil
 }
 

@@ -395,3 +395,19 @@ func TestOrderRecheckResolve(t *testing.T) {
 		t.Errorf("%d messages, want 3", n)
 	}
 }
+
+// -retention is the worker's: orders unchanged for longer are left out, as the worker's own
+// listings leave them; a bad one is a mistake in the command line.
+func TestOrderListRetention(t *testing.T) {
+	t.Parallel()
+	e, _ := listEnv(t) // changed an hour ago and the minutes after
+	if r := e.run("", "order", "ls", "-shop", "demo", "-retention", "2h"); r.err != nil || len(tableIDs(r.stdout)) != 5 {
+		t.Errorf("-retention 2h: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "ls", "-shop", "demo", "-retention", "30m"); r.err != nil || len(tableIDs(r.stdout)) != 0 {
+		t.Errorf("-retention 30m listed orders changed an hour ago: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "ls", "-shop", "demo", "-retention", "forever"); !isUsage(r.err) || !strings.Contains(r.err.Error(), "-retention") {
+		t.Errorf("-retention forever: %v, want a usage error naming -retention", r.err)
+	}
+}
