@@ -38,7 +38,10 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 	h.publish("order.created", "shop-a", "garbage", data("L-GARBAGE"))
 	time.Sleep(1500 * time.Millisecond)
 	h.setFaults(`{}`)
-	wait.For(t, time.Minute, "the orders to settle", func() bool { return len(h.results()) >= 2 && len(h.deadLetters()) >= 1 })
+	// Each of the four orders ends with one credit outcome or one dead letter. Which one the
+	// retried orders get depends on when their retries meet the faults: a registration answered
+	// with garbage was processed, so its retry is told it is already registered (outcome-unknown).
+	wait.For(t, time.Minute, "the four orders to settle", func() bool { return len(h.results())+len(h.deadLetters()) >= 4 })
 
 	if logs.Len() < 5 {
 		t.Fatalf("only %d log lines: the test proves nothing", logs.Len())
