@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Request is an order checked against ATODENE's field rules (docs/protocol.md#field-limits), with
@@ -55,6 +56,22 @@ func (o Order) Check() (Request, error) {
 // Order returns a copy of the order the request was made from, e.g. to hash or record it.
 // Changing the copy changes neither the request nor what it sends.
 func (r Request) Order() Order { return r.order.clone() }
+
+// Sent is what a request sends that an order's state records of it, read without copying the
+// order: the shopOrderId, the date ordered, the handling fee and billed amount (yen, after the
+// shop's fee table) and the invoice service (ServiceSeparate or ServiceEnclosed).
+type Sent struct {
+	ShopOrderID       string
+	OrderedAt         time.Time
+	Fee, BilledAmount int64
+	Service           string
+}
+
+// Sent returns what the request sends that an order's state records.
+func (r *Request) Sent() Sent {
+	o := &r.order
+	return Sent{ShopOrderID: o.ShopOrderID, OrderedAt: o.OrderedAt, Fee: o.Fee, BilledAmount: o.BilledAmount, Service: o.Service}
+}
 
 // clone copies o with its own items and consignee, which a copy of the struct would share.
 func (o Order) clone() Order {

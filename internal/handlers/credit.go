@@ -178,7 +178,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE says it is already registered after an attempt whose outcome was unknown", ev.Data.OrderID)))
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		st.Status = orderstate.StatusUnknown
-		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.checked.Order().ShopOrderID)))
+		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.checked.Sent().ShopOrderID)))
 	case errors.As(err, &rejected):
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)
 		did = "refused by ATODENE"
@@ -213,7 +213,7 @@ func withNormalized(did string, normalized []events.Normalized) string {
 // (parked events, a tracking number) carries over. It holds the order's ordered_at, which the order
 // index lists and sorts it by.
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
-	sent := req.checked.Order()
+	sent := req.checked.Sent()
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
 		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
@@ -249,7 +249,7 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	case err != nil:
 		return fail(err)
 	}
-	sent := req.checked.Order()
+	sent := req.checked.Sent()
 	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, sent.Fee, sent.BilledAmount, sent.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
 	if ch.Auto != atodene.DecisionNone {
