@@ -2,6 +2,9 @@
 // a file, a batch, generated samples), looking after dead letters (list, show, replay, edit,
 // purge), looking up an order's state and history, acting on an order (rerun, cancel), following
 // the outcomes and printing enclosed invoices. Every command writes to injected writers, so tests drive it whole.
+// What the operators' commands do is in the libraries the operators' console shares
+// (internal/operator, internal/deadletter, internal/invoiceprint, internal/ordercsv): the
+// commands parse flags, call them, and print.
 package publisher
 
 import (
@@ -11,7 +14,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,14 +57,63 @@ type command struct {
 // commands lists every subcommand, in one place.
 func commands() map[string]command {
 	return map[string]command{
-		"dlq":     {"list, show, replay, edit or purge dead letters (dlq -h)", (*App).dlq},
-		"order":   {"list, count and export orders; an order's state and history; the operator's actions (order -h)", (*App).order},
-		"results": {"follow the outcome events as they are published (results tail -h)", (*App).results},
-		"invoice": {"print enclosed invoices from their print data (invoice print SHOP ORDER...)", (*App).invoice},
+		"dlq":     {"list, show, replay, edit or purge dead letters (dlq -h)", dlqCommands.run},
+		"order":   {"list, count and export orders; an order's state and history; the operator's actions (order -h)", orderCommands.run},
+		"results": {"follow the outcome events as they are published (results tail -h)", resultsCommands.run},
+		"invoice": {"print enclosed invoices from their print data (invoice print SHOP ORDER...)", invoiceCommands.run},
 		"publish": {"publish one inbound event from a file, stdin or flags (publish -h)", (*App).publish},
 		"batch":   {"publish a JSON lines file of events, validated line by line (batch -h)", (*App).batch},
 		"sample":  {"write realistic sample orders as JSON lines (sample -h)", (*App).sample},
 	}
+}
+
+// group is a command made of subcommands (dlq, order, results, invoice): its usage, printed by
+// -h, and its subcommands, in the order its errors name them.
+type group struct {
+	name  string
+	usage string
+	subs  []sub
+}
+
+// sub is a subcommand of a group: its name, other names it answers to, and what it runs.
+type sub struct {
+	name    string
+	aliases []string
+	run     func(a *App, ctx context.Context, args []string) error
+}
+
+// names lists the subcommands for errors: "ls, show or purge".
+func (g group) names() string {
+	var b strings.Builder
+	for i, s := range g.subs {
+		switch {
+		case i == 0:
+		case i == len(g.subs)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(s.name)
+	}
+	return b.String()
+}
+
+// run runs the subcommand args name; no name prints the group's usage on Stderr, and is a
+// UsageError, as an unknown name is.
+func (g group) run(a *App, ctx context.Context, args []string) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(a.Stderr, g.usage)
+		return usagef("%s needs a command: %s", g.name, g.names())
+	case isHelp(args[0]):
+		return a.help(g.usage)
+	}
+	for _, s := range g.subs {
+		if args[0] == s.name || slices.Contains(s.aliases, args[0]) {
+			return s.run(a, ctx, args[1:])
+		}
+	}
+	return usagef("unknown %s command %q: want %s", g.name, args[0], g.names())
 }
 
 // Run runs the command line args (without the program name).

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/inbound"
 )
 
 const (
@@ -122,7 +123,7 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 		return usagef("batch takes no arguments (got %q): give the file with -file", rest[0])
 	case *file == "":
 		return usagef("batch needs -file (- for stdin)")
-	case !isInbound(*typ):
+	case !inbound.IsInbound(*typ):
 		return usagef("-type %q is not an inbound event type (%s)", *typ, strings.Join(events.InboundTypes, ", "))
 	case *rate < 0:
 		return usagef("-rate must not be negative")
@@ -171,7 +172,7 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 		raw, readErr := rd.ReadBytes('\n')
 		line++
 		if !blank(raw) {
-			pending = b.line(js, lim, pending, line, bytes.TrimSpace(raw), fill{typ: *typ, strict: typeGiven, source: *source, now: time.Now()}, maxPayload)
+			pending = b.line(js, lim, pending, line, bytes.TrimSpace(raw), inbound.Fill{Type: *typ, Strict: typeGiven, Source: *source, Now: time.Now()}, maxPayload)
 		}
 		switch {
 		case errors.Is(readErr, io.EOF):
@@ -211,15 +212,15 @@ window) and what was rejected; the exit status is 1 when any line was rejected o
 
 // line validates and publishes one non-blank line, keeping at most batchWindow publishes awaiting
 // their acknowledgement; it returns the publishes still awaiting theirs. js is nil in a dry run.
-func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight, line int, raw []byte, f fill, maxPayload int64) []inflight {
-	ev, err := wrap(raw, f)
+func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight, line int, raw []byte, f inbound.Fill, maxPayload int64) []inflight {
+	ev, err := inbound.Wrap(raw, f)
 	if err != nil {
 		b.reject(line, err)
 		return pending
 	}
-	if int64(len(ev.body)) > maxPayload {
+	if int64(len(ev.Body)) > maxPayload {
 		b.reject(line, &events.InvalidError{Problems: []events.Problem{{Field: "body",
-			Reason: fmt.Sprintf("is %d bytes, more than the server's maximum payload of %d", len(ev.body), maxPayload)}}})
+			Reason: fmt.Sprintf("is %d bytes, more than the server's maximum payload of %d", len(ev.Body), maxPayload)}}})
 		return pending
 	}
 	if js == nil {
@@ -228,7 +229,7 @@ func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight
 		return pending
 	}
 	lim.wait()
-	future, err := js.PublishMsgAsync(ev.msg(), jetstream.WithMsgID(ev.msgID))
+	future, err := js.PublishMsgAsync(ev.Msg(), jetstream.WithMsgID(ev.MsgID))
 	if err != nil {
 		b.fail(line, err)
 		return pending

@@ -9,30 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
-
-// edited is what dlq edit -json prints.
-type edited struct {
-	Letter      uint64          `json:"seq"`
-	ID          string          `json:"id"`
-	Source      string          `json:"source"`
-	Subject     string          `json:"subject"`
-	Original    string          `json:"original_subject"`
-	MsgID       string          `json:"msg_id,omitempty"`
-	Stream      string          `json:"stream,omitempty"`
-	Sequence    uint64          `json:"sequence,omitempty"`
-	Duplicate   bool            `json:"duplicate"`
-	ReplayCount int             `json:"replay_count"`
-	Removed     bool            `json:"removed"`
-	DryRun      bool            `json:"dry_run"`
-	Event       json.RawMessage `json:"event,omitempty"`
-}
 
 // dlqEdit runs `dlq edit SEQ`: the dead letter's event, corrected by the operator, published in
 // its place.
@@ -77,14 +57,13 @@ editor that fails and a rejected event publish nothing and keep the letter (exit
 		return err
 	}
 	defer nc.Close()
-	s, m, err := a.deadLetter(ctx, js, *stream, seq)
+	q := deadletter.New(js, *stream)
+	m, err := q.Get(ctx, seq)
 	if err != nil {
-		return err
+		return a.where(err)
 	}
-	l := toLetter(m.Sequence, m.Header, m.Data)
-	origType, _, err := events.ParseSubject(l.Subject)
-	if err != nil || !isInbound(origType) {
-		return fmt.Errorf("dead letter %d (of %q) is not an inbound event, but a message of the worker's own: it cannot be edited; dlq replay re-publishes it", seq, l.Subject)
+	if !m.Editable() {
+		return fmt.Errorf("dead letter %d (of %q) is not an inbound event, but a message of the worker's own: it cannot be edited; dlq replay re-publishes it", seq, m.Subject)
 	}
 	var raw []byte
 	var kept string // the file of an edit, kept when it is rejected
@@ -92,17 +71,16 @@ editor that fails and a rejected event publish nothing and keep the letter (exit
 		if raw, err = a.readInput(*file); err != nil {
 			return fmt.Errorf("reading the corrected event: %w", err)
 		}
-	} else if raw, kept, err = a.editLetter(ctx, editor, seq, m.Data); err != nil {
+	} else if raw, kept, err = a.editLetter(ctx, editor, seq, m.Body); err != nil {
 		return err
 	}
 	if blank(raw) {
 		return fmt.Errorf("the corrected event is empty: nothing published; dead letter %d is kept", seq)
 	}
-	if *newID {
-		raw = withNewID(raw)
-	}
-	ev, err := wrap(raw, fill{typ: origType, source: defaultSource, now: time.Now()})
-	if err != nil {
+	res, err := q.Edit(ctx, seq, raw, deadletter.EditOptions{NewID: *newID, DryRun: *dry, Source: defaultSource})
+	var ie *events.InvalidError
+	switch {
+	case errors.As(err, &ie):
 		problemLines(a.Stderr, "", err)
 		if kept != "" {
 			return fmt.Errorf("event rejected: nothing published; dead letter %d is kept. Your edit is in %s: correct it and run publisher dlq edit %d -file %s",
@@ -113,43 +91,29 @@ editor that fails and a rejected event publish nothing and keep the letter (exit
 	if kept != "" {
 		defer os.Remove(kept)
 	}
-	if max := nc.MaxPayload(); int64(len(ev.body)) > max {
-		return fmt.Errorf("event rejected: it is %d bytes, more than the server's maximum payload of %d: nothing published", len(ev.body), max)
-	}
-	var env events.Envelope
-	_ = json.Unmarshal(ev.body, &env) // wrap validated it
-	res := edited{Letter: seq, ID: ev.id, Source: env.Source, Subject: ev.subject, Original: l.Subject, ReplayCount: l.ReplayCount + 1, DryRun: *dry}
-	if *dry {
-		if *asJSON {
-			res.Event = ev.body
-			return a.printJSON(res)
-		}
-		fmt.Fprintf(a.Stdout, "would publish %s %s to %s in place of dead letter %d (dry run: not published, letter kept)\n", env.Type, ev.id, ev.subject, seq)
-		var pretty bytes.Buffer
-		_ = json.Indent(&pretty, ev.body, "", "  ")
-		_, err := fmt.Fprintln(a.Stdout, pretty.String())
-		return err
-	}
-	msg := ev.msg()
-	msg.Header.Set(dlq.HeaderEditedFrom, strconv.FormatUint(seq, 10))
-	ack, err := republish(ctx, js, s, l, msg, "edit")
-	if ack != nil {
-		res.Stream, res.Sequence, res.Duplicate, res.MsgID = ack.Stream, ack.Sequence, ack.Duplicate, msg.Header.Get(jetstream.MsgIDHeader)
-	}
 	if err != nil {
 		return a.where(err)
 	}
-	res.Removed = true
+	if *dry {
+		if *asJSON {
+			return a.printJSON(res)
+		}
+		fmt.Fprintf(a.Stdout, "would publish %s %s to %s in place of dead letter %d (dry run: not published, letter kept)\n", res.Type, res.ID, res.Subject, seq)
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, res.Event, "", "  ")
+		_, err := fmt.Fprintln(a.Stdout, pretty.String())
+		return err
+	}
 	if *asJSON {
 		return a.printJSON(res)
 	}
-	if ack.Duplicate {
+	if res.Duplicate {
 		fmt.Fprintf(a.Stdout, "duplicate: stream %s holds an edit of dead letter %d already (sequence %d), published before; it stands, and the letter is removed\n",
-			ack.Stream, seq, ack.Sequence)
+			res.Stream, seq, res.Sequence)
 		return nil
 	}
 	fmt.Fprintf(a.Stdout, "published %s %s (source %s) to %s in place of dead letter %d: stream %s, sequence %d; dead letter %d removed\n",
-		env.Type, ev.id, env.Source, ev.subject, seq, ack.Stream, ack.Sequence, seq)
+		res.Type, res.ID, res.Source, res.Subject, seq, res.Stream, res.Sequence, seq)
 	return nil
 }
 
@@ -159,22 +123,6 @@ func (a *App) getenv(name string) string {
 		return ""
 	}
 	return a.Getenv(name)
-}
-
-// deadLetter reads dead letter seq of the named stream.
-func (a *App) deadLetter(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) (jetstream.Stream, *jetstream.RawStreamMsg, error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, nil, a.where(fmt.Errorf("opening stream %s: %w", stream, err))
-	}
-	m, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil, fmt.Errorf("no dead letter %d in stream %s", seq, stream)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading dead letter %d of stream %s: %w", seq, stream, err)
-	}
-	return s, m, nil
 }
 
 // editLetter writes a dead letter's body (indented, when it is JSON) to a file of its own (mode
@@ -221,18 +169,4 @@ func (a *App) editLetter(ctx context.Context, editor string, seq uint64, body []
 		return nil, "", fmt.Errorf("the event was not changed: nothing published; dead letter %d is kept (dlq replay re-publishes it as it is)", seq)
 	}
 	return out, path, nil
-}
-
-// withNewID gives a whole CloudEvent a new id; anything else is left for wrap to reject.
-func withNewID(raw []byte) []byte {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil || obj == nil {
-		return raw
-	}
-	obj["id"], _ = json.Marshal(newEventID())
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return raw
-	}
-	return out
 }

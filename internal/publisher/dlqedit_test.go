@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
@@ -95,7 +96,7 @@ func TestDeadLetterEditFromAFile(t *testing.T) {
 	url, s := deadLetters(t, invalidLetter(t, 7, "BAD-1"))
 	fixed := strings.Replace(string(invalidLetter(t, 7, "BAD-1").Body), `"billed_amount":1,`, `"billed_amount":2950,`, 1)
 	r := runEnv(t, url, nil, fixed, "dlq", "edit", "1", "-file", "-", "-dry-run", "-json")
-	var res edited
+	var res deadletter.Edited
 	if r.err != nil || json.Unmarshal([]byte(r.stdout), &res) != nil || !res.DryRun || res.Removed || res.ID != "e-BAD-1" || len(res.Event) == 0 {
 		t.Errorf("dry run: %v\n%s", r.err, r.stdout)
 	}
@@ -103,7 +104,7 @@ func TestDeadLetterEditFromAFile(t *testing.T) {
 		t.Fatal("a dry run removed the letter")
 	}
 	r = runEnv(t, url, nil, fixed, "dlq", "edit", "-new-id", "-file", "-", "-json", "1")
-	res = edited{}
+	res = deadletter.Edited{}
 	if r.err != nil || json.Unmarshal([]byte(r.stdout), &res) != nil || !uuidPattern.MatchString(res.ID) || !res.Removed ||
 		res.Subject != "orders.created.demo" || res.Original != "orders.created.demo" || res.Sequence != 1 || res.MsgID != "edit:DLQ:1:1" || res.ReplayCount != 1 {
 		t.Errorf("-new-id -json: %v\n%s%s", r.err, r.stdout, r.stderr)

@@ -37,20 +37,13 @@ made with their answers, the outcomes published, and the credit status after it 
 100 characters; -json has it whole). No personal data.
 An order with no history is an error (exit status 1).
 `, orderstate.HistoryLimit))
-	rest, err := a.parseArgs(fs, args)
+	o, err := a.openOrder(fs, ro, args, nil)
 	if err != nil {
 		return err
 	}
-	shop, orderID, err := shopOrder("order history", rest)
-	if err != nil {
-		return err
-	}
-	store, closeStore, err := ro.store()
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	history, err := store.History(ctx, shop, orderID)
+	defer o.close()
+	shop, orderID := o.shop, o.order
+	history, err := o.store.History(ctx, shop, orderID)
 	if err != nil {
 		return err
 	}

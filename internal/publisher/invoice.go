@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
 )
 
 // invoiceUsage is the usage of the invoice commands as a group.
@@ -24,38 +23,20 @@ Commands:
 publisher invoice print -h lists the flags.
 `
 
-func (a *App) invoice(ctx context.Context, args []string) error {
-	switch {
-	case len(args) == 0:
-		fmt.Fprint(a.Stderr, invoiceUsage)
-		return usagef("invoice needs a command: print")
-	case isHelp(args[0]):
-		return a.help(invoiceUsage)
-	case args[0] == "print":
-		return a.invoicePrint(ctx, args[1:])
-	}
-	return usagef("unknown invoice command %q: want print", args[0])
-}
+// invoiceCommands are the invoice commands.
+var invoiceCommands = group{name: "invoice", usage: invoiceUsage, subs: []sub{
+	{"print", nil, (*App).invoicePrint},
+}}
 
-// printedInvoice is the print data of one order's invoice, as the latest invoice.ok carried it.
-type printedInvoice struct {
-	Shop          string                   `json:"shop"`
-	Order         string                   `json:"order"`
-	TransactionID string                   `json:"transaction_id"`
-	Seq           uint64                   `json:"seq"`
-	Published     time.Time                `json:"published_at"`
-	EventID       string                   `json:"event_id"`
-	Invoice       *events.InvoicePrintData `json:"invoice"`
-}
-
-// invoicePrint runs `invoice print SHOP ORDER...`.
+// invoicePrint runs `invoice print SHOP ORDER...`: the print data found by invoiceprint.Find,
+// laid out by invoiceprint.
 func (a *App) invoicePrint(ctx context.Context, args []string) error {
 	fs := a.flagSet("invoice print")
 	stream := fs.String("stream", "RESULTS", "`name` of the outcome stream")
 	out := fs.String("o", "", "write the document to `file` (created with mode 0600: it holds the buyers' names and addresses) instead of standard output")
 	text := fs.Bool("text", false, "plain text, one invoice per page (form feeds), instead of HTML")
 	asJSON := fs.Bool("json", false, "print the print data as JSON lines, one invoice a line, instead of a document")
-	scan := fs.Int("scan", 20000, "read at most `N` invoice.ok outcomes of the shop, newest first, looking for the orders")
+	scan := fs.Int("scan", invoiceprint.DefaultScan, "read at most `N` invoice.ok outcomes of the shop, newest first, looking for the orders")
 	since := fs.String("since", "", "look no further back than `time` (RFC 3339, or a duration ago such as 720h); default: the whole stream")
 	a.bindConnection(fs)
 	a.setUsage(fs, "invoice print [flags] SHOP ORDER...", `Prints the enclosed-invoice (同梱) print data of the orders as a printable document: HTML for A4 paper,
@@ -99,14 +80,14 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 	if err != nil {
 		return a.where(fmt.Errorf("opening stream %s: %w", *stream, err))
 	}
-	found, res, err := latestInvoices(ctx, s, shop, orders, from, *scan)
+	found, err := invoiceprint.Find(ctx, s, shop, orders, invoiceprint.Search{Since: from, Scan: *scan})
 	if err != nil {
 		return err
 	}
-	var printed []printedInvoice
+	var printed []invoiceprint.Invoice
 	var missing []string
 	for _, o := range orders {
-		if inv, ok := found[o]; ok {
+		if inv, ok := found.Invoices[o]; ok {
 			printed = append(printed, inv)
 		} else {
 			missing = append(missing, o)
@@ -124,11 +105,12 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 				}
 			}
 		case *text:
-			writeInvoicesText(&doc, printed)
+			err = invoiceprint.WriteText(&doc, printed)
 		default:
-			if err := writeInvoicesHTML(&doc, printed); err != nil {
-				return err
-			}
+			err = invoiceprint.WriteDocument(&doc, printed)
+		}
+		if err != nil {
+			return err
 		}
 		if *out == "" {
 			if _, err := a.Stdout.Write(doc.Bytes()); err != nil {
@@ -144,9 +126,9 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 	if len(missing) == 0 {
 		return nil
 	}
-	where := fmt.Sprintf("the last %d invoice.ok outcomes of shop %s in %s", res.Read, shop, *stream)
-	if !res.Limited {
-		where = fmt.Sprintf("the %d invoice.ok outcomes of shop %s in %s", res.Read, shop, *stream)
+	where := fmt.Sprintf("the last %d invoice.ok outcomes of shop %s in %s", found.Read, shop, *stream)
+	if !found.Limited {
+		where = fmt.Sprintf("the %d invoice.ok outcomes of shop %s in %s", found.Read, shop, *stream)
 		if !from.IsZero() {
 			where += " since " + jstTime(from) + " JST"
 		}
@@ -155,47 +137,8 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s\n",
 			o, where, shop, o)
 	}
-	if res.Limited {
+	if found.Limited {
 		fmt.Fprintf(a.Stderr, "(the search stopped at -scan %d; a larger -scan, or -since, looks further back)\n", *scan)
 	}
 	return fmt.Errorf("%d of %d orders have no invoice print data: %s", len(missing), len(orders), strings.Join(missing, ", "))
-}
-
-// latestInvoices finds the latest invoice.ok of each order in the outcome stream s: it reads the
-// shop's invoice.ok subject from the newest message back, no further than from (when not zero)
-// and at most scan messages, and stops once every order is found.
-func latestInvoices(ctx context.Context, s jetstream.Stream, shop string, orders []string, from time.Time, scan int) (map[string]printedInvoice, scanResult, error) {
-	filters := []string{events.Subject(events.TypeInvoiceOK, shop)}
-	found := map[string]printedInvoice{}
-	b := backScan{stream: s, filters: filters, limit: scan}
-	if !from.IsZero() {
-		first, err := firstSeqSince(ctx, s, filters, from)
-		if err != nil || first == 0 {
-			return found, scanResult{}, err
-		}
-		b.floor = first
-	}
-	window := map[string]printedInvoice{}
-	res, err := b.run(ctx, 0, func(m jetstream.Msg, seq uint64) error {
-		var env events.Envelope
-		var data events.Invoice
-		if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Data, &data) != nil || data.Invoice == nil {
-			return nil
-		}
-		if _, done := found[data.OrderID]; done || !slices.Contains(orders, data.OrderID) {
-			return nil
-		}
-		md, _ := m.Metadata()
-		// Within a window the messages come oldest first: a later one replaces an earlier.
-		window[data.OrderID] = printedInvoice{Shop: shop, Order: data.OrderID, TransactionID: data.TransactionID, Seq: seq,
-			Published: md.Timestamp, EventID: env.ID, Invoice: data.Invoice}
-		return nil
-	}, func() bool {
-		for o, inv := range window {
-			found[o] = inv
-		}
-		clear(window)
-		return len(found) == len(orders)
-	})
-	return found, res, err
 }

@@ -6,70 +6,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
 )
-
-// TestInvoiceLayoutIsTheProtocols: the document has every print element of the protocol's table
-// (docs/protocol.md#invoice-print-data), and no other.
-func TestInvoiceLayoutIsTheProtocols(t *testing.T) {
-	t.Parallel()
-	raw, err := os.ReadFile("../../docs/protocol.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(raw)
-	start := strings.Index(text, "The elements of `invoiceInfo`")
-	end := strings.Index(text[start:], "\n\n|")
-	if start < 0 || end < 0 {
-		t.Fatal("docs/protocol.md has no table of the elements of invoiceInfo")
-	}
-	table := text[start+end+2:]
-	table = table[:strings.Index(table, "\n\n")]
-	token := regexp.MustCompile("`([A-Za-z0-9]{3,})`(?:–`([A-Za-z]+)([0-9]+)`)?")
-	var want []string
-	for _, row := range strings.Split(table, "\n")[2:] {
-		for _, m := range token.FindAllStringSubmatch(row, -1) {
-			if m[2] == "" {
-				want = append(want, m[1])
-				continue
-			}
-			first := strings.TrimLeft(m[1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-			var from, to int
-			fmt.Sscan(first, &from)
-			fmt.Sscan(m[3], &to)
-			for i := from; i <= to; i++ {
-				want = append(want, fmt.Sprintf("%s%d", m[2], i))
-			}
-		}
-	}
-	var got []string
-	for _, g := range invoiceLayout {
-		for _, f := range g.Fields {
-			got = append(got, f.Name)
-		}
-	}
-	for _, f := range detailLayout {
-		got = append(got, f.Name)
-	}
-	got = append(got, "details", "detail")
-	slices.Sort(want)
-	slices.Sort(got)
-	want, got = slices.Compact(want), slices.Compact(got)
-	if len(want) < 90 || !slices.Equal(want, got) {
-		t.Errorf("the layout's elements differ from the protocol's:\nprotocol: %v\nlayout:   %v", want, got)
-	}
-}
 
 // printData is print data with every element of the layout, each holding its own name, and two
 // detail lines.
 func printData(billed string) *events.InvoicePrintData {
 	p := &events.InvoicePrintData{Fields: map[string]string{}}
-	for _, g := range invoiceLayout {
+	for _, g := range invoiceprint.Layout() {
 		for _, f := range g.Fields {
 			p.Fields[f.Name] = "v-" + f.Name
 		}
@@ -135,14 +83,14 @@ func TestInvoicePrint(t *testing.T) {
 		t.Errorf("A-1's invoice is not its latest print data")
 	}
 	for _, page := range pages {
-		for _, g := range invoiceLayout {
+		for _, g := range invoiceprint.Layout() {
 			for _, f := range g.Fields {
 				if !strings.Contains(page, `data-field="`+f.Name+`"`) {
 					t.Errorf("the page lacks the element %s", f.Name)
 				}
 			}
 		}
-		for _, f := range detailLayout {
+		for _, f := range invoiceprint.DetailLayout() {
 			if strings.Count(page, `data-field="`+f.Name+`"`) != 2 {
 				t.Errorf("the page lacks the element %s of each detail line", f.Name)
 			}
@@ -163,7 +111,7 @@ func TestInvoicePrint(t *testing.T) {
 	if strings.Count(r.stdout, "\f") != 1 || !strings.HasPrefix(r.stdout, "請求書 1/2  shop demo  order A-1  お問合せ番号 T-A-1\n") {
 		t.Errorf("-text:\n%s", r.stdout)
 	}
-	for _, g := range invoiceLayout {
+	for _, g := range invoiceprint.Layout() {
 		for _, f := range g.Fields {
 			if !regexpLine(r.stdout, f.Label, "v-"+f.Name) && f.Name != "name" && f.Name != "billedAmount" {
 				t.Errorf("-text lacks %s (%s)", f.Label, f.Name)
@@ -176,7 +124,7 @@ func TestInvoicePrint(t *testing.T) {
 
 	// JSON lines, the print data as it was published.
 	r = runPublisher(t, url, "", false, "invoice", "print", "-json", "demo", "B-1")
-	var got printedInvoice
+	var got invoiceprint.Invoice
 	if r.err != nil || json.Unmarshal([]byte(r.stdout), &got) != nil || got.Order != "B-1" || got.Seq != 2 || got.EventID != "i-b" ||
 		got.Invoice.Fields["billedAmount"] != "2950円" || len(got.Invoice.Details) != 2 {
 		t.Errorf("-json: %v\n%s", r.err, r.stdout)

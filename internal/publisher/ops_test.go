@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -189,7 +190,7 @@ func TestDeadLetterOperations(t *testing.T) {
 	if strings.Count(out, `"replay_count":1`) != 2 {
 		t.Errorf("replay counts:\n%s", out)
 	}
-	var first letter
+	var first deadletter.Letter
 	_ = json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &first)
 	// The letter of the replay names where the replay was, and keeps where the event was first.
 	if first.Published == 0 || first.Published == first.OrigSeq {

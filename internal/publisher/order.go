@@ -34,29 +34,13 @@ Commands:
 publisher order <command> -h lists the flags of a command.
 `
 
-// orderCommands names the order commands, in errors.
-const orderCommands = "ls, counts, export, show, history, rerun, cancel, recheck or resolve"
-
-// order runs the order commands: those that read the order's state and history from Redis, and
-// the operator's actions, which publish an event for it.
-func (a *App) order(ctx context.Context, args []string) error {
-	sub := map[string]func(context.Context, []string) error{
-		"show": a.orderShow, "history": a.orderHistory, "rerun": a.orderRerun, "cancel": a.orderCancel,
-		"ls": a.orderList, "counts": a.orderCounts, "export": a.orderExport, "recheck": a.orderRecheck, "resolve": a.orderResolve,
-	}
-	switch {
-	case len(args) == 0:
-		fmt.Fprint(a.Stderr, orderUsage)
-		return usagef("order needs a command: %s", orderCommands)
-	case isHelp(args[0]):
-		return a.help(orderUsage)
-	}
-	run, ok := sub[args[0]]
-	if !ok {
-		return usagef("unknown order command %q: want %s", args[0], orderCommands)
-	}
-	return run(ctx, args[1:])
-}
+// orderCommands are the order commands: those that read the order index and the orders' states
+// and histories in Redis, and the operator's actions, which publish an event for an order.
+var orderCommands = group{name: "order", usage: orderUsage, subs: []sub{
+	{"ls", nil, (*App).orderList}, {"counts", nil, (*App).orderCounts}, {"export", nil, (*App).orderExport},
+	{"show", nil, (*App).orderShow}, {"history", nil, (*App).orderHistory}, {"rerun", nil, (*App).orderRerun},
+	{"cancel", nil, (*App).orderCancel}, {"recheck", nil, (*App).orderRecheck}, {"resolve", nil, (*App).orderResolve},
+}}
 
 // redisOpts are the flags of a command that reads the worker's Redis.
 type redisOpts struct {
@@ -93,15 +77,39 @@ func (o *redisOpts) store() (store *orderstate.Store, close func(), err error) {
 	return store, func() { store.Close(); rdb.Close() }, nil
 }
 
-// shopOrder checks the SHOP ORDER arguments of an order command.
-func shopOrder(name string, rest []string) (string, string, error) {
+// anOrder is the order an order command is about (its SHOP ORDER arguments), with the worker's
+// order state store, which close releases.
+type anOrder struct {
+	shop, order string
+	store       *orderstate.Store
+	close       func()
+}
+
+// openOrder parses the flags and the SHOP ORDER arguments of an order command (fs named after
+// it), runs check (nil: none) on what the flags hold, and opens the worker's order state store of
+// the Redis flags ro. The caller closes it. Mistakes are UsageErrors.
+func (a *App) openOrder(fs *flag.FlagSet, ro *redisOpts, args []string, check func() error) (anOrder, error) {
+	name := fs.Name()
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
+		return anOrder{}, err
+	}
 	if len(rest) != 2 {
-		return "", "", usagef("%s needs SHOP and ORDER (got %d arguments)", name, len(rest))
+		return anOrder{}, usagef("%s needs SHOP and ORDER (got %d arguments)", name, len(rest))
 	}
 	if !events.ValidShopID(rest[0]) {
-		return "", "", usagef("%s: %q is not a shop ID (1-32 of A-Z, a-z, 0-9, _ and -)", name, rest[0])
+		return anOrder{}, usagef("%s: %q is not a shop ID (1-32 of A-Z, a-z, 0-9, _ and -)", name, rest[0])
 	}
-	return rest[0], rest[1], nil
+	if check != nil {
+		if err := check(); err != nil {
+			return anOrder{}, err
+		}
+	}
+	store, closeStore, err := ro.store()
+	if err != nil {
+		return anOrder{}, err
+	}
+	return anOrder{shop: rest[0], order: rest[1], store: store, close: closeStore}, nil
 }
 
 // orderShow runs `order show SHOP ORDER`: the order's state as the worker holds it in Redis, and
@@ -114,24 +122,17 @@ func (a *App) orderShow(ctx context.Context, args []string) error {
 	a.setUsage(fs, "order show [flags] SHOP ORDER", `Shows an order's state as the worker holds it in Redis, then its history: every event handled for
 the order, oldest first, with what it did. Personal data is left out.
 `)
-	rest, err := a.parseArgs(fs, args)
+	o, err := a.openOrder(fs, ro, args, nil)
 	if err != nil {
 		return err
 	}
-	shop, orderID, err := shopOrder("order show", rest)
+	defer o.close()
+	shop, orderID := o.shop, o.order
+	st, err := o.store.Get(ctx, shop, orderID)
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := ro.store()
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	st, err := store.Get(ctx, shop, orderID)
-	if err != nil {
-		return err
-	}
-	history, err := store.History(ctx, shop, orderID)
+	history, err := o.store.History(ctx, shop, orderID)
 	if err != nil {
 		return err
 	}

@@ -9,13 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/text/encoding/japanese"
-
+	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -122,23 +120,6 @@ func statusReview(o orderstate.Summary) string {
 	return statusName(o.Status)
 }
 
-// csvHeader is the header row of `order ls -csv` and `order export` (docs/operations.md#order-export--shop-s).
-var csvHeader = []string{"order_id", "status", "review", "transaction_id", "fee", "billed_amount", "shipment", "ordered_at", "changed_at"}
-
-// csvRecord is an order as a row of csvHeader: times in JST, to the second; review is "review" or
-// "hold" for a pending order, empty otherwise.
-func csvRecord(o orderstate.Summary) []string {
-	review := ""
-	switch o.Bucket() {
-	case orderstate.BucketReview:
-		review = "review"
-	case orderstate.BucketHold:
-		review = "hold"
-	}
-	return []string{o.OrderID, statusName(o.Status), review, o.TransactionID, strconv.FormatInt(o.Fee, 10),
-		strconv.FormatInt(o.BilledAmount, 10), string(o.Shipment), jstTime(o.OrderedAt), jstTime(o.ChangedAt)}
-}
-
 // orderList runs `order ls -shop S`: a page of the shop's orders from the order index.
 func (a *App) orderList(ctx context.Context, args []string) error {
 	fs := a.flagSet("order ls")
@@ -221,9 +202,9 @@ mistake in the command line (exit status 2).
 		}{page.Next})
 	case *asCSV:
 		w := csv.NewWriter(a.Stdout)
-		_ = w.Write(csvHeader)
+		_ = w.Write(ordercsv.Header)
 		for _, o := range page.Orders {
-			_ = w.Write(csvRecord(o))
+			_ = w.Write(ordercsv.Record(o))
 		}
 		if w.Flush(); w.Error() != nil {
 			return w.Error()
@@ -302,9 +283,6 @@ the retention are left out.
 	return tw.Flush()
 }
 
-// utf8BOM heads a UTF-8 export: spreadsheets read a CSV file without one in the system's code page.
-const utf8BOM = "\uFEFF"
-
 // orderExport runs `order export -shop S`: the shop's credit results as CSV, every page.
 func (a *App) orderExport(ctx context.Context, args []string) error {
 	fs := a.flagSet("order export")
@@ -363,37 +341,8 @@ cannot hold is an error naming the order (exit status 1), and nothing is left at
 
 	// The whole file is built first: an order CP932 cannot hold leaves nothing half written.
 	var buf bytes.Buffer
-	if *encoding == "utf-8" {
-		buf.WriteString(utf8BOM)
-	}
-	var line bytes.Buffer
-	w := csv.NewWriter(&line)
-	w.UseCRLF = true
-	enc := japanese.ShiftJIS.NewEncoder()
-	put := func(record []string, orderID string) error {
-		line.Reset()
-		_ = w.Write(record)
-		if w.Flush(); w.Error() != nil {
-			return w.Error()
-		}
-		if *encoding == "utf-8" {
-			buf.Write(line.Bytes())
-			return nil
-		}
-		b, err := enc.Bytes(line.Bytes())
-		if err != nil {
-			for i, field := range record {
-				if _, ferr := enc.String(field); ferr != nil {
-					return fmt.Errorf("order %s of shop %s: %s %q holds a character Shift_JIS (CP932) cannot hold: nothing exported; use -encoding utf-8",
-						orderID, *shop, csvHeader[i], field)
-				}
-			}
-			return fmt.Errorf("order %s of shop %s: cannot be written in Shift_JIS (CP932): %v", orderID, *shop, err)
-		}
-		buf.Write(b)
-		return nil
-	}
-	if err := put(csvHeader, ""); err != nil {
+	w, err := ordercsv.NewWriter(&buf, ordercsv.Encoding(*encoding))
+	if err != nil {
 		return err
 	}
 	n := 0
@@ -402,12 +351,14 @@ cannot hold is an error naming the order (exit status 1), and nothing is left at
 		if err != nil {
 			return filterUsage(err, rename)
 		}
-		for _, o := range page.Orders {
-			if err := put(csvRecord(o), o.OrderID); err != nil {
-				return err
+		if err := w.Write(page.Orders...); err != nil {
+			var ue *ordercsv.UnencodableError
+			if errors.As(err, &ue) {
+				return fmt.Errorf("%v: nothing exported; use -encoding utf-8", err)
 			}
-			n++
+			return err
 		}
+		n += len(page.Orders)
 		if page.Next == "" {
 			break
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -166,7 +167,7 @@ func TestOrderList(t *testing.T) {
 	// -csv: the export's columns; the cursor on stderr.
 	r = e.run("", "order", "ls", "-shop", "demo", "-csv", "-limit", "4")
 	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
-	if r.err != nil || err != nil || len(recs) != 5 || !slices.Equal(recs[0], csvHeader) ||
+	if r.err != nil || err != nil || len(recs) != 5 || !slices.Equal(recs[0], ordercsv.Header) ||
 		!slices.Equal(recs[2], []string{"A-4", "pending", "hold", "10000000004", "205", "800", "none", "2026-11-30 09:00:00", jstTime(base.Add(3 * time.Minute))}) ||
 		!slices.Equal(recs[3][:3], []string{"A-3", "pending", "review"}) || !strings.HasPrefix(r.stderr, "next page: -cursor ") {
 		t.Errorf("-csv: %v %v\n%s\n%s", r.err, err, r.stdout, r.stderr)

@@ -3,7 +3,6 @@ package publisher
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,189 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/inbound"
 )
 
 // defaultSource is the CloudEvents source of the events this tool publishes, unless -source says otherwise.
 const defaultSource = "publisher"
-
-// event is an inbound event ready to publish: its subject, its ID, its Nats-Msg-Id (unique per
-// source and id, events.MsgID) and its body, a structured-mode CloudEvent that passed the
-// worker's own validation.
-type event struct {
-	subject string
-	id      string
-	msgID   string
-	body    []byte
-}
-
-// msg returns the NATS message of the event, with the CloudEvents content type.
-func (e event) msg() *nats.Msg {
-	m := nats.NewMsg(e.subject)
-	m.Data = e.body
-	m.Header.Set("Content-Type", events.ContentType)
-	return m
-}
-
-// fill is what wrap fills into an envelope that lacks it.
-type fill struct {
-	typ    string // type of a data object, and of a whole event that has none
-	strict bool   // typ must also agree with the type a whole event has
-	id     string // event ID; "" for a random one; must agree with the id a whole event has
-	source string
-	now    time.Time
-}
-
-// errNeedType says that the input is a bare data object and no event type was given for it.
-var errNeedType = errors.New("a data object needs an event type")
-
-// wrap turns raw JSON, a whole CloudEvent or just its data object, into an event: it fills in the
-// envelope attributes that are missing (specversion, id, source, time, type, datacontenttype),
-// derives the subject from the type and data.shop_id, and validates the result with the code the
-// worker runs (events.DecodeEnvelope and the Decode function of the type). A rejected event is an
-// *events.InvalidError listing every problem; a data object without a type is errNeedType.
-//
-// The input is a whole CloudEvent when it has a specversion or a data attribute. Attributes it
-// already has are kept, unknown ones (extensions) included.
-func wrap(raw []byte, f fill) (event, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return event{}, &events.InvalidError{Problems: []events.Problem{{Field: "body", Reason: "must be a JSON object"}}}
-	}
-	_, hasSpec := obj["specversion"]
-	_, hasData := obj["data"]
-	if !hasSpec && !hasData {
-		if f.typ == "" {
-			return event{}, errNeedType
-		}
-		obj = map[string]json.RawMessage{"data": raw}
-	}
-	var p []events.Problem
-	setString := func(name, value string) {
-		if _, ok := obj[name]; !ok {
-			obj[name], _ = json.Marshal(value)
-		}
-	}
-	if f.strict && f.typ != "" {
-		if t, ok := stringAttr(obj, "type"); ok && obj["type"] != nil && t != f.typ {
-			p = append(p, events.Problem{Field: "type", Reason: fmt.Sprintf("%q contradicts -type %s", t, f.typ)})
-		}
-	}
-	if f.id != "" {
-		if id, ok := stringAttr(obj, "id"); ok && obj["id"] != nil && id != f.id {
-			p = append(p, events.Problem{Field: "id", Reason: fmt.Sprintf("%q contradicts -id %s", id, f.id)})
-		}
-	}
-	if f.id == "" {
-		f.id = newEventID()
-	}
-	setString("specversion", events.SpecVersion)
-	setString("id", f.id)
-	setString("source", f.source)
-	setString("time", f.now.Format(time.RFC3339))
-	setString("datacontenttype", "application/json")
-	if f.typ != "" {
-		setString("type", f.typ)
-	}
-	body, err := json.Marshal(obj)
-	if err != nil { // an attribute that is not valid JSON cannot come out of json.Unmarshal
-		return event{}, err
-	}
-	ev, more := check(obj, body)
-	if p = append(p, more...); len(p) > 0 {
-		return event{}, &events.InvalidError{Problems: p}
-	}
-	return ev, nil
-}
-
-// check derives the subject of a filled-in event and validates it as the worker will.
-func check(obj map[string]json.RawMessage, body []byte) (event, []events.Problem) {
-	var p []events.Problem
-	typ, typeIsString := stringAttr(obj, "type")
-	switch {
-	case !typeIsString:
-		// Not a string: DecodeEnvelope names the attribute and its JSON type.
-	case typ == "":
-		p = append(p, events.Problem{Field: "type", Reason: "is required"})
-	case !isInbound(typ):
-		p = append(p, events.Problem{Field: "type", Reason: fmt.Sprintf("%q is not an inbound event type (%s)", typ, strings.Join(events.InboundTypes, ", "))})
-	}
-	var data struct {
-		ShopID any `json:"shop_id"`
-	}
-	_ = json.Unmarshal(obj["data"], &data) // a data that is no object is reported by DecodeEnvelope
-	shop, _ := data.ShopID.(string)
-	subjectShop := shop
-	if !events.ValidShopID(shop) {
-		subjectShop = "_" // a stand-in, so that the rest of the envelope is still checked
-		if shop != "" {
-			p = append(p, events.Problem{Field: "shop_id", Reason: "must be 1-32 of A-Z, a-z, 0-9, '_' and '-' (it is the last token of the subject)"})
-		}
-	}
-	subject := events.Subject(typ, subjectShop)
-	env, err := events.DecodeEnvelope(subject, body)
-	p = appendProblems(p, err, func(pr events.Problem) bool {
-		// The subject is derived here, from the type and the shop, whose problems are reported above.
-		return pr.Field != "subject"
-	})
-	if d := bytes.TrimSpace(env.Data); isInbound(typ) && len(d) > 0 && d[0] == '{' {
-		p = appendProblems(p, decodeData(typ, env, shop), nil)
-	}
-	id, _ := stringAttr(obj, "id")
-	source, _ := stringAttr(obj, "source")
-	return event{subject: events.Subject(typ, shop), id: id, msgID: events.MsgID(source, id), body: body}, p
-}
-
-// decodeData runs the worker's decoder of the event type on the data.
-func decodeData(typ string, env events.Envelope, shop string) error {
-	_, err := events.DecodeData(typ, env, shop)
-	return err
-}
-
-// appendProblems appends the problems of an *events.InvalidError that keep accepts (all when keep
-// is nil); any other error becomes a problem of the body.
-func appendProblems(p []events.Problem, err error, keep func(events.Problem) bool) []events.Problem {
-	if err == nil {
-		return p
-	}
-	var ie *events.InvalidError
-	if !errors.As(err, &ie) {
-		return append(p, events.Problem{Field: "body", Reason: err.Error()})
-	}
-	for _, pr := range ie.Problems {
-		if keep == nil || keep(pr) {
-			p = append(p, pr)
-		}
-	}
-	return p
-}
-
-// stringAttr returns a string attribute; ok is false when it is absent or not a JSON string.
-func stringAttr(obj map[string]json.RawMessage, name string) (string, bool) {
-	raw, present := obj[name]
-	if !present {
-		return "", true
-	}
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-func isInbound(typ string) bool { return slices.Contains(events.InboundTypes, typ) }
-
-// newEventID returns a random (version 4) UUID.
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
 
 // problemLines writes one line per problem, each after prefix.
 func problemLines(w io.Writer, prefix string, err error) {
@@ -260,7 +84,7 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	if len(rest) != 0 {
 		return usagef("publish takes no arguments (got %q): give the event with -file or flags", rest[0])
 	}
-	if *typ != "" && !isInbound(*typ) {
+	if *typ != "" && !inbound.IsInbound(*typ) {
 		return usagef("-type %q is not an inbound event type (%s)", *typ, strings.Join(events.InboundTypes, ", "))
 	}
 	set := map[string]bool{}
@@ -278,23 +102,23 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	} else if raw, err = dataFromFlags(*typ, set, *shop, *order, *reason, *carrier, *tracking, *invoiceDate); err != nil {
 		return err
 	}
-	ev, err := wrap(raw, fill{typ: *typ, strict: true, id: *id, source: *source, now: time.Now()})
-	if errors.Is(err, errNeedType) {
+	ev, err := inbound.Wrap(raw, inbound.Fill{Type: *typ, Strict: true, ID: *id, Source: *source, Now: time.Now()})
+	if errors.Is(err, inbound.ErrNeedType) {
 		return usagef("%s holds a data object, not a whole CloudEvent: give its -type (%s)", inputName(*file), strings.Join(events.InboundTypes, ", "))
 	}
 	if err != nil {
 		problemLines(a.Stderr, "", err)
 		return fmt.Errorf("event rejected: nothing published")
 	}
-	res := published{ID: ev.id, Subject: ev.subject, MsgID: ev.msgID, DryRun: *dry}
+	res := published{ID: ev.ID, Subject: ev.Subject, MsgID: ev.MsgID, DryRun: *dry}
 	if *dry && *asJSON {
-		res.Event = ev.body
+		res.Event = ev.Body
 		return a.printJSON(res)
 	}
 	if *dry {
-		fmt.Fprintf(a.Stdout, "subject %s, id %s (dry run: not published)\n", ev.subject, ev.id)
+		fmt.Fprintf(a.Stdout, "subject %s, id %s (dry run: not published)\n", ev.Subject, ev.ID)
 		var pretty bytes.Buffer
-		_ = json.Indent(&pretty, ev.body, "", "  ")
+		_ = json.Indent(&pretty, ev.Body, "", "  ")
 		_, err := fmt.Fprintln(a.Stdout, pretty.String())
 		return err
 	}
@@ -303,22 +127,22 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 		return err
 	}
 	defer nc.Close()
-	if max := nc.MaxPayload(); int64(len(ev.body)) > max {
-		return fmt.Errorf("event rejected: it is %d bytes, more than the server's maximum payload of %d: nothing published", len(ev.body), max)
+	if max := nc.MaxPayload(); int64(len(ev.Body)) > max {
+		return fmt.Errorf("event rejected: it is %d bytes, more than the server's maximum payload of %d: nothing published", len(ev.Body), max)
 	}
-	ack, err := js.PublishMsg(ctx, ev.msg(), jetstream.WithMsgID(ev.msgID))
+	ack, err := js.PublishMsg(ctx, ev.Msg(), jetstream.WithMsgID(ev.MsgID))
 	if err != nil {
-		return a.where(fmt.Errorf("publishing %s to %s: %w", ev.id, ev.subject, err))
+		return a.where(fmt.Errorf("publishing %s to %s: %w", ev.ID, ev.Subject, err))
 	}
 	if *asJSON {
 		res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
 		return a.printJSON(res)
 	}
 	if ack.Duplicate {
-		fmt.Fprintf(a.Stdout, "duplicate: stream %s already holds id %s (sequence %d); the server did not store it again\n", ack.Stream, ev.id, ack.Sequence)
+		fmt.Fprintf(a.Stdout, "duplicate: stream %s already holds id %s (sequence %d); the server did not store it again\n", ack.Stream, ev.ID, ack.Sequence)
 		return nil
 	}
-	fmt.Fprintf(a.Stdout, "published %s to %s: stream %s, sequence %d\n", ev.id, ev.subject, ack.Stream, ack.Sequence)
+	fmt.Fprintf(a.Stdout, "published %s to %s: stream %s, sequence %d\n", ev.ID, ev.Subject, ack.Stream, ack.Sequence)
 	return nil
 }
 

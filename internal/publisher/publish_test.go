@@ -323,36 +323,6 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-func TestWrapKeepsExtensionsAndFillsMissing(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 26, 10, 15, 0, 0, time.FixedZone("JST", 9*3600))
-	raw := `{"type": "order.invoice_requested", "traceparent": "00-abc-01", "data": {"shop_id": "demo", "order_id": "A-1"}}`
-	ev, err := wrap([]byte(raw), fill{source: "s", id: "e-1", now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(ev.body, &got); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{"specversion": "1.0", "id": "e-1", "source": "s", "type": "order.invoice_requested",
-		"time": "2026-11-26T10:15:00+09:00", "datacontenttype": "application/json", "traceparent": "00-abc-01",
-		"data": map[string]any{"shop_id": "demo", "order_id": "A-1"}}
-	if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
-		t.Errorf("body = %s\nwant   %s", g, w)
-	}
-	if ev.subject != "orders.invoice_requested.demo" || ev.id != "e-1" {
-		t.Errorf("subject %q, id %q", ev.subject, ev.id)
-	}
-
-	// An attribute of the wrong JSON type is named once, by the worker's own check.
-	_, err = wrap([]byte(`{"type": 5, "data": {}}`), fill{source: "s", now: now})
-	var ie *events.InvalidError
-	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Field != "type" {
-		t.Errorf("err = %v, want one problem naming type", err)
-	}
-}
-
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)

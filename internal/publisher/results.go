@@ -30,18 +30,10 @@ Commands:
 publisher results tail -h lists the flags.
 `
 
-func (a *App) results(ctx context.Context, args []string) error {
-	switch {
-	case len(args) == 0:
-		fmt.Fprint(a.Stderr, resultsUsage)
-		return usagef("results needs a command: tail")
-	case isHelp(args[0]):
-		return a.help(resultsUsage)
-	case args[0] == "tail", args[0] == "watch":
-		return a.resultsTail(ctx, args[1:])
-	}
-	return usagef("unknown results command %q: want tail", args[0])
-}
+// resultsCommands are the results commands.
+var resultsCommands = group{name: "results", usage: resultsUsage, subs: []sub{
+	{"tail", []string{"watch"}, (*App).resultsTail},
+}}
 
 // tailRow is a row of the results tail table; a value wider than its column pushes the rest right.
 const tailRow = "%-19s  %-16s  %-10s  %-16s  %-11s  %s\n"

@@ -1,0 +1,504 @@
+// Package deadletter is the operators' dead-letter operations on the worker's dead-letter stream
+// (DLQ), for the publisher command and the operators' console alike: list the letters that match
+// a filter, with counts per reason; show one; replay letters to their original subjects (or plan
+// the replay, in a dry run), refusing those replayed too often; purge letters; and publish a
+// corrected event in place of a letter (edit). internal/dlq writes the letters; this package reads
+// and acts on them (docs/operations.md#dead-letters).
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+)
+
+// DefaultStream is the name of the worker's dead-letter stream.
+const DefaultStream = "DLQ"
+
+// Queue is the dead-letter stream of a NATS server. It is safe for concurrent use.
+type Queue struct {
+	js     jetstream.JetStream
+	stream string
+}
+
+// New returns the dead-letter stream named stream ("": DefaultStream) of the server js talks to.
+func New(js jetstream.JetStream, stream string) *Queue {
+	if stream == "" {
+		stream = DefaultStream
+	}
+	return &Queue{js: js, stream: stream}
+}
+
+// Stream returns the stream's name.
+func (q *Queue) Stream() string { return q.stream }
+
+// Letter is a dead letter as the operators see it, read from its Dlq-* headers: counts and
+// sequences are 0 where the header is missing or unreadable. Its JSON is what `publisher dlq ls
+// -json` prints (times RFC 3339); Body, the original event, holds the buyer's personal data and is
+// left out of it.
+type Letter struct {
+	Seq         uint64    `json:"seq"` // its sequence in the dead-letter stream
+	Subject     string    `json:"original_subject"`
+	Stream      string    `json:"original_stream"`
+	OrigSeq     uint64    `json:"original_sequence"`
+	Reason      string    `json:"reason"`
+	Error       string    `json:"error"`
+	Attempts    int       `json:"attempts"`
+	FailedAt    time.Time `json:"failed_at"`
+	ReplayCount int       `json:"replay_count"`
+	// Published is the sequence the event had when it was first published (Dlq-Published-Sequence).
+	Published uint64 `json:"published_sequence,omitempty"`
+	// PublishedCreated is when the stream of Published was created (Dlq-Published-Stream-Created).
+	PublishedCreated string `json:"published_stream_created,omitempty"`
+	Shop             string `json:"shop"`
+	Order            string `json:"order"`
+	Body             []byte `json:"-"`
+}
+
+// letterOf reads a message of the dead-letter stream.
+func letterOf(seq uint64, h nats.Header, body []byte) Letter {
+	l := Letter{Seq: seq, Subject: h.Get(dlq.HeaderOriginalSubject), Stream: h.Get(dlq.HeaderOriginalStream),
+		Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError), Body: body}
+	l.OrigSeq, _ = strconv.ParseUint(h.Get(dlq.HeaderOriginalSequence), 10, 64)
+	l.Attempts, _ = strconv.Atoi(h.Get(dlq.HeaderAttempts))
+	l.FailedAt, _ = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt))
+	l.ReplayCount, _ = strconv.Atoi(h.Get(dlq.HeaderReplayCount))
+	l.Published, _ = strconv.ParseUint(h.Get(dlq.HeaderPublishedSequence), 10, 64)
+	l.PublishedCreated = h.Get(dlq.HeaderPublishedStreamCreated)
+	if parts := strings.Split(l.Subject, "."); len(parts) >= 3 {
+		l.Shop = parts[2]
+	}
+	l.Shop, l.Order = orderOf(body, l.Shop)
+	return l
+}
+
+// orderOf finds the shop and order of a dead letter: from its event data, or from a poll body.
+func orderOf(body []byte, shop string) (string, string) {
+	var env struct {
+		Data struct {
+			ShopID  string `json:"shop_id"`
+			OrderID string `json:"order_id"`
+		} `json:"data"`
+		Shop    string `json:"shop"`
+		OrderID string `json:"order_id"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return shop, ""
+	}
+	if env.Data.OrderID != "" {
+		return shop, env.Data.OrderID
+	}
+	if env.OrderID != "" { // a poll request
+		return env.Shop, env.OrderID
+	}
+	return shop, ""
+}
+
+// Filter selects dead letters; every condition given must match.
+type Filter struct {
+	// Subject is the original subject, NATS wildcards * and > allowed, without the "dlq." prefix.
+	Subject string
+	// Reason is a dead-letter reason (handlers.Reasons).
+	Reason      string
+	Shop, Order string
+	// Since and Until bound the time the letter failed: Since inclusive, Until exclusive. Zero
+	// leaves a bound open.
+	Since, Until time.Time
+}
+
+// FilterError is a filter that no dead letter can match: a reason that is none, a subject that
+// is no original subject, a time window that is empty. Field is "reason", "subject" or "until".
+type FilterError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FilterError) Error() string { return "dead-letter filter: " + e.Field + " " + e.Problem }
+
+// Check reports a filter that no dead letter can match as a *FilterError: an empty list would
+// look like good news.
+func (f Filter) Check() error {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return &FilterError{"until", fmt.Sprintf("%s is not after since %s: no dead letter can match", f.Until.Format(time.RFC3339), f.Since.Format(time.RFC3339))}
+	}
+	if f.Reason != "" && !slices.Contains(handlers.Reasons(), f.Reason) {
+		return &FilterError{"reason", fmt.Sprintf("is not a dead-letter reason: want one of %s", strings.Join(handlers.Reasons(), ", "))}
+	}
+	if problem := subjectProblem(f.Subject); problem != "" {
+		return &FilterError{"subject", problem}
+	}
+	return nil
+}
+
+// subjectProblem says what keeps an original-subject filter from matching any dead letter, or ""
+// when nothing does. The server would refuse some of these with an error that names the
+// "dlq."-prefixed subject the operator never typed, and match nothing for the others.
+func subjectProblem(subject string) string {
+	if subject == "" {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(subject, dlq.SubjectPrefix); ok {
+		return fmt.Sprintf("is the original subject, without %q: -subject %s", dlq.SubjectPrefix, rest)
+	}
+	tokens := strings.Split(subject, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return "has an empty token (two dots, or a dot at an end)"
+		case strings.ContainsAny(tok, " \t\r\n"):
+			return "holds white space"
+		case tok == ">" && i < len(tokens)-1:
+			return "has > before its last token (> matches the rest of a subject)"
+		}
+	}
+	return ""
+}
+
+// streamSubject narrows the read to the subject filter, so the server does the filtering.
+func (f Filter) streamSubject() string {
+	if f.Subject == "" {
+		return dlq.SubjectPrefix + ">"
+	}
+	return dlq.SubjectPrefix + f.Subject
+}
+
+func (f Filter) match(l Letter) bool {
+	return (f.Reason == "" || l.Reason == f.Reason) && (f.Shop == "" || l.Shop == f.Shop) &&
+		(f.Order == "" || l.Order == f.Order) &&
+		(f.Since.IsZero() || !l.FailedAt.Before(f.Since)) && (f.Until.IsZero() || l.FailedAt.Before(f.Until))
+}
+
+// open opens the dead-letter stream; a missing stream is an error wrapping
+// jetstream.ErrStreamNotFound.
+func (q *Queue) open(ctx context.Context) (jetstream.Stream, error) {
+	s, err := q.js.Stream(ctx, q.stream)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", q.stream, err)
+	}
+	return s, nil
+}
+
+// List returns the dead letters that match f, oldest first, bodies included. A filter no letter
+// can match is a *FilterError, before the server is asked; a missing stream wraps
+// jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
+func (q *Queue) List(ctx context.Context, f Filter) ([]Letter, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	s, err := q.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.streamSubject()}, InactiveThreshold: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+	}
+	var out []Letter
+	for {
+		msgs, err := c.Fetch(500, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+		}
+		n, left := 0, uint64(0)
+		for m := range msgs.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			left = md.NumPending
+			if l := letterOf(md.Sequence.Stream, m.Headers(), m.Data()); f.match(l) {
+				out = append(out, l)
+			}
+		}
+		if err := msgs.Error(); err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+		}
+		if n == 0 || left == 0 {
+			return out, nil
+		}
+	}
+}
+
+// CountReasons counts letters by reason: every reason of handlers.Reasons, 0 included, and any
+// other reason a letter carries (a letter of a newer worker).
+func CountReasons(letters []Letter) map[string]int {
+	counts := map[string]int{}
+	for _, r := range handlers.Reasons() {
+		counts[r] = 0
+	}
+	for _, l := range letters {
+		counts[l.Reason]++
+	}
+	return counts
+}
+
+// Counts returns how many letters matching f each reason holds (f.Reason is not applied: the
+// counts are the tabs of a list by reason), every reason included. Errors are List's.
+func (q *Queue) Counts(ctx context.Context, f Filter) (map[string]int, error) {
+	f.Reason = ""
+	letters, err := q.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return CountReasons(letters), nil
+}
+
+// ErrNotFound is the error of a sequence that holds no dead letter.
+var ErrNotFound = errors.New("no such dead letter")
+
+// notFound says which letter is missing where.
+type notFound struct {
+	seq    uint64
+	stream string
+}
+
+func (e notFound) Error() string {
+	return fmt.Sprintf("no dead letter %d in stream %s", e.seq, e.stream)
+}
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+
+// Shown is one dead letter in full, as `publisher dlq show -json` prints it: the letter, the
+// message's own subject (dlq.<original subject>), when the stream stored it, every header, and the
+// body: JSON as it is, anything else as a JSON string.
+type Shown struct {
+	Letter
+	StoredSubject string              `json:"subject"`
+	Stored        time.Time           `json:"stored_at"`
+	Headers       map[string][]string `json:"headers"`
+	JSONBody      json.RawMessage     `json:"body"`
+}
+
+// Get returns the dead letter of sequence seq. A sequence that holds none is an error that
+// errors.Is ErrNotFound and says "no dead letter SEQ in stream DLQ".
+func (q *Queue) Get(ctx context.Context, seq uint64) (Shown, error) {
+	s, err := q.open(ctx)
+	if err != nil {
+		return Shown{}, err
+	}
+	m, err := get(ctx, s, q.stream, seq)
+	if err != nil {
+		return Shown{}, err
+	}
+	body := json.RawMessage(m.Data)
+	if !json.Valid(m.Data) {
+		body, _ = json.Marshal(string(m.Data)) // a string cannot fail to marshal
+	}
+	headers := map[string][]string(m.Header)
+	if headers == nil {
+		headers = map[string][]string{}
+	}
+	return Shown{Letter: letterOf(m.Sequence, m.Header, m.Data), StoredSubject: m.Subject, Stored: m.Time, Headers: headers, JSONBody: body}, nil
+}
+
+func get(ctx context.Context, s jetstream.Stream, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, notFound{seq, stream}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading dead letter %d of stream %s: %w", seq, stream, err)
+	}
+	return m, nil
+}
+
+// Letters returns the dead letters of the sequences, in the order given, and the sequences that
+// hold none (replayed or purged meanwhile, say). Errors are the server's, or ctx's end.
+func (q *Queue) Letters(ctx context.Context, seqs []uint64) (found []Letter, missing []uint64, err error) {
+	s, err := q.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, seq := range seqs {
+		m, err := get(ctx, s, q.stream, seq)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			missing = append(missing, seq)
+		case err != nil:
+			return found, missing, err
+		default:
+			found = append(found, letterOf(m.Sequence, m.Header, m.Data))
+		}
+	}
+	return found, missing, nil
+}
+
+// Purge deletes the letters for good, calling done (when not nil) after each, and returns how
+// many it deleted; a letter gone already counts as deleted. It stops at the first failure.
+func (q *Queue) Purge(ctx context.Context, letters []Letter, done func()) (int, error) {
+	s, err := q.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, l := range letters {
+		if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return i, fmt.Errorf("after %d deleted: deleting %d: %w", i, l.Seq, err)
+		}
+		if done != nil {
+			done()
+		}
+	}
+	return len(letters), nil
+}
+
+// ReplayOptions are the knobs of Replay.
+type ReplayOptions struct {
+	// MaxReplays refuses the letters replayed this many times already (Letter.ReplayCount): a
+	// letter that fails at every replay comes back each time. The publisher's default is 3.
+	MaxReplays int
+	// DryRun plans the replay (Planned, Groups, the refusals) and changes nothing.
+	DryRun bool
+	// Pace, when not nil, is called before each replay (a rate limit); an error stops the replay.
+	Pace func(ctx context.Context) error
+	// Done, when not nil, is called after each replay (a progress bar).
+	Done func()
+}
+
+// ReplayResult is what a replay did, as `publisher dlq replay -json` prints it. Planned counts the
+// matching letters under MaxReplays, which a run replays (Replayed) and a dry run only counts
+// (Groups, by reason and original subject).
+type ReplayResult struct {
+	DryRun         bool     `json:"dry_run"`
+	Planned        int      `json:"planned"`
+	Replayed       int      `json:"replayed"`
+	Refused        int      `json:"refused"`
+	MaxReplays     int      `json:"max_replays"`
+	Groups         []Group  `json:"groups"`
+	RefusedLetters []Letter `json:"refused_letters"`
+	// Letters says what became of each letter, in the order given.
+	Letters []Outcome `json:"-"`
+}
+
+// Outcome is what a replay did with one letter: replayed (or, in a dry run, to be replayed), or
+// refused and why, or neither when a failure stopped the replay before it.
+type Outcome struct {
+	Seq      uint64
+	Replayed bool
+	Refused  bool
+	Reason   string // why it was refused: a sentence for people
+}
+
+// AllRefused says the replay replayed nothing because it refused every letter: the letters left
+// behind need an operator (purge them, or allow more replays).
+func (r ReplayResult) AllRefused() bool { return !r.DryRun && r.Replayed == 0 && r.Refused > 0 }
+
+// Group counts the planned letters of one reason and original subject.
+type Group struct {
+	Reason  string `json:"reason"`
+	Subject string `json:"subject"`
+	Count   int    `json:"count"`
+}
+
+// groups counts letters by reason and subject, sorted.
+func groups(ls []Letter) []Group {
+	counts := map[[2]string]int{}
+	for _, l := range ls {
+		counts[[2]string{l.Reason, l.Subject}]++
+	}
+	out := make([]Group, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Group{Reason: k[0], Subject: k[1], Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Reason < out[j].Reason || out[i].Reason == out[j].Reason && out[i].Subject < out[j].Subject
+	})
+	return out
+}
+
+// Replay re-publishes each letter's body to its original subject, one after the other, with
+// Dlq-Replay-Count incremented and the position of the event it repeats (Dlq-Published-Sequence
+// and Dlq-Published-Stream-Created: the worker orders it as that event), under the message ID
+// replay:<stream>:<seq>:<count> (a replay repeated after a crash is a duplicate), and removes the
+// letter once the server acknowledged the re-publish. Letters replayed MaxReplays times already
+// are refused and left. It stops at the first failure, returned with what it did ("after N
+// replayed: …").
+func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions) (ReplayResult, error) {
+	res := ReplayResult{DryRun: opts.DryRun, MaxReplays: opts.MaxReplays, RefusedLetters: []Letter{}, Letters: make([]Outcome, len(letters))}
+	var ok []int // indexes of the letters to replay
+	for i, l := range letters {
+		res.Letters[i].Seq = l.Seq
+		if l.ReplayCount >= opts.MaxReplays {
+			res.RefusedLetters = append(res.RefusedLetters, l)
+			res.Letters[i].Refused = true
+			res.Letters[i].Reason = fmt.Sprintf("dead letter %d was replayed %d times already (at most %d): purge it, or allow more replays", l.Seq, l.ReplayCount, opts.MaxReplays)
+		} else {
+			ok = append(ok, i)
+		}
+	}
+	planned := make([]Letter, len(ok))
+	for j, i := range ok {
+		planned[j] = letters[i]
+	}
+	res.Planned, res.Refused, res.Groups = len(ok), len(res.RefusedLetters), groups(planned)
+	if opts.DryRun {
+		for _, i := range ok {
+			res.Letters[i].Replayed = true
+		}
+	}
+	if opts.DryRun || len(ok) == 0 {
+		return res, nil
+	}
+	s, err := q.open(ctx)
+	if err != nil {
+		return res, err
+	}
+	for n, i := range ok {
+		l := letters[i]
+		if opts.Pace != nil {
+			if err := opts.Pace(ctx); err != nil {
+				return res, fmt.Errorf("after %d replayed: %w", n, err)
+			}
+		}
+		if l.Subject == "" {
+			return res, fmt.Errorf("after %d replayed: dead letter %d has no %s header", n, l.Seq, dlq.HeaderOriginalSubject)
+		}
+		msg := nats.NewMsg(l.Subject)
+		msg.Data = l.Body
+		if _, err := republish(ctx, q.js, s, l, msg, "replay"); err != nil {
+			return res, fmt.Errorf("after %d replayed: %w", n, err)
+		}
+		res.Replayed++
+		res.Letters[i].Replayed = true
+		if opts.Done != nil {
+			opts.Done()
+		}
+	}
+	return res, nil
+}
+
+// republish publishes msg in place of the dead letter l (its replay, or its edit): with the
+// letter's replay count incremented and the position of the event it repeats (so that the worker
+// orders it as that event), under a message ID of its own (kind, the letter's stream, sequence and
+// count), so that a repeat after a crash here is a duplicate. It removes the letter from s only
+// once the publish is acknowledged.
+func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l Letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
+	count := strconv.Itoa(l.ReplayCount + 1)
+	msg.Header.Set(dlq.HeaderReplayCount, count)
+	if l.Published != 0 {
+		msg.Header.Set(dlq.HeaderPublishedSequence, strconv.FormatUint(l.Published, 10)) // the replay is as old as the event
+	}
+	if l.PublishedCreated != "" {
+		msg.Header.Set(dlq.HeaderPublishedStreamCreated, l.PublishedCreated)
+	}
+	id := fmt.Sprintf("%s:%s:%d:%s", kind, s.CachedInfo().Config.Name, l.Seq, count)
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	if err != nil {
+		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
+	}
+	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
+	}
+	return ack, nil
+}

@@ -1,0 +1,214 @@
+package invoiceprint
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: the NATS clients and servers the tests start are stopped.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestInvoiceLayoutIsTheProtocols: the document has every print element of the protocol's table
+// (docs/protocol.md#invoice-print-data), and no other.
+func TestInvoiceLayoutIsTheProtocols(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "The elements of `invoiceInfo`")
+	end := strings.Index(text[start:], "\n\n|")
+	if start < 0 || end < 0 {
+		t.Fatal("docs/protocol.md has no table of the elements of invoiceInfo")
+	}
+	table := text[start+end+2:]
+	table = table[:strings.Index(table, "\n\n")]
+	token := regexp.MustCompile("`([A-Za-z0-9]{3,})`(?:–`([A-Za-z]+)([0-9]+)`)?")
+	var want []string
+	for _, row := range strings.Split(table, "\n")[2:] {
+		for _, m := range token.FindAllStringSubmatch(row, -1) {
+			if m[2] == "" {
+				want = append(want, m[1])
+				continue
+			}
+			first := strings.TrimLeft(m[1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+			var from, to int
+			fmt.Sscan(first, &from)
+			fmt.Sscan(m[3], &to)
+			for i := from; i <= to; i++ {
+				want = append(want, fmt.Sprintf("%s%d", m[2], i))
+			}
+		}
+	}
+	var got []string
+	for _, g := range layout {
+		for _, f := range g.Fields {
+			got = append(got, f.Name)
+		}
+	}
+	for _, f := range detailLayout {
+		got = append(got, f.Name)
+	}
+	got = append(got, "details", "detail")
+	slices.Sort(want)
+	slices.Sort(got)
+	want, got = slices.Compact(want), slices.Compact(got)
+	if len(want) < 90 || !slices.Equal(want, got) {
+		t.Errorf("the layout's elements differ from the protocol's:\nprotocol: %v\nlayout:   %v", want, got)
+	}
+}
+
+// printData is print data with every element of the layout, each holding its own name, an
+// element the layout does not know, and two detail lines.
+func printData(billed string) *events.InvoicePrintData {
+	p := &events.InvoicePrintData{Fields: map[string]string{}}
+	for _, g := range layout {
+		for _, f := range g.Fields {
+			p.Fields[f.Name] = "v-" + f.Name
+		}
+	}
+	p.Fields["name"] = "<加藤 & 太郎>"
+	p.Fields["billedAmount"] = billed
+	p.Fields["newElement"] = "an element the protocol does not list"
+	p.Details = []map[string]string{
+		{"goods": "緑茶ティーバッグ 50包", "goodsAmount": "2", "goodsPrice": "1,200", "goodsSubtotal": "2,400", "goodsExpand": ""},
+		{"goods": "送料", "goodsAmount": "1", "goodsPrice": "550", "goodsSubtotal": "550", "goodsExpand": ""},
+	}
+	return p
+}
+
+func invoice(order, billed string) Invoice {
+	return Invoice{Shop: "demo", Order: order, TransactionID: "T-" + order, Seq: 5, EventID: "demo:" + order + ":1:9:invoice.ok",
+		Published: time.Date(2026, 11, 30, 7, 2, 7, 0, time.UTC), Invoice: printData(billed)}
+}
+
+// TestSheetsAndDocument: the fragment holds one sheet per invoice with every element, escaped,
+// and no document around it; its stylesheet styles nothing outside the sheets; the document holds
+// the same sheets, for A4 pages.
+func TestSheetsAndDocument(t *testing.T) {
+	t.Parallel()
+	invoices := []Invoice{invoice("A-1", "3155円"), invoice("B-1", "2950円")}
+	frag, err := Sheets(invoices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheets := strings.Split(string(frag), `<section class="invoice"`)[1:]
+	if len(sheets) != 2 || !strings.Contains(sheets[0], `data-order="A-1"`) || !strings.Contains(sheets[1], "2/2 · shop demo · order B-1") ||
+		strings.Contains(string(frag), "<html") || strings.Contains(string(frag), "<style") {
+		t.Fatalf("the fragment:\n%s", frag)
+	}
+	for _, sheet := range sheets {
+		for _, g := range layout {
+			for _, f := range g.Fields {
+				if !strings.Contains(sheet, `data-field="`+f.Name+`"`) {
+					t.Errorf("the sheet lacks the element %s", f.Name)
+				}
+			}
+		}
+		if !strings.Contains(sheet, "&lt;加藤 &amp; 太郎&gt;") || !strings.Contains(sheet, "an element the protocol does not list") ||
+			!strings.Contains(sheet, "2026-11-30 16:02:07 JST, sequence 5") {
+			t.Errorf("the sheet:\n%s", sheet)
+		}
+	}
+	for _, rule := range regexp.MustCompile(`(?m)^[^ @}][^{]*\{`).FindAllString(string(Style()), -1) {
+		for _, sel := range strings.Split(strings.TrimSuffix(rule, "{"), ",") {
+			if sel = strings.TrimSpace(sel); !strings.HasPrefix(sel, ".invoice") {
+				t.Errorf("the rule %q styles %q, outside the sheets", rule, sel)
+			}
+		}
+	}
+	var doc bytes.Buffer
+	if err := WriteDocument(&doc, invoices); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"@page { size: A4;", "break-after: page", "page-break-after: always", `<html lang="ja">`, `<meta charset="utf-8">`,
+		"<title>請求書 demo A-1, B-1</title>", string(Style()), string(frag)} {
+		if !strings.Contains(doc.String(), want) {
+			t.Errorf("the document lacks %q", want)
+		}
+	}
+	if err := WriteDocument(&doc, nil); err == nil {
+		t.Error("a document of no invoice")
+	}
+}
+
+// TestText: every label with its value, the detail lines, the unknown elements, a form feed
+// between the invoices.
+func TestText(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	if err := WriteText(&b, []Invoice{invoice("A-1", "3155円"), invoice("B-1", "2950円")}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Count(out, "\f") != 1 || !strings.HasPrefix(out, "請求書 1/2  shop demo  order A-1  お問合せ番号 T-A-1\n(invoice.ok demo:A-1:1:9:invoice.ok, 2026-11-30 16:02:07 JST, sequence 5)\n") ||
+		!strings.Contains(out, "  請求金額                          3155円\n") || !strings.Contains(out, "    商品名                          緑茶ティーバッグ 50包\n") ||
+		!strings.Contains(out, "[その他]\n  newElement                        an element") {
+		t.Errorf("text:\n%s", out)
+	}
+}
+
+// TestFind: the latest invoice.ok of each order, read back through more than one window, the
+// other shops' and orders' left; the bounds of the search.
+func TestFind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(shop, id string, inv events.Invoice) {
+		body, err := events.NewOutcome(id, events.TypeInvoiceOK, "cause-"+id, time.Now(), inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, events.Subject(events.TypeInvoiceOK, shop), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("demo", "i-old", events.Invoice{ShopID: "demo", OrderID: "A-1", Invoice: printData("1000円")})
+	publish("demo", "i-b", events.Invoice{ShopID: "demo", OrderID: "B-1", Invoice: printData("2950円")})
+	for i := range 1200 {
+		publish("demo", fmt.Sprintf("f-%d", i), events.Invoice{ShopID: "demo", OrderID: fmt.Sprintf("F-%d", i), Invoice: &events.InvoicePrintData{Fields: map[string]string{"zip": "1"}}})
+	}
+	publish("demo", "i-new", events.Invoice{ShopID: "demo", OrderID: "A-1", TransactionID: "T-A-1", Invoice: printData("3155円")})
+	publish("other", "i-other", events.Invoice{ShopID: "other", OrderID: "A-1", Invoice: printData("9円")})
+
+	found, err := Find(ctx, s, "demo", []string{"A-1", "B-1", "A-1", "MISSING"}, Search{})
+	if err != nil || len(found.Invoices) != 2 || found.Limited || found.Read != 1203 {
+		t.Fatalf("Find: %+v %v", found, err)
+	}
+	if a := found.Invoices["A-1"]; a.EventID != "i-new" || a.Invoice.Fields["billedAmount"] != "3155円" || a.TransactionID != "T-A-1" || a.Seq != 1203 {
+		t.Errorf("A-1: %+v", a)
+	}
+	found, err = Find(ctx, s, "demo", []string{"A-1"}, Search{})
+	if err != nil || len(found.Invoices) != 1 || found.Read >= 1203 {
+		t.Errorf("every order found: %d read, %v; want it to stop early", found.Read, err)
+	}
+	found, err = Find(ctx, s, "demo", []string{"B-1"}, Search{Scan: 10})
+	if err != nil || len(found.Invoices) != 0 || !found.Limited || found.Read != 10 {
+		t.Errorf("Scan 10: %+v %v", found, err)
+	}
+	found, err = Find(ctx, s, "demo", []string{"B-1"}, Search{Since: time.Now().Add(time.Hour)})
+	if err != nil || len(found.Invoices) != 0 {
+		t.Errorf("Since an hour ahead: %+v %v", found, err)
+	}
+	if got := Layout(); len(got) != len(layout) || len(DetailLayout()) != len(detailLayout) {
+		t.Errorf("Layout: %d groups", len(got))
+	}
+}
