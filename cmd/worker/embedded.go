@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/embedded"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -91,8 +93,71 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 	}
 	if !s.Demo { // the demo's servers are gone when it ends
 		printPublisherSettings(stdout, *s)
+		stopConsole, err := startConsole(*s, shops, stdout, log)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, stopConsole) // stops before the servers it reads
 	}
 	return shops, stop, nil
+}
+
+// consoleOperator is the operator the embedded console logs in without a password, for clients on
+// this machine.
+const consoleOperator = "demo"
+
+// startConsole serves the operators' console (docs/console.md) on a free loopback port, on its own
+// connections to the servers of s, and prints its address. Clients on this machine are logged in
+// as consoleOperator without a password; its session key is random, so its sessions end with the
+// process. The operator actions, dead letters and invoices are not wired into it yet. It returns
+// the function that stops it.
+func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger) (func(), error) {
+	log = log.Named("console")
+	files, err := transport.NATSFiles{Creds: s.NATSCredsFile, Nkey: s.NATSNkeyFile, CA: s.NATSCAFile, Cert: s.NATSCertFile, Key: s.NATSKeyFile}.Options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(s.NATSURL, append([]nats.Option{nats.Name("atodene-console"), nats.MaxReconnects(-1)}, files...)...)
+	if err != nil {
+		return nil, fmt.Errorf("console: connecting to NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{CA: s.RedisCAFile, Cert: s.RedisCertFile, Key: s.RedisKeyFile})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: s.RedisPrefix, Retention: s.Retention})
+	release := func() { store.Close(); rdb.Close(); nc.Close() }
+	key := make([]byte, console.MinSessionKey)
+	_, _ = rand.Read(key)
+	srv, err := console.New(console.Config{Store: store, JetStream: js, ResultsStream: s.ResultsStream, Shops: shops, Logger: log,
+		Auth: console.Auth{AutoLogin: consoleOperator, SessionKey: key, InsecureCookie: true}})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("console: listening on loopback: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	fmt.Fprintf(stdout, "operators' console on http://%s/ (demo: this machine is logged in as %q without a password; actions, dead letters and invoices not wired yet)\n",
+		ln.Addr(), consoleOperator)
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			log.Warn("the console stopped with an error", zap.Error(err))
+		}
+		release()
+	}, nil
 }
 
 // startSandbox serves the sandbox and returns its demo shop.

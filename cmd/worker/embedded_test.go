@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,6 +89,39 @@ func TestEmbedded(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestEmbeddedConsole: the embedded mode serves the operators' console on loopback and prints its
+// address; a client on this machine is logged in as the demo operator without a password, and the
+// page says so; the console ends with the worker.
+func TestEmbeddedConsole(t *testing.T) {
+	w := newEmbeddedWorker(t, t.TempDir())
+	stdout, stop := startInProcess(t, append(w.args, "-log-level", "warn"))
+	defer func() { _ = stop() }()
+	waitReady(t, "http://"+w.http+"/readyz")
+	m := regexp.MustCompile(`operators' console on (http://127\.0\.0\.1:\d+/) \(demo: this machine is logged in as "demo" without a password`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("the banner has no console line:\n%s", stdout.String())
+	}
+	res, err := http.Get(m[1] + "orders?shop=demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="demo-notice"`) || !strings.Contains(string(page), `id="orders-table"`) {
+		t.Fatalf("GET %sorders: %d\n%s", m[1], res.StatusCode, page)
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := http.Get(m[1] + "healthz"); err == nil {
+		t.Error("the console still answers after the worker stopped")
 	}
 }
 

@@ -18,7 +18,8 @@ type settingRow struct {
 	flag, env, def, meaning string
 }
 
-// settingRows reads the settings table of docs/configuration.md: every row that starts with a flag.
+// settingRows reads the settings table of docs/configuration.md: every row of its section
+// "Settings" that starts with a flag (the console's flags have a section of their own).
 func settingRows(t *testing.T) []settingRow {
 	t.Helper()
 	doc, err := os.ReadFile("../../docs/configuration.md")
@@ -27,10 +28,17 @@ func settingRows(t *testing.T) []settingRow {
 	}
 	row := regexp.MustCompile("^\\| `-([a-z0-9-]+)` \\| `([A-Z0-9_]+)` \\| (.*?) \\| (.*) \\|$")
 	var rows []settingRow
+	in := false
 	for i, l := range strings.Split(string(doc), "\n") {
-		if m := row.FindStringSubmatch(l); m != nil {
+		if strings.HasPrefix(l, "## ") {
+			in = l == "## Settings"
+		}
+		if m := row.FindStringSubmatch(l); m != nil && in {
 			rows = append(rows, settingRow{i + 1, m[1], m[2], m[3], m[4]})
 		}
+	}
+	if len(rows) == 0 {
+		t.Fatal("no rows in the section Settings of docs/configuration.md")
 	}
 	return rows
 }

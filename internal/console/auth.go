@@ -1,0 +1,362 @@
+package console
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// operatorPattern is what an operator's name may hold: a login name or an e-mail address, which
+// keeps the events' source (console/operator/NAME) a plain URI reference. The same as publisher's
+// -operator.
+var operatorPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
+
+func validOperator(name string) bool { return operatorPattern.MatchString(name) }
+
+// SourcePrefix heads the CloudEvents source of the events an operator publishes from the console:
+// console/operator/NAME.
+const SourcePrefix = "console/operator/"
+
+// LoadOperators reads an operators file: one operator a line, `name:bcrypt-hash` (as
+// `htpasswd -nbB name password` or `cmd/console hash` prints it); blank lines and lines starting
+// with # are skipped. Every problem is reported, each with its line; the error never quotes a
+// hash.
+func LoadOperators(path string) (map[string][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseOperators(f, path)
+}
+
+// ParseOperators reads an operators file from r; name is the file's name in errors.
+func ParseOperators(r io.Reader, name string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var errs []error
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s:%d: want name:bcrypt-hash", name, n))
+			continue
+		case !validOperator(user):
+			errs = append(errs, fmt.Errorf("%s:%d: operator %q: want 1-64 of A-Z, a-z, 0-9 and . _ @ + -, starting with a letter or digit", name, n, user))
+			continue
+		case out[user] != nil:
+			errs = append(errs, fmt.Errorf("%s:%d: operator %q is listed twice", name, n, user))
+			continue
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: operator %q: the hash is not a bcrypt hash ($2a$, $2b$ or $2y$); make one with `console hash`", name, n, user))
+			continue
+		}
+		out[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	if len(out) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no operators listed", name))
+	}
+	return out, errors.Join(errs...)
+}
+
+// HashPassword returns the bcrypt hash of password for an operators file.
+func HashPassword(password string) ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+}
+
+// session is what the session cookie holds, signed: who is logged in (no one on the login page,
+// where it carries the CSRF token of the login form), how, and until when.
+type session struct {
+	ID       string `json:"sid"`
+	Operator string `json:"op,omitempty"`
+	Via      string `json:"via,omitempty"` // password, header or auto
+	Expires  int64  `json:"exp"`           // Unix seconds
+}
+
+// The ways an operator is identified.
+const (
+	viaPassword = "password"
+	viaHeader   = "header"
+	viaAuto     = "auto"
+)
+
+// cookieName is the session cookie's name: with Secure, the __Host- prefix binds it to this host
+// and path / (browsers refuse it otherwise).
+func (s *Server) cookieName() string {
+	if s.cfg.Auth.InsecureCookie {
+		return "atodene_console"
+	}
+	return "__Host-atodene_console"
+}
+
+// sign returns HMAC-SHA256(key, purpose, data).
+func (s *Server) sign(purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, s.cfg.Auth.SessionKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+var b64 = base64.RawURLEncoding
+
+// encodeSession is the cookie value of ss: its JSON and its signature, base64url, joined by ".".
+func (s *Server) encodeSession(ss session) string {
+	raw, _ := json.Marshal(ss)
+	return b64.EncodeToString(raw) + "." + b64.EncodeToString(s.sign("session", raw))
+}
+
+// decodeSession checks a cookie value's signature and expiry.
+func (s *Server) decodeSession(v string) (session, bool) {
+	p, sig, ok := strings.Cut(v, ".")
+	if !ok {
+		return session{}, false
+	}
+	raw, err1 := b64.DecodeString(p)
+	got, err2 := b64.DecodeString(sig)
+	if err1 != nil || err2 != nil || !hmac.Equal(got, s.sign("session", raw)) {
+		return session{}, false
+	}
+	var ss session
+	if json.Unmarshal(raw, &ss) != nil || ss.ID == "" || s.cfg.Now().Unix() >= ss.Expires {
+		return session{}, false
+	}
+	return ss, true
+}
+
+// csrfToken is the CSRF token of a session: a signature of its ID.
+func (s *Server) csrfToken(ss session) string {
+	return b64.EncodeToString(s.sign("csrf", []byte(ss.ID)))
+}
+
+// newSession starts a session for operator ("" for the login form) with a fresh ID, and sets its
+// cookie.
+func (s *Server) newSession(w http.ResponseWriter, operator, via string) session {
+	var id [18]byte
+	_, _ = rand.Read(id[:])
+	ss := session{ID: b64.EncodeToString(id[:]), Operator: operator, Via: via, Expires: s.cfg.Now().Add(s.cfg.Auth.SessionTTL).Unix()}
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: s.encodeSession(ss), Path: "/",
+		Expires: time.Unix(ss.Expires, 0), HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
+	return ss
+}
+
+// clearSession removes the session cookie.
+func (s *Server) clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
+}
+
+type sessionKey struct{}
+
+// sessionOf returns the request's session, set by public or private.
+func sessionOf(r *http.Request) session {
+	ss, _ := r.Context().Value(sessionKey{}).(session)
+	return ss
+}
+
+// identify reads the request's session and applies the identity sources: the trusted header
+// (which overrides any session of another name), then the automatic login of loopback clients.
+// ok is false when a trusted header is configured and the request lacks a usable one.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request) (ss session, ok bool, why string) {
+	if c, err := r.Cookie(s.cookieName()); err == nil {
+		ss, _ = s.decodeSession(c.Value)
+	}
+	a := s.cfg.Auth
+	if a.TrustedHeader != "" {
+		name := r.Header.Get(a.TrustedHeader)
+		switch {
+		case name == "":
+			return session{}, false, "no " + a.TrustedHeader + " header: the console is run behind an authenticating proxy, which sets it"
+		case !validOperator(name):
+			return session{}, false, a.TrustedHeader + " does not hold an operator name (1-64 of A-Z, a-z, 0-9 and . _ @ + -)"
+		case ss.Operator != name:
+			ss = s.newSession(w, name, viaHeader)
+		}
+		return ss, true, ""
+	}
+	if ss.Operator == "" && a.AutoLogin != "" && loopback(r.RemoteAddr) {
+		ss = s.newSession(w, a.AutoLogin, viaAuto)
+		s.log.Info("operator logged in automatically (embedded demo, loopback client)", zap.String("operator", ss.Operator))
+	}
+	return ss, true, ""
+}
+
+// loopback reports whether addr (host:port) is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// public wraps the handler of a page anyone may see (the login page): its session, if any, is in
+// the request's context.
+func (s *Server) public(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ss, ok, why := s.identify(w, r)
+		if !ok {
+			http.Error(w, why, http.StatusUnauthorized)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss)))
+	})
+}
+
+// private wraps the handler of a page for operators: a request without an operator's session is
+// sent to the login page (a GET of a page) or refused with 401 (anything else); a POST without
+// the session's CSRF token is refused with 403.
+func (s *Server) private(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ss, ok, why := s.identify(w, r)
+		if !ok {
+			http.Error(w, why, http.StatusUnauthorized)
+			return
+		}
+		if ss.Operator == "" {
+			if r.Method == http.MethodGet && r.URL.Path != "/events" && !strings.HasSuffix(r.URL.Path, ".css") && s.cfg.Auth.TrustedHeader == "" {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "log in first", http.StatusUnauthorized)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss))
+		if r.Method == http.MethodPost {
+			s.checkCSRF(next)(w, r)
+			return
+		}
+		next(w, r)
+	})
+}
+
+// maxForm bounds a form's body: a dead letter's edited body is at most the server's max_payload
+// (1 MiB by default).
+const maxForm = 2 << 20
+
+// checkCSRF refuses with 403 a request whose CSRF token (the form's csrf field, or the
+// X-CSRF-Token header) is not its session's, or whose Origin is another site's.
+func (s *Server) checkCSRF(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ss := sessionOf(r)
+		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+			// A proxy may rewrite Host; the host the browser asked for is then in X-Forwarded-Host.
+			if u, err := url.Parse(o); err != nil || (u.Host != r.Host && u.Host != r.Header.Get("X-Forwarded-Host")) {
+				s.forbidden(w, r, "cross-site request refused")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		token := r.Header.Get("X-CSRF-Token")
+		if token == "" {
+			token = r.PostFormValue("csrf")
+		}
+		want := s.csrfToken(ss)
+		if ss.ID == "" || subtle.ConstantTimeCompare([]byte(token), []byte(want)) != 1 {
+			s.forbidden(w, r, "the form's CSRF token is missing or not this session's: reload the page and try again")
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, why string) {
+	s.log.Warn("request refused (CSRF)", zap.String("path", r.URL.Path), zap.String("why", why))
+	http.Error(w, why, http.StatusForbidden)
+}
+
+// dummyHash is compared against when the name is unknown, so that a login takes as long whether
+// or not the operator exists.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
+	return h
+})
+
+// loginPage shows the login form, with a session that carries its CSRF token.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	ss := sessionOf(r)
+	next := safeNext(r.URL.Query().Get("next"))
+	if ss.Operator != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	if ss.ID == "" {
+		ss = s.newSession(w, "", "")
+	}
+	s.render(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss)), http.StatusOK, "login.html", "login.title", loginData{Next: next})
+}
+
+type loginData struct {
+	Next   string
+	Failed bool
+	Name   string
+}
+
+// login checks the name and password of the login form, and starts the operator's session.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	name, password := r.PostFormValue("name"), r.PostFormValue("password")
+	next := safeNext(r.PostFormValue("next"))
+	hash, known := s.cfg.Auth.Operators[name]
+	if !known {
+		hash = dummyHash()
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
+		s.log.Warn("login failed", zap.String("remote", r.RemoteAddr))
+		s.render(w, r, http.StatusUnauthorized, "login.html", "login.title", loginData{Next: next, Failed: true, Name: name})
+		return
+	}
+	s.newSession(w, name, viaPassword)
+	s.log.Info("operator logged in", zap.String("operator", name), zap.String("remote", r.RemoteAddr))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout ends the session.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	ss := sessionOf(r)
+	s.clearSession(w)
+	s.log.Info("operator logged out", zap.String("operator", ss.Operator))
+	if s.cfg.Auth.TrustedHeader != "" || ss.Via == viaAuto {
+		// The proxy, or the loopback login, identifies the next request again.
+		s.render(w, r, http.StatusOK, "message.html", "logout.title", messageData{Text: "logout.again"})
+		return
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// safeNext keeps a redirect after login on the console: a path of its own, or /orders.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") || bytes.ContainsRune([]byte(next), 0) {
+		return "/orders"
+	}
+	return next
+}

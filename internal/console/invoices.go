@@ -1,0 +1,104 @@
+package console
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+)
+
+// invoiceGroup is the invoices of one shop on the print page.
+type invoiceGroup struct {
+	Shop    string
+	Sheets  template.HTML
+	CSSURL  string
+	Missing []string
+}
+
+type invoicesData struct {
+	Groups  []invoiceGroup
+	Count   int
+	Missing int
+	Error   string
+	Back    string
+}
+
+// invoicesPage is the print page of enclosed invoices (請求書): the sheets of the orders given
+// (shop=S&order=O…, or o=S/O… from the order list's check boxes), one per A4 page, printed with
+// the browser's print dialog (print to PDF included).
+func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
+	var q url.Values
+	if r.Method == http.MethodPost {
+		q = r.PostForm
+	} else {
+		q = r.URL.Query()
+	}
+	var shops []string
+	orders := map[string][]string{}
+	add := func(shop, order string) bool {
+		if !events.ValidShopID(shop) || !events.ValidOrderID(order) {
+			return false
+		}
+		if orders[shop] == nil {
+			shops = append(shops, shop)
+		}
+		orders[shop] = append(orders[shop], order)
+		return true
+	}
+	for _, o := range q["order"] {
+		if !add(q.Get("shop"), o) {
+			s.problem(w, r, http.StatusBadRequest, "action.badorder", q.Get("shop")+"/"+o)
+			return
+		}
+	}
+	for _, k := range q["o"] {
+		shop, order, _ := strings.Cut(k, "/")
+		if !add(shop, order) {
+			s.problem(w, r, http.StatusBadRequest, "action.badorder", k)
+			return
+		}
+	}
+	if len(shops) == 0 {
+		s.problem(w, r, http.StatusBadRequest, "action.none", "")
+		return
+	}
+	d := invoicesData{Back: "/orders?shop=" + url.QueryEscape(shops[0])}
+	ss := sessionOf(r)
+	for _, shop := range shops {
+		sheets, _, missing, err := s.cfg.Invoices.Sheets(r.Context(), shop, orders[shop])
+		if err != nil {
+			s.log.Error("rendering invoices failed", zap.String("shop", shop), zap.Int("orders", len(orders[shop])), zap.Error(err))
+			d.Error = err.Error()
+			s.render(w, r, http.StatusServiceUnavailable, "print-invoices.html", "invoices.title", d)
+			return
+		}
+		d.Groups = append(d.Groups, invoiceGroup{Shop: shop, Sheets: sheets, Missing: missing,
+			CSSURL: "/invoices/sheets.css?shop=" + url.QueryEscape(shop)})
+		d.Count += len(orders[shop]) - len(missing)
+		d.Missing += len(missing)
+	}
+	s.log.Info("invoices shown for printing", zap.String("operator", ss.Operator), zap.Int("invoices", d.Count), zap.Int("missing", d.Missing))
+	s.render(w, r, http.StatusOK, "print-invoices.html", "invoices.title", d)
+}
+
+// invoicesCSS serves the stylesheet of a shop's invoice sheets (Invoices.Sheets with no orders):
+// the console's Content-Security-Policy allows no inline style.
+func (s *Server) invoicesCSS(w http.ResponseWriter, r *http.Request) {
+	shop := r.URL.Query().Get("shop")
+	if !events.ValidShopID(shop) {
+		http.Error(w, "shop: not a shop ID", http.StatusBadRequest)
+		return
+	}
+	_, css, _, err := s.cfg.Invoices.Sheets(r.Context(), shop, nil)
+	if err != nil {
+		http.Error(w, "/* "+strings.ReplaceAll(err.Error(), "*/", "* /")+" */", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	_, _ = w.Write([]byte(css))
+}

@@ -1,0 +1,212 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// resultsStream creates the worker's RESULTS stream on js.
+func resultsStream(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>", "shipment.>", "invoice.>"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishOutcome publishes an outcome event as the worker does.
+func publishOutcome(t *testing.T, js jetstream.JetStream, typ, shop string, data any) {
+	t.Helper()
+	body, err := events.NewOutcome(shop+":x:"+typ, typ, "cause", testNow, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: events.Subject(typ, shop), Data: body}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sseEvent is one event of a live stream.
+type sseEvent struct{ name, data string }
+
+// readEvents reads a live stream's events into a channel until it ends.
+func readEvents(res *http.Response) <-chan sseEvent {
+	out := make(chan sseEvent, 16)
+	go func() {
+		defer close(out)
+		sc := bufio.NewScanner(res.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.name != "" {
+					out <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return out
+}
+
+func next(t *testing.T, ch <-chan sseEvent) sseEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event in 10s")
+	}
+	return sseEvent{}
+}
+
+// TestLiveOutcomes: the live stream follows RESULTS from now on, for the shop asked: an outcome
+// published to a real JetStream reaches the page with its badge, an older one and another shop's
+// do not, and nothing of the invoice's print data goes with it.
+func TestLiveOutcomes(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	resultsStream(t, js)
+	publishOutcome(t, js, events.TypeCreditNG, testShop, events.Credit{ShopID: testShop, OrderID: "OLD-1", Result: "ng"})
+	h := newHarness(t, func(c *Config) { c.JetStream = js })
+	srv := httptest.NewServer(h.s)
+	defer srv.Close()
+	defer h.s.Close()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?shop=demo&lang=ja", nil)
+	c, _ := h.cookie("alice")
+	req.AddCookie(c)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("status %d, Content-Type %q", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	evs := readEvents(res)
+	if ev := next(t, evs); ev.name != "ready" {
+		t.Fatalf("first event %+v, want ready", ev)
+	}
+	publishOutcome(t, js, events.TypeCreditOK, "other", events.Credit{ShopID: "other", OrderID: "O-1", Result: "ok"})
+	publishOutcome(t, js, events.TypeCreditOK, testShop, events.Credit{ShopID: testShop, OrderID: "A-1", TransactionID: "21781147782", Result: "ok", Fee: 205, BilledAmount: 3155})
+	publishOutcome(t, js, events.TypeCreditInvalid, testShop, events.Credit{ShopID: testShop, OrderID: "A-2", Result: "invalid",
+		Errors: []events.ProviderError{{Point: "zip", Code: "er000010", Message: "郵便番号が不正です"}}})
+	publishOutcome(t, js, events.TypeInvoiceOK, testShop, events.Invoice{ShopID: testShop, OrderID: "A-1",
+		Invoice: &events.InvoicePrintData{Fields: map[string]string{"name": "加藤 太郎"}}})
+	publishOutcome(t, js, events.TypeCreditPending, testShop, events.Credit{ShopID: testShop, OrderID: "A-3", Result: "pending", Review: "hold"})
+	var got []liveOutcome
+	for range 4 {
+		ev := next(t, evs)
+		if ev.name != "outcome" {
+			t.Fatalf("event %+v, want an outcome", ev)
+		}
+		if strings.Contains(ev.data, "加藤") {
+			t.Errorf("the live stream carries personal data: %s", ev.data)
+		}
+		var o liveOutcome
+		if err := json.Unmarshal([]byte(ev.data), &o); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o)
+	}
+	want := []liveOutcome{
+		{Type: "credit.ok", Key: "demo/A-1", Kind: "credit", Class: "b-ok", Label: "与信OK", Transaction: "21781147782"},
+		{Type: "credit.invalid", Key: "demo/A-2", Kind: "credit", Class: "b-invalid", Label: "登録エラー", Text: "zip er000010: 郵便番号が不正です"},
+		{Type: "invoice.ok", Key: "demo/A-1", Kind: "invoice", Class: "i-ok", Label: "請求書データ取得OK"},
+		{Type: "credit.pending", Key: "demo/A-3", Kind: "credit", Class: "b-hold", Label: "保留"},
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Type != w.Type || g.Key != w.Key || g.Kind != w.Kind || g.Class != w.Class || g.Label != w.Label || g.Text != w.Text || g.Transaction != w.Transaction || g.Seq == 0 {
+			t.Errorf("outcome %d: %+v, want %+v", i, g, w)
+		}
+	}
+	// Close ends the stream, so that a shutdown does not wait for it.
+	done := make(chan struct{})
+	go func() { h.s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the live stream")
+	}
+	for range evs {
+	}
+}
+
+// TestLiveOff: without a JetStream the stream says so (503), and the pages say live updates are
+// off.
+func TestLiveOff(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	body(t, h.get("/events", "alice"), http.StatusServiceUnavailable)
+	mustContain(t, body(t, h.get("/orders?shop=demo", "alice"), http.StatusOK), "ライブ更新なし")
+}
+
+// TestServe: Serve answers on its listener and returns once its context ends, live streams open.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	resultsStream(t, js)
+	h := newHarness(t, func(c *Config) { c.JetStream = js; c.Auth.AutoLogin = "demo"; c.Auth.InsecureCookie = true })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.s.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	res, err := http.Get(base + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	res, err = http.Get(base + "/events")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("events: %v %v", res, err)
+	}
+	evs := readEvents(res)
+	if ev := next(t, evs); ev.name != "ready" {
+		t.Fatalf("first event %+v", ev)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return in 10s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Serve took %v to stop with a live stream open", d)
+	}
+	for range evs {
+	}
+	res.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+}
