@@ -192,7 +192,7 @@ func TestServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return in 10s")
 	}
-	for _, want := range []string{"not wired in this build"} {
+	for _, want := range []string{`"msg":"operator logged in","operator":"alice"`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/console"
+	"github.com/atodene-worker/atodene-worker/internal/consoleops"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
@@ -39,6 +40,8 @@ type settings struct {
 	RedisPrefix    string
 	Retention      time.Duration
 	ResultsStream  string
+	OrdersStream   string
+	DLQStream      string
 	HTTPAddr       string
 	OperatorsFile  string
 	TrustedHeader  string
@@ -73,7 +76,9 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.RedisFiles.Key, "redis-key", "", "PEM `file` of the private key of -redis-cert")
 	fs.StringVar(&s.RedisPrefix, "redis-prefix", "atodene:", "the worker's Redis key `prefix`")
 	fs.DurationVar(&s.Retention, "retention", config.DefaultRetention, "the worker's -retention: orders unchanged for longer are not listed")
-	fs.StringVar(&s.ResultsStream, "results-stream", "RESULTS", "`name` of the worker's stream of outcome events, followed for the live updates")
+	fs.StringVar(&s.ResultsStream, "results-stream", "RESULTS", "`name` of the worker's stream of outcome events, followed for the live updates and read for invoices")
+	fs.StringVar(&s.OrdersStream, "orders-stream", "ORDERS", "`name` of the worker's inbound stream: the actions publish to it, and 与信を実行 reads the order's data from it")
+	fs.StringVar(&s.DLQStream, "dlq-stream", "DLQ", "`name` of the worker's dead-letter stream")
 	fs.StringVar(&s.HTTPAddr, "http-addr", "127.0.0.1:8090", "`address` the console listens on (loopback by default)")
 	fs.StringVar(&s.OperatorsFile, "operators", "", "`file` of the operators who log in with a password: lines name:bcrypt-hash (console hash NAME makes one)")
 	fs.StringVar(&s.TrustedHeader, "trusted-header", "", "request header `name` that holds the operator's name, set by an authenticating proxy (X-Forwarded-User); only behind one")
@@ -185,12 +190,15 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	}
 	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: s.RedisPrefix, Retention: s.Retention})
 	defer store.Close()
-	srv, err := console.New(console.Config{Store: store, JetStream: js, ResultsStream: s.ResultsStream, Shops: shops,
-		Actions: console.NotWired{}, DeadLetters: console.NotWired{}, Invoices: console.NotWired{}, Auth: auth, Logger: log})
+	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream})
 	if err != nil {
 		return err
 	}
-	log.Warn("the operator actions, dead letters and invoices are not wired in this build: the pages list and show, and say where acting is not connected")
+	srv, err := console.New(console.Config{Store: store, JetStream: js, ResultsStream: s.ResultsStream, Shops: shops,
+		Actions: ops, DeadLetters: ops, Invoices: ops, Auth: auth, Logger: log})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("-http-addr %s: %w", s.HTTPAddr, err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/console"
+	"github.com/atodene-worker/atodene-worker/internal/consoleops"
 	"github.com/atodene-worker/atodene-worker/internal/embedded"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -109,7 +110,7 @@ const consoleOperator = "demo"
 // startConsole serves the operators' console (docs/console.md) on a free loopback port, on its own
 // connections to the servers of s, and prints its address. Clients on this machine are logged in
 // as consoleOperator without a password; its session key is random, so its sessions end with the
-// process. The operator actions, dead letters and invoices are not wired into it yet. It returns
+// process. It returns
 // the function that stops it.
 func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger) (func(), error) {
 	log = log.Named("console")
@@ -135,8 +136,13 @@ func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log 
 	release := func() { store.Close(); rdb.Close(); nc.Close() }
 	key := make([]byte, console.MinSessionKey)
 	_, _ = rand.Read(key)
+	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream})
+	if err != nil {
+		release()
+		return nil, err
+	}
 	srv, err := console.New(console.Config{Store: store, JetStream: js, ResultsStream: s.ResultsStream, Shops: shops, Logger: log,
-		Auth: console.Auth{AutoLogin: consoleOperator, SessionKey: key, InsecureCookie: true}})
+		Actions: ops, DeadLetters: ops, Invoices: ops, Auth: console.Auth{AutoLogin: consoleOperator, SessionKey: key, InsecureCookie: true}})
 	if err != nil {
 		release()
 		return nil, err
@@ -149,7 +155,7 @@ func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	fmt.Fprintf(stdout, "operators' console on http://%s/ (demo: this machine is logged in as %q without a password; actions, dead letters and invoices not wired yet)\n",
+	fmt.Fprintf(stdout, "operators' console on http://%s/ (demo: this machine is logged in as %q without a password)\n",
 		ln.Addr(), consoleOperator)
 	return func() {
 		cancel()

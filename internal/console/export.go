@@ -2,7 +2,6 @@ package console
 
 import (
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -10,65 +9,23 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
-	"golang.org/x/text/encoding/japanese"
 
+	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // maxExport bounds the orders of one export.
 const maxExport = 200000
 
-// CSVHeader is the header row of an export: the columns of `publisher order export`.
-var CSVHeader = []string{"order_id", "status", "review", "transaction_id", "fee", "billed_amount", "shipment", "ordered_at", "changed_at"}
-
-// utf8BOM heads a UTF-8 export: spreadsheets read a CSV file without one in the system's code page.
-const utf8BOM = "\uFEFF"
-
-// CSVExport is the console's Exporter: a header row, then one order a row (status "none" for an
-// order never registered, review "review" or "hold" for a pending one, times in JST), lines ending
-// CRLF, in UTF-8 with a BOM or in Shift_JIS (CP932). An order CP932 cannot hold is an error naming
-// it; nothing is written then.
+// CSVExport is the console's Exporter: the CSV of `publisher order export` (internal/ordercsv:
+// its columns, JST times, CRLF lines), in UTF-8 with a BOM or in Shift_JIS (CP932). An order CP932
+// cannot hold is an error naming it; nothing is written then.
 func CSVExport(w io.Writer, orders []orderstate.Summary, shiftJIS bool) error {
-	var buf bytes.Buffer
-	if !shiftJIS {
-		buf.WriteString(utf8BOM)
-	}
-	cw := csv.NewWriter(&buf)
-	cw.UseCRLF = true
-	_ = cw.Write(CSVHeader)
-	for _, o := range orders {
-		review := ""
-		switch o.Bucket() {
-		case orderstate.BucketReview:
-			review = "review"
-		case orderstate.BucketHold:
-			review = "hold"
-		}
-		status := string(o.Status)
-		if o.Status == orderstate.StatusNone {
-			status = "none"
-		}
-		_ = cw.Write([]string{o.OrderID, status, review, o.TransactionID, strconv.FormatInt(o.Fee, 10),
-			strconv.FormatInt(o.BilledAmount, 10), string(o.Shipment), jstTime(o.OrderedAt), jstTime(o.ChangedAt)})
-	}
-	if cw.Flush(); cw.Error() != nil {
-		return cw.Error()
-	}
-	out := buf.Bytes()
+	enc := ordercsv.UTF8
 	if shiftJIS {
-		enc, err := japanese.ShiftJIS.NewEncoder().Bytes(out)
-		if err != nil {
-			for _, o := range orders {
-				if _, err := japanese.ShiftJIS.NewEncoder().String(o.TransactionID); err != nil {
-					return fmt.Errorf("order %s: its transaction ID holds a character Shift_JIS (CP932) cannot hold; export in UTF-8", o.OrderID)
-				}
-			}
-			return fmt.Errorf("the export cannot be written in Shift_JIS (CP932): %w; export in UTF-8", err)
-		}
-		out = enc
+		enc = ordercsv.ShiftJIS
 	}
-	_, err := w.Write(out)
-	return err
+	return ordercsv.Write(w, enc, orders)
 }
 
 // export sends the orders of the list's filter, every page, as CSV (encoding=utf-8 with a BOM, or

@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/operator"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -165,35 +165,16 @@ func (NotWired) Sheets(context.Context, string, []string) (template.HTML, templa
 	return "", "", nil, ErrNotWired
 }
 
-// StatusActions lists the actions whose events the worker acts on for an order in st's status:
-// 与信を実行 for an order whose credit is ng, cancelled or invalid; 与信結果確認 for one under
-// review; 与信キャンセル for any registered order but a cancelled or unknown one; 伝票番号同期 for
-// an OK or pending order (kept until the credit is OK); 請求書ダウンロード for an OK order whose
-// invoice is enclosed; resolve for an unknown one. An order the worker has no state of gets none.
+// StatusActions lists the actions the operator's rules (operator.Allowed, the rules of the
+// publisher's commands and of the actions themselves) allow for an order in its state: 与信を実行
+// for an order whose credit is ng, cancelled or invalid; 与信結果確認 for one under review;
+// 与信キャンセル for a registered order but a cancelled or unknown one; 伝票番号同期 for an OK or
+// pending order; 請求書ダウンロード for an OK order whose invoice is enclosed; resolve for an
+// unknown one. An order the worker has no state of gets none.
 func StatusActions(st orderstate.State) []Action {
-	if st.Version == 0 {
-		return nil
-	}
 	var out []Action
-	switch st.Status {
-	case orderstate.StatusNG, orderstate.StatusCancelled, orderstate.StatusInvalid:
-		out = append(out, ActionRerun)
-	case orderstate.StatusPending:
-		out = append(out, ActionRecheck)
-	}
-	switch st.Status {
-	case orderstate.StatusCancelled, orderstate.StatusUnknown, orderstate.StatusNone:
-	default:
-		out = append(out, ActionCancel)
-	}
-	if st.Status == orderstate.StatusOK || st.Status == orderstate.StatusPending {
-		out = append(out, ActionTrack)
-	}
-	if st.Status == orderstate.StatusOK && st.Service == atodene.ServiceEnclosed {
-		out = append(out, ActionInvoice)
-	}
-	if st.Status == orderstate.StatusUnknown {
-		out = append(out, ActionResolve)
+	for _, a := range operator.Allowed(st) {
+		out = append(out, Action(a)) // the same names: TestStatusActions
 	}
 	return out
 }

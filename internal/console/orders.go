@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -266,28 +265,13 @@ func orderURL(shop, order string) string {
 	return "/orders/" + url.PathEscape(shop) + "/" + url.PathEscape(order)
 }
 
-// stateReads bounds the state reads in flight for one page.
-const stateReads = 16
-
-// states reads the states of a shop's orders, at most stateReads at once. An order whose state
-// cannot be read gets the zero State (no actions), and a log line.
+// states reads the states of a shop's orders in one round trip. When they cannot be read, every
+// order gets the zero State (no actions), and there is a log line.
 func (s *Server) states(ctx context.Context, shop string, ids []string) []orderstate.State {
-	out := make([]orderstate.State, len(ids))
-	sem := make(chan struct{}, stateReads)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			st, err := s.cfg.Store.Get(ctx, shop, id)
-			if err != nil {
-				s.log.Warn("reading an order's state failed", zap.String("shop", shop), zap.String("order", id), zap.Error(err))
-				return
-			}
-			out[i] = st
-		}()
+	out, err := s.cfg.Store.GetMany(ctx, shop, ids)
+	if err != nil {
+		s.log.Warn("reading the states of a page of orders failed", zap.String("shop", shop), zap.Int("orders", len(ids)), zap.Error(err))
+		return make([]orderstate.State, len(ids))
 	}
-	wg.Wait()
 	return out
 }

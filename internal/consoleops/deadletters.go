@@ -1,0 +1,256 @@
+package consoleops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/atodene-worker/atodene-worker/internal/console"
+	"github.com/atodene-worker/atodene-worker/internal/deadletter"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/operator"
+)
+
+// letterOf is the console's view of a dead letter.
+func letterOf(l deadletter.Letter, body bool) console.Letter {
+	out := console.Letter{Seq: l.Seq, Reason: l.Reason, Shop: l.Shop, Order: l.Order, Subject: l.Subject, Error: l.Error, At: l.FailedAt}
+	if body {
+		out.Body = l.Body
+	}
+	return out
+}
+
+// List returns the dead letters that match f, oldest first, without their bodies, and how many
+// letters each reason holds among those that match f but its reason (the tabs of the list): every
+// reason of the worker, 0 included, and any other a letter carries. A filter no letter can match
+// (a reason that is none, Until not after Since) is a *deadletter.FilterError; a missing stream
+// wraps jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
+func (o *Ops) List(ctx context.Context, f console.LetterFilter) ([]console.Letter, map[string]int, error) {
+	filter := deadletter.Filter{Reason: f.Reason, Shop: f.Shop, Since: f.Since, Until: f.Until}
+	if err := filter.Check(); err != nil {
+		return nil, nil, err
+	}
+	filter.Reason = "" // one read gives the counts of every reason, and the letters of f's
+	all, err := o.letters.List(ctx, filter)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []console.Letter
+	for _, l := range all {
+		if f.Reason == "" || l.Reason == f.Reason {
+			out = append(out, letterOf(l, false))
+		}
+	}
+	return out, deadletter.CountReasons(all), nil
+}
+
+// Get returns the dead letter of sequence seq with its body, byte for byte (it holds the buyer's
+// personal data). A sequence that holds none is an error that errors.Is deadletter.ErrNotFound
+// and says "no dead letter SEQ in stream DLQ"; other errors are the server's, or ctx's end.
+func (o *Ops) Get(ctx context.Context, seq uint64) (console.Letter, error) {
+	shown, err := o.letters.Get(ctx, seq)
+	if err != nil {
+		return console.Letter{}, err
+	}
+	return letterOf(shown.Letter, true), nil
+}
+
+// missing is the outcome of a sequence that holds no dead letter (replayed or purged meanwhile).
+func (o *Ops) missing(seq uint64) console.Outcome {
+	return console.Outcome{Reason: fmt.Sprintf("no dead letter %d in stream %s", seq, o.letters.Stream())}
+}
+
+// lookUp reads the letters of seqs, each once, and returns them with the outcomes of seqs (one
+// per sequence, in the order given) filled in for the sequences that hold none, and the index of
+// each sequence's letter among those read.
+func (o *Ops) lookUp(ctx context.Context, seqs []uint64) ([]deadletter.Letter, []console.Outcome, map[uint64]int, error) {
+	var unique []uint64
+	seen := map[uint64]bool{}
+	for _, seq := range seqs {
+		if !seen[seq] {
+			seen[seq] = true
+			unique = append(unique, seq)
+		}
+	}
+	found, gone, err := o.letters.Letters(ctx, unique)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	at := make(map[uint64]int, len(found))
+	for i, l := range found {
+		at[l.Seq] = i
+	}
+	isGone := map[uint64]bool{}
+	for _, seq := range gone {
+		isGone[seq] = true
+	}
+	out := make([]console.Outcome, len(seqs))
+	for i, seq := range seqs {
+		if isGone[seq] {
+			out[i] = o.missing(seq)
+		}
+	}
+	return found, out, at, nil
+}
+
+// Replay re-publishes the dead letters of seqs to their original subjects and removes each once
+// the server acknowledged it (deadletter.Queue.Replay), or, when dryRun, says which it would
+// replay and changes nothing. It returns one Outcome per sequence, in the order given: published
+// (in a dry run: would be), or refused with the reason: no dead letter of the sequence ("no dead
+// letter N in stream DLQ"), or a letter replayed Config.MaxReplays times already. The operator is
+// who asks (the console logs it); a replay publishes the letter's body as it is.
+//
+// The error is the server's, or ctx's end: the replay stops at it, and the outcomes returned with
+// it say what was done (a letter not reached is refused with "not replayed: …").
+func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dryRun bool) ([]console.Outcome, error) {
+	found, out, at, err := o.lookUp(ctx, seqs)
+	if err != nil {
+		return nil, err
+	}
+	res, err := o.letters.Replay(ctx, found, deadletter.ReplayOptions{MaxReplays: o.cfg.MaxReplays, DryRun: dryRun})
+	for i, seq := range seqs {
+		j, ok := at[seq]
+		if !ok {
+			continue
+		}
+		l := found[j]
+		oc := console.Outcome{Shop: l.Shop, Order: l.Order}
+		var r deadletter.Outcome
+		if j < len(res.Letters) {
+			r = res.Letters[j]
+		}
+		switch {
+		case r.Replayed && dryRun:
+			oc.Published, oc.Reason = true, fmt.Sprintf("would be replayed to %s (dry run: nothing published)", l.Subject)
+		case r.Replayed:
+			oc.Published, oc.Reason = true, fmt.Sprintf("replayed to %s; dead letter %d removed", l.Subject, l.Seq)
+		case r.Refused:
+			oc.Reason = r.Reason
+		default:
+			oc.Reason = fmt.Sprintf("not replayed: the replay stopped at a failure before dead letter %d, which is kept", l.Seq)
+		}
+		out[i] = oc
+	}
+	return out, err
+}
+
+// Purge deletes the dead letters of seqs for good and returns one Outcome per sequence, in the
+// order given: published (deleted), or refused for a sequence that holds no dead letter ("no dead
+// letter N in stream DLQ"). The operator is who asks (the console logs it).
+//
+// The error is the server's, or ctx's end: the purge stops at it, and the outcomes returned with
+// it say what was done (a letter not reached is refused with "not purged: …").
+func (o *Ops) Purge(ctx context.Context, operatorName string, seqs []uint64) ([]console.Outcome, error) {
+	found, out, at, err := o.lookUp(ctx, seqs)
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := o.letters.Purge(ctx, found, nil)
+	for i, seq := range seqs {
+		j, ok := at[seq]
+		if !ok {
+			continue
+		}
+		l := found[j]
+		oc := console.Outcome{Shop: l.Shop, Order: l.Order}
+		if j < deleted {
+			oc.Published, oc.Reason = true, fmt.Sprintf("dead letter %d purged", l.Seq)
+		} else {
+			oc.Reason = fmt.Sprintf("not purged: the purge stopped at a failure before dead letter %d, which is kept", l.Seq)
+		}
+		out[i] = oc
+	}
+	return out, err
+}
+
+// EditReplay publishes body, the event of dead letter seq as the operator corrected it (a whole
+// CloudEvent, or its data object alone), in place of the letter (deadletter.Queue.Edit): validated
+// as the worker validates it, published to the subject of its type and shop as a replay of the
+// letter, and the letter removed. An event without a source gets console/operator/NAME; one
+// without a time, Config.Now.
+//
+// The Outcome is published (with the Nats-Msg-Id edit:DLQ:SEQ:N; a duplicate of an edit published
+// before counts as published, and its Reason says so), or refused with the reason, the letter
+// kept: an operator name that is not one, no dead letter of the sequence, a letter that is not an
+// inbound event (a replay re-publishes it), a blank body, an event the worker would reject (every
+// problem named), one larger than the server takes. The error is the server's, or ctx's end; one
+// after the publish (the letter not removed) comes with the published Outcome.
+func (o *Ops) EditReplay(ctx context.Context, operatorName string, seq uint64, body []byte) (console.Outcome, error) {
+	shop, order := orderOf(body)
+	if !operator.ValidName(operatorName) {
+		return console.Outcome{Shop: shop, Order: order, Reason: fmt.Sprintf("operator %q: want a login name or e-mail address (1-64 of A-Z, a-z, 0-9 and . _ @ + -): nothing published; dead letter %d is kept",
+			operatorName, seq)}, nil
+	}
+	res, err := o.letters.Edit(ctx, seq, body, deadletter.EditOptions{Source: Source(operatorName), Now: o.cfg.Now})
+	if why := editRefusal(err); why != "" {
+		if !strings.Contains(why, "nothing published") {
+			why += ": nothing published"
+		}
+		return console.Outcome{Shop: shop, Order: order, Reason: why + fmt.Sprintf("; dead letter %d is kept", seq)}, nil
+	}
+	if _, s, perr := events.ParseSubject(res.Subject); perr == nil {
+		shop = s // the corrected event's shop, which may differ from the letter's
+	}
+	out := console.Outcome{Shop: shop, Order: order, MsgID: res.MsgID}
+	if res.Stream == "" { // not published
+		return out, err
+	}
+	out.Published = true
+	switch {
+	case res.Duplicate:
+		out.Reason = fmt.Sprintf("duplicate: stream %s holds an edit of dead letter %d already (sequence %d), published before; it stands", res.Stream, seq, res.Sequence)
+	default:
+		out.Reason = fmt.Sprintf("published %s %s to %s in place of dead letter %d: stream %s, sequence %d", res.Type, res.ID, res.Subject, seq, res.Stream, res.Sequence)
+	}
+	if res.Removed {
+		out.Reason += fmt.Sprintf("; dead letter %d removed", seq)
+	}
+	return out, err
+}
+
+// editRefusal says why Edit refused, for the refusals that keep the letter and are no failure of
+// the server; "" for none.
+func editRefusal(err error) string {
+	var ie *events.InvalidError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &ie):
+		return "event rejected: " + problemText(ie.Problems)
+	case errors.Is(err, deadletter.ErrNotFound), errors.Is(err, deadletter.ErrNotEditable),
+		errors.Is(err, deadletter.ErrEmpty), errors.Is(err, deadletter.ErrTooLarge):
+		return err.Error()
+	}
+	return ""
+}
+
+// problemText joins the problems of a rejected event into one line.
+func problemText(problems []events.Problem) string {
+	parts := make([]string, len(problems))
+	for i, p := range problems {
+		parts[i] = p.Field + ": " + p.Reason
+	}
+	return strings.Join(parts, "; ")
+}
+
+// orderOf reads the shop and order of an event as an operator gave it: a whole CloudEvent, or its
+// data object alone; empty where it names none.
+func orderOf(body []byte) (shop, order string) {
+	var ids struct {
+		ShopID  string `json:"shop_id"`
+		OrderID string `json:"order_id"`
+		Data    *struct {
+			ShopID  string `json:"shop_id"`
+			OrderID string `json:"order_id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &ids) != nil {
+		return "", ""
+	}
+	if ids.Data != nil {
+		return ids.Data.ShopID, ids.Data.OrderID
+	}
+	return ids.ShopID, ids.OrderID
+}
