@@ -1,6 +1,8 @@
 package console
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"regexp"
@@ -52,6 +54,19 @@ type actionData struct {
 	// follows live.
 	Keys string
 	Shop string
+	// Key is the form's idempotency key: made for the confirmation, sent back with it, so that
+	// the same confirmation sent twice publishes nothing twice (Actions.Do).
+	Key string
+}
+
+// formKey is the pattern of a form's idempotency key: 32 hexadecimal digits.
+var formKey = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// newFormKey returns a random idempotency key for a confirmation form.
+func newFormKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // trackingPattern is what a tracking number may hold before the worker normalises it (full-width
@@ -128,6 +143,9 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 	if len(byShop) > 1 {
 		d.Shop = ""
 	}
+	if d.Key = r.PostFormValue("key"); !formKey.MatchString(d.Key) {
+		d.Key = newFormKey()
+	}
 	if r.PostFormValue("confirm") != "yes" {
 		s.render(w, r, http.StatusOK, "action.html", "action.confirm", d)
 		return
@@ -174,7 +192,7 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, "action.html", "action.result", d)
 		return
 	}
-	outcomes, err := s.cfg.Actions.Do(r.Context(), ss.Operator, a, targets)
+	outcomes, err := s.cfg.Actions.Do(r.Context(), ss.Operator, d.Key, a, targets)
 	if err != nil {
 		s.log.Error("operator action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)),
 			zap.Int("orders", len(targets)), zap.Error(err))

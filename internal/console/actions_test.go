@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -26,13 +27,19 @@ func TestBulkAction(t *testing.T) {
 	if len(h.actions.Calls()) != 0 {
 		t.Fatal("the action ran before its confirmation")
 	}
+	// The confirmation carries the form's idempotency key, which the action is run with.
+	m := regexp.MustCompile(`name="key" value="([0-9a-f]{32})"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("the confirmation has no idempotency key")
+	}
 	form.Set("confirm", "yes")
+	form.Set("key", m[1])
 	page = body(t, h.post("/actions", "alice", form), http.StatusOK)
 	calls := h.actions.Calls()
 	if len(calls) != 1 {
 		t.Fatalf("%d calls, want 1", len(calls))
 	}
-	want := actionCall{Operator: "alice", Action: ActionRerun, Targets: []Target{{Shop: "demo", Order: "NG-1"}, {Shop: "demo", Order: "INVALID-1"}}}
+	want := actionCall{Operator: "alice", Key: m[1], Action: ActionRerun, Targets: []Target{{Shop: "demo", Order: "NG-1"}, {Shop: "demo", Order: "INVALID-1"}}}
 	if !reflect.DeepEqual(calls[0], want) {
 		t.Errorf("call %+v, want %+v", calls[0], want)
 	}
@@ -43,6 +50,14 @@ func TestBulkAction(t *testing.T) {
 		"its received data is gone", "msg-NG-1", `data-keys="demo/NG-1"`)
 	if n := h.logs.FilterMessage("operator action").Len(); n != 1 {
 		t.Errorf("%d log lines of the action, want 1", n)
+	}
+	// The same confirmation sent again runs with the same key (Actions.Do publishes nothing
+	// twice); a key that is not one is replaced by a new one.
+	body(t, h.post("/actions", "alice", form), http.StatusOK)
+	form.Set("key", "../../x")
+	body(t, h.post("/actions", "alice", form), http.StatusOK)
+	if calls = h.actions.Calls(); len(calls) != 3 || calls[1].Key != m[1] || !formKey.MatchString(calls[2].Key) || calls[2].Key == m[1] {
+		t.Errorf("keys of the calls after sending the form again: %+v", calls)
 	}
 }
 

@@ -187,6 +187,7 @@ func mustNotContain(t *testing.T, page string, nots ...string) {
 // actionCall is a call of fakeActions.Do.
 type actionCall struct {
 	Operator string
+	Key      string
 	Action   Action
 	Targets  []Target
 }
@@ -203,13 +204,13 @@ type fakeActions struct {
 
 func (f *fakeActions) Allowed(st orderstate.State) []Action { return StatusActions(st) }
 
-func (f *fakeActions) Do(_ context.Context, operator string, a Action, targets []Target) ([]Outcome, error) {
+func (f *fakeActions) Do(_ context.Context, operator, key string, a Action, targets []Target) ([]Outcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
-	f.calls = append(f.calls, actionCall{operator, a, append([]Target(nil), targets...)})
+	f.calls = append(f.calls, actionCall{operator, key, a, append([]Target(nil), targets...)})
 	out := make([]Outcome, len(targets))
 	for i, t := range targets {
 		out[i] = Outcome{Shop: t.Shop, Order: t.Order, Action: a, Published: true, MsgID: "msg-" + t.Order}

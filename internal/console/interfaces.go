@@ -67,8 +67,10 @@ type Outcome struct {
 type Actions interface {
 	// Allowed lists the actions valid for an order in its state (buttons are enabled from it).
 	Allowed(st orderstate.State) []Action
-	// Do runs one action on each target as operator; results in input order. error only for infrastructure failures.
-	Do(ctx context.Context, operator string, a Action, targets []Target) ([]Outcome, error)
+	// Do runs one action on each target as operator; results in input order. error only for
+	// infrastructure failures. key is the form's idempotency key (a random token the
+	// confirmation carries): the same form sent again publishes nothing twice. "" for none.
+	Do(ctx context.Context, operator, key string, a Action, targets []Target) ([]Outcome, error)
 	// Received returns the order's latest received event data (JSON, holds personal data), or an error naming why it is gone.
 	Received(ctx context.Context, shop, order string) (json.RawMessage, error)
 }
@@ -128,7 +130,7 @@ type NotWired struct{}
 func (NotWired) Allowed(st orderstate.State) []Action { return StatusActions(st) }
 
 // Do fails with ErrNotWired.
-func (NotWired) Do(context.Context, string, Action, []Target) ([]Outcome, error) {
+func (NotWired) Do(context.Context, string, string, Action, []Target) ([]Outcome, error) {
 	return nil, ErrNotWired
 }
 

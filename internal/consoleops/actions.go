@@ -65,23 +65,17 @@ func (o *Ops) Allowed(st orderstate.State) []console.Action {
 // and returns one Outcome per target in the order given: published (a duplicate of an event the
 // stream holds already counts as published, and its Reason says so), or refused with the reason
 // (the order's state, a tracking number or transaction ID the worker would reject, an operator
-// name that is not one). The events carry the source console/operator/NAME and random ids: a
-// form sent twice publishes twice; DoKeyed does not.
+// name that is not one). The events carry the source console/operator/NAME.
+//
+// key is the form's idempotency key: each event's id (and Nats-Msg-Id) derives from it, the
+// action, the operator, the shop and the order (operator.Key), so that the same call again (a form
+// sent twice, a retry after a failure) publishes nothing twice within the inbound stream's
+// duplicate window. "" gives each event a random id.
 //
 // The error is a failure of Redis or NATS, or the end of ctx: it stops the targets not yet
 // started, and the outcomes returned with it say what was done (a target not reached is refused
 // with "not done: …").
-func (o *Ops) Do(ctx context.Context, operatorName string, a console.Action, targets []console.Target) ([]console.Outcome, error) {
-	return o.do(ctx, operatorName, a, targets)
-}
-
-// DoKeyed is Do with an idempotency key: each event's id (and Nats-Msg-Id) derives from key, the
-// action, the operator, the shop and the order (operator.Key), so that the same call again (a form
-// sent twice, a retry after a failure) publishes nothing twice within the inbound stream's
-// duplicate window: its outcomes are published, with a Reason that says they were duplicates.
-// Give each form the user fills in a key of its own (a random token in a hidden field). An empty
-// key is Do.
-func (o *Ops) DoKeyed(ctx context.Context, operatorName, key string, a console.Action, targets []console.Target) ([]console.Outcome, error) {
+func (o *Ops) Do(ctx context.Context, operatorName, key string, a console.Action, targets []console.Target) ([]console.Outcome, error) {
 	var opts []operator.Option
 	if key != "" {
 		opts = append(opts, operator.Key(key))

@@ -116,7 +116,7 @@ func TestDoCancel(t *testing.T) {
 	e.put("demo", "CX-1", orderstate.State{Status: orderstate.StatusCancelled, CancelledAt: time.Date(2026, 11, 30, 7, 1, 0, 0, time.UTC)})
 	targets := []console.Target{{Shop: "demo", Order: "OK-1"}, {Shop: "demo", Order: "NG-1"}, {Shop: "demo", Order: "CX-1"}, {Shop: "demo", Order: "OK-2"}}
 
-	out, err := e.ops.Do(ctx, "alice", console.ActionCancel, targets)
+	out, err := e.ops.Do(ctx, "alice", "", console.ActionCancel, targets)
 	if err != nil || len(out) != len(targets) {
 		t.Fatalf("Do: %d outcomes, %v", len(out), err)
 	}
@@ -147,11 +147,11 @@ func TestDoCancel(t *testing.T) {
 	}
 
 	// The same form twice, with its key: the second publishes nothing.
-	first, err := e.ops.DoKeyed(ctx, "alice", "form-7", console.ActionCancel, targets[:2])
+	first, err := e.ops.Do(ctx, "alice", "form-7", console.ActionCancel, targets[:2])
 	if err != nil || !first[0].Published || !first[1].Published || first[0].Reason != "" {
-		t.Fatalf("DoKeyed: %+v %v", first, err)
+		t.Fatalf("Do with a key: %+v %v", first, err)
 	}
-	again, err := e.ops.DoKeyed(ctx, "alice", "form-7", console.ActionCancel, targets[:2])
+	again, err := e.ops.Do(ctx, "alice", "form-7", console.ActionCancel, targets[:2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDoCancel(t *testing.T) {
 	if n := e.msgs(e.orders); n != 5 {
 		t.Errorf("%d messages in ORDERS, want 5", n)
 	}
-	other, err := e.ops.DoKeyed(ctx, "alice", "form-8", console.ActionCancel, targets[:1])
+	other, err := e.ops.Do(ctx, "alice", "form-8", console.ActionCancel, targets[:1])
 	if err != nil || !other[0].Published || other[0].MsgID == first[0].MsgID || other[0].Reason != "" {
 		t.Errorf("another form: %+v %v", other, err)
 	}
@@ -179,7 +179,7 @@ func TestDoTrackAndResolve(t *testing.T) {
 	e.put("demo", "OK-1", orderstate.State{Status: orderstate.StatusOK, Service: "3", TransactionID: "10000000001"})
 	e.put("demo", "UK-1", orderstate.State{Status: orderstate.StatusUnknown})
 
-	out, err := e.ops.Do(ctx, "bob@example.jp", console.ActionTrack, []console.Target{
+	out, err := e.ops.Do(ctx, "bob@example.jp", "", console.ActionTrack, []console.Target{
 		{Shop: "demo", Order: "OK-1", Carrier: "yamato", Number: "1234-5678-9012"},
 		{Shop: "demo", Order: "OK-1", Carrier: "yamato", Number: "12"},
 	})
@@ -194,7 +194,7 @@ func TestDoTrackAndResolve(t *testing.T) {
 		t.Errorf("the tracking event: %s %s %v", subject, env.Data, err)
 	}
 
-	out, err = e.ops.Do(ctx, "bob", console.ActionResolve, []console.Target{
+	out, err = e.ops.Do(ctx, "bob", "", console.ActionResolve, []console.Target{
 		{Shop: "demo", Order: "OK-1", TransactionID: "10000000001"},
 		{Shop: "demo", Order: "UK-1", NotRegistered: true},
 	})
@@ -205,11 +205,11 @@ func TestDoTrackAndResolve(t *testing.T) {
 		t.Errorf("the resolve event: %s %s", subject, env.Data)
 	}
 
-	out, err = e.ops.Do(ctx, "bob", "replay", []console.Target{{Shop: "demo", Order: "OK-1"}, {Shop: "demo", Order: "UK-1"}})
+	out, err = e.ops.Do(ctx, "bob", "", "replay", []console.Target{{Shop: "demo", Order: "OK-1"}, {Shop: "demo", Order: "UK-1"}})
 	if err != nil || len(out) != 2 || out[0].Published || out[1].Order != "UK-1" || !strings.HasPrefix(out[1].Reason, `"replay" is not an action`) {
 		t.Errorf("an action that is none: %+v %v", out, err)
 	}
-	out, err = e.ops.Do(ctx, "bob smith", console.ActionCancel, []console.Target{{Shop: "demo", Order: "OK-1"}})
+	out, err = e.ops.Do(ctx, "bob smith", "", console.ActionCancel, []console.Target{{Shop: "demo", Order: "OK-1"}})
 	if err != nil || out[0].Published || !strings.HasPrefix(out[0].Reason, `operator "bob smith": want a login name`) {
 		t.Errorf("an operator that is none: %+v %v", out, err)
 	}
@@ -277,7 +277,7 @@ func TestDoFails(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	out, err := ops.Do(ctx, "alice", console.ActionCancel, targets)
+	out, err := ops.Do(ctx, "alice", "", console.ActionCancel, targets)
 	if err == nil || len(out) != len(targets) {
 		t.Fatalf("err %v, %d outcomes", err, len(out))
 	}
