@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/console"
+	"github.com/atodene-worker/atodene-worker/internal/consoleops"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -82,4 +83,53 @@ func consolePages(ctx context.Context, store *orderstate.Store, plan indexPlan, 
 		out = append(out, q)
 	}
 	return out, nil
+}
+
+// The console's bulk action: bulkRounds times 与信キャンセル on bulkOrders orders.
+const (
+	bulkOrders = 500
+	bulkRounds = 5
+)
+
+// consoleBulk measures the console's bulk action as its confirmation runs it
+// (consoleops.Ops.Do, the console's Actions): 与信キャンセル on bulkOrders OK orders, each order's
+// state read and checked, each event published to ORDERS, timed until JetStream acknowledged
+// every one. The states are written into store; ORDERS is a stack's own.
+func (r *runner) consoleBulk(ctx context.Context, store *orderstate.Store) (Dist, error) {
+	s, err := r.newStack(ctx, "console", sandboxOpts{})
+	if err != nil {
+		return Dist{}, err
+	}
+	defer s.Close()
+	if err := s.createStreams(ctx); err != nil {
+		return Dist{}, err
+	}
+	ops, err := consoleops.New(consoleops.Config{JetStream: s.JS, Store: store})
+	if err != nil {
+		return Dist{}, err
+	}
+	now := time.Now()
+	lat := make([]time.Duration, 0, bulkRounds)
+	for round := range bulkRounds {
+		targets := make([]console.Target, bulkOrders)
+		for i := range targets {
+			targets[i] = console.Target{Shop: indexShop, Order: fmt.Sprintf("K%d-%04d", round, i)}
+			st := orderstate.State{Status: orderstate.StatusOK, TransactionID: fmt.Sprint(40000000000 + round*bulkOrders + i), Fee: 330, BilledAmount: 3300}
+			if _, err := store.Put(ctx, indexShop, targets[i].Order, st, now); err != nil {
+				return Dist{}, err
+			}
+		}
+		start := time.Now()
+		out, err := ops.Do(ctx, "bench", "", console.ActionCancel, targets)
+		lat = append(lat, time.Since(start))
+		if err != nil {
+			return Dist{}, fmt.Errorf("bulk cancel: %w", err)
+		}
+		for _, o := range out {
+			if !o.Published {
+				return Dist{}, fmt.Errorf("bulk cancel: order %s refused: %s", o.Order, o.Reason)
+			}
+		}
+	}
+	return Summarize(lat), nil
 }
