@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -70,6 +72,40 @@ func runDemo(ctx context.Context, natsURL string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.id, o.rule, strings.Join(h.steps, " → "), h.fee, h.billed)
 	}
 	return tw.Flush()
+}
+
+// publishSamples publishes the demo batch once the worker has made its streams, so that the
+// embedded console shows orders in every state from the start; it gives up when ctx ends.
+func publishSamples(ctx context.Context, natsURL string, out io.Writer, log *zap.Logger) {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		log.Warn("sample orders: connecting to NATS", zap.Error(err))
+		return
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	run := strconv.FormatInt(time.Now().Unix()%(36*36*36*36*36), 36)
+	for _, o := range demoBatch {
+		o.id += "-" + run
+		for {
+			err := publishDemoOrder(ctx, js, o)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrNoStreamResponse) || ctx.Err() != nil {
+				if ctx.Err() == nil {
+					log.Warn("sample orders: publishing", zap.Error(err))
+				}
+				return
+			}
+			select { // the worker has not made ORDERS yet
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	fmt.Fprintf(out, "published %d sample orders to orders.created.%s, one for each rule of the sandbox: the console shows them\n", len(demoBatch), DemoShopID)
 }
 
 func publishDemoOrder(ctx context.Context, js jetstream.JetStream, o demoOrder) error {

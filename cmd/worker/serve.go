@@ -26,6 +26,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 	}
 	defer func() { _ = log.Sync() }()
 	defer routeLibraryLogs(log)()
+	samples := s.Embedded && !s.Demo && shops == nil // the sandbox's demo shop: give the console orders to show
 	if s.Embedded {
 		var stop func()
 		if shops, stop, err = startEmbedded(&s, shops, stdout, log); err != nil {
@@ -47,6 +48,11 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
 	}
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}
+	if samples {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go publishSamples(ctx, s.NATSURL, stdout, log)
+	}
 	if !s.Demo {
 		return worker.Run(ctx, deps)
 	}
