@@ -44,8 +44,8 @@ type Options struct {
 	// runs all.
 	Only []string
 	// ProfileDir, if set, runs the workers with a pprof endpoint and stores CPU profiles of the
-	// worker and the NATS server (throughput, slow provider) and a heap profile of the worker
-	// (pending) there.
+	// worker and the NATS server and allocation profiles of the worker (throughput, slow provider)
+	// and a heap profile of the worker (pending) there.
 	ProfileDir string
 	// RedisURL is the Redis to use. Default redis://127.0.0.1:6379. It may be shared: the run
 	// writes only under its own key prefix and deletes those keys at the end.

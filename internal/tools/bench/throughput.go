@@ -120,8 +120,9 @@ func (r *runner) profileSeconds(n int) int {
 	return max(2, int(float64(n)/rate*0.7))
 }
 
-// profileDuring takes CPU profiles of the stack's first worker and of the NATS server for the
-// next seconds, when profiling; the channel closes when they are stored.
+// profileDuring takes CPU profiles of the stack's first worker and of the NATS server, and the
+// worker's allocations, for the next seconds, when profiling; the channel closes when they are
+// stored.
 func (r *runner) profileDuring(ctx context.Context, s *benchStack, name string, seconds int) <-chan struct{} {
 	done := make(chan struct{})
 	if r.opts.ProfileDir == "" {
@@ -133,6 +134,11 @@ func (r *runner) profileDuring(ctx context.Context, s *benchStack, name string, 
 		targets = append(targets, struct{ url, file string }{
 			fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.Workers[0].PprofAddr, seconds),
 			filepath.Join(r.opts.ProfileDir, name+"-worker.cpu.pprof")})
+		// The allocations over the same seconds (a delta profile): what the collector's share of
+		// the CPU comes from.
+		targets = append(targets, struct{ url, file string }{
+			fmt.Sprintf("http://%s/debug/pprof/allocs?seconds=%d", s.Workers[0].PprofAddr, seconds),
+			filepath.Join(r.opts.ProfileDir, name+"-worker.allocs.pprof")})
 	}
 	if s.Nodes[0].PprofAddr != "" {
 		targets = append(targets, struct{ url, file string }{
