@@ -192,6 +192,7 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, "action.html", "action.result", d)
 		return
 	}
+	r = s.markSince(r)
 	outcomes, err := s.cfg.Actions.Do(r.Context(), ss.Operator, d.Key, a, targets)
 	if err != nil {
 		s.log.Error("operator action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)),

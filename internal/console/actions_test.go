@@ -76,7 +76,7 @@ func TestTrackAction(t *testing.T) {
 	form.Set("carrier_1", "sagawa")
 	form.Set("number_1", "12")
 	page = body(t, h.post("/actions", "alice", form), http.StatusBadRequest)
-	mustContain(t, page, "受注 REVIEW-1: 伝票番号は数字とハイフンで5〜20桁です")
+	mustContain(t, page, "受注 REVIEW-1: 伝票番号は数字とハイフンで5〜40文字です")
 	if len(h.actions.Calls()) != 0 {
 		t.Fatal("published with a bad tracking number")
 	}

@@ -2,7 +2,6 @@ package console
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
@@ -294,12 +295,24 @@ func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, why string) {
 	http.Error(w, why, http.StatusForbidden)
 }
 
-// dummyHash is compared against when the name is unknown, so that a login takes as long whether
-// or not the operator exists.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
-	return h
-})
+// newDummyHash returns the function of the hash compared against when the name is unknown, so
+// that a login takes as long whether or not the operator exists: its cost is the highest of the
+// operators' hashes (htpasswd -B writes cost 5, `console hash` 10).
+func newDummyHash(operators map[string][]byte) func() []byte {
+	cost := 0
+	for _, h := range operators {
+		if c, err := bcrypt.Cost(h); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	return sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cost)
+		return h
+	})
+}
 
 // loginPage shows the login form, with a session that carries its CSRF token.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -327,7 +340,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	hash, known := s.cfg.Auth.Operators[name]
 	if !known {
-		hash = dummyHash()
+		hash = s.dummyHash()
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
 		s.log.Warn("login failed", zap.String("remote", r.RemoteAddr))
@@ -352,11 +365,30 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// safeNext keeps a redirect after login on the console: a path of its own, or /orders.
+// safeNext keeps a redirect after login on the console: a path of its own, or /orders. It takes
+// only a path that url.Parse reads with no scheme, host or user, that starts with a single "/",
+// and that holds no control character, space or backslash (which browsers drop or read as "/",
+// turning "/\t/evil.example/" into "//evil.example/").
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") || bytes.ContainsRune([]byte(next), 0) {
-		return "/orders"
+	const home = "/orders"
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return home
+	}
+	for _, c := range next {
+		if c < 0x21 || c == 0x7f || c == '\\' || (c >= 0x80 && c <= 0x9f) || !utf8Safe(c) {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return home
 	}
 	return next
+}
+
+// utf8Safe reports whether c is a character a browser keeps in a URL as it is: not a
+// replacement of invalid UTF-8, nor a Unicode space or format character.
+func utf8Safe(c rune) bool {
+	return c != utf8.RuneError && !unicode.IsSpace(c) && !unicode.Is(unicode.Cf, c)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestSecurityHeaders: every response, a page, the login page, a refusal, a static file, carries
@@ -297,7 +299,7 @@ func TestAutoLogin(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config) { c.Auth.Operators, c.Auth.AutoLogin, c.Auth.InsecureCookie = nil, "demo", true })
 	req := newGet("/orders")
-	req.RemoteAddr = "127.0.0.1:50123"
+	req.RemoteAddr, req.Host = "127.0.0.1:50123", "127.0.0.1:8090"
 	w := h.do(req, "")
 	page := body(t, w, http.StatusOK)
 	mustContain(t, page, `id="demo-notice"`, "パスワードなしで自動的にログイン")
@@ -307,12 +309,71 @@ func TestAutoLogin(t *testing.T) {
 		}
 	}
 	req = newGet("/orders")
-	req.RemoteAddr = "[::1]:50123"
+	req.RemoteAddr, req.Host = "[::1]:50123", "[::1]:8090"
 	if w := h.do(req, ""); w.Code != http.StatusOK {
 		t.Errorf("IPv6 loopback: %d", w.Code)
 	}
-	if w := h.get("/orders", ""); w.Code != http.StatusSeeOther {
+	req = newGet("/orders")
+	req.Host = "127.0.0.1:8090"
+	if w := h.do(req, ""); w.Code != http.StatusSeeOther {
 		t.Errorf("a client off the machine: %d, want 303 to the login page", w.Code)
+	}
+}
+
+// TestAutoLoginRefusesOtherHosts: with the automatic login, a request naming a host other than a
+// loopback one (a page of another site whose name resolves to 127.0.0.1: DNS rebinding) is
+// refused, with or without a session, and gets none.
+func TestAutoLoginRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.Auth.Operators, c.Auth.AutoLogin, c.Auth.InsecureCookie = nil, "demo", true })
+	for _, host := range []string{"rebind.attacker.example:8090", "rebind.attacker.example", "127.0.0.1.attacker.example:8090",
+		"localhost.attacker.example", "10.0.0.1:8090", "", "127.0.0.1:notaport"} {
+		for _, path := range []string{"/orders", "/orders/demo/A1", "/login", "/dlq"} {
+			req := newGet(path)
+			req.RemoteAddr, req.Host = "127.0.0.1:50123", host
+			w := h.do(req, "")
+			if w.Code != http.StatusMisdirectedRequest {
+				t.Errorf("Host %q, GET %s: %d, want 421", host, path, w.Code)
+			}
+			if len(w.Result().Cookies()) > 0 {
+				t.Errorf("Host %q, GET %s: got a session cookie", host, path)
+			}
+		}
+		req := newFormRequest("/orders/demo/A1/reveal", url.Values{})
+		req.RemoteAddr, req.Host = "127.0.0.1:50123", host
+		req.Header.Set("Origin", "http://"+host)
+		if w := h.do(req, "demo"); w.Code != http.StatusMisdirectedRequest {
+			t.Errorf("Host %q, POST with a session: %d, want 421", host, w.Code)
+		}
+	}
+	for _, host := range []string{"127.0.0.1:8090", "127.0.0.1", "localhost:1234", "LOCALHOST:80", "[::1]:8090", "[::1]", "127.0.0.2:9"} {
+		req := newGet("/orders")
+		req.RemoteAddr, req.Host = "127.0.0.1:50123", host
+		if w := h.do(req, ""); w.Code != http.StatusOK {
+			t.Errorf("Host %q: %d, want 200", host, w.Code)
+		}
+	}
+	if w := h.get("/healthz", ""); w.Code != http.StatusOK {
+		t.Errorf("/healthz: %d", w.Code)
+	}
+}
+
+// TestAllowedHosts: with AllowedHosts, the console answers to those names only.
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.AllowedHosts = []string{"console.example"} })
+	if w := h.do(newGet("/login"), ""); w.Code != http.StatusOK {
+		t.Errorf("Host console.example: %d, want 200", w.Code)
+	}
+	req := newGet("/login")
+	req.Host = "Console.Example:443"
+	if w := h.do(req, ""); w.Code != http.StatusOK {
+		t.Errorf("Host Console.Example:443: %d, want 200", w.Code)
+	}
+	req = newGet("/login")
+	req.Host = "rebind.attacker.example"
+	if w := h.do(req, ""); w.Code != http.StatusMisdirectedRequest {
+		t.Errorf("Host rebind.attacker.example: %d, want 421", w.Code)
 	}
 }
 
@@ -376,4 +437,58 @@ func newFormRequest(path string, form url.Values) *http.Request {
 	req.RemoteAddr = "203.0.113.9:41000"
 	req.Host = "console.example"
 	return req
+}
+
+// TestSafeNext: the page after login is a path of the console's own, nothing a browser could read
+// as another site.
+func TestSafeNext(t *testing.T) {
+	t.Parallel()
+	for next, want := range map[string]string{
+		"/dlq":                  "/dlq",
+		"/orders?shop=demo&p=2": "/orders?shop=demo&p=2",
+		"/orders/demo/A%2F1":    "/orders/demo/A%2F1",
+		"":                      "/orders",
+		"//evil.example/":       "/orders",
+		"/\t/evil.example/":     "/orders",
+		"/\n/evil.example/":     "/orders",
+		"/\r/evil.example/":     "/orders",
+		"/ /evil.example/":      "/orders",
+		"/\\evil.example/":      "/orders",
+		"/\\/evil.example/":     "/orders",
+		"/\u00a0/evil.example/": "/orders",
+		"/\u200b/evil.example/": "/orders",
+		"/\x00/evil.example/":   "/orders",
+		"/\x7f/evil.example/":   "/orders",
+		"https://evil.example/": "/orders",
+		"http:/evil.example/":   "/orders",
+		"javascript:alert(1)":   "/orders",
+		"evil.example":          "/orders",
+		"/\xff/evil.example/":   "/orders",
+		"\t//evil.example/":     "/orders",
+		"/%09/evil.example/":    "/%09/evil.example/",
+	} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+	h := newHarness(t)
+	w := h.get("/login?next=/%09/evil.example/", "")
+	mustContain(t, body(t, w, http.StatusOK), `name="next" value="/orders"`)
+}
+
+// TestDummyHashCost: a login of an unknown name compares against a hash as costly as the
+// operators' own, so that it takes as long as one of a known name.
+func TestDummyHashCost(t *testing.T) {
+	t.Parallel()
+	for _, cost := range []int{bcrypt.MinCost, 5, 6} {
+		hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		low, _ := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+		h := newHarness(t, func(c *Config) { c.Auth.Operators = map[string][]byte{"alice": hash, "bob": low} })
+		if got, err := bcrypt.Cost(h.s.dummyHash()); err != nil || got != cost {
+			t.Errorf("operators' highest cost %d: the dummy hash's is %d (%v)", cost, got, err)
+		}
+	}
 }

@@ -5,8 +5,8 @@
 // The console is stateless: it reads the order index and states in Redis (orderstate.Store) and
 // follows the RESULTS stream for live updates; it writes only by publishing inbound events through
 // Actions and DeadLetters, and, the one exception, the audit entries it appends to an order's
-// history when an operator reveals personal data. Any number of replicas may serve the same
-// operators: sessions are signed cookies under a key the replicas share.
+// history when an operator reveals personal data or prints an invoice. Any number of replicas may
+// serve the same operators: sessions are signed cookies under a key the replicas share.
 //
 // Pages are rendered on the server with html/template; the one script (static/console.js) only
 // enables buttons, follows the live updates and prints. Every response carries a strict
@@ -21,6 +21,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +66,11 @@ type Config struct {
 	Logger *zap.Logger
 	// Now is the console's clock (sessions, default dates). Default time.Now.
 	Now func() time.Time
+	// AllowedHosts are the host names (without port, compared case-insensitively) the console
+	// answers to: a request whose Host header names another is refused with 421, which defeats
+	// DNS rebinding. Default none: any host, except with Auth.AutoLogin, which answers to
+	// loopback names only (127.0.0.1, [::1], localhost, any port).
+	AllowedHosts []string
 }
 
 // Auth are the console's identity and session settings.
@@ -77,8 +84,9 @@ type Auth struct {
 	// anyone who reaches the console directly can set the header. Default "": none.
 	TrustedHeader string
 	// AutoLogin names an operator logged in without a password when the client connects from a
-	// loopback address: the embedded demo's. Pages say so. Never behind a proxy on the same host,
-	// whose clients all come from loopback. Default "": none.
+	// loopback address: the embedded demo's. Pages say so. With it, the console answers only
+	// requests whose Host is a loopback name or address (DNS rebinding). Never behind a proxy on
+	// the same host, whose clients all come from loopback. Default "": none.
 	AutoLogin string
 	// SessionKey signs the session cookies and CSRF tokens (HMAC-SHA256); replicas that share it
 	// share sessions. At least 32 bytes.
@@ -156,6 +164,18 @@ type Server struct {
 	closed  bool
 	// streams counts the live streams open, for Close to wait for.
 	streams sync.WaitGroup
+	// live counts the live streams open, in all and per session (under mu), against maxLive and
+	// maxLivePerSession.
+	live              int
+	liveBySession     map[string]int
+	maxLive           int
+	maxLivePerSession int
+	// readTimeout and idleTimeout are Serve's (the constants; shorter in tests).
+	readTimeout, idleTimeout time.Duration
+	// exporting holds the operators whose CSV export is running (under mu): one each at a time.
+	exporting map[string]bool
+	// dummyHash is compared against at a login of an unknown name.
+	dummyHash func() []byte
 }
 
 // New returns the console configured by cfg, or every problem of cfg joined.
@@ -168,7 +188,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, pages: pages, closing: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, pages: pages, closing: make(chan struct{}), dummyHash: newDummyHash(cfg.Auth.Operators),
+		liveBySession: map[string]int{}, maxLive: MaxLiveStreams, maxLivePerSession: MaxLiveStreamsPerSession, exporting: map[string]bool{},
+		readTimeout: readTimeout, idleTimeout: idleTimeout}
 	s.routes()
 	return s, nil
 }
@@ -216,8 +238,63 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if r.URL.Path != "/healthz" && !s.hostAllowed(r.Host) {
+		s.log.Warn("request refused: not a host of the console", zap.String("path", r.URL.Path), zap.String("remote", r.RemoteAddr))
+		http.Error(w, "this host name is not the console's: open the console by its own address", http.StatusMisdirectedRequest)
+		return
+	}
 	rememberLang(w, r)
 	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether the console answers to host (a request's Host header): one of
+// Config.AllowedHosts, and with Auth.AutoLogin a loopback name or address, whatever its port. A
+// page of another site whose name resolves to the console's address (DNS rebinding) names its
+// own host, and is refused.
+func (s *Server) hostAllowed(host string) bool {
+	if len(s.cfg.AllowedHosts) == 0 && s.cfg.Auth.AutoLogin == "" {
+		return true
+	}
+	name := hostName(host)
+	if name == "" {
+		return false
+	}
+	if s.cfg.Auth.AutoLogin != "" {
+		return loopbackName(name)
+	}
+	for _, h := range s.cfg.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(h, "."), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostName is the host part of a Host header, lower case, without port, brackets or a final
+// dot; "" when it does not read as one.
+func hostName(host string) string {
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return ""
+		}
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" || strings.ContainsAny(host, "/\\@ \t\r\n[]") {
+		return ""
+	}
+	return host
+}
+
+// loopbackName reports whether name (hostName's) is localhost or a loopback address.
+func loopbackName(name string) bool {
+	if name == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
 }
 
 // contentSecurityPolicy allows the console's own scripts, styles and images only: no inline
@@ -235,16 +312,51 @@ func (s *Server) Close() {
 	s.streams.Wait()
 }
 
-// openStream counts a live stream in, unless the server is closing.
-func (s *Server) openStream() bool {
+// The bounds of the live streams open at once: in all, and of one session (a few tabs).
+const (
+	MaxLiveStreams           = 256
+	MaxLiveStreamsPerSession = 8
+)
+
+// errTooManyStreams is openStream's refusal of a stream beyond the bounds.
+var errTooManyStreams = errors.New("too many live streams open")
+
+// errClosing is openStream's refusal while the server stops.
+var errClosing = errors.New("the console is stopping")
+
+// openStream counts a live stream of the session sid in, unless the server is closing or the
+// stream would pass a bound; closeStream counts it out.
+func (s *Server) openStream(sid string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.closed:
+		return errClosing
+	case s.live >= s.maxLive || s.liveBySession[sid] >= s.maxLivePerSession:
+		return errTooManyStreams
 	}
+	s.live++
+	s.liveBySession[sid]++
 	s.streams.Add(1)
-	return true
+	return nil
 }
+
+func (s *Server) closeStream(sid string) {
+	s.mu.Lock()
+	s.live--
+	if s.liveBySession[sid]--; s.liveBySession[sid] <= 0 {
+		delete(s.liveBySession, sid)
+	}
+	s.mu.Unlock()
+	s.streams.Done()
+}
+
+// The server's timeouts: a request's whole reading (headers and body, a dead letter's edit at
+// most 2 MiB), and a kept-alive connection's wait for its next request.
+const (
+	readTimeout = 30 * time.Second
+	idleTimeout = 2 * time.Minute
+)
 
 // shutdownGrace bounds how long Serve waits for requests in flight when it stops.
 const shutdownGrace = 5 * time.Second
@@ -253,7 +365,8 @@ const shutdownGrace = 5 * time.Second
 // flight finish (at most 5 s) and returns. The error is the listener's, not ctx's.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errLog, _ := zap.NewStdLogAt(s.log.Named("http"), zap.WarnLevel)
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	// No WriteTimeout: the live streams last as long as their page (or session).
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: s.readTimeout, IdleTimeout: s.idleTimeout, ErrorLog: errLog}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {

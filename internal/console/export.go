@@ -50,6 +50,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusBadRequest, "export.filter", probs[0].Field+": "+probs[0].Problem)
 		return
 	}
+	// An export holds up to maxExport orders in memory: one at a time per operator.
+	op := sessionOf(r).Operator
+	if !s.startExport(op) {
+		w.Header().Set("Retry-After", "10")
+		s.problem(w, r, http.StatusTooManyRequests, "export.busy", "")
+		return
+	}
+	defer s.endExport(op)
 	filter.Limit = orderstate.MaxLimit
 	var orders []orderstate.Summary
 	for {
@@ -88,4 +96,21 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf.Bytes())
 	s.log.Info("orders exported", zap.String("operator", sessionOf(r).Operator), zap.String("shop", f.Shop), zap.Int("orders", len(orders)), zap.String("encoding", enc))
+}
+
+// startExport marks operator's export as running; false when one is running already.
+func (s *Server) startExport(operator string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exporting[operator] {
+		return false
+	}
+	s.exporting[operator] = true
+	return true
+}
+
+func (s *Server) endExport(operator string) {
+	s.mu.Lock()
+	delete(s.exporting, operator)
+	s.mu.Unlock()
 }

@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -66,7 +68,12 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusBadRequest, "action.none", "")
 		return
 	}
+	if n := len(q["order"]) + len(q["o"]); n > maxTargets {
+		s.problem(w, r, http.StatusBadRequest, "action.toomany", strconv.Itoa(maxTargets))
+		return
+	}
 	d := invoicesData{Back: "/orders?shop=" + url.QueryEscape(shops[0])}
+	var printed []string
 	ss := sessionOf(r)
 	for _, shop := range shops {
 		sheets, _, missing, err := s.cfg.Invoices.Sheets(r.Context(), shop, orders[shop])
@@ -76,12 +83,25 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 			s.render(w, r, http.StatusServiceUnavailable, "print-invoices.html", "invoices.title", d)
 			return
 		}
+		// The sheets show the buyer's name and address: who printed them is recorded in each
+		// order's history first, and nothing is shown if it cannot be.
+		if err := s.auditInvoices(r, shop, orders[shop], missing); err != nil {
+			s.log.Error("recording printed invoices failed", zap.String("operator", ss.Operator), zap.String("shop", shop), zap.Error(err))
+			s.problem(w, r, http.StatusServiceUnavailable, "error.audit", err.Error())
+			return
+		}
 		d.Groups = append(d.Groups, invoiceGroup{Shop: shop, Sheets: sheets, Missing: missing,
 			CSSURL: "/invoices/sheets.css?shop=" + url.QueryEscape(shop)})
 		d.Count += len(orders[shop]) - len(missing)
+		for _, o := range orders[shop] {
+			if !slices.Contains(missing, o) {
+				printed = append(printed, shop+"/"+o)
+			}
+		}
 		d.Missing += len(missing)
 	}
-	s.log.Info("invoices shown for printing", zap.String("operator", ss.Operator), zap.Int("invoices", d.Count), zap.Int("missing", d.Missing))
+	s.log.Info("invoices shown for printing", zap.String("operator", ss.Operator), zap.Int("invoices", d.Count), zap.Int("missing", d.Missing),
+		zap.Strings("orders", printed))
 	s.render(w, r, http.StatusOK, "print-invoices.html", "invoices.title", d)
 }
 
@@ -101,4 +121,31 @@ func (s *Server) invoicesCSS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "private, max-age=300")
 	_, _ = w.Write([]byte(css))
+}
+
+// InvoiceAuditType is the type of the history entry that records an operator's printing of an
+// order's invoice (its buyer's name and address) in the console.
+const InvoiceAuditType = "console.invoice_printed"
+
+// auditInvoices appends to the history of each order of shop whose sheet is shown (orders but
+// those missing) the record of who printed it.
+func (s *Server) auditInvoices(r *http.Request, shop string, orders, missing []string) error {
+	skip := map[string]bool{}
+	for _, o := range missing {
+		skip[o] = true
+	}
+	for _, o := range orders {
+		if skip[o] {
+			continue
+		}
+		skip[o] = true
+		st, err := s.cfg.Store.Get(r.Context(), shop, o)
+		if err != nil {
+			return err
+		}
+		if err := s.auditAs(r, InvoiceAuditType, shop, o, st, "invoice printed in the console"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -29,9 +30,16 @@ type reasonTab struct {
 	Active      bool
 }
 
+// MaxLetters bounds the dead letters the list shows: the newest of those that match.
+const MaxLetters = 1000
+
 type lettersData struct {
-	Form     letterForm
-	Letters  []letterRow
+	Form    letterForm
+	Letters []letterRow
+	// Matching is how many letters match the filter; Capped says the list shows only the newest
+	// of them.
+	Matching int
+	Capped   bool
 	Tabs     []reasonTab
 	Total    int
 	Reasons  []string
@@ -84,7 +92,11 @@ func (s *Server) lettersPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusServiceUnavailable, "letters.html", "dlq.title", d)
 		return
 	}
+	if len(letters) > MaxLetters {
+		letters = letters[len(letters)-MaxLetters:]
+	}
 	for _, lt := range letters {
+		lt.Body = nil
 		row := letterRow{Letter: lt}
 		if events.ValidShopID(lt.Shop) && events.ValidOrderID(lt.Order) {
 			row.OrderURL = orderURL(lt.Shop, lt.Order)
@@ -97,6 +109,11 @@ func (s *Server) lettersPage(w http.ResponseWriter, r *http.Request) {
 		d.Total += n
 	}
 	sort.Strings(reasons)
+	d.Matching = d.Total
+	if d.Form.Reason != "" {
+		d.Matching = counts[d.Form.Reason]
+	}
+	d.Capped = d.Matching > len(d.Letters)
 	base := url.Values{}
 	for k, v := range map[string]string{"shop": d.Form.Shop, "since": d.Form.Since, "until": d.Form.Until} {
 		if v != "" {
@@ -232,6 +249,10 @@ func (s *Server) editLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := r.PostFormValue("body")
+	// The page shows the letter's body whole, as the reveal does: recorded first, the same way.
+	if !s.auditLetter(w, r, d.Letter) {
+		return
+	}
 	d.Edited, d.Revealed = body, true
 	d.Body, d.JSON = prettyBody(d.Letter.Body)
 	switch {
@@ -250,6 +271,7 @@ func (s *Server) editLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss := sessionOf(r)
+	r = s.markSince(r)
 	o, err := s.cfg.DeadLetters.EditReplay(r.Context(), ss.Operator, d.Letter.Seq, []byte(body))
 	if err != nil {
 		s.log.Error("dead letter edit failed", zap.String("operator", ss.Operator), zap.Uint64("seq", d.Letter.Seq), zap.Error(err))
@@ -329,6 +351,7 @@ func (s *Server) letterActions(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch a {
 	case letterReplay, letterDryRun:
+		r = s.markSince(r)
 		outcomes, err = s.cfg.DeadLetters.Replay(r.Context(), ss.Operator, d.Seqs, a == letterDryRun)
 	case letterPurge:
 		outcomes, err = s.cfg.DeadLetters.Purge(r.Context(), ss.Operator, d.Seqs)
@@ -360,14 +383,31 @@ func (s *Server) letterActions(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "letter-actions.html", "action.result", d)
 }
 
-// personalKeys are the fields of an event's data that hold personal data, wherever they are (an
-// item's name is the product's); buyer, ship_to and browser are masked whole.
-var personalKeys = map[string]bool{
-	"name_kana": true, "zip": true, "address": true, "phone": true, "email": true,
-	"company": true, "department": true, "reason": true, "http_header": true, "device_info": true,
+// shownKeys are the fields of a dead letter's body the masked view shows (compared in lower
+// case): the envelope's, identifiers, amounts, dates and codes, nothing that could name or reach a
+// person. Every other field's text or number is masked, wherever it is; true, false and null stay.
+var shownKeys = map[string]bool{
+	"specversion": true, "type": true, "id": true, "source": true, "time": true, "subject": true,
+	"datacontenttype": true, "dataschema": true, "causationid": true,
+	"shop_id": true, "order_id": true, "transaction_id": true, "ordered_at": true, "decided_at": true, "reported_at": true,
+	"billed_amount": true, "shipping_fee": true, "unit_price": true, "quantity": true, "fee": true, "discount": true,
+	"amount": true, "amounts": true, "fees": true, "tax": true, "total": true,
+	"carrier": true, "carrier_code": true, "invoice_date": true, "invoice_delivery": true,
+	"operator": true, "review": true, "result": true, "code": true, "point": true, "field": true,
 }
 
-var wholeKeys = map[string]bool{"buyer": true, "ship_to": true, "browser": true}
+// openKeys are the fields whose object or array the masked view goes into, masking field by
+// field; under any other field (buyer, ship_to, consignee…) everything is masked.
+var openKeys = map[string]bool{
+	"data": true, "items": true, "errors": true, "problems": true, "fields": true, "edits": true,
+	"details": true, "amounts": true, "fees": true,
+}
+
+// shown reports whether the value of key (lower case), a field of an object under parent, is
+// shown masked-view: a key of shownKeys, or an item's name (the product's).
+func shown(key, parent string) bool {
+	return shownKeys[key] || (key == "name" && parent == "items")
+}
 
 // maskMark replaces a masked value.
 const maskMark = "●●●●"
@@ -381,7 +421,10 @@ func maskBody(l locale, body []byte) (string, bool) {
 	if err := dec.Decode(&v); err != nil {
 		return l.F("dlq.notjson", len(body)), false
 	}
-	v = mask(v, false)
+	if _, err := dec.Token(); err != io.EOF { // more after the value: not one JSON value
+		return l.F("dlq.notjson", len(body)), false
+	}
+	v = mask(v, "", "")
 	out, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return l.F("dlq.notjson", len(body)), false
@@ -401,26 +444,83 @@ var jsonBidiReplacer = strings.NewReplacer(
 	"\u2066", `\u2066`, "\u2067", `\u2067`, "\u2068", `\u2068`, "\u2069", `\u2069`,
 	"\u200E", `\u200e`, "\u200F", `\u200f`, "\u061C", `\u061c`)
 
-// mask replaces the personal values of v; all says v is inside a personal field.
-func mask(v any, all bool) any {
+// mask replaces the personal values of v, the value of key (lower case; "" for the body itself)
+// of an object under parent; an array's elements count as values of its key. A text that reads
+// as a JSON object or array (a body inside a body) is masked as JSON, and written back as text.
+func mask(v any, key, parent string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if key != "" && !openKeys[key] && !shownKeys[key] {
+			return maskAll(x)
+		}
+		for k, e := range x {
+			x[k] = mask(e, strings.ToLower(k), key)
+		}
+		return x
+	case []any:
+		if key != "" && !openKeys[key] && !shownKeys[key] {
+			return maskAll(x)
+		}
+		for i, e := range x {
+			x[i] = mask(e, key, parent)
+		}
+		return x
+	case string:
+		if inner, ok := jsonText(x); ok {
+			out, err := json.Marshal(mask(inner, key, parent))
+			if err != nil {
+				return maskMark
+			}
+			return string(out)
+		}
+		if shown(key, parent) {
+			return x
+		}
+		return maskMark
+	case json.Number:
+		if shown(key, parent) {
+			return x
+		}
+		return maskMark
+	}
+	return v // true, false, null
+}
+
+// maskAll masks every text and number of v.
+func maskAll(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = mask(e, all || wholeKeys[k] || personalKeys[k])
+			x[k] = maskAll(e)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = mask(e, all)
+			x[i] = maskAll(e)
 		}
 		return x
-	case nil:
-		return nil
-	}
-	if all {
+	case string, json.Number:
 		return maskMark
 	}
 	return v
+}
+
+// jsonText reads s as a JSON object or array; ok is false for any other text.
+func jsonText(s string) (any, bool) {
+	t := strings.TrimSpace(s)
+	if t == "" || (t[0] != '{' && t[0] != '[') {
+		return nil, false
+	}
+	var v any
+	dec := json.NewDecoder(strings.NewReader(t))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
 }
 
 // prettyBody renders a body whole: JSON indented, other text as it is (invalid UTF-8 as escapes).

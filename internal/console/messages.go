@@ -64,6 +64,8 @@ var messages = map[string]message{
 	"field.cursor":          {"ページ位置", "Page position"},
 
 	"tab.all": {"すべて", "All"},
+	"tab.counts": {"件数はこのショップの全受注のステータス別の数です（出荷・期間・受注番号の絞り込みは反映されません）。",
+		"The counts are of all the shop's orders per status: the shipment, date and order-number filters do not apply to them."},
 
 	"badge.credit.none":        {"未登録", "Not registered"},
 	"badge.credit.registering": {"与信登録中", "Registering"},
@@ -108,6 +110,7 @@ var messages = map[string]message{
 	"export.filter":   {"絞り込み条件が不正です:", "The filter is not valid:"},
 	"export.toomany":  {"出力する受注が多すぎます。期間で絞り込んでください。上限:", "Too many orders to export; narrow the filter. Limit:"},
 	"export.failed":   {"CSVを作成できませんでした:", "The CSV could not be written:"},
+	"export.busy":     {"CSV出力を実行中です。終わってからもう一度お試しください。", "An export of yours is running: try again once it is done."},
 
 	"action.rerun":        {"与信を実行", "Run credit check"},
 	"action.recheck":      {"与信結果確認", "Check credit result"},
@@ -136,7 +139,7 @@ var messages = map[string]message{
 	"action.refused":      {"拒否", "Refused"},
 	"action.skipped":      {"対象外", "Skipped"},
 	"action.badcarrier":   {"受注 %s: 配送業者を選んでください", "Order %s: choose a carrier"},
-	"action.badnumber":    {"受注 %s: 伝票番号は数字とハイフンで5〜20桁です", "Order %s: a tracking number is 5 to 20 digits and hyphens"},
+	"action.badnumber":    {"受注 %s: 伝票番号は数字とハイフンで5〜40文字です", "Order %s: a tracking number is 5 to 40 digits and hyphens"},
 	"action.resolvewhich": {"お問合せ番号か「ATODENEに登録なし」の、どちらか一方を指定してください。", "Give the transaction ID or \"not registered at ATODENE\": one of them."},
 	"action.badtx":        {"お問合せ番号は1〜20桁の数字です。", "A transaction ID is 1 to 20 digits."},
 
@@ -174,6 +177,7 @@ var messages = map[string]message{
 	"pii.shipping":       {"送料", "Shipping"},
 	"pii.discount":       {"値引", "Discount"},
 	"pii.billedreceived": {"請求金額（受信時）", "Billed (as received)"},
+	"pii.feereceived":    {"手数料（受信時）", "Fee (as received)"},
 	"pii.gone":           {"受信データを表示できません:", "The received data cannot be shown:"},
 	"pii.explain": {"購入者の氏名・住所・電話番号は、必要なときだけ表示してください。表示すると、誰が表示したかが受注の履歴に記録されます。",
 		"Show the buyer's name, address and phone only when you need them. Who looked is recorded in the order's history."},
@@ -223,6 +227,7 @@ var messages = map[string]message{
 	"dlq.masked":        {"個人情報は伏せています。", "Personal data is masked."},
 	"dlq.audited":       {"この表示は記録されました（ログと、受注があればその履歴に）。", "This view is recorded (in the log, and in the order's history)."},
 	"dlq.reveal":        {"本文をすべて表示", "Reveal the whole body"},
+	"dlq.capped":        {"新しい%d件を表示しています（条件に合うのは%d件）。期間や理由で絞り込んでください。", "Showing the newest %d of the %d letters that match: narrow the filter by time or reason."},
 	"dlq.notjson":       {"（JSONではない本文、%dバイト。見るには「本文をすべて表示」）", "(A body that is not JSON, %d bytes: reveal it to see it.)"},
 	"dlq.edit":          {"編集して再投入", "Edit and replay"},
 	"dlq.edit.empty":    {"本文が空です。", "The body is empty."},

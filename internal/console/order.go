@@ -173,8 +173,13 @@ func (s *Server) revealOrder(w http.ResponseWriter, r *http.Request) {
 // history of an order the worker has a state of lasts as long as the state; one of an order it
 // has none of (known only by dead letters), as long as the records of events.
 func (s *Server) audit(r *http.Request, shop, order string, st orderstate.State, did string) error {
+	return s.auditAs(r, AuditType, shop, order, st, did)
+}
+
+// auditAs appends an audit entry of type typ to the order's history, as audit does.
+func (s *Server) auditAs(r *http.Request, typ, shop, order string, st orderstate.State, did string) error {
 	ss := sessionOf(r)
-	e := orderstate.Entry{At: s.cfg.Now().UTC(), Type: AuditType, Source: SourcePrefix + ss.Operator, Operator: ss.Operator,
+	e := orderstate.Entry{At: s.cfg.Now().UTC(), Type: typ, Source: SourcePrefix + ss.Operator, Operator: ss.Operator,
 		Did: did, Status: st.Status}
 	ttl := config.EventRecordTTL
 	if st.Version > 0 {

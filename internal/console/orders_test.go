@@ -274,3 +274,15 @@ func TestExport(t *testing.T) {
 		t.Errorf("custom exporter: %q", got)
 	}
 }
+
+// TestStatusTabsSayWhatTheyCount: the tabs count the shop's orders per status, whatever the other
+// filters: the page says so, in both languages.
+func TestStatusTabsSayWhatTheyCount(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.order(testShop, "A1", ngState())
+	page := body(t, h.get("/orders?shop=demo&prefix=A", "alice"), http.StatusOK)
+	mustContain(t, page, `data-testid="status-tabs-note"`, "このショップの全受注のステータス別の数", `id="tab-ng"`)
+	page = body(t, h.get("/orders?shop=demo&lang=en", "alice"), http.StatusOK)
+	mustContain(t, page, `data-testid="status-tabs-note"`, "all the shop&#39;s orders per status")
+}

@@ -1,10 +1,13 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -374,4 +377,171 @@ func fieldStrings(m map[string]any) []string {
 		out = append(out, k+"="+fmt.Sprint(v))
 	}
 	return out
+}
+
+// TestDeadLetterEditIsAudited: the edit form shows the letter's body whole, so each of its pages
+// is recorded as a reveal is: an entry in the order's history and a log line without the body.
+func TestDeadLetterEditIsAudited(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.order(testShop, "D-1", ngState())
+	orig := `{"data":{"shop_id":"demo","order_id":"D-1","buyer":{"name":"加藤 太郎","phone":"03-1234-5678"}}}`
+	h.letters.add(Letter{Seq: 4, Reason: "invalid", Shop: testShop, Order: "D-1", Subject: "orders.created.demo", At: testNow, Body: []byte(orig)})
+	before, _ := h.store.History(t.Context(), testShop, "D-1")
+	page := body(t, h.post("/dlq/4/edit", "bob", url.Values{"body": {`{"data":{"x":2}}`}}), http.StatusOK)
+	mustContain(t, page, "加藤 太郎", `id="edit-confirm-text"`)
+	history, _ := h.store.History(t.Context(), testShop, "D-1")
+	if len(history) != len(before)+1 {
+		t.Fatalf("history: %d entries after the edit form, want %d", len(history), len(before)+1)
+	}
+	if last := history[len(history)-1]; last.Type != AuditType || last.Operator != "bob" || !strings.Contains(last.Did, "dead letter 4") {
+		t.Errorf("audit entry %+v", last)
+	}
+	logs := h.logs.FilterMessage("dead letter revealed").All()
+	if len(logs) != 1 || logs[0].ContextMap()["operator"] != "bob" || logs[0].ContextMap()["seq"] != uint64(4) {
+		t.Errorf("reveal log %+v", logs)
+	}
+	for _, e := range h.logs.All() {
+		if s := e.Message + strings.Join(fieldStrings(e.ContextMap()), " "); strings.Contains(s, "加藤") || strings.Contains(s, "03-1234-5678") {
+			t.Errorf("log line %q holds personal data", e.Message)
+		}
+	}
+}
+
+// TestDeadLetterMaskAllowList: the masked view shows only the fields known to be harmless,
+// whatever the case of the keys, wherever the personal data is, a body inside a JSON text
+// included; a body that is not JSON is not shown at all.
+func TestDeadLetterMaskAllowList(t *testing.T) {
+	t.Parallel()
+	pii := []string{"山田", "太郎", "090-1111-2222", "taro@example.jp", "大阪府", "530-0001", "9012345678"}
+	for i, b := range []string{
+		`{"data":{"Buyer":{"Name":"山田太郎","Phone":"090-1111-2222"},"ORDER_ID":"A-1"}}`,
+		`{"data":"{\"buyer\":{\"name\":\"山田太郎\",\"email\":\"taro@example.jp\"},\"order_id\":\"A-1\"}"}`,
+		`{"data":{"buyer_name":"山田太郎","tel":"090-1111-2222","mail":"taro@example.jp","order_id":"A-1"}}`,
+		`{"data":{"consignee":{"name":"山田太郎","addr":"大阪府","postal":"530-0001"},"order_id":"A-1"}}`,
+		`{"data":[{"contact":"山田太郎"},{"order_id":"A-1","phone_number":9012345678}]}`,
+		`{"data":{"order_id":"A-1","note":"[\"山田太郎\",\"大阪府\"]"}}`,
+		`{"data":{"order_id":"A-1","items":[{"name":"緑茶","unit_price":1200,"quantity":2,"gift_message":"太郎へ"}]}}`,
+		`"山田太郎 A-1"`,
+	} {
+		got, _ := maskBody(langJA, []byte(b))
+		for _, p := range pii {
+			if strings.Contains(got, p) {
+				t.Errorf("body %d: the masked view holds %q:\n%s", i, p, got)
+			}
+		}
+		if i < 7 && (!strings.Contains(got, "A-1") || !strings.Contains(got, maskMark)) {
+			t.Errorf("body %d: the masked view lacks the order ID or the mask:\n%s", i, got)
+		}
+	}
+	got, isJSON := maskBody(langJA, []byte(`{"specversion":"1.0","type":"order.created","data":{"shop_id":"demo","billed_amount":2950,"items":[{"name":"緑茶"}],"paid":true}}`))
+	mustContain(t, got, `"specversion": "1.0"`, `"order.created"`, `"demo"`, "2950", "緑茶", "true")
+	if !isJSON {
+		t.Error("a JSON body not read as JSON")
+	}
+	for _, b := range []string{"name=山田太郎&tel=090-1111-2222", `{"buyer":{"name":"山田太郎"}} trailing 山田`} {
+		if got, isJSON := maskBody(langJA, []byte(b)); isJSON || strings.Contains(got, "山田") {
+			t.Errorf("body %q: masked view %q (JSON %v)", b, got, isJSON)
+		}
+	}
+}
+
+// TestInvoicesPrintedAreAudited: the sheets show the buyer's name and address, so each printed
+// order's history records who printed it, and a log line says which orders (no personal data);
+// orders without print data get no entry.
+func TestInvoicesPrintedAreAudited(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.order(testShop, "A1", ngState())
+	h.invoices.known = map[string]bool{"A1": true, "A2": true}
+	before, _ := h.store.History(t.Context(), testShop, "A1")
+	body(t, h.get("/invoices?shop=demo&order=A1&order=A9", "alice"), http.StatusOK)
+	history, _ := h.store.History(t.Context(), testShop, "A1")
+	if len(history) != len(before)+1 {
+		t.Fatalf("history of A1: %d entries, want %d", len(history), len(before)+1)
+	}
+	if last := history[len(history)-1]; last.Type != InvoiceAuditType || last.Operator != "alice" || !strings.Contains(last.Did, "printed") ||
+		last.Source != SourcePrefix+"alice" {
+		t.Errorf("audit entry %+v", last)
+	}
+	if h9, _ := h.store.History(t.Context(), testShop, "A9"); len(h9) != 0 {
+		t.Errorf("an order without print data got history entries: %+v", h9)
+	}
+	body(t, h.post("/invoices", "bob", url.Values{"o": {"demo/A2"}}), http.StatusOK)
+	if h2, _ := h.store.History(t.Context(), testShop, "A2"); len(h2) != 1 || h2[0].Type != InvoiceAuditType || h2[0].Operator != "bob" {
+		t.Errorf("history of A2 after a POST: %+v", h2)
+	}
+	logs := h.logs.FilterMessage("invoices shown for printing").All()
+	if len(logs) != 2 || logs[0].ContextMap()["operator"] != "alice" || fmt.Sprint(logs[0].ContextMap()["orders"]) != "[demo/A1]" {
+		t.Errorf("print logs %+v", logs)
+	}
+}
+
+// TestExportOneAtATime: an export holds its orders in memory: an operator runs one at a time (a
+// second, while the first runs, is refused with 429); another operator is not held up.
+func TestExportOneAtATime(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	h := newHarness(t, func(c *Config) {
+		c.Export = func(w io.Writer, orders []orderstate.Summary, shiftJIS bool) error {
+			entered <- struct{}{}
+			<-release
+			return CSVExport(w, orders, shiftJIS)
+		}
+	})
+	h.order(testShop, "A1", ngState())
+	first := make(chan int, 1)
+	go func() {
+		req := httptest.NewRequest(http.MethodGet, "/export?shop=demo", nil)
+		c, _ := h.cookie("alice")
+		req.AddCookie(c)
+		w := httptest.NewRecorder()
+		h.s.ServeHTTP(w, req)
+		first <- w.Code
+	}()
+	<-entered
+	if w := h.get("/export?shop=demo", "alice"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("a second export of alice's while the first runs: %d, want 429", w.Code)
+	}
+	other := make(chan int, 1)
+	go func() { other <- h.get("/export?shop=demo", "bob").Code }()
+	<-entered
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first export: %d", code)
+	}
+	if code := <-other; code != http.StatusOK {
+		t.Errorf("bob's export: %d", code)
+	}
+	if w := h.get("/export?shop=demo", "alice"); w.Code != http.StatusOK {
+		t.Errorf("an export after the first ended: %d", w.Code)
+	}
+}
+
+// manyLetters lists n dead letters, every one with a body.
+type manyLetters struct {
+	NotWired
+	n int
+}
+
+func (m manyLetters) List(context.Context, LetterFilter) ([]Letter, map[string]int, error) {
+	out := make([]Letter, m.n)
+	for i := range out {
+		out[i] = Letter{Seq: uint64(i + 1), Reason: "invalid", Shop: testShop, Order: fmt.Sprintf("M-%d", i+1), At: testNow, Body: []byte(`{"buyer":"山田"}`)}
+	}
+	return out, map[string]int{"invalid": m.n}, nil
+}
+
+// TestDeadLettersCapped: the list shows the newest MaxLetters letters at most, and says so.
+func TestDeadLettersCapped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.DeadLetters = manyLetters{n: MaxLetters + 5} })
+	page := body(t, h.get("/dlq", "alice"), http.StatusOK)
+	if n := strings.Count(page, `data-testid="letter-row"`); n != MaxLetters {
+		t.Errorf("%d rows, want %d", n, MaxLetters)
+	}
+	mustContain(t, page, `data-testid="letters-capped" data-shown="1000" data-matching="1005"`, "新しい1000件", `<tr data-seq="1005"`)
+	mustNotContain(t, page, `<tr data-seq="5"`, "山田")
+	h2 := newHarness(t, func(c *Config) { c.DeadLetters = manyLetters{n: 3} })
+	mustNotContain(t, body(t, h2.get("/dlq", "alice"), http.StatusOK), `data-testid="letters-capped"`)
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -97,9 +98,35 @@ type view struct {
 	LangJA, LangEN string
 	// Nav is the section of the page, for the navigation.
 	Nav string
-	// Live says the live updates are on (a JetStream is configured).
-	Live bool
-	Data any
+	// Live says the live updates are on (a JetStream is configured); Since is the last sequence of
+	// the outcome stream before the page's data was read (or its action published), from which
+	// the page's live stream starts, so that no outcome falls between the page and its stream.
+	Live  bool
+	Since uint64
+	Data  any
+}
+
+// sinceKey holds, in a request's context, the outcome stream's last sequence taken before an
+// action published (markSince).
+type sinceKey struct{}
+
+// markSince notes the outcome stream's last sequence in r's context, before an action publishes:
+// the result page's live stream starts after it.
+func (s *Server) markSince(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), sinceKey{}, s.resultsSeq(r.Context())))
+}
+
+// resultsSeq is the outcome stream's last sequence, or 0 (the live stream then starts with what
+// comes next) when it cannot be read.
+func (s *Server) resultsSeq(ctx context.Context) uint64 {
+	if s.cfg.JetStream == nil {
+		return 0
+	}
+	st, err := s.cfg.JetStream.Stream(ctx, s.cfg.ResultsStream)
+	if err != nil {
+		return 0
+	}
+	return st.CachedInfo().State.LastSeq
 }
 
 // render executes page with data into a buffer, then writes it with status: a template error
@@ -115,6 +142,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	l := langOf(r)
 	v := view{L: l, Title: l.T(titleKey), Operator: ss.Operator, Auto: ss.Via == viaAuto, Proxy: ss.Via == viaHeader,
 		LangJA: langURL(r, "ja"), LangEN: langURL(r, "en"), Nav: navOf(page), Live: s.cfg.JetStream != nil, Data: data}
+	if since, ok := r.Context().Value(sinceKey{}).(uint64); ok {
+		v.Since = since
+	} else if v.Live {
+		v.Since = s.resultsSeq(r.Context())
+	}
 	if ss.ID != "" {
 		v.CSRF = s.csrfToken(ss)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,13 +60,23 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	if !s.openStream() {
-		http.Error(w, "the console is stopping", http.StatusServiceUnavailable)
+	ss := sessionOf(r)
+	switch err := s.openStream(ss.ID); {
+	case errors.Is(err, errTooManyStreams):
+		s.log.Warn("live stream refused: too many open", zap.String("operator", ss.Operator))
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "too many live streams open: close some of the console's tabs", http.StatusTooManyRequests)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	defer s.streams.Done()
+	defer s.closeStream(ss.ID)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	// The stream ends with its session: the page's reconnection is then identified anew.
+	expiry := time.AfterFunc(time.Unix(ss.Expires, 0).Sub(s.cfg.Now()), cancel)
+	defer expiry.Stop()
 	go func() { // the server's Close ends the stream
 		select {
 		case <-s.closing:
@@ -74,8 +85,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	filters := []string{"credit.*." + token, "shipment.*." + token, "invoice.*." + token}
-	cons, err := s.cfg.JetStream.OrderedConsumer(ctx, s.cfg.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: time.Minute})
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: time.Minute}
+	if after, ok := startAfter(r); ok {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := s.cfg.JetStream.OrderedConsumer(ctx, s.cfg.ResultsStream, cc)
 	if err != nil {
 		s.log.Warn("following the outcomes failed", zap.String("stream", s.cfg.ResultsStream), zap.Error(err))
 		http.Error(w, "following the outcomes failed: "+err.Error(), http.StatusServiceUnavailable)
@@ -205,4 +219,16 @@ func readLive(l locale, m jetstream.Msg) (liveOutcome, bool) {
 	}
 	o.Text = bidiControls.Replace(o.Text)
 	return o, true
+}
+
+// startAfter is the outcome stream's sequence a live stream starts after: the last event the
+// browser received (Last-Event-ID, sent when it reconnects by itself), else the page's since (the
+// stream's last sequence when the page was made); none for a stream of what comes next.
+func startAfter(r *http.Request) (uint64, bool) {
+	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("since")} {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 {
+			return n, true
+		}
+	}
+	return 0, false
 }

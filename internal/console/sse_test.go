@@ -210,3 +210,187 @@ func TestServe(t *testing.T) {
 	res.Body.Close()
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// TestLiveStreamLimits: a session may keep a few live streams open, the console a few hundred;
+// beyond, 429; a stream closed makes room; a stream ends when its session expires.
+func TestLiveStreamLimits(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	resultsStream(t, js)
+	h := newHarness(t, func(c *Config) { c.JetStream = js })
+	h.s.maxLivePerSession, h.s.maxLive = 2, 3
+	srv := httptest.NewServer(h.s)
+	defer srv.Close()
+	defer h.s.Close()
+	open := func(c *http.Cookie) (*http.Response, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events", nil)
+		req.AddCookie(c)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if res.StatusCode == http.StatusOK {
+			if ev := next(t, readEvents(res)); ev.name != "ready" {
+				t.Fatalf("first event %+v", ev)
+			}
+		}
+		return res, func() { cancel(); res.Body.Close() }
+	}
+	alice, _ := h.cookie("alice")
+	bob, _ := h.cookie("bob")
+	var closers []context.CancelFunc
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	for i, want := range []struct {
+		c    *http.Cookie
+		code int
+	}{{alice, 200}, {alice, 200}, {alice, 429}, {bob, 200}, {bob, 429}} {
+		res, closeIt := open(want.c)
+		closers = append(closers, closeIt)
+		if res.StatusCode != want.code {
+			t.Fatalf("stream %d: %d, want %d", i, res.StatusCode, want.code)
+		}
+	}
+	closers[0]()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, closeIt := open(bob)
+		closers = append(closers, closeIt)
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a stream closed made no room: %d", res.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A session that expires in 2 s: its stream ends then.
+	h2 := newHarness(t, func(c *Config) { c.JetStream = js })
+	srv2 := httptest.NewServer(h2.s)
+	defer srv2.Close()
+	defer h2.s.Close()
+	ss := session{ID: "short", Operator: "alice", Via: viaPassword, Expires: h2.clock.Now().Add(2 * time.Second).Unix()}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv2.URL+"/events", nil)
+	req.AddCookie(&http.Cookie{Name: h2.s.cookieName(), Value: h2.s.encodeSession(ss)})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	evs := readEvents(res)
+	if ev := next(t, evs); ev.name != "ready" {
+		t.Fatalf("first event %+v", ev)
+	}
+	select {
+	case _, ok := <-evs:
+		if ok {
+			for range evs {
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its session by 8 s")
+	}
+}
+
+// TestServeReadTimeout: a client that sends a request's headers and then its body never (or
+// slowly) does not hold a connection and its handler for long.
+func TestServeReadTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	if h.s.readTimeout != 30*time.Second || h.s.idleTimeout <= 0 {
+		t.Errorf("timeouts: read %v, idle %v", h.s.readTimeout, h.s.idleTimeout)
+	}
+	h.s.readTimeout = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.s.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /login HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nname=")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		_, err := conn.Read(buf)
+		if err == nil {
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("the connection is still open 5 s after its body stalled")
+		}
+		break // closed by the server
+	}
+}
+
+// TestLiveStreamSince: a stream opened with the page's since (or, reconnecting, the browser's
+// Last-Event-ID) starts after it, so an outcome published between the page and its stream (the
+// worker answering a bulk action before the result page connects) is not missed, and none is
+// sent twice after a reconnection. The pages carry since in data-since.
+func TestLiveStreamSince(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	resultsStream(t, js)
+	publishOutcome(t, js, events.TypeCreditNG, testShop, events.Credit{ShopID: testShop, OrderID: "OLD-1", Result: "ng"}) // seq 1
+	h := newHarness(t, func(c *Config) { c.JetStream = js })
+	seedOrders(h)
+	srv := httptest.NewServer(h.s)
+	defer srv.Close()
+	defer h.s.Close()
+	page := body(t, h.get("/orders?shop=demo", "alice"), http.StatusOK)
+	mustContain(t, page, `data-since="1"`)
+	// Published after the page, before its stream connects.
+	publishOutcome(t, js, events.TypeCreditOK, testShop, events.Credit{ShopID: testShop, OrderID: "A-1", Result: "ok"})               // seq 2
+	publishOutcome(t, js, events.TypeCreditCancelled, testShop, events.Credit{ShopID: testShop, OrderID: "A-2", Result: "cancelled"}) // seq 3
+	open := func(query, lastID string) <-chan sseEvent {
+		ctx, cancel := context.WithCancel(t.Context())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events?shop=demo"+query, nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		c, _ := h.cookie("alice")
+		req.AddCookie(c)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		evs := readEvents(res)
+		if ev := next(t, evs); ev.name != "ready" {
+			t.Fatalf("first event %+v, want ready", ev)
+		}
+		return evs
+	}
+	keyOf := func(ev sseEvent) string {
+		var o liveOutcome
+		if err := json.Unmarshal([]byte(ev.data), &o); err != nil {
+			t.Fatal(err)
+		}
+		return o.Key
+	}
+	evs := open("&since=1", "")
+	if a, b := keyOf(next(t, evs)), keyOf(next(t, evs)); a != "demo/A-1" || b != "demo/A-2" {
+		t.Fatalf("after since=1: %s, %s; want demo/A-1, demo/A-2", a, b)
+	}
+	// A reconnection with Last-Event-ID 2 gets only what came after it.
+	evs = open("&since=1", "2")
+	if k := keyOf(next(t, evs)); k != "demo/A-2" {
+		t.Fatalf("after Last-Event-ID 2: %s, want demo/A-2", k)
+	}
+}

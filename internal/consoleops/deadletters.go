@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/operator"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // letterOf is the console's view of a dead letter.
@@ -22,7 +24,8 @@ func letterOf(l deadletter.Letter, body bool) console.Letter {
 	return out
 }
 
-// List returns the dead letters that match f, oldest first, without their bodies, and how many
+// List returns the dead letters that match f, oldest first, without their bodies (the newest
+// MaxListed of them when more match), and how many
 // letters each reason holds among those that match f but its reason (the tabs of the list): every
 // reason of the worker, 0 included, and any other a letter carries. A filter no letter can match
 // (a reason that is none, Until not after Since) is a *deadletter.FilterError; a missing stream
@@ -43,8 +46,15 @@ func (o *Ops) List(ctx context.Context, f console.LetterFilter) ([]console.Lette
 			out = append(out, letterOf(l, false))
 		}
 	}
+	if len(out) > MaxListed {
+		out = out[len(out)-MaxListed:]
+	}
 	return out, deadletter.CountReasons(all), nil
 }
+
+// MaxListed bounds the letters List returns: the newest of those that match (the counts count
+// them all).
+const MaxListed = 1000
 
 // Get returns the dead letter of sequence seq with its body, byte for byte (it holds the buyer's
 // personal data). A sequence that holds none is an error that errors.Is deadletter.ErrNotFound
@@ -102,6 +112,10 @@ func (o *Ops) lookUp(ctx context.Context, seqs []uint64) ([]deadletter.Letter, [
 // letter N in stream DLQ"), or a letter replayed Config.MaxReplays times already. The operator is
 // who asks (the console logs it); a replay publishes the letter's body as it is.
 //
+// Each letter replayed that names an order gets an entry of type ReplayedType in the order's
+// history, with the operator and no personal data; an entry that cannot be written is said in the
+// letter's Reason.
+//
 // The error is the server's, or ctx's end: the replay stops at it, and the outcomes returned with
 // it say what was done (a letter not reached is refused with "not replayed: …").
 func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dryRun bool) ([]console.Outcome, error) {
@@ -110,6 +124,7 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 		return nil, err
 	}
 	res, err := o.letters.Replay(ctx, found, deadletter.ReplayOptions{MaxReplays: o.cfg.MaxReplays, DryRun: dryRun})
+	noted := map[int]string{}
 	for i, seq := range seqs {
 		j, ok := at[seq]
 		if !ok {
@@ -126,6 +141,10 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 			oc.Published, oc.Reason = true, fmt.Sprintf("would be replayed to %s (dry run: nothing published)", l.Subject)
 		case r.Replayed:
 			oc.Published, oc.Reason = true, fmt.Sprintf("replayed to %s; dead letter %d removed", l.Subject, l.Seq)
+			if _, ok := noted[j]; !ok { // a sequence given twice is one letter, recorded once
+				noted[j] = o.record(ctx, operatorName, ReplayedType, l, fmt.Sprintf("dead letter %d (%s) replayed to %s in the console", l.Seq, l.Reason, l.Subject))
+			}
+			oc.Reason += noted[j]
 		case r.Refused:
 			oc.Reason = r.Reason
 		default:
@@ -140,6 +159,9 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 // order given: published (deleted), or refused for a sequence that holds no dead letter ("no dead
 // letter N in stream DLQ"). The operator is who asks (the console logs it).
 //
+// Each letter purged that names an order gets an entry of type PurgedType in the order's history,
+// as Replay's.
+//
 // The error is the server's, or ctx's end: the purge stops at it, and the outcomes returned with
 // it say what was done (a letter not reached is refused with "not purged: …").
 func (o *Ops) Purge(ctx context.Context, operatorName string, seqs []uint64) ([]console.Outcome, error) {
@@ -148,6 +170,7 @@ func (o *Ops) Purge(ctx context.Context, operatorName string, seqs []uint64) ([]
 		return nil, err
 	}
 	deleted, err := o.letters.Purge(ctx, found, nil)
+	noted := map[int]string{}
 	for i, seq := range seqs {
 		j, ok := at[seq]
 		if !ok {
@@ -157,12 +180,45 @@ func (o *Ops) Purge(ctx context.Context, operatorName string, seqs []uint64) ([]
 		oc := console.Outcome{Shop: l.Shop, Order: l.Order}
 		if j < deleted {
 			oc.Published, oc.Reason = true, fmt.Sprintf("dead letter %d purged", l.Seq)
+			if _, ok := noted[j]; !ok {
+				noted[j] = o.record(ctx, operatorName, PurgedType, l, fmt.Sprintf("dead letter %d (%s) purged in the console", l.Seq, l.Reason))
+			}
+			oc.Reason += noted[j]
 		} else {
 			oc.Reason = fmt.Sprintf("not purged: the purge stopped at a failure before dead letter %d, which is kept", l.Seq)
 		}
 		out[i] = oc
 	}
 	return out, err
+}
+
+// The types of the history entries of the dead letters an operator replayed or purged.
+const (
+	ReplayedType = "console.dlq_replayed"
+	PurgedType   = "console.dlq_purged"
+)
+
+// record appends to the history of the order letter l names the entry of type typ saying did,
+// by operatorName, as the console's audit entries are kept: as long as the order's state, or,
+// for an order without one, as long as the records of events. It returns "" when written or
+// there is no order, else what to add to the letter's outcome.
+func (o *Ops) record(ctx context.Context, operatorName, typ string, l deadletter.Letter, did string) string {
+	if !events.ValidShopID(l.Shop) || !events.ValidOrderID(l.Order) {
+		return ""
+	}
+	st, err := o.cfg.Store.Get(ctx, l.Shop, l.Order)
+	if err == nil {
+		e := orderstate.Entry{At: o.cfg.Now().UTC(), Type: typ, Source: Source(operatorName), Operator: operatorName, Did: did, Status: st.Status}
+		ttl := config.EventRecordTTL
+		if st.Version > 0 {
+			ttl = 0
+		}
+		err = o.cfg.Store.AppendHistory(ctx, l.Shop, l.Order, e, ttl)
+	}
+	if err != nil {
+		return fmt.Sprintf("; the entry in the history of order %s of shop %s could not be written: %v", l.Order, l.Shop, err)
+	}
+	return ""
 }
 
 // EditReplay publishes body, the event of dead letter seq as the operator corrected it (a whole

@@ -12,6 +12,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 var failedAt = time.Date(2026, 11, 27, 0, 39, 49, 0, time.UTC)
@@ -187,5 +188,75 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if left, _, err := e.ops.List(ctx, console.LetterFilter{}); err != nil || len(left) != 0 {
 		t.Errorf("letters left: %+v %v", left, err)
+	}
+}
+
+// TestDeadLetterActionsAreRecorded: each letter replayed or purged that names an order gets an
+// entry in the order's history with the operator, and no personal data; a dry run, none; a
+// sequence given twice, one.
+func TestDeadLetterActionsAreRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.put("demo", "BAD-1", orderstate.State{Status: orderstate.StatusNG})
+	e.write(
+		letter(7, "demo", "invalid", orderData("demo", "BAD-1", "1"), 0), // DLQ 1: an order with state
+		letter(8, "demo", "invalid", orderData("demo", "BAD-2", "1"), 0), // DLQ 2: one without
+	)
+	before, _ := e.store.History(ctx, "demo", "BAD-1")
+	if _, err := e.ops.Replay(ctx, "alice", []uint64{1}, true); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := e.store.History(ctx, "demo", "BAD-1"); len(h) != len(before) {
+		t.Errorf("a dry run wrote history: %+v", h)
+	}
+	if out, err := e.ops.Replay(ctx, "alice", []uint64{1, 1}, false); err != nil || !out[0].Published || strings.Contains(out[0].Reason, "could not") {
+		t.Fatalf("replay: %+v %v", out, err)
+	}
+	h, _ := e.store.History(ctx, "demo", "BAD-1")
+	if len(h) != len(before)+1 {
+		t.Fatalf("history of BAD-1 after the replay: %+v", h)
+	}
+	if last := h[len(h)-1]; last.Type != ReplayedType || last.Operator != "alice" || last.Source != "console/operator/alice" ||
+		!strings.Contains(last.Did, "dead letter 1") || !strings.Contains(last.Did, "replayed") || last.Status != orderstate.StatusNG {
+		t.Errorf("replay entry %+v", last)
+	}
+	if out, err := e.ops.Purge(ctx, "bob", []uint64{2}); err != nil || !out[0].Published {
+		t.Fatalf("purge: %+v %v", out, err)
+	}
+	h, _ = e.store.History(ctx, "demo", "BAD-2")
+	if len(h) != 1 || h[0].Type != PurgedType || h[0].Operator != "bob" || !strings.Contains(h[0].Did, "dead letter 2") || !strings.Contains(h[0].Did, "purged") {
+		t.Errorf("history of BAD-2 after the purge: %+v", h)
+	}
+	for _, all := range [][]orderstate.Entry{h} {
+		for _, en := range all {
+			if s := en.Did + en.Source + en.Operator; strings.Contains(s, "加藤") || strings.Contains(s, "03-1234-5678") {
+				t.Errorf("entry %+v holds personal data", en)
+			}
+		}
+	}
+}
+
+// TestListCapped: List returns the newest MaxListed letters that match, without bodies; the
+// counts count them all.
+func TestListCapped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ls := make([]dlq.Letter, MaxListed+2)
+	for i := range ls {
+		ls[i] = letter(uint64(i+1), "demo", "invalid", orderData("demo", "C-"+strconv.Itoa(i+1), "1"), 0)
+	}
+	e.write(ls...)
+	got, counts, err := e.ops.List(context.Background(), console.LetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != MaxListed || got[0].Seq != 3 || got[len(got)-1].Seq != MaxListed+2 || counts["invalid"] != MaxListed+2 {
+		t.Errorf("%d letters, %d to %d, counts %v", len(got), got[0].Seq, got[len(got)-1].Seq, counts)
+	}
+	for _, l := range got {
+		if l.Body != nil {
+			t.Fatalf("letter %d listed with its body", l.Seq)
+		}
 	}
 }

@@ -212,3 +212,29 @@ func TestFind(t *testing.T) {
 		t.Errorf("Layout: %d groups", len(got))
 	}
 }
+
+// TestFieldNamesAreEscaped: an element's name comes from the print data too (the elements the
+// layout does not know, in its details also): it cannot close the attribute that names it.
+func TestFieldNamesAreEscaped(t *testing.T) {
+	t.Parallel()
+	evil := `x"><meta http-equiv="refresh" content="0">`
+	inv := invoice("A-1", "3155円")
+	inv.Invoice.Fields[evil] = "value"
+	inv.Invoice.Details = append(inv.Invoice.Details, map[string]string{evil: "detail"})
+	frag, err := Sheets([]Invoice{inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc bytes.Buffer
+	if err := WriteDocument(&doc, []Invoice{inv}); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(frag), doc.String()} {
+		if strings.Contains(out, "<meta http-equiv") || strings.Contains(out, `data-field="x"`) {
+			t.Errorf("the element's name is written unescaped:\n%s", out)
+		}
+		if !strings.Contains(out, `data-field="x&#34;&gt;&lt;meta http-equiv=&#34;refresh&#34; content=&#34;0&#34;&gt;"`) {
+			t.Errorf("the element's name is not in its data-field:\n%s", out)
+		}
+	}
+}

@@ -127,10 +127,14 @@ type view struct {
 	Number, Of int
 }
 
-// F is an element's value, marked with its name.
-func (v view) F(name string) template.HTML {
-	return template.HTML(`<span data-field="` + name + `">` + template.HTMLEscapeString(v.Invoice.Fields[name]) + `</span>`)
+// field is text in a span marked with the element's name, both escaped: a name comes from the
+// print data too (Others).
+func field(name, text string) template.HTML {
+	return template.HTML(`<span data-field="` + template.HTMLEscapeString(name) + `">` + template.HTMLEscapeString(text) + `</span>`)
 }
+
+// F is an element's value, marked with its name.
+func (v view) F(name string) template.HTML { return field(name, v.Invoice.Fields[name]) }
 
 // T is a title element's value, or fallback when ATODENE sent it empty.
 func (v view) T(name, fallback string) template.HTML {
@@ -138,12 +142,12 @@ func (v view) T(name, fallback string) template.HTML {
 	if strings.TrimSpace(text) == "" {
 		text = fallback
 	}
-	return template.HTML(`<span data-field="` + name + `">` + template.HTMLEscapeString(text) + `</span>`)
+	return field(name, text)
 }
 
 // D is an element of a detail line.
 func (v view) D(line map[string]string, name string) template.HTML {
-	return template.HTML(`<span data-field="` + name + `">` + template.HTMLEscapeString(line[name]) + `</span>`)
+	return field(name, line[name])
 }
 
 // Reserved lists the reserved elements (予備項目), printed small at the foot of the page.
@@ -159,7 +163,9 @@ func (v view) When() string { return jstTime(v.Published) }
 
 // sheetCSS styles the sheets (every rule under .invoice), so that a page embedding them keeps its
 // own style: A4 sheets of 186 mm by 270 mm within the page's margins, one per printed page, and
-// on a screen white sheets of 210 mm by 297 mm.
+// on a screen white sheets of 210 mm by 297 mm. The 払込票 takes two thirds of the slip, so that
+// its 44-digit barcode lines keep to one line each and a sheet fits one A4 page (the browser test
+// TestConsoleInBrowser prints two invoices on two pages).
 const sheetCSS = `.invoice, .invoice * { box-sizing: border-box; }
 .invoice { width: 186mm; min-height: 270mm; margin: 0 auto; position: relative; break-after: page; page-break-after: always; color: #000; font: 9pt/1.35 "Noto Sans JP", "Hiragino Kaku Gothic ProN", "Yu Gothic", Meiryo, sans-serif; text-align: left; }
 .invoice:last-of-type { break-after: auto; page-break-after: auto; }
@@ -187,6 +193,7 @@ const sheetCSS = `.invoice, .invoice * { box-sizing: border-box; }
 .invoice .bank table th { width: 30mm; }
 .invoice .slip { margin-top: 5mm; padding-top: 3mm; border-top: 1px dashed #000; display: flex; gap: 3mm; }
 .invoice .slip > div { flex: 1; border: 1px solid #000; padding: 1.5mm; font-size: 8pt; }
+.invoice .slip > div:first-child { flex: 2; }
 .invoice .slip .digits { font-family: "OCR B", "OCRB", monospace; letter-spacing: .05em; word-break: break-all; }
 .invoice .reserved { margin-top: 3mm; font-size: 7pt; color: #555; }
 .invoice .reserved th, .invoice .reserved td { border-color: #999; padding: .3mm 1mm; white-space: normal; }

@@ -40,13 +40,27 @@
     var action = document.getElementById("action-page");
     var shop = (table && table.getAttribute("data-shop")) || (order && order.getAttribute("data-shop")) ||
       (action && action.getAttribute("data-shop")) || "";
-    connect(state, "/events" + (shop ? "?shop=" + encodeURIComponent(shop) : ""));
+    // The stream starts after the outcome stream's last sequence when the page was made, so that
+    // an outcome published before the stream connects is not missed; a reconnection starts after
+    // the last outcome received.
+    live.last = document.body.getAttribute("data-since") || "";
+    live.shop = shop;
+    connect(state);
+  }
+
+  var live = { last: "", shop: "" };
+
+  function liveURL() {
+    var q = [];
+    if (live.shop) { q.push("shop=" + encodeURIComponent(live.shop)); }
+    if (live.last && live.last !== "0") { q.push("since=" + encodeURIComponent(live.last)); }
+    return "/events" + (q.length ? "?" + q.join("&") : "");
   }
 
   // connect follows the live stream; the browser reconnects by itself after a network failure, and
   // this after a refusal (the stream not there yet, a console restarting).
-  function connect(state, url) {
-    var src = new EventSource(url);
+  function connect(state) {
+    var src = new EventSource(liveURL());
     src.addEventListener("ready", function () {
       state.textContent = state.getAttribute("data-text-on");
       state.classList.add("on");
@@ -54,11 +68,12 @@
     src.addEventListener("error", function () {
       state.textContent = state.getAttribute("data-text-off");
       state.classList.remove("on");
-      if (src.readyState === EventSource.CLOSED) { setTimeout(function () { connect(state, url); }, 5000); }
+      if (src.readyState === EventSource.CLOSED) { setTimeout(function () { connect(state); }, 5000); }
     });
     src.addEventListener("outcome", function (ev) {
       var o;
       try { o = JSON.parse(ev.data); } catch (e) { return; }
+      if (ev.lastEventId) { live.last = ev.lastEventId; }
       $all("[data-key]").forEach(function (el) {
         if (el.getAttribute("data-key") !== o.key) { return; }
         updateBadges(el, o);
