@@ -329,15 +329,22 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type loginData struct {
-	Next   string
-	Failed bool
-	Name   string
+	Next      string
+	Failed    bool
+	Throttled bool
+	Name      string
 }
 
 // login checks the name and password of the login form, and starts the operator's session.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	name, password := r.PostFormValue("name"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
+	if !s.logins.allow(r.RemoteAddr, name, s.cfg.Now()) {
+		s.log.Warn("login refused: too many attempts", zap.String("remote", r.RemoteAddr))
+		w.Header().Set("Retry-After", "60")
+		s.render(w, r, http.StatusTooManyRequests, "login.html", "login.title", loginData{Next: next, Throttled: true, Name: name})
+		return
+	}
 	hash, known := s.cfg.Auth.Operators[name]
 	if !known {
 		hash = s.dummyHash()

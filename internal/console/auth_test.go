@@ -2,7 +2,9 @@ package console
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -491,4 +493,54 @@ func TestDummyHashCost(t *testing.T) {
 			t.Errorf("operators' highest cost %d: the dummy hash's is %d (%v)", cost, got, err)
 		}
 	}
+}
+
+// TestLoginThrottle: 5 attempts at once per client address and per operator name, then one every
+// 12 s; a refused attempt is 429 with the reason, the password not even checked.
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	var th loginThrottle
+	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		if !th.allow("203.0.113.9:4100"+strconv.Itoa(i), "alice", at) {
+			t.Fatalf("attempt %d refused, want the first 5 allowed", i+1)
+		}
+	}
+	if th.allow("203.0.113.9:5000", "bob", at) {
+		t.Error("a 6th attempt from the same address (another name) allowed")
+	}
+	if th.allow("198.51.100.7:5000", "alice", at) {
+		t.Error("a 6th attempt for the same name (another address) allowed")
+	}
+	if !th.allow("198.51.100.7:5001", "carol", at) {
+		t.Error("another address and name refused")
+	}
+	if !th.allow("203.0.113.9:5002", "dave", at.Add(25*time.Second)) {
+		t.Error("the address refused 25 s later, want one attempt per 12 s")
+	}
+
+	h := newHarness(t)
+	w := h.get("/login", "")
+	var form *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == "__Host-atodene_console" {
+			form = c
+		}
+	}
+	ss, _ := h.s.decodeSession(form.Value)
+	try := func(password string) *httptest.ResponseRecorder {
+		req := newFormRequest("/login", url.Values{"csrf": {h.s.csrfToken(ss)}, "name": {"alice"}, "password": {password}})
+		req.AddCookie(form)
+		return h.do(req, "")
+	}
+	for range 5 {
+		if w := try("wrong"); w.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d, want 401", w.Code)
+		}
+	}
+	w = try(testPassword)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("6th attempt: %d (Retry-After %q), want 429", w.Code, w.Header().Get("Retry-After"))
+	}
+	mustContain(t, w.Body.String(), `id="login-throttled"`, "ログインの試行が多すぎます")
 }

@@ -153,10 +153,11 @@ func (c Config) validate() error {
 
 // Server is the console's HTTP handler.
 type Server struct {
-	cfg   Config
-	log   *zap.Logger
-	mux   *http.ServeMux
-	pages map[string]*pageTemplate
+	cfg    Config
+	log    *zap.Logger
+	logins loginThrottle
+	mux    *http.ServeMux
+	pages  map[string]*pageTemplate
 	// closing is closed when Serve stops: the live streams end, so that the server's shutdown
 	// does not wait for them.
 	closing chan struct{}
