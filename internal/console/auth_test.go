@@ -518,6 +518,12 @@ func TestLoginThrottle(t *testing.T) {
 	if !th.allow("203.0.113.9:5002", "dave", at.Add(25*time.Second)) {
 		t.Error("the address refused 25 s later, want one attempt per 12 s")
 	}
+	// A proxy on the same host: its clients share its address, so only the names are limited.
+	for i := range 8 {
+		if !th.allow("127.0.0.1:6000", "op"+strconv.Itoa(i), at) {
+			t.Fatalf("attempt %d through a loopback proxy refused", i+1)
+		}
+	}
 
 	h := newHarness(t)
 	w := h.get("/login", "")

@@ -24,11 +24,16 @@ type loginThrottle struct {
 }
 
 // allow reports whether a login attempt from remote (host:port) for name may be checked now; it
-// counts the attempt against both.
+// counts the attempt against both. A loopback client is a reverse proxy on the same host, whose
+// address every operator shares: only the name's limit applies to it.
 func (t *loginThrottle) allow(remote, name string, now time.Time) bool {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
+	}
+	keys := []string{"name:" + name}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		keys = append(keys, "addr:"+host)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -36,7 +41,7 @@ func (t *loginThrottle) allow(remote, name string, now time.Time) bool {
 		t.limiters = map[string]*rate.Limiter{}
 	}
 	ok := true
-	for _, key := range []string{"addr:" + host, "name:" + name} {
+	for _, key := range keys {
 		l := t.limiters[key]
 		if l == nil {
 			l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
