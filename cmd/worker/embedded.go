@@ -107,7 +107,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 // this machine.
 const consoleOperator = "demo"
 
-// startConsole serves the operators' console (docs/console.md) on a free loopback port, on its own
+// startConsole serves the operators' console (docs/console.md) on -embedded-console-addr, on its own
 // connections to the servers of s, and prints its address. Clients on this machine are logged in
 // as consoleOperator without a password; its session key is random, so its sessions end with the
 // process. It returns
@@ -147,10 +147,10 @@ func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log 
 		release()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", s.EmbeddedConsoleAddr)
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("console: listening on loopback: %w", err)
+		return nil, fmt.Errorf("-embedded-console-addr %s: %w", s.EmbeddedConsoleAddr, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -35,7 +35,8 @@ type embeddedWorker struct {
 func newEmbeddedWorker(t *testing.T, dir string) embeddedWorker {
 	w := embeddedWorker{http: freeAddr(t), nats: freeAddr(t), redis: freeAddr(t)}
 	w.args = []string{"-embedded", "-config", filepath.Join(dir, "none.yaml"), "-data-dir", dir,
-		"-http-addr", w.http, "-embedded-nats-addr", w.nats, "-embedded-redis-addr", w.redis}
+		"-http-addr", w.http, "-embedded-nats-addr", w.nats, "-embedded-redis-addr", w.redis,
+		"-embedded-console-addr", "127.0.0.1:0"}
 	return w
 }
 

@@ -131,6 +131,10 @@ type Settings struct {
 	// printed at start-up stay true across restarts, and beside the standard ports, which a
 	// machine's own NATS or Redis often holds.
 	EmbeddedNATSAddr, EmbeddedRedisAddr string
+	// EmbeddedConsoleAddr is where Embedded's operators' console listens
+	// (-embedded-console-addr), host:port on loopback: its demo logs in loopback clients without
+	// a password. Default "127.0.0.1:18090", stable so that a bookmark of it stays true.
+	EmbeddedConsoleAddr string
 	// Demo, with Embedded, publishes a sample batch that meets every sandbox rule, prints a
 	// table of the outcomes and exits (-demo). Default false.
 	Demo bool
@@ -196,6 +200,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.DataDir, "./data")
 	setDefault(&s.EmbeddedNATSAddr, "127.0.0.1:14222")
 	setDefault(&s.EmbeddedRedisAddr, "127.0.0.1:16379")
+	setDefault(&s.EmbeddedConsoleAddr, "127.0.0.1:18090")
 	setDefault(&s.OrdersStream, "ORDERS")
 	setDefault(&s.ResultsStream, "RESULTS")
 	setDefault(&s.DLQStream, "DLQ")
@@ -253,6 +258,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.Var(&s.StreamBytes, "stream-bytes", "`size` of the JetStream store the worker's streams reserve together, e.g. 4GiB or 500MB")
 	fs.StringVar(&s.EmbeddedNATSAddr, "embedded-nats-addr", s.EmbeddedNATSAddr, "with -embedded: `address` of the in-process NATS server")
 	fs.StringVar(&s.EmbeddedRedisAddr, "embedded-redis-addr", s.EmbeddedRedisAddr, "with -embedded: `address` of the in-process Redis-protocol server")
+	fs.StringVar(&s.EmbeddedConsoleAddr, "embedded-console-addr", s.EmbeddedConsoleAddr, "with -embedded: loopback `address` of the operators' console")
 	fs.IntVar(&s.StreamReplicas, "stream-replicas", s.StreamReplicas, "replicas of the streams the worker creates or updates (3 on a cluster)")
 	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")
@@ -426,9 +432,15 @@ func (s Settings) validateServers(bad reportFunc) {
 	if s.Embedded && s.RedisURL == "" && s.NATSURL != "" {
 		bad("redis-url", "required with -nats-url: the in-process Redis forgets at exit the order states that the streams of -nats-url keep")
 	}
-	for _, a := range []struct{ flag, addr string }{{"embedded-nats-addr", s.EmbeddedNATSAddr}, {"embedded-redis-addr", s.EmbeddedRedisAddr}} {
+	for _, a := range []struct{ flag, addr string }{{"embedded-nats-addr", s.EmbeddedNATSAddr}, {"embedded-redis-addr", s.EmbeddedRedisAddr},
+		{"embedded-console-addr", s.EmbeddedConsoleAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); s.Embedded && err != nil {
 			bad(a.flag, "%q: want host:port: %v", a.addr, err)
+		}
+	}
+	if host, _, err := net.SplitHostPort(s.EmbeddedConsoleAddr); s.Embedded && err == nil {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("embedded-console-addr", "%q: want a loopback address: the embedded console logs in its clients without a password", s.EmbeddedConsoleAddr)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
 		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour, ParkLimit: 168 * time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
-		EmbeddedNATSAddr: "127.0.0.1:14222", EmbeddedRedisAddr: "127.0.0.1:16379",
+		EmbeddedNATSAddr: "127.0.0.1:14222", EmbeddedRedisAddr: "127.0.0.1:16379", EmbeddedConsoleAddr: "127.0.0.1:18090",
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
@@ -140,6 +140,8 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"embedded addresses", []string{"-embedded", "-embedded-nats-addr=4222", "-embedded-redis-addr=:x:"}, nil, []string{
 			`-embedded-nats-addr (ATODENE_WORKER_EMBEDDED_NATS_ADDR): "4222": want host:port`,
 			`-embedded-redis-addr (ATODENE_WORKER_EMBEDDED_REDIS_ADDR): ":x:": want host:port`}},
+		{"embedded console off loopback", []string{"-embedded", "-embedded-console-addr=0.0.0.0:18090"}, nil, []string{
+			`-embedded-console-addr (ATODENE_WORKER_EMBEDDED_CONSOLE_ADDR): "0.0.0.0:18090": want a loopback address`}},
 		{"data dir needed when embedded", []string{"-embedded", "-data-dir="}, map[string]string{"ATODENE_WORKER_NATS_URL": ""}, []string{"-data-dir (ATODENE_WORKER_DATA_DIR): required for the embedded servers"}},
 		{"data dir not needed with servers", []string{"-data-dir=", "-nats-url=nats://a:4222", "-redis-url=redis://b:6379/0"}, nil, nil},
 		{"http addr", []string{"-http-addr=9090"}, nil, []string{`-http-addr (ATODENE_WORKER_HTTP_ADDR): "9090": want host:port`}},
