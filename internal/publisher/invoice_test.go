@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
@@ -135,9 +136,12 @@ func TestInvoicePrint(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.stderr, "no invoice.ok among the last 10 invoice.ok outcomes of shop demo") || !strings.Contains(r.stderr, "-scan 10") || r.stdout != "" {
 		t.Errorf("-scan 10: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
-	r = runPublisher(t, url, "", false, "invoice", "print", "-since", "1s", "demo", "B-1")
+	// -since a time after every invoice was published (the next whole second: RFC 3339 in
+	// seconds) finds none, however fast the test ran.
+	since := time.Now().Add(time.Second).UTC().Format(time.RFC3339)
+	r = runPublisher(t, url, "", false, "invoice", "print", "-since", since, "demo", "B-1")
 	if r.err == nil {
-		t.Errorf("-since 1s found an invoice older than that")
+		t.Errorf("-since %s found an invoice older than that", since)
 	}
 }
 
