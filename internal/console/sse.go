@@ -86,7 +86,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}()
 	filters := []string{"credit.*." + token, "shipment.*." + token, "invoice.*." + token}
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, InactiveThreshold: time.Minute}
-	if after, ok := startAfter(r); ok {
+	// A position past the stream's end is one of a stream since deleted and created again (its
+	// sequences start afresh): the stream then starts with what comes next, as without one.
+	if after, ok := startAfter(r); ok && after <= s.resultsSeq(ctx) {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
 	cons, err := s.cfg.JetStream.OrderedConsumer(ctx, s.cfg.ResultsStream, cc)

@@ -393,4 +393,11 @@ func TestLiveStreamSince(t *testing.T) {
 	if k := keyOf(next(t, evs)); k != "demo/A-2" {
 		t.Fatalf("after Last-Event-ID 2: %s, want demo/A-2", k)
 	}
+	// A position past the stream's end (RESULTS deleted and created again since the page was
+	// made): the stream goes on with what comes next instead of waiting for that sequence.
+	evs = open("&since=1", "900")
+	publishOutcome(t, js, events.TypeCreditOK, testShop, events.Credit{ShopID: testShop, OrderID: "A-3", Result: "ok"}) // seq 4
+	if k := keyOf(next(t, evs)); k != "demo/A-3" {
+		t.Fatalf("after Last-Event-ID 900 on a stream at 3: %s, want demo/A-3", k)
+	}
 }
