@@ -63,6 +63,18 @@ func waitsForTransaction(st orderstate.State) string {
 	return ""
 }
 
+// waitsForResolution is waitsForTransaction, and also keeps an event that reports on the order's
+// transaction (a tracking number, an invoice request) while the outcome of its registration is
+// unknown: ATODENE may hold a live transaction, so a refusal "the credit is not ok" would be made
+// up. The operator's order.resolve_requested settles the order, and the event applies then, or goes
+// to an operator as no-transaction after -park-limit.
+func waitsForResolution(st orderstate.State) string {
+	if st.Status == orderstate.StatusUnknown {
+		return "the operator's resolution of the order (its registration's outcome is unknown)"
+	}
+	return waitsForTransaction(st)
+}
+
 // cancelled marks st cancelled at the time at, stops its polling, drops a queued shipment and
 // emits credit.cancelled.
 func (o *Orders) cancelled(st orderstate.State, shop, order, causedBy string, at time.Time) orderstate.State {

@@ -21,7 +21,7 @@ func (o *Orders) InvoiceRequested(ctx context.Context, ev Event[events.InvoiceRe
 func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 	order := ev.Data.OrderID
 	key := ev.Key()
-	return decision{ev: ev.Meta, parkAs: parkInvoice, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, parkAs: parkInvoice, waits: waitsForResolution, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		if st.InvoiceEvent == key {
 			return keep("no change: answered already") // a retry after the answer was written
 		}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -52,18 +53,34 @@ func (o *Orders) dropCopy(ctx context.Context, shop, order, key string) error {
 	return o.Kept.Drop(ctx, shop, order, key)
 }
 
-// droppedFromInbox drops the copy of an inbox entry that was applied or dead-lettered, and whose
-// step is committed, unless the entry parked (its copy is the parked event's now). Copies are
-// dropped at once because a burst for one order queues many; one that fails to go is dropped by
-// the reconciler.
+// droppedFromInbox drops the copy of an event kept for the inbox that was applied or
+// dead-lettered, and whose step is committed, unless st holds the event now (parked, or a tracking
+// number queued for the credit: the copy is that one's). Copies are dropped at once because a burst
+// for one order queues many, and because a loss of Redis's recent writes would make an applied
+// event whose copy is left look lost; one that fails to go is dropped by the reconciler.
 func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, st orderstate.State) {
-	for _, p := range st.Parked {
-		if p.Key == key {
-			return
-		}
+	if slices.Contains(st.HeldKeys(), key) {
+		return
 	}
 	if err := o.dropCopy(ctx, shop, order, key); err != nil {
 		o.Logger.Debug("dropping the copy of an applied event failed; the reconciler drops it", zap.Error(err))
+	}
+}
+
+// droppedFromState drops the copies of the events before held and after, committed with its
+// outbox published, no longer holds (applied, or dead-lettered). The reconciler would drop them
+// too, but only after its grace: until then a loss of Redis's recent writes (a flush, a failover
+// to a replica behind) would lose the record that they were applied, and the reconciler would
+// take them for lost and publish them again, to be answered a second time.
+func (o *Orders) droppedFromState(ctx context.Context, shop, order string, before, after orderstate.State) {
+	still := after.HeldKeys()
+	for _, key := range before.HeldKeys() {
+		if slices.Contains(still, key) {
+			continue
+		}
+		if err := o.dropCopy(ctx, shop, order, key); err != nil {
+			o.Logger.Debug("dropping the copy of an applied event failed; the reconciler drops it", zap.Error(err))
+		}
 	}
 }
 

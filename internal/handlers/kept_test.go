@@ -98,3 +98,131 @@ func TestEveryEventOnlyRedisHoldsHasACopy(t *testing.T) {
 		t.Errorf("q, a tracking number kept for an order under review: copy %q %v", why, ok)
 	}
 }
+
+// TestAppliedEventsCopyIsDroppedAtOnce: the copy of an event the state held (parked, or a
+// tracking number queued for the credit) goes in the step that applies it, not at the
+// reconciler's next pass: until then a flush of Redis would lose the record that it was applied,
+// and its copy would be published again and answered twice.
+func TestAppliedEventsCopyIsDroppedAtOnce(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &fakeProvider{}), context.Background()
+	kept := &recordedKept{}
+	e.o.Kept = kept
+	p := trackingEvent("p", "NEW-1", 7, "3333-3333-3333")
+	if err := e.o.TrackingEntered(ctx, p); err != nil {
+		t.Fatalf("p: %v", err)
+	}
+	if _, ok := kept.has(p.Key()); !ok {
+		t.Fatal("p, parked for an order not registered: no copy")
+	}
+	if err := e.o.OrderCreated(ctx, createdEvent("c", "NEW-1", 9)); err != nil {
+		t.Fatalf("order.created: %v", err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "NEW-1"); st.Shipment == nil || !st.Shipment.Reported {
+		t.Fatalf("p not applied with the order: shipment %+v", st.Shipment)
+	}
+	if why, ok := kept.has(p.Key()); ok {
+		t.Errorf("p applied: its copy (%s) is still kept", why)
+	}
+
+	if _, err := e.store.Put(ctx, "shop-a", "REV-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678902"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	q := trackingEvent("q", "REV-1", 8, "4444-4444-4444")
+	if err := e.o.TrackingEntered(ctx, q); err != nil {
+		t.Fatalf("q: %v", err)
+	}
+	if _, ok := kept.has(q.Key()); !ok {
+		t.Fatal("q, queued for the credit under review: no copy")
+	}
+	st, err := e.store.Get(ctx, "shop-a", "REV-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "REV-1", Seq: st.PollSeq}); err != nil {
+		t.Fatalf("re-check: %v", err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "REV-1"); st.Status != orderstate.StatusOK || st.Shipment == nil || !st.Shipment.Reported {
+		t.Fatalf("the re-check did not turn REV-1 OK and report q: %s, shipment %+v", st.Status, st.Shipment)
+	}
+	if why, ok := kept.has(q.Key()); ok {
+		t.Errorf("q reported: its copy (%s) is still kept", why)
+	}
+}
+
+// keepHook is recordedKept that runs onKeep (once) after each copy is kept.
+type keepHook struct {
+	recordedKept
+	onKeep func()
+}
+
+func (k *keepHook) Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error {
+	err := k.recordedKept.Keep(ctx, shop, order, p, why)
+	if k.onKeep != nil {
+		k.onKeep()
+		k.onKeep = nil
+	}
+	return err
+}
+
+// TestCopyForAQueueThatCameFreeIsDropped: an event finds its order's lease held, keeps its copy
+// to queue behind the holder, and finds the lease free when it queues: it is handled as the
+// message itself, and its copy goes with its step, or a loss of Redis's recent writes would make
+// it look lost and answer it twice.
+func TestCopyForAQueueThatCameFreeIsDropped(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &fakeProvider{}), context.Background()
+	e.okOrder(t)
+	holder := e.deadHolder(t, time.Minute)
+	kept := &keepHook{onKeep: func() {
+		if err := holder.Release(ctx); err != nil {
+			t.Errorf("releasing the holder's lease: %v", err)
+		}
+	}}
+	e.o.Kept = kept
+	ev := trackingEvent("t-1", "o-1", 7, "1234-5678-9012")
+	if err := e.o.TrackingEntered(ctx, ev); err != nil {
+		t.Fatalf("tracking: %v", err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "o-1"); st.Shipment == nil || !st.Shipment.Reported {
+		t.Fatalf("the tracking number was not reported at once: %+v", st.Shipment)
+	}
+	if why, ok := kept.has(ev.Key()); ok {
+		t.Errorf("the event was applied as the message itself: its copy (%s) is still kept", why)
+	}
+}
+
+// TestQueuedShipmentFromTheInboxKeepsItsCopy: a tracking number queued in the inbox of an order
+// under review, applied from the inbox, waits in the state for the credit: its copy stays.
+func TestQueuedShipmentFromTheInboxKeepsItsCopy(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &fakeProvider{}), context.Background()
+	kept := &recordedKept{}
+	e.o.Kept = kept
+	if _, err := e.store.Put(ctx, "shop-a", "REV-2", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678903"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := e.store.AcquireLease(ctx, "shop-a", "REV-2", orderstate.Take{TTL: time.Minute, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := trackingEvent("q", "REV-2", 8, "4444-4444-4444")
+	if err := e.o.TrackingEntered(ctx, q); err != nil {
+		t.Fatalf("q: %v", err)
+	}
+	if why, _ := kept.has(q.Key()); why != handlers.KeptQueued {
+		t.Fatalf("q, queued behind the holder: copy %q", why)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "REV-2", Kind: handlers.TimerInbox}); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "REV-2"); st.Shipment == nil || st.Shipment.Reported || st.Shipment.Event != q.Key() {
+		t.Fatalf("q not queued in the state for the credit: %+v", st.Shipment)
+	}
+	if why, ok := kept.has(q.Key()); !ok || why != handlers.KeptShipment {
+		t.Errorf("q waits in the state for the credit: copy %q %v, want %q", why, ok, handlers.KeptShipment)
+	}
+}

@@ -406,3 +406,29 @@ func TestResolveNotRegisteredThenCreatedRegisters(t *testing.T) {
 		t.Errorf("status %q, history %+v", got.Status, e.last(t, "N-1"))
 	}
 }
+
+// A tracking number for an order whose registration's outcome is unknown waits for the operator's
+// resolution, parked: ATODENE may hold a live transaction, so "the credit is not ok" would be a
+// made-up refusal. Once the resolution adopts the transaction, the number is reported.
+func TestTrackingWaitsForTheResolution(t *testing.T) {
+	t.Parallel()
+	const tx = "98765432102"
+	e := newOperatorEnv(t)
+	e.prov.screenings = map[string]atodene.Screening{tx: {Auto: atodene.DecisionOK}}
+	e.put(t, "U-2", orderstate.State{Status: orderstate.StatusUnknown, Fee: 205, BilledAmount: 3155, DataHash: "v1:x", CausedBy: "c-1", CreditSeq: 10})
+	if err := e.o.TrackingEntered(context.Background(), trackingEvent("t-1", "U-2", 20, "1234-5678-9012")); err != nil {
+		t.Fatalf("tracking: %v", err)
+	}
+	if got := e.outs.types(); got != "" {
+		t.Fatalf("outcomes %q for a tracking number of an unknown order, want none until it is resolved", got)
+	}
+	if st := e.get(t, "U-2"); len(st.Parked) != 1 {
+		t.Fatalf("the tracking number is not parked: %d parked", len(st.Parked))
+	}
+	if err := e.resolve("rs-1", "U-2", tx); err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if got := e.outs.types(); got != "credit.ok,shipment.ok" {
+		t.Errorf("outcomes %q after the resolution, want credit.ok,shipment.ok", got)
+	}
+}

@@ -218,9 +218,13 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	// its place among the order's events.
 	goRound := o.Kept != nil && d.ev.ID != "" && d.ev.Subject != ""
 	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
+	copied := false // a copy kept to queue the event, which may then find the lease free
 	if queue != nil {
 		// Only Redis holds a queued event once its message is acknowledged: its copy comes first.
-		take.BeforeQueue = func() error { return o.keepCopy(ctx, shop.ID, order, *queue, KeptQueued) }
+		take.BeforeQueue = func() error {
+			copied = true
+			return o.keepCopy(ctx, shop.ID, order, *queue, KeptQueued)
+		}
 	}
 	lease, err := o.lease(ctx, shop.ID, order, d.ev, take, !goRound)
 	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
@@ -260,7 +264,13 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil); err != nil {
 			return err
 		}
-		if _, permanent := DeadLetterReason(own); own != nil && !permanent {
+		_, permanent := DeadLetterReason(own)
+		if copied && (own == nil || permanent || next == nil) {
+			// Handled as the message itself (the lease came free as the event was about to queue):
+			// its copy is not wanted, whether it was applied, is dead-lettered or is retried.
+			o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
+		}
+		if own != nil && !permanent {
 			if next == nil {
 				held = false // released: the message is retried, as any other
 				return own
@@ -328,6 +338,7 @@ func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *or
 // inbox entry's is dead-lettered here), or a transient one for the caller to retry (an inbox
 // entry's is returned before anything is committed). err is a failure of the step itself.
 func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, done bool, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
+	before := st
 	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
 		return st, nil, nil, err
 	}
@@ -380,6 +391,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	if last != nil {
 		cur = written
 	}
+	o.droppedFromState(ctx, r.shop.ID, order, before, cur)
 	if applied != nil {
 		return cur, next, nil, nil
 	}

@@ -24,7 +24,7 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 	order := ev.Data.OrderID
 	code, _ := events.CarrierCode(ev.Data.Carrier) // validated
 	wanted := orderstate.Shipment{CarrierCode: code, TrackingNumber: ev.Data.TrackingNumber, InvoiceDate: ev.Data.InvoiceDate}
-	return decision{ev: ev.Meta, ordered: trackingOrder, parkAs: parkTracking, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return decision{ev: ev.Meta, ordered: trackingOrder, parkAs: parkTracking, waits: waitsForResolution, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusPending, orderstate.StatusOK:
 			if cur := st.Shipment; cur != nil && cur.CarrierCode == wanted.CarrierCode && cur.TrackingNumber == wanted.TrackingNumber && cur.InvoiceDate == wanted.InvoiceDate {

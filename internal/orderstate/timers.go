@@ -111,11 +111,21 @@ func (s *Store) HeldEvents(ctx context.Context, shop, order string) (Held, error
 	if err != nil {
 		return h, err
 	}
-	for _, p := range st.Parked {
-		h.Keys[p.Key] = true
-	}
-	if sh := st.Shipment; sh != nil && !sh.Reported && sh.Event != "" {
-		h.Keys[sh.Event] = true // a tracking number queued until the credit is OK
+	for _, key := range st.HeldKeys() {
+		h.Keys[key] = true
 	}
 	return h, nil
+}
+
+// HeldKeys lists the identities (events.EventKey) of the events st holds as received: parked, or
+// a tracking number queued until the credit is OK. Their kept copies stay while st holds them.
+func (st State) HeldKeys() []string {
+	keys := make([]string, 0, len(st.Parked)+1)
+	for _, p := range st.Parked {
+		keys = append(keys, p.Key)
+	}
+	if sh := st.Shipment; sh != nil && !sh.Reported && sh.Event != "" {
+		keys = append(keys, sh.Event)
+	}
+	return keys
 }
