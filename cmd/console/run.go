@@ -70,7 +70,7 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.NATSFiles.CA, "nats-ca", "", "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
 	fs.StringVar(&s.NATSFiles.Cert, "nats-cert", "", "PEM `file` of the client certificate for NATS TLS (mutual TLS); needs -nats-key")
 	fs.StringVar(&s.NATSFiles.Key, "nats-key", "", "PEM `file` of the private key of -nats-cert")
-	fs.StringVar(&s.RedisURL, "redis-url", "redis://127.0.0.1:6379", "the worker's Redis `URL` (redis:// or rediss://)")
+	fs.StringVar(&s.RedisURL, "redis-url", "redis://127.0.0.1:6379", "the worker's Redis `URL`: redis://, rediss://, redis-sentinel:// or rediss-sentinel://")
 	fs.StringVar(&s.RedisFiles.CA, "redis-ca", "", "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's")
 	fs.StringVar(&s.RedisFiles.Cert, "redis-cert", "", "PEM `file` of the client certificate for Redis TLS (rediss://); needs -redis-key")
 	fs.StringVar(&s.RedisFiles.Key, "redis-key", "", "PEM `file` of the private key of -redis-cert")

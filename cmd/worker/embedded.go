@@ -83,6 +83,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 			return fail(fmt.Errorf("-embedded-redis-addr %s: %w", s.EmbeddedRedisAddr, err))
 		}
 		s.RedisURL = "redis://" + r.Addr()
+		s.RedisWaitReplicas = 0 // one in-process server, with no replicas (and no INFO replication)
 		closers = append(closers, r.Close, countForgotten(*s, stdout))
 		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
 	}

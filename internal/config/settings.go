@@ -39,7 +39,8 @@ type Settings struct {
 	// NATSNkeyFile is a file holding a NATS user nkey seed, SU… (-nats-nkey), for servers that
 	// know the worker's user by its public nkey. Not with NATSCredsFile. Default "": none.
 	NATSNkeyFile string
-	// RedisURL is the Redis server, redis:// or rediss:// for TLS (-redis-url). Required unless
+	// RedisURL is the Redis server, redis:// or rediss:// for TLS, or the master of a Sentinel
+	// group, redis-sentinel:// or rediss-sentinel:// (redisconn.Open) (-redis-url). Required unless
 	// Embedded, which runs an in-process Redis-protocol server when it is empty.
 	RedisURL string
 	// RedisCAFile is a PEM file of the CAs that sign the Redis server's certificate (-redis-ca),
@@ -49,6 +50,13 @@ type Settings struct {
 	// Redis that verifies its clients' certificates (-redis-cert, -redis-key), with a rediss://
 	// RedisURL. Both or neither. Default "": none.
 	RedisCertFile, RedisKeyFile string
+	// RedisWaitReplicas is how many Redis replicas must hold a registration intent before ATODENE
+	// is called (-redis-wait-replicas): a failover to a replica that lacks it would lose the record
+	// that ATODENE was called. Default AutoReplicas; 0 does not wait.
+	RedisWaitReplicas ReplicaWait
+	// RedisWaitTimeout bounds that wait (-redis-wait-timeout): past it the event is retried
+	// later, without calling ATODENE. Default 1s.
+	RedisWaitTimeout time.Duration
 	// RedisPrefix prefixes every Redis key of the worker (-redis-prefix), so that several
 	// deployments can share one Redis. Default "atodene:".
 	RedisPrefix string
@@ -168,7 +176,7 @@ const DefaultRetention = 400 * 24 * time.Hour
 const maxParkLimit = EventRecordTTL / 2
 
 // DefaultSettings returns the settings with every default applied.
-func DefaultSettings() Settings { return Settings{}.withDefaults() }
+func DefaultSettings() Settings { return Settings{RedisWaitReplicas: AutoReplicas}.withDefaults() }
 
 // MinConcurrency is the least -concurrency: a slot kept for each of the three consumers (an idle
 // one holds its slot through a fetch that waits a second for messages) and one they share. Below
@@ -184,6 +192,7 @@ const DefaultConcurrency = 512
 func (s Settings) withDefaults() Settings {
 	setDefault(&s.ShopsFile, "shops.yaml")
 	setDefault(&s.RedisPrefix, "atodene:")
+	setDefault(&s.RedisWaitTimeout, time.Second)
 	setDefault(&s.StreamReplicas, 1)
 	setDefault(&s.HTTPAddr, "127.0.0.1:9090")
 	setDefault(&s.Concurrency, DefaultConcurrency)
@@ -228,11 +237,13 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.NATSCertFile, "nats-cert", s.NATSCertFile, "PEM `file` of the client certificate for NATS TLS (mutual TLS); needs -nats-key")
 	fs.StringVar(&s.NATSKeyFile, "nats-key", s.NATSKeyFile, "PEM `file` of the private key of -nats-cert")
 	fs.StringVar(&s.NATSNkeyFile, "nats-nkey", s.NATSNkeyFile, "`file` holding the NATS user's nkey seed (SU…); not with -nats-creds")
-	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL` (redis:// or rediss://); required unless -embedded")
+	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL`: redis:// or rediss:// (one server), redis-sentinel:// or rediss-sentinel:// (Sentinel); required unless -embedded")
 	fs.StringVar(&s.RedisCAFile, "redis-ca", s.RedisCAFile, "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's")
 	fs.StringVar(&s.RedisCertFile, "redis-cert", s.RedisCertFile, "PEM `file` of the client certificate for Redis TLS (rediss://); needs -redis-key")
 	fs.StringVar(&s.RedisKeyFile, "redis-key", s.RedisKeyFile, "PEM `file` of the private key of -redis-cert")
 	fs.StringVar(&s.RedisPrefix, "redis-prefix", s.RedisPrefix, "`prefix` of every Redis key the worker writes")
+	fs.Var(&s.RedisWaitReplicas, "redis-wait-replicas", "Redis replicas that must hold a registration intent before ATODENE is called: auto (1 if the master has a replica at start-up, else 0) or a `number`; 0 does not wait")
+	fs.DurationVar(&s.RedisWaitTimeout, "redis-wait-timeout", s.RedisWaitTimeout, "longest wait for those replicas; past it the event is retried later, ATODENE not called")
 	fs.StringVar(&s.HTTPAddr, "http-addr", s.HTTPAddr, "`address` for /metrics, /healthz and /readyz")
 	fs.IntVar(&s.Concurrency, "concurrency", s.Concurrency, "most messages handled at once by this worker, all its consumers together")
 	fs.DurationVar(&s.ProviderTimeout, "provider-timeout", s.ProviderTimeout, "timeout of one ATODENE call")
@@ -409,10 +420,10 @@ func (s Settings) validateServers(bad reportFunc) {
 	}
 	checkKeyPair(bad, "nats", s.NATSCertFile, s.NATSKeyFile)
 	if s.RedisCAFile != "" || s.RedisCertFile != "" || s.RedisKeyFile != "" {
-		if u, err := url.Parse(s.RedisURL); err != nil || u.Scheme != "rediss" {
+		if u, err := url.Parse(s.RedisURL); err != nil || u.Scheme != "rediss" && u.Scheme != "rediss-sentinel" {
 			for _, f := range []struct{ flag, file string }{{"redis-ca", s.RedisCAFile}, {"redis-cert", s.RedisCertFile}, {"redis-key", s.RedisKeyFile}} {
 				if f.file != "" {
-					bad(f.flag, "needs a rediss:// -redis-url: the files are for TLS, which redis:// and the embedded server do not use")
+					bad(f.flag, "needs a rediss:// (or rediss-sentinel://) -redis-url: the files are for TLS, which redis:// and the embedded server do not use")
 				}
 			}
 		}
@@ -424,7 +435,7 @@ func (s Settings) validateServers(bad reportFunc) {
 		}
 	}
 	if s.RedisURL != "" {
-		checkURL(bad, "redis-url", s.RedisURL, "redis", "rediss")
+		checkURL(bad, "redis-url", s.RedisURL, "redis", "rediss", "redis-sentinel", "rediss-sentinel")
 	}
 	if s.Embedded && (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
 		bad("data-dir", "required for the embedded servers")
@@ -491,7 +502,7 @@ func (s Settings) validateDurations(bad reportFunc) {
 		{"poll-deadline", s.PollDeadline}, {"park-limit", s.ParkLimit}, {"shutdown-grace", s.ShutdownGrace},
 		{"reconcile-interval", s.ReconcileInterval}, {"retention", s.Retention},
 		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
-		{"dlq-retention", s.DLQRetention},
+		{"dlq-retention", s.DLQRetention}, {"redis-wait-timeout", s.RedisWaitTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

@@ -163,7 +163,9 @@ func toPerson(p events.Person) atodene.Person {
 // would be true of both.
 func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	resent := st.Status == orderstate.StatusRegistering && !r.fresh
-	if st.Status != orderstate.StatusRegistering || !req.sameAs(st) {
+	// With replicas to wait for, the intent is written (again) here even when the lease wrote it
+	// or an earlier attempt did: this write waits until replicas hold it (orderstate.Replication).
+	if st.Status != orderstate.StatusRegistering || !req.sameAs(st) || o.Store.WaitsForReplicas() {
 		var err error
 		if st, err = o.Store.Put(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
 			return fail(err)

@@ -238,6 +238,8 @@ type Store struct {
 	now       func() time.Time
 	// listBudget and gatherLimit are ListOrders' bounds (the constants; tests lower them).
 	listBudget, gatherLimit int
+	replication             Replication
+	replicatedSlots         chan struct{} // runReplicated's: maxReplicatedWrites
 }
 
 // DefaultRetention is how long an order's state, history and index entry are kept after it last
@@ -257,6 +259,8 @@ type Config struct {
 	Retention time.Duration
 	// Now is the store's clock, for the index's retention cutoff. Default time.Now.
 	Now func() time.Time
+	// Replication makes the writes of registration intents wait for replicas. Default: none.
+	Replication Replication
 }
 
 // NewStore returns a store on rdb configured by cfg.
@@ -267,8 +271,11 @@ func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Replication.Timeout <= 0 {
+		cfg.Replication.Timeout = DefaultReplicationTimeout
+	}
 	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
-		listBudget: listBudget, gatherLimit: gatherLimit}
+		listBudget: listBudget, gatherLimit: gatherLimit, replication: cfg.Replication, replicatedSlots: make(chan struct{}, maxReplicatedWrites)}
 }
 
 // New returns a store that keeps its keys under prefix (e.g. "atodene:"), with the default
@@ -433,7 +440,11 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	for _, e := range entries {
 		args = append(args, e.encode())
 	}
-	res, err := s.batch.run(ctx, writeScript, keys, args...).Slice()
+	run := s.batch.run
+	if st != nil && next.Status == StatusRegistering && s.WaitsForReplicas() {
+		run = s.runReplicated // an intent: ATODENE is called once replicas hold it
+	}
+	res, err := run(ctx, writeScript, keys, args...).Slice()
 	if err != nil {
 		return State{}, nil, fmt.Errorf("orderstate: writing state of %s/%s: %w", shop, order, err)
 	}

@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
@@ -165,24 +166,19 @@ the order, oldest first, with what it did. Personal data is left out.
 	return printHistory(a, history)
 }
 
-// connectRedis returns a client of the Redis at url (a redis:// or rediss:// URL, or host:port),
-// with the TLS files of a rediss:// URL. A URL that does not parse, or files without rediss://,
-// is a UsageError; a file that cannot be used is an error naming its flag and path.
+// connectRedis returns a client of the Redis at url (as the worker's -redis-url takes it:
+// redisconn.Open, or host:port), with the TLS files of a rediss:// URL. A URL that does not parse,
+// or files without TLS, is a UsageError; a file that cannot be used is an error naming its flag
+// and path.
 func connectRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
 	if !strings.Contains(url, "://") {
 		url = "redis://" + url // host:port, as the worker's embedded mode prints it
 	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, usagef("-redis-url: %v", redact.Err("-redis-url", url, err))
+	rdb, err := redisconn.Open("-redis-url", url, files)
+	if err != nil && (strings.HasPrefix(err.Error(), "-redis-url") || errors.Is(err, transport.ErrFilesNeedTLS)) {
+		return nil, usagef("%v", err)
 	}
-	if opts.TLSConfig == nil && files != (transport.RedisFiles{}) {
-		return nil, usagef("-redis-ca, -redis-cert and -redis-key need a rediss:// -redis-url: redis:// does not use TLS")
-	}
-	if err := files.Apply(opts); err != nil {
-		return nil, err
-	}
-	return redis.NewClient(opts), nil
+	return rdb, err
 }
 
 func printState(a *App, shop, orderID string, st orderstate.State, pending int) error {

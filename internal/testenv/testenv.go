@@ -65,6 +65,7 @@ func RedisAddr() string { return sharedRedisAddr() }
 type PrivateRedis struct {
 	Addr string
 	dir  string
+	args []string // more redis-server arguments
 	cmd  *exec.Cmd
 	t    testing.TB
 }
@@ -73,10 +74,17 @@ type PrivateRedis struct {
 // temporary directory so that a restart keeps the data. It is stopped when the test ends.
 func StartPrivateRedis(t testing.TB) *PrivateRedis {
 	t.Helper()
+	return StartPrivateRedisWith(t)
+}
+
+// StartPrivateRedisWith is StartPrivateRedis with more redis-server arguments (e.g. "--replicaof",
+// host, port).
+func StartPrivateRedisWith(t testing.TB, args ...string) *PrivateRedis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server is not installed: %v", err)
 	}
-	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), dir: t.TempDir(), t: t}
+	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), dir: t.TempDir(), args: args, t: t}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -86,8 +94,9 @@ func StartPrivateRedis(t testing.TB) *PrivateRedis {
 func (r *PrivateRedis) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
-		"--appendonly", "yes", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log"))
+	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
+		"--appendonly", "yes", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: starting redis-server: %v", err)
 	}

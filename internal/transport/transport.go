@@ -13,7 +13,6 @@ import (
 	"os"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 )
 
 // NATSFiles are the files a NATS connection authenticates and encrypts with, each named by its
@@ -76,37 +75,39 @@ type RedisFiles struct {
 	Cert, Key string
 }
 
-// Apply sets the TLS configuration of opts, as redis.ParseURL made it from a rediss:// URL, from
-// the files: the CAs as its roots, the client certificate as its certificate; the server name and
-// the least TLS version stay the URL's. Without files it leaves opts as they are. The files are
-// read once, now: renewed certificates take a restart.
+// ErrFilesNeedTLS is the error of TLS files given for a Redis URL without TLS.
+var ErrFilesNeedTLS = errors.New("-redis-ca, -redis-cert and -redis-key need a rediss:// -redis-url: redis:// does not use TLS")
+
+// TLS returns base, the TLS configuration a rediss:// URL made (nil for redis://), with the files:
+// the CAs as its roots, the client certificate as its certificate; the server name and the least
+// TLS version stay the URL's. Without files it returns base. The files are read once, now:
+// renewed certificates take a restart.
 //
 // The error names the flag and the file at fault, or says that the files need a rediss:// URL
-// (opts without TLS).
-func (f RedisFiles) Apply(opts *redis.Options) error {
+// (base nil).
+func (f RedisFiles) TLS(base *tls.Config) (*tls.Config, error) {
 	if f == (RedisFiles{}) {
-		return nil
+		return base, nil
 	}
-	if opts.TLSConfig == nil {
-		return errors.New("-redis-ca, -redis-cert and -redis-key need a rediss:// -redis-url: redis:// does not use TLS")
+	if base == nil {
+		return nil, ErrFilesNeedTLS
 	}
-	cfg := opts.TLSConfig.Clone()
+	cfg := base.Clone()
 	if f.CA != "" {
 		pool, err := loadCAs("redis-ca", f.CA)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
 	if f.Cert != "" || f.Key != "" {
 		cert, err := loadKeyPair("redis", f.Cert, f.Key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	opts.TLSConfig = cfg
-	return nil
+	return cfg, nil
 }
 
 // loadCAs returns the certificates of the PEM file named by flag as a pool.

@@ -1,38 +1,22 @@
 package worker
 
 import (
-	"fmt"
+	"context"
 	"runtime/debug"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
-	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// NewRedis returns a client for the Redis at url (redis://…, or rediss://… for TLS), which honours
-// the deadlines of the contexts it is given. With a rediss:// URL, files gives the CAs trusted
-// for the server's certificate and the client certificate (see transport.RedisFiles.Apply);
-// without them, the system's roots and no client certificate. The error names the flag at fault:
-// -redis-url, or the file's. Unless the URL asks for a protocol, it speaks RESP2: the worker uses neither push notifications nor client-side caching, and with
-// RESP3 the client looks for pending push messages around every command (3% of the worker's CPU
-// in the throughput benchmark).
+// NewRedis returns a client for -redis-url (redisconn.Open: one server, or a master found through
+// Sentinel) with the TLS files of -redis-ca, -redis-cert and -redis-key.
 func NewRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("-redis-url: %w", redact.Err("-redis-url", url, err))
-	}
-	if err := files.Apply(opts); err != nil {
-		return nil, err
-	}
-	if opts.Protocol == 0 {
-		opts.Protocol = 2
-	}
-	// A call's context deadline bounds its socket reads and writes (the store's pipelines, the
-	// readiness PING): without it a Redis that accepts and never answers holds a call for the read
-	// timeout on each of its attempts.
-	opts.ContextTimeoutEnabled = true
-	return redis.NewClient(opts), nil
+	return redisconn.Open("-redis-url", url, files)
 }
 
 // DefaultGCPercent is the worker's garbage-collection target unless GOGC is set. Its live heap
@@ -46,4 +30,22 @@ func SetGCPercent(getenv func(string) string) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(DefaultGCPercent)
 	}
+}
+
+// replication is -redis-wait-replicas and -redis-wait-timeout as the store takes them: auto asks
+// the master how many replicas it has online now, and waits for one if it has any. A master that
+// does not answer INFO (an ACL user without it) waits for none, and the log says so.
+func replication(ctx context.Context, rdb redis.UniversalClient, s config.Settings, log *zap.Logger) orderstate.Replication {
+	n := int(s.RedisWaitReplicas)
+	if s.RedisWaitReplicas == config.AutoReplicas {
+		online, err := orderstate.ConnectedReplicas(ctx, rdb)
+		if err != nil {
+			log.Warn("-redis-wait-replicas auto: the replicas could not be counted; registration intents wait for none (set -redis-wait-replicas)", zap.Error(err))
+		}
+		n = min(online, 1)
+	}
+	if n > 0 {
+		log.Info("registration intents wait for Redis replicas", zap.Int("replicas", n), zap.Duration("timeout", s.RedisWaitTimeout))
+	}
+	return orderstate.Replication{Replicas: n, Timeout: s.RedisWaitTimeout}
 }

@@ -107,7 +107,8 @@ func Run(ctx context.Context, d Deps) error {
 		return err
 	}
 	// Closed when Run returns, after every goroutine that uses it has ended.
-	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now})
+	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now,
+		Replication: replication(ctx, d.Redis, s, log)})
 	defer store.Close()
 	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,

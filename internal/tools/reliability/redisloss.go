@@ -75,3 +75,39 @@ func injectFrozenShutdown(ctx context.Context, x *run) error {
 	}
 	return x.restartWorker(ctx, x.s.Workers[0])
 }
+
+// injectRedisFailover SIGKILLs the private Redis master when 40% of the orders have started, with
+// registrations in flight, and waits until the sentinels promote its replica; 5 s later it starts
+// the old master again, which the sentinels make a replica of the new one (until then the new
+// master has no replica, and the worker's intents wait for one).
+func injectRedisFailover(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	g := x.s.Sentinels
+	killed := time.Now()
+	x.s.RedisServer.Kill()
+	for {
+		if addr, err := g.Master(ctx); err == nil && addr == g.Replica.Addr {
+			break
+		}
+		if time.Since(killed) > time.Minute {
+			return fmt.Errorf("the sentinels did not promote the replica %s within a minute", g.Replica.Addr)
+		}
+		if err := childproc.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	promoted := time.Since(killed).Round(100 * time.Millisecond)
+	if err := childproc.Sleep(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	if err := x.s.RedisServer.Start(ctx); err != nil {
+		return err
+	}
+	if err := g.WaitReplicas(ctx, g.Replica.Addr, 1); err != nil {
+		return err
+	}
+	x.note = fmt.Sprintf("master SIGKILLed at 40%%, replica promoted after %s, old master its replica after %s", promoted, time.Since(killed).Round(100*time.Millisecond))
+	return nil
+}

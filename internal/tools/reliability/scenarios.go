@@ -21,6 +21,7 @@ type scenario struct {
 	// nodes is the number of NATS nodes: 1, or 3 for a JetStream cluster.
 	nodes        int
 	privateRedis bool
+	sentinel     bool // the private Redis with a replica and three sentinels (stack.Options.RedisSentinel)
 	workerFlags  []string
 	dup          bool // publish every event three times
 	corpus       bool // publish the bad-input corpus among the orders
@@ -82,6 +83,8 @@ func scenarios() []scenario {
 			privateRedis: true, inject: injectFrozenShutdown, describe: describeNote},
 		{name: "huge-ids", title: "events whose CloudEvents id (1 MiB) or source (10 KiB) is huge, among the orders", full: 1000, quick: 200, nodes: 1,
 			privateRedis: true, inject: injectHugeIDs, describe: describeNote},
+		{name: "redis-failover", title: "the private Redis master SIGKILLed while registrations are in flight; Sentinel promotes its replica", full: 2000, quick: 200, nodes: 1,
+			privateRedis: true, sentinel: true, inject: injectRedisFailover, describe: describeNote},
 		{name: "late-retry", title: "an importer's late retry of order.created after the order's cancel, and orders created again after it", full: 1000, quick: 200, nodes: 1,
 			inject: injectLateRetries, after: checkLateOrders, describe: describeNote},
 	}

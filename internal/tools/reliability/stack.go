@@ -31,7 +31,7 @@ func (x *run) startStack(ctx context.Context) error {
 	sc := x.sc
 	x.secrets = []string{"relPw-" + randomHex(8), "relPw-" + randomHex(8)}
 	s, err := x.r.host.Start(ctx, sc.name, stack.Options{Nodes: sc.nodes, MaxPayload: maxPayload, MaxFileStore: sc.maxFileStore,
-		PrivateRedis: sc.privateRedis,
+		PrivateRedis: sc.privateRedis, RedisSentinel: sc.sentinel,
 		// The workers run with -shutdown-grace 10s (workerOptions).
 		StopGrace: 15 * time.Second,
 		Sandbox: stack.SandboxOptions{

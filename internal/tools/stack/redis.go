@@ -11,7 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/tools/childproc"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
 // RedisClient returns the tool's client of the workers' Redis (RedisURL), made on first use and
@@ -20,11 +22,11 @@ func (s *Stack) RedisClient() (*redis.Client, error) {
 	s.rdbMu.Lock()
 	defer s.rdbMu.Unlock()
 	if s.rdb == nil {
-		ropts, err := redis.ParseURL(s.RedisURL)
+		rdb, err := redisconn.Open("RedisURL", s.RedisURL, transport.RedisFiles{})
 		if err != nil {
 			return nil, err
 		}
-		s.rdb = redis.NewClient(ropts)
+		s.rdb = rdb
 	}
 	return s.rdb, nil
 }
@@ -57,6 +59,7 @@ type RedisServer struct {
 	Addr string // host:port
 	Dir  string // its data directory
 
+	args []string // more redis-server arguments (--replicaof of a replica)
 	host *Host
 	proc *childproc.Proc
 }
@@ -86,8 +89,8 @@ func (rs *RedisServer) Start(ctx context.Context) error { return rs.startWith(ct
 // its snapshot, dump.rdb).
 func (rs *RedisServer) startWith(ctx context.Context, appendonly string) error {
 	_, port, _ := strings.Cut(rs.Addr, ":")
-	p, err := rs.host.Procs.Start("redis-server", "redis-server", filepath.Join(rs.Dir, "..", "redis.log"), nil,
-		"--bind", "127.0.0.1", "--port", port, "--dir", rs.Dir, "--appendonly", appendonly, "--save", "")
+	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", rs.Dir, "--appendonly", appendonly, "--save", ""}, rs.args...)
+	p, err := rs.host.Procs.Start("redis-server", "redis-server", filepath.Join(rs.Dir, "..", filepath.Base(rs.Dir)+".log"), nil, args...)
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,9 @@ type Options struct {
 	// PrivateRedis starts a redis-server of the stack's own (Stack.RedisServer), which a scenario
 	// may stop, roll back or flush, instead of using the Host's Redis.
 	PrivateRedis bool
+	// RedisSentinel, with PrivateRedis, gives the private Redis a replica and three sentinels
+	// (Stack.Sentinels), and the workers a redis-sentinel:// URL of the group.
+	RedisSentinel bool
 	// Sandbox configures the sandbox.
 	Sandbox SandboxOptions
 	// StopGrace is how long Close and StopWorkers give a worker after SIGTERM before they kill it.
@@ -129,6 +132,8 @@ type Stack struct {
 	RedisURL string
 	// RedisServer is the private redis-server with Options.PrivateRedis, else nil.
 	RedisServer *RedisServer
+	// Sentinels are its replica and sentinels with Options.RedisSentinel, else nil.
+	Sentinels *Sentinels
 	// Workers are the workers started so far, in order (StopWorkers forgets them).
 	Workers []*Worker
 
@@ -152,6 +157,9 @@ func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error
 	err := s.startNATS(ctx)
 	if err == nil && o.PrivateRedis {
 		err = s.startRedisServer(ctx)
+	}
+	if err == nil && o.RedisSentinel {
+		err = s.startSentinels(ctx)
 	}
 	if err == nil {
 		err = s.startSandbox(ctx)
@@ -187,6 +195,9 @@ func (s *Stack) Close() {
 		if n.proc != nil {
 			_ = n.proc.Stop(10 * time.Second)
 		}
+	}
+	if s.Sentinels != nil {
+		s.Sentinels.Replica.Stop()
 	}
 	if s.RedisServer != nil {
 		s.RedisServer.Stop()

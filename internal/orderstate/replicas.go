@@ -1,0 +1,97 @@
+package orderstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Replication is how a registration intent is made to survive the loss of the master: Redis
+// replicates asynchronously, so a failover to a replica may lose the last writes it acknowledged.
+// A registration sent to ATODENE after its intent was lost would be sent again by the retry as a
+// first attempt, and the order, already registered, would go to an operator as outcome-unknown
+// (docs/architecture.md#failover-of-redis). So, with Replicas set, the write of an intent waits (WAIT) until that many replicas
+// hold it, and fails with ErrNotReplicated otherwise: ATODENE is not called on an intent only the
+// master holds.
+type Replication struct {
+	// Replicas is how many replicas must acknowledge an intent; 0 waits for none.
+	Replicas int
+	// Timeout bounds the wait; past it the write is ErrNotReplicated. Default 1 s.
+	Timeout time.Duration
+}
+
+// DefaultReplicationTimeout is Replication.Timeout when it is not set.
+const DefaultReplicationTimeout = time.Second
+
+// ErrNotReplicated is the error of an intent that fewer replicas than Replication.Replicas
+// acknowledged in time. It matches ErrUnavailable: the event is retried later, and nothing was
+// sent to ATODENE.
+var ErrNotReplicated = errors.New("orderstate: the write was not acknowledged by enough replicas")
+
+// WaitsForReplicas says whether the store's intents wait for replicas (Replication.Replicas > 0).
+func (s *Store) WaitsForReplicas() bool { return s.replication.Replicas > 0 }
+
+// maxReplicatedWrites bounds the writes waiting for replicas at once: each holds a connection of
+// the client's pool for its wait (up to Replication.Timeout while no replica answers), and the
+// pool (10 per CPU) must keep connections for the other calls.
+const maxReplicatedWrites = 8
+
+// runReplicated runs script, then WAIT, in one pipeline: WAIT counts the replicas that hold the
+// writes of its own connection, so it must follow the write on the same one. It bypasses the
+// batcher, whose pipeline it would hold for the wait.
+func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	select {
+	case s.replicatedSlots <- struct{}{}:
+		defer func() { <-s.replicatedSlots }()
+	case <-ctx.Done():
+		return failed(ctx, fmt.Errorf("waiting to write an intent: %w", ctx.Err()))
+	}
+	var cmd *redis.Cmd
+	var acks *redis.Cmd
+	for range 2 { // a second time after loading a script Redis lost (a restart)
+		pipe := s.rdb.Pipeline()
+		cmd = script.EvalSha(ctx, pipe, keys, args...)
+		acks = pipe.Do(ctx, "WAIT", s.replication.Replicas, s.replication.Timeout.Milliseconds())
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+		if !redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			break
+		}
+		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			cmd.SetErr(err)
+			break
+		}
+	}
+	if err := cmd.Err(); err != nil {
+		cmd.SetErr(unavailable(err))
+		return cmd
+	}
+	n, err := acks.Int()
+	if err != nil || n < s.replication.Replicas {
+		cause := ErrNotReplicated
+		if err != nil {
+			cause = fmt.Errorf("%w: %w", ErrNotReplicated, err)
+		}
+		cmd.SetErr(&unavailableError{fmt.Errorf("%w (%d of %d within %s)", cause, n, s.replication.Replicas, s.replication.Timeout)})
+	}
+	return cmd
+}
+
+// ConnectedReplicas returns how many replicas the master rdb writes to reports online (INFO
+// replication), for a default of Replication.Replicas.
+func ConnectedReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, fmt.Errorf("orderstate: reading INFO replication: %w", unavailable(err))
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, nil
+}

@@ -1,0 +1,96 @@
+package redisconn
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
+)
+
+// TestSentinelFollowsAFailover: a client of a redis-sentinel:// URL writes to the master the
+// sentinels name, and after the master is killed and a sentinel promotes the replica, to the new
+// master, where the write acknowledged by the replica (WAIT) before the kill is.
+func TestSentinelFollowsAFailover(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartSentinelGroup(t)
+	rdb, err := Open("-redis-url", g.URL(), transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	pipe := rdb.Pipeline()
+	pipe.Set(ctx, "failover-test", "before", 0)
+	acked := pipe.Do(ctx, "WAIT", 1, 5000)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("SET then WAIT 1: %v", err)
+	}
+	if n, _ := acked.Int(); n != 1 {
+		t.Fatalf("SET then WAIT 1: %d replicas acknowledged", n)
+	}
+	g.Master.Stop()
+	if !wait.Until(30*time.Second, func() bool {
+		addr, err := g.MasterAddr(ctx)
+		return err == nil && addr == g.Replica.Addr
+	}) {
+		t.Fatal("the sentinels did not promote the replica in 30s")
+	}
+	var got string
+	if !wait.Until(20*time.Second, func() bool {
+		got, err = rdb.Get(ctx, "failover-test").Result()
+		return err == nil && rdb.Set(ctx, "failover-test-after", "x", 0).Err() == nil
+	}) {
+		t.Fatalf("the client did not follow the failover in 20s: %v", err)
+	}
+	if got != "before" {
+		t.Errorf("after the failover the key holds %q, want the write acknowledged before it", got)
+	}
+}
+
+// TestOpenRefuses: what Open refuses, with the setting named and no credential quoted.
+func TestOpenRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ url, want string }{
+		{"redis-sentinel://:S3CRET@127.0.0.1:26379/0", "needs master_name"},
+		{"redis-sentinel://127.0.0.1:26379/0?master_name=m&pasword=S3CRET", "-redis-url"},
+		{"redis-cluster://:S3CRET@127.0.0.1:7000", "Redis Cluster is not supported"},
+		{"redis://:S3CRET@host:bad", "not a valid URL"},
+		{"http://127.0.0.1:6379", "-redis-url"},
+	} {
+		rdb, err := Open("-redis-url", tc.url, transport.RedisFiles{})
+		if err == nil {
+			rdb.Close()
+			t.Errorf("%s: no error, want %q", tc.url, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "S3CRET") {
+			t.Errorf("%s: %v, want %q and no credential", tc.url, err, tc.want)
+		}
+	}
+}
+
+// TestOpenSentinelTLSFiles: the TLS files apply to a rediss-sentinel:// URL and are refused for
+// redis-sentinel://, as for one server.
+func TestOpenSentinelTLSFiles(t *testing.T) {
+	t.Parallel()
+	pki := testenv.NewPKI(t)
+	files := transport.RedisFiles{CA: pki.CAFile}
+	rdb, err := Open("-redis-url", "rediss-sentinel://127.0.0.1:26379/0?master_name=m", files)
+	if err != nil {
+		t.Fatalf("rediss-sentinel:// with a CA: %v", err)
+	}
+	if rdb.Options().TLSConfig == nil || rdb.Options().TLSConfig.RootCAs == nil {
+		t.Error("rediss-sentinel:// with a CA: no TLS configuration with the CA")
+	}
+	if o := rdb.Options(); o.Protocol != 2 || !o.ContextTimeoutEnabled {
+		t.Errorf("a Sentinel client: protocol %d, context deadlines %v; want RESP2 and the deadlines honoured", o.Protocol, o.ContextTimeoutEnabled)
+	}
+	rdb.Close()
+	if _, err := Open("-redis-url", "redis-sentinel://127.0.0.1:26379/0?master_name=m", files); err == nil || !strings.Contains(err.Error(), "need a rediss://") {
+		t.Errorf("redis-sentinel:// with a CA: %v, want the files refused", err)
+	}
+}

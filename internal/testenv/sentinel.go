@@ -1,0 +1,112 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
+)
+
+// SentinelGroup is a Redis master, its replica and three sentinels watching them, all processes of
+// the test's own on loopback ports, stopped when the test ends.
+type SentinelGroup struct {
+	Master, Replica *PrivateRedis
+	Sentinels       []string // host:port of each sentinel
+	Name            string   // the master's name at the sentinels
+}
+
+// StartSentinelGroup starts a SentinelGroup whose sentinels take the master for down after
+// 1 s without an answer and agree on it with a quorum of 2.
+func StartSentinelGroup(t testing.TB) *SentinelGroup {
+	t.Helper()
+	g := &SentinelGroup{Name: "atodene"}
+	g.Master, g.Replica = StartReplicated(t)
+	host, port, _ := net.SplitHostPort(g.Master.Addr)
+	for range 3 {
+		g.Sentinels = append(g.Sentinels, g.startSentinel(t, host, port))
+	}
+	return g
+}
+
+// URL is the group's redis-sentinel:// URL.
+func (g *SentinelGroup) URL() string {
+	u := "redis-sentinel://" + g.Sentinels[0] + "/0?master_name=" + g.Name
+	for _, s := range g.Sentinels[1:] {
+		u += "&addr=" + s
+	}
+	return u
+}
+
+// StartReplicated starts a private Redis master and a replica of it, and waits until the replica
+// is in sync.
+func StartReplicated(t testing.TB) (master, replica *PrivateRedis) {
+	t.Helper()
+	master = StartPrivateRedis(t)
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica = StartPrivateRedisWith(t, "--replicaof", host, port)
+	WaitReplicasOnline(t, master.Addr, 1)
+	return master, replica
+}
+
+// WaitReplicasOnline waits until the master at addr has n replicas online.
+func WaitReplicasOnline(t testing.TB, addr string, n int) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	want := fmt.Sprintf("connected_slaves:%d", n)
+	if !wait.Until(20*time.Second, func() bool {
+		info, err := rdb.Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, want) && strings.Contains(info, "state=online")
+	}) {
+		t.Fatalf("testenv: the master on %s has not %d replica(s) online after 20s", addr, n)
+	}
+}
+
+// MasterAddr asks the first sentinel that answers which address the master has now.
+func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
+	var last error
+	for _, s := range g.Sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: s})
+		addr, err := sc.GetMasterAddrByName(ctx, g.Name).Result()
+		sc.Close()
+		if err == nil && len(addr) == 2 {
+			return net.JoinHostPort(addr[0], addr[1]), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("testenv: no sentinel names the master %s: %v", g.Name, last)
+}
+
+func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort string) string {
+	t.Helper()
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor %s %s %s 2\n"+
+		"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+		port, dir, filepath.Join(dir, "sentinel.log"), g.Name, masterHost, masterPort, g.Name, g.Name, g.Name)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: starting a sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer sc.Close()
+	if !wait.Until(10*time.Second, func() bool { return sc.Ping(context.Background()).Err() == nil }) {
+		t.Fatalf("testenv: the sentinel on %s did not answer in 10s", addr)
+	}
+	return addr
+}
