@@ -51,14 +51,14 @@ func BenchmarkStateEncode(b *testing.B) {
 	now := time.Date(2026, 11, 26, 1, 16, 0, 0, time.UTC)
 	for _, bs := range benchStates() {
 		b.Run(bs.name, func(b *testing.B) {
-			enc, err := encode("rakuten-01", "100000123", bs.st, now)
+			enc, err := encode("rakuten-01", "100000123", bs.st, now, DefaultRetention)
 			if err != nil || enc.st.Version != bs.st.Version+1 {
 				b.Fatalf("encode: version %d, %v", enc.st.Version, err)
 			}
 			b.SetBytes(int64(len(enc.raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := encode("rakuten-01", "100000123", bs.st, now); err != nil {
+				if _, err := encode("rakuten-01", "100000123", bs.st, now, DefaultRetention); err != nil {
 					b.Fatal(err)
 				}
 			}

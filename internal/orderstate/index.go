@@ -145,9 +145,8 @@ type indexEntry struct {
 }
 
 // indexEntryOf returns the index entry of a state as the store writes it (encode has set its
-// OrderedAt and ChangedAt). What the index shows of it but its time changed, its score by time
-// ordered (which holds its cell) and its summary, joined by "|", is State.Index: write.lua joins
-// the same from its arguments to compare it with the stored state's.
+// OrderedAt and ChangedAt). Its scores and summary, joined by "|", are State.Index: write.lua
+// joins the same from its arguments to compare it with the stored state's.
 func indexEntryOf(st State) indexEntry {
 	cell := indexCell(st)
 	return indexEntry{changed: indexScore(cell, st.ChangedAt), ordered: indexScore(cell, st.OrderedAt),
@@ -178,9 +177,18 @@ func decodeSummary(s string) (fee, billed int64, tx string, ok bool) {
 }
 
 // ttl is how long a state written at now lives (ms): one retention after it last changed in the
-// index's eyes, so that it expires with its index entry; at least 1 ms.
+// index's eyes, so that it expires with its index entry; at least 1 ms. A write refreshes an
+// order's time changed once it is older than refreshAge, so a state written lives on for at least
+// the rest of its retention or the event records' life, whichever is shorter.
 func (s *Store) ttl(st State, now time.Time) int64 {
 	return max(1, (s.retention - now.Sub(st.ChangedAt)).Milliseconds())
+}
+
+// refreshAge is the age of an order's time changed past which a write counts as a change: the
+// retention less the life of an event record (Config.EventTTL, the longest redelivery horizon),
+// at most half of it, so that an event redelivered after the write still finds the state.
+func (s *Store) refreshAge() time.Duration {
+	return s.retention - min(s.eventTTL, s.retention/2)
 }
 
 // indexKeys are a shop's index keys: by time changed, by time ordered, by id, the summaries. The

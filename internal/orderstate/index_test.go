@@ -771,11 +771,11 @@ func TestShipmentStatus(t *testing.T) {
 			t.Errorf("%+v: %s, want %s", tc.st, got, tc.want)
 		}
 	}
-	enc, err := encode("s", "o", State{Outbox: []Outcome{{Subject: "shipment.ok.s"}, {Subject: "shipment.ng.s"}}}, time.Now())
+	enc, err := encode("s", "o", State{Outbox: []Outcome{{Subject: "shipment.ok.s"}, {Subject: "shipment.ng.s"}}}, time.Now(), DefaultRetention)
 	if err != nil || !enc.st.ShipmentRefused {
 		t.Fatalf("the last shipment outcome is shipment.ng: refused %v, %v", enc.st.ShipmentRefused, err)
 	}
-	enc, _ = encode("s", "o", State{ShipmentRefused: true, Outbox: []Outcome{{Subject: "shipment.ok.s"}}}, time.Now())
+	enc, _ = encode("s", "o", State{ShipmentRefused: true, Outbox: []Outcome{{Subject: "shipment.ok.s"}}}, time.Now(), DefaultRetention)
 	if enc.st.ShipmentRefused {
 		t.Fatal("a shipment.ok did not clear refused")
 	}
@@ -877,5 +877,49 @@ func TestIndexSkipsWritesThatChangeNothingShown(t *testing.T) {
 	}
 	if ttl := rdb.PTTL(ctx, s.stateKey("shop", "o1")).Val(); ttl < 23*time.Hour+59*time.Minute {
 		t.Fatalf("the state expires in %v, want 24h", ttl)
+	}
+}
+
+// A write that changes nothing shown, late in an order's life, still keeps the order: its time
+// changed is refreshed once older than the retention less the event records' life, so the state
+// (and its index entry, moved with it) outlives every redelivery of the event written.
+func TestLateWriteRefreshesTheRetention(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	now := time.Now().Truncate(time.Millisecond)
+	s := NewStore(rdb, Config{Prefix: prefix, Retention: 10 * time.Hour, EventTTL: 3 * time.Hour, Now: func() time.Time { return now }})
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	start := now.Add(-8 * time.Hour)
+	st, err := s.Put(ctx, "shop", "o1", State{Status: StatusPending, TransactionID: "12345678901", OrderedAt: start}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6h after the change (10h - 3h = 7h not reached): the time changed stands.
+	early := start.Add(6 * time.Hour)
+	st.PollAttempt = 1
+	if st, err = s.Put(ctx, "shop", "o1", st, early); err != nil {
+		t.Fatal(err)
+	}
+	if !st.ChangedAt.Equal(start) {
+		t.Fatalf("changed at %v after a write 6h on, want %v", st.ChangedAt, start)
+	}
+	// 8h after the change: past 7h, the write refreshes it, the state lives 10h from now, and
+	// the index lists the order as changed now.
+	st.PollAttempt = 2
+	if st, err = s.Put(ctx, "shop", "o1", st, now); err != nil {
+		t.Fatal(err)
+	}
+	if !st.ChangedAt.Equal(now) {
+		t.Fatalf("changed at %v after a write 8h on, want %v", st.ChangedAt, now)
+	}
+	if ttl := rdb.PTTL(ctx, s.stateKey("shop", "o1")).Val(); ttl < 9*time.Hour+59*time.Minute {
+		t.Fatalf("the state expires in %v, want 10h", ttl)
+	}
+	if got, _ := only(t, s, "shop", "o1"); !got.ChangedAt.Equal(now) {
+		t.Fatalf("the index lists it as changed at %v, want %v", got.ChangedAt, now)
+	}
+	if got := listAll(t, s, Filter{Shop: "shop", ChangedFrom: now.Add(-time.Minute), ChangedTo: now.Add(time.Minute)}); len(got) != 1 {
+		t.Fatalf("changed-at filter finds %v, want o1", ids(got))
 	}
 }

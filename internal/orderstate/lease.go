@@ -124,7 +124,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 		args[2] = "1"
 	}
 	if t.First != nil {
-		first, err := encode(shop, order, *t.First, t.Now)
+		first, err := encode(shop, order, *t.First, t.Now, s.refreshAge())
 		if err != nil {
 			return nil, err
 		}

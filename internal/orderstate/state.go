@@ -60,10 +60,10 @@ type Shipment struct {
 // State is one order's state. Version grows by one with every write.
 type State struct {
 	Version int64 `json:"version"`
-	// Index is what the order index shows of this state, but for its time changed (its score by
-	// time ordered and its summary), set by the store as it writes the state. It is the second
-	// member of the document, so that write.lua reads it without decoding the rest: a write that
-	// leaves it as it was changes nothing the index shows, and writes nothing to the index.
+	// Index is what the order index shows of this state: its scores by time changed and by time
+	// ordered and its summary, joined by "|", set by the store as it writes the state. It is the
+	// second member of the document, so that write.lua reads it without decoding the rest: a write
+	// that leaves it as it was changes nothing the index shows, and writes nothing to the index.
 	Index string `json:"ix,omitempty"`
 	// Epoch names this life of the order's state: a random value given by its first write. The
 	// version counts writes within it; a state lost with Redis and written anew starts at version 1
@@ -313,8 +313,9 @@ type encoded struct {
 	ix  indexEntry // st's entry in the order index
 }
 
-// encode renders st as the version after it, written at now.
-func encode(shop, order string, st State, now time.Time) (encoded, error) {
+// encode renders st as the version after it, written at now. A state last changed more than
+// refresh ago counts as changed now (Store.refreshAge), so that it lives on after this write.
+func encode(shop, order string, st State, now time.Time, refresh time.Duration) (encoded, error) {
 	if st.Epoch == "" {
 		st.Epoch = NewEpoch()
 	}
@@ -333,11 +334,13 @@ func encode(shop, order string, st State, now time.Time) (encoded, error) {
 	}
 	cell := indexCell(st)
 	ix := indexEntry{ordered: indexScore(cell, st.OrderedAt), summary: encodeSummary(st.Fee, st.BilledAmount, st.TransactionID)}
-	if marker := ix.ordered + "|" + ix.summary; marker != st.Index || st.ChangedAt.IsZero() {
-		// What the index shows changed: so did the order, now.
-		st.Index, st.ChangedAt = marker, st.UpdatedAt
+	shown := ix.ordered + "|" + ix.summary
+	if st.ChangedAt.IsZero() || st.Index != indexScore(cell, st.ChangedAt)+"|"+shown || st.UpdatedAt.Sub(st.ChangedAt) > refresh {
+		// What the index shows changed, or the state nears its expiry: the order changed now.
+		st.ChangedAt = st.UpdatedAt
 	}
 	ix.changed = indexScore(cell, st.ChangedAt)
+	st.Index = ix.changed + "|" + shown
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return encoded{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
@@ -417,7 +420,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	if st != nil {
 		entries = append(st.History, w.entries...)
 		st.History = nil
-		enc, err := encode(shop, order, *st, now)
+		enc, err := encode(shop, order, *st, now, s.refreshAge())
 		if err != nil {
 			return State{}, nil, err
 		}

@@ -54,9 +54,10 @@ if ARGV[1] ~= '' then
   else
     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[13])
     -- The index is written when what it shows changed: the "ix" of the stored state (its second
-    -- member) against the new one's (State.Index). A write that changes nothing it shows (an
-    -- outbox published, a re-check still under review) touches no index key.
-    if not cur or string.match(cur, '^{"version":%d+,"ix":"([^"]*)"') ~= ARGV[16] .. '|' .. ARGV[17] then
+    -- member) against the new one's (State.Index: the scores and the summary). A write that
+    -- changes nothing it shows (an outbox published, a re-check still under review) touches no
+    -- index key.
+    if not cur or string.match(cur, '^{"version":%d+,"ix":"([^"]*)"') ~= ARGV[15] .. '|' .. ARGV[16] .. '|' .. ARGV[17] then
       index_put(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18])
     end
     if ARGV[4] == '1' then
