@@ -25,6 +25,7 @@ Commands:
   ls       a shop's orders from the order index, newest first, filtered and paged (-shop S)
   counts   how many orders of a shop each credit status holds (-shop S)
   export   a shop's credit results as CSV, every page, UTF-8 with a BOM or Shift_JIS (-shop S)
+  reindex  file in the order index the states written before it existed ([-shop S])
   show     the order's state and history, as the worker holds them in Redis
   history  the order's history: every event handled, as a table (times in JST) or JSON lines
   rerun    与信を実行: re-send the order's latest received data as a new order.created (-operator NAME)
@@ -38,7 +39,7 @@ publisher order <command> -h lists the flags of a command.
 // orderCommands are the order commands: those that read the order index and the orders' states
 // and histories in Redis, and the operator's actions, which publish an event for an order.
 var orderCommands = group{name: "order", usage: orderUsage, subs: []sub{
-	{"ls", nil, (*App).orderList}, {"counts", nil, (*App).orderCounts}, {"export", nil, (*App).orderExport},
+	{"ls", nil, (*App).orderList}, {"counts", nil, (*App).orderCounts}, {"export", nil, (*App).orderExport}, {"reindex", nil, (*App).orderReindex},
 	{"show", nil, (*App).orderShow}, {"history", nil, (*App).orderHistory}, {"rerun", nil, (*App).orderRerun},
 	{"cancel", nil, (*App).orderCancel}, {"recheck", nil, (*App).orderRecheck}, {"resolve", nil, (*App).orderResolve},
 }}

@@ -238,6 +238,37 @@ type countsResult struct {
 	Total  int64                       `json:"total"`
 }
 
+// orderReindex runs `order reindex [-shop S]`: files in the order index the states written
+// before it existed.
+func (a *App) orderReindex(ctx context.Context, args []string) error {
+	fs := a.flagSet("order reindex")
+	ro := a.bindRedis(fs)
+	shop := fs.String("shop", "", "shop `ID`; empty: every shop")
+	a.setUsage(fs, "order reindex [-shop S] [flags]", `Files in the worker's order index the order states written before it existed (a worker older than the
+index wrote them): until then order ls, counts and export leave them out, and they never expire. Each is
+filed as changed when it was last written and expires one -retention after that. Safe to run while the
+worker runs, and again: states already filed are left as they are.
+`)
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("order reindex takes no arguments (got %q): give a shop with -shop", rest[0])
+	}
+	store, closeStore, err := ro.store()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	read, filed, err := store.Reindex(ctx, *shop)
+	if err != nil {
+		return fmt.Errorf("order reindex: after %d states read, %d filed: %w", read, filed, err)
+	}
+	fmt.Fprintf(a.Stdout, "%d order states read, %d filed in the index (the others were in it)\n", read, filed)
+	return nil
+}
+
 // orderCounts runs `order counts -shop S`: how many orders each bucket holds.
 func (a *App) orderCounts(ctx context.Context, args []string) error {
 	fs := a.flagSet("order counts")

@@ -412,3 +412,30 @@ func TestOrderListRetention(t *testing.T) {
 		t.Errorf("-retention forever: %v, want a usage error naming -retention", r.err)
 	}
 }
+
+// TestOrderReindex: a state written before the order index existed is not listed until order
+// reindex files it; run again, it files nothing.
+func TestOrderReindex(t *testing.T) {
+	t.Parallel()
+	e, _ := listEnv(t)
+	old := `{"version":2,"status":"ng","updated_at":"` + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano) + `"}`
+	if err := e.rdb.Set(context.Background(), e.prefix+"order:demo:OLD-1", old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run("", "order", "ls", "-shop", "demo"); r.err != nil || strings.Contains(r.stdout, "OLD-1") {
+		t.Fatalf("before reindex, order ls: %v\n%s", r.err, r.stdout)
+	}
+	r := e.run("", "order", "reindex", "-shop", "demo")
+	if r.err != nil || !strings.Contains(r.stdout, "6 order states read, 1 filed") {
+		t.Fatalf("order reindex: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "ls", "-shop", "demo"); r.err != nil || !strings.Contains(r.stdout, "OLD-1") {
+		t.Errorf("after reindex, order ls: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "reindex"); r.err != nil || !strings.Contains(r.stdout, ", 0 filed") {
+		t.Errorf("order reindex again: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "reindex", "demo"); !isUsage(r.err) {
+		t.Errorf("order reindex demo: %v, want a usage error", r.err)
+	}
+}
