@@ -338,7 +338,7 @@ func waitingAndDead(t *testing.T, natsURL string) {
 		t.Fatal(err)
 	}
 	publishOrder(t, js, "nope", "NOPE-2", "taro@example.jp")
-	wait.For(t, 20*time.Second, "a waiting event and a dead letter", func() bool {
+	wait.For(t, time.Minute, "a waiting event and a dead letter", func() bool {
 		return len(readStream(t, js, "ATODENE_KEPT")) == 1 && len(readStream(t, js, "DLQ")) == 1
 	})
 }

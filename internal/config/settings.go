@@ -172,6 +172,9 @@ const EventRecordTTL = 30 * 24 * time.Hour
 // DefaultRetention is how long an order is kept after its last write by default: 400 days.
 const DefaultRetention = 400 * 24 * time.Hour
 
+// maxRedisWaitTimeout is the longest -redis-wait-timeout: below the Redis client's read timeout.
+const maxRedisWaitTimeout = 2 * time.Second
+
 // maxParkLimit keeps a parked event's record alive for as long as the event may wait, twice.
 const maxParkLimit = EventRecordTTL / 2
 
@@ -440,6 +443,9 @@ func (s Settings) validateServers(bad reportFunc) {
 	if s.Embedded && (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
 		bad("data-dir", "required for the embedded servers")
 	}
+	if s.Embedded && s.RedisURL == "" && s.RedisWaitReplicas > 0 {
+		bad("redis-wait-replicas", "%d: the in-process Redis has no replicas (give -redis-url, or leave it auto)", s.RedisWaitReplicas)
+	}
 	if s.Embedded && s.RedisURL == "" && s.NATSURL != "" {
 		bad("redis-url", "required with -nats-url: the in-process Redis forgets at exit the order states that the streams of -nats-url keep")
 	}
@@ -520,6 +526,11 @@ func (s Settings) validateDurations(bad reportFunc) {
 	}
 	if s.ParkLimit > maxParkLimit {
 		bad("park-limit", "%v: must be at most %v: a parked event's record is kept %v, and an event Redis lost that parks again may wait twice the limit", s.ParkLimit, maxParkLimit, EventRecordTTL)
+	}
+	if s.RedisWaitTimeout > 0 && (s.RedisWaitTimeout < time.Millisecond || s.RedisWaitTimeout > maxRedisWaitTimeout) {
+		// WAIT takes whole milliseconds, and 0 waits forever; a wait past the Redis client's read
+		// timeout (3 s) ends in an I/O timeout and a resent write instead of an answer.
+		bad("redis-wait-timeout", "%v: want 1ms to %v", s.RedisWaitTimeout, maxRedisWaitTimeout)
 	}
 	s.validateRetention(bad)
 	if s.DuplicateWindow < minDuplicateWindow {

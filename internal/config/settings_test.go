@@ -138,6 +138,10 @@ func TestParseSettingsBadValues(t *testing.T) {
 			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://) -redis-url"}},
 		{"redis wait replicas", []string{"-redis-wait-replicas=two"}, nil, []string{`invalid value "two" for flag -redis-wait-replicas: "two": want auto or a number of replicas from 0`}},
 		{"redis wait timeout", []string{"-redis-wait-timeout=0s"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 0s: must be positive"}},
+		{"redis wait replicas with the embedded redis", []string{"-embedded", "-redis-wait-replicas=1"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
+			"-redis-wait-replicas (ATODENE_WORKER_REDIS_WAIT_REPLICAS): 1: the in-process Redis has no replicas"}},
+		{"redis wait timeout under a millisecond", []string{"-redis-wait-timeout=500us"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 500µs: want 1ms to 2s"}},
+		{"redis wait timeout past the read timeout", []string{"-redis-wait-timeout=5s"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 5s: want 1ms to 2s"}},
 		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port or redis-sentinel://host:port or rediss-sentinel://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
 		{"demo on real servers", []string{"-embedded", "-demo"}, nil, []string{

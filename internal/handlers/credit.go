@@ -167,7 +167,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 	// or an earlier attempt did: this write waits until replicas hold it (orderstate.Replication).
 	if st.Status != orderstate.StatusRegistering || !req.sameAs(st) || o.Store.WaitsForReplicas() {
 		var err error
-		if st, err = o.Store.Put(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
+		if st, err = o.Store.PutIntent(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
 			return fail(err)
 		}
 	}

@@ -2,11 +2,13 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -224,5 +226,51 @@ func TestQueuedShipmentFromTheInboxKeepsItsCopy(t *testing.T) {
 	}
 	if why, ok := kept.has(q.Key()); !ok || why != handlers.KeptShipment {
 		t.Errorf("q waits in the state for the credit: copy %q %v, want %q", why, ok, handlers.KeptShipment)
+	}
+}
+
+// failingAfter publishes n outcomes, then fails every publish (RESULTS gone mid-step).
+type failingAfter struct{ n int }
+
+func (f *failingAfter) Publish(context.Context, string, string, []byte) error {
+	if f.n == 0 {
+		return errors.New("RESULTS unavailable")
+	}
+	f.n--
+	return nil
+}
+
+// TestCopyGoesWithTheSettleThatAppliedIt: a parked event applied by the settle that starts a step
+// loses its copy once that settle is written and published, even when the rest of the step fails:
+// the next step starts from the state written, which no longer names the event.
+func TestCopyGoesWithTheSettleThatAppliedIt(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &fakeProvider{}), context.Background()
+	kept := &recordedKept{}
+	e.o.Kept = kept
+	p := trackingEvent("p", "PK-1", 7, "3333-3333-3333")
+	if err := e.o.TrackingEntered(ctx, p); err != nil {
+		t.Fatalf("p: %v", err)
+	}
+	st, err := e.store.Get(ctx, "shop-a", "PK-1")
+	if err != nil || len(st.Parked) != 1 {
+		t.Fatalf("p not parked: %+v, %v", st.Parked, err)
+	}
+	// The order registered OK, as a state whose settle has not run yet.
+	st.Status, st.TransactionID = orderstate.StatusOK, "12345678909"
+	if _, err := e.store.Put(ctx, "shop-a", "PK-1", st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.o.Outcomes = &failingAfter{n: 1} // p's shipment.ok goes out; the cancel's credit.cancelled does not
+	cancel := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "x-1", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: 9, Time: time.Now()},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: "PK-1"}}
+	if err := e.o.OrderCancelled(ctx, cancel); err == nil {
+		t.Fatal("the cancel's step succeeded with its publish failing")
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "PK-1"); len(st.Parked) != 0 || st.Shipment == nil || !st.Shipment.Reported {
+		t.Fatalf("p not applied by the settle: parked %d, shipment %+v", len(st.Parked), st.Shipment)
+	}
+	if why, ok := kept.has(p.Key()); ok {
+		t.Errorf("p applied and published, the step failing after: its copy (%s) is still kept", why)
 	}
 }

@@ -262,6 +262,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		}
 	} else {
 		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil); err != nil {
+			if copied { // the message is retried in place: its copy is not wanted
+				o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
+			}
 			return err
 		}
 		_, permanent := DeadLetterReason(own)
@@ -342,6 +345,9 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
 		return st, nil, nil, err
 	}
+	// Each drop of copies follows a write whose outcomes are published: what the step does next
+	// may fail, and the next step starts from the state written, which no longer names them.
+	o.droppedFromState(ctx, r.shop.ID, order, before, st)
 	c := keep("duplicate: processed already")
 	if !done {
 		c = o.decide(ctx, r, order, d, st)
@@ -376,6 +382,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		if err != nil {
 			return cur, nil, nil, err
 		}
+		o.droppedFromState(ctx, r.shop.ID, order, st, cur) // settle published cur's outbox
 		if dirty {
 			last = &settled
 		}
@@ -389,9 +396,9 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		return cur, nil, nil, err
 	}
 	if last != nil {
+		o.droppedFromState(ctx, r.shop.ID, order, cur, written)
 		cur = written
 	}
-	o.droppedFromState(ctx, r.shop.ID, order, before, cur)
 	if applied != nil {
 		return cur, next, nil, nil
 	}

@@ -3,6 +3,7 @@ package orderstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 
 // TestIntentWaitsForTheReplica: with Replication.Replicas 1, the write of a registration intent
 // returns once the replica holds it; with the replica frozen it fails, after the timeout, with
-// ErrNotReplicated (an ErrUnavailable); the writes of other states do not wait.
+// ErrNotReplicated (an ErrUnavailable); other writes, also of a state registering (an event
+// parked on it), do not wait.
 func TestIntentWaitsForTheReplica(t *testing.T) {
 	t.Parallel()
 	master, replica := testenv.StartReplicated(t)
@@ -26,7 +28,7 @@ func TestIntentWaitsForTheReplica(t *testing.T) {
 	t.Cleanup(s.Close)
 	ctx, now := context.Background(), time.Now()
 
-	if _, err := s.Put(ctx, "shop", "A-1", State{Status: StatusRegistering, DataHash: "v1:a"}, now); err != nil {
+	if _, err := s.PutIntent(ctx, "shop", "A-1", State{Status: StatusRegistering, DataHash: "v1:a"}, now); err != nil {
 		t.Fatalf("intent with the replica in sync: %v", err)
 	}
 	raw, err := onReplica.Get(ctx, s.stateKey("shop", "A-1")).Result()
@@ -37,15 +39,17 @@ func TestIntentWaitsForTheReplica(t *testing.T) {
 	replica.Pause()
 	defer replica.Resume()
 	start := time.Now()
-	_, err = s.Put(ctx, "shop", "A-2", State{Status: StatusRegistering, DataHash: "v1:b"}, now)
+	_, err = s.PutIntent(ctx, "shop", "A-2", State{Status: StatusRegistering, DataHash: "v1:b"}, now)
 	if !errors.Is(err, ErrNotReplicated) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("intent with the replica frozen: %v, want ErrNotReplicated and ErrUnavailable", err)
 	}
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("ErrNotReplicated after %s, before the timeout", took)
 	}
-	if _, err := s.Put(ctx, "shop", "A-3", State{Status: StatusOK, TransactionID: "12345678901"}, now); err != nil {
-		t.Errorf("a state that is no intent, with the replica frozen: %v", err)
+	for i, st := range []State{{Status: StatusOK, TransactionID: "12345678901"}, {Status: StatusRegistering, DataHash: "v1:c"}} {
+		if _, err := s.Put(ctx, "shop", fmt.Sprintf("B-%d", i), st, now); err != nil {
+			t.Errorf("a write of a %s state that is no intent, with the replica frozen: %v", st.Status, err)
+		}
 	}
 }
 

@@ -383,6 +383,15 @@ func (s *Store) Put(ctx context.Context, shop, order string, st State, now time.
 	return next, err
 }
 
+// PutIntent is Put for a registration intent, the state written before ATODENE is sent a
+// registration: with Replication, it returns once the replicas hold it, or fails with
+// ErrNotReplicated (the state written on the master alone), so that ATODENE is not called on an
+// intent a failover could lose.
+func (s *Store) PutIntent(ctx context.Context, shop, order string, st State, now time.Time) (State, error) {
+	next, _, err := s.write(ctx, shop, order, &st, writeArgs{intent: true}, now)
+	return next, err
+}
+
 // writeArgs are what a write does besides the state: the history entries to append, the event to
 // record as processed, the inbox entry it applied, and the lease to release (or keep, for the
 // inbox).
@@ -395,6 +404,7 @@ type writeArgs struct {
 	retry    string        // an entry to put first in the inbox
 	retryAt  time.Time     // when that entry is retried
 	ttl      time.Duration // the lease's lifetime
+	intent   bool          // a registration intent: waits for replicas (Replication)
 }
 
 // inboxDue is when the timer of the order's inbox is due after this write, if it holds events:
@@ -444,8 +454,8 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		args = append(args, e.encode())
 	}
 	run := s.batch.run
-	if st != nil && next.Status == StatusRegistering && s.WaitsForReplicas() {
-		run = s.runReplicated // an intent: ATODENE is called once replicas hold it
+	if w.intent && s.WaitsForReplicas() {
+		run = s.runReplicated
 	}
 	res, err := run(ctx, writeScript, keys, args...).Slice()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -41,9 +42,13 @@ func redactOne(raw string) string {
 	}
 	if u.RawQuery != "" {
 		q := u.Query()
-		for k := range q {
-			if secretParam(k) {
-				q[k] = []string{Mask}
+		for k, vs := range q {
+			for i, v := range vs {
+				if secretParam(k) {
+					vs[i] = Mask
+				} else if at := strings.LastIndex(v, "@"); at >= 0 {
+					vs[i] = Mask + v[at:] // a user and password in an address (addr=user:pw@host:port)
+				}
 			}
 		}
 		u.RawQuery = q.Encode()
@@ -64,6 +69,39 @@ func Err(what, rawURL string, err error) error {
 		return fmt.Errorf("%s %s: not a valid URL (the parser's message is left out: it quotes the URL, credentials included)", what, URLs(rawURL))
 	}
 	return err
+}
+
+// Values returns msg, a message about rawURL (a parser's, say), with every value of the URL that
+// it quotes replaced by Mask: the user information, the path's segments, the query's values and
+// the user information inside them. It is for messages of libraries that quote what they could
+// not parse, whatever the part: a password given in the wrong place is still a password.
+func Values(msg, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return Mask
+	}
+	var values []string
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		values = append(values, u.User.Username(), pw, u.User.String())
+	}
+	values = append(values, strings.Split(u.Path, "/")...)
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			values = append(values, v)
+			if at := strings.LastIndex(v, "@"); at >= 0 {
+				values = append(values, v[:at])
+			}
+		}
+	}
+	// The longest first, so that a value is masked whole before a part of it is.
+	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range values {
+		if len(v) >= 2 {
+			msg = strings.ReplaceAll(msg, v, Mask)
+		}
+	}
+	return msg
 }
 
 func secretParam(name string) bool {

@@ -1,6 +1,9 @@
 package redact
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestURLs(t *testing.T) {
 	t.Parallel()
@@ -18,9 +21,31 @@ func TestURLs(t *testing.T) {
 		{"user:hunter2@host:4222", "xxxxx"},
 		{"localhost:4222", "xxxxx"},
 		{"redis:/hunter2", "xxxxx"},
+		{"redis-sentinel://s1:26379/0?master_name=m&addr=admin:hunter2@s2:26379", "redis-sentinel://s1:26379/0?addr=xxxxx%40s2%3A26379&master_name=m"},
 	} {
 		if got := URLs(tt.in); got != tt.want {
 			t.Errorf("URLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestValues(t *testing.T) {
+	t.Parallel()
+	const raw = "redis-sentinel://sadmin:s3cret@s1:26379/hunter1?master_name=m&addr=admin:hunter2@s2:26379&pool_size=hunter3"
+	for _, msg := range []string{
+		"redis: unable to parse addr param: admin:hunter2@s2:26379",
+		`redis: invalid database number: "hunter1"`,
+		`redis: invalid pool_size number: strconv.Atoi: parsing "hunter3": invalid syntax`,
+		"auth failed for sadmin:s3cret",
+	} {
+		got := Values(msg, raw)
+		for _, secret := range []string{"hunter1", "hunter2", "hunter3", "s3cret"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("Values(%q) = %q: %s is left", msg, got, secret)
+			}
+		}
+		if !strings.Contains(got, "redis:") && !strings.Contains(got, "auth failed") {
+			t.Errorf("Values(%q) = %q: the message is lost", msg, got)
 		}
 	}
 }

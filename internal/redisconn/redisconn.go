@@ -38,18 +38,18 @@ const (
 // notifications nor client-side caching, and with RESP3 the client looks for pending push messages
 // around every command (3% of the worker's CPU in the throughput benchmark).
 //
-// The error names the setting at fault (flag, "-redis-url", or the file's flag) and never quotes
-// a credential.
+// The error names the setting at fault (flag, "-redis-url", or the file's flag) and quotes
+// neither the URL nor any of its values.
 func Open(flag, rawURL string, files transport.RedisFiles) (*redis.Client, error) {
 	switch {
 	case strings.HasPrefix(rawURL, sentinelScheme), strings.HasPrefix(rawURL, sentinelTLSScheme):
 		return openSentinel(flag, rawURL, files)
 	case strings.HasPrefix(rawURL, "redis-cluster://"), strings.HasPrefix(rawURL, "rediss-cluster://"):
-		return nil, fmt.Errorf("%s %s: Redis Cluster is not supported: the worker's scripts write an order's keys and its shop's index together, which a Cluster keeps in different slots", flag, redact.URLs(rawURL))
+		return nil, fmt.Errorf("%s: Redis Cluster is not supported: the worker's scripts write an order's keys and its shop's index together, which a Cluster keeps in different slots", flag)
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, redact.Err(flag, rawURL, err))
+		return nil, urlError(flag, rawURL, err)
 	}
 	if opts.TLSConfig, err = files.TLS(opts.TLSConfig); err != nil {
 		return nil, err
@@ -76,14 +76,29 @@ func openSentinel(flag, rawURL string, files transport.RedisFiles) (*redis.Clien
 	}
 	opts, err := redis.ParseFailoverURL(scheme + rawURL[strings.Index(rawURL, "://")+3:])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, redact.Err(flag, rawURL, err))
+		return nil, urlError(flag, rawURL, err)
 	}
-	if opts.MasterName == "" {
-		return nil, fmt.Errorf("%s %s: a Sentinel URL needs master_name, the name the sentinels know the master by", flag, redact.URLs(rawURL))
+	switch {
+	case opts.MasterName == "":
+		return nil, fmt.Errorf("%s: a Sentinel URL needs master_name, the name the sentinels know the master by", flag)
+	case opts.RouteByLatency || opts.RouteRandomly || opts.ReplicaOnly:
+		// They send commands to replicas, which refuse the worker's writes (and the first two make
+		// the client panic).
+		return nil, fmt.Errorf("%s: route_by_latency, route_randomly and replica_only are not supported: the worker writes, and only the master takes writes", flag)
 	}
 	if opts.TLSConfig, err = files.TLS(opts.TLSConfig); err != nil {
 		return nil, err
 	}
 	tune(&opts.Protocol, &opts.ContextTimeoutEnabled)
 	return redis.NewFailoverClient(opts), nil
+}
+
+// urlError is the error of a URL go-redis refused: named by its setting, with go-redis's reason,
+// every value of the URL it quotes masked (it quotes what it could not parse, a password given in
+// the wrong place or under a misspelt name included), and without the URL, for the same reason.
+func urlError(flag, rawURL string, err error) error {
+	if e := redact.Err(flag, rawURL, err); e != err {
+		return e
+	}
+	return fmt.Errorf("%s: %s", flag, redact.Values(err.Error(), rawURL))
 }

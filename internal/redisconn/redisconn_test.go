@@ -60,6 +60,13 @@ func TestOpenRefuses(t *testing.T) {
 		{"redis-cluster://:S3CRET@127.0.0.1:7000", "Redis Cluster is not supported"},
 		{"redis://:S3CRET@host:bad", "not a valid URL"},
 		{"http://127.0.0.1:6379", "-redis-url"},
+		{"redis-sentinel://s1:26379/0?master_name=m&addr=admin:S3CRET@s2:26379", "unable to parse addr param"},
+		{"redis-sentinel://s1:26379/S3CRET?master_name=m", "invalid database number"},
+		{"redis-sentinel://s1:26379/0?master_name=m&pool_size=S3CRET", "pool_size"},
+		{"redis://r:6379/0?pool_size=S3CRET", "pool_size"},
+		{"redis-sentinel://s1:26379/0?master_name=m&route_randomly=true&password=S3CRET", "not supported"},
+		{"redis-sentinel://s1:26379/0?master_name=m&route_by_latency=true", "not supported"},
+		{"redis-sentinel://s1:26379/0?master_name=m&replica_only=true", "not supported"},
 	} {
 		rdb, err := Open("-redis-url", tc.url, transport.RedisFiles{})
 		if err == nil {

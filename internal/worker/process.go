@@ -37,12 +37,15 @@ func SetGCPercent(getenv func(string) string) {
 // does not answer INFO (an ACL user without it) waits for none, and the log says so.
 func replication(ctx context.Context, rdb redis.UniversalClient, s config.Settings, log *zap.Logger) orderstate.Replication {
 	n := int(s.RedisWaitReplicas)
-	if s.RedisWaitReplicas == config.AutoReplicas {
-		online, err := orderstate.ConnectedReplicas(ctx, rdb)
-		if err != nil {
-			log.Warn("-redis-wait-replicas auto: the replicas could not be counted; registration intents wait for none (set -redis-wait-replicas)", zap.Error(err))
-		}
+	switch online, err := orderstate.ConnectedReplicas(ctx, rdb); {
+	case s.RedisWaitReplicas == config.AutoReplicas && err != nil:
+		log.Warn("-redis-wait-replicas auto: the replicas could not be counted; registration intents wait for none (set -redis-wait-replicas)", zap.Error(err))
+		n = 0
+	case s.RedisWaitReplicas == config.AutoReplicas:
 		n = min(online, 1)
+	case err == nil && online < n:
+		log.Warn("-redis-wait-replicas asks for more replicas than the Redis master has connected: registrations wait until they are there",
+			zap.Int("replicas", n), zap.Int("connected", online))
 	}
 	if n > 0 {
 		log.Info("registration intents wait for Redis replicas", zap.Int("replicas", n), zap.Duration("timeout", s.RedisWaitTimeout))
