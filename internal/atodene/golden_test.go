@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
 )
 
@@ -139,7 +140,7 @@ func TestGolden(t *testing.T) {
 		{
 			name: "shippingrequest_new", path: "/api/shippingrequest.do", response: "shippingrequest.response.xml",
 			call: func(ctx context.Context, c *Client) (any, error) {
-				return nil, c.ReportShipment(ctx, Shipment{Type: DeliveryNew, TransactionID: "12345678901", CarrierCode: "12", SlipNo: "1234-5678-9012", InvoiceDate: time.Date(2026, 11, 27, 0, 0, 0, 0, jst)})
+				return nil, c.ReportShipment(ctx, Shipment{Type: DeliveryNew, TransactionID: "12345678901", CarrierCode: "12", SlipNo: "1234-5678-9012", InvoiceDate: time.Date(2026, 11, 27, 0, 0, 0, 0, jst.Zone)})
 			},
 		},
 		{

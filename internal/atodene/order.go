@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // Order is what a registration or a change sends: the buyer, where the goods go, the lines and
@@ -98,13 +100,10 @@ func BuildDetails(o Order) []Detail {
 	return lines
 }
 
-// jst is Japan Standard Time, in which ATODENE reads order dates.
-var jst = time.FixedZone("JST", 9*60*60)
-
 func (o Order) customerXML() customerXML {
 	return customerXML{
 		ShopOrderID:   o.ShopOrderID,
-		ShopOrderDate: o.OrderedAt.In(jst).Format("2006/01/02"),
+		ShopOrderDate: o.OrderedAt.In(jst.Zone).Format("2006/01/02"),
 		Name:          o.Buyer.Name,
 		KanaName:      o.Buyer.NameKana,
 		Zip:           o.Buyer.Zip,

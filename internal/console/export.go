@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -89,7 +90,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if enc == "shift_jis" {
 		charset = "Shift_JIS"
 	}
-	name := fmt.Sprintf("orders-%s-%s.csv", f.Shop, s.cfg.Now().In(jst).Format("20060102-150405"))
+	name := fmt.Sprintf("orders-%s-%s.csv", f.Shop, s.cfg.Now().In(jst.Zone).Format("20060102-150405"))
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset="+charset)
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // letterForm is the dead-letter list's filter as its form sends it.
@@ -138,7 +139,7 @@ func parseWhen(v string, end bool) (time.Time, error) {
 		return t, nil
 	}
 	for _, layout := range []string{"2006-01-02T15:04", time.DateOnly} {
-		t, err := time.ParseInLocation(layout, v, jst)
+		t, err := time.ParseInLocation(layout, v, jst.Zone)
 		if err != nil {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -78,7 +79,7 @@ func (f *listForm) filter() (orderstate.Filter, []filterProblem) {
 		if d.v == "" {
 			continue
 		}
-		t, err := time.ParseInLocation(time.DateOnly, d.v, jst)
+		t, err := time.ParseInLocation(time.DateOnly, d.v, jst.Zone)
 		if err != nil {
 			probs = append(probs, filterProblem{d.field, "want a date such as 2026-11-30"})
 			continue

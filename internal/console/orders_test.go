@@ -13,6 +13,7 @@ import (
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -107,7 +108,7 @@ func TestOrdersPagesAndDates(t *testing.T) {
 	h := newHarness(t)
 	for i := range 55 {
 		st := okState()
-		st.OrderedAt = time.Date(2026, 11, 1, 0, 0, 0, 0, jst).Add(time.Duration(i) * time.Hour)
+		st.OrderedAt = time.Date(2026, 11, 1, 0, 0, 0, 0, jst.Zone).Add(time.Duration(i) * time.Hour)
 		h.order(testShop, fmt.Sprintf("P-%02d", i), st)
 		h.clock.Advance(time.Second)
 	}

@@ -8,11 +8,12 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // pageTemplate is one page: its own template and, unless it stands alone (print-*.html), the
@@ -21,42 +22,13 @@ type pageTemplate struct {
 	t *template.Template
 }
 
-// jst is the operators' time zone: every time on the pages is in JST.
-var jst = time.FixedZone("JST", 9*60*60)
-
 // templateFuncs are the functions the templates call besides the locale's.
 var templateFuncs = template.FuncMap{
-	"jst": jstTime,
-	"yen": yen,
+	"jst": jst.Format,
+	"yen": humanize.Comma, // an amount with thousands separators: 3155 → 3,155
 	"join": func(sep string, s []string) string {
 		return strings.Join(s, sep)
 	},
-}
-
-// jstTime writes a time in JST to the second; the zero time is "-".
-func jstTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(jst).Format("2006-01-02 15:04:05")
-}
-
-// yen writes an amount with thousands separators: 3155 → 3,155.
-func yen(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 // parsePages parses every page of templates/.
@@ -129,6 +101,10 @@ func (s *Server) resultsSeq(ctx context.Context) uint64 {
 	return st.CachedInfo().State.LastSeq
 }
 
+// livePages are the pages that follow the outcomes as they arrive: only they need the stream's
+// last sequence (a JetStream API call) when they are rendered.
+var livePages = map[string]bool{"orders.html": true, "order.html": true, "action.html": true, "letter-actions.html": true}
+
 // render executes page with data into a buffer, then writes it with status: a template error
 // yields a 500 and a log line rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page, titleKey string, data any) {
@@ -141,7 +117,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	ss := sessionOf(r)
 	l := langOf(r)
 	v := view{L: l, Title: l.T(titleKey), Operator: ss.Operator, Auto: ss.Via == viaAuto, Proxy: ss.Via == viaHeader,
-		LangJA: langURL(r, "ja"), LangEN: langURL(r, "en"), Nav: navOf(page), Live: s.cfg.JetStream != nil, Data: data}
+		LangJA: langURL(r, "ja"), LangEN: langURL(r, "en"), Nav: navOf(page), Live: s.cfg.JetStream != nil && livePages[page], Data: data}
 	if since, ok := r.Context().Value(sinceKey{}).(uint64); ok {
 		v.Since = since
 	} else if v.Live {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -180,7 +181,7 @@ func readLive(l locale, m jetstream.Msg) (liveOutcome, bool) {
 	}
 	o := liveOutcome{Type: typ, Shop: shop, Order: data.OrderID, Key: shop + "/" + data.OrderID, Transaction: data.TransactionID}
 	if md, err := m.Metadata(); err == nil {
-		o.Seq, o.Time = md.Sequence.Stream, md.Timestamp.In(jst).Format("2006-01-02 15:04:05")
+		o.Seq, o.Time = md.Sequence.Stream, jst.Format(md.Timestamp)
 	}
 	text := make([]string, 0, len(data.Reasons)+len(data.Errors))
 	text = append(text, data.Reasons...)

@@ -92,6 +92,10 @@ func TestLiveOutcomes(t *testing.T) {
 	srv := httptest.NewServer(h.s)
 	defer srv.Close()
 	defer h.s.Close()
+	// The order list follows the outcomes from after the last one when it was made; a page that
+	// shows none (the shops) does not ask the stream.
+	mustContain(t, body(t, h.get("/orders?shop=demo", "alice"), http.StatusOK), `data-live="on" data-since="1"`)
+	mustContain(t, body(t, h.get("/shops", "alice"), http.StatusOK), `data-live="" data-since="0"`)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
 )
 
-var jst = time.FixedZone("JST", 9*60*60)
-
 func TestNewOutcome(t *testing.T) {
 	t.Parallel()
-	at := time.Date(2026, 11, 26, 10, 15, 2, 987654321, jst)
+	at := time.Date(2026, 11, 26, 10, 15, 2, 987654321, jst.Zone)
 	body, err := events.NewOutcome("out-1", events.TypeCreditOK, "7f1c0a52-3c55-4c3e-9d49-1b1b6c1f0e21", at,
 		events.Credit{ShopID: testShop, OrderID: "100000123", Result: "ok"})
 	if err != nil {
@@ -126,7 +125,7 @@ func TestOutcomeGolden(t *testing.T) {
 	if !golden.Updating() {
 		t.Parallel()
 	}
-	decided := time.Date(2026, 11, 26, 10, 15, 2, 0, jst)
+	decided := time.Date(2026, 11, 26, 10, 15, 2, 0, jst.Zone)
 	const cause = "7f1c0a52-3c55-4c3e-9d49-1b1b6c1f0e21"
 	tests := []struct {
 		file, id, eventType string

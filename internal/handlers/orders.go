@@ -11,6 +11,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -611,8 +612,6 @@ func (o *Orders) publish(ctx context.Context, st *orderstate.State) (bool, error
 	return held, nil
 }
 
-var jst = time.FixedZone("JST", 9*60*60)
-
 // emit renders an outcome event into the state's outbox. Its message ID is derived from the
 // order, the epoch and the version of the state that records it and its type, so a retry of the
 // same step repeats it, a later decision gets a new one, and so does a decision recorded in a state
@@ -636,7 +635,7 @@ func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, caused
 		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
 		Result: eventType[len("credit."):], Review: st.Review,
 		Fee: st.Fee, BilledAmount: st.BilledAmount, Reasons: st.Reasons,
-		DecidedAt:  o.Now().In(jst).Format(time.RFC3339),
+		DecidedAt:  o.Now().In(jst.Zone).Format(time.RFC3339),
 		Errors:     recordedErrors(st.Errors),
 		Normalized: normalized,
 	}

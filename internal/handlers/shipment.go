@@ -8,6 +8,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -69,7 +70,7 @@ func (o *Orders) reportShipment(ctx context.Context, shop *Shop, order string, s
 	}
 	var invoiceDate time.Time
 	if sh.InvoiceDate != "" {
-		invoiceDate, _ = time.ParseInLocation(time.DateOnly, sh.InvoiceDate, jst)
+		invoiceDate, _ = time.ParseInLocation(time.DateOnly, sh.InvoiceDate, jst.Zone)
 	}
 	err := shop.Provider.ReportShipment(ctx, atodene.Shipment{Type: typ, TransactionID: st.TransactionID,
 		CarrierCode: sh.CarrierCode, SlipNo: sh.TrackingNumber, InvoiceDate: invoiceDate})
@@ -101,7 +102,7 @@ func (o *Orders) emitShipment(st *orderstate.State, shop, order, causedBy, event
 	o.emit(st, shop, order, eventType, causedBy, events.Shipment{
 		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
 		CarrierCode: sh.CarrierCode, TrackingNumber: sh.TrackingNumber, Report: report,
-		Errors: errs, ReportedAt: o.Now().In(jst).Format(time.RFC3339),
+		Errors: errs, ReportedAt: o.Now().In(jst.Zone).Format(time.RFC3339),
 	})
 }
 

@@ -107,14 +107,3 @@ func Find(ctx context.Context, s jetstream.Stream, shop string, orders []string,
 	found.Read, found.Limited = res.Read, res.Limited
 	return found, err
 }
-
-// jst is Japan's time, in which the sheets print times.
-var jst = time.FixedZone("JST", 9*60*60)
-
-// jstTime prints t in Japan's time, to the second; "-" for no time.
-func jstTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(jst).Format("2006-01-02 15:04:05")
-}

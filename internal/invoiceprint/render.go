@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/width"
+
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // The layout of the print elements of getinvoicedata.do (docs/protocol.md#invoice-print-data),
@@ -159,7 +161,7 @@ func (v view) Reserved() []Field {
 func (v view) Others() []Field { return otherFields(v.sheet) }
 
 // When is when the invoice.ok was published, in Japan's time.
-func (v view) When() string { return jstTime(v.Published) }
+func (v view) When() string { return jst.Format(v.Published) }
 
 // sheetCSS styles the sheets (every rule under .invoice), so that a page embedding them keeps its
 // own style: A4 sheets of 186 mm by 270 mm within the page's margins, one per printed page, and
@@ -382,7 +384,7 @@ func WriteText(w io.Writer, invoices []Invoice) error {
 			fmt.Fprint(&b, "\f\n")
 		}
 		fmt.Fprintf(&b, "請求書 %d/%d  shop %s  order %s  お問合せ番号 %s\n", i+1, len(invoices), p.Shop, p.Order, p.TransactionID)
-		fmt.Fprintf(&b, "(invoice.ok %s, %s JST, sequence %d)\n", p.EventID, jstTime(p.Published), p.Seq)
+		fmt.Fprintf(&b, "(invoice.ok %s, %s JST, sequence %d)\n", p.EventID, jst.Format(p.Published), p.Seq)
 		for _, g := range layout {
 			fmt.Fprintf(&b, "\n[%s]\n", g.Heading)
 			for _, f := range g.Fields {

@@ -277,14 +277,3 @@ func (o *Operator) publish(ctx context.Context, r *Result, ev inbound.Event, opt
 	r.Outcome, r.Stream, r.Sequence, r.Duplicate = Published, ack.Stream, ack.Sequence, ack.Duplicate
 	return nil
 }
-
-// jst is Japan's time, in which people read the times of sentences.
-var jst = time.FixedZone("JST", 9*60*60)
-
-// jstTime prints t in Japan's time, to the second; "-" for no time.
-func jstTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(jst).Format("2006-01-02 15:04:05")
-}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/streamscan"
 )
@@ -103,7 +104,7 @@ func latestData(ctx context.Context, s jetstream.Stream, st orderstate.State, hi
 	}
 	if st.CreditCreated != 0 && info.Created.UnixNano() != st.CreditCreated {
 		return Received{}, dataGone{fmt.Sprintf("stream %s was created again (at %s JST) after the order's last credit event was published in it (sequence %d of the stream created %s JST)",
-			name, jstTime(info.Created), st.CreditSeq, jstTime(time.Unix(0, st.CreditCreated)))}
+			name, jst.Format(info.Created), st.CreditSeq, jst.Format(time.Unix(0, st.CreditCreated)))}
 	}
 	m, err := s.GetMsg(ctx, st.CreditSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

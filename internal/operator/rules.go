@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -122,7 +123,7 @@ func refusal(shop, order string, s standing, a Action) (Refusal, string) {
 	case ActionCancel:
 		switch s.status {
 		case orderstate.StatusCancelled:
-			return status("is cancelled already (at %s JST)", jstTime(s.cancelledAt))
+			return status("is cancelled already (at %s JST)", jst.Format(s.cancelledAt))
 		case orderstate.StatusUnknown:
 			return status("is unknown: the worker does not know whether ATODENE holds a transaction; cancel it at ATODENE by hand, then settle it")
 		case orderstate.StatusNone:

@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/japanese"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -40,7 +40,7 @@ func Record(o orderstate.Summary) []string {
 		status = "none"
 	}
 	return []string{o.OrderID, status, review, o.TransactionID, strconv.FormatInt(o.Fee, 10),
-		strconv.FormatInt(o.BilledAmount, 10), string(o.Shipment), jstTime(o.OrderedAt), jstTime(o.ChangedAt)}
+		strconv.FormatInt(o.BilledAmount, 10), string(o.Shipment), jst.Format(o.OrderedAt), jst.Format(o.ChangedAt)}
 }
 
 // Encoding is the character encoding of a file.
@@ -146,15 +146,4 @@ func Write(w io.Writer, enc Encoding, orders []orderstate.Summary) error {
 	}
 	_, err = w.Write(buf.Bytes())
 	return err
-}
-
-// jst is Japan's time, in which the rows give times.
-var jst = time.FixedZone("JST", 9*60*60)
-
-// jstTime prints t in Japan's time, to the second; "-" for no time.
-func jstTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(jst).Format("2006-01-02 15:04:05")
 }

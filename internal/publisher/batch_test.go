@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // compact puts a JSON document on one line.
@@ -69,7 +71,7 @@ func TestBatchAllGood(t *testing.T) {
 	url, s := ordersStream(t)
 	// More lines than the window of publishes awaiting acknowledgement, from stdin.
 	var lines strings.Builder
-	smp := newSampler(7, "demo", time.Date(2026, 11, 26, 0, 0, 0, 0, jst))
+	smp := newSampler(7, "demo", time.Date(2026, 11, 26, 0, 0, 0, 0, jst.Zone))
 	const n = 2*batchWindow + 10
 	for i := range n {
 		lines.WriteString(mustJSON(t, smp.order(i)) + "\n")

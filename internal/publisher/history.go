@@ -5,18 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
-
-// jstTime prints t in Japan's time (jst, as sample dates its orders), to the second, as the tables show it.
-func jstTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.In(jst).Format("2006-01-02 15:04:05")
-}
 
 // historyLine is one entry of `order history -json`: the entry as the worker stores it, with the
 // order it belongs to.
@@ -65,7 +57,7 @@ An order with no history is an error (exit status 1).
 		if e.Operator != "" {
 			source += " (" + e.Operator + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", jstTime(e.At), e.Type, source, clipText(oneLine(e.Did), 100),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", jst.Format(e.At), e.Type, source, clipText(oneLine(e.Did), 100),
 			orDash(strings.Join(e.Calls, ", ")), orDash(strings.Join(e.Outcomes, ", ")), statusName(e.Status))
 	}
 	if err := tw.Flush(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // invoiceUsage is the usage of the invoice commands as a group.
@@ -130,7 +131,7 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 	if !found.Limited {
 		where = fmt.Sprintf("the %d invoice.ok outcomes of shop %s in %s", found.Read, shop, *stream)
 		if !from.IsZero() {
-			where += " since " + jstTime(from) + " JST"
+			where += " since " + jst.Format(from) + " JST"
 		}
 	}
 	for _, o := range missing {

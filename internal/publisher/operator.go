@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/operator"
 )
 
@@ -167,7 +168,7 @@ func (a *App) printAction(res operator.Result, o *operatorOpts) error {
 				copyOf = fmt.Sprintf(", a dead letter's replay or edit of sequence %d", f.CopyOf)
 			}
 			fmt.Fprintf(a.Stdout, "data from %s sequence %d: %s %s from %s, stored %s JST%s\n",
-				o.stream, f.Sequence, f.Type, f.ID, f.Source, jstTime(f.Stored), copyOf)
+				o.stream, f.Sequence, f.Type, f.ID, f.Source, jst.Format(f.Stored), copyOf)
 		}
 	}
 	if res.Note != "" {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -49,7 +50,7 @@ func parseBound(name, v string, end bool) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
-	d, err := time.ParseInLocation(time.DateOnly, v, jst)
+	d, err := time.ParseInLocation(time.DateOnly, v, jst.Zone)
 	if err != nil {
 		return time.Time{}, usagef("-%s %q: want a time in RFC 3339 (2026-11-30T09:00:00+09:00) or a date (2026-11-30, JST)", name, v)
 	}
@@ -218,7 +219,7 @@ mistake in the command line (exit status 2).
 	fmt.Fprintln(tw, "ORDER\tSTATUS\tSHIPMENT\tTRANSACTION\tFEE\tBILLED\tORDERED (JST)\tCHANGED (JST)")
 	for _, o := range page.Orders {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", o.OrderID, statusReview(o), o.Shipment, orDash(o.TransactionID),
-			o.Fee, o.BilledAmount, jstTime(o.OrderedAt), jstTime(o.ChangedAt))
+			o.Fee, o.BilledAmount, jst.Format(o.OrderedAt), jst.Format(o.ChangedAt))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

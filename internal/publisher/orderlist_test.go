@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -37,7 +38,7 @@ func (e *orderEnv) putAt(shop, order string, st orderstate.State, now time.Time)
 func listEnv(t *testing.T) (*orderEnv, time.Time) {
 	e := newOrderEnv(t)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	day := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, jst) }
+	day := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, jst.Zone) }
 	for i, o := range []struct {
 		id string
 		st orderstate.State
@@ -91,10 +92,10 @@ func TestOrderList(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 7 || !regexpLine(lines[0], "ORDER", "STATUS", "SHIPMENT", "TRANSACTION", "FEE", "BILLED", "ORDERED (JST)", "CHANGED (JST)") ||
-		!regexpLine(lines[1], "B-1", "cancelled", "none", "10000000005", "0", "2000", "2026-11-30 10:00:00", jstTime(base.Add(4*time.Minute))) ||
+		!regexpLine(lines[1], "B-1", "cancelled", "none", "10000000005", "0", "2000", "2026-11-30 10:00:00", jst.Format(base.Add(4*time.Minute))) ||
 		!regexpLine(lines[2], "A-4", "pending (hold)", "none", "10000000004") ||
 		!regexpLine(lines[3], "A-3", "pending (review)") || !regexpLine(lines[4], "A-2", "ng", "none", "-", "205", "5000") ||
-		!regexpLine(lines[5], "A-1", "ok", "reported", "10000000001", "205", "3155", "2026-11-28 10:00:00", jstTime(base)) ||
+		!regexpLine(lines[5], "A-1", "ok", "reported", "10000000001", "205", "3155", "2026-11-28 10:00:00", jst.Format(base)) ||
 		lines[6] != "5 orders (last page)" {
 		t.Errorf("order ls:\n%s", r.stdout)
 	}
@@ -149,7 +150,7 @@ func TestOrderList(t *testing.T) {
 	}
 	if r.err != nil || len(jl) != 4 || json.Unmarshal([]byte(jl[0]), &first) != nil || json.Unmarshal([]byte(jl[3]), &next) != nil || next.Next == nil || *next.Next == "" ||
 		first.OrderID != "B-1" || first.Status != "cancelled" || first.Shop != "demo" || first.BilledAmount != 2000 || first.TransactionID != "10000000005" ||
-		!first.OrderedAt.Equal(time.Date(2026, 11, 30, 10, 0, 0, 0, jst)) || !first.ChangedAt.Equal(base.Add(4*time.Minute)) {
+		!first.OrderedAt.Equal(time.Date(2026, 11, 30, 10, 0, 0, 0, jst.Zone)) || !first.ChangedAt.Equal(base.Add(4*time.Minute)) {
 		t.Fatalf("-json: %v\n%s", r.err, r.stdout)
 	}
 	r = e.run("", "order", "ls", "-shop", "demo", "-limit", "3", "-json", "-cursor", *next.Next)
@@ -168,7 +169,7 @@ func TestOrderList(t *testing.T) {
 	r = e.run("", "order", "ls", "-shop", "demo", "-csv", "-limit", "4")
 	recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
 	if r.err != nil || err != nil || len(recs) != 5 || !slices.Equal(recs[0], ordercsv.Header) ||
-		!slices.Equal(recs[2], []string{"A-4", "pending", "hold", "10000000004", "205", "800", "none", "2026-11-30 09:00:00", jstTime(base.Add(3 * time.Minute))}) ||
+		!slices.Equal(recs[2], []string{"A-4", "pending", "hold", "10000000004", "205", "800", "none", "2026-11-30 09:00:00", jst.Format(base.Add(3 * time.Minute))}) ||
 		!slices.Equal(recs[3][:3], []string{"A-3", "pending", "review"}) || !strings.HasPrefix(r.stderr, "next page: -cursor ") {
 		t.Errorf("-csv: %v %v\n%s\n%s", r.err, err, r.stdout, r.stderr)
 	}
@@ -265,7 +266,7 @@ func TestOrderExport(t *testing.T) {
 		}
 		seen[rec[0]] = true
 	}
-	if len(seen) != len(bulk) || !slices.Equal(recs[len(recs)-8], []string{"K-00007", "ok", "", "確認中－１", "205", "1007", "none", jstTime(base.Add(7 * time.Second)), jstTime(base.Add(7 * time.Second))}) {
+	if len(seen) != len(bulk) || !slices.Equal(recs[len(recs)-8], []string{"K-00007", "ok", "", "確認中－１", "205", "1007", "none", jst.Format(base.Add(7 * time.Second)), jst.Format(base.Add(7 * time.Second))}) {
 		t.Errorf("rows: %d distinct; K-00007 %v", len(seen), recs[len(recs)-8])
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 // resultKinds are the first tokens of the outcome subjects, in the order of the contract.
@@ -189,7 +190,7 @@ shows no personal data; -json prints each event's data as it is (invoice.ok hold
 		}
 		// Each line as it comes, in columns of fixed widths: a table aligned on its widest values
 		// would wait for the end to print anything.
-		if _, err := fmt.Fprintf(a.Stdout, tailRow, jstTime(o.when()), o.Type, o.Shop, orDash(o.Order), orDash(transactionOf(o.Data)), oneLine(outcomeDetail(o))); err != nil {
+		if _, err := fmt.Fprintf(a.Stdout, tailRow, jst.Format(o.when()), o.Type, o.Shop, orDash(o.Order), orDash(transactionOf(o.Data)), oneLine(outcomeDetail(o))); err != nil {
 			return err
 		}
 	}

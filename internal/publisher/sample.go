@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/sampledata"
 )
 
@@ -61,7 +62,7 @@ Order IDs are <prefix from the seed>-<number>, unique within a run.
 	case *typ != events.TypeOrderCreated && *typ != events.TypeOrderUpdated:
 		return usagef("-type must be %s or %s", events.TypeOrderCreated, events.TypeOrderUpdated)
 	}
-	placed, err := time.ParseInLocation(time.DateOnly, *day, jst)
+	placed, err := time.ParseInLocation(time.DateOnly, *day, jst.Zone)
 	if err != nil {
 		return usagef("-date %q is not a date written YYYY-MM-DD", *day)
 	}
@@ -91,8 +92,6 @@ Order IDs are <prefix from the seed>-<number>, unique within a run.
 	}
 	return w.Flush()
 }
-
-var jst = time.FixedZone("JST", 9*60*60)
 
 // rule is the sandbox behaviour an order is made for.
 type rule = sampledata.Rule

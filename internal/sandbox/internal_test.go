@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 )
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
@@ -120,7 +122,7 @@ func TestGrouped(t *testing.T) {
 
 func TestBarcode(t *testing.T) {
 	t.Parallel()
-	bc := invoiceBarcode("12345678901", 3155, time.Date(2026, 12, 10, 0, 0, 0, 0, jst))
+	bc := invoiceBarcode("12345678901", 3155, time.Date(2026, 12, 10, 0, 0, 0, 0, jst.Zone))
 	if len(bc) != 44 || strings.Trim(bc, "0123456789") != "" {
 		t.Fatalf("barcode %q is not 44 digits", bc)
 	}

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
-)
 
-// jst is Japan's time zone, in which invoice dates are printed.
-var jst = time.FixedZone("JST", 9*60*60)
+	"github.com/atodene-worker/atodene-worker/internal/jst"
+)
 
 // paymentDays is the payment term printed on an invoice (docs/protocol.md#business-rules: 14 days).
 const paymentDays = 14
@@ -19,8 +18,8 @@ const paymentDays = 14
 // strings. Reserved fields (expand1–10, expand17–20) are present and empty, as a real invoice's would be.
 func (s *Server) invoiceInfo(t *transaction, now time.Time) *xmlNode {
 	c := t.order.customer
-	sendDate := now.In(jst)
-	if d, err := time.ParseInLocation("2006/01/02", shipInvoiceDate(t), jst); err == nil {
+	sendDate := now.In(jst.Zone)
+	if d, err := time.ParseInLocation("2006/01/02", shipInvoiceDate(t), jst.Zone); err == nil {
 		sendDate = d
 	}
 	deadline := sendDate.AddDate(0, 0, paymentDays)
