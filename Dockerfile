@@ -1,5 +1,6 @@
-# One Dockerfile, two images:
+# One Dockerfile, three images:
 #   docker build --target worker  -t atodene-worker .   (the default target)
+#   docker build --target console -t atodene-console .
 #   docker build --target sandbox -t atodene-sandbox .
 # Both run on Alpine, whose busybox wget serves the healthchecks of docker-compose.yml, as a
 # non-root user. Nothing is fetched at run time.
@@ -15,7 +16,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # -buildvcs=false: .git is not in the build context (.dockerignore), and the image has no git.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/atodene-sandbox ./cmd/publisher && \
+    go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/ ./cmd/atodene-sandbox ./cmd/publisher ./cmd/console && \
     go build -trimpath -buildvcs=false -ldflags="-s -w" -tags noembedded -o /out/ ./cmd/worker
 
 FROM alpine:${ALPINE_VERSION} AS runtime
@@ -31,6 +32,14 @@ EXPOSE 8089
 ENTRYPOINT ["atodene-sandbox"]
 # The flag's default, 127.0.0.1:8089, is unreachable from outside the container.
 CMD ["-addr", "0.0.0.0:8089"]
+
+FROM runtime AS console
+COPY --from=build /out/console /usr/local/bin/console
+# The flag's default, 127.0.0.1:8090, is unreachable from outside the container: the console is
+# meant to be reached through an authenticating or TLS-terminating proxy.
+ENV ATODENE_CONSOLE_HTTP_ADDR=0.0.0.0:8090
+EXPOSE 8090
+ENTRYPOINT ["console"]
 
 FROM runtime AS worker
 COPY --from=build /out/worker /usr/local/bin/worker

@@ -101,3 +101,29 @@ func TestOpenSentinelTLSFiles(t *testing.T) {
 		t.Errorf("redis-sentinel:// with a CA: %v, want the files refused", err)
 	}
 }
+
+// TestSentinelWithAnACLUser: with the default user off on the master and an ACL user for the
+// worker, a redis-sentinel:// URL whose username and password parameters name that user writes
+// to the master; without them it is refused, and its error does not quote the password.
+func TestSentinelWithAnACLUser(t *testing.T) {
+	t.Parallel()
+	g := testenv.StartSentinelGroupACL(t, "worker", "w0rker-pw")
+	ctx := context.Background()
+	rdb, err := Open("-redis-url", g.URL()+"&username=worker&password=w0rker-pw", transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "acl-test", "x", 0).Err(); err != nil {
+		t.Fatalf("SET as the ACL user: %v", err)
+	}
+	anon, err := Open("-redis-url", g.URL(), transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	err = anon.Set(ctx, "acl-test", "y", 0).Err()
+	if err == nil || strings.Contains(err.Error(), "w0rker-pw") {
+		t.Errorf("SET without the user: %v, want a refusal that does not quote the password", err)
+	}
+}

@@ -28,11 +28,19 @@ type SentinelGroup struct {
 // 1 s without an answer and agree on it with a quorum of 2.
 func StartSentinelGroup(t testing.TB) *SentinelGroup {
 	t.Helper()
+	return StartSentinelGroupACL(t, "", "")
+}
+
+// StartSentinelGroupACL is StartSentinelGroup with the default user of the master and the replica
+// turned off and an ACL user, user with password, allowed everything instead (none: as
+// StartSentinelGroup). The replica and the sentinels authenticate as that user.
+func StartSentinelGroupACL(t testing.TB, user, password string) *SentinelGroup {
+	t.Helper()
 	g := &SentinelGroup{Name: "atodene"}
-	g.Master, g.Replica = StartReplicated(t)
+	g.Master, g.Replica = startReplicated(t, user, password)
 	host, port, _ := net.SplitHostPort(g.Master.Addr)
 	for range 3 {
-		g.Sentinels = append(g.Sentinels, g.startSentinel(t, host, port))
+		g.Sentinels = append(g.Sentinels, g.startSentinel(t, host, port, user, password))
 	}
 	return g
 }
@@ -50,17 +58,34 @@ func (g *SentinelGroup) URL() string {
 // is in sync.
 func StartReplicated(t testing.TB) (master, replica *PrivateRedis) {
 	t.Helper()
-	master = StartPrivateRedis(t)
+	return startReplicated(t, "", "")
+}
+
+func startReplicated(t testing.TB, user, password string) (master, replica *PrivateRedis) {
+	t.Helper()
+	var acl []string
+	if user != "" {
+		acl = []string{"--user", "default", "off", "--user", user, "on", ">" + password, "~*", "&*", "+@all",
+			"--masteruser", user, "--masterauth", password}
+	}
+	master = startPrivateRedis(t, user, password, acl)
 	host, port, _ := net.SplitHostPort(master.Addr)
-	replica = StartPrivateRedisWith(t, "--replicaof", host, port)
-	WaitReplicasOnline(t, master.Addr, 1)
+	replica = startPrivateRedis(t, user, password, append([]string{"--replicaof", host, port}, acl...))
+	waitReplicas(t, master, 1)
 	return master, replica
 }
 
 // WaitReplicasOnline waits until the master at addr has n replicas online.
 func WaitReplicasOnline(t testing.TB, addr string, n int) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	waitReplicas(t, &PrivateRedis{Addr: addr}, n)
+}
+
+// waitReplicas waits until the master r has n replicas online.
+func waitReplicas(t testing.TB, r *PrivateRedis, n int) {
+	t.Helper()
+	addr := r.Addr
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: r.User, Password: r.Password})
 	defer rdb.Close()
 	want := fmt.Sprintf("connected_slaves:%d", n)
 	if !wait.Until(20*time.Second, func() bool {
@@ -86,7 +111,7 @@ func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("testenv: no sentinel names the master %s: %v", g.Name, last)
 }
 
-func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort string) string {
+func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort, user, password string) string {
 	t.Helper()
 	dir := t.TempDir()
 	port := FreePort(t)
@@ -94,6 +119,9 @@ func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort strin
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor %s %s %s 2\n"+
 		"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
 		port, dir, filepath.Join(dir, "sentinel.log"), g.Name, masterHost, masterPort, g.Name, g.Name, g.Name)
+	if user != "" {
+		text += fmt.Sprintf("sentinel auth-user %s %s\nsentinel auth-pass %s %s\n", g.Name, user, g.Name, password)
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -64,10 +64,13 @@ func RedisAddr() string { return sharedRedisAddr() }
 // PrivateRedis is a redis-server process of the test's own, which the test may stop and start.
 type PrivateRedis struct {
 	Addr string
-	dir  string
-	args []string // more redis-server arguments
-	cmd  *exec.Cmd
-	t    testing.TB
+	// User and Password authenticate the test's own clients (Start's PING), for a server whose
+	// arguments make an ACL user and turn the default user off.
+	User, Password string
+	dir            string
+	args           []string // more redis-server arguments
+	cmd            *exec.Cmd
+	t              testing.TB
 }
 
 // StartPrivateRedis starts a redis-server on a free port, with append-only persistence in a
@@ -81,10 +84,15 @@ func StartPrivateRedis(t testing.TB) *PrivateRedis {
 // host, port).
 func StartPrivateRedisWith(t testing.TB, args ...string) *PrivateRedis {
 	t.Helper()
+	return startPrivateRedis(t, "", "", args)
+}
+
+func startPrivateRedis(t testing.TB, user, password string, args []string) *PrivateRedis {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server is not installed: %v", err)
 	}
-	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), dir: t.TempDir(), args: args, t: t}
+	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), User: user, Password: password, dir: t.TempDir(), args: args, t: t}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -100,7 +108,7 @@ func (r *PrivateRedis) Start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: starting redis-server: %v", err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, Username: r.User, Password: r.Password})
 	defer rdb.Close()
 	if !wait.Until(10*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
 		r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
