@@ -246,14 +246,16 @@ func TestStuckActionFailsInTime(t *testing.T) {
 	t.Parallel()
 	srv := consoleServer(t)
 	rec := &fatalRecorder{TB: t}
-	b := browser.New(rec, browser.WithActionTimeout(time.Second))
+	// Long enough for the first page on a loaded machine (1 s failed a CI run), far below the
+	// default 20 s.
+	b := browser.New(rec, browser.WithActionTimeout(5*time.Second))
 	b.Run(chromedp.Navigate(srv.URL + "/"))
 	start := time.Now()
 	onGoroutine(func() { b.Run(chromedp.WaitVisible(chromedp.CSS("#never"))) })
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("a stuck action took %s to fail, want about 1s", took)
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("a stuck action took %s to fail, want about 5s", took)
 	}
-	for _, want := range []string{"action 1 of 1 failed at", "did not finish within 1s", srv.URL + "/", "failure-1.png"} {
+	for _, want := range []string{"action 1 of 1 failed at", "did not finish within 5s", srv.URL + "/", "failure-1.png"} {
 		if !strings.Contains(rec.fatal, want) {
 			t.Errorf("failure message %q lacks %q", rec.fatal, want)
 		}
