@@ -186,6 +186,7 @@ type checker struct {
 	dead       map[string][]DeadLetter // by event key
 	operator   map[string]bool         // shop/order handed to an operator by an allowed dead letter
 	creditDead map[string]bool         // shop/order one of whose credit events ended as a dead letter alone
+	shipDead   map[string]bool         // shop/order one of whose tracking numbers ended as a dead letter alone
 	lastCredit map[string]Outcome      // shop/order → its last credit.* outcome
 	// silent, beyond, handed, both and withOperator count what the notes report (see event and
 	// checkFalseOutcomes).
@@ -205,7 +206,7 @@ func Check(obs Observed) Verdict {
 		}
 	}
 	c.v.Registrations, c.v.DoubleReg, c.v.Reregistered = checkRegistrations(obs.Events, obs.Transactions, &c.vs)
-	c.v.FalseOutcomes, c.withOperator = checkFalseOutcomes(c.outs, obs.Transactions, c.creditDead, &c.vs)
+	c.v.FalseOutcomes, c.withOperator = checkFalseOutcomes(c.outs, obs.Transactions, c.creditDead, c.shipDead, &c.vs)
 	c.health()
 	c.notes()
 	c.v.Violations = c.vs.result()
@@ -229,7 +230,7 @@ func (c *checker) index() {
 			c.v.Events++
 		}
 	}
-	c.allowed, c.creditDead = map[string]bool{}, map[string]bool{}
+	c.allowed, c.creditDead, c.shipDead = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, r := range c.obs.Allowed {
 		c.allowed[r] = true
 	}
@@ -348,8 +349,11 @@ func (c *checker) event(e *Event) {
 		right = c.outcomesRight(e, os)
 	case len(os) == 0:
 		right = c.deadLettersRight(e, ds)
-		if e.Type == events.TypeOrderCreated || e.Type == events.TypeOrderUpdated || e.Type == events.TypeOrderCancelled {
-			c.creditDead[e.Shop+"/"+e.Order] = true // what it did at ATODENE is an operator's to find out
+		switch e.Type { // what it did at ATODENE is an operator's to find out
+		case events.TypeOrderCreated, events.TypeOrderUpdated, events.TypeOrderCancelled:
+			c.creditDead[e.Shop+"/"+e.Order] = true
+		case events.TypeTrackingEntered:
+			c.shipDead[e.Shop+"/"+e.Order] = true
 		}
 	case e.Want.Reason == "" && allAllowed(ds, c.allowed):
 		// The state that recorded the outcome was lost while the event was handled: the outcome
@@ -431,7 +435,7 @@ func (c *checker) notes() {
 	}
 	add(c.both, "%d events have an outcome and a dead letter for an operator (allowed: the state that recorded the outcome was lost while they were handled)")
 	add(c.handed, "%d credit checks left pending and handed to an operator by a dead letter of their order (allowed: the worker lost its state)")
-	add(c.withOperator, "%d orders whose last credit outcome ATODENE no longer agrees with, after a later credit event of theirs was dead-lettered for an operator (a change that reached ATODENE without its answer; not a false outcome)")
+	add(c.withOperator, "%d orders whose last credit or shipment outcome ATODENE no longer agrees with, after a later event of theirs of that kind was dead-lettered for an operator (a change that reached ATODENE without its answer, or whose record Redis lost; not a false outcome)")
 	if !c.allowed["outcome-unknown"] {
 		add(v.DeadByReason["outcome-unknown"], "%d outcome-unknown dead letters: a registration reached ATODENE but its answer was not recorded, and the retry found the order registered (docs/architecture.md#idempotency-and-exactly-once-effect); each needs an operator")
 	}

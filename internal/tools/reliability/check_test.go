@@ -225,7 +225,15 @@ func TestCheck(t *testing.T) {
 			o.Transactions[0].BilledAmount = 2950
 			o.Events = append(o.Events, ev("u1", events.TypeOrderUpdated, "A", 9, Want{Direct: []string{events.TypeCreditOK}, MayBeUnknown: true}))
 			o.DeadLetters = []DeadLetter{{Reason: "outcome-unknown", OrigStream: "ORDERS", OrigSeq: 9, Event: "u1"}}
-		}, pass: true, want: "1 orders whose last credit outcome ATODENE no longer agrees with"},
+		}, pass: true, want: "1 orders whose last credit or shipment outcome ATODENE no longer agrees with"},
+		{name: "a tracking number whose report reached ATODENE and whose record Redis lost, for an operator", change: func(o *Observed) {
+			o.Allowed = stateLost
+			o.Transactions[0].Shipment.DeliverySlipNo = "400000019999"
+			late := ev("t2", events.TypeTrackingEntered, "A", 9, Want{Direct: []string{events.TypeShipmentOK}})
+			late.Tracking = "400000019999"
+			o.Events = append(o.Events, late)
+			o.DeadLetters = []DeadLetter{{Reason: "no-transaction", OrigStream: "ORDERS", OrigSeq: 9, Event: "t2"}}
+		}, pass: true, want: "1 orders whose last credit or shipment outcome ATODENE no longer agrees with"},
 		{name: "an invoice ATODENE mails itself", change: func(o *Observed) {
 			o.Transactions[0].Service = atodene.ServiceSeparate
 		}, want: `invoice service "2"`},
