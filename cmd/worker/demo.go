@@ -56,7 +56,7 @@ func runDemo(ctx context.Context, natsURL string, out io.Writer) error {
 	run := strconv.FormatInt(time.Now().Unix()%(36*36*36*36*36), 36)
 	for _, o := range demoBatch {
 		o.id += "-" + run
-		if err := publishDemoOrder(ctx, js, o); err != nil {
+		if err := publishDemoOrder(ctx, js, o, demoMsgID(o)); err != nil {
 			return err
 		}
 	}
@@ -74,9 +74,11 @@ func runDemo(ctx context.Context, natsURL string, out io.Writer) error {
 	return tw.Flush()
 }
 
-// publishSamples publishes the demo batch once the worker has made its streams, so that the
-// embedded console shows orders in every state from the start; it gives up when ctx ends.
-func publishSamples(ctx context.Context, natsURL string, out io.Writer, log *zap.Logger) {
+// publishSamples publishes the demo batch once the worker has made its inbound stream (named
+// stream), so that the embedded console shows orders in every state from the start; it gives up
+// when ctx ends. Each order keeps its message ID across tries: a publish whose
+// acknowledgement was lost and is tried again is dropped by the stream as a duplicate.
+func publishSamples(ctx context.Context, natsURL, stream string, out io.Writer, log *zap.Logger) {
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		log.Warn("sample orders: connecting to NATS", zap.Error(err))
@@ -84,31 +86,56 @@ func publishSamples(ctx context.Context, natsURL string, out io.Writer, log *zap
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
+	for {
+		_, err := js.Stream(ctx, stream)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			log.Warn("sample orders: looking for the inbound stream", zap.String("stream", stream), zap.Error(err))
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
 	run := strconv.FormatInt(time.Now().Unix()%(36*36*36*36*36), 36)
 	for _, o := range demoBatch {
 		o.id += "-" + run
-		for {
-			err := publishDemoOrder(ctx, js, o)
+		msgID := demoMsgID(o)
+		for try := 1; ; try++ {
+			err := publishDemoOrder(ctx, js, o, msgID)
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, jetstream.ErrNoStreamResponse) || ctx.Err() != nil {
-				if ctx.Err() == nil {
-					log.Warn("sample orders: publishing", zap.Error(err))
-				}
+			if ctx.Err() != nil {
 				return
 			}
-			select { // the worker has not made ORDERS yet
-			case <-ctx.Done():
+			if try == 5 {
+				log.Warn("sample orders: publishing", zap.Int("tries", try), zap.Error(err))
 				return
-			case <-time.After(200 * time.Millisecond):
+			}
+			if !sleep(ctx, 200*time.Millisecond) {
+				return
 			}
 		}
 	}
 	fmt.Fprintf(out, "published %d sample orders to orders.created.%s, one for each rule of the sandbox: the console shows them\n", len(demoBatch), DemoShopID)
 }
 
-func publishDemoOrder(ctx context.Context, js jetstream.JetStream, o demoOrder) error {
+// demoMsgID is the message ID of a publish of o, the same for each of its tries.
+func demoMsgID(o demoOrder) string { return fmt.Sprintf("demo-%s-%d", o.id, time.Now().UnixNano()) }
+
+// sleep waits for d and says whether ctx is still on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func publishDemoOrder(ctx context.Context, js jetstream.JetStream, o demoOrder, id string) error {
 	billed := o.billed
 	if billed == 0 {
 		billed = 2950
@@ -124,7 +151,6 @@ func publishDemoOrder(ctx context.Context, js jetstream.JetStream, o demoOrder) 
 		"items":        []any{map[string]any{"name": "緑茶ティーバッグ 50包", "unit_price": billed - 550, "quantity": 1}},
 		"shipping_fee": 550, "billed_amount": billed,
 	})
-	id := fmt.Sprintf("demo-%s-%d", o.id, time.Now().UnixNano())
 	body, _ := json.Marshal(events.Envelope{SpecVersion: events.SpecVersion, ID: id, Source: "worker-demo",
 		Type: events.TypeOrderCreated, Time: time.Now().Format(time.RFC3339), DataContentType: "application/json", Data: data})
 	if _, err := js.Publish(ctx, events.Subject(events.TypeOrderCreated, DemoShopID), body, jetstream.WithMsgID(id)); err != nil {

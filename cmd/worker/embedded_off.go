@@ -21,4 +21,4 @@ func startEmbedded(*config.Settings, *config.Shops, io.Writer, *zap.Logger) (*co
 
 func withDemo(context.Context, worker.Deps, io.Writer) error { return errNoEmbedded }
 
-func publishSamples(context.Context, string, io.Writer, *zap.Logger) {}
+func publishSamples(context.Context, string, string, io.Writer, *zap.Logger) {}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,7 +37,7 @@ func newEmbeddedWorker(t *testing.T, dir string) embeddedWorker {
 	w := embeddedWorker{http: freeAddr(t), nats: freeAddr(t), redis: freeAddr(t)}
 	w.args = []string{"-embedded", "-config", filepath.Join(dir, "none.yaml"), "-data-dir", dir,
 		"-http-addr", w.http, "-embedded-nats-addr", w.nats, "-embedded-redis-addr", w.redis,
-		"-embedded-console-addr", "127.0.0.1:0"}
+		"-embedded-console-addr", "127.0.0.1:0", "-embedded-no-samples"}
 	return w
 }
 
@@ -76,12 +77,28 @@ func startInProcess(t *testing.T, args []string) (*syncBuffer, func() error) {
 	return &stdout, stop
 }
 
-// TestEmbedded runs the whole product in-process with no shops file, then stops it as SIGTERM
-// would (context cancelled): it must start, say where NATS listens, and exit 0.
+// TestEmbedded runs the whole product in-process with no shops file, as the README's quick start
+// does, then stops it as SIGTERM would (context cancelled): it must start, say where NATS listens,
+// publish the sample orders once (one per sandbox rule, each handled), and exit 0.
 func TestEmbedded(t *testing.T) {
 	w := newEmbeddedWorker(t, t.TempDir())
-	stdout, stop := startInProcess(t, w.args)
+	args := slices.DeleteFunc(slices.Clone(w.args), func(a string) bool { return a == "-embedded-no-samples" })
+	stdout, stop := startInProcess(t, append(args, "-log-level", "warn"))
 	waitReady(t, "http://"+w.http+"/readyz")
+	nc, err := nats.Connect("nats://" + w.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	wait.For(t, 30*time.Second, "the sample orders handled", func() bool {
+		return strings.Contains(stdout.String(), "published 8 sample orders") &&
+			countSubject(t, js, "DLQ", "dlq.orders.created."+DemoShopID) == 1 &&
+			countSubject(t, js, "RESULTS", "credit.ok."+DemoShopID) >= 1
+	})
+	if n := countSubject(t, js, "ORDERS", "orders.created."+DemoShopID); n != len(demoBatch) {
+		t.Errorf("ORDERS holds %d sample orders, want %d", n, len(demoBatch))
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}

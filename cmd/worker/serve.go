@@ -26,7 +26,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 	}
 	defer func() { _ = log.Sync() }()
 	defer routeLibraryLogs(log)()
-	samples := s.Embedded && !s.Demo && shops == nil // the sandbox's demo shop: give the console orders to show
+	samples := s.Embedded && !s.Demo && !s.EmbeddedNoSamples && shops == nil // the sandbox's demo shop: give the console orders to show
 	if s.Embedded {
 		var stop func()
 		if shops, stop, err = startEmbedded(&s, shops, stdout, log); err != nil {
@@ -51,7 +51,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 	if samples {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go publishSamples(ctx, s.NATSURL, stdout, log)
+		go publishSamples(ctx, s.NATSURL, s.OrdersStream, stdout, log)
 	}
 	if !s.Demo {
 		return worker.Run(ctx, deps)

@@ -143,6 +143,9 @@ type Settings struct {
 	// (-embedded-console-addr), host:port on loopback: its demo logs in loopback clients without
 	// a password. Default "127.0.0.1:18090", stable so that a bookmark of it stays true.
 	EmbeddedConsoleAddr string
+	// EmbeddedNoSamples, with Embedded and no shops file, leaves out the sample orders it
+	// otherwise publishes at start for the console to show (-embedded-no-samples). Default false.
+	EmbeddedNoSamples bool
 	// Demo, with Embedded, publishes a sample batch that meets every sandbox rule, prints a
 	// table of the outcomes and exits (-demo). Default false.
 	Demo bool
@@ -273,6 +276,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.EmbeddedNATSAddr, "embedded-nats-addr", s.EmbeddedNATSAddr, "with -embedded: `address` of the in-process NATS server")
 	fs.StringVar(&s.EmbeddedRedisAddr, "embedded-redis-addr", s.EmbeddedRedisAddr, "with -embedded: `address` of the in-process Redis-protocol server")
 	fs.StringVar(&s.EmbeddedConsoleAddr, "embedded-console-addr", s.EmbeddedConsoleAddr, "with -embedded: loopback `address` of the operators' console")
+	fs.BoolVar(&s.EmbeddedNoSamples, "embedded-no-samples", s.EmbeddedNoSamples, "with -embedded and no shops file: publish no sample orders at start")
 	fs.IntVar(&s.StreamReplicas, "stream-replicas", s.StreamReplicas, "replicas of the streams the worker creates or updates (3 on a cluster)")
 	fs.BoolVar(&s.Demo, "demo", s.Demo, "with -embedded: publish a sample batch covering every sandbox rule, print the outcomes and exit")
 	fs.BoolVar(&s.SkipStreamSetup, "skip-stream-setup", s.SkipStreamSetup, "leave streams and consumers as they are instead of creating or updating them at start-up")

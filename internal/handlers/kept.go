@@ -73,8 +73,12 @@ func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, 
 // to a replica behind) would lose the record that they were applied, and the reconciler would
 // take them for lost and publish them again, to be answered a second time.
 func (o *Orders) droppedFromState(ctx context.Context, shop, order string, before, after orderstate.State) {
+	held := before.HeldKeys()
+	if held == nil {
+		return
+	}
 	still := after.HeldKeys()
-	for _, key := range before.HeldKeys() {
+	for _, key := range held {
 		if slices.Contains(still, key) {
 			continue
 		}

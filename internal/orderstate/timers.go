@@ -119,13 +119,18 @@ func (s *Store) HeldEvents(ctx context.Context, shop, order string) (Held, error
 
 // HeldKeys lists the identities (events.EventKey) of the events st holds as received: parked, or
 // a tracking number queued until the credit is OK. Their kept copies stay while st holds them.
+// It is nil when st holds nothing, as most states do: it runs several times in every step.
 func (st State) HeldKeys() []string {
+	queued := st.Shipment != nil && !st.Shipment.Reported && st.Shipment.Event != ""
+	if len(st.Parked) == 0 && !queued {
+		return nil
+	}
 	keys := make([]string, 0, len(st.Parked)+1)
 	for _, p := range st.Parked {
 		keys = append(keys, p.Key)
 	}
-	if sh := st.Shipment; sh != nil && !sh.Reported && sh.Event != "" {
-		keys = append(keys, sh.Event)
+	if queued {
+		keys = append(keys, st.Shipment.Event)
 	}
 	return keys
 }

@@ -234,9 +234,15 @@ func TestCancelDuringRegistrationIsParked(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "CR-1", "taro@example.jp"))
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
 	t.Cleanup(store.Close)
-	wait.For(t, 10*time.Second, "the order to be registering", func() bool {
+	// The cancel must find the order registering between tries: one that finds a try holding the
+	// lease is queued in the inbox, not parked.
+	wait.For(t, 10*time.Second, "the order to be registering, no try running", func() bool {
 		st, err := store.Get(context.Background(), "shop-a", "CR-1")
-		return err == nil && st.Status == orderstate.StatusRegistering
+		if err != nil || st.Status != orderstate.StatusRegistering {
+			return false
+		}
+		held, err := store.HeldEvents(context.Background(), "shop-a", "CR-1")
+		return err == nil && !held.Busy
 	})
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "CR-1"))
 	wait.For(t, 10*time.Second, "the cancel to be parked", func() bool { return h.historySays("CR-1", "ev-x", "parked") })
