@@ -190,6 +190,9 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	}
 	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: s.RedisPrefix, Retention: s.Retention})
 	defer store.Close()
+	if err := store.CheckLayout(ctx, false); err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
 	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream})
 	if err != nil {
 		return err

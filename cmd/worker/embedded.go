@@ -84,7 +84,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 		}
 		s.RedisURL = "redis://" + r.Addr()
 		s.RedisWaitReplicas = 0 // one in-process server, with no replicas (and no INFO replication)
-		closers = append(closers, r.Close, countForgotten(*s, stdout))
+		closers = append(closers, r.Close, countForgotten(*s, func() *config.Shops { return shops }, stdout))
 		fmt.Fprintf(stdout, "embedded Redis-protocol server (in memory, not durable) on %s\n", r.Addr())
 	}
 	if shops == nil {
@@ -287,14 +287,18 @@ func openStore(s *config.Settings) error {
 // countForgotten returns the stop step that says what the stop forgets: the in-process Redis's
 // orders under review, and the events not handled yet, those waiting for their order and the dead
 // letters of the JetStream store that goes with it. It runs while both servers are still up.
-func countForgotten(s config.Settings, stdout io.Writer) func() {
+func countForgotten(s config.Settings, shops func() *config.Shops, stdout io.Writer) func() {
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		var review, unhandled, waiting, letters int64
 		if rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{}); err == nil {
 			store := orderstate.New(rdb, s.RedisPrefix, config.EventRecordTTL)
-			review, _ = store.PendingCount(ctx)
+			var ids []string
+			for _, sh := range shops().All() {
+				ids = append(ids, sh.ID)
+			}
+			review, _ = store.PendingCount(ctx, ids...)
 			store.Close()
 			rdb.Close()
 		}

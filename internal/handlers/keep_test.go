@@ -101,7 +101,7 @@ func TestInboxOfACrashedHolderIsApplied(t *testing.T) {
 	if prov.calls["shipment"] != 1 {
 		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
 	}
-	if done, _ := store.EventDone(ctx, ev.Key()); !done {
+	if done, _ := store.EventDone(ctx, "shop-a", ev.Key()); !done {
 		t.Error("the queued event is not recorded as processed")
 	}
 	entries, _ := store.History(ctx, "shop-a", "o-1")

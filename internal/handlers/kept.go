@@ -115,7 +115,7 @@ func (r *Reconciler) KeptFates() func(ctx context.Context, shop, order, key stri
 		if h.Keys[key] || h.Busy {
 			return KeptHeld, nil
 		}
-		done, err := r.Store.EventDone(ctx, key)
+		done, err := r.Store.EventDone(ctx, shop, key)
 		switch {
 		case err != nil:
 			return KeptHeld, err

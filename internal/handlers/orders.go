@@ -412,7 +412,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 // is retried later, first in the inbox (or, out of tries, dead-lettered as exhausted). err is a
 // failure of Redis or NATS; the entry is then still first in the inbox.
 func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *orderstate.Lease, st orderstate.State, p *orderstate.Parked) (orderstate.State, *orderstate.Parked, bool, error) {
-	done, err := o.Store.EventDone(ctx, p.Key)
+	done, err := o.Store.EventDone(ctx, r.shop.ID, p.Key)
 	if err != nil {
 		return st, nil, false, err
 	}

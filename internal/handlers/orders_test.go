@@ -204,14 +204,14 @@ func TestEventRecordedOnlyAfterSuccess(t *testing.T) {
 	if err := o.InvoiceRequested(ctx, ev); err == nil {
 		t.Fatal("a failed fetch succeeded")
 	}
-	if done, _ := store.EventDone(ctx, ev.Key()); done {
+	if done, _ := store.EventDone(ctx, "shop", ev.Key()); done {
 		t.Fatal("a failed event was recorded as processed")
 	}
 	prov.failing = false
 	if err := o.InvoiceRequested(ctx, ev); err != nil {
 		t.Fatalf("second delivery: %v", err)
 	}
-	if done, _ := store.EventDone(ctx, ev.Key()); !done {
+	if done, _ := store.EventDone(ctx, "shop", ev.Key()); !done {
 		t.Fatal("a processed event was not recorded")
 	}
 	if err := o.InvoiceRequested(ctx, ev); err != nil {

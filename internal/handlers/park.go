@@ -227,5 +227,5 @@ func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p ord
 	if err := o.dropCopy(ctx, shop, order, p.Key); err != nil {
 		return err
 	}
-	return o.Store.ForgetEvent(ctx, p.Key)
+	return o.Store.ForgetEvent(ctx, shop, p.Key)
 }

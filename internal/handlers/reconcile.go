@@ -19,6 +19,8 @@ import (
 // schedules the missing ones. Several workers may run it: one claims each order.
 type Reconciler struct {
 	Store *orderstate.Store
+	// Shops are the IDs of the shops whose timers it looks at (the timer index is kept per shop).
+	Shops []string
 	Polls Polls
 	// Waiting says where a timer is in JetStream: TimerWaiting (scheduled for after stale, or
 	// fired after since, the state's last write, and not handled yet), TimerMissing, or
@@ -46,11 +48,23 @@ const reconcileBatch = 256
 // Once looks at every order whose timer is overdue and returns how many timers it scheduled
 // again. An error is Redis's or JetStream's; the next run tries again.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
-	grace := r.Grace
 	now := r.Now()
 	scheduled := 0
+	for _, shop := range r.Shops {
+		n, err := r.once(ctx, shop, now)
+		scheduled += n
+		if err != nil {
+			return scheduled, err
+		}
+	}
+	return scheduled, nil
+}
+
+// once is Once for the orders of one shop.
+func (r *Reconciler) once(ctx context.Context, shop string, now time.Time) (int, error) {
+	scheduled := 0
 	for {
-		overdue, err := r.Store.OverdueTimers(ctx, now.Add(-grace), reconcileBatch)
+		overdue, err := r.Store.OverdueTimers(ctx, shop, now.Add(-r.Grace), reconcileBatch)
 		if err != nil {
 			return scheduled, err
 		}

@@ -298,8 +298,8 @@ func TestIndexUntouchedByAFailedWrite(t *testing.T) {
 
 	// The script checks its arguments before it writes anything: Redis would not undo the writes
 	// of a script that fails halfway.
-	keys := append([]string{s.stateKey("shop", "o1"), s.prefix + "pending", s.leaseKey("shop", "o1"), s.eventKey(""),
-		s.historyKey("shop", "o1"), s.inboxKey("shop", "o1"), s.timersKey()}, s.indexKeys("shop")...)
+	keys := append([]string{s.stateKey("shop", "o1"), s.pendingKey("shop"), s.leaseKey("shop", "o1"), s.eventKey("shop", ""),
+		s.historyKey("shop", "o1"), s.inboxKey("shop", "o1"), s.timersKey("shop")}, s.indexKeys("shop")...)
 	args := []any{st.Version, `{"version":2}`, "shop:o1", "0", "", "", HistoryLimit, "", "", "", "", "0",
 		"not a number", "o1", "1", "", "{}", "", `{"did":"x"}`}
 	if err := s.batch.run(ctx, writeScript, keys, args...).Err(); err == nil || !strings.Contains(err.Error(), "malformed") {

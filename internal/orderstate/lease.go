@@ -106,7 +106,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.prefix + "pending", s.eventKey(t.EventKey), s.inboxKey(shop, order), s.timersKey()}
+	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.pendingKey(shop), s.eventKey(shop, t.EventKey), s.inboxKey(shop, order), s.timersKey(shop)}
 	// A queued event's inbox timer is due when the lease expires.
 	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli(),
 		"", order, "", "", "", s.cutoff(t.Now)}

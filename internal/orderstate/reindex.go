@@ -3,7 +3,6 @@ package orderstate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -16,29 +15,23 @@ import (
 // write (a lost compare-and-set). It returns how many states it read and how many it filed;
 // cancelling ctx stops it between states.
 func (s *Store) Reindex(ctx context.Context, shop string) (read, filed int, err error) {
-	pattern := s.prefix + "order:" + shop + ":*"
+	pattern := s.prefix + "order:{" + shop + "}:*"
 	if shop == "" {
-		pattern = s.prefix + "order:*"
+		pattern = s.prefix + "order:{*"
 	}
-	iter := s.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		shopID, order, ok := strings.Cut(strings.TrimPrefix(iter.Val(), s.prefix+"order:"), ":")
+	err = s.scanAll(ctx, pattern, func(key string) error {
+		shopID, order, ok := strings.Cut(strings.TrimPrefix(key, s.prefix+"order:{"), "}:")
 		if !ok {
-			continue
+			return nil
 		}
 		read++
 		done, err := s.reindexOne(ctx, shopID, order)
-		if err != nil {
-			return read, filed, err
-		}
 		if done {
 			filed++
 		}
-	}
-	if err := iter.Err(); err != nil {
-		return read, filed, fmt.Errorf("orderstate: scanning %s: %w", pattern, unavailable(err))
-	}
-	return read, filed, nil
+		return err
+	})
+	return read, filed, err
 }
 
 // reindexOne files one state not in the index, and says whether it did.

@@ -51,17 +51,21 @@ func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []
 	case <-ctx.Done():
 		return failed(ctx, fmt.Errorf("waiting to write an intent: %w", ctx.Err()))
 	}
+	node, err := s.nodeOf(ctx, keys[0])
+	if err != nil {
+		return failed(ctx, err)
+	}
 	var cmd *redis.Cmd
 	var acks *redis.Cmd
 	for range 2 { // a second time after loading a script Redis lost (a restart)
-		pipe := s.rdb.Pipeline()
+		pipe := node.Pipeline()
 		cmd = script.EvalSha(ctx, pipe, keys, args...)
 		acks = pipe.Do(ctx, "WAIT", s.replication.Replicas, s.replication.Timeout.Milliseconds())
 		_, _ = pipe.Exec(ctx) // each command carries its own error
 		if !redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 			break
 		}
-		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+		if err := script.Load(ctx, node).Err(); err != nil {
 			cmd.SetErr(err)
 			break
 		}
@@ -81,9 +85,41 @@ func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []
 	return cmd
 }
 
+// nodeOf returns the client of the server that writes key: on Redis Cluster the master of its
+// slot, so that a WAIT after the write runs on the write's own connection (the cluster client
+// sends a command without keys to any node); otherwise the store's client.
+func (s *Store) nodeOf(ctx context.Context, key string) (redis.UniversalClient, error) {
+	c, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return s.rdb, nil
+	}
+	node, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("orderstate: finding the master of %s: %w", key, unavailable(err))
+	}
+	return node, nil
+}
+
 // ConnectedReplicas returns how many replicas the master rdb writes to reports online (INFO
-// replication), for a default of Replication.Replicas.
+// replication), for a default of Replication.Replicas; on Redis Cluster, the fewest of any master.
 func ConnectedReplicas(ctx context.Context, rdb redis.UniversalClient) (int, error) {
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		masters, err := clusterMasters(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		least := -1
+		for _, m := range masters {
+			n, err := ConnectedReplicas(ctx, m)
+			if err != nil {
+				return 0, err
+			}
+			if least < 0 || n < least {
+				least = n
+			}
+		}
+		return max(least, 0), nil
+	}
 	info, err := rdb.Info(ctx, "replication").Result()
 	if err != nil {
 		return 0, fmt.Errorf("orderstate: reading INFO replication: %w", unavailable(err))

@@ -285,14 +285,24 @@ func New(rdb redis.UniversalClient, prefix string, eventTTL time.Duration) *Stor
 	return NewStore(rdb, Config{Prefix: prefix, EventTTL: eventTTL})
 }
 
-func (s *Store) stateKey(shop, order string) string { return s.prefix + "order:" + shop + ":" + order }
-func (s *Store) leaseKey(shop, order string) string { return s.prefix + "lease:" + shop + ":" + order }
-func (s *Store) eventKey(key string) string         { return s.prefix + "event:" + key }
-func (s *Store) historyKey(shop, order string) string {
-	return s.prefix + "history:" + shop + ":" + order
+// The key layout (docs/architecture.md#redis-keys): every key of an order, and the sets of its shop
+// that its scripts write with it, carry the shop as a hash tag ({shop}), so that on Redis Cluster
+// the keys of each script are in one slot. Shop IDs hold no braces (config.checkShopID).
+func (s *Store) stateKey(shop, order string) string {
+	return s.prefix + "order:{" + shop + "}:" + order
 }
-func (s *Store) inboxKey(shop, order string) string { return s.prefix + "inbox:" + shop + ":" + order }
-func (s *Store) timersKey() string                  { return s.prefix + "timers" }
+func (s *Store) leaseKey(shop, order string) string {
+	return s.prefix + "lease:{" + shop + "}:" + order
+}
+func (s *Store) eventKey(shop, key string) string { return s.prefix + "event:{" + shop + "}:" + key }
+func (s *Store) historyKey(shop, order string) string {
+	return s.prefix + "history:{" + shop + "}:" + order
+}
+func (s *Store) inboxKey(shop, order string) string {
+	return s.prefix + "inbox:{" + shop + "}:" + order
+}
+func (s *Store) pendingKey(shop string) string { return s.prefix + "pending:{" + shop + "}" }
+func (s *Store) timersKey(shop string) string  { return s.prefix + "timers:{" + shop + "}" }
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
@@ -419,8 +429,8 @@ func (w writeArgs) inboxDue(now time.Time) time.Time {
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
 // It returns the state written and, when the lease is kept for it, the inbox's next entry.
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
-	keys := append([]string{s.stateKey(shop, order), s.prefix + "pending", s.leaseKey(shop, order), s.eventKey(w.eventKey),
-		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey()}, s.indexKeys(shop)...)
+	keys := append([]string{s.stateKey(shop, order), s.pendingKey(shop), s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
+		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop)}, s.indexKeys(shop)...)
 	args := make([]any, 18, 19+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
@@ -472,31 +482,42 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	return next, p, err
 }
 
-// EventDone reports whether the event with this identity (events.EventKey) was processed to
-// completion.
-func (s *Store) EventDone(ctx context.Context, key string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.eventKey(key)).Result()
+// EventDone reports whether the event of shop with this identity (events.EventKey) was processed
+// to completion.
+func (s *Store) EventDone(ctx context.Context, shop, key string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.eventKey(shop, key)).Result()
 	err = unavailable(err)
 	if err != nil {
-		return false, fmt.Errorf("orderstate: reading event record %s: %w", key, err)
+		return false, fmt.Errorf("orderstate: reading event record %s of shop %s: %w", key, shop, err)
 	}
 	return n == 1, nil
 }
 
-// ForgetEvent removes the record of an event processed (a parked event whose dead letter was
-// written), so that the event is applied if it comes again.
-func (s *Store) ForgetEvent(ctx context.Context, key string) error {
-	if err := unavailable(s.rdb.Del(ctx, s.eventKey(key)).Err()); err != nil {
-		return fmt.Errorf("orderstate: removing event record %s: %w", key, err)
+// ForgetEvent removes the record of an event of shop processed (a parked event whose dead letter
+// was written), so that the event is applied if it comes again.
+func (s *Store) ForgetEvent(ctx context.Context, shop, key string) error {
+	if err := unavailable(s.rdb.Del(ctx, s.eventKey(shop, key)).Err()); err != nil {
+		return fmt.Errorf("orderstate: removing event record %s of shop %s: %w", key, shop, err)
 	}
 	return nil
 }
 
-// PendingCount returns how many orders are under review, across all workers.
-func (s *Store) PendingCount(ctx context.Context) (int64, error) {
-	n, err := s.rdb.SCard(ctx, s.prefix+"pending").Result()
-	if err != nil {
+// PendingCount returns how many orders of shops are under review, across all workers: one SCARD
+// per shop, sent together (on Redis Cluster, to the nodes that hold them).
+func (s *Store) PendingCount(ctx context.Context, shops ...string) (int64, error) {
+	cmds := make([]*redis.IntCmd, len(shops))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, shop := range shops {
+			cmds[i] = p.SCard(ctx, s.pendingKey(shop))
+		}
+		return nil
+	})
+	if err = unavailable(err); err != nil {
 		return 0, fmt.Errorf("orderstate: counting orders under review: %w", err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
 	}
 	return n, nil
 }

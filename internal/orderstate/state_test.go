@@ -44,14 +44,14 @@ func TestGetPut(t *testing.T) {
 	if _, err := s.Put(ctx, "shop", "o1", st, now); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.PendingCount(ctx); err != nil || n != 1 {
+	if n, err := s.PendingCount(ctx, "shop"); err != nil || n != 1 {
 		t.Fatalf("pending count %d, %v; want 1", n, err)
 	}
 	st.Version, st.Status = 2, StatusOK
 	if _, err := s.Put(ctx, "shop", "o1", st, now); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.PendingCount(ctx); n != 0 {
+	if n, _ := s.PendingCount(ctx, "shop"); n != 0 {
 		t.Fatalf("pending count %d after the order was decided, want 0", n)
 	}
 	// The same write again (the client resending it after a lost reply) succeeds.
@@ -151,14 +151,14 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	if err != nil || written.Version != 2 {
 		t.Fatalf("commit: %+v, %v", written, err)
 	}
-	if n, _ := s.PendingCount(ctx); n != 1 {
+	if n, _ := s.PendingCount(ctx, "shop"); n != 1 {
 		t.Fatalf("pending count %d after committing a pending state, want 1", n)
 	}
 	l, err = s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev1", TTL: time.Minute}) // the commit released it
 	if err != nil || l.State.Version != 2 || l.State.Status != StatusPending || !l.EventDone {
 		t.Fatalf("lease after commit: %+v, %v", l, err)
 	}
-	if done, err := s.EventDone(ctx, "ev1"); err != nil || !done {
+	if done, err := s.EventDone(ctx, "shop", "ev1"); err != nil || !done {
 		t.Fatalf("event record: %v %v", done, err)
 	}
 
@@ -175,7 +175,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	if _, _, err := stale.Commit(ctx, Commit{State: &old, Done: true}, now.Add(time.Second)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale commit: %v, want ErrConflict", err)
 	}
-	if done, _ := s.EventDone(ctx, "ev2"); done {
+	if done, _ := s.EventDone(ctx, "shop", "ev2"); done {
 		t.Error("a commit that lost its compare-and-set recorded its event")
 	}
 	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); err != nil {
@@ -208,7 +208,7 @@ func TestLeaseReadsAndCommits(t *testing.T) {
 	if _, _, err := none.Commit(ctx, Commit{Done: true}, now); err != nil {
 		t.Fatal(err)
 	}
-	if done, _ := s.EventDone(ctx, "ev3"); !done {
+	if done, _ := s.EventDone(ctx, "shop", "ev3"); !done {
 		t.Error("a commit without a state write did not record its event")
 	}
 }
@@ -326,7 +326,7 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	s, ctx := New(rdb, prefix, time.Hour), context.Background()
 	t.Cleanup(s.Close)
-	if err := rdb.Set(ctx, prefix+"order:shop:bad", "{not json", 0).Err(); err != nil {
+	if err := rdb.Set(ctx, prefix+"order:{shop}:bad", "{not json", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -341,7 +341,7 @@ func TestLeaseGivenUpWhenTheStateIsUnreadable(t *testing.T) {
 func TestAcquireResentWithItsTokenSucceeds(t *testing.T) {
 	t.Parallel()
 	s, ctx := newStore(t), context.Background()
-	keys := append([]string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.prefix + "pending", s.eventKey(""), s.inboxKey("shop", "o1"), s.timersKey()},
+	keys := append([]string{s.leaseKey("shop", "o1"), s.stateKey("shop", "o1"), s.pendingKey("shop"), s.eventKey("shop", ""), s.inboxKey("shop", "o1"), s.timersKey("shop")},
 		s.indexKeys("shop")...)
 	args := []any{"token-1", time.Minute.Milliseconds(), "0", "", "shop:o1", "0", "", MaxInbox, "0", "0", "", "o1", "", "", "", ""}
 	for i := range 2 {
@@ -392,7 +392,7 @@ func TestInboxQueuesBehindTheHolder(t *testing.T) {
 		t.Fatalf("retrying commit: next %+v, %v", next, err)
 	}
 	for _, id := range []string{"1"} {
-		if done, _ := s.EventDone(ctx, "k-"+id); !done {
+		if done, _ := s.EventDone(ctx, "shop", "k-"+id); !done {
 			t.Errorf("event %s applied from the inbox is not recorded", id)
 		}
 	}

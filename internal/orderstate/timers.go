@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The timer index: a sorted set (<prefix>timers) of the orders whose state relies on a timer in
+// The timer index: a sorted set per shop (<prefix>timers:{shop}) of the orders whose state relies on a timer in
 // JetStream (a scheduled re-check, a parked-event timer, an inbox timer), scored by when the
 // earliest is due (Unix ms). Every write of a state keeps it in step (write.lua, acquire.lua). A
 // timer that JetStream lost (its stream deleted and created again, its store wiped) leaves its
@@ -25,13 +25,13 @@ type Timer struct {
 	score       float64
 }
 
-// OverdueTimers returns at most limit orders of the index whose timer was due before before,
-// earliest first.
-func (s *Store) OverdueTimers(ctx context.Context, before time.Time, limit int64) ([]Timer, error) {
-	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.timersKey(), &redis.ZRangeBy{
+// OverdueTimers returns at most limit orders of shop in the index whose timer was due before
+// before, earliest first.
+func (s *Store) OverdueTimers(ctx context.Context, shop string, before time.Time, limit int64) ([]Timer, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.timersKey(shop), &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(before.UnixMilli(), 10), Count: limit}).Result()
 	if err = unavailable(err); err != nil {
-		return nil, fmt.Errorf("orderstate: reading the timer index: %w", err)
+		return nil, fmt.Errorf("orderstate: reading the timer index of shop %s: %w", shop, err)
 	}
 	out := make([]Timer, 0, len(zs))
 	for _, z := range zs {
@@ -60,7 +60,7 @@ func (s *Store) ClaimTimer(ctx context.Context, t Timer, next time.Time) (bool, 
 	if !next.IsZero() {
 		to = strconv.FormatInt(next.UnixMilli(), 10)
 	}
-	n, err := claimScript.Run(ctx, s.rdb, []string{s.timersKey()}, t.member, strconv.FormatFloat(t.score, 'f', -1, 64), to).Int()
+	n, err := claimScript.Run(ctx, s.rdb, []string{s.timersKey(t.Shop)}, t.member, strconv.FormatFloat(t.score, 'f', -1, 64), to).Int()
 	if err = unavailable(err); err != nil {
 		return false, fmt.Errorf("orderstate: claiming the timer of %s/%s: %w", t.Shop, t.Order, err)
 	}

@@ -40,6 +40,7 @@ publisher order <command> -h lists the flags of a command.
 // and histories in Redis, and the operator's actions, which publish an event for an order.
 var orderCommands = group{name: "order", usage: orderUsage, subs: []sub{
 	{"ls", nil, (*App).orderList}, {"counts", nil, (*App).orderCounts}, {"export", nil, (*App).orderExport}, {"reindex", nil, (*App).orderReindex},
+	{"migrate-layout", nil, (*App).orderMigrateLayout},
 	{"show", nil, (*App).orderShow}, {"history", nil, (*App).orderHistory}, {"rerun", nil, (*App).orderRerun},
 	{"cancel", nil, (*App).orderCancel}, {"recheck", nil, (*App).orderRecheck}, {"resolve", nil, (*App).orderResolve},
 }}
@@ -65,8 +66,27 @@ func (a *App) bindRedis(fs *flag.FlagSet) *redisOpts {
 	return o
 }
 
-// store opens the worker's order state store; close releases it and its client.
+// layoutCheckTimeout bounds the check of the key layout when a command opens the store: one GET,
+// or, on a Redis that never had a worker of this version, one scan of the prefix's keys.
+const layoutCheckTimeout = time.Minute
+
+// store opens the worker's order state store, after checking that it can read its key layout;
+// close releases it and its client.
 func (o *redisOpts) store() (store *orderstate.Store, close func(), err error) {
+	if store, close, err = o.open(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), layoutCheckTimeout)
+	defer cancel()
+	if err := store.CheckLayout(ctx, false); err != nil {
+		close()
+		return nil, nil, err
+	}
+	return store, close, nil
+}
+
+// open opens the worker's order state store; close releases it and its client.
+func (o *redisOpts) open() (store *orderstate.Store, close func(), err error) {
 	retention, err := time.ParseDuration(o.retention)
 	if err != nil || retention <= 0 {
 		return nil, nil, usagef("-retention %q: want a positive duration such as 9600h, the worker's -retention", o.retention)

@@ -270,6 +270,40 @@ worker runs, and again: states already filed are left as they are.
 	return nil
 }
 
+// orderMigrateLayout runs `order migrate-layout`: orderstate.MigrateLayout.
+func (a *App) orderMigrateLayout(ctx context.Context, args []string) error {
+	fs := a.flagSet("order migrate-layout")
+	ro := a.bindRedis(fs)
+	a.setUsage(fs, "order migrate-layout [flags]", `Moves the worker's Redis keys written by a version before key layout 2 (docs/architecture.md#redis-keys),
+which this version refuses to start on: the keys of each order and the sets of orders under review and of
+timers get the shop as a hash tag, as Redis Cluster needs. Stop every worker first: it refuses while a
+worker of the earlier version holds an order. Safe to run again; states a worker of this version wrote
+meanwhile are kept and the older keys named.
+`)
+	rest, err := a.parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("order migrate-layout takes no arguments (got %q)", rest[0])
+	}
+	store, closeStore, err := ro.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m, err := store.MigrateLayout(ctx)
+	if err != nil {
+		return fmt.Errorf("order migrate-layout: %w", err)
+	}
+	fmt.Fprintf(a.Stdout, "key layout %s: %d orders of %d shops moved, %d event records copied to each shop, %d orders under review, %d timers\n",
+		orderstate.LayoutVersion, m.Orders, len(m.Shops), m.Events, m.Pending, m.Timers)
+	for _, key := range m.Conflicts {
+		fmt.Fprintf(a.Stdout, "left %s: the order has a key of layout %s already\n", key, orderstate.LayoutVersion)
+	}
+	return nil
+}
+
 // orderCounts runs `order counts -shop S`: how many orders each bucket holds.
 func (a *App) orderCounts(ctx context.Context, args []string) error {
 	fs := a.flagSet("order counts")

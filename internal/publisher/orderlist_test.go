@@ -420,7 +420,7 @@ func TestOrderReindex(t *testing.T) {
 	t.Parallel()
 	e, _ := listEnv(t)
 	old := `{"version":2,"status":"ng","updated_at":"` + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano) + `"}`
-	if err := e.rdb.Set(context.Background(), e.prefix+"order:demo:OLD-1", old, 0).Err(); err != nil {
+	if err := e.rdb.Set(context.Background(), e.prefix+"order:{demo}:OLD-1", old, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if r := e.run("", "order", "ls", "-shop", "demo"); r.err != nil || strings.Contains(r.stdout, "OLD-1") {

@@ -130,22 +130,18 @@ func callResult(err error) string {
 }
 
 // pendingGauge reports the orders under review across all workers, read from Redis at scrape
-// time (one SCARD, within 1 s). When Redis cannot be read the gauge has no sample, since any value
+// time (one SCARD per shop, sent together, within 1 s). When Redis cannot be read the gauge has no sample, since any value
 // would be graphed and summed as a count, and atodene_worker_orders_under_review_read_errors_total
 // grows instead.
-func pendingGauge(store interface {
-	PendingCount(context.Context) (int64, error)
-}) prometheus.Collector {
-	return &pendingCollector{store: store, errors: prometheus.NewCounter(prometheus.CounterOpts{
+func pendingGauge(count func(context.Context) (int64, error)) prometheus.Collector {
+	return &pendingCollector{count: count, errors: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "atodene_worker_orders_under_review_read_errors_total",
 		Help: "Scrapes whose read of the orders under review from Redis failed: atodene_worker_orders_under_review has no sample then.",
 	})}
 }
 
 type pendingCollector struct {
-	store interface {
-		PendingCount(context.Context) (int64, error)
-	}
+	count  func(context.Context) (int64, error)
 	errors prometheus.Counter
 }
 
@@ -160,7 +156,7 @@ func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if n, err := c.store.PendingCount(ctx); err != nil {
+	if n, err := c.count(ctx); err != nil {
 		c.errors.Inc()
 	} else {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n))

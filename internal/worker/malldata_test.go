@@ -397,7 +397,7 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	h.waitOutcomes("BU-1", "credit.ok", 30*time.Second)
 	wait.For(t, 60*time.Second, "every queued event applied", func() bool {
 		for i := 1; i <= n; i++ {
-			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
+			if done, err := store.EventDone(context.Background(), "shop-a", events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
 				return false
 			}
 		}
@@ -464,7 +464,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 	h.publish("order.created", "shop-a", "ev-last", data)
 	wait.For(t, 60*time.Second, "every event applied", func() bool {
 		for i := 1; i <= n; i++ {
-			if done, err := store.EventDone(context.Background(), events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
+			if done, err := store.EventDone(context.Background(), "shop-a", events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
 				return false
 			}
 		}

@@ -153,7 +153,7 @@ func TestUnderReviewGaugeWithRedisUnreadable(t *testing.T) {
 	t.Parallel()
 	store := &pendingCount{n: 3}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(pendingGauge(store))
+	reg.MustRegister(pendingGauge(store.PendingCount))
 	expect := func(want string) {
 		t.Helper()
 		if got := exposition(t, reg); got != want {

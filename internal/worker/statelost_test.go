@@ -21,7 +21,7 @@ import (
 // loseState deletes an order's state, as Redis losing its last writes would.
 func (h *harness) loseState(order string) {
 	h.t.Helper()
-	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"order:shop-a:"+order).Err(); err != nil {
+	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"order:{shop-a}:"+order).Err(); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -172,7 +172,7 @@ func TestQueuedEventRedisLostComesBack(t *testing.T) {
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "LOST-5"))
 	wait.For(t, 10*time.Second, "the cancel queued and kept", func() bool { return h.keptCopies() == 1 })
 	// Redis loses the inbox and the lease (a failover a second behind the queueing), not the state.
-	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"inbox:shop-a:LOST-5", h.deps.KeyPrefix+"lease:shop-a:LOST-5").Err(); err != nil {
+	if err := h.deps.Redis.Del(context.Background(), h.deps.KeyPrefix+"inbox:{shop-a}:LOST-5", h.deps.KeyPrefix+"lease:{shop-a}:LOST-5").Err(); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, 30*time.Second, "the cancel applied from its copy", func() bool { return h.tx("LOST-5").State == "cancelled" })
@@ -210,21 +210,21 @@ func TestRolledBackReviewIsCheckedAgain(t *testing.T) {
 	ctx, rdb, prefix := context.Background(), h.deps.Redis, h.deps.KeyPrefix
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-7", "review-ok@example.jp"))
 	h.waitOutcomes("LOST-7", "credit.pending", 10*time.Second)
-	state, err := rdb.Get(ctx, prefix+"order:shop-a:LOST-7").Result()
+	state, err := rdb.Get(ctx, prefix+"order:{shop-a}:LOST-7").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	due, err := rdb.ZScore(ctx, prefix+"timers", "shop-a:LOST-7").Result()
+	due, err := rdb.ZScore(ctx, prefix+"timers:{shop-a}", "shop-a:LOST-7").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.waitOutcomes("LOST-7", "credit.pending,credit.ok", 10*time.Second)
 	// The rollback: the state, the set of orders under review and the timer index as they were.
-	if err := rdb.Set(ctx, prefix+"order:shop-a:LOST-7", state, 0).Err(); err != nil {
+	if err := rdb.Set(ctx, prefix+"order:{shop-a}:LOST-7", state, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	rdb.SAdd(ctx, prefix+"pending", "shop-a:LOST-7")
-	rdb.ZAdd(ctx, prefix+"timers", redis.Z{Score: due, Member: "shop-a:LOST-7"})
+	rdb.SAdd(ctx, prefix+"pending:{shop-a}", "shop-a:LOST-7")
+	rdb.ZAdd(ctx, prefix+"timers:{shop-a}", redis.Z{Score: due, Member: "shop-a:LOST-7"})
 	store := orderstate.New(rdb, prefix, time.Hour)
 	t.Cleanup(store.Close)
 	wait.For(t, 20*time.Second, "the order checked again and OK", func() bool {

@@ -110,6 +110,9 @@ func Run(ctx context.Context, d Deps) error {
 	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now,
 		Replication: replication(ctx, d.Redis, s, log)})
 	defer store.Close()
+	if err := store.CheckLayout(ctx, true); err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
 	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
@@ -167,7 +170,8 @@ func Run(ctx context.Context, d Deps) error {
 			recordDeadLetter(ctx, orders.Store, log, d.Now(), msg, reason, cause)
 		},
 	}
-	d.Registry.MustRegister(pendingGauge(orders.Store), refusalCollector{&orders.Refusals}, waitingGauge(infra))
+	shopIDs := slices.Sorted(maps.Keys(shops))
+	d.Registry.MustRegister(pendingGauge(func(ctx context.Context) (int64, error) { return store.PendingCount(ctx, shopIDs...) }), refusalCollector{&orders.Refusals}, waitingGauge(infra))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: httpErrorLog(log)}
@@ -205,8 +209,8 @@ func Run(ctx context.Context, d Deps) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- consumer.Consume(ctx, c.cons, c.h, cc) }()
 	}
-	rec := &handlers.Reconciler{Store: orders.Store, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
-	trim := trimIndex(store, slices.Collect(maps.Keys(shops)))
+	rec := &handlers.Reconciler{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Waiting: polls{js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
+	trim := trimIndex(store, shopIDs)
 	wg.Add(1)
 	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, trim, log) }()
 	wg.Add(1)

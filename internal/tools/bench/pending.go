@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
 // PendingResult is the pending-at-scale scenario.
@@ -181,7 +183,7 @@ func (r *runner) pending(ctx context.Context) error {
 				return
 			case <-tick.C:
 			}
-			p, err := r.rdb.SCard(sampleCtx, s.Prefix+"pending").Result()
+			p, err := r.rdb.SCard(sampleCtx, s.Prefix+"pending:{"+benchShop+"}").Result()
 			if err != nil || p < res.PeakPending {
 				continue
 			}
@@ -189,7 +191,7 @@ func (r *runner) pending(ctx context.Context) error {
 			res.RedisGrowthMB = max(res.RedisGrowthMB, r.redisUsedMB(sampleCtx)-redisBefore)
 			if p == int64(n) && !peakTaken {
 				peakTaken = true
-				if v, err := r.rdb.MemoryUsage(sampleCtx, s.Prefix+"pending", 0).Result(); err == nil {
+				if v, err := r.rdb.MemoryUsage(sampleCtx, s.Prefix+"pending:{"+benchShop+"}", 0).Result(); err == nil {
 					pendingSetBytes = v
 				}
 			}
@@ -288,7 +290,8 @@ func latenessText(d Dist) string {
 // times n.
 func (r *runner) redisKeysMB(ctx context.Context, prefix, order string, n int) float64 {
 	var one int64
-	for _, key := range []string{prefix + "order:" + benchShop + ":" + order, prefix + "event:bench-" + benchShop + "-" + order} {
+	for _, key := range []string{prefix + "order:{" + benchShop + "}:" + order,
+		prefix + "event:{" + benchShop + "}:" + events.EventKey("atodene-bench", "bench-"+benchShop+"-"+order)} {
 		if v, err := r.rdb.MemoryUsage(ctx, key).Result(); err == nil {
 			one += v
 		}

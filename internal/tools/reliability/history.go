@@ -70,7 +70,7 @@ func (x *run) recorded(ctx context.Context, evs []*Event, handled map[string]boo
 	store := orderstate.New(rdb, x.s.Prefix, 0)
 	defer store.Close()
 	for _, e := range evs {
-		done, err := store.EventDone(ctx, events.EventKey(eventSource(x.s.Name), e.Key))
+		done, err := store.EventDone(ctx, e.Shop, events.EventKey(eventSource(x.s.Name), e.Key))
 		if err != nil {
 			return err
 		}

@@ -481,7 +481,9 @@ func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
 		parts = append(parts, fmt.Sprintf("%s pending %d unacked %d", c.name, info.NumPending, info.NumAckPending))
 		busy = busy || info.NumPending > 0 || info.NumAckPending > 0
 	}
-	n, err := rdb.SCard(cctx, x.s.Prefix+"pending").Result()
+	store := orderstate.New(rdb, x.s.Prefix, 0)
+	n, err := store.PendingCount(cctx, shopA, shopB)
+	store.Close()
 	if err != nil {
 		return "redis: " + err.Error(), true
 	}
