@@ -23,6 +23,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/consoleops"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
@@ -70,7 +71,7 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.NATSFiles.CA, "nats-ca", "", "PEM `file` of the CAs trusted for NATS TLS; empty uses the system's")
 	fs.StringVar(&s.NATSFiles.Cert, "nats-cert", "", "PEM `file` of the client certificate for NATS TLS (mutual TLS); needs -nats-key")
 	fs.StringVar(&s.NATSFiles.Key, "nats-key", "", "PEM `file` of the private key of -nats-cert")
-	fs.StringVar(&s.RedisURL, "redis-url", "redis://127.0.0.1:6379", "the worker's Redis `URL`: redis://, rediss://, redis-sentinel:// or rediss-sentinel://")
+	fs.StringVar(&s.RedisURL, "redis-url", "redis://127.0.0.1:6379", "the worker's Redis `URL`: redis://, rediss://, redis-sentinel://, rediss-sentinel://, redis-cluster:// or rediss-cluster://")
 	fs.StringVar(&s.RedisFiles.CA, "redis-ca", "", "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's")
 	fs.StringVar(&s.RedisFiles.Cert, "redis-cert", "", "PEM `file` of the client certificate for Redis TLS (rediss://); needs -redis-key")
 	fs.StringVar(&s.RedisFiles.Key, "redis-key", "", "PEM `file` of the private key of -redis-cert")
@@ -186,7 +187,7 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	}
 	defer rdb.Close()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("connecting to Redis at %s: %w", rdb.Options().Addr, err)
+		return fmt.Errorf("connecting to Redis at %s: %w", redisconn.Addr(rdb), err)
 	}
 	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: s.RedisPrefix, Retention: s.Retention})
 	defer store.Close()
@@ -209,7 +210,7 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	if !s.CookieSecure && !loopbackAddr(ln.Addr()) {
 		log.Warn("-cookie-secure=false on an address off this machine: session cookies travel in clear text", zap.String("addr", ln.Addr().String()))
 	}
-	fmt.Fprintf(stdout, "operators' console on http://%s/ (NATS %s, Redis %s)\n", ln.Addr(), redact.URLs(s.NATSURL), rdb.Options().Addr)
+	fmt.Fprintf(stdout, "operators' console on http://%s/ (NATS %s, Redis %s)\n", ln.Addr(), redact.URLs(s.NATSURL), redisconn.Addr(rdb))
 	return srv.Serve(ctx, ln)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
@@ -89,14 +90,14 @@ func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, er
 
 // connectRedis returns a client of -redis-url, with the TLS files of -redis-ca, -redis-cert and
 // -redis-key, once Redis has answered a PING.
-func connectRedis(ctx context.Context, s config.Settings) (*redis.Client, error) {
+func connectRedis(ctx context.Context, s config.Settings) (redis.UniversalClient, error) {
 	rdb, err := worker.NewRedis(s.RedisURL, transport.RedisFiles{CA: s.RedisCAFile, Cert: s.RedisCertFile, Key: s.RedisKeyFile})
 	if err != nil {
 		return nil, err
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("connecting to Redis at %s: %w", rdb.Options().Addr, err)
+		return nil, fmt.Errorf("connecting to Redis at %s: %w", redisconn.Addr(rdb), err)
 	}
 	return rdb, nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/redact"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 )
 
 // EnvPrefix starts the name of every setting's environment variable: the flag -nats-url is
@@ -39,9 +40,10 @@ type Settings struct {
 	// NATSNkeyFile is a file holding a NATS user nkey seed, SU… (-nats-nkey), for servers that
 	// know the worker's user by its public nkey. Not with NATSCredsFile. Default "": none.
 	NATSNkeyFile string
-	// RedisURL is the Redis server, redis:// or rediss:// for TLS, or the master of a Sentinel
-	// group, redis-sentinel:// or rediss-sentinel:// (redisconn.Open) (-redis-url). Required unless
-	// Embedded, which runs an in-process Redis-protocol server when it is empty.
+	// RedisURL is the Redis server, redis:// or rediss:// for TLS, the master of a Sentinel group,
+	// redis-sentinel:// or rediss-sentinel://, or a Redis Cluster, redis-cluster:// or
+	// rediss-cluster:// (redisconn.Open) (-redis-url). Required unless Embedded, which runs an
+	// in-process Redis-protocol server when it is empty.
 	RedisURL string
 	// RedisCAFile is a PEM file of the CAs that sign the Redis server's certificate (-redis-ca),
 	// with a rediss:// RedisURL. Default "": the system's roots.
@@ -243,7 +245,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.NATSCertFile, "nats-cert", s.NATSCertFile, "PEM `file` of the client certificate for NATS TLS (mutual TLS); needs -nats-key")
 	fs.StringVar(&s.NATSKeyFile, "nats-key", s.NATSKeyFile, "PEM `file` of the private key of -nats-cert")
 	fs.StringVar(&s.NATSNkeyFile, "nats-nkey", s.NATSNkeyFile, "`file` holding the NATS user's nkey seed (SU…); not with -nats-creds")
-	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL`: redis:// or rediss:// (one server), redis-sentinel:// or rediss-sentinel:// (Sentinel); required unless -embedded")
+	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis `URL`: redis:// or rediss:// (one server), redis-sentinel:// or rediss-sentinel:// (Sentinel), redis-cluster:// or rediss-cluster:// (Cluster); required unless -embedded")
 	fs.StringVar(&s.RedisCAFile, "redis-ca", s.RedisCAFile, "PEM `file` of the CAs trusted for Redis TLS (rediss://); empty uses the system's")
 	fs.StringVar(&s.RedisCertFile, "redis-cert", s.RedisCertFile, "PEM `file` of the client certificate for Redis TLS (rediss://); needs -redis-key")
 	fs.StringVar(&s.RedisKeyFile, "redis-key", s.RedisKeyFile, "PEM `file` of the private key of -redis-cert")
@@ -427,10 +429,10 @@ func (s Settings) validateServers(bad reportFunc) {
 	}
 	checkKeyPair(bad, "nats", s.NATSCertFile, s.NATSKeyFile)
 	if s.RedisCAFile != "" || s.RedisCertFile != "" || s.RedisKeyFile != "" {
-		if u, err := url.Parse(s.RedisURL); err != nil || u.Scheme != "rediss" && u.Scheme != "rediss-sentinel" {
+		if u, err := url.Parse(s.RedisURL); err != nil || !redisconn.UsesTLS(u.Scheme) {
 			for _, f := range []struct{ flag, file string }{{"redis-ca", s.RedisCAFile}, {"redis-cert", s.RedisCertFile}, {"redis-key", s.RedisKeyFile}} {
 				if f.file != "" {
-					bad(f.flag, "needs a rediss:// (or rediss-sentinel://) -redis-url: the files are for TLS, which redis:// and the embedded server do not use")
+					bad(f.flag, "needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url: the files are for TLS, which redis:// and the embedded server do not use")
 				}
 			}
 		}
@@ -442,7 +444,7 @@ func (s Settings) validateServers(bad reportFunc) {
 		}
 	}
 	if s.RedisURL != "" {
-		checkURL(bad, "redis-url", s.RedisURL, "redis", "rediss", "redis-sentinel", "rediss-sentinel")
+		checkURL(bad, "redis-url", s.RedisURL, redisconn.Schemes()...)
 	}
 	if s.Embedded && (s.NATSURL == "" || s.RedisURL == "") && s.DataDir == "" {
 		bad("data-dir", "required for the embedded servers")

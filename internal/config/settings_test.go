@@ -123,11 +123,11 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"nats tls files", []string{"-nats-url=tls://a:4222", "-nats-ca=ca.pem", "-nats-cert=c.pem", "-nats-key=k.pem"}, nil, nil},
 		{"nats nkey", nil, map[string]string{"ATODENE_WORKER_NATS_NKEY": "w.nk"}, nil},
 		{"redis tls files without rediss", []string{"-redis-ca=ca.pem", "-redis-cert=c.pem", "-redis-key=k.pem"}, nil, []string{
-			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://) -redis-url",
-			"-redis-cert (ATODENE_WORKER_REDIS_CERT): needs a rediss:// (or rediss-sentinel://) -redis-url",
-			"-redis-key (ATODENE_WORKER_REDIS_KEY): needs a rediss:// (or rediss-sentinel://) -redis-url"}},
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url",
+			"-redis-cert (ATODENE_WORKER_REDIS_CERT): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url",
+			"-redis-key (ATODENE_WORKER_REDIS_KEY): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url"}},
 		{"redis tls files with the embedded redis", []string{"-embedded", "-redis-ca=ca.pem"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
-			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://) -redis-url"}},
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url"}},
 		{"redis cert without key", []string{"-redis-url=rediss://:hunter2@r:6380", "-redis-cert=c.pem"}, nil, []string{"-redis-cert (ATODENE_WORKER_REDIS_CERT): needs -redis-key"}},
 		{"redis key without cert", []string{"-redis-url=rediss://r:6380", "-redis-key=k.pem"}, nil, []string{"-redis-key (ATODENE_WORKER_REDIS_KEY): needs -redis-cert"}},
 		{"redis tls files", nil, map[string]string{"ATODENE_WORKER_REDIS_URL": "rediss://r:6380", "ATODENE_WORKER_REDIS_CA": "ca.pem",
@@ -135,14 +135,18 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"redis sentinel url", []string{"-redis-url=redis-sentinel://:pw@s1:26379/0?master_name=m&addr=s2:26379"}, nil, nil},
 		{"redis sentinel tls files", []string{"-redis-url=rediss-sentinel://s1:26379/0?master_name=m", "-redis-ca=ca.pem"}, nil, nil},
 		{"redis sentinel url without tls for the files", []string{"-redis-url=redis-sentinel://s1:26379/0?master_name=m", "-redis-ca=ca.pem"}, nil, []string{
-			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://) -redis-url"}},
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url"}},
+		{"redis cluster url", []string{"-redis-url=redis-cluster://:pw@n1:7000?addr=n2:7000&addr=n3:7000"}, nil, nil},
+		{"redis cluster tls files", []string{"-redis-url=rediss-cluster://n1:7000?addr=n2:7000", "-redis-ca=ca.pem"}, nil, nil},
+		{"redis cluster url without tls for the files", []string{"-redis-url=redis-cluster://n1:7000", "-redis-ca=ca.pem"}, nil, []string{
+			"-redis-ca (ATODENE_WORKER_REDIS_CA): needs a rediss:// (or rediss-sentinel://, rediss-cluster://) -redis-url"}},
 		{"redis wait replicas", []string{"-redis-wait-replicas=two"}, nil, []string{`invalid value "two" for flag -redis-wait-replicas: "two": want auto or a number of replicas from 0`}},
 		{"redis wait timeout", []string{"-redis-wait-timeout=0s"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 0s: must be positive"}},
 		{"redis wait replicas with the embedded redis", []string{"-embedded", "-redis-wait-replicas=1"}, map[string]string{"ATODENE_WORKER_NATS_URL": "", "ATODENE_WORKER_REDIS_URL": ""}, []string{
 			"-redis-wait-replicas (ATODENE_WORKER_REDIS_WAIT_REPLICAS): 1: the in-process Redis has no replicas"}},
 		{"redis wait timeout under a millisecond", []string{"-redis-wait-timeout=500us"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 500µs: want 1ms to 2s"}},
 		{"redis wait timeout past the read timeout", []string{"-redis-wait-timeout=5s"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 5s: want 1ms to 2s"}},
-		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port or redis-sentinel://host:port or rediss-sentinel://host:port (the value is not quoted`}},
+		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port or redis-sentinel://host:port or rediss-sentinel://host:port or redis-cluster://host:port or rediss-cluster://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
 		{"demo on real servers", []string{"-embedded", "-demo"}, nil, []string{
 			"-demo (ATODENE_WORKER_DEMO): runs on in-process servers of its own: it takes no -nats-url or -redis-url"}},

@@ -191,7 +191,7 @@ the order, oldest first, with what it did. Personal data is left out.
 // redisconn.Open, or host:port), with the TLS files of a rediss:// URL. A URL that does not parse,
 // or files without TLS, is a UsageError; a file that cannot be used is an error naming its flag
 // and path.
-func connectRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
+func connectRedis(url string, files transport.RedisFiles) (redis.UniversalClient, error) {
 	if !strings.Contains(url, "://") {
 		url = "redis://" + url // host:port, as the worker's embedded mode prints it
 	}

@@ -2,9 +2,13 @@ package redisconn
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
@@ -57,7 +61,6 @@ func TestOpenRefuses(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
 		{"redis-sentinel://:S3CRET@127.0.0.1:26379/0", "needs master_name"},
 		{"redis-sentinel://127.0.0.1:26379/0?master_name=m&pasword=S3CRET", "-redis-url"},
-		{"redis-cluster://:S3CRET@127.0.0.1:7000", "Redis Cluster is not supported"},
 		{"redis://:S3CRET@host:bad", "not a valid URL"},
 		{"http://127.0.0.1:6379", "-redis-url"},
 		{"redis-sentinel://s1:26379/0?master_name=m&addr=admin:S3CRET@s2:26379", "unable to parse addr param"},
@@ -67,6 +70,18 @@ func TestOpenRefuses(t *testing.T) {
 		{"redis-sentinel://s1:26379/0?master_name=m&route_randomly=true&password=S3CRET", "not supported"},
 		{"redis-sentinel://s1:26379/0?master_name=m&route_by_latency=true", "not supported"},
 		{"redis-sentinel://s1:26379/0?master_name=m&replica_only=true", "not supported"},
+		// Cluster: a password in the user information, in an addr, or where no password goes.
+		{"redis-cluster://:S3CRET@n1:7000/S3CRET", "no database number"},
+		{"redis-cluster://:S3CRET@n1:7000/1", "no database number"},
+		{"redis-cluster://admin:S3CRET@n1:7000?addr=admin:S3CRET@n2:7000", "unable to parse addr param"},
+		{"redis-cluster://n1:7000?addr=S3CRET", "unable to parse addr param"},
+		{"rediss-cluster://n1:7000?addr=n2:7000&pool_size=S3CRET", "pool_size"},
+		{"redis-cluster://n1:7000?read_only=S3CRET", "read_only"},
+		{"redis-cluster://n1:7000?pasword=S3CRET", "-redis-url"},
+		{"redis-cluster://:S3CRET@n1:bad", "not a valid URL"},
+		{"redis-cluster://:S3CRET@n1:7000?read_only=true", "not supported"},
+		{"redis-cluster://n1:7000?addr=n2:7000&route_by_latency=true&client_name=S3CRET", "not supported"},
+		{"rediss-cluster://n1:7000?route_randomly=1", "not supported"},
 	} {
 		rdb, err := Open("-redis-url", tc.url, transport.RedisFiles{})
 		if err == nil {
@@ -86,10 +101,11 @@ func TestOpenSentinelTLSFiles(t *testing.T) {
 	t.Parallel()
 	pki := testenv.NewPKI(t)
 	files := transport.RedisFiles{CA: pki.CAFile}
-	rdb, err := Open("-redis-url", "rediss-sentinel://127.0.0.1:26379/0?master_name=m", files)
+	u, err := Open("-redis-url", "rediss-sentinel://127.0.0.1:26379/0?master_name=m", files)
 	if err != nil {
 		t.Fatalf("rediss-sentinel:// with a CA: %v", err)
 	}
+	rdb := u.(*redis.Client)
 	if rdb.Options().TLSConfig == nil || rdb.Options().TLSConfig.RootCAs == nil {
 		t.Error("rediss-sentinel:// with a CA: no TLS configuration with the CA")
 	}
@@ -125,5 +141,102 @@ func TestSentinelWithAnACLUser(t *testing.T) {
 	err = anon.Set(ctx, "acl-test", "y", 0).Err()
 	if err == nil || strings.Contains(err.Error(), "w0rker-pw") {
 		t.Errorf("SET without the user: %v, want a refusal that does not quote the password", err)
+	}
+}
+
+// TestOpenCluster: a redis-cluster:// URL makes a cluster client of the host and every addr, with
+// the user information for every node, RESP2, the contexts' deadlines and the slots asked for
+// again every second; a rediss-cluster:// URL takes the TLS files, which redis-cluster:// refuses.
+func TestOpenCluster(t *testing.T) {
+	t.Parallel()
+	rdb, err := Open("-redis-url", "redis-cluster://worker:pw@n1:7000/0?addr=n2:7000&addr=n3:7000&pool_size=5", transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("Open returned a %T, want a *redis.ClusterClient", rdb)
+	}
+	o := cc.Options()
+	if want := []string{"n1:7000", "n2:7000", "n3:7000"}; !slices.Equal(o.Addrs, want) {
+		t.Errorf("addresses %v, want %v", o.Addrs, want)
+	}
+	if o.Username != "worker" || o.Password != "pw" || o.PoolSize != 5 || o.TLSConfig != nil {
+		t.Errorf("user %q, password given %v, pool %d, TLS %v; want worker, true, 5, none", o.Username, o.Password == "pw", o.PoolSize, o.TLSConfig != nil)
+	}
+	if o.Protocol != 2 || !o.ContextTimeoutEnabled || o.ClusterStateReloadInterval != time.Second || o.ReadOnly {
+		t.Errorf("protocol %d, context deadlines %v, slots reloaded every %s, read-only %v; want RESP2, the deadlines honoured, 1s, masters only",
+			o.Protocol, o.ContextTimeoutEnabled, o.ClusterStateReloadInterval, o.ReadOnly)
+	}
+	if got := Addr(rdb); got != "n1:7000,n2:7000,n3:7000" {
+		t.Errorf("Addr = %q, want the three addresses", got)
+	}
+
+	pki := testenv.NewPKI(t)
+	files := transport.RedisFiles{CA: pki.CAFile}
+	tlsc, err := Open("-redis-url", "rediss-cluster://n1:7000?addr=n2:7000", files)
+	if err != nil {
+		t.Fatalf("rediss-cluster:// with a CA: %v", err)
+	}
+	defer tlsc.Close()
+	if c := tlsc.(*redis.ClusterClient).Options().TLSConfig; c == nil || c.RootCAs == nil || c.ServerName != "n1" {
+		t.Error("rediss-cluster:// with a CA: no TLS configuration with the CA and the host's name")
+	}
+	if _, err := Open("-redis-url", "redis-cluster://n1:7000", files); err == nil || !strings.Contains(err.Error(), "need a rediss://") {
+		t.Errorf("redis-cluster:// with a CA: %v, want the files refused", err)
+	}
+}
+
+// TestClusterFollowsAFailover: a client of a redis-cluster:// URL naming the masters writes to the
+// master of each key's slot, runs a script on keys of one hash tag (and is refused one on keys of
+// two slots), and after the master of a key is killed and its replica promoted, reads the write
+// acknowledged by the replica before the kill and writes again, on the new master.
+func TestClusterFollowsAFailover(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartCluster(t)
+	rdb, err := Open("-redis-url", c.URL(), transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := t.Context()
+	script := redis.NewScript(`redis.call("SET", KEYS[1], ARGV[1]); return redis.call("INCR", KEYS[2])`)
+	if err := script.Run(ctx, rdb, []string{"{shop-a}:order:1", "{shop-a}:version"}, "x").Err(); err != nil {
+		t.Errorf("a script on keys of one hash tag: %v", err)
+	}
+	if err := script.Run(ctx, rdb, []string{"shop-a:order:1", "shop-b:version"}, "x").Err(); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("a script on keys of two slots: %v, want CROSSSLOT", err)
+	}
+	masters := c.Masters()
+	var key string
+	for i := 0; key == "" && i < 1000; i++ {
+		if k := fmt.Sprintf("{shop-%d}:order", i); c.MasterOf(k) == masters[1] {
+			key = k
+		}
+	}
+	node, err := rdb.(*redis.ClusterClient).MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := node.Pipeline()
+	pipe.Set(ctx, key, "before", 0)
+	acked := pipe.Do(ctx, "WAIT", 1, 5000)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("SET then WAIT 1: %v", err)
+	}
+	if n, _ := acked.Int(); n != 1 {
+		t.Fatalf("SET then WAIT 1: %d replicas acknowledged", n)
+	}
+	c.KillMaster(t, masters[1])
+	var got string
+	if !wait.Until(10*time.Second, func() bool {
+		got, err = rdb.Get(ctx, key).Result()
+		return err == nil && rdb.Set(ctx, key, "after", 0).Err() == nil
+	}) {
+		t.Fatalf("the client did not follow the failover in 10s: %v", err)
+	}
+	if got != "before" {
+		t.Errorf("after the failover the key holds %q, want the write acknowledged before it", got)
 	}
 }

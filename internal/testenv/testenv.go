@@ -89,13 +89,21 @@ func StartPrivateRedisWith(t testing.TB, args ...string) *PrivateRedis {
 
 func startPrivateRedis(t testing.TB, user, password string, args []string) *PrivateRedis {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("testenv: redis-server is not installed: %v", err)
-	}
-	r := &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), User: user, Password: password, dir: t.TempDir(), args: args, t: t}
+	r := newPrivateRedis(t, user, password)
+	r.args = args
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// newPrivateRedis returns a PrivateRedis on a free port with a temporary directory of its own,
+// not started: the caller sets its arguments, starts it and stops it at cleanup.
+func newPrivateRedis(t testing.TB, user, password string) *PrivateRedis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("testenv: redis-server is not installed: %v", err)
+	}
+	return &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), User: user, Password: password, dir: t.TempDir(), t: t}
 }
 
 // Start (re)starts the server on its address and waits until it answers.

@@ -13,9 +13,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// NewRedis returns a client for -redis-url (redisconn.Open: one server, or a master found through
-// Sentinel) with the TLS files of -redis-ca, -redis-cert and -redis-key.
-func NewRedis(url string, files transport.RedisFiles) (*redis.Client, error) {
+// NewRedis returns a client for -redis-url (redisconn.Open: one server, a master found through
+// Sentinel, or a Redis Cluster) with the TLS files of -redis-ca, -redis-cert and -redis-key.
+func NewRedis(url string, files transport.RedisFiles) (redis.UniversalClient, error) {
 	return redisconn.Open("-redis-url", url, files)
 }
 

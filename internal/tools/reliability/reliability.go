@@ -464,7 +464,7 @@ func (x *run) quiesce(ctx context.Context) error {
 }
 
 // busy describes the worker's backlog; busy is false when it has none.
-func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
+func (x *run) busy(ctx context.Context, rdb redis.UniversalClient) (string, bool) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var parts []string
@@ -517,7 +517,7 @@ func (x *run) busy(ctx context.Context, rdb *redis.Client) (string, bool) {
 
 // eventsWaiting counts the orders with parked events or an inbox not applied yet: they wait for
 // their order, a deadline or a lease. Such orders are in the timer index.
-func (x *run) eventsWaiting(ctx context.Context, rdb *redis.Client) (int, error) {
+func (x *run) eventsWaiting(ctx context.Context, rdb redis.UniversalClient) (int, error) {
 	members, err := rdb.ZRange(ctx, x.s.Prefix+"timers", 0, -1).Result()
 	if err != nil {
 		return 0, err
@@ -544,7 +544,7 @@ func (x *run) eventsWaiting(ctx context.Context, rdb *redis.Client) (int, error)
 // keptUnprocessed counts the copies in ATODENE_KEPT of events that Redis does not record as
 // processed: queued in an inbox, or lost with Redis, which the reconciler publishes again. (Copies
 // of events recorded wait for a reconciliation to drop them, which changes nothing.)
-func (x *run) keptUnprocessed(ctx context.Context, rdb *redis.Client) (int, error) {
+func (x *run) keptUnprocessed(ctx context.Context, rdb redis.UniversalClient) (int, error) {
 	st, err := x.s.JS.Stream(ctx, "ATODENE_KEPT")
 	if err != nil {
 		return 0, err

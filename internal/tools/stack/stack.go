@@ -141,7 +141,7 @@ type Stack struct {
 	opts    Options
 	onClose []func()
 	rdbMu   sync.Mutex
-	rdb     *redis.Client // RedisClient's
+	rdb     redis.UniversalClient // RedisClient's
 }
 
 // Start makes the stack's directory and starts, in this order, NATS (waiting until JetStream
