@@ -148,7 +148,7 @@ func TestServe(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-nats-url", natsURL, "-redis-url", testenv.RedisAddr(), "-redis-prefix", prefix, "-http-addr", addr,
+		done <- run(ctx, []string{"-nats-url", natsURL, "-redis-url", testenv.RedisURL(), "-redis-prefix", prefix, "-http-addr", addr,
 			"-operators", ops, "-session-key-file", key, "-shops", shops, "-cookie-secure=false"}, nil, &stdout, &stderr, noEnv)
 	}()
 	if !wait.Until(10*time.Second, func() bool { return strings.Contains(stdout.String(), "operators' console on http://"+addr) }) {

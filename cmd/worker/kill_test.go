@@ -77,7 +77,7 @@ func TestKilledAndStoppedWorker(t *testing.T) {
 	}
 	defer logFile.Close()
 	w := &workerProcess{t: t, bin: bin, log: logFile,
-		args: []string{"-config", shops, "-nats-url", ns.URL, "-redis-url", "redis://" + testenv.RedisAddr(),
+		args: []string{"-config", shops, "-nats-url", ns.URL, "-redis-url", testenv.RedisURL(),
 			"-redis-prefix", prefix, "-http-addr", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 			"-poll-first-delay", "1s", "-poll-max-interval", "1s", "-shutdown-grace", "10s",
 			"-ack-wait", "5s", "-provider-timeout", "2s"},

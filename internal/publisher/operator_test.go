@@ -26,7 +26,7 @@ type orderEnv struct {
 	url    string
 	js     jetstream.JetStream
 	orders jetstream.Stream
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 }
 
@@ -46,7 +46,7 @@ func newOrderEnv(t *testing.T) *orderEnv {
 // run runs the tool against the env's servers.
 func (e *orderEnv) run(stdin string, args ...string) runResult {
 	e.t.Helper()
-	env := map[string]string{"ATODENE_PUBLISHER_NATS_URL": e.url, "ATODENE_PUBLISHER_REDIS_URL": "redis://" + testenv.RedisAddr(),
+	env := map[string]string{"ATODENE_PUBLISHER_NATS_URL": e.url, "ATODENE_PUBLISHER_REDIS_URL": testenv.RedisURL(),
 		"ATODENE_PUBLISHER_REDIS_PREFIX": e.prefix}
 	var out, errOut bytes.Buffer
 	a := &App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}

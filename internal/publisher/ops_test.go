@@ -72,7 +72,7 @@ func (e *opsEnv) run(stdin string, args ...string) (string, error) {
 			if v, ok := e.env[k]; ok {
 				return v
 			}
-			return map[string]string{"ATODENE_PUBLISHER_NATS_URL": e.nats.URL, "ATODENE_PUBLISHER_REDIS_URL": "redis://" + testenv.RedisAddr(),
+			return map[string]string{"ATODENE_PUBLISHER_NATS_URL": e.nats.URL, "ATODENE_PUBLISHER_REDIS_URL": testenv.RedisURL(),
 				"ATODENE_PUBLISHER_REDIS_PREFIX": e.prefix}[k]
 		}}
 	err := app.Run(context.Background(), args)

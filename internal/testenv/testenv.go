@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,26 +37,59 @@ func sharedRedisAddr() string {
 	return SharedRedisAddr
 }
 
-// Redis returns a client of the shared Redis and a key prefix unique to the test; the test's
-// keys are deleted when it ends. Where no Redis answers there, it fails the test with a message
-// saying how to start one.
-func Redis(t testing.TB) (*redis.Client, string) {
+// RedisURL is the URL of the shared test Redis: ATODENE_TEST_REDIS_URL when set (e.g. a
+// redis-cluster:// URL, to run the tests on a Redis Cluster: make test-cluster), else
+// redis:// and the address of RedisAddr.
+func RedisURL() string {
+	if u := os.Getenv("ATODENE_TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://" + sharedRedisAddr()
+}
+
+// OnCluster says whether the shared test Redis is a Redis Cluster (ATODENE_TEST_REDIS_URL).
+func OnCluster() bool { return strings.HasPrefix(RedisURL(), "redis-cluster://") }
+
+// Redis returns a client of the shared test Redis (RedisURL) and a key prefix unique to the
+// test; the test's keys are deleted when it ends. Where no Redis answers there, it fails the test
+// with a message saying how to start one.
+func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	addr := sharedRedisAddr()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	var rdb redis.UniversalClient
+	if rest, ok := strings.CutPrefix(RedisURL(), "redis-cluster://"); ok {
+		opts, err := redis.ParseClusterURL("redis://" + rest)
+		if err != nil {
+			t.Fatalf("testenv: ATODENE_TEST_REDIS_URL: %v", err)
+		}
+		opts.ClusterStateReloadInterval = time.Second
+		rdb = redis.NewClusterClient(opts)
+	} else {
+		rdb = redis.NewClient(&redis.Options{Addr: sharedRedisAddr()})
+	}
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("testenv: Redis at %s is not reachable: %v (start one: redis-server --daemonize yes --port 6379 --save '', or set ATODENE_TEST_REDIS)", addr, err)
+		t.Fatalf("testenv: Redis at %s is not reachable: %v (start one: redis-server --daemonize yes --port 6379 --save '', or set ATODENE_TEST_REDIS or ATODENE_TEST_REDIS_URL)", RedisURL(), err)
 	}
 	prefix := "test:" + randomID() + ":"
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		_ = DeleteKeys(context.Background(), rdb, prefix)
 		rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// DeleteKeys deletes the keys that start with prefix, on every master of a Cluster.
+func DeleteKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			node.Del(ctx, iter.Val())
+		}
+		return iter.Err()
+	}
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return del(ctx, m) })
+	}
+	return del(ctx, rdb)
 }
 
 // RedisAddr is the address of the shared test Redis.

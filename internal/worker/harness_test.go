@@ -45,7 +45,7 @@ type harnessOpts struct {
 	shops     []string               // default: shop-a
 	sandbox   sandbox.Config         // default: review 1.5s, hold 4s, slow 3s
 	settings  func(*config.Settings) // applied last
-	redis     *redis.Client          // default: the shared Redis
+	redis     redis.UniversalClient  // default: the shared Redis
 	logger    *zap.Logger            // default: the test's log
 	invoice   config.InvoiceDelivery // the shops' invoice delivery; default separate
 	natsStore int64                  // the JetStream store's size; default the server's
