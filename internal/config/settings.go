@@ -60,7 +60,8 @@ type Settings struct {
 	// later, without calling ATODENE. Default 1s.
 	RedisWaitTimeout time.Duration
 	// RedisPrefix prefixes every Redis key of the worker (-redis-prefix), so that several
-	// deployments can share one Redis. Default "atodene:".
+	// deployments can share one Redis. No braces: a hash tag in it would put every key in one slot
+	// of a Redis Cluster. Default "atodene:".
 	RedisPrefix string
 	// HTTPAddr is where /metrics, /healthz and /readyz are served (-http-addr).
 	// Default "127.0.0.1:9090".
@@ -358,6 +359,9 @@ func (s Settings) validate() error {
 	s.validateServers(bad)
 	if s.StreamReplicas < 1 || s.StreamReplicas > 5 {
 		bad("stream-replicas", "%d: want 1 to 5", s.StreamReplicas)
+	}
+	if strings.ContainsAny(s.RedisPrefix, "{}") {
+		bad("redis-prefix", "%q: want no braces: the keys' hash tags are their shops ({shop}), which a brace in the prefix would replace", s.RedisPrefix)
 	}
 	if s.Demo && !s.Embedded {
 		bad("demo", "needs -embedded")

@@ -21,6 +21,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
 // putAt writes an order's state as the worker would, written (and so changed) at now.
@@ -438,5 +439,33 @@ func TestOrderReindex(t *testing.T) {
 	}
 	if r := e.run("", "order", "reindex", "demo"); !isUsage(r.err) {
 		t.Errorf("order reindex demo: %v, want a usage error", r.err)
+	}
+}
+
+// TestOrderMigrateLayout: on the keys a worker of key layout 1 left, the order commands refuse and
+// name order migrate-layout; after it, they read what the worker wrote.
+func TestOrderMigrateLayout(t *testing.T) {
+	t.Parallel()
+	if testenv.OnCluster() {
+		t.Skip("layout 1 never ran on a Redis Cluster (its scripts were refused there): nothing to migrate")
+	}
+	e := newOrderEnv(t)
+	ctx := context.Background()
+	state := `{"version":2,"status":"ok","transaction_id":"12345678901","updated_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+	e.rdb.Set(ctx, e.prefix+"order:demo:OLD-1", state, 0)
+	e.rdb.RPush(ctx, e.prefix+"history:demo:OLD-1", `{"at":"2026-11-01T00:00:00Z","type":"order.created","did":"registered"}`)
+	e.rdb.Set(ctx, e.prefix+"event:0123456789abcdef0123456789abcdef", "1", time.Hour)
+	if r := e.run("", "order", "show", "demo", "OLD-1"); r.err == nil || !strings.Contains(r.err.Error(), "publisher order migrate-layout") {
+		t.Fatalf("order show on layout 1: %v, want a refusal naming order migrate-layout", r.err)
+	}
+	r := e.run("", "order", "migrate-layout")
+	if r.err != nil || !strings.Contains(r.stdout, "key layout 2: 1 orders of 1 shops moved, 1 event records copied to each shop") {
+		t.Fatalf("order migrate-layout: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "show", "demo", "OLD-1"); r.err != nil || !strings.Contains(r.stdout, "12345678901") || !strings.Contains(r.stdout, "registered") {
+		t.Errorf("order show after the migration: %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run("", "order", "migrate-layout", "x"); !isUsage(r.err) {
+		t.Errorf("order migrate-layout x: %v, want a usage error", r.err)
 	}
 }
