@@ -2,11 +2,18 @@
 GO ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint fmt run sandbox demo fuzz
+.PHONY: test test-cluster lint fmt run sandbox demo fuzz
 
 test:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -tags noembedded -run NoEmbedded ./cmd/worker
+	$(MAKE) test-cluster
+
+# test-cluster runs the tests of the order state and of what reads and writes it again, on a Redis
+# Cluster of their own (3 masters, 3 replicas, from redis-server on free ports).
+CLUSTER_TESTS ?= ./internal/orderstate ./internal/handlers ./internal/worker ./internal/publisher
+test-cluster:
+	$(GO) run ./internal/tools/rediscluster $(GO) test -race -count=1 $(CLUSTER_TESTS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -241,16 +241,13 @@ func checkIndexMatchesStates(t *testing.T, s *Store, shop string) int {
 	t.Helper()
 	ctx := context.Background()
 	want := map[string]Summary{}
-	iter := s.rdb.Scan(ctx, 0, s.stateKey(shop, "*"), 1000).Iterator()
-	for iter.Next(ctx) {
-		order := strings.TrimPrefix(iter.Val(), s.stateKey(shop, ""))
+	err := s.scanAll(ctx, s.stateKey(shop, "*"), func(key string) error {
+		order := strings.TrimPrefix(key, s.stateKey(shop, ""))
 		st, err := s.Get(ctx, shop, order)
-		if err != nil {
-			t.Fatal(err)
-		}
 		want[order] = wantSummary(shop, order, st)
-	}
-	if err := iter.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := listAll(t, s, Filter{Shop: shop, Limit: MaxLimit})

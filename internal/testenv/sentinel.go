@@ -68,7 +68,8 @@ func startReplicated(t testing.TB, user, password string) (master, replica *Priv
 		acl = []string{"--user", "default", "off", "--user", user, "on", ">" + password, "~*", "&*", "+@all",
 			"--masteruser", user, "--masterauth", password}
 	}
-	master = startPrivateRedis(t, user, password, acl)
+	// The master sends a replica its data at once, not after 5 s of waiting for others to share it.
+	master = startPrivateRedis(t, user, password, append([]string{"--repl-diskless-sync-delay", "0"}, acl...))
 	host, port, _ := net.SplitHostPort(master.Addr)
 	replica = startPrivateRedis(t, user, password, append([]string{"--replicaof", host, port}, acl...))
 	waitReplicas(t, master, 1)

@@ -77,19 +77,33 @@ func Redis(t testing.TB) (redis.UniversalClient, string) {
 	return rdb, prefix
 }
 
-// DeleteKeys deletes the keys that start with prefix, on every master of a Cluster.
+// DeleteKeys deletes the keys that start with prefix: on one server in one DEL, as a flush would;
+// on a Cluster, master by master, one key at a time (a DEL of keys in several slots is refused).
 func DeleteKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	del := func(ctx context.Context, node redis.UniversalClient) error {
+	keys := func(ctx context.Context, node redis.UniversalClient) ([]string, error) {
+		var out []string
 		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 		for iter.Next(ctx) {
-			node.Del(ctx, iter.Val())
+			out = append(out, iter.Val())
 		}
-		return iter.Err()
+		return out, iter.Err()
 	}
 	if c, ok := rdb.(*redis.ClusterClient); ok {
-		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return del(ctx, m) })
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			found, err := keys(ctx, m)
+			for _, key := range found {
+				if err := m.Del(ctx, key).Err(); err != nil {
+					return err
+				}
+			}
+			return err
+		})
 	}
-	return del(ctx, rdb)
+	found, err := keys(ctx, rdb)
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	return rdb.Del(ctx, found...).Err()
 }
 
 // RedisAddr is the address of the shared test Redis.

@@ -13,16 +13,54 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// TestSentinelFailoverUnderLoad: a worker on a redis-sentinel:// URL, its registration intents
-// waiting for the replica, loses the Redis master while orders arrive. The sentinels promote the
-// replica; registrations wait (no replica holds their intents) until the old master is back as a
-// replica of the new one, then go on. Every order ends with one credit outcome or, where the
-// answer of a registration that reached ATODENE was lost with the master, an outcome-unknown dead
-// letter; none is registered twice, and no outcome is published twice.
-func TestSentinelFailoverUnderLoad(t *testing.T) {
+// TestRedisFailoverUnderLoad: a worker on a redis-sentinel:// or a redis-cluster:// URL, its
+// registration intents waiting for the replica, loses the Redis master of its shop's keys while
+// orders arrive. The replica is promoted (by the sentinels, or by the cluster's other masters);
+// registrations wait (no replica holds their intents) until the old master is back as a replica of
+// the new one, then go on. Every order ends with one credit outcome or, where the answer of a
+// registration that reached ATODENE was lost with the master, an outcome-unknown dead letter; none
+// is registered twice, and no outcome is published twice.
+func TestRedisFailoverUnderLoad(t *testing.T) {
 	t.Parallel()
+	for _, topology := range []struct {
+		name  string
+		start func(t *testing.T) failover
+	}{{"sentinel", sentinelFailover}, {"cluster", clusterFailover}} {
+		t.Run(topology.name, func(t *testing.T) { failoverUnderLoad(t, topology.start(t)) })
+	}
+}
+
+// failover is a Redis topology whose master of shop-a's keys the test kills.
+type failover struct {
+	url     string
+	kill    func() // kills the master of shop-a's keys
+	promote func() // waits until its replica is promoted
+	restore func() // starts the old master again and waits until it is a replica of the new one
+}
+
+func sentinelFailover(t *testing.T) failover {
 	g := testenv.StartSentinelGroup(t)
-	rdb, err := NewRedis(g.URL(), transport.RedisFiles{})
+	return failover{url: g.URL(), kill: g.Master.Stop,
+		promote: func() {
+			wait.For(t, 30*time.Second, "the replica promoted", func() bool {
+				addr, err := g.MasterAddr(t.Context())
+				return err == nil && addr == g.Replica.Addr
+			})
+		},
+		restore: func() {
+			g.Master.Start() // the sentinels make it a replica of the new master
+			testenv.WaitReplicasOnline(t, g.Replica.Addr, 1)
+		}}
+}
+
+func clusterFailover(t *testing.T) failover {
+	c := testenv.StartCluster(t)
+	master := c.MasterOf("{shop-a}")
+	return failover{url: c.URL(), kill: func() { c.KillMaster(t, master) }, promote: func() {}, restore: func() { c.Restart(t, master) }}
+}
+
+func failoverUnderLoad(t *testing.T, f failover) {
+	rdb, err := NewRedis(f.url, transport.RedisFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,17 +73,13 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	order := func(i int) string { return fmt.Sprintf("SF-%03d", i) }
 	for i := range orders {
 		if i == orders/3 {
-			g.Master.Stop()
+			f.kill()
 		}
 		h.publish("order.created", "shop-a", "ev-"+order(i), orderData("shop-a", order(i), "taro@example.jp"))
 		time.Sleep(20 * time.Millisecond)
 	}
-	wait.For(t, 30*time.Second, "the replica promoted", func() bool {
-		addr, err := g.MasterAddr(t.Context())
-		return err == nil && addr == g.Replica.Addr
-	})
-	g.Master.Start() // the sentinels make it a replica of the new master
-	testenv.WaitReplicasOnline(t, g.Replica.Addr, 1)
+	f.promote()
+	f.restore()
 
 	unknown := map[string]bool{}
 	wait.For(t, 60*time.Second, "every order answered", func() bool {

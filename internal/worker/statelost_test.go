@@ -11,6 +11,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -110,15 +111,8 @@ func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 // loseRedis deletes every key of the test's prefix, as a flush of Redis would.
 func (h *harness) loseRedis() {
 	h.t.Helper()
-	ctx := context.Background()
-	keys, err := h.deps.Redis.Keys(ctx, h.deps.KeyPrefix+"*").Result()
-	if err != nil {
+	if err := testenv.DeleteKeys(context.Background(), h.deps.Redis, h.deps.KeyPrefix); err != nil {
 		h.t.Fatal(err)
-	}
-	if len(keys) > 0 {
-		if err := h.deps.Redis.Del(ctx, keys...).Err(); err != nil {
-			h.t.Fatal(err)
-		}
 	}
 }
 
