@@ -15,10 +15,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/redisconn"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
 // files are the examples: the compose stack, its Sentinel override and the Kubernetes manifests.
-var files = []string{"../docker-compose.yml", "compose.sentinel.yaml", "kubernetes/worker.yaml", "kubernetes/console.yaml"}
+var files = []string{"../docker-compose.yml", "compose.sentinel.yaml", "compose.cluster.yaml", "kubernetes/worker.yaml", "kubernetes/console.yaml"}
 
 // TestSettingsExist: each ATODENE_WORKER_*, ATODENE_CONSOLE_* and ATODENE_PUBLISHER_* variable the
 // examples set is one the program reads.
@@ -58,7 +60,7 @@ func TestSettingsExist(t *testing.T) {
 }
 
 // TestProbesAndRedisURLs: the Kubernetes probes ask the worker's and the console's health
-// endpoints, and the Sentinel override gives a Redis URL of a form the worker takes.
+// endpoints, and the Sentinel and Cluster overrides give Redis URLs of a form the worker takes.
 func TestProbesAndRedisURLs(t *testing.T) {
 	paths := map[string]bool{}
 	for _, f := range []string{"kubernetes/worker.yaml", "kubernetes/console.yaml"} {
@@ -75,16 +77,23 @@ func TestProbesAndRedisURLs(t *testing.T) {
 			t.Errorf("a probe asks %s, which neither program serves", p)
 		}
 	}
-	getenv := func(k string) string {
-		return map[string]string{"ATODENE_WORKER_NATS_URL": "nats://n:4222",
-			"ATODENE_WORKER_REDIS_URL": "redis-sentinel://sentinel-1:26379/0?master_name=atodene&addr=sentinel-2:26379&addr=sentinel-3:26379"}[k]
-	}
-	raw, _ := os.ReadFile("compose.sentinel.yaml")
-	if !strings.Contains(string(raw), getenv("ATODENE_WORKER_REDIS_URL")) {
-		t.Fatal("compose.sentinel.yaml gives another Redis URL than this test checks")
-	}
-	if _, err := config.ParseSettings(nil, getenv, io.Discard); err != nil {
-		t.Errorf("the worker refuses compose.sentinel.yaml's Redis URL: %v", err)
+	for file, url := range map[string]string{
+		"compose.sentinel.yaml": "redis-sentinel://sentinel-1:26379/0?master_name=atodene&addr=sentinel-2:26379&addr=sentinel-3:26379",
+		"compose.cluster.yaml":  "redis-cluster://redis:6379?addr=redis-2:6379&addr=redis-3:6379",
+	} {
+		raw, _ := os.ReadFile(file)
+		if !strings.Contains(string(raw), "ATODENE_WORKER_REDIS_URL: "+url) {
+			t.Fatalf("%s gives another Redis URL than this test checks", file)
+		}
+		getenv := func(k string) string {
+			return map[string]string{"ATODENE_WORKER_NATS_URL": "nats://n:4222", "ATODENE_WORKER_REDIS_URL": url}[k]
+		}
+		if _, err := config.ParseSettings(nil, getenv, io.Discard); err != nil {
+			t.Errorf("the worker refuses %s's Redis URL: %v", file, err)
+		}
+		if _, err := redisconn.Open("-redis-url", url, transport.RedisFiles{}); err != nil {
+			t.Errorf("%s's Redis URL does not open: %v", file, err)
+		}
 	}
 }
 
