@@ -1,11 +1,12 @@
 // Package reliability is the reliability suite (docs/reliability.md): it runs the real worker,
 // sandbox and nats-server binaries and Redis on loopback ports, drives a workload of orders
 // through their whole life while it injects a fault (worker kills, a NATS restart, the loss of
-// a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input; a full
-// JetStream store, a stream recreated, the NATS store or Redis's recent writes or all of them
-// lost, a merchant's password changed, a hot order, a shutdown with Redis frozen, huge
-// identifiers, an importer's late retry), and checks the promises of docs/architecture.md#promises on what the
-// scenario left behind, and that no outcome contradicts ATODENE's own state.
+// a cluster's stream leader, a Redis outage, a Redis master failed over by Sentinel or lost from
+// a Redis Cluster, provider faults, duplicates, bad input; a full JetStream store, a stream
+// recreated, the NATS store or Redis's recent writes or all of them lost, a merchant's password
+// changed, a hot order, a shutdown with Redis frozen, huge identifiers, an importer's late
+// retry), and checks the promises of docs/architecture.md#promises on what the scenario left
+// behind, and that no outcome contradicts ATODENE's own state.
 package reliability
 
 import (
