@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -34,35 +34,6 @@ type Cluster struct {
 	t     testing.TB
 }
 
-// clusterSlots is the master of each range of slots, as one node sees them, by first slot.
-type clusterSlots []slotRange
-
-// slotRange is the slots start to end (inclusive) and their master's host:port.
-type slotRange struct {
-	start, end int
-	master     string
-}
-
-func (s clusterSlots) masterOf(slot int) string {
-	for _, r := range s {
-		if r.start <= slot && slot <= r.end {
-			return r.master
-		}
-	}
-	return ""
-}
-
-// masters returns the masters of s, each once, in the order of their first slot.
-func (s clusterSlots) masters() []string {
-	var m []string
-	for _, r := range s {
-		if !slices.Contains(m, r.master) {
-			m = append(m, r.master)
-		}
-	}
-	return m
-}
-
 // StartCluster starts six redis-server processes in cluster mode, each with a temporary directory
 // of its own, makes them a cluster of three masters with a replica each (redis-cli --cluster
 // create), and waits until every node reports the cluster ok and every master has its replica
@@ -70,8 +41,7 @@ func (s clusterSlots) masters() []string {
 // in 30 s.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
+	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("testenv: redis-cli is not installed (it comes with redis-server; on Debian in redis-tools), and a Redis Cluster is made with it: %v", err)
 	}
 	c := &Cluster{admin: map[string]*redis.Client{}, t: t}
@@ -83,12 +53,7 @@ func StartCluster(t testing.TB) *Cluster {
 		for strconv.Itoa(bus) == port {
 			bus = FreePort(t)
 		}
-		// The bus port is given (cluster-port, Redis 7.0): the default, the port plus 10000, may
-		// be taken, or past 65535. A master sends a replica its data at once, not after 5 s of
-		// waiting for other replicas to share the transfer with.
-		r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-			"--cluster-config-file", filepath.Join(r.dir, "nodes-"+port+".conf"), "--cluster-node-timeout", "1000",
-			"--repl-diskless-sync-delay", "0"}
+		r.args = redisadmin.NodeArgs(bus, filepath.Join(r.dir, "nodes-"+port+".conf"))
 		r.Start()
 		t.Cleanup(r.Stop)
 		c.nodes, addrs[i] = append(c.nodes, r), r.Addr
@@ -100,9 +65,8 @@ func StartCluster(t testing.TB) *Cluster {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 	defer cancel()
-	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	if err := redisadmin.Create(ctx, addrs); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
 	c.await(t, "form", func(ctx context.Context) string {
 		_, why := c.healthy(ctx, true)
@@ -113,8 +77,7 @@ func StartCluster(t testing.TB) *Cluster {
 
 // URL is a redis-cluster:// URL of the cluster (redisconn.Open) naming its masters of now.
 func (c *Cluster) URL() string {
-	m := c.Masters()
-	return "redis-cluster://" + m[0] + "?addr=" + strings.Join(m[1:], "&addr=")
+	return redisadmin.URL(c.Masters())
 }
 
 // Client returns a cluster client (a *redis.ClusterClient) that knows every node's address, closed
@@ -137,7 +100,7 @@ func (c *Cluster) Client(t testing.TB) redis.UniversalClient {
 // first running node that answers sees them.
 func (c *Cluster) Masters() []string {
 	c.t.Helper()
-	return c.slots().masters()
+	return c.slots().Masters()
 }
 
 // MasterOf returns the address of the master of key's slot (CLUSTER KEYSLOT), as the first
@@ -147,13 +110,13 @@ func (c *Cluster) MasterOf(key string) (addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, r := range c.running() {
-		slot, err := c.client(r.Addr).ClusterKeySlot(ctx, key).Result()
+		slot, err := redisadmin.KeySlot(ctx, c.client(r.Addr), key)
 		if err != nil {
 			continue
 		}
-		slots, err := c.slotsAt(ctx, r.Addr)
-		if err == nil && slots.masterOf(int(slot)) != "" {
-			return slots.masterOf(int(slot))
+		slots, err := redisadmin.ReadSlots(ctx, c.client(r.Addr))
+		if err == nil && slots.MasterOf(slot) != "" {
+			return slots.MasterOf(slot)
 		}
 	}
 	c.t.Fatalf("testenv: no node of the cluster says which master has the slot of %q", key)
@@ -167,14 +130,9 @@ func (c *Cluster) KillMaster(t testing.TB, addr string) (promoted string) {
 	t.Helper()
 	r := c.node(t, addr)
 	before := c.slots()
-	var owned []int // the first slot of each range of addr
-	for _, s := range before {
-		if s.master == addr {
-			owned = append(owned, s.start)
-		}
-	}
+	owned := before.Of(addr)
 	if len(owned) == 0 {
-		t.Fatalf("testenv: %s is not a master of the cluster (masters: %v)", addr, before.masters())
+		t.Fatalf("testenv: %s is not a master of the cluster (masters: %v)", addr, before.Masters())
 	}
 	r.Stop()
 	c.await(t, "promote a replica of "+addr, func(ctx context.Context) string {
@@ -182,10 +140,10 @@ func (c *Cluster) KillMaster(t testing.TB, addr string) (promoted string) {
 		if why != "" {
 			return why
 		}
-		for _, slot := range owned {
-			m := slots.masterOf(slot)
+		for _, r := range owned {
+			m := slots.MasterOf(r.Start)
 			if m == addr || m == "" {
-				return fmt.Sprintf("slot %d is still with %s", slot, addr)
+				return fmt.Sprintf("slot %d is still with %s", r.Start, addr)
 			}
 			promoted = m
 		}
@@ -210,7 +168,7 @@ func (c *Cluster) Restart(t testing.TB, addr string) {
 		if why != "" {
 			return why
 		}
-		if slices.Contains(slots.masters(), addr) {
+		if slices.Contains(slots.Masters(), addr) {
 			return addr + " is a master again"
 		}
 		return ""
@@ -232,56 +190,24 @@ func (c *Cluster) await(t testing.TB, what string, cond func(ctx context.Context
 	}
 }
 
-// healthy returns the slots as every running node sees them, or why not: a node does not answer,
-// does not report cluster_state:ok, or sees other masters than the others; with replicas, a
-// master has no replica online.
-func (c *Cluster) healthy(ctx context.Context, replicas bool) (clusterSlots, string) {
-	var agreed clusterSlots
+// healthy returns the slots as every running node sees them, or why not (redisadmin.Health).
+func (c *Cluster) healthy(ctx context.Context, replicas bool) (redisadmin.Slots, string) {
+	nodes := map[string]*redis.Client{}
 	for _, r := range c.running() {
-		info, err := c.client(r.Addr).ClusterInfo(ctx).Result()
-		if err != nil {
-			return nil, fmt.Sprintf("CLUSTER INFO on %s: %v", r.Addr, err)
-		}
-		if !strings.Contains(info, "cluster_state:ok") {
-			return nil, r.Addr + " does not report cluster_state:ok"
-		}
-		slots, err := c.slotsAt(ctx, r.Addr)
-		switch {
-		case err != nil:
-			return nil, fmt.Sprintf("CLUSTER SLOTS on %s: %v", r.Addr, err)
-		case agreed == nil:
-			agreed = slots
-		case !slices.Equal(slots, agreed):
-			return nil, fmt.Sprintf("%s sees the masters %v, another node %v", r.Addr, slots.masters(), agreed.masters())
-		}
+		nodes[r.Addr] = c.client(r.Addr)
 	}
-	if agreed == nil {
-		return nil, "no node is running"
-	}
-	if !replicas {
-		return agreed, ""
-	}
-	for _, m := range agreed.masters() {
-		info, err := c.client(m).Info(ctx, "replication").Result()
-		if err != nil {
-			return nil, fmt.Sprintf("INFO replication on %s: %v", m, err)
-		}
-		if !strings.Contains(info, "state=online") {
-			return nil, "the master " + m + " has no replica online"
-		}
-	}
-	return agreed, ""
+	return redisadmin.Health(ctx, nodes, replicas)
 }
 
 // slots returns the slots as the first running node that answers sees them, and fails the test
 // that started the cluster if none does.
-func (c *Cluster) slots() clusterSlots {
+func (c *Cluster) slots() redisadmin.Slots {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var last error
 	for _, r := range c.running() {
-		slots, err := c.slotsAt(ctx, r.Addr)
+		slots, err := redisadmin.ReadSlots(ctx, c.client(r.Addr))
 		if err == nil {
 			return slots
 		}
@@ -289,26 +215,6 @@ func (c *Cluster) slots() clusterSlots {
 	}
 	c.t.Fatalf("testenv: no node of the cluster answers CLUSTER SLOTS: %v", last)
 	return nil
-}
-
-// slotsAt returns the slots as the node at addr sees them.
-func (c *Cluster) slotsAt(ctx context.Context, addr string) (clusterSlots, error) {
-	raw, err := c.client(addr).ClusterSlots(ctx).Result()
-	if err != nil {
-		return nil, err
-	}
-	slots := make(clusterSlots, 0, len(raw))
-	for _, s := range raw {
-		if len(s.Nodes) == 0 {
-			return nil, fmt.Errorf("slots %d-%d have no master", s.Start, s.End)
-		}
-		slots = append(slots, slotRange{s.Start, s.End, s.Nodes[0].Addr})
-	}
-	slices.SortFunc(slots, func(a, b slotRange) int { return a.start - b.start })
-	if len(slots) == 0 {
-		return nil, fmt.Errorf("%s has no slots assigned", addr)
-	}
-	return slots, nil
 }
 
 // running returns the nodes whose process runs (not killed).

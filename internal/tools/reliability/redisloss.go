@@ -2,7 +2,11 @@ package reliability
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/tools/childproc"
@@ -109,5 +113,107 @@ func injectRedisFailover(ctx context.Context, x *run) error {
 		return err
 	}
 	x.note = fmt.Sprintf("master SIGKILLed at 40%%, replica promoted after %s, old master its replica after %s", promoted, time.Since(killed).Round(100*time.Millisecond))
+	return nil
+}
+
+// injectClusterNodeLoss SIGKILLs, when 40% of the orders have started and registrations are in
+// flight, the master of the Redis Cluster that holds shop rel-a's slot (that of "{rel-a}": every
+// key of a shop carries the shop as hash tag), and waits until the cluster promotes its replica;
+// 5 s later it starts the killed node again, which rejoins as the replica of the new master
+// (until then the new master has none, and the intents of rel-a's registrations wait for one).
+// A worker whose intents wait for no replica makes the run a violation: the scenario would not
+// test what it says.
+func injectClusterNodeLoss(ctx context.Context, x *run) error {
+	if err := x.waitStarted(ctx, 0.4); err != nil {
+		return err
+	}
+	if !intentsWaitForAReplica(x) {
+		x.find("not injected", "the worker's registration intents wait for no replica (its log does not say %q with 1 replica): -redis-wait-replicas auto found none", intentsWaitLine)
+	}
+	c := x.s.Cluster
+	tag := "{" + shopA + "}"
+	victim, slot, err := c.MasterOf(ctx, tag)
+	if err != nil {
+		return err
+	}
+	other, _, err := c.MasterOf(ctx, "{"+shopB+"}")
+	if err != nil {
+		return err
+	}
+	started := x.d.started.Load()
+	killed := time.Now()
+	if _, err := c.KillMaster(ctx, victim); err != nil {
+		return err
+	}
+	tookOver := time.Since(killed).Round(100 * time.Millisecond)
+	if err := childproc.Sleep(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	if err := c.Restart(ctx, victim); err != nil {
+		return err
+	}
+	where := "rel-b on another master"
+	if other == victim {
+		where = "rel-b on the same master"
+	}
+	x.note = fmt.Sprintf("master of %s (slot %d; %s) SIGKILLed at 40%% (order %d), replica promoted after %s, killed node its replica after %s",
+		tag, slot, where, started, tookOver, time.Since(killed).Round(100*time.Millisecond))
+	return nil
+}
+
+// intentsWaitLine is what the worker logs at start-up when its registration intents wait for
+// Redis replicas (worker.replication).
+const intentsWaitLine = "registration intents wait for Redis replicas"
+
+// intentsWaitForAReplica reports whether every worker's log says that its intents wait for one
+// replica.
+func intentsWaitForAReplica(x *run) bool {
+	for _, w := range x.s.Workers {
+		raw, err := os.ReadFile(w.Log)
+		if err != nil {
+			return false
+		}
+		waits := false
+		for line := range strings.Lines(string(raw)) {
+			waits = waits || strings.Contains(line, intentsWaitLine) && strings.Contains(line, `"replicas":1`)
+		}
+		if !waits {
+			return false
+		}
+	}
+	return true
+}
+
+// notHeldLine is what the worker logs of an intent whose write no replica acknowledged in time
+// (orderstate.ErrNotReplicated): the registration is held, and nothing sent to ATODENE.
+const notHeldLine = "not acknowledged by enough replicas"
+
+// heldOrder finds the order in the error of a held write: "orderstate: writing state of
+// rel-a/D93C8-000089: orderstate: the write was not acknowledged ...".
+var heldOrder = regexp.MustCompile(`writing state of ([^ :]+/[^ :]+):`)
+
+// noteHeldIntents notes how many registrations waited for a replica after the failover (and of
+// how many orders): what shows that registrations were in flight when the master went.
+func noteHeldIntents(_ context.Context, x *run) error {
+	held, orders := 0, map[string]bool{}
+	for _, w := range x.s.Workers {
+		raw, err := os.ReadFile(w.Log)
+		if err != nil {
+			return err
+		}
+		for line := range strings.Lines(string(raw)) {
+			if !strings.Contains(line, notHeldLine) || !strings.Contains(line, `"msg":"handling the message failed`) {
+				continue
+			}
+			var l struct{ Error string }
+			if json.Unmarshal([]byte(line), &l) == nil {
+				held++
+				if m := heldOrder.FindStringSubmatch(l.Error); m != nil {
+					orders[m[1]] = true
+				}
+			}
+		}
+	}
+	x.notef("%d writes of registration intents (%d orders) held for want of a replica while the killed node was down", held, len(orders))
 	return nil
 }

@@ -1,11 +1,12 @@
 // Package reliability is the reliability suite (docs/reliability.md): it runs the real worker,
 // sandbox and nats-server binaries and Redis on loopback ports, drives a workload of orders
 // through their whole life while it injects a fault (worker kills, a NATS restart, the loss of
-// a cluster's stream leader, a Redis outage, provider faults, duplicates, bad input; a full
-// JetStream store, a stream recreated, the NATS store or Redis's recent writes or all of them
-// lost, a merchant's password changed, a hot order, a shutdown with Redis frozen, huge
-// identifiers, an importer's late retry), and checks the promises of docs/architecture.md#promises on what the
-// scenario left behind, and that no outcome contradicts ATODENE's own state.
+// a cluster's stream leader, a Redis outage, a Redis master failed over by Sentinel or lost from
+// a Redis Cluster, provider faults, duplicates, bad input; a full JetStream store, a stream
+// recreated, the NATS store or Redis's recent writes or all of them lost, a merchant's password
+// changed, a hot order, a shutdown with Redis frozen, huge identifiers, an importer's late
+// retry), and checks the promises of docs/architecture.md#promises on what the scenario left
+// behind, and that no outcome contradicts ATODENE's own state.
 package reliability
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -516,16 +518,20 @@ func (x *run) busy(ctx context.Context, rdb redis.UniversalClient) (string, bool
 }
 
 // eventsWaiting counts the orders with parked events or an inbox not applied yet: they wait for
-// their order, a deadline or a lease. Such orders are in the timer index.
+// their order, a deadline or a lease. Such orders are in their shop's timer index.
 func (x *run) eventsWaiting(ctx context.Context, rdb redis.UniversalClient) (int, error) {
-	members, err := rdb.ZRange(ctx, x.s.Prefix+"timers", 0, -1).Result()
-	if err != nil {
-		return 0, err
-	}
 	store, n := orderstate.New(rdb, x.s.Prefix, 0), 0
 	defer store.Close()
-	for _, m := range members {
-		shop, order, _ := strings.Cut(m, ":")
+	var timers []orderstate.Timer
+	for _, shop := range []string{shopA, shopB} {
+		ts, err := store.OverdueTimers(ctx, shop, time.Now().AddDate(100, 0, 0), math.MaxInt32)
+		if err != nil {
+			return 0, err
+		}
+		timers = append(timers, ts...)
+	}
+	for _, t := range timers {
+		shop, order := t.Shop, t.Order
 		st, err := store.Get(ctx, shop, order)
 		if err != nil {
 			return 0, err
@@ -553,14 +559,20 @@ func (x *run) keptUnprocessed(ctx context.Context, rdb redis.UniversalClient) (i
 	if err != nil {
 		return 0, err
 	}
+	store := orderstate.New(rdb, x.s.Prefix, 0)
+	defer store.Close()
 	lost := 0
 	for subject := range info.State.Subjects {
-		key := subject[strings.LastIndexByte(subject, '.')+1:]
-		n, err := rdb.Exists(ctx, x.s.Prefix+"event:"+key).Result()
+		// atodene.kept.<shop>.<order, base64url>.<event key>
+		tokens := strings.Split(subject, ".")
+		if len(tokens) != 5 {
+			return 0, fmt.Errorf("ATODENE_KEPT holds a subject of an unknown form: %s", subject)
+		}
+		done, err := store.EventDone(ctx, tokens[2], tokens[4])
 		if err != nil {
 			return 0, err
 		}
-		if n == 0 {
+		if !done {
 			lost++
 		}
 	}

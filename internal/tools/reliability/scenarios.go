@@ -22,6 +22,7 @@ type scenario struct {
 	nodes        int
 	privateRedis bool
 	sentinel     bool // the private Redis with a replica and three sentinels (stack.Options.RedisSentinel)
+	cluster      bool // a private Redis Cluster, three masters with a replica each (stack.Options.RedisCluster)
 	workerFlags  []string
 	dup          bool // publish every event three times
 	corpus       bool // publish the bad-input corpus among the orders
@@ -85,6 +86,9 @@ func scenarios() []scenario {
 			privateRedis: true, inject: injectHugeIDs, describe: describeNote},
 		{name: "redis-failover", title: "the private Redis master SIGKILLed while registrations are in flight; Sentinel promotes its replica", full: 2000, quick: 200, nodes: 1,
 			privateRedis: true, sentinel: true, inject: injectRedisFailover, describe: describeNote},
+		{name: "redis-cluster-node-loss", title: "the Redis Cluster master of one shop's slot SIGKILLed while registrations are in flight; its replica promoted", full: 2000, quick: 200, nodes: 1,
+			// Each master has a replica, so auto makes every intent wait for its master's replica.
+			cluster: true, workerFlags: []string{"-redis-wait-replicas", "auto"}, inject: injectClusterNodeLoss, after: noteHeldIntents, describe: describeNote},
 		{name: "late-retry", title: "an importer's late retry of order.created after the order's cancel, and orders created again after it", full: 1000, quick: 200, nodes: 1,
 			inject: injectLateRetries, after: checkLateOrders, describe: describeNote},
 	}

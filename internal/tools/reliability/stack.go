@@ -25,13 +25,13 @@ const (
 const linkID = "original00"
 
 // startStack starts the scenario's servers: NATS (one node, or a three-node cluster), a private
-// redis-server if the scenario breaks Redis, and the sandbox with two merchants (one per shop)
-// whose passwords are fresh for the run, and short review and hold delays.
+// redis-server or Redis Cluster if the scenario breaks Redis, and the sandbox with two merchants
+// (one per shop) whose passwords are fresh for the run, and short review and hold delays.
 func (x *run) startStack(ctx context.Context) error {
 	sc := x.sc
 	x.secrets = []string{"relPw-" + randomHex(8), "relPw-" + randomHex(8)}
 	s, err := x.r.host.Start(ctx, sc.name, stack.Options{Nodes: sc.nodes, MaxPayload: maxPayload, MaxFileStore: sc.maxFileStore,
-		PrivateRedis: sc.privateRedis, RedisSentinel: sc.sentinel,
+		PrivateRedis: sc.privateRedis, RedisSentinel: sc.sentinel, RedisCluster: sc.cluster,
 		// The workers run with -shutdown-grace 10s (workerOptions).
 		StopGrace: 15 * time.Second,
 		Sandbox: stack.SandboxOptions{

@@ -19,6 +19,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -100,6 +101,10 @@ type Options struct {
 	// RedisSentinel, with PrivateRedis, gives the private Redis a replica and three sentinels
 	// (Stack.Sentinels), and the workers a redis-sentinel:// URL of the group.
 	RedisSentinel bool
+	// RedisCluster starts a Redis Cluster of the stack's own (Stack.Cluster), three masters with
+	// a replica each, and gives the workers a redis-cluster:// URL of it, instead of the Host's
+	// Redis. It excludes PrivateRedis.
+	RedisCluster bool
 	// Sandbox configures the sandbox.
 	Sandbox SandboxOptions
 	// StopGrace is how long Close and StopWorkers give a worker after SIGTERM before they kill it.
@@ -134,6 +139,8 @@ type Stack struct {
 	RedisServer *RedisServer
 	// Sentinels are its replica and sentinels with Options.RedisSentinel, else nil.
 	Sentinels *Sentinels
+	// Cluster is the private Redis Cluster with Options.RedisCluster, else nil.
+	Cluster *Cluster
 	// Workers are the workers started so far, in order (StopWorkers forgets them).
 	Workers []*Worker
 
@@ -145,11 +152,15 @@ type Stack struct {
 }
 
 // Start makes the stack's directory and starts, in this order, NATS (waiting until JetStream
-// answers), the private Redis (with Options.PrivateRedis) and the sandbox; workers come later,
+// answers), the private Redis (with Options.PrivateRedis, RedisSentinel or RedisCluster) and the
+// sandbox; workers come later,
 // with StartWorkers. On error it stops what it started and returns the error; cancelling ctx
 // ends the waits with ctx's error. The caller closes a stack that started.
 func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error) {
 	o = o.withDefaults()
+	if o.RedisCluster && (o.PrivateRedis || o.RedisSentinel) {
+		return nil, errors.New("stack: Options.RedisCluster excludes PrivateRedis and RedisSentinel")
+	}
 	s := &Stack{Name: name, Dir: h.StackDir(name), Prefix: h.Prefix + name + ":", RedisURL: h.RedisURL, host: h, opts: o}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, err
@@ -160,6 +171,9 @@ func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error
 	}
 	if err == nil && o.RedisSentinel {
 		err = s.startSentinels(ctx)
+	}
+	if err == nil && o.RedisCluster {
+		err = s.startCluster(ctx)
 	}
 	if err == nil {
 		err = s.startSandbox(ctx)
@@ -176,8 +190,8 @@ func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error
 func (s *Stack) OnClose(f func()) { s.onClose = append(s.onClose, f) }
 
 // Close stops the workers (SIGTERM, then SIGKILL after Options.StopGrace), runs the OnClose
-// functions, stops the sandbox, NATS and the private Redis, and deletes the stack's keys from
-// the shared Redis. Errors are dropped: Close is the last word on a scenario, whatever happened.
+// functions, stops the sandbox, NATS and the private Redis or Redis Cluster, and deletes the
+// stack's keys from the shared Redis. Errors are dropped: Close is the last word on a scenario, whatever happened.
 func (s *Stack) Close() {
 	for _, w := range s.Workers {
 		_, _ = w.Stop(s.opts.StopGrace)
@@ -199,9 +213,16 @@ func (s *Stack) Close() {
 	if s.Sentinels != nil {
 		s.Sentinels.Replica.Stop()
 	}
-	if s.RedisServer != nil {
+	switch {
+	case s.Cluster != nil:
+		s.Cluster.stop()
+	case s.RedisServer != nil:
 		s.RedisServer.Stop()
-	} else if rdb, err := s.RedisClient(); err == nil {
+	default:
+		rdb, err := s.RedisClient()
+		if err != nil {
+			break
+		}
 		// A stack's keys go with it; the shared Redis itself is never flushed.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		_ = DeleteKeys(ctx, rdb, s.Prefix)
