@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +40,63 @@ type call struct {
 
 // maxBatch bounds a pipeline.
 const maxBatch = 128
+
+// batchers gives each shop a batcher of its own on a Redis Cluster: a pipeline waits for its
+// slowest node, so one pipeline for all shops would make the failover of one master (seconds until
+// the client learns of the promotion) stall the shops of every other. A shop's keys are in one slot
+// (its hash tag), so its pipelines go to one node. On one server, one batcher serves every shop.
+type batchers struct {
+	rdb     redis.UniversalClient
+	one     *batcher // not on a Cluster
+	mu      sync.Mutex
+	byShop  map[string]*batcher
+	closing bool
+}
+
+func newBatchers(rdb redis.UniversalClient) *batchers {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return &batchers{rdb: rdb, byShop: map[string]*batcher{}}
+	}
+	return &batchers{rdb: rdb, one: newBatcher(rdb)}
+}
+
+// run runs script in the pipelines of the shop whose hash tag keys[0] carries (batcher.run).
+func (bs *batchers) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if bs.one != nil {
+		return bs.one.run(ctx, script, keys, args...)
+	}
+	_, rest, _ := strings.Cut(keys[0], "{")
+	shop, _, _ := strings.Cut(rest, "}")
+	bs.mu.Lock()
+	if bs.closing {
+		bs.mu.Unlock()
+		return closed(ctx)
+	}
+	b, ok := bs.byShop[shop]
+	if !ok {
+		b = newBatcher(bs.rdb)
+		bs.byShop[shop] = b
+	}
+	bs.mu.Unlock()
+	return b.run(ctx, script, keys, args...)
+}
+
+// close closes every batcher, at once (each waits at most closeWait).
+func (bs *batchers) close() {
+	if bs.one != nil {
+		bs.one.close()
+		return
+	}
+	bs.mu.Lock()
+	bs.closing = true
+	all := slices.Collect(maps.Values(bs.byShop))
+	bs.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, b := range all {
+		wg.Go(b.close)
+	}
+	wg.Wait()
+}
 
 func newBatcher(rdb redis.UniversalClient) *batcher {
 	return &batcher{rdb: rdb, calls: make(chan *call, maxBatch), quit: make(chan struct{}), stopped: make(chan struct{})}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,15 +46,16 @@ const maxReplicatedWrites = 8
 // writes of its own connection, so it must follow the write on the same one. It bypasses the
 // batcher, whose pipeline it would hold for the wait.
 func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
-	select {
-	case s.replicatedSlots <- struct{}{}:
-		defer func() { <-s.replicatedSlots }()
-	case <-ctx.Done():
-		return failed(ctx, fmt.Errorf("waiting to write an intent: %w", ctx.Err()))
-	}
 	node, err := s.nodeOf(ctx, keys[0])
 	if err != nil {
 		return failed(ctx, err)
+	}
+	slots := s.replicatedSlots(node)
+	select {
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
+	case <-ctx.Done():
+		return failed(ctx, fmt.Errorf("waiting to write an intent: %w", ctx.Err()))
 	}
 	var cmd *redis.Cmd
 	var acks *redis.Cmd
@@ -83,6 +85,32 @@ func (s *Store) runReplicated(ctx context.Context, script *redis.Script, keys []
 		cmd.SetErr(&unavailableError{fmt.Errorf("%w (%d of %d within %s)", cause, n, s.replication.Replicas, s.replication.Timeout)})
 	}
 	return cmd
+}
+
+// replicatedSlots returns the slots of runReplicated's writes to node: on a Cluster, node's own, so
+// that the intents of a master without a replica (just failed over), each waiting out the
+// timeout, hold up only the shops of that master.
+func (s *Store) replicatedSlots(node redis.UniversalClient) chan struct{} {
+	c, ok := node.(*redis.Client)
+	if !ok || node == s.rdb {
+		return s.replicated
+	}
+	n := s.replicatedByNode
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr := c.Options().Addr
+	slots, ok := n.byAddr[addr]
+	if !ok {
+		slots = make(chan struct{}, maxReplicatedWrites)
+		n.byAddr[addr] = slots
+	}
+	return slots
+}
+
+// nodeSlots are the slots of runReplicated per master of a Cluster, by address.
+type nodeSlots struct {
+	mu     sync.Mutex
+	byAddr map[string]chan struct{}
 }
 
 // nodeOf returns the client of the server that writes key: on Redis Cluster the master of its

@@ -231,7 +231,7 @@ var ErrConflict = errors.New("orderstate: state changed concurrently (version co
 // index (ListOrders, CountOrders) in step with the states.
 type Store struct {
 	rdb       redis.UniversalClient
-	batch     *batcher
+	batch     *batchers
 	prefix    string
 	eventTTL  time.Duration
 	retention time.Duration
@@ -239,7 +239,8 @@ type Store struct {
 	// listBudget and gatherLimit are ListOrders' bounds (the constants; tests lower them).
 	listBudget, gatherLimit int
 	replication             Replication
-	replicatedSlots         chan struct{} // runReplicated's: maxReplicatedWrites
+	replicated              chan struct{} // runReplicated's slots: maxReplicatedWrites
+	replicatedByNode        *nodeSlots    // on a Cluster, per master (replicatedSlots)
 }
 
 // DefaultRetention is how long an order's state, history and index entry are kept after it last
@@ -274,8 +275,9 @@ func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.Replication.Timeout <= 0 {
 		cfg.Replication.Timeout = DefaultReplicationTimeout
 	}
-	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
-		listBudget: listBudget, gatherLimit: gatherLimit, replication: cfg.Replication, replicatedSlots: make(chan struct{}, maxReplicatedWrites)}
+	return &Store{rdb: rdb, batch: newBatchers(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
+		listBudget: listBudget, gatherLimit: gatherLimit, replication: cfg.Replication, replicated: make(chan struct{}, maxReplicatedWrites),
+		replicatedByNode: &nodeSlots{byAddr: map[string]chan struct{}{}}}
 }
 
 // New returns a store that keeps its keys under prefix (e.g. "atodene:"), with the default

@@ -206,7 +206,7 @@ func (b *baseline) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	shop, order := env.Data.ShopID, env.Data.OrderID
 	state := fmt.Sprintf(`{"version":1,"status":"registering","fee":205,"billed_amount":3155,"caused_by":%q}`, env.ID)
-	if err := b.rdb.Set(ctx, b.prefix+"order:"+shop+":"+order, state, 0).Err(); err != nil {
+	if err := b.rdb.Set(ctx, b.prefix+"order:{"+shop+"}:"+order, state, 0).Err(); err != nil {
 		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url,
