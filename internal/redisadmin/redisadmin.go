@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -99,19 +100,25 @@ func (s Slots) Of(master string) Slots {
 	return out
 }
 
-// ReadSlots returns the slots as the node sees them (CLUSTER SLOTS). An error is Redis's, or a
+// ReadSlots returns the slots as the node sees them (CLUSTER SHARDS). An error is Redis's, or a
 // node that knows no slots or a range without a master.
 func ReadSlots(ctx context.Context, node *redis.Client) (Slots, error) {
-	raw, err := node.ClusterSlots(ctx).Result()
+	shards, err := node.ClusterShards(ctx).Result()
 	if err != nil {
 		return nil, err
 	}
-	slots := make(Slots, 0, len(raw))
-	for _, s := range raw {
-		if len(s.Nodes) == 0 {
-			return nil, fmt.Errorf("slots %d-%d have no master", s.Start, s.End)
+	var slots Slots
+	for _, sh := range shards {
+		if len(sh.Slots) == 0 {
+			continue // a shard of replicas only, or a node without slots
 		}
-		slots = append(slots, SlotRange{s.Start, s.End, s.Nodes[0].Addr})
+		i := slices.IndexFunc(sh.Nodes, func(n redis.Node) bool { return n.Role == "master" && n.Health == "online" })
+		for _, r := range sh.Slots {
+			if i < 0 {
+				return nil, fmt.Errorf("slots %d-%d have no master online", r.Start, r.End)
+			}
+			slots = append(slots, SlotRange{int(r.Start), int(r.End), net.JoinHostPort(sh.Nodes[i].IP, strconv.FormatInt(sh.Nodes[i].Port, 10))})
+		}
 	}
 	slices.SortFunc(slots, func(a, b SlotRange) int { return a.Start - b.Start })
 	if len(slots) == 0 {
