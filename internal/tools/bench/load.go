@@ -97,7 +97,10 @@ func (p *publisher) publish(ctx context.Context, spec orderSpec, rate float64) (
 		msg := nats.NewMsg(events.Subject(events.TypeOrderCreated, shop))
 		msg.Data = body
 		msg.Header.Set("Content-Type", events.ContentType)
-		if _, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id)); err != nil {
+		// A full window of unacknowledged publishes waits for acknowledgements (up to 30 s) rather
+		// than failing after the client's default 200 ms: an R3 stream on a loaded machine
+		// acknowledges more slowly.
+		if _, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(30*time.Second)); err != nil {
 			return sent, fmt.Errorf("publishing order %s: %w", order, err)
 		}
 		sent[order] = at
