@@ -1,10 +1,13 @@
 // Command bench measures the worker on this machine, on loopback, against a bare-bones
 // baseline: throughput, latency at fixed rates, a slow provider, orders under review at scale,
-// dead-letter replay, and the order index with many orders (pages and counts). It builds and starts a NATS server, the ATODENE sandbox and the workers
+// dead-letter replay, the order index with many orders (pages and counts), and the cost of
+// scaling out (scaleout: three workers on a NATS cluster and a Redis Cluster against one worker;
+// not part of -quick unless named with -only). It builds and starts a NATS server, the ATODENE sandbox and the workers
 // as separate processes, uses the machine's Redis under a key prefix of its own, prints the
 // machine, versions, settings and a table per measurement, and writes JSON with -json.
 //
 //	go run ./cmd/bench [-quick] [-json out.json] [-only throughput,latency] [-profile dir]
+//	go run ./cmd/bench -only scaleout
 //
 // docs/benchmarks.md has the results and how to read them. The subcommands baseline-worker and
 // profiled-worker are the processes the benchmark starts; they are not meant to be run by hand.
@@ -49,7 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := bench.Options{Out: stdout}
 	fs.BoolVar(&opts.Quick, "quick", false, "small sizes: the whole run takes under two minutes")
 	fs.StringVar(&opts.JSON, "json", "", "write the results as JSON to `file`")
-	only := fs.String("only", "", "comma-separated `scenarios` to run: "+strings.Join(bench.Scenarios, ", ")+" (default all)")
+	only := fs.String("only", "", "comma-separated `scenarios` to run: "+strings.Join(bench.Scenarios, ", ")+
+		" (default all; -quick leaves out "+strings.Join(bench.NotQuick, ", ")+" unless named)")
 	fs.StringVar(&opts.ProfileDir, "profile", "", "run the workers with pprof and store CPU and heap profiles in `dir`")
 	fs.StringVar(&opts.RedisURL, "redis-url", "redis://127.0.0.1:6379", "Redis `URL` (may be shared: the run only touches its own key prefix)")
 	fs.StringVar(&opts.WorkerLogLevel, "worker-log-level", "info", "the workers' -log-level `level`")

@@ -1,6 +1,7 @@
 // Package bench measures the worker on one machine, on loopback: throughput against a
 // bare-bones baseline, latency at fixed rates, a slow provider, many orders under review at
-// once, dead-letter replay, and the order index with many orders. Every server runs as its own process: a NATS server
+// once, dead-letter replay, the order index with many orders, and the cost of scaling out (three
+// workers on a NATS cluster and a Redis Cluster against one worker). Every server runs as its own process: a NATS server
 // built from the nats-server module, the ATODENE sandbox, the worker (cmd/worker) and the
 // baseline, started by package stack; Redis is the machine's, under a key prefix of the run's
 // own.
@@ -40,8 +41,8 @@ type Options struct {
 	Quick bool
 	// JSON is a file to write the results to; empty writes none.
 	JSON string
-	// Only lists the scenarios to run (throughput, latency, slow, pending, replay, index); empty
-	// runs all.
+	// Only lists the scenarios to run (Scenarios); empty runs all, but with Quick all but those
+	// of NotQuick.
 	Only []string
 	// ProfileDir, if set, runs the workers with a pprof endpoint and stores CPU profiles of the
 	// worker and the NATS server and allocation profiles of the worker (throughput, slow provider)
@@ -63,7 +64,11 @@ type Options struct {
 }
 
 // Scenarios are the scenario names, in the order they run.
-var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index"}
+var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index", "scaleout"}
+
+// NotQuick are the scenarios that Quick leaves out unless Only names them, so that a quick run
+// stays under two minutes: scaleout starts nine more servers (a NATS and a Redis cluster).
+var NotQuick = []string{"scaleout"}
 
 // Settings are the sizes of a run.
 type Settings struct {
@@ -81,6 +86,7 @@ type Settings struct {
 	ReplayLetters     int       `json:"replay_letters"`
 	IndexOrders       int       `json:"index_orders"`
 	IndexCalls        int       `json:"index_calls_per_query"`
+	ScaleOutOrders    int       `json:"scaleout_orders"`
 	WorkerLogLevel    string    `json:"worker_log_level"`
 	WorkerEnv         []string  `json:"worker_env,omitempty"`
 	pendingPollFirst  time.Duration
@@ -95,13 +101,13 @@ func settingsFor(o Options) Settings {
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
 			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
-			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
+			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
 	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
 		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 		PendingOrders: 100000, pendingPollFirst: 30 * time.Second, pendingPollMax: 60 * time.Second, pendingMinReview: 150 * time.Second,
-		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
+		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, ScaleOutOrders: 40000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
 }
 
 // Report is everything a run measured; -json writes it.
@@ -117,6 +123,7 @@ type Report struct {
 	Pending    *PendingResult     `json:"pending,omitempty"`
 	Replay     *ReplayResult      `json:"replay,omitempty"`
 	Index      *IndexResult       `json:"index,omitempty"`
+	ScaleOut   *ScaleOutResult    `json:"scaleout,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
 }
 
@@ -220,9 +227,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 		run  func(context.Context) error
 	}{
 		{"throughput", r.throughput}, {"latency", r.latency}, {"slow", r.slowProvider},
-		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index},
+		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index}, {"scaleout", r.scaleOut},
 	} {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, sc.name) {
+			continue
+		}
+		if len(opts.Only) == 0 && opts.Quick && slices.Contains(NotQuick, sc.name) {
+			fmt.Fprintf(r.out, "(%s is not part of -quick: run it with -quick -only %s)\n\n", sc.name, sc.name)
 			continue
 		}
 		if err := sc.run(ctx); err != nil {
@@ -302,9 +313,9 @@ func (r *runner) printHeader() {
 	if len(r.opts.WorkerEnv) > 0 {
 		t.Add("worker environment", strings.Join(r.opts.WorkerEnv, " "))
 	}
-	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters; index %s orders",
+	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters; index %s orders; scale-out %s orders",
 		thousands(int64(s.ThroughputOrders)), s.LatencyRates, s.LatencySeconds, thousands(int64(s.SlowOrders)), s.SlowLatencyMS,
-		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters)), thousands(int64(s.IndexOrders))))
+		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters)), thousands(int64(s.IndexOrders)), thousands(int64(s.ScaleOutOrders))))
 	t.Add("everything", "on this machine, over loopback; each scenario has its own NATS server and sandbox")
 	_ = t.Render(r.out)
 }
@@ -396,9 +407,25 @@ func (r *runner) redisUsedMB(ctx context.Context) float64 {
 // cpuSample is the CPU time used so far by each part of a stack.
 type cpuSample map[string]time.Duration
 
-// cpu samples the CPU time of the stack's processes, Redis (shared: its time includes other
-// users') and the bench itself.
-func (s *benchStack) cpu() cpuSample {
+// cpu samples the CPU time of the stack's processes by part: worker (the workers or the
+// baseline), nats (every node), redis (the shared server, whose time includes other users', or
+// the stack's own redis-server or Redis Cluster nodes), sandbox, and bench (this process).
+func (s *benchStack) cpu() cpuSample { return byPart(s.cpuByProcess()) }
+
+// byPart adds up a sample by process (cpuByProcess) by part: the name before its "/".
+func byPart(procs cpuSample) cpuSample {
+	out := cpuSample{}
+	for name, d := range procs {
+		part, _, _ := strings.Cut(name, "/")
+		out[part] += d
+	}
+	return out
+}
+
+// cpuByProcess samples the CPU time of each of the stack's processes, named <part>/<process>:
+// worker/worker-1, worker/baseline, nats/n1, redis/<host:port> (redis/shared for the machine's),
+// sandbox/sandbox, bench/bench.
+func (s *benchStack) cpuByProcess() cpuSample {
 	out := cpuSample{}
 	add := func(name string, pid int) {
 		if d, err := cpuTime(pid); err == nil {
@@ -406,14 +433,25 @@ func (s *benchStack) cpu() cpuSample {
 		}
 	}
 	for _, w := range s.Workers {
-		add("worker", w.Proc().Pid())
+		add("worker/"+w.Name, w.Proc().Pid())
 	}
-	add("nats", s.Nodes[0].Proc().Pid())
-	add("sandbox", s.Sandbox.Pid())
-	if s.r.redisPID > 0 {
-		add("redis", s.r.redisPID)
+	for _, n := range s.Nodes {
+		add("nats/"+n.Name, n.Proc().Pid())
 	}
-	add("bench", os.Getpid())
+	add("sandbox/sandbox", s.Sandbox.Pid())
+	switch {
+	case s.Cluster != nil:
+		for _, rs := range s.Cluster.Nodes {
+			if p := rs.Proc(); p != nil {
+				add("redis/"+rs.Addr, p.Pid())
+			}
+		}
+	case s.RedisServer != nil:
+		add("redis/"+s.RedisServer.Addr, s.RedisServer.Proc().Pid())
+	case s.r.redisPID > 0:
+		add("redis/shared", s.r.redisPID)
+	}
+	add("bench/bench", os.Getpid())
 	return out
 }
 

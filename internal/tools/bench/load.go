@@ -25,7 +25,10 @@ const (
 
 // orderSpec says which orders a publish makes: IDs prefix + zero-padded index from..from+n-1.
 type orderSpec struct {
-	shop   string
+	shop string
+	// shops, if set, replaces shop: order i goes to shops[i % len(shops)], so that the shops'
+	// orders are interleaved in the stream.
+	shops  []string
 	prefix string
 	from   int
 	n      int
@@ -33,6 +36,14 @@ type orderSpec struct {
 }
 
 func (o orderSpec) id(i int) string { return fmt.Sprintf("%s%07d", o.prefix, o.from+i) }
+
+// shopOf is the shop of order i.
+func (o orderSpec) shopOf(i int) string {
+	if len(o.shops) > 0 {
+		return o.shops[i%len(o.shops)]
+	}
+	return o.shop
+}
 
 // orderEvent is an order.created event as a mall importer publishes it: 2 × 1,200 yen + 550
 // shipping = 2,950 billed, which the shop's fee table (add 205) sends as 3,155.
@@ -81,12 +92,15 @@ func (p *publisher) publish(ctx context.Context, spec orderSpec, rate float64) (
 				}
 			}
 		}
-		order := spec.id(i)
-		id, body := orderEvent(spec.shop, order, spec.email, at)
-		msg := nats.NewMsg(events.Subject(events.TypeOrderCreated, spec.shop))
+		order, shop := spec.id(i), spec.shopOf(i)
+		id, body := orderEvent(shop, order, spec.email, at)
+		msg := nats.NewMsg(events.Subject(events.TypeOrderCreated, shop))
 		msg.Data = body
 		msg.Header.Set("Content-Type", events.ContentType)
-		if _, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id)); err != nil {
+		// A full window of unacknowledged publishes waits for acknowledgements (up to 30 s) rather
+		// than failing after the client's default 200 ms: an R3 stream on a loaded machine
+		// acknowledges more slowly.
+		if _, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(30*time.Second)); err != nil {
 			return sent, fmt.Errorf("publishing order %s: %w", order, err)
 		}
 		sent[order] = at

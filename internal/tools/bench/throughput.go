@@ -21,6 +21,9 @@ type ThroughputResult struct {
 	// CPUPerOrderMS is CPU milliseconds per order by part: worker (or baseline), nats, sandbox,
 	// redis (shared: includes other users), bench (publisher of the orders and outcome reader).
 	CPUPerOrderMS map[string]float64 `json:"cpu_ms_per_order"`
+	// CPUPerOrderByProcessMS is the same by process: worker/worker-1, nats/n1, redis/<host:port>
+	// (redis/shared for the shared server), sandbox/sandbox, bench/bench.
+	CPUPerOrderByProcessMS map[string]float64 `json:"cpu_ms_per_order_by_process"`
 	// OtherCores is the CPU other users of the machine took meanwhile, in cores.
 	OtherCores float64 `json:"other_cores"`
 }
@@ -76,34 +79,83 @@ func (r *runner) throughput(ctx context.Context) error {
 }
 
 func (r *runner) throughputRun(ctx context.Context, name string, workers int, baseline bool, n int) (ThroughputResult, error) {
-	res := ThroughputResult{Name: name, Processes: workers, Orders: n}
-	dirName := "throughput-" + strings.NewReplacer(" ", "", "×", "x").Replace(name)
-	s, col, err := r.preloaded(ctx, dirName, sandboxOpts{}, "T", n)
+	return r.drain(ctx, drainSpec{name: name, dir: "throughput-" + strings.NewReplacer(" ", "", "×", "x").Replace(name),
+		workers: workers, baseline: baseline, orders: orderSpec{shop: benchShop, prefix: "T", n: n, email: emailOK}})
+}
+
+// drainSpec is one drain of a backlog: the stack's servers, the consumers that drain it and the
+// orders published before they start.
+type drainSpec struct {
+	name, dir string // the run's name and its stack's directory
+	srv       servers
+	workers   int
+	baseline  bool // the baseline program instead of workers
+	worker    workerOpts
+	orders    orderSpec
+	// setupFirst starts one worker before the orders are published and stops it again, so that
+	// the streams and consumers exist when the measured workers start: on a loaded machine,
+	// three workers creating R3 streams at once can time out (the JetStream API's 5 s).
+	setupFirst bool
+	// started, if set, runs once the stack has started and the orders are published, before the
+	// consumers start: a check of the servers.
+	started func(context.Context, *benchStack) error
+	// after, if set, runs once every order has its outcome, before the stack closes: it may read
+	// the workers' logs.
+	after func(context.Context, *benchStack)
+}
+
+// drain publishes the orders of d, starts its consumers and measures the rate from the first
+// final outcome stored in RESULTS to the last, and the CPU of each process meanwhile.
+func (r *runner) drain(ctx context.Context, d drainSpec) (ThroughputResult, error) {
+	n := d.orders.n
+	res := ThroughputResult{Name: d.name, Processes: d.workers, Orders: n}
+	wo := d.worker
+	wo.concurrency = r.settings.Concurrency
+	var prepare func(context.Context, *benchStack) error
+	if d.setupFirst {
+		prepare = func(ctx context.Context, s *benchStack) error {
+			if err := s.startWorkers(ctx, 1, wo); err != nil {
+				return fmt.Errorf("setting up the streams and consumers: %w", err)
+			}
+			return s.StopWorkers()
+		}
+	}
+	s, col, err := r.preloadedOn(ctx, d.dir, sandboxOpts{}, d.srv, d.orders, prepare)
 	if err != nil {
 		return res, err
 	}
 	defer s.Close()
 	defer col.stop()
-	before, win := s.cpu(), s.window()
-	if baseline {
+	if d.started != nil {
+		if err := d.started(ctx, s); err != nil {
+			return res, err
+		}
+	}
+	before, win := s.cpuByProcess(), s.window()
+	if d.baseline {
 		err = s.startBaseline(ctx, r.settings.Concurrency)
 	} else {
-		err = s.startWorkers(ctx, workers, workerOpts{concurrency: r.settings.Concurrency})
+		err = s.startWorkers(ctx, d.workers, wo)
 	}
 	if err != nil {
 		return res, err
 	}
-	profDone := r.profileDuring(ctx, s, dirName, r.profileSeconds(n))
+	profDone := r.profileDuring(ctx, s, d.dir, r.profileSeconds(n))
 	if err := col.wait(ctx, n, 30*time.Second); err != nil {
 		return res, err
 	}
-	after := s.cpu()
+	after := s.cpuByProcess()
 	res.OtherCores = win.otherCores()
 	<-profDone
-	first, last, got := span(col.finalsOf("T"))
+	first, last, got := span(col.finalsOf(d.orders.prefix))
 	res.Seconds = last.Sub(first).Seconds()
 	res.OrdersPerSec = Rate(got-1, last.Sub(first))
-	res.CPUPerOrderMS = perOrder(before, after, n)
+	res.CPUPerOrderByProcessMS = perOrder(before, after, n)
+	delete(res.CPUPerOrderByProcessMS, "total")
+	res.CPUPerOrderMS = perOrder(byPart(before), byPart(after), n)
+	if d.after != nil {
+		d.after(ctx, s)
+	}
 	col.mu.Lock()
 	res.DuplicateOuts = col.extra
 	col.mu.Unlock()
