@@ -69,7 +69,7 @@ func consolePages(ctx context.Context, store *orderstate.Store, plan indexPlan, 
 			v := k.query(i * 7)
 			v.Set("shop", indexShop)
 			req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/orders?"+v.Encode(), nil)
-			req.RemoteAddr = "127.0.0.1:40000" // the automatic login is for loopback clients
+			req.RemoteAddr, req.Host = "127.0.0.1:40000", "127.0.0.1" // the automatic login is for loopback clients and names
 			rec := httptest.NewRecorder()
 			start := time.Now()
 			srv.ServeHTTP(rec, req)
