@@ -72,8 +72,20 @@ func startReplicated(t testing.TB, user, password string) (master, replica *Priv
 	master = startPrivateRedis(t, user, password, append([]string{"--repl-diskless-sync-delay", "0"}, acl...))
 	host, port, _ := net.SplitHostPort(master.Addr)
 	replica = startPrivateRedis(t, user, password, append([]string{"--replicaof", host, port}, acl...))
+	defer func() {
+		if t.Failed() {
+			t.Logf("testenv: the replica's log:\n%s\nthe master's log:\n%s", replica.logTail(), master.logTail())
+		}
+	}()
 	waitReplicas(t, master, 1)
 	return master, replica
+}
+
+// logTail returns the last lines of the server's log.
+func (r *PrivateRedis) logTail() string {
+	raw, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	return strings.Join(lines[max(0, len(lines)-30):], "\n")
 }
 
 // WaitReplicasOnline waits until the master at addr has n replicas online.

@@ -161,6 +161,9 @@ func (r *PrivateRedis) Start() {
 	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
 		"--appendonly", "yes", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)
 	r.cmd = exec.Command("redis-server", args...)
+	// A group of its own: Stop kills the children it forks too (an AOF rewrite, a replica's
+	// transfer), which would otherwise go on writing in the test's directory after it is removed.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: starting redis-server: %v", err)
 	}
@@ -185,12 +188,13 @@ func (r *PrivateRedis) signal(sig syscall.Signal) {
 	}
 }
 
-// Stop kills the server (SIGKILL, like an outage) and waits for it to exit.
+// Stop kills the server and the children it forked (SIGKILL, like an outage) and waits for it to
+// exit.
 func (r *PrivateRedis) Stop() {
 	if r.cmd == nil || r.cmd.Process == nil {
 		return
 	}
-	_ = r.cmd.Process.Kill()
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 	_ = r.cmd.Wait()
 	r.cmd = nil
 }
