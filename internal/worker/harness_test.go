@@ -148,15 +148,18 @@ func (h *harness) connect() {
 	h.deps.NATS = nc
 }
 
-func (h *harness) start() {
+func (h *harness) start() { h.startUntil("/readyz") }
+
+// startUntil starts the worker and waits until path answers 200: /readyz (streams, consumers and
+// connections up), or /healthz for a worker whose failing writes may make it unready at once.
+func (h *harness) startUntil(path string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- Run(ctx, h.deps) }()
-	// Ready once /readyz says so: streams, consumers and connections are up.
 	var err error
 	ready := wait.Until(10*time.Second, func() bool {
 		var resp *http.Response
-		if resp, err = http.Get("http://" + h.deps.Settings.HTTPAddr + "/readyz"); err == nil {
+		if resp, err = http.Get("http://" + h.deps.Settings.HTTPAddr + path); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return true
@@ -171,7 +174,7 @@ func (h *harness) start() {
 		return false
 	})
 	if !ready {
-		h.t.Fatalf("worker not ready in 10s: %v", err)
+		h.t.Fatalf("worker's %s not 200 in 10s: %v", path, err)
 	}
 }
 

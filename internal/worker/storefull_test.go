@@ -52,7 +52,7 @@ func TestStoreFullLosesNothing(t *testing.T) {
 		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", fmt.Sprintf("SF-%03d", i), "taro@example.jp"))
 	}
 	free := h.fillStore()
-	h.start()
+	h.startUntil("/healthz") // its first writes fail: it may turn unready before a probe saw it ready
 	wait.For(t, 20*time.Second, "registrations at the sandbox with the store full", func() bool { return len(h.sandboxTransactions("SF-000")) == 1 })
 	time.Sleep(3 * time.Second) // several in-place retries, more than -max-deliveries
 	if code, body := h.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "writes to Redis or JetStream fail") {
