@@ -22,6 +22,8 @@ type SentinelGroup struct {
 	Master, Replica *PrivateRedis
 	Sentinels       []string // host:port of each sentinel
 	Name            string   // the master's name at the sentinels
+
+	sentinelDirs []string // each sentinel's directory, holding its sentinel.log
 }
 
 // StartSentinelGroup starts a SentinelGroup whose sentinels take the master for down after
@@ -109,6 +111,59 @@ func waitReplicas(t testing.TB, r *PrivateRedis, n int) {
 	}
 }
 
+// WaitPromoted waits until every sentinel names the replica as the master and none has a
+// failover in progress. A sentinel answers the promoted replica's address while it is still
+// reconfiguring the others; an old master started again before the failover ended can be taken
+// back as the master by a sentinel that has not learned of it yet.
+func (g *SentinelGroup) WaitPromoted(t testing.TB) {
+	t.Helper()
+	var last string
+	if !wait.Until(30*time.Second, func() bool {
+		for _, s := range g.Sentinels {
+			sc := redis.NewSentinelClient(&redis.Options{Addr: s})
+			m, err := sc.Master(context.Background(), g.Name).Result()
+			sc.Close()
+			if err != nil {
+				last = fmt.Sprintf("%s: %v", s, err)
+				return false
+			}
+			if addr := net.JoinHostPort(m["ip"], m["port"]); addr != g.Replica.Addr || m["flags"] != "master" {
+				last = fmt.Sprintf("%s names %s, flags %s", s, addr, m["flags"])
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("testenv: the sentinels did not finish promoting %s in 30s (%s)\n%s", g.Replica.Addr, last, g.logs())
+	}
+}
+
+// RestartOldMaster starts the master stopped by a failover again and waits until the sentinels
+// have made it a replica of the promoted one, in sync.
+func (g *SentinelGroup) RestartOldMaster(t testing.TB) {
+	t.Helper()
+	g.Master.Start()
+	rdb := redis.NewClient(&redis.Options{Addr: g.Replica.Addr, Username: g.Replica.User, Password: g.Replica.Password})
+	defer rdb.Close()
+	if !wait.Until(40*time.Second, func() bool {
+		info, err := rdb.Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	}) {
+		t.Fatalf("testenv: the old master %s is not an online replica of %s after 40s\n%s", g.Master.Addr, g.Replica.Addr, g.logs())
+	}
+}
+
+// logs returns the last lines of the logs of the group's servers and sentinels.
+func (g *SentinelGroup) logs() string {
+	text := fmt.Sprintf("old master %s:\n%s\nreplica %s:\n%s", g.Master.Addr, g.Master.logTail(), g.Replica.Addr, g.Replica.logTail())
+	for i, s := range g.Sentinels {
+		raw, _ := os.ReadFile(filepath.Join(g.sentinelDirs[i], "sentinel.log"))
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		text += fmt.Sprintf("\nsentinel %s:\n%s", s, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+	}
+	return text
+}
+
 // MasterAddr asks the first sentinel that answers which address the master has now.
 func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
 	var last error
@@ -127,6 +182,7 @@ func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
 func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort, user, password string) string {
 	t.Helper()
 	dir := t.TempDir()
+	g.sentinelDirs = append(g.sentinelDirs, dir)
 	port := FreePort(t)
 	conf := filepath.Join(dir, "sentinel.conf")
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor %s %s %s 2\n"+

@@ -41,16 +41,8 @@ type failover struct {
 func sentinelFailover(t *testing.T) failover {
 	g := testenv.StartSentinelGroup(t)
 	return failover{url: g.URL(), kill: g.Master.Stop,
-		promote: func() {
-			wait.For(t, 30*time.Second, "the replica promoted", func() bool {
-				addr, err := g.MasterAddr(t.Context())
-				return err == nil && addr == g.Replica.Addr
-			})
-		},
-		restore: func() {
-			g.Master.Start() // the sentinels make it a replica of the new master
-			testenv.WaitReplicasOnline(t, g.Replica.Addr, 1)
-		}}
+		promote: func() { g.WaitPromoted(t) },
+		restore: func() { g.RestartOldMaster(t) }}
 }
 
 func clusterFailover(t *testing.T) failover {
