@@ -36,14 +36,15 @@ func NodeArgs(busPort int, configFile string) []string {
 
 // Create makes the nodes at addrs (host:port, each started with NodeArgs and empty) a cluster
 // of len(addrs)/2 masters with a replica each, every slot covered (redis-cli --cluster create
-// --cluster-replicas 1). It does not wait for the cluster to be whole: Health says when it is.
+// --cluster-replicas 1); cliArgs are redis-cli's connection arguments (--tls, --user...), if any.
+// It does not wait for the cluster to be whole: Health says when it is.
 // An error is a missing redis-cli or its failure, with its output; cancelling ctx kills it.
-func Create(ctx context.Context, addrs []string) error {
+func Create(ctx context.Context, addrs []string, cliArgs ...string) error {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return fmt.Errorf("redis-cli is not installed (it comes with redis-server; on Debian in redis-tools), and a Redis Cluster is made with it: %w", err)
 	}
-	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "1", "--cluster-yes")
+	args := slices.Concat(cliArgs, []string{"--cluster", "create"}, addrs, []string{"--cluster-replicas", "1", "--cluster-yes"})
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("redis-cli --cluster create: %w\n%s", err, out)
 	}
@@ -117,7 +118,7 @@ func ReadSlots(ctx context.Context, node *redis.Client) (Slots, error) {
 			if i < 0 {
 				return nil, fmt.Errorf("slots %d-%d have no master online", r.Start, r.End)
 			}
-			slots = append(slots, SlotRange{int(r.Start), int(r.End), net.JoinHostPort(sh.Nodes[i].IP, strconv.FormatInt(sh.Nodes[i].Port, 10))})
+			slots = append(slots, SlotRange{int(r.Start), int(r.End), nodeAddr(sh.Nodes[i])})
 		}
 	}
 	slices.SortFunc(slots, func(a, b SlotRange) int { return a.Start - b.Start })
@@ -125,6 +126,15 @@ func ReadSlots(ctx context.Context, node *redis.Client) (Slots, error) {
 		return nil, fmt.Errorf("%s has no slots assigned", node.Options().Addr)
 	}
 	return slots, nil
+}
+
+// nodeAddr is the host:port a node serves on: its TLS port when it has no plain one.
+func nodeAddr(n redis.Node) string {
+	port := n.Port
+	if port == 0 {
+		port = n.TLSPort
+	}
+	return net.JoinHostPort(n.IP, strconv.FormatInt(port, 10))
 }
 
 // KeySlot returns the slot of key (CLUSTER KEYSLOT), as the node computes it.

@@ -123,7 +123,7 @@ func TestOpenSentinelTLSFiles(t *testing.T) {
 // to the master; without them it is refused, and its error does not quote the password.
 func TestSentinelWithAnACLUser(t *testing.T) {
 	t.Parallel()
-	g := testenv.StartSentinelGroupACL(t, "worker", "w0rker-pw")
+	g := testenv.StartSentinelGroupWith(t, testenv.Access{User: "worker", Password: "w0rker-pw"})
 	ctx := context.Background()
 	rdb, err := Open("-redis-url", g.URL()+"&username=worker&password=w0rker-pw", transport.RedisFiles{})
 	if err != nil {
@@ -142,6 +142,115 @@ func TestSentinelWithAnACLUser(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "w0rker-pw") {
 		t.Errorf("SET without the user: %v, want a refusal that does not quote the password", err)
 	}
+}
+
+// TestSentinelOverTLS: a rediss-sentinel:// URL with the CA and a client certificate reaches
+// sentinels and servers that speak TLS only and verify client certificates, as an ACL user, and
+// follows a failover there; without the client certificate, or without the CA, it is refused.
+func TestSentinelOverTLS(t *testing.T) {
+	t.Parallel()
+	pki := testenv.NewPKI(t)
+	g := testenv.StartSentinelGroupWith(t, testenv.Access{User: "worker", Password: "w0rker-pw", PKI: pki})
+	ctx := t.Context()
+	u := g.URL() + "&username=worker&password=w0rker-pw"
+	if !strings.HasPrefix(u, "rediss-sentinel://") {
+		t.Fatalf("the group's URL %q, want rediss-sentinel://", u)
+	}
+	rdb, err := Open("-redis-url", u, transport.RedisFiles{CA: pki.CAFile, Cert: pki.ClientCertFile, Key: pki.ClientKeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "tls-test", "before", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS as the ACL user: %v", err)
+	}
+	refused(t, "without a client certificate", u, transport.RedisFiles{CA: pki.CAFile})
+	refused(t, "without the CA", u, transport.RedisFiles{Cert: pki.ClientCertFile, Key: pki.ClientKeyFile})
+
+	if n, err := rdb.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d replicas, %v", n, err)
+	}
+	g.Master.Stop()
+	g.WaitPromoted(t)
+	var got string
+	if !wait.Until(20*time.Second, func() bool {
+		got, err = rdb.Get(ctx, "tls-test").Result()
+		return err == nil && rdb.Set(ctx, "tls-test-after", "x", 0).Err() == nil
+	}) {
+		t.Fatalf("the client did not follow the failover over TLS in 20s: %v", err)
+	}
+	if got != "before" {
+		t.Errorf("after the failover the key holds %q, want the write acknowledged before it", got)
+	}
+}
+
+// refused checks that a client of rawURL with files cannot write, and that its error quotes no
+// password.
+func refused(t *testing.T, what, rawURL string, files transport.RedisFiles) {
+	t.Helper()
+	rdb, err := Open("-redis-url", rawURL, files)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	err = rdb.Set(ctx, "refused-test", "x", 0).Err()
+	if err == nil || strings.Contains(err.Error(), "w0rker-pw") {
+		t.Errorf("SET %s: %v, want a refusal that does not quote the password", what, err)
+	}
+}
+
+// TestClusterOverTLSWithAnACLUser: a rediss-cluster:// URL with the CA, a client certificate and an
+// ACL user reaches a Cluster whose nodes speak TLS only (clients, replication and cluster bus) and
+// have no default user: it runs a script on the keys of one hash tag on each master and has a
+// write acknowledged by the replica of its slot's master (WAIT there, as registration intents
+// are); without the user, the client certificate or the CA it is refused.
+func TestClusterOverTLSWithAnACLUser(t *testing.T) {
+	t.Parallel()
+	pki := testenv.NewPKI(t)
+	c := testenv.StartClusterWith(t, testenv.Access{User: "worker", Password: "w0rker-pw", PKI: pki})
+	u := c.URL()
+	if !strings.HasPrefix(u, "rediss-cluster://worker:w0rker-pw@") {
+		t.Fatalf("the cluster's URL %q, want rediss-cluster:// with the user", u)
+	}
+	files := transport.RedisFiles{CA: pki.CAFile, Cert: pki.ClientCertFile, Key: pki.ClientKeyFile}
+	rdb, err := Open("-redis-url", u, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := t.Context()
+	script := redis.NewScript(`redis.call("SET", KEYS[1], ARGV[1]); return redis.call("INCR", KEYS[2])`)
+	masters := map[string]bool{}
+	for i := 0; len(masters) < 3 && i < 1000; i++ {
+		tag := fmt.Sprintf("{shop-%d}", i)
+		if m := c.MasterOf(tag); !masters[m] {
+			masters[m] = true
+			if err := script.Run(ctx, rdb, []string{tag + ":order:1", tag + ":version"}, "x").Err(); err != nil {
+				t.Errorf("a script on %s's keys (master %s): %v", tag, m, err)
+			}
+		}
+	}
+	if len(masters) != 3 {
+		t.Fatalf("the scripts reached %d masters, want 3", len(masters))
+	}
+	node, err := rdb.(*redis.ClusterClient).MasterForKey(ctx, "{shop-0}:order:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe := node.Pipeline()
+	pipe.Set(ctx, "{shop-0}:order:1", "y", 0)
+	acked := pipe.Do(ctx, "WAIT", 1, 5000)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("SET then WAIT 1 on the master of the slot: %v", err)
+	}
+	if n, _ := acked.Int(); n != 1 {
+		t.Errorf("SET then WAIT 1 on the master of the slot: %d replicas acknowledged, want 1 (replication over TLS)", n)
+	}
+	refused(t, "without the user", strings.Replace(u, "worker:w0rker-pw@", "", 1), files)
+	refused(t, "without a client certificate", u, transport.RedisFiles{CA: pki.CAFile})
+	refused(t, "without the CA", u, transport.RedisFiles{Cert: pki.ClientCertFile, Key: pki.ClientKeyFile})
 }
 
 // TestOpenCluster: a redis-cluster:// URL makes a cluster client of the host and every addr, with

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,9 +31,10 @@ const clusterWait = 30 * time.Second
 // that test when no node answers; KillMaster and Restart fail the test they are given when the
 // cluster does not recover in 30 s.
 type Cluster struct {
-	nodes []*PrivateRedis          // in start order
-	admin map[string]*redis.Client // by address: a client of each node, for the waits
-	t     testing.TB
+	nodes  []*PrivateRedis          // in start order
+	admin  map[string]*redis.Client // by address: a client of each node, for the waits
+	t      testing.TB
+	access Access // how the nodes are reached
 }
 
 // StartCluster starts six redis-server processes in cluster mode, each with a temporary directory
@@ -41,19 +44,26 @@ type Cluster struct {
 // in 30 s.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, Access{})
+}
+
+// StartClusterWith is StartCluster with its nodes reached with a: TLS on the clients' connections,
+// the replication and the cluster bus when a has a PKI; a's user in place of the default one.
+func StartClusterWith(t testing.TB, a Access) *Cluster {
+	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("testenv: redis-cli is not installed (it comes with redis-server; on Debian in redis-tools), and a Redis Cluster is made with it: %v", err)
 	}
-	c := &Cluster{admin: map[string]*redis.Client{}, t: t}
+	c := &Cluster{admin: map[string]*redis.Client{}, t: t, access: a}
 	addrs := make([]string, 6)
 	for i := range addrs {
-		r := newPrivateRedis(t, "", "")
+		r := newPrivateRedis(t, a)
 		_, port, _ := net.SplitHostPort(r.Addr)
 		bus := FreePort(t)
 		for strconv.Itoa(bus) == port {
 			bus = FreePort(t)
 		}
-		r.args = redisadmin.NodeArgs(bus, filepath.Join(r.dir, "nodes-"+port+".conf"))
+		r.args = append(redisadmin.NodeArgs(bus, filepath.Join(r.dir, "nodes-"+port+".conf")), r.args...)
 		r.Start()
 		t.Cleanup(r.Stop)
 		c.nodes, addrs[i] = append(c.nodes, r), r.Addr
@@ -65,7 +75,7 @@ func StartCluster(t testing.TB) *Cluster {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 	defer cancel()
-	if err := redisadmin.Create(ctx, addrs); err != nil {
+	if err := redisadmin.Create(ctx, addrs, a.cliArgs()...); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	c.await(t, "form", func(ctx context.Context) string {
@@ -75,9 +85,17 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
-// URL is a redis-cluster:// URL of the cluster (redisconn.Open) naming its masters of now.
+// URL is a redis-cluster:// URL of the cluster (redisconn.Open) naming its masters of now; with
+// TLS a rediss-cluster:// one, and with a user its name and password.
 func (c *Cluster) URL() string {
-	return redisadmin.URL(c.Masters())
+	u := redisadmin.URL(c.Masters())
+	if c.access.User != "" {
+		u = strings.Replace(u, "://", "://"+url.UserPassword(c.access.User, c.access.Password).String()+"@", 1)
+	}
+	if c.access.PKI != nil {
+		u = "rediss" + strings.TrimPrefix(u, "redis")
+	}
+	return u
 }
 
 // Client returns a cluster client (a *redis.ClusterClient) that knows every node's address, closed
@@ -91,7 +109,8 @@ func (c *Cluster) Client(t testing.TB) redis.UniversalClient {
 	for i, r := range c.nodes {
 		addrs[i] = r.Addr
 	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: time.Second})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: time.Second,
+		Username: c.access.User, Password: c.access.Password, TLSConfig: c.access.clientTLS()})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -246,7 +265,8 @@ func (c *Cluster) client(addr string) *redis.Client {
 	rdb := c.admin[addr]
 	if rdb == nil {
 		rdb = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second,
-			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, PoolSize: 2})
+			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, PoolSize: 2,
+			Username: c.access.User, Password: c.access.Password, TLSConfig: c.access.clientTLS()})
 		c.admin[addr] = rdb
 	}
 	return rdb

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type SentinelGroup struct {
 	Sentinels       []string // host:port of each sentinel
 	Name            string   // the master's name at the sentinels
 
+	access       Access   // how the servers and the sentinels are reached
 	sentinelDirs []string // each sentinel's directory, holding its sentinel.log
 }
 
@@ -30,26 +32,29 @@ type SentinelGroup struct {
 // 1 s without an answer and agree on it with a quorum of 2.
 func StartSentinelGroup(t testing.TB) *SentinelGroup {
 	t.Helper()
-	return StartSentinelGroupACL(t, "", "")
+	return StartSentinelGroupWith(t, Access{})
 }
 
-// StartSentinelGroupACL is StartSentinelGroup with the default user of the master and the replica
-// turned off and an ACL user, user with password, allowed everything instead (none: as
-// StartSentinelGroup). The replica and the sentinels authenticate as that user.
-func StartSentinelGroupACL(t testing.TB, user, password string) *SentinelGroup {
+// StartSentinelGroupWith is StartSentinelGroup with the master, the replica and the sentinels
+// reached with a: the sentinels speak TLS too when a does, and authenticate to the master and the
+// replica as a's user (they themselves have no user).
+func StartSentinelGroupWith(t testing.TB, a Access) *SentinelGroup {
 	t.Helper()
-	g := &SentinelGroup{Name: "atodene"}
-	g.Master, g.Replica = startReplicated(t, user, password)
+	g := &SentinelGroup{Name: "atodene", access: a}
+	g.Master, g.Replica = startReplicated(t, a)
 	host, port, _ := net.SplitHostPort(g.Master.Addr)
 	for range 3 {
-		g.Sentinels = append(g.Sentinels, g.startSentinel(t, host, port, user, password))
+		g.Sentinels = append(g.Sentinels, g.startSentinel(t, host, port))
 	}
 	return g
 }
 
-// URL is the group's redis-sentinel:// URL.
+// URL is the group's redis-sentinel:// URL (rediss-sentinel:// with TLS), without a's user.
 func (g *SentinelGroup) URL() string {
 	u := "redis-sentinel://" + g.Sentinels[0] + "/0?master_name=" + g.Name
+	if g.access.PKI != nil {
+		u = "rediss" + strings.TrimPrefix(u, "redis")
+	}
 	for _, s := range g.Sentinels[1:] {
 		u += "&addr=" + s
 	}
@@ -60,20 +65,15 @@ func (g *SentinelGroup) URL() string {
 // is in sync.
 func StartReplicated(t testing.TB) (master, replica *PrivateRedis) {
 	t.Helper()
-	return startReplicated(t, "", "")
+	return startReplicated(t, Access{})
 }
 
-func startReplicated(t testing.TB, user, password string) (master, replica *PrivateRedis) {
+func startReplicated(t testing.TB, a Access) (master, replica *PrivateRedis) {
 	t.Helper()
-	var acl []string
-	if user != "" {
-		acl = []string{"--user", "default", "off", "--user", user, "on", ">" + password, "~*", "&*", "+@all",
-			"--masteruser", user, "--masterauth", password}
-	}
 	// The master sends a replica its data at once, not after 5 s of waiting for others to share it.
-	master = startPrivateRedis(t, user, password, append([]string{"--repl-diskless-sync-delay", "0"}, acl...))
+	master = startPrivateRedis(t, a, []string{"--repl-diskless-sync-delay", "0"})
 	host, port, _ := net.SplitHostPort(master.Addr)
-	replica = startPrivateRedis(t, user, password, append([]string{"--replicaof", host, port}, acl...))
+	replica = startPrivateRedis(t, a, []string{"--replicaof", host, port})
 	defer func() {
 		if t.Failed() {
 			t.Logf("testenv: the replica's log:\n%s\nthe master's log:\n%s", replica.logTail(), master.logTail())
@@ -100,7 +100,7 @@ func WaitReplicasOnline(t testing.TB, addr string, n int) {
 func waitReplicas(t testing.TB, r *PrivateRedis, n int) {
 	t.Helper()
 	addr := r.Addr
-	rdb := redis.NewClient(&redis.Options{Addr: addr, Username: r.User, Password: r.Password})
+	rdb := redis.NewClient(r.options())
 	defer rdb.Close()
 	want := fmt.Sprintf("connected_slaves:%d", n)
 	if !wait.Until(20*time.Second, func() bool {
@@ -120,7 +120,7 @@ func (g *SentinelGroup) WaitPromoted(t testing.TB) {
 	var last string
 	if !wait.Until(30*time.Second, func() bool {
 		for _, s := range g.Sentinels {
-			sc := redis.NewSentinelClient(&redis.Options{Addr: s})
+			sc := g.sentinelClient(s)
 			m, err := sc.Master(context.Background(), g.Name).Result()
 			sc.Close()
 			if err != nil {
@@ -143,7 +143,7 @@ func (g *SentinelGroup) WaitPromoted(t testing.TB) {
 func (g *SentinelGroup) RestartOldMaster(t testing.TB) {
 	t.Helper()
 	g.Master.Start()
-	rdb := redis.NewClient(&redis.Options{Addr: g.Replica.Addr, Username: g.Replica.User, Password: g.Replica.Password})
+	rdb := redis.NewClient(g.Replica.options())
 	defer rdb.Close()
 	if !wait.Until(40*time.Second, func() bool {
 		info, err := rdb.Info(context.Background(), "replication").Result()
@@ -168,7 +168,7 @@ func (g *SentinelGroup) logs() string {
 func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
 	var last error
 	for _, s := range g.Sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: s})
+		sc := g.sentinelClient(s)
 		addr, err := sc.GetMasterAddrByName(ctx, g.Name).Result()
 		sc.Close()
 		if err == nil && len(addr) == 2 {
@@ -179,17 +179,28 @@ func (g *SentinelGroup) MasterAddr(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("testenv: no sentinel names the master %s: %v", g.Name, last)
 }
 
-func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort, user, password string) string {
+// sentinelClient returns a client of the sentinel at addr.
+func (g *SentinelGroup) sentinelClient(addr string) *redis.SentinelClient {
+	return redis.NewSentinelClient(&redis.Options{Addr: addr, TLSConfig: g.access.clientTLS()})
+}
+
+func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort string) string {
 	t.Helper()
 	dir := t.TempDir()
 	g.sentinelDirs = append(g.sentinelDirs, dir)
-	port := FreePort(t)
+	port := strconv.Itoa(FreePort(t))
 	conf := filepath.Join(dir, "sentinel.conf")
-	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor %s %s %s 2\n"+
+	text := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor %s %s %s 2\n"+
 		"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
 		port, dir, filepath.Join(dir, "sentinel.log"), g.Name, masterHost, masterPort, g.Name, g.Name, g.Name)
-	if user != "" {
-		text += fmt.Sprintf("sentinel auth-user %s %s\nsentinel auth-pass %s %s\n", g.Name, user, g.Name, password)
+	if a := g.access; a.User != "" {
+		text += fmt.Sprintf("sentinel auth-user %s %s\nsentinel auth-pass %s %s\n", g.Name, a.User, g.Name, a.Password)
+	}
+	if a := g.access; a.PKI != nil {
+		args := a.PKI.RedisArgs(port) // --name value pairs: a line each
+		for k := 0; k < len(args); k += 2 {
+			text += strings.TrimPrefix(args[k], "--") + " " + args[k+1] + "\n"
+		}
 	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -199,8 +210,8 @@ func (g *SentinelGroup) startSentinel(t testing.TB, masterHost, masterPort, user
 		t.Fatalf("testenv: starting a sentinel: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	addr := net.JoinHostPort("127.0.0.1", port)
+	sc := g.sentinelClient(addr)
 	defer sc.Close()
 	if !wait.Until(10*time.Second, func() bool { return sc.Ping(context.Background()).Err() == nil }) {
 		t.Fatalf("testenv: the sentinel on %s did not answer in 10s", addr)

@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -115,10 +116,13 @@ type PrivateRedis struct {
 	// User and Password authenticate the test's own clients (Start's PING), for a server whose
 	// arguments make an ACL user and turn the default user off.
 	User, Password string
-	dir            string
-	args           []string // more redis-server arguments
-	cmd            *exec.Cmd
-	t              testing.TB
+	// TLS, when set, is the TLS configuration of the test's own clients, for a server whose
+	// arguments make it speak TLS only (PKI.RedisArgs).
+	TLS  *tls.Config
+	dir  string
+	args []string // more redis-server arguments
+	cmd  *exec.Cmd
+	t    testing.TB
 }
 
 // StartPrivateRedis starts a redis-server on a free port, with append-only persistence in a
@@ -132,26 +136,70 @@ func StartPrivateRedis(t testing.TB) *PrivateRedis {
 // host, port).
 func StartPrivateRedisWith(t testing.TB, args ...string) *PrivateRedis {
 	t.Helper()
-	return startPrivateRedis(t, "", "", args)
+	return startPrivateRedis(t, Access{}, args)
 }
 
-func startPrivateRedis(t testing.TB, user, password string, args []string) *PrivateRedis {
+// Access is how clients reach a test's private Redis servers: an ACL user with a password in
+// place of the default user (turned off) when User is set, and TLS only, with the PKI's
+// certificates on both sides (PKI.RedisArgs), when PKI is set. The zero Access is plain TCP as
+// the default user.
+type Access struct {
+	User, Password string
+	PKI            *PKI
+}
+
+// serverArgs returns the redis-server arguments of a server on port reached with a.
+func (a Access) serverArgs(port string) []string {
+	var args []string
+	if a.User != "" {
+		args = []string{"--user", "default", "off", "--user", a.User, "on", ">" + a.Password, "~*", "&*", "+@all",
+			"--masteruser", a.User, "--masterauth", a.Password}
+	}
+	if a.PKI != nil {
+		args = append(args, a.PKI.RedisArgs(port)...)
+	}
+	return args
+}
+
+// cliArgs returns redis-cli's arguments to connect with a.
+func (a Access) cliArgs() []string {
+	var args []string
+	if a.User != "" {
+		args = append(args, "--user", a.User, "--pass", a.Password, "--no-auth-warning")
+	}
+	if a.PKI != nil {
+		args = append(args, "--tls", "--cacert", a.PKI.CAFile, "--cert", a.PKI.ClientCertFile, "--key", a.PKI.ClientKeyFile)
+	}
+	return args
+}
+
+// clientTLS returns the TLS configuration of a's clients, or nil.
+func (a Access) clientTLS() *tls.Config {
+	if a.PKI == nil {
+		return nil
+	}
+	return a.PKI.ClientTLS()
+}
+
+func startPrivateRedis(t testing.TB, a Access, args []string) *PrivateRedis {
 	t.Helper()
-	r := newPrivateRedis(t, user, password)
-	r.args = args
+	r := newPrivateRedis(t, a)
+	r.args = append(args, r.args...)
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
 }
 
-// newPrivateRedis returns a PrivateRedis on a free port with a temporary directory of its own,
-// not started: the caller sets its arguments, starts it and stops it at cleanup.
-func newPrivateRedis(t testing.TB, user, password string) *PrivateRedis {
+// newPrivateRedis returns a PrivateRedis reached with a on a free port with a temporary directory
+// of its own, not started: the caller adds its arguments, starts it and stops it at cleanup.
+func newPrivateRedis(t testing.TB, a Access) *PrivateRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server is not installed: %v", err)
 	}
-	return &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), User: user, Password: password, dir: t.TempDir(), t: t}
+	port := FreePort(t)
+	return &PrivateRedis{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: a.User, Password: a.Password, TLS: a.clientTLS(),
+		args: a.serverArgs(strconv.Itoa(port)), dir: t.TempDir(), t: t}
 }
 
 // Start (re)starts the server on its address and waits until it answers.
@@ -167,11 +215,16 @@ func (r *PrivateRedis) Start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: starting redis-server: %v", err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr, Username: r.User, Password: r.Password})
+	rdb := redis.NewClient(r.options())
 	defer rdb.Close()
 	if !wait.Until(10*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
 		r.t.Fatalf("testenv: redis-server on %s did not answer in 10s", r.Addr)
 	}
+}
+
+// options returns the options of a client of the server: its address, user and TLS.
+func (r *PrivateRedis) options() *redis.Options {
+	return &redis.Options{Addr: r.Addr, Username: r.User, Password: r.Password, TLSConfig: r.TLS}
 }
 
 // Pause freezes the server where it is (SIGSTOP), as a hung host: connections stay open and

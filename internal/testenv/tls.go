@@ -32,8 +32,8 @@ type PKI struct {
 	// -nats-key (or -redis-cert and -redis-key) take.
 	ClientCertFile, ClientKeyFile string
 
-	pool   *x509.CertPool
-	server tls.Certificate
+	pool           *x509.CertPool
+	server, client tls.Certificate
 }
 
 // NewPKI makes a CA and its server and client certificates. It fails the test on error.
@@ -89,7 +89,7 @@ func NewPKI(t testing.TB) *PKI {
 		return certFile, keyFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 	}
 	p.ServerCertFile, p.ServerKeyFile, p.server = issue(2, "server", x509.ExtKeyUsageServerAuth, true)
-	p.ClientCertFile, p.ClientKeyFile, _ = issue(3, "client", x509.ExtKeyUsageClientAuth, false)
+	p.ClientCertFile, p.ClientKeyFile, p.client = issue(3, "client", x509.ExtKeyUsageClientAuth, false)
 	return p
 }
 
@@ -102,6 +102,23 @@ func (p *PKI) ServerTLS() *tls.Config {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	}
+}
+
+// ClientTLS returns the TLS configuration of a client that trusts the PKI's CA and presents its
+// client certificate.
+func (p *PKI) ClientTLS() *tls.Config {
+	return &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{p.client}, MinVersion: tls.VersionTLS12}
+}
+
+// RedisArgs returns the redis-server arguments (also sentinel.conf's settings, a line each) that
+// make a server on port speak TLS only, with the PKI's server certificate, and require client
+// certificates the CA signed. Its own connections to its master (replication), to its peers (the
+// cluster bus) and, for a sentinel, to the servers it watches use TLS too, with the client
+// certificate.
+func (p *PKI) RedisArgs(port string) []string {
+	return []string{"--port", "0", "--tls-port", port, "--tls-cert-file", p.ServerCertFile, "--tls-key-file", p.ServerKeyFile,
+		"--tls-ca-cert-file", p.CAFile, "--tls-client-cert-file", p.ClientCertFile, "--tls-client-key-file", p.ClientKeyFile,
+		"--tls-replication", "yes", "--tls-cluster", "yes"}
 }
 
 // StartNATSTLS starts a NATS server (StartNATS) that speaks TLS only, with the PKI's server
