@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,18 +47,25 @@ const (
 const reconcileBatch = 256
 
 // Once looks at every order whose timer is overdue and returns how many timers it scheduled
-// again. An error is Redis's or JetStream's; the next run tries again.
+// again. A shop whose pass fails does not stop the others': the error joins (errors.Join) the
+// failures of every shop, each naming its shop, and is Redis's or JetStream's; the next run
+// tries again. Cancelling ctx stops it before the next shop, with ctx's error among the others.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
 	now := r.Now()
 	scheduled := 0
+	var errs []error
 	for _, shop := range r.Shops {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		n, err := r.once(ctx, shop, now)
 		scheduled += n
 		if err != nil {
-			return scheduled, err
+			errs = append(errs, fmt.Errorf("reconciling the timers of shop %s: %w", shop, err))
 		}
 	}
-	return scheduled, nil
+	return scheduled, errors.Join(errs...)
 }
 
 // once is Once for the orders of one shop.

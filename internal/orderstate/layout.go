@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -83,6 +84,22 @@ func (s *Store) CheckLayout(ctx context.Context, record bool) error {
 // scanAll calls fn with every key that matches pattern, on every master of a Redis Cluster
 // (SCAN reads one node), until fn returns an error, which it returns.
 func (s *Store) scanAll(ctx context.Context, pattern string, fn func(key string) error) error {
+	return s.scanPages(ctx, pattern, func(keys []string) error {
+		for _, key := range keys {
+			if err := fn(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanCount is the COUNT of scanPages's SCANs: about how many keys a page holds.
+const scanCount = 1000
+
+// scanPages is scanAll a SCAN reply at a time: fn is called with the keys of each page (none
+// empty), which it must not keep, until it returns an error, which scanPages returns.
+func (s *Store) scanPages(ctx context.Context, pattern string, fn func(keys []string) error) error {
 	nodes := []redis.UniversalClient{s.rdb}
 	if c, ok := s.rdb.(*redis.ClusterClient); ok {
 		masters, err := clusterMasters(ctx, c)
@@ -95,14 +112,21 @@ func (s *Store) scanAll(ctx context.Context, pattern string, fn func(key string)
 		}
 	}
 	for _, node := range nodes {
-		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := fn(iter.Val()); err != nil {
-				return err
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, pattern, scanCount).Result()
+			if err != nil {
+				return fmt.Errorf("orderstate: scanning %s: %w", pattern, unavailable(err))
 			}
-		}
-		if err := iter.Err(); err != nil {
-			return fmt.Errorf("orderstate: scanning %s: %w", pattern, unavailable(err))
+			if len(keys) > 0 {
+				if err := fn(keys); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
 		}
 	}
 	return nil
@@ -141,12 +165,12 @@ type Migration struct {
 // order are renamed, keeping their expiry; a state whose layout-2 key exists is left and listed
 // in Conflicts. An event record of layout 1 does not say its shop: it is copied to each shop found
 // (keys of orders, the sets, the order index), with its expiry, which answers as layout 1 did (a
-// record is an event's source and id hashed, whatever the shop). Run again, it goes on where it
+// record is an event's source and id hashed, whatever the shop); they are copied a SCAN page at
+// a time, so its memory does not grow with their number. Run again, it goes on where it
 // stopped. Layout 1 was never usable on Redis Cluster; this runs on one server (or Sentinel's
 // master), where RENAME works.
 func (s *Store) MigrateLayout(ctx context.Context) (Migration, error) {
 	var m Migration
-	var events []string
 	shops := map[string]bool{}
 	var lease string
 	err := s.scanAll(ctx, s.prefix+"*", func(key string) error {
@@ -155,8 +179,6 @@ func (s *Store) MigrateLayout(ctx context.Context) (Migration, error) {
 		switch kind {
 		case "lease":
 			lease = key
-		case "event":
-			events = append(events, key)
 		case "order", "history", "inbox":
 			shop, _, _ := strings.Cut(strings.TrimPrefix(rest, kind+":"), ":")
 			shops[shop] = true
@@ -183,7 +205,13 @@ func (s *Store) MigrateLayout(ctx context.Context) (Migration, error) {
 	for shop := range shops {
 		m.Shops = append(m.Shops, shop)
 	}
-	if err := s.copyEvents(ctx, events, m.Shops, &m); err != nil {
+	// Every shop is known now: the event records are copied to each, page by page. A record's
+	// copies are of layout 2 (event:{shop}:...), which the scan may return too and skips.
+	err = s.scanPages(ctx, s.prefix+"event:*", func(keys []string) error {
+		events := slices.DeleteFunc(keys, func(key string) bool { return oldKind(strings.TrimPrefix(key, s.prefix)) != "event" })
+		return s.copyEvents(ctx, events, m.Shops, &m)
+	})
+	if err != nil {
 		return m, err
 	}
 	if err := s.rdb.Set(ctx, s.layoutKey(), LayoutVersion, 0).Err(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,48 @@ func TestMigrateLayout(t *testing.T) {
 	}
 	if st, _ := s.Get(ctx, "shop-b", "K-1"); st.Version != 2 {
 		t.Errorf("the layout 2 state of K-1 was replaced: %+v", st)
+	}
+}
+
+// TestMigrateLayoutManyEvents: event records of layout 1 over many SCAN pages, which the
+// migration copies page by page, are each copied to every shop and removed, counted once each.
+func TestMigrateLayoutManyEvents(t *testing.T) {
+	t.Parallel()
+	if testenv.OnCluster() {
+		t.Skip("layout 1 never ran on a Redis Cluster (its scripts were refused there): nothing to migrate")
+	}
+	s, ctx := newStore(t), context.Background()
+	const n = 3*scanCount + 1
+	pipe := s.rdb.Pipeline()
+	pipe.Set(ctx, s.prefix+"order:shop-a:A-1", `{"version":1,"status":"ok"}`, 0)
+	pipe.Set(ctx, s.prefix+"order:shop-b:B-1", `{"version":1,"status":"ok"}`, 0)
+	for i := range n {
+		pipe.Set(ctx, s.prefix+"event:"+strconv.Itoa(i), "1", time.Hour)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.MigrateLayout(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Events != n || m.Orders != 2 || len(m.Shops) != 2 {
+		t.Errorf("migration: %d events, %d orders, shops %v; want %d, 2, 2", m.Events, m.Orders, m.Shops, n)
+	}
+	pipe = s.rdb.Pipeline()
+	var copies, old []*redis.IntCmd
+	for i := range n {
+		key := strconv.Itoa(i)
+		copies = append(copies, pipe.Exists(ctx, s.eventKey("shop-a", key), s.eventKey("shop-b", key)))
+		old = append(old, pipe.Exists(ctx, s.prefix+"event:"+key))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if copies[i].Val() != 2 || old[i].Val() != 0 {
+			t.Fatalf("event %d: %d of 2 copies, layout 1 record left %d", i, copies[i].Val(), old[i].Val())
+		}
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package redisadmin makes a Redis Cluster of redis-server processes that are already running
 // and reads what its nodes report of it: which master serves which slots, and whether every
-// node agrees that the cluster is whole. The tests' clusters (internal/testenv) and the tools'
-// (internal/tools/stack) start and stop their processes each in their own way and share this;
-// it imports nothing of testing.
+// node agrees that the cluster is whole. It also deletes the keys under a prefix, on one server
+// or on every master of a cluster (DeleteKeys). The tests' clusters (internal/testenv) and the
+// tools' (internal/tools/stack) start and stop their processes each in their own way and share
+// this; it imports nothing of testing.
 package redisadmin
 
 import (

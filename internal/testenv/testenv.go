@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -72,39 +73,10 @@ func Redis(t testing.TB) (redis.UniversalClient, string) {
 	}
 	prefix := "test:" + randomID() + ":"
 	t.Cleanup(func() {
-		_ = DeleteKeys(context.Background(), rdb, prefix)
+		_ = redisadmin.DeleteKeys(context.Background(), rdb, prefix)
 		rdb.Close()
 	})
 	return rdb, prefix
-}
-
-// DeleteKeys deletes the keys that start with prefix: on one server in one DEL, as a flush would;
-// on a Cluster, master by master, one key at a time (a DEL of keys in several slots is refused).
-func DeleteKeys(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	keys := func(ctx context.Context, node redis.UniversalClient) ([]string, error) {
-		var out []string
-		iter := node.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			out = append(out, iter.Val())
-		}
-		return out, iter.Err()
-	}
-	if c, ok := rdb.(*redis.ClusterClient); ok {
-		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			found, err := keys(ctx, m)
-			for _, key := range found {
-				if err := m.Del(ctx, key).Err(); err != nil {
-					return err
-				}
-			}
-			return err
-		})
-	}
-	found, err := keys(ctx, rdb)
-	if err != nil || len(found) == 0 {
-		return err
-	}
-	return rdb.Del(ctx, found...).Err()
 }
 
 // RedisAddr is the address of the shared test Redis.

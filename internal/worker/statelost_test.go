@@ -11,7 +11,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -111,7 +111,7 @@ func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 // loseRedis deletes every key of the test's prefix, as a flush of Redis would.
 func (h *harness) loseRedis() {
 	h.t.Helper()
-	if err := testenv.DeleteKeys(context.Background(), h.deps.Redis, h.deps.KeyPrefix); err != nil {
+	if err := redisadmin.DeleteKeys(context.Background(), h.deps.Redis, h.deps.KeyPrefix); err != nil {
 		h.t.Fatal(err)
 	}
 }

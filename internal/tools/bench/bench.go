@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/tools/childproc"
 	"github.com/atodene-worker/atodene-worker/internal/tools/stack"
 )
@@ -202,7 +203,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		r.host.Procs.StopAll()
 		if r.rdb != nil {
 			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			_ = stack.DeleteKeys(dctx, r.rdb, r.host.Prefix)
+			_ = redisadmin.DeleteKeys(dctx, r.rdb, r.host.Prefix)
 			cancel()
 			r.rdb.Close()
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/tools/stack"
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 )
 
 // IndexResult is the order-index scenario: the listing and counting of one shop's orders with
@@ -72,7 +72,7 @@ func (r *runner) index(ctx context.Context) error {
 	prefix := r.host.Prefix + "index:"
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		_ = stack.DeleteKeys(dctx, r.rdb, prefix) // UNLINK: freed in the background, in batches
+		_ = redisadmin.DeleteKeys(dctx, r.rdb, prefix) // UNLINK: freed in the background, in batches
 		cancel()
 	}()
 	store := orderstate.NewStore(r.rdb, orderstate.Config{Prefix: prefix})

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/tools/childproc"
 )
 
@@ -225,7 +226,7 @@ func (s *Stack) Close() {
 		}
 		// A stack's keys go with it; the shared Redis itself is never flushed.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		_ = DeleteKeys(ctx, rdb, s.Prefix)
+		_ = redisadmin.DeleteKeys(ctx, rdb, s.Prefix)
 		cancel()
 	}
 	if s.rdb != nil {

@@ -1,0 +1,73 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// TestReconcilerGoesOnPastAFailingShop: the pass of one shop fails (its state unreadable in Redis,
+// or JetStream failing to answer for its timer); the overdue timer of the shop after it is still
+// scheduled again, and the error names the failing shop only.
+func TestReconcilerGoesOnPastAFailingShop(t *testing.T) {
+	t.Parallel()
+	errJetStream := errors.New("jetstream: no responders")
+	for _, tc := range []struct {
+		name    string
+		spoil   func(t *testing.T, rdb redis.UniversalClient, prefix string) // makes shop-a's pass fail
+		waiting error                                                        // Waiting's error for shop-a
+	}{
+		{name: "state unreadable", spoil: func(t *testing.T, rdb redis.UniversalClient, prefix string) {
+			if err := rdb.Set(context.Background(), prefix+"order:{shop-a}:o-1", "{not json", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "jetstream fails", waiting: errJetStream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, prefix := testenv.Redis(t)
+			store := orderstate.New(rdb, prefix, time.Hour)
+			t.Cleanup(store.Close)
+			ctx, now := context.Background(), time.Now()
+			overdue := orderstate.State{Status: orderstate.StatusPending, PollSeq: 1, PollScheduled: true, PollAt: now.Add(-time.Hour)}
+			for _, shop := range []string{"shop-a", "shop-b"} {
+				if _, err := store.Put(ctx, shop, "o-1", overdue, now.Add(-2*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.spoil != nil {
+				tc.spoil(t, rdb, prefix)
+			}
+			polls := &recordedPolls{}
+			rec := &handlers.Reconciler{Store: store, Shops: []string{"shop-a", "shop-b"}, Polls: polls,
+				Waiting: func(_ context.Context, req handlers.PollRequest, _, _ time.Time) (handlers.TimerState, error) {
+					if req.Shop == "shop-a" && tc.waiting != nil {
+						return 0, tc.waiting
+					}
+					return handlers.TimerMissing, nil
+				},
+				Grace: time.Minute, Now: func() time.Time { return now }, Logger: zap.NewNop()}
+
+			n, err := rec.Once(ctx)
+			if err == nil || !strings.Contains(err.Error(), "shop shop-a") || strings.Contains(err.Error(), "shop shop-b") {
+				t.Errorf("Once: %v, want an error naming shop shop-a only", err)
+			}
+			if tc.waiting != nil && !errors.Is(err, tc.waiting) {
+				t.Errorf("Once: %v, want it to wrap %v", err, tc.waiting)
+			}
+			if n != 1 || len(polls.timer) != 1 || polls.timer[0].Shop != "shop-b" || polls.timer[0].OrderID != "o-1" {
+				t.Errorf("Once scheduled %d: %+v, want the re-check of shop-b/o-1", n, polls.timer)
+			}
+		})
+	}
+}
