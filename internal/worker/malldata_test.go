@@ -375,8 +375,10 @@ func TestEveryEventLeavesATrace(t *testing.T) {
 // holder applies the queued events, each once.
 func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	t.Parallel()
-	h := newHarnessWith(t, harnessOpts{sandbox: sandbox.Config{ReviewDelay: time.Second, HoldDelay: time.Second, SlowDelay: 10 * time.Second},
-		settings: func(s *config.Settings) { s.ProviderTimeout, s.AckWait = 20*time.Second, 30*time.Second }})
+	// The slow registration lasts long enough for 601 publishes and their handling on a loaded
+	// machine (10 s was not, once).
+	h := newHarnessWith(t, harnessOpts{sandbox: sandbox.Config{ReviewDelay: time.Second, HoldDelay: time.Second, SlowDelay: 25 * time.Second},
+		settings: func(s *config.Settings) { s.ProviderTimeout, s.AckWait = 40*time.Second, 60*time.Second }})
 	const n = 600
 	data := orderData("shop-a", "BU-1", "slow@example.jp")
 	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
@@ -394,7 +396,7 @@ func TestBurstForOneOrderNeverHoldsTheConsumer(t *testing.T) {
 	if got := typesOf(of(h.results(), "BU-1")); got != "" {
 		t.Errorf("the other order was decided only after the slow one (%s): the burst held the consumer", got)
 	}
-	h.waitOutcomes("BU-1", "credit.ok", 30*time.Second)
+	h.waitOutcomes("BU-1", "credit.ok", 60*time.Second)
 	wait.For(t, 60*time.Second, "every queued event applied", func() bool {
 		for i := 1; i <= n; i++ {
 			if done, err := store.EventDone(context.Background(), "shop-a", events.EventKey("test", fmt.Sprintf("ev-%d", i))); err != nil || !done {
