@@ -230,26 +230,50 @@ func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	if not := h.notReady(ctx); not != "" {
+		http.Error(w, not, http.StatusServiceUnavailable)
+		return
+	}
+	body := "ok\n"
+	for _, d := range h.details() {
+		body += d + "\n"
+	}
+	_, _ = w.Write([]byte(body))
+}
+
+// notReady says why /readyz answers 503, or returns "" when it answers 200.
+func (h *health) notReady(ctx context.Context) string {
 	failing, server := h.failing(), checkServer(h.nc)
 	switch {
 	case !h.ready.Load():
-		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
+		return "not ready: starting or stopping"
 	case !h.nc.IsConnected():
-		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+		return "not ready: NATS disconnected"
 	case server != nil:
 		// Reconnected to another server of the list, one without message schedules.
-		http.Error(w, "not ready: "+server.Error(), http.StatusServiceUnavailable)
+		return "not ready: " + server.Error()
 	case h.redis.Ping(ctx) != nil:
-		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
+		return "not ready: Redis does not answer"
 	case failing != "":
-		http.Error(w, failing, http.StatusServiceUnavailable)
-	default:
-		body := "ok\n"
-		for _, d := range h.details() {
-			body += d + "\n"
-		}
-		_, _ = w.Write([]byte(body))
+		return failing
 	}
+	return ""
+}
+
+// readyGauge is atodene_worker_ready: 1 when /readyz would answer 200, else 0 (Redis asked within
+// 1 s), so that an alert needs no probe of its own.
+func readyGauge(h *health) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atodene_worker_ready",
+		Help: "1 when the worker is ready (/readyz answers 200: started, NATS connected, Redis answers, writes to Redis and JetStream succeed), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if h.notReady(ctx) != "" {
+			return 0
+		}
+		return 1
+	})
 }
 
 // failing describes a failure of Redis or JetStream that keeps messages waiting (a full store

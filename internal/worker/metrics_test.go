@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -12,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -84,6 +88,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`atodene_worker_dead_letter_stream_messages{reason="invalid"} 1`,
 		`atodene_worker_dead_letter_stream_messages{reason="exhausted"} 0`,
 		`atodene_worker_dead_letter_stream_read_errors_total 0`,
+		"atodene_worker_ready 1\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -444,4 +449,40 @@ func TestDeadLettersCountOncePerLetterStored(t *testing.T) {
 	if got := count(); got != `atodene_worker_dead_letters_total{reason="exhausted"} 1` {
 		t.Errorf("one letter written twice (stored once): %s, want a count of 1", got)
 	}
+}
+
+// pinger is a Redis that answers a ping or fails.
+type pinger struct{ err error }
+
+func (p *pinger) Ping(context.Context) error { return p.err }
+
+// TestReadyGauge: atodene_worker_ready is 1 exactly when /readyz answers 200: 0 while starting or
+// stopping, and while Redis does not answer.
+func TestReadyGauge(t *testing.T) {
+	t.Parallel()
+	nc, err := nats.Connect(testenv.StartNATS(t).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	redis := &pinger{}
+	h := newHealth(nc, redis, &consumer.Infra{}, func() []string { return nil })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(readyGauge(h))
+	expect := func(step, want string) {
+		t.Helper()
+		if got := exposition(t, reg); got != want {
+			t.Errorf("%s: %s, want %s", step, got, want)
+		}
+		rec := httptest.NewRecorder()
+		h.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if ready := rec.Code == http.StatusOK; ready != (want == "atodene_worker_ready 1\n") {
+			t.Errorf("%s: /readyz answers %d with the gauge at %s", step, rec.Code, want)
+		}
+	}
+	expect("starting", "atodene_worker_ready 0\n")
+	h.ready.Store(true)
+	expect("started", "atodene_worker_ready 1\n")
+	redis.err = errors.New("connection refused")
+	expect("Redis down", "atodene_worker_ready 0\n")
 }

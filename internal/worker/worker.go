@@ -176,6 +176,7 @@ func Run(ctx context.Context, d Deps) error {
 		refusalCollector{&orders.Refusals}, waitingGauge(infra),
 		backlogGauge(js, s.OrdersStream, ordersConsumer, ordersFilter, d.Now), dlqGauge(js, s.DLQStream))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
+	d.Registry.MustRegister(readyGauge(health))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: httpErrorLog(log)}
 	// Listen before anything starts: with the address taken, probes would reach another process
