@@ -256,6 +256,44 @@ func (q *Queue) Counts(ctx context.Context, f Filter) (map[string]int, error) {
 	return CountReasons(letters), nil
 }
 
+// ReasonCounts returns how many letters the stream holds by reason, as CountReasons counts them,
+// reading the letters' headers only (not their bodies, nor their personal data). A missing stream
+// wraps jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
+func (q *Queue) ReasonCounts(ctx context.Context) (map[string]int, error) {
+	counts := CountReasons(nil)
+	s, err := q.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true, InactiveThreshold: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		msgs, err := c.FetchNoWait(500)
+		if err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+		}
+		n, left := 0, uint64(0)
+		for m := range msgs.Messages() {
+			n++
+			if md, err := m.Metadata(); err == nil {
+				left = md.NumPending
+			}
+			counts[m.Headers().Get(dlq.HeaderReason)]++
+		}
+		if err := msgs.Error(); err != nil {
+			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+		}
+		if n == 0 || left == 0 {
+			return counts, nil
+		}
+	}
+}
+
 // ErrNotFound is the error of a sequence that holds no dead letter.
 var ErrNotFound = errors.New("no such dead letter")
 

@@ -99,6 +99,10 @@ func TestListAndCounts(t *testing.T) {
 	if err != nil || counts["unknown-shop"] != 2 || counts["invalid"] != 0 || len(counts) != len(handlers.Reasons()) {
 		t.Errorf("Counts: %v %v", counts, err)
 	}
+	all, err := q.ReasonCounts(ctx) // headers only, no filter
+	if err != nil || all["unknown-shop"] != 2 || all["invalid"] != 1 || all["exhausted"] != 0 || len(all) != len(handlers.Reasons()) {
+		t.Errorf("ReasonCounts: %v %v", all, err)
+	}
 	shown, err := q.Get(ctx, 3)
 	if err != nil || shown.Reason != "invalid" || shown.ReplayCount != 1 || shown.Order != "D-3" || shown.StoredSubject != "dlq.orders.created.demo" ||
 		!strings.Contains(string(shown.JSONBody), `"order_id":"D-3"`) || shown.Headers[dlq.HeaderReason][0] != "invalid" {

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -438,4 +439,63 @@ func TestInvoiceOfALaggingState(t *testing.T) {
 	if len(st.Parked) != 1 || st.Parked[0].Kind != "invoice" || len(e.outs.ids) != 2 {
 		t.Errorf("parked %+v, outcomes %v; want the request parked, no outcome", st.Parked, e.outs.ids)
 	}
+}
+
+// TestLeaseHeldIsTold: OrdersConfig.LeaseHeld is told, once per handling, each time a handler
+// finds its order's lease held, with what the event did: an event is queued in the order's inbox;
+// a timer waits for the lease (once however many tries); an event too large for the inbox goes
+// round through its kept copy.
+func TestLeaseHeldIsTold(t *testing.T) {
+	t.Parallel()
+	prov := &fakeProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const ttl = 300 * time.Millisecond
+	e.o.LeaseTTL = ttl
+	var mu sync.Mutex
+	var told []string
+	e.o.LeaseHeld = func(then string) {
+		mu.Lock()
+		defer mu.Unlock()
+		told = append(told, then)
+	}
+	expect := func(step string, want ...string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(told, want) {
+			t.Errorf("%s: told %q, want %q", step, told, want)
+		}
+		told = nil
+	}
+	e.okOrder(t)
+
+	e.deadHolder(t, ttl)
+	if err := e.o.TrackingEntered(ctx, trackingEvent("t-1", "o-1", 7, "1234-5678-9012")); err != nil {
+		t.Fatal(err)
+	}
+	expect("an event while another holds the lease", handlers.LeaseQueued)
+	if len(e.polls.timer) != 1 {
+		t.Fatalf("timers %+v, want the inbox's", e.polls.timer)
+	}
+	if err := e.o.PollDue(ctx, e.polls.timer[0]); err != nil { // waits until the holder's lease expires
+		t.Fatal(err)
+	}
+	expect("the inbox timer while the lease is held", handlers.LeaseWaited)
+	if prov.calls["shipment"] != 1 {
+		t.Errorf("%d shipment reports, want 1", prov.calls["shipment"])
+	}
+
+	e.o.Kept = &recordedKept{}
+	e.deadHolder(t, ttl)
+	large := trackingEvent("t-2", "o-1", 8, "2234-5678-9012")
+	large.Body = append(large.Body, strings.Repeat(" ", 64<<10)...) // too large for the inbox
+	if err := e.o.TrackingEntered(ctx, large); err != nil {
+		t.Fatal(err)
+	}
+	expect("an event too large for the inbox", handlers.LeaseWentRound)
+
+	if err := e.o.TrackingEntered(ctx, trackingEvent("t-3", "o-2", 9, "3234-5678-9012")); err != nil {
+		t.Fatal(err)
+	}
+	expect("an order whose lease is free")
 }

@@ -57,7 +57,7 @@ type Orders struct {
 	Refusals Refusals
 }
 
-// OrdersConfig is what Orders needs. Every field is required but Kept: the worker fills them from
+// OrdersConfig is what Orders needs. Every field is required but Kept and LeaseHeld: the worker fills them from
 // its settings, whose defaults internal/config holds (docs/configuration.md#settings).
 type OrdersConfig struct {
 	Store    *orderstate.Store
@@ -79,8 +79,26 @@ type OrdersConfig struct {
 	Kept Kept
 	// LeaseTTL is how long an order's lease lasts: longer than any one handling of a message.
 	LeaseTTL time.Duration
-	Now      func() time.Time
-	Logger   *zap.Logger
+	// LeaseHeld, if set, is told each time a handler finds its order's lease held by another, with
+	// what the event did then: LeaseQueued, LeaseWaited or LeaseWentRound. Default nil: told
+	// nothing.
+	LeaseHeld func(then string)
+	Now       func() time.Time
+	Logger    *zap.Logger
+}
+
+// What an event does when it finds its order's lease held (OrdersConfig.LeaseHeld).
+const (
+	LeaseQueued    = "queued"     // queued in the order's inbox for the holder to apply
+	LeaseWaited    = "waited"     // its handler waited for the lease (a timer's; an event its inbox cannot take, without Kept)
+	LeaseWentRound = "went-round" // its inbox could not take it: it goes round through its copy in Kept
+)
+
+// leaseHeld tells OrdersConfig.LeaseHeld, if set.
+func (o *Orders) leaseHeld(then string) {
+	if o.LeaseHeld != nil {
+		o.LeaseHeld(then)
+	}
 }
 
 // NewOrders returns the Orders of cfg, or an error naming every field missing or out of range.
@@ -139,13 +157,17 @@ func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take or
 	if ev.ID != "" {
 		take.EventKey = ev.Key()
 	}
-	pause := 20 * time.Millisecond
+	pause, waited := 20*time.Millisecond, false
 	deadline := o.Now().Add(o.LeaseTTL)
 	for {
 		take.Now = o.Now()
 		lease, err := o.Store.AcquireLease(ctx, shop, order, take)
 		if !errors.Is(err, orderstate.ErrLeaseHeld) || !wait {
 			return lease, err
+		}
+		if !waited {
+			o.leaseHeld(LeaseWaited) // once per wait, not per try
+			waited = true
 		}
 		if o.Now().After(deadline) {
 			return nil, err
@@ -229,11 +251,13 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	}
 	lease, err := o.lease(ctx, shop.ID, order, d.ev, take, !goRound)
 	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
+		o.leaseHeld(LeaseWentRound)
 		o.Logger.Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
 			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
 		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""), KeptGoingRound)
 	}
 	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
+		o.leaseHeld(LeaseQueued)
 		if qe.Length == 1 {
 			// The holder applies it; if the holder dies first, this timer's handler does. Later
 			// events find this timer set (and must not push a sooner retry's timer back).

@@ -84,5 +84,6 @@ func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, 
 	if err = unavailable(err); err != nil {
 		return fmt.Errorf("orderstate: appending to the history of %s/%s: %w", shop, order, err)
 	}
+	s.tell(Written{History: 1})
 	return nil
 }

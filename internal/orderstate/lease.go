@@ -160,6 +160,9 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	}
 	l.EventDone = res[1] == int64(1)
 	l.Created = res[2] == int64(1)
+	if l.Created {
+		s.tell(Written{States: 1, Index: 1}) // t.First, filed in the index with it
+	}
 	return l, nil
 }
 

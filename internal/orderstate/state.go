@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -241,6 +242,7 @@ type Store struct {
 	replication             Replication
 	replicated              chan struct{} // runReplicated's slots: maxReplicatedWrites
 	replicatedByNode        *nodeSlots    // on a Cluster, per master (replicatedSlots)
+	written                 func(Written)
 }
 
 // DefaultRetention is how long an order's state, history and index entry are kept after it last
@@ -262,6 +264,21 @@ type Config struct {
 	Now func() time.Time
 	// Replication makes the writes of registration intents wait for replicas. Default: none.
 	Replication Replication
+	// Written, if set, is told what each write of an order stored, once Redis answered that it
+	// did (the worker's metrics count them). Default nil: told nothing.
+	Written func(Written)
+}
+
+// Written is what one write of an order stored.
+type Written struct {
+	// States is the state versions written: 0 or 1.
+	States int
+	// Index is the order-index entries written: 1 when what the index shows of the order changed
+	// (a new order, its credit or shipment status, review, amounts, transaction, time ordered),
+	// 0 otherwise (an outbox published, a re-check still under review touch no index key).
+	Index int
+	// History is the entries appended to the order's history.
+	History int
 }
 
 // NewStore returns a store on rdb configured by cfg.
@@ -277,7 +294,14 @@ func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
 	}
 	return &Store{rdb: rdb, batch: newBatchers(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
 		listBudget: listBudget, gatherLimit: gatherLimit, replication: cfg.Replication, replicated: make(chan struct{}, maxReplicatedWrites),
-		replicatedByNode: &nodeSlots{byAddr: map[string]chan struct{}{}}}
+		replicatedByNode: &nodeSlots{byAddr: map[string]chan struct{}{}}, written: cfg.Written}
+}
+
+// tell passes w to Config.Written, if set and w holds anything.
+func (s *Store) tell(w Written) {
+	if s.written != nil && w != (Written{}) {
+		s.written(w)
+	}
 }
 
 // New returns a store that keeps its keys under prefix (e.g. "atodene:"), with the default
@@ -439,6 +463,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
 	entries := w.entries
 	var next State
+	stored := Written{}
 	if st != nil {
 		entries = append(st.History, w.entries...)
 		st.History = nil
@@ -447,6 +472,12 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 			return State{}, nil, err
 		}
 		next = enc.st
+		// write.lua writes the index entry when the stored state's differs: the stored state is
+		// st's version (else the write is a conflict and stores nothing), whose entry is st.Index.
+		stored.States = 1
+		if st.Version == 0 || st.Index != next.Index {
+			stored.Index = 1
+		}
 		args[0], args[1] = st.Version, enc.raw
 		args[12], args[14], args[15], args[16] = s.ttl(next, now), enc.ix.changed, enc.ix.ordered, enc.ix.summary
 		if due, ok := next.TimerDue(); ok {
@@ -476,6 +507,8 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	if res[0] != int64(1) {
 		return State{}, nil, ErrConflict
 	}
+	stored.History = len(entries)
+	s.tell(stored)
 	raw, _ := res[1].(string)
 	if raw == "" {
 		return next, nil, nil
@@ -522,6 +555,65 @@ func (s *Store) PendingCount(ctx context.Context, shops ...string) (int64, error
 		n += c.Val()
 	}
 	return n, nil
+}
+
+// UnderReview is what Redis holds of the orders under review (status pending: 審査中 or 保留) of
+// some shops.
+type UnderReview struct {
+	Count int64
+	// Oldest is the earliest time ordered (the order's ordered_at, or when the worker first
+	// wrote it if it had none) of those orders; zero when there are none.
+	Oldest time.Time
+}
+
+// UnderReview counts the orders of shops under review and finds the earliest time one of them
+// was ordered, across all workers, in one round trip that writes nothing: per shop, the SCARD of
+// its set of orders under review, and the first entry of each of the order index's cells of
+// pending orders (by time ordered: a cell's entries are sorted by it). On Redis Cluster the
+// commands go to the nodes that hold each shop.
+//
+// The time ordered is the index's only time that an order under review keeps until it is decided:
+// its time changed moves when it goes from review to hold, gets a tracking number or a new
+// amount. It is not when polling began (State.PollSince, in the state alone): an order registered
+// days after it was ordered shows as under review since it was ordered.
+func (s *Store) UnderReview(ctx context.Context, shops ...string) (UnderReview, error) {
+	var pendingCells []int
+	for _, b := range []Bucket{BucketReview, BucketHold} {
+		for _, sh := range ShipmentStatuses {
+			pendingCells = append(pendingCells, cellOf(b, sh))
+		}
+	}
+	counts := make([]*redis.IntCmd, len(shops))
+	var firsts []*redis.ZSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, shop := range shops {
+			counts[i] = p.SCard(ctx, s.pendingKey(shop))
+			ordered := s.indexKeys(shop)[1]
+			for _, cell := range pendingCells {
+				firsts = append(firsts, p.ZRangeByScoreWithScores(ctx, ordered, &redis.ZRangeBy{
+					Min:   strconv.FormatInt(int64(cell)*cellSpan, 10),
+					Max:   "(" + strconv.FormatInt(int64(cell+1)*cellSpan, 10),
+					Count: 1,
+				}))
+			}
+		}
+		return nil
+	})
+	if err = unavailable(err); err != nil {
+		return UnderReview{}, fmt.Errorf("orderstate: reading the orders under review: %w", err)
+	}
+	var out UnderReview
+	for _, c := range counts {
+		out.Count += c.Val()
+	}
+	for _, f := range firsts {
+		for _, z := range f.Val() {
+			if t := time.UnixMilli(int64(z.Score) % cellSpan); out.Oldest.IsZero() || t.Before(out.Oldest) {
+				out.Oldest = t
+			}
+		}
+	}
+	return out, nil
 }
 
 // Ping checks that Redis answers.

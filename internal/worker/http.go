@@ -19,12 +19,19 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 type metrics struct {
 	calls       *prometheus.CounterVec
 	callSeconds *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
+	// publishFailures counts outcome publishes that failed (each is retried).
+	publishFailures prometheus.Counter
+	// leaseWaits counts handlers that found their order's lease held, by what the event did then.
+	leaseWaits *prometheus.CounterVec
+	// The writes of order state, index entries and history entries the worker made in Redis.
+	stateWrites, indexWrites, historyEntries prometheus.Counter
 }
 
 // newMetrics registers the worker's own metrics with reg, creating the dead-letter series of every
@@ -44,12 +51,42 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "atodene_worker_dead_letters_total",
 			Help: "Dead letters stored, by reason; each counted once, whichever path wrote it.",
 		}, []string{"reason"}),
+		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "atodene_worker_outcome_publish_failures_total",
+			Help: "Publishes of outcome events that failed (JetStream did not store them, or holds another outcome under the same message ID); the step is retried.",
+		}),
+		leaseWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atodene_worker_lease_waits_total",
+			Help: "Handlers that found their order's lease held by another, by what the event did then: queued (in the order's inbox), waited, went-round (through its kept copy).",
+		}, []string{"then"}),
+		stateWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "atodene_worker_state_writes_total",
+			Help: "Order state versions this worker wrote to Redis.",
+		}),
+		indexWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "atodene_worker_index_writes_total",
+			Help: "Order-index entries this worker wrote to Redis, with a state write whose index entry changed.",
+		}),
+		historyEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "atodene_worker_history_entries_total",
+			Help: "Entries this worker appended to order histories in Redis.",
+		}),
 	}
-	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters)
+	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries)
 	for _, reason := range handlers.Reasons() {
 		m.deadLetters.WithLabelValues(reason)
 	}
+	for _, then := range []string{handlers.LeaseQueued, handlers.LeaseWaited, handlers.LeaseWentRound} {
+		m.leaseWaits.WithLabelValues(then)
+	}
 	return m
+}
+
+// written counts what a write of the order store stored (orderstate.Config.Written).
+func (m *metrics) written(w orderstate.Written) {
+	m.stateWrites.Add(float64(w.States))
+	m.indexWrites.Add(float64(w.Index))
+	m.historyEntries.Add(float64(w.History))
 }
 
 // observeCall counts one ATODENE attempt under its operation's name without the ".do" of its path
@@ -129,37 +166,48 @@ func callResult(err error) string {
 	return "invalid"
 }
 
-// pendingGauge reports the orders under review across all workers, read from Redis at scrape
-// time (one SCARD per shop, sent together, within 1 s). When Redis cannot be read the gauge has no sample, since any value
-// would be graphed and summed as a count, and atodene_worker_orders_under_review_read_errors_total
-// grows instead.
-func pendingGauge(count func(context.Context) (int64, error)) prometheus.Collector {
-	return &pendingCollector{count: count, errors: prometheus.NewCounter(prometheus.CounterOpts{
+// pendingGauge reports the orders under review across all workers and the age of the oldest,
+// read from Redis at scrape time in one round trip (orderstate.Store.UnderReview; within 1 s).
+// When Redis cannot be read the gauges have no sample, since any value would be graphed and summed
+// as a count, and atodene_worker_orders_under_review_read_errors_total grows instead.
+func pendingGauge(read func(context.Context) (orderstate.UnderReview, error), now func() time.Time) prometheus.Collector {
+	return &pendingCollector{read: read, now: now, errors: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "atodene_worker_orders_under_review_read_errors_total",
-		Help: "Scrapes whose read of the orders under review from Redis failed: atodene_worker_orders_under_review has no sample then.",
+		Help: "Scrapes whose read of the orders under review from Redis failed: atodene_worker_orders_under_review and atodene_worker_orders_under_review_oldest_age_seconds have no sample then.",
 	})}
 }
 
 type pendingCollector struct {
-	count  func(context.Context) (int64, error)
+	read   func(context.Context) (orderstate.UnderReview, error)
+	now    func() time.Time
 	errors prometheus.Counter
 }
 
-var pendingDesc = prometheus.NewDesc("atodene_worker_orders_under_review",
-	"Orders under review (審査中 or 保留) waiting for a decision, across all workers; no sample when Redis could not be read.", nil, nil)
+var (
+	pendingDesc = prometheus.NewDesc("atodene_worker_orders_under_review",
+		"Orders under review (審査中 or 保留) waiting for a decision, across all workers; no sample when Redis could not be read.", nil, nil)
+	pendingAgeDesc = prometheus.NewDesc("atodene_worker_orders_under_review_oldest_age_seconds",
+		"Age of the oldest order under review (審査中 or 保留), across all workers, since the shop took it (its ordered_at); 0 when none is; no sample when Redis could not be read.", nil, nil)
+)
 
 func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
+	ch <- pendingAgeDesc
 	c.errors.Describe(ch)
 }
 
 func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if n, err := c.count(ctx); err != nil {
+	if r, err := c.read(ctx); err != nil {
 		c.errors.Inc()
 	} else {
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n))
+		age := 0.0
+		if !r.Oldest.IsZero() {
+			age = max(c.now().Sub(r.Oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(r.Count))
+		ch <- prometheus.MustNewConstMetric(pendingAgeDesc, prometheus.GaugeValue, age)
 	}
 	c.errors.Collect(ch) // after the read, so that this scrape shows its own failure
 }
@@ -182,26 +230,50 @@ func newHealth(nc *nats.Conn, r interface{ Ping(context.Context) error }, infra 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	if not := h.notReady(ctx); not != "" {
+		http.Error(w, not, http.StatusServiceUnavailable)
+		return
+	}
+	body := "ok\n"
+	for _, d := range h.details() {
+		body += d + "\n"
+	}
+	_, _ = w.Write([]byte(body))
+}
+
+// notReady says why /readyz answers 503, or returns "" when it answers 200.
+func (h *health) notReady(ctx context.Context) string {
 	failing, server := h.failing(), checkServer(h.nc)
 	switch {
 	case !h.ready.Load():
-		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
+		return "not ready: starting or stopping"
 	case !h.nc.IsConnected():
-		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+		return "not ready: NATS disconnected"
 	case server != nil:
 		// Reconnected to another server of the list, one without message schedules.
-		http.Error(w, "not ready: "+server.Error(), http.StatusServiceUnavailable)
+		return "not ready: " + server.Error()
 	case h.redis.Ping(ctx) != nil:
-		http.Error(w, "not ready: Redis does not answer", http.StatusServiceUnavailable)
+		return "not ready: Redis does not answer"
 	case failing != "":
-		http.Error(w, failing, http.StatusServiceUnavailable)
-	default:
-		body := "ok\n"
-		for _, d := range h.details() {
-			body += d + "\n"
-		}
-		_, _ = w.Write([]byte(body))
+		return failing
 	}
+	return ""
+}
+
+// readyGauge is atodene_worker_ready: 1 when /readyz would answer 200, else 0 (Redis asked within
+// 1 s), so that an alert needs no probe of its own.
+func readyGauge(h *health) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "atodene_worker_ready",
+		Help: "1 when the worker is ready (/readyz answers 200: started, NATS connected, Redis answers, writes to Redis and JetStream succeed), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if h.notReady(ctx) != "" {
+			return 0
+		}
+		return 1
+	})
 }
 
 // failing describes a failure of Redis or JetStream that keeps messages waiting (a full store

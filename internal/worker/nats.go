@@ -12,19 +12,31 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 )
 
 // outcomes publishes outcome events to RESULTS and waits for the stream's acknowledgement.
-type outcomes struct{ js jetstream.JetStream }
+type outcomes struct {
+	js       jetstream.JetStream
+	failures prometheus.Counter // atodene_worker_outcome_publish_failures_total
+}
 
 // Publish publishes an outcome. A message ID that the stream already holds is a retry of the same
 // step, unless the outcome it holds is another: then the ID repeated for a different outcome (it
 // must not; see orderstate.State.Epoch), and the outcome would be lost as a duplicate, so that is
 // an error.
 func (o outcomes) Publish(ctx context.Context, subject, msgID string, body []byte) error {
+	err := o.publish(ctx, subject, msgID, body)
+	if err != nil {
+		o.failures.Inc()
+	}
+	return err
+}
+
+func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byte) error {
 	msg := nats.NewMsg(subject)
 	msg.Data = body
 	msg.Header.Set("Content-Type", events.ContentType)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -91,7 +92,7 @@ func TestOutcomeIDsDoNotRepeatAfterALostState(t *testing.T) {
 func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	pub := outcomes{h.js}
+	pub := outcomes{h.js, prometheus.NewCounter(prometheus.CounterOpts{Name: "failures_total", Help: "unused"})}
 	ctx := context.Background()
 	render := func(result, at string) []byte {
 		return []byte(`{"specversion":"1.0","id":"shop-a:X:e1:2:credit.` + result + `","source":"atodene-worker","type":"credit.` + result +

@@ -16,6 +16,7 @@ const (
 	PollStream       = "ATODENE_POLLS"
 	pollSubjectBase  = "atodene.poll."
 	ordersConsumer   = "atodene-worker"
+	ordersFilter     = "orders.>" // the orders consumer's: every inbound event
 	pollConsumer     = "atodene-worker-polls"
 	pollDueFilter    = pollSubjectBase + "due.>"
 	pollStreamFilter = pollSubjectBase + ">"
@@ -101,7 +102,7 @@ func setup(ctx context.Context, js jetstream.JetStream, s config.Settings) (cs c
 		}
 		return c, nil
 	}
-	if cs.orders, err = consumer(s.OrdersStream, ordersConsumer, "orders.>"); err != nil {
+	if cs.orders, err = consumer(s.OrdersStream, ordersConsumer, ordersFilter); err != nil {
 		return cs, err
 	}
 	if cs.polls, err = consumer(PollStream, pollConsumer, pollDueFilter); err != nil {

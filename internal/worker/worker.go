@@ -108,7 +108,7 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	// Closed when Run returns, after every goroutine that uses it has ended.
 	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now,
-		Replication: replication(ctx, d.Redis, s, log)})
+		Replication: replication(ctx, d.Redis, s, log), Written: m.written})
 	defer store.Close()
 	if err := store.CheckLayout(ctx, true); err != nil {
 		return fmt.Errorf("-redis-url: %w", err)
@@ -116,7 +116,7 @@ func Run(ctx context.Context, d Deps) error {
 	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
-		Outcomes: outcomes{js},
+		Outcomes: outcomes{js, m.publishFailures},
 		Polls:    polls{js},
 		Kept:     copies,
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
@@ -126,9 +126,10 @@ func Run(ctx context.Context, d Deps) error {
 		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
 		// overlap; a crashed holder's lease expires by itself.
-		LeaseTTL: handlerTimeout(s) + 30*time.Second,
-		Now:      d.Now,
-		Logger:   log,
+		LeaseTTL:  handlerTimeout(s) + 30*time.Second,
+		LeaseHeld: func(then string) { m.leaseWaits.WithLabelValues(then).Inc() },
+		Now:       d.Now,
+		Logger:    log,
 	})
 	if err != nil {
 		return err
@@ -171,8 +172,11 @@ func Run(ctx context.Context, d Deps) error {
 		},
 	}
 	shopIDs := slices.Sorted(maps.Keys(shops))
-	d.Registry.MustRegister(pendingGauge(func(ctx context.Context) (int64, error) { return store.PendingCount(ctx, shopIDs...) }), refusalCollector{&orders.Refusals}, waitingGauge(infra))
+	d.Registry.MustRegister(pendingGauge(func(ctx context.Context) (orderstate.UnderReview, error) { return store.UnderReview(ctx, shopIDs...) }, d.Now),
+		refusalCollector{&orders.Refusals}, waitingGauge(infra),
+		backlogGauge(js, s.OrdersStream, ordersConsumer, ordersFilter, d.Now), dlqGauge(js, s.DLQStream))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
+	d.Registry.MustRegister(readyGauge(health))
 	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: httpErrorLog(log)}
 	// Listen before anything starts: with the address taken, probes would reach another process
