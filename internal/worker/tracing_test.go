@@ -232,7 +232,7 @@ func checkNoPersonalData(t *testing.T, spans tracetest.SpanStubs, secret ...stri
 		for _, e := range s.Events {
 			texts = append(texts, e.Name)
 			for _, a := range e.Attributes {
-				texts = append(texts, a.Value.Emit())
+				texts = append(texts, a.Value.String())
 			}
 		}
 		for _, text := range texts {
@@ -248,7 +248,7 @@ func checkNoPersonalData(t *testing.T, spans tracetest.SpanStubs, secret ...stri
 func attrs(s tracetest.SpanStub) map[string]string {
 	m := map[string]string{}
 	for _, a := range s.Attributes {
-		m[string(a.Key)] = a.Value.Emit()
+		m[string(a.Key)] = a.Value.String()
 	}
 	return m
 }
@@ -283,7 +283,7 @@ func renderTrace(spans tracetest.SpanStubs, id trace.TraceID) string {
 			for _, a := range s.Attributes {
 				switch k := string(a.Key); {
 				case strings.HasPrefix(k, "atodene."), k == "messaging.message.id", k == "http.response.status_code", k == "db.operation.name":
-					shown = append(shown, k+"="+a.Value.Emit())
+					shown = append(shown, k+"="+a.Value.String())
 				}
 			}
 			fmt.Fprintf(&b, "%s%s [%s] %s\n", strings.Repeat("  ", depth), s.Name, s.SpanKind, strings.Join(shown, " "))
