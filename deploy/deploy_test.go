@@ -19,8 +19,9 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// files are the examples: the compose stack, its Sentinel override and the Kubernetes manifests.
-var files = []string{"../docker-compose.yml", "compose.sentinel.yaml", "compose.cluster.yaml", "kubernetes/worker.yaml", "kubernetes/console.yaml"}
+// files are the examples: the compose stack, its Sentinel, Cluster and tracing overrides and the
+// Kubernetes manifests.
+var files = []string{"../docker-compose.yml", "compose.sentinel.yaml", "compose.cluster.yaml", "compose.tracing.yaml", "kubernetes/worker.yaml", "kubernetes/console.yaml"}
 
 // TestSettingsExist: each ATODENE_WORKER_*, ATODENE_CONSOLE_* and ATODENE_PUBLISHER_* variable the
 // examples set is one the program reads.

@@ -1,13 +1,15 @@
 // Command bench measures the worker on this machine, on loopback, against a bare-bones
 // baseline: throughput, latency at fixed rates, a slow provider, orders under review at scale,
 // dead-letter replay, the order index with many orders (pages and counts), and the cost of
-// scaling out (scaleout: three workers on a NATS cluster and a Redis Cluster against one worker;
-// not part of -quick unless named with -only). It builds and starts a NATS server, the ATODENE sandbox and the workers
+// scaling out (scaleout: three workers on a NATS cluster and a Redis Cluster against one worker),
+// and the cost of tracing (tracing: one worker with tracing off and on); the last two are not part
+// of -quick unless named with -only. It builds and starts a NATS server, the ATODENE sandbox and the workers
 // as separate processes, uses the machine's Redis under a key prefix of its own, prints the
 // machine, versions, settings and a table per measurement, and writes JSON with -json.
 //
 //	go run ./cmd/bench [-quick] [-json out.json] [-only throughput,latency] [-profile dir]
 //	go run ./cmd/bench -only scaleout
+//	go run ./cmd/bench -quick -only tracing
 //
 // docs/benchmarks.md has the results and how to read them. The subcommands baseline-worker and
 // profiled-worker are the processes the benchmark starts; they are not meant to be run by hand.

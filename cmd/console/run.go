@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/redisconn"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
@@ -149,11 +151,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	log := newLogger(s.LogLevel, stderr)
 	defer func() { _ = log.Sync() }()
-	return serve(ctx, s, lookupEnv, log, stdout)
+	// The OTEL_* variables turn tracing on: a trace for each event an action publishes.
+	tp, flush, err := otelenv.Setup(ctx, func(name string) string { v, _ := lookupEnv(name); return v }, "atodene-console", stderr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := flush(ctx); err != nil {
+			log.Warn("exporting the last spans failed", zap.Error(err))
+		}
+	}()
+	return serve(ctx, s, lookupEnv, log, tp, stdout)
 }
 
 // serve connects to the worker's servers, then serves the console until ctx ends.
-func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool), log *zap.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool), log *zap.Logger, tp trace.TracerProvider, stdout io.Writer) error {
 	auth, err := authOf(s, log)
 	if err != nil {
 		return err
@@ -194,7 +208,7 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	if err := store.CheckLayout(ctx, false); err != nil {
 		return fmt.Errorf("-redis-url: %w", err)
 	}
-	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream})
+	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream, Tracing: tp})
 	if err != nil {
 		return err
 	}

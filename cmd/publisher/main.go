@@ -12,20 +12,38 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/publisher"
 	"github.com/atodene-worker/atodene-worker/internal/redislog"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 )
 
 func main() {
 	redislog.Use(libraryLogger(os.Stderr)) // go-redis's logger is the process's: set once, before any client
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	info, _ := os.Stderr.Stat()
+	// The OTEL_* variables turn tracing on: a trace for each event published.
+	tp, flush, err := otelenv.Setup(ctx, os.Getenv, "atodene-publisher", os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
+		os.Exit(1)
+	}
 	app := &publisher.App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
-		Terminal: info != nil && info.Mode()&os.ModeCharDevice != 0}
-	err := app.Run(ctx, os.Args[1:])
+		Terminal: info != nil && info.Mode()&os.ModeCharDevice != 0, Tracing: tp}
+	err = app.Run(ctx, os.Args[1:])
 	stop()
+	flushTraces(flush)
 	os.Exit(exitCode(os.Stderr, err))
+}
+
+// flushTraces exports the spans not yet exported, within 5 seconds.
+func flushTraces(flush func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "publisher: exporting the last spans failed: %v\n", err)
+	}
 }
 
 // exitCode prints err on stderr and returns 0 for success and help (printed on stdout), 2 for

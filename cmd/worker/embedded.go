@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -42,7 +43,7 @@ const DemoShopID = "demo"
 // The in-process Redis keeps nothing across a restart, so its state and the JetStream store
 // under -data-dir are one unit: stop removes the store after a clean shutdown, and a store left
 // by a run that did not stop cleanly is refused (see openStore).
-func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger) (*config.Shops, func(), error) {
+func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger, tp trace.TracerProvider) (*config.Shops, func(), error) {
 	var closers []func()
 	stop := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -95,7 +96,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 	}
 	if !s.Demo { // the demo's servers are gone when it ends
 		printPublisherSettings(stdout, *s)
-		stopConsole, err := startConsole(*s, shops, stdout, log)
+		stopConsole, err := startConsole(*s, shops, stdout, log, tp)
 		if err != nil {
 			return fail(err)
 		}
@@ -113,7 +114,7 @@ const consoleOperator = "demo"
 // as consoleOperator without a password; its session key is random, so its sessions end with the
 // process. It returns
 // the function that stops it.
-func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger) (func(), error) {
+func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log *zap.Logger, tp trace.TracerProvider) (func(), error) {
 	log = log.Named("console")
 	files, err := transport.NATSFiles{Creds: s.NATSCredsFile, Nkey: s.NATSNkeyFile, CA: s.NATSCAFile, Cert: s.NATSCertFile, Key: s.NATSKeyFile}.Options()
 	if err != nil {
@@ -137,7 +138,7 @@ func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log 
 	release := func() { store.Close(); rdb.Close(); nc.Close() }
 	key := make([]byte, console.MinSessionKey)
 	_, _ = rand.Read(key)
-	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream})
+	ops, err := consoleops.New(consoleops.Config{JetStream: js, Store: store, Inbound: s.OrdersStream, Results: s.ResultsStream, DLQ: s.DLQStream, Tracing: tp})
 	if err != nil {
 		release()
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -15,7 +16,7 @@ import (
 
 var errNoEmbedded = errors.New("-embedded: this worker was built without the embedded mode (-tags noembedded); give -nats-url and -redis-url, or build without the tag")
 
-func startEmbedded(*config.Settings, *config.Shops, io.Writer, *zap.Logger) (*config.Shops, func(), error) {
+func startEmbedded(*config.Settings, *config.Shops, io.Writer, *zap.Logger, trace.TracerProvider) (*config.Shops, func(), error) {
 	return nil, nil, errNoEmbedded
 }
 

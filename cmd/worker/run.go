@@ -44,12 +44,12 @@ func runEnv(ctx context.Context, args []string, lookupEnv func(string) (string, 
 	if settings.Demo {
 		// The demo publishes to the sandbox's demo shop: a shops file in the working directory
 		// (the default -config) would leave every demo order to an unknown shop.
-		return serve(ctx, settings, nil, stdout)
+		return serve(ctx, settings, nil, getenv(lookupEnv), stdout, stderr)
 	}
 	if err != nil && !(settings.Embedded && shopsFileMissing(settings.ShopsFile)) {
 		return err
 	}
-	return serve(ctx, settings, shops, stdout)
+	return serve(ctx, settings, shops, getenv(lookupEnv), stdout, stderr)
 }
 
 // shopsFileMissing reports whether the shops file itself does not exist: -embedded then runs the
@@ -109,4 +109,9 @@ func exitCode(err error, stderr io.Writer) int {
 		return 2
 	}
 	return 1
+}
+
+// getenv is lookupEnv as a Getenv: "" for a variable that is not set.
+func getenv(lookupEnv func(string) (string, bool)) func(string) string {
+	return func(name string) string { v, _ := lookupEnv(name); return v }
 }

@@ -14,23 +14,33 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/redisconn"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
 )
 
 // serve runs the worker until ctx is cancelled; with -embedded, on in-process servers where no
-// URL is given, and the sandbox with its demo shop when there is no shops file.
-func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout io.Writer) error {
+// URL is given, and the sandbox with its demo shop when there is no shops file. The OTEL_*
+// variables of getenv turn tracing on (otelenv.Setup; console spans go to stderr).
+func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv func(string) string, stdout, stderr io.Writer) error {
 	log, err := newLogger(s.LogLevel)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
 	defer routeLibraryLogs(log)()
+	tp, flush, err := otelenv.Setup(ctx, getenv, "atodene-worker", stderr)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(flush, log)
+	if tp != nil {
+		log.Info("tracing on: spans are exported as the OTEL_* environment variables say")
+	}
 	samples := s.Embedded && !s.Demo && !s.EmbeddedNoSamples && shops == nil // the sandbox's demo shop: give the console orders to show
 	if s.Embedded {
 		var stop func()
-		if shops, stop, err = startEmbedded(&s, shops, stdout, log); err != nil {
+		if shops, stop, err = startEmbedded(&s, shops, stdout, log, tp); err != nil {
 			return err
 		}
 		defer stop()
@@ -48,7 +58,7 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
 		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
 	}
-	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log}
+	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log, Tracing: tp}
 	if samples {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -58,6 +68,15 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, stdout i
 		return worker.Run(ctx, deps)
 	}
 	return withDemo(ctx, deps, stdout)
+}
+
+// flushTraces exports the spans not yet exported, within 5 seconds, after the worker stopped.
+func flushTraces(flush func(context.Context) error, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		log.Warn("exporting the last spans failed", zap.Error(err))
+	}
 }
 
 func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, error) {

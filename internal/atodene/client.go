@@ -25,7 +25,11 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
 )
 
 // Operation names, as the path of each endpoint.
@@ -143,13 +147,36 @@ func (c *Client) linkInfo() linkInfoXML {
 	}
 }
 
+// The attributes of an operation's span.
+var (
+	attrOperation = attribute.Key("atodene.operation")
+	attrResult    = attribute.Key("atodene.result")
+	attrAttempts  = attribute.Key("atodene.attempts")
+)
+
 // readOnly operations may be retried after any transport failure: repeating them changes nothing.
 // getinvoicedata.do fixes the payment deadline on its first call; later calls return the same data.
 func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
 
 // call sends one request document (rendered by wire.go) and returns the parsed answer. A result NG becomes a
 // *RejectedError. Retries follow the rules of the package comment; cancelling ctx stops them.
-func (c *Client) call(ctx context.Context, op string, body []byte) (*responseXML, error) {
+//
+// Within a traced message's span, the call is a span "atodene <op>" with its result (OK, NG, or
+// none when no answer was read) and its attempts; each attempt's HTTP request is a child of it when
+// the HTTP client is instrumented (otelhttp, set up by the worker).
+func (c *Client) call(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {
+	ctx, span := tracing.Start(ctx, "atodene "+op, trace.WithAttributes(attrOperation.String(op)))
+	attempt := 0
+	if span.IsRecording() {
+		defer func() {
+			if resp != nil && resp.Result != nil {
+				span.SetAttributes(attrResult.String(strings.TrimSpace(*resp.Result)))
+			}
+			span.SetAttributes(attrAttempts.Int(attempt))
+			tracing.Fail(span, err)
+			span.End()
+		}()
+	}
 	var policy backoff.BackOff = &backoff.StopBackOff{}
 	if c.cfg.MaxRetries > 0 {
 		exp := backoff.NewExponentialBackOff(
@@ -159,9 +186,8 @@ func (c *Client) call(ctx context.Context, op string, body []byte) (*responseXML
 		)
 		policy = backoff.WithMaxRetries(exp, uint64(c.cfg.MaxRetries))
 	}
-	attempt := 0
 	var last error // the last attempt's error, which carries the classification
-	resp, err := backoff.RetryNotifyWithData(func() (*responseXML, error) {
+	resp, err = backoff.RetryNotifyWithData(func() (*responseXML, error) {
 		attempt++
 		resp, err := c.attempt(ctx, op, body)
 		last = err

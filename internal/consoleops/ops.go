@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
@@ -49,6 +50,9 @@ type Config struct {
 	MaxReplays int
 	// Concurrency is how many orders an action acts on at once. Default 32 (operator's default).
 	Concurrency int
+	// Tracing, if set, starts a trace for each event an action publishes (operator.Config.Tracing).
+	// Default nil: none.
+	Tracing trace.TracerProvider
 }
 
 // withDefaults returns c with the defaults of the settings left zero.
@@ -105,7 +109,7 @@ func New(cfg Config) (*Ops, error) {
 	}
 	cfg = cfg.withDefaults()
 	op, err := operator.New(operator.Config{JetStream: cfg.JetStream, Store: cfg.Store, Inbound: cfg.Inbound, Results: cfg.Results,
-		SourcePrefix: SourcePrefix, Now: cfg.Now, Concurrency: cfg.Concurrency})
+		SourcePrefix: SourcePrefix, Now: cfg.Now, Concurrency: cfg.Concurrency, Tracing: cfg.Tracing})
 	if err != nil {
 		return nil, err
 	}

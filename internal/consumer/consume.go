@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
@@ -64,6 +65,10 @@ type Config struct {
 	// Infra, if set, is told of the failures of Redis and JetStream that hold messages, and of
 	// the recoveries, for readiness.
 	Infra *Infra
+	// Tracing, if set, traces each message in a consumer span "process <subject>" that continues
+	// the trace of the message's traceparent header; the handler, the dead letter and what they
+	// call run within it. Default nil: no span, no cost (package tracing).
+	Tracing trace.TracerProvider
 }
 
 // withDefaults fills what is no setting of the worker's: the redelivery backoff and the logger.
@@ -191,6 +196,13 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 	m.LastAttempt = m.Attempt >= cfg.MaxDeliver
 	m.Published = dlq.Published(msg.Headers(), m.Sequence)
 	m.StreamCreated, m.PublishedCreated = created, dlq.PublishedCreated(msg.Headers(), created)
+	var outcome, reason string // how the message was settled, for its span
+	var err error
+	if cfg.Tracing != nil {
+		var span trace.Span
+		ctx, span = startProcess(ctx, cfg.Tracing, msg, m)
+		defer func() { endProcess(span, m, outcome, reason, err) }()
+	}
 	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
 	defer stopBeat() // stopped before the message is settled: no beat follows an ack
@@ -201,32 +213,37 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		}
 	}
 
-	err := cfg.held(ctx, log, "handling the message", func() error { return runHandler(ctx, m, h, cfg) })
+	err = cfg.held(ctx, log, "handling the message", func() error { return runHandler(ctx, m, h, cfg) })
 	if err == nil {
+		outcome = "ok"
 		settle(msg.Ack, "ack")
 		return
 	}
 	if ctx.Err() != nil {
+		outcome = "handed-back"
 		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
 		return
 	}
-	reason, permanent := handlers.DeadLetterOf(err, m)
+	dlReason, permanent := handlers.DeadLetterOf(err, m)
 	if !permanent {
 		delay, ok := handlers.RetryDelay(err)
+		outcome = "retry-after"
 		if !ok {
-			delay = cfg.Backoff(m.Attempt)
+			delay, outcome = cfg.Backoff(m.Attempt), "retry"
 		}
 		settle(func() error { return msg.NakWithDelay(delay) }, "Nak")
 		return
 	}
-	write := func() error { return handlers.Infrastructure(cfg.DeadLetter(ctx, msg, m, reason, err)) }
+	write := func() error { return handlers.Infrastructure(cfg.DeadLetter(ctx, msg, m, dlReason, err)) }
 	if dlErr := cfg.held(ctx, log, "writing the dead letter", write); dlErr != nil {
+		outcome = "handed-back"
 		settle(msg.Nak, "Nak") // shutting down before the dead letter could be written
 		return
 	}
 	if cfg.DeadLettered != nil {
-		cfg.DeadLettered(ctx, m, reason, err)
+		cfg.DeadLettered(ctx, m, dlReason, err)
 	}
+	outcome, reason = "dead-letter", dlReason.String()
 	settle(msg.Ack, "ack after dead letter")
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // DefaultStream is the name of the worker's dead-letter stream.
@@ -65,12 +66,17 @@ type Letter struct {
 	Shop             string `json:"shop"`
 	Order            string `json:"order"`
 	Body             []byte `json:"-"`
+	// traceParent and traceState are the letter's trace context (its headers' traceparent and
+	// tracestate, set by a worker that traces): its replay carries them on, so that the worker's
+	// handling of the replay joins the event's trace.
+	traceParent, traceState string
 }
 
 // letterOf reads a message of the dead-letter stream.
 func letterOf(seq uint64, h nats.Header, body []byte) Letter {
 	l := Letter{Seq: seq, Subject: h.Get(dlq.HeaderOriginalSubject), Stream: h.Get(dlq.HeaderOriginalStream),
-		Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError), Body: body}
+		Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError), Body: body,
+		traceParent: h.Get(natstrace.HeaderTraceParent), traceState: h.Get(natstrace.HeaderTraceState)}
 	l.OrigSeq, _ = strconv.ParseUint(h.Get(dlq.HeaderOriginalSequence), 10, 64)
 	l.Attempts, _ = strconv.Atoi(h.Get(dlq.HeaderAttempts))
 	l.FailedAt, _ = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt))
@@ -519,7 +525,8 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 // republish publishes msg in place of the dead letter l (its replay, or its edit): with the
 // letter's replay count incremented and the position of the event it repeats (so that the worker
 // orders it as that event), under a message ID of its own (kind, the letter's stream, sequence and
-// count), so that a repeat after a crash here is a duplicate. It removes the letter from s only
+// count), so that a repeat after a crash here is a duplicate, and with the letter's trace context.
+// It removes the letter from s only
 // once the publish is acknowledged.
 func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l Letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
 	count := strconv.Itoa(l.ReplayCount + 1)
@@ -529,6 +536,12 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	}
 	if l.PublishedCreated != "" {
 		msg.Header.Set(dlq.HeaderPublishedStreamCreated, l.PublishedCreated)
+	}
+	if l.traceParent != "" && msg.Header.Get(natstrace.HeaderTraceParent) == "" {
+		msg.Header.Set(natstrace.HeaderTraceParent, l.traceParent)
+		if l.traceState != "" {
+			msg.Header.Set(natstrace.HeaderTraceState, l.traceState)
+		}
 	}
 	id := fmt.Sprintf("%s:%s:%d:%s", kind, s.CachedInfo().Config.Name, l.Seq, count)
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/goleak"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
@@ -206,5 +207,34 @@ func TestEdit(t *testing.T) {
 	}
 	if ls, _ := q.List(ctx, Filter{}); len(ls) != 1 || ls[0].Seq != 2 {
 		t.Errorf("letters left: %+v", ls)
+	}
+}
+
+// TestReplayCarriesTheTrace: a letter written within a traced message's span carries its trace
+// context, and its replay carries it on to the worker.
+func TestReplayCarriesTheTrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, js := letters(t)
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(ctx) }()
+	spanCtx, span := tp.Tracer("test").Start(ctx, "process orders.created.demo")
+	err := dlq.NewWriter(js).Write(spanCtx, letter(1, "demo", "invalid", small("demo", "D-1"), 0))
+	span.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := q.List(ctx, Filter{})
+	if res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 1 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	orders, _ := js.Stream(ctx, "ORDERS")
+	m, err := orders.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := span.SpanContext().TraceID().String()
+	if got := m.Header.Get("traceparent"); !strings.Contains(got, "-"+want+"-") {
+		t.Errorf("the replay's traceparent %q, want one of trace %s", got, want)
 	}
 }

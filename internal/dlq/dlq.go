@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // Header names of a dead letter.
@@ -118,7 +121,12 @@ func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err erro
 	if l.ReplayCount != "" {
 		id += ":r" + l.ReplayCount
 	}
-	ack, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	// Within a traced message's span, the letter carries its trace on (tracing.Send).
+	var ack *jetstream.PubAck
+	err = natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
+		ack, err = w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		return err
+	}, tracing.MessageID.String(id), tracing.DeadLetter.String(l.Reason))
 	if err != nil {
 		return false, fmt.Errorf("dlq: writing dead letter for %s seq %d: %w", l.Subject, l.Sequence, err)
 	}

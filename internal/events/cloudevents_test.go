@@ -204,3 +204,52 @@ func TestEventsWrittenWithTheSDKAreRead(t *testing.T) {
 		t.Errorf("extensions %v, want none", ext)
 	}
 }
+
+// TestOutcomeTraceContextIsTheSDKsExtension: an outcome with its trace context added
+// (WithTraceContext) carries the CloudEvents distributed-tracing extension as the SDK reads it, and
+// is the same outcome otherwise; without a traceparent it is unchanged.
+func TestOutcomeTraceContextIsTheSDKsExtension(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 26, 10, 15, 0, 0, time.FixedZone("JST", 9*60*60))
+	out, err := events.NewOutcome("rakuten-01:A1:5f3a9c01:2:credit.ok", events.TypeCreditOK, "ev-1", at,
+		events.Credit{ShopID: testShop, OrderID: "A1", Result: "ok", DecidedAt: at.Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := events.WithTraceContext(out, "", "x=1"); string(got) != string(out) {
+		t.Errorf("without a traceparent: %s", got)
+	}
+	const parent, state = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=a1,other=b2"
+	for _, tc := range []struct{ name, state string }{{"traceparent", ""}, {"traceparent and tracestate", state}} {
+		t.Run(tc.name, func(t *testing.T) {
+			traced := events.WithTraceContext(out, parent, tc.state)
+			e := sdkRead(t, "the traced outcome", traced)
+			var gotParent, gotState string
+			if err := e.ExtensionAs("traceparent", &gotParent); err != nil || gotParent != parent {
+				t.Errorf("traceparent %q (%v), want %q", gotParent, err, parent)
+			}
+			if err := e.ExtensionAs("tracestate", &gotState); tc.state != "" && (err != nil || gotState != tc.state) {
+				t.Errorf("tracestate %q (%v), want %q", gotState, err, tc.state)
+			}
+			if _, ok := e.Extensions()["tracestate"]; tc.state == "" && ok {
+				t.Error("an empty tracestate is written")
+			}
+			var a, b map[string]any
+			_ = json.Unmarshal(out, &a)
+			if err := json.Unmarshal(traced, &b); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, traced)
+			}
+			delete(b, "traceparent")
+			delete(b, "tracestate")
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("the trace context changed the outcome:\n%s\n%s", out, traced)
+			}
+			if _, err := events.DecodeEnvelope(events.Subject(events.TypeCreditOK, testShop), traced); err != nil {
+				t.Errorf("the traced outcome does not decode: %v", err)
+			}
+		})
+	}
+	if got := string(events.WithTraceContext([]byte(`{}`), parent, "")); got != `{"traceparent":"`+parent+`"}` {
+		t.Errorf("an empty object: %s", got)
+	}
+}

@@ -109,3 +109,26 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// WithTraceContext returns an outcome event (NewOutcome's JSON object) with the CloudEvents
+// distributed-tracing extension attributes traceparent and, when not empty, tracestate added as
+// its first attributes, or body as it is when traceparent is empty. The values are W3C trace
+// context headers, written as JSON strings. The body is not parsed again: the attributes are put
+// after its opening brace.
+func WithTraceContext(body []byte, traceparent, tracestate string) []byte {
+	if traceparent == "" || len(body) < 2 || body[0] != '{' {
+		return body
+	}
+	out := make([]byte, 0, len(body)+len(traceparent)+len(tracestate)+32)
+	quote := func(s string) []byte { q, _ := json.Marshal(s); return q } // a string always encodes
+	out = append(out, `{"traceparent":`...)
+	out = append(out, quote(traceparent)...)
+	if tracestate != "" {
+		out = append(out, `,"tracestate":`...)
+		out = append(out, quote(tracestate)...)
+	}
+	if body[1] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...)
+}

@@ -1,11 +1,13 @@
 // Package inbound builds the inbound events that the tools publish to the worker (publisher, the
 // operators' console): it fills in the CloudEvents envelope an event lacks, derives its subject
 // from its type and shop, and validates it with the worker's own decoders, so that an event the
-// worker would reject never leaves. It publishes nothing itself.
+// worker would reject never leaves. It publishes nothing itself: Event.Send traces the caller's
+// publish.
 package inbound
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -16,8 +18,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // Event is an inbound event ready to publish: its subject (orders.<event>.<shop>), its CloudEvents
@@ -44,6 +49,18 @@ func (e Event) Msg() *nats.Msg {
 	m.Data = e.Body
 	m.Header.Set("Content-Type", events.ContentType)
 	return m
+}
+
+// Send publishes the event's message (Msg) through publish, which sends it with
+// jetstream.WithMsgID(e.MsgID), in a producer span "send <subject>" of tp that starts a new trace
+// (or continues ctx's): the message's traceparent header carries it to the worker, so the event's
+// handling, its ATODENE calls and its outcomes join it. With tp nil, Send only publishes. The span
+// holds the event's id, type and shop, never its data.
+func (e Event) Send(ctx context.Context, tp trace.TracerProvider, publish func(ctx context.Context, msg *nats.Msg) error) error {
+	msg := e.Msg()
+	typ, shop, _ := events.ParseSubject(e.Subject)
+	return natstrace.Send(ctx, tp, msg, func(ctx context.Context) error { return publish(ctx, msg) },
+		tracing.MessageID.String(tracing.Clip(e.ID)), tracing.EventType.String(typ), tracing.Shop.String(shop))
 }
 
 // Fill is what Wrap fills into an envelope that lacks it.

@@ -21,7 +21,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/inbound"
@@ -45,6 +47,9 @@ type Config struct {
 	Now func() time.Time
 	// Concurrency is how many orders Bulk acts on at once. Default 32.
 	Concurrency int
+	// Tracing, if set, starts a trace for each event published: a producer span whose context
+	// the event's headers carry to the worker. Default nil: none.
+	Tracing trace.TracerProvider
 }
 
 // Operator acts on orders for operators. It is safe for concurrent use.
@@ -56,6 +61,7 @@ type Operator struct {
 	prefix      string
 	now         func() time.Time
 	concurrency int
+	tracing     trace.TracerProvider
 }
 
 // New returns an Operator configured by cfg; a required setting missing is an error.
@@ -69,7 +75,7 @@ func New(cfg Config) (*Operator, error) {
 		return nil, errors.New("operator: Config.SourcePrefix is required")
 	}
 	o := &Operator{js: cfg.JetStream, store: cfg.Store, inbound: cfg.Inbound, results: cfg.Results, prefix: cfg.SourcePrefix,
-		now: cfg.Now, concurrency: cfg.Concurrency}
+		now: cfg.Now, concurrency: cfg.Concurrency, tracing: cfg.Tracing}
 	if o.inbound == "" {
 		o.inbound = "ORDERS"
 	}
@@ -270,7 +276,11 @@ func (o *Operator) publish(ctx context.Context, r *Result, ev inbound.Event, opt
 		r.Outcome, r.Event = WouldPublish, ev.Body
 		return nil
 	}
-	ack, err := o.js.PublishMsg(ctx, ev.Msg(), jetstream.WithMsgID(ev.MsgID))
+	var ack *jetstream.PubAck
+	err := ev.Send(ctx, o.tracing, func(ctx context.Context, msg *nats.Msg) (err error) {
+		ack, err = o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.MsgID))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publishing %s to %s: %w", ev.ID, ev.Subject, err)
 	}

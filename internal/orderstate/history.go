@@ -70,9 +70,11 @@ func (s *Store) History(ctx context.Context, shop, order string) ([]Entry, error
 // state (a dead letter written before the order's lease was taken). ttl, if not 0, bounds the life
 // of a history that has no order state with it; 0 makes it last as an order state does (the
 // store's retention, as a state write does).
-func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, ttl time.Duration) error {
+func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, ttl time.Duration) (err error) {
+	ctx, c := startCall(ctx, "append history", "MULTI", shop)
+	defer c.end(&err)
 	key := s.historyKey(shop, order)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.RPush(ctx, key, e.encode())
 		p.LTrim(ctx, key, -HistoryLimit, -1)
 		if ttl <= 0 {

@@ -102,7 +102,9 @@ func (s *Store) AcquireLease(ctx context.Context, shop, order string, t Take) (*
 var errNeedEntry = errors.New("orderstate: the inbox holds events")
 
 // acquire runs acquire.lua once, with t.Queue's entry if withEntry.
-func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEntry bool) (*Lease, error) {
+func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEntry bool) (_ *Lease, err error) {
+	ctx, c := startCall(ctx, "acquire", "EVALSHA", shop)
+	defer c.end(&err)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
@@ -212,7 +214,9 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 
 // Next returns the inbox's first entry, or nil when it is empty, for a holder that took the lease
 // in Drain mode.
-func (l *Lease) Next(ctx context.Context) (*Parked, error) {
+func (l *Lease) Next(ctx context.Context) (_ *Parked, err error) {
+	ctx, c := startCall(ctx, "inbox next", "LINDEX", l.shop)
+	defer c.end(&err)
 	raw, err := l.store.rdb.LIndex(ctx, l.store.inboxKey(l.shop, l.order), 0).Result()
 	err = unavailable(err)
 	if errors.Is(err, redis.Nil) {
@@ -238,7 +242,9 @@ func (l *Lease) ReleaseAfter(ctx context.Context) error {
 }
 
 // Release gives the lease up, if it is still held by this holder.
-func (l *Lease) Release(ctx context.Context) error {
+func (l *Lease) Release(ctx context.Context) (err error) {
+	ctx, c := startCall(ctx, "release", "EVALSHA", l.shop)
+	defer c.end(&err)
 	key := l.store.leaseKey(l.shop, l.order)
 	if err := l.store.batch.run(ctx, releaseScript, []string{key}, l.token).Err(); err != nil {
 		return fmt.Errorf("orderstate: releasing lease %s: %w", key, err)

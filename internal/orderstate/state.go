@@ -331,7 +331,9 @@ func (s *Store) pendingKey(shop string) string { return s.prefix + "pending:{" +
 func (s *Store) timersKey(shop string) string  { return s.prefix + "timers:{" + shop + "}" }
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
-func (s *Store) Get(ctx context.Context, shop, order string) (State, error) {
+func (s *Store) Get(ctx context.Context, shop, order string) (_ State, err error) {
+	ctx, c := startCall(ctx, "get", "GET", shop)
+	defer c.end(&err)
 	raw, err := s.rdb.Get(ctx, s.stateKey(shop, order)).Bytes()
 	err = unavailable(err)
 	if errors.Is(err, redis.Nil) {
@@ -454,7 +456,9 @@ func (w writeArgs) inboxDue(now time.Time) time.Time {
 
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
 // It returns the state written and, when the lease is kept for it, the inbox's next entry.
-func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (State, *Parked, error) {
+func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (_ State, _ *Parked, err error) {
+	ctx, c := startCall(ctx, "write", "EVALSHA", shop)
+	defer c.end(&err)
 	keys := append([]string{s.stateKey(shop, order), s.pendingKey(shop), s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
 		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop)}, s.indexKeys(shop)...)
 	args := make([]any, 18, 19+len(w.entries))
@@ -519,7 +523,9 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 
 // EventDone reports whether the event of shop with this identity (events.EventKey) was processed
 // to completion.
-func (s *Store) EventDone(ctx context.Context, shop, key string) (bool, error) {
+func (s *Store) EventDone(ctx context.Context, shop, key string) (_ bool, err error) {
+	ctx, c := startCall(ctx, "event done", "EXISTS", shop)
+	defer c.end(&err)
 	n, err := s.rdb.Exists(ctx, s.eventKey(shop, key)).Result()
 	err = unavailable(err)
 	if err != nil {
@@ -530,7 +536,9 @@ func (s *Store) EventDone(ctx context.Context, shop, key string) (bool, error) {
 
 // ForgetEvent removes the record of an event of shop processed (a parked event whose dead letter
 // was written), so that the event is applied if it comes again.
-func (s *Store) ForgetEvent(ctx context.Context, shop, key string) error {
+func (s *Store) ForgetEvent(ctx context.Context, shop, key string) (err error) {
+	ctx, c := startCall(ctx, "forget event", "DEL", shop)
+	defer c.end(&err)
 	if err := unavailable(s.rdb.Del(ctx, s.eventKey(shop, key)).Err()); err != nil {
 		return fmt.Errorf("orderstate: removing event record %s of shop %s: %w", key, shop, err)
 	}

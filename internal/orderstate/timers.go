@@ -89,7 +89,9 @@ type Held struct {
 // HeldEvents reads what Redis holds of the order's events. The inbox is read before the state:
 // an event applied from the inbox and parked is written into the state before it leaves the
 // inbox, so it is seen in one or the other.
-func (s *Store) HeldEvents(ctx context.Context, shop, order string) (Held, error) {
+func (s *Store) HeldEvents(ctx context.Context, shop, order string) (_ Held, err error) {
+	ctx, c := startCall(ctx, "held events", "PIPELINE", shop)
+	defer c.end(&err)
 	h := Held{Keys: map[string]bool{}}
 	pipe := s.rdb.Pipeline()
 	inbox := pipe.LRange(ctx, s.inboxKey(shop, order), 0, -1)

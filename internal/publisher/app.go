@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
@@ -34,6 +35,10 @@ type App struct {
 	Getenv func(string) string
 	// Terminal says whether Stderr is a terminal, where progress bars are drawn.
 	Terminal bool
+	// Tracing, if set, starts a trace for each event published (publish, batch, the operator
+	// commands): a producer span whose context the event's headers carry to the worker. Default
+	// nil: none.
+	Tracing trace.TracerProvider
 
 	natsURL string
 	// natsFiles are the files of -nats-creds, -nats-nkey, -nats-ca, -nats-cert and -nats-key.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -229,7 +230,13 @@ func (b *batchRun) line(js jetstream.JetStream, lim *limiter, pending []inflight
 		return pending
 	}
 	lim.wait()
-	future, err := js.PublishMsgAsync(ev.Msg(), jetstream.WithMsgID(ev.MsgID))
+	// The span ends once the message is handed to the connection; its acknowledgement is waited
+	// for below, with the others in flight.
+	var future jetstream.PubAckFuture
+	err = ev.Send(context.Background(), b.a.Tracing, func(_ context.Context, msg *nats.Msg) (err error) {
+		future, err = js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.MsgID))
+		return err
+	})
 	if err != nil {
 		b.fail(line, err)
 		return pending

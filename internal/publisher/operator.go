@@ -97,7 +97,7 @@ func (a *App) act(ctx context.Context, fs *flag.FlagSet, o *operatorOpts, args [
 		return err
 	}
 	defer nc.Close()
-	ops, err := operator.New(operator.Config{JetStream: js, Store: ord.store, Inbound: o.stream, SourcePrefix: operatorSourcePrefix})
+	ops, err := operator.New(operator.Config{JetStream: js, Store: ord.store, Inbound: o.stream, SourcePrefix: operatorSourcePrefix, Tracing: a.Tracing})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -130,7 +131,11 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 	if max := nc.MaxPayload(); int64(len(ev.Body)) > max {
 		return fmt.Errorf("event rejected: it is %d bytes, more than the server's maximum payload of %d: nothing published", len(ev.Body), max)
 	}
-	ack, err := js.PublishMsg(ctx, ev.Msg(), jetstream.WithMsgID(ev.MsgID))
+	var ack *jetstream.PubAck
+	err = ev.Send(ctx, a.Tracing, func(ctx context.Context, msg *nats.Msg) (err error) {
+		ack, err = js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.MsgID))
+		return err
+	})
 	if err != nil {
 		return a.where(fmt.Errorf("publishing %s to %s: %w", ev.ID, ev.Subject, err))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -51,6 +52,7 @@ type harnessOpts struct {
 	natsStore int64                  // the JetStream store's size; default the server's
 	// shopsEdit, if set, changes the shops before they are validated.
 	shopsEdit func([]config.Shop)
+	tracing   trace.TracerProvider // Deps.Tracing; default nil: tracing off
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, harnessOpts{}) }
@@ -116,7 +118,7 @@ func newHarnessWith(t *testing.T, o harnessOpts) *harness {
 	if log == nil {
 		log = zaptest.NewLogger(t)
 	}
-	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: log}
+	h.deps = Deps{Settings: s, Shops: shops, Redis: rdb, KeyPrefix: prefix, Logger: log, Tracing: o.tracing}
 	h.connect()
 	h.start()
 	t.Cleanup(h.shutdown)

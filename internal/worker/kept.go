@@ -16,6 +16,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // The kept copies (handlers.Kept): one message per event, on atodene.kept.<shop>.<order>.<event
@@ -76,7 +77,7 @@ func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked,
 	if p.PublishedCreated != 0 {
 		msg.Header.Set(dlq.HeaderPublishedStreamCreated, time.Unix(0, p.PublishedCreated).UTC().Format(time.RFC3339Nano))
 	}
-	if _, err := k.js.PublishMsg(ctx, msg); err != nil {
+	if err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) error { _, err := k.js.PublishMsg(ctx, msg); return err }); err != nil {
 		return handlers.Infrastructure(fmt.Errorf("keeping a copy of event %s of %s/%s in %s: %w", p.Key, shop, order, KeptStream, err))
 	}
 	return nil

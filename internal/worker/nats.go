@@ -16,6 +16,8 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // outcomes publishes outcome events to RESULTS and waits for the stream's acknowledgement.
@@ -40,7 +42,14 @@ func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byt
 	msg := nats.NewMsg(subject)
 	msg.Data = body
 	msg.Header.Set("Content-Type", events.ContentType)
-	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	// Within a traced message's span, the outcome carries the trace on: in its headers, and for
+	// CloudEvents consumers in its traceparent and tracestate attributes.
+	var ack *jetstream.PubAck
+	err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
+		msg.Data = events.WithTraceContext(body, msg.Header.Get(natstrace.HeaderTraceParent), msg.Header.Get(natstrace.HeaderTraceState))
+		ack, err = o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+		return err
+	}, tracing.MessageID.String(msgID))
 	if err != nil {
 		return handlers.Infrastructure(fmt.Errorf("publishing %s: %w", subject, err))
 	}
@@ -70,6 +79,8 @@ func sameOutcome(a, b []byte) bool {
 			return nil, false
 		}
 		delete(env, "time")
+		delete(env, "traceparent") // the trace of the publish, another for each try
+		delete(env, "tracestate")
 		if data, ok := env["data"].(map[string]any); ok {
 			delete(data, "decided_at")
 			delete(data, "reported_at")
@@ -110,7 +121,9 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	// Sub-second precision: rounding to whole seconds fired every re-check due in a second together.
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("Nats-Schedule-Target", pollSubjectBase+"due."+token)
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+	// The server copies the schedule's headers onto the message it fires, trace context included:
+	// a re-check hours later continues the trace of the message that scheduled it.
+	if err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) error { _, err := p.js.PublishMsg(ctx, msg); return err }); err != nil {
 		return handlers.Infrastructure(fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err))
 	}
 	return nil

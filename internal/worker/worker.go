@@ -19,6 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
@@ -48,6 +51,11 @@ type Deps struct {
 	// HTTPListener, if set, serves /metrics, /healthz and /readyz instead of listening on
 	// Settings.HTTPAddr. Run closes it.
 	HTTPListener net.Listener
+	// Tracing, if set, traces every message handled, continuing the trace its headers carry, with
+	// children for the ATODENE calls (and their HTTP requests), the order store's calls and the
+	// publishes, which carry the trace on (docs/observability.md#tracing). Default nil: nothing
+	// traced, at no cost (otelenv.Setup returns nil when the environment does not ask for it).
+	Tracing trace.TracerProvider
 }
 
 func (d Deps) withDefaults() Deps {
@@ -60,6 +68,15 @@ func (d Deps) withDefaults() Deps {
 		// closed and re-dialled connections all the time at a concurrency of 256.
 		t.MaxIdleConnsPerHost, t.MaxIdleConns = max(64, d.Settings.Concurrency), 0
 		d.HTTPClient = &http.Client{Transport: t}
+	}
+	if d.Tracing != nil {
+		// Each request to ATODENE a span of its own (method, URL, status), a child of its
+		// operation's. No trace context is sent to ATODENE: it is not part of the trace.
+		c := *d.HTTPClient
+		c.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithTracerProvider(d.Tracing),
+			otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
+		d.HTTPClient = &c
 	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
@@ -164,6 +181,7 @@ func Run(ctx context.Context, d Deps) error {
 		HandlerTimeout: handlerTimeout(s),
 		Logger:         log,
 		Infra:          infra,
+		Tracing:        d.Tracing,
 		DeadLetter: func(ctx context.Context, msg jetstream.Msg, seen *handlers.Message, reason handlers.Reason, cause error) error {
 			return letters.Write(ctx, dlq.FromMsg(msg, seen.StreamCreated, reason.String(), cause, d.Now()))
 		},

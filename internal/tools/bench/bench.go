@@ -65,11 +65,12 @@ type Options struct {
 }
 
 // Scenarios are the scenario names, in the order they run.
-var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index", "scaleout"}
+var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index", "scaleout", "tracing"}
 
 // NotQuick are the scenarios that Quick leaves out unless Only names them, so that a quick run
-// stays under two minutes: scaleout starts nine more servers (a NATS and a Redis cluster).
-var NotQuick = []string{"scaleout"}
+// stays under two minutes: scaleout starts nine more servers (a NATS and a Redis cluster), and
+// tracing drains four backlogs.
+var NotQuick = []string{"scaleout", "tracing"}
 
 // Settings are the sizes of a run.
 type Settings struct {
@@ -124,6 +125,7 @@ type Report struct {
 	Pending    *PendingResult     `json:"pending,omitempty"`
 	Replay     *ReplayResult      `json:"replay,omitempty"`
 	Index      *IndexResult       `json:"index,omitempty"`
+	Tracing    *TracingResult     `json:"tracing,omitempty"`
 	ScaleOut   *ScaleOutResult    `json:"scaleout,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
 }
@@ -228,7 +230,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		run  func(context.Context) error
 	}{
 		{"throughput", r.throughput}, {"latency", r.latency}, {"slow", r.slowProvider},
-		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index}, {"scaleout", r.scaleOut},
+		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index}, {"scaleout", r.scaleOut}, {"tracing", r.tracing},
 	} {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, sc.name) {
 			continue

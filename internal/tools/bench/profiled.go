@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	atodeneworker "github.com/atodene-worker/atodene-worker/internal/worker"
 )
@@ -72,5 +73,11 @@ func RunProfiledWorker(ctx context.Context, args []string, stderr io.Writer) err
 		return err
 	}
 	defer rdb.Close()
-	return atodeneworker.Run(ctx, atodeneworker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log})
+	// Traced as cmd/worker is, when the environment asks (the tracing scenario).
+	tp, flush, err := otelenv.Setup(ctx, os.Getenv, "atodene-worker", os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = flush(context.WithoutCancel(ctx)) }()
+	return atodeneworker.Run(ctx, atodeneworker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log, Tracing: tp})
 }

@@ -101,6 +101,7 @@ type workerOpts struct {
 	// the sandbox's demo merchant.
 	shops []string
 	flags []string // further worker flags, e.g. -stream-replicas 3
+	env   []string // further environment variables, e.g. OTEL_TRACES_EXPORTER=otlp
 }
 
 // writeShops writes the shops file: the sandbox's demo merchant, its password by reference to an
@@ -133,7 +134,7 @@ func (s *benchStack) startWorkers(ctx context.Context, n int, o workerOpts) erro
 		return err
 	}
 	wo := stack.WorkerOptions{Shops: shops, LogLevel: s.r.opts.WorkerLogLevel, PollFirst: o.pollFirst, PollMax: o.pollMax,
-		Concurrency: o.concurrency, Flags: o.flags, Env: append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...)}
+		Concurrency: o.concurrency, Flags: o.flags, Env: append(append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...), o.env...)}
 	if s.r.opts.ProfileDir != "" {
 		wo.Launcher, wo.Pprof = []string{s.r.self, "profiled-worker"}, true
 	}

@@ -1,0 +1,50 @@
+package consumer
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
+)
+
+// startProcess starts the span of one delivery of msg: a consumer span "process <subject>" that
+// continues the trace of the message's headers (a new trace when they carry none).
+func startProcess(ctx context.Context, tp trace.TracerProvider, msg jetstream.Msg, m *handlers.Message) (context.Context, trace.Span) {
+	return tp.Tracer(tracing.Name).Start(natstrace.Extract(ctx, msg.Headers()), "process "+m.Subject,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.MessagingSystem, tracing.OperationType.String("process"),
+			tracing.Destination.String(m.Subject), tracing.Attempt.Int(m.Attempt)))
+}
+
+// endProcess ends a delivery's span with what decoding learned of the message (its event id,
+// type, shop and order: what its log line holds, never its data) and how it was settled: ok,
+// retry, retry-after, handed-back (shutdown), or dead-letter with its reason.
+// A failure marks the span with the handler's error, as the log line has it.
+func endProcess(span trace.Span, m *handlers.Message, outcome, reason string, err error) {
+	h := m.Head
+	if h.Event.ID != "" {
+		span.SetAttributes(tracing.MessageID.String(tracing.Clip(h.Event.ID)))
+	}
+	if h.Kind != "" {
+		span.SetAttributes(tracing.EventType.String(h.Kind))
+	}
+	if h.Shop != "" {
+		span.SetAttributes(tracing.Shop.String(h.Shop))
+	}
+	if h.Order != "" {
+		span.SetAttributes(tracing.Order.String(h.Order))
+	}
+	span.SetAttributes(tracing.Outcome.String(outcome))
+	if reason != "" {
+		span.SetAttributes(tracing.DeadLetter.String(reason))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, tracing.Clip(outcome+": "+err.Error()))
+	}
+	span.End()
+}

@@ -1,0 +1,39 @@
+package orderstate
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
+)
+
+// The attributes of a store call's span (OpenTelemetry's database conventions).
+var (
+	attrDBSystem    = attribute.Key("db.system.name").String("redis")
+	attrDBOperation = attribute.Key("db.operation.name")
+	attrStoreCall   = attribute.Key("atodene.store.call")
+)
+
+// storeCall is the span of one store call within a traced message's span: "redis <name>" (a script,
+// acquire, write, release, or a command), with the Redis command it sends and the shop. Spans are
+// made here, one per call, rather than by instrumenting the Redis client: the calls of many
+// handlers are sent together in one pipeline (batch.go), whose commands belong to no one handler's
+// trace, and a client's spans would show the scripts' arguments, which hold the order's personal
+// data. A call's span never holds its keys or arguments. Outside a recording span it costs nothing.
+type storeCall struct{ span trace.Span }
+
+func startCall(ctx context.Context, name, command, shop string) (context.Context, storeCall) {
+	ctx, span := tracing.Start(ctx, "redis "+name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrDBSystem, attrDBOperation.String(command), attrStoreCall.String(name), tracing.Shop.String(shop)))
+	return ctx, storeCall{span}
+}
+
+// end ends the span, failed if *err is an error.
+func (c storeCall) end(err *error) {
+	if c.span.IsRecording() {
+		tracing.Fail(c.span, *err)
+		c.span.End()
+	}
+}

@@ -1,0 +1,83 @@
+package natstrace_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
+)
+
+// TestSendCarriesTheTrace: Send with a provider starts a trace and injects it; the consumer's
+// Extract continues it; a child Send within a recording span continues it again; a publish error
+// marks the span.
+func TestSendCarriesTheTrace(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	ctx := context.Background()
+
+	msg := nats.NewMsg("orders.created.shop-a")
+	var root trace.SpanContext
+	if err := natstrace.Send(ctx, tp, msg, func(ctx context.Context) error {
+		root = trace.SpanContextFromContext(ctx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get("traceparent") == "" {
+		t.Fatal("no traceparent header")
+	}
+	in := natstrace.Extract(ctx, msg.Header)
+	if got := trace.SpanContextFromContext(in); got.TraceID() != root.TraceID() || got.SpanID() != root.SpanID() || !got.IsRemote() {
+		t.Fatalf("extracted %v, want the remote span %v", got, root)
+	}
+	in, span := tp.Tracer("test").Start(in, "process")
+	out := nats.NewMsg("credit.ok.shop-a")
+	err := natstrace.Send(in, nil, out, func(context.Context) error { return errors.New("no responders") })
+	span.End()
+	if err == nil || out.Header.Get("traceparent") == "" {
+		t.Fatalf("child send: error %v, header %v", err, out.Header)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3", len(spans))
+	}
+	for _, s := range spans {
+		if s.SpanContext.TraceID() != root.TraceID() {
+			t.Errorf("span %q in trace %s, want %s", s.Name, s.SpanContext.TraceID(), root.TraceID())
+		}
+		if s.Name == "send credit.ok.shop-a" && (s.Status.Code != codes.Error || s.SpanKind != trace.SpanKindProducer) {
+			t.Errorf("failed send: %+v", s.Status)
+		}
+	}
+}
+
+// TestOffCostsNothing: without a provider or a recording span, Send only publishes, and nothing is
+// injected or extracted. Not parallel: it counts allocations.
+func TestOffCostsNothing(t *testing.T) {
+	ctx := context.Background()
+	msg := nats.NewMsg("credit.ok.shop-a")
+	called := false
+	if err := natstrace.Send(ctx, nil, msg, func(got context.Context) error { called = got == ctx; return nil }); err != nil || !called {
+		t.Fatalf("publish called with the same context: %v (%v)", called, err)
+	}
+	if len(msg.Header) != 0 {
+		t.Errorf("headers %v, want none", msg.Header)
+	}
+	if natstrace.Extract(ctx, nats.Header{}) != ctx || natstrace.Extract(ctx, nil) != ctx {
+		t.Error("Extract of no trace context made a new context")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = natstrace.Send(ctx, nil, msg, func(context.Context) error { return nil })
+	})
+	if allocs > 1 {
+		t.Errorf("Send off allocates %.0f times", allocs)
+	}
+}

@@ -1,0 +1,295 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/inbound"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
+)
+
+// newTracedHarness is a harness whose worker traces into an in-memory exporter, and that exporter.
+func newTracedHarness(t *testing.T, o harnessOpts) (*harness, *tracetest.InMemoryExporter, trace.TracerProvider) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	o.tracing = tp
+	return newHarnessWith(t, o), exp, tp
+}
+
+// publishTraced publishes an inbound event as publisher does (inbound.Event.Send), in a new trace
+// of tp, and returns that trace's id.
+func (h *harness) publishTraced(tp trace.TracerProvider, eventType, shop, id string, data any) trace.TraceID {
+	h.t.Helper()
+	raw, _ := json.Marshal(data)
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: "test", Type: eventType,
+		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
+	ev := inbound.Event{Subject: events.Subject(eventType, shop), ID: id, MsgID: events.MsgID("test", id), Body: body}
+	var traceID trace.TraceID
+	err := ev.Send(context.Background(), tp, func(ctx context.Context, msg *nats.Msg) error {
+		traceID = trace.SpanContextFromContext(ctx).TraceID()
+		_, err := h.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.MsgID))
+		return err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !traceID.IsValid() {
+		h.t.Fatal("the publish span has no trace id")
+	}
+	return traceID
+}
+
+// rawMsg is a message of a stream as stored: its headers and its body as a JSON object.
+type rawMsg struct {
+	Subject string
+	Header  nats.Header
+	Body    map[string]any
+}
+
+func (h *harness) rawMessages(stream string) []rawMsg {
+	h.t.Helper()
+	return readAll(h.t, h.js, stream, func(m jetstream.Msg) rawMsg {
+		r := rawMsg{Subject: m.Subject(), Header: m.Headers()}
+		_ = json.Unmarshal(m.Data(), &r.Body)
+		return r
+	})
+}
+
+// traceOf returns the trace id of a W3C traceparent (version-traceid-spanid-flags).
+func traceOf(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[1]
+}
+
+// TestTraceFollowsAnOrder publishes an order as publisher does, in a new trace, to a worker whose
+// ATODENE answers 審査中 first and OK later, and restarts the worker between the two: the order's
+// spans, from the publish through both handlings, the poll hours (here seconds) later, the ATODENE
+// calls and their HTTP requests, the store's calls, to both outcomes' publishes, form one trace; the
+// outcomes carry it in their headers and CloudEvents attributes; and no span holds the buyer's
+// personal data.
+func TestTraceFollowsAnOrder(t *testing.T) {
+	t.Parallel()
+	h, exp, tp := newTracedHarness(t, harnessOpts{sandbox: sandbox.Config{ReviewDelay: 4 * time.Second, HoldDelay: 8 * time.Second, SlowDelay: 3 * time.Second}})
+	data := orderData("shop-a", "TR-1", "review-ok@example.jp")
+	data["buyer"].(map[string]any)["phone"] = "03-9876-5432"
+	traceID := h.publishTraced(tp, "order.created", "shop-a", "ev-tr-1", data)
+	h.waitOutcomes("TR-1", "credit.pending", 10*time.Second)
+	h.shutdown()
+	h.start()
+	h.waitOutcomes("TR-1", "credit.pending,credit.ok", 20*time.Second)
+	h.shutdown() // every span of the worker ended
+
+	spans := exp.GetSpans()
+	mine := map[string][]tracetest.SpanStub{} // by name, the spans of the order's trace
+	for _, s := range spans {
+		if s.SpanContext.TraceID() == traceID {
+			mine[s.Name] = append(mine[s.Name], s)
+		}
+	}
+	for _, want := range []string{"send orders.created.shop-a", "process orders.created.shop-a", "atodene transaction.do",
+		"atodene getauthori.do", "POST /api/transaction.do", "POST /api/getauthori.do", "redis acquire", "redis write",
+		"send credit.pending.shop-a", "send credit.ok.shop-a"} {
+		if len(mine[want]) == 0 {
+			t.Errorf("no span %q in the order's trace; its spans: %v", want, slices.Sorted(maps.Keys(mine)))
+		}
+	}
+	var polls, schedules int
+	for name, list := range mine {
+		switch {
+		case strings.HasPrefix(name, "process "+pollSubjectBase+"due."):
+			polls += len(list)
+		case strings.HasPrefix(name, "send "+pollSubjectBase+"sched."):
+			schedules += len(list)
+		}
+	}
+	if polls == 0 || schedules == 0 {
+		t.Errorf("%d poll schedules and %d polls in the order's trace, want both: the re-check does not join it", schedules, polls)
+	}
+	for _, s := range mine["process orders.created.shop-a"] {
+		got := attrs(s)
+		for k, v := range map[string]string{"messaging.system": "nats", "messaging.destination.name": "orders.created.shop-a",
+			"messaging.message.id": "ev-tr-1", "messaging.operation.type": "process", "atodene.event_type": "order.created",
+			"atodene.shop": "shop-a", "atodene.order_id": "TR-1", "atodene.outcome": "ok", "atodene.attempt": "1"} {
+			if got[k] != v {
+				t.Errorf("process span: %s = %q, want %q", k, got[k], v)
+			}
+		}
+		if s.SpanKind != trace.SpanKindConsumer {
+			t.Errorf("process span of kind %v", s.SpanKind)
+		}
+	}
+	for _, s := range mine["atodene getauthori.do"] {
+		if attrs(s)["atodene.result"] != "OK" {
+			t.Errorf("getauthori.do span: result %q, want OK", attrs(s)["atodene.result"])
+		}
+	}
+	for _, s := range mine["POST /api/transaction.do"] {
+		if attrs(s)["http.response.status_code"] != "200" {
+			t.Errorf("HTTP span: %v, want http.response.status_code 200", attrs(s))
+		}
+	}
+
+	outs := h.rawMessages("RESULTS")
+	if len(outs) != 2 {
+		t.Fatalf("%d outcomes, want 2", len(outs))
+	}
+	for _, o := range outs {
+		header, attr := o.Header.Get("traceparent"), fmt.Sprint(o.Body["traceparent"])
+		if traceOf(header) != traceID.String() || header != attr {
+			t.Errorf("%s: traceparent header %q and attribute %q, want both of trace %s", o.Subject, header, attr, traceID)
+		}
+		raw, _ := json.Marshal(o.Body)
+		if _, err := events.DecodeEnvelope(o.Subject, raw); err != nil {
+			t.Errorf("%s with its trace context is not a valid outcome: %v", o.Subject, err)
+		}
+	}
+
+	checkNoPersonalData(t, spans, "加藤", "カトウ", "review-ok@example.jp", "03-9876-5432", "150-0001", "神宮前", "緑茶", sandbox.DemoShop.LinkPassword)
+	t.Logf("the order's trace:\n%s", renderTrace(spans, traceID))
+}
+
+// TestTraceFollowsADeadLetter: an invalid order's process span says why it was dead-lettered, and
+// the dead letter carries the trace on.
+func TestTraceFollowsADeadLetter(t *testing.T) {
+	t.Parallel()
+	h, exp, tp := newTracedHarness(t, harnessOpts{})
+	bad := orderData("shop-a", "TR-BAD", "taro@example.jp")
+	bad["buyer"].(map[string]any)["zip"] = "150-0001x"
+	traceID := h.publishTraced(tp, "order.created", "shop-a", "ev-tr-bad", bad)
+	wait.For(t, 10*time.Second, "the dead letter", func() bool { return len(h.deadLetters()) == 1 })
+	h.shutdown()
+
+	letter := h.rawMessages("DLQ")[0]
+	if got := traceOf(letter.Header.Get("traceparent")); got != traceID.String() {
+		t.Errorf("dead letter's trace %q, want %s", got, traceID)
+	}
+	var process, send bool
+	for _, s := range exp.GetSpans() {
+		if s.SpanContext.TraceID() != traceID {
+			continue
+		}
+		switch s.Name {
+		case "process orders.created.shop-a":
+			process = true
+			if a := attrs(s); a["atodene.outcome"] != "dead-letter" || a["atodene.dead_letter.reason"] != "invalid" {
+				t.Errorf("process span of an invalid order: %v", a)
+			}
+		case "send dlq.orders.created.shop-a":
+			send = true
+		}
+	}
+	if !process || !send {
+		t.Errorf("process span %v, dead letter's send span %v: want both in the order's trace", process, send)
+	}
+	checkNoPersonalData(t, exp.GetSpans(), "加藤", "150-0001", "taro@example.jp")
+}
+
+// TestTracingOffAddsNothing: without a provider (the default), outcomes carry no trace context.
+func TestTracingOffAddsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.publish("order.created", "shop-a", "ev-off", orderData("shop-a", "OFF-1", "taro@example.jp"))
+	h.waitOutcomes("OFF-1", "credit.ok", 10*time.Second)
+	for _, o := range h.rawMessages("RESULTS") {
+		if o.Header.Get("traceparent") != "" || o.Body["traceparent"] != nil {
+			t.Errorf("%s carries trace context with tracing off: %v", o.Subject, o.Header)
+		}
+	}
+}
+
+// checkNoPersonalData fails for each span whose name, attributes, status or events hold one of
+// secret.
+func checkNoPersonalData(t *testing.T, spans tracetest.SpanStubs, secret ...string) {
+	t.Helper()
+	if len(spans) < 5 {
+		t.Fatalf("only %d spans: the check proves nothing", len(spans))
+	}
+	for _, s := range spans {
+		var texts []string
+		texts = append(texts, s.Name, s.Status.Description)
+		for k, v := range attrs(s) {
+			texts = append(texts, k+"="+v)
+		}
+		for _, e := range s.Events {
+			texts = append(texts, e.Name)
+			for _, a := range e.Attributes {
+				texts = append(texts, a.Value.String())
+			}
+		}
+		for _, text := range texts {
+			for _, p := range secret {
+				if strings.Contains(text, p) {
+					t.Errorf("span %q holds %q: %s", s.Name, p, text)
+				}
+			}
+		}
+	}
+}
+
+func attrs(s tracetest.SpanStub) map[string]string {
+	m := map[string]string{}
+	for _, a := range s.Attributes {
+		m[string(a.Key)] = a.Value.String()
+	}
+	return m
+}
+
+// renderTrace draws the spans of a trace as a tree, children in start order, with their kind and
+// the attributes docs/observability.md shows.
+func renderTrace(spans tracetest.SpanStubs, id trace.TraceID) string {
+	children := map[trace.SpanID][]tracetest.SpanStub{}
+	known := map[trace.SpanID]bool{}
+	for _, s := range spans {
+		if s.SpanContext.TraceID() == id {
+			known[s.SpanContext.SpanID()] = true
+		}
+	}
+	for _, s := range spans {
+		if s.SpanContext.TraceID() != id {
+			continue
+		}
+		parent := s.Parent.SpanID()
+		if !known[parent] {
+			parent = trace.SpanID{}
+		}
+		children[parent] = append(children[parent], s)
+	}
+	var b strings.Builder
+	var draw func(parent trace.SpanID, depth int)
+	draw = func(parent trace.SpanID, depth int) {
+		list := children[parent]
+		slices.SortFunc(list, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
+		for _, s := range list {
+			var shown []string
+			for _, a := range s.Attributes {
+				switch k := string(a.Key); {
+				case strings.HasPrefix(k, "atodene."), k == "messaging.message.id", k == "http.response.status_code", k == "db.operation.name":
+					shown = append(shown, k+"="+a.Value.String())
+				}
+			}
+			fmt.Fprintf(&b, "%s%s [%s] %s\n", strings.Repeat("  ", depth), s.Name, s.SpanKind, strings.Join(shown, " "))
+			draw(s.SpanContext.SpanID(), depth+1)
+		}
+	}
+	draw(trace.SpanID{}, 0)
+	return b.String()
+}
