@@ -165,9 +165,10 @@ func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
 // none when no answer was read) and its attempts; each attempt's HTTP request is a child of it when
 // the HTTP client is instrumented (otelhttp, set up by the worker).
 func (c *Client) call(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {
-	ctx, span := tracing.Start(ctx, "atodene "+op, trace.WithAttributes(attrOperation.String(op)))
+	span := trace.SpanFromContext(ctx)
 	attempt := 0
-	if span.IsRecording() {
+	if span.IsRecording() { // the name and attributes are built only then: they allocate
+		ctx, span = tracing.Start(ctx, "atodene "+op, trace.WithAttributes(attrOperation.String(op)))
 		defer func() {
 			if resp != nil && resp.Result != nil {
 				span.SetAttributes(attrResult.String(strings.TrimSpace(*resp.Result)))

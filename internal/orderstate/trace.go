@@ -25,6 +25,9 @@ var (
 type storeCall struct{ span trace.Span }
 
 func startCall(ctx context.Context, name, command, shop string) (context.Context, storeCall) {
+	if span := trace.SpanFromContext(ctx); !span.IsRecording() {
+		return ctx, storeCall{span} // before the name and attributes are built: they allocate
+	}
 	ctx, span := tracing.Start(ctx, "redis "+name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attrDBSystem, attrDBOperation.String(command), attrStoreCall.String(name), tracing.Shop.String(shop)))
 	return ctx, storeCall{span}

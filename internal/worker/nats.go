@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -45,11 +46,17 @@ func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byt
 	// Within a traced message's span, the outcome carries the trace on: in its headers, and for
 	// CloudEvents consumers in its traceparent and tracestate attributes.
 	var ack *jetstream.PubAck
-	err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
+	publish := func(ctx context.Context) (err error) {
 		msg.Data = events.WithTraceContext(body, msg.Header.Get(natstrace.HeaderTraceParent), msg.Header.Get(natstrace.HeaderTraceState))
 		ack, err = o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		return err
-	}, tracing.MessageID.String(msgID))
+	}
+	var err error
+	if trace.SpanFromContext(ctx).IsRecording() {
+		err = natstrace.Send(ctx, nil, msg, publish, tracing.MessageID.String(msgID))
+	} else {
+		err = publish(ctx) // the attribute would be built, and allocated, for nothing
+	}
 	if err != nil {
 		return handlers.Infrastructure(fmt.Errorf("publishing %s: %w", subject, err))
 	}
