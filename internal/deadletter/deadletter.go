@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -266,12 +267,21 @@ func (q *Queue) Counts(ctx context.Context, f Filter) (map[string]int, error) {
 // reading the letters' headers only (not their bodies, nor their personal data). A missing stream
 // wraps jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
 func (q *Queue) ReasonCounts(ctx context.Context) (map[string]int, error) {
+	return q.ReasonCountsBetween(ctx, 1, math.MaxUint64)
+}
+
+// ReasonCountsBetween is ReasonCounts of the letters whose stream sequence is from to to
+// (inclusive), so that a caller that counted up to a sequence counts only the letters after it.
+func (q *Queue) ReasonCountsBetween(ctx context.Context, from, to uint64) (map[string]int, error) {
 	counts := CountReasons(nil)
 	s, err := q.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true, InactiveThreshold: 30 * time.Second})
+	// The server removes the consumer 5 s after the last fetch: the reads at scrape time would
+	// otherwise leave one behind per count.
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true, InactiveThreshold: 5 * time.Second,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(from, 1)})
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
 	}
@@ -283,18 +293,24 @@ func (q *Queue) ReasonCounts(ctx context.Context) (map[string]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
 		}
-		n, left := 0, uint64(0)
+		n, left, past := 0, uint64(0), false
 		for m := range msgs.Messages() {
 			n++
-			if md, err := m.Metadata(); err == nil {
-				left = md.NumPending
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("reading stream %s: a letter without metadata: %w", q.stream, err)
+			}
+			left = md.NumPending
+			if md.Sequence.Stream > to {
+				past = true
+				continue
 			}
 			counts[m.Headers().Get(dlq.HeaderReason)]++
 		}
 		if err := msgs.Error(); err != nil {
 			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
 		}
-		if n == 0 || left == 0 {
+		if n == 0 || left == 0 || past {
 			return counts, nil
 		}
 	}

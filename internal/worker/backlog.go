@@ -122,8 +122,9 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 // dlqCollector is atodene_worker_dead_letter_stream_messages: the letters the dead-letter stream
 // holds by reason (every reason at 0 included), and the count of failed reads, during which it has
 // no sample. The reasons are in the letters' headers (their subject is the original's), so a
-// count reads every letter's headers: it is read again only when the stream's state (message
-// count, first and last sequence) changed since.
+// count reads letters' headers: when the stream's state (message count, first and last sequence)
+// changed by appends only, those of the letters appended since the last count; after a removal
+// (a replay, a purge), every letter's again.
 type dlqCollector struct {
 	counts *cached[map[string]int]
 	errors prometheus.Counter
@@ -146,18 +147,29 @@ func dlqGauge(js jetstream.JetStream, stream string) *dlqCollector {
 		}
 		st := s.CachedInfo().State
 		now := state{st.Msgs, st.FirstSeq, st.LastSeq}
+		appended := counts != nil && now.first == last.first && now.last > last.last && now.msgs-last.msgs == now.last-last.last
 		switch {
 		case counts != nil && now == last:
 			return counts, nil
 		case st.Msgs == 0:
 			counts = deadletter.CountReasons(nil)
+		case appended:
+			added, err := q.ReasonCountsBetween(ctx, last.last+1, now.last)
+			if err != nil {
+				return nil, err // counts and last stay: the next read counts the same letters
+			}
+			next := maps.Clone(counts)
+			for reason, n := range added {
+				next[reason] += n
+			}
+			counts = next
 		default:
-			c, err := q.ReasonCounts(ctx)
+			c, err := q.ReasonCountsBetween(ctx, 1, now.last)
 			if err != nil {
 				counts = nil
 				return nil, err
 			}
-			// Letters written during the count make the next state differ: counted again then.
+			// Letters removed during the count make the next state differ: counted again then.
 			counts = c
 		}
 		last = now

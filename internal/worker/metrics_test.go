@@ -354,10 +354,25 @@ func TestDeadLetterStreamGauge(t *testing.T) {
 		}
 	}
 	expect("three letters", depth(map[string]int{"invalid": 2, "exhausted": 1}, 1))
+	for i, reason := range []handlers.Reason{handlers.ReasonExhausted, handlers.ReasonOutcomeUnknown} {
+		if err := w.Write(ctx, dlq.Letter{Subject: "orders.created.shop-a", Stream: "ORDERS", Sequence: uint64(i + 4), Body: []byte("{}"),
+			Reason: reason.String(), Err: errors.New("bad"), Attempts: 1, FailedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("two appended (counted from the fourth)", depth(map[string]int{"invalid": 2, "exhausted": 2, "outcome-unknown": 1}, 1))
 	if err := s.DeleteMsg(ctx, 1); err != nil { // replayed or purged
 		t.Fatal(err)
 	}
-	expect("one removed", depth(map[string]int{"invalid": 1, "exhausted": 1}, 1))
+	expect("one removed", depth(map[string]int{"invalid": 1, "exhausted": 2, "outcome-unknown": 1}, 1))
+	if err := s.DeleteMsg(ctx, 3); err != nil { // a removal in the middle, and an append
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, dlq.Letter{Subject: "orders.created.shop-a", Stream: "ORDERS", Sequence: 6, Body: []byte("{}"),
+		Reason: handlers.ReasonInvalid.String(), Err: errors.New("bad"), Attempts: 1, FailedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	expect("one removed in the middle, one appended", depth(map[string]int{"invalid": 1, "exhausted": 2, "outcome-unknown": 1}, 1))
 }
 
 // TestOutcomePublishFailuresCounted: an outcome that JetStream does not store counts as a publish
