@@ -162,8 +162,8 @@ func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
 // *RejectedError. Retries follow the rules of the package comment; cancelling ctx stops them.
 //
 // Within a traced message's span, the call is a span "atodene <op>" with its result (OK, NG, or
-// none when no answer was read) and its attempts; each attempt's HTTP request is a child of it when
-// the HTTP client is instrumented (otelhttp, set up by the worker).
+// none when no answer was read) and its attempts; each attempt's HTTP request is a child of it
+// (traceRequest).
 func (c *Client) call(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {
 	span := trace.SpanFromContext(ctx)
 	attempt := 0
@@ -230,6 +230,9 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *res
 		return nil, &NotSentError{Op: op, Err: err}
 	}
 	req.Header.Set("Content-Type", "application/xml; charset=UTF-8")
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		defer traceRequest(ctx, req, &resp, &err)()
+	}
 	httpResp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		err = withoutURL(err)
@@ -258,6 +261,36 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *res
 		return r, &RejectedError{Op: op, Errors: r.providerErrors()}
 	}
 	return r, nil
+}
+
+// The attributes of a request's span (OpenTelemetry's HTTP client conventions).
+var (
+	attrHTTPMethod = attribute.Key("http.request.method").String(http.MethodPost)
+	attrHTTPStatus = attribute.Key("http.response.status_code")
+	attrURL        = attribute.Key("url.full")
+	attrServer     = attribute.Key("server.address")
+)
+
+// traceRequest starts the span of one HTTP request to ATODENE, "POST <path>" (a client span, a
+// child of the operation's), with its URL and, once answered, its status; the returned function
+// ends it. The request carries no trace context: ATODENE is not part of the trace. It is made
+// here rather than by instrumenting the transport (otelhttp), whose metric attributes, built for
+// every request even with no meter, cost as much as the span (cmd/bench -only tracing).
+func traceRequest(ctx context.Context, req *http.Request, resp **responseXML, err *error) (end func()) {
+	u := url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path} // no user information or query
+	_, span := tracing.Start(ctx, http.MethodPost+" "+req.URL.Path, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrHTTPMethod, attrURL.String(u.String()), attrServer.String(req.URL.Hostname())))
+	return func() {
+		var status *StatusError
+		switch {
+		case errors.As(*err, &status):
+			span.SetAttributes(attrHTTPStatus.Int(status.StatusCode))
+		case *resp != nil || errors.As(*err, new(*RejectedError)) || errors.As(*err, new(*MalformedResponseError)):
+			span.SetAttributes(attrHTTPStatus.Int(http.StatusOK))
+		}
+		tracing.Fail(span, *err)
+		span.End()
+	}
 }
 
 // withoutURL drops the *url.Error wrapper, whose message repeats the request URL.

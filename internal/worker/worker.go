@@ -19,8 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
@@ -68,15 +66,6 @@ func (d Deps) withDefaults() Deps {
 		// closed and re-dialled connections all the time at a concurrency of 256.
 		t.MaxIdleConnsPerHost, t.MaxIdleConns = max(64, d.Settings.Concurrency), 0
 		d.HTTPClient = &http.Client{Transport: t}
-	}
-	if d.Tracing != nil {
-		// Each request to ATODENE a span of its own (method, URL, status), a child of its
-		// operation's. No trace context is sent to ATODENE: it is not part of the trace.
-		c := *d.HTTPClient
-		c.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithTracerProvider(d.Tracing),
-			otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }))
-		d.HTTPClient = &c
 	}
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
