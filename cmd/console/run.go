@@ -157,10 +157,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := flush(ctx); err != nil {
-			log.Warn("exporting the last spans failed", zap.Error(err))
+		if err := flush(); err != nil {
+			log.Warn("tracing: the last spans were not exported", zap.Error(err))
 		}
 	}()
 	return serve(ctx, s, lookupEnv, log, tp, stdout)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/publisher"
 	"github.com/atodene-worker/atodene-worker/internal/redislog"
@@ -33,17 +32,10 @@ func main() {
 		Terminal: info != nil && info.Mode()&os.ModeCharDevice != 0, Tracing: tp}
 	err = app.Run(ctx, os.Args[1:])
 	stop()
-	flushTraces(flush)
-	os.Exit(exitCode(os.Stderr, err))
-}
-
-// flushTraces exports the spans not yet exported, within 5 seconds.
-func flushTraces(flush func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := flush(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "publisher: exporting the last spans failed: %v\n", err)
+	if err := flush(); err != nil {
+		fmt.Fprintf(os.Stderr, "publisher: %v\n", err)
 	}
+	os.Exit(exitCode(os.Stderr, err))
 }
 
 // exitCode prints err on stderr and returns 0 for success and help (printed on stdout), 2 for

@@ -33,7 +33,11 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv f
 	if err != nil {
 		return err
 	}
-	defer flushTraces(flush, log)
+	defer func() {
+		if err := flush(); err != nil {
+			log.Warn("tracing: the last spans were not exported", zap.Error(err))
+		}
+	}()
 	if tp != nil {
 		log.Info("tracing on: spans are exported as the OTEL_* environment variables say")
 	}
@@ -68,15 +72,6 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv f
 		return worker.Run(ctx, deps)
 	}
 	return withDemo(ctx, deps, stdout)
-}
-
-// flushTraces exports the spans not yet exported, within 5 seconds, after the worker stopped.
-func flushTraces(flush func(context.Context) error, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := flush(ctx); err != nil {
-		log.Warn("exporting the last spans failed", zap.Error(err))
-	}
 }
 
 func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, error) {

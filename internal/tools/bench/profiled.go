@@ -78,6 +78,6 @@ func RunProfiledWorker(ctx context.Context, args []string, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	defer func() { _ = flush(context.WithoutCancel(ctx)) }()
+	defer func() { _ = flush() }()
 	return atodeneworker.Run(ctx, atodeneworker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log, Tracing: tp})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -70,10 +71,10 @@ func ModeOf(getenv func(string) string) (Mode, error) {
 // (stderr); OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose the sampler (default
 // parentbased_always_on).
 //
-// shutdown flushes the spans not yet exported and stops the exporter; it gives up when its context
-// ends. An error is a setting that is not valid: the program should not start.
-func Setup(ctx context.Context, getenv func(string) string, service string, console io.Writer) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
-	nothing := func(context.Context) error { return nil }
+// shutdown flushes the spans not yet exported and stops the exporter; it gives up after
+// FlushTimeout. An error is a setting that is not valid: the program should not start.
+func Setup(ctx context.Context, getenv func(string) string, service string, console io.Writer) (tp trace.TracerProvider, shutdown func() error, err error) {
+	nothing := func() error { return nil }
 	mode, err := ModeOf(getenv)
 	if err != nil || mode == Off {
 		return nil, nothing, err
@@ -94,5 +95,15 @@ func Setup(ctx context.Context, getenv func(string) string, service string, cons
 		return nil, nothing, fmt.Errorf("tracing: OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
 	p := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return p, p.Shutdown, nil
+	return p, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			return fmt.Errorf("tracing: exporting the last spans: %w", err)
+		}
+		return nil
+	}, nil
 }
+
+// FlushTimeout bounds the export of the last spans when a program stops.
+const FlushTimeout = 5 * time.Second

@@ -48,7 +48,7 @@ func TestSetup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tp, shutdown, err := otelenv.Setup(ctx, env(nil), "test", nil)
-	if err != nil || tp != nil || shutdown(ctx) != nil {
+	if err != nil || tp != nil || shutdown() != nil {
 		t.Errorf("off: provider %v, error %v", tp, err)
 	}
 	var out bytes.Buffer
@@ -58,7 +58,7 @@ func TestSetup(t *testing.T) {
 	}
 	_, span := tp.Tracer("test").Start(ctx, "a span")
 	span.End()
-	if err := shutdown(ctx); err != nil {
+	if err := shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"a span"`) || !strings.Contains(out.String(), "atodene-test") {
