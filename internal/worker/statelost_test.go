@@ -11,6 +11,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
@@ -103,6 +104,11 @@ func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 	}
 	if err := pub.Publish(ctx, "credit.ok.shop-a", "shop-a:X:e1:2", render("ok", "2026-11-26T10:16:00+09:00")); err != nil {
 		t.Errorf("the same outcome again, rendered later: %v", err)
+	}
+	// A retry in another delivery's trace carries another trace context (CloudEvents attributes).
+	traced := events.WithTraceContext(render("ok", "2026-11-26T10:17:00+09:00"), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=x")
+	if err := pub.Publish(ctx, "credit.ok.shop-a", "shop-a:X:e1:2", traced); err != nil {
+		t.Errorf("the same outcome again, in another trace: %v", err)
 	}
 	if err := pub.Publish(ctx, "credit.ng.shop-a", "shop-a:X:e1:2", render("ng", "2026-11-26T10:16:00+09:00")); err == nil || !strings.Contains(err.Error(), "already holds another outcome") {
 		t.Errorf("another outcome under the same ID: %v, want an error", err)
