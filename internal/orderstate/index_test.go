@@ -297,8 +297,9 @@ func TestIndexUntouchedByAFailedWrite(t *testing.T) {
 	// of a script that fails halfway.
 	keys := append([]string{s.stateKey("shop", "o1"), s.pendingKey("shop"), s.leaseKey("shop", "o1"), s.eventKey("shop", ""),
 		s.historyKey("shop", "o1"), s.inboxKey("shop", "o1"), s.timersKey("shop")}, s.indexKeys("shop")...)
+	keys = append(keys, s.dataKey("shop", "o1"))
 	args := []any{st.Version, `{"version":2}`, "shop:o1", "0", "", "", HistoryLimit, "", "", "", "", "0",
-		"not a number", "o1", "1", "", "{}", "", `{"did":"x"}`}
+		"not a number", "o1", "1", "", "{}", "", "", "", `{"did":"x"}`}
 	if err := s.batch.run(ctx, writeScript, keys, args...).Err(); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Fatalf("write with a malformed retention: %v, want it refused", err)
 	}

@@ -215,7 +215,7 @@ func TestKeysOfAScriptShareASlot(t *testing.T) {
 	for _, shop := range []string{"shop-a", "demo", "S_1"} {
 		order := "o{1}"
 		keys := append([]string{s.stateKey(shop, order), s.pendingKey(shop), s.leaseKey(shop, order), s.eventKey(shop, "abc"),
-			s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop)}, s.indexKeys(shop)...)
+			s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop), s.dataKey(shop, order)}, s.indexKeys(shop)...)
 		for _, key := range keys {
 			if got := hashTag(key); got != shop {
 				t.Errorf("%s: hash tag %q, want %q", key, got, shop)

@@ -136,18 +136,87 @@ type State struct {
 	// latest tracking number was refused (by ATODENE, or by the worker for an order whose credit is
 	// not OK). The store sets it as it writes a state whose outbox holds a shipment outcome; a
 	// shipment.ok clears it. The order index files the order under ShipmentRefused by it.
-	ShipmentRefused bool      `json:"shipment_refused,omitempty"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	ShipmentRefused bool `json:"shipment_refused,omitempty"`
+	// AuthorizedAt is when ATODENE first approved the live transaction (its registration, or the
+	// re-check that turned it OK); zero before that. Re-authorization counts from it
+	// (docs/lifecycle.md#re-authorization). A change approved later does not move it.
+	AuthorizedAt time.Time `json:"authorized_at,omitzero"`
+	// ShopOrderID is the shopOrderId of the live transaction when it is not the order's own (the
+	// shop's order_id_prefix and the order_id): the derived one of a re-authorization.
+	ShopOrderID string `json:"shop_order_id,omitempty"`
+	// Reauth is the order's re-authorization: its timer and the step it is at. Nil for an order
+	// never scheduled for one.
+	Reauth *Reauth `json:"reauth,omitempty"`
+	// HasData says Redis holds the order's data (OrderData) in a key of its own, kept while the
+	// order may be re-authorized (KeepsData).
+	HasData bool `json:"has_data,omitempty"`
+	// OrderData is the order's data to keep for a re-authorization (the data of the order.created
+	// or order.updated that ATODENE last approved, as JSON): a write that holds it stores it, in
+	// the same atomic step. It is not part of the stored document (it holds personal data); read
+	// it with Store.OrderData.
+	OrderData []byte    `json:"-"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// History holds entries to append to the order's history with this write, in the same atomic
 	// step. It is not part of the stored document; a write clears it.
 	History []Entry `json:"-"`
 }
 
+// Reauth is an order's re-authorization (docs/lifecycle.md#re-authorization): a new registration
+// under a derived shopOrderId before the live transaction's approval expires, then the cancel of
+// the old transaction.
+type Reauth struct {
+	// N counts the re-authorizations begun; the next derives its shopOrderId from N+1.
+	N int `json:"n"`
+	// Seq numbers the re-authorization timers of the order: a due timer of another is stale.
+	Seq       int       `json:"seq,omitempty"`
+	Scheduled bool      `json:"scheduled,omitempty"` // the timer of Seq is stored, due At
+	At        time.Time `json:"at,omitzero"`
+	// Phase is the step under way: "" none, ReauthRegistering, ReauthPending, ReauthCancelling or
+	// ReauthKept.
+	Phase string `json:"phase,omitempty"`
+	// ShopOrderID is the derived shopOrderId of the registration under way (ReauthRegistering).
+	ShopOrderID string `json:"shop_order_id,omitempty"`
+	// Old is the transaction the re-authorization replaces: to cancel once the new one is OK, or
+	// kept live (ReauthKept) when the new one was declined.
+	Old string `json:"old,omitempty"`
+	// Failed says why the last re-authorization left the order on its old transaction: "ng",
+	// "invalid", "unknown" or "no-data"; no other is scheduled until the order is registered again.
+	Failed string `json:"failed,omitempty"`
+}
+
+// The phases of a re-authorization.
+const (
+	// ReauthRegistering: the intent of the new registration is written; transaction.do may be
+	// under way or its answer lost. A retry sends the same derived shopOrderId.
+	ReauthRegistering = "registering"
+	// ReauthPending: the new transaction is under review (the order's TransactionID, polled as
+	// usual); Old stays live until it is decided.
+	ReauthPending = "pending"
+	// ReauthCancelling: the new transaction is OK; Old is to be cancelled.
+	ReauthCancelling = "cancelling"
+	// ReauthKept: the new transaction was declined; Old is left live until it expires.
+	ReauthKept = "kept"
+)
+
+// KeepsData reports whether the order's data must stay in Redis for a re-authorization: its
+// transaction is live or being registered, and no shipment is reported (a shipped order is not
+// re-authorized).
+func (st State) KeepsData() bool {
+	switch st.Status {
+	case StatusRegistering, StatusOK, StatusPending:
+		return st.Shipment == nil || !st.Shipment.Reported
+	}
+	return false
+}
+
 // TimerDue returns when the earliest JetStream timer the state relies on is due: its scheduled
-// re-check, or its parked-event timer. ok is false when it relies on none.
+// re-check, its parked-event timer, or its re-authorization. ok is false when it relies on none.
 func (st State) TimerDue() (due time.Time, ok bool) {
 	if st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
 		due, ok = st.PollAt, true
+	}
+	if r := st.Reauth; r != nil && r.Scheduled && !r.At.IsZero() && (!ok || r.At.Before(due)) {
+		due, ok = r.At, true
 	}
 	if !st.ParkTimer.IsZero() && (!ok || st.ParkTimer.Before(due)) {
 		due, ok = st.ParkTimer, true
@@ -327,6 +396,9 @@ func (s *Store) historyKey(shop, order string) string {
 func (s *Store) inboxKey(shop, order string) string {
 	return s.prefix + "inbox:{" + shop + "}:" + order
 }
+func (s *Store) dataKey(shop, order string) string {
+	return s.prefix + "data:{" + shop + "}:" + order
+}
 func (s *Store) pendingKey(shop string) string { return s.prefix + "pending:{" + shop + "}" }
 func (s *Store) timersKey(shop string) string  { return s.prefix + "timers:{" + shop + "}" }
 
@@ -461,16 +533,19 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	defer c.end(&err)
 	keys := append([]string{s.stateKey(shop, order), s.pendingKey(shop), s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
 		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop)}, s.indexKeys(shop)...)
-	args := make([]any, 18, 19+len(w.entries))
+	keys = append(keys, s.dataKey(shop, order))
+	args := make([]any, 20, 20+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
+	args[18], args[19] = "", ""
 	entries := w.entries
 	var next State
 	stored := Written{}
 	if st != nil {
 		entries = append(st.History, w.entries...)
 		st.History = nil
+		args[18], args[19] = dataOp(st)
 		enc, err := encode(shop, order, *st, now, s.refreshAge())
 		if err != nil {
 			return State{}, nil, err
@@ -519,6 +594,40 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	}
 	p, err := decodeParked(shop, order, raw)
 	return next, p, err
+}
+
+// dataOp is what a write of st does with the order's data key (write.lua's ARGV[19] and [20]):
+// stores st.OrderData, keeps the stored data as long as the state, or deletes it once the order
+// no longer keeps it (KeepsData). It sets st.HasData to match, and clears st.OrderData.
+func dataOp(st *State) (op string, data any) {
+	defer func() { st.OrderData = nil }()
+	switch {
+	case st.OrderData != nil && st.KeepsData():
+		st.HasData = true
+		return "s", string(st.OrderData)
+	case st.HasData && st.KeepsData():
+		return "k", ""
+	case st.HasData:
+		st.HasData = false
+		return "d", ""
+	}
+	return "", ""
+}
+
+// OrderData returns the order's data kept for a re-authorization (State.OrderData), or nil when
+// Redis holds none (never stored, deleted once the order no longer kept it, or lost).
+func (s *Store) OrderData(ctx context.Context, shop, order string) (_ []byte, err error) {
+	ctx, c := startCall(ctx, "order data", "GET", shop)
+	defer c.end(&err)
+	raw, err := s.rdb.Get(ctx, s.dataKey(shop, order)).Bytes()
+	err = unavailable(err)
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("orderstate: reading the data of %s/%s: %w", shop, order, err)
+	}
+	return raw, nil
 }
 
 // EventDone reports whether the event of shop with this identity (events.EventKey) was processed
