@@ -21,6 +21,10 @@ type Credit struct {
 	// sending them (docs/events.md#normalisation), on the outcome of a registration or a change; left out when
 	// nothing was changed.
 	Normalized []Normalized `json:"normalized,omitempty"`
+	// Reauthorized marks the outcome of a re-authorization (docs/lifecycle.md#re-authorization):
+	// TransactionID is the new transaction, registered under a derived shopOrderId. Left out
+	// otherwise.
+	Reauthorized bool `json:"reauthorized,omitempty"`
 }
 
 // Normalized is one value of an order sent to ATODENE in another form than received: full-width

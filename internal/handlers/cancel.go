@@ -40,6 +40,17 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 				return fail(err)
 			}
 		}
+		// A re-authorization's old transaction, live beside the new one under review, or kept
+		// after the new one was declined, goes too.
+		if rs := st.Reauth; rs != nil && rs.Old != "" && (rs.Phase == orderstate.ReauthPending || rs.Phase == orderstate.ReauthKept) {
+			if err := r.shop.Provider.Cancel(ctx, rs.Old); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+				return fail(err)
+			}
+			done := *rs
+			done.Phase, done.Old = "", ""
+			st.Reauth = &done
+			did += " (and the old transaction of its re-authorization)"
+		}
 		at := ev.Time
 		if at.IsZero() {
 			at = o.Now()

@@ -104,6 +104,9 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("order_id: with the shop's order_id_prefix %q, shopOrderId would be %d characters, more than ATODENE's %d",
 			shop.OrderIDPrefix, n, atodene.MaxShopOrderID))
 	}
+	if shop.ReauthorizeAfter > 0 && reservedOrderID(ev.OrderID) {
+		return request{}, Permanent(ReasonInvalid, fmt.Errorf("order_id: ends in %q and digits, the form of the shopOrderIds of re-authorizations, which the shop's reauthorize_after turns on (docs/lifecycle.md#re-authorization)", reauthMark))
+	}
 	res, err := shop.Fees.Apply(ev.Fee, *ev.BilledAmount)
 	if err != nil {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: after the fee table: %w", err))
@@ -191,6 +194,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 		if st.Status == orderstate.StatusPending {
 			o.startPolling(&st)
 		}
+		st.OrderData = keptData(r.shop, ev.Data) // stored only while the order keeps it
 	}
 	o.emitCredit(&st, r.shop.ID, ev.Data.OrderID, creditType(st.Status), ev.ID, req.normalized...)
 	o.dropQueuedShipment(&st, r.shop.ID, ev.Data.OrderID, ev.ID)
@@ -220,7 +224,17 @@ func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
 		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
-		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: sent.OrderedAt}
+		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: sent.OrderedAt, Reauth: renewed(st.Reauth), HasData: st.HasData}
+}
+
+// renewed is the re-authorization a new registration starts with: none under way, none scheduled
+// (a timer scheduled for the previous transaction is stale), its count kept so that a later one
+// derives a shopOrderId not used before.
+func renewed(rs *orderstate.Reauth) *orderstate.Reauth {
+	if rs == nil {
+		return nil
+	}
+	return &orderstate.Reauth{N: rs.N, Seq: rs.Seq + 1}
 }
 
 // requeued is the shipment a new registration starts with: the tracking number the order has,
@@ -237,6 +251,15 @@ func requeued(sh *orderstate.Shipment) *orderstate.Shipment {
 // twice is harmless (it is a full replacement), so no intent is needed.
 func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req request, st orderstate.State) change {
 	order := ev.Data.OrderID
+	if st.ShopOrderID != "" { // a re-authorized transaction: its shopOrderId is the derived one
+		ord := req.checked.Order()
+		ord.ShopOrderID = st.ShopOrderID
+		checked, err := ord.Check()
+		if err != nil {
+			return fail(Permanent(ReasonInvalid, err))
+		}
+		req.checked = checked
+	}
 	ch, err := r.shop.Provider.Modify(ctx, st.TransactionID, req.checked)
 	var rejected *atodene.RejectedError
 	switch {
@@ -254,6 +277,7 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	sent := req.checked.Sent()
 	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, sent.Fee, sent.BilledAmount, sent.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
+	st.OrderData = keptData(r.shop, ev.Data)
 	if ch.Auto != atodene.DecisionNone {
 		st.Status, st.Review = decisionStatus(ch.Auto), ""
 	} else {

@@ -34,6 +34,10 @@ type Shop struct {
 	// OrderIDPrefix is written before each order_id to make its shopOrderId, for shops that share
 	// an ATODENE account; "" for none.
 	OrderIDPrefix string
+	// ReauthorizeAfter is how long after ATODENE approved an order's transaction the worker
+	// re-authorizes it if no shipment is reported by then (docs/lifecycle.md#re-authorization);
+	// 0 never re-authorizes.
+	ReauthorizeAfter time.Duration
 }
 
 // Outcomes publishes outcome events and returns once the stream stored them.
@@ -83,8 +87,11 @@ type OrdersConfig struct {
 	// what the event did then: LeaseQueued, LeaseWaited or LeaseWentRound. Default nil: told
 	// nothing.
 	LeaseHeld func(then string)
-	Now       func() time.Time
-	Logger    *zap.Logger
+	// Reauthorized, if set, is told how each re-authorization ended: ReauthOK, ReauthNG,
+	// ReauthPending, ReauthInvalid, ReauthUnknown or ReauthNoData. Default nil: told nothing.
+	Reauthorized func(result string)
+	Now          func() time.Time
+	Logger       *zap.Logger
 }
 
 // What an event does when it finds its order's lease held (OrdersConfig.LeaseHeld).
@@ -594,6 +601,11 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		}
 		st.ParkTimer, dirty = at, true
 	}
+	if next, changed, err := o.settleReauth(ctx, r, order, st); err != nil {
+		return st, false, err
+	} else if changed {
+		st, dirty = next, true
+	}
 	if st.Status == orderstate.StatusPending && !st.PollScheduled {
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
 		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
@@ -662,6 +674,11 @@ func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, caused
 		DecidedAt:  o.Now().In(jst.Zone).Format(time.RFC3339),
 		Errors:     recordedErrors(st.Errors),
 		Normalized: normalized,
+		// The answer to a re-authorization's registration, or the re-check of one under review.
+		Reauthorized: st.Reauth != nil && (st.Reauth.Phase == orderstate.ReauthRegistering || st.Reauth.Phase == orderstate.ReauthPending),
+	}
+	if eventType == events.TypeCreditOK && st.AuthorizedAt.IsZero() {
+		authorized(st, o.Now())
 	}
 	o.emit(st, shop, order, eventType, causedBy, data)
 }

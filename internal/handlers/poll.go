@@ -37,6 +37,7 @@ const (
 	TimerParked = "parked" // dead-letter the parked events of an order that waited too long
 	TimerInbox  = "inbox"  // apply the order's inbox, when the handler that held its lease did not
 	TimerRetry  = "retry"  // retry the first event of the order's inbox, which failed transiently
+	TimerReauth = "reauth" // re-authorize an order whose approval is about to expire
 )
 
 // PollRequest is the body of a timer of an order: a scheduled re-check of an order under review,
@@ -91,6 +92,8 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	switch p.Kind {
 	case TimerParked:
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
+	case TimerReauth:
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "reauthorization"}, apply: o.reauthDue(p)})
 	case TimerInbox, TimerRetry: // taking the lease applies the inbox
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}

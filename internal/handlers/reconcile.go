@@ -12,7 +12,8 @@ import (
 )
 
 // Reconciler re-creates the timers that orders' states rely on but that JetStream no longer holds:
-// a re-check of an order under review, the deadline of parked events, the timer of an inbox. A
+// a re-check of an order under review, the deadline of parked events, the timer of an inbox, a
+// re-authorization. A
 // JetStream store lost, or the timer stream deleted and created again, takes them all, while
 // Redis still says they are set; without them those orders would never move again. It looks
 // only at the orders whose earliest timer is overdue by more than Grace (the store's timer index),
@@ -112,6 +113,11 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		req := base
 		req.Seq = st.PollSeq
 		needed = append(needed, timer{req: req, at: later(now, st.PollAt)})
+	}
+	if rs := st.Reauth; rs != nil && rs.Scheduled && !rs.At.IsZero() && st.Status == orderstate.StatusOK {
+		req := base
+		req.Kind, req.Seq = TimerReauth, rs.Seq
+		needed = append(needed, timer{req: req, at: later(now, rs.At)})
 	}
 	if !st.ParkTimer.IsZero() {
 		req := base

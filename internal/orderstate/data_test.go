@@ -77,7 +77,6 @@ func TestOrderDataLivesWhileTheOrderMayBeReauthorized(t *testing.T) {
 	}
 }
 
-
 // TestTimerDueCountsTheReauthorization: an OK order relying on its re-authorization timer is in
 // the timer index by that timer, so the reconciler finds it if JetStream loses it.
 func TestTimerDueCountsTheReauthorization(t *testing.T) {

@@ -215,7 +215,8 @@ func (st State) TimerDue() (due time.Time, ok bool) {
 	if st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
 		due, ok = st.PollAt, true
 	}
-	if r := st.Reauth; r != nil && r.Scheduled && !r.At.IsZero() && (!ok || r.At.Before(due)) {
+	if r := st.Reauth; r != nil && r.Scheduled && !r.At.IsZero() && st.Status == StatusOK &&
+		(st.Shipment == nil || !st.Shipment.Reported) && (!ok || r.At.Before(due)) {
 		due, ok = r.At, true
 	}
 	if !st.ParkTimer.IsZero() && (!ok || st.ParkTimer.Before(due)) {

@@ -32,6 +32,8 @@ type metrics struct {
 	leaseWaits *prometheus.CounterVec
 	// The writes of order state, index entries and history entries the worker made in Redis.
 	stateWrites, indexWrites, historyEntries prometheus.Counter
+	// reauthorizations counts re-authorizations by how they ended.
+	reauthorizations *prometheus.CounterVec
 }
 
 // newMetrics registers the worker's own metrics with reg, creating the dead-letter series of every
@@ -71,13 +73,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "atodene_worker_history_entries_total",
 			Help: "Entries this worker appended to order histories in Redis.",
 		}),
+		reauthorizations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "atodene_worker_reauthorizations_total",
+			Help: "Re-authorizations by how they ended: ok (the old transaction cancelled), pending (the new one under review), ng (declined: the old one kept until it expires), invalid, unknown, no-data (the old one stands).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries)
+	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries, m.reauthorizations)
 	for _, reason := range handlers.Reasons() {
 		m.deadLetters.WithLabelValues(reason)
 	}
 	for _, then := range []string{handlers.LeaseQueued, handlers.LeaseWaited, handlers.LeaseWentRound} {
 		m.leaseWaits.WithLabelValues(then)
+	}
+	for _, result := range []string{handlers.ReauthOK, handlers.ReauthPending, handlers.ReauthNG, handlers.ReauthInvalid, handlers.ReauthUnknown, handlers.ReauthNoData} {
+		m.reauthorizations.WithLabelValues(result)
 	}
 	return m
 }

@@ -207,6 +207,8 @@ func decodeTimer(m *handlers.Message, h *handlers.Head) {
 		h.Kind = "park-deadline"
 	case handlers.TimerInbox, handlers.TimerRetry:
 		h.Kind = "inbox"
+	case handlers.TimerReauth:
+		h.Kind = "reauthorization"
 	}
 	h.Shop, h.Order, h.Data = req.Shop, req.OrderID, req
 }

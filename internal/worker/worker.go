@@ -132,10 +132,11 @@ func Run(ctx context.Context, d Deps) error {
 		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
 		// overlap; a crashed holder's lease expires by itself.
-		LeaseTTL:  handlerTimeout(s) + 30*time.Second,
-		LeaseHeld: func(then string) { m.leaseWaits.WithLabelValues(then).Inc() },
-		Now:       d.Now,
-		Logger:    log,
+		LeaseTTL:     handlerTimeout(s) + 30*time.Second,
+		LeaseHeld:    func(then string) { m.leaseWaits.WithLabelValues(then).Inc() },
+		Reauthorized: func(result string) { m.reauthorizations.WithLabelValues(result).Inc() },
+		Now:          d.Now,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
