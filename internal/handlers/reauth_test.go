@@ -1,0 +1,605 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
+)
+
+// The tests in this file are about re-authorization (docs/lifecycle.md#re-authorization), against
+// the sandbox and Redis, with a clock that the test moves: 88 days pass in a call.
+
+const reauthAfter = 88 * 24 * time.Hour
+
+// timedPolls records the timers scheduled, with when they are due.
+type timedPolls struct {
+	mu     sync.Mutex
+	timers []timedPoll
+}
+
+type timedPoll struct {
+	req handlers.PollRequest
+	at  time.Time
+}
+
+func (p *timedPolls) Schedule(_ context.Context, r handlers.PollRequest, at time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timers = append(p.timers, timedPoll{r, at})
+	return nil
+}
+
+// last returns the last timer of a kind scheduled.
+func (p *timedPolls) last(t *testing.T, kind string) timedPoll {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.timers) - 1; i >= 0; i-- {
+		if p.timers[i].req.Kind == kind {
+			return p.timers[i]
+		}
+	}
+	t.Fatalf("no %q timer scheduled", kind)
+	return timedPoll{}
+}
+
+func (p *timedPolls) count(kind string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, tm := range p.timers {
+		if tm.req.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// hookedProvider is the sandbox's client with hooks around some calls: a registration may be held
+// until released, or its answer lost after ATODENE got it; a cancel may fail.
+type hookedProvider struct {
+	handlers.Provider
+	mu sync.Mutex
+	// holdRegister, if set, is waited on by a registration of a derived shopOrderId before it is sent.
+	holdRegister chan struct{}
+	registering  chan struct{} // closed when a held registration waits
+	once         sync.Once
+	// loseRegister loses the answer of the next registration of a derived shopOrderId.
+	loseRegister bool
+	// failCancels fails that many cancels before they are sent.
+	failCancels int
+}
+
+var errLost = &atodene.OutcomeUnknownError{Op: "transaction", Err: errors.New("connection reset by the test")}
+
+func (p *hookedProvider) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	derived := strings.Contains(req.Sent().ShopOrderID, "_R")
+	p.mu.Lock()
+	hold, lose := p.holdRegister, p.loseRegister && derived
+	if lose {
+		p.loseRegister = false
+	}
+	p.mu.Unlock()
+	if hold != nil && derived {
+		p.once.Do(func() { close(p.registering) })
+		<-hold
+	}
+	reg, err := p.Provider.Register(ctx, req)
+	if lose && err == nil {
+		return atodene.Registration{}, errLost
+	}
+	return reg, err
+}
+
+func (p *hookedProvider) Cancel(ctx context.Context, tx string) error {
+	p.mu.Lock()
+	fail := p.failCancels > 0
+	if fail {
+		p.failCancels--
+	}
+	p.mu.Unlock()
+	if fail {
+		return &atodene.OutcomeUnknownError{Op: "modifytransaction", Err: errors.New("connection refused by the test")}
+	}
+	return p.Provider.Cancel(ctx, tx)
+}
+
+// reauthEnv is Orders for shop-a, which re-authorizes after 88 days, calling the sandbox; both
+// read the same fake clock.
+type reauthEnv struct {
+	o       *handlers.Orders
+	cfg     handlers.OrdersConfig
+	store   *orderstate.Store
+	outs    *publishedOutcomes
+	polls   *timedPolls
+	clock   *clock.Fake
+	prov    *hookedProvider
+	sbURL   string
+	results map[string]int
+	mu      sync.Mutex
+}
+
+func newReauthEnv(t *testing.T) *reauthEnv {
+	t.Helper()
+	e := &reauthEnv{store: newStore(t), outs: &publishedOutcomes{}, polls: &timedPolls{},
+		clock: clock.NewFake(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)), results: map[string]int{}}
+	sb, err := sandbox.New(sandbox.Config{Now: e.clock.Now, Shops: []sandbox.Shop{sandbox.DemoShop}, ReviewDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { sb.Close(); srv.Close() })
+	e.sbURL = srv.URL
+	client, err := atodene.New(atodene.Config{BaseURL: srv.URL + "/api/", Credentials: atodene.Credentials{
+		ShopCode: sandbox.DemoShop.ShopCode, LinkID: sandbox.DemoShop.LinkID, LinkPassword: sandbox.DemoShop.LinkPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.prov = &hookedProvider{Provider: client}
+	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep},
+		ReauthorizeAfter: reauthAfter}
+	e.cfg = handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: e.outs, Polls: e.polls, Now: e.clock.Now,
+		Reauthorized: func(result string) { e.mu.Lock(); e.results[result]++; e.mu.Unlock() }}
+	e.o = newOrders(t, e.cfg)
+	return e
+}
+
+// restart is a worker started again: Orders anew over the same Redis and sandbox.
+func (e *reauthEnv) restart(t *testing.T) { e.o = newOrders(t, e.cfg) }
+
+func (e *reauthEnv) create(t *testing.T, order, email string) {
+	t.Helper()
+	ev := createdEvent("c-"+order, order, 1)
+	ev.Data.Buyer.Email = email
+	if err := e.o.OrderCreated(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *reauthEnv) track(order string) error {
+	return e.o.TrackingEntered(context.Background(), handlers.Event[events.Tracking]{
+		Meta: handlers.Meta{ID: "t-" + order, Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a", Seq: 2, Time: e.clock.Now()},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: order, Carrier: "yamato", TrackingNumber: "123456789012"}})
+}
+
+func (e *reauthEnv) cancel(order string) error {
+	return e.o.OrderCancelled(context.Background(), handlers.Event[events.Cancel]{
+		Meta: handlers.Meta{ID: "x-" + order, Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: 3, Time: e.clock.Now()},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: order, Reason: "buyer"}})
+}
+
+func (e *reauthEnv) get(t *testing.T, order string) orderstate.State {
+	t.Helper()
+	st, err := e.store.Get(context.Background(), "shop-a", order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// fire handles the last re-authorization timer scheduled, as JetStream delivers it when due.
+func (e *reauthEnv) fire(t *testing.T) error {
+	t.Helper()
+	return e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerReauth).req)
+}
+
+// poll handles the last re-check scheduled.
+func (e *reauthEnv) poll(t *testing.T) {
+	t.Helper()
+	if err := e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerPoll).req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// transactions returns the sandbox's transactions by shopOrderId.
+func (e *reauthEnv) transactions(t *testing.T) map[string]sandbox.TransactionView {
+	t.Helper()
+	resp, err := http.Get(e.sbURL + "/sandbox/transactions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []sandbox.TransactionView
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]sandbox.TransactionView{}
+	for _, v := range list {
+		out[v.ShopOrderID] = v
+	}
+	return out
+}
+
+// credits lists the credit outcomes published as "type[ reauthorized] transaction".
+func (e *reauthEnv) credits(t *testing.T) []string {
+	t.Helper()
+	e.outs.mu.Lock()
+	defer e.outs.mu.Unlock()
+	var out []string
+	for _, env := range e.outs.sent {
+		if !strings.HasPrefix(env.Type, "credit.") {
+			continue
+		}
+		var c events.Credit
+		if err := json.Unmarshal(env.Data, &c); err != nil {
+			t.Fatal(err)
+		}
+		s := env.Type
+		if c.Reauthorized {
+			s += " reauthorized"
+		}
+		out = append(out, s+" "+c.TransactionID)
+	}
+	return out
+}
+
+func (e *reauthEnv) result(r string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.results[r]
+}
+
+// TestReauthorizedOnce: an order OK and not shipped for 88 days is registered again under o-1_R1,
+// with credit.ok reauthorized naming the new transaction; the old one is cancelled. The timer
+// handled again, or a timer scheduled before it, registers nothing more. A tracking number is then
+// reported on the new transaction, and after it no re-authorization follows.
+func TestReauthorizedOnce(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	st := e.get(t, "o-1")
+	old := st.TransactionID
+	timer := e.polls.last(t, handlers.TimerReauth)
+	if want := st.AuthorizedAt.Add(reauthAfter); !timer.at.Equal(want) || st.AuthorizedAt.IsZero() {
+		t.Fatalf("re-authorization scheduled at %s, want 88 days after the approval (%s)", timer.at, want)
+	}
+	if !st.HasData {
+		t.Fatal("the OK order's data is not kept")
+	}
+
+	// Due a day early (a clock that ran ahead): nothing is registered; it is scheduled again.
+	e.clock.Advance(reauthAfter - 24*time.Hour)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.transactions(t)); n != 1 {
+		t.Fatalf("%d transactions after an early timer, want 1", n)
+	}
+	e.clock.Advance(24 * time.Hour)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st = e.get(t, "o-1")
+	txs := e.transactions(t)
+	nw := txs["o-1_R1"]
+	if nw.TransactionID == "" || nw.State != "active" || nw.Decision != "OK" || st.TransactionID != nw.TransactionID || st.ShopOrderID != "o-1_R1" {
+		t.Fatalf("after re-authorization: state tx %s shopOrderId %q; sandbox %+v", st.TransactionID, st.ShopOrderID, nw)
+	}
+	if txs["o-1"].State != "cancelled" {
+		t.Fatalf("the old transaction is %s, want cancelled", txs["o-1"].State)
+	}
+	want := []string{"credit.ok " + old, "credit.ok reauthorized " + nw.TransactionID}
+	if got := e.credits(t); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("credit outcomes %q, want %q", got, want)
+	}
+	if st.Reauth == nil || st.Reauth.Phase != "" || st.Reauth.N != 1 || !st.AuthorizedAt.Equal(e.clock.Now()) {
+		t.Fatalf("re-authorization state %+v, authorized at %s; want done, 1, now", st.Reauth, st.AuthorizedAt)
+	}
+	if next := e.polls.last(t, handlers.TimerReauth); !next.at.Equal(e.clock.Now().Add(reauthAfter)) {
+		t.Fatalf("next re-authorization at %s, want 88 days from now", next.at)
+	}
+
+	// The timer handled again (redelivered), and the first one, register nothing more.
+	if err := e.o.PollDue(context.Background(), timer.req); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.fire(t); err != nil { // not due yet: scheduled again
+		t.Fatal(err)
+	}
+	if n, got := len(e.transactions(t)), e.result(handlers.ReauthOK); n != 2 || got != 1 {
+		t.Fatalf("%d transactions, %d re-authorizations; want 2 and 1", n, got)
+	}
+
+	// The shipment goes to the new transaction; once it is reported, no re-authorization follows
+	// and the order's data is dropped.
+	if err := e.track("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if sh := e.transactions(t)["o-1_R1"].Shipment; sh == nil {
+		t.Fatal("the tracking number is not reported on the new transaction")
+	}
+	if st := e.get(t, "o-1"); st.HasData {
+		t.Fatal("a shipped order's data is still kept")
+	}
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.transactions(t)); n != 2 {
+		t.Fatalf("%d transactions after the shipment, want 2", n)
+	}
+}
+
+// TestReauthorizationKilledBeforeTheCancel: the worker dies after the new registration is recorded
+// and before the old transaction's cancel (the cancel fails, as a worker killed then). Started
+// again, the redelivered timer registers nothing new and cancels the old transaction; any other
+// event of the order would have done the same first.
+func TestReauthorizationKilledBeforeTheCancel(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	e.clock.Advance(reauthAfter)
+	e.prov.failCancels = 1
+	if err := e.fire(t); err == nil {
+		t.Fatal("the re-authorization whose cancel failed returned no error")
+	}
+	st := e.get(t, "o-1")
+	if st.Reauth == nil || st.Reauth.Phase != orderstate.ReauthCancelling || st.ShopOrderID != "o-1_R1" {
+		t.Fatalf("after the failed cancel: %+v, shopOrderId %q; want the new transaction recorded, its cancel to do", st.Reauth, st.ShopOrderID)
+	}
+	e.restart(t)
+	if err := e.o.PollDue(context.Background(), handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerReauth, Seq: st.Reauth.Seq - 1}); err != nil {
+		t.Fatal(err)
+	}
+	txs := e.transactions(t)
+	if txs["o-1"].State != "cancelled" || txs["o-1_R1"].State != "active" || txs["o-1_R1"].Registrations != 1 || len(txs) != 2 {
+		t.Fatalf("after the restart: %+v", txs)
+	}
+	if st := e.get(t, "o-1"); st.Reauth.Phase != "" {
+		t.Fatalf("re-authorization left at phase %q", st.Reauth.Phase)
+	}
+	if got := e.credits(t); len(got) != 2 {
+		t.Fatalf("credit outcomes %q, want 2 (one each registration)", got)
+	}
+}
+
+// TestReauthorizationWhoseAnswerIsLost: ATODENE registers the new transaction but its answer is
+// lost. The retry sends the same derived shopOrderId (no second registration can be made of it),
+// is told it is registered already, and leaves the order on its old transaction, for an operator:
+// history, metric, and no outcome.
+func TestReauthorizationWhoseAnswerIsLost(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.clock.Advance(reauthAfter)
+	e.prov.loseRegister = true
+	if err := e.fire(t); err == nil {
+		t.Fatal("a lost answer returned no error")
+	}
+	if st := e.get(t, "o-1"); st.Reauth.Phase != orderstate.ReauthRegistering || st.Reauth.ShopOrderID != "o-1_R1" {
+		t.Fatalf("after the lost answer: %+v, want the intent kept", st.Reauth)
+	}
+	e.restart(t)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	txs := e.transactions(t)
+	if st.TransactionID != old || st.Status != orderstate.StatusOK || st.Reauth.Failed != handlers.ReauthUnknown || txs["o-1_R1"].Registrations != 1 {
+		t.Fatalf("state tx %s %s, reauth %+v; sandbox %+v", st.TransactionID, st.Status, st.Reauth, txs)
+	}
+	if got := e.result(handlers.ReauthUnknown); got != 1 {
+		t.Fatalf("metric unknown %d, want 1", got)
+	}
+	if got := e.credits(t); len(got) != 1 {
+		t.Fatalf("credit outcomes %q, want only the first", got)
+	}
+	h, _ := e.store.History(context.Background(), "shop-a", "o-1")
+	if last := h[len(h)-1]; !strings.Contains(last.Did, "already holds") {
+		t.Fatalf("last history entry %+v, want the unknown re-authorization", last)
+	}
+}
+
+// TestReauthorizationDeclined: the new registration goes under review and is declined. The order
+// follows it (credit.pending, then credit.ng, both reauthorized); the old transaction is kept live
+// until it expires, and the cancel that follows takes it with the new one.
+func TestReauthorizationDeclined(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "review-ng@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	decide(t, e.sbURL, old, "OK")
+	e.poll(t)
+	if st := e.get(t, "o-1"); st.Status != orderstate.StatusOK {
+		t.Fatalf("status %s after the review, want ok", st.Status)
+	}
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	if st.Status != orderstate.StatusPending || st.Reauth.Phase != orderstate.ReauthPending || st.Reauth.Old != old {
+		t.Fatalf("after the re-authorization: %s %+v; want pending, the old kept", st.Status, st.Reauth)
+	}
+	nw := st.TransactionID
+	decide(t, e.sbURL, nw, "NG")
+	e.poll(t)
+	st = e.get(t, "o-1")
+	if st.Status != orderstate.StatusNG || st.Reauth.Phase != orderstate.ReauthKept || st.Reauth.Old != old {
+		t.Fatalf("after the decline: %s %+v; want ng, the old kept", st.Status, st.Reauth)
+	}
+	if tx := e.transactions(t)["o-1"]; tx.State != "active" {
+		t.Fatalf("the old transaction is %s after the decline, want active (kept)", tx.State)
+	}
+	want := []string{"credit.pending " + old, "credit.ok " + old, "credit.pending reauthorized " + nw, "credit.ng reauthorized " + nw}
+	if got := e.credits(t); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("credit outcomes %q, want %q", got, want)
+	}
+	if e.result(handlers.ReauthPending) != 1 || e.result(handlers.ReauthNG) != 1 {
+		t.Fatalf("metrics %v, want pending 1 and ng 1", e.results)
+	}
+	if err := e.cancel("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" {
+		t.Fatalf("the kept old transaction is %s after the order's cancel, want cancelled", tx.State)
+	}
+}
+
+// TestReauthorizationUnderReviewTurnsOK: the new registration under review turns OK: the old one
+// is cancelled then, not before.
+func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "review-ok@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	decide(t, e.sbURL, old, "OK")
+	e.poll(t)
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if tx := e.transactions(t)["o-1"]; tx.State != "active" {
+		t.Fatalf("the old transaction is %s while the new one is under review, want active", tx.State)
+	}
+	decide(t, e.sbURL, e.get(t, "o-1").TransactionID, "OK")
+	e.poll(t)
+	st := e.get(t, "o-1")
+	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" || st.Status != orderstate.StatusOK || st.Reauth.Phase != "" {
+		t.Fatalf("after the new one turned OK: old %s; state %s %+v", tx.State, st.Status, st.Reauth)
+	}
+}
+
+// TestShipmentRacingTheReauthorization: a tracking number that comes while the re-authorization
+// holds the order waits in the order's inbox and is reported on the new transaction; a cancel
+// that comes then cancels the new one (the re-authorization cancels the old).
+func TestShipmentRacingTheReauthorization(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		event func(e *reauthEnv) error
+		check func(t *testing.T, txs map[string]sandbox.TransactionView, st orderstate.State)
+	}{
+		{"tracking", (*reauthEnv).trackO1, func(t *testing.T, txs map[string]sandbox.TransactionView, st orderstate.State) {
+			if txs["o-1_R1"].Shipment == nil || txs["o-1"].Shipment != nil || txs["o-1"].State != "cancelled" {
+				t.Fatalf("shipment reported on the new %v, the old %v (%s); want the new only", txs["o-1_R1"].Shipment, txs["o-1"].Shipment, txs["o-1"].State)
+			}
+		}},
+		{"cancel", (*reauthEnv).cancelO1, func(t *testing.T, txs map[string]sandbox.TransactionView, st orderstate.State) {
+			if txs["o-1_R1"].State != "cancelled" || txs["o-1"].State != "cancelled" || st.Status != orderstate.StatusCancelled {
+				t.Fatalf("after the cancel: new %s, old %s, order %s; want both cancelled", txs["o-1_R1"].State, txs["o-1"].State, st.Status)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newReauthEnv(t)
+			held := make(chan string, 1)
+			e.cfg.LeaseHeld = func(then string) {
+				select {
+				case held <- then:
+				default:
+				}
+			}
+			e.restart(t)
+			e.create(t, "o-1", "taro@example.jp")
+			e.clock.Advance(reauthAfter)
+			e.prov.holdRegister, e.prov.registering = make(chan struct{}), make(chan struct{})
+			done, evDone := make(chan error, 1), make(chan error, 1)
+			timer := e.polls.last(t, handlers.TimerReauth).req
+			go func() { done <- e.o.PollDue(context.Background(), timer) }()
+			<-e.prov.registering
+			go func() { evDone <- tc.event(e) }()
+			<-held // the event found the order's lease held by the re-authorization
+			close(e.prov.holdRegister)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-evDone; err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, e.transactions(t), e.get(t, "o-1"))
+		})
+	}
+}
+
+func (e *reauthEnv) trackO1() error  { return e.track("o-1") }
+func (e *reauthEnv) cancelO1() error { return e.cancel("o-1") }
+
+// TestReauthorizationOffAndReservedOrderIDs: a shop with reauthorize_after 0 schedules nothing and
+// keeps no data; one that re-authorizes refuses an order_id of the derived form.
+func TestReauthorizationOffAndReservedOrderIDs(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	ev := createdEvent("c-r", "A-100_R2", 1)
+	err := e.o.OrderCreated(context.Background(), ev)
+	wantReason(t, err, handlers.ReasonInvalid)
+	for _, ok := range []string{"A-100_R", "A-100_Rx", "R2", "A_R2B"} {
+		if err := e.o.OrderCreated(context.Background(), createdEvent("c-"+ok, ok, 1)); err != nil {
+			t.Errorf("order %s: %v, want it registered", ok, err)
+		}
+	}
+
+	off := newReauthEnv(t)
+	off.cfg.Shops = func(string) (*handlers.Shop, bool) {
+		return &handlers.Shop{ID: "shop-a", Provider: off.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}, true
+	}
+	off.restart(t)
+	if err := off.o.OrderCreated(context.Background(), createdEvent("c-1", "A-100_R2", 1)); err != nil {
+		t.Fatalf("an order_id of the derived form, re-authorization off: %v", err)
+	}
+	if st := off.get(t, "A-100_R2"); st.HasData || off.polls.count(handlers.TimerReauth) != 0 {
+		t.Fatalf("re-authorization off: data kept %v, %d timers", st.HasData, off.polls.count(handlers.TimerReauth))
+	}
+}
+
+// TestReauthShopOrderID: the derived shopOrderId stays within ATODENE's 50 characters and ends in
+// _R and the number; a cut one keeps long order IDs that share their start apart.
+func TestReauthShopOrderID(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("1", 26) + "-" + strings.Repeat("2", 23) // 50 characters
+	for _, tc := range []struct {
+		base string
+		n    int
+		want string
+	}{
+		{"o-1", 1, "o-1_R1"},
+		{"R-290000-20261129-0000000001", 12, "R-290000-20261129-0000000001_R12"},
+		{strings.Repeat("a", 47), 1, strings.Repeat("a", 47) + "_R1"},
+	} {
+		if got := handlers.ReauthShopOrderID(tc.base, tc.n); got != tc.want {
+			t.Errorf("ReauthShopOrderID(%q, %d) = %q, want %q", tc.base, tc.n, got, tc.want)
+		}
+	}
+	a, b := handlers.ReauthShopOrderID(long, 1), handlers.ReauthShopOrderID(long[:49]+"3", 1)
+	for _, id := range []string{a, b} {
+		if len(id) > atodene.MaxShopOrderID || !strings.HasSuffix(id, "_R1") {
+			t.Errorf("derived %q: %d characters, want ≤ 50 ending _R1", id, len(id))
+		}
+		if err := atodene.CheckField("shopOrderId", id); err != nil {
+			t.Errorf("derived %q: %v", id, err)
+		}
+	}
+	if a == b {
+		t.Errorf("two 50-character order IDs that differ at the end derive the same %q", a)
+	}
+}
+
+// decide decides a review in the sandbox now (its admin API).
+func decide(t *testing.T, sbURL, tx, result string) {
+	t.Helper()
+	resp, err := http.Post(sbURL+"/sandbox/transactions/"+tx+"/decision", "application/json", strings.NewReader(`{"result":"`+result+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("deciding %s %s: HTTP %d", tx, result, resp.StatusCode)
+	}
+}
