@@ -39,6 +39,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.cfg.ReviewDelay, "review-delay", 30*time.Second, "time until a review (審査中) gets its manual result")
 	fs.DurationVar(&o.cfg.HoldDelay, "hold-delay", 60*time.Second, "time until a hold (保留) turns NG")
 	fs.DurationVar(&o.cfg.SlowDelay, "slow-delay", 5*time.Second, "delay of every response about a slow… buyer")
+	fs.DurationVar(&o.cfg.AuthorizationLifetime, "authorization-lifetime", 0, "how long an authorization lasts from its last OK decision; then shipment reports and changes are refused (er000102) (0: never expires; 2112h is 88 days)")
 	fs.Int64Var(&o.cfg.Seed, "seed", 0, "seed of the fault and ID random source (0: from the clock)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -177,7 +177,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, err := parseFlags([]string{"-shop", "ghi123456789:eccubeid01:pw3", "-shops-file", file,
-		"-review-delay", "2s", "-hold-delay", "3s", "-slow-delay", "4ms", "-seed", "9", "-addr", ":0"},
+		"-review-delay", "2s", "-hold-delay", "3s", "-slow-delay", "4ms", "-seed", "9", "-addr", ":0",
+		"-authorization-lifetime", "2112h"},
 		env(ShopsEnv, "# from the environment\njkl123456789:original00:env:pw4\n"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -192,13 +193,13 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("shops %+v", o.cfg.Shops)
 	}
 	if o.addr != ":0" || o.cfg.ReviewDelay != 2*time.Second || o.cfg.HoldDelay != 3*time.Second ||
-		o.cfg.SlowDelay != 4*time.Millisecond || o.cfg.Seed != 9 {
+		o.cfg.SlowDelay != 4*time.Millisecond || o.cfg.Seed != 9 || o.cfg.AuthorizationLifetime != 88*24*time.Hour {
 		t.Errorf("options %+v", o)
 	}
 
 	d, err := parseFlags(nil, env(), io.Discard)
 	if err != nil || d.addr != "127.0.0.1:8089" || d.cfg.ReviewDelay != 30*time.Second || d.cfg.HoldDelay != time.Minute ||
-		d.cfg.SlowDelay != 5*time.Second || len(d.cfg.Shops) != 0 {
+		d.cfg.SlowDelay != 5*time.Second || d.cfg.AuthorizationLifetime != 0 || len(d.cfg.Shops) != 0 {
 		t.Errorf("defaults %+v %v", d, err)
 	}
 }
@@ -215,6 +216,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"-shops-file", filepath.Join(t.TempDir(), "missing")},
 		{"extra"},
 		{"-review-delay", "soon"},
+		{"-authorization-lifetime", "88"},
 	} {
 		_, err := parseFlags(args, env(), io.Discard)
 		if err == nil {
@@ -236,6 +238,9 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-shop", "a:b:c", "-shop", "a:b:c"}, io.Discard, io.Discard); err == nil {
 		t.Error("run accepted the same shop twice")
+	}
+	if err := run(context.Background(), []string{"-authorization-lifetime", "-1h"}, io.Discard, io.Discard); err == nil {
+		t.Error("run accepted a negative authorization lifetime")
 	}
 }
 

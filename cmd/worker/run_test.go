@@ -50,6 +50,7 @@ const wantPrinted = `shops:
       mode: add # 加算する
       table:
         - {min: 1, max: 999999, fee: 205}
+    reauthorize_after: 88d
   - id: own-cart
     atodene:
       base_url: http://127.0.0.1:8089/api/
@@ -59,6 +60,7 @@ const wantPrinted = `shops:
       invoice_delivery: enclosed
     fees:
       mode: keep # 変更しない
+    reauthorize_after: 88d
 `
 
 // writeShops writes a shops file and the password file it refers to, and returns its path.

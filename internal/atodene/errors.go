@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// Error codes that ATODENE (or the sandbox, for er000101) returns and callers act on.
+// Error codes that ATODENE (or the sandbox, for er000101 and er000102) returns and callers act on.
 const (
-	CodeAlreadyCancelled   = "er000033" // the transaction is cancelled; a cancel of it counts as done
-	CodeAlreadyRegistered  = "er000101" // the shopOrderId has a live transaction (sandbox code)
-	CodeUnknownTransaction = "er000002" // no such transaction for the merchant (sandbox code)
+	CodeAlreadyCancelled     = "er000033" // the transaction is cancelled; a cancel of it counts as done
+	CodeAlreadyRegistered    = "er000101" // the shopOrderId has a live transaction (sandbox code)
+	CodeAuthorizationExpired = "er000102" // the transaction's authorization has expired (sandbox code)
+	CodeUnknownTransaction   = "er000002" // no such transaction for the merchant (sandbox code)
 )
 
 // Sentinel errors matched by errors.Is against a *RejectedError.
@@ -19,6 +20,12 @@ var (
 	ErrAlreadyCancelled = errors.New("atodene: transaction already cancelled (" + CodeAlreadyCancelled + ")")
 	// ErrAlreadyRegistered matches a rejection carrying er000101: the order is already registered.
 	ErrAlreadyRegistered = errors.New("atodene: order already registered (" + CodeAlreadyRegistered + ")")
+	// ErrAuthorizationExpired matches a rejection carrying er000102: the transaction's authorization
+	// has expired, so a shipment report or a change of it is refused. The transaction can still be
+	// cancelled; to go on, register the order again (a new authorization) and cancel the old
+	// transaction, as w2 Commerce does (docs/protocol.md#changes-and-cancels). Only the sandbox
+	// sends this code (with its authorization lifetime set): the real service's answer is unknown.
+	ErrAuthorizationExpired = errors.New("atodene: authorization expired (" + CodeAuthorizationExpired + ")")
 	// ErrUnknownTransaction matches a rejection carrying er000002: ATODENE has no such transaction.
 	ErrUnknownTransaction = errors.New("atodene: no such transaction (" + CodeUnknownTransaction + ")")
 	// ErrAccountRefused matches a rejection of the merchant's account or of the request as a whole
@@ -113,14 +120,16 @@ func (e *RejectedError) HasCode(code string) bool {
 	return false
 }
 
-// Is matches ErrAlreadyCancelled, ErrAlreadyRegistered and ErrUnknownTransaction by error code,
-// and ErrAccountRefused by error point.
+// Is matches ErrAlreadyCancelled, ErrAlreadyRegistered, ErrAuthorizationExpired and
+// ErrUnknownTransaction by error code, and ErrAccountRefused by error point.
 func (e *RejectedError) Is(target error) bool {
 	switch target {
 	case ErrAlreadyCancelled:
 		return e.HasCode(CodeAlreadyCancelled)
 	case ErrAlreadyRegistered:
 		return e.HasCode(CodeAlreadyRegistered)
+	case ErrAuthorizationExpired:
+		return e.HasCode(CodeAuthorizationExpired)
 	case ErrUnknownTransaction:
 		return e.HasCode(CodeUnknownTransaction)
 	case ErrAccountRefused:

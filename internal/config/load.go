@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"go.yaml.in/yaml/v3"
@@ -12,8 +13,9 @@ import (
 
 // LoadShops reads and validates the shops file at path. ${NAME} references are resolved with
 // lookupEnv (os.LookupEnv in production); link_password_file paths are relative to the file's
-// directory. Defaults are applied: link_id original00, invoice_delivery separate, and, for a
-// shop without fees, mode keep with no rows.
+// directory. Defaults are applied: link_id original00, invoice_delivery separate,
+// reauthorize_after 88 days (DefaultReauthorizeAfter), and, for a shop without fees, mode keep
+// with no rows.
 //
 // The error joins every problem found, each a *FieldError naming the file, the shop and the
 // field, so that one run lists them all. It never contains a secret's value.
@@ -61,7 +63,7 @@ func (l *loader) document(top *problems, doc *yaml.Node) ([]Shop, []*problems) {
 }
 
 func (l *loader) shop(p *problems, n *yaml.Node) Shop {
-	m := fields(p, "", n, "id", "atodene", "fees")
+	m := fields(p, "", n, "id", "atodene", "fees", "reauthorize_after")
 	var sh Shop
 	sh.ID = scalar(p, "id", m["id"])
 	p.named(sh.ID)
@@ -76,7 +78,28 @@ func (l *loader) shop(p *problems, n *yaml.Node) Shop {
 	}
 	sh.Atodene.LinkPassword, sh.Atodene.LinkPasswordFrom = l.password(p, a)
 	sh.Fees = feeTable(p, m["fees"])
+	sh.ReauthorizeAfter = reauthorizeAfter(p, m["reauthorize_after"])
 	return sh
+}
+
+// reauthorizeAfter decodes reauthorize_after: absent, null or empty means the default; a value
+// other than 0 below minReauthorizeAfter is refused as a probable wrong unit. A negative value is
+// kept for validateShop to refuse, as it does for shops built in code.
+func reauthorizeAfter(p *problems, n *yaml.Node) time.Duration {
+	const field = "reauthorize_after"
+	raw := scalar(p, field, n)
+	if raw == "" {
+		return DefaultReauthorizeAfter
+	}
+	d, err := parseDays(raw)
+	switch {
+	case err != nil:
+		p.add(field, err)
+		return 0
+	case d > 0 && d < minReauthorizeAfter:
+		p.add(field, fmt.Errorf("%q: %w", raw, errReauthorizeTooShort))
+	}
+	return d
 }
 
 // feeTable decodes fees; absent fees mean mode keep with no rows.

@@ -16,6 +16,8 @@ type (
 		ID      string      `yaml:"id"`
 		Atodene atodeneYAML `yaml:"atodene"`
 		Fees    feesYAML    `yaml:"fees"`
+		// ReauthorizeAfter is "88d", "2112h30m" or "0 # off".
+		ReauthorizeAfter *yaml.Node `yaml:"reauthorize_after"`
 	}
 	atodeneYAML struct {
 		BaseURL         string     `yaml:"base_url"`
@@ -59,6 +61,10 @@ func (s *Shops) MarshalYAML() (any, error) {
 			Fees: feesYAML{Mode: &yaml.Node{
 				Kind: yaml.ScalarNode, Value: string(sh.Fees.Mode), LineComment: sh.Fees.Mode.Label(),
 			}},
+			ReauthorizeAfter: &yaml.Node{Kind: yaml.ScalarNode, Value: formatDays(sh.ReauthorizeAfter)},
+		}
+		if sh.ReauthorizeAfter == 0 {
+			out.Shops[i].ReauthorizeAfter.LineComment = "off"
 		}
 		for _, r := range sh.Fees.Rows {
 			var n yaml.Node

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
@@ -39,6 +40,15 @@ type Shop struct {
 	Atodene Atodene
 	// Fees is the shop's fee table; a shop without one has mode keep and no rows.
 	Fees fees.Table
+	// ReauthorizeAfter is how long after an order's last ATODENE authorization (its last OK
+	// decision) the worker registers it again, to hold a fresh authorization before the old one
+	// expires, and cancels the old transaction. w2 Commerce treats an authorization as expiring 88
+	// days after it was given and re-authorizes the same way (docs/protocol.md#changes-and-cancels);
+	// the service's real limit is unknown. 0 turns re-authorization off; negative is refused. In
+	// the shops file it is reauthorize_after, default DefaultReauthorizeAfter (88 days), written
+	// "88d" or "2112h", and at least 1 hour unless 0. NewShops applies no default: a Shop built in
+	// code with 0 does not re-authorize.
+	ReauthorizeAfter time.Duration
 }
 
 // Atodene holds a shop's ATODENE account.
@@ -145,6 +155,9 @@ func validateShop(p *problems, sh Shop) {
 	}
 	if err := checkPrefix(a.OrderIDPrefix); err != nil {
 		p.check("atodene.order_id_prefix", err)
+	}
+	if err := checkReauthorizeAfter(sh.ReauthorizeAfter); err != nil {
+		p.check("reauthorize_after", err)
 	}
 	for _, err := range unjoin(sh.Fees.Validate()) {
 		if re := (*fees.RowError)(nil); errors.As(err, &re) {

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/golden"
@@ -36,12 +37,12 @@ func TestLoadShops(t *testing.T) {
 			BaseURL: "https://www.manage.atodene.jp/api/", ShopCode: "abc123456789", LinkID: "original00",
 			LinkPassword: NewSecret("envSecret01"), LinkPasswordFrom: "${ATODENE_RAKUTEN01_PASSWORD}",
 			InvoiceDelivery: InvoiceSeparate,
-		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}},
+		}, Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}, ReauthorizeAfter: DefaultReauthorizeAfter},
 		{ID: "own_cart-2", Atodene: Atodene{
 			BaseURL: "http://127.0.0.1:8089/api", ShopCode: "000000000042", LinkID: "original00",
 			LinkPassword: NewSecret("fileSecret9"), LinkPasswordFrom: "secrets/own-cart.txt",
 			InvoiceDelivery: InvoiceEnclosed,
-		}, Fees: fees.Table{Mode: fees.ModeOverwrite, Rows: []fees.Row{{Min: 1, Max: 9999, Fee: 330}, {Min: 10000, Max: 999999, Fee: 0}, {}}}},
+		}, Fees: fees.Table{Mode: fees.ModeOverwrite, Rows: []fees.Row{{Min: 1, Max: 9999, Fee: 330}, {Min: 10000, Max: 999999, Fee: 0}, {}}}, ReauthorizeAfter: 60 * 24 * time.Hour},
 		{ID: "yahoo-01", Atodene: Atodene{
 			BaseURL: "https://www.manage.atodene.jp/api/", ShopCode: "yah000000001", LinkID: "original00",
 			LinkPassword: NewSecret("envSecret02"), LinkPasswordFrom: "${ATODENE_YAHOO01_PASSWORD}",
@@ -159,11 +160,11 @@ func TestLoadShopsErrors(t *testing.T) {
 		{"top level not a mapping", "- a\n", []string{"shops.yaml: want a mapping with shops, got a list (line 1)"}},
 		{"unknown top-level key", validShop + "shop:\n  - x\n", []string{"shops.yaml: shop: unknown field (want one of shops) (line 11)"}},
 		{"shops not a list", "shops: {id: a}\n", []string{"shops.yaml: shops: want a list, got a mapping (line 1)"}},
-		{"shop not a mapping", "shops:\n  - rakuten-01\n", []string{"shops.yaml: shop #1: want a mapping with id, atodene or fees, got a single value (line 2)"}},
+		{"shop not a mapping", "shops:\n  - rakuten-01\n", []string{"shops.yaml: shop #1: want a mapping with id, atodene, fees or reauthorize_after, got a single value (line 2)"}},
 		{"typo in a field", edit("shop_code:", "shop_cod:"), []string{
 			`shops.yaml: shop "rakuten-01": atodene.shop_cod: unknown field (want one of base_url, shop_code, link_id, link_password, link_password_file, invoice_delivery or order_id_prefix) (line 5)`,
 			`shops.yaml: shop "rakuten-01": atodene.shop_code: required (line 3)`}},
-		{"typo in a shop key", edit("    fees:", "    fee:"), []string{`shops.yaml: shop "rakuten-01": fee: unknown field (want one of id, atodene or fees) (line 7)`}},
+		{"typo in a shop key", edit("    fees:", "    fee:"), []string{`shops.yaml: shop "rakuten-01": fee: unknown field (want one of id, atodene, fees or reauthorize_after) (line 7)`}},
 		{"key given twice", edit("      link_password:", "      link_id: a\n      link_id: b\n      link_password:"), []string{
 			`shops.yaml: shop "rakuten-01": atodene.link_id: given twice (line 7)`}},
 		{"id missing", edit("  - id: rakuten-01\n    atodene:", "  - atodene:"), []string{`shops.yaml: shop #1: id: required (line 2)`}},

@@ -32,6 +32,15 @@ type Config struct {
 	// SlowDelay is added to every response about a buyer whose e-mail starts with "slow". Default 5s.
 	SlowDelay time.Duration
 
+	// AuthorizationLifetime is how long a transaction's authorization lasts, counted from its last OK
+	// decision (the registration or re-screening change that answered OK, or the moment a review
+	// turned OK). From then on, a shipment report (deliveryType 1 or 2) and a change (updateTypeFlag
+	// 2) of the transaction are refused with CodeAuthorizationExpired; a cancel, a shipment cancel,
+	// getauthori.do and getinvoicedata.do still work. It is measured on Now. The real service's
+	// limit is unknown; w2 Commerce re-authorizes 88 days after the last authorization
+	// (docs/protocol.md#changes-and-cancels). Default 0: an authorization never expires.
+	AuthorizationLifetime time.Duration
+
 	// Now is the clock that review progress is measured with. Reviews advance lazily from it rather
 	// than from timers, so tests move a fake clock instead of sleeping. Default time.Now.
 	Now func() time.Time
@@ -71,6 +80,9 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	if c.ReviewDelay < 0 || c.HoldDelay < 0 || c.SlowDelay < 0 {
 		return errors.New("sandbox: delays must not be negative")
+	}
+	if c.AuthorizationLifetime < 0 {
+		return errors.New("sandbox: the authorization lifetime must not be negative (0: never expires)")
 	}
 	seen := make(map[string]bool, len(c.Shops))
 	for i, s := range c.Shops {

@@ -19,7 +19,7 @@
 //     not cancelled (else transactionId, er000033);
 //  4. every field passes atodene.CheckField, with all failures reported together, plus the
 //     operation's own rules (detail row count, Σ detail = billedAmount, duplicate shopOrderId,
-//     shipment sequence, invoice eligibility).
+//     authorization lifetime, shipment sequence, invoice eligibility).
 //
 // The error codes are invented, except er000033; ErrorCodes lists them.
 //
@@ -36,6 +36,11 @@
 // (er000101); after a cancel or an NG it can, and gets a new transaction ID. A change
 // (updateTypeFlag 2) re-screens with the same rules, restarting any review, unless nothing but the
 // addresses changed: then autoAuthoriresult is empty and the decision stands.
+//
+// With Config.AuthorizationLifetime set, an authorization expires that long after the last OK
+// decision (an automatic OK at registration or change, or a review turning OK): from then on a
+// shipment report (deliveryType 1 or 2) and a change are refused with er000102 on transactionId,
+// while a cancel, a shipment cancel, getauthori.do and getinvoicedata.do still work.
 //
 // # Faults
 //

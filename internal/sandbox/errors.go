@@ -11,21 +11,22 @@ import (
 // (docs/protocol.md#error-codes), so these are invented, in the real format: "er" followed by 6
 // digits.
 const (
-	CodeFieldFormat    = "er000001" // a field is missing or breaks the field rules (atodene.CheckField)
-	CodeUnknownTx      = "er000002" // no such transactionId for this shop
-	CodeAuth           = "er000003" // linkInfo rejected: shopCode, linkId or linkPassword
-	CodeRequest        = "er000004" // the body is not a <request> XML document
-	CodeMissingBlock   = "er000006" // a required block (customer, ship, details) is absent
-	CodeDetailRows     = "er000010" // no detail row, or more than 15
-	CodeAmountMismatch = "er000011" // Σ(goodsPrice × goodsAmount) differs from billedAmount
-	CodeCancelled      = "er000033" // the transaction is cancelled (the one real code)
-	CodeDuplicateOrder = "er000101" // shopOrderId already has a live transaction
-	CodeNotEnclosed    = "er000201" // invoice data asked for a transaction whose service is not 3
-	CodeInvoiceNotOK   = "er000202" // invoice data asked for a transaction whose decision is not OK
-	CodeShipNotOK      = "er000301" // shipment report for a transaction whose decision is not OK
-	CodeAlreadyShipped = "er000302" // a second deliveryType 1 for the same transaction
-	CodeNoShipment     = "er000303" // deliveryType 2 or 3 without a shipment report to change
-	CodeUnknownCarrier = "er000304" // deliveryCompanyCode not one of docs/protocol.md#carrier-codes
+	CodeFieldFormat          = "er000001" // a field is missing or breaks the field rules (atodene.CheckField)
+	CodeUnknownTx            = "er000002" // no such transactionId for this shop
+	CodeAuth                 = "er000003" // linkInfo rejected: shopCode, linkId or linkPassword
+	CodeRequest              = "er000004" // the body is not a <request> XML document
+	CodeMissingBlock         = "er000006" // a required block (customer, ship, details) is absent
+	CodeDetailRows           = "er000010" // no detail row, or more than 15
+	CodeAmountMismatch       = "er000011" // Σ(goodsPrice × goodsAmount) differs from billedAmount
+	CodeCancelled            = "er000033" // the transaction is cancelled (the one real code)
+	CodeDuplicateOrder       = "er000101" // shopOrderId already has a live transaction
+	CodeAuthorizationExpired = "er000102" // the authorization is older than Config.AuthorizationLifetime
+	CodeNotEnclosed          = "er000201" // invoice data asked for a transaction whose service is not 3
+	CodeInvoiceNotOK         = "er000202" // invoice data asked for a transaction whose decision is not OK
+	CodeShipNotOK            = "er000301" // shipment report for a transaction whose decision is not OK
+	CodeAlreadyShipped       = "er000302" // a second deliveryType 1 for the same transaction
+	CodeNoShipment           = "er000303" // deliveryType 2 or 3 without a shipment report to change
+	CodeUnknownCarrier       = "er000304" // deliveryCompanyCode not one of docs/protocol.md#carrier-codes
 )
 
 // ErrorCode describes one of the sandbox's error codes.
@@ -47,6 +48,7 @@ var ErrorCodes = []ErrorCode{
 	{CodeAmountMismatch, "billedAmount", "Σ(goodsPrice × goodsAmount) differs from billedAmount"},
 	{CodeCancelled, "transactionId", "the transaction is cancelled"},
 	{CodeDuplicateOrder, "shopOrderId", "the shopOrderId already has a live (not cancelled, not NG) transaction"},
+	{CodeAuthorizationExpired, "transactionId", "the authorization has expired (Config.AuthorizationLifetime): no shipment report or change; cancel and register again"},
 	{CodeNotEnclosed, "service", "invoice data exists only for enclosed invoices (service 3)"},
 	{CodeInvoiceNotOK, "transactionId", "invoice data exists only once the decision is OK"},
 	{CodeShipNotOK, "transactionId", "a shipment can be reported only once the decision is OK"},
@@ -114,6 +116,7 @@ var (
 	errUnknownTx     = apiError{"transactionId", CodeUnknownTx, "該当の取引が存在しません。"}
 	errCancelled     = apiError{"transactionId", CodeCancelled, "該当の取引はキャンセル済みです。"}
 	errDuplicate     = apiError{"shopOrderId", CodeDuplicateOrder, "既に登録済みの受注番号です。"}
+	errExpired       = apiError{"transactionId", CodeAuthorizationExpired, "与信の有効期限が切れています。再度与信を取得してください。"}
 	errNoDetails     = apiError{"details", CodeDetailRows, "明細が1行もありません。"}
 	errTooManyRows   = apiError{"details", CodeDetailRows, "明細は15行までです。"}
 	errSumMismatch   = apiError{"billedAmount", CodeAmountMismatch, "明細の合計金額と顧客請求金額が一致しません。"}

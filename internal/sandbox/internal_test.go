@@ -16,16 +16,17 @@ import (
 func TestNewRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
 	bad := map[string]Config{
-		"negative delay":   {ReviewDelay: -time.Second},
-		"incomplete shop":  {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
-		"shop twice":       {Shops: []Shop{DemoShop, DemoShop}},
-		"negative slow":    {SlowDelay: -1},
-		"negative hold":    {HoldDelay: -1},
-		"empty shop code":  {Shops: []Shop{{LinkID: "b", LinkPassword: "c"}}},
-		"empty link ID":    {Shops: []Shop{{ShopCode: "a", LinkPassword: "c"}}},
-		"empty password":   {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
-		"second shop bad":  {Shops: []Shop{DemoShop, {}}},
-		"all delays wrong": {ReviewDelay: -1, HoldDelay: -1, SlowDelay: -1},
+		"negative delay":    {ReviewDelay: -time.Second},
+		"incomplete shop":   {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
+		"shop twice":        {Shops: []Shop{DemoShop, DemoShop}},
+		"negative slow":     {SlowDelay: -1},
+		"negative hold":     {HoldDelay: -1},
+		"negative lifetime": {AuthorizationLifetime: -time.Hour},
+		"empty shop code":   {Shops: []Shop{{LinkID: "b", LinkPassword: "c"}}},
+		"empty link ID":     {Shops: []Shop{{ShopCode: "a", LinkPassword: "c"}}},
+		"empty password":    {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
+		"second shop bad":   {Shops: []Shop{DemoShop, {}}},
+		"all delays wrong":  {ReviewDelay: -1, HoldDelay: -1, SlowDelay: -1},
 	}
 	for name, cfg := range bad {
 		if _, err := New(cfg); err == nil {

@@ -145,6 +145,9 @@ func (s *Server) shipment(body []byte) outcome {
 		if errs := next.check(); len(errs) > 0 {
 			return ngResponse(errs...)
 		}
+		if next.deliveryType != "3" && s.authorizationExpired(t, now) {
+			return ngResponse(errExpired) // a shipment cancel (3) is still accepted
+		}
 		if e := t.applyShipment(next, now); e != nil {
 			return ngResponse(*e)
 		}
@@ -197,7 +200,19 @@ func (t *transaction) applyShipment(next shipment, now time.Time) *apiError {
 	return nil
 }
 
-// modify is modifytransaction.do: cancel (updateTypeFlag 1) or change (2).
+// authorizationExpired reports whether t's authorization has outlived Config.AuthorizationLifetime
+// at now, counted from its last OK decision (screening.authorizedAt). A transaction whose decision
+// is not OK has no authorization, so it never expires; a lifetime of 0 never expires either.
+func (s *Server) authorizationExpired(t *transaction, now time.Time) bool {
+	if s.cfg.AuthorizationLifetime <= 0 {
+		return false
+	}
+	at, ok := t.screening.authorizedAt(now)
+	return ok && !now.Before(at.Add(s.cfg.AuthorizationLifetime))
+}
+
+// modify is modifytransaction.do: cancel (updateTypeFlag 1) or change (2). A cancel is accepted
+// even after the authorization expired: a re-authorization registers anew and cancels the old one.
 func (s *Server) modify(body []byte) outcome {
 	var req modifyRequest
 	return s.onTransaction(body, &req, opModify, func(t *transaction, now time.Time) *responseXML {
@@ -213,7 +228,7 @@ func (s *Server) modify(body []byte) outcome {
 	})
 }
 
-// change replaces the order. It re-screens unless only the addresses changed; then it answers an
+// change replaces the order, unless the authorization has expired (er000102). It re-screens unless only the addresses changed; then it answers an
 // empty autoAuthoriresult and keeps the decision (docs/protocol.md#modifytransactiondo-change-or-cancel).
 // A re-screen that comes back 審査中 starts a new review, so the review clock restarts. The
 // transaction keeps the shopOrderId it was registered with, since w2 sends a different (base) order
@@ -222,6 +237,9 @@ func (s *Server) change(t *transaction, req *modifyRequest, now time.Time) *resp
 	o, errs := checkOrder(req.Customer, req.Ship, req.Details)
 	if len(errs) > 0 {
 		return ngResponse(errs...)
+	}
+	if s.authorizationExpired(t, now) {
+		return ngResponse(errExpired)
 	}
 	info := &changeInfoXML{TransactionID: t.id}
 	if !t.order.addressOnlyChange(o) {

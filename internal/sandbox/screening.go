@@ -63,9 +63,10 @@ type step struct {
 
 // screening is the state of a transaction's credit decision.
 type screening struct {
-	auto        string   // OK, NG or 審査中
-	autoReasons []string // why an automatic NG was given
-	steps       []step   // the manual review, when auto is 審査中
+	at          time.Time // when the screening was made: the registration or the re-screening change
+	auto        string    // OK, NG or 審査中
+	autoReasons []string  // why an automatic NG was given
+	steps       []step    // the manual review, when auto is 審査中
 }
 
 var (
@@ -81,18 +82,18 @@ func (s *Server) screen(email string, billed int64, now time.Time) screening {
 	review := now.Add(s.cfg.ReviewDelay)
 	switch profileOf(email) {
 	case profileNG:
-		return screening{auto: resultNG, autoReasons: reasonDeclined}
+		return screening{at: now, auto: resultNG, autoReasons: reasonDeclined}
 	case profileReviewOK:
-		return screening{auto: resultReview, steps: []step{{at: review, result: resultOK}}}
+		return screening{at: now, auto: resultReview, steps: []step{{at: review, result: resultOK}}}
 	case profileReviewNG:
-		return screening{auto: resultReview, steps: []step{{at: review, result: resultNG, reasons: reasonManualNG}}}
+		return screening{at: now, auto: resultReview, steps: []step{{at: review, result: resultNG, reasons: reasonManualNG}}}
 	case profileHold:
-		return screening{auto: resultReview, steps: s.holdSteps(review)}
+		return screening{at: now, auto: resultReview, steps: s.holdSteps(review)}
 	}
 	if billed > screeningCeiling {
-		return screening{auto: resultNG, autoReasons: reasonCeiling}
+		return screening{at: now, auto: resultNG, autoReasons: reasonCeiling}
 	}
-	return screening{auto: resultOK}
+	return screening{at: now, auto: resultOK}
 }
 
 // holdSteps puts a review on hold at from, and declines it once the hold delay has passed, because a
@@ -126,6 +127,25 @@ func (sc *screening) decision(now time.Time) string {
 		return m
 	}
 	return resultReview
+}
+
+// authorizedAt is when the OK decision in force at now was given: the time of the screening for an
+// automatic OK, the time the review turned OK for a manual one. ok is false when the decision at
+// now is not OK (NG, 審査中 or 保留), so that there is no authorization to expire.
+func (sc *screening) authorizedAt(now time.Time) (at time.Time, ok bool) {
+	switch sc.auto {
+	case resultOK:
+		return sc.at, true
+	case resultReview:
+		var result string
+		for _, st := range sc.steps {
+			if !now.Before(st.at) {
+				at, result = st.at, st.result
+			}
+		}
+		return at, result == resultOK
+	}
+	return time.Time{}, false
 }
 
 // reasons are the texts shown in manualAuthorireasons: the manual review's, or the automatic NG's.

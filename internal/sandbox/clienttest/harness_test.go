@@ -38,12 +38,17 @@ type env struct {
 	client *atodene.Client
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a sandbox for t; mods, if any, change its configuration first.
+func newEnv(t *testing.T, mods ...func(*sandbox.Config)) *env {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
-	sb, err := sandbox.New(sandbox.Config{
+	cfg := sandbox.Config{
 		ReviewDelay: reviewDelay, HoldDelay: holdDelay, SlowDelay: slowDelay, Now: clk.Now, Seed: 1,
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	sb, err := sandbox.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,3 +269,38 @@ func TestInvoiceData(t *testing.T) {
 		t.Errorf("admin view %+v, want 2 getinvoicedata calls and service 3", v)
 	}
 }
+
+// TestExpiredAuthorization checks that once the sandbox's authorization lifetime has passed, the
+// client's shipment report and change are refused with er000102, which errors.Is matches as
+// ErrAuthorizationExpired, and that the re-authorization w2 does still works: register the order
+// again under a new shopOrderId, then cancel the old transaction.
+func TestExpiredAuthorization(t *testing.T) {
+	t.Parallel()
+	const lifetime = 88 * 24 * time.Hour
+	e := newEnv(t, func(c *sandbox.Config) { c.AuthorizationLifetime = lifetime })
+	ctx := t.Context()
+	old := e.register(newOrder("E-1", "taro@example.jp", 3000))
+	e.clock.Advance(lifetime)
+
+	ship := atodene.Shipment{Type: atodene.DeliveryNew, TransactionID: old.TransactionID, CarrierCode: "12", SlipNo: "1234-5678-9012"}
+	_, changeErr := e.client.Modify(ctx, old.TransactionID, request(newOrder("E-1", "taro@example.jp", 4000)))
+	for name, err := range map[string]error{"ReportShipment": e.client.ReportShipment(ctx, ship), "Modify": changeErr} {
+		if !errors.Is(err, atodene.ErrAuthorizationExpired) || errors.Is(err, atodene.ErrAlreadyCancelled) {
+			t.Errorf("%s after expiry: %v, want ErrAuthorizationExpired", name, err)
+			continue
+		}
+		wantRejected(t, err, "transactionId", atodene.CodeAuthorizationExpired)
+	}
+	if s, err := e.client.GetAuthori(ctx, old.TransactionID); err != nil || s.Decision() != atodene.DecisionOK {
+		t.Errorf("GetAuthori after expiry: %+v %v, want OK", s, err)
+	}
+
+	renewed := e.register(newOrder("E-1-R1", "taro@example.jp", 3000))
+	if err := e.client.Cancel(ctx, old.TransactionID); err != nil {
+		t.Fatalf("Cancel of the expired transaction: %v", err)
+	}
+	ship.TransactionID = renewed.TransactionID
+	if err := e.client.ReportShipment(ctx, ship); err != nil {
+		t.Errorf("ReportShipment on the new transaction: %v", err)
+	}
+}
