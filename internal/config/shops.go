@@ -130,6 +130,15 @@ func (s *Shops) Lookup(id string) (Shop, bool) {
 // All returns the shops in the order of the file. The caller must not modify them.
 func (s *Shops) All() []Shop { return s.list }
 
+// LongestReauthorizeAfter is the longest ReauthorizeAfter of the shops; 0 when none re-authorizes.
+func (s *Shops) LongestReauthorizeAfter() time.Duration {
+	var d time.Duration
+	for _, sh := range s.list {
+		d = max(d, sh.ReauthorizeAfter)
+	}
+	return d
+}
+
 // File returns the path of the shops file they were loaded from, or "" for NewShops.
 func (s *Shops) File() string { return s.file }
 

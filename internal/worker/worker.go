@@ -84,6 +84,7 @@ func (d Deps) withDefaults() Deps {
 func Run(ctx context.Context, d Deps) error {
 	d = d.withDefaults()
 	s, log := d.Settings, d.Logger
+	s.TimerHorizon = d.Shops.LongestReauthorizeAfter() // re-authorization timers wait that long
 	if err := checkServer(d.NATS); err != nil {
 		return err
 	}
@@ -277,7 +278,8 @@ func buildShops(d Deps, m *metrics) (map[string]*handlers.Shop, error) {
 		if sh.Atodene.InvoiceDelivery == config.InvoiceEnclosed {
 			service = atodene.ServiceEnclosed
 		}
-		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service, OrderIDPrefix: sh.Atodene.OrderIDPrefix}
+		out[sh.ID] = &handlers.Shop{ID: sh.ID, Provider: client, Fees: sh.Fees, Service: service, OrderIDPrefix: sh.Atodene.OrderIDPrefix,
+			ReauthorizeAfter: sh.ReauthorizeAfter}
 	}
 	return out, nil
 }
