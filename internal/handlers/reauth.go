@@ -110,7 +110,7 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 }
 
 // reauthorize begins a re-authorization: it writes the intent (the derived shopOrderId, as for
-// any registration, DESIGN §7) and registers the order's kept data under it.
+// any registration, docs/lifecycle.md#re-authorization) and registers the order's kept data under it.
 func (o *Orders) reauthorize(ctx context.Context, r *run, order string, st orderstate.State) change {
 	req, fault := o.reauthRequest(ctx, r, order, st, ReauthShopOrderID(r.shop.OrderIDPrefix+order, reauthN(st)+1))
 	if fault != nil {
