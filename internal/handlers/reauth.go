@@ -262,8 +262,8 @@ func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orde
 		case orderstate.StatusNG:
 			rs.Phase, rs.Failed = orderstate.ReauthKept, ReauthNG
 			o.reauthorized(ReauthNG)
-		default: // cancelled: the cancel took both transactions
-			rs.Phase, rs.Old = "", ""
+		default: // ATODENE cancelled the new one (er000033): the old one goes too
+			rs.Phase = orderstate.ReauthCancelling
 		}
 		dirty = true
 	}

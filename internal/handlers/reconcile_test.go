@@ -71,3 +71,42 @@ func TestReconcilerGoesOnPastAFailingShop(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcilerSchedulesALostReauthorization: an OK order whose re-authorization timer JetStream
+// lost (its state says it is scheduled, and it is overdue) gets it again, with its series number;
+// one whose timer is still waiting, and a shipped order, get nothing.
+func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+	ctx, now := context.Background(), time.Now()
+	due := now.Add(-time.Hour)
+	for order, st := range map[string]orderstate.State{
+		"lost":    {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 3, Scheduled: true, At: due}},
+		"waiting": {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 1, Scheduled: true, At: due}},
+		"shipped": {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 1, Scheduled: true, At: due},
+			Shipment: &orderstate.Shipment{CarrierCode: "1", TrackingNumber: "1", Reported: true}},
+	} {
+		if _, err := store.Put(ctx, "shop-a", order, st, now.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	polls := &recordedPolls{}
+	rec := &handlers.Reconciler{Store: store, Shops: []string{"shop-a"}, Polls: polls,
+		Waiting: func(_ context.Context, req handlers.PollRequest, _, _ time.Time) (handlers.TimerState, error) {
+			if req.OrderID == "waiting" {
+				return handlers.TimerWaiting, nil
+			}
+			return handlers.TimerMissing, nil
+		},
+		Grace: time.Minute, Now: func() time.Time { return now }, Logger: zap.NewNop()}
+	n, err := rec.Once(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := handlers.PollRequest{Shop: "shop-a", OrderID: "lost", Seq: 3, Kind: handlers.TimerReauth}
+	if n != 1 || len(polls.timer) != 1 || polls.timer[0] != want {
+		t.Fatalf("scheduled %d: %+v, want %+v", n, polls.timer, want)
+	}
+}
