@@ -40,16 +40,15 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 				return fail(err)
 			}
 		}
-		// A re-authorization's old transaction, live beside the new one under review, or kept
-		// after the new one was declined, goes too.
-		if rs := st.Reauth; rs != nil && rs.Old != "" && (rs.Phase == orderstate.ReauthPending || rs.Phase == orderstate.ReauthKept) {
-			if err := r.shop.Provider.Cancel(ctx, rs.Old); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+		// A re-authorization's new transaction under review goes too.
+		if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending {
+			if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
 				return fail(err)
 			}
 			done := *rs
-			done.Phase, done.Old = "", ""
+			done.Phase, done.New, done.Review, done.ShopOrderID = "", "", "", ""
 			st.Reauth = &done
-			did += " (and the old transaction of its re-authorization)"
+			did += " (and the new transaction of its re-authorization, under review)"
 		}
 		at := ev.Time
 		if at.IsZero() {

@@ -191,8 +191,11 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 		return fail(err) // transient: retried with the intent kept
 	default:
 		st.TransactionID, st.Status = reg.TransactionID, decisionStatus(reg.Auto)
-		if st.Status == orderstate.StatusPending {
+		switch st.Status {
+		case orderstate.StatusPending:
 			o.startPolling(&st)
+		case orderstate.StatusOK:
+			authorized(&st, o.Now())
 		}
 		st.OrderData = keptData(r.shop, ev.Data) // stored only while the order keeps it
 	}
@@ -274,6 +277,7 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	case err != nil:
 		return fail(err)
 	}
+	wasOK := st.Status == orderstate.StatusOK
 	sent := req.checked.Sent()
 	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, sent.Fee, sent.BilledAmount, sent.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
@@ -296,6 +300,9 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	}
 	if st.Status == orderstate.StatusPending {
 		o.startPolling(&st)
+	}
+	if st.Status == orderstate.StatusOK && !wasOK && st.AuthorizedAt.IsZero() {
+		authorized(&st, o.Now()) // the first approval of a transaction under review; a later one does not count
 	}
 	o.emitCredit(&st, r.shop.ID, order, creditType(st.Status), ev.ID, req.normalized...)
 	o.dropQueuedShipment(&st, r.shop.ID, order, ev.ID)

@@ -614,12 +614,22 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		st.PollScheduled, st.PollAt, dirty = true, at, true
 	}
 	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
-	// held back by a report that fails (the account refused, ATODENE down).
+	// held back by a report that fails (the account refused, ATODENE down), and before the cancel
+	// of a re-authorization's old transaction, for the same reason.
 	published, err := o.publish(ctx, &st)
 	if err != nil {
 		return st, false, err
 	}
 	dirty = dirty || published
+	for _, step := range []func(context.Context, *run, string, orderstate.State) (orderstate.State, bool, error){o.finishReauth, o.scheduleReauth} {
+		next, changed, err := step(ctx, r, order, st)
+		if err != nil {
+			return st, false, err
+		}
+		if changed {
+			st, dirty = next, true
+		}
+	}
 	if st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported {
 		next, err := o.reportShipment(ctx, r.shop, order, st, nil, st.CausedBy)
 		if err != nil {
@@ -667,20 +677,20 @@ func (o *Orders) emit(st *orderstate.State, shop, order, eventType, causedBy str
 // emitCredit emits the credit.* event that st's status calls for. normalized lists the values
 // the worker put into ATODENE's form, for a registration or a change.
 func (o *Orders) emitCredit(st *orderstate.State, shop, order, eventType, causedBy string, normalized ...events.Normalized) {
-	data := events.Credit{
+	data := o.creditData(st, shop, order, eventType)
+	data.Normalized = normalized
+	o.emit(st, shop, order, eventType, causedBy, data)
+}
+
+// creditData is the data of a credit.* event of type eventType that states st's decision.
+func (o *Orders) creditData(st *orderstate.State, shop, order, eventType string) events.Credit {
+	return events.Credit{
 		ShopID: shop, OrderID: order, TransactionID: st.TransactionID,
 		Result: eventType[len("credit."):], Review: st.Review,
 		Fee: st.Fee, BilledAmount: st.BilledAmount, Reasons: st.Reasons,
-		DecidedAt:  o.Now().In(jst.Zone).Format(time.RFC3339),
-		Errors:     recordedErrors(st.Errors),
-		Normalized: normalized,
-		// The answer to a re-authorization's registration, or the re-check of one under review.
-		Reauthorized: st.Reauth != nil && (st.Reauth.Phase == orderstate.ReauthRegistering || st.Reauth.Phase == orderstate.ReauthPending),
+		DecidedAt: o.Now().In(jst.Zone).Format(time.RFC3339),
+		Errors:    recordedErrors(st.Errors),
 	}
-	if eventType == events.TypeCreditOK && st.AuthorizedAt.IsZero() {
-		authorized(st, o.Now())
-	}
-	o.emit(st, shop, order, eventType, causedBy, data)
 }
 
 func (o *Orders) shop(id string) (*Shop, error) {

@@ -151,6 +151,9 @@ func (o *Orders) screened(st orderstate.State, shop, order, causedBy string, scr
 	switch d := scr.Decision(); d {
 	case atodene.DecisionOK, atodene.DecisionNG:
 		st.Status, st.Review, st.Reasons = decisionStatus(d), "", scr.Reasons
+		if st.Status == orderstate.StatusOK && st.AuthorizedAt.IsZero() {
+			authorized(&st, o.Now())
+		}
 		o.emitCredit(&st, shop, order, creditType(st.Status), causedBy)
 		o.dropQueuedShipment(&st, shop, order, causedBy)
 		return st, "decided: " + string(st.Status)

@@ -19,17 +19,24 @@ import (
 // Re-authorization (docs/lifecycle.md#re-authorization): an approval does not last forever (w2
 // Commerce treats one as expiring 88 days after it was given, docs/protocol.md#changes-and-cancels),
 // so an order OK for Shop.ReauthorizeAfter without a shipment report is registered again under a
-// derived shopOrderId, and its old transaction is cancelled once the new one is OK.
+// derived shopOrderId. The order stays on its old transaction until the new one is OK, and the
+// old one is cancelled then.
 
 // How a re-authorization ended (OrdersConfig.Reauthorized).
 const (
-	ReauthOK      = "ok"      // the new transaction is OK; the old one is cancelled
-	ReauthNG      = "ng"      // the new one was declined; the old one is kept until it expires
-	ReauthPending = "pending" // the new one is under review, polled as usual
-	ReauthInvalid = "invalid" // ATODENE refused the new registration itself; the old one stands
-	ReauthUnknown = "unknown" // ATODENE already holds the derived shopOrderId; the old one stands
-	ReauthNoData  = "no-data" // Redis holds no data of the order to register it with
+	ReauthOK             = "ok"              // the order is on the new transaction; the old one is cancelled
+	ReauthPending        = "pending"         // the new one is under review (counted again when decided)
+	ReauthNG             = "ng"              // the new one was declined; the order stays on the old one
+	ReauthInvalid        = "invalid"         // ATODENE refused the new registration itself
+	ReauthUnknown        = "unknown"         // ATODENE already holds the derived shopOrderId
+	ReauthNoData         = "no-data"         // Redis holds no usable data of the order to register
+	ReauthReviewDeadline = "review-deadline" // the new one was still under review at the poll deadline
 )
+
+// ReauthResults are the results OrdersConfig.Reauthorized is told, in the order the docs list them.
+func ReauthResults() []string {
+	return []string{ReauthOK, ReauthPending, ReauthNG, ReauthInvalid, ReauthUnknown, ReauthNoData, ReauthReviewDeadline}
+}
 
 // reauthMark ends every derived shopOrderId: "_R" and the re-authorization's number. An order_id
 // of a shop that re-authorizes may not end so (prepare), so a derived shopOrderId is never a mall
@@ -64,19 +71,19 @@ func reservedOrderID(id string) bool {
 	return true
 }
 
-// authorized records that ATODENE approved the live transaction at now: the re-authorization
-// counts from it, and a timer scheduled for an earlier approval is stale.
+// authorized records that ATODENE approved the order's transaction at now: the re-authorization
+// counts from it, and a timer scheduled before is stale.
 func authorized(st *orderstate.State, now time.Time) {
 	st.AuthorizedAt = now.UTC()
 	if st.Reauth != nil {
-		rs := *st.Reauth
+		rs := reauthOf(st)
 		rs.Seq++
 		rs.Scheduled, rs.At = false, time.Time{}
-		st.Reauth = &rs
 	}
 }
 
-// reauthOf returns a copy of st's re-authorization to change, made if st has none.
+// reauthOf returns a copy of st's re-authorization to change (the state's may be shared with the
+// state before), made if st has none.
 func reauthOf(st *orderstate.State) *orderstate.Reauth {
 	rs := orderstate.Reauth{}
 	if st.Reauth != nil {
@@ -86,20 +93,23 @@ func reauthOf(st *orderstate.State) *orderstate.Reauth {
 	return &rs
 }
 
-// reauthDue handles a due re-authorization timer: an order still OK, unshipped and approved
-// ReauthorizeAfter ago is registered again; a timer of another series is stale.
+// reauthDue handles a due re-authorization timer of series p.Seq: it begins the re-authorization
+// of an order still OK, unshipped and approved ReauthorizeAfter ago, or re-checks its new
+// transaction under review. Anything else makes it stale.
 func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		rs := st.Reauth
 		switch {
-		case rs == nil || rs.Seq != p.Seq || rs.Phase != "" || rs.Failed != "":
-			return keep("") // stale, or under way (settle carries it on)
-		case st.Status != orderstate.StatusOK:
-			return keep("")
+		case rs == nil || rs.Seq != p.Seq || rs.Failed != "" || rs.Phase == orderstate.ReauthRegistering || rs.Phase == orderstate.ReauthCancelling:
+			return keep("") // stale, ended, or carried on by settle already
+		case rs.Phase == orderstate.ReauthPending:
+			return o.reauthCheck(ctx, r, p.OrderID, st)
 		case st.Shipment != nil && st.Shipment.Reported:
 			return keep("no re-authorization: the shipment is reported")
-		case r.shop.ReauthorizeAfter <= 0:
-			return keep("no re-authorization: the shop's reauthorize_after is 0")
+		case st.Status != orderstate.StatusOK || r.shop.ReauthorizeAfter <= 0:
+			// Not OK now (a change under review): scheduled again once it is OK.
+			reauthOf(&st).Scheduled = false
+			return write(st, "")
 		}
 		if due := st.AuthorizedAt.Add(r.shop.ReauthorizeAfter); o.Now().Before(due) {
 			reauthOf(&st).Scheduled = false // settle schedules it for its time
@@ -109,8 +119,9 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 	}
 }
 
-// reauthorize begins a re-authorization: it writes the intent (the derived shopOrderId, as for
-// any registration, docs/lifecycle.md#re-authorization) and registers the order's kept data under it.
+// reauthorize begins a re-authorization: it writes the intent (the derived shopOrderId, waited for
+// by the replicas as any registration's, docs/lifecycle.md#re-authorization) and registers the
+// order's kept data under it.
 func (o *Orders) reauthorize(ctx context.Context, r *run, order string, st orderstate.State) change {
 	req, fault := o.reauthRequest(ctx, r, order, st, ReauthShopOrderID(r.shop.OrderIDPrefix+order, reauthN(st)+1))
 	if fault != nil {
@@ -118,7 +129,7 @@ func (o *Orders) reauthorize(ctx context.Context, r *run, order string, st order
 	}
 	rs := reauthOf(&st)
 	rs.N++
-	rs.Phase, rs.ShopOrderID, rs.Scheduled = orderstate.ReauthRegistering, req.Sent().ShopOrderID, false
+	rs.Phase, rs.ShopOrderID, rs.DataHash, rs.Scheduled, rs.At = orderstate.ReauthRegistering, req.Sent().ShopOrderID, st.DataHash, false, o.Now()
 	st, err := o.Store.PutIntent(ctx, r.shop.ID, order, st, o.Now())
 	if err != nil {
 		return fail(err)
@@ -135,8 +146,8 @@ func reauthN(st orderstate.State) int {
 
 // reauthRequest builds the registration of a re-authorization under shopOrderID from the data
 // Redis keeps of the order, with the fee and billed amount ATODENE approved (not the fee table's
-// today). An order without kept data, or whose data no longer makes a request, ends the
-// re-authorization (fault: the change to return).
+// today). An order without usable kept data ends the re-authorization (fault: the change to
+// return).
 func (o *Orders) reauthRequest(ctx context.Context, r *run, order string, st orderstate.State, shopOrderID string) (atodene.Request, *change) {
 	raw, err := o.Store.OrderData(ctx, r.shop.ID, order)
 	if err != nil {
@@ -149,24 +160,25 @@ func (o *Orders) reauthRequest(ctx context.Context, r *run, order string, st ord
 		return atodene.Request{}, &c
 	}
 	if err := json.Unmarshal(raw, &data); err != nil || data.Buyer == nil {
-		c := o.reauthEnded(st, ReauthNoData, fmt.Sprintf("re-authorization impossible: the order's kept data does not decode: %v", err))
+		c := o.reauthEnded(st, ReauthNoData, fmt.Sprintf("re-authorization impossible: the order's kept data does not decode (%v)", err))
 		return atodene.Request{}, &c
 	}
 	ord, _ := toProviderOrder(r.shop, data, st.Fee, st.BilledAmount)
 	ord.ShopOrderID, ord.Service = shopOrderID, st.Service
 	req, err := ord.Check()
 	if err != nil {
-		c := o.reauthEnded(st, ReauthInvalid, "re-authorization impossible: the order's kept data no longer passes ATODENE's field rules: "+err.Error())
+		c := o.reauthEnded(st, ReauthNoData, "re-authorization impossible: the order's kept data no longer passes ATODENE's field rules: "+err.Error())
 		return atodene.Request{}, &c
 	}
 	return req, nil
 }
 
-// reauthEnded leaves the order on its transaction: no re-authorization is scheduled again until
-// it is registered anew; the history says why and the metric counts it.
+// reauthEnded leaves the order on its transaction for good: no re-authorization is scheduled again
+// and its data is not kept, until it is registered anew; the history says why and the metric
+// counts it.
 func (o *Orders) reauthEnded(st orderstate.State, result, did string) change {
 	rs := reauthOf(&st)
-	rs.Phase, rs.ShopOrderID, rs.Failed, rs.Scheduled = "", "", result, false
+	rs.Phase, rs.ShopOrderID, rs.New, rs.Review, rs.Failed, rs.Scheduled, rs.At = "", "", "", "", result, false, time.Time{}
 	o.reauthorized(result)
 	return write(st, did)
 }
@@ -186,37 +198,81 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		why := "ATODENE already holds a live transaction for the derived shopOrderId " + req.Sent().ShopOrderID
 		if resent {
-			why += " (an earlier attempt, whose answer was lost, may have registered it: cancel it at ATODENE by hand)"
+			why += " (an earlier attempt, whose answer was lost, may have registered it: look it up in ATODENE's screen and cancel it there)"
 		}
-		return o.reauthEnded(st, ReauthUnknown, "re-authorization not done: "+why+"; the old transaction stands")
+		return o.reauthEnded(st, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
 	case errors.As(err, &rejected):
-		st.Errors = nil
-		return o.reauthEnded(st, ReauthInvalid, "re-authorization refused by ATODENE ("+errorCodes(rejected.Errors)+"); the old transaction stands")
+		return o.reauthEnded(st, ReauthInvalid, "re-authorization refused by ATODENE ("+errorCodes(rejected.Errors)+"); the order stays on its transaction")
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId
 	}
+	return o.reauthDecided(st, r.shop.ID, order, reg.TransactionID, atodene.Screening{Auto: reg.Auto}, "re-authorized under shopOrderId "+req.Sent().ShopOrderID)
+}
+
+// reauthCheck re-checks the new transaction of a re-authorization under review (its timer is due).
+func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st orderstate.State) change {
+	rs := st.Reauth
+	scr, err := r.shop.Provider.GetAuthori(ctx, rs.New)
+	switch {
+	case errors.Is(err, atodene.ErrAlreadyCancelled):
+		return o.reauthEnded(st, ReauthNG, "re-authorization ended: ATODENE holds its new transaction "+rs.New+" as cancelled; the order stays on its transaction")
+	case err != nil:
+		return fail(err)
+	}
+	rs = reauthOf(&st)
+	rs.Attempt++
+	rs.Scheduled = false // settle schedules the next re-check
+	if d := scr.Decision(); d == atodene.DecisionOK || d == atodene.DecisionNG || d == atodene.DecisionHold && rs.Review != "hold" {
+		return o.reauthDecided(st, r.shop.ID, order, rs.New, scr, "re-authorization re-checked")
+	}
+	if o.Now().Sub(rs.Since) > o.Poll.Deadline {
+		if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+			return fail(err)
+		}
+		return o.reauthEnded(st, ReauthReviewDeadline, fmt.Sprintf("re-authorization given up: its new transaction %s still under review after %s, cancelled; the order stays on its transaction", rs.New, o.Poll.Deadline))
+	}
+	return write(st, "")
+}
+
+// reauthDecided records the screening of a re-authorization's new transaction tx: OK moves the
+// order onto it (the old one to cancel), NG leaves the order on the old one, under review waits.
+// Its outcome says reauthorized and names tx.
+func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr atodene.Screening, did string) change {
 	rs := reauthOf(&st)
-	rs.Old, rs.ShopOrderID = st.TransactionID, ""
-	st.TransactionID, st.ShopOrderID = reg.TransactionID, req.Sent().ShopOrderID
-	st.AuthorizedAt, st.Reasons, st.Review = time.Time{}, nil, ""
-	st.Status = decisionStatus(reg.Auto)
-	if st.Status == orderstate.StatusPending {
-		o.startPolling(&st)
-	}
-	o.emitCredit(&st, r.shop.ID, order, creditType(st.Status), st.CausedBy)
-	rs = st.Reauth // emitCredit may have replaced it
-	switch st.Status {
-	case orderstate.StatusOK:
-		rs.Phase = orderstate.ReauthCancelling
+	switch scr.Decision() {
+	case atodene.DecisionOK:
+		rs.Old, rs.Phase, rs.New, rs.Review = st.TransactionID, orderstate.ReauthCancelling, "", ""
+		st.TransactionID, st.ShopOrderID, rs.ShopOrderID = tx, rs.ShopOrderID, ""
+		st.Review, st.Reasons = "", nil
+		authorized(&st, o.Now())
+		o.emitReauth(&st, shop, order, events.TypeCreditOK, tx, "", nil)
 		o.reauthorized(ReauthOK)
-	case orderstate.StatusPending:
-		rs.Phase = orderstate.ReauthPending
-		o.reauthorized(ReauthPending)
-	default:
-		rs.Phase, rs.Failed = orderstate.ReauthKept, ReauthNG
-		o.reauthorized(ReauthNG)
+		return write(st, did+": ok; the order is on transaction "+tx)
+	case atodene.DecisionNG:
+		o.emitReauth(&st, shop, order, events.TypeCreditNG, tx, "", scr.Reasons)
+		return o.reauthEnded(st, ReauthNG, did+": ng; the order stays on its transaction "+st.TransactionID+" until it expires")
 	}
-	return write(st, "re-authorized under shopOrderId "+st.ShopOrderID+": "+string(st.Status))
+	review := ""
+	if scr.Decision() == atodene.DecisionHold {
+		review = "hold"
+	}
+	if rs.Phase == orderstate.ReauthPending && rs.New == tx && rs.Review == review {
+		return write(st, "") // the review goes on as it was
+	}
+	if rs.Phase != orderstate.ReauthPending {
+		rs.Since, rs.Attempt = o.Now(), 0
+		o.reauthorized(ReauthPending)
+	}
+	rs.Phase, rs.New, rs.Review, rs.Scheduled = orderstate.ReauthPending, tx, review, false
+	o.emitReauth(&st, shop, order, events.TypeCreditPending, tx, review, nil)
+	return write(st, did+": under review ("+tx+"); the order stays on its transaction meanwhile")
+}
+
+// emitReauth emits the credit outcome of a re-authorization's new transaction tx.
+func (o *Orders) emitReauth(st *orderstate.State, shop, order, eventType, tx, review string, reasons []string) {
+	data := o.creditData(st, shop, order, eventType)
+	data.TransactionID, data.Review, data.Reasons, data.Reauthorized = tx, review, reasons, true
+	o.emit(st, shop, order, eventType, st.CausedBy, data)
 }
 
 func errorCodes(errs []atodene.ProviderError) string {
@@ -227,11 +283,12 @@ func errorCodes(errs []atodene.ProviderError) string {
 	return strings.Join(codes, ", ")
 }
 
-// settleReauth carries a re-authorization on from where an earlier handler left it, and schedules
-// the next: a registration whose answer is not recorded is sent again (same shopOrderId), a new
-// transaction decided by its re-check either has the old one cancelled (OK) or kept (NG), and the
-// cancel of the old one is sent. It returns st with what it did (and, for a registration, written
-// at once: its answer must not be lost), and whether that differs from st.
+// settleReauth carries a re-authorization on from where an earlier handler left it: a registration whose answer is not recorded is sent again (same shopOrderId; its
+// answer written at once, as it must not be lost), a new transaction under review that no longer
+// fits the order (the order changed, shipped or was cancelled since) is cancelled, and the kept data
+// of a shop that no longer re-authorizes is dropped. It returns st with what it did, and whether
+// that differs from st. The old transaction's cancel comes after the outbox is published
+// (finishReauth), and the next timer after that (scheduleReauth).
 func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	dirty := false
 	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthRegistering {
@@ -253,49 +310,90 @@ func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orde
 		}
 		st, dirty = written, true
 	}
-	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending && st.Status != orderstate.StatusPending {
-		rs := reauthOf(&st)
-		switch st.Status {
-		case orderstate.StatusOK:
-			rs.Phase = orderstate.ReauthCancelling
-			o.reauthorized(ReauthOK)
-		case orderstate.StatusNG:
-			rs.Phase, rs.Failed = orderstate.ReauthKept, ReauthNG
-			o.reauthorized(ReauthNG)
-		default: // ATODENE cancelled the new one (er000033): the old one goes too
-			rs.Phase = orderstate.ReauthCancelling
+	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending {
+		if why := stalePending(st); why != "" {
+			if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+				if _, permanent := DeadLetterReason(err); !permanent {
+					return st, false, err
+				}
+			}
+			before := st
+			rs := reauthOf(&st)
+			did := "re-authorization dropped (" + why + "): its new transaction " + rs.New + " cancelled"
+			rs.Phase, rs.New, rs.Review, rs.ShopOrderID, rs.Scheduled, rs.At = "", "", "", "", false, time.Time{}
+			st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
+			dirty = true
 		}
-		dirty = true
 	}
-	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthCancelling {
-		err := r.shop.Provider.Cancel(ctx, rs.Old)
-		if err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
-			return st, false, err
-		}
-		before := st
-		rs := reauthOf(&st)
-		did := "re-authorized: cancelled the old transaction " + rs.Old
-		rs.Phase, rs.Old = "", ""
-		st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
-		dirty = true
-	}
-	if at, ok := o.reauthTime(r.shop, st); ok {
-		rs := reauthOf(&st)
-		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: rs.Seq, Kind: TimerReauth}, at); err != nil {
-			return st, false, err
-		}
-		rs.Scheduled, rs.At, dirty = true, at, true
+	if r.shop.ReauthorizeAfter <= 0 && st.HasData {
+		st.DropData, dirty = true, true
 	}
 	return st, dirty, nil
 }
 
-// reauthTime says when st's re-authorization is to be scheduled, if it is to be now: the order is
-// OK on a transaction approved at AuthorizedAt, its data is kept, no shipment is reported, none is
-// under way or ended, and none is scheduled yet.
+// scheduleReauth schedules st's re-authorization timer when it needs one (reauthTime).
+func (o *Orders) scheduleReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
+	at, ok := o.reauthTime(r.shop, st)
+	if !ok {
+		return st, false, nil
+	}
+	rs := reauthOf(&st)
+	if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: rs.Seq, Kind: TimerReauth}, at); err != nil {
+		return st, false, err
+	}
+	rs.Scheduled, rs.At = true, at
+	return st, true, nil
+}
+
+// stalePending says why a re-authorization's new transaction under review no longer fits the
+// order, or "".
+func stalePending(st orderstate.State) string {
+	switch {
+	case st.Status != orderstate.StatusOK:
+		return "the order is " + statusWord(st.Status)
+	case st.Shipment != nil && st.Shipment.Reported:
+		return "the order shipped on its transaction"
+	case st.DataHash != st.Reauth.DataHash:
+		return "the order changed since"
+	}
+	return ""
+}
+
+// finishReauth sends the cancel of the transaction a re-authorization replaced, after the outbox
+// (the new transaction's credit.ok) is published. ATODENE's refusal of it (the transaction unknown)
+// ends it too, noted in the history: the order is on its new transaction either way.
+func (o *Orders) finishReauth(ctx context.Context, r *run, _ string, st orderstate.State) (orderstate.State, bool, error) {
+	rs := st.Reauth
+	if rs == nil || rs.Phase != orderstate.ReauthCancelling {
+		return st, false, nil
+	}
+	did := "re-authorized: cancelled the old transaction " + rs.Old
+	if err := r.shop.Provider.Cancel(ctx, rs.Old); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+		// Retried unless ATODENE refused the cancel itself (a refused account is retried too).
+		if reason, permanent := DeadLetterReason(err); !permanent || reason == ReasonAccountRefused {
+			return st, false, err
+		}
+		did = "re-authorized; ATODENE refused the cancel of the old transaction " + rs.Old + " (" + err.Error() + "): check it in ATODENE's screen"
+	}
+	before := st
+	rs = reauthOf(&st)
+	rs.Phase, rs.Old = "", ""
+	st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
+	return st, true, nil
+}
+
+// reauthTime says when st's re-authorization timer is to be scheduled, if it is to be now: the
+// next re-check of a new transaction under review, or, for an order OK on a transaction approved
+// at AuthorizedAt whose data is kept and that is not shipped, AuthorizedAt + ReauthorizeAfter.
 func (o *Orders) reauthTime(shop *Shop, st orderstate.State) (time.Time, bool) {
 	rs := st.Reauth
-	if shop.ReauthorizeAfter <= 0 || st.Status != orderstate.StatusOK || !st.HasData || st.AuthorizedAt.IsZero() ||
-		(st.Shipment != nil && st.Shipment.Reported) || (rs != nil && (rs.Scheduled || rs.Phase != "" || rs.Failed != "")) {
+	switch {
+	case rs != nil && rs.Scheduled:
+		return time.Time{}, false
+	case rs != nil && rs.Phase == orderstate.ReauthPending:
+		return o.Now().Add(o.Poll.Delay(rs.Attempt)), true
+	case shop.ReauthorizeAfter <= 0 || st.Status != orderstate.StatusOK || !st.HasData || !st.KeepsData() || st.DropData ||
+		(rs != nil && rs.Phase != ""):
 		return time.Time{}, false
 	}
 	return st.AuthorizedAt.Add(shop.ReauthorizeAfter), true

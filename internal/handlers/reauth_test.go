@@ -131,12 +131,13 @@ type reauthEnv struct {
 	sbURL   string
 	results map[string]int
 	mu      sync.Mutex
+	seq     uint64 // of the last update, after the creation's 1
 }
 
 func newReauthEnv(t *testing.T) *reauthEnv {
 	t.Helper()
 	e := &reauthEnv{store: newStore(t), outs: &publishedOutcomes{}, polls: &timedPolls{},
-		clock: clock.NewFake(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)), results: map[string]int{}}
+		clock: clock.NewFake(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)), results: map[string]int{}, seq: 10}
 	sb, err := sandbox.New(sandbox.Config{Now: e.clock.Now, Shops: []sandbox.Shop{sandbox.DemoShop}, ReviewDelay: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +170,17 @@ func (e *reauthEnv) create(t *testing.T, order, email string) {
 	if err := e.o.OrderCreated(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// update publishes an order.updated of order with the buyer's email and a billed amount, at the
+// clock's time.
+func (e *reauthEnv) update(t *testing.T, id, order, email string, billed int64) error {
+	t.Helper()
+	e.seq++
+	ev := handlers.Event[events.Order]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderUpdated, Shop: "shop-a", Seq: e.seq, Time: e.clock.Now()},
+		Data: testOrder(order, billed)}
+	ev.Data.Buyer.Email = email
+	return e.o.OrderUpdated(context.Background(), ev)
 }
 
 func (e *reauthEnv) track(order string) error {
@@ -225,16 +237,18 @@ func (e *reauthEnv) transactions(t *testing.T) map[string]sandbox.TransactionVie
 	return out
 }
 
-// credits lists the credit outcomes published as "type[ reauthorized] transaction".
+// credits lists the credit outcomes published, each once, as "type[ reauthorized] transaction".
 func (e *reauthEnv) credits(t *testing.T) []string {
 	t.Helper()
 	e.outs.mu.Lock()
 	defer e.outs.mu.Unlock()
 	var out []string
+	seen := map[string]bool{}
 	for _, env := range e.outs.sent {
-		if !strings.HasPrefix(env.Type, "credit.") {
-			continue
+		if !strings.HasPrefix(env.Type, "credit.") || seen[env.ID] {
+			continue // a publish repeated after a failure, under its message ID: a duplicate the stream drops
 		}
+		seen[env.ID] = true
 		var c events.Credit
 		if err := json.Unmarshal(env.Data, &c); err != nil {
 			t.Fatal(err)
@@ -407,8 +421,10 @@ func TestReauthorizationWhoseAnswerIsLost(t *testing.T) {
 }
 
 // TestReauthorizationDeclined: the new registration goes under review and is declined. The order
-// follows it (credit.pending, then credit.ng, both reauthorized); the old transaction is kept live
-// until it expires, and the cancel that follows takes it with the new one.
+// stays on its old transaction throughout (credit.pending, then credit.ng, both reauthorized and
+// naming the new one), the old one is not cancelled, its data is no longer kept, and no other
+// re-authorization follows; a change of the order then changes the old transaction, and a
+// tracking number is reported on it.
 func TestReauthorizationDeclined(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
@@ -424,18 +440,20 @@ func TestReauthorizationDeclined(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := e.get(t, "o-1")
-	if st.Status != orderstate.StatusPending || st.Reauth.Phase != orderstate.ReauthPending || st.Reauth.Old != old {
-		t.Fatalf("after the re-authorization: %s %+v; want pending, the old kept", st.Status, st.Reauth)
+	nw := st.Reauth.New
+	if st.Status != orderstate.StatusOK || st.TransactionID != old || st.Reauth.Phase != orderstate.ReauthPending || nw == "" {
+		t.Fatalf("after the re-authorization: %s on %s, %+v; want ok on the old one, the new one under review", st.Status, st.TransactionID, st.Reauth)
 	}
-	nw := st.TransactionID
 	decide(t, e.sbURL, nw, "NG")
-	e.poll(t)
+	if err := e.fire(t); err != nil { // the re-check of the new transaction
+		t.Fatal(err)
+	}
 	st = e.get(t, "o-1")
-	if st.Status != orderstate.StatusNG || st.Reauth.Phase != orderstate.ReauthKept || st.Reauth.Old != old {
-		t.Fatalf("after the decline: %s %+v; want ng, the old kept", st.Status, st.Reauth)
+	if st.Status != orderstate.StatusOK || st.TransactionID != old || st.Reauth.Phase != "" || st.Reauth.Failed != handlers.ReauthNG || st.HasData {
+		t.Fatalf("after the decline: %s on %s, %+v, data kept %v; want ok on the old one, ended ng, no data", st.Status, st.TransactionID, st.Reauth, st.HasData)
 	}
 	if tx := e.transactions(t)["o-1"]; tx.State != "active" {
-		t.Fatalf("the old transaction is %s after the decline, want active (kept)", tx.State)
+		t.Fatalf("the old transaction is %s after the decline, want active", tx.State)
 	}
 	want := []string{"credit.pending " + old, "credit.ok " + old, "credit.pending reauthorized " + nw, "credit.ng reauthorized " + nw}
 	if got := e.credits(t); strings.Join(got, "|") != strings.Join(want, "|") {
@@ -444,16 +462,34 @@ func TestReauthorizationDeclined(t *testing.T) {
 	if e.result(handlers.ReauthPending) != 1 || e.result(handlers.ReauthNG) != 1 {
 		t.Fatalf("metrics %v, want pending 1 and ng 1", e.results)
 	}
-	if err := e.cancel("o-1"); err != nil {
+	timers := e.polls.count(handlers.TimerReauth)
+
+	// A change of the order changes the old transaction (it is not registered again), and no
+	// re-authorization is scheduled.
+	if err := e.update(t, "u-1", "o-1", "review-ng@example.jp", 3100); err != nil {
 		t.Fatal(err)
 	}
-	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" {
-		t.Fatalf("the kept old transaction is %s after the order's cancel, want cancelled", tx.State)
+	if st := e.get(t, "o-1"); st.Status == orderstate.StatusUnknown || st.TransactionID != old {
+		t.Fatalf("after a change: %s on %s; want the old transaction changed", st.Status, st.TransactionID)
+	}
+	if got := e.transactions(t)["o-1"].BilledAmount; got != 3100 {
+		t.Fatalf("the old transaction bills %d after the change, want 3100", got)
+	}
+	decide(t, e.sbURL, old, "OK") // the change re-screened it: under review again
+	e.poll(t)
+	if err := e.track("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if sh := e.transactions(t)["o-1"].Shipment; sh == nil {
+		t.Fatal("the tracking number is not reported on the order's old transaction")
+	}
+	if n := e.polls.count(handlers.TimerReauth); n != timers {
+		t.Fatalf("%d re-authorization timers scheduled after it ended, want none", n-timers)
 	}
 }
 
-// TestReauthorizationUnderReviewTurnsOK: the new registration under review turns OK: the old one
-// is cancelled then, not before.
+// TestReauthorizationUnderReviewTurnsOK: the new registration under review turns OK: the order
+// moves onto it then, and the old one is cancelled then, not before.
 func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
@@ -468,11 +504,61 @@ func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
 	if tx := e.transactions(t)["o-1"]; tx.State != "active" {
 		t.Fatalf("the old transaction is %s while the new one is under review, want active", tx.State)
 	}
-	decide(t, e.sbURL, e.get(t, "o-1").TransactionID, "OK")
-	e.poll(t)
+	if err := e.fire(t); err != nil { // still under review: re-checked again later
+		t.Fatal(err)
+	}
+	nw := e.get(t, "o-1").Reauth.New
+	decide(t, e.sbURL, nw, "OK")
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
 	st := e.get(t, "o-1")
-	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" || st.Status != orderstate.StatusOK || st.Reauth.Phase != "" {
-		t.Fatalf("after the new one turned OK: old %s; state %s %+v", tx.State, st.Status, st.Reauth)
+	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" || st.Status != orderstate.StatusOK || st.TransactionID != nw || st.Reauth.Phase != "" {
+		t.Fatalf("after the new one turned OK: old %s; state %s on %s, %+v", tx.State, st.Status, st.TransactionID, st.Reauth)
+	}
+	if got := e.credits(t); got[len(got)-1] != "credit.ok reauthorized "+nw {
+		t.Fatalf("credit outcomes %q, want the last one credit.ok reauthorized %s", got, nw)
+	}
+	if e.result(handlers.ReauthPending) != 1 || e.result(handlers.ReauthOK) != 1 {
+		t.Fatalf("metrics %v, want pending 1 and ok 1", e.results)
+	}
+}
+
+// TestChangeDuringAReauthorizationUnderReview: an order.updated while the re-authorization's new
+// transaction is under review changes the order's (old) transaction; its outcome is no
+// re-authorization's. The new transaction, registered with the data before the change, is
+// cancelled, and the next re-authorization registers the changed data.
+func TestChangeDuringAReauthorizationUnderReview(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "review-ok@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	decide(t, e.sbURL, old, "OK")
+	e.poll(t)
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	nw := e.get(t, "o-1").Reauth.New
+	if err := e.update(t, "u-1", "o-1", "taro@example.jp", 3100); err != nil {
+		t.Fatal(err)
+	}
+	got := e.credits(t)
+	if last := got[len(got)-1]; last != "credit.ok "+old {
+		t.Fatalf("credit outcomes %q, want the change's credit.ok on the old transaction, not reauthorized", got)
+	}
+	txs := e.transactions(t)
+	if txs["o-1_R1"].State != "cancelled" || txs["o-1"].State != "active" {
+		t.Fatalf("after the change: new %s, old %s; want the new one (stale data) cancelled", txs["o-1_R1"].State, txs["o-1"].State)
+	}
+	// Still due (the approval is 88 days old): the next re-authorization registers the new data.
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	txs = e.transactions(t)
+	if st.ShopOrderID != "o-1_R2" || txs["o-1_R2"].BilledAmount != 3100 || txs["o-1"].State != "cancelled" || st.TransactionID == nw {
+		t.Fatalf("after the next re-authorization: %s on %s (%s); sandbox %+v", st.Status, st.TransactionID, st.ShopOrderID, txs)
 	}
 }
 
@@ -601,5 +687,140 @@ func decide(t *testing.T, sbURL, tx, result string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("deciding %s %s: HTTP %d", tx, result, resp.StatusCode)
+	}
+}
+
+// refusingCancel is a provider whose cancel of one transaction ATODENE refuses for good.
+type refusingCancel struct {
+	handlers.Provider
+	tx string
+}
+
+func (p *refusingCancel) Cancel(ctx context.Context, tx string) error {
+	if tx == p.tx {
+		return &atodene.RejectedError{Op: "modifytransaction", Errors: []atodene.ProviderError{{Point: "transactionId", Code: atodene.CodeUnknownTransaction}}}
+	}
+	return p.Provider.Cancel(ctx, tx)
+}
+
+// setShop starts Orders again with the shop calling prov and re-authorizing after after.
+func (e *reauthEnv) setShop(t *testing.T, prov handlers.Provider, after time.Duration) {
+	t.Helper()
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}, ReauthorizeAfter: after}
+	e.cfg.Shops = func(string) (*handlers.Shop, bool) { return shop, true }
+	e.restart(t)
+}
+
+// TestOldTransactionsCancelRefused: ATODENE refuses the cancel of the old transaction for good.
+// The order is on its new transaction all the same: credit.ok reauthorized is published, the
+// history says what to check, and the tracking number that follows is reported on the new one.
+func TestOldTransactionsCancelRefused(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.setShop(t, &refusingCancel{Provider: e.prov, tx: old}, reauthAfter)
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	if st.Reauth.Phase != "" || st.ShopOrderID != "o-1_R1" {
+		t.Fatalf("after the refused cancel: %+v on %s", st.Reauth, st.ShopOrderID)
+	}
+	if got := e.credits(t); len(got) != 2 || !strings.HasPrefix(got[1], "credit.ok reauthorized") {
+		t.Fatalf("credit outcomes %q, want credit.ok reauthorized published", got)
+	}
+	h, _ := e.store.History(context.Background(), "shop-a", "o-1")
+	if !strings.Contains(h[len(h)-1].Did, "refused the cancel of the old transaction "+old) {
+		t.Fatalf("last history entry %q, want the refused cancel", h[len(h)-1].Did)
+	}
+	if err := e.track("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.transactions(t)["o-1_R1"].Shipment == nil {
+		t.Fatal("the tracking number is not reported on the new transaction")
+	}
+}
+
+// TestNoReauthorizationWithoutKeptData: an order approved by a worker that kept no data (its state
+// has no authorized_at) is not re-authorized when a later change is approved, and its data is not
+// kept for it: the change does not count as the approval (docs/lifecycle.md#re-authorization).
+func TestNoReauthorizationWithoutKeptData(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	st := e.get(t, "o-1")
+	st.AuthorizedAt, st.Reauth, st.HasData = time.Time{}, nil, false // as written before re-authorization
+	if _, err := e.store.Put(context.Background(), "shop-a", "o-1", st, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	timers := e.polls.count(handlers.TimerReauth)
+	e.clock.Advance(60 * 24 * time.Hour)
+	if err := e.update(t, "u-1", "o-1", "taro@example.jp", 3100); err != nil {
+		t.Fatal(err)
+	}
+	st = e.get(t, "o-1")
+	if st.Status != orderstate.StatusOK || !st.AuthorizedAt.IsZero() || st.HasData || e.polls.count(handlers.TimerReauth) != timers {
+		t.Fatalf("after the change: %s, authorized at %s, data kept %v, %d new timers; want ok, no approval time, nothing kept or scheduled",
+			st.Status, st.AuthorizedAt, st.HasData, e.polls.count(handlers.TimerReauth)-timers)
+	}
+}
+
+// TestReauthorizationTurnedOffDropsTheData: once the shop's reauthorize_after is 0, the next event
+// of an order drops its kept data, and its timer, when it comes, does nothing.
+func TestReauthorizationTurnedOffDropsTheData(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	e.setShop(t, e.prov, 0)
+	if err := e.update(t, "u-1", "o-1", "taro@example.jp", 3100); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.OrderData(context.Background(), "shop-a", "o-1"); got != nil || e.get(t, "o-1").HasData {
+		t.Fatalf("data kept after re-authorization was turned off: %d bytes", len(got))
+	}
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.transactions(t)); n != 1 {
+		t.Fatalf("%d transactions, want 1", n)
+	}
+}
+
+// TestReauthorizationDueDuringAChangeUnderReview: the timer comes due while a change of the order
+// is under review; it does nothing then, and is scheduled again once the order is OK again, for the
+// approval's time (already past: at once).
+func TestReauthorizationDueDuringAChangeUnderReview(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	approved := e.get(t, "o-1").AuthorizedAt
+	e.clock.Advance(reauthAfter - time.Hour)
+	if err := e.update(t, "u-1", "o-1", "review-ok@example.jp", 3100); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "o-1"); st.Status != orderstate.StatusPending {
+		t.Fatalf("status %s after the change, want pending", st.Status)
+	}
+	e.clock.Advance(time.Hour)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	timers := e.polls.count(handlers.TimerReauth)
+	decide(t, e.sbURL, e.get(t, "o-1").TransactionID, "OK")
+	e.poll(t)
+	if n := e.polls.count(handlers.TimerReauth); n != timers+1 {
+		t.Fatalf("%d re-authorization timers scheduled when the change turned OK, want 1", n-timers)
+	}
+	if tm := e.polls.last(t, handlers.TimerReauth); !tm.at.Equal(approved.Add(reauthAfter)) {
+		t.Fatalf("scheduled for %s, want the first approval + 88 days (%s)", tm.at, approved.Add(reauthAfter))
+	}
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "o-1"); st.Reauth.N != 1 || st.Reauth.Phase != orderstate.ReauthPending {
+		t.Fatalf("not re-authorized: %+v", st.Reauth)
 	}
 }

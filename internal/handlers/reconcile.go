@@ -114,10 +114,10 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		req.Seq = st.PollSeq
 		needed = append(needed, timer{req: req, at: later(now, st.PollAt)})
 	}
-	if rs := st.Reauth; rs != nil && rs.Scheduled && !rs.At.IsZero() && st.Status == orderstate.StatusOK {
+	if due, ok := st.ReauthDue(); ok {
 		req := base
-		req.Kind, req.Seq = TimerReauth, rs.Seq
-		needed = append(needed, timer{req: req, at: later(now, rs.At)})
+		req.Kind, req.Seq = TimerReauth, st.Reauth.Seq
+		needed = append(needed, timer{req: req, at: later(now, due)})
 	}
 	if !st.ParkTimer.IsZero() {
 		req := base

@@ -25,7 +25,7 @@ func TestOrderDataLivesWhileTheOrderMayBeReauthorized(t *testing.T) {
 	}
 	data("") // never stored
 
-	st, err := s.Put(ctx, "shop", "o1", State{Status: StatusOK, TransactionID: "1", OrderData: []byte(`{"order_id":"o1"}`)}, now)
+	st, err := s.Put(ctx, "shop", "o1", State{Status: StatusOK, TransactionID: "1", AuthorizedAt: now, OrderData: []byte(`{"order_id":"o1"}`)}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,22 @@ func TestOrderDataLivesWhileTheOrderMayBeReauthorized(t *testing.T) {
 		t.Fatal("HasData after the shipment's write, want false")
 	}
 	data("")
+
+	// Data of an OK order approved before data was kept (no AuthorizedAt), or whose
+	// re-authorization ended for good, or asked to be dropped, is not kept.
+	for name, st := range map[string]State{
+		"approved before":     {Status: StatusOK},
+		"ended for good":      {Status: StatusOK, AuthorizedAt: now, Reauth: &Reauth{Failed: "ng"}},
+		"dropped by the shop": {Status: StatusOK, AuthorizedAt: now, DropData: true},
+	} {
+		st.OrderData = []byte(`{}`)
+		if _, err := s.Put(ctx, "shop", "o-"+name, st, now); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.OrderData(ctx, "shop", "o-"+name); got != nil {
+			t.Errorf("%s: data %q kept", name, got)
+		}
+	}
 
 	// Data given for an order that does not keep it (cancelled) is not stored.
 	if _, err := s.Put(ctx, "shop", "o2", State{Status: StatusCancelled, OrderData: []byte(`{}`)}, now); err != nil {
@@ -92,5 +108,15 @@ func TestTimerDueCountsTheReauthorization(t *testing.T) {
 	}
 	if _, ok := (State{Status: StatusOK, Reauth: &Reauth{At: at}}).TimerDue(); ok {
 		t.Fatal("a re-authorization not scheduled counts as a timer")
+	}
+	// One under way relies on its timer whatever the order's status: the reconciler carries it on.
+	for _, phase := range []string{ReauthRegistering, ReauthPending} {
+		if due, ok := (State{Status: StatusOK, Reauth: &Reauth{Phase: phase, At: at}}).TimerDue(); !ok || !due.Equal(at) {
+			t.Fatalf("phase %s: TimerDue %s %v, want %s", phase, due, ok, at)
+		}
+	}
+	shipped := State{Status: StatusOK, Reauth: &Reauth{Scheduled: true, At: at}, Shipment: &Shipment{Reported: true}}
+	if _, ok := shipped.TimerDue(); ok {
+		t.Fatal("a shipped order relies on its re-authorization timer")
 	}
 }

@@ -154,7 +154,10 @@ type State struct {
 	// or order.updated that ATODENE last approved, as JSON): a write that holds it stores it, in
 	// the same atomic step. It is not part of the stored document (it holds personal data); read
 	// it with Store.OrderData.
-	OrderData []byte    `json:"-"`
+	OrderData []byte `json:"-"`
+	// DropData asks the write to delete the order's kept data whatever KeepsData says (the shop no
+	// longer re-authorizes). Not stored.
+	DropData  bool      `json:"-"`
 	UpdatedAt time.Time `json:"updated_at"`
 	// History holds entries to append to the order's history with this write, in the same atomic
 	// step. It is not part of the stored document; a write clears it.
@@ -163,7 +166,7 @@ type State struct {
 
 // Reauth is an order's re-authorization (docs/lifecycle.md#re-authorization): a new registration
 // under a derived shopOrderId before the live transaction's approval expires, then the cancel of
-// the old transaction.
+// the old transaction. The order stays on its old transaction until the new one is OK.
 type Reauth struct {
 	// N counts the re-authorizations begun; the next derives its shopOrderId from N+1.
 	N int `json:"n"`
@@ -171,16 +174,25 @@ type Reauth struct {
 	Seq       int       `json:"seq,omitempty"`
 	Scheduled bool      `json:"scheduled,omitempty"` // the timer of Seq is stored, due At
 	At        time.Time `json:"at,omitzero"`
-	// Phase is the step under way: "" none, ReauthRegistering, ReauthPending, ReauthCancelling or
-	// ReauthKept.
+	// Phase is the step under way: "", ReauthRegistering, ReauthPending or ReauthCancelling.
 	Phase string `json:"phase,omitempty"`
-	// ShopOrderID is the derived shopOrderId of the registration under way (ReauthRegistering).
+	// ShopOrderID is the derived shopOrderId of the registration under way (ReauthRegistering,
+	// ReauthPending).
 	ShopOrderID string `json:"shop_order_id,omitempty"`
-	// Old is the transaction the re-authorization replaces: to cancel once the new one is OK, or
-	// kept live (ReauthKept) when the new one was declined.
+	// DataHash is the order's DataHash when the re-authorization began: a change of the order
+	// since makes the new transaction's data stale.
+	DataHash string `json:"data_hash,omitempty"`
+	// New is the new transaction while it is under review (ReauthPending); Attempt counts its
+	// re-checks since Since.
+	New     string    `json:"new,omitempty"`
+	Review  string    `json:"review,omitempty"` // of New: "" under review, "hold" on hold
+	Attempt int       `json:"attempt,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	// Old is the transaction the re-authorization replaced, to cancel (ReauthCancelling).
 	Old string `json:"old,omitempty"`
-	// Failed says why the last re-authorization left the order on its old transaction: "ng",
-	// "invalid", "unknown" or "no-data"; no other is scheduled until the order is registered again.
+	// Failed says why the last re-authorization left the order on its old transaction ("ng",
+	// "invalid", "unknown", "no-data", "review-deadline"); no other is scheduled, and the order's
+	// data is not kept, until the order is registered again.
 	Failed string `json:"failed,omitempty"`
 }
 
@@ -189,24 +201,42 @@ const (
 	// ReauthRegistering: the intent of the new registration is written; transaction.do may be
 	// under way or its answer lost. A retry sends the same derived shopOrderId.
 	ReauthRegistering = "registering"
-	// ReauthPending: the new transaction is under review (the order's TransactionID, polled as
-	// usual); Old stays live until it is decided.
+	// ReauthPending: the new transaction (New) is under review, re-checked by the
+	// re-authorization's timer; the order stays on its old transaction meanwhile.
 	ReauthPending = "pending"
-	// ReauthCancelling: the new transaction is OK; Old is to be cancelled.
+	// ReauthCancelling: the order is on the new transaction; Old is to be cancelled.
 	ReauthCancelling = "cancelling"
-	// ReauthKept: the new transaction was declined; Old is left live until it expires.
-	ReauthKept = "kept"
 )
 
-// KeepsData reports whether the order's data must stay in Redis for a re-authorization: its
-// transaction is live or being registered, and no shipment is reported (a shipped order is not
-// re-authorized).
+// KeepsData reports whether the order's data must stay in Redis for a re-authorization: the order
+// awaits its approval (registering, under review) or holds one given after the worker kept data
+// (AuthorizedAt set), no shipment is reported (a shipped order is not re-authorized), and no
+// re-authorization ended for good.
 func (st State) KeepsData() bool {
+	if (st.Shipment != nil && st.Shipment.Reported) || (st.Reauth != nil && st.Reauth.Failed != "") {
+		return false
+	}
 	switch st.Status {
-	case StatusRegistering, StatusOK, StatusPending:
-		return st.Shipment == nil || !st.Shipment.Reported
+	case StatusRegistering, StatusPending:
+		return true
+	case StatusOK:
+		return !st.AuthorizedAt.IsZero()
 	}
 	return false
+}
+
+// ReauthDue says when the state's re-authorization timer is due, if the state relies on it: one
+// under way (its intent, or the re-check of its new transaction), or one scheduled for an OK order
+// not shipped.
+func (st State) ReauthDue() (time.Time, bool) {
+	r := st.Reauth
+	switch {
+	case r == nil || r.At.IsZero():
+		return time.Time{}, false
+	case r.Phase == ReauthRegistering || r.Phase == ReauthPending:
+		return r.At, true
+	}
+	return r.At, r.Scheduled && r.Phase == "" && st.Status == StatusOK && (st.Shipment == nil || !st.Shipment.Reported)
 }
 
 // TimerDue returns when the earliest JetStream timer the state relies on is due: its scheduled
@@ -215,9 +245,8 @@ func (st State) TimerDue() (due time.Time, ok bool) {
 	if st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
 		due, ok = st.PollAt, true
 	}
-	if r := st.Reauth; r != nil && r.Scheduled && !r.At.IsZero() && st.Status == StatusOK &&
-		(st.Shipment == nil || !st.Shipment.Reported) && (!ok || r.At.Before(due)) {
-		due, ok = r.At, true
+	if at, relies := st.ReauthDue(); relies && (!ok || at.Before(due)) {
+		due, ok = at, true
 	}
 	if !st.ParkTimer.IsZero() && (!ok || st.ParkTimer.Before(due)) {
 		due, ok = st.ParkTimer, true
@@ -601,12 +630,13 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 // stores st.OrderData, keeps the stored data as long as the state, or deletes it once the order
 // no longer keeps it (KeepsData). It sets st.HasData to match, and clears st.OrderData.
 func dataOp(st *State) (op string, data any) {
-	defer func() { st.OrderData = nil }()
+	defer func() { st.OrderData, st.DropData = nil, false }()
+	keeps := st.KeepsData() && !st.DropData
 	switch {
-	case st.OrderData != nil && st.KeepsData():
+	case st.OrderData != nil && keeps:
 		st.HasData = true
 		return "s", string(st.OrderData)
-	case st.HasData && st.KeepsData():
+	case st.HasData && keeps:
 		return "k", ""
 	case st.HasData:
 		st.HasData = false

@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		reauthorizations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atodene_worker_reauthorizations_total",
-			Help: "Re-authorizations by how they ended: ok (the old transaction cancelled), pending (the new one under review), ng (declined: the old one kept until it expires), invalid, unknown, no-data (the old one stands).",
+			Help: "Re-authorizations by how they ended: ok (the order on the new transaction, the old one cancelled), pending (the new one under review; counted again when decided), ng, invalid, unknown, no-data, review-deadline (the order stays on its old transaction).",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries, m.reauthorizations)
@@ -85,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, then := range []string{handlers.LeaseQueued, handlers.LeaseWaited, handlers.LeaseWentRound} {
 		m.leaseWaits.WithLabelValues(then)
 	}
-	for _, result := range []string{handlers.ReauthOK, handlers.ReauthPending, handlers.ReauthNG, handlers.ReauthInvalid, handlers.ReauthUnknown, handlers.ReauthNoData} {
+	for _, result := range handlers.ReauthResults() {
 		m.reauthorizations.WithLabelValues(result)
 	}
 	return m
