@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -156,18 +158,18 @@ func (o *Orders) reauthRequest(ctx context.Context, r *run, order string, st ord
 	}
 	var data events.Order
 	if raw == nil {
-		c := o.reauthEnded(st, ReauthNoData, "re-authorization impossible: Redis holds no data of the order to register it with")
+		c := o.reauthEnded(st, r.shop.ID, order, ReauthNoData, "re-authorization impossible: Redis holds no data of the order to register it with")
 		return atodene.Request{}, &c
 	}
 	if err := json.Unmarshal(raw, &data); err != nil || data.Buyer == nil {
-		c := o.reauthEnded(st, ReauthNoData, fmt.Sprintf("re-authorization impossible: the order's kept data does not decode (%v)", err))
+		c := o.reauthEnded(st, r.shop.ID, order, ReauthNoData, fmt.Sprintf("re-authorization impossible: the order's kept data does not decode (%v)", err))
 		return atodene.Request{}, &c
 	}
 	ord, _ := toProviderOrder(r.shop, data, st.Fee, st.BilledAmount)
 	ord.ShopOrderID, ord.Service = shopOrderID, st.Service
 	req, err := ord.Check()
 	if err != nil {
-		c := o.reauthEnded(st, ReauthNoData, "re-authorization impossible: the order's kept data no longer passes ATODENE's field rules: "+err.Error())
+		c := o.reauthEnded(st, r.shop.ID, order, ReauthNoData, "re-authorization impossible: the order's kept data no longer passes ATODENE's field rules: "+err.Error())
 		return atodene.Request{}, &c
 	}
 	return req, nil
@@ -176,7 +178,9 @@ func (o *Orders) reauthRequest(ctx context.Context, r *run, order string, st ord
 // reauthEnded leaves the order on its transaction for good: no re-authorization is scheduled again
 // and its data is not kept, until it is registered anew; the history says why and the metric
 // counts it.
-func (o *Orders) reauthEnded(st orderstate.State, result, did string) change {
+func (o *Orders) reauthEnded(st orderstate.State, shop, order, result, did string) change {
+	o.Logger.Warn("re-authorization ended with the order on its old transaction: see the order's history",
+		zap.String("shop", shop), zap.String("order", order), zap.String("result", result))
 	rs := reauthOf(&st)
 	rs.Phase, rs.ShopOrderID, rs.New, rs.Review, rs.Failed, rs.Scheduled, rs.At = "", "", "", "", result, false, time.Time{}
 	o.reauthorized(result)
@@ -200,9 +204,9 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 		if resent {
 			why += " (an earlier attempt, whose answer was lost, may have registered it: look it up in ATODENE's screen and cancel it there)"
 		}
-		return o.reauthEnded(st, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
+		return o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
 	case errors.As(err, &rejected):
-		return o.reauthEnded(st, ReauthInvalid, "re-authorization refused by ATODENE ("+errorCodes(rejected.Errors)+"); the order stays on its transaction")
+		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+errorCodes(rejected.Errors)+"); the order stays on its transaction")
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId
 	}
@@ -215,7 +219,7 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 	scr, err := r.shop.Provider.GetAuthori(ctx, rs.New)
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
-		return o.reauthEnded(st, ReauthNG, "re-authorization ended: ATODENE holds its new transaction "+rs.New+" as cancelled; the order stays on its transaction")
+		return o.reauthEnded(st, r.shop.ID, order, ReauthNG, "re-authorization ended: ATODENE holds its new transaction "+rs.New+" as cancelled; the order stays on its transaction")
 	case err != nil:
 		return fail(err)
 	}
@@ -229,7 +233,7 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 		if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
 			return fail(err)
 		}
-		return o.reauthEnded(st, ReauthReviewDeadline, fmt.Sprintf("re-authorization given up: its new transaction %s still under review after %s, cancelled; the order stays on its transaction", rs.New, o.Poll.Deadline))
+		return o.reauthEnded(st, r.shop.ID, order, ReauthReviewDeadline, fmt.Sprintf("re-authorization given up: its new transaction %s still under review after %s, cancelled; the order stays on its transaction", rs.New, o.Poll.Deadline))
 	}
 	return write(st, "")
 }
@@ -250,7 +254,7 @@ func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr 
 		return write(st, did+": ok; the order is on transaction "+tx)
 	case atodene.DecisionNG:
 		o.emitReauth(&st, shop, order, events.TypeCreditNG, tx, "", scr.Reasons)
-		return o.reauthEnded(st, ReauthNG, did+": ng; the order stays on its transaction "+st.TransactionID+" until it expires")
+		return o.reauthEnded(st, shop, order, ReauthNG, did+": ng; the order stays on its transaction "+st.TransactionID+" until it expires")
 	}
 	review := ""
 	if scr.Decision() == atodene.DecisionHold {
