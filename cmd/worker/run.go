@@ -72,6 +72,11 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), help io.Wr
 	if err != nil {
 		return settings, nil, err
 	}
+	// An order's state, and the data kept for its re-authorization, must outlive the wait for it.
+	if longest := shops.LongestReauthorizeAfter(); longest > 0 && settings.Retention <= longest {
+		return settings, nil, fmt.Errorf("%s: reauthorize_after %s is not shorter than -retention %s: an order's state and kept data would expire before its re-authorization; lengthen -retention or shorten reauthorize_after",
+			shops.File(), longest, settings.Retention)
+	}
 	return settings, shops, nil
 }
 

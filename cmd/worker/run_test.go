@@ -234,3 +234,19 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestConfigCheckRetentionOutlivesReauthorization: a -retention not longer than a shop's
+// reauthorize_after is refused, naming both: the order's state would expire before its
+// re-authorization.
+func TestConfigCheckRetentionOutlivesReauthorization(t *testing.T) {
+	t.Parallel()
+	path := writeShops(t, shopsYAML)
+	var stdout, stderr bytes.Buffer
+	err := runEnv(context.Background(), []string{"config", "check", "-config", path, "-retention", "2112h"}, lookup(passwordEnv), &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; err %v", code, err)
+	}
+	if want := "reauthorize_after 2112h0m0s is not shorter than -retention 2112h0m0s"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to say %q", stderr.String(), want)
+	}
+}

@@ -40,9 +40,11 @@ type Shop struct {
 	Atodene Atodene
 	// Fees is the shop's fee table; a shop without one has mode keep and no rows.
 	Fees fees.Table
-	// ReauthorizeAfter is how long after an order's last ATODENE authorization (its last OK
-	// decision) the worker registers it again, to hold a fresh authorization before the old one
-	// expires, and cancels the old transaction. w2 Commerce treats an authorization as expiring 88
+	// ReauthorizeAfter is how long after ATODENE approved an order's transaction (its registration,
+	// or the re-check that turned it OK; a change approved later does not count) the worker
+	// registers the order again if it is not shipped, to hold a fresh authorization before the old
+	// one expires, and cancels the old transaction (docs/lifecycle.md#re-authorization). It must be
+	// shorter than -retention. w2 Commerce treats an authorization as expiring 88
 	// days after it was given and re-authorizes the same way (docs/protocol.md#changes-and-cancels);
 	// the service's real limit is unknown. 0 turns re-authorization off; negative is refused. In
 	// the shops file it is reauthorize_after, default DefaultReauthorizeAfter (88 days), written
