@@ -68,7 +68,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), help io.Wr
 	if err != nil {
 		return config.Settings{}, nil, usageError{err}
 	}
-	shops, err := config.LoadShops(settings.ShopsFile, lookupEnv)
+	shops, err := config.LoadShops(settings.ShopsFile, lookupEnv, config.MinReauthorizeAfter(settings.MinReauthorizeAfter))
 	if err != nil {
 		return settings, nil, err
 	}

@@ -106,6 +106,28 @@ func TestConfigCheckValid(t *testing.T) {
 	}
 }
 
+// TestConfigCheckMinReauthorizeAfter: a reauthorize_after of seconds is refused unless the worker
+// is started with a -min-reauthorize-after at most as long.
+func TestConfigCheckMinReauthorizeAfter(t *testing.T) {
+	t.Parallel()
+	path := writeShops(t, shopsYAML+"    reauthorize_after: 4s\n") // own-cart's
+	for _, tt := range []struct {
+		flags    []string
+		wantCode int
+		want     string // part of stdout or stderr
+	}{
+		{nil, 1, `reauthorize_after: "4s": shorter than 1h, probably a wrong unit`},
+		{[]string{"-min-reauthorize-after", "5s"}, 1, `reauthorize_after: "4s": shorter than 5s, probably a wrong unit`},
+		{[]string{"-min-reauthorize-after", "1s"}, 0, "reauthorize_after: 4s"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := runEnv(context.Background(), append([]string{"config", "check", "-config", path}, tt.flags...), lookup(passwordEnv), &stdout, &stderr)
+		if code := exitCode(err, &stderr); code != tt.wantCode || !strings.Contains(stdout.String()+stderr.String(), tt.want) {
+			t.Errorf("%v: exit %d, want %d with %q; stdout:\n%s\nstderr:\n%s", tt.flags, code, tt.wantCode, tt.want, stdout.String(), stderr.String())
+		}
+	}
+}
+
 func TestConfigCheckInvalid(t *testing.T) {
 	t.Parallel()
 	content := strings.Replace(shopsYAML, "max: 999999", "max: 0", 1)

@@ -19,7 +19,7 @@ import (
 //
 // The error joins every problem found, each a *FieldError naming the file, the shop and the
 // field, so that one run lists them all. It never contains a secret's value.
-func LoadShops(path string, lookupEnv func(string) (string, bool)) (*Shops, error) {
+func LoadShops(path string, lookupEnv func(string) (string, bool), opts ...LoadOption) (*Shops, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err // already names the path
@@ -28,7 +28,10 @@ func LoadShops(path string, lookupEnv func(string) (string, bool)) (*Shops, erro
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &FieldError{File: path, Err: err}
 	}
-	l := &loader{file: path, dir: filepath.Dir(path), lookupEnv: lookupEnv}
+	l := &loader{file: path, dir: filepath.Dir(path), lookupEnv: lookupEnv, minReauth: minReauthorizeAfter}
+	for _, opt := range opts {
+		opt(l)
+	}
 	top := newProblems(path, 0)
 	list, probs := l.document(top, &doc)
 	return newShops(path, list, probs, top)
@@ -41,6 +44,21 @@ type loader struct {
 	file      string
 	dir       string
 	lookupEnv func(string) (string, bool)
+	// minReauth is the shortest reauthorize_after accepted, 0 aside (MinReauthorizeAfter).
+	minReauth time.Duration
+}
+
+// LoadOption is a knob of one LoadShops call.
+type LoadOption func(*loader)
+
+// MinReauthorizeAfter makes LoadShops accept a reauthorize_after as short as d (the worker's
+// -min-reauthorize-after) instead of 1h; d <= 0 keeps 1h.
+func MinReauthorizeAfter(d time.Duration) LoadOption {
+	return func(l *loader) {
+		if d > 0 {
+			l.minReauth = d
+		}
+	}
 }
 
 // document decodes the whole file into shops, recording the problems of the file's shape in
@@ -78,14 +96,15 @@ func (l *loader) shop(p *problems, n *yaml.Node) Shop {
 	}
 	sh.Atodene.LinkPassword, sh.Atodene.LinkPasswordFrom = l.password(p, a)
 	sh.Fees = feeTable(p, m["fees"])
-	sh.ReauthorizeAfter = reauthorizeAfter(p, m["reauthorize_after"])
+	sh.ReauthorizeAfter = reauthorizeAfter(p, m["reauthorize_after"], l.minReauth)
 	return sh
 }
 
 // reauthorizeAfter decodes reauthorize_after: absent, null or empty means the default; a value
-// other than 0 below minReauthorizeAfter is refused as a probable wrong unit. A negative value is
-// kept for validateShop to refuse, as it does for shops built in code.
-func reauthorizeAfter(p *problems, n *yaml.Node) time.Duration {
+// other than 0 below least (minReauthorizeAfter unless the worker lowered it) is refused as a
+// probable wrong unit. A negative value is kept for validateShop to refuse, as it does for shops
+// built in code.
+func reauthorizeAfter(p *problems, n *yaml.Node, least time.Duration) time.Duration {
 	const field = "reauthorize_after"
 	raw := scalar(p, field, n)
 	if raw == "" {
@@ -96,8 +115,8 @@ func reauthorizeAfter(p *problems, n *yaml.Node) time.Duration {
 	case err != nil:
 		p.add(field, err)
 		return 0
-	case d > 0 && d < minReauthorizeAfter:
-		p.add(field, fmt.Errorf("%q: %w", raw, errReauthorizeTooShort))
+	case d > 0 && d < least:
+		p.add(field, fmt.Errorf("%q: %w", raw, reauthorizeTooShort(least)))
 	}
 	return d
 }

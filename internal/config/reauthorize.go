@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,7 +14,7 @@ import (
 const DefaultReauthorizeAfter = 88 * 24 * time.Hour
 
 // minReauthorizeAfter is the shortest reauthorize_after the shops file accepts, 0 (off) aside
-// (errReauthorizeTooShort says it). An authorization is taken to last months, so a shorter value
+// (reauthorizeTooShort says it; the worker's -min-reauthorize-after lowers it). An authorization is taken to last months, so a shorter value
 // is most probably a wrong unit ("88s" or "30m" meant as days); shops built in code (tests,
 // demos) are not held to it.
 const minReauthorizeAfter = time.Hour
@@ -62,5 +61,15 @@ func checkReauthorizeAfter(d time.Duration) error {
 	return nil
 }
 
-// errReauthorizeTooShort is the loader's answer to a reauthorize_after below minReauthorizeAfter.
-var errReauthorizeTooShort = errors.New("shorter than 1h, probably a wrong unit: want 0 (off) or at least 1h, e.g. 88d")
+// reauthorizeTooShort is the loader's answer to a reauthorize_after below least
+// (minReauthorizeAfter, or the worker's -min-reauthorize-after).
+func reauthorizeTooShort(least time.Duration) error {
+	s := least.String() // 1h0m0s, 30m0s: written 1h, 30m
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return fmt.Errorf("shorter than %s, probably a wrong unit: want 0 (off) or at least %s, e.g. 88d", s, s)
+}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,41 @@ func TestReauthorizeAfter(t *testing.T) {
 				t.Errorf("ReauthorizeAfter = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMinReauthorizeAfter: the worker's -min-reauthorize-after lowers the shortest
+// reauthorize_after the shops file accepts (the reliability suite's 4s), and the refusal names the
+// lowered minimum.
+func TestMinReauthorizeAfter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shops.yaml")
+	load := func(value string, opts ...LoadOption) (*Shops, error) {
+		if err := os.WriteFile(path, []byte(validShop+"    reauthorize_after: "+value+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return LoadShops(path, env(pwEnv), opts...)
+	}
+	shops, err := load("4s", MinReauthorizeAfter(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shops.All()[0].ReauthorizeAfter; got != 4*time.Second {
+		t.Errorf("ReauthorizeAfter = %v, want 4s", got)
+	}
+	for _, tt := range []struct {
+		opts []LoadOption
+		want string
+	}{
+		{nil, `reauthorize_after: "4s": shorter than 1h, probably a wrong unit: want 0 (off) or at least 1h, e.g. 88d`},
+		{[]LoadOption{MinReauthorizeAfter(0)}, `"4s": shorter than 1h,`},
+		{[]LoadOption{MinReauthorizeAfter(30 * time.Minute)}, `"4s": shorter than 30m, probably a wrong unit: want 0 (off) or at least 30m,`},
+		{[]LoadOption{MinReauthorizeAfter(5 * time.Second)}, `"4s": shorter than 5s,`},
+	} {
+		if _, err := load("4s", tt.opts...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("4s with %d options: %v, want %q", len(tt.opts), err, tt.want)
+		}
 	}
 }
 

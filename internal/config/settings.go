@@ -96,6 +96,11 @@ type Settings struct {
 	// registration) before it is
 	// dead-lettered with reason no-transaction (-park-limit). Default 168h (7 days).
 	ParkLimit time.Duration
+	// MinReauthorizeAfter is the shortest reauthorize_after, 0 (off) aside, that the shops file
+	// may give (-min-reauthorize-after): a shorter one is refused as a probable wrong unit. Lower
+	// it only to see re-authorizations happen within seconds, against a sandbox whose
+	// authorizations expire as soon (tests, the reliability suite). Default 1h.
+	MinReauthorizeAfter time.Duration
 	// ReconcileInterval is how often the worker checks that its streams exist and that the timers
 	// the orders' states rely on are in JetStream, re-creating what a lost NATS store took
 	// (-reconcile-interval); a timer is looked for once it is that long overdue. Default 1m.
@@ -216,6 +221,7 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.PollMaxInterval, 30*time.Minute)
 	setDefault(&s.PollDeadline, 14*24*time.Hour)
 	setDefault(&s.ParkLimit, 7*24*time.Hour)
+	setDefault(&s.MinReauthorizeAfter, minReauthorizeAfter)
 	setDefault(&s.ShutdownGrace, 30*time.Second)
 	setDefault(&s.ReconcileInterval, time.Minute)
 	setDefault(&s.Retention, DefaultRetention)
@@ -266,6 +272,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.PollMaxInterval, "poll-max-interval", s.PollMaxInterval, "longest wait between checks of an order under review")
 	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
 	fs.DurationVar(&s.ParkLimit, "park-limit", s.ParkLimit, "how long an event may wait for its order (a tracking number before the order) before it is dead-lettered")
+	fs.DurationVar(&s.MinReauthorizeAfter, "min-reauthorize-after", s.MinReauthorizeAfter, "shortest reauthorize_after (0 aside) the shops file may give; a shorter one is refused as a probable wrong unit (lower it only for tests)")
 	fs.DurationVar(&s.ReconcileInterval, "reconcile-interval", s.ReconcileInterval, "how often lost streams and timers are looked for and re-created")
 	fs.DurationVar(&s.Retention, "retention", s.Retention, "how long an order's state, history and index entry are kept after the order last changed")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
@@ -520,6 +527,7 @@ func (s Settings) validateDurations(bad reportFunc) {
 		{"provider-timeout", s.ProviderTimeout}, {"ack-wait", s.AckWait},
 		{"poll-first-delay", s.PollFirstDelay}, {"poll-max-interval", s.PollMaxInterval},
 		{"poll-deadline", s.PollDeadline}, {"park-limit", s.ParkLimit}, {"shutdown-grace", s.ShutdownGrace},
+		{"min-reauthorize-after", s.MinReauthorizeAfter},
 		{"reconcile-interval", s.ReconcileInterval}, {"retention", s.Retention},
 		{"orders-retention", s.OrdersRetention}, {"results-retention", s.ResultsRetention},
 		{"dlq-retention", s.DLQRetention}, {"redis-wait-timeout", s.RedisWaitTimeout},

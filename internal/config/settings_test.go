@@ -32,7 +32,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		NATSURL: "nats://n:4222", RedisURL: "redis://r:6379",
 		ShopsFile: "shops.yaml", RedisPrefix: "atodene:", HTTPAddr: "127.0.0.1:9090", Concurrency: 512,
 		ProviderTimeout: 30 * time.Second, AckWait: 2 * time.Minute, MaxDeliveries: 10,
-		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour, ParkLimit: 168 * time.Hour,
+		PollFirstDelay: time.Minute, PollMaxInterval: 30 * time.Minute, PollDeadline: 336 * time.Hour, ParkLimit: 168 * time.Hour, MinReauthorizeAfter: time.Hour,
 		LogLevel: zapcore.InfoLevel, ShutdownGrace: 30 * time.Second, DataDir: "./data",
 		EmbeddedNATSAddr: "127.0.0.1:14222", EmbeddedRedisAddr: "127.0.0.1:16379", EmbeddedConsoleAddr: "127.0.0.1:18090",
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",

@@ -71,6 +71,9 @@ type Outcome struct {
 	Report    string
 	// Problem is the point of the outcome's first error (invoice.ng: "credit", "invoice_delivery").
 	Problem string
+	// Reauthorized marks a credit outcome of a re-authorization (docs/lifecycle.md#re-authorization):
+	// it answers no event of the workload, and is checked against the order's transactions.
+	Reauthorized bool
 }
 
 // DeadLetter is one message of DLQ.
@@ -191,6 +194,8 @@ type checker struct {
 	// silent, beyond, handed, both and withOperator count what the notes report (see event and
 	// checkFalseOutcomes).
 	silent, beyond, handed, both, withOperator int
+	// reauthorized counts the outcomes of re-authorizations.
+	reauthorized int
 }
 
 // Check applies the invariants of docs/reliability.md to what a scenario left behind.
@@ -245,6 +250,10 @@ func (c *checker) attributeOutcomes() {
 	for _, o := range c.outs {
 		if strings.HasPrefix(o.Type, "credit.") {
 			c.lastCredit[o.Shop+"/"+o.Order] = o
+		}
+		if o.Reauthorized {
+			c.reauthorized++ // the worker's own doing: checked with the transactions
+			continue
 		}
 		e := attribute(o, c.byKey, c.byTracking)
 		if e == nil {
@@ -427,6 +436,7 @@ func (c *checker) notes() {
 			v.Notes = append(v.Notes, fmt.Sprintf(format, n))
 		}
 	}
+	add(c.reauthorized, "%d credit outcomes of re-authorizations (reauthorized: true; they answer no event, and name the order's transactions under derived shopOrderIds)")
 	add(v.Reregistered, "%d orders registered again after their NG answer was lost (allowed: an NG transaction is not live; ATODENE holds two NG-then-new transactions)")
 	add(c.silent, "%d events ended with no outcome, as their order's history records (they changed nothing)")
 	add(c.beyond, "%d events ended with no outcome where their order's history no longer reaches (it keeps the last "+fmt.Sprint(historyLimit)+" entries): counted as silent, unverified")
@@ -588,11 +598,14 @@ func cancelledByRecheck(e *Event, outs []Outcome, byKey map[string]*Event) (Outc
 	return Outcome{}, false
 }
 
-// checkRegistrations checks the sandbox's transactions: per order, every transaction but the
-// last has ended (cancelled, or declined), so no two were live at once. An order with more
-// registrations than the workload sent order.created and order.updated events for it was
-// registered again after a lost NG answer. It returns the registrations, the orders registered
-// twice while live, and the orders registered again.
+// checkRegistrations checks the sandbox's transactions: per order, every transaction registered
+// under the order's own shopOrderId but the last has ended (cancelled, or declined), so no two were
+// live at once; and, with the re-authorizations under derived shopOrderIds (<id>_R<n>) counted,
+// at most one is live at the end (a re-authorization cancels the old transaction once the new one
+// is OK). An order with more registrations under its own shopOrderId than the workload sent
+// order.created and order.updated events for it was registered again after a lost NG answer. It
+// returns the registrations, the orders registered twice while live, and the orders registered
+// again.
 func checkRegistrations(evs []*Event, txs []sandbox.TransactionView, vs *violations) (regs, double, again int) {
 	sent := map[string]int{}
 	for _, e := range evs {
@@ -604,14 +617,26 @@ func checkRegistrations(evs []*Event, txs []sandbox.TransactionView, vs *violati
 	for _, key := range slices.Sorted(maps.Keys(byOrder)) {
 		ts := byOrder[key]
 		regs += len(ts)
-		for _, t := range ts[:len(ts)-1] {
+		var own, live []sandbox.TransactionView
+		for _, t := range ts {
+			if !derivedShopOrderID(t.ShopOrderID) {
+				own = append(own, t)
+			}
 			if txLive(t) {
-				double++
-				vs.add("registered twice while live", "%s: transaction %s is %s/%s and a later one was registered", key, t.TransactionID, t.State, t.Decision)
-				break
+				live = append(live, t)
 			}
 		}
-		if len(ts) > sent[key] {
+		switch {
+		case len(own) > 0 && slices.ContainsFunc(own[:len(own)-1], txLive):
+			double++
+			t := own[slices.IndexFunc(own[:len(own)-1], txLive)]
+			vs.add("registered twice while live", "%s: transaction %s is %s/%s and a later one was registered", key, t.TransactionID, t.State, t.Decision)
+		case len(live) > 1:
+			double++
+			vs.add("registered twice while live", "%s: %d transactions live at the end (%s and %s, shopOrderIds %s and %s)", key, len(live),
+				live[0].TransactionID, live[1].TransactionID, live[0].ShopOrderID, live[1].ShopOrderID)
+		}
+		if len(own) > sent[key] {
 			again++
 		}
 	}

@@ -316,3 +316,35 @@ func TestCheckListsAtMostEightPerKind(t *testing.T) {
 		t.Errorf("violations:\n%s", strings.Join(v.Violations, "\n"))
 	}
 }
+
+// TestReauthorizedTransactions: a re-authorization's transaction (<id>_R<n>) goes with its
+// order's; the order's own cancelled before it is no double registration, both live at the end
+// is one, and a re-authorization is no registration again after a lost NG answer.
+func TestReauthorizedTransactions(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{"A-1": "A-1", "A-1_R1": "A-1", "A-1_R12": "A-1", "A-1_R": "A-1_R", "A-1_Rx": "A-1_Rx", "A_R1_R2": "A_R1"} {
+		if got := orderOfShopOrderID(id); got != want {
+			t.Errorf("orderOfShopOrderID(%q) = %q, want %q", id, got, want)
+		}
+	}
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	tx := func(id, shopOrderID, state string, n int) sandbox.TransactionView {
+		return sandbox.TransactionView{TransactionID: id, ShopCode: codeA, ShopOrderID: shopOrderID, State: state, Decision: "OK",
+			Registrations: 1, RegisteredAt: at.Add(time.Duration(n) * time.Second)}
+	}
+	created := []*Event{{Key: "e1", Type: events.TypeOrderCreated, Shop: shopA, Order: "A-1", Msgs: []Msg{{Seq: 1}}}}
+	for _, tt := range []struct {
+		name        string
+		txs         []sandbox.TransactionView
+		double, reg int
+	}{
+		{"re-authorized twice", []sandbox.TransactionView{tx("1", "A-1", "cancelled", 0), tx("2", "A-1_R1", "cancelled", 1), tx("3", "A-1_R2", "active", 2)}, 0, 0},
+		{"the old one left live", []sandbox.TransactionView{tx("1", "A-1", "active", 0), tx("2", "A-1_R1", "active", 1)}, 1, 0},
+	} {
+		var vs violations
+		regs, double, again := checkRegistrations(created, tt.txs, &vs)
+		if regs != len(tt.txs) || double != tt.double || again != tt.reg {
+			t.Errorf("%s: registrations %d, double %d, again %d; want %d, %d, %d (%v)", tt.name, regs, double, again, len(tt.txs), tt.double, tt.reg, vs.result())
+		}
+	}
+}

@@ -356,6 +356,11 @@ func (d *driver) runOrder(ctx context.Context, p *plan, index int) error {
 		}
 		return nil
 	}
+	if p.Track > 0 && p.ShipAfter > 0 {
+		if err := childproc.Sleep(ctx, p.ShipAfter); err != nil {
+			return nil
+		}
+	}
 	for range p.Track {
 		if err := d.track(ctx, p, index, events.TypeShipmentOK); err != nil {
 			return err
@@ -578,6 +583,7 @@ func parseOutcome(m jetstream.Msg) (Outcome, bool) {
 		Billed   int64  `json:"billed_amount"`
 		Tracking string `json:"tracking_number"`
 		Report   string `json:"report"`
+		Reauth   bool   `json:"reauthorized"`
 		Errors   []struct {
 			Point string `json:"point"`
 		} `json:"errors"`
@@ -585,7 +591,7 @@ func parseOutcome(m jetstream.Msg) (Outcome, bool) {
 	_ = json.Unmarshal(env.Data, &data)
 	o := Outcome{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Subject: m.Subject(), Type: env.Type, ID: env.ID,
 		Causation: env.CausationID, Shop: data.Shop, Order: data.Order, TxID: data.TxID, Review: data.Review,
-		Billed: data.Billed, Tracking: data.Tracking, Report: data.Report}
+		Billed: data.Billed, Tracking: data.Tracking, Report: data.Report, Reauthorized: data.Reauth}
 	if len(data.Errors) > 0 {
 		o.Problem = data.Errors[0].Point
 	}

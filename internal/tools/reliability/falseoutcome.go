@@ -26,11 +26,12 @@ var shopOfCode = map[string]string{codeA: shopA, codeB: shopB}
 func txLive(t sandbox.TransactionView) bool { return t.State != "cancelled" && t.Decision != "NG" }
 
 // txsByOrder groups the sandbox's transactions by order (shop/order, the suite's shop IDs), each
-// group in the order they were registered.
+// group in the order they were registered; a re-authorization's transaction (shopOrderId
+// <id>_R<n>) goes with its order's.
 func txsByOrder(txs []sandbox.TransactionView) map[string][]sandbox.TransactionView {
 	by := map[string][]sandbox.TransactionView{}
 	for _, t := range txs {
-		key := shopOfCode[t.ShopCode] + "/" + t.ShopOrderID
+		key := shopOfCode[t.ShopCode] + "/" + orderOfShopOrderID(t.ShopOrderID)
 		by[key] = append(by[key], t)
 	}
 	for _, ts := range by {
@@ -51,7 +52,26 @@ type atodeneNow struct {
 // held returns the transaction an outcome names, if the sandbox holds it for the outcome's order.
 func (a *atodeneNow) held(o Outcome) (sandbox.TransactionView, bool) {
 	t, ok := a.byID[o.TxID]
-	return t, ok && shopOfCode[t.ShopCode] == o.Shop && t.ShopOrderID == o.Order
+	return t, ok && shopOfCode[t.ShopCode] == o.Shop && orderOfShopOrderID(t.ShopOrderID) == o.Order
+}
+
+// derivedShopOrderID reports whether a shopOrderId is a re-authorization's, <id>_R<n>
+// (handlers.ReauthShopOrderID; the suite's order IDs are short enough never to be cut).
+func derivedShopOrderID(id string) bool {
+	i := strings.LastIndex(id, "_R")
+	if i < 0 || i+2 == len(id) {
+		return false
+	}
+	return strings.Trim(id[i+2:], "0123456789") == ""
+}
+
+// orderOfShopOrderID returns the order ID a shopOrderId was sent for: the order's own, or the one
+// a re-authorization's was derived from.
+func orderOfShopOrderID(id string) string {
+	if !derivedShopOrderID(id) {
+		return id
+	}
+	return id[:strings.LastIndex(id, "_R")]
 }
 
 func (a *atodeneNow) bad(o Outcome, format string, args ...any) {

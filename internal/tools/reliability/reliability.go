@@ -1,12 +1,12 @@
 // Package reliability is the reliability suite (docs/reliability.md): it runs the real worker,
 // sandbox and nats-server binaries and Redis on loopback ports, drives a workload of orders
-// through their whole life while it injects a fault (worker kills, a NATS restart, the loss of
-// a cluster's stream leader, a Redis outage, a Redis master failed over by Sentinel or lost from
-// a Redis Cluster, provider faults, duplicates, bad input; a full JetStream store, a stream
+// through their whole life while it injects a fault (worker kills, a NATS restart, the loss of a
+// cluster's stream leader, a Redis outage, a Redis master failed over by Sentinel or lost from a
+// Redis Cluster, provider faults, duplicates, bad input; a full JetStream store, a stream
 // recreated, the NATS store or Redis's recent writes or all of them lost, a merchant's password
-// changed, a hot order, a shutdown with Redis frozen, huge identifiers, an importer's late
-// retry), and checks the promises of docs/architecture.md#promises on what the scenario left
-// behind, and that no outcome contradicts ATODENE's own state.
+// changed, a hot order, a shutdown with Redis frozen, huge identifiers, an importer's late retry,
+// re-authorizations under worker kills), and checks the promises of docs/architecture.md#promises
+// on what the scenario left behind, and that no outcome contradicts ATODENE's own state.
 package reliability
 
 import (
@@ -232,6 +232,8 @@ type run struct {
 	rotation *rotation
 	// lateOrders are the orders of late-retry.
 	lateOrders []*lateOrder
+	// reauth watches the sandbox's transactions in reauthorization.
+	reauth *reauthWatch
 }
 
 // streamsRead is RESULTS and DLQ read in full.
@@ -392,6 +394,9 @@ func (x *run) monitor(ctx context.Context) func() int64 {
 // has ended (or ctx ends).
 func (x *run) workload(ctx context.Context, progress func(string, ...any)) error {
 	plans := x.d.gen.plans(x.total)
+	if x.sc.plans != nil {
+		plans = x.sc.plans(x.d.gen, x.total)
+	}
 	rate := 25.0
 	if !x.r.opts.Quick {
 		rate = 60

@@ -33,6 +33,10 @@ type scenario struct {
 	allowed []string
 	// maxFileStore limits the NATS nodes' JetStream file store (e.g. "256MiB"; "" for none).
 	maxFileStore string
+	// reauth gives the shops reauthorizeAfter and the sandbox authorizationLifetime (reauth.go).
+	reauth bool
+	// plans, when set, makes the workload's orders instead of generator.plans.
+	plans func(g *generator, n int) []*plan
 	// prepare runs once the servers are up, before the worker starts; before once the worker is
 	// ready, inject alongside the workload, after once the worker went quiet; describe says what
 	// was injected.
@@ -91,6 +95,9 @@ func scenarios() []scenario {
 			cluster: true, workerFlags: []string{"-redis-wait-replicas", "auto"}, inject: injectClusterNodeLoss, after: noteHeldIntents, describe: describeNote},
 		{name: "late-retry", title: "an importer's late retry of order.created after the order's cancel, and orders created again after it", full: 1000, quick: 200, nodes: 1,
 			inject: injectLateRetries, after: checkLateOrders, describe: describeNote},
+		{name: "reauthorization", title: "orders re-authorized every 4 s while they wait to ship, the worker SIGKILLed meanwhile; approvals expire after 66 s", full: 2000, quick: 200, nodes: 1,
+			reauth: true, workerFlags: []string{"-min-reauthorize-after", "1s"}, plans: reauthPlans,
+			before: startReauthWatch, inject: injectReauthKills, after: checkReauthorizations, describe: describeNote},
 	}
 }
 

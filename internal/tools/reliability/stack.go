@@ -30,6 +30,10 @@ const linkID = "original00"
 func (x *run) startStack(ctx context.Context) error {
 	sc := x.sc
 	x.secrets = []string{"relPw-" + randomHex(8), "relPw-" + randomHex(8)}
+	lifetime := time.Duration(0)
+	if sc.reauth {
+		lifetime = authorizationLifetime
+	}
 	s, err := x.r.host.Start(ctx, sc.name, stack.Options{Nodes: sc.nodes, MaxPayload: maxPayload, MaxFileStore: sc.maxFileStore,
 		PrivateRedis: sc.privateRedis, RedisSentinel: sc.sentinel, RedisCluster: sc.cluster,
 		// The workers run with -shutdown-grace 10s (workerOptions).
@@ -40,6 +44,7 @@ func (x *run) startStack(ctx context.Context) error {
 				{ShopCode: codeB, LinkID: linkID, LinkPassword: x.secrets[1]},
 			},
 			ReviewDelay: 2 * time.Second, SlowDelay: 1500 * time.Millisecond, Seed: x.r.opts.Seed | 1,
+			AuthorizationLifetime: lifetime,
 		}})
 	if err != nil {
 		return err
@@ -49,13 +54,18 @@ func (x *run) startStack(ctx context.Context) error {
 }
 
 // writeShops writes the worker's shops file; shop rel-a goes through baseURLA when a scenario set
-// one.
+// one. The shops re-authorize after reauthorizeAfter in a scenario that says so, else after the
+// worker's default, 88 days (never within a run).
 func (x *run) writeShops() (string, error) {
+	reauth := ""
+	if x.sc.reauth {
+		reauth = reauthorizeAfter.String()
+	}
 	return x.s.WriteShops(
 		stack.Shop{ID: shopA, BaseURL: x.baseURLA, ShopCode: codeA, LinkID: linkID, PasswordEnv: "REL_PASSWORD_A",
-			InvoiceDelivery: "separate", FeeMode: "add", Fee: 205},
+			InvoiceDelivery: "separate", FeeMode: "add", Fee: 205, ReauthorizeAfter: reauth},
 		stack.Shop{ID: shopB, ShopCode: codeB, LinkID: linkID, PasswordEnv: "REL_PASSWORD_B",
-			InvoiceDelivery: "enclosed", FeeMode: "keep", Fee: 330})
+			InvoiceDelivery: "enclosed", FeeMode: "keep", Fee: 330, ReauthorizeAfter: reauth})
 }
 
 // workerOptions are the worker's settings: times short enough for a quick run to see re-checks,

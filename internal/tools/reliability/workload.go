@@ -6,6 +6,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sampledata"
@@ -66,6 +67,9 @@ type plan struct {
 	TrackRefused bool
 	// Invoice asks for the invoice print data after shipping.
 	Invoice bool
+	// ShipAfter is how long the order waits, OK, before its first tracking number: long enough
+	// to be re-authorized (the reauthorization scenario). 0: at once.
+	ShipAfter time.Duration
 }
 
 // generator makes the orders of one scenario, deterministically from a seed.

@@ -27,6 +27,9 @@ type SandboxOptions struct {
 	SlowDelay time.Duration
 	// Seed is its -seed, which makes its random decisions and faults. Default 1.
 	Seed uint64
+	// AuthorizationLifetime is its -authorization-lifetime: how long an approval lasts before a
+	// shipment report or a change is refused (er000102). Default: for ever.
+	AuthorizationLifetime time.Duration
 	// Faults are set once it answers. Default: none.
 	Faults sandbox.Faults
 }
@@ -47,6 +50,9 @@ func (s *Stack) startSandbox(ctx context.Context) error {
 		"-seed", strconv.FormatUint(max(o.Seed, 1), 10)}
 	if o.SlowDelay > 0 {
 		args = append(args, "-slow-delay", o.SlowDelay.String())
+	}
+	if o.AuthorizationLifetime > 0 {
+		args = append(args, "-authorization-lifetime", o.AuthorizationLifetime.String())
 	}
 	if len(o.Shops) > 0 {
 		var lines strings.Builder

@@ -27,6 +27,9 @@ type Shop struct {
 	// FeeMode is fees.mode (add, keep); Fee the fee, in yen, for every amount from 1 to 999,999.
 	FeeMode string
 	Fee     int
+	// ReauthorizeAfter is reauthorize_after as the file writes it ("4s"; a value under 1h needs
+	// the workers' -min-reauthorize-after). Default: none, the worker's 88d.
+	ReauthorizeAfter string
 }
 
 // WriteShops writes the shops file of the given shops to the stack's directory and returns its
@@ -49,6 +52,9 @@ func (s *Stack) WriteShops(shops ...Shop) (string, error) {
 			fmt.Fprintf(&b, "      invoice_delivery: %s\n", shop.InvoiceDelivery)
 		}
 		fmt.Fprintf(&b, "    fees:\n      mode: %s\n      table:\n        - {min: 1, max: 999999, fee: %d}\n", shop.FeeMode, shop.Fee)
+		if shop.ReauthorizeAfter != "" {
+			fmt.Fprintf(&b, "    reauthorize_after: %s\n", shop.ReauthorizeAfter)
+		}
 	}
 	path := filepath.Join(s.Dir, fmt.Sprintf("shops-%d.yaml", len(shops)))
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)

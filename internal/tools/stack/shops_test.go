@@ -3,6 +3,7 @@ package stack
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/fees"
@@ -22,13 +23,14 @@ func TestWriteShopsLoads(t *testing.T) {
 			shops: []Shop{{ID: "bench", ShopCode: "demo00000001", LinkID: "original00", PasswordEnv: "PW_A", FeeMode: "add", Fee: 205}},
 			file:  "shops-1.yaml",
 			want: []config.Shop{{ID: "bench",
-				Atodene: config.Atodene{BaseURL: sandboxURL + "/api/", ShopCode: "demo00000001", LinkID: "original00", InvoiceDelivery: config.InvoiceSeparate},
-				Fees:    fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}}},
+				Atodene:          config.Atodene{BaseURL: sandboxURL + "/api/", ShopCode: "demo00000001", LinkID: "original00", InvoiceDelivery: config.InvoiceSeparate},
+				Fees:             fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}},
+				ReauthorizeAfter: config.DefaultReauthorizeAfter}},
 		},
 		"two shops, every field": {
 			shops: []Shop{
 				{ID: "rel-a", BaseURL: "http://127.0.0.1:9000", ShopCode: "relshop00001", LinkID: "original00", PasswordEnv: "PW_A",
-					OrderIDPrefix: "A-", InvoiceDelivery: "separate", FeeMode: "add", Fee: 205},
+					OrderIDPrefix: "A-", InvoiceDelivery: "separate", FeeMode: "add", Fee: 205, ReauthorizeAfter: "4s"},
 				{ID: "rel-b", ShopCode: "relshop00002", LinkID: "original00", PasswordEnv: "PW_B",
 					InvoiceDelivery: "enclosed", FeeMode: "keep", Fee: 330},
 			},
@@ -36,10 +38,10 @@ func TestWriteShopsLoads(t *testing.T) {
 			want: []config.Shop{
 				{ID: "rel-a", Atodene: config.Atodene{BaseURL: "http://127.0.0.1:9000/api/", ShopCode: "relshop00001", LinkID: "original00",
 					InvoiceDelivery: config.InvoiceSeparate, OrderIDPrefix: "A-"},
-					Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}},
+					Fees: fees.Table{Mode: fees.ModeAdd, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 205}}}, ReauthorizeAfter: 4 * time.Second},
 				{ID: "rel-b", Atodene: config.Atodene{BaseURL: sandboxURL + "/api/", ShopCode: "relshop00002", LinkID: "original00",
 					InvoiceDelivery: config.InvoiceEnclosed},
-					Fees: fees.Table{Mode: fees.ModeKeep, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 330}}}},
+					Fees: fees.Table{Mode: fees.ModeKeep, Rows: []fees.Row{{Min: 1, Max: 999999, Fee: 330}}}, ReauthorizeAfter: config.DefaultReauthorizeAfter},
 			},
 		},
 	}
@@ -55,7 +57,8 @@ func TestWriteShopsLoads(t *testing.T) {
 			if path != filepath.Join(s.Dir, tt.file) {
 				t.Errorf("path %s, want %s in the stack's directory", path, tt.file)
 			}
-			got, err := config.LoadShops(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			// The suite's workers run with -min-reauthorize-after 1s (the reauthorization scenario).
+			got, err := config.LoadShops(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.MinReauthorizeAfter(time.Second))
 			if err != nil {
 				t.Fatalf("the worker refuses the file: %v", err)
 			}
@@ -70,8 +73,8 @@ func TestWriteShopsLoads(t *testing.T) {
 				a := shop.Atodene
 				a.LinkPassword, a.LinkPasswordFrom = config.Secret{}, ""
 				if shop.ID != want.ID || a != want.Atodene || shop.Fees.Mode != want.Fees.Mode ||
-					len(shop.Fees.Rows) != 1 || shop.Fees.Rows[0] != want.Fees.Rows[0] {
-					t.Errorf("shop %d:\n got %+v %+v\nwant %+v %+v", i, shop.ID, a, want.ID, want.Atodene)
+					len(shop.Fees.Rows) != 1 || shop.Fees.Rows[0] != want.Fees.Rows[0] || shop.ReauthorizeAfter != want.ReauthorizeAfter {
+					t.Errorf("shop %d:\n got %+v %+v %v\nwant %+v %+v %v", i, shop.ID, a, shop.ReauthorizeAfter, want.ID, want.Atodene, want.ReauthorizeAfter)
 				}
 			}
 		})
