@@ -198,7 +198,7 @@ func TestDoTrackAndResolve(t *testing.T) {
 		{Shop: "demo", Order: "OK-1", TransactionID: "10000000001"},
 		{Shop: "demo", Order: "UK-1", NotRegistered: true},
 	})
-	if err != nil || out[0].Published || out[0].Reason != "order OK-1 of shop demo is ok: resolve is for an order whose outcome is unknown" || !out[1].Published {
+	if err != nil || out[0].Published || out[0].Reason != "order OK-1 of shop demo is ok: resolve is for an order whose outcome is unknown, or whose re-authorization's is" || !out[1].Published {
 		t.Fatalf("resolve: %+v %v", out, err)
 	}
 	if subject, env := e.decoded(2); subject != "orders.resolve_requested.demo" || !strings.Contains(string(env.Data), `"not_registered":true`) {

@@ -77,6 +77,8 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 		switch {
 		case st.Status == orderstate.StatusNone && st.Version == 0:
 			return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: a resolution was asked, but the worker has no record of the order", order)))
+		case st.Status == orderstate.StatusOK && st.Reauth != nil && st.Reauth.Failed == ReauthUnknown:
+			return o.resolveReauth(ctx, r, ev, st)
 		case st.Status != orderstate.StatusUnknown:
 			return keep("no change: the order is " + statusWord(st.Status) + ", not unknown; there is nothing to resolve")
 		case ev.Data.NotRegistered:
@@ -136,4 +138,39 @@ func notRegistered(st orderstate.State) orderstate.State {
 		next.CreditSeq--
 	}
 	return next
+}
+
+// resolveReauth settles a re-authorization whose registration's outcome is unknown (ATODENE
+// answered that the derived shopOrderId is registered, after an attempt whose answer was lost).
+// With the transaction the operator found under that shopOrderId, the transaction is confirmed
+// with getauthori.do and taken as the re-authorization's answer: OK moves the order onto it and
+// cancels the old one, under review re-checks it, NG leaves the order on the old one. With
+// not_registered, or a transaction ATODENE holds as cancelled, the next re-authorization is
+// scheduled (under the next derived shopOrderId).
+func (o *Orders) resolveReauth(ctx context.Context, r *run, ev Event[events.ResolveRequest], st orderstate.State) change {
+	order, tx := ev.Data.OrderID, ev.Data.TransactionID
+	derived := ReauthShopOrderID(r.shop.OrderIDPrefix+order, st.Reauth.N)
+	again := func(why string) change {
+		rs := reauthOf(&st)
+		rs.Failed, rs.Scheduled = "", false
+		return write(st, "resolved: "+why+"; the next re-authorization is scheduled")
+	}
+	if ev.Data.NotRegistered {
+		return again("the re-authorization registered nothing under " + derived)
+	}
+	scr, err := r.shop.Provider.GetAuthori(ctx, tx)
+	reason, permanent := DeadLetterReason(err)
+	switch {
+	case permanent && reason == ReasonNoTransaction:
+		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: ATODENE has no transaction %s: not adopted as the re-authorization under %s", order, tx, derived)))
+	case permanent:
+		return fail(err)
+	case errors.Is(err, atodene.ErrAlreadyCancelled):
+		return again("the re-authorization's transaction " + tx + " is cancelled at ATODENE")
+	case err != nil:
+		return fail(err)
+	}
+	rs := reauthOf(&st)
+	rs.Failed, rs.ShopOrderID = "", derived
+	return o.reauthDecided(st, r.shop.ID, order, tx, scr, "resolved: transaction "+tx+" adopted as the re-authorization under "+derived)
 }

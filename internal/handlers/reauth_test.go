@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -822,5 +823,71 @@ func TestReauthorizationDueDuringAChangeUnderReview(t *testing.T) {
 	}
 	if st := e.get(t, "o-1"); st.Reauth.N != 1 || st.Reauth.Phase != orderstate.ReauthPending {
 		t.Fatalf("not re-authorized: %+v", st.Reauth)
+	}
+}
+
+// resolve publishes the operator's order.resolve_requested of order: the transaction found, or
+// none (not_registered).
+func (e *reauthEnv) resolve(id, order, tx string) error {
+	return e.o.ResolveRequested(context.Background(), handlers.Event[events.ResolveRequest]{
+		Meta: handlers.Meta{ID: id, Source: "console", Type: events.TypeResolveRequested, Shop: "shop-a", Seq: 100, Attempt: 1},
+		Data: events.ResolveRequest{ShopID: "shop-a", OrderID: order, Operator: "ops-sato", TransactionID: tx, NotRegistered: tx == ""}})
+}
+
+// TestResolveAnUnknownReauthorization: a re-authorization whose answer was lost ends unknown, with
+// two live transactions at ATODENE. The operator finds the new one under o-1_R1 and resolves the
+// order with it: the order moves onto it and the old one is cancelled. Resolved as not
+// registered instead, the next re-authorization registers o-1_R2.
+func TestResolveAnUnknownReauthorization(t *testing.T) {
+	t.Parallel()
+	for _, adopt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("adopt=%v", adopt), func(t *testing.T) {
+			t.Parallel()
+			e := newReauthEnv(t)
+			e.create(t, "o-1", "taro@example.jp")
+			old := e.get(t, "o-1").TransactionID
+			e.clock.Advance(reauthAfter)
+			e.prov.loseRegister = true
+			_ = e.fire(t)
+			if err := e.fire(t); err != nil {
+				t.Fatal(err)
+			}
+			if st := e.get(t, "o-1"); st.Reauth.Failed != handlers.ReauthUnknown || !st.HasData {
+				t.Fatalf("after the lost answer: %+v, data kept %v; want unknown, the data kept for the resolution", st.Reauth, st.HasData)
+			}
+			found := e.transactions(t)["o-1_R1"].TransactionID
+			if !adopt {
+				// Say it registered nothing: the operator cancelled o-1_R1 at ATODENE by hand first.
+				if err := e.prov.Provider.Cancel(context.Background(), found); err != nil {
+					t.Fatal(err)
+				}
+				found = ""
+			}
+			if err := e.resolve("r-1", "o-1", found); err != nil {
+				t.Fatal(err)
+			}
+			if !adopt {
+				if err := e.fire(t); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, txs := e.get(t, "o-1"), e.transactions(t)
+			want := map[bool]string{true: "o-1_R1", false: "o-1_R2"}[adopt]
+			if st.ShopOrderID != want || st.TransactionID != txs[want].TransactionID || txs["o-1"].State != "cancelled" || st.Reauth.Phase != "" {
+				t.Fatalf("after the resolution: %s on %s (%s), %+v; sandbox old %s", st.Status, st.TransactionID, st.ShopOrderID, st.Reauth, txs["o-1"].State)
+			}
+			live := 0
+			for _, tx := range txs {
+				if tx.State == "active" {
+					live++
+				}
+			}
+			if live != 1 {
+				t.Fatalf("%d live transactions after the resolution, want 1: %+v", live, txs)
+			}
+			if got := e.credits(t); got[len(got)-1] != "credit.ok reauthorized "+st.TransactionID || old == st.TransactionID {
+				t.Fatalf("credit outcomes %q", got)
+			}
+		})
 	}
 }

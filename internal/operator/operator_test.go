@@ -128,6 +128,11 @@ func TestAllowed(t *testing.T) {
 	if why := WhyNot("demo", "A-1", orderstate.Summary{Status: orderstate.StatusNG}, ActionCancel); why != "" {
 		t.Errorf("WhyNot of an allowed action: %q", why)
 	}
+	// An OK order whose re-authorization's outcome is unknown can be resolved, too.
+	reauthUnknown := orderstate.State{Version: 3, Status: orderstate.StatusOK, Service: "3", Reauth: &orderstate.Reauth{N: 1, Failed: "unknown"}}
+	if got, want := Allowed(reauthUnknown), []Action{ActionCancel, ActionTrack, ActionRequestInvoice, ActionResolve}; !slices.Equal(got, want) {
+		t.Errorf("Allowed(ok, re-authorization unknown) = %v, want %v", got, want)
+	}
 }
 
 // TestActionsFollowTheRules: every action publishes exactly where Allowed says it may, and is

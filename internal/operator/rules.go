@@ -59,12 +59,16 @@ type standing struct {
 	service     string // ATODENE's invoice delivery code: "2" separate, "3" enclosed
 	noService   bool   // the service is not known (the order index does not hold it)
 	cancelledAt time.Time
+	// reauthUnknown: the order is ok, but the outcome of its re-authorization's registration is
+	// unknown (docs/lifecycle.md#re-authorization).
+	reauthUnknown bool
 }
 
 func standingOf[O Order](o O) standing {
 	switch v := any(o).(type) {
 	case orderstate.State:
-		return standing{known: v.Version > 0, status: v.Status, review: v.Review, service: v.Service, cancelledAt: v.CancelledAt}
+		return standing{known: v.Version > 0, status: v.Status, review: v.Review, service: v.Service, cancelledAt: v.CancelledAt,
+			reauthUnknown: v.Status == orderstate.StatusOK && v.Reauth != nil && v.Reauth.Failed == "unknown"}
 	case orderstate.Summary:
 		// An order of the index has a state; the index holds neither its invoice delivery nor
 		// when it was cancelled.
@@ -136,8 +140,8 @@ func refusal(shop, order string, s standing, a Action) (Refusal, string) {
 		}
 		return "", ""
 	case ActionResolve:
-		if s.status != orderstate.StatusUnknown {
-			return status("is %s: resolve is for an order whose outcome is unknown", words)
+		if s.status != orderstate.StatusUnknown && !s.reauthUnknown {
+			return status("is %s: resolve is for an order whose outcome is unknown, or whose re-authorization's is", words)
 		}
 		return "", ""
 	case ActionTrack:

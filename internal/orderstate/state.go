@@ -211,9 +211,10 @@ const (
 // KeepsData reports whether the order's data must stay in Redis for a re-authorization: the order
 // awaits its approval (registering, under review) or holds one given after the worker kept data
 // (AuthorizedAt set), no shipment is reported (a shipped order is not re-authorized), and no
-// re-authorization ended for good.
+// re-authorization ended for good (an "unknown" ending waits for the operator's resolution).
 func (st State) KeepsData() bool {
-	if (st.Shipment != nil && st.Shipment.Reported) || (st.Reauth != nil && st.Reauth.Failed != "") {
+	// An "unknown" ending keeps it: the operator's resolution may start the next re-authorization.
+	if (st.Shipment != nil && st.Shipment.Reported) || (st.Reauth != nil && st.Reauth.Failed != "" && st.Reauth.Failed != "unknown") {
 		return false
 	}
 	switch st.Status {
