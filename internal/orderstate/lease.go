@@ -108,7 +108,9 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
-	keys := []string{s.leaseKey(shop, order), s.stateKey(shop, order), s.pendingKey(shop), s.eventKey(shop, t.EventKey), s.inboxKey(shop, order), s.timersKey(shop)}
+	sk := s.keysOf(shop)
+	keys := make([]string, 6, 10)
+	keys[0], keys[1], keys[2], keys[3], keys[4], keys[5] = s.leaseKey(shop, order), s.stateKey(shop, order), sk.pending, s.eventKey(shop, t.EventKey), s.inboxKey(shop, order), sk.timers
 	// A queued event's inbox timer is due when the lease expires.
 	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli(),
 		"", order, "", "", "", s.cutoff(t.Now)}
@@ -133,7 +135,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 		first.st.History = nil // not part of the document: never written with a first state
 		args[3] = first.raw
 		args[10], args[12], args[13], args[14] = s.ttl(first.st, t.Now), first.ix.changed, first.ix.ordered, first.ix.summary
-		keys = append(keys, s.indexKeys(shop)...) // where the first state is filed
+		keys = append(keys, sk.index[:]...) // where the first state is filed
 		if first.st.Status == StatusPending {
 			args[5] = "1"
 		}
