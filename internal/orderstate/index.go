@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -144,6 +146,9 @@ type indexEntry struct {
 	changed, ordered, summary string
 }
 
+// join renders the entry as State.Index: its scores and summary joined by "|".
+func (e indexEntry) join() string { return e.changed + "|" + e.ordered + "|" + e.summary }
+
 // indexEntryOf returns the index entry of a state as the store writes it (encode has set its
 // OrderedAt and ChangedAt). Its scores and summary, joined by "|", are State.Index: write.lua
 // joins the same from its arguments to compare it with the stored state's.
@@ -192,10 +197,43 @@ func (s *Store) refreshAge() time.Duration {
 }
 
 // indexKeys are a shop's index keys: by time changed, by time ordered, by id, the summaries. The
-// shop is a hash tag, so that on Redis Cluster a shop's index is in one slot.
+// shop is a hash tag, so that on Redis Cluster a shop's index is in one slot. The slice is the
+// caller's own.
 func (s *Store) indexKeys(shop string) []string {
+	ix := s.keysOf(shop).index
+	return ix[:]
+}
+
+// shopKeys are the keys of a shop's sets that every script of its orders names.
+type shopKeys struct {
+	pending, timers string
+	index           [4]string // indexKeys
+}
+
+// keyCache holds the shopKeys of the shops a store has written or read.
+type keyCache struct {
+	byShop sync.Map     // shop → *shopKeys
+	shops  atomic.Int64 // the shops keysOf was asked for, up to maxKeyedShops and a little past
+}
+
+// maxKeyedShops bounds keyCache: a store serves a few shops, but a reader may be asked for any.
+const maxKeyedShops = 1024
+
+// keysOf returns the keys of a shop's sets, made once per shop (for the first maxKeyedShops shops
+// seen; others each time): a write names six of them, and building them was a tenth of the
+// store's allocations.
+func (s *Store) keysOf(shop string) *shopKeys {
+	if k, ok := s.keys.byShop.Load(shop); ok {
+		return k.(*shopKeys)
+	}
 	base := s.prefix + "index:{" + shop + "}:"
-	return []string{base + "changed", base + "ordered", base + "id", base + "summary"}
+	k := &shopKeys{pending: s.pendingKey(shop), timers: s.timersKey(shop),
+		index: [4]string{base + "changed", base + "ordered", base + "id", base + "summary"}}
+	if s.keys.shops.Add(1) > maxKeyedShops {
+		return k
+	}
+	actual, _ := s.keys.byShop.LoadOrStore(shop, k)
+	return actual.(*shopKeys)
 }
 
 // cutoff is the retention cutoff at now, in Unix ms: an order last written at or before it has

@@ -343,6 +343,7 @@ type Store struct {
 	replicated              chan struct{} // runReplicated's slots: maxReplicatedWrites
 	replicatedByNode        *nodeSlots    // on a Cluster, per master (replicatedSlots)
 	written                 func(Written)
+	keys                    *keyCache // keysOf's
 }
 
 // DefaultRetention is how long an order's state, history and index entry are kept after it last
@@ -394,7 +395,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
 	}
 	return &Store{rdb: rdb, batch: newBatchers(rdb), prefix: cfg.Prefix, eventTTL: cfg.EventTTL, retention: cfg.Retention, now: cfg.Now,
 		listBudget: listBudget, gatherLimit: gatherLimit, replication: cfg.Replication, replicated: make(chan struct{}, maxReplicatedWrites),
-		replicatedByNode: &nodeSlots{byAddr: map[string]chan struct{}{}}, written: cfg.Written}
+		replicatedByNode: &nodeSlots{byAddr: map[string]chan struct{}{}}, written: cfg.Written, keys: &keyCache{}}
 }
 
 // tell passes w to Config.Written, if set and w holds anything.
@@ -475,13 +476,17 @@ func encode(shop, order string, st State, now time.Time, refresh time.Duration) 
 	}
 	cell := indexCell(st)
 	ix := indexEntry{ordered: indexScore(cell, st.OrderedAt), summary: encodeSummary(st.Fee, st.BilledAmount, st.TransactionID)}
-	shown := ix.ordered + "|" + ix.summary
-	if st.ChangedAt.IsZero() || st.Index != indexScore(cell, st.ChangedAt)+"|"+shown || st.UpdatedAt.Sub(st.ChangedAt) > refresh {
+	unchanged := false
+	if !st.ChangedAt.IsZero() && st.UpdatedAt.Sub(st.ChangedAt) <= refresh {
+		ix.changed = indexScore(cell, st.ChangedAt)
+		unchanged = st.Index == ix.join()
+	}
+	if !unchanged {
 		// What the index shows changed, or the state nears its expiry: the order changed now.
 		st.ChangedAt = st.UpdatedAt
+		ix.changed = indexScore(cell, st.ChangedAt)
+		st.Index = ix.join()
 	}
-	ix.changed = indexScore(cell, st.ChangedAt)
-	st.Index = ix.changed + "|" + shown
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return encoded{}, fmt.Errorf("orderstate: encoding state of %s/%s: %w", shop, order, err)
@@ -562,8 +567,10 @@ func (w writeArgs) inboxDue(now time.Time) time.Time {
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (_ State, _ *Parked, err error) {
 	ctx, c := startCall(ctx, "write", "EVALSHA", shop)
 	defer c.end(&err)
-	keys := append([]string{s.stateKey(shop, order), s.pendingKey(shop), s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
-		s.historyKey(shop, order), s.inboxKey(shop, order), s.timersKey(shop)}, s.indexKeys(shop)...)
+	sk := s.keysOf(shop)
+	keys := append(make([]string, 0, 12), s.stateKey(shop, order), sk.pending, s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
+		s.historyKey(shop, order), s.inboxKey(shop, order), sk.timers)
+	keys = append(keys, sk.index[:]...)
 	keys = append(keys, s.dataKey(shop, order))
 	args := make([]any, 20, 20+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry

@@ -2,6 +2,7 @@ package orderstate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -416,5 +417,45 @@ func TestInboxQueuesBehindTheHolder(t *testing.T) {
 	}
 	if _, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute, Now: now}); err != nil {
 		t.Fatalf("the lease was not released when the inbox emptied: %v", err)
+	}
+}
+
+// TestFirstStateHeldIsTheStoredOne: a lease that wrote the order's first state holds that state as
+// encoded, without reading it back: it must be the state stored, field for field (its JSON the
+// same document), with no history entries (they are not part of the document), and a commit from
+// it must succeed.
+func TestFirstStateHeldIsTheStoredOne(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	jst := time.FixedZone("JST", 9*60*60)
+	now := time.Date(2026, 11, 30, 21, 0, 0, 123456789, time.Local)
+	first := State{Status: StatusRegistering, DataHash: "v1:" + fmt.Sprint(42), Fee: 205, BilledAmount: 3155,
+		CausedBy: "ev", CreditSeq: 7, CreditCreated: now.UnixNano(), OrderedAt: time.Date(2026, 11, 30, 9, 0, 0, 0, jst),
+		Shipment:  &Shipment{CarrierCode: "yamato", TrackingNumber: "1234"},
+		Parked:    []Parked{{Type: "order.tracking_entered", Key: "src:1", Body: []byte(`{"a":1}`), Since: now, Waits: "the credit"}},
+		ParkTimer: now.Add(time.Hour), History: []Entry{{Type: "order.created", Did: "intent"}}}
+	l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev", TTL: time.Minute, First: &first, Now: now})
+	if err != nil || !l.Created {
+		t.Fatalf("lease with a first state: %+v, %v", l, err)
+	}
+	stored, err := s.Get(ctx, "shop", "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, _ := json.Marshal(l.State)
+	want, _ := json.Marshal(stored)
+	if string(held) != string(want) {
+		t.Errorf("the lease holds\n%s\nRedis holds\n%s", held, want)
+	}
+	if l.State.History != nil {
+		t.Errorf("the lease's state carries history entries %+v", l.State.History)
+	}
+	if h, _ := s.History(ctx, "shop", "o1"); len(h) != 0 {
+		t.Errorf("a first state wrote history %+v", h)
+	}
+	st := l.State
+	st.Status = StatusOK
+	if _, _, err := l.Commit(ctx, Commit{State: &st, Done: true}, now.Add(time.Second)); err != nil {
+		t.Fatalf("commit from the state held: %v", err)
 	}
 }

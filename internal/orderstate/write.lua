@@ -99,6 +99,7 @@ end
 if ok == 1 and ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
 end
+local queued = 0 -- the inbox's length after the write
 if ok == 1 then
   local first = ARGV[8] ~= '' and redis.call('LINDEX', KEYS[6], 0) == ARGV[8]
   if ARGV[10] ~= '' and first then
@@ -108,12 +109,13 @@ if ok == 1 then
   elseif first then
     redis.call('LPOP', KEYS[6])
   end
-  if redis.call('LLEN', KEYS[6]) > 0 then
+  queued = redis.call('LLEN', KEYS[6])
+  if queued > 0 then
     redis.call('ZADD', KEYS[7], 'LT', ARGV[12], ARGV[3])
   end
 end
 if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then
-  if ok == 1 and ARGV[9] ~= '' then
+  if ok == 1 and ARGV[9] ~= '' and queued > 0 then
     local next = redis.call('LINDEX', KEYS[6], 0)
     if next then
       redis.call('PEXPIRE', KEYS[3], ARGV[9])
