@@ -87,10 +87,6 @@ type Settings struct {
 	// PollDeadline is how long an order may stay under review before it is dead-lettered with
 	// reason poll-deadline (-poll-deadline). Default 336h (14 days).
 	PollDeadline time.Duration
-	// TimerHorizon is the longest wait of a timer that is no poll or parked event: the longest
-	// reauthorize_after of the shops. Not a flag: the worker sets it from the shops file, and the
-	// timer stream keeps its messages that long (docs/architecture.md#streams-subjects-and-consumers).
-	TimerHorizon time.Duration
 	// ParkLimit is how long an event may wait for its order to get where it applies (a tracking
 	// number, a cancel or an invoice request for an order not registered yet or during its
 	// registration) before it is

@@ -335,17 +335,27 @@ func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orde
 	return st, dirty, nil
 }
 
-// scheduleReauth schedules st's re-authorization timer when it needs one (reauthTime).
+// reauthHeldAhead is how far ahead a re-authorization timer is only held in the timer index (its
+// state's ReauthDue, written in the state's own atomic step) rather than scheduled in JetStream: the
+// reconciler hands it to JetStream once it is due. An approval lasts months, and a message
+// schedule for each order approved, kept until it fires, would cost a JetStream write per order
+// and a stream holding every unshipped order (docs/benchmarks.md).
+const reauthHeldAhead = time.Hour
+
+// scheduleReauth sets st's re-authorization timer when it needs one (reauthTime): held in the timer
+// index when it is due more than reauthHeldAhead from now, else scheduled in JetStream.
 func (o *Orders) scheduleReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	at, ok := o.reauthTime(r.shop, st)
 	if !ok {
 		return st, false, nil
 	}
 	rs := reauthOf(&st)
-	if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: rs.Seq, Kind: TimerReauth}, at); err != nil {
-		return st, false, err
+	rs.Scheduled, rs.At, rs.Held = true, at, at.Sub(o.Now()) > reauthHeldAhead
+	if !rs.Held {
+		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: rs.Seq, Kind: TimerReauth}, at); err != nil {
+			return st, false, err
+		}
 	}
-	rs.Scheduled, rs.At = true, at
 	return st, true, nil
 }
 

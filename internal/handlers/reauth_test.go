@@ -205,10 +205,22 @@ func (e *reauthEnv) get(t *testing.T, order string) orderstate.State {
 	return st
 }
 
-// fire handles the last re-authorization timer scheduled, as JetStream delivers it when due.
+// timer returns the re-authorization timer o-1's state relies on (held in the timer index, or
+// scheduled in JetStream), and when it is due.
+func (e *reauthEnv) timer(t *testing.T) (handlers.PollRequest, time.Time) {
+	t.Helper()
+	st := e.get(t, "o-1")
+	if st.Reauth == nil {
+		t.Fatal("o-1 has no re-authorization timer")
+	}
+	return handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: st.Reauth.Seq, Kind: handlers.TimerReauth}, st.Reauth.At
+}
+
+// fire handles o-1's re-authorization timer, as JetStream delivers it when due.
 func (e *reauthEnv) fire(t *testing.T) error {
 	t.Helper()
-	return e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerReauth).req)
+	req, _ := e.timer(t)
+	return e.o.PollDue(context.Background(), req)
 }
 
 // poll handles the last re-check scheduled.
@@ -279,9 +291,12 @@ func TestReauthorizedOnce(t *testing.T) {
 	e.create(t, "o-1", "taro@example.jp")
 	st := e.get(t, "o-1")
 	old := st.TransactionID
-	timer := e.polls.last(t, handlers.TimerReauth)
-	if want := st.AuthorizedAt.Add(reauthAfter); !timer.at.Equal(want) || st.AuthorizedAt.IsZero() {
-		t.Fatalf("re-authorization scheduled at %s, want 88 days after the approval (%s)", timer.at, want)
+	first, at := e.timer(t)
+	if want := st.AuthorizedAt.Add(reauthAfter); !at.Equal(want) || st.AuthorizedAt.IsZero() || !st.Reauth.Held {
+		t.Fatalf("re-authorization set for %s (held %v), want 88 days after the approval (%s), held in the timer index", at, st.Reauth.Held, want)
+	}
+	if n := e.polls.count(handlers.TimerReauth); n != 0 {
+		t.Fatalf("%d re-authorization timers put in JetStream 88 days ahead, want none (held)", n)
 	}
 	if !st.HasData {
 		t.Fatal("the OK order's data is not kept")
@@ -315,12 +330,12 @@ func TestReauthorizedOnce(t *testing.T) {
 	if st.Reauth == nil || st.Reauth.Phase != "" || st.Reauth.N != 1 || !st.AuthorizedAt.Equal(e.clock.Now()) {
 		t.Fatalf("re-authorization state %+v, authorized at %s; want done, 1, now", st.Reauth, st.AuthorizedAt)
 	}
-	if next := e.polls.last(t, handlers.TimerReauth); !next.at.Equal(e.clock.Now().Add(reauthAfter)) {
-		t.Fatalf("next re-authorization at %s, want 88 days from now", next.at)
+	if _, next := e.timer(t); !next.Equal(e.clock.Now().Add(reauthAfter)) {
+		t.Fatalf("next re-authorization at %s, want 88 days from now", next)
 	}
 
 	// The timer handled again (redelivered), and the first one, register nothing more.
-	if err := e.o.PollDue(context.Background(), timer.req); err != nil {
+	if err := e.o.PollDue(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.fire(t); err != nil { // not due yet: scheduled again
@@ -463,7 +478,6 @@ func TestReauthorizationDeclined(t *testing.T) {
 	if e.result(handlers.ReauthPending) != 1 || e.result(handlers.ReauthNG) != 1 {
 		t.Fatalf("metrics %v, want pending 1 and ng 1", e.results)
 	}
-	timers := e.polls.count(handlers.TimerReauth)
 
 	// A change of the order changes the old transaction (it is not registered again), and no
 	// re-authorization is scheduled.
@@ -484,8 +498,11 @@ func TestReauthorizationDeclined(t *testing.T) {
 	if sh := e.transactions(t)["o-1"].Shipment; sh == nil {
 		t.Fatal("the tracking number is not reported on the order's old transaction")
 	}
-	if n := e.polls.count(handlers.TimerReauth); n != timers {
-		t.Fatalf("%d re-authorization timers scheduled after it ended, want none", n-timers)
+	if st := e.get(t, "o-1"); st.Reauth.Scheduled {
+		t.Fatalf("a re-authorization timer set after it ended: %+v", st.Reauth)
+	}
+	if _, ok := e.get(t, "o-1").TimerDue(); ok {
+		t.Fatal("the order relies on a timer after its re-authorization ended")
 	}
 }
 
@@ -599,7 +616,7 @@ func TestShipmentRacingTheReauthorization(t *testing.T) {
 			e.clock.Advance(reauthAfter)
 			e.prov.holdRegister, e.prov.registering = make(chan struct{}), make(chan struct{})
 			done, evDone := make(chan error, 1), make(chan error, 1)
-			timer := e.polls.last(t, handlers.TimerReauth).req
+			timer, _ := e.timer(t)
 			go func() { done <- e.o.PollDue(context.Background(), timer) }()
 			<-e.prov.registering
 			go func() { evDone <- tc.event(e) }()
@@ -641,8 +658,8 @@ func TestReauthorizationOffAndReservedOrderIDs(t *testing.T) {
 	if err := off.o.OrderCreated(context.Background(), createdEvent("c-1", "A-100_R2", 1)); err != nil {
 		t.Fatalf("an order_id of the derived form, re-authorization off: %v", err)
 	}
-	if st := off.get(t, "A-100_R2"); st.HasData || off.polls.count(handlers.TimerReauth) != 0 {
-		t.Fatalf("re-authorization off: data kept %v, %d timers", st.HasData, off.polls.count(handlers.TimerReauth))
+	if st := off.get(t, "A-100_R2"); st.HasData || st.Reauth != nil {
+		t.Fatalf("re-authorization off: data kept %v, re-authorization %+v", st.HasData, st.Reauth)
 	}
 }
 
@@ -756,15 +773,14 @@ func TestNoReauthorizationWithoutKeptData(t *testing.T) {
 	if _, err := e.store.Put(context.Background(), "shop-a", "o-1", st, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	timers := e.polls.count(handlers.TimerReauth)
 	e.clock.Advance(60 * 24 * time.Hour)
 	if err := e.update(t, "u-1", "o-1", "taro@example.jp", 3100); err != nil {
 		t.Fatal(err)
 	}
 	st = e.get(t, "o-1")
-	if st.Status != orderstate.StatusOK || !st.AuthorizedAt.IsZero() || st.HasData || e.polls.count(handlers.TimerReauth) != timers {
-		t.Fatalf("after the change: %s, authorized at %s, data kept %v, %d new timers; want ok, no approval time, nothing kept or scheduled",
-			st.Status, st.AuthorizedAt, st.HasData, e.polls.count(handlers.TimerReauth)-timers)
+	if st.Status != orderstate.StatusOK || !st.AuthorizedAt.IsZero() || st.HasData || st.Reauth != nil {
+		t.Fatalf("after the change: %s, authorized at %s, data kept %v, re-authorization %+v; want ok, no approval time, nothing kept or set",
+			st.Status, st.AuthorizedAt, st.HasData, st.Reauth)
 	}
 }
 
@@ -809,14 +825,14 @@ func TestReauthorizationDueDuringAChangeUnderReview(t *testing.T) {
 	if err := e.fire(t); err != nil {
 		t.Fatal(err)
 	}
-	timers := e.polls.count(handlers.TimerReauth)
+	if st := e.get(t, "o-1"); st.Reauth.Scheduled {
+		t.Fatalf("the timer due during the review is still set: %+v", st.Reauth)
+	}
 	decide(t, e.sbURL, e.get(t, "o-1").TransactionID, "OK")
 	e.poll(t)
-	if n := e.polls.count(handlers.TimerReauth); n != timers+1 {
-		t.Fatalf("%d re-authorization timers scheduled when the change turned OK, want 1", n-timers)
-	}
-	if tm := e.polls.last(t, handlers.TimerReauth); !tm.at.Equal(approved.Add(reauthAfter)) {
-		t.Fatalf("scheduled for %s, want the first approval + 88 days (%s)", tm.at, approved.Add(reauthAfter))
+	st := e.get(t, "o-1")
+	if _, at := e.timer(t); !st.Reauth.Scheduled || !at.Equal(approved.Add(reauthAfter)) {
+		t.Fatalf("set %v for %s, want the first approval + 88 days (%s)", st.Reauth.Scheduled, at, approved.Add(reauthAfter))
 	}
 	if err := e.fire(t); err != nil {
 		t.Fatal(err)

@@ -106,6 +106,7 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		req  PollRequest
 		at   time.Time
 		also string // another kind that does the same work
+		held bool   // never put in JetStream: due now, handed to it (no need to look for it)
 	}
 	var needed []timer
 	base := PollRequest{Shop: t.Shop, OrderID: t.Order}
@@ -117,7 +118,7 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	if due, ok := st.ReauthDue(); ok {
 		req := base
 		req.Kind, req.Seq = TimerReauth, st.Reauth.Seq
-		needed = append(needed, timer{req: req, at: later(now, due)})
+		needed = append(needed, timer{req: req, at: later(now, due), held: st.Reauth.Held})
 	}
 	if !st.ParkTimer.IsZero() {
 		req := base
@@ -138,6 +139,14 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	scheduled := 0
 	for _, tm := range needed {
+		if tm.held {
+			if err := r.Polls.Schedule(ctx, tm.req, tm.at); err != nil {
+				return scheduled, err
+			}
+			scheduled++
+			r.Logger.Info("a re-authorization is due: handed to JetStream", zap.String("shop", t.Shop), zap.String("order", t.Order), zap.Time("was_due", t.Due))
+			continue
+		}
 		state, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.Grace))
 		if err == nil && state != TimerWaiting && tm.also != "" {
 			other := tm.req

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,8 @@ func TestReconcilerGoesOnPastAFailingShop(t *testing.T) {
 
 // TestReconcilerSchedulesALostReauthorization: an OK order whose re-authorization timer JetStream
 // lost (its state says it is scheduled, and it is overdue) gets it again, with its series number;
-// one whose timer is still waiting, and a shipped order, get nothing.
+// one held in the timer index (never put in JetStream) is handed to JetStream once due, without
+// looking for it there; one whose timer is still waiting, and a shipped order, get nothing.
 func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
@@ -84,6 +86,7 @@ func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
 	due := now.Add(-time.Hour)
 	for order, st := range map[string]orderstate.State{
 		"lost":    {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 3, Scheduled: true, At: due}},
+		"held":    {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 2, Scheduled: true, Held: true, At: due}},
 		"waiting": {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 1, Scheduled: true, At: due}},
 		"shipped": {Status: orderstate.StatusOK, Reauth: &orderstate.Reauth{Seq: 1, Scheduled: true, At: due},
 			Shipment: &orderstate.Shipment{CarrierCode: "1", TrackingNumber: "1", Reported: true}},
@@ -95,7 +98,7 @@ func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
 	polls := &recordedPolls{}
 	rec := &handlers.Reconciler{Store: store, Shops: []string{"shop-a"}, Polls: polls,
 		Waiting: func(_ context.Context, req handlers.PollRequest, _, _ time.Time) (handlers.TimerState, error) {
-			if req.OrderID == "waiting" {
+			if req.OrderID == "waiting" || req.OrderID == "held" {
 				return handlers.TimerWaiting, nil
 			}
 			return handlers.TimerMissing, nil
@@ -105,8 +108,9 @@ func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := handlers.PollRequest{Shop: "shop-a", OrderID: "lost", Seq: 3, Kind: handlers.TimerReauth}
-	if n != 1 || len(polls.timer) != 1 || polls.timer[0] != want {
+	want := []handlers.PollRequest{{Shop: "shop-a", OrderID: "held", Seq: 2, Kind: handlers.TimerReauth}, {Shop: "shop-a", OrderID: "lost", Seq: 3, Kind: handlers.TimerReauth}}
+	slices.SortFunc(polls.timer, func(a, b handlers.PollRequest) int { return strings.Compare(a.OrderID, b.OrderID) })
+	if n != 2 || !slices.Equal(polls.timer, want) {
 		t.Fatalf("scheduled %d: %+v, want %+v", n, polls.timer, want)
 	}
 }

@@ -172,8 +172,11 @@ type Reauth struct {
 	N int `json:"n"`
 	// Seq numbers the re-authorization timers of the order: a due timer of another is stale.
 	Seq       int       `json:"seq,omitempty"`
-	Scheduled bool      `json:"scheduled,omitempty"` // the timer of Seq is stored, due At
+	Scheduled bool      `json:"scheduled,omitempty"` // the timer of Seq is set, due At
 	At        time.Time `json:"at,omitzero"`
+	// Held says the timer is set in the timer index only (ReauthDue), not yet in JetStream: one
+	// due far ahead is handed to JetStream by the reconciler once it is due.
+	Held bool `json:"held,omitempty"`
 	// Phase is the step under way: "", ReauthRegistering, ReauthPending or ReauthCancelling.
 	Phase string `json:"phase,omitempty"`
 	// ShopOrderID is the derived shopOrderId of the registration under way (ReauthRegistering,

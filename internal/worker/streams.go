@@ -49,7 +49,7 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
 		// by the server onto the due subject. Waiting schedules hold no consumer slot.
 		{Name: PollStream, Subjects: []string{pollStreamFilter}, MaxMsgsPerSubject: 1, AllowMsgSchedules: true,
-			MaxAge: max(s.PollDeadline, s.ParkLimit, s.TimerHorizon) + 24*time.Hour},
+			MaxAge: max(s.PollDeadline, s.ParkLimit) + 24*time.Hour},
 		keptStreamConfig(s.ParkLimit),
 		advisoryStreamConfig(s.OrdersStream),
 	}

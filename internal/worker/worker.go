@@ -84,7 +84,6 @@ func (d Deps) withDefaults() Deps {
 func Run(ctx context.Context, d Deps) error {
 	d = d.withDefaults()
 	s, log := d.Settings, d.Logger
-	s.TimerHorizon = d.Shops.LongestReauthorizeAfter() // re-authorization timers wait that long
 	if err := checkServer(d.NATS); err != nil {
 		return err
 	}
