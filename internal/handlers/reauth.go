@@ -287,10 +287,11 @@ func errorCodes(errs []atodene.ProviderError) string {
 	return strings.Join(codes, ", ")
 }
 
-// settleReauth carries a re-authorization on from where an earlier handler left it: a registration whose answer is not recorded is sent again (same shopOrderId; its
-// answer written at once, as it must not be lost), a new transaction under review that no longer
-// fits the order (the order changed, shipped or was cancelled since) is cancelled, and the kept data
-// of a shop that no longer re-authorizes is dropped. It returns st with what it did, and whether
+// settleReauth carries a re-authorization on from where an earlier handler left it: a
+// registration whose answer is not recorded is sent again (same shopOrderId; its answer written at
+// once, as it must not be lost), a new transaction under review that no longer fits the order (the
+// order changed, shipped or was cancelled since) is cancelled, and the kept data of a shop that no
+// longer re-authorizes is dropped. It returns st with what it did, and whether
 // that differs from st. The old transaction's cancel comes after the outbox is published
 // (finishReauth), and the next timer after that (scheduleReauth).
 func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
