@@ -348,3 +348,24 @@ func TestReauthorizedTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestReauthorizationLeftTheOrderOnItsTransaction: a re-authorization's credit.pending whose new
+// transaction was cancelled since (the order shipped on its old one meanwhile) is no false outcome:
+// the order's standing is its last credit.ok. A credit.pending of the order's own is.
+func TestReauthorizationLeftTheOrderOnItsTransaction(t *testing.T) {
+	t.Parallel()
+	txs := []sandbox.TransactionView{
+		{TransactionID: "1", ShopCode: codeA, ShopOrderID: "A-1", State: "active", Decision: "OK"},
+		{TransactionID: "2", ShopCode: codeA, ShopOrderID: "A-1_R1", State: "cancelled", Decision: "審査中"},
+	}
+	for _, reauth := range []bool{true, false} {
+		outs := []Outcome{
+			{Seq: 1, Type: events.TypeCreditOK, Shop: shopA, Order: "A-1", TxID: "1"},
+			{Seq: 2, Type: events.TypeCreditPending, Shop: shopA, Order: "A-1", TxID: "2", Reauthorized: reauth},
+		}
+		var vs violations
+		if n, _ := checkFalseOutcomes(outs, txs, nil, nil, &vs); (n == 0) != reauth {
+			t.Errorf("reauthorized %v: %d false outcomes (%v)", reauth, n, vs.result())
+		}
+	}
+}
