@@ -144,9 +144,9 @@ func (op *reauthOperator) readLog() error {
 		var l struct {
 			Time   time.Time `json:"time"`
 			Msg    string    `json:"msg"`
-			Shop   string `json:"shop"`
-			Order  string `json:"order"`
-			Result string `json:"result"`
+			Shop   string    `json:"shop"`
+			Order  string    `json:"order"`
+			Result string    `json:"result"`
 		}
 		if json.Unmarshal(line, &l) != nil || l.Msg != reauthUnknownLine || l.Result != handlers.ReauthUnknown {
 			continue
