@@ -252,8 +252,12 @@ func checkReauthorizations(ctx context.Context, x *run) error {
 		x.notef("%d rounds of the operator failed (last: %v)", op.failed, op.lastErr)
 	}
 	x.note += fmt.Sprintf("; %d resolved by the operator", resolved)
-	x.notef("the operator resolved %d re-authorizations that ended unknown (order.resolve_requested), %d after the workload; the longest from the worker's warn line to the resolution published: %.1fs (%s)",
-		resolved, late, waited.Seconds(), whose)
+	if resolved > 0 {
+		x.notef("the operator resolved %d re-authorizations that ended unknown (order.resolve_requested), %d after the workload; the longest from the worker's warn line to the resolution published: %.1fs (%s)",
+			resolved, late, waited.Seconds(), whose)
+	} else {
+		x.notef("no re-authorization ended unknown: the kills met no registration in flight, and the operator had nothing to resolve")
+	}
 	w.mu.Lock()
 	for _, key := range slices.Sorted(maps.Keys(w.over)) {
 		for _, st := range w.over[key] {
