@@ -191,6 +191,9 @@ func (op *reauthOperator) act(ctx context.Context, shop, order string, seen time
 		op.refused = append(op.refused, fmt.Sprintf("%s/%s: %s", shop, order, r.Reason))
 		return true, nil
 	}
+	if r.Duplicate {
+		return true, nil // published already (the same key), not yet handled
+	}
 	key := shop + "/" + order
 	op.resolved[key] = append(op.resolved[key], resolution{seen: seen, at: time.Now(), shopOrderID: derived, tx: res.TransactionID, after: after})
 	return true, nil
