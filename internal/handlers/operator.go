@@ -146,7 +146,8 @@ func notRegistered(st orderstate.State) orderstate.State {
 // with getauthori.do and taken as the re-authorization's answer: OK moves the order onto it and
 // cancels the old one, under review re-checks it, NG leaves the order on the old one. With
 // not_registered, or a transaction ATODENE holds as cancelled, the next re-authorization is
-// scheduled (under the next derived shopOrderId).
+// scheduled (under the next derived shopOrderId). An order that shipped or changed since keeps its
+// old transaction: the one found is cancelled instead (stalePending).
 func (o *Orders) resolveReauth(ctx context.Context, r *run, ev Event[events.ResolveRequest], st orderstate.State) change {
 	order, tx := ev.Data.OrderID, ev.Data.TransactionID
 	derived := ReauthShopOrderID(r.shop.OrderIDPrefix+order, st.Reauth.N)
@@ -169,6 +170,20 @@ func (o *Orders) resolveReauth(ctx context.Context, r *run, ev Event[events.Reso
 		return again("the re-authorization's transaction " + tx + " is cancelled at ATODENE")
 	case err != nil:
 		return fail(err)
+	}
+	if why := stalePending(st); why != "" {
+		// The order shipped on its old transaction, or changed, while the re-authorization waited
+		// for the operator: the new transaction no longer fits it, as one under review would not
+		// (settleReauth). It is cancelled, not adopted; a changed order is re-authorized again, a
+		// shipped one never.
+		if scr.Decision() != atodene.DecisionNG {
+			if err := r.shop.Provider.Cancel(ctx, tx); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+				return fail(err)
+			}
+		}
+		rs := reauthOf(&st)
+		rs.Failed, rs.Scheduled = "", false
+		return write(st, "resolved: the re-authorization's transaction "+tx+" under "+derived+" cancelled, not adopted ("+why+"); the order stays on its transaction "+st.TransactionID)
 	}
 	rs := reauthOf(&st)
 	rs.Failed, rs.ShopOrderID = "", derived

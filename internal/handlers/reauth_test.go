@@ -907,3 +907,39 @@ func TestResolveAnUnknownReauthorization(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveAnUnknownReauthorizationAfterItShipped: a re-authorization ends unknown and the order
+// ships on its old transaction before the operator acts. Resolved with the transaction found under
+// o-1_R1, the order stays on the old, shipped transaction and the new one is cancelled: a shipped
+// transaction is never cancelled for a re-authorization (found by the reliability suite's
+// reauthorization scenario, whose orders ship while their re-authorization waits for the operator).
+func TestResolveAnUnknownReauthorizationAfterItShipped(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.clock.Advance(reauthAfter)
+	e.prov.loseRegister = true
+	_ = e.fire(t)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.trackO1(); err != nil {
+		t.Fatal(err)
+	}
+	before := e.credits(t)
+	found := e.transactions(t)["o-1_R1"].TransactionID
+	if err := e.resolve("r-1", "o-1", found); err != nil {
+		t.Fatal(err)
+	}
+	st, txs := e.get(t, "o-1"), e.transactions(t)
+	if st.TransactionID != old || st.ShopOrderID != "" || st.Reauth.Failed != "" || st.Reauth.Scheduled {
+		t.Fatalf("after the resolution: on %s (%s), %+v; want the old transaction %s, nothing scheduled", st.TransactionID, st.ShopOrderID, st.Reauth, old)
+	}
+	if txs["o-1"].State != "active" || txs["o-1"].Shipment == nil || txs["o-1_R1"].State != "cancelled" {
+		t.Fatalf("sandbox: old %s (shipment %v), new %s; want the old active and shipped, the new cancelled", txs["o-1"].State, txs["o-1"].Shipment, txs["o-1_R1"].State)
+	}
+	if got := e.credits(t); len(got) != len(before) {
+		t.Fatalf("credit outcomes %q after the resolution, want none more than %q", got, before)
+	}
+}

@@ -348,3 +348,52 @@ func TestReauthorizedTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestReauthorizationLeftTheOrderOnItsTransaction: a re-authorization's credit.pending whose new
+// transaction was cancelled since (the order shipped on its old one meanwhile) is no false outcome:
+// the order's standing is its last credit.ok. A credit.pending of the order's own is.
+func TestReauthorizationLeftTheOrderOnItsTransaction(t *testing.T) {
+	t.Parallel()
+	txs := []sandbox.TransactionView{
+		{TransactionID: "1", ShopCode: codeA, ShopOrderID: "A-1", State: "active", Decision: "OK"},
+		{TransactionID: "2", ShopCode: codeA, ShopOrderID: "A-1_R1", State: "cancelled", Decision: "審査中"},
+	}
+	for _, reauth := range []bool{true, false} {
+		outs := []Outcome{
+			{Seq: 1, Type: events.TypeCreditOK, Shop: shopA, Order: "A-1", TxID: "1"},
+			{Seq: 2, Type: events.TypeCreditPending, Shop: shopA, Order: "A-1", TxID: "2", Reauthorized: reauth},
+		}
+		var vs violations
+		if n, _ := checkFalseOutcomes(outs, txs, nil, nil, &vs); (n == 0) != reauth {
+			t.Errorf("reauthorized %v: %d false outcomes (%v)", reauth, n, vs.result())
+		}
+	}
+}
+
+// TestLastCreditOK: the order's last credit.ok names its live transaction, and only a
+// re-authorization's outcomes naming a transaction no longer live may follow it.
+func TestLastCreditOK(t *testing.T) {
+	t.Parallel()
+	old := sandbox.TransactionView{TransactionID: "1", ShopOrderID: "A-1", State: "active", Decision: "OK"}
+	dropped := sandbox.TransactionView{TransactionID: "2", ShopOrderID: "A-1_R1", State: "cancelled", Decision: "審査中"}
+	adopted := sandbox.TransactionView{TransactionID: "2", ShopOrderID: "A-1_R1", State: "active", Decision: "OK"}
+	ok1 := Outcome{Type: events.TypeCreditOK, TxID: "1"}
+	for _, tt := range []struct {
+		name string
+		outs []Outcome
+		live sandbox.TransactionView
+		ts   []sandbox.TransactionView
+		bad  bool
+	}{
+		{"on its own", []Outcome{ok1}, old, []sandbox.TransactionView{old}, false},
+		{"review dropped as it shipped", []Outcome{ok1, {Type: events.TypeCreditPending, TxID: "2", Reauthorized: true}}, old, []sandbox.TransactionView{old, dropped}, false},
+		{"moved onto the new one", []Outcome{ok1, {Type: events.TypeCreditOK, TxID: "2", Reauthorized: true}}, adopted, []sandbox.TransactionView{{TransactionID: "1", State: "cancelled", Decision: "OK"}, adopted}, false},
+		{"a pending of its own after it", []Outcome{ok1, {Type: events.TypeCreditPending, TxID: "1"}}, old, []sandbox.TransactionView{old}, true},
+		{"the new one live, no credit.ok for it", []Outcome{ok1, {Type: events.TypeCreditPending, TxID: "2", Reauthorized: true}}, adopted, []sandbox.TransactionView{adopted}, true},
+		{"no credit.ok", nil, old, []sandbox.TransactionView{old}, true},
+	} {
+		if why := lastCreditOK(tt.outs, tt.live, tt.ts); (why != "") != tt.bad {
+			t.Errorf("%s: %q, want bad %v", tt.name, why, tt.bad)
+		}
+	}
+}

@@ -85,7 +85,8 @@ func (a *atodeneNow) bad(o Outcome, format string, args ...any) {
 // outcomes"):
 //   - a credit.ok, credit.ng or credit.pending must name a transaction the sandbox holds for the
 //     order, and a shipment.ok one that holds a shipment report;
-//   - the order's last credit outcome (credit.invalid aside: it names no transaction) must agree
+//   - the order's last credit outcome (credit.invalid aside: it names no transaction; and a
+//     re-authorization's that left the order on its old transaction, pending or ng) must agree
 //     with that transaction now: credit.ok an active transaction decided OK, credit.ng one decided
 //     NG, credit.pending one not cancelled, each with the billed amount the outcome states;
 //     credit.cancelled no live transaction of the order at all. Not for the orders an operator
@@ -113,7 +114,11 @@ func checkFalseOutcomes(outs []Outcome, txs []sandbox.TransactionView, operatorS
 		switch {
 		case strings.HasPrefix(o.Type, "credit."):
 			creditSeq[key] = o.Seq
-			if a.creditNamesHeld(o) {
+			// A re-authorization's credit.pending or credit.ng leaves the order on its old
+			// transaction (docs/lifecycle.md#re-authorization): the order's standing is still its
+			// last credit.ok, and the new transaction may be cancelled since without an outcome
+			// (the order shipped or changed meanwhile).
+			if a.creditNamesHeld(o) && (!o.Reauthorized || o.Type == events.TypeCreditOK) {
 				lastCredit[key] = o
 			}
 		case o.Type == events.TypeShipmentOK:
