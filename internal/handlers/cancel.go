@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -49,6 +51,14 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 			done.Phase, done.New, done.Review, done.ShopOrderID = "", "", "", ""
 			st.Reauth = &done
 			did += " (and the new transaction of its re-authorization, under review)"
+		}
+		// A re-authorization whose outcome is unknown may have left a live transaction that the
+		// worker cannot name: only ATODENE's screen can find and cancel it.
+		if rs := st.Reauth; rs != nil && rs.Failed == ReauthUnknown {
+			derived := ReauthShopOrderID(r.shop.OrderIDPrefix+order, rs.N)
+			did += "; ATODENE may still hold a live transaction under " + derived + " (a re-authorization whose outcome is unknown): cancel it in ATODENE's screen"
+			o.Logger.Warn("order cancelled while its re-authorization's outcome is unknown: ATODENE may still hold a live transaction under the derived shopOrderId",
+				zap.String("shop", r.shop.ID), zap.String("order", order), zap.String("shop_order_id", derived))
 		}
 		at := ev.Time
 		if at.IsZero() {

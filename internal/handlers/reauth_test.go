@@ -943,3 +943,28 @@ func TestResolveAnUnknownReauthorizationAfterItShipped(t *testing.T) {
 		t.Fatalf("credit outcomes %q after the resolution, want none more than %q", got, before)
 	}
 }
+
+// TestCancelWhileAReauthorizationIsUnknown: an order cancelled while its re-authorization's outcome
+// is unknown cancels its transaction, and its history names the derived shopOrderId ATODENE may
+// still hold live, for the operator to cancel there.
+func TestCancelWhileAReauthorizationIsUnknown(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	e.clock.Advance(reauthAfter)
+	e.prov.loseRegister = true
+	_ = e.fire(t)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cancel("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := e.store.History(context.Background(), "shop-a", "o-1")
+	if did := h[len(h)-1].Did; !strings.Contains(did, "cancelled") || !strings.Contains(did, "o-1_R1") {
+		t.Fatalf("last history entry %q, want the cancel naming o-1_R1", did)
+	}
+	if tx := e.transactions(t)["o-1"]; tx.State != "cancelled" {
+		t.Fatalf("the order's transaction is %s, want cancelled", tx.State)
+	}
+}
