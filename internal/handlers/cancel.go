@@ -44,12 +44,9 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 		}
 		// A re-authorization's new transaction under review goes too.
 		if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending {
-			if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+			if err := dropNew(ctx, r, &st); err != nil {
 				return fail(err)
 			}
-			done := *rs
-			done.Phase, done.New, done.Review, done.ShopOrderID = "", "", "", ""
-			st.Reauth = &done
 			did += " (and the new transaction of its re-authorization, under review)"
 		}
 		// A re-authorization whose outcome is unknown may have left a live transaction that the

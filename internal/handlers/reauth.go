@@ -206,7 +206,7 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 		}
 		return o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
 	case errors.As(err, &rejected):
-		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+errorCodes(rejected.Errors)+"); the order stays on its transaction")
+		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+points(rejected)+"); the order stays on its transaction")
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId
 	}
@@ -279,14 +279,6 @@ func (o *Orders) emitReauth(st *orderstate.State, shop, order, eventType, tx, re
 	o.emit(st, shop, order, eventType, st.CausedBy, data)
 }
 
-func errorCodes(errs []atodene.ProviderError) string {
-	codes := make([]string, len(errs))
-	for i, e := range errs {
-		codes[i] = e.Point + ":" + e.Code
-	}
-	return strings.Join(codes, ", ")
-}
-
 // settleReauth carries a re-authorization on from where an earlier handler left it: a
 // registration whose answer is not recorded is sent again (same shopOrderId; its answer written at
 // once, as it must not be lost), a new transaction under review that no longer fits the order (the
@@ -317,15 +309,11 @@ func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orde
 	}
 	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending {
 		if why := stalePending(st); why != "" {
-			if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
-				if _, permanent := DeadLetterReason(err); !permanent {
-					return st, false, err
-				}
-			}
 			before := st
-			rs := reauthOf(&st)
 			did := "re-authorization dropped (" + why + "): its new transaction " + rs.New + " cancelled"
-			rs.Phase, rs.New, rs.Review, rs.ShopOrderID, rs.Scheduled, rs.At = "", "", "", "", false, time.Time{}
+			if err := dropNew(ctx, r, &st); err != nil {
+				return st, false, err
+			}
 			st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
 			dirty = true
 		}
@@ -358,6 +346,20 @@ func (o *Orders) scheduleReauth(ctx context.Context, r *run, order string, st or
 		}
 	}
 	return st, true, nil
+}
+
+// dropNew cancels the new transaction of st's re-authorization under review and ends that step.
+// ATODENE refusing the cancel for good (it does not know the transaction) ends it too; a refused
+// account, or any other failure, is returned to be retried.
+func dropNew(ctx context.Context, r *run, st *orderstate.State) error {
+	if err := r.shop.Provider.Cancel(ctx, st.Reauth.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
+		if reason, permanent := DeadLetterReason(err); !permanent || reason == ReasonAccountRefused {
+			return err
+		}
+	}
+	rs := reauthOf(st)
+	rs.Phase, rs.New, rs.Review, rs.ShopOrderID, rs.Scheduled, rs.At = "", "", "", "", false, time.Time{}
+	return nil
 }
 
 // stalePending says why a re-authorization's new transaction under review no longer fits the
