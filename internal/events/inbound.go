@@ -377,9 +377,18 @@ func (p *problems) ids(shopID, orderID, subjectShop string) {
 }
 
 // personFields maps a person's JSON fields to the ATODENE elements whose rules they follow.
-var personFields = []struct{ json, element string }{
-	{"name", "name"}, {"name_kana", "kanaName"}, {"zip", "zip"}, {"address", "address"},
-	{"phone", "tel"}, {"email", "email"}, {"company", "companyName"}, {"department", "sectionName"},
+var personFields = []struct {
+	json, element string
+	value         func(*Person) string
+}{
+	{"name", "name", func(x *Person) string { return x.Name }},
+	{"name_kana", "kanaName", func(x *Person) string { return x.NameKana }},
+	{"zip", "zip", func(x *Person) string { return x.Zip }},
+	{"address", "address", func(x *Person) string { return x.Address }},
+	{"phone", "tel", func(x *Person) string { return x.Phone }},
+	{"email", "email", func(x *Person) string { return x.Email }},
+	{"company", "companyName", func(x *Person) string { return x.Company }},
+	{"department", "sectionName", func(x *Person) string { return x.Department }},
 }
 
 func (p *problems) person(prefix string, x *Person, isBuyer bool) {
@@ -387,24 +396,32 @@ func (p *problems) person(prefix string, x *Person, isBuyer bool) {
 		p.add(prefix, "is required")
 		return
 	}
-	values := map[string]string{
-		"name": x.Name, "name_kana": x.NameKana, "zip": x.Zip, "address": x.Address,
-		"phone": x.Phone, "email": x.Email, "company": x.Company, "department": x.Department,
-	}
 	for _, f := range personFields {
-		if f.json == "email" && !isBuyer && x.Email == "" {
+		v := f.value(x)
+		if f.json == "email" && !isBuyer && v == "" {
 			continue // a consignee needs no e-mail address
 		}
-		p.field(prefix+"."+f.json, f.element, values[f.json])
+		// The field's name is built only for a problem: every order passes here.
+		if reason := fieldReason(f.element, v); reason != "" {
+			p.add(prefix+"."+f.json, "%s", reason)
+		}
 	}
 }
 
 // field applies an ATODENE field rule to a JSON field, reporting it under the JSON name.
 func (p *problems) field(name, element, value string) {
+	if reason := fieldReason(element, value); reason != "" {
+		p.add(name, "%s", reason)
+	}
+}
+
+// fieldReason is why value breaks the rule of the ATODENE element, or "".
+func fieldReason(element, value string) string {
 	var fe *atodene.FieldError
 	if err := atodene.CheckField(element, value); errors.As(err, &fe) {
-		p.add(name, "%s", fe.Reason)
+		return fe.Reason
 	}
+	return ""
 }
 
 // Validate checks every rule of docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate for an order of the given shop.
@@ -423,13 +440,15 @@ func (o Order) Validate(shop string) error {
 	}
 	var sum int64
 	for i, it := range o.Items {
-		prefix := "items[" + strconv.Itoa(i) + "]"
-		p.field(prefix+".name", "goods", it.Name)
+		item := func(field string) string { return "items[" + strconv.Itoa(i) + "]." + field }
+		if reason := fieldReason("goods", it.Name); reason != "" {
+			p.add(item("name"), "%s", reason)
+		}
 		if it.UnitPrice < 0 || it.UnitPrice > 999999 {
-			p.add(prefix+".unit_price", "must be between 0 and 999999")
+			p.add(item("unit_price"), "must be between 0 and 999999")
 		}
 		if it.Quantity < 1 || it.Quantity > 99999 {
-			p.add(prefix+".quantity", "must be between 1 and 99999")
+			p.add(item("quantity"), "must be between 1 and 99999")
 		}
 		sum += it.UnitPrice * it.Quantity
 	}
