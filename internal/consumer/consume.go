@@ -17,6 +17,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
 )
 
 // DeadLetterFunc writes a message to the dead-letter stream and returns once it is stored; m is
@@ -203,7 +204,8 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		ctx, span = startProcess(ctx, cfg.Tracing, msg, m)
 		defer func() { endProcess(span, m, outcome, reason, err) }()
 	}
-	log := cfg.Logger.With(zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence))
+	// The lines of the message's handling name its trace when it has one (tracing.LogFields).
+	log := cfg.Logger.With(tracing.LogFields(ctx, []zap.Field{zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence)})...)
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
 	defer stopBeat() // stopped before the message is settled: no beat follows an ack
 	settle := func(settle func() error, what string) {

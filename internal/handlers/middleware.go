@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
 )
 
 // Recover turns a panic into an error, so one bad message cannot crash the worker. The message
@@ -18,8 +20,8 @@ func Recover(log *zap.Logger) Middleware {
 		return func(ctx context.Context, m *Message) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("handler panicked", zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence),
-						zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+					log.Error("handler panicked", tracing.LogFields(ctx, []zap.Field{zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence),
+						zap.Any("panic", r), zap.ByteString("stack", debug.Stack())})...)
 					err = fmt.Errorf("handler panicked: %v", r)
 				}
 			}()
@@ -54,18 +56,21 @@ func outcomeOf(err error) (outcome, reason string) {
 }
 
 // Logging writes one line per handled message: event id, type, shop, outcome, duration and
-// attempt. It never logs the body: it holds personal data.
+// attempt, and, with tracing on, the trace and span ids of the message's span (tracing.LogFields).
+// It never logs the body: it holds personal data.
 func Logging(log *zap.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			start := time.Now()
 			err := next(ctx, m)
-			fields := []zap.Field{
+			// Room for the trace fields and the error: the slice is allocated once whatever is added.
+			fields := make([]zap.Field, 0, 12)
+			fields = append(fields,
 				zap.String("event_id", clip(m.Head.Event.ID)), zap.String("subject", clip(m.Subject)),
 				zap.String("type", m.Head.Kind), zap.String("shop", m.Head.Shop), zap.String("order", m.Head.Order),
 				zap.String("outcome", deliveryOutcome(err, m)), zap.Duration("duration", time.Since(start)),
-				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence),
-			}
+				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence))
+			fields = tracing.LogFields(ctx, fields)
 			if err != nil {
 				fields = append(fields, zap.Error(err))
 				log.Warn("message handled", fields...)

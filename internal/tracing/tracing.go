@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 )
 
 // Name is the instrumentation scope of every span the project makes.
@@ -47,6 +48,24 @@ func Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (con
 		return ctx, parent
 	}
 	return parent.TracerProvider().Tracer(Name).Start(ctx, name, opts...)
+}
+
+// Log field names of a span's identity (docs/observability.md#trace-ids-in-log-lines).
+const (
+	LogTraceID = "trace_id"
+	LogSpanID  = "span_id"
+)
+
+// LogFields returns fields with trace_id and span_id appended, ctx's span's trace and span ids in
+// W3C hex (as a traceparent writes them), when ctx holds a valid span context: with tracing on, so
+// that a log line leads to its trace. Otherwise (tracing off) it returns fields as they are, with
+// no allocation.
+func LogFields(ctx context.Context, fields []zap.Field) []zap.Field {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return fields
+	}
+	return append(fields, zap.String(LogTraceID, sc.TraceID().String()), zap.String(LogSpanID, sc.SpanID().String()))
 }
 
 // Fail marks span as failed by err (its message, bounded), or does nothing for a nil err. Error

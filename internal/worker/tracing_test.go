@@ -15,6 +15,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/inbound"
@@ -203,16 +206,70 @@ func TestTraceFollowsADeadLetter(t *testing.T) {
 	checkNoPersonalData(t, exp.GetSpans(), "加藤", "150-0001", "taro@example.jp")
 }
 
-// TestTracingOffAddsNothing: without a provider (the default), outcomes carry no trace context.
+// TestTracingOffAddsNothing: without a provider (the default), outcomes carry no trace context,
+// and no log line a trace id, even for an event whose publisher traced it.
 func TestTracingOffAddsNothing(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	h.publish("order.created", "shop-a", "ev-off", orderData("shop-a", "OFF-1", "taro@example.jp"))
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := newHarnessWith(t, harnessOpts{logger: zap.New(core)})
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h.publishTraced(tp, "order.created", "shop-a", "ev-off", orderData("shop-a", "OFF-1", "taro@example.jp"))
 	h.waitOutcomes("OFF-1", "credit.ok", 10*time.Second)
 	for _, o := range h.rawMessages("RESULTS") {
 		if o.Header.Get("traceparent") != "" || o.Body["traceparent"] != nil {
 			t.Errorf("%s carries trace context with tracing off: %v", o.Subject, o.Header)
 		}
+	}
+	if logs.FilterMessage("message handled").Len() == 0 {
+		t.Fatal("no line \"message handled\": the test proves nothing")
+	}
+	for _, e := range logs.All() {
+		if f := e.ContextMap(); f["trace_id"] != nil || f["span_id"] != nil {
+			t.Errorf("%q names a trace with tracing off: %v", e.Message, f)
+		}
+	}
+}
+
+// processSpan returns the process span of the event id, failing the test when there is not one.
+func processSpan(t *testing.T, exp *tracetest.InMemoryExporter, id string) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if strings.HasPrefix(s.Name, "process ") && attrs(s)["messaging.message.id"] == id {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d process spans of %s, want 1", len(found), id)
+	}
+	return found[0]
+}
+
+// TestLogLineNamesTheTrace: with tracing on, the "message handled" line of an event names the trace
+// the publisher started and the span of its handling, in W3C hex, so that an operator goes from the
+// line to the trace.
+func TestLogLineNamesTheTrace(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.DebugLevel)
+	h, exp, tp := newTracedHarness(t, harnessOpts{logger: zap.New(core)})
+	traceID := h.publishTraced(tp, "order.created", "shop-a", "ev-log-1", orderData("shop-a", "LOG-1", "taro@example.jp"))
+	h.waitOutcomes("LOG-1", "credit.ok", 10*time.Second)
+	h.shutdown()
+
+	span := processSpan(t, exp, "ev-log-1")
+	var lines int
+	for _, e := range logs.FilterMessage("message handled").All() {
+		if f := e.ContextMap(); f["event_id"] == "ev-log-1" {
+			lines++
+			if f["trace_id"] != traceID.String() || f["span_id"] != span.SpanContext.SpanID().String() {
+				t.Errorf("trace_id %v, span_id %v; want the trace %s and the process span %s", f["trace_id"], f["span_id"],
+					traceID, span.SpanContext.SpanID())
+			}
+		}
+	}
+	if lines != 1 {
+		t.Errorf("%d lines \"message handled\" of ev-log-1, want 1", lines)
 	}
 }
 
