@@ -67,8 +67,9 @@ type Config struct {
 	// the recoveries, for readiness.
 	Infra *Infra
 	// Tracing, if set, traces each message in a consumer span "process <subject>" that continues
-	// the trace of the message's traceparent header; the handler, the dead letter and what they
-	// call run within it. Default nil: no span, no cost (package tracing).
+	// the trace of the message's traceparent header or, without one, of its body's CloudEvents
+	// traceparent attribute; the handler, the dead letter and what they call run within it.
+	// Default nil: no span, no cost (package tracing).
 	Tracing trace.TracerProvider
 }
 

@@ -7,15 +7,26 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/tracing"
 	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
 // startProcess starts the span of one delivery of msg: a consumer span "process <subject>" that
-// continues the trace of the message's headers (a new trace when they carry none).
+// continues the trace of the message's traceparent header or, when it has none, of the CloudEvents
+// distributed-tracing attributes of its body (events.TraceContext): a producer that uses a
+// CloudEvents SDK puts the trace context there. The header wins when both are there; a new trace
+// is started when neither carries a valid trace context.
 func startProcess(ctx context.Context, tp trace.TracerProvider, msg jetstream.Msg, m *handlers.Message) (context.Context, trace.Span) {
-	return tp.Tracer(tracing.Name).Start(natstrace.Extract(ctx, msg.Headers()), "process "+m.Subject,
+	var parent context.Context
+	if h := msg.Headers(); h.Get(natstrace.HeaderTraceParent) != "" {
+		parent = natstrace.Extract(ctx, h)
+	} else {
+		traceparent, tracestate := events.TraceContext(m.Body)
+		parent = natstrace.ExtractAttributes(ctx, traceparent, tracestate)
+	}
+	return tp.Tracer(tracing.Name).Start(parent, "process "+m.Subject,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(tracing.MessagingSystem, tracing.OperationType.String("process"),
 			tracing.Destination.String(m.Subject), tracing.Attempt.Int(m.Attempt)))

@@ -266,6 +266,49 @@ func decodeEnvelope(subject, want string, subjectErr error, body []byte) (Envelo
 	return env, p.err()
 }
 
+// Limits of the CloudEvents distributed-tracing extension attributes of an inbound event
+// (TraceContext): a W3C traceparent of version 00 is 55 characters, and a tracestate of more than
+// 512 need not be propagated (W3C Trace Context).
+const (
+	MaxTraceParentLen = 55
+	MaxTraceStateLen  = 512
+)
+
+// TraceContext returns the CloudEvents distributed-tracing extension attributes traceparent and
+// tracestate of an event's body, the W3C trace context of a producer that puts it in the event
+// rather than in message headers (a CloudEvents SDK), for a traced worker to continue
+// (docs/events.md#envelope). They are read apart from DecodeEnvelope and never make an event
+// invalid: an attribute that is not a JSON string or is over its limit (MaxTraceParentLen,
+// MaxTraceStateLen) is left out, as is tracestate without traceparent, and a body that is no JSON
+// object has neither. Whether traceparent is a valid trace context is for the propagator to judge.
+func TraceContext(body []byte) (traceparent, tracestate string) {
+	var attrs struct {
+		TraceParent json.RawMessage `json:"traceparent"`
+		TraceState  json.RawMessage `json:"tracestate"`
+	}
+	if json.Unmarshal(body, &attrs) != nil {
+		return "", ""
+	}
+	if traceparent = traceAttribute(attrs.TraceParent, MaxTraceParentLen); traceparent == "" {
+		return "", ""
+	}
+	return traceparent, traceAttribute(attrs.TraceState, MaxTraceStateLen)
+}
+
+// traceAttribute returns the JSON string raw, or "" when raw is no string or one of more than limit
+// bytes. A string whose JSON text could not hold limit bytes or fewer (6 bytes each at most, as
+// \u0000) is not unquoted at all.
+func traceAttribute(raw json.RawMessage, limit int) string {
+	if len(raw) < 2 || raw[0] != '"' || len(raw) > 6*limit+2 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil || len(s) > limit {
+		return ""
+	}
+	return s
+}
+
 // isJSONMediaType reports whether ct is application/json, parameters (charset) allowed.
 func isJSONMediaType(ct string) bool {
 	mediaType, _, err := mime.ParseMediaType(ct)

@@ -273,6 +273,69 @@ func TestLogLineNamesTheTrace(t *testing.T) {
 	}
 }
 
+// publishWithTrace publishes an order.created event whose body carries the CloudEvents
+// distributed-tracing attribute traceparent (and tracestate) when attr is not empty, and whose
+// message carries the traceparent header when header is not empty.
+func (h *harness) publishWithTrace(id, order, attr, state, header string) {
+	h.t.Helper()
+	raw, _ := json.Marshal(orderData("shop-a", order, "taro@example.jp"))
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: id, Source: "test", Type: "order.created",
+		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
+	body = events.WithTraceContext(body, attr, state) // as a CloudEvents SDK writes them
+	msg := nats.NewMsg(events.Subject("order.created", "shop-a"))
+	msg.Data = body
+	if header != "" {
+		msg.Header.Set("traceparent", header)
+	}
+	if _, err := h.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(events.MsgID("test", id))); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestTraceFollowsTheEventsAttributes: an event that carries its trace context in the CloudEvents
+// distributed-tracing attributes of its body, and no traceparent header, is handled in that trace;
+// the header wins over an attribute of another trace; and an attribute that is no trace context
+// starts a new trace, the event handled as any other.
+func TestTraceFollowsTheEventsAttributes(t *testing.T) {
+	t.Parallel()
+	h, exp, _ := newTracedHarness(t, harnessOpts{})
+	const (
+		attrTrace   = "4bf92f3577b34da6a3ce929d0e0e4736"
+		attrSpan    = "00f067aa0ba902b7"
+		headerTrace = "0af7651916cd43dd8448eb211c80319c"
+		headerSpan  = "b7ad6b7169203331"
+		otherTrace  = "11111111111111111111111111111111"
+	)
+	h.publishWithTrace("ev-attr", "ATTR-1", "00-"+attrTrace+"-"+attrSpan+"-01", "vendor=x", "")
+	h.publishWithTrace("ev-both", "ATTR-2", "00-"+otherTrace+"-"+attrSpan+"-01", "", "00-"+headerTrace+"-"+headerSpan+"-01")
+	h.publishWithTrace("ev-bad", "ATTR-3", "00-"+attrTrace+"-not-a-span-id-01", "", "")
+	for _, order := range []string{"ATTR-1", "ATTR-2", "ATTR-3"} {
+		h.waitOutcomes(order, "credit.ok", 10*time.Second)
+	}
+	h.shutdown()
+
+	for _, tc := range []struct{ id, trace, parent string }{
+		{"ev-attr", attrTrace, attrSpan},
+		{"ev-both", headerTrace, headerSpan},
+	} {
+		s := processSpan(t, exp, tc.id)
+		if got := s.SpanContext.TraceID().String(); got != tc.trace || s.Parent.SpanID().String() != tc.parent || !s.Parent.IsRemote() {
+			t.Errorf("%s: process span in trace %s, child of %s, want trace %s, child of the remote %s", tc.id, got, s.Parent.SpanID(), tc.trace, tc.parent)
+		}
+		if tc.id == "ev-attr" && s.SpanContext.TraceState().Get("vendor") != "x" {
+			t.Errorf("%s: tracestate %q, want the attribute's vendor=x", tc.id, s.SpanContext.TraceState())
+		}
+	}
+	if s := processSpan(t, exp, "ev-bad"); s.Parent.IsValid() || s.SpanContext.TraceID().String() == attrTrace {
+		t.Errorf("ev-bad: process span in trace %s, child of %v, want a new root", s.SpanContext.TraceID(), s.Parent.SpanID())
+	} else if a := attrs(s); a["atodene.outcome"] != "ok" {
+		t.Errorf("ev-bad: process span %v, want outcome ok", a)
+	}
+	if n := len(h.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
 // checkNoPersonalData fails for each span whose name, attributes, status or events hold one of
 // secret.
 func checkNoPersonalData(t *testing.T, spans tracetest.SpanStubs, secret ...string) {

@@ -1,6 +1,6 @@
 // Package natstrace carries trace context across NATS: the W3C traceparent and tracestate headers
-// of a message (Header, Inject, Extract), and a producer span around each publish that injects it
-// (Send).
+// of a message (Header, Inject, Extract), the same values carried in a message's body
+// (ExtractAttributes), and a producer span around each publish that injects it (Send).
 package natstrace
 
 import (
@@ -58,6 +58,34 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 	}
 	return propagator.Extract(ctx, Header(h))
 }
+
+// ExtractAttributes returns ctx with the remote span context of traceparent and tracestate, a W3C
+// trace context carried otherwise than in headers (a CloudEvent's distributed-tracing attributes),
+// or ctx as it is when traceparent is empty or not valid. An invalid tracestate is dropped, and
+// traceparent kept, as Extract does.
+func ExtractAttributes(ctx context.Context, traceparent, tracestate string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, attributes{traceparent, tracestate})
+}
+
+// attributes is a read-only propagation.TextMapCarrier of a traceparent and a tracestate.
+type attributes struct{ traceparent, tracestate string }
+
+func (a attributes) Get(key string) string {
+	switch key {
+	case HeaderTraceParent:
+		return a.traceparent
+	case HeaderTraceState:
+		return a.tracestate
+	}
+	return ""
+}
+
+func (attributes) Set(string, string) {}
+
+func (attributes) Keys() []string { return []string{HeaderTraceParent, HeaderTraceState} }
 
 // Send runs publish, the publishing of msg, in a producer span "send <subject>" and with the
 // span's trace context injected into msg's headers first, so that the consumer continues the

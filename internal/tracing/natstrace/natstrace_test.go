@@ -81,3 +81,28 @@ func TestOffCostsNothing(t *testing.T) {
 		t.Errorf("Send off allocates %.0f times", allocs)
 	}
 }
+
+// TestExtractAttributes: a traceparent carried as a CloudEvents attribute is extracted as a
+// header's is, with its tracestate; an invalid one leaves no span context, and none at all leaves
+// ctx as it is.
+func TestExtractAttributes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	sc := trace.SpanContextFromContext(natstrace.ExtractAttributes(ctx, parent, "vendor=x"))
+	if sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sc.SpanID().String() != "00f067aa0ba902b7" ||
+		!sc.IsRemote() || !sc.IsSampled() || sc.TraceState().Get("vendor") != "x" {
+		t.Errorf("extracted %+v, want the remote span of %s with its tracestate", sc, parent)
+	}
+	if sc := trace.SpanContextFromContext(natstrace.ExtractAttributes(ctx, parent, "not a tracestate")); !sc.IsValid() || sc.TraceState().Len() != 0 {
+		t.Errorf("with an invalid tracestate: %+v, want the span without a tracestate", sc)
+	}
+	for _, bad := range []string{"00-zz-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "garbage"} {
+		if sc := trace.SpanContextFromContext(natstrace.ExtractAttributes(ctx, bad, "")); sc.IsValid() {
+			t.Errorf("%q extracted as %+v", bad, sc)
+		}
+	}
+	if natstrace.ExtractAttributes(ctx, "", "vendor=x") != ctx {
+		t.Error("no traceparent made a new context")
+	}
+}
