@@ -7,6 +7,7 @@
 package deadletter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -487,8 +488,8 @@ func groups(ls []Letter) []Group {
 //
 // The re-publishes are asynchronous, up to replayWindow awaiting their acknowledgement at once,
 // on one connection: the server stores them in the order given, and a letter costs no round trip
-// of its own (one at a time, a publish and a removal took two). Each letter acknowledged is
-// removed as soon as its acknowledgement comes, up to replayRemovers removals at once.
+// of its own (one at a time, a publish and a removal took two). The letters acknowledged are
+// removed as their acknowledgements come, in batches (removeBatch).
 //
 // It stops publishing at the first failure, returned with what it did ("after N replayed: …", N
 // the letters re-published and removed). A letter whose re-publish was not acknowledged is never
@@ -528,7 +529,7 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		return res, err
 	}
 	r := &replayRun{ctx: ctx, js: q.js, s: s, letters: letters, opts: opts, res: &res,
-		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, replayWindow)}
+		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok))}
 	r.run(ok)
 	if r.err != nil {
 		return res, fmt.Errorf("after %d replayed: %w", res.Replayed, r.err)
@@ -540,17 +541,23 @@ const (
 	// replayWindow is how many re-publishes of a replay may await their acknowledgement at once:
 	// enough to keep the connection busy, few enough that a failure leaves little in flight.
 	replayWindow = 256
-	// replayRemovers is how many letters a replay removes at once: the server deletes one
-	// message a request, so the removals go side by side not to wait a round trip each.
+	// replayRemovers is how many letters a replay removes one by one at once: the server
+	// deletes one message a request, so the removals go side by side not to wait a round trip
+	// each.
 	replayRemovers = 16
+	// replayPurgeMin is the fewest letters of a subject that a batch removes with a purge rather
+	// than one by one: the purge costs a read of the subject's headers and two requests more.
+	replayPurgeMin = 16
+	// replayBatch is the most letters acknowledged that a replay removes at once.
+	replayBatch = 1000
 	// replayAckWait is how long a re-publish may go unacknowledged, from its publish, before the
 	// replay fails (a synchronous publish waits as long, by default).
 	replayAckWait = 5 * time.Second
 )
 
 // replayRun is a replay in progress: the caller's goroutine publishes (run), one goroutine takes
-// the acknowledgements in the order of the publishes (settle), and replayRemovers goroutines
-// remove the letters acknowledged (remove).
+// the acknowledgements in the order of the publishes (settle), and one removes the letters
+// acknowledged, in batches of those acknowledged meanwhile (removeBatch).
 type replayRun struct {
 	ctx     context.Context
 	js      jetstream.JetStream
@@ -559,7 +566,7 @@ type replayRun struct {
 	opts    ReplayOptions
 	slots   chan struct{}   // a value per publish awaiting its acknowledgement: the window
 	sent    chan sentLetter // the publishes awaiting their acknowledgement, in order
-	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove
+	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove; never full
 
 	mu     sync.Mutex    // guards what follows, and serializes the calls of opts.Done
 	res    *ReplayResult // Replayed and Letters[i].Replayed
@@ -577,14 +584,26 @@ type sentLetter struct {
 // run replays the letters of the indexes ok and returns once every publish is settled and every
 // letter acknowledged is removed, or failed to be.
 func (r *replayRun) run(ok []int) {
-	var removers sync.WaitGroup
-	for range replayRemovers {
-		removers.Go(func() {
-			for i := range r.acked {
-				r.remove(i)
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		for i := range r.acked {
+			batch := []int{i}
+		more:
+			for len(batch) < replayBatch {
+				select {
+				case i, ok := <-r.acked:
+					if !ok {
+						break more
+					}
+					batch = append(batch, i)
+				default:
+					break more
+				}
 			}
-		})
-	}
+			r.removeBatch(batch)
+		}
+	}()
 	settled := make(chan struct{})
 	go func() {
 		defer close(settled)
@@ -604,7 +623,7 @@ func (r *replayRun) run(ok []int) {
 	}
 	close(r.sent)
 	<-settled
-	removers.Wait()
+	<-removed
 }
 
 // publish paces and publishes the letter of index i, once the window has room.
@@ -654,20 +673,100 @@ func (r *replayRun) settle(p sentLetter) {
 	}
 }
 
-// remove removes the letter of index i, whose re-publish was acknowledged, and counts it
-// replayed; a letter gone already counts too.
-func (r *replayRun) remove(i int) {
-	l := r.letters[i]
-	if err := r.s.DeleteMsg(r.ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
-		return
+// removeBatch removes the letters of the indexes, whose re-publishes were acknowledged, and
+// counts them replayed. The letters of a subject that head it in the stream are removed with one
+// purge of the subject up to the last of them (purgeHead); the others one by one, replayRemovers
+// at once. A letter gone already counts as removed.
+func (r *replayRun) removeBatch(batch []int) {
+	bySubject := map[string][]int{}
+	for _, i := range batch {
+		subject := dlq.SubjectPrefix + r.letters[i].Subject
+		bySubject[subject] = append(bySubject[subject], i)
 	}
+	var single []int
+	for subject, idx := range bySubject {
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(r.letters[a].Seq, r.letters[b].Seq) })
+		n := 0
+		if len(idx) >= replayPurgeMin {
+			n = r.purgeHead(subject, idx)
+		}
+		r.removed(idx[:n]...)
+		single = append(single, idx[n:]...)
+	}
+	work := make(chan int)
+	var removers sync.WaitGroup
+	for range min(replayRemovers, len(single)) {
+		removers.Go(func() {
+			for i := range work {
+				l := r.letters[i]
+				if err := r.s.DeleteMsg(r.ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
+					continue
+				}
+				r.removed(i)
+			}
+		})
+	}
+	for _, i := range single {
+		work <- i
+	}
+	close(work)
+	removers.Wait()
+}
+
+// purgeHead removes with one purge the letters of idx (of stored subject, in sequence order)
+// that are the subject's first messages in the stream, and returns how many it removed: it reads
+// the subject's headers from its first message while each is the next letter of idx, and purges
+// the subject below the next sequence. Messages do not come before one already stored, so the
+// purge takes these letters and nothing else. On any error it removes nothing: the letters are
+// removed one by one instead.
+func (r *replayRun) purgeHead(subject string, idx []int) int {
+	c, err := r.s.OrderedConsumer(r.ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for n < len(idx) {
+		msgs, err := c.FetchNoWait(len(idx) - n)
+		if err != nil {
+			return 0
+		}
+		got, match := 0, true
+		for m := range msgs.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil || !match || n == len(idx) || md.Sequence.Stream != r.letters[idx[n]].Seq {
+				match = false
+				continue // a message not to remove, or one of ours gone meanwhile: the head ends
+			}
+			n++
+		}
+		if msgs.Error() != nil {
+			return 0
+		}
+		if got == 0 || !match {
+			break
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	if err := r.s.Purge(r.ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
+		return 0
+	}
+	return n
+}
+
+// removed counts the letters of the indexes, removed, replayed.
+func (r *replayRun) removed(idx ...int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.res.Replayed++
-	r.res.Letters[i].Replayed = true
-	if r.opts.Done != nil {
-		r.opts.Done()
+	for _, i := range idx {
+		r.res.Replayed++
+		r.res.Letters[i].Replayed = true
+		if r.opts.Done != nil {
+			r.opts.Done()
+		}
 	}
 }
 

@@ -424,3 +424,67 @@ func TestReplayPaceFails(t *testing.T) {
 		t.Errorf("%d replays published, want 30", len(ids))
 	}
 }
+
+// TestReplayKeepsTheLettersBetween: the letters of a subject are removed in batches (a purge of
+// the subject's first messages where they are all replayed), but never a letter of the subject
+// that was not replayed: one refused, one not asked for, before and between those replayed.
+func TestReplayKeepsTheLettersBetween(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ls := make([]dlq.Letter, 100)
+	for i := range ls {
+		replays := 0
+		if i == 60 {
+			replays = 3
+		}
+		ls[i] = letter(uint64(i+1), "demo", "unknown-shop", small("demo", "D-"+strconv.Itoa(i+1)), replays)
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(ctx, Filter{})
+	var asked []Letter
+	for _, l := range all {
+		if l.Seq != 1 && l.Seq != 80 { // the first letter of the subject, and one further on
+			asked = append(asked, l)
+		}
+	}
+	done := 0
+	for _, part := range [][]Letter{asked[:40], asked[40:]} { // the second starts behind letter 1 still
+		res, err := q.Replay(ctx, part, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Letters {
+			if o.Replayed == (o.Seq == 61) {
+				t.Errorf("letter %d: %+v", o.Seq, o)
+			}
+		}
+	}
+	left, _ := q.List(ctx, Filter{})
+	if len(left) != 3 || left[0].Seq != 1 || left[1].Seq != 61 || left[2].Seq != 80 || done != 97 {
+		var seqs []uint64
+		for _, l := range left {
+			seqs = append(seqs, l.Seq)
+		}
+		t.Errorf("left %v, done %d times; want 1, 61 and 80 left, 97 done", seqs, done)
+	}
+	if ids := replays(t, js, "ORDERS"); len(ids) != 97 {
+		t.Errorf("%d replays published, want 97", len(ids))
+	}
+	// Without letter 1, the letters before 61 head the subject: the rest go, the refused one stays.
+	if _, err := q.Purge(ctx, left[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	extra := dlq.NewWriter(js)
+	for i := 101; i <= 130; i++ {
+		if err := extra.Write(ctx, letter(uint64(i), "demo", "unknown-shop", small("demo", "D-"+strconv.Itoa(i)), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ = q.List(ctx, Filter{})
+	if res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 31 || res.Refused != 1 {
+		t.Errorf("the last replay: %+v %v", res, err)
+	}
+	if left, _ := q.List(ctx, Filter{}); len(left) != 1 || left[0].Seq != 61 {
+		t.Errorf("left: %+v", left)
+	}
+}
