@@ -7,6 +7,7 @@
 package deadletter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -477,13 +479,25 @@ func groups(ls []Letter) []Group {
 	return out
 }
 
-// Replay re-publishes each letter's body to its original subject, one after the other, with
+// Replay re-publishes each letter's body to its original subject, in the order given, with
 // Dlq-Replay-Count incremented and the position of the event it repeats (Dlq-Published-Sequence
 // and Dlq-Published-Stream-Created: the worker orders it as that event), under the message ID
 // replay:<stream>:<seq>:<count> (a replay repeated after a crash is a duplicate), and removes the
 // letter once the server acknowledged the re-publish. Letters replayed MaxReplays times already
-// are refused and left. It stops at the first failure, returned with what it did ("after N
-// replayed: …").
+// are refused and left.
+//
+// The re-publishes are asynchronous, up to replayWindow awaiting their acknowledgement at once,
+// on one connection: the server stores them in the order given, and a letter costs no round trip
+// of its own (one at a time, a publish and a removal took two). The letters acknowledged are
+// removed as their acknowledgements come, in batches (removeBatch).
+//
+// It stops publishing at the first failure, returned with what it did ("after N replayed: …", N
+// the letters re-published and removed). A letter whose re-publish was not acknowledged is never
+// removed; the letters published before the failure whose acknowledgement still comes are
+// removed, and counted, even those after the letter that failed (their events are in the stream
+// already: kept, a later replay of them would be a duplicate, dropped only within the stream's
+// duplicate window). When it fails, the failure of the first letter, in the order given, is the
+// one returned.
 func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{DryRun: opts.DryRun, MaxReplays: opts.MaxReplays, RefusedLetters: []Letter{}, Letters: make([]Outcome, len(letters))}
 	var ok []int // indexes of the letters to replay
@@ -514,37 +528,284 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 	if err != nil {
 		return res, err
 	}
-	for n, i := range ok {
-		l := letters[i]
-		if opts.Pace != nil {
-			if err := opts.Pace(ctx); err != nil {
-				return res, fmt.Errorf("after %d replayed: %w", n, err)
-			}
-		}
-		if l.Subject == "" {
-			return res, fmt.Errorf("after %d replayed: dead letter %d has no %s header", n, l.Seq, dlq.HeaderOriginalSubject)
-		}
-		msg := nats.NewMsg(l.Subject)
-		msg.Data = l.Body
-		if _, err := republish(ctx, q.js, s, l, msg, "replay"); err != nil {
-			return res, fmt.Errorf("after %d replayed: %w", n, err)
-		}
-		res.Replayed++
-		res.Letters[i].Replayed = true
-		if opts.Done != nil {
-			opts.Done()
-		}
+	r := &replayRun{ctx: ctx, js: q.js, s: s, letters: letters, opts: opts, res: &res,
+		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok))}
+	r.run(ok)
+	if r.err != nil {
+		return res, fmt.Errorf("after %d replayed: %w", res.Replayed, r.err)
 	}
 	return res, nil
 }
 
-// republish publishes msg in place of the dead letter l (its replay, or its edit): with the
-// letter's replay count incremented and the position of the event it repeats (so that the worker
-// orders it as that event), under a message ID of its own (kind, the letter's stream, sequence and
-// count), so that a repeat after a crash here is a duplicate, and with the letter's trace context.
-// It removes the letter from s only
-// once the publish is acknowledged.
+const (
+	// replayWindow is how many re-publishes of a replay may await their acknowledgement at once:
+	// enough to keep the connection busy, few enough that a failure leaves little in flight.
+	replayWindow = 256
+	// replayRemovers is how many letters a replay removes one by one at once: the server
+	// deletes one message a request, so the removals go side by side not to wait a round trip
+	// each.
+	replayRemovers = 16
+	// replayPurgeMin is the fewest letters of a subject that a batch removes with a purge rather
+	// than one by one: the purge costs a read of the subject's headers and two requests more.
+	replayPurgeMin = 16
+	// replayBatch is the most letters acknowledged that a replay removes at once.
+	replayBatch = 1000
+	// replayAckWait is how long a re-publish may go unacknowledged, from its publish, before the
+	// replay fails (a synchronous publish waits as long, by default).
+	replayAckWait = 5 * time.Second
+)
+
+// replayRun is a replay in progress: the caller's goroutine publishes (run), one goroutine takes
+// the acknowledgements in the order of the publishes (settle), and one removes the letters
+// acknowledged, in batches of those acknowledged meanwhile (removeBatch).
+type replayRun struct {
+	ctx     context.Context
+	js      jetstream.JetStream
+	s       jetstream.Stream
+	letters []Letter
+	opts    ReplayOptions
+	slots   chan struct{}   // a value per publish awaiting its acknowledgement: the window
+	sent    chan sentLetter // the publishes awaiting their acknowledgement, in order
+	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove; never full
+
+	mu     sync.Mutex    // guards what follows, and serializes the calls of opts.Done
+	res    *ReplayResult // Replayed and Letters[i].Replayed
+	err    error         // the failure of the first letter (in the order given) that failed
+	errPos int           // that letter's index
+}
+
+// sentLetter is a re-publish awaiting its acknowledgement.
+type sentLetter struct {
+	i   int // the letter's index
+	ack jetstream.PubAckFuture
+	at  time.Time
+}
+
+// run replays the letters of the indexes ok and returns once every publish is settled and every
+// letter acknowledged is removed, or failed to be.
+func (r *replayRun) run(ok []int) {
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		for i := range r.acked {
+			batch := []int{i}
+		more:
+			for len(batch) < replayBatch {
+				select {
+				case i, ok := <-r.acked:
+					if !ok {
+						break more
+					}
+					batch = append(batch, i)
+				default:
+					break more
+				}
+			}
+			r.removeBatch(batch)
+		}
+	}()
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		defer close(r.acked)
+		for p := range r.sent {
+			r.settle(p)
+		}
+	}()
+	for _, i := range ok {
+		if r.failed() {
+			break
+		}
+		if err := r.publish(i); err != nil {
+			r.fail(i, err)
+			break
+		}
+	}
+	close(r.sent)
+	<-settled
+	<-removed
+}
+
+// publish paces and publishes the letter of index i, once the window has room.
+func (r *replayRun) publish(i int) error {
+	l := r.letters[i]
+	if r.opts.Pace != nil {
+		if err := r.opts.Pace(r.ctx); err != nil {
+			return err
+		}
+	}
+	if l.Subject == "" {
+		return fmt.Errorf("dead letter %d has no %s header", l.Seq, dlq.HeaderOriginalSubject)
+	}
+	msg := nats.NewMsg(l.Subject)
+	msg.Data = l.Body
+	id := replayHeaders(l, msg, r.s.CachedInfo().Config.Name, "replay")
+	select {
+	case r.slots <- struct{}{}:
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	if err != nil {
+		<-r.slots
+		return fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err)
+	}
+	r.sent <- sentLetter{i: i, ack: ack, at: time.Now()} // never blocks: the window bounds r.sent
+	return nil
+}
+
+// settle waits for the acknowledgement of a publish and hands the letter over to be removed; a
+// publish refused, or unacknowledged for replayAckWait, is a failure, and its letter is kept.
+func (r *replayRun) settle(p sentLetter) {
+	defer func() { <-r.slots }()
+	l := r.letters[p.i]
+	timeout := time.NewTimer(time.Until(p.at.Add(replayAckWait)))
+	defer timeout.Stop()
+	select {
+	case <-p.ack.Ok():
+		r.acked <- p.i
+	case err := <-p.ack.Err():
+		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
+	case <-timeout.C:
+		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: no acknowledgement within %s", l.Seq, l.Subject, replayAckWait))
+	case <-r.ctx.Done():
+		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, r.ctx.Err()))
+	}
+}
+
+// removeBatch removes the letters of the indexes, whose re-publishes were acknowledged, and
+// counts them replayed. The letters of a subject that head it in the stream are removed with one
+// purge of the subject up to the last of them (purgeHead); the others one by one, replayRemovers
+// at once. A letter gone already counts as removed.
+func (r *replayRun) removeBatch(batch []int) {
+	bySubject := map[string][]int{}
+	for _, i := range batch {
+		subject := dlq.SubjectPrefix + r.letters[i].Subject
+		bySubject[subject] = append(bySubject[subject], i)
+	}
+	var single []int
+	for subject, idx := range bySubject {
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(r.letters[a].Seq, r.letters[b].Seq) })
+		n := 0
+		if len(idx) >= replayPurgeMin {
+			n = r.purgeHead(subject, idx)
+		}
+		r.removed(idx[:n]...)
+		single = append(single, idx[n:]...)
+	}
+	work := make(chan int)
+	var removers sync.WaitGroup
+	for range min(replayRemovers, len(single)) {
+		removers.Go(func() {
+			for i := range work {
+				l := r.letters[i]
+				if err := r.s.DeleteMsg(r.ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
+					continue
+				}
+				r.removed(i)
+			}
+		})
+	}
+	for _, i := range single {
+		work <- i
+	}
+	close(work)
+	removers.Wait()
+}
+
+// purgeHead removes with one purge the letters of idx (of stored subject, in sequence order)
+// that are the subject's first messages in the stream, and returns how many it removed: it reads
+// the subject's headers from its first message while each is the next letter of idx, and purges
+// the subject below the next sequence. Messages do not come before one already stored, so the
+// purge takes these letters and nothing else. On any error it removes nothing: the letters are
+// removed one by one instead.
+func (r *replayRun) purgeHead(subject string, idx []int) int {
+	c, err := r.s.OrderedConsumer(r.ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for n < len(idx) {
+		msgs, err := c.FetchNoWait(len(idx) - n)
+		if err != nil {
+			return 0
+		}
+		got, match := 0, true
+		for m := range msgs.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil || !match || n == len(idx) || md.Sequence.Stream != r.letters[idx[n]].Seq {
+				match = false
+				continue // a message not to remove, or one of ours gone meanwhile: the head ends
+			}
+			n++
+		}
+		if msgs.Error() != nil {
+			return 0
+		}
+		if got == 0 || !match {
+			break
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	if err := r.s.Purge(r.ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
+		return 0
+	}
+	return n
+}
+
+// removed counts the letters of the indexes, removed, replayed.
+func (r *replayRun) removed(idx ...int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, i := range idx {
+		r.res.Replayed++
+		r.res.Letters[i].Replayed = true
+		if r.opts.Done != nil {
+			r.opts.Done()
+		}
+	}
+}
+
+// fail records the failure of the letter of index i, which stops the publishing; of several,
+// the first letter's is kept.
+func (r *replayRun) fail(i int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil || i < r.errPos {
+		r.err, r.errPos = err, i
+	}
+}
+
+func (r *replayRun) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil
+}
+
+// republish publishes msg in place of the dead letter l (its edit) with replayHeaders, and
+// removes the letter from s only once the publish is acknowledged.
 func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l Letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
+	id := replayHeaders(l, msg, s.CachedInfo().Config.Name, kind)
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	if err != nil {
+		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
+	}
+	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
+	}
+	return ack, nil
+}
+
+// replayHeaders sets the headers of msg, published in place of the dead letter l of stream (its
+// replay, or its edit): the letter's replay count incremented and the position of the event it
+// repeats (so that the worker orders it as that event), and the letter's trace context. It
+// returns the publish's message ID, of its own (kind, the letter's stream, sequence and count), so
+// that a repeat after a crash is a duplicate.
+func replayHeaders(l Letter, msg *nats.Msg, stream, kind string) string {
 	count := strconv.Itoa(l.ReplayCount + 1)
 	msg.Header.Set(dlq.HeaderReplayCount, count)
 	if l.Published != 0 {
@@ -559,13 +820,5 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 			msg.Header.Set(natstrace.HeaderTraceState, l.traceState)
 		}
 	}
-	id := fmt.Sprintf("%s:%s:%d:%s", kind, s.CachedInfo().Config.Name, l.Seq, count)
-	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
-	if err != nil {
-		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
-	}
-	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
-	}
-	return ack, nil
+	return fmt.Sprintf("%s:%s:%d:%s", kind, stream, l.Seq, count)
 }

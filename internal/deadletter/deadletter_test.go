@@ -3,6 +3,7 @@ package deadletter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +237,254 @@ func TestReplayCarriesTheTrace(t *testing.T) {
 	want := span.SpanContext().TraceID().String()
 	if got := m.Header.Get("traceparent"); !strings.Contains(got, "-"+want+"-") {
 		t.Errorf("the replay's traceparent %q, want one of trace %s", got, want)
+	}
+}
+
+// many returns n letters of order.created events of shops shop-0, shop-1 and shop-2 in turn,
+// their events' sequences 1 to n.
+func many(n int) []dlq.Letter {
+	ls := make([]dlq.Letter, n)
+	for i := range ls {
+		shop := "shop-" + strconv.Itoa(i%3)
+		ls[i] = letter(uint64(i+1), shop, "unknown-shop", small(shop, "O-"+strconv.Itoa(i+1)), 0)
+	}
+	return ls
+}
+
+// replays returns the replays in stream name, by message ID, and checks that each was published
+// once and that the replays of a subject come in the order of their events.
+func replays(t *testing.T, js jetstream.JetStream, name string) map[string]int {
+	t.Helper()
+	ctx := t.Context()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, last := map[string]int{}, map[string]uint64{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[m.Header.Get(jetstream.MsgIDHeader)]++
+		published, _ := strconv.ParseUint(m.Header.Get(dlq.HeaderPublishedSequence), 10, 64)
+		if published <= last[m.Subject] {
+			t.Errorf("%s: the replay of event %d after that of event %d", m.Subject, published, last[m.Subject])
+		}
+		last[m.Subject] = published
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("%s published %d times", id, n)
+		}
+	}
+	return ids
+}
+
+// TestReplayMany: more letters than the window of publishes awaiting their acknowledgement, of
+// three subjects: each published once, in order within its subject, under its message ID, and
+// removed; Pace called before each publish and Done after each replay (never at once: the
+// counters are plain ints, which the race detector watches).
+func TestReplayMany(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const n = 3*replayWindow + 50
+	q, js := letters(t, many(n)...)
+	all, err := q.List(ctx, Filter{})
+	if err != nil || len(all) != n {
+		t.Fatalf("List: %d letters, %v", len(all), err)
+	}
+	paced, done := 0, 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Pace: func(context.Context) error { paced++; return nil }, Done: func() { done++ }})
+	if err != nil || res.Replayed != n || res.Planned != n || paced != n || done != n {
+		t.Fatalf("replay: replayed %d of %d, paced %d, done %d: %v", res.Replayed, res.Planned, paced, done, err)
+	}
+	for i, o := range res.Letters {
+		if !o.Replayed || o.Refused || o.Seq != all[i].Seq {
+			t.Errorf("outcome %d: %+v", i, o)
+		}
+	}
+	if left, err := q.List(ctx, Filter{}); err != nil || len(left) != 0 {
+		t.Errorf("%d letters left: %v", len(left), err)
+	}
+	ids := replays(t, js, "ORDERS")
+	for _, l := range all {
+		if id := "replay:DLQ:" + strconv.FormatUint(l.Seq, 10) + ":1"; ids[id] != 1 {
+			t.Errorf("no replay %s", id)
+		}
+	}
+	if len(ids) != n {
+		t.Errorf("%d replays, want %d", len(ids), n)
+	}
+}
+
+// TestReplayFailure: a replay stops at its first failure and says how many it replayed; a letter
+// whose re-publish was not acknowledged is kept (one whose subject no stream takes, ones a full
+// stream refuses), and every letter whose re-publish was acknowledged is removed, before the
+// failure or after it, and published once.
+func TestReplayFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ls := many(120)
+	ls[40].Subject = "nowhere.shop-1" // no stream takes it: no responders
+	for i := 60; i < 70; i++ {
+		ls[i].Subject = "full.shop-" + strconv.Itoa(i%3)
+	}
+	q, js := letters(t, ls...)
+	// A stream that takes two messages and refuses the others.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 2,
+		Discard: jetstream.DiscardNew, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := q.List(ctx, Filter{})
+	done := 0
+	res, replayErr := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
+	want := fmt.Sprintf("after %d replayed: re-publishing dead letter 41 to nowhere.shop-1: ", res.Replayed)
+	if replayErr == nil || !strings.HasPrefix(replayErr.Error(), want) {
+		t.Fatalf("err = %v, want it to start %q", replayErr, want)
+	}
+	if done != res.Replayed {
+		t.Errorf("done %d times, replayed %d", done, res.Replayed)
+	}
+	left, err := q.List(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[uint64]bool{}
+	for _, l := range left {
+		kept[l.Seq] = true
+	}
+	ids := replays(t, js, "ORDERS")
+	for id := range replays(t, js, "FULL") {
+		ids[id]++
+	}
+	replayed := 0
+	for i, o := range res.Letters {
+		seq := all[i].Seq
+		published := ids["replay:DLQ:"+strconv.FormatUint(seq, 10)+":1"] == 1
+		switch {
+		case o.Replayed:
+			replayed++
+			if kept[seq] || !published {
+				t.Errorf("letter %d replayed, but kept %v, published %v", seq, kept[seq], published)
+			}
+		case !kept[seq] || published:
+			t.Errorf("letter %d not replayed, but kept %v, published %v", seq, kept[seq], published)
+		}
+		if i < 40 && !o.Replayed {
+			t.Errorf("letter %d, published before the failure, not replayed", seq)
+		}
+	}
+	if !kept[41] || replayed != res.Replayed || len(left)+res.Replayed != len(all) {
+		t.Errorf("letter 41 kept %v; replayed %d (%d counted), %d left of %d", kept[41], replayed, res.Replayed, len(left), len(all))
+	}
+	refused := 0
+	for i := 60; i < 70; i++ {
+		if kept[all[i].Seq] {
+			refused++
+		}
+	}
+	if refused < 8 {
+		t.Errorf("%d of the letters for the full stream kept, want 8 at least (it takes 2)", refused)
+	}
+	t.Logf("%v; %d letters left", replayErr, len(left))
+}
+
+// TestReplayPaceFails: a rate limit that fails stops the replay before the letter it paced:
+// the letters published before it are replayed and removed, the others kept.
+func TestReplayPaceFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, js := letters(t, many(50)...)
+	all, _ := q.List(ctx, Filter{})
+	paced, done := 0, 0
+	stop := errors.New("rate limit gone")
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }, Pace: func(context.Context) error {
+		if paced++; paced == 31 {
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || err.Error() != "after 30 replayed: rate limit gone" || res.Replayed != 30 || done != 30 || paced != 31 {
+		t.Fatalf("replayed %d, done %d, paced %d: %v", res.Replayed, done, paced, err)
+	}
+	for i, o := range res.Letters {
+		if o.Replayed != (i < 30) {
+			t.Errorf("letter %d replayed %v", o.Seq, o.Replayed)
+		}
+	}
+	if left, _ := q.List(ctx, Filter{}); len(left) != 20 || left[0].Seq != 31 {
+		t.Errorf("%d letters left", len(left))
+	}
+	if ids := replays(t, js, "ORDERS"); len(ids) != 30 {
+		t.Errorf("%d replays published, want 30", len(ids))
+	}
+}
+
+// TestReplayKeepsTheLettersBetween: the letters of a subject are removed in batches (a purge of
+// the subject's first messages where they are all replayed), but never a letter of the subject
+// that was not replayed: one refused, one not asked for, before and between those replayed.
+func TestReplayKeepsTheLettersBetween(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ls := make([]dlq.Letter, 100)
+	for i := range ls {
+		replays := 0
+		if i == 60 {
+			replays = 3
+		}
+		ls[i] = letter(uint64(i+1), "demo", "unknown-shop", small("demo", "D-"+strconv.Itoa(i+1)), replays)
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(ctx, Filter{})
+	var asked []Letter
+	for _, l := range all {
+		if l.Seq != 1 && l.Seq != 80 { // the first letter of the subject, and one further on
+			asked = append(asked, l)
+		}
+	}
+	done := 0
+	for _, part := range [][]Letter{asked[:40], asked[40:]} { // the second starts behind letter 1 still
+		res, err := q.Replay(ctx, part, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Letters {
+			if o.Replayed == (o.Seq == 61) {
+				t.Errorf("letter %d: %+v", o.Seq, o)
+			}
+		}
+	}
+	left, _ := q.List(ctx, Filter{})
+	if len(left) != 3 || left[0].Seq != 1 || left[1].Seq != 61 || left[2].Seq != 80 || done != 97 {
+		var seqs []uint64
+		for _, l := range left {
+			seqs = append(seqs, l.Seq)
+		}
+		t.Errorf("left %v, done %d times; want 1, 61 and 80 left, 97 done", seqs, done)
+	}
+	if ids := replays(t, js, "ORDERS"); len(ids) != 97 {
+		t.Errorf("%d replays published, want 97", len(ids))
+	}
+	// Without letter 1, the letters before 61 head the subject: the rest go, the refused one stays.
+	if _, err := q.Purge(ctx, left[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	extra := dlq.NewWriter(js)
+	for i := 101; i <= 130; i++ {
+		if err := extra.Write(ctx, letter(uint64(i), "demo", "unknown-shop", small("demo", "D-"+strconv.Itoa(i)), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ = q.List(ctx, Filter{})
+	if res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 31 || res.Refused != 1 {
+		t.Errorf("the last replay: %+v %v", res, err)
+	}
+	if left, _ := q.List(ctx, Filter{}); len(left) != 1 || left[0].Seq != 61 {
+		t.Errorf("left: %+v", left)
 	}
 }
