@@ -159,7 +159,7 @@ func (h *harness) startUntil(path string) {
 	h.stop, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- Run(ctx, h.deps) }()
 	var err error
-	ready := wait.Until(10*time.Second, func() bool {
+	ready := wait.Until(30*time.Second, func() bool {
 		var resp *http.Response
 		if resp, err = http.Get("http://" + h.deps.Settings.HTTPAddr + path); err == nil {
 			resp.Body.Close()
@@ -176,7 +176,7 @@ func (h *harness) startUntil(path string) {
 		return false
 	})
 	if !ready {
-		h.t.Fatalf("worker's %s not 200 in 10s: %v", path, err)
+		h.t.Fatalf("worker's %s not 200 in 30s: %v", path, err)
 	}
 }
 
