@@ -48,11 +48,12 @@ func oldKind(rest string) string {
 // Cluster, and, with record, records the layout when there is none. The error is ErrOldLayout
 // (with one such key named), a layout recorded by a later version, or Redis's.
 //
-// The look is two EXISTS and a SCAN per pattern of oldPatterns, which match the per-order keys of
-// layout 1 and none of layout 2: Redis walks every key (SCAN's cost grows with the database), but
-// sends back only those of layout 1, so that a Redis holding a million orders of layout 2 is
-// checked in a few hundred round trips of nothing, not by reading every key's name (4.5 s with
-// 1,000,000 orders on a shared 2-core machine, delaying the worker's readiness).
+// The look is two EXISTS and one SCAN of oldPattern, which matches the per-order keys of layout 1
+// and none of layout 2: Redis walks every key (SCAN's cost grows with the database), but sends
+// back only those of layout 1, in pages of layoutScanCount, so that a Redis holding a million
+// orders of layout 2 is checked in a hundred round trips that return nothing, not by reading every
+// key's name a thousand at a time (4.5 s with 1,000,000 orders on a shared 2-core machine, before
+// the worker was ready).
 func (s *Store) CheckLayout(ctx context.Context, record bool) error {
 	v, err := s.rdb.Get(ctx, s.layoutKey()).Result()
 	switch {
@@ -79,14 +80,15 @@ func (s *Store) CheckLayout(ctx context.Context, record bool) error {
 	return nil
 }
 
-// oldPatterns are SCAN patterns of the per-order keys of layout 1 under prefix: a kind of
-// perOrderKinds or event followed by ':' and no hash tag ("order:shop:o1", "event:0123abcd"). Each
-// kind's name has 5 letters but history's, so two patterns cover them; every layout-2 key has a
-// hash tag after its kind ("order:{shop}:o1", "index:{shop}:id") or no ':' ("layout"), and none
-// matches.
-func oldPatterns(prefix string) []string {
-	return []string{prefix + "?????:[^{]*", prefix + "history:[^{]*"}
-}
+// oldPattern is the SCAN pattern of the per-order keys of layout 1 under prefix: a kind of
+// perOrderKinds or event followed by ':' and no hash tag ("order:shop:o1", "event:0123abcd",
+// "history:shop:o1"). Every kind's name has 5 letters but history's, whose sixth is 'r': the
+// pattern takes a ':' or 'r' sixth and three characters other than '{' after it, which a
+// layout-1 key has (a shop, a ':' and an order, or an event's hash: ids hold no braces) and no
+// layout-2 key: each has its hash tag right after its kind's ':' ("order:{shop}:o1",
+// "history:{shop}:o1", "data:{shop}:o1", "pending:{shop}") or no ':' ("layout"). The check
+// reads what it matches with oldKind, which decides.
+func oldPattern(prefix string) string { return prefix + "?????[:r][^{][^{][^{]*" }
 
 // oldSets are the keys of layout 1's global sets of orders under review and of timers.
 func oldSets(prefix string) []string { return []string{prefix + "pending", prefix + "timers"} }
@@ -108,24 +110,19 @@ func (s *Store) findOldKey(ctx context.Context) (string, error) {
 	}
 	var old string
 	errFound := errors.New("found")
-	for _, pattern := range oldPatterns(s.prefix) {
-		err := s.scanPagesCount(ctx, pattern, layoutScanCount, func(keys []string) error {
-			for _, key := range keys {
-				if oldKind(strings.TrimPrefix(key, s.prefix)) != "" {
-					old = key
-					return errFound
-				}
+	err := s.scanPagesCount(ctx, oldPattern(s.prefix), layoutScanCount, func(keys []string) error {
+		for _, key := range keys {
+			if oldKind(strings.TrimPrefix(key, s.prefix)) != "" {
+				old = key
+				return errFound
 			}
-			return nil
-		})
-		if old != "" {
-			return old, nil
 		}
-		if err != nil {
-			return "", err
-		}
+		return nil
+	})
+	if old != "" {
+		return old, nil
 	}
-	return "", nil
+	return "", err
 }
 
 // scanAll calls fn with every key that matches pattern, on every master of a Redis Cluster

@@ -239,24 +239,21 @@ func hashTag(key string) string {
 	return tag
 }
 
-// TestOldPatterns: the patterns the layout check scans for match every per-order key of layout 1
+// TestOldPattern: the pattern the layout check scans for matches every per-order key of layout 1
 // and no key of layout 2, so that a Redis full of orders of layout 2 sends none of their names
 // back to the check (it delayed the worker's readiness by seconds with a million orders).
-func TestOldPatterns(t *testing.T) {
+func TestOldPattern(t *testing.T) {
 	t.Parallel()
 	s := New(nil, "atodene:", time.Hour)
 	matches := func(key string) bool {
-		for _, p := range oldPatterns(s.prefix) {
-			if ok, err := path.Match(p, key); err != nil {
-				t.Fatal(err)
-			} else if ok {
-				return true
-			}
+		ok, err := path.Match(oldPattern(s.prefix), key)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return false
+		return ok
 	}
 	for _, kind := range append(slices.Clone(perOrderKinds), "event") {
-		for _, key := range []string{s.prefix + kind + ":shop:o-1", s.prefix + kind + ":0123abcd"} {
+		for _, key := range []string{s.prefix + kind + ":shop:o-1", s.prefix + kind + ":s:o", s.prefix + kind + ":0123abcd"} {
 			if !matches(key) {
 				t.Errorf("layout 1 key %s: no pattern matches it", key)
 			}
@@ -268,6 +265,7 @@ func TestOldPatterns(t *testing.T) {
 	layout2 := []string{s.stateKey("shop", "o-1"), s.leaseKey("shop", "o-1"), s.eventKey("shop", "0123abcd"), s.historyKey("shop", "o-1"),
 		s.inboxKey("shop", "o-1"), s.dataKey("shop", "o-1"), s.pendingKey("shop"), s.timersKey("shop"), s.layoutKey()}
 	layout2 = append(layout2, s.indexKeys("shop")...)
+	layout2 = append(layout2, s.stateKey("s", "o"), s.historyKey("s", "o"), s.pendingKey("s"), s.timersKey("s"))
 	for _, key := range layout2 {
 		if matches(key) {
 			t.Errorf("layout 2 key %s matches a pattern of layout 1", key)
