@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -235,4 +237,43 @@ func hashTag(key string) string {
 		return ""
 	}
 	return tag
+}
+
+// TestOldPattern: the pattern the layout check scans for matches every per-order key of layout 1
+// and no key of layout 2, so that a Redis full of orders of layout 2 sends none of their names
+// back to the check (it delayed the worker's readiness by seconds with a million orders).
+func TestOldPattern(t *testing.T) {
+	t.Parallel()
+	s := New(nil, "atodene:", time.Hour)
+	matches := func(key string) bool {
+		ok, err := path.Match(oldPattern(s.prefix), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for _, kind := range append(slices.Clone(perOrderKinds), "event") {
+		for _, key := range []string{s.prefix + kind + ":shop:o-1", s.prefix + kind + ":s:o", s.prefix + kind + ":0123abcd"} {
+			if !matches(key) {
+				t.Errorf("layout 1 key %s: no pattern matches it", key)
+			}
+			if oldKind(strings.TrimPrefix(key, s.prefix)) != kind {
+				t.Errorf("layout 1 key %s: oldKind says %q", key, oldKind(strings.TrimPrefix(key, s.prefix)))
+			}
+		}
+	}
+	layout2 := []string{s.stateKey("shop", "o-1"), s.leaseKey("shop", "o-1"), s.eventKey("shop", "0123abcd"), s.historyKey("shop", "o-1"),
+		s.inboxKey("shop", "o-1"), s.dataKey("shop", "o-1"), s.pendingKey("shop"), s.timersKey("shop"), s.layoutKey()}
+	layout2 = append(layout2, s.indexKeys("shop")...)
+	layout2 = append(layout2, s.stateKey("s", "o"), s.historyKey("s", "o"), s.pendingKey("s"), s.timersKey("s"))
+	for _, key := range layout2 {
+		if matches(key) {
+			t.Errorf("layout 2 key %s matches a pattern of layout 1", key)
+		}
+	}
+	for _, key := range oldSets(s.prefix) {
+		if oldKind(strings.TrimPrefix(key, s.prefix)) == "" {
+			t.Errorf("%s is not of layout 1 for oldKind", key)
+		}
+	}
 }

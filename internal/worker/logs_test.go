@@ -55,3 +55,29 @@ func TestLogsHoldNoPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// TestStartedLineTimesTheStart: the "worker started" line says how long Run took to get ready
+// and what each step of it took, so that a slow start shows where its time went.
+func TestStartedLineTimesTheStart(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zapcore.InfoLevel)
+	newHarnessWith(t, harnessOpts{logger: zap.New(core)})
+	wait.For(t, 30*time.Second, "the worker started", func() bool { return logs.FilterMessage("worker started").Len() > 0 })
+	fields := logs.FilterMessage("worker started").All()[0].ContextMap()
+	total, _ := fields["startup_total_ms"].(float64)
+	steps, _ := fields["startup_ms"].(map[string]any)
+	if total <= 0 {
+		t.Errorf("startup_total_ms %v, want the time Run took", fields["startup_total_ms"])
+	}
+	sum := 0.0
+	for _, name := range []string{"streams", "metrics_shops_kept", "redis_replicas", "redis_layout", "handlers_consumers_http"} {
+		ms, ok := steps[name].(float64)
+		if !ok || ms < 0 {
+			t.Errorf("startup_ms holds no step %s: %v", name, steps)
+		}
+		sum += ms
+	}
+	if sum > total+0.01 || len(steps) != 5 {
+		t.Errorf("the steps %v do not add up to the total %v ms", steps, total)
+	}
+}

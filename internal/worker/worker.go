@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -84,6 +85,7 @@ func (d Deps) withDefaults() Deps {
 func Run(ctx context.Context, d Deps) error {
 	d = d.withDefaults()
 	s, log := d.Settings, d.Logger
+	steps := newStartSteps()
 	if err := checkServer(d.NATS); err != nil {
 		return err
 	}
@@ -98,6 +100,7 @@ func Run(ctx context.Context, d Deps) error {
 	if err := checkStoredFeatures(ctx, js); err != nil {
 		return err
 	}
+	steps.done("streams")
 	m := newMetrics(d.Registry)
 	if err := registerRuntime(d.Registry); err != nil {
 		return err
@@ -112,13 +115,17 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return err
 	}
+	steps.done("metrics_shops_kept")
+	repl := replication(ctx, d.Redis, s, log)
+	steps.done("redis_replicas")
 	// Closed when Run returns, after every goroutine that uses it has ended.
 	store := orderstate.NewStore(d.Redis, orderstate.Config{Prefix: d.KeyPrefix, EventTTL: config.EventRecordTTL, Retention: s.Retention, Now: d.Now,
-		Replication: replication(ctx, d.Redis, s, log), Written: m.written})
+		Replication: repl, Written: m.written})
 	defer store.Close()
 	if err := store.CheckLayout(ctx, true); err != nil {
 		return fmt.Errorf("-redis-url: %w", err)
 	}
+	steps.done("redis_layout")
 	orders, err := handlers.NewOrders(handlers.OrdersConfig{
 		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
@@ -232,7 +239,9 @@ func Run(ctx context.Context, d Deps) error {
 			errs <- fmt.Errorf("serving %s: %w", s.HTTPAddr, err)
 		}
 	}()
-	log.Info("worker started", zap.Int("shops", len(shops)), zap.String("http", ln.Addr().String()), zap.Int("concurrency", s.Concurrency))
+	steps.done("handlers_consumers_http")
+	log.Info("worker started", zap.Int("shops", len(shops)), zap.String("http", ln.Addr().String()), zap.Int("concurrency", s.Concurrency),
+		zap.Float64("startup_total_ms", steps.total()), zap.Object("startup_ms", steps))
 	health.ready.Store(true)
 
 	var first error
@@ -360,3 +369,36 @@ func guaranteedSlots(concurrency int) int { return max(concurrency/64, 1) }
 func handlerTimeout(s config.Settings) time.Duration {
 	return 2*s.AckWait + 4*s.ProviderTimeout
 }
+
+// startSteps times the steps of Run up to ready, for the "worker started" line: what a slow start
+// spent its time on.
+type startSteps struct {
+	began, last time.Time
+	names       []string
+	took        []time.Duration
+}
+
+func newStartSteps() *startSteps {
+	now := time.Now()
+	return &startSteps{began: now, last: now}
+}
+
+// done ends the step called name, begun when the one before ended.
+func (st *startSteps) done(name string) {
+	now := time.Now()
+	st.names, st.took = append(st.names, name), append(st.took, now.Sub(st.last))
+	st.last = now
+}
+
+// total is the milliseconds since Run began to the last step's end.
+func (st *startSteps) total() float64 { return msOf(st.last.Sub(st.began)) }
+
+func (st *startSteps) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for i, name := range st.names {
+		enc.AddFloat64(name, msOf(st.took[i]))
+	}
+	return nil
+}
+
+// msOf is d in milliseconds, to the microsecond.
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,7 +1,8 @@
 // Package bench measures the worker on one machine, on loopback: throughput against a
 // bare-bones baseline, latency at fixed rates, a slow provider, many orders under review at
 // once, dead-letter replay, the order index with many orders, and the cost of scaling out (three
-// workers on a NATS cluster and a Redis Cluster against one worker). Every server runs as its own process: a NATS server
+// workers on a NATS cluster and a Redis Cluster against one worker), and the worker's start to
+// ready with many orders in Redis. Every server runs as its own process: a NATS server
 // built from the nats-server module, the ATODENE sandbox, the worker (cmd/worker) and the
 // baseline, started by package stack; Redis is the machine's, under a key prefix of the run's
 // own.
@@ -65,7 +66,7 @@ type Options struct {
 }
 
 // Scenarios are the scenario names, in the order they run.
-var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index", "scaleout", "tracing"}
+var Scenarios = []string{"throughput", "latency", "slow", "pending", "replay", "index", "scaleout", "tracing", "startup"}
 
 // NotQuick are the scenarios that Quick leaves out unless Only names them, so that a quick run
 // stays under two minutes: scaleout starts nine more servers (a NATS and a Redis cluster), and
@@ -89,6 +90,7 @@ type Settings struct {
 	IndexOrders       int       `json:"index_orders"`
 	IndexCalls        int       `json:"index_calls_per_query"`
 	ScaleOutOrders    int       `json:"scaleout_orders"`
+	StartupOrders     int       `json:"startup_orders"`
 	WorkerLogLevel    string    `json:"worker_log_level"`
 	WorkerEnv         []string  `json:"worker_env,omitempty"`
 	pendingPollFirst  time.Duration
@@ -103,13 +105,13 @@ func settingsFor(o Options) Settings {
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
 			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
-			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
+			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, StartupOrders: 100000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
 	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
 		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 		PendingOrders: 100000, pendingPollFirst: 30 * time.Second, pendingPollMax: 60 * time.Second, pendingMinReview: 150 * time.Second,
-		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, ScaleOutOrders: 40000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
+		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, ScaleOutOrders: 40000, StartupOrders: 1000000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
 }
 
 // Report is everything a run measured; -json writes it.
@@ -127,6 +129,7 @@ type Report struct {
 	Index      *IndexResult       `json:"index,omitempty"`
 	Tracing    *TracingResult     `json:"tracing,omitempty"`
 	ScaleOut   *ScaleOutResult    `json:"scaleout,omitempty"`
+	Startup    *StartupResult     `json:"startup,omitempty"`
 	Errors     []string           `json:"errors,omitempty"`
 }
 
@@ -231,6 +234,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}{
 		{"throughput", r.throughput}, {"latency", r.latency}, {"slow", r.slowProvider},
 		{"pending", r.pending}, {"replay", r.replay}, {"index", r.index}, {"scaleout", r.scaleOut}, {"tracing", r.tracing},
+		{"startup", r.startup},
 	} {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, sc.name) {
 			continue
@@ -316,9 +320,9 @@ func (r *runner) printHeader() {
 	if len(r.opts.WorkerEnv) > 0 {
 		t.Add("worker environment", strings.Join(r.opts.WorkerEnv, " "))
 	}
-	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters; index %s orders; scale-out %s orders",
+	t.Add("sizes", fmt.Sprintf("throughput %s orders; latency %v/s × %.0f s; slow provider %s orders at %d ms; pending %s orders; replay %s letters; index %s orders; scale-out %s orders; start to ready %s orders",
 		thousands(int64(s.ThroughputOrders)), s.LatencyRates, s.LatencySeconds, thousands(int64(s.SlowOrders)), s.SlowLatencyMS,
-		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters)), thousands(int64(s.IndexOrders)), thousands(int64(s.ScaleOutOrders))))
+		thousands(int64(s.PendingOrders)), thousands(int64(s.ReplayLetters)), thousands(int64(s.IndexOrders)), thousands(int64(s.ScaleOutOrders)), thousands(int64(s.StartupOrders))))
 	t.Add("everything", "on this machine, over loopback; each scenario has its own NATS server and sandbox")
 	_ = t.Render(r.out)
 }

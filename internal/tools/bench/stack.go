@@ -129,17 +129,26 @@ func (s *benchStack) writeShops(ghost bool, ids ...string) (string, error) {
 // startWorkers starts n worker processes and waits until each is ready. With -profile they run
 // as bench profiled-worker, which serves pprof.
 func (s *benchStack) startWorkers(ctx context.Context, n int, o workerOpts) error {
-	shops, err := s.writeShops(o.ghostShop, o.shops...)
+	wo, err := s.workerOptions(o)
 	if err != nil {
 		return err
+	}
+	_, err = s.StartWorkers(ctx, n, wo)
+	return err
+}
+
+// workerOptions writes the shops file of o and returns the stack's worker options.
+func (s *benchStack) workerOptions(o workerOpts) (stack.WorkerOptions, error) {
+	shops, err := s.writeShops(o.ghostShop, o.shops...)
+	if err != nil {
+		return stack.WorkerOptions{}, err
 	}
 	wo := stack.WorkerOptions{Shops: shops, LogLevel: s.r.opts.WorkerLogLevel, PollFirst: o.pollFirst, PollMax: o.pollMax,
 		Concurrency: o.concurrency, Flags: o.flags, Env: append(append([]string{passwordEnv + "=" + sandbox.DemoShop.LinkPassword}, s.r.opts.WorkerEnv...), o.env...)}
 	if s.r.opts.ProfileDir != "" {
 		wo.Launcher, wo.Pprof = []string{s.r.self, "profiled-worker"}, true
 	}
-	_, err = s.StartWorkers(ctx, n, wo)
-	return err
+	return wo, nil
 }
 
 // startBaseline starts the bare-bones baseline program (bench baseline-worker) and waits until

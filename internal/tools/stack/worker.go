@@ -173,6 +173,22 @@ func (s *Stack) RestartWorker(ctx context.Context, w *Worker, o WorkerOptions) e
 	return childproc.WaitHTTP(ctx, "http://"+w.HTTPAddr+"/readyz", 30*time.Second, w.Proc())
 }
 
+// LaunchWorker starts a worker process with o (w's again when w is not nil; else a new worker,
+// appended to Workers) and returns it at once, without waiting for it to be ready: for a caller
+// that times the start itself (the benchmark's start to ready).
+func (s *Stack) LaunchWorker(w *Worker, o WorkerOptions) (*Worker, error) {
+	if o.Pprof && len(o.Launcher) == 0 {
+		return nil, errors.New("stack: WorkerOptions.Pprof needs a Launcher")
+	}
+	if w == nil {
+		var err error
+		if w, err = s.newWorker(fmt.Sprintf("worker-%d", len(s.Workers)+1), o.Pprof); err != nil {
+			return nil, err
+		}
+	}
+	return w, s.launch(w, o)
+}
+
 // launch starts w's process with o and the stack's servers.
 func (s *Stack) launch(w *Worker, o WorkerOptions) error {
 	args := []string{"-config", o.Shops, "-nats-url", s.NATSURL(), "-redis-url", s.RedisURL,
