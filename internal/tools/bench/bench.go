@@ -105,7 +105,7 @@ func settingsFor(o Options) Settings {
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
 			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
 			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
-			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, StartupOrders: 100000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
+			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, StartupOrders: 20000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
 	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
