@@ -10,6 +10,7 @@
 //	go run ./cmd/bench [-quick] [-json out.json] [-only throughput,latency] [-profile dir]
 //	go run ./cmd/bench -only scaleout
 //	go run ./cmd/bench -quick -only tracing
+//	go run ./cmd/bench -only pending -pending-orders 100000
 //
 // docs/benchmarks.md has the results and how to read them. The subcommands baseline-worker and
 // profiled-worker are the processes the benchmark starts; they are not meant to be run by hand.
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts.WorkerEnv = append(opts.WorkerEnv, v)
 		return nil
 	})
+	fs.IntVar(&opts.PendingOrders, "pending-orders", 0, "the pending scenario's orders under review at once, `n` (default 5,000 quick, 1,000,000 full)")
 	fs.BoolVar(&opts.Keep, "keep", false, "keep the temporary directory with the logs and JetStream stores")
 	if err := fs.Parse(args); err != nil {
 		return err

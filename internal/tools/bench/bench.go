@@ -59,6 +59,9 @@ type Options struct {
 	Rates []float64
 	// WorkerEnv is added to the workers' environment, e.g. GOGC=400 to compare runtime settings.
 	WorkerEnv []string
+	// PendingOrders, if set, replaces the pending scenario's number of orders under review at
+	// once (default 5,000 quick, 1,000,000 full).
+	PendingOrders int
 	// Keep keeps the temporary directory (logs, JetStream stores) instead of deleting it.
 	Keep bool
 	// Out receives the report. Default os.Stdout.
@@ -75,27 +78,24 @@ var NotQuick = []string{"scaleout", "tracing"}
 
 // Settings are the sizes of a run.
 type Settings struct {
-	Mode              string    `json:"mode"`
-	Concurrency       int       `json:"worker_concurrency"`
-	ThroughputOrders  int       `json:"throughput_orders"`
-	LatencyRates      []float64 `json:"latency_rates"`
-	LatencySeconds    float64   `json:"latency_seconds_per_rate"`
-	SlowLatencyMS     int       `json:"slow_provider_latency_ms"`
-	SlowOrders        int       `json:"slow_orders"`
-	SlowConcurrency   []int     `json:"slow_concurrency"`
-	PendingOrders     int       `json:"pending_orders"`
-	PendingPollFirst  string    `json:"pending_poll_first_delay"`
-	PendingPollMax    string    `json:"pending_poll_max_interval"`
-	ReplayLetters     int       `json:"replay_letters"`
-	IndexOrders       int       `json:"index_orders"`
-	IndexCalls        int       `json:"index_calls_per_query"`
-	ScaleOutOrders    int       `json:"scaleout_orders"`
-	StartupOrders     int       `json:"startup_orders"`
-	WorkerLogLevel    string    `json:"worker_log_level"`
-	WorkerEnv         []string  `json:"worker_env,omitempty"`
-	pendingPollFirst  time.Duration
-	pendingPollMax    time.Duration
-	pendingMinReview  time.Duration
+	Mode             string    `json:"mode"`
+	Concurrency      int       `json:"worker_concurrency"`
+	ThroughputOrders int       `json:"throughput_orders"`
+	LatencyRates     []float64 `json:"latency_rates"`
+	LatencySeconds   float64   `json:"latency_seconds_per_rate"`
+	SlowLatencyMS    int       `json:"slow_provider_latency_ms"`
+	SlowOrders       int       `json:"slow_orders"`
+	SlowConcurrency  []int     `json:"slow_concurrency"`
+	PendingOrders    int       `json:"pending_orders"`
+	// PendingPlan is the pending scenario's timings, derived from PendingOrders (planPending).
+	PendingPlan       *PendingPlan `json:"pending_plan,omitempty"`
+	ReplayLetters     int          `json:"replay_letters"`
+	IndexOrders       int          `json:"index_orders"`
+	IndexCalls        int          `json:"index_calls_per_query"`
+	ScaleOutOrders    int          `json:"scaleout_orders"`
+	StartupOrders     int          `json:"startup_orders"`
+	WorkerLogLevel    string       `json:"worker_log_level"`
+	WorkerEnv         []string     `json:"worker_env,omitempty"`
 	latencyWarmOrders int
 }
 
@@ -104,13 +104,13 @@ func settingsFor(o Options) Settings {
 		return Settings{Mode: "quick", Concurrency: config.DefaultConcurrency, ThroughputOrders: 8000,
 			LatencyRates: []float64{500, 1000, 2000}, LatencySeconds: 3,
 			SlowLatencyMS: 200, SlowOrders: 3000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
-			PendingOrders: 5000, pendingPollFirst: 3 * time.Second, pendingPollMax: 6 * time.Second, pendingMinReview: 12 * time.Second,
+			PendingOrders: 5000,
 			ReplayLetters: 2000, IndexOrders: 100000, IndexCalls: 50, ScaleOutOrders: 8000, StartupOrders: 20000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 300}
 	}
 	return Settings{Mode: "full", Concurrency: config.DefaultConcurrency, ThroughputOrders: 40000,
 		LatencyRates: []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000}, LatencySeconds: 15,
 		SlowLatencyMS: 200, SlowOrders: 20000, SlowConcurrency: []int{256, config.DefaultConcurrency, 1024},
-		PendingOrders: 100000, pendingPollFirst: 30 * time.Second, pendingPollMax: 60 * time.Second, pendingMinReview: 150 * time.Second,
+		PendingOrders: 1000000,
 		ReplayLetters: 20000, IndexOrders: 1000000, IndexCalls: 300, ScaleOutOrders: 40000, StartupOrders: 1000000, WorkerLogLevel: o.WorkerLogLevel, latencyWarmOrders: 1000}
 }
 
@@ -195,6 +195,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	r.settings.WorkerEnv = opts.WorkerEnv
 	if len(opts.Rates) > 0 {
 		r.settings.LatencyRates = opts.Rates
+	}
+	if opts.PendingOrders > 0 {
+		r.settings.PendingOrders = opts.PendingOrders
 	}
 	r.report.Settings = r.settings
 

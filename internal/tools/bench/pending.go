@@ -4,35 +4,105 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 )
+
+// PendingPlan is the timing of the pending scenario, derived from its size by planPending.
+type PendingPlan struct {
+	Orders int `json:"orders"`
+	// AssumedRate is the registrations per second the plan assumes; RegisterEstimate the time
+	// registering every order takes at that rate.
+	AssumedRate      float64 `json:"assumed_registrations_per_s"`
+	RegisterEstimate float64 `json:"register_estimate_s"`
+	// First is the worker's -poll-first-delay, Max its -poll-max-interval, Review the sandbox's
+	// review delay, in seconds.
+	First  float64 `json:"poll_first_delay_s"`
+	Max    float64 `json:"poll_max_interval_s"`
+	Review float64 `json:"review_delay_s"`
+	// WaveRate is the re-checks per second a wave of re-checks asks of the worker: every order
+	// once, spread over the registration time plus the ±10 % jitter of the delay.
+	WaveRate float64 `json:"recheck_wave_per_s"`
+	// Finish is when the last order should be approved, from the first publish.
+	Finish float64 `json:"expected_finish_s"`
+}
+
+func secs(d float64) time.Duration { return time.Duration(d * float64(time.Second)) }
+
+// planPending derives the pending scenario's timings from its size n and the registration rate
+// it assumes (orders per second). The worker re-checks an order after First ± 10 % and again
+// Max ± 10 % later (the doubling of First is capped at Max); the sandbox approves an order
+// Review after registering it. With T the registration time at the assumed rate:
+//
+//   - First = 1.25 T (at least 3 s): the earliest first re-check, 0.9 First, falls due after the
+//     last registration, so re-checks never compete with registrations, and no order is approved
+//     before every order is under review: the under-review set reaches n.
+//   - Review = 1.6 First: after the latest first re-check (1.1 First) and before the earliest
+//     second (0.9 First + 0.9 Max = 2.03 First), so each order is re-checked once under review
+//     and approved by the second re-check.
+//   - Max = 1.25 First: the second wave of re-checks begins (0.9 First + 0.9 Max = 2.53 T after
+//     the first registration) after the first has ended (T + 1.1 First = 2.38 T), so the worker
+//     works off one wave at a time, each at about n / (T + 0.2 First) re-checks per second:
+//     below the rate it registered them at, a registration being the costlier of the two.
+func planPending(n int, rate float64) PendingPlan {
+	t := float64(n) / rate
+	first := math.Ceil(max(3, 1.25*t))
+	maxI := math.Ceil(1.25 * first)
+	review := math.Round(1.6 * first)
+	return PendingPlan{Orders: n, AssumedRate: rate, RegisterEstimate: t, First: first, Max: maxI, Review: review,
+		WaveRate: float64(n) / (t + 0.2*first), Finish: t + 1.1*first + 1.1*maxI}
+}
 
 // PendingResult is the pending-at-scale scenario.
 type PendingResult struct {
-	Orders          int     `json:"orders"`
-	ReviewDelay     string  `json:"review_delay"`
-	PollFirst       string  `json:"poll_first_delay"`
-	PollMax         string  `json:"poll_max_interval"`
-	RegisterSeconds float64 `json:"register_seconds"` // first publish → last credit.pending
-	PeakPending     int64   `json:"peak_pending"`     // most orders under review at once (the pending set)
-	WorkerRSSIdleMB float64 `json:"worker_rss_idle_mb"`
-	WorkerRSSPeakMB float64 `json:"worker_rss_peak_mb"` // VmHWM at the end
-	NATSRSSIdleMB   float64 `json:"nats_rss_idle_mb"`
-	NATSRSSPeakMB   float64 `json:"nats_rss_peak_mb"`
-	// RedisGrowthMB is used_memory at the peak minus before the run: the whole shared server.
-	RedisGrowthMB float64 `json:"redis_used_memory_growth_mb"`
-	// RedisKeysMB is MEMORY USAGE of one order's keys times the orders, plus the pending set at
-	// its peak: the run's own share, whatever else the server holds.
-	RedisKeysMB float64 `json:"redis_keys_mb_estimate"`
-	Polls       int     `json:"polls"`
+	Orders int         `json:"orders"`
+	Plan   PendingPlan `json:"plan"`
+	// Throughput is the one-worker throughput the plan started from (orders per second).
+	Throughput float64 `json:"throughput_per_s"`
+	// OtherCores is the cores busy with processes outside the stack while the scenario ran.
+	OtherCores float64 `json:"other_load_cores"`
+	// RegisterSeconds is first publish → last credit.pending; RegisterRate the orders per second.
+	RegisterSeconds float64 `json:"register_seconds"`
+	RegisterRate    float64 `json:"register_per_s"`
+	// PeakPending is the most orders under review at once, as the worker's under-review set in
+	// Redis (what atodene_worker_orders_under_review reports) held them; PeakPendingBench as the
+	// bench counted them (credit.pending seen − final outcome seen); PeakAtSeconds when the set
+	// first held PeakPending, from the first publish.
+	PeakPending      int64   `json:"peak_pending"`
+	PeakPendingBench int64   `json:"peak_pending_bench"`
+	PeakAtSeconds    float64 `json:"peak_at_seconds"`
+	WorkerRSSIdleMB  float64 `json:"worker_rss_idle_mb"`
+	WorkerRSSPeakMB  float64 `json:"worker_rss_peak_mb"` // VmHWM at the end
+	NATSRSSIdleMB    float64 `json:"nats_rss_idle_mb"`
+	NATSRSSPeakMB    float64 `json:"nats_rss_peak_mb"`
+	SandboxRSSPeakMB float64 `json:"sandbox_rss_peak_mb"`
+	// BenchRSSPeakMB is this process's VmHWM at the end of the scenario (of the whole run so far).
+	BenchRSSPeakMB float64 `json:"bench_rss_peak_mb"`
+	// Redis and NATS at the peak (the snapshot with the most orders under review).
+	AtPeak PendingSnapshot `json:"at_peak"`
+	// DeleteSeconds is how long deleting the scenario's Redis keys (SCAN + UNLINK) took;
+	// DeletedKeys the keys deleted, estimated from the sampled orders.
+	DeleteSeconds float64 `json:"redis_delete_seconds"`
+	DeletedKeys   int64   `json:"redis_deleted_keys_estimate"`
+	Polls         int     `json:"polls"`
+	// RecheckedUnderReview is the orders re-checked at least once while still under review.
+	RecheckedUnderReview int `json:"orders_rechecked_under_review"`
+	// BusiestSecond is the most re-checks the worker handled in one second.
+	BusiestSecond int `json:"rechecks_busiest_second"`
 	// Late is, per re-check, the time the worker handled it minus the time it was scheduled
 	// for (the Nats-Schedule @at the worker asked for). Steady counts only the re-checks
 	// scheduled after the last registration.
@@ -45,66 +115,146 @@ type PendingResult struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// schedEvent is one poll schedule the worker published: when it asked to be re-checked, and
-// when the bench saw the schedule go by.
-type schedEvent struct {
-	at   time.Time // the @at of Nats-Schedule
-	seen time.Time
+// PendingSnapshot is what Redis and NATS held for the orders at one moment.
+type PendingSnapshot struct {
+	Pending int64   `json:"pending"`
+	Seconds float64 `json:"seconds"` // from the first publish
+	// RedisUsedGrowth is used_memory minus before the run (the whole shared server), bytes.
+	RedisUsedGrowth int64 `json:"redis_used_memory_growth_bytes"`
+	// RedisSampled is MEMORY USAGE of the keys of sampled orders, averaged, times the orders
+	// registered, plus MEMORY USAGE of the shop's shared keys (under-review set, timers, index).
+	RedisSampled  int64   `json:"redis_memory_usage_estimate_bytes"`
+	RedisShared   int64   `json:"redis_shared_keys_bytes"`
+	KeysPerOrder  float64 `json:"redis_keys_per_order"`
+	SampledOrders int     `json:"sampled_orders"`
+	// Streams are JetStream's ORDERS, RESULTS and ATODENE_POLLS.
+	Streams []StreamSize `json:"streams"`
 }
 
-// pollLateness returns how late each re-check of one order ran. The worker publishes a new
-// schedule while it handles a re-check that finds the order still under review, and the final
-// outcome while it handles the one that decides it, so re-check k was handled when schedule
-// k+1 was published, or, for the last, when the final outcome was stored. scheds must be in the
-// order they were published; a zero final leaves the last re-check out.
-func pollLateness(scheds []schedEvent, final time.Time) []time.Duration {
-	var out []time.Duration
+// StreamSize is one stream's messages and bytes.
+type StreamSize struct {
+	Name  string `json:"name"`
+	Msgs  uint64 `json:"msgs"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// schedRec is one poll schedule the worker published: the order (its number), when it asked to
+// be re-checked (the @at of Nats-Schedule) and when the bench saw the schedule go by, Unix ns.
+type schedRec struct {
+	order    uint32
+	at, seen int64
+}
+
+// dueRec is one due message the NATS server fired: the order and its stored time, Unix ns.
+type dueRec struct {
+	order uint32
+	at    int64
+}
+
+// pollLateness appends to dst how late each re-check of one order ran. The worker publishes a
+// new schedule while it handles a re-check that finds the order still under review, and the
+// final outcome while it handles the one that decides it, so re-check k was handled when
+// schedule k+1 was published, or, for the last, when the final outcome was stored. scheds must be
+// in the order they were published; a zero final leaves the last re-check out.
+func pollLateness(dst []time.Duration, scheds []schedRec, final int64) []time.Duration {
 	for i, s := range scheds {
 		handled := final
 		if i+1 < len(scheds) {
 			handled = scheds[i+1].seen
 		}
-		if handled.IsZero() {
+		if handled == 0 {
 			continue
 		}
-		out = append(out, handled.Sub(s.at))
+		dst = append(dst, time.Duration(handled-s.at))
 	}
-	return out
+	return dst
 }
 
-// fireLateness returns how late the NATS server fired each schedule of one order: each due
-// message's stored time minus the latest @at at or before it. dues are the due messages' times.
-func fireLateness(scheds []schedEvent, dues []time.Time) []time.Duration {
-	var out []time.Duration
+// fireLateness appends to dst how late the NATS server fired each schedule of one order: each
+// due message's stored time minus the latest @at at or before it.
+func fireLateness(dst []time.Duration, scheds []schedRec, dues []dueRec) []time.Duration {
 	for _, due := range dues {
-		var at time.Time
+		var at int64
 		for _, s := range scheds {
-			if !s.at.After(due) && s.at.After(at) {
+			if s.at <= due.at && s.at > at {
 				at = s.at
 			}
 		}
-		if !at.IsZero() {
-			out = append(out, due.Sub(at))
+		if at != 0 {
+			dst = append(dst, time.Duration(due.at-at))
 		}
 	}
-	return out
+	return dst
+}
+
+// groupByOrder reorders recs so that each order's records are together, in their original order
+// within an order (a counting sort), and returns the start of each order's records: order i's
+// are out[start[i]:start[i+1]]. Records of an order ≥ n are dropped.
+func groupByOrder[T any](recs []T, n int, order func(T) uint32) (out []T, start []int) {
+	start = make([]int, n+1)
+	for _, r := range recs {
+		if o := int(order(r)); o < n {
+			start[o+1]++
+		}
+	}
+	for i := range n {
+		start[i+1] += start[i]
+	}
+	out = make([]T, start[n])
+	next := make([]int, n)
+	copy(next, start[:n])
+	for _, r := range recs {
+		if o := int(order(r)); o < n {
+			out[next[o]] = r
+			next[o]++
+		}
+	}
+	return out, start
+}
+
+// pendingIndex returns the number of an order of spec (spec.id(i) → i), false for another.
+func pendingIndex(spec orderSpec) func(string) (int, bool) {
+	return func(order string) (int, bool) {
+		digits, ok := strings.CutPrefix(order, spec.prefix)
+		if !ok {
+			return 0, false
+		}
+		i, err := strconv.Atoi(digits)
+		i -= spec.from
+		return i, err == nil && i >= 0 && i < spec.n
+	}
 }
 
 // pending puts many orders under review at once (the sandbox keeps them in review for longer
-// than registering them all takes), lets the worker re-check them on a short schedule until the
-// sandbox approves them, and measures memory and how late the re-checks run.
+// than registering them all takes), lets the worker re-check them on a schedule derived from
+// their number (planPending) until the sandbox approves them, and measures memory, what Redis
+// and NATS hold per order, and how late the re-checks run.
 func (r *runner) pending(ctx context.Context) error {
-	st := r.settings
-	n := st.PendingOrders
-	rate := r.workerRate
-	if rate == 0 {
-		rate = 1500
+	n := r.settings.PendingOrders
+	// The plan assumes 0.6 of one worker's throughput of auto-approved orders: registering an
+	// order under review costs more (its re-check is scheduled, it joins the under-review set),
+	// and a million orders' streams and keys slow it down. The throughput is the throughput
+	// scenario's, if it ran; else, for 50,000 orders or more, measured now; else the usual 5,000/s.
+	throughput, source := r.workerRate, "the throughput scenario"
+	if throughput == 0 && n >= pendingCalibrateMin {
+		rate, other, err := r.calibratePending(ctx, pendingCalibrateOrders)
+		if err != nil {
+			return fmt.Errorf("measuring the throughput: %w", err)
+		}
+		throughput, source = rate, fmt.Sprintf("%s auto-approved orders now, other load %s cores", thousands(pendingCalibrateOrders), num(other))
 	}
-	register := time.Duration(float64(n) / rate * float64(time.Second))
-	review := max(st.pendingMinReview, register*3/2+2*st.pendingPollMax).Round(time.Second)
-	res := &PendingResult{Orders: n, ReviewDelay: review.String(), PollFirst: st.pendingPollFirst.String(), PollMax: st.pendingPollMax.String()}
-	fmt.Fprintf(r.out, "4. Pending at scale: %d orders under review (sandbox review delay %s), re-checked after %s, then every ≤ %s\n",
-		n, review, st.pendingPollFirst, st.pendingPollMax)
+	if throughput == 0 {
+		throughput, source = 5000, "assumed"
+	}
+	plan := planPending(n, 0.6*throughput)
+	r.report.Settings.PendingPlan = &plan
+	first, pollMax, review := secs(plan.First), secs(plan.Max), secs(plan.Review)
+	res := &PendingResult{Orders: n, Plan: plan, Throughput: throughput}
+	fmt.Fprintf(r.out, "4. Pending at scale: %s orders under review at once. One worker's throughput %s orders/s (%s); assuming 0.6 of it,\n"+
+		"   %s registrations/s (%s s to register them): worker -poll-first-delay %s -poll-max-interval %s, sandbox review delay %s;\n"+
+		"   re-check waves of ≈ %s/s; done after ≈ %s s\n",
+		thousands(int64(n)), thousands(int64(throughput)), source, thousands(int64(plan.AssumedRate)), num(plan.RegisterEstimate),
+		first, pollMax, review, thousands(int64(plan.WaveRate)), num(plan.Finish))
 
 	s, err := r.newStack(ctx, "pending", sandboxOpts{reviewDelay: review})
 	if err != nil {
@@ -114,16 +264,19 @@ func (r *runner) pending(ctx context.Context) error {
 	if err := s.createStreams(ctx); err != nil {
 		return err
 	}
-	col, err := s.collect(ctx, false)
+	spec := orderSpec{shop: benchShop, prefix: "P", n: n, email: emailReview}
+	index := pendingIndex(spec)
+	col, err := s.collectDense(ctx, n, index)
 	if err != nil {
 		return err
 	}
 	defer col.stop()
 
 	var mu sync.Mutex
-	scheds := map[string][]schedEvent{}
+	scheds := make([]schedRec, 0, 2*n+n/4)
+	dues := make([]dueRec, 0, n+n/4)
 	sub, err := s.NC.Subscribe("atodene.poll.sched.>", func(m *nats.Msg) {
-		seen := time.Now()
+		seen := time.Now().UnixNano()
 		var body struct {
 			OrderID string `json:"order_id"`
 		}
@@ -131,8 +284,12 @@ func (r *runner) pending(ctx context.Context) error {
 		if err != nil || json.Unmarshal(m.Data, &body) != nil {
 			return
 		}
+		i, ok := index(body.OrderID)
+		if !ok {
+			return
+		}
 		mu.Lock()
-		scheds[body.OrderID] = append(scheds[body.OrderID], schedEvent{at: at, seen: seen})
+		scheds = append(scheds, schedRec{order: uint32(i), at: at.UnixNano(), seen: seen})
 		mu.Unlock()
 	})
 	if err != nil {
@@ -141,11 +298,10 @@ func (r *runner) pending(ctx context.Context) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	_ = sub.SetPendingLimits(-1, -1)
 
-	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: st.Concurrency, pollFirst: st.pendingPollFirst, pollMax: st.pendingPollMax}); err != nil {
+	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: r.settings.Concurrency, pollFirst: first, pollMax: pollMax}); err != nil {
 		return err
 	}
 	w := s.Workers[0]
-	dues := map[string][]time.Time{}
 	dueCons, err := s.JS.OrderedConsumer(ctx, pollStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"atodene.poll.due.>"}})
 	if err != nil {
 		return err
@@ -158,8 +314,12 @@ func (r *runner) pending(ctx context.Context) error {
 		if err != nil || json.Unmarshal(m.Data(), &body) != nil {
 			return
 		}
+		i, ok := index(body.OrderID)
+		if !ok {
+			return
+		}
 		mu.Lock()
-		dues[body.OrderID] = append(dues[body.OrderID], md.Timestamp)
+		dues = append(dues, dueRec{order: uint32(i), at: md.Timestamp.UnixNano()})
 		mu.Unlock()
 	})
 	if err != nil {
@@ -167,33 +327,35 @@ func (r *runner) pending(ctx context.Context) error {
 	}
 	defer dueCC.Stop()
 	res.WorkerRSSIdleMB, res.NATSRSSIdleMB = rssMB(w.Proc().Pid()), rssMB(s.Nodes[0].Proc().Pid())
-	redisBefore := r.redisUsedMB(ctx)
+	redisBefore := r.redisUsedBytes(ctx)
+	pendingKey := s.Prefix + "pending:{" + benchShop + "}"
 
-	// Sample the pending set, memory and Redis while the run lasts.
+	// Sample the under-review set while the run lasts; at a new peak (at most every 10 s, and
+	// when it holds every order) take a snapshot of what Redis and NATS hold.
+	start, win := time.Now(), s.window()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	heapTaken, peakTaken := false, false
-	var pendingSetBytes int64
 	wg.Go(func() {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
+		var lastSnap time.Time
+		heapTaken := false
 		for {
 			select {
 			case <-sampleCtx.Done():
 				return
 			case <-tick.C:
 			}
-			p, err := r.rdb.SCard(sampleCtx, s.Prefix+"pending:{"+benchShop+"}").Result()
-			if err != nil || p < res.PeakPending {
+			res.PeakPendingBench = max(res.PeakPendingBench, col.nPending.Load()-col.nFinal.Load())
+			p, err := r.rdb.SCard(sampleCtx, pendingKey).Result()
+			if err != nil || p <= res.PeakPending {
 				continue
 			}
-			res.PeakPending = p
-			res.RedisGrowthMB = max(res.RedisGrowthMB, r.redisUsedMB(sampleCtx)-redisBefore)
-			if p == int64(n) && !peakTaken {
-				peakTaken = true
-				if v, err := r.rdb.MemoryUsage(sampleCtx, s.Prefix+"pending:{"+benchShop+"}", 0).Result(); err == nil {
-					pendingSetBytes = v
-				}
+			res.PeakPending, res.PeakAtSeconds = p, time.Since(start).Seconds()
+			if p == int64(n) || time.Since(lastSnap) >= 10*time.Second {
+				lastSnap = time.Now()
+				res.AtPeak = r.pendingSnapshot(sampleCtx, s, spec, p, col.nPending.Load(), redisBefore)
+				res.AtPeak.Seconds = time.Since(start).Seconds()
 			}
 			if p == int64(n) && w.PprofAddr != "" && !heapTaken {
 				heapTaken = true
@@ -205,16 +367,16 @@ func (r *runner) pending(ctx context.Context) error {
 		}
 	})
 
-	start := time.Now()
 	pub, err := newPublisher(s.NC)
 	if err != nil {
 		stopSampling()
 		wg.Wait()
 		return err
 	}
-	_, err = pub.publish(ctx, orderSpec{shop: benchShop, prefix: "P", n: n, email: emailReview}, 0)
+	pub.noTimes = true
+	_, err = pub.publish(ctx, spec, 0)
 	if err == nil {
-		err = col.wait(ctx, n, review+2*st.pendingPollMax+30*time.Second)
+		err = col.wait(ctx, n, (first+pollMax)*13/10+time.Minute)
 	}
 	stopSampling()
 	wg.Wait()
@@ -222,6 +384,7 @@ func (r *runner) pending(ctx context.Context) error {
 		return err
 	}
 	res.Seconds = time.Since(start).Seconds()
+	res.OtherCores = win.otherCores()
 	res.Settled = int(col.nFinal.Load())
 	if st, err := procStatus(w.Proc().Pid()); err == nil {
 		res.WorkerRSSPeakMB = float64(st["VmHWM"]) / 1024
@@ -229,54 +392,137 @@ func (r *runner) pending(ctx context.Context) error {
 	if st, err := procStatus(s.Nodes[0].Proc().Pid()); err == nil {
 		res.NATSRSSPeakMB = float64(st["VmHWM"]) / 1024
 	}
-	res.RedisKeysMB = r.redisKeysMB(ctx, s.Prefix, orderSpec{shop: benchShop, prefix: "P", n: n}.id(0), n) + float64(pendingSetBytes)/(1<<20)
+	if st, err := procStatus(s.Sandbox.Pid()); err == nil {
+		res.SandboxRSSPeakMB = float64(st["VmHWM"]) / 1024
+	}
+	// Give the due consumer a moment for the last due messages, then stop it and the schedules.
+	time.Sleep(time.Second)
+	dueCC.Stop()
+	_ = sub.Unsubscribe()
 
 	// Registration ended with the last credit.pending; re-checks scheduled after it are steady state.
 	col.mu.Lock()
-	var regEnd time.Time
-	for _, o := range col.pendings {
-		if o.at.After(regEnd) {
-			regEnd = o.at
-		}
+	var regEnd int64
+	for _, at := range col.densePending {
+		regEnd = max(regEnd, at)
 	}
-	finals := map[string]time.Time{}
-	for order, o := range col.finals {
-		finals[order] = o.at
-	}
+	finals := slices.Clone(col.denseFinal)
 	col.mu.Unlock()
-	res.RegisterSeconds = regEnd.Sub(start).Seconds()
-	var all, steady, fired []time.Duration
+	res.RegisterSeconds = time.Duration(regEnd - start.UnixNano()).Seconds()
+	res.RegisterRate = Rate(n, time.Duration(regEnd-start.UnixNano()))
+
 	mu.Lock()
-	for order, ev := range scheds {
-		fired = append(fired, fireLateness(ev, dues[order])...)
-		late := pollLateness(ev, finals[order])
-		all = append(all, late...)
-		for i, d := range late {
-			if ev[i].at.After(regEnd) {
+	bySched, schedAt := groupByOrder(scheds, n, func(s schedRec) uint32 { return s.order })
+	byDue, dueAt := groupByOrder(dues, n, func(d dueRec) uint32 { return d.order })
+	scheds, dues = nil, nil
+	mu.Unlock()
+	all := make([]time.Duration, 0, len(bySched))
+	var steady, fired []time.Duration
+	perSecond := map[int64]int{}
+	for i := range n {
+		ev := bySched[schedAt[i]:schedAt[i+1]]
+		if len(ev) >= 2 {
+			res.RecheckedUnderReview++
+		}
+		fired = fireLateness(fired, ev, byDue[dueAt[i]:dueAt[i+1]])
+		from := len(all)
+		all = pollLateness(all, ev, finals[i])
+		for k, d := range all[from:] {
+			if ev[k].at > regEnd {
 				steady = append(steady, d)
 			}
+			perSecond[(ev[k].at+int64(d))/int64(time.Second)]++
 		}
 	}
-	mu.Unlock()
+	for _, c := range perSecond {
+		res.BusiestSecond = max(res.BusiestSecond, c)
+	}
 	res.Polls = len(all)
 	res.Late, res.LateSteady, res.Fired = Summarize(all), Summarize(steady), Summarize(fired)
-	r.report.Pending = res
+	if st, err := procStatus(os.Getpid()); err == nil {
+		res.BenchRSSPeakMB = float64(st["VmHWM"]) / 1024
+	}
 
+	// Delete the scenario's keys now, timed (the run deletes whatever is left at its end).
+	dstart := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = redisadmin.DeleteKeys(dctx, r.rdb, s.Prefix)
+	cancel()
+	res.DeleteSeconds = time.Since(dstart).Seconds()
+	res.DeletedKeys = int64(res.AtPeak.KeysPerOrder*float64(n)) + int64(len(sharedKeys(s.Prefix)))
+	if err != nil {
+		fmt.Fprintf(r.out, "deleting the scenario's keys: %v\n", err)
+	}
+	r.report.Pending = res
+	return pendingTable(res).Render(r.out)
+}
+
+// The pending scenario measures the throughput it plans from with pendingCalibrateOrders when it
+// puts pendingCalibrateMin orders or more under review and the throughput scenario did not run.
+const (
+	pendingCalibrateMin    = 50000
+	pendingCalibrateOrders = 10000
+)
+
+// calibratePending measures one worker's throughput on this machine now, on a stack of its own:
+// n auto-approved orders published before the worker starts, from the first final outcome to the
+// last. It returns the rate and the cores busy outside the stack meanwhile.
+func (r *runner) calibratePending(ctx context.Context, n int) (rate, other float64, err error) {
+	s, col, err := r.preloaded(ctx, "pending-calibrate", sandboxOpts{}, "C", n)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	defer col.stop()
+	win := s.window()
+	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: r.settings.Concurrency}); err != nil {
+		return 0, 0, err
+	}
+	if err := col.wait(ctx, n, 30*time.Second); err != nil {
+		return 0, 0, err
+	}
+	other = win.otherCores()
+	first, last, got := span(col.finalsOf("C"))
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_ = redisadmin.DeleteKeys(dctx, r.rdb, s.Prefix)
+	return Rate(got-1, last.Sub(first)), other, nil
+}
+
+func pendingTable(res *PendingResult) Table {
+	n := res.Orders
+	perOrder := func(b int64) string { return fmt.Sprintf("%s B/order", thousands(b/int64(max(n, 1)))) }
 	t := Table{Title: fmt.Sprintf("Pending at scale: %s orders under review at once", thousands(res.PeakPending)),
 		Columns: []string{"measure", "value"}}
 	t.Add("orders published / settled (credit.ok)", fmt.Sprintf("%s / %s", thousands(int64(n)), thousands(int64(res.Settled))))
-	t.Add("registration (publish → last credit.pending)", num(res.RegisterSeconds)+" s")
+	t.Add("registration (publish → last credit.pending)", fmt.Sprintf("%s s (%s orders/s)", num(res.RegisterSeconds), thousands(int64(res.RegisterRate))))
+	t.Add("under review at once: Redis set / bench's count", fmt.Sprintf("%s / %s (peak at %s s)",
+		thousands(res.PeakPending), thousands(res.PeakPendingBench), num(res.PeakAtSeconds)))
 	t.Add("worker RSS idle → peak (VmHWM)", fmt.Sprintf("%s → %s MB", num(res.WorkerRSSIdleMB), num(res.WorkerRSSPeakMB)))
 	t.Add("NATS server RSS idle → peak (VmHWM)", fmt.Sprintf("%s → %s MB", num(res.NATSRSSIdleMB), num(res.NATSRSSPeakMB)))
-	t.Add("Redis: this run's keys (MEMORY USAGE estimate)", num(res.RedisKeysMB)+" MB")
-	t.Add("Redis: used_memory growth (shared server)", num(res.RedisGrowthMB)+" MB")
-	t.Add("re-checks", thousands(int64(res.Polls)))
+	t.Add("sandbox / bench RSS peak (VmHWM)", fmt.Sprintf("%s / %s MB", num(res.SandboxRSSPeakMB), num(res.BenchRSSPeakMB)))
+	p := res.AtPeak
+	t.Add(fmt.Sprintf("at the peak snapshot (%s under review, %s s)", thousands(p.Pending), num(p.Seconds)), "")
+	t.Add("  Redis: MEMORY USAGE, sampled orders × orders + shared keys", fmt.Sprintf("%s MB, %s (%s sampled; shared keys %s MB; %s keys/order)",
+		num(float64(p.RedisSampled)/(1<<20)), perOrder(p.RedisSampled), thousands(int64(p.SampledOrders)),
+		num(float64(p.RedisShared)/(1<<20)), num(p.KeysPerOrder)))
+	t.Add("  Redis: used_memory growth (shared server)", fmt.Sprintf("%s MB, %s", num(float64(p.RedisUsedGrowth)/(1<<20)), perOrder(p.RedisUsedGrowth)))
+	var total uint64
+	for _, st := range p.Streams {
+		total += st.Bytes
+		t.Add("  NATS stream "+st.Name, fmt.Sprintf("%s msgs, %s MB, %s", thousands(int64(st.Msgs)), num(float64(st.Bytes)/(1<<20)), perOrder(int64(st.Bytes))))
+	}
+	t.Add("  NATS streams together", fmt.Sprintf("%s MB, %s", num(float64(total)/(1<<20)), perOrder(int64(total))))
+	t.Add("re-checks (orders re-checked while under review)", fmt.Sprintf("%s (%s); busiest second %s", thousands(int64(res.Polls)),
+		thousands(int64(res.RecheckedUnderReview)), thousands(int64(res.BusiestSecond))))
 	t.Add("late p50 / p90 / p99 / max, all re-checks", latenessText(res.Late))
 	t.Add("late p50 / p90 / p99 / max, after registration ended", latenessText(res.LateSteady))
 	t.Add("of which NATS fired late (due stored − @at)", latenessText(res.Fired))
+	t.Add("deleting the run's Redis keys (SCAN + UNLINK)", fmt.Sprintf("%s s (≈ %s keys)", num(res.DeleteSeconds), thousands(res.DeletedKeys)))
+	t.Add("scenario; other load", fmt.Sprintf("%s s; %s cores", num(res.Seconds), num(res.OtherCores)))
 	t.Notes = []string{"targets: worker RSS ≤ 300 MB; re-checks ≤ 2 s late at p99",
 		"late = when the worker handled a re-check (it publishes the next schedule, or the final outcome) − the @at it scheduled it for"}
-	return t.Render(r.out)
+	return t
 }
 
 func latenessText(d Dist) string {
@@ -286,15 +532,73 @@ func latenessText(d Dist) string {
 	return fmt.Sprintf("%s / %s / %s / %s ms (n = %s)", num(d.P50), num(d.P90), num(d.P99), num(d.Max), thousands(int64(d.N)))
 }
 
-// redisKeysMB estimates the memory of the run's order keys: one order's state and event record
-// times n.
-func (r *runner) redisKeysMB(ctx context.Context, prefix, order string, n int) float64 {
-	var one int64
-	for _, key := range []string{prefix + "order:{" + benchShop + "}:" + order,
-		prefix + "event:{" + benchShop + "}:" + events.EventKey("atodene-bench", "bench-"+benchShop+"-"+order)} {
-		if v, err := r.rdb.MemoryUsage(ctx, key).Result(); err == nil {
-			one += v
+// sharedKeys are the keys of the bench shop that all its orders share: the under-review set, the
+// timers and the order index.
+func sharedKeys(prefix string) []string {
+	base := prefix + "index:{" + benchShop + "}:"
+	return []string{prefix + "pending:{" + benchShop + "}", prefix + "timers:{" + benchShop + "}",
+		base + "changed", base + "ordered", base + "id", base + "summary"}
+}
+
+// pendingSampleOrders is how many orders' keys a snapshot measures with MEMORY USAGE.
+const pendingSampleOrders = 200
+
+// pendingSnapshot measures what Redis and NATS hold with pending orders under review and
+// registered of spec: MEMORY USAGE of the keys of pendingSampleOrders orders among the
+// registered, scaled to them, and of the shared keys; used_memory growth; the streams' sizes.
+func (r *runner) pendingSnapshot(ctx context.Context, s *benchStack, spec orderSpec, pending, registered, redisBefore int64) PendingSnapshot {
+	snap := PendingSnapshot{Pending: pending, RedisUsedGrowth: r.redisUsedBytes(ctx) - redisBefore}
+	for _, name := range []string{ordersStream, resultsStream, pollStream} {
+		if st, err := s.JS.Stream(ctx, name); err == nil {
+			if info, err := st.Info(ctx); err == nil {
+				snap.Streams = append(snap.Streams, StreamSize{Name: name, Msgs: info.State.Msgs, Bytes: info.State.Bytes})
+			}
 		}
 	}
-	return float64(one) * float64(n) / (1 << 20)
+	if registered <= 0 {
+		return snap
+	}
+	pipe := r.rdb.Pipeline()
+	var cmds []*redisIntCmd
+	for range pendingSampleOrders {
+		order := spec.id(rand.IntN(int(min(registered, int64(spec.n)))))
+		for _, key := range []string{"order", "lease", "history", "inbox", "data"} {
+			cmds = append(cmds, &redisIntCmd{pipe.MemoryUsage(ctx, s.Prefix+key+":{"+benchShop+"}:"+order), false})
+		}
+		id, _ := orderEvent(benchShop, order, spec.email, time.Time{})
+		cmds = append(cmds, &redisIntCmd{pipe.MemoryUsage(ctx, s.Prefix+"event:{"+benchShop+"}:"+events.EventKey("atodene-bench", id)), false})
+	}
+	for _, key := range sharedKeys(s.Prefix) {
+		cmds = append(cmds, &redisIntCmd{pipe.MemoryUsage(ctx, key, 1000), true})
+	}
+	_, _ = pipe.Exec(ctx) // a missing key answers nil: an error of its command only
+	var perOrder, keys int64
+	for _, c := range cmds {
+		v, err := c.cmd.Result()
+		if err != nil {
+			continue
+		}
+		if c.shared {
+			snap.RedisShared += v
+		} else {
+			perOrder += v
+			keys++
+		}
+	}
+	snap.SampledOrders = pendingSampleOrders
+	snap.KeysPerOrder = float64(keys) / pendingSampleOrders
+	snap.RedisSampled = perOrder*registered/pendingSampleOrders + snap.RedisShared
+	return snap
+}
+
+// redisIntCmd is a MEMORY USAGE of a pipeline: of an order's key, or of a shared one.
+type redisIntCmd struct {
+	cmd    *redis.IntCmd
+	shared bool
+}
+
+// redisUsedBytes is Redis's used_memory in bytes (of the whole, shared server).
+func (r *runner) redisUsedBytes(ctx context.Context) int64 {
+	n, _ := strconv.ParseInt(r.redisInfo(ctx, "memory")["used_memory"], 10, 64)
+	return n
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -72,13 +73,13 @@ func TestRateAndRatio(t *testing.T) {
 func TestPollLateness(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	scheds := []schedEvent{
+	sec := func(s float64) int64 { return t0.Add(time.Duration(s * float64(time.Second))).UnixNano() }
+	scheds := []schedRec{
 		{at: sec(3), seen: sec(0.1)},  // published at registration
 		{at: sec(9), seen: sec(3.2)},  // published while handling re-check 1: 0.2 s late
 		{at: sec(21), seen: sec(9.5)}, // re-check 2: 0.5 s late
 	}
-	got := pollLateness(scheds, sec(21.05)) // re-check 3 decided the order
+	got := pollLateness(nil, scheds, sec(21.05)) // re-check 3 decided the order
 	want := []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, 50 * time.Millisecond}
 	if len(got) != len(want) {
 		t.Fatalf("pollLateness = %v, want %v", got, want)
@@ -88,20 +89,82 @@ func TestPollLateness(t *testing.T) {
 			t.Errorf("re-check %d: late %v, want %v", i+1, got[i], want[i])
 		}
 	}
-	if got := pollLateness(scheds, time.Time{}); len(got) != 2 {
-		t.Errorf("without a final outcome: %d re-checks measured, want 2", len(got))
+	if got := pollLateness([]time.Duration{time.Hour}, scheds, 0); len(got) != 3 || got[0] != time.Hour {
+		t.Errorf("without a final outcome, appended to one: %v, want 1 + 2 re-checks", got)
 	}
 }
 
 func TestFireLateness(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	scheds := []schedEvent{{at: t0.Add(3 * time.Second)}, {at: t0.Add(9 * time.Second)}}
-	dues := []time.Time{t0.Add(3*time.Second + 20*time.Millisecond), t0.Add(9*time.Second + 5*time.Millisecond), t0.Add(time.Second)}
-	got := fireLateness(scheds, dues)
+	at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+	scheds := []schedRec{{at: at(3 * time.Second)}, {at: at(9 * time.Second)}}
+	dues := []dueRec{{at: at(3*time.Second + 20*time.Millisecond)}, {at: at(9*time.Second + 5*time.Millisecond)}, {at: at(time.Second)}}
+	got := fireLateness(nil, scheds, dues)
 	want := []time.Duration{20 * time.Millisecond, 5 * time.Millisecond} // the due before any @at is left out
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("fireLateness = %v, want %v", got, want)
+	}
+}
+
+func TestGroupByOrder(t *testing.T) {
+	t.Parallel()
+	recs := []schedRec{{order: 2, at: 1}, {order: 0, at: 2}, {order: 2, at: 3}, {order: 7, at: 4}, {order: 0, at: 5}}
+	out, start := groupByOrder(recs, 3, func(r schedRec) uint32 { return r.order })
+	if want := []int{0, 2, 2, 4}; !slices.Equal(start, want) {
+		t.Fatalf("start = %v, want %v", start, want)
+	}
+	var ats []int64
+	for _, r := range out {
+		ats = append(ats, r.at)
+	}
+	if want := []int64{2, 5, 1, 3}; !slices.Equal(ats, want) { // order 7 is beyond n: dropped
+		t.Errorf("grouped = %v, want %v", ats, want)
+	}
+}
+
+func TestPendingIndex(t *testing.T) {
+	t.Parallel()
+	spec := orderSpec{prefix: "P", n: 1000000}
+	index := pendingIndex(spec)
+	for _, i := range []int{0, 1, 999999} {
+		if got, ok := index(spec.id(i)); !ok || got != i {
+			t.Errorf("index(%s) = %d, %v; want %d", spec.id(i), got, ok, i)
+		}
+	}
+	for _, order := range []string{"P1000000", "Q0000001", "P", "Pabc"} {
+		if _, ok := index(order); ok {
+			t.Errorf("index(%s) ok, want not one of the spec's", order)
+		}
+	}
+}
+
+// TestPlanPending: for sizes from the quick run's to ten million, the plan's timings keep the
+// order the scenario relies on, with the worker's ±10 % jitter on each delay.
+func TestPlanPending(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{100, 5000, 100000, 1000000, 10000000} {
+		for _, rate := range []float64{1500, 3000} {
+			p := planPending(n, rate)
+			tReg := float64(n) / rate
+			switch {
+			case 0.9*p.First < tReg:
+				t.Errorf("n %d at %v/s: the first re-checks (from %v s) fall due before registration ends (%v s)", n, rate, 0.9*p.First, tReg)
+			case p.Review <= 1.1*p.First+0.3*p.First:
+				t.Errorf("n %d at %v/s: review %v s too close to the last first re-check (%v s)", n, rate, p.Review, 1.1*p.First)
+			case p.Review >= 0.9*p.First+0.9*p.Max-0.2*p.First:
+				t.Errorf("n %d at %v/s: review %v s too close to the first second re-check (%v s)", n, rate, p.Review, 0.9*(p.First+p.Max))
+			case 0.9*(p.First+p.Max) < tReg+1.1*p.First:
+				t.Errorf("n %d at %v/s: the second wave (from %v s) overlaps the first (to %v s)", n, rate, 0.9*(p.First+p.Max), tReg+1.1*p.First)
+			case p.WaveRate >= rate:
+				t.Errorf("n %d at %v/s: waves of %v/s, not below the registration rate", n, rate, p.WaveRate)
+			case p.Max < p.First:
+				t.Errorf("n %d: -poll-max-interval %v s below -poll-first-delay %v s", n, p.Max, p.First)
+			}
+		}
+	}
+	if p := planPending(5000, 3000); p.Finish > 12 {
+		t.Errorf("quick: done after %v s, want ≤ 12 s", p.Finish)
 	}
 }
 
