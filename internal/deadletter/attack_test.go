@@ -1,0 +1,312 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+)
+
+// publishedLetters returns the DLQ sequences whose replay (replay:DLQ:<seq>:<count>) stream name
+// holds, with how many times each.
+func publishedLetters(t *testing.T, js jetstream.JetStream, name string) map[uint64]int {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(m.Header.Get(jetstream.MsgIDHeader), ":")
+		if len(parts) == 4 && parts[0] == "replay" {
+			n, _ := strconv.ParseUint(parts[2], 10, 64)
+			out[n]++
+		}
+	}
+	return out
+}
+
+func presentLetters(t *testing.T, q *Queue) map[uint64]bool {
+	t.Helper()
+	ls, err := q.List(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]bool{}
+	for _, l := range ls {
+		out[l.Seq] = true
+	}
+	return out
+}
+
+// checkReplay checks the contract of one replay's result: Replayed counts the outcomes replayed;
+// an outcome replayed is a letter published and gone; a letter given and not replayed by any
+// replay, nor purged by the operator, is still there unless it was published.
+func checkReplay(t *testing.T, name string, given []Letter, res ReplayResult, err error, done int, published map[uint64]int, present map[uint64]bool) {
+	t.Helper()
+	n := 0
+	for i, o := range res.Letters {
+		if o.Seq != given[i].Seq {
+			t.Errorf("%s: outcome %d is of letter %d, want %d", name, i, o.Seq, given[i].Seq)
+		}
+		if o.Replayed {
+			n++
+			if published[o.Seq] == 0 || present[o.Seq] {
+				t.Errorf("%s: letter %d replayed, but published %d times, present %v", name, o.Seq, published[o.Seq], present[o.Seq])
+			}
+		}
+	}
+	if n != res.Replayed {
+		t.Errorf("%s: Replayed %d, %d outcomes replayed", name, res.Replayed, n)
+	}
+	if done != res.Replayed {
+		t.Errorf("%s: done %d times, replayed %d", name, done, res.Replayed)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "after "+strconv.Itoa(res.Replayed)+" replayed: ") {
+		t.Errorf("%s: err %v, replayed %d", name, err, res.Replayed)
+	}
+}
+
+// checkNoLoss: every letter of the stream at the start that is gone was published or purged by
+// the operator; every letter written meanwhile is there.
+func checkNoLoss(t *testing.T, before []Letter, purged map[uint64]bool, added []uint64, published map[uint64]int, present map[uint64]bool) {
+	t.Helper()
+	for _, l := range before {
+		if !present[l.Seq] && published[l.Seq] == 0 && !purged[l.Seq] {
+			t.Errorf("letter %d removed, never published", l.Seq)
+		}
+	}
+	for _, seq := range added {
+		if !present[seq] {
+			t.Errorf("letter %d, written during the replay, removed", seq)
+		}
+	}
+}
+
+// TestAttackReplayNoRespondersRetryReorders: the docs promise that the re-publishes are stored
+// in the order of the letters. A re-publish that meets "no responders" (the stream briefly
+// unavailable: a leader election, a server restarting) is retried by the client 250 ms later,
+// after the re-publishes behind it were stored: the replay succeeds, and the events of a subject
+// are stored out of order (the synchronous replay retried in place).
+func TestAttackReplayNoRespondersRetryReorders(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ls := many(6)
+	for i := range ls {
+		ls[i].Subject = "late.created.demo"
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(ctx, Filter{})
+	paced := 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Pace: func(ctx context.Context) error {
+		if paced++; paced == 2 { // the stream comes (back) after the first re-publish was sent
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.>"}, Storage: jetstream.MemoryStorage})
+			return err
+		}
+		return nil
+	}})
+	t.Logf("replay: replayed %d: %v", res.Replayed, err)
+	if err == nil {
+		replays(t, js, "LATE") // errors when a subject's replays are out of order
+	}
+}
+
+// TestAttackReplayInvariants: replays under a hostile world: letters given shuffled and
+// duplicated, the worker writing letters of the same subjects meanwhile, an operator purging
+// some, a second replay (the console) of overlapping letters at once, a context cancelled
+// mid-run. No letter is lost, each result is true.
+func TestAttackReplayInvariants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                         string
+		shuffle, dup, write, operate bool
+		second, cancel               bool
+	}{
+		{name: "shuffled-duplicated", shuffle: true, dup: true},
+		{name: "writer", write: true},
+		{name: "operator", operate: true},
+		{name: "two-replays", second: true},
+		{name: "cancel", cancel: true},
+		{name: "all", shuffle: true, dup: true, write: true, operate: true, second: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			const n = 900
+			ls := many(n)
+			for i := range ls {
+				if i%7 == 3 { // letters of another reason on the same subjects, not selected
+					ls[i].Reason = "invalid"
+				}
+			}
+			q, js := letters(t, ls...)
+			before, _ := q.List(ctx, Filter{})
+			var given []Letter
+			for _, l := range before {
+				if l.Reason == "unknown-shop" {
+					given = append(given, l)
+				}
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			if tc.shuffle {
+				// shuffle by blocks, so that the subjects' heads still come together
+				for i := 0; i+50 <= len(given); i += 50 {
+					rng.Shuffle(50, func(a, b int) { given[i+a], given[i+b] = given[i+b], given[i+a] })
+				}
+			}
+			if tc.dup {
+				given = append(given, given[10:60]...)
+			}
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			var mu sync.Mutex
+			var added []uint64
+			purged := map[uint64]bool{}
+			if tc.write {
+				wg.Go(func() {
+					w := dlq.NewWriter(js)
+					s, _ := js.Stream(context.Background(), "DLQ")
+					for k := 0; ; k++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						l := letter(uint64(10000+k), "shop-"+strconv.Itoa(k%3), "unknown-shop", small("x", "N-"+strconv.Itoa(k)), 1)
+						if err := w.Write(context.Background(), l); err != nil {
+							t.Error(err)
+							return
+						}
+						info, _ := s.Info(context.Background())
+						mu.Lock()
+						added = append(added, info.State.LastSeq)
+						mu.Unlock()
+					}
+				})
+			}
+			if tc.operate {
+				wg.Go(func() {
+					for k := 0; k < 100; k++ {
+						seq := uint64(rng.IntN(n) + 1)
+						mu.Lock()
+						purged[seq] = true
+						mu.Unlock()
+						if _, err := q.Purge(context.Background(), []Letter{{Seq: seq}}, nil); err != nil {
+							t.Error(err)
+						}
+						time.Sleep(time.Millisecond)
+					}
+				})
+			}
+			var res2 ReplayResult
+			var err2 error
+			done2 := 0
+			var given2 []Letter
+			if tc.second {
+				given2 = append([]Letter(nil), given[len(given)/3:]...)
+				wg.Go(func() {
+					res2, err2 = q.Replay(ctx, given2, ReplayOptions{MaxReplays: 3, Done: func() { done2++ }})
+				})
+			}
+			done := 0
+			var paced atomic.Int64
+			start := time.Now()
+			res, err := q.Replay(ctx, given, ReplayOptions{MaxReplays: 3, Done: func() { done++ }, Pace: func(ctx context.Context) error {
+				if paced.Add(1) == 400 && tc.cancel {
+					cancel()
+				}
+				return ctx.Err()
+			}})
+			took := time.Since(start)
+			close(stop)
+			wg.Wait()
+			if tc.cancel && (err == nil || !errors.Is(err, context.Canceled) || took > 10*time.Second) {
+				t.Errorf("cancelled: %v after %s", err, took)
+			}
+			if !tc.cancel && err != nil {
+				t.Errorf("replay: %v", err)
+			}
+			if err2 != nil {
+				t.Errorf("second replay: %v", err2)
+			}
+			published := publishedLetters(t, js, "ORDERS")
+			present := presentLetters(t, q)
+			checkReplay(t, "replay", given, res, err, done, published, present)
+			if tc.second {
+				checkReplay(t, "second replay", given2, res2, err2, done2, published, present)
+			}
+			checkNoLoss(t, before, purged, added, published, present)
+			for _, l := range before {
+				if l.Reason == "invalid" && !present[l.Seq] && !purged[l.Seq] {
+					t.Errorf("letter %d of reason invalid, not given, removed", l.Seq)
+				}
+			}
+			t.Logf("replayed %d (%v), second %d (%v), %d added, took %s", res.Replayed, err, res2.Replayed, err2, len(added), took)
+		})
+	}
+}
+
+// TestAttackReplayLetterGoneMeanwhile: "a letter gone already counts as removed": a letter
+// purged by an operator after the listing (or given twice) is re-published and is gone, so it is
+// replayed. The server answers the deletion of a missing sequence with err_code 10043 ("sequence
+// N not found"), which the client does not map to jetstream.ErrMsgNotFound: the replay fails,
+// "after N replayed: removing dead letter …", and says the letter was not replayed.
+func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("purged", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(5)...)
+		all, _ := q.List(ctx, Filter{})
+		if _, err := q.Purge(ctx, all[2:3], nil); err != nil { // the operator, meanwhile
+			t.Fatal(err)
+		}
+		res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
+		if err != nil || res.Replayed != 5 || !res.Letters[2].Replayed {
+			t.Errorf("replay: %+v %v", res, err)
+		}
+	})
+	t.Run("given-twice", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(40)...)
+		all, _ := q.List(ctx, Filter{})
+		given := append(all, all[5])
+		res, err := q.Replay(ctx, given, ReplayOptions{MaxReplays: 3})
+		if err != nil || res.Replayed != len(given) {
+			t.Errorf("replay: replayed %d of %d: %v", res.Replayed, len(given), err)
+		}
+	})
+	t.Run("purge-purged", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(2)...)
+		all, _ := q.List(ctx, Filter{})
+		if _, err := q.Purge(ctx, all[:1], nil); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := q.Purge(ctx, all, nil); err != nil || n != 2 { // "a letter gone already counts as deleted"
+			t.Errorf("purge: %d %v", n, err)
+		}
+	})
+}
