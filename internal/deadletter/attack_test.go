@@ -129,6 +129,8 @@ func TestAttackReplayNoRespondersRetryReorders(t *testing.T) {
 	t.Logf("replay: replayed %d: %v", res.Replayed, err)
 	if err == nil {
 		replays(t, js, "LATE") // errors when a subject's replays are out of order
+	} else if res.Letters[0].Replayed || !presentLetters(t, q)[all[0].Seq] || publishedLetters(t, js, "LATE")[all[0].Seq] != 0 {
+		t.Errorf("the letter that failed: %+v, kept %v", res.Letters[0], presentLetters(t, q)[all[0].Seq])
 	}
 }
 

@@ -405,7 +405,7 @@ func (q *Queue) Purge(ctx context.Context, letters []Letter, done func()) (int, 
 		return 0, err
 	}
 	for i, l := range letters {
-		if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := deleteLetter(ctx, s, l.Seq); err != nil {
 			return i, fmt.Errorf("after %d deleted: deleting %d: %w", i, l.Seq, err)
 		}
 		if done != nil {
@@ -645,7 +645,10 @@ func (r *replayRun) publish(i int) error {
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
-	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	// No retry after "no responders": the client would re-send the publish 250 ms later, behind
+	// the publishes sent meanwhile, and the server would store the letters out of order; the
+	// publish fails instead, and the letter is kept.
+	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		<-r.slots
 		return fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err)
@@ -699,7 +702,7 @@ func (r *replayRun) removeBatch(batch []int) {
 		removers.Go(func() {
 			for i := range work {
 				l := r.letters[i]
-				if err := r.s.DeleteMsg(r.ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				if err := deleteLetter(r.ctx, r.s, l.Seq); err != nil {
 					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
 					continue
 				}
@@ -786,6 +789,21 @@ func (r *replayRun) failed() bool {
 	return r.err != nil
 }
 
+// deleteLetter deletes the letter of sequence seq from s; a letter gone already is no failure.
+// The server answers the deletion of a missing sequence with "sequence N not found" (err_code
+// 10043), which the client reports as a plain ErrMsgDeleteUnsuccessful, not ErrMsgNotFound: on a
+// failure the letter is looked up, and one missing counts as deleted.
+func deleteLetter(ctx context.Context, s jetstream.Stream, seq uint64) error {
+	err := s.DeleteMsg(ctx, seq)
+	if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if _, gerr := s.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return err
+}
+
 // republish publishes msg in place of the dead letter l (its edit) with replayHeaders, and
 // removes the letter from s only once the publish is acknowledged.
 func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l Letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
@@ -794,7 +812,7 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	if err != nil {
 		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
 	}
-	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := deleteLetter(ctx, s, l.Seq); err != nil {
 		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
 	}
 	return ack, nil
