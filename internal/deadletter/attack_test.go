@@ -312,3 +312,77 @@ func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
 		}
 	})
 }
+
+// lostReplyJS is a JetStream whose stream's first purge is done by the server but answered too
+// late: the caller's context ends meanwhile (an operator's Ctrl-C while the purge is in flight).
+type lostReplyJS struct {
+	jetstream.JetStream
+	cancel func()
+	once   *sync.Once
+}
+
+func (j lostReplyJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := j.JetStream.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return lostReplyStream{s, j}, nil
+}
+
+type lostReplyStream struct {
+	jetstream.Stream
+	j lostReplyJS
+}
+
+func (s lostReplyStream) Purge(ctx context.Context, opts ...jetstream.StreamPurgeOpt) error {
+	lost := false
+	s.j.once.Do(func() { lost = true })
+	if !lost {
+		return s.Stream.Purge(ctx, opts...)
+	}
+	err := s.Stream.Purge(context.Background(), opts...)
+	s.j.cancel()
+	if err != nil {
+		return err
+	}
+	return context.Canceled
+}
+
+// TestAttackReplayCancelledPurgeCounts: a replay cancelled while its purge is in flight: the
+// server removed the letters of the purge, whose re-publishes were acknowledged, but the replay
+// says they were not replayed ("after N replayed" counts none of them, their outcomes say not
+// replayed): the one-by-one removal that follows a failed purge fails too, as the context ended,
+// and never sees that they are gone.
+func TestAttackReplayCancelledPurgeCounts(t *testing.T) {
+	t.Parallel()
+	ls := many(600)
+	for i := range ls {
+		ls[i].Subject = "orders.created.demo"
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(context.Background(), Filter{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q = New(lostReplyJS{JetStream: js, cancel: cancel, once: &sync.Once{}}, "")
+	done := 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
+	if err == nil {
+		t.Skip("no purge happened before the end") // the batches were too small
+	}
+	published := publishedLetters(t, js, "ORDERS")
+	present := presentLetters(t, New(js, ""))
+	gone := 0
+	for i, o := range res.Letters {
+		if !present[all[i].Seq] && published[all[i].Seq] > 0 {
+			gone++
+			if !o.Replayed {
+				t.Errorf("letter %d re-published and removed, outcome not replayed", o.Seq)
+			}
+		}
+	}
+	if gone != res.Replayed {
+		t.Errorf("%d letters re-published and removed, replayed %d: %v", gone, res.Replayed, err)
+	}
+	checkReplay(t, "replay", all, res, err, done, published, present)
+	t.Logf("%v", err)
+}
