@@ -405,7 +405,7 @@ func (q *Queue) Purge(ctx context.Context, letters []Letter, done func()) (int, 
 		return 0, err
 	}
 	for i, l := range letters {
-		if err := deleteLetter(ctx, s, l.Seq); err != nil {
+		if err := deleteLetter(ctx, ctx, s, l.Seq); err != nil {
 			return i, fmt.Errorf("after %d deleted: deleting %d: %w", i, l.Seq, err)
 		}
 		if done != nil {
@@ -553,13 +553,20 @@ const (
 	// replayAckWait is how long a re-publish may go unacknowledged, from its publish, before the
 	// replay fails (a synchronous publish waits as long, by default).
 	replayAckWait = 5 * time.Second
+	// replayLookWait is how long after a replay's context ended it may still look up the letters
+	// whose removal failed.
+	replayLookWait = 2 * time.Second
 )
 
 // replayRun is a replay in progress: the caller's goroutine publishes (run), one goroutine takes
 // the acknowledgements in the order of the publishes (settle), and one removes the letters
 // acknowledged, in batches of those acknowledged meanwhile (removeBatch).
 type replayRun struct {
-	ctx     context.Context
+	ctx context.Context
+	// look is ctx for the look-ups of letters whose removal failed, which outlives it by
+	// replayLookWait: a removal (a purge) done by the server but answered after ctx ended is
+	// seen done, and its letters counted replayed.
+	look    context.Context
 	js      jetstream.JetStream
 	s       jetstream.Stream
 	letters []Letter
@@ -584,6 +591,11 @@ type sentLetter struct {
 // run replays the letters of the indexes ok and returns once every publish is settled and every
 // letter acknowledged is removed, or failed to be.
 func (r *replayRun) run(ok []int) {
+	look, stopLook := context.WithCancel(context.WithoutCancel(r.ctx))
+	defer stopLook()
+	stopAfter := context.AfterFunc(r.ctx, func() { time.AfterFunc(replayLookWait, stopLook) })
+	defer stopAfter()
+	r.look = look
 	removed := make(chan struct{})
 	go func() {
 		defer close(removed)
@@ -702,7 +714,7 @@ func (r *replayRun) removeBatch(batch []int) {
 		removers.Go(func() {
 			for i := range work {
 				l := r.letters[i]
-				if err := deleteLetter(r.ctx, r.s, l.Seq); err != nil {
+				if err := deleteLetter(r.ctx, r.look, r.s, l.Seq); err != nil {
 					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
 					continue
 				}
@@ -792,13 +804,13 @@ func (r *replayRun) failed() bool {
 // deleteLetter deletes the letter of sequence seq from s; a letter gone already is no failure.
 // The server answers the deletion of a missing sequence with "sequence N not found" (err_code
 // 10043), which the client reports as a plain ErrMsgDeleteUnsuccessful, not ErrMsgNotFound: on a
-// failure the letter is looked up, and one missing counts as deleted.
-func deleteLetter(ctx context.Context, s jetstream.Stream, seq uint64) error {
+// failure the letter is looked up, within look, and one missing counts as deleted.
+func deleteLetter(ctx, look context.Context, s jetstream.Stream, seq uint64) error {
 	err := s.DeleteMsg(ctx, seq)
 	if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
-	if _, gerr := s.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+	if _, gerr := s.GetMsg(look, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
 		return nil
 	}
 	return err
@@ -812,7 +824,7 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	if err != nil {
 		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
 	}
-	if err := deleteLetter(ctx, s, l.Seq); err != nil {
+	if err := deleteLetter(ctx, ctx, s, l.Seq); err != nil {
 		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
 	}
 	return ack, nil
