@@ -563,9 +563,11 @@ const (
 // acknowledged, in batches of those acknowledged meanwhile (removeBatch).
 type replayRun struct {
 	ctx context.Context
-	// look is ctx for the look-ups of letters whose removal failed, which outlives it by
-	// replayLookWait: a removal (a purge) done by the server but answered after ctx ended is
-	// seen done, and its letters counted replayed.
+	// look is ctx for what follows the publishes, which outlives it by replayLookWait: once ctx
+	// ends, nothing more is published, but the acknowledgements that come meanwhile are taken
+	// and their letters removed (the docs: at a failure, the letters whose acknowledgement still
+	// comes are removed), and a removal (a purge) done by the server but answered after ctx
+	// ended is seen done.
 	look    context.Context
 	js      jetstream.JetStream
 	s       jetstream.Stream
@@ -593,8 +595,19 @@ type sentLetter struct {
 func (r *replayRun) run(ok []int) {
 	look, stopLook := context.WithCancel(context.WithoutCancel(r.ctx))
 	defer stopLook()
-	stopAfter := context.AfterFunc(r.ctx, func() { time.AfterFunc(replayLookWait, stopLook) })
-	defer stopAfter()
+	go func() { // look ends replayLookWait after ctx, or at the return
+		select {
+		case <-r.ctx.Done():
+			t := time.NewTimer(replayLookWait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				stopLook()
+			case <-look.Done():
+			}
+		case <-look.Done():
+		}
+	}()
 	r.look = look
 	removed := make(chan struct{})
 	go func() {
@@ -649,6 +662,9 @@ func (r *replayRun) publish(i int) error {
 	if l.Subject == "" {
 		return fmt.Errorf("dead letter %d has no %s header", l.Seq, dlq.HeaderOriginalSubject)
 	}
+	if err := r.ctx.Err(); err != nil {
+		return err // the select below may take a free slot as well as ctx's end
+	}
 	msg := nats.NewMsg(l.Subject)
 	msg.Data = l.Body
 	id := replayHeaders(l, msg, r.s.CachedInfo().Config.Name, "replay")
@@ -683,7 +699,7 @@ func (r *replayRun) settle(p sentLetter) {
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
 	case <-timeout.C:
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: no acknowledgement within %s", l.Seq, l.Subject, replayAckWait))
-	case <-r.ctx.Done():
+	case <-r.look.Done(): // ctx ended replayLookWait ago: the acknowledgements that still come meanwhile are taken
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, r.ctx.Err()))
 	}
 }
@@ -714,7 +730,7 @@ func (r *replayRun) removeBatch(batch []int) {
 		removers.Go(func() {
 			for i := range work {
 				l := r.letters[i]
-				if err := deleteLetter(r.ctx, r.look, r.s, l.Seq); err != nil {
+				if err := deleteLetter(r.look, r.look, r.s, l.Seq); err != nil {
 					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
 					continue
 				}
@@ -736,7 +752,7 @@ func (r *replayRun) removeBatch(batch []int) {
 // purge takes these letters and nothing else. On any error it removes nothing: the letters are
 // removed one by one instead.
 func (r *replayRun) purgeHead(subject string, idx []int) int {
-	c, err := r.s.OrderedConsumer(r.ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
+	c, err := r.s.OrderedConsumer(r.look, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
 	if err != nil {
 		return 0
 	}
@@ -766,7 +782,7 @@ func (r *replayRun) purgeHead(subject string, idx []int) int {
 	if n == 0 {
 		return 0
 	}
-	if err := r.s.Purge(r.ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
+	if err := r.s.Purge(r.look, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
 		return 0
 	}
 	return n
