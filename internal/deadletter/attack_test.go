@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -425,4 +426,49 @@ func TestAttackReplayCancelKeepsAcknowledged(t *testing.T) {
 	}
 	checkReplay(t, "replay", all, res, err, done, published, present)
 	t.Logf("%d published, %v", len(published), err)
+}
+
+// TestAttackReplayDuplicateOfAnotherLetter: the DLQ stream deleted and created again (a change of
+// its storage, a restore) numbers its letters from 1 again. A letter replayed within ORDERS's
+// duplicate window of the replay of the old letter of the same sequence is published under the
+// same message ID, replay:DLQ:<seq>:1: the server drops it as a duplicate and acknowledges it,
+// and the replay removes the letter, whose event was never stored: the event is lost.
+func TestAttackReplayDuplicateOfAnotherLetter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, js := letters(t, many(3)...)
+	old, _ := q.List(ctx, Filter{})
+	if _, err := q.Replay(ctx, old, ReplayOptions{MaxReplays: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "DLQ"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DLQ", Subjects: []string{"dlq.>"}, Duplicates: 2 * time.Minute, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	w := dlq.NewWriter(js)
+	for i := 1; i <= 3; i++ {
+		if err := w.Write(ctx, letter(uint64(100+i), "demo", "unknown-shop", small("demo", "NEW-"+strconv.Itoa(i)), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh, _ := q.List(ctx, Filter{})
+	res, err := q.Replay(ctx, fresh, ReplayOptions{MaxReplays: 3})
+	left, _ := q.List(ctx, Filter{})
+	orders, _ := js.Stream(ctx, "ORDERS")
+	info, _ := orders.Info(ctx)
+	stored := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if m, err := orders.GetMsg(ctx, seq); err == nil {
+			stored[string(m.Data)] = true
+		}
+	}
+	for _, l := range fresh {
+		gone := !slices.ContainsFunc(left, func(k Letter) bool { return k.Seq == l.Seq })
+		if gone && !stored[string(l.Body)] {
+			t.Errorf("letter %d (order %s) removed, its event never stored in ORDERS", l.Seq, l.Order)
+		}
+	}
+	t.Logf("replayed %d: %v; %d left", res.Replayed, err, len(left))
 }
