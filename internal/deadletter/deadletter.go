@@ -7,6 +7,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -529,7 +530,8 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		return res, err
 	}
 	r := &replayRun{ctx: ctx, js: q.js, s: s, letters: letters, opts: opts, res: &res,
-		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok))}
+		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok)),
+		dups: map[int]*jetstream.PubAck{}, streams: map[string]jetstream.Stream{}}
 	r.run(ok)
 	if r.err != nil {
 		return res, fmt.Errorf("after %d replayed: %w", res.Replayed, r.err)
@@ -576,6 +578,11 @@ type replayRun struct {
 	slots   chan struct{}   // a value per publish awaiting its acknowledgement: the window
 	sent    chan sentLetter // the publishes awaiting their acknowledgement, in order
 	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove; never full
+	// dups holds, by letter index, the acknowledgements that said duplicate: the remover checks
+	// that the message stored under the ID is the letter's event (sameEvent) before removing it.
+	dups map[int]*jetstream.PubAck
+	// streams are the streams of those acknowledgements, opened by the remover.
+	streams map[string]jetstream.Stream
 
 	mu     sync.Mutex    // guards what follows, and serializes the calls of opts.Done
 	res    *ReplayResult // Replayed and Letters[i].Replayed
@@ -693,7 +700,12 @@ func (r *replayRun) settle(p sentLetter) {
 	timeout := time.NewTimer(time.Until(p.at.Add(replayAckWait)))
 	defer timeout.Stop()
 	select {
-	case <-p.ack.Ok():
+	case ack := <-p.ack.Ok():
+		if ack.Duplicate {
+			r.mu.Lock()
+			r.dups[p.i] = ack
+			r.mu.Unlock()
+		}
 		r.acked <- p.i
 	case err := <-p.ack.Err():
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
@@ -711,6 +723,10 @@ func (r *replayRun) settle(p sentLetter) {
 func (r *replayRun) removeBatch(batch []int) {
 	bySubject := map[string][]int{}
 	for _, i := range batch {
+		if err := r.sameEvent(i); err != nil {
+			r.fail(i, err)
+			continue
+		}
 		subject := dlq.SubjectPrefix + r.letters[i].Subject
 		bySubject[subject] = append(bySubject[subject], i)
 	}
@@ -743,6 +759,39 @@ func (r *replayRun) removeBatch(batch []int) {
 	}
 	close(work)
 	removers.Wait()
+}
+
+// sameEvent checks, for a letter whose re-publish the server acknowledged as a duplicate, that the
+// message it holds under the replay's message ID is the letter's event (its subject and body): a
+// replay of this letter published before (a replay that crashed, or ran at once). A message ID
+// can repeat another letter's: the DLQ stream created again numbers its letters from 1 again, and
+// the replay of a new letter would be dropped as the replay of the old one. The letter is then
+// kept: removed, its event would be lost.
+func (r *replayRun) sameEvent(i int) error {
+	r.mu.Lock()
+	ack := r.dups[i]
+	r.mu.Unlock()
+	if ack == nil {
+		return nil
+	}
+	l := r.letters[i]
+	s, ok := r.streams[ack.Stream]
+	if !ok {
+		var err error
+		if s, err = r.js.Stream(r.look, ack.Stream); err != nil {
+			return fmt.Errorf("re-publishing dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", l.Seq, l.Subject, ack.Stream, ack.Sequence, err)
+		}
+		r.streams[ack.Stream] = s
+	}
+	m, err := s.GetMsg(r.look, ack.Sequence)
+	if err != nil {
+		return fmt.Errorf("re-publishing dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", l.Seq, l.Subject, ack.Stream, ack.Sequence, err)
+	}
+	if m.Subject != l.Subject || !bytes.Equal(m.Data, l.Body) {
+		return fmt.Errorf("re-publishing dead letter %d to %s: dropped as a duplicate of stream %s sequence %d, another event under message ID %s (the DLQ stream was created again?): the letter is kept; publish its event with dlq edit",
+			l.Seq, l.Subject, ack.Stream, ack.Sequence, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	return nil
 }
 
 // purgeHead removes with one purge the letters of idx (of stored subject, in sequence order)
