@@ -7,6 +7,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -405,7 +406,7 @@ func (q *Queue) Purge(ctx context.Context, letters []Letter, done func()) (int, 
 		return 0, err
 	}
 	for i, l := range letters {
-		if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := deleteLetter(ctx, ctx, s, l.Seq); err != nil {
 			return i, fmt.Errorf("after %d deleted: deleting %d: %w", i, l.Seq, err)
 		}
 		if done != nil {
@@ -529,7 +530,8 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		return res, err
 	}
 	r := &replayRun{ctx: ctx, js: q.js, s: s, letters: letters, opts: opts, res: &res,
-		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok))}
+		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok)),
+		dups: map[int]*jetstream.PubAck{}, streams: map[string]jetstream.Stream{}}
 	r.run(ok)
 	if r.err != nil {
 		return res, fmt.Errorf("after %d replayed: %w", res.Replayed, r.err)
@@ -553,13 +555,22 @@ const (
 	// replayAckWait is how long a re-publish may go unacknowledged, from its publish, before the
 	// replay fails (a synchronous publish waits as long, by default).
 	replayAckWait = 5 * time.Second
+	// replayLookWait is how long after a replay's context ended it may still look up the letters
+	// whose removal failed.
+	replayLookWait = 2 * time.Second
 )
 
 // replayRun is a replay in progress: the caller's goroutine publishes (run), one goroutine takes
 // the acknowledgements in the order of the publishes (settle), and one removes the letters
 // acknowledged, in batches of those acknowledged meanwhile (removeBatch).
 type replayRun struct {
-	ctx     context.Context
+	ctx context.Context
+	// look is ctx for what follows the publishes, which outlives it by replayLookWait: once ctx
+	// ends, nothing more is published, but the acknowledgements that come meanwhile are taken
+	// and their letters removed (the docs: at a failure, the letters whose acknowledgement still
+	// comes are removed), and a removal (a purge) done by the server but answered after ctx
+	// ended is seen done.
+	look    context.Context
 	js      jetstream.JetStream
 	s       jetstream.Stream
 	letters []Letter
@@ -567,6 +578,11 @@ type replayRun struct {
 	slots   chan struct{}   // a value per publish awaiting its acknowledgement: the window
 	sent    chan sentLetter // the publishes awaiting their acknowledgement, in order
 	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove; never full
+	// dups holds, by letter index, the acknowledgements that said duplicate: the remover checks
+	// that the message stored under the ID is the letter's event (sameEvent) before removing it.
+	dups map[int]*jetstream.PubAck
+	// streams are the streams of those acknowledgements, opened by the remover.
+	streams map[string]jetstream.Stream
 
 	mu     sync.Mutex    // guards what follows, and serializes the calls of opts.Done
 	res    *ReplayResult // Replayed and Letters[i].Replayed
@@ -584,6 +600,22 @@ type sentLetter struct {
 // run replays the letters of the indexes ok and returns once every publish is settled and every
 // letter acknowledged is removed, or failed to be.
 func (r *replayRun) run(ok []int) {
+	look, stopLook := context.WithCancel(context.WithoutCancel(r.ctx))
+	defer stopLook()
+	go func() { // look ends replayLookWait after ctx, or at the return
+		select {
+		case <-r.ctx.Done():
+			t := time.NewTimer(replayLookWait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				stopLook()
+			case <-look.Done():
+			}
+		case <-look.Done():
+		}
+	}()
+	r.look = look
 	removed := make(chan struct{})
 	go func() {
 		defer close(removed)
@@ -637,6 +669,9 @@ func (r *replayRun) publish(i int) error {
 	if l.Subject == "" {
 		return fmt.Errorf("dead letter %d has no %s header", l.Seq, dlq.HeaderOriginalSubject)
 	}
+	if err := r.ctx.Err(); err != nil {
+		return err // the select below may take a free slot as well as ctx's end
+	}
 	msg := nats.NewMsg(l.Subject)
 	msg.Data = l.Body
 	id := replayHeaders(l, msg, r.s.CachedInfo().Config.Name, "replay")
@@ -645,7 +680,10 @@ func (r *replayRun) publish(i int) error {
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
-	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	// No retry after "no responders": the client would re-send the publish 250 ms later, behind
+	// the publishes sent meanwhile, and the server would store the letters out of order; the
+	// publish fails instead, and the letter is kept.
+	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		<-r.slots
 		return fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err)
@@ -662,13 +700,18 @@ func (r *replayRun) settle(p sentLetter) {
 	timeout := time.NewTimer(time.Until(p.at.Add(replayAckWait)))
 	defer timeout.Stop()
 	select {
-	case <-p.ack.Ok():
+	case ack := <-p.ack.Ok():
+		if ack.Duplicate {
+			r.mu.Lock()
+			r.dups[p.i] = ack
+			r.mu.Unlock()
+		}
 		r.acked <- p.i
 	case err := <-p.ack.Err():
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
 	case <-timeout.C:
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: no acknowledgement within %s", l.Seq, l.Subject, replayAckWait))
-	case <-r.ctx.Done():
+	case <-r.look.Done(): // ctx ended replayLookWait ago: the acknowledgements that still come meanwhile are taken
 		r.fail(p.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, r.ctx.Err()))
 	}
 }
@@ -680,6 +723,10 @@ func (r *replayRun) settle(p sentLetter) {
 func (r *replayRun) removeBatch(batch []int) {
 	bySubject := map[string][]int{}
 	for _, i := range batch {
+		if err := r.sameEvent(i); err != nil {
+			r.fail(i, err)
+			continue
+		}
 		subject := dlq.SubjectPrefix + r.letters[i].Subject
 		bySubject[subject] = append(bySubject[subject], i)
 	}
@@ -699,7 +746,7 @@ func (r *replayRun) removeBatch(batch []int) {
 		removers.Go(func() {
 			for i := range work {
 				l := r.letters[i]
-				if err := r.s.DeleteMsg(r.ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				if err := deleteLetter(r.look, r.look, r.s, l.Seq); err != nil {
 					r.fail(i, fmt.Errorf("removing dead letter %d after its replay: %w", l.Seq, err))
 					continue
 				}
@@ -714,6 +761,39 @@ func (r *replayRun) removeBatch(batch []int) {
 	removers.Wait()
 }
 
+// sameEvent checks, for a letter whose re-publish the server acknowledged as a duplicate, that the
+// message it holds under the replay's message ID is the letter's event (its subject and body): a
+// replay of this letter published before (a replay that crashed, or ran at once). A message ID
+// can repeat another letter's: the DLQ stream created again numbers its letters from 1 again, and
+// the replay of a new letter would be dropped as the replay of the old one. The letter is then
+// kept: removed, its event would be lost.
+func (r *replayRun) sameEvent(i int) error {
+	r.mu.Lock()
+	ack := r.dups[i]
+	r.mu.Unlock()
+	if ack == nil {
+		return nil
+	}
+	l := r.letters[i]
+	s, ok := r.streams[ack.Stream]
+	if !ok {
+		var err error
+		if s, err = r.js.Stream(r.look, ack.Stream); err != nil {
+			return fmt.Errorf("re-publishing dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", l.Seq, l.Subject, ack.Stream, ack.Sequence, err)
+		}
+		r.streams[ack.Stream] = s
+	}
+	m, err := s.GetMsg(r.look, ack.Sequence)
+	if err != nil {
+		return fmt.Errorf("re-publishing dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", l.Seq, l.Subject, ack.Stream, ack.Sequence, err)
+	}
+	if m.Subject != l.Subject || !bytes.Equal(m.Data, l.Body) {
+		return fmt.Errorf("re-publishing dead letter %d to %s: dropped as a duplicate of stream %s sequence %d, another event under message ID %s (the DLQ stream was created again?): the letter is kept; publish its event with dlq edit",
+			l.Seq, l.Subject, ack.Stream, ack.Sequence, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	return nil
+}
+
 // purgeHead removes with one purge the letters of idx (of stored subject, in sequence order)
 // that are the subject's first messages in the stream, and returns how many it removed: it reads
 // the subject's headers from its first message while each is the next letter of idx, and purges
@@ -721,7 +801,7 @@ func (r *replayRun) removeBatch(batch []int) {
 // purge takes these letters and nothing else. On any error it removes nothing: the letters are
 // removed one by one instead.
 func (r *replayRun) purgeHead(subject string, idx []int) int {
-	c, err := r.s.OrderedConsumer(r.ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
+	c, err := r.s.OrderedConsumer(r.look, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 5 * time.Second})
 	if err != nil {
 		return 0
 	}
@@ -751,7 +831,7 @@ func (r *replayRun) purgeHead(subject string, idx []int) int {
 	if n == 0 {
 		return 0
 	}
-	if err := r.s.Purge(r.ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
+	if err := r.s.Purge(r.look, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(r.letters[idx[n-1]].Seq+1)); err != nil {
 		return 0
 	}
 	return n
@@ -786,6 +866,21 @@ func (r *replayRun) failed() bool {
 	return r.err != nil
 }
 
+// deleteLetter deletes the letter of sequence seq from s; a letter gone already is no failure.
+// The server answers the deletion of a missing sequence with "sequence N not found" (err_code
+// 10043), which the client reports as a plain ErrMsgDeleteUnsuccessful, not ErrMsgNotFound: on a
+// failure the letter is looked up, within look, and one missing counts as deleted.
+func deleteLetter(ctx, look context.Context, s jetstream.Stream, seq uint64) error {
+	err := s.DeleteMsg(ctx, seq)
+	if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if _, gerr := s.GetMsg(look, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return err
+}
+
 // republish publishes msg in place of the dead letter l (its edit) with replayHeaders, and
 // removes the letter from s only once the publish is acknowledged.
 func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, l Letter, msg *nats.Msg, kind string) (*jetstream.PubAck, error) {
@@ -794,7 +889,7 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	if err != nil {
 		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
 	}
-	if err := s.DeleteMsg(ctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := deleteLetter(ctx, ctx, s, l.Seq); err != nil {
 		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
 	}
 	return ack, nil

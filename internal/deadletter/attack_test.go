@@ -1,0 +1,474 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+)
+
+// publishedLetters returns the DLQ sequences whose replay (replay:DLQ:<seq>:<count>) stream name
+// holds, with how many times each.
+func publishedLetters(t *testing.T, js jetstream.JetStream, name string) map[uint64]int {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(m.Header.Get(jetstream.MsgIDHeader), ":")
+		if len(parts) == 4 && parts[0] == "replay" {
+			n, _ := strconv.ParseUint(parts[2], 10, 64)
+			out[n]++
+		}
+	}
+	return out
+}
+
+func presentLetters(t *testing.T, q *Queue) map[uint64]bool {
+	t.Helper()
+	ls, err := q.List(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64]bool{}
+	for _, l := range ls {
+		out[l.Seq] = true
+	}
+	return out
+}
+
+// checkReplay checks the contract of one replay's result: Replayed counts the outcomes replayed;
+// an outcome replayed is a letter published and gone; a letter given and not replayed by any
+// replay, nor purged by the operator, is still there unless it was published.
+func checkReplay(t *testing.T, name string, given []Letter, res ReplayResult, err error, done int, published map[uint64]int, present map[uint64]bool) {
+	t.Helper()
+	n := 0
+	for i, o := range res.Letters {
+		if o.Seq != given[i].Seq {
+			t.Errorf("%s: outcome %d is of letter %d, want %d", name, i, o.Seq, given[i].Seq)
+		}
+		if o.Replayed {
+			n++
+			if published[o.Seq] == 0 || present[o.Seq] {
+				t.Errorf("%s: letter %d replayed, but published %d times, present %v", name, o.Seq, published[o.Seq], present[o.Seq])
+			}
+		}
+	}
+	if n != res.Replayed {
+		t.Errorf("%s: Replayed %d, %d outcomes replayed", name, res.Replayed, n)
+	}
+	if done != res.Replayed {
+		t.Errorf("%s: done %d times, replayed %d", name, done, res.Replayed)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "after "+strconv.Itoa(res.Replayed)+" replayed: ") {
+		t.Errorf("%s: err %v, replayed %d", name, err, res.Replayed)
+	}
+}
+
+// checkNoLoss: every letter of the stream at the start that is gone was published or purged by
+// the operator; every letter written meanwhile is there.
+func checkNoLoss(t *testing.T, before []Letter, purged map[uint64]bool, added []uint64, published map[uint64]int, present map[uint64]bool) {
+	t.Helper()
+	for _, l := range before {
+		if !present[l.Seq] && published[l.Seq] == 0 && !purged[l.Seq] {
+			t.Errorf("letter %d removed, never published", l.Seq)
+		}
+	}
+	for _, seq := range added {
+		if !present[seq] {
+			t.Errorf("letter %d, written during the replay, removed", seq)
+		}
+	}
+}
+
+// TestAttackReplayNoRespondersRetryReorders: the docs promise that the re-publishes are stored
+// in the order of the letters. A re-publish that meets "no responders" (the stream briefly
+// unavailable: a leader election, a server restarting) is retried by the client 250 ms later,
+// after the re-publishes behind it were stored: the replay succeeds, and the events of a subject
+// are stored out of order (the synchronous replay retried in place).
+func TestAttackReplayNoRespondersRetryReorders(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ls := many(6)
+	for i := range ls {
+		ls[i].Subject = "late.created.demo"
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(ctx, Filter{})
+	paced := 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Pace: func(ctx context.Context) error {
+		if paced++; paced == 2 { // the stream comes (back) after the first re-publish was sent
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.>"}, Storage: jetstream.MemoryStorage})
+			return err
+		}
+		return nil
+	}})
+	t.Logf("replay: replayed %d: %v", res.Replayed, err)
+	if err == nil {
+		replays(t, js, "LATE") // errors when a subject's replays are out of order
+	} else if res.Letters[0].Replayed || !presentLetters(t, q)[all[0].Seq] || publishedLetters(t, js, "LATE")[all[0].Seq] != 0 {
+		t.Errorf("the letter that failed: %+v, kept %v", res.Letters[0], presentLetters(t, q)[all[0].Seq])
+	}
+}
+
+// TestAttackReplayInvariants: replays under a hostile world: letters given shuffled and
+// duplicated, the worker writing letters of the same subjects meanwhile, an operator purging
+// some, a second replay (the console) of overlapping letters at once, a context cancelled
+// mid-run. No letter is lost, each result is true.
+func TestAttackReplayInvariants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                         string
+		shuffle, dup, write, operate bool
+		second, cancel               bool
+	}{
+		{name: "shuffled-duplicated", shuffle: true, dup: true},
+		{name: "writer", write: true},
+		{name: "operator", operate: true},
+		{name: "two-replays", second: true},
+		{name: "cancel", cancel: true},
+		{name: "all", shuffle: true, dup: true, write: true, operate: true, second: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			const n = 900
+			ls := many(n)
+			for i := range ls {
+				if i%7 == 3 { // letters of another reason on the same subjects, not selected
+					ls[i].Reason = "invalid"
+				}
+			}
+			q, js := letters(t, ls...)
+			before, _ := q.List(ctx, Filter{})
+			var given []Letter
+			for _, l := range before {
+				if l.Reason == "unknown-shop" {
+					given = append(given, l)
+				}
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			if tc.shuffle {
+				// shuffle by blocks, so that the subjects' heads still come together
+				for i := 0; i+50 <= len(given); i += 50 {
+					rng.Shuffle(50, func(a, b int) { given[i+a], given[i+b] = given[i+b], given[i+a] })
+				}
+			}
+			if tc.dup {
+				given = append(given, given[10:60]...)
+			}
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			var mu sync.Mutex
+			var added []uint64
+			purged := map[uint64]bool{}
+			if tc.write {
+				wg.Go(func() {
+					w := dlq.NewWriter(js)
+					s, _ := js.Stream(context.Background(), "DLQ")
+					for k := 0; ; k++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						l := letter(uint64(10000+k), "shop-"+strconv.Itoa(k%3), "unknown-shop", small("x", "N-"+strconv.Itoa(k)), 1)
+						if err := w.Write(context.Background(), l); err != nil {
+							t.Error(err)
+							return
+						}
+						info, _ := s.Info(context.Background())
+						mu.Lock()
+						added = append(added, info.State.LastSeq)
+						mu.Unlock()
+					}
+				})
+			}
+			if tc.operate {
+				wg.Go(func() {
+					for k := 0; k < 100; k++ {
+						seq := uint64(rng.IntN(n) + 1)
+						mu.Lock()
+						purged[seq] = true
+						mu.Unlock()
+						if _, err := q.Purge(context.Background(), []Letter{{Seq: seq}}, nil); err != nil {
+							t.Error(err)
+						}
+						time.Sleep(time.Millisecond)
+					}
+				})
+			}
+			var res2 ReplayResult
+			var err2 error
+			done2 := 0
+			var given2 []Letter
+			if tc.second {
+				given2 = append([]Letter(nil), given[len(given)/3:]...)
+				wg.Go(func() {
+					res2, err2 = q.Replay(ctx, given2, ReplayOptions{MaxReplays: 3, Done: func() { done2++ }})
+				})
+			}
+			done := 0
+			var paced atomic.Int64
+			start := time.Now()
+			res, err := q.Replay(ctx, given, ReplayOptions{MaxReplays: 3, Done: func() { done++ }, Pace: func(ctx context.Context) error {
+				if paced.Add(1) == 400 && tc.cancel {
+					cancel()
+				}
+				return ctx.Err()
+			}})
+			took := time.Since(start)
+			close(stop)
+			wg.Wait()
+			if tc.cancel && (err == nil || !errors.Is(err, context.Canceled) || took > 10*time.Second) {
+				t.Errorf("cancelled: %v after %s", err, took)
+			}
+			if !tc.cancel && err != nil {
+				t.Errorf("replay: %v", err)
+			}
+			if err2 != nil {
+				t.Errorf("second replay: %v", err2)
+			}
+			published := publishedLetters(t, js, "ORDERS")
+			present := presentLetters(t, q)
+			checkReplay(t, "replay", given, res, err, done, published, present)
+			if tc.second {
+				checkReplay(t, "second replay", given2, res2, err2, done2, published, present)
+			}
+			checkNoLoss(t, before, purged, added, published, present)
+			for _, l := range before {
+				if l.Reason == "invalid" && !present[l.Seq] && !purged[l.Seq] {
+					t.Errorf("letter %d of reason invalid, not given, removed", l.Seq)
+				}
+			}
+			t.Logf("replayed %d (%v), second %d (%v), %d added, took %s", res.Replayed, err, res2.Replayed, err2, len(added), took)
+		})
+	}
+}
+
+// TestAttackReplayLetterGoneMeanwhile: "a letter gone already counts as removed": a letter
+// purged by an operator after the listing (or given twice) is re-published and is gone, so it is
+// replayed. The server answers the deletion of a missing sequence with err_code 10043 ("sequence
+// N not found"), which the client does not map to jetstream.ErrMsgNotFound: the replay fails,
+// "after N replayed: removing dead letter …", and says the letter was not replayed.
+func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("purged", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(5)...)
+		all, _ := q.List(ctx, Filter{})
+		if _, err := q.Purge(ctx, all[2:3], nil); err != nil { // the operator, meanwhile
+			t.Fatal(err)
+		}
+		res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
+		if err != nil || res.Replayed != 5 || !res.Letters[2].Replayed {
+			t.Errorf("replay: %+v %v", res, err)
+		}
+	})
+	t.Run("given-twice", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(40)...)
+		all, _ := q.List(ctx, Filter{})
+		given := append(all, all[5])
+		res, err := q.Replay(ctx, given, ReplayOptions{MaxReplays: 3})
+		if err != nil || res.Replayed != len(given) {
+			t.Errorf("replay: replayed %d of %d: %v", res.Replayed, len(given), err)
+		}
+	})
+	t.Run("purge-purged", func(t *testing.T) {
+		t.Parallel()
+		q, _ := letters(t, many(2)...)
+		all, _ := q.List(ctx, Filter{})
+		if _, err := q.Purge(ctx, all[:1], nil); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := q.Purge(ctx, all, nil); err != nil || n != 2 { // "a letter gone already counts as deleted"
+			t.Errorf("purge: %d %v", n, err)
+		}
+	})
+}
+
+// lostReplyJS is a JetStream whose stream's first purge is done by the server but answered too
+// late: the caller's context ends meanwhile (an operator's Ctrl-C while the purge is in flight).
+type lostReplyJS struct {
+	jetstream.JetStream
+	cancel func()
+	once   *sync.Once
+}
+
+func (j lostReplyJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := j.JetStream.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return lostReplyStream{s, j}, nil
+}
+
+type lostReplyStream struct {
+	jetstream.Stream
+	j lostReplyJS
+}
+
+func (s lostReplyStream) Purge(ctx context.Context, opts ...jetstream.StreamPurgeOpt) error {
+	lost := false
+	s.j.once.Do(func() { lost = true })
+	if !lost {
+		return s.Stream.Purge(ctx, opts...)
+	}
+	err := s.Stream.Purge(context.Background(), opts...)
+	s.j.cancel()
+	if err != nil {
+		return err
+	}
+	return context.Canceled
+}
+
+// TestAttackReplayCancelledPurgeCounts: a replay cancelled while its purge is in flight: the
+// server removed the letters of the purge, whose re-publishes were acknowledged, but the replay
+// says they were not replayed ("after N replayed" counts none of them, their outcomes say not
+// replayed): the one-by-one removal that follows a failed purge fails too, as the context ended,
+// and never sees that they are gone.
+func TestAttackReplayCancelledPurgeCounts(t *testing.T) {
+	t.Parallel()
+	ls := many(600)
+	for i := range ls {
+		ls[i].Subject = "orders.created.demo"
+	}
+	q, js := letters(t, ls...)
+	all, _ := q.List(context.Background(), Filter{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	once := &sync.Once{}
+	q = New(lostReplyJS{JetStream: js, cancel: cancel, once: once}, "")
+	done := 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
+	purged := true
+	once.Do(func() { purged = false })
+	if !purged {
+		t.Skip("no purge happened") // the batches were too small
+	}
+	published := publishedLetters(t, js, "ORDERS")
+	present := presentLetters(t, New(js, ""))
+	gone := 0
+	for i, o := range res.Letters {
+		if !present[all[i].Seq] && published[all[i].Seq] > 0 {
+			gone++
+			if !o.Replayed {
+				t.Errorf("letter %d re-published and removed, outcome not replayed", o.Seq)
+			}
+		}
+	}
+	if gone != res.Replayed {
+		t.Errorf("%d letters re-published and removed, replayed %d: %v", gone, res.Replayed, err)
+	}
+	checkReplay(t, "replay", all, res, err, done, published, present)
+	t.Logf("%v", err)
+}
+
+// TestAttackReplayCancelKeepsAcknowledged: the docs say that at a failure "the letters already
+// published whose acknowledgement still comes … are removed and counted in N". A replay
+// cancelled (Ctrl-C) while acknowledged letters await their removal keeps them: their removal
+// fails with the context, and so do the acknowledgements that came but were not yet taken. Each
+// such letter's event is in ORDERS and its letter in DLQ: a replay of it after the duplicate
+// window publishes the event twice.
+func TestAttackReplayCancelKeepsAcknowledged(t *testing.T) {
+	t.Parallel()
+	q, js := letters(t, many(600)...)
+	all, _ := q.List(context.Background(), Filter{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := 0
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() {
+		if done++; done == 1 {
+			cancel()
+			time.Sleep(300 * time.Millisecond) // the acknowledgements of those in flight come
+		}
+	}})
+	if err != nil && !errors.Is(err, context.Canceled) || err == nil && res.Replayed != len(all) {
+		t.Fatalf("replay: replayed %d: %v", res.Replayed, err)
+	}
+	published := publishedLetters(t, js, "ORDERS")
+	present := presentLetters(t, q)
+	kept := 0
+	for _, l := range all {
+		if published[l.Seq] > 0 && present[l.Seq] {
+			kept++
+		}
+	}
+	if kept > 0 {
+		t.Errorf("%d letters published and acknowledged, kept: %v", kept, err)
+	}
+	checkReplay(t, "replay", all, res, err, done, published, present)
+	t.Logf("%d published, %v", len(published), err)
+}
+
+// TestAttackReplayDuplicateOfAnotherLetter: the DLQ stream deleted and created again (a change of
+// its storage, a restore) numbers its letters from 1 again. A letter replayed within ORDERS's
+// duplicate window of the replay of the old letter of the same sequence is published under the
+// same message ID, replay:DLQ:<seq>:1: the server drops it as a duplicate and acknowledges it,
+// and the replay removes the letter, whose event was never stored: the event is lost.
+func TestAttackReplayDuplicateOfAnotherLetter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, js := letters(t, many(3)...)
+	old, _ := q.List(ctx, Filter{})
+	if _, err := q.Replay(ctx, old, ReplayOptions{MaxReplays: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "DLQ"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DLQ", Subjects: []string{"dlq.>"}, Duplicates: 2 * time.Minute, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	w := dlq.NewWriter(js)
+	for i := 1; i <= 3; i++ {
+		if err := w.Write(ctx, letter(uint64(100+i), "demo", "unknown-shop", small("demo", "NEW-"+strconv.Itoa(i)), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh, _ := q.List(ctx, Filter{})
+	res, err := q.Replay(ctx, fresh, ReplayOptions{MaxReplays: 3})
+	left, _ := q.List(ctx, Filter{})
+	orders, _ := js.Stream(ctx, "ORDERS")
+	info, _ := orders.Info(ctx)
+	stored := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if m, err := orders.GetMsg(ctx, seq); err == nil {
+			stored[string(m.Data)] = true
+		}
+	}
+	for _, l := range fresh {
+		gone := !slices.ContainsFunc(left, func(k Letter) bool { return k.Seq == l.Seq })
+		if gone && !stored[string(l.Body)] {
+			t.Errorf("letter %d (order %s) removed, its event never stored in ORDERS", l.Seq, l.Order)
+		}
+	}
+	t.Logf("replayed %d: %v; %d left", res.Replayed, err, len(left))
+}
