@@ -255,21 +255,8 @@ func many(n int) []dlq.Letter {
 // once and that the replays of a subject come in the order of their events.
 func replays(t *testing.T, js jetstream.JetStream, name string) map[string]int {
 	t.Helper()
-	ctx := t.Context()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ids, last := map[string]int{}, map[string]uint64{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range streamMsgs(t, js, name) {
 		ids[m.Header.Get(jetstream.MsgIDHeader)]++
 		published, _ := strconv.ParseUint(m.Header.Get(dlq.HeaderPublishedSequence), 10, 64)
 		if published <= last[m.Subject] {
