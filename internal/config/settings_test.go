@@ -38,7 +38,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
-		ReconcileInterval: time.Minute, Retention: 9600 * time.Hour,
+		ReconcileInterval: time.Minute, Retention: 9600 * time.Hour, PollHandoffAhead: 10 * time.Second,
 		RedisWaitReplicas: AutoReplicas, RedisWaitTimeout: time.Second,
 	}
 	if got != want {
@@ -177,6 +177,7 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"negative durations", []string{"-shutdown-grace=-1s", "-dlq-retention=0"}, nil, []string{
 			"-shutdown-grace (ATODENE_WORKER_SHUTDOWN_GRACE): -1s: must be positive",
 			"-dlq-retention (ATODENE_WORKER_DLQ_RETENTION): 0s: must be positive"}},
+		{"negative handoff", []string{"-poll-handoff-ahead=-1s"}, nil, []string{"-poll-handoff-ahead (ATODENE_WORKER_POLL_HANDOFF_AHEAD): -1s: must not be negative (0 holds no re-check)"}},
 		{"duplicate window too short", []string{"-duplicate-window=1m"}, nil, []string{"-duplicate-window (ATODENE_WORKER_DUPLICATE_WINDOW): 1m0s: must be at least 2m0s"}},
 		{"duplicate window beyond retention", []string{"-duplicate-window=2h", "-orders-retention=1h"}, nil, []string{
 			"-duplicate-window (ATODENE_WORKER_DUPLICATE_WINDOW): 2h0m0s exceeds -orders-retention 1h0m0s"}},
@@ -301,5 +302,13 @@ func TestRequireServers(t *testing.T) {
 			continue
 		}
 		checkProblems(t, err, tt.want)
+	}
+}
+
+// TestHandoffOff: 0 turns the holding of re-checks off; it is not taken for "unset".
+func TestHandoffOff(t *testing.T) {
+	s, err := ParseSettings([]string{"-poll-handoff-ahead=0"}, getenv(servers), io.Discard)
+	if err != nil || s.PollHandoffAhead != 0 {
+		t.Fatalf("-poll-handoff-ahead=0: %v, %v; want 0s", s.PollHandoffAhead, err)
 	}
 }

@@ -81,6 +81,10 @@ type OrdersConfig struct {
 	// Kept keeps a copy of each event acknowledged while only Redis holds it (see Kept); nil
 	// keeps none.
 	Kept Kept
+	// PollHoldAhead is how far ahead a re-check may be due and still be scheduled in JetStream at
+	// once; one due later is held in Redis and handed to JetStream by Handoff that long before it
+	// is due (-poll-handoff-ahead). 0 holds none.
+	PollHoldAhead time.Duration
 	// LeaseTTL is how long an order's lease lasts: longer than any one handling of a message.
 	LeaseTTL time.Duration
 	// LeaseHeld, if set, is told each time a handler finds its order's lease held by another, with
@@ -608,10 +612,13 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 	}
 	if st.Status == orderstate.StatusPending && !st.PollScheduled {
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
-		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
-			return st, false, err
+		held := o.PollHoldAhead > 0 && at.Sub(o.Now()) > o.PollHoldAhead
+		if !held {
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
+				return st, false, err
+			}
 		}
-		st.PollScheduled, st.PollAt, dirty = true, at, true
+		st.PollScheduled, st.PollAt, st.PollHeld, st.HoldPoll, dirty = true, at, held, held, true
 	}
 	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
 	// held back by a report that fails (the account refused, ATODENE down), and before the cancel

@@ -55,6 +55,9 @@ type PollRequest struct {
 	// back past a re-check that decided the order: a decision it finds was published then, and is
 	// applied to the state without being published again.
 	Behind bool `json:"behind,omitempty"`
+	// At is when the timer is due (its schedule's @at): set by Polls.Schedule, for the lateness
+	// of its handling (atodene_worker_timer_lateness_seconds).
+	At time.Time `json:"at,omitzero"`
 }
 
 // Polls schedules re-checks durably.

@@ -106,14 +106,17 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		req  PollRequest
 		at   time.Time
 		also string // another kind that does the same work
-		held bool   // never put in JetStream: due now, handed to it (no need to look for it)
+		held bool   // never put in JetStream: due, handed to it now (no need to look for it)
+		// mayBeHeld: a re-check held in Redis, that the Handoff may not have handed yet (not
+		// running, or stopped after taking it).
+		mayBeHeld bool
 	}
 	var needed []timer
 	base := PollRequest{Shop: t.Shop, OrderID: t.Order}
 	if st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
 		req := base
 		req.Seq = st.PollSeq
-		needed = append(needed, timer{req: req, at: later(now, st.PollAt)})
+		needed = append(needed, timer{req: req, at: later(now, st.PollAt), mayBeHeld: st.PollHeld})
 	}
 	if due, ok := st.ReauthDue(); ok {
 		req := base
@@ -139,12 +142,18 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	scheduled := 0
 	for _, tm := range needed {
+		if tm.mayBeHeld {
+			if tm.held, err = r.Store.TakeHeldOrder(ctx, t.Shop, t.Order); err != nil {
+				return scheduled, err
+			}
+		}
 		if tm.held {
 			if err := r.Polls.Schedule(ctx, tm.req, tm.at); err != nil {
 				return scheduled, err
 			}
 			scheduled++
-			r.Logger.Info("a re-authorization is due: handed to JetStream", zap.String("shop", t.Shop), zap.String("order", t.Order), zap.Time("was_due", t.Due))
+			r.Logger.Info("a held timer is due: handed to JetStream", zap.String("shop", t.Shop), zap.String("order", t.Order),
+				zap.String("timer", timerKind(tm.req.Kind)), zap.Time("was_due", t.Due))
 			continue
 		}
 		state, err := r.Waiting(ctx, tm.req, st.UpdatedAt, now.Add(-r.Grace))

@@ -206,8 +206,8 @@ func (s *Store) indexKeys(shop string) []string {
 
 // shopKeys are the keys of a shop's sets that every script of its orders names.
 type shopKeys struct {
-	pending, timers string
-	index           [4]string // indexKeys
+	pending, timers, held string
+	index                 [4]string // indexKeys
 }
 
 // keyCache holds the shopKeys of the shops a store has written or read.
@@ -227,7 +227,7 @@ func (s *Store) keysOf(shop string) *shopKeys {
 		return k.(*shopKeys)
 	}
 	base := s.prefix + "index:{" + shop + "}:"
-	k := &shopKeys{pending: s.pendingKey(shop), timers: s.timersKey(shop),
+	k := &shopKeys{pending: s.pendingKey(shop), timers: s.timersKey(shop), held: s.heldKey(shop),
 		index: [4]string{base + "changed", base + "ordered", base + "id", base + "summary"}}
 	if s.keys.shops.Add(1) > maxKeyedShops {
 		return k

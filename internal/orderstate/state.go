@@ -112,6 +112,14 @@ type State struct {
 	PollScheduled bool `json:"poll_scheduled,omitempty"`
 	// PollAt is when the scheduled re-check is due; zero when none is (past the poll deadline).
 	PollAt time.Time `json:"poll_at,omitzero"`
+	// PollHeld says the scheduled re-check is held in Redis (the shop's held re-checks, see
+	// Store.TakeHeld) rather than stored in the schedule stream: one due far ahead is handed to
+	// JetStream shortly before it is due (docs/architecture.md#polling-orders-under-review).
+	PollHeld bool `json:"poll_held,omitempty"`
+	// HoldPoll asks the write to add the order to the shop's held re-checks, due at PollAt: set
+	// by the step that holds the re-check, not stored; a write clears it. Later writes of the
+	// state do not add it again, so that a re-check handed to JetStream is not handed twice.
+	HoldPoll bool `json:"-"`
 	// CancelledAt is the time of the order.cancelled that cancelled the order: its CloudEvents
 	// time, or when it was handled if it had none. A later order.created or order.updated
 	// registers the order again unless its own time is earlier (an importer's late retry).
@@ -241,6 +249,11 @@ func (st State) ReauthDue() (time.Time, bool) {
 		return r.At, true
 	}
 	return r.At, r.Scheduled && r.Phase == "" && st.Status == StatusOK && (st.Shipment == nil || !st.Shipment.Reported)
+}
+
+// heldPoll says the state relies on a re-check held in Redis (PollHeld).
+func (st State) heldPoll() bool {
+	return st.Status == StatusPending && st.PollScheduled && st.PollHeld && !st.PollAt.IsZero()
 }
 
 // TimerDue returns when the earliest JetStream timer the state relies on is due: its scheduled
@@ -436,6 +449,7 @@ func (s *Store) dataKey(shop, order string) string {
 }
 func (s *Store) pendingKey(shop string) string { return s.prefix + "pending:{" + shop + "}" }
 func (s *Store) timersKey(shop string) string  { return s.prefix + "timers:{" + shop + "}" }
+func (s *Store) heldKey(shop string) string    { return s.prefix + "held:{" + shop + "}" }
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (_ State, err error) {
@@ -574,12 +588,12 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	keys := append(make([]string, 0, 12), s.stateKey(shop, order), sk.pending, s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
 		s.historyKey(shop, order), s.inboxKey(shop, order), sk.timers)
 	keys = append(keys, sk.index[:]...)
-	keys = append(keys, s.dataKey(shop, order))
-	args := make([]any, 20, 20+len(w.entries))
+	keys = append(keys, s.dataKey(shop, order), sk.held)
+	args := make([]any, 21, 21+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
-	args[18], args[19] = "", ""
+	args[18], args[19], args[20] = "", "", ""
 	entries := w.entries
 	var next State
 	stored := Written{}
@@ -606,6 +620,10 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		if next.Status == StatusPending {
 			args[3] = "1"
 		}
+		if st.HoldPoll && next.heldPoll() {
+			args[20] = next.PollAt.UnixMilli()
+		}
+		st.HoldPoll, next.HoldPoll = false, false
 	}
 	if w.eventKey != "" {
 		args[5] = s.eventTTL.Milliseconds()

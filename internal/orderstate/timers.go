@@ -136,3 +136,66 @@ func (st State) HeldKeys() []string {
 	}
 	return keys
 }
+
+// The held re-checks: a sorted set per shop (<prefix>held:{shop}) of the orders whose next
+// re-check is held in Redis rather than stored in JetStream as a message schedule, scored by when
+// it is due (Unix ms). A state's write adds its order when it holds the re-check
+// (State.HoldPoll), in the same atomic step; TakeHeld takes the orders out as they fall due, to
+// hand their re-checks to JetStream. An entry whose state no longer holds that re-check (the order
+// changed since) is taken out all the same and dropped by the caller.
+
+var takeHeldScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+for i = 1, #due, 2 do
+  redis.call('ZREM', KEYS[1], due[i])
+end
+return due`)
+
+// HeldRecheck is an order of the held re-checks: its ID and when its re-check is due.
+type HeldRecheck struct {
+	Order string
+	Due   time.Time
+}
+
+// TakeHeld removes from shop's held re-checks at most limit orders due at or before upTo, earliest
+// first, and returns them. Of several workers taking at once, each gets other orders. An error is
+// Redis's (ErrUnavailable when it cannot be reached); nothing is taken then.
+func (s *Store) TakeHeld(ctx context.Context, shop string, upTo time.Time, limit int) ([]HeldRecheck, error) {
+	res, err := takeHeldScript.Run(ctx, s.rdb, []string{s.heldKey(shop)}, upTo.UnixMilli(), limit).StringSlice()
+	if err = unavailable(err); err != nil {
+		return nil, fmt.Errorf("orderstate: taking the due re-checks held for shop %s: %w", shop, err)
+	}
+	out := make([]HeldRecheck, 0, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		_, order, _ := strings.Cut(res[i], ":") // shop IDs hold no ':'
+		ms, _ := strconv.ParseInt(res[i+1], 10, 64)
+		out = append(out, HeldRecheck{Order: order, Due: time.UnixMilli(ms)})
+	}
+	return out, nil
+}
+
+// HoldAgain puts back re-checks taken with TakeHeld and not handed (JetStream failed), unless a
+// write of the order held another since.
+func (s *Store) HoldAgain(ctx context.Context, shop string, held []HeldRecheck) error {
+	if len(held) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, len(held))
+	for i, h := range held {
+		zs[i] = redis.Z{Score: float64(h.Due.UnixMilli()), Member: shop + ":" + h.Order}
+	}
+	if err := unavailable(s.rdb.ZAddNX(ctx, s.heldKey(shop), zs...).Err()); err != nil {
+		return fmt.Errorf("orderstate: holding %d re-checks of shop %s again: %w", len(held), shop, err)
+	}
+	return nil
+}
+
+// TakeHeldOrder removes one order from shop's held re-checks and says whether it was there: true
+// means its re-check was not handed to JetStream yet, and the caller is now the one to hand it.
+func (s *Store) TakeHeldOrder(ctx context.Context, shop, order string) (bool, error) {
+	n, err := s.rdb.ZRem(ctx, s.heldKey(shop), shop+":"+order).Result()
+	if err = unavailable(err); err != nil {
+		return false, fmt.Errorf("orderstate: taking the held re-check of %s/%s: %w", shop, order, err)
+	}
+	return n == 1, nil
+}

@@ -12,7 +12,8 @@
 -- event record, KEYS[5] the order's history, KEYS[6] the order's inbox, KEYS[7] the timer index
 -- (a sorted set of the orders that rely on a JetStream timer, by when it is due, in ms), KEYS[8]
 -- to KEYS[11] the shop's index: by time changed, by time ordered, by id, the summaries, KEYS[12]
--- the order's data kept for re-authorization.
+-- the order's data kept for re-authorization, KEYS[13] the shop's held re-checks (a sorted set of
+-- the orders whose next re-check waits in Redis to be handed to JetStream, by when it is due, in ms).
 -- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
 -- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
 -- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
@@ -26,7 +27,8 @@
 -- ARGV[14] the order's id in the index; ARGV[15] and ARGV[16] its index scores by time changed
 -- and ordered (index_put); ARGV[17] its index summary; ARGV[18] the retention cutoff (ms) of the
 -- index's trim; ARGV[19] what to do with the order's data: '' nothing, 's' set it to ARGV[20],
--- 'k' keep it as long as the state, 'd' delete it; ARGV[21...] the history entries to append
+-- 'k' keep it as long as the state, 'd' delete it; ARGV[21] when the re-check the state holds back
+-- is due (ms), to add to the held re-checks, or ''; ARGV[22...] the history entries to append
 -- (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
@@ -80,13 +82,16 @@ if ARGV[1] ~= '' then
     elseif ARGV[19] == 'd' then
       redis.call('DEL', KEYS[12])
     end
+    if ARGV[21] ~= '' then
+      redis.call('ZADD', KEYS[13], ARGV[21], ARGV[3])
+    end
   end
 elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
   resent = true -- the event is recorded already: this commit was sent before
 end
-if ok == 1 and not resent and #ARGV > 20 then
+if ok == 1 and not resent and #ARGV > 21 then
   local n = 0
-  for i = 21, #ARGV do
+  for i = 22, #ARGV do
     n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   if n > tonumber(ARGV[7]) then

@@ -34,6 +34,8 @@ type metrics struct {
 	stateWrites, indexWrites, historyEntries prometheus.Counter
 	// reauthorizations counts re-authorizations by how they ended.
 	reauthorizations *prometheus.CounterVec
+	// timerLateness observes how late each due timer began to be handled, by its kind.
+	timerLateness *prometheus.HistogramVec
 }
 
 // newMetrics registers the worker's own metrics with reg, creating the dead-letter series of every
@@ -77,8 +79,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "atodene_worker_reauthorizations_total",
 			Help: "Re-authorizations by how they ended: ok (the order on the new transaction, the old one cancelled), pending (the new one under review; counted again when decided), ng, invalid, unknown, no-data, review-deadline (the order stays on its old transaction).",
 		}, []string{"result"}),
+		timerLateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "atodene_worker_timer_lateness_seconds",
+			Help:    "How late a due timer began to be handled, from the time it was due to when its handler started, by timer: poll (a re-check), parked, inbox, retry, reauth.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800},
+		}, []string{"timer"}),
 	}
-	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries, m.reauthorizations)
+	reg.MustRegister(m.calls, m.callSeconds, m.deadLetters, m.publishFailures, m.leaseWaits, m.stateWrites, m.indexWrites, m.historyEntries, m.reauthorizations, m.timerLateness)
 	for _, reason := range handlers.Reasons() {
 		m.deadLetters.WithLabelValues(reason)
 	}
@@ -89,6 +96,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.reauthorizations.WithLabelValues(result)
 	}
 	return m
+}
+
+// timerDue observes how late a due timer's handling began (req.At is when it was due; a timer
+// scheduled by an earlier version, without it, is not observed).
+func (m *metrics) timerDue(req handlers.PollRequest, now time.Time) {
+	if req.At.IsZero() {
+		return
+	}
+	kind := req.Kind
+	if kind == handlers.TimerPoll {
+		kind = "poll"
+	}
+	m.timerLateness.WithLabelValues(kind).Observe(max(now.Sub(req.At), 0).Seconds())
 }
 
 // written counts what a write of the order store stored (orderstate.Config.Written).

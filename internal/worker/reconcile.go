@@ -70,3 +70,29 @@ func trimIndex(store *orderstate.Store, shops []string) func(context.Context) (i
 		return removed, nil
 	}
 }
+
+// handoff runs h every fifth of h.Ahead (at most every 2 s, at least every 50 ms) until ctx ends:
+// a held re-check reaches JetStream between four and five fifths of h.Ahead before it is due.
+// Failures are logged and tried at the next run; what a failed run took is held again, or found
+// by the reconciler.
+func handoff(ctx context.Context, h *handlers.Handoff, log *zap.Logger) {
+	every := min(max(h.Ahead/5, 50*time.Millisecond), 2*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, err := h.Once(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			log.Warn("handing held re-checks to JetStream failed; retried every run, logged again once it works", zap.Error(err))
+		case err == nil && failing:
+			log.Info("handing held re-checks to JetStream works again")
+		}
+		failing = err != nil
+	}
+}

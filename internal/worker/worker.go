@@ -139,11 +139,12 @@ func Run(ctx context.Context, d Deps) error {
 		MaxAttempts: s.MaxDeliveries,
 		// The lease outlives the longest handling of a message, so two handlers of one order never
 		// overlap; a crashed holder's lease expires by itself.
-		LeaseTTL:     handlerTimeout(s) + 30*time.Second,
-		LeaseHeld:    func(then string) { m.leaseWaits.WithLabelValues(then).Inc() },
-		Reauthorized: func(result string) { m.reauthorizations.WithLabelValues(result).Inc() },
-		Now:          d.Now,
-		Logger:       log,
+		PollHoldAhead: s.PollHandoffAhead,
+		LeaseTTL:      handlerTimeout(s) + 30*time.Second,
+		LeaseHeld:     func(then string) { m.leaseWaits.WithLabelValues(then).Inc() },
+		Reauthorized:  func(result string) { m.reauthorizations.WithLabelValues(result).Inc() },
+		Now:           d.Now,
+		Logger:        log,
 	})
 	if err != nil {
 		return err
@@ -168,6 +169,9 @@ func Run(ctx context.Context, d Deps) error {
 	orderHandler := handlers.Serve(mux.Decode, mux.Handler, common...)
 	pollHandler := handlers.Serve(decodeTimer, func(ctx context.Context, msg *handlers.Message) error {
 		req := msg.Head.Data.(handlers.PollRequest)
+		if !msg.Replayed { // a replayed dead letter is late by the operator's choice
+			m.timerDue(req, d.Now())
+		}
 		req.Replayed = msg.Replayed
 		return orders.PollDue(ctx, req)
 	}, common...)
@@ -232,6 +236,11 @@ func Run(ctx context.Context, d Deps) error {
 	trim := trimIndex(store, shopIDs)
 	wg.Add(1)
 	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, trim, log) }()
+	if s.PollHandoffAhead > 0 {
+		h := &handlers.Handoff{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Ahead: s.PollHandoffAhead, Now: d.Now}
+		wg.Add(1)
+		go func() { defer wg.Done(); handoff(ctx, h, log) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,0 +1,227 @@
+package handlers_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
+)
+
+// reviewProvider registers every order under review (審査中) and answers re-checks with screening.
+type reviewProvider struct {
+	fakeProvider
+	mu        sync.Mutex
+	screening atodene.Screening
+}
+
+func (p *reviewProvider) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	if _, err := p.fakeProvider.Register(ctx, req); err != nil {
+		return atodene.Registration{}, err
+	}
+	return atodene.Registration{TransactionID: "12345678901", Auto: atodene.DecisionReview}, nil
+}
+
+func (p *reviewProvider) GetAuthori(context.Context, string) (atodene.Screening, error) {
+	p.count("getauthori")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.screening, nil
+}
+
+// handoffEnv is Orders holding re-checks due more than a minute ahead, with the first re-check ten
+// minutes after registration, a Handoff handing them a minute ahead, and a Reconciler.
+type handoffEnv struct {
+	o     *handlers.Orders
+	store *orderstate.Store
+	polls *timedPolls
+	prov  *reviewProvider
+	clock *clock.Fake
+	h     *handlers.Handoff
+	rec   *handlers.Reconciler
+	// waited counts the Reconciler's looks into JetStream; missing is what they find.
+	waited int
+}
+
+func newHandoffEnv(t *testing.T) *handoffEnv {
+	t.Helper()
+	e := &handoffEnv{store: newStore(t), polls: &timedPolls{}, prov: &reviewProvider{screening: underReview}, clock: clock.NewFake(time.Now())}
+	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: e.polls, Now: e.clock.Now, PollHoldAhead: time.Minute,
+		Poll: handlers.PollPolicy{First: 10 * time.Minute, Max: 30 * time.Minute, Deadline: 24 * time.Hour}})
+	e.h = &handlers.Handoff{Store: e.store, Shops: []string{"shop-a"}, Polls: e.polls, Ahead: time.Minute, Now: e.clock.Now}
+	e.rec = &handlers.Reconciler{Store: e.store, Shops: []string{"shop-a"}, Polls: e.polls, Grace: time.Minute, Now: e.clock.Now, Logger: zap.NewNop(),
+		Waiting: func(context.Context, handlers.PollRequest, time.Time, time.Time) (handlers.TimerState, error) {
+			e.waited++
+			return handlers.TimerMissing, nil
+		}}
+	return e
+}
+
+// register registers order o-1 under review and returns its state.
+func (e *handoffEnv) register(t *testing.T) orderstate.State {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.o.OrderCreated(ctx, createdEvent("c-1", "o-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.store.Get(ctx, "shop-a", "o-1")
+	if err != nil || st.Status != orderstate.StatusPending || !st.PollHeld {
+		t.Fatalf("after registration: %+v, %v; want pending with its re-check held", st, err)
+	}
+	return st
+}
+
+// handOnce runs the Handoff once and checks how many re-checks it scheduled.
+func (e *handoffEnv) handOnce(t *testing.T, want int) {
+	t.Helper()
+	if n, err := e.h.Once(context.Background()); err != nil || n != want {
+		t.Fatalf("Handoff.Once at %s: %d, %v; want %d", e.clock.Now().Format(time.TimeOnly), n, err, want)
+	}
+}
+
+// TestHeldRecheckIsHandedOnceBeforeItIsDue: a re-check due ten minutes ahead is not put in
+// JetStream when the order goes under review; the Handoff hands it, for the time it is due, once
+// it is due within a minute, and once only; the re-check then runs and the next one is held again.
+func TestHeldRecheckIsHandedOnceBeforeItIsDue(t *testing.T) {
+	t.Parallel()
+	e, ctx := newHandoffEnv(t), context.Background()
+	st := e.register(t)
+	if n := e.polls.count(handlers.TimerPoll); n != 0 {
+		t.Fatalf("%d re-checks scheduled in JetStream at registration, want 0 (held)", n)
+	}
+	if wait := st.PollAt.Sub(e.clock.Now()); wait < 9*time.Minute || wait > 11*time.Minute {
+		t.Fatalf("re-check due in %s, want about 10 min", wait)
+	}
+	e.handOnce(t, 0)
+	e.clock.Advance(st.PollAt.Sub(e.clock.Now()) - time.Minute - time.Second)
+	e.handOnce(t, 0) // due in a minute and a second: not yet
+	e.clock.Advance(2 * time.Second)
+	e.handOnce(t, 1)
+	got := e.polls.last(t, handlers.TimerPoll)
+	if !got.at.Equal(st.PollAt) || got.req.Seq != st.PollSeq || got.req.OrderID != "o-1" || got.req.Shop != "shop-a" {
+		t.Fatalf("handed %+v at %s; want seq %d at %s", got.req, got.at, st.PollSeq, st.PollAt)
+	}
+	e.handOnce(t, 0) // handed once
+	// A later write of the state (a tracking number queued until the credit is OK) does not hold it again.
+	if err := e.o.TrackingEntered(ctx, trackingEvent("t-1", "o-1", 2, "1234-5678-9012")); err != nil {
+		t.Fatal(err)
+	}
+	e.handOnce(t, 0)
+
+	e.clock.Advance(time.Minute)
+	if err := e.o.PollDue(ctx, got.req); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if !next.PollHeld || !next.PollAt.After(st.PollAt) || e.polls.count(handlers.TimerPoll) != 1 {
+		t.Fatalf("after the re-check: held %v at %s (%d scheduled); want the next held, later", next.PollHeld, next.PollAt, e.polls.count(handlers.TimerPoll))
+	}
+	e.clock.Advance(next.PollAt.Sub(e.clock.Now()))
+	e.handOnce(t, 1)
+}
+
+// TestHeldRecheckOfADecidedOrderIsDropped: an order decided (by an operator's re-check) or
+// cancelled while its next re-check is held: the Handoff takes it out and schedules nothing.
+func TestHeldRecheckOfADecidedOrderIsDropped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		act  func(ctx context.Context, e *handoffEnv) error
+	}{
+		{"approved by an operator's re-check", func(ctx context.Context, e *handoffEnv) error {
+			e.prov.screening = manualOK
+			return e.o.RecheckRequested(ctx, recheckEvent("r-1", "o-1", 2))
+		}},
+		{"cancelled", func(ctx context.Context, e *handoffEnv) error {
+			return e.o.OrderCancelled(ctx, cancelEvent("x-1", "o-1", 2))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, ctx := newHandoffEnv(t), context.Background()
+			st := e.register(t)
+			if err := tc.act(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
+			e.handOnce(t, 0)
+			if n := e.polls.count(handlers.TimerPoll); n != 0 {
+				t.Errorf("%d re-checks scheduled, want 0", n)
+			}
+			if held, _ := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(time.Hour), 10); len(held) != 0 {
+				t.Errorf("held re-checks left: %+v", held)
+			}
+		})
+	}
+}
+
+// TestReconcilerHandsAHeldRecheck: with no Handoff running, an overdue held re-check is handed to
+// JetStream by the Reconciler without looking for it there; one the Handoff took and never
+// handed (it stopped between the two) is looked for in JetStream, found missing, and scheduled.
+func TestReconcilerHandsAHeldRecheck(t *testing.T) {
+	t.Parallel()
+	for _, taken := range []bool{false, true} {
+		e, ctx := newHandoffEnv(t), context.Background()
+		st := e.register(t)
+		if taken {
+			if held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, 10); err != nil || len(held) != 1 || held[0].Order != "o-1" || held[0].Due.UnixMilli() != st.PollAt.UnixMilli() {
+				t.Fatalf("TakeHeld: %+v, %v; want o-1 due %s", held, err, st.PollAt)
+			}
+		}
+		e.clock.Advance(st.PollAt.Sub(e.clock.Now()) + 2*time.Minute)
+		if n, err := e.rec.Once(ctx); err != nil || n != 1 {
+			t.Fatalf("taken %v: Reconciler.Once: %d, %v; want 1 scheduled", taken, n, err)
+		}
+		if got := e.polls.last(t, handlers.TimerPoll); got.req.Seq != st.PollSeq || got.req.OrderID != "o-1" {
+			t.Errorf("taken %v: scheduled %+v", taken, got.req)
+		}
+		if wantLooks := map[bool]int{false: 0, true: 1}[taken]; e.waited != wantLooks {
+			t.Errorf("taken %v: looked into JetStream %d times, want %d", taken, e.waited, wantLooks)
+		}
+		e.handOnce(t, 0) // the Reconciler took it: the Handoff does not hand it again
+	}
+}
+
+// TestHoldAgainKeepsANewerHold: a re-check put back after JetStream failed does not replace the
+// one a write of the order held meanwhile.
+func TestHoldAgainKeepsANewerHold(t *testing.T) {
+	t.Parallel()
+	e, ctx := newHandoffEnv(t), context.Background()
+	st := e.register(t)
+	held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, 10)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("TakeHeld: %+v, %v", held, err)
+	}
+	// Meanwhile the re-check runs (handed by another way) and the next one is held.
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: st.PollSeq}); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if err := e.store.HoldAgain(ctx, "shop-a", held); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(24*time.Hour), 10)
+	if err != nil || len(again) != 1 || again[0].Due.UnixMilli() != next.PollAt.UnixMilli() {
+		t.Errorf("held after HoldAgain: %+v, %v; want o-1 due %s (the newer hold)", again, err, next.PollAt)
+	}
+}
+
+func recheckEvent(id, order string, seq uint64) handlers.Event[events.RecheckRequest] {
+	return handlers.Event[events.RecheckRequest]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeRecheckRequested, Shop: "shop-a", Seq: seq, Time: time.Now()},
+		Data: events.RecheckRequest{ShopID: "shop-a", OrderID: order, Operator: "op"}}
+}
+
+func cancelEvent(id, order string, seq uint64) handlers.Event[events.Cancel] {
+	return handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: seq, Time: time.Now()},
+		Data: events.Cancel{ShopID: "shop-a", OrderID: order, Reason: "buyer"}}
+}
