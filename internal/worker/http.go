@@ -95,6 +95,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, result := range handlers.ReauthResults() {
 		m.reauthorizations.WithLabelValues(result)
 	}
+	for _, kind := range []string{"poll", handlers.TimerParked, handlers.TimerInbox, handlers.TimerRetry, handlers.TimerReauth} {
+		m.timerLateness.WithLabelValues(kind)
+	}
 	return m
 }
 
