@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,4 +122,62 @@ func fetchProfile(ctx context.Context, url, file string, seconds int) error {
 func (s *benchStack) retries(ctx context.Context) float64 {
 	return s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry"`) +
 		s.sumMetric(ctx, "atodene_worker_messages_total", `outcome="retry-after"`)
+}
+
+// HistogramQuantile estimates quantile q (0 < q < 1) of a Prometheus histogram in a text
+// exposition, over the series whose labels include every pair of labels, as Prometheus's
+// histogram_quantile does: linear within the bucket that holds it. It returns the estimate (in the
+// histogram's unit), the observations counted, and the bucket's upper bound (+Inf if beyond the
+// last finite one, when the estimate is that bound).
+func HistogramQuantile(text, metric string, q float64, labels ...string) (est float64, n float64, upper float64) {
+	type bucket struct{ le, count float64 }
+	counts := map[float64]float64{}
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, metric+"_bucket{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndexByte(rest, '}')
+		if end < 0 {
+			continue
+		}
+		labelPart, value := rest[:end], strings.TrimSpace(rest[end+1:])
+		match := true
+		for _, l := range labels {
+			match = match && hasLabel(labelPart, l)
+		}
+		i := strings.Index(labelPart, `le="`)
+		if !match || i < 0 {
+			continue
+		}
+		leText := labelPart[i+4:]
+		leText = leText[:strings.IndexByte(leText, '"')]
+		le, err1 := strconv.ParseFloat(leText, 64)
+		c, err2 := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err1 == nil && err2 == nil {
+			counts[le] += c
+		}
+	}
+	bs := make([]bucket, 0, len(counts))
+	for le, c := range counts {
+		bs = append(bs, bucket{le, c})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(bs) == 0 || bs[len(bs)-1].count == 0 {
+		return 0, 0, 0
+	}
+	n = bs[len(bs)-1].count
+	rank := q * n
+	lower, below := 0.0, 0.0
+	for _, b := range bs {
+		if b.count >= rank {
+			if math.IsInf(b.le, 1) {
+				return lower, n, b.le
+			}
+			return lower + (b.le-lower)*(rank-below)/(b.count-below), n, b.le
+		}
+		lower, below = b.le, b.count
+	}
+	return lower, n, math.Inf(1)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 )
@@ -108,6 +109,12 @@ type PendingResult struct {
 	// scheduled after the last registration.
 	Late       Dist `json:"late"`
 	LateSteady Dist `json:"late_steady"`
+	// Held says the worker held the re-checks in Redis until shortly before they were due
+	// (their delays beyond -poll-handoff-ahead): Late then measures the deciding re-checks only.
+	Held bool `json:"held"`
+	// Begun is, for every re-check, when its handling began minus when it was due, from the
+	// worker's atodene_worker_timer_lateness_seconds histogram (estimates within its buckets).
+	Begun HistDist `json:"begun_late"`
 	// Fired is the part of the lateness that is the NATS server's: when it stored the due
 	// message minus the @at.
 	Fired   Dist    `json:"fired_late"`
@@ -298,7 +305,11 @@ func (r *runner) pending(ctx context.Context) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	_ = sub.SetPendingLimits(-1, -1)
 
-	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: r.settings.Concurrency, pollFirst: first, pollMax: pollMax}); err != nil {
+	// The worker's default: a re-check due further ahead is held in Redis until then.
+	ahead := config.DefaultSettings().PollHandoffAhead
+	res.Held = time.Duration(plan.First*float64(time.Second)) > ahead
+	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: r.settings.Concurrency, pollFirst: first, pollMax: pollMax,
+		flags: []string{"-poll-handoff-ahead", ahead.String()}}); err != nil {
 		return err
 	}
 	w := s.Workers[0]
@@ -397,6 +408,9 @@ func (r *runner) pending(ctx context.Context) error {
 	}
 	// Give the due consumer a moment for the last due messages, then stop it and the schedules.
 	time.Sleep(time.Second)
+	if text, err := scrape(ctx, s.Workers[0].HTTPAddr); err == nil {
+		res.Begun = histogramDist(text, "atodene_worker_timer_lateness_seconds", `timer="poll"`)
+	}
 	dueCC.Stop()
 	_ = sub.Unsubscribe()
 
@@ -418,13 +432,27 @@ func (r *runner) pending(ctx context.Context) error {
 	mu.Unlock()
 	all := make([]time.Duration, 0, len(bySched))
 	var steady, fired []time.Duration
-	perSecond := map[int64]int{}
+	perSecond, firedPerSecond := map[int64]int{}, map[int64]int{}
+	polls := 0
 	for i := range n {
 		ev := bySched[schedAt[i]:schedAt[i+1]]
 		if len(ev) >= 2 {
 			res.RecheckedUnderReview++
 		}
-		fired = fireLateness(fired, ev, byDue[dueAt[i]:dueAt[i+1]])
+		due := byDue[dueAt[i]:dueAt[i+1]]
+		fired = fireLateness(fired, ev, due)
+		for _, d := range due {
+			firedPerSecond[d.at/int64(time.Second)]++
+		}
+		polls += len(ev)
+		if finals[i] == 0 {
+			polls-- // its last re-check did not run
+		}
+		if res.Held && len(ev) > 1 {
+			// The worker published each next schedule shortly before it was due, not while it
+			// handled the re-check before: only the last re-check, which decided, is measured.
+			ev = ev[len(ev)-1:]
+		}
 		from := len(all)
 		all = pollLateness(all, ev, finals[i])
 		for k, d := range all[from:] {
@@ -434,10 +462,13 @@ func (r *runner) pending(ctx context.Context) error {
 			perSecond[(ev[k].at+int64(d))/int64(time.Second)]++
 		}
 	}
+	if res.Held { // the re-checks handled are not all measured: count them as NATS fired them
+		perSecond = firedPerSecond
+	}
 	for _, c := range perSecond {
 		res.BusiestSecond = max(res.BusiestSecond, c)
 	}
-	res.Polls = len(all)
+	res.Polls = polls
 	res.Late, res.LateSteady, res.Fired = Summarize(all), Summarize(steady), Summarize(fired)
 	if st, err := procStatus(os.Getpid()); err == nil {
 		res.BenchRSSPeakMB = float64(st["VmHWM"]) / 1024
@@ -515,14 +546,49 @@ func pendingTable(res *PendingResult) Table {
 	t.Add("  NATS streams together", fmt.Sprintf("%s MB, %s", num(float64(total)/(1<<20)), perOrder(int64(total))))
 	t.Add("re-checks (orders re-checked while under review)", fmt.Sprintf("%s (%s); busiest second %s", thousands(int64(res.Polls)),
 		thousands(int64(res.RecheckedUnderReview)), thousands(int64(res.BusiestSecond))))
-	t.Add("late p50 / p90 / p99 / max, all re-checks", latenessText(res.Late))
-	t.Add("late p50 / p90 / p99 / max, after registration ended", latenessText(res.LateSteady))
+	which := "all re-checks"
+	if res.Held {
+		which = "the deciding re-checks"
+	}
+	t.Add("late p50 / p90 / p99 / max, "+which, latenessText(res.Late))
+	t.Add("late p50 / p90 / p99 / max, "+which+" after registration ended", latenessText(res.LateSteady))
+	t.Add("every re-check, due → handling began (worker's histogram)", res.Begun.String())
 	t.Add("of which NATS fired late (due stored − @at)", latenessText(res.Fired))
 	t.Add("deleting the run's Redis keys (SCAN + UNLINK)", fmt.Sprintf("%s s (≈ %s keys)", num(res.DeleteSeconds), thousands(res.DeletedKeys)))
 	t.Add("scenario; other load", fmt.Sprintf("%s s; %s cores", num(res.Seconds), num(res.OtherCores)))
 	t.Notes = []string{"targets: worker RSS ≤ 300 MB; re-checks ≤ 2 s late at p99",
-		"late = when the worker handled a re-check (it publishes the next schedule, or the final outcome) − the @at it scheduled it for"}
+		"late = when the worker handled a re-check (it publishes the next schedule, or the final outcome) − the @at it scheduled it for;",
+		"with re-checks held in Redis (delays beyond -poll-handoff-ahead), a next schedule is published shortly before it is due, so only the deciding re-checks are measured so"}
 	return t
+}
+
+// HistDist is a distribution estimated from a Prometheus histogram (HistogramQuantile), in ms.
+type HistDist struct {
+	N   int64   `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	// P99Bucket is the upper bound of the bucket that holds the p99: the p99 is at most that.
+	P99Bucket float64 `json:"p99_bucket_ms"`
+}
+
+// histogramDist estimates the distribution of a histogram in seconds from a text exposition.
+func histogramDist(text, metric string, labels ...string) HistDist {
+	var d HistDist
+	var n float64
+	d.P50, _, _ = HistogramQuantile(text, metric, 0.5, labels...)
+	d.P90, _, _ = HistogramQuantile(text, metric, 0.9, labels...)
+	d.P99, n, d.P99Bucket = HistogramQuantile(text, metric, 0.99, labels...)
+	d.N = int64(n)
+	d.P50, d.P90, d.P99, d.P99Bucket = d.P50*1000, d.P90*1000, d.P99*1000, d.P99Bucket*1000
+	return d
+}
+
+func (d HistDist) String() string {
+	if d.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s / %s ms (p99 ≤ %s ms; n = %s)", num(d.P50), num(d.P90), num(d.P99), num(d.P99Bucket), thousands(d.N))
 }
 
 func latenessText(d Dist) string {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -200,5 +201,34 @@ func TestSaturated(t *testing.T) {
 		if got := saturated(tt.offered, tt.achieved, Dist{P50: tt.p50}); got != tt.want {
 			t.Errorf("saturated(%v, %v, p50 %v) = %v, want %v", tt.offered, tt.achieved, tt.p50, got, tt.want)
 		}
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	t.Parallel()
+	text := `# TYPE m histogram
+m_bucket{timer="poll",le="0.1"} 50
+m_bucket{timer="poll",le="1"} 90
+m_bucket{timer="poll",le="2"} 99
+m_bucket{timer="poll",le="+Inf"} 100
+m_bucket{timer="inbox",le="0.1"} 7
+m_bucket{timer="inbox",le="+Inf"} 7
+m_count{timer="poll"} 100
+`
+	for _, tc := range []struct {
+		q, est, upper float64
+	}{
+		{0.5, 0.1, 0.1}, // the 50th of 100 is the last of the first bucket
+		{0.7, 0.55, 1},  // halfway through the (0.1, 1] bucket
+		{0.99, 2, 2},    // the 99th is the last of (1, 2]
+		{0.995, 2, math.Inf(1)},
+	} {
+		est, n, upper := HistogramQuantile(text, "m", tc.q, `timer="poll"`)
+		if math.Abs(est-tc.est) > 1e-9 || n != 100 || upper != tc.upper {
+			t.Errorf("q %v: %v, %v, ≤ %v; want %v, 100, ≤ %v", tc.q, est, n, upper, tc.est, tc.upper)
+		}
+	}
+	if _, n, _ := HistogramQuantile(text, "m", 0.5, `timer="parked"`); n != 0 {
+		t.Errorf("a series with no observations: n %v, want 0", n)
 	}
 }
