@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
@@ -481,4 +482,58 @@ func TestAttackReplayDuplicateOfAnotherLetter(t *testing.T) {
 		}
 	}
 	t.Logf("replayed %d: %v; %d left", res.Replayed, err, len(left))
+}
+
+// TestEditDuplicateOfAnotherLetterKeepsIt: after the DLQ stream is created again, a new letter
+// has the sequence of an old one edited within ORDERS's duplicate window, so its edit is published
+// under the same message ID (edit:DLQ:1:1) and dropped as a duplicate: the edit fails naming the
+// other event, and the letter is kept. An edit repeated for the same letter (the first one's
+// removal lost) is a duplicate of its own and removes the letter.
+func TestEditDuplicateOfAnotherLetterKeepsIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	q, js := letters(t, letter(7, "demo", "invalid", orderData("OLD-1", "1"), 0))
+	fixed := func(order string) []byte {
+		return []byte(`{"specversion":"1.0","id":"e-` + order + `","source":"mall-importer/test","type":"order.created","data":` + orderData(order, "2950") + `}`)
+	}
+	if _, err := q.Edit(ctx, 1, fixed("OLD-1"), EditOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "DLQ"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "DLQ", Subjects: []string{"dlq.>"}, Duplicates: 2 * time.Minute, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlq.NewWriter(js).Write(ctx, letter(9, "demo", "invalid", orderData("NEW-1", "1"), 0)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := q.Edit(ctx, 1, fixed("NEW-1"), EditOptions{})
+	if err == nil || !strings.Contains(err.Error(), "another event") || res.Removed {
+		t.Fatalf("edit of the new letter 1: %+v, %v; want it refused as a duplicate of another event, the letter kept", res, err)
+	}
+	if left, _ := q.List(ctx, Filter{}); len(left) != 1 || left[0].Order != "NEW-1" {
+		t.Errorf("letters left: %+v; want NEW-1's", left)
+	}
+
+	// The same letter's edit published before, its removal lost (a crash): the edit made again is
+	// a duplicate of its own (its time attribute, filled in now, differs) and removes the letter.
+	q, js = letters(t, letter(9, "demo", "invalid", orderData("NEW-1", "1"), 0))
+	dry, err := q.Edit(ctx, 1, fixed("NEW-1"), EditOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := q.List(ctx, Filter{})
+	msg := nats.NewMsg(dry.Subject)
+	msg.Data = dry.Event
+	msg.Header.Set(dlq.HeaderEditedFrom, "1")
+	id := replayHeaders(l[0], msg, "DLQ", "edit")
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a time attribute of its own
+	res, err = q.Edit(ctx, 1, fixed("NEW-1"), EditOptions{})
+	if err != nil || !res.Duplicate || !res.Removed {
+		t.Errorf("the same letter's edit again: %+v, %v; want a duplicate of its own, the letter removed", res, err)
+	}
 }

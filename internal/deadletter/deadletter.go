@@ -783,15 +783,33 @@ func (r *replayRun) sameEvent(i int) error {
 		}
 		r.streams[ack.Stream] = s
 	}
-	m, err := s.GetMsg(r.look, ack.Sequence)
+	return duplicateOf(r.look, s, ack, l, l.Subject, l.Body, "replay")
+}
+
+// duplicateOf checks, for the publish of subject and body in place of the dead letter l (its
+// replay or edit, kind) that s acknowledged as a duplicate (ack), that the message s holds under
+// the message ID is that publish: the same subject and body, or, for an edit, an earlier edit of
+// the same letter (it names the letter and the event it repeats). It returns an error naming the
+// message when s cannot be read or holds another event: the caller then keeps the letter.
+func duplicateOf(ctx context.Context, s jetstream.Stream, ack *jetstream.PubAck, l Letter, subject string, body []byte, kind string) error {
+	m, err := s.GetMsg(ctx, ack.Sequence)
 	if err != nil {
-		return fmt.Errorf("re-publishing dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", l.Seq, l.Subject, ack.Stream, ack.Sequence, err)
+		return fmt.Errorf("%s of dead letter %d to %s: a duplicate of stream %s sequence %d, which cannot be read: %w", kind, l.Seq, subject, ack.Stream, ack.Sequence, err)
 	}
-	if m.Subject != l.Subject || !bytes.Equal(m.Data, l.Body) {
-		return fmt.Errorf("re-publishing dead letter %d to %s: dropped as a duplicate of stream %s sequence %d, another event under message ID %s (the DLQ stream was created again?): the letter is kept; publish its event with dlq edit",
-			l.Seq, l.Subject, ack.Stream, ack.Sequence, m.Header.Get(jetstream.MsgIDHeader))
+	if m.Subject == subject && bytes.Equal(m.Data, body) {
+		return nil
 	}
-	return nil
+	h := m.Header
+	if kind == "edit" && l.Published != 0 && h.Get(dlq.HeaderEditedFrom) == strconv.FormatUint(l.Seq, 10) &&
+		h.Get(dlq.HeaderPublishedSequence) == strconv.FormatUint(l.Published, 10) && h.Get(dlq.HeaderPublishedStreamCreated) == l.PublishedCreated {
+		return nil // an earlier edit of this letter, published before a crash
+	}
+	again := "publish its event with dlq edit"
+	if kind == "edit" {
+		again = "edit it again once the stream's duplicate window has passed"
+	}
+	return fmt.Errorf("%s of dead letter %d to %s: dropped as a duplicate of stream %s sequence %d, another event under message ID %s (the DLQ stream was created again?): the letter is kept; %s",
+		kind, l.Seq, subject, ack.Stream, ack.Sequence, h.Get(jetstream.MsgIDHeader), again)
 }
 
 // purgeHead removes with one purge the letters of idx (of stored subject, in sequence order)
@@ -888,6 +906,15 @@ func republish(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, 
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 	if err != nil {
 		return nil, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, msg.Subject, err)
+	}
+	if ack.Duplicate {
+		held, err := js.Stream(ctx, ack.Stream)
+		if err == nil {
+			err = duplicateOf(ctx, held, ack, l, msg.Subject, msg.Data, kind)
+		}
+		if err != nil {
+			return ack, err
+		}
 	}
 	if err := deleteLetter(ctx, ctx, s, l.Seq); err != nil {
 		return ack, fmt.Errorf("removing dead letter %d after its %s: %w", l.Seq, kind, err)
