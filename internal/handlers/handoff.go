@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -65,8 +67,13 @@ func (h *Handoff) shop(ctx context.Context, shop string) (int, error) {
 	}
 }
 
-// hand schedules the re-checks of held in JetStream, in order, and returns how many it scheduled
-// and, on an error, those it did not hand.
+// handAtOnce is how many schedules hand publishes at once: each waits for JetStream's
+// acknowledgement, and one after the other they did not keep up with a wave of 1,800 re-checks/s
+// on a busy 2-core machine (docs/benchmarks.md, section 4).
+const handAtOnce = 32
+
+// hand schedules the re-checks of held in JetStream and returns how many it scheduled and, on an
+// error, those it did not hand (after the first failure it tries no more).
 func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldRecheck) (int, []orderstate.HeldRecheck, error) {
 	orders := make([]string, len(held))
 	for i, r := range held {
@@ -76,15 +83,38 @@ func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldR
 	if err != nil {
 		return 0, held, err
 	}
-	scheduled := 0
+	var (
+		mu        sync.Mutex
+		scheduled int
+		rest      []orderstate.HeldRecheck
+		first     error
+		wg        sync.WaitGroup
+	)
+	slots := make(chan struct{}, handAtOnce)
 	for i, st := range states {
 		if st.Status != orderstate.StatusPending || !st.PollScheduled || !st.PollHeld || st.PollAt.IsZero() {
 			continue // decided, changed or cancelled since it was held
 		}
-		if err := h.Polls.Schedule(ctx, PollRequest{Shop: shop, OrderID: held[i].Order, Seq: st.PollSeq}, st.PollAt); err != nil {
-			return scheduled, held[i:], err
-		}
-		scheduled++
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			mu.Lock()
+			failed := first != nil
+			mu.Unlock()
+			err := first
+			if !failed {
+				err = h.Polls.Schedule(ctx, PollRequest{Shop: shop, OrderID: held[i].Order, Seq: st.PollSeq}, st.PollAt)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rest = append(rest, held[i])
+				first = cmp.Or(first, err)
+				return
+			}
+			scheduled++
+		})
 	}
-	return scheduled, nil, nil
+	wg.Wait()
+	return scheduled, rest, first
 }

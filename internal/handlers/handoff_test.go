@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +226,26 @@ func recheckEvent(id, order string, seq uint64) handlers.Event[events.RecheckReq
 func cancelEvent(id, order string, seq uint64) handlers.Event[events.Cancel] {
 	return handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: seq, Time: time.Now()},
 		Data: events.Cancel{ShopID: "shop-a", OrderID: order, Reason: "buyer"}}
+}
+
+// failingPolls fails every schedule.
+type failingPolls struct{}
+
+func (failingPolls) Schedule(context.Context, handlers.PollRequest, time.Time) error {
+	return errors.New("jetstream: no responders")
+}
+
+// TestHandoffFailureHoldsAgain: JetStream refuses the schedules: the Handoff's run fails naming
+// the shop, and the re-checks it took are held again for the next run.
+func TestHandoffFailureHoldsAgain(t *testing.T) {
+	t.Parallel()
+	e, ctx := newHandoffEnv(t), context.Background()
+	st := e.register(t)
+	e.h.Polls = failingPolls{}
+	e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
+	if n, err := e.h.Once(ctx); n != 0 || err == nil || !strings.Contains(err.Error(), "shop shop-a") {
+		t.Fatalf("Once with JetStream failing: %d, %v; want 0 and an error naming shop-a", n, err)
+	}
+	e.h.Polls = e.polls
+	e.handOnce(t, 1)
 }

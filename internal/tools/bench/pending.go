@@ -599,10 +599,10 @@ func latenessText(d Dist) string {
 }
 
 // sharedKeys are the keys of the bench shop that all its orders share: the under-review set, the
-// timers and the order index.
+// timers, the held re-checks and the order index.
 func sharedKeys(prefix string) []string {
 	base := prefix + "index:{" + benchShop + "}:"
-	return []string{prefix + "pending:{" + benchShop + "}", prefix + "timers:{" + benchShop + "}",
+	return []string{prefix + "pending:{" + benchShop + "}", prefix + "timers:{" + benchShop + "}", prefix + "held:{" + benchShop + "}",
 		base + "changed", base + "ordered", base + "id", base + "summary"}
 }
 
