@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
@@ -103,7 +106,7 @@ func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldR
 			mu.Unlock()
 			err := first
 			if !failed {
-				err = h.Polls.Schedule(ctx, PollRequest{Shop: shop, OrderID: held[i].Order, Seq: st.PollSeq}, st.PollAt)
+				err = h.Polls.Schedule(withTraceParent(ctx, st.PollTrace), PollRequest{Shop: shop, OrderID: held[i].Order, Seq: st.PollSeq}, st.PollAt)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -117,4 +120,23 @@ func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldR
 	}
 	wg.Wait()
 	return scheduled, rest, first
+}
+
+// traceParent returns the W3C traceparent of ctx's span, "" when it has none (tracing off).
+func traceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c.Get("traceparent")
+}
+
+// withTraceParent returns ctx with the remote span of traceparent (traceParent), so that what is
+// published within it joins that trace; ctx as it is for "" or one not valid.
+func withTraceParent(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
 }

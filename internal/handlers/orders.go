@@ -619,6 +619,10 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 			}
 		}
 		st.PollScheduled, st.PollAt, st.PollHeld, st.HoldPoll, dirty = true, at, held, held, true
+		st.PollTrace = ""
+		if held {
+			st.PollTrace = traceParent(ctx)
+		}
 	}
 	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
 	// held back by a report that fails (the account refused, ATODENE down), and before the cancel

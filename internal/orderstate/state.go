@@ -120,6 +120,9 @@ type State struct {
 	// by the step that holds the re-check, not stored; a write clears it. Later writes of the
 	// state do not add it again, so that a re-check handed to JetStream is not handed twice.
 	HoldPoll bool `json:"-"`
+	// PollTrace is the W3C traceparent of the handling that held the re-check (empty with tracing
+	// off): the re-check, handed to JetStream later, still joins the order's trace.
+	PollTrace string `json:"poll_trace,omitempty"`
 	// CancelledAt is the time of the order.cancelled that cancelled the order: its CloudEvents
 	// time, or when it was handled if it had none. A later order.created or order.updated
 	// registers the order again unless its own time is earlier (an importer's late retry).

@@ -100,8 +100,13 @@ func sameOutcome(a, b []byte) bool {
 }
 
 // polls schedules re-checks as JetStream message schedules: a message on the order's schedule
-// subject that the server publishes onto its due subject at the given time.
-type polls struct{ js jetstream.JetStream }
+// subject that the server publishes onto its due subject at the given time. tp (nil with tracing
+// off) traces a schedule published in the context of a remote span only: a held re-check handed
+// to JetStream carries on the trace of the handling that held it.
+type polls struct {
+	js jetstream.JetStream
+	tp trace.TracerProvider
+}
 
 // orderToken encodes a shop and order ID as subject tokens; an order ID never appears raw.
 func orderToken(shop, order string) string {
@@ -131,7 +136,11 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	msg.Header.Set("Nats-Schedule-Target", pollSubjectBase+"due."+token)
 	// The server copies the schedule's headers onto the message it fires, trace context included:
 	// a re-check hours later continues the trace of the message that scheduled it.
-	if err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) error { _, err := p.js.PublishMsg(ctx, msg); return err }); err != nil {
+	var tp trace.TracerProvider // a span of the handler's own: its provider
+	if sc := trace.SpanContextFromContext(ctx); sc.IsRemote() {
+		tp = p.tp
+	}
+	if err := natstrace.Send(ctx, tp, msg, func(ctx context.Context) error { _, err := p.js.PublishMsg(ctx, msg); return err }); err != nil {
 		return handlers.Infrastructure(fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err))
 	}
 	return nil

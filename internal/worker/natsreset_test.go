@@ -94,7 +94,7 @@ func TestNATSStoreLostTimersComeBack(t *testing.T) {
 func TestStuckScheduleIsNotWaiting(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	ctx, p := context.Background(), polls{h.js}
+	ctx, p := context.Background(), polls{js: h.js}
 	req := handlers.PollRequest{Shop: "shop-a", OrderID: "STUCK-1", Seq: 1}
 	at := time.Now().Add(time.Hour)
 	if err := p.Schedule(ctx, req, at); err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/inbound"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -89,9 +90,21 @@ func traceOf(traceparent string) string {
 // calls and their HTTP requests, the store's calls, to both outcomes' publishes, form one trace; the
 // outcomes carry it in their headers and CloudEvents attributes; and no span holds the buyer's
 // personal data.
+// It runs with the re-check scheduled in JetStream at once, and held in Redis and handed to
+// JetStream shortly before it is due (-poll-handoff-ahead below the poll delays).
 func TestTraceFollowsAnOrder(t *testing.T) {
 	t.Parallel()
-	h, exp, tp := newTracedHarness(t, harnessOpts{sandbox: sandbox.Config{ReviewDelay: 4 * time.Second, HoldDelay: 8 * time.Second, SlowDelay: 3 * time.Second}})
+	t.Run("scheduled at once", func(t *testing.T) { t.Parallel(); testTraceFollowsAnOrder(t, nil) })
+	t.Run("held in Redis", func(t *testing.T) {
+		t.Parallel()
+		testTraceFollowsAnOrder(t, func(s *config.Settings) {
+			s.PollFirstDelay, s.PollMaxInterval, s.PollHandoffAhead = 3*time.Second, 3*time.Second, time.Second
+		})
+	})
+}
+
+func testTraceFollowsAnOrder(t *testing.T, settings func(*config.Settings)) {
+	h, exp, tp := newTracedHarness(t, harnessOpts{settings: settings, sandbox: sandbox.Config{ReviewDelay: 4 * time.Second, HoldDelay: 8 * time.Second, SlowDelay: 3 * time.Second}})
 	data := orderData("shop-a", "TR-1", "review-ok@example.jp")
 	data["buyer"].(map[string]any)["phone"] = "03-9876-5432"
 	traceID := h.publishTraced(tp, "order.created", "shop-a", "ev-tr-1", data)
