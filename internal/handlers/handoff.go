@@ -18,8 +18,9 @@ import (
 // before they are due, as message schedules for the time each is due. JetStream then holds only
 // the re-checks due within Ahead, however many orders are under review: nats-server fires a
 // schedule late when its stream holds a great many of them (docs/benchmarks.md, section 4).
-// Several workers may run it: each held re-check is taken by one. One taken and not handed (the
-// worker stopped between the two, JetStream refused it) is found by the Reconciler once overdue.
+// Several workers may run it: each held re-check is claimed by one (orderstate.Store.TakeHeld).
+// One claimed and not handed (the worker stopped, JetStream failed) is taken again once the claim
+// runs out, handoffClaim past Ahead.
 type Handoff struct {
 	Store *orderstate.Store
 	// Shops are the IDs of the shops whose held re-checks it hands (they are kept per shop).
@@ -34,10 +35,14 @@ type Handoff struct {
 // handoffBatch bounds the re-checks one Redis call takes.
 const handoffBatch = 500
 
+// handoffClaim is how long past Ahead a re-check taken by a worker is its own: one the worker
+// did not hand (it stopped, JetStream failed) is taken again after it, that much late at most.
+const handoffClaim = 30 * time.Second
+
 // Once hands every held re-check due within Ahead and returns how many it scheduled. An order
 // whose state no longer holds the re-check it was taken for (decided, changed or cancelled since)
 // is dropped. The error joins the failures of every shop, each naming its shop: Redis's, or
-// JetStream's; the re-checks of a failed batch are left to the Reconciler.
+// JetStream's; the re-checks a failed run took are taken again once its claim runs out.
 func (h *Handoff) Once(ctx context.Context) (int, error) {
 	handed := 0
 	var errs []error
@@ -55,17 +60,19 @@ func (h *Handoff) Once(ctx context.Context) (int, error) {
 func (h *Handoff) shop(ctx context.Context, shop string) (int, error) {
 	handed := 0
 	for {
-		held, err := h.Store.TakeHeld(ctx, shop, h.Now().Add(h.Ahead), handoffBatch)
+		now := h.Now()
+		claim := now.Add(h.Ahead + handoffClaim)
+		held, err := h.Store.TakeHeld(ctx, shop, now.Add(h.Ahead), claim, handoffBatch)
 		if err != nil || len(held) == 0 {
 			return handed, err
 		}
-		n, rest, err := h.hand(ctx, shop, held)
+		n, done, err := h.hand(ctx, shop, held)
 		handed += n
-		if err != nil {
-			return handed, errors.Join(err, h.Store.HoldAgain(ctx, shop, rest))
+		if err := h.Store.Handed(ctx, shop, done, claim); err != nil {
+			return handed, err
 		}
-		if len(held) < handoffBatch {
-			return handed, nil
+		if err != nil || len(held) < handoffBatch {
+			return handed, err
 		}
 	}
 }
@@ -75,28 +82,32 @@ func (h *Handoff) shop(ctx context.Context, shop string) (int, error) {
 // on a busy 2-core machine (docs/benchmarks.md, section 4).
 const handAtOnce = 32
 
-// hand schedules the re-checks of held in JetStream and returns how many it scheduled and, on an
-// error, those it did not hand (after the first failure it tries no more).
-func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldRecheck) (int, []orderstate.HeldRecheck, error) {
+// hand schedules the re-checks of held in JetStream and returns how many it scheduled, the
+// orders done with (handed, or no longer holding the re-check), and the first error (after it,
+// it tries no more).
+func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldRecheck) (int, []string, error) {
 	orders := make([]string, len(held))
 	for i, r := range held {
 		orders[i] = r.Order
 	}
 	states, err := h.Store.GetMany(ctx, shop, orders)
 	if err != nil {
-		return 0, held, err
+		return 0, nil, err
 	}
 	var (
 		mu        sync.Mutex
 		scheduled int
-		rest      []orderstate.HeldRecheck
+		done      []string
 		first     error
 		wg        sync.WaitGroup
 	)
 	slots := make(chan struct{}, handAtOnce)
 	for i, st := range states {
 		if st.Status != orderstate.StatusPending || !st.PollScheduled || !st.PollHeld || st.PollAt.IsZero() {
-			continue // decided, changed or cancelled since it was held
+			mu.Lock()
+			done = append(done, orders[i]) // decided, changed or cancelled since it was held
+			mu.Unlock()
+			continue
 		}
 		slots <- struct{}{}
 		wg.Go(func() {
@@ -104,22 +115,22 @@ func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldR
 			mu.Lock()
 			failed := first != nil
 			mu.Unlock()
-			err := first
-			if !failed {
-				err = h.Polls.Schedule(withTraceParent(ctx, st.PollTrace), PollRequest{Shop: shop, OrderID: held[i].Order, Seq: st.PollSeq}, st.PollAt)
+			if failed {
+				return
 			}
+			err := h.Polls.Schedule(withTraceParent(ctx, st.PollTrace), PollRequest{Shop: shop, OrderID: orders[i], Seq: st.PollSeq}, st.PollAt)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				rest = append(rest, held[i])
 				first = cmp.Or(first, err)
 				return
 			}
 			scheduled++
+			done = append(done, orders[i])
 		})
 	}
 	wg.Wait()
-	return scheduled, rest, first
+	return scheduled, done, first
 }
 
 // traceParent returns the W3C traceparent of ctx's span, "" when it has none (tracing off).

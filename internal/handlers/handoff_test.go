@@ -160,47 +160,65 @@ func TestHeldRecheckOfADecidedOrderIsDropped(t *testing.T) {
 			if n := e.polls.count(handlers.TimerPoll); n != 0 {
 				t.Errorf("%d re-checks scheduled, want 0", n)
 			}
-			if held, _ := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(time.Hour), 10); len(held) != 0 {
+			if held, _ := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(time.Hour), e.clock.Now().Add(2*time.Hour), 10); len(held) != 0 {
 				t.Errorf("held re-checks left: %+v", held)
 			}
 		})
 	}
 }
 
-// TestReconcilerHandsAHeldRecheck: with no Handoff running, an overdue held re-check is handed to
-// JetStream by the Reconciler without looking for it there; one the Handoff took and never
-// handed (it stopped between the two) is looked for in JetStream, found missing, and scheduled.
+// TestReconcilerHandsAHeldRecheck: an overdue held re-check that no worker handed (none runs the
+// Handoff, or one claimed it and stopped) is handed to JetStream by the Reconciler without looking
+// for it there, and leaves the held re-checks; one handed that JetStream then lost is looked for,
+// found missing, and scheduled again.
 func TestReconcilerHandsAHeldRecheck(t *testing.T) {
 	t.Parallel()
-	for _, taken := range []bool{false, true} {
-		e, ctx := newHandoffEnv(t), context.Background()
-		st := e.register(t)
-		if taken {
-			if held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, 10); err != nil || len(held) != 1 || held[0].Order != "o-1" || held[0].Due.UnixMilli() != st.PollAt.UnixMilli() {
+	for _, tc := range []struct {
+		name  string
+		looks int
+		do    func(ctx context.Context, e *handoffEnv, st orderstate.State)
+	}{
+		{"not handed", 0, func(context.Context, *handoffEnv, orderstate.State) {}},
+		{"claimed by a worker that stopped", 0, func(ctx context.Context, e *handoffEnv, st orderstate.State) {
+			if held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, st.PollAt.Add(time.Hour), 10); err != nil || len(held) != 1 || held[0].Order != "o-1" || held[0].Due.UnixMilli() != st.PollAt.UnixMilli() {
 				t.Fatalf("TakeHeld: %+v, %v; want o-1 due %s", held, err, st.PollAt)
 			}
-		}
-		e.clock.Advance(st.PollAt.Sub(e.clock.Now()) + 2*time.Minute)
-		if n, err := e.rec.Once(ctx); err != nil || n != 1 {
-			t.Fatalf("taken %v: Reconciler.Once: %d, %v; want 1 scheduled", taken, n, err)
-		}
-		if got := e.polls.last(t, handlers.TimerPoll); got.req.Seq != st.PollSeq || got.req.OrderID != "o-1" {
-			t.Errorf("taken %v: scheduled %+v", taken, got.req)
-		}
-		if wantLooks := map[bool]int{false: 0, true: 1}[taken]; e.waited != wantLooks {
-			t.Errorf("taken %v: looked into JetStream %d times, want %d", taken, e.waited, wantLooks)
-		}
-		e.handOnce(t, 0) // the Reconciler took it: the Handoff does not hand it again
+		}},
+		{"handed, then lost by JetStream", 1, func(ctx context.Context, e *handoffEnv, st orderstate.State) {
+			e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
+			e.handOnce(t, 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, ctx := newHandoffEnv(t), context.Background()
+			st := e.register(t)
+			tc.do(ctx, e, st)
+			before := e.polls.count(handlers.TimerPoll)
+			e.clock.Advance(st.PollAt.Sub(e.clock.Now()) + 2*time.Minute)
+			if n, err := e.rec.Once(ctx); err != nil || n != 1 {
+				t.Fatalf("Reconciler.Once: %d, %v; want 1 scheduled", n, err)
+			}
+			if got := e.polls.last(t, handlers.TimerPoll); e.polls.count(handlers.TimerPoll) != before+1 || got.req.Seq != st.PollSeq || got.req.OrderID != "o-1" {
+				t.Errorf("scheduled %+v (%d in all)", got.req, e.polls.count(handlers.TimerPoll))
+			}
+			if e.waited != tc.looks {
+				t.Errorf("looked into JetStream %d times, want %d", e.waited, tc.looks)
+			}
+			e.clock.Advance(time.Hour)
+			e.handOnce(t, 0) // the Reconciler took it: the Handoff does not hand it again
+		})
 	}
 }
 
-// TestHoldAgainKeepsANewerHold: a re-check put back after JetStream failed does not replace the
-// one a write of the order held meanwhile.
-func TestHoldAgainKeepsANewerHold(t *testing.T) {
+// TestHandedKeepsANewerHold: a re-check claimed and handed is removed from the held re-checks,
+// but not the newer one a write of the order held meanwhile.
+func TestHandedKeepsANewerHold(t *testing.T) {
 	t.Parallel()
 	e, ctx := newHandoffEnv(t), context.Background()
 	st := e.register(t)
-	held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, 10)
+	claim := st.PollAt.Add(time.Minute)
+	held, err := e.store.TakeHeld(ctx, "shop-a", st.PollAt, claim, 10)
 	if err != nil || len(held) != 1 {
 		t.Fatalf("TakeHeld: %+v, %v", held, err)
 	}
@@ -209,12 +227,45 @@ func TestHoldAgainKeepsANewerHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, _ := e.store.Get(ctx, "shop-a", "o-1")
-	if err := e.store.HoldAgain(ctx, "shop-a", held); err != nil {
+	if err := e.store.Handed(ctx, "shop-a", []string{"o-1"}, claim); err != nil {
 		t.Fatal(err)
 	}
-	again, err := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(24*time.Hour), 10)
+	again, err := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(24*time.Hour), claim, 10)
 	if err != nil || len(again) != 1 || again[0].Due.UnixMilli() != next.PollAt.UnixMilli() {
-		t.Errorf("held after HoldAgain: %+v, %v; want o-1 due %s (the newer hold)", again, err, next.PollAt)
+		t.Errorf("held after Handed: %+v, %v; want o-1 due %s (the newer hold)", again, err, next.PollAt)
+	}
+}
+
+// failingPolls fails every schedule.
+type failingPolls struct{}
+
+func (failingPolls) Schedule(context.Context, handlers.PollRequest, time.Time) error {
+	return errors.New("jetstream: no responders")
+}
+
+// TestHandoffRetriesAfterTheClaim: JetStream refuses the schedules: the Handoff's run fails naming
+// the shop, and the re-checks it claimed are taken again once the claim runs out, as are those of
+// a worker that claimed them and stopped.
+func TestHandoffRetriesAfterTheClaim(t *testing.T) {
+	t.Parallel()
+	for _, jetStreamFails := range []bool{true, false} {
+		e, ctx := newHandoffEnv(t), context.Background()
+		st := e.register(t)
+		e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
+		if jetStreamFails {
+			e.h.Polls = failingPolls{}
+			if n, err := e.h.Once(ctx); n != 0 || err == nil || !strings.Contains(err.Error(), "shop shop-a") {
+				t.Fatalf("Once with JetStream failing: %d, %v; want 0 and an error naming shop-a", n, err)
+			}
+			e.h.Polls = e.polls
+		} else if _, err := e.store.TakeHeld(ctx, "shop-a", e.clock.Now().Add(time.Minute), e.clock.Now().Add(time.Minute+30*time.Second), 10); err != nil {
+			t.Fatal(err)
+		}
+		e.handOnce(t, 0) // claimed
+		e.clock.Advance(29 * time.Second)
+		e.handOnce(t, 0)
+		e.clock.Advance(2 * time.Second)
+		e.handOnce(t, 1)
 	}
 }
 
@@ -226,26 +277,4 @@ func recheckEvent(id, order string, seq uint64) handlers.Event[events.RecheckReq
 func cancelEvent(id, order string, seq uint64) handlers.Event[events.Cancel] {
 	return handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: seq, Time: time.Now()},
 		Data: events.Cancel{ShopID: "shop-a", OrderID: order, Reason: "buyer"}}
-}
-
-// failingPolls fails every schedule.
-type failingPolls struct{}
-
-func (failingPolls) Schedule(context.Context, handlers.PollRequest, time.Time) error {
-	return errors.New("jetstream: no responders")
-}
-
-// TestHandoffFailureHoldsAgain: JetStream refuses the schedules: the Handoff's run fails naming
-// the shop, and the re-checks it took are held again for the next run.
-func TestHandoffFailureHoldsAgain(t *testing.T) {
-	t.Parallel()
-	e, ctx := newHandoffEnv(t), context.Background()
-	st := e.register(t)
-	e.h.Polls = failingPolls{}
-	e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
-	if n, err := e.h.Once(ctx); n != 0 || err == nil || !strings.Contains(err.Error(), "shop shop-a") {
-		t.Fatalf("Once with JetStream failing: %d, %v; want 0 and an error naming shop-a", n, err)
-	}
-	e.h.Polls = e.polls
-	e.handOnce(t, 1)
 }

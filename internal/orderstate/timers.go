@@ -140,14 +140,16 @@ func (st State) HeldKeys() []string {
 // The held re-checks: a sorted set per shop (<prefix>held:{shop}) of the orders whose next
 // re-check is held in Redis rather than stored in JetStream as a message schedule, scored by when
 // it is due (Unix ms). A state's write adds its order when it holds the re-check
-// (State.HoldPoll), in the same atomic step; TakeHeld takes the orders out as they fall due, to
-// hand their re-checks to JetStream. An entry whose state no longer holds that re-check (the order
-// changed since) is taken out all the same and dropped by the caller.
+// (State.HoldPoll), in the same atomic step. TakeHeld claims the orders as they fall due, to hand
+// their re-checks to JetStream, by moving their score to the end of the claim; Handed removes
+// them once handed. A claim not ended so (the worker stopped, JetStream failed) runs out, and the
+// order is taken again. An entry whose state no longer holds that re-check (the order changed
+// since) is taken all the same and dropped by the caller.
 
 var takeHeldScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 for i = 1, #due, 2 do
-  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], due[i])
 end
 return due`)
 
@@ -157,11 +159,12 @@ type HeldRecheck struct {
 	Due   time.Time
 }
 
-// TakeHeld removes from shop's held re-checks at most limit orders due at or before upTo, earliest
-// first, and returns them. Of several workers taking at once, each gets other orders. An error is
-// Redis's (ErrUnavailable when it cannot be reached); nothing is taken then.
-func (s *Store) TakeHeld(ctx context.Context, shop string, upTo time.Time, limit int) ([]HeldRecheck, error) {
-	res, err := takeHeldScript.Run(ctx, s.rdb, []string{s.heldKey(shop)}, upTo.UnixMilli(), limit).StringSlice()
+// TakeHeld claims until claim at most limit orders of shop's held re-checks due at or before
+// upTo, earliest first, and returns them: of several workers taking at once, each gets other
+// orders, and no one takes them again before claim. An error is Redis's (ErrUnavailable when it
+// cannot be reached); nothing is taken then.
+func (s *Store) TakeHeld(ctx context.Context, shop string, upTo, claim time.Time, limit int) ([]HeldRecheck, error) {
+	res, err := takeHeldScript.Run(ctx, s.rdb, []string{s.heldKey(shop)}, upTo.UnixMilli(), limit, claim.UnixMilli()).StringSlice()
 	if err = unavailable(err); err != nil {
 		return nil, fmt.Errorf("orderstate: taking the due re-checks held for shop %s: %w", shop, err)
 	}
@@ -174,24 +177,34 @@ func (s *Store) TakeHeld(ctx context.Context, shop string, upTo time.Time, limit
 	return out, nil
 }
 
-// HoldAgain puts back re-checks taken with TakeHeld and not handed (JetStream failed), unless a
-// write of the order held another since.
-func (s *Store) HoldAgain(ctx context.Context, shop string, held []HeldRecheck) error {
-	if len(held) == 0 {
+var handedScript = redis.NewScript(`
+for i = 2, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == tonumber(ARGV[1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return 0`)
+
+// Handed removes orders of shop from the held re-checks, those still under the claim TakeHeld
+// made: an order a write held again meanwhile keeps its new entry.
+func (s *Store) Handed(ctx context.Context, shop string, orders []string, claim time.Time) error {
+	if len(orders) == 0 {
 		return nil
 	}
-	zs := make([]redis.Z, len(held))
-	for i, h := range held {
-		zs[i] = redis.Z{Score: float64(h.Due.UnixMilli()), Member: shop + ":" + h.Order}
+	args := make([]any, 0, len(orders)+1)
+	args = append(args, claim.UnixMilli())
+	for _, o := range orders {
+		args = append(args, shop+":"+o)
 	}
-	if err := unavailable(s.rdb.ZAddNX(ctx, s.heldKey(shop), zs...).Err()); err != nil {
-		return fmt.Errorf("orderstate: holding %d re-checks of shop %s again: %w", len(held), shop, err)
+	if err := unavailable(handedScript.Run(ctx, s.rdb, []string{s.heldKey(shop)}, args...).Err()); err != nil {
+		return fmt.Errorf("orderstate: removing %d handed re-checks of shop %s: %w", len(orders), shop, err)
 	}
 	return nil
 }
 
 // TakeHeldOrder removes one order from shop's held re-checks and says whether it was there: true
-// means its re-check was not handed to JetStream yet, and the caller is now the one to hand it.
+// means no worker handed its re-check to JetStream (one may have claimed it and stopped), and the
+// caller is now the one to hand it.
 func (s *Store) TakeHeldOrder(ctx context.Context, shop, order string) (bool, error) {
 	n, err := s.rdb.ZRem(ctx, s.heldKey(shop), shop+":"+order).Result()
 	if err = unavailable(err); err != nil {

@@ -68,15 +68,17 @@ func (x *run) writeShops() (string, error) {
 			InvoiceDelivery: "enclosed", FeeMode: "keep", Fee: 330, ReauthorizeAfter: reauth})
 }
 
-// workerOptions are the worker's settings: times short enough for a quick run to see re-checks,
-// redeliveries, provider timeouts, shutdowns and parked events, then the scenario's own flags
-// and environment, and the merchants' passwords as they are now.
+// workerOptions are the worker's settings: times short enough for a quick run to see re-checks
+// (held in Redis and handed to JetStream, as in production with longer delays), redeliveries,
+// provider timeouts, shutdowns and parked events, then the scenario's own flags and environment,
+// and the merchants' passwords as they are now.
 func (x *run) workerOptions() stack.WorkerOptions {
 	x.mu.Lock()
 	env := []string{"REL_PASSWORD_A=" + x.secrets[0], "REL_PASSWORD_B=" + x.secrets[1]}
 	x.mu.Unlock()
 	return stack.WorkerOptions{Shops: x.shops, LogLevel: "info", PollFirst: time.Second, PollMax: 2 * time.Second, Concurrency: 64,
-		Flags: append([]string{"-ack-wait", "5s", "-provider-timeout", "2s", "-shutdown-grace", "10s", "-park-limit", "5s"}, x.sc.workerFlags...),
+		Flags: append([]string{"-ack-wait", "5s", "-provider-timeout", "2s", "-shutdown-grace", "10s", "-park-limit", "5s",
+			"-poll-handoff-ahead", "500ms"}, x.sc.workerFlags...),
 		Env:   append(env, x.sc.workerEnv...)}
 }
 
