@@ -79,7 +79,7 @@ func (x *run) workerOptions() stack.WorkerOptions {
 	return stack.WorkerOptions{Shops: x.shops, LogLevel: "info", PollFirst: time.Second, PollMax: 2 * time.Second, Concurrency: 64,
 		Flags: append([]string{"-ack-wait", "5s", "-provider-timeout", "2s", "-shutdown-grace", "10s", "-park-limit", "5s",
 			"-poll-handoff-ahead", "500ms"}, x.sc.workerFlags...),
-		Env:   append(env, x.sc.workerEnv...)}
+		Env: append(env, x.sc.workerEnv...)}
 }
 
 // restartWorker starts w again, stopped or killed before, with the current settings, and waits
