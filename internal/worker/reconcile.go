@@ -73,8 +73,8 @@ func trimIndex(store *orderstate.Store, shops []string) func(context.Context) (i
 
 // handoff runs h every fifth of h.Ahead (at most every 2 s, at least every 50 ms) until ctx ends:
 // a held re-check reaches JetStream between four and five fifths of h.Ahead before it is due.
-// Failures are logged and tried at the next run; what a failed run took is held again, or found
-// by the reconciler.
+// Failures are logged once until a run works again; what a failed run claimed is taken again once
+// its claim runs out.
 func handoff(ctx context.Context, h *handlers.Handoff, log *zap.Logger) {
 	every := min(max(h.Ahead/5, 50*time.Millisecond), 2*time.Second)
 	t := time.NewTicker(every)
