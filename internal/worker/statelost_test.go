@@ -14,6 +14,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -182,10 +183,13 @@ func TestQueuedEventRedisLostComesBack(t *testing.T) {
 
 // A tracking number kept in the state of an order under review, to be reported when the credit
 // is OK, is lost with Redis like a parked event: its copy brings it back, and with the order's
-// state gone it goes to an operator (no-transaction), as the order's re-check does.
+// state gone it goes to an operator (no-transaction), as the order's re-check does. The review
+// lasts longer than the test: with the harness's 1.5 s, a slow machine's re-check approved the
+// order and reported the tracking number before Redis was emptied, and no letter was due.
 func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
 	t.Parallel()
-	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit, s.ReconcileInterval = 2*time.Second, time.Second }})
+	h := newHarnessWith(t, harnessOpts{settings: func(s *config.Settings) { s.ParkLimit, s.ReconcileInterval = 2*time.Second, time.Second },
+		sandbox: sandbox.Config{ReviewDelay: 10 * time.Minute, HoldDelay: 10 * time.Minute, SlowDelay: 3 * time.Second}})
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-6", "review-ok@example.jp"))
 	h.waitOutcomes("LOST-6", "credit.pending", 10*time.Second)
 	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-6", "yamato", "1234-5678-9012"))
