@@ -83,29 +83,23 @@ func (h *Handoff) shop(ctx context.Context, shop string) (int, error) {
 const handAtOnce = 32
 
 // hand schedules the re-checks of held in JetStream and returns how many it scheduled, the
-// orders done with (handed, or no longer holding the re-check), and the first error (after it,
-// it tries no more).
+// orders done with (handed, or no longer holding the re-check claimed), and the first error
+// (after it, it tries no more).
 func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldRecheck) (int, []string, error) {
-	orders := make([]string, len(held))
-	for i, r := range held {
-		orders[i] = r.Order
-	}
-	states, err := h.Store.GetMany(ctx, shop, orders)
-	if err != nil {
-		return 0, nil, err
-	}
+	states, readErr := h.states(ctx, shop, held)
 	var (
 		mu        sync.Mutex
 		scheduled int
 		done      []string
-		first     error
+		pubErr    error
 		wg        sync.WaitGroup
 	)
 	slots := make(chan struct{}, handAtOnce)
 	for i, st := range states {
-		if st.Status != orderstate.StatusPending || !st.PollScheduled || !st.PollHeld || st.PollAt.IsZero() {
+		req, ok := recheckOf(shop, held[i], st)
+		if !ok {
 			mu.Lock()
-			done = append(done, orders[i]) // decided, changed or cancelled since it was held
+			done = append(done, held[i].Order)
 			mu.Unlock()
 			continue
 		}
@@ -113,24 +107,67 @@ func (h *Handoff) hand(ctx context.Context, shop string, held []orderstate.HeldR
 		wg.Go(func() {
 			defer func() { <-slots }()
 			mu.Lock()
-			failed := first != nil
+			failed := pubErr != nil
 			mu.Unlock()
 			if failed {
 				return
 			}
-			err := h.Polls.Schedule(withTraceParent(ctx, st.PollTrace), PollRequest{Shop: shop, OrderID: orders[i], Seq: st.PollSeq}, st.PollAt)
+			err := h.Polls.Schedule(withTraceParent(ctx, st.PollTrace), req, req.At)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				first = cmp.Or(first, err)
+				pubErr = cmp.Or(pubErr, err)
 				return
 			}
 			scheduled++
-			done = append(done, orders[i])
+			done = append(done, held[i].Order)
 		})
 	}
 	wg.Wait()
-	return scheduled, done, first
+	return scheduled, done, errors.Join(readErr, pubErr)
+}
+
+// states reads the states of held; an order whose state cannot be read (undecodable) gets a
+// state with Version -1, left claimed, and the error names it: it does not hold the others back.
+func (h *Handoff) states(ctx context.Context, shop string, held []orderstate.HeldRecheck) ([]orderstate.State, error) {
+	orders := make([]string, len(held))
+	for i, r := range held {
+		orders[i] = r.Order
+	}
+	states, err := h.Store.GetMany(ctx, shop, orders)
+	if err == nil || errors.Is(err, orderstate.ErrUnavailable) {
+		return states, err
+	}
+	states = make([]orderstate.State, len(held))
+	var first error
+	for i, o := range orders {
+		if states[i], err = h.Store.Get(ctx, shop, o); err != nil {
+			if errors.Is(err, orderstate.ErrUnavailable) {
+				return nil, err
+			}
+			states[i].Version, first = -1, cmp.Or(first, err)
+		}
+	}
+	return states, first
+}
+
+// recheckOf returns the re-check to hand for the held r of shop, whose state is st, and whether
+// there is one: the state still holds that very re-check (under review, due when r is: the state
+// of a worker of an earlier version, which does not know PollHeld, counts), or the state is gone
+// (lost with Redis, or expired): its re-check then goes to an operator as any re-check of a lost
+// state does. A state that moved on (decided, cancelled, its re-check set again since) has
+// nothing to hand: a newer hold has its own entry.
+func recheckOf(shop string, r orderstate.HeldRecheck, st orderstate.State) (PollRequest, bool) {
+	req := PollRequest{Shop: shop, OrderID: r.Order, Seq: st.PollSeq, At: st.PollAt}
+	switch {
+	case st.Version < 0: // unreadable: left claimed
+		return req, false
+	case st.Version == 0:
+		req.At = r.Due
+		return req, true
+	}
+	return req, st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() &&
+		st.PollAt.UnixMilli() == r.Due.UnixMilli()
 }
 
 // traceParent returns the W3C traceparent of ctx's span, "" when it has none (tracing off).

@@ -614,7 +614,7 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		at := o.Now().Add(o.Poll.Delay(st.PollAttempt))
 		held := o.PollHoldAhead > 0 && at.Sub(o.Now()) > o.PollHoldAhead
 		if !held {
-			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq}, at); err != nil {
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: st.PollSeq, At: at}, at); err != nil {
 				return st, false, err
 			}
 		}

@@ -55,8 +55,10 @@ type PollRequest struct {
 	// back past a re-check that decided the order: a decision it finds was published then, and is
 	// applied to the state without being published again.
 	Behind bool `json:"behind,omitempty"`
-	// At is when the timer is due (its schedule's @at): set by Polls.Schedule, for the lateness
-	// of its handling (atodene_worker_timer_lateness_seconds).
+	// At is when the timer is due: for a re-check, the state's PollAt it was scheduled for (a late
+	// one keeps it). It tells a re-check the state no longer waits for (heldElsewhere) and gives the
+	// lateness of its handling (atodene_worker_timer_lateness_seconds); Polls.Schedule sets it to
+	// the schedule's time when the caller did not.
 	At time.Time `json:"at,omitzero"`
 }
 
@@ -107,6 +109,8 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 			return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s: due for a re-check, but the worker has no record of it (its state was lost?)", p.OrderID)))
 		case st.Status != orderstate.StatusPending:
 			return keep("") // decided or cancelled since this poll was scheduled
+		case heldElsewhere(p, st):
+			return keep("") // the state's own re-check is held in Redis: this one is stale
 		}
 		// A poll of another series than the state's (the order changed since, or Redis lost the
 		// state's last writes) re-checks all the same: the order is under review, and the check
@@ -135,6 +139,16 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		}
 		return write(next, did)
 	}})
+}
+
+// heldElsewhere says a due re-check is not the state's own while the state's own is held in Redis:
+// the order's re-check was set again since this one was handed to JetStream (an order.updated, an
+// operator's re-check), or this one was handed twice. The held one will come, so this one is
+// dropped rather than run as an extra check. A poll without its due time (scheduled by an earlier
+// version), replayed by an operator, or scheduled by the reconciler for a state Redis rolled back
+// runs as before.
+func heldElsewhere(p PollRequest, st orderstate.State) bool {
+	return st.PollHeld && st.PollScheduled && !st.PollAt.IsZero() && !p.At.IsZero() && !p.At.Equal(st.PollAt) && !p.Replayed && !p.Behind
 }
 
 // behind drops the outcomes a re-check of a state Redis rolled back (p.Behind) added to next:

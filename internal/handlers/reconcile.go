@@ -113,19 +113,20 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	var needed []timer
 	base := PollRequest{Shop: t.Shop, OrderID: t.Order}
-	if st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
+	// A held re-check not due yet is the Handoff's to hand (the order is here for another timer).
+	if st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() && !(st.PollHeld && st.PollAt.After(now)) {
 		req := base
-		req.Seq = st.PollSeq
+		req.Seq, req.At = st.PollSeq, st.PollAt
 		needed = append(needed, timer{req: req, at: later(now, st.PollAt), mayBeHeld: st.PollHeld})
 	}
 	if due, ok := st.ReauthDue(); ok {
 		req := base
-		req.Kind, req.Seq = TimerReauth, st.Reauth.Seq
+		req.Kind, req.Seq, req.At = TimerReauth, st.Reauth.Seq, due
 		needed = append(needed, timer{req: req, at: later(now, due), held: st.Reauth.Held})
 	}
 	if !st.ParkTimer.IsZero() {
 		req := base
-		req.Kind = TimerParked
+		req.Kind, req.At = TimerParked, st.ParkTimer
 		needed = append(needed, timer{req: req, at: later(now, st.ParkTimer)})
 	}
 	if inbox > 0 {
@@ -134,7 +135,10 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		needed = append(needed, timer{req: req, at: now, also: TimerRetry})
 	}
 	next := now
-	if len(needed) == 0 {
+	switch {
+	case len(needed) == 0 && st.PollHeld && st.Status == orderstate.StatusPending && st.PollScheduled && st.PollAt.After(now):
+		next = st.PollAt // the held re-check keeps the order in the index, for when it is due
+	case len(needed) == 0:
 		next = time.Time{}
 	}
 	if claimed, err := r.Store.ClaimTimer(ctx, t, next); err != nil || !claimed {

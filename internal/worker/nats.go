@@ -123,7 +123,9 @@ func timerToken(req handlers.PollRequest) string {
 }
 
 func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.Time) error {
-	req.At = at
+	if req.At.IsZero() {
+		req.At = at
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
