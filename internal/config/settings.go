@@ -97,10 +97,11 @@ type Settings struct {
 	// it only to see re-authorizations happen within seconds, against a sandbox whose
 	// authorizations expire as soon (tests, the reliability suite). Default 1h.
 	MinReauthorizeAfter time.Duration
-	// PollHandoffAhead is how far ahead a re-check may be due and still be scheduled in JetStream
-	// when it is set (-poll-handoff-ahead); one due later is held in Redis and handed to JetStream
-	// that long before it is due, so that JetStream holds only the re-checks due soon, however
-	// many orders are under review. 0 schedules every re-check in JetStream at once. Default 10s.
+	// PollHandoffAhead, if positive, is how far ahead a re-check may be due and still be scheduled
+	// in JetStream when it is set (-poll-handoff-ahead); one due later is held in Redis and handed
+	// to JetStream that long before it is due, so that JetStream holds only the re-checks due soon,
+	// however many orders are under review. A held re-check lives only in Redis until then: a Redis
+	// that loses its data loses it. Default 0: every re-check is a JetStream schedule at once.
 	PollHandoffAhead time.Duration
 	// ReconcileInterval is how often the worker checks that its streams exist and that the timers
 	// the orders' states rely on are in JetStream, re-creating what a lost NATS store took
@@ -225,7 +226,6 @@ func (s Settings) withDefaults() Settings {
 	setDefault(&s.MinReauthorizeAfter, minReauthorizeAfter)
 	setDefault(&s.ShutdownGrace, 30*time.Second)
 	setDefault(&s.ReconcileInterval, time.Minute)
-	setDefault(&s.PollHandoffAhead, 10*time.Second)
 	setDefault(&s.Retention, DefaultRetention)
 	setDefault(&s.DataDir, "./data")
 	setDefault(&s.EmbeddedNATSAddr, "127.0.0.1:14222")
@@ -275,7 +275,7 @@ func (s *Settings) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&s.PollDeadline, "poll-deadline", s.PollDeadline, "how long an order may stay under review before it is dead-lettered")
 	fs.DurationVar(&s.ParkLimit, "park-limit", s.ParkLimit, "how long an event may wait for its order (a tracking number before the order) before it is dead-lettered")
 	fs.DurationVar(&s.MinReauthorizeAfter, "min-reauthorize-after", s.MinReauthorizeAfter, "shortest reauthorize_after (0 aside) the shops file may give; a shorter one is refused as a probable wrong unit (lower it only for tests)")
-	fs.DurationVar(&s.PollHandoffAhead, "poll-handoff-ahead", s.PollHandoffAhead, "re-checks due later than this are held in Redis and handed to JetStream this long before they are due; 0 holds none")
+	fs.DurationVar(&s.PollHandoffAhead, "poll-handoff-ahead", s.PollHandoffAhead, "if positive, re-checks due later than this are held in Redis and handed to JetStream this long before they are due (for very many orders under review); 0 holds none")
 	fs.DurationVar(&s.ReconcileInterval, "reconcile-interval", s.ReconcileInterval, "how often lost streams and timers are looked for and re-created")
 	fs.DurationVar(&s.Retention, "retention", s.Retention, "how long an order's state, history and index entry are kept after the order last changed")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")

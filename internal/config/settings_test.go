@@ -38,7 +38,7 @@ func TestParseSettingsDefaults(t *testing.T) {
 		OrdersStream: "ORDERS", ResultsStream: "RESULTS", DLQStream: "DLQ",
 		OrdersRetention: 168 * time.Hour, ResultsRetention: 720 * time.Hour, DLQRetention: 720 * time.Hour,
 		DuplicateWindow: 2 * time.Minute, StreamReplicas: 1, StreamBytes: 4 << 30,
-		ReconcileInterval: time.Minute, Retention: 9600 * time.Hour, PollHandoffAhead: 10 * time.Second,
+		ReconcileInterval: time.Minute, Retention: 9600 * time.Hour,
 		RedisWaitReplicas: AutoReplicas, RedisWaitTimeout: time.Second,
 	}
 	if got != want {
@@ -305,10 +305,10 @@ func TestRequireServers(t *testing.T) {
 	}
 }
 
-// TestHandoffOff: 0 turns the holding of re-checks off; it is not taken for "unset".
-func TestHandoffOff(t *testing.T) {
-	s, err := ParseSettings([]string{"-poll-handoff-ahead=0"}, getenv(servers), io.Discard)
-	if err != nil || s.PollHandoffAhead != 0 {
-		t.Fatalf("-poll-handoff-ahead=0: %v, %v; want 0s", s.PollHandoffAhead, err)
+// TestHandoffOn: -poll-handoff-ahead holds re-checks; by default none is.
+func TestHandoffOn(t *testing.T) {
+	s, err := ParseSettings([]string{"-poll-handoff-ahead=10s"}, getenv(servers), io.Discard)
+	if err != nil || s.PollHandoffAhead != 10*time.Second || DefaultSettings().PollHandoffAhead != 0 {
+		t.Fatalf("-poll-handoff-ahead=10s: %v, %v (default %v); want 10s (default 0s)", s.PollHandoffAhead, err, DefaultSettings().PollHandoffAhead)
 	}
 }

@@ -152,7 +152,7 @@ func (h *Handoff) states(ctx context.Context, shop string, held []orderstate.Hel
 }
 
 // recheckOf returns the re-check to hand for the held r of shop, whose state is st, and whether
-// there is one: the state still holds that very re-check (under review, due when r is: the state
+// there is one: the state still holds that very re-check (under review, due by r's time: the state
 // of a worker of an earlier version, which does not know PollHeld, counts), or the state is gone
 // (lost with Redis, or expired): its re-check then goes to an operator as any re-check of a lost
 // state does. A state that moved on (decided, cancelled, its re-check set again since) has
@@ -166,8 +166,10 @@ func recheckOf(shop string, r orderstate.HeldRecheck, st orderstate.State) (Poll
 		req.At = r.Due
 		return req, true
 	}
+	// r.Due is the due time, or a claim that ran out (later than it); a later PollAt is a newer
+	// re-check, held with an entry of its own.
 	return req, st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() &&
-		st.PollAt.UnixMilli() == r.Due.UnixMilli()
+		st.PollAt.UnixMilli() <= r.Due.UnixMilli()
 }
 
 // traceParent returns the W3C traceparent of ctx's span, "" when it has none (tracing off).

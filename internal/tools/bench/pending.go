@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 )
@@ -305,8 +304,9 @@ func (r *runner) pending(ctx context.Context) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	_ = sub.SetPendingLimits(-1, -1)
 
-	// The worker's default: a re-check due further ahead is held in Redis until then.
-	ahead := config.DefaultSettings().PollHandoffAhead
+	// A million orders under review is what -poll-handoff-ahead is for: a re-check due further
+	// ahead is held in Redis until then.
+	const ahead = 10 * time.Second
 	res.Held = time.Duration(plan.First*float64(time.Second)) > ahead
 	if err := s.startWorkers(ctx, 1, workerOpts{concurrency: r.settings.Concurrency, pollFirst: first, pollMax: pollMax,
 		flags: []string{"-poll-handoff-ahead", ahead.String()}}); err != nil {
