@@ -111,7 +111,9 @@ func TestReconcilerSchedulesALostReauthorization(t *testing.T) {
 	// Each carries when it was due, for the lateness of its handling.
 	want := []handlers.PollRequest{{Shop: "shop-a", OrderID: "held", Seq: 2, Kind: handlers.TimerReauth, At: due}, {Shop: "shop-a", OrderID: "lost", Seq: 3, Kind: handlers.TimerReauth, At: due}}
 	slices.SortFunc(polls.timer, func(a, b handlers.PollRequest) int { return strings.Compare(a.OrderID, b.OrderID) })
-	if n != 2 || !slices.EqualFunc(polls.timer, want, func(a, b handlers.PollRequest) bool { return a.At.Equal(b.At) && a.OrderID == b.OrderID && a.Seq == b.Seq && a.Kind == b.Kind }) {
+	if n != 2 || !slices.EqualFunc(polls.timer, want, func(a, b handlers.PollRequest) bool {
+		return a.At.Equal(b.At) && a.OrderID == b.OrderID && a.Seq == b.Seq && a.Kind == b.Kind
+	}) {
 		t.Fatalf("scheduled %d: %+v, want %+v", n, polls.timer, want)
 	}
 }
