@@ -278,3 +278,26 @@ func cancelEvent(id, order string, seq uint64) handlers.Event[events.Cancel] {
 	return handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Seq: seq, Time: time.Now()},
 		Data: events.Cancel{ShopID: "shop-a", OrderID: order, Reason: "buyer"}}
 }
+
+// TestReconcilerDoesNotTakeAHeldRecheckForDecided: Redis rolled back past a held re-check that was
+// handed, fired and handled: the due message was handled after the state's last write and no
+// schedule is stored. For a re-check scheduled in JetStream that means the lost re-check decided
+// (it would have stored the next one) and the one made again must not publish it; for a held one
+// the next was held in Redis and lost with it, so the re-check made again publishes what it finds.
+func TestReconcilerDoesNotTakeAHeldRecheckForDecided(t *testing.T) {
+	t.Parallel()
+	e, ctx := newHandoffEnv(t), context.Background()
+	st := e.register(t)
+	e.clock.Advance(st.PollAt.Sub(e.clock.Now()))
+	e.handOnce(t, 1)
+	e.rec.Waiting = func(context.Context, handlers.PollRequest, time.Time, time.Time) (handlers.TimerState, error) {
+		return handlers.TimerHandled, nil
+	}
+	e.clock.Advance(2 * time.Minute)
+	if n, err := e.rec.Once(ctx); err != nil || n != 1 {
+		t.Fatalf("Reconciler.Once: %d, %v; want 1", n, err)
+	}
+	if got := e.polls.last(t, handlers.TimerPoll); got.req.Behind {
+		t.Errorf("the held re-check made again is marked Behind: its decision would not be published")
+	}
+}

@@ -174,8 +174,11 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 		}
 		// A re-check handled after the state's last write decided the order or scheduled the next
 		// one; with no next one stored, it decided it and published the decision: the re-check
-		// made again must not publish it twice.
-		tm.req.Behind = state == TimerHandled
+		// made again must not publish it twice. Not so for a held re-check: the next one it held
+		// went with the write Redis lost, so nothing says it decided; the re-check made again
+		// publishes what it finds, under the outcome's deterministic message ID (a duplicate
+		// within RESULTS's duplicate window if it was published).
+		tm.req.Behind = state == TimerHandled && !st.PollHeld
 		if err := r.Polls.Schedule(ctx, tm.req, tm.at); err != nil {
 			return scheduled, err
 		}
