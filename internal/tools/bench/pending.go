@@ -116,9 +116,14 @@ type PendingResult struct {
 	Begun HistDist `json:"begun_late"`
 	// Fired is the part of the lateness that is the NATS server's: when it stored the due
 	// message minus the @at.
-	Fired   Dist    `json:"fired_late"`
-	Settled int     `json:"settled"`
-	Seconds float64 `json:"seconds"`
+	Fired Dist `json:"fired_late"`
+	// Published is, per schedule, when the bench saw it published minus its @at: negative when
+	// it was published ahead of its time, as a held re-check's handoff should.
+	Published Dist `json:"schedule_published_minus_at"`
+	// Timeline is the run in 10 s intervals: CPU by part and the poll consumer's backlog.
+	Timeline []TimelineRow `json:"timeline"`
+	Settled  int           `json:"settled"`
+	Seconds  float64       `json:"seconds"`
 }
 
 // PendingSnapshot is what Redis and NATS held for the orders at one moment.
@@ -344,6 +349,9 @@ func (r *runner) pending(ctx context.Context) error {
 	// Sample the under-review set while the run lasts; at a new peak (at most every 10 s, and
 	// when it holds every order) take a snapshot of what Redis and NATS hold.
 	start, win := time.Now(), s.window()
+	tl := newTimeline(s, start, 10*time.Second)
+	// A CPU profile of the worker in the middle of the first wave of re-checks.
+	firstWave := secs(plan.RegisterEstimate/2 + 0.9*plan.First)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -356,6 +364,16 @@ func (r *runner) pending(ctx context.Context) error {
 			case <-sampleCtx.Done():
 				return
 			case <-tick.C:
+			}
+			tl.sample(sampleCtx)
+			if w.PprofAddr != "" && firstWave > 0 && time.Since(start) >= firstWave {
+				firstWave = 0
+				go func() {
+					if err := fetchProfile(sampleCtx, "http://"+w.PprofAddr+"/debug/pprof/profile?seconds=30",
+						filepath.Join(r.opts.ProfileDir, "pending-first-wave-worker.cpu.pprof"), 30); err != nil {
+						fmt.Fprintf(r.out, "profile: %v\n", err)
+					}
+				}()
 			}
 			res.PeakPendingBench = max(res.PeakPendingBench, col.nPending.Load()-col.nFinal.Load())
 			p, err := r.rdb.SCard(sampleCtx, pendingKey).Result()
@@ -435,7 +453,7 @@ func (r *runner) pending(ctx context.Context) error {
 	scheds, dues = nil, nil
 	mu.Unlock()
 	all := make([]time.Duration, 0, len(bySched))
-	var steady, fired []time.Duration
+	var steady, fired, handed []time.Duration
 	perSecond, firedPerSecond := map[int64]int{}, map[int64]int{}
 	polls := 0
 	for i := range n {
@@ -445,6 +463,9 @@ func (r *runner) pending(ctx context.Context) error {
 		}
 		due := byDue[dueAt[i]:dueAt[i+1]]
 		fired = fireLateness(fired, ev, due)
+		for _, sc := range ev {
+			handed = append(handed, time.Duration(sc.seen-sc.at))
+		}
 		for _, d := range due {
 			firedPerSecond[d.at/int64(time.Second)]++
 		}
@@ -473,7 +494,8 @@ func (r *runner) pending(ctx context.Context) error {
 		res.BusiestSecond = max(res.BusiestSecond, c)
 	}
 	res.Polls = polls
-	res.Late, res.LateSteady, res.Fired = Summarize(all), Summarize(steady), Summarize(fired)
+	res.Late, res.LateSteady, res.Fired, res.Published = Summarize(all), Summarize(steady), Summarize(fired), Summarize(handed)
+	res.Timeline = tl.rows
 	if st, err := procStatus(os.Getpid()); err == nil {
 		res.BenchRSSPeakMB = float64(st["VmHWM"]) / 1024
 	}
@@ -489,7 +511,10 @@ func (r *runner) pending(ctx context.Context) error {
 		fmt.Fprintf(r.out, "deleting the scenario's keys: %v\n", err)
 	}
 	r.report.Pending = res
-	return pendingTable(res).Render(r.out)
+	if err := pendingTable(res).Render(r.out); err != nil {
+		return err
+	}
+	return timelineTable("Pending at scale: timeline", res.Timeline, firedPerSecond, start).Render(r.out)
 }
 
 // The pending scenario measures the throughput it plans from with pendingCalibrateOrders when it
@@ -558,6 +583,7 @@ func pendingTable(res *PendingResult) Table {
 	t.Add("late p50 / p90 / p99 / max, "+which+" after registration ended", latenessText(res.LateSteady))
 	t.Add("every re-check, due → handling began (worker's histogram)", res.Begun.String())
 	t.Add("of which NATS fired late (due stored − @at)", latenessText(res.Fired))
+	t.Add("schedule published − @at (negative: ahead of time)", latenessText(res.Published))
 	t.Add("deleting the run's Redis keys (SCAN + UNLINK)", fmt.Sprintf("%s s (≈ %s keys)", num(res.DeleteSeconds), thousands(res.DeletedKeys)))
 	t.Add("scenario; other load", fmt.Sprintf("%s s; %s cores", num(res.Seconds), num(res.OtherCores)))
 	t.Notes = []string{"targets: worker RSS ≤ 300 MB; re-checks ≤ 2 s late at p99",

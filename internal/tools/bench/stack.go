@@ -21,6 +21,7 @@ const (
 	dlqStream      = "DLQ"
 	pollStream     = "ATODENE_POLLS"
 	ordersConsumer = "atodene-worker"
+	pollConsumer   = "atodene-worker-polls"
 	// benchShop is the shop every benchmark order belongs to; ghostShop is missing from the
 	// shops file until the replay scenario adds it.
 	benchShop = "bench"
