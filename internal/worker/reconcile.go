@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -17,9 +16,9 @@ import (
 // JetStream lost (handlers.Reconciler), publishes again the events Redis lost that were kept
 // only there (handlers.Kept), and trims the order index of the orders past -retention (trim).
 // Failures are logged and tried at the next run.
-func reconcile(ctx context.Context, js jetstream.JetStream, s config.Settings, rec *handlers.Reconciler, k kept, trim func(context.Context) (int, error), log *zap.Logger) {
+func reconcile(ctx context.Context, streams *streamSetup, s config.Settings, rec *handlers.Reconciler, k kept, trim func(context.Context) (int, error), log *zap.Logger) {
 	for {
-		if made, err := ensureStreams(ctx, js, s); err != nil {
+		if made, err := streams.ensure(ctx); err != nil {
 			log.Warn("checking the streams failed; retried at the next reconciliation", zap.Error(err))
 		} else if made {
 			log.Warn("a stream of the worker was missing (deleted, or the NATS store lost): streams and consumers created again")

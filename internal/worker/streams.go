@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 )
@@ -124,34 +128,115 @@ func streamCreated(ctx context.Context, js jetstream.JetStream, name string) (in
 	return st.CachedInfo().Created.UnixNano(), nil
 }
 
+// streamSetup runs setup one at a time, among the workers sharing a Redis and within a worker
+// (whose three consumers may each find a stream missing at once, and its reconciliation too):
+// two creations of one stream at once can leave it broken on a single nats-server, both passing
+// its existence check and opening the same store, publishes to the stream then going unanswered
+// (nats-server 2.15 stream.go addStreamWithAssignment; nats-io/nats.go#949). A NATS cluster's
+// meta leader orders creations; an operator's are not ordered with the workers', hence
+// streamRecreateDelay.
+type streamSetup struct {
+	js  jetstream.JetStream
+	s   config.Settings
+	rdb redis.UniversalClient
+	key string // the Redis lock, <prefix>lock:stream-setup
+	mu  sync.Mutex
+}
+
+const (
+	// setupLockTTL outlives a setup (milliseconds; seconds on a slow server); the lock of a
+	// worker that died holding it expires by itself.
+	setupLockTTL = 30 * time.Second
+	// streamRecreateDelay is how long a stream or consumer found missing while the worker runs
+	// stays missing before the worker creates it again: an operator who deletes a stream and
+	// creates it again (a rename, a move to three replicas) creates it alone.
+	streamRecreateDelay = 5 * time.Second
+)
+
+func newStreamSetup(js jetstream.JetStream, s config.Settings, rdb redis.UniversalClient, prefix string) *streamSetup {
+	return &streamSetup{js: js, s: s, rdb: rdb, key: prefix + "lock:stream-setup"}
+}
+
+// run creates or updates the streams and consumers (setup) under the lock. It returns the
+// error of setup, or of Redis while taking the lock, or ctx's.
+func (ss *streamSetup) run(ctx context.Context) (consumers, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.s.SkipStreamSetup { // setup creates nothing
+		return setup(ctx, ss.js, ss.s)
+	}
+	unlock, err := ss.lock(ctx)
+	if err != nil {
+		return consumers{}, err
+	}
+	defer unlock()
+	return setup(ctx, ss.js, ss.s)
+}
+
+// again runs setup for a stream or consumer found missing while the worker runs, once it has
+// been missing for streamRecreateDelay.
+func (ss *streamSetup) again(ctx context.Context) (consumers, error) {
+	select {
+	case <-ctx.Done():
+		return consumers{}, ctx.Err()
+	case <-time.After(streamRecreateDelay):
+	}
+	return ss.run(ctx)
+}
+
+// lock takes the Redis lock, waiting while another worker holds it, and returns its release.
+func (ss *streamSetup) lock(ctx context.Context) (func(), error) {
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	for {
+		ok, err := ss.rdb.SetNX(ctx, ss.key, token, setupLockTTL).Result()
+		if err != nil {
+			return nil, fmt.Errorf("taking the stream setup lock %s in Redis: %w", ss.key, err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the stream setup lock %s: %w", ss.key, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return func() {
+		// Only this worker's lock: one that outlived its TTL may be another's now.
+		_ = releaseLock.Run(context.WithoutCancel(ctx), ss.rdb, []string{ss.key}, token).Err()
+	}, nil
+}
+
+var releaseLock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
 // rebind returns the Rebind of a durable consumer (consumer.Config): the consumer as it is,
 // or, when it or its stream is gone (deleted, created again, or the NATS store lost), the one
 // setup makes again (unless -skip-stream-setup: then an administrator must), with the creation
 // time of its stream.
-func rebind(js jetstream.JetStream, s config.Settings, stream, name string) func(context.Context) (jetstream.Consumer, int64, error) {
+func (ss *streamSetup) rebind(stream, name string) func(context.Context) (jetstream.Consumer, int64, error) {
 	return func(ctx context.Context) (jetstream.Consumer, int64, error) {
-		c, err := js.Consumer(ctx, stream, name)
-		if (errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) && !s.SkipStreamSetup {
-			if _, err := setup(ctx, js, s); err != nil {
+		c, err := ss.js.Consumer(ctx, stream, name)
+		if (errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) && !ss.s.SkipStreamSetup {
+			if _, err := ss.again(ctx); err != nil {
 				return nil, 0, err
 			}
-			c, err = js.Consumer(ctx, stream, name)
+			c, err = ss.js.Consumer(ctx, stream, name)
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("binding consumer %s of stream %s: %w", name, stream, err)
 		}
-		created, err := streamCreated(ctx, js, stream)
+		created, err := streamCreated(ctx, ss.js, stream)
 		return c, created, err
 	}
 }
 
-// ensureStreams creates the streams and consumers again (setup) if any is missing: a stream the
+// ensure creates the streams and consumers again (setup) if any stream is missing: a stream the
 // worker only writes to (RESULTS, DLQ) is not noticed by a consumer. It says whether it did.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, s config.Settings) (bool, error) {
-	for _, sc := range streamConfigs(s, js.Conn().MaxPayload()) {
-		_, err := js.Stream(ctx, sc.Name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) && !s.SkipStreamSetup {
-			_, err = setup(ctx, js, s)
+func (ss *streamSetup) ensure(ctx context.Context) (bool, error) {
+	for _, sc := range streamConfigs(ss.s, ss.js.Conn().MaxPayload()) {
+		_, err := ss.js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) && !ss.s.SkipStreamSetup {
+			_, err = ss.again(ctx)
 			return err == nil, err
 		}
 		if err != nil {

@@ -93,7 +93,8 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	cs, err := setup(ctx, js, s)
+	streams := newStreamSetup(js, s, d.Redis, d.KeyPrefix)
+	cs, err := streams.run(ctx)
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func Run(ctx context.Context, d Deps) error {
 		{cs.advisories, 0, AdvisoryStream, advisoryConsumer, 1, handlers.Serve(decodeAdvisory, exhaustedHandler(js, letters, d.Now), common...)},
 	} {
 		cc := cc
-		cc.StreamCreated, cc.Rebind = c.created, rebind(js, s, c.stream, c.durable)
+		cc.StreamCreated, cc.Rebind = c.created, streams.rebind(c.stream, c.durable)
 		cc.Share = budget.Share(c.guaranteed)
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- consumer.Consume(ctx, c.cons, c.h, cc) }()
@@ -235,7 +236,7 @@ func Run(ctx context.Context, d Deps) error {
 	rec := &handlers.Reconciler{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Waiting: polls{js: js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
 	trim := trimIndex(store, shopIDs)
 	wg.Add(1)
-	go func() { defer wg.Done(); reconcile(ctx, js, s, rec, copies, trim, log) }()
+	go func() { defer wg.Done(); reconcile(ctx, streams, s, rec, copies, trim, log) }()
 	if s.PollHandoffAhead > 0 {
 		h := &handlers.Handoff{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Ahead: s.PollHandoffAhead, Now: d.Now}
 		wg.Add(1)
