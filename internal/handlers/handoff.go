@@ -168,8 +168,8 @@ func recheckOf(shop string, r orderstate.HeldRecheck, st orderstate.State) (Poll
 	}
 	// r.Due is the due time, or a claim that ran out (later than it); a later PollAt is a newer
 	// re-check, held with an entry of its own.
-	return req, st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() &&
-		st.PollAt.UnixMilli() <= r.Due.UnixMilli()
+	due, ok := st.RecheckDue()
+	return req, ok && due.UnixMilli() <= r.Due.UnixMilli()
 }
 
 // traceParent returns the W3C traceparent of ctx's span, "" when it has none (tracing off).

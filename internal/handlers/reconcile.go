@@ -114,10 +114,12 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	var needed []timer
 	base := PollRequest{Shop: t.Shop, OrderID: t.Order}
 	// A held re-check not due yet is the Handoff's to hand (the order is here for another timer).
-	if st.Status == orderstate.StatusPending && st.PollScheduled && !st.PollAt.IsZero() && !(st.PollHeld && st.PollAt.After(now)) {
+	recheck, hasRecheck := st.RecheckDue()
+	heldAhead := hasRecheck && st.PollHeld && recheck.After(now)
+	if hasRecheck && !heldAhead {
 		req := base
-		req.Seq, req.At = st.PollSeq, st.PollAt
-		needed = append(needed, timer{req: req, at: later(now, st.PollAt), mayBeHeld: st.PollHeld})
+		req.Seq, req.At = st.PollSeq, recheck
+		needed = append(needed, timer{req: req, at: later(now, recheck), mayBeHeld: st.PollHeld})
 	}
 	if due, ok := st.ReauthDue(); ok {
 		req := base
@@ -136,8 +138,8 @@ func (r *Reconciler) reconcile(ctx context.Context, t orderstate.Timer, now time
 	}
 	next := now
 	switch {
-	case len(needed) == 0 && st.PollHeld && st.Status == orderstate.StatusPending && st.PollScheduled && st.PollAt.After(now):
-		next = st.PollAt // the held re-check keeps the order in the index, for when it is due
+	case len(needed) == 0 && heldAhead:
+		next = recheck // the held re-check keeps the order in the index, for when it is due
 	case len(needed) == 0:
 		next = time.Time{}
 	}

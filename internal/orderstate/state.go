@@ -254,17 +254,22 @@ func (st State) ReauthDue() (time.Time, bool) {
 	return r.At, r.Scheduled && r.Phase == "" && st.Status == StatusOK && (st.Shipment == nil || !st.Shipment.Reported)
 }
 
+// RecheckDue returns when the state's scheduled re-check is due (PollAt); ok is false when it
+// has none: not under review, or no re-check scheduled.
+func (st State) RecheckDue() (due time.Time, ok bool) {
+	return st.PollAt, st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero()
+}
+
 // heldPoll says the state relies on a re-check held in Redis (PollHeld).
 func (st State) heldPoll() bool {
-	return st.Status == StatusPending && st.PollScheduled && st.PollHeld && !st.PollAt.IsZero()
+	_, ok := st.RecheckDue()
+	return ok && st.PollHeld
 }
 
 // TimerDue returns when the earliest JetStream timer the state relies on is due: its scheduled
 // re-check, its parked-event timer, or its re-authorization. ok is false when it relies on none.
 func (st State) TimerDue() (due time.Time, ok bool) {
-	if st.Status == StatusPending && st.PollScheduled && !st.PollAt.IsZero() {
-		due, ok = st.PollAt, true
-	}
+	due, ok = st.RecheckDue()
 	if at, relies := st.ReauthDue(); relies && (!ok || at.Before(due)) {
 		due, ok = at, true
 	}
