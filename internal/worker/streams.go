@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 )
@@ -132,33 +133,35 @@ func streamCreated(ctx context.Context, js jetstream.JetStream, name string) (in
 // (whose three consumers may each find a stream missing at once, and its reconciliation too):
 // two creations of one stream at once can leave it broken on a single nats-server, both passing
 // its existence check and opening the same store, publishes to the stream then going unanswered
-// (nats-server 2.15 stream.go addStreamWithAssignment; nats-io/nats.go#949). A NATS cluster's
-// meta leader orders creations; an operator's are not ordered with the workers', hence
-// streamRecreateDelay.
+// (nats-server 2.15 stream.go addStreamWithAssignment; nats-io/nats.go#949, nats-server#3677). A
+// NATS cluster's meta leader orders creations; an operator's are not ordered with the workers',
+// hence streamRecreateDelay.
 type streamSetup struct {
 	js  jetstream.JetStream
 	s   config.Settings
 	rdb redis.UniversalClient
-	key string // the Redis lock, <prefix>lock:stream-setup
+	log *zap.Logger
+	key string        // the Redis lock, <prefix>lock:stream-setup
+	ttl time.Duration // the lock's, setupLockTTL; renewed while held
 	mu  sync.Mutex
 }
 
 const (
-	// setupLockTTL outlives a setup (milliseconds; seconds on a slow server); the lock of a
-	// worker that died holding it expires by itself.
-	setupLockTTL = 30 * time.Second
-	// streamRecreateDelay is how long a stream or consumer found missing while the worker runs
-	// stays missing before the worker creates it again: an operator who deletes a stream and
-	// creates it again (a rename, a move to three replicas) creates it alone.
+	// setupLockTTL is the stream setup lock's time to live, renewed every third of it while a
+	// setup runs: a worker that died holding it delays the others' setup this long at most.
+	setupLockTTL = 10 * time.Second
+	// streamRecreateDelay is how long after a stream or consumer is found missing while the
+	// worker runs that the worker sets it up again: an operator who deletes a stream and
+	// creates it again at once (a rename, a move to three replicas) creates it alone.
 	streamRecreateDelay = 5 * time.Second
 )
 
-func newStreamSetup(js jetstream.JetStream, s config.Settings, rdb redis.UniversalClient, prefix string) *streamSetup {
-	return &streamSetup{js: js, s: s, rdb: rdb, key: prefix + "lock:stream-setup"}
+func newStreamSetup(js jetstream.JetStream, s config.Settings, rdb redis.UniversalClient, prefix string, log *zap.Logger) *streamSetup {
+	return &streamSetup{js: js, s: s, rdb: rdb, log: log, key: prefix + "lock:stream-setup", ttl: setupLockTTL}
 }
 
 // run creates or updates the streams and consumers (setup) under the lock. It returns the
-// error of setup, or of Redis while taking the lock, or ctx's.
+// error of setup, or ctx's while it waits for the lock.
 func (ss *streamSetup) run(ctx context.Context) (consumers, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -173,8 +176,8 @@ func (ss *streamSetup) run(ctx context.Context) (consumers, error) {
 	return setup(ctx, ss.js, ss.s)
 }
 
-// again runs setup for a stream or consumer found missing while the worker runs, once it has
-// been missing for streamRecreateDelay.
+// again runs setup streamRecreateDelay after a stream or consumer was found missing while the
+// worker runs.
 func (ss *streamSetup) again(ctx context.Context) (consumers, error) {
 	select {
 	case <-ctx.Done():
@@ -185,15 +188,21 @@ func (ss *streamSetup) again(ctx context.Context) (consumers, error) {
 }
 
 // lock takes the Redis lock, waiting while another worker holds it, and returns its release.
+// A Redis that refuses the write (full, read-only in a failover) or does not answer is logged
+// and the setup goes on without the lock: the lock narrows a rare race, and a worker that can
+// reach NATS must not stop (or fail to start) for it.
 func (ss *streamSetup) lock(ctx context.Context) (func(), error) {
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	for {
-		ok, err := ss.rdb.SetNX(ctx, ss.key, token, setupLockTTL).Result()
-		if err != nil {
-			return nil, fmt.Errorf("taking the stream setup lock %s in Redis: %w", ss.key, err)
-		}
-		if ok {
-			break
+		ok, err := ss.rdb.SetNX(ctx, ss.key, token, ss.ttl).Result()
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("waiting for the stream setup lock %s: %w", ss.key, ctx.Err())
+		case err != nil:
+			ss.log.Warn("the stream setup lock cannot be taken in Redis; setting the streams up without it", zap.String("key", ss.key), zap.Error(err))
+			return func() {}, nil
+		case ok:
+			return ss.hold(token), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -201,13 +210,37 @@ func (ss *streamSetup) lock(ctx context.Context) (func(), error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return func() {
-		// Only this worker's lock: one that outlived its TTL may be another's now.
-		_ = releaseLock.Run(context.WithoutCancel(ctx), ss.rdb, []string{ss.key}, token).Err()
-	}, nil
 }
 
-var releaseLock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+// hold renews the lock of token every third of its TTL, so that a setup slower than the TTL
+// keeps it, and returns its release.
+func (ss *streamSetup) hold(token string) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(ss.ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = renewLock.Run(context.Background(), ss.rdb, []string{ss.key}, token, ss.ttl.Milliseconds()).Err()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		// Only this worker's lock: one that ran out may be another's now.
+		_ = releaseLock.Run(context.Background(), ss.rdb, []string{ss.key}, token).Err()
+	}
+}
+
+var (
+	renewLock   = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+	releaseLock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+)
 
 // rebind returns the Rebind of a durable consumer (consumer.Config): the consumer as it is,
 // or, when it or its stream is gone (deleted, created again, or the NATS store lost), the one

@@ -8,23 +8,30 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
-// creations is a JetStream client that counts the stream creations and updates under way at once.
+// overlaps counts the stream creations under way at once across JetStream clients.
+type overlaps struct{ now, most atomic.Int32 }
+
+// creations is a JetStream client whose stream creations and updates take delay longer, counted
+// in o.
 type creations struct {
 	jetstream.JetStream
-	now, most atomic.Int32
+	o     *overlaps
+	delay time.Duration
 }
 
 func (c *creations) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	n := c.now.Add(1)
-	defer c.now.Add(-1)
-	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	n := c.o.now.Add(1)
+	defer c.o.now.Add(-1)
+	for m := c.o.most.Load(); n > m && !c.o.most.CompareAndSwap(m, n); m = c.o.most.Load() {
 	}
-	time.Sleep(2 * time.Millisecond) // a creation long enough for others to overlap it, were they let
+	time.Sleep(c.delay + 2*time.Millisecond) // a creation long enough for others to overlap it, were they let
 	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
 
@@ -38,8 +45,9 @@ func TestStreamSetupOneAtATime(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	s := config.DefaultSettings()
 	s.StreamBytes = 64 << 20
-	counted := &creations{JetStream: js}
-	workers := []*streamSetup{newStreamSetup(counted, s, rdb, prefix), newStreamSetup(counted, s, rdb, prefix)}
+	o := &overlaps{}
+	counted := &creations{JetStream: js, o: o}
+	workers := []*streamSetup{newStreamSetup(counted, s, rdb, prefix, zap.NewNop()), newStreamSetup(counted, s, rdb, prefix, zap.NewNop())}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -53,7 +61,7 @@ func TestStreamSetupOneAtATime(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if most := counted.most.Load(); most != 1 {
+	if most := o.most.Load(); most != 1 {
 		t.Errorf("%d stream creations at once, want 1", most)
 	}
 	if n, _ := rdb.Exists(ctx, prefix+"lock:stream-setup").Result(); n != 0 {
@@ -76,7 +84,7 @@ func TestStreamSetupWaitsForTheLock(t *testing.T) {
 	if err := rdb.Set(ctx, prefix+"lock:stream-setup", "another worker", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	ss := newStreamSetup(js, config.DefaultSettings(), rdb, prefix)
+	ss := newStreamSetup(js, config.DefaultSettings(), rdb, prefix, zap.NewNop())
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if _, err := ss.run(short); err == nil {
@@ -87,5 +95,96 @@ func TestStreamSetupWaitsForTheLock(t *testing.T) {
 	}
 	if got, _ := rdb.Get(ctx, prefix+"lock:stream-setup").Result(); got != "another worker" {
 		t.Errorf("the other worker's lock is now %q", got)
+	}
+}
+
+// TestStreamSetupLockOutlivesASlowSetup: a setup slower than the lock's TTL (six creations of
+// 200 ms against 300 ms) keeps it: a second worker waits (the lock is renewed while held).
+func TestStreamSetupLockOutlivesASlowSetup(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	rdb, prefix := testenv.Redis(t)
+	s := config.DefaultSettings()
+	s.StreamBytes = 64 << 20
+	o := &overlaps{}
+	slow := newStreamSetup(&creations{JetStream: js, o: o, delay: 200 * time.Millisecond}, s, rdb, prefix, zap.NewNop())
+	fast := newStreamSetup(&creations{JetStream: js, o: o}, s, rdb, prefix, zap.NewNop())
+	slow.ttl, fast.ttl = 300*time.Millisecond, 300*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := slow.run(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	wg.Go(func() {
+		if _, err := fast.run(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if most := o.most.Load(); most != 1 {
+		t.Errorf("%d stream creations at once with a setup longer than the lock's TTL, want 1", most)
+	}
+}
+
+// TestWorkerStartsWhileRedisRefusesWrites: a worker restarted while its Redis answers but refuses
+// writes (OOM here; READONLY in a failover alike) starts, and waits with /readyz 503 until writes
+// come back (docs/operations-worker.md): the stream setup lock, a write, is then done without.
+func TestWorkerStartsWhileRedisRefusesWrites(t *testing.T) {
+	t.Parallel()
+	r := testenv.StartPrivateRedis(t)
+	rdb, err := NewRedis("redis://"+r.Addr, transport.RedisFiles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	h := newHarnessWith(t, harnessOpts{redis: rdb})
+	h.shutdown() // the layout is recorded now, as on any Redis a worker ran on
+	ctx := context.Background()
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "probe", "x", 0).Err(); err == nil {
+		t.Fatal("Redis still takes writes: the test tests nothing")
+	}
+	h.startUntil("/healthz")
+}
+
+// TestRebindsReturnOnShutdownWhileLockHeld: three rebinds of one worker, one waiting for the
+// Redis lock another worker holds and the others for the mutex, all return soon after ctx ends.
+func TestRebindsReturnOnShutdownWhileLockHeld(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	rdb, prefix := testenv.Redis(t)
+	s := config.DefaultSettings()
+	s.StreamBytes = 64 << 20
+	ss := newStreamSetup(js, s, rdb, prefix, zap.NewNop())
+	if _, err := ss.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), s.OrdersStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(context.Background(), prefix+"lock:stream-setup", "another worker", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, _, err := ss.rebind(s.OrdersStream, ordersConsumer)(ctx); err == nil {
+				t.Error("rebound while another worker held the lock")
+			}
+		})
+	}
+	time.Sleep(streamRecreateDelay + time.Second)
+	start := time.Now()
+	cancel()
+	wg.Wait()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the rebinds took %s to return after ctx ended", took)
 	}
 }

@@ -93,7 +93,7 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	streams := newStreamSetup(js, s, d.Redis, d.KeyPrefix)
+	streams := newStreamSetup(js, s, d.Redis, d.KeyPrefix, log)
 	cs, err := streams.run(ctx)
 	if err != nil {
 		return err
