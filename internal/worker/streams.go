@@ -204,9 +204,8 @@ func (ss *streamSetup) lock(ctx context.Context) (func(), error) {
 		case ok:
 			return ss.hold(token), nil
 		}
-		select {
+		select { // an end of ctx is returned by the next turn
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the stream setup lock %s: %w", ss.key, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
@@ -35,16 +36,24 @@ func (c *creations) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Stre
 	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
 
+// streamsEnv returns a NATS server's JetStream of the test's own, the shared Redis with the
+// test's key prefix, and the default settings with streams small enough for the test server.
+func streamsEnv(t *testing.T) (jetstream.JetStream, redis.UniversalClient, string, config.Settings) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	rdb, prefix := testenv.Redis(t)
+	s := config.DefaultSettings()
+	s.StreamBytes = 64 << 20
+	return js, rdb, prefix, s
+}
+
 // TestStreamSetupOneAtATime: two workers on one NATS server and one Redis set their streams up
 // at once, each from three goroutines (its start, a consumer's rebind, its reconciliation): no
 // two creations overlap, and every stream takes publishes. Two creations of one stream at once
 // can leave it unanswering on a single server (streamSetup).
 func TestStreamSetupOneAtATime(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
-	rdb, prefix := testenv.Redis(t)
-	s := config.DefaultSettings()
-	s.StreamBytes = 64 << 20
+	js, rdb, prefix, s := streamsEnv(t)
 	o := &overlaps{}
 	counted := &creations{JetStream: js, o: o}
 	workers := []*streamSetup{newStreamSetup(counted, s, rdb, prefix, zap.NewNop()), newStreamSetup(counted, s, rdb, prefix, zap.NewNop())}
@@ -78,8 +87,7 @@ func TestStreamSetupOneAtATime(t *testing.T) {
 // gives up with ctx.
 func TestStreamSetupWaitsForTheLock(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
-	rdb, prefix := testenv.Redis(t)
+	js, rdb, prefix, _ := streamsEnv(t)
 	ctx := context.Background()
 	if err := rdb.Set(ctx, prefix+"lock:stream-setup", "another worker", time.Minute).Err(); err != nil {
 		t.Fatal(err)
@@ -102,10 +110,7 @@ func TestStreamSetupWaitsForTheLock(t *testing.T) {
 // 200 ms against 300 ms) keeps it: a second worker waits (the lock is renewed while held).
 func TestStreamSetupLockOutlivesASlowSetup(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
-	rdb, prefix := testenv.Redis(t)
-	s := config.DefaultSettings()
-	s.StreamBytes = 64 << 20
+	js, rdb, prefix, s := streamsEnv(t)
 	o := &overlaps{}
 	slow := newStreamSetup(&creations{JetStream: js, o: o, delay: 200 * time.Millisecond}, s, rdb, prefix, zap.NewNop())
 	fast := newStreamSetup(&creations{JetStream: js, o: o}, s, rdb, prefix, zap.NewNop())
@@ -157,10 +162,7 @@ func TestWorkerStartsWhileRedisRefusesWrites(t *testing.T) {
 // Redis lock another worker holds and the others for the mutex, all return soon after ctx ends.
 func TestRebindsReturnOnShutdownWhileLockHeld(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
-	rdb, prefix := testenv.Redis(t)
-	s := config.DefaultSettings()
-	s.StreamBytes = 64 << 20
+	js, rdb, prefix, s := streamsEnv(t)
 	ss := newStreamSetup(js, s, rdb, prefix, zap.NewNop())
 	if _, err := ss.run(context.Background()); err != nil {
 		t.Fatal(err)
