@@ -128,6 +128,7 @@ func (c Config) validate() error {
 type Client struct {
 	cfg  Config
 	base string
+	host string // the base URL's host name, for spans
 }
 
 // New returns a client, or an error naming the configuration field at fault.
@@ -136,7 +137,8 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/") + "/"}, nil
+	u, _ := url.Parse(cfg.BaseURL) // validated above
+	return &Client{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/") + "/", host: u.Hostname()}, nil
 }
 
 func (c *Client) linkInfo() linkInfoXML {
@@ -161,22 +163,14 @@ func readOnly(op string) bool { return op == opAuthori || op == opInvoice }
 // call sends one request document (rendered by wire.go) and returns the parsed answer. A result NG becomes a
 // *RejectedError. Retries follow the rules of the package comment; cancelling ctx stops them.
 //
-// Within a traced message's span, the call is a span "atodene <op>" with its result (OK, NG, or
-// none when no answer was read) and its attempts; each attempt's HTTP request is a child of it
-// (traceRequest).
+// Within a traced message's span, the call is a client span "atodene <op>" (traceCall), with a
+// "retry" event for each attempt that failed and was retried.
 func (c *Client) call(ctx context.Context, op string, body []byte) (resp *responseXML, err error) {
 	span := trace.SpanFromContext(ctx)
 	attempt := 0
 	if span.IsRecording() { // the name and attributes are built only then: they allocate
-		ctx, span = tracing.Start(ctx, "atodene "+op, trace.WithAttributes(attrOperation.String(op)))
-		defer func() {
-			if resp != nil && resp.Result != nil {
-				span.SetAttributes(attrResult.String(strings.TrimSpace(*resp.Result)))
-			}
-			span.SetAttributes(attrAttempts.Int(attempt))
-			tracing.Fail(span, err)
-			span.End()
-		}()
+		ctx, span = c.traceCall(ctx, op)
+		defer func() { endCall(span, resp, err, attempt) }()
 	}
 	var policy backoff.BackOff = &backoff.StopBackOff{}
 	if c.cfg.MaxRetries > 0 {
@@ -200,6 +194,7 @@ func (c *Client) call(ctx context.Context, op string, body []byte) (resp *respon
 		}
 		return nil, err
 	}, backoff.WithContext(policy, ctx), func(err error, wait time.Duration) {
+		traceRetry(span, attempt, err)
 		c.cfg.Logger.Debug("atodene: retrying", zap.String("op", op), zap.Int("attempt", attempt),
 			zap.Duration("wait", wait), zap.Error(err))
 	})
@@ -230,9 +225,6 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *res
 		return nil, &NotSentError{Op: op, Err: err}
 	}
 	req.Header.Set("Content-Type", "application/xml; charset=UTF-8")
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		defer traceRequest(ctx, req, &resp, &err)()
-	}
 	httpResp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		err = withoutURL(err)
@@ -263,34 +255,64 @@ func (c *Client) attempt(ctx context.Context, op string, body []byte) (resp *res
 	return r, nil
 }
 
-// The attributes of a request's span (OpenTelemetry's HTTP client conventions).
+// The HTTP attributes of an operation's span (OpenTelemetry's HTTP client conventions).
 var (
 	attrHTTPMethod = attribute.Key("http.request.method").String(http.MethodPost)
 	attrHTTPStatus = attribute.Key("http.response.status_code")
 	attrURL        = attribute.Key("url.full")
 	attrServer     = attribute.Key("server.address")
+	attrRetryError = attribute.Key("exception.message")
 )
 
-// traceRequest starts the span of one HTTP request to ATODENE, "POST <path>" (a client span, a
-// child of the operation's), with its URL and, once answered, its status; the returned function
-// ends it. The request carries no trace context: ATODENE is not part of the trace. It is made
-// here rather than by instrumenting the transport (otelhttp), whose metric attributes, built for
-// every request even with no meter, cost as much as the span (cmd/bench -only tracing).
-func traceRequest(ctx context.Context, req *http.Request, resp **responseXML, err *error) (end func()) {
-	u := url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path} // no user information or query
-	_, span := tracing.Start(ctx, http.MethodPost+" "+req.URL.Path, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrHTTPMethod, attrURL.String(u.String()), attrServer.String(req.URL.Hostname())))
-	return func() {
-		var status *StatusError
-		switch {
-		case errors.As(*err, &status):
-			span.SetAttributes(attrHTTPStatus.Int(status.StatusCode))
-		case *resp != nil || errors.As(*err, new(*RejectedError)) || errors.As(*err, new(*MalformedResponseError)):
-			span.SetAttributes(attrHTTPStatus.Int(http.StatusOK))
-		}
-		tracing.Fail(span, *err)
-		span.End()
+// traceCall starts the span of one ATODENE operation, "atodene <op>": a client span with the
+// operation and the HTTP client attributes of its request (the URL has no user information: New
+// refuses one). One span covers the operation's attempts rather than one child per HTTP request: a
+// span costs the worker as much as its Redis script (cmd/bench -only tracing), and the attempts
+// are the span's "retry" events. The request carries no trace context: ATODENE is not part of the
+// trace.
+func (c *Client) traceCall(ctx context.Context, op string) (context.Context, trace.Span) {
+	return tracing.Start(ctx, "atodene "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrOperation.String(op), attrHTTPMethod, attrURL.String(c.base+op), attrServer.String(c.host)))
+}
+
+// endCall ends an operation's span with its result (OK or NG; none when no answer was read), its
+// attempts, the last attempt's HTTP status when one came, and its error.
+func endCall(span trace.Span, resp *responseXML, err error, attempts int) {
+	if resp != nil && resp.Result != nil {
+		span.SetAttributes(attrResult.String(strings.TrimSpace(*resp.Result)))
 	}
+	span.SetAttributes(attrAttempts.Int(attempts))
+	if status, ok := httpStatus(resp, err); ok {
+		span.SetAttributes(attrHTTPStatus.Int(status))
+	}
+	tracing.Fail(span, err)
+	span.End()
+}
+
+// traceRetry records on span that attempt failed with err and is retried. It does nothing outside
+// a recording span.
+func traceRetry(span trace.Span, attempt int, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{tracing.Attempt.Int(attempt), attrRetryError.String(tracing.Clip(err.Error()))}
+	if status, ok := httpStatus(nil, err); ok {
+		attrs = append(attrs, attrHTTPStatus.Int(status))
+	}
+	span.AddEvent("retry", trace.WithAttributes(attrs...))
+}
+
+// httpStatus is the HTTP status of the attempt that returned resp and err, and whether one came:
+// a StatusError's, or 200 for an answer read (parsed, refused or malformed).
+func httpStatus(resp *responseXML, err error) (int, bool) {
+	var status *StatusError
+	switch {
+	case errors.As(err, &status):
+		return status.StatusCode, true
+	case resp != nil || errors.As(err, new(*RejectedError)) || errors.As(err, new(*MalformedResponseError)):
+		return http.StatusOK, true
+	}
+	return 0, false
 }
 
 // withoutURL drops the *url.Error wrapper, whose message repeats the request URL.

@@ -71,7 +71,7 @@ func (s *Store) History(ctx context.Context, shop, order string) ([]Entry, error
 // of a history that has no order state with it; 0 makes it last as an order state does (the
 // store's retention, as a state write does).
 func (s *Store) AppendHistory(ctx context.Context, shop, order string, e Entry, ttl time.Duration) (err error) {
-	ctx, c := startCall(ctx, "append history", "MULTI", shop)
+	ctx, c := startCall(ctx, "redis append history", "MULTI")
 	defer c.end(&err)
 	key := s.historyKey(shop, order)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {

@@ -103,7 +103,7 @@ var errNeedEntry = errors.New("orderstate: the inbox holds events")
 
 // acquire runs acquire.lua once, with t.Queue's entry if withEntry.
 func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEntry bool) (_ *Lease, err error) {
-	ctx, c := startCall(ctx, "acquire", "EVALSHA", shop)
+	ctx, c := startCall(ctx, "redis acquire", "EVALSHA")
 	defer c.end(&err)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -222,7 +222,7 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 // Next returns the inbox's first entry, or nil when it is empty, for a holder that took the lease
 // in Drain mode.
 func (l *Lease) Next(ctx context.Context) (_ *Parked, err error) {
-	ctx, c := startCall(ctx, "inbox next", "LINDEX", l.shop)
+	ctx, c := startCall(ctx, "redis inbox next", "LINDEX")
 	defer c.end(&err)
 	raw, err := l.store.rdb.LIndex(ctx, l.store.inboxKey(l.shop, l.order), 0).Result()
 	err = unavailable(err)
@@ -250,7 +250,7 @@ func (l *Lease) ReleaseAfter(ctx context.Context) error {
 
 // Release gives the lease up, if it is still held by this holder.
 func (l *Lease) Release(ctx context.Context) (err error) {
-	ctx, c := startCall(ctx, "release", "EVALSHA", l.shop)
+	ctx, c := startCall(ctx, "redis release", "EVALSHA")
 	defer c.end(&err)
 	key := l.store.leaseKey(l.shop, l.order)
 	if err := l.store.batch.run(ctx, releaseScript, []string{key}, l.token).Err(); err != nil {

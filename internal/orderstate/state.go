@@ -461,7 +461,7 @@ func (s *Store) heldKey(shop string) string    { return s.prefix + "held:{" + sh
 
 // Get returns an order's state; an order never seen has Version 0 and StatusNone.
 func (s *Store) Get(ctx context.Context, shop, order string) (_ State, err error) {
-	ctx, c := startCall(ctx, "get", "GET", shop)
+	ctx, c := startCall(ctx, "redis get", "GET")
 	defer c.end(&err)
 	raw, err := s.rdb.Get(ctx, s.stateKey(shop, order)).Bytes()
 	err = unavailable(err)
@@ -590,7 +590,7 @@ func (w writeArgs) inboxDue(now time.Time) time.Time {
 // write runs write.lua: st (if not nil) as the next version with its history entries, and w.
 // It returns the state written and, when the lease is kept for it, the inbox's next entry.
 func (s *Store) write(ctx context.Context, shop, order string, st *State, w writeArgs, now time.Time) (_ State, _ *Parked, err error) {
-	ctx, c := startCall(ctx, "write", "EVALSHA", shop)
+	ctx, c := startCall(ctx, "redis write", "EVALSHA")
 	defer c.end(&err)
 	sk := s.keysOf(shop)
 	keys := append(make([]string, 0, 12), s.stateKey(shop, order), sk.pending, s.leaseKey(shop, order), s.eventKey(shop, w.eventKey),
@@ -685,7 +685,7 @@ func dataOp(st *State) (op string, data any) {
 // OrderData returns the order's data kept for a re-authorization (State.OrderData), or nil when
 // Redis holds none (never stored, deleted once the order no longer kept it, or lost).
 func (s *Store) OrderData(ctx context.Context, shop, order string) (_ []byte, err error) {
-	ctx, c := startCall(ctx, "order data", "GET", shop)
+	ctx, c := startCall(ctx, "redis order data", "GET")
 	defer c.end(&err)
 	raw, err := s.rdb.Get(ctx, s.dataKey(shop, order)).Bytes()
 	err = unavailable(err)
@@ -701,7 +701,7 @@ func (s *Store) OrderData(ctx context.Context, shop, order string) (_ []byte, er
 // EventDone reports whether the event of shop with this identity (events.EventKey) was processed
 // to completion.
 func (s *Store) EventDone(ctx context.Context, shop, key string) (_ bool, err error) {
-	ctx, c := startCall(ctx, "event done", "EXISTS", shop)
+	ctx, c := startCall(ctx, "redis event done", "EXISTS")
 	defer c.end(&err)
 	n, err := s.rdb.Exists(ctx, s.eventKey(shop, key)).Result()
 	err = unavailable(err)
@@ -714,7 +714,7 @@ func (s *Store) EventDone(ctx context.Context, shop, key string) (_ bool, err er
 // ForgetEvent removes the record of an event of shop processed (a parked event whose dead letter
 // was written), so that the event is applied if it comes again.
 func (s *Store) ForgetEvent(ctx context.Context, shop, key string) (err error) {
-	ctx, c := startCall(ctx, "forget event", "DEL", shop)
+	ctx, c := startCall(ctx, "redis forget event", "DEL")
 	defer c.end(&err)
 	if err := unavailable(s.rdb.Del(ctx, s.eventKey(shop, key)).Err()); err != nil {
 		return fmt.Errorf("orderstate: removing event record %s of shop %s: %w", key, shop, err)

@@ -90,7 +90,7 @@ type Held struct {
 // an event applied from the inbox and parked is written into the state before it leaves the
 // inbox, so it is seen in one or the other.
 func (s *Store) HeldEvents(ctx context.Context, shop, order string) (_ Held, err error) {
-	ctx, c := startCall(ctx, "held events", "PIPELINE", shop)
+	ctx, c := startCall(ctx, "redis held events", "PIPELINE")
 	defer c.end(&err)
 	h := Held{Keys: map[string]bool{}}
 	pipe := s.rdb.Pipeline()

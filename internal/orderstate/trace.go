@@ -13,23 +13,25 @@ import (
 var (
 	attrDBSystem    = attribute.Key("db.system.name").String("redis")
 	attrDBOperation = attribute.Key("db.operation.name")
-	attrStoreCall   = attribute.Key("atodene.store.call")
 )
 
-// storeCall is the span of one store call within a traced message's span: "redis <name>" (a script,
-// acquire, write, release, or a command), with the Redis command it sends and the shop. Spans are
+// storeCall is the span of one store call within a traced message's span: "redis <call>" (a script,
+// acquire, write, release, or a command), with the Redis command it sends. The shop and the order
+// are the message's span's: a child does not repeat them, each attribute costing the worker's CPU. Spans are
 // made here, one per call, rather than by instrumenting the Redis client: the calls of many
 // handlers are sent together in one pipeline (batch.go), whose commands belong to no one handler's
 // trace, and a client's spans would show the scripts' arguments, which hold the order's personal
 // data. A call's span never holds its keys or arguments. Outside a recording span it costs nothing.
 type storeCall struct{ span trace.Span }
 
-func startCall(ctx context.Context, name, command, shop string) (context.Context, storeCall) {
+//
+// name is the span's whole name, "redis <call>", a constant so that no span builds it.
+func startCall(ctx context.Context, name, command string) (context.Context, storeCall) {
 	if span := trace.SpanFromContext(ctx); !span.IsRecording() {
-		return ctx, storeCall{span} // before the name and attributes are built: they allocate
+		return ctx, storeCall{span} // before the attributes are built: they allocate
 	}
-	ctx, span := tracing.Start(ctx, "redis "+name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrDBSystem, attrDBOperation.String(command), attrStoreCall.String(name), tracing.Shop.String(shop)))
+	ctx, span := tracing.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrDBSystem, attrDBOperation.String(command)))
 	return ctx, storeCall{span}
 }
 

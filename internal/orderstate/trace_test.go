@@ -10,7 +10,7 @@ import (
 func TestStoreCallOffCostsNothing(t *testing.T) {
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
-		_, c := startCall(ctx, "write", "EVALSHA", "shop-a")
+		_, c := startCall(ctx, "redis write", "EVALSHA")
 		var err error
 		c.end(&err)
 	})
