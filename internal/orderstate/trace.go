@@ -24,7 +24,8 @@ var (
 // data. A call's span never holds its keys or arguments. Outside a recording span it costs nothing.
 type storeCall struct{ span trace.Span }
 
-// name is the span's whole name, "redis <call>", a constant so that no span builds it.
+// startCall starts the span of a store call that sends the Redis command command. name is the
+// span's whole name ("redis <call>"), a constant, so that no span builds it.
 func startCall(ctx context.Context, name, command string) (context.Context, storeCall) {
 	if span := trace.SpanFromContext(ctx); !span.IsRecording() {
 		return ctx, storeCall{span} // before the attributes are built: they allocate
