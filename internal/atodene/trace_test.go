@@ -40,7 +40,7 @@ func TestOperationSpan(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, a := range s.Attributes {
-		got[string(a.Key)] = a.Value.Emit()
+		got[string(a.Key)] = a.Value.String()
 	}
 	for k, v := range map[string]string{"atodene.operation": "getauthori.do", "atodene.result": "OK", "atodene.attempts": "3",
 		"http.request.method": "POST", "http.response.status_code": "200", "url.full": srv.URL + "/api/getauthori.do", "server.address": "127.0.0.1"} {
@@ -66,7 +66,7 @@ func TestOperationSpan(t *testing.T) {
 func attr(list []attribute.KeyValue, key string) string {
 	for _, a := range list {
 		if string(a.Key) == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
