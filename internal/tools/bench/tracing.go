@@ -65,7 +65,7 @@ func (r *runner) tracing(ctx context.Context) error {
 	t.Notes = []string{
 		fmt.Sprintf("tracing on / off: %s of the orders/s (target ≥ 0.95)", ratio(res.OnVsOff)),
 		fmt.Sprintf("exported: %d OTLP requests, %s bytes, discarded by the bench", res.ExportRequests, thousands(res.ExportBytes)),
-		"off is the default: no provider, no exporter, no batcher; on: a consumer span per message with children for the store's calls, the ATODENE operation and its HTTP request, and the outcome's publish",
+		"off is the default: no provider, no exporter, no batcher; on: a consumer span per message with children for the store's calls, the ATODENE operation (its HTTP request's attributes on it), and the outcome's publish",
 	}
 	return t.Render(r.out)
 }
