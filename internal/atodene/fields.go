@@ -119,14 +119,21 @@ func zip(v string) bool {
 // rules of docs/protocol.md#field-limits and docs/protocol.md#shippingrequestdo-shipment-report. It returns a *FieldError naming the field, or nil. Fields it does
 // not know are accepted.
 func CheckField(field, value string) error {
-	rule, ok := fieldRules[field]
-	if !ok {
-		return nil
-	}
-	if reason := rule.check(value); reason != "" {
+	if reason := FieldReason(field, value); reason != "" {
 		return &FieldError{Field: field, Reason: reason}
 	}
 	return nil
+}
+
+// FieldReason is CheckField's reason alone: why value breaks the rule of the request element
+// named field, or "" when it does not (or the field is not known). It allocates nothing for a
+// valid value, which every field of every order is checked as.
+func FieldReason(field, value string) string {
+	rule, ok := fieldRules[field]
+	if !ok {
+		return ""
+	}
+	return rule.check(value)
 }
 
 func (r fieldRule) check(v string) string {

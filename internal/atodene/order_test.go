@@ -223,6 +223,14 @@ func TestCheckField(t *testing.T) {
 		if err != nil && (!errors.As(err, &fe) || fe.Field != tt.field) {
 			t.Errorf("CheckField(%q): error %v does not name the field", tt.field, err)
 		}
+		if reason := FieldReason(tt.field, tt.value); (reason == "") != tt.ok || err != nil && reason != fe.Reason {
+			t.Errorf("FieldReason(%q, %q) = %q, want CheckField's reason (%v)", tt.field, tt.value, reason, err)
+		}
+		if tt.ok {
+			if n := testing.AllocsPerRun(10, func() { FieldReason(tt.field, tt.value) }); n != 0 {
+				t.Errorf("FieldReason(%q, %q) of a valid value made %v allocations, want 0", tt.field, tt.value, n)
+			}
+		}
 	}
 }
 

@@ -206,10 +206,11 @@ const (
 // aside, is listed in o.Normalized with the form it is sent in.
 func (o *Order) Normalize() {
 	var out []Normalized
-	set := func(field string, v *string, f func(string) string) {
+	// The field's name is built only for a value that changed: every order passes here.
+	set := func(prefix, name string, v *string, f func(string) string) {
 		if n := f(*v); n != *v {
 			*v = n
-			out = append(out, Normalized{Field: field, Value: n})
+			out = append(out, Normalized{Field: prefix + name, Value: n})
 		}
 	}
 	for _, p := range []struct {
@@ -219,17 +220,20 @@ func (o *Order) Normalize() {
 		if p.x == nil {
 			continue
 		}
-		set(p.prefix+"name", &p.x.Name, normalize.Text)
-		set(p.prefix+"name_kana", &p.x.NameKana, normalize.Kana)
-		set(p.prefix+"zip", &p.x.Zip, normalize.Zip)
-		set(p.prefix+"address", &p.x.Address, normalize.Text)
-		set(p.prefix+"phone", &p.x.Phone, normalize.Phone)
-		set(p.prefix+"email", &p.x.Email, normalize.Email)
-		set(p.prefix+"company", &p.x.Company, normalize.Text)
-		set(p.prefix+"department", &p.x.Department, normalize.Text)
+		set(p.prefix, "name", &p.x.Name, normalize.Text)
+		set(p.prefix, "name_kana", &p.x.NameKana, normalize.Kana)
+		set(p.prefix, "zip", &p.x.Zip, normalize.Zip)
+		set(p.prefix, "address", &p.x.Address, normalize.Text)
+		set(p.prefix, "phone", &p.x.Phone, normalize.Phone)
+		set(p.prefix, "email", &p.x.Email, normalize.Email)
+		set(p.prefix, "company", &p.x.Company, normalize.Text)
+		set(p.prefix, "department", &p.x.Department, normalize.Text)
 	}
 	for i := range o.Items {
-		set("items["+strconv.Itoa(i)+"].name", &o.Items[i].Name, func(s string) string { return normalize.Cut(normalize.Text(s), maxItemName) })
+		if n := normalize.Cut(normalize.Text(o.Items[i].Name), maxItemName); n != o.Items[i].Name {
+			o.Items[i].Name = n
+			out = append(out, Normalized{Field: "items[" + strconv.Itoa(i) + "].name", Value: n})
+		}
 	}
 	o.Browser.HTTPHeader = normalize.Cut(o.Browser.HTTPHeader, maxBrowserLen)
 	o.Browser.DeviceInfo = normalize.Cut(o.Browser.DeviceInfo, maxBrowserLen)
@@ -402,7 +406,7 @@ func (p *problems) person(prefix string, x *Person, isBuyer bool) {
 			continue // a consignee needs no e-mail address
 		}
 		// The field's name is built only for a problem: every order passes here.
-		if reason := fieldReason(f.element, v); reason != "" {
+		if reason := atodene.FieldReason(f.element, v); reason != "" {
 			p.add(prefix+"."+f.json, "%s", reason)
 		}
 	}
@@ -410,18 +414,9 @@ func (p *problems) person(prefix string, x *Person, isBuyer bool) {
 
 // field applies an ATODENE field rule to a JSON field, reporting it under the JSON name.
 func (p *problems) field(name, element, value string) {
-	if reason := fieldReason(element, value); reason != "" {
+	if reason := atodene.FieldReason(element, value); reason != "" {
 		p.add(name, "%s", reason)
 	}
-}
-
-// fieldReason is why value breaks the rule of the ATODENE element, or "".
-func fieldReason(element, value string) string {
-	var fe *atodene.FieldError
-	if err := atodene.CheckField(element, value); errors.As(err, &fe) {
-		return fe.Reason
-	}
-	return ""
 }
 
 // Validate checks every rule of docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate for an order of the given shop.
@@ -441,7 +436,7 @@ func (o Order) Validate(shop string) error {
 	var sum int64
 	for i, it := range o.Items {
 		item := func(field string) string { return "items[" + strconv.Itoa(i) + "]." + field }
-		if reason := fieldReason("goods", it.Name); reason != "" {
+		if reason := atodene.FieldReason("goods", it.Name); reason != "" {
 			p.add(item("name"), "%s", reason)
 		}
 		if it.UnitPrice < 0 || it.UnitPrice > 999999 {
