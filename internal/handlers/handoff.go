@@ -43,17 +43,29 @@ const handoffClaim = 30 * time.Second
 // whose state no longer holds the re-check it was taken for (decided, changed or cancelled since)
 // is dropped. The error joins the failures of every shop, each naming its shop: Redis's, or
 // JetStream's; the re-checks a failed run took are taken again once its claim runs out.
+// Cancelling ctx stops it before the next shop, with ctx's error among the others.
 func (h *Handoff) Once(ctx context.Context) (int, error) {
-	handed := 0
+	return eachShop(ctx, h.Shops, "handing the held re-checks of shop %s to JetStream", h.shop)
+}
+
+// eachShop runs f for every shop and sums what it counts. A shop's failure does not stop the
+// others: the error joins every shop's, each wrapped with what (a format naming the shop).
+// Cancelling ctx stops it before the next shop, with ctx's error among the others.
+func eachShop(ctx context.Context, shops []string, what string, f func(ctx context.Context, shop string) (int, error)) (int, error) {
+	total := 0
 	var errs []error
-	for _, shop := range h.Shops {
-		n, err := h.shop(ctx, shop)
-		handed += n
+	for _, shop := range shops {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		n, err := f(ctx, shop)
+		total += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("handing the held re-checks of shop %s to JetStream: %w", shop, err))
+			errs = append(errs, fmt.Errorf(what+": %w", shop, err))
 		}
 	}
-	return handed, errors.Join(errs...)
+	return total, errors.Join(errs...)
 }
 
 // shop is Once for the held re-checks of one shop.

@@ -301,3 +301,21 @@ func TestReconcilerDoesNotTakeAHeldRecheckForDecided(t *testing.T) {
 		t.Errorf("the held re-check made again is marked Behind: its decision would not be published")
 	}
 }
+
+// TestHandoffAndReconcilerStopWhenCancelled: a run whose context is cancelled (the worker
+// stopping) looks at no shop and says why; the held re-check stays for the next run.
+func TestHandoffAndReconcilerStopWhenCancelled(t *testing.T) {
+	t.Parallel()
+	e := newHandoffEnv(t)
+	st := e.register(t)
+	e.clock.Advance(st.PollAt.Sub(e.clock.Now()) + 2*time.Minute) // due, and overdue past the grace
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n, err := e.h.Once(ctx); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Handoff.Once cancelled: %d, %v; want 0, context.Canceled", n, err)
+	}
+	if n, err := e.rec.Once(ctx); n != 0 || !errors.Is(err, context.Canceled) || e.waited != 0 {
+		t.Fatalf("Reconciler.Once cancelled: %d, %v, %d looks into JetStream; want 0, context.Canceled, 0", n, err, e.waited)
+	}
+	e.handOnce(t, 1)
+}

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -53,20 +52,9 @@ const reconcileBatch = 256
 // tries again. Cancelling ctx stops it before the next shop, with ctx's error among the others.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
 	now := r.Now()
-	scheduled := 0
-	var errs []error
-	for _, shop := range r.Shops {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		n, err := r.once(ctx, shop, now)
-		scheduled += n
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reconciling the timers of shop %s: %w", shop, err))
-		}
-	}
-	return scheduled, errors.Join(errs...)
+	return eachShop(ctx, r.Shops, "reconciling the timers of shop %s", func(ctx context.Context, shop string) (int, error) {
+		return r.once(ctx, shop, now)
+	})
 }
 
 // once is Once for the orders of one shop.
