@@ -12,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
-	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
@@ -106,15 +102,7 @@ func newReviewEnv(t *testing.T, hold time.Duration) *reviewEnv {
 	store := orderstate.New(rdb, prefix, time.Hour)
 	t.Cleanup(store.Close)
 	e := &reviewEnv{rdb: rdb, prefix: prefix, store: store, js: &jsPolls{}, prov: &reviewProvider{screening: underReview}, clock: clock.NewFake(time.Now())}
-	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
-	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: &flakyOutcomes{}, Polls: e.js, Now: e.clock.Now, PollHoldAhead: hold,
-		Poll: handlers.PollPolicy{First: 10 * time.Minute, Max: 30 * time.Minute, Deadline: 24 * time.Hour}})
-	e.h = &handlers.Handoff{Store: e.store, Shops: []string{"shop-a"}, Polls: e.js, Ahead: time.Minute, Now: e.clock.Now}
-	e.rec = &handlers.Reconciler{Store: e.store, Shops: []string{"shop-a"}, Polls: e.js, Grace: time.Minute, Now: e.clock.Now, Logger: zap.NewNop(),
-		Waiting: func(context.Context, handlers.PollRequest, time.Time, time.Time) (handlers.TimerState, error) {
-			return handlers.TimerWaiting, nil
-		}}
+	e.o, e.h, e.rec = reviewParts(t, e.store, e.js, e.prov, e.clock, hold, func() handlers.TimerState { return handlers.TimerWaiting })
 	return e
 }
 

@@ -56,17 +56,29 @@ type handoffEnv struct {
 func newHandoffEnv(t *testing.T) *handoffEnv {
 	t.Helper()
 	e := &handoffEnv{store: newStore(t), polls: &timedPolls{}, prov: &reviewProvider{screening: underReview}, clock: clock.NewFake(time.Now())}
-	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
-	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: &flakyOutcomes{}, Polls: e.polls, Now: e.clock.Now, PollHoldAhead: time.Minute,
-		Poll: handlers.PollPolicy{First: 10 * time.Minute, Max: 30 * time.Minute, Deadline: 24 * time.Hour}})
-	e.h = &handlers.Handoff{Store: e.store, Shops: []string{"shop-a"}, Polls: e.polls, Ahead: time.Minute, Now: e.clock.Now}
-	e.rec = &handlers.Reconciler{Store: e.store, Shops: []string{"shop-a"}, Polls: e.polls, Grace: time.Minute, Now: e.clock.Now, Logger: zap.NewNop(),
-		Waiting: func(context.Context, handlers.PollRequest, time.Time, time.Time) (handlers.TimerState, error) {
-			e.waited++
-			return handlers.TimerMissing, nil
-		}}
+	e.o, e.h, e.rec = reviewParts(t, e.store, e.polls, e.prov, e.clock, time.Minute, func() handlers.TimerState {
+		e.waited++
+		return handlers.TimerMissing
+	})
 	return e
+}
+
+// reviewParts builds, over store, for shop-a whose calls go to prov: Orders holding the re-checks
+// due more than hold ahead (the first ten minutes after registration), a Handoff handing them a
+// minute ahead, and a Reconciler with a minute's grace to which waiting says where each timer is.
+func reviewParts(t *testing.T, store *orderstate.Store, polls handlers.Polls, prov *reviewProvider, clk *clock.Fake, hold time.Duration,
+	waiting func() handlers.TimerState) (*handlers.Orders, *handlers.Handoff, *handlers.Reconciler) {
+	t.Helper()
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: polls, Now: clk.Now, PollHoldAhead: hold,
+		Poll: handlers.PollPolicy{First: 10 * time.Minute, Max: 30 * time.Minute, Deadline: 24 * time.Hour}})
+	h := &handlers.Handoff{Store: store, Shops: []string{"shop-a"}, Polls: polls, Ahead: time.Minute, Now: clk.Now}
+	rec := &handlers.Reconciler{Store: store, Shops: []string{"shop-a"}, Polls: polls, Grace: time.Minute, Now: clk.Now, Logger: zap.NewNop(),
+		Waiting: func(context.Context, handlers.PollRequest, time.Time, time.Time) (handlers.TimerState, error) {
+			return waiting(), nil
+		}}
+	return o, h, rec
 }
 
 // register registers order o-1 under review and returns its state.
