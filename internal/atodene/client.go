@@ -305,11 +305,11 @@ func traceRetry(span trace.Span, attempt int, err error) {
 // httpStatus is the HTTP status of the attempt that returned resp and err, and whether one came:
 // a StatusError's, or 200 for an answer read (parsed, refused or malformed).
 func httpStatus(resp *responseXML, err error) (int, bool) {
-	var status *StatusError
+	status, isStatus := errors.AsType[*StatusError](err)
 	switch {
-	case errors.As(err, &status):
+	case isStatus:
 		return status.StatusCode, true
-	case resp != nil || errors.As(err, new(*RejectedError)) || errors.As(err, new(*MalformedResponseError)):
+	case resp != nil || isType[*RejectedError](err) || isType[*MalformedResponseError](err):
 		return http.StatusOK, true
 	}
 	return 0, false
@@ -317,8 +317,7 @@ func httpStatus(resp *responseXML, err error) (int, bool) {
 
 // withoutURL drops the *url.Error wrapper, whose message repeats the request URL.
 func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return ue.Err
 	}
 	return err

@@ -160,17 +160,18 @@ func (e *InvalidRequestError) Error() string {
 // IsRetrySafe reports whether err proves the request never reached ATODENE, so that sending it
 // again cannot cause a second effect.
 func IsRetrySafe(err error) bool {
-	var ns *NotSentError
-	return errors.As(err, &ns)
+	return isType[*NotSentError](err)
 }
 
 // OutcomeUnknown reports whether err leaves open whether ATODENE processed the request: it was
 // sent, but no valid answer came back (no answer, an HTTP error status, or a malformed answer).
 func OutcomeUnknown(err error) bool {
-	var (
-		ou *OutcomeUnknownError
-		se *StatusError
-		me *MalformedResponseError
-	)
-	return errors.As(err, &ou) || errors.As(err, &se) || errors.As(err, &me)
+	return isType[*OutcomeUnknownError](err) || isType[*StatusError](err) || isType[*MalformedResponseError](err)
+}
+
+// isType reports whether err's tree holds an error of type E. Unlike errors.As with a target
+// variable, it allocates nothing: it runs for every call's answer.
+func isType[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }

@@ -175,7 +175,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 		}
 	}
 	reg, err := r.shop.Provider.Register(ctx, req.checked)
-	var rejected *atodene.RejectedError
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	did := "registered"
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyRegistered) && resent:
@@ -184,7 +184,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		st.Status = orderstate.StatusUnknown
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.checked.Sent().ShopOrderID)))
-	case errors.As(err, &rejected):
+	case isRejected:
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)
 		did = "refused by ATODENE"
 	case err != nil:
@@ -264,11 +264,11 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 		req.checked = checked
 	}
 	ch, err := r.shop.Provider.Modify(ctx, st.TransactionID, req.checked)
-	var rejected *atodene.RejectedError
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
 		return write(o.cancelled(st, r.shop.ID, order, ev.ID, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
-	case errors.As(err, &rejected):
+	case isRejected:
 		// The transaction stands with its earlier data; a corrected order.updated tries again.
 		st.Errors = providerErrors(rejected.Errors)
 		o.emitCredit(&st, r.shop.ID, order, events.TypeCreditInvalid, ev.ID, req.normalized...)

@@ -64,8 +64,7 @@ func Permanent(reason Reason, err error) error {
 
 // DeadLetterReason returns the dead-letter reason of a permanent error.
 func DeadLetterReason(err error) (Reason, bool) {
-	var dl *deadLetterError
-	if errors.As(err, &dl) {
+	if dl, ok := errors.AsType[*deadLetterError](err); ok {
 		return dl.reason, true
 	}
 	return Reason{}, false
@@ -90,8 +89,7 @@ func RetryAfter(d time.Duration, err error) error { return &retryAfterError{dela
 
 // RetryDelay returns the delay requested by RetryAfter.
 func RetryDelay(err error) (time.Duration, bool) {
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
+	if ra, ok := errors.AsType[*retryAfterError](err); ok {
 		return ra.delay, true
 	}
 	return 0, false
@@ -116,6 +114,6 @@ func Infrastructure(err error) error {
 // JetStream (marked with Infrastructure). Such a failure never uses up a message's deliveries or
 // an event's tries: the message is kept and tried again for as long as it lasts.
 func IsInfrastructure(err error) bool {
-	var ie *infraError
-	return errors.As(err, &ie) || errors.Is(err, orderstate.ErrUnavailable)
+	_, infra := errors.AsType[*infraError](err)
+	return infra || errors.Is(err, orderstate.ErrUnavailable)
 }

@@ -51,9 +51,9 @@ func (o *Orders) invoice(ev Event[events.InvoiceRequest]) decision {
 			return write(st, "not fetched: "+problem.Message)
 		}
 		inv, err := r.shop.Provider.InvoiceData(ctx, st.TransactionID)
-		var rejected *atodene.RejectedError
+		rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 		switch {
-		case errors.As(err, &rejected):
+		case isRejected:
 			data.Errors = outcomeErrors(rejected.Errors)
 			o.emit(&st, r.shop.ID, order, events.TypeInvoiceNG, ev.ID, data)
 			return write(st, "invoice refused by ATODENE")

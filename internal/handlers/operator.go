@@ -85,7 +85,7 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 			return write(notRegistered(st), "resolved: not registered at ATODENE; the order is none again, and its next order.created registers it")
 		}
 		scr, err := r.shop.Provider.GetAuthori(ctx, tx)
-		var rejected *atodene.RejectedError
+		rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 		reason, permanent := DeadLetterReason(err)
 		switch {
 		case permanent && reason == ReasonNoTransaction:
@@ -100,7 +100,7 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 				at = o.Now()
 			}
 			return write(o.cancelled(st, r.shop.ID, order, ev.ID, at), "resolved: transaction "+tx+" adopted; ATODENE holds it as cancelled")
-		case errors.As(err, &rejected):
+		case isRejected:
 			return fail(Permanent(ReasonInvalid, fmt.Errorf("transaction_id: ATODENE refused getauthori.do for transaction %s (%s): not adopted; the order stays unknown", tx, points(rejected))))
 		case err != nil:
 			return fail(err)

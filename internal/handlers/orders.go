@@ -267,7 +267,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
 		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""), KeptGoingRound)
 	}
-	if qe := (*orderstate.QueuedError)(nil); errors.As(err, &qe) {
+	if qe, queued := errors.AsType[*orderstate.QueuedError](err); queued {
 		o.leaseHeld(LeaseQueued)
 		if qe.Length == 1 {
 			// The holder applies it; if the holder dies first, this timer's handler does. Later

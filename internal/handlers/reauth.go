@@ -197,7 +197,7 @@ func (o *Orders) reauthorized(result string) {
 // the answer. resent says an earlier attempt may have reached ATODENE.
 func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st orderstate.State, req atodene.Request, resent bool) change {
 	reg, err := r.shop.Provider.Register(ctx, req)
-	var rejected *atodene.RejectedError
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		why := "ATODENE already holds a live transaction for the derived shopOrderId " + req.Sent().ShopOrderID
@@ -205,7 +205,7 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 			why += " (an earlier attempt, whose answer was lost, may have registered it: look it up in ATODENE's screen and cancel it there)"
 		}
 		return o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
-	case errors.As(err, &rejected):
+	case isRejected:
 		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+points(rejected)+"); the order stays on its transaction")
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId

@@ -53,8 +53,8 @@ func (r *Refusals) check(shop string, now time.Time) error {
 // each refusal), any other answer of ATODENE ends the stop. It returns the stop that a refusal
 // began or lengthened, and whether an answer ended one.
 func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused, ended bool) {
-	var rejected *atodene.RejectedError
-	refused := errors.As(err, &rejected) && errors.Is(err, atodene.ErrAccountRefused)
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
+	refused := isRejected && errors.Is(err, atodene.ErrAccountRefused)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, ok := r.shops[shop]
@@ -67,7 +67,7 @@ func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused,
 		r.shops[shop] = f
 	case refused:
 		f.backoff = min(2*f.backoff, maxRefusalStop)
-	case ok && (err == nil || errors.As(err, &rejected)):
+	case ok && (err == nil || isRejected):
 		delete(r.shops, shop) // ATODENE answered, and not about the account
 		return nil, true
 	default:

@@ -65,9 +65,9 @@ func (c recorder) after(op, answer string, err error) error {
 }
 
 func (c recorder) note(op, answer string, err error) {
-	var rejected *atodene.RejectedError
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	switch {
-	case errors.As(err, &rejected):
+	case isRejected:
 		parts := make([]string, len(rejected.Errors))
 		for i, e := range rejected.Errors {
 			parts[i] = e.Point + " " + e.Code

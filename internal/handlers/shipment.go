@@ -74,13 +74,13 @@ func (o *Orders) reportShipment(ctx context.Context, shop *Shop, order string, s
 	}
 	err := shop.Provider.ReportShipment(ctx, atodene.Shipment{Type: typ, TransactionID: st.TransactionID,
 		CarrierCode: sh.CarrierCode, SlipNo: sh.TrackingNumber, InvoiceDate: invoiceDate})
-	var rejected *atodene.RejectedError
+	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	switch {
-	case err == nil, typ == atodene.DeliveryNew && errors.As(err, &rejected) && onlyPoint(rejected, "deliveryType"):
+	case err == nil, typ == atodene.DeliveryNew && isRejected && onlyPoint(rejected, "deliveryType"):
 		sh.Reported, sh.Filed, sh.Report = true, true, report
 		st.Shipment = &sh
 		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentOK, sh, report, nil)
-	case errors.As(err, &rejected):
+	case isRejected:
 		st.Shipment = prev
 		o.emitShipment(&st, shop.ID, order, causedBy, events.TypeShipmentNG, sh, report, outcomeErrors(rejected.Errors))
 	default:
