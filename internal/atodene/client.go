@@ -278,13 +278,15 @@ func (c *Client) traceCall(ctx context.Context, op string) (context.Context, tra
 // endCall ends an operation's span with its result (OK or NG; none when no answer was read), its
 // attempts, the last attempt's HTTP status when one came, and its error.
 func endCall(span trace.Span, resp *responseXML, err error, attempts int) {
+	attrs := make([]attribute.KeyValue, 1, 3) // one SetAttributes call: the SDK grows and locks per call
+	attrs[0] = attrAttempts.Int(attempts)
 	if resp != nil && resp.Result != nil {
-		span.SetAttributes(attrResult.String(strings.TrimSpace(*resp.Result)))
+		attrs = append(attrs, attrResult.String(strings.TrimSpace(*resp.Result)))
 	}
-	span.SetAttributes(attrAttempts.Int(attempts))
 	if status, ok := httpStatus(resp, err); ok {
-		span.SetAttributes(attrHTTPStatus.Int(status))
+		attrs = append(attrs, attrHTTPStatus.Int(status))
 	}
+	span.SetAttributes(attrs...)
 	tracing.Fail(span, err)
 	span.End()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -38,22 +39,25 @@ func startProcess(ctx context.Context, tp trace.TracerProvider, msg jetstream.Ms
 // A failure marks the span with the handler's error, as the log line has it.
 func endProcess(span trace.Span, m *handlers.Message, outcome, reason string, err error) {
 	h := m.Head
+	// One SetAttributes call: the SDK grows the span's attributes, and takes its lock, per call.
+	attrs := make([]attribute.KeyValue, 0, 6)
 	if h.Event.ID != "" {
-		span.SetAttributes(tracing.MessageID.String(tracing.Clip(h.Event.ID)))
+		attrs = append(attrs, tracing.MessageID.String(tracing.Clip(h.Event.ID)))
 	}
 	if h.Kind != "" {
-		span.SetAttributes(tracing.EventType.String(h.Kind))
+		attrs = append(attrs, tracing.EventType.String(h.Kind))
 	}
 	if h.Shop != "" {
-		span.SetAttributes(tracing.Shop.String(h.Shop))
+		attrs = append(attrs, tracing.Shop.String(h.Shop))
 	}
 	if h.Order != "" {
-		span.SetAttributes(tracing.Order.String(h.Order))
+		attrs = append(attrs, tracing.Order.String(h.Order))
 	}
-	span.SetAttributes(tracing.Outcome.String(outcome))
+	attrs = append(attrs, tracing.Outcome.String(outcome))
 	if reason != "" {
-		span.SetAttributes(tracing.DeadLetter.String(reason))
+		attrs = append(attrs, tracing.DeadLetter.String(reason))
 	}
+	span.SetAttributes(attrs...)
 	if err != nil {
 		span.SetStatus(codes.Error, tracing.Clip(outcome+": "+err.Error()))
 	}

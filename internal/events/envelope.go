@@ -282,6 +282,9 @@ const (
 // MaxTraceStateLen) is left out, as is tracestate without traceparent, and a body that is no JSON
 // object has neither. Whether traceparent is a valid trace context is for the propagator to judge.
 func TraceContext(body []byte) (traceparent, tracestate string) {
+	if !mayHoldKey(body, "traceparent") {
+		return "", "" // most events: no second scan of the whole body for an attribute it lacks
+	}
 	var attrs struct {
 		TraceParent json.RawMessage `json:"traceparent"`
 		TraceState  json.RawMessage `json:"tracestate"`
@@ -293,6 +296,12 @@ func TraceContext(body []byte) (traceparent, tracestate string) {
 		return "", ""
 	}
 	return traceparent, traceAttribute(attrs.TraceState, MaxTraceStateLen)
+}
+
+// mayHoldKey reports whether body's JSON could have a member named key (plain ASCII): it holds key
+// as written, or a backslash, since a name spelled with escapes ("\u0074raceparent") has one.
+func mayHoldKey(body []byte, key string) bool {
+	return bytes.Contains(body, []byte(key)) || bytes.IndexByte(body, '\\') >= 0
 }
 
 // traceAttribute returns the JSON string raw, or "" when raw is no string or one of more than limit

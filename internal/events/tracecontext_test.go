@@ -25,6 +25,8 @@ func TestTraceContext(t *testing.T) {
 		{"traceparent alone", body(`"traceparent":"` + parent + `",`), parent, ""},
 		{"none", body(``), "", ""},
 		{"tracestate alone", body(`"tracestate":"k=v",`), "", ""},
+		{"name escaped", body(`"\u0074raceparent":"` + parent + `","trace\u0073tate":"k=v",`), parent, "k=v"},
+		{"none, escapes elsewhere", body(`"subject":"\u6ce8\u6587",`), "", ""},
 		{"escaped", body(`"traceparent":"\u0030` + parent[1:] + `",`), parent, ""},
 		{"not a string", body(`"traceparent":55,"tracestate":"k=v",`), "", ""},
 		{"null", body(`"traceparent":null,`), "", ""},
@@ -46,5 +48,14 @@ func TestTraceContext(t *testing.T) {
 		if _, err := events.DecodeEnvelope("orders.cancelled.rakuten-01", []byte(tc.body)); err != nil {
 			t.Errorf("%s: the attributes made the envelope invalid: %v", tc.name, err)
 		}
+	}
+}
+
+// TestTraceContextOfAPlainBodyDoesNotParseIt: a body without the attribute (most events: their
+// producers put the trace context in headers, or none) is answered without decoding it.
+func TestTraceContextOfAPlainBodyDoesNotParseIt(t *testing.T) {
+	body := []byte(`{"specversion":"1.0","id":"e-1","source":"test","type":"order.cancelled","data":{"shop_id":"rakuten-01","order_id":"o-1"}}`)
+	if allocs := testing.AllocsPerRun(100, func() { events.TraceContext(body) }); allocs != 0 {
+		t.Errorf("TraceContext of a body without traceparent: %v allocations, want 0", allocs)
 	}
 }
