@@ -101,9 +101,10 @@ func Send(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, publish f
 	default:
 		return publish(ctx)
 	}
+	all := append(make([]attribute.KeyValue, 0, 3+len(attrs)), // one slice: the SDK copies each option's
+		tracing.MessagingSystem, tracing.OperationType.String("send"), tracing.Destination.String(msg.Subject))
 	ctx, span := tracer.Start(ctx, "send "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(tracing.MessagingSystem, tracing.OperationType.String("send"), tracing.Destination.String(msg.Subject)),
-		trace.WithAttributes(attrs...))
+		trace.WithAttributes(append(all, attrs...)...))
 	defer span.End()
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
