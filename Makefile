@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test ./internal/atodene -run '^$$' -fuzz '^FuzzFieldPatterns$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/fees -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzDecodeOrder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzTraceContext$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/normalize -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
 
 # bench runs the full benchmark (docs/benchmarks.md) and writes its JSON to BENCH_JSON;

@@ -282,9 +282,14 @@ const (
 // MaxTraceStateLen) is left out, as is tracestate without traceparent, and a body that is no JSON
 // object has neither. Whether traceparent is a valid trace context is for the propagator to judge.
 func TraceContext(body []byte) (traceparent, tracestate string) {
-	if !mayHoldKey(body, "traceparent") {
+	if !mayHoldTraceParent(body) {
 		return "", "" // most events: no second scan of the whole body for an attribute it lacks
 	}
+	return decodeTraceContext(body)
+}
+
+// decodeTraceContext is TraceContext without the look for the name first.
+func decodeTraceContext(body []byte) (traceparent, tracestate string) {
 	var attrs struct {
 		TraceParent json.RawMessage `json:"traceparent"`
 		TraceState  json.RawMessage `json:"tracestate"`
@@ -298,10 +303,25 @@ func TraceContext(body []byte) (traceparent, tracestate string) {
 	return traceparent, traceAttribute(attrs.TraceState, MaxTraceStateLen)
 }
 
-// mayHoldKey reports whether body's JSON could have a member named key (plain ASCII): it holds key
-// as written, or a backslash, since a name spelled with escapes ("\u0074raceparent") has one.
-func mayHoldKey(body []byte, key string) bool {
-	return bytes.Contains(body, []byte(key)) || bytes.IndexByte(body, '\\') >= 0
+// mayHoldTraceParent reports whether body's JSON could have a member named traceparent as
+// encoding/json matches names, case folded (no letter of the name has a non-ASCII fold): a quoted
+// string of those letters in any case, or a backslash, since a name spelled with escapes
+// ("\u0074raceparent") has one.
+func mayHoldTraceParent(body []byte) bool {
+	const name = "traceparent"
+	if bytes.IndexByte(body, '\\') >= 0 {
+		return true
+	}
+	for rest := body; ; {
+		i := bytes.IndexByte(rest, '"')
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+1:]
+		if len(rest) > len(name) && rest[len(name)] == '"' && bytes.EqualFold(rest[:len(name)], []byte(name)) {
+			return true
+		}
+	}
 }
 
 // traceAttribute returns the JSON string raw, or "" when raw is no string or one of more than limit

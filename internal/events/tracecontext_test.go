@@ -26,6 +26,8 @@ func TestTraceContext(t *testing.T) {
 		{"none", body(``), "", ""},
 		{"tracestate alone", body(`"tracestate":"k=v",`), "", ""},
 		{"name escaped", body(`"\u0074raceparent":"` + parent + `","trace\u0073tate":"k=v",`), parent, "k=v"},
+		{"name in another case", body(`"TraceParent":"` + parent + `",`), parent, ""},
+		{"the word elsewhere", body(`"subject":"traceparent",`), "", ""},
 		{"none, escapes elsewhere", body(`"subject":"\u6ce8\u6587",`), "", ""},
 		{"escaped", body(`"traceparent":"\u0030` + parent[1:] + `",`), parent, ""},
 		{"not a string", body(`"traceparent":55,"tracestate":"k=v",`), "", ""},
