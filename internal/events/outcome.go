@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -91,6 +92,17 @@ func NewOutcome(id, eventType, causationID string, at time.Time, data any) ([]by
 		DataContentType: "application/json",
 		CausationID:     causationID,
 	}, Data: data})
+}
+
+// WithOutcomeID returns the outcome event body (NewOutcome's JSON) with its id set to id, all else
+// as it was: an outcome reissued under a new message ID. An error means body is no such event.
+func WithOutcomeID(body []byte, id string) ([]byte, error) {
+	var env Envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("events: reading an outcome to give it id %s: %w", id, err)
+	}
+	env.ID = id
+	return json.Marshal(env)
 }
 
 // MarshalJSON writes absent lists as [] rather than null, as the contract shows them.

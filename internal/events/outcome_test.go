@@ -54,6 +54,31 @@ func TestNewOutcome(t *testing.T) {
 	}
 }
 
+// TestWithOutcomeID: an outcome given a new id is the outcome rendered with that id, byte for byte.
+func TestWithOutcomeID(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 26, 10, 15, 2, 0, jst.Zone)
+	data := events.Shipment{ShopID: testShop, OrderID: "注文<&>\"1", TrackingNumber: "1234-5678-9012", Report: "new"}
+	render := func(id string) []byte {
+		body, err := events.NewOutcome(id, events.TypeShipmentOK, "ev-1", at, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	const old, id = "s:注文<&>\"1:0a1b2c3d:4:shipment.ok", "s:注文<&>\"1:9f8e7d6c:4:shipment.ok"
+	got, err := events.WithOutcomeID(render(old), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := render(id); string(got) != string(want) {
+		t.Errorf("WithOutcomeID:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := events.WithOutcomeID([]byte(`{"id":`), id); err == nil {
+		t.Error("WithOutcomeID of a truncated body: no error")
+	}
+}
+
 func TestNewOutcomeTimeZone(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 26, 1, 15, 2, 0, time.UTC)

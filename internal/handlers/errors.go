@@ -117,3 +117,16 @@ func IsInfrastructure(err error) bool {
 	_, infra := errors.AsType[*infraError](err)
 	return infra || errors.Is(err, orderstate.ErrUnavailable)
 }
+
+// ReusedIDError is the error of publishing an outcome under a message ID that the stream holds
+// for another outcome (docs/lifecycle.md#message-ids): the ID was derived from a state version
+// written before, by writes Redis lost. Orders reissues the outcome under a new epoch.
+type ReusedIDError struct {
+	Stream string // where the other outcome is, e.g. RESULTS
+	MsgID  string
+	Seq    uint64 // the other outcome's sequence in Stream
+}
+
+func (e *ReusedIDError) Error() string {
+	return fmt.Sprintf("%s already holds another outcome under message ID %s (seq %d)", e.Stream, e.MsgID, e.Seq)
+}

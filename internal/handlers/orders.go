@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -627,7 +628,7 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 	// The outbox goes out before a queued shipment is reported, so that a credit decision is not
 	// held back by a report that fails (the account refused, ATODENE down), and before the cancel
 	// of a re-authorization's old transaction, for the same reason.
-	published, err := o.publish(ctx, &st)
+	published, err := o.publish(ctx, r, order, &st)
 	if err != nil {
 		return st, false, err
 	}
@@ -649,7 +650,7 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		did := "reported the tracking number queued while the credit was not yet OK"
 		next.History = append(next.History, o.entry(Meta{Type: "queued shipment"}, change{next: &next, did: did}, r, st))
 		st, dirty = next, true
-		if _, err := o.publish(ctx, &st); err != nil {
+		if _, err := o.publish(ctx, r, order, &st); err != nil {
 			return st, false, err
 		}
 	}
@@ -657,16 +658,70 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 }
 
 // publish publishes the outbox of st and empties it, saying whether it held anything. On error
-// the outbox is left as it was, to be published again (its message IDs make that harmless).
-func (o *Orders) publish(ctx context.Context, st *orderstate.State) (bool, error) {
-	for _, out := range st.Outbox {
-		if err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body); err != nil {
+// the outbox in Redis is as it was, to be published again (its message IDs make that harmless).
+// An outcome whose message ID RESULTS holds for another outcome is reissued (reissue) once.
+func (o *Orders) publish(ctx context.Context, r *run, order string, st *orderstate.State) (bool, error) {
+	held, reissued := len(st.Outbox) > 0, false
+	for len(st.Outbox) > 0 {
+		out := st.Outbox[0]
+		err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body)
+		if reused, ok := errors.AsType[*ReusedIDError](err); ok && !reissued {
+			reissued = true
+			if err = o.reissue(ctx, r, order, st, reused); err == nil {
+				continue
+			}
+		}
+		if err != nil {
 			return false, err
 		}
+		st.Outbox = st.Outbox[1:]
 	}
-	held := len(st.Outbox) > 0
 	st.Outbox = nil
 	return held, nil
+}
+
+// reissue gives the outcomes left in st's outbox new message IDs, in a new epoch, and writes st
+// with them before any is published, so that a crash cannot publish one outcome under two IDs.
+// RESULTS holding another outcome under an ID derived from st's epoch and version (reused) means
+// that the state was written at that version before, by writes Redis lost (a failover to a replica
+// that was behind, a restore from a snapshot): published under the old ID, the outcome would be
+// dropped as a duplicate within the stream's duplicate window, and stored after it under an ID
+// that names two outcomes. The new epoch also keeps the order's later outcomes clear of the lost
+// ones' IDs.
+func (o *Orders) reissue(ctx context.Context, r *run, order string, st *orderstate.State, reused *ReusedIDError) error {
+	old := st.Epoch
+	next := *st
+	next.Epoch = orderstate.NewEpoch()
+	next.Outbox = make([]orderstate.Outcome, len(st.Outbox))
+	for i, out := range st.Outbox {
+		id := reissuedID(out.MsgID, r.shop.ID, order, old, next.Epoch)
+		body, err := events.WithOutcomeID(out.Body, id)
+		if err != nil {
+			return fmt.Errorf("reissuing outcome %s of %s/%s: %w", out.MsgID, r.shop.ID, order, err)
+		}
+		next.Outbox[i] = orderstate.Outcome{Subject: out.Subject, MsgID: id, Body: body}
+	}
+	next.History = append(next.History, orderstate.Entry{At: o.Now().UTC(), Type: "outcome",
+		Did:    fmt.Sprintf("reissued under epoch %s: %s holds another outcome under %s (seq %d): Redis lost writes of this order", next.Epoch, reused.Stream, reused.MsgID, reused.Seq),
+		Status: next.Status})
+	written, err := o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
+	if err != nil {
+		return err
+	}
+	o.Logger.Warn("an outcome's message ID was used before, by writes Redis lost: its outcomes are published under a new epoch",
+		zap.String("shop", r.shop.ID), zap.String("order", order), zap.String("msg_id", reused.MsgID), zap.String("epoch", next.Epoch))
+	*st = written
+	return nil
+}
+
+// reissuedID is msgID (emit's shop:order:epoch:version:type) with the epoch old replaced by epoch.
+// An ID of another form gets epoch appended.
+func reissuedID(msgID, shop, order, old, epoch string) string {
+	prefix := shop + ":" + order + ":" + old + ":"
+	if rest, ok := strings.CutPrefix(msgID, prefix); ok {
+		return shop + ":" + order + ":" + epoch + ":" + rest
+	}
+	return msgID + ":" + epoch
 }
 
 // emit renders an outcome event into the state's outbox. Its message ID is derived from the

@@ -28,9 +28,9 @@ type outcomes struct {
 }
 
 // Publish publishes an outcome. A message ID that the stream already holds is a retry of the same
-// step, unless the outcome it holds is another: then the ID repeated for a different outcome (it
-// must not; see orderstate.State.Epoch), and the outcome would be lost as a duplicate, so that is
-// an error.
+// step, unless the outcome it holds is another: then the ID was used before, by state writes
+// Redis lost, and the outcome would be lost as a duplicate, so that is a *handlers.ReusedIDError,
+// and the handler reissues the outcome under a new epoch.
 func (o outcomes) Publish(ctx context.Context, subject, msgID string, body []byte) error {
 	err := o.publish(ctx, subject, msgID, body)
 	if err != nil {
@@ -72,7 +72,7 @@ func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byt
 		return handlers.Infrastructure(fmt.Errorf("reading outcome %s (%s seq %d) to compare with its retry: %w", msgID, ack.Stream, ack.Sequence, err))
 	}
 	if stored.Subject != subject || !sameOutcome(stored.Data, body) {
-		return fmt.Errorf("publishing %s: %s already holds another outcome under message ID %s (seq %d)", subject, ack.Stream, msgID, ack.Sequence)
+		return fmt.Errorf("publishing %s: %w", subject, &handlers.ReusedIDError{Stream: ack.Stream, MsgID: msgID, Seq: ack.Sequence})
 	}
 	return nil
 }

@@ -116,6 +116,47 @@ func TestOutcomeUnderARepeatedIDIsAnError(t *testing.T) {
 	}
 }
 
+// Redis rolled back past a shipment report: the next tracking number's report is written at the
+// version the lost one was, and its shipment.ok derives the message ID of the lost write's
+// shipment.ok, which RESULTS holds with the first number. Published under it, the new outcome was
+// refused until the stream's duplicate window passed, then stored under an ID naming two outcomes
+// (the reliability suite's redis-rollback, docs/reliability.md finding 9). It is reissued under a
+// new epoch, at once.
+func TestOutcomeIDUsedByLostWritesIsReissued(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx, rdb, key := context.Background(), h.deps.Redis, h.deps.KeyPrefix+"order:{shop-a}:LOST-8"
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-8", "taro@example.jp"))
+	h.waitOutcomes("LOST-8", "credit.ok", 10*time.Second)
+	approved, err := rdb.Get(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish("order.tracking_entered", "shop-a", "ev-t1", tracking("shop-a", "LOST-8", "yamato", "1111-2222-3333"))
+	lost := h.waitOutcomes("LOST-8", "credit.ok,shipment.ok", 10*time.Second)[1]
+	if err := rdb.Set(ctx, key, approved, 0).Err(); err != nil { // the rollback
+		t.Fatal(err)
+	}
+	h.publish("order.tracking_entered", "shop-a", "ev-t2", tracking("shop-a", "LOST-8", "yamato", "4444-5555-6666"))
+	outs := h.waitOutcomes("LOST-8", "credit.ok,shipment.ok,shipment.ok", 10*time.Second)
+	checkOutcomes(t, outs)
+	if got := shipmentOf(t, outs[2]).TrackingNumber; got != "4444-5555-6666" {
+		t.Errorf("the second shipment.ok says %s", got)
+	}
+	store := orderstate.New(rdb, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
+	st, err := store.Get(ctx, "shop-a", "LOST-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(outs[2].MsgID, ":"+st.Epoch+":") || strings.Contains(lost.MsgID, ":"+st.Epoch+":") {
+		t.Errorf("the order's epoch is %s; the lost write's shipment.ok %s, the reissued one %s", st.Epoch, lost.MsgID, outs[2].MsgID)
+	}
+	if !h.historySays("LOST-8", "", "reissued under epoch "+st.Epoch) {
+		t.Errorf("no history entry of the reissue: %+v", h.history("LOST-8"))
+	}
+}
+
 // loseRedis deletes every key of the test's prefix, as a flush of Redis would.
 func (h *harness) loseRedis() {
 	h.t.Helper()
