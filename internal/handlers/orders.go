@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -659,15 +660,15 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 
 // publish publishes the outbox of st and empties it, saying whether it held anything. On error
 // the outbox in Redis is as it was, to be published again (its message IDs make that harmless).
-// An outcome whose message ID RESULTS holds for another outcome is reissued (reissue) once.
+// An outcome whose message ID RESULTS holds for another outcome is reissued (reissue), once.
 func (o *Orders) publish(ctx context.Context, r *run, order string, st *orderstate.State) (bool, error) {
-	held, reissued := len(st.Outbox) > 0, false
+	held, reissued := len(st.Outbox) > 0, ""
 	for len(st.Outbox) > 0 {
 		out := st.Outbox[0]
 		err := o.Outcomes.Publish(ctx, out.Subject, out.MsgID, out.Body)
-		if reused, ok := errors.AsType[*ReusedIDError](err); ok && !reissued {
-			reissued = true
+		if reused, ok := errors.AsType[*ReusedIDError](err); ok && reissued != out.MsgID {
 			if err = o.reissue(ctx, r, order, st, reused); err == nil {
+				reissued = st.Outbox[0].MsgID
 				continue
 			}
 		}
@@ -680,46 +681,47 @@ func (o *Orders) publish(ctx context.Context, r *run, order string, st *ordersta
 	return held, nil
 }
 
-// reissue gives the outcomes left in st's outbox new message IDs, in a new epoch, and writes st
-// with them before any is published, so that a crash cannot publish one outcome under two IDs.
-// RESULTS holding another outcome under an ID derived from st's epoch and version (reused) means
-// that the state was written at that version before, by writes Redis lost (a failover to a replica
-// that was behind, a restore from a snapshot): published under the old ID, the outcome would be
-// dropped as a duplicate within the stream's duplicate window, and stored after it under an ID
-// that names two outcomes. The new epoch also keeps the order's later outcomes clear of the lost
-// ones' IDs.
+// reissue gives the first outcome of st's outbox a message ID in a new epoch, and writes st with
+// it before it is published, so that a crash cannot publish it under two IDs. RESULTS holding
+// another outcome under its ID (reused) means that the state was written at that version before:
+// by writes Redis lost (a failover to a replica that was behind, a restore from a snapshot), or by
+// a step that published its outcome and failed before writing its state, then answered otherwise
+// when retried. Published under the old ID, the outcome would be dropped as a duplicate within the
+// stream's duplicate window, then stored under an ID that names two outcomes. The outbox's other
+// outcomes keep their IDs: RESULTS drops those it holds already, as any retry's. The new epoch keeps
+// the order's later outcomes clear of the IDs the earlier writes used. The write waits for the
+// replicas the store waits for with an intent: a second failover must not bring the old ID back.
 func (o *Orders) reissue(ctx context.Context, r *run, order string, st *orderstate.State, reused *ReusedIDError) error {
-	old := st.Epoch
 	next := *st
 	next.Epoch = orderstate.NewEpoch()
-	next.Outbox = make([]orderstate.Outcome, len(st.Outbox))
-	for i, out := range st.Outbox {
-		id := reissuedID(out.MsgID, r.shop.ID, order, old, next.Epoch)
-		body, err := events.WithOutcomeID(out.Body, id)
-		if err != nil {
-			return fmt.Errorf("reissuing outcome %s of %s/%s: %w", out.MsgID, r.shop.ID, order, err)
-		}
-		next.Outbox[i] = orderstate.Outcome{Subject: out.Subject, MsgID: id, Body: body}
+	next.Outbox = slices.Clone(st.Outbox)
+	out := next.Outbox[0]
+	id := reissuedID(out.MsgID, r.shop.ID, order, next.Epoch)
+	body, err := events.WithOutcomeID(out.Body, id)
+	if err != nil {
+		return fmt.Errorf("reissuing outcome %s of %s/%s: %w", out.MsgID, r.shop.ID, order, err)
 	}
+	next.Outbox[0] = orderstate.Outcome{Subject: out.Subject, MsgID: id, Body: body}
 	next.History = append(next.History, orderstate.Entry{At: o.Now().UTC(), Type: "outcome",
-		Did:    fmt.Sprintf("reissued under epoch %s: %s holds another outcome under %s (seq %d): Redis lost writes of this order", next.Epoch, reused.Stream, reused.MsgID, reused.Seq),
+		Did:    fmt.Sprintf("reissued as %s: %s holds another outcome under %s (seq %d)", id, reused.Stream, reused.MsgID, reused.Seq),
 		Status: next.Status})
-	written, err := o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
+	written, err := o.Store.PutIntent(ctx, r.shop.ID, order, next, o.Now())
 	if err != nil {
 		return err
 	}
-	o.Logger.Warn("an outcome's message ID was used before, by writes Redis lost: its outcomes are published under a new epoch",
-		zap.String("shop", r.shop.ID), zap.String("order", order), zap.String("msg_id", reused.MsgID), zap.String("epoch", next.Epoch))
+	o.Logger.Warn("an outcome's message ID was used before (Redis lost writes of the order, or a step published and failed before its write): the outcome is reissued in a new epoch",
+		zap.String("shop", r.shop.ID), zap.String("order", order), zap.String("msg_id", reused.MsgID), zap.String("reissued_as", id))
 	*st = written
 	return nil
 }
 
-// reissuedID is msgID (emit's shop:order:epoch:version:type) with the epoch old replaced by epoch.
-// An ID of another form gets epoch appended.
-func reissuedID(msgID, shop, order, old, epoch string) string {
-	prefix := shop + ":" + order + ":" + old + ":"
-	if rest, ok := strings.CutPrefix(msgID, prefix); ok {
-		return shop + ":" + order + ":" + epoch + ":" + rest
+// reissuedID is msgID (emit's shop:order:epoch:version:type) with its epoch replaced by epoch. An
+// ID of another form gets epoch appended.
+func reissuedID(msgID, shop, order, epoch string) string {
+	if rest, ok := strings.CutPrefix(msgID, shop+":"+order+":"); ok {
+		if _, tail, ok := strings.Cut(rest, ":"); ok {
+			return shop + ":" + order + ":" + epoch + ":" + tail
+		}
 	}
 	return msgID + ":" + epoch
 }

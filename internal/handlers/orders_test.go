@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,72 @@ func TestRetryAfterUnpublishedOutcomeAnswersOnce(t *testing.T) {
 	}
 	if len(outs.ids) != 1 || prov.calls["invoice"] != 1 {
 		t.Errorf("published %v, %d invoice calls; want one of each", outs.ids, prov.calls["invoice"])
+	}
+}
+
+// resultsStream keeps outcomes by message ID as RESULTS does within its duplicate window: the
+// same body again is a duplicate, dropped; another is a *handlers.ReusedIDError.
+type resultsStream struct {
+	byID      map[string]string
+	published []string
+}
+
+func (r *resultsStream) Publish(_ context.Context, _, msgID string, body []byte) error {
+	if old, ok := r.byID[msgID]; ok {
+		if old != string(body) {
+			return fmt.Errorf("publishing: %w", &handlers.ReusedIDError{Stream: "RESULTS", MsgID: msgID, Seq: 7})
+		}
+		return nil
+	}
+	r.byID[msgID] = string(body)
+	r.published = append(r.published, msgID)
+	return nil
+}
+
+// TestReusedOutcomeIDIsReissuedAlone: an outbox left by a write whose version Redis had used
+// before (a rollback) holds an outcome whose ID RESULTS holds with other content, then one that
+// RESULTS holds as it is. The first is reissued in a new epoch and published; the second is the
+// lost write's own outcome, dropped as a duplicate, not published again under a new ID.
+func TestReusedOutcomeIDIsReissuedAlone(t *testing.T) {
+	t.Parallel()
+	store, ctx := newStore(t), context.Background()
+	outcome := func(id, typ, number string) orderstate.Outcome {
+		body, err := events.NewOutcome(id, typ, "ev-1", time.Now(), events.Shipment{ShopID: "shop", OrderID: "o1", TrackingNumber: number})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return orderstate.Outcome{Subject: events.Subject(typ, "shop"), MsgID: id, Body: body}
+	}
+	const idA, idB = "shop:o1:0a0a0a0a:3:shipment.ok", "shop:o1:0a0a0a0a:3:credit.ok"
+	a, b := outcome(idA, events.TypeShipmentOK, "2222"), outcome(idB, events.TypeCreditOK, "")
+	results := &resultsStream{byID: map[string]string{idA: string(outcome(idA, events.TypeShipmentOK, "1111").Body), idB: string(b.Body)}}
+	st := orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed,
+		Epoch: "0a0a0a0a", Outbox: []orderstate.Outcome{a, b}}
+	if _, err := store.Put(ctx, "shop", "o1", st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	o := shopOrders(t, store, &fakeProvider{}, results)
+	ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: "inv-1", Shop: "shop"}, Data: events.InvoiceRequest{ShopID: "shop", OrderID: "o1"}}
+	if err := o.InvoiceRequested(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Get(ctx, "shop", "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reissued := "shop:o1:" + got.Epoch + ":3:shipment.ok"
+	if got.Epoch == "0a0a0a0a" || len(results.published) != 2 || results.published[0] != reissued || !strings.HasSuffix(results.published[1], ":invoice.ok") {
+		t.Fatalf("epoch %s, published %v; want %s, then the invoice", got.Epoch, results.published, reissued)
+	}
+	if body := results.byID[reissued]; !strings.Contains(body, `"id":"`+reissued+`"`) || !strings.Contains(body, `"tracking_number":"2222"`) {
+		t.Errorf("reissued outcome: %s", body)
+	}
+	history, err := store.History(ctx, "shop", "o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) == 0 || !strings.HasPrefix(history[0].Did, "reissued as "+reissued+": RESULTS holds another outcome under "+idA) {
+		t.Errorf("history: %+v", history)
 	}
 }
 

@@ -152,7 +152,7 @@ func TestOutcomeIDUsedByLostWritesIsReissued(t *testing.T) {
 	if !strings.Contains(outs[2].MsgID, ":"+st.Epoch+":") || strings.Contains(lost.MsgID, ":"+st.Epoch+":") {
 		t.Errorf("the order's epoch is %s; the lost write's shipment.ok %s, the reissued one %s", st.Epoch, lost.MsgID, outs[2].MsgID)
 	}
-	if !h.historySays("LOST-8", "", "reissued under epoch "+st.Epoch) {
+	if !h.historySays("LOST-8", "", "reissued as "+outs[2].MsgID) {
 		t.Errorf("no history entry of the reissue: %+v", h.history("LOST-8"))
 	}
 }
