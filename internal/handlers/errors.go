@@ -120,7 +120,8 @@ func IsInfrastructure(err error) bool {
 
 // ReusedIDError is the error of publishing an outcome under a message ID that the stream holds
 // for another outcome (docs/lifecycle.md#message-ids): the ID was derived from a state version
-// written before, by writes Redis lost. Orders reissues the outcome under a new epoch.
+// written before, by a write Redis lost or by a step that failed after publishing. Orders reissues
+// the outcome in a new epoch.
 type ReusedIDError struct {
 	Stream string // where the other outcome is, e.g. RESULTS
 	MsgID  string

@@ -28,9 +28,9 @@ type outcomes struct {
 }
 
 // Publish publishes an outcome. A message ID that the stream already holds is a retry of the same
-// step, unless the outcome it holds is another: then the ID was used before, by state writes
-// Redis lost, and the outcome would be lost as a duplicate, so that is a *handlers.ReusedIDError,
-// and the handler reissues the outcome under a new epoch.
+// step, unless the outcome it holds is another: then an earlier write used the ID (Redis lost it,
+// or its step failed after publishing), and the outcome would be lost as a duplicate, so that is a
+// *handlers.ReusedIDError, and the handler reissues the outcome in a new epoch.
 func (o outcomes) Publish(ctx context.Context, subject, msgID string, body []byte) error {
 	err := o.publish(ctx, subject, msgID, body)
 	if err != nil {
