@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
 // recordedKept records the copies kept: event key -> why.
@@ -272,5 +276,48 @@ func TestCopyGoesWithTheSettleThatAppliedIt(t *testing.T) {
 	}
 	if why, ok := kept.has(p.Key()); ok {
 		t.Errorf("p applied and published, the step failing after: its copy (%s) is still kept", why)
+	}
+}
+
+// TestEventWhoseStateWasLostIsNotRecorded: Redis flushed between the write that queues a tracking
+// number for the credit and the step's commit. Recorded as processed in the emptied Redis, the
+// event's copy would be dropped as applied and the event lost with the state. The commit records
+// nothing: the handling fails, its message is redelivered, and the copy stays (finding 10 of
+// docs/reliability.md).
+func TestEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	var armed atomic.Bool
+	flush := func(w orderstate.Written) { // runs after each write, in the writer's goroutine
+		if w.History > 0 && armed.CompareAndSwap(true, false) {
+			if err := redisadmin.DeleteKeys(context.Background(), rdb, prefix); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: prefix, EventTTL: time.Hour, Written: flush})
+	t.Cleanup(store.Close)
+	e, ctx, kept := newEnv(t, &fakeProvider{}), context.Background(), &recordedKept{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: &fakeProvider{}, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	e.o = newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now, Kept: kept})
+	under := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678903", PollScheduled: true, PollAt: time.Now().Add(time.Hour)}
+	if _, err := store.Put(ctx, "shop-a", "REV-3", under, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	q := trackingEvent("q", "REV-3", 9, "5555-5555-5555")
+	armed.Store(true)
+	err := e.o.TrackingEntered(ctx, q)
+	if armed.Load() {
+		t.Fatal("the tracking number was not queued with a history entry: nothing was flushed")
+	}
+	if err == nil {
+		t.Error("the handling succeeded although Redis lost what it wrote")
+	}
+	if done, err := store.EventDone(ctx, "shop-a", q.Key()); err != nil || done {
+		t.Errorf("the event was recorded as processed in the emptied Redis: %v (%v)", done, err)
+	}
+	if _, ok := kept.has(q.Key()); !ok {
+		t.Error("the event's copy was dropped")
 	}
 }

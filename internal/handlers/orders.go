@@ -328,7 +328,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 				return errors.Join(own, err) // its message is retried: Redis would hold it alone
 			}
 			held = false
-			return o.retryLater(ctx, r, order, lease, nil, retry, own)
+			return o.retryLater(ctx, r, order, lease, st.Version, nil, retry, own)
 		}
 	}
 	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
@@ -360,12 +360,13 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 // retryLater ends a try of an event that failed transiently with events of its order queued behind
 // it: the event is put first in the order's inbox (in place of applied, the entry it came from, if
 // any) with its try counted, the lease is let go, and a timer applies the inbox at the retry's
-// time. (Its last try is made permanent before it fails: see exhaustedAfter.)
-func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
+// time. (Its last try is made permanent before it fails: see exhaustedAfter.) version is the
+// order's state's, as the event's try left it.
+func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, version int64, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
 	p.Tries += tried(cause)
 	p.LastError = cause.Error()
 	p.RetryAt = o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
-	if _, _, err := lease.Commit(ctx, orderstate.Commit{Applied: applied, Retry: &p}, o.Now()); err != nil {
+	if _, _, err := lease.Commit(ctx, orderstate.Commit{Version: version, Applied: applied, Retry: &p}, o.Now()); err != nil {
 		return err
 	}
 	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerRetry}, p.RetryAt)
@@ -428,7 +429,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	// An event that failed is not recorded as processed: its dead letter can be replayed. The lease
 	// is kept while the inbox holds events, also after a transient failure: the caller retries
 	// the event ahead of them.
-	commit := orderstate.Commit{State: last, Entries: entries, Applied: applied, Done: !done && c.err == nil}
+	commit := orderstate.Commit{State: last, Version: cur.Version, Entries: entries, Applied: applied, Done: !done && c.err == nil}
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
 		return cur, nil, nil, err
@@ -468,7 +469,7 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 		o.droppedFromInbox(ctx, r.shop.ID, order, p.Key, cur)
 		return cur, next, false, nil
 	}
-	return cur, nil, true, o.retryLater(ctx, r, order, lease, p, *p, result)
+	return cur, nil, true, o.retryLater(ctx, r, order, lease, cur.Version, p, *p, result)
 }
 
 // exhaustedAfter makes the transient failure of an event's last try permanent, as the consumer

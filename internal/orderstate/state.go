@@ -568,6 +568,7 @@ func (s *Store) PutIntent(ctx context.Context, shop, order string, st State, now
 // inbox).
 type writeArgs struct {
 	entries  []Entry
+	version  int64 // the version stored, checked by a write of no state
 	eventKey string
 	pop      string
 	token    string
@@ -598,7 +599,7 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 	keys = append(keys, sk.index[:]...)
 	keys = append(keys, s.dataKey(shop, order), sk.held)
 	args := make([]any, 21, 21+len(w.entries))
-	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = "", "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = w.version, "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
 	args[18], args[19], args[20] = "", "", ""

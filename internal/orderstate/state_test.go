@@ -134,6 +134,72 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 	_ = fresh.Release(ctx)
 }
 
+// A commit of no state follows a state its handler wrote. Redis flushed (or rolled back) between
+// the two, the commit would record the event in a Redis that lost its effects, and the event's
+// copy would be dropped as applied: it records nothing, appends no history, and still lets the
+// lease go. The state followed, or a later one, lets it record.
+func TestCommitAfterTheStateWasLostRecordsNothing(t *testing.T) {
+	t.Parallel()
+	s, ctx, now := newStore(t), context.Background(), time.Now()
+	entry := []Entry{{Type: "order.tracking_entered", Did: "queued"}}
+	for _, c := range []struct {
+		name string
+		lose func(first string) error // first: the state's first version, as stored
+		lost bool
+	}{
+		{"kept", func(string) error { return nil }, false},
+		{"flushed", func(string) error {
+			return s.rdb.Del(ctx, s.stateKey("shop", "o1"), s.leaseKey("shop", "o1"), s.historyKey("shop", "o1")).Err()
+		}, true},
+		{"rolled back", func(first string) error { return s.rdb.Set(ctx, s.stateKey("shop", "o1"), first, 0).Err() }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := s.rdb.Del(ctx, s.stateKey("shop", "o1"), s.historyKey("shop", "o1")).Err(); err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.AcquireLease(ctx, "shop", "o1", Take{EventKey: "ev-" + c.name, TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.Put(ctx, "shop", "o1", State{Status: StatusPending, TransactionID: "12345678901"}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, err := s.rdb.Get(ctx, s.stateKey("shop", "o1")).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err = s.Put(ctx, "shop", "o1", st, now); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.lose(first); err != nil {
+				t.Fatal(err)
+			}
+			// The handler follows its second write, or (kept) its first, the second being a later
+			// one its own steps made.
+			follows := st.Version
+			if !c.lost {
+				follows--
+			}
+			_, _, err = l.Commit(ctx, Commit{Version: follows, Entries: entry, Done: true}, now)
+			if c.lost != errors.Is(err, ErrConflict) || (!c.lost && err != nil) {
+				t.Fatalf("commit, the state %s: %v (want ErrConflict: %v)", c.name, err, c.lost)
+			}
+			if done, err := s.EventDone(ctx, "shop", "ev-"+c.name); err != nil || done == c.lost {
+				t.Errorf("the state %s: event recorded as processed %v (%v), want %v", c.name, done, err, !c.lost)
+			}
+			if h, err := s.History(ctx, "shop", "o1"); err != nil || (len(h) == 1) == c.lost {
+				t.Errorf("the state %s: history %+v (%v)", c.name, h, err)
+			}
+			if l, err := s.AcquireLease(ctx, "shop", "o1", Take{TTL: time.Minute}); err != nil {
+				t.Errorf("the state %s: the commit kept the lease: %v", c.name, err)
+			} else {
+				_ = l.Release(ctx)
+			}
+		})
+	}
+}
+
 // The lease brings the state and the event record with it, and Commit writes the state, records
 // the event and releases the lease together.
 func TestLeaseReadsAndCommits(t *testing.T) {

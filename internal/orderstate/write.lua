@@ -14,35 +14,35 @@
 -- to KEYS[11] the shop's index: by time changed, by time ordered, by id, the summaries, KEYS[12]
 -- the order's data kept for re-authorization, KEYS[13] the shop's held re-checks (a sorted set of
 -- the orders whose next re-check waits in Redis to be handed to JetStream, by when it is due, in ms).
--- ARGV[1] the version the stored state must have, or '' to write no state; ARGV[2] the new state
--- (JSON); ARGV[3] the order's member of the set; ARGV[4] '1' if the order is under review;
--- ARGV[5] the lease token, or '' to keep the lease; ARGV[6] how long to keep the event record
--- (ms), or '' to record none; ARGV[7] how many history entries to keep; ARGV[8] the inbox entry
--- applied, removed if it is first in the inbox, or ''; ARGV[9] the lease's lifetime (ms) to keep
--- it while the inbox is not empty, or '' to release it in any case; ARGV[10] an entry to put
--- first in the inbox, in place of ARGV[8] if that is first, else in front of the others (an event
--- to retry, before those queued after it), or ''; ARGV[11] when the new state's earliest timer is
--- due (ms), or '' if it relies on none; ARGV[12] when the inbox's timer is due (ms), indexed if
--- the inbox is not empty after the write; ARGV[13] how long the state and its history live (ms);
--- ARGV[14] the order's id in the index; ARGV[15] and ARGV[16] its index scores by time changed
--- and ordered (index_put); ARGV[17] its index summary; ARGV[18] the retention cutoff (ms) of the
--- index's trim; ARGV[19] what to do with the order's data: '' nothing, 's' set it to ARGV[20],
--- 'k' keep it as long as the state, 'd' delete it; ARGV[21] when the re-check the state holds back
--- is due (ms), to add to the held re-checks, or ''; ARGV[22...] the history entries to append
--- (JSON).
+-- ARGV[1] the version the stored state must have (0: none stored), or at least have if ARGV[2] is
+-- ''; ARGV[2] the new state (JSON), or '' to write none; ARGV[3] the order's member of the set;
+-- ARGV[4] '1' if the order is under review; ARGV[5] the lease token, or '' to keep the lease;
+-- ARGV[6] how long to keep the event record (ms), or '' to record none; ARGV[7] how many history
+-- entries to keep; ARGV[8] the inbox entry applied, removed if it is first in the inbox, or '';
+-- ARGV[9] the lease's lifetime (ms) to keep it while the inbox is not empty, or '' to release it in
+-- any case; ARGV[10] an entry to put first in the inbox, in place of ARGV[8] if that is first, else
+-- in front of the others (an event to retry, before those queued after it), or ''; ARGV[11] when
+-- the new state's earliest timer is due (ms), or '' if it relies on none; ARGV[12] when the inbox's
+-- timer is due (ms), indexed if the inbox is not empty after the write; ARGV[13] how long the state
+-- and its history live (ms); ARGV[14] the order's id in the index; ARGV[15] and ARGV[16] its index
+-- scores by time changed and ordered (index_put); ARGV[17] its index summary; ARGV[18] the
+-- retention cutoff (ms) of the index's trim; ARGV[19] what to do with the order's data: '' nothing,
+-- 's' set it to ARGV[20], 'k' keep it as long as the state, 'd' delete it; ARGV[21] when the
+-- re-check the state holds back is due (ms), to add to the held re-checks, or ''; ARGV[22...] the
+-- history entries to append (JSON).
 --
--- Returns {ok, next}: ok is 1, or 0 if the stored version differs (then nothing is written or
--- recorded, and the lease is still released); next is the inbox's first entry when the lease is
--- kept for it, else false.
+-- Returns {ok, next}: ok is 1, or 0 if the stored version differs from ARGV[1] (in a write of no
+-- state: is below it; then nothing is written or recorded, and the lease is still released); next
+-- is the inbox's first entry when the lease is kept for it, else false.
 
 -- Redis does not undo a script that fails halfway: what the writes below need is checked first.
-if ARGV[1] ~= '' and not (tonumber(ARGV[13]) and tonumber(ARGV[15]) and tonumber(ARGV[16])
+if ARGV[2] ~= '' and not (tonumber(ARGV[13]) and tonumber(ARGV[15]) and tonumber(ARGV[16])
     and (ARGV[18] == '' or tonumber(ARGV[18]))) then
   return redis.error_reply('write.lua: malformed retention or index arguments')
 end
 local ok = 1
 local resent = false
-if ARGV[1] ~= '' then
+if ARGV[2] ~= '' then
   local cur = redis.call('GET', KEYS[1])
   local version = 0
   if cur then
@@ -86,8 +86,22 @@ if ARGV[1] ~= '' then
       redis.call('ZADD', KEYS[13], ARGV[21], ARGV[3])
     end
   end
-elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
-  resent = true -- the event is recorded already: this commit was sent before
+else
+  -- A commit of no state follows a state its handler read or wrote (the handler's own steps may
+  -- have written later ones). Gone (Redis flushed, or failed over to a replica behind), the
+  -- event's effects went with it: recording the event would have its copy dropped as applied and
+  -- the event lost, so nothing is recorded and the event is handled again. The version is read
+  -- from the document's first bytes alone.
+  local head = redis.call('GETRANGE', KEYS[1], 0, 31)
+  local version = 0
+  if head ~= '' then
+    version = tonumber(string.match(head, '^{"version":(%d+)')) or -1
+  end
+  if version < tonumber(ARGV[1]) then
+    ok = 0
+  elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
+    resent = true -- the event is recorded already: this commit was sent before
+  end
 end
 if ok == 1 and not resent and #ARGV > 21 then
   local n = 0
@@ -97,7 +111,7 @@ if ok == 1 and not resent and #ARGV > 21 then
   if n > tonumber(ARGV[7]) then
     redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
   end
-  if ARGV[1] ~= '' then
+  if ARGV[2] ~= '' then
     redis.call('PEXPIRE', KEYS[5], ARGV[13]) -- the order has a state: its history lasts as long
   end
 end

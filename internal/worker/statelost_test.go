@@ -190,7 +190,7 @@ func TestParkedEventRedisLostComesBack(t *testing.T) {
 	if n := h.keptCopies(); n != 1 {
 		t.Fatalf("ATODENE_KEPT holds %d copies, want the parked event's", n)
 	}
-	h.waitSettled() // the event recorded as processed before the flush, not after it (see LOST-6)
+	h.waitSettled() // the event recorded as processed before the flush: the copy alone brings it back (see LOST-6)
 	h.loseRedis()
 	wait.For(t, 20*time.Second, "the tracking number parked again from its copy", func() bool { return h.historySays("LOST-4", "ev-t", "parked") })
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LOST-4", "taro@example.jp"))
@@ -237,8 +237,9 @@ func TestQueuedShipmentRedisLostGoesToAnOperator(t *testing.T) {
 	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LOST-6", "yamato", "1234-5678-9012"))
 	wait.For(t, 10*time.Second, "the tracking number queued", func() bool { return h.historySays("LOST-6", "ev-t", "queued") })
 	// The handling's last write, which records the event as processed, follows the write of its
-	// history entry: flushed between the two, Redis would get the record back, and the copy would
-	// be dropped as applied (a CI run on a loaded machine did so).
+	// history entry. The flush waits for it, so that the copy alone brings the event back (a flush
+	// between the two fails the commit and the message is delivered again instead:
+	// handlers.TestEventWhoseStateWasLostIsNotRecorded).
 	h.waitSettled()
 	h.loseRedis()
 	wait.For(t, 30*time.Second, "the tracking event dead-lettered no-transaction", func() bool {
