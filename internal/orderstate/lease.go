@@ -180,9 +180,11 @@ type Commit struct {
 	// State, if not nil, is written as Put writes it.
 	State *State
 	// Version, when State is nil, is the version of a state the commit follows (the one read with
-	// the lease, or one written since; 0 for none): a commit that finds an earlier one stored, or
-	// none (Redis flushed or rolled back meanwhile), writes and records nothing and returns
-	// ErrConflict, so that the event is handled again rather than recorded with its effects lost.
+	// the lease, or one written since; 0 for none, which checks nothing): a commit that finds an
+	// earlier one stored, or none (Redis flushed or rolled back meanwhile), or that would record
+	// the event with the lease no longer its own (flushed, and taken by another handler), writes
+	// and records nothing and returns ErrConflict, so that the event is handled again rather than
+	// recorded with its effects lost.
 	Version int64
 	// Entries are appended to the order's history.
 	Entries []Entry
@@ -198,8 +200,8 @@ type Commit struct {
 // Commit ends one event's work in one atomic step: it writes c.State, appends c.Entries, records
 // the event, removes the inbox entry applied, and releases the lease, unless the inbox holds more:
 // then the lease is kept and its next entry returned, for the holder to apply and commit in turn.
-// On ErrConflict (c.State's version is not the one stored, or c.Version is above it) nothing is
-// written or recorded, and the lease is released all the same.
+// On ErrConflict (c.State's version is not the one stored, or c.Version is above it; see Version)
+// nothing is written or recorded, and the lease is released all the same.
 func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Parked, error) {
 	w := writeArgs{entries: c.Entries, version: c.Version, token: l.token, keep: l.ttl, ttl: l.ttl}
 	if c.Retry != nil {

@@ -568,7 +568,7 @@ func (s *Store) PutIntent(ctx context.Context, shop, order string, st State, now
 // inbox).
 type writeArgs struct {
 	entries  []Entry
-	version  int64 // the version stored, checked by a write of no state
+	version  int64 // in a write of no state, the version followed: the stored one must be at least it
 	eventKey string
 	pop      string
 	token    string

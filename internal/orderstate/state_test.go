@@ -137,7 +137,8 @@ func TestLeaseExpiresAndStaleHolderCannotRelease(t *testing.T) {
 // A commit of no state follows a state its handler wrote. Redis flushed (or rolled back) between
 // the two, the commit would record the event in a Redis that lost its effects, and the event's
 // copy would be dropped as applied: it records nothing, appends no history, and still lets the
-// lease go. The state followed, or a later one, lets it record.
+// lease go; also when another handler rebuilt the state past the version followed after the
+// flush. The state followed, or a later one of its own handler's, lets it record.
 func TestCommitAfterTheStateWasLostRecordsNothing(t *testing.T) {
 	t.Parallel()
 	s, ctx, now := newStore(t), context.Background(), time.Now()
@@ -152,6 +153,16 @@ func TestCommitAfterTheStateWasLostRecordsNothing(t *testing.T) {
 			return s.rdb.Del(ctx, s.stateKey("shop", "o1"), s.leaseKey("shop", "o1"), s.historyKey("shop", "o1")).Err()
 		}, true},
 		{"rolled back", func(first string) error { return s.rdb.Set(ctx, s.stateKey("shop", "o1"), first, 0).Err() }, true},
+		{"rebuilt", func(string) error { // flushed, then written twice by another handler
+			if err := s.rdb.Del(ctx, s.stateKey("shop", "o1"), s.leaseKey("shop", "o1"), s.historyKey("shop", "o1")).Err(); err != nil {
+				return err
+			}
+			st, err := s.Put(ctx, "shop", "o1", State{Status: StatusNone}, now)
+			if err == nil {
+				_, err = s.Put(ctx, "shop", "o1", st, now)
+			}
+			return err
+		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := s.rdb.Del(ctx, s.stateKey("shop", "o1"), s.historyKey("shop", "o1")).Err(); err != nil {

@@ -32,8 +32,9 @@
 -- history entries to append (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs from ARGV[1] (in a write of no
--- state: is below it; then nothing is written or recorded, and the lease is still released); next
--- is the inbox's first entry when the lease is kept for it, else false.
+-- state: is below it, or the event to record is not recorded and the lease is not ARGV[5]'s; then
+-- nothing is written or recorded, and the lease is still released); next is the inbox's first entry
+-- when the lease is kept for it, else false.
 
 -- Redis does not undo a script that fails halfway: what the writes below need is checked first.
 if ARGV[2] ~= '' and not (tonumber(ARGV[13]) and tonumber(ARGV[15]) and tonumber(ARGV[16])
@@ -91,7 +92,8 @@ else
   -- have written later ones). Gone (Redis flushed, or failed over to a replica behind), the
   -- event's effects went with it: recording the event would have its copy dropped as applied and
   -- the event lost, so nothing is recorded and the event is handled again. The version is read
-  -- from the document's first bytes alone.
+  -- from the document's first bytes alone. A state rebuilt past that version by another handler
+  -- after a flush took the lease with it: an event is recorded only under its own lease.
   local head = redis.call('GETRANGE', KEYS[1], 0, 31)
   local version = 0
   if head ~= '' then
@@ -101,6 +103,8 @@ else
     ok = 0
   elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
     resent = true -- the event is recorded already: this commit was sent before
+  elseif ARGV[6] ~= '' and ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
+    ok = 0
   end
 end
 if ok == 1 and not resent and #ARGV > 21 then
