@@ -105,15 +105,29 @@ func (h *harness) outcomesOf(order string) []outcome {
 // waitSettled waits until the worker's consumer of ORDERS has nothing pending or unacknowledged.
 func (h *harness) waitSettled() {
 	h.t.Helper()
+	wait.For(h.t, 20*time.Second, "the inbound events to be settled", h.settled)
+}
+
+// settled reports whether every message of ORDERS is acknowledged (or dead-lettered) by the
+// worker's consumer. The stream's last sequence is read first: the consumer counts a message as
+// pending only once the stream has signalled it (asynchronously), so a message published just now
+// can be neither pending nor delivered yet; it is settled once under the ack floor.
+func (h *harness) settled() bool {
 	ctx := context.Background()
-	wait.For(h.t, 20*time.Second, "the inbound events to be settled", func() bool {
-		c, err := h.js.Consumer(ctx, h.deps.Settings.OrdersStream, ordersConsumer)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
+	stream, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
+	if err != nil {
+		return false
+	}
+	sinfo, err := stream.Info(ctx)
+	if err != nil {
+		return false
+	}
+	c, err := h.js.Consumer(ctx, h.deps.Settings.OrdersStream, ordersConsumer)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= sinfo.State.LastSeq
 }
 
 // waitOutcomes waits until the order's outcomes are exactly want (comma-separated types) and

@@ -450,14 +450,7 @@ func TestEventsBeyondAFullInboxGoRound(t *testing.T) {
 	}
 	h.publish("order.created", "shop-a", "ev-other", orderData("shop-a", "BU-OTHER2", "taro@example.jp"))
 	h.waitOutcomes("BU-OTHER2", "credit.ok", 10*time.Second)
-	wait.For(t, time.Until(leased.Add(leaseTTL)), "every message acknowledged while the lease is held", func() bool {
-		info, err := h.js.Consumer(context.Background(), h.deps.Settings.OrdersStream, ordersConsumer)
-		if err != nil {
-			return false
-		}
-		ci, err := info.Info(context.Background())
-		return err == nil && ci.NumAckPending == 0 && ci.NumPending == 0
-	})
+	wait.For(t, time.Until(leased.Add(leaseTTL)), "every message acknowledged while the lease is held", h.settled)
 	if c := h.keptCopies(); c <= orderstate.MaxInbox {
 		t.Errorf("ATODENE_KEPT holds %d copies, want the inbox's and those going round", c)
 	}
