@@ -41,16 +41,21 @@ if ARGV[2] ~= '' and not (tonumber(ARGV[13]) and tonumber(ARGV[15]) and tonumber
     and (ARGV[18] == '' or tonumber(ARGV[18]))) then
   return redis.error_reply('write.lua: malformed retention or index arguments')
 end
+-- version_of is the version of a stored state document (or of its first bytes): 0 for none, -1
+-- for a document it cannot read. The version is the first member of the document (Go encodes
+-- struct fields in order), so it is read without decoding the rest, outbox and all.
+local function version_of(doc)
+  if not doc or doc == '' then
+    return 0
+  end
+  return tonumber(string.match(doc, '^{"version":(%d+)')) or -1
+end
+
 local ok = 1
 local resent = false
 if ARGV[2] ~= '' then
   local cur = redis.call('GET', KEYS[1])
-  local version = 0
-  if cur then
-    -- The version is the first member of the document (Go encodes struct fields in order), so it
-    -- is read without decoding the rest, outbox and all.
-    version = tonumber(string.match(cur, '^{"version":(%d+)')) or -1
-  end
+  local version = version_of(cur)
   if cur == ARGV[2] then
     -- This very write is stored (its document holds a nanosecond timestamp): the client resent
     -- the script after a lost reply. It succeeded, history included; finish the rest.
@@ -94,12 +99,7 @@ else
   -- the event lost, so nothing is recorded and the event is handled again. The version is read
   -- from the document's first bytes alone. A state rebuilt past that version by another handler
   -- after a flush took the lease with it: an event is recorded only under its own lease.
-  local head = redis.call('GETRANGE', KEYS[1], 0, 31)
-  local version = 0
-  if head ~= '' then
-    version = tonumber(string.match(head, '^{"version":(%d+)')) or -1
-  end
-  if version < tonumber(ARGV[1]) then
+  if version_of(redis.call('GETRANGE', KEYS[1], 0, 31)) < tonumber(ARGV[1]) then
     ok = 0
   elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
     resent = true -- the event is recorded already: this commit was sent before
