@@ -98,13 +98,16 @@ func wantAckedOnce(t *testing.T, c jetstream.Consumer, n uint64) {
 	}
 }
 
-// settled waits until the consumer has nothing pending nor unacknowledged.
-func settled(t *testing.T, c jetstream.Consumer) *jetstream.ConsumerInfo {
+// settled waits until the consumer has nothing pending nor unacknowledged and its ack floor has
+// reached the stream's last message, sequence last. Nothing pending alone is not enough: the server
+// counts a message pending for a consumer only once the stream has signalled it, asynchronously, so
+// right after a publish a consumer can show nothing pending and nothing unacknowledged.
+func settled(t *testing.T, c jetstream.Consumer, last uint64) *jetstream.ConsumerInfo {
 	t.Helper()
 	var ci *jetstream.ConsumerInfo
 	wait.For(t, 5*time.Second, "the consumer to settle", func() bool {
 		ci = info(t, c)
-		return ci.NumAckPending == 0 && ci.NumPending == 0
+		return ci.NumAckPending == 0 && ci.NumPending == 0 && ci.AckFloor.Stream >= last
 	})
 	return ci
 }
@@ -247,7 +250,7 @@ func TestConsumeAcksSuccess(t *testing.T) {
 	}
 	dl := &deadLetters{}
 	stop := run(t, c, h, consumer.Config{AckWait: time.Second, MaxDeliver: 3, DeadLetter: dl.write})
-	settled(t, c)
+	settled(t, c, 3)
 	time.Sleep(1300 * time.Millisecond) // past AckWait: an unacknowledged message would be back
 	if err := stop(5 * time.Second); err != nil {
 		t.Fatal(err)
@@ -282,7 +285,7 @@ func TestConsumePermanentIsDeadLetteredOnceThenAcked(t *testing.T) {
 	dl := &deadLetters{}
 	stop := run(t, c, rec.handle, consumer.Config{AckWait: time.Second, MaxDeliver: 5, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
-	settled(t, c)
+	settled(t, c, 1)
 	time.Sleep(1300 * time.Millisecond) // past AckWait: were the dead-lettered message not acked, the server would send it again
 	if err := stop(5 * time.Second); err != nil {
 		t.Fatal(err)
@@ -316,7 +319,7 @@ func TestConsumeRetryAfterRedeliversAfterTheDelay(t *testing.T) {
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 5, DeadLetter: dl.write,
 		Backoff: func(int) time.Duration { return time.Minute }}) // must not be used
 	wait.For(t, 3*time.Second, "the redelivery", func() bool { return rec.count() == 2 })
-	settled(t, c)
+	settled(t, c, 1)
 
 	d := rec.deliveries()
 	if d[0].attempt != 1 || d[1].attempt != 2 {
@@ -357,7 +360,7 @@ func TestConsumeTransientFailureBacksOffUntilExhausted(t *testing.T) {
 					return 100 * time.Millisecond
 				}})
 			wait.For(t, 4*time.Second, "the dead letter", func() bool { return len(dl.all()) > 0 })
-			settled(t, c)
+			settled(t, c, 1)
 
 			d := rec.deliveries()
 			var attempts []int
@@ -423,7 +426,7 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, HandlerTimeout: 200 * time.Millisecond,
 		DeadLetter: dl.write, Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 	wait.For(t, 4*time.Second, "the dead letter", func() bool { return len(dl.all()) == 1 })
-	settled(t, c)
+	settled(t, c, 1)
 
 	letters := dl.all()
 	if l := letters[0]; l.reason != handlers.ReasonExhausted || l.attempts != 2 || !errors.Is(l.cause, context.DeadlineExceeded) {
@@ -588,7 +591,7 @@ func TestConsumeShutdown(t *testing.T) {
 		if d := next.deliveries()[0]; d.attempt != 2 || d.body != "m-0" {
 			t.Errorf("redelivery %+v, want m-0's second attempt", d)
 		}
-		settled(t, c)
+		settled(t, c, 1)
 		if n := len(dl.all()); n != 0 {
 			t.Errorf("%d dead letters", n)
 		}
@@ -632,7 +635,7 @@ func TestConsumeDeadLetterFailureIsRetriedInPlace(t *testing.T) {
 		t.Errorf("infra failing %v (%v); want the dead letter's failure", failing, err)
 	}
 	wait.For(t, 6*time.Second, "the third dead-letter attempt", func() bool { return len(dl.all()) == 3 })
-	settled(t, c)
+	settled(t, c, 1)
 	if n := rec.count(); n != 1 {
 		t.Errorf("handled %d times, want once: the dead letter is what failed", n)
 	}
@@ -662,7 +665,7 @@ func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
 	dl := &deadLetters{}
 	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write})
 	wait.For(t, 12*time.Second, "the fourth try", func() bool { return rec.count() == 4 })
-	settled(t, c)
+	settled(t, c, 1)
 	for _, d := range rec.deliveries() {
 		if d.attempt != 1 {
 			t.Errorf("try with attempt %d, want every try on the first delivery", d.attempt)
@@ -711,7 +714,7 @@ func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 		run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, DeadLetter: dl.write,
 			Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
 		wait.For(t, 6*time.Second, "the exhausted dead letter, written on its third try", func() bool { return len(dl.all()) == 3 })
-		settled(t, c)
+		settled(t, c, 1)
 		if l := dl.all()[2]; l.reason != handlers.ReasonExhausted || rec.count() != 2 {
 			t.Errorf("dead letter %+v after %d deliveries; want exhausted after 2", l, rec.count())
 		}
