@@ -15,6 +15,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisadmin"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
 )
 
 // recordedKept records the copies kept: event key -> why.
@@ -279,16 +280,14 @@ func TestCopyGoesWithTheSettleThatAppliedIt(t *testing.T) {
 	}
 }
 
-// TestEventWhoseStateWasLostIsNotRecorded: Redis flushed between the write that queues a tracking
-// number for the credit and the step's commit. Recorded as processed in the emptied Redis, the
-// event's copy would be dropped as applied and the event lost with the state. The commit records
-// nothing: the handling fails, its message is redelivered, and the copy stays (finding 10 of
-// docs/reliability.md).
-func TestEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
-	t.Parallel()
+// flushingEnv is an env whose store deletes every key of the test's Redis right after the next
+// write that appends a history entry, once armed (it runs in the writer's goroutine): Redis lost
+// between a step's state write and its commit. flushed reports whether that happened.
+func flushingEnv(t *testing.T) (e *env, kept *recordedKept, arm func(), flushed func() bool) {
+	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	var armed atomic.Bool
-	flush := func(w orderstate.Written) { // runs after each write, in the writer's goroutine
+	flush := func(w orderstate.Written) {
 		if w.History > 0 && armed.CompareAndSwap(true, false) {
 			if err := redisadmin.DeleteKeys(context.Background(), rdb, prefix); err != nil {
 				t.Error(err)
@@ -297,27 +296,85 @@ func TestEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
 	}
 	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: prefix, EventTTL: time.Hour, Written: flush})
 	t.Cleanup(store.Close)
-	e, ctx, kept := newEnv(t, &fakeProvider{}), context.Background(), &recordedKept{}
+	e = &env{store: store, outs: &flakyOutcomes{}, polls: &recordedPolls{}, letters: &recordedLetters{}, clock: clock.NewFake(time.Now())}
+	kept = &recordedKept{}
 	shop := &handlers.Shop{ID: "shop-a", Provider: &fakeProvider{}, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
 	e.o = newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
 		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now, Kept: kept})
-	under := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678903", PollScheduled: true, PollAt: time.Now().Add(time.Hour)}
-	if _, err := store.Put(ctx, "shop-a", "REV-3", under, time.Now()); err != nil {
+	return e, kept, func() { armed.Store(true) }, func() bool { return !armed.Load() }
+}
+
+// underReview writes the state of order, under review with its re-check an hour away.
+func (e *env) underReview(t *testing.T, order string) {
+	t.Helper()
+	st := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678903", PollScheduled: true, PollAt: time.Now().Add(time.Hour)}
+	if _, err := e.store.Put(context.Background(), "shop-a", order, st, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// wantNotRecorded checks that ev, whose state Redis lost, is not recorded as processed and keeps
+// its copy.
+func wantNotRecorded(t *testing.T, e *env, kept *recordedKept, ev handlers.Meta) {
+	t.Helper()
+	if done, err := e.store.EventDone(context.Background(), "shop-a", ev.Key()); err != nil || done {
+		t.Errorf("the event was recorded as processed in the emptied Redis: %v (%v)", done, err)
+	}
+	if _, ok := kept.has(ev.Key()); !ok {
+		t.Error("the event's copy was dropped")
+	}
+}
+
+// TestEventWhoseStateWasLostIsNotRecorded: Redis flushed between the write that queues a tracking
+// number for the credit and the step's commit. Recorded as processed in the emptied Redis, the
+// event's copy would be dropped as applied and the event lost with the state. The commit records
+// nothing: the handling fails, its message is redelivered, and the copy stays (finding 10 of
+// docs/reliability.md).
+func TestEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	e, kept, arm, flushed := flushingEnv(t)
+	e.underReview(t, "REV-3")
 	q := trackingEvent("q", "REV-3", 9, "5555-5555-5555")
-	armed.Store(true)
-	err := e.o.TrackingEntered(ctx, q)
-	if armed.Load() {
+	arm()
+	err := e.o.TrackingEntered(context.Background(), q)
+	if !flushed() {
 		t.Fatal("the tracking number was not queued with a history entry: nothing was flushed")
 	}
 	if err == nil {
 		t.Error("the handling succeeded although Redis lost what it wrote")
 	}
-	if done, err := store.EventDone(ctx, "shop-a", q.Key()); err != nil || done {
-		t.Errorf("the event was recorded as processed in the emptied Redis: %v (%v)", done, err)
+	wantNotRecorded(t, e, kept, q.Meta)
+}
+
+// TestInboxEventWhoseStateWasLostIsNotRecorded: the same loss when the tracking number is applied
+// from the order's inbox (queued behind another handler's lease): the inbox's commit records
+// nothing, the timer's handler schedules another try, and the copy stays to bring the event back
+// (the inbox went with the flush).
+func TestInboxEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	e, kept, arm, flushed := flushingEnv(t)
+	ctx := context.Background()
+	e.underReview(t, "REV-4")
+	holder, err := e.store.AcquireLease(ctx, "shop-a", "REV-4", orderstate.Take{TTL: time.Minute, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := kept.has(q.Key()); !ok {
-		t.Error("the event's copy was dropped")
+	q := trackingEvent("q", "REV-4", 9, "6666-6666-6666")
+	if err := e.o.TrackingEntered(ctx, q); err != nil {
+		t.Fatalf("q, queued behind the holder: %v", err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	arm()
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "REV-4", Kind: handlers.TimerInbox}); err != nil {
+		t.Fatalf("inbox timer: %v", err)
+	}
+	if !flushed() {
+		t.Fatal("the tracking number was not applied from the inbox with a history entry: nothing was flushed")
+	}
+	wantNotRecorded(t, e, kept, q.Meta)
+	if got := e.polls.timer; len(got) == 0 || got[len(got)-1].Kind != handlers.TimerRetry {
+		t.Errorf("timers %+v; want a retry of the inbox last", got)
 	}
 }
