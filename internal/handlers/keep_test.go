@@ -34,11 +34,17 @@ type env struct {
 // newEnv makes an env whose shop calls prov; its clock starts now and moves only when told.
 func newEnv(t *testing.T, prov handlers.Provider) *env {
 	t.Helper()
-	e := &env{store: newStore(t), outs: &flakyOutcomes{}, polls: &recordedPolls{}, letters: &recordedLetters{},
+	return newEnvOn(t, newStore(t), prov, nil)
+}
+
+// newEnvOn is newEnv on store, with kept for the copies of events (nil: none kept).
+func newEnvOn(t *testing.T, store *orderstate.Store, prov handlers.Provider, kept handlers.Kept) *env {
+	t.Helper()
+	e := &env{store: store, outs: &flakyOutcomes{}, polls: &recordedPolls{}, letters: &recordedLetters{},
 		clock: clock.NewFake(time.Now())}
 	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
 	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now})
+		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.letters, Now: e.clock.Now, Kept: kept})
 	return e
 }
 
