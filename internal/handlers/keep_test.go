@@ -59,7 +59,13 @@ func (e *env) okOrder(t *testing.T) {
 // deadHolder takes the lease of o-1 for ttl, as a handler that then dies.
 func (e *env) deadHolder(t *testing.T, ttl time.Duration) *orderstate.Lease {
 	t.Helper()
-	l, err := e.store.AcquireLease(context.Background(), "shop-a", "o-1", orderstate.Take{TTL: ttl, Now: time.Now()})
+	return e.holder(t, "o-1", ttl)
+}
+
+// holder takes the lease of order of shop-a for ttl, as another handler would.
+func (e *env) holder(t *testing.T, order string, ttl time.Duration) *orderstate.Lease {
+	t.Helper()
+	l, err := e.store.AcquireLease(context.Background(), "shop-a", order, orderstate.Take{TTL: ttl, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

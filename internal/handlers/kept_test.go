@@ -207,10 +207,7 @@ func TestQueuedShipmentFromTheInboxKeepsItsCopy(t *testing.T) {
 	if _, err := e.store.Put(ctx, "shop-a", "REV-2", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678903"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	holder, err := e.store.AcquireLease(ctx, "shop-a", "REV-2", orderstate.Take{TTL: time.Minute, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := e.holder(t, "REV-2", time.Minute)
 	q := trackingEvent("q", "REV-2", 8, "4444-4444-4444")
 	if err := e.o.TrackingEntered(ctx, q); err != nil {
 		t.Fatalf("q: %v", err)
@@ -349,10 +346,7 @@ func TestInboxEventWhoseStateWasLostIsNotRecorded(t *testing.T) {
 	e, _, arm, flushed := flushingEnv(t)
 	ctx := context.Background()
 	e.underReview(t, "REV-4")
-	holder, err := e.store.AcquireLease(ctx, "shop-a", "REV-4", orderstate.Take{TTL: time.Minute, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := e.holder(t, "REV-4", time.Minute)
 	q := trackingEvent("q", "REV-4", 9, "6666-6666-6666")
 	if err := e.o.TrackingEntered(ctx, q); err != nil {
 		t.Fatalf("q, queued behind the holder: %v", err)
