@@ -34,7 +34,7 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 	return decision{ev: ev, ordered: creditOrder, parkAs: parkCancel, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch st.Status {
 		case orderstate.StatusCancelled:
-			return keep("no change: cancelled already")
+			return same("no change: cancelled already")
 		case orderstate.StatusUnknown:
 			return fail(Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s is in the unknown state: cancel it at ATODENE by hand", order)))
 		case orderstate.StatusOK, orderstate.StatusPending:

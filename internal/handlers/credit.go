@@ -55,7 +55,7 @@ func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	}
 	return o.crediting(shop, ev, func(ctx context.Context, r *run, req request, st orderstate.State) change {
 		if req.sameAs(st) {
-			return keep("no change: same data")
+			return same("no change: same data")
 		}
 		return o.modify(ctx, r, ev, req, st)
 	})
@@ -91,7 +91,7 @@ func (o *Orders) registerIfNew(ctx context.Context, r *run, ev Event[events.Orde
 		}
 	case orderstate.StatusNG, orderstate.StatusInvalid:
 		if req.sameAs(st) {
-			return keep("no change: same data as the request ATODENE answered " + string(st.Status))
+			return same("no change: same data as the request ATODENE answered " + string(st.Status))
 		}
 	}
 	return o.register(ctx, r, ev, req, st)

@@ -220,12 +220,19 @@ type change struct {
 	next *orderstate.State
 	err  error
 	did  string
+	same bool // the state says what the event says already (see same)
 }
 
 func keep(did string) change                          { return change{did: did} }
 func write(st orderstate.State, did string) change    { return change{next: &st, did: did} }
 func fail(err error) change                           { return change{err: err} }
 func writeThen(st orderstate.State, err error) change { return change{next: &st, err: err} }
+
+// same is the change of an ordered event that finds the state saying what it says already (the
+// same data, the same tracking number, cancelled already): nothing to do, but it is the shop's
+// latest word of its kind all the same, and decide records its position, so that an older event
+// handled after it is stale (docs/lifecycle.md#events-handled-out-of-order).
+func same(did string) change { return change{did: did, same: true} }
 
 // withOrder applies d to the order holding the order's lease, after finishing what an earlier,
 // interrupted handler left undone and applying, oldest first, the events queued in the order's
@@ -548,7 +555,15 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 		}
 	}
 	c := d.apply(ctx, r, st)
-	if d.ordered != nil && c.next != nil && pos.seq != 0 && pos.after(d.ordered.get(c.next)) {
+	if d.ordered == nil || pos.seq == 0 {
+		return c
+	}
+	if c.same && c.next == nil {
+		next := st
+		next.History = nil
+		c.next = &next
+	}
+	if c.next != nil && pos.after(d.ordered.get(c.next)) {
 		d.ordered.set(c.next, pos)
 	}
 	return c

@@ -21,25 +21,30 @@ import (
 // park (tracking numbers, cancels) are a few hundred bytes.
 const maxParkedBody = 64 << 10
 
-// park keeps the event d in st until the order gets where it applies. An order keeps the latest
-// tracking number and the first cancel that wait: a later tracking number supersedes an earlier
-// one (it would correct it anyway), and a second cancel adds nothing. The event is copied to
-// Kept before it is written: once its message is acknowledged, Redis alone holds it.
+// park keeps the event d in st until the order gets where it applies. An order keeps one waiting
+// event of each kind: of tracking numbers and cancels, the latest in the stream (a later tracking
+// number would correct an earlier one anyway, and the later cancel is the shop's last word, which
+// the credit events handled meanwhile are compared with); an older one handled later is stale. Of
+// invoice requests, the first: a second adds nothing. The event is copied to Kept before it is
+// written: once its message is acknowledged, Redis alone holds it.
 func (o *Orders) park(ctx context.Context, shop, order string, d decision, st orderstate.State, waits string) change {
 	if len(d.ev.Body) > maxParkedBody {
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
 			order, waits, len(d.ev.Body), maxParkedBody)))
 	}
 	kept := st.Parked[:0:0]
+	pos := d.ev.position()
 	for _, p := range st.Parked {
 		switch {
 		case p.Kind != d.parkAs:
 			kept = append(kept, p)
-		case d.parkAs == parkTracking:
-			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
-				Did: "superseded while waiting: a later tracking number (event " + d.ev.ID + ") replaces it", Status: st.Status})
+		case d.parkAs == parkInvoice:
+			return keep("no change: an invoice request of the order is waiting already (event " + p.ID + ")")
+		case pos.seq != 0 && !pos.after(Meta{Seq: p.Seq, Published: p.Published, PublishedCreated: p.PublishedCreated}.position()):
+			return keep("no change: older in the stream than the " + parkedKind[p.Kind] + " waiting (event " + p.ID + ")")
 		default:
-			return keep("no change: " + waitingAlready[p.Kind] + " of the order is waiting already (event " + p.ID + ")")
+			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
+				Did: "superseded while waiting: a later " + parkedKind[p.Kind] + " (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		}
 	}
 	p := o.parked(d.ev, waits, d.parkAs)
@@ -53,12 +58,12 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 // The kinds of events that park, of which an order keeps one each.
 const (
 	parkTracking = "tracking" // order.tracking_entered: the latest waits
-	parkCancel   = "cancel"   // order.cancelled, and order.updated to 0: the first waits
+	parkCancel   = "cancel"   // order.cancelled, and order.updated to 0: the latest waits
 	parkInvoice  = "invoice"  // order.invoice_requested: the first waits
 )
 
-// waitingAlready names the kinds of which the first waits, for the history of a later one.
-var waitingAlready = map[string]string{parkCancel: "a cancel", parkInvoice: "an invoice request"}
+// parkedKind names the kinds of which the latest waits, for the history.
+var parkedKind = map[string]string{parkTracking: "tracking number", parkCancel: "cancel"}
 
 // parked is the event ev kept as received, waiting for what waits says.
 func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {

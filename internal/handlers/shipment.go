@@ -29,7 +29,7 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 		switch st.Status {
 		case orderstate.StatusPending, orderstate.StatusOK:
 			if cur := st.Shipment; cur != nil && cur.CarrierCode == wanted.CarrierCode && cur.TrackingNumber == wanted.TrackingNumber && cur.InvoiceDate == wanted.InvoiceDate {
-				return keep("no change: same carrier, tracking number and invoice date")
+				return same("no change: same carrier, tracking number and invoice date")
 			}
 			prev := st.Shipment
 			next := wanted
