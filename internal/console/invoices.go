@@ -40,11 +40,15 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 		q = r.URL.Query()
 	}
 	var shops []string
-	orders := map[string][]string{}
+	orders, named := map[string][]string{}, map[string]bool{}
 	add := func(shop, order string) bool {
 		if !events.ValidShopID(shop) || !events.ValidOrderID(order) {
 			return false
 		}
+		if named[shop+"/"+order] {
+			return true // named twice (order= and o=, or a link repeated): one sheet, counted once
+		}
+		named[shop+"/"+order] = true
 		if orders[shop] == nil {
 			shops = append(shops, shop)
 		}

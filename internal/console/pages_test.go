@@ -271,6 +271,14 @@ func TestInvoicesPage(t *testing.T) {
 			t.Errorf("print.css lacks %q", want)
 		}
 	}
+	// An order named twice is one sheet, and the count says how many sheets the page shows.
+	for path, sheets := range map[string]int{"/invoices?shop=demo&order=A1&order=A1": 1, "/invoices?shop=demo&order=A9&order=A9": 0,
+		"/invoices?shop=demo&order=A1&o=demo/A1&o=demo/A2": 2} {
+		page := body(t, h.get(path, "alice"), http.StatusOK)
+		if n := strings.Count(page, `<section class="invoice"`); n != sheets || !strings.Contains(page, fmt.Sprintf(`data-testid="print-count" data-count="%d"`, n)) {
+			t.Errorf("%s: %d sheets, want %d, and a count of as many", path, n, sheets)
+		}
+	}
 	nw := newHarness(t, func(c *Config) { c.Invoices = NotWired{} })
 	mustContain(t, body(t, nw.get("/invoices?shop=demo&order=A1", "alice"), http.StatusServiceUnavailable), "not wired")
 	body(t, h.get("/invoices?shop=demo", "alice"), http.StatusBadRequest)

@@ -495,6 +495,33 @@ func TestListPagesWhileOrdersChange(t *testing.T) {
 	}
 }
 
+// TestListPagesThroughMoreTiesThanTheBudget: more orders share one time than a call may look at (an
+// importer that sends its orders' dates at midnight, a batch stamped with one time), in two cells.
+// A page starts past the cursor's ties listed already instead of reading them again against the
+// budget, where it ended where it began, or before, and the listing never ended (with 3,200 orders
+// of one time, `publisher order export` looped on its second page). Every order is listed once, in
+// both sorts and at any page size.
+func TestListPagesThroughMoreTiesThanTheBudget(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	s.listBudget, s.gatherLimit = 5, 0
+	at := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	const n = 40
+	for i := range n {
+		st := State{Status: []Status{StatusOK, StatusNG}[i%2], OrderedAt: at}
+		if _, err := s.Put(ctx, "shop", fmt.Sprintf("T-%02d", i), st, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sort := range []SortKey{SortChanged, SortOrdered} {
+		for _, limit := range []int{1, 3, 50} {
+			if got := listAll(t, s, Filter{Shop: "shop", Sort: sort, Limit: limit}); len(got) != n {
+				t.Errorf("by %s, %d a page: %d orders listed, want %d", sort, limit, len(got), n)
+			}
+		}
+	}
+}
+
 // ListOrders answers each filter, and combinations, as a model of the orders does, page by page,
 // by both paths of a prefix and with a budget small enough to end pages early.
 func TestListFilters(t *testing.T) {

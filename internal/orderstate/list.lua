@@ -16,10 +16,11 @@
 --   (ZLEXCOUNT, or a ZCOUNT per cell of KEYS[2]), they are all read, their scores in KEYS[1]
 --   looked up (ZMSCORE), filtered, sorted, and the page taken from the head. Exact, O(candidates).
 -- - walk: each cell is a range of scores in KEYS[1] (cell × CELL + time); the cells asked for are
---   read from the newest down, each from its rank (ZCOUNT gives it, ZREVRANGE reads chunks: O(log
---   N) a chunk), merged by a heap, newest first. Entries the other conditions leave out (the
---   cursor's ties, an id prefix, a range of the other time) are skipped, up to the budget; then the
---   position reached is the next cursor. Filters the cells and the sort answer cost nothing.
+--   read from the newest down, each from its rank past the cursor (ZCOUNT, and past_cursor for the
+--   cursor's ties, give it; ZREVRANGE reads chunks: O(log N) a chunk), merged by a heap, newest
+--   first. Entries the other conditions leave out (an id prefix, a range of the other time) are
+--   skipped, up to the budget; then the position reached, past the cursor, is the next cursor.
+--   Filters the cells and the sort answer cost nothing.
 local CELL = 4398046511104
 
 local function score(n)
@@ -152,6 +153,25 @@ local function gather(ids, checkOther)
   end
 end
 
+-- past_cursor returns the rank in KEYS[1] of the first entry of score sc (the cursor's time in a
+-- cell) that comes after the cursor: the orders of that time listed already (ids at or above the
+-- cursor's, which a reverse range reads first) are passed over by a binary search on rank, O(log
+-- ties × log N), not read. Read, they would count against the budget: a page among more ties than
+-- the budget would end where it began, or before, and the listing never end. first is the rank of
+-- the first entry of score sc.
+local function past_cursor(sc, first)
+  local a, b = first, first + redis.call('ZCOUNT', KEYS[1], score(sc), score(sc))
+  while a < b do
+    local mid = math.floor((a + b) / 2)
+    if before(redis.call('ZREVRANGE', KEYS[1], mid, mid)[1], cid) then
+      b = mid
+    else
+      a = mid + 1
+    end
+  end
+  return a
+end
+
 -- walk merges the cells, newest first, until the page is full or the budget spent. A source is a
 -- cell being read: its entries read so far (ts, ids), the next (i), and its head (t, id).
 local function walk()
@@ -212,6 +232,9 @@ local function walk()
     local base = c * CELL
     local s = {base = base, ts = {}, ids = {}, i = 0, n = 0, size = size, done = false,
       rank = redis.call('ZCOUNT', KEYS[1], '(' .. score(base + hi), '+inf')}
+    if cms == hi then
+      s.rank = past_cursor(base + hi, s.rank)
+    end
     if fill(s) then
       heap[#heap + 1] = s
     end
