@@ -59,27 +59,17 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.endExport(op)
-	filter.Limit = orderstate.MaxLimit
-	var orders []orderstate.Summary
-	for {
-		page, err := s.cfg.Store.ListOrders(r.Context(), filter)
-		if errors.Is(err, orderstate.ErrFilter) {
-			s.problem(w, r, http.StatusBadRequest, "export.filter", err.Error())
-			return
-		}
-		if err != nil {
-			s.problem(w, r, http.StatusServiceUnavailable, "error.redis", err.Error())
-			return
-		}
-		orders = append(orders, page.Orders...)
-		if len(orders) > maxExport {
-			s.problem(w, r, http.StatusBadRequest, "export.toomany", strconv.Itoa(maxExport))
-			return
-		}
-		if page.Next == "" {
-			break
-		}
-		filter.Cursor = page.Next
+	orders, err := s.cfg.Store.AllOrders(r.Context(), filter, maxExport)
+	switch {
+	case errors.Is(err, orderstate.ErrFilter):
+		s.problem(w, r, http.StatusBadRequest, "export.filter", err.Error())
+		return
+	case errors.Is(err, orderstate.ErrTooManyOrders):
+		s.problem(w, r, http.StatusBadRequest, "export.toomany", strconv.Itoa(maxExport))
+		return
+	case err != nil:
+		s.problem(w, r, http.StatusServiceUnavailable, "error.redis", err.Error())
+		return
 	}
 	var buf bytes.Buffer
 	if err := s.cfg.Export(&buf, orders, enc == "shift_jis"); err != nil {

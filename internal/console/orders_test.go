@@ -2,19 +2,23 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
 func okState() orderstate.State {
@@ -286,4 +290,65 @@ func TestStatusTabsSayWhatTheyCount(t *testing.T) {
 	mustContain(t, page, `data-testid="status-tabs-note"`, "このショップの全受注のステータス別の数", `id="tab-ng"`)
 	page = body(t, h.get("/orders?shop=demo&lang=en", "alice"), http.StatusOK)
 	mustContain(t, page, `data-testid="status-tabs-note"`, "all the shop&#39;s orders per status")
+}
+
+// TestExportOfAnOrderWrittenMeanwhile: an order written while the export runs, between its pages, is
+// in the file, once, as written. Paged by time changed (the list's default sort), it moved to the
+// head of the listing, past the cursor, and was left out.
+func TestExportOfAnOrderWrittenMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: prefix})
+	t.Cleanup(store.Close)
+	h := newHarness(t, func(c *Config) { c.Store = store })
+	const n = orderstate.MaxLimit + 1 // two pages
+	for i := range n {
+		st := okState()
+		st.OrderedAt = testNow.Add(time.Duration(i-n) * time.Minute)
+		if _, err := store.Put(ctx, testShop, fmt.Sprintf("E-%04d", i), st, st.OrderedAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After the first page, E-0000 (the oldest, on the second page) turns NG.
+	hook := &afterFirstScript{then: func() {
+		st, err := store.Get(ctx, testShop, "E-0000")
+		if err == nil {
+			st.Status = orderstate.StatusNG
+			_, err = store.Put(ctx, testShop, "E-0000", st, testNow.Add(time.Hour))
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}}
+	rdb.AddHook(hook)
+	hook.armed.Store(true)
+	raw := body(t, h.get("/export?shop=demo&encoding=utf-8", "alice"), http.StatusOK)
+	lines := strings.Split(strings.TrimSuffix(raw[3:], "\r\n"), "\r\n")
+	if hook.armed.Load() {
+		t.Fatal("the export read no page")
+	}
+	if len(lines) != n+1 || !strings.HasPrefix(lines[1], "E-0000,ng,") || strings.Count(raw, "E-0000,") != 1 {
+		t.Errorf("%d rows, the first %q; want %d, E-0000 first (changed last) as NG, once", len(lines)-1, lines[min(1, len(lines)-1)], n)
+	}
+}
+
+// afterFirstScript runs then once, after the first script a client runs once armed.
+type afterFirstScript struct {
+	armed atomic.Bool
+	then  func()
+}
+
+func (*afterFirstScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*afterFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (a *afterFirstScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if strings.HasPrefix(cmd.Name(), "eval") && a.armed.CompareAndSwap(true, false) {
+			a.then()
+		}
+		return err
+	}
 }

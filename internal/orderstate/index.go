@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -602,6 +603,43 @@ func summaryOf(shop, id string, changed, ordered int64, raw any) (Summary, error
 	}
 	o.Fee, o.BilledAmount, o.TransactionID = fee, billed, tx
 	return o, nil
+}
+
+// ErrTooManyOrders is the error of AllOrders when f selects more orders than it may return.
+var ErrTooManyOrders = errors.New("orderstate: the filter selects too many orders")
+
+// AllOrders returns every order f selects, each once, newest first in f.Sort (f.Cursor and f.Limit
+// are not used), for an export: read page by page in the sort by time ordered, where an order's
+// place never changes, then sorted. Paged by time changed, an order written while the pages are
+// read would move past the cursor and be left out. Each order is as it was when its page was read.
+// More than most orders (0: no bound) is ErrTooManyOrders; other errors are ListOrders'.
+func (s *Store) AllOrders(ctx context.Context, f Filter, most int) ([]Summary, error) {
+	sort := f.Sort
+	f.Sort, f.Limit, f.Cursor = SortOrdered, MaxLimit, ""
+	var all []Summary
+	for {
+		page, err := s.ListOrders(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Orders...)
+		if most > 0 && len(all) > most {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyOrders, most)
+		}
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
+	}
+	if sort != SortOrdered {
+		slices.SortStableFunc(all, func(a, b Summary) int { // ties by ID, as the index orders them
+			if c := b.ChangedAt.Compare(a.ChangedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(b.OrderID, a.OrderID)
+		})
+	}
+	return all, nil
 }
 
 // CountOrders returns how many orders of a shop each bucket holds (every bucket, 0 included),

@@ -522,6 +522,31 @@ func TestListPagesThroughMoreTiesThanTheBudget(t *testing.T) {
 	}
 }
 
+// TestAllOrdersInTheListingsSort: AllOrders, which reads by time ordered, returns the orders in the
+// order the listing pages them, by either sort, filters applied; more than its bound is an error.
+func TestAllOrdersInTheListingsSort(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for i := range 30 {
+		// Ordered and changed in different orders, with ties in both.
+		st := State{Status: []Status{StatusOK, StatusNG, StatusCancelled}[i%3], OrderedAt: base.Add(time.Duration(i/2) * time.Millisecond)}
+		if _, err := s.Put(ctx, "shop", fmt.Sprintf("A-%02d", (i*7)%30), st, base.Add(time.Duration((29-i)/3)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []Filter{{Shop: "shop"}, {Shop: "shop", Sort: SortOrdered}, {Shop: "shop", Status: StatusNG}, {Shop: "shop", OrderIDPrefix: "A-1"}} {
+		want := listAll(t, s, Filter{Shop: f.Shop, Sort: f.Sort, Status: f.Status, OrderIDPrefix: f.OrderIDPrefix, Limit: 4})
+		got, err := s.AllOrders(ctx, f, 0)
+		if err != nil || !slices.EqualFunc(got, want, func(a, b Summary) bool { return a.OrderID == b.OrderID }) {
+			t.Errorf("%+v: AllOrders %v (%v); the listing pages %v", f, ids(got), err, ids(want))
+		}
+	}
+	if _, err := s.AllOrders(ctx, Filter{Shop: "shop"}, 29); !errors.Is(err, ErrTooManyOrders) {
+		t.Errorf("30 orders, at most 29: %v, want ErrTooManyOrders", err)
+	}
+}
+
 // ListOrders answers each filter, and combinations, as a model of the orders does, page by page,
 // by both paths of a prefix and with a budget small enough to end pages early.
 func TestListFilters(t *testing.T) {

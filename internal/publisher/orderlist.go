@@ -411,25 +411,18 @@ cannot hold is an error naming the order (exit status 1), and nothing is left at
 	if err != nil {
 		return err
 	}
-	n := 0
-	for {
-		page, err := store.ListOrders(ctx, f)
-		if err != nil {
-			return filterUsage(err, rename)
-		}
-		if err := w.Write(page.Orders...); err != nil {
-			var ue *ordercsv.UnencodableError
-			if errors.As(err, &ue) {
-				return fmt.Errorf("%v: nothing exported; use -encoding utf-8", err)
-			}
-			return err
-		}
-		n += len(page.Orders)
-		if page.Next == "" {
-			break
-		}
-		f.Cursor = page.Next
+	orders, err := store.AllOrders(ctx, f, 0)
+	if err != nil {
+		return filterUsage(err, rename)
 	}
+	if err := w.Write(orders...); err != nil {
+		var ue *ordercsv.UnencodableError
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%v: nothing exported; use -encoding utf-8", err)
+		}
+		return err
+	}
+	n := len(orders)
 	if *out == "" {
 		_, err = a.Stdout.Write(buf.Bytes())
 		return err
