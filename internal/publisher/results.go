@@ -150,20 +150,18 @@ shows no personal data; -json prints each event's data as it is (invoice.ok hold
 	if !start.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	c, err := s.OrderedConsumer(ctx, cfg)
+	f, err := follow(ctx, s, cfg, func(created time.Time) {
+		fmt.Fprintf(a.Stderr, "publisher: stream %s was created again (%s JST): following it from its first outcome\n", *stream, jst.Format(created))
+	})
 	if err != nil {
-		return fmt.Errorf("following stream %s: %w", *stream, err)
+		return err
 	}
-	it, err := c.Messages()
-	if err != nil {
-		return fmt.Errorf("following stream %s: %w", *stream, err)
-	}
-	defer it.Stop()
+	defer f.stop()
 	if !*asJSON {
 		fmt.Fprintf(a.Stdout, tailRow, "TIME (JST)", "TYPE", "SHOP", "ORDER", "TRANSACTION", "DETAIL")
 	}
 	for printed := 0; *n == 0 || printed < *n; {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := f.next(ctx)
 		if ctx.Err() != nil {
 			return nil // interrupted: the normal end of a tail
 		}

@@ -122,6 +122,64 @@ func TestResultsTailFollowsNewOutcomes(t *testing.T) {
 	}
 }
 
+// TestResultsTailFollowsARecreatedStream: RESULTS deleted and created again while a tail runs (an
+// embedded worker started afresh, an operator recreating the stream). Its sequences start at 1
+// again, and the ordered consumer, reset, resumed after the last one it had delivered: the new
+// stream's first outcomes were skipped without a word. The tail prints every outcome of the new
+// stream, once, and says on stderr that it follows the new stream.
+func TestResultsTailFollowsARecreatedStream(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, js, s := resultsStream(t)
+	done := make(chan runResult, 1)
+	go func() { done <- runPublisher(t, url, "", false, "results", "tail", "-json", "-n", "7") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for info, _ := s.Info(ctx); info.State.Consumers == 0; info, _ = s.Info(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tail did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 3 {
+		outcomeOf(t, js, events.TypeCreditOK, "demo", fmt.Sprintf("old-%d", i), credit("demo", fmt.Sprintf("OLD-%d", i), "ok"))
+	}
+	for delivered := uint64(0); delivered < 3; { // the tail has the old stream's three
+		if time.Now().After(deadline) {
+			t.Fatal("the tail did not get the old stream's outcomes")
+		}
+		time.Sleep(20 * time.Millisecond)
+		for info := range s.ListConsumers(ctx).Info() {
+			delivered = max(delivered, info.Delivered.Stream)
+		}
+	}
+	if err := js.DeleteStream(ctx, "RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>", "shipment.>", "invoice.>"},
+		Duplicates: 2 * time.Minute, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		outcomeOf(t, js, events.TypeCreditOK, "demo", fmt.Sprintf("new-%d", i), credit("demo", fmt.Sprintf("NEW-%d", i), "ok"))
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("%v\n%s", r.err, r.stderr)
+		}
+		for _, order := range []string{"OLD-0", "OLD-1", "OLD-2", "NEW-0", "NEW-1", "NEW-2", "NEW-3"} {
+			if n := strings.Count(r.stdout, `"order_id":"`+order+`"`); n != 1 {
+				t.Errorf("%s printed %d times:\n%s", order, n, r.stdout)
+			}
+		}
+		if !strings.Contains(r.stderr, "stream RESULTS was created again") {
+			t.Errorf("stderr %q: no word of the new stream", r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tail did not print the 7 outcomes: it skipped the new stream's first")
+	}
+}
+
 // TestResultsTailStopsWhenInterrupted: an interrupt (the context's end) is the normal end of a
 // tail: exit status 0.
 func TestResultsTailStopsWhenInterrupted(t *testing.T) {

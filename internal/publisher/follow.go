@@ -1,0 +1,115 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// streamCheckEvery is how often a follower asks whether its stream was created again.
+const streamCheckEvery = time.Second
+
+// follower reads a stream as it grows with an ordered consumer, and survives the stream being
+// deleted and created again (an operator recreating RESULTS, an embedded worker starting afresh):
+// the ordered consumer, reset, resumes after the last sequence it delivered, so the first
+// messages of the new stream, whose sequences start at 1 again, would be skipped without a word.
+// Every streamCheckEvery the follower reads the stream's creation time; when it changed, it
+// follows the new stream from its first message, passing over those delivered already.
+type follower struct {
+	s       jetstream.Stream
+	cfg     jetstream.OrderedConsumerConfig
+	it      jetstream.MessagesContext
+	created time.Time
+	checked time.Time
+	// since holds the sequences delivered since the last check found the stream as it was, with
+	// when they were stored: those of the new stream are passed over when it is read from the start.
+	since map[uint64]time.Time
+	skip  map[uint64]bool
+	// recreated is called when the stream was found created again.
+	recreated func(created time.Time)
+}
+
+func follow(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig, recreated func(time.Time)) (*follower, error) {
+	f := &follower{s: s, cfg: cfg, created: s.CachedInfo().Created, checked: time.Now(), since: map[uint64]time.Time{}, recreated: recreated}
+	return f, f.open(ctx)
+}
+
+func (f *follower) open(ctx context.Context) error {
+	c, err := f.s.OrderedConsumer(ctx, f.cfg)
+	if err == nil {
+		f.it, err = c.Messages()
+	}
+	if err != nil {
+		return fmt.Errorf("following stream %s: %w", f.s.CachedInfo().Config.Name, err)
+	}
+	return nil
+}
+
+func (f *follower) stop() { f.it.Stop() }
+
+// next returns the next message; errors are the iterator's (ctx's end, ErrMsgIteratorClosed) or
+// the stream's.
+func (f *follower) next(ctx context.Context) (jetstream.Msg, error) {
+	for {
+		if time.Since(f.checked) >= streamCheckEvery {
+			if err := f.check(ctx); err != nil {
+				return nil, err
+			}
+		}
+		wait, cancel := context.WithTimeout(ctx, streamCheckEvery)
+		m, err := f.it.Next(jetstream.NextContext(wait))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		if f.skip[md.Sequence.Stream] {
+			delete(f.skip, md.Sequence.Stream)
+			continue
+		}
+		f.since[md.Sequence.Stream] = md.Timestamp
+		return m, nil
+	}
+}
+
+// check reads the stream's creation time and, when it changed, follows the new stream.
+func (f *follower) check(ctx context.Context) error {
+	info, err := f.s.Info(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	f.checked = time.Now()
+	if err != nil {
+		return nil // gone, or NATS not answering: the ordered consumer waits for it, and so do we
+	}
+	if info.Created.Equal(f.created) {
+		clear(f.since)
+		return nil
+	}
+	f.created = info.Created
+	f.skip = map[uint64]bool{}
+	for seq, stored := range f.since {
+		if !stored.Before(info.Created) {
+			f.skip[seq] = true // of the new stream, delivered already
+		}
+	}
+	clear(f.since)
+	f.it.Stop()
+	f.cfg.DeliverPolicy, f.cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
+	if f.cfg.OptStartTime != nil && f.cfg.OptStartTime.After(info.Created) {
+		f.cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+	} else {
+		f.cfg.OptStartTime = nil
+	}
+	f.recreated(info.Created)
+	return f.open(ctx)
+}
