@@ -16,6 +16,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/streamscan"
 )
 
 // liveOutcome is an outcome event as the live stream sends it to the pages: who it is about and
@@ -92,14 +93,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if after, ok := startAfter(r); ok && after <= s.resultsSeq(ctx) {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	cons, err := s.cfg.JetStream.OrderedConsumer(ctx, s.cfg.ResultsStream, cc)
+	// Followed across the stream deleted and created again, from the new stream's first outcome.
+	stream, err := s.cfg.JetStream.Stream(ctx, s.cfg.ResultsStream)
+	var it *streamscan.Follower
+	if err == nil {
+		it, err = streamscan.Follow(ctx, stream, cc, func(created time.Time) {
+			s.log.Info("the outcome stream was created again: following it from its first outcome", zap.String("stream", s.cfg.ResultsStream))
+		})
+	}
 	if err != nil {
 		s.log.Warn("following the outcomes failed", zap.String("stream", s.cfg.ResultsStream), zap.Error(err))
-		http.Error(w, "following the outcomes failed: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	it, err := cons.Messages()
-	if err != nil {
 		http.Error(w, "following the outcomes failed: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
@@ -117,7 +120,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	go func() { // the iterator's owner: it ends when the iterator stops
 		defer close(done)
 		for {
-			m, err := it.Next(jetstream.NextContext(ctx))
+			m, err := it.Next(ctx)
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					s.log.Warn("following the outcomes stopped", zap.Error(err))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
+	"github.com/atodene-worker/atodene-worker/internal/streamscan"
 )
 
 // resultKinds are the first tokens of the outcome subjects, in the order of the contract.
@@ -150,18 +151,18 @@ shows no personal data; -json prints each event's data as it is (invoice.ok hold
 	if !start.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	f, err := follow(ctx, s, cfg, func(created time.Time) {
+	f, err := streamscan.Follow(ctx, s, cfg, func(created time.Time) {
 		fmt.Fprintf(a.Stderr, "publisher: stream %s was created again (%s JST): following it from its first outcome\n", *stream, jst.Format(created))
 	})
 	if err != nil {
 		return err
 	}
-	defer f.stop()
+	defer f.Stop()
 	if !*asJSON {
 		fmt.Fprintf(a.Stdout, tailRow, "TIME (JST)", "TYPE", "SHOP", "ORDER", "TRANSACTION", "DETAIL")
 	}
 	for printed := 0; *n == 0 || printed < *n; {
-		m, err := f.next(ctx)
+		m, err := f.Next(ctx)
 		if ctx.Err() != nil {
 			return nil // interrupted: the normal end of a tail
 		}

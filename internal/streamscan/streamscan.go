@@ -2,7 +2,8 @@
 // oldest first (Range), or backwards from a sequence in windows that double as they go (Back), so
 // that a tool looking for an event the worker received or published (an order's data, an invoice's
 // print data) stops as soon as it found it or read as many messages as it may. Each read uses an
-// ordered consumer of its own, deleted by the server once idle.
+// ordered consumer of its own, deleted by the server once idle. Follow reads a stream as it grows,
+// across the stream created again.
 package streamscan
 
 import (

@@ -1,4 +1,4 @@
-package publisher
+package streamscan
 
 import (
 	"context"
@@ -9,16 +9,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// streamCheckEvery is how often a follower asks whether its stream was created again.
-const streamCheckEvery = time.Second
+// CheckEvery is how often a Follower asks whether its stream was created again.
+const CheckEvery = time.Second
 
-// follower reads a stream as it grows with an ordered consumer, and survives the stream being
+// Follower reads a stream as it grows with an ordered consumer, and survives the stream being
 // deleted and created again (an operator recreating RESULTS, an embedded worker starting afresh):
 // the ordered consumer, reset, resumes after the last sequence it delivered, so the first
 // messages of the new stream, whose sequences start at 1 again, would be skipped without a word.
-// Every streamCheckEvery the follower reads the stream's creation time; when it changed, it
-// follows the new stream from its first message, passing over those delivered already.
-type follower struct {
+// Every CheckEvery the Follower reads the stream's creation time; when it changed, it follows the
+// new stream from its first message, passing over those delivered already.
+type Follower struct {
 	s       jetstream.Stream
 	cfg     jetstream.OrderedConsumerConfig
 	it      jetstream.MessagesContext
@@ -32,12 +32,14 @@ type follower struct {
 	recreated func(created time.Time)
 }
 
-func follow(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig, recreated func(time.Time)) (*follower, error) {
-	f := &follower{s: s, cfg: cfg, created: s.CachedInfo().Created, checked: time.Now(), since: map[uint64]time.Time{}, recreated: recreated}
+// Follow starts following s from where cfg says; recreated is called (from Next) when s was found
+// created again, with its new creation time. An error is the consumer's creation's, naming s.
+func Follow(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig, recreated func(created time.Time)) (*Follower, error) {
+	f := &Follower{s: s, cfg: cfg, created: s.CachedInfo().Created, checked: time.Now(), since: map[uint64]time.Time{}, recreated: recreated}
 	return f, f.open(ctx)
 }
 
-func (f *follower) open(ctx context.Context) error {
+func (f *Follower) open(ctx context.Context) error {
 	c, err := f.s.OrderedConsumer(ctx, f.cfg)
 	if err == nil {
 		f.it, err = c.Messages()
@@ -48,18 +50,19 @@ func (f *follower) open(ctx context.Context) error {
 	return nil
 }
 
-func (f *follower) stop() { f.it.Stop() }
+// Stop stops the reads; a Next waiting returns jetstream.ErrMsgIteratorClosed.
+func (f *Follower) Stop() { f.it.Stop() }
 
-// next returns the next message; errors are the iterator's (ctx's end, ErrMsgIteratorClosed) or
+// Next returns the next message; errors are the iterator's (ctx's end, ErrMsgIteratorClosed) or
 // the stream's.
-func (f *follower) next(ctx context.Context) (jetstream.Msg, error) {
+func (f *Follower) Next(ctx context.Context) (jetstream.Msg, error) {
 	for {
-		if time.Since(f.checked) >= streamCheckEvery {
+		if time.Since(f.checked) >= CheckEvery {
 			if err := f.check(ctx); err != nil {
 				return nil, err
 			}
 		}
-		wait, cancel := context.WithTimeout(ctx, streamCheckEvery)
+		wait, cancel := context.WithTimeout(ctx, CheckEvery)
 		m, err := f.it.Next(jetstream.NextContext(wait))
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -82,7 +85,7 @@ func (f *follower) next(ctx context.Context) (jetstream.Msg, error) {
 }
 
 // check reads the stream's creation time and, when it changed, follows the new stream.
-func (f *follower) check(ctx context.Context) error {
+func (f *Follower) check(ctx context.Context) error {
 	info, err := f.s.Info(ctx)
 	if ctx.Err() != nil {
 		return ctx.Err()
