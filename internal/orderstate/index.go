@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -357,31 +358,47 @@ func validID(id string, maxLen int) bool {
 	return true
 }
 
-// cursor is a position in a listing: the last order of a page, in the sort.
+// cursor is a position in a listing: the last order of a page, in the sort, and what the listing
+// selects (selection), so that it is not taken by another listing, where it would start a page at
+// a position that means nothing there.
 type cursor struct {
-	sort SortKey
-	ms   int64
-	id   string
+	sort      SortKey
+	ms        int64
+	id        string
+	selection string
 }
 
 func (c cursor) encode() string {
-	return base64.RawURLEncoding.EncodeToString([]byte("1|" + string(c.sort) + "|" + strconv.FormatInt(c.ms, 10) + "|" + c.id))
+	return base64.RawURLEncoding.EncodeToString([]byte("2|" + string(c.sort) + "|" + strconv.FormatInt(c.ms, 10) + "|" + c.selection + "|" + c.id))
 }
 
+// decodeCursor reads a cursor; one of version 1 (before cursors named their selection) has none.
 func decodeCursor(s string) (cursor, bool) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return cursor{}, false
 	}
-	f := strings.SplitN(string(raw), "|", 4)
-	if len(f) != 4 || f[0] != "1" || (f[1] != string(SortChanged) && f[1] != string(SortOrdered)) || !validID(f[3], 50) {
+	f := strings.SplitN(string(raw), "|", 5)
+	if f[0] == "1" && len(f) >= 4 {
+		f = []string{f[0], f[1], f[2], "", strings.Join(f[3:], "|")}
+	}
+	if len(f) != 5 || (f[0] != "1" && f[0] != "2") || (f[1] != string(SortChanged) && f[1] != string(SortOrdered)) || !validID(f[4], 50) {
 		return cursor{}, false
 	}
 	ms, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil || ms < 0 || ms >= cellSpan {
 		return cursor{}, false
 	}
-	return cursor{SortKey(f[1]), ms, f[3]}, true
+	return cursor{SortKey(f[1]), ms, f[4], f[3]}, true
+}
+
+// selection names what f selects (its shop and filters, not its sort, page size or cursor): a
+// 64-bit FNV-1a hash in base 36.
+func selection(f Filter) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%s|%s|%s|%d|%d|%d|%d|%s", f.Shop, f.Status, f.Hold, f.Shipment, f.OrderedFrom.UnixMilli(), f.OrderedTo.UnixMilli(),
+		f.ChangedFrom.UnixMilli(), f.ChangedTo.UnixMilli(), f.OrderIDPrefix)
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 // listQuery is a validated Filter, as list.lua takes it.
@@ -480,6 +497,8 @@ func (s *Store) query(f Filter, now time.Time) (listQuery, error) {
 			bad("cursor", "not a cursor of this listing")
 		case c.sort != q.sort:
 			bad("cursor", "made for the sort by %s, not %s", c.sort, q.sort)
+		case c.selection != "" && c.selection != selection(f):
+			bad("cursor", "made for a listing of other filters (shop, status, hold, shipment, times or order-id prefix): give the filters of its first page")
 		default:
 			q.after = &c
 		}
@@ -557,7 +576,7 @@ func (s *Store) ListOrders(ctx context.Context, f Filter) (Page, error) {
 	if ms, _ := res[0].(string); ms != "" {
 		n, _ := strconv.ParseInt(ms, 10, 64)
 		id, _ := res[1].(string)
-		page.Next = cursor{q.sort, n, id}.encode()
+		page.Next = cursor{q.sort, n, id, selection(f)}.encode()
 	}
 	page.Examined = int(toInt(res[2]))
 	for i := 3; i+3 < len(res); i += 4 {

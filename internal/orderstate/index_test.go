@@ -3,6 +3,7 @@ package orderstate
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -547,6 +548,38 @@ func TestAllOrdersInTheListingsSort(t *testing.T) {
 	}
 }
 
+// TestCursorOfItsListingOnly: a cursor goes on with the listing it was made for, at any page size;
+// given to a listing of other filters it is refused, where it would start that listing at a
+// position that means nothing there. A cursor made before cursors named their listing is taken.
+func TestCursorOfItsListingOnly(t *testing.T) {
+	t.Parallel()
+	s, ctx := newStore(t), context.Background()
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for i := range 4 {
+		if _, err := s.Put(ctx, "shop", fmt.Sprintf("C-%d", i), State{Status: StatusOK, OrderedAt: at}, at.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := Filter{Shop: "shop", Status: StatusOK, Limit: 1}
+	first, err := s.ListOrders(ctx, f)
+	if err != nil || first.Next == "" {
+		t.Fatalf("first page: %+v, %v", first, err)
+	}
+	f.Cursor, f.Limit = first.Next, 2
+	if p, err := s.ListOrders(ctx, f); err != nil || len(p.Orders) != 2 || p.Orders[0].OrderID != "C-2" {
+		t.Errorf("the next page, 2 orders: %v (%v), want C-2 and C-1", ids(p.Orders), err)
+	}
+	other := Filter{Shop: "shop", OrderIDPrefix: "C-", Cursor: first.Next}
+	if _, err := s.ListOrders(ctx, other); !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "other filters") {
+		t.Errorf("the cursor in a listing of other filters: %v, want ErrFilter naming them", err)
+	}
+	c, _ := decodeCursor(first.Next)
+	v1 := base64.RawURLEncoding.EncodeToString([]byte("1|changed|" + strconv.FormatInt(c.ms, 10) + "|" + c.id))
+	if p, err := s.ListOrders(ctx, Filter{Shop: "shop", Cursor: v1}); err != nil || len(p.Orders) != 3 {
+		t.Errorf("a cursor of version 1: %v (%v), want the 3 orders after it", ids(p.Orders), err)
+	}
+}
+
 // ListOrders answers each filter, and combinations, as a model of the orders does, page by page,
 // by both paths of a prefix and with a budget small enough to end pages early.
 func TestListFilters(t *testing.T) {
@@ -784,7 +817,10 @@ func TestListFilterErrors(t *testing.T) {
 		{Filter{Shop: "s", Limit: MaxLimit + 1}, []string{"limit"}},
 		{Filter{Shop: "s", Limit: -1, Sort: "price"}, []string{"sort", "limit"}},
 		{Filter{Shop: "s", Cursor: "nonsense"}, []string{"cursor"}},
-		{Filter{Shop: "s", Sort: SortOrdered, Cursor: cursor{SortChanged, 1, "o1"}.encode()}, []string{"cursor"}},
+		{Filter{Shop: "s", Sort: SortOrdered, Cursor: cursor{SortChanged, 1, "o1", ""}.encode()}, []string{"cursor"}},
+		// A cursor of another listing: another shop, another status.
+		{Filter{Shop: "t", Cursor: cursor{SortChanged, 1, "o1", selection(Filter{Shop: "s"})}.encode()}, []string{"cursor"}},
+		{Filter{Shop: "s", Status: StatusOK, Cursor: cursor{SortChanged, 1, "o1", selection(Filter{Shop: "s"})}.encode()}, []string{"cursor"}},
 	} {
 		_, err := s.ListOrders(context.Background(), tc.f)
 		if !errors.Is(err, ErrFilter) {
