@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
@@ -90,8 +91,8 @@ var ErrNeedType = errors.New("a data object needs an event type")
 // already has are kept, unknown ones (extensions) included.
 func Wrap(raw []byte, f Fill) (Event, error) {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return Event{}, &events.InvalidError{Problems: []events.Problem{{Field: "body", Reason: "must be a JSON object"}}}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil || !utf8.Valid(raw) {
+		return Event{}, &events.InvalidError{Problems: []events.Problem{{Field: "body", Reason: notAnObject(raw, err)}}}
 	}
 	_, hasSpec := obj["specversion"]
 	_, hasData := obj["data"]
@@ -244,4 +245,21 @@ func KeyedID(parts ...string) string {
 
 func uuid(b [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// notAnObject says why raw, which json.Unmarshal answered with err, is not a JSON object, in the
+// words of the worker's decoder (docs/events.md): not UTF-8, not JSON (the parser's reason), or
+// another JSON value.
+func notAnObject(raw []byte, err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case !utf8.Valid(raw):
+		return "is not valid UTF-8"
+	case errors.As(err, &te):
+		kind, _, _ := strings.Cut(te.Value, " ")
+		return "must be a JSON object, got " + kind
+	case err != nil:
+		return "is not valid JSON: " + err.Error()
+	}
+	return "must be a JSON object, got null"
 }

@@ -44,7 +44,7 @@ func TestBatchMixOfGoodAndBadLines(t *testing.T) {
 	if want := "published 3, duplicates 1 (reported by the server), rejected 3\n"; r.stdout != want {
 		t.Errorf("summary = %q, want %q", r.stdout, want)
 	}
-	for _, want := range []string{"line 3: body: must be a JSON object\n", "line 4: buyer.zip: ", "line 8: order_id: ", "line 8: buyer: is required\n"} {
+	for _, want := range []string{"line 3: body: is not valid JSON: invalid character 'n' looking for beginning of object key string\n", "line 4: buyer.zip: ", "line 8: order_id: ", "line 8: buyer: is required\n"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}

@@ -227,7 +227,12 @@ func TestPublishInvalidEventListsFields(t *testing.T) {
 			[]string{"-type", "order.invoice_requested", "-file", "-"}, []string{`type: "order.cancelled" contradicts -type`}},
 		{"tracking from flags", "", []string{"-type", "order.tracking_entered", "-shop", "demo", "-order", "A-1", "-carrier", "pigeon", "-tracking", "12", "-invoice-date", "27/11/2026"},
 			[]string{"carrier: ", "tracking_number: ", "invoice_date: "}},
-		{"not JSON", "{", []string{"-type", "order.created", "-file", "-"}, []string{"body: must be a JSON object"}},
+		{"not JSON", "{", []string{"-type", "order.created", "-file", "-"}, []string{"body: is not valid JSON: unexpected end of JSON input"}},
+		{"a trailing comma", `{"shop_id": "demo", "order_id": "A-1",}`, []string{"-type", "order.created", "-file", "-"},
+			[]string{"body: is not valid JSON: invalid character '}' looking for beginning of object key string"}},
+		{"an array", "[1]", []string{"-type", "order.created", "-file", "-"}, []string{"body: must be a JSON object, got array"}},
+		{"null", "null", []string{"-type", "order.created", "-file", "-"}, []string{"body: must be a JSON object, got null"}},
+		{"not UTF-8", "{\"shop_id\": \"\xff\"}", []string{"-type", "order.created", "-file", "-"}, []string{"body: is not valid UTF-8"}},
 	}
 	for _, tt := range tests {
 		r := runPublisher(t, url, tt.stdin, false, append([]string{"publish"}, tt.args...)...)
