@@ -482,7 +482,7 @@ func (s *Store) query(f Filter, now time.Time) (listQuery, error) {
 		if !to.IsZero() {
 			hi = min(hi, to.UnixMilli()-1)
 			if !from.IsZero() && !to.After(from) {
-				bad(toField, "%s is not after %s %s", to.Format(time.RFC3339Nano), fromField, from.Format(time.RFC3339Nano))
+				bad(toField, "the range ends (exclusive) at %s, not after it begins (%s) at %s: it holds no time", to.Format(time.RFC3339Nano), fromField, from.Format(time.RFC3339Nano))
 			}
 		}
 		return lo, hi

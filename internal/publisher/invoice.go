@@ -135,7 +135,7 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 		}
 	}
 	for _, o := range missing {
-		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s\n",
+		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s (an enclosed invoice only: one ATODENE mails separately, 別送, has no print data)\n",
 			o, where, shop, o)
 	}
 	if found.Limited {

@@ -62,7 +62,7 @@ func TestInvoicePrint(t *testing.T) {
 		t.Errorf("err = %v, want a failure for MISSING", r.err)
 	}
 	if !strings.Contains(r.stderr, "wrote 2 invoices to "+path) ||
-		!strings.Contains(r.stderr, "order MISSING: no invoice.ok among the 753 invoice.ok outcomes of shop demo in RESULTS; fetch the print data with: publisher publish -type order.invoice_requested -shop demo -order MISSING") {
+		!strings.Contains(r.stderr, "order MISSING: no invoice.ok among the 753 invoice.ok outcomes of shop demo in RESULTS; fetch the print data with: publisher publish -type order.invoice_requested -shop demo -order MISSING (an enclosed invoice only") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	info, err := os.Stat(path)

@@ -26,6 +26,7 @@ Commands:
   counts   how many orders of a shop each credit status holds (-shop S)
   export   a shop's credit results as CSV, every page, UTF-8 with a BOM or Shift_JIS (-shop S)
   reindex  file in the order index the states written before it existed ([-shop S])
+  migrate-layout  move the keys a worker older than the Cluster-ready key layout wrote (once, when upgrading)
   show     the order's state and history, as the worker holds them in Redis
   history  the order's history: every event handled, as a table (times in JST) or JSON lines
   rerun    与信を実行: re-send the order's latest received data as a new order.created (-operator NAME)
@@ -80,6 +81,9 @@ func (o *redisOpts) store() (store *orderstate.Store, close func(), err error) {
 	defer cancel()
 	if err := store.CheckLayout(ctx, false); err != nil {
 		close()
+		if errors.Is(err, orderstate.ErrUnavailable) {
+			return nil, nil, fmt.Errorf("%w; is the worker's Redis at %s? Set -redis-url or ATODENE_PUBLISHER_REDIS_URL", err, redactURL(o.url))
+		}
 		return nil, nil, err
 	}
 	return store, close, nil

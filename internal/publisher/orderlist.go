@@ -72,6 +72,15 @@ func filterUsage(err error, rename map[string]string) error {
 	if !errors.Is(err, orderstate.ErrFilter) {
 		return err
 	}
+	flag := func(field string) string {
+		if r, ok := rename[field]; ok {
+			return r
+		}
+		if f, ok := filterFlags[field]; ok {
+			return f
+		}
+		return field
+	}
 	var msgs []string
 	var walk func(error)
 	walk = func(e error) {
@@ -81,14 +90,11 @@ func filterUsage(err error, rename map[string]string) error {
 				walk(x)
 			}
 		} else if errors.As(e, &fe) {
-			name := filterFlags[fe.Field]
-			if r, ok := rename[fe.Field]; ok {
-				name = r
+			problem := fe.Problem
+			for field := range filterFlags { // a field the problem names in parentheses, such as (ordered_from)
+				problem = strings.ReplaceAll(problem, "("+field+")", "("+flag(field)+")")
 			}
-			if name == "" {
-				name = fe.Field
-			}
-			msgs = append(msgs, name+": "+fe.Problem)
+			msgs = append(msgs, flag(fe.Field)+": "+problem)
 		}
 	}
 	walk(err)
@@ -428,7 +434,7 @@ cannot hold is an error naming the order (exit status 1), and nothing is left at
 		return err
 	}
 	if err := writeFileAtomic(*out, buf.Bytes()); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", *out, err)
 	}
 	fmt.Fprintf(a.Stderr, "exported %d orders of shop %s to %s (%s)\n", n, *shop, *out, *encoding)
 	return nil

@@ -185,7 +185,7 @@ func TestOrderList(t *testing.T) {
 		{[]string{"order", "ls", "-shop", "demo", "-shipment", "lost"}, "-shipment"},
 		{[]string{"order", "ls", "-shop", "demo", "-ordered-from", "yesterday"}, "-ordered-from"},
 		{[]string{"order", "ls", "-shop", "demo", "-changed-to", "2026-13-01"}, "-changed-to"},
-		{[]string{"order", "ls", "-shop", "demo", "-changed-from", "2026-11-30", "-changed-to", "2026-11-29"}, "-changed-to"},
+		{[]string{"order", "ls", "-shop", "demo", "-changed-from", "2026-11-30", "-changed-to", "2026-11-29"}, "-changed-to: the range ends (exclusive) at 2026-11-30T00:00:00+09:00, not after it begins (-changed-from) at 2026-11-30T00:00:00+09:00"},
 		{[]string{"order", "ls", "-shop", "demo", "-limit", "0"}, "-limit"},
 		{[]string{"order", "ls", "-shop", "demo", "-limit", "1001"}, "-limit"},
 		{[]string{"order", "ls", "-shop", "demo", "-cursor", "nonsense!"}, "-cursor"},
@@ -321,7 +321,7 @@ func TestOrderExport(t *testing.T) {
 		{[]string{"order", "export"}, "-shop"},
 		{[]string{"order", "export", "-shop", "demo", "-encoding", "latin1"}, "-encoding"},
 		{[]string{"order", "export", "-shop", "demo", "-from", "last week"}, "-from"},
-		{[]string{"order", "export", "-shop", "demo", "-from", "2026-11-30", "-to", "2026-11-01"}, "-to"},
+		{[]string{"order", "export", "-shop", "demo", "-from", "2026-11-30", "-to", "2026-11-01"}, "-to: the range ends (exclusive) at 2026-11-02T00:00:00+09:00, not after it begins (-from)"},
 		{[]string{"order", "export", "-shop", "demo", "-by", "changed", "-from", "2026-11-30", "-to", "2026-11-01"}, "-to"},
 		{[]string{"order", "export", "-shop", "demo", "-by", "price"}, "-by"},
 		{[]string{"order", "export", "-shop", "demo", "-status", "done"}, "-status"},
@@ -412,6 +412,22 @@ func TestOrderListRetention(t *testing.T) {
 	}
 	if r := e.run("", "order", "ls", "-shop", "demo", "-retention", "forever"); !isUsage(r.err) || !strings.Contains(r.err.Error(), "-retention") {
 		t.Errorf("-retention forever: %v, want a usage error naming -retention", r.err)
+	}
+}
+
+// TestOrderCommandsNameWhatFailed: a Redis that does not answer is named with the flag and the
+// variable that choose it (a new terminal without the embedded worker's export line); a file export
+// cannot write is named, not the temporary file beside it.
+func TestOrderCommandsNameWhatFailed(t *testing.T) {
+	t.Parallel()
+	r := runPublisher(t, "nats://127.0.0.1:1", "", false, "order", "ls", "-shop", "demo", "-redis-url", "redis://127.0.0.1:1")
+	if r.err == nil || !strings.Contains(r.err.Error(), "is the worker's Redis at redis://127.0.0.1:1? Set -redis-url or ATODENE_PUBLISHER_REDIS_URL") {
+		t.Errorf("order ls of a Redis that does not answer: %v", r.err)
+	}
+	e, _ := listEnv(t)
+	missing := filepath.Join(t.TempDir(), "no-such-dir", "x.csv")
+	if r := e.run("", "order", "export", "-shop", "demo", "-o", missing); r.err == nil || !strings.Contains(r.err.Error(), "writing "+missing+": ") {
+		t.Errorf("order export -o into a missing directory: %v", r.err)
 	}
 }
 
