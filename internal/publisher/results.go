@@ -38,7 +38,7 @@ var resultsCommands = group{name: "results", usage: resultsUsage, subs: []sub{
 }}
 
 // tailRow is a row of the results tail table; a value wider than its column pushes the rest right.
-const tailRow = "%-19s  %-16s  %-10s  %-16s  %-11s  %s\n"
+const tailRow = "%-19s  %-16s  %-10s  %-26s  %-11s  %s\n" // ORDER holds a 26-character Rakuten order number
 
 // outcome is an outcome event as results tail -json prints it: where the stream holds it, what it
 // is about, and the event's data as it is.
