@@ -558,7 +558,7 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 	if d.ordered == nil || pos.seq == 0 {
 		return c
 	}
-	if c.same && c.next == nil {
+	if c.same {
 		next := st
 		next.History = nil
 		c.next = &next
