@@ -10,7 +10,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // demoOrder is one order of the demo batch and the sandbox rule it meets.
@@ -65,13 +65,13 @@ func runDemo(ctx context.Context, natsURL string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tSANDBOX RULE\tOUTCOMES\tFEE\tBILLED")
+	var tb termtable.Table // the rules hold Japanese text (審査中, 保留)
+	tb.Row("ORDER", "SANDBOX RULE", "OUTCOMES", "FEE", "BILLED")
 	for _, o := range demoBatch {
 		h := history[o.id+"-"+run]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.id, o.rule, strings.Join(h.steps, " → "), h.fee, h.billed)
+		tb.Row(o.id, o.rule, strings.Join(h.steps, " → "), h.fee, h.billed)
 	}
-	return tw.Flush()
+	return tb.Write(out)
 }
 
 // publishSamples publishes the demo batch once the worker has made its inbound stream (named

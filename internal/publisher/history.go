@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // historyLine is one entry of `order history -json`: the entry as the worker stores it, with the
@@ -50,17 +50,17 @@ An order with no history is an error (exit status 1).
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME (JST)\tTYPE\tSOURCE\tDID\tCALLS\tOUTCOMES\tSTATUS")
+	var tb termtable.Table // its entries hold Japanese text (審査中, 保留)
+	tb.Row("TIME (JST)", "TYPE", "SOURCE", "DID", "CALLS", "OUTCOMES", "STATUS")
 	for _, e := range history {
 		source := orDash(e.Source)
 		if e.Operator != "" {
 			source += " (" + e.Operator + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", jst.Format(e.At), e.Type, source, clipText(oneLine(e.Did), 100),
+		tb.Row(jst.Format(e.At), e.Type, source, clipText(oneLine(e.Did), 100),
 			orDash(strings.Join(e.Calls, ", ")), orDash(strings.Join(e.Outcomes, ", ")), statusName(e.Status))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tb.Write(a.Stdout); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(a.Stdout, "%d entries (at most %d are kept)\n", len(history), orderstate.HistoryLimit)
