@@ -3,7 +3,11 @@
 package dlq
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -76,7 +80,8 @@ func NewWriter(js jetstream.JetStream) *Writer { return &Writer{js: js} }
 
 // Write stores a dead letter and returns once the DLQ stream acknowledged it. The message ID is
 // derived from the original stream and sequence, so writing the same letter twice stores it once
-// within the duplicate window.
+// within the duplicate window; a letter of another message found under its ID (the original
+// stream created again, its sequences started over) is stored under an ID naming its body.
 func (w *Writer) Write(ctx context.Context, l Letter) error {
 	_, err := w.WriteOnce(ctx, l)
 	return err
@@ -121,16 +126,54 @@ func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err erro
 	if l.ReplayCount != "" {
 		id += ":r" + l.ReplayCount
 	}
-	// Within a traced message's span, the letter carries its trace on (tracing.Send).
-	var ack *jetstream.PubAck
-	err = natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
-		ack, err = w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
-		return err
-	}, tracing.MessageID.String(id), tracing.DeadLetter.String(l.Reason))
+	ack, err := w.publish(ctx, msg, id, l.Reason)
+	if err == nil && ack.Duplicate {
+		// The ID may name another letter: the original stream deleted and created again within
+		// the duplicate window (its sequences start at 1 again) makes two messages of one
+		// sequence. The letter the stream holds under it is read: another one, or none (purged),
+		// and this letter is written under an ID of its own, naming its body.
+		var same bool
+		if same, err = w.holds(ctx, ack, msg); err == nil && !same {
+			sum := sha256.Sum256(msg.Data)
+			ack, err = w.publish(ctx, msg, id+":b"+hex.EncodeToString(sum[:8]), l.Reason)
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("dlq: writing dead letter for %s seq %d: %w", l.Subject, l.Sequence, err)
 	}
 	return !ack.Duplicate, nil
+}
+
+// publish publishes msg under the message ID id; within a traced message's span, the letter
+// carries its trace on (tracing.Send).
+func (w *Writer) publish(ctx context.Context, msg *nats.Msg, id, reason string) (ack *jetstream.PubAck, err error) {
+	err = natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
+		ack, err = w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		return err
+	}, tracing.MessageID.String(id), tracing.DeadLetter.String(reason))
+	return ack, err
+}
+
+// holds says whether the message a duplicate acknowledgement names is the letter msg: the same
+// original subject, stream, sequence and body.
+func (w *Writer) holds(ctx context.Context, ack *jetstream.PubAck, msg *nats.Msg) (bool, error) {
+	s, err := w.js.Stream(ctx, ack.Stream)
+	if err != nil {
+		return false, err
+	}
+	stored, err := s.GetMsg(ctx, ack.Sequence)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, h := range []string{HeaderOriginalStream, HeaderOriginalSequence} {
+		if stored.Header.Get(h) != msg.Header.Get(h) {
+			return false, nil
+		}
+	}
+	return stored.Subject == msg.Subject && bytes.Equal(stored.Data, msg.Data), nil
 }
 
 // FromMsg builds the letter of a consumed message from a stream created at created (Unix ns, 0

@@ -335,3 +335,34 @@ func TestFromMsgReadsAConsumedMessage(t *testing.T) {
 		t.Errorf("stored letters: %+v", stored)
 	}
 }
+
+// TestLetterOfARecreatedStreamIsStored: after ORDERS is deleted and created again (sequences from 1
+// again), a message of the new stream dead-lettered within DLQ's duplicate window of the old
+// stream's letter of the same sequence gets a letter of its own (the worker acknowledges the
+// message once Write returns: a letter dropped as a duplicate is an event lost); written again, it
+// is stored once.
+func TestLetterOfARecreatedStreamIsStored(t *testing.T) {
+	t.Parallel()
+	js := newJetStream(t)
+	w := dlq.NewWriter(js)
+	old := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	recreated := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC).UnixNano()
+	first := dlq.Letter{Subject: "orders.created.demo", Stream: "ORDERS", Sequence: 5, Body: []byte(`{"id":"old","data":{"order_id":"A1"}}`),
+		Reason: "invalid", Err: errors.New("bad"), Attempts: 1, PublishedCreated: old, FailedAt: time.Now()}
+	if _, err := w.WriteOnce(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	second := dlq.Letter{Subject: "orders.created.demo", Stream: "ORDERS", Sequence: 5, Body: []byte(`{"id":"new","data":{"order_id":"B2"}}`),
+		Reason: "invalid", Err: errors.New("bad too"), Attempts: 1, PublishedCreated: recreated, FailedAt: time.Now()}
+	stored, err := w.WriteOnce(t.Context(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := w.WriteOnce(t.Context(), second); err != nil || again {
+		t.Errorf("the second letter written again: stored %v (%v), want a duplicate", again, err)
+	}
+	got := letters(t, js)
+	if !stored || len(got) != 2 {
+		t.Fatalf("the letter of ORDERS (created again) sequence 5, another event, was stored=%v; DLQ holds %d letters, want 2: the message is acknowledged and its event lost", stored, len(got))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/tracing"
@@ -104,8 +106,9 @@ func sameOutcome(a, b []byte) bool {
 // off) traces a schedule published in the context of a remote span only: a held re-check handed
 // to JetStream carries on the trace of the handling that held it.
 type polls struct {
-	js jetstream.JetStream
-	tp trace.TracerProvider
+	js        jetstream.JetStream
+	tp        trace.TracerProvider
+	dlqStream string // the dead-letter stream, where Waiting looks for a due message dead-lettered
 }
 
 // orderToken encodes a shop and order ID as subject tokens; an order ID never appears raw.
@@ -154,7 +157,8 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 // store the message it fired (the store full) and does not fire it again (nats-server 2.15 keeps
 // it "in flight" until a restart or a new schedule on its subject). A due
 // message handled after since while the state shows no write of it means Redis lost that write
-// (a rollback): the timer is not waiting, it is gone.
+// (a rollback): the timer is not waiting, it is gone. A due message dead-lettered (its tries ran
+// out: the consumer's ack floor passes it as it passes a handled one) wrote nothing: missing.
 func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, stale time.Time) (handlers.TimerState, error) {
 	st, err := p.js.Stream(ctx, PollStream)
 	if err != nil {
@@ -191,7 +195,29 @@ func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, sta
 	if info.AckFloor.Stream < due.Sequence {
 		return handlers.TimerWaiting, nil
 	}
+	if lettered, err := p.deadLettered(ctx, due); err != nil || lettered {
+		return handlers.TimerMissing, err
+	}
 	return handlers.TimerHandled, nil
+}
+
+// deadLettered says whether the due message is the last dead letter of its subject.
+func (p polls) deadLettered(ctx context.Context, due *jetstream.RawStreamMsg) (bool, error) {
+	if p.dlqStream == "" {
+		return false, nil
+	}
+	s, err := p.js.Stream(ctx, p.dlqStream)
+	if err != nil {
+		return false, fmt.Errorf("reading stream %s: %w", p.dlqStream, err)
+	}
+	l, err := s.GetLastMsgForSubject(ctx, dlq.SubjectPrefix+due.Subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading stream %s: %w", p.dlqStream, err)
+	}
+	return l.Header.Get(dlq.HeaderOriginalStream) == PollStream && l.Header.Get(dlq.HeaderOriginalSequence) == strconv.FormatUint(due.Sequence, 10), nil
 }
 
 func timerName(kind string) string {

@@ -107,3 +107,45 @@ func TestStuckScheduleIsNotWaiting(t *testing.T) {
 		t.Errorf("a schedule due before the stale time: %v (%v), want missing", state, err)
 	}
 }
+
+// TestDeadLetterAfterOrdersRecreated: an invalid event is dead-lettered from ORDERS sequence 1;
+// ORDERS is then deleted and created again (its sequences start at 1 again), and another invalid
+// event lands on the new stream's sequence 1. Its letter had the first's message ID (dlq:ORDERS:1)
+// within DLQ's duplicate window: dropped as a duplicate, and the message acknowledged, the event
+// was in neither DLQ nor RESULTS. Both are in DLQ.
+func TestDeadLetterAfterOrdersRecreated(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.publishRaw("orders.created.shop-a", "first", []byte(`not json: the first bad event`))
+	wait.For(t, 20*time.Second, "the first dead letter", func() bool { return len(h.deadLetters()) == 1 })
+
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := h.js.DeleteStream(ctx, cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.publishRaw("orders.created.shop-a", "second", []byte(`not json: the second bad event, another one`))
+	// Wait until the worker has consumed (acknowledged) the new stream's message.
+	wait.For(t, 30*time.Second, "the new ORDERS message acknowledged", func() bool {
+		c, err := h.js.Consumer(ctx, cfg.Name, ordersConsumer)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.AckFloor.Stream >= 1 && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	letters := h.deadLetters() // a letter is written before its message is acknowledged
+	if len(letters) != 2 {
+		for _, m := range letters {
+			t.Logf("letter: %s %q", m.Headers().Get("Nats-Msg-Id"), m.Data())
+		}
+		t.Fatalf("DLQ holds %d letters, want 2: the second bad event, acknowledged from the recreated ORDERS, is in neither DLQ nor RESULTS (lost)", len(letters))
+	}
+}

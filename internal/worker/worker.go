@@ -131,7 +131,7 @@ func Run(ctx context.Context, d Deps) error {
 		Store:    store,
 		Shops:    func(id string) (*handlers.Shop, bool) { sh, ok := shops[id]; return sh, ok },
 		Outcomes: outcomes{js, m.publishFailures},
-		Polls:    polls{js, d.Tracing},
+		Polls:    polls{js, d.Tracing, s.DLQStream},
 		Kept:     copies,
 		Poll:     handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline},
 		// Dead letters of parked events are written and counted like every other.
@@ -233,7 +233,7 @@ func Run(ctx context.Context, d Deps) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- consumer.Consume(ctx, c.cons, c.h, cc) }()
 	}
-	rec := &handlers.Reconciler{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Waiting: polls{js: js}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
+	rec := &handlers.Reconciler{Store: orders.Store, Shops: shopIDs, Polls: orders.Polls, Waiting: polls{js: js, dlqStream: s.DLQStream}.Waiting, Grace: s.ReconcileInterval, Now: d.Now, Logger: log}
 	trim := trimIndex(store, shopIDs)
 	wg.Add(1)
 	go func() { defer wg.Done(); reconcile(ctx, streams, s, rec, copies, trim, log) }()
