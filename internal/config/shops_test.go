@@ -206,6 +206,10 @@ func TestLoadShopsErrors(t *testing.T) {
 			`fees.table[1].min: want a whole number of yen, got "one" (line 10)`,
 			`fees.table[1].max: want a whole number of yen, got "1.5" (line 10)`,
 			`fees.table[1].fee: want a whole number of yen, got "205" (line 10)`}},
+		{"row value with a leading zero or in hexadecimal", edit(row1, "        - {min: 01000, max: 0x1000, fee: 0330}\n"), []string{
+			`fees.table[1].min: want a whole number of yen in decimal digits without leading zeros, got "01000" (YAML would read it as 512) (line 10)`,
+			`fees.table[1].max: want a whole number of yen in decimal digits without leading zeros, got "0x1000" (YAML would read it as 4096) (line 10)`,
+			`fees.table[1].fee: want a whole number of yen in decimal digits without leading zeros, got "0330" (YAML would read it as 216) (line 10)`}},
 		{"row value missing", edit(", fee: 205}", "}"), []string{`fees.table[1].fee: required (line 10)`}},
 		{"row typo", edit("fee: 205}", "fees: 205}"), []string{
 			`fees.table[1].fees: unknown field (want one of min, max or fee) (line 10)`, `fees.table[1].fee: required (line 10)`}},

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -84,8 +85,17 @@ func integer(p *problems, field string, n *yaml.Node) int64 {
 		p.addf(field, "want a whole number of yen, got %s", describe(n))
 		return 0
 	}
+	if !decimal.MatchString(n.Value) {
+		// YAML reads 0330 as octal (216), 0x14a as hexadecimal: an amount copied from a
+		// zero-padded screen would silently be another one.
+		p.addf(field, "want a whole number of yen in decimal digits without leading zeros, got %s (YAML would read it as %d)", describe(n), v)
+		return 0
+	}
 	return v
 }
+
+// decimal is an integer written in decimal digits, without leading zeros or a sign other than -.
+var decimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 
 // keepLine records n's line for field unless the line of field's key is known already: a
 // message about a missing field points at the key of the mapping that lacks it.
