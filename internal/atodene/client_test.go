@@ -82,6 +82,11 @@ func TestTransportErrors(t *testing.T) {
 				var me *MalformedResponseError
 				return errors.As(err, &me) && strings.Contains(err.Error(), "shopOrderId")
 			}},
+		{"register with a transactionId no later call can name is malformed", []http.HandlerFunc{respondBody(`<response><result>OK</result><transactionInfo><shopOrderId>100000123</shopOrderId><transactionId>TX-0001</transactionId><autoAuthoriresult>OK</autoAuthoriresult></transactionInfo></response>`)}, register, 1,
+			func(err error) bool {
+				var me *MalformedResponseError
+				return errors.As(err, &me) && OutcomeUnknown(err) && strings.Contains(err.Error(), `transactionId "TX-0001" must be digits`)
+			}},
 		{"register unknown auto result is malformed", []http.HandlerFunc{respondBody(`<response><result>OK</result><transactionInfo><shopOrderId>100000123</shopOrderId><transactionId>1</transactionId><autoAuthoriresult>MAYBE</autoAuthoriresult></transactionInfo></response>`)}, register, 1,
 			func(err error) bool { var me *MalformedResponseError; return errors.As(err, &me) }},
 		{"NG without errors is malformed", []http.HandlerFunc{respondBody(`<response><result>NG</result></response>`)}, cancel, 1,

@@ -149,6 +149,11 @@ func (r fieldRule) check(v string) string {
 	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 		return "contains a control character"
 	}
+	if i := strings.IndexFunc(v, notXMLChar); i >= 0 {
+		// U+FFFE, U+FFFF: the request's XML cannot carry them, and its writer would send U+FFFD.
+		r, _ := utf8.DecodeRuneInString(v[i:])
+		return fmt.Sprintf("contains %U, which XML 1.0 cannot carry", r)
+	}
 	// The form first: a value of the wrong form is told what is wrong with it, not that it is
 	// long (+1-415-555-0123-4567 is a number outside Japan, not a number of 20 characters).
 	if reason := r.kind.check(v); reason != "" {
@@ -307,3 +312,5 @@ const (
 	ServiceSeparate = "2" // 別送: ATODENE mails the invoice
 	ServiceEnclosed = "3" // 同梱: the shop encloses it with the goods
 )
+
+func notXMLChar(r rune) bool { return !xmlChar(r) }

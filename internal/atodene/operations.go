@@ -44,6 +44,11 @@ func (c *Client) Register(ctx context.Context, req Request) (Registration, error
 	switch {
 	case ti == nil || strings.TrimSpace(ti.TransactionID) == "":
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "no transactionId"}
+	case FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)) != "":
+		// Taken, it could be named in no later call (each checks it, and sends nothing): the
+		// order would be registered and then stuck. Unknown, it goes to an operator.
+		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: fmt.Sprintf("transactionId %q %s", truncate(ti.TransactionID, 40),
+			FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)))}
 	case strings.TrimSpace(ti.ShopOrderID) != req.customer.ShopOrderID:
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "shopOrderId echoed back differs from the one sent"}
 	}

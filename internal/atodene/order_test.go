@@ -141,6 +141,8 @@ func TestOrderCheck(t *testing.T) {
 			[]string{"detail[1].goods", "detail[1].goodsAmount"}},
 		{"browser info over 1000", mutate(func(o *Order) { o.Browser.HTTPHeader = strings.Repeat("h", 1001) }), []string{"httpHeader"}},
 		{"control character", mutate(func(o *Order) { o.Buyer.Address = "東京都\x00渋谷区" }), []string{"address", "shipAddress"}},
+		// Valid UTF-8 that XML 1.0 cannot carry: the request's writer would send U+FFFD in its place.
+		{"a character XML cannot carry", mutate(func(o *Order) { o.Buyer.Name = "加藤\uFFFF太郎" }), []string{"name", "shipName"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
