@@ -14,14 +14,17 @@ import (
 // paymentDays is the payment term printed on an invoice (docs/protocol.md#business-rules: 14 days).
 const paymentDays = 14
 
-// invoiceInfo builds the print data of docs/protocol.md#invoice-print-data for t, in the table's order. All values are display
-// strings. Reserved fields (expand1–10, expand17–20) are present and empty, as a real invoice's would be.
+// invoiceInfo builds the print data of docs/protocol.md#invoice-print-data for t, in the table's order, and fixes
+// t's invoice dates on its first call. All values are display strings. Reserved fields (expand1–10, expand17–20) are present and empty, as a real invoice's would be.
 func (s *Server) invoiceInfo(t *transaction, now time.Time) *xmlNode {
 	c := t.order.customer
-	sendDate := now.In(jst.Zone)
-	if d, err := time.ParseInLocation("2006/01/02", shipInvoiceDate(t), jst.Zone); err == nil {
-		sendDate = d
+	if t.invoiceSent.IsZero() {
+		t.invoiceSent = now.In(jst.Zone)
+		if d, err := time.ParseInLocation("2006/01/02", shipInvoiceDate(t), jst.Zone); err == nil {
+			t.invoiceSent = d
+		}
 	}
+	sendDate := t.invoiceSent
 	deadline := sendDate.AddDate(0, 0, paymentDays)
 	amount := yen(t.order.billed)
 	tax := fmt.Sprintf("内消費税：%d円", t.order.billed*10/110)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCancelledTransactionAnswersEr000033(t *testing.T) {
@@ -256,13 +257,20 @@ func TestInvoice(t *testing.T) {
 	if first.child("goodsExpand") == nil {
 		t.Error("detail lacks goodsExpand")
 	}
-	// The shipment's invoiceDate, when given, is the send date.
-	ti := "<transactionInfo>" + elems("deliveryType", "1", "transactionId", id, "deliveryCompanyCode", "12",
-		"deliverySlipNo", "1234-5678", "invoiceDate", "2026/12/01") + "</transactionInfo>"
-	wantOK(t, e.post("shippingrequest", doc(linkXML(e.shop), ti)))
-	inv = e.invoice(id).Invoice
-	if got := inv.child("billSendDate").Text + " " + inv.child("billDeadlineDate").Text; got != "2026年12月1日 2026年12月15日" {
-		t.Errorf("send and deadline dates %q", got)
+	// The shipment's invoiceDate, when given before the first call, is the send date; after it, the
+	// first call's dates stand (it fixed the payment deadline).
+	ship := func(id string) {
+		ti := "<transactionInfo>" + elems("deliveryType", "1", "transactionId", id, "deliveryCompanyCode", "12",
+			"deliverySlipNo", "1234-5678", "invoiceDate", "2026/12/01") + "</transactionInfo>"
+		wantOK(t, e.post("shippingrequest", doc(linkXML(e.shop), ti)))
+	}
+	shippedFirst := e.registerOK(newOrder("I-5", "taro@example.jp").set("service", "3"), "OK")
+	for _, tc := range []struct{ id, want string }{{shippedFirst, "2026年12月1日 2026年12月15日"}, {id, "2026年11月26日 2026年12月10日"}} {
+		ship(tc.id)
+		inv = e.invoice(tc.id).Invoice
+		if got := inv.child("billSendDate").Text + " " + inv.child("billDeadlineDate").Text; got != tc.want {
+			t.Errorf("%s: send and deadline dates %q, want %q", tc.id, got, tc.want)
+		}
 	}
 }
 
@@ -282,3 +290,23 @@ var invoiceElements = strings.Fields(`zip address1 address2 companyName sectionN
 	voucherBilledAmount voucherBilledFeeTax revenueStampRequired goodsTitle goodsAmountTitle goodsPriceTitle
 	goodsSubtotalTitle details detailInfomation expand11 expand12 expand13 expand14 expand15 expand16
 	expand17 expand18 expand19 expand20`)
+
+// TestInvoiceDatesFixedByTheFirstCall: getinvoicedata.do fixes the invoice's payment deadline
+// (docs/protocol.md#invoice-print-data): a call three days later answers the dates and barcode of the
+// first (an invoice may be in its parcel with them), where the sandbox computed them anew each time.
+func TestInvoiceDatesFixedByTheFirstCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.registerOK(newOrder("INV-FIXED", "taro@example.jp").set("service", "3"), "OK")
+	first := e.invoice(id)
+	wantOK(t, first)
+	e.clock.Advance(3 * 24 * time.Hour)
+	second := e.invoice(id)
+	wantOK(t, second)
+	for _, name := range []string{"billSendDate", "billDeadlineDate", "receiptBillDeadlineDate", "invoiceBarcode"} {
+		a, b := first.Invoice.child(name).Text, second.Invoice.child(name).Text
+		if a != b {
+			t.Errorf("%s: first call %q, a call 3 days later %q: the deadline the first call fixed has moved", name, a, b)
+		}
+	}
+}

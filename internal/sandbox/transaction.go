@@ -62,6 +62,10 @@ type transaction struct {
 	cancelled    bool
 	shipment     *shipment
 	calls        map[string]int
+	// invoiceSent is the invoice's issue date, fixed by the first getinvoicedata.do: the call
+	// fixes the payment deadline (docs/protocol.md#invoice-print-data), and later calls answer the same
+	// dates and barcode.
+	invoiceSent time.Time
 }
 
 func (t *transaction) slow() bool { return profileOf(t.order.customer.Email) == profileSlow }
