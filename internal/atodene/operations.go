@@ -41,15 +41,15 @@ func (c *Client) Register(ctx context.Context, req Request) (Registration, error
 		return Registration{}, err
 	}
 	ti := r.TransactionInfo
-	switch {
-	case ti == nil || strings.TrimSpace(ti.TransactionID) == "":
+	if ti == nil || strings.TrimSpace(ti.TransactionID) == "" {
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "no transactionId"}
-	case FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)) != "":
-		// Taken, it could be named in no later call (each checks it, and sends nothing): the
-		// order would be registered and then stuck. Unknown, it goes to an operator.
-		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: fmt.Sprintf("transactionId %q %s", truncate(ti.TransactionID, 40),
-			FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)))}
-	case strings.TrimSpace(ti.ShopOrderID) != req.customer.ShopOrderID:
+	}
+	// One no later call could name (each checks it, and sends nothing) would leave the order
+	// registered and stuck: the outcome is unknown, for an operator.
+	if reason := FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)); reason != "" {
+		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: fmt.Sprintf("transactionId %q %s", truncate(ti.TransactionID, 40), reason)}
+	}
+	if strings.TrimSpace(ti.ShopOrderID) != req.customer.ShopOrderID {
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "shopOrderId echoed back differs from the one sent"}
 	}
 	auto, err := parseDecision(opRegister, ti.AutoAuthoriresult, DecisionOK, DecisionNG, DecisionReview)

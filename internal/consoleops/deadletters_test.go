@@ -145,7 +145,7 @@ func TestDeadLetters(t *testing.T) {
 	}{
 		{"still invalid", 1, orderData("demo", "BAD-1", "3"), "event rejected: billed_amount: "},
 		{"blank", 1, " \n", "dead letter 1: the corrected event is empty: nothing published; dead letter 1 is kept"},
-		{"not JSON", 1, "{", "event rejected: body: must be a JSON object: nothing published"},
+		{"not JSON", 1, "{", "event rejected: body: is not valid JSON: unexpected end of JSON input: nothing published"},
 		{"a poll", 2, orderData("demo", "BAD-1", "2950"), `dead letter 2 (of "atodene.poll.due.demo") is not an inbound event`},
 		{"gone", 3, orderData("other", "BAD-2", "2950"), "no dead letter 3 in stream DLQ: nothing published; dead letter 3 is kept"},
 	}

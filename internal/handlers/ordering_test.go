@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -211,11 +212,14 @@ func TestLateRetryAfterACancelDoesNotHideAnUpdate(t *testing.T) {
 	handled(t,
 		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "S-5", 1, orderedAt, 2950)),
 		e.o.OrderCancelled(ctx, cancelEvent("x-2", "S-5", 2)),
-		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "S-5", 5, orderedAt, 2950)),
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1-retry", "S-5", 5, time.Now().Add(-time.Hour), 2950)),
 		e.o.OrderUpdated(ctx, orderEvent(events.TypeOrderUpdated, "u-4", "S-5", 4, time.Now().Add(time.Hour), 3950)))
 	st, _ := e.store.Get(ctx, "shop-a", "S-5")
 	if st.Status != orderstate.StatusOK || st.BilledAmount != 3950 || len(prov.billed) != 2 {
 		t.Errorf("status %q billed %d after sending %v; want ok at 3950, registered again by seq 4", st.Status, st.BilledAmount, prov.billed)
+	}
+	if !e.historyHas(t, "S-5", "no change: the event's time is before the order's cancel") {
+		t.Errorf("the late retry was not taken for one: %+v", e.history(t, "S-5"))
 	}
 }
 
@@ -238,4 +242,64 @@ func (e *env) historyHas(t *testing.T, order, did string) bool {
 		}
 	}
 	return false
+}
+
+// TestLaterCancelTakesTheParkedOnesPlace: a cancel (seq 3), a tracking number (seq 4) and a second
+// cancel (seq 5) wait for an order the worker has no record of. The second cancel replaces the
+// first in its place: once the order is registered, it is cancelled before the tracking number is
+// applied (shipment.ng, nothing reported to ATODENE), as the events came, where the second cancel,
+// put last, had the shipment reported to ATODENE on a transaction the shop had cancelled.
+func TestLaterCancelTakesTheParkedOnesPlace(t *testing.T) {
+	t.Parallel()
+	prov := &sentProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	handled(t,
+		e.o.OrderCancelled(ctx, parkableCancel("x-3", "S-6", 3)),
+		e.o.TrackingEntered(ctx, trackingEvent("t-4", "S-6", 4, "1111-2222-3333")),
+		e.o.OrderCancelled(ctx, parkableCancel("x-5", "S-6", 5)),
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "S-6", 1, orderedAt, 2950)))
+	st, _ := e.store.Get(ctx, "shop-a", "S-6")
+	if st.Status != orderstate.StatusCancelled || len(prov.slips) != 0 || !e.published("S-6", events.TypeShipmentNG) {
+		t.Errorf("status %q, shipments reported %v, outcomes %v; want cancelled, none reported, shipment.ng", st.Status, prov.slips, e.outs.ids)
+	}
+}
+
+// TestParkedEventsKeepTheirHistory: two events parked for an order are applied in one settle, the
+// second finding the state saying what it says already (the tracking number reported). Both keep
+// their history entries: the second's change started from a state without the first's entry.
+func TestParkedEventsKeepTheirHistory(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &fakeProvider{}), context.Background()
+	invoice := handlers.Meta{ID: "i-1", Source: "test", Type: events.TypeInvoiceRequested, Shop: "shop-a", Subject: "orders.invoice_requested.shop-a",
+		Stream: "ORDERS", Seq: 8, Attempt: 1, Body: envelope(events.TypeInvoiceRequested, "i-1", `{"shop_id":"shop-a","order_id":"o-1"}`)}
+	tracking := trackingEvent("t-1", "o-1", 9, "1111-2222-3333").Meta
+	parked := func(m handlers.Meta, kind string) orderstate.Parked {
+		return orderstate.Parked{Type: m.Type, Key: m.Key(), ID: m.ID, Source: m.Source, Subject: m.Subject, Stream: m.Stream, Seq: m.Seq,
+			Attempt: 1, Body: m.Body, Since: time.Now().UTC(), Waits: "the order's credit check", Kind: kind}
+	}
+	st := orderstate.State{Status: orderstate.StatusOK, TransactionID: "12345678901", Service: atodene.ServiceEnclosed,
+		Shipment: &orderstate.Shipment{CarrierCode: "12", TrackingNumber: "1111-2222-3333", Reported: true, Filed: true, Report: "new"},
+		Parked:   []orderstate.Parked{parked(invoice, "invoice"), parked(tracking, "tracking")}}
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerInbox}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"i-1", "t-1"} {
+		found := false
+		for _, h := range e.history(t, "o-1") {
+			found = found || h.ID == id && strings.HasPrefix(h.Did, "applied after waiting since ")
+		}
+		if !found {
+			t.Errorf("no history entry of the parked event %s applied: %+v", id, e.history(t, "o-1"))
+		}
+	}
+}
+
+// published reports whether an outcome of type typ was published for order of shop-a.
+func (e *env) published(order, typ string) bool {
+	return slices.ContainsFunc(e.outs.ids, func(id string) bool {
+		return strings.HasPrefix(id, "shop-a:"+order+":") && strings.HasSuffix(id, ":"+typ)
+	})
 }

@@ -559,8 +559,7 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 		return c
 	}
 	if c.same {
-		next := st
-		next.History = nil
+		next := st // with the history entries of the events applied before it in this settle
 		c.next = &next
 	}
 	if c.next != nil && pos.after(d.ordered.get(c.next)) {

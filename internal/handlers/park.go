@@ -25,8 +25,9 @@ const maxParkedBody = 64 << 10
 // event of each kind: of tracking numbers and cancels, the latest in the stream (a later tracking
 // number would correct an earlier one anyway, and the later cancel is the shop's last word, which
 // the credit events handled meanwhile are compared with); an older one handled later is stale. Of
-// invoice requests, the first: a second adds nothing. The event is copied to Kept before it is
-// written: once its message is acknowledged, Redis alone holds it.
+// invoice requests, the first: a second adds nothing. A later event takes the place of the one it
+// replaces, so that the parked events still apply in the order they came. The event is copied to
+// Kept before it is written: once its message is acknowledged, Redis alone holds it.
 func (o *Orders) park(ctx context.Context, shop, order string, d decision, st orderstate.State, waits string) change {
 	if len(d.ev.Body) > maxParkedBody {
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
@@ -34,6 +35,7 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 	}
 	kept := st.Parked[:0:0]
 	pos := d.ev.position()
+	slot := -1 // of the event it replaces: the parked events apply in the order they came
 	for _, p := range st.Parked {
 		switch {
 		case p.Kind != d.parkAs:
@@ -43,6 +45,8 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 		case pos.seq != 0 && !pos.after(Meta{Seq: p.Seq, Published: p.Published, PublishedCreated: p.PublishedCreated}.position()):
 			return keep("no change: older in the stream than the " + parkedKind[p.Kind] + " waiting (event " + p.ID + ")")
 		default:
+			slot = len(kept)
+			kept = append(kept, p)
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
 				Did: "superseded while waiting: a later " + parkedKind[p.Kind] + " (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		}
@@ -51,7 +55,12 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 	if err := o.keepCopy(ctx, shop, order, p, KeptParked); err != nil {
 		return fail(err)
 	}
-	st.Parked = append(kept, p)
+	if slot >= 0 {
+		kept[slot] = p
+	} else {
+		kept = append(kept, p)
+	}
+	st.Parked = kept
 	return write(st, "parked: waiting for "+waits)
 }
 

@@ -298,8 +298,8 @@ type Parked struct {
 	Body             []byte    `json:"body"`  // byte for byte; it may hold personal data
 	Since            time.Time `json:"since"` // when it was parked
 	Waits            string    `json:"waits"` // what it waits for, in words
-	// Kind groups the parked events one order keeps one of: "tracking" (the latest waits), "cancel"
-	// (the first waits).
+	// Kind groups the parked events one order keeps one of: "tracking" and "cancel" (the latest in
+	// the stream waits), "invoice" (the first waits).
 	Kind string `json:"kind,omitempty"`
 	// Tries counts the attempts to apply it that failed transiently; RetryAt is when the next may
 	// run, LastError what the last failure was.
