@@ -15,6 +15,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisconn"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 )
 
@@ -254,7 +255,7 @@ func printHistory(a *App, history []orderstate.Entry) error {
 		return nil
 	}
 	fmt.Fprintf(a.Stdout, "\nhistory (oldest first, at most %d):\n", orderstate.HistoryLimit)
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+	var tb termtable.Table // the details hold Japanese text (審査中, 保留)
 	for _, e := range history {
 		event := e.Type
 		if e.ID != "" {
@@ -273,9 +274,9 @@ func printHistory(a *App, history []orderstate.Entry) error {
 		if len(e.Outcomes) > 0 {
 			detail += "; published " + strings.Join(e.Outcomes, ", ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t→ %s\n", e.At.Format(time.RFC3339), event, detail, statusName(e.Status))
+		tb.Row(e.At.Format(time.RFC3339), event, detail, "→ "+statusName(e.Status))
 	}
-	return tw.Flush()
+	return tb.Write(a.Stdout)
 }
 
 func statusName(s orderstate.Status) string {

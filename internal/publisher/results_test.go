@@ -180,6 +180,41 @@ func TestResultsTailFollowsARecreatedStream(t *testing.T) {
 	}
 }
 
+// TestResultsTailStopsWhileTheStreamIsGone: interrupted while RESULTS is deleted (and not yet
+// created again), the tail ends: the ordered consumer's resets wait for the stream whatever the
+// context says, and the interrupt stops them.
+func TestResultsTailStopsWhileTheStreamIsGone(t *testing.T) {
+	t.Parallel()
+	url, js, s := resultsStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		a := &App{Stdin: strings.NewReader(""), Stdout: new(strings.Builder), Stderr: new(strings.Builder), Getenv: func(string) string { return "" }}
+		done <- a.Run(ctx, []string{"-nats-url", url, "results", "tail"})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for info, _ := s.Info(context.Background()); info.State.Consumers == 0; info, _ = s.Info(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tail did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := js.DeleteStream(context.Background(), "RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the ordered consumer notices and waits for the stream
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("interrupted tail: %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tail did not end when interrupted while the stream was gone")
+	}
+}
+
 // TestResultsTailStopsWhenInterrupted: an interrupt (the context's end) is the normal end of a
 // tail: exit status 0.
 func TestResultsTailStopsWhenInterrupted(t *testing.T) {

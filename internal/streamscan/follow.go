@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,11 +18,13 @@ const CheckEvery = time.Second
 // the ordered consumer, reset, resumes after the last sequence it delivered, so the first
 // messages of the new stream, whose sequences start at 1 again, would be skipped without a word.
 // Every CheckEvery the Follower reads the stream's creation time; when it changed, it follows the
-// new stream from its first message, passing over those delivered already.
+// new stream from its first message stored since it was created, passing over those delivered
+// already.
+//
+// Next is called from one goroutine; Stop from any.
 type Follower struct {
 	s       jetstream.Stream
 	cfg     jetstream.OrderedConsumerConfig
-	it      jetstream.MessagesContext
 	created time.Time
 	checked time.Time
 	// since holds the sequences delivered since the last check found the stream as it was, with
@@ -30,28 +33,65 @@ type Follower struct {
 	skip  map[uint64]bool
 	// recreated is called when the stream was found created again.
 	recreated func(created time.Time)
+
+	mu          sync.Mutex
+	it          jetstream.MessagesContext // replaced when the stream is created again
+	stopped     bool
+	stopOnClose func() bool // ends Follow's context.AfterFunc
 }
 
-// Follow starts following s from where cfg says; recreated is called (from Next) when s was found
-// created again, with its new creation time. An error is the consumer's creation's, naming s.
+// Follow starts following s from where cfg says, until Stop or ctx's end; recreated is called
+// (from Next) when s was found created again, with its new creation time. An error is the
+// consumer's creation's, naming s.
 func Follow(ctx context.Context, s jetstream.Stream, cfg jetstream.OrderedConsumerConfig, recreated func(created time.Time)) (*Follower, error) {
 	f := &Follower{s: s, cfg: cfg, created: s.CachedInfo().Created, checked: time.Now(), since: map[uint64]time.Time{}, recreated: recreated}
-	return f, f.open(ctx)
+	if err := f.open(ctx); err != nil {
+		return nil, err
+	}
+	// While the stream is gone, the ordered consumer's resets wait for it whatever ctx says: Stop
+	// ends them.
+	f.mu.Lock()
+	f.stopOnClose = context.AfterFunc(ctx, f.Stop)
+	f.mu.Unlock()
+	return f, nil
 }
 
 func (f *Follower) open(ctx context.Context) error {
 	c, err := f.s.OrderedConsumer(ctx, f.cfg)
+	var it jetstream.MessagesContext
 	if err == nil {
-		f.it, err = c.Messages()
+		it, err = c.Messages()
 	}
 	if err != nil {
 		return fmt.Errorf("following stream %s: %w", f.s.CachedInfo().Config.Name, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		it.Stop()
+		return jetstream.ErrMsgIteratorClosed
+	}
+	f.it = it
 	return nil
 }
 
 // Stop stops the reads; a Next waiting returns jetstream.ErrMsgIteratorClosed.
-func (f *Follower) Stop() { f.it.Stop() }
+func (f *Follower) Stop() {
+	f.mu.Lock()
+	f.stopped = true
+	it, stopOnClose := f.it, f.stopOnClose
+	f.mu.Unlock()
+	if stopOnClose != nil {
+		stopOnClose()
+	}
+	it.Stop()
+}
+
+func (f *Follower) iterator() jetstream.MessagesContext {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.it
+}
 
 // Next returns the next message; errors are the iterator's (ctx's end, ErrMsgIteratorClosed) or
 // the stream's.
@@ -63,7 +103,7 @@ func (f *Follower) Next(ctx context.Context) (jetstream.Msg, error) {
 			}
 		}
 		wait, cancel := context.WithTimeout(ctx, CheckEvery)
-		m, err := f.it.Next(jetstream.NextContext(wait))
+		m, err := f.iterator().Next(jetstream.NextContext(wait))
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			continue
@@ -106,13 +146,14 @@ func (f *Follower) check(ctx context.Context) error {
 		}
 	}
 	clear(f.since)
-	f.it.Stop()
-	f.cfg.DeliverPolicy, f.cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
-	if f.cfg.OptStartTime != nil && f.cfg.OptStartTime.After(info.Created) {
-		f.cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-	} else {
-		f.cfg.OptStartTime = nil
+	f.iterator().Stop()
+	// From the new stream's creation (or the start asked for, if later): a stream restored from a
+	// backup holds older messages, which were not published while the follower ran.
+	start := info.Created
+	if f.cfg.OptStartTime != nil && f.cfg.OptStartTime.After(start) {
+		start = *f.cfg.OptStartTime
 	}
+	f.cfg.DeliverPolicy, f.cfg.OptStartSeq, f.cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &start
 	f.recreated(info.Created)
 	return f.open(ctx)
 }

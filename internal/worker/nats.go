@@ -201,12 +201,17 @@ func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, sta
 	return handlers.TimerHandled, nil
 }
 
-// deadLettered says whether the due message is the last dead letter of its subject.
+// deadLettered says whether the due message is the last dead letter of its subject: one of its
+// stream and sequence, written after it fired (not the letter of a message of a timer stream since
+// created again).
 func (p polls) deadLettered(ctx context.Context, due *jetstream.RawStreamMsg) (bool, error) {
 	if p.dlqStream == "" {
 		return false, nil
 	}
 	s, err := p.js.Stream(ctx, p.dlqStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("reading stream %s: %w", p.dlqStream, err)
 	}
@@ -217,7 +222,10 @@ func (p polls) deadLettered(ctx context.Context, due *jetstream.RawStreamMsg) (b
 	case err != nil:
 		return false, fmt.Errorf("reading stream %s: %w", p.dlqStream, err)
 	}
-	return l.Header.Get(dlq.HeaderOriginalStream) == PollStream && l.Header.Get(dlq.HeaderOriginalSequence) == strconv.FormatUint(due.Sequence, 10), nil
+	// Written by a worker's clock, in whole seconds: a minute allows for their difference.
+	failed, err := time.Parse(time.RFC3339, l.Header.Get(dlq.HeaderFailedAt))
+	return err == nil && !failed.Before(due.Time.Add(-time.Minute)) &&
+		l.Header.Get(dlq.HeaderOriginalStream) == PollStream && l.Header.Get(dlq.HeaderOriginalSequence) == strconv.FormatUint(due.Sequence, 10), nil
 }
 
 func timerName(kind string) string {
