@@ -627,38 +627,76 @@ func summaryOf(shop, id string, changed, ordered int64, raw any) (Summary, error
 // ErrTooManyOrders is the error of AllOrders when f selects more orders than it may return.
 var ErrTooManyOrders = errors.New("orderstate: the filter selects too many orders")
 
+// exportMargin is how far before an export began AllOrders reads the orders written since: the
+// clocks of the workers that wrote them and of the exporter may differ.
+const exportMargin = time.Minute
+
 // AllOrders returns every order f selects, each once, newest first in f.Sort (f.Cursor and f.Limit
-// are not used), for an export: read page by page in the sort by time ordered, where an order's
-// place never changes, then sorted. Paged by time changed, an order written while the pages are
-// read would move past the cursor and be left out. Each order is as it was when its page was read.
-// More than most orders (0: no bound) is ErrTooManyOrders; other errors are ListOrders'.
+// are not used), for an export. Paged by time changed, an order written while the pages are read
+// would move past the cursor and be left out; so the pages are read by time ordered, and then the
+// orders written since the export began are read again, by time changed, from the head: an
+// order's time ordered changes too, now and then (first written by an event parked for it, then
+// registered with its ordered_at; an order.updated changing ordered_at). Each order is as it was
+// when last read. More than most orders (0: no bound) is ErrTooManyOrders; other errors are
+// ListOrders'.
 func (s *Store) AllOrders(ctx context.Context, f Filter, most int) ([]Summary, error) {
-	sort := f.Sort
-	f.Sort, f.Limit, f.Cursor = SortOrdered, MaxLimit, ""
+	began := s.now()
 	var all []Summary
-	for {
-		page, err := s.ListOrders(ctx, f)
-		if err != nil {
+	at := map[string]int{} // order ID → index in all
+	read := func(f Filter) error {
+		f.Limit, f.Cursor = MaxLimit, ""
+		for {
+			page, err := s.ListOrders(ctx, f)
+			if err != nil {
+				return err
+			}
+			for _, o := range page.Orders {
+				if i, ok := at[o.OrderID]; ok {
+					all[i] = o
+					continue
+				}
+				at[o.OrderID] = len(all)
+				all = append(all, o)
+			}
+			if most > 0 && len(all) > most {
+				return fmt.Errorf("%w: more than %d", ErrTooManyOrders, most)
+			}
+			if page.Next == "" {
+				return nil
+			}
+			f.Cursor = page.Next
+		}
+	}
+	byOrdered := f
+	byOrdered.Sort = SortOrdered
+	if err := read(byOrdered); err != nil {
+		return nil, err
+	}
+	recent := f
+	recent.Sort, recent.ChangedFrom = SortChanged, later(f.ChangedFrom, began.Add(-exportMargin))
+	if recent.ChangedTo.IsZero() || recent.ChangedTo.After(recent.ChangedFrom) {
+		if err := read(recent); err != nil {
 			return nil, err
 		}
-		all = append(all, page.Orders...)
-		if most > 0 && len(all) > most {
-			return nil, fmt.Errorf("%w: more than %d", ErrTooManyOrders, most)
-		}
-		if page.Next == "" {
-			break
-		}
-		f.Cursor = page.Next
 	}
-	if sort != SortOrdered {
-		slices.SortStableFunc(all, func(a, b Summary) int { // ties by ID, as the index orders them
-			if c := b.ChangedAt.Compare(a.ChangedAt); c != 0 {
-				return c
-			}
-			return strings.Compare(b.OrderID, a.OrderID)
-		})
-	}
+	slices.SortFunc(all, func(a, b Summary) int { // newest first, ties by ID as the index orders them
+		ta, tb := a.ChangedAt, b.ChangedAt
+		if f.Sort == SortOrdered {
+			ta, tb = a.OrderedAt, b.OrderedAt
+		}
+		if c := tb.Compare(ta); c != 0 {
+			return c
+		}
+		return strings.Compare(b.OrderID, a.OrderID)
+	})
 	return all, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // CountOrders returns how many orders of a shop each bucket holds (every bucket, 0 included),

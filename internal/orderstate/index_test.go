@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -577,6 +578,72 @@ func TestCursorOfItsListingOnly(t *testing.T) {
 	v1 := base64.RawURLEncoding.EncodeToString([]byte("1|changed|" + strconv.FormatInt(c.ms, 10) + "|" + c.id))
 	if p, err := s.ListOrders(ctx, Filter{Shop: "shop", Cursor: v1}); err != nil || len(p.Orders) != 3 {
 		t.Errorf("a cursor of version 1: %v (%v), want the 3 orders after it", ids(p.Orders), err)
+	}
+}
+
+// TestAllOrdersWhileAnOrderMoves: while AllOrders reads its pages by time ordered, the oldest order,
+// not read yet, is written with a later time ordered (an order.updated changing ordered_at): it
+// moves among the orders read already, and paging alone would leave it out. It is in the answer,
+// once, as last written; so is an order that moves the other way, which paging reads twice.
+func TestAllOrdersWhileAnOrderMoves(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	s := New(rdb, prefix, time.Hour)
+	t.Cleanup(s.Close)
+	s.listBudget, s.gatherLimit = 5, 0 // pages of 5 at most
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	const n = 20
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Second)
+		if _, err := s.Put(ctx, "shop", fmt.Sprintf("M-%02d", i), State{Status: StatusOK, OrderedAt: at}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move := func(order string, orderedAt time.Time) {
+		st, err := s.Get(ctx, "shop", order)
+		if err == nil {
+			st.OrderedAt = orderedAt
+			_, err = s.Put(ctx, "shop", order, st, time.Now())
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	hook := &afterScript{sha: listScript.Hash(), then: func() {
+		move("M-00", base.Add(time.Hour))  // from the pages to come to those read
+		move("M-19", base.Add(-time.Hour)) // from the page read to those to come
+	}}
+	rdb.AddHook(hook)
+	hook.armed.Store(true)
+	all, err := s.AllOrders(ctx, Filter{Shop: "shop", Sort: SortOrdered}, 0)
+	if err != nil || hook.armed.Load() {
+		t.Fatalf("AllOrders: %v (the orders moved after its first page: %v)", err, !hook.armed.Load())
+	}
+	got := ids(all)
+	if len(got) != n || got[0] != "M-00" || got[n-1] != "M-19" {
+		t.Errorf("AllOrders by time ordered: %v; want the %d orders once each, M-00 first and M-19 last as moved", got, n)
+	}
+}
+
+// afterScript runs then once, after the first run of the script sha once armed.
+type afterScript struct {
+	sha   string
+	armed atomic.Bool
+	then  func()
+}
+
+func (*afterScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*afterScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (a *afterScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if args := cmd.Args(); len(args) > 1 && args[1] == a.sha && a.armed.CompareAndSwap(true, false) {
+			a.then()
+		}
+		return err
 	}
 }
 

@@ -158,7 +158,7 @@ func (r *runner) index(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				f = orderstate.Filter{Status: orderstate.StatusOK, Cursor: p.Next}
+				f = orderstate.Filter{Status: orderstate.StatusOK, ChangedTo: t, Cursor: p.Next} // the listing it was made for
 			} else {
 				f = k.filter()
 			}
