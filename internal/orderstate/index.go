@@ -628,55 +628,73 @@ func summaryOf(shop, id string, changed, ordered int64, raw any) (Summary, error
 var ErrTooManyOrders = errors.New("orderstate: the filter selects too many orders")
 
 // exportMargin is how far before an export began AllOrders reads the orders written since: the
-// clocks of the workers that wrote them and of the exporter may differ.
-const exportMargin = time.Minute
+// clocks of the workers that wrote them and of the exporter may differ. exportPasses bounds those
+// reads: a shop written to without pause never leaves one with nothing new.
+const (
+	exportMargin = time.Minute
+	exportPasses = 3
+)
 
 // AllOrders returns every order f selects, each once, newest first in f.Sort (f.Cursor and f.Limit
 // are not used), for an export. Paged by time changed, an order written while the pages are read
 // would move past the cursor and be left out; so the pages are read by time ordered, and then the
-// orders written since the export began are read again, by time changed, from the head: an
+// orders written since the export began are read again, by time changed, from the head (again, while
+// a read finds something new, at most exportPasses times): an
 // order's time ordered changes too, now and then (first written by an event parked for it, then
 // registered with its ordered_at; an order.updated changing ordered_at). Each order is as it was
-// when last read. More than most orders (0: no bound) is ErrTooManyOrders; other errors are
+// when last read: one that no longer matches f when read again keeps the row it matched with. More than most orders (0: no bound) is ErrTooManyOrders; other errors are
 // ListOrders'.
 func (s *Store) AllOrders(ctx context.Context, f Filter, most int) ([]Summary, error) {
 	began := s.now()
 	var all []Summary
 	at := map[string]int{} // order ID → index in all
-	read := func(f Filter) error {
+	// read reads every page of f and reports whether it found an order, or a row of one, new to all.
+	read := func(f Filter) (bool, error) {
 		f.Limit, f.Cursor = MaxLimit, ""
+		news := false
 		for {
 			page, err := s.ListOrders(ctx, f)
 			if err != nil {
-				return err
+				return false, err
 			}
 			for _, o := range page.Orders {
 				if i, ok := at[o.OrderID]; ok {
+					news = news || all[i] != o
 					all[i] = o
 					continue
 				}
-				at[o.OrderID] = len(all)
+				at[o.OrderID], news = len(all), true
 				all = append(all, o)
 			}
 			if most > 0 && len(all) > most {
-				return fmt.Errorf("%w: more than %d", ErrTooManyOrders, most)
+				return false, fmt.Errorf("%w: more than %d", ErrTooManyOrders, most)
 			}
 			if page.Next == "" {
-				return nil
+				return news, nil
 			}
 			f.Cursor = page.Next
 		}
 	}
 	byOrdered := f
 	byOrdered.Sort = SortOrdered
-	if err := read(byOrdered); err != nil {
+	if _, err := read(byOrdered); err != nil {
 		return nil, err
 	}
-	recent := f
-	recent.Sort, recent.ChangedFrom = SortChanged, later(f.ChangedFrom, began.Add(-exportMargin))
-	if recent.ChangedTo.IsZero() || recent.ChangedTo.After(recent.ChangedFrom) {
-		if err := read(recent); err != nil {
+	// An order written during a read, ahead of its cursor, is read by the next, until one finds
+	// nothing new (a few passes at most, each over what was written during the one before).
+	for range exportPasses {
+		recent := f
+		recent.Sort, recent.ChangedFrom = SortChanged, later(f.ChangedFrom, began.Add(-exportMargin))
+		if !recent.ChangedTo.IsZero() && !recent.ChangedTo.After(recent.ChangedFrom) {
+			break
+		}
+		began = s.now()
+		news, err := read(recent)
+		if err != nil {
 			return nil, err
+		}
+		if !news {
+			break
 		}
 	}
 	slices.SortFunc(all, func(a, b Summary) int { // newest first, ties by ID as the index orders them

@@ -18,7 +18,7 @@ const CheckEvery = time.Second
 // the ordered consumer, reset, resumes after the last sequence it delivered, so the first
 // messages of the new stream, whose sequences start at 1 again, would be skipped without a word.
 // Every CheckEvery the Follower reads the stream's creation time; when it changed, it follows the
-// new stream from its first message stored since it was created, passing over those delivered
+// new stream from its first message (or the start time asked for), passing over those delivered
 // already.
 //
 // Next is called from one goroutine; Stop from any.
@@ -75,7 +75,9 @@ func (f *Follower) open(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the reads; a Next waiting returns jetstream.ErrMsgIteratorClosed.
+// Stop stops the reads; a Next waiting returns jetstream.ErrMsgIteratorClosed. While the ordered
+// consumer is being reset (its stream gone), Stop waits for the reset's step under way: up to about
+// 10 s each for its backoff and for a consumer's creation in flight.
 func (f *Follower) Stop() {
 	f.mu.Lock()
 	f.stopped = true
@@ -147,13 +149,13 @@ func (f *Follower) check(ctx context.Context) error {
 	}
 	clear(f.since)
 	f.iterator().Stop()
-	// From the new stream's creation (or the start asked for, if later): a stream restored from a
-	// backup holds older messages, which were not published while the follower ran.
-	start := info.Created
-	if f.cfg.OptStartTime != nil && f.cfg.OptStartTime.After(start) {
-		start = *f.cfg.OptStartTime
+	// From the new stream's first message, or the start time asked for. (Not from its creation
+	// time: in a cluster, the stream's leader may stamp its first messages before the time the
+	// meta leader gave its creation.)
+	f.cfg.DeliverPolicy, f.cfg.OptStartSeq = jetstream.DeliverAllPolicy, 0
+	if f.cfg.OptStartTime != nil {
+		f.cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 	}
-	f.cfg.DeliverPolicy, f.cfg.OptStartSeq, f.cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &start
 	f.recreated(info.Created)
 	return f.open(ctx)
 }

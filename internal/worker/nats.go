@@ -202,7 +202,7 @@ func (p polls) Waiting(ctx context.Context, req handlers.PollRequest, since, sta
 }
 
 // deadLettered says whether the due message is the last dead letter of its subject: one of its
-// stream and sequence, written after it fired (not the letter of a message of a timer stream since
+// stream and sequence, stored after it fired (not the letter of a message of a timer stream since
 // created again).
 func (p polls) deadLettered(ctx context.Context, due *jetstream.RawStreamMsg) (bool, error) {
 	if p.dlqStream == "" {
@@ -222,9 +222,8 @@ func (p polls) deadLettered(ctx context.Context, due *jetstream.RawStreamMsg) (b
 	case err != nil:
 		return false, fmt.Errorf("reading stream %s: %w", p.dlqStream, err)
 	}
-	// Written by a worker's clock, in whole seconds: a minute allows for their difference.
-	failed, err := time.Parse(time.RFC3339, l.Header.Get(dlq.HeaderFailedAt))
-	return err == nil && !failed.Before(due.Time.Add(-time.Minute)) &&
+	// Both times are the servers': a few seconds allow for a cluster's nodes' clocks.
+	return !l.Time.Before(due.Time.Add(-5*time.Second)) &&
 		l.Header.Get(dlq.HeaderOriginalStream) == PollStream && l.Header.Get(dlq.HeaderOriginalSequence) == strconv.FormatUint(due.Sequence, 10), nil
 }
 

@@ -153,12 +153,14 @@ func (r *runner) index(ctx context.Context) error {
 		for range calls {
 			var f orderstate.Filter
 			if k.filter == nil { // a cursor deep in the listing, taken from a page ordered on a random day
-				_, t := day()
-				p, err := store.ListOrders(ctx, orderstate.Filter{Shop: indexShop, Status: orderstate.StatusOK, ChangedTo: t, Limit: indexPage})
-				if err != nil {
-					return err
+				for f.Cursor == "" { // a day at the start of the data has no next page: another
+					_, t := day()
+					p, err := store.ListOrders(ctx, orderstate.Filter{Shop: indexShop, Status: orderstate.StatusOK, ChangedTo: t, Limit: indexPage})
+					if err != nil {
+						return err
+					}
+					f = orderstate.Filter{Status: orderstate.StatusOK, ChangedTo: t, Cursor: p.Next} // the listing it was made for
 				}
-				f = orderstate.Filter{Status: orderstate.StatusOK, ChangedTo: t, Cursor: p.Next} // the listing it was made for
 			} else {
 				f = k.filter()
 			}
