@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,7 +310,8 @@ func TestExportOfAnOrderWrittenMeanwhile(t *testing.T) {
 		}
 	}
 	// After the first page, E-0000 (the oldest, on the second page) turns NG.
-	hook := &afterFirstScript{then: func() {
+	script := func(cmd redis.Cmder) bool { return strings.HasPrefix(cmd.Name(), "eval") } // a page of the listing
+	hook := testenv.AfterCommand(rdb, script, func() {
 		st, err := store.Get(ctx, testShop, "E-0000")
 		if err == nil {
 			st.Status = orderstate.StatusNG
@@ -320,35 +320,14 @@ func TestExportOfAnOrderWrittenMeanwhile(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-	}}
-	rdb.AddHook(hook)
-	hook.armed.Store(true)
+	})
+	hook.Arm()
 	raw := body(t, h.get("/export?shop=demo&encoding=utf-8", "alice"), http.StatusOK)
 	lines := strings.Split(strings.TrimSuffix(raw[3:], "\r\n"), "\r\n")
-	if hook.armed.Load() {
+	if !hook.Fired() {
 		t.Fatal("the export read no page")
 	}
 	if len(lines) != n+1 || !strings.HasPrefix(lines[1], "E-0000,ng,") || strings.Count(raw, "E-0000,") != 1 {
 		t.Errorf("%d rows, the first %q; want %d, E-0000 first (changed last) as NG, once", len(lines)-1, lines[min(1, len(lines)-1)], n)
-	}
-}
-
-// afterFirstScript runs then once, after the first script a client runs once armed.
-type afterFirstScript struct {
-	armed atomic.Bool
-	then  func()
-}
-
-func (*afterFirstScript) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (*afterFirstScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (a *afterFirstScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if strings.HasPrefix(cmd.Name(), "eval") && a.armed.CompareAndSwap(true, false) {
-			a.then()
-		}
-		return err
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -610,40 +609,19 @@ func TestAllOrdersWhileAnOrderMoves(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	hook := &afterScript{sha: listScript.Hash(), then: func() {
+	page := func(cmd redis.Cmder) bool { args := cmd.Args(); return len(args) > 1 && args[1] == listScript.Hash() }
+	hook := testenv.AfterCommand(rdb, page, func() {
 		move("M-00", base.Add(time.Hour))  // from the pages to come to those read
 		move("M-19", base.Add(-time.Hour)) // from the page read to those to come
-	}}
-	rdb.AddHook(hook)
-	hook.armed.Store(true)
+	})
+	hook.Arm()
 	all, err := s.AllOrders(ctx, Filter{Shop: "shop", Sort: SortOrdered}, 0)
-	if err != nil || hook.armed.Load() {
-		t.Fatalf("AllOrders: %v (the orders moved after its first page: %v)", err, !hook.armed.Load())
+	if err != nil || !hook.Fired() {
+		t.Fatalf("AllOrders: %v (the orders moved after its first page: %v)", err, hook.Fired())
 	}
 	got := ids(all)
 	if len(got) != n || got[0] != "M-00" || got[n-1] != "M-19" {
 		t.Errorf("AllOrders by time ordered: %v; want the %d orders once each, M-00 first and M-19 last as moved", got, n)
-	}
-}
-
-// afterScript runs then once, after the first run of the script sha once armed.
-type afterScript struct {
-	sha   string
-	armed atomic.Bool
-	then  func()
-}
-
-func (*afterScript) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (*afterScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (a *afterScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if args := cmd.Args(); len(args) > 1 && args[1] == a.sha && a.armed.CompareAndSwap(true, false) {
-			a.then()
-		}
-		return err
 	}
 }
 
