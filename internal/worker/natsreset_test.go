@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/sandbox"
@@ -30,18 +32,7 @@ func TestOrdersRecreatedCancelsApply(t *testing.T) {
 	}
 	wait.For(t, 20*time.Second, "20 decided orders", func() bool { return len(finalOutcomes(h.results())) == n })
 
-	ctx := context.Background()
-	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	if err := h.js.DeleteStream(ctx, cfg.Name); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	h.recreateOrders()
 	for i := range n {
 		h.publish("order.cancelled", "shop-a", fmt.Sprintf("ev-x%d", i), orderRef("shop-a", fmt.Sprintf("RC-%02d", i)))
 	}
@@ -120,17 +111,7 @@ func TestDeadLetterAfterOrdersRecreated(t *testing.T) {
 	wait.For(t, 20*time.Second, "the first dead letter", func() bool { return len(h.deadLetters()) == 1 })
 
 	ctx := context.Background()
-	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	if err := h.js.DeleteStream(ctx, cfg.Name); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	cfg := h.recreateOrders()
 	h.publishRaw("orders.created.shop-a", "second", []byte(`not json: the second bad event, another one`))
 	// Wait until the worker has consumed (acknowledged) the new stream's message.
 	wait.For(t, 30*time.Second, "the new ORDERS message acknowledged", func() bool {
@@ -148,4 +129,23 @@ func TestDeadLetterAfterOrdersRecreated(t *testing.T) {
 		}
 		t.Fatalf("DLQ holds %d letters, want 2: the second bad event, acknowledged from the recreated ORDERS, is in neither DLQ nor RESULTS (lost)", len(letters))
 	}
+}
+
+// recreateOrders deletes the ORDERS stream and creates it again with its configuration, as an
+// operator recreating it (its sequences start at 1 again), and returns that configuration.
+func (h *harness) recreateOrders() jetstream.StreamConfig {
+	h.t.Helper()
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, h.deps.Settings.OrdersStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := h.js.DeleteStream(ctx, cfg.Name); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.js.CreateStream(ctx, cfg); err != nil {
+		h.t.Fatal(err)
+	}
+	return cfg
 }
