@@ -146,12 +146,13 @@ func (r fieldRule) check(v string) string {
 	if !utf8.ValidString(v) {
 		return "is not valid UTF-8"
 	}
-	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
-		return "contains a control character"
-	}
-	if i := strings.IndexFunc(v, notXMLChar); i >= 0 {
-		// U+FFFE, U+FFFF: the request's XML cannot carry them, and its writer would send U+FFFD.
+	// One pass over the value for both: every field of every order is checked.
+	if i := strings.IndexFunc(v, unsendable); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(v[i:])
+		if strings.IndexFunc(v[i:], unicode.IsControl) >= 0 { // a control character is told first
+			return "contains a control character"
+		}
+		// U+FFFE, U+FFFF: the request's XML cannot carry them, and its writer would send U+FFFD.
 		return fmt.Sprintf("contains %U, which XML 1.0 cannot carry", r)
 	}
 	// The form first: a value of the wrong form is told what is wrong with it, not that it is
@@ -313,4 +314,5 @@ const (
 	ServiceEnclosed = "3" // 同梱: the shop encloses it with the goods
 )
 
-func notXMLChar(r rune) bool { return !xmlChar(r) }
+// unsendable reports whether a field may not hold r: a control character, or one XML 1.0 cannot carry.
+func unsendable(r rune) bool { return unicode.IsControl(r) || !xmlChar(r) }

@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/text/width"
-
 	"github.com/atodene-worker/atodene-worker/internal/jst"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // The layout of the print elements of getinvoicedata.do (docs/protocol.md#invoice-print-data),
@@ -358,15 +357,7 @@ const labelWidth = 34
 
 // pad pads s with spaces to n terminal columns (a wide character takes two).
 func pad(s string, n int) string {
-	cols := 0
-	for _, r := range s {
-		switch width.LookupRune(r).Kind() {
-		case width.EastAsianWide, width.EastAsianFullwidth:
-			cols += 2
-		default:
-			cols++
-		}
-	}
+	cols := termtable.Width(s)
 	if cols >= n {
 		return s + " "
 	}
