@@ -385,7 +385,9 @@ func TestCancel(t *testing.T) {
 	if tx := h.tx("CX-1"); tx.Calls["modifytransaction"] != 1 || tx.Registrations != 1 {
 		t.Errorf("the second cancel or the late retry called ATODENE: %+v (calls %s)", tx, calls(tx))
 	}
-	if !h.historySays("CX-1", "ev-c2", "no change: the event's time is before the order's cancel") {
+	if !wait.Until(10*time.Second, func() bool {
+		return h.historySays("CX-1", "ev-c2", "no change: the event's time is before the order's cancel")
+	}) {
 		t.Errorf("the late retry left no trace in the history: %+v", h.history("CX-1"))
 	}
 
