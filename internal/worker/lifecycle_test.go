@@ -631,14 +631,22 @@ func TestTrackingBeforeOrder(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "TB-1", "yamato", "1234-5678-9012"))
-		time.Sleep(time.Second)
+		// ev-c waits for ev-t to be parked: handled the other way round, the tracking number finds
+		// the order ok and is reported at once, never parked (a second was not always enough).
+		wait.For(t, 10*time.Second, "the tracking number parked", func() bool {
+			return h.historySays("TB-1", "ev-t", "parked: waiting for the order's credit check")
+		})
 		h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "TB-1", "taro@example.jp"))
 		outs := h.waitOutcomes("TB-1", "credit.ok,shipment.ok", 20*time.Second)
 		if s := shipmentOf(t, outs[1]); s.Report != "new" || s.TrackingNumber != "1234-5678-9012" || outs[1].Env.CausationID != "ev-t" {
 			t.Errorf("shipment.ok: %+v caused by %s", s, outs[1].Env.CausationID)
 		}
-		if !h.historySays("TB-1", "ev-t", "parked: waiting for the order's credit check") ||
-			!h.historySays("TB-1", "ev-t", "applied after waiting since") {
+		// The entry of the parked event applied is written with the step's last write, after its
+		// outcomes are published.
+		if !wait.Until(10*time.Second, func() bool {
+			return h.historySays("TB-1", "ev-t", "parked: waiting for the order's credit check") &&
+				h.historySays("TB-1", "ev-t", "applied after waiting since")
+		}) {
 			t.Errorf("history: %+v", h.history("TB-1"))
 		}
 		if tx := h.tx("TB-1"); tx.Calls["shippingrequest"] != 1 || tx.Shipment == nil {

@@ -52,6 +52,15 @@ func (h *harness) lastEntry(order, eventID string) orderstate.Entry {
 	return found
 }
 
+// waitEntry waits until the order's history holds an entry of the event. Settled is not enough:
+// an event that found the order's lease held (the handler of the event before it still writing
+// its last write, after publishing the outcome the test waited for) is queued in the order's
+// inbox and acknowledged before the holder applies it.
+func (h *harness) waitEntry(order, eventID string) {
+	h.t.Helper()
+	wait.For(h.t, 10*time.Second, "an entry of "+eventID+" in the history of "+order, func() bool { return h.historySays(order, eventID, "") })
+}
+
 // decide makes the sandbox decide a review now.
 func (h *harness) decide(tx, result string) {
 	h.t.Helper()
@@ -97,6 +106,7 @@ func TestRecheck(t *testing.T) {
 	// Still under review: nothing to publish, and the re-check schedule stands.
 	h.publish(events.TypeRecheckRequested, "shop-a", "rc-1", recheckData("RC-1", "ops-tanaka"))
 	h.waitSettled()
+	h.waitEntry("RC-1", "rc-1")
 	if e := h.lastEntry("RC-1", "rc-1"); e.Did != "no change: still under review (審査中)" || e.Operator != "ops-tanaka" || e.Status != orderstate.StatusPending {
 		t.Errorf("history of the first re-check: %+v", e)
 	}
@@ -116,6 +126,7 @@ func TestRecheck(t *testing.T) {
 	// OK already: nothing is asked or published, and the history says why.
 	h.publish(events.TypeRecheckRequested, "shop-a", "rc-3", recheckData("RC-1", "ops-sato"))
 	h.waitSettled()
+	h.waitEntry("RC-1", "rc-3")
 	if e := h.lastEntry("RC-1", "rc-3"); e.Did != "no change: the credit is ok already" || e.Operator != "ops-sato" || len(e.Calls) != 0 {
 		t.Errorf("history of the re-check of an OK order: %+v", e)
 	}
@@ -206,6 +217,7 @@ func TestResolve(t *testing.T) {
 	// The order is no longer unknown: another resolution changes nothing.
 	h.publish(events.TypeResolveRequested, "shop-a", "rs-a2", resolveData("RS-A", "ops-sato", ""))
 	h.waitSettled()
+	h.waitEntry("RS-A", "rs-a2")
 	if e := h.lastEntry("RS-A", "rs-a2"); e.Did != "no change: the order is ok, not unknown; there is nothing to resolve" {
 		t.Errorf("history of a resolution of an OK order: %+v", e)
 	}
