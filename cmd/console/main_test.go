@@ -62,6 +62,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-operators", "x", "extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"-operators", "x", "-session-ttl", "soon"}, nil, "invalid value"},
 		{[]string{"-operators", "x"}, map[string]string{"ATODENE_CONSOLE_COOKIE_SECURE": "maybe"}, "ATODENE_CONSOLE_COOKIE_SECURE"},
+		{[]string{"-operators", "x", "-trusted-proxies", "10.0.0.0/8,lb.internal"}, nil, `"lb.internal" is neither an address nor a CIDR prefix`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(t.Context(), c.args, nil, &out, &errOut, env(c.env))
@@ -82,6 +83,10 @@ func TestEnvironment(t *testing.T) {
 	}
 	if s.HTTPAddr != "127.0.0.1:9999" || s.TrustedHeader != "X-Forwarded-User" || s.CookieSecure {
 		t.Errorf("settings %+v", s)
+	}
+	s, err = parse([]string{"-operators", "f"}, env(map[string]string{"ATODENE_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,2001:db8::/32"}), io.Discard)
+	if got := s.TrustedProxies.String(); err != nil || got != "10.0.0.0/8,192.0.2.7/32,2001:db8::/32" {
+		t.Errorf("-trusted-proxies from the environment: %q (%v)", got, err)
 	}
 	if s, _ := parse([]string{"-operators", "f"}, noEnv, io.Discard); s.HTTPAddr != "127.0.0.1:8090" || !s.CookieSecure || s.RedisPrefix != "atodene:" {
 		t.Errorf("defaults %+v", s)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -48,11 +49,41 @@ type settings struct {
 	HTTPAddr       string
 	OperatorsFile  string
 	TrustedHeader  string
+	TrustedProxies prefixList
 	SessionKeyFile string
 	SessionTTL     time.Duration
 	CookieSecure   bool
 	ShopsFile      string
 	LogLevel       zapcore.Level
+}
+
+// prefixList is a flag of addresses and CIDR prefixes, comma-separated; an address is its own
+// prefix (/32, /128).
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	var out []string
+	for _, p := range *l {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	*l = nil
+	for f := range strings.SplitSeq(v, ",") {
+		f = strings.TrimSpace(f)
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return fmt.Errorf("%q is neither an address nor a CIDR prefix (10.0.0.0/8)", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
 }
 
 // usageError is a mistake in the command line: exit status 2.
@@ -85,8 +116,9 @@ func flagSet(s *settings) *flag.FlagSet {
 	fs.StringVar(&s.HTTPAddr, "http-addr", "127.0.0.1:8090", "`address` the console listens on (loopback by default)")
 	fs.StringVar(&s.OperatorsFile, "operators", "", "`file` of the operators who log in with a password: lines name:bcrypt-hash (console hash NAME makes one)")
 	fs.StringVar(&s.TrustedHeader, "trusted-header", "", "request header `name` that holds the operator's name, set by an authenticating proxy (X-Forwarded-User); only behind one")
+	fs.Var(&s.TrustedProxies, "trusted-proxies", "`addresses` or CIDR prefixes, comma-separated, of reverse proxies in front of the console beside loopback (a load balancer): the login throttle counts the client their X-Forwarded-For names")
 	fs.StringVar(&s.SessionKeyFile, "session-key-file", "", "`file` of the key (at least 32 bytes) that signs sessions, shared by the replicas; none: a random key per process")
-	fs.DurationVar(&s.SessionTTL, "session-ttl", 12*time.Hour, "how long a session lasts after its login")
+	fs.DurationVar(&s.SessionTTL, "session-ttl", 12*time.Hour, "how long a session lasts after its login; lowered, it applies to the sessions made before")
 	fs.BoolVar(&s.CookieSecure, "cookie-secure", true, "send the session cookie over HTTPS only; false only for plain HTTP on loopback")
 	fs.StringVar(&s.ShopsFile, "shops", "", "the worker's shops `file`, for the shop list, the shops page and its fee calculator")
 	fs.Var(&s.LogLevel, "log-level", "least severe `level` logged: debug, info (the default), warn or error")
@@ -228,7 +260,7 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 
 // authOf reads the operators file and the session key.
 func authOf(s settings, log *zap.Logger) (console.Auth, error) {
-	a := console.Auth{TrustedHeader: s.TrustedHeader, SessionTTL: s.SessionTTL, InsecureCookie: !s.CookieSecure}
+	a := console.Auth{TrustedHeader: s.TrustedHeader, TrustedProxies: s.TrustedProxies, SessionTTL: s.SessionTTL, InsecureCookie: !s.CookieSecure}
 	if s.OperatorsFile != "" {
 		ops, err := console.LoadOperators(s.OperatorsFile)
 		if err != nil {

@@ -8,15 +8,19 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/netip"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,12 +98,18 @@ func HashPassword(password string) ([]byte, error) {
 }
 
 // session is what the session cookie holds, signed: who is logged in (no one on the login page,
-// where it carries the CSRF token of the login form), how, and until when.
+// where it carries the CSRF token of the login form), how, and since when. Its end is reckoned
+// from the login and the console's -session-ttl of the day, so a shorter setting applies to the
+// sessions made before it.
 type session struct {
 	ID       string `json:"sid"`
 	Operator string `json:"op,omitempty"`
 	Via      string `json:"via,omitempty"` // password, header or auto
-	Expires  int64  `json:"exp"`           // Unix seconds
+	Issued   int64  `json:"iat"`           // the login, Unix seconds
+	// Hash binds a password session to the operator's line of the operators file (a signature
+	// of its hash): removed, or given another password, the operator's sessions end when the
+	// console restarts with the file.
+	Hash string `json:"h,omitempty"`
 }
 
 // The ways an operator is identified.
@@ -135,7 +145,8 @@ func (s *Server) encodeSession(ss session) string {
 	return b64.EncodeToString(raw) + "." + b64.EncodeToString(s.sign("session", raw))
 }
 
-// decodeSession checks a cookie value's signature and expiry.
+// decodeSession checks a cookie value's signature, its expiry and that what made it still
+// stands (sessionStands).
 func (s *Server) decodeSession(v string) (session, bool) {
 	p, sig, ok := strings.Cut(v, ".")
 	if !ok {
@@ -147,10 +158,40 @@ func (s *Server) decodeSession(v string) (session, bool) {
 		return session{}, false
 	}
 	var ss session
-	if json.Unmarshal(raw, &ss) != nil || ss.ID == "" || s.cfg.Now().Unix() >= ss.Expires {
+	if json.Unmarshal(raw, &ss) != nil || ss.ID == "" || !s.cfg.Now().Before(s.expiry(ss)) || !s.sessionStands(ss) {
 		return session{}, false
 	}
 	return ss, true
+}
+
+// expiry is when ss ends: its login and -session-ttl later.
+func (s *Server) expiry(ss session) time.Time {
+	return time.Unix(ss.Issued, 0).Add(s.cfg.Auth.SessionTTL)
+}
+
+// sessionStands reports whether the identity source that made ss still names its operator: the
+// operators file the same line (password), the automatic login the same operator (auto), a
+// trusted header at all (header; its value is checked at each request).
+func (s *Server) sessionStands(ss session) bool {
+	a := s.cfg.Auth
+	switch ss.Via {
+	case "":
+		return ss.Operator == "" // the login form's
+	case viaPassword:
+		hash, listed := a.Operators[ss.Operator]
+		return listed && hmac.Equal([]byte(ss.Hash), []byte(s.hashMark(ss.Operator, hash)))
+	case viaAuto:
+		return a.AutoLogin != "" && ss.Operator == a.AutoLogin
+	case viaHeader:
+		return a.TrustedHeader != ""
+	}
+	return false
+}
+
+// hashMark is what a password session of operator holds of its hash: a signature, which tells
+// another hash without showing this one.
+func (s *Server) hashMark(operator string, hash []byte) string {
+	return b64.EncodeToString(s.sign("operator-hash", append([]byte(operator+"\x00"), hash...))[:16])
 }
 
 // csrfToken is the CSRF token of a session: a signature of its ID.
@@ -163,9 +204,12 @@ func (s *Server) csrfToken(ss session) string {
 func (s *Server) newSession(w http.ResponseWriter, operator, via string) session {
 	var id [18]byte
 	_, _ = rand.Read(id[:])
-	ss := session{ID: b64.EncodeToString(id[:]), Operator: operator, Via: via, Expires: s.cfg.Now().Add(s.cfg.Auth.SessionTTL).Unix()}
+	ss := session{ID: b64.EncodeToString(id[:]), Operator: operator, Via: via, Issued: s.cfg.Now().Unix()}
+	if via == viaPassword {
+		ss.Hash = s.hashMark(operator, s.cfg.Auth.Operators[operator])
+	}
 	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: s.encodeSession(ss), Path: "/",
-		Expires: time.Unix(ss.Expires, 0), HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
+		Expires: s.expiry(ss), HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
 	return ss
 }
 
@@ -185,8 +229,13 @@ func sessionOf(r *http.Request) session {
 
 // identify reads the request's session and applies the identity sources: the trusted header
 // (which overrides any session of another name), then the automatic login of loopback clients.
-// ok is false when a trusted header is configured and the request lacks a usable one.
+// ok is false when a trusted header is configured and the request lacks a usable one. A request
+// another site's page made (embedded) has no session: an <img> of a page the operator opens
+// cannot write a printing into an order's history.
 func (s *Server) identify(w http.ResponseWriter, r *http.Request) (ss session, ok bool, why string) {
+	if embeddedByOtherSite(r) {
+		return session{}, true, ""
+	}
 	if c, err := r.Cookie(s.cookieName()); err == nil {
 		ss, _ = s.decodeSession(c.Value)
 	}
@@ -210,14 +259,67 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (ss session, o
 	return ss, true, ""
 }
 
-// loopback reports whether addr (host:port) is a loopback address.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
+// embeddedByOtherSite reports whether the browser says (Fetch Metadata) that a page of another
+// origin made r for something other than a navigation: an image, a script, a fetch, a frame. A
+// same-site page (a sibling subdomain) counts as another: SameSite=Strict sends it the cookie.
+// Browsers that send no Sec-Fetch-Site are left to the cookie's SameSite and the CSRF token.
+func embeddedByOtherSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.Header.Get("Sec-Fetch-Dest") != "document"
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return false
+}
+
+// loopback reports whether addr (host:port) is a loopback address.
+func loopback(addr string) bool { return addrOf(addr).IsLoopback() }
+
+// addrOf is the address of host:port (or of a bare address); the zero address if it is none.
+func addrOf(hostport string) netip.Addr {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// client is the address the login throttle counts a request against: its peer's, or, when the
+// peer is a reverse proxy (on loopback, or within Auth.TrustedProxies), the last address of
+// X-Forwarded-For that is not a proxy's; the zero address when there is none (every operator
+// then shares the proxy's address, and only the limit per name applies).
+func (s *Server) client(r *http.Request) netip.Addr {
+	peer := addrOf(r.RemoteAddr)
+	if !s.proxy(peer) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for _, hop := range slices.Backward(hops) {
+		a, err := netip.ParseAddr(strings.TrimSpace(hop))
+		if err != nil {
+			return netip.Addr{}
+		}
+		if a = a.Unmap(); !s.proxy(a) {
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+// proxy reports whether a is a reverse proxy's address: loopback, or within Auth.TrustedProxies.
+func (s *Server) proxy(a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
+	for _, p := range s.cfg.Auth.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // public wraps the handler of a page anyone may see (the login page): its session, if any, is in
@@ -295,23 +397,41 @@ func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, why string) {
 	http.Error(w, why, http.StatusForbidden)
 }
 
-// newDummyHash returns the function of the hash compared against when the name is unknown, so
-// that a login takes as long whether or not the operator exists: its cost is the highest of the
-// operators' hashes (htpasswd -B writes cost 5, `console hash` 10).
-func newDummyHash(operators map[string][]byte) func() []byte {
-	cost := 0
-	for _, h := range operators {
-		if c, err := bcrypt.Cost(h); err == nil && c > cost {
-			cost = c
+// dummyHashes are the hashes a login of an unknown name is checked against, so that it takes as
+// long as one of a known name: one of each cost of the operators file (htpasswd -B writes cost 5,
+// `console hash` 10), the cost of a name picked by a signature of it among the operators', so
+// that an unknown name takes, every time, as long as some operator's login.
+type dummyHashes struct {
+	key    []byte
+	costs  []int // the operators' costs, one an operator, in the order of their names
+	hashes map[int]func() []byte
+}
+
+func newDummyHashes(operators map[string][]byte, key []byte) dummyHashes {
+	d := dummyHashes{key: key, hashes: map[int]func() []byte{}}
+	for _, name := range slices.Sorted(maps.Keys(operators)) {
+		if c, err := bcrypt.Cost(operators[name]); err == nil {
+			d.costs = append(d.costs, c)
 		}
 	}
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
+	if len(d.costs) == 0 {
+		d.costs = []int{bcrypt.DefaultCost}
 	}
-	return sync.OnceValue(func() []byte {
-		h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cost)
-		return h
-	})
+	for _, c := range d.costs {
+		d.hashes[c] = sync.OnceValue(func() []byte {
+			h, _ := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), c)
+			return h
+		})
+	}
+	return d
+}
+
+// of returns the hash an unknown name is checked against.
+func (d dummyHashes) of(name string) []byte {
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte(name))
+	pick := binary.BigEndian.Uint64(m.Sum(nil)) % uint64(len(d.costs))
+	return d.hashes[d.costs[pick]]()
 }
 
 // loginPage shows the login form, with a session that carries its CSRF token.
@@ -339,7 +459,10 @@ type loginData struct {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	name, password := r.PostFormValue("name"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
-	if !s.logins.allow(r.RemoteAddr, name, s.cfg.Now()) {
+	if len(name) > 64 {
+		name = "" // never an operator's (validOperator), and not shown back at any length
+	}
+	if !s.logins.allow(s.client(r), name, s.cfg.Now()) {
 		s.log.Warn("login refused: too many attempts", zap.String("remote", r.RemoteAddr))
 		w.Header().Set("Retry-After", "60")
 		s.render(w, r, http.StatusTooManyRequests, "login.html", "login.title", loginData{Next: next, Throttled: true, Name: name})
@@ -347,7 +470,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	hash, known := s.cfg.Auth.Operators[name]
 	if !known {
-		hash = s.dummyHash()
+		hash = s.dummyHash.of(name)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
 		s.log.Warn("login failed", zap.String("remote", r.RemoteAddr))

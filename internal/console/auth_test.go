@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -192,7 +193,7 @@ func TestSessionExpiresAndIsSigned(t *testing.T) {
 	if w := h.do(req, ""); w.Code != http.StatusSeeOther {
 		t.Errorf("forged session: %d, want 303 to the login page", w.Code)
 	}
-	h.clock.Advance(2 * time.Hour)
+	h.clock.Advance(h.s.cfg.Auth.SessionTTL)
 	req = newGet("/orders")
 	req.AddCookie(c)
 	if w := h.do(req, ""); w.Code != http.StatusSeeOther {
@@ -478,20 +479,39 @@ func TestSafeNext(t *testing.T) {
 	mustContain(t, body(t, w, http.StatusOK), `name="next" value="/orders"`)
 }
 
-// TestDummyHashCost: a login of an unknown name compares against a hash as costly as the
-// operators' own, so that it takes as long as one of a known name.
-func TestDummyHashCost(t *testing.T) {
+// TestUnknownNameTakesAnOperatorsTime: a login of an unknown name is checked against a hash of the
+// cost of one of the operators, the same for the same name, so that it takes as long as some
+// operator's: with one cost in the file, that one; with the lines of htpasswd -B (5) and of
+// `console hash` (10) mixed, either, in the proportion of the file's lines, never a cost of none.
+func TestUnknownNameTakesAnOperatorsTime(t *testing.T) {
 	t.Parallel()
-	for _, cost := range []int{bcrypt.MinCost, 5, 6} {
-		hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), cost)
+	hashOf := func(cost int) []byte {
+		h, err := bcrypt.GenerateFromPassword([]byte(testPassword), cost)
 		if err != nil {
 			t.Fatal(err)
 		}
-		low, _ := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
-		h := newHarness(t, func(c *Config) { c.Auth.Operators = map[string][]byte{"alice": hash, "bob": low} })
-		if got, err := bcrypt.Cost(h.s.dummyHash()); err != nil || got != cost {
-			t.Errorf("operators' highest cost %d: the dummy hash's is %d (%v)", cost, got, err)
+		return h
+	}
+	key := []byte(strings.Repeat("k", 32))
+	single := newDummyHashes(map[string][]byte{"alice": hashOf(5), "bob": hashOf(5)}, key)
+	if got, err := bcrypt.Cost(single.of("nobody")); err != nil || got != 5 {
+		t.Errorf("every operator's cost 5: an unknown name's is %d (%v)", got, err)
+	}
+	mixed := newDummyHashes(map[string][]byte{"tanaka": hashOf(bcrypt.MinCost), "suzuki": hashOf(bcrypt.MinCost + 1)}, key)
+	picked := map[int]int{}
+	for i := range 200 {
+		name := "nobody" + strconv.Itoa(i)
+		c, err := bcrypt.Cost(mixed.of(name))
+		if err != nil {
+			t.Fatal(err)
 		}
+		if again, _ := bcrypt.Cost(mixed.of(name)); again != c {
+			t.Fatalf("%s: cost %d, then %d: a name's timing would vary", name, c, again)
+		}
+		picked[c]++
+	}
+	if len(picked) != 2 || picked[bcrypt.MinCost] < 60 || picked[bcrypt.MinCost+1] < 60 {
+		t.Errorf("costs picked for 200 unknown names: %v, want both of the file's, about half each", picked)
 	}
 }
 
@@ -501,28 +521,39 @@ func TestLoginThrottle(t *testing.T) {
 	t.Parallel()
 	var th loginThrottle
 	at := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	ip := netip.MustParseAddr
 	for i := range 5 {
-		if !th.allow("203.0.113.9:4100"+strconv.Itoa(i), "alice", at) {
+		if !th.allow(ip("203.0.113.9"), "alice", at) {
 			t.Fatalf("attempt %d refused, want the first 5 allowed", i+1)
 		}
 	}
-	if th.allow("203.0.113.9:5000", "bob", at) {
+	if th.allow(ip("203.0.113.9"), "bob", at) {
 		t.Error("a 6th attempt from the same address (another name) allowed")
 	}
-	if th.allow("198.51.100.7:5000", "alice", at) {
+	if th.allow(ip("198.51.100.7"), "alice", at) {
 		t.Error("a 6th attempt for the same name (another address) allowed")
 	}
-	if !th.allow("198.51.100.7:5001", "carol", at) {
+	if !th.allow(ip("198.51.100.7"), "carol", at) {
 		t.Error("another address and name refused")
 	}
-	if !th.allow("203.0.113.9:5002", "dave", at.Add(25*time.Second)) {
+	if !th.allow(ip("203.0.113.9"), "dave", at.Add(25*time.Second)) {
 		t.Error("the address refused 25 s later, want one attempt per 12 s")
 	}
-	// A proxy on the same host: its clients share its address, so only the names are limited.
+	// Behind a reverse proxy that names no client: only the names are limited.
 	for i := range 8 {
-		if !th.allow("127.0.0.1:6000", "op"+strconv.Itoa(i), at) {
-			t.Fatalf("attempt %d through a loopback proxy refused", i+1)
+		if !th.allow(netip.Addr{}, "op"+strconv.Itoa(i), at) {
+			t.Fatalf("attempt %d through a proxy refused", i+1)
 		}
+	}
+	// An IPv6 host holds its /64 whole: its addresses share one budget.
+	for i := range 5 {
+		th.allow(ip("2001:db8:1:2::"+strconv.Itoa(i+1)), "erin"+strconv.Itoa(i), at)
+	}
+	if th.allow(ip("2001:db8:1:2:ffff::9"), "frank", at) {
+		t.Error("a 6th attempt from another address of the same IPv6 /64 allowed")
+	}
+	if !th.allow(ip("2001:db8:1:3::1"), "grace", at) {
+		t.Error("an address of another /64 refused")
 	}
 
 	h := newHarness(t)

@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,10 @@ type Auth struct {
 	// SessionKey signs the session cookies and CSRF tokens (HMAC-SHA256); replicas that share it
 	// share sessions. At least 32 bytes.
 	SessionKey []byte
+	// TrustedProxies are the addresses of the reverse proxies in front of the console beside
+	// loopback ones (a load balancer's), whose X-Forwarded-For names the client that the login
+	// throttle counts. Default none.
+	TrustedProxies []netip.Prefix
 	// SessionTTL is how long a session lasts after its login. Default 12h.
 	SessionTTL time.Duration
 	// InsecureCookie sends the session cookie without Secure, for plain HTTP on loopback (the
@@ -176,7 +181,7 @@ type Server struct {
 	// exporting holds the operators whose CSV export is running (under mu): one each at a time.
 	exporting map[string]bool
 	// dummyHash is compared against at a login of an unknown name.
-	dummyHash func() []byte
+	dummyHash dummyHashes
 }
 
 // New returns the console configured by cfg, or every problem of cfg joined.
@@ -189,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, pages: pages, closing: make(chan struct{}), dummyHash: newDummyHash(cfg.Auth.Operators),
+	s := &Server{cfg: cfg, log: cfg.Logger, pages: pages, closing: make(chan struct{}), dummyHash: newDummyHashes(cfg.Auth.Operators, cfg.Auth.SessionKey),
 		liveBySession: map[string]int{}, maxLive: MaxLiveStreams, maxLivePerSession: MaxLiveStreamsPerSession, exporting: map[string]bool{},
 		readTimeout: readTimeout, idleTimeout: idleTimeout}
 	s.routes()

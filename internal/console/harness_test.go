@@ -90,7 +90,8 @@ func newHarness(t *testing.T, configure ...func(*Config)) *harness {
 
 // cookie returns the session cookie of operator (logged in with a password) and its CSRF token.
 func (h *harness) cookie(operator string) (*http.Cookie, string) {
-	ss := session{ID: "test-" + operator, Operator: operator, Via: viaPassword, Expires: h.clock.Now().Add(time.Hour).Unix()}
+	ss := session{ID: "test-" + operator, Operator: operator, Via: viaPassword, Issued: h.clock.Now().Unix(),
+		Hash: h.s.hashMark(operator, h.cfg.Auth.Operators[operator])}
 	return &http.Cookie{Name: h.s.cookieName(), Value: h.s.encodeSession(ss)}, h.s.csrfToken(ss)
 }
 

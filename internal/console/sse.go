@@ -77,7 +77,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	// The stream ends with its session: the page's reconnection is then identified anew.
-	expiry := time.AfterFunc(time.Unix(ss.Expires, 0).Sub(s.cfg.Now()), cancel)
+	expiry := time.AfterFunc(s.expiry(ss).Sub(s.cfg.Now()), cancel)
 	defer expiry.Stop()
 	go func() { // the server's Close ends the stream
 		select {

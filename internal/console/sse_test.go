@@ -280,7 +280,8 @@ func TestLiveStreamLimits(t *testing.T) {
 	srv2 := httptest.NewServer(h2.s)
 	defer srv2.Close()
 	defer h2.s.Close()
-	ss := session{ID: "short", Operator: "alice", Via: viaPassword, Expires: h2.clock.Now().Add(2 * time.Second).Unix()}
+	ss := session{ID: "short", Operator: "alice", Via: viaPassword, Issued: h2.clock.Now().Add(2*time.Second - h2.s.cfg.Auth.SessionTTL).Unix(),
+		Hash: h2.s.hashMark("alice", h2.cfg.Auth.Operators["alice"])}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv2.URL+"/events", nil)
 	req.AddCookie(&http.Cookie{Name: h2.s.cookieName(), Value: h2.s.encodeSession(ss)})
 	res, err := http.DefaultClient.Do(req)
