@@ -1,8 +1,10 @@
 // Package ordercsv writes a shop's credit results as CSV for spreadsheets
 // (docs/operations.md#order-export--shop-s): one order of the order index a row, under a header
 // row, in UTF-8 with a byte order mark or in Shift_JIS as Windows extends it (CP932), lines ending
-// CRLF and fields quoted only where CSV needs it. The order index holds no personal data, and
-// neither do the rows.
+// CRLF and fields quoted only where CSV needs it. A field a spreadsheet would read as a formula
+// (starting with =, +, -, @, a tab or a carriage return: an order ID "-1-2" shows as -3) is
+// written behind a ' (spreadsheetSafe), which Excel and LibreOffice show as text without it. The
+// order index holds no personal data, and neither do the rows.
 package ordercsv
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/japanese"
@@ -102,11 +105,23 @@ func NewWriter(w io.Writer, enc Encoding) (*Writer, error) {
 // nothing of its row is written; an error of the underlying writer is returned as it is.
 func (w *Writer) Write(orders ...orderstate.Summary) error {
 	for _, o := range orders {
-		if err := w.put(Record(o), o); err != nil {
+		if err := w.put(spreadsheetSafe(Record(o)), o); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// spreadsheetSafe puts a ' before each field a spreadsheet would take for a formula (OWASP's
+// advice for CSV injection), but the "-" of a time unknown, which none does; the fields are the
+// record's, changed in place.
+func spreadsheetSafe(record []string) []string {
+	for i, f := range record {
+		if f != "" && f != "-" && strings.ContainsRune("=+-@\t\r", rune(f[0])) {
+			record[i] = "'" + f
+		}
+	}
+	return record
 }
 
 // put writes one row.

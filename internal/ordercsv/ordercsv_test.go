@@ -72,3 +72,41 @@ func TestShiftJIS(t *testing.T) {
 		t.Error("latin1 accepted")
 	}
 }
+
+// TestFormulaLikeFieldsAreText: an order ID or a transaction ID that a spreadsheet would read as
+// a formula ("-1-2" shows as -3, "=HYPERLINK(…)" is a link) is written behind a ', in both
+// encodings; the "-" of an unknown time and an ID with a sign inside are written as they are.
+func TestFormulaLikeFieldsAreText(t *testing.T) {
+	t.Parallel()
+	odd := []orderstate.Summary{
+		{Shop: "demo", OrderID: "-1-2", TransactionID: "=1+1", Status: orderstate.StatusOK, Shipment: orderstate.ShipmentNone},
+		{Shop: "demo", OrderID: "+81", TransactionID: "@SUM(A1)", Status: orderstate.StatusOK, Shipment: orderstate.ShipmentNone},
+		{Shop: "demo", OrderID: "\tA", Status: orderstate.StatusOK, Shipment: orderstate.ShipmentNone},
+		{Shop: "demo", OrderID: "A-1=2", Status: orderstate.StatusOK, Shipment: orderstate.ShipmentNone, OrderedAt: at},
+	}
+	want := [][]string{
+		{"'-1-2", "'=1+1", "-"},
+		{"'+81", "'@SUM(A1)", "-"},
+		{"'\tA", "", "-"},
+		{"A-1=2", "", "2026-11-30 14:18:55"},
+	}
+	for _, enc := range []Encoding{UTF8, ShiftJIS} {
+		var b bytes.Buffer
+		if err := Write(&b, enc, odd); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(b.String(), "\uFEFF"))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			if got := []string{recs[i+1][0], recs[i+1][3], recs[i+1][7]}; !slices.Equal(got, w) {
+				t.Errorf("%s: row %d: order_id, transaction_id, ordered_at = %q, want %q", enc, i+1, got, w)
+			}
+		}
+	}
+	// Record itself is what the order index holds, for scripts (order ls -csv).
+	if got := Record(odd[0])[0]; got != "-1-2" {
+		t.Errorf("Record: order_id %q, want -1-2", got)
+	}
+}
