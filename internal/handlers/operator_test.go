@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
 )
 
 // The tests in this file are about the operator events, order.recheck_requested and
@@ -432,3 +434,94 @@ func TestTrackingWaitsForTheResolution(t *testing.T) {
 		t.Errorf("outcomes %q after the resolution, want credit.ok,shipment.ok", got)
 	}
 }
+
+// TestRecheckWhoseQueuedShipmentFailsPublishesCreditOKOnce: an operator's re-check finds an order
+// under review decided OK; its credit.ok is published, and then the tracking number queued while
+// the order was under review fails to be reported: ATODENE refuses the shop's account
+// (account-refused, dead-lettered at once), or answers HTTP 503 on every delivery until the
+// consumer gives up. The credit.ok is written out of the outbox before the report is tried, so
+// the re-check replayed later, after RESULTS's duplicate window, publishes it no second time: it
+// reports the tracking number (shipment.ok) and nothing else.
+func TestRecheckWhoseQueuedShipmentFailsPublishesCreditOKOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		deliveries int
+		later      time.Duration
+		prov       interface {
+			handlers.Provider
+			heal()
+		}
+	}{
+		{"refused", 1, 30 * time.Minute, &refusedShipment{refusingProvider: refusingProvider{refused: true}}},
+		{"transient", 10, time.Hour, &failingShipment{shipmentFails: shipmentFails{failing: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store := newStore(t)
+			clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			results := newWindowedResults(clk.Now)
+			shop := &handlers.Shop{ID: "shop-a", Provider: tc.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+			o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+				Outcomes: results, Polls: noPolls{}, Now: clk.Now})
+			ctx := context.Background()
+			st := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901", Fee: 205, BilledAmount: 3155,
+				PollScheduled: true, PollAt: clk.Now().Add(30 * time.Minute), PollSince: clk.Now(),
+				Shipment: &orderstate.Shipment{CarrierCode: "12", TrackingNumber: "1234-5678-9012"}}
+			if _, err := store.Put(ctx, "shop-a", "o-1", st, clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+			rc := handlers.Event[events.RecheckRequest]{
+				Meta: handlers.Meta{ID: "rc-1", Source: "console", Type: events.TypeRecheckRequested, Shop: "shop-a", Seq: 100},
+				Data: events.RecheckRequest{ShopID: "shop-a", OrderID: "o-1", Operator: "ops-tanaka"}}
+			delay := time.Second // the consumer's redelivery backoff
+			for attempt := 1; attempt <= tc.deliveries; attempt++ {
+				rc.Attempt = attempt
+				if err := o.RecheckRequested(ctx, rc); err == nil {
+					t.Fatalf("delivery %d succeeded: the queued shipment's report did not fail", attempt)
+				}
+				clk.Advance(delay)
+				delay = min(2*delay, time.Minute)
+			}
+			got, _ := store.Get(ctx, "shop-a", "o-1")
+			if got.Status != orderstate.StatusOK || len(got.Outbox) != 0 || got.Shipment == nil || got.Shipment.Reported {
+				t.Fatalf("after the failed report: %s, outbox %d, shipment %+v; want ok, the credit.ok out of the outbox, the shipment queued",
+					got.Status, len(got.Outbox), got.Shipment)
+			}
+
+			clk.Advance(tc.later) // the operator replays the letter once the account or ATODENE is well
+			tc.prov.heal()
+			rc.ReplayCount, rc.Attempt, rc.Seq = "1", 1, 200
+			if err := o.RecheckRequested(ctx, rc); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			var stored []string
+			for id, n := range results.copies() {
+				stored = append(stored, id[strings.LastIndex(id, ":")+1:])
+				if n != 1 {
+					t.Errorf("RESULTS stored %s %d times, want once", id, n)
+				}
+			}
+			slices.Sort(stored)
+			if strings.Join(stored, ",") != "credit.ok,shipment.ok" {
+				t.Errorf("RESULTS holds %q, want credit.ok,shipment.ok", stored)
+			}
+		})
+	}
+}
+
+// refusedShipment refuses the merchant's account on shipment reports only, until healed: the
+// shop's calls stopped between the re-check's getauthori.do and the queued report.
+type refusedShipment struct{ refusingProvider }
+
+func (p *refusedShipment) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	return p.fakeProvider.Register(ctx, req)
+}
+func (p *refusedShipment) Cancel(ctx context.Context, tx string) error {
+	return p.fakeProvider.Cancel(ctx, tx)
+}
+func (p *refusedShipment) heal() { p.refused = false }
+
+type failingShipment struct{ shipmentFails }
+
+func (p *failingShipment) heal() { p.failing = false }

@@ -649,6 +649,14 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		return st, false, err
 	}
 	dirty = dirty || published
+	if published && o.workAfterPublish(r.shop, st) {
+		// The outbox is written back empty before a step that can fail: left full in Redis, it
+		// would be published again by the order's next handler, perhaps after RESULTS's duplicate
+		// window, as a second copy of each outcome.
+		if st, err = o.Store.Put(ctx, r.shop.ID, order, st, o.Now()); err != nil {
+			return st, false, err
+		}
+	}
 	for _, step := range []func(context.Context, *run, string, orderstate.State) (orderstate.State, bool, error){o.finishReauth, o.scheduleReauth} {
 		next, changed, err := step(ctx, r, order, st)
 		if err != nil {
@@ -671,6 +679,19 @@ func (o *Orders) settle(ctx context.Context, r *run, order string, st orderstate
 		}
 	}
 	return st, dirty, nil
+}
+
+// workAfterPublish says whether settle has work left after publishing st's outbox that can fail
+// or be cut short by a crash: the cancel of a re-authorization's old transaction, a
+// re-authorization timer to schedule in JetStream, a queued shipment to report.
+func (o *Orders) workAfterPublish(shop *Shop, st orderstate.State) bool {
+	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthCancelling {
+		return true
+	}
+	if at, ok := o.reauthTime(shop, st); ok && at.Sub(o.Now()) <= reauthHeldAhead {
+		return true
+	}
+	return st.Status == orderstate.StatusOK && st.Shipment != nil && !st.Shipment.Reported
 }
 
 // publish publishes the outbox of st and empties it, saying whether it held anything. On error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,40 @@ func (f *flakyOutcomes) Publish(_ context.Context, _, msgID string, _ []byte) er
 	}
 	f.ids = append(f.ids, msgID)
 	return nil
+}
+
+// windowedResults is RESULTS as JetStream keeps it: a message ID published again within the
+// stream's duplicate window is dropped; after the window it is stored again. The window is the
+// worker's for RESULTS with the default settings: max(2 min, 3 × ack wait 2 min) = 6 min
+// (internal/worker/streams.go).
+type windowedResults struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	window time.Duration
+	last   map[string]time.Time // when the ID was last stored
+	stored map[string]int       // copies of each ID stored
+}
+
+func newWindowedResults(now func() time.Time) *windowedResults {
+	return &windowedResults{now: now, window: 6 * time.Minute, last: map[string]time.Time{}, stored: map[string]int{}}
+}
+
+func (w *windowedResults) Publish(_ context.Context, _, msgID string, _ []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if at, ok := w.last[msgID]; ok && w.now().Sub(at) <= w.window {
+		return nil // a duplicate within the window: dropped, acknowledged as a duplicate
+	}
+	w.last[msgID] = w.now()
+	w.stored[msgID]++
+	return nil
+}
+
+// copies returns how many copies RESULTS stored of each message ID.
+func (w *windowedResults) copies() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.stored)
 }
 
 type noPolls struct{}

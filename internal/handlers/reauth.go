@@ -249,6 +249,10 @@ func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr 
 		st.TransactionID, st.ShopOrderID, rs.ShopOrderID = tx, rs.ShopOrderID, ""
 		st.Review, st.Reasons = "", nil
 		authorized(&st, o.Now())
+		// The old transaction's cancel is due now (finishReauth): the state relies on the timer
+		// for it, so that the reconciler carries it on if the settle step that follows never runs.
+		rs = reauthOf(&st)
+		rs.At, rs.Attempt, rs.Held = o.Now(), 0, false
 		o.emitReauth(&st, shop, order, events.TypeCreditOK, tx, "", nil)
 		o.reauthorized(ReauthOK)
 		return write(st, did+": ok; the order is on transaction "+tx)
@@ -378,24 +382,49 @@ func stalePending(st orderstate.State) string {
 
 // finishReauth sends the cancel of the transaction a re-authorization replaced, after the outbox
 // (the new transaction's credit.ok) is published. ATODENE's refusal of it (the transaction unknown)
-// ends it too, noted in the history: the order is on its new transaction either way.
-func (o *Orders) finishReauth(ctx context.Context, r *run, _ string, st orderstate.State) (orderstate.State, bool, error) {
+// ends it too, noted in the history: the order is on its new transaction either way. A failure a
+// retry may mend leaves it to the re-authorization's timer (cancelOldLater), which it waits for.
+func (o *Orders) finishReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	rs := st.Reauth
-	if rs == nil || rs.Phase != orderstate.ReauthCancelling {
+	if rs == nil || rs.Phase != orderstate.ReauthCancelling || (rs.Scheduled && o.Now().Before(rs.At)) {
 		return st, false, nil
 	}
 	did := "re-authorized: cancelled the old transaction " + rs.Old
 	if err := r.shop.Provider.Cancel(ctx, rs.Old); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
-		// Retried unless ATODENE refused the cancel itself (a refused account is retried too).
 		if reason, permanent := DeadLetterReason(err); !permanent || reason == ReasonAccountRefused {
-			return st, false, err
+			return o.cancelOldLater(ctx, r, order, st, err)
 		}
 		did = "re-authorized; ATODENE refused the cancel of the old transaction " + rs.Old + " (" + err.Error() + "): check it in ATODENE's screen"
 	}
 	before := st
 	rs = reauthOf(&st)
-	rs.Phase, rs.Old = "", ""
+	// Done: the next re-authorization is scheduled afresh (scheduleReauth) over the retry's timer.
+	rs.Phase, rs.Old, rs.Attempt, rs.Scheduled, rs.At, rs.Held = "", "", 0, false, time.Time{}, false
 	st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
+	return st, true, nil
+}
+
+// cancelOldLater leaves the cancel of the transaction a re-authorization replaced, which failed
+// with cause (ATODENE unreachable, the shop's account refused), to the re-authorization's timer:
+// due when the shop's calls resume, or after the re-check delay. It fails no step: the handler of
+// the order's next event goes on with its own work, and the credit.ok of the new transaction,
+// published already, is not held up. Only the first failure is noted in the history; the timer
+// (or the reconciler, if it is lost) tries again until ATODENE answers.
+func (o *Orders) cancelOldLater(ctx context.Context, r *run, order string, st orderstate.State, cause error) (orderstate.State, bool, error) {
+	before := st
+	rs := reauthOf(&st)
+	at := o.retryAt(r.shop.ID, cause, rs.Attempt)
+	if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Seq: rs.Seq, Kind: TimerReauth}, at); err != nil {
+		return before, false, err
+	}
+	if rs.Attempt == 0 {
+		did := "re-authorized; the cancel of the old transaction " + rs.Old + " failed (" + cause.Error() + "): the re-authorization's timer tries again"
+		st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
+	}
+	o.Logger.Warn("the cancel of a re-authorized order's old transaction failed; its timer tries again",
+		zap.String("shop", r.shop.ID), zap.String("order", order), zap.Time("retry_at", at), zap.Error(cause))
+	rs.Attempt++
+	rs.Scheduled, rs.At, rs.Held = true, at, false
 	return st, true, nil
 }
 

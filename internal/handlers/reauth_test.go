@@ -26,10 +26,12 @@ import (
 
 const reauthAfter = 88 * 24 * time.Hour
 
-// timedPolls records the timers scheduled, with when they are due.
+// timedPolls records the timers scheduled, with when they are due; while failing is set, it fails
+// them as JetStream down would.
 type timedPolls struct {
-	mu     sync.Mutex
-	timers []timedPoll
+	mu      sync.Mutex
+	timers  []timedPoll
+	failing bool
 }
 
 type timedPoll struct {
@@ -40,9 +42,14 @@ type timedPoll struct {
 func (p *timedPolls) Schedule(_ context.Context, r handlers.PollRequest, at time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failing {
+		return errors.New("JetStream unavailable (the test)")
+	}
 	p.timers = append(p.timers, timedPoll{r, at})
 	return nil
 }
+
+func (p *timedPolls) fail(failing bool) { p.mu.Lock(); p.failing = failing; p.mu.Unlock() }
 
 // last returns the last timer of a kind scheduled.
 func (p *timedPolls) last(t *testing.T, kind string) timedPoll {
@@ -366,21 +373,29 @@ func TestReauthorizedOnce(t *testing.T) {
 }
 
 // TestReauthorizationKilledBeforeTheCancel: the worker dies after the new registration is recorded
-// and before the old transaction's cancel (the cancel fails, as a worker killed then). Started
-// again, the redelivered timer registers nothing new and cancels the old transaction; any other
-// event of the order would have done the same first.
+// and before the old transaction's cancel is done (the cancel fails, and so does the scheduling
+// of its retry, as with a worker killed then). The state relies on the re-authorization's timer,
+// due at once, so the reconciler would carry it on; the credit.ok of the new transaction, published
+// before, is no longer in the outbox. Started again, the redelivered timer registers nothing new
+// and cancels the old transaction; any other event of the order would have done the same first.
 func TestReauthorizationKilledBeforeTheCancel(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
 	e.create(t, "o-1", "taro@example.jp")
 	e.clock.Advance(reauthAfter)
 	e.prov.failCancels = 1
+	e.polls.fail(true)
 	if err := e.fire(t); err == nil {
-		t.Fatal("the re-authorization whose cancel failed returned no error")
+		t.Fatal("the re-authorization whose cancel and timer failed returned no error")
 	}
+	e.polls.fail(false)
 	st := e.get(t, "o-1")
 	if st.Reauth == nil || st.Reauth.Phase != orderstate.ReauthCancelling || st.ShopOrderID != "o-1_R1" {
 		t.Fatalf("after the failed cancel: %+v, shopOrderId %q; want the new transaction recorded, its cancel to do", st.Reauth, st.ShopOrderID)
+	}
+	if due, ok := st.TimerDue(); !ok || !due.Equal(e.clock.Now()) || len(st.Outbox) != 0 {
+		t.Fatalf("the state relies on a timer %v due %s, outbox %d; want the re-authorization's due now (%s), the outbox written back empty",
+			ok, due, len(st.Outbox), e.clock.Now())
 	}
 	e.restart(t)
 	if err := e.o.PollDue(context.Background(), handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerReauth, Seq: st.Reauth.Seq - 1}); err != nil {
@@ -395,6 +410,83 @@ func TestReauthorizationKilledBeforeTheCancel(t *testing.T) {
 	}
 	if got := e.credits(t); len(got) != 2 {
 		t.Fatalf("credit outcomes %q, want 2 (one each registration)", got)
+	}
+}
+
+// TestReauthorizationWhoseOldCancelKeepsFailing: after the re-authorization's credit.ok is
+// published, the cancel of the old transaction fails on every try for days (ATODENE timing out on
+// it). No step fails for it: the credit.ok is written out of the outbox at once, the cancel is left
+// to the re-authorization's timer (the state relies on it, so the reconciler would make it again),
+// which tries again on the re-check schedule, and the history notes the failure once. A tracking
+// number meanwhile is reported on the new transaction. Three days later ATODENE is well again: the
+// timer cancels the old transaction, the next re-authorization stays off (shipped), and RESULTS
+// holds the credit.ok once, although the duplicate window ended long before.
+func TestReauthorizationWhoseOldCancelKeepsFailing(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	results := newWindowedResults(e.clock.Now)
+	e.cfg.Outcomes = results
+	e.restart(t)
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.clock.Advance(reauthAfter)
+	e.prov.mu.Lock()
+	e.prov.failCancels = 1000
+	e.prov.mu.Unlock()
+	ctx := context.Background()
+
+	for try := 1; try <= 5; try++ {
+		if err := e.fire(t); err != nil {
+			t.Fatalf("try %d: the timer failed (%v); want the cancel's failure left to the timer", try, err)
+		}
+		st := e.get(t, "o-1")
+		tm := e.polls.last(t, handlers.TimerReauth)
+		due, relies := st.TimerDue()
+		if st.Reauth.Phase != orderstate.ReauthCancelling || st.Reauth.Old != old || len(st.Outbox) != 0 || !relies ||
+			!due.Equal(st.Reauth.At) || !tm.at.Equal(st.Reauth.At) || tm.req.Seq != st.Reauth.Seq || !st.Reauth.At.After(e.clock.Now()) {
+			t.Fatalf("try %d: reauth %+v, outbox %d, relies on a timer %v due %s; last timer %+v at %s; want the cancel of %s scheduled ahead",
+				try, st.Reauth, len(st.Outbox), relies, due, tm.req, tm.at, old)
+		}
+		if try == 1 {
+			// Another event of the order meanwhile is not held up by the cancel.
+			if err := e.track("o-1"); err != nil {
+				t.Fatalf("the tracking number failed while the old transaction's cancel fails: %v", err)
+			}
+			if e.transactions(t)["o-1_R1"].Shipment == nil {
+				t.Fatal("the tracking number is not reported on the new transaction")
+			}
+		}
+		e.clock.Advance(st.Reauth.At.Sub(e.clock.Now()))
+	}
+	h, _ := e.store.History(ctx, "shop-a", "o-1")
+	failed := 0
+	for _, x := range h {
+		if strings.Contains(x.Did, "the cancel of the old transaction "+old+" failed") {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d history entries note the failing cancel, want 1", failed)
+	}
+
+	e.clock.Advance(72 * time.Hour)
+	e.prov.mu.Lock()
+	e.prov.failCancels = 0
+	e.prov.mu.Unlock()
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	if txs := e.transactions(t); txs["o-1"].State != "cancelled" || st.Reauth.Phase != "" || st.Reauth.Scheduled {
+		t.Fatalf("after ATODENE is back: sandbox %+v; reauth %+v", txs, st.Reauth)
+	}
+	for id, n := range results.copies() {
+		if n != 1 {
+			t.Errorf("RESULTS stored %s %d times, want once", id, n)
+		}
+	}
+	if n := len(results.copies()); n != 3 { // credit.ok, credit.ok reauthorized, shipment.ok
+		t.Errorf("%d outcomes stored, want 3", n)
 	}
 }
 

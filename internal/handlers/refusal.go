@@ -78,6 +78,29 @@ func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused,
 	return &copied, false
 }
 
+// retryAt returns when the calls of a stopped shop resume (zero for a shop not stopped).
+func (r *Refusals) retryAt(shop string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.shops[shop]; ok {
+		return f.RetryAt
+	}
+	return time.Time{}
+}
+
+// retryAt is when the work of a timer that failed with err, a failure a retry may mend, is tried
+// again: for a refused account, when the shop's calls resume (a call before then is refused
+// unsent); else after the re-check delay of its attempt (-poll-first-delay doubling to
+// -poll-max-interval).
+func (o *Orders) retryAt(shop string, err error, attempt int) time.Time {
+	if reason, _ := DeadLetterReason(err); reason == ReasonAccountRefused {
+		if at := o.Refusals.retryAt(shop); at.After(o.Now()) {
+			return at
+		}
+	}
+	return o.Now().Add(o.Poll.Delay(attempt))
+}
+
 // Snapshot returns the shops whose calls are stopped, by shop ID.
 func (r *Refusals) Snapshot() []Refused {
 	r.mu.Lock()

@@ -202,7 +202,8 @@ type Reauth struct {
 	Review  string    `json:"review,omitempty"` // of New: "" under review, "hold" on hold
 	Attempt int       `json:"attempt,omitempty"`
 	Since   time.Time `json:"since,omitzero"`
-	// Old is the transaction the re-authorization replaced, to cancel (ReauthCancelling).
+	// Old is the transaction the re-authorization replaced, to cancel (ReauthCancelling): due At,
+	// tried again by the timer after a failure (Attempt counts them).
 	Old string `json:"old,omitempty"`
 	// Failed says why the last re-authorization left the order on its old transaction ("ng",
 	// "invalid", "unknown", "no-data", "review-deadline"); no other is scheduled, and the order's
@@ -218,7 +219,8 @@ const (
 	// ReauthPending: the new transaction (New) is under review, re-checked by the
 	// re-authorization's timer; the order stays on its old transaction meanwhile.
 	ReauthPending = "pending"
-	// ReauthCancelling: the order is on the new transaction; Old is to be cancelled.
+	// ReauthCancelling: the order is on the new transaction; Old is to be cancelled, by the
+	// re-authorization's timer if the settle step that follows the answer could not.
 	ReauthCancelling = "cancelling"
 )
 
@@ -241,14 +243,14 @@ func (st State) KeepsData() bool {
 }
 
 // ReauthDue says when the state's re-authorization timer is due, if the state relies on it: one
-// under way (its intent, or the re-check of its new transaction), or one scheduled for an OK order
-// not shipped.
+// under way (its intent, the re-check of its new transaction, or the cancel of the transaction it
+// replaced), or one scheduled for an OK order not shipped.
 func (st State) ReauthDue() (time.Time, bool) {
 	r := st.Reauth
 	switch {
 	case r == nil || r.At.IsZero():
 		return time.Time{}, false
-	case r.Phase == ReauthRegistering || r.Phase == ReauthPending:
+	case r.Phase == ReauthRegistering || r.Phase == ReauthPending || r.Phase == ReauthCancelling:
 		return r.At, true
 	}
 	return r.At, r.Scheduled && r.Phase == "" && st.Status == StatusOK && (st.Shipment == nil || !st.Shipment.Reported)
