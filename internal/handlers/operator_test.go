@@ -525,3 +525,40 @@ func (p *refusedShipment) heal() { p.refused = false }
 type failingShipment struct{ shipmentFails }
 
 func (p *failingShipment) heal() { p.failing = false }
+
+// TestDueRecheckOfATransactionATODENEDoesNotKnow: the due re-check of an order under review is
+// answered er000002: ATODENE knows no such transaction (its records lost, or the shop's account
+// pointed at another). No retry changes that, so the order becomes unknown, as a registration whose
+// outcome is unknown: nothing is published, the re-check is dead-lettered outcome-unknown once,
+// and the state relies on no re-check (the reconciler makes none again). A re-check due later
+// changes nothing; the operator's resolution with the transaction ATODENE's screen holds adopts it.
+func TestDueRecheckOfATransactionATODENEDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	const lost, found = "11111111111", "22222222222"
+	e := newOperatorEnv(t)
+	e.prov.errs = map[string]error{lost: rejected("getauthori.do", "transactionId", atodene.CodeUnknownTransaction)}
+	e.put(t, "P-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: lost, Fee: 205, BilledAmount: 3155,
+		DataHash: "v1:x", CausedBy: "c-1", CreditSeq: 10, PollSince: time.Now()})
+	due := handlers.PollRequest{Shop: "shop-a", OrderID: "P-1"}
+	err := e.o.PollDue(context.Background(), due)
+	checkReason(t, err, handlers.ReasonOutcomeUnknown)
+	if err == nil || !strings.Contains(err.Error(), "no transaction "+lost) {
+		t.Errorf("error %v, want it to name the transaction ATODENE does not know", err)
+	}
+	st := e.get(t, "P-1")
+	if _, relies := st.TimerDue(); st.Status != orderstate.StatusUnknown || relies || e.outs.types() != "" {
+		t.Fatalf("state %s, relies on a timer %v, outcomes %q; want unknown, no timer, none", st.Status, relies, e.outs.types())
+	}
+	if err := e.o.PollDue(context.Background(), due); err != nil {
+		t.Fatalf("a later re-check of the unknown order: %v, want nothing done", err)
+	}
+	if n := e.prov.calls["getauthori"]; n != 1 {
+		t.Fatalf("%d getauthori.do calls, want 1", n)
+	}
+	if err := e.resolve("rs-1", "P-1", found); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "P-1"); st.Status != orderstate.StatusOK || st.TransactionID != found || e.outs.types() != "credit.ok" {
+		t.Errorf("after the resolution: %s on %s, outcomes %q; want ok on %s, credit.ok", st.Status, st.TransactionID, e.outs.types(), found)
+	}
+}

@@ -123,6 +123,8 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		switch {
 		case errors.Is(err, atodene.ErrAlreadyCancelled):
 			return write(behind(p, st, o.cancelled(st, p.Shop, p.OrderID, st.CausedBy, o.Now()), "cancelled: ATODENE holds the transaction as cancelled"))
+		case noTransaction(err):
+			return transactionLost(st, p.OrderID)
 		case err != nil:
 			return fail(err)
 		}
@@ -139,6 +141,27 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		}
 		return write(next, did)
 	}})
+}
+
+// noTransaction says err is ATODENE's answer that it knows no such transaction (er000002).
+func noTransaction(err error) bool {
+	reason, permanent := DeadLetterReason(err)
+	return permanent && reason == ReasonNoTransaction
+}
+
+// transactionLost makes an order under review whose transaction ATODENE says it does not know
+// (er000002, to a due re-check) unknown: the worker no longer knows what ATODENE holds of the
+// order (its records lost, or the shop's account changed for another), and no retry changes the
+// answer. Left pending, its re-check would be made again by the reconciler and refused again, for
+// ever. As a registration whose outcome is unknown, nothing is published, the re-check is
+// dead-lettered outcome-unknown once, and an operator settles the order with
+// order.resolve_requested: the transaction ATODENE's screen holds for it, or not_registered.
+func transactionLost(st orderstate.State, order string) change {
+	tx := st.TransactionID
+	st.Status, st.Review, st.Reasons = orderstate.StatusUnknown, "", nil
+	st.PollScheduled, st.PollAt, st.PollHeld = false, time.Time{}, false
+	return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf(
+		"order %s: ATODENE has no transaction %s (er000002) for the order under review: the order is unknown; settle it with order.resolve_requested (the transaction ATODENE's screen holds for it, or not_registered)", order, tx)))
 }
 
 // heldElsewhere says a due re-check is not the state's own while the state's own is held in Redis:

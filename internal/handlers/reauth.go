@@ -220,6 +220,11 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
 		return o.reauthEnded(st, r.shop.ID, order, ReauthNG, "re-authorization ended: ATODENE holds its new transaction "+rs.New+" as cancelled; the order stays on its transaction")
+	case noTransaction(err):
+		// As a registration whose answer is unknown: whatever ATODENE holds under the derived
+		// shopOrderId, only its screen can tell, and the operator's resolution settles it.
+		return o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not done: ATODENE has no transaction "+rs.New+
+			" (er000002), the new one under review under the derived shopOrderId "+rs.ShopOrderID+"; look it up in ATODENE's screen and resolve the order; it stays on its transaction")
 	case err != nil:
 		return fail(err)
 	}
@@ -430,11 +435,13 @@ func (o *Orders) cancelOldLater(ctx context.Context, r *run, order string, st or
 
 // reauthTime says when st's re-authorization timer is to be scheduled, if it is to be now: the
 // next re-check of a new transaction under review, or, for an order OK on a transaction approved
-// at AuthorizedAt whose data is kept and that is not shipped, AuthorizedAt + ReauthorizeAfter.
+// at AuthorizedAt whose data is kept and that is not shipped, AuthorizedAt + ReauthorizeAfter. A
+// re-authorization that ended (Failed) has none: an unknown one waits for the operator's
+// resolution, which schedules the next.
 func (o *Orders) reauthTime(shop *Shop, st orderstate.State) (time.Time, bool) {
 	rs := st.Reauth
 	switch {
-	case rs != nil && rs.Scheduled:
+	case rs != nil && (rs.Scheduled || rs.Failed != ""):
 		return time.Time{}, false
 	case rs != nil && rs.Phase == orderstate.ReauthPending:
 		return o.Now().Add(o.Poll.Delay(rs.Attempt)), true

@@ -90,6 +90,19 @@ type hookedProvider struct {
 	loseRegister bool
 	// failCancels fails that many cancels before they are sent.
 	failCancels int
+	// unknownTx is a transaction whose getauthori.do ATODENE answers with er000002 (no such
+	// transaction), as if it had lost it.
+	unknownTx string
+}
+
+func (p *hookedProvider) GetAuthori(ctx context.Context, tx string) (atodene.Screening, error) {
+	p.mu.Lock()
+	unknown := p.unknownTx != "" && tx == p.unknownTx
+	p.mu.Unlock()
+	if unknown {
+		return atodene.Screening{}, &atodene.RejectedError{Op: "getauthori", Errors: []atodene.ProviderError{{Point: "transactionId", Code: atodene.CodeUnknownTransaction}}}
+	}
+	return p.Provider.GetAuthori(ctx, tx)
 }
 
 var errLost = &atodene.OutcomeUnknownError{Op: "transaction", Err: errors.New("connection reset by the test")}
@@ -631,6 +644,55 @@ func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
 	}
 	if e.result(handlers.ReauthPending) != 1 || e.result(handlers.ReauthOK) != 1 {
 		t.Fatalf("metrics %v, want pending 1 and ok 1", e.results)
+	}
+}
+
+// TestReauthorizationWhoseNewTransactionATODENEDoesNotKnow: the re-check of a re-authorization's new
+// transaction under review is answered er000002 (ATODENE knows no such transaction). No retry
+// changes that: the re-authorization ends unknown, as one whose registration was answered
+// "already registered" does (the order stays ok on its old transaction, the metric counts
+// unknown, no outcome), and its timer is not relied on any more, so the reconciler does not make
+// it again for ever. The operator's resolution, not registered, schedules the next one.
+func TestReauthorizationWhoseNewTransactionATODENEDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "review-ok@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	decide(t, e.sbURL, old, "OK")
+	e.poll(t)
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	nw := e.get(t, "o-1").Reauth.New
+	e.prov.mu.Lock()
+	e.prov.unknownTx = nw
+	e.prov.mu.Unlock()
+	if err := e.fire(t); err != nil {
+		t.Fatalf("the re-check answered er000002: %v; want the re-authorization ended unknown, the timer done", err)
+	}
+	st := e.get(t, "o-1")
+	if st.Status != orderstate.StatusOK || st.TransactionID != old || st.Reauth.Failed != handlers.ReauthUnknown || st.Reauth.Phase != "" {
+		t.Fatalf("state %s on %s, reauth %+v; want ok on %s, the re-authorization unknown", st.Status, st.TransactionID, st.Reauth, old)
+	}
+	if _, relies := st.TimerDue(); relies {
+		t.Fatalf("the state still relies on a timer: %+v", st.Reauth)
+	}
+	if e.result(handlers.ReauthUnknown) != 1 {
+		t.Fatalf("metrics %v, want unknown 1", e.results)
+	}
+	h, _ := e.store.History(context.Background(), "shop-a", "o-1")
+	if last := h[len(h)-1].Did; !strings.Contains(last, "no transaction "+nw+" (er000002)") || !strings.Contains(last, "o-1_R1") {
+		t.Fatalf("last history entry %q, want the unknown transaction and the derived shopOrderId named", last)
+	}
+	if got := e.credits(t); len(got) != 3 || got[2] != "credit.pending reauthorized "+nw {
+		t.Fatalf("credit outcomes %q, want the order's credit.pending and credit.ok, then the re-authorization's credit.pending only", got)
+	}
+	if err := e.resolve("r-1", "o-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "o-1"); st.Reauth.Failed != "" || !st.Reauth.Scheduled {
+		t.Fatalf("after the resolution: %+v, want the next re-authorization scheduled", st.Reauth)
 	}
 }
 

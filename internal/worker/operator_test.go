@@ -286,3 +286,63 @@ func TestResolve(t *testing.T) {
 		t.Errorf("dead letters %v, want the three outcome-unknown and one no-transaction", n)
 	}
 }
+
+// TestDueRecheckOfALostTransaction: ATODENE loses the transaction of an order under review (the
+// sandbox reset): its due re-check is answered er000002. The order becomes unknown, the re-check is
+// dead-lettered outcome-unknown once (the reconciler does not make it again, through several of its
+// intervals and past the poll deadline), and its history says so. The operator's resolution,
+// not_registered, returns the order to none, and the shop's next order.created registers it again.
+func TestDueRecheckOfALostTransaction(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{
+		sandbox:  sandbox.Config{ReviewDelay: time.Hour, HoldDelay: time.Hour, SlowDelay: time.Second},
+		settings: func(s *config.Settings) { s.ReconcileInterval = time.Second; s.PollDeadline = 5 * time.Second },
+	})
+	h.publish("order.created", "shop-a", "ev-1", orderData("shop-a", "NX-1", "review-ok@example.jp"))
+	h.waitOutcomes("NX-1", "credit.pending", 10*time.Second)
+	resp, err := h.sandbox.Client().Post(h.sbURL+"/sandbox/reset", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pollLetters := func() (n int, reasons []string) {
+		for _, d := range h.deadLetters() {
+			if strings.HasPrefix(d.Subject(), "dlq.atodene.poll.due.") {
+				n++
+				reasons = append(reasons, d.Headers().Get(dlq.HeaderReason)+": "+d.Headers().Get(dlq.HeaderError))
+			}
+		}
+		return n, reasons
+	}
+	wait.For(t, 15*time.Second, "the re-check dead-lettered", func() bool { n, _ := pollLetters(); return n >= 1 })
+	time.Sleep(7 * time.Second) // seven reconcile intervals, past the poll deadline
+	if n, reasons := pollLetters(); n != 1 || !strings.HasPrefix(reasons[0], "outcome-unknown: ") {
+		t.Fatalf("%d dead letters of NX-1's re-check (%q), want one, outcome-unknown", n, reasons)
+	}
+	st := h.state("NX-1")
+	if _, relies := st.TimerDue(); st.Status != orderstate.StatusUnknown || relies {
+		t.Fatalf("state %s, relies on a timer %v; want unknown, none", st.Status, relies)
+	}
+	if !strings.Contains(didsOf(h.history("NX-1")), "dead-lettered: outcome-unknown") {
+		t.Errorf("history %s, want the dead letter", didsOf(h.history("NX-1")))
+	}
+	if got := typesOf(of(h.results(), "NX-1")); got != "credit.pending" {
+		t.Errorf("outcomes %s, want credit.pending only", got)
+	}
+
+	h.publish(events.TypeResolveRequested, "shop-a", "rs-1", resolveData("NX-1", "ops", ""))
+	wait.For(t, 10*time.Second, "NX-1 resolved", func() bool { return h.state("NX-1").Status == orderstate.StatusNone })
+	h.publish("order.created", "shop-a", "ev-2", orderData("shop-a", "NX-1", "review-ok@example.jp"))
+	h.waitOutcomes("NX-1", "credit.pending,credit.pending", 10*time.Second)
+	if st := h.state("NX-1"); st.Status != orderstate.StatusPending {
+		t.Errorf("after the resolution and a new order.created: %s, want pending", st.Status)
+	}
+}
+
+func didsOf(entries []orderstate.Entry) string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Type+": "+e.Did)
+	}
+	return strings.Join(out, " | ")
+}
