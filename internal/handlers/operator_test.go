@@ -520,6 +520,9 @@ func (p *refusedShipment) Register(ctx context.Context, req atodene.Request) (at
 func (p *refusedShipment) Cancel(ctx context.Context, tx string) error {
 	return p.fakeProvider.Cancel(ctx, tx)
 }
+func (p *refusedShipment) GetAuthori(ctx context.Context, tx string) (atodene.Screening, error) {
+	return p.fakeProvider.GetAuthori(ctx, tx)
+}
 func (p *refusedShipment) heal() { p.refused = false }
 
 type failingShipment struct{ shipmentFails }

@@ -55,6 +55,9 @@ type PollRequest struct {
 	// back past a re-check that decided the order: a decision it finds was published then, and is
 	// applied to the state without being published again.
 	Behind bool `json:"behind,omitempty"`
+	// Refused says the timer was scheduled again because ATODENE refused the shop's account when
+	// it came due (timerRefused): its next refusal is not noted in the order's history again.
+	Refused bool `json:"refused,omitempty"`
 	// At is when the timer is due: for a re-check, the state's PollAt it was scheduled for (a late
 	// one keeps it). It tells a re-check the state no longer waits for (heldElsewhere) and gives the
 	// lateness of its handling (atodene_worker_timer_lateness_seconds); Polls.Schedule sets it to
@@ -98,7 +101,7 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	case TimerParked:
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
 	case TimerReauth:
-		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "reauthorization"}, apply: o.reauthDue(p)})
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "reauthorization"}, apply: o.refusedLater(p, o.reauthDue(p))})
 	case TimerInbox, TimerRetry: // taking the lease applies the inbox
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
@@ -116,7 +119,9 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 		// state's last writes) re-checks all the same: the order is under review, and the check
 		// schedules the state's own next one, so that no state is left waiting for a poll that
 		// will never come.
-		if p.Replayed {
+		if p.Replayed && o.Now().Sub(st.PollSince) > o.Poll.Deadline {
+			// The poll-deadline letter replayed: polling starts again with a fresh deadline. The
+			// replay of another letter (exhausted, say) keeps the series' deadline.
 			st.PollSince = o.Now()
 		}
 		scr, err := r.shop.Provider.GetAuthori(ctx, st.TransactionID)
@@ -125,6 +130,8 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 			return write(behind(p, st, o.cancelled(st, p.Shop, p.OrderID, st.CausedBy, o.Now()), "cancelled: ATODENE holds the transaction as cancelled"))
 		case noTransaction(err):
 			return transactionLost(st, p.OrderID)
+		case accountRefused(err):
+			return o.timerRefused(ctx, r, p, st, err)
 		case err != nil:
 			return fail(err)
 		}

@@ -95,15 +95,34 @@ func reauthOf(st *orderstate.State) *orderstate.Reauth {
 	return &rs
 }
 
+// refusedLater makes a refusal of the shop's account met by a timer's apply no dead letter: the
+// timer is scheduled again for when the shop's calls resume (timerRefused), on the state apply
+// left (c.next, when it wrote one first, as an intent), else on st.
+func (o *Orders) refusedLater(p PollRequest, apply func(context.Context, *run, orderstate.State) change) func(context.Context, *run, orderstate.State) change {
+	return func(ctx context.Context, r *run, st orderstate.State) change {
+		c := apply(ctx, r, st)
+		if !accountRefused(c.err) {
+			return c
+		}
+		if c.next != nil {
+			st = *c.next
+		}
+		return o.timerRefused(ctx, r, p, st, c.err)
+	}
+}
+
 // reauthDue handles a due re-authorization timer of series p.Seq: it begins the re-authorization
-// of an order still OK, unshipped and approved ReauthorizeAfter ago, or re-checks its new
-// transaction under review. Anything else makes it stale.
+// of an order still OK, unshipped and approved ReauthorizeAfter ago, re-checks its new
+// transaction under review, or sends again a registration that settle could not (the shop's
+// account refused). Anything else makes it stale.
 func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		rs := st.Reauth
 		switch {
-		case rs == nil || rs.Seq != p.Seq || rs.Failed != "" || rs.Phase == orderstate.ReauthRegistering || rs.Phase == orderstate.ReauthCancelling:
+		case rs == nil || rs.Seq != p.Seq || rs.Failed != "" || rs.Phase == orderstate.ReauthCancelling:
 			return keep("") // stale, ended, or carried on by settle already
+		case rs.Phase == orderstate.ReauthRegistering:
+			return o.reauthResend(ctx, r, p.OrderID, st)
 		case rs.Phase == orderstate.ReauthPending:
 			return o.reauthCheck(ctx, r, p.OrderID, st)
 		case st.Shipment != nil && st.Shipment.Reported:
@@ -136,7 +155,21 @@ func (o *Orders) reauthorize(ctx context.Context, r *run, order string, st order
 	if err != nil {
 		return fail(err)
 	}
-	return o.reauthRegister(ctx, r, order, st, req, false)
+	c := o.reauthRegister(ctx, r, order, st, req, false)
+	if accountRefused(c.err) {
+		c.next = &st // the intent written, which the timer scheduled again sends
+	}
+	return c
+}
+
+// reauthResend sends again the registration of a re-authorization whose intent st holds, and
+// whose answer is not recorded.
+func (o *Orders) reauthResend(ctx context.Context, r *run, order string, st orderstate.State) change {
+	req, fault := o.reauthRequest(ctx, r, order, st, st.Reauth.ShopOrderID)
+	if fault != nil {
+		return *fault
+	}
+	return o.reauthRegister(ctx, r, order, st, req, true)
 }
 
 func reauthN(st orderstate.State) int {
@@ -298,33 +331,36 @@ func (o *Orders) emitReauth(st *orderstate.State, shop, order, eventType, tx, re
 func (o *Orders) settleReauth(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	dirty := false
 	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthRegistering {
-		req, fault := o.reauthRequest(ctx, r, order, st, rs.ShopOrderID)
-		c := change{}
-		if fault != nil {
-			c = *fault
-		} else {
-			c = o.reauthRegister(ctx, r, order, st, req, true)
-		}
-		if c.err != nil {
+		c := o.reauthResend(ctx, r, order, st)
+		switch {
+		case accountRefused(c.err):
+			// The shop's calls are stopped: the re-authorization's timer sends it again once they
+			// resume (reauthDue), and the order's own work goes on meanwhile.
+		case c.err != nil:
 			return st, false, c.err
+		default:
+			next := *c.next
+			next.History = append(next.History, o.entry(Meta{Type: "reauthorization"}, c, r, st))
+			written, err := o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
+			if err != nil {
+				return st, false, err
+			}
+			st, dirty = written, true
 		}
-		next := *c.next
-		next.History = append(next.History, o.entry(Meta{Type: "reauthorization"}, c, r, st))
-		written, err := o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
-		if err != nil {
-			return st, false, err
-		}
-		st, dirty = written, true
 	}
 	if rs := st.Reauth; rs != nil && rs.Phase == orderstate.ReauthPending {
 		if why := stalePending(st); why != "" {
 			before := st
 			did := "re-authorization dropped (" + why + "): its new transaction " + rs.New + " cancelled"
-			if err := dropNew(ctx, r, &st); err != nil {
+			switch err := dropNew(ctx, r, &st); {
+			case accountRefused(err):
+				// Cancelled by the settle step after the shop's calls resume (the timer's, at the latest).
+			case err != nil:
 				return st, false, err
+			default:
+				st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
+				dirty = true
 			}
-			st.History = append(st.History, o.entry(Meta{Type: "reauthorization"}, change{next: &st, did: did}, r, before))
-			dirty = true
 		}
 	}
 	if r.shop.ReauthorizeAfter <= 0 && st.HasData {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -912,6 +913,90 @@ func TestOldTransactionsCancelRefused(t *testing.T) {
 	}
 	if e.transactions(t)["o-1_R1"].Shipment == nil {
 		t.Fatal("the tracking number is not reported on the new transaction")
+	}
+}
+
+// accountRefusing refuses the shop's account (a rotated link password) on every registration,
+// re-check and cancel while refused is set, and otherwise calls Provider.
+type accountRefusing struct {
+	handlers.Provider
+	refused atomic.Bool
+	calls   atomic.Int32 // refused calls
+}
+
+func (p *accountRefusing) refusal() error {
+	p.calls.Add(1)
+	return &atodene.RejectedError{Op: "test", Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003"}}}
+}
+
+func (p *accountRefusing) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	if p.refused.Load() {
+		return atodene.Registration{}, p.refusal()
+	}
+	return p.Provider.Register(ctx, req)
+}
+
+func (p *accountRefusing) GetAuthori(ctx context.Context, tx string) (atodene.Screening, error) {
+	if p.refused.Load() {
+		return atodene.Screening{}, p.refusal()
+	}
+	return p.Provider.GetAuthori(ctx, tx)
+}
+
+func (p *accountRefusing) Cancel(ctx context.Context, tx string) error {
+	if p.refused.Load() {
+		return p.refusal()
+	}
+	return p.Provider.Cancel(ctx, tx)
+}
+
+// TestReauthorizationRefusedForTheAccountWaitsForTheStop: the re-authorization timer comes due
+// while ATODENE refuses the shop's account. The timer is not dead-lettered (it carries nothing to
+// replay, and the reconciler would make it again after each interval): the intent stays, the
+// timer is scheduled again for when the shop's calls resume, and the history says so once. The one
+// call let through then is refused again; once the password is fixed, the timer at the stop's end
+// registers the order under the same derived shopOrderId.
+func TestReauthorizationRefusedForTheAccountWaitsForTheStop(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	prov := &accountRefusing{Provider: e.prov}
+	prov.refused.Store(true)
+	e.setShop(t, prov, reauthAfter)
+	e.clock.Advance(reauthAfter)
+	check := func(step string, calls int32, stop time.Duration) {
+		t.Helper()
+		st := e.get(t, "o-1")
+		tm := e.polls.last(t, handlers.TimerReauth)
+		want := e.clock.Now().Add(stop)
+		if st.Reauth.Phase != orderstate.ReauthRegistering || st.Reauth.ShopOrderID != "o-1_R1" || !st.Reauth.At.Equal(want) || !st.Reauth.Scheduled ||
+			!tm.at.Equal(want) || !tm.req.Refused || tm.req.Seq != st.Reauth.Seq {
+			t.Fatalf("%s: reauth %+v; last timer %+v at %s; want the intent of o-1_R1 kept, its timer at %s marked refused", step, st.Reauth, tm.req, tm.at, want)
+		}
+		if n := notDone(t, e.store, "o-1"); prov.calls.Load() != calls || n != 1 {
+			t.Fatalf("%s: %d refused calls, %d history entries of the refusal; want %d, 1", step, prov.calls.Load(), n, calls)
+		}
+	}
+	if err := e.fire(t); err != nil {
+		t.Fatalf("the refused re-authorization: %v, want its timer scheduled again, not dead-lettered", err)
+	}
+	check("refused", 1, 30*time.Second)
+	again := func() { // the timer scheduled again comes due
+		t.Helper()
+		if err := e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerReauth).req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Advance(30 * time.Second)
+	again()
+	check("refused again", 2, time.Minute)
+
+	prov.refused.Store(false)
+	e.clock.Advance(time.Minute)
+	again()
+	txs := e.transactions(t)
+	if st := e.get(t, "o-1"); st.ShopOrderID != "o-1_R1" || txs["o-1_R1"].Registrations != 1 || txs["o-1"].State != "cancelled" {
+		t.Fatalf("after the fix: on %q, sandbox %+v; want re-authorized under o-1_R1, the old one cancelled", st.ShopOrderID, txs)
 	}
 }
 

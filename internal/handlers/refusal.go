@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // Refusals stops the calls to ATODENE for a shop whose merchant account ATODENE refuses (a wrong
@@ -86,6 +88,39 @@ func (r *Refusals) retryAt(shop string) time.Time {
 		return f.RetryAt
 	}
 	return time.Time{}
+}
+
+// accountRefused says err is a refusal of the shop's account: ATODENE's, or the stop of the
+// shop's calls that follows it.
+func accountRefused(err error) bool {
+	reason, permanent := DeadLetterReason(err)
+	return permanent && reason == ReasonAccountRefused
+}
+
+// timerRefused ends the handling of timer p of an order whose call ATODENE refused for the shop's
+// account (cause): no dead letter, as for an event, since a timer carries nothing to replay and
+// the state relies on it (the reconciler would make it again after each -reconcile-interval, and
+// each again be refused). It is scheduled again, as the state's own, for when the shop's calls
+// resume, with st (the state as the timer's work left it) saying so. Its history notes the first
+// refusal of the timer only: the timer scheduled again carries Refused.
+func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st orderstate.State, cause error) change {
+	at := o.retryAt(r.shop.ID, cause, 0)
+	next := PollRequest{Shop: p.Shop, OrderID: p.OrderID, Seq: p.Seq, Kind: p.Kind, Behind: p.Behind, Refused: true, At: at}
+	if p.Kind == TimerReauth {
+		rs := reauthOf(&st)
+		rs.Scheduled, rs.At, rs.Held = true, at, false
+	} else {
+		next.Seq = st.PollSeq // the state's own re-check, whichever series came due
+		st.PollScheduled, st.PollAt, st.PollHeld = true, at, false
+	}
+	if err := o.Polls.Schedule(ctx, next, at); err != nil {
+		return fail(err)
+	}
+	did := ""
+	if !p.Refused {
+		did = "not done: " + cause.Error() + "; tried again at " + at.UTC().Format(time.RFC3339) + ", when the shop's calls resume"
+	}
+	return write(st, did)
 }
 
 // retryAt is when the work of a timer that failed with err, a failure a retry may mend, is tried

@@ -31,6 +31,13 @@ func (p *refusingProvider) Register(ctx context.Context, req atodene.Request) (a
 	return p.fakeProvider.Register(ctx, req)
 }
 
+func (p *refusingProvider) GetAuthori(ctx context.Context, tx string) (atodene.Screening, error) {
+	if p.refused {
+		return atodene.Screening{}, p.refusal("getauthori")
+	}
+	return p.fakeProvider.GetAuthori(ctx, tx)
+}
+
 func (p *refusingProvider) ReportShipment(ctx context.Context, s atodene.Shipment) error {
 	if p.refused {
 		return p.refusal("shipment")
@@ -142,5 +149,101 @@ func TestUnknownTransactionIsNotRetried(t *testing.T) {
 	st, _ := e.store.Get(ctx, "shop-a", "o-1")
 	if st.Status != orderstate.StatusOK || prov.calls["cancel"] != 1 || len(e.outs.ids) != 0 || len(e.o.Refusals.Snapshot()) != 0 {
 		t.Errorf("status %q, %d cancels, outcomes %v, stopped %v; want ok, 1, none, none", st.Status, prov.calls["cancel"], e.outs.ids, e.o.Refusals.Snapshot())
+	}
+}
+
+// notDone counts the entries of the order's history that say a timer's work was not done.
+func notDone(t *testing.T, store *orderstate.Store, order string) int {
+	t.Helper()
+	h, err := store.History(context.Background(), "shop-a", order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, x := range h {
+		if strings.HasPrefix(x.Did, "not done: ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRecheckRefusedForTheAccountWaitsForTheStop: the due re-check of an order under review meets
+// ATODENE refusing the shop's account. A timer has nothing to replay, and a dead letter of it would
+// be made again by the reconciler at each of its passes: it is scheduled again, as the state's
+// own re-check, for when the shop's calls resume, and the history says so once. The one call let
+// through then is refused again: scheduled again for the doubled stop, no second history entry.
+// Once the password is fixed, the re-check at the stop's end is answered, and the poll deadline
+// still counts from the review's start.
+func TestRecheckRefusedForTheAccountWaitsForTheStop(t *testing.T) {
+	t.Parallel()
+	prov := &refusingProvider{refused: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	since := e.clock.Now().Add(-time.Hour).UTC()
+	if _, err := e.store.Put(ctx, "shop-a", "P-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901",
+		PollSeq: 3, PollScheduled: true, PollAt: e.clock.Now(), PollSince: since, CausedBy: "c-1"}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	due := handlers.PollRequest{Shop: "shop-a", OrderID: "P-1", Seq: 3, At: e.clock.Now()}
+	check := func(step string, calls int, stop time.Duration) handlers.PollRequest {
+		t.Helper()
+		st, _ := e.store.Get(ctx, "shop-a", "P-1")
+		want := e.clock.Now().Add(stop)
+		e.polls.mu.Lock()
+		last := e.polls.timer[len(e.polls.timer)-1]
+		e.polls.mu.Unlock()
+		if st.Status != orderstate.StatusPending || !st.PollScheduled || !st.PollAt.Equal(want) || !st.PollSince.Equal(since) {
+			t.Fatalf("%s: state %s, re-check scheduled %v at %s, since %s; want pending, scheduled at %s, since %s",
+				step, st.Status, st.PollScheduled, st.PollAt, st.PollSince, want, since)
+		}
+		if last.Seq != 3 || !last.Refused || !last.At.Equal(want) || last.Kind != handlers.TimerPoll {
+			t.Fatalf("%s: last timer %+v, want the re-check of series 3 at %s, marked refused", step, last, want)
+		}
+		if prov.calls["getauthori-refused"] != calls || notDone(t, e.store, "P-1") != 1 {
+			t.Fatalf("%s: calls %v, %d history entries of the refusal; want %d refused, 1 entry", step, prov.calls, notDone(t, e.store, "P-1"), calls)
+		}
+		return last
+	}
+	if err := e.o.PollDue(ctx, due); err != nil {
+		t.Fatalf("the refused re-check: %v, want it scheduled again, not dead-lettered", err)
+	}
+	next := check("refused", 1, 30*time.Second)
+	e.clock.Advance(30 * time.Second)
+	if err := e.o.PollDue(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	next = check("refused again", 2, time.Minute)
+
+	prov.refused = false
+	e.clock.Advance(time.Minute)
+	if err := e.o.PollDue(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "P-1"); st.Status != orderstate.StatusOK || len(e.outs.ids) != 1 {
+		t.Errorf("after the fix: %s, outcomes %v; want ok, credit.ok", st.Status, e.outs.ids)
+	}
+}
+
+// TestReplayedRecheckRestartsTheDeadlineOnlyPastIt: a re-check letter replayed (an exhausted one,
+// or one an earlier worker dead-lettered account-refused) within the poll deadline keeps the
+// deadline of the review; the poll-deadline letter, replayed past it, starts a fresh one.
+func TestReplayedRecheckRestartsTheDeadlineOnlyPastIt(t *testing.T) {
+	t.Parallel()
+	e := newOperatorEnv(t)
+	e.prov.screenings = map[string]atodene.Screening{"11111111111": underReview}
+	for _, tc := range []struct {
+		order  string
+		since  time.Duration
+		resets bool
+	}{{"W-1", time.Hour, false}, {"W-2", 15 * 24 * time.Hour, true}} {
+		since := time.Now().Add(-tc.since).UTC()
+		e.put(t, tc.order, orderstate.State{Status: orderstate.StatusPending, TransactionID: "11111111111", PollSince: since, CausedBy: "c-1"})
+		if err := e.o.PollDue(context.Background(), handlers.PollRequest{Shop: "shop-a", OrderID: tc.order, Replayed: true}); err != nil {
+			t.Fatalf("%s: the replayed re-check: %v", tc.order, err)
+		}
+		got := e.get(t, tc.order).PollSince
+		if reset := !got.Equal(since); reset != tc.resets {
+			t.Errorf("%s, under review since %s ago: the replay moved the deadline's start from %s to %s; want moved %v", tc.order, tc.since, since, got, tc.resets)
+		}
 	}
 }

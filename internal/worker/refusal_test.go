@@ -14,6 +14,8 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -84,5 +86,80 @@ func TestRotatedPasswordStopsTheShopNotItsOrders(t *testing.T) {
 	}
 	if _, body := h.get("/readyz"); body != "ok\n" {
 		t.Errorf("/readyz after the fix: %q", body)
+	}
+}
+
+// TestRotatedPasswordWhileUnderReview: shop-a's link password is rotated at ATODENE while three of
+// its orders are under review (the worker restarted with the old one). Each due re-check is
+// refused; none is dead-lettered (a timer has nothing to replay, and the reconciler would make it
+// again at each of its passes): each is scheduled again for when the shop's calls resume, and the
+// order's history says so once, through several reconcile intervals. With the password fixed and
+// the worker restarted, the re-checks come at their time and the orders decided meanwhile get
+// their credit.ok, each once, with nothing to replay.
+func TestRotatedPasswordWhileUnderReview(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{
+		sandbox:  sandbox.Config{ReviewDelay: time.Hour, HoldDelay: time.Hour, SlowDelay: time.Second},
+		settings: func(s *config.Settings) { s.ReconcileInterval = time.Second }})
+	const n = 3
+	orders := make([]string, n)
+	for i := range n {
+		orders[i] = fmt.Sprintf("PR-%d", i)
+		h.publish("order.created", "shop-a", fmt.Sprintf("ev-%d", i), orderData("shop-a", orders[i], "review-ok@example.jp"))
+	}
+	for _, order := range orders {
+		h.waitOutcomes(order, "credit.pending", 10*time.Second)
+	}
+	good := h.deps.Shops.All()[0].Atodene.LinkPassword
+	restartWith := func(pw config.Secret) {
+		h.shutdown()
+		list := append([]config.Shop(nil), h.deps.Shops.All()...)
+		list[0].Atodene.LinkPassword = pw
+		shops, err := config.NewShops(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.deps.Shops = shops
+		h.start()
+	}
+	refusals := func(order string) int {
+		n := 0
+		for _, e := range h.history(order) {
+			if e.Type == "poll" && strings.HasPrefix(e.Did, "not done: ") {
+				n++
+			}
+		}
+		return n
+	}
+	restartWith(config.NewSecret("rotated-away"))
+	wait.For(t, 20*time.Second, "each re-check refused", func() bool {
+		for _, order := range orders {
+			if refusals(order) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(4 * time.Second) // four reconcile intervals
+	for _, order := range orders {
+		st := h.state(order)
+		due, relies := st.TimerDue()
+		if got := refusals(order); got != 1 || st.Status != orderstate.StatusPending || !relies {
+			t.Errorf("%s: %d history entries of the refusal, %s, relies on a timer %v (due %s); want 1, pending, true", order, got, st.Status, relies, due)
+		}
+	}
+	if letters := h.deadLetters(); len(letters) != 0 {
+		t.Errorf("%d dead letters (%v), want none", len(letters), deadLettersByReason(h))
+	}
+
+	restartWith(good)
+	for _, order := range orders {
+		h.decide(h.tx(order).TransactionID, "OK")
+	}
+	for _, order := range orders {
+		h.waitOutcomes(order, "credit.pending,credit.ok", 45*time.Second)
+	}
+	if letters := h.deadLetters(); len(letters) != 0 {
+		t.Errorf("%d dead letters after the fix (%v), want none", len(letters), deadLettersByReason(h))
 	}
 }
