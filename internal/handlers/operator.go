@@ -159,6 +159,12 @@ func (o *Orders) resolveReauth(ctx context.Context, r *run, ev Event[events.Reso
 	if ev.Data.NotRegistered {
 		return again("the re-authorization registered nothing under " + derived)
 	}
+	if tx == st.TransactionID {
+		// The order's own, live transaction (the other row of ATODENE's screen): taken as the
+		// re-authorization's, it would be cancelled as the old one, the order left on it.
+		return fail(Permanent(ReasonInvalid, fmt.Errorf("transaction_id: %s is the transaction order %s is on, not its re-authorization's: not adopted; "+
+			"the re-authorization's is the one under shopOrderId %s in ATODENE's screen", tx, order, derived)))
+	}
 	scr, err := r.shop.Provider.GetAuthori(ctx, tx)
 	reason, permanent := DeadLetterReason(err)
 	switch {

@@ -1183,6 +1183,44 @@ func TestResolveAnUnknownReauthorizationAfterItShipped(t *testing.T) {
 	}
 }
 
+// TestResolveReauthorizationWithTheOrdersOwnTransaction: a re-authorization ends unknown, and
+// ATODENE's screen shows two live transactions of the order (o-1 and o-1_R1). The operator resolves
+// it with the wrong row, the order's own transaction: taken as the re-authorization's, it would be
+// cancelled as the old one, with the order left on it. It is refused (dead letter invalid naming
+// both), with nothing called or changed; the resolution with the right row then adopts it.
+func TestResolveReauthorizationWithTheOrdersOwnTransaction(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.clock.Advance(reauthAfter)
+	e.prov.loseRegister = true
+	_ = e.fire(t)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "o-1"); st.Reauth.Failed != handlers.ReauthUnknown {
+		t.Fatalf("setup: %+v", st.Reauth)
+	}
+	found := e.transactions(t)["o-1_R1"].TransactionID
+	err := e.resolve("r-1", "o-1", old)
+	wantReason(t, err, handlers.ReasonInvalid)
+	if msg := err.Error(); !strings.Contains(msg, old+" is the transaction order o-1 is on") || !strings.Contains(msg, "o-1_R1") {
+		t.Errorf("error %q, want it to name the order's own transaction and the derived shopOrderId", msg)
+	}
+	st, txs := e.get(t, "o-1"), e.transactions(t)
+	if st.TransactionID != old || st.Reauth.Failed != handlers.ReauthUnknown || txs["o-1"].State != "active" || txs["o-1"].Calls["getauthori"] != 0 {
+		t.Fatalf("after the refused resolution: on %s, reauth %+v; sandbox o-1 %+v; want unchanged, nothing called", st.TransactionID, st.Reauth, txs["o-1"])
+	}
+	if err := e.resolve("r-2", "o-1", found); err != nil {
+		t.Fatal(err)
+	}
+	st, txs = e.get(t, "o-1"), e.transactions(t)
+	if st.TransactionID != found || txs["o-1"].State != "cancelled" || txs["o-1_R1"].State != "active" {
+		t.Fatalf("after the right resolution: on %s; sandbox %+v; want on %s, the old one cancelled", st.TransactionID, txs, found)
+	}
+}
+
 // TestCancelWhileAReauthorizationIsUnknown: an order cancelled while its re-authorization's outcome
 // is unknown cancels its transaction, and its history names the derived shopOrderId ATODENE may
 // still hold live, for the operator to cancel there.
