@@ -193,5 +193,5 @@ func (o *Orders) resolveReauth(ctx context.Context, r *run, ev Event[events.Reso
 	}
 	rs := reauthOf(&st)
 	rs.Failed, rs.ShopOrderID = "", derived
-	return o.reauthDecided(st, r.shop.ID, order, tx, scr, "resolved: transaction "+tx+" adopted as the re-authorization under "+derived)
+	return o.reauthDecided(st, r.shop.ID, order, tx, scr, ev.ID, "resolved: transaction "+tx+" adopted as the re-authorization under "+derived)
 }

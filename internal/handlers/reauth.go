@@ -243,7 +243,7 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId
 	}
-	return o.reauthDecided(st, r.shop.ID, order, reg.TransactionID, atodene.Screening{Auto: reg.Auto}, "re-authorized under shopOrderId "+req.Sent().ShopOrderID)
+	return o.reauthDecided(st, r.shop.ID, order, reg.TransactionID, atodene.Screening{Auto: reg.Auto}, st.CausedBy, "re-authorized under shopOrderId "+req.Sent().ShopOrderID)
 }
 
 // reauthCheck re-checks the new transaction of a re-authorization under review (its timer is due).
@@ -265,7 +265,7 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 	rs.Attempt++
 	rs.Scheduled = false // settle schedules the next re-check
 	if d := scr.Decision(); d == atodene.DecisionOK || d == atodene.DecisionNG || d == atodene.DecisionHold && rs.Review != "hold" {
-		return o.reauthDecided(st, r.shop.ID, order, rs.New, scr, "re-authorization re-checked")
+		return o.reauthDecided(st, r.shop.ID, order, rs.New, scr, st.CausedBy, "re-authorization re-checked")
 	}
 	if o.Now().Sub(rs.Since) > o.Poll.Deadline {
 		if err := r.shop.Provider.Cancel(ctx, rs.New); err != nil && !errors.Is(err, atodene.ErrAlreadyCancelled) {
@@ -278,8 +278,10 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 
 // reauthDecided records the screening of a re-authorization's new transaction tx: OK moves the
 // order onto it (the old one to cancel), NG leaves the order on the old one, under review waits.
-// Its outcome says reauthorized and names tx.
-func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr atodene.Screening, did string) change {
+// Its outcome says reauthorized, names tx, and names causedBy as its cause: the event that started
+// the order's credit check for the re-authorization's timer, the operator's request for a
+// resolution.
+func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr atodene.Screening, causedBy, did string) change {
 	rs := reauthOf(&st)
 	switch scr.Decision() {
 	case atodene.DecisionOK:
@@ -291,11 +293,11 @@ func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr 
 		// for it, so that the reconciler carries it on if the settle step that follows never runs.
 		rs = reauthOf(&st)
 		rs.At, rs.Attempt, rs.Held = o.Now(), 0, false
-		o.emitReauth(&st, shop, order, events.TypeCreditOK, tx, "", nil)
+		o.emitReauth(&st, shop, order, events.TypeCreditOK, tx, "", causedBy, nil)
 		o.reauthorized(ReauthOK)
 		return write(st, did+": ok; the order is on transaction "+tx)
 	case atodene.DecisionNG:
-		o.emitReauth(&st, shop, order, events.TypeCreditNG, tx, "", scr.Reasons)
+		o.emitReauth(&st, shop, order, events.TypeCreditNG, tx, "", causedBy, scr.Reasons)
 		return o.reauthEnded(st, shop, order, ReauthNG, did+": ng; the order stays on its transaction "+st.TransactionID+" until it expires")
 	}
 	review := ""
@@ -310,15 +312,15 @@ func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr 
 		o.reauthorized(ReauthPending)
 	}
 	rs.Phase, rs.New, rs.Review, rs.Scheduled = orderstate.ReauthPending, tx, review, false
-	o.emitReauth(&st, shop, order, events.TypeCreditPending, tx, review, nil)
+	o.emitReauth(&st, shop, order, events.TypeCreditPending, tx, review, causedBy, nil)
 	return write(st, did+": under review ("+tx+"); the order stays on its transaction meanwhile")
 }
 
-// emitReauth emits the credit outcome of a re-authorization's new transaction tx.
-func (o *Orders) emitReauth(st *orderstate.State, shop, order, eventType, tx, review string, reasons []string) {
+// emitReauth emits the credit outcome of a re-authorization's new transaction tx, caused by causedBy.
+func (o *Orders) emitReauth(st *orderstate.State, shop, order, eventType, tx, review, causedBy string, reasons []string) {
 	data := o.creditData(st, shop, order, eventType)
 	data.TransactionID, data.Review, data.Reasons, data.Reauthorized = tx, review, reasons, true
-	o.emit(st, shop, order, eventType, st.CausedBy, data)
+	o.emit(st, shop, order, eventType, causedBy, data)
 }
 
 // settleReauth carries a re-authorization on from where an earlier handler left it: a

@@ -1091,8 +1091,9 @@ func (e *reauthEnv) resolve(id, order, tx string) error {
 
 // TestResolveAnUnknownReauthorization: a re-authorization whose answer was lost ends unknown, with
 // two live transactions at ATODENE. The operator finds the new one under o-1_R1 and resolves the
-// order with it: the order moves onto it and the old one is cancelled. Resolved as not
-// registered instead, the next re-authorization registers o-1_R2.
+// order with it: the order moves onto it and the old one is cancelled, and the credit.ok names the
+// resolution as its cause. Resolved as not registered instead, the next re-authorization registers
+// o-1_R2, its credit.ok caused by the order's order.created.
 func TestResolveAnUnknownReauthorization(t *testing.T) {
 	t.Parallel()
 	for _, adopt := range []bool{true, false} {
@@ -1142,6 +1143,14 @@ func TestResolveAnUnknownReauthorization(t *testing.T) {
 			}
 			if got := e.credits(t); got[len(got)-1] != "credit.ok reauthorized "+st.TransactionID || old == st.TransactionID {
 				t.Fatalf("credit outcomes %q", got)
+			}
+			// The cause of the outcome: the resolution that adopted the transaction, or, for the
+			// next re-authorization's, the event that started the order's credit check.
+			e.outs.mu.Lock()
+			last := e.outs.sent[len(e.outs.sent)-1]
+			e.outs.mu.Unlock()
+			if cause := map[bool]string{true: "r-1", false: "c-o-1"}[adopt]; last.CausationID != cause {
+				t.Errorf("%s reauthorized names %q as its cause, want %s", last.Type, last.CausationID, cause)
 			}
 		})
 	}
