@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -563,5 +564,38 @@ func TestDueRecheckOfATransactionATODENEDoesNotKnow(t *testing.T) {
 	}
 	if st := e.get(t, "P-1"); st.Status != orderstate.StatusOK || st.TransactionID != found || e.outs.types() != "credit.ok" {
 		t.Errorf("after the resolution: %s on %s, outcomes %q; want ok on %s, credit.ok", st.Status, st.TransactionID, e.outs.types(), found)
+	}
+}
+
+// TestConcurrentResolvesOfOneUnknownOrder: two operators resolve the same unknown order at once
+// with different transactions: one is adopted, the other, queued behind its lease, finds the order
+// ok and changes nothing; getauthori.do is called once.
+func TestConcurrentResolvesOfOneUnknownOrder(t *testing.T) {
+	t.Parallel()
+	e := newOperatorEnv(t)
+	e.put(t, "U-1", orderstate.State{Status: orderstate.StatusUnknown, Fee: 205, BilledAmount: 3155, DataHash: "v1:x", CausedBy: "c-1", CreditSeq: 10})
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, tx := range []string{"11111111111", "22222222222"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.resolve(fmt.Sprintf("rs-%d", i), "U-1", tx)
+		}()
+	}
+	wg.Wait()
+	// A resolution queued behind the other's lease is applied by the holder, or by its inbox timer.
+	for _, p := range e.polls.timer {
+		_ = e.o.PollDue(context.Background(), p)
+	}
+	st := e.get(t, "U-1")
+	h, _ := e.store.History(context.Background(), "shop-a", "U-1")
+	var dids []string
+	for _, x := range h {
+		dids = append(dids, x.ID+": "+x.Did)
+	}
+	t.Logf("errors %v; state %s on %s; outcomes %q; getauthori %d; history %q", errs, st.Status, st.TransactionID, e.outs.types(), e.prov.calls["getauthori"], dids)
+	if st.Status != orderstate.StatusOK || e.outs.types() != "credit.ok" || e.prov.calls["getauthori"] != 1 {
+		t.Errorf("two concurrent resolutions: %s on %s, outcomes %q, %d getauthori.do", st.Status, st.TransactionID, e.outs.types(), e.prov.calls["getauthori"])
 	}
 }

@@ -17,8 +17,9 @@ import (
 // or rotated link password, an unknown shop code): such a refusal is no order's outcome
 // (docs/lifecycle.md#refusals-of-the-merchants-account). The event that met it, and every event of the shop that would call ATODENE while the stop
 // lasts, is dead-lettered with reason account-refused, to be replayed once the account is fixed.
-// The stop lasts 30 s, doubling with each refusal to 10 min; then one call tries again. It ends at
-// the first call ATODENE does not refuse that way, and with the process.
+// The stop lasts 30 s; then one call tries again, alone (the others stay stopped for the stop's
+// length again), and its refusal doubles the stop, up to 10 min. It ends at the first call ATODENE
+// does not refuse that way, and with the process.
 //
 // The zero value is ready to use, and safe for concurrent use.
 type Refusals struct {
@@ -33,6 +34,9 @@ type Refused struct {
 	Since   time.Time // the first refusal
 	RetryAt time.Time // when a call tries again
 	backoff time.Duration
+	// probing says a call was let through after the stop (check): its refusal lengthens the stop,
+	// that of a call sent before the stop began does not.
+	probing bool
 }
 
 const (
@@ -40,20 +44,29 @@ const (
 	maxRefusalStop   = 10 * time.Minute
 )
 
-// check returns an account-refused error while the shop's calls are stopped, nil otherwise.
+// check returns an account-refused error while the shop's calls are stopped, nil otherwise. Once
+// the stop is over, it lets one call through and stops the others for the stop's length again, so
+// that the calls waiting for the stop's end do not all go to ATODENE at once; the call's answer
+// ends the stop or lengthens it (record).
 func (r *Refusals) check(shop string, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if f, ok := r.shops[shop]; ok && now.Before(f.RetryAt) {
+	f, ok := r.shops[shop]
+	switch {
+	case !ok:
+		return nil
+	case now.Before(f.RetryAt):
 		return Permanent(ReasonAccountRefused, fmt.Errorf("calls to ATODENE for shop %s are stopped until %s: ATODENE refused its account (%s) since %s",
 			shop, f.RetryAt.UTC().Format(time.RFC3339), f.Detail, f.Since.UTC().Format(time.RFC3339)))
 	}
+	f.RetryAt, f.probing = now.Add(f.backoff), true
 	return nil
 }
 
-// record notes the answer of a call: a refusal of the account stops the shop's calls (longer at
-// each refusal), any other answer of ATODENE ends the stop. It returns the stop that a refusal
-// began or lengthened, and whether an answer ended one.
+// record notes the answer of a call: a refusal of the account stops the shop's calls, any other
+// answer of ATODENE ends the stop. The refusal of the call let through after a stop doubles it;
+// that of a call sent before the stop began (calls of the shop in flight together) leaves it as
+// it is. It returns the stop that a refusal began or met, and whether an answer ended one.
 func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused, ended bool) {
 	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	refused := isRejected && errors.Is(err, atodene.ErrAccountRefused)
@@ -67,15 +80,19 @@ func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused,
 		}
 		f = &Refused{Shop: shop, Since: now, backoff: firstRefusalStop}
 		r.shops[shop] = f
+		f.RetryAt = now.Add(f.backoff)
+	case refused && f.probing:
+		f.backoff, f.probing = min(2*f.backoff, maxRefusalStop), false
+		f.RetryAt = now.Add(f.backoff)
 	case refused:
-		f.backoff = min(2*f.backoff, maxRefusalStop)
+		// Sent before the stop began, or before the call let through after it: the stop stands.
 	case ok && (err == nil || isRejected):
 		delete(r.shops, shop) // ATODENE answered, and not about the account
 		return nil, true
 	default:
 		return nil, false
 	}
-	f.Detail, f.RetryAt = points(rejected), now.Add(f.backoff)
+	f.Detail = points(rejected)
 	copied := *f
 	return &copied, false
 }

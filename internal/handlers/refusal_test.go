@@ -2,14 +2,19 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/fees"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/clock"
 )
 
 // refusingProvider answers every call with the sandbox's refusal of a wrong link password while
@@ -245,5 +250,63 @@ func TestReplayedRecheckRestartsTheDeadlineOnlyPastIt(t *testing.T) {
 		if reset := !got.Equal(since); reset != tc.resets {
 			t.Errorf("%s, under review since %s ago: the replay moved the deadline's start from %s to %s; want moved %v", tc.order, tc.since, since, got, tc.resets)
 		}
+	}
+}
+
+// barrierRefusing refuses the merchant's account on registrations, each call waiting until `want`
+// calls are in flight (or half a second), so that concurrent handlers overlap at ATODENE.
+type barrierRefusing struct {
+	fakeProvider
+	want    atomic.Int32
+	inCall  atomic.Int32
+	refused atomic.Int32
+}
+
+func (p *barrierRefusing) Register(context.Context, atodene.Request) (atodene.Registration, error) {
+	p.inCall.Add(1)
+	defer p.inCall.Add(-1)
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for p.inCall.Load() < p.want.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.refused.Add(1)
+	return atodene.Registration{}, &atodene.RejectedError{Op: "transaction.do", Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003", Message: "認証エラー"}}}
+}
+
+// TestRefusalStopLetsOneCallThroughWhenItEnds: eight orders of a shop whose password was rotated
+// are handled at once, twice. The first time all eight calls are in flight before ATODENE's first
+// refusal: the stop is 30 s, not doubled by each of the others. Once the 30 s are over, the eight
+// handled together let one call through, which is refused: the stop doubles, once, to 1 min; the
+// seven others are dead-lettered account-refused without a call.
+func TestRefusalStopLetsOneCallThroughWhenItEnds(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	prov := &barrierRefusing{}
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := newOrders(t, handlers.OrdersConfig{Store: newStore(t), Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: noPolls{}, Now: clk.Now})
+	prov.want.Store(n)
+	burst := func(round int) (calls int32, stop time.Duration) {
+		t.Helper()
+		before := prov.refused.Load()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				err := o.OrderCreated(context.Background(), createdEvent(fmt.Sprintf("c-%d-%d", round, i), fmt.Sprintf("RS-%d", i), uint64(10*round+i+1)))
+				if reason, _ := handlers.DeadLetterReason(err); reason != handlers.ReasonAccountRefused {
+					t.Errorf("round %d, order %d: %v, want account-refused", round, i, err)
+				}
+			})
+		}
+		wg.Wait()
+		return prov.refused.Load() - before, o.Refusals.Snapshot()[0].RetryAt.Sub(clk.Now())
+	}
+	if calls, stop := burst(1); calls != n || stop != 30*time.Second {
+		t.Fatalf("first burst: %d calls, stop %s; want %d calls (none stopped yet) and a 30 s stop", calls, stop, n)
+	}
+	clk.Advance(31 * time.Second)
+	if calls, stop := burst(2); calls != 1 || stop != time.Minute {
+		t.Fatalf("once the stop is over: %d calls, stop %s; want 1 call, the stop doubled once to 1 min", calls, stop)
 	}
 }
