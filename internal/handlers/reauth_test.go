@@ -916,6 +916,57 @@ func TestOldTransactionsCancelRefused(t *testing.T) {
 	}
 }
 
+// TestInvoiceFetchedAgainAfterAReauthorization: the enclosed invoice of an order is fetched
+// (invoice.ok names its transaction), and the order is re-authorized before it ships: it moves onto
+// the new transaction and the one the printed invoice names is cancelled (docs/lifecycle.md#re-authorization
+// says so; the approval would expire otherwise). The shop fetches the invoice again: the new
+// invoice.ok names the new transaction, on which the shipment is then reported.
+func TestInvoiceFetchedAgainAfterAReauthorization(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceEnclosed, Fees: fees.Table{Mode: fees.ModeKeep}, ReauthorizeAfter: reauthAfter}
+	e.cfg.Shops = func(string) (*handlers.Shop, bool) { return shop, true }
+	e.restart(t)
+	e.create(t, "o-1", "taro@example.jp")
+	invoiced := func(id string) string {
+		t.Helper()
+		ev := handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeInvoiceRequested, Shop: "shop-a", Seq: 5, Time: e.clock.Now()},
+			Data: events.InvoiceRequest{ShopID: "shop-a", OrderID: "o-1"}}
+		if err := e.o.InvoiceRequested(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		e.outs.mu.Lock()
+		defer e.outs.mu.Unlock()
+		last := e.outs.sent[len(e.outs.sent)-1]
+		var d events.Invoice
+		if err := json.Unmarshal(last.Data, &d); err != nil || last.Type != events.TypeInvoiceOK {
+			t.Fatalf("%s answered %s (%v), want invoice.ok", id, last.Type, err)
+		}
+		return d.TransactionID
+	}
+	old := e.get(t, "o-1").TransactionID
+	if tx := invoiced("i-1"); tx != old {
+		t.Fatalf("the first invoice names %s, want %s", tx, old)
+	}
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	if st.TransactionID == old || e.transactions(t)["o-1"].State != "cancelled" {
+		t.Fatalf("not re-authorized: on %s", st.TransactionID)
+	}
+	if tx := invoiced("i-2"); tx != st.TransactionID {
+		t.Fatalf("the invoice fetched again names %s, want the new transaction %s", tx, st.TransactionID)
+	}
+	if err := e.track("o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.transactions(t)["o-1_R1"].Shipment == nil {
+		t.Fatal("the shipment is not reported on the new transaction")
+	}
+}
+
 // accountRefusing refuses the shop's account (a rotated link password) on every registration,
 // re-check and cancel while refused is set, and otherwise calls Provider.
 type accountRefusing struct {
