@@ -204,7 +204,7 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	}
 	var shops *config.Shops
 	if s.ShopsFile != "" {
-		if shops, err = loadShops(s.ShopsFile, lookupEnv); err != nil {
+		if shops, err = loadShops(s.ShopsFile); err != nil {
 			return err
 		}
 	}
@@ -291,14 +291,10 @@ func authOf(s settings, log *zap.Logger) (console.Auth, error) {
 }
 
 // loadShops reads the worker's shops file as the worker does. The console never uses nor shows
-// the link passwords, so a ${NAME} its environment lacks is accepted.
-func loadShops(path string, lookupEnv func(string) (string, bool)) (*config.Shops, error) {
-	return config.LoadShops(path, func(name string) (string, bool) {
-		if v, ok := lookupEnv(name); ok && v != "" {
-			return v, true
-		}
-		return "not set in the console's environment", true
-	})
+// the link passwords, so it reads none: a ${NAME} its environment lacks, or holds otherwise than
+// the worker's, is accepted.
+func loadShops(path string) (*config.Shops, error) {
+	return config.LoadShops(path, func(string) (string, bool) { return "not read by the console", true })
 }
 
 func loopbackAddr(a net.Addr) bool {

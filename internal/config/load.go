@@ -185,13 +185,27 @@ func (l *loader) fromEnv(p *problems, field string, n *yaml.Node) (Secret, strin
 	}
 	from := "${" + name + "}"
 	v, set := l.lookupEnv(name)
-	switch {
-	case !set:
+	if !set {
 		p.addf(field, "environment variable %s is not set", name)
-	case v == "":
-		p.addf(field, "environment variable %s is empty", name)
+		return Secret{}, from
 	}
-	return NewSecret(v), from
+	return checkPassword(p, field, "environment variable "+name, v), from
+}
+
+// checkPassword returns the password a variable or a file holds, without the line ending a
+// secret made from a file keeps (a Kubernetes secret of a file ending in a newline, exposed as a
+// variable), and reports one that is then empty, only spaces, or holds a control character:
+// ATODENE would refuse every call as account-refused, where `worker config check` can tell now.
+// The error names where the password came from, never what it holds.
+func checkPassword(p *problems, field, from, v string) Secret {
+	v = strings.TrimRight(v, "\r\n")
+	switch {
+	case strings.TrimSpace(v) == "":
+		p.addf(field, "%s is empty", from)
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		p.addf(field, "%s holds a control character (a line break inside, a NUL): not a password", from)
+	}
+	return NewSecret(v)
 }
 
 func (l *loader) fromFile(p *problems, field string, n *yaml.Node) (Secret, string) {
@@ -211,11 +225,7 @@ func (l *loader) fromFile(p *problems, field string, n *yaml.Node) (Secret, stri
 		p.add(field, err) // *fs.PathError names the file; its content is never quoted
 		return Secret{}, path
 	}
-	v := strings.TrimRight(string(data), "\r\n")
-	if v == "" {
-		p.addf(field, "file %s is empty", full)
-	}
-	return NewSecret(v), path
+	return checkPassword(p, field, "file "+full, string(data)), path
 }
 
 // envReference returns NAME when s is exactly ${NAME}, NAME being [A-Za-z_][A-Za-z0-9_]*.
