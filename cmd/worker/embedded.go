@@ -71,6 +71,9 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 			closers = append(closers, func() { removeStore(s.DataDir, stdout) })
 		}
 		n, err := embedded.StartNATS(s.DataDir, s.EmbeddedNATSAddr)
+		if storeErr := (*embedded.StoreError)(nil); errors.As(err, &storeErr) {
+			return fail(fmt.Errorf("-data-dir %s: %w", s.DataDir, err))
+		}
 		if err != nil {
 			return fail(fmt.Errorf("-embedded-nats-addr %s: %w", s.EmbeddedNATSAddr, err))
 		}

@@ -360,6 +360,163 @@ func waitingAndDead(t *testing.T, natsURL string) {
 	})
 }
 
+// TestEmbeddedStoreNotWritable: -data-dir writable, but its JetStream store directory (data/nats)
+// not, as after an earlier run with sudo: the start stops at once, naming -data-dir, the store and
+// nats-server's reason, not the port of -embedded-nats-addr (before: "-embedded-nats-addr …:
+// embedded NATS: not ready after 10s", after 10 s). The worker runs as another user: needs root.
+func TestEmbeddedStoreNotWritable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs the worker as another user: needs root")
+	}
+	base := worldDir(t)
+	bin := filepath.Join(base, "worker")
+	copyFile(t, buildWorker(t), bin, 0o755)
+	dir := filepath.Join(base, "data")
+	store := filepath.Join(dir, "nats")
+	if err := os.MkdirAll(store, 0o755); err != nil { // root's, as the sudo run left it
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, embeddedArgs(t, dir)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit %v (status %d), want status 1\nstdout:\n%s\nstderr:\n%s", err, code, stdout.String(), stderr.String())
+	}
+	prefix := "worker: -data-dir " + dir + ": embedded NATS: JetStream store " + store + ": Can't start JetStream: "
+	suffix := "mkdir " + filepath.Join(store, "jetstream") + ": permission denied\n"
+	if got := stderr.String(); !strings.HasPrefix(got, prefix) || !strings.HasSuffix(got, suffix) || strings.Count(got, "\n") != 1 {
+		t.Errorf("stderr:\n%s\nwant one line %q…%q", got, prefix, suffix)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the refusal came after %v, want at once", took.Round(time.Millisecond))
+	}
+}
+
+// nobody is the user TestEmbeddedStoreNotWritable runs the worker as.
+const nobody = 65534
+
+// worldDir returns a directory that every user may read and enter, removed when the test ends
+// (t.TempDir's parent is private to the user who runs the tests).
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "embedded-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEmbeddedBannerSaysTheMetricsPortTaken: with -http-addr 127.0.0.1:0 the banner's metrics line
+// names the port the worker took, where /readyz answers (before: "metrics on
+// http://127.0.0.1:0/metrics", the flag's value).
+func TestEmbeddedBannerSaysTheMetricsPortTaken(t *testing.T) {
+	args := slices.Clone(embeddedArgs(t, t.TempDir()))
+	args[slices.Index(args, "-http-addr")+1] = "127.0.0.1:0"
+	stdout, stop := startInProcess(t, append(args, "-log-level", "error"))
+	defer func() { _ = stop() }()
+	m := regexp.MustCompile(`metrics on http://127\.0\.0\.1:(\d+)/metrics\n`).FindStringSubmatch(stdout.String())
+	if m == nil || m[1] == "0" {
+		t.Fatalf("the banner does not say the port taken for -http-addr 127.0.0.1:0:\n%s", stdout.String())
+	}
+	waitReady(t, "http://127.0.0.1:"+m[1]+"/readyz")
+}
+
+// TestEmbeddedStopDuringStart: a stop (SIGTERM, Ctrl-C: the context's end) that comes while the
+// worker is still starting is a clean stop: run returns nil (exit status 0) and leaves nothing
+// behind, as a stop once started does (before: status 1, "connecting to Redis at …: context
+// canceled" or "creating or updating stream ORDERS: context canceled"). A start-up error of
+// another kind is still one, stop or not.
+func TestEmbeddedStopDuringStart(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		dir     string
+		stopAt  string // the line of stdout after which the stop comes; "" before the start
+		wantErr string // "" for a clean stop
+	}{
+		{"before the start", t.TempDir(), "", ""},                         // connecting to Redis
+		{"at the console line", t.TempDir(), "operators' console on", ""}, // setting up the streams
+		{"with -data-dir a file", notADir, "", "-data-dir " + notADir + ": mkdir " + notADir + ": not a directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.stopAt == "" {
+				cancel()
+			}
+			args := embeddedArgs(t, tt.dir)
+			args[slices.Index(args, "-config")+1] = filepath.Join(t.TempDir(), "none.yaml")
+			var stdout, stderr syncBuffer
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, append(args, "-log-level", "error"), &stdout, &stderr) }()
+			if tt.stopAt != "" {
+				wait.For(t, 20*time.Second, tt.stopAt, func() bool { return strings.Contains(stdout.String(), tt.stopAt) })
+				cancel()
+			}
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("not stopped 20 s after the stop")
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
+				t.Fatalf("err %v (exit status %d), want %q\nstdout:\n%s", err, exitCode(err, io.Discard), tt.wantErr, stdout.String())
+			}
+			if tt.wantErr != "" {
+				return
+			}
+			for _, l := range leftovers(t, tt.dir) {
+				t.Errorf("the stop left %s", l)
+			}
+		})
+	}
+}
+
+// leftovers lists what a stopped embedded worker left in dir: a JetStream store, the mark that
+// says its states were in memory, and a lock still held.
+func leftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	if entries, err := os.ReadDir(filepath.Join(dir, "nats")); err == nil && len(entries) > 0 {
+		out = append(out, "a JetStream store "+filepath.Join(dir, "nats"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, volatileMark)); err == nil {
+		out = append(out, "the mark "+volatileMark)
+	}
+	if f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR, 0); err == nil {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			out = append(out, "the lock of "+dir+" still held")
+		}
+		f.Close()
+	}
+	return out
+}
+
 // TestOpenStore: a store is resumed only with the states it goes with.
 func TestOpenStore(t *testing.T) {
 	t.Parallel()

@@ -272,3 +272,25 @@ func TestConfigCheckRetentionOutlivesReauthorization(t *testing.T) {
 		t.Errorf("stderr %q, want it to say %q", stderr.String(), want)
 	}
 }
+
+// TestListenedAddr: the banner's metrics address is -http-addr as written, with the port the
+// listener took.
+func TestListenedAddr(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		asked string
+		got   net.Addr
+		want  string
+	}{
+		{"127.0.0.1:0", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41234}, "127.0.0.1:41234"},
+		{"127.0.0.1:9090", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9090}, "127.0.0.1:9090"},
+		{"0.0.0.0:9090", &net.TCPAddr{IP: net.IPv4zero, Port: 9090}, "0.0.0.0:9090"},
+		{":9090", &net.TCPAddr{IP: net.IPv6unspecified, Port: 9090}, ":9090"},
+		{"localhost:0", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41234}, "localhost:41234"},
+		{"[::1]:0", &net.TCPAddr{IP: net.IPv6loopback, Port: 41234}, "[::1]:41234"},
+	} {
+		if got := listenedAddr(tt.asked, tt.got); got != tt.want {
+			t.Errorf("listenedAddr(%q, %v) = %q, want %q", tt.asked, tt.got, got, tt.want)
+		}
+	}
+}

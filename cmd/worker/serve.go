@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,7 +25,21 @@ import (
 // serve runs the worker until ctx is cancelled; with -embedded, on in-process servers where no
 // URL is given, and the sandbox with its demo shop when there is no shops file. The OTEL_*
 // variables of getenv turn tracing on (otelenv.Setup; console spans go to stderr).
+//
+// A cancellation is a clean stop, also while the worker is still starting: the start-up steps it
+// cuts short (connecting to Redis, setting up the streams) fail with ctx's error, and serve
+// returns nil for them. A start-up error of any other kind is returned, stop or not. The demo
+// (-demo), a batch that the stop leaves unfinished, returns its error.
 func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := serveUntil(ctx, s, shops, getenv, stdout, stderr)
+	if err != nil && !s.Demo && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// serveUntil is serve without the clean stop during start-up.
+func serveUntil(ctx context.Context, s config.Settings, shops *config.Shops, getenv func(string) string, stdout, stderr io.Writer) error {
 	log, err := newLogger(s.LogLevel)
 	if err != nil {
 		return err
@@ -59,10 +76,18 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv f
 		return err
 	}
 	defer rdb.Close()
-	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
-		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, s.HTTPAddr)
-	}
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log, Tracing: tp}
+	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
+		// Listened to here, so that the line says the port taken (-http-addr 127.0.0.1:0 takes a
+		// free one); worker.Run serves it.
+		ln, err := net.Listen("tcp", s.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listening on -http-addr %s: %w", s.HTTPAddr, err)
+		}
+		defer ln.Close() // if Run returns before it serves
+		deps.HTTPListener = ln
+		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, listenedAddr(s.HTTPAddr, ln.Addr()))
+	}
 	if samples {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -72,6 +97,17 @@ func serve(ctx context.Context, s config.Settings, shops *config.Shops, getenv f
 		return worker.Run(ctx, deps)
 	}
 	return withDemo(ctx, deps, stdout)
+}
+
+// listenedAddr is the address asked for (-http-addr) with the port of the listener: the port a
+// port 0 took, and the host as written (":9090" stays ":9090", not "[::]:9090").
+func listenedAddr(asked string, got net.Addr) string {
+	host, _, err := net.SplitHostPort(asked)
+	tcp, ok := got.(*net.TCPAddr)
+	if err != nil || !ok {
+		return got.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 func connectNATS(url string, s config.Settings, log *zap.Logger) (*nats.Conn, error) {

@@ -11,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -24,8 +27,26 @@ import (
 // NATS is an in-process NATS server with JetStream.
 type NATS struct{ srv *natsserver.Server }
 
+// natsReadyWithin is how long StartNATS waits for the server to accept connections.
+const natsReadyWithin = 10 * time.Second
+
+// StoreError is a start of the embedded NATS server that failed on its JetStream store (the
+// directory under the data directory cannot be created, read or written), not on its address.
+type StoreError struct {
+	Dir string // the store directory, <dataDir>/nats
+	Err error  // what nats-server said
+}
+
+func (e *StoreError) Error() string {
+	return "embedded NATS: JetStream store " + e.Dir + ": " + e.Err.Error()
+}
+
+func (e *StoreError) Unwrap() error { return e.Err }
+
 // StartNATS starts NATS on addr, a host:port (port 0 picks a free port), storing JetStream data
-// under dataDir/nats. The error says when the port is in use.
+// under dataDir/nats. The error says when the port is in use; it is a *StoreError when JetStream
+// cannot use its store, returned as soon as nats-server gives up (it does at once, for a store
+// it cannot write), with nats-server's reason.
 func StartNATS(dataDir, addr string) (*NATS, error) {
 	host, portText, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -38,7 +59,7 @@ func StartNATS(dataDir, addr string) (*NATS, error) {
 	if port == 0 {
 		port = natsserver.RANDOM_PORT
 	}
-	// nats-server gives up on a port in use by logging and exiting the process: check first.
+	// A port in use: say so at once, in the system's words, before nats-server tries it.
 	if port != natsserver.RANDOM_PORT {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -46,19 +67,98 @@ func StartNATS(dataDir, addr string) (*NATS, error) {
 		}
 		l.Close()
 	}
+	store := filepath.Join(dataDir, "nats")
 	srv, err := natsserver.NewServer(&natsserver.Options{
 		ServerName: "atodene-embedded", Host: host, Port: port,
-		JetStream: true, StoreDir: filepath.Join(dataDir, "nats"), NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: store, NoSigs: true, NoLog: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
+	log := &startLog{}
+	srv.SetLogger(log, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
+	// nats-server reports a failed start (a store it cannot write, say) only to its logger, and
+	// never becomes ready: look at both.
+	deadline := time.Now().Add(natsReadyWithin)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		fatal, errs := log.failure()
+		if fatal == "" && time.Now().Before(deadline) {
+			continue
+		}
 		srv.Shutdown()
-		return nil, errors.New("embedded NATS: not ready after 10s")
+		srv.WaitForShutdown()
+		switch {
+		case strings.HasPrefix(fatal, "Can't start JetStream"):
+			return nil, &StoreError{Dir: store, Err: errors.New(fatal)}
+		case fatal != "":
+			return nil, fmt.Errorf("embedded NATS: %s", fatal)
+		case len(errs) > 0:
+			return nil, fmt.Errorf("embedded NATS: not ready after %s: %s", natsReadyWithin, strings.Join(errs, "; "))
+		}
+		return nil, fmt.Errorf("embedded NATS: not ready after %s", natsReadyWithin)
 	}
+	log.started()
 	return &NATS{srv: srv}, nil
+}
+
+// startLog is the embedded nats-server's logger (natsserver.Logger). Until the server is ready it
+// keeps its first fatal error and its first errors, bounded (startLogLines lines of at most
+// startLogLen bytes): the cause of a start that fails, in paths and system errors. It keeps and
+// prints nothing else, and nothing once the server is ready: with clients connected, nats-server's
+// errors can quote what a client sent (its parser errors do), an order's personal data.
+type startLog struct {
+	mu    sync.Mutex
+	ready bool
+	fatal string
+	errs  []string
+}
+
+const (
+	startLogLines = 3
+	startLogLen   = 300
+)
+
+func (l *startLog) Noticef(string, ...any)         {}
+func (l *startLog) Warnf(string, ...any)           {}
+func (l *startLog) Debugf(string, ...any)          {}
+func (l *startLog) Tracef(string, ...any)          {}
+func (l *startLog) Errorf(format string, v ...any) { l.record(false, format, v) }
+
+// Fatalf records the error: nats-server's own logger would exit the process, this one leaves
+// StartNATS to return it.
+func (l *startLog) Fatalf(format string, v ...any) { l.record(true, format, v) }
+
+func (l *startLog) record(fatal bool, format string, v []any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ready {
+		return
+	}
+	line := fmt.Sprintf(format, v...)
+	if len(line) > startLogLen {
+		line = strings.ToValidUTF8(line[:startLogLen], "") + "…"
+	}
+	switch {
+	case fatal && l.fatal == "":
+		l.fatal = line
+	case !fatal && len(l.errs) < startLogLines:
+		l.errs = append(l.errs, line)
+	}
+}
+
+// failure returns the first fatal error and the first errors logged so far.
+func (l *startLog) failure() (string, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fatal, slices.Clone(l.errs)
+}
+
+// started stops the recording.
+func (l *startLog) started() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ready = true
 }
 
 // URL is where clients connect.
