@@ -109,7 +109,9 @@ func (o *Ops) lookUp(ctx context.Context, seqs []uint64) ([]deadletter.Letter, [
 // the server acknowledged it (deadletter.Queue.Replay), or, when dryRun, says which it would
 // replay and changes nothing. It returns one Outcome per sequence, in the order given: published
 // (in a dry run: would be), or refused with the reason: no dead letter of the sequence ("no dead
-// letter N in stream DLQ"), or a letter replayed Config.MaxReplays times already. The operator is
+// letter N in stream DLQ"), a letter replayed Config.MaxReplays times already or that cannot be
+// replayed as it is (deadletter.Letter.Refusal), or one gone meanwhile (purged, or replayed, by
+// someone else since it was looked up: not published). The operator is
 // who asks (the console logs it); a replay publishes the letter's body as it is.
 //
 // Each letter replayed that names an order gets an entry of type ReplayedType in the order's
@@ -145,7 +147,7 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 				noted[j] = o.record(ctx, operatorName, ReplayedType, l, fmt.Sprintf("dead letter %d (%s) replayed to %s in the console", l.Seq, l.Reason, l.Subject))
 			}
 			oc.Reason += noted[j]
-		case r.Refused:
+		case r.Refused, r.Gone:
 			oc.Reason = r.Reason
 		default:
 			oc.Reason = fmt.Sprintf("not replayed: the replay stopped at a failure before dead letter %d, which is kept", l.Seq)

@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -126,14 +127,15 @@ func TestAttackReplayNoRespondersRetryReorders(t *testing.T) {
 	ctx := context.Background()
 	ls := many(6)
 	for i := range ls {
-		ls[i].Subject = "late.created.demo"
+		ls[i].Subject = "orders.late.demo"
 	}
 	q, js := letters(t, ls...)
+	ordersTakesCreatedOnly(t, js)
 	all, _ := q.List(ctx, Filter{})
 	paced := 0
 	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Pace: func(ctx context.Context) error {
 		if paced++; paced == 2 { // the stream comes (back) after the first re-publish was sent
-			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.>"}, Storage: jetstream.MemoryStorage})
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"orders.late.>"}, Storage: jetstream.MemoryStorage})
 			return err
 		}
 		return nil
@@ -290,9 +292,9 @@ func TestAttackReplayInvariants(t *testing.T) {
 	}
 }
 
-// TestAttackReplayLetterGoneMeanwhile: "a letter gone already counts as removed": a letter
-// purged by an operator after the listing (or given twice) is re-published and is gone, so it is
-// replayed. The server answers the deletion of a missing sequence with err_code 10043 ("sequence
+// TestAttackReplayLetterGoneMeanwhile: a letter purged by an operator after the listing is not
+// re-published (purged is "for good"): it is reported gone, not replayed, and the others are
+// replayed; a letter given twice is published once and replayed at both places. The server answers the deletion of a missing sequence with err_code 10043 ("sequence
 // N not found"), which the client does not map to jetstream.ErrMsgNotFound: the replay fails,
 // "after N replayed: removing dead letter …", and says the letter was not replayed.
 func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
@@ -300,14 +302,18 @@ func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
 	ctx := context.Background()
 	t.Run("purged", func(t *testing.T) {
 		t.Parallel()
-		q, _ := letters(t, many(5)...)
+		q, js := letters(t, many(5)...)
 		all, _ := q.List(ctx, Filter{})
 		if _, err := q.Purge(ctx, all[2:3], nil); err != nil { // the operator, meanwhile
 			t.Fatal(err)
 		}
 		res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
-		if err != nil || res.Replayed != 5 || !res.Letters[2].Replayed {
+		if err != nil || res.Replayed != 4 || res.Gone != 1 || len(res.GoneLetters) != 1 || res.GoneLetters[0] != all[2].Seq ||
+			res.Letters[2].Replayed || !res.Letters[2].Gone || !strings.Contains(res.Letters[2].Reason, "gone") {
 			t.Errorf("replay: %+v %v", res, err)
+		}
+		if published := publishedLetters(t, js, "ORDERS"); published[all[2].Seq] != 0 || len(published) != 4 {
+			t.Errorf("published %v: the purged letter %d was published", published, all[2].Seq)
 		}
 	})
 	t.Run("given-twice", func(t *testing.T) {
@@ -543,5 +549,193 @@ func TestEditDuplicateOfAnotherLetterKeepsIt(t *testing.T) {
 	res, err = q.Edit(ctx, 1, fixed("NEW-1"), EditOptions{})
 	if err != nil || !res.Duplicate || !res.Removed {
 		t.Errorf("the same letter's edit again: %+v, %v; want a duplicate of its own, the letter removed", res, err)
+	}
+}
+
+// copiesOf counts the messages of stream name whose body is body.
+func copiesOf(t *testing.T, js jetstream.JetStream, name string, body []byte) int {
+	t.Helper()
+	n := 0
+	for _, m := range streamMsgs(t, js, name) {
+		if bytes.Equal(m.Data, body) {
+			n++
+		}
+	}
+	return n
+}
+
+// rawLetter stores a message in DLQ on subject with the headers given, as a writer other than the
+// worker's (or anyone who may publish to the stream) could.
+func rawLetter(t *testing.T, js jetstream.JetStream, subject string, body string, h map[string]string) {
+	t.Helper()
+	m := nats.NewMsg(subject)
+	m.Data = []byte(body)
+	for k, v := range h {
+		m.Header.Set(k, v)
+	}
+	if _, err := js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplayDoesNotPublishALetterGoneMeanwhile: a replay works from a listing taken before it
+// began; a letter removed since by someone else is not published again, and is reported gone, not
+// replayed: purged by another operator while the replay is paced, or replayed (and removed) by
+// another operator's replay and published again past ORDERS' duplicate window, which the worker
+// would handle twice.
+func TestReplayDoesNotPublishALetterGoneMeanwhile(t *testing.T) {
+	t.Parallel()
+	t.Run("purged", func(t *testing.T) {
+		t.Parallel()
+		q, js := letters(t, many(3)...)
+		all, err := q.List(t.Context(), Filter{})
+		if err != nil || len(all) != 3 {
+			t.Fatal(all, err)
+		}
+		paced, done := 0, 0
+		res, err := q.Replay(t.Context(), all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }, Pace: func(context.Context) error {
+			if paced++; paced == 2 { // another operator, meanwhile: dlq purge -order O-2 -yes
+				if n, err := q.Purge(t.Context(), all[1:2], nil); err != nil || n != 1 {
+					t.Errorf("purge: %d %v", n, err)
+				}
+			}
+			return nil
+		}})
+		if err != nil || res.Replayed != 2 || done != 2 || res.Gone != 1 || !slices.Equal(res.GoneLetters, []uint64{all[1].Seq}) {
+			t.Errorf("replay: %+v %v", res, err)
+		}
+		if o := res.Letters[1]; o.Replayed || o.Refused || !o.Gone || !strings.Contains(o.Reason, "gone") {
+			t.Errorf("the purged letter's outcome: %+v", o)
+		}
+		for i, want := range []int{1, 0, 1} {
+			if n := copiesOf(t, js, "ORDERS", all[i].Body); n != want {
+				t.Errorf("letter %d: %d copies of its event in ORDERS, want %d", all[i].Seq, n, want)
+			}
+		}
+	})
+	t.Run("replayed-by-another", func(t *testing.T) {
+		t.Parallel()
+		q, js := letters(t, many(2)...)
+		s, err := js.Stream(t.Context(), "ORDERS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.Duplicates = 300 * time.Millisecond // stands for the 2 minutes of a real stream
+		if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		listingB, _ := q.List(t.Context(), Filter{}) // B lists first (a paced run)
+		listingA, _ := q.List(t.Context(), Filter{Order: "O-1"})
+		if res, err := q.Replay(t.Context(), listingA, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 1 {
+			t.Fatalf("A: %+v %v", res, err)
+		}
+		time.Sleep(600 * time.Millisecond) // past the duplicate window
+		res, err := q.Replay(t.Context(), listingB, ReplayOptions{MaxReplays: 3})
+		if err != nil || res.Replayed != 1 || res.Gone != 1 || !res.Letters[0].Gone || !res.Letters[1].Replayed {
+			t.Errorf("B: %+v %v", res, err)
+		}
+		for _, l := range listingB {
+			if n := copiesOf(t, js, "ORDERS", l.Body); n != 1 {
+				t.Errorf("letter %d: %d copies of its event in ORDERS, want 1", l.Seq, n)
+			}
+		}
+	})
+}
+
+// TestReplayALetterWithoutItsOriginalSubject: a letter without Dlq-Original-Subject (an older or
+// foreign writer's, or its header lost) goes to the subject it is stored on without "dlq.", and
+// -shop selects it by that subject; a letter that still cannot be replayed is refused and the
+// others are replayed all the same (DESIGN §10: never block behind one).
+func TestReplayALetterWithoutItsOriginalSubject(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	q, js := letters(t, many(1)...)
+	headerless := `{"specversion":"1.0","id":"x-1","source":"s","type":"order.created","data":{"shop_id":"shop-0","order_id":"X-1"}}`
+	rawLetter(t, js, "dlq.orders.created.shop-0", headerless, map[string]string{dlq.HeaderReason: "unknown-shop"})
+	rawLetter(t, js, "dlq.nowhere.shop-0", `{"nowhere":1}`, map[string]string{dlq.HeaderReason: "unknown-shop"})
+	w := dlq.NewWriter(js)
+	for _, l := range many(3)[1:] {
+		l.Sequence += 10
+		if err := w.Write(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byShop, err := q.List(ctx, Filter{Shop: "shop-0"})
+	if err != nil || len(byShop) != 2 || byShop[1].Seq != 2 || byShop[1].Subject != "orders.created.shop-0" || byShop[1].Order != "X-1" ||
+		byShop[1].Unreplayable != "" {
+		t.Errorf("-shop shop-0: %+v %v, want letters 1 and 2 (headerless, orders.created.shop-0)", byShop, err)
+	}
+	all, _ := q.List(ctx, Filter{Reason: "unknown-shop"})
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
+	if err != nil || len(all) != 5 || res.Replayed != 4 || res.Refused != 1 || res.RefusedLetters[0].Seq != 3 || !res.Letters[2].Refused ||
+		!strings.Contains(res.Letters[2].Reason, "nowhere.shop-0 is none the worker consumes") {
+		t.Errorf("replay: %+v %v", res, err)
+	}
+	if n := copiesOf(t, js, "ORDERS", []byte(headerless)); n != 1 {
+		t.Errorf("the headerless letter's event: %d copies in ORDERS, want 1", n)
+	}
+	if left := presentLetters(t, q); len(left) != 1 || !left[3] {
+		t.Errorf("letters left: %v, want only the refused one, 3", left)
+	}
+}
+
+// TestReplayRefusesHostileHeaders: a letter's headers may be written by anyone who may publish to
+// DLQ. A Dlq-Original-Subject that disagrees with the subject the letter is stored on, or that
+// names a subject the worker does not consume (an outcome, credit.ok.…), is refused, not
+// published there; a Dlq-Replay-Count that is no count (-1000 would pass every -max-replays) is
+// refused; a missing or unreadable Dlq-Failed-At is the time the letter was stored, not year 1,
+// which every -until would select (and purge).
+func TestReplayRefusesHostileHeaders(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	q, js := letters(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	for _, l := range []struct{ subject, body, original, count, failedAt string }{
+		{"dlq.orders.created.demo", `{"forged":1}`, "credit.ok.demo", "", now},                // 1: another subject than its own
+		{"dlq.credit.ok.demo", `{"outcome":1}`, "credit.ok.demo", "", now},                    // 2: an outcome's subject
+		{"dlq.orders.created.demo", `{"negative":1}`, "orders.created.demo", "-1000", now},    // 3
+		{"dlq.orders.created.demo", `{"word":1}`, "orders.created.demo", "two", now},          // 4
+		{"dlq.orders.created.demo", `{"fresh":1}`, "orders.created.demo", "", ""},             // 5: no Dlq-Failed-At
+		{"dlq.orders.created.demo", `{"badtime":1}`, "orders.created.demo", "1", "yesterday"}, // 6
+	} {
+		h := map[string]string{dlq.HeaderOriginalSubject: l.original, dlq.HeaderReason: "invalid"}
+		if l.count != "" {
+			h[dlq.HeaderReplayCount] = l.count
+		}
+		if l.failedAt != "" {
+			h[dlq.HeaderFailedAt] = l.failedAt
+		}
+		rawLetter(t, js, l.subject, l.body, h)
+	}
+	if old, err := q.List(ctx, Filter{Until: time.Now().Add(-720 * time.Hour)}); err != nil || len(old) != 0 {
+		t.Errorf("-until 720h selects %+v (%v): letters stored just now", old, err)
+	}
+	fresh, err := q.List(ctx, Filter{Since: time.Now().Add(-time.Minute)})
+	if err != nil || len(fresh) != 6 {
+		t.Errorf("-since 1m selects %d letters (%v), want the 6 stored just now", len(fresh), err)
+	}
+	res, err := q.Replay(ctx, fresh, ReplayOptions{MaxReplays: 3})
+	if err != nil || res.Replayed != 2 || res.Refused != 4 {
+		t.Errorf("replay: %+v %v, want 2 replayed (5, 6) and 4 refused", res, err)
+	}
+	for i, want := range []string{
+		"its Dlq-Original-Subject credit.ok.demo disagrees with the subject it is stored on, dlq.orders.created.demo",
+		"its original subject credit.ok.demo is none the worker consumes",
+		`its Dlq-Replay-Count "-1000" is no count of replays`,
+		`its Dlq-Replay-Count "two" is no count of replays`,
+	} {
+		if o := res.Letters[i]; !o.Refused || !strings.Contains(o.Reason, want) {
+			t.Errorf("letter %d: %+v, want refused: %s", o.Seq, o, want)
+		}
+	}
+	if n := len(streamMsgs(t, js, "RESULTS")); n != 0 {
+		t.Errorf("a replay published %d messages to RESULTS", n)
+	}
+	if published := publishedLetters(t, js, "ORDERS"); len(published) != 2 || published[5] != 1 || published[6] != 1 {
+		t.Errorf("published to ORDERS: %v, want letters 5 and 6", published)
 	}
 }

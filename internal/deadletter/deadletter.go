@@ -50,9 +50,12 @@ func New(js jetstream.JetStream, stream string) *Queue {
 func (q *Queue) Stream() string { return q.stream }
 
 // Letter is a dead letter as the operators see it, read from its Dlq-* headers: counts and
-// sequences are 0 where the header is missing or unreadable. Its JSON is what `publisher dlq ls
-// -json` prints (times RFC 3339); Body, the original event, holds the buyer's personal data and is
-// left out of it.
+// sequences are 0 where the header is missing or unreadable. The headers are checked against the
+// message as the stream stored it (letterOf): Subject is the subject it is stored on without its
+// "dlq." prefix where Dlq-Original-Subject is missing, FailedAt the time it was stored where
+// Dlq-Failed-At is missing or unreadable, and Unreplayable says why a replay must refuse it. Its
+// JSON is what `publisher dlq ls -json` prints (times RFC 3339); Body, the original event, holds the
+// buyer's personal data and is left out of it.
 type Letter struct {
 	Seq         uint64    `json:"seq"` // its sequence in the dead-letter stream
 	Subject     string    `json:"original_subject"`
@@ -69,22 +72,55 @@ type Letter struct {
 	PublishedCreated string `json:"published_stream_created,omitempty"`
 	Shop             string `json:"shop"`
 	Order            string `json:"order"`
-	Body             []byte `json:"-"`
+	// Unreplayable says why the letter cannot be replayed as it is, "" when it can: its
+	// Dlq-Original-Subject disagrees with the subject it is stored on, its original subject is
+	// none the worker consumes (replayable), or its Dlq-Replay-Count is no count. A replay refuses
+	// it (Refusal); an edit (dlq edit) or a purge are left.
+	Unreplayable string `json:"unreplayable,omitempty"`
+	// Refused is why a replay refused the letter (Refusal), in ReplayResult.RefusedLetters only.
+	Refused string `json:"refused,omitempty"`
+	Body    []byte `json:"-"`
 	// traceParent and traceState are the letter's trace context (its headers' traceparent and
 	// tracestate, set by a worker that traces): its replay carries them on, so that the worker's
 	// handling of the replay joins the event's trace.
 	traceParent, traceState string
 }
 
-// letterOf reads a message of the dead-letter stream.
-func letterOf(seq uint64, h nats.Header, body []byte) Letter {
+// letterOf reads a message of the dead-letter stream, stored on subject at stored. Its headers are
+// written by the worker, but anyone who may publish to the stream may write them: where they
+// disagree with what the server says of the message, the server wins, and a letter whose headers
+// would send a replay elsewhere than the letter's subject, or past the max-replays guard, is
+// Unreplayable.
+func letterOf(seq uint64, subject string, stored time.Time, h nats.Header, body []byte) Letter {
 	l := Letter{Seq: seq, Subject: h.Get(dlq.HeaderOriginalSubject), Stream: h.Get(dlq.HeaderOriginalStream),
 		Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError), Body: body,
 		traceParent: h.Get(natstrace.HeaderTraceParent), traceState: h.Get(natstrace.HeaderTraceState)}
+	var problems []string
+	original, ok := strings.CutPrefix(subject, dlq.SubjectPrefix)
+	switch {
+	case !ok:
+		problems = append(problems, fmt.Sprintf("it is stored on %s, outside %s>", subject, dlq.SubjectPrefix))
+	case l.Subject == "": // a letter of another writer, or its header lost: its subject says where it came from
+		l.Subject = original
+	case l.Subject != original:
+		problems = append(problems, fmt.Sprintf("its %s %s disagrees with the subject it is stored on, %s", dlq.HeaderOriginalSubject, l.Subject, subject))
+		l.Subject = original
+	}
+	if len(problems) == 0 && !replayable(l.Subject) {
+		problems = append(problems, fmt.Sprintf("its original subject %s is none the worker consumes (%s)", l.Subject, strings.Join(replayableSubjects, ", ")))
+	}
 	l.OrigSeq, _ = strconv.ParseUint(h.Get(dlq.HeaderOriginalSequence), 10, 64)
 	l.Attempts, _ = strconv.Atoi(h.Get(dlq.HeaderAttempts))
-	l.FailedAt, _ = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt))
-	l.ReplayCount, _ = strconv.Atoi(h.Get(dlq.HeaderReplayCount))
+	var err error
+	if l.FailedAt, err = time.Parse(time.RFC3339, h.Get(dlq.HeaderFailedAt)); err != nil {
+		l.FailedAt = stored.UTC() // a letter is stored when it fails
+	}
+	if count, ok := dlq.ParseReplayCount(h.Get(dlq.HeaderReplayCount)); ok {
+		l.ReplayCount = int(count)
+	} else {
+		problems = append(problems, fmt.Sprintf("its %s %q is no count of replays", dlq.HeaderReplayCount, h.Get(dlq.HeaderReplayCount)))
+	}
+	l.Unreplayable = strings.Join(problems, "; ")
 	l.Published, _ = strconv.ParseUint(h.Get(dlq.HeaderPublishedSequence), 10, 64)
 	l.PublishedCreated = h.Get(dlq.HeaderPublishedStreamCreated)
 	if parts := strings.Split(l.Subject, "."); len(parts) >= 3 {
@@ -92,6 +128,26 @@ func letterOf(seq uint64, h nats.Header, body []byte) Letter {
 	}
 	l.Shop, l.Order = orderOf(body, l.Shop)
 	return l
+}
+
+// replayableSubjects are the subjects a letter can hold, the only ones a replay publishes to: the
+// inbound events (orders.>) and the worker's own due re-checks (atodene.poll.due.>). The worker
+// dead-letters nothing else that a replay could help: a letter naming another subject (credit.ok.…,
+// say: an outcome) was not written by it, and its replay would forge that subject's messages.
+var replayableSubjects = []string{"orders.>", "atodene.poll.due.>"}
+
+// replayable says whether subject is a subject of replayableSubjects, with no empty token, no
+// wildcard and no white space.
+func replayable(subject string) bool {
+	if !strings.HasPrefix(subject, "orders.") && !strings.HasPrefix(subject, "atodene.poll.due.") {
+		return false
+	}
+	for tok := range strings.SplitSeq(subject, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return false
+		}
+	}
+	return true
 }
 
 // orderOf finds the shop and order of a dead letter: from its event data, or from a poll body.
@@ -229,7 +285,7 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Letter, error) {
 				return nil, err
 			}
 			left = md.NumPending
-			if l := letterOf(md.Sequence.Stream, m.Headers(), m.Data()); f.match(l) {
+			if l := letterOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), m.Data()); f.match(l) {
 				out = append(out, l)
 			}
 		}
@@ -363,7 +419,7 @@ func (q *Queue) Get(ctx context.Context, seq uint64) (Shown, error) {
 	if headers == nil {
 		headers = map[string][]string{}
 	}
-	return Shown{Letter: letterOf(m.Sequence, m.Header, m.Data), StoredSubject: m.Subject, Stored: m.Time, Headers: headers, JSONBody: body}, nil
+	return Shown{Letter: letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data), StoredSubject: m.Subject, Stored: m.Time, Headers: headers, JSONBody: body}, nil
 }
 
 func get(ctx context.Context, s jetstream.Stream, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
@@ -392,7 +448,7 @@ func (q *Queue) Letters(ctx context.Context, seqs []uint64) (found []Letter, mis
 		case err != nil:
 			return found, missing, err
 		default:
-			found = append(found, letterOf(m.Sequence, m.Header, m.Data))
+			found = append(found, letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data))
 		}
 	}
 	return found, missing, nil
@@ -430,27 +486,47 @@ type ReplayOptions struct {
 }
 
 // ReplayResult is what a replay did, as `publisher dlq replay -json` prints it. Planned counts the
-// matching letters under MaxReplays, which a run replays (Replayed) and a dry run only counts
-// (Groups, by reason and original subject).
+// matching letters that are not refused (Letter.Refusal), which a run replays (Replayed) and a dry
+// run only counts (Groups, by reason and original subject). Gone counts the planned letters that
+// were no longer stored when their turn came (purged, or replayed, by someone else meanwhile):
+// they are not published.
 type ReplayResult struct {
-	DryRun         bool     `json:"dry_run"`
-	Planned        int      `json:"planned"`
-	Replayed       int      `json:"replayed"`
-	Refused        int      `json:"refused"`
-	MaxReplays     int      `json:"max_replays"`
-	Groups         []Group  `json:"groups"`
+	DryRun     bool    `json:"dry_run"`
+	Planned    int     `json:"planned"`
+	Replayed   int     `json:"replayed"`
+	Refused    int     `json:"refused"`
+	Gone       int     `json:"gone"`
+	MaxReplays int     `json:"max_replays"`
+	Groups     []Group `json:"groups"`
+	// RefusedLetters are the letters refused, each with its Refusal set.
 	RefusedLetters []Letter `json:"refused_letters"`
+	// GoneLetters are the sequences of the letters gone meanwhile.
+	GoneLetters []uint64 `json:"gone_letters"`
 	// Letters says what became of each letter, in the order given.
 	Letters []Outcome `json:"-"`
 }
 
-// Outcome is what a replay did with one letter: replayed (or, in a dry run, to be replayed), or
-// refused and why, or neither when a failure stopped the replay before it.
+// Outcome is what a replay did with one letter: replayed (or, in a dry run, to be replayed),
+// refused and why, gone meanwhile (not replayed), or none of these when a failure stopped the
+// replay before it.
 type Outcome struct {
 	Seq      uint64
 	Replayed bool
 	Refused  bool
-	Reason   string // why it was refused: a sentence for people
+	Gone     bool
+	Reason   string // why it was refused, or that it was gone: a sentence for people
+}
+
+// Refusal says why a replay that allows maxReplays replays refuses the letter, or "" when it
+// replays it: the letter is Unreplayable, or was replayed maxReplays times already.
+func (l Letter) Refusal(maxReplays int) string {
+	if l.Unreplayable != "" {
+		return fmt.Sprintf("dead letter %d cannot be replayed: %s: correct it with dlq edit, or purge it", l.Seq, l.Unreplayable)
+	}
+	if l.ReplayCount >= maxReplays {
+		return fmt.Sprintf("dead letter %d was replayed %d times already (at most %d): purge it, or allow more replays", l.Seq, l.ReplayCount, maxReplays)
+	}
+	return ""
 }
 
 // AllRefused says the replay replayed nothing because it refused every letter: the letters left
@@ -485,7 +561,11 @@ func groups(ls []Letter) []Group {
 // and Dlq-Published-Stream-Created: the worker orders it as that event), under the message ID
 // replay:<stream>:<seq>:<count> (a replay repeated after a crash is a duplicate), and removes the
 // letter once the server acknowledged the re-publish. Letters replayed MaxReplays times already
-// are refused and left.
+// are refused and left, and so are the Unreplayable ones (Letter.Refusal); the others are
+// replayed, one refused or gone holding none of them back. A letter given again (its sequence) is
+// the same letter: published once, its outcome said, and counted, at each place. Just before its publish each
+// letter is read back from the stream: one no longer stored (purged, or replayed and removed, by
+// someone else since the caller listed it) is not published, and counts as Gone.
 //
 // The re-publishes are asynchronous, up to replayWindow awaiting their acknowledgement at once,
 // on one connection: the server stores them in the order given, and a letter costs no round trip
@@ -500,25 +580,31 @@ func groups(ls []Letter) []Group {
 // duplicate window). When it fails, the failure of the first letter, in the order given, is the
 // one returned.
 func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions) (ReplayResult, error) {
-	res := ReplayResult{DryRun: opts.DryRun, MaxReplays: opts.MaxReplays, RefusedLetters: []Letter{}, Letters: make([]Outcome, len(letters))}
-	var ok []int // indexes of the letters to replay
+	res := ReplayResult{DryRun: opts.DryRun, MaxReplays: opts.MaxReplays, RefusedLetters: []Letter{}, GoneLetters: []uint64{},
+		Letters: make([]Outcome, len(letters))}
+	var ok, repeats []int     // indexes of the letters to replay, and of those given again
+	var planned []Letter      // the letters not refused, at each place given
+	first := map[uint64]int{} // the index of each sequence's first place
 	for i, l := range letters {
 		res.Letters[i].Seq = l.Seq
-		if l.ReplayCount >= opts.MaxReplays {
+		if why := l.Refusal(opts.MaxReplays); why != "" {
+			l.Refused = why
 			res.RefusedLetters = append(res.RefusedLetters, l)
 			res.Letters[i].Refused = true
-			res.Letters[i].Reason = fmt.Sprintf("dead letter %d was replayed %d times already (at most %d): purge it, or allow more replays", l.Seq, l.ReplayCount, opts.MaxReplays)
-		} else {
-			ok = append(ok, i)
+			res.Letters[i].Reason = why
+			continue
 		}
+		planned = append(planned, l)
+		if _, seen := first[l.Seq]; seen {
+			repeats = append(repeats, i)
+			continue
+		}
+		first[l.Seq] = i
+		ok = append(ok, i)
 	}
-	planned := make([]Letter, len(ok))
-	for j, i := range ok {
-		planned[j] = letters[i]
-	}
-	res.Planned, res.Refused, res.Groups = len(ok), len(res.RefusedLetters), groups(planned)
+	res.Planned, res.Refused, res.Groups = len(planned), len(res.RefusedLetters), groups(planned)
 	if opts.DryRun {
-		for _, i := range ok {
+		for _, i := range append(ok, repeats...) {
 			res.Letters[i].Replayed = true
 		}
 	}
@@ -533,6 +619,16 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok)),
 		dups: map[int]*jetstream.PubAck{}, streams: map[string]jetstream.Stream{}}
 	r.run(ok)
+	for _, i := range repeats { // a letter given again fares as at its first place, and is counted there too
+		o := res.Letters[first[letters[i].Seq]]
+		res.Letters[i] = o
+		switch {
+		case o.Replayed:
+			r.removed(i)
+		case o.Gone:
+			r.gone(i)
+		}
+	}
 	if r.err != nil {
 		return res, fmt.Errorf("after %d replayed: %w", res.Replayed, r.err)
 	}
@@ -560,7 +656,8 @@ const (
 	replayLookWait = 2 * time.Second
 )
 
-// replayRun is a replay in progress: the caller's goroutine publishes (run), one goroutine takes
+// replayRun is a replay in progress: the caller's goroutine paces the letters and starts reading
+// each back (check), one goroutine publishes those still stored, in order (publish), one takes
 // the acknowledgements in the order of the publishes (settle), and one removes the letters
 // acknowledged, in batches of those acknowledged meanwhile (removeBatch).
 type replayRun struct {
@@ -644,52 +741,125 @@ func (r *replayRun) run(ok []int) {
 			r.settle(p)
 		}
 	}()
+	checks := make(chan *check, replayWindow) // never full: a check holds a slot of the window
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		defer close(r.sent)
+		for c := range checks {
+			r.publish(c)
+		}
+	}()
 	for _, i := range ok {
 		if r.failed() {
 			break
 		}
-		if err := r.publish(i); err != nil {
+		if err := r.check(i, checks); err != nil {
 			r.fail(i, err)
 			break
 		}
 	}
-	close(r.sent)
+	close(checks)
+	<-published
 	<-settled
 	<-removed
 }
 
-// publish paces and publishes the letter of index i, once the window has room.
-func (r *replayRun) publish(i int) error {
-	l := r.letters[i]
+// check is the look-up of a letter before its publish (replayRun.stored), under way.
+type check struct {
+	i      int // the letter's index
+	stored bool
+	err    error
+	done   chan struct{} // closed once stored and err are set
+}
+
+// check paces the letter of index i and, once the window has room, starts reading it back from
+// the stream (stored), handing the look-up over to publish, which takes them in order: the
+// letters are looked up side by side, and each costs no round trip of its own, yet each is read
+// back last thing before its publish (one round trip before it, even when paced).
+func (r *replayRun) check(i int, checks chan<- *check) error {
 	if r.opts.Pace != nil {
 		if err := r.opts.Pace(r.ctx); err != nil {
 			return err
 		}
 	}
-	if l.Subject == "" {
-		return fmt.Errorf("dead letter %d has no %s header", l.Seq, dlq.HeaderOriginalSubject)
-	}
 	if err := r.ctx.Err(); err != nil {
 		return err // the select below may take a free slot as well as ctx's end
 	}
-	msg := nats.NewMsg(l.Subject)
-	msg.Data = l.Body
-	id := replayHeaders(l, msg, r.s.CachedInfo().Config.Name, "replay")
 	select {
 	case r.slots <- struct{}{}:
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
-	// No retry after "no responders": the client would re-send the publish 250 ms later, behind
-	// the publishes sent meanwhile, and the server would store the letters out of order; the
-	// publish fails instead, and the letter is kept.
-	ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
-	if err != nil {
-		<-r.slots
-		return fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err)
-	}
-	r.sent <- sentLetter{i: i, ack: ack, at: time.Now()} // never blocks: the window bounds r.sent
+	c := &check{i: i, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.stored, c.err = r.stored(r.letters[i])
+	}()
+	checks <- c // never blocks: the window bounds checks
 	return nil
+}
+
+// publish publishes the letter of c once c says it is still stored; a letter gone meanwhile is
+// counted gone and not published. Nothing is published after a failure of a letter before it (a
+// failure of a letter after it, its pace, may come while its look-up is under way).
+func (r *replayRun) publish(c *check) {
+	<-c.done
+	l := r.letters[c.i]
+	err := c.err
+	if err == nil {
+		err = r.ctx.Err()
+	}
+	switch {
+	case r.failedBefore(c.i):
+	case err != nil:
+		r.fail(c.i, err)
+	case !c.stored:
+		r.gone(c.i)
+	default:
+		msg := nats.NewMsg(l.Subject)
+		msg.Data = l.Body
+		id := replayHeaders(l, msg, r.s.CachedInfo().Config.Name, "replay")
+		// No retry after "no responders": the client would re-send the publish 250 ms later,
+		// behind the publishes sent meanwhile, and the server would store the letters out of
+		// order; the publish fails instead, and the letter is kept.
+		ack, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
+		if err != nil {
+			r.fail(c.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
+			break
+		}
+		r.sent <- sentLetter{i: c.i, ack: ack, at: time.Now()} // never blocks: the window bounds r.sent
+		return                                                 // settle frees the slot
+	}
+	<-r.slots
+}
+
+// stored reads the letter back from the stream, last thing before its publish: the letters were
+// listed before the replay began, and one purged since (dlq purge: "for good"), or replayed and
+// removed by another replay (whose event, published again past ORDERS' duplicate window, would be
+// handled twice), is not to be published. A sequence that holds another message (the stream
+// created again since) is the letter gone too. The server has no read of headers alone by
+// sequence: the letter is read whole.
+func (r *replayRun) stored(l Letter) (bool, error) {
+	m, err := r.s.GetMsg(r.ctx, l.Seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading dead letter %d before its replay: %w", l.Seq, err)
+	}
+	return bytes.Equal(m.Data, l.Body) && m.Subject == dlq.SubjectPrefix+l.Subject, nil
+}
+
+// gone counts the letter of index i gone meanwhile: not replayed.
+func (r *replayRun) gone(i int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.letters[i]
+	r.res.Gone++
+	r.res.GoneLetters = append(r.res.GoneLetters, l.Seq)
+	r.res.Letters[i].Gone = true
+	r.res.Letters[i].Reason = fmt.Sprintf("dead letter %d was gone when its turn came (purged, or replayed, by someone else meanwhile): not replayed", l.Seq)
 }
 
 // settle waits for the acknowledgement of a publish and hands the letter over to be removed; a
@@ -876,6 +1046,13 @@ func (r *replayRun) fail(i int, err error) {
 	if r.err == nil || i < r.errPos {
 		r.err, r.errPos = err, i
 	}
+}
+
+// failedBefore says whether a letter before the letter of index i failed, or i itself.
+func (r *replayRun) failedBefore(i int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil && r.errPos <= i
 }
 
 func (r *replayRun) failed() bool {

@@ -60,6 +60,22 @@ func letter(seq uint64, shop, reason, data string, replays int) dlq.Letter {
 	return l
 }
 
+// ordersTakesCreatedOnly narrows the ORDERS stream of letters to orders.created.>, so that a
+// test's other inbound subjects (the only ones a replay publishes to) are taken by the streams it
+// creates, or by none.
+func ordersTakesCreatedOnly(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), "ORDERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Subjects = []string{"orders.created.>"}
+	if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func small(shop, order string) string { return `{"shop_id":"` + shop + `","order_id":"` + order + `"}` }
 
 // orderData is a valid order.created data object of shop demo, billed billed.
@@ -317,20 +333,21 @@ func TestReplayFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ls := many(120)
-	ls[40].Subject = "nowhere.shop-1" // no stream takes it: no responders
+	ls[40].Subject = "orders.nowhere.shop-1" // no stream takes it: no responders
 	for i := 60; i < 70; i++ {
-		ls[i].Subject = "full.shop-" + strconv.Itoa(i%3)
+		ls[i].Subject = "orders.full.shop-" + strconv.Itoa(i%3)
 	}
 	q, js := letters(t, ls...)
+	ordersTakesCreatedOnly(t, js)
 	// A stream that takes two messages and refuses the others.
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 2,
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"orders.full.>"}, MaxMsgs: 2,
 		Discard: jetstream.DiscardNew, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := q.List(ctx, Filter{})
 	done := 0
 	res, replayErr := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
-	want := fmt.Sprintf("after %d replayed: re-publishing dead letter 41 to nowhere.shop-1: ", res.Replayed)
+	want := fmt.Sprintf("after %d replayed: re-publishing dead letter 41 to orders.nowhere.shop-1: ", res.Replayed)
 	if replayErr == nil || !strings.HasPrefix(replayErr.Error(), want) {
 		t.Fatalf("err = %v, want it to start %q", replayErr, want)
 	}

@@ -99,7 +99,7 @@ func (q *Queue) Edit(ctx context.Context, seq uint64, corrected []byte, opts Edi
 	if err != nil {
 		return Edited{}, err
 	}
-	l := letterOf(m.Sequence, m.Header, m.Data)
+	l := letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data)
 	if !l.Editable() {
 		return Edited{}, fmt.Errorf("dead letter %d (of %q) is %w; a replay re-publishes it", seq, l.Subject, ErrNotEditable)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -60,7 +61,7 @@ type Letter struct {
 	Reason      string
 	Err         error
 	Attempts    int
-	ReplayCount string // the Dlq-Replay-Count the message carried, if any
+	ReplayCount string // the Dlq-Replay-Count the message carried, if any; written only if a count (ParseReplayCount)
 	// Published is the sequence the event had when it was first published (HeaderPublishedSequence);
 	// 0 for Sequence.
 	Published uint64
@@ -111,8 +112,13 @@ func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err erro
 	msg.Header.Set(HeaderError, errText)
 	msg.Header.Set(HeaderAttempts, strconv.Itoa(l.Attempts))
 	msg.Header.Set(HeaderFailedAt, l.FailedAt.UTC().Format(time.RFC3339))
-	if l.ReplayCount != "" {
-		msg.Header.Set(HeaderReplayCount, l.ReplayCount)
+	// The count comes from the message's header, which anyone who may publish an event writes: a
+	// count that is none (-1000 would pass every -max-replays) is left out, as for an event that
+	// was never replayed, and a count is written as the replay guard reads it.
+	replays := ""
+	if count, ok := ParseReplayCount(l.ReplayCount); ok && l.ReplayCount != "" {
+		replays = strconv.FormatUint(count, 10)
+		msg.Header.Set(HeaderReplayCount, replays)
 	}
 	published := l.Published
 	if published == 0 {
@@ -123,8 +129,8 @@ func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err erro
 		msg.Header.Set(HeaderPublishedStreamCreated, time.Unix(0, l.PublishedCreated).UTC().Format(time.RFC3339Nano))
 	}
 	id := fmt.Sprintf("dlq:%s:%d", l.Stream, l.Sequence)
-	if l.ReplayCount != "" {
-		id += ":r" + l.ReplayCount
+	if replays != "" {
+		id += ":r" + replays
 	}
 	ack, err := w.publish(ctx, msg, id, l.Reason)
 	if err == nil && ack.Duplicate {
@@ -176,6 +182,23 @@ func (w *Writer) holds(ctx context.Context, ack *jetstream.PubAck, msg *nats.Msg
 	return stored.Subject == msg.Subject && bytes.Equal(stored.Data, msg.Data), nil
 }
 
+// maxReplayCount is the largest Dlq-Replay-Count read as a count: no letter is replayed so often.
+const maxReplayCount = math.MaxInt32
+
+// ParseReplayCount reads a Dlq-Replay-Count header: "" (never replayed) is 0; otherwise decimal
+// digits alone, no sign, up to maxReplayCount. ok is false for anything else: a count that cannot
+// be read, which the replay guard must not take as a small one.
+func ParseReplayCount(h string) (count uint64, ok bool) {
+	if h == "" {
+		return 0, true
+	}
+	count, err := strconv.ParseUint(h, 10, 64)
+	if err != nil || count > maxReplayCount {
+		return 0, false
+	}
+	return count, true
+}
+
 // FromMsg builds the letter of a consumed message from a stream created at created (Unix ns, 0
 // when unknown).
 func FromMsg(msg jetstream.Msg, created int64, reason string, cause error, now time.Time) Letter {
@@ -184,7 +207,9 @@ func FromMsg(msg jetstream.Msg, created int64, reason string, cause error, now t
 		l.Stream, l.Sequence, l.Attempts = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 	}
 	if h := msg.Headers(); h != nil {
-		l.ReplayCount = h.Get(HeaderReplayCount)
+		if count, ok := ParseReplayCount(h.Get(HeaderReplayCount)); ok && h.Get(HeaderReplayCount) != "" {
+			l.ReplayCount = strconv.FormatUint(count, 10)
+		}
 	}
 	l.Published = Published(msg.Headers(), l.Sequence)
 	l.PublishedCreated = PublishedCreated(msg.Headers(), created)

@@ -2,8 +2,10 @@ package dlq_test
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -364,5 +366,47 @@ func TestLetterOfARecreatedStreamIsStored(t *testing.T) {
 	got := letters(t, js)
 	if !stored || len(got) != 2 {
 		t.Fatalf("the letter of ORDERS (created again) sequence 5, another event, was stored=%v; DLQ holds %d letters, want 2: the message is acknowledged and its event lost", stored, len(got))
+	}
+}
+
+// TestWriterWritesAReadableReplayCount: the Dlq-Replay-Count a message carried is written as the
+// replay guard reads it: a count in plain digits; one that is none (-1000 would pass every
+// -max-replays, as would a word read as 0 by a careless reader) is left out, as for an event never
+// replayed, by Write and by FromMsg alike.
+func TestWriterWritesAReadableReplayCount(t *testing.T) {
+	t.Parallel()
+	js := newJetStream(t)
+	w := dlq.NewWriter(js)
+	for i, tc := range []struct{ carried, want string }{
+		{"2", "2"}, {"007", "7"}, {"-1000", ""}, {"+1", ""}, {"two", ""}, {"99999999999999999999", ""}, {"", ""},
+	} {
+		l := dlq.Letter{Subject: "orders.created.demo", Stream: "ORDERS", Sequence: uint64(i + 1), Body: []byte(`{}`),
+			Reason: "invalid", Attempts: 1, ReplayCount: tc.carried, FailedAt: time.Now()}
+		if err := w.Write(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+		stored := letters(t, js)
+		if got := stored[len(stored)-1].Header.Values(dlq.HeaderReplayCount); tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
+			t.Errorf("carried %q: Dlq-Replay-Count %q, want %q", tc.carried, got, tc.want)
+		}
+		if count, ok := dlq.ParseReplayCount(tc.carried); ok != (tc.want != "" || tc.carried == "") || ok && strconv.FormatUint(count, 10) != cmp.Or(tc.want, "0") {
+			t.Errorf("ParseReplayCount(%q) = %d, %v", tc.carried, count, ok)
+		}
+	}
+	// FromMsg: a consumed message carrying -1000 makes a letter that carries no count.
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "orders.created.demo", Data: []byte(`{}`),
+		Header: nats.Header{dlq.HeaderReplayCount: []string{"-1000"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.OrderedConsumer(t.Context(), "ORDERS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := dlq.FromMsg(m, 0, "invalid", errors.New("x"), time.Now()); l.ReplayCount != "" {
+		t.Errorf("FromMsg of a message carrying Dlq-Replay-Count -1000: ReplayCount %q, want none", l.ReplayCount)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
@@ -352,5 +353,37 @@ func TestStreamNotFoundNamesTheServer(t *testing.T) {
 		if r.err == nil || !strings.Contains(r.err.Error(), "on the NATS server "+url+"; is it the worker's?") {
 			t.Errorf("%v: err = %v, want it to name the server %s", args, r.err, url)
 		}
+	}
+}
+
+// TestReplaySaysWhichLettersCannotBeReplayed: a letter whose Dlq-Original-Subject disagrees with
+// the subject it is stored on is refused and printed with why, the others replayed; a run that
+// refused every letter so fails and says to correct or purge them, not to raise -max-replays.
+func TestReplaySaysWhichLettersCannotBeReplayed(t *testing.T) {
+	t.Parallel()
+	url, s := deadLetters(t, deadLetter(1, "demo", handlers.ReasonInvalid.String(), 1, 0))
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	forged := nats.NewMsg("dlq.orders.created.demo")
+	forged.Data = []byte(`{"forged":1}`)
+	forged.Header.Set(dlq.HeaderOriginalSubject, "credit.ok.demo")
+	forged.Header.Set(dlq.HeaderReason, handlers.ReasonInvalid.String())
+	if err := nc.PublishMsg(forged); err != nil || nc.Flush() != nil {
+		t.Fatal(err)
+	}
+	r := runPublisher(t, url, "", false, "dlq", "replay")
+	if r.err != nil || !strings.Contains(r.stdout, "replayed 1, refused 1") ||
+		!strings.Contains(r.stdout, "refused: seq 2 (invalid, orders.created.demo) not replayable: its Dlq-Original-Subject credit.ok.demo disagrees with the subject it is stored on, dlq.orders.created.demo") {
+		t.Errorf("replay: %v\n%s", r.err, r.stdout)
+	}
+	r = runPublisher(t, url, "", false, "dlq", "replay")
+	if r.err == nil || !strings.Contains(r.err.Error(), "1 of them as not replayable: correct them with dlq edit, or purge them") {
+		t.Errorf("replay of the refused letter alone: %v\n%s", r.err, r.stdout)
+	}
+	if n := len(storedMsgs(t, s)); n != 1 {
+		t.Errorf("%d letters left, want the refused one", n)
 	}
 }

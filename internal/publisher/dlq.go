@@ -264,7 +264,7 @@ acknowledged the re-publish. A run that replays nothing because every letter was
 	if !*dry {
 		planned := 0
 		for _, l := range sel.letters {
-			if l.ReplayCount < *maxReplays {
+			if l.Refusal(*maxReplays) == "" {
 				planned++
 			}
 		}
@@ -286,28 +286,57 @@ acknowledged the re-publish. A run that replays nothing because every letter was
 	case *dry:
 		a.printPlan(res)
 	default:
-		_, err = fmt.Fprintf(a.Stdout, "replayed %d, refused %d (replayed %d times or more)\n", res.Replayed, res.Refused, res.MaxReplays)
+		fmt.Fprintf(a.Stdout, "replayed %d, refused %d (replayed %d times or more, or not replayable)", res.Replayed, res.Refused, res.MaxReplays)
+		if res.Gone > 0 {
+			fmt.Fprintf(a.Stdout, ", gone %d (removed meanwhile by someone else: not replayed)", res.Gone)
+		}
+		fmt.Fprintln(a.Stdout)
+		a.printRefusals(res, false)
+		for _, seq := range res.GoneLetters {
+			fmt.Fprintf(a.Stdout, "gone: seq %d was removed meanwhile (purged, or replayed by someone else): not replayed\n", seq)
+		}
 	}
 	if err == nil && res.AllRefused() {
 		// Refusals leave letters behind that need an operator: a run that did nothing else says so.
-		return fmt.Errorf("nothing replayed: the %d dead letters that match were all replayed %d times or more already (-max-replays %d): purge them, or raise -max-replays",
-			res.Refused, res.MaxReplays, res.MaxReplays)
+		unreplayable := 0
+		for _, l := range res.RefusedLetters {
+			if l.Unreplayable != "" {
+				unreplayable++
+			}
+		}
+		if unreplayable == 0 {
+			return fmt.Errorf("nothing replayed: the %d dead letters that match were all replayed %d times or more already (-max-replays %d): purge them, or raise -max-replays",
+				res.Refused, res.MaxReplays, res.MaxReplays)
+		}
+		return fmt.Errorf("nothing replayed: the %d dead letters that match were all refused, %d of them as not replayable: correct them with dlq edit, or purge them",
+			res.Refused, unreplayable)
 	}
 	return err
 }
 
+// printRefusals prints the letters a replay refused: each one not replayable with why, and, when
+// counts, each one refused for its replay count.
+func (a *App) printRefusals(res deadletter.ReplayResult, counts bool) {
+	for _, l := range res.RefusedLetters {
+		switch {
+		case l.Unreplayable != "":
+			fmt.Fprintf(a.Stdout, "refused: seq %d (%s, %s) not replayable: %s\n", l.Seq, l.Reason, l.Subject, l.Unreplayable)
+		case counts:
+			fmt.Fprintf(a.Stdout, "refused: seq %d (%s, %s) replayed %d times\n", l.Seq, l.Reason, l.Subject, l.ReplayCount)
+		}
+	}
+}
+
 // printPlan prints what a replay would do, with counts per reason and subject.
 func (a *App) printPlan(res deadletter.ReplayResult) {
-	fmt.Fprintf(a.Stdout, "would replay %d dead letters; %d refused (replayed %d times or more)\n", res.Planned, res.Refused, res.MaxReplays)
+	fmt.Fprintf(a.Stdout, "would replay %d dead letters; %d refused (replayed %d times or more, or not replayable)\n", res.Planned, res.Refused, res.MaxReplays)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REASON\tSUBJECT\tCOUNT")
 	for _, g := range res.Groups {
 		fmt.Fprintf(tw, "%s\t%s\t%d\n", g.Reason, g.Subject, g.Count)
 	}
 	_ = tw.Flush()
-	for _, l := range res.RefusedLetters {
-		fmt.Fprintf(a.Stdout, "refused: seq %d (%s, %s) replayed %d times\n", l.Seq, l.Reason, l.Subject, l.ReplayCount)
-	}
+	a.printRefusals(res, true)
 }
 
 func (a *App) dlqPurge(ctx context.Context, args []string) error {
