@@ -302,6 +302,21 @@ func (e *reauthEnv) result(r string) int {
 	return e.results[r]
 }
 
+// reauthorizingUnderReview makes order o-1, under review then OK, due for re-authorization and
+// fires its timer: the new registration is under review. It returns the old transaction.
+func (e *reauthEnv) reauthorizingUnderReview(t *testing.T) string {
+	t.Helper()
+	e.create(t, "o-1", "review-ok@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	decide(t, e.sbURL, old, "OK")
+	e.poll(t)
+	e.clock.Advance(reauthAfter)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
 // TestReauthorizedOnce: an order OK and not shipped for 88 days is registered again under o-1_R1,
 // with credit.ok reauthorized naming the new transaction; the old one is cancelled. The timer
 // handled again, or a timer scheduled before it, registers nothing more. A tracking number is then
@@ -617,14 +632,7 @@ func TestReauthorizationDeclined(t *testing.T) {
 func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "review-ok@example.jp")
-	old := e.get(t, "o-1").TransactionID
-	decide(t, e.sbURL, old, "OK")
-	e.poll(t)
-	e.clock.Advance(reauthAfter)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	e.reauthorizingUnderReview(t)
 	if tx := e.transactions(t)["o-1"]; tx.State != "active" {
 		t.Fatalf("the old transaction is %s while the new one is under review, want active", tx.State)
 	}
@@ -657,14 +665,7 @@ func TestReauthorizationUnderReviewTurnsOK(t *testing.T) {
 func TestReauthorizationWhoseNewTransactionATODENEDoesNotKnow(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "review-ok@example.jp")
-	old := e.get(t, "o-1").TransactionID
-	decide(t, e.sbURL, old, "OK")
-	e.poll(t)
-	e.clock.Advance(reauthAfter)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	old := e.reauthorizingUnderReview(t)
 	nw := e.get(t, "o-1").Reauth.New
 	e.prov.mu.Lock()
 	e.prov.unknownTx = nw
@@ -704,14 +705,7 @@ func TestReauthorizationWhoseNewTransactionATODENEDoesNotKnow(t *testing.T) {
 func TestChangeDuringAReauthorizationUnderReview(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "review-ok@example.jp")
-	old := e.get(t, "o-1").TransactionID
-	decide(t, e.sbURL, old, "OK")
-	e.poll(t)
-	e.clock.Advance(reauthAfter)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	old := e.reauthorizingUnderReview(t)
 	nw := e.get(t, "o-1").Reauth.New
 	if err := e.update(t, "u-1", "o-1", "taro@example.jp", 3100); err != nil {
 		t.Fatal(err)
