@@ -124,6 +124,10 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 		case rs.Phase == orderstate.ReauthRegistering:
 			return o.reauthResend(ctx, r, p.OrderID, st)
 		case rs.Phase == orderstate.ReauthPending:
+			if why := stalePending(st); why != "" {
+				// Never re-checked: an OK would move a shipped, cancelled or changed order onto it.
+				return o.reauthDrop(ctx, r, st, why)
+			}
 			return o.reauthCheck(ctx, r, p.OrderID, st)
 		case st.Shipment != nil && st.Shipment.Reported:
 			return keep("no re-authorization: the shipment is reported")
@@ -138,6 +142,18 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 		}
 		return o.reauthorize(ctx, r, p.OrderID, st)
 	}
+}
+
+// reauthDrop cancels the new transaction of a re-authorization under review that no longer fits
+// the order (why: stalePending), as settleReauth does. A refusal of the shop's account is
+// returned, for the timer to be scheduled again for the stop's end (refusedLater); it is never
+// re-checked meanwhile.
+func (o *Orders) reauthDrop(ctx context.Context, r *run, st orderstate.State, why string) change {
+	did := "re-authorization dropped (" + why + "): its new transaction " + st.Reauth.New + " cancelled"
+	if err := dropNew(ctx, r, &st); err != nil {
+		return fail(err)
+	}
+	return write(st, did)
 }
 
 // reauthorize begins a re-authorization: it writes the intent (the derived shopOrderId, waited for
@@ -190,6 +206,13 @@ func (o *Orders) reauthRequest(ctx context.Context, r *run, order string, st ord
 		return atodene.Request{}, &c
 	}
 	var data events.Order
+	if raw == nil && st.Reauth != nil && st.Reauth.Phase == orderstate.ReauthRegistering && stalePending(st) != "" {
+		// The order shipped or was cancelled with the registration's answer unrecorded: its data
+		// went with it. Whether that registration reached ATODENE only its screen tells.
+		c := o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not sent again ("+stalePending(st)+"; Redis no longer keeps its data): "+
+			"whether its registration under the derived shopOrderId "+shopOrderID+" reached ATODENE is unknown; look it up in ATODENE's screen and resolve the order; it stays on its transaction")
+		return atodene.Request{}, &c
+	}
 	if raw == nil {
 		c := o.reauthEnded(st, r.shop.ID, order, ReauthNoData, "re-authorization impossible: Redis holds no data of the order to register it with")
 		return atodene.Request{}, &c
@@ -283,6 +306,18 @@ func (o *Orders) reauthCheck(ctx context.Context, r *run, order string, st order
 // resolution.
 func (o *Orders) reauthDecided(st orderstate.State, shop, order, tx string, scr atodene.Screening, causedBy, did string) change {
 	rs := reauthOf(&st)
+	if why := stalePending(st); why != "" && scr.Decision() != atodene.DecisionNG {
+		// The order shipped, was cancelled or changed while the registration was under way: the
+		// new transaction is not adopted but cancelled (settleReauth, or the timer's reauthDrop
+		// once the shop's calls resume), whatever ATODENE decided.
+		o.Logger.Warn("a re-authorization's new transaction no longer fits the order: it is cancelled, not adopted",
+			zap.String("shop", shop), zap.String("order", order), zap.String("transaction", tx), zap.String("why", why))
+		rs.Phase, rs.New, rs.Review, rs.Scheduled = orderstate.ReauthPending, tx, "", false
+		if rs.Since.IsZero() {
+			rs.Since = o.Now()
+		}
+		return write(st, did+": new transaction "+tx+" not adopted ("+why+"): it is cancelled; the order stays on its transaction "+st.TransactionID)
+	}
 	switch scr.Decision() {
 	case atodene.DecisionOK:
 		rs.Old, rs.Phase, rs.New, rs.Review = st.TransactionID, orderstate.ReauthCancelling, "", ""

@@ -1299,3 +1299,142 @@ func TestCancelWhileAReauthorizationIsUnknown(t *testing.T) {
 		t.Fatalf("the order's transaction is %s, want cancelled", tx.State)
 	}
 }
+
+// scriptedRegistrations answers registrations from a script ("refused": the shop's account
+// refused; "transient": no answer), then as fakeProvider, and records the cancels it is sent.
+type scriptedRegistrations struct {
+	fakeProvider
+	mu      sync.Mutex
+	script  []string
+	sent    int
+	cancels []string
+}
+
+func (p *scriptedRegistrations) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	p.mu.Lock()
+	p.sent++
+	step := "ok"
+	if len(p.script) > 0 {
+		step, p.script = p.script[0], p.script[1:]
+	}
+	p.mu.Unlock()
+	switch step {
+	case "refused":
+		return atodene.Registration{}, &atodene.RejectedError{Op: "transaction", Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003"}}}
+	case "transient":
+		return atodene.Registration{}, errors.New("HTTP 503 (the test)")
+	}
+	return p.fakeProvider.Register(ctx, req)
+}
+
+func (p *scriptedRegistrations) Cancel(_ context.Context, tx string) error {
+	p.mu.Lock()
+	p.cancels = append(p.cancels, tx)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *scriptedRegistrations) cancelled() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.cancels...)
+}
+
+// hookOutcomes runs fn before each publish, then records the outcome.
+type hookOutcomes struct {
+	fn   func()
+	sent publishedOutcomes
+}
+
+func (h *hookOutcomes) Publish(ctx context.Context, subj, id string, body []byte) error {
+	if h.fn != nil {
+		h.fn()
+	}
+	return h.sent.Publish(ctx, subj, id, body)
+}
+
+// staleReauthEnv is shop-a re-authorizing, whose calls are stopped for 30 s from its clock's start
+// (another order's registration refused for the account), and an order o-1 stored as st, the stop
+// then 1 s from its end. Its first publish moves the clock 2 s: the stop ends during the handling.
+func staleReauthEnv(t *testing.T, st orderstate.State) (*handlers.Orders, *orderstate.Store, *scriptedRegistrations, *hookOutcomes, *clock.Fake) {
+	t.Helper()
+	prov := &scriptedRegistrations{script: []string{"refused"}}
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	outs := &hookOutcomes{}
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}, ReauthorizeAfter: reauthAfter}
+	store := newStore(t)
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: outs, Polls: &timedPolls{}, Now: clk.Now})
+	ctx := context.Background()
+	wantReason(t, o.OrderCreated(ctx, createdEvent("c-x", "X-1", 1)), handlers.ReasonAccountRefused)
+	st.AuthorizedAt, st.CausedBy = clk.Now().Add(-reauthAfter), "c-1"
+	if _, err := store.Put(ctx, "shop-a", "o-1", st, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	var once sync.Once
+	outs.fn = func() { once.Do(func() { clk.Advance(2 * time.Second) }) }
+	return o, store, prov, outs, clk
+}
+
+// TestStaleReauthorizationUnderReviewIsCancelledNotAdopted: an order shipped while its
+// re-authorization's new transaction was under review. The drop of the new transaction is refused
+// (the shop's calls are stopped), and the stop ends while the re-authorization's timer is handled:
+// the timer cancels the new transaction, it does not re-check it. The order stays on its old,
+// shipped transaction, which is not cancelled, and no credit.ok is published.
+func TestStaleReauthorizationUnderReviewIsCancelledNotAdopted(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	o, store, prov, outs, _ := staleReauthEnv(t, orderstate.State{Status: orderstate.StatusOK, TransactionID: "11111111111", Fee: 205, BilledAmount: 3155, DataHash: "v1:x",
+		Shipment: &orderstate.Shipment{CarrierCode: "12", TrackingNumber: "1234", Reported: true, Filed: true},
+		Reauth:   &orderstate.Reauth{Seq: 3, N: 1, Phase: orderstate.ReauthPending, New: "22222222222", ShopOrderID: "o-1_R1", DataHash: "v1:x", Since: now, Scheduled: true, At: now},
+		Outbox:   []orderstate.Outcome{{Subject: "results.x", MsgID: "shop-a:o-1:e:1:credit.pending", Body: []byte(`{"type":"credit.pending"}`)}}})
+	ctx := context.Background()
+	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerReauth, Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := store.Get(ctx, "shop-a", "o-1")
+	if got.TransactionID != "11111111111" || got.Reauth.Phase != "" || got.Reauth.New != "" ||
+		strings.Join(prov.cancelled(), ",") != "22222222222" || outs.sent.types() != "credit.pending" {
+		t.Fatalf("on %s, reauth %+v, cancels %v, outcomes %q; want on 11111111111, the re-authorization dropped, 22222222222 cancelled, only credit.pending",
+			got.TransactionID, got.Reauth, prov.cancelled(), outs.sent.types())
+	}
+}
+
+// TestStaleReauthorizationIntentShippedEndsUnknown: a re-authorization's registration intent
+// (answer unrecorded) whose resend is refused for the account; a tracking number ships the order
+// on its old transaction, and the order's kept data goes with it. The intent cannot be sent
+// again: it ends unknown (whether the registration reached ATODENE only its screen tells), not
+// no-data, and nothing is cancelled.
+func TestStaleReauthorizationIntentShippedEndsUnknown(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	data, _ := json.Marshal(testOrder("o-1", 2950))
+	o, store, prov, outs, clk := staleReauthEnv(t, orderstate.State{Status: orderstate.StatusOK, TransactionID: "11111111111", ShopOrderID: "o-1", Service: atodene.ServiceSeparate,
+		Fee: 205, BilledAmount: 3155, DataHash: "v1:x", OrderData: data,
+		Reauth: &orderstate.Reauth{Seq: 3, N: 1, Phase: orderstate.ReauthRegistering, ShopOrderID: "o-1_R1", DataHash: "v1:x", Scheduled: true, At: now.Add(time.Minute)},
+		Outbox: []orderstate.Outcome{{Subject: "results.x", MsgID: "shop-a:o-1:e:1:x", Body: []byte(`{"type":"x"}`)}}})
+	ctx := context.Background()
+	if err := o.TrackingEntered(ctx, handlers.Event[events.Tracking]{
+		Meta: handlers.Meta{ID: "t-o-1", Source: "test", Type: events.TypeTrackingEntered, Shop: "shop-a", Seq: 2, Time: clk.Now()},
+		Data: events.Tracking{ShopID: "shop-a", OrderID: "o-1", Carrier: "yamato", TrackingNumber: "123456789012"}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerReauth, Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := store.Get(ctx, "shop-a", "o-1")
+	h, _ := store.History(ctx, "shop-a", "o-1")
+	last := ""
+	for _, x := range h {
+		if x.Type == "reauthorization" {
+			last = x.Did
+		}
+	}
+	if got.TransactionID != "11111111111" || got.Reauth.Failed != handlers.ReauthUnknown || len(prov.cancelled()) != 0 ||
+		strings.Contains(outs.sent.types(), "credit.ok") || !strings.Contains(last, "o-1_R1 reached ATODENE is unknown") {
+		t.Fatalf("on %s, reauth %+v, cancels %v, outcomes %q, history %q; want on 11111111111, ended unknown naming o-1_R1, nothing cancelled",
+			got.TransactionID, got.Reauth, prov.cancelled(), outs.sent.types(), last)
+	}
+}
