@@ -13,7 +13,7 @@ import (
 func TestSuccessPathClassifiesWithoutAllocating(t *testing.T) {
 	now := time.Now()
 	refusals := &Refusals{}
-	if n := testing.AllocsPerRun(100, func() { refusals.record("shop-a", nil, now) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { refusals.record("shop-a", ticket{}, nil, now) }); n != 0 {
 		t.Errorf("Refusals.record of an answer: %v allocations, want 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { DeadLetterReason(nil); RetryDelay(nil); IsInfrastructure(nil) }); n != 0 {
@@ -22,7 +22,7 @@ func TestSuccessPathClassifiesWithoutAllocating(t *testing.T) {
 	rec := recorder{r: &run{calls: make([]string, 0, 1)}, shop: "shop-a", refusals: refusals, now: time.Now, log: zap.NewNop()}
 	if n := testing.AllocsPerRun(100, func() {
 		rec.r.calls = rec.r.calls[:0]
-		_ = rec.after("transaction.do", "OK", nil)
+		_ = rec.after(ticket{}, "transaction.do", "OK", nil)
 	}); n > 1 {
 		t.Errorf("recorder.after of an answer: %v allocations, want 1 (the history line)", n)
 	}

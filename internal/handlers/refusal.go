@@ -25,6 +25,8 @@ import (
 type Refusals struct {
 	mu    sync.Mutex
 	shops map[string]*Refused
+	// gen numbers the stops begun and the calls let through after one, in order (ticket).
+	gen uint64
 }
 
 // Refused says why the calls of a shop are stopped.
@@ -34,9 +36,21 @@ type Refused struct {
 	Since   time.Time // the first refusal
 	RetryAt time.Time // when a call tries again
 	backoff time.Duration
-	// probing says a call was let through after the stop (check): its refusal lengthens the stop,
-	// that of a call sent before the stop began does not.
-	probing bool
+	// gen is the stop's number: an answer to a call checked before it (a lower ticket.seen) does
+	// not end it.
+	gen uint64
+	// probe is the number of the call let through after the stop (check), 0 when none is under
+	// way: its refusal lengthens the stop, that of a call sent before the stop began does not, and
+	// its failing with no answer lets the next call through.
+	probe uint64
+}
+
+// ticket is what check says of a call it lets through, for record: the last number given out
+// then (a stop begun after it began after the call was checked), and the call's number if it is
+// the one let through after a stop.
+type ticket struct {
+	seen  uint64
+	probe uint64
 }
 
 const (
@@ -44,52 +58,64 @@ const (
 	maxRefusalStop   = 10 * time.Minute
 )
 
-// check returns an account-refused error while the shop's calls are stopped, nil otherwise. Once
-// the stop is over, it lets one call through and stops the others for the stop's length again, so
-// that the calls waiting for the stop's end do not all go to ATODENE at once; the call's answer
-// ends the stop or lengthens it (record).
-func (r *Refusals) check(shop string, now time.Time) error {
+// check returns an account-refused error while the shop's calls are stopped, and otherwise the
+// ticket of the call, for record. Once the stop is over, it lets one call through and stops the
+// others for the stop's length again, so that the calls waiting for the stop's end do not all go
+// to ATODENE at once; the call's answer ends the stop or lengthens it (record).
+func (r *Refusals) check(shop string, now time.Time) (ticket, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, ok := r.shops[shop]
 	switch {
 	case !ok:
-		return nil
+		return ticket{seen: r.gen}, nil
 	case now.Before(f.RetryAt):
-		return Permanent(ReasonAccountRefused, fmt.Errorf("calls to ATODENE for shop %s are stopped until %s: ATODENE refused its account (%s) since %s",
+		return ticket{}, Permanent(ReasonAccountRefused, fmt.Errorf("calls to ATODENE for shop %s are stopped until %s: ATODENE refused its account (%s) since %s",
 			shop, f.RetryAt.UTC().Format(time.RFC3339), f.Detail, f.Since.UTC().Format(time.RFC3339)))
 	}
-	f.RetryAt, f.probing = now.Add(f.backoff), true
-	return nil
+	r.gen++
+	f.RetryAt, f.probe = now.Add(f.backoff), r.gen
+	return ticket{seen: r.gen, probe: r.gen}, nil
 }
 
-// record notes the answer of a call: a refusal of the account stops the shop's calls, any other
-// answer of ATODENE ends the stop. The refusal of the call let through after a stop doubles it;
-// that of a call sent before the stop began (calls of the shop in flight together) leaves it as
-// it is. It returns the stop that a refusal began or met, and whether an answer ended one.
-func (r *Refusals) record(shop string, err error, now time.Time) (stop *Refused, ended bool) {
+// record notes the answer of a call checked with ticket t: a refusal of the account stops the
+// shop's calls, any other answer of ATODENE to a call checked after the stop began ends it. The
+// refusal of the call let through after a stop doubles it; that of a call sent before the stop
+// began (calls of the shop in flight together) leaves it as it is. That call failing with no
+// answer (a timeout, HTTP 5xx, a cancelled context) says nothing of the account: the next call is
+// let through at once. It returns the stop that a refusal began or met, and whether an answer
+// ended one.
+func (r *Refusals) record(shop string, t ticket, err error, now time.Time) (stop *Refused, ended bool) {
 	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	refused := isRejected && errors.Is(err, atodene.ErrAccountRefused)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, ok := r.shops[shop]
+	probe := ok && t.probe != 0 && t.probe == f.probe
 	switch {
 	case refused && !ok:
 		if r.shops == nil {
 			r.shops = map[string]*Refused{}
 		}
-		f = &Refused{Shop: shop, Since: now, backoff: firstRefusalStop}
+		r.gen++
+		f = &Refused{Shop: shop, Since: now, backoff: firstRefusalStop, gen: r.gen}
 		r.shops[shop] = f
 		f.RetryAt = now.Add(f.backoff)
-	case refused && f.probing:
-		f.backoff, f.probing = min(2*f.backoff, maxRefusalStop), false
+	case refused && probe:
+		f.backoff, f.probe = min(2*f.backoff, maxRefusalStop), 0
 		f.RetryAt = now.Add(f.backoff)
 	case refused:
 		// Sent before the stop began, or before the call let through after it: the stop stands.
-	case ok && (err == nil || isRejected):
+	case ok && (err == nil || isRejected) && t.seen >= f.gen:
 		delete(r.shops, shop) // ATODENE answered, and not about the account
 		return nil, true
+	case probe:
+		// No answer: nothing learnt of the account, and no refusal seen since the stop's end.
+		f.RetryAt, f.probe = now, 0
+		return nil, false
 	default:
+		// No answer, or the answer to a call checked before the stop began (sent with the
+		// refused one): the stop stands.
 		return nil, false
 	}
 	f.Detail = points(rejected)

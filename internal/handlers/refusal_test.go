@@ -310,3 +310,70 @@ func TestRefusalStopLetsOneCallThroughWhenItEnds(t *testing.T) {
 		t.Fatalf("once the stop is over: %d calls, stop %s; want 1 call, the stop doubled once to 1 min", calls, stop)
 	}
 }
+
+// TestRefusalProbeWithNoAnswerLetsTheNextCallThrough: the call let through after a refused
+// account's stop gets no answer (HTTP 503): nothing is learnt of the account and no refusal was
+// seen, so the next event of the shop, a second later, calls ATODENE (and, answered, ends the
+// stop) rather than being dead-lettered account-refused unsent for the stop's length again.
+func TestRefusalProbeWithNoAnswerLetsTheNextCallThrough(t *testing.T) {
+	t.Parallel()
+	prov := &scriptedRegistrations{script: []string{"refused", "transient"}}
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := newOrders(t, handlers.OrdersConfig{Store: newStore(t), Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: noPolls{}, Now: clk.Now})
+	ctx := context.Background()
+	wantReason(t, o.OrderCreated(ctx, createdEvent("c-1", "Z-1", 1)), handlers.ReasonAccountRefused)
+	clk.Advance(31 * time.Second)
+	err := o.OrderCreated(ctx, createdEvent("c-2", "Z-2", 2))
+	if _, perm := handlers.DeadLetterReason(err); err == nil || perm {
+		t.Fatalf("the call let through: %v, want a transient failure", err)
+	}
+	clk.Advance(time.Second)
+	if err := o.OrderCreated(ctx, createdEvent("c-3", "Z-3", 3)); err != nil || prov.sent != 3 || len(o.Refusals.Snapshot()) != 0 {
+		t.Fatalf("the next event: %v after %d registrations sent, stopped shops %+v; want it registered (3 sent), the stop ended",
+			err, prov.sent, o.Refusals.Snapshot())
+	}
+}
+
+// heldRegistration holds the first registration until release is closed, then answers it OK;
+// the second is refused for the account.
+type heldRegistration struct {
+	fakeProvider
+	n       atomic.Int32
+	sending chan struct{}
+	release chan struct{}
+}
+
+func (p *heldRegistration) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	if p.n.Add(1) == 1 {
+		close(p.sending)
+		<-p.release
+		return p.fakeProvider.Register(ctx, req)
+	}
+	return atodene.Registration{}, &atodene.RejectedError{Op: "transaction", Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003"}}}
+}
+
+// TestAnswerToACallSentBeforeTheStopDoesNotEndIt: two calls of a shop in flight together; the
+// second is refused for the account and stops the shop's calls, then the first, sent before that,
+// is answered OK. That answer says nothing of the account since: the stop stands.
+func TestAnswerToACallSentBeforeTheStopDoesNotEndIt(t *testing.T) {
+	t.Parallel()
+	prov := &heldRegistration{sending: make(chan struct{}), release: make(chan struct{})}
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	o := newOrders(t, handlers.OrdersConfig{Store: newStore(t), Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: noPolls{}, Now: clk.Now})
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { first <- o.OrderCreated(ctx, createdEvent("c-1", "Z-1", 1)) }()
+	<-prov.sending
+	wantReason(t, o.OrderCreated(ctx, createdEvent("c-2", "Z-2", 2)), handlers.ReasonAccountRefused)
+	close(prov.release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first call: %v", err)
+	}
+	if stopped := o.Refusals.Snapshot(); len(stopped) != 1 || !stopped[0].RetryAt.Equal(clk.Now().Add(30*time.Second)) {
+		t.Fatalf("stopped shops %+v; want shop-a stopped for 30 s still", stopped)
+	}
+}

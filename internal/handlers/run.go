@@ -42,19 +42,20 @@ type recorder struct {
 	log      *zap.Logger
 }
 
-// before returns an error instead of calling while the shop's calls are stopped.
-func (c recorder) before(op string) error {
-	err := c.refusals.check(c.shop, c.now())
+// before returns an error instead of calling while the shop's calls are stopped, and otherwise
+// the call's ticket, for after.
+func (c recorder) before(op string) (ticket, error) {
+	t, err := c.refusals.check(c.shop, c.now())
 	if err != nil {
 		c.r.calls = append(c.r.calls, op+": not called (the account is refused)")
 	}
-	return err
+	return t, err
 }
 
 // after notes the call and classifies its error.
-func (c recorder) after(op, answer string, err error) error {
+func (c recorder) after(t ticket, op, answer string, err error) error {
 	c.note(op, answer, err)
-	switch stop, ended := c.refusals.record(c.shop, err, c.now()); {
+	switch stop, ended := c.refusals.record(c.shop, t, err, c.now()); {
 	case stop != nil:
 		c.log.Error("ATODENE refuses the shop's account: its calls are stopped", zap.String("shop", c.shop),
 			zap.String("errors", stop.Detail), zap.Time("retry_at", stop.RetryAt), zap.Stringer("reason", ReasonAccountRefused))
@@ -80,15 +81,17 @@ func (c recorder) note(op, answer string, err error) {
 }
 
 func (c recorder) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
-	if err := c.before("transaction.do"); err != nil {
+	t, err := c.before("transaction.do")
+	if err != nil {
 		return atodene.Registration{}, err
 	}
 	reg, err := c.p.Register(ctx, req)
-	return reg, c.after("transaction.do", string(reg.Auto), err)
+	return reg, c.after(t, "transaction.do", string(reg.Auto), err)
 }
 
 func (c recorder) GetAuthori(ctx context.Context, transactionID string) (atodene.Screening, error) {
-	if err := c.before("getauthori.do"); err != nil {
+	t, err := c.before("getauthori.do")
+	if err != nil {
 		return atodene.Screening{}, err
 	}
 	scr, err := c.p.GetAuthori(ctx, transactionID)
@@ -96,11 +99,12 @@ func (c recorder) GetAuthori(ctx context.Context, transactionID string) (atodene
 	if answer == "" {
 		answer = string(atodene.DecisionReview) // manual review not finished
 	}
-	return scr, c.after("getauthori.do", answer, err)
+	return scr, c.after(t, "getauthori.do", answer, err)
 }
 
 func (c recorder) Modify(ctx context.Context, transactionID string, req atodene.Request) (atodene.Change, error) {
-	if err := c.before("modifytransaction.do change"); err != nil {
+	t, err := c.before("modifytransaction.do change")
+	if err != nil {
 		return atodene.Change{}, err
 	}
 	ch, err := c.p.Modify(ctx, transactionID, req)
@@ -108,27 +112,30 @@ func (c recorder) Modify(ctx context.Context, transactionID string, req atodene.
 	if answer == "" {
 		answer = "OK, not screened again"
 	}
-	return ch, c.after("modifytransaction.do change", answer, err)
+	return ch, c.after(t, "modifytransaction.do change", answer, err)
 }
 
 func (c recorder) Cancel(ctx context.Context, transactionID string) error {
-	if err := c.before("modifytransaction.do cancel"); err != nil {
+	t, err := c.before("modifytransaction.do cancel")
+	if err != nil {
 		return err
 	}
-	return c.after("modifytransaction.do cancel", "OK", c.p.Cancel(ctx, transactionID))
+	return c.after(t, "modifytransaction.do cancel", "OK", c.p.Cancel(ctx, transactionID))
 }
 
 func (c recorder) ReportShipment(ctx context.Context, s atodene.Shipment) error {
-	if err := c.before("shippingrequest.do"); err != nil {
+	t, err := c.before("shippingrequest.do")
+	if err != nil {
 		return err
 	}
-	return c.after("shippingrequest.do", "OK", c.p.ReportShipment(ctx, s))
+	return c.after(t, "shippingrequest.do", "OK", c.p.ReportShipment(ctx, s))
 }
 
 func (c recorder) InvoiceData(ctx context.Context, transactionID string) (atodene.Invoice, error) {
-	if err := c.before("getinvoicedata.do"); err != nil {
+	t, err := c.before("getinvoicedata.do")
+	if err != nil {
 		return atodene.Invoice{}, err
 	}
 	inv, err := c.p.InvoiceData(ctx, transactionID)
-	return inv, c.after("getinvoicedata.do", "OK", err)
+	return inv, c.after(t, "getinvoicedata.do", "OK", err)
 }
