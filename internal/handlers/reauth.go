@@ -119,6 +119,13 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		rs := st.Reauth
 		switch {
+		case rs != nil && rs.Seq == p.Seq && rs.Phase == orderstate.ReauthCancelling && rs.Scheduled && o.Now().Before(rs.At):
+			// Handled a moment early (the NATS server's clock ahead of the worker's): finishReauth
+			// waits for At, so the timer is scheduled again for it, or nothing would come then.
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: p.OrderID, Seq: rs.Seq, Kind: TimerReauth}, rs.At); err != nil {
+				return fail(err)
+			}
+			return keep("")
 		case rs == nil || rs.Seq != p.Seq || rs.Failed != "" || rs.Phase == orderstate.ReauthCancelling:
 			return keep("") // stale, ended, or carried on by settle already
 		case rs.Phase == orderstate.ReauthRegistering:

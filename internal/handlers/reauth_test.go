@@ -1438,3 +1438,39 @@ func TestStaleReauthorizationIntentShippedEndsUnknown(t *testing.T) {
 			got.TransactionID, got.Reauth, prov.cancelled(), outs.sent.types(), last)
 	}
 }
+
+// TestEarlyOldCancelTimerIsScheduledAgain: the cancel of a re-authorization's old transaction
+// failed, and its retry's timer is handled 5 ms before it is due (the NATS server's clock ahead of
+// the worker's). It cancels nothing yet, and is scheduled again for its time, when it cancels the
+// old transaction.
+func TestEarlyOldCancelTimerIsScheduledAgain(t *testing.T) {
+	t.Parallel()
+	e := newReauthEnv(t)
+	e.create(t, "o-1", "taro@example.jp")
+	e.clock.Advance(reauthAfter)
+	e.prov.mu.Lock()
+	e.prov.failCancels = 1
+	e.prov.mu.Unlock()
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	at := e.get(t, "o-1").Reauth.At
+	n := e.polls.count(handlers.TimerReauth)
+	e.clock.Advance(at.Sub(e.clock.Now()) - 5*time.Millisecond)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	st := e.get(t, "o-1")
+	if last := e.polls.last(t, handlers.TimerReauth); st.Reauth.Phase != orderstate.ReauthCancelling || e.polls.count(handlers.TimerReauth) != n+1 ||
+		!last.at.Equal(at) || last.req.Seq != st.Reauth.Seq {
+		t.Fatalf("after the early timer: phase %q, %d timers scheduled (were %d), last %+v at %s; want still cancelling, one more timer at %s",
+			st.Reauth.Phase, e.polls.count(handlers.TimerReauth), n, last.req, last.at, at)
+	}
+	e.clock.Advance(5 * time.Millisecond)
+	if err := e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerReauth).req); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.get(t, "o-1"); st.Reauth.Phase != "" || e.transactions(t)["o-1"].State != "cancelled" {
+		t.Fatalf("at its time: phase %q, old transaction %+v; want it cancelled", st.Reauth.Phase, e.transactions(t)["o-1"])
+	}
+}
