@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -90,5 +91,20 @@ func TestOutcomeMappingIsExplicit(t *testing.T) {
 	// nil stays nil, so that an invoice.ok leaves errors out and credit.* and shipment.* write [].
 	if outcomeErrors(nil) != nil || recordedErrors(nil) != nil {
 		t.Error("no errors mapped to a non-nil list")
+	}
+}
+
+// TestApprovalWhileTheOldCancelWaitsKeepsItDue: an approval recorded while a re-authorization's
+// old transaction still waits for its cancel's retry makes the retry's timer stale (a new series),
+// so the cancel is due now under the new one: the state relies on the re-authorization's timer
+// for it, due now, rather than on none.
+func TestApprovalWhileTheOldCancelWaitsKeepsItDue(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := orderstate.State{Status: orderstate.StatusOK, TransactionID: "22222222222",
+		Reauth: &orderstate.Reauth{Seq: 4, Phase: orderstate.ReauthCancelling, Old: "11111111111", Attempt: 2, Scheduled: true, At: now.Add(10 * time.Minute)}}
+	authorized(&st, now)
+	due, relies := st.TimerDue()
+	if st.Reauth.Seq != 5 || st.Reauth.Scheduled || !relies || !due.Equal(now) {
+		t.Fatalf("reauth %+v; relies on a timer %v due %s; want series 5, unscheduled, the cancel due now (%s)", st.Reauth, relies, due, now)
 	}
 }

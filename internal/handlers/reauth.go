@@ -74,13 +74,18 @@ func reservedOrderID(id string) bool {
 }
 
 // authorized records that ATODENE approved the order's transaction at now: the re-authorization
-// counts from it, and a timer scheduled before is stale.
+// counts from it, and a timer scheduled before is stale. The cancel of a re-authorization's old
+// transaction still to do is due now, under the new series (finishReauth), so that the state
+// still relies on the re-authorization's timer for it.
 func authorized(st *orderstate.State, now time.Time) {
 	st.AuthorizedAt = now.UTC()
 	if st.Reauth != nil {
 		rs := reauthOf(st)
 		rs.Seq++
 		rs.Scheduled, rs.At = false, time.Time{}
+		if rs.Phase == orderstate.ReauthCancelling {
+			rs.At = now.UTC()
+		}
 	}
 }
 
