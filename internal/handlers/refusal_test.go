@@ -377,3 +377,52 @@ func TestAnswerToACallSentBeforeTheStopDoesNotEndIt(t *testing.T) {
 		t.Fatalf("stopped shops %+v; want shop-a stopped for 30 s still", stopped)
 	}
 }
+
+// shipmentRefusing refuses the shop's account on shipment reports while refused is set.
+type shipmentRefusing struct {
+	fakeProvider
+	refused atomic.Bool
+}
+
+func (p *shipmentRefusing) ReportShipment(ctx context.Context, s atodene.Shipment) error {
+	if p.refused.Load() {
+		return &atodene.RejectedError{Op: "shippingrequest", Errors: []atodene.ProviderError{{Point: "linkPassword", Code: "er000003"}}}
+	}
+	return p.fakeProvider.ReportShipment(ctx, s)
+}
+
+// TestRecheckQueuedShipmentRefusedIsReportedByTheReplay: a due re-check decides the order OK, and
+// the report of the tracking number queued meanwhile is refused for the shop's account. The
+// re-check fails account-refused (dead-lettered, the one timer that is, as the docs say), with the
+// decision recorded and the tracking number still queued; replayed once the account is fixed, it
+// reports the tracking number.
+func TestRecheckQueuedShipmentRefusedIsReportedByTheReplay(t *testing.T) {
+	t.Parallel()
+	prov := &shipmentRefusing{}
+	prov.refused.Store(true)
+	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
+	store := newStore(t)
+	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: &flakyOutcomes{}, Polls: &timedPolls{}, Now: clk.Now})
+	ctx := context.Background()
+	st := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901", Fee: 205, BilledAmount: 3155,
+		PollScheduled: true, PollAt: clk.Now(), PollSince: clk.Now(), PollSeq: 1,
+		Shipment: &orderstate.Shipment{CarrierCode: "12", TrackingNumber: "1234-5678-9012"}}
+	if _, err := store.Put(ctx, "shop-a", "o-1", st, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	due := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: 1, At: clk.Now()}
+	wantReason(t, o.PollDue(ctx, due), handlers.ReasonAccountRefused)
+	if got, _ := store.Get(ctx, "shop-a", "o-1"); got.Status != orderstate.StatusOK || got.Shipment == nil || got.Shipment.Reported {
+		t.Fatalf("after the refusal: %s, shipment %+v; want ok, the tracking number queued", got.Status, got.Shipment)
+	}
+	prov.refused.Store(false)
+	clk.Advance(time.Minute)
+	if err := o.PollDue(ctx, due); err != nil {
+		t.Fatalf("the replayed re-check: %v", err)
+	}
+	if got, _ := store.Get(ctx, "shop-a", "o-1"); got.Shipment == nil || !got.Shipment.Reported || prov.calls["shipment"] != 1 {
+		t.Fatalf("after the replay: shipment %+v, %d reports; want it reported once", got.Shipment, prov.calls["shipment"])
+	}
+}
