@@ -646,7 +646,7 @@ func TestReplayDoesNotPublishALetterGoneMeanwhile(t *testing.T) {
 // TestReplayALetterWithoutItsOriginalSubject: a letter without Dlq-Original-Subject (an older or
 // foreign writer's, or its header lost) goes to the subject it is stored on without "dlq.", and
 // -shop selects it by that subject; a letter that still cannot be replayed is refused and the
-// others are replayed all the same (DESIGN §10: never block behind one).
+// others are replayed all the same (docs/architecture.md#promises: bad input never stops the stream).
 func TestReplayALetterWithoutItsOriginalSubject(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
