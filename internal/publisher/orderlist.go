@@ -197,6 +197,12 @@ mistake in the command line (exit status 2).
 	if err != nil {
 		return filterUsage(err, nil)
 	}
+	if len(page.Orders) == 0 && f.Cursor == "" {
+		// Name the Redis asked: a publisher left on its default lists another Redis than the
+		// worker's, where no order is not a finding.
+		fmt.Fprintf(a.Stderr, "no order of shop %s matches in the Redis at %s (key prefix %q); if the worker has some, is it the worker's? Set -redis-url or ATODENE_PUBLISHER_REDIS_URL\n",
+			f.Shop, redactURL(ro.url), ro.prefix)
+	}
 	switch {
 	case *asJSON:
 		for _, o := range page.Orders {

@@ -425,6 +425,15 @@ func TestOrderCommandsNameWhatFailed(t *testing.T) {
 		t.Errorf("order ls of a Redis that does not answer: %v", r.err)
 	}
 	e, _ := listEnv(t)
+	// No order where publisher looked: it says which Redis it asked (a newcomer's publisher left
+	// on its default asks the machine's Redis, not the embedded worker's); orders found, nothing.
+	r = e.run("", "order", "ls", "-shop", "no-such-shop")
+	if r.err != nil || !strings.Contains(r.stderr, `no order of shop no-such-shop matches in the Redis at `) || !strings.Contains(r.stderr, "Set -redis-url or ATODENE_PUBLISHER_REDIS_URL") {
+		t.Errorf("order ls finding nothing: %v, stderr %q", r.err, r.stderr)
+	}
+	if r = e.run("", "order", "ls", "-shop", "demo"); r.stderr != "" {
+		t.Errorf("order ls finding orders: stderr %q, want none", r.stderr)
+	}
 	missing := filepath.Join(t.TempDir(), "no-such-dir", "x.csv")
 	if r := e.run("", "order", "export", "-shop", "demo", "-o", missing); r.err == nil || !strings.Contains(r.err.Error(), "writing "+missing+": ") {
 		t.Errorf("order export -o into a missing directory: %v", r.err)
