@@ -75,7 +75,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 			return fail(fmt.Errorf("-data-dir %s: %w", s.DataDir, err))
 		}
 		if err != nil {
-			return fail(fmt.Errorf("-embedded-nats-addr %s: %w", s.EmbeddedNATSAddr, err))
+			return fail(portError("-embedded-nats-addr", s.EmbeddedNATSAddr, err))
 		}
 		closers = append(closers, n.Close)
 		s.NATSURL = n.URL()
@@ -84,7 +84,7 @@ func startEmbedded(s *config.Settings, shops *config.Shops, stdout io.Writer, lo
 	if s.RedisURL == "" {
 		r, err := embedded.StartRedis(s.EmbeddedRedisAddr)
 		if err != nil {
-			return fail(fmt.Errorf("-embedded-redis-addr %s: %w", s.EmbeddedRedisAddr, err))
+			return fail(portError("-embedded-redis-addr", s.EmbeddedRedisAddr, err))
 		}
 		s.RedisURL = "redis://" + r.Addr()
 		s.RedisWaitReplicas = 0 // one in-process server, with no replicas (and no INFO replication)
@@ -155,7 +155,7 @@ func startConsole(s config.Settings, shops *config.Shops, stdout io.Writer, log 
 	ln, err := net.Listen("tcp", s.EmbeddedConsoleAddr)
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("-embedded-console-addr %s: %w", s.EmbeddedConsoleAddr, err)
+		return nil, portError("-embedded-console-addr", s.EmbeddedConsoleAddr, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -551,5 +552,35 @@ func TestOpenStore(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, volatileMark)); tt.want == "" && (err == nil) != (tt.redisURL == "") {
 			t.Errorf("%s: the mark of in-memory states is there: %v, want %v", tt.name, err == nil, tt.redisURL == "")
 		}
+	}
+}
+
+// TestEmbeddedPortTaken: each of the four ports taken by something else stops the start at once
+// with the flag that names it and how to take a free port; -http-addr, checked first, stops it
+// before any server prints a line that looks like a start.
+func TestEmbeddedPortTaken(t *testing.T) {
+	for _, flag := range []string{"-http-addr", "-embedded-nats-addr", "-embedded-redis-addr", "-embedded-console-addr"} {
+		t.Run(flag, func(t *testing.T) {
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			args := append(embeddedArgs(t, t.TempDir()), flag, taken.Addr().String())
+			var stdout, stderr bytes.Buffer
+			start := time.Now()
+			err = run(t.Context(), args, &stdout, &stderr)
+			want := fmt.Sprintf("%s %s: ", flag, taken.Addr())
+			if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), want) ||
+				!strings.Contains(stderr.String(), "(give "+flag+" 127.0.0.1:0 for a free port)") {
+				t.Errorf("exit %d, stderr %q; want 1, naming %q and how to take a free port", code, stderr.String(), want)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("the start took %s to fail", d)
+			}
+			if flag == "-http-addr" && stdout.Len() > 0 {
+				t.Errorf("-http-addr taken: the embedded servers printed their lines first:\n%s", stdout.String())
+			}
+		})
 	}
 }

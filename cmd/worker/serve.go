@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +60,16 @@ func serveUntil(ctx context.Context, s config.Settings, shops *config.Shops, get
 		log.Info("tracing on: spans are exported as the OTEL_* environment variables say")
 	}
 	samples := s.Embedded && !s.Demo && !s.EmbeddedNoSamples && shops == nil // the sandbox's demo shop: give the console orders to show
+	var ln net.Listener
+	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
+		// Listened to first, so that a port taken stops the start before the embedded servers
+		// print their lines, and so that the banner says the port taken (-http-addr 127.0.0.1:0
+		// takes a free one); worker.Run serves it.
+		if ln, err = net.Listen("tcp", s.HTTPAddr); err != nil {
+			return portError("-http-addr", s.HTTPAddr, err)
+		}
+		defer ln.Close() // if Run returns before it serves
+	}
 	if s.Embedded {
 		var stop func()
 		if shops, stop, err = startEmbedded(&s, shops, stdout, log, tp); err != nil {
@@ -77,14 +88,7 @@ func serveUntil(ctx context.Context, s config.Settings, shops *config.Shops, get
 	}
 	defer rdb.Close()
 	deps := worker.Deps{Settings: s, Shops: shops, NATS: nc, Redis: rdb, KeyPrefix: s.RedisPrefix, Logger: log, Tracing: tp}
-	if !s.Demo { // the demo serves its /readyz on a port of its own and prints its own lines
-		// Listened to here, so that the line says the port taken (-http-addr 127.0.0.1:0 takes a
-		// free one); worker.Run serves it.
-		ln, err := net.Listen("tcp", s.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listening on -http-addr %s: %w", s.HTTPAddr, err)
-		}
-		defer ln.Close() // if Run returns before it serves
+	if ln != nil {
 		deps.HTTPListener = ln
 		fmt.Fprintf(stdout, "publish events to %s, e.g. subject orders.created.<shop>; metrics on http://%s/metrics\n", s.Redacted().NATSURL, listenedAddr(s.HTTPAddr, ln.Addr()))
 	}
@@ -97,6 +101,15 @@ func serveUntil(ctx context.Context, s config.Settings, shops *config.Shops, get
 		return worker.Run(ctx, deps)
 	}
 	return withDemo(ctx, deps, stdout)
+}
+
+// portError is the error of a listener of flag that could not listen on addr; a port taken says
+// how to take a free one.
+func portError(flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s: %w (give %s 127.0.0.1:0 for a free port)", flag, addr, err, flag)
+	}
+	return fmt.Errorf("%s %s: %w", flag, addr, err)
 }
 
 // listenedAddr is the address asked for (-http-addr) with the port of the listener: the port a
