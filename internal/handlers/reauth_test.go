@@ -317,6 +317,22 @@ func (e *reauthEnv) reauthorizingUnderReview(t *testing.T) string {
 	return old
 }
 
+// reauthorizationEndedUnknown makes order o-1 OK, due for re-authorization, and loses the answer
+// of its registration of o-1_R1, whose retry finds it registered: the re-authorization ends
+// unknown. It returns the order's transaction.
+func (e *reauthEnv) reauthorizationEndedUnknown(t *testing.T) string {
+	t.Helper()
+	e.create(t, "o-1", "taro@example.jp")
+	old := e.get(t, "o-1").TransactionID
+	e.clock.Advance(reauthAfter)
+	e.prov.loseRegister = true
+	_ = e.fire(t)
+	if err := e.fire(t); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
 // TestReauthorizedOnce: an order OK and not shipped for 88 days is registered again under o-1_R1,
 // with credit.ok reauthorized naming the new transaction; the old one is cancelled. The timer
 // handled again, or a timer scheduled before it, registers nothing more. A tracking number is then
@@ -1145,14 +1161,7 @@ func TestResolveAnUnknownReauthorization(t *testing.T) {
 		t.Run(fmt.Sprintf("adopt=%v", adopt), func(t *testing.T) {
 			t.Parallel()
 			e := newReauthEnv(t)
-			e.create(t, "o-1", "taro@example.jp")
-			old := e.get(t, "o-1").TransactionID
-			e.clock.Advance(reauthAfter)
-			e.prov.loseRegister = true
-			_ = e.fire(t)
-			if err := e.fire(t); err != nil {
-				t.Fatal(err)
-			}
+			old := e.reauthorizationEndedUnknown(t)
 			if st := e.get(t, "o-1"); st.Reauth.Failed != handlers.ReauthUnknown || !st.HasData {
 				t.Fatalf("after the lost answer: %+v, data kept %v; want unknown, the data kept for the resolution", st.Reauth, st.HasData)
 			}
@@ -1209,14 +1218,7 @@ func TestResolveAnUnknownReauthorization(t *testing.T) {
 func TestResolveAnUnknownReauthorizationAfterItShipped(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "taro@example.jp")
-	old := e.get(t, "o-1").TransactionID
-	e.clock.Advance(reauthAfter)
-	e.prov.loseRegister = true
-	_ = e.fire(t)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	old := e.reauthorizationEndedUnknown(t)
 	if err := e.trackO1(); err != nil {
 		t.Fatal(err)
 	}
@@ -1245,14 +1247,7 @@ func TestResolveAnUnknownReauthorizationAfterItShipped(t *testing.T) {
 func TestResolveReauthorizationWithTheOrdersOwnTransaction(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "taro@example.jp")
-	old := e.get(t, "o-1").TransactionID
-	e.clock.Advance(reauthAfter)
-	e.prov.loseRegister = true
-	_ = e.fire(t)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	old := e.reauthorizationEndedUnknown(t)
 	if st := e.get(t, "o-1"); st.Reauth.Failed != handlers.ReauthUnknown {
 		t.Fatalf("setup: %+v", st.Reauth)
 	}
@@ -1281,13 +1276,7 @@ func TestResolveReauthorizationWithTheOrdersOwnTransaction(t *testing.T) {
 func TestCancelWhileAReauthorizationIsUnknown(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
-	e.create(t, "o-1", "taro@example.jp")
-	e.clock.Advance(reauthAfter)
-	e.prov.loseRegister = true
-	_ = e.fire(t)
-	if err := e.fire(t); err != nil {
-		t.Fatal(err)
-	}
+	e.reauthorizationEndedUnknown(t)
 	if err := e.cancel("o-1"); err != nil {
 		t.Fatal(err)
 	}
