@@ -180,9 +180,11 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 	switch {
 	case errors.Is(err, atodene.ErrAlreadyRegistered) && resent:
 		st.Status = orderstate.StatusUnknown
+		st.OrderData = keptData(r.shop, ev.Data) // the data sent, for a resolution that adopts the transaction
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE says it is already registered after an attempt whose outcome was unknown", ev.Data.OrderID)))
 	case errors.Is(err, atodene.ErrAlreadyRegistered):
 		st.Status = orderstate.StatusUnknown
+		st.OrderData = keptData(r.shop, ev.Data)
 		return writeThen(st, Permanent(ReasonOutcomeUnknown, fmt.Errorf("order %s: ATODENE already holds a live transaction for shopOrderId %s that the worker has no record of (registered by another system on the account, or the worker's record of it lost)", ev.Data.OrderID, req.checked.Sent().ShopOrderID)))
 	case isRejected:
 		st.Status, st.Errors = orderstate.StatusInvalid, providerErrors(rejected.Errors)

@@ -110,6 +110,18 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 		// with the decision alone).
 		st.TransactionID, st.Errors = tx, nil
 		standing(&st, scr)
+		if st.Status == orderstate.StatusOK && st.AuthorizedAt.IsZero() && r.shop.ReauthorizeAfter > 0 && st.HasData {
+			// The re-authorization counts from the approval, whose time ATODENE's answer does not
+			// give: the time the order turned unknown stands for it (ChangedAt, which that write set:
+			// later only if the order index changed since or the state was refreshed, and never
+			// after this resolution), so that the re-authorization comes no later than it would
+			// have. One adopted under review counts from the re-check that approves it (screened).
+			at := st.ChangedAt
+			if at.IsZero() || at.After(o.Now()) {
+				at = o.Now()
+			}
+			authorized(&st, at)
+		}
 		if st.Status == orderstate.StatusPending {
 			o.startPolling(&st)
 		}
@@ -123,7 +135,7 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 // again, with no transaction, request, fee or decision, so that its next order.created or
 // order.updated registers it (the first attempt of a new intent). What waits for the order
 // carries over (parked events, a tracking number, the order of tracking numbers), and so does when
-// it was ordered.
+// it was ordered. The order's kept data (HasData) goes with the write: the order keeps none.
 //
 // The event that made the order unknown is the last credit event applied (CreditSeq: later ones
 // were dead-lettered without a write), and it registered nothing: the order's position goes back
@@ -133,7 +145,7 @@ func notRegistered(st orderstate.State) orderstate.State {
 	next := orderstate.State{Version: st.Version, Epoch: st.Epoch, Shipment: requeued(st.Shipment), Outbox: st.Outbox,
 		PollSeq: st.PollSeq, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
 		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated, InvoiceEvent: st.InvoiceEvent,
-		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: st.OrderedAt}
+		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: st.OrderedAt, HasData: st.HasData}
 	if next.CreditSeq > 0 {
 		next.CreditSeq--
 	}

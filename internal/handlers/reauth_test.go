@@ -89,6 +89,10 @@ type hookedProvider struct {
 	once         sync.Once
 	// loseRegister loses the answer of the next registration of a derived shopOrderId.
 	loseRegister bool
+	// loseOwn loses the answer of the next registration of an order's own shopOrderId.
+	loseOwn bool
+	// emails holds the buyer's email of each registration of a derived shopOrderId sent.
+	emails []string
 	// failCancels fails that many cancels before they are sent.
 	failCancels int
 	// unknownTx is a transaction whose getauthori.do ATODENE answers with er000002 (no such
@@ -114,6 +118,12 @@ func (p *hookedProvider) Register(ctx context.Context, req atodene.Request) (ato
 	hold, lose := p.holdRegister, p.loseRegister && derived
 	if lose {
 		p.loseRegister = false
+	}
+	if p.loseOwn && !derived {
+		lose, p.loseOwn = true, false
+	}
+	if derived {
+		p.emails = append(p.emails, req.Order().Buyer.Email)
 	}
 	p.mu.Unlock()
 	if hold != nil && derived {
@@ -1461,5 +1471,82 @@ func TestEarlyOldCancelTimerIsScheduledAgain(t *testing.T) {
 	}
 	if st := e.get(t, "o-1"); st.Reauth.Phase != "" || e.transactions(t)["o-1"].State != "cancelled" {
 		t.Fatalf("at its time: phase %q, old transaction %+v; want it cancelled", st.Reauth.Phase, e.transactions(t)["o-1"])
+	}
+}
+
+// TestResolveAnUnknownRegistrationResumesReauthorization: an order whose registration's answer was
+// lost turns unknown and keeps the data it sent. Resolved with the transaction ATODENE's screen
+// holds, it is re-authorized 88 days after it turned unknown (the approval's own time is unknown:
+// the earlier time stands for it), with the kept data. Resolved as not registered instead, it is
+// none again and its data is deleted.
+func TestResolveAnUnknownRegistrationResumesReauthorization(t *testing.T) {
+	t.Parallel()
+	for _, adopt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("adopt=%v", adopt), func(t *testing.T) {
+			t.Parallel()
+			e := newReauthEnv(t)
+			e.prov.loseOwn = true
+			ev := createdEvent("c-o-1", "o-1", 1)
+			ev.Data.Buyer.Email = "hanako@example.jp"
+			if err := e.o.OrderCreated(context.Background(), ev); err == nil {
+				t.Fatal("the lost answer was not reported")
+			}
+			e.clock.Advance(10 * time.Minute)
+			unknownAt := e.clock.Now()
+			if err := e.o.OrderCreated(context.Background(), ev); err == nil {
+				t.Fatal("the retry answered already registered reported nothing")
+			}
+			st := e.get(t, "o-1")
+			data, err := e.store.OrderData(context.Background(), "shop-a", "o-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Status != orderstate.StatusUnknown || !st.HasData || !strings.Contains(string(data), "hanako@example.jp") || !st.ChangedAt.Equal(unknownAt) {
+				t.Fatalf("after the retry: %s, data kept %v (%d bytes), changed at %s; want unknown, the data sent kept, changed at %s", st.Status, st.HasData, len(data), st.ChangedAt, unknownAt)
+			}
+
+			e.clock.Advance(3 * 24 * time.Hour)
+			found := e.transactions(t)["o-1"].TransactionID
+			if !adopt {
+				if err := e.prov.Provider.Cancel(context.Background(), found); err != nil {
+					t.Fatal(err)
+				}
+				found = ""
+			}
+			if err := e.resolve("r-1", "o-1", found); err != nil {
+				t.Fatal(err)
+			}
+			st = e.get(t, "o-1")
+			if !adopt {
+				data, err := e.store.OrderData(context.Background(), "shop-a", "o-1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Status != orderstate.StatusNone || st.HasData || data != nil || !st.AuthorizedAt.IsZero() || st.Reauth != nil {
+					t.Fatalf("resolved not registered: %s, data kept %v (%d bytes), authorized at %s, %+v; want none, no data, no approval", st.Status, st.HasData, len(data), st.AuthorizedAt, st.Reauth)
+				}
+				return
+			}
+			_, at := e.timer(t)
+			if st.Status != orderstate.StatusOK || !st.HasData || !st.AuthorizedAt.Equal(unknownAt) || !at.Equal(unknownAt.Add(reauthAfter)) || !st.Reauth.Scheduled {
+				t.Fatalf("after the resolution: %s, data kept %v, authorized at %s, %+v; want ok, kept, authorized at %s, re-authorized at %s",
+					st.Status, st.HasData, st.AuthorizedAt, st.Reauth, unknownAt, unknownAt.Add(reauthAfter))
+			}
+			e.clock.Advance(at.Sub(e.clock.Now()))
+			if err := e.fire(t); err != nil {
+				t.Fatal(err)
+			}
+			st, txs := e.get(t, "o-1"), e.transactions(t)
+			nw := txs["o-1_R1"]
+			if nw.State != "active" || nw.Decision != "OK" || st.TransactionID != nw.TransactionID || st.ShopOrderID != "o-1_R1" || txs["o-1"].State != "cancelled" {
+				t.Fatalf("after the re-authorization: %s on %s (%s); sandbox new %+v, old %s", st.Status, st.TransactionID, st.ShopOrderID, nw, txs["o-1"].State)
+			}
+			e.prov.mu.Lock()
+			emails := e.prov.emails
+			e.prov.mu.Unlock()
+			if len(emails) != 1 || emails[0] != "hanako@example.jp" {
+				t.Fatalf("re-authorizations sent with buyer emails %q, want the kept data's", emails)
+			}
+		})
 	}
 }

@@ -225,8 +225,9 @@ const (
 )
 
 // KeepsData reports whether the order's data must stay in Redis for a re-authorization: the order
-// awaits its approval (registering, under review) or holds one given after the worker kept data
-// (AuthorizedAt set), no shipment is reported (a shipped order is not re-authorized), and no
+// awaits its approval (registering, under review, or unknown: the operator's resolution may adopt
+// a transaction, whose re-authorization needs the data) or holds one given after the worker kept
+// data (AuthorizedAt set), no shipment is reported (a shipped order is not re-authorized), and no
 // re-authorization ended for good (an "unknown" ending waits for the operator's resolution).
 func (st State) KeepsData() bool {
 	// An "unknown" ending keeps it: the operator's resolution may start the next re-authorization.
@@ -234,7 +235,7 @@ func (st State) KeepsData() bool {
 		return false
 	}
 	switch st.Status {
-	case StatusRegistering, StatusPending:
+	case StatusRegistering, StatusPending, StatusUnknown:
 		return true
 	case StatusOK:
 		return !st.AuthorizedAt.IsZero()
