@@ -44,6 +44,8 @@ func (o *Orders) recheck(ev Event[events.RecheckRequest]) decision {
 		switch {
 		case errors.Is(err, atodene.ErrAlreadyCancelled):
 			return write(o.cancelled(st, r.shop.ID, order, ev.ID, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
+		case noTransaction(err):
+			return transactionLost(st, order) // as a due re-check: no retry changes the answer
 		case err != nil:
 			return fail(err)
 		}

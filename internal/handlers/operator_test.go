@@ -252,6 +252,24 @@ func TestRecheckOfACancelledTransaction(t *testing.T) {
 	}
 }
 
+// TestRecheckOfATransactionATODENEDoesNotKnow: an operator's re-check (与信結果確認) answered
+// er000002 makes the order unknown at once, as a due re-check does, instead of dead-lettering the
+// request no-transaction and leaving the order under review for the next due re-check to find.
+func TestRecheckOfATransactionATODENEDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	const lost = "11111111111"
+	e := newOperatorEnv(t)
+	e.prov.errs = map[string]error{lost: rejected("getauthori.do", "transactionId", atodene.CodeUnknownTransaction)}
+	e.put(t, "R-2", orderstate.State{Status: orderstate.StatusPending, TransactionID: lost, Fee: 205, BilledAmount: 3155,
+		DataHash: "v1:x", CausedBy: "c-1", CreditSeq: 10, PollSince: time.Now(), PollScheduled: true})
+	err := e.recheck("rc-2", "R-2")
+	checkReason(t, err, handlers.ReasonOutcomeUnknown)
+	st := e.get(t, "R-2")
+	if _, relies := st.TimerDue(); st.Status != orderstate.StatusUnknown || relies || e.outs.types() != "" {
+		t.Fatalf("state %s, relies on a timer %v, outcomes %q; want unknown, no timer, none", st.Status, relies, e.outs.types())
+	}
+}
+
 // An unknown order resolved with a transaction ATODENE confirms takes the transaction and its
 // decision, and publishes the credit outcome a registration would; one ATODENE does not know is
 // not adopted (the order stays unknown, and the request is dead-lettered no-transaction).
