@@ -292,7 +292,16 @@ func charClass(v string) string {
 	return fmt.Sprintf("a symbol or other character (%U)", r)
 }
 
+// checkInt accepts ASCII digits, with a leading '-' only where lo is negative: amounts are integers with
+// no sign or separators (docs/protocol.md#field-limits). strconv.ParseInt alone would take a '+'.
 func checkInt(v string, lo, hi int64) string {
+	digits := v
+	if lo < 0 {
+		digits = strings.TrimPrefix(v, "-")
+	}
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return "must be an integer"
+	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
 		return "must be an integer"
