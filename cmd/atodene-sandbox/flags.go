@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,9 +37,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return err
 	})
 	fs.StringVar(&shopsFile, "shops-file", "", "file of shops, one code:linkid:password per line, # comments")
-	fs.DurationVar(&o.cfg.ReviewDelay, "review-delay", 30*time.Second, "time until a review (審査中) gets its manual result")
-	fs.DurationVar(&o.cfg.HoldDelay, "hold-delay", 60*time.Second, "time until a hold (保留) turns NG")
-	fs.DurationVar(&o.cfg.SlowDelay, "slow-delay", 5*time.Second, "delay of every response about a slow… buyer")
+	fs.DurationVar(&o.cfg.ReviewDelay, "review-delay", 30*time.Second, "time until a review (審査中) gets its manual result (0: at once)")
+	fs.DurationVar(&o.cfg.HoldDelay, "hold-delay", 60*time.Second, "time until a hold (保留) turns NG (0: at once)")
+	fs.DurationVar(&o.cfg.SlowDelay, "slow-delay", 5*time.Second, "delay of every response about a slow… buyer (0: none)")
 	fs.DurationVar(&o.cfg.AuthorizationLifetime, "authorization-lifetime", 0, "how long an authorization lasts from its last OK decision; then shipment reports and changes are refused (er000102) (0: never expires; 2112h is 88 days)")
 	fs.Int64Var(&o.cfg.Seed, "seed", 0, "seed of the fault and ID random source (0: from the clock)")
 	if err := fs.Parse(args); err != nil {
@@ -46,6 +47,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	// A delay given as 0 means none; sandbox.Config reads a zero delay as "the default".
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+	}{{"review-delay", &o.cfg.ReviewDelay}, {"hold-delay", &o.cfg.HoldDelay}, {"slow-delay", &o.cfg.SlowDelay}} {
+		switch {
+		case *d.v < 0:
+			return o, fmt.Errorf("-%s must not be negative", d.name)
+		case *d.v == 0:
+			*d.v = sandbox.NoDelay
+		}
+	}
+	if o.cfg.AuthorizationLifetime < 0 {
+		return o, errors.New("-authorization-lifetime must not be negative (0: never expires)")
 	}
 	if shopsFile != "" {
 		shops, err := readShopsFile(shopsFile)

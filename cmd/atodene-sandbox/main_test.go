@@ -202,6 +202,11 @@ func TestParseFlags(t *testing.T) {
 		d.cfg.SlowDelay != 5*time.Second || d.cfg.AuthorizationLifetime != 0 || len(d.cfg.Shops) != 0 {
 		t.Errorf("defaults %+v %v", d, err)
 	}
+	// A delay given as 0 is none, not the default.
+	z, err := parseFlags([]string{"-review-delay", "0s", "-hold-delay", "0", "-slow-delay", "0ms"}, env(), io.Discard)
+	if err != nil || z.cfg.ReviewDelay != sandbox.NoDelay || z.cfg.HoldDelay != sandbox.NoDelay || z.cfg.SlowDelay != sandbox.NoDelay {
+		t.Errorf("zero delays %+v %v, want sandbox.NoDelay", z, err)
+	}
 }
 
 func TestParseFlagsErrors(t *testing.T) {
@@ -217,6 +222,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"extra"},
 		{"-review-delay", "soon"},
 		{"-authorization-lifetime", "88"},
+		{"-review-delay", "-1ns"}, {"-hold-delay", "-1s"}, {"-slow-delay", "-1ns"},
+		{"-authorization-lifetime", "-1ns"},
 	} {
 		_, err := parseFlags(args, env(), io.Discard)
 		if err == nil {
@@ -253,5 +260,56 @@ func env(kv ...string) func(string) string {
 			}
 		}
 		return ""
+	}
+}
+
+// TestZeroDelayFlags: -review-delay 0s, -hold-delay 0s and -slow-delay 0s mean no delay
+// (docs/atodene.md "Running it"). sandbox.Config reads a zero delay as "the default", so they used to
+// become 30 s, 60 s and 5 s silently.
+func TestZeroDelayFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-seed", "5", "-review-delay", "0s", "-hold-delay", "0s", "-slow-delay", "0s"}, outW, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		outW.Close()
+	})
+	base := regexp.MustCompile(`http://\S+/api/`).FindString(readBanner(t, outR))
+
+	reg := func(id, email string) string {
+		x := strings.Replace(strings.Replace(registerXML, "<shopOrderId>M-1<", "<shopOrderId>"+id+"<", 1), "taro@example.jp", email, 1)
+		return post(t, base+"transaction.do", x)
+	}
+	txID := regexp.MustCompile(`<transactionId>(\d+)</transactionId>`)
+	authori := func(id string) string {
+		return post(t, base+"getauthori.do", `<?xml version="1.0" encoding="UTF-8"?><request><linkInfo><shopCode>demo00000001</shopCode><linkId>original00</linkId><linkPassword>demopass01</linkPassword></linkInfo><transactionInfo><transactionId>`+id+`</transactionId></transactionInfo></request>`)
+	}
+
+	// -review-delay 0s: a review-ok buyer's manual OK is there at once.
+	res := reg("Z-1", "review-ok-taro@example.jp")
+	m := txID.FindStringSubmatch(res)
+	if m == nil {
+		t.Fatalf("registration: %s", res)
+	}
+	if a := authori(m[1]); !strings.Contains(a, "<manualAuthoriresult>OK</manualAuthoriresult>") {
+		t.Errorf("-review-delay 0s: getauthori right after registering a review-ok buyer:\n%s\nwant manualAuthoriresult OK", a)
+	}
+	// -hold-delay 0s (with -review-delay 0s): a hold turns NG at once.
+	res = reg("Z-2", "hold-taro@example.jp")
+	if m = txID.FindStringSubmatch(res); m == nil {
+		t.Fatalf("registration: %s", res)
+	}
+	if a := authori(m[1]); !strings.Contains(a, "<manualAuthoriresult>NG</manualAuthoriresult>") {
+		t.Errorf("-review-delay 0s -hold-delay 0s: getauthori right after registering a hold buyer:\n%s\nwant manualAuthoriresult NG", a)
+	}
+	// -slow-delay 0s: a slow buyer's answer does not wait.
+	start := time.Now()
+	reg("Z-3", "slow-taro@example.jp")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("-slow-delay 0s: a slow buyer's registration took %v; want no delay", d)
 	}
 }

@@ -128,6 +128,8 @@ func TestAdminFaults(t *testing.T) {
 	for _, bad := range []string{
 		`{"error_rate": 1.5}`, `{"timeout_rate": -0.1}`, `{"latency_ms": -1}`, `{"jitter_ms": -1}`,
 		`{"error_rate": 0.5, "timeout_rate": 0.3, "garbage_rate": 0.3}`, `{"eror_rate": 0.1}`, `[]`,
+		`{"latency_ms": 600001}`, `{"jitter_ms": 600001}`, // above sandbox.MaxFaultMS (10 minutes)
+		`{"jitter_ms": 4611686018427387904}`, `{"latency_ms": 9223372036854775807}`, `{"latency_ms": 1e30}`,
 	} {
 		if code := e.admin("PUT", "/sandbox/faults", bad, nil); code != 400 {
 			t.Errorf("PUT %s: HTTP %d, want 400", bad, code)

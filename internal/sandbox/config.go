@@ -18,18 +18,24 @@ type Shop struct {
 // DemoShop is the shop the sandbox accepts when Config.Shops is empty.
 var DemoShop = Shop{ShopCode: "demo00000001", LinkID: "original00", LinkPassword: "demopass01"}
 
+// NoDelay, given as ReviewDelay, HoldDelay or SlowDelay, means no delay at all: a zero delay means the
+// default, so that the zero Config is usable. Other negative delays are invalid.
+const NoDelay time.Duration = -1
+
 // Config configures a Server. The zero value is usable; each field states its default.
 type Config struct {
 	// Shops are the merchants whose linkInfo is accepted. Default: DemoShop only.
 	Shops []Shop
 
-	// ReviewDelay is how long a review (審査中) lasts before its manual result appears. Default 30s.
+	// ReviewDelay is how long a review (審査中) lasts before its manual result appears. Default 30s;
+	// NoDelay for none.
 	ReviewDelay time.Duration
 
-	// HoldDelay is how long a hold (保留) lasts before it turns NG. Default 60s.
+	// HoldDelay is how long a hold (保留) lasts before it turns NG. Default 60s; NoDelay for none.
 	HoldDelay time.Duration
 
-	// SlowDelay is added to every response about a buyer whose e-mail starts with "slow". Default 5s.
+	// SlowDelay is added to every response about a buyer whose e-mail starts with "slow". Default 5s;
+	// NoDelay for none.
 	SlowDelay time.Duration
 
 	// AuthorizationLifetime is how long a transaction's authorization lasts, counted from its last OK
@@ -56,15 +62,9 @@ func (c Config) withDefaults() Config {
 	if len(c.Shops) == 0 {
 		c.Shops = []Shop{DemoShop}
 	}
-	if c.ReviewDelay == 0 {
-		c.ReviewDelay = 30 * time.Second
-	}
-	if c.HoldDelay == 0 {
-		c.HoldDelay = 60 * time.Second
-	}
-	if c.SlowDelay == 0 {
-		c.SlowDelay = 5 * time.Second
-	}
+	c.ReviewDelay = delayOrDefault(c.ReviewDelay, 30*time.Second)
+	c.HoldDelay = delayOrDefault(c.HoldDelay, 60*time.Second)
+	c.SlowDelay = delayOrDefault(c.SlowDelay, 5*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -77,9 +77,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// delayOrDefault resolves a delay field: 0 is the default, NoDelay is none.
+func delayOrDefault(d, def time.Duration) time.Duration {
+	switch d {
+	case 0:
+		return def
+	case NoDelay:
+		return 0
+	}
+	return d
+}
+
 func (c Config) validate() error {
 	if c.ReviewDelay < 0 || c.HoldDelay < 0 || c.SlowDelay < 0 {
-		return errors.New("sandbox: delays must not be negative")
+		return errors.New("sandbox: delays must not be negative (NoDelay for none)")
 	}
 	if c.AuthorizationLifetime < 0 {
 		return errors.New("sandbox: the authorization lifetime must not be negative (0: never expires)")

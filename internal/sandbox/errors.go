@@ -19,7 +19,7 @@ const (
 	CodeDetailRows           = "er000010" // no detail row, or more than 15
 	CodeAmountMismatch       = "er000011" // Σ(goodsPrice × goodsAmount) differs from billedAmount
 	CodeCancelled            = "er000033" // the transaction is cancelled (the one real code)
-	CodeDuplicateOrder       = "er000101" // shopOrderId already has a live transaction
+	CodeDuplicateOrder       = "er000101" // shopOrderId already has a live transaction (registration, or re-screening change)
 	CodeAuthorizationExpired = "er000102" // the authorization is older than Config.AuthorizationLifetime
 	CodeNotEnclosed          = "er000201" // invoice data asked for a transaction whose service is not 3
 	CodeInvoiceNotOK         = "er000202" // invoice data asked for a transaction whose decision is not OK
@@ -47,7 +47,7 @@ var ErrorCodes = []ErrorCode{
 	{CodeDetailRows, "details", "no detail row, or more than 15"},
 	{CodeAmountMismatch, "billedAmount", "Σ(goodsPrice × goodsAmount) differs from billedAmount"},
 	{CodeCancelled, "transactionId", "the transaction is cancelled"},
-	{CodeDuplicateOrder, "shopOrderId", "the shopOrderId already has a live (not cancelled, not NG) transaction"},
+	{CodeDuplicateOrder, "shopOrderId", "the shopOrderId already has a live (not cancelled, not NG) transaction: a registration, or a change that would re-screen another of its transactions"},
 	{CodeAuthorizationExpired, "transactionId", "the authorization has expired (Config.AuthorizationLifetime): no shipment report or change; cancel and register again"},
 	{CodeNotEnclosed, "service", "invoice data exists only for enclosed invoices (service 3)"},
 	{CodeInvoiceNotOK, "transactionId", "invoice data exists only once the decision is OK"},

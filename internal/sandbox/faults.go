@@ -3,17 +3,22 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 )
 
+// MaxFaultMS bounds LatencyMS and JitterMS: 10 minutes, far beyond any client's timeout, and small
+// enough that the latency and its jitter never overflow a time.Duration.
+const MaxFaultMS = 10 * 60 * 1000
+
 // Faults are the failures injected into the five operations (not into the admin API). Each request
 // gets at most one of error, timeout and garbage, so the three rates must add up to at most 1.
 type Faults struct {
-	// LatencyMS is added before every operation is handled.
+	// LatencyMS is added before every operation is handled. 0 to MaxFaultMS.
 	LatencyMS int `json:"latency_ms"`
-	// JitterMS widens the latency by a uniform ±JitterMS (never below zero).
+	// JitterMS widens the latency by a uniform ±JitterMS (never below zero). 0 to MaxFaultMS.
 	JitterMS int `json:"jitter_ms"`
 	// ErrorRate is the share of requests answered HTTP 500 without being processed.
 	ErrorRate float64 `json:"error_rate"`
@@ -26,6 +31,9 @@ type Faults struct {
 func (f Faults) validate() error {
 	if f.LatencyMS < 0 || f.JitterMS < 0 {
 		return errors.New("latency_ms and jitter_ms must not be negative")
+	}
+	if f.LatencyMS > MaxFaultMS || f.JitterMS > MaxFaultMS {
+		return fmt.Errorf("latency_ms and jitter_ms must be at most %d (10 minutes)", MaxFaultMS)
 	}
 	for _, r := range []float64{f.ErrorRate, f.TimeoutRate, f.GarbageRate} {
 		if !(r >= 0 && r <= 1) { // also rejects NaN

@@ -131,3 +131,41 @@ func TestFaultRates(t *testing.T) {
 		t.Errorf("%d of %d requests failed at error_rate 0.5", got, n)
 	}
 }
+
+// TestHugeJitterIsRefused: a jitter of 2^62 ms used to pass validation, after which every operation
+// panicked in Faults.draw (rand.Int64N of an overflowed, negative bound) and dropped the connection.
+func TestHugeJitterIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, body := range []string{`{"jitter_ms": 4611686018427387904}`, `{"latency_ms": 4611686018427387904}`} {
+		code, msg, err := e.adminRaw("PUT", "/sandbox/faults", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != http.StatusBadRequest {
+			t.Errorf("PUT /sandbox/faults %s: HTTP %d %s, want 400", body, code, msg)
+		}
+	}
+	// The largest accepted values draw a latency without overflow or panic.
+	e.setFaults(sandbox.Faults{LatencyMS: sandbox.MaxFaultMS, JitterMS: sandbox.MaxFaultMS})
+	e.setFaults(sandbox.Faults{})
+	res, body, err := e.postRaw(&http.Client{Timeout: 2 * time.Second}, "getauthori", e.authoriXML("12345678901"))
+	if err != nil {
+		t.Fatalf("getauthori.do after refused faults: %v", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("getauthori.do: HTTP %d %s", res.StatusCode, body)
+	}
+}
+
+// TestServesAfterCloseWithLatencyFault: after Close the Server keeps serving, without delays, so a
+// latency fault no longer holds (and then drops) every request.
+func TestServesAfterCloseWithLatencyFault(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.setFaults(sandbox.Faults{LatencyMS: 20})
+	e.srv.Close()
+	if _, err := e.call("getauthori", e.authoriXML("12345678901")); err != nil {
+		t.Fatalf("after Close, with latency_ms 20: %v; want an answer without delay", err)
+	}
+}

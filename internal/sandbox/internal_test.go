@@ -19,14 +19,14 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		"negative delay":    {ReviewDelay: -time.Second},
 		"incomplete shop":   {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
 		"shop twice":        {Shops: []Shop{DemoShop, DemoShop}},
-		"negative slow":     {SlowDelay: -1},
-		"negative hold":     {HoldDelay: -1},
+		"negative slow":     {SlowDelay: -2},
+		"negative hold":     {HoldDelay: -time.Second},
 		"negative lifetime": {AuthorizationLifetime: -time.Hour},
 		"empty shop code":   {Shops: []Shop{{LinkID: "b", LinkPassword: "c"}}},
 		"empty link ID":     {Shops: []Shop{{ShopCode: "a", LinkPassword: "c"}}},
 		"empty password":    {Shops: []Shop{{ShopCode: "a", LinkID: "b"}}},
 		"second shop bad":   {Shops: []Shop{DemoShop, {}}},
-		"all delays wrong":  {ReviewDelay: -1, HoldDelay: -1, SlowDelay: -1},
+		"all delays wrong":  {ReviewDelay: -2, HoldDelay: -2, SlowDelay: -2},
 	}
 	for name, cfg := range bad {
 		if _, err := New(cfg); err == nil {
@@ -39,6 +39,14 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	}
 	if _, ok := s.shops[DemoShop.ShopCode]; !ok || s.cfg.ReviewDelay != 30*time.Second || s.cfg.HoldDelay != time.Minute || s.cfg.SlowDelay != 5*time.Second {
 		t.Errorf("defaults: %+v", s.cfg)
+	}
+	// NoDelay means none: a zero delay is the default.
+	s, err = New(Config{ReviewDelay: NoDelay, HoldDelay: NoDelay, SlowDelay: NoDelay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cfg.ReviewDelay != 0 || s.cfg.HoldDelay != 0 || s.cfg.SlowDelay != 0 {
+		t.Errorf("NoDelay delays: %+v, want all 0", s.cfg)
 	}
 }
 
@@ -172,6 +180,13 @@ func TestFaultDraw(t *testing.T) {
 	}
 	if clamped == 0 {
 		t.Error("no draw of 1±50ms came to zero: the clamp was not exercised")
+	}
+	// The largest valid faults draw within bounds.
+	for range 100 {
+		_, d := (Faults{LatencyMS: MaxFaultMS, JitterMS: MaxFaultMS}).draw(a)
+		if d < 0 || d > 2*MaxFaultMS*time.Millisecond {
+			t.Fatalf("latency %v outside 0..%v", d, 2*MaxFaultMS*time.Millisecond)
+		}
 	}
 }
 

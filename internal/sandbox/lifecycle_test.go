@@ -183,6 +183,39 @@ func TestChange(t *testing.T) {
 			t.Fatalf("manual %q, want NG after the restarted review", r.manual())
 		}
 	})
+	t.Run("an NG transaction whose order was registered again is not revived", func(t *testing.T) {
+		// The duplicate rule holds through changes: re-screening the NG transaction A to OK while B,
+		// registered since under the same shopOrderId, is live would give the order two live
+		// transactions that both accept a shipment report (and bill twice).
+		t.Parallel()
+		e := newEnv(t)
+		idA := e.registerOK(newOrder("REVIVE-1", "ng-taro@example.jp"), "NG")
+		idB := e.registerOK(newOrder("REVIVE-1", "taro@example.jp"), "OK") // allowed: A is NG
+		wantNG(t, e.change(idA, newOrder("REVIVE-1", "taro@example.jp")), "shopOrderId:er000101")
+		live := 0
+		for _, v := range e.transactions("REVIVE-1") {
+			if v.State == "active" && v.Decision != "NG" {
+				live++
+			}
+		}
+		if live != 1 {
+			t.Errorf("shopOrderId REVIVE-1 has %d live transactions after the change of NG %s; want 1 (%s)", live, idA, idB)
+		}
+		shipA, shipB := e.ship(idA, "1", "12", "1234-5678"), e.ship(idB, "1", "12", "1234-5679")
+		if shipA.Result == "OK" && shipB.Result == "OK" {
+			t.Errorf("both transactions %s and %s of REVIVE-1 accepted a shipment report", idA, idB)
+		}
+		// An address-only change is not re-screened, so it cannot revive A: it is accepted.
+		moved := newOrder("REVIVE-1", "ng-taro@example.jp").set("zip", "1000001", "address", "東京都千代田区千代田1-1")
+		if r := e.change(idA, moved); r.Result != "OK" || r.auto() != "" {
+			t.Errorf("address-only change of NG %s: %s auto %q, want OK and empty", idA, r.Result, r.auto())
+		}
+		// Once B is cancelled, A may be changed (and re-screened) again.
+		wantOK(t, e.cancel(idB))
+		if r := e.change(idA, newOrder("REVIVE-1", "taro@example.jp")); r.Result != "OK" || r.auto() != "OK" {
+			t.Errorf("change of %s after %s was cancelled: %s auto %q, want OK OK", idA, idB, r.Result, r.auto())
+		}
+	})
 	t.Run("validated like a registration", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)

@@ -230,6 +230,9 @@ func (s *Server) modify(body []byte) outcome {
 
 // change replaces the order, unless the authorization has expired (er000102). It re-screens unless only the addresses changed; then it answers an
 // empty autoAuthoriresult and keeps the decision (docs/protocol.md#modifytransactiondo-change-or-cancel).
+// A change that would re-screen t while another transaction of its shopOrderId is live is refused
+// with er000101, as a registration would be, and leaves t as it was: the duplicate rule holds
+// through changes, so one order never has two live transactions.
 // A re-screen that comes back 審査中 starts a new review, so the review clock restarts. The
 // transaction keeps the shopOrderId it was registered with, since w2 sends a different (base) order
 // ID in changes.
@@ -243,6 +246,11 @@ func (s *Server) change(t *transaction, req *modifyRequest, now time.Time) *resp
 	}
 	info := &changeInfoXML{TransactionID: t.id}
 	if !t.order.addressOnlyChange(o) {
+		if s.store.hasLiveOther(t, now) {
+			// Only an NG transaction can have a live sibling (the duplicate rule let the order be
+			// registered again); re-screening it could revive it into a second live transaction.
+			return ngResponse(errDuplicate)
+		}
 		t.screening = s.screen(o.customer.Email, o.billed, now)
 		info.AutoAuthoriresult = t.screening.auto
 	}

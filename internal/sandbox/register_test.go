@@ -278,3 +278,16 @@ func TestDuplicateRegistration(t *testing.T) {
 	e2.shop = other
 	e2.registerOK(newOrder("D-1", "taro@example.jp"), "OK")
 }
+
+// TestSignedAmountsRefused: billedAmount, goodsPrice and goodsAmount are integers with no sign or
+// separators (docs/protocol.md#field-limits); strconv.ParseInt alone would take a leading '+'.
+func TestSignedAmountsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	wantNG(t, e.register(newOrder("SIGN-1", "taro@example.jp").set("billedAmount", "+3055")), "billedAmount:er000001")
+	// goodsPrice and goodsAmount with '+' (the helper writes integers, so build the details by hand).
+	blocks := newOrder("SIGN-2", "taro@example.jp").set("billedAmount", "1000").blocks()
+	x := doc(linkXML(e.shop), blocks[:strings.Index(blocks, "<details>")]+
+		"<details><detail><goods>品</goods><goodsPrice>+1000</goodsPrice><goodsAmount>+1</goodsAmount><expand2>1</expand2><expand3></expand3><expand4></expand4></detail></details>")
+	wantNG(t, e.post("transaction", x), "goodsPrice:er000001", "goodsAmount:er000001")
+}

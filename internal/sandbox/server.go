@@ -82,11 +82,22 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Close releases every handler held by a timeout fault or a delay, and makes later ones return at
-// once. The held requests are dropped without an answer. Call it before (or register it with
+// once. The held requests are dropped without an answer; a request that arrives later is served
+// without the latency and slow delays (a timeout fault still drops it, at once). Call it before (or register it with
 // http.Server.RegisterOnShutdown for) http.Server.Shutdown, which otherwise waits for them forever.
 // The Server keeps serving after Close, without delays.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// closed reports whether Close was called.
+func (s *Server) closed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // outcome is an operation's answer before faults are applied.
@@ -107,6 +118,9 @@ func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 		faults := s.faults
 		s.mu.Unlock()
 		f, latency := faults.draw(s.rand)
+		if s.closed() {
+			latency = 0 // after Close the Server serves without delays
+		}
 		if !s.sleep(r.Context(), latency) {
 			s.finish(name, 0, f, start, outcome{})
 			panic(http.ErrAbortHandler) // the client is gone or the server is closing

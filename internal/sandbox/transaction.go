@@ -116,6 +116,20 @@ func (st *store) hasLive(k orderKey, now time.Time) bool {
 	return false
 }
 
+// hasLiveOther reports whether a transaction of t's shop and shopOrderId other than t is live.
+func (st *store) hasLiveOther(t *transaction, now time.Time) bool {
+	h := st.orders[orderKey{t.shopCode, t.shopOrderID}]
+	if h == nil {
+		return false
+	}
+	for _, o := range h.transactions {
+		if o != t && o.live(now) {
+			return true
+		}
+	}
+	return false
+}
+
 func (st *store) add(t *transaction) {
 	st.seq++
 	t.seq = st.seq
