@@ -15,8 +15,9 @@ import (
 
 // options are the parsed command line.
 type options struct {
-	addr string
-	cfg  sandbox.Config // without Logger
+	addr        string
+	cfg         sandbox.Config // without Logger
+	readTimeout time.Duration  // the http.Server's ReadTimeout: readTimeout, shorter in tests
 }
 
 // ShopsEnv holds shops as the shops file does, one code:linkid:password per line: passwords in the
@@ -26,7 +27,7 @@ const ShopsEnv = "ATODENE_SANDBOX_SHOPS"
 // parseFlags reads the command line, and the shops of ShopsEnv by getenv. flag.ErrHelp means -h
 // was given and usage was printed.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	var o options
+	o := options{readTimeout: readTimeout}
 	var shopsFile string
 	fs := flag.NewFlagSet("atodene-sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -311,5 +312,74 @@ func TestZeroDelayFlags(t *testing.T) {
 	reg("Z-3", "slow-taro@example.jp")
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("-slow-delay 0s: a slow buyer's registration took %v; want no delay", d)
+	}
+}
+
+// TestStalledBodyDoesNotBlockCleanShutdown: a client that sends its headers and then stalls in the
+// body used to hold its handler (blocked in io.ReadAll) until Shutdown gave up after shutdownTimeout
+// (10 s) and run returned an error. The sandbox's Close, run on shutdown, now ends the read at once.
+func TestStalledBodyDoesNotBlockCleanShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-seed", "7"}, outW, io.Discard) }()
+	base := regexp.MustCompile(`http://(\S+)/api/`).FindStringSubmatch(readBanner(t, outR))
+	conn, err := net.Dial("tcp", base[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers and the start of a 1000-byte body, then nothing.
+	if _, err := io.WriteString(conn, "POST /api/transaction.do HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\nContent-Length: 1000\r\n\r\n<?xml version=\"1.0\"?><request>"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after the signal, with a client stalled mid-body: %v; want a clean shutdown", err)
+		}
+	case <-time.After(5 * time.Second): // well under shutdownTimeout
+		t.Fatal("run did not return within 5 s of the signal")
+	}
+	outW.Close()
+}
+
+// TestStalledBodyTimesOut: the http.Server's ReadTimeout ends a request whose body stalls, so it
+// does not hold a handler past the timeout (here shortened from readTimeout), and the server goes on
+// serving.
+func TestStalledBodyTimesOut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	opts := options{addr: "127.0.0.1:0", readTimeout: 300 * time.Millisecond}
+	opts.cfg.Seed = 11
+	go func() { done <- serve(ctx, opts, outW, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		outW.Close()
+	})
+	base := regexp.MustCompile(`http://(\S+)/api/`).FindStringSubmatch(readBanner(t, outR))
+	conn, err := net.Dial("tcp", base[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/transaction.do HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n<request>"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, conn) // until the server closes the connection
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the stalled request held its connection for %v; want it closed after the 300ms read timeout", d)
+	}
+	if res := post(t, "http://"+base[1]+"/api/getauthori.do", "<request/>"); !strings.Contains(res, "<result>NG</result>") {
+		t.Errorf("after the timeout: %s", res)
 	}
 }

@@ -18,6 +18,15 @@ import (
 // shutdownTimeout bounds how long in-flight requests may take to finish after a signal.
 const shutdownTimeout = 10 * time.Second
 
+// The http.Server's timeouts. A request, headers and body, must arrive within readTimeout (a real one
+// is a few kilobytes), so a client that stalls mid-body cannot hold a handler for ever; an idle
+// keep-alive connection is closed after idleTimeout.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 // serve runs the sandbox on opts.addr until ctx is done.
 func serve(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 	log := newLogger(stderr)
@@ -32,8 +41,10 @@ func serve(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
-	// Shutdown waits for every handler, and timeout faults hold theirs until released.
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: min(readHeaderTimeout, opts.readTimeout),
+		ReadTimeout: opts.readTimeout, IdleTimeout: idleTimeout}
+	// Shutdown waits for every handler: timeout faults hold theirs until released, and Close also ends
+	// the body reads of stalled clients.
 	srv.RegisterOnShutdown(sb.Close)
 	printBanner(stdout, ln.Addr().String(), opts.cfg.Shops)
 	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Int("shops", max(len(opts.cfg.Shops), 1)))
@@ -49,6 +60,7 @@ func serve(ctx context.Context, opts options, stdout, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close() // drop what is left rather than leave it running
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -18,12 +19,13 @@ const maxBodyBytes = 1 << 20
 
 // Server is the ATODENE sandbox, an http.Handler. It is safe for concurrent use.
 type Server struct {
-	cfg       Config
-	log       *zap.Logger
-	mux       *http.ServeMux
-	rand      *lockedRand
-	closing   chan struct{}
-	closeOnce sync.Once
+	cfg      Config
+	log      *zap.Logger
+	mux      *http.ServeMux
+	rand     *lockedRand
+	closeCtx context.Context // done once Close was called
+	close    context.CancelFunc
+	closing  <-chan struct{} // closeCtx.Done()
 
 	// mu guards everything below. One lock is enough: each operation is microseconds of work.
 	mu     sync.Mutex
@@ -41,15 +43,18 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	closeCtx, closeFn := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		mux:     http.NewServeMux(),
-		rand:    newLockedRand(cfg.Seed),
-		closing: make(chan struct{}),
-		store:   newStore(),
-		shops:   make(map[string]Shop, len(cfg.Shops)),
-		stats:   newStats(),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
+		rand:     newLockedRand(cfg.Seed),
+		closeCtx: closeCtx,
+		close:    closeFn,
+		closing:  closeCtx.Done(),
+		store:    newStore(),
+		shops:    make(map[string]Shop, len(cfg.Shops)),
+		stats:    newStats(),
 	}
 	s.ids = newIDGenerator(s.rand)
 	for _, sh := range cfg.Shops {
@@ -81,13 +86,13 @@ func (s *Server) routes() {
 // ServeHTTP serves the five operations under BasePath and the admin API under /sandbox/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Close releases every handler held by a timeout fault or a delay, and makes later ones return at
-// once. The held requests are dropped without an answer; a request that arrives later is served
+// Close releases every handler held by a timeout fault or a delay, or still reading its request body
+// (a client that stalls mid-body), and makes later ones return at once. The held requests are dropped without an answer; a request that arrives later is served
 // without the latency and slow delays (a timeout fault still drops it, at once). Call it before (or register it with
 // http.Server.RegisterOnShutdown for) http.Server.Shutdown, which otherwise waits for them forever.
 // The Server keeps serving after Close, without delays.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.close()
 }
 
 // closed reports whether Close was called.
@@ -113,7 +118,11 @@ type outcome struct {
 func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		body, readErr := s.readBody(w, r)
+		if readErr != nil && s.closed() {
+			s.finish(name, 0, faultNone, start, outcome{})
+			panic(http.ErrAbortHandler) // Close cut the read of a stalled body
+		}
 		s.mu.Lock()
 		faults := s.faults
 		s.mu.Unlock()
@@ -139,6 +148,18 @@ func (s *Server) operation(name string, op func([]byte) outcome) http.Handler {
 		}
 		s.deliver(w, r, name, f, start, out)
 	})
+}
+
+// readBody reads the request body. A Close during the read ends it at once (a read deadline of now),
+// so that a client stalled mid-body cannot hold http.Server.Shutdown; a request that starts after
+// Close is read as usual, since the Server keeps serving.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if !s.closed() {
+		rc := http.NewResponseController(w)
+		stop := context.AfterFunc(s.closeCtx, func() { _ = rc.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 }
 
 // deliver sends the answer, unless a fault says otherwise. A timeout fault holds the request, already
