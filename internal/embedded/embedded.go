@@ -194,7 +194,10 @@ func StartSandbox(cfg sandbox.Config, log *zap.Logger) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded sandbox: %w", err)
 	}
-	s := &Sandbox{srv: &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second}, sb: sb,
+	// ReadTimeout and IdleTimeout as in cmd/atodene-sandbox: a client stalled mid-body cannot hold a
+	// handler for ever (and Close, through sb.Close, ends its read at once).
+	s := &Sandbox{srv: &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute}, sb: sb,
 		base: "http://" + l.Addr().String()}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -215,5 +218,7 @@ func (s *Sandbox) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.sb.Close()
-	_ = s.srv.Shutdown(ctx)
+	if s.srv.Shutdown(ctx) != nil {
+		_ = s.srv.Close()
+	}
 }

@@ -2,6 +2,8 @@ package embedded
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/atodene-worker/atodene-worker/internal/sandbox"
 )
 
 // TestStartNATSStoreUnusable: a JetStream store that nats-server cannot use stops the start as
@@ -99,5 +104,28 @@ func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSandboxCloseWithStalledBody: a client stalled mid-body does not hold the embedded sandbox's
+// Close: the sandbox ends the read, and Shutdown returns at once rather than after its 2 s.
+func TestSandboxCloseWithStalledBody(t *testing.T) {
+	sb, err := StartSandbox(sandbox.Config{}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(sb.BaseURL(), "/api/"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /api/transaction.do HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n<request>"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	sb.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a client stalled mid-body; want it at once", d)
 	}
 }

@@ -197,8 +197,7 @@ func Run(ctx context.Context, d Deps) error {
 		backlogGauge(js, s.OrdersStream, ordersConsumer, ordersFilter, d.Now), dlqGauge(js, s.DLQStream))
 	health := newHealth(d.NATS, orders.Store, infra, refusalDetails(&orders.Refusals))
 	d.Registry.MustRegister(readyGauge(health))
-	srv := &http.Server{Addr: s.HTTPAddr, Handler: httpHandler(d.Registry, health), ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog: httpErrorLog(log)}
+	srv := newHTTPServer(s.HTTPAddr, httpHandler(d.Registry, health), httpReadTimeout, log)
 	// Listen before anything starts: with the address taken, probes would reach another process
 	// while this one consumed.
 	ln := d.HTTPListener
@@ -263,7 +262,9 @@ func Run(ctx context.Context, d Deps) error {
 	health.ready.Store(false)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	if srv.Shutdown(shutdownCtx) != nil {
+		_ = srv.Close() // drop the connections still open rather than leave them behind
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -359,6 +360,20 @@ func recordDeadLetter(ctx context.Context, store *orderstate.Store, log *zap.Log
 
 // httpErrorLog is the HTTP server's log of what it cannot tell a client (an accept error, a TLS
 // handshake that failed): through the worker's logger, not the standard log package's plain text.
+// The metrics and health server's timeouts: its requests are bodiless GETs, so a request that has
+// not arrived within httpReadTimeout is a stalled client, whose connection is closed.
+const (
+	httpReadTimeout = 10 * time.Second
+	httpIdleTimeout = 2 * time.Minute
+)
+
+// newHTTPServer makes the metrics and health server. readTimeout bounds a whole request, so that a
+// client stalling mid-body cannot hold a connection (and Shutdown) for ever.
+func newHTTPServer(addr string, h http.Handler, readTimeout time.Duration, log *zap.Logger) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: min(5*time.Second, readTimeout), ReadTimeout: readTimeout,
+		IdleTimeout: httpIdleTimeout, ErrorLog: httpErrorLog(log)}
+}
+
 func httpErrorLog(log *zap.Logger) *stdlog.Logger {
 	l, err := zap.NewStdLogAt(log.Named("http"), zap.WarnLevel)
 	if err != nil { // only for a level zap does not know

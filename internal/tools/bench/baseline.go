@@ -157,7 +157,7 @@ func RunBaselineWorker(ctx context.Context, args []string, stderr io.Writer) err
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	srv := &http.Server{Addr: *httpAddr, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(
+	srv := &http.Server{Addr: *httpAddr, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, Handler: http.HandlerFunc(
 		func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })}
 	go func() { _ = srv.ListenAndServe() }()
 	defer srv.Close()

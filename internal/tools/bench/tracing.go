@@ -103,7 +103,7 @@ func startDiscardReceiver() (*discardReceiver, error) {
 		return nil, err
 	}
 	d := &discardReceiver{addr: ln.Addr().String(), done: make(chan struct{})}
-	d.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	d.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		n, _ := io.Copy(io.Discard, req.Body)
 		d.requests.Add(1)
 		d.bytes.Add(n)

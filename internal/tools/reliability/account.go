@@ -50,7 +50,7 @@ func (x *run) startRotation() (*rotation, error) {
 	}
 	rt := &rotation{target: target, known: x.secrets[0]}
 	rt.proxy = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
-	rt.srv = &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second}
+	rt.srv = &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = rt.srv.Serve(ln) }()
 	x.baseURLA = "http://" + ln.Addr().String()
 	x.s.OnClose(func() { _ = rt.srv.Close() })
