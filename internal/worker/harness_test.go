@@ -280,7 +280,11 @@ func (h *harness) publishRaw(subject, msgID string, body []byte) {
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := h.js.PublishMsg(context.Background(), msg, opts...); err != nil {
+	// Bursts of thousands of events on a loaded machine can take the server longer than the
+	// client's default 5 s to acknowledge one.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := h.js.PublishMsg(ctx, msg, opts...); err != nil {
 		h.t.Fatalf("publishing to %s: %v", subject, err)
 	}
 }
