@@ -143,6 +143,11 @@ func (r fieldRule) check(v string) string {
 		}
 		return ""
 	}
+	// A required value of spaces alone (a family and a given name, both empty, joined by U+3000)
+	// would be sent blank: it is as absent as "" (docs/events.md#inbound-payloads).
+	if r.required && blank(v) {
+		return "is required"
+	}
 	if !utf8.ValidString(v) {
 		return "is not valid UTF-8"
 	}
@@ -170,6 +175,10 @@ func (k fieldKind) check(v string) string {
 	switch k {
 	case kindKana:
 		if i := strings.IndexFunc(v, func(r rune) bool { return !isKana(r) }); i >= 0 {
+			if r, _ := utf8.DecodeRuneInString(v[i:]); unicode.IsSpace(r) {
+				// "and spaces, but holds a space" would contradict itself: name the space taken.
+				return fmt.Sprintf("must be full-width katakana and spaces (U+0020 or U+3000), but holds another space (%U)", r)
+			}
 			return "must be full-width katakana and spaces, but holds " + charClass(v[i:])
 		}
 	case kindZip:
@@ -310,6 +319,12 @@ func checkInt(v string, lo, hi int64) string {
 		return fmt.Sprintf("must be between %d and %d", lo, hi)
 	}
 	return ""
+}
+
+// blank reports whether v holds only space separators (Unicode category Zs: U+0020, U+00A0,
+// U+3000...). A tab or line break is not blank: it is refused as a control character.
+func blank(v string) bool {
+	return strings.IndexFunc(v, func(r rune) bool { return !unicode.Is(unicode.Zs, r) }) < 0
 }
 
 // isKana accepts full-width katakana (including the prolonged sound mark and middle dot) and spaces.

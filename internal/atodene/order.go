@@ -67,35 +67,126 @@ const (
 const (
 	maxDetailLines  = 15
 	maxProductLines = 12
+	maxGoodsPrice   = 999999 // goodsPrice is 6 digits and a sign (docs/protocol.md#field-limits)
 )
 
 // BuildDetails turns an order into detail lines the way ATODENE accepts them: at most 12 product
-// lines (the 12th rolls up the 12th and later products as その他ご購入商品), then shipping, fee and
-// 割引等 lines where they are not zero. The 割引等 line carries the discount and any other balance,
-// so Σ(Price × Amount) always equals BilledAmount; at most 15 lines result.
+// lines, then shipping, fee and 割引等 lines where they are not zero. The 割引等 line carries the
+// discount and any other balance, so Σ(Price × Amount) always equals BilledAmount; at most 15
+// lines result.
+//
+// With more than 12 products, or fewer lines to spare, the last products are rolled up into
+// その他ご購入商品 lines at quantity 1: as many lines as their sum needs for each Price to stay within
+// goodsPrice's ±999999 (their sum split evenly), more products rolled up when those lines would
+// not fit (docs/atodene.md#detail-lines-builddetails). An amount line (shipping, fee, balance)
+// over 999999 is split the same way. An order whose amounts cannot be written in 15 such lines
+// (far beyond any order the event contract accepts) gets the reference client's lines, one of
+// them out of range, and Check refuses it.
 func BuildDetails(o Order) []Detail {
-	lines := make([]Detail, 0, min(len(o.Items), maxProductLines)+3)
+	lines, _ := buildDetails(o)
+	return lines
+}
+
+// buildDetails is BuildDetails that also reports whether its roll-up and amount lines fit
+// goodsPrice. A product's own line is the product as it is: one whose unit price is out of range
+// (the event contract allows none) is named by Check as that line.
+func buildDetails(o Order) (lines []Detail, fits bool) {
 	var subtotal int64
-	for i, it := range o.Items {
-		sum := it.UnitPrice * it.Quantity
-		subtotal += sum
-		switch {
-		case len(o.Items) <= maxProductLines || i < maxProductLines-1:
-			lines = append(lines, Detail{Goods: it.Name, Price: it.UnitPrice, Amount: it.Quantity})
-		case i == maxProductLines-1:
-			lines = append(lines, Detail{Goods: LabelOtherItems, Price: sum, Amount: 1})
-		default:
-			lines[maxProductLines-1].Price += sum
+	for _, it := range o.Items {
+		subtotal += it.UnitPrice * it.Quantity
+	}
+	balance := o.BilledAmount - (subtotal + o.ShippingFee + o.Fee)
+	var extras []Detail
+	extras = appendSplit(extras, LabelShipping, o.ShippingFee, splitCount(o.ShippingFee))
+	extras = appendSplit(extras, LabelFee, o.Fee, splitCount(o.Fee))
+	extras = appendSplit(extras, LabelDiscount, balance, splitCount(balance))
+	if budget := min(maxProductLines, maxDetailLines-len(extras)); budget > 0 {
+		if products, ok := productLines(o.Items, budget); ok {
+			return append(products, extras...), true
 		}
 	}
-	if o.ShippingFee != 0 {
-		lines = append(lines, Detail{Goods: LabelShipping, Price: o.ShippingFee, Amount: 1})
+	return referenceLines(o, subtotal, balance), false
+}
+
+// productLines returns at most budget lines for items: each item as it is, or, when they are more
+// than budget or their roll-up needs more lines, the first k as they are and the rest as
+// その他ご購入商品 lines, k as large as fits. ok is false when not even k = 0 fits.
+func productLines(items []Item, budget int) (lines []Detail, ok bool) {
+	k := min(len(items), budget)
+	var rolled int64 // Σ of items[k:]
+	for _, it := range items[k:] {
+		rolled += it.UnitPrice * it.Quantity
 	}
-	if o.Fee != 0 {
-		lines = append(lines, Detail{Goods: LabelFee, Price: o.Fee, Amount: 1})
+	for {
+		n := 0 // the roll-up lines items[k:] needs
+		if k < len(items) {
+			n = max(1, splitCount(rolled))
+		}
+		if k+n <= budget {
+			lines = make([]Detail, 0, k+n+3)
+			for _, it := range items[:k] {
+				lines = append(lines, Detail{Goods: it.Name, Price: it.UnitPrice, Amount: it.Quantity})
+			}
+			return appendSplit(lines, LabelOtherItems, rolled, n), true
+		}
+		if k == 0 {
+			return nil, false
+		}
+		k--
+		rolled += items[k].UnitPrice * items[k].Quantity
 	}
-	if balance := o.BilledAmount - (subtotal + o.ShippingFee + o.Fee); balance != 0 {
-		lines = append(lines, Detail{Goods: LabelDiscount, Price: balance, Amount: 1})
+}
+
+// splitCount is how many lines of at most ±maxGoodsPrice an amount needs: 0 for 0.
+func splitCount(v int64) int {
+	if v < 0 {
+		v = -v
+	}
+	return int((v + maxGoodsPrice - 1) / maxGoodsPrice)
+}
+
+// appendSplit appends n lines labelled label at quantity 1 whose prices add up to v, as equal as
+// integers allow (1,000,001 over two lines is 500,001 and 500,000). n = 0 appends nothing.
+func appendSplit(lines []Detail, label string, v int64, n int) []Detail {
+	if n <= 0 {
+		return lines
+	}
+	q, r := v/int64(n), v%int64(n) // r has v's sign
+	for i := range int64(n) {
+		price := q
+		if i < r {
+			price++
+		} else if i < -r {
+			price--
+		}
+		lines = append(lines, Detail{Goods: label, Price: price, Amount: 1})
+	}
+	return lines
+}
+
+// referenceLines are the lines of the reference client (docs/protocol.md#detail-lines): 11
+// products, one その他ご購入商品 line for the rest, one line each for shipping, fee and balance. They
+// are what BuildDetails returns for an order it cannot fit, so that Σ and the 15 lines hold and
+// Check names the line out of range.
+func referenceLines(o Order, subtotal, balance int64) []Detail {
+	lines := make([]Detail, 0, maxDetailLines)
+	if len(o.Items) <= maxProductLines {
+		for _, it := range o.Items {
+			lines = append(lines, Detail{Goods: it.Name, Price: it.UnitPrice, Amount: it.Quantity})
+		}
+	} else {
+		rest := subtotal
+		for _, it := range o.Items[:maxProductLines-1] {
+			lines = append(lines, Detail{Goods: it.Name, Price: it.UnitPrice, Amount: it.Quantity})
+			rest -= it.UnitPrice * it.Quantity
+		}
+		lines = append(lines, Detail{Goods: LabelOtherItems, Price: rest, Amount: 1})
+	}
+	for _, x := range []struct {
+		label string
+		v     int64
+	}{{LabelShipping, o.ShippingFee}, {LabelFee, o.Fee}, {LabelDiscount, balance}} {
+		lines = appendSplit(lines, x.label, x.v, min(1, splitCount(x.v)))
 	}
 	return lines
 }
@@ -133,9 +224,11 @@ func (o Order) shipXML() shipXML {
 	}
 }
 
-func (o Order) detailsXML() detailsXML {
-	lines := BuildDetails(o)
-	d := detailsXML{Detail: make([]detailXML, len(lines))}
+// detailsXML is the order's detail lines; fits is false when BuildDetails could not keep every
+// line within goodsPrice's range.
+func (o Order) detailsXML() (d detailsXML, fits bool) {
+	lines, fits := buildDetails(o)
+	d = detailsXML{Detail: make([]detailXML, len(lines))}
 	for i, l := range lines {
 		d.Detail[i] = detailXML{
 			Goods:       l.Goods,
@@ -144,7 +237,7 @@ func (o Order) detailsXML() detailsXML {
 			Expand2:     strconv.Itoa(i + 1),
 		}
 	}
-	return d
+	return d, fits
 }
 
 // fieldChecker collects field-rule failures in request order.

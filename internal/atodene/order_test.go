@@ -1,10 +1,13 @@
 package atodene
 
 import (
+	"encoding/xml"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sumDetails(lines []Detail) int64 {
@@ -74,7 +77,8 @@ func TestBuildDetails(t *testing.T) {
 }
 
 // FuzzBuildDetails proves the line builder's invariants for any order: Σ(price × amount) equals
-// the billed amount, at most 15 lines, at most 12 of them products.
+// the billed amount, at most 15 lines, at most 12 of them products, the price of every
+// roll-up and amount line within goodsPrice's range when the builder says the lines fit.
 func FuzzBuildDetails(f *testing.F) {
 	f.Add(uint8(1), int64(1200), int64(2), int64(550), int64(205), int64(0), int64(0))
 	f.Add(uint8(30), int64(999), int64(7), int64(0), int64(0), int64(500), int64(13))
@@ -91,9 +95,17 @@ func FuzzBuildDetails(f *testing.F) {
 			o.BilledAmount += it.UnitPrice * it.Quantity
 		}
 		o.BilledAmount += shipping + fee - discount + extra
-		lines := BuildDetails(o)
+		lines, fits := buildDetails(o)
 		if got := sumDetails(lines); got != o.BilledAmount {
 			t.Fatalf("Σ lines = %d, billed amount %d", got, o.BilledAmount)
+		}
+		for _, l := range lines {
+			if l.Goods == "x" {
+				continue // a product's own line is the product as it is
+			}
+			if fits && (l.Price < -maxGoodsPrice || l.Price > maxGoodsPrice) {
+				t.Fatalf("line %v outside goodsPrice's range, reported as fitting", l)
+			}
 		}
 		if len(lines) > 15 {
 			t.Fatalf("%d lines", len(lines))
@@ -267,4 +279,106 @@ func FuzzFieldPatterns(f *testing.F) {
 			}
 		}
 	})
+}
+
+func detailBuyer() Person {
+	return Person{Name: "加藤 太郎", NameKana: "カトウ タロウ", Zip: "150-0001", Address: "東京都渋谷区神宮前1-1-1",
+		Phone: "03-1234-5678", Email: "taro@example.jp"}
+}
+
+// docs/events.md accepts any order whose items have unit_price 0..999999 and quantity 1..99999,
+// discount 0..999999 and billed_amount 0..999999 with billed == Σ items + shipping + fee − discount.
+// docs/atodene.md#detail-lines-builddetails promises that BuildDetails always yields at most 15
+// rows adding up to BilledAmount, and the rows must pass goodsPrice's −999999..999999. With 13
+// items, the 12th and 13th priced 500,000 each and a 100,000 yen coupon, the order is valid
+// (billed 900,011): the roll-up of 1,000,000 is split over two その他ご購入商品 rows.
+func TestRollupRowOverSixDigits(t *testing.T) {
+	t.Parallel()
+	var items []Item
+	for range 11 {
+		items = append(items, Item{Name: "おまけ", UnitPrice: 1, Quantity: 1})
+	}
+	items = append(items, Item{Name: "ダイヤの指輪", UnitPrice: 500000, Quantity: 1}, Item{Name: "金の時計", UnitPrice: 500000, Quantity: 1})
+	for _, tc := range []struct {
+		name          string
+		shipping, fee int64
+	}{{"discount only", 0, 0}, {"shipping, fee and discount", 550, 205}} {
+		o := Order{ShopOrderID: "274555-20170615-0823997264", OrderedAt: time.Date(2026, 11, 26, 10, 14, 3, 0, time.UTC),
+			Buyer: detailBuyer(), Items: items, ShippingFee: tc.shipping, Fee: tc.fee, Discount: 100000,
+			BilledAmount: 11 + 1000000 + tc.shipping + tc.fee - 100000, Service: ServiceSeparate}
+		lines := BuildDetails(o)
+		var sum int64
+		products := 0
+		for i, l := range lines {
+			sum += l.Price * l.Amount
+			if l.Price < -999999 || l.Price > 999999 {
+				t.Errorf("%s: detail[%d] %q goodsPrice %d is outside ATODENE's 6 digits", tc.name, i+1, l.Goods, l.Price)
+			}
+			if l.Goods != LabelShipping && l.Goods != LabelFee && l.Goods != LabelDiscount {
+				products++
+			}
+		}
+		if sum != o.BilledAmount || len(lines) > 15 || products > 12 {
+			t.Errorf("%s: Σ lines %d (billed %d), %d lines, %d products", tc.name, sum, o.BilledAmount, len(lines), products)
+		}
+		if _, err := o.Check(); err != nil {
+			t.Errorf("%s: a valid order is refused: %v", tc.name, err)
+		}
+	}
+}
+
+// An order whose amounts need more than 15 lines of goodsPrice's range (no order of the event
+// contract does) is refused as invalid, saying so, with Σ and the 15 lines still holding.
+func TestDetailsThatCannotFitAreRefused(t *testing.T) {
+	t.Parallel()
+	var items []Item
+	for range 20 {
+		items = append(items, Item{Name: "金塊", UnitPrice: 999999, Quantity: 99})
+	}
+	o := Order{ShopOrderID: "A1", OrderedAt: time.Now(), Buyer: detailBuyer(), Items: items, BilledAmount: 999999,
+		Service: ServiceSeparate}
+	lines := BuildDetails(o)
+	if got := sumDetails(lines); got != o.BilledAmount || len(lines) > 15 {
+		t.Errorf("Σ lines %d (billed %d), %d lines", got, o.BilledAmount, len(lines))
+	}
+	_, err := o.Check()
+	var ire *InvalidRequestError
+	if !errors.As(err, &ire) || !strings.Contains(err.Error(), "details: the order's amounts cannot be written in 15 lines") {
+		t.Errorf("Check() = %v, want an invalid request naming details", err)
+	}
+}
+
+// Hostile free text (XML markup, "]]>", quotes, emoji, U+2028, characters outside JIS X 0208 and
+// a CJK compatibility ideograph) is escaped so that the provider reads back exactly what was
+// checked.
+func TestXMLRoundTripHostileText(t *testing.T) {
+	t.Parallel()
+	b := detailBuyer()
+	b.Name = `A&B<c>]]>"'😀` + "\u2028髙﨑"
+	b.Address = "東京都 &amp; ]]> <![CDATA[x]]> ①㈱\uFA19田 𠮷"
+	b.Company = "&#x41; &lt;"
+	o := Order{ShopOrderID: "A1", OrderedAt: time.Now(), Buyer: b,
+		Items: []Item{{Name: "</goods><goodsPrice>1</goodsPrice>", UnitPrice: 100, Quantity: 1}}, BilledAmount: 100, Service: ServiceSeparate}
+	r, err := o.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := registerRequest(linkInfoXML{"abc123456789", "original00", "pw"}, r.browser, r.customer, r.ship, r.details)
+	var got struct {
+		Name    string   `xml:"customer>name"`
+		Address string   `xml:"customer>address"`
+		Company string   `xml:"customer>companyName"`
+		Ship    string   `xml:"ship>shipName"`
+		Goods   []string `xml:"details>detail>goods"`
+		Prices  []string `xml:"details>detail>goodsPrice"`
+	}
+	if err := xml.Unmarshal(body, &got); err != nil {
+		t.Fatalf("request is not well-formed XML: %v\n%s", err, body)
+	}
+	if got.Name != b.Name || got.Address != b.Address || got.Company != b.Company || got.Ship != b.Name {
+		t.Errorf("read back %q %q %q %q, sent %q %q %q", got.Name, got.Address, got.Company, got.Ship, b.Name, b.Address, b.Company)
+	}
+	if len(got.Goods) != 1 || got.Goods[0] != o.Items[0].Name || got.Prices[0] != strconv.Itoa(100) {
+		t.Errorf("detail lines read back as %q %q", got.Goods, got.Prices)
+	}
 }

@@ -38,12 +38,17 @@ func (o Order) Check() (Request, error) {
 		order:    o.clone(),
 		customer: o.customerXML(),
 		ship:     o.shipXML(),
-		details:  o.detailsXML(),
 		browser:  browserInfoXML{HTTPHeader: o.Browser.HTTPHeader, DeviceInfo: o.Browser.DeviceInfo},
 	}
+	details, fits := o.detailsXML()
+	r.details = details
 	var c fieldChecker
 	c.customer(r.customer)
 	c.ship(r.ship)
+	if !fits {
+		c.errs = append(c.errs, FieldError{Field: "details", Reason: fmt.Sprintf(
+			"the order's amounts cannot be written in %d lines of goodsPrice -%d to %d", maxDetailLines, maxGoodsPrice, maxGoodsPrice)})
+	}
 	c.details(r.details)
 	c.browser(r.browser)
 	if err := c.err(opRegister); err != nil {

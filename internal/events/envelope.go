@@ -14,7 +14,6 @@ import (
 	"mime"
 	"regexp"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -248,7 +247,8 @@ func decodeEnvelope(subject, want string, subjectErr error, body []byte) (Envelo
 		p.add("source", "is %d bytes, more than the limit of %d", len(env.Source), MaxSourceLen)
 	}
 	if env.Time != "" {
-		if _, err := time.Parse(time.RFC3339, env.Time); err != nil {
+		env.Time = upperTZ(env.Time) // RFC 3339 §5.6's lower-case t and z, in the form the handlers parse
+		if _, err := ParseTime(env.Time); err != nil {
 			p.add("time", "must be RFC 3339")
 		}
 	}

@@ -201,9 +201,10 @@ const (
 // Normalize puts the order's values into the form ATODENE takes where their meaning is
 // unambiguous (docs/events.md#normalisation, package normalize): full-width digits and dashes, a leading 〒 and
 // +81 numbers in postal codes and phones, half-width katakana and hiragana in kana names, Unicode
-// NFC in text; item names over 150 characters and browser data over 1000 are cut. A buyer's
-// name, address or phone is never cut: Validate refuses them. Every value changed, browser data
-// aside, is listed in o.Normalized with the form it is sent in.
+// NFC in text; item names over 150 characters and browser data over 1000 are cut; a lower-case 't'
+// or 'z' of ordered_at (RFC 3339 §5.6) is written upper-case. A buyer's name, address or phone is
+// never cut: Validate refuses them. Every value changed, browser data and ordered_at aside (neither
+// is sent as received), is listed in o.Normalized with the form it is sent in.
 func (o *Order) Normalize() {
 	var out []Normalized
 	// The field's name is built only for a value that changed: every order passes here.
@@ -235,6 +236,7 @@ func (o *Order) Normalize() {
 			out = append(out, Normalized{Field: "items[" + strconv.Itoa(i) + "].name", Value: n})
 		}
 	}
+	o.OrderedAt = upperTZ(o.OrderedAt) // the form the handlers parse; sent as a date, so not listed
 	o.Browser.HTTPHeader = normalize.Cut(o.Browser.HTTPHeader, maxBrowserLen)
 	o.Browser.DeviceInfo = normalize.Cut(o.Browser.DeviceInfo, maxBrowserLen)
 	o.Normalized = out
@@ -358,8 +360,8 @@ func DecodeResolveRequest(env Envelope, shop string) (ResolveRequest, error) {
 // characters without control characters (it is printed in the order's history).
 func (p *problems) operator(op string) {
 	switch n := utf8.RuneCountInString(op); {
-	case op == "":
-		p.add("operator", "is required")
+	case strings.TrimFunc(op, func(r rune) bool { return unicode.Is(unicode.Zs, r) }) == "":
+		p.add("operator", "is required") // spaces alone name nobody
 	case strings.IndexFunc(op, unicode.IsControl) >= 0:
 		p.add("operator", "contains a control character")
 	case n > MaxOperatorLen:
@@ -406,7 +408,7 @@ func (p *problems) person(prefix string, x *Person, isBuyer bool) {
 			continue // a consignee needs no e-mail address
 		}
 		// The field's name is built only for a problem: every order passes here.
-		if reason := atodene.FieldReason(f.element, v); reason != "" {
+		if reason := textReason(f.element, v); reason != "" {
 			p.add(prefix+"."+f.json, "%s", reason)
 		}
 	}
@@ -414,16 +416,30 @@ func (p *problems) person(prefix string, x *Person, isBuyer bool) {
 
 // field applies an ATODENE field rule to a JSON field, reporting it under the JSON name.
 func (p *problems) field(name, element, value string) {
-	if reason := atodene.FieldReason(element, value); reason != "" {
+	if reason := textReason(element, value); reason != "" {
 		p.add(name, "%s", reason)
 	}
+}
+
+// textReason is why the text value of an inbound field breaks the rule of the ATODENE element it
+// is sent as (atodene.FieldReason), or holds U+FFFD; "" when it does neither.
+//
+// U+FFFD, the replacement character, is what encoding/json puts for a lone surrogate escape
+// ("\ud83d", an emoji cut in half by JavaScript) as it would for invalid UTF-8, which
+// DecodeEnvelope refuses: the buyer's text was lost before it reached the worker, and sending it
+// would send it altered without anyone being told (docs/events.md#inbound-payloads).
+func textReason(element, value string) string {
+	if strings.ContainsRune(value, utf8.RuneError) {
+		return "contains U+FFFD, the replacement character: the text was damaged before it was received (invalid UTF-8 or a lone surrogate such as \\ud83d)"
+	}
+	return atodene.FieldReason(element, value)
 }
 
 // Validate checks every rule of docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate for an order of the given shop.
 func (o Order) Validate(shop string) error {
 	var p problems
 	p.ids(o.ShopID, o.OrderID, shop)
-	if _, err := time.Parse(time.RFC3339, o.OrderedAt); err != nil {
+	if _, err := ParseTime(o.OrderedAt); err != nil {
 		p.add("ordered_at", "must be an RFC 3339 time")
 	}
 	p.person("buyer", o.Buyer, true)
@@ -436,7 +452,7 @@ func (o Order) Validate(shop string) error {
 	var sum int64
 	for i, it := range o.Items {
 		item := func(field string) string { return "items[" + strconv.Itoa(i) + "]." + field }
-		if reason := atodene.FieldReason("goods", it.Name); reason != "" {
+		if reason := textReason("goods", it.Name); reason != "" {
 			p.add(item("name"), "%s", reason)
 		}
 		if it.UnitPrice < 0 || it.UnitPrice > 999999 {
@@ -486,9 +502,12 @@ func (o Order) IsGift() bool {
 		textKey(b.Address, true) != textKey(s.Address, true)
 }
 
-// textKey is s width-folded and without spaces and, for an address (dashes true), with every
-// hyphen-like mark written '-': "東京都渋谷区神宮前１－１－１" and "東京都渋谷区 神宮前1-1-1" are one
-// address, while "1-2-13" and "1-21-3" stay two. Names keep their marks: "サトー" is not "サト-".
+// textKey is s width-folded, then composed (NFC, compatibility ideographs kept as normalize.Text
+// keeps them), without spaces and, for an address (dashes true), with every hyphen-like mark
+// written '-': "東京都渋谷区神宮前１－１－１" and "東京都渋谷区 神宮前1-1-1" are one address, while
+// "1-2-13" and "1-21-3" stay two. Names keep their marks: "サトー" is not "サト-". The composition
+// is what makes ｶﾞ equal ガ: folding gives カ and a combining voiced mark (U+3099), which NFC puts
+// together (UAX #15).
 func textKey(s string, dashes bool) string {
 	return strings.Map(func(r rune) rune {
 		switch {
@@ -498,7 +517,29 @@ func textKey(s string, dashes bool) string {
 			return '-'
 		}
 		return r
-	}, width.Fold.String(s))
+	}, normalize.Text(width.Fold.String(s)))
+}
+
+// ParseTime parses an RFC 3339 time of an inbound event (ordered_at, the envelope's time). RFC
+// 3339 §5.6 lets the 'T' and 'Z' be written 't' and 'z', which Go's time.RFC3339 layout refuses;
+// ParseTime takes both. The error is time.Parse's.
+func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, upperTZ(s)) }
+
+// upperTZ writes the ASCII letters 't' and 'z' of s upper-case, so that an RFC 3339 time written
+// with the lower-case letters §5.6 allows is one time.RFC3339 parses; s itself when it has none.
+func upperTZ(s string) string {
+	if !strings.ContainsAny(s, "tz") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case 't':
+			return 'T'
+		case 'z':
+			return 'Z'
+		}
+		return r
+	}, s)
 }
 
 // zipKey is the digits of a postal code: "150-0001" and "1500001" are one code.

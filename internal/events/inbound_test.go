@@ -606,6 +606,7 @@ func TestDecodeRecheckRequest(t *testing.T) {
 		{name: "operator of 65", edits: []edit{{"operator", strings.Repeat("o", 65)}}, want: []string{"operator"}},
 		{name: "operator missing", edits: []edit{{"operator", absent}}, want: []string{"operator"}},
 		{name: "operator empty", edits: []edit{{"operator", ""}}, want: []string{"operator"}},
+		{name: "operator of spaces", edits: []edit{{"operator", " \u3000"}}, want: []string{"operator"}},
 		{name: "operator null", edits: []edit{{"operator", nil}}, want: []string{"operator"}},
 		{name: "operator with a newline", edits: []edit{{"operator", "ops\nroot"}}, want: []string{"operator"}},
 		{name: "operator with an escape", edits: []edit{{"operator", "ops\u001b[31m"}}, want: []string{"operator"}},
@@ -761,5 +762,163 @@ func TestDecodeDataKnowsEveryInboundType(t *testing.T) {
 	}
 	if _, err := events.DecodeData(events.TypeCreditOK, events.Envelope{Data: []byte(`{}`)}, "shop-a"); err == nil {
 		t.Error("DecodeData accepted an outcome type")
+	}
+}
+
+// docs/events.md#ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate: Order.IsGift
+// compares "width-folded and without spaces". A buyer whose address holds half-width katakana
+// with a voiced mark (ｶﾞｰﾃﾞﾝ, as Rakuten/Yahoo! member profiles often keep it) and the same
+// address in full-width in ship_to is one address, not a gift: the shop's enclosed invoice must
+// stay enclosed. Width folding alone gives カ and a combining mark, never ガ.
+func TestIsGiftHalfWidthVoicedKana(t *testing.T) {
+	t.Parallel()
+	buyer := &events.Person{Name: "加藤 太郎", NameKana: "カトウ タロウ", Zip: "150-0001",
+		Address: "東京都渋谷区神宮前1-1-1 ｶﾞｰﾃﾞﾝﾋﾙｽﾞ101", Phone: "03-1234-5678", Email: "taro@example.jp"}
+	ship := *buyer
+	ship.Address = "東京都渋谷区神宮前１－１－１　ガーデンヒルズ101"
+	ship.Email = ""
+	o := events.Order{Buyer: buyer, ShipTo: &ship}
+	o.Normalize()
+	if o.IsGift() {
+		t.Errorf("IsGift() = true for the buyer's own address written once in half-width and once in full-width katakana (%q vs %q): an enclosed invoice would be switched to separate", o.Buyer.Address, o.ShipTo.Address)
+	}
+	// The same holds for the name (buyer name typed in half-width kana by the importer), and for
+	// a semi-voiced mark.
+	for _, names := range [][2]string{{"ﾀﾞｲｽｹ", "ダイスケ"}, {"ﾍﾟﾝｷﾞﾝ", "ペンギン"}} {
+		buyer2 := *buyer
+		buyer2.Name = names[0]
+		ship2 := buyer2
+		ship2.Name = names[1]
+		o2 := events.Order{Buyer: &buyer2, ShipTo: &ship2}
+		o2.Normalize()
+		if o2.IsGift() {
+			t.Errorf("IsGift() = true for names %q and %q, equal once width-folded", o2.Buyer.Name, o2.ShipTo.Name)
+		}
+	}
+	// Another voiced kana is still another name.
+	buyer3 := *buyer
+	buyer3.Name = "ﾀﾞｲｽｹ"
+	ship3 := buyer3
+	ship3.Name = "タイスケ"
+	if o3 := (events.Order{Buyer: &buyer3, ShipTo: &ship3}); !o3.IsGift() {
+		t.Errorf("IsGift() = false for names %q and %q, which differ by a voiced mark", buyer3.Name, ship3.Name)
+	}
+}
+
+// docs/events.md#envelope and #ordercreated-and-orderupdated-eventsdecodeorder-ordervalidate:
+// times are RFC 3339, and RFC 3339 §5.6 says "the 'T' and 'Z' characters in this syntax may
+// alternatively be lower case 't' or 'z'". The decoders take them and hand on the upper-case
+// form, which every later reader (the handlers) parses.
+func TestOrderedAtLowercaseRFC3339(t *testing.T) {
+	t.Parallel()
+	for at, want := range map[string]string{
+		"2026-11-26t10:14:03+09:00": "2026-11-26T10:14:03+09:00",
+		"2026-11-26T01:14:03z":      "2026-11-26T01:14:03Z",
+	} {
+		o, err := decodeOrder(t, edit{path: "ordered_at", value: at})
+		if err != nil {
+			t.Errorf("ordered_at %q (RFC 3339 §5.6 allows lower case t and z) refused: %v", at, err)
+		} else if o.OrderedAt != want {
+			t.Errorf("ordered_at %q decoded as %q, want %q", at, o.OrderedAt, want)
+		}
+	}
+	env := loadJSON(t, "order.created.json")
+	env["time"] = "2026-11-26t10:15:00+09:00"
+	e, err := events.DecodeEnvelope(events.Subject(events.TypeOrderCreated, testShop), marshal(t, env))
+	if err != nil {
+		t.Errorf("envelope time with lower case t refused: %v", err)
+	} else if e.Time != "2026-11-26T10:15:00+09:00" {
+		t.Errorf("envelope time decoded as %q, want the upper-case form", e.Time)
+	}
+	if _, err := events.ParseTime("2026-11-26x10:15:00+09:00"); err == nil {
+		t.Error("ParseTime took a time without T")
+	}
+}
+
+// docs/events.md#inbound-payloads: text fields refuse "the characters XML 1.0 cannot carry ...,
+// which the request would hold as U+FFFD", and DecodeEnvelope refuses invalid UTF-8 because
+// "encoding/json would replace every invalid byte with U+FFFD: a buyer's name or address would
+// reach ATODENE altered, without anyone being told". A lone surrogate written as a JSON escape
+// (what JavaScript's JSON.stringify emits for a string cut inside an emoji's surrogate pair) is
+// the same case: encoding/json turns it into U+FFFD, so U+FFFD is refused, naming the field.
+func TestLoneSurrogateEscapeNotSentAltered(t *testing.T) {
+	t.Parallel()
+	env := loadJSON(t, "order.created.json")
+	body := string(marshal(t, env))
+	const addr = `東京都渋谷区神宮前1-1-1`
+	if !strings.Contains(body, addr) {
+		t.Fatal("example address not found")
+	}
+	body = strings.Replace(body, addr, addr+`\ud83d`, 1) // an emoji cut after its high surrogate
+	if !json.Valid([]byte(body)) {
+		t.Fatal("body is not valid JSON")
+	}
+	e, err := events.DecodeEnvelope(events.Subject(events.TypeOrderCreated, testShop), []byte(body))
+	if err != nil {
+		return // refused at the envelope: fine
+	}
+	o, err := events.DecodeOrder(e, testShop)
+	if err == nil {
+		t.Fatalf("order accepted with buyer.address %q: the lone surrogate became U+FFFD and would be sent to ATODENE altered; want the event refused naming buyer.address", o.Buyer.Address)
+	}
+	if !strings.Contains(err.Error(), "buyer.address: contains U+FFFD") {
+		t.Errorf("error %q does not name buyer.address and U+FFFD", err)
+	}
+	// Every text field, not only the address.
+	for _, path := range []string{"buyer.name", "buyer.company", "ship_to.address", "items[0].name", "browser.device_info"} {
+		value := "ab\uFFFD"
+		edits := []edit{{path: path, value: value}}
+		if strings.HasPrefix(path, "ship_to.") {
+			edits = []edit{{path: "ship_to", value: map[string]any{"name": "加藤 花子", "name_kana": "カトウ ハナコ",
+				"zip": "150-0001", "address": value, "phone": "03-1234-5678"}}}
+		}
+		if _, err := decodeOrder(t, edits...); err == nil || !strings.Contains(err.Error(), path+": contains U+FFFD") {
+			t.Errorf("%s holding U+FFFD: got %v, want it refused naming the field", path, err)
+		}
+	}
+}
+
+// docs/events.md#normalisation: kana are full-width katakana and spaces. A no-break space (U+00A0,
+// what a web form or an HTML export leaves for &nbsp;) between family and given name is a space,
+// and is sent as the space the request uses.
+func TestKanaNoBreakSpace(t *testing.T) {
+	t.Parallel()
+	for _, sp := range []string{"\u00a0", "\u2002", "\u3000", "\u00a0\u3000"} {
+		o, err := decodeOrder(t, edit{path: "buyer.name_kana", value: "\u00a0ヤマダ" + sp + "ハナコ\u202f"})
+		if err != nil {
+			t.Fatalf("kana with %U between the names refused: %v", []rune(sp), err)
+		}
+		if want := "ヤマダ " + strings.Repeat(" ", len([]rune(sp))-1) + "ハナコ"; o.Buyer.NameKana != want {
+			t.Errorf("kana sent as %q, want %q", o.Buyer.NameKana, want)
+		}
+	}
+}
+
+// docs/events.md#inbound-payloads: "An empty string is the same as an absent field", and every
+// other required field (kana, zip, phone, e-mail) is trimmed before the check, so that "　" is
+// "is required". A name or address of nothing but spaces (an importer joining an empty family and
+// given name with U+3000) is refused, as is every other required text field of spaces.
+func TestBlankNameAndAddressRequired(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ path, value string }{
+		{"buyer.name", "\u3000"},
+		{"buyer.address", "  \u3000 "},
+		{"buyer.name", "\u00a0"},
+		{"items[0].name", "\u3000\u3000"},
+	} {
+		o, err := decodeOrder(t, edit{path: tc.path, value: tc.value})
+		if err == nil {
+			t.Errorf("%s %q accepted (sent as name %q, address %q): want \"is required\"", tc.path, tc.value, o.Buyer.Name, o.Buyer.Address)
+		} else if !strings.Contains(err.Error(), tc.path+": is required") {
+			t.Errorf("%s %q: %v, want \"is required\"", tc.path, tc.value, err)
+		}
+	}
+	for _, field := range []string{"name", "address"} {
+		ship := map[string]any{"name": "加藤 花子", "name_kana": "カトウ ハナコ", "zip": "150-0001",
+			"address": "東京都渋谷区神宮前1-1-1", "phone": "03-1234-5678"}
+		ship[field] = " \u3000"
+		if _, err := decodeOrder(t, edit{path: "ship_to", value: ship}); err == nil || !strings.Contains(err.Error(), "ship_to."+field+": is required") {
+			t.Errorf("ship_to.%s of spaces: got %v, want \"is required\"", field, err)
+		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 // spaces.
 //
 // The steps: half-width katakana become full-width, with their voiced marks (ﾔﾏﾀﾞ → ヤマダ), and
-// full-width spaces become ASCII spaces; hiragana become katakana (ぁ–ゖ, ゝ and ゞ
+// full-width spaces and every other space separator (U+00A0 no-break space, U+2000–U+200A...)
+// become ASCII spaces; hiragana become katakana (ぁ–ゖ, ゝ and ゞ
 // become ァ–ヶ, ヽ and ヾ); a hyphen or dash right after a kana becomes the long vowel mark ー (in a
 // katakana name it can be nothing else); a spacing voiced or semi-voiced mark (゛ U+309B, ゜ U+309C) written
 // after a kana, or after a kana and the marks already on it, becomes the combining one (U+3099,
@@ -24,6 +25,7 @@ import (
 //	やまだ はなこ → ヤマダ ハナコ
 //	カ゛トウ     → ガトウ
 //	ｳﾞｧｲｵﾘﾝ     → ヴァイオリン
+//	ヤマダ\u00a0ハナコ → ヤマダ ハナコ
 //	加藤         → 加藤 (refused by the validator)
 //
 // Source: docs/events.md#normalisation; the form is docs/protocol.md#field-limits, kanaName and shipKananame.
@@ -42,6 +44,9 @@ func Kana(s string) string {
 			afterKana = true
 		case (r == '゛' || r == '゜') && afterKana:
 			r += '\u3099' - '゛' // a combining mark: the kana is still the last starter
+		case r != ' ' && isSpace(r):
+			r = ' ' // a no-break or other space between the names is the space the request uses
+			afterKana = false
 		case isDash(r) && afterKana:
 			r = 'ー' // a hyphen or dash written for the long vowel (ｻﾄ-, サト－): the kana goes on
 		case norm.NFC.PropertiesString(t[i:]).CCC() == 0:

@@ -16,6 +16,7 @@ package normalize
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/width"
@@ -48,28 +49,18 @@ func fold(s string) string {
 	}, s)
 }
 
-// trimSpace removes ASCII spaces and ideographic spaces (U+3000) from both ends of s. Tabs and
-// line breaks are kept: the validator refuses control characters by name.
+// trimSpace removes space separators (Unicode category Zs: ASCII and ideographic spaces, the
+// no-break space U+00A0 a web form leaves for &nbsp;, U+2000–U+200A...) from both ends of s. Tabs
+// and line breaks are kept: the validator refuses control characters by name.
 func trimSpace(s string) string {
-	for {
-		if strings.HasPrefix(s, " ") {
-			s = s[1:]
-		} else if strings.HasPrefix(s, "\u3000") {
-			s = s[len("\u3000"):]
-		} else {
-			break
-		}
+	if s == "" || s[0] != ' ' && s[len(s)-1] != ' ' && isASCII(s) {
+		return s // the usual case, without a look at each rune
 	}
-	for {
-		if strings.HasSuffix(s, " ") {
-			s = s[:len(s)-1]
-		} else if strings.HasSuffix(s, "\u3000") {
-			s = s[:len(s)-len("\u3000")]
-		} else {
-			return s
-		}
-	}
+	return strings.TrimFunc(s, isSpace)
 }
+
+// isSpace reports whether r is a space separator (Unicode category Zs).
+func isSpace(r rune) bool { return unicode.Is(unicode.Zs, r) }
 
 // isDash reports whether r is one of the dash-like characters that shops, IMEs and mall CSV
 // exports put in numbers: hyphen-minus and hyphen (U+002D, U+2010, U+2011), figure, en, em dash and
