@@ -250,21 +250,28 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 	settle(msg.Ack, "ack after dead letter")
 }
 
-// runHandler runs h once, within the handler timeout.
+// runHandler runs h once, within the handler timeout. A handler cut by its timeout fails as a
+// handler timeout, whatever its last call returned (handlers.OfTry): a call to Redis or JetStream
+// made with its ended context fails as if the server did not answer, and held would keep the
+// message in place, without using a delivery, for ever, while the servers answer all along.
 func runHandler(ctx context.Context, m *handlers.Message, h handlers.Handler, cfg Config) error {
 	if cfg.HandlerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.HandlerTimeout)
 		defer cancel()
 	}
-	return h(ctx, m)
+	return handlers.OfTry(ctx, h(ctx, m))
 }
 
 // held runs try until it succeeds or fails otherwise than by the infrastructure, waiting between
 // tries (1 s doubling to 30 s) while the message is kept; it gives up when ctx ends. Each failure
-// is logged and reported to cfg.Infra, and so is the recovery.
+// is logged and reported to cfg.Infra, and so is the recovery. A failure once ctx has ended (the
+// worker stopping) is returned as it is: the ended context made it, not the servers.
 func (cfg Config) held(ctx context.Context, log *zap.Logger, what string, try func() error) error {
 	err := try()
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
 	if err == nil || !handlers.IsInfrastructure(err) {
 		cfg.Infra.succeeded()
 		return err
@@ -280,7 +287,9 @@ func (cfg Config) held(ctx context.Context, log *zap.Logger, what string, try fu
 			return err
 		case <-time.After(wait):
 		}
-		err = try()
+		if err = try(); err != nil && ctx.Err() != nil {
+			return err
+		}
 	}
 	cfg.Infra.succeeded()
 	return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/consumer"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
@@ -440,6 +441,56 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 		if d < 150*time.Millisecond {
 			t.Errorf("a handler was cancelled after %s, want the HandlerTimeout of 200ms", d)
 		}
+	}
+}
+
+// TestConsumeHandlerTimeoutEndingInAStoreCallIsExhausted: a handler hangs (in anything but Redis)
+// until the handler timeout cancels it and then, as the order handlers do on their way out, calls
+// the order store with its ended context, which fails at once with the context's error marked
+// orderstate.ErrUnavailable. That is a handler timeout, not a Redis outage: each try uses a
+// delivery and the message is dead-lettered exhausted after the last (DESIGN.md §10), and
+// readiness is not told Redis fails. Taken for an outage, the message was kept in place and its
+// handler run again for ever, without using a delivery, with /readyz answering 503.
+func TestConsumeHandlerTimeoutEndingInAStoreCallIsExhausted(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+
+	c := newConsumer(t, 5*time.Second, 2, 1)
+	var storeErrs []error
+	var mu sync.Mutex
+	rec := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
+		<-ctx.Done() // hung, not on Redis: Redis answers all along
+		_, err := store.AcquireLease(ctx, "shop-a", "HUNG-1", orderstate.Take{})
+		mu.Lock()
+		storeErrs = append(storeErrs, err)
+		mu.Unlock()
+		return fmt.Errorf("handler timed out, then: %w", err)
+	}}
+	dl := &deadLetters{}
+	infra := &consumer.Infra{}
+	run(t, c, rec.handle, consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 2, HandlerTimeout: 200 * time.Millisecond,
+		DeadLetter: dl.write, Backoff: func(int) time.Duration { return 50 * time.Millisecond }, Infra: infra})
+	wait.For(t, 8*time.Second, "the dead letter", func() bool { return len(dl.all()) == 1 })
+	settled(t, c, 1)
+
+	if l := dl.all()[0]; l.reason != handlers.ReasonExhausted || l.attempts != 2 || handlers.IsInfrastructure(l.cause) ||
+		!errors.Is(l.cause, context.DeadlineExceeded) {
+		t.Errorf("dead letter %+v, want exhausted after 2 timed-out attempts, its cause a handler timeout", l)
+	}
+	if n := rec.count(); n != 2 {
+		t.Errorf("the handler ran %d times, want once per delivery, 2", n)
+	}
+	mu.Lock()
+	for _, err := range storeErrs {
+		if !errors.Is(err, orderstate.ErrUnavailable) {
+			t.Errorf("the store call with an ended context returned %v, want orderstate.ErrUnavailable (what the test is about)", err)
+		}
+	}
+	mu.Unlock()
+	if _, err, failing := infra.Failing(); failing || infra.Waiting() != 0 {
+		t.Errorf("readiness told of a failing Redis (%v) or messages kept (%d) for a handler timeout", err, infra.Waiting())
 	}
 }
 

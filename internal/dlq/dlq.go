@@ -150,10 +150,19 @@ func (w *Writer) WriteOnce(ctx context.Context, l Letter) (stored bool, err erro
 	return !ack.Duplicate, nil
 }
 
+// callTimeout bounds each JetStream call of a write: a publish's wait for the stream's
+// acknowledgement, the read of a letter. jetstream bounds a call (by 5 s) only when its context
+// has no deadline, and the handlers write letters with theirs, their handler timeout (minutes): a
+// lost acknowledgement held the handler that long. A write that fails after it is tried again,
+// under the same message ID. jetstream's own default.
+const callTimeout = 5 * time.Second
+
 // publish publishes msg under the message ID id; within a traced message's span, the letter
 // carries its trace on (tracing.Send).
 func (w *Writer) publish(ctx context.Context, msg *nats.Msg, id, reason string) (ack *jetstream.PubAck, err error) {
 	err = natstrace.Send(ctx, nil, msg, func(ctx context.Context) (err error) {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
 		ack, err = w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 		return err
 	}, tracing.MessageID.String(id), tracing.DeadLetter.String(reason))
@@ -163,6 +172,8 @@ func (w *Writer) publish(ctx context.Context, msg *nats.Msg, id, reason string) 
 // holds says whether the message a duplicate acknowledgement names is the letter msg: the same
 // original subject, stream, sequence and body.
 func (w *Writer) holds(ctx context.Context, ack *jetstream.PubAck, msg *nats.Msg) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*callTimeout) // two calls
+	defer cancel()
 	s, err := w.js.Stream(ctx, ack.Stream)
 	if err != nil {
 		return false, err

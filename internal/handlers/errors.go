@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -130,4 +131,37 @@ type ReusedIDError struct {
 
 func (e *ReusedIDError) Error() string {
 	return fmt.Sprintf("%s already holds another outcome under message ID %s (seq %d)", e.Stream, e.MsgID, e.Seq)
+}
+
+// endedTryError is a failure of Redis or JetStream that a try's own context caused: see OfTry.
+type endedTryError struct {
+	err   error // the failure as the call returned it
+	ended error // the try's context's error
+}
+
+func (e *endedTryError) Error() string {
+	return fmt.Sprintf("the handler's context ended (%v), then: %v", e.ended, e.err)
+}
+func (e *endedTryError) Unwrap() error { return e.ended }
+
+// OfTry returns err, the failure of a handler run with ctx, as the try's own failure rather than
+// the infrastructure's once ctx has ended (its handler timeout, or the worker's shutdown): a call
+// to Redis or JetStream made with an ended context fails at once with the context's error, which
+// the store marks orderstate.ErrUnavailable and the publishers mark Infrastructure, as they do
+// when the server does not answer. The server did not fail then: the handler ran out of time,
+// and the message must use a delivery as any handler timeout does (DESIGN.md §10: exhausted after
+// its last), not be kept in place for a Redis outage. A permanent failure, a RetryAfter, a
+// failure that is not the infrastructure's, and any failure while ctx is live, are returned as
+// they are; the cause stays in the message, not in the chain.
+func OfTry(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || !IsInfrastructure(err) {
+		return err
+	}
+	if _, ok := DeadLetterReason(err); ok {
+		return err
+	}
+	if _, ok := RetryDelay(err); ok {
+		return err
+	}
+	return &endedTryError{err: err, ended: ctx.Err()}
 }

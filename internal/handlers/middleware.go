@@ -62,7 +62,7 @@ func Logging(log *zap.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			start := time.Now()
-			err := next(ctx, m)
+			err := OfTry(ctx, next(ctx, m)) // a timed-out handler's last call is no Redis outage
 			// Room for the trace fields and the error: the slice is allocated once whatever is added.
 			fields := make([]zap.Field, 0, 12)
 			fields = append(fields,

@@ -77,7 +77,12 @@ func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked,
 	if p.PublishedCreated != 0 {
 		msg.Header.Set(dlq.HeaderPublishedStreamCreated, time.Unix(0, p.PublishedCreated).UTC().Format(time.RFC3339Nano))
 	}
-	if err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) error { _, err := k.js.PublishMsg(ctx, msg); return err }); err != nil {
+	if err := natstrace.Send(ctx, nil, msg, func(ctx context.Context) error {
+		ctx, cancel := jsCall(ctx)
+		defer cancel()
+		_, err := k.js.PublishMsg(ctx, msg)
+		return err
+	}); err != nil {
 		return handlers.Infrastructure(fmt.Errorf("keeping a copy of event %s of %s/%s in %s: %w", p.Key, shop, order, KeptStream, err))
 	}
 	return nil
@@ -85,6 +90,8 @@ func (k kept) Keep(ctx context.Context, shop, order string, p orderstate.Parked,
 
 // Drop removes the copy of an event.
 func (k kept) Drop(ctx context.Context, shop, order, key string) error {
+	ctx, cancel := jsCall(ctx)
+	defer cancel()
 	err := k.stream.Purge(ctx, jetstream.WithPurgeSubject(keptSubject(shop, order, key)))
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return handlers.Infrastructure(fmt.Errorf("dropping the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, err))

@@ -23,6 +23,19 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
+// jsCallTimeout bounds each JetStream call the handlers make: a publish's wait for the stream's
+// acknowledgement, a read of a stream. jetstream bounds a call (by 5 s) only when its context has
+// no deadline, and a handler's context has one, its handler timeout (minutes): a lost PubAck held
+// the try, its handling slot and the order's lease for that long. A call that fails after it is a
+// failure of JetStream, tried again in place (handlers.Infrastructure); the message ID makes the
+// publish of a retry a duplicate if the first one got through. jetstream's own default.
+const jsCallTimeout = 5 * time.Second
+
+// jsCall is ctx bounded for one JetStream call (jsCallTimeout).
+func jsCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, jsCallTimeout)
+}
+
 // outcomes publishes outcome events to RESULTS and waits for the stream's acknowledgement.
 type outcomes struct {
 	js       jetstream.JetStream
@@ -50,6 +63,8 @@ func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byt
 	var ack *jetstream.PubAck
 	publish := func(ctx context.Context) (err error) {
 		msg.Data = events.WithTraceContext(body, msg.Header.Get(natstrace.HeaderTraceParent), msg.Header.Get(natstrace.HeaderTraceState))
+		ctx, cancel := jsCall(ctx)
+		defer cancel()
 		ack, err = o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 		return err
 	}
@@ -65,6 +80,8 @@ func (o outcomes) publish(ctx context.Context, subject, msgID string, body []byt
 	if !ack.Duplicate {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, 2*jsCallTimeout) // two calls
+	defer cancel()
 	s, err := o.js.Stream(ctx, ack.Stream) // rare: a retry of a step whose publish got through
 	if err != nil {
 		return handlers.Infrastructure(fmt.Errorf("reading stream %s to compare outcome %s with its retry: %w", ack.Stream, msgID, err))
@@ -145,7 +162,12 @@ func (p polls) Schedule(ctx context.Context, req handlers.PollRequest, at time.T
 	if sc := trace.SpanContextFromContext(ctx); sc.IsRemote() {
 		tp = p.tp
 	}
-	if err := natstrace.Send(ctx, tp, msg, func(ctx context.Context) error { _, err := p.js.PublishMsg(ctx, msg); return err }); err != nil {
+	if err := natstrace.Send(ctx, tp, msg, func(ctx context.Context) error {
+		ctx, cancel := jsCall(ctx)
+		defer cancel()
+		_, err := p.js.PublishMsg(ctx, msg)
+		return err
+	}); err != nil {
 		return handlers.Infrastructure(fmt.Errorf("scheduling the %s timer of %s/%s: %w", timerName(req.Kind), req.Shop, req.OrderID, err))
 	}
 	return nil
