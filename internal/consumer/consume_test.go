@@ -448,7 +448,7 @@ func TestConsumeHandlerTimeoutIsTransient(t *testing.T) {
 // until the handler timeout cancels it and then, as the order handlers do on their way out, calls
 // the order store with its ended context, which fails at once with the context's error marked
 // orderstate.ErrUnavailable. That is a handler timeout, not a Redis outage: each try uses a
-// delivery and the message is dead-lettered exhausted after the last (DESIGN.md §10), and
+// delivery and the message is dead-lettered exhausted after the last (docs/architecture.md), and
 // readiness is not told Redis fails. Taken for an outage, the message was kept in place and its
 // handler run again for ever, without using a delivery, with /readyz answering 503.
 func TestConsumeHandlerTimeoutEndingInAStoreCallIsExhausted(t *testing.T) {

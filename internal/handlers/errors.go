@@ -149,7 +149,7 @@ func (e *endedTryError) Unwrap() error { return e.ended }
 // to Redis or JetStream made with an ended context fails at once with the context's error, which
 // the store marks orderstate.ErrUnavailable and the publishers mark Infrastructure, as they do
 // when the server does not answer. The server did not fail then: the handler ran out of time,
-// and the message must use a delivery as any handler timeout does (DESIGN.md §10: exhausted after
+// and the message must use a delivery as any handler timeout does (docs/architecture.md: exhausted after
 // its last), not be kept in place for a Redis outage. A permanent failure, a RetryAfter, a
 // failure that is not the infrastructure's, and any failure while ctx is live, are returned as
 // they are; the cause stays in the message, not in the chain.
