@@ -212,6 +212,11 @@ func serve(ctx context.Context, s settings, lookupEnv func(string) (string, bool
 	if err != nil {
 		return err
 	}
+	for _, u := range strings.Split(s.NATSURL, ",") {
+		if redact.Misplaced(strings.TrimSpace(u)) { // it would connect to the password's first digits as a port
+			return fmt.Errorf("-nats-url: %s", redact.MisplacedMessage)
+		}
+	}
 	nc, err := nats.Connect(s.NATSURL, append([]nats.Option{nats.Name("atodene-console"), nats.MaxReconnects(-1)}, files...)...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", redact.URLs(s.NATSURL), redact.Err("-nats-url", s.NATSURL, err))

@@ -497,12 +497,17 @@ func checkKeyPair(bad reportFunc, server, certFile, keyFile string) {
 	}
 }
 
-// checkURL reports raw unless it is a URL with one of schemes and a host. URLs may carry
-// passwords, so messages show them redacted.
+// checkURL reports raw unless it is a URL with one of schemes and a host, whose credentials are
+// in its user information (redact.Misplaced). URLs may carry passwords, so messages show them
+// redacted.
 func checkURL(bad reportFunc, flagName, raw string, schemes ...string) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		bad(flagName, "not a URL (the value is not quoted: it may hold a credential)") // url.Error would quote it
+		return
+	}
+	if redact.Misplaced(raw) {
+		bad(flagName, "%s", redact.MisplacedMessage)
 		return
 	}
 	for _, sc := range schemes {

@@ -148,6 +148,8 @@ func TestParseSettingsBadValues(t *testing.T) {
 		{"redis wait timeout past the read timeout", []string{"-redis-wait-timeout=5s"}, nil, []string{"-redis-wait-timeout (ATODENE_WORKER_REDIS_WAIT_TIMEOUT): 5s: want 1ms to 2s"}},
 		{"redis url", []string{"-redis-url=localhost:6379"}, nil, []string{`-redis-url (ATODENE_WORKER_REDIS_URL): want redis://host:port or rediss://host:port or redis-sentinel://host:port or rediss-sentinel://host:port or redis-cluster://host:port or rediss-cluster://host:port (the value is not quoted`}},
 		{"redis url unparsable", []string{"-redis-url=redis://:hunter2@[::1"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): not a URL"}},
+		{"redis url password with a slash", []string{"-redis-url=redis://default:2024/hunter2@r:6379/0"}, nil, []string{"-redis-url (ATODENE_WORKER_REDIS_URL): the URL has an '@' after its host"}},
+		{"nats url password with a question mark", []string{"-nats-url=nats://u:4222?hunter2@a:4222"}, nil, []string{"-nats-url (ATODENE_WORKER_NATS_URL): the URL has an '@' after its host"}},
 		{"redis prefix with a hash tag", []string{"-redis-prefix={a}:"}, nil, []string{"-redis-prefix (ATODENE_WORKER_REDIS_PREFIX): \"{a}:\": want no braces"}},
 		{"demo on real servers", []string{"-embedded", "-demo"}, nil, []string{
 			"-demo (ATODENE_WORKER_DEMO): runs on in-process servers of its own: it takes no -nats-url or -redis-url"}},

@@ -13,11 +13,16 @@ import (
 // Mask replaces a credential.
 const Mask = "xxxxx"
 
+// MisplacedMessage says what is wrong with a URL that Misplaced reports, without quoting it.
+const MisplacedMessage = "the URL has an '@' after its host: a password holding '/', '?' or '#' must be percent-encoded (%2F, %3F, %23); the value is not quoted: it may hold a credential"
+
 // URLs returns raw, one URL or a comma-separated list of them, with the user information of
 // each (a user and password, or a token written as the user: nats://s3cret@host) replaced by
 // Mask, and the values of query parameters that may carry one (password, token, secret, key,
-// auth, credentials...) too. A URL that does not parse, or has no host (its credentials would
-// not be where a URL keeps them: "user:pw@host:4222", "redis:/pw"), is replaced whole.
+// auth, credentials...) too. A URL that does not parse, has no host, or has an '@' after its host
+// (its credentials would not be where a URL keeps them: "user:pw@host:4222", "redis:/pw", or a
+// password holding an unencoded '/', '?' or '#' after digits, "redis://u:2024/Zx9@host:6379",
+// which parses with "2024" as the port and the rest in the path; see Misplaced), is replaced whole.
 func URLs(raw string) string {
 	if raw == "" {
 		return ""
@@ -34,7 +39,7 @@ func redactOne(raw string) string {
 		return ""
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || misplaced(u) {
 		return Mask
 	}
 	if u.User != nil {
@@ -61,6 +66,43 @@ func redactOne(raw string) string {
 	return u.String()
 }
 
+// Misplaced reports whether raw, one URL, may hold credentials elsewhere than in its user
+// information: it has an '@' after its host, in the path, the fragment, a query parameter's name or
+// the value of a parameter other than an address (addr=user:pw@host:port) or a secret
+// (password=...). A password holding '/', '?' or '#' that is not percent-encoded ends the host
+// there: "redis://default:2024/Zx9@redis:6379/0" parses as the host "default:2024" and the path
+// "/Zx9@redis:6379/0", and "redis://:12?Zx9@redis:6379" as a query. A URL that does not parse is
+// not misplaced (it is refused as it is).
+func Misplaced(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && misplaced(u)
+}
+
+func misplaced(u *url.URL) bool {
+	if strings.Contains(u.Path, "@") || strings.Contains(u.RawPath, "@") || strings.Contains(u.Opaque, "@") ||
+		strings.Contains(u.Fragment, "@") || strings.Contains(u.RawFragment, "@") {
+		return true
+	}
+	if !strings.Contains(u.RawQuery, "@") && !strings.Contains(u.RawQuery, "%40") {
+		return false
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return true // a part Query drops, which may hold what precedes the '@'
+	}
+	for k, vs := range q {
+		if strings.Contains(k, "@") {
+			return true
+		}
+		for _, v := range vs {
+			if strings.Contains(v, "@") && !strings.EqualFold(k, "addr") && !secretParam(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Err returns err, or, when err is about a URL that does not parse (a *url.Error, which quotes the
 // URL whole, credentials included), an error that names the URL redacted and what is wrong without
 // quoting it. what names the URL's setting, e.g. "-redis-url".
@@ -74,11 +116,16 @@ func Err(what, rawURL string, err error) error {
 // Values returns msg, a message about rawURL (a parser's, say), with every value of the URL that
 // it quotes replaced by Mask: the user information, the path's segments, the query's values and
 // the user information inside them. It is for messages of libraries that quote what they could
-// not parse, whatever the part: a password given in the wrong place is still a password.
+// not parse, whatever the part: a password given in the wrong place is still a password. When
+// the URL's credentials may be out of its user information (Misplaced), where the password starts
+// and ends cannot be told: msg is replaced by a message that quotes nothing.
 func Values(msg, rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return Mask
+	}
+	if misplaced(u) {
+		return MisplacedMessage
 	}
 	var values []string
 	if u.User != nil {

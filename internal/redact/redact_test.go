@@ -49,3 +49,39 @@ func TestValues(t *testing.T) {
 		}
 	}
 }
+
+// TestURLsPasswordWithSlashOrQuestionMark: a password holding '/', '?' or '#' (common in generated
+// secrets: base64 has '/') not percent-encoded. When what precedes it looks like a port, the URL
+// parses with a host, and the rest of the password lands in the path, the query or the fragment:
+// such a URL is replaced whole, and Values quotes nothing of a message about it.
+func TestURLsPasswordWithSlashOrQuestionMark(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, secret string }{
+		{"redis://default:2024/Zx9+k@redis:6379/0", "Zx9+k"},
+		{"nats://alice:4222/Qm8pL@nats:4222", "Qm8pL"},
+		{"redis://:1234?Zx9k@redis:6379", "Zx9k"},
+		{"redis://:1234?a=Zx9k@redis:6379", "Zx9k"},
+		{"redis://default:2024#Zx9k@redis:6379/0", "Zx9k"},
+		{"nats://a:4222, nats://u:2024/Zx9k@b:4222", "Zx9k"},
+	} {
+		if got := URLs(tt.in); strings.Contains(got, tt.secret) || strings.Contains(got, "2024") {
+			t.Errorf("URLs(%q) = %q: the password's %q is printed", tt.in, got, tt.secret)
+		}
+		if got := Values("redis: unexpected option: "+tt.secret+"@redis:6379", tt.in); strings.Contains(got, tt.secret) {
+			t.Errorf("Values(…, %q) = %q: the password's %q is quoted", tt.in, got, tt.secret)
+		}
+		if !Misplaced(tt.in) && !strings.Contains(tt.in, ",") {
+			t.Errorf("Misplaced(%q) = false", tt.in)
+		}
+	}
+	// An '@' where a URL may hold one is no sign of a misplaced password.
+	for _, ok := range []string{
+		"redis-sentinel://s1:26379/0?master_name=m&addr=admin:hunter2@s2:26379",
+		"redis://r:6379/0?password=p@ss",
+		"redis://u:p@r:6379/0",
+	} {
+		if Misplaced(ok) {
+			t.Errorf("Misplaced(%q) = true", ok)
+		}
+	}
+}

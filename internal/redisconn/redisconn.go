@@ -73,6 +73,11 @@ func UsesTLS(scheme string) bool {
 // The error names the setting at fault (flag, "-redis-url", or the file's flag) and quotes
 // neither the URL nor any of its values.
 func Open(flag, rawURL string, files transport.RedisFiles) (redis.UniversalClient, error) {
+	if redact.Misplaced(rawURL) {
+		// go-redis would take the password's first digits for the port, and its messages and
+		// Addr would show them.
+		return nil, fmt.Errorf("%s: %s", flag, redact.MisplacedMessage)
+	}
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	switch scheme {
 	case schemeSentinel, schemeSentinelTLS:

@@ -82,6 +82,10 @@ func TestOpenRefuses(t *testing.T) {
 		{"redis-cluster://:S3CRET@n1:7000?read_only=true", "not supported"},
 		{"redis-cluster://n1:7000?addr=n2:7000&route_by_latency=true&client_name=S3CRET", "not supported"},
 		{"rediss-cluster://n1:7000?route_randomly=1", "not supported"},
+		// A password holding an unencoded '/', '?' or '#' after digits: the digits parse as the port.
+		{"redis://default:2024/S3CRET@redis:6379/0", "percent-encoded"},
+		{"redis://:2024?S3CRET@redis:6379", "percent-encoded"},
+		{"redis-sentinel://:2024#S3CRET@s1:26379/0?master_name=m", "percent-encoded"},
 	} {
 		rdb, err := Open("-redis-url", tc.url, transport.RedisFiles{})
 		if err == nil {
