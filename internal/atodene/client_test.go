@@ -269,3 +269,48 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorsQuoteNoAnswerText: an answer's text may hold the buyer's data (getinvoicedata.do's
+// print data), and ATODENE's messages may quote a request's values. encoding/xml's messages quote
+// what they stumble on ("invalid character entity &雅之介 (no semicolon)"), so no error built from an
+// answer carries its text: it keeps a fixed description, the line and the byte offset, and short
+// codes (DESIGN.md §13: no personal data in logs; the error reaches logs, spans and dead letters).
+func TestErrorsQuoteNoAnswerText(t *testing.T) {
+	t.Parallel()
+	const marker = "雅之介"
+	invoice := func(ctx context.Context, c *Client) error { _, err := c.InvoiceData(ctx, "12345678901"); return err }
+	register := func(ctx context.Context, c *Client) error {
+		_, err := c.Register(ctx, mustCheck(t, sampleOrder()))
+		return err
+	}
+	for _, tt := range []struct {
+		name, body, want string
+		call             func(context.Context, *Client) error
+	}{
+		{"an unescaped ampersand", "<response>\n<result>OK</result>\n<invoiceInfo><name>加藤 &" + marker + "</name></invoiceInfo></response>", "XML syntax error on line 3", invoice},
+		{"a bad character reference", "<response><result>OK</result><invoiceInfo><name>&#" + marker + ";</name></invoiceInfo></response>", "XML syntax error on line 1", invoice},
+		{"a mismatched end tag", "<response><result>OK</result><invoiceInfo><" + marker + "></name></invoiceInfo></response>", "XML syntax error", invoice},
+		{"a wrong root", "<" + marker + "><result>OK</result></" + marker + ">", "not a <response> document", invoice},
+		{"another encoding", `<?xml version="1.0" encoding="` + marker + `"?><response/>`, "an encoding other than UTF-8", invoice},
+		{"a cut answer", "<response><result>OK</result><invoiceInfo><name>" + marker, "XML ends early", invoice},
+		{"a result neither OK nor NG", "<response><result>" + marker + "</result></response>", "result of 3 characters (not quoted)", invoice},
+		{"an unknown screening result", `<response><result>OK</result><transactionInfo><shopOrderId>100000123</shopOrderId><transactionId>1</transactionId><autoAuthoriresult>` + marker + `</autoAuthoriresult></transactionInfo></response>`, "unexpected screening result of 3 characters", register},
+		{"a transactionId of text", `<response><result>OK</result><transactionInfo><shopOrderId>100000123</shopOrderId><transactionId>` + marker + `</transactionId><autoAuthoriresult>OK</autoAuthoriresult></transactionInfo></response>`, "transactionId of 3 characters (not quoted)", register},
+		{"a rejection quoting the value", `<response><result>NG</result><errors><error><errorPoint>name</errorPoint><errorCode>er000001</errorCode><errorMessage>氏名「加藤 ` + marker + `」の形式が正しくありません。</errorMessage></error></errors></response>`, "rejected: name er000001", register},
+		{"a rejection with a point of text", `<response><result>NG</result><errors><error><errorPoint>` + marker + `</errorPoint><errorCode>er000001</errorCode><errorMessage>x</errorMessage></error></errors></response>`, "rejected: ? er000001", register},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := scriptedServer(t, respondBody(tt.body))
+			c, err := New(Config{BaseURL: srv.URL, Credentials: Credentials{ShopCode: "abc123456789", LinkPassword: "secret-pw1"},
+				Timeout: time.Second, RetryInterval: time.Millisecond, MaxRetries: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tt.call(context.Background(), c)
+			if err == nil || strings.Contains(err.Error(), marker) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v: want %q and no %q", err, tt.want, marker)
+			}
+		})
+	}
+}

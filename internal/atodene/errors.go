@@ -102,12 +102,23 @@ type RejectedError struct {
 	Errors []ProviderError
 }
 
+// Error names each error by its point and code. ATODENE's messages are left out, and a point or
+// code that is not a short code is not quoted: what ATODENE's messages say is not known
+// (docs/protocol.md), and a message about a field may quote the field's value, the buyer's data,
+// which no error, log line, span or dead letter carries (DESIGN.md §13). Errors keeps them whole.
 func (e *RejectedError) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, pe := range e.Errors {
-		parts[i] = fmt.Sprintf("%s %s: %s", pe.Point, pe.Code, pe.Message)
+		parts[i] = codeText(pe.Point) + " " + codeText(pe.Code)
 	}
-	return fmt.Sprintf("atodene: %s: rejected: %s", e.Op, strings.Join(parts, "; "))
+	return fmt.Sprintf("atodene: %s: rejected: %s (ATODENE's messages are not quoted)", e.Op, strings.Join(parts, "; "))
+}
+
+func codeText(v string) string {
+	if isToken(v, 40) {
+		return v
+	}
+	return "?"
 }
 
 // HasCode reports whether any error of the rejection carries code.

@@ -47,7 +47,7 @@ func (c *Client) Register(ctx context.Context, req Request) (Registration, error
 	// One no later call could name (each checks it, and sends nothing) would leave the order
 	// registered and stuck: the outcome is unknown, for an operator.
 	if reason := FieldReason("transactionId", strings.TrimSpace(ti.TransactionID)); reason != "" {
-		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: fmt.Sprintf("transactionId %q %s", truncate(ti.TransactionID, 40), reason)}
+		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: fmt.Sprintf("transactionId %s %s", quoteToken(ti.TransactionID, 40), reason)}
 	}
 	if strings.TrimSpace(ti.ShopOrderID) != req.customer.ShopOrderID {
 		return Registration{}, &MalformedResponseError{Op: opRegister, Reason: "shopOrderId echoed back differs from the one sent"}
@@ -257,5 +257,5 @@ func parseDecision(op, raw string, allowed ...Decision) (Decision, error) {
 			return d, nil
 		}
 	}
-	return "", &MalformedResponseError{Op: op, Reason: fmt.Sprintf("unexpected screening result %q", truncate(raw, 20))}
+	return "", &MalformedResponseError{Op: op, Reason: fmt.Sprintf("unexpected screening result %s", quoteToken(raw, 20))}
 }

@@ -3,8 +3,10 @@ package atodene
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -276,16 +278,19 @@ func xmlChar(r rune) bool {
 		r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
+// errOtherCharset is what the decoder's CharsetReader answers: the declared encoding is not
+// quoted, as nothing of an answer's text is.
+var errOtherCharset = errors.New("an encoding other than UTF-8")
+
 // parseResponse decodes a <response> document and checks its envelope: result is OK or NG, and an
-// NG carries at least one error. The returned error is a reason for a MalformedResponseError.
+// NG carries at least one error. The returned error is a reason for a MalformedResponseError; it
+// quotes no text of the body (see decodeReason).
 func parseResponse(body []byte) (*responseXML, error) {
 	var r responseXML
 	dec := xml.NewDecoder(bytes.NewReader(body))
-	dec.CharsetReader = func(charset string, _ io.Reader) (io.Reader, error) {
-		return nil, fmt.Errorf("unsupported encoding %q", charset)
-	}
+	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errOtherCharset }
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decoding XML: %w", err)
+		return nil, errors.New(decodeReason(dec, err))
 	}
 	if r.Result == nil {
 		return nil, fmt.Errorf("no result element")
@@ -297,9 +302,60 @@ func parseResponse(body []byte) (*responseXML, error) {
 			return nil, fmt.Errorf("result NG without errors")
 		}
 	default:
-		return nil, fmt.Errorf("result %q is neither OK nor NG", truncate(*r.Result, 20))
+		return nil, fmt.Errorf("result %s is neither OK nor NG", quoteToken(*r.Result, 20))
 	}
 	return &r, nil
+}
+
+// decodeReason describes err, the decoder's failure on an answer, by a fixed description, the line
+// and the byte offset. encoding/xml's messages quote the text they stumble on ("invalid character
+// entity &雅之介 (no semicolon)", a value that does not parse, an element's name), and an answer
+// holds the buyer's data (getinvoicedata.do's print data): its text must reach no error, log line,
+// span or dead letter (DESIGN.md §13).
+func decodeReason(dec *xml.Decoder, err error) string {
+	line, _ := dec.InputPos()
+	at := fmt.Sprintf("on line %d, byte %d", line, dec.InputOffset())
+	var syntax *xml.SyntaxError
+	var unmarshal xml.UnmarshalError
+	switch {
+	case errors.Is(err, io.EOF) && dec.InputOffset() == 0:
+		return "empty body, not XML"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "XML ends early " + at
+	case errors.Is(err, errOtherCharset):
+		return "XML declared in " + errOtherCharset.Error()
+	case errors.As(err, &syntax) && syntax.Msg == "unexpected EOF": // a fixed message
+		return fmt.Sprintf("XML ends early on line %d, byte %d", syntax.Line, dec.InputOffset())
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("XML syntax error on line %d, byte %d", syntax.Line, dec.InputOffset())
+	case errors.As(err, &unmarshal):
+		return "XML not of a response's structure (not a <response> document, or an element out of place) " + at
+	}
+	return "XML that does not decode " + at
+}
+
+// quoteToken quotes v, a value read from an answer, for an error, if it is a short code (ASCII
+// letters, digits, '-', '_' and '.', at most n of them); otherwise it says only its length. An
+// answer's elements may hold the buyer's data, which no error carries.
+func quoteToken(v string, n int) string {
+	if v = strings.TrimSpace(v); isToken(v, n) {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("of %d characters (not quoted)", utf8.RuneCountInString(v))
+}
+
+// isToken reports whether v is a short code: 1 to n ASCII letters, digits, '-', '_' and '.'.
+func isToken(v string, n int) bool {
+	if v == "" || len(v) > n {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *responseXML) ok() bool { return strings.TrimSpace(*r.Result) == "OK" }
@@ -310,11 +366,4 @@ func (r *responseXML) providerErrors() []ProviderError {
 		out[i] = ProviderError{Point: strings.TrimSpace(e.Point), Code: strings.TrimSpace(e.Code), Message: strings.TrimSpace(e.Message)}
 	}
 	return out
-}
-
-func truncate(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
 }

@@ -26,8 +26,20 @@ func PutFaults(ctx context.Context, baseURL string, f Faults) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("setting sandbox faults: %s: %s", resp.Status, msg)
+		return fmt.Errorf("setting sandbox faults: %s%s", resp.Status, adminReason(resp.Body))
 	}
 	return nil
+}
+
+// adminReason returns ": " and the reason of an admin API's refusal ({"error": "..."}, the
+// sandbox's own text about the faults asked for), or "" for any other answer: whatever answers at
+// baseURL, its body is not echoed into an error.
+func adminReason(body io.Reader) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.NewDecoder(io.LimitReader(body, 4<<10)).Decode(&e) != nil || e.Error == "" || len(e.Error) > 300 {
+		return ""
+	}
+	return ": " + e.Error
 }
