@@ -127,8 +127,9 @@ func nonNil[T any](s []T) []T {
 }
 
 // WithTraceContext returns an outcome event (NewOutcome's JSON object) with the CloudEvents
-// distributed-tracing extension attributes traceparent and, when not empty, tracestate added as
-// its first attributes, or body as it is when traceparent is empty. The values are W3C trace
+// distributed-tracing extension attributes traceparent and, when not empty and at most
+// MaxTraceStateLen characters (a longer one is what a consumer drops, TraceContext), tracestate
+// added as its first attributes, or body as it is when traceparent is empty. The values are W3C trace
 // context headers, written as JSON strings. The body is not parsed again: the attributes are put
 // after its opening brace.
 func WithTraceContext(body []byte, traceparent, tracestate string) []byte {
@@ -139,7 +140,7 @@ func WithTraceContext(body []byte, traceparent, tracestate string) []byte {
 	quote := func(s string) []byte { q, _ := json.Marshal(s); return q } // a string always encodes
 	out = append(out, `{"traceparent":`...)
 	out = append(out, quote(traceparent)...)
-	if tracestate != "" {
+	if tracestate != "" && len(tracestate) <= MaxTraceStateLen {
 		out = append(out, `,"tracestate":`...)
 		out = append(out, quote(tracestate)...)
 	}

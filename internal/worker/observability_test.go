@@ -2,7 +2,9 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
 
@@ -100,4 +105,46 @@ func TestMalformedAnswerQuotesNoBuyerData(t *testing.T) {
 		}
 	}
 	checkNoPersonalData(t, exp.GetSpans(), marker)
+}
+
+// TestHugeTracestateIsBounded: an importer's message carries a valid traceparent and a tracestate
+// of 32 members of ~250 bytes (~8 kB; W3C asks for at most 32 members, 512 characters being what a
+// vendor must propagate). The worker copied it whole into every message it published for the order:
+// the outcome's NATS header and its CloudEvents tracestate attribute, which events.md tells a
+// consumer to drop when longer than 512 characters, and the poll schedules. Now the tracestate is
+// trimmed as W3C says to at most 512 characters where the worker reads it (natstrace.Extract).
+func TestHugeTracestateIsBounded(t *testing.T) {
+	t.Parallel()
+	h, _, _ := newTracedHarness(t, harnessOpts{})
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("k%02d=%s", i, strings.Repeat("v", 250)))
+	}
+	tracestate := strings.Join(members, ",")
+
+	raw, _ := json.Marshal(orderData("shop-a", "TS-HUGE", "review-ok@example.jp"))
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: "ev-ts-huge", Source: "test", Type: "order.created",
+		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
+	msg := nats.NewMsg(events.Subject("order.created", "shop-a"))
+	msg.Data = body
+	msg.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	msg.Header.Set("tracestate", tracestate)
+	if _, err := h.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(events.MsgID("test", "ev-ts-huge"))); err != nil {
+		t.Fatal(err)
+	}
+	h.waitOutcomes("TS-HUGE", "credit.pending", 15*time.Second)
+	h.shutdown()
+
+	results := h.rawMessages("RESULTS")
+	if len(results) == 0 {
+		t.Fatal("no outcome")
+	}
+	for _, o := range results {
+		if n := len(o.Header.Get("tracestate")); n > 512 {
+			t.Errorf("outcome %s: tracestate header of %d bytes (an importer's %d-byte header copied on)", o.Subject, n, len(tracestate))
+		}
+		if s, _ := o.Body["tracestate"].(string); len(s) > 512 {
+			t.Errorf("outcome %s: CloudEvents tracestate attribute of %d bytes, which events.md tells consumers to drop (> 512)", o.Subject, len(s))
+		}
+	}
 }

@@ -5,6 +5,8 @@ package natstrace
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -42,19 +44,66 @@ func (h Header) Keys() []string {
 	return keys
 }
 
-// Inject writes the trace context of ctx's span into h; nothing when ctx holds no valid span.
+// MaxTraceStateLen bounds the tracestate the programs pass on, in a header or in an event's
+// tracestate attribute: 512 characters, what W3C trace context asks every vendor to propagate, and
+// the length past which a consumer drops the attribute (docs/events.md#envelope). A longer one is
+// trimmed as W3C says (TrimTraceState).
+const MaxTraceStateLen = 512
+
+// TrimTraceState returns tracestate, a W3C tracestate header, within MaxTraceStateLen: as it is
+// when it fits, else with its members longer than 128 characters removed first, from the end, as
+// long as it does not fit, then others from the end, until it fits (W3C trace context, "tracestate limits"). It may return "".
+func TrimTraceState(tracestate string) string {
+	if len(tracestate) <= MaxTraceStateLen {
+		return tracestate
+	}
+	var members []string
+	size := -1 // the length of the members joined by commas
+	for m := range strings.SplitSeq(tracestate, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			members = append(members, m)
+			size += len(m) + 1
+		}
+	}
+	for i := len(members) - 1; i >= 0 && size > MaxTraceStateLen; i-- {
+		if len(members[i]) > 128 {
+			size -= len(members[i]) + 1
+			members = slices.Delete(members, i, i+1)
+		}
+	}
+	for len(members) > 0 && size > MaxTraceStateLen {
+		size -= len(members[len(members)-1]) + 1
+		members = members[:len(members)-1]
+	}
+	return strings.Join(members, ",")
+}
+
+// Inject writes the trace context of ctx's span into h, its tracestate within MaxTraceStateLen;
+// nothing when ctx holds no valid span.
 func Inject(ctx context.Context, h nats.Header) {
 	if h == nil || !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
 	propagator.Inject(ctx, Header(h))
+	if ts := h.Get(HeaderTraceState); len(ts) > MaxTraceStateLen {
+		if ts = TrimTraceState(ts); ts == "" {
+			h.Del(HeaderTraceState)
+		} else {
+			h.Set(HeaderTraceState, ts)
+		}
+	}
 }
 
 // Extract returns ctx with the remote span context that h carries (traceparent, tracestate), or ctx
-// as it is when h carries none or one that is not valid.
+// as it is when h carries none or one that is not valid. A tracestate longer than MaxTraceStateLen
+// is trimmed (TrimTraceState): the spans, and what the programs publish within them, carry it
+// bounded whatever a publisher sent.
 func Extract(ctx context.Context, h nats.Header) context.Context {
 	if h == nil || h.Get(HeaderTraceParent) == "" {
 		return ctx
+	}
+	if ts := h.Get(HeaderTraceState); len(ts) > MaxTraceStateLen {
+		return propagator.Extract(ctx, attributes{h.Get(HeaderTraceParent), TrimTraceState(ts)})
 	}
 	return propagator.Extract(ctx, Header(h))
 }
@@ -62,12 +111,12 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 // ExtractAttributes returns ctx with the remote span context of traceparent and tracestate, a W3C
 // trace context carried otherwise than in headers (a CloudEvent's distributed-tracing attributes),
 // or ctx as it is when traceparent is empty or not valid. An invalid tracestate is dropped, and
-// traceparent kept, as Extract does.
+// traceparent kept, as Extract does; a long one is trimmed, as Extract does.
 func ExtractAttributes(ctx context.Context, traceparent, tracestate string) context.Context {
 	if traceparent == "" {
 		return ctx
 	}
-	return propagator.Extract(ctx, attributes{traceparent, tracestate})
+	return propagator.Extract(ctx, attributes{traceparent, TrimTraceState(tracestate)})
 }
 
 // attributes is a read-only propagation.TextMapCarrier of a traceparent and a tracestate.

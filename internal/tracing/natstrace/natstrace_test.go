@@ -3,6 +3,8 @@ package natstrace_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -104,5 +106,46 @@ func TestExtractAttributes(t *testing.T) {
 	}
 	if natstrace.ExtractAttributes(ctx, "", "vendor=x") != ctx {
 		t.Error("no traceparent made a new context")
+	}
+}
+
+// TestTrimTraceState: a tracestate over 512 characters loses its members over 128 characters first,
+// from the end, as long as it is too long, then others from the end (W3C trace context, "tracestate limits"); a header's is
+// trimmed by Extract, so that what is published within the span carries it bounded.
+func TestTrimTraceState(t *testing.T) {
+	t.Parallel()
+	member := func(k string, n int) string { return k + "=" + strings.Repeat("v", n-len(k)-1) }
+	var small, huge []string
+	for i := range 32 {
+		small = append(small, member(fmt.Sprintf("s%02d", i), 30))
+		huge = append(huge, member(fmt.Sprintf("h%02d", i), 250))
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{"a=1,b=2", "a=1,b=2"},
+		{strings.Join(huge, ","), strings.Join(huge[:2], ",")}, // 2 × 251 - 1 = 501
+		{member("a", 100) + "," + member("big", 200) + "," + member("b", 100) + "," + member("huge", 300), member("a", 100) + "," + member("big", 200) + "," + member("b", 100)},
+		{member("a", 100) + "," + member("big", 200) + "," + member("huge", 300) + "," + member("b", 100), member("a", 100) + "," + member("big", 200) + "," + member("b", 100)},
+		{member("big", 200) + "," + member("a", 100) + "," + member("huge", 300) + "," + member("b", 400), member("big", 200) + "," + member("a", 100)},
+		{strings.Join(small, ","), strings.Join(small[:16], ",")}, // 16 × 31 - 1 = 495
+		{member("a", 100) + "," + member("big", 129) + "," + member("c", 300), member("a", 100) + "," + member("big", 129)},
+	} {
+		got := natstrace.TrimTraceState(tt.in)
+		if got != tt.want || len(got) > natstrace.MaxTraceStateLen {
+			t.Errorf("TrimTraceState(%.40q… %d) = %.60q… (%d), want %.60q… (%d)", tt.in, len(tt.in), got, len(got), tt.want, len(tt.want))
+		}
+	}
+
+	h := nats.Header{}
+	h.Set(natstrace.HeaderTraceParent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	h.Set(natstrace.HeaderTraceState, strings.Join(small, ","))
+	ctx := natstrace.Extract(context.Background(), h)
+	if got := trace.SpanContextFromContext(ctx).TraceState().String(); got != strings.Join(small[:16], ",") {
+		t.Errorf("Extract: tracestate %q (%d), want the first 16 members", got, len(got))
+	}
+	out := nats.Header{}
+	natstrace.Inject(ctx, out)
+	if n := len(out.Get(natstrace.HeaderTraceState)); n == 0 || n > natstrace.MaxTraceStateLen {
+		t.Errorf("Inject: tracestate of %d characters", n)
 	}
 }
