@@ -206,7 +206,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		defer func() { endProcess(span, m, outcome, reason, err) }()
 	}
 	// The lines of the message's handling name its trace when it has one (tracing.LogFields).
-	log := cfg.Logger.With(tracing.LogFields(ctx, []zap.Field{zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence)})...)
+	log := cfg.Logger.With(tracing.LogFields(ctx, []zap.Field{zap.String("subject", tracing.Clip(m.Subject)), zap.Uint64("seq", m.Sequence)})...)
 	stopBeat := heartbeat(msg, cfg.AckWait/3)
 	defer stopBeat() // stopped before the message is settled: no beat follows an ack
 	settle := func(settle func() error, what string) {

@@ -18,7 +18,8 @@ import (
 // continues the trace of the message's traceparent header or, when it has none, of the CloudEvents
 // distributed-tracing attributes of its body (events.TraceContext): a producer that uses a
 // CloudEvents SDK puts the trace context there. The header wins when both are there; a new trace
-// is started when neither carries a valid trace context.
+// is started when neither carries a valid trace context. The span's name and destination hold the
+// subject clipped (tracing.Clip).
 func startProcess(ctx context.Context, tp trace.TracerProvider, msg jetstream.Msg, m *handlers.Message) (context.Context, trace.Span) {
 	var parent context.Context
 	if h := msg.Headers(); h.Get(natstrace.HeaderTraceParent) != "" {
@@ -27,10 +28,11 @@ func startProcess(ctx context.Context, tp trace.TracerProvider, msg jetstream.Ms
 		traceparent, tracestate := events.TraceContext(m.Body)
 		parent = natstrace.ExtractAttributes(ctx, traceparent, tracestate)
 	}
-	return tp.Tracer(tracing.Name).Start(parent, "process "+m.Subject,
+	subject := tracing.Clip(m.Subject) // a publisher's subject, of any length NATS takes
+	return tp.Tracer(tracing.Name).Start(parent, "process "+subject,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(tracing.MessagingSystem, tracing.OperationType.String("process"),
-			tracing.Destination.String(m.Subject), tracing.Attempt.Int(m.Attempt)))
+			tracing.Destination.String(subject), tracing.Attempt.Int(m.Attempt)))
 }
 
 // endProcess ends a delivery's span with what decoding learned of the message (its event id,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -20,7 +19,7 @@ func Recover(log *zap.Logger) Middleware {
 		return func(ctx context.Context, m *Message) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("handler panicked", tracing.LogFields(ctx, []zap.Field{zap.String("subject", m.Subject), zap.Uint64("seq", m.Sequence),
+					log.Error("handler panicked", tracing.LogFields(ctx, []zap.Field{zap.String("subject", tracing.Clip(m.Subject)), zap.Uint64("seq", m.Sequence),
 						zap.Any("panic", r), zap.ByteString("stack", debug.Stack())})...)
 					err = fmt.Errorf("handler panicked: %v", r)
 				}
@@ -66,7 +65,7 @@ func Logging(log *zap.Logger) Middleware {
 			// Room for the trace fields and the error: the slice is allocated once whatever is added.
 			fields := make([]zap.Field, 0, 12)
 			fields = append(fields,
-				zap.String("event_id", clip(m.Head.Event.ID)), zap.String("subject", clip(m.Subject)),
+				zap.String("event_id", tracing.Clip(m.Head.Event.ID)), zap.String("subject", tracing.Clip(m.Subject)),
 				zap.String("type", m.Head.Kind), zap.String("shop", m.Head.Shop), zap.String("order", m.Head.Order),
 				zap.String("outcome", deliveryOutcome(err, m)), zap.Duration("duration", time.Since(start)),
 				zap.Int("attempt", m.Attempt), zap.Uint64("seq", m.Sequence))
@@ -128,17 +127,4 @@ func (mt *Metrics) Middleware() Middleware {
 			return err
 		}
 	}
-}
-
-// clip bounds a value logged from a message, which may be invalid and of any length.
-func clip(s string) string {
-	const limit = 256
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

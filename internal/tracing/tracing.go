@@ -76,7 +76,8 @@ func Fail(span trace.Span, err error) {
 	}
 }
 
-// Clip bounds a value put on a span from a message, which may be invalid and of any length.
+// Clip bounds a value put on a span or a log line from a message (a subject, an event id), which may
+// be invalid and of any length: to 256 bytes and an ellipsis, cut at a rune boundary.
 func Clip(s string) string {
 	const limit = 256
 	if len(s) <= limit {

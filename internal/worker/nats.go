@@ -261,7 +261,7 @@ func timerName(kind string) string {
 func decodeTimer(m *handlers.Message, h *handlers.Head) {
 	var req handlers.PollRequest
 	if !strings.HasPrefix(m.Subject, pollSubjectBase+"due.") {
-		h.Err = handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("subject %q is not a poll subject", m.Subject))
+		h.Err = handlers.Permanent(handlers.ReasonInvalid, fmt.Errorf("subject %q is not a poll subject", tracing.Clip(m.Subject)))
 		return
 	}
 	if err := json.Unmarshal(m.Body, &req); err != nil || req.Shop == "" || req.OrderID == "" {

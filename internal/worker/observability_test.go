@@ -148,3 +148,34 @@ func TestHugeTracestateIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLongSubjectIsClippedOnSpans: an importer publishes to orders.created.<3,000 characters> (NATS
+// takes subjects of any length its control line allows). The "message handled" log line clipped the
+// subject to 256 bytes, but the process span's name and messaging.destination.name, and the dead
+// letter's send span, carried it whole; they hold it clipped by tracing.Clip now, as do the consume
+// loop's and the panic's log lines.
+func TestLongSubjectIsClippedOnSpans(t *testing.T) {
+	t.Parallel()
+	h, exp, _ := newTracedHarness(t, harnessOpts{})
+	subject := "orders.created." + strings.Repeat("x", 3000)
+	raw, _ := json.Marshal(orderData("shop-a", "LONG-SUBJ", "taro@example.jp"))
+	body, _ := json.Marshal(events.Envelope{SpecVersion: "1.0", ID: "ev-long-subj", Source: "test", Type: "order.created",
+		Time: "2026-11-26T10:15:00+09:00", DataContentType: "application/json", Data: raw})
+	h.publishRaw(subject, "long-subj", body)
+	wait.For(t, 15*time.Second, "the dead letter", func() bool { return len(h.deadLetters()) == 1 })
+	h.shutdown()
+	spans := exp.GetSpans()
+	if len(spans) == 0 {
+		t.Fatal("no span")
+	}
+	for _, s := range spans {
+		if len(s.Name) > 300 {
+			t.Errorf("span name of %d bytes: %.60s…", len(s.Name), s.Name)
+		}
+		for k, v := range attrs(s) {
+			if len(v) > 300 {
+				t.Errorf("span %.40s…: attribute %s of %d bytes", s.Name, k, len(v))
+			}
+		}
+	}
+}

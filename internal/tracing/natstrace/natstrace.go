@@ -138,7 +138,7 @@ func (attributes) Keys() []string { return []string{HeaderTraceParent, HeaderTra
 
 // Send runs publish, the publishing of msg, in a producer span "send <subject>" and with the
 // span's trace context injected into msg's headers first, so that the consumer continues the
-// trace. tp starts a new trace, or continues one in ctx; with tp nil the span is a child of ctx's
+// trace. The span's name and destination hold the subject clipped (tracing.Clip). tp starts a new trace, or continues one in ctx; with tp nil the span is a child of ctx's
 // recording span, and without either Send only runs publish. A publish error marks the span.
 func Send(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, publish func(ctx context.Context) error, attrs ...attribute.KeyValue) error {
 	var tracer trace.Tracer
@@ -150,9 +150,11 @@ func Send(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, publish f
 	default:
 		return publish(ctx)
 	}
+	// A dead letter's subject holds the original's, which may be of any length.
+	subject := tracing.Clip(msg.Subject)
 	all := append(make([]attribute.KeyValue, 0, 3+len(attrs)), // one slice: the SDK copies each option's
-		tracing.MessagingSystem, tracing.OperationType.String("send"), tracing.Destination.String(msg.Subject))
-	ctx, span := tracer.Start(ctx, "send "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		tracing.MessagingSystem, tracing.OperationType.String("send"), tracing.Destination.String(subject))
+	ctx, span := tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(append(all, attrs...)...))
 	defer span.End()
 	if msg.Header == nil {
