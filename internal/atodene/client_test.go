@@ -274,7 +274,7 @@ func FuzzParseResponse(f *testing.F) {
 // print data), and ATODENE's messages may quote a request's values. encoding/xml's messages quote
 // what they stumble on ("invalid character entity &雅之介 (no semicolon)"), so no error built from an
 // answer carries its text: it keeps a fixed description, the line and the byte offset, and short
-// codes (DESIGN.md §13: no personal data in logs; the error reaches logs, spans and dead letters).
+// codes (no personal data in logs, operations-worker.md; the error reaches logs, spans and dead letters).
 func TestErrorsQuoteNoAnswerText(t *testing.T) {
 	t.Parallel()
 	const marker = "雅之介"

@@ -105,7 +105,8 @@ type RejectedError struct {
 // Error names each error by its point and code. ATODENE's messages are left out, and a point or
 // code that is not a short code is not quoted: what ATODENE's messages say is not known
 // (docs/protocol.md), and a message about a field may quote the field's value, the buyer's data,
-// which no error, log line, span or dead letter carries (DESIGN.md §13). Errors keeps them whole.
+// which no error, log line, span or dead letter carries (docs/operations-worker.md). Errors keeps
+// them whole.
 func (e *RejectedError) Error() string {
 	parts := make([]string, len(e.Errors))
 	for i, pe := range e.Errors {

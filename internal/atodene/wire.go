@@ -311,7 +311,7 @@ func parseResponse(body []byte) (*responseXML, error) {
 // and the byte offset. encoding/xml's messages quote the text they stumble on ("invalid character
 // entity &雅之介 (no semicolon)", a value that does not parse, an element's name), and an answer
 // holds the buyer's data (getinvoicedata.do's print data): its text must reach no error, log line,
-// span or dead letter (DESIGN.md §13).
+// span or dead letter (docs/operations-worker.md).
 func decodeReason(dec *xml.Decoder, err error) string {
 	line, _ := dec.InputPos()
 	at := fmt.Sprintf("on line %d, byte %d", line, dec.InputOffset())
