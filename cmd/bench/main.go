@@ -28,6 +28,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"github.com/atodene-worker/atodene-worker/internal/tools/bench"
 )
 
@@ -36,7 +37,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		termtable.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redact"
 	"github.com/atodene-worker/atodene-worker/internal/redisconn"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 	"github.com/atodene-worker/atodene-worker/internal/transport"
 	"github.com/atodene-worker/atodene-worker/internal/worker"
@@ -347,7 +348,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	for line := range strings.Lines(err.Error()) {
-		fmt.Fprintf(stderr, "console: %s", strings.TrimSuffix(line, "\n")+"\n")
+		termtable.Fprintf(stderr, "console: %s\n", strings.TrimSuffix(line, "\n"))
 	}
 	if errors.As(err, new(usageError)) {
 		fmt.Fprintln(stderr, "Run 'console -h' for the list of settings.")

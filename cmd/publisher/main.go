@@ -15,6 +15,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/publisher"
 	"github.com/atodene-worker/atodene-worker/internal/redislog"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"github.com/atodene-worker/atodene-worker/internal/tracing/otelenv"
 )
 
@@ -45,9 +46,9 @@ func exitCode(stderr io.Writer, err error) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(publisher.UsageError)):
-		fmt.Fprintf(stderr, "publisher: %v\n", err)
+		termtable.Fprintf(stderr, "publisher: %v\n", err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "publisher: %v\n", err)
+	termtable.Fprintf(stderr, "publisher: %v\n", err) // it may quote a letter's or an order's data
 	return 1
 }

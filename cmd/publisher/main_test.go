@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -32,5 +33,18 @@ func TestHelpExitsZero(t *testing.T) {
 		if tc.code == 0 && !strings.HasPrefix(out.String(), "Usage: publisher") {
 			t.Errorf("publisher %v: help not on stdout:\n%s", tc.args, out.String())
 		}
+	}
+}
+
+// TestErrorLineShowsControlsEscaped: an error that quotes outside data (an order's, a letter's) is
+// one line on stderr, its control characters escaped.
+func TestErrorLineShowsControlsEscaped(t *testing.T) {
+	t.Parallel()
+	var errOut bytes.Buffer
+	if got := exitCode(&errOut, errors.New("order A\x1b]0;x\x07\nB: no history")); got != 1 {
+		t.Errorf("exit status %d, want 1", got)
+	}
+	if want := `publisher: order A\x1b]0;x\a\nB: no history` + "\n"; errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
 	}
 }

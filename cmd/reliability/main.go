@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"github.com/atodene-worker/atodene-worker/internal/tools/reliability"
 )
 
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "reliability: seed %d (repeat with -seed %d)\n", opts.Seed, opts.Seed)
 	results, err := reliability.Run(ctx, opts)
 	if err != nil {
-		fmt.Fprintln(stderr, "reliability:", err)
+		termtable.Fprintf(stderr, "reliability: %v\n", err)
 		return 2
 	}
 	if err := reliability.WriteTable(stdout, results); err != nil {

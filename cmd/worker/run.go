@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -107,7 +108,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	for line := range strings.Lines(err.Error()) {
-		fmt.Fprintf(stderr, "worker: %s", strings.TrimSuffix(line, "\n")+"\n")
+		termtable.Fprintf(stderr, "worker: %s\n", strings.TrimSuffix(line, "\n"))
 	}
 	if errors.As(err, new(usageError)) {
 		fmt.Fprintln(stderr, "Run 'worker -h' for the list of settings.")

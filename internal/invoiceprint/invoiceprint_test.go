@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -236,5 +237,35 @@ func TestFieldNamesAreEscaped(t *testing.T) {
 		if !strings.Contains(out, `data-field="x&#34;&gt;&lt;meta http-equiv=&#34;refresh&#34; content=&#34;0&#34;&gt;"`) {
 			t.Errorf("the element's name is not in its data-field:\n%s", out)
 		}
+	}
+}
+
+// TestTextShowsControlsEscaped: a value with control characters (from ATODENE's answer) is written
+// escaped, on its own line, in the text document; the form feed between invoices stays.
+func TestTextShowsControlsEscaped(t *testing.T) {
+	t.Parallel()
+	a, c := invoice("A-1", "3155円"), invoice("C-1", "2950円")
+	a.TransactionID = "T\x1b]0;pwned\x07"
+	for k := range a.Invoice.Fields {
+		a.Invoice.Fields[k] = "x\r\nFORGED\u202e"
+		break
+	}
+	var b strings.Builder
+	if err := WriteText(&b, []Invoice{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(b.String(), "\f\n", "\n")
+	for _, r := range text {
+		if r != '\n' && (unicode.IsControl(r) || r == '\u202e') {
+			t.Fatalf("text holds %U:\n%q", r, text)
+		}
+	}
+	for _, want := range []string{`お問合せ番号 T\x1b]0;pwned\a` + "\n", `x\r\nFORGED\u202e` + "\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text does not hold %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(b.String(), "\f\n") {
+		t.Error("the form feed between invoices is gone")
 	}
 }

@@ -367,25 +367,27 @@ func pad(s string, n int) string {
 // WriteText writes the invoices as plain text: per invoice a heading line, then every element
 // under its label, by group, the detail lines under 明細, and the elements the layout does not
 // know under その他; a form feed starts each invoice after the first, so that a plain-text
-// printer starts each on a new page. An error is w's.
+// printer starts each on a new page. The values, from ATODENE and the shop's buyer, are written
+// termtable.Visible: a control character in one neither drives the terminal nor breaks the lines.
+// An error is w's.
 func WriteText(w io.Writer, invoices []Invoice) error {
 	var b bytes.Buffer
 	for i, p := range invoices {
 		if i > 0 {
 			fmt.Fprint(&b, "\f\n")
 		}
-		fmt.Fprintf(&b, "請求書 %d/%d  shop %s  order %s  お問合せ番号 %s\n", i+1, len(invoices), p.Shop, p.Order, p.TransactionID)
-		fmt.Fprintf(&b, "(invoice.ok %s, %s JST, sequence %d)\n", p.EventID, jst.Format(p.Published), p.Seq)
+		termtable.Fprintf(&b, "請求書 %d/%d  shop %s  order %s  お問合せ番号 %s\n", i+1, len(invoices), p.Shop, p.Order, p.TransactionID)
+		termtable.Fprintf(&b, "(invoice.ok %s, %s JST, sequence %d)\n", p.EventID, jst.Format(p.Published), p.Seq)
 		for _, g := range layout {
-			fmt.Fprintf(&b, "\n[%s]\n", g.Heading)
+			termtable.Fprintf(&b, "\n[%s]\n", g.Heading)
 			for _, f := range g.Fields {
-				fmt.Fprintf(&b, "  %s%s\n", pad(f.Label, labelWidth), p.Invoice.Fields[f.Name])
+				termtable.Fprintf(&b, "  %s%s\n", pad(f.Label, labelWidth), p.Invoice.Fields[f.Name])
 			}
 			if g.Heading == "明細" {
 				for n, line := range p.Invoice.Details {
-					fmt.Fprintf(&b, "  明細%d\n", n+1)
+					termtable.Fprintf(&b, "  明細%d\n", n+1)
 					for _, f := range detailLayout {
-						fmt.Fprintf(&b, "    %s%s\n", pad(f.Label, labelWidth-2), line[f.Name])
+						termtable.Fprintf(&b, "    %s%s\n", pad(f.Label, labelWidth-2), line[f.Name])
 					}
 				}
 			}
@@ -393,7 +395,7 @@ func WriteText(w io.Writer, invoices []Invoice) error {
 		if others := otherFields(p); len(others) > 0 {
 			fmt.Fprint(&b, "\n[その他]\n")
 			for _, f := range others {
-				fmt.Fprintf(&b, "  %s%s\n", pad(f.Name, labelWidth), p.Invoice.Fields[f.Name])
+				termtable.Fprintf(&b, "  %s%s\n", pad(f.Name, labelWidth), p.Invoice.Fields[f.Name])
 			}
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // filter selects dead letters.
@@ -171,13 +171,15 @@ func (a *App) dlqList(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tFAILED AT\tREASON\tSUBJECT\tORDER\tATTEMPTS\tREPLAYS\tERROR")
+	// A letter is mostly an event whose data failed validation: its subject, order_id and error
+	// may hold anything, control characters included, which the table shows escaped.
+	var tb termtable.Table
+	tb.Row("SEQ", "FAILED AT", "REASON", "SUBJECT", "ORDER", "ATTEMPTS", "REPLAYS", "ERROR")
 	for _, l := range ls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", l.Seq, l.FailedAt.Format(time.RFC3339), l.Reason, l.Subject,
-			l.Order, l.Attempts, l.ReplayCount, clipText(l.Error, 80))
+		tb.Row(strconv.FormatUint(l.Seq, 10), l.FailedAt.Format(time.RFC3339), l.Reason, l.Subject,
+			l.Order, strconv.Itoa(l.Attempts), strconv.Itoa(l.ReplayCount), clipText(l.Error, 80))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tb.Write(a.Stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.Stdout, "%d dead letters\n", len(ls))
@@ -222,19 +224,19 @@ buyer's personal data.
 	if *asJSON {
 		return a.printJSON(m)
 	}
-	fmt.Fprintf(a.Stdout, "Sequence: %d\nSubject:  %s\nStored:   %s\n", m.Seq, m.StoredSubject, m.Stored.Format(time.RFC3339))
+	termtable.Fprintf(a.Stdout, "Sequence: %d\nSubject:  %s\nStored:   %s\n", m.Seq, m.StoredSubject, m.Stored.Format(time.RFC3339))
 	names := make([]string, 0, len(m.Headers))
 	for k := range m.Headers {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(a.Stdout, "%s: %s\n", k, strings.Join(m.Headers[k], ", "))
+		termtable.Fprintf(a.Stdout, "%s: %s\n", k, strings.Join(m.Headers[k], ", "))
 	}
 	fmt.Fprintln(a.Stdout)
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, m.Body, "", "  ") == nil {
-		_, err = fmt.Fprintln(a.Stdout, pretty.String())
+		err = writeLines(a.Stdout, pretty.String())
 	} else {
 		_, err = fmt.Fprintf(a.Stdout, "%q\n", m.Body)
 	}
@@ -320,9 +322,9 @@ func (a *App) printRefusals(res deadletter.ReplayResult, counts bool) {
 	for _, l := range res.RefusedLetters {
 		switch {
 		case l.Unreplayable != "":
-			fmt.Fprintf(a.Stdout, "refused: seq %d (%s, %s) not replayable: %s\n", l.Seq, l.Reason, l.Subject, l.Unreplayable)
+			termtable.Fprintf(a.Stdout, "refused: seq %d (%s, %s) not replayable: %s\n", l.Seq, l.Reason, l.Subject, l.Unreplayable)
 		case counts:
-			fmt.Fprintf(a.Stdout, "refused: seq %d (%s, %s) replayed %d times\n", l.Seq, l.Reason, l.Subject, l.ReplayCount)
+			termtable.Fprintf(a.Stdout, "refused: seq %d (%s, %s) replayed %d times\n", l.Seq, l.Reason, l.Subject, l.ReplayCount)
 		}
 	}
 }
@@ -330,12 +332,12 @@ func (a *App) printRefusals(res deadletter.ReplayResult, counts bool) {
 // printPlan prints what a replay would do, with counts per reason and subject.
 func (a *App) printPlan(res deadletter.ReplayResult) {
 	fmt.Fprintf(a.Stdout, "would replay %d dead letters; %d refused (replayed %d times or more, or not replayable)\n", res.Planned, res.Refused, res.MaxReplays)
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REASON\tSUBJECT\tCOUNT")
+	var tb termtable.Table
+	tb.Row("REASON", "SUBJECT", "COUNT")
 	for _, g := range res.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", g.Reason, g.Subject, g.Count)
+		tb.Row(g.Reason, g.Subject, strconv.Itoa(g.Count))
 	}
-	_ = tw.Flush()
+	_ = tb.Write(a.Stdout)
 	a.printRefusals(res, true)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // dlqEdit runs `dlq edit SEQ`: the dead letter's event, corrected by the operator, published in
@@ -98,21 +99,20 @@ editor that fails and a rejected event publish nothing and keep the letter (exit
 		if *asJSON {
 			return a.printJSON(res)
 		}
-		fmt.Fprintf(a.Stdout, "would publish %s %s to %s in place of dead letter %d (dry run: not published, letter kept)\n", res.Type, res.ID, res.Subject, seq)
+		termtable.Fprintf(a.Stdout, "would publish %s %s to %s in place of dead letter %d (dry run: not published, letter kept)\n", res.Type, res.ID, res.Subject, seq)
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, res.Event, "", "  ")
-		_, err := fmt.Fprintln(a.Stdout, pretty.String())
-		return err
+		return writeLines(a.Stdout, pretty.String())
 	}
 	if *asJSON {
 		return a.printJSON(res)
 	}
 	if res.Duplicate {
-		fmt.Fprintf(a.Stdout, "duplicate: stream %s holds an edit of dead letter %d already (sequence %d), published before; it stands, and the letter is removed\n",
+		termtable.Fprintf(a.Stdout, "duplicate: stream %s holds an edit of dead letter %d already (sequence %d), published before; it stands, and the letter is removed\n",
 			res.Stream, seq, res.Sequence)
 		return nil
 	}
-	fmt.Fprintf(a.Stdout, "published %s %s (source %s) to %s in place of dead letter %d: stream %s, sequence %d; dead letter %d removed\n",
+	termtable.Fprintf(a.Stdout, "published %s %s (source %s) to %s in place of dead letter %d: stream %s, sequence %d; dead letter %d removed\n",
 		res.Type, res.ID, res.Source, res.Subject, seq, res.Stream, res.Sequence, seq)
 	return nil
 }

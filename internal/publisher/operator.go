@@ -12,6 +12,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/operator"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // The operator's actions on one order: the commands of internal/operator, which checks the
@@ -149,30 +150,29 @@ func (a *App) printAction(res operator.Result, o *operatorOpts) error {
 			out.Event = res.Event
 			return a.printJSON(out)
 		}
-		fmt.Fprintf(a.Stdout, "would publish %s to %s, id %s (dry run: not published)\n", typ, res.Subject, res.ID)
+		termtable.Fprintf(a.Stdout, "would publish %s to %s, id %s (dry run: not published)\n", typ, res.Subject, res.ID)
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, res.Event, "", "  ")
-		_, err := fmt.Fprintln(a.Stdout, pretty.String())
-		return err
+		return writeLines(a.Stdout, pretty.String())
 	}
 	if o.asJSON {
 		if err := a.printJSON(out); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(a.Stdout, "published %s %s for order %s of shop %s (was %s), source %s: stream %s, sequence %d\n",
+		termtable.Fprintf(a.Stdout, "published %s %s for order %s of shop %s (was %s), source %s: stream %s, sequence %d\n",
 			typ, res.ID, out.Order, out.Shop, out.Status, out.Source, res.Stream, res.Sequence)
 		if f := res.From; f != nil {
 			copyOf := ""
 			if f.Copy {
 				copyOf = fmt.Sprintf(", a dead letter's replay or edit of sequence %d", f.CopyOf)
 			}
-			fmt.Fprintf(a.Stdout, "data from %s sequence %d: %s %s from %s, stored %s JST%s\n",
+			termtable.Fprintf(a.Stdout, "data from %s sequence %d: %s %s from %s, stored %s JST%s\n",
 				o.stream, f.Sequence, f.Type, f.ID, f.Source, jst.Format(f.Stored), copyOf)
 		}
 	}
 	if res.Note != "" {
-		fmt.Fprintf(a.Stderr, "note: %s\n", res.Note)
+		termtable.Fprintf(a.Stderr, "note: %s\n", res.Note)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -208,8 +207,10 @@ func connectRedis(url string, files transport.RedisFiles) (redis.UniversalClient
 }
 
 func printState(a *App, shop, orderID string, st orderstate.State, pending int) error {
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	// Every value is the worker's record of outside data (ids, sources, ATODENE's messages): the
+	// table shows control characters in them escaped.
+	var tb termtable.Table
+	row := func(k string, v any) { tb.Row(k, fmt.Sprint(v)) }
 	row("shop", shop)
 	row("order", orderID)
 	row("credit", st.Status)
@@ -245,7 +246,7 @@ func printState(a *App, shop, orderID string, st orderstate.State, pending int) 
 	row("outcomes to publish", pending)
 	row("version", st.Version)
 	row("updated", st.UpdatedAt.Format(time.RFC3339))
-	return tw.Flush()
+	return tb.Write(a.Stdout)
 }
 
 // printHistory prints the order's history, oldest first, one event a line: when, what, from

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // The listing commands read the order index (docs/architecture.md#the-order-index): order ls,
@@ -223,24 +225,24 @@ mistake in the command line (exit status 2).
 			return w.Error()
 		}
 		if page.Next != "" {
-			fmt.Fprintf(a.Stderr, "next page: -cursor %s\n", page.Next)
+			termtable.Fprintf(a.Stderr, "next page: -cursor %s\n", page.Next)
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tSTATUS\tSHIPMENT\tTRANSACTION\tFEE\tBILLED\tORDERED (JST)\tCHANGED (JST)")
+	var tb termtable.Table // what Redis holds is shown, control characters escaped
+	tb.Row("ORDER", "STATUS", "SHIPMENT", "TRANSACTION", "FEE", "BILLED", "ORDERED (JST)", "CHANGED (JST)")
 	for _, o := range page.Orders {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", o.OrderID, statusReview(o), o.Shipment, orDash(o.TransactionID),
-			o.Fee, o.BilledAmount, jst.Format(o.OrderedAt), jst.Format(o.ChangedAt))
+		tb.Row(o.OrderID, statusReview(o), string(o.Shipment), orDash(o.TransactionID),
+			strconv.FormatInt(o.Fee, 10), strconv.FormatInt(o.BilledAmount, 10), jst.Format(o.OrderedAt), jst.Format(o.ChangedAt))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tb.Write(a.Stdout); err != nil {
 		return err
 	}
 	if page.Next == "" {
 		_, err = fmt.Fprintf(a.Stdout, "%d orders (last page)\n", len(page.Orders))
 		return err
 	}
-	_, err = fmt.Fprintf(a.Stdout, "%d orders; next page: -cursor %s\n", len(page.Orders), page.Next)
+	_, err = termtable.Fprintf(a.Stdout, "%d orders; next page: -cursor %s\n", len(page.Orders), page.Next)
 	return err
 }
 
@@ -311,7 +313,7 @@ meanwhile are kept and the older keys named.
 	fmt.Fprintf(a.Stdout, "key layout %s: %d orders of %d shops moved, %d event records copied to each shop, %d orders under review, %d timers\n",
 		orderstate.LayoutVersion, m.Orders, len(m.Shops), m.Events, m.Pending, m.Timers)
 	for _, key := range m.Conflicts {
-		fmt.Fprintf(a.Stdout, "left %s: the order has a key of layout %s already\n", key, orderstate.LayoutVersion)
+		termtable.Fprintf(a.Stdout, "left %s: the order has a key of layout %s already\n", key, orderstate.LayoutVersion)
 	}
 	return nil
 }

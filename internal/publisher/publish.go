@@ -18,21 +18,46 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/inbound"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // defaultSource is the CloudEvents source of the events this tool publishes, unless -source says otherwise.
 const defaultSource = "publisher"
 
-// problemLines writes one line per problem, each after prefix.
+// problemLines writes one line per problem, each after prefix. The problems are of input from
+// outside, which they may quote: control characters in them are written escaped
+// (termtable.Visible).
 func problemLines(w io.Writer, prefix string, err error) {
 	var ie *events.InvalidError
 	if !errors.As(err, &ie) {
-		fmt.Fprintf(w, "%s%v\n", prefix, err)
+		termtable.Fprintf(w, "%s%v\n", prefix, err)
 		return
 	}
 	for _, p := range ie.Problems {
-		fmt.Fprintf(w, "%s%s: %s\n", prefix, p.Field, p.Reason)
+		termtable.Fprintf(w, "%s%s: %s\n", prefix, p.Field, p.Reason)
 	}
+}
+
+// writeLines writes text, lines ending in "\n", each line made termtable.Visible: an event
+// pretty-printed, whose strings may hold characters that valid JSON need not escape (DEL, the C1
+// controls, the bidirectional overrides), shown as JSON writes them escaped (\u0085, \u202e).
+func writeLines(w io.Writer, text string) error {
+	for line := range strings.Lines(text) {
+		line, nl := strings.CutSuffix(line, "\n")
+		if _, err := io.WriteString(w, termtable.Visible(line)); err != nil {
+			return err
+		}
+		if nl {
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return err
+			}
+		}
+	}
+	if !strings.HasSuffix(text, "\n") {
+		_, err := io.WriteString(w, "\n")
+		return err
+	}
+	return nil
 }
 
 // setUsage makes fs print a synopsis and a description before its flags.
@@ -117,11 +142,10 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 		return a.printJSON(res)
 	}
 	if *dry {
-		fmt.Fprintf(a.Stdout, "subject %s, id %s (dry run: not published)\n", ev.Subject, ev.ID)
+		termtable.Fprintf(a.Stdout, "subject %s, id %s (dry run: not published)\n", ev.Subject, ev.ID)
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, ev.Body, "", "  ")
-		_, err := fmt.Fprintln(a.Stdout, pretty.String())
-		return err
+		return writeLines(a.Stdout, pretty.String())
 	}
 	nc, js, err := a.connect()
 	if err != nil {
@@ -144,10 +168,10 @@ as the worker validates it; a rejected event lists its problems and nothing is p
 		return a.printJSON(res)
 	}
 	if ack.Duplicate {
-		fmt.Fprintf(a.Stdout, "duplicate: stream %s already holds id %s (sequence %d); the server did not store it again\n", ack.Stream, ev.ID, ack.Sequence)
+		termtable.Fprintf(a.Stdout, "duplicate: stream %s already holds id %s (sequence %d); the server did not store it again\n", ack.Stream, ev.ID, ack.Sequence)
 		return nil
 	}
-	fmt.Fprintf(a.Stdout, "published %s to %s: stream %s, sequence %d\n", ev.ID, ev.Subject, ack.Stream, ack.Sequence)
+	termtable.Fprintf(a.Stdout, "published %s to %s: stream %s, sequence %d\n", ev.ID, ev.Subject, ack.Stream, ack.Sequence)
 	return nil
 }
 

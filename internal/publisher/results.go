@@ -14,6 +14,7 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/streamscan"
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // resultKinds are the first tokens of the outcome subjects, in the order of the contract.
@@ -189,7 +190,7 @@ shows no personal data; -json prints each event's data as it is (invoice.ok hold
 		}
 		// Each line as it comes, in columns of fixed widths: a table aligned on its widest values
 		// would wait for the end to print anything.
-		if _, err := fmt.Fprintf(a.Stdout, tailRow, jst.Format(o.when()), o.Type, o.Shop, orDash(o.Order), orDash(transactionOf(o.Data)), oneLine(outcomeDetail(o))); err != nil {
+		if _, err := termtable.Fprintf(a.Stdout, tailRow, jst.Format(o.when()), o.Type, o.Shop, orDash(o.Order), orDash(transactionOf(o.Data)), oneLine(outcomeDetail(o))); err != nil {
 			return err
 		}
 	}

@@ -6,8 +6,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
 
 // deadLetterText lists dead letters by reason, most frequent first: "invalid 54, unknown-shop 2".
@@ -31,8 +32,11 @@ func deadLetterText(by map[string]int) string {
 
 // WriteTable prints one row per scenario, then what broke.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tORDERS\tEVENTS\tFAULTS INJECTED\tOUTCOMES\tDEAD LETTERS\tBAD INPUT\tLOST\tDUP OUTCOMES\tDOUBLE REG\tFALSE OUTCOMES\tLOG HITS\tHEALTHY\tTIME\tRESULT")
+	// The notes, errors and violations quote what the worker did with hostile input (a dead
+	// letter's subject and error, an order ID of the corpus, a log line): termtable shows the
+	// control characters in them escaped.
+	var tb termtable.Table
+	tb.Row("SCENARIO", "ORDERS", "EVENTS", "FAULTS INJECTED", "OUTCOMES", "DEAD LETTERS", "BAD INPUT", "LOST", "DUP OUTCOMES", "DOUBLE REG", "FALSE OUTCOMES", "LOG HITS", "HEALTHY", "TIME", "RESULT")
 	for _, r := range results {
 		v := r.Verdict
 		events := fmt.Sprint(v.Accepted)
@@ -51,32 +55,32 @@ func WriteTable(w io.Writer, results []Result) error {
 		if r.Err != nil {
 			result = "ERROR"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
-			r.Scenario, r.Orders, events, r.Faults, v.Outcomes, deadLetterText(v.DeadByReason), bad,
-			v.Lost, v.DupOutcomes, v.DoubleReg, v.FalseOutcomes, v.LogHits, healthy, r.Duration.Round(time.Second), result)
+		tb.Row(r.Scenario, fmt.Sprint(r.Orders), events, r.Faults, fmt.Sprint(v.Outcomes), deadLetterText(v.DeadByReason), bad,
+			fmt.Sprint(v.Lost), fmt.Sprint(v.DupOutcomes), fmt.Sprint(v.DoubleReg), fmt.Sprint(v.FalseOutcomes), fmt.Sprint(v.LogHits),
+			healthy, r.Duration.Round(time.Second).String(), result)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tb.Write(w); err != nil {
 		return err
 	}
 	for _, r := range results {
 		if r.Pass() {
 			if len(r.Verdict.Notes) > 0 {
-				fmt.Fprintf(w, "\n%s: PASS\n", r.Scenario)
+				termtable.Fprintf(w, "\n%s: PASS\n", r.Scenario)
 				for _, n := range r.Verdict.Notes {
-					fmt.Fprintf(w, "  note: %s\n", n)
+					termtable.Fprintf(w, "  note: %s\n", n)
 				}
 			}
 			continue
 		}
-		fmt.Fprintf(w, "\n%s: FAIL (logs and data: %s)\n", r.Scenario, r.Dir)
+		termtable.Fprintf(w, "\n%s: FAIL (logs and data: %s)\n", r.Scenario, r.Dir)
 		for _, n := range r.Verdict.Notes {
-			fmt.Fprintf(w, "  note: %s\n", n)
+			termtable.Fprintf(w, "  note: %s\n", n)
 		}
 		if r.Err != nil {
-			fmt.Fprintf(w, "  error: %v\n", r.Err)
+			termtable.Fprintf(w, "  error: %v\n", r.Err)
 		}
 		for _, v := range r.Verdict.Violations {
-			fmt.Fprintf(w, "  - %s\n", v)
+			termtable.Fprintf(w, "  - %s\n", v)
 		}
 	}
 	return nil

@@ -31,7 +31,8 @@ func TestWriteTable(t *testing.T) {
 				Notes: []string{"2 outcome-unknown dead letters"}}},
 		{Scenario: "duplicates", Orders: 300, Faults: "900 copies", Duration: 30 * time.Second, Dir: "/tmp/x/duplicates",
 			Verdict: Verdict{Accepted: 1400, Dropped: 700, Outcomes: 720, DupOutcomes: 3, DeadByReason: map[string]int{}, Healthy: true,
-				Violations: []string{"duplicate outcome: shipment.ok of A published twice"}}},
+				Violations: []string{"duplicate outcome: shipment.ok of A published twice",
+					"unexpected dead letter: orders.created.a reason invalid: buyer.name: 佐藤\a太郎\x1b[2J\nX"}}},
 		{Scenario: "bad-input", Orders: 200, Err: errors.New("NATS did not start"),
 			Verdict: Verdict{BadExpected: 73, BadRight: 70, DeadByReason: map[string]int{}}},
 	}
@@ -49,6 +50,8 @@ func TestWriteTable(t *testing.T) {
 		"1400 (+700 dropped)", "FAIL",
 		"70/73 right", "ERROR", "NO",
 		"duplicates: FAIL (logs and data: /tmp/x/duplicates)", "  - duplicate outcome: shipment.ok of A published twice",
+		// a violation quoting the corpus's hostile input shows its control characters escaped
+		`  - unexpected dead letter: orders.created.a reason invalid: buyer.name: 佐藤\a太郎\x1b[2J\nX` + "\n",
 		"bad-input: FAIL", "  error: NATS did not start",
 		"worker-kill: PASS", "  note: 2 outcome-unknown dead letters",
 	} {
