@@ -14,6 +14,7 @@ import (
 	"mime"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -216,54 +217,91 @@ func DecodeEvent(subject string, body []byte) (env Envelope, shop string, err er
 // decodeEnvelope is DecodeEnvelope for a subject already parsed: want is its event type, or
 // subjectErr says why it has none.
 func decodeEnvelope(subject, want string, subjectErr error, body []byte) (Envelope, error) {
-	var env Envelope
+	// The optional CloudEvents attributes subject and dataschema are not kept, only checked.
+	var in struct {
+		Envelope
+		Subject    json.RawMessage `json:"subject"`
+		DataSchema json.RawMessage `json:"dataschema"`
+	}
+	env := &in.Envelope
 	if !utf8.Valid(body) {
 		// encoding/json would replace every invalid byte with U+FFFD: a buyer's name or address
 		// would reach ATODENE altered, without anyone being told.
-		return env, &InvalidError{Problems: []Problem{{Field: "body", Reason: "is not valid UTF-8"}}}
+		return *env, &InvalidError{Problems: []Problem{{Field: "body", Reason: "is not valid UTF-8"}}}
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	if err := json.Unmarshal(body, &in); err != nil {
 		field := "body"
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			field = te.Field // an attribute of the wrong JSON type, such as "specversion": 1.0
+			// an attribute of the wrong JSON type, such as "specversion": 1.0; encoding/json
+			// names it by its path through the embedded Envelope
+			field = strings.TrimPrefix(te.Field, "Envelope.")
 		}
-		return env, &InvalidError{Problems: []Problem{{Field: field, Reason: jsonReason(err)}}}
+		return *env, &InvalidError{Problems: []Problem{{Field: field, Reason: jsonReason(err)}}}
 	}
 	var p problems
-	if env.SpecVersion != SpecVersion {
+	// An attribute holding a control character (an ESC starting a terminal sequence, a line
+	// break) is refused by name, and not checked further: the id and source are stored, logged and
+	// printed in the operators' tables, and no attribute of CloudEvents may hold one (a source is a
+	// URI-reference, which has none).
+	bad := map[string]bool{}
+	for _, a := range []struct{ name, value string }{
+		{"specversion", env.SpecVersion}, {"id", env.ID}, {"source", env.Source}, {"type", env.Type},
+		{"time", env.Time}, {"datacontenttype", env.DataContentType}, {"causationid", env.CausationID},
+		{"subject", rawString(in.Subject)}, {"dataschema", rawString(in.DataSchema)},
+	} {
+		if strings.IndexFunc(a.value, unicode.IsControl) >= 0 {
+			p.add(a.name, "contains a control character")
+			bad[a.name] = true
+		}
+	}
+	switch {
+	case bad["specversion"]:
+	case env.SpecVersion != SpecVersion:
 		p.add("specversion", "must be %q, got %q", SpecVersion, clip(env.SpecVersion))
 	}
 	switch {
+	case bad["id"]:
 	case env.ID == "":
 		p.add("id", "is required")
 	case len(env.ID) > MaxIDLen:
 		p.add("id", "is %d bytes, more than the limit of %d", len(env.ID), MaxIDLen)
 	}
 	switch {
+	case bad["source"]:
 	case env.Source == "":
 		p.add("source", "is required")
 	case len(env.Source) > MaxSourceLen:
 		p.add("source", "is %d bytes, more than the limit of %d", len(env.Source), MaxSourceLen)
 	}
-	if env.Time != "" {
+	if env.Time != "" && !bad["time"] {
 		env.Time = upperTZ(env.Time) // RFC 3339 §5.6's lower-case t and z, in the form the handlers parse
 		if _, err := ParseTime(env.Time); err != nil {
 			p.add("time", "must be RFC 3339")
 		}
 	}
-	if ct := env.DataContentType; ct != "" && !isJSONMediaType(ct) {
+	if ct := env.DataContentType; ct != "" && !bad["datacontenttype"] && !isJSONMediaType(ct) {
 		p.add("datacontenttype", "must be application/json, got %q", clip(ct))
 	}
 	if subjectErr != nil {
 		p.add("subject", "%v", subjectErr)
-	} else if env.Type != want {
+	} else if env.Type != want && !bad["type"] {
 		p.add("type", "%q does not match subject %q", clip(env.Type), subject)
 	}
 	if d := bytes.TrimSpace(env.Data); len(d) == 0 || d[0] != '{' {
 		p.add("data", "must be a JSON object")
 	}
-	return env, p.err()
+	return *env, p.err()
+}
+
+// rawString returns the JSON string raw holds, or "" when raw is absent or no string (an optional
+// attribute decodeEnvelope only checks for control characters).
+func rawString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // Limits of the CloudEvents distributed-tracing extension attributes of an inbound event

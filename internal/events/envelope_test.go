@@ -219,6 +219,22 @@ func TestDecodeEnvelope(t *testing.T) {
 		{name: "datacontenttype text", edits: []edit{{"datacontenttype", "text/plain"}}, want: []string{"datacontenttype"}},
 		{name: "datacontenttype json lookalike", edits: []edit{{"datacontenttype", "application/jsonl"}}, want: []string{"datacontenttype"}},
 		{name: "datacontenttype cloudevents", edits: []edit{{"datacontenttype", "application/cloudevents+json"}}, want: []string{"datacontenttype"}},
+		// Control characters: an importer's ESC or line break in an attribute reached the operators'
+		// terminals through the order's history (publisher order history).
+		{name: "source with ESC", edits: []edit{{"source", "imp\x1b]0;pwned\x07"}}, want: []string{"source"}},
+		{name: "source with line break", edits: []edit{{"source", "imp\nFORGED ROW"}}, want: []string{"source"}},
+		{name: "source with C1 control", edits: []edit{{"source", "imp\u009b2J"}}, want: []string{"source"}},
+		{name: "id with ESC", edits: []edit{{"id", "id\x1b[1A\x1b[K"}}, want: []string{"id"}},
+		{name: "id with DEL", edits: []edit{{"id", "id\x7f"}}, want: []string{"id"}},
+		{name: "id with tab", edits: []edit{{"id", "a\tb"}}, want: []string{"id"}},
+		{name: "type with control", edits: []edit{{"type", "order.created\r"}}, want: []string{"type"}},
+		{name: "time with control", edits: []edit{{"time", "2026-11-26T10:15:00+09:00\n"}}, want: []string{"time"}},
+		{name: "datacontenttype with control", edits: []edit{{"datacontenttype", "application/json; charset=\"\x1b\""}}, want: []string{"datacontenttype"}},
+		{name: "causationid with control", edits: []edit{{"causationid", "x\x1b"}}, want: []string{"causationid"}},
+		{name: "subject attribute with control", edits: []edit{{"subject", "1000\x1b[2J"}}, want: []string{"subject"}},
+		{name: "dataschema with control", edits: []edit{{"dataschema", "https://example.jp/\n"}}, want: []string{"dataschema"}},
+		{name: "subject attribute not a string ignored", edits: []edit{{"subject", 7}}},
+		{name: "source with non-ASCII and spaces kept", edits: []edit{{"source", "mall importer/楽天"}}},
 		{name: "unknown attributes ignored", edits: []edit{
 			{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 			{"partitionkey", "rakuten-01"}, {"dataschema", "https://example.jp/order.json"},
@@ -467,5 +483,18 @@ func TestDecodedEnvelopeKeepsData(t *testing.T) {
 	}
 	if !reflect.DeepEqual(env.Data, whole.Data) {
 		t.Errorf("data %s, want %s", env.Data, whole.Data)
+	}
+}
+
+// TestDecodeEnvelopeNamesControlCharacters: an attribute with a control character is refused with
+// a reason naming it, which quotes nothing of the value (the Dlq-Error header, printed by dlq ls).
+func TestDecodeEnvelopeNamesControlCharacters(t *testing.T) {
+	t.Parallel()
+	m := loadJSON(t, "order.created.json")
+	apply(t, m, []edit{{"source", "imp\x1b]0;pwned\x07\nFORGED"}, {"id", "id\x1b[1A"}})
+	_, err := events.DecodeEnvelope(events.Subject(events.TypeOrderCreated, testShop), marshal(t, m))
+	want := "invalid event: id: contains a control character; source: contains a control character"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
 	}
 }
