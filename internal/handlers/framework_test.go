@@ -379,6 +379,17 @@ func TestRecoverTurnsAPanicIntoAnError(t *testing.T) {
 	}
 	assertNoPersonalData(t, logs, body)
 
+	// A panic's value of any length (a message's text in it) is clipped in the line and the error.
+	long := strings.Repeat("x", 10000)
+	core2, logs2 := observer.New(zapcore.DebugLevel)
+	h2 := handlers.Recover(zap.New(core2))(func(context.Context, *handlers.Message) error { panic(long) })
+	if err := h2(t.Context(), &handlers.Message{}); err == nil || len(err.Error()) > 1000 {
+		t.Errorf("the error of a panic of 10,000 characters holds %d", len(fmt.Sprint(err)))
+	}
+	if all := logs2.All(); len(all) != 1 || len(fmt.Sprint(all[0].ContextMap()["panic"])) > 1000 {
+		t.Errorf("the panic line holds the panic's value whole: %d lines", len(all))
+	}
+
 	// A panic with a nil value or an error value is caught too.
 	for _, v := range []any{nil, errors.New("boom")} {
 		h := handlers.Recover(zap.NewNop())(func(context.Context, *handlers.Message) error { panic(v) })

@@ -20,8 +20,8 @@ func Recover(log *zap.Logger) Middleware {
 			defer func() {
 				if r := recover(); r != nil {
 					log.Error("handler panicked", tracing.LogFields(ctx, []zap.Field{zap.String("subject", tracing.Clip(m.Subject)), zap.Uint64("seq", m.Sequence),
-						zap.Any("panic", r), zap.ByteString("stack", debug.Stack())})...)
-					err = fmt.Errorf("handler panicked: %v", r)
+						zap.String("panic", tracing.Clip(fmt.Sprint(r))), zap.ByteString("stack", debug.Stack())})...)
+					err = fmt.Errorf("handler panicked: %s", tracing.Clip(fmt.Sprint(r)))
 				}
 			}()
 			return next(ctx, m)
