@@ -739,3 +739,24 @@ func TestReplayRefusesHostileHeaders(t *testing.T) {
 		t.Errorf("published to ORDERS: %v, want letters 5 and 6", published)
 	}
 }
+
+// A letter's Dlq-Original-Subject of any length (a writer with rights on dlq.> sets it) is
+// clipped in the reason its replay is refused with, which the console and publisher show.
+func TestReplayRefusalClipsAHostileSubject(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	q, js := letters(t)
+	long := "credit.ok." + strings.Repeat("x", 5000)
+	rawLetter(t, js, "dlq.orders.created.demo", `{"long":1}`, map[string]string{dlq.HeaderOriginalSubject: long, dlq.HeaderReason: "invalid"})
+	all, err := q.List(ctx, Filter{})
+	if err != nil || len(all) != 1 {
+		t.Fatalf("list: %d letters, %v", len(all), err)
+	}
+	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
+	if err != nil || res.Refused != 1 {
+		t.Fatalf("replay: %+v %v, want the letter refused", res, err)
+	}
+	if r := res.Letters[0].Reason; len(r) > 1000 || !strings.Contains(r, "disagrees with the subject it is stored on") {
+		t.Errorf("refused with a reason of %d bytes: %.200s", len(r), r)
+	}
+}

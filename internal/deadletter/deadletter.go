@@ -26,6 +26,7 @@ import (
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/tracing"
 	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
 )
 
@@ -99,15 +100,15 @@ func letterOf(seq uint64, subject string, stored time.Time, h nats.Header, body 
 	original, ok := strings.CutPrefix(subject, dlq.SubjectPrefix)
 	switch {
 	case !ok:
-		problems = append(problems, fmt.Sprintf("it is stored on %s, outside %s>", subject, dlq.SubjectPrefix))
+		problems = append(problems, fmt.Sprintf("it is stored on %s, outside %s>", tracing.Clip(subject), dlq.SubjectPrefix))
 	case l.Subject == "": // a letter of another writer, or its header lost: its subject says where it came from
 		l.Subject = original
 	case l.Subject != original:
-		problems = append(problems, fmt.Sprintf("its %s %s disagrees with the subject it is stored on, %s", dlq.HeaderOriginalSubject, l.Subject, subject))
+		problems = append(problems, fmt.Sprintf("its %s %s disagrees with the subject it is stored on, %s", dlq.HeaderOriginalSubject, tracing.Clip(l.Subject), tracing.Clip(subject)))
 		l.Subject = original
 	}
 	if len(problems) == 0 && !replayable(l.Subject) {
-		problems = append(problems, fmt.Sprintf("its original subject %s is none the worker consumes (%s)", l.Subject, strings.Join(replayableSubjects, ", ")))
+		problems = append(problems, fmt.Sprintf("its original subject %s is none the worker consumes (%s)", tracing.Clip(l.Subject), strings.Join(replayableSubjects, ", ")))
 	}
 	l.OrigSeq, _ = strconv.ParseUint(h.Get(dlq.HeaderOriginalSequence), 10, 64)
 	l.Attempts, _ = strconv.Atoi(h.Get(dlq.HeaderAttempts))
