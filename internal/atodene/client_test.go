@@ -314,3 +314,16 @@ func TestErrorsQuoteNoAnswerText(t *testing.T) {
 		})
 	}
 }
+
+// Points, what the handlers write of a rejection in a log line, a history entry or a refused
+// shop's detail, quotes what Error quotes: short codes, never an answer's free text.
+func TestRejectedPointsQuoteNoText(t *testing.T) {
+	t.Parallel()
+	e := &RejectedError{Op: "transaction.do", Errors: []ProviderError{
+		{Point: "linkPassword", Code: "er000003"},
+		{Point: "山田 太郎 東京都", Code: "er000001", Message: "山田"},
+	}}
+	if got, want := e.Points(", "), "linkPassword er000003, ? er000001"; got != want {
+		t.Errorf("Points = %q, want %q", got, want)
+	}
+}

@@ -108,11 +108,18 @@ type RejectedError struct {
 // which no error, log line, span or dead letter carries (docs/operations-worker.md). Errors keeps
 // them whole.
 func (e *RejectedError) Error() string {
+	return fmt.Sprintf("atodene: %s: rejected: %s (ATODENE's messages are not quoted)", e.Op, e.Points("; "))
+}
+
+// Points names each error by its point and code ("linkPassword er000003"), joined by sep, as
+// Error does: a point or code that is not a short code is written "?". It is what a log line,
+// a history entry or a dead letter may say of a rejection.
+func (e *RejectedError) Points(sep string) string {
 	parts := make([]string, len(e.Errors))
 	for i, pe := range e.Errors {
 		parts[i] = codeText(pe.Point) + " " + codeText(pe.Code)
 	}
-	return fmt.Sprintf("atodene: %s: rejected: %s (ATODENE's messages are not quoted)", e.Op, strings.Join(parts, "; "))
+	return strings.Join(parts, sep)
 }
 
 func codeText(v string) string {

@@ -103,7 +103,7 @@ func (o *Orders) resolve(ev Event[events.ResolveRequest]) decision {
 			}
 			return write(o.cancelled(st, r.shop.ID, order, ev.ID, at), "resolved: transaction "+tx+" adopted; ATODENE holds it as cancelled")
 		case isRejected:
-			return fail(Permanent(ReasonInvalid, fmt.Errorf("transaction_id: ATODENE refused getauthori.do for transaction %s (%s): not adopted; the order stays unknown", tx, points(rejected))))
+			return fail(Permanent(ReasonInvalid, fmt.Errorf("transaction_id: ATODENE refused getauthori.do for transaction %s (%s): not adopted; the order stays unknown", tx, rejected.Points(", "))))
 		case err != nil:
 			return fail(err)
 		}

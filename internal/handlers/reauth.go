@@ -127,7 +127,7 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 		case rs != nil && rs.Seq == p.Seq && rs.Phase == orderstate.ReauthCancelling && rs.Scheduled && o.Now().Before(rs.At):
 			// Handled a moment early (the NATS server's clock ahead of the worker's): finishReauth
 			// waits for At, so the timer is scheduled again for it, or nothing would come then.
-			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: p.OrderID, Seq: rs.Seq, Kind: TimerReauth}, rs.At); err != nil {
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: p.OrderID, Seq: rs.Seq, Kind: TimerReauth}, o.earlyAgain(rs.At)); err != nil {
 				return fail(err)
 			}
 			return keep("")
@@ -149,7 +149,17 @@ func (o *Orders) reauthDue(p PollRequest) func(context.Context, *run, orderstate
 			return write(st, "")
 		}
 		if due := st.AuthorizedAt.Add(r.shop.ReauthorizeAfter); o.Now().Before(due) {
-			reauthOf(&st).Scheduled = false // settle schedules it for its time
+			rs := reauthOf(&st)
+			if due.Sub(o.Now()) > reauthHeldAhead {
+				rs.Scheduled = false // -reauthorize-after lengthened: settle holds it for its time
+				return write(st, "")
+			}
+			// Handled a moment early: scheduled again for its time, no sooner than
+			// EarlyTimerAgain from now (settle's schedule for its time would fire again at once).
+			rs.Scheduled, rs.At, rs.Held = true, due, false
+			if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: p.OrderID, Seq: rs.Seq, Kind: TimerReauth}, o.earlyAgain(due)); err != nil {
+				return fail(err)
+			}
 			return write(st, "")
 		}
 		return o.reauthorize(ctx, r, p.OrderID, st)
@@ -274,7 +284,7 @@ func (o *Orders) reauthRegister(ctx context.Context, r *run, order string, st or
 		}
 		return o.reauthEnded(st, r.shop.ID, order, ReauthUnknown, "re-authorization not done: "+why+"; the order stays on its transaction")
 	case isRejected:
-		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+points(rejected)+"); the order stays on its transaction")
+		return o.reauthEnded(st, r.shop.ID, order, ReauthInvalid, "re-authorization refused by ATODENE ("+rejected.Points(", ")+"); the order stays on its transaction")
 	case err != nil:
 		return fail(err) // transient: the intent stays, and the retry sends the same shopOrderId
 	}

@@ -118,7 +118,7 @@ func (r *Refusals) record(shop string, t ticket, err error, now time.Time) (stop
 		// refused one): the stop stands.
 		return nil, false
 	}
-	f.Detail = points(rejected)
+	f.Detail = rejected.Points(", ")
 	copied := *f
 	return &copied, false
 }
@@ -189,14 +189,6 @@ func (r *Refusals) Snapshot() []Refused {
 	}
 	slices.SortFunc(out, func(a, b Refused) int { return strings.Compare(a.Shop, b.Shop) })
 	return out
-}
-
-func points(r *atodene.RejectedError) string {
-	parts := make([]string, len(r.Errors))
-	for i, e := range r.Errors {
-		parts[i] = e.Point + " " + e.Code
-	}
-	return strings.Join(parts, ", ")
 }
 
 // refusal turns an answer of ATODENE that no retry can change, and that is no outcome of the order,

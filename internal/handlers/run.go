@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -69,11 +68,7 @@ func (c recorder) note(op, answer string, err error) {
 	rejected, isRejected := errors.AsType[*atodene.RejectedError](err)
 	switch {
 	case isRejected:
-		parts := make([]string, len(rejected.Errors))
-		for i, e := range rejected.Errors {
-			parts[i] = e.Point + " " + e.Code
-		}
-		answer = "NG: " + strings.Join(parts, ", ")
+		answer = "NG: " + rejected.Points(", ")
 	case err != nil:
 		answer = "failed"
 	}
