@@ -259,6 +259,11 @@ func (a *App) connect() (*nats.Conn, jetstream.JetStream, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, u := range strings.Split(a.natsURL, ",") {
+		if redact.Misplaced(strings.TrimSpace(u)) { // it would connect to the password's first digits as a port
+			return nil, nil, usagef("-nats-url: %s", redact.MisplacedMessage)
+		}
+	}
 	nc, err := nats.Connect(a.natsURL, append([]nats.Option{nats.Name("atodene-publisher")}, files...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(a.natsURL), redact.Err("-nats-url", a.natsURL, err))

@@ -112,3 +112,15 @@ func TestRedisClientCertificate(t *testing.T) {
 		})
 	}
 }
+
+// A -nats-url whose password holds an unencoded '/' after digits parses with the digits as the
+// port: the tool refuses it as a usage error, quoting nothing of it, instead of connecting to the
+// password's digits and printing the rest of it.
+func TestNATSURLWithMisplacedPassword(t *testing.T) {
+	t.Parallel()
+	err := runWithEnv(t, nil, "dlq", "ls", "-nats-url", "nats://alice:4222/Qm8pL@127.0.0.1:4222")
+	var usage UsageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "percent-encoded") || strings.Contains(err.Error(), "Qm8pL") {
+		t.Fatalf("err = %v, want a usage error asking to percent-encode, quoting nothing", err)
+	}
+}
