@@ -135,7 +135,7 @@ func (s *Server) lettersPage(w http.ResponseWriter, r *http.Request) {
 
 // parseWhen reads a time bound: RFC 3339, or a date in JST (an upper bound takes the whole day).
 func parseWhen(v string, end bool) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
+	if t, err := events.ParseTime(v); err == nil { // RFC 3339, its lower-case t and z too
 		return t, nil
 	}
 	for _, layout := range []string{"2006-01-02T15:04", time.DateOnly} {

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/termtable"
 )
@@ -75,7 +76,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return now.Add(-d), nil
 	}
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := events.ParseTime(s) // RFC 3339, its lower-case t and z too
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration", s)
 	}

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/ordercsv"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -49,7 +50,7 @@ func parseBound(name, v string, end bool) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+	if t, err := events.ParseTime(v); err == nil { // RFC 3339, its lower-case t and z too
 		return t, nil
 	}
 	d, err := time.ParseInLocation(time.DateOnly, v, jst.Zone)
