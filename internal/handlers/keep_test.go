@@ -76,12 +76,14 @@ func (e *env) holder(t *testing.T, order string, ttl time.Duration) *orderstate.
 type recordedPolls struct {
 	mu    sync.Mutex
 	timer []handlers.PollRequest
+	at    []time.Time // when each of timer is scheduled for
 }
 
-func (p *recordedPolls) Schedule(_ context.Context, r handlers.PollRequest, _ time.Time) error {
+func (p *recordedPolls) Schedule(_ context.Context, r handlers.PollRequest, at time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.timer = append(p.timer, r)
+	p.at = append(p.at, at)
 	return nil
 }
 

@@ -342,8 +342,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	for next != nil {
 		switch {
 		case next.RetryAt.After(o.Now()):
-			// The first event waits for its retry, and the inbox with it.
-			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, next.RetryAt))
+			// The first event waits for its retry, and the inbox with it (a retry timer handled a
+			// moment early comes here too: scheduled again no sooner than EarlyTimerAgain from now).
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.earlyAgain(next.RetryAt)))
 		case o.Now().After(budget):
 			// Another handler goes on with the rest at once.
 			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))

@@ -221,7 +221,15 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 				Did: "dead-lettered: " + ReasonNoTransaction.String() + ": " + cause.Error(), Status: st.Status})
 		}
 		if len(still) == len(st.Parked) {
-			return keep("") // a timer left from an earlier deadline
+			if at := st.ParkTimer; !at.IsZero() && o.Now().Before(at) {
+				// Handled a moment early (the NATS server's clock ahead of the worker's): nothing
+				// is due yet, and settle leaves the timer as it is, so it is scheduled again for
+				// its time, or nothing would come then.
+				if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, o.earlyAgain(at)); err != nil {
+					return fail(err)
+				}
+			}
+			return keep("") // early, or a timer left from an earlier deadline
 		}
 		st.Parked = still
 		return write(st, "")

@@ -4,24 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
-
-func newPollBackoff(p PollPolicy) *backoff.ExponentialBackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(p.First),
-		backoff.WithMultiplier(2),
-		backoff.WithMaxInterval(p.Max),
-		backoff.WithRandomizationFactor(0.1),
-		backoff.WithMaxElapsedTime(0),
-	)
-}
 
 // validate checks that every duration is positive.
 func (p PollPolicy) validate() error {
@@ -65,6 +55,18 @@ type PollRequest struct {
 	At time.Time `json:"at,omitzero"`
 }
 
+// EarlyTimerAgain is the least wait of a timer scheduled again because it was handled before its
+// time (the NATS server's clock ahead of the worker's, or two workers' clocks apart): scheduled for
+// its time alone, it would fire again at once by the server's clock, in a loop, until the worker's
+// clock caught up.
+const EarlyTimerAgain = time.Second
+
+// earlyAgain is when a timer due at at, handled early, is scheduled again: at, and no sooner than
+// EarlyTimerAgain from now.
+func (o *Orders) earlyAgain(at time.Time) time.Time {
+	return later(o.Now().Add(EarlyTimerAgain), at)
+}
+
 // Polls schedules re-checks durably.
 type Polls interface {
 	Schedule(ctx context.Context, p PollRequest, at time.Time) error
@@ -78,15 +80,26 @@ type PollPolicy struct {
 	Deadline time.Duration // give up and dead-letter after (-poll-deadline)
 }
 
+// maxPollDelay bounds a re-check's delay before its jitter, so that the delay with +10% still fits
+// in a time.Duration (about 265 years): a -poll-max-interval past it would wrap negative, and the
+// re-check would fire at once, again and again.
+const maxPollDelay = time.Duration(math.MaxInt64 / 11 * 10)
+
 // Delay returns the wait before re-check number attempt (0 for the first): First doubling up to
-// Max, with ±10% jitter so that orders registered together spread out.
+// Max, with ±10% jitter so that orders registered together spread out. It is never negative and
+// never more than Max + 10%, however large Max or attempt.
 func (p PollPolicy) Delay(attempt int) time.Duration {
-	b := newPollBackoff(p)
-	d := b.NextBackOff()
-	for range attempt {
-		d = b.NextBackOff()
+	limit := max(min(p.Max, maxPollDelay), 0)
+	d := max(min(p.First, limit), 0)
+	for i := 0; i < attempt && d < limit; i++ {
+		if d > limit/2 {
+			d = limit
+		} else {
+			d *= 2
+		}
 	}
-	return d
+	jitter := d / 10
+	return d - jitter + rand.N(2*jitter+1)
 }
 
 // PollDue handles a due timer of an order. A re-check asks ATODENE for the screening result,

@@ -1440,8 +1440,9 @@ func TestStaleReauthorizationIntentShippedEndsUnknown(t *testing.T) {
 
 // TestEarlyOldCancelTimerIsScheduledAgain: the cancel of a re-authorization's old transaction
 // failed, and its retry's timer is handled 5 ms before it is due (the NATS server's clock ahead of
-// the worker's). It cancels nothing yet, and is scheduled again for its time, when it cancels the
-// old transaction.
+// the worker's). It cancels nothing yet, and is scheduled again for its time but no sooner than
+// handlers.EarlyTimerAgain from now (for its time alone, it would fire again at once by the
+// server's clock), and it cancels the old transaction once handled at its time.
 func TestEarlyOldCancelTimerIsScheduledAgain(t *testing.T) {
 	t.Parallel()
 	e := newReauthEnv(t)
@@ -1460,10 +1461,11 @@ func TestEarlyOldCancelTimerIsScheduledAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := e.get(t, "o-1")
+	want := e.clock.Now().Add(handlers.EarlyTimerAgain)
 	if last := e.polls.last(t, handlers.TimerReauth); st.Reauth.Phase != orderstate.ReauthCancelling || e.polls.count(handlers.TimerReauth) != n+1 ||
-		!last.at.Equal(at) || last.req.Seq != st.Reauth.Seq {
-		t.Fatalf("after the early timer: phase %q, %d timers scheduled (were %d), last %+v at %s; want still cancelling, one more timer at %s",
-			st.Reauth.Phase, e.polls.count(handlers.TimerReauth), n, last.req, last.at, at)
+		!last.at.Equal(want) || last.req.Seq != st.Reauth.Seq || !st.Reauth.At.Equal(at) {
+		t.Fatalf("after the early timer: phase %q (due %s), %d timers scheduled (were %d), last %+v at %s; want still cancelling, due %s, one more timer at %s",
+			st.Reauth.Phase, st.Reauth.At, e.polls.count(handlers.TimerReauth), n, last.req, last.at, at, want)
 	}
 	e.clock.Advance(5 * time.Millisecond)
 	if err := e.o.PollDue(context.Background(), e.polls.last(t, handlers.TimerReauth).req); err != nil {
