@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -557,6 +558,12 @@ func (s Settings) validateDurations(bad reportFunc) {
 	if s.PollFirstDelay > 0 && s.PollDeadline <= s.PollFirstDelay {
 		bad("poll-deadline", "%v must exceed -poll-first-delay %v", s.PollDeadline, s.PollFirstDelay)
 	}
+	if s.PollDeadline > 0 && s.PollMaxInterval > s.PollDeadline {
+		// ATODENE_POLLS is sized for waits up to the deadline (and the interval's jitter): a
+		// re-check scheduled further ahead could be removed before it fires, and none is
+		// wanted past the deadline anyway.
+		bad("poll-max-interval", "%v exceeds -poll-deadline %v: no re-check may be scheduled further ahead than the deadline", s.PollMaxInterval, s.PollDeadline)
+	}
 	if s.ParkLimit > maxParkLimit {
 		bad("park-limit", "%v: must be at most %v: a parked event's record is kept %v, and an event Redis lost that parks again may wait twice the limit", s.ParkLimit, maxParkLimit, EventRecordTTL)
 	}
@@ -576,7 +583,10 @@ func (s Settings) validateDurations(bad reportFunc) {
 // validateRetention checks that an order's state outlives whatever may bring one of its events
 // again: the record of a processed event, the inbound stream, a dead letter replayed, a re-check.
 // Without its state, the event would be handled as the first of a new order (a registration sent
-// twice).
+// twice). A dead letter written at the end of a wait (the poll deadline, the park limit) may be
+// replayed -dlq-retention after it, and the wait need not change the state's time changed (a
+// re-check still under review changes nothing the index shows): the state must outlive the wait
+// and the letter's retention added up.
 func (s Settings) validateRetention(bad reportFunc) {
 	if s.Retention <= 0 {
 		return // reported with the other durations
@@ -589,12 +599,25 @@ func (s Settings) validateRetention(bad reportFunc) {
 		{"-orders-retention is " + s.OrdersRetention.String(), s.OrdersRetention},
 		{"-dlq-retention is " + s.DLQRetention.String(), s.DLQRetention},
 		{"-poll-deadline is " + s.PollDeadline.String(), s.PollDeadline},
+		{"-poll-deadline " + s.PollDeadline.String() + " + -dlq-retention " + s.DLQRetention.String() +
+			" (a poll-deadline letter, written at the deadline, may be replayed until -dlq-retention after it)", addDurations(s.PollDeadline, s.DLQRetention)},
+		{"-park-limit " + s.ParkLimit.String() + " + -dlq-retention " + s.DLQRetention.String() +
+			" (a parked event's letter, written at the limit, may be replayed until -dlq-retention after it)", addDurations(s.ParkLimit, s.DLQRetention)},
 	} {
 		if s.Retention < least.d {
 			bad("retention", "%v: must be at least %v: %s, and an order's state must outlive any event of the order that may come again", s.Retention, least.d, least.what)
 			return
 		}
 	}
+}
+
+// addDurations adds a and b, saturating at the largest time.Duration rather than wrapping
+// negative.
+func addDurations(a, b time.Duration) time.Duration {
+	if a > 0 && b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func (s Settings) validateStreams(bad reportFunc) {
