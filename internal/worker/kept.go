@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -31,12 +32,27 @@ const (
 	headerKeptWhy = "Atodene-Kept-Why"
 )
 
-// keptStreamConfig: a copy lives as long as its event may stay parked, and a day more; the copies
-// hold personal data (the events' bodies), as ORDERS and DLQ do.
-func keptStreamConfig(parkLimit time.Duration) jetstream.StreamConfig {
+// keptStreamConfig: a copy lives as long as the longest wait that holds one without a write of
+// its own (keptMaxAge); the copies hold personal data (the events' bodies), as ORDERS and DLQ do.
+func keptStreamConfig(s config.Settings) jetstream.StreamConfig {
 	return jetstream.StreamConfig{Name: KeptStream, Subjects: []string{keptSubjectBase + ">"}, MaxMsgsPerSubject: 1,
-		MaxAge: parkLimit + 24*time.Hour}
+		MaxAge: keptMaxAge(s)}
 }
+
+// keptMaxAge is ATODENE_KEPT's max age: the longer of -park-limit (a parked event) and
+// -poll-deadline (a tracking number queued while its order is under review, reported when the
+// credit turns OK), and a day more. Some waits last longer still: a review goes on past its
+// deadline until an operator replays the poll-deadline letter (up to -dlq-retention later), and
+// the replay starts a new deadline. So the reconciler also renews every copy still needed once it
+// is older than keptRenewAge (kept.reconcile), and a copy outlives what it protects however long
+// that waits, as long as the reconciler runs once in half the max age.
+func keptMaxAge(s config.Settings) time.Duration {
+	return max(s.ParkLimit, s.PollDeadline) + 24*time.Hour
+}
+
+// keptRenewAge is the age past which the reconciler renews a copy still needed: half the stream's
+// max age, which leaves the other half for reconciliations that fail (Redis or NATS down).
+func keptRenewAge(s config.Settings) time.Duration { return keptMaxAge(s) / 2 }
 
 type kept struct {
 	js     jetstream.JetStream
@@ -104,9 +120,11 @@ type keptFate = func(ctx context.Context, shop, order, key string) (handlers.Kep
 
 // reconcile goes through the copies older than grace, oldest first: it drops those of events
 // applied and publishes again, to the subject they came from, those of events neither applied
-// nor held in Redis (fate says which), then drops them. A copy that fails is logged and left for
-// the next pass; the pass ends when Redis or JetStream fails. It returns how many it published.
-func (k kept) reconcile(ctx context.Context, fate keptFate, grace time.Duration, now time.Time, log *zap.Logger) (int, error) {
+// nor held in Redis (fate says which), then drops them. A copy of an event Redis still holds that
+// is older than renew (when positive) is kept anew (renew), so that the stream's max age never
+// removes a copy still needed. A copy that fails is logged and left for the next pass; the pass
+// ends when Redis or JetStream fails. It returns how many it published.
+func (k kept) reconcile(ctx context.Context, fate keptFate, grace, renew time.Duration, now time.Time, log *zap.Logger) (int, error) {
 	info, err := k.stream.Info(ctx)
 	if err != nil || info.State.Msgs == 0 {
 		return 0, err
@@ -131,7 +149,8 @@ func (k kept) reconcile(ctx context.Context, fate keptFate, grace time.Duration,
 				return restored, nil // this one's event may be on its way into Redis, and all after it
 			}
 			last = meta.NumPending == 0
-			n, err := k.settle(ctx, msg, meta.Sequence.Stream, fate, log)
+			old := renew > 0 && now.Sub(meta.Timestamp) >= renew
+			n, err := k.settle(ctx, msg, meta.Sequence.Stream, old, fate, log)
 			restored += n
 			if errors.Is(err, orderstate.ErrUnavailable) || ctx.Err() != nil {
 				return restored, err
@@ -146,8 +165,8 @@ func (k kept) reconcile(ctx context.Context, fate keptFate, grace time.Duration,
 	}
 }
 
-// settle drops or publishes again the copy msg, at seq.
-func (k kept) settle(ctx context.Context, msg jetstream.Msg, seq uint64, fate keptFate, log *zap.Logger) (int, error) {
+// settle drops or publishes again the copy msg, at seq; one still held that is old is renewed.
+func (k kept) settle(ctx context.Context, msg jetstream.Msg, seq uint64, old bool, fate keptFate, log *zap.Logger) (int, error) {
 	shop, order, key, ok := parseKeptSubject(msg.Subject())
 	if !ok {
 		return 0, k.delete(ctx, seq) // not a copy of this worker's: nothing to give it back to
@@ -155,6 +174,13 @@ func (k kept) settle(ctx context.Context, msg jetstream.Msg, seq uint64, fate ke
 	f, err := fate(ctx, shop, order, key)
 	switch {
 	case err != nil:
+		return 0, err
+	case f == handlers.KeptHeld && old:
+		renewed, err := k.renew(ctx, seq)
+		if renewed {
+			log.Debug("a kept copy of an event still waiting was kept anew before the stream's max age", zap.String("shop", shop),
+				zap.String("order", order), zap.String("event_key", key), zap.Uint64("old_seq", seq))
+		}
 		return 0, err
 	case f == handlers.KeptHeld:
 		return 0, nil
@@ -197,6 +223,38 @@ func (k kept) restore(ctx context.Context, seq uint64) (bool, error) {
 		return false, fmt.Errorf("publishing copy %d of %s again to %s: %w", seq, KeptStream, msg.Subject, err)
 	}
 	return true, nil
+}
+
+// renew publishes the copy at seq anew, on its subject, with its body and headers, and removes the
+// old one (the stream keeps one message per subject, which removes it already): the new one's age
+// starts now. The publish expects the copy at seq to be its subject's last, so that a copy the
+// handler replaced or dropped since it was read is neither renewed nor brought back; it says
+// whether it renewed.
+func (k kept) renew(ctx context.Context, seq uint64) (bool, error) {
+	raw, err := k.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading copy %d of %s: %w", seq, KeptStream, err)
+	}
+	msg := nats.NewMsg(raw.Subject)
+	msg.Data = raw.Data
+	for h, vs := range raw.Header {
+		if !strings.HasPrefix(h, "Nats-") { // the server's own (Nats-Expected-*, Nats-Msg-Id...)
+			msg.Header[h] = vs
+		}
+	}
+	ctx, cancel := jsCall(ctx)
+	defer cancel()
+	if _, err := k.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(seq)); err != nil {
+		if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok &&
+			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return false, nil // replaced or dropped since it was read
+		}
+		return false, fmt.Errorf("keeping copy %d of %s anew: %w", seq, KeptStream, err)
+	}
+	return true, k.delete(ctx, seq)
 }
 
 func (k kept) delete(ctx context.Context, seq uint64) error {

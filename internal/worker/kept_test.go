@@ -41,13 +41,13 @@ func TestKeptPassGoesOnPastAFailingCopy(t *testing.T) {
 		return handlers.KeptApplied, nil
 	}
 	log := zaptest.NewLogger(t)
-	if _, err := k.reconcile(ctx, fate, time.Hour, time.Now(), log); err != nil {
+	if _, err := k.reconcile(ctx, fate, time.Hour, 0, time.Now(), log); err != nil {
 		t.Fatal(err)
 	}
 	if n := copies(t, k); n != 3 {
 		t.Fatalf("%d copies after a pass with every copy young, want 3", n)
 	}
-	if _, err := k.reconcile(ctx, fate, 0, time.Now(), log); err != nil {
+	if _, err := k.reconcile(ctx, fate, 0, 0, time.Now(), log); err != nil {
 		t.Fatal(err)
 	}
 	if n := copies(t, k); n != 1 {

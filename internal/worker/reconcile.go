@@ -28,7 +28,7 @@ func reconcile(ctx context.Context, streams *streamSetup, s config.Settings, rec
 		} else if n > 0 {
 			log.Warn("timers lost by JetStream scheduled again", zap.Int("timers", n))
 		}
-		if n, err := k.reconcile(ctx, rec.KeptFates(), s.ReconcileInterval, rec.Now(), log); err != nil {
+		if n, err := k.reconcile(ctx, rec.KeptFates(), s.ReconcileInterval, keptRenewAge(s), rec.Now(), log); err != nil {
 			log.Warn("checking the kept copies of events failed; retried at the next reconciliation", zap.Int("published", n), zap.Error(err))
 		}
 		if n, err := trim(ctx); err != nil {

@@ -54,8 +54,8 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		// Poll schedules: one schedule message per order (the latest replaces the earlier), fired
 		// by the server onto the due subject. Waiting schedules hold no consumer slot.
 		{Name: PollStream, Subjects: []string{pollStreamFilter}, MaxMsgsPerSubject: 1, AllowMsgSchedules: true,
-			MaxAge: max(s.PollDeadline, s.ParkLimit) + 24*time.Hour},
-		keptStreamConfig(s.ParkLimit),
+			MaxAge: pollStreamMaxAge(s)},
+		keptStreamConfig(s),
 		advisoryStreamConfig(s.OrdersStream),
 	}
 	for i := range configs {
@@ -72,6 +72,17 @@ func streamConfigs(s config.Settings, maxPayload int64) []jetstream.StreamConfig
 		}
 	}
 	return configs
+}
+
+// pollStreamMaxAge is ATODENE_POLLS's max age: longer than any timer is scheduled ahead (the poll
+// deadline, the park limit, the longest re-check interval with its +10% jitter, which the settings
+// keep within the deadline), and a day more, so that no schedule is removed before it fires.
+func pollStreamMaxAge(s config.Settings) time.Duration {
+	jittered := s.PollMaxInterval + s.PollMaxInterval/10
+	if jittered < s.PollMaxInterval { // wrapped: refused by the settings anyway
+		jittered = s.PollMaxInterval
+	}
+	return max(s.PollDeadline, s.ParkLimit, jittered) + 24*time.Hour
 }
 
 // consumers are the worker's durable consumers, and when the ORDERS stream was created (Unix ns).
