@@ -2,12 +2,10 @@ package handlers_test
 
 import (
 	"context"
-	"io"
 	"math"
 	"testing"
 	"time"
 
-	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
@@ -133,28 +131,6 @@ func TestEarlyTimerIsScheduledNoSoonerThanASecond(t *testing.T) {
 			t.Errorf("at its time the re-authorization registered nothing: %+v", e.transactions(t))
 		}
 	})
-}
-
-// TestPollDelayNeverNegative: every -poll-max-interval the settings accept must give re-check
-// delays within [0, 1.1 × max] (docs/lifecycle.md#a-due-poll: "the first delay doubling up to the
-// maximum interval, with ±10% jitter"). A maximum near time.Duration's range made the jittered
-// delay overflow into a negative one: the next re-check was scheduled in the past, fired at once,
-// and did so again after every re-check (a hot loop against getauthori.do).
-func TestPollDelayNeverNegative(t *testing.T) {
-	t.Parallel()
-	const maxInterval = "2500000h" // ~285 years: an operator's "never more often than ..." sentinel
-	s, err := config.ParseSettings([]string{"-poll-max-interval", maxInterval, "-retention", "9600h"}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		t.Skipf("the settings refuse -poll-max-interval %s (%v): not reachable", maxInterval, err)
-	}
-	p := handlers.PollPolicy{First: s.PollFirstDelay, Max: s.PollMaxInterval, Deadline: s.PollDeadline}
-	for attempt := 0; attempt < 64; attempt++ {
-		d := p.Delay(attempt)
-		if d < 0 || float64(d) > 1.1*float64(p.Max)+1 {
-			t.Fatalf("-poll-max-interval %s accepted by the settings, but the delay before re-check %d is %v: want 0 to 1.1 × %v",
-				maxInterval, attempt, d, p.Max)
-		}
-	}
 }
 
 // TestPollDelayBoundedForAnyPolicy: whatever the settings allow, PollPolicy.Delay itself never
