@@ -257,11 +257,20 @@ func (k kept) renew(ctx context.Context, seq uint64) (bool, error) {
 	return true, k.delete(ctx, seq)
 }
 
+// delete removes the copy at seq; one gone already (dropped by another worker, or replaced on its
+// subject, the stream keeping one message a subject) is no failure. The server answers the
+// deletion of a missing message with "no message found" (err_code 10057) or "sequence not found",
+// which the client reports as ErrMsgDeleteUnsuccessful, not ErrMsgNotFound: on a failure the copy
+// is looked up, and one missing counts as deleted.
 func (k kept) delete(ctx context.Context, seq uint64) error {
-	if err := k.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("dropping copy %d of %s: %w", seq, KeptStream, err)
+	err := k.stream.DeleteMsg(ctx, seq)
+	if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
 	}
-	return nil
+	if _, gerr := k.stream.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	return fmt.Errorf("dropping copy %d of %s: %w", seq, KeptStream, err)
 }
 
 // parseKeptSubject reads the shop, order ID and event key of a copy's subject.

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -71,7 +73,8 @@ func TestKeptCopyStillHeldIsRenewed(t *testing.T) {
 	held := func(context.Context, string, string, string) (handlers.KeptFate, error) {
 		return handlers.KeptHeld, nil
 	}
-	log := zaptest.NewLogger(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
 
 	// Younger than the renew age: left as it is.
 	if _, err := k.reconcile(ctx, held, 0, time.Hour, time.Now(), log); err != nil {
@@ -100,6 +103,9 @@ func TestKeptCopyStillHeldIsRenewed(t *testing.T) {
 	}
 	if n := copies(t, k); n != 1 {
 		t.Errorf("%d copies after the renewal, want the new one alone", n)
+	}
+	if w := logs.FilterLevelExact(zapcore.WarnLevel).All(); len(w) != 0 {
+		t.Errorf("the renewal logged %d warnings, the first %q %v: the old copy, replaced on its subject, is no failure to drop", len(w), w[0].Message, w[0].ContextMap())
 	}
 
 	// A copy replaced since it was read is not renewed over the newer one.
