@@ -135,8 +135,8 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 		}
 	}
 	for _, o := range missing {
-		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s (an enclosed invoice only: one ATODENE mails separately, 別送, has no print data)\n",
-			o, where, shop, o)
+		fmt.Fprintf(a.Stderr, "order %s: no invoice.ok among %s; fetch the print data with: publisher publish -type order.invoice_requested -shop %s -order %s (for an order whose credit is ok and whose invoice is enclosed: an order ng, cancelled or under review, or one ATODENE mails separately, 別送, has no print data; publisher order show %s %s says which)\n",
+			o, where, shop, o, shop, o)
 	}
 	if found.Limited {
 		fmt.Fprintf(a.Stderr, "(the search stopped at -scan %d; a larger -scan, or -since, looks further back)\n", *scan)
