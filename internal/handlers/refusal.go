@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -144,10 +145,16 @@ func accountRefused(err error) bool {
 // account (cause): no dead letter, as for an event, since a timer carries nothing to replay and
 // the state relies on it (the reconciler would make it again after each -reconcile-interval, and
 // each again be refused). It is scheduled again, as the state's own, for when the shop's calls
-// resume, with st (the state as the timer's work left it) saying so. Its history notes the first
+// resume, spread over a tenth of the wait after that, with st (the state as the timer's work left it) saying so. Its history notes the first
 // refusal of the timer only: the timer scheduled again carries Refused.
 func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st orderstate.State, cause error) change {
 	at := o.retryAt(r.shop.ID, cause, 0)
+	if wait := at.Sub(o.Now()); wait > 0 {
+		// Spread over a tenth of the wait after the stop's end: the timers of a shop refused
+		// together would all come at that instant, and once ATODENE accepts the account again
+		// their calls would go at once (rand.N: math/rand/v2).
+		at = at.Add(rand.N(wait/10 + 1))
+	}
 	next := PollRequest{Shop: p.Shop, OrderID: p.OrderID, Seq: p.Seq, Kind: p.Kind, Behind: p.Behind, Refused: true, At: at}
 	if p.Kind == TimerReauth {
 		rs := reauthOf(&st)

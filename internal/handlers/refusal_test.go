@@ -197,11 +197,11 @@ func TestRecheckRefusedForTheAccountWaitsForTheStop(t *testing.T) {
 		e.polls.mu.Lock()
 		last := e.polls.timer[len(e.polls.timer)-1]
 		e.polls.mu.Unlock()
-		if st.Status != orderstate.StatusPending || !st.PollScheduled || !st.PollAt.Equal(want) || !st.PollSince.Equal(since) {
-			t.Fatalf("%s: state %s, re-check scheduled %v at %s, since %s; want pending, scheduled at %s, since %s",
-				step, st.Status, st.PollScheduled, st.PollAt, st.PollSince, want, since)
+		if st.Status != orderstate.StatusPending || !st.PollScheduled || !afterTheStop(st.PollAt, want, stop) || !st.PollSince.Equal(since) {
+			t.Fatalf("%s: state %s, re-check scheduled %v at %s, since %s; want pending, scheduled at %s (+ up to a tenth of %s), since %s",
+				step, st.Status, st.PollScheduled, st.PollAt, st.PollSince, want, stop, since)
 		}
-		if last.Seq != 3 || !last.Refused || !last.At.Equal(want) || last.Kind != handlers.TimerPoll {
+		if last.Seq != 3 || !last.Refused || !last.At.Equal(st.PollAt) || last.Kind != handlers.TimerPoll {
 			t.Fatalf("%s: last timer %+v, want the re-check of series 3 at %s, marked refused", step, last, want)
 		}
 		if prov.calls["getauthori-refused"] != calls || notDone(t, e.store, "P-1") != 1 {
@@ -424,5 +424,40 @@ func TestRecheckQueuedShipmentRefusedIsReportedByTheReplay(t *testing.T) {
 	}
 	if got, _ := store.Get(ctx, "shop-a", "o-1"); got.Shipment == nil || !got.Shipment.Reported || prov.calls["shipment"] != 1 {
 		t.Fatalf("after the replay: shipment %+v, %d reports; want it reported once", got.Shipment, prov.calls["shipment"])
+	}
+}
+
+// afterTheStop says a timer refused for the account is scheduled for the stop's end, at, or
+// within a tenth of the stop after it: the timers of a shop refused together are spread.
+func afterTheStop(got, at time.Time, stop time.Duration) bool {
+	return !got.Before(at) && !got.After(at.Add(stop/10))
+}
+
+// TestRefusedTimersAreSpreadAfterTheStop: the timers of one shop refused for its account are
+// scheduled over a tenth of the stop after its end, not all at that instant, so that the calls
+// waiting for the account do not all go to ATODENE at once when it is accepted again.
+func TestRefusedTimersAreSpreadAfterTheStop(t *testing.T) {
+	t.Parallel()
+	prov := &refusingProvider{refused: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	end := e.clock.Now().Add(30 * time.Second)
+	seen := map[time.Time]bool{}
+	for i := range 20 {
+		order := fmt.Sprintf("P-%d", i)
+		if _, err := e.store.Put(ctx, "shop-a", order, orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901",
+			PollSeq: 1, PollScheduled: true, PollAt: e.clock.Now(), PollSince: e.clock.Now(), CausedBy: "c-1"}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Seq: 1, At: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := e.store.Get(ctx, "shop-a", order)
+		if !afterTheStop(st.PollAt, end, 30*time.Second) {
+			t.Fatalf("%s scheduled at %s, want within 3 s after the stop's end %s", order, st.PollAt, end)
+		}
+		seen[st.PollAt] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("20 refused timers at %d distinct times, want them spread", len(seen))
 	}
 }
