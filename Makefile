@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzDecodeOrder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/events -run '^$$' -fuzz '^FuzzTraceContext$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/normalize -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/termtable -run '^$$' -fuzz '^FuzzVisible$$' -fuzztime $(FUZZTIME)
 
 # bench runs the full benchmark (docs/benchmarks.md) and writes its JSON to BENCH_JSON;
 # bench-quick runs small sizes in under two minutes.

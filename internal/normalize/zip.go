@@ -8,8 +8,8 @@ import (
 // Zip returns the postal code (郵便番号) s in the form ATODENE takes: 123-4567, or 1234567 when it
 // was written without a separator.
 //
-// The steps: full-width digits and dashes become ASCII; spaces (ASCII and U+3000) are trimmed;
-// a leading 〒 (U+3012) and the spaces after it are dropped; every dash-like character (see the
+// The steps: full-width digits and dashes become ASCII; spaces (any space separator, Zs: ASCII, U+3000, a no-break space) are trimmed;
+// a leading 〒 (U+3012) and the spaces (any Zs) after it are dropped; every dash-like character (see the
 // list at isDash: ‐ – — ― − ー － ｰ and others) becomes '-'. Then three digits, one separator ('-'
 // or a single space) and four digits are written 123-4567. Seven digits alone stay as they are:
 // ATODENE accepts both forms (docs/protocol.md#field-limits), and adding the hyphen would change the hash of orders
@@ -29,7 +29,7 @@ func Zip(s string) string {
 	}
 	t := trimSpace(fold(s))
 	for strings.HasPrefix(t, "〒") {
-		t = strings.TrimLeft(t[len("〒"):], " ")
+		t = strings.TrimLeftFunc(t[len("〒"):], isSpace) // any space separator, as trimSpace takes
 	}
 	t = mapDashes(t)
 	if len(t) == 8 && t[3] == ' ' && allDigits(t[:3]) && allDigits(t[4:]) {
