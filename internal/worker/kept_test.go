@@ -19,15 +19,8 @@ import (
 // copies younger than the grace are left alone.
 func TestKeptPassGoesOnPastAFailingCopy(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
 	ctx := context.Background()
-	if _, err := setup(ctx, js, config.DefaultSettings()); err != nil {
-		t.Fatal(err)
-	}
-	k, err := newKept(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := keptOnNewServer(t)
 	for _, key := range []string{"bad", "applied1", "applied2"} {
 		p := orderstate.Parked{Key: key, Subject: "orders.tracking_entered.shop-a", Seq: 1, Body: []byte(`{}`)}
 		if err := k.Keep(ctx, "shop-a", "o-1", p, handlers.KeptQueued); err != nil {
@@ -62,4 +55,19 @@ func copies(t *testing.T, k kept) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// keptOnNewServer returns the kept copies of a new JetStream server set up with the default settings.
+func keptOnNewServer(t *testing.T) kept {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	ctx := context.Background()
+	if _, err := setup(ctx, js, config.DefaultSettings()); err != nil {
+		t.Fatal(err)
+	}
+	k, err := newKept(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

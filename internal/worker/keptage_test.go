@@ -12,7 +12,6 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
-	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
 // TestKeptCopyOfQueuedShipmentOutlivesTheReview: a tracking number that comes while its order is
@@ -51,15 +50,8 @@ func TestKeptCopyOfQueuedShipmentOutlivesTheReview(t *testing.T) {
 // one gone. A young one, and one of an event applied, are not renewed.
 func TestKeptCopyStillHeldIsRenewed(t *testing.T) {
 	t.Parallel()
-	_, js := testenv.JetStream(t)
 	ctx := context.Background()
-	if _, err := setup(ctx, js, config.DefaultSettings()); err != nil {
-		t.Fatal(err)
-	}
-	k, err := newKept(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := keptOnNewServer(t)
 	p := orderstate.Parked{Key: "0123456789abcdef0123456789abcdef", Subject: "orders.tracking_entered.shop-a", Seq: 7, Published: 5,
 		ReplayCount: "1", Body: []byte(`{"id":"t-1"}`)}
 	if err := k.Keep(ctx, "shop-a", "o-1", p, handlers.KeptShipment); err != nil {
