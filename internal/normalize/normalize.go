@@ -76,23 +76,28 @@ func isDash(r rune) bool {
 	return false
 }
 
-// mapDashes replaces every dash-like character of s by '-'. It returns s itself when there is none
-// but '-'.
-func mapDashes(s string) string {
+// mapSeparators replaces every dash-like character of s by '-' and every space separator inside it
+// (a no-break space a web form leaves for &nbsp;, U+2000–U+200A...) by ' ', so that the numeric
+// fields split at them as at an ASCII space. It returns s itself when s is ASCII.
+func mapSeparators(s string) string {
 	if isASCII(s) {
-		return s // '-' is the only ASCII dash
+		return s // '-' is the only ASCII dash, ' ' the only ASCII space separator
 	}
 	return strings.Map(func(r rune) rune {
-		if isDash(r) {
+		switch {
+		case isDash(r):
 			return '-'
+		case isSpace(r):
+			return ' '
 		}
 		return r
 	}, s)
 }
 
-// safe applies the safe steps of the numeric fields: width folding, trimming, dash mapping.
+// safe applies the safe steps of the numeric fields: width folding, trimming, dash and space
+// mapping.
 func safe(s string) string {
-	return mapDashes(trimSpace(fold(s)))
+	return mapSeparators(trimSpace(fold(s)))
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }

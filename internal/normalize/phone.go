@@ -9,7 +9,7 @@ import (
 // hyphens between the groups the buyer wrote.
 //
 // The steps: full-width digits, dashes, spaces and parentheses become ASCII; spaces are trimmed;
-// every dash-like character becomes '-'. The separators are then '-', ' ', '.', '(' and ')': the
+// every dash-like character becomes '-' and every space separator (a no-break space...) ' '. The separators are then '-', ' ', '.', '(' and ')': the
 // number is split into digit groups at them (a run of separators is one boundary; leading and
 // trailing ones are dropped).
 //
@@ -34,7 +34,7 @@ import (
 //	+819012345678       → 090-1234-5678
 //	+81312345678        → 0312345678
 //
-// Anything else is returned after the safe steps (width folding, trimming, dash mapping), for the
+// Anything else is returned after the safe steps (width folding, trimming, dash and space mapping), for the
 // validator to refuse: another country code (+1 415…; ATODENE takes Japanese numbers only), or
 // letters and other characters (03-1234-5678 ext. 12, 内線). Phone never adds or drops a digit
 // other than the country code and trunk prefix of a +81 number.

@@ -10,7 +10,8 @@ import (
 //
 // The steps: full-width digits and dashes become ASCII; spaces (any space separator, Zs: ASCII, U+3000, a no-break space) are trimmed;
 // a leading 〒 (U+3012) and the spaces (any Zs) after it are dropped; every dash-like character (see the
-// list at isDash: ‐ – — ― − ー － ｰ and others) becomes '-'. Then three digits, one separator ('-'
+// list at isDash: ‐ – — ― − ー － ｰ and others) becomes '-', and every space separator inside it
+// becomes ' '. Then three digits, one separator ('-'
 // or a single space) and four digits are written 123-4567. Seven digits alone stay as they are:
 // ATODENE accepts both forms (docs/protocol.md#field-limits), and adding the hyphen would change the hash of orders
 // already sent. Anything else is returned after those steps, for the validator to refuse.
@@ -19,6 +20,7 @@ import (
 //	〒 １５０ー０００１ → 150-0001
 //	150−0001         → 150-0001 (U+2212)
 //	150 0001         → 150-0001
+//	150\u00a00001    → 150-0001 (a no-break space, as a web form's &nbsp; leaves)
 //	1500001          → 1500001
 //	150-00001        → 150-00001 (refused by the validator)
 //
@@ -31,7 +33,7 @@ func Zip(s string) string {
 	for strings.HasPrefix(t, "〒") {
 		t = strings.TrimLeftFunc(t[len("〒"):], isSpace) // any space separator, as trimSpace takes
 	}
-	t = mapDashes(t)
+	t = mapSeparators(t)
 	if len(t) == 8 && t[3] == ' ' && allDigits(t[:3]) && allDigits(t[4:]) {
 		return t[:3] + "-" + t[4:]
 	}
