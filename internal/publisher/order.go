@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/jst"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/redisconn"
 	"github.com/atodene-worker/atodene-worker/internal/termtable"
@@ -235,17 +236,17 @@ func printState(a *App, shop, orderID string, st orderstate.State, pending int) 
 		row("shipment", fmt.Sprintf("carrier %s, tracking %s, %s", sh.CarrierCode, sh.TrackingNumber, state))
 	}
 	if st.Status == orderstate.StatusPending {
-		row("under review since", st.PollSince.Format(time.RFC3339))
+		row("under review since", jstTime(st.PollSince))
 	}
 	for _, p := range st.Parked {
-		row("waiting", fmt.Sprintf("%s %s (source %s) since %s, for %s", p.Type, p.ID, p.Source, p.Since.Format(time.RFC3339), p.Waits))
+		row("waiting", fmt.Sprintf("%s %s (source %s) since %s, for %s", p.Type, p.ID, p.Source, jstTime(p.Since), p.Waits))
 	}
 	if st.Status == orderstate.StatusCancelled && !st.CancelledAt.IsZero() {
-		row("cancelled at", st.CancelledAt.Format(time.RFC3339))
+		row("cancelled at", jstTime(st.CancelledAt))
 	}
 	row("outcomes to publish", pending)
 	row("version", st.Version)
-	row("updated", st.UpdatedAt.Format(time.RFC3339))
+	row("updated", jstTime(st.UpdatedAt))
 	return tb.Write(a.Stdout)
 }
 
@@ -275,10 +276,14 @@ func printHistory(a *App, history []orderstate.Entry) error {
 		if len(e.Outcomes) > 0 {
 			detail += "; published " + strings.Join(e.Outcomes, ", ")
 		}
-		tb.Row(e.At.Format(time.RFC3339), event, detail, "→ "+statusName(e.Status))
+		tb.Row(jstTime(e.At), event, detail, "→ "+statusName(e.Status))
 	}
 	return tb.Write(a.Stdout)
 }
+
+// jstTime writes t in RFC 3339 in JST, the operators' time (as `order history` and `order ls` show
+// times), with its offset, so that it is not taken for UTC: 2026-11-30T06:13:48+09:00.
+func jstTime(t time.Time) string { return t.In(jst.Zone).Format(time.RFC3339) }
 
 func statusName(s orderstate.Status) string {
 	if s == orderstate.StatusNone {

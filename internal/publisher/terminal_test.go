@@ -135,3 +135,23 @@ func TestDeadLetterShowEscapesControls(t *testing.T) {
 		t.Errorf("dlq show -json does not keep the body exact (%v):\n%q", r.err, r.stdout)
 	}
 }
+
+// TestOrderShowTimesInJST: `order show` writes its times in JST with their offset, as `order
+// history` and `order ls` show JST; a worker's UTC time is not shown as if it were the operator's.
+func TestOrderShowTimesInJST(t *testing.T) {
+	t.Parallel()
+	e := newOrderEnv(t)
+	at := time.Date(2026, 11, 29, 21, 13, 48, 0, time.UTC) // 06:13:48 on the 30th in JST
+	e.put("demo", "TJ-1", orderstate.State{Status: orderstate.StatusPending, PollSince: at, UpdatedAt: at},
+		orderstate.Entry{At: at, Type: "order.created", Source: "imp", ID: "e-1", Did: "registered", Status: orderstate.StatusPending})
+	r := e.run("", "order", "show", "demo", "TJ-1")
+	if r.err != nil {
+		t.Fatalf("order show: %v\n%s", r.err, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "2026-11-30T06:13:48+09:00"); n != 2 {
+		t.Errorf("order show writes 2026-11-30T06:13:48+09:00 %d times, want 2 (under review since, and the history):\n%s", n, r.stdout)
+	}
+	if strings.Contains(r.stdout, "21:13:48Z") {
+		t.Errorf("order show writes a time in UTC:\n%s", r.stdout)
+	}
+}
