@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -177,10 +178,25 @@ func (s *Server) audit(r *http.Request, shop, order string, st orderstate.State,
 }
 
 // auditAs appends an audit entry of type typ to the order's history, as audit does.
+// auditRepeatWindow is how long a look repeating the newest entry of an order's history (the same
+// operator and kind of look, nothing between) counts as the same look: a reload, or a tab that
+// reloads itself, is not a new entry.
+const auditRepeatWindow = time.Hour
+
 func (s *Server) auditAs(r *http.Request, typ, shop, order string, st orderstate.State, did string) error {
 	ss := sessionOf(r)
 	e := orderstate.Entry{At: s.cfg.Now().UTC(), Type: typ, Source: SourcePrefix + ss.Operator, Operator: ss.Operator,
 		Did: did, Status: st.Status}
+	// The history is bounded (orderstate.HistoryLimit): a page reloaded in a loop must not push
+	// the worker's entries, or an earlier look, out of it. A look repeating the newest entry (the
+	// same operator, the same kind of look, within auditRepeatWindow) is that entry.
+	last, ok, err := s.cfg.Store.LastHistory(r.Context(), shop, order)
+	if err != nil {
+		return err
+	}
+	if ok && last.Type == typ && last.Operator == ss.Operator && last.Did == did && e.At.Sub(last.At) < auditRepeatWindow {
+		return nil
+	}
 	ttl := config.EventRecordTTL
 	if st.Version > 0 {
 		ttl = 0

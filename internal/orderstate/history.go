@@ -3,6 +3,7 @@ package orderstate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,22 @@ func (s *Store) History(ctx context.Context, shop, order string) ([]Entry, error
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// LastHistory returns the newest entry of an order's history, and false when it has none.
+func (s *Store) LastHistory(ctx context.Context, shop, order string) (Entry, bool, error) {
+	raw, err := s.rdb.LIndex(ctx, s.historyKey(shop, order), -1).Result()
+	if errors.Is(err, redis.Nil) {
+		return Entry{}, false, nil
+	}
+	if err = unavailable(err); err != nil {
+		return Entry{}, false, fmt.Errorf("orderstate: reading the last history entry of %s/%s: %w", shop, order, err)
+	}
+	var e Entry
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return Entry{}, false, fmt.Errorf("orderstate: decoding the last history entry of %s/%s: %w", shop, order, err)
+	}
+	return e, true, nil
 }
 
 // AppendHistory appends one entry to an order's history on its own, for an event that changed no
