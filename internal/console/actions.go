@@ -194,13 +194,8 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 	}
 	r = s.markSince(r)
 	outcomes, err := s.cfg.Actions.Do(r.Context(), ss.Operator, d.Key, a, targets)
-	if err != nil {
-		s.log.Error("operator action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)),
-			zap.Int("orders", len(targets)), zap.Error(err))
-		d.Error, d.NotWired = err.Error(), errors.Is(err, ErrNotWired)
-		s.render(w, r, http.StatusServiceUnavailable, "action.html", "action.result", d)
-		return
-	}
+	// The outcomes say what was done, also those returned with an error (the action stopped
+	// part-way): every order published is listed as such, with its message ID, beside the error.
 	var live []string
 	for j, i := range at {
 		if j >= len(outcomes) {
@@ -216,6 +211,13 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.Keys = strings.Join(live, " ")
+	if err != nil {
+		s.log.Error("operator action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)),
+			zap.Int("orders", len(targets)), zap.Int("published", d.Published), zap.Int("refused", d.Refused), zap.Error(err))
+		d.Error, d.NotWired = err.Error(), errors.Is(err, ErrNotWired)
+		s.render(w, r, http.StatusServiceUnavailable, "action.html", "action.result", d)
+		return
+	}
 	s.log.Info("operator action", zap.String("operator", ss.Operator), zap.String("action", string(a)),
 		zap.Int("published", d.Published), zap.Int("refused", d.Refused), zap.Int("skipped", d.Skipped))
 	s.render(w, r, http.StatusOK, "action.html", "action.result", d)

@@ -1,6 +1,8 @@
 package console
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -160,4 +162,41 @@ func TestOrderPageActionForm(t *testing.T) {
 	}
 	page = body(t, h.post("/actions", "alice", url.Values{"action": {"rerun"}, "o": {"demo/NG-1"}}), http.StatusOK)
 	mustContain(t, page, "「与信を実行」を1件の受注に実行します。")
+}
+
+// stoppingActions publishes the first target, then fails, as consoleops.Do returns when NATS goes
+// away in the middle of a bulk action: with the error, the outcomes that say what was done.
+type stoppingActions struct{ *fakeActions }
+
+var errNATSClosed = errors.New("publishing: nats: connection closed")
+
+func (p stoppingActions) Do(_ context.Context, _, _ string, a Action, targets []Target) ([]Outcome, error) {
+	out := make([]Outcome, len(targets))
+	for i, t := range targets {
+		out[i] = Outcome{Shop: t.Shop, Order: t.Order, Action: a,
+			Reason: "not done: the action stopped at a failure before this order (nothing published for it)"}
+	}
+	out[0].Published, out[0].Reason, out[0].MsgID = true, "", "msg-published-before-failure"
+	return out, errNATSClosed
+}
+
+// TestBulkActionPartialFailure: an action that fails part-way answers 503 with the error, and
+// still lists every order as what became of it: the one published with its message ID (and
+// followed live), the others refused, those it did not apply to skipped.
+func TestBulkActionPartialFailure(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.Actions = stoppingActions{c.Actions.(*fakeActions)} })
+	seedOrders(h)
+	h.order(testShop, "NG-2", ngState())
+	form := url.Values{"action": {"rerun"}, "o": {"demo/NG-1", "demo/NG-2", "demo/OK-1"}, "confirm": {"yes"},
+		"key": {"0123456789abcdef0123456789abcdef"}}
+	page := body(t, h.post("/actions", "alice", form), http.StatusServiceUnavailable)
+	mustContain(t, page, `id="action-error"`, "操作を実行できませんでした: publishing: nats: connection closed",
+		`data-testid="action-partial"`, `data-published="1" data-refused="1" data-skipped="1"`,
+		`<tr data-key="demo/NG-1" data-testid="result-row" data-result="published">`, "msg-published-before-failure",
+		`<tr data-key="demo/NG-2" data-testid="result-row" data-result="refused">`, "not done: the action stopped",
+		`<tr data-key="demo/OK-1" data-testid="result-row" data-result="skipped">`, `data-keys="demo/NG-1"`)
+	if n := h.logs.FilterMessage("operator action failed").Len(); n != 1 {
+		t.Errorf("%d log lines of the failure, want 1", n)
+	}
 }

@@ -358,12 +358,9 @@ func (s *Server) letterActions(w http.ResponseWriter, r *http.Request) {
 		outcomes, err = s.cfg.DeadLetters.Purge(r.Context(), ss.Operator, d.Seqs)
 	}
 	d.Done = true
-	if err != nil {
-		s.log.Error("dead-letter action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)), zap.Int("letters", len(d.Seqs)), zap.Error(err))
-		d.Error, d.NotWired = err.Error(), errors.Is(err, ErrNotWired)
-		s.render(w, r, http.StatusServiceUnavailable, "letter-actions.html", "action.result", d)
-		return
-	}
+	// The outcomes say what was done, also those returned with an error (the action stopped
+	// part-way): a purge deletes for good, and every letter replayed or purged is listed as such
+	// beside the error.
 	var keys []string
 	published := 0
 	for i, seq := range d.Seqs {
@@ -379,6 +376,13 @@ func (s *Server) letterActions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.Keys = strings.Join(keys, " ")
+	if err != nil {
+		s.log.Error("dead-letter action failed", zap.String("operator", ss.Operator), zap.String("action", string(a)), zap.Int("letters", len(d.Seqs)),
+			zap.Int("published", published), zap.Error(err))
+		d.Error, d.NotWired = err.Error(), errors.Is(err, ErrNotWired)
+		s.render(w, r, http.StatusServiceUnavailable, "letter-actions.html", "action.result", d)
+		return
+	}
 	s.log.Info("dead-letter action", zap.String("operator", ss.Operator), zap.String("action", string(a)),
 		zap.Int("letters", len(d.Seqs)), zap.Int("published", published))
 	s.render(w, r, http.StatusOK, "letter-actions.html", "action.result", d)

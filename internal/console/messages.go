@@ -134,6 +134,7 @@ var messages = map[string]message{
 	"action.run":          {"%s（%d件）を実行", "Run %s on %d"},
 	"action.back":         {"やめる", "Cancel"},
 	"action.summary":      {"%s: 送信 %d件、拒否 %d件、対象外 %d件", "%s: %d published, %d refused, %d skipped"},
+	"action.partial":      {"途中で失敗しました。各受注の結果は表のとおりです（「送信済」の受注は送信されています。「拒否」の受注は送信されていません）。", "It failed part-way: the table says what became of each order (those published were published; those refused were not)."},
 	"action.why":          {"理由", "Why"},
 	"action.outcomes":     {"結果イベント", "Outcomes"},
 	"action.published":    {"送信済", "Published"},
@@ -241,6 +242,7 @@ var messages = map[string]message{
 	"dlq.action.purge":  {"削除", "Purge"},
 	"dlq.confirmtext":   {"「%s」を%d件のデッドレターに実行します。よろしいですか？", "Run \"%s\" on %d dead letters?"},
 	"dlq.wouldreplay":   {"再投入できます", "Would replay"},
+	"dlq.partial":       {"途中で失敗しました。各デッドレターの結果は表のとおりです（「送信済」は再投入または削除されています。「拒否」は残っています）。", "It failed part-way: the table says what became of each letter (those published were replayed or purged; those refused are kept)."},
 
 	"shops.title":         {"ショップ設定", "Shops"},
 	"shops.file":          {"設定ファイル:", "Shops file:"},
