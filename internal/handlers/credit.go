@@ -49,9 +49,15 @@ func (o *Orders) OrderUpdated(ctx context.Context, ev Event[events.Order]) error
 }
 
 // updated is the decision of order.updated: a live order with other data is changed at ATODENE.
+// An update with nothing to bill, as received or after the fee table (what ATODENE would be
+// sent), is a cancel.
 func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	if *ev.Data.BilledAmount == 0 {
 		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0"), nil
+	}
+	// An error of the table is prepare's to report, as invalid input.
+	if res, err := shop.Fees.Apply(ev.Data.Fee, *ev.Data.BilledAmount); err == nil && res.BilledAmount == 0 {
+		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0 after the fee table"), nil
 	}
 	return o.crediting(shop, ev, func(ctx context.Context, r *run, req request, st orderstate.State) change {
 		if req.sameAs(st) {
@@ -110,6 +116,10 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 	res, err := shop.Fees.Apply(ev.Fee, *ev.BilledAmount)
 	if err != nil {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: after the fee table: %w", err))
+	}
+	if res.BilledAmount == 0 { // what is sent is what counts (an order received at 0 is refused when decoded)
+		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: is 0 after the fee table (received %d with fee %d, sent fee %d): an order with nothing to bill is not registered",
+			*ev.BilledAmount, ev.Fee, res.Fee))
 	}
 	order, normalized := toProviderOrder(shop, ev, res.Fee, res.BilledAmount)
 	checked, err := order.Check()
