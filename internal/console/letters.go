@@ -173,6 +173,9 @@ type letterData struct {
 	Confirm  bool
 	Problems []string
 	Outcome  *Outcome
+	// EditFailed says Error is the edit's (after its publish, when Outcome says published), not
+	// the reading of the letter.
+	EditFailed bool
 }
 
 // letter reads the dead letter of the request's {seq}; nil when it answered the request itself.
@@ -275,8 +278,14 @@ func (s *Server) editLetter(w http.ResponseWriter, r *http.Request) {
 	r = s.markSince(r)
 	o, err := s.cfg.DeadLetters.EditReplay(r.Context(), ss.Operator, d.Letter.Seq, []byte(body))
 	if err != nil {
-		s.log.Error("dead letter edit failed", zap.String("operator", ss.Operator), zap.Uint64("seq", d.Letter.Seq), zap.Error(err))
-		d.Error, d.NotWired = err.Error(), errors.Is(err, ErrNotWired)
+		// An error after the publish (the letter not removed) comes with the published Outcome:
+		// the page says the event went out, with its message ID, so that nobody publishes it again.
+		s.log.Error("dead letter edit failed", zap.String("operator", ss.Operator), zap.Uint64("seq", d.Letter.Seq),
+			zap.Bool("published", o.Published), zap.String("msg_id", o.MsgID), zap.Error(err))
+		d.Error, d.NotWired, d.EditFailed = err.Error(), errors.Is(err, ErrNotWired), true
+		if o.Published {
+			d.Outcome = &o
+		}
 		s.render(w, r, http.StatusServiceUnavailable, "letter.html", "dlq.letter", d)
 		return
 	}

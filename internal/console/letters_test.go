@@ -48,3 +48,42 @@ func TestLetterActionPartialFailure(t *testing.T) {
 		})
 	}
 }
+
+// publishedNotRemoved is an edit whose event was published but whose letter could not be removed
+// afterwards: consoleops.EditReplay returns the published Outcome with the error.
+type publishedNotRemoved struct{ *fakeLetters }
+
+func (p publishedNotRemoved) EditReplay(_ context.Context, _ string, seq uint64, _ []byte) (Outcome, error) {
+	return Outcome{Shop: testShop, Order: "A1", Published: true, MsgID: "edit:DLQ:7:1",
+		Reason: "published order.created x to orders.created.demo in place of dead letter 7: stream ORDERS, sequence 12"}, errNATSClosed
+}
+
+// failedEdit is an edit that failed before anything was published.
+type failedEdit struct{ *fakeLetters }
+
+func (p failedEdit) EditReplay(_ context.Context, _ string, _ uint64, _ []byte) (Outcome, error) {
+	return Outcome{Shop: testShop, Order: "A1"}, errNATSClosed
+}
+
+// TestLetterEditPublishedThenFailed: an edit published whose letter's removal then failed is
+// shown as published, with its message ID, beside the removal's failure; one that failed before
+// publishing is shown as a failure, with no outcome.
+func TestLetterEditPublishedThenFailed(t *testing.T) {
+	t.Parallel()
+	edited := `{"type":"order.created","data":{"shop_id":"demo","order_id":"A1"}}`
+	seed := func(h *harness) {
+		h.letters.add(Letter{Seq: 7, Reason: "invalid", Shop: testShop, Order: "A1", Subject: "orders.created.demo", Body: []byte(edited)})
+	}
+	h := newHarness(t, func(c *Config) { c.DeadLetters = publishedNotRemoved{c.DeadLetters.(*fakeLetters)} })
+	seed(h)
+	page := body(t, h.post("/dlq/7/edit", "alice", url.Values{"body": {edited}, "confirm": {"yes"}}), http.StatusServiceUnavailable)
+	mustContain(t, page, `data-testid="edit-outcome" data-published="yes"`, "送信済", "edit:DLQ:7:1",
+		"修正したイベントは送信済みです", "connection closed")
+	mustNotContain(t, page, "デッドレターを読めませんでした")
+
+	h = newHarness(t, func(c *Config) { c.DeadLetters = failedEdit{c.DeadLetters.(*fakeLetters)} })
+	seed(h)
+	page = body(t, h.post("/dlq/7/edit", "alice", url.Values{"body": {edited}, "confirm": {"yes"}}), http.StatusServiceUnavailable)
+	mustContain(t, page, "操作を実行できませんでした: publishing: nats: connection closed")
+	mustNotContain(t, page, `data-testid="edit-outcome"`, "送信済みです")
+}

@@ -244,6 +244,9 @@ var messages = map[string]message{
 	"dlq.wouldreplay":   {"再投入できます", "Would replay"},
 	"dlq.partial":       {"途中で失敗しました。各デッドレターの結果は表のとおりです（「送信済」は再投入または削除されています。「拒否」は残っています）。", "It failed part-way: the table says what became of each letter (those published were replayed or purged; those refused are kept)."},
 
+	// An edit published whose letter could not be removed after.
+	"dlq.edit.notremoved": {"修正したイベントは送信済みです（下記のメッセージID）。ただしデッドレターを削除できませんでした。もう一度送信せず、このデッドレターを削除してください:", "The corrected event was published (its message ID is below), but the dead letter could not be removed: do not publish it again; purge the letter:"},
+
 	"shops.title":         {"ショップ設定", "Shops"},
 	"shops.file":          {"設定ファイル:", "Shops file:"},
 	"shops.code":          {"加盟店コード", "Merchant code"},
