@@ -13,16 +13,27 @@ import (
 
 // request is an order ready to send: the fee table applied, the provider's form built and checked
 // against ATODENE's field rules (once: the client sends it without checking it again), its hash
-// to store (dataHash), and the values sent in another form than received.
+// to store (dataHash), the hash of the order as received (received: the same request with the fee
+// and billed amount before the fee table), and the values sent in another form than received.
 type request struct {
 	checked    atodene.Request
 	hash       string
+	received   string
 	normalized []events.Normalized
 }
 
 // sameAs reports whether st records this request's data as the data last sent, whichever version
-// of the hash it holds (a state written before an upgrade holds an older one).
+// of the hash it holds (a state written before an upgrade holds an older one), or the order as
+// received as the order last received: an edited fee table does not make an unchanged order new
+// data (docs/lifecycle.md#what-each-event-does). A state written before received hashes existed
+// is compared by the request alone.
 func (r request) sameAs(st orderstate.State) bool {
+	return r.sentAs(st) || (st.ReceivedHash != "" && st.ReceivedHash == r.received)
+}
+
+// sentAs reports whether st records this very request, fee and billed amount included, as the
+// request last sent (or about to be: an intent).
+func (r request) sentAs(st orderstate.State) bool {
 	return st.DataHash == r.hash || sameData(st.DataHash, r.checked.Order())
 }
 
@@ -126,7 +137,14 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 	if err != nil {
 		return request{}, Permanent(ReasonInvalid, err)
 	}
-	return request{checked: checked, hash: dataHash(order), normalized: normalized}, nil
+	req := request{checked: checked, hash: dataHash(order), normalized: normalized}
+	req.received = req.hash
+	if res.Fee != ev.Fee || res.BilledAmount != *ev.BilledAmount {
+		received := order // the slices shared, not changed
+		received.Fee, received.BilledAmount = ev.Fee, *ev.BilledAmount
+		req.received = dataHash(received)
+	}
+	return req, nil
 }
 
 // toProviderOrder builds what ATODENE is sent, and lists the values sent in another form than
@@ -178,7 +196,7 @@ func (o *Orders) register(ctx context.Context, r *run, ev Event[events.Order], r
 	resent := st.Status == orderstate.StatusRegistering && !r.fresh
 	// With replicas to wait for, the intent is written (again) here even when the lease wrote it
 	// or an earlier attempt did: this write waits until replicas hold it (orderstate.Replication).
-	if st.Status != orderstate.StatusRegistering || !req.sameAs(st) || o.Store.WaitsForReplicas() {
+	if st.Status != orderstate.StatusRegistering || !req.sentAs(st) || o.Store.WaitsForReplicas() {
 		var err error
 		if st, err = o.Store.PutIntent(ctx, r.shop.ID, ev.Data.OrderID, intent(ev.Meta, req, st), o.Now()); err != nil {
 			return fail(err)
@@ -235,7 +253,7 @@ func withNormalized(did string, normalized []events.Normalized) string {
 // index lists and sorts it by.
 func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	sent := req.checked.Sent()
-	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash,
+	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash, ReceivedHash: req.received,
 		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
 		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
@@ -291,7 +309,7 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	}
 	wasOK := st.Status == orderstate.StatusOK
 	sent := req.checked.Sent()
-	st.DataHash, st.Fee, st.BilledAmount, st.Service = req.hash, sent.Fee, sent.BilledAmount, sent.Service
+	st.DataHash, st.ReceivedHash, st.Fee, st.BilledAmount, st.Service = req.hash, req.received, sent.Fee, sent.BilledAmount, sent.Service
 	st.Errors, st.Reasons, st.CausedBy = nil, nil, ev.ID
 	st.OrderData = keptData(r.shop, ev.Data)
 	if ch.Auto != atodene.DecisionNone {

@@ -81,6 +81,11 @@ type State struct {
 	Reasons       []string  `json:"reasons,omitempty"`
 	Errors        []Error   `json:"errors,omitempty"`
 	Shipment      *Shipment `json:"shipment,omitempty"`
+
+	// ReceivedHash is DataHash's hash of the same request with the fee and billed amount as
+	// received, before the shop's fee table ("v1:<64 hex>"): an order received again with the
+	// same data is unchanged after the table is edited. Empty in a state written before it existed.
+	ReceivedHash string `json:"received_hash,omitempty"`
 	// Outbox holds the outcome events this state calls for that are not yet on the RESULTS
 	// stream. A worker that dies between the state write and the publish leaves them here, and
 	// the next handler of the order publishes them (with the same message IDs) and clears them.
