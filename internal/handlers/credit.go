@@ -299,10 +299,14 @@ func (o *Orders) modify(ctx context.Context, r *run, ev Event[events.Order], req
 	case errors.Is(err, atodene.ErrAlreadyCancelled):
 		return write(o.cancelled(st, r.shop.ID, order, ev.ID, o.Now()), "cancelled: ATODENE holds the transaction as cancelled")
 	case isRejected:
-		// The transaction stands with its earlier data; a corrected order.updated tries again.
-		st.Errors = providerErrors(rejected.Errors)
+		// The transaction stands with its earlier data (the state keeps its amounts); a corrected
+		// order.updated tries again. The outcome is the answer to the change, so it carries the
+		// amounts the change sent, as a refused registration's does.
+		sent := req.checked.Sent()
+		fee, billed := st.Fee, st.BilledAmount
+		st.Errors, st.Fee, st.BilledAmount = providerErrors(rejected.Errors), sent.Fee, sent.BilledAmount
 		o.emitCredit(&st, r.shop.ID, order, events.TypeCreditInvalid, ev.ID, req.normalized...)
-		st.Errors = nil
+		st.Errors, st.Fee, st.BilledAmount = nil, fee, billed
 		return write(st, "change refused by ATODENE; the transaction stands as it was")
 	case err != nil:
 		return fail(err)
