@@ -163,6 +163,47 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestDetailElementsTheLayoutDoesNotKnow: an element of a detail line (明細) that the layout does
+// not know (a tax-rate column, say) is printed, as a column of its own headed その他 <element> in
+// the HTML lines table (empty in the lines without it) and under its line in the text, as the
+// elements the layout does not know at the top level are: the document leaves nothing out.
+func TestDetailElementsTheLayoutDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	inv := invoice("A-1", "3155円")
+	inv.Invoice.Details[0]["goodsTaxRate"] = "※軽減税率8%対象"
+	frag, err := Sheets([]Invoice{inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(frag)
+	table := html[strings.Index(html, `<table class="details">`):]
+	table = table[:strings.Index(table, "</table>")]
+	rows := regexp.MustCompile(`(?s)<tr>.*?</tr>`).FindAllString(table, -1)
+	if len(rows) != 3 {
+		t.Fatalf("the lines table has %d rows, want a heading and 2 lines:\n%s", len(rows), table)
+	}
+	if !strings.Contains(rows[0], "<th>その他 goodsTaxRate</th>") ||
+		!strings.Contains(rows[1], `<td><span data-field="goodsTaxRate">※軽減税率8%対象</span></td></tr>`) ||
+		!strings.Contains(rows[2], `<td><span data-field="goodsTaxRate"></span></td></tr>`) {
+		t.Errorf("the lines table has no column その他 goodsTaxRate holding the first line's value:\n%s", table)
+	}
+	for i, row := range rows {
+		if n := strings.Count(row, "<th>") + strings.Count(row, "<td"); n != 6 {
+			t.Errorf("row %d of the lines table has %d cells, want 6:\n%s", i, n, row)
+		}
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, []Invoice{inv}); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	first, second := strings.Index(out, "  明細1\n"), strings.Index(out, "  明細2\n")
+	if first < 0 || second < 0 || !strings.Contains(out[first:second], "    その他 goodsTaxRate             ※軽減税率8%対象\n") ||
+		strings.Contains(out[second:], "goodsTaxRate") {
+		t.Errorf("text: the first line's element goodsTaxRate is not under 明細1 (and only there):\n%s", out)
+	}
+}
+
 // TestFind: the latest invoice.ok of each order, read back through more than one window, the
 // other shops' and orders' left; the bounds of the search.
 func TestFind(t *testing.T) {

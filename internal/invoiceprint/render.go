@@ -106,6 +106,35 @@ func otherFields(p Invoice) []Field {
 	return out
 }
 
+// knownDetail reports whether a detail line of the layout has the element.
+func knownDetail(name string) bool {
+	for _, f := range detailLayout {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// otherDetails returns the elements of the invoice's detail lines that detailLayout does not have
+// (ones ATODENE added to a line, a tax-rate column say), of any line, sorted: each is a column of
+// its own in the HTML lines table and a row under its line in the text, labelled その他 <element>,
+// so that no element of a line is left out either.
+func otherDetails(p Invoice) []Field {
+	var out []Field
+	seen := map[string]bool{}
+	for _, line := range p.Invoice.Details {
+		for name := range line {
+			if !knownDetail(name) && !seen[name] {
+				seen[name] = true
+				out = append(out, Field{name, "その他 " + name})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 // Layout returns the groups of the print elements of invoiceInfo but the detail lines, in the
 // protocol's order, each element with its Japanese label: the text document's order.
 func Layout() []Group {
@@ -158,6 +187,9 @@ func (v view) Reserved() []Field {
 
 // Others lists the elements the layout does not know.
 func (v view) Others() []Field { return otherFields(v.sheet) }
+
+// DetailOthers lists the elements of the detail lines that the layout does not know: a column each.
+func (v view) DetailOthers() []Field { return otherDetails(v.sheet) }
 
 // When is when the invoice.ok was published, in Japan's time.
 func (v view) When() string { return jst.Format(v.Published) }
@@ -247,9 +279,9 @@ const sheetsHTML = `{{define "sheets"}}{{range .}}<section class="invoice" data-
 </table>
 <p class="stamp">{{.F "revenueStampRequired"}}</p>
 <table class="details">
-<thead><tr><th>{{.T "goodsTitle" "商品名"}}</th><th>{{.T "goodsAmountTitle" "数量"}}</th><th>{{.T "goodsPriceTitle" "単価"}}</th><th>{{.T "goodsSubtotalTitle" "小計"}}</th><th>備考</th></tr></thead>
+<thead><tr><th>{{.T "goodsTitle" "商品名"}}</th><th>{{.T "goodsAmountTitle" "数量"}}</th><th>{{.T "goodsPriceTitle" "単価"}}</th><th>{{.T "goodsSubtotalTitle" "小計"}}</th><th>備考</th>{{range .DetailOthers}}<th>{{.Label}}</th>{{end}}</tr></thead>
 <tbody>
-{{$v := .}}{{range .Invoice.Details}}<tr><td>{{$v.D . "goods"}}</td><td class="num">{{$v.D . "goodsAmount"}}</td><td class="num">{{$v.D . "goodsPrice"}}</td><td class="num">{{$v.D . "goodsSubtotal"}}</td><td>{{$v.D . "goodsExpand"}}</td></tr>
+{{$v := .}}{{range $line := .Invoice.Details}}<tr><td>{{$v.D . "goods"}}</td><td class="num">{{$v.D . "goodsAmount"}}</td><td class="num">{{$v.D . "goodsPrice"}}</td><td class="num">{{$v.D . "goodsSubtotal"}}</td><td>{{$v.D . "goodsExpand"}}</td>{{range $v.DetailOthers}}<td>{{$v.D $line .Name}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 <p class="note">{{.F "detailInfomation"}}</p>
@@ -365,9 +397,10 @@ func pad(s string, n int) string {
 }
 
 // WriteText writes the invoices as plain text: per invoice a heading line, then every element
-// under its label, by group, the detail lines under 明細, and the elements the layout does not
-// know under その他; a form feed starts each invoice after the first, so that a plain-text
-// printer starts each on a new page. The values, from ATODENE and the shop's buyer, are written
+// under its label, by group, the detail lines under 明細 (each with the elements of a line the
+// layout does not know, as その他 <element>), and the elements the layout does not know under
+// その他; a form feed starts each invoice after the first, so that a plain-text printer starts
+// each on a new page. The values, from ATODENE and the shop's buyer, are written
 // termtable.Visible: a control character in one neither drives the terminal nor breaks the lines.
 // An error is w's.
 func WriteText(w io.Writer, invoices []Invoice) error {
@@ -378,6 +411,7 @@ func WriteText(w io.Writer, invoices []Invoice) error {
 		}
 		termtable.Fprintf(&b, "請求書 %d/%d  shop %s  order %s  お問合せ番号 %s\n", i+1, len(invoices), p.Shop, p.Order, p.TransactionID)
 		termtable.Fprintf(&b, "(invoice.ok %s, %s JST, sequence %d)\n", p.EventID, jst.Format(p.Published), p.Seq)
+		lineOthers := otherDetails(p)
 		for _, g := range layout {
 			termtable.Fprintf(&b, "\n[%s]\n", g.Heading)
 			for _, f := range g.Fields {
@@ -388,6 +422,11 @@ func WriteText(w io.Writer, invoices []Invoice) error {
 					termtable.Fprintf(&b, "  明細%d\n", n+1)
 					for _, f := range detailLayout {
 						termtable.Fprintf(&b, "    %s%s\n", pad(f.Label, labelWidth-2), line[f.Name])
+					}
+					for _, f := range lineOthers {
+						if v, ok := line[f.Name]; ok {
+							termtable.Fprintf(&b, "    %s%s\n", pad(f.Label, labelWidth-2), v)
+						}
 					}
 				}
 			}
