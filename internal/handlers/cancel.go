@@ -32,6 +32,13 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 		did += ": " + why
 	}
 	return decision{ev: ev, ordered: creditOrder, parkAs: parkCancel, waits: waitsForTransaction, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+		at := ev.Time
+		if at.IsZero() {
+			at = o.Now()
+		}
+		if beforeRepeat(st, ev.position(), at) {
+			return keep("no change: older in the stream than the order's creation run again after it")
+		}
 		switch st.Status {
 		case orderstate.StatusCancelled:
 			return same("no change: cancelled already")
@@ -57,12 +64,23 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 			o.Logger.Warn("order cancelled while its re-authorization's outcome is unknown: ATODENE may still hold a live transaction under the derived shopOrderId",
 				zap.String("shop", r.shop.ID), zap.String("order", order), zap.String("shop_order_id", derived))
 		}
-		at := ev.Time
-		if at.IsZero() {
-			at = o.Now()
-		}
 		return write(o.cancelled(st, r.shop.ID, order, ev.ID, at), did)
 	}}
+}
+
+// beforeRepeat reports whether a cancel published at pos and written at at is older both ways than
+// the order's latest repeated creation (State.RepeatSeq): earlier in the stream (compared as the
+// credit position is: a replay by the position it was first published at, a stream created again
+// as newer) and not written after it (the creation's time not before the cancel's, or none). That
+// creation, handled first, found the order live and did nothing; in stream order it comes after
+// the cancel and registers the cancelled order again (与信を実行 after 与信キャンセル, the rule of
+// registerIfNew), so the cancel is stale. One written after the creation (an importer's late
+// retry of the original creation) applies, as in stream order.
+func beforeRepeat(st orderstate.State, pos position, at time.Time) bool {
+	if st.RepeatSeq == 0 || pos.seq == 0 || !repeatOrder.get(&st).after(pos) {
+		return false
+	}
+	return st.RepeatTime.IsZero() || !at.After(st.RepeatTime)
 }
 
 // waitsForTransaction keeps an event that needs the order's transaction until the worker knows

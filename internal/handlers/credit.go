@@ -45,10 +45,10 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 }
 
 // created is the decision of order.created data decoded by events.DecodeCreated: a repeat for a
-// live order changes nothing.
+// live order changes nothing, and is no word on the order's data (repeated).
 func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
 	return o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
-		return keep("no change: the credit is " + string(st.Status) + " already")
+		return repeated("no change: the credit is " + string(st.Status) + " already")
 	})
 }
 
@@ -256,7 +256,7 @@ func intent(ev Meta, req request, st orderstate.State) orderstate.State {
 	return orderstate.State{Version: st.Version, Status: orderstate.StatusRegistering, DataHash: req.hash, ReceivedHash: req.received,
 		Fee: sent.Fee, BilledAmount: sent.BilledAmount, Service: sent.Service,
 		Shipment: requeued(st.Shipment), PollSeq: st.PollSeq, CausedBy: ev.ID, CreditSeq: st.CreditSeq, CreditCreated: st.CreditCreated,
-		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated,
+		TrackingSeq: st.TrackingSeq, TrackingCreated: st.TrackingCreated, RepeatSeq: st.RepeatSeq, RepeatCreated: st.RepeatCreated, RepeatTime: st.RepeatTime,
 		Parked: st.Parked, ParkTimer: st.ParkTimer, OrderedAt: sent.OrderedAt, Reauth: renewed(st.Reauth), HasData: st.HasData}
 }
 

@@ -221,6 +221,8 @@ type change struct {
 	err  error
 	did  string
 	same bool // the state says what the event says already (see same)
+	// repeat marks an order.created that found nothing to do (see repeated).
+	repeat bool
 }
 
 func keep(did string) change                          { return change{did: did} }
@@ -233,6 +235,14 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // latest word of its kind all the same, and decide records its position, so that an older event
 // handled after it is stale (docs/lifecycle.md#events-handled-out-of-order).
 func same(did string) change { return change{did: did, same: true} }
+
+// repeated is the change of an order.created that finds nothing to do: the order live. A repeat
+// of the creation (an importer's retry, the credit check run again) is no word on the order's
+// data, so decide records no credit position for it (an order.updated published before it still
+// applies), but records its position and time as the order's latest repeated creation
+// (State.RepeatSeq), so that a cancel published before it and handled after it does not undo it
+// (beforeRepeat; docs/lifecycle.md#events-handled-out-of-order).
+func repeated(did string) change { return change{did: did, repeat: true} }
 
 // withOrder applies d to the order holding the order's lease, after finishing what an earlier,
 // interrupted handler left undone and applying, oldest first, the events queued in the order's
@@ -506,6 +516,11 @@ var (
 	trackingOrder = &ordering{"tracking number", func(st *orderstate.State) (*int64, *uint64) {
 		return &st.TrackingCreated, &st.TrackingSeq
 	}}
+	// repeatOrder is the position of the order's latest repeated creation (see repeated), apart
+	// from creditOrder's.
+	repeatOrder = &ordering{"repeated creation", func(st *orderstate.State) (*int64, *uint64) {
+		return &st.RepeatCreated, &st.RepeatSeq
+	}}
 )
 
 // position is where an event was first published: the creation time of its stream (Unix ns, 0
@@ -557,6 +572,15 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 	}
 	c := d.apply(ctx, r, st)
 	if d.ordered == nil || pos.seq == 0 {
+		return c
+	}
+	if c.repeat {
+		if pos.after(repeatOrder.get(&st)) {
+			next := st
+			repeatOrder.set(&next, pos)
+			next.RepeatTime = d.ev.Time
+			c.next = &next
+		}
 		return c
 	}
 	if c.same {

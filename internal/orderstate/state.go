@@ -105,6 +105,16 @@ type State struct {
 	// published before the one the order holds (handled later, in parallel) does not replace it.
 	TrackingSeq     uint64 `json:"tracking_seq,omitempty"`
 	TrackingCreated int64  `json:"tracking_created,omitempty"`
+	// RepeatSeq and RepeatCreated are the position, kept as CreditSeq and CreditCreated, of the
+	// latest order.created that found nothing to do (the order live), and RepeatTime is its
+	// CloudEvents time (zero when it had none). A repeat of the creation is no word on the order's
+	// data, so it does not move CreditSeq (an order.updated published before it still applies);
+	// but a cancel published before it and not written after it, handled after it, is stale: in
+	// stream order the creation would have registered the cancelled order again (与信を実行 after
+	// 与信キャンセル).
+	RepeatSeq     uint64    `json:"repeat_seq,omitempty"`
+	RepeatCreated int64     `json:"repeat_created,omitempty"`
+	RepeatTime    time.Time `json:"repeat_time,omitzero"`
 	// InvoiceEvent is the id of the last order.invoice_requested answered, so that a retry of it
 	// (after its answer was written but before it was acknowledged) answers nothing twice.
 	InvoiceEvent string    `json:"invoice_event,omitempty"`
