@@ -97,8 +97,8 @@ func HashPassword(password string) ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 }
 
-// session is what the session cookie holds, signed: who is logged in (no one on the login page,
-// where it carries the CSRF token of the login form), how, and since when. Its end is reckoned
+// session is what the session cookie holds, signed: who is logged in, how, and since when. The
+// login form's cookie holds one too, of no one, for the form's CSRF token. Its end is reckoned
 // from the login and the console's -session-ttl of the day, so a shorter setting applies to the
 // sessions made before it.
 type session struct {
@@ -127,6 +127,12 @@ func (s *Server) cookieName() string {
 	}
 	return "__Host-atodene_console"
 }
+
+// loginCookieName is the login form's cookie, which carries the session of its CSRF token: a name
+// of its own, so that showing the login page never replaces an operator's session. (Under the
+// session cookie's name, a link of another site followed, or a sibling subdomain's <img> of a
+// page, which reach the login page without the session, logged the operator out.)
+func (s *Server) loginCookieName() string { return s.cookieName() + "_login" }
 
 // sign returns HMAC-SHA256(key, purpose, data).
 func (s *Server) sign(purpose string, data []byte) []byte {
@@ -199,24 +205,57 @@ func (s *Server) csrfToken(ss session) string {
 	return b64.EncodeToString(s.sign("csrf", []byte(ss.ID)))
 }
 
-// newSession starts a session for operator ("" for the login form) with a fresh ID, and sets its
-// cookie.
-func (s *Server) newSession(w http.ResponseWriter, operator, via string) session {
+// makeSession returns a session for operator ("" for the login form) with a fresh ID.
+func (s *Server) makeSession(operator, via string) session {
 	var id [18]byte
 	_, _ = rand.Read(id[:])
 	ss := session{ID: b64.EncodeToString(id[:]), Operator: operator, Via: via, Issued: s.cfg.Now().Unix()}
 	if via == viaPassword {
 		ss.Hash = s.hashMark(operator, s.cfg.Auth.Operators[operator])
 	}
+	return ss
+}
+
+// newSession starts a session for operator and sets its cookie. The cookie is SameSite=Lax: a
+// link of another site followed (a top-level GET) carries it and opens the page, as the operator
+// expects; the browser withholds it from other sites' forms, images, scripts and fetches, and
+// every POST is checked for its CSRF token and Origin besides.
+func (s *Server) newSession(w http.ResponseWriter, operator, via string) session {
+	ss := s.makeSession(operator, via)
 	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: s.encodeSession(ss), Path: "/",
+		Expires: s.expiry(ss), HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteLaxMode})
+	return ss
+}
+
+// newLoginSession starts the login form's session, of no one, in the login form's cookie
+// (SameSite=Strict: only the console's own form posts it).
+func (s *Server) newLoginSession(w http.ResponseWriter) session {
+	ss := s.makeSession("", "")
+	http.SetCookie(w, &http.Cookie{Name: s.loginCookieName(), Value: s.encodeSession(ss), Path: "/",
 		Expires: s.expiry(ss), HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
 	return ss
 }
 
+// loginSession returns the login form's session from its cookie; ok is false without a valid one.
+func (s *Server) loginSession(r *http.Request) (ss session, ok bool) {
+	c, err := r.Cookie(s.loginCookieName())
+	if err != nil {
+		return session{}, false
+	}
+	if ss, ok = s.decodeSession(c.Value); !ok || ss.Operator != "" {
+		return session{}, false
+	}
+	return ss, true
+}
+
 // clearSession removes the session cookie.
 func (s *Server) clearSession(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: http.SameSiteStrictMode})
+	s.clearCookie(w, s.cookieName(), http.SameSiteLaxMode)
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, name string, sameSite http.SameSite) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: !s.cfg.Auth.InsecureCookie, SameSite: sameSite})
 }
 
 type sessionKey struct{}
@@ -231,7 +270,8 @@ func sessionOf(r *http.Request) session {
 // (which overrides any session of another name), then the automatic login of loopback clients.
 // ok is false when a trusted header is configured and the request lacks a usable one. A request
 // another site's page made (embedded) has no session: an <img> of a page the operator opens
-// cannot write a printing into an order's history.
+// cannot write a printing into an order's history. Nor does it lose one: identify sets no cookie
+// for it, and the login page none either.
 func (s *Server) identify(w http.ResponseWriter, r *http.Request) (ss session, ok bool, why string) {
 	if embeddedByOtherSite(r) {
 		return session{}, true, ""
@@ -261,7 +301,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request) (ss session, o
 
 // embeddedByOtherSite reports whether the browser says (Fetch Metadata) that a page of another
 // origin made r for something other than a navigation: an image, a script, a fetch, a frame. A
-// same-site page (a sibling subdomain) counts as another: SameSite=Strict sends it the cookie.
+// same-site page (a sibling subdomain) counts as another: SameSite sends it the cookie.
 // Browsers that send no Sec-Fetch-Site are left to the cookie's SameSite and the CSRF token.
 func embeddedByOtherSite(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
@@ -434,18 +474,33 @@ func (d dummyHashes) of(name string) []byte {
 	return d.hashes[d.costs[pick]]()
 }
 
-// loginPage shows the login form, with a session that carries its CSRF token.
+// loginPage shows the login form, with the login form's session (its own cookie) that carries
+// its CSRF token. Another site's page embedding it (an <img> sent here to log in) gets 401 and no
+// cookie.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	ss := sessionOf(r)
 	next := safeNext(r.URL.Query().Get("next"))
-	if ss.Operator != "" {
+	if sessionOf(r).Operator != "" {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	if ss.ID == "" {
-		ss = s.newSession(w, "", "")
+	if embeddedByOtherSite(r) {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
 	}
-	s.render(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, ss)), http.StatusOK, "login.html", "login.title", loginData{Next: next})
+	form, ok := s.loginSession(r)
+	if !ok {
+		form = s.newLoginSession(w)
+	}
+	s.render(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, form)), http.StatusOK, "login.html", "login.title", loginData{Next: next})
+}
+
+// loginForm puts the login form's session (its cookie's) in the request's context, for
+// checkCSRF and the form shown again.
+func (s *Server) loginForm(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		form, _ := s.loginSession(r)
+		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, form)))
+	}
 }
 
 type loginData struct {
@@ -478,6 +533,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.newSession(w, name, viaPassword)
+	s.clearCookie(w, s.loginCookieName(), http.SameSiteStrictMode)
 	s.log.Info("operator logged in", zap.String("operator", name), zap.String("remote", r.RemoteAddr))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

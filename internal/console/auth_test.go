@@ -101,7 +101,7 @@ func TestLoginRequired(t *testing.T) {
 }
 
 // TestLogin: the login form's session carries its CSRF token; the right password starts a
-// session in a Secure, HttpOnly, SameSite=Strict cookie and goes where the operator was going; a
+// session in a Secure, HttpOnly, SameSite=Lax cookie and goes where the operator was going; a
 // wrong one, or an unknown name, is refused alike; a form without its token is refused (403).
 func TestLogin(t *testing.T) {
 	t.Parallel()
@@ -111,12 +111,15 @@ func TestLogin(t *testing.T) {
 	mustContain(t, page, `id="login-form"`, `name="next" value="/dlq"`)
 	var form *http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if c.Name == "__Host-atodene_console" {
+		switch c.Name {
+		case "__Host-atodene_console_login":
 			form = c
+		case "__Host-atodene_console":
+			t.Errorf("the login page sets the session cookie: %+v", c)
 		}
 	}
-	if form == nil {
-		t.Fatalf("the login page set no session cookie: %v", w.Result().Cookies())
+	if form == nil || !form.Secure || !form.HttpOnly || form.SameSite != http.SameSiteStrictMode || form.Path != "/" {
+		t.Fatalf("the login form's cookie %+v (of %v): want Secure, HttpOnly, SameSite=Strict, Path=/", form, w.Result().Cookies())
 	}
 	ss, ok := h.s.decodeSession(form.Value)
 	if !ok || ss.Operator != "" {
@@ -137,13 +140,20 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("login: %d to %q, want 303 to /dlq", res.StatusCode, res.Header.Get("Location"))
 	}
 	var sc *http.Cookie
+	formCleared := false
 	for _, c := range res.Cookies() {
-		if c.Name == "__Host-atodene_console" {
+		switch c.Name {
+		case "__Host-atodene_console":
 			sc = c
+		case "__Host-atodene_console_login":
+			formCleared = c.MaxAge < 0
 		}
 	}
-	if sc == nil || !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode || sc.Path != "/" {
-		t.Fatalf("session cookie %+v: want Secure, HttpOnly, SameSite=Strict, Path=/", sc)
+	if sc == nil || !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" {
+		t.Fatalf("session cookie %+v: want Secure, HttpOnly, SameSite=Lax, Path=/", sc)
+	}
+	if !formCleared {
+		t.Error("the login did not remove the login form's cookie")
 	}
 	got, ok := h.s.decodeSession(sc.Value)
 	if !ok || got.Operator != "alice" || got.ID == ss.ID {
@@ -560,7 +570,7 @@ func TestLoginThrottle(t *testing.T) {
 	w := h.get("/login", "")
 	var form *http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if c.Name == "__Host-atodene_console" {
+		if c.Name == "__Host-atodene_console_login" {
 			form = c
 		}
 	}

@@ -209,7 +209,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
 	m.Handle("GET /login", s.public(s.loginPage))
-	m.Handle("POST /login", s.public(s.checkCSRF(s.login)))
+	m.Handle("POST /login", s.public(s.loginForm(s.checkCSRF(s.login))))
 	m.Handle("POST /logout", s.private(s.logout))
 
 	m.Handle("GET /{$}", s.private(func(w http.ResponseWriter, r *http.Request) {

@@ -24,7 +24,7 @@ func loginForm(t *testing.T, h *harness, remote string) (*http.Cookie, string) {
 	req.RemoteAddr = remote
 	w := h.do(req, "")
 	for _, c := range w.Result().Cookies() {
-		if c.Name == h.s.cookieName() {
+		if c.Name == h.s.loginCookieName() {
 			ss, ok := h.s.decodeSession(c.Value)
 			if !ok {
 				t.Fatal("the login page's cookie does not decode")
