@@ -69,9 +69,77 @@ type ProviderError struct {
 // InvoicePrintData is the print data of an enclosed invoice, in invoice.ok
 // (docs/protocol.md#invoice-print-data): every element of ATODENE's invoiceInfo as the display
 // string it sent, keyed by element name, and the detail lines.
+//
+// Its JSON is the contract's (docs/events.md#invoice-eventsinvoice): one object holding each
+// element of Fields by its ATODENE name, as a string, and the detail lines under "details", an
+// array of objects of strings ([] when there are none). MarshalJSON writes it; UnmarshalJSON
+// reads it, and also the nested form the worker wrote before ({"fields": {...}, "details": [...]}),
+// which invoice.ok outcomes stored in RESULTS still hold.
 type InvoicePrintData struct {
-	Fields  map[string]string   `json:"fields"`
-	Details []map[string]string `json:"details"`
+	Fields  map[string]string
+	Details []map[string]string
+}
+
+// invoiceDetails is the key of the detail lines in invoice.ok's invoice: ATODENE's element
+// (details/detail*), which is never a print field of its own.
+const invoiceDetails = "details"
+
+// MarshalJSON writes the print fields and "details" side by side, keys sorted. A print field named
+// "details" is an error: it would take the place of the detail lines.
+func (p InvoicePrintData) MarshalJSON() ([]byte, error) {
+	if _, ok := p.Fields[invoiceDetails]; ok {
+		return nil, fmt.Errorf("events: invoice print data with a field named %q, the key of its detail lines", invoiceDetails)
+	}
+	out := make(map[string]any, len(p.Fields)+1)
+	for name, v := range p.Fields {
+		out[name] = v
+	}
+	out[invoiceDetails] = nonNil(p.Details)
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads the contract's form, or the nested form of the outcomes written before it
+// (told apart by "fields" holding an object or null, where a print field holds a string). A print
+// field that is not a string, or detail lines that are not an array of objects of strings, is an
+// error; null stands for absent.
+func (p *InvoicePrintData) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if f, ok := raw["fields"]; ok && (len(f) == 0 || f[0] != '"') {
+		var nested struct {
+			Fields  map[string]string   `json:"fields"`
+			Details []map[string]string `json:"details"`
+		}
+		if err := json.Unmarshal(b, &nested); err != nil {
+			return fmt.Errorf("events: invoice print data in the nested form: %w", err)
+		}
+		*p = InvoicePrintData{Fields: nested.Fields, Details: nested.Details}
+		return nil
+	}
+	var out InvoicePrintData
+	for name, v := range raw {
+		if string(v) == "null" {
+			continue
+		}
+		if name == invoiceDetails {
+			if err := json.Unmarshal(v, &out.Details); err != nil {
+				return fmt.Errorf("events: invoice print data: details: %w", err)
+			}
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("events: invoice print data: %s is not a string: %w", name, err)
+		}
+		if out.Fields == nil {
+			out.Fields = map[string]string{}
+		}
+		out.Fields[name] = s
+	}
+	*p = out
+	return nil
 }
 
 // NewOutcome wraps outcome data in a CloudEvent from the worker, caused by the inbound event

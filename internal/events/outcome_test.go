@@ -116,7 +116,7 @@ func TestOutcomeEmptyLists(t *testing.T) {
 			map[string]string{"errors": `[{"point":"zip","code":"","message":""}]`, "reasons": `["住所不備"]`}},
 		{"shipment", events.Shipment{}, map[string]string{"errors": `[]`, "report": `""`}},
 		{"shipment pointer", &events.Shipment{}, map[string]string{"errors": `[]`}},
-		{"invoice ok", events.Invoice{Invoice: &events.InvoicePrintData{}}, map[string]string{"errors": "", "invoice": `{"fields":null,"details":null}`}},
+		{"invoice ok", events.Invoice{Invoice: &events.InvoicePrintData{}}, map[string]string{"errors": "", "invoice": `{"details":[]}`}},
 		{"invoice ng", events.Invoice{Errors: []events.ProviderError{{Point: "transactionId", Code: "er000033"}}},
 			map[string]string{"invoice": "", "errors": `[{"point":"transactionId","code":"er000033","message":""}]`}},
 	}
@@ -235,4 +235,84 @@ func normalise(v any) any {
 		return x
 	}
 	return v
+}
+
+// TestInvoicePrintDataJSON: invoice.ok's invoice holds the print fields themselves, each by its
+// ATODENE element name as a string, with the detail lines under details (an array of objects of
+// strings), as the contract has it; reading it gives Fields and Details back. The nested form
+// the worker wrote before ({"fields": {...}, "details": [...]}, testdata/invoice.ok.nested.json),
+// which invoice.ok outcomes stored in RESULTS still hold, reads the same.
+func TestInvoicePrintDataJSON(t *testing.T) {
+	t.Parallel()
+	want := events.Invoice{ShopID: testShop, OrderID: "100000123", TransactionID: "12345678901",
+		Invoice: &events.InvoicePrintData{
+			Fields: map[string]string{
+				"zip": "150-0001", "address1": "東京都渋谷区神宮前1-1-1", "name": "加藤 太郎",
+				"billedAmount": "3,155円", "billedFeeTax": "内消費税：286円", "billDeadlineDate": "2026年12月11日",
+				"transactionId": "12345678901", "invoiceBarcode": strings.Repeat("9", 44),
+			},
+			Details: []map[string]string{
+				{"goods": "緑茶ティーバッグ 50包", "goodsAmount": "2", "goodsPrice": "1,200", "goodsSubtotal": "2,400"},
+				{"goods": "送料 & 手数料 <税込>", "goodsAmount": "1", "goodsPrice": "755", "goodsSubtotal": "755"},
+			},
+		}}
+	body, err := events.NewOutcome("id-1", events.TypeInvoiceOK, "cause-1", time.Now(), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env struct {
+		Data struct {
+			Invoice map[string]json.RawMessage `json:"invoice"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatal(err)
+	}
+	inv := env.Data.Invoice
+	if len(inv) != len(want.Invoice.Fields)+1 {
+		t.Errorf("invoice holds %d keys, want the %d print fields and details: %s", len(inv), len(want.Invoice.Fields), body)
+	}
+	for name, v := range want.Invoice.Fields {
+		var s string
+		if err := json.Unmarshal(inv[name], &s); err != nil || s != v {
+			t.Errorf("invoice.%s = %s, want the string %q", name, inv[name], v)
+		}
+	}
+	var details []map[string]string
+	if err := json.Unmarshal(inv["details"], &details); err != nil || !reflect.DeepEqual(details, want.Invoice.Details) {
+		t.Errorf("invoice.details = %s, want the lines as objects of strings (%v)", inv["details"], err)
+	}
+
+	for _, f := range []string{"invoice.ok.golden.json", "invoice.ok.nested.json"} {
+		var e struct {
+			Data events.Invoice `json:"data"`
+		}
+		if err := json.Unmarshal(mustRead(t, filepath.Join("testdata", f)), &e); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if !reflect.DeepEqual(e.Data, want) {
+			t.Errorf("%s reads as %+v, want %+v", f, e.Data.Invoice, want.Invoice)
+		}
+	}
+
+	// No lines: details is [], and reads back as no fields and no lines.
+	empty, err := json.Marshal(events.InvoicePrintData{})
+	if err != nil || string(empty) != `{"details":[]}` {
+		t.Errorf("no print data: %s %v", empty, err)
+	}
+	var back events.InvoicePrintData
+	if err := json.Unmarshal(empty, &back); err != nil || len(back.Fields) != 0 || len(back.Details) != 0 {
+		t.Errorf("no print data read back: %+v %v", back, err)
+	}
+	// What is not the contract's is refused: a print field that is not a string, a field that
+	// would take the detail lines' place.
+	for _, bad := range []string{`{"zip": 1500001, "details": []}`, `{"zip": "1", "details": "x"}`, `{"zip": "1", "details": [{"goods": 1}]}`, `[]`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s read as %+v", bad, back)
+		}
+	}
+	if b, err := json.Marshal(events.InvoicePrintData{Fields: map[string]string{"details": "x"}}); err == nil {
+		t.Errorf("a print field named details written as %s", b)
+	}
 }
