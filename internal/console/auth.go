@@ -517,8 +517,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if len(name) > 64 {
 		name = "" // never an operator's (validOperator), and not shown back at any length
 	}
-	if !s.logins.allow(s.client(r), name, s.cfg.Now()) {
-		s.log.Warn("login refused: too many attempts", zap.String("remote", r.RemoteAddr))
+	client := s.client(r)
+	if !s.logins.allow(client, name, s.cfg.Now()) {
+		s.log.Warn("login refused: too many attempts", clientFields(client, r)...)
 		w.Header().Set("Retry-After", "60")
 		s.render(w, r, http.StatusTooManyRequests, "login.html", "login.title", loginData{Next: next, Throttled: true, Name: name})
 		return
@@ -528,14 +529,25 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		hash = s.dummyHash.of(name)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
-		s.log.Warn("login failed", zap.String("remote", r.RemoteAddr))
+		s.log.Warn("login failed", clientFields(client, r)...)
 		s.render(w, r, http.StatusUnauthorized, "login.html", "login.title", loginData{Next: next, Failed: true, Name: name})
 		return
 	}
 	s.newSession(w, name, viaPassword)
 	s.clearCookie(w, s.loginCookieName(), http.SameSiteStrictMode)
-	s.log.Info("operator logged in", zap.String("operator", name), zap.String("remote", r.RemoteAddr))
+	s.log.Info("operator logged in", append([]zap.Field{zap.String("operator", name)}, clientFields(client, r)...)...)
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// clientFields are a login's log fields: client, the address the login throttle counts (behind a
+// reverse proxy, the client of X-Forwarded-For; "unknown" when the proxy names none), and remote,
+// the connection's peer (the proxy's address).
+func clientFields(client netip.Addr, r *http.Request) []zap.Field {
+	c := "unknown"
+	if client.IsValid() {
+		c = client.String()
+	}
+	return []zap.Field{zap.String("client", c), zap.String("remote", r.RemoteAddr)}
 }
 
 // logout ends the session.

@@ -179,6 +179,60 @@ func TestLoginBehindALoadBalancer(t *testing.T) {
 	}
 }
 
+// TestLoginLogsTheClient: behind a reverse proxy on the same host, a login's log line names the
+// client the proxy's X-Forwarded-For gives (the address the throttle counts), and the proxy as the
+// connection's peer: failed, refused for too many attempts, and successful alike. Every one used
+// to name the peer only, 127.0.0.1, so the log of a guessing run named no client. A client
+// reached directly is logged with its own address; a proxy that names no client, as unknown.
+func TestLoginLogsTheClient(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	proxy, client := "127.0.0.1:38000", "198.51.100.77"
+	form, csrf := loginForm(t, h, proxy)
+	for range loginBurst {
+		if w := tryLogin(h, proxy, client, form, csrf, "alice", "wrong"); w.Code != http.StatusUnauthorized {
+			t.Fatalf("a wrong password: %d", w.Code)
+		}
+	}
+	if w := tryLogin(h, proxy, client, form, csrf, "alice", "wrong"); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("an attempt beyond the limit: %d", w.Code)
+	}
+	if w := tryLogin(h, proxy, "198.51.100.78", form, csrf, "bob", testPassword); w.Code != http.StatusSeeOther {
+		t.Fatalf("bob's login: %d", w.Code)
+	}
+	if w := tryLogin(h, "203.0.113.5:4000", "", form, csrf, "carol", "x"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("a direct client's login: %d", w.Code)
+	}
+	if w := tryLogin(h, proxy, "", form, csrf, "dave", "x"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("a login through a proxy that names no client: %d", w.Code)
+	}
+	for _, c := range []struct {
+		msg            string
+		n              int
+		client, remote string
+	}{
+		{"login failed", loginBurst, client, proxy},
+		{"login refused: too many attempts", 1, client, proxy},
+		{"operator logged in", 1, "198.51.100.78", proxy},
+	} {
+		logs := h.logs.FilterMessage(c.msg).All()
+		if len(logs) < c.n {
+			t.Fatalf("%q: %d log lines, want %d", c.msg, len(logs), c.n)
+		}
+		for _, e := range logs[:c.n] {
+			if f := e.ContextMap(); f["client"] != c.client || f["remote"] != c.remote {
+				t.Errorf("%q logged with %v: want client %s and remote %s", c.msg, f, c.client, c.remote)
+			}
+		}
+	}
+	failed := h.logs.FilterMessage("login failed").All()
+	for i, want := range []string{"203.0.113.5", "unknown"} {
+		if f := failed[loginBurst+i].ContextMap(); f["client"] != want {
+			t.Errorf("failed login %d logged with %v: want client %s", loginBurst+i+1, f, want)
+		}
+	}
+}
+
 // TestLoginThrottleSurvivesAFloodOfNames: an address out of attempts that sends 10,001 more with
 // made-up names (each refused, no bcrypt) does not get its budget back: alice's password is not
 // checked before the next attempt is due; names that cannot be an operator's (longer than 64
