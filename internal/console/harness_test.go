@@ -343,20 +343,27 @@ func (f *fakeLetters) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-// fakeInvoices renders a sheet per order it has print data for.
+// fakeInvoices renders a sheet per order it has print data for; the orders of unprinted have
+// print data that is not printed (stale, or of a cancelled order).
 type fakeInvoices struct {
-	mu    sync.Mutex
-	known map[string]bool
+	mu        sync.Mutex
+	known     map[string]bool
+	unprinted map[string]MissingInvoice
 }
 
-func (f *fakeInvoices) Sheets(_ context.Context, shop string, orders []string) (template.HTML, template.CSS, []string, error) {
+func (f *fakeInvoices) Sheets(_ context.Context, shop string, orders []string) (template.HTML, template.CSS, []MissingInvoice, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var b strings.Builder
-	var missing []string
+	var missing []MissingInvoice
 	for _, o := range orders {
+		if m, ok := f.unprinted[o]; ok {
+			m.Order = o
+			missing = append(missing, m)
+			continue
+		}
 		if !f.known[o] {
-			missing = append(missing, o)
+			missing = append(missing, MissingInvoice{Order: o})
 			continue
 		}
 		fmt.Fprintf(&b, `<section class="invoice" data-shop="%s" data-order="%s"><h1>ご請求書</h1></section>`, template.HTMLEscapeString(shop), template.HTMLEscapeString(o))

@@ -104,12 +104,28 @@ type DeadLetters interface {
 
 // Invoices render enclosed invoices for printing.
 type Invoices interface {
-	// Sheets renders the invoices of the orders as HTML sheets (one per A4 page) and their CSS; missing lists orders with no print data.
+	// Sheets renders the invoices of the orders as HTML sheets (one per A4 page) and their CSS;
+	// missing lists, in the order given, the orders without a sheet: those with no print data, and
+	// those whose print data is stale (older than the order's last change) or whose order was
+	// cancelled since.
 	//
 	// The console serves the CSS as a stylesheet of its own (its Content-Security-Policy allows no
 	// inline styles), from a call with no orders: Sheets(ctx, shop, nil) must return the CSS. The
 	// sheets must carry no style attributes nor scripts.
-	Sheets(ctx context.Context, shop string, orders []string) (sheets template.HTML, css template.CSS, missing []string, err error)
+	Sheets(ctx context.Context, shop string, orders []string) (sheets template.HTML, css template.CSS, missing []MissingInvoice, err error)
+}
+
+// MissingInvoice is an order of the invoice page without a sheet, and why.
+type MissingInvoice struct {
+	Order string
+	// Stale: the order's latest print data predates its last change (a later credit outcome: a
+	// change of the amount or the data, a new registration), so it may bill another amount or
+	// transaction; 請求書ダウンロード fetches it again. Cancelled: the order was cancelled after its
+	// print data was fetched; its invoice is not printed at all. Neither: no print data was found.
+	Stale, Cancelled bool
+	// Reason names the outcomes that made the print data stale (English), for the operator; ""
+	// when none was found.
+	Reason string
 }
 
 // Exporter writes orders as CSV: UTF-8 with a byte order mark, or Shift_JIS (CP932) when
@@ -163,7 +179,7 @@ func (NotWired) EditReplay(context.Context, string, uint64, []byte) (Outcome, er
 }
 
 // Sheets fails with ErrNotWired.
-func (NotWired) Sheets(context.Context, string, []string) (template.HTML, template.CSS, []string, error) {
+func (NotWired) Sheets(context.Context, string, []string) (template.HTML, template.CSS, []MissingInvoice, error) {
 	return "", "", nil, ErrNotWired
 }
 

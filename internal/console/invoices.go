@@ -13,12 +13,16 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/events"
 )
 
-// invoiceGroup is the invoices of one shop on the print page.
+// invoiceGroup is the invoices of one shop on the print page, and the orders without a sheet:
+// with no print data (Missing), with print data older than the order's last change (Stale), or
+// cancelled since it was fetched (Cancelled).
 type invoiceGroup struct {
-	Shop    string
-	Sheets  template.HTML
-	CSSURL  string
-	Missing []string
+	Shop      string
+	Sheets    template.HTML
+	CSSURL    string
+	Missing   []string
+	Stale     []MissingInvoice
+	Cancelled []MissingInvoice
 }
 
 type invoicesData struct {
@@ -80,12 +84,25 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 	var printed []string
 	ss := sessionOf(r)
 	for _, shop := range shops {
-		sheets, _, missing, err := s.cfg.Invoices.Sheets(r.Context(), shop, orders[shop])
+		sheets, _, unprinted, err := s.cfg.Invoices.Sheets(r.Context(), shop, orders[shop])
 		if err != nil {
 			s.log.Error("rendering invoices failed", zap.String("shop", shop), zap.Int("orders", len(orders[shop])), zap.Error(err))
 			d.Error = err.Error()
 			s.render(w, r, http.StatusServiceUnavailable, "print-invoices.html", "invoices.title", d)
 			return
+		}
+		g := invoiceGroup{Shop: shop, Sheets: sheets, CSSURL: "/invoices/sheets.css?shop=" + url.QueryEscape(shop)}
+		var missing []string
+		for _, m := range unprinted {
+			missing = append(missing, m.Order)
+			switch {
+			case m.Cancelled:
+				g.Cancelled = append(g.Cancelled, m)
+			case m.Stale:
+				g.Stale = append(g.Stale, m)
+			default:
+				g.Missing = append(g.Missing, m.Order)
+			}
 		}
 		// The sheets show the buyer's name and address: who printed them is recorded in each
 		// order's history first, and nothing is shown if it cannot be.
@@ -94,8 +111,7 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 			s.problem(w, r, http.StatusServiceUnavailable, "error.audit", err.Error())
 			return
 		}
-		d.Groups = append(d.Groups, invoiceGroup{Shop: shop, Sheets: sheets, Missing: missing,
-			CSSURL: "/invoices/sheets.css?shop=" + url.QueryEscape(shop)})
+		d.Groups = append(d.Groups, g)
 		d.Count += len(orders[shop]) - len(missing)
 		for _, o := range orders[shop] {
 			if !slices.Contains(missing, o) {

@@ -209,6 +209,9 @@ var messages = map[string]message{
 	"invoices.print":   {"印刷", "Print"},
 	"invoices.pdf":     {"PDFにするには、印刷ダイアログの送信先で「PDFに保存」を選びます。", "To make a PDF, choose \"Save as PDF\" as the printer in the print dialog."},
 	"invoices.missing": {"印刷データのない受注:", "Orders with no print data:"},
+	"invoices.stale": {"印刷データが受注の最後の変更（金額・内容の変更、再登録）より前のため印刷しない受注（請求額や取引が違う恐れがあります。請求書ダウンロードで取り直してください）:",
+		"Orders not printed because their print data predates the order's last change (a change of the amount or data, a new registration: it may bill another amount or transaction; fetch it again with Fetch invoice data):"},
+	"invoices.cancelled": {"印刷データの取得後にキャンセルされたため印刷しない受注:", "Orders not printed because they were cancelled after their print data was fetched:"},
 
 	"dlq.title":         {"デッドレター", "Dead letters"},
 	"dlq.letter":        {"デッドレター詳細", "Dead letter"},

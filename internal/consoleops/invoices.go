@@ -6,19 +6,22 @@ import (
 	"html/template"
 	"slices"
 
+	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
 )
 
-// Sheets renders the enclosed invoices of the shop's orders for printing: each order's latest
-// invoice.ok in the outcome stream (invoiceprint.Find, at most invoiceprint.DefaultScan of the
-// shop's invoice.ok read back from the newest), laid out as HTML sheets, one per A4 page, in the
+// Sheets renders the enclosed invoices of the shop's orders for printing: each order's current
+// print data in the outcome stream (invoiceprint.Find: its latest invoice.ok, at most
+// invoiceprint.DefaultScan of the shop's invoice.ok read back from the newest, unless a later
+// credit outcome of the order superseded it), laid out as HTML sheets, one per A4 page, in the
 // order given (an order given twice is printed once), with their stylesheet
 // (invoiceprint.Style). The sheets carry no style attributes and no scripts: the console serves
-// the CSS as a stylesheet of its own. missing lists, in the order given, the orders with no print
-// data found (their invoice is fetched by the 請求書ダウンロード action); sheets is empty when
-// every order is missing. With no orders it returns the CSS alone and reads nothing. Errors are
+// the CSS as a stylesheet of its own. missing lists, in the order given, the orders without a
+// sheet: those with no print data found, and those whose print data predates the order's last
+// change (Stale; both are fetched by the 請求書ダウンロード action) or whose order was cancelled
+// since (Cancelled: never printed); sheets is empty when every order is missing. With no orders it returns the CSS alone and reads nothing. Errors are
 // the server's (a missing outcome stream included), or ctx's end.
-func (o *Ops) Sheets(ctx context.Context, shop string, orders []string) (template.HTML, template.CSS, []string, error) {
+func (o *Ops) Sheets(ctx context.Context, shop string, orders []string) (template.HTML, template.CSS, []console.MissingInvoice, error) {
 	css := invoiceprint.Style()
 	if len(orders) == 0 {
 		return "", css, nil, nil
@@ -33,7 +36,7 @@ func (o *Ops) Sheets(ctx context.Context, shop string, orders []string) (templat
 	}
 	var (
 		invoices []invoiceprint.Invoice
-		missing  []string
+		missing  []console.MissingInvoice
 		seen     []string
 	)
 	for _, order := range orders {
@@ -43,8 +46,10 @@ func (o *Ops) Sheets(ctx context.Context, shop string, orders []string) (templat
 		seen = append(seen, order)
 		if inv, ok := found.Invoices[order]; ok {
 			invoices = append(invoices, inv)
+		} else if sup, ok := found.Superseded[order]; ok {
+			missing = append(missing, console.MissingInvoice{Order: order, Stale: !sup.Cancelled(), Cancelled: sup.Cancelled(), Reason: sup.Reason()})
 		} else {
-			missing = append(missing, order)
+			missing = append(missing, console.MissingInvoice{Order: order})
 		}
 	}
 	if len(invoices) == 0 {

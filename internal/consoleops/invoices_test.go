@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
 )
@@ -43,7 +44,7 @@ func TestSheets(t *testing.T) {
 	if err != nil || css != invoiceprint.Style() {
 		t.Fatalf("Sheets: %v", err)
 	}
-	if !slices.Equal(missing, []string{"MISSING", "C-1"}) {
+	if !slices.Equal(orderIDs(missing), []string{"MISSING", "C-1"}) || missing[0] != (console.MissingInvoice{Order: "MISSING"}) {
 		t.Errorf("missing: %v", missing)
 	}
 	parts := strings.Split(string(sheets), `<section class="invoice"`)[1:]
@@ -56,8 +57,56 @@ func TestSheets(t *testing.T) {
 	}
 
 	sheets, _, missing, err = e.ops.Sheets(ctx, "demo", []string{"NONE-1", "NONE-2"})
-	if err != nil || sheets != "" || !slices.Equal(missing, []string{"NONE-1", "NONE-2"}) {
+	if err != nil || sheets != "" || !slices.Equal(orderIDs(missing), []string{"NONE-1", "NONE-2"}) {
 		t.Errorf("Sheets of orders without invoices: %q %v %v", sheets, missing, err)
+	}
+}
+
+// orderIDs lists the orders of missing.
+func orderIDs(missing []console.MissingInvoice) []string {
+	var out []string
+	for _, m := range missing {
+		out = append(out, m.Order)
+	}
+	return out
+}
+
+// TestSheetsLeaveOutSupersededPrintData: an order whose latest invoice.ok predates a later credit
+// outcome of the order (a change of its amount, a cancel) gets no sheet: it is missing, stale
+// (to fetch again) or cancelled (never printed), with the reason that names the outcomes.
+func TestSheetsLeaveOutSupersededPrintData(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	publish := func(eventType, id string, data any) {
+		t.Helper()
+		body, err := events.NewOutcome(id, eventType, "cause-"+id, time.Now(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.js.Publish(ctx, events.Subject(eventType, "demo"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range []string{"A-1", "C-1", "X-1"} {
+		publish(events.TypeCreditOK, "ok-"+o, events.Credit{ShopID: "demo", OrderID: o, TransactionID: "T-" + o, Result: "ok", Fee: 205, BilledAmount: 3155})
+		publish(events.TypeInvoiceOK, "inv-"+o, events.Invoice{ShopID: "demo", OrderID: o, TransactionID: "T-" + o,
+			Invoice: &events.InvoicePrintData{Fields: map[string]string{"billedAmount": "3155円"}}})
+	}
+	publish(events.TypeCreditOK, "changed-C-1", events.Credit{ShopID: "demo", OrderID: "C-1", TransactionID: "T-C-1", Result: "ok", Fee: 205, BilledAmount: 2950})
+	publish(events.TypeCreditCancelled, "cancelled-X-1", events.Credit{ShopID: "demo", OrderID: "X-1", TransactionID: "T-X-1", Result: "cancelled", Fee: 205, BilledAmount: 3155})
+
+	sheets, _, missing, err := e.ops.Sheets(ctx, "demo", []string{"C-1", "A-1", "X-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(sheets), `<section class="invoice"`); n != 1 || !strings.Contains(string(sheets), `data-order="A-1"`) {
+		t.Errorf("%d sheets, want A-1's alone:\n%s", n, sheets)
+	}
+	if len(missing) != 2 || missing[0].Order != "C-1" || !missing[0].Stale || missing[0].Cancelled ||
+		!strings.Contains(missing[0].Reason, "predates the order's last change (credit.ok changed-C-1") ||
+		missing[1].Order != "X-1" || missing[1].Stale || !missing[1].Cancelled || !strings.Contains(missing[1].Reason, "cancelled (credit.cancelled cancelled-X-1") {
+		t.Errorf("missing: %+v, want C-1 stale and X-1 cancelled, with their reasons", missing)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package invoiceprint is the enclosed invoices (同梱) for printing, for the publisher command
-// and the operators' console alike: Find looks up the latest print data of orders in the outcome
-// stream (each order's latest invoice.ok), and the renderers lay it out, every print element of
+// and the operators' console alike: Find looks up the current print data of orders in the outcome
+// stream (each order's latest invoice.ok, unless a later credit outcome of the order superseded
+// it), and the renderers lay it out, every print element of
 // ATODENE's getinvoicedata.do with its Japanese label (docs/protocol.md#invoice-print-data): an
 // HTML document of A4 pages, one invoice per page (WriteDocument), the same sheets as an HTML
 // fragment with their own stylesheet to embed in another page (Sheets, Style), or plain text
@@ -11,6 +12,7 @@ package invoiceprint
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -44,23 +46,66 @@ type Search struct {
 	Scan int
 }
 
+// Superseded is an order's latest invoice.ok that a later credit outcome of the order made stale:
+// its print data (amount, lines, addressee, お問合せ番号, barcode) predates the order's last change,
+// and is not printed.
+type Superseded struct {
+	// Invoice is the stale print data, as found.
+	Invoice Invoice
+	// Type, EventID, Seq and TransactionID are those of the order's latest credit outcome after it
+	// (credit.ok, credit.ng, credit.pending, credit.cancelled, or credit.invalid of another
+	// transaction).
+	Type          string
+	EventID       string
+	Seq           uint64
+	TransactionID string
+}
+
+// Cancelled reports whether the order's latest credit outcome cancelled it: its invoice is not
+// to be printed at all (a new request is answered invoice.ng).
+func (s Superseded) Cancelled() bool { return s.Type == events.TypeCreditCancelled }
+
+// Reason says, for an operator, why the print data is not printed and what to do.
+func (s Superseded) Reason() string {
+	if s.Cancelled() {
+		return fmt.Sprintf("the order was cancelled (credit.cancelled %s, sequence %d) after its print data was fetched (invoice.ok, sequence %d): the invoice of a cancelled order is not printed",
+			s.EventID, s.Seq, s.Invoice.Seq)
+	}
+	return fmt.Sprintf("its print data (invoice.ok, sequence %d) predates the order's last change (%s %s, sequence %d, transaction %s): it may bill another amount or transaction; fetch it again",
+		s.Invoice.Seq, s.Type, s.EventID, s.Seq, s.TransactionID)
+}
+
 // Found is what Find found, and how far it read.
 type Found struct {
-	// Invoices holds the latest invoice of each order found, by order ID.
+	// Invoices holds the current invoice of each order found, by order ID: its latest invoice.ok,
+	// with no later credit outcome of the order that supersedes it.
 	Invoices map[string]Invoice
+	// Superseded holds, by order ID, the orders whose latest invoice.ok a later credit outcome
+	// made stale (not in Invoices): their print data is fetched again by publishing
+	// order.invoice_requested, unless the order was cancelled.
+	Superseded map[string]Superseded
 	// Read is how many invoice.ok outcomes of the shop it read.
 	Read int
+	// Checked is how many credit outcomes of the shop it read after the invoices found.
+	Checked int
 	// Limited says it stopped at Search.Scan before reading back to Since (or the stream's start):
 	// an order not found may have an older invoice.ok.
 	Limited bool
 }
 
-// Find finds the latest invoice.ok of each order of the shop in the outcome stream s (RESULTS):
-// it reads the shop's invoice.ok subject from the newest message back, in windows of sequences
+// Find finds the current print data of each order of the shop in the outcome stream s (RESULTS).
+// It reads the shop's invoice.ok subject from the newest message back, in windows of sequences
 // that double as they go, no further than search.Since and at most search.Scan messages, and
-// stops once every order is found. An order with no invoice.ok among them is not in
-// Found.Invoices: its print data is fetched by publishing order.invoice_requested. Errors are the
-// server's, or ctx's end.
+// stops once every order is found. Then it reads the shop's credit outcomes stored after the
+// oldest invoice.ok found, to the end of the stream: an invoice.ok followed by a credit outcome
+// of its order is superseded (Found.Superseded, not Found.Invoices), since the worker publishes
+// one after an order's invoice only when what ATODENE holds changed: a change (credit.ok,
+// credit.ng or credit.pending: the amount, the lines, the addressee), a cancel
+// (credit.cancelled), a new registration or re-authorization (another transaction). The one
+// exception is credit.invalid of the invoice's own transaction: ATODENE refused the change and
+// the transaction stands as it was, so the print data is still the transaction's. An order with
+// no invoice.ok found is in neither map: its print data is fetched by publishing
+// order.invoice_requested. Errors are the server's, or ctx's end.
 func Find(ctx context.Context, s jetstream.Stream, shop string, orders []string, search Search) (Found, error) {
 	if search.Scan <= 0 {
 		search.Scan = DefaultScan
@@ -73,7 +118,7 @@ func Find(ctx context.Context, s jetstream.Stream, shop string, orders []string,
 	}
 	orders = wanted
 	filters := []string{events.Subject(events.TypeInvoiceOK, shop)}
-	found := Found{Invoices: map[string]Invoice{}}
+	found := Found{Invoices: map[string]Invoice{}, Superseded: map[string]Superseded{}}
 	b := streamscan.Back{Stream: s, Filters: filters, Limit: search.Scan}
 	if !search.Since.IsZero() {
 		first, err := streamscan.FirstSince(ctx, s, filters, search.Since)
@@ -105,5 +150,45 @@ func Find(ctx context.Context, s jetstream.Stream, shop string, orders []string,
 		return len(found.Invoices) == len(orders)
 	})
 	found.Read, found.Limited = res.Read, res.Limited
+	if err != nil || len(found.Invoices) == 0 {
+		return found, err
+	}
+	err = supersede(ctx, s, shop, &found)
 	return found, err
+}
+
+// supersede moves from found.Invoices to found.Superseded the invoices that a later credit outcome
+// of their order made stale (Find's rule), reading the shop's credit outcomes after the oldest
+// invoice found, oldest first, to the end of the stream.
+func supersede(ctx context.Context, s jetstream.Stream, shop string, found *Found) error {
+	from := uint64(0)
+	for _, inv := range found.Invoices {
+		if from == 0 || inv.Seq < from {
+			from = inv.Seq
+		}
+	}
+	later := map[string]Superseded{}
+	read, err := streamscan.Range(ctx, s, []string{events.Subject("credit.*", shop)}, from+1, 0, func(m jetstream.Msg, seq uint64) (bool, error) {
+		var env events.Envelope
+		var data events.Credit
+		if json.Unmarshal(m.Data(), &env) != nil || json.Unmarshal(env.Data, &data) != nil {
+			return false, nil
+		}
+		inv, ok := found.Invoices[data.OrderID]
+		switch {
+		case !ok || seq <= inv.Seq:
+		case env.Type == events.TypeCreditInvalid && data.TransactionID == inv.TransactionID:
+			// A change ATODENE refused: the transaction stands with the data the invoice shows.
+		default:
+			// Oldest first: the order's latest credit outcome is the last one kept.
+			later[data.OrderID] = Superseded{Invoice: inv, Type: env.Type, EventID: env.ID, Seq: seq, TransactionID: data.TransactionID}
+		}
+		return false, nil
+	})
+	found.Checked = read
+	for order, sup := range later {
+		delete(found.Invoices, order)
+		found.Superseded[order] = sup
+	}
+	return err
 }

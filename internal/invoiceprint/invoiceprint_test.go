@@ -255,6 +255,98 @@ func TestFind(t *testing.T) {
 	}
 }
 
+// TestFindSupersededByLaterCredit: print data older than a later credit outcome of its order (a
+// change of the amount or of anything else, a cancel, a new registration under another
+// transaction) is not the order's: Find leaves it out of Invoices and says, in Superseded, which
+// outcome made it stale; a cancelled order's is marked cancelled. A credit.invalid of the
+// invoice's transaction (a change ATODENE refused: the transaction stands) leaves it current, as
+// does a credit outcome of another shop; an invoice.ok fetched again after the change is current.
+func TestFindSupersededByLaterCredit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	publish := func(shop, eventType, order, tx string, data any) {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("%s:%s:%d:%s", shop, order, n, eventType)
+		switch eventType {
+		case events.TypeInvoiceOK:
+			data = events.Invoice{ShopID: shop, OrderID: order, TransactionID: tx, Invoice: printData(data.(string))}
+		default:
+			result := strings.TrimPrefix(eventType, "credit.")
+			data = events.Credit{ShopID: shop, OrderID: order, TransactionID: tx, Result: result, Fee: 205, BilledAmount: data.(int64)}
+		}
+		body, err := events.NewOutcome(id, eventType, "cause", time.Now(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, events.Subject(eventType, shop), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const tx1, tx2 = "11111111111", "22222222222"
+	for _, o := range []string{"A-1", "CHANGED", "RENEWED", "CANCELLED", "REVIEW", "REFUSED", "REFETCHED", "OTHER-SHOP"} {
+		publish("demo", events.TypeCreditOK, o, tx1, int64(3155))
+		publish("demo", events.TypeInvoiceOK, o, tx1, "3155円")
+	}
+	publish("demo", events.TypeCreditOK, "CHANGED", tx1, int64(2950))
+	publish("demo", events.TypeCreditCancelled, "RENEWED", tx1, int64(3155))
+	publish("demo", events.TypeCreditOK, "RENEWED", tx2, int64(3155))
+	publish("demo", events.TypeCreditCancelled, "CANCELLED", tx1, int64(3155))
+	publish("demo", events.TypeCreditPending, "REVIEW", tx1, int64(60205))
+	publish("demo", events.TypeCreditInvalid, "REFUSED", tx1, int64(2950))
+	publish("demo", events.TypeCreditOK, "REFETCHED", tx1, int64(2950))
+	publish("demo", events.TypeInvoiceOK, "REFETCHED", tx1, "2950円")
+	publish("other", events.TypeCreditCancelled, "OTHER-SHOP", tx1, int64(3155))
+
+	orders := []string{"A-1", "CHANGED", "RENEWED", "CANCELLED", "REVIEW", "REFUSED", "REFETCHED", "OTHER-SHOP"}
+	found, err := Find(ctx, s, "demo", orders, Search{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{"A-1", "REFUSED", "OTHER-SHOP"} {
+		if inv, ok := found.Invoices[o]; !ok || inv.Invoice.Fields["billedAmount"] != "3155円" {
+			t.Errorf("%s: not printed (%+v), though no credit outcome of its own changed it since its invoice.ok", o, found.Superseded[o])
+		}
+	}
+	if inv, ok := found.Invoices["REFETCHED"]; !ok || inv.Invoice.Fields["billedAmount"] != "2950円" {
+		t.Errorf("REFETCHED: %+v, want the print data fetched after the change (2950円)", inv)
+	}
+	want := map[string]struct {
+		typ, tx   string
+		cancelled bool
+	}{
+		"CHANGED":   {events.TypeCreditOK, tx1, false},
+		"RENEWED":   {events.TypeCreditOK, tx2, false},
+		"CANCELLED": {events.TypeCreditCancelled, tx1, true},
+		"REVIEW":    {events.TypeCreditPending, tx1, false},
+	}
+	for o, w := range want {
+		if inv, ok := found.Invoices[o]; ok {
+			t.Errorf("%s: printed with print data older than its %s (billedAmount %s, transaction %s)", o, w.typ, inv.Invoice.Fields["billedAmount"], inv.TransactionID)
+		}
+		sup, ok := found.Superseded[o]
+		if !ok || sup.Type != w.typ || sup.TransactionID != w.tx || sup.Cancelled() != w.cancelled || sup.Invoice.Order != o || sup.Seq <= sup.Invoice.Seq {
+			t.Errorf("%s: superseded %+v (found %v), want by %s of transaction %s, cancelled %v", o, sup, ok, w.typ, w.tx, w.cancelled)
+			continue
+		}
+		reason := sup.Reason()
+		if w.cancelled && !strings.Contains(reason, "cancelled") || !w.cancelled && !strings.Contains(reason, "predates the order's last change") ||
+			!strings.Contains(reason, sup.EventID) {
+			t.Errorf("%s: reason %q", o, reason)
+		}
+	}
+	if len(found.Invoices)+len(found.Superseded) != len(orders) || found.Checked != 14 {
+		t.Errorf("found %d invoices and %d superseded of %d orders, %d credit outcomes checked (want the 14 of demo after the oldest invoice.ok found)",
+			len(found.Invoices), len(found.Superseded), len(orders), found.Checked)
+	}
+}
+
 // TestFieldNamesAreEscaped: an element's name comes from the print data too (the elements the
 // layout does not know, in its details also): it cannot close the attribute that names it.
 func TestFieldNamesAreEscaped(t *testing.T) {

@@ -45,7 +45,10 @@ one invoice per page, every print element of ATODENE's getinvoicedata.do with it
 plain text (-text) or JSON lines (-json). The print data is the one the latest invoice.ok of each order
 carried, found by reading the shop's invoice.ok outcomes in RESULTS from the newest back (-scan, -since).
 An order with none is reported on standard error, with the way to fetch it (publish
-order.invoice_requested), and the exit status is 1 after the others are printed.
+order.invoice_requested), and the exit status is 1 after the others are printed. So is an order whose
+latest invoice.ok predates a later credit outcome of the order (a change, a cancel, a new registration):
+its print data may bill another amount or transaction and is not printed; fetch it again (a cancelled
+order's is never printed).
 `)
 	rest, err := a.parseArgs(fs, args)
 	if err != nil {
@@ -86,10 +89,12 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 		return err
 	}
 	var printed []invoiceprint.Invoice
-	var missing []string
+	var missing, stale []string
 	for _, o := range orders {
 		if inv, ok := found.Invoices[o]; ok {
 			printed = append(printed, inv)
+		} else if _, ok := found.Superseded[o]; ok {
+			stale = append(stale, o)
 		} else {
 			missing = append(missing, o)
 		}
@@ -124,8 +129,20 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 			fmt.Fprintf(a.Stderr, "wrote %d invoices to %s\n", len(printed), *out)
 		}
 	}
-	if len(missing) == 0 {
+	for _, o := range stale {
+		sup := found.Superseded[o]
+		if sup.Cancelled() {
+			fmt.Fprintf(a.Stderr, "order %s: not printed: %s\n", o, sup.Reason())
+			continue
+		}
+		fmt.Fprintf(a.Stderr, "order %s: not printed: %s with: publisher publish -type order.invoice_requested -shop %s -order %s (publisher order show %s %s shows the order as it is now)\n",
+			o, sup.Reason(), shop, o, shop, o)
+	}
+	if len(missing) == 0 && len(stale) == 0 {
 		return nil
+	}
+	if len(missing) == 0 {
+		return fmt.Errorf("%d of %d orders have no current invoice print data: %s", len(stale), len(orders), strings.Join(stale, ", "))
 	}
 	where := fmt.Sprintf("the last %d invoice.ok outcomes of shop %s in %s", found.Read, shop, *stream)
 	if !found.Limited {
@@ -140,6 +157,10 @@ order.invoice_requested), and the exit status is 1 after the others are printed.
 	}
 	if found.Limited {
 		fmt.Fprintf(a.Stderr, "(the search stopped at -scan %d; a larger -scan, or -since, looks further back)\n", *scan)
+	}
+	if len(stale) > 0 {
+		return fmt.Errorf("%d of %d orders have no invoice print data: %s; %d no current one: %s", len(missing), len(orders), strings.Join(missing, ", "),
+			len(stale), strings.Join(stale, ", "))
 	}
 	return fmt.Errorf("%d of %d orders have no invoice print data: %s", len(missing), len(orders), strings.Join(missing, ", "))
 }

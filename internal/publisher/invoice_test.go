@@ -145,6 +145,51 @@ func TestInvoicePrint(t *testing.T) {
 	}
 }
 
+// TestInvoicePrintSupersededPrintData: an order whose latest invoice.ok predates a later credit
+// outcome of the order is not printed with it: after a change (3,155 yen to 2,950), it is
+// reported with why (its print data predates the order's last change) and the request that
+// fetches it again; after a cancel, it is reported cancelled, with no request to send; the run
+// fails after the others are printed. An order also missing is reported as before.
+func TestInvoicePrintSupersededPrintData(t *testing.T) {
+	t.Parallel()
+	url, js, _ := resultsStream(t)
+	for _, o := range []string{"A-1", "C-1", "X-1"} {
+		outcomeOf(t, js, events.TypeCreditOK, "demo", "ok-"+o, credit("demo", o, "ok"))
+		outcomeOf(t, js, events.TypeInvoiceOK, "demo", "inv-"+o, invoiceOK(o, "3155円"))
+	}
+	changed := credit("demo", "C-1", "ok")
+	changed.BilledAmount = 2950
+	outcomeOf(t, js, events.TypeCreditOK, "demo", "changed-C-1", changed)
+	outcomeOf(t, js, events.TypeCreditCancelled, "demo", "cancelled-X-1", credit("demo", "X-1", "cancelled"))
+
+	r := runPublisher(t, url, "", false, "invoice", "print", "-text", "demo", "A-1", "C-1", "X-1", "MISSING")
+	if r.err == nil || r.err.Error() != "1 of 4 orders have no invoice print data: MISSING; 2 no current one: C-1, X-1" {
+		t.Errorf("err = %v, want a failure naming MISSING, C-1 and X-1", r.err)
+	}
+	if strings.Count(r.stdout, "請求書 ") != 1 || !strings.HasPrefix(r.stdout, "請求書 1/1  shop demo  order A-1") || strings.Contains(r.stdout, "order C-1") || strings.Contains(r.stdout, "order X-1") {
+		t.Errorf("printed, want A-1's invoice alone:\n%s", r.stdout)
+	}
+	for _, want := range []string{
+		"order C-1: not printed: its print data (invoice.ok, sequence 4) predates the order's last change (credit.ok changed-C-1, sequence 7, transaction 12345678901)",
+		"fetch it again with: publisher publish -type order.invoice_requested -shop demo -order C-1",
+		"order X-1: not printed: the order was cancelled (credit.cancelled cancelled-X-1, sequence 8) after its print data was fetched (invoice.ok, sequence 6): the invoice of a cancelled order is not printed\n",
+		"order MISSING: no invoice.ok among",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "-order X-1") {
+		t.Errorf("stderr tells to fetch the invoice of the cancelled X-1 again:\n%s", r.stderr)
+	}
+
+	// Superseded orders alone: the run fails all the same.
+	r = runPublisher(t, url, "", false, "invoice", "print", "-json", "demo", "C-1")
+	if r.err == nil || r.err.Error() != "1 of 1 orders have no current invoice print data: C-1" || r.stdout != "" {
+		t.Errorf("C-1 alone: %v\n%s", r.err, r.stdout)
+	}
+}
+
 // TestInvoicePrintUsage: mistakes in the command line.
 func TestInvoicePrintUsage(t *testing.T) {
 	t.Parallel()
