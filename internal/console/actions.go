@@ -127,7 +127,12 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 		for j, i := range idx {
 			ids[j] = d.Targets[i].Order
 		}
-		for j, st := range s.states(r.Context(), shop, ids) {
+		states, err := s.states(r.Context(), shop, ids)
+		if err != nil {
+			s.problem(w, r, http.StatusServiceUnavailable, "error.redis", err.Error())
+			return
+		}
+		for j, st := range states {
 			t := &d.Targets[idx[j]]
 			t.Status = statusLabel(l, st)
 			t.Allowed = slices.Contains(s.cfg.Actions.Allowed(st), a)

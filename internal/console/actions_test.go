@@ -200,3 +200,26 @@ func TestBulkActionPartialFailure(t *testing.T) {
 		t.Errorf("%d log lines of the failure, want 1", n)
 	}
 }
+
+// TestBulkActionWithRedisDown: with the orders' states unreadable, the confirmation and the
+// confirmed action answer 503 with the console's Redis message, publish nothing, and never say
+// the orders have no state.
+func TestBulkActionWithRedisDown(t *testing.T) {
+	t.Parallel()
+	healthy, failing := storeFailing(t, "get")
+	h := newHarness(t, func(c *Config) { c.Store = failing })
+	for _, id := range []string{"OK-1", "OK-2"} {
+		if _, err := healthy.Put(context.Background(), testShop, id, okState(), testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, confirm := range []string{"", "yes"} {
+		form := url.Values{"action": {"cancel"}, "o": {"demo/OK-1", "demo/OK-2"}, "confirm": {confirm}}
+		page := body(t, h.post("/actions", "alice", form), http.StatusServiceUnavailable)
+		mustContain(t, page, "Redisを読めませんでした:", "connection refused")
+		mustNotContain(t, page, "状態なし", "対象外", `data-testid="confirm-form"`)
+	}
+	if calls := h.actions.Calls(); len(calls) != 0 {
+		t.Errorf("published with the states unreadable: %+v", calls)
+	}
+}

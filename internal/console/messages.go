@@ -67,6 +67,7 @@ var messages = map[string]message{
 	"tab.all": {"すべて", "All"},
 	"tab.counts": {"件数はこのショップの全受注のステータス別の数です（出荷・期間・受注番号の絞り込みは反映されません）。",
 		"The counts are of all the shop's orders per status: the shipment, date and order-number filters do not apply to them."},
+	"tab.nocounts": {"件数を読めませんでした（Redis）:", "The counts could not be read (Redis):"},
 
 	"badge.credit.none":        {"未登録", "Not registered"},
 	"badge.credit.registering": {"与信登録中", "Registering"},

@@ -157,6 +157,9 @@ type ordersData struct {
 	Bulk       []actionButton
 	Statuses   []string
 	Shipments  []string
+
+	// CountsError says the counts of the tabs could not be read: the tabs show none.
+	CountsError string
 }
 
 // listStatuses are the status filters of the list, as its tabs show them.
@@ -212,7 +215,9 @@ func (s *Server) ordersPage(w http.ResponseWriter, r *http.Request) {
 	}
 	counts, err := s.cfg.Store.CountOrders(ctx, f.Shop)
 	if err != nil {
+		// The tabs stay, without counts: the page says the counts could not be read, not 0.
 		s.log.Warn("counting orders failed", zap.String("shop", f.Shop), zap.Error(err))
+		d.CountsError = err.Error()
 	}
 	var total int64
 	for _, n := range counts {
@@ -230,7 +235,12 @@ func (s *Server) ordersPage(w http.ResponseWriter, r *http.Request) {
 	for i, o := range page.Orders {
 		ids[i] = o.OrderID
 	}
-	states := s.states(ctx, f.Shop, ids)
+	states, err := s.states(ctx, f.Shop, ids)
+	if err != nil {
+		d.Error = err.Error()
+		s.render(w, r, http.StatusServiceUnavailable, "orders.html", "orders.title", d)
+		return
+	}
 	for i, o := range page.Orders {
 		st := states[i]
 		text := ""
@@ -266,13 +276,13 @@ func orderURL(shop, order string) string {
 	return "/orders/" + url.PathEscape(shop) + "/" + url.PathEscape(order)
 }
 
-// states reads the states of a shop's orders in one round trip. When they cannot be read, every
-// order gets the zero State (no actions), and there is a log line.
-func (s *Server) states(ctx context.Context, shop string, ids []string) []orderstate.State {
+// states reads the states of a shop's orders in one round trip. The error is Redis's (logged):
+// the caller says Redis could not be read, never that the orders have no state.
+func (s *Server) states(ctx context.Context, shop string, ids []string) ([]orderstate.State, error) {
 	out, err := s.cfg.Store.GetMany(ctx, shop, ids)
 	if err != nil {
-		s.log.Warn("reading the states of a page of orders failed", zap.String("shop", shop), zap.Int("orders", len(ids)), zap.Error(err))
-		return make([]orderstate.State, len(ids))
+		s.log.Error("reading the states of orders failed", zap.String("shop", shop), zap.Int("orders", len(ids)), zap.Error(err))
+		return nil, err
 	}
-	return out
+	return out, nil
 }

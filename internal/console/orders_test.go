@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -330,4 +331,80 @@ func TestExportOfAnOrderWrittenMeanwhile(t *testing.T) {
 	if len(lines) != n+1 || !strings.HasPrefix(lines[1], "E-0000,ng,") || strings.Count(raw, "E-0000,") != 1 {
 		t.Errorf("%d rows, the first %q; want %d, E-0000 first (changed last) as NG, once", len(lines)-1, lines[min(1, len(lines)-1)], n)
 	}
+}
+
+// errRedisDown is the error failingRedis gives the commands it fails.
+var errRedisDown = errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+
+// failingRedis is a go-redis hook that fails the commands named in fail (and any pipeline that
+// holds one) with errRedisDown, as a Redis that went away would, and passes the others on.
+type failingRedis struct{ fail map[string]bool }
+
+func (f failingRedis) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f failingRedis) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if f.fail[cmd.Name()] {
+			cmd.SetErr(errRedisDown)
+			return errRedisDown
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f failingRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if f.fail[c.Name()] {
+				for _, c := range cmds {
+					c.SetErr(errRedisDown)
+				}
+				return errRedisDown
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// storeFailing returns a store on the test's own keys whose commands named fail fail.
+func storeFailing(t *testing.T, fail ...string) (*orderstate.Store, *orderstate.Store) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	healthy := orderstate.NewStore(rdb, orderstate.Config{Prefix: prefix})
+	t.Cleanup(healthy.Close)
+	frdb, _ := testenv.Redis(t)
+	h := failingRedis{fail: map[string]bool{}}
+	for _, name := range fail {
+		h.fail[name] = true
+	}
+	frdb.AddHook(h)
+	failing := orderstate.NewStore(frdb, orderstate.Config{Prefix: prefix})
+	t.Cleanup(failing.Close)
+	return healthy, failing
+}
+
+// TestOrdersListRedisFailures: counts that cannot be read are said so on the tabs, never shown as
+// 0; states that cannot be read answer 503 with the console's Redis message, as the list does.
+func TestOrdersListRedisFailures(t *testing.T) {
+	t.Parallel()
+	healthy, noCounts := storeFailing(t, "zcount")
+	h := newHarness(t, func(c *Config) { c.Store = noCounts })
+	for _, id := range []string{"OK-1", "OK-2"} {
+		if _, err := healthy.Put(context.Background(), testShop, id, okState(), testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := body(t, h.get("/orders?shop=demo", "alice"), http.StatusOK)
+	mustContain(t, page, `data-testid="tabs-error"`, "件数を読めませんでした（Redis）: ", "connection refused",
+		`data-testid="tab-ok"`, `data-key="demo/OK-1"`)
+	mustNotContain(t, page, `data-count="0"`, `<span class="count"`)
+
+	healthy, noStates := storeFailing(t, "get")
+	h = newHarness(t, func(c *Config) { c.Store = noStates })
+	if _, err := healthy.Put(context.Background(), testShop, "OK-1", okState(), testNow); err != nil {
+		t.Fatal(err)
+	}
+	page = body(t, h.get("/orders?shop=demo", "alice"), http.StatusServiceUnavailable)
+	mustContain(t, page, `id="list-error"`, "Redisを読めませんでした: ", "connection refused")
+	mustNotContain(t, page, `data-testid="order-row"`)
 }
