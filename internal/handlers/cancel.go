@@ -70,12 +70,12 @@ func (o *Orders) cancelling(ev Meta, order, why string) decision {
 
 // beforeRepeat reports whether a cancel published at pos and written at at is older both ways than
 // the order's latest repeated creation (State.RepeatSeq): earlier in the stream (compared as the
-// credit position is: a replay by the position it was first published at, a stream created again
-// as newer) and not written after it (the creation's time not before the cancel's, or none). That
-// creation, handled first, found the order live and did nothing; in stream order it comes after
-// the cancel and registers the cancelled order again (与信を実行 after 与信キャンセル, the rule of
-// registerIfNew), so the cancel is stale. One written after the creation (an importer's late
-// retry of the original creation) applies, as in stream order.
+// credit position is: a replay by the position it was first published at, a stream created again as
+// newer) and not written after it (the creation's time not before the cancel's, or none). That
+// creation, handled first, found the order live (or refused with the same data) and did nothing; in
+// stream order it comes after the cancel and registers the cancelled order again (与信を実行 after
+// 与信キャンセル, the rule of registerIfNew), so the cancel is stale. One written after the creation (an
+// importer's late retry of the original creation) applies, as in stream order.
 func beforeRepeat(st orderstate.State, pos position, at time.Time) bool {
 	if st.RepeatSeq == 0 || pos.seq == 0 || !repeatOrder.get(&st).after(pos) {
 		return false

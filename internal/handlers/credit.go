@@ -45,11 +45,25 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 }
 
 // created is the decision of order.created data decoded by events.DecodeCreated: a repeat for a
-// live order changes nothing, and is no word on the order's data (repeated).
+// live order changes nothing, and so does one for an NG or invalid order with the data refused.
+// Either is no word on the order's data (repeated): unlike an order.updated with the refused data,
+// it does not make an update published before it stale.
 func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
-	return o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
+	d, err := o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
 		return repeated("no change: the credit is " + string(st.Status) + " already")
 	})
+	if err != nil {
+		return d, err
+	}
+	apply := d.apply
+	d.apply = func(ctx context.Context, r *run, st orderstate.State) change {
+		c := apply(ctx, r, st)
+		if c.same { // registerIfNew: the data refused already
+			c.same, c.repeat = false, true
+		}
+		return c
+	}
+	return d, nil
 }
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new

@@ -236,12 +236,12 @@ func writeThen(st orderstate.State, err error) change { return change{next: &st,
 // handled after it is stale (docs/lifecycle.md#events-handled-out-of-order).
 func same(did string) change { return change{did: did, same: true} }
 
-// repeated is the change of an order.created that finds nothing to do: the order live. A repeat
-// of the creation (an importer's retry, the credit check run again) is no word on the order's
-// data, so decide records no credit position for it (an order.updated published before it still
-// applies), but records its position and time as the order's latest repeated creation
-// (State.RepeatSeq), so that a cancel published before it and handled after it does not undo it
-// (beforeRepeat; docs/lifecycle.md#events-handled-out-of-order).
+// repeated is the change of an order.created that finds nothing to do: the order live, or refused
+// with the same data (NG or invalid). A repeat of the creation (an importer's retry, the credit
+// check run again) is no word on the order's data, so decide records no credit position for it (an
+// order.updated published before it still applies), but records its position and time as the
+// order's latest repeated creation (State.RepeatSeq), so that a cancel published before it and
+// handled after it does not undo it (beforeRepeat; docs/lifecycle.md#events-handled-out-of-order).
 func repeated(did string) change { return change{did: did, repeat: true} }
 
 // withOrder applies d to the order holding the order's lease, after finishing what an earlier,

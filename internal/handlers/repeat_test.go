@@ -2,9 +2,11 @@ package handlers_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/atodene-worker/atodene-worker/internal/atodene"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
@@ -78,6 +80,67 @@ func TestCancelOlderThanARerunIsStale(t *testing.T) {
 				e.published("R-1", events.TypeCreditCancelled) != !tc.stale || e.historyHas(t, "R-1", stale) != tc.stale {
 				t.Errorf("status %q after %d registrations and %d cancels (credit.cancelled published: %v); want %q after 1 and %d. History: %+v",
 					st.Status, prov.calls["register"], prov.calls["cancel"], e.published("R-1", events.TypeCreditCancelled), want, cancels, e.history(t, "R-1"))
+			}
+		})
+	}
+}
+
+// refuses2950 refuses a registration billed 2950 yen, NG or (invalid set) as a request ATODENE
+// rejects, and approves any other, recording the amounts sent.
+type refuses2950 struct {
+	sentProvider
+	invalid bool
+}
+
+func (p *refuses2950) Register(ctx context.Context, req atodene.Request) (atodene.Registration, error) {
+	reg, err := p.sentProvider.Register(ctx, req)
+	switch {
+	case err != nil || req.Order().BilledAmount != 2950:
+	case p.invalid:
+		return atodene.Registration{}, &atodene.RejectedError{Op: "transaction.do", Errors: []atodene.ProviderError{{Point: "billedAmount", Code: "E0001"}}}
+	default:
+		reg.Auto = atodene.DecisionNG
+	}
+	return reg, err
+}
+
+// TestRepeatedCreationOfARefusedOrderDoesNotHideItsFix: the shop registers an order (seq 1, 2950
+// yen), which ATODENE refuses (NG, or the request rejected: invalid), fixes it (order.updated, seq
+// 2, 3950 yen), and the order.created is sent again with the first data (seq 3: an importer's
+// retry, or the credit check run again with the data it had). The repeat is handled before the fix
+// and finds the refused data: it sends nothing and, as for a live order, is no word on the order's
+// data, so the fix, handled last, registers the order at 3950, as in stream order. An order.updated
+// with the refused data is the shop's word: the one published before it is stale.
+func TestRepeatedCreationOfARefusedOrderDoesNotHideItsFix(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		invalid bool
+		repeat  string // the type of the event with the refused data handled before the fix
+		want    orderstate.Status
+		sent    []int64 // billed amounts sent to ATODENE
+	}{
+		{"NG, order.created again", false, events.TypeOrderCreated, orderstate.StatusOK, []int64{2950, 3950}},
+		{"invalid, order.created again", true, events.TypeOrderCreated, orderstate.StatusOK, []int64{2950, 3950}},
+		{"NG, order.updated with the refused data", false, events.TypeOrderUpdated, orderstate.StatusNG, []int64{2950}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prov := &refuses2950{invalid: tc.invalid}
+			e, ctx := newEnv(t, prov), context.Background()
+			refused := orderEvent(tc.repeat, "c-3", "F-1", 3, orderedAt, 2950)
+			handle := e.o.OrderCreated
+			if tc.repeat == events.TypeOrderUpdated {
+				handle = e.o.OrderUpdated
+			}
+			handled(t,
+				e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "F-1", 1, orderedAt, 2950)),
+				handle(ctx, refused),
+				e.o.OrderUpdated(ctx, orderEvent(events.TypeOrderUpdated, "u-2", "F-1", 2, orderedAt.Add(time.Minute), 3950)))
+			st, _ := e.store.Get(ctx, "shop-a", "F-1")
+			if st.Status != tc.want || !slices.Equal(prov.billed, tc.sent) || prov.calls["register"] != len(tc.sent) {
+				t.Errorf("status %q, billed %d after sending %v; want %q after sending %v. History: %+v",
+					st.Status, st.BilledAmount, prov.billed, tc.want, tc.sent, e.history(t, "F-1"))
 			}
 		})
 	}

@@ -106,12 +106,12 @@ type State struct {
 	TrackingSeq     uint64 `json:"tracking_seq,omitempty"`
 	TrackingCreated int64  `json:"tracking_created,omitempty"`
 	// RepeatSeq and RepeatCreated are the position, kept as CreditSeq and CreditCreated, of the
-	// latest order.created that found nothing to do (the order live), and RepeatTime is its
-	// CloudEvents time (zero when it had none). A repeat of the creation is no word on the order's
-	// data, so it does not move CreditSeq (an order.updated published before it still applies);
-	// but a cancel published before it and not written after it, handled after it, is stale: in
-	// stream order the creation would have registered the cancelled order again (与信を実行 after
-	// 与信キャンセル).
+	// latest order.created that found nothing to do (the order live, or refused with the same
+	// data), and RepeatTime is its CloudEvents time (zero when it had none). A repeat of the
+	// creation is no word on the order's data, so it does not move CreditSeq (an order.updated
+	// published before it still applies); but a cancel published before it and not written after
+	// it, handled after it, is stale: in stream order the creation would have registered the
+	// cancelled order again (与信を実行 after 与信キャンセル).
 	RepeatSeq     uint64    `json:"repeat_seq,omitempty"`
 	RepeatCreated int64     `json:"repeat_created,omitempty"`
 	RepeatTime    time.Time `json:"repeat_time,omitzero"`
