@@ -61,6 +61,7 @@ type orderData struct {
 // a timeline, the buttons of the actions valid for it, and its personal data behind an audited
 // reveal.
 func (s *Server) orderPage(w http.ResponseWriter, r *http.Request) {
+	r = s.markSince(r) // before the order is read: an outcome published meanwhile comes live
 	d, status := s.orderData(w, r)
 	if d == nil {
 		return
@@ -146,6 +147,7 @@ const AuditType = "console.pii_revealed"
 // phone) after recording, in the order's history, who looked. Nothing is shown if the record
 // cannot be written.
 func (s *Server) revealOrder(w http.ResponseWriter, r *http.Request) {
+	r = s.markSince(r)
 	d, status := s.orderData(w, r)
 	if d == nil {
 		return

@@ -200,6 +200,9 @@ func (s *Server) ordersPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "orders.html", "orders.title", d)
 		return
 	}
+	// The live stream starts after the outcome stream's last sequence taken before the orders are
+	// read: an outcome published between the read and the page is delivered live, not lost.
+	r = s.markSince(r)
 	ctx := r.Context()
 	page, err := s.cfg.Store.ListOrders(ctx, filter)
 	if errors.Is(err, orderstate.ErrFilter) {

@@ -82,8 +82,9 @@ type view struct {
 // action published (markSince).
 type sinceKey struct{}
 
-// markSince notes the outcome stream's last sequence in r's context, before an action publishes:
-// the result page's live stream starts after it.
+// markSince notes the outcome stream's last sequence in r's context, before a page's data is read
+// from Redis or an action publishes: the page's live stream starts after it, so that an outcome
+// published meanwhile is delivered live. The live pages call it first.
 func (s *Server) markSince(r *http.Request) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), sinceKey{}, s.resultsSeq(r.Context())))
 }
@@ -121,6 +122,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	if since, ok := r.Context().Value(sinceKey{}).(uint64); ok {
 		v.Since = since
 	} else if v.Live {
+		// A live page shown without its data (a confirmation, an error): nothing was read for
+		// the stream to catch up on.
 		v.Since = s.resultsSeq(r.Context())
 	}
 	if ss.ID != "" {

@@ -7,14 +7,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
@@ -404,5 +408,53 @@ func TestLiveStreamSince(t *testing.T) {
 	publishOutcome(t, js, events.TypeCreditOK, testShop, events.Credit{ShopID: testShop, OrderID: "A-3", Result: "ok"}) // seq 4
 	if k := keyOf(next(t, evs)); k != "demo/A-3" {
 		t.Fatalf("after Last-Event-ID 900 on a stream at 3: %s, want demo/A-3", k)
+	}
+}
+
+// TestLiveSinceTakenBeforeThePageIsRead: an order decided while its page is made (after the
+// console read it from Redis, before the page is written) comes live: the page's data-since is
+// the outcome stream's last sequence before the read, so that its stream delivers the decision.
+func TestLiveSinceTakenBeforeThePageIsRead(t *testing.T) {
+	t.Parallel()
+	_, js := testenv.JetStream(t)
+	resultsStream(t, js)
+	publishOutcome(t, js, events.TypeCreditNG, testShop, events.Credit{ShopID: testShop, OrderID: "OLD-1", Result: "ng"}) // seq 1
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.NewStore(rdb, orderstate.Config{Prefix: prefix})
+	t.Cleanup(store.Close)
+	h := newHarness(t, func(c *Config) { c.JetStream, c.Store = js, store })
+	defer h.s.Close()
+	if _, err := store.Put(context.Background(), testShop, "A1",
+		orderstate.State{Status: orderstate.StatusPending, TransactionID: "21781147784", Fee: 205, BilledAmount: 3155, OrderedAt: testNow}, testNow); err != nil {
+		t.Fatal(err)
+	}
+	seq := 1
+	// The worker decides A1 right after the console's first read of Redis.
+	hook := testenv.AfterCommand(rdb, func(redis.Cmder) bool { return true }, func() {
+		publishOutcome(t, js, events.TypeCreditOK, testShop, events.Credit{ShopID: testShop, OrderID: "A1", Result: "ok"})
+		seq++
+	})
+	for _, path := range []string{"/orders/demo/A1", "/orders?shop=demo", "/orders/demo/A1/reveal"} {
+		before := seq
+		hook.Arm()
+		var w *httptest.ResponseRecorder
+		if strings.HasSuffix(path, "/reveal") {
+			w = h.post(path, "alice", nil)
+		} else {
+			w = h.get(path, "alice")
+		}
+		page := body(t, w, http.StatusOK)
+		if !hook.Fired() {
+			t.Fatalf("%s: the hook did not fire", path)
+		}
+		mustContain(t, page, "審査中") // A1 as read, before the decision
+		m := regexp.MustCompile(`data-live="on" data-since="(\d+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("%s: no data-since", path)
+		}
+		if since, _ := strconv.Atoi(m[1]); since != before {
+			t.Errorf("%s: data-since=%d, want %d (the last outcome before the page was read; %d is A1's decision, published after the read)",
+				path, since, before, before+1)
+		}
 	}
 }
