@@ -33,8 +33,10 @@ var messages = map[string]message{
 	"orders.title":      {"受注一覧", "Orders"},
 	"orders.empty":      {"条件に合う受注はありません。", "No order matches."},
 	"orders.chooseshop": {"ショップIDを入力してください。", "Enter a shop ID."},
+	"orders.othershop":  {"ショップ「%s」はショップ設定にありません（削除されたショップか、入力の誤り）。その受注を表示しています。", "Shop \"%s\" is not in the shops file (removed, or mistyped): its orders are listed."},
 
 	"filter.shop":              {"ショップ", "Shop"},
+	"filter.shop.other":        {"（ショップ設定にありません）", "(not in the shops file)"},
 	"filter.status":            {"与信状態", "Credit status"},
 	"filter.shipment":          {"出荷状態", "Shipment"},
 	"filter.any":               {"すべて", "Any"},

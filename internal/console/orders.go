@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,6 +161,8 @@ type ordersData struct {
 
 	// CountsError says the counts of the tabs could not be read: the tabs show none.
 	CountsError string
+	// OtherShop says the shop listed is not one of the shops file's.
+	OtherShop bool
 }
 
 // listStatuses are the status filters of the list, as its tabs show them.
@@ -187,6 +190,9 @@ func (s *Server) ordersPage(w http.ResponseWriter, r *http.Request) {
 		f.Shop = shops[0]
 	}
 	d := ordersData{Shops: shops, Form: f, Statuses: listStatuses, Shipments: []string{"none", "queued", "reported", "refused"}}
+	// A shop the shops file does not name (removed, its orders still kept; a link mistyped) is
+	// listed as asked, and the selector shows it, marked: the filter shown is the filter applied.
+	d.OtherShop = len(shops) > 0 && f.Shop != "" && !slices.Contains(shops, f.Shop)
 	for _, a := range bulkActions {
 		d.Bulk = append(d.Bulk, actionButton{Action: a, Label: actionLabel(l, a), Enabled: true})
 	}

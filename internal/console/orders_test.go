@@ -408,3 +408,31 @@ func TestOrdersListRedisFailures(t *testing.T) {
 	mustContain(t, page, `id="list-error"`, "Redisを読めませんでした: ", "connection refused")
 	mustNotContain(t, page, `data-testid="order-row"`)
 }
+
+// TestOrdersListShopNotConfigured: the orders of a shop the shops file does not name (removed, or
+// a link mistyped) are listed under a selector that names that shop, selected and marked as not
+// configured, so that the filter shown is the filter applied; a configured shop is selected as
+// it is.
+func TestOrdersListShopNotConfigured(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.order("old-shop", "OLD-1", okState())
+	h.order("other", "OTHER-1", okState())
+	selector := func(page string) string {
+		i := strings.Index(page, `id="f-shop"`)
+		if i < 0 {
+			t.Fatal("no shop selector")
+		}
+		return page[i : i+strings.Index(page[i:], "</select>")]
+	}
+	page := body(t, h.get("/orders?shop=old-shop", "alice"), http.StatusOK)
+	mustContain(t, page, `data-key="old-shop/OLD-1"`, `data-testid="shop-other"`, "ショップ「old-shop」はショップ設定にありません")
+	sel := selector(page)
+	mustContain(t, sel, `<option value="old-shop" selected>old-shop （ショップ設定にありません）</option>`)
+	if n := strings.Count(sel, " selected"); n != 1 {
+		t.Errorf("%d shops selected, want 1: %s", n, sel)
+	}
+	page = body(t, h.get("/orders?shop=other", "alice"), http.StatusOK)
+	mustContain(t, selector(page), `<option value="other" selected>other</option>`)
+	mustNotContain(t, page, `data-testid="shop-other"`, "ショップ設定にありません")
+}
