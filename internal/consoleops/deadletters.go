@@ -5,14 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/operator"
 	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/streamscan"
 )
 
 // letterOf is the console's view of a dead letter.
@@ -230,10 +236,12 @@ func (o *Ops) record(ctx context.Context, operatorName, typ string, l deadletter
 // without a time, Config.Now.
 //
 // The Outcome is published (with the Nats-Msg-Id edit:DLQ:SEQ:N; a duplicate of an edit published
-// before counts as published, and its Reason says so), or refused with the reason, the letter
-// kept: an operator name that is not one, no dead letter of the sequence, a letter that is not an
-// inbound event (a replay re-publishes it), a blank body, an event the worker would reject (every
-// problem named), one larger than the server takes. The error is the server's, or ctx's end; one
+// before counts as published, and its Reason says so: also when the letter is gone because the
+// first copy of a form sent twice removed it, editGone), or refused with the reason, the letter
+// kept: an operator name that is not one, a letter that is not an inbound event (a replay
+// re-publishes it), a blank body, an event the worker would reject (every problem named), one
+// larger than the server takes. No dead letter of the sequence, and no edit of it found, is
+// refused too, the letter said gone. The error is the server's, or ctx's end; one
 // after the publish (the letter not removed) comes with the published Outcome.
 func (o *Ops) EditReplay(ctx context.Context, operatorName string, seq uint64, body []byte) (console.Outcome, error) {
 	shop, order := orderOf(body)
@@ -242,6 +250,9 @@ func (o *Ops) EditReplay(ctx context.Context, operatorName string, seq uint64, b
 			operatorName, seq)}, nil
 	}
 	res, err := o.letters.Edit(ctx, seq, body, deadletter.EditOptions{Source: Source(operatorName), Now: o.cfg.Now})
+	if errors.Is(err, deadletter.ErrNotFound) {
+		return o.editGone(ctx, seq, shop, order, err)
+	}
 	if why := editRefusal(err); why != "" {
 		if !strings.Contains(why, "nothing published") {
 			why += ": nothing published"
@@ -266,6 +277,80 @@ func (o *Ops) EditReplay(ctx context.Context, operatorName string, seq uint64, b
 		out.Reason += fmt.Sprintf("; dead letter %d removed", seq)
 	}
 	return out, err
+}
+
+// editGone is the Outcome of an edit of dead letter seq, which is gone (gone is Edit's error): a
+// copy of the same edit sent twice (a double click, the browser's resend) finds the letter removed
+// by the first. When the inbound stream holds, within its duplicate window, an edit published in
+// place of the letter for the same order, the edit is a duplicate: published, with that event's
+// message ID. Otherwise nothing is published and the letter is gone (replayed, edited or purged
+// before); never "kept". The error is the server's, when the stream cannot be read.
+func (o *Ops) editGone(ctx context.Context, seq uint64, shop, order string, gone error) (console.Outcome, error) {
+	out := console.Outcome{Shop: shop, Order: order}
+	hit, err := o.editedBefore(ctx, seq, shop, order)
+	switch {
+	case err != nil:
+		out.Reason = fmt.Sprintf("%v: nothing published; whether an edit of it was published before could not be read", gone)
+		return out, err
+	case hit.msgID != "":
+		out.Published, out.MsgID = true, hit.msgID
+		out.Reason = fmt.Sprintf("duplicate: dead letter %d was edited already and removed; its edit stands: stream %s, sequence %d (nothing published again)",
+			seq, hit.stream, hit.seq)
+	default:
+		out.Reason = fmt.Sprintf("%v: nothing published; the letter is gone (replayed, edited or purged before)", gone)
+	}
+	return out, nil
+}
+
+// editScanLimit bounds the messages editedBefore reads.
+const editScanLimit = 100000
+
+// editCopy is an edit found in the inbound stream.
+type editCopy struct {
+	stream string
+	seq    uint64
+	msgID  string
+}
+
+// editedBefore looks in the inbound stream, newest first, among the messages of shop (all when it
+// is not a shop ID) stored within the stream's duplicate window (at most editScanLimit of them),
+// for an edit published in place of dead letter seq (its message ID edit:DLQ:SEQ:N and its
+// Dlq-Edited-From header) for the order shop/order. The letter's sequence alone decides nothing
+// (the DLQ stream created again starts at 1 again): the order must be the same. The window is
+// the server's clock (the stream's times), not Config.Now.
+func (o *Ops) editedBefore(ctx context.Context, seq uint64, shop, order string) (editCopy, error) {
+	var hit editCopy
+	if !events.ValidShopID(shop) || !events.ValidOrderID(order) {
+		return hit, nil
+	}
+	s, err := o.cfg.JetStream.Stream(ctx, o.cfg.Inbound)
+	if err != nil {
+		return hit, fmt.Errorf("opening stream %s: %w", o.cfg.Inbound, err)
+	}
+	window := s.CachedInfo().Config.Duplicates
+	if window <= 0 {
+		window = 2 * time.Minute // the server's default
+	}
+	filters := []string{"*.*." + shop}
+	floor, err := streamscan.FirstSince(ctx, s, filters, time.Now().Add(-window))
+	if err != nil || floor == 0 {
+		return hit, err
+	}
+	prefix := fmt.Sprintf("edit:%s:%d:", o.letters.Stream(), seq)
+	from := strconv.FormatUint(seq, 10)
+	_, err = streamscan.Back{Stream: s, Filters: filters, Floor: floor, Limit: editScanLimit}.Run(ctx, 0,
+		func(m jetstream.Msg, at uint64) error {
+			h := m.Headers()
+			id := h.Get(jetstream.MsgIDHeader)
+			if !strings.HasPrefix(id, prefix) || h.Get(dlq.HeaderEditedFrom) != from {
+				return nil
+			}
+			if sh, or := orderOf(m.Data()); sh == shop && or == order {
+				hit = editCopy{stream: s.CachedInfo().Config.Name, seq: at, msgID: id}
+			}
+			return nil
+		}, func() bool { return hit.msgID != "" })
+	return hit, err
 }
 
 // editRefusal says why Edit refused, for the refusals that keep the letter and are no failure of

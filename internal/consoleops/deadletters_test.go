@@ -147,11 +147,12 @@ func TestDeadLetters(t *testing.T) {
 		{"blank", 1, " \n", "dead letter 1: the corrected event is empty: nothing published; dead letter 1 is kept"},
 		{"not JSON", 1, "{", "event rejected: body: is not valid JSON: unexpected end of JSON input: nothing published"},
 		{"a poll", 2, orderData("demo", "BAD-1", "2950"), `dead letter 2 (of "atodene.poll.due.demo") is not an inbound event`},
-		{"gone", 3, orderData("other", "BAD-2", "2950"), "no dead letter 3 in stream DLQ: nothing published; dead letter 3 is kept"},
+		// Replayed before (not edited): gone, never "kept".
+		{"gone", 3, orderData("other", "BAD-2", "2950"), "no dead letter 3 in stream DLQ: nothing published; the letter is gone (replayed, edited or purged before)"},
 	}
 	for _, r := range refusals {
 		o, err := e.ops.EditReplay(ctx, "alice", r.seq, []byte(r.body))
-		if err != nil || o.Published || !strings.HasPrefix(o.Reason, r.want) {
+		if err != nil || o.Published || !strings.HasPrefix(o.Reason, r.want) || (r.name == "gone") == strings.Contains(o.Reason, "is kept") {
 			t.Errorf("%s: %+v %v, want a reason starting %q", r.name, o, err, r.want)
 		}
 	}
@@ -258,5 +259,37 @@ func TestListCapped(t *testing.T) {
 		if l.Body != nil {
 			t.Fatalf("letter %d listed with its body", l.Seq)
 		}
+	}
+}
+
+// TestEditSentTwice: the second copy of an edit's confirmation (a double click, the browser's
+// resend) finds the letter removed by the first: it answers a duplicate, published, with the first
+// copy's message ID, and publishes nothing again; an edit of the letter for another order is no
+// such duplicate (the letter's sequence alone decides nothing).
+func TestEditSentTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.write(letter(7, "demo", "invalid", orderData("demo", "BAD-1", "1"), 0)) // DLQ 1
+	fixed := []byte(orderData("demo", "BAD-1", "2950"))
+	first, err := e.ops.EditReplay(ctx, "alice", 1, fixed)
+	if err != nil || !first.Published || first.MsgID != "edit:DLQ:1:1" {
+		t.Fatalf("the first copy: %+v %v", first, err)
+	}
+	second, err := e.ops.EditReplay(ctx, "alice", 1, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Published || second.MsgID != first.MsgID || second.Shop != "demo" || second.Order != "BAD-1" ||
+		second.Reason != "duplicate: dead letter 1 was edited already and removed; its edit stands: stream ORDERS, sequence 1 (nothing published again)" {
+		t.Errorf("the second copy: %+v", second)
+	}
+	other, err := e.ops.EditReplay(ctx, "alice", 1, []byte(orderData("demo", "BAD-9", "2950")))
+	if err != nil || other.Published || strings.Contains(other.Reason, "is kept") ||
+		other.Reason != "no dead letter 1 in stream DLQ: nothing published; the letter is gone (replayed, edited or purged before)" {
+		t.Errorf("an edit of the gone letter for another order: %+v %v", other, err)
+	}
+	if n := e.msgs(e.orders); n != 1 {
+		t.Errorf("%d events in ORDERS, want 1", n)
 	}
 }
