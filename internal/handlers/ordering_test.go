@@ -264,6 +264,62 @@ func TestLaterCancelTakesTheParkedOnesPlace(t *testing.T) {
 	}
 }
 
+// TestParkedEventsApplyInStreamOrder: a cancel and a tracking number wait, parked, for the order's
+// registration, having arrived in another order than the shop published them. Once the order is
+// registered they apply in the shop's order, compared as the state's positions are (a replay by the
+// sequence it was first published at, a stream created again as newer): a tracking number entered
+// after the cancel finds the order cancelled (shipment.ng, nothing reported to ATODENE, whose billing
+// a report starts); one entered before it is reported, then the credit is cancelled. (Applied as
+// they arrived, the tracking number entered after the cancel was reported first.)
+func TestParkedEventsApplyInStreamOrder(t *testing.T) {
+	t.Parallel()
+	const oldStream, newStream = int64(1_000), int64(2_000) // stream creation times (Unix ns)
+	for _, tc := range []struct {
+		name            string
+		trackingSeq     uint64 // the tracking number is handled first, the cancel second
+		cancelSeq       uint64
+		cancelPublished uint64 // a replayed dead letter's Dlq-Published-Sequence
+		trackingCreated int64  // the creation time of the stream each was published in
+		cancelCreated   int64
+		reported        bool // the tracking number comes before the cancel in the stream
+	}{
+		{name: "tracking entered after the cancel", trackingSeq: 3, cancelSeq: 2},
+		{name: "replayed cancel published before the tracking number", trackingSeq: 3, cancelSeq: 9, cancelPublished: 2},
+		{name: "tracking entered before the cancel", trackingSeq: 2, cancelSeq: 3, reported: true},
+		{name: "cancel in a stream created again", trackingSeq: 9, trackingCreated: oldStream, cancelSeq: 2, cancelCreated: newStream, reported: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prov := &sentProvider{}
+			e, ctx := newEnv(t, prov), context.Background()
+			const order = "Q-1"
+			tracking := trackingEvent("t-1", order, tc.trackingSeq, "1111-2222-3333")
+			tracking.PublishedCreated = tc.trackingCreated
+			cancel := parkableCancel("x-1", order, tc.cancelSeq)
+			cancel.Published, cancel.PublishedCreated = tc.cancelPublished, tc.cancelCreated
+			created := orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)
+			created.PublishedCreated = tc.cancelCreated
+			handled(t,
+				e.o.TrackingEntered(ctx, tracking), // parked: no record of the order
+				e.o.OrderCancelled(ctx, cancel),    // parked too
+				e.o.OrderCreated(ctx, created))
+			st, _ := e.store.Get(ctx, "shop-a", order)
+			if st.Status != orderstate.StatusCancelled || len(st.Parked) != 0 {
+				t.Fatalf("status %q, %d still parked; want cancelled, none", st.Status, len(st.Parked))
+			}
+			if tc.reported {
+				if len(prov.slips) != 1 || !e.published(order, events.TypeShipmentOK) {
+					t.Errorf("shipments reported %v, outcomes %v; want the tracking number entered before the cancel reported", prov.slips, e.outs.ids)
+				}
+				return
+			}
+			if len(prov.slips) != 0 || e.published(order, events.TypeShipmentOK) || !e.published(order, events.TypeShipmentNG) {
+				t.Errorf("shipments reported %v, outcomes %v; want none reported and shipment.ng: the tracking number was entered after the cancel", prov.slips, e.outs.ids)
+			}
+		})
+	}
+}
+
 // TestParkedEventsKeepTheirHistory: two events parked for an order are applied in one settle, the
 // second finding the state saying what it says already (the tracking number reported). Both keep
 // their history entries: the second's change started from a state without the first's entry.

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
@@ -13,8 +15,8 @@ import (
 // registered, a cancel while its registration is under way) are parked in the order's state and
 // acknowledged at once, never handed back with a delay: a message handed back holds one of the
 // consumer's MaxAckPending slots while it waits, and enough of them stall every other order
-// (docs/lifecycle.md#parked-events). The handler that moves the order on applies them, in arrival order, as part
-// of settling its state; one that waits longer than Orders.ParkLimit is dead-lettered with reason
+// (docs/lifecycle.md#parked-events). The handler that moves the order on applies them, in the
+// order the shop published them (their stream positions), as part of settling its state; one that waits longer than Orders.ParkLimit is dead-lettered with reason
 // no-transaction, its body byte for byte, by a timer of its order.
 
 // maxParkedBody bounds the message a parked event keeps in the order's state. The events that
@@ -26,8 +28,10 @@ const maxParkedBody = 64 << 10
 // number would correct an earlier one anyway, and the later cancel is the shop's last word, which
 // the credit events handled meanwhile are compared with); an older one handled later is stale. Of
 // invoice requests, the first: a second adds nothing. A later event takes the place of the one it
-// replaces, so that the parked events still apply in the order they came. The event is copied to
-// Kept before it is written: once its message is acknowledged, Redis alone holds it.
+// replaces: its slot, and the stream position it applies at among the parked events (Place), so
+// that a cancel parked before a tracking number still applies before it when a later cancel
+// replaces it. The event is copied to Kept before it is written: once its message is acknowledged, Redis alone
+// holds it.
 func (o *Orders) park(ctx context.Context, shop, order string, d decision, st orderstate.State, waits string) change {
 	if len(d.ev.Body) > maxParkedBody {
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
@@ -35,14 +39,14 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 	}
 	kept := st.Parked[:0:0]
 	pos := d.ev.position()
-	slot := -1 // of the event it replaces: the parked events apply in the order they came
+	slot := -1 // of the event it replaces, which keeps its place among those without a position
 	for _, p := range st.Parked {
 		switch {
 		case p.Kind != d.parkAs:
 			kept = append(kept, p)
 		case d.parkAs == parkInvoice:
 			return keep("no change: an invoice request of the order is waiting already (event " + p.ID + ")")
-		case pos.seq != 0 && !pos.after(Meta{Seq: p.Seq, Published: p.Published, PublishedCreated: p.PublishedCreated}.position()):
+		case pos.seq != 0 && !pos.after(parkedPosition(p)):
 			return keep("no change: older in the stream than the " + parkedKind[p.Kind] + " waiting (event " + p.ID + ")")
 		default:
 			slot = len(kept)
@@ -56,6 +60,7 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 		return fail(err)
 	}
 	if slot >= 0 {
+		p.PlaceCreated, p.PlaceSeq = parkedPlace(kept[slot]).created, parkedPlace(kept[slot]).seq
 		kept[slot] = p
 	} else {
 		kept = append(kept, p)
@@ -95,13 +100,13 @@ func (o *Orders) parkTimer(st orderstate.State) time.Time {
 	return at
 }
 
-// applyParked applies the parked events of st that can apply now, in the order they came, each
-// with its own history entry, and reports whether st changed. An event whose decision is a
+// applyParked applies the parked events of st that can apply now, in the order the shop published
+// them (inStreamOrder), each with its own history entry, and reports whether st changed. An event whose decision is a
 // permanent failure is dead-lettered; one that fails transiently stays parked with its try counted
 // and is tried again at its retry time (by the order's parked-event timer), and dead-lettered as exhausted
 // out of tries: it never holds up the settling of the state (an outcome waiting to be published).
 func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
-	parked := st.Parked
+	parked := inStreamOrder(st.Parked)
 	var still []orderstate.Parked
 	changed := false
 	for _, p := range parked {
@@ -142,6 +147,52 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 	}
 	st.Parked = still // the settle step sets the order's parked-event timer for the retries
 	return st, changed, nil
+}
+
+// inStreamOrder returns the parked events ps in the order the shop published them, by their place
+// (parkedPlace), compared as decide compares an event with the order's last of its kind (position:
+// the sequence it was first published at, a stream created again as newer). Handled out of order,
+// a cancel and the tracking number entered after it may both wait for the registration: the
+// tracking number must then find the order cancelled (shipment.ng, no call), not be reported to
+// the transaction the cancel then ends. Events without a sequence (none come from the stream, but
+// a state may hold one) follow those with one, in the order they came, as do events of one place.
+func inStreamOrder(ps []orderstate.Parked) []orderstate.Parked {
+	sorted := slices.Clone(ps)
+	slices.SortStableFunc(sorted, func(a, b orderstate.Parked) int {
+		pa, pb := parkedPlace(a), parkedPlace(b)
+		switch {
+		case pa.seq == 0 || pb.seq == 0: // those without a sequence after those with one
+			return cmp.Compare(unsequenced(pa), unsequenced(pb))
+		case pb.after(pa):
+			return -1
+		case pa.after(pb):
+			return 1
+		}
+		return 0
+	})
+	return sorted
+}
+
+// unsequenced is 1 for a position without a sequence, 0 for one with a sequence.
+func unsequenced(p position) int {
+	if p.seq == 0 {
+		return 1
+	}
+	return 0
+}
+
+// parkedPlace is where the parked event p applies among its order's parked events: the position
+// of the first event of its kind it replaced while parked, else its own.
+func parkedPlace(p orderstate.Parked) position {
+	if p.PlaceSeq != 0 {
+		return position{p.PlaceCreated, p.PlaceSeq}
+	}
+	return parkedPosition(p)
+}
+
+// parkedPosition is the stream position the parked event p was consumed with.
+func parkedPosition(p orderstate.Parked) position {
+	return Meta{Seq: p.Seq, Published: p.Published, PublishedCreated: p.PublishedCreated}.position()
 }
 
 // storedDecision decodes an event kept as received (parked, or queued in the inbox) and returns

@@ -319,6 +319,11 @@ type Parked struct {
 	// Kind groups the parked events one order keeps one of: "tracking" and "cancel" (the latest in
 	// the stream waits), "invoice" (the first waits).
 	Kind string `json:"kind,omitempty"`
+	// PlaceSeq and PlaceCreated are, for an event that replaced an earlier one of its kind while
+	// parked, the stream position of the first it replaced, kept as Seq and PublishedCreated: the
+	// place where it applies among the order's parked events. Zero: its own position.
+	PlaceSeq     uint64 `json:"place_seq,omitempty"`
+	PlaceCreated int64  `json:"place_created,omitempty"`
 	// Tries counts the attempts to apply it that failed transiently; RetryAt is when the next may
 	// run, LastError what the last failure was.
 	Tries     int       `json:"tries,omitempty"`
