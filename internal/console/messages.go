@@ -14,7 +14,7 @@ var messages = map[string]message{
 
 	"login.title":     {"ログイン", "Log in"},
 	"login.failed":    {"オペレーター名またはパスワードが違います。", "Wrong operator name or password."},
-	"login.throttled": {"ログインの試行が多すぎます。1分ほど待ってから、もう一度お試しください。", "Too many login attempts: wait a minute, then try again."},
+	"login.throttled": {"ログインの試行が多すぎます。十数秒待ってから、もう一度お試しください。", "Too many login attempts: wait a few seconds (at most 12), then try again."},
 	"login.name":      {"オペレーター名", "Operator name"},
 	"login.password":  {"パスワード", "Password"},
 	"login.submit":    {"ログイン", "Log in"},

@@ -35,16 +35,7 @@ type loginThrottle struct {
 // proxy on the same host, whose address every operator shares) is limited by name only; a name
 // that cannot be an operator's (validOperator) by address only, and is never remembered.
 func (t *loginThrottle) allow(client netip.Addr, name string, now time.Time) bool {
-	var keys []string
-	if client.IsValid() {
-		if client.Is6() && !client.Is4In6() {
-			client = netip.PrefixFrom(client, 64).Masked().Addr()
-		}
-		keys = append(keys, "addr:"+client.Unmap().String())
-	}
-	if validOperator(name) {
-		keys = append(keys, "name:"+name)
-	}
+	keys := throttleKeys(client, name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.limiters == nil {
@@ -57,6 +48,44 @@ func (t *loginThrottle) allow(client netip.Addr, name string, now time.Time) boo
 		}
 	}
 	return true
+}
+
+// throttleKeys are the limiters an attempt from client for name counts against (allow).
+func throttleKeys(client netip.Addr, name string) []string {
+	var keys []string
+	if client.IsValid() {
+		if client.Is6() && !client.Is4In6() {
+			client = netip.PrefixFrom(client, 64).Masked().Addr()
+		}
+		keys = append(keys, "addr:"+client.Unmap().String())
+	}
+	if validOperator(name) {
+		keys = append(keys, "name:"+name)
+	}
+	return keys
+}
+
+// retryAfter is how long after now an attempt from client for name that allow refused may come
+// again: until each of its limiters holds an attempt (at most loginEvery, 12 s, not a minute), in
+// whole seconds and at least one, as a Retry-After header gives it. A client refused because no
+// limiter could be remembered waits loginEvery.
+func (t *loginThrottle) retryAfter(client netip.Addr, name string, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var wait time.Duration
+	for _, key := range throttleKeys(client, name) {
+		l := t.limiters[key]
+		if l == nil {
+			if len(t.limiters) >= loginTracked {
+				wait = max(wait, loginEvery)
+			}
+			continue
+		}
+		if tokens := l.TokensAt(now); tokens < 1 {
+			wait = max(wait, time.Duration((1-tokens)*float64(loginEvery)))
+		}
+	}
+	return max((wait + time.Second - 1).Truncate(time.Second), time.Second) // whole seconds, up
 }
 
 // limiter returns key's limiter, made if need be; nil when none can be remembered.
