@@ -216,7 +216,7 @@ func TestTypedFillsEventFromTheEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := handlers.Event[events.Cancel]{Meta: handlers.Meta{ID: "e-42", Source: "test", Type: events.TypeOrderCancelled, Shop: "shop-a", Attempt: 3,
-		Subject: "orders.cancelled.shop-a", Body: body},
+		Subject: "orders.cancelled.shop-a", Body: body, Data: []byte(`{"shop_id":"shop-a","order_id":"o-1","reason":"buyer"}`)},
 		Data: events.Cancel{ShopID: "shop-a", OrderID: "o-1", Reason: "buyer"}}
 	if at, _ := time.Parse(time.RFC3339, "2026-11-26T10:15:00+09:00"); !got.Time.Equal(at) {
 		t.Errorf("event time %v, want %v", got.Time, at)

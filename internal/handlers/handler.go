@@ -11,6 +11,9 @@ package handlers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -82,11 +85,38 @@ type Meta struct {
 	Subject          string
 	Body             []byte
 	ReplayCount      string
+	// Data is the event's data as received (the envelope's data member, byte for byte): with the
+	// type and the order, what identifies the event's content (digest).
+	Data []byte
 }
 
 // Key is the event's identity, events.EventKey(Source, ID): source and id together
 // (docs/events.md#event-identity).
 func (m Meta) Key() string { return events.EventKey(m.Source, m.ID) }
+
+// eventDigestV1 prefixes an event digest of version 1 (digest).
+const eventDigestV1 = "v1:"
+
+// digest is what identifies the content of the event, about order: "v1:" and, in lower-case hex, the
+// first 16 bytes of the SHA-256 of its type, the order and its data as received
+// (docs/lifecycle.md#idempotency). The record of an event processed holds it, so that an event
+// re-sent (byte for byte, or with only its envelope's time or other attributes changed) is a copy,
+// while another event under the same source and id (an importer that reused it) is not. Like the
+// request hash (datahash.go) it is stored in Redis and outlives the code: a change to what it covers
+// is a new version, and records of another version are taken for the same event
+// (orderstate.Recorded).
+func (m Meta) digest(order string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range []string{m.Type, order} { // length-prefixed: "a"+"bc" and "ab"+"c" differ
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	h.Write(m.Data)
+	var sum [sha256.Size]byte
+	return eventDigestV1 + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
 
 // Event is a decoded, validated inbound event.
 type Event[T any] struct {
@@ -202,5 +232,6 @@ func (mux *Mux) Handler(ctx context.Context, m *Message) error {
 func metaOf(m *Message, env events.Envelope, shop string) Meta {
 	at, _ := time.Parse(time.RFC3339, env.Time) // validated; zero when absent
 	return Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop, Time: at,
-		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount}
+		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount,
+		Data: env.Data}
 }

@@ -168,7 +168,7 @@ func retryDelay(tries int) time.Duration {
 // lease expires).
 func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take orderstate.Take, wait bool) (*orderstate.Lease, error) {
 	if ev.ID != "" {
-		take.EventKey = ev.Key()
+		take.EventKey, take.EventDigest = ev.Key(), ev.digest(order)
 	}
 	pause, waited := 20*time.Millisecond, false
 	deadline := o.Now().Add(o.LeaseTTL)
@@ -263,6 +263,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	var queue *orderstate.Parked // the event as an inbox entry; nil for a timer or a message too large
 	if d.ev.ID != "" && d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
 		q := o.parked(d.ev, "the order's lease", "")
+		q.Digest = d.ev.digest(order) // recorded when the holder applies it
 		queue = &q
 	}
 	// An event never waits for the lease in a handler slot: a hot order's burst would take them
@@ -316,7 +317,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			return err
 		}
 	} else {
-		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.EventDone, nil); err != nil {
+		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.Record, nil); err != nil {
 			if copied { // the message is retried in place: its copy is not wanted
 				o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
 			}
@@ -392,12 +393,14 @@ func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *or
 
 // step applies one event under the lease: it settles st, decides, writes the decision with the
 // event's history entry, settles again and commits. applied is the inbox entry the event came
-// from, nil for the message being handled; done says the event was processed already. It returns
+// from, nil for the message being handled; rec is what the event's record says of it: processed
+// already (a copy: nothing to do), or recorded for an event of other content (its id reused: it is
+// dead-lettered as invalid, unapplied, and the record stays the earlier event's). It returns
 // the state after the event, the inbox's next entry when the lease is kept for it, and the
 // event's own error: a permanent failure (for the message, the consume loop dead-letters it; an
 // inbox entry's is dead-lettered here), or a transient one for the caller to retry (an inbox
 // entry's is returned before anything is committed). err is a failure of the step itself.
-func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, done bool, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
+func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, rec orderstate.Record, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
 	before := st
 	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
 		return st, nil, nil, err
@@ -405,8 +408,13 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	// Each drop of copies follows a write whose outcomes are published: what the step does next
 	// may fail, and the next step starts from the state written, which no longer names them.
 	o.droppedFromState(ctx, r.shop.ID, order, before, st)
-	c := keep("duplicate: processed already")
-	if !done {
+	var c change
+	switch rec {
+	case orderstate.RecordedSame:
+		c = keep("duplicate: processed already")
+	case orderstate.RecordedOther:
+		c = fail(reusedID(d.ev))
+	default:
 		c = o.decide(ctx, r, order, d, st)
 	}
 	reason, permanent := DeadLetterReason(c.err)
@@ -419,7 +427,11 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	case applied == nil:
 		// The caller retries a transient failure; a permanent one is recorded with its dead letter.
 	case permanent:
-		if err := o.deadLetterParked(ctx, r.shop.ID, order, *applied, reason, c.err); err != nil {
+		deadLetter := o.deadLetterParked
+		if rec == orderstate.RecordedOther {
+			deadLetter = o.deadLetterReused // the record is the earlier event's: it stays
+		}
+		if err := deadLetter(ctx, r.shop.ID, order, *applied, reason, c.err); err != nil {
 			return st, nil, nil, err
 		}
 		c.did = "dead-lettered: " + reason.String() + ": " + c.err.Error()
@@ -447,7 +459,7 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	// An event that failed is not recorded as processed: its dead letter can be replayed. The lease
 	// is kept while the inbox holds events, also after a transient failure: the caller retries
 	// the event ahead of them.
-	commit := orderstate.Commit{State: last, Version: cur.Version, Entries: entries, Applied: applied, Done: !done && c.err == nil}
+	commit := orderstate.Commit{State: last, Version: cur.Version, Entries: entries, Applied: applied, Done: rec == orderstate.NotRecorded && c.err == nil}
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
 		return cur, nil, nil, err
@@ -468,10 +480,17 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 // is retried later, first in the inbox (or, out of tries, dead-lettered as exhausted). err is a
 // failure of Redis or NATS; the entry is then still first in the inbox.
 func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *orderstate.Lease, st orderstate.State, p *orderstate.Parked) (orderstate.State, *orderstate.Parked, bool, error) {
-	done, err := o.Store.EventDone(ctx, r.shop.ID, p.Key)
+	record, err := o.Store.EventRecord(ctx, r.shop.ID, p.Key)
 	if err != nil {
 		return st, nil, false, err
 	}
+	if p.Digest == "" {
+		// Queued by a worker from before digests: its digest is computed from the event as received.
+		if env, err := events.DecodeEnvelope(p.Subject, p.Body); err == nil {
+			p.Digest = Meta{Type: env.Type, Data: env.Data}.digest(order)
+		}
+	}
+	rec := orderstate.Recorded(record, p.Digest)
 	d, derr := o.storedDecision(r.shop, *p)
 	if derr != nil {
 		d = decision{ev: Meta{Type: p.Type, Source: p.Source, ID: p.ID}, apply: func(context.Context, *run, orderstate.State) change { return fail(derr) }}
@@ -479,7 +498,7 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	if p.Tries >= o.MaxAttempts-1 {
 		d.apply = exhaustedAfter(d.apply)
 	}
-	cur, next, result, err := o.step(ctx, r, order, lease, d, st, done, p)
+	cur, next, result, err := o.step(ctx, r, order, lease, d, st, rec, p)
 	if err != nil {
 		return cur, next, false, err
 	}
@@ -488,6 +507,26 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 		return cur, next, false, nil
 	}
 	return cur, nil, true, o.retryLater(ctx, r, order, lease, cur.Version, p, *p, result)
+}
+
+// reusedID is the failure of an event whose source and id are recorded for an event of other
+// content (another order, another type, or other data): the importer reused the id. It is not a
+// copy, and it is not applied either: which of the two the shop meant is not the worker's to
+// guess, and a dead letter says why (docs/lifecycle.md#idempotency).
+func reusedID(ev Meta) error {
+	return Permanent(ReasonInvalid, fmt.Errorf("id: reused for a different event: id %q of source %q was processed for an event with other content (another order, type or data); an event's id must be unique per source", ev.ID, ev.Source))
+}
+
+// deadLetterReused writes the dead letter of an inbox entry whose id was reused (reusedID) and drops
+// its kept copy. Unlike deadLetterParked it leaves the event record: it is the earlier event's,
+// whose copies must still be dropped.
+func (o *Orders) deadLetterReused(ctx context.Context, shop, order string, p orderstate.Parked, reason Reason, cause error) error {
+	err := o.DeadLetters.Write(ctx, DeadLetter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
+		Reason: reason.String(), Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
+	if err != nil {
+		return err
+	}
+	return o.dropCopy(ctx, shop, order, p.Key)
 }
 
 // exhaustedAfter makes the transient failure of an event's last try permanent, as the consumer

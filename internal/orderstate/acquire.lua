@@ -21,8 +21,9 @@
 -- Returns nil if another holder has the lease and the event was not queued; {'', 0, 0, 'entry'}
 -- if the inbox holds events and the caller has an entry it did not send (the lease is not taken:
 -- call again with the entry, to be put behind them); {'', the inbox's length, 0, 'queued'} if it
--- was queued; else {state or '', 1 if the event was processed, 1 if the first state was written
--- just now (then the state returned is '': the caller has it), mode} where mode is 'drain' (the lease is taken, and the inbox holds older events: the
+-- was queued; else {state or '', the event's record ('' if none: the event was not processed; a
+-- record holds the digest of the event it was written for, or '1' from before digests), 1 if the
+-- first state was written just now (then the state returned is '': the caller has it), mode} where mode is 'drain' (the lease is taken, and the inbox holds older events: the
 -- event was put last in it when it was given as an entry; the first state is not written) or ''
 -- (the lease is taken). A lease already held with this token is this holder's: the client
 -- resent the script after a lost reply.
@@ -51,13 +52,14 @@ if redis.call('LLEN', KEYS[5]) > 0 then
     redis.call('RPUSH', KEYS[5], ARGV[7])
   end
 end
-local done = 0
+local record = false
 if ARGV[3] == '1' then
-  done = redis.call('EXISTS', KEYS[4])
+  record = redis.call('GET', KEYS[4])
 end
 local st = redis.call('GET', KEYS[2])
 local created = 0
-if not st and done == 0 and ARGV[4] ~= '' and mode == '' then
+-- An event recorded, as a copy or as another event under the same identity, writes no first state.
+if not st and not record and ARGV[4] ~= '' and mode == '' then
   created = 1
   redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[11])
   index_put(KEYS[7], KEYS[8], KEYS[9], KEYS[10], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16])
@@ -65,4 +67,4 @@ if not st and done == 0 and ARGV[4] ~= '' and mode == '' then
     redis.call('SADD', KEYS[3], ARGV[5])
   end
 end
-return {st or '', done, created, mode}
+return {st or '', record or '', created, mode}

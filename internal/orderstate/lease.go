@@ -27,11 +27,17 @@ type Lease struct {
 	store        *Store
 	shop, order  string
 	event, token string
+	digest       string // the event's (Take.EventDigest), for its record
 	ttl          time.Duration
 	// State is the order's state when the lease was taken.
 	State State
-	// EventDone reports that the event named when the lease was taken was already processed.
+	// EventDone reports that the event named when the lease was taken was already processed:
+	// Record is RecordedSame.
 	EventDone bool
+	// Record is what the event record says of the event named when the lease was taken
+	// (Take.EventKey and Take.EventDigest): not processed, processed already, or an event of other
+	// content recorded under its identity (a reused id).
+	Record Record
 	// Created reports that taking the lease wrote State (Take.First): no earlier handler saw it.
 	Created bool
 	// Drain reports that the inbox held older events when the lease was taken: the event (if it
@@ -61,6 +67,11 @@ type Take struct {
 	// EventKey is the identity of the inbound event being handled (events.EventKey), or "": the
 	// lease reports whether it was processed already (Lease.EventDone).
 	EventKey string
+	// EventDigest is what identifies the content of that event (its type, order and data), of the
+	// form "<version>:<value>": the event's record holds it, and an event whose identity is
+	// recorded with another digest is not a copy (Lease.Record is RecordedOther). "" checks and
+	// records the identity alone, as before digests.
+	EventDigest string
 	// TTL is the lease's lifetime.
 	TTL time.Duration
 	// First, if not nil, is written as the order's first version when the order has no state and
@@ -107,7 +118,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	defer c.end(&err)
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, token: hex.EncodeToString(b[:]), ttl: t.TTL}
+	l := &Lease{store: s, shop: shop, order: order, event: t.EventKey, digest: t.EventDigest, token: hex.EncodeToString(b[:]), ttl: t.TTL}
 	sk := s.keysOf(shop)
 	keys := make([]string, 6, 10)
 	keys[0], keys[1], keys[2], keys[3], keys[4], keys[5] = s.leaseKey(shop, order), s.stateKey(shop, order), sk.pending, s.eventKey(shop, t.EventKey), s.inboxKey(shop, order), sk.timers
@@ -159,7 +170,9 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 		return nil, &QueuedError{Length: n}
 	}
 	l.Drain = mode == "drain"
-	l.EventDone = res[1] == int64(1)
+	record, _ := res[1].(string)
+	l.Record = Recorded(record, t.EventDigest)
+	l.EventDone = l.Record == RecordedSame
 	l.Created = res[2] == int64(1)
 	if l.Created {
 		// The script wrote t.First and sends no copy back: the lease holds the state as encoded,
@@ -215,13 +228,13 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 		w.retry, w.retryAt = string(raw), c.Retry.RetryAt
 	}
 	if c.Done {
-		w.eventKey = l.event
+		w.eventKey, w.digest = l.event, l.digest
 	}
 	if c.Applied != nil {
 		w.pop = c.Applied.raw
-		w.eventKey = ""
+		w.eventKey, w.digest = "", ""
 		if c.Done {
-			w.eventKey = c.Applied.Key
+			w.eventKey, w.digest = c.Applied.Key, c.Applied.Digest
 		}
 	}
 	return l.store.write(ctx, l.shop, l.order, c.State, w, now)

@@ -329,6 +329,10 @@ type Parked struct {
 	Tries     int       `json:"tries,omitempty"`
 	RetryAt   time.Time `json:"retry_at,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
+	// Digest is what identifies the event's content (Take.EventDigest), recorded with Key once the
+	// event is applied from the inbox; "" in an entry written before digests (the inbox's applier
+	// then computes it from Body).
+	Digest string `json:"digest,omitempty"`
 	// raw is the entry as the order's inbox holds it, when it came from there.
 	raw string
 }
@@ -593,6 +597,7 @@ type writeArgs struct {
 	entries  []Entry
 	version  int64 // in a write of no state, the version followed: the stored one must be at least it
 	eventKey string
+	digest   string // what the event record holds: the event's digest (Take.EventDigest), or "" for legacyRecord
 	pop      string
 	token    string
 	keep     time.Duration // the lease's lifetime if kept for the inbox; 0 releases it in any case
@@ -621,11 +626,11 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		s.historyKey(shop, order), s.inboxKey(shop, order), sk.timers)
 	keys = append(keys, sk.index[:]...)
 	keys = append(keys, s.dataKey(shop, order), sk.held)
-	args := make([]any, 21, 21+len(w.entries))
+	args := make([]any, 22, 22+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = w.version, "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
-	args[18], args[19], args[20] = "", "", ""
+	args[18], args[19], args[20], args[21] = "", "", "", ""
 	entries := w.entries
 	var next State
 	stored := Written{}
@@ -658,7 +663,10 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		st.HoldPoll, next.HoldPoll = false, false
 	}
 	if w.eventKey != "" {
-		args[5] = s.eventTTL.Milliseconds()
+		args[5], args[21] = s.eventTTL.Milliseconds(), w.digest
+		if w.digest == "" {
+			args[21] = legacyRecord
+		}
 	}
 	if w.keep > 0 {
 		args[8] = w.keep.Milliseconds()
@@ -733,6 +741,60 @@ func (s *Store) EventDone(ctx context.Context, shop, key string) (_ bool, err er
 		return false, fmt.Errorf("orderstate: reading event record %s of shop %s: %w", key, shop, err)
 	}
 	return n == 1, nil
+}
+
+// legacyRecord is what an event record held before records held the event's digest, and what one
+// holds for an event handled without a digest: it is taken for a record of any event with that
+// identity (Recorded).
+const legacyRecord = "1"
+
+// EventRecord returns what the record of the event of shop with this identity (events.EventKey)
+// holds, for Recorded: "" when the event was not processed (or its record expired).
+func (s *Store) EventRecord(ctx context.Context, shop, key string) (_ string, err error) {
+	ctx, c := startCall(ctx, "redis event record", "GET")
+	defer c.end(&err)
+	rec, err := s.rdb.Get(ctx, s.eventKey(shop, key)).Result()
+	err = unavailable(err)
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("orderstate: reading event record %s of shop %s: %w", key, shop, err)
+	}
+	return rec, nil
+}
+
+// Record is what the record of an event processed says of an event being handled under the same
+// identity (source and id).
+type Record int
+
+const (
+	// NotRecorded: no event of this identity was processed (or its record expired).
+	NotRecorded Record = iota
+	// RecordedSame: this event was processed already; the one being handled is a copy.
+	RecordedSame
+	// RecordedOther: the identity was recorded for an event of other content (another order, type
+	// or data): the importer reused the id, and the event being handled is not a copy.
+	RecordedOther
+)
+
+// Recorded says what record, an event record's content ("" for none), says of an event whose
+// digest is digest. A digest is "<version>:<value>" (the handlers compute it); a record of another
+// version, or of none (legacyRecord: written before records held digests, or for an event handled
+// without a digest), says only that the identity was processed, and is taken for the same event,
+// as records were before digests: an event is never refused on a record it cannot read.
+func Recorded(record, digest string) Record {
+	switch {
+	case record == "":
+		return NotRecorded
+	case record == digest || digest == "":
+		return RecordedSame
+	}
+	v, _, ok := strings.Cut(digest, ":")
+	if !ok || !strings.HasPrefix(record, v+":") {
+		return RecordedSame
+	}
+	return RecordedOther
 }
 
 // ForgetEvent removes the record of an event of shop processed (a parked event whose dead letter

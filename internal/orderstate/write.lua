@@ -28,8 +28,9 @@
 -- scores by time changed and ordered (index_put); ARGV[17] its index summary; ARGV[18] the
 -- retention cutoff (ms) of the index's trim; ARGV[19] what to do with the order's data: '' nothing,
 -- 's' set it to ARGV[20], 'k' keep it as long as the state, 'd' delete it; ARGV[21] when the
--- re-check the state holds back is due (ms), to add to the held re-checks, or ''; ARGV[22...] the
--- history entries to append (JSON).
+-- re-check the state holds back is due (ms), to add to the held re-checks, or ''; ARGV[22] what the
+-- event record holds (the event's digest, Take.EventDigest), with ARGV[6]; ARGV[23...] the history
+-- entries to append (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs from ARGV[1] (in a write of no
 -- state: is below it, or the event to record is not recorded and the lease is not ARGV[5]'s; then
@@ -101,15 +102,15 @@ else
   -- after a flush took the lease with it: an event is recorded only under its own lease.
   if version_of(redis.call('GETRANGE', KEYS[1], 0, 31)) < tonumber(ARGV[1]) then
     ok = 0
-  elseif ARGV[6] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then
+  elseif ARGV[6] ~= '' and redis.call('GET', KEYS[4]) == ARGV[22] then
     resent = true -- the event is recorded already: this commit was sent before
   elseif ARGV[6] ~= '' and ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
     ok = 0
   end
 end
-if ok == 1 and not resent and #ARGV > 21 then
+if ok == 1 and not resent and #ARGV > 22 then
   local n = 0
-  for i = 22, #ARGV do
+  for i = 23, #ARGV do
     n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   if n > tonumber(ARGV[7]) then
@@ -120,7 +121,7 @@ if ok == 1 and not resent and #ARGV > 21 then
   end
 end
 if ok == 1 and ARGV[6] ~= '' then
-  redis.call('SET', KEYS[4], '1', 'PX', ARGV[6])
+  redis.call('SET', KEYS[4], ARGV[22], 'PX', ARGV[6])
 end
 local queued = 0 -- the inbox's length after the write
 if ok == 1 then
