@@ -21,6 +21,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -520,7 +521,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	client := s.client(r)
 	if !s.logins.allow(client, name, s.cfg.Now()) {
 		s.log.Warn("login refused: too many attempts", clientFields(client, r)...)
-		w.Header().Set("Retry-After", "60")
+		wait := s.logins.retryAfter(client, name, s.cfg.Now()) // whole seconds, at most loginEvery
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		s.render(w, r, http.StatusTooManyRequests, "login.html", "login.title", loginData{Next: next, Throttled: true, Name: name})
 		return
 	}

@@ -60,7 +60,7 @@ func historyDid(t *testing.T, store *orderstate.Store, order string) []string {
 
 // TestOrderBilledZeroAfterTheFeeTableIsInvalid: an order whose goods and shipping are paid by
 // points leaves only the mall's fee of 330 to bill, and the shop's table waives the fee: billed 0
-// after the table. What ATODENE would be sent is what counts (DESIGN §6): billed 0 is nothing to
+// after the table. What ATODENE would be sent is what counts (docs/events.md, credit.*: the amounts sent): billed 0 is nothing to
 // bill, invalid for a new order as one received at 0 is (§5). It was registered with billedAmount
 // 0 (credit.ok, billed 0).
 func TestOrderBilledZeroAfterTheFeeTableIsInvalid(t *testing.T) {
@@ -85,7 +85,7 @@ func TestOrderBilledZeroAfterTheFeeTableIsInvalid(t *testing.T) {
 }
 
 // TestUpdateBilledZeroAfterTheFeeTableCancels: an order.updated that the fee table brings to 0 is a
-// cancel of the live transaction, as one received at 0 is (DESIGN §5, docs/protocol.md#changes-and-cancels).
+// cancel of the live transaction, as one received at 0 is (docs/events.md, order.updated; docs/protocol.md#changes-and-cancels).
 // The test of 0 came before the table, and the update was sent as a change of 0 yen.
 func TestUpdateBilledZeroAfterTheFeeTableCancels(t *testing.T) {
 	t.Parallel()
@@ -125,7 +125,7 @@ func (p *answeringProvider) Register(ctx context.Context, req atodene.Request) (
 // TestEditedFeeTableLeavesUnchangedOrders: the shop's table is edited (add 205, then add 330: the
 // shops file changed, the worker restarted) after an order was registered at 2,950 + 205. The
 // importer sends the order again with its data unchanged: nothing is called and the order keeps
-// the amounts of its transaction, whatever its status (DESIGN §7: changes follow new data; an NG or
+// the amounts of its transaction, whatever its status (docs/lifecycle.md: changes follow new data; an NG or
 // invalid order's unchanged data is not sent again). Same data was the request's hash after the
 // table, so the edit alone made new data: an approved transaction re-priced to 3,280, an NG order
 // registered again. An order whose data changes gets the table of now.

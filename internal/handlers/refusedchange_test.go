@@ -23,7 +23,7 @@ func (p *refusingChanges) Modify(_ context.Context, _ string, req atodene.Reques
 
 // TestRefusedChangeReportsTheAmountsSent: a change of an approved order from 2,950 to 3,950 (each
 // plus the table's 205) that ATODENE refuses is answered credit.invalid with the fee and billed
-// amount the change sent, 205 and 4,155, as a refused registration's credit.invalid is (DESIGN §6:
+// amount the change sent, 205 and 4,155, as a refused registration's credit.invalid is (docs/events.md:
 // the values actually sent); the order keeps the amounts of the transaction that stands, 3,155.
 // The credit.invalid carried the state's amounts, those of the registration.
 func TestRefusedChangeReportsTheAmountsSent(t *testing.T) {
