@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -85,8 +86,10 @@ type Meta struct {
 	Subject          string
 	Body             []byte
 	ReplayCount      string
-	// Data is the event's data as received (the envelope's data member, byte for byte): with the
-	// type and the order, what identifies the event's content (digest).
+	// Data is the event's data as decoded and validated, written again as JSON (its normal form:
+	// the fields in the order of its Go type, normalised values, no white space): with the type and
+	// the order, what identifies the event's content (digest). So a copy an importer wrote again
+	// with its keys in another order, other spacing or a full-width zip is the same event.
 	Data []byte
 }
 
@@ -98,9 +101,10 @@ func (m Meta) Key() string { return events.EventKey(m.Source, m.ID) }
 const eventDigestV1 = "v1:"
 
 // digest is what identifies the content of the event, about order: "v1:" and, in lower-case hex, the
-// first 16 bytes of the SHA-256 of its type, the order and its data as received
-// (docs/lifecycle.md#idempotency). The record of an event processed holds it, so that an event
-// re-sent (byte for byte, or with only its envelope's time or other attributes changed) is a copy,
+// first 16 bytes of the SHA-256 of its type, the order and its data in normal form (Data;
+// docs/lifecycle.md#idempotency). The record of an event processed holds it, so that an event
+// re-sent (its data written again in any JSON form, or with only its envelope's time or other
+// attributes changed) is a copy,
 // while another event under the same source and id (an importer that reused it) is not. Like the
 // request hash (datahash.go) it is stored in Redis and outlives the code: a change to what it covers
 // is a new version, and records of another version are taken for the same event
@@ -220,6 +224,10 @@ func (mux *Mux) Decode(m *Message, h *Head) {
 	}
 	if h.Data, h.Order, err = r.decode(env, shop); err != nil {
 		h.Err = Permanent(ReasonInvalid, err)
+		return
+	}
+	if data, err := json.Marshal(h.Data); err == nil { // the decoded types always encode
+		h.Event.Data = data
 	}
 }
 

@@ -484,12 +484,8 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	if err != nil {
 		return st, nil, false, err
 	}
-	if p.Digest == "" {
-		// Queued by a worker from before digests: its digest is computed from the event as received.
-		if env, err := events.DecodeEnvelope(p.Subject, p.Body); err == nil {
-			p.Digest = Meta{Type: env.Type, Data: env.Data}.digest(order)
-		}
-	}
+	// An entry queued by a worker from before digests has none: a record of its identity is taken
+	// for its own, as before digests, and its own record is written without one.
 	rec := orderstate.Recorded(record, p.Digest)
 	d, derr := o.storedDecision(r.shop, *p)
 	if derr != nil {
