@@ -15,8 +15,8 @@ import (
 // TrackingEntered handles order.tracking_entered (伝票番号同期). For an OK order the shipment is
 // reported (a later different carrier or number changes the report; the same values again are a
 // duplicate). For an order under review the tracking number is kept and reported as soon as the
-// credit turns OK. For an NG or cancelled order shipment.ng names the credit, and the tracking
-// number is kept, not reported, for a new registration to queue. An event for an
+// credit turns OK. For an NG or cancelled order shipment.ng names the credit, and the number
+// kept before is forgotten (a new registration reports neither). An event for an
 // order not registered yet (not imported, or its registration under way) is parked until it is.
 func (o *Orders) TrackingEntered(ctx context.Context, ev Event[events.Tracking]) error {
 	return o.onOrder(ctx, ev.Shop, ev.Data.OrderID, decided(o.tracking(ev)))
@@ -55,13 +55,11 @@ func (o *Orders) tracking(ev Event[events.Tracking]) decision {
 		}
 		o.emitShipment(&st, r.shop.ID, order, ev.ID, events.TypeShipmentNG, wanted, "new",
 			[]events.ProviderError{{Point: "credit", Message: fmt.Sprintf("the credit of the order is %s, not ok", statusWord(st.Status))}})
-		// Refused only because of the credit: the number is the order's all the same, the shop's
-		// latest (decide records its position), and the shipment the state keeps, not reported, so
-		// that a new registration (与信を実行 after a cancel, new data after NG) queues it, never a
-		// number it corrected.
-		kept := wanted
-		kept.Filed = st.Shipment != nil && st.Shipment.Filed // what the ended transaction holds
-		st.Shipment = &kept
+		// Refused because of the credit: the number it corrects is no longer the parcel's, so the
+		// state forgets it and a new registration (与信を実行 after a cancel, new data after NG)
+		// queues nothing it would report against the wrong slip. Nor does it queue this number: its
+		// event has had its outcome, shipment.ng, and one event has one; the shop sends it again.
+		st.Shipment = nil
 		return write(st, "not reported: the credit is "+statusWord(st.Status))
 	}}
 }

@@ -13,13 +13,12 @@ import (
 // The shipment sub-state across the end of a credit and a new registration
 // (docs/lifecycle.md#the-shipment-sub-state).
 
-// TestRegisteredAgainReportsTheLatestTrackingNumber: a tracking number entered while the order's
-// credit is cancelled or NG is answered shipment.ng, with no call, but it is the order's tracking
-// number all the same: the state keeps it, not reported, and a new registration (与信を実行 after
-// 与信キャンセル, or the data fixed after NG) reports it to the new transaction. A number it
-// corrected, reported to the ended transaction, is never reported again. (The state kept the
-// corrected number, and the new transaction was reported it.)
-func TestRegisteredAgainReportsTheLatestTrackingNumber(t *testing.T) {
+// TestRegisteredAgainReportsNoCorrectedNumber: a tracking number entered while the order's credit
+// is cancelled or NG is answered shipment.ng, with no call; the number it corrects is forgotten, so
+// a new registration (与信を実行 after 与信キャンセル, or the data fixed after NG) reports neither to
+// the new transaction: not the corrected one (the wrong slip; the state kept it, and the new
+// transaction was reported it), and not the new one, whose event has had its one shipment outcome.
+func TestRegisteredAgainReportsNoCorrectedNumber(t *testing.T) {
 	t.Parallel()
 	const a, b = "1111-1111-1111", "2222-2222-2222"
 	for _, tc := range []struct {
@@ -27,7 +26,7 @@ func TestRegisteredAgainReportsTheLatestTrackingNumber(t *testing.T) {
 		events func(e *env, ctx context.Context) []error
 		slips  []string // the slip numbers reported to ATODENE, in order
 	}{
-		{name: "cancelled, corrected, registered again", slips: []string{a, b},
+		{name: "cancelled, corrected, registered again", slips: []string{a},
 			events: func(e *env, ctx context.Context) []error {
 				return []error{
 					e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "T-1", 1, orderedAt, 3950)),
@@ -38,7 +37,7 @@ func TestRegisteredAgainReportsTheLatestTrackingNumber(t *testing.T) {
 					e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-5", "T-1", 5, time.Now().Add(time.Hour), 3950)),
 				}
 			}},
-		{name: "NG, tracking entered, fixed", slips: []string{b},
+		{name: "NG, tracking entered, fixed", slips: nil,
 			events: func(e *env, ctx context.Context) []error {
 				return []error{
 					e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", "T-1", 1, orderedAt, 2950)), // NG
@@ -60,19 +59,21 @@ func TestRegisteredAgainReportsTheLatestTrackingNumber(t *testing.T) {
 				t.Fatalf("status %q, outcomes %v; want ok, registered again, after a shipment.ng", st.Status, e.outs.ids)
 			}
 			if !slices.Equal(prov.slips, tc.slips) {
-				t.Errorf("slip numbers reported %v, want %v: the new transaction gets the order's latest tracking number", prov.slips, tc.slips)
+				t.Errorf("slip numbers reported %v, want %v: the new transaction gets no number from before it", prov.slips, tc.slips)
 			}
-			want := orderstate.Shipment{CarrierCode: "12", TrackingNumber: b, Reported: true, Filed: true, Report: "new"}
-			if st.Shipment == nil || *st.Shipment != want {
-				t.Errorf("shipment %+v, want %+v", st.Shipment, want)
+			if st.Shipment != nil {
+				t.Errorf("shipment %+v, want none: the shop enters the number again for the new transaction", st.Shipment)
+			}
+			if e.published("T-1", events.TypeShipmentOK) && len(tc.slips) == 0 {
+				t.Errorf("outcomes %v: shipment.ok for a number whose event was answered shipment.ng", e.outs.ids)
 			}
 		})
 	}
 }
 
-// TestTrackingRefusedByTheCreditIsKept: a tracking number for a cancelled order is answered
-// shipment.ng and not reported, but replaces the one the state kept, as the order's.
-func TestTrackingRefusedByTheCreditIsKept(t *testing.T) {
+// TestTrackingRefusedByTheCreditForgetsTheOld: a tracking number for a cancelled order is answered
+// shipment.ng and not reported, and the number the state kept, which it corrects, is forgotten.
+func TestTrackingRefusedByTheCreditForgetsTheOld(t *testing.T) {
 	t.Parallel()
 	prov := &sentProvider{}
 	e, ctx := newEnv(t, prov), context.Background()
@@ -82,9 +83,9 @@ func TestTrackingRefusedByTheCreditIsKept(t *testing.T) {
 		e.o.OrderCancelled(ctx, cancelEvent("x-3", "T-2", 3)),
 		e.o.TrackingEntered(ctx, trackingEvent("t-b", "T-2", 4, "2222-2222-2222")))
 	st, _ := e.store.Get(ctx, "shop-a", "T-2")
-	if st.Status != orderstate.StatusCancelled || st.Shipment == nil || st.Shipment.TrackingNumber != "2222-2222-2222" || st.Shipment.Reported ||
+	if st.Status != orderstate.StatusCancelled || st.Shipment != nil ||
 		!slices.Equal(prov.slips, []string{"1111-1111-1111"}) || !e.published("T-2", events.TypeShipmentNG) {
-		t.Errorf("status %q, shipment %+v after reporting %v, outcomes %v; want cancelled, 2222-2222-2222 kept not reported, shipment.ng",
+		t.Errorf("status %q, shipment %+v after reporting %v, outcomes %v; want cancelled, no shipment kept, shipment.ng",
 			st.Status, st.Shipment, prov.slips, e.outs.ids)
 	}
 }
