@@ -167,6 +167,19 @@ func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error
 		return nil, err
 	}
 	err := s.startNATS(ctx)
+	for try := 1; err != nil && ctx.Err() == nil && try < 3; try++ {
+		// A port can be taken between FreePorts and a node's bind by a stack starting beside this
+		// one (the node exits, and a cluster never elects its meta leader): again, on new ports.
+		dirs := make([]string, 0, len(s.Nodes))
+		for _, n := range s.Nodes {
+			dirs = append(dirs, n.Dir)
+		}
+		s.stopNATS()
+		for _, d := range dirs {
+			_ = os.RemoveAll(d) // a fresh store: nothing of the cluster that did not form
+		}
+		err = s.startNATS(ctx)
+	}
 	if err == nil && o.PrivateRedis {
 		err = s.startRedisServer(ctx)
 	}
@@ -186,6 +199,20 @@ func (h *Host) Start(ctx context.Context, name string, o Options) (*Stack, error
 	return s, nil
 }
 
+// stopNATS closes the tool's client and stops the NATS nodes, forgetting them.
+func (s *Stack) stopNATS() {
+	if s.NC != nil {
+		s.NC.Close()
+		s.NC = nil
+	}
+	for _, n := range s.Nodes {
+		if n.proc != nil {
+			_ = n.proc.Stop(10 * time.Second)
+		}
+	}
+	s.Nodes = nil
+}
+
 // OnClose registers f to run when the stack closes, once its workers have stopped and before
 // its servers stop: for what a scenario started beside the servers (a proxy, say).
 func (s *Stack) OnClose(f func()) { s.onClose = append(s.onClose, f) }
@@ -200,17 +227,10 @@ func (s *Stack) Close() {
 	for _, f := range s.onClose {
 		f()
 	}
-	if s.NC != nil {
-		s.NC.Close()
-	}
 	if s.Sandbox != nil {
 		_ = s.Sandbox.Stop(10 * time.Second)
 	}
-	for _, n := range s.Nodes {
-		if n.proc != nil {
-			_ = n.proc.Stop(10 * time.Second)
-		}
-	}
+	s.stopNATS()
 	if s.Sentinels != nil {
 		s.Sentinels.Replica.Stop()
 	}
