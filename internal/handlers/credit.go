@@ -49,21 +49,9 @@ func (o *Orders) OrderCreated(ctx context.Context, ev Event[events.Order]) error
 // Either is no word on the order's data (repeated): unlike an order.updated with the refused data,
 // it does not make an update published before it stale.
 func (o *Orders) created(shop *Shop, ev Event[events.Order]) (decision, error) {
-	d, err := o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
+	return o.crediting(shop, ev, func(_ context.Context, _ *run, _ request, st orderstate.State) change {
 		return repeated("no change: the credit is " + string(st.Status) + " already")
 	})
-	if err != nil {
-		return d, err
-	}
-	apply := d.apply
-	d.apply = func(ctx context.Context, r *run, st orderstate.State) change {
-		c := apply(ctx, r, st)
-		if c.same { // registerIfNew: the data refused already
-			c.same, c.repeat = false, true
-		}
-		return c
-	}
-	return d, nil
 }
 
 // OrderUpdated handles order.updated: for a live order a change (与信内容変更) with the full new
@@ -80,17 +68,21 @@ func (o *Orders) updated(shop *Shop, ev Event[events.Order]) (decision, error) {
 	if *ev.Data.BilledAmount == 0 {
 		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0"), nil
 	}
-	// An error of the table is prepare's to report, as invalid input.
-	if res, err := shop.Fees.Apply(ev.Data.Fee, *ev.Data.BilledAmount); err == nil && res.BilledAmount == 0 {
-		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0 after the fee table"), nil
-	}
-	return o.crediting(shop, ev, func(ctx context.Context, r *run, req request, st orderstate.State) change {
+	d, err := o.crediting(shop, ev, func(ctx context.Context, r *run, req request, st orderstate.State) change {
 		if req.sameAs(st) {
 			return same("no change: same data")
 		}
 		return o.modify(ctx, r, ev, req, st)
 	})
+	if errors.Is(err, errNothingToBill) {
+		return o.cancelling(ev.Meta, ev.Data.OrderID, "billed_amount 0 after the fee table"), nil
+	}
+	return d, err
 }
+
+// errNothingToBill is prepare's error for an order the fee table brings to 0 yen: invalid for a
+// new order, a cancel for an update.
+var errNothingToBill = errors.New("an order with nothing to bill is not registered")
 
 // crediting is the decision order.created and order.updated share: prepare the request, write its
 // intent first, and register an order without a live transaction. They differ only in what they
@@ -122,7 +114,11 @@ func (o *Orders) registerIfNew(ctx context.Context, r *run, ev Event[events.Orde
 		}
 	case orderstate.StatusNG, orderstate.StatusInvalid:
 		if req.sameAs(st) {
-			return same("no change: same data as the request ATODENE answered " + string(st.Status))
+			did := "no change: same data as the request ATODENE answered " + string(st.Status)
+			if ev.Type == events.TypeOrderCreated {
+				return repeated(did) // a repeated creation (created)
+			}
+			return same(did)
 		}
 	}
 	return o.register(ctx, r, ev, req, st)
@@ -143,8 +139,8 @@ func prepare(shop *Shop, ev events.Order) (request, error) {
 		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: after the fee table: %w", err))
 	}
 	if res.BilledAmount == 0 { // what is sent is what counts (an order received at 0 is refused when decoded)
-		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: is 0 after the fee table (received %d with fee %d, sent fee %d): an order with nothing to bill is not registered",
-			*ev.BilledAmount, ev.Fee, res.Fee))
+		return request{}, Permanent(ReasonInvalid, fmt.Errorf("billed_amount: is 0 after the fee table (received %d with fee %d, sent fee %d): %w",
+			*ev.BilledAmount, ev.Fee, res.Fee, errNothingToBill))
 	}
 	order, normalized := toProviderOrder(shop, ev, res.Fee, res.BilledAmount)
 	checked, err := order.Check()
