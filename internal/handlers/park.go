@@ -60,7 +60,8 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 		return fail(err)
 	}
 	if slot >= 0 {
-		p.PlaceCreated, p.PlaceSeq = parkedPlace(kept[slot]).created, parkedPlace(kept[slot]).seq
+		place := parkedPlace(kept[slot])
+		p.PlaceCreated, p.PlaceSeq = place.created, place.seq
 		kept[slot] = p
 	} else {
 		kept = append(kept, p)
