@@ -122,7 +122,10 @@ type MissingInvoice struct {
 	// change of the amount or the data, a new registration), so it may bill another amount or
 	// transaction; 請求書ダウンロード fetches it again. Cancelled: the order was cancelled after its
 	// print data was fetched; its invoice is not printed at all. Neither: no print data was found.
-	Stale, Cancelled bool
+	// Unverified (with Stale): the print data is older than the credit outcomes the check read
+	// (it reads a bounded number, invoiceprint.DefaultCheck): whether the order changed since is
+	// not known, so it is not printed either; 請求書ダウンロード fetches it again.
+	Stale, Cancelled, Unverified bool
 	// Reason names the outcomes that made the print data stale (English), for the operator; ""
 	// when none was found.
 	Reason string

@@ -15,14 +15,16 @@ import (
 
 // invoiceGroup is the invoices of one shop on the print page, and the orders without a sheet:
 // with no print data (Missing), with print data older than the order's last change (Stale), or
-// cancelled since it was fetched (Cancelled).
+// older than the credit outcomes the check read (Unverified), or cancelled since it was fetched
+// (Cancelled).
 type invoiceGroup struct {
-	Shop      string
-	Sheets    template.HTML
-	CSSURL    string
-	Missing   []string
-	Stale     []MissingInvoice
-	Cancelled []MissingInvoice
+	Shop       string
+	Sheets     template.HTML
+	CSSURL     string
+	Missing    []string
+	Stale      []MissingInvoice
+	Unverified []MissingInvoice
+	Cancelled  []MissingInvoice
 }
 
 type invoicesData struct {
@@ -98,6 +100,8 @@ func (s *Server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case m.Cancelled:
 				g.Cancelled = append(g.Cancelled, m)
+			case m.Unverified:
+				g.Unverified = append(g.Unverified, m)
 			case m.Stale:
 				g.Stale = append(g.Stale, m)
 			default:

@@ -293,18 +293,22 @@ func TestInvoicesPageSaysWhyNotPrinted(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.order(testShop, "C1", ngState())
-	h.invoices.known = map[string]bool{"A1": true, "C1": true, "X1": true}
+	h.invoices.known = map[string]bool{"A1": true, "C1": true, "X1": true, "U1": true}
 	h.invoices.unprinted = map[string]MissingInvoice{
 		"C1": {Stale: true, Reason: "its print data (invoice.ok, sequence 4) predates the order's last change (credit.ok c-1, sequence 7, transaction 1)"},
+		"U1": {Stale: true, Unverified: true, Reason: "its print data (invoice.ok, sequence 2) could not be checked"},
 		"X1": {Cancelled: true, Reason: "the order was cancelled (credit.cancelled x-1, sequence 8)"},
 	}
-	page := body(t, h.get("/invoices?shop=demo&order=A1&order=C1&order=X1&order=A9", "alice"), http.StatusOK)
+	page := body(t, h.get("/invoices?shop=demo&order=A1&order=C1&order=X1&order=U1&order=A9", "alice"), http.StatusOK)
 	mustContain(t, page, `data-order="A1"`, `data-testid="print-count" data-count="1"`,
 		`data-testid="invoices-missing">印刷データのない受注: <bdi>A9</bdi>`,
 		`data-testid="invoices-stale">印刷データが受注の最後の変更`, "請求書ダウンロードで取り直してください",
 		`<bdi title="its print data (invoice.ok, sequence 4) predates the order&#39;s last change (credit.ok c-1, sequence 7, transaction 1)" data-order="C1">C1</bdi>`,
-		`data-testid="invoices-cancelled">印刷データの取得後にキャンセルされたため印刷しない受注: <bdi title="the order was cancelled (credit.cancelled x-1, sequence 8)" data-order="X1">X1</bdi>`)
-	if strings.Contains(page, `<section class="invoice" data-shop="demo" data-order="C1"`) || strings.Contains(page, `<section class="invoice" data-shop="demo" data-order="X1"`) {
+		`data-testid="invoices-cancelled">印刷データの取得後にキャンセルされたため印刷しない受注: <bdi title="the order was cancelled (credit.cancelled x-1, sequence 8)" data-order="X1">X1</bdi>`,
+		`data-testid="invoices-unverified">印刷データが古く、その後の与信結果を確認しきれなかったため印刷しない受注`,
+		`<bdi title="its print data (invoice.ok, sequence 2) could not be checked" data-order="U1">U1</bdi>`)
+	if strings.Contains(page, `<section class="invoice" data-shop="demo" data-order="U1"`) ||
+		strings.Contains(page, `<section class="invoice" data-shop="demo" data-order="C1"`) || strings.Contains(page, `<section class="invoice" data-shop="demo" data-order="X1"`) {
 		t.Errorf("a sheet of a stale or cancelled order:\n%s", page)
 	}
 	if hc, _ := h.store.History(t.Context(), testShop, "C1"); slices.ContainsFunc(hc, func(e orderstate.Entry) bool { return e.Type == InvoiceAuditType }) {

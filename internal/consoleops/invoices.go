@@ -13,7 +13,8 @@ import (
 // Sheets renders the enclosed invoices of the shop's orders for printing: each order's current
 // print data in the outcome stream (invoiceprint.Find: its latest invoice.ok, at most
 // invoiceprint.DefaultScan of the shop's invoice.ok read back from the newest, unless a later
-// credit outcome of the order superseded it), laid out as HTML sheets, one per A4 page, in the
+// credit outcome of the order superseded it; print data older than the invoiceprint.DefaultCheck
+// credit outcomes of the shop the check reads is Unverified, not printed), laid out as HTML sheets, one per A4 page, in the
 // order given (an order given twice is printed once), with their stylesheet
 // (invoiceprint.Style). The sheets carry no style attributes and no scripts: the console serves
 // the CSS as a stylesheet of its own. missing lists, in the order given, the orders without a
@@ -47,7 +48,7 @@ func (o *Ops) Sheets(ctx context.Context, shop string, orders []string) (templat
 		if inv, ok := found.Invoices[order]; ok {
 			invoices = append(invoices, inv)
 		} else if sup, ok := found.Superseded[order]; ok {
-			missing = append(missing, console.MissingInvoice{Order: order, Stale: !sup.Cancelled(), Cancelled: sup.Cancelled(), Reason: sup.Reason()})
+			missing = append(missing, console.MissingInvoice{Order: order, Stale: !sup.Cancelled(), Cancelled: sup.Cancelled(), Unverified: sup.Unverified, Reason: sup.Reason()})
 		} else {
 			missing = append(missing, console.MissingInvoice{Order: order})
 		}

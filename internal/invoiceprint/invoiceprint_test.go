@@ -347,6 +347,80 @@ func TestFindSupersededByLaterCredit(t *testing.T) {
 	}
 }
 
+// TestFindCheckIsBounded: the check for a later credit outcome reads at most Search.Check of the
+// shop's credit outcomes, the newest, however many were stored since the oldest invoice found (a
+// busy shop, print data weeks old); an invoice older than those read is not reported current but
+// Unverified, with the reason, while one newer than them is checked and printed, and one whose
+// later outcome was read is superseded as before (docs/operations.md#invoice-print-shop-order).
+func TestFindCheckIsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, js := testenv.JetStream(t)
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESULTS", Subjects: []string{"credit.>", "shipment.>", "invoice.>"}, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	publish := func(eventType, order string) {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("demo:%s:%d:%s", order, n, eventType)
+		var data any = events.Credit{ShopID: "demo", OrderID: order, TransactionID: "11111111111", Result: "ok", Fee: 205, BilledAmount: 3155}
+		if eventType == events.TypeInvoiceOK {
+			data = events.Invoice{ShopID: "demo", OrderID: order, TransactionID: "11111111111", Invoice: printData("3155円")}
+		}
+		body, err := events.NewOutcome(id, eventType, "cause", time.Now(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishAsync(events.Subject(eventType, "demo"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(events.TypeInvoiceOK, "OLD-CHANGED")
+	publish(events.TypeCreditOK, "OLD-CHANGED") // superseded, but before the outcomes the check reads
+	publish(events.TypeInvoiceOK, "OLD")
+	const busy, check = 3000, 1000
+	for i := range busy {
+		publish(events.TypeCreditOK, fmt.Sprintf("F-%d", i))
+	}
+	publish(events.TypeInvoiceOK, "NEW")
+	publish(events.TypeInvoiceOK, "NEW-CHANGED")
+	publish(events.TypeCreditPending, "NEW-CHANGED")
+	for i := range 10 {
+		publish(events.TypeCreditOK, fmt.Sprintf("G-%d", i))
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishes not acknowledged")
+	}
+
+	found, err := Find(ctx, s, "demo", []string{"OLD", "OLD-CHANGED", "NEW", "NEW-CHANGED"}, Search{Check: check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found.Checked > check || !found.CheckLimited {
+		t.Errorf("checked %d credit outcomes (limited %v), want at most Check %d of the %d stored after the oldest invoice", found.Checked, found.CheckLimited, check, busy+12)
+	}
+	if inv, ok := found.Invoices["NEW"]; !ok || inv.Invoice.Fields["billedAmount"] != "3155円" {
+		t.Errorf("NEW: not printed (%+v), though every credit outcome after it was read", found.Superseded["NEW"])
+	}
+	if sup, ok := found.Superseded["NEW-CHANGED"]; !ok || sup.Unverified || sup.Type != events.TypeCreditPending {
+		t.Errorf("NEW-CHANGED: %+v (superseded %v), want superseded by its credit.pending", sup, ok)
+	}
+	for _, o := range []string{"OLD", "OLD-CHANGED"} {
+		if inv, ok := found.Invoices[o]; ok {
+			t.Errorf("%s: printed as current (invoice.ok sequence %d), though the credit outcomes after it were not all read", o, inv.Seq)
+		}
+		sup, ok := found.Superseded[o]
+		if !ok || !sup.Unverified || sup.Cancelled() || sup.Checked != found.Checked || sup.CheckedFrom <= sup.Invoice.Seq+1 ||
+			!strings.Contains(sup.Reason(), "could not be checked") || !strings.Contains(sup.Reason(), "fetch it again") {
+			t.Errorf("%s: %+v (found %v), reason %q; want it unverified, with why", o, sup, ok, sup.Reason())
+		}
+	}
+}
+
 // TestFieldNamesAreEscaped: an element's name comes from the print data too (the elements the
 // layout does not know, in its details also): it cannot close the attribute that names it.
 func TestFieldNamesAreEscaped(t *testing.T) {
