@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -317,6 +318,67 @@ func TestParkedEventsApplyInStreamOrder(t *testing.T) {
 				t.Errorf("shipments reported %v, outcomes %v; want none reported and shipment.ng: the tracking number was entered after the cancel", prov.slips, e.outs.ids)
 			}
 		})
+	}
+}
+
+// cancelFailsOnce is sentProvider whose first cancel fails transiently (ATODENE not answering).
+type cancelFailsOnce struct {
+	sentProvider
+	failed bool
+}
+
+func (p *cancelFailsOnce) Cancel(ctx context.Context, tx string) error {
+	p.mu.Lock()
+	first := !p.failed
+	p.failed = true
+	p.mu.Unlock()
+	if first {
+		return errors.New("modifytransaction.do: timeout")
+	}
+	return p.sentProvider.Cancel(ctx, tx)
+}
+
+// TestParkedEventWaitingForItsRetryIsNotOvertaken: a cancel and then a tracking number of the
+// same order wait, parked, for its registration; the cancel's call fails transiently when the
+// registration is recorded, and it waits for its retry. The tracking number, later in the stream,
+// waits behind it (it used to be reported at once, before the cancel): the park timer, due at the
+// cancel's retry, cancels the order, and the tracking number then finds it cancelled (shipment.ng,
+// nothing reported). docs/lifecycle.md#parked-events.
+func TestParkedEventWaitingForItsRetryIsNotOvertaken(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsOnce{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "Q-2"
+	handled(t,
+		e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)),                                     // parked: no record of the order
+		e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")),                   // parked too, after the cancel
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950))) // the cancel's call fails
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusOK || len(st.Parked) != 2 || len(prov.slips) != 0 || e.published(order, events.TypeShipmentOK) {
+		t.Fatalf("after the registration: status %q, %d parked, slips reported %v, outcomes %v; want ok, both still parked, nothing reported",
+			st.Status, len(st.Parked), prov.slips, e.outs.ids)
+	}
+	var retry time.Time
+	for _, p := range st.Parked {
+		if p.ID == "x-1" {
+			retry = p.RetryAt
+		} else if p.Tries != 0 || !p.RetryAt.IsZero() {
+			t.Errorf("the tracking number was tried (tries %d, retry at %v) while the cancel before it waited", p.Tries, p.RetryAt)
+		}
+	}
+	if retry.IsZero() || !st.ParkTimer.Equal(retry) {
+		t.Fatalf("park timer %v; want the cancel's retry %v", st.ParkTimer, retry)
+	}
+	e.clock.Advance(retry.Sub(e.clock.Now()))
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerParked}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusCancelled || len(st.Parked) != 0 {
+		t.Fatalf("after the retry: status %q, %d still parked; want cancelled, none", st.Status, len(st.Parked))
+	}
+	if len(prov.slips) != 0 || e.published(order, events.TypeShipmentOK) || !e.published(order, events.TypeShipmentNG) || !e.published(order, events.TypeCreditCancelled) {
+		t.Errorf("shipments reported %v, outcomes %v; want none reported, credit.cancelled and shipment.ng: the tracking number was entered after the cancel", prov.slips, e.outs.ids)
 	}
 }
 

@@ -87,12 +87,17 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
-// parkTimer is when the parked events of st next need their order's timer: the earliest of a
-// retry and of the time the oldest has waited too long; zero if nothing is parked.
+// parkTimer is when the parked events of st next need their order's timer: the earliest of the
+// retry of the first in stream order (those after it wait for it, applyParked, and are tried
+// when it is applied) and of the time the oldest has waited too long; zero if nothing is parked.
 func (o *Orders) parkTimer(st orderstate.State) time.Time {
 	var at time.Time
-	for _, p := range st.Parked {
-		for _, t := range []time.Time{p.Since.Add(o.ParkLimit), p.RetryAt} {
+	for i, p := range inStreamOrder(st.Parked) {
+		retry := p.RetryAt
+		if i > 0 {
+			retry = time.Time{}
+		}
+		for _, t := range []time.Time{p.Since.Add(o.ParkLimit), retry} {
 			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
 				at = t
 			}
@@ -106,11 +111,19 @@ func (o *Orders) parkTimer(st orderstate.State) time.Time {
 // permanent failure is dead-lettered; one that fails transiently stays parked with its try counted
 // and is tried again at its retry time (by the order's parked-event timer), and dead-lettered as exhausted
 // out of tries: it never holds up the settling of the state (an outcome waiting to be published).
+// No event is applied while one before it in the stream still waits (for its retry, or for its
+// order to get somewhere): the first that stays parked keeps those after it parked too, untried,
+// so that a tracking number entered after a cancel whose call failed is not reported before the
+// cancel is done; they are tried when it is applied.
 func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	parked := inStreamOrder(st.Parked)
 	var still []orderstate.Parked
 	changed := false
-	for _, p := range parked {
+	for i, p := range parked {
+		if len(still) > 0 { // an earlier one waits: the rest wait behind it, in stream order
+			still = append(still, parked[i:]...)
+			break
+		}
 		d, err := o.storedDecision(r.shop, p)
 		if err == nil && (p.RetryAt.After(o.Now()) || d.waits != nil && d.waits(st) != "") {
 			still = append(still, p)
