@@ -117,7 +117,11 @@ func (o *Ops) lookUp(ctx context.Context, seqs []uint64) ([]deadletter.Letter, [
 // (in a dry run: would be), or refused with the reason: no dead letter of the sequence ("no dead
 // letter N in stream DLQ"), a letter replayed Config.MaxReplays times already or that cannot be
 // replayed as it is (deadletter.Letter.Refusal), or one gone meanwhile (purged, or replayed, by
-// someone else since it was looked up: not published). The operator is
+// someone else since it was looked up: not published). A letter gone because it was replayed
+// (the same replay sent twice: a double click, the browser's resend) is a duplicate: published,
+// with the message ID of the replay the inbound stream holds, and nothing published again
+// ("duplicate: dead letter N was replayed already and removed; …"), when that replay is within
+// the stream's duplicate window (replayedBefore). The operator is
 // who asks (the console logs it); a replay publishes the letter's body as it is.
 //
 // Each letter replayed that names an order gets an entry of type ReplayedType in the order's
@@ -133,9 +137,26 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 	}
 	res, err := o.letters.Replay(ctx, found, deadletter.ReplayOptions{MaxReplays: o.cfg.MaxReplays, DryRun: dryRun})
 	noted := map[int]string{}
+	replays := map[uint64]replayCopy{} // the replays found of the letters gone, by sequence
 	for i, seq := range seqs {
 		j, ok := at[seq]
-		if !ok {
+		if !ok || j < len(res.Letters) && res.Letters[j].Gone {
+			// A letter gone (before the look-up, or since): the same replay sent twice (a double
+			// click, the browser's resend) finds it removed by the first; nothing is published.
+			gone := out[i]
+			if ok {
+				l := found[j]
+				gone = console.Outcome{Shop: l.Shop, Order: l.Order, Reason: res.Letters[j].Reason}
+			}
+			hit, seen := replays[seq]
+			if !seen {
+				var rerr error
+				if hit, rerr = o.replayedBefore(ctx, seq); rerr != nil {
+					gone.Reason += fmt.Sprintf("; whether it was replayed before could not be read: %v", rerr)
+				}
+				replays[seq] = hit
+			}
+			out[i] = o.replayGone(seq, gone, hit, dryRun)
 			continue
 		}
 		l := found[j]
@@ -198,6 +219,79 @@ func (o *Ops) Purge(ctx context.Context, operatorName string, seqs []uint64) ([]
 		out[i] = oc
 	}
 	return out, err
+}
+
+// replayCopy is a replay of a dead letter found in the inbound stream.
+type replayCopy struct {
+	stream      string
+	seq         uint64
+	msgID       string
+	shop, order string
+}
+
+// replayGone is the Outcome of the replay of dead letter seq, which is gone (gone: the outcome
+// said so far): when the inbound stream holds a replay of it (hit, from replayedBefore), it was
+// replayed already: a duplicate, published (in a dry run: not, nothing would be), with that
+// event's message ID, and nothing published again. Otherwise gone, as it is.
+func (o *Ops) replayGone(seq uint64, gone console.Outcome, hit replayCopy, dryRun bool) console.Outcome {
+	if hit.msgID == "" {
+		return gone
+	}
+	out := console.Outcome{Shop: hit.shop, Order: hit.order, MsgID: hit.msgID}
+	if dryRun {
+		out.Reason = fmt.Sprintf("dead letter %d was replayed already and removed (stream %s, sequence %d): nothing would be published", seq, hit.stream, hit.seq)
+		return out
+	}
+	out.Published = true
+	out.Reason = fmt.Sprintf("duplicate: dead letter %d was replayed already and removed; its replay stands: stream %s, sequence %d (nothing published again)",
+		seq, hit.stream, hit.seq)
+	return out
+}
+
+// replayedBefore looks in the inbound stream, newest first, among the messages stored within the
+// stream's duplicate window (at most editScanLimit of them), for the replay of dead letter seq:
+// its message ID replay:DLQ:SEQ:N (deadletter.Queue.Replay). The letter's sequence is the DLQ
+// stream's own: a replay stored before the DLQ stream was created (again) is of another letter,
+// and is no such replay. A replay older than the duplicate window is not looked for: the letter
+// is then said gone, as before. The window is the server's clock (the stream's times).
+func (o *Ops) replayedBefore(ctx context.Context, seq uint64) (replayCopy, error) {
+	var hit replayCopy
+	letters, err := o.cfg.JetStream.Stream(ctx, o.letters.Stream())
+	if err != nil {
+		return hit, fmt.Errorf("opening stream %s: %w", o.letters.Stream(), err)
+	}
+	created := letters.CachedInfo().Created
+	s, err := o.cfg.JetStream.Stream(ctx, o.cfg.Inbound)
+	if err != nil {
+		return hit, fmt.Errorf("opening stream %s: %w", o.cfg.Inbound, err)
+	}
+	window := s.CachedInfo().Config.Duplicates
+	if window <= 0 {
+		window = 2 * time.Minute // the server's default
+	}
+	since := time.Now().Add(-window)
+	if created.After(since) {
+		since = created
+	}
+	floor, err := streamscan.FirstSince(ctx, s, nil, since)
+	if err != nil || floor == 0 {
+		return hit, err
+	}
+	prefix := fmt.Sprintf("replay:%s:%d:", o.letters.Stream(), seq)
+	_, err = streamscan.Back{Stream: s, Floor: floor, Limit: editScanLimit}.Run(ctx, 0,
+		func(m jetstream.Msg, at uint64) error {
+			id := m.Headers().Get(jetstream.MsgIDHeader)
+			if !strings.HasPrefix(id, prefix) {
+				return nil
+			}
+			if md, err := m.Metadata(); err != nil || md.Timestamp.Before(created) {
+				return nil
+			}
+			shop, order := orderOf(m.Data())
+			hit = replayCopy{stream: s.CachedInfo().Config.Name, seq: at, msgID: id, shop: shop, order: order}
+			return nil
+		}, func() bool { return hit.msgID != "" })
+	return hit, err
 }
 
 // The types of the history entries of the dead letters an operator replayed or purged.

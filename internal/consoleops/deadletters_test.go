@@ -5,8 +5,11 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/console"
 	"github.com/atodene-worker/atodene-worker/internal/deadletter"
@@ -132,7 +135,8 @@ func TestDeadLetters(t *testing.T) {
 		t.Errorf("the replay: %+v %v", m, err)
 	}
 	again, err := e.ops.Replay(ctx, "alice", []uint64{3}, false)
-	if err != nil || len(again) != 1 || again[0].Published || again[0].Reason != "no dead letter 3 in stream DLQ" {
+	if err != nil || len(again) != 1 || !again[0].Published || again[0].MsgID != "replay:DLQ:3:1" ||
+		again[0].Reason != "duplicate: dead letter 3 was replayed already and removed; its replay stands: stream ORDERS, sequence 1 (nothing published again)" {
 		t.Errorf("a letter replayed already: %+v %v", again, err)
 	}
 
@@ -259,6 +263,75 @@ func TestListCapped(t *testing.T) {
 		if l.Body != nil {
 			t.Fatalf("letter %d listed with its body", l.Seq)
 		}
+	}
+}
+
+// TestReplaySentTwice: the second copy of a replay's confirmation (a double click, the browser's
+// resend), sent after the first or at the same time, finds the letter removed by the first: it
+// answers a duplicate, published, with the first copy's message ID and the letter's order, and
+// publishes nothing again (docs/console.md); a dry run of it says it was replayed, publishing
+// nothing. A replay of the letter of the same sequence from before the DLQ stream was created
+// again is of another letter: no duplicate (the letter's sequence alone decides nothing).
+func TestReplaySentTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.write(letter(7, "demo", "invalid", orderData("demo", "BAD-1", "2950"), 0)) // DLQ 1
+	first, err := e.ops.Replay(ctx, "alice", []uint64{1}, false)
+	if err != nil || len(first) != 1 || !first[0].Published || first[0].Order != "BAD-1" {
+		t.Fatalf("the first copy: %+v %v", first, err)
+	}
+	want := console.Outcome{Shop: "demo", Order: "BAD-1", Published: true, MsgID: "replay:DLQ:1:1",
+		Reason: "duplicate: dead letter 1 was replayed already and removed; its replay stands: stream ORDERS, sequence 1 (nothing published again)"}
+	second, err := e.ops.Replay(ctx, "alice", []uint64{1, 1}, false)
+	if err != nil || len(second) != 2 || second[0] != want || second[1] != want {
+		t.Errorf("the second copy: %+v %v\nwant %+v", second, err, want)
+	}
+	dry, err := e.ops.Replay(ctx, "alice", []uint64{1}, true)
+	if err != nil || len(dry) != 1 || dry[0].Published || dry[0].MsgID != "replay:DLQ:1:1" ||
+		dry[0].Reason != "dead letter 1 was replayed already and removed (stream ORDERS, sequence 1): nothing would be published" {
+		t.Errorf("a dry run of it: %+v %v", dry, err)
+	}
+	if n := e.msgs(e.orders); n != 1 {
+		t.Errorf("%d events in ORDERS, want 1", n)
+	}
+
+	// Two copies at once: one publishes, the other is a duplicate or finds the letter gone.
+	e.write(letter(8, "demo", "invalid", orderData("demo", "BAD-2", "2950"), 0)) // DLQ 2
+	var wg sync.WaitGroup
+	both := make([][]console.Outcome, 2)
+	errs := make([]error, 2)
+	for i := range both {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			both[i], errs[i] = e.ops.Replay(ctx, "alice", []uint64{2}, false)
+		}()
+	}
+	wg.Wait()
+	for i := range both {
+		if errs[i] != nil || len(both[i]) != 1 || !both[i][0].Published || both[i][0].Order != "BAD-2" {
+			t.Errorf("copy %d sent at once: %+v %v", i, both[i], errs[i])
+		}
+	}
+	if n := e.msgs(e.orders); n != 2 {
+		t.Errorf("%d events in ORDERS, want 2", n)
+	}
+
+	// The DLQ stream created again: its letter 1 is another letter than the one replayed.
+	if err := e.js.DeleteStream(ctx, "DLQ"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "DLQ", Subjects: []string{"dlq.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := e.ops.Replay(ctx, "alice", []uint64{1}, false)
+	if err != nil || len(other) != 1 || other[0].Published || other[0].Reason != "no dead letter 1 in stream DLQ" {
+		t.Errorf("sequence 1 of the DLQ stream created again: %+v %v", other, err)
+	}
+	if n := e.msgs(e.orders); n != 2 {
+		t.Errorf("%d events in ORDERS, want 2", n)
 	}
 }
 
