@@ -212,6 +212,11 @@ type decision struct {
 	parkAs string
 	// operator is who asked, for an operator event: recorded in the event's history entry.
 	operator string
+	// refused, if set (a due re-check), takes over when settling the order fails because ATODENE
+	// refused the shop's account (the report of a tracking number queued while the credit was
+	// under review): given the state as settle left it (its outbox published), it schedules the
+	// timer again for when the shop's calls resume (timerRefused) instead of failing it.
+	refused func(ctx context.Context, r *run, st orderstate.State, cause error) change
 }
 
 // change is what a decision came to: the next state (nil: nothing to write), the error to
@@ -402,8 +407,14 @@ func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *or
 // entry's is returned before anything is committed). err is a failure of the step itself.
 func (o *Orders) step(ctx context.Context, r *run, order string, lease *orderstate.Lease, d decision, st orderstate.State, rec orderstate.Record, applied *orderstate.Parked) (cur orderstate.State, next *orderstate.Parked, result, err error) {
 	before := st
-	if st, err = o.settleAndPut(ctx, r, order, st); err != nil {
-		return st, nil, nil, err
+	if settled, dirty, err := o.settle(ctx, r, order, st); err != nil {
+		if st, err = o.settleRefused(ctx, r, order, d, settled, err); err != nil {
+			return before, nil, nil, err
+		}
+	} else if dirty {
+		if st, err = o.Store.Put(ctx, r.shop.ID, order, settled, o.Now()); err != nil {
+			return before, nil, nil, err
+		}
 	}
 	// Each drop of copies follows a write whose outcomes are published: what the step does next
 	// may fail, and the next step starts from the state written, which no longer names them.
@@ -449,7 +460,11 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		}
 		settled, dirty, err := o.settle(ctx, r, order, cur)
 		if err != nil {
-			return cur, nil, nil, err
+			written, err := o.settleRefused(ctx, r, order, d, settled, err)
+			if err != nil {
+				return cur, nil, nil, err
+			}
+			cur, dirty = written, false
 		}
 		o.droppedFromState(ctx, r.shop.ID, order, st, cur) // settle published cur's outbox
 		if dirty {
@@ -649,6 +664,25 @@ func (o *Orders) entryOf(d decision, c change, r *run, st orderstate.State) orde
 	e := o.entry(d.ev, c, r, st)
 	e.Operator = d.operator
 	return e
+}
+
+// settleRefused handles cause, the failure of settling a timer's order, st as settle left it:
+// ATODENE refused the shop's account (reporting a queued tracking number), and the timer (d.refused)
+// is scheduled again, with st written and the history noting it, as any timer refused for the
+// account is; not dead-lettered, which would leave the report to a replay. Any other failure, or
+// one of an event, is returned as it is.
+func (o *Orders) settleRefused(ctx context.Context, r *run, order string, d decision, st orderstate.State, cause error) (orderstate.State, error) {
+	if d.refused == nil || !accountRefused(cause) {
+		return st, cause
+	}
+	c := d.refused(ctx, r, st, cause)
+	if c.err != nil || c.next == nil {
+		return st, c.err
+	}
+	if c.did != "" {
+		c.next.History = append(c.next.History, o.entryOf(d, c, r, st))
+	}
+	return o.Store.Put(ctx, r.shop.ID, order, *c.next, o.Now())
 }
 
 // settleAndPut settles st and writes what settling changed.

@@ -118,7 +118,13 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	case TimerInbox, TimerRetry: // taking the lease applies the inbox
 		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
-	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	// A re-check that decides the order OK reports the tracking number queued meanwhile (settle);
+	// that report refused for the shop's account schedules the re-check again, the decision
+	// recorded and published, and the re-check then come (the order OK) reports it.
+	refused := func(ctx context.Context, r *run, st orderstate.State, cause error) change {
+		return o.timerRefused(ctx, r, p, st, cause)
+	}
+	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, refused: refused, apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch {
 		case st.Status == orderstate.StatusNone:
 			// The order's state is gone (lost with Redis): a re-check has nothing to apply its answer to.

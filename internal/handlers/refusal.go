@@ -161,7 +161,9 @@ func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st ord
 		rs.Scheduled, rs.At, rs.Held = true, at, false
 	} else {
 		next.Seq = st.PollSeq // the state's own re-check, whichever series came due
-		st.PollScheduled, st.PollAt, st.PollHeld = true, at, false
+		if st.Status == orderstate.StatusPending {
+			st.PollScheduled, st.PollAt, st.PollHeld = true, at, false
+		} // else decided, its queued tracking number's report refused: the re-check comes to report it
 	}
 	if err := o.Polls.Schedule(ctx, next, at); err != nil {
 		return fail(err)

@@ -391,20 +391,23 @@ func (p *shipmentRefusing) ReportShipment(ctx context.Context, s atodene.Shipmen
 	return p.fakeProvider.ReportShipment(ctx, s)
 }
 
-// TestRecheckQueuedShipmentRefusedIsReportedByTheReplay: a due re-check decides the order OK, and
-// the report of the tracking number queued meanwhile is refused for the shop's account. The
-// re-check fails account-refused (dead-lettered, the one timer that is, as the docs say), with the
-// decision recorded and the tracking number still queued; replayed once the account is fixed, it
-// reports the tracking number.
-func TestRecheckQueuedShipmentRefusedIsReportedByTheReplay(t *testing.T) {
+// TestRecheckQueuedShipmentRefusedIsScheduledAgain: a due re-check decides the order OK, and the
+// report of the tracking number queued meanwhile is refused for the shop's account. The re-check
+// is not dead-lettered (it used to be, the one timer that was, left to a replay): as every timer
+// refused for the account, it is scheduled again for when the shop's calls resume, with its
+// decision recorded and published once, the tracking number still queued, and the refusal noted
+// once in the order's history. Refused again, it is scheduled again; once the account is accepted,
+// it reports the tracking number, once (docs/lifecycle.md#refusals-of-the-merchants-account).
+func TestRecheckQueuedShipmentRefusedIsScheduledAgain(t *testing.T) {
 	t.Parallel()
 	prov := &shipmentRefusing{}
 	prov.refused.Store(true)
 	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	shop := &handlers.Shop{ID: "shop-a", Provider: prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}}
 	store := newStore(t)
+	outs, polls := &flakyOutcomes{}, &timedPolls{}
 	o := newOrders(t, handlers.OrdersConfig{Store: store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
-		Outcomes: &flakyOutcomes{}, Polls: &timedPolls{}, Now: clk.Now})
+		Outcomes: outs, Polls: polls, Now: clk.Now})
 	ctx := context.Background()
 	st := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901", Fee: 205, BilledAmount: 3155,
 		PollScheduled: true, PollAt: clk.Now(), PollSince: clk.Now(), PollSeq: 1,
@@ -412,18 +415,56 @@ func TestRecheckQueuedShipmentRefusedIsReportedByTheReplay(t *testing.T) {
 	if _, err := store.Put(ctx, "shop-a", "o-1", st, clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	due := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: 1, At: clk.Now()}
-	wantReason(t, o.PollDue(ctx, due), handlers.ReasonAccountRefused)
-	if got, _ := store.Get(ctx, "shop-a", "o-1"); got.Status != orderstate.StatusOK || got.Shipment == nil || got.Shipment.Reported {
-		t.Fatalf("after the refusal: %s, shipment %+v; want ok, the tracking number queued", got.Status, got.Shipment)
+	published := func(typ string) int {
+		n := 0
+		for _, id := range outs.ids {
+			if strings.HasSuffix(id, ":"+typ) {
+				n++
+			}
+		}
+		return n
 	}
+	// check says the re-check was scheduled again, marked refused, for the end of a stop of stop
+	// from now, with the decision published once and the tracking number still queued.
+	check := func(step string, stop time.Duration) handlers.PollRequest {
+		t.Helper()
+		got, _ := store.Get(ctx, "shop-a", "o-1")
+		if got.Status != orderstate.StatusOK || got.Shipment == nil || got.Shipment.Reported {
+			t.Fatalf("%s: %s, shipment %+v; want ok, the tracking number queued", step, got.Status, got.Shipment)
+		}
+		last := polls.last(t, handlers.TimerPoll)
+		if !last.req.Refused || last.req.Seq != got.PollSeq || !afterTheStop(last.at, clk.Now().Add(stop), stop) || !last.req.At.Equal(last.at) {
+			t.Fatalf("%s: last re-check %+v at %s; want the state's series %d, marked refused, at the stop's end %s (+ up to a tenth of %s)",
+				step, last.req, last.at, got.PollSeq, clk.Now().Add(stop), stop)
+		}
+		if published(events.TypeCreditOK) != 1 || published(events.TypeShipmentOK)+published(events.TypeShipmentNG) != 0 || notDone(t, store, "o-1") != 1 {
+			t.Fatalf("%s: outcomes %v, %d history entries of the refusal; want credit.ok once, no shipment outcome, 1 entry", step, outs.ids, notDone(t, store, "o-1"))
+		}
+		return last.req
+	}
+	if err := o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: 1, At: clk.Now()}); err != nil {
+		t.Fatalf("the re-check whose queued tracking number's report was refused: %v; want it scheduled again, not dead-lettered", err)
+	}
+	next := check("refused", 30*time.Second)
+	clk.Advance(next.At.Sub(clk.Now()))
+	if err := o.PollDue(ctx, next); err != nil {
+		t.Fatalf("the re-check scheduled again, refused again: %v", err)
+	}
+	next = check("refused again", time.Minute)
+
 	prov.refused.Store(false)
-	clk.Advance(time.Minute)
-	if err := o.PollDue(ctx, due); err != nil {
-		t.Fatalf("the replayed re-check: %v", err)
+	clk.Advance(next.At.Sub(clk.Now()))
+	for range 2 { // the re-check, and a second delivery of it
+		if err := o.PollDue(ctx, next); err != nil {
+			t.Fatalf("the re-check after the fix: %v", err)
+		}
 	}
-	if got, _ := store.Get(ctx, "shop-a", "o-1"); got.Shipment == nil || !got.Shipment.Reported || prov.calls["shipment"] != 1 {
-		t.Fatalf("after the replay: shipment %+v, %d reports; want it reported once", got.Shipment, prov.calls["shipment"])
+	got, _ := store.Get(ctx, "shop-a", "o-1")
+	if got.Shipment == nil || !got.Shipment.Reported || prov.calls["shipment"] != 1 {
+		t.Fatalf("after the fix: shipment %+v, %d reports; want it reported once", got.Shipment, prov.calls["shipment"])
+	}
+	if published(events.TypeCreditOK) != 1 || published(events.TypeShipmentOK) != 1 {
+		t.Errorf("outcomes %v; want credit.ok and shipment.ok, once each", outs.ids)
 	}
 }
 
