@@ -31,35 +31,28 @@ func letterOf(l deadletter.Letter, body bool) console.Letter {
 }
 
 // List returns the dead letters that match f, oldest first, without their bodies (the newest
-// MaxListed of them when more match), and how many
-// letters each reason holds among those that match f but its reason (the tabs of the list): every
-// reason of the worker, 0 included, and any other a letter carries. A filter no letter can match
-// (a reason that is none, Until not after Since) is a *deadletter.FilterError; a missing stream
-// wraps jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
+// MaxListed of them when more match: the page says "the newest N of M", M its reason's count),
+// and how many letters each reason holds among those that match f but its reason (the tabs of
+// the list): every reason of the worker, 0 included, and any other a letter carries. It reads the
+// letters' headers, and the bodies of those it returns only (all of them with a shop filter: the
+// shop is read from the body), holding at most MaxListed (deadletter.Queue.List). A filter no
+// letter can match (a reason that is none, Until not after Since) is a *deadletter.FilterError; a
+// missing stream wraps jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
 func (o *Ops) List(ctx context.Context, f console.LetterFilter) ([]console.Letter, map[string]int, error) {
-	filter := deadletter.Filter{Reason: f.Reason, Shop: f.Shop, Since: f.Since, Until: f.Until}
-	if err := filter.Check(); err != nil {
-		return nil, nil, err
-	}
-	filter.Reason = "" // one read gives the counts of every reason, and the letters of f's
-	all, err := o.letters.List(ctx, filter)
+	filter := deadletter.Filter{Reason: f.Reason, Shop: f.Shop, Since: f.Since, Until: f.Until, Limit: MaxListed, Newest: true}
+	page, err := o.letters.List(ctx, filter)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []console.Letter
-	for _, l := range all {
-		if f.Reason == "" || l.Reason == f.Reason {
-			out = append(out, letterOf(l, false))
-		}
+	out := make([]console.Letter, 0, len(page.Letters))
+	for _, l := range page.Letters {
+		out = append(out, letterOf(l, false))
 	}
-	if len(out) > MaxListed {
-		out = out[len(out)-MaxListed:]
-	}
-	return out, deadletter.CountReasons(all), nil
+	return out, page.Counts, nil
 }
 
-// MaxListed bounds the letters List returns: the newest of those that match (the counts count
-// them all).
+// MaxListed bounds the letters List returns, and reads with their bodies: the newest of those
+// that match (the counts count them all).
 const MaxListed = 1000
 
 // Get returns the dead letter of sequence seq with its body, byte for byte (it holds the buyer's

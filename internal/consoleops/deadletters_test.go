@@ -256,7 +256,7 @@ func TestListCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != MaxListed || got[0].Seq != 3 || got[len(got)-1].Seq != MaxListed+2 || counts["invalid"] != MaxListed+2 {
+	if len(got) != MaxListed || got[0].Seq != 3 || got[0].Order != "C-3" || got[len(got)-1].Seq != MaxListed+2 || counts["invalid"] != MaxListed+2 {
 		t.Errorf("%d letters, %d to %d, counts %v", len(got), got[0].Seq, got[len(got)-1].Seq, counts)
 	}
 	for _, l := range got {

@@ -62,7 +62,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) []*jetstream.
 
 func presentLetters(t *testing.T, q *Queue) map[uint64]bool {
 	t.Helper()
-	ls, err := q.List(context.Background(), Filter{})
+	ls, err := q.All(context.Background(), Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestAttackReplayNoRespondersRetryReorders(t *testing.T) {
 	}
 	q, js := letters(t, ls...)
 	ordersTakesCreatedOnly(t, js)
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	paced := 0
 	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Pace: func(ctx context.Context) error {
 		if paced++; paced == 2 { // the stream comes (back) after the first re-publish was sent
@@ -186,7 +186,7 @@ func TestAttackReplayInvariants(t *testing.T) {
 				}
 			}
 			q, js := letters(t, ls...)
-			before, _ := q.List(ctx, Filter{})
+			before, _ := q.All(ctx, Filter{})
 			var given []Letter
 			for _, l := range before {
 				if l.Reason == "unknown-shop" {
@@ -303,7 +303,7 @@ func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
 	t.Run("purged", func(t *testing.T) {
 		t.Parallel()
 		q, js := letters(t, many(5)...)
-		all, _ := q.List(ctx, Filter{})
+		all, _ := q.All(ctx, Filter{})
 		if _, err := q.Purge(ctx, all[2:3], nil); err != nil { // the operator, meanwhile
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
 	t.Run("given-twice", func(t *testing.T) {
 		t.Parallel()
 		q, _ := letters(t, many(40)...)
-		all, _ := q.List(ctx, Filter{})
+		all, _ := q.All(ctx, Filter{})
 		given := append(all, all[5])
 		res, err := q.Replay(ctx, given, ReplayOptions{MaxReplays: 3})
 		if err != nil || res.Replayed != len(given) {
@@ -329,7 +329,7 @@ func TestAttackReplayLetterGoneMeanwhile(t *testing.T) {
 	t.Run("purge-purged", func(t *testing.T) {
 		t.Parallel()
 		q, _ := letters(t, many(2)...)
-		all, _ := q.List(ctx, Filter{})
+		all, _ := q.All(ctx, Filter{})
 		if _, err := q.Purge(ctx, all[:1], nil); err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +386,7 @@ func TestAttackReplayCancelledPurgeCounts(t *testing.T) {
 		ls[i].Subject = "orders.created.demo"
 	}
 	q, js := letters(t, ls...)
-	all, _ := q.List(context.Background(), Filter{})
+	all, _ := q.All(context.Background(), Filter{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	once := &sync.Once{}
@@ -425,7 +425,7 @@ func TestAttackReplayCancelledPurgeCounts(t *testing.T) {
 func TestAttackReplayCancelKeepsAcknowledged(t *testing.T) {
 	t.Parallel()
 	q, js := letters(t, many(600)...)
-	all, _ := q.List(context.Background(), Filter{})
+	all, _ := q.All(context.Background(), Filter{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := 0
@@ -462,7 +462,7 @@ func TestAttackReplayDuplicateOfAnotherLetter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	q, js := letters(t, many(3)...)
-	old, _ := q.List(ctx, Filter{})
+	old, _ := q.All(ctx, Filter{})
 	if _, err := q.Replay(ctx, old, ReplayOptions{MaxReplays: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -478,9 +478,9 @@ func TestAttackReplayDuplicateOfAnotherLetter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fresh, _ := q.List(ctx, Filter{})
+	fresh, _ := q.All(ctx, Filter{})
 	res, err := q.Replay(ctx, fresh, ReplayOptions{MaxReplays: 3})
-	left, _ := q.List(ctx, Filter{})
+	left, _ := q.All(ctx, Filter{})
 	orders, _ := js.Stream(ctx, "ORDERS")
 	info, _ := orders.Info(ctx)
 	stored := map[string]bool{}
@@ -526,7 +526,7 @@ func TestEditDuplicateOfAnotherLetterKeepsIt(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another event") || res.Removed {
 		t.Fatalf("edit of the new letter 1: %+v, %v; want it refused as a duplicate of another event, the letter kept", res, err)
 	}
-	if left, _ := q.List(ctx, Filter{}); len(left) != 1 || left[0].Order != "NEW-1" {
+	if left, _ := q.All(ctx, Filter{}); len(left) != 1 || left[0].Order != "NEW-1" {
 		t.Errorf("letters left: %+v; want NEW-1's", left)
 	}
 
@@ -537,7 +537,7 @@ func TestEditDuplicateOfAnotherLetterKeepsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _ := q.List(ctx, Filter{})
+	l, _ := q.All(ctx, Filter{})
 	msg := nats.NewMsg(dry.Subject)
 	msg.Data = dry.Event
 	msg.Header.Set(dlq.HeaderEditedFrom, "1")
@@ -588,7 +588,7 @@ func TestReplayDoesNotPublishALetterGoneMeanwhile(t *testing.T) {
 	t.Run("purged", func(t *testing.T) {
 		t.Parallel()
 		q, js := letters(t, many(3)...)
-		all, err := q.List(t.Context(), Filter{})
+		all, err := q.All(t.Context(), Filter{})
 		if err != nil || len(all) != 3 {
 			t.Fatal(all, err)
 		}
@@ -625,8 +625,8 @@ func TestReplayDoesNotPublishALetterGoneMeanwhile(t *testing.T) {
 		if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
 			t.Fatal(err)
 		}
-		listingB, _ := q.List(t.Context(), Filter{}) // B lists first (a paced run)
-		listingA, _ := q.List(t.Context(), Filter{Order: "O-1"})
+		listingB, _ := q.All(t.Context(), Filter{}) // B lists first (a paced run)
+		listingA, _ := q.All(t.Context(), Filter{Order: "O-1"})
 		if res, err := q.Replay(t.Context(), listingA, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 1 {
 			t.Fatalf("A: %+v %v", res, err)
 		}
@@ -661,12 +661,12 @@ func TestReplayALetterWithoutItsOriginalSubject(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	byShop, err := q.List(ctx, Filter{Shop: "shop-0"})
+	byShop, err := q.All(ctx, Filter{Shop: "shop-0"})
 	if err != nil || len(byShop) != 2 || byShop[1].Seq != 2 || byShop[1].Subject != "orders.created.shop-0" || byShop[1].Order != "X-1" ||
 		byShop[1].Unreplayable != "" {
 		t.Errorf("-shop shop-0: %+v %v, want letters 1 and 2 (headerless, orders.created.shop-0)", byShop, err)
 	}
-	all, _ := q.List(ctx, Filter{Reason: "unknown-shop"})
+	all, _ := q.All(ctx, Filter{Reason: "unknown-shop"})
 	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3})
 	if err != nil || len(all) != 5 || res.Replayed != 4 || res.Refused != 1 || res.RefusedLetters[0].Seq != 3 || !res.Letters[2].Refused ||
 		!strings.Contains(res.Letters[2].Reason, "nowhere.shop-0 is none the worker consumes") {
@@ -711,10 +711,10 @@ func TestReplayRefusesHostileHeaders(t *testing.T) {
 		}
 		rawLetter(t, js, l.subject, l.body, h)
 	}
-	if old, err := q.List(ctx, Filter{Until: time.Now().Add(-720 * time.Hour)}); err != nil || len(old) != 0 {
+	if old, err := q.All(ctx, Filter{Until: time.Now().Add(-720 * time.Hour)}); err != nil || len(old) != 0 {
 		t.Errorf("-until 720h selects %+v (%v): letters stored just now", old, err)
 	}
-	fresh, err := q.List(ctx, Filter{Since: time.Now().Add(-time.Minute)})
+	fresh, err := q.All(ctx, Filter{Since: time.Now().Add(-time.Minute)})
 	if err != nil || len(fresh) != 6 {
 		t.Errorf("-since 1m selects %d letters (%v), want the 6 stored just now", len(fresh), err)
 	}
@@ -748,7 +748,7 @@ func TestReplayRefusalClipsAHostileSubject(t *testing.T) {
 	q, js := letters(t)
 	long := "credit.ok." + strings.Repeat("x", 5000)
 	rawLetter(t, js, "dlq.orders.created.demo", `{"long":1}`, map[string]string{dlq.HeaderOriginalSubject: long, dlq.HeaderReason: "invalid"})
-	all, err := q.List(ctx, Filter{})
+	all, err := q.All(ctx, Filter{})
 	if err != nil || len(all) != 1 {
 		t.Fatalf("list: %d letters, %v", len(all), err)
 	}

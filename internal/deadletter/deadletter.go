@@ -183,6 +183,11 @@ type Filter struct {
 	// Since and Until bound the time the letter failed: Since inclusive, Until exclusive. Zero
 	// leaves a bound open.
 	Since, Until time.Time
+	// Limit is the most letters List returns (0: DefaultLimit; less than 0: all). All, Counts and
+	// the filter's matching ignore it.
+	Limit int
+	// Newest makes List keep the newest Limit letters that match rather than the oldest.
+	Newest bool
 }
 
 // FilterError is a filter that no dead letter can match: a reason that is none, a subject that
@@ -257,44 +262,149 @@ func (q *Queue) open(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
-// List returns the dead letters that match f, oldest first, bodies included. A filter no letter
-// can match is a *FilterError, before the server is asked; a missing stream wraps
-// jetstream.ErrStreamNotFound; other errors are the server's, or ctx's end.
-func (q *Queue) List(ctx context.Context, f Filter) ([]Letter, error) {
+// DefaultLimit is the most letters List returns when Filter.Limit is 0: a page an operator reads.
+const DefaultLimit = 1000
+
+// Listing is what List read: at most the filter's limit of the letters that match it, oldest
+// first, and how many match in all.
+type Listing struct {
+	// Letters are the letters that match, bodies included: the oldest Limit of them, or the newest
+	// with Filter.Newest, oldest first either way. A letter removed between List's two reads (replayed
+	// or purged meanwhile) is left out, though Matching counts it.
+	Letters []Letter
+	// Matching is how many letters matched the filter when the stream was read.
+	Matching int
+	// Truncated says the limit left letters out: Letters shows Limit of Matching.
+	Truncated bool
+	// Counts is how many letters each reason holds among those that match the filter but its
+	// Reason (CountReasons: every reason, 0 included).
+	Counts map[string]int
+}
+
+// List returns the dead letters that match f, at most f.Limit of them (0: DefaultLimit; less
+// than 0: all, as All), oldest first, bodies included, and how many match in all (Listing). It
+// holds no more than the limit of bodies at once, and reads no bodies but those it returns when
+// f has no Shop nor Order (which a letter's body says): it reads the matching letters' headers
+// first, then the bodies of those it keeps, one by one. A filter no letter can match is a
+// *FilterError, before the server is asked; a missing stream wraps jetstream.ErrStreamNotFound;
+// other errors are the server's, or ctx's end.
+func (q *Queue) List(ctx context.Context, f Filter) (Listing, error) {
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	return q.list(ctx, f, limit, true)
+}
+
+// All returns every dead letter that matches f, oldest first, bodies included: the selection of
+// a replay, which must publish each. It holds them all at once; List is the bounded read.
+func (q *Queue) All(ctx context.Context, f Filter) ([]Letter, error) {
+	res, err := q.list(ctx, f, -1, true)
+	return res.Letters, err
+}
+
+// AllHeaders returns every dead letter that matches f, oldest first, without its Body: the
+// selection of a purge, which needs the sequences only. It reads the letters' headers only, or,
+// when f has a Shop or an Order (which a letter's body says), each body in turn, holding none.
+func (q *Queue) AllHeaders(ctx context.Context, f Filter) ([]Letter, error) {
+	res, err := q.list(ctx, f, -1, false)
+	return res.Letters, err
+}
+
+// list is List with limit (less than 0: none), and the bodies of the letters returned when
+// bodies; a limit of 0 reads the counts only.
+func (q *Queue) list(ctx context.Context, f Filter, limit int, bodies bool) (Listing, error) {
 	if err := f.Check(); err != nil {
-		return nil, err
+		return Listing{}, err
 	}
 	s, err := q.open(ctx)
 	if err != nil {
-		return nil, err
+		return Listing{}, err
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.streamSubject()}, InactiveThreshold: 30 * time.Second})
+	// The shop and order of a letter are read from its body: a filter of them reads the bodies, the
+	// others the headers only.
+	// All (no limit, bodies) reads the bodies at once, rather than one by one after.
+	headersOnly := f.Shop == "" && f.Order == "" && (limit >= 0 || !bodies)
+	reason := f.Reason
+	f.Reason = ""
+	res := Listing{Counts: CountReasons(nil)}
+	var kept []Letter
+	err = q.scan(ctx, s, f.streamSubject(), headersOnly, func(l Letter) {
+		if !f.match(l) {
+			return
+		}
+		res.Counts[l.Reason]++
+		if reason != "" && l.Reason != reason {
+			return
+		}
+		res.Matching++
+		if !bodies {
+			l.Body = nil // its Shop and Order are read
+		}
+		switch {
+		case limit < 0 || len(kept) < limit:
+			kept = append(kept, l)
+		case limit > 0 && f.Newest:
+			kept = append(kept[1:], l)
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+		return Listing{}, err
 	}
-	var out []Letter
+	res.Truncated = limit >= 0 && res.Matching > limit
+	if !headersOnly || !bodies {
+		res.Letters = kept
+		return res, nil
+	}
+	res.Letters = make([]Letter, 0, len(kept))
+	for _, l := range kept {
+		m, err := get(ctx, s, q.stream, l.Seq)
+		if errors.Is(err, ErrNotFound) {
+			continue // replayed or purged since its headers were read
+		}
+		if err != nil {
+			return Listing{}, err
+		}
+		res.Letters = append(res.Letters, letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data))
+	}
+	return res, nil
+}
+
+// scan reads the letters stored on subject, oldest first, and hands each to visit; with
+// headersOnly, without its body (its Shop is then its subject's, its Order ""). Nothing is held
+// but the batch being read.
+func (q *Queue) scan(ctx context.Context, s jetstream.Stream, subject string, headersOnly bool, visit func(Letter)) error {
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: headersOnly, InactiveThreshold: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", q.stream, err)
+	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		msgs, err := c.Fetch(500, jetstream.FetchMaxWait(300*time.Millisecond))
 		if err != nil {
-			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+			return fmt.Errorf("reading stream %s: %w", q.stream, err)
 		}
 		n, left := 0, uint64(0)
 		for m := range msgs.Messages() {
 			n++
 			md, err := m.Metadata()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			left = md.NumPending
-			if l := letterOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), m.Data()); f.match(l) {
-				out = append(out, l)
+			var body []byte
+			if !headersOnly {
+				body = m.Data()
 			}
+			visit(letterOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Headers(), body))
 		}
 		if err := msgs.Error(); err != nil {
-			return nil, fmt.Errorf("reading stream %s: %w", q.stream, err)
+			return fmt.Errorf("reading stream %s: %w", q.stream, err)
 		}
 		if n == 0 || left == 0 {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -313,14 +423,16 @@ func CountReasons(letters []Letter) map[string]int {
 }
 
 // Counts returns how many letters matching f each reason holds (f.Reason is not applied: the
-// counts are the tabs of a list by reason), every reason included. Errors are List's.
+// counts are the tabs of a list by reason), every reason included. It holds no letter: it reads
+// the letters' headers only, or, when f has a Shop or an Order (which a letter's body says), each
+// body in turn. Errors are List's.
 func (q *Queue) Counts(ctx context.Context, f Filter) (map[string]int, error) {
 	f.Reason = ""
-	letters, err := q.List(ctx, f)
+	res, err := q.list(ctx, f, 0, false)
 	if err != nil {
 		return nil, err
 	}
-	return CountReasons(letters), nil
+	return res.Counts, nil
 }
 
 // ReasonCounts returns how many letters the stream holds by reason, as CountReasons counts them,

@@ -104,13 +104,22 @@ func TestListAndCounts(t *testing.T) {
 		{Filter{Since: failedAt.Add(2 * time.Minute)}, []uint64{2, 3}},
 		{Filter{Until: failedAt.Add(2 * time.Minute)}, []uint64{1}},
 	} {
-		ls, err := q.List(ctx, tc.f)
+		ls, err := q.All(ctx, tc.f)
 		var got []uint64
 		for _, l := range ls {
 			got = append(got, l.Seq)
 		}
 		if err != nil || len(got) != len(tc.want) || len(got) > 0 && got[0] != tc.want[0] {
-			t.Errorf("List(%+v) = %v %v, want %v", tc.f, got, err, tc.want)
+			t.Errorf("All(%+v) = %v %v, want %v", tc.f, got, err, tc.want)
+		}
+		page, err := q.List(ctx, tc.f) // the bounded read, two reads when the filter needs no body
+		got = nil
+		for _, l := range page.Letters {
+			got = append(got, l.Seq)
+		}
+		if err != nil || len(got) != len(tc.want) || len(got) > 0 && got[0] != tc.want[0] || page.Matching != len(tc.want) || page.Truncated ||
+			len(page.Letters) > 0 && page.Letters[0].Order == "" {
+			t.Errorf("List(%+v) = %v %+v %v, want %v", tc.f, got, page, err, tc.want)
 		}
 	}
 	counts, err := q.Counts(ctx, Filter{Reason: "invalid", Shop: "shop-b"})
@@ -132,7 +141,7 @@ func TestListAndCounts(t *testing.T) {
 	for _, f := range []Filter{{Reason: "unknown_shop"}, {Subject: "dlq.orders.>"}, {Subject: "orders..x"}, {Subject: "orders.>.x"},
 		{Since: failedAt, Until: failedAt}} {
 		var fe *FilterError
-		if _, err := q.List(ctx, f); !errors.As(err, &fe) {
+		if _, err := q.All(ctx, f); !errors.As(err, &fe) {
 			t.Errorf("List(%+v): %v, want a *FilterError", f, err)
 		}
 	}
@@ -147,7 +156,7 @@ func TestReplayAndPurge(t *testing.T) {
 		letter(1, "shop-b", "unknown-shop", small("shop-b", "B-1"), 0),
 		letter(2, "demo", "invalid", small("demo", "D-2"), 3),
 		letter(3, "demo", "invalid", small("demo", "D-3"), 1))
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	plan, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, DryRun: true})
 	if err != nil || plan.Planned != 2 || plan.Refused != 1 || plan.Replayed != 0 || len(plan.Groups) != 2 || plan.Groups[0] != (Group{"invalid", "orders.created.demo", 1}) {
 		t.Errorf("dry run: %+v %v", plan, err)
@@ -176,7 +185,7 @@ func TestReplayAndPurge(t *testing.T) {
 	if n, err := q.Purge(ctx, left, nil); err != nil || n != 1 {
 		t.Errorf("purge: %d %v", n, err)
 	}
-	if left, _ := q.List(ctx, Filter{}); len(left) != 0 {
+	if left, _ := q.All(ctx, Filter{}); len(left) != 0 {
 		t.Errorf("left after the purge: %+v", left)
 	}
 }
@@ -209,7 +218,7 @@ func TestEdit(t *testing.T) {
 	if err != nil || !dry.DryRun || dry.Removed || len(dry.Event) == 0 || dry.ID != "e-7" {
 		t.Errorf("dry run: %+v %v", dry, err)
 	}
-	if ls, _ := q.List(ctx, Filter{}); len(ls) != 2 {
+	if ls, _ := q.All(ctx, Filter{}); len(ls) != 2 {
 		t.Fatalf("the guards removed a letter: %d left", len(ls))
 	}
 
@@ -222,7 +231,7 @@ func TestEdit(t *testing.T) {
 	if err != nil || m.Header.Get(dlq.HeaderEditedFrom) != "1" || m.Header.Get(dlq.HeaderReplayCount) != "1" || m.Header.Get(dlq.HeaderPublishedSequence) != "7" {
 		t.Errorf("the edit's message: %+v %v", m, err)
 	}
-	if ls, _ := q.List(ctx, Filter{}); len(ls) != 1 || ls[0].Seq != 2 {
+	if ls, _ := q.All(ctx, Filter{}); len(ls) != 1 || ls[0].Seq != 2 {
 		t.Errorf("letters left: %+v", ls)
 	}
 }
@@ -241,7 +250,7 @@ func TestReplayCarriesTheTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	if res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 1 {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
@@ -297,7 +306,7 @@ func TestReplayMany(t *testing.T) {
 	ctx := context.Background()
 	const n = 3*replayWindow + 50
 	q, js := letters(t, many(n)...)
-	all, err := q.List(ctx, Filter{})
+	all, err := q.All(ctx, Filter{})
 	if err != nil || len(all) != n {
 		t.Fatalf("List: %d letters, %v", len(all), err)
 	}
@@ -311,7 +320,7 @@ func TestReplayMany(t *testing.T) {
 			t.Errorf("outcome %d: %+v", i, o)
 		}
 	}
-	if left, err := q.List(ctx, Filter{}); err != nil || len(left) != 0 {
+	if left, err := q.All(ctx, Filter{}); err != nil || len(left) != 0 {
 		t.Errorf("%d letters left: %v", len(left), err)
 	}
 	ids := replays(t, js, "ORDERS")
@@ -344,7 +353,7 @@ func TestReplayFailure(t *testing.T) {
 		Discard: jetstream.DiscardNew, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	done := 0
 	res, replayErr := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }})
 	want := fmt.Sprintf("after %d replayed: re-publishing dead letter 41 to orders.nowhere.shop-1: ", res.Replayed)
@@ -354,7 +363,7 @@ func TestReplayFailure(t *testing.T) {
 	if done != res.Replayed {
 		t.Errorf("done %d times, replayed %d", done, res.Replayed)
 	}
-	left, err := q.List(ctx, Filter{})
+	left, err := q.All(ctx, Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +413,7 @@ func TestReplayPaceFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	q, js := letters(t, many(50)...)
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	paced, done := 0, 0
 	stop := errors.New("rate limit gone")
 	res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3, Done: func() { done++ }, Pace: func(context.Context) error {
@@ -421,7 +430,7 @@ func TestReplayPaceFails(t *testing.T) {
 			t.Errorf("letter %d replayed %v", o.Seq, o.Replayed)
 		}
 	}
-	if left, _ := q.List(ctx, Filter{}); len(left) != 20 || left[0].Seq != 31 {
+	if left, _ := q.All(ctx, Filter{}); len(left) != 20 || left[0].Seq != 31 {
 		t.Errorf("%d letters left", len(left))
 	}
 	if ids := replays(t, js, "ORDERS"); len(ids) != 30 {
@@ -444,7 +453,7 @@ func TestReplayKeepsTheLettersBetween(t *testing.T) {
 		ls[i] = letter(uint64(i+1), "demo", "unknown-shop", small("demo", "D-"+strconv.Itoa(i+1)), replays)
 	}
 	q, js := letters(t, ls...)
-	all, _ := q.List(ctx, Filter{})
+	all, _ := q.All(ctx, Filter{})
 	var asked []Letter
 	for _, l := range all {
 		if l.Seq != 1 && l.Seq != 80 { // the first letter of the subject, and one further on
@@ -463,7 +472,7 @@ func TestReplayKeepsTheLettersBetween(t *testing.T) {
 			}
 		}
 	}
-	left, _ := q.List(ctx, Filter{})
+	left, _ := q.All(ctx, Filter{})
 	if len(left) != 3 || left[0].Seq != 1 || left[1].Seq != 61 || left[2].Seq != 80 || done != 97 {
 		var seqs []uint64
 		for _, l := range left {
@@ -484,11 +493,11 @@ func TestReplayKeepsTheLettersBetween(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all, _ = q.List(ctx, Filter{})
+	all, _ = q.All(ctx, Filter{})
 	if res, err := q.Replay(ctx, all, ReplayOptions{MaxReplays: 3}); err != nil || res.Replayed != 31 || res.Refused != 1 {
 		t.Errorf("the last replay: %+v %v", res, err)
 	}
-	if left, _ := q.List(ctx, Filter{}); len(left) != 1 || left[0].Seq != 61 {
+	if left, _ := q.All(ctx, Filter{}); len(left) != 1 || left[0].Seq != 61 {
 		t.Errorf("left: %+v", left)
 	}
 }

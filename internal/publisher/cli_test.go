@@ -387,3 +387,27 @@ func TestReplaySaysWhichLettersCannotBeReplayed(t *testing.T) {
 		t.Errorf("%d letters left, want the refused one", n)
 	}
 }
+
+// TestDlqLsLimit: dlq ls lists at most -limit letters, the oldest, and says how many match when
+// it left some out, on stdout after the table, on stderr with -json; a -limit below 1 is a usage
+// error.
+func TestDlqLsLimit(t *testing.T) {
+	t.Parallel()
+	url, _ := deadLetters(t, deadLetter(1, "shop-b", handlers.ReasonExhausted.String(), 1, 0),
+		deadLetter(2, "shop-b", handlers.ReasonExhausted.String(), 1, 0), deadLetter(3, "shop-b", handlers.ReasonExhausted.String(), 1, 0))
+	r := runPublisher(t, url, "", false, "dlq", "ls", "-limit", "2")
+	if r.err != nil || !strings.Contains(r.stdout, "showing the first 2 of 3 dead letters that match (-limit 2)") || strings.Contains(r.stdout, "O-3") ||
+		!strings.Contains(r.stdout, "O-1") || !strings.Contains(r.stdout, "O-2") {
+		t.Errorf("dlq ls -limit 2: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	r = runPublisher(t, url, "", false, "dlq", "ls", "-limit", "2", "-json")
+	if r.err != nil || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stderr, "showing the first 2 of 3 dead letters that match") {
+		t.Errorf("dlq ls -limit 2 -json: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	if r := runPublisher(t, url, "", false, "dlq", "ls", "-limit", "3"); r.err != nil || !strings.Contains(r.stdout, "3 dead letters") || strings.Contains(r.stdout, "showing") {
+		t.Errorf("dlq ls -limit 3: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	if r := runPublisher(t, url, "", false, "dlq", "ls", "-limit", "0"); !errors.As(r.err, new(UsageError)) {
+		t.Errorf("dlq ls -limit 0: err = %v, want a usage error", r.err)
+	}
+}

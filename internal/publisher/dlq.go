@@ -100,16 +100,21 @@ type selection struct {
 	queue   *deadletter.Queue
 	opts    dlqOpts
 	letters []deadletter.Letter
+	// limit, when set (dlq ls -limit), bounds the letters read: page says how many matched.
+	limit *int
+	page  deadletter.Listing
+	// noBodies reads the letters without their bodies (dlq purge).
+	noBodies bool
 }
 
 // selectLetters parses a dead-letter command's flags (the filters, the connection flags, plus
 // those extra binds; description heads its -h), connects, and reads the matching dead letters.
 // The caller closes sel.nc.
-func (a *App) selectLetters(ctx context.Context, name, description string, args []string, extra func(*flag.FlagSet)) (*selection, error) {
+func (a *App) selectLetters(ctx context.Context, name, description string, args []string, extra func(*flag.FlagSet, *selection)) (*selection, error) {
 	sel := &selection{}
 	fs := a.flagSet(name)
 	sel.opts.bind(fs)
-	extra(fs)
+	extra(fs, sel)
 	a.bindConnection(fs)
 	a.setUsage(fs, name+" [filters] [flags]", description+`The filters (-subject, -reason, -shop, -order, -since, -until) select the dead letters; all must match.
 `)
@@ -123,12 +128,26 @@ func (a *App) selectLetters(ctx context.Context, name, description string, args 
 	if err := sel.opts.filter.resolve(time.Now()); err != nil {
 		return nil, err
 	}
+	if sel.limit != nil && *sel.limit < 1 {
+		return nil, usagef("%s -limit %d: want at least 1", name, *sel.limit)
+	}
 	var js jetstream.JetStream
 	if sel.nc, js, err = a.connect(); err != nil {
 		return nil, err
 	}
 	sel.queue = deadletter.New(js, sel.opts.stream)
-	if sel.letters, err = sel.queue.List(ctx, sel.opts.filter.selects()); err != nil {
+	switch {
+	case sel.limit != nil: // a listing reads a page: the headers of all, the bodies of the page only
+		f := sel.opts.filter.selects()
+		f.Limit = *sel.limit
+		sel.page, err = sel.queue.List(ctx, f)
+		sel.letters = sel.page.Letters
+	case sel.noBodies: // a purge acts on every letter that matches, by its sequence
+		sel.letters, err = sel.queue.AllHeaders(ctx, sel.opts.filter.selects())
+	default: // a replay publishes every letter that matches
+		sel.letters, err = sel.queue.All(ctx, sel.opts.filter.selects())
+	}
+	if err != nil {
 		sel.nc.Close()
 		return nil, a.where(err)
 	}
@@ -156,19 +175,28 @@ var dlqCommands = group{name: "dlq", usage: dlqUsage, subs: []sub{
 
 func (a *App) dlqList(ctx context.Context, args []string) error {
 	var asJSON *bool
-	sel, err := a.selectLetters(ctx, "dlq ls", "Lists the dead letters that match, oldest first.\n", args, func(fs *flag.FlagSet) {
+	sel, err := a.selectLetters(ctx, "dlq ls", "Lists the dead letters that match, oldest first: the first -limit of them, and how many match.\n", args, func(fs *flag.FlagSet, sel *selection) {
 		asJSON = fs.Bool("json", false, "print JSON lines, one dead letter a line, instead of a table")
+		sel.limit = fs.Int("limit", deadletter.DefaultLimit, "list at most `n` dead letters, the oldest that match (counting them all); 0 lists none")
 	})
 	if err != nil {
 		return err
 	}
 	defer sel.nc.Close()
 	ls := sel.letters
+	// The letters past -limit are not read: say so, never a silent cut.
+	more := ""
+	if sel.page.Truncated {
+		more = fmt.Sprintf("showing the first %d of %d dead letters that match (-limit %d): narrow the filters, or raise -limit", len(ls), sel.page.Matching, *sel.limit)
+	}
 	if *asJSON {
 		for _, l := range ls {
 			if err := a.printJSON(l); err != nil {
 				return err
 			}
+		}
+		if more != "" {
+			fmt.Fprintf(a.Stderr, "publisher: dlq ls: %s\n", more)
 		}
 		return nil
 	}
@@ -182,6 +210,10 @@ func (a *App) dlqList(ctx context.Context, args []string) error {
 	}
 	if err := tb.Write(a.Stdout); err != nil {
 		return err
+	}
+	if more != "" {
+		fmt.Fprintln(a.Stdout, more)
+		return nil
 	}
 	fmt.Fprintf(a.Stdout, "%d dead letters\n", len(ls))
 	return nil
@@ -252,7 +284,7 @@ func (a *App) dlqReplay(ctx context.Context, args []string) error {
 	)
 	sel, err := a.selectLetters(ctx, "dlq replay", `Re-publishes each dead letter that matches to its original subject, and removes it once the server
 acknowledged the re-publish. A run that replays nothing because every letter was refused fails (status 1).
-`, args, func(fs *flag.FlagSet) {
+`, args, func(fs *flag.FlagSet, _ *selection) {
 		dry = fs.Bool("dry-run", false, "print what would be replayed, with counts, and change nothing")
 		rate = fs.Float64("rate", 0, "replays per `second` (0: as fast as acknowledgements come)")
 		maxReplays = fs.Int("max-replays", 3, "refuse dead letters already replayed this many `times`")
@@ -344,7 +376,8 @@ func (a *App) printPlan(res deadletter.ReplayResult) {
 
 func (a *App) dlqPurge(ctx context.Context, args []string) error {
 	var yes, asJSON *bool
-	sel, err := a.selectLetters(ctx, "dlq purge", "Deletes the dead letters that match for good, after asking on the terminal unless -yes.\n", args, func(fs *flag.FlagSet) {
+	sel, err := a.selectLetters(ctx, "dlq purge", "Deletes the dead letters that match for good, after asking on the terminal unless -yes.\n", args, func(fs *flag.FlagSet, sel *selection) {
+		sel.noBodies = true
 		yes = fs.Bool("yes", false, "do not ask for confirmation")
 		asJSON = fs.Bool("json", false, `print the result as one JSON object: {"purged": N}`)
 	})
