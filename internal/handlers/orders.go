@@ -210,6 +210,9 @@ type decision struct {
 	first *orderstate.State
 	// parkAs is the kind of a parked event, of which an order keeps one (parkTracking, parkCancel).
 	parkAs string
+	// placed marks a parked event being applied at its place among its order's parked events
+	// (applyParked): the events before it are done with, and it is not held behind the others.
+	placed bool
 	// operator is who asked, for an operator event: recorded in the event's history entry.
 	operator string
 	// refused, if set (a due re-check), takes over when settling the order fails because ATODENE
@@ -619,6 +622,9 @@ func (o *Orders) decide(ctx context.Context, r *run, order string, d decision, s
 		if waits := d.waits(st); waits != "" {
 			return o.park(ctx, r.shop.ID, order, d, st, waits)
 		}
+	}
+	if waits := waitingBefore(d, st); waits != "" {
+		return o.park(ctx, r.shop.ID, order, d, st, waits)
 	}
 	c := d.apply(ctx, r, st)
 	if d.ordered == nil || pos.seq == 0 {

@@ -90,11 +90,16 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 // parkTimer is when the parked events of st next need their order's timer: the earliest of the
 // retry of the first in stream order (those after it wait for it, applyParked, and are tried
 // when it is applied) and of the time the oldest has waited too long; zero if nothing is parked.
+// A retry whose time has passed counts for nothing: settle has just tried an event whose retry
+// was due, so the first event still waiting with such a retry waits for its order again (a
+// registration under way once more), and only its deadline is due; the past time would hide
+// that deadline (equal to the timer set for the retry, nothing is scheduled) or, scheduled,
+// fire at once.
 func (o *Orders) parkTimer(st orderstate.State) time.Time {
 	var at time.Time
 	for i, p := range inStreamOrder(st.Parked) {
 		retry := p.RetryAt
-		if i > 0 {
+		if i > 0 || !retry.After(o.Now()) {
 			retry = time.Time{}
 		}
 		for _, t := range []time.Time{p.Since.Add(o.ParkLimit), retry} {
@@ -136,6 +141,10 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			if p.Tries >= o.MaxAttempts-1 {
 				d.apply = exhaustedAfter(d.apply)
 			}
+			// Those before it are applied or dead-lettered, and it applies at its place, which
+			// may be before its own position (a later event of its kind that replaced one): it is
+			// not held behind the parked events (waitingBefore), which this loop keeps in order.
+			d.placed = true
 			c = o.decide(ctx, r, order, d, st)
 		}
 		changed = true
@@ -161,6 +170,40 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 	}
 	st.Parked = still // the settle step sets the order's parked-event timer for the retries
 	return st, changed, nil
+}
+
+// waitingBefore says what the event d waits for when an event of its order published before it
+// still waits, parked ("" when none does): a tracking number or a cancel (order.cancelled,
+// order.updated billed 0: the events ordered by the stream that park) is not applied before it,
+// whatever it waits for (its retry, its order, an operator's resolution), but parked behind it,
+// and applied after it in stream order (applyParked), as the parked events after it are. Before
+// it means before the first parked event in stream order (inStreamOrder: by its place, a
+// replayed dead letter's by the position it was first published at); an event before that one is
+// not held, nor is one without a stream position, nor a parked event being applied at its place
+// (decision.placed). An order.created or order.updated that registers or changes the order is not
+// held: its registration cannot be made while the parked events are applied (it writes its
+// intent, which replaces the state being settled).
+func waitingBefore(d decision, st orderstate.State) string {
+	pos := d.ev.position()
+	if d.ordered == nil || d.parkAs == "" || d.placed || pos.seq == 0 || len(st.Parked) == 0 {
+		return ""
+	}
+	first := inStreamOrder(st.Parked)[0]
+	place := parkedPlace(first)
+	if place.seq == 0 || !pos.after(place) {
+		return ""
+	}
+	what := "the event"
+	if k, ok := parkedKind[first.Kind]; ok {
+		what = "the " + k
+	} else if first.Kind == parkInvoice {
+		what = "the invoice request"
+	}
+	why := "to be applied"
+	if !first.RetryAt.IsZero() {
+		why = "to be retried and applied"
+	}
+	return what + " published before it (event " + first.ID + ") " + why
 }
 
 // inStreamOrder returns the parked events ps in the order the shop published them, by their place

@@ -1,0 +1,304 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+)
+
+// Parked events and the events handled while they wait (docs/lifecycle.md#parked-events): no
+// tracking number or cancel is applied while an event of its order published before it waits,
+// parked, and the order's park timer keeps the -park-limit deadline.
+
+// cancelAlwaysFails is sentProvider whose cancels always fail transiently.
+type cancelAlwaysFails struct{ sentProvider }
+
+func (p *cancelAlwaysFails) Cancel(context.Context, string) error {
+	p.count("cancel")
+	return errors.New("modifytransaction.do: timeout")
+}
+
+// outcomes counts the outcomes of type typ published for order of shop-a.
+func (e *env) outcomes(order, typ string) int {
+	n := 0
+	for _, id := range e.outs.ids {
+		if strings.HasPrefix(id, "shop-a:"+order+":") && strings.HasSuffix(id, ":"+typ) {
+			n++
+		}
+	}
+	return n
+}
+
+// parkedTimer fires the order's parked-event timer at its time, twice (a redelivery).
+func (e *env) parkedTimer(t *testing.T, order string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.store.Get(ctx, "shop-a", order)
+	if err != nil || st.ParkTimer.IsZero() {
+		t.Fatalf("park timer of %s: %v, %v", order, st.ParkTimer, err)
+	}
+	e.clock.Advance(st.ParkTimer.Sub(e.clock.Now()))
+	timer := handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerParked}
+	for range 2 {
+		if err := e.o.PollDue(ctx, timer); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTrackingNumberWaitsBehindACancelWaitingForItsRetry: a cancel (seq 2) waits, parked, for an
+// order the worker has no record of; the creation (seq 1) registers the order and the cancel's call
+// fails transiently: it waits for its retry. A tracking number entered after the cancel (seq 3),
+// handled now, used to be reported at once (shipment.ok, which starts billing) before the cancel
+// was done. It waits, parked, behind the cancel, untried; the park timer, at the cancel's retry,
+// cancels the order and the tracking number then finds it cancelled: shipment.ng, nothing reported,
+// one outcome each, also when the timer is delivered again.
+func TestTrackingNumberWaitsBehindACancelWaitingForItsRetry(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsOnce{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-1"
+	handled(t,
+		e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)),
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusOK || len(st.Parked) != 1 || st.Parked[0].RetryAt.IsZero() {
+		t.Fatalf("setup: status %q, parked %+v; want ok, the cancel waiting for its retry", st.Status, st.Parked)
+	}
+	retry := st.Parked[0].RetryAt
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")))
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if len(prov.slips) != 0 || e.outcomes(order, events.TypeShipmentOK)+e.outcomes(order, events.TypeShipmentNG) != 0 {
+		t.Fatalf("the tracking number entered after the cancel was applied while the cancel waited for its retry: slips %v, outcomes %v", prov.slips, e.outs.ids)
+	}
+	if len(st.Parked) != 2 || !st.ParkTimer.Equal(retry) {
+		t.Fatalf("parked %+v, park timer %v; want the cancel and the tracking number behind it, the timer at the cancel's retry %v", st.Parked, st.ParkTimer, retry)
+	}
+	for _, p := range st.Parked {
+		if p.ID == "t-1" && (p.Tries != 0 || !p.RetryAt.IsZero()) {
+			t.Errorf("the tracking number was tried (tries %d, retry at %v) while the cancel before it waited", p.Tries, p.RetryAt)
+		}
+	}
+	e.parkedTimer(t, order)
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusCancelled || len(st.Parked) != 0 || !st.ParkTimer.IsZero() {
+		t.Fatalf("after the cancel's retry: status %q, %d parked, park timer %v; want cancelled, none, none", st.Status, len(st.Parked), st.ParkTimer)
+	}
+	if len(prov.slips) != 0 || prov.calls["cancel"] != 1 || e.outcomes(order, events.TypeCreditCancelled) != 1 ||
+		e.outcomes(order, events.TypeShipmentNG) != 1 || e.outcomes(order, events.TypeShipmentOK) != 0 || len(e.letters.letters) != 0 {
+		t.Errorf("slips %v, cancels %d, outcomes %v, letters %d; want nothing reported, the cancel done once, credit.cancelled and shipment.ng once each, no letter",
+			prov.slips, prov.calls["cancel"], e.outs.ids, len(e.letters.letters))
+	}
+}
+
+// TestCancelWaitsBehindATrackingNumberWaitingForItsRetry: the mirror case. A tracking number (seq
+// 2) waits, parked, for the order's registration; the creation (seq 1) registers it and the
+// tracking number's report fails transiently: it waits for its retry. The shop's cancel (seq 3),
+// handled now, used to cancel the order at once, and the tracking number, entered before it, was
+// then refused (shipment.ng). It waits, parked, behind the tracking number, with no call; at the
+// retry the tracking number is reported (shipment.ok), then the credit cancelled, once each.
+func TestCancelWaitsBehindATrackingNumberWaitingForItsRetry(t *testing.T) {
+	t.Parallel()
+	prov := &shipmentFails{failing: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-2"
+	handled(t,
+		e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")),
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusOK || len(st.Parked) != 1 || st.Parked[0].RetryAt.IsZero() {
+		t.Fatalf("setup: status %q, parked %+v; want ok, the tracking number waiting for its retry", st.Status, st.Parked)
+	}
+	prov.failing = false
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusOK || len(st.Parked) != 2 || prov.calls["cancel"] != 0 || e.outcomes(order, events.TypeCreditCancelled) != 0 {
+		t.Fatalf("the cancel entered after the tracking number was applied while the tracking number waited for its retry: status %q, %d parked, cancels %d, outcomes %v",
+			st.Status, len(st.Parked), prov.calls["cancel"], e.outs.ids)
+	}
+	e.parkedTimer(t, order)
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusCancelled || len(st.Parked) != 0 {
+		t.Fatalf("after the retry: status %q, %d parked; want cancelled, none", st.Status, len(st.Parked))
+	}
+	if prov.calls["shipment"] != 1 || prov.calls["cancel"] != 1 || e.outcomes(order, events.TypeShipmentOK) != 1 ||
+		e.outcomes(order, events.TypeShipmentNG) != 0 || e.outcomes(order, events.TypeCreditCancelled) != 1 {
+		t.Errorf("reports %d, cancels %d, outcomes %v; want the tracking number entered before the cancel reported (shipment.ok), then the credit cancelled, once each",
+			prov.calls["shipment"], prov.calls["cancel"], e.outs.ids)
+	}
+}
+
+// TestEventsBeforeTheParkedOneAreNotHeld: a tracking number published before the cancel that waits
+// for its retry (seq 5) is not held behind it: it is reported at once, as in stream order. A
+// replayed dead letter is placed by the sequence it was first published at: one first published
+// before the cancel is reported at once, one first published after it waits.
+func TestEventsBeforeTheParkedOneAreNotHeld(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		seq, published uint64
+		held           bool
+	}{
+		{name: "earlier in the stream", seq: 3},
+		{name: "replay of one published earlier", seq: 9, published: 3},
+		{name: "replay of one published later", seq: 9, published: 6, held: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prov := &cancelFailsOnce{}
+			e, ctx := newEnv(t, prov), context.Background()
+			const order = "PK-4"
+			tracking := trackingEvent("t-1", order, tc.seq, "1111-2222-3333")
+			tracking.Published = tc.published
+			handled(t,
+				e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 5)),
+				e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)),
+				e.o.TrackingEntered(ctx, tracking))
+			st, _ := e.store.Get(ctx, "shop-a", order)
+			if tc.held {
+				if len(st.Parked) != 2 || len(prov.slips) != 0 {
+					t.Fatalf("%d parked, slips %v; want the tracking number held behind the cancel, not reported", len(st.Parked), prov.slips)
+				}
+			} else if len(st.Parked) != 1 || len(prov.slips) != 1 || e.outcomes(order, events.TypeShipmentOK) != 1 {
+				t.Fatalf("%d parked, slips %v, outcomes %v; want the tracking number published before the cancel reported at once", len(st.Parked), prov.slips, e.outs.ids)
+			}
+			e.parkedTimer(t, order)
+			st, _ = e.store.Get(ctx, "shop-a", order)
+			if st.Status != orderstate.StatusCancelled || len(st.Parked) != 0 || e.outcomes(order, events.TypeCreditCancelled) != 1 ||
+				e.outcomes(order, events.TypeShipmentOK)+e.outcomes(order, events.TypeShipmentNG) != 1 {
+				t.Errorf("status %q, %d parked, outcomes %v; want cancelled, none parked, one outcome each", st.Status, len(st.Parked), e.outs.ids)
+			}
+		})
+	}
+}
+
+// TestPastRetryDoesNotHideTheParkDeadline: the first parked event (a tracking number) was tried and
+// failed transiently (a retry time), then its order went back to waiting (a registration under way
+// again: 与信を実行 after a cancel, its call failing). The park timer fires at the retry and finds
+// the event waiting again. The park timer used to stay at the retry's past time, equal to the one
+// set, so no timer was scheduled and the event waited for ever; it is now scheduled for the
+// event's -park-limit deadline (not for the past time, which would fire at once, again and again),
+// where the event is dead-lettered no-transaction.
+func TestPastRetryDoesNotHideTheParkDeadline(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &sentProvider{}), context.Background()
+	const order = "PK-5"
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")))
+	st, err := e.store.Get(ctx, "shop-a", order)
+	if err != nil || len(st.Parked) != 1 {
+		t.Fatalf("setup: %v, %+v", err, st)
+	}
+	since := st.Parked[0].Since
+	st.Status = orderstate.StatusRegistering
+	st.Parked[0].Tries, st.Parked[0].LastError = 1, "shippingrequest: timeout"
+	st.Parked[0].RetryAt = e.clock.Now().Add(time.Second).UTC()
+	st.ParkTimer = st.Parked[0].RetryAt
+	if _, err := e.store.Put(ctx, "shop-a", order, st, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.polls.mu.Lock()
+	before := len(e.polls.timer)
+	e.polls.mu.Unlock()
+	e.clock.Advance(2 * time.Second)
+	timer := handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerParked}
+	if err := e.o.PollDue(ctx, timer); err != nil {
+		t.Fatal(err)
+	}
+	deadline := since.Add(e.o.ParkLimit)
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if !st.ParkTimer.Equal(deadline) {
+		t.Errorf("park timer %v after the retry's timer found the event waiting again; want its -park-limit deadline %v", st.ParkTimer, deadline)
+	}
+	e.polls.mu.Lock()
+	scheduled := false
+	for i := before; i < len(e.polls.timer); i++ {
+		if e.polls.timer[i].Kind != handlers.TimerParked {
+			continue
+		}
+		if e.polls.at[i].Before(e.clock.Now()) {
+			t.Errorf("park timer scheduled for %v, a time passed (now %v): it would fire at once, again and again", e.polls.at[i], e.clock.Now())
+		}
+		scheduled = scheduled || e.polls.at[i].Equal(deadline)
+	}
+	e.polls.mu.Unlock()
+	if !scheduled {
+		t.Fatalf("no park timer scheduled for the -park-limit deadline %v: the event would wait for ever", deadline)
+	}
+	e.clock.Advance(deadline.Sub(e.clock.Now()))
+	if err := e.o.PollDue(ctx, timer); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if len(st.Parked) != 0 || len(e.letters.letters) != 1 || e.letters.letters[0].Reason != handlers.ReasonNoTransaction.String() {
+		t.Errorf("at the deadline: %d parked, letters %+v; want the tracking number dead-lettered no-transaction", len(st.Parked), e.letters.letters)
+	}
+}
+
+// TestExhaustedParkedEventReleasesTheRestOnce: a cancel (seq 2) and a tracking number (seq 3) wait,
+// parked, for the order's registration; the cancel's call fails at every try. The tracking number
+// waits untried; once the cancel is dead-lettered exhausted, it is applied exactly once (timers
+// delivered twice), and no park timer is left.
+func TestExhaustedParkedEventReleasesTheRestOnce(t *testing.T) {
+	t.Parallel()
+	prov := &cancelAlwaysFails{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.o.MaxAttempts = 3
+	const order = "PK-6"
+	handled(t,
+		e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)),
+		e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")),
+		e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+	for i := 0; i < 10; i++ {
+		st, _ := e.store.Get(ctx, "shop-a", order)
+		if len(st.Parked) == 0 {
+			break
+		}
+		if len(prov.slips) != 0 {
+			t.Fatalf("round %d: tracking number reported while the cancel before it still waits", i)
+		}
+		e.parkedTimer(t, order)
+	}
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if len(st.Parked) != 0 || !st.ParkTimer.IsZero() {
+		t.Fatalf("%d still parked, park timer %v; want none", len(st.Parked), st.ParkTimer)
+	}
+	if len(e.letters.letters) != 1 || e.letters.letters[0].Reason != handlers.ReasonExhausted.String() {
+		t.Errorf("dead letters %+v; want the cancel's, exhausted, once", e.letters.letters)
+	}
+	if len(prov.slips) != 1 || prov.calls["cancel"] != 3 || e.outcomes(order, events.TypeShipmentOK) != 1 {
+		t.Errorf("slips %v, cancels %d, outcomes %v; want the tracking number reported once, 3 cancel tries", prov.slips, prov.calls["cancel"], e.outs.ids)
+	}
+}
+
+// TestExpiredParkedEventReleasesTheRest: a cancel (seq 2) parks for an order the worker has no
+// record of; a tracking number (seq 3) parks a day before the cancel's -park-limit. At the cancel's
+// deadline the cancel is dead-lettered no-transaction; the tracking number keeps waiting, with a
+// timer for its own deadline; the order then registers and the tracking number is reported once.
+func TestExpiredParkedEventReleasesTheRest(t *testing.T) {
+	t.Parallel()
+	prov := &sentProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-7"
+	limit := e.o.ParkLimit
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)))
+	e.clock.Advance(limit - 24*time.Hour)
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")))
+	e.parkedTimer(t, order)
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if len(st.Parked) != 1 || st.Parked[0].ID != "t-1" || !st.ParkTimer.Equal(st.Parked[0].Since.Add(limit)) {
+		t.Fatalf("after the cancel's deadline: parked %+v, timer %v; want t-1 left with its own deadline", st.Parked, st.ParkTimer)
+	}
+	handled(t, e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if len(prov.slips) != 1 || len(st.Parked) != 0 || st.Status != orderstate.StatusOK || len(e.letters.letters) != 1 ||
+		e.letters.letters[0].Reason != handlers.ReasonNoTransaction.String() || e.outcomes(order, events.TypeShipmentOK) != 1 {
+		t.Errorf("slips %v, parked %d, status %q, letters %+v, outcomes %v; want reported once, none parked, ok, the cancel's no-transaction letter",
+			prov.slips, len(st.Parked), st.Status, e.letters.letters, e.outs.ids)
+	}
+}
