@@ -215,11 +215,15 @@ type decision struct {
 	placed bool
 	// operator is who asked, for an operator event: recorded in the event's history entry.
 	operator string
-	// refused, if set (a due re-check), takes over when settling the order fails because ATODENE
-	// refused the shop's account (the report of a tracking number queued while the credit was
-	// under review): given the state as settle left it (its outbox published), it schedules the
-	// timer again for when the shop's calls resume (timerRefused) instead of failing it.
+	// refused, if set (a timer, or an inbox entry applied by a timer's handling), takes over when
+	// settling the order, before or after the decision, fails because ATODENE refused the shop's
+	// account (the report of a tracking number queued while the credit was under review): given
+	// the state as settle left it (its outbox published), it schedules the order's re-check again
+	// for when the shop's calls resume (settleRefusedLater) instead of failing the timer.
 	refused func(ctx context.Context, r *run, st orderstate.State, cause error) change
+	// timer, if set, names the timer in State.RefusedTimers ("poll", "reauth"): the timer's
+	// decision, met by no refusal of the account, clears it (clearRefused).
+	timer string
 }
 
 // change is what a decision came to: the next state (nil: nothing to write), the error to
@@ -316,6 +320,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 
 	r := o.newRun(shop)
 	r.fresh = lease.Created
+	r.refusedLater = d.refused
 	st, own := lease.State, error(nil)
 	var next *orderstate.Parked
 	if lease.Drain && queue != nil {
@@ -430,6 +435,9 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		c = fail(reusedID(d.ev))
 	default:
 		c = o.decide(ctx, r, order, d, st)
+		if d.timer != "" && c.err == nil && !slices.Contains(r.refused, d.timer) {
+			c = clearRefused(d.timer, st, c)
+		}
 	}
 	reason, permanent := DeadLetterReason(c.err)
 	var entries []orderstate.Entry
@@ -511,6 +519,11 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	}
 	if p.Tries >= o.MaxAttempts-1 {
 		d.apply = exhaustedAfter(d.apply)
+	}
+	if d.refused == nil {
+		// Applied by a timer's handling: the settle step's refusal for the shop's account is the
+		// timer's (its order's re-check scheduled again), not the entry's, whose own work goes on.
+		d.refused = r.refusedLater
 	}
 	cur, next, result, err := o.step(ctx, r, order, lease, d, st, rec, p)
 	if err != nil {
@@ -673,10 +686,10 @@ func (o *Orders) entryOf(d decision, c change, r *run, st orderstate.State) orde
 }
 
 // settleRefused handles cause, the failure of settling a timer's order, st as settle left it:
-// ATODENE refused the shop's account (reporting a queued tracking number), and the timer (d.refused)
-// is scheduled again, with st written and the history noting it, as any timer refused for the
-// account is; not dead-lettered, which would leave the report to a replay. Any other failure, or
-// one of an event, is returned as it is.
+// ATODENE refused the shop's account (reporting a queued tracking number), and the order's
+// re-check (d.refused) is scheduled again, with st written and the history noting it once, as any
+// timer refused for the account is; not dead-lettered, which would leave the report, and the
+// timer's own work, to a replay. Any other failure, or one of an event, is returned as it is.
 func (o *Orders) settleRefused(ctx context.Context, r *run, order string, d decision, st orderstate.State, cause error) (orderstate.State, error) {
 	if d.refused == nil || !accountRefused(cause) {
 		return st, cause

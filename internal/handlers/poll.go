@@ -110,21 +110,24 @@ func (o *Orders) PollDue(ctx context.Context, p PollRequest) error {
 	if err != nil {
 		return err
 	}
+	// Every timer settles the order before and after its own work, which reports a tracking number
+	// queued while the credit was under review: that report refused for the shop's account
+	// schedules the order's re-check again for when the shop's calls resume (settleRefusedLater),
+	// and the re-check then come (the order OK) reports it. A re-check that decides the order OK
+	// is so scheduled again, its decision recorded and published; another timer's own work is
+	// done, not left to a replay.
+	refused := o.settleRefusedLater(p)
 	switch p.Kind {
 	case TimerParked:
-		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, apply: o.expireParked(p.OrderID)})
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "park-deadline"}, refused: refused, apply: o.expireParked(p.OrderID)})
 	case TimerReauth:
-		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "reauthorization"}, apply: o.refusedLater(p, o.reauthDue(p))})
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "reauthorization"}, refused: refused, timer: refusedKey(TimerReauth),
+			apply: o.refusedLater(p, o.reauthDue(p))})
 	case TimerInbox, TimerRetry: // taking the lease applies the inbox
-		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
+		return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "inbox"}, refused: refused,
+			apply: func(context.Context, *run, orderstate.State) change { return keep("") }})
 	}
-	// A re-check that decides the order OK reports the tracking number queued meanwhile (settle);
-	// that report refused for the shop's account schedules the re-check again, the decision
-	// recorded and published, and the re-check then come (the order OK) reports it.
-	refused := func(ctx context.Context, r *run, st orderstate.State, cause error) change {
-		return o.timerRefused(ctx, r, p, st, cause)
-	}
-	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, refused: refused, apply: func(ctx context.Context, r *run, st orderstate.State) change {
+	return o.withOrder(ctx, shop, p.OrderID, decision{ev: Meta{Type: "poll"}, refused: refused, timer: refusedKey(TimerPoll), apply: func(ctx context.Context, r *run, st orderstate.State) change {
 		switch {
 		case st.Status == orderstate.StatusNone:
 			// The order's state is gone (lost with Redis): a re-check has nothing to apply its answer to.

@@ -146,8 +146,11 @@ func accountRefused(err error) bool {
 // the state relies on it (the reconciler would make it again after each -reconcile-interval, and
 // each again be refused). It is scheduled again, as the state's own, for when the shop's calls
 // resume, spread over a tenth of the wait after that, with st (the state as the timer's work left it) saying so. Its history notes the first
-// refusal of the timer only: the timer scheduled again carries Refused.
+// refusal of the timer only: the timer scheduled again carries Refused, and the state names the
+// timer in RefusedTimers, so that the same message delivered again (its ack lost) notes nothing
+// either; a run of the timer that meets no refusal clears it (clearRefused).
 func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st orderstate.State, cause error) change {
+	r.refused = append(r.refused, refusedKey(p.Kind))
 	at := o.retryAt(r.shop.ID, cause, 0)
 	if wait := at.Sub(o.Now()); wait > 0 {
 		// Spread over a tenth of the wait after the stop's end: the timers of a shop refused
@@ -168,11 +171,61 @@ func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st ord
 	if err := o.Polls.Schedule(ctx, next, at); err != nil {
 		return fail(err)
 	}
-	did := ""
-	if !p.Refused {
+	did, key := "", refusedKey(p.Kind)
+	if !p.Refused && !slices.Contains(st.RefusedTimers, key) {
 		did = "not done: " + cause.Error() + "; tried again at " + at.UTC().Format(time.RFC3339) + ", when the shop's calls resume"
 	}
+	if !slices.Contains(st.RefusedTimers, key) {
+		st.RefusedTimers = append(slices.Clone(st.RefusedTimers), key)
+	}
 	return write(st, did)
+}
+
+// refusedKey names a timer kind in State.RefusedTimers: "poll" for a re-check, else its kind.
+func refusedKey(kind string) string {
+	if kind == TimerPoll {
+		return "poll"
+	}
+	return kind
+}
+
+// clearRefused drops timer kind from the timers whose refusal st's history noted, in c (which it
+// makes write st when it wrote nothing): the timer ran without meeting a refusal of the account,
+// so that its next refusal, another day, is noted again.
+func clearRefused(kind string, st orderstate.State, c change) change {
+	key := refusedKey(kind)
+	if !slices.Contains(st.RefusedTimers, key) {
+		return c
+	}
+	if c.next == nil {
+		next := st
+		c.next = &next
+	}
+	if !slices.Contains(c.next.RefusedTimers, key) {
+		return c
+	}
+	c.next.RefusedTimers = slices.DeleteFunc(slices.Clone(c.next.RefusedTimers), func(k string) bool { return k == key })
+	if len(c.next.RefusedTimers) == 0 {
+		c.next.RefusedTimers = nil
+	}
+	return c
+}
+
+// settleRefusedLater is the refused handler (decision.refused) of timer p: settling the order
+// before or after the timer's own work met a refusal of the shop's account (the report of a
+// tracking number queued while the credit was under review). The order's re-check, which reports
+// a queued tracking number when it comes, is scheduled again for when the shop's calls resume
+// (timerRefused, noted once in the history, whichever timer met the refusal): for a due re-check,
+// that is p itself; for another timer (inbox, retry, park deadline, re-authorization), its own
+// work is done now or was done already, and is not scheduled again, so that nothing of it is
+// done twice, and the state's own timer of its kind is left as it was.
+func (o *Orders) settleRefusedLater(p PollRequest) func(context.Context, *run, orderstate.State, error) change {
+	return func(ctx context.Context, r *run, st orderstate.State, cause error) change {
+		if p.Kind != TimerPoll {
+			p = PollRequest{Shop: p.Shop, OrderID: p.OrderID, Kind: TimerPoll}
+		}
+		return o.timerRefused(ctx, r, p, st, cause)
+	}
 }
 
 // retryAt is when the work of a timer that failed with err, a failure a retry may mend, is tried

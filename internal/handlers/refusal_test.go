@@ -502,3 +502,284 @@ func TestRefusedTimersAreSpreadAfterTheStop(t *testing.T) {
 		t.Errorf("20 refused timers at %d distinct times, want them spread", len(seen))
 	}
 }
+
+// refusedQueuedEnv is an order o-1 under review whose tracking number was queued meanwhile, its
+// re-check due, with the shop's shipment reports refused for the account (prov.refused).
+type refusedQueuedEnv struct {
+	prov  *shipmentRefusing
+	clk   *clock.Fake
+	store *orderstate.Store
+	outs  *flakyOutcomes
+	polls *timedPolls
+	lets  *recordedLetters
+	o     *handlers.Orders
+}
+
+func newRefusedQueuedEnv(t *testing.T, reauthAfter time.Duration) *refusedQueuedEnv {
+	t.Helper()
+	e := &refusedQueuedEnv{prov: &shipmentRefusing{}, clk: clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)),
+		store: newStore(t), outs: &flakyOutcomes{}, polls: &timedPolls{}, lets: &recordedLetters{}}
+	e.prov.refused.Store(true)
+	shop := &handlers.Shop{ID: "shop-a", Provider: e.prov, Service: atodene.ServiceSeparate, Fees: fees.Table{Mode: fees.ModeKeep}, ReauthorizeAfter: reauthAfter}
+	e.o = newOrders(t, handlers.OrdersConfig{Store: e.store, Shops: func(string) (*handlers.Shop, bool) { return shop, true },
+		Outcomes: e.outs, Polls: e.polls, DeadLetters: e.lets, Now: e.clk.Now})
+	st := orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901", Fee: 205, BilledAmount: 3155,
+		PollScheduled: true, PollAt: e.clk.Now(), PollSince: e.clk.Now(), PollSeq: 1,
+		Shipment: &orderstate.Shipment{CarrierCode: "12", TrackingNumber: "1234-5678-9012"}}
+	if _, err := e.store.Put(context.Background(), "shop-a", "o-1", st, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// published counts the outcomes of type typ published.
+func (e *refusedQueuedEnv) published(typ string) int {
+	n := 0
+	for _, id := range e.outs.ids {
+		if strings.HasSuffix(id, ":"+typ) {
+			n++
+		}
+	}
+	return n
+}
+
+// due is the order's re-check, due now.
+func (e *refusedQueuedEnv) due() handlers.PollRequest {
+	return handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Seq: 1, At: e.clk.Now()}
+}
+
+// TestRefusedRecheckDeliveredAgainNotesTheRefusalOnce: the due re-check decides the order OK and
+// the report of its queued tracking number is refused for the account; the same re-check message
+// is delivered again twice (its ack lost). Each delivery used to add a "not done" entry to the
+// order's history (the message carries no Refused mark): the refusal is noted once, and credit.ok
+// published once.
+func TestRefusedRecheckDeliveredAgainNotesTheRefusalOnce(t *testing.T) {
+	t.Parallel()
+	e := newRefusedQueuedEnv(t, 0)
+	ctx := context.Background()
+	due := e.due()
+	for i := range 3 {
+		if err := e.o.PollDue(ctx, due); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	if n := notDone(t, e.store, "o-1"); n != 1 || e.published(events.TypeCreditOK) != 1 {
+		t.Errorf("after 3 deliveries of the refused re-check: %d 'not done' history entries, outcomes %v; want 1 entry, credit.ok once", n, e.outs.ids)
+	}
+	if last := e.polls.last(t, handlers.TimerPoll); !last.req.Refused {
+		t.Errorf("last re-check %+v; want it scheduled again, marked refused", last.req)
+	}
+}
+
+// TestRefusedPendingRecheckDeliveredAgainNotesTheRefusalOnce: the due re-check of an order under
+// review is refused for the shop's account, and the same message is delivered again twice (its ack
+// lost): the refusal used to be noted at each delivery (the message carries no Refused mark). It
+// is noted once; the re-check that comes once ATODENE accepts the account clears the state's mark,
+// so that a refusal another day is noted again.
+func TestRefusedPendingRecheckDeliveredAgainNotesTheRefusalOnce(t *testing.T) {
+	t.Parallel()
+	prov := &refusingProvider{refused: true}
+	e, ctx := newEnv(t, prov), context.Background()
+	if _, err := e.store.Put(ctx, "shop-a", "P-1", orderstate.State{Status: orderstate.StatusPending, TransactionID: "12345678901",
+		PollSeq: 3, PollScheduled: true, PollAt: e.clock.Now(), PollSince: e.clock.Now(), CausedBy: "c-1"}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	due := handlers.PollRequest{Shop: "shop-a", OrderID: "P-1", Seq: 3, At: e.clock.Now()}
+	for i := range 3 {
+		if err := e.o.PollDue(ctx, due); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	st, _ := e.store.Get(ctx, "shop-a", "P-1")
+	if n := notDone(t, e.store, "P-1"); n != 1 || len(st.RefusedTimers) != 1 {
+		t.Fatalf("after 3 deliveries of the refused re-check: %d 'not done' history entries, refused timers %v; want 1 entry, the re-check marked", n, st.RefusedTimers)
+	}
+	e.polls.mu.Lock()
+	next := e.polls.timer[len(e.polls.timer)-1]
+	e.polls.mu.Unlock()
+	prov.refused = false
+	e.clock.Advance(next.At.Sub(e.clock.Now()))
+	if err := e.o.PollDue(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.store.Get(ctx, "shop-a", "P-1"); st.Status != orderstate.StatusOK || len(e.outs.ids) != 1 || len(st.RefusedTimers) != 0 {
+		t.Errorf("after the fix: %s, outcomes %v, refused timers %v; want ok, credit.ok, none marked", st.Status, e.outs.ids, st.RefusedTimers)
+	}
+}
+
+// TestRefusedRecheckThenCancelReportsOnceThenCancels: the refused re-check is scheduled again; the
+// account is accepted again and the shop's cancel (entered after the tracking number) comes before
+// the re-check. The queued number is reported, then the credit cancelled; the re-check, delivered
+// twice, then does nothing: one report, credit.ok, shipment.ok and credit.cancelled once each.
+func TestRefusedRecheckThenCancelReportsOnceThenCancels(t *testing.T) {
+	t.Parallel()
+	e := newRefusedQueuedEnv(t, 0)
+	ctx := context.Background()
+	if err := e.o.PollDue(ctx, e.due()); err != nil {
+		t.Fatal(err)
+	}
+	next := e.polls.last(t, handlers.TimerPoll).req
+	e.prov.refused.Store(false)
+	e.clk.Advance(next.At.Sub(e.clk.Now()))
+	if err := e.o.OrderCancelled(ctx, cancelEvent("x-1", "o-1", 9)); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	for range 2 {
+		if err := e.o.PollDue(ctx, next); err != nil {
+			t.Fatalf("rescheduled re-check: %v", err)
+		}
+	}
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Status != orderstate.StatusCancelled || e.prov.calls["shipment"] != 1 || e.published(events.TypeCreditOK) != 1 ||
+		e.published(events.TypeShipmentOK) != 1 || e.published(events.TypeCreditCancelled) != 1 {
+		t.Errorf("status %q, %d reports, outcomes %v; want cancelled, 1 report, credit.ok/shipment.ok/credit.cancelled once each",
+			st.Status, e.prov.calls["shipment"], e.outs.ids)
+	}
+}
+
+// TestRefusedRecheckScheduleFailsThenDeliveredAgain: the re-check decides OK, its report is
+// refused, and scheduling it again fails (JetStream down): the re-check fails and is delivered
+// again, which schedules it again without a second credit.ok; then it reports the number once.
+func TestRefusedRecheckScheduleFailsThenDeliveredAgain(t *testing.T) {
+	t.Parallel()
+	e := newRefusedQueuedEnv(t, 0)
+	ctx := context.Background()
+	due := e.due()
+	e.polls.fail(true)
+	if err := e.o.PollDue(ctx, due); err == nil {
+		t.Fatalf("scheduling failed, yet the re-check succeeded")
+	}
+	e.polls.fail(false)
+	if err := e.o.PollDue(ctx, due); err != nil {
+		t.Fatalf("delivered again: %v", err)
+	}
+	next := e.polls.last(t, handlers.TimerPoll).req
+	e.prov.refused.Store(false)
+	e.clk.Advance(next.At.Sub(e.clk.Now()))
+	if err := e.o.PollDue(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Shipment == nil || !st.Shipment.Reported || e.prov.calls["shipment"] != 1 || e.published(events.TypeCreditOK) != 1 || e.published(events.TypeShipmentOK) != 1 {
+		t.Errorf("shipment %+v, %d reports, outcomes %v; want reported once, credit.ok and shipment.ok once", st.Shipment, e.prov.calls["shipment"], e.outs.ids)
+	}
+}
+
+// TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain: after the refused re-check (the
+// order OK, its tracking number still queued, the account still refused), another timer of the
+// order comes (the re-authorization timer, the inbox timer and its retry, the park deadline). Its
+// first settle retries the queued report, which is refused: the timer used to fail account-refused,
+// dead-lettered, what it was to apply left to a replay. It does its own work, the order's re-check
+// is scheduled again for when the shop's calls resume (the refusal still noted once, nothing
+// published twice), and that re-check, once the account is accepted, reports the number once.
+func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{handlers.TimerReauth, handlers.TimerInbox, handlers.TimerRetry, handlers.TimerParked} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := newRefusedQueuedEnv(t, 30*time.Minute)
+			ctx := context.Background()
+			if err := e.o.PollDue(ctx, e.due()); err != nil {
+				t.Fatal(err)
+			}
+			req := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: kind}
+			if kind == handlers.TimerReauth {
+				req.Seq = 1 // its first settle under the lease comes before its own work, whatever the series
+			}
+			e.clk.Advance(2 * time.Hour)
+			rechecks := e.polls.count(handlers.TimerPoll)
+			if err := e.o.PollDue(ctx, req); err != nil {
+				reason, _ := handlers.DeadLetterReason(err)
+				t.Fatalf("%s timer of the OK order whose queued report is refused: %v (dead letter %s); want it done, not dead-lettered", kind, err, reason)
+			}
+			if len(e.lets.letters) != 0 {
+				t.Errorf("dead letters %+v; want none", e.lets.letters)
+			}
+			last := e.polls.last(t, handlers.TimerPoll)
+			if e.polls.count(handlers.TimerPoll) != rechecks+1 || !last.req.Refused || !last.at.After(e.clk.Now()) {
+				t.Fatalf("last re-check %+v at %s (%d scheduled, %d before); want one more, marked refused, for when the shop's calls resume",
+					last.req, last.at, e.polls.count(handlers.TimerPoll), rechecks)
+			}
+			st, _ := e.store.Get(ctx, "shop-a", "o-1")
+			if n := notDone(t, e.store, "o-1"); n != 1 || e.published(events.TypeCreditOK) != 1 || st.Shipment == nil || st.Shipment.Reported {
+				t.Fatalf("%d 'not done' entries, outcomes %v, shipment %+v; want the refusal noted once, credit.ok once, the number queued", n, e.outs.ids, st.Shipment)
+			}
+			e.prov.refused.Store(false)
+			e.clk.Advance(last.at.Sub(e.clk.Now()))
+			for range 2 { // the re-check, and a second delivery of it
+				if err := e.o.PollDue(ctx, last.req); err != nil {
+					t.Fatalf("the re-check once the account is accepted: %v", err)
+				}
+			}
+			st, _ = e.store.Get(ctx, "shop-a", "o-1")
+			if st.Shipment == nil || !st.Shipment.Reported || e.prov.calls["shipment"] != 1 || e.published(events.TypeShipmentOK) != 1 ||
+				e.published(events.TypeCreditOK) != 1 || len(st.RefusedTimers) != 0 {
+				t.Errorf("shipment %+v, %d reports, outcomes %v, refused timers %v; want reported once, credit.ok and shipment.ok once, none refused",
+					st.Shipment, e.prov.calls["shipment"], e.outs.ids, st.RefusedTimers)
+			}
+		})
+	}
+}
+
+// TestReauthTimerMeetingTheRefusedQueuedReportDoesItsWorkOnce: the order's re-check decided it OK
+// and its queued tracking number's report was refused for the account; the re-authorization timer
+// of a new transaction under review then comes, its settle meets the refused report, and its own
+// re-check is stopped too (the shop's calls are). It used to be dead-lettered account-refused; now
+// it is scheduled again for when the shop's calls resume, delivered again it notes nothing more,
+// and once the account is accepted its work is done once: the queued number reported first (the
+// order shipped), the new transaction dropped, cancelled once, nothing published twice.
+func TestReauthTimerMeetingTheRefusedQueuedReportDoesItsWorkOnce(t *testing.T) {
+	t.Parallel()
+	e := newRefusedQueuedEnv(t, 30*time.Minute)
+	ctx := context.Background()
+	if err := e.o.PollDue(ctx, e.due()); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Status != orderstate.StatusOK {
+		t.Fatalf("after the refused re-check: %s; want ok", st.Status)
+	}
+	// A re-authorization's new transaction under review, its timer due in an hour.
+	st.Reauth = &orderstate.Reauth{N: 1, Seq: 1, Phase: orderstate.ReauthPending, New: "22222222222", Since: e.clk.Now(),
+		Scheduled: true, At: e.clk.Now().Add(time.Hour), ShopOrderID: "o-1_R1", DataHash: st.DataHash}
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	req := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerReauth, Seq: st.Reauth.Seq}
+	e.clk.Advance(time.Hour)
+	for i := range 2 { // the timer, and a second delivery of it
+		if err := e.o.PollDue(ctx, req); err != nil {
+			reason, _ := handlers.DeadLetterReason(err)
+			t.Fatalf("delivery %d of the re-authorization timer: %v (dead letter %s); want it scheduled again, not dead-lettered", i+1, err, reason)
+		}
+	}
+	again := e.polls.last(t, handlers.TimerReauth)
+	// One entry for the re-check's refusal, one for the re-authorization's.
+	if n := notDone(t, e.store, "o-1"); n != 2 || !again.req.Refused || !again.at.After(e.clk.Now()) || len(e.lets.letters) != 0 {
+		t.Fatalf("%d 'not done' entries, last re-authorization timer %+v at %s, dead letters %d; want 2 entries, it scheduled again marked refused, none",
+			n, again.req, again.at, len(e.lets.letters))
+	}
+	e.prov.refused.Store(false)
+	e.clk.Advance(again.at.Sub(e.clk.Now()))
+	for range 2 {
+		if err := e.o.PollDue(ctx, again.req); err != nil {
+			t.Fatalf("the re-authorization timer once the account is accepted: %v", err)
+		}
+	}
+	recheck := e.polls.last(t, handlers.TimerPoll)
+	e.clk.Advance(max(recheck.at.Sub(e.clk.Now()), 0))
+	if err := e.o.PollDue(ctx, recheck.req); err != nil {
+		t.Fatalf("the order's re-check scheduled again: %v", err)
+	}
+	st, _ = e.store.Get(ctx, "shop-a", "o-1")
+	// The queued number, reported first, ships the order on its transaction: the new one is
+	// dropped (cancelled), never re-checked.
+	if st.TransactionID != "12345678901" || st.Reauth == nil || st.Reauth.Phase != "" || e.published(events.TypeCreditOK) != 1 ||
+		e.prov.calls["cancel"] != 1 || e.prov.calls["getauthori"] != 1 {
+		t.Errorf("transaction %s, re-authorization %+v, outcomes %v, calls %v; want on 12345678901, the new one dropped, credit.ok once, 1 cancel, 1 re-check",
+			st.TransactionID, st.Reauth, e.outs.ids, e.prov.calls)
+	}
+	if st.Shipment == nil || !st.Shipment.Reported || e.prov.calls["shipment"] != 1 || e.published(events.TypeShipmentOK) != 1 || len(st.RefusedTimers) != 0 {
+		t.Errorf("shipment %+v, outcomes %v, refused timers %v; want reported once, shipment.ok once, none marked", st.Shipment, e.outs.ids, st.RefusedTimers)
+	}
+}

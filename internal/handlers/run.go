@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/atodene-worker/atodene-worker/internal/atodene"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
 )
 
 // run is one handling of an order under its lease: the shop, whose provider records every call
@@ -19,6 +20,12 @@ type run struct {
 	// fresh says taking the lease wrote the order's first state (a new order's intent): no
 	// earlier handler can have sent its registration.
 	fresh bool
+	// refused names the timers of the run (refusedKey) that met a refusal of the shop's account
+	// and were scheduled again (timerRefused).
+	refused []string
+	// refusedLater is the refused handler (decision.refused) of the timer whose handling this
+	// run is, nil for an event's: the inbox entries it applies take it.
+	refusedLater func(ctx context.Context, r *run, st orderstate.State, cause error) change
 }
 
 func (o *Orders) newRun(shop *Shop) *run {

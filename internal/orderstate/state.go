@@ -173,6 +173,11 @@ type State struct {
 	// Reauth is the order's re-authorization: its timer and the step it is at. Nil for an order
 	// never scheduled for one.
 	Reauth *Reauth `json:"reauth,omitempty"`
+	// RefusedTimers names the timers of the order ("poll" for its re-check, "reauth") whose
+	// refusal for the shop's account the order's history noted: each is noted once, not at each
+	// refusal after (a refused timer scheduled again, or its message delivered again), until the
+	// timer runs without meeting a refusal (docs/lifecycle.md#refusals-of-the-merchants-account).
+	RefusedTimers []string `json:"refused_timers,omitempty"`
 	// HasData says Redis holds the order's data (OrderData) in a key of its own, kept while the
 	// order may be re-authorized (KeepsData).
 	HasData bool `json:"has_data,omitempty"`
