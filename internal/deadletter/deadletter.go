@@ -85,6 +85,10 @@ type Letter struct {
 	// tracestate, set by a worker that traces): its replay carries them on, so that the worker's
 	// handling of the replay joins the event's trace.
 	traceParent, traceState string
+	// storedAt is when the stream stored the letter; bodiless says it was read without its Body
+	// (AllHeaders): a replay reads the body back from the stream just before its publish.
+	storedAt time.Time
+	bodiless bool
 }
 
 // letterOf reads a message of the dead-letter stream, stored on subject at stored. Its headers are
@@ -95,7 +99,7 @@ type Letter struct {
 func letterOf(seq uint64, subject string, stored time.Time, h nats.Header, body []byte) Letter {
 	l := Letter{Seq: seq, Subject: h.Get(dlq.HeaderOriginalSubject), Stream: h.Get(dlq.HeaderOriginalStream),
 		Reason: h.Get(dlq.HeaderReason), Error: h.Get(dlq.HeaderError), Body: body,
-		traceParent: h.Get(natstrace.HeaderTraceParent), traceState: h.Get(natstrace.HeaderTraceState)}
+		traceParent: h.Get(natstrace.HeaderTraceParent), traceState: h.Get(natstrace.HeaderTraceState), storedAt: stored}
 	var problems []string
 	original, ok := strings.CutPrefix(subject, dlq.SubjectPrefix)
 	switch {
@@ -304,8 +308,10 @@ func (q *Queue) All(ctx context.Context, f Filter) ([]Letter, error) {
 }
 
 // AllHeaders returns every dead letter that matches f, oldest first, without its Body: the
-// selection of a purge, which needs the sequences only. It reads the letters' headers only, or,
-// when f has a Shop or an Order (which a letter's body says), each body in turn, holding none.
+// selection of a purge, which needs the sequences only, and of a replay by filter (Replay reads
+// each body back just before its publish, holding no more than its window of them). It reads the
+// letters' headers only, or, when f has a Shop or an Order (which a letter's body says), each body
+// in turn, holding none.
 func (q *Queue) AllHeaders(ctx context.Context, f Filter) ([]Letter, error) {
 	res, err := q.list(ctx, f, -1, false)
 	return res.Letters, err
@@ -339,7 +345,7 @@ func (q *Queue) list(ctx context.Context, f Filter, limit int, bodies bool) (Lis
 		}
 		res.Matching++
 		if !bodies {
-			l.Body = nil // its Shop and Order are read
+			l.Body, l.bodiless = nil, true // its Shop and Order are read
 		}
 		switch {
 		case limit < 0 || len(kept) < limit:
@@ -653,12 +659,8 @@ type Group struct {
 	Count   int    `json:"count"`
 }
 
-// groups counts letters by reason and subject, sorted.
-func groups(ls []Letter) []Group {
-	counts := map[[2]string]int{}
-	for _, l := range ls {
-		counts[[2]string{l.Reason, l.Subject}]++
-	}
+// groups lists the counts of letters by reason and subject, sorted.
+func groups(counts map[[2]string]int) []Group {
 	out := make([]Group, 0, len(counts))
 	for k, n := range counts {
 		out = append(out, Group{Reason: k[0], Subject: k[1], Count: n})
@@ -678,7 +680,10 @@ func groups(ls []Letter) []Group {
 // replayed, one refused or gone holding none of them back. A letter given again (its sequence) is
 // the same letter: published once, its outcome said, and counted, at each place. Just before its publish each
 // letter is read back from the stream: one no longer stored (purged, or replayed and removed, by
-// someone else since the caller listed it) is not published, and counts as Gone.
+// someone else since the caller listed it) is not published, and counts as Gone. Letters given
+// without their bodies (AllHeaders: a replay of every letter that matches) take the body so read
+// back: the replay then holds the bodies of the letters in its window only (replayWindow), however
+// many letters it is given.
 //
 // The re-publishes are asynchronous, up to replayWindow awaiting their acknowledgement at once,
 // on one connection: the server stores them in the order given, and a letter costs no round trip
@@ -695,9 +700,10 @@ func groups(ls []Letter) []Group {
 func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions) (ReplayResult, error) {
 	res := ReplayResult{DryRun: opts.DryRun, MaxReplays: opts.MaxReplays, RefusedLetters: []Letter{}, GoneLetters: []uint64{},
 		Letters: make([]Outcome, len(letters))}
-	var ok, repeats []int     // indexes of the letters to replay, and of those given again
-	var planned []Letter      // the letters not refused, at each place given
-	first := map[uint64]int{} // the index of each sequence's first place
+	var ok, repeats []int          // indexes of the letters to replay, and of those given again
+	planned := 0                   // the letters not refused, at each place given
+	byGroup := map[[2]string]int{} // and how many of them each reason and subject counts
+	first := map[uint64]int{}      // the index of each sequence's first place
 	for i, l := range letters {
 		res.Letters[i].Seq = l.Seq
 		if why := l.Refusal(opts.MaxReplays); why != "" {
@@ -707,7 +713,8 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 			res.Letters[i].Reason = why
 			continue
 		}
-		planned = append(planned, l)
+		planned++
+		byGroup[[2]string{l.Reason, l.Subject}]++
 		if _, seen := first[l.Seq]; seen {
 			repeats = append(repeats, i)
 			continue
@@ -715,7 +722,7 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		first[l.Seq] = i
 		ok = append(ok, i)
 	}
-	res.Planned, res.Refused, res.Groups = len(planned), len(res.RefusedLetters), groups(planned)
+	res.Planned, res.Refused, res.Groups = planned, len(res.RefusedLetters), groups(byGroup)
 	if opts.DryRun {
 		for _, i := range append(ok, repeats...) {
 			res.Letters[i].Replayed = true
@@ -730,7 +737,7 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 	}
 	r := &replayRun{ctx: ctx, js: q.js, s: s, letters: letters, opts: opts, res: &res,
 		slots: make(chan struct{}, replayWindow), sent: make(chan sentLetter, replayWindow), acked: make(chan int, len(ok)),
-		dups: map[int]*jetstream.PubAck{}, streams: map[string]jetstream.Stream{}}
+		dups: map[int]dupAck{}, streams: map[string]jetstream.Stream{}}
 	r.run(ok)
 	for _, i := range repeats { // a letter given again fares as at its first place, and is counted there too
 		o := res.Letters[first[letters[i].Seq]]
@@ -790,7 +797,7 @@ type replayRun struct {
 	acked   chan int        // the letters (indexes) whose publish was acknowledged, to remove; never full
 	// dups holds, by letter index, the acknowledgements that said duplicate: the remover checks
 	// that the message stored under the ID is the letter's event (sameEvent) before removing it.
-	dups map[int]*jetstream.PubAck
+	dups map[int]dupAck
 	// streams are the streams of those acknowledgements, opened by the remover.
 	streams map[string]jetstream.Stream
 
@@ -802,9 +809,16 @@ type replayRun struct {
 
 // sentLetter is a re-publish awaiting its acknowledgement.
 type sentLetter struct {
-	i   int // the letter's index
-	ack jetstream.PubAckFuture
-	at  time.Time
+	i    int // the letter's index
+	ack  jetstream.PubAckFuture
+	at   time.Time
+	body []byte // the body published: kept only while its acknowledgement is awaited
+}
+
+// dupAck is an acknowledgement that said duplicate, with the body published (sameEvent).
+type dupAck struct {
+	ack  *jetstream.PubAck
+	body []byte
 }
 
 // run replays the letters of the indexes ok and returns once every publish is settled and every
@@ -880,7 +894,8 @@ func (r *replayRun) run(ok []int) {
 
 // check is the look-up of a letter before its publish (replayRun.stored), under way.
 type check struct {
-	i      int // the letter's index
+	i      int    // the letter's index
+	letter Letter // the letter as read back, its Body included (for a letter given bodiless)
 	stored bool
 	err    error
 	done   chan struct{} // closed once stored and err are set
@@ -907,7 +922,7 @@ func (r *replayRun) check(i int, checks chan<- *check) error {
 	c := &check{i: i, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		c.stored, c.err = r.stored(r.letters[i])
+		c.letter, c.stored, c.err = r.stored(r.letters[i])
 	}()
 	checks <- c // never blocks: the window bounds checks
 	return nil
@@ -918,7 +933,7 @@ func (r *replayRun) check(i int, checks chan<- *check) error {
 // failure of a letter after it, its pace, may come while its look-up is under way).
 func (r *replayRun) publish(c *check) {
 	<-c.done
-	l := r.letters[c.i]
+	l := c.letter
 	err := c.err
 	if err == nil {
 		err = r.ctx.Err()
@@ -941,8 +956,8 @@ func (r *replayRun) publish(c *check) {
 			r.fail(c.i, fmt.Errorf("re-publishing dead letter %d to %s: %w", l.Seq, l.Subject, err))
 			break
 		}
-		r.sent <- sentLetter{i: c.i, ack: ack, at: time.Now()} // never blocks: the window bounds r.sent
-		return                                                 // settle frees the slot
+		r.sent <- sentLetter{i: c.i, ack: ack, at: time.Now(), body: l.Body} // never blocks: the window bounds r.sent
+		return                                                               // settle frees the slot
 	}
 	<-r.slots
 }
@@ -952,16 +967,29 @@ func (r *replayRun) publish(c *check) {
 // removed by another replay (whose event, published again past ORDERS' duplicate window, would be
 // handled twice), is not to be published. A sequence that holds another message (the stream
 // created again since) is the letter gone too. The server has no read of headers alone by
-// sequence: the letter is read whole.
-func (r *replayRun) stored(l Letter) (bool, error) {
+// sequence: the letter is read whole, and returned. A letter given without its body (AllHeaders)
+// takes the body read back, the one published: it is the same message when the server stored it
+// on the same subject at the same time with the same headers; the replay then holds the body of
+// the letters in its window only, never those of all it was given.
+func (r *replayRun) stored(l Letter) (Letter, bool, error) {
 	m, err := r.s.GetMsg(r.ctx, l.Seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
+		return l, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading dead letter %d before its replay: %w", l.Seq, err)
+		return l, false, fmt.Errorf("reading dead letter %d before its replay: %w", l.Seq, err)
 	}
-	return bytes.Equal(m.Data, l.Body) && m.Subject == dlq.SubjectPrefix+l.Subject, nil
+	if m.Subject != dlq.SubjectPrefix+l.Subject {
+		return l, false, nil
+	}
+	if !l.bodiless {
+		return l, bytes.Equal(m.Data, l.Body), nil
+	}
+	got := letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data)
+	same := m.Time.Equal(l.storedAt) && got.Subject == l.Subject && got.Stream == l.Stream && got.OrigSeq == l.OrigSeq &&
+		got.Reason == l.Reason && got.ReplayCount == l.ReplayCount && got.FailedAt.Equal(l.FailedAt) && got.Published == l.Published &&
+		got.PublishedCreated == l.PublishedCreated && got.Unreplayable == l.Unreplayable
+	return got, same, nil
 }
 
 // gone counts the letter of index i gone meanwhile: not replayed.
@@ -986,7 +1014,7 @@ func (r *replayRun) settle(p sentLetter) {
 	case ack := <-p.ack.Ok():
 		if ack.Duplicate {
 			r.mu.Lock()
-			r.dups[p.i] = ack
+			r.dups[p.i] = dupAck{ack: ack, body: p.body}
 			r.mu.Unlock()
 		}
 		r.acked <- p.i
@@ -1052,11 +1080,13 @@ func (r *replayRun) removeBatch(batch []int) {
 // kept: removed, its event would be lost.
 func (r *replayRun) sameEvent(i int) error {
 	r.mu.Lock()
-	ack := r.dups[i]
+	dup, isDup := r.dups[i]
+	delete(r.dups, i)
 	r.mu.Unlock()
-	if ack == nil {
+	if !isDup {
 		return nil
 	}
+	ack := dup.ack
 	l := r.letters[i]
 	s, ok := r.streams[ack.Stream]
 	if !ok {
@@ -1066,7 +1096,7 @@ func (r *replayRun) sameEvent(i int) error {
 		}
 		r.streams[ack.Stream] = s
 	}
-	return duplicateOf(r.look, s, ack, l, l.Subject, l.Body, "replay")
+	return duplicateOf(r.look, s, ack, l, l.Subject, dup.body, "replay")
 }
 
 // duplicateOf checks, for the publish of subject and body in place of the dead letter l (its

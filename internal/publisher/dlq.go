@@ -103,8 +103,6 @@ type selection struct {
 	// limit, when set (dlq ls -limit), bounds the letters read: page says how many matched.
 	limit *int
 	page  deadletter.Listing
-	// noBodies reads the letters without their bodies (dlq purge).
-	noBodies bool
 }
 
 // selectLetters parses a dead-letter command's flags (the filters, the connection flags, plus
@@ -142,10 +140,9 @@ func (a *App) selectLetters(ctx context.Context, name, description string, args 
 		f.Limit = *sel.limit
 		sel.page, err = sel.queue.List(ctx, f)
 		sel.letters = sel.page.Letters
-	case sel.noBodies: // a purge acts on every letter that matches, by its sequence
+	default: // a purge acts on every letter that matches, by its sequence; a replay too, reading
+		// each body back just before its publish (deadletter.Queue.Replay): neither holds them all
 		sel.letters, err = sel.queue.AllHeaders(ctx, sel.opts.filter.selects())
-	default: // a replay publishes every letter that matches
-		sel.letters, err = sel.queue.All(ctx, sel.opts.filter.selects())
 	}
 	if err != nil {
 		sel.nc.Close()
@@ -376,8 +373,7 @@ func (a *App) printPlan(res deadletter.ReplayResult) {
 
 func (a *App) dlqPurge(ctx context.Context, args []string) error {
 	var yes, asJSON *bool
-	sel, err := a.selectLetters(ctx, "dlq purge", "Deletes the dead letters that match for good, after asking on the terminal unless -yes.\n", args, func(fs *flag.FlagSet, sel *selection) {
-		sel.noBodies = true
+	sel, err := a.selectLetters(ctx, "dlq purge", "Deletes the dead letters that match for good, after asking on the terminal unless -yes.\n", args, func(fs *flag.FlagSet, _ *selection) {
 		yes = fs.Bool("yes", false, "do not ask for confirmation")
 		asJSON = fs.Bool("json", false, `print the result as one JSON object: {"purged": N}`)
 	})
