@@ -704,15 +704,6 @@ func (o *Orders) settleRefused(ctx context.Context, r *run, order string, d deci
 	return o.Store.Put(ctx, r.shop.ID, order, *c.next, o.Now())
 }
 
-// settleAndPut settles st and writes what settling changed.
-func (o *Orders) settleAndPut(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, error) {
-	next, dirty, err := o.settle(ctx, r, order, st)
-	if err != nil || !dirty {
-		return st, err
-	}
-	return o.Store.Put(ctx, r.shop.ID, order, next, o.Now())
-}
-
 // settle makes the state's promises durable: parked events that can apply now are applied, the
 // deadline of those still waiting has its timer, the poll of a pending order is scheduled, a
 // queued shipment of an OK order is reported, and the outbox is published. It returns the state

@@ -87,26 +87,26 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
-// parkTimer is when the parked events of st next need their order's timer: the earliest of the
-// retry of the first in stream order (those after it wait for it, applyParked, and are tried
-// when it is applied) and of the time the oldest has waited too long; zero if nothing is parked.
+// parkTimer is when the parked events of st next need their order's timer: the earlier of the
+// retry of the first in stream order and of the time it has waited too long; zero if nothing is
+// parked. Only the first counts: those after it wait for it (applyParked) and are tried when it is
+// applied or dead-lettered, when the first of them is the one that counts (expireParked dead-letters
+// at once one that then waits on its own and has waited too long). A deadline of one of them,
+// earlier than the first's (a correction that took the first's place is newer than the events held
+// behind it), would be due while nothing can be dead-lettered.
 // A retry whose time has passed counts for nothing: settle has just tried an event whose retry
 // was due, so the first event still waiting with such a retry waits for its order again (a
 // registration under way once more), and only its deadline is due; the past time would hide
 // that deadline (equal to the timer set for the retry, nothing is scheduled) or, scheduled,
 // fire at once.
 func (o *Orders) parkTimer(st orderstate.State) time.Time {
-	var at time.Time
-	for i, p := range inStreamOrder(st.Parked) {
-		retry := p.RetryAt
-		if i > 0 || !retry.After(o.Now()) {
-			retry = time.Time{}
-		}
-		for _, t := range []time.Time{p.Since.Add(o.ParkLimit), retry} {
-			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
-				at = t
-			}
-		}
+	if len(st.Parked) == 0 {
+		return time.Time{}
+	}
+	first := inStreamOrder(st.Parked)[0]
+	at := first.Since.Add(o.ParkLimit)
+	if first.RetryAt.After(o.Now()) && first.RetryAt.Before(at) {
+		at = first.RetryAt
 	}
 	return at
 }
@@ -315,20 +315,22 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		limit := o.ParkLimit
-		var still []orderstate.Parked
-		for _, p := range st.Parked {
-			if o.Now().Before(p.Since.Add(limit)) {
-				still = append(still, p)
-				continue
+		parked := inStreamOrder(st.Parked)
+		n := 0 // the first n, in stream order, have waited too long on their own
+		for _, p := range parked {
+			waits, own := o.ownWait(r, p, st)
+			if o.Now().Before(p.Since.Add(limit)) || !own {
+				break // it, and those held behind it, stay; one held only by those before it is applied by settle
 			}
-			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, p.Waits)
+			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, waits)
 			if err := o.deadLetterParked(ctx, r.shop.ID, order, p, ReasonNoTransaction, cause); err != nil {
 				return fail(err)
 			}
 			st.History = append(st.History, orderstate.Entry{At: o.Now().UTC(), Type: p.Type, Source: p.Source, ID: p.ID,
 				Did: "dead-lettered: " + ReasonNoTransaction.String() + ": " + cause.Error(), Status: st.Status})
+			n++
 		}
-		if len(still) == len(st.Parked) {
+		if n == 0 {
 			if at := st.ParkTimer; !at.IsZero() && o.Now().Before(at) {
 				// Handled a moment early (the NATS server's clock ahead of the worker's): nothing
 				// is due yet, and settle leaves the timer as it is, so it is scheduled again for
@@ -339,9 +341,28 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 			}
 			return keep("") // early, or a timer left from an earlier deadline
 		}
-		st.Parked = still
+		st.Parked = parked[n:]
 		return write(st, "")
 	}
+}
+
+// ownWait says what the parked event p waits for in st, and whether it waits on its own: for its
+// retry, or for its order (its decision's wait), or it cannot be decided at all; not when it is
+// held only behind an earlier parked event (waitingBefore), which is tried, once that event is
+// gone, as at once (a cancel of an order whose outcome is unknown is dead-lettered outcome-unknown
+// then, naming what the operator must do, not as having waited for a transaction).
+func (o *Orders) ownWait(r *run, p orderstate.Parked, st orderstate.State) (string, bool) {
+	if !p.RetryAt.IsZero() {
+		return p.Waits, true
+	}
+	d, err := o.storedDecision(r.shop, p)
+	if err != nil || d.waits == nil {
+		return p.Waits, err != nil
+	}
+	if w := d.waits(st); w != "" {
+		return w, true
+	}
+	return p.Waits, false
 }
 
 // deadLetterParked writes the dead letter of an event kept as received (parked, or queued in the

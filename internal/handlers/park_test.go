@@ -302,3 +302,86 @@ func TestExpiredParkedEventReleasesTheRest(t *testing.T) {
 			prov.slips, len(st.Parked), st.Status, e.letters.letters, e.outs.ids)
 	}
 }
+
+// unknownOrder writes order of shop-a in the unknown state (a registration whose outcome was lost).
+func unknownOrder(t *testing.T, e *env, order string) {
+	t.Helper()
+	if _, err := e.store.Put(context.Background(), "shop-a", order, orderstate.State{Status: orderstate.StatusUnknown, CausedBy: "c-1", CreditSeq: 1}, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// letterOf returns the reason of the dead letter of stream sequence seq ("" when none).
+func (e *env) letterOf(seq uint64) string {
+	for _, l := range e.letters.letters {
+		if l.Sequence == seq {
+			return l.Reason
+		}
+	}
+	return ""
+}
+
+// TestHeldCancelOutlivesTheEventItWaitedFor: on an order whose registration's outcome is unknown, a
+// tracking number (seq 2) waits, parked, for the operator's resolution; the shop's cancel (seq 3),
+// handled a minute later, is held behind it. A cancel alone on such an order is dead-lettered
+// outcome-unknown at once ("cancel it at ATODENE by hand"). The park timer comes an hour after the
+// tracking number's -park-limit (the worker was down): the tracking number is dead-lettered
+// no-transaction, and the cancel, which waited for it only, is then tried as at once:
+// outcome-unknown, not dead-lettered in the same sweep as having waited for a transaction.
+func TestHeldCancelOutlivesTheEventItWaitedFor(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &sentProvider{}), context.Background()
+	const order = "PK-U1"
+	unknownOrder(t, e, order)
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")))
+	e.clock.Advance(time.Minute)
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if len(st.Parked) != 2 {
+		t.Fatalf("setup: parked %+v; want the tracking number and the cancel behind it", st.Parked)
+	}
+	e.clock.Advance(st.ParkTimer.Sub(e.clock.Now()) + time.Hour)
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerParked}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = e.store.Get(ctx, "shop-a", order)
+	if e.letterOf(2) != handlers.ReasonNoTransaction.String() || e.letterOf(3) != handlers.ReasonOutcomeUnknown.String() ||
+		len(st.Parked) != 0 || e.outcomes(order, events.TypeCreditCancelled) != 0 {
+		t.Errorf("letters %+v, parked %+v, outcomes %v; want the tracking number no-transaction, the cancel outcome-unknown, none parked",
+			e.letters.letters, st.Parked, e.outs.ids)
+	}
+}
+
+// TestHeldEventDeadlineWaitsForTheFirst: a correction (seq 4) replaces, two days later, the
+// tracking number (seq 2) a cancel (seq 3) is held behind, and takes its place with its own, later,
+// deadline. The cancel's own deadline, earlier, is no deadline: it waits for the correction, and
+// is tried when the correction goes (here at the correction's deadline: outcome-unknown), not
+// dead-lettered no-transaction at its own while the event it waits for still waits.
+func TestHeldEventDeadlineWaitsForTheFirst(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &sentProvider{}), context.Background()
+	const order = "PK-U2"
+	unknownOrder(t, e, order)
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")))
+	e.clock.Advance(time.Minute)
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+	e.clock.Advance(48 * time.Hour)
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-2", order, 4, "4444-5555-6666")))
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	cancelDeadline := e.clock.Now().Add(-48 * time.Hour).Add(e.o.ParkLimit) // the cancel was held 48 h ago
+	if len(st.Parked) != 2 || st.ParkTimer.Before(cancelDeadline.Add(time.Hour)) {
+		t.Errorf("park timer %v, parked %+v; want the correction's deadline, not the held cancel's (%v)", st.ParkTimer, st.Parked, cancelDeadline)
+	}
+	e.clock.Advance(cancelDeadline.Sub(e.clock.Now()) + time.Minute)
+	if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerParked}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = e.store.Get(ctx, "shop-a", order); len(st.Parked) != 2 || len(e.letters.letters) != 0 {
+		t.Fatalf("at the held cancel's own deadline: parked %+v, letters %+v; want both still waiting", st.Parked, e.letters.letters)
+	}
+	e.parkedTimer(t, order)
+	if st, _ = e.store.Get(ctx, "shop-a", order); e.letterOf(4) != handlers.ReasonNoTransaction.String() ||
+		e.letterOf(3) != handlers.ReasonOutcomeUnknown.String() || len(st.Parked) != 0 {
+		t.Errorf("at the correction's deadline: letters %+v, parked %+v; want the correction no-transaction, the cancel outcome-unknown", e.letters.letters, st.Parked)
+	}
+}
