@@ -690,6 +690,11 @@ func (o *Orders) entryOf(d decision, c change, r *run, st orderstate.State) orde
 // re-check (d.refused) is scheduled again, with st written and the history noting it once, as any
 // timer refused for the account is; not dead-lettered, which would leave the report, and the
 // timer's own work, to a replay. Any other failure, or one of an event, is returned as it is.
+//
+// The history entry is the re-check's (type poll, the refusal and when it comes again): the work
+// not done is its report, which it does when it comes. It is not d's: the decision being handled
+// (a park deadline, an inbox timer, a re-authorization timer, an event of the inbox a timer
+// applies) does its own work all the same, with an entry of its own if it writes one.
 func (o *Orders) settleRefused(ctx context.Context, r *run, order string, d decision, st orderstate.State, cause error) (orderstate.State, error) {
 	if d.refused == nil || !accountRefused(cause) {
 		return st, cause
@@ -699,7 +704,7 @@ func (o *Orders) settleRefused(ctx context.Context, r *run, order string, d deci
 		return st, c.err
 	}
 	if c.did != "" {
-		c.next.History = append(c.next.History, o.entryOf(d, c, r, st))
+		c.next.History = append(c.next.History, o.entry(Meta{Type: "poll"}, c, r, st))
 	}
 	return o.Store.Put(ctx, r.shop.ID, order, *c.next, o.Now())
 }

@@ -150,7 +150,6 @@ func accountRefused(err error) bool {
 // timer in RefusedTimers, so that the same message delivered again (its ack lost) notes nothing
 // either; a run of the timer that meets no refusal clears it (clearRefused).
 func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st orderstate.State, cause error) change {
-	r.refused = append(r.refused, refusedKey(p.Kind))
 	at := o.retryAt(r.shop.ID, cause, 0)
 	if wait := at.Sub(o.Now()); wait > 0 {
 		// Spread over a tenth of the wait after the stop's end: the timers of a shop refused
@@ -171,6 +170,7 @@ func (o *Orders) timerRefused(ctx context.Context, r *run, p PollRequest, st ord
 	if err := o.Polls.Schedule(ctx, next, at); err != nil {
 		return fail(err)
 	}
+	r.refused = append(r.refused, refusedKey(p.Kind))
 	did, key := "", refusedKey(p.Kind)
 	if !p.Refused && !slices.Contains(st.RefusedTimers, key) {
 		did = "not done: " + cause.Error() + "; tried again at " + at.UTC().Format(time.RFC3339) + ", when the shop's calls resume"
@@ -215,12 +215,17 @@ func clearRefused(kind string, st orderstate.State, c change) change {
 // before or after the timer's own work met a refusal of the shop's account (the report of a
 // tracking number queued while the credit was under review). The order's re-check, which reports
 // a queued tracking number when it comes, is scheduled again for when the shop's calls resume
-// (timerRefused, noted once in the history, whichever timer met the refusal): for a due re-check,
-// that is p itself; for another timer (inbox, retry, park deadline, re-authorization), its own
-// work is done now or was done already, and is not scheduled again, so that nothing of it is
-// done twice, and the state's own timer of its kind is left as it was.
+// (timerRefused, noted once in the history as the re-check's, whichever timer met the refusal):
+// for a due re-check, that is p itself; for another timer (inbox, retry, park deadline,
+// re-authorization), its own work is done now or was done already, and is not scheduled again, so
+// that nothing of it is done twice, and the state's own timer of its kind is left as it was. The
+// run schedules the re-check once: a later settle of the run that meets the refusal again (after
+// the timer's own work, or for each inbox entry it applies) only writes st.
 func (o *Orders) settleRefusedLater(p PollRequest) func(context.Context, *run, orderstate.State, error) change {
 	return func(ctx context.Context, r *run, st orderstate.State, cause error) change {
+		if slices.Contains(r.refused, refusedKey(TimerPoll)) {
+			return write(st, "")
+		}
 		if p.Kind != TimerPoll {
 			p = PollRequest{Shop: p.Shop, OrderID: p.OrderID, Kind: TimerPoll}
 		}

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -669,9 +670,12 @@ func TestRefusedRecheckScheduleFailsThenDeliveredAgain(t *testing.T) {
 // order OK, its tracking number still queued, the account still refused), another timer of the
 // order comes (the re-authorization timer, the inbox timer and its retry, the park deadline). Its
 // first settle retries the queued report, which is refused: the timer used to fail account-refused,
-// dead-lettered, what it was to apply left to a replay. It does its own work, the order's re-check
-// is scheduled again for when the shop's calls resume (the refusal still noted once, nothing
-// published twice), and that re-check, once the account is accepted, reports the number once.
+// dead-lettered, what it was to apply left to a replay. It does its own work, once: the inbox timer
+// applies the invoice request queued behind the lease, the retry timer the one due for its retry,
+// the park deadline dead-letters the cancel parked past -park-limit; the order's re-check is
+// scheduled again for when the shop's calls resume, once per handling (the refusal still noted
+// once, nothing published twice). The same timer delivered again (its ack lost) does none of that
+// work a second time, and the re-check, once the account is accepted, reports the number once.
 func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{handlers.TimerReauth, handlers.TimerInbox, handlers.TimerRetry, handlers.TimerParked} {
@@ -687,14 +691,51 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 				req.Seq = 1 // its first settle under the lease comes before its own work, whatever the series
 			}
 			e.clk.Advance(2 * time.Hour)
+			// The timer's own work: an event of the inbox to apply, or a parked event to dead-letter.
+			invoice := invoiceEvent("i-1", 20)
+			switch kind {
+			case handlers.TimerInbox:
+				e.queue(t, invoice.Meta, func() error { return e.o.InvoiceRequested(ctx, invoice) })
+			case handlers.TimerRetry:
+				e.queueRetry(t, invoice.Meta)
+			case handlers.TimerParked:
+				e.parkExpired(t, "x-1")
+			}
+			// work checks that the timer's own work is done, once: nothing else dead-lettered.
+			work := func(step string) {
+				t.Helper()
+				e.lets.mu.Lock()
+				letters := slices.Clone(e.lets.letters)
+				e.lets.mu.Unlock()
+				st, _ := e.store.Get(ctx, "shop-a", "o-1")
+				switch kind {
+				case handlers.TimerInbox, handlers.TimerRetry:
+					applied := entriesOf(t, e.store, "i-1")
+					done, _ := e.store.EventDone(ctx, "shop-a", invoice.Key())
+					inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+					if len(applied) != 1 || !strings.HasPrefix(applied[0].Did, "not fetched: ") || !done || inbox != 0 || e.published(events.TypeInvoiceNG) != 1 {
+						t.Fatalf("%s: entries of the invoice request %+v, recorded %v, inbox %d, outcomes %v; want it applied once (invoice.ng once), recorded, the inbox empty",
+							step, applied, done, inbox, e.outs.ids)
+					}
+				case handlers.TimerParked:
+					expired := entriesOf(t, e.store, "x-1")
+					if len(letters) != 1 || letters[0].Reason != handlers.ReasonNoTransaction.String() || letters[0].Subject != events.Subject(events.TypeOrderCancelled, "shop-a") ||
+						len(expired) != 1 || !strings.HasPrefix(expired[0].Did, "dead-lettered: no-transaction: ") || len(st.Parked) != 0 {
+						t.Fatalf("%s: dead letters %+v, entries of the parked cancel %+v, parked %+v; want the cancel dead-lettered no-transaction once, nothing parked",
+							step, letters, expired, st.Parked)
+					}
+					letters = nil
+				}
+				if len(letters) != 0 {
+					t.Fatalf("%s: dead letters %+v; want none", step, letters)
+				}
+			}
 			rechecks := e.polls.count(handlers.TimerPoll)
 			if err := e.o.PollDue(ctx, req); err != nil {
 				reason, _ := handlers.DeadLetterReason(err)
 				t.Fatalf("%s timer of the OK order whose queued report is refused: %v (dead letter %s); want it done, not dead-lettered", kind, err, reason)
 			}
-			if len(e.lets.letters) != 0 {
-				t.Errorf("dead letters %+v; want none", e.lets.letters)
-			}
+			work("the timer")
 			last := e.polls.last(t, handlers.TimerPoll)
 			if e.polls.count(handlers.TimerPoll) != rechecks+1 || !last.req.Refused || !last.at.After(e.clk.Now()) {
 				t.Fatalf("last re-check %+v at %s (%d scheduled, %d before); want one more, marked refused, for when the shop's calls resume",
@@ -704,6 +745,16 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 			if n := notDone(t, e.store, "o-1"); n != 1 || e.published(events.TypeCreditOK) != 1 || st.Shipment == nil || st.Shipment.Reported {
 				t.Fatalf("%d 'not done' entries, outcomes %v, shipment %+v; want the refusal noted once, credit.ok once, the number queued", n, e.outs.ids, st.Shipment)
 			}
+			if kind != handlers.TimerReauth {
+				if err := e.o.PollDue(ctx, req); err != nil { // delivered again, its ack lost
+					t.Fatalf("%s timer delivered again: %v", kind, err)
+				}
+				work("the timer delivered again")
+				if n := notDone(t, e.store, "o-1"); n != 1 || e.published(events.TypeCreditOK) != 1 {
+					t.Fatalf("delivered again: %d 'not done' entries, outcomes %v; want the refusal noted once, credit.ok once", n, e.outs.ids)
+				}
+				last = e.polls.last(t, handlers.TimerPoll)
+			}
 			e.prov.refused.Store(false)
 			e.clk.Advance(last.at.Sub(e.clk.Now()))
 			for range 2 { // the re-check, and a second delivery of it
@@ -711,6 +762,7 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 					t.Fatalf("the re-check once the account is accepted: %v", err)
 				}
 			}
+			work("after the re-check")
 			st, _ = e.store.Get(ctx, "shop-a", "o-1")
 			if st.Shipment == nil || !st.Shipment.Reported || e.prov.calls["shipment"] != 1 || e.published(events.TypeShipmentOK) != 1 ||
 				e.published(events.TypeCreditOK) != 1 || len(st.RefusedTimers) != 0 {
@@ -718,6 +770,185 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 					st.Shipment, e.prov.calls["shipment"], e.outs.ids, st.RefusedTimers)
 			}
 		})
+	}
+}
+
+// invoiceEvent is an order.invoice_requested of o-1 as consumed from ORDERS, at seq.
+func invoiceEvent(id string, seq uint64) handlers.Event[events.InvoiceRequest] {
+	return handlers.Event[events.InvoiceRequest]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeInvoiceRequested, Shop: "shop-a",
+		Subject: events.Subject(events.TypeInvoiceRequested, "shop-a"), Stream: "ORDERS", Seq: seq, Attempt: 1,
+		Body: envelope(events.TypeInvoiceRequested, id, `{"shop_id":"shop-a","order_id":"o-1"}`)},
+		Data: events.InvoiceRequest{ShopID: "shop-a", OrderID: "o-1"}}
+}
+
+// queue has handle (the handling of the event ev of o-1) queue ev in the order's inbox behind
+// another handler, which then lets the lease go without applying it: the inbox timer applies it.
+func (e *refusedQueuedEnv) queue(t *testing.T, ev handlers.Meta, handle func() error) {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := e.store.AcquireLease(ctx, "shop-a", "o-1", orderstate.Take{TTL: time.Minute, Now: e.clk.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handle(); err != nil {
+		t.Fatalf("%s queued behind the lease: %v", ev.Type, err)
+	}
+	if n, _ := e.store.InboxLen(ctx, "shop-a", "o-1"); n != 1 {
+		t.Fatalf("%s behind the lease: inbox of %d; want it queued", ev.Type, n)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queueRetry puts ev first in o-1's inbox as an event that failed once, transiently, and is due
+// for its retry now, as a handler does when it lets the lease go for the retry (its retry timer
+// applies it).
+func (e *refusedQueuedEnv) queueRetry(t *testing.T, ev handlers.Meta) {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := e.store.AcquireLease(ctx, "shop-a", "o-1", orderstate.Take{TTL: time.Minute, Now: e.clk.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := orderstate.Parked{Type: ev.Type, Key: ev.Key(), ID: ev.ID, Source: ev.Source, Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq,
+		Attempt: ev.Attempt, Body: ev.Body, Since: e.clk.Now().Add(-time.Second).UTC(), Waits: "the order's lease",
+		Tries: 1, LastError: "ATODENE unavailable", RetryAt: e.clk.Now().UTC()}
+	if _, _, err := holder.Commit(ctx, orderstate.Commit{Version: holder.State.Version, Retry: &p}, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.store.InboxLen(ctx, "shop-a", "o-1"); n != 1 {
+		t.Fatalf("inbox of %d; want the retry", n)
+	}
+}
+
+// parkExpired parks a cancel id in o-1's state that has waited past -park-limit for the retry
+// of a failed try (due later): the park deadline dead-letters it.
+func (e *refusedQueuedEnv) parkExpired(t *testing.T, id string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.store.Get(ctx, "shop-a", "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := e.clk.Now().Add(-e.o.ParkLimit - time.Minute).UTC()
+	st.Parked = []orderstate.Parked{{Type: events.TypeOrderCancelled, Key: handlers.Meta{ID: id, Source: "test"}.Key(), ID: id, Source: "test",
+		Subject: events.Subject(events.TypeOrderCancelled, "shop-a"), Stream: "ORDERS", Seq: 19, Attempt: 1,
+		Body:  envelope(events.TypeOrderCancelled, id, `{"shop_id":"shop-a","order_id":"o-1","reason":"buyer"}`),
+		Since: since, Waits: "its retry after a failed try", Kind: "cancel",
+		Tries: 1, LastError: "ATODENE unavailable", RetryAt: e.clk.Now().Add(30 * time.Second).UTC()}}
+	st.ParkTimer = since.Add(e.o.ParkLimit)
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// entriesOf returns the entries of o-1's history of the event id.
+func entriesOf(t *testing.T, store *orderstate.Store, id string) []orderstate.Entry {
+	t.Helper()
+	h, err := store.History(context.Background(), "shop-a", "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []orderstate.Entry
+	for _, x := range h {
+		if x.ID == id {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// TestRefusedReportIsNotedAsTheRecheck: the report of an OK order's queued tracking number is
+// refused for the shop's account in the settle step of a timer other than the re-check, or of an
+// event of the inbox a timer applies, the refusal not noted before. The history used to note it
+// under the decision being handled ("inbox", "park-deadline", or the event itself, as
+// "order.recheck_requested … not done: …" just after its "decided: ok"), as if that was not done,
+// where it is done. It is noted once, as the re-check's (type poll, scheduled again to report it),
+// and each timer or event has its own entry for what it did
+// (docs/lifecycle.md#refusals-of-the-merchants-account).
+func TestRefusedReportIsNotedAsTheRecheck(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		kind string
+		// prepare readies o-1 (OK, its number queued, unless it says otherwise) and the timer's
+		// work, and returns the event whose entry is its own and that entry's Did.
+		prepare func(t *testing.T, e *refusedQueuedEnv) (id, did string)
+	}{
+		{"inbox timer applying a cancel", handlers.TimerInbox, func(t *testing.T, e *refusedQueuedEnv) (string, string) {
+			e.decided(t)
+			cancel := cancelEvent("x-1", "o-1", 20)
+			cancel.Subject, cancel.Stream, cancel.Attempt = events.Subject(events.TypeOrderCancelled, "shop-a"), "ORDERS", 1
+			cancel.Body = envelope(events.TypeOrderCancelled, "x-1", `{"shop_id":"shop-a","order_id":"o-1","reason":"buyer"}`)
+			e.queue(t, cancel.Meta, func() error { return e.o.OrderCancelled(context.Background(), cancel) })
+			// Its call comes while the shop's calls are stopped: dead-lettered, as any event's.
+			return "x-1", "dead-lettered: account-refused: "
+		}},
+		{"park deadline", handlers.TimerParked, func(t *testing.T, e *refusedQueuedEnv) (string, string) {
+			e.decided(t)
+			e.parkExpired(t, "x-1")
+			return "x-1", "dead-lettered: no-transaction: "
+		}},
+		{"operator's re-check applied by the inbox timer", handlers.TimerInbox, func(t *testing.T, e *refusedQueuedEnv) (string, string) {
+			// Under review still: the operator's re-check decides the order OK, and the settle
+			// step after it reports the queued number.
+			rc := handlers.Event[events.RecheckRequest]{Meta: handlers.Meta{ID: "rc-1", Source: "test", Type: events.TypeRecheckRequested, Shop: "shop-a",
+				Subject: events.Subject(events.TypeRecheckRequested, "shop-a"), Stream: "ORDERS", Seq: 21, Attempt: 1,
+				Body: envelope(events.TypeRecheckRequested, "rc-1", `{"shop_id":"shop-a","order_id":"o-1","operator":"ops-tanaka"}`)},
+				Data: events.RecheckRequest{ShopID: "shop-a", OrderID: "o-1", Operator: "ops-tanaka"}}
+			e.queue(t, rc.Meta, func() error { return e.o.RecheckRequested(context.Background(), rc) })
+			return "rc-1", "decided: ok"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newRefusedQueuedEnv(t, 0)
+			ctx := context.Background()
+			id, did := tc.prepare(t, e)
+			if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: tc.kind}); err != nil {
+				t.Fatalf("the %s timer: %v", tc.kind, err)
+			}
+			h, err := e.store.History(ctx, "shop-a", "o-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var refusals, own []orderstate.Entry
+			for _, x := range h {
+				switch {
+				case strings.HasPrefix(x.Did, "not done: "):
+					refusals = append(refusals, x)
+				case x.ID == id:
+					own = append(own, x)
+				}
+			}
+			if len(refusals) != 1 || refusals[0].Type != "poll" || refusals[0].ID != "" || refusals[0].Operator != "" {
+				t.Errorf("entries of the refusal %+v; want one, of type poll (the re-check scheduled again), no event's", refusals)
+			}
+			if len(own) != 1 || !strings.HasPrefix(own[0].Did, did) {
+				t.Errorf("entries of event %s %+v; want one, %q…, what it did", id, own, did)
+			}
+			last := e.polls.last(t, handlers.TimerPoll)
+			st, _ := e.store.Get(ctx, "shop-a", "o-1")
+			if e.polls.count(handlers.TimerPoll) != 1 || !last.req.Refused || !slices.Contains(st.RefusedTimers, "poll") {
+				t.Errorf("%d re-checks scheduled, the last %+v, refused timers %v; want one, marked refused, noted", e.polls.count(handlers.TimerPoll), last.req, st.RefusedTimers)
+			}
+		})
+	}
+}
+
+// decided makes o-1 OK, its tracking number still queued, the refusal not noted: the report
+// failed (ATODENE down) when the credit turned OK, and the account is refused since.
+func (e *refusedQueuedEnv) decided(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.store.Get(ctx, "shop-a", "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Status, st.PollScheduled, st.PollAt = orderstate.StatusOK, false, time.Time{}
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, e.clk.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
 
