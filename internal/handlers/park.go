@@ -55,6 +55,9 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 				Did: "superseded while waiting: a later " + parkedKind[p.Kind] + " (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		}
 	}
+	if slot >= 0 && d.parkAs == parkTracking && crossed(kept, slot, pos) {
+		kept, slot = slices.Delete(kept, slot, slot+1), -1 // a correction is not moved before what came between
+	}
 	p := o.parked(d.ev, waits, d.parkAs)
 	if err := o.keepCopy(ctx, shop, order, p, KeptParked); err != nil {
 		return fail(err)
@@ -68,6 +71,23 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 	}
 	st.Parked = kept
 	return write(st, "parked: waiting for "+waits)
+}
+
+// crossed reports whether an event parked in kept, other than kept[slot], lies in the stream
+// between the place of kept[slot] and pos. A tracking number that replaces one parked before a
+// cancel, but was published after the cancel, does not take the replaced one's place: it would be
+// reported before the cancel (shipment.ok, billing started) where, in stream order, the cancel
+// comes first and the correction finds the order cancelled (shipment.ng). It waits at its own
+// position instead. A cancel that replaces one does take its place: cancelling earlier is what the
+// shop asked for twice.
+func crossed(kept []orderstate.Parked, slot int, pos position) bool {
+	place := parkedPlace(kept[slot])
+	for i, q := range kept {
+		if at := parkedPlace(q); i != slot && at.seq != 0 && at.after(place) && pos.after(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // The kinds of events that park, of which an order keeps one each.
@@ -130,7 +150,14 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 			break
 		}
 		d, err := o.storedDecision(r.shop, p)
-		if err == nil && (p.RetryAt.After(o.Now()) || d.waits != nil && d.waits(st) != "") {
+		if err == nil && d.waits != nil {
+			if w := d.waits(st); w != "" {
+				p.Waits = w // what it waits for now, which its dead letter names (not an event it was held behind)
+				still = append(still, p)
+				continue
+			}
+		}
+		if err == nil && p.RetryAt.After(o.Now()) {
 			still = append(still, p)
 			continue
 		}
@@ -158,6 +185,7 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 		case c.err != nil:
 			p.Tries += tried(c.err)
 			p.LastError, p.RetryAt = c.err.Error(), o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
+			p.Waits = "its retry after a failed try"
 			still = append(still, p)
 			continue
 		}
@@ -310,8 +338,10 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 	return invalid(fmt.Errorf("a stored %s cannot be applied", env.Type))
 }
 
-// expireParked is the decision of an order's parked-event deadline: every parked event that has
-// waited longer than the limit is dead-lettered with reason no-transaction.
+// expireParked is the decision of an order's parked-event deadline: in stream order, each parked
+// event that has waited longer than the limit on its own (ownWait) is dead-lettered with reason
+// no-transaction, up to the first that has not; the settle step then tries those held only behind
+// them (applyParked).
 func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		limit := o.ParkLimit

@@ -352,11 +352,12 @@ func TestHeldCancelOutlivesTheEventItWaitedFor(t *testing.T) {
 	}
 }
 
-// TestHeldEventDeadlineWaitsForTheFirst: a correction (seq 4) replaces, two days later, the
-// tracking number (seq 2) a cancel (seq 3) is held behind, and takes its place with its own, later,
-// deadline. The cancel's own deadline, earlier, is no deadline: it waits for the correction, and
-// is tried when the correction goes (here at the correction's deadline: outcome-unknown), not
-// dead-lettered no-transaction at its own while the event it waits for still waits.
+// TestHeldEventDeadlineWaitsForTheFirst: a cancel (seq 5) is held behind a tracking number (seq 2)
+// waiting for the operator's resolution; two days later a correction (seq 4, published before the
+// cancel) replaces the tracking number and takes its place, with its own, later, deadline. The
+// cancel's own deadline, earlier, is no deadline: it waits for the correction, and is tried when the
+// correction goes (here at the correction's deadline: outcome-unknown), not dead-lettered
+// no-transaction at its own while the event it waits for still waits.
 func TestHeldEventDeadlineWaitsForTheFirst(t *testing.T) {
 	t.Parallel()
 	e, ctx := newEnv(t, &sentProvider{}), context.Background()
@@ -364,7 +365,7 @@ func TestHeldEventDeadlineWaitsForTheFirst(t *testing.T) {
 	unknownOrder(t, e, order)
 	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")))
 	e.clock.Advance(time.Minute)
-	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 5)))
 	e.clock.Advance(48 * time.Hour)
 	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-2", order, 4, "4444-5555-6666")))
 	st, _ := e.store.Get(ctx, "shop-a", order)
@@ -381,7 +382,31 @@ func TestHeldEventDeadlineWaitsForTheFirst(t *testing.T) {
 	}
 	e.parkedTimer(t, order)
 	if st, _ = e.store.Get(ctx, "shop-a", order); e.letterOf(4) != handlers.ReasonNoTransaction.String() ||
-		e.letterOf(3) != handlers.ReasonOutcomeUnknown.String() || len(st.Parked) != 0 {
+		e.letterOf(5) != handlers.ReasonOutcomeUnknown.String() || len(st.Parked) != 0 {
 		t.Errorf("at the correction's deadline: letters %+v, parked %+v; want the correction no-transaction, the cancel outcome-unknown", e.letters.letters, st.Parked)
+	}
+}
+
+// TestCorrectionIsNotMovedBeforeACancel: a tracking number (seq 2) waits, parked, for the
+// operator's resolution of an order whose outcome is unknown; the shop's cancel (seq 3) is held
+// behind it; a correction (seq 4), published after the cancel, replaces the tracking number. It
+// used to take the replaced number's place, before the cancel, so that the correction would be
+// reported before the cancel (and each correction put the cancel's deadline off by -park-limit).
+// It waits at its own place, after the cancel; the cancel, first now and held by nothing, is tried
+// as if it came now (on an order whose outcome is unknown: outcome-unknown, cancel by hand).
+func TestCorrectionIsNotMovedBeforeACancel(t *testing.T) {
+	t.Parallel()
+	prov := &sentProvider{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-U3"
+	unknownOrder(t, e, order)
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")))
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-2", order, 4, "4444-5555-6666")))
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if len(st.Parked) != 1 || st.Parked[0].ID != "t-2" || st.Parked[0].PlaceSeq != 0 ||
+		e.letterOf(3) != handlers.ReasonOutcomeUnknown.String() || len(prov.slips) != 0 {
+		t.Errorf("parked %+v, letters %+v, slips %v; want the correction alone parked at its own place, the cancel outcome-unknown, nothing reported",
+			st.Parked, e.letters.letters, prov.slips)
 	}
 }
