@@ -1,5 +1,11 @@
 package console
 
+import (
+	"strconv"
+
+	"github.com/atodene-worker/atodene-worker/internal/invoiceprint"
+)
+
 // messages holds every label of the console in Japanese and English. TestMessages checks that each
 // has both, and that every key the templates and the code use is here.
 var messages = map[string]message{
@@ -214,8 +220,8 @@ var messages = map[string]message{
 	"invoices.missing": {"印刷データのない受注:", "Orders with no print data:"},
 	"invoices.stale": {"印刷データが受注の最後の変更（金額・内容の変更、再登録）より前のため印刷しない受注（請求額や取引が違う恐れがあります。請求書ダウンロードで取り直してください）:",
 		"Orders not printed because their print data predates the order's last change (a change of the amount or data, a new registration: it may bill another amount or transaction; fetch it again with Fetch invoice data):"},
-	"invoices.unverified": {"印刷データが古く、その後の与信結果を確認しきれなかったため印刷しない受注（確認は店舗の最新の与信結果20,000件まで。請求書ダウンロードで取り直してください）:",
-		"Orders not printed because their print data is older than the credit outcomes checked (the shop's newest 20,000): whether the order changed since could not be told; fetch it again with Fetch invoice data:"},
+	"invoices.unverified": {"印刷データが古く、その後の与信結果を確認しきれなかったため印刷しない受注（確認は店舗の最新の与信結果" + checkedOutcomes + "件まで。請求書ダウンロードで取り直してください）:",
+		"Orders not printed because their print data is older than the credit outcomes checked (the shop's newest " + checkedOutcomes + "): whether the order changed since could not be told; fetch it again with Fetch invoice data:"},
 	"invoices.cancelled": {"印刷データの取得後にキャンセルされたため印刷しない受注:", "Orders not printed because they were cancelled after their print data was fetched:"},
 
 	"dlq.title":         {"デッドレター", "Dead letters"},
@@ -280,4 +286,17 @@ var messages = map[string]message{
 	"calc.result":         {"送信する手数料 %s円、請求金額 %s円", "Sent to ATODENE: fee %s yen, billed %s yen"},
 	"calc.row":            {"（%d行目）", "(row %d)"},
 	"calc.norow":          {"（該当する行なし：変更なし）", "(no row matches: unchanged)"},
+}
+
+// checkedOutcomes is how many credit outcomes of a shop the invoices page checks at most
+// (invoiceprint.DefaultCheck), as its messages write it.
+var checkedOutcomes = grouped(invoiceprint.DefaultCheck)
+
+// grouped writes n, not negative, with a comma between each group of three digits: 20,000.
+func grouped(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

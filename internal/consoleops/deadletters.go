@@ -136,15 +136,16 @@ func (o *Ops) Replay(ctx context.Context, operatorName string, seqs []uint64, dr
 		if !ok || j < len(res.Letters) && res.Letters[j].Gone {
 			// A letter gone (before the look-up, or since): the same replay sent twice (a double
 			// click, the browser's resend) finds it removed by the first; nothing is published.
-			gone := out[i]
+			gone, subject := out[i], ""
 			if ok {
 				l := found[j]
 				gone = console.Outcome{Shop: l.Shop, Order: l.Order, Reason: res.Letters[j].Reason}
+				subject = l.Subject // its replay went there: the scan reads that subject only
 			}
 			hit, seen := replays[seq]
 			if !seen {
 				var rerr error
-				if hit, rerr = o.replayedBefore(ctx, seq); rerr != nil {
+				if hit, rerr = o.replayedBefore(ctx, seq, subject); rerr != nil {
 					gone.Reason += fmt.Sprintf("; whether it was replayed before could not be read: %v", rerr)
 				}
 				replays[seq] = hit
@@ -242,12 +243,16 @@ func (o *Ops) replayGone(seq uint64, gone console.Outcome, hit replayCopy, dryRu
 }
 
 // replayedBefore looks in the inbound stream, newest first, among the messages stored within the
-// stream's duplicate window (at most editScanLimit of them), for the replay of dead letter seq:
-// its message ID replay:DLQ:SEQ:N (deadletter.Queue.Replay). The letter's sequence is the DLQ
-// stream's own: a replay stored before the DLQ stream was created (again) is of another letter,
-// and is no such replay. A replay older than the duplicate window is not looked for: the letter
-// is then said gone, as before. The window is the server's clock (the stream's times).
-func (o *Ops) replayedBefore(ctx context.Context, seq uint64) (replayCopy, error) {
+// stream's duplicate window (at most editScanLimit of them) on subject, the letter's original
+// subject, where its replay went ("": unknown, the letter gone before it was looked up: every
+// subject), for the replay of dead letter seq: its message ID replay:DLQ:SEQ:N
+// (deadletter.Queue.Replay). A subject the inbound stream does not take (a due re-check's: its
+// replay went to the poll stream) holds no replay there: none is looked for. The letter's
+// sequence is the DLQ stream's own: a replay stored before the DLQ stream was created (again) is
+// of another letter, and is no such replay. A replay older than the duplicate window is not
+// looked for: the letter is then said gone, as before. The window is the server's clock (the
+// stream's times).
+func (o *Ops) replayedBefore(ctx context.Context, seq uint64, subject string) (replayCopy, error) {
 	var hit replayCopy
 	letters, err := o.cfg.JetStream.Stream(ctx, o.letters.Stream())
 	if err != nil {
@@ -262,16 +267,23 @@ func (o *Ops) replayedBefore(ctx context.Context, seq uint64) (replayCopy, error
 	if window <= 0 {
 		window = 2 * time.Minute // the server's default
 	}
+	var filters []string
+	if subject != "" {
+		if subjects := s.CachedInfo().Config.Subjects; len(subjects) > 0 && !takes(subjects, subject) {
+			return hit, nil
+		}
+		filters = []string{subject}
+	}
 	since := time.Now().Add(-window)
 	if created.After(since) {
 		since = created
 	}
-	floor, err := streamscan.FirstSince(ctx, s, nil, since)
+	floor, err := streamscan.FirstSince(ctx, s, filters, since)
 	if err != nil || floor == 0 {
 		return hit, err
 	}
 	prefix := fmt.Sprintf("replay:%s:%d:", o.letters.Stream(), seq)
-	_, err = streamscan.Back{Stream: s, Floor: floor, Limit: editScanLimit}.Run(ctx, 0,
+	_, err = streamscan.Back{Stream: s, Filters: filters, Floor: floor, Limit: editScanLimit}.Run(ctx, 0,
 		func(m jetstream.Msg, at uint64) error {
 			id := m.Headers().Get(jetstream.MsgIDHeader)
 			if !strings.HasPrefix(id, prefix) {
@@ -285,6 +297,30 @@ func (o *Ops) replayedBefore(ctx context.Context, seq uint64) (replayCopy, error
 			return nil
 		}, func() bool { return hit.msgID != "" })
 	return hit, err
+}
+
+// takes says whether a stream of the subjects patterns (NATS wildcards * and >) stores subject, a
+// subject with no wildcard.
+func takes(patterns []string, subject string) bool {
+	tokens := strings.Split(subject, ".")
+	for _, p := range patterns {
+		pt := strings.Split(p, ".")
+		match := len(pt) == len(tokens)
+		for i, tok := range pt {
+			if tok == ">" {
+				match = i < len(tokens)
+				break
+			}
+			if i >= len(tokens) || tok != "*" && tok != tokens[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
 
 // The types of the history entries of the dead letters an operator replayed or purged.

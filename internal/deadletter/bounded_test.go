@@ -69,7 +69,7 @@ func TestListAndCountsAreBounded(t *testing.T) {
 	if err != nil || len(page.Letters) != n || page.Truncated || page.Matching != n {
 		t.Errorf("List(default limit %d) of %d: %d letters, matching %d, truncated %v, %v", DefaultLimit, n, len(page.Letters), page.Matching, page.Truncated, err)
 	}
-	// A shop filter reads the bodies (the shop is the body's), one batch at a time, and keeps the limit.
+	// A shop and order filter reads the bodies (an inbound event's order is its body's), one batch at a time, and keeps the limit.
 	page, err = q.List(ctx, Filter{Shop: "shop-b", Order: "O-1", Limit: 2})
 	if err != nil || len(page.Letters) != 2 || page.Letters[0].Seq != 2 || page.Matching != n/10 || !page.Truncated {
 		t.Errorf("List(shop-b O-1, limit 2): %d letters, matching %d, truncated %v, %v", len(page.Letters), page.Matching, page.Truncated, err)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
 	"github.com/atodene-worker/atodene-worker/internal/tracing"
 	"github.com/atodene-worker/atodene-worker/internal/tracing/natstrace"
@@ -128,11 +130,32 @@ func letterOf(seq uint64, subject string, stored time.Time, h nats.Header, body 
 	l.Unreplayable = strings.Join(problems, "; ")
 	l.Published, _ = strconv.ParseUint(h.Get(dlq.HeaderPublishedSequence), 10, 64)
 	l.PublishedCreated = h.Get(dlq.HeaderPublishedStreamCreated)
-	if parts := strings.Split(l.Subject, "."); len(parts) >= 3 {
-		l.Shop = parts[2]
-	}
-	l.Shop, l.Order = orderOf(body, l.Shop)
+	l.Shop, l.Order = subjectOrder(l.Subject)
+	l.Shop, l.Order = orderOf(body, l.Shop, l.Order)
 	return l
+}
+
+// pollDuePrefix is the subject prefix of the worker's due re-checks and timers.
+const pollDuePrefix = "atodene.poll.due."
+
+// subjectOrder is the shop and order that a letter's original subject names: an inbound event's
+// (orders.<kind>.<shop>) names its shop only, its order being its body's; a due re-check's or
+// timer's (atodene.poll.due.<shop>.<order, unpadded base64url>[.<kind>]) names both. Another
+// subject's third token is taken for its shop.
+func subjectOrder(subject string) (shop, order string) {
+	if rest, ok := strings.CutPrefix(subject, pollDuePrefix); ok {
+		tokens := strings.Split(rest, ".")
+		if len(tokens) >= 2 {
+			if raw, err := base64.RawURLEncoding.DecodeString(tokens[1]); err == nil && events.ValidOrderID(string(raw)) {
+				order = string(raw)
+			}
+		}
+		return tokens[0], order
+	}
+	if parts := strings.Split(subject, "."); len(parts) >= 3 {
+		shop = parts[2]
+	}
+	return shop, ""
 }
 
 // replayableSubjects are the subjects a letter can hold, the only ones a replay publishes to: the
@@ -155,8 +178,10 @@ func replayable(subject string) bool {
 	return true
 }
 
-// orderOf finds the shop and order of a dead letter: from its event data, or from a poll body.
-func orderOf(body []byte, shop string) (string, string) {
+// orderOf finds the shop and order of a dead letter: from its event data (the order; the shop is
+// the subject's), or from a poll body (both); shop and order, from its subject (subjectOrder), where
+// the body names none (a letter read without its body, say).
+func orderOf(body []byte, shop, order string) (string, string) {
 	var env struct {
 		Data struct {
 			ShopID  string `json:"shop_id"`
@@ -166,7 +191,7 @@ func orderOf(body []byte, shop string) (string, string) {
 		OrderID string `json:"order_id"`
 	}
 	if json.Unmarshal(body, &env) != nil {
-		return shop, ""
+		return shop, order
 	}
 	if env.Data.OrderID != "" {
 		return shop, env.Data.OrderID
@@ -174,7 +199,7 @@ func orderOf(body []byte, shop string) (string, string) {
 	if env.OrderID != "" { // a poll request
 		return env.Shop, env.OrderID
 	}
-	return shop, ""
+	return shop, order
 }
 
 // Filter selects dead letters; every condition given must match.
@@ -182,7 +207,10 @@ type Filter struct {
 	// Subject is the original subject, NATS wildcards * and > allowed, without the "dlq." prefix.
 	Subject string
 	// Reason is a dead-letter reason (handlers.Reasons).
-	Reason      string
+	Reason string
+	// Shop and Order are the letter's (Letter.Shop, Letter.Order): an inbound event's shop is its
+	// subject's and its order its body's; a due re-check's (a poll letter's) are its body's, or its
+	// subject's where the body names none. Either filter reads each letter's body.
 	Shop, Order string
 	// Since and Until bound the time the letter failed: Since inclusive, Until exclusive. Zero
 	// leaves a bound open.
@@ -288,8 +316,8 @@ type Listing struct {
 // List returns the dead letters that match f, at most f.Limit of them (0: DefaultLimit; less
 // than 0: all, as All), oldest first, bodies included, and how many match in all (Listing). It
 // holds no more than the limit of bodies at once, and reads no bodies but those it returns when
-// f has no Shop nor Order (which a letter's body says): it reads the matching letters' headers
-// first, then the bodies of those it keeps, one by one. A filter no letter can match is a
+// f has no Shop nor Order (which take the letters' bodies: Filter.Shop): it reads the matching
+// letters' headers first, then the bodies of those it keeps, one by one. A filter no letter can match is a
 // *FilterError, before the server is asked; a missing stream wraps jetstream.ErrStreamNotFound;
 // other errors are the server's, or ctx's end.
 func (q *Queue) List(ctx context.Context, f Filter) (Listing, error) {
@@ -300,8 +328,11 @@ func (q *Queue) List(ctx context.Context, f Filter) (Listing, error) {
 	return q.list(ctx, f, limit, true)
 }
 
-// All returns every dead letter that matches f, oldest first, bodies included: the selection of
-// a replay, which must publish each. It holds them all at once; List is the bounded read.
+// All returns every dead letter that matches f, oldest first, bodies included, holding them all
+// at once: a read for tests and small streams only, which check the letters whole (their bodies,
+// a replay given its letters with their bodies). Nothing of the publisher or the console uses it:
+// dlq replay and dlq purge select by AllHeaders (Replay reads each body back), and the listings
+// read through List, bounded.
 func (q *Queue) All(ctx context.Context, f Filter) ([]Letter, error) {
 	res, err := q.list(ctx, f, -1, true)
 	return res.Letters, err
@@ -310,8 +341,8 @@ func (q *Queue) All(ctx context.Context, f Filter) ([]Letter, error) {
 // AllHeaders returns every dead letter that matches f, oldest first, without its Body: the
 // selection of a purge, which needs the sequences only, and of a replay by filter (Replay reads
 // each body back just before its publish, holding no more than its window of them). It reads the
-// letters' headers only, or, when f has a Shop or an Order (which a letter's body says), each body
-// in turn, holding none.
+// letters' headers only, or, when f has a Shop or an Order (which take the letters' bodies:
+// Filter.Shop), each body in turn, holding none.
 func (q *Queue) AllHeaders(ctx context.Context, f Filter) ([]Letter, error) {
 	res, err := q.list(ctx, f, -1, false)
 	return res.Letters, err
@@ -327,8 +358,8 @@ func (q *Queue) list(ctx context.Context, f Filter, limit int, bodies bool) (Lis
 	if err != nil {
 		return Listing{}, err
 	}
-	// The shop and order of a letter are read from its body: a filter of them reads the bodies, the
-	// others the headers only.
+	// The order of a letter, and a poll letter's shop, are read from its body (Filter.Shop): a filter
+	// of the shop or order reads the bodies, the others the headers only.
 	// All (no limit, bodies) reads the bodies at once, rather than one by one after.
 	headersOnly := f.Shop == "" && f.Order == "" && (limit >= 0 || !bodies)
 	reason := f.Reason
@@ -377,8 +408,8 @@ func (q *Queue) list(ctx context.Context, f Filter, limit int, bodies bool) (Lis
 }
 
 // scan reads the letters stored on subject, oldest first, and hands each to visit; with
-// headersOnly, without its body (its Shop is then its subject's, its Order ""). Nothing is held
-// but the batch being read.
+// headersOnly, without its body (its Shop and Order are then those its subject names, subjectOrder:
+// an inbound event's Order is ""). Nothing is held but the batch being read.
 func (q *Queue) scan(ctx context.Context, s jetstream.Stream, subject string, headersOnly bool, visit func(Letter)) error {
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, HeadersOnly: headersOnly, InactiveThreshold: 30 * time.Second})
 	if err != nil {
@@ -430,8 +461,8 @@ func CountReasons(letters []Letter) map[string]int {
 
 // Counts returns how many letters matching f each reason holds (f.Reason is not applied: the
 // counts are the tabs of a list by reason), every reason included. It holds no letter: it reads
-// the letters' headers only, or, when f has a Shop or an Order (which a letter's body says), each
-// body in turn. Errors are List's.
+// the letters' headers only, or, when f has a Shop or an Order (which take the letters' bodies:
+// Filter.Shop), each body in turn. Errors are List's.
 func (q *Queue) Counts(ctx context.Context, f Filter) (map[string]int, error) {
 	f.Reason = ""
 	res, err := q.list(ctx, f, 0, false)
@@ -617,7 +648,8 @@ type ReplayResult struct {
 	Gone       int     `json:"gone"`
 	MaxReplays int     `json:"max_replays"`
 	Groups     []Group `json:"groups"`
-	// RefusedLetters are the letters refused, each with its Refusal set.
+	// RefusedLetters are the letters refused, each with its Refusal set, and its Shop and Order: a
+	// letter given without its body whose subject names no order is read back for them.
 	RefusedLetters []Letter `json:"refused_letters"`
 	// GoneLetters are the sequences of the letters gone meanwhile.
 	GoneLetters []uint64 `json:"gone_letters"`
@@ -683,7 +715,9 @@ func groups(counts map[[2]string]int) []Group {
 // someone else since the caller listed it) is not published, and counts as Gone. Letters given
 // without their bodies (AllHeaders: a replay of every letter that matches) take the body so read
 // back: the replay then holds the bodies of the letters in its window only (replayWindow), however
-// many letters it is given.
+// many letters it is given; those it refuses and whose subject names no order (inbound events) are
+// read back one at a time, before any publish and in a dry run too, for the shop and order its
+// report names (nameRefused).
 //
 // The re-publishes are asynchronous, up to replayWindow awaiting their acknowledgement at once,
 // on one connection: the server stores them in the order given, and a letter costs no round trip
@@ -723,6 +757,9 @@ func (q *Queue) Replay(ctx context.Context, letters []Letter, opts ReplayOptions
 		ok = append(ok, i)
 	}
 	res.Planned, res.Refused, res.Groups = planned, len(res.RefusedLetters), groups(byGroup)
+	if err := q.nameRefused(ctx, res.RefusedLetters); err != nil {
+		return res, err
+	}
 	if opts.DryRun {
 		for _, i := range append(ok, repeats...) {
 			res.Letters[i].Replayed = true
@@ -979,17 +1016,57 @@ func (r *replayRun) stored(l Letter) (Letter, bool, error) {
 	if err != nil {
 		return l, false, fmt.Errorf("reading dead letter %d before its replay: %w", l.Seq, err)
 	}
+	got, same := readBack(l, m)
+	return got, same, nil
+}
+
+// readBack says whether m, the message stored at letter l's sequence, is l, and returns the letter
+// as read back: l itself when given with its Body (the same when m holds the same subject and
+// body); for l given without its body (AllHeaders), the letter m holds, its Body included (the
+// same when the server stored it on the same subject at the same time with the same headers).
+func readBack(l Letter, m *jetstream.RawStreamMsg) (Letter, bool) {
 	if m.Subject != dlq.SubjectPrefix+l.Subject {
-		return l, false, nil
+		return l, false
 	}
 	if !l.bodiless {
-		return l, bytes.Equal(m.Data, l.Body), nil
+		return l, bytes.Equal(m.Data, l.Body)
 	}
 	got := letterOf(m.Sequence, m.Subject, m.Time, m.Header, m.Data)
 	same := m.Time.Equal(l.storedAt) && got.Subject == l.Subject && got.Stream == l.Stream && got.OrigSeq == l.OrigSeq &&
 		got.Reason == l.Reason && got.ReplayCount == l.ReplayCount && got.FailedAt.Equal(l.FailedAt) && got.Published == l.Published &&
 		got.PublishedCreated == l.PublishedCreated && got.Unreplayable == l.Unreplayable
-	return got, same, nil
+	return got, same
+}
+
+// nameRefused sets the Shop and Order of the refused letters given without their bodies
+// (AllHeaders) and whose subject names no order (an inbound event's: its order is its body's) from
+// their bodies, read back one at a time and dropped: the report of a replay names each refused
+// letter's order. A letter no longer stored, or whose sequence holds another, keeps what its
+// subject names. The refused letters are few: the others are not read here.
+func (q *Queue) nameRefused(ctx context.Context, refused []Letter) error {
+	var s jetstream.Stream
+	for i, l := range refused {
+		if !l.bodiless || l.Order != "" {
+			continue
+		}
+		if s == nil {
+			var err error
+			if s, err = q.open(ctx); err != nil {
+				return err
+			}
+		}
+		m, err := s.GetMsg(ctx, l.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading refused dead letter %d back for its shop and order: %w", l.Seq, err)
+		}
+		if got, same := readBack(l, m); same {
+			refused[i].Shop, refused[i].Order = got.Shop, got.Order
+		}
+	}
+	return nil
 }
 
 // gone counts the letter of index i gone meanwhile: not replayed.

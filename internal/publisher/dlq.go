@@ -174,7 +174,7 @@ func (a *App) dlqList(ctx context.Context, args []string) error {
 	var asJSON *bool
 	sel, err := a.selectLetters(ctx, "dlq ls", "Lists the dead letters that match, oldest first: the first -limit of them, and how many match.\n", args, func(fs *flag.FlagSet, sel *selection) {
 		asJSON = fs.Bool("json", false, "print JSON lines, one dead letter a line, instead of a table")
-		sel.limit = fs.Int("limit", deadletter.DefaultLimit, "list at most `n` dead letters, the oldest that match (counting them all); 0 lists none")
+		sel.limit = fs.Int("limit", deadletter.DefaultLimit, "list at most `n` dead letters (at least 1), the oldest that match (counting them all)")
 	})
 	if err != nil {
 		return err
