@@ -259,13 +259,9 @@ func (o *Ops) replayedBefore(ctx context.Context, seq uint64, subject string) (r
 		return hit, fmt.Errorf("opening stream %s: %w", o.letters.Stream(), err)
 	}
 	created := letters.CachedInfo().Created
-	s, err := o.cfg.JetStream.Stream(ctx, o.cfg.Inbound)
+	s, window, err := o.inbound(ctx)
 	if err != nil {
-		return hit, fmt.Errorf("opening stream %s: %w", o.cfg.Inbound, err)
-	}
-	window := s.CachedInfo().Config.Duplicates
-	if window <= 0 {
-		window = 2 * time.Minute // the server's default
+		return hit, err
 	}
 	var filters []string
 	if subject != "" {
@@ -446,13 +442,9 @@ func (o *Ops) editedBefore(ctx context.Context, seq uint64, shop, order string) 
 	if !events.ValidShopID(shop) || !events.ValidOrderID(order) {
 		return hit, nil
 	}
-	s, err := o.cfg.JetStream.Stream(ctx, o.cfg.Inbound)
+	s, window, err := o.inbound(ctx)
 	if err != nil {
-		return hit, fmt.Errorf("opening stream %s: %w", o.cfg.Inbound, err)
-	}
-	window := s.CachedInfo().Config.Duplicates
-	if window <= 0 {
-		window = 2 * time.Minute // the server's default
+		return hit, err
 	}
 	filters := []string{"*.*." + shop}
 	floor, err := streamscan.FirstSince(ctx, s, filters, time.Now().Add(-window))
@@ -519,4 +511,19 @@ func orderOf(body []byte) (shop, order string) {
 		return ids.Data.ShopID, ids.Data.OrderID
 	}
 	return ids.ShopID, ids.OrderID
+}
+
+// inbound opens the inbound stream and returns it with its duplicate window (the server's default,
+// 2 minutes, when the stream sets none): the window within which a copy of what the console
+// published can still be found there.
+func (o *Ops) inbound(ctx context.Context) (jetstream.Stream, time.Duration, error) {
+	s, err := o.cfg.JetStream.Stream(ctx, o.cfg.Inbound)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening stream %s: %w", o.cfg.Inbound, err)
+	}
+	window := s.CachedInfo().Config.Duplicates
+	if window <= 0 {
+		window = 2 * time.Minute // the server's default
+	}
+	return s, window, nil
 }
