@@ -107,28 +107,30 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 		Body: ev.Body, Since: o.Now().UTC(), Waits: waits, Kind: kind}
 }
 
-// parkTimer is when the parked events of st next need their order's timer: the earlier of the
-// retry of the first in stream order and of the time it has waited too long; zero if nothing is
+// parkTimer is when the parked events of st next need their order's timer: the retry of the first
+// in stream order, when it waits for one, else the time it has waited too long; zero if nothing is
 // parked. Only the first counts: those after it wait for it (applyParked) and are tried when it is
 // applied or dead-lettered, when the first of them is the one that counts (expireParked dead-letters
-// at once one that then waits on its own and has waited too long). A deadline of one of them,
+// at once one that then waits for its order and has waited too long). A deadline of one of them,
 // earlier than the first's (a correction that took the first's place is newer than the events held
 // behind it), would be due while nothing can be dead-lettered.
-// A retry whose time has passed counts for nothing: settle has just tried an event whose retry
-// was due, so the first event still waiting with such a retry waits for its order again (a
-// registration under way once more), and only its deadline is due; the past time would hide
-// that deadline (equal to the timer set for the retry, nothing is scheduled) or, scheduled,
-// fire at once.
+// A retry is not bounded by the deadline, which is for waiting for the order (expireParked), but
+// by MaxAttempts: an event whose order came a moment before its deadline retries a call that
+// failed transiently as any event does. A retry whose time has passed counts for nothing: settle
+// has just tried an event whose retry was due, so the first event still waiting with such a retry
+// waits for its order again (a registration under way once more), and only its deadline is due;
+// the past time would hide that deadline (equal to the timer set for the retry, nothing is
+// scheduled) or, scheduled, fire at once. One waiting for its retry and, meanwhile, for its order
+// again has its deadline checked at the retry, at most a minute (retryDelay) late.
 func (o *Orders) parkTimer(st orderstate.State) time.Time {
 	if len(st.Parked) == 0 {
 		return time.Time{}
 	}
 	first := inStreamOrder(st.Parked)[0]
-	at := first.Since.Add(o.ParkLimit)
-	if first.RetryAt.After(o.Now()) && first.RetryAt.Before(at) {
-		at = first.RetryAt
+	if first.RetryAt.After(o.Now()) {
+		return first.RetryAt
 	}
-	return at
+	return first.Since.Add(o.ParkLimit)
 }
 
 // applyParked applies the parked events of st that can apply now, in the order the shop published
@@ -339,17 +341,17 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 }
 
 // expireParked is the decision of an order's parked-event deadline: in stream order, each parked
-// event that has waited longer than the limit on its own (ownWait) is dead-lettered with reason
-// no-transaction, up to the first that has not; the settle step then tries those held only behind
-// them (applyParked).
+// event that has waited longer than the limit for its order (waitsForOrder) is dead-lettered with
+// reason no-transaction, up to the first that has not; the settle step then tries those held only
+// behind them (applyParked).
 func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		limit := o.ParkLimit
 		parked := inStreamOrder(st.Parked)
-		n := 0 // the first n, in stream order, have waited too long on their own
+		n := 0 // the first n, in stream order, have waited too long for their order
 		for _, p := range parked {
-			waits, own := o.ownWait(r, p, st)
-			if o.Now().Before(p.Since.Add(limit)) || !own {
+			waits, ok := o.waitsForOrder(r, p, st)
+			if o.Now().Before(p.Since.Add(limit)) || !ok {
 				break // it, and those held behind it, stay; one held only by those before it is applied by settle
 			}
 			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, waits)
@@ -369,28 +371,30 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 					return fail(err)
 				}
 			}
-			return keep("") // early, or a timer left from an earlier deadline
+			return keep("") // early, a retry (settle has tried it), or a timer left from an earlier deadline
 		}
 		st.Parked = parked[n:]
 		return write(st, "")
 	}
 }
 
-// ownWait says what the parked event p waits for in st, and whether it waits on its own: for its
-// retry, or for its order (its decision's wait), or it cannot be decided at all; not when it is
-// held only behind an earlier parked event (waitingBefore), which is tried, once that event is
-// gone, as at once (a cancel of an order whose outcome is unknown is dead-lettered outcome-unknown
-// then, naming what the operator must do, not as having waited for a transaction).
-func (o *Orders) ownWait(r *run, p orderstate.Parked, st orderstate.State) (string, bool) {
-	if !p.RetryAt.IsZero() {
+// waitsForOrder says what the parked event p waits for in st, and whether the park deadline
+// applies to it: it waits for its order (its decision's wait: the order, its registration's
+// outcome, an operator's resolution), or it cannot be decided at all. The deadline does not apply
+// to an event held only behind an earlier parked event (waitingBefore), which is tried, once that
+// event is gone, as at once (a cancel of an order whose outcome is unknown is dead-lettered
+// outcome-unknown then, naming what the operator must do, not as having waited for a
+// transaction); nor to one waiting for the retry of a call that failed transiently, which runs
+// out as exhausted after MaxAttempts tries, as any event's retries do.
+func (o *Orders) waitsForOrder(r *run, p orderstate.Parked, st orderstate.State) (string, bool) {
+	d, err := o.storedDecision(r.shop, p)
+	if err != nil {
 		return p.Waits, true
 	}
-	d, err := o.storedDecision(r.shop, p)
-	if err != nil || d.waits == nil {
-		return p.Waits, err != nil
-	}
-	if w := d.waits(st); w != "" {
-		return w, true
+	if d.waits != nil {
+		if w := d.waits(st); w != "" {
+			return w, true
+		}
 	}
 	return p.Waits, false
 }

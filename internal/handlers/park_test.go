@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +409,100 @@ func TestCorrectionIsNotMovedBeforeACancel(t *testing.T) {
 		e.letterOf(3) != handlers.ReasonOutcomeUnknown.String() || len(prov.slips) != 0 {
 		t.Errorf("parked %+v, letters %+v, slips %v; want the correction alone parked at its own place, the cancel outcome-unknown, nothing reported",
 			st.Parked, e.letters.letters, prov.slips)
+	}
+}
+
+// cancelFailsTimes is sentProvider whose first n cancels fail transiently.
+type cancelFailsTimes struct {
+	sentProvider
+	n int
+}
+
+func (p *cancelFailsTimes) Cancel(ctx context.Context, tx string) error {
+	p.count("cancel")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 {
+		p.n--
+		return errors.New("modifytransaction.do: timeout")
+	}
+	return nil
+}
+
+// TestReleasedEventRetriesPastItsDeadline: a cancel waits, parked, until 90 seconds before its
+// -park-limit, behind a tracking number that waits for its order (held, or waiting for the order
+// itself); then what it waited for comes and its call fails transiently, eight times (1 s doubling
+// to a minute: 183 s of retries). Its deadline used to count on: at it, the cancel, retrying, was
+// dead-lettered no-transaction ("waited 168h0m0s for its retry"), the order left live. The
+// deadline is for waiting for the order: a retry is bounded by -max-attempts (here ten), so the
+// ninth try cancels the credit, once, and nothing is dead-lettered; a cancel that always fails is
+// dead-lettered exhausted at its tenth try.
+func TestReleasedEventRetriesPastItsDeadline(t *testing.T) {
+	t.Parallel()
+	releases := map[string]struct {
+		setup   func(t *testing.T, e *env, order string) // before the tracking number (seq 2) and the cancel (seq 3) park
+		release func(t *testing.T, e *env, order string)
+	}{
+		"held behind a tracking number waiting for the operator's resolution": {
+			setup: unknownOrder,
+			release: func(t *testing.T, e *env, order string) {
+				handled(t, e.o.ResolveRequested(context.Background(), handlers.Event[events.ResolveRequest]{
+					Meta: handlers.Meta{ID: "rs-1", Source: "console", Type: events.TypeResolveRequested, Shop: "shop-a", Seq: 100, Attempt: 1},
+					Data: events.ResolveRequest{ShopID: "shop-a", OrderID: order, Operator: "ops-sato", TransactionID: "12345678901"}}))
+			},
+		},
+		"waiting for the order itself": {
+			setup: func(*testing.T, *env, string) {},
+			release: func(t *testing.T, e *env, order string) {
+				handled(t, e.o.OrderCreated(context.Background(), orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+			},
+		},
+	}
+	for name, rel := range releases {
+		for _, tc := range []struct {
+			fails, cancels int
+			status         orderstate.Status
+			letter         string
+		}{
+			{fails: 8, cancels: 9, status: orderstate.StatusCancelled},
+			{fails: 100, cancels: 10, status: orderstate.StatusOK, letter: handlers.ReasonExhausted.String()},
+		} {
+			t.Run(fmt.Sprintf("%s, %d failures", name, tc.fails), func(t *testing.T) {
+				t.Parallel()
+				prov := &cancelFailsTimes{n: tc.fails}
+				e, ctx := newEnv(t, prov), context.Background()
+				const order = "PK-R1"
+				rel.setup(t, e, order)
+				handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 2, "1111-2222-3333")))
+				e.clock.Advance(time.Minute)
+				handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 3)))
+				st, _ := e.store.Get(ctx, "shop-a", order)
+				if len(st.Parked) != 2 {
+					t.Fatalf("setup: parked %+v; want the tracking number and the cancel", st.Parked)
+				}
+				deadline := e.clock.Now().Add(e.o.ParkLimit) // the cancel's
+				e.clock.Advance(deadline.Sub(e.clock.Now()) - 90*time.Second)
+				rel.release(t, e, order)
+				for range 15 {
+					if st, _ = e.store.Get(ctx, "shop-a", order); st.ParkTimer.IsZero() {
+						break
+					}
+					e.parkedTimer(t, order)
+				}
+				st, _ = e.store.Get(ctx, "shop-a", order)
+				cancelled, letters := 0, 0
+				if tc.status == orderstate.StatusCancelled {
+					cancelled = 1
+				}
+				if tc.letter != "" {
+					letters = 1
+				}
+				if st.Status != tc.status || len(st.Parked) != 0 || e.letterOf(3) != tc.letter || len(e.letters.letters) != letters ||
+					e.outcomes(order, events.TypeCreditCancelled) != cancelled || prov.calls["cancel"] != tc.cancels || len(prov.slips) != 1 {
+					t.Errorf("status %q, %d parked, cancel's letter %q (%d letters), outcomes %v, cancels %d, slips %v; want %q, none parked, letter %q, %d cancels, the tracking number reported",
+						st.Status, len(st.Parked), e.letterOf(3), len(e.letters.letters), e.outs.ids, prov.calls["cancel"], prov.slips, tc.status, tc.letter, tc.cancels)
+				}
+			})
+		}
 	}
 }

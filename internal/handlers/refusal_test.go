@@ -672,7 +672,7 @@ func TestRefusedRecheckScheduleFailsThenDeliveredAgain(t *testing.T) {
 // first settle retries the queued report, which is refused: the timer used to fail account-refused,
 // dead-lettered, what it was to apply left to a replay. It does its own work, once: the inbox timer
 // applies the invoice request queued behind the lease, the retry timer the one due for its retry,
-// the park deadline dead-letters the cancel parked past -park-limit; the order's re-check is
+// the park timer the invoice request parked (past -park-limit ago) whose retry is due; the order's re-check is
 // scheduled again for when the shop's calls resume, once per handling (the refusal still noted
 // once, nothing published twice). The same timer delivered again (its ack lost) does none of that
 // work a second time, and the re-check, once the account is accepted, reports the number once.
@@ -699,7 +699,7 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 			case handlers.TimerRetry:
 				e.queueRetry(t, invoice.Meta)
 			case handlers.TimerParked:
-				e.parkExpired(t, "x-1")
+				e.parkRetryDue(t, "i-1")
 			}
 			// work checks that the timer's own work is done, once: nothing else dead-lettered.
 			work := func(step string) {
@@ -718,13 +718,12 @@ func TestOtherTimersMeetingTheRefusedQueuedReportAreScheduledAgain(t *testing.T)
 							step, applied, done, inbox, e.outs.ids)
 					}
 				case handlers.TimerParked:
-					expired := entriesOf(t, e.store, "x-1")
-					if len(letters) != 1 || letters[0].Reason != handlers.ReasonNoTransaction.String() || letters[0].Subject != events.Subject(events.TypeOrderCancelled, "shop-a") ||
-						len(expired) != 1 || !strings.HasPrefix(expired[0].Did, "dead-lettered: no-transaction: ") || len(st.Parked) != 0 {
-						t.Fatalf("%s: dead letters %+v, entries of the parked cancel %+v, parked %+v; want the cancel dead-lettered no-transaction once, nothing parked",
-							step, letters, expired, st.Parked)
+					applied := entriesOf(t, e.store, "i-1")
+					if len(applied) != 1 || !strings.HasPrefix(applied[0].Did, "applied after waiting since ") || !strings.Contains(applied[0].Did, ": not fetched: ") ||
+						len(st.Parked) != 0 || e.published(events.TypeInvoiceNG) != 1 {
+						t.Fatalf("%s: entries of the parked invoice request %+v, parked %+v, outcomes %v; want it applied once (invoice.ng once), nothing parked",
+							step, applied, st.Parked, e.outs.ids)
 					}
-					letters = nil
 				}
 				if len(letters) != 0 {
 					t.Fatalf("%s: dead letters %+v; want none", step, letters)
@@ -822,22 +821,21 @@ func (e *refusedQueuedEnv) queueRetry(t *testing.T, ev handlers.Meta) {
 	}
 }
 
-// parkExpired parks a cancel id in o-1's state that has waited past -park-limit for the retry
-// of a failed try (due later): the park deadline dead-letters it.
-func (e *refusedQueuedEnv) parkExpired(t *testing.T, id string) {
+// parkRetryDue parks an invoice request id in o-1's state, parked past -park-limit ago and
+// waiting for the retry of a failed try, due now: the park timer's settle tries it (the deadline
+// does not apply to a retry).
+func (e *refusedQueuedEnv) parkRetryDue(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := e.store.Get(ctx, "shop-a", "o-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	since := e.clk.Now().Add(-e.o.ParkLimit - time.Minute).UTC()
-	st.Parked = []orderstate.Parked{{Type: events.TypeOrderCancelled, Key: handlers.Meta{ID: id, Source: "test"}.Key(), ID: id, Source: "test",
-		Subject: events.Subject(events.TypeOrderCancelled, "shop-a"), Stream: "ORDERS", Seq: 19, Attempt: 1,
-		Body:  envelope(events.TypeOrderCancelled, id, `{"shop_id":"shop-a","order_id":"o-1","reason":"buyer"}`),
-		Since: since, Waits: "its retry after a failed try", Kind: "cancel",
-		Tries: 1, LastError: "ATODENE unavailable", RetryAt: e.clk.Now().Add(30 * time.Second).UTC()}}
-	st.ParkTimer = since.Add(e.o.ParkLimit)
+	ev := invoiceEvent(id, 19)
+	st.Parked = []orderstate.Parked{{Type: ev.Type, Key: ev.Key(), ID: id, Source: ev.Source, Subject: ev.Subject, Stream: ev.Stream, Seq: ev.Seq, Attempt: 1,
+		Body: ev.Body, Since: e.clk.Now().Add(-e.o.ParkLimit - time.Minute).UTC(), Waits: "its retry after a failed try", Kind: "invoice",
+		Tries: 1, LastError: "ATODENE unavailable", RetryAt: e.clk.Now().UTC()}}
+	st.ParkTimer = st.Parked[0].RetryAt
 	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, e.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -887,8 +885,8 @@ func TestRefusedReportIsNotedAsTheRecheck(t *testing.T) {
 		}},
 		{"park deadline", handlers.TimerParked, func(t *testing.T, e *refusedQueuedEnv) (string, string) {
 			e.decided(t)
-			e.parkExpired(t, "x-1")
-			return "x-1", "dead-lettered: no-transaction: "
+			e.parkRetryDue(t, "i-1")
+			return "i-1", "applied after waiting since "
 		}},
 		{"operator's re-check applied by the inbox timer", handlers.TimerInbox, func(t *testing.T, e *refusedQueuedEnv) (string, string) {
 			// Under review still: the operator's re-check decides the order OK, and the settle
