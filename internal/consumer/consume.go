@@ -227,6 +227,11 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
 		return
 	}
+	if handlers.RetriedLater(err) {
+		outcome = "retry" // the event waits first in its order's inbox: its message is done with
+		settle(msg.Ack, "ack")
+		return
+	}
 	dlReason, permanent := handlers.DeadLetterOf(err, m)
 	if !permanent {
 		delay, ok := handlers.RetryDelay(err)

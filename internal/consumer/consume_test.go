@@ -797,3 +797,23 @@ func TestConsumeLastAttemptHandBackIsNotLost(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumeEventKeptForRetryIsAcked: a handler that kept its event for a retry in the order's
+// inbox (handlers.KeptForRetry) is done with the message, on its last delivery too: acknowledged
+// once, not redelivered, not dead-lettered (the inbox dead-letters the event if its tries run out).
+func TestConsumeEventKeptForRetryIsAcked(t *testing.T) {
+	t.Parallel()
+	c := newConsumer(t, time.Second, 1, 1)
+	rec := &recorder{reply: func(context.Context, *handlers.Message) error { return handlers.KeptForRetry(errTransient) }}
+	dl := &deadLetters{}
+	stop := run(t, c, rec.handle, consumer.Config{AckWait: time.Second, MaxDeliver: 1, DeadLetter: dl.write})
+	settled(t, c, 1)
+	time.Sleep(1300 * time.Millisecond) // past AckWait: an unacknowledged message would be back
+	if err := stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wantAckedOnce(t, c, 1)
+	if n, letters := len(rec.deliveries()), dl.all(); n != 1 || len(letters) != 0 {
+		t.Errorf("%d deliveries, dead letters %+v; want one delivery, none", n, letters)
+	}
+}

@@ -96,6 +96,27 @@ func RetryDelay(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// retriedLaterError is the transient failure of an event that its handler kept, first in its
+// order's inbox, for a retry at its time (Orders.retryLater): the event's message is done with.
+type retriedLaterError struct{ err error }
+
+func (e *retriedLaterError) Error() string {
+	return e.err.Error() + " (kept first in the order's inbox, retried at its time)"
+}
+func (e *retriedLaterError) Unwrap() error { return e.err }
+
+// KeptForRetry marks err, the transient failure of an event, as kept for a retry in its order's
+// inbox (RetriedLater).
+func KeptForRetry(err error) error { return &retriedLaterError{err} }
+
+// RetriedLater reports whether err is the failure of an event kept for a retry in its order's
+// inbox: the consumer acknowledges its message, counting the delivery as a retry, and neither
+// hands it back nor dead-letters it (the inbox does, when its tries run out).
+func RetriedLater(err error) bool {
+	_, ok := errors.AsType[*retriedLaterError](err)
+	return ok
+}
+
 // infraError marks a failure of the worker's own servers.
 type infraError struct{ err error }
 

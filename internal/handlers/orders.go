@@ -337,29 +337,34 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			return err
 		}
 		_, permanent := DeadLetterReason(own)
-		if copied && (own == nil || permanent || next == nil) {
+		if copied && (own == nil || permanent) {
 			// Handled as the message itself (the lease came free as the event was about to queue):
-			// its copy is not wanted, whether it was applied, is dead-lettered or is retried.
+			// its copy is not wanted, whether it was applied or is dead-lettered.
 			o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
 		}
 		if own != nil && !permanent {
-			if next == nil {
-				held = false // released: the message is retried, as any other
-				return own
-			}
 			if queue == nil {
+				if next == nil {
+					held = false // a timer, or a message too large for the inbox: retried as its message
+					return own
+				}
 				// A timer's failure: it is retried; the events queued meanwhile go on at once.
 				return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))
 			}
-			// Events of the order were queued behind it: it is retried first, from the inbox, so
-			// that they never overtake it. Its deliveries so far count as tries.
+			// It is retried first, from the inbox, so that the order's events queued behind it,
+			// or handled before its retry, never overtake it (a tracking number entered after a
+			// cancel whose call failed is not reported before the cancel), and its message is
+			// done with: no handler slot is held while it waits. Its deliveries so far count as tries.
 			retry := *queue
 			retry.Tries = retry.Attempt - 1
 			if err := o.keepCopy(ctx, shop.ID, order, retry, KeptQueued); err != nil {
 				return errors.Join(own, err) // its message is retried: Redis would hold it alone
 			}
 			held = false
-			return o.retryLater(ctx, r, order, lease, st.Version, nil, retry, own)
+			if err := o.retryLater(ctx, r, order, lease, st.Version, nil, retry, own); err != nil {
+				return errors.Join(own, err)
+			}
+			return KeptForRetry(own)
 		}
 	}
 	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
@@ -549,7 +554,7 @@ func reusedID(ev Meta) error {
 // whose copies must still be dropped.
 func (o *Orders) deadLetterReused(ctx context.Context, shop, order string, p orderstate.Parked, reason Reason, cause error) error {
 	err := o.DeadLetters.Write(ctx, DeadLetter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
-		Reason: reason.String(), Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
+		Reason: reason.String(), Err: cause, Attempts: attempts(p), ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
 		return err
 	}

@@ -399,13 +399,19 @@ func (o *Orders) waitsForOrder(r *run, p orderstate.Parked, st orderstate.State)
 	return p.Waits, false
 }
 
+// attempts is the Dlq-Attempts of the event kept as p: its tries, the last one included (the
+// deliveries of its message before it was kept count as tries), at least its delivery count.
+func attempts(p orderstate.Parked) int {
+	return max(p.Attempt, p.Tries+1)
+}
+
 // deadLetterParked writes the dead letter of an event kept as received (parked, or queued in the
 // inbox): its message, from where it was received. The event was recorded as processed when it
 // was parked, so that copies of it were dropped; the record is removed once its letter is
 // stored (and its kept copy dropped), so that replaying the letter applies it.
 func (o *Orders) deadLetterParked(ctx context.Context, shop, order string, p orderstate.Parked, reason Reason, cause error) error {
 	err := o.DeadLetters.Write(ctx, DeadLetter{Subject: p.Subject, Stream: p.Stream, Sequence: p.Seq, Body: p.Body,
-		Reason: reason.String(), Err: cause, Attempts: p.Attempt, ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
+		Reason: reason.String(), Err: cause, Attempts: attempts(p), ReplayCount: p.ReplayCount, Published: p.Published, PublishedCreated: p.PublishedCreated, FailedAt: o.Now()})
 	if err != nil {
 		return err
 	}

@@ -506,3 +506,42 @@ func TestReleasedEventRetriesPastItsDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedEventIsNotOvertakenByALaterOne: the shop cancels a registered order (seq 2) and its call
+// fails transiently, with no event of the order queued behind it; the tracking number entered after
+// the cancel (seq 3) is handled before the cancel's retry. The cancel used to be handed back to
+// JetStream (holding a handler slot for its backoff) and the tracking number, handled meanwhile, was
+// reported (shipment.ok: billing starts) before the cancel. The cancel waits for its retry first in
+// the order's inbox, its message done with, and the tracking number waits behind it: at the retry
+// the credit is cancelled, then the tracking number finds it cancelled (shipment.ng, nothing
+// reported), one outcome each, also when the timer is delivered again.
+func TestFailedEventIsNotOvertakenByALaterOne(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsOnce{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-N1"
+	handled(t, e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+	if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)); !handlers.RetriedLater(err) {
+		t.Fatalf("the cancel whose call failed: %v; want it kept for its retry, its message done with", err)
+	}
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")))
+	if len(prov.slips) != 0 || e.outcomes(order, events.TypeShipmentOK) != 0 {
+		t.Fatalf("the tracking number entered after the cancel was reported while the cancel waited for its retry: slips %v, outcomes %v", prov.slips, e.outs.ids)
+	}
+	timers := e.polls.timer
+	if len(timers) == 0 || timers[len(timers)-1].Kind != handlers.TimerRetry {
+		t.Fatalf("timers %+v; want the inbox's retry last", timers)
+	}
+	e.clock.Advance(time.Minute)
+	for range 2 {
+		if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerRetry}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusCancelled || len(prov.slips) != 0 || prov.calls["cancel"] != 1 ||
+		e.outcomes(order, events.TypeCreditCancelled) != 1 || e.outcomes(order, events.TypeShipmentNG) != 1 || e.outcomes(order, events.TypeShipmentOK) != 0 || len(e.letters.letters) != 0 {
+		t.Errorf("status %q, slips %v, cancels %d, outcomes %v, %d letters; want cancelled, nothing reported, the cancel done once, credit.cancelled and shipment.ng once each, no letter",
+			st.Status, prov.slips, prov.calls["cancel"], e.outs.ids, len(e.letters.letters))
+	}
+}
