@@ -228,7 +228,7 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		return
 	}
 	if handlers.RetriedLater(err) {
-		outcome = "retry" // the event waits first in its order's inbox: its message is done with
+		outcome = "retry-kept" // the event waits first in its order's inbox: its message is done with
 		settle(msg.Ack, "ack")
 		return
 	}

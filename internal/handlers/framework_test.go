@@ -288,6 +288,7 @@ func TestErrorsWrapAndClassify(t *testing.T) {
 			handlers.ReasonOutcomeUnknown, 0, "dead-letter:outcome-unknown"},
 		{"retry after", handlers.RetryAfter(3*time.Second, cause), handlers.Reason{}, 3 * time.Second, "retry-after"},
 		{"retry after wrapped", fmt.Errorf("lease: %w", handlers.RetryAfter(time.Second, cause)), handlers.Reason{}, time.Second, "retry-after"},
+		{"kept for retry", handlers.KeptForRetry(cause), handlers.Reason{}, 0, "retry-kept"},
 		{"joined", errors.Join(errors.New("other"), handlers.Permanent(handlers.ReasonPollDeadline, cause)),
 			handlers.ReasonPollDeadline, 0, "dead-letter:poll-deadline"},
 		{"every reason: invalid", handlers.Permanent(handlers.ReasonInvalid, cause), handlers.ReasonInvalid, 0, "dead-letter:invalid"},

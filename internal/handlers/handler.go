@@ -4,9 +4,10 @@
 // consumer, the JetStream adapter, turns a delivered message into a Message.
 //
 // A handler returns nil when the event is fully processed, an error made by Permanent to
-// dead-letter the message, one made by RetryAfter to have it redelivered after a delay, and any
-// other error for a transient failure that is retried with backoff until the delivery limit,
-// after which the message is dead-lettered as exhausted.
+// dead-letter the message, one made by KeptForRetry when the event failed transiently and waits
+// for its retry in its order's inbox (the message is done with), one made by RetryAfter to have it
+// redelivered after a delay, and any other error for a transient failure that is retried with
+// backoff until the delivery limit, after which the message is dead-lettered as exhausted.
 package handlers
 
 import (

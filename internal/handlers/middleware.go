@@ -29,7 +29,7 @@ func Recover(log *zap.Logger) Middleware {
 	}
 }
 
-// Outcome names how a handled message ended, for logs: ok, retry, retry-after, or
+// Outcome names how a handled message ended, for logs: ok, retry, retry-kept, retry-after, or
 // dead-letter:<reason>.
 func Outcome(err error) string {
 	outcome, reason := outcomeOf(err)
@@ -39,14 +39,18 @@ func Outcome(err error) string {
 	return outcome
 }
 
-// outcomeOf says how a handled message ended, as the metrics' outcome and reason labels: ok, retry
-// or retry-after with no reason, or dead-letter with the dead-letter reason.
+// outcomeOf says how a handled message ended, as the metrics' outcome and reason labels: ok, retry,
+// retry-kept (the event waits for its retry in its order's inbox) or retry-after with no reason, or
+// dead-letter with the dead-letter reason.
 func outcomeOf(err error) (outcome, reason string) {
 	if err == nil {
 		return "ok", ""
 	}
 	if reason, ok := DeadLetterReason(err); ok {
 		return "dead-letter", reason.String()
+	}
+	if RetriedLater(err) {
+		return "retry-kept", ""
 	}
 	if _, ok := RetryDelay(err); ok {
 		return "retry-after", ""
