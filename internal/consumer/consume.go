@@ -1,7 +1,8 @@
 // Package consumer is the NATS JetStream adapter of the handlers: it pulls messages from durable
 // consumers within a shared budget of handling slots, runs each through a handlers.Handler with
-// progress heartbeats, and settles it by the handler's error: ack, dead letter then ack, or Nak
-// with a delay. Failures of Redis and JetStream are tried again in place (Infra).
+// progress heartbeats, and settles it by the handler's error: ack (also for an event the handler
+// kept for its retry, handlers.KeptForRetry), dead letter then ack, or Nak with a delay. Failures
+// of Redis and JetStream are tried again in place (Infra).
 package consumer
 
 import (
@@ -183,8 +184,9 @@ func fetch(cons jetstream.Consumer, n int, handle func(jetstream.Msg)) (int, err
 	return got, nil
 }
 
-// handleMsg runs one message through h and settles it: ack on success, dead letter then ack on a
-// permanent failure or the last attempt, Nak with a delay otherwise. A failure of Redis or
+// handleMsg runs one message through h and settles it: ack on success and for an event kept for
+// its retry (handlers.RetriedLater), dead letter then ack on a permanent failure or the last
+// attempt, Nak with a delay otherwise. A failure of Redis or
 // JetStream (IsInfrastructure), and a dead letter that cannot be written, are tried again in
 // place, the message kept with progress heartbeats, for as long as they last: a redelivery would
 // use up the message's deliveries for a fault that is not its own, and a message out of deliveries
@@ -222,14 +224,14 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		settle(msg.Ack, "ack")
 		return
 	}
+	if handlers.RetriedLater(err) {
+		outcome = "retry-kept" // the event waits first in its order's inbox: its message is done with, at shutdown too
+		settle(msg.Ack, "ack")
+		return
+	}
 	if ctx.Err() != nil {
 		outcome = "handed-back"
 		settle(msg.Nak, "Nak") // shutting down: hand the message back at once for another worker
-		return
-	}
-	if handlers.RetriedLater(err) {
-		outcome = "retry-kept" // the event waits first in its order's inbox: its message is done with
-		settle(msg.Ack, "ack")
 		return
 	}
 	dlReason, permanent := handlers.DeadLetterOf(err, m)

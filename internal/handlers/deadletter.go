@@ -25,7 +25,7 @@ type DeadLetter struct {
 
 // DeadLetterOf says whether a handler's failure dead-letters m, and why: a permanent failure, or
 // on the last delivery any other failure but the infrastructure's, which is tried again in place,
-// and an event's kept for a retry in its order's inbox (RetriedLater), which that inbox tries.
+// and an event kept for a retry in its order's inbox (RetriedLater), which that inbox tries.
 func DeadLetterOf(err error, m *Message) (reason Reason, ok bool) {
 	if reason, ok := DeadLetterReason(err); ok {
 		return reason, true

@@ -97,13 +97,15 @@ func RetryDelay(err error) (time.Duration, bool) {
 }
 
 // retriedLaterError is the transient failure of an event that its handler kept, first in its
-// order's inbox, for a retry at its time (Orders.retryLater): the event's message is done with.
+// order's inbox, for a retry at its time (Orders.keptForRetry): the event's message is done with.
+// It does not unwrap: whatever the cause (a failure of Redis or JetStream, which is otherwise tried
+// in place; a handler timeout, see OfTry), the message must not be tried again, or the event would
+// wait twice in the inbox.
 type retriedLaterError struct{ err error }
 
 func (e *retriedLaterError) Error() string {
 	return e.err.Error() + " (kept first in the order's inbox, retried at its time)"
 }
-func (e *retriedLaterError) Unwrap() error { return e.err }
 
 // KeptForRetry marks err, the transient failure of an event, as kept for a retry in its order's
 // inbox (RetriedLater).

@@ -288,7 +288,6 @@ func TestErrorsWrapAndClassify(t *testing.T) {
 			handlers.ReasonOutcomeUnknown, 0, "dead-letter:outcome-unknown"},
 		{"retry after", handlers.RetryAfter(3*time.Second, cause), handlers.Reason{}, 3 * time.Second, "retry-after"},
 		{"retry after wrapped", fmt.Errorf("lease: %w", handlers.RetryAfter(time.Second, cause)), handlers.Reason{}, time.Second, "retry-after"},
-		{"kept for retry", handlers.KeptForRetry(cause), handlers.Reason{}, 0, "retry-kept"},
 		{"joined", errors.Join(errors.New("other"), handlers.Permanent(handlers.ReasonPollDeadline, cause)),
 			handlers.ReasonPollDeadline, 0, "dead-letter:poll-deadline"},
 		{"every reason: invalid", handlers.Permanent(handlers.ReasonInvalid, cause), handlers.ReasonInvalid, 0, "dead-letter:invalid"},
@@ -353,6 +352,25 @@ func assertNoPersonalData(t *testing.T, logs *observer.ObservedLogs, body []byte
 		if strings.Contains(text, p) {
 			t.Errorf("personal data %q was logged:\n%s", p, text)
 		}
+	}
+}
+
+// TestKeptForRetryHidesItsCause: the failure of an event kept for its retry says its cause but
+// does not unwrap to it: a failure of Redis kept so is no outage to try again in place (the event
+// would wait twice in the inbox), nor a timed-out try (OfTry) to hand back.
+func TestKeptForRetryHidesItsCause(t *testing.T) {
+	t.Parallel()
+	cause := handlers.Infrastructure(errors.New("redis: replicas did not acknowledge"))
+	err := handlers.KeptForRetry(cause)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if !handlers.RetriedLater(err) || handlers.IsInfrastructure(err) || errors.Is(err, cause) || handlers.OfTry(ctx, err) != err ||
+		handlers.Outcome(err) != "retry-kept" || !strings.Contains(err.Error(), cause.Error()) {
+		t.Errorf("%v: RetriedLater %v, IsInfrastructure %v, Is(cause) %v, Outcome %q; want kept, not the infrastructure's, the cause hidden but named, retry-kept",
+			err, handlers.RetriedLater(err), handlers.IsInfrastructure(err), errors.Is(err, cause), handlers.Outcome(err))
+	}
+	if handlers.RetriedLater(cause) || handlers.RetriedLater(nil) {
+		t.Error("RetriedLater is true of an error not kept")
 	}
 }
 

@@ -42,7 +42,8 @@ type Message struct {
 	Attempt          int // delivery count, from 1
 	// LastAttempt says this is the consumer's last delivery (consumer.Config.MaxDeliver): a failure
 	// now dead-letters the message as exhausted instead of handing it back, unless it is the
-	// infrastructure's (tried again in place).
+	// infrastructure's (tried again in place). (A failed event the handler kept in its order's
+	// inbox, KeptForRetry, is not; the handlers keep none on its last delivery.)
 	LastAttempt bool
 	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
 	// its Dlq-Replay-Count header.

@@ -98,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer, types ...string) *Metrics {
 	m := &Metrics{
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "atodene_worker_messages_total",
-			Help: "Messages handled, by type, outcome (ok, retry, retry-after, dead-letter) and dead-letter reason (empty for the other outcomes).",
+			Help: "Messages handled, by type, outcome (ok, retry, retry-kept, retry-after, dead-letter) and dead-letter reason (empty for the other outcomes).",
 		}, []string{"type", "outcome", "reason"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "atodene_worker_handler_seconds",

@@ -320,6 +320,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 
 	r := o.newRun(shop)
 	r.fresh = lease.Created
+	if queue != nil && d.ev.Attempt < o.MaxAttempts {
+		r.keep = queue // on its last delivery, a failure dead-letters its message: no try is added
+	}
 	r.refusedLater = d.refused
 	st, own := lease.State, error(nil)
 	var next *orderstate.Parked
@@ -337,34 +340,20 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 			return err
 		}
 		_, permanent := DeadLetterReason(own)
-		if copied && (own == nil || permanent) {
+		kept := RetriedLater(own)
+		if copied && !kept {
 			// Handled as the message itself (the lease came free as the event was about to queue):
-			// its copy is not wanted, whether it was applied or is dead-lettered.
+			// its copy is not wanted, whether it was applied, is dead-lettered or is handed back.
 			o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
 		}
 		if own != nil && !permanent {
-			if queue == nil {
-				if next == nil {
-					held = false // a timer, or a message too large for the inbox: retried as its message
-					return own
-				}
-				// A timer's failure: it is retried; the events queued meanwhile go on at once.
-				return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))
+			if kept || next == nil {
+				held = false // kept first in the inbox (step's commit let the lease go), or handed back
+				return own
 			}
-			// It is retried first, from the inbox, so that the order's events queued behind it,
-			// or handled before its retry, never overtake it (a tracking number entered after a
-			// cancel whose call failed is not reported before the cancel), and its message is
-			// done with: no handler slot is held while it waits. Its deliveries so far count as tries.
-			retry := *queue
-			retry.Tries = retry.Attempt - 1
-			if err := o.keepCopy(ctx, shop.ID, order, retry, KeptQueued); err != nil {
-				return errors.Join(own, err) // its message is retried: Redis would hold it alone
-			}
-			held = false
-			if err := o.retryLater(ctx, r, order, lease, st.Version, nil, retry, own); err != nil {
-				return errors.Join(own, err)
-			}
-			return KeptForRetry(own)
+			// A timer's failure, or a message's the inbox does not keep (see run.keep): it is retried
+			// or dead-lettered as its message; the events queued meanwhile go on at once.
+			return errors.Join(own, o.Polls.Schedule(ctx, PollRequest{Shop: shop.ID, OrderID: order, Kind: TimerRetry}, o.Now()))
 		}
 	}
 	budget := o.Now().Add(o.LeaseTTL / 4) // bounds the inbox a handler applies, well within its timeout
@@ -394,19 +383,25 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	return own
 }
 
-// retryLater ends a try of an event that failed transiently with events of its order queued behind
-// it: the event is put first in the order's inbox (in place of applied, the entry it came from, if
-// any) with its try counted, the lease is let go, and a timer applies the inbox at the retry's
-// time. (Its last try is made permanent before it fails: see exhaustedAfter.) version is the
-// order's state's, as the event's try left it.
-func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, version int64, applied *orderstate.Parked, p orderstate.Parked, cause error) error {
-	p.Tries += tried(cause)
-	p.LastError = cause.Error()
-	p.RetryAt = o.Now().Add(retryDelay(max(p.Tries, 1))).UTC()
+// retryLater ends a try of applied, an entry of the order's inbox that failed transiently: it is
+// put back first in the inbox with its try counted, the lease is let go, and a timer applies the
+// inbox at the retry's time. (Its last try is made permanent before it fails: see
+// exhaustedAfter.) version is the order's state's, as the event's try left it.
+func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, version int64, applied *orderstate.Parked, cause error) error {
+	p := forRetry(*applied, cause, o.Now())
 	if _, _, err := lease.Commit(ctx, orderstate.Commit{Version: version, Applied: applied, Retry: &p}, o.Now()); err != nil {
 		return err
 	}
 	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerRetry}, p.RetryAt)
+}
+
+// forRetry is the event p, whose try failed transiently with cause at now, with the try counted
+// (unless the failure was the infrastructure's) and the time of its retry.
+func forRetry(p orderstate.Parked, cause error, now time.Time) orderstate.Parked {
+	p.Tries += tried(cause)
+	p.LastError = cause.Error()
+	p.RetryAt = now.Add(retryDelay(max(p.Tries, 1))).UTC()
+	return p
 }
 
 // step applies one event under the lease: it settles st, decides, writes the decision with the
@@ -443,6 +438,10 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		if d.timer != "" && c.err == nil && !slices.Contains(r.refused, d.timer) {
 			c = clearRefused(d.timer, st, c)
 		}
+	}
+	if applied != nil {
+		r.decided = applied.Key
+		defer func() { r.decided = "" }()
 	}
 	reason, permanent := DeadLetterReason(c.err)
 	var entries []orderstate.Entry
@@ -491,6 +490,9 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	// is kept while the inbox holds events, also after a transient failure: the caller retries
 	// the event ahead of them.
 	commit := orderstate.Commit{State: last, Version: cur.Version, Entries: entries, Applied: applied, Done: rec == orderstate.NotRecorded && c.err == nil}
+	if applied == nil && r.keep != nil && c.err != nil && !permanent {
+		commit.Retry = o.keptForRetry(ctx, r, order, c.err)
+	}
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
 		return cur, nil, nil, err
@@ -499,10 +501,38 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		o.droppedFromState(ctx, r.shop.ID, order, cur, written)
 		cur = written
 	}
+	if commit.Retry != nil {
+		if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerRetry}, commit.Retry.RetryAt); err != nil {
+			// The event is in the inbox, its message done with: the reconciler sets the timer of an
+			// inbox that has none.
+			o.Logger.Warn("scheduling the retry of an event kept in its order's inbox failed; the reconciler schedules it",
+				zap.String("shop", r.shop.ID), zap.String("order", order), zap.Error(err))
+		}
+		return cur, nil, KeptForRetry(c.err), nil
+	}
 	if applied != nil {
 		return cur, next, nil, nil
 	}
 	return cur, next, c.err, nil
+}
+
+// keptForRetry is the message being handled (run.keep), whose try failed transiently with cause,
+// as the inbox entry that its commit puts first in the order's inbox for its retry, its copy kept
+// first; nil when the copy cannot be kept (the message is handed back). The same commit lets the
+// lease go, so that no event of the order comes between its try and its place in the inbox: the
+// events handled before its retry wait behind it (a tracking number entered after a cancel whose
+// call failed is not reported before the cancel), and its message, done with, holds no handler
+// slot while it waits. Its deliveries so far count as tries.
+func (o *Orders) keptForRetry(ctx context.Context, r *run, order string, cause error) *orderstate.Parked {
+	p := *r.keep
+	p.Tries = p.Attempt - 1
+	p = forRetry(p, cause, o.Now())
+	if err := o.keepCopy(ctx, r.shop.ID, order, p, KeptQueued); err != nil {
+		o.Logger.Warn("keeping a copy of an event that failed failed; its message is handed back",
+			zap.String("shop", r.shop.ID), zap.String("order", order), zap.Error(err))
+		return nil
+	}
+	return &p
 }
 
 // applyInbox applies an event that was queued in the order's inbox while another handler held the
@@ -538,7 +568,7 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 		o.droppedFromInbox(ctx, r.shop.ID, order, p.Key, cur)
 		return cur, next, false, nil
 	}
-	return cur, nil, true, o.retryLater(ctx, r, order, lease, cur.Version, p, *p, result)
+	return cur, nil, true, o.retryLater(ctx, r, order, lease, cur.Version, p, result)
 }
 
 // reusedID is the failure of an event whose source and id are recorded for an event of other

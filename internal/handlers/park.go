@@ -144,10 +144,15 @@ func (o *Orders) parkTimer(st orderstate.State) time.Time {
 // cancel is done; they are tried when it is applied.
 func (o *Orders) applyParked(ctx context.Context, r *run, order string, st orderstate.State) (orderstate.State, bool, error) {
 	parked := inStreamOrder(st.Parked)
+	queued, err := o.firstQueued(ctx, r, order)
+	if err != nil {
+		return st, false, err
+	}
 	var still []orderstate.Parked
 	changed := false
 	for i, p := range parked {
-		if len(still) > 0 { // an earlier one waits: the rest wait behind it, in stream order
+		if len(still) > 0 || (queued.seq != 0 && parkedPlace(p).after(queued)) {
+			// An earlier one waits, parked or in the inbox: the rest wait behind it, in stream order.
 			still = append(still, parked[i:]...)
 			break
 		}
@@ -201,6 +206,34 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 	st.Parked = still // the settle step sets the order's parked-event timer for the retries
 	return st, changed, nil
 }
+
+// firstQueued is the stream position of the first event, in stream order, that the order's inbox
+// holds of those the stream orders (order.created, order.updated, order.cancelled,
+// order.tracking_entered), other than an entry already decided (run.decided); zero when it holds
+// none. A parked
+// event published after it waits behind it (applyParked): the inbox's events are applied after the
+// parked ones the settle step applies, and a cancel queued behind a creation waiting for its
+// retry must not find the tracking number entered after it reported already.
+func (o *Orders) firstQueued(ctx context.Context, r *run, order string) (position, error) {
+	inbox, err := o.Store.Inbox(ctx, r.shop.ID, order)
+	if err != nil {
+		return position{}, err
+	}
+	var first position
+	for _, q := range inbox {
+		if q.Key == r.decided || !streamOrdered[q.Type] {
+			continue
+		}
+		if at := parkedPosition(q); at.seq != 0 && (first.seq == 0 || first.after(at)) {
+			first = at
+		}
+	}
+	return first, nil
+}
+
+// streamOrdered are the event types whose order of publication the state records (decision.ordered).
+var streamOrdered = map[string]bool{events.TypeOrderCreated: true, events.TypeOrderUpdated: true,
+	events.TypeOrderCancelled: true, events.TypeTrackingEntered: true}
 
 // waitingBefore says what the event d waits for when an event of its order published before it
 // still waits, parked ("" when none does): a tracking number or a cancel (order.cancelled,
@@ -343,11 +376,25 @@ func (o *Orders) storedDecision(shop *Shop, p orderstate.Parked) (decision, erro
 // expireParked is the decision of an order's parked-event deadline: in stream order, each parked
 // event that has waited longer than the limit for its order (waitsForOrder) is dead-lettered with
 // reason no-transaction, up to the first that has not; the settle step then tries those held only
-// behind them (applyParked).
+// behind them (applyParked). While the order's inbox holds events (its creation waiting for the
+// retry of a call that failed, say), nothing is dead-lettered: they may bring the order the parked
+// events wait for, and the timer comes again a minute later.
 func (o *Orders) expireParked(order string) func(context.Context, *run, orderstate.State) change {
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		limit := o.ParkLimit
 		parked := inStreamOrder(st.Parked)
+		if len(parked) > 0 && !o.Now().Before(parked[0].Since.Add(limit)) {
+			queued, err := o.Store.InboxLen(ctx, r.shop.ID, order)
+			if err != nil {
+				return fail(err)
+			}
+			if queued > 0 {
+				if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, o.Now().Add(time.Minute)); err != nil {
+					return fail(err)
+				}
+				return keep("")
+			}
+		}
 		n := 0 // the first n, in stream order, have waited too long for their order
 		for _, p := range parked {
 			waits, ok := o.waitsForOrder(r, p, st)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -434,7 +435,7 @@ func (p *cancelFailsTimes) Cancel(ctx context.Context, tx string) error {
 // itself); then what it waited for comes and its call fails transiently, eight times (1 s doubling
 // to a minute: 183 s of retries). Its deadline used to count on: at it, the cancel, retrying, was
 // dead-lettered no-transaction ("waited 168h0m0s for its retry"), the order left live. The
-// deadline is for waiting for the order: a retry is bounded by -max-attempts (here ten), so the
+// deadline is for waiting for the order: a retry is bounded by -max-deliveries (here ten), so the
 // ninth try cancels the credit, once, and nothing is dead-lettered; a cancel that always fails is
 // dead-lettered exhausted at its tenth try.
 func TestReleasedEventRetriesPastItsDeadline(t *testing.T) {
@@ -497,6 +498,9 @@ func TestReleasedEventRetriesPastItsDeadline(t *testing.T) {
 				if tc.letter != "" {
 					letters = 1
 				}
+				if letters == 1 && e.letters.letters[0].Attempts != tc.cancels {
+					t.Errorf("Dlq-Attempts %d; want %d, the cancel's tries", e.letters.letters[0].Attempts, tc.cancels)
+				}
 				if st.Status != tc.status || len(st.Parked) != 0 || e.letterOf(3) != tc.letter || len(e.letters.letters) != letters ||
 					e.outcomes(order, events.TypeCreditCancelled) != cancelled || prov.calls["cancel"] != tc.cancels || len(prov.slips) != 1 {
 					t.Errorf("status %q, %d parked, cancel's letter %q (%d letters), outcomes %v, cancels %d, slips %v; want %q, none parked, letter %q, %d cancels, the tracking number reported",
@@ -507,41 +511,82 @@ func TestReleasedEventRetriesPastItsDeadline(t *testing.T) {
 	}
 }
 
+// hookedKept is recordedKept that runs hook, once, when the copy of the event key is kept for the
+// order's inbox: between a failed try and the write that puts the event in the inbox.
+type hookedKept struct {
+	recordedKept
+	key  string
+	once sync.Once
+	hook func()
+}
+
+func (k *hookedKept) Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error {
+	if err := k.recordedKept.Keep(ctx, shop, order, p, why); err != nil {
+		return err
+	}
+	if p.Key == k.key && why == handlers.KeptQueued {
+		k.once.Do(k.hook)
+	}
+	return nil
+}
+
 // TestFailedEventIsNotOvertakenByALaterOne: the shop cancels a registered order (seq 2) and its call
 // fails transiently, with no event of the order queued behind it; the tracking number entered after
-// the cancel (seq 3) is handled before the cancel's retry. The cancel used to be handed back to
-// JetStream (holding a handler slot for its backoff) and the tracking number, handled meanwhile, was
-// reported (shipment.ok: billing starts) before the cancel. The cancel waits for its retry first in
-// the order's inbox, its message done with, and the tracking number waits behind it: at the retry
-// the credit is cancelled, then the tracking number finds it cancelled (shipment.ng, nothing
-// reported), one outcome each, also when the timer is delivered again.
+// the cancel (seq 3) is handled before the cancel's retry: after the cancel's try, or during it,
+// while the cancel's copy is being kept. The cancel used to be handed back to JetStream (holding a
+// handler slot for its backoff), and then, kept in the inbox by a write after the one that let the
+// order's lease go, and the tracking number, handled meanwhile, was reported (shipment.ok: billing
+// starts) before the cancel. The cancel waits for its retry first in the order's inbox, its copy
+// kept and its message done with, and the tracking number waits behind it: at the retry the credit
+// is cancelled, then the tracking number finds it cancelled (shipment.ng, nothing reported), one
+// outcome each, also when the timer is delivered again.
 func TestFailedEventIsNotOvertakenByALaterOne(t *testing.T) {
 	t.Parallel()
-	prov := &cancelFailsOnce{}
-	e, ctx := newEnv(t, prov), context.Background()
-	const order = "PK-N1"
-	handled(t, e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
-	if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)); !handlers.RetriedLater(err) {
-		t.Fatalf("the cancel whose call failed: %v; want it kept for its retry, its message done with", err)
-	}
-	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 3, "1111-2222-3333")))
-	if len(prov.slips) != 0 || e.outcomes(order, events.TypeShipmentOK) != 0 {
-		t.Fatalf("the tracking number entered after the cancel was reported while the cancel waited for its retry: slips %v, outcomes %v", prov.slips, e.outs.ids)
-	}
-	timers := e.polls.timer
-	if len(timers) == 0 || timers[len(timers)-1].Kind != handlers.TimerRetry {
-		t.Fatalf("timers %+v; want the inbox's retry last", timers)
-	}
-	e.clock.Advance(time.Minute)
-	for range 2 {
-		if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerRetry}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st, _ := e.store.Get(ctx, "shop-a", order)
-	if st.Status != orderstate.StatusCancelled || len(prov.slips) != 0 || prov.calls["cancel"] != 1 ||
-		e.outcomes(order, events.TypeCreditCancelled) != 1 || e.outcomes(order, events.TypeShipmentNG) != 1 || e.outcomes(order, events.TypeShipmentOK) != 0 || len(e.letters.letters) != 0 {
-		t.Errorf("status %q, slips %v, cancels %d, outcomes %v, %d letters; want cancelled, nothing reported, the cancel done once, credit.cancelled and shipment.ng once each, no letter",
-			st.Status, prov.slips, prov.calls["cancel"], e.outs.ids, len(e.letters.letters))
+	for _, during := range []bool{false, true} {
+		t.Run(fmt.Sprintf("during the cancel's try %v", during), func(t *testing.T) {
+			t.Parallel()
+			prov := &cancelFailsOnce{}
+			const order = "PK-N1"
+			var e *env
+			ctx := context.Background()
+			tracking := trackingEvent("t-1", order, 3, "1111-2222-3333")
+			kept := &hookedKept{key: parkableCancel("x-1", order, 2).Key(), hook: func() {}}
+			if during {
+				kept.hook = func() { handled(t, e.o.TrackingEntered(ctx, tracking)) }
+			}
+			e = newEnvOn(t, newStore(t), prov, kept)
+			handled(t, e.o.OrderCreated(ctx, orderEvent(events.TypeOrderCreated, "c-1", order, 1, orderedAt, 2950)))
+			if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 2)); !handlers.RetriedLater(err) {
+				t.Fatalf("the cancel whose call failed: %v; want it kept for its retry, its message done with", err)
+			}
+			if !during {
+				handled(t, e.o.TrackingEntered(ctx, tracking))
+			}
+			if len(prov.slips) != 0 || e.outcomes(order, events.TypeShipmentOK) != 0 {
+				t.Fatalf("the tracking number entered after the cancel was reported while the cancel waited for its retry: slips %v, outcomes %v", prov.slips, e.outs.ids)
+			}
+			if why, ok := kept.has(parkableCancel("x-1", order, 2).Key()); !ok || why != handlers.KeptQueued {
+				t.Errorf("the cancel's copy: %q %v; want kept, queued", why, ok)
+			}
+			retry := false
+			for _, x := range e.polls.timer {
+				retry = retry || x.Kind == handlers.TimerRetry
+			}
+			if !retry {
+				t.Fatalf("timers %+v; want the inbox's retry", e.polls.timer)
+			}
+			e.clock.Advance(time.Minute)
+			for range 2 {
+				if err := e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerRetry}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, _ := e.store.Get(ctx, "shop-a", order)
+			if st.Status != orderstate.StatusCancelled || len(prov.slips) != 0 || prov.calls["cancel"] != 1 ||
+				e.outcomes(order, events.TypeCreditCancelled) != 1 || e.outcomes(order, events.TypeShipmentNG) != 1 || e.outcomes(order, events.TypeShipmentOK) != 0 || len(e.letters.letters) != 0 {
+				t.Errorf("status %q, slips %v, cancels %d, outcomes %v, %d letters; want cancelled, nothing reported, the cancel done once, credit.cancelled and shipment.ng once each, no letter",
+					st.Status, prov.slips, prov.calls["cancel"], e.outs.ids, len(e.letters.letters))
+			}
+		})
 	}
 }

@@ -822,8 +822,7 @@ func (e *refusedQueuedEnv) queueRetry(t *testing.T, ev handlers.Meta) {
 }
 
 // parkRetryDue parks an invoice request id in o-1's state, parked past -park-limit ago and
-// waiting for the retry of a failed try, due now: the park timer's settle tries it (the deadline
-// does not apply to a retry).
+// waiting for the retry of a failed try, due now: the park timer's settle tries it.
 func (e *refusedQueuedEnv) parkRetryDue(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()

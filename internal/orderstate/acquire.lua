@@ -16,11 +16,12 @@
 -- find the lease free and the inbox empty); ARGV[10] when the timer of a queued event is due (ms),
 -- indexed; for the first state: ARGV[11] how long it lives (ms), ARGV[12] the
 -- order's id in the index, ARGV[13] and ARGV[14] its index scores, ARGV[15] its index summary,
--- ARGV[16] the retention cutoff (ms) of the index's trim.
+-- ARGV[16] the retention cutoff (ms) of the index's trim; ARGV[17] '"key":"<the event's identity>"'
+-- with an entry, or ''.
 --
 -- Returns nil if another holder has the lease and the event was not queued; {'', 0, 0, 'entry'}
 -- if the inbox holds events and the caller has an entry it did not send (the lease is not taken:
--- call again with the entry, to be put behind them); {'', the inbox's length, 0, 'queued'} if it
+-- call again with the entry, to be put behind them); {'', the inbox's length, 0, 'queued'} if it (or a copy of it: inbox_holds)
 -- was queued; else {state or '', the event's record ('' if none: the event was not processed; a
 -- record holds the digest of the event it was written for, or '1' from before digests), 1 if the
 -- first state was written just now (then the state returned is '': the caller has it), mode} where mode is 'drain' (the lease is taken, and the inbox holds older events: the
@@ -28,12 +29,32 @@
 -- (the lease is taken). A lease already held with this token is this holder's: the client
 -- resent the script after a lost reply.
 
+-- Whether the inbox holds the event already: a copy of it came (its message delivered again after
+-- a lost acknowledgement, or handled again in place after the reply to the write that kept it was
+-- lost). It is not queued twice: two entries of one event would each be tried, and one dead-lettered
+-- (its record forgotten, so that a replay applies it) would leave the other to be applied too.
+-- Each entry starts {"type":…,"key":…}: only its start is read.
+local function inbox_holds(inbox, needle)
+  if needle == '' then
+    return false
+  end
+  for _, e in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
+    if string.find(string.sub(e, 1, 160), needle, 1, true) then
+      return true
+    end
+  end
+  return false
+end
+
 -- Redis does not undo a script that fails halfway: what the writes below need is checked first.
 if ARGV[4] ~= '' and not (tonumber(ARGV[11]) and tonumber(ARGV[13]) and tonumber(ARGV[14])
     and (ARGV[16] == '' or tonumber(ARGV[16]))) then
   return redis.error_reply('acquire.lua: malformed retention or index arguments')
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  if ARGV[7] ~= '' and inbox_holds(KEYS[5], ARGV[17]) then
+    return {'', redis.call('LLEN', KEYS[5]), 0, 'queued'}
+  end
   if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
     local n = redis.call('RPUSH', KEYS[5], ARGV[7])
     redis.call('ZADD', KEYS[6], 'LT', ARGV[10], ARGV[5])
@@ -48,7 +69,7 @@ if redis.call('LLEN', KEYS[5]) > 0 then
     return {'', 0, 0, 'entry'}
   end
   mode = 'drain'
-  if ARGV[7] ~= '' then
+  if ARGV[7] ~= '' and not inbox_holds(KEYS[5], ARGV[17]) then
     redis.call('RPUSH', KEYS[5], ARGV[7])
   end
 end

@@ -146,9 +146,9 @@ type State struct {
 	// the order is registered, a cancel while a registration is under way), in arrival order.
 	// They were acknowledged when parked; the handler that moves the order on applies them.
 	Parked []Parked `json:"parked,omitempty"`
-	// ParkTimer is when the order's parked-event timer is set for: the earlier of the retry of the
-	// first parked event in stream order and of the time it has waited too long (it is then
-	// dead-lettered); those after it wait for it. Zero when nothing is parked.
+	// ParkTimer is when the order's parked-event timer is set for: the retry of the first parked
+	// event in stream order, when it waits for one, else the time it has waited too long for its
+	// order (it is then dead-lettered); those after it wait for it. Zero when nothing is parked.
 	ParkTimer time.Time `json:"park_timer,omitzero"`
 	// OrderedAt is when the shop took the order (its ordered_at), written with the intent of its
 	// registration; for an order known only by an event parked for it, or written before the field

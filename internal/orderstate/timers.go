@@ -76,6 +76,25 @@ func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error)
 	return n, nil
 }
 
+// Inbox returns the events the order's inbox holds, first first (at most MaxInbox).
+func (s *Store) Inbox(ctx context.Context, shop, order string) (_ []Parked, err error) {
+	ctx, c := startCall(ctx, "redis inbox", "LRANGE")
+	defer c.end(&err)
+	raws, err := s.rdb.LRange(ctx, s.inboxKey(shop, order), 0, -1).Result()
+	if err = unavailable(err); err != nil {
+		return nil, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, err)
+	}
+	inbox := make([]Parked, 0, len(raws))
+	for _, raw := range raws {
+		p, err := decodeParked(shop, order, raw)
+		if err != nil {
+			return nil, err
+		}
+		inbox = append(inbox, *p)
+	}
+	return inbox, nil
+}
+
 // Held is what Redis holds of an order's events that were acknowledged before they were applied.
 type Held struct {
 	// Keys are the identities (events.EventKey) of the events parked in the state, queued in the

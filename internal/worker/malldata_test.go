@@ -249,8 +249,8 @@ func TestCancelDuringRegistrationWaitsBehindIt(t *testing.T) {
 	wait.For(t, 10*time.Second, "the order to be registering, its creation kept for its retry", func() bool { return kept("ev-c") })
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "CR-1"))
 	wait.For(t, 10*time.Second, "the cancel to wait behind the creation", func() bool { return kept("ev-x") })
-	if outs := h.results(); len(outs) != 0 {
-		t.Fatalf("outcomes %+v before the registration", outs)
+	if outs := h.results(); len(outs) != 0 || h.historySays("CR-1", "ev-x", "parked") {
+		t.Fatalf("outcomes %+v before the registration, history %+v; want none, the cancel waiting in the inbox, not parked", outs, h.history("CR-1"))
 	}
 	h.setFaults(`{}`)
 	outs := h.waitOutcomes("CR-1", "credit.ok,credit.cancelled", 20*time.Second)

@@ -1,0 +1,299 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/events"
+	"github.com/atodene-worker/atodene-worker/internal/handlers"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+)
+
+// An event whose own call fails transiently is kept first in its order's inbox for its retry,
+// its message acknowledged (docs/architecture.md#order-state-in-redis): one copy of it, one fate,
+// whatever is lost or delivered again meanwhile.
+
+// retryTimer fires the order's inbox retry timer after advancing the clock by d.
+func (e *env) retryTimer(t *testing.T, order string, d time.Duration) {
+	t.Helper()
+	e.clock.Advance(d)
+	if err := e.o.PollDue(context.Background(), handlers.PollRequest{Shop: "shop-a", OrderID: order, Kind: handlers.TimerRetry}); err != nil {
+		t.Fatalf("retry timer: %v", err)
+	}
+}
+
+// TestLostAckOfAKeptEventSucceedsOnce: a cancel kept for its retry; its ack is lost and
+// JetStream delivers it again while it waits in the inbox (a second copy queued behind it). The
+// retry succeeds: the copy is a duplicate. One cancel at ATODENE, one credit.cancelled.
+func TestLostAckOfAKeptEventSucceedsOnce(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 1}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want kept for its retry", err)
+	}
+	x.Attempt = 2 // the ack lost: redelivered after AckWait
+	if err := e.o.OrderCancelled(ctx, x); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	for range 3 {
+		e.retryTimer(t, "o-1", time.Minute)
+	}
+	if prov.calls["cancel"] != 2 || e.outcomes("o-1", events.TypeCreditCancelled) != 1 || len(e.letters.letters) != 0 {
+		t.Errorf("cancel calls %d, outcomes %v, letters %+v; want 2 calls (one failed), credit.cancelled once, no letter",
+			prov.calls["cancel"], e.outs.ids, e.letters.letters)
+	}
+}
+
+// TestLostAckOfAKeptEventHasOneFate: as above, but the cancel's tries run
+// out (MaxAttempts 3): it is dead-lettered exhausted, deadLetterParked forgets its event record
+// (so a replay applies it), and the second copy queued behind it by the redelivery is then
+// applied as a new event at once: a fourth ATODENE call (beyond -max-deliveries), which succeeds,
+// so credit.cancelled is published for an event that also sits in the DLQ as exhausted (or, with
+// ATODENE still failing, MaxAttempts more calls and a second exhausted letter). Now the copy is
+// not queued twice: one fate, at most MaxAttempts calls.
+func TestLostAckOfAKeptEventHasOneFate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fails int
+	}{{"ATODENE back after the letter", 3}, {"ATODENE still failing", 100}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prov := &cancelFailsTimes{n: tc.fails}
+			e, ctx := newEnv(t, prov), context.Background()
+			e.o.MaxAttempts = 3
+			e.okOrder(t)
+			x := parkableCancel("x-1", "o-1", 5)
+			if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+				t.Fatalf("cancel: %v; want kept for its retry", err)
+			}
+			x.Attempt = 2 // the ack lost: redelivered after AckWait while the cancel waits
+			if err := e.o.OrderCancelled(ctx, x); err != nil {
+				t.Fatalf("redelivery: %v", err)
+			}
+			for range 8 {
+				e.retryTimer(t, "o-1", time.Minute)
+			}
+			st, _ := e.store.Get(ctx, "shop-a", "o-1")
+			letters := len(e.letters.letters)
+			cancelled := e.outcomes("o-1", events.TypeCreditCancelled)
+			if prov.calls["cancel"] > 3 || letters+cancelled != 1 {
+				t.Errorf("cancel calls %d, %d dead letters (reasons %v), %d credit.cancelled, status %q; want at most 3 calls and one fate: dead-lettered or cancelled",
+					prov.calls["cancel"], letters, reasons(e.letters), cancelled, st.Status)
+			}
+		})
+	}
+}
+
+// TestKeptOnLastDeliveryIsNotTriedBeyondMaxAttempts: a cancel's message on its last
+// delivery (Attempt = MaxAttempts = 3: its earlier deliveries were cut by the handler timeout or
+// handed back by a shutdown) fails transiently. Its deliveries count as tries (3 now), so it is out
+// of tries. Kept, it was tried a fourth time from the inbox. It is not kept on its last delivery:
+// the consumer dead-letters it exhausted, with no fourth ATODENE call,
+// Dlq-Attempts 3.
+func TestKeptOnLastDeliveryIsNotTriedBeyondMaxAttempts(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 100}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.o.MaxAttempts = 3
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	x.Attempt = 3
+	err := e.o.OrderCancelled(ctx, x)
+	m := &handlers.Message{Attempt: 3, LastAttempt: true}
+	if reason, dead := handlers.DeadLetterOf(err, m); dead {
+		// the consumer dead-letters it: right
+		if reason != handlers.ReasonExhausted || prov.calls["cancel"] != 1 {
+			t.Errorf("reason %v, %d calls", reason, prov.calls["cancel"])
+		}
+		return
+	}
+	for range 4 {
+		e.retryTimer(t, "o-1", time.Minute)
+	}
+	attempts := -1
+	if len(e.letters.letters) == 1 {
+		attempts = e.letters.letters[0].Attempts
+	}
+	if prov.calls["cancel"] != 1 || attempts != 3 {
+		t.Errorf("cancel calls %d (on delivery 3 of 3), dead letter attempts %d (%d letters); want 1 call (its last try), Dlq-Attempts 3",
+			prov.calls["cancel"], attempts, len(e.letters.letters))
+	}
+}
+
+// replyLost drops, once armed, Redis's reply to the pipeline holding a call whose arguments carry
+// needle (the call ran): a connection cut after Redis ran the script.
+type replyLost struct {
+	needle string
+	armed  atomic.Bool
+}
+
+func (h *replyLost) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *replyLost) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *replyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			for _, a := range c.Args() {
+				if s, ok := a.(string); ok && strings.Contains(s, h.needle) && strings.Contains(s, `"retry_at"`) && h.armed.CompareAndSwap(true, false) {
+					lost := errors.New("read tcp 127.0.0.1:6379: i/o timeout")
+					c.SetErr(lost)
+					return lost
+				}
+			}
+		}
+		return err
+	}
+}
+
+// TestRetryCommitReplyLostKeepsOneCopy: the commit that keeps a failed cancel first in the
+// inbox (retryLater) runs, and its reply is lost. The handler returns the failure joined with
+// Redis's (infrastructure: the consumer runs it again in place, same delivery), and the second
+// run queues the cancel again behind its own retry entry: two copies in the inbox. With ATODENE
+// failing through the cancel's tries, the first copy is dead-lettered exhausted (its record
+// forgotten) and the second is then tried again as a new event: more than MaxAttempts calls and a
+// second letter, or the cancel applied after its dead letter. Now one write keeps it and ends its
+// try, and a copy of an event the inbox holds is not queued again: one copy, one fate.
+func TestRetryCommitReplyLostKeepsOneCopy(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	hook := &replyLost{needle: `"id":"x-1"`}
+	rdb.AddHook(hook)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+	prov := &cancelFailsTimes{n: 3}
+	e, ctx := newEnvOn(t, store, prov, nil), context.Background()
+	e.o.MaxAttempts = 3
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	hook.armed.Store(true)
+	err := e.o.OrderCancelled(ctx, x)
+	if hook.armed.Load() {
+		t.Fatalf("the hook did not run: %v", err)
+	}
+	if !handlers.IsInfrastructure(err) {
+		t.Fatalf("cancel: %v; want an infrastructure failure (tried again in place)", err)
+	}
+	first, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	// The consumer runs the handler again in place, with the same delivery.
+	err = e.o.OrderCancelled(ctx, x)
+	t.Logf("inbox after the first run %d; in place: %v", first, err)
+	if err != nil && !handlers.RetriedLater(err) {
+		t.Fatalf("in place: %v", err)
+	}
+	held, _ := e.store.HeldEvents(ctx, "shop-a", "o-1")
+	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	for range 8 {
+		e.retryTimer(t, "o-1", time.Minute)
+	}
+	letters, cancelled := len(e.letters.letters), e.outcomes("o-1", events.TypeCreditCancelled)
+	if inbox != 1 || prov.calls["cancel"] > 3 || letters+cancelled != 1 {
+		t.Errorf("inbox length %d after the run in place (held %v); cancel calls %d, %d letters, %d credit.cancelled; want one copy, at most 3 calls, one fate",
+			inbox, held.Keys, prov.calls["cancel"], letters, cancelled)
+	}
+}
+
+// reasons lists the reason and Dlq-Attempts of each dead letter.
+func reasons(l *recordedLetters) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, x := range l.letters {
+		out = append(out, fmt.Sprintf("%s(seq %d, attempts %d)", x.Reason, x.Sequence, x.Attempts))
+	}
+	return out
+}
+
+// failRetrySchedule fails the first schedule of an inbox retry timer (JetStream not answering),
+// as the worker's Polls marks it: Infrastructure.
+type failRetrySchedule struct {
+	*recordedPolls
+	failed atomic.Bool
+}
+
+func (p *failRetrySchedule) Schedule(ctx context.Context, r handlers.PollRequest, at time.Time) error {
+	if r.Kind == handlers.TimerRetry && p.failed.CompareAndSwap(false, true) {
+		return handlers.Infrastructure(errors.New("nats: timeout"))
+	}
+	return p.recordedPolls.Schedule(ctx, r, at)
+}
+
+// TestRetryScheduleFailsKeepsOneCopy: retryLater's commit puts the failed cancel first in
+// the inbox, then scheduling its retry timer fails (JetStream down a moment). The handler returns
+// the failure joined with JetStream's (infrastructure: run again in place, same delivery), and
+// the run in place queues the cancel again behind its retry entry. Two copies: the first
+// dead-lettered exhausted, the second then applied as new (a 4th call, credit.cancelled after the
+// letter). Now the event, once kept, is done with (the reconciler sets the inbox's missing
+// timer): one copy, one fate.
+func TestRetryScheduleFailsKeepsOneCopy(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 3}
+	e, ctx := newEnv(t, prov), context.Background()
+	polls := &failRetrySchedule{recordedPolls: e.polls}
+	e.o.Polls = polls
+	e.o.MaxAttempts = 3
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	switch err := e.o.OrderCancelled(ctx, x); {
+	case handlers.RetriedLater(err):
+		// Its message is done with (acked): the reconciler sets the inbox's missing timer.
+		handled(t, e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerInbox}))
+	case handlers.IsInfrastructure(err):
+		// The consumer runs the handler again in place, with the same delivery.
+		if err := e.o.OrderCancelled(ctx, x); err != nil && !handlers.RetriedLater(err) {
+			t.Fatalf("in place: %v", err)
+		}
+	default:
+		t.Fatalf("cancel: %v", err)
+	}
+	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	for range 8 {
+		e.retryTimer(t, "o-1", time.Minute)
+	}
+	letters, cancelled := len(e.letters.letters), e.outcomes("o-1", events.TypeCreditCancelled)
+	if inbox != 1 || prov.calls["cancel"] > 3 || letters+cancelled != 1 {
+		t.Errorf("inbox length %d after the run in place; cancel calls %d, letters %v, %d credit.cancelled; want one copy, at most 3 calls, one fate",
+			inbox, prov.calls["cancel"], reasons(e.letters), cancelled)
+	}
+}
+
+// TestRetryTimerTwiceMakesNoExtraCall: the inbox retry timer of a kept cancel is delivered
+// twice at its time (its ack lost), and once a moment early. The early one calls nothing; of the
+// two, the first tries the cancel (it fails again) and the second finds its next retry ahead and
+// calls nothing.
+func TestRetryTimerTwiceMakesNoExtraCall(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 2}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", "o-1", 5)); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v", err)
+	}
+	timer := handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerRetry}
+	e.clock.Advance(500 * time.Millisecond) // early: retry due at 1 s
+	handled(t, e.o.PollDue(ctx, timer))
+	if prov.calls["cancel"] != 1 {
+		t.Fatalf("an early retry timer called: %d cancels", prov.calls["cancel"])
+	}
+	e.clock.Advance(time.Second)
+	handled(t, e.o.PollDue(ctx, timer), e.o.PollDue(ctx, timer))
+	if prov.calls["cancel"] != 2 {
+		t.Fatalf("the retry timer delivered twice: %d cancels, want 2 (one per due retry)", prov.calls["cancel"])
+	}
+	e.retryTimer(t, "o-1", time.Minute)
+	e.retryTimer(t, "o-1", time.Minute)
+	if prov.calls["cancel"] != 3 || e.outcomes("o-1", events.TypeCreditCancelled) != 1 {
+		t.Errorf("%d cancels, outcomes %v; want 3, credit.cancelled once", prov.calls["cancel"], e.outs.ids)
+	}
+}

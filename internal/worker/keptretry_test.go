@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/atodene-worker/atodene-worker/internal/config"
+	"github.com/atodene-worker/atodene-worker/internal/dlq"
+	"github.com/atodene-worker/atodene-worker/internal/orderstate"
+	"github.com/atodene-worker/atodene-worker/internal/testenv"
+	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
+)
+
+// retryReplyLost drops, once armed, Redis's reply to the pipeline holding the commit that keeps
+// the event named by needle first in its order's inbox for its retry (the script ran).
+type retryReplyLost struct {
+	needle string
+	armed  atomic.Bool
+	fired  atomic.Bool
+}
+
+func (h *retryReplyLost) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *retryReplyLost) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *retryReplyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			for _, a := range c.Args() {
+				if s, ok := a.(string); ok && strings.Contains(s, h.needle) && strings.Contains(s, `"retry_at"`) && h.armed.CompareAndSwap(true, false) {
+					h.fired.Store(true)
+					lost := errors.New("read tcp 127.0.0.1:6379: i/o timeout")
+					c.SetErr(lost)
+					return lost
+				}
+			}
+		}
+		return err
+	}
+}
+
+// TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce: a real worker (max deliveries 3),
+// an OK order, ATODENE answering 500 to everything from then on. The shop's cancel fails and the
+// commit keeping it first in the inbox runs, but its reply is lost (a connection cut): the
+// consumer runs the handler again in place (a Redis failure) and that run queues the cancel again
+// behind its own retry entry. Each copy then ran out of tries on its own: two exhausted dead
+// letters of one message (and twice the ATODENE calls); with ATODENE back between them, the
+// second copy would cancel the order after its first copy's letter. Now one dead letter.
+func TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testenv.Redis(t)
+	hook := &retryReplyLost{needle: `"id":"ev-x"`}
+	rdb.AddHook(hook)
+	h := newHarnessWith(t, harnessOpts{redis: rdb, settings: func(s *config.Settings) { s.MaxDeliveries = 3 }})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "RL-1", "taro@example.jp"))
+	h.waitOutcomes("RL-1", "credit.ok", 20*time.Second)
+	h.setFaults(`{"error_rate": 1.0}`)
+	hook.armed.Store(true)
+	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "RL-1"))
+	letters := func() int {
+		n := 0
+		for _, m := range h.deadLetters() {
+			if strings.Contains(string(m.Data()), `"ev-x"`) && m.Headers().Get(dlq.HeaderReason) == "exhausted" {
+				n++
+			}
+		}
+		return n
+	}
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
+	maxInbox := int64(0)
+	for range 12 {
+		n, _ := store.InboxLen(context.Background(), "shop-a", "RL-1")
+		maxInbox = max(maxInbox, n)
+		time.Sleep(250 * time.Millisecond)
+	}
+	wait.For(t, 30*time.Second, "the cancel dead-lettered exhausted", func() bool { return letters() >= 1 })
+
+	if !hook.fired.Load() {
+		t.Fatal("the retry commit's reply was never dropped")
+	}
+	time.Sleep(8 * time.Second) // a second copy's tries: 1 s, 2 s, ...
+	deadLettered, calls := 0, 0
+	for _, e := range h.history("RL-1") {
+		if e.ID == "ev-x" && strings.HasPrefix(e.Did, "dead-lettered: exhausted") {
+			deadLettered++
+		}
+		if e.ID == "ev-x" {
+			calls += len(e.Calls)
+		}
+	}
+	if n := letters(); n != 1 || deadLettered != 1 || maxInbox > 1 {
+		t.Errorf("%d exhausted letters in DLQ, %d history entries dead-lettered exhausted, inbox up to %d entries, %d ATODENE calls in its entries; want the one cancel in the inbox once and dead-lettered once",
+			n, deadLettered, maxInbox, calls)
+	}
+}
