@@ -297,3 +297,26 @@ func TestRetryTimerTwiceMakesNoExtraCall(t *testing.T) {
 		t.Errorf("%d cancels, outcomes %v; want 3, credit.cancelled once", prov.calls["cancel"], e.outs.ids)
 	}
 }
+
+// TestReusedIdentityIsQueuedBehindAKeptEvent: a cancel x-1 waits in the inbox for its retry, and
+// another event of the order comes under the same source and id, with other content (the importer
+// reused the id). It is no copy: it is queued, not dropped as one, and dead-lettered invalid when
+// its turn comes, after the cancel is applied.
+func TestReusedIdentityIsQueuedBehindAKeptEvent(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsOnce{}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.okOrder(t)
+	if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", "o-1", 5)); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want kept for its retry", err)
+	}
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("x-1", "o-1", 6, "1111-2222-3333")))
+	if n, _ := e.store.InboxLen(ctx, "shop-a", "o-1"); n != 2 {
+		t.Fatalf("inbox of %d; want the cancel and the event under its reused id", n)
+	}
+	e.retryTimer(t, "o-1", time.Minute)
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Status != orderstate.StatusCancelled || e.letterOf(6) != handlers.ReasonInvalid.String() || len(e.letters.letters) != 1 {
+		t.Errorf("status %q, letters %v; want cancelled, the event under the reused id dead-lettered invalid", st.Status, reasons(e.letters))
+	}
+}

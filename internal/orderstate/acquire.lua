@@ -17,7 +17,7 @@
 -- indexed; for the first state: ARGV[11] how long it lives (ms), ARGV[12] the
 -- order's id in the index, ARGV[13] and ARGV[14] its index scores, ARGV[15] its index summary,
 -- ARGV[16] the retention cutoff (ms) of the index's trim; ARGV[17] '"key":"<the event's identity>"'
--- with an entry, or ''.
+-- and ARGV[18] '"digest":"<its content's digest>"' with an entry that has a digest, or ''.
 --
 -- Returns nil if another holder has the lease and the event was not queued; {'', 0, 0, 'entry'}
 -- if the inbox holds events and the caller has an entry it did not send (the lease is not taken:
@@ -33,13 +33,15 @@
 -- a lost acknowledgement, or handled again in place after the reply to the write that kept it was
 -- lost). It is not queued twice: two entries of one event would each be tried, and one dead-lettered
 -- (its record forgotten, so that a replay applies it) would leave the other to be applied too.
--- Each entry starts {"type":…,"key":…}: only its start is read.
-local function inbox_holds(inbox, needle)
-  if needle == '' then
+-- A copy has the event's identity and its digest: another event under a reused identity (other
+-- content) is queued, to be dead-lettered as such when it is applied, and so is an entry written
+-- without a digest. Each entry starts {"type":…,"key":…}: only its start is read for the key.
+local function inbox_holds(inbox, key, digest)
+  if key == '' or digest == '' then
     return false
   end
   for _, e in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
-    if string.find(string.sub(e, 1, 160), needle, 1, true) then
+    if string.find(string.sub(e, 1, 160), key, 1, true) and string.find(e, digest, 1, true) then
       return true
     end
   end
@@ -52,7 +54,7 @@ if ARGV[4] ~= '' and not (tonumber(ARGV[11]) and tonumber(ARGV[13]) and tonumber
   return redis.error_reply('acquire.lua: malformed retention or index arguments')
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  if ARGV[7] ~= '' and inbox_holds(KEYS[5], ARGV[17]) then
+  if ARGV[7] ~= '' and inbox_holds(KEYS[5], ARGV[17], ARGV[18]) then
     return {'', redis.call('LLEN', KEYS[5]), 0, 'queued'}
   end
   if ARGV[7] ~= '' and redis.call('LLEN', KEYS[5]) < tonumber(ARGV[8]) then
@@ -69,7 +71,7 @@ if redis.call('LLEN', KEYS[5]) > 0 then
     return {'', 0, 0, 'entry'}
   end
   mode = 'drain'
-  if ARGV[7] ~= '' and not inbox_holds(KEYS[5], ARGV[17]) then
+  if ARGV[7] ~= '' and not inbox_holds(KEYS[5], ARGV[17], ARGV[18]) then
     redis.call('RPUSH', KEYS[5], ARGV[7])
   end
 end

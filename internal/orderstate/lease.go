@@ -124,7 +124,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 	keys[0], keys[1], keys[2], keys[3], keys[4], keys[5] = s.leaseKey(shop, order), s.stateKey(shop, order), sk.pending, s.eventKey(shop, t.EventKey), s.inboxKey(shop, order), sk.timers
 	// A queued event's inbox timer is due when the lease expires.
 	args := []any{l.token, t.TTL.Milliseconds(), "0", "", shop + ":" + order, "0", "", MaxInbox, "0", t.Now.Add(t.TTL).UnixMilli(),
-		"", order, "", "", "", s.cutoff(t.Now), ""}
+		"", order, "", "", "", s.cutoff(t.Now), "", ""}
 	if t.Queue != nil && !withEntry {
 		args[8] = "1"
 	}
@@ -134,7 +134,9 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 			return nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", shop, order, err)
 		}
 		args[6] = raw
-		args[16] = `"key":"` + t.Queue.Key + `"` // how its entry, and a copy's, starts (inboxHolds)
+		if t.Queue.Digest != "" { // a copy's entry starts with its key and has its digest (inbox_holds)
+			args[16], args[17] = `"key":"`+t.Queue.Key+`"`, `"digest":"`+t.Queue.Digest+`"`
+		}
 	}
 	if t.EventKey != "" {
 		args[2] = "1"
