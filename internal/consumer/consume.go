@@ -218,7 +218,11 @@ func handleMsg(ctx context.Context, msg jetstream.Msg, created int64, h handlers
 		}
 	}
 
-	err = cfg.held(ctx, log, "handling the message", func() error { return runHandler(ctx, m, h, cfg) })
+	err = cfg.held(ctx, log, "handling the message", func() error {
+		err := runHandler(ctx, m, h, cfg)
+		m.Again = true // a run after this one is a run again in place
+		return err
+	})
 	if err == nil {
 		outcome = "ok"
 		settle(msg.Ack, "ack")

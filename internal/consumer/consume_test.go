@@ -707,8 +707,12 @@ func TestConsumeInfrastructureFailureUsesNoDelivery(t *testing.T) {
 	t.Parallel()
 	c := newConsumer(t, 5*time.Second, 2, 1)
 	var calls atomic.Int32
-	rec := &recorder{reply: func(context.Context, *handlers.Message) error {
-		if calls.Add(1) <= 3 {
+	rec := &recorder{reply: func(_ context.Context, m *handlers.Message) error {
+		n := calls.Add(1)
+		if m.Again != (n > 1) {
+			t.Errorf("run %d: Again %v; want it on each run again in place only", n, m.Again)
+		}
+		if n <= 3 {
 			return handlers.Infrastructure(errors.New("nats: insufficient resources"))
 		}
 		return nil

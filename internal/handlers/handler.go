@@ -45,6 +45,9 @@ type Message struct {
 	// infrastructure's (tried again in place). (A failed event the handler kept in its order's
 	// inbox, KeptForRetry, is not; the handlers keep none on its last delivery.)
 	LastAttempt bool
+	// Again says the consumer runs the handler again in place, with the same delivery, after a
+	// failure of Redis or JetStream: its earlier run may have done what its reply did not say.
+	Again bool
 	// Replayed says an operator replayed the message from the dead-letter stream; ReplayCount is
 	// its Dlq-Replay-Count header.
 	Replayed    bool
@@ -78,6 +81,8 @@ type Meta struct {
 	// Time is the event's CloudEvents time; zero when it has none.
 	Time    time.Time
 	Attempt int
+	// Again says the message is handled again in place (Message.Again).
+	Again bool
 	// Seq is the message's sequence in the inbound stream; Published the sequence the event had
 	// when it was first published (Seq, but for a replayed dead letter), in the stream created at
 	// PublishedCreated (Unix ns, 0 when unknown): the order in which the shop published it.
@@ -242,6 +247,6 @@ func (mux *Mux) Handler(ctx context.Context, m *Message) error {
 func metaOf(m *Message, env events.Envelope, shop string) Meta {
 	at, _ := time.Parse(time.RFC3339, env.Time) // validated; zero when absent
 	return Meta{ID: env.ID, Source: env.Source, Type: env.Type, Shop: shop, Time: at,
-		Attempt: m.Attempt, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount,
+		Attempt: m.Attempt, Again: m.Again, Seq: m.Sequence, Published: m.Published, PublishedCreated: m.PublishedCreated, Stream: m.Stream, Subject: m.Subject, Body: m.Body, ReplayCount: m.ReplayCount,
 		Data: env.Data}
 }

@@ -185,10 +185,9 @@ func TestRetryCommitReplyLostKeepsOneCopy(t *testing.T) {
 	if !handlers.IsInfrastructure(err) {
 		t.Fatalf("cancel: %v; want an infrastructure failure (tried again in place)", err)
 	}
-	first, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
-	// The consumer runs the handler again in place, with the same delivery.
+	// The consumer runs the handler again in place, with the same delivery, marked so.
+	x.Again = true
 	err = e.o.OrderCancelled(ctx, x)
-	t.Logf("inbox after the first run %d; in place: %v", first, err)
 	if err != nil && !handlers.RetriedLater(err) {
 		t.Fatalf("in place: %v", err)
 	}
@@ -250,7 +249,8 @@ func TestRetryScheduleFailsKeepsOneCopy(t *testing.T) {
 		// Its message is done with (acked): the reconciler sets the inbox's missing timer.
 		handled(t, e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerInbox}))
 	case handlers.IsInfrastructure(err):
-		// The consumer runs the handler again in place, with the same delivery.
+		// The consumer runs the handler again in place, with the same delivery, marked so.
+		x.Again = true
 		if err := e.o.OrderCancelled(ctx, x); err != nil && !handlers.RetriedLater(err) {
 			t.Fatalf("in place: %v", err)
 		}

@@ -275,7 +275,8 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	var queue *orderstate.Parked // the event as an inbox entry; nil for a timer or a message too large
 	if d.ev.ID != "" && d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
 		q := o.parked(d.ev, "the order's lease", "")
-		q.Digest = d.ev.digest(order) // recorded when the holder applies it
+		q.Digest = d.ev.digest(order)    // recorded when the holder applies it
+		q.Tries = max(d.ev.Attempt-1, 0) // its deliveries so far count as tries
 		queue = &q
 	}
 	// An event never waits for the lease in a handler slot: a hot order's burst would take them
@@ -283,7 +284,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	// held in Redis, is published again by the reconciler (after -reconcile-interval), keeping
 	// its place among the order's events.
 	goRound := o.Kept != nil && d.ev.ID != "" && d.ev.Subject != ""
-	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue}
+	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue, MaybeCopy: d.ev.Attempt > 1 || d.ev.Again}
 	copied := false // a copy kept to queue the event, which may then find the lease free
 	if queue != nil {
 		// Only Redis holds a queued event once its message is acknowledged: its copy comes first.
@@ -464,6 +465,13 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		entries = append(entries, o.entryOf(d, c, r, st))
 	default:
 		return st, nil, c.err, nil // the caller retries it, first in the inbox
+	}
+	if c.next == nil && applied != nil && len(st.Parked) > 0 {
+		// The parked events held behind this inbox entry (firstQueued) are tried now that it is
+		// decided, also when it wrote nothing (stale, a duplicate, dead-lettered): the settle
+		// below is the last before the inbox drains.
+		next := st
+		c.next = &next
 	}
 	cur = st
 	var last *orderstate.State

@@ -27,11 +27,14 @@ const maxParkedBody = 64 << 10
 // event of each kind: of tracking numbers and cancels, the latest in the stream (a later tracking
 // number would correct an earlier one anyway, and the later cancel is the shop's last word, which
 // the credit events handled meanwhile are compared with); an older one handled later is stale. Of
-// invoice requests, the first: a second adds nothing. A later event takes the place of the one it
-// replaces: its slot, and the stream position it applies at among the parked events (Place), so
-// that a cancel parked before a tracking number still applies before it when a later cancel
-// replaces it. The event is copied to Kept before it is written: once its message is acknowledged, Redis alone
-// holds it.
+// invoice requests, the first: a second adds nothing. A later cancel takes the place of the one it
+// replaces: the stream position it applies at among the parked events (Place), so that a cancel
+// parked before a tracking number still applies before it when a later cancel replaces it
+// (cancelling earlier is what the shop asked for twice). A tracking number's correction waits at
+// its own position: an event published between the two (a cancel, parked already or handled
+// later, or in the order's inbox) applies before it, and the correction then finds the order
+// cancelled, as in stream order. The event is copied to Kept before it is written: once its
+// message is acknowledged, Redis alone holds it.
 func (o *Orders) park(ctx context.Context, shop, order string, d decision, st orderstate.State, waits string) change {
 	if len(d.ev.Body) > maxParkedBody {
 		return fail(Permanent(ReasonNoTransaction, fmt.Errorf("order %s has no transaction yet (waiting for %s), and the event is too large to wait (%d bytes, at most %d)",
@@ -55,39 +58,21 @@ func (o *Orders) park(ctx context.Context, shop, order string, d decision, st or
 				Did: "superseded while waiting: a later " + parkedKind[p.Kind] + " (event " + d.ev.ID + ") replaces it", Status: st.Status})
 		}
 	}
-	if slot >= 0 && d.parkAs == parkTracking && crossed(kept, slot, pos) {
-		kept, slot = slices.Delete(kept, slot, slot+1), -1 // a correction is not moved before what came between
-	}
 	p := o.parked(d.ev, waits, d.parkAs)
 	if err := o.keepCopy(ctx, shop, order, p, KeptParked); err != nil {
 		return fail(err)
 	}
 	if slot >= 0 {
-		place := parkedPlace(kept[slot])
-		p.PlaceCreated, p.PlaceSeq = place.created, place.seq
+		if d.parkAs == parkCancel { // a correction of a tracking number waits at its own position
+			place := parkedPlace(kept[slot])
+			p.PlaceCreated, p.PlaceSeq = place.created, place.seq
+		}
 		kept[slot] = p
 	} else {
 		kept = append(kept, p)
 	}
 	st.Parked = kept
 	return write(st, "parked: waiting for "+waits)
-}
-
-// crossed reports whether an event parked in kept, other than kept[slot], lies in the stream
-// between the place of kept[slot] and pos. A tracking number that replaces one parked before a
-// cancel, but was published after the cancel, does not take the replaced one's place: it would be
-// reported before the cancel (shipment.ok, billing started) where, in stream order, the cancel
-// comes first and the correction finds the order cancelled (shipment.ng). It waits at its own
-// position instead. A cancel that replaces one does take its place: cancelling earlier is what the
-// shop asked for twice.
-func crossed(kept []orderstate.Parked, slot int, pos position) bool {
-	place := parkedPlace(kept[slot])
-	for i, q := range kept {
-		if at := parkedPlace(q); i != slot && at.seq != 0 && at.after(place) && pos.after(at) {
-			return true
-		}
-	}
-	return false
 }
 
 // The kinds of events that park, of which an order keeps one each.
@@ -112,7 +97,7 @@ func (o *Orders) parked(ev Meta, waits, kind string) orderstate.Parked {
 // parked. Only the first counts: those after it wait for it (applyParked) and are tried when it is
 // applied or dead-lettered, when the first of them is the one that counts (expireParked dead-letters
 // at once one that then waits for its order and has waited too long). A deadline of one of them,
-// earlier than the first's (a correction that took the first's place is newer than the events held
+// earlier than the first's (a correction that replaced the first is newer than the events held
 // behind it), would be due while nothing can be dead-lettered.
 // A retry is not bounded by the deadline, which is for waiting for the order (expireParked), but
 // by MaxAttempts: an event whose order came a moment before its deadline retries a call that
@@ -384,15 +369,22 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 		limit := o.ParkLimit
 		parked := inStreamOrder(st.Parked)
 		if len(parked) > 0 && !o.Now().Before(parked[0].Since.Add(limit)) {
-			queued, err := o.Store.InboxLen(ctx, r.shop.ID, order)
-			if err != nil {
-				return fail(err)
-			}
-			if queued > 0 {
-				if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, o.Now().Add(time.Minute)); err != nil {
+			first := parked[0]
+			if _, ok := o.waitsForOrder(r, first, st); ok {
+				queued, err := o.Store.InboxLen(ctx, r.shop.ID, order)
+				if err != nil {
 					return fail(err)
 				}
-				return keep("")
+				if queued > 0 {
+					at := o.Now().Add(time.Minute)
+					if first.RetryAt.After(o.Now()) && first.RetryAt.Before(at) {
+						at = first.RetryAt
+					}
+					if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, at); err != nil {
+						return fail(err)
+					}
+					return keep("")
+				}
 			}
 		}
 		n := 0 // the first n, in stream order, have waited too long for their order

@@ -356,7 +356,7 @@ func TestHeldCancelOutlivesTheEventItWaitedFor(t *testing.T) {
 
 // TestHeldEventDeadlineWaitsForTheFirst: a cancel (seq 5) is held behind a tracking number (seq 2)
 // waiting for the operator's resolution; two days later a correction (seq 4, published before the
-// cancel) replaces the tracking number and takes its place, with its own, later, deadline. The
+// cancel) replaces the tracking number, first still, with its own, later, deadline. The
 // cancel's own deadline, earlier, is no deadline: it waits for the correction, and is tried when the
 // correction goes (here at the correction's deadline: outcome-unknown), not dead-lettered
 // no-transaction at its own while the event it waits for still waits.

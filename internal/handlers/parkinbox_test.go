@@ -19,15 +19,21 @@ import (
 // and body, so that the inbox can keep it for a retry.
 func receivedCreated(t *testing.T, id, order string, seq uint64, billed int64) handlers.Event[events.Order] {
 	t.Helper()
+	return received(t, events.TypeOrderCreated, id, order, seq, billed)
+}
+
+// received is an order.created or order.updated (typ) of order as received from the ORDERS stream.
+func received(t *testing.T, typ, id, order string, seq uint64, billed int64) handlers.Event[events.Order] {
+	t.Helper()
 	data := testOrder(order, billed)
 	raw, err := json.Marshal(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at, _ := time.Parse(time.RFC3339, "2026-11-26T10:15:00+09:00")
-	return handlers.Event[events.Order]{Meta: handlers.Meta{ID: id, Source: "test", Type: events.TypeOrderCreated, Shop: "shop-a",
-		Subject: events.Subject(events.TypeOrderCreated, "shop-a"), Stream: "ORDERS", Seq: seq, Attempt: 1, Time: at,
-		Body: envelope(events.TypeOrderCreated, id, string(raw))}, Data: data}
+	return handlers.Event[events.Order]{Meta: handlers.Meta{ID: id, Source: "test", Type: typ, Shop: "shop-a",
+		Subject: events.Subject(typ, "shop-a"), Stream: "ORDERS", Seq: seq, Attempt: 1, Time: at,
+		Body: envelope(typ, id, string(raw))}, Data: data}
 }
 
 // TestParkDeadlineWaitsForTheRegistrationKeptForRetry: the shop's cancel (seq 3) waits,
@@ -202,5 +208,60 @@ func TestKeptCreationAnsweredAlreadyRegisteredIsUnknown(t *testing.T) {
 		e.letterOf(2) != handlers.ReasonOutcomeUnknown.String() || len(e.letters.letters) != 2 || len(e.outs.ids) != 0 || prov.calls["register"] != 2 {
 		t.Errorf("status %q, letters %v, outcomes %v, registrations %d; want unknown, the creation (attempts 2) and the cancel dead-lettered outcome-unknown, no outcome, 2 registrations",
 			st.Status, reasons(e.letters), e.outs.ids, prov.calls["register"])
+	}
+}
+
+// TestParkedEventHeldByTheInboxIsAppliedWhenItDrains: a tracking number (seq 4) waits, parked, for
+// an order the worker has no record of; the order's creation (seq 1) waits in the inbox for its
+// retry, and two updates queue behind it, the later one (seq 3) first. At the retry the creation
+// registers the order, the update of seq 3 changes it, and the one of seq 2, stale, changes
+// nothing: the tracking number, held behind the inbox's updates published before it, used to stay
+// parked once the inbox was empty (the stale update wrote nothing, so nothing settled the order
+// again), until its park timer, up to -park-limit later. It is reported as the inbox drains.
+func TestParkedEventHeldByTheInboxIsAppliedWhenItDrains(t *testing.T) {
+	t.Parallel()
+	prov := &registerFails{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-A5"
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 4, "1111-2222-3333")))
+	prov.failing = true
+	if err := e.o.OrderCreated(ctx, receivedCreated(t, "c-1", order, 1, 2950)); !handlers.RetriedLater(err) {
+		t.Fatalf("creation: %v; want kept for its retry", err)
+	}
+	handled(t, e.o.OrderUpdated(ctx, received(t, events.TypeOrderUpdated, "u-3", order, 3, 3950)),
+		e.o.OrderUpdated(ctx, received(t, events.TypeOrderUpdated, "u-2", order, 2, 3450)))
+	prov.failing = false
+	e.retryTimer(t, order, time.Minute)
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if n, _ := e.store.InboxLen(ctx, "shop-a", order); n != 0 || len(st.Parked) != 0 || prov.calls["shipment"] != 1 || e.outcomes(order, events.TypeShipmentOK) != 1 {
+		t.Errorf("inbox %d, parked %+v, reports %d, outcomes %v; want the inbox drained, the tracking number reported once", n, st.Parked, prov.calls["shipment"], e.outs.ids)
+	}
+}
+
+// TestCorrectionIsNotReportedBeforeACancelInTheInbox: a tracking number (seq 10) waits, parked,
+// for an order the worker has no record of, and its correction (seq 40) replaces it, taking its
+// place. The order's creation (seq 1) waits in the inbox for its retry, and the shop's cancel
+// (seq 20, published between the two numbers) queues behind it. At the retry the creation
+// registers the order; the correction, which stood at the replaced number's place, was reported
+// before the cancel. It stands at its own position against the inbox: the cancel applies first,
+// and the correction finds the order cancelled (shipment.ng, nothing reported).
+func TestCorrectionIsNotReportedBeforeACancelInTheInbox(t *testing.T) {
+	t.Parallel()
+	prov := &registerFails{}
+	e, ctx := newEnv(t, prov), context.Background()
+	const order = "PK-A6"
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", order, 10, "1111-2222-3333")),
+		e.o.TrackingEntered(ctx, trackingEvent("t-2", order, 40, "4444-5555-6666")))
+	prov.failing = true
+	if err := e.o.OrderCreated(ctx, receivedCreated(t, "c-1", order, 1, 2950)); !handlers.RetriedLater(err) {
+		t.Fatalf("creation: %v; want kept for its retry", err)
+	}
+	handled(t, e.o.OrderCancelled(ctx, parkableCancel("x-1", order, 20)))
+	prov.failing = false
+	e.retryTimer(t, order, time.Minute)
+	st, _ := e.store.Get(ctx, "shop-a", order)
+	if st.Status != orderstate.StatusCancelled || prov.calls["shipment"] != 0 || e.outcomes(order, events.TypeShipmentNG) != 1 || len(st.Parked) != 0 {
+		t.Errorf("status %q, reports %d, outcomes %v, %d parked; want cancelled, nothing reported, shipment.ng once, none parked",
+			st.Status, prov.calls["shipment"], e.outs.ids, len(st.Parked))
 	}
 }

@@ -83,6 +83,10 @@ type Take struct {
 	// It is sent only when needed: AcquireLease first tries without it, which finds the lease free
 	// and the inbox empty almost always. Nil waits for nobody: ErrLeaseHeld.
 	Queue *Parked
+	// MaybeCopy says Queue's event may be in the inbox already (a delivery after the first, or a
+	// run again in place): it is not queued again if it is (acquire.lua's inbox_holds, which reads
+	// the whole inbox, so only then).
+	MaybeCopy bool
 	// BeforeQueue, if set, runs before Queue is sent (its error is returned, nothing queued): the
 	// caller keeps a copy of an event that Redis alone will hold once it is queued.
 	BeforeQueue func() error
@@ -134,7 +138,7 @@ func (s *Store) acquire(ctx context.Context, shop, order string, t Take, withEnt
 			return nil, fmt.Errorf("orderstate: encoding an inbox entry of %s/%s: %w", shop, order, err)
 		}
 		args[6] = raw
-		if t.Queue.Digest != "" { // a copy's entry starts with its key and has its digest (inbox_holds)
+		if t.MaybeCopy && t.Queue.Digest != "" { // a copy's entry starts with its key and has its digest (inbox_holds)
 			args[16], args[17] = `"key":"`+t.Queue.Key+`"`, `"digest":"`+t.Queue.Digest+`"`
 		}
 	}
