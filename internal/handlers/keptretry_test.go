@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/events"
 	"github.com/atodene-worker/atodene-worker/internal/handlers"
@@ -132,31 +129,6 @@ func TestKeptOnLastDeliveryIsNotTriedBeyondMaxAttempts(t *testing.T) {
 	}
 }
 
-// replyLost drops, once armed, Redis's reply to the pipeline holding a call whose arguments carry
-// needle (the call ran): a connection cut after Redis ran the script.
-type replyLost struct {
-	needle string
-	armed  atomic.Bool
-}
-
-func (h *replyLost) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *replyLost) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *replyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, c := range cmds {
-			for _, a := range c.Args() {
-				if s, ok := a.(string); ok && strings.Contains(s, h.needle) && strings.Contains(s, `"retry_at"`) && h.armed.CompareAndSwap(true, false) {
-					lost := errors.New("read tcp 127.0.0.1:6379: i/o timeout")
-					c.SetErr(lost)
-					return lost
-				}
-			}
-		}
-		return err
-	}
-}
-
 // TestRetryCommitReplyLostKeepsOneCopy: the commit that keeps a failed cancel first in the
 // inbox (retryLater) runs, and its reply is lost. The handler returns the failure joined with
 // Redis's (infrastructure: the consumer runs it again in place, same delivery), and the second
@@ -168,8 +140,6 @@ func (h *replyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestRetryCommitReplyLostKeepsOneCopy(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
-	hook := &replyLost{needle: `"id":"x-1"`}
-	rdb.AddHook(hook)
 	store := orderstate.New(rdb, prefix, time.Hour)
 	t.Cleanup(store.Close)
 	prov := &cancelFailsTimes{n: 3}
@@ -177,9 +147,9 @@ func TestRetryCommitReplyLostKeepsOneCopy(t *testing.T) {
 	e.o.MaxAttempts = 3
 	e.okOrder(t)
 	x := parkableCancel("x-1", "o-1", 5)
-	hook.armed.Store(true)
+	hook := testenv.LoseReply(rdb, `"id":"x-1"`, `"retry_at"`)
 	err := e.o.OrderCancelled(ctx, x)
-	if hook.armed.Load() {
+	if !hook.Fired() {
 		t.Fatalf("the hook did not run: %v", err)
 	}
 	if !handlers.IsInfrastructure(err) {

@@ -195,10 +195,9 @@ func (o *Orders) applyParked(ctx context.Context, r *run, order string, st order
 // firstQueued is the stream position of the first event, in stream order, that the order's inbox
 // holds of those the stream orders (order.created, order.updated, order.cancelled,
 // order.tracking_entered), other than an entry already decided (run.decided); zero when it holds
-// none. A parked
-// event published after it waits behind it (applyParked): the inbox's events are applied after the
-// parked ones the settle step applies, and a cancel queued behind a creation waiting for its
-// retry must not find the tracking number entered after it reported already.
+// none. A parked event published after it waits behind it (applyParked): the inbox's events are
+// applied after the parked ones the settle step applies, and a cancel queued behind a creation
+// waiting for its retry must not find the tracking number entered after it reported already.
 func (o *Orders) firstQueued(ctx context.Context, r *run, order string) (position, error) {
 	inbox, err := o.Store.Inbox(ctx, r.shop.ID, order)
 	if err != nil {

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -44,4 +46,59 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return err
 	}
+}
+
+// ReplyLost loses Redis's reply to a command that ran: once armed, the first pipelined command one
+// of whose string arguments holds every needle fails with a read timeout after Redis has run it, as
+// when the connection is cut between the two.
+type ReplyLost struct {
+	needles []string
+	armed   atomic.Bool
+}
+
+// LoseReply adds to rdb a ReplyLost for the commands whose arguments hold every needle; armed.
+func LoseReply(rdb redis.UniversalClient, needles ...string) *ReplyLost {
+	h := &ReplyLost{needles: needles}
+	h.armed.Store(true)
+	rdb.AddHook(h)
+	return h
+}
+
+// Fired reports whether a reply was lost.
+func (h *ReplyLost) Fired() bool { return !h.armed.Load() }
+
+func (*ReplyLost) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*ReplyLost) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *ReplyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			if h.holds(c) && h.armed.CompareAndSwap(true, false) {
+				lost := errors.New("read tcp 127.0.0.1:6379: i/o timeout")
+				c.SetErr(lost)
+				return lost
+			}
+		}
+		return err
+	}
+}
+
+// holds reports whether one of c's string arguments holds every needle.
+func (h *ReplyLost) holds(c redis.Cmder) bool {
+	for _, a := range c.Args() {
+		if s, ok := a.(string); ok && containsAll(s, h.needles) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsAll(s string, needles []string) bool {
+	for _, n := range needles {
+		if !strings.Contains(s, n) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,13 +2,9 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/atodene-worker/atodene-worker/internal/config"
 	"github.com/atodene-worker/atodene-worker/internal/dlq"
@@ -16,33 +12,6 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 	"github.com/atodene-worker/atodene-worker/internal/testenv/wait"
 )
-
-// retryReplyLost drops, once armed, Redis's reply to the pipeline holding the commit that keeps
-// the event named by needle first in its order's inbox for its retry (the script ran).
-type retryReplyLost struct {
-	needle string
-	armed  atomic.Bool
-	fired  atomic.Bool
-}
-
-func (h *retryReplyLost) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *retryReplyLost) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *retryReplyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, c := range cmds {
-			for _, a := range c.Args() {
-				if s, ok := a.(string); ok && strings.Contains(s, h.needle) && strings.Contains(s, `"retry_at"`) && h.armed.CompareAndSwap(true, false) {
-					h.fired.Store(true)
-					lost := errors.New("read tcp 127.0.0.1:6379: i/o timeout")
-					c.SetErr(lost)
-					return lost
-				}
-			}
-		}
-		return err
-	}
-}
 
 // TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce: a real worker (max deliveries 3),
 // an OK order, ATODENE answering 500 to everything from then on. The shop's cancel fails and the
@@ -54,13 +23,11 @@ func (h *retryReplyLost) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 func TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testenv.Redis(t)
-	hook := &retryReplyLost{needle: `"id":"ev-x"`}
-	rdb.AddHook(hook)
+	hook := testenv.LoseReply(rdb, `"id":"ev-x"`, `"retry_at"`) // only the cancel's retry commit
 	h := newHarnessWith(t, harnessOpts{redis: rdb, settings: func(s *config.Settings) { s.MaxDeliveries = 3 }})
 	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "RL-1", "taro@example.jp"))
 	h.waitOutcomes("RL-1", "credit.ok", 20*time.Second)
 	h.setFaults(`{"error_rate": 1.0}`)
-	hook.armed.Store(true)
 	h.publish("order.cancelled", "shop-a", "ev-x", orderRef("shop-a", "RL-1"))
 	letters := func() int {
 		n := 0
@@ -81,7 +48,7 @@ func TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce(t *testing.T) {
 	}
 	wait.For(t, 30*time.Second, "the cancel dead-lettered exhausted", func() bool { return letters() >= 1 })
 
-	if !hook.fired.Load() {
+	if !hook.Fired() {
 		t.Fatal("the retry commit's reply was never dropped")
 	}
 	time.Sleep(8 * time.Second) // a second copy's tries: 1 s, 2 s, ...
