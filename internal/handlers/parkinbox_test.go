@@ -265,3 +265,44 @@ func TestCorrectionIsNotReportedBeforeACancelInTheInbox(t *testing.T) {
 			st.Status, prov.calls["shipment"], e.outs.ids, len(st.Parked))
 	}
 }
+
+// TestBusyInboxDoesNotPutOffARetry: a parked cancel of an OK order waits for the retry of a call
+// that failed, due in 30 s, past its -park-limit; the order's inbox holds an invoice request. The
+// park timer, delivered early, used to be put off by a minute because the inbox was busy,
+// replacing the timer of the cancel's retry (retries slowed to one a minute). Only an event that
+// would be dead-lettered is put off: the cancel's timer stays at its retry.
+func TestBusyInboxDoesNotPutOffARetry(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t, &sentProvider{}), context.Background()
+	e.okOrder(t)
+	st, err := e.store.Get(ctx, "shop-a", "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := parkableCancel("x-1", "o-1", 5)
+	retry := e.clock.Now().Add(30 * time.Second).UTC()
+	st.Parked = []orderstate.Parked{{Type: x.Type, Key: x.Key(), ID: x.ID, Source: x.Source, Subject: x.Subject, Stream: x.Stream, Seq: x.Seq, Attempt: 1,
+		Body: x.Body, Since: e.clock.Now().Add(-e.o.ParkLimit - time.Hour).UTC(), Waits: "its retry after a failed try", Kind: "cancel",
+		Tries: 1, LastError: "modifytransaction.do: timeout", RetryAt: retry}}
+	st.ParkTimer = retry
+	if _, err := e.store.Put(ctx, "shop-a", "o-1", st, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	holder := e.holder(t, "o-1", time.Minute)
+	invoice := invoiceEvent("i-1", 6)
+	invoice.Data.OrderID = "o-1"
+	handled(t, e.o.InvoiceRequested(ctx, invoice)) // queued behind the holder
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handled(t, e.o.PollDue(ctx, handlers.PollRequest{Shop: "shop-a", OrderID: "o-1", Kind: handlers.TimerParked}))
+	var last time.Time
+	for i, x := range e.polls.timer {
+		if x.Kind == handlers.TimerParked {
+			last = e.polls.at[i]
+		}
+	}
+	if last.IsZero() || last.After(retry) || len(e.letters.letters) != 0 {
+		t.Errorf("park timer scheduled last for %v, letters %d; want it at the cancel's retry %v at the latest, nothing dead-lettered", last, len(e.letters.letters), retry)
+	}
+}
