@@ -208,7 +208,7 @@ func (o *Orders) firstQueued(ctx context.Context, r *run, order string) (positio
 		if q.Key == r.decided || !streamOrdered[q.Type] {
 			continue
 		}
-		if at := parkedPosition(q); at.seq != 0 && (first.seq == 0 || first.after(at)) {
+		if at := (Meta{Seq: q.Seq, Published: q.Published, PublishedCreated: q.PublishedCreated}).position(); at.seq != 0 && (first.seq == 0 || first.after(at)) {
 			first = at
 		}
 	}
@@ -367,30 +367,16 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 	return func(ctx context.Context, r *run, st orderstate.State) change {
 		limit := o.ParkLimit
 		parked := inStreamOrder(st.Parked)
-		if len(parked) > 0 && !o.Now().Before(parked[0].Since.Add(limit)) {
-			first := parked[0]
-			if _, ok := o.waitsForOrder(r, first, st); ok {
-				queued, err := o.Store.InboxLen(ctx, r.shop.ID, order)
-				if err != nil {
-					return fail(err)
-				}
-				if queued > 0 {
-					at := o.Now().Add(time.Minute)
-					if first.RetryAt.After(o.Now()) && first.RetryAt.Before(at) {
-						at = first.RetryAt
-					}
-					if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, at); err != nil {
-						return fail(err)
-					}
-					return keep("")
-				}
-			}
-		}
 		n := 0 // the first n, in stream order, have waited too long for their order
 		for _, p := range parked {
 			waits, ok := o.waitsForOrder(r, p, st)
 			if o.Now().Before(p.Since.Add(limit)) || !ok {
 				break // it, and those held behind it, stay; one held only by those before it is applied by settle
+			}
+			if n == 0 {
+				if queued, err := o.Store.InboxLen(ctx, r.shop.ID, order); err != nil || queued > 0 {
+					return o.putOff(ctx, r, order, p, err)
+				}
 			}
 			cause := fmt.Errorf("order %s: waited %s for %s", order, limit, waits)
 			if err := o.deadLetterParked(ctx, r.shop.ID, order, p, ReasonNoTransaction, cause); err != nil {
@@ -414,6 +400,23 @@ func (o *Orders) expireParked(order string) func(context.Context, *run, ordersta
 		st.Parked = parked[n:]
 		return write(st, "")
 	}
+}
+
+// putOff is expireParked's decision while the order's inbox holds events (or could not be read:
+// err): nothing is dead-lettered, and the park timer comes again a minute later, or at p's retry
+// if that is sooner (the timer of the retry is the one it replaces).
+func (o *Orders) putOff(ctx context.Context, r *run, order string, p orderstate.Parked, err error) change {
+	if err != nil {
+		return fail(err)
+	}
+	at := o.Now().Add(time.Minute)
+	if p.RetryAt.After(o.Now()) && p.RetryAt.Before(at) {
+		at = p.RetryAt
+	}
+	if err := o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerParked}, at); err != nil {
+		return fail(err)
+	}
+	return keep("")
 }
 
 // waitsForOrder says what the parked event p waits for in st, and whether the park deadline

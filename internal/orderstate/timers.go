@@ -76,21 +76,29 @@ func (s *Store) InboxLen(ctx context.Context, shop, order string) (int64, error)
 	return n, nil
 }
 
-// Inbox returns the events the order's inbox holds, first first (at most MaxInbox).
-func (s *Store) Inbox(ctx context.Context, shop, order string) (_ []Parked, err error) {
+// Queued is what an entry of an order's inbox says of its event's identity and place in the
+// stream, read without its body (up to 64 KiB, which the readers of Inbox do not need).
+type Queued struct {
+	Type             string `json:"type"`
+	Key              string `json:"key"`
+	Seq              uint64 `json:"seq"`
+	Published        uint64 `json:"published,omitempty"`
+	PublishedCreated int64  `json:"published_created,omitempty"`
+}
+
+// Inbox returns what the order's inbox holds of each event, first first (at most MaxInbox).
+func (s *Store) Inbox(ctx context.Context, shop, order string) (_ []Queued, err error) {
 	ctx, c := startCall(ctx, "redis inbox", "LRANGE")
 	defer c.end(&err)
 	raws, err := s.rdb.LRange(ctx, s.inboxKey(shop, order), 0, -1).Result()
 	if err = unavailable(err); err != nil {
 		return nil, fmt.Errorf("orderstate: reading the inbox of %s/%s: %w", shop, order, err)
 	}
-	inbox := make([]Parked, 0, len(raws))
-	for _, raw := range raws {
-		p, err := decodeParked(shop, order, raw)
-		if err != nil {
-			return nil, err
+	inbox := make([]Queued, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal([]byte(raw), &inbox[i]); err != nil {
+			return nil, fmt.Errorf("orderstate: decoding the inbox of %s/%s: %w", shop, order, err)
 		}
-		inbox = append(inbox, *p)
 	}
 	return inbox, nil
 }
