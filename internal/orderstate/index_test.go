@@ -367,9 +367,13 @@ func TestIndexSurvivesARedisCrash(t *testing.T) {
 	wg.Wait()
 	// A write its writer gave up on may still be queued in the store's batcher; sent after the
 	// restart, it would land between the check's two reads. Closed, the store sends it now, to
-	// the stopped server.
+	// the stopped server, and its client is closed too: a send still dialling when Close gives
+	// up waiting for it (a loaded machine) fails instead of reaching the restarted server.
 	s.Close()
+	rdb.Close()
 	srv.Start()
+	rdb = redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
 	check := New(rdb, "crash:", time.Hour)
 	t.Cleanup(check.Close)
 	if n := checkIndexMatchesStates(t, check, "shop"); n == 0 {
