@@ -648,6 +648,36 @@ func TestConsumeShutdown(t *testing.T) {
 		}
 	})
 
+	t.Run("an event kept for its retry as the grace period ends is acknowledged, not handed back", func(t *testing.T) {
+		t.Parallel()
+		c := newConsumer(t, 5*time.Second, 3, 1)
+		started := make(chan struct{})
+		kept := &recorder{reply: func(ctx context.Context, _ *handlers.Message) error {
+			close(started)
+			<-ctx.Done() // its call cut by the shutdown, the event is kept first in its order's inbox
+			return handlers.KeptForRetry(ctx.Err())
+		}}
+		cfg := consumer.Config{AckWait: 5 * time.Second, MaxDeliver: 3, Grace: 300 * time.Millisecond, DeadLetter: (&deadLetters{}).write}
+		stop := run(t, c, kept.handle, cfg)
+		<-started
+		if err := stop(3 * time.Second); err != nil {
+			t.Fatalf("Consume: %v", err)
+		}
+		// Handed back, a second worker would get it at once and apply it a second time, beside
+		// the inbox's retry (the wait below covers a Nak's redelivery, not the 5s AckWait's).
+		next := &recorder{}
+		stopNext := run(t, c, next.handle, cfg)
+		settled(t, c, 1)
+		time.Sleep(500 * time.Millisecond)
+		if err := stopNext(3 * time.Second); err != nil {
+			t.Fatalf("second Consume: %v", err)
+		}
+		if n := next.count(); n != 0 {
+			t.Errorf("%d redeliveries of the kept event to a second worker; want none", n)
+		}
+		wantAckedOnce(t, c, 1)
+	})
+
 	t.Run("a message waiting for a slot does not hold up the shutdown", func(t *testing.T) {
 		t.Parallel()
 		c := newConsumer(t, 5*time.Second, 3, 3)

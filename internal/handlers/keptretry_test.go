@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,5 +289,119 @@ func TestReusedIdentityIsQueuedBehindAKeptEvent(t *testing.T) {
 	st, _ := e.store.Get(ctx, "shop-a", "o-1")
 	if st.Status != orderstate.StatusCancelled || e.letterOf(6) != handlers.ReasonInvalid.String() || len(e.letters.letters) != 1 {
 		t.Errorf("status %q, letters %v; want cancelled, the event under the reused id dead-lettered invalid", st.Status, reasons(e.letters))
+	}
+}
+
+// cancelCopiedMidTry runs during, once, inside the first cancel call: another delivery of the
+// event comes while its try is at ATODENE.
+type cancelCopiedMidTry struct {
+	cancelFailsTimes
+	during func()
+	once   sync.Once
+}
+
+func (p *cancelCopiedMidTry) Cancel(ctx context.Context, tx string) error {
+	p.once.Do(p.during)
+	return p.cancelFailsTimes.Cancel(ctx, tx)
+}
+
+// TestCopyDuringItsTryHasOneFate: a cancel's message is delivered again (its AckWait passed)
+// while its first try is at ATODENE: the copy finds the lease held and is queued. The try fails
+// and the cancel is kept first in the inbox for its retry, the copy behind it. With ATODENE
+// failing through the cancel's tries (MaxAttempts 3), the cancel was dead-lettered exhausted and
+// the copy then tried as a new event: more than 3 calls, and credit.cancelled for an event also
+// dead-lettered, or a second letter. The write that keeps an event drops its copies: one entry,
+// one fate.
+func TestCopyDuringItsTryHasOneFate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fails int
+	}{{"ATODENE back after the letter", 3}, {"ATODENE still failing", 100}, {"ATODENE back at the retry", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prov := &cancelCopiedMidTry{cancelFailsTimes: cancelFailsTimes{n: tc.fails}}
+			e, ctx := newEnv(t, prov), context.Background()
+			e.o.MaxAttempts = 3
+			e.okOrder(t)
+			x := parkableCancel("x-1", "o-1", 5)
+			prov.during = func() {
+				copy := x
+				copy.Attempt = 2
+				if err := e.o.OrderCancelled(ctx, copy); err != nil {
+					t.Errorf("the copy, during the try: %v; want queued", err)
+				}
+			}
+			if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+				t.Fatalf("cancel: %v; want kept for its retry", err)
+			}
+			inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+			for range 8 {
+				e.retryTimer(t, "o-1", time.Minute)
+			}
+			letters, cancelled := len(e.letters.letters), e.outcomes("o-1", events.TypeCreditCancelled)
+			if inbox != 1 || prov.calls["cancel"] > 3 || letters+cancelled != 1 {
+				t.Errorf("inbox length %d after the try; cancel calls %d, letters %v, %d credit.cancelled; want one entry, at most 3 calls, one fate",
+					inbox, prov.calls["cancel"], reasons(e.letters), cancelled)
+			}
+		})
+	}
+}
+
+// TestRepublishedWhileKeptHasOneFate: a cancel waits first in the inbox for its retry, and the
+// importer publishes it again (same id and content, past JetStream's duplicate window: a first
+// delivery, not searched for as a copy), queued behind it. ATODENE fails through the cancel's
+// tries: the cancel was dead-lettered exhausted, then its copy tried as a new event. The write
+// that dead-letters an entry drops its copies: one letter, at most 3 calls.
+func TestRepublishedWhileKeptHasOneFate(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 100}
+	e, ctx := newEnv(t, prov), context.Background()
+	e.o.MaxAttempts = 3
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want kept for its retry", err)
+	}
+	again := parkableCancel("x-1", "o-1", 9)
+	handled(t, e.o.OrderCancelled(ctx, again))
+	if n, _ := e.store.InboxLen(ctx, "shop-a", "o-1"); n != 2 {
+		t.Fatalf("inbox of %d; want the kept cancel and its copy, a first delivery", n)
+	}
+	for range 8 {
+		e.retryTimer(t, "o-1", time.Minute)
+	}
+	if prov.calls["cancel"] > 3 || len(e.letters.letters) != 1 {
+		t.Errorf("cancel calls %d, letters %v; want at most 3 calls, one letter", prov.calls["cancel"], reasons(e.letters))
+	}
+}
+
+// TestKeptCopyOfAConflictedRetryIsDropped: a cancel's try fails transiently, and meanwhile Redis
+// lost the order's state (a failover to a replica behind). The write that would keep the cancel
+// for its retry finds the state gone and writes nothing (ErrConflict): the message is handled
+// again. The copy kept for that write was left in Kept, to be published again by the reconciler
+// for an event Redis never held: handled once more. It is dropped.
+func TestKeptCopyOfAConflictedRetryIsDropped(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+	prov := &cancelCopiedMidTry{cancelFailsTimes: cancelFailsTimes{n: 1}}
+	kept := &recordedKept{}
+	e, ctx := newEnvOn(t, store, prov, kept), context.Background()
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	prov.during = func() {
+		if err := rdb.Del(ctx, prefix+"order:{shop-a}:o-1").Err(); err != nil {
+			t.Errorf("losing the state: %v", err)
+		}
+	}
+	err := e.o.OrderCancelled(ctx, x)
+	if !errors.Is(err, orderstate.ErrConflict) {
+		t.Fatalf("cancel: %v; want the conflict of its commit", err)
+	}
+	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	if why, ok := kept.has(x.Key()); ok || inbox != 0 {
+		t.Errorf("inbox length %d, kept copy %q (%v); want neither: the message is handled again", inbox, why, ok)
 	}
 }

@@ -503,6 +503,11 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	}
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
+		if commit.Retry != nil && errors.Is(err, orderstate.ErrConflict) {
+			// Nothing was written: the inbox does not hold the event, whose message is handled
+			// again. Its copy would be published again by the reconciler, as one Redis lost.
+			o.droppedFromInbox(ctx, r.shop.ID, order, commit.Retry.Key, cur)
+		}
 		return cur, nil, nil, err
 	}
 	if last != nil {

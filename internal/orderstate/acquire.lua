@@ -29,25 +29,6 @@
 -- (the lease is taken). A lease already held with this token is this holder's: the client
 -- resent the script after a lost reply.
 
--- Whether the inbox holds the event already: a copy of it came (its message delivered again after
--- a lost acknowledgement, or handled again in place after the reply to the write that kept it was
--- lost). It is not queued twice: two entries of one event would each be tried, and one dead-lettered
--- (its record forgotten, so that a replay applies it) would leave the other to be applied too.
--- A copy has the event's identity and its digest: another event under a reused identity (other
--- content) is queued, to be dead-lettered as such when it is applied, and so is an entry written
--- without a digest. Each entry starts {"type":…,"key":…}: only its start is read for the key.
-local function inbox_holds(inbox, key, digest)
-  if key == '' or digest == '' then
-    return false
-  end
-  for _, e in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
-    if string.find(string.sub(e, 1, 160), key, 1, true) and string.find(e, digest, 1, true) then
-      return true
-    end
-  end
-  return false
-end
-
 -- Redis does not undo a script that fails halfway: what the writes below need is checked first.
 if ARGV[4] ~= '' and not (tonumber(ARGV[11]) and tonumber(ARGV[13]) and tonumber(ARGV[14])
     and (ARGV[16] == '' or tonumber(ARGV[16]))) then

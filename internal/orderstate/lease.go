@@ -58,7 +58,7 @@ func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
 
 //go:embed acquire.lua
 var acquireSource string
-var acquireScript = redis.NewScript(indexSource + acquireSource)
+var acquireScript = redis.NewScript(indexSource + inboxSource + acquireSource)
 
 var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
@@ -209,6 +209,9 @@ type Commit struct {
 	// Entries are appended to the order's history.
 	Entries []Entry
 	// Done records the event as processed: the lease's own event, or the inbox entry Applied.
+	// A commit that does not (the event failed, or is a copy of one recorded) removes the inbox's
+	// copies of the event, other than Retry: each would otherwise be tried again, after the
+	// event's dead letter too.
 	Done bool
 	// Applied is the inbox entry this commit ends (from Next), removed from the inbox with it.
 	Applied *Parked
@@ -237,11 +240,16 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 	if c.Done {
 		w.eventKey, w.digest = l.event, l.digest
 	}
+	if !c.Done {
+		w.ends.Key, w.ends.Digest = l.event, l.digest
+	}
 	if c.Applied != nil {
 		w.pop = c.Applied.raw
 		w.eventKey, w.digest = "", ""
+		w.ends.Key, w.ends.Digest = c.Applied.Key, c.Applied.Digest
 		if c.Done {
 			w.eventKey, w.digest = c.Applied.Key, c.Applied.Digest
+			w.ends.Key, w.ends.Digest = "", ""
 		}
 	}
 	return l.store.write(ctx, l.shop, l.order, c.State, w, now)

@@ -575,7 +575,10 @@ var writeSource string
 //go:embed index.lua
 var indexSource string
 
-var writeScript = redis.NewScript(indexSource + writeSource)
+//go:embed inbox.lua
+var inboxSource string
+
+var writeScript = redis.NewScript(indexSource + inboxSource + writeSource)
 
 // Put writes st as the next version of an order's state if the stored version is still
 // st.Version, with st.History appended to the order's history, and returns what was written
@@ -605,11 +608,12 @@ type writeArgs struct {
 	digest   string // what the event record holds: the event's digest (Take.EventDigest), or "" for legacyRecord
 	pop      string
 	token    string
-	keep     time.Duration // the lease's lifetime if kept for the inbox; 0 releases it in any case
-	retry    string        // an entry to put first in the inbox
-	retryAt  time.Time     // when that entry is retried
-	ttl      time.Duration // the lease's lifetime
-	intent   bool          // a registration intent: waits for replicas (Replication)
+	keep     time.Duration                // the lease's lifetime if kept for the inbox; 0 releases it in any case
+	retry    string                       // an entry to put first in the inbox
+	retryAt  time.Time                    // when that entry is retried
+	ttl      time.Duration                // the lease's lifetime
+	intent   bool                         // a registration intent: waits for replicas (Replication)
+	ends     struct{ Key, Digest string } // an event ended unrecorded: its copies leave the inbox
 }
 
 // inboxDue is when the timer of the order's inbox is due after this write, if it holds events:
@@ -631,11 +635,14 @@ func (s *Store) write(ctx context.Context, shop, order string, st *State, w writ
 		s.historyKey(shop, order), s.inboxKey(shop, order), sk.timers)
 	keys = append(keys, sk.index[:]...)
 	keys = append(keys, s.dataKey(shop, order), sk.held)
-	args := make([]any, 22, 22+len(w.entries))
+	args := make([]any, 24, 24+len(w.entries))
 	args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9] = w.version, "", shop+":"+order, "0", w.token, "", HistoryLimit, w.pop, "", w.retry
 	args[10], args[11] = "", w.inboxDue(now).UnixMilli()
 	args[12], args[13], args[14], args[15], args[16], args[17] = "", order, "", "", "", s.cutoff(now)
-	args[18], args[19], args[20], args[21] = "", "", "", ""
+	args[18], args[19], args[20], args[21], args[22], args[23] = "", "", "", "", "", ""
+	if w.ends.Key != "" && w.ends.Digest != "" {
+		args[22], args[23] = `"key":"`+w.ends.Key+`"`, `"digest":"`+w.ends.Digest+`"`
+	}
 	entries := w.entries
 	var next State
 	stored := Written{}

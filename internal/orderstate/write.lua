@@ -29,8 +29,10 @@
 -- retention cutoff (ms) of the index's trim; ARGV[19] what to do with the order's data: '' nothing,
 -- 's' set it to ARGV[20], 'k' keep it as long as the state, 'd' delete it; ARGV[21] when the
 -- re-check the state holds back is due (ms), to add to the held re-checks, or ''; ARGV[22] what the
--- event record holds (the event's digest, Take.EventDigest), with ARGV[6]; ARGV[23...] the history
--- entries to append (JSON).
+-- event record holds (the event's digest, Take.EventDigest), with ARGV[6]; ARGV[23] and ARGV[24]
+-- '"key":"<identity>"' and '"digest":"<digest>"' of an event the write ends without recording it
+-- (it failed, or is a copy), whose copies in the inbox are removed (inbox.lua's drop_copies), or '';
+-- ARGV[25...] the history entries to append (JSON).
 --
 -- Returns {ok, next}: ok is 1, or 0 if the stored version differs from ARGV[1] (in a write of no
 -- state: is below it, or the event to record is not recorded and the lease is not ARGV[5]'s; then
@@ -108,9 +110,9 @@ else
     ok = 0
   end
 end
-if ok == 1 and not resent and #ARGV > 22 then
+if ok == 1 and not resent and #ARGV > 24 then
   local n = 0
-  for i = 23, #ARGV do
+  for i = 25, #ARGV do
     n = redis.call('RPUSH', KEYS[5], ARGV[i])
   end
   if n > tonumber(ARGV[7]) then
@@ -132,6 +134,11 @@ if ok == 1 then
     redis.call('LPUSH', KEYS[6], ARGV[10])
   elseif first then
     redis.call('LPOP', KEYS[6])
+  end
+  if ARGV[10] ~= '' then
+    drop_copies(KEYS[6], 1, ARGV[23], ARGV[24]) -- the event's own entry is first
+  else
+    drop_copies(KEYS[6], 0, ARGV[23], ARGV[24])
   end
   queued = redis.call('LLEN', KEYS[6])
   if queued > 0 then
