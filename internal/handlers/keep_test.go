@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -457,8 +458,8 @@ func TestInvoiceOfALaggingState(t *testing.T) {
 
 // TestLeaseHeldIsTold: OrdersConfig.LeaseHeld is told, once per handling, each time a handler
 // finds its order's lease held, with what the event did: an event is queued in the order's inbox;
-// a timer waits for the lease (once however many tries); an event too large for the inbox goes
-// round through its kept copy.
+// a timer waits for the lease (once however many tries); an event its order's full inbox has no
+// room for goes round through its kept copy.
 func TestLeaseHeldIsTold(t *testing.T) {
 	t.Parallel()
 	prov := &fakeProvider{}
@@ -500,13 +501,25 @@ func TestLeaseHeldIsTold(t *testing.T) {
 	}
 
 	e.o.Kept = &recordedKept{}
-	e.deadHolder(t, ttl)
+	e.holder(t, "o-1", time.Minute) // held while the inbox fills
 	large := trackingEvent("t-2", "o-1", 8, "2234-5678-9012")
-	large.Body = append(large.Body, strings.Repeat(" ", 64<<10)...) // too large for the inbox
+	large.Body = append(large.Body, strings.Repeat(" ", 64<<10)...) // held by its kept copy, not the inbox
 	if err := e.o.TrackingEntered(ctx, large); err != nil {
 		t.Fatal(err)
 	}
-	expect("an event too large for the inbox", handlers.LeaseWentRound)
+	expect("an event too large to be held in the inbox", handlers.LeaseQueued)
+	for i := 1; i < orderstate.MaxInbox; i++ {
+		if err := e.o.TrackingEntered(ctx, trackingEvent(fmt.Sprintf("f-%d", i), "o-1", uint64(10+i), "2234-5678-9012")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	told = nil
+	mu.Unlock()
+	if err := e.o.TrackingEntered(ctx, trackingEvent("t-4", "o-1", 5000, "4234-5678-9012")); err != nil {
+		t.Fatal(err)
+	}
+	expect("an event its order's full inbox has no room for", handlers.LeaseWentRound)
 
 	if err := e.o.TrackingEntered(ctx, trackingEvent("t-3", "o-2", 9, "3234-5678-9012")); err != nil {
 		t.Fatal(err)

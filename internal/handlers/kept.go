@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"go.uber.org/zap"
@@ -26,7 +27,14 @@ type Kept interface {
 	Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error
 	// Drop removes the copy of the event with this identity (events.EventKey), if there is one.
 	Drop(ctx context.Context, shop, order, key string) error
+	// Body returns the body of the copy of the event with this identity: an inbox entry of a
+	// message too large for the inbox holds none (orderstate.Parked.BodyKept). It returns an error
+	// wrapping ErrNoCopy when there is no copy, an Infrastructure one when it cannot tell.
+	Body(ctx context.Context, shop, order, key string) ([]byte, error)
 }
+
+// ErrNoCopy means Kept holds no copy of the event.
+var ErrNoCopy = errors.New("no kept copy of the event")
 
 // Why an event is copied.
 const (

@@ -16,19 +16,20 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
-// recordedKept records the copies kept: event key -> why.
+// recordedKept records the copies kept: event key -> why, and their bodies.
 type recordedKept struct {
 	mu     sync.Mutex
 	copies map[string]string
+	bodies map[string][]byte
 }
 
 func (k *recordedKept) Keep(_ context.Context, _, _ string, p orderstate.Parked, why string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.copies == nil {
-		k.copies = map[string]string{}
+		k.copies, k.bodies = map[string]string{}, map[string][]byte{}
 	}
-	k.copies[p.Key] = why
+	k.copies[p.Key], k.bodies[p.Key] = why, p.Body
 	return nil
 }
 
@@ -36,7 +37,18 @@ func (k *recordedKept) Drop(_ context.Context, _, _, key string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.copies, key)
+	delete(k.bodies, key)
 	return nil
+}
+
+func (k *recordedKept) Body(_ context.Context, _, _, key string) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	body, ok := k.bodies[key]
+	if !ok {
+		return nil, handlers.ErrNoCopy
+	}
+	return body, nil
 }
 
 func (k *recordedKept) has(key string) (string, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -403,5 +404,64 @@ func TestKeptCopyOfAConflictedRetryIsDropped(t *testing.T) {
 	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
 	if why, ok := kept.has(x.Key()); ok || inbox != 0 {
 		t.Errorf("inbox length %d, kept copy %q (%v); want neither: the message is handled again", inbox, why, ok)
+	}
+}
+
+// TestLargeEventKeptForRetryIsNotOvertaken: a cancel over 64 KiB (an importer padding its JSON, or
+// an order.updated of many lines) fails transiently at ATODENE. The inbox took no message that
+// large: it was handed back to JetStream, and a tracking number handled before its redelivery was
+// reported (billing started) on an order the shop had cancelled. It waits first in the inbox now,
+// as a smaller one does, the inbox holding it without its body (read back from its kept copy):
+// the tracking number waits behind it and finds the order cancelled.
+func TestLargeEventKeptForRetryIsNotOvertaken(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	store := orderstate.New(rdb, prefix, time.Hour)
+	t.Cleanup(store.Close)
+	prov := &cancelFailsTimes{n: 1}
+	kept := &recordedKept{}
+	e, ctx := newEnvOn(t, store, prov, kept), context.Background()
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	x.Body = append(x.Body, strings.Repeat(" ", 70<<10)...)
+	if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want kept for its retry", err)
+	}
+	handled(t, e.o.TrackingEntered(ctx, trackingEvent("t-1", "o-1", 6, "1234-5678-9012")))
+	entries, err := rdb.LRange(ctx, prefix+"inbox:{shop-a}:o-1", 0, -1).Result()
+	if err != nil || len(entries) != 2 || len(entries[0]) > 4<<10 {
+		t.Fatalf("inbox %d entries (first %d bytes), %v; want the cancel without its body, then the tracking number", len(entries), len(entries[0]), err)
+	}
+	e.retryTimer(t, "o-1", time.Minute)
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if st.Status != orderstate.StatusCancelled || prov.calls["cancel"] != 2 || prov.calls["shipment"] != 0 || len(e.letters.letters) != 0 {
+		t.Errorf("status %q, %d cancel calls, %d shipment reports, letters %v; want cancelled by the retry, no report", st.Status,
+			prov.calls["cancel"], prov.calls["shipment"], reasons(e.letters))
+	}
+	if _, ok := kept.has(x.Key()); ok {
+		t.Error("the cancel's kept copy is left once it is applied")
+	}
+}
+
+// TestLargeEventWhoseKeptCopyIsGoneIsDeadLettered: as above, but the kept copy holding the cancel's
+// body is gone when its retry comes (its stream deleted): it cannot be applied. It is
+// dead-lettered invalid, naming the message it was, and the inbox goes on.
+func TestLargeEventWhoseKeptCopyIsGoneIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsTimes{n: 1}
+	kept := &recordedKept{}
+	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	x.Body = append(x.Body, strings.Repeat(" ", 70<<10)...)
+	if err := e.o.OrderCancelled(ctx, x); !handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want kept for its retry", err)
+	}
+	handled(t, kept.Drop(ctx, "shop-a", "o-1", x.Key()))
+	e.retryTimer(t, "o-1", time.Minute)
+	n, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	if e.letterOf(5) != handlers.ReasonInvalid.String() || prov.calls["cancel"] != 1 || n != 0 {
+		t.Errorf("letters %v, %d cancel calls, inbox %d; want the cancel dead-lettered invalid, not tried again, the inbox empty",
+			reasons(e.letters), prov.calls["cancel"], n)
 	}
 }

@@ -272,8 +272,8 @@ func repeated(did string) change { return change{did: did, repeat: true} }
 // and releases the lease: a new order registered with ATODENE costs three Redis round trips
 // (lease with the intent, answer with its outbox and history entry, commit).
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d decision) error {
-	var queue *orderstate.Parked // the event as an inbox entry; nil for a timer or a message too large
-	if d.ev.ID != "" && d.ev.Subject != "" && len(d.ev.Body) <= maxParkedBody {
+	var queue *orderstate.Parked // the event as an inbox entry (inInbox holds it); nil for a timer, or a message too large without Kept
+	if d.ev.ID != "" && d.ev.Subject != "" && (len(d.ev.Body) <= maxParkedBody || o.Kept != nil) {
 		q := o.parked(d.ev, "the order's lease", "")
 		q.Digest = d.ev.digest(order)    // recorded when the holder applies it
 		q.Tries = max(d.ev.Attempt-1, 0) // its deliveries so far count as tries
@@ -284,7 +284,11 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	// held in Redis, is published again by the reconciler (after -reconcile-interval), keeping
 	// its place among the order's events.
 	goRound := o.Kept != nil && d.ev.ID != "" && d.ev.Subject != ""
-	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, Queue: queue, MaybeCopy: d.ev.Attempt > 1 || d.ev.Again}
+	take := orderstate.Take{TTL: o.LeaseTTL, First: d.first, MaybeCopy: d.ev.Attempt > 1 || d.ev.Again}
+	if queue != nil {
+		entry := inInbox(*queue)
+		take.Queue = &entry
+	}
 	copied := false // a copy kept to queue the event, which may then find the lease free
 	if queue != nil {
 		// Only Redis holds a queued event once its message is acknowledged: its copy comes first.
@@ -389,7 +393,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 // inbox at the retry's time. (Its last try is made permanent before it fails: see
 // exhaustedAfter.) version is the order's state's, as the event's try left it.
 func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, version int64, applied *orderstate.Parked, cause error) error {
-	p := forRetry(*applied, cause, o.Now())
+	p := inInbox(forRetry(*applied, cause, o.Now()))
 	if _, _, err := lease.Commit(ctx, orderstate.Commit{Version: version, Applied: applied, Retry: &p}, o.Now()); err != nil {
 		return err
 	}
@@ -510,6 +514,13 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 		}
 		return cur, nil, nil, err
 	}
+	if applied == nil && commit.Retry == nil && !commit.Done && d.ev.ID != "" {
+		// The commit removed the inbox's copies of the event (queued during its try, or published
+		// again), which is dead-lettered or handed back: their copy in Kept goes with them, or the
+		// reconciler would publish it again, a second fate. (An inbox entry's is dropped by its
+		// applier.)
+		o.droppedFromInbox(ctx, r.shop.ID, order, d.ev.Key(), cur)
+	}
 	if last != nil {
 		o.droppedFromState(ctx, r.shop.ID, order, cur, written)
 		cur = written
@@ -545,7 +556,43 @@ func (o *Orders) keptForRetry(ctx context.Context, r *run, order string, cause e
 			zap.String("shop", r.shop.ID), zap.String("order", order), zap.Error(err))
 		return nil
 	}
+	p = inInbox(p)
 	return &p
+}
+
+// inInbox is p as the order's inbox holds it: a message over maxParkedBody is held there without
+// its body (BodyKept), which its copy in Kept, written before the entry, holds (withKeptBody reads
+// it back), so that an order's inbox holds up to MaxInbox small entries whatever the messages'
+// sizes, and a large message waits for its turn, or its retry, in it as any other.
+func inInbox(p orderstate.Parked) orderstate.Parked {
+	if len(p.Body) > maxParkedBody {
+		p.Body, p.BodyKept = nil, true
+	}
+	return p
+}
+
+// withKeptBody is the inbox entry p with its body, read from its copy in Kept when the inbox holds
+// none (BodyKept). A copy that is gone (ErrNoCopy: its stream was deleted or purged) makes an
+// entry that cannot be applied: it is dead-lettered invalid, without its body, its letter naming
+// the message it was (stream and sequence) for an operator to publish again.
+func (o *Orders) withKeptBody(ctx context.Context, shop, order string, p *orderstate.Parked) (*orderstate.Parked, error) {
+	if !p.BodyKept || p.Body != nil {
+		return p, nil
+	}
+	if o.Kept == nil {
+		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s of %s/%s is held in the kept copies, and none are configured", p.ID, shop, order))
+	}
+	body, err := o.Kept.Body(ctx, shop, order, p.Key)
+	if errors.Is(err, ErrNoCopy) {
+		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s (message %d of %s, over %d bytes) was held in its kept copy, which is gone: publish the message again: %w",
+			p.ID, p.Seq, p.Stream, maxParkedBody, err))
+	}
+	if err != nil {
+		return p, err
+	}
+	q := *p
+	q.Body = body
+	return &q, nil
 }
 
 // applyInbox applies an event that was queued in the order's inbox while another handler held the
@@ -561,7 +608,14 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	// An entry queued by a worker from before digests has none: a record of its identity is taken
 	// for its own, as before digests, and its own record is written without one.
 	rec := orderstate.Recorded(record, p.Digest)
-	d, derr := o.storedDecision(r.shop, *p)
+	p, derr := o.withKeptBody(ctx, r.shop.ID, order, p)
+	if _, permanent := DeadLetterReason(derr); derr != nil && !permanent {
+		return st, nil, false, derr // NATS failed: the entry stays first, and a timer tries again
+	}
+	d := decision{}
+	if derr == nil {
+		d, derr = o.storedDecision(r.shop, *p)
+	}
 	if derr != nil {
 		d = decision{ev: Meta{Type: p.Type, Source: p.Source, ID: p.ID}, apply: func(context.Context, *run, orderstate.State) change { return fail(derr) }}
 	}

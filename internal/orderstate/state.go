@@ -315,12 +315,15 @@ type Parked struct {
 	Seq       uint64 `json:"seq"`
 	Published uint64 `json:"published,omitempty"` // the sequence it had when first published, if a replay
 	// PublishedCreated is when the stream it was first published in was created (Unix ns).
-	PublishedCreated int64     `json:"published_created,omitempty"`
-	Attempt          int       `json:"attempt"`
-	ReplayCount      string    `json:"replay_count,omitempty"`
-	Body             []byte    `json:"body"`  // byte for byte; it may hold personal data
-	Since            time.Time `json:"since"` // when it was parked
-	Waits            string    `json:"waits"` // what it waits for, in words
+	PublishedCreated int64  `json:"published_created,omitempty"`
+	Attempt          int    `json:"attempt"`
+	ReplayCount      string `json:"replay_count,omitempty"`
+	Body             []byte `json:"body"` // byte for byte; it may hold personal data
+	// BodyKept, in an inbox entry, says that Body is not held here (the message is too large for
+	// the inbox) but in the event's copy in the worker's kept copies, read back to apply it.
+	BodyKept bool      `json:"body_kept,omitempty"`
+	Since    time.Time `json:"since"` // when it was parked
+	Waits    string    `json:"waits"` // what it waits for, in words
 	// Kind groups the parked events one order keeps one of: "tracking" and "cancel" (the latest in
 	// the stream waits), "invoice" (the first waits).
 	Kind string `json:"kind,omitempty"`

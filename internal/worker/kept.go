@@ -115,6 +115,20 @@ func (k kept) Drop(ctx context.Context, shop, order, key string) error {
 	return nil
 }
 
+// Body reads the body of the copy of an event.
+func (k kept) Body(ctx context.Context, shop, order, key string) ([]byte, error) {
+	ctx, cancel := jsCall(ctx)
+	defer cancel()
+	msg, err := k.stream.GetLastMsgForSubject(ctx, keptSubject(shop, order, key))
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, handlers.ErrNoCopy)
+	}
+	if err != nil {
+		return nil, handlers.Infrastructure(fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, err))
+	}
+	return msg.Data, nil
+}
+
 // keptFate says what becomes of a copy (handlers.Reconciler.KeptFates).
 type keptFate = func(ctx context.Context, shop, order, key string) (handlers.KeptFate, error)
 

@@ -66,3 +66,42 @@ func TestKeptCancelWhoseRetryReplyIsLostIsDeadLetteredOnce(t *testing.T) {
 			n, deadLettered, maxInbox, calls)
 	}
 }
+
+// TestLargeCancelKeptForRetryIsNotOvertaken: a real worker, an OK order, ATODENE failing. The
+// shop's cancel is over 64 KiB (a note of 70 KiB): the inbox took no message that large, so its
+// failure handed it back to JetStream, and the tracking number published after it was handled
+// (and, ATODENE back, reported: shipment.ok, billing started) before the cancel's redelivery. It
+// waits first in the inbox now, the inbox holding it without its body, which its copy in
+// ATODENE_KEPT holds: the tracking number waits behind it and is refused (shipment.ng), the order
+// cancelled first.
+func TestLargeCancelKeptForRetryIsNotOvertaken(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LG-1", "taro@example.jp"))
+	h.waitOutcomes("LG-1", "credit.ok", 20*time.Second)
+	h.setFaults(`{"error_rate": 1.0}`)
+	cancel := orderRef("shop-a", "LG-1")
+	cancel["note"] = strings.Repeat("x", 70<<10)
+	h.publish("order.cancelled", "shop-a", "ev-x", cancel)
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
+	wait.For(t, 20*time.Second, "the cancel kept in the inbox", func() bool {
+		n, _ := store.InboxLen(context.Background(), "shop-a", "LG-1")
+		return n == 1
+	})
+	h.publish("order.tracking_entered", "shop-a", "ev-t", tracking("shop-a", "LG-1", "yamato", "1234-5678-9012"))
+	h.waitSettled() // the tracking number acknowledged: queued behind the cancel
+	h.setFaults(`{}`)
+	wait.For(t, 30*time.Second, "the cancel applied", func() bool {
+		for _, o := range of(h.results(), "LG-1") {
+			if o.Env.Type == "credit.cancelled" {
+				return true
+			}
+		}
+		return false
+	})
+	h.waitOutcomes("LG-1", "credit.ok,credit.cancelled,shipment.ng", 20*time.Second) // the number refused: the order is cancelled
+	if n := len(h.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+}
