@@ -195,3 +195,52 @@ func TestConflictedRetryWithACopyQueuedLosesNothing(t *testing.T) {
 		t.Errorf("run again (%v): the event is neither held, recorded, kept nor handed back: lost", err)
 	}
 }
+
+// keepFailsAfter fails each Keep after the first n (JetStream refusing: ATODENE_KEPT full).
+type keepFailsAfter struct {
+	recordedKept
+	n, kept int
+}
+
+func (k *keepFailsAfter) Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error {
+	k.mu.Lock()
+	k.kept++
+	over := k.kept > k.n
+	k.mu.Unlock()
+	if over {
+		return handlers.Infrastructure(errors.New("nats: maximum bytes exceeded"))
+	}
+	return k.recordedKept.Keep(ctx, shop, order, p, why)
+}
+
+// TestHandedBackEventKeepsItsQueuedCopy: a cancel's message is delivered again while its first
+// try is at ATODENE, and the copy is queued (its message, the same one, acknowledged). The try
+// fails transiently and the cancel cannot be kept for its retry (ATODENE_KEPT refuses): its
+// delivery is handed back, which JetStream ignores for a message acknowledged since. The commit
+// removed the queued copy with it: the cancel was nowhere, neither applied nor dead-lettered. A
+// commit that hands its event back leaves its copies: the queued one is applied.
+func TestHandedBackEventKeepsItsQueuedCopy(t *testing.T) {
+	t.Parallel()
+	prov := &cancelCopiedMidTry{cancelFailsTimes: cancelFailsTimes{n: 1}}
+	kept := &keepFailsAfter{n: 1}
+	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	prov.during = func() {
+		c := x
+		c.Attempt = 2
+		if err := e.o.OrderCancelled(ctx, c); err != nil {
+			t.Errorf("the copy, during the try: %v; want queued", err)
+		}
+	}
+	err := e.o.OrderCancelled(ctx, x)
+	if err == nil || handlers.RetriedLater(err) {
+		t.Fatalf("cancel: %v; want handed back (its copy could not be kept)", err)
+	}
+	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	e.retryTimer(t, "o-1", time.Minute)
+	st, _ := e.store.Get(ctx, "shop-a", "o-1")
+	if inbox != 1 || st.Status != orderstate.StatusCancelled {
+		t.Errorf("inbox length %d after the hand-back, status %q after the inbox timer; want the queued copy kept and applied", inbox, st.Status)
+	}
+}

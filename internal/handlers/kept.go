@@ -27,13 +27,14 @@ type Kept interface {
 	Keep(ctx context.Context, shop, order string, p orderstate.Parked, why string) error
 	// Drop removes the copy of the event with this identity (events.EventKey), if there is one.
 	Drop(ctx context.Context, shop, order, key string) error
-	// Body returns the body of the copy of the event with this identity: an inbox entry of a
-	// message too large for the inbox holds none (orderstate.Parked.BodyKept). It returns an error
-	// wrapping ErrNoCopy when there is no copy, an Infrastructure one when it cannot tell.
-	Body(ctx context.Context, shop, order, key string) ([]byte, error)
+	// Body returns the body of p, an inbox entry of a message too large for the inbox, which holds
+	// none (orderstate.Parked.BodyKept): its copy's, or else the message's at p.Stream and p.Seq,
+	// whichever is p's (p.BodySum; the copy of an identity reused is another event's). It returns
+	// an error wrapping ErrNoCopy when neither is, an Infrastructure one when it cannot tell.
+	Body(ctx context.Context, shop, order string, p orderstate.Parked) ([]byte, error)
 }
 
-// ErrNoCopy means Kept holds no copy of the event.
+// ErrNoCopy means Kept holds no copy of the event (Body: nor its stream its message).
 var ErrNoCopy = errors.New("no kept copy of the event")
 
 // Why an event is copied.
@@ -41,7 +42,7 @@ const (
 	KeptParked     = "parked"      // parked in its order's state
 	KeptQueued     = "queued"      // queued in its order's inbox
 	KeptShipment   = "shipment"    // a tracking number kept in the state until the credit is OK
-	KeptGoingRound = "going-round" // none of these: its order's inbox is full, or the message too large for it
+	KeptGoingRound = "going-round" // none of these: its order's inbox is full
 )
 
 // keepCopy stores a copy of p unless no Kept is configured (the handlers' own tests).

@@ -16,21 +16,30 @@ import (
 	"github.com/atodene-worker/atodene-worker/internal/testenv"
 )
 
-// recordedKept records the copies kept: event key -> why, and their bodies.
+// recordedKept records the copies kept: event key -> why, and their bodies; and, as the stream the
+// events were consumed from holds them, every body kept by its sequence (until forgotten).
 type recordedKept struct {
-	mu     sync.Mutex
-	copies map[string]string
-	bodies map[string][]byte
+	mu       sync.Mutex
+	copies   map[string]string
+	bodies   map[string][]byte
+	messages map[uint64][]byte
 }
 
 func (k *recordedKept) Keep(_ context.Context, _, _ string, p orderstate.Parked, why string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.copies == nil {
-		k.copies, k.bodies = map[string]string{}, map[string][]byte{}
+		k.copies, k.bodies, k.messages = map[string]string{}, map[string][]byte{}, map[uint64][]byte{}
 	}
-	k.copies[p.Key], k.bodies[p.Key] = why, p.Body
+	k.copies[p.Key], k.bodies[p.Key], k.messages[p.Seq] = why, p.Body, p.Body
 	return nil
+}
+
+// forgetMessages empties the stream the events were consumed from (its retention passed).
+func (k *recordedKept) forgetMessages() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	clear(k.messages)
 }
 
 func (k *recordedKept) Drop(_ context.Context, _, _, key string) error {
@@ -41,14 +50,16 @@ func (k *recordedKept) Drop(_ context.Context, _, _, key string) error {
 	return nil
 }
 
-func (k *recordedKept) Body(_ context.Context, _, _, key string) ([]byte, error) {
+func (k *recordedKept) Body(_ context.Context, _, _ string, p orderstate.Parked) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	body, ok := k.bodies[key]
-	if !ok {
-		return nil, handlers.ErrNoCopy
+	if body, ok := k.bodies[p.Key]; ok && orderstate.BodySum(body) == p.BodySum {
+		return body, nil
 	}
-	return body, nil
+	if body, ok := k.messages[p.Seq]; ok && orderstate.BodySum(body) == p.BodySum {
+		return body, nil
+	}
+	return nil, handlers.ErrNoCopy
 }
 
 func (k *recordedKept) has(key string) (string, bool) {

@@ -377,36 +377,6 @@ func TestRepublishedWhileKeptHasOneFate(t *testing.T) {
 	}
 }
 
-// TestKeptCopyOfAConflictedRetryIsDropped: a cancel's try fails transiently, and meanwhile Redis
-// lost the order's state (a failover to a replica behind). The write that would keep the cancel
-// for its retry finds the state gone and writes nothing (ErrConflict): the message is handled
-// again. The copy kept for that write was left in Kept, to be published again by the reconciler
-// for an event Redis never held: handled once more. It is dropped.
-func TestKeptCopyOfAConflictedRetryIsDropped(t *testing.T) {
-	t.Parallel()
-	rdb, prefix := testenv.Redis(t)
-	store := orderstate.New(rdb, prefix, time.Hour)
-	t.Cleanup(store.Close)
-	prov := &cancelCopiedMidTry{cancelFailsTimes: cancelFailsTimes{n: 1}}
-	kept := &recordedKept{}
-	e, ctx := newEnvOn(t, store, prov, kept), context.Background()
-	e.okOrder(t)
-	x := parkableCancel("x-1", "o-1", 5)
-	prov.during = func() {
-		if err := rdb.Del(ctx, prefix+"order:{shop-a}:o-1").Err(); err != nil {
-			t.Errorf("losing the state: %v", err)
-		}
-	}
-	err := e.o.OrderCancelled(ctx, x)
-	if !errors.Is(err, orderstate.ErrConflict) {
-		t.Fatalf("cancel: %v; want the conflict of its commit", err)
-	}
-	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
-	if why, ok := kept.has(x.Key()); ok || inbox != 0 {
-		t.Errorf("inbox length %d, kept copy %q (%v); want neither: the message is handled again", inbox, why, ok)
-	}
-}
-
 // TestLargeEventKeptForRetryIsNotOvertaken: a cancel over 64 KiB (an importer padding its JSON, or
 // an order.updated of many lines) fails transiently at ATODENE. The inbox took no message that
 // large: it was handed back to JetStream, and a tracking number handled before its redelivery was
@@ -444,8 +414,9 @@ func TestLargeEventKeptForRetryIsNotOvertaken(t *testing.T) {
 }
 
 // TestLargeEventWhoseKeptCopyIsGoneIsDeadLettered: as above, but the kept copy holding the cancel's
-// body is gone when its retry comes (its stream deleted): it cannot be applied. It is
-// dead-lettered invalid, naming the message it was, and the inbox goes on.
+// body is gone when its retry comes (its stream deleted), and so is its message (ORDERS created
+// again): it cannot be applied. It is dead-lettered invalid, naming the message it was, and the
+// inbox goes on.
 func TestLargeEventWhoseKeptCopyIsGoneIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	prov := &cancelFailsTimes{n: 1}
@@ -458,6 +429,7 @@ func TestLargeEventWhoseKeptCopyIsGoneIsDeadLettered(t *testing.T) {
 		t.Fatalf("cancel: %v; want kept for its retry", err)
 	}
 	handled(t, kept.Drop(ctx, "shop-a", "o-1", x.Key()))
+	kept.forgetMessages()
 	e.retryTimer(t, "o-1", time.Minute)
 	n, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
 	if e.letterOf(5) != handlers.ReasonInvalid.String() || prov.calls["cancel"] != 1 || n != 0 {

@@ -163,7 +163,7 @@ func retryDelay(tries int) time.Duration {
 // lease takes the order's lease for d. An event that finds it held is queued in the order's inbox
 // (orderstate.ErrQueued) for the holder to apply, so that a burst of events for one order holds
 // one handler, not one per event. An event the inbox has no room for (full, or the message too
-// large) returns ErrLeaseHeld when wait is false; otherwise, as timers do (an order has a few),
+// large and no Kept to hold its body) returns ErrLeaseHeld when wait is false; otherwise, as timers do (an order has a few),
 // it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
 // lease expires).
 func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take orderstate.Take, wait bool) (*orderstate.Lease, error) {
@@ -300,7 +300,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	lease, err := o.lease(ctx, shop.ID, order, d.ev, take, !goRound)
 	if errors.Is(err, orderstate.ErrLeaseHeld) && goRound {
 		o.leaseHeld(LeaseWentRound)
-		o.Logger.Debug("an event for an order whose inbox is full (or too large for it) goes round through its copy",
+		o.Logger.Debug("an event for an order whose inbox is full goes round through its copy",
 			zap.String("shop", shop.ID), zap.String("order", order), zap.String("event_key", d.ev.Key()))
 		return o.keepCopy(ctx, shop.ID, order, o.parked(d.ev, "the order's lease", ""), KeptGoingRound)
 	}
@@ -505,20 +505,18 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	if applied == nil && r.keep != nil && c.err != nil && !permanent {
 		commit.Retry = o.keptForRetry(ctx, r, order, c.err)
 	}
+	// The message's own failure is dead-lettered by the consumer when permanent or on its last
+	// delivery; any other it hands back, its fate undecided.
+	lastTry := permanent || d.ev.Attempt >= o.MaxAttempts
+	commit.HandBack = applied == nil && c.err != nil && commit.Retry == nil && !lastTry
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
-		if commit.Retry != nil && errors.Is(err, orderstate.ErrConflict) {
-			// Nothing was written: the inbox does not hold the event, whose message is handled
-			// again. Its copy would be published again by the reconciler, as one Redis lost.
-			o.droppedFromInbox(ctx, r.shop.ID, order, commit.Retry.Key, cur)
-		}
 		return cur, nil, nil, err
 	}
-	if applied == nil && commit.Retry == nil && !commit.Done && d.ev.ID != "" {
+	if applied == nil && c.err != nil && commit.Retry == nil && lastTry && d.ev.ID != "" {
 		// The commit removed the inbox's copies of the event (queued during its try, or published
-		// again), which is dead-lettered or handed back: their copy in Kept goes with them, or the
-		// reconciler would publish it again, a second fate. (An inbox entry's is dropped by its
-		// applier.)
+		// again), which is dead-lettered: their copy in Kept goes with them, or the reconciler
+		// would publish it again, a second fate. (An inbox entry's is dropped by its applier.)
 		o.droppedFromInbox(ctx, r.shop.ID, order, d.ev.Key(), cur)
 	}
 	if last != nil {
@@ -566,15 +564,16 @@ func (o *Orders) keptForRetry(ctx context.Context, r *run, order string, cause e
 // sizes, and a large message waits for its turn, or its retry, in it as any other.
 func inInbox(p orderstate.Parked) orderstate.Parked {
 	if len(p.Body) > maxParkedBody {
-		p.Body, p.BodyKept = nil, true
+		p.Body, p.BodyKept, p.BodySum = nil, true, orderstate.BodySum(p.Body)
 	}
 	return p
 }
 
-// withKeptBody is the inbox entry p with its body, read from its copy in Kept when the inbox holds
-// none (BodyKept). A copy that is gone (ErrNoCopy: its stream was deleted or purged) makes an
-// entry that cannot be applied: it is dead-lettered invalid, without its body, its letter naming
-// the message it was (stream and sequence) for an operator to publish again.
+// withKeptBody is the inbox entry p with its body, read back when the inbox holds none (BodyKept):
+// from its copy in Kept, or from the message itself (Kept.Body). A body found in neither (ErrNoCopy:
+// the copy dropped or replaced under a reused id, and the message past its stream's retention)
+// makes an entry that cannot be applied: it is dead-lettered invalid, without its body, its letter
+// naming the message it was (stream and sequence).
 func (o *Orders) withKeptBody(ctx context.Context, shop, order string, p *orderstate.Parked) (*orderstate.Parked, error) {
 	if !p.BodyKept || p.Body != nil {
 		return p, nil
@@ -582,7 +581,7 @@ func (o *Orders) withKeptBody(ctx context.Context, shop, order string, p *orders
 	if o.Kept == nil {
 		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s of %s/%s is held in the kept copies, and none are configured", p.ID, shop, order))
 	}
-	body, err := o.Kept.Body(ctx, shop, order, p.Key)
+	body, err := o.Kept.Body(ctx, shop, order, *p)
 	if errors.Is(err, ErrNoCopy) {
 		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s (message %d of %s, over %d bytes) was held in its kept copy, which is gone: publish the message again: %w",
 			p.ID, p.Seq, p.Stream, maxParkedBody, err))

@@ -28,8 +28,8 @@ type run struct {
 	refusedLater func(ctx context.Context, r *run, st orderstate.State, cause error) change
 	// keep is the message being handled as an inbox entry, which a transient failure of its try
 	// puts first in the order's inbox for its retry (Orders.keptForRetry); nil for a timer, a message
-	// the inbox does not take (over 64 KiB), and a message on its last delivery, whose failure
-	// dead-letters it.
+	// the inbox does not take (over 64 KiB with no Kept to hold its body), and a message on its
+	// last delivery, whose failure dead-letters it.
 	keep *orderstate.Parked
 	// decided is the identity of the inbox entry whose decision the step has made, which the
 	// inbox holds until the step's commit: it no longer holds parked events back (firstQueued).

@@ -209,10 +209,14 @@ type Commit struct {
 	// Entries are appended to the order's history.
 	Entries []Entry
 	// Done records the event as processed: the lease's own event, or the inbox entry Applied.
-	// A commit that does not (the event failed, or is a copy of one recorded) removes the inbox's
-	// copies of the event, other than Retry: each would otherwise be tried again, after the
-	// event's dead letter too.
+	// A commit that does not (the event is dead-lettered, kept for its retry, or a copy of one
+	// recorded) removes the inbox's copies of the event, other than Retry: each would otherwise
+	// be tried again, after the event's dead letter too. Unless HandBack is set.
 	Done bool
+	// HandBack marks the commit of an event whose message is handed back to JetStream, its fate
+	// undecided: its copies in the inbox stay (one may be the message's own later delivery,
+	// acknowledged already, which a Nak of the earlier one does not bring back).
+	HandBack bool
 	// Applied is the inbox entry this commit ends (from Next), removed from the inbox with it.
 	Applied *Parked
 	// Retry, if not nil, is put first in the inbox, in place of Applied or in front of the others:
@@ -237,20 +241,16 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 		}
 		w.retry, w.retryAt = string(raw), c.Retry.RetryAt
 	}
-	if c.Done {
-		w.eventKey, w.digest = l.event, l.digest
-	}
-	if !c.Done {
-		w.ends.Key, w.ends.Digest = l.event, l.digest
-	}
+	key, digest := l.event, l.digest
 	if c.Applied != nil {
 		w.pop = c.Applied.raw
-		w.eventKey, w.digest = "", ""
-		w.ends.Key, w.ends.Digest = c.Applied.Key, c.Applied.Digest
-		if c.Done {
-			w.eventKey, w.digest = c.Applied.Key, c.Applied.Digest
-			w.ends.Key, w.ends.Digest = "", ""
-		}
+		key, digest = c.Applied.Key, c.Applied.Digest
+	}
+	switch {
+	case c.Done:
+		w.eventKey, w.digest = key, digest
+	case !c.HandBack:
+		w.ends.Key, w.ends.Digest = key, digest
 	}
 	return l.store.write(ctx, l.shop, l.order, c.State, w, now)
 }

@@ -14,6 +14,7 @@ package orderstate
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
@@ -320,8 +321,11 @@ type Parked struct {
 	ReplayCount      string `json:"replay_count,omitempty"`
 	Body             []byte `json:"body"` // byte for byte; it may hold personal data
 	// BodyKept, in an inbox entry, says that Body is not held here (the message is too large for
-	// the inbox) but in the event's copy in the worker's kept copies, read back to apply it.
+	// the inbox) but in the event's copy in the worker's kept copies, read back to apply it, and in
+	// the message itself (Stream, Seq). BodySum (BodySum) tells its body from another's: a copy is
+	// kept per identity, which an importer may reuse, and a stream created again numbers anew.
 	BodyKept bool      `json:"body_kept,omitempty"`
+	BodySum  string    `json:"body_sum,omitempty"`
 	Since    time.Time `json:"since"` // when it was parked
 	Waits    string    `json:"waits"` // what it waits for, in words
 	// Kind groups the parked events one order keeps one of: "tracking" and "cancel" (the latest in
@@ -343,6 +347,13 @@ type Parked struct {
 	Digest string `json:"digest,omitempty"`
 	// raw is the entry as the order's inbox holds it, when it came from there.
 	raw string
+}
+
+// BodySum is what identifies a body byte for byte (Parked.BodySum): in lower-case hex, the first
+// 16 bytes of its SHA-256.
+func BodySum(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
 }
 
 // decodeParked reads an inbox entry.

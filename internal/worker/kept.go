@@ -115,16 +115,44 @@ func (k kept) Drop(ctx context.Context, shop, order, key string) error {
 	return nil
 }
 
-// Body reads the body of the copy of an event.
-func (k kept) Body(ctx context.Context, shop, order, key string) ([]byte, error) {
+// Body reads the body of p, an inbox entry that holds none: its copy's, or, when the copy is gone
+// or another event's (an identity reused: its body's sum differs), the message's in the stream it
+// was consumed from, which holds it for -orders-retention.
+func (k kept) Body(ctx context.Context, shop, order string, p orderstate.Parked) ([]byte, error) {
 	ctx, cancel := jsCall(ctx)
 	defer cancel()
-	msg, err := k.stream.GetLastMsgForSubject(ctx, keptSubject(shop, order, key))
+	body, err := k.copyBody(ctx, shop, order, p)
+	if err != nil || body != nil {
+		return body, err
+	}
+	where := fmt.Sprintf("message %d of %s", p.Seq, p.Stream)
+	stream, err := k.js.Stream(ctx, p.Stream)
+	var msg *jetstream.RawStreamMsg
+	if err == nil {
+		msg, err = stream.GetMsg(ctx, p.Seq)
+	}
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("reading the body of event %s of %s/%s: no copy in %s, no %s: %w", p.Key, shop, order, KeptStream, where, handlers.ErrNoCopy)
+	case err != nil:
+		return nil, handlers.Infrastructure(fmt.Errorf("reading the body of event %s of %s/%s from %s: %w", p.Key, shop, order, where, err))
+	case orderstate.BodySum(msg.Data) != p.BodySum:
+		return nil, fmt.Errorf("reading the body of event %s of %s/%s: no copy in %s, and %s is another (its stream created again): %w", p.Key, shop, order, KeptStream, where, handlers.ErrNoCopy)
+	}
+	return msg.Data, nil
+}
+
+// copyBody is the body of p's copy, or nil when there is none or it is another event's.
+func (k kept) copyBody(ctx context.Context, shop, order string, p orderstate.Parked) ([]byte, error) {
+	msg, err := k.stream.GetLastMsgForSubject(ctx, keptSubject(shop, order, p.Key))
 	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, handlers.ErrNoCopy)
+		return nil, nil
 	}
 	if err != nil {
-		return nil, handlers.Infrastructure(fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", key, shop, order, KeptStream, err))
+		return nil, handlers.Infrastructure(fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", p.Key, shop, order, KeptStream, err))
+	}
+	if p.BodySum != "" && orderstate.BodySum(msg.Data) != p.BodySum {
+		return nil, nil
 	}
 	return msg.Data, nil
 }

@@ -105,3 +105,36 @@ func TestLargeCancelKeptForRetryIsNotOvertaken(t *testing.T) {
 		t.Errorf("%d dead letters", n)
 	}
 }
+
+// TestLargeCancelWhoseCopyIsGoneAppliesFromItsMessage: as above, but the cancel's copy in
+// ATODENE_KEPT is purged while it waits (an operator purging the stream): its body is read back
+// from its message in ORDERS, and the cancel applies at its retry.
+func TestLargeCancelWhoseCopyIsGoneAppliesFromItsMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, harnessOpts{})
+	h.publish("order.created", "shop-a", "ev-c", orderData("shop-a", "LG-2", "taro@example.jp"))
+	h.waitOutcomes("LG-2", "credit.ok", 20*time.Second)
+	h.setFaults(`{"error_rate": 1.0}`)
+	cancel := orderRef("shop-a", "LG-2")
+	cancel["note"] = strings.Repeat("x", 70<<10)
+	h.publish("order.cancelled", "shop-a", "ev-x", cancel)
+	store := orderstate.New(h.deps.Redis, h.deps.KeyPrefix, time.Hour)
+	t.Cleanup(store.Close)
+	wait.For(t, 20*time.Second, "the cancel kept in the inbox", func() bool {
+		n, _ := store.InboxLen(context.Background(), "shop-a", "LG-2")
+		return n == 1
+	})
+	ctx := context.Background()
+	stream, err := h.js.Stream(ctx, KeptStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.setFaults(`{}`)
+	h.waitOutcomes("LG-2", "credit.ok,credit.cancelled", 30*time.Second)
+	if n := len(h.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters", n)
+	}
+}
