@@ -244,3 +244,51 @@ func TestHandedBackEventKeepsItsQueuedCopy(t *testing.T) {
 		t.Errorf("inbox length %d after the hand-back, status %q after the inbox timer; want the queued copy kept and applied", inbox, st.Status)
 	}
 }
+
+// cancelFailsByInfrastructure fails the first cancel call as Redis or JetStream failing would,
+// after running during.
+type cancelFailsByInfrastructure struct {
+	sentProvider
+	during func()
+	once   sync.Once
+}
+
+func (p *cancelFailsByInfrastructure) Cancel(ctx context.Context, tx string) error {
+	p.count("cancel")
+	failed := false
+	p.once.Do(func() { p.during(); failed = true })
+	if failed {
+		return handlers.Infrastructure(errors.New("redis: connection refused"))
+	}
+	return nil
+}
+
+// TestInfrastructureFailureOnLastDeliveryKeepsItsQueuedCopy: a cancel on its last delivery (3 of
+// 3) is at ATODENE when the importer publishes it again, queued behind it with its copy in Kept;
+// the try fails as Redis failing would. The consumer runs
+// such a failure again in place rather than dead-letter it, so its fate is undecided: the queued
+// copy and its kept copy stay.
+func TestInfrastructureFailureOnLastDeliveryKeepsItsQueuedCopy(t *testing.T) {
+	t.Parallel()
+	prov := &cancelFailsByInfrastructure{}
+	kept := &recordedKept{}
+	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
+	e.o.MaxAttempts = 3
+	e.okOrder(t)
+	x := parkableCancel("x-1", "o-1", 5)
+	x.Attempt = 3
+	prov.during = func() {
+		if err := e.o.OrderCancelled(ctx, parkableCancel("x-1", "o-1", 9)); err != nil {
+			t.Errorf("the republished copy, during the try: %v; want queued", err)
+		}
+	}
+	err := e.o.OrderCancelled(ctx, x)
+	if !handlers.IsInfrastructure(err) {
+		t.Fatalf("cancel: %v; want a failure of the infrastructure (run again in place)", err)
+	}
+	inbox, _ := e.store.InboxLen(ctx, "shop-a", "o-1")
+	_, has := kept.has(x.Key())
+	if inbox != 1 || !has {
+		t.Errorf("inbox length %d, kept copy %v; want the queued copy and its kept copy left", inbox, has)
+	}
+}

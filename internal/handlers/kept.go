@@ -76,6 +76,27 @@ func (o *Orders) droppedFromInbox(ctx context.Context, shop, order, key string, 
 	}
 }
 
+// droppedUnlessHeld drops the copy of an event handled as its message unless Redis holds an event
+// under its identity (Store.HeldEvents: the inbox or the state): the message's own later delivery
+// queued while it was tried, or another event under a reused identity, whose copy it is now (one
+// is kept per identity). It reads the inbox: for the rare ends that need it.
+func (o *Orders) droppedUnlessHeld(ctx context.Context, shop, order, key string) {
+	if o.Kept == nil {
+		return
+	}
+	held, err := o.Store.HeldEvents(ctx, shop, order)
+	if err != nil {
+		o.Logger.Debug("reading what Redis holds of an order's events failed; the reconciler settles its copy", zap.Error(err))
+		return
+	}
+	if held.Keys[key] {
+		return
+	}
+	if err := o.dropCopy(ctx, shop, order, key); err != nil {
+		o.Logger.Warn("dropping the copy of an event failed; the reconciler settles it", zap.Error(err))
+	}
+}
+
 // droppedFromState drops the copies of the events before held and after, committed with its
 // outbox published, no longer holds (applied, or dead-lettered). The reconciler would drop them
 // too, but only after its grace: until then a loss of Redis's recent writes (a flush, a failover

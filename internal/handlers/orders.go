@@ -162,9 +162,9 @@ func retryDelay(tries int) time.Duration {
 
 // lease takes the order's lease for d. An event that finds it held is queued in the order's inbox
 // (orderstate.ErrQueued) for the holder to apply, so that a burst of events for one order holds
-// one handler, not one per event. An event the inbox has no room for (full, or the message too
-// large and no Kept to hold its body) returns ErrLeaseHeld when wait is false; otherwise, as timers do (an order has a few),
-// it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
+// one handler, not one per event. An event the inbox has no room for (full) returns
+// ErrLeaseHeld when wait is false; otherwise (a timer: an order has a few; or, with no Kept, a
+// message too large for the inbox) it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
 // lease expires).
 func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take orderstate.Take, wait bool) (*orderstate.Lease, error) {
 	if ev.ID != "" {
@@ -340,7 +340,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 	} else {
 		if st, next, own, err = o.step(ctx, r, order, lease, d, st, lease.Record, nil); err != nil {
 			if copied { // the message is retried in place: its copy is not wanted
-				o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
+				o.droppedUnlessHeld(ctx, shop.ID, order, queue.Key)
 			}
 			return err
 		}
@@ -348,8 +348,9 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 		kept := RetriedLater(own)
 		if copied && !kept {
 			// Handled as the message itself (the lease came free as the event was about to queue):
-			// its copy is not wanted, whether it was applied, is dead-lettered or is handed back.
-			o.droppedFromInbox(ctx, shop.ID, order, queue.Key, st)
+			// its copy is not wanted, whether it was applied, is dead-lettered or is handed back,
+			// unless the inbox holds the event's later delivery, queued meanwhile.
+			o.droppedUnlessHeld(ctx, shop.ID, order, queue.Key)
 		}
 		if own != nil && !permanent {
 			if kept || next == nil {
@@ -394,7 +395,7 @@ func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d deci
 // exhaustedAfter.) version is the order's state's, as the event's try left it.
 func (o *Orders) retryLater(ctx context.Context, r *run, order string, lease *orderstate.Lease, version int64, applied *orderstate.Parked, cause error) error {
 	p := inInbox(forRetry(*applied, cause, o.Now()))
-	if _, _, err := lease.Commit(ctx, orderstate.Commit{Version: version, Applied: applied, Retry: &p}, o.Now()); err != nil {
+	if _, _, err := lease.Commit(ctx, orderstate.Commit{Version: version, Applied: applied, Retry: &p, Ends: true}, o.Now()); err != nil {
 		return err
 	}
 	return o.Polls.Schedule(ctx, PollRequest{Shop: r.shop.ID, OrderID: order, Kind: TimerRetry}, p.RetryAt)
@@ -505,19 +506,21 @@ func (o *Orders) step(ctx context.Context, r *run, order string, lease *ordersta
 	if applied == nil && r.keep != nil && c.err != nil && !permanent {
 		commit.Retry = o.keptForRetry(ctx, r, order, c.err)
 	}
-	// The message's own failure is dead-lettered by the consumer when permanent or on its last
-	// delivery; any other it hands back, its fate undecided.
-	lastTry := permanent || d.ev.Attempt >= o.MaxAttempts
-	commit.HandBack = applied == nil && c.err != nil && commit.Retry == nil && !lastTry
+	// The event ends unrecorded when it is dead-lettered (an inbox entry's here; the message's by
+	// the consumer: a permanent failure, or one on its last delivery that is not Redis's or
+	// JetStream's, which the consumer retries in place) or kept for its retry. The message's other
+	// failures are handed back or retried in place, their fate undecided.
+	dead := permanent || (applied == nil && d.ev.Attempt >= o.MaxAttempts && !IsInfrastructure(c.err))
+	commit.Ends = c.err != nil && (dead || commit.Retry != nil)
 	written, next, err := lease.Commit(ctx, commit, o.Now())
 	if err != nil {
 		return cur, nil, nil, err
 	}
-	if applied == nil && c.err != nil && commit.Retry == nil && lastTry && d.ev.ID != "" {
+	if applied == nil && c.err != nil && dead && d.ev.ID != "" {
 		// The commit removed the inbox's copies of the event (queued during its try, or published
 		// again), which is dead-lettered: their copy in Kept goes with them, or the reconciler
 		// would publish it again, a second fate. (An inbox entry's is dropped by its applier.)
-		o.droppedFromInbox(ctx, r.shop.ID, order, d.ev.Key(), cur)
+		o.droppedUnlessHeld(ctx, r.shop.ID, order, d.ev.Key())
 	}
 	if last != nil {
 		o.droppedFromState(ctx, r.shop.ID, order, cur, written)
@@ -583,7 +586,7 @@ func (o *Orders) withKeptBody(ctx context.Context, shop, order string, p *orders
 	}
 	body, err := o.Kept.Body(ctx, shop, order, *p)
 	if errors.Is(err, ErrNoCopy) {
-		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s (message %d of %s, over %d bytes) was held in its kept copy, which is gone: publish the message again: %w",
+		return p, Permanent(ReasonInvalid, fmt.Errorf("the body of event %s (message %d of %s, over %d bytes) is neither in its kept copy nor in its stream: publish the message again: %w",
 			p.ID, p.Seq, p.Stream, maxParkedBody, err))
 	}
 	if err != nil {
@@ -607,7 +610,10 @@ func (o *Orders) applyInbox(ctx context.Context, r *run, order string, lease *or
 	// An entry queued by a worker from before digests has none: a record of its identity is taken
 	// for its own, as before digests, and its own record is written without one.
 	rec := orderstate.Recorded(record, p.Digest)
-	p, derr := o.withKeptBody(ctx, r.shop.ID, order, p)
+	var derr error
+	if rec != orderstate.RecordedSame { // a duplicate's body is not read: it changes nothing
+		p, derr = o.withKeptBody(ctx, r.shop.ID, order, p)
+	}
 	if _, permanent := DeadLetterReason(derr); derr != nil && !permanent {
 		return st, nil, false, derr // NATS failed: the entry stays first, and a timer tries again
 	}

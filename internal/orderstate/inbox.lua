@@ -27,9 +27,9 @@ end
 
 -- drop_copies removes the inbox's copies of the event after its first entry (from its second if
 -- from is 1, from its first if 0): the write that calls it ends the event they copy without
--- recording it (dead-lettered, kept first for its retry, or a copy of one recorded), and each copy
--- would otherwise be tried again, after a dead letter too. (An event applied leaves its copies:
--- its record makes each a duplicate.)
+-- recording it (dead-lettered, or kept first for its retry), and each copy would otherwise be tried
+-- again, after a dead letter too. (An event applied leaves its copies: its record makes each a
+-- duplicate.)
 local function drop_copies(inbox, from, key, digest)
   if key == '' or digest == '' then
     return

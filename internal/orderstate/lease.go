@@ -209,14 +209,14 @@ type Commit struct {
 	// Entries are appended to the order's history.
 	Entries []Entry
 	// Done records the event as processed: the lease's own event, or the inbox entry Applied.
-	// A commit that does not (the event is dead-lettered, kept for its retry, or a copy of one
-	// recorded) removes the inbox's copies of the event, other than Retry: each would otherwise
-	// be tried again, after the event's dead letter too. Unless HandBack is set.
 	Done bool
-	// HandBack marks the commit of an event whose message is handed back to JetStream, its fate
-	// undecided: its copies in the inbox stay (one may be the message's own later delivery,
-	// acknowledged already, which a Nak of the earlier one does not bring back).
-	HandBack bool
+	// Ends, without Done, says the event ends unrecorded (dead-lettered, or kept for its retry as
+	// Retry): the inbox's other copies of it are removed, or each would be tried again, after the
+	// event's dead letter too. Not for an event whose message is handed back, its fate undecided:
+	// a copy may be the message's own later delivery, acknowledged already, which a Nak of the
+	// earlier one does not bring back. (A copy of an event recorded is left: its record makes it a
+	// duplicate.)
+	Ends bool
 	// Applied is the inbox entry this commit ends (from Next), removed from the inbox with it.
 	Applied *Parked
 	// Retry, if not nil, is put first in the inbox, in place of Applied or in front of the others:
@@ -249,7 +249,7 @@ func (l *Lease) Commit(ctx context.Context, c Commit, now time.Time) (State, *Pa
 	switch {
 	case c.Done:
 		w.eventKey, w.digest = key, digest
-	case !c.HandBack:
+	case c.Ends:
 		w.ends.Key, w.ends.Digest = key, digest
 	}
 	return l.store.write(ctx, l.shop, l.order, c.State, w, now)

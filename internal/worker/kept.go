@@ -126,6 +126,9 @@ func (k kept) Body(ctx context.Context, shop, order string, p orderstate.Parked)
 		return body, err
 	}
 	where := fmt.Sprintf("message %d of %s", p.Seq, p.Stream)
+	if p.Stream == "" || p.Seq == 0 {
+		return nil, fmt.Errorf("reading the body of event %s of %s/%s: no copy in %s, and no message named: %w", p.Key, shop, order, KeptStream, handlers.ErrNoCopy)
+	}
 	stream, err := k.js.Stream(ctx, p.Stream)
 	var msg *jetstream.RawStreamMsg
 	if err == nil {
