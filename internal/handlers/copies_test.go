@@ -17,26 +17,26 @@ import (
 // (docs/architecture.md#order-state-in-redis): their copies in Kept go with them, and no other
 // event is taken for a copy.
 
-// cancelPermanentMidTry runs during once, inside the first cancel call, and fails that call
-// permanently (ATODENE rejecting the request); later calls succeed.
-type cancelPermanentMidTry struct {
+// cancelFailsOnceWith runs during once, inside the first cancel call, and fails that call with err
+// (a permanent failure by default: ATODENE rejecting the request); later calls succeed.
+type cancelFailsOnceWith struct {
 	sentProvider
 	during func()
+	err    error
 	once   sync.Once
-	tries  int
-	mu2    sync.Mutex
 }
 
-func (p *cancelPermanentMidTry) Cancel(ctx context.Context, tx string) error {
+func (p *cancelFailsOnceWith) Cancel(ctx context.Context, tx string) error {
 	p.count("cancel")
-	p.once.Do(p.during)
-	p.mu2.Lock()
-	defer p.mu2.Unlock()
-	p.tries++
-	if p.tries == 1 {
-		return handlers.Permanent(handlers.ReasonInvalid, errors.New("modifytransaction.do: rejected"))
+	first := false
+	p.once.Do(func() { p.during(); first = true })
+	switch {
+	case !first:
+		return nil
+	case p.err != nil:
+		return p.err
 	}
-	return nil
+	return handlers.Permanent(handlers.ReasonInvalid, errors.New("modifytransaction.do: rejected"))
 }
 
 // TestCopyDroppedWithItsDeadLetteredEventLeavesNoKeptCopy: a cancel's message is delivered again
@@ -48,7 +48,7 @@ func (p *cancelPermanentMidTry) Cancel(ctx context.Context, tx string) error {
 // dead-lettered). The Kept copy goes with the inbox copy: one fate.
 func TestCopyDroppedWithItsDeadLetteredEventLeavesNoKeptCopy(t *testing.T) {
 	t.Parallel()
-	prov := &cancelPermanentMidTry{}
+	prov := &cancelFailsOnceWith{}
 	kept := &recordedKept{}
 	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
 	e.okOrder(t)
@@ -245,24 +245,6 @@ func TestHandedBackEventKeepsItsQueuedCopy(t *testing.T) {
 	}
 }
 
-// cancelFailsByInfrastructure fails the first cancel call as Redis or JetStream failing would,
-// after running during.
-type cancelFailsByInfrastructure struct {
-	sentProvider
-	during func()
-	once   sync.Once
-}
-
-func (p *cancelFailsByInfrastructure) Cancel(ctx context.Context, tx string) error {
-	p.count("cancel")
-	failed := false
-	p.once.Do(func() { p.during(); failed = true })
-	if failed {
-		return handlers.Infrastructure(errors.New("redis: connection refused"))
-	}
-	return nil
-}
-
 // TestInfrastructureFailureOnLastDeliveryKeepsItsQueuedCopy: a cancel on its last delivery (3 of
 // 3) is at ATODENE when the importer publishes it again, queued behind it with its copy in Kept;
 // the try fails as Redis failing would. The consumer runs
@@ -270,7 +252,7 @@ func (p *cancelFailsByInfrastructure) Cancel(ctx context.Context, tx string) err
 // copy and its kept copy stay.
 func TestInfrastructureFailureOnLastDeliveryKeepsItsQueuedCopy(t *testing.T) {
 	t.Parallel()
-	prov := &cancelFailsByInfrastructure{}
+	prov := &cancelFailsOnceWith{err: handlers.Infrastructure(errors.New("redis: connection refused"))}
 	kept := &recordedKept{}
 	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
 	e.o.MaxAttempts = 3

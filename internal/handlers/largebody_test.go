@@ -110,7 +110,7 @@ func TestLargeReusedIDBehindAKeptCancelIsDeadLetteredWithItsBody(t *testing.T) {
 // event of its own: reported (shipment call) — or at least dead-lettered with its body.
 func TestLargeReusedIDKeepsItsBodyWhenTheEventBeforeItFails(t *testing.T) {
 	t.Parallel()
-	prov := &cancelPermanentMidTry{}
+	prov := &cancelFailsOnceWith{}
 	kept := &recordedKept{}
 	e, ctx := newEnvOn(t, newStore(t), prov, kept), context.Background()
 	e.okOrder(t)

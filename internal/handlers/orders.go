@@ -164,8 +164,8 @@ func retryDelay(tries int) time.Duration {
 // (orderstate.ErrQueued) for the holder to apply, so that a burst of events for one order holds
 // one handler, not one per event. An event the inbox has no room for (full) returns
 // ErrLeaseHeld when wait is false; otherwise (a timer: an order has a few; or, with no Kept, a
-// message too large for the inbox) it waits for the lease (20 ms doubling to 1 s, at most the lease's lifetime: a crashed holder's
-// lease expires).
+// message too large for the inbox) it waits for the lease (20 ms doubling to 1 s, at most the
+// lease's lifetime: a crashed holder's lease expires).
 func (o *Orders) lease(ctx context.Context, shop, order string, ev Meta, take orderstate.Take, wait bool) (*orderstate.Lease, error) {
 	if ev.ID != "" {
 		take.EventKey, take.EventDigest = ev.Key(), ev.digest(order)
@@ -272,7 +272,7 @@ func repeated(did string) change { return change{did: did, repeat: true} }
 // and releases the lease: a new order registered with ATODENE costs three Redis round trips
 // (lease with the intent, answer with its outbox and history entry, commit).
 func (o *Orders) withOrder(ctx context.Context, shop *Shop, order string, d decision) error {
-	var queue *orderstate.Parked // the event as an inbox entry (inInbox holds it); nil for a timer, or a message too large without Kept
+	var queue *orderstate.Parked // the event as an inbox entry, body and all (inInbox); nil for a timer, or a large message without Kept
 	if d.ev.ID != "" && d.ev.Subject != "" && (len(d.ev.Body) <= maxParkedBody || o.Kept != nil) {
 		q := o.parked(d.ev, "the order's lease", "")
 		q.Digest = d.ev.digest(order)    // recorded when the holder applies it

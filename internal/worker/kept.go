@@ -154,7 +154,7 @@ func (k kept) copyBody(ctx context.Context, shop, order string, p orderstate.Par
 	if err != nil {
 		return nil, handlers.Infrastructure(fmt.Errorf("reading the copy of event %s of %s/%s from %s: %w", p.Key, shop, order, KeptStream, err))
 	}
-	if p.BodySum != "" && orderstate.BodySum(msg.Data) != p.BodySum {
+	if orderstate.BodySum(msg.Data) != p.BodySum {
 		return nil, nil
 	}
 	return msg.Data, nil
